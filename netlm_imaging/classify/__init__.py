@@ -1,0 +1,1 @@
+"""Clinical rules: thresholds in a versioned data file, rationale strings for every decision."""

@@ -1,0 +1,1 @@
+"""Pure measurement functions on Volumes and masks."""

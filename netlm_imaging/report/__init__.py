@@ -1,0 +1,1 @@
+"""Report model and writers (JSON, CSV, HTML, DICOM SR)."""

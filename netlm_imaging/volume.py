@@ -1,0 +1,266 @@
+"""The one geometry object: :class:`Volume`.
+
+Convention
+----------
+A ``Volume`` holds a 3-D numpy array indexed ``array[i, j, k]`` and a 4x4
+affine mapping the voxel index ``(i, j, k, 1)`` to **DICOM patient
+coordinates (LPS, millimetres)**, the convention highdicom uses. NIfTI (RAS)
+is converted at the loader boundary (``netlm_imaging.io``) and nowhere else.
+
+Spacing and voxel volume are derived from the affine only, never from header
+fields such as NIfTI pixdim or DICOM SliceThickness.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import GeometryError, ResourceLimitError
+
+__all__ = [
+    "DEFAULT_MAX_VOXELS",
+    "DIRECTION_TOLERANCE",
+    "ORIGIN_TOLERANCE_MM",
+    "SPACING_TOLERANCE_MM",
+    "Volume",
+    "check_voxel_budget",
+    "lps_to_ras",
+    "ras_to_lps",
+]
+
+#: Grids whose origins differ by less than this are the same grid (mm).
+ORIGIN_TOLERANCE_MM = 1e-3 * 10  # 0.01 mm
+#: Grids whose spacings differ by less than this are the same grid (mm).
+SPACING_TOLERANCE_MM = 1e-3
+#: Direction cosines that differ by less than this are the same direction.
+DIRECTION_TOLERANCE = 1e-4
+#: Orthogonality tolerance of the direction cosines when building a Volume.
+ORTHOGONALITY_TOLERANCE = 1e-3
+#: Default limit on voxels a single array may declare (about 2 GB as float32).
+DEFAULT_MAX_VOXELS = 512 * 512 * 2000
+
+_RAS_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+def ras_to_lps(affine_ras: np.ndarray) -> np.ndarray:
+    """Convert an index->RAS affine to index->LPS.
+
+    Parameters
+    ----------
+    affine_ras : numpy.ndarray
+        4x4 affine to RAS+ (NIfTI world) coordinates.
+
+    Returns
+    -------
+    numpy.ndarray
+        4x4 affine to LPS coordinates.
+    """
+    return _RAS_LPS @ np.asarray(affine_ras, dtype=np.float64)
+
+
+def lps_to_ras(affine_lps: np.ndarray) -> np.ndarray:
+    """Convert an index->LPS affine to index->RAS (the inverse of :func:`ras_to_lps`)."""
+    return _RAS_LPS @ np.asarray(affine_lps, dtype=np.float64)
+
+
+def check_voxel_budget(shape: tuple[int, ...], max_voxels: int | None, source: str) -> None:
+    """Refuse declared array sizes above the voxel budget before allocating.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Declared shape.
+    max_voxels : int or None
+        Limit; ``None`` uses :data:`DEFAULT_MAX_VOXELS`.
+    source : str
+        File named in the error message.
+
+    Raises
+    ------
+    ResourceLimitError
+        If the product of ``shape`` exceeds the limit or a dimension is negative.
+    """
+    limit = DEFAULT_MAX_VOXELS if max_voxels is None else int(max_voxels)
+    if any(int(s) < 0 for s in shape):
+        raise ResourceLimitError(f"{source}: declared dimensions {tuple(shape)} are negative; the header is corrupt.")
+    n = 1
+    for s in shape:
+        n *= int(s)
+    if n > limit:
+        raise ResourceLimitError(
+            f"{source}: declares {n:,} voxels {tuple(int(s) for s in shape)}, above the limit of {limit:,}; "
+            "check the file or raise --max-voxels."
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class Volume:
+    """An immutable 3-D array on a patient grid.
+
+    Parameters
+    ----------
+    array : numpy.ndarray
+        3-D array indexed ``[i, j, k]``. It is made read-only.
+    affine : numpy.ndarray
+        4x4 matrix, voxel index -> patient LPS (mm). Must be finite, have last
+        row ``[0, 0, 0, 1]`` and orthogonal, non-degenerate columns.
+    frame_of_reference_uid : str or None
+        DICOM FrameOfReferenceUID when known.
+    source : str
+        File or series the data came from (used in messages).
+    meta : dict
+        Loader-specific facts (modality, series UID, ...). Never patient identity.
+
+    Raises
+    ------
+    GeometryError
+        If the array is not 3-D or the affine is invalid.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> aff = np.diag([0.5, 0.5, 2.0, 1.0])
+    >>> v = Volume(np.zeros((4, 4, 2)), aff)
+    >>> [float(s) for s in v.spacing], float(v.voxel_volume_mm3)
+    ([0.5, 0.5, 2.0], 0.5)
+    """
+
+    array: np.ndarray
+    affine: np.ndarray
+    frame_of_reference_uid: str | None = None
+    source: str = "<array>"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        arr = np.asarray(self.array)
+        if arr.ndim != 3:
+            raise GeometryError(f"{self.source}: expected a 3-D image, got {arr.ndim}-D shape {arr.shape}.")
+        if min(arr.shape) < 1:
+            raise GeometryError(f"{self.source}: image has an empty dimension {arr.shape}.")
+        aff = np.array(self.affine, dtype=np.float64, copy=True)
+        self._check_affine(aff)
+        if arr.flags.writeable:
+            arr = arr.view()
+            arr.flags.writeable = False
+        aff.flags.writeable = False
+        object.__setattr__(self, "array", arr)
+        object.__setattr__(self, "affine", aff)
+
+    def _check_affine(self, aff: np.ndarray) -> None:
+        if aff.shape != (4, 4):
+            raise GeometryError(f"{self.source}: affine must be 4x4, got {aff.shape}.")
+        if not np.all(np.isfinite(aff)):
+            raise GeometryError(f"{self.source}: affine contains NaN or inf; the header geometry is corrupt.")
+        if not np.allclose(aff[3], [0, 0, 0, 1]):
+            raise GeometryError(f"{self.source}: affine last row must be [0, 0, 0, 1], got {aff[3].tolist()}.")
+        cols = aff[:3, :3]
+        norms = np.linalg.norm(cols, axis=0)
+        if np.any(norms < 1e-6):
+            raise GeometryError(
+                f"{self.source}: affine is singular (a voxel spacing is zero); fix the header's spacing/direction."
+            )
+        unit = cols / norms
+        gram = unit.T @ unit
+        if not np.allclose(gram, np.eye(3), atol=ORTHOGONALITY_TOLERANCE):
+            raise GeometryError(
+                f"{self.source}: affine axes are not orthogonal (sheared grid, e.g. gantry tilt); "
+                "resample the image onto an orthogonal grid first."
+            )
+
+    # ------------------------------------------------------------------ geometry
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Array shape ``(ni, nj, nk)``."""
+        s = self.array.shape
+        return (int(s[0]), int(s[1]), int(s[2]))
+
+    @property
+    def spacing(self) -> np.ndarray:
+        """Voxel spacing (mm) along i, j, k, from the affine's column norms."""
+        return np.linalg.norm(self.affine[:3, :3], axis=0)
+
+    @property
+    def direction(self) -> np.ndarray:
+        """3x3 matrix of unit direction cosines (columns: i, j, k) in LPS."""
+        return self.affine[:3, :3] / self.spacing
+
+    @property
+    def origin(self) -> np.ndarray:
+        """LPS position (mm) of the centre of voxel (0, 0, 0)."""
+        return self.affine[:3, 3].copy()
+
+    @property
+    def voxel_volume_mm3(self) -> float:
+        """Volume of one voxel in mm^3 (absolute determinant of the affine)."""
+        return float(abs(np.linalg.det(self.affine[:3, :3])))
+
+    @property
+    def voxel_volume_ml(self) -> float:
+        """Volume of one voxel in mL."""
+        return self.voxel_volume_mm3 / 1000.0
+
+    @property
+    def slice_axis(self) -> int:
+        """Array axis most aligned with the patient superior-inferior (S) axis."""
+        return int(np.argmax(np.abs(self.direction[2, :])))
+
+    def index_to_lps(self, ijk: np.ndarray) -> np.ndarray:
+        """Map voxel indices (N x 3) to LPS positions (N x 3, mm)."""
+        ijk = np.atleast_2d(np.asarray(ijk, dtype=np.float64))
+        return ijk @ self.affine[:3, :3].T + self.affine[:3, 3]
+
+    def lps_to_index(self, xyz: np.ndarray) -> np.ndarray:
+        """Map LPS positions (N x 3, mm) to continuous voxel indices (N x 3)."""
+        xyz = np.atleast_2d(np.asarray(xyz, dtype=np.float64))
+        inv = np.linalg.inv(self.affine)
+        return xyz @ inv[:3, :3].T + inv[:3, 3]
+
+    def same_grid(
+        self,
+        other: Volume,
+        *,
+        origin_tol_mm: float = ORIGIN_TOLERANCE_MM,
+        spacing_tol_mm: float = SPACING_TOLERANCE_MM,
+        direction_tol: float = DIRECTION_TOLERANCE,
+    ) -> bool:
+        """Whether ``other`` lies on this grid within the named tolerances.
+
+        Compares shape, origin, spacing, direction and (when both are known)
+        FrameOfReferenceUID.
+        """
+        if self.shape != other.shape:
+            return False
+        if (
+            self.frame_of_reference_uid
+            and other.frame_of_reference_uid
+            and self.frame_of_reference_uid != other.frame_of_reference_uid
+        ):
+            return False
+        if np.max(np.abs(self.origin - other.origin)) > origin_tol_mm:
+            return False
+        if np.max(np.abs(self.spacing - other.spacing)) > spacing_tol_mm:
+            return False
+        return bool(np.max(np.abs(self.direction - other.direction)) <= direction_tol)
+
+    def with_array(self, array: np.ndarray, **changes: Any) -> Volume:
+        """Return a new Volume on the same grid with another array."""
+        arr = np.asarray(array)
+        if arr.shape != self.shape:
+            raise GeometryError(f"{self.source}: new array shape {arr.shape} differs from grid {self.shape}.")
+        kw: dict[str, Any] = {
+            "frame_of_reference_uid": self.frame_of_reference_uid,
+            "source": self.source,
+            "meta": dict(self.meta),
+        }
+        kw.update(changes)
+        return Volume(arr, self.affine, **kw)
+
+    def geometry_summary(self) -> dict[str, Any]:
+        """Shape and spacing for the report's ``study.grid`` block."""
+        return {
+            "shape": list(self.shape),
+            "spacing_mm": [round(float(s), 6) for s in self.spacing],
+        }

@@ -1,0 +1,44 @@
+"""Shared fixtures: where the read-only real data lives, and phantom helpers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("NETLM_SHARED", ROOT.parent / "shared"))
+SHARED_DATA = SHARED / "data"
+
+
+def shared_path(*parts: str) -> Path:
+    """Path under ../shared/data; skip when absent outside CI, fail in CI.
+
+    The real files are cited in ../shared/data/MANIFEST.md with their licenses.
+    """
+    p = SHARED_DATA.joinpath(*parts)
+    if not p.exists():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true but the shared data file {p} is missing")
+        pytest.skip(f"shared data not present: {p}")
+    return p
+
+
+@pytest.fixture
+def shared():
+    """Function returning paths under ../shared/data (skip/fail as documented)."""
+    return shared_path
+
+
+def oblique_affine(spacing=(0.8, 0.9, 2.5), angles_deg=(10.0, -7.0, 20.0), origin=(-120.5, 33.2, 410.0)) -> np.ndarray:
+    """An index->LPS affine with anisotropic spacing and a rotation (never identity)."""
+    ax, ay, az = np.deg2rad(angles_deg)
+    rx = np.array([[1, 0, 0], [0, np.cos(ax), -np.sin(ax)], [0, np.sin(ax), np.cos(ax)]])
+    ry = np.array([[np.cos(ay), 0, np.sin(ay)], [0, 1, 0], [-np.sin(ay), 0, np.cos(ay)]])
+    rz = np.array([[np.cos(az), -np.sin(az), 0], [np.sin(az), np.cos(az), 0], [0, 0, 1]])
+    a = np.eye(4)
+    a[:3, :3] = (rz @ ry @ rx) @ np.diag(spacing)
+    a[:3, 3] = origin
+    return a
