@@ -1,0 +1,120 @@
+"""Command-line entry point ``netlm``: a thin layer over the Python API.
+
+Each sub-command lives in ``netlm_imaging/commands/<name>.py`` and exposes
+``add_arguments(parser)`` and ``run(args) -> int``. Command modules import
+nothing heavy at module level, so ``netlm --help`` stays fast.
+
+Exit codes: 0 success; 1 discrepancies found (``check``); 2 usage error;
+3 input error; 4 partial success (``batch``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .errors import NetlmError
+
+__all__ = ["COMMANDS", "main"]
+
+#: sub-command -> (module under netlm_imaging.commands, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "analyze": ("analyze", "measure one study (folder, or --image/--seg) and write report.json"),
+    "batch": ("batch", "analyse every study of a cohort, resumable, local or Dask"),
+    "check": ("check", "recompute reported burdens (CSV or DICOM SR) and list discrepancies"),
+    "compare-seg": ("compare_seg", "compare two segmentations of one study (Dice, HD95, detection)"),
+    "compare": ("compare", "follow-up vs baseline: volume change, RECIST 1.1, new/disappeared lesions"),
+    "pacs": ("pacs", "retrieve a study over DICOMweb, analyse it, store SR/SEG back"),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose errors raise instead of exiting (exit code 2 via main)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        from .errors import UsageError
+
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _get_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="netlm",
+        description="Hepatic tumour burden of neuroendocrine tumour liver metastases (NETLM).",
+    )
+    parser.add_argument("--version", action="version", version=f"netlm-imaging {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, (module, help_text) in COMMANDS.items():
+        try:
+            mod = importlib.import_module(f".commands.{module}", __package__)
+        except ModuleNotFoundError as exc:  # a command not built into this version
+            if exc.name and exc.name.endswith(f"commands.{module}"):
+                continue
+            raise
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        mod.add_arguments(p)
+        p.set_defaults(_module=mod)
+    return parser
+
+
+def _configure_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="netlm: %(levelname)s: %(message)s", stream=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return the exit code.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Arguments without the program name; ``None`` reads ``sys.argv``.
+
+    Returns
+    -------
+    int
+        The process exit code.
+    """
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    try:
+        parser = _get_parser()
+        if not args_list:
+            parser.print_help(sys.stderr)
+            return 2
+        args = parser.parse_args(args_list)
+    except NetlmError as exc:
+        print(f"netlm: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except SystemExit as exc:  # --help / --version
+        return int(exc.code or 0)
+    if not getattr(args, "command", None):
+        parser.print_help(sys.stderr)
+        return 2
+    _configure_logging(args.verbose)
+    try:
+        return int(args._module.run(args))
+    except NetlmError as exc:
+        print(f"netlm: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("netlm: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("netlm: error: out of memory; lower --max-voxels or use a smaller study", file=sys.stderr)
+        return 3
+    except Exception as exc:  # last resort: never a traceback, but say it is a bug
+        logging.getLogger("netlm_imaging").debug("internal error", exc_info=True)
+        print(
+            f"netlm: internal error: {type(exc).__name__}: {exc} (a bug in netlm-imaging; rerun with -vv and report it)",
+            file=sys.stderr,
+        )
+        return 70
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

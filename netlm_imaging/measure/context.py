@@ -1,0 +1,100 @@
+"""Data passed between measurement stages.
+
+:class:`Lesion` is one lesion instance's measurements (the report's
+``lesions[]`` items). :class:`MeasurementContext` is everything measured on
+the image grid that later stages (segments, remnant, PET, classification) use.
+All arrays are on the image grid of ``ctx.image``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..volume import Volume
+
+__all__ = ["Lesion", "MeasurementContext"]
+
+
+@dataclass
+class Lesion:
+    """One lesion instance.
+
+    Attributes mirror ``report.schema.json`` ``lesions[]``; units are in names.
+    ``id`` equals the value of this lesion in ``MeasurementContext.lesion_labels``.
+    """
+
+    id: int
+    location: str  # "intrahepatic" | "extrahepatic"
+    volume_ml: float
+    voxel_count: int
+    centroid_lps_mm: list[float]
+    longest_axial_diameter_mm: float
+    short_axis_diameter_mm: float | None
+    max_3d_diameter_mm: float
+    recist_measurable: bool | None
+    touches_image_border: bool
+    mean_intensity: float | None
+    label: str | None = None
+    couinaud_segment: int | None = None
+    suv_max: float | None = None
+    suv_mean: float | None = None
+    suv_peak: float | None = None
+    krenning_score: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Report item (``extra`` keys merged in, additive to the schema)."""
+        d = asdict(self)
+        extra = d.pop("extra")
+        d.update(extra)
+        return d
+
+
+@dataclass
+class MeasurementContext:
+    """What the core measured, on the image grid.
+
+    Attributes
+    ----------
+    image : Volume
+        The measured image (HU on CT, SUV or Bq/mL on PET, MR signal).
+    liver : numpy.ndarray or None
+        Boolean total-liver mask (liver mask UNION intrahepatic lesions).
+    lesion_labels : numpy.ndarray
+        int32 instance map: 0 background, ``lesion.id`` for each lesion.
+    lesions : list of Lesion
+        Intra- and extrahepatic lesions.
+    segment_labels : numpy.ndarray or None
+        uint8 Couinaud map (0 none, 1..8) restricted to nothing; as given.
+    spleen : numpy.ndarray or None
+        Boolean spleen mask.
+    liver_volume_ml, intrahepatic_tumor_ml, extrahepatic_tumor_ml : float or None
+        Totals (liver volume None when there is no liver mask).
+    header : dict
+        Non-identifying header facts (e.g. ``patient_weight_kg``,
+        ``patient_height_m`` when the user allowed them, ``modality``).
+    """
+
+    image: Volume
+    liver: np.ndarray | None
+    lesion_labels: np.ndarray
+    lesions: list[Lesion]
+    segment_labels: np.ndarray | None = None
+    spleen: np.ndarray | None = None
+    liver_volume_ml: float | None = None
+    intrahepatic_tumor_ml: float = 0.0
+    extrahepatic_tumor_ml: float = 0.0
+    header: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def voxel_volume_ml(self) -> float:
+        """Volume of one image voxel (mL)."""
+        return self.image.voxel_volume_ml
+
+    @property
+    def intrahepatic_lesions(self) -> list[Lesion]:
+        """Lesions whose location is intrahepatic."""
+        return [les for les in self.lesions if les.location == "intrahepatic"]
