@@ -1,0 +1,604 @@
+"""Read DICOM Segmentation objects (SEG and Label Map SEG) onto a reference grid.
+
+:func:`read_dicom_seg` returns one :class:`~netlm_imaging.segmentation.MaskLayer`
+per segment, every mask on the grid of the reference image (same affine and
+shape), ready for measuring.
+
+How frames are placed
+---------------------
+A SEG usually stores only the frames where a segment is present (empty frames
+omitted) and may be cropped in-plane. Every stored frame is put back on the
+reference grid:
+
+1. **Slice** ``k``: by the frame's source image (DerivationImageSequence >
+   SourceImageSequence > ReferencedSOPInstanceUID) when that UID is one of the
+   reference's ``meta["sop_instance_uids"]`` (slice order); otherwise by the
+   frame's physical position (PlanePositionSequence > ImagePositionPatient)
+   mapped through :meth:`Volume.lps_to_index`.
+2. **In-plane offset and axes**: from the same position and the SEG's
+   ImageOrientationPatient / PixelSpacing. The SEG's pixel grid must coincide
+   with the reference grid (axes along ``+-i``/``+-j`` with the same spacing)
+   within :data:`GRID_TOLERANCE_VOXELS` over the whole frame; otherwise a
+   :class:`~netlm_imaging.errors.GeometryError` says to resample.
+3. Non-empty frames that fall outside the reference grid raise
+   :class:`~netlm_imaging.errors.DicomError`.
+
+Slice positions never come from SliceThickness or SpacingBetweenSlices, so a
+SEG without SpatialLocationsPreserved (the dcmqi ``liver.dcm``) gives the
+volume on the reference's true slice step.
+
+Segment types
+-------------
+* BINARY: boolean masks.
+* FRACTIONAL: float32 fractions ``stored / MaximumFractionalValue`` in [0, 1],
+  ``MaskLayer.fractional`` is True. The volume is the **sum of fractions**;
+  ``MaskLayer.binary(fractional_threshold)`` gives the thresholded mask.
+* LABELMAP (Label Map Segmentation SOP, 1.2.840.10008.5.1.4.1.1.66.7): pixel
+  value = segment number; segment 0 / the DCM 125040 "Background" segment and
+  PixelPaddingValue are not segments.
+
+Overlapping segments stay separate layers. Segment roles come from
+:func:`~netlm_imaging.io.labels.role_for_segment` (user mapping, then the
+SegmentedPropertyType code, then name patterns).
+
+Decoding does not go through highdicom: pixel frames are decoded once, frame
+by frame, by :mod:`netlm_imaging.io._seg_frames` (numpy bit unpacking for
+native BINARY, pydicom plugins for JPEG 2000 etc., own decoders for 1-bit RLE
+and Deflated Image Frame Compression, which pydicom 3.0.2 and highdicom 0.28.2
+refuse), and highdicom's per-frame index (the slow path of highdicom #202)
+and its SpatialLocationsPreserved check are not needed.
+
+References
+----------
+DICOM PS3.3 A.51 (Segmentation IOD), C.8.20 (Segmentation Image Module),
+C.7.6.16 (Multi-frame Functional Groups); PS3.5 8.2.16 (Deflated Image Frame
+Compression), annex G (RLE).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+
+from ..errors import DicomError, GeometryError, LabelError
+from ..segmentation import MaskLayer
+from ..volume import Volume, check_voxel_budget
+from ._seg_frames import iter_frames
+from .labels import LabelSpec, role_for_segment
+
+__all__ = [
+    "GRID_TOLERANCE_VOXELS",
+    "LABEL_MAP_SEG_SOP_CLASS",
+    "SEG_SOP_CLASS",
+    "SegmentInfo",
+    "read_dicom_seg",
+    "read_seg_segments",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Segmentation Storage SOP class.
+SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
+#: Label Map Segmentation Storage SOP class.
+LABEL_MAP_SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.7"
+#: A SEG frame must sit on the reference grid within this many voxels (position and drift across the frame).
+GRID_TOLERANCE_VOXELS = 0.2
+_BACKGROUND_CODE = ("DCM", "125040")
+
+
+@dataclass(frozen=True)
+class SegmentInfo:
+    """One entry of a SEG's SegmentSequence.
+
+    Parameters
+    ----------
+    number : int
+        SegmentNumber.
+    label : str
+        SegmentLabel.
+    code : (str, str) or None
+        (CodingSchemeDesignator, CodeValue) of SegmentedPropertyTypeCodeSequence.
+    meaning : str
+        CodeMeaning of that code (for messages).
+    """
+
+    number: int
+    label: str
+    code: tuple[str, str] | None
+    meaning: str = ""
+
+    def describe(self) -> str:
+        """``2 'ORANGE' (SCT 51114001 Artery)`` for messages."""
+        code = f" ({self.code[0]} {self.code[1]} {self.meaning})".rstrip() if self.code else ""
+        return f"{self.number} {self.label!r}{code}"
+
+
+@dataclass
+class _FrameGeometry:
+    k: int
+    start_ij: tuple[int, int]
+    # Frame (r, c) -> plane (i, j): transpose when columns run along j, flips per axis.
+    transpose: bool
+    flip_r: bool
+    flip_c: bool
+    size_ij: tuple[int, int]
+
+
+@dataclass
+class _SegHeader:
+    ds: Dataset
+    source: str
+    seg_type: str
+    segments: list[SegmentInfo]
+    frame_segments: list[int | None]
+    warnings: list[str] = field(default_factory=list)
+
+
+def _read_dataset(path: Path) -> Dataset:
+    source = str(path)
+    if not path.is_file():
+        raise DicomError(f"{source}: file not found; check the --seg path.")
+    if path.stat().st_size == 0:
+        raise DicomError(f"{source}: file is empty (0 bytes); export the SEG again.")
+    try:
+        ds = pydicom.dcmread(str(path))
+    except Exception as exc:  # InvalidDicomError, EOFError, struct.error, ... on broken files
+        raise DicomError(
+            f"{source}: not a readable DICOM file ({type(exc).__name__}: {exc}); export it again."
+        ) from exc
+    sop = str(getattr(ds, "SOPClassUID", ""))
+    if sop not in (SEG_SOP_CLASS, LABEL_MAP_SEG_SOP_CLASS):
+        raise DicomError(
+            f"{source}: SOPClassUID {sop or '(missing)'} is not a DICOM Segmentation "
+            f"({SEG_SOP_CLASS} or {LABEL_MAP_SEG_SOP_CLASS}); pass a SEG file or an RTSTRUCT/label map to --seg."
+        )
+    return ds
+
+
+def _code_of(item: Dataset) -> tuple[tuple[str, str] | None, str]:
+    seq = getattr(item, "SegmentedPropertyTypeCodeSequence", None)
+    if not seq:
+        return None, ""
+    c = seq[0]
+    return (str(getattr(c, "CodingSchemeDesignator", "")), str(getattr(c, "CodeValue", ""))), str(
+        getattr(c, "CodeMeaning", "")
+    )
+
+
+def read_seg_segments(path: str | Path) -> list[SegmentInfo]:
+    """List the segments a SEG declares (number, label, property type code).
+
+    Parameters
+    ----------
+    path : str or Path
+        DICOM SEG file.
+
+    Returns
+    -------
+    list of SegmentInfo
+        Background segments of label-map SEGs are left out.
+
+    Raises
+    ------
+    DicomError
+        If the file is not a readable SEG.
+    """
+    return _segments(_read_dataset(Path(path)), str(path))
+
+
+def _segments(ds: Dataset, source: str) -> list[SegmentInfo]:
+    seq = getattr(ds, "SegmentSequence", None)
+    if not seq:
+        raise DicomError(f"{source}: the SEG has no SegmentSequence; the file is incomplete. Export it again.")
+    out: list[SegmentInfo] = []
+    for item in seq:
+        if "SegmentNumber" not in item:
+            raise DicomError(f"{source}: a SegmentSequence item has no SegmentNumber; the SEG is invalid.")
+        code, meaning = _code_of(item)
+        num = int(item.SegmentNumber)
+        if num == 0 or code == _BACKGROUND_CODE:
+            continue
+        out.append(SegmentInfo(num, str(getattr(item, "SegmentLabel", "") or f"Segment {num}"), code, meaning))
+    return out
+
+
+def _fg(ds: Dataset, f: int, seq_name: str) -> Dataset | None:
+    """Functional group macro ``seq_name`` of frame ``f`` (per-frame first, then shared)."""
+    pf = getattr(ds, "PerFrameFunctionalGroupsSequence", None)
+    if pf is not None and f < len(pf):
+        s = getattr(pf[f], seq_name, None)
+        if s:
+            return s[0]
+    sh = getattr(ds, "SharedFunctionalGroupsSequence", None)
+    if sh:
+        s = getattr(sh[0], seq_name, None)
+        if s:
+            return s[0]
+    return None
+
+
+def _source_uid(ds: Dataset, f: int) -> str | None:
+    pf = getattr(ds, "PerFrameFunctionalGroupsSequence", None)
+    if pf is None or f >= len(pf):
+        return None
+    for der in getattr(pf[f], "DerivationImageSequence", None) or []:
+        for src in getattr(der, "SourceImageSequence", None) or []:
+            uid = getattr(src, "ReferencedSOPInstanceUID", None)
+            if uid:
+                return str(uid)
+    return None
+
+
+def _axis_map(step: np.ndarray, n: int, what: str, f: int, source: str) -> tuple[int, int]:
+    """(axis 0/1, sign) of an in-plane SEG pixel step expressed in reference index units."""
+    target = np.round(step)
+    ok = (
+        abs(target[2]) == 0
+        and np.count_nonzero(target) == 1
+        and np.max(np.abs(target)) == 1
+        and float(np.linalg.norm(step - target)) * max(n - 1, 1) <= GRID_TOLERANCE_VOXELS
+    )
+    if not ok:
+        raise GeometryError(
+            f"{source}: frame {f + 1}: the SEG pixel grid ({what} step = {np.round(step, 4).tolist()} reference "
+            "voxels) is not the reference image grid (different orientation or pixel spacing); resample the "
+            "segmentation onto the image (e.g. with dcmqi/Slicer) or pass the image series the SEG was made on."
+        )
+    axis = int(np.flatnonzero(target)[0])
+    return axis, int(target[axis])
+
+
+def _frame_geometry(
+    ds: Dataset, f: int, reference: Volume, uid_to_k: dict[str, int], source: str, warnings: list[str]
+) -> _FrameGeometry:
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    pos_item = _fg(ds, f, "PlanePositionSequence")
+    ori_item = _fg(ds, f, "PlaneOrientationSequence")
+    pix_item = _fg(ds, f, "PixelMeasuresSequence")
+    src_uid = _source_uid(ds, f)
+    k_uid = uid_to_k.get(src_uid) if src_uid else None
+    ipp = getattr(pos_item, "ImagePositionPatient", None) if pos_item is not None else None
+    iop = getattr(ori_item, "ImageOrientationPatient", None) if ori_item is not None else None
+    spacing = getattr(pix_item, "PixelSpacing", None) if pix_item is not None else None
+    if ipp is None or iop is None or spacing is None:
+        if k_uid is None:
+            raise DicomError(
+                f"{source}: frame {f + 1} has no plane position/orientation/spacing and its source image "
+                "is not in the reference series; it cannot be placed. Pass the image series the SEG was made on."
+            )
+        ni, nj = reference.shape[0], reference.shape[1]
+        if (cols, rows) != (ni, nj):
+            raise DicomError(
+                f"{source}: frame {f + 1} has no plane position and its size {rows}x{cols} differs from the "
+                f"reference slice {nj}x{ni}; it cannot be placed."
+            )
+        return _FrameGeometry(k_uid, (0, 0), False, False, False, (ni, nj))
+    ipp_a = np.asarray([float(x) for x in ipp], dtype=np.float64)
+    iop_a = np.asarray([float(x) for x in iop], dtype=np.float64)
+    dr, dc = float(spacing[0]), float(spacing[1])
+    inv = np.linalg.inv(reference.affine[:3, :3])
+    step_c = inv @ (iop_a[:3] * dc)  # moving one column (c + 1)
+    step_r = inv @ (iop_a[3:6] * dr)  # moving one row (r + 1)
+    ax_c, sg_c = _axis_map(step_c, cols, "column", f, source)
+    ax_r, sg_r = _axis_map(step_r, rows, "row", f, source)
+    if ax_c == ax_r:
+        raise GeometryError(f"{source}: frame {f + 1}: SEG row and column directions are parallel; invalid header.")
+    p0 = reference.lps_to_index(ipp_a)[0]
+    r0 = np.round(p0)
+    if float(np.max(np.abs(p0[:2] - r0[:2]))) > GRID_TOLERANCE_VOXELS:
+        raise GeometryError(
+            f"{source}: frame {f + 1} starts at reference index {np.round(p0, 3).tolist()}, off the voxel grid "
+            f"by more than {GRID_TOLERANCE_VOXELS} voxel; the SEG is on another grid. Resample it onto the image."
+        )
+    k_pos = int(r0[2])
+    pos_off = abs(float(p0[2] - r0[2]))
+    if k_uid is not None:
+        k = k_uid
+        if abs(float(p0[2]) - k_uid) > GRID_TOLERANCE_VOXELS:
+            msg = (
+                f"frame {f + 1}: position lies at slice {p0[2]:.2f} but its source image is slice {k_uid}; "
+                "placed by the source image UID"
+            )
+            if msg not in warnings:
+                warnings.append(msg)
+    else:
+        if pos_off > GRID_TOLERANCE_VOXELS:
+            raise GeometryError(
+                f"{source}: frame {f + 1} lies between reference slices (index {p0[2]:.3f}); the SEG was made on "
+                "another series. Pass the image series the SEG references."
+            )
+        k = k_pos
+    size = [0, 0]
+    size[ax_c] = cols
+    size[ax_r] = rows
+    start = [int(r0[0]), int(r0[1])]
+    if sg_c < 0:
+        start[ax_c] -= cols - 1
+    if sg_r < 0:
+        start[ax_r] -= rows - 1
+    return _FrameGeometry(k, (start[0], start[1]), ax_c == 1, sg_r < 0, sg_c < 0, (size[0], size[1]))
+
+
+def _to_plane(frame: np.ndarray, g: _FrameGeometry) -> np.ndarray:
+    """Reorient a stored frame ``[r, c]`` to reference plane axes ``[i, j]``."""
+    arr = frame
+    if g.flip_r:
+        arr = arr[::-1, :]
+    if g.flip_c:
+        arr = arr[:, ::-1]
+    return arr if g.transpose else arr.T
+
+
+def _place(
+    target: np.ndarray, plane: np.ndarray, g: _FrameGeometry, f: int, seg_no: int | None, source: str, combine: str
+) -> None:
+    ni, nj, nk = target.shape
+    i0, j0 = g.start_ij
+    si, sj = plane.shape
+    li, lj = max(i0, 0), max(j0, 0)
+    hi, hj = min(i0 + si, ni), min(j0 + sj, nj)
+    inside_k = 0 <= g.k < nk
+    if not inside_k or li >= hi or lj >= hj:
+        if np.any(plane):
+            raise DicomError(
+                f"{source}: frame {f + 1} (segment {seg_no}) lies outside the reference image grid "
+                f"(slice {g.k}, in-plane start {g.start_ij}, grid {target.shape}); the SEG was made on another "
+                "series or field of view. Pass the image series the SEG references."
+            )
+        return
+    sub = plane[li - i0 : hi - i0, lj - j0 : hj - j0]
+    if sub.shape != plane.shape and np.count_nonzero(sub) != np.count_nonzero(plane):
+        raise DicomError(
+            f"{source}: frame {f + 1} (segment {seg_no}) extends beyond the reference image grid with segmented "
+            "pixels outside it; pass the image series the SEG references."
+        )
+    dst = target[li:hi, lj:hj, g.k]
+    if combine == "or":
+        np.logical_or(dst, sub, out=dst)
+    else:
+        np.maximum(dst, sub, out=dst)
+
+
+def _header(ds: Dataset, source: str) -> _SegHeader:
+    seg_type = str(getattr(ds, "SegmentationType", "") or "").upper()
+    if str(ds.SOPClassUID) == LABEL_MAP_SEG_SOP_CLASS:
+        seg_type = "LABELMAP"
+    if seg_type not in ("BINARY", "FRACTIONAL", "LABELMAP"):
+        raise DicomError(
+            f"{source}: SegmentationType {seg_type or '(missing)'} is not BINARY, FRACTIONAL or LABELMAP; "
+            "the SEG is invalid."
+        )
+    for attr in ("Rows", "Columns", "BitsAllocated"):
+        if attr not in ds:
+            raise DicomError(f"{source}: the SEG has no {attr}; the file is incomplete. Export it again.")
+    n = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    pf = getattr(ds, "PerFrameFunctionalGroupsSequence", None)
+    if pf is None or len(pf) != n:
+        raise DicomError(
+            f"{source}: NumberOfFrames is {n} but PerFrameFunctionalGroupsSequence has "
+            f"{0 if pf is None else len(pf)} items; the file is truncated or corrupt. Export the SEG again."
+        )
+    frame_segments: list[int | None] = []
+    for f in range(n):
+        if seg_type == "LABELMAP":
+            frame_segments.append(None)
+            continue
+        ident = _fg(ds, f, "SegmentIdentificationSequence")
+        if ident is None or "ReferencedSegmentNumber" not in ident:
+            raise DicomError(f"{source}: frame {f + 1} has no ReferencedSegmentNumber; the SEG is invalid.")
+        frame_segments.append(int(ident.ReferencedSegmentNumber))
+    return _SegHeader(ds, source, seg_type, _segments(ds, source), frame_segments)
+
+
+def _roles(segments: list[SegmentInfo], spec: LabelSpec, source: str) -> dict[int, str]:
+    roles: dict[int, str] = {}
+    missing: list[SegmentInfo] = []
+    for s in segments:
+        role = role_for_segment(s.label, s.code, spec)
+        if role is None:
+            missing.append(s)
+        else:
+            roles[s.number] = role
+    if missing:
+        listed = "; ".join(m.describe() for m in missing)
+        example = missing[0].label
+        raise LabelError(
+            f"{source}: segments without a role: {listed}. Map them with --labels, e.g. "
+            f'--labels liver="{example}" or lesion="{example}", or ignore="{example}".'
+        )
+    return roles
+
+
+def read_dicom_seg(
+    path: str | Path,
+    reference: Volume,
+    spec: LabelSpec,
+    *,
+    fractional_threshold: float = 0.5,
+    max_voxels: int | None = None,
+) -> list[MaskLayer]:
+    """Read a DICOM SEG (BINARY, FRACTIONAL or Label Map) onto a reference image grid.
+
+    Parameters
+    ----------
+    path : str or Path
+        The SEG file.
+    reference : Volume
+        The image the masks are returned on (its affine and shape). When its
+        ``meta["sop_instance_uids"]`` lists the slice SOP Instance UIDs in
+        ``k`` order, frames are matched to slices by their source image UID.
+    spec : LabelSpec
+        Segment name -> role mapping (see :func:`~netlm_imaging.io.labels.role_for_segment`).
+    fractional_threshold : float, optional
+        Threshold in (0, 1] recorded for FRACTIONAL segments: their thresholded
+        mask is ``MaskLayer.binary(fractional_threshold)``, the volume the sum
+        of fractions.
+    max_voxels : int, optional
+        Voxel budget for the declared frame stack and the reference grid.
+
+    Returns
+    -------
+    list of MaskLayer
+        One per segment, in SegmentNumber order, except segments mapped to
+        ``ignore``. ``mask.meta`` holds ``sop_instance_uid``,
+        ``series_instance_uid`` (of the SEG), ``segment_number``,
+        ``segment_label``, ``segment_code``, ``segmentation_type``,
+        ``referenced_series_instance_uid``, ``n_frames`` and ``warnings``.
+
+    Raises
+    ------
+    DicomError
+        Unreadable or truncated file, not a SEG, frame of reference mismatch,
+        frames outside the reference grid.
+    GeometryError
+        SEG frames on another pixel grid (orientation/spacing) or between slices.
+    LabelError
+        Segments without a role.
+    UnsupportedError
+        Pixel encodings no installed decoder handles.
+    ResourceLimitError
+        Declared sizes above ``max_voxels``.
+
+    Examples
+    --------
+    >>> from netlm_imaging.io.labels import parse_label_spec
+    >>> layers = read_dicom_seg("seg.dcm", ct, parse_label_spec(None))  # doctest: +SKIP
+    >>> [(layer.role, int(layer.mask.array.sum())) for layer in layers]  # doctest: +SKIP
+    [('liver', 107098)]
+    """
+    path = Path(path)
+    source = str(path)
+    if not 0.0 < float(fractional_threshold) <= 1.0:
+        raise ValueError(f"fractional_threshold must be in (0, 1], got {fractional_threshold}")
+    check_voxel_budget(reference.shape, max_voxels, f"{source} (reference grid)")
+    ds = _read_dataset(path)
+    n_frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    if "Rows" in ds and "Columns" in ds:
+        check_voxel_budget((int(ds.Columns), int(ds.Rows), n_frames), max_voxels, source)
+    hdr = _header(ds, source)
+    seg_for = str(getattr(ds, "FrameOfReferenceUID", "") or "")
+    ref_for = reference.frame_of_reference_uid
+    if seg_for and ref_for and seg_for != ref_for:
+        raise DicomError(
+            f"{source}: FrameOfReferenceUID {seg_for} differs from the image's {ref_for}; the SEG belongs to "
+            "another image. Pass the series the SEG references."
+        )
+    roles = _roles(hdr.segments, spec, source)
+    wanted = {num for num, role in roles.items() if role != "ignore"}
+    ref_series = ""
+    rss = getattr(ds, "ReferencedSeriesSequence", None)
+    if rss:
+        ref_series = str(getattr(rss[0], "SeriesInstanceUID", "") or "")
+    own_series = reference.meta.get("series_instance_uid")
+    if ref_series and own_series and ref_series != own_series:
+        hdr.warnings.append(
+            f"the SEG references series {ref_series}, the image is series {own_series}; frames placed by position"
+        )
+    uids = reference.meta.get("sop_instance_uids") or []
+    uid_to_k = {str(u): k for k, u in enumerate(uids)}
+    arrays = _decode(hdr, reference, wanted, uid_to_k)
+    max_frac = float(getattr(ds, "MaximumFractionalValue", 255) or 255)
+    frac_type = str(getattr(ds, "SegmentationFractionalType", "") or "")
+    if hdr.seg_type == "FRACTIONAL" and frac_type.upper() == "PROBABILITY":
+        hdr.warnings.append("FRACTIONAL type PROBABILITY: the sum of fractions is an expected volume, not occupancy")
+    layers: list[MaskLayer] = []
+    by_number = {s.number: s for s in hdr.segments}
+    for num in sorted(wanted):
+        info = by_number[num]
+        arr = arrays.get(num)
+        if arr is None:
+            dtype = np.float32 if hdr.seg_type == "FRACTIONAL" else bool
+            arr = np.zeros(reference.shape, dtype=dtype)
+        warns = list(hdr.warnings)
+        if hdr.seg_type == "FRACTIONAL":
+            arr = (arr.astype(np.float32) / np.float32(max_frac)).clip(0.0, 1.0)
+        if not np.any(arr):
+            warns.append(f"segment {info.describe()} is empty")
+            logger.warning("%s: segment %s is empty", source, info.describe())
+        meta: dict[str, Any] = {
+            "sop_instance_uid": str(getattr(ds, "SOPInstanceUID", "")),
+            "series_instance_uid": str(getattr(ds, "SeriesInstanceUID", "")),
+            "sop_class_uid": str(ds.SOPClassUID),
+            "segment_number": num,
+            "segment_label": info.label,
+            "segment_code": list(info.code) if info.code else None,
+            "segmentation_type": hdr.seg_type,
+            "referenced_series_instance_uid": ref_series or None,
+            "n_frames": n_frames,
+            "warnings": warns,
+        }
+        if hdr.seg_type == "FRACTIONAL":
+            meta["fractional_threshold"] = float(fractional_threshold)
+            meta["fractional_type"] = frac_type or None
+            meta["volume_rule"] = "sum of fractions; MaskLayer.binary(fractional_threshold) for the mask"
+        mask = reference.with_array(arr, source=source, meta=meta)
+        layers.append(
+            MaskLayer(
+                roles[num], mask, label=info.label, source=source, fractional=hdr.seg_type == "FRACTIONAL"
+            )
+        )
+    return layers
+
+
+def _decode(
+    hdr: _SegHeader, reference: Volume, wanted: set[int], uid_to_k: dict[str, int]
+) -> dict[int, np.ndarray]:
+    """Decode every needed frame once and place it on per-segment reference arrays."""
+    ds, source = hdr.ds, hdr.source
+    shape = reference.shape
+    fractional = hdr.seg_type == "FRACTIONAL"
+    labelmap = hdr.seg_type == "LABELMAP"
+    padding = getattr(ds, "PixelPaddingValue", None)
+    arrays: dict[int, np.ndarray] = {}
+    geom_cache: dict[int, _FrameGeometry] = {}
+    n = len(hdr.frame_segments)
+    needed = [labelmap or (s in wanted) for s in hdr.frame_segments]
+    if not any(needed):
+        return arrays
+    for seg_no in hdr.frame_segments:
+        if seg_no is not None and seg_no not in {s.number for s in hdr.segments}:
+            raise DicomError(
+                f"{source}: a frame references segment {seg_no}, which SegmentSequence does not declare; "
+                "the SEG is invalid."
+            )
+    for f, frame in enumerate(iter_frames(ds, source)):
+        if f >= n:
+            break
+        if not needed[f]:
+            continue
+        g = geom_cache.get(f)
+        if g is None:
+            g = _frame_geometry(ds, f, reference, uid_to_k, source, hdr.warnings)
+            geom_cache[f] = g
+        if labelmap:
+            values = np.unique(frame)
+            for v in values:
+                v = int(v)
+                if v == 0 or (padding is not None and v == int(padding) and v not in wanted):
+                    continue
+                if v not in wanted:
+                    if v not in {s.number for s in hdr.segments}:
+                        raise DicomError(
+                            f"{source}: frame {f + 1} holds label value {v}, which SegmentSequence does not "
+                            "declare; the label map SEG is invalid."
+                        )
+                    continue
+                target = arrays.get(v)
+                if target is None:
+                    target = arrays[v] = np.zeros(shape, dtype=bool)
+                _place(target, _to_plane(frame == v, g), g, f, v, source, "or")
+            continue
+        seg_no = hdr.frame_segments[f]
+        assert seg_no is not None
+        target = arrays.get(seg_no)
+        if target is None:
+            target = arrays[seg_no] = np.zeros(shape, dtype=np.uint16 if fractional else bool)
+        plane = _to_plane(frame if fractional else frame.astype(bool), g)
+        _place(target, plane.astype(target.dtype, copy=False), g, f, seg_no, source, "max" if fractional else "or")
+    return arrays
