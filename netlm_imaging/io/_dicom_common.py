@@ -1,0 +1,477 @@
+"""Header-only index of a DICOM folder: one pass, each header read once.
+
+:func:`scan_dicom_folder` walks a folder (or takes a list of files), skips what
+is not DICOM (with a logged note), and returns one :class:`DicomFileInfo` per
+DICOM file with the facts series grouping, geometry and study discovery need.
+Pixel data is never loaded here: headers are parsed with pydicom's
+``defer_size`` so the PixelData element is skipped but its byte offset and
+length are recorded. A file shorter than its declared PixelData length is
+flagged ``truncated`` (an interrupted copy); a zero-byte file or a DICOM file
+whose header cannot be parsed raises :class:`~netlm_imaging.errors.DicomError`.
+Files are opened read-only and never modified.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import DicomError, InputError
+
+__all__ = [
+    "IMAGE",
+    "LABELMAP_SEG_SOP_CLASS",
+    "OTHER",
+    "RTSTRUCT",
+    "RTSTRUCT_SOP_CLASS",
+    "SEG",
+    "SEG_SOP_CLASS",
+    "DicomFileInfo",
+    "FrameGeometry",
+    "iter_candidate_files",
+    "scan_dicom_folder",
+]
+
+logger = logging.getLogger(__name__)
+
+SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
+LABELMAP_SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.7"
+RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
+_NON_IMAGE_SOP_PREFIXES = (
+    "1.2.840.10008.5.1.4.1.1.88.",  # Structured reports
+    "1.2.840.10008.5.1.4.1.1.11.",  # Presentation states
+    "1.2.840.10008.5.1.4.1.1.104.",  # Encapsulated documents
+    "1.2.840.10008.5.1.4.1.1.481.",  # RT objects (RTSTRUCT, plans, doses)
+    "1.2.840.10008.5.1.4.1.1.66",  # Raw data, registration, SEG, surfaces
+)
+
+#: ``DicomFileInfo.kind`` values.
+IMAGE = "IMAGE"
+SEG = "SEG"
+RTSTRUCT = "RTSTRUCT"
+OTHER = "OTHER"
+
+#: Elements above this size are not read while scanning headers (bytes).
+_DEFER_SIZE = 4096
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+
+
+@dataclass(frozen=True)
+class FrameGeometry:
+    """Geometry and modality LUT of one frame (a single-frame file has one).
+
+    Attributes
+    ----------
+    position : tuple of float or None
+        ImagePositionPatient (LPS mm) of the first transmitted pixel.
+    orientation : tuple of float or None
+        ImageOrientationPatient: row cosine then column cosine.
+    pixel_spacing : tuple of float or None
+        ``(row spacing, column spacing)`` in mm.
+    slope, intercept : float
+        Modality LUT (RescaleSlope / RescaleIntercept); 1 and 0 when absent.
+    frame_index : int
+        0-based frame number in the file.
+    """
+
+    position: tuple[float, float, float] | None
+    orientation: tuple[float, ...] | None
+    pixel_spacing: tuple[float, float] | None
+    slope: float = 1.0
+    intercept: float = 0.0
+    frame_index: int = 0
+
+
+@dataclass(frozen=True)
+class DicomFileInfo:
+    """Facts of one DICOM file, from its header only.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The file.
+    kind : str
+        ``"IMAGE"``, ``"SEG"`` (incl. Label Map Segmentation), ``"RTSTRUCT"`` or ``"OTHER"``.
+    sop_class_uid, sop_instance_uid, series_uid, study_uid, modality, frame_of_reference_uid : str
+        Identification ("" when absent).
+    series_description, series_number, image_type : str, int or None, tuple
+        Descriptive facts.
+    rows, columns, number_of_frames, bits_allocated, bits_stored, pixel_representation, samples_per_pixel : int
+        Pixel matrix and encoding as declared.
+    has_modality_lut_sequence : bool
+        The file uses a Modality LUT Sequence instead of RescaleSlope/Intercept.
+    transfer_syntax_uid : str
+        From the file meta ("" when absent).
+    frames : tuple of FrameGeometry
+        Geometry per frame (images only; empty for SEG/RTSTRUCT).
+    pixel_data_offset, pixel_data_length : int or None
+        Byte offset and length of native (not encapsulated) PixelData.
+    truncated : bool
+        The file ends before its declared PixelData does.
+    referenced_series_uids, referenced_sop_uids, referenced_frame_of_reference_uids : tuple of str
+        What a SEG / RTSTRUCT says it was drawn on.
+    segment_labels : tuple of str
+        SEG SegmentLabel values or RTSTRUCT ROINames (for listing candidates).
+    """
+
+    path: Path
+    kind: str
+    sop_class_uid: str = ""
+    sop_instance_uid: str = ""
+    series_uid: str = ""
+    study_uid: str = ""
+    modality: str = ""
+    frame_of_reference_uid: str = ""
+    series_description: str = ""
+    series_number: int | None = None
+    image_type: tuple[str, ...] = ()
+    rows: int = 0
+    columns: int = 0
+    number_of_frames: int = 1
+    bits_allocated: int = 0
+    bits_stored: int = 0
+    pixel_representation: int = 0
+    samples_per_pixel: int = 1
+    has_modality_lut_sequence: bool = False
+    transfer_syntax_uid: str = ""
+    frames: tuple[FrameGeometry, ...] = ()
+    pixel_data_offset: int | None = None
+    pixel_data_length: int | None = None
+    truncated: bool = False
+    referenced_series_uids: tuple[str, ...] = ()
+    referenced_sop_uids: tuple[str, ...] = ()
+    referenced_frame_of_reference_uids: tuple[str, ...] = field(default=())
+    segment_labels: tuple[str, ...] = ()
+
+    @property
+    def position(self) -> tuple[float, float, float] | None:
+        """ImagePositionPatient of the first frame."""
+        return self.frames[0].position if self.frames else None
+
+    @property
+    def orientation(self) -> tuple[float, ...] | None:
+        """ImageOrientationPatient of the first frame."""
+        return self.frames[0].orientation if self.frames else None
+
+    @property
+    def is_multiframe(self) -> bool:
+        """Whether the file holds more than one frame or per-frame functional groups."""
+        return self.number_of_frames > 1 or len(self.frames) > 1
+
+
+# ---------------------------------------------------------------------- files
+def _looks_like_dicom(path: Path) -> tuple[bool, bool]:
+    """(is DICOM, needs force) from the first bytes.
+
+    A Part-10 file has ``DICM`` at byte 128. Some old exports omit the
+    preamble; they start directly with a group 0x0002 or 0x0008 element.
+    """
+    with path.open("rb") as fh:
+        head = fh.read(132)
+    if len(head) == 132 and head[128:132] == b"DICM":
+        return True, False
+    if len(head) >= 8:
+        group_le = int.from_bytes(head[0:2], "little")
+        group_be = int.from_bytes(head[0:2], "big")
+        if group_le in (0x0002, 0x0008) or group_be in (0x0002, 0x0008):
+            return True, True
+    return False, False
+
+
+def iter_candidate_files(source: str | Path | Sequence[str | Path]) -> list[Path]:
+    """Files under a folder (recursive, sorted) or the given list of files.
+
+    Hidden files and folders (``.DS_Store``, ``.git``) are skipped.
+
+    Parameters
+    ----------
+    source : str, pathlib.Path or sequence of them
+        A folder, one file, or several files.
+
+    Returns
+    -------
+    list of pathlib.Path
+        Regular files, in a deterministic order.
+
+    Raises
+    ------
+    InputError
+        If the source does not exist.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        root = Path(source)
+        if not root.exists():
+            raise InputError(f"{root}: no such file or folder; check the path.")
+        if root.is_file():
+            return [root]
+        out: list[Path] = []
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(filenames):
+                if name.startswith("."):
+                    logger.info("skipping hidden file %s", Path(dirpath) / name)
+                    continue
+                out.append(Path(dirpath) / name)
+        return out
+    paths = [Path(p) for p in source]
+    for p in paths:
+        if not p.is_file():
+            raise InputError(f"{p}: no such file; check the path.")
+    return paths
+
+
+# -------------------------------------------------------------------- headers
+def _floats(value: Any, n: int) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    try:
+        vals = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+    return vals if len(vals) == n else None
+
+
+def _first_item(ds: Any, keyword: str) -> Any:
+    seq = ds.get(keyword)
+    return seq[0] if seq else None
+
+
+def _frame_geometry(ds: Any) -> tuple[FrameGeometry, ...]:
+    """Per-frame geometry of a single-frame or an Enhanced multi-frame image."""
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    if not per_frame:
+        return (
+            FrameGeometry(
+                position=_floats(ds.get("ImagePositionPatient"), 3),  # type: ignore[arg-type]
+                orientation=_floats(ds.get("ImageOrientationPatient"), 6),
+                pixel_spacing=_floats(ds.get("PixelSpacing"), 2),  # type: ignore[arg-type]
+                slope=float(ds.get("RescaleSlope", 1.0) or 1.0),
+                intercept=float(ds.get("RescaleIntercept", 0.0) or 0.0),
+            ),
+        )
+    shared = _first_item(ds, "SharedFunctionalGroupsSequence")
+
+    def group(item: Any, keyword: str) -> Any:
+        found = _first_item(item, keyword) if item is not None else None
+        if found is None and shared is not None:
+            found = _first_item(shared, keyword)
+        return found
+
+    frames = []
+    for index, item in enumerate(per_frame):
+        pos = group(item, "PlanePositionSequence")
+        ori = group(item, "PlaneOrientationSequence")
+        meas = group(item, "PixelMeasuresSequence")
+        pvt = group(item, "PixelValueTransformationSequence")
+        frames.append(
+            FrameGeometry(
+                position=_floats(pos.get("ImagePositionPatient"), 3) if pos is not None else None,  # type: ignore[arg-type]
+                orientation=_floats(ori.get("ImageOrientationPatient"), 6) if ori is not None else None,
+                pixel_spacing=_floats(meas.get("PixelSpacing"), 2) if meas is not None else None,  # type: ignore[arg-type]
+                slope=float(pvt.get("RescaleSlope", 1.0) or 1.0) if pvt is not None else 1.0,
+                intercept=float(pvt.get("RescaleIntercept", 0.0) or 0.0) if pvt is not None else 0.0,
+                frame_index=index,
+            )
+        )
+    return tuple(frames)
+
+
+def _seg_references(ds: Any) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """(series UIDs, SOP instance UIDs, FrameOfReference UIDs) a SEG references."""
+    series: list[str] = []
+    sops: list[str] = []
+    for ref in ds.get("ReferencedSeriesSequence") or []:
+        if ref.get("SeriesInstanceUID"):
+            series.append(str(ref.SeriesInstanceUID))
+        for inst in ref.get("ReferencedInstanceSequence") or []:
+            if inst.get("ReferencedSOPInstanceUID"):
+                sops.append(str(inst.ReferencedSOPInstanceUID))
+    for item in ds.get("PerFrameFunctionalGroupsSequence") or []:
+        for der in item.get("DerivationImageSequence") or []:
+            for src in der.get("SourceImageSequence") or []:
+                if src.get("ReferencedSOPInstanceUID"):
+                    sops.append(str(src.ReferencedSOPInstanceUID))
+    for src in ds.get("SourceImageSequence") or []:
+        if src.get("ReferencedSOPInstanceUID"):
+            sops.append(str(src.ReferencedSOPInstanceUID))
+    fors = [str(ds.FrameOfReferenceUID)] if ds.get("FrameOfReferenceUID") else []
+    return tuple(dict.fromkeys(series)), tuple(dict.fromkeys(sops)), tuple(fors)
+
+
+def _rtstruct_references(ds: Any) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """(series UIDs, SOP instance UIDs, FrameOfReference UIDs) an RTSTRUCT references."""
+    series: list[str] = []
+    sops: list[str] = []
+    fors: list[str] = []
+    for rfor in ds.get("ReferencedFrameOfReferenceSequence") or []:
+        if rfor.get("FrameOfReferenceUID"):
+            fors.append(str(rfor.FrameOfReferenceUID))
+        for study in rfor.get("RTReferencedStudySequence") or []:
+            for ser in study.get("RTReferencedSeriesSequence") or []:
+                if ser.get("SeriesInstanceUID"):
+                    series.append(str(ser.SeriesInstanceUID))
+                for img in ser.get("ContourImageSequence") or []:
+                    if img.get("ReferencedSOPInstanceUID"):
+                        sops.append(str(img.ReferencedSOPInstanceUID))
+    for roi in ds.get("StructureSetROISequence") or []:
+        if roi.get("ReferencedFrameOfReferenceUID"):
+            fors.append(str(roi.ReferencedFrameOfReferenceUID))
+    return tuple(dict.fromkeys(series)), tuple(dict.fromkeys(sops)), tuple(dict.fromkeys(fors))
+
+
+def _kind(sop_class_uid: str, ds: Any) -> str:
+    if sop_class_uid in (SEG_SOP_CLASS, LABELMAP_SEG_SOP_CLASS):
+        return SEG
+    if sop_class_uid == RTSTRUCT_SOP_CLASS:
+        return RTSTRUCT
+    if sop_class_uid.startswith(_NON_IMAGE_SOP_PREFIXES):
+        return OTHER
+    if ds.get("Rows") and ds.get("Columns") and ("PixelData" in ds or 0x7FE00010 in ds._dict):
+        return IMAGE
+    return OTHER
+
+
+def _pixel_data_span(ds: Any) -> tuple[int | None, int | None]:
+    raw = ds._dict.get(0x7FE00010)
+    tell = getattr(raw, "value_tell", None)
+    length = getattr(raw, "length", None)
+    if tell is None or length is None or length == _UNDEFINED_LENGTH:
+        return None, None
+    return int(tell), int(length)
+
+
+def read_header(path: Path) -> DicomFileInfo | None:
+    """Parse one file's header; ``None`` when the file is not DICOM.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The file.
+
+    Returns
+    -------
+    DicomFileInfo or None
+        Header facts, or ``None`` for a non-DICOM file (logged).
+
+    Raises
+    ------
+    DicomError
+        Zero-byte file, or a DICOM file whose header cannot be parsed.
+    """
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    size = path.stat().st_size
+    if size == 0:
+        raise DicomError(
+            f"{path}: zero-byte file (an interrupted copy or export); re-export the series or delete the file."
+        )
+    is_dicom, force = _looks_like_dicom(path)
+    if not is_dicom:
+        logger.info("skipping non-DICOM file %s", path)
+        return None
+    try:
+        ds = pydicom.dcmread(path, defer_size=_DEFER_SIZE, force=force)
+    except InvalidDicomError:
+        if force:
+            logger.info("skipping non-DICOM file %s", path)
+            return None
+        raise DicomError(f"{path}: not a readable DICOM file; re-export it or remove it from the folder.") from None
+    except Exception as exc:  # pydicom raises many types on cut files
+        raise DicomError(
+            f"{path}: DICOM header is truncated or corrupt ({type(exc).__name__}); re-export the series."
+        ) from None
+    meta = getattr(ds, "file_meta", None)
+    sop_class = str(ds.get("SOPClassUID", "") or (meta.get("MediaStorageSOPClassUID", "") if meta else ""))
+    if force and not sop_class and "Rows" not in ds:
+        logger.info("skipping non-DICOM file %s", path)
+        return None
+    kind = _kind(sop_class, ds)
+    offset, length = _pixel_data_span(ds)
+    truncated = offset is not None and length is not None and size < offset + length
+    refs: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]] = ((), (), ())
+    labels: tuple[str, ...] = ()
+    frames: tuple[FrameGeometry, ...] = ()
+    if kind == SEG:
+        refs = _seg_references(ds)
+        labels = tuple(str(s.get("SegmentLabel", "")) for s in ds.get("SegmentSequence") or [])
+    elif kind == RTSTRUCT:
+        refs = _rtstruct_references(ds)
+        labels = tuple(str(r.get("ROIName", "")) for r in ds.get("StructureSetROISequence") or [])
+    elif kind == IMAGE:
+        frames = _frame_geometry(ds)
+    try:
+        series_number = int(ds.get("SeriesNumber")) if ds.get("SeriesNumber") not in (None, "") else None
+    except (TypeError, ValueError):
+        series_number = None
+    image_type = ds.get("ImageType") or ()
+    if isinstance(image_type, str):
+        image_type = (image_type,)
+    return DicomFileInfo(
+        path=path,
+        kind=kind,
+        sop_class_uid=sop_class,
+        sop_instance_uid=str(ds.get("SOPInstanceUID", "") or ""),
+        series_uid=str(ds.get("SeriesInstanceUID", "") or ""),
+        study_uid=str(ds.get("StudyInstanceUID", "") or ""),
+        modality=str(ds.get("Modality", "") or ""),
+        frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "") or ""),
+        series_description=str(ds.get("SeriesDescription", "") or ""),
+        series_number=series_number,
+        image_type=tuple(str(t).upper() for t in image_type),
+        rows=int(ds.get("Rows", 0) or 0),
+        columns=int(ds.get("Columns", 0) or 0),
+        number_of_frames=int(ds.get("NumberOfFrames", 1) or 1),
+        bits_allocated=int(ds.get("BitsAllocated", 0) or 0),
+        bits_stored=int(ds.get("BitsStored", 0) or 0),
+        pixel_representation=int(ds.get("PixelRepresentation", 0) or 0),
+        samples_per_pixel=int(ds.get("SamplesPerPixel", 1) or 1),
+        has_modality_lut_sequence="ModalityLUTSequence" in ds,
+        transfer_syntax_uid=str(meta.get("TransferSyntaxUID", "")) if meta else "",
+        frames=frames,
+        pixel_data_offset=offset,
+        pixel_data_length=length,
+        truncated=truncated,
+        referenced_series_uids=refs[0],
+        referenced_sop_uids=refs[1],
+        referenced_frame_of_reference_uids=refs[2],
+        segment_labels=labels,
+    )
+
+
+def scan_dicom_folder(source: str | Path | Iterable[str | Path]) -> list[DicomFileInfo]:
+    """Header-only index of every DICOM file in a folder tree (or file list).
+
+    Parameters
+    ----------
+    source : str, pathlib.Path or iterable of them
+        A folder (walked recursively), one file, or several files.
+
+    Returns
+    -------
+    list of DicomFileInfo
+        One entry per DICOM file; non-DICOM files are skipped with a logged note.
+
+    Raises
+    ------
+    InputError
+        The source does not exist.
+    DicomError
+        A zero-byte file, or a DICOM file whose header is cut or corrupt.
+    """
+    src: Any = source if isinstance(source, (str, os.PathLike)) else list(source)
+    infos: list[DicomFileInfo] = []
+    skipped = 0
+    for path in iter_candidate_files(src):
+        info = read_header(path)
+        if info is None:
+            skipped += 1
+            continue
+        infos.append(info)
+    if skipped:
+        logger.info("%d non-DICOM file(s) skipped under %s", skipped, source)
+    return infos

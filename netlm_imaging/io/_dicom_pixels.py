@@ -1,0 +1,186 @@
+"""Decode the stored pixel values of one DICOM image file, read-only.
+
+Native little-endian pixel data is read straight from the file at the offset
+recorded by the header scan (one header parse per file); everything else
+(big endian, RLE, JPEG, JPEG-LS, JPEG 2000, deflate) goes through pydicom's
+pixel plugins (pylibjpeg with libjpeg/openjpeg/rle, or GDCM when installed).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import DicomError, UnsupportedError
+from ._dicom_common import DicomFileInfo
+
+__all__ = ["apply_modality_lut_frame", "decode_frames", "transfer_syntax_name"]
+
+logger = logging.getLogger(__name__)
+
+_NATIVE_LE = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}
+
+
+def transfer_syntax_name(uid: str) -> str:
+    """Human-readable name of a transfer syntax UID (the UID itself if unknown)."""
+    from pydicom.uid import UID
+
+    name = UID(uid).name if uid else "unknown transfer syntax"
+    return name if name and name != uid else f"transfer syntax {uid}"
+
+
+def _truncated(path: Path) -> DicomError:
+    return DicomError(f"{path}: pixel data is truncated (the file is shorter than declared); re-export the series.")
+
+
+def _fast_native(info: DicomFileInfo) -> np.ndarray | None:
+    """Read native little-endian pixels by offset, or ``None`` when not applicable."""
+    if (
+        info.transfer_syntax_uid not in _NATIVE_LE
+        or info.pixel_data_offset is None
+        or info.samples_per_pixel != 1
+        or info.bits_allocated not in (8, 16, 32)
+    ):
+        return None
+    signed = info.pixel_representation == 1
+    dtype = np.dtype(f"<{'i' if signed else 'u'}{info.bits_allocated // 8}")
+    count = info.rows * info.columns * info.number_of_frames
+    if info.pixel_data_length is not None and info.pixel_data_length < count * dtype.itemsize:
+        raise DicomError(
+            f"{info.path}: PixelData holds {info.pixel_data_length} bytes but Rows x Columns x frames needs "
+            f"{count * dtype.itemsize}; the file is corrupt, re-export the series."
+        )
+    with info.path.open("rb") as fh:
+        fh.seek(info.pixel_data_offset)
+        data = np.fromfile(fh, dtype=dtype, count=count)
+    if data.size != count:
+        raise _truncated(info.path)
+    spare = info.bits_allocated - info.bits_stored
+    if 0 < spare < info.bits_allocated:
+        if signed:  # sign-extend from BitsStored
+            data = (data << spare) >> spare
+        else:
+            data = data & np.array((1 << info.bits_stored) - 1, dtype=dtype)
+    return data.reshape(info.number_of_frames, info.rows, info.columns)
+
+
+def _unsupported(info: DicomFileInfo, exc: Exception) -> UnsupportedError:
+    name = transfer_syntax_name(info.transfer_syntax_uid)
+    reason = " ".join(str(exc).split())[:160]
+    return UnsupportedError(
+        f"{info.path}: cannot decode pixel data in {name} ({info.transfer_syntax_uid}): {reason}; "
+        "install the pydicom plugin for it (pylibjpeg-libjpeg, pylibjpeg-openjpeg, pylibjpeg-rle or python-gdcm) "
+        "or decompress the files first (gdcmconv --raw IN OUT, or dcmdjpeg IN OUT)."
+    )
+
+
+def decode_frames(info: DicomFileInfo) -> tuple[np.ndarray, Any]:
+    """Stored pixel values of every frame of one file.
+
+    Parameters
+    ----------
+    info : DicomFileInfo
+        Header facts from :func:`~netlm_imaging.io._dicom_common.scan_dicom_folder`.
+
+    Returns
+    -------
+    frames : numpy.ndarray
+        Integer array ``(n_frames, Rows, Columns)`` of stored values.
+    dataset : pydicom.Dataset or None
+        The full dataset when pydicom decoded it (``None`` on the fast path).
+
+    Raises
+    ------
+    DicomError
+        Truncated or corrupt pixel data.
+    UnsupportedError
+        No installed plugin decodes the transfer syntax, or colour images.
+    """
+    if info.samples_per_pixel != 1:
+        raise UnsupportedError(
+            f"{info.path}: colour image (SamplesPerPixel {info.samples_per_pixel}); "
+            "only greyscale CT, MR and PET series can be measured."
+        )
+    if info.truncated:
+        raise _truncated(info.path)
+    fast = _fast_native(info)
+    if fast is not None:
+        return fast, None
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(info.path)
+    except Exception as exc:
+        raise DicomError(
+            f"{info.path}: cannot read the file ({type(exc).__name__}); it is truncated or corrupt, re-export it."
+        ) from None
+    if "PixelData" not in ds:
+        raise DicomError(f"{info.path}: image without PixelData; re-export the series.")
+    try:
+        arr = ds.pixel_array
+    except (NotImplementedError, RuntimeError, ImportError) as exc:
+        text = str(exc).lower()
+        if "plugin" in text or "decod" in text or "support" in text or isinstance(exc, NotImplementedError):
+            raise _unsupported(info, exc) from None
+        raise DicomError(
+            f"{info.path}: pixel data cannot be decoded ({' '.join(str(exc).split())[:160]}); "
+            "the file is truncated or corrupt, re-export the series."
+        ) from None
+    except (ValueError, EOFError, OSError, KeyError) as exc:
+        raise DicomError(
+            f"{info.path}: pixel data cannot be decoded ({' '.join(str(exc).split())[:160]}); "
+            "the file is truncated or corrupt, re-export the series."
+        ) from None
+    arr = np.asarray(arr)
+    if arr.ndim == 2:
+        arr = arr[np.newaxis]
+    if arr.shape != (info.number_of_frames, info.rows, info.columns):
+        raise DicomError(
+            f"{info.path}: decoded pixel shape {arr.shape} differs from the header's "
+            f"{(info.number_of_frames, info.rows, info.columns)}; the file is corrupt, re-export the series."
+        )
+    return arr, ds
+
+
+def apply_modality_lut_frame(
+    frame: np.ndarray, slope: float, intercept: float, dataset: Any = None, *, use_lut_sequence: bool = False
+) -> np.ndarray:
+    """Stored values -> modality values (HU, Bq/mL, ...) as float32.
+
+    RescaleSlope/RescaleIntercept are applied per frame, since they may
+    differ between slices. A Modality LUT Sequence, when present, goes through
+    :func:`pydicom.pixels.apply_modality_lut`.
+
+    Parameters
+    ----------
+    frame : numpy.ndarray
+        Stored values ``(Rows, Columns)``.
+    slope, intercept : float
+        This frame's modality LUT.
+    dataset : pydicom.Dataset, optional
+        Needed only with ``use_lut_sequence``.
+    use_lut_sequence : bool
+        Apply the dataset's Modality LUT Sequence instead of slope/intercept.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 array, never cast back to integers.
+
+    References
+    ----------
+    DICOM PS3.3 C.11.1 Modality LUT Module.
+    """
+    if use_lut_sequence and dataset is not None:
+        from pydicom.pixels import apply_modality_lut
+
+        return np.asarray(apply_modality_lut(frame, dataset), dtype=np.float32)
+    out = frame.astype(np.float32)
+    if slope != 1.0:
+        out *= np.float32(slope)
+    if intercept != 0.0:
+        out += np.float32(intercept)
+    return out

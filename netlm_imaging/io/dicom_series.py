@@ -1,0 +1,643 @@
+"""Read a DICOM image series (CT, MR, PET; single-frame or Enhanced) into a Volume.
+
+Array / DICOM mapping
+---------------------
+The returned :class:`~netlm_imaging.volume.Volume` is indexed ``array[i, j, k]``
+with ``i`` the DICOM **column** index (along ImageOrientationPatient's row
+cosine), ``j`` the DICOM **row** index (along the column cosine) and ``k`` the
+slice, sorted by ascending position along the normal ``n = row x col``.
+Hence ``array[:, :, k] == pixel_array.T`` and the affine columns are
+``row_cosine * PixelSpacing[1]``, ``col_cosine * PixelSpacing[0]``,
+``n * slice_step``; the origin is the ImagePositionPatient of the first sorted
+slice. (``tests/dicom_factory.py`` writes files with the same mapping.)
+
+Rules
+-----
+* Slices are grouped by SeriesInstanceUID; when it is empty (anonymised
+  exports) by FrameOfReferenceUID + orientation + matrix + pixel spacing.
+* The slice step comes from ImagePositionPatient projected on the normal,
+  never from SliceThickness or SpacingBetweenSlices.
+* Steps are uniform when every step is within :data:`STEP_TOLERANCE_MM` of
+  the median step. A step close to a multiple of the median is a missing
+  slice; any other deviation is a non-uniform series. Both raise
+  :class:`~netlm_imaging.errors.DicomError` naming the gap, unless
+  ``nonuniform="resample"``: then the series is linearly interpolated onto a
+  regular grid by physical position and ``meta["resampled"]`` is True.
+* Gantry tilt (slice origins moving off the normal by more than
+  :data:`TILT_SHEAR_TOLERANCE_PIXELS` of a pixel across the stack) is refused.
+* RescaleSlope/RescaleIntercept are applied per slice (per frame for Enhanced
+  images); the array is float32.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import DicomError, UnsupportedError, UsageError
+from ..volume import Volume, check_voxel_budget
+from ._dicom_common import IMAGE, DicomFileInfo, FrameGeometry, scan_dicom_folder
+from ._dicom_pixels import apply_modality_lut_frame, decode_frames
+
+__all__ = [
+    "DUPLICATE_TOLERANCE_MM",
+    "ORIENTATION_TOLERANCE",
+    "STEP_TOLERANCE_MM",
+    "TILT_SHEAR_TOLERANCE_PIXELS",
+    "SeriesGroup",
+    "group_image_series",
+    "read_dicom_series",
+    "read_series_from_index",
+    "series_header_facts",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Two slice steps are "equal" when they differ by at most this (mm). Positions
+#: are written with >= 5 decimals by scanners (jitter ~1e-5 mm), so 0.01 mm is
+#: far above rounding noise yet catches the real 3.27 / 3.29 / 3.19 mm PET steps;
+#: 1 % of a 5 mm step (0.05 mm) would let 0.6 % irregular steps pass unnoticed.
+STEP_TOLERANCE_MM = 0.01
+#: Two slices closer than this along the normal share a position (mm).
+DUPLICATE_TOLERANCE_MM = 1e-3
+#: Direction cosines that differ by more than this are different orientations.
+ORIENTATION_TOLERANCE = 1e-4
+#: Refuse a stack whose slice origins drift in-plane by more than this many
+#: pixels from the first slice's normal line (gantry tilt / sheared grid).
+TILT_SHEAR_TOLERANCE_PIXELS = 0.5
+
+_NONUNIFORM_CHOICES = ("error", "resample")
+_CHOOSE_OPTION = "--image-series UID"
+_RESAMPLE_OPTION = "--allow-resample"
+
+
+@dataclass(frozen=True)
+class SeriesGroup:
+    """One image series found in a folder.
+
+    Attributes
+    ----------
+    uid : str
+        SeriesInstanceUID, or a synthetic ``"nouid:..."`` key for files without one.
+    files : tuple of DicomFileInfo
+        Its files.
+    """
+
+    uid: str
+    files: tuple[DicomFileInfo, ...]
+
+    @property
+    def modality(self) -> str:
+        """Modality of the first file."""
+        return self.files[0].modality
+
+    @property
+    def description(self) -> str:
+        """SeriesDescription of the first file."""
+        return self.files[0].series_description
+
+    @property
+    def frame_of_reference_uid(self) -> str:
+        """FrameOfReferenceUID of the first file."""
+        return self.files[0].frame_of_reference_uid
+
+    @property
+    def study_uid(self) -> str:
+        """StudyInstanceUID of the first file."""
+        return self.files[0].study_uid
+
+    @property
+    def n_slices(self) -> int:
+        """Number of frames over all files."""
+        return sum(max(len(f.frames), 1) for f in self.files)
+
+    def summary(self) -> str:
+        """One-line description for candidate lists (no patient identity)."""
+        desc = f" '{self.description}'" if self.description else ""
+        return f"{self.uid} ({self.modality or '?'}{desc}, {self.n_slices} slices)"
+
+
+# ------------------------------------------------------------------- grouping
+def _round_tuple(values: tuple[float, ...] | None, ndigits: int) -> tuple[float, ...] | None:
+    return None if values is None else tuple(round(v, ndigits) + 0.0 for v in values)
+
+
+def _stack_key(info: DicomFileInfo) -> tuple[Any, ...]:
+    return (_round_tuple(info.orientation, 3), info.rows, info.columns)
+
+
+def group_image_series(infos: Sequence[DicomFileInfo]) -> list[SeriesGroup]:
+    """Group image files into series.
+
+    Files with an empty or absent SeriesInstanceUID are grouped by
+    FrameOfReferenceUID + orientation + Rows/Columns + PixelSpacing. Within a
+    series, stacks with another orientation or matrix flagged LOCALIZER in
+    ImageType are dropped (logged).
+
+    Parameters
+    ----------
+    infos : sequence of DicomFileInfo
+        Scanned files (non-image kinds are ignored).
+
+    Returns
+    -------
+    list of SeriesGroup
+        Sorted by SeriesNumber then UID.
+
+    Raises
+    ------
+    DicomError
+        A series mixing stacks of different orientation or matrix size.
+    """
+    groups: dict[str, list[DicomFileInfo]] = {}
+    for info in infos:
+        if info.kind != IMAGE:
+            continue
+        if info.series_uid:
+            key = info.series_uid
+        else:
+            spacing = info.frames[0].pixel_spacing if info.frames else None
+            key = "nouid:" + "|".join(
+                str(x)
+                for x in (
+                    info.frame_of_reference_uid or "-",
+                    _round_tuple(info.orientation, 3),
+                    f"{info.rows}x{info.columns}",
+                    _round_tuple(spacing, 4),
+                    info.modality,
+                )
+            )
+        groups.setdefault(key, []).append(info)
+    out = []
+    for key, files in groups.items():
+        stacks: dict[tuple[Any, ...], list[DicomFileInfo]] = {}
+        for f in files:
+            stacks.setdefault(_stack_key(f), []).append(f)
+        if len(stacks) > 1:
+            keep = {k: v for k, v in stacks.items() if not all("LOCALIZER" in f.image_type for f in v)}
+            dropped = sum(len(v) for k, v in stacks.items() if k not in keep)
+            if dropped:
+                logger.info("series %s: %d localizer image(s) ignored", key, dropped)
+            if len(keep) > 1:
+                desc = "; ".join(
+                    f"{len(v)} files {v[0].rows}x{v[0].columns} orientation {_round_tuple(v[0].orientation, 3)}"
+                    for v in keep.values()
+                )
+                raise DicomError(
+                    f"{files[0].path.parent}: series {key} mixes image stacks of different orientation or size "
+                    f"({desc}); export each stack as its own series."
+                )
+            files = next(iter(keep.values()))
+        out.append(SeriesGroup(key, tuple(sorted(files, key=lambda f: str(f.path)))))
+    out.sort(key=lambda g: (g.files[0].series_number if g.files[0].series_number is not None else 1 << 30, g.uid))
+    return out
+
+
+def _choose_series(groups: list[SeriesGroup], series_uid: str | None, where: str) -> SeriesGroup:
+    if series_uid:
+        for g in groups:
+            if g.uid == series_uid:
+                return g
+        listing = "; ".join(g.summary() for g in groups) or "none"
+        raise DicomError(f"{where}: no image series with SeriesInstanceUID {series_uid}; available: {listing}.")
+    if len(groups) == 1:
+        return groups[0]
+    listing = "; ".join(g.summary() for g in groups)
+    raise DicomError(f"{where}: {len(groups)} image series found: {listing}; choose one with {_CHOOSE_OPTION}.")
+
+
+# ------------------------------------------------------------------- geometry
+@dataclass(frozen=True)
+class _Slice:
+    info: DicomFileInfo
+    frame: FrameGeometry
+    position_mm: float
+
+
+def _check_common_geometry(group: SeriesGroup, where: str) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
+    """Shared orientation (row, col cosines) and pixel spacing of a series."""
+    first = group.files[0]
+    if any("MOSAIC" in f.image_type for f in group.files):
+        raise UnsupportedError(
+            f"{first.path}: Siemens mosaic image (several slices tiled in one frame); "
+            "convert the series with dcm2niix and pass the NIfTI with --image."
+        )
+    frames = [fr for f in group.files for fr in f.frames]
+    if any(fr.position is None or fr.orientation is None or fr.pixel_spacing is None for fr in frames):
+        bad = next(
+            f.path for f in group.files for fr in f.frames if None in (fr.position, fr.orientation, fr.pixel_spacing)
+        )
+        raise DicomError(
+            f"{bad}: image lacks ImagePositionPatient, ImageOrientationPatient or PixelSpacing; "
+            "it cannot be placed in patient space (re-export with geometry, or convert with dcm2niix)."
+        )
+    iop0 = np.array(frames[0].orientation, dtype=np.float64)
+    sp0 = frames[0].pixel_spacing
+    for f in group.files:
+        if (f.rows, f.columns) != (first.rows, first.columns):
+            raise DicomError(
+                f"{f.path}: matrix {f.rows}x{f.columns} differs from {first.rows}x{first.columns} "
+                f"in the same series {group.uid}; export one image stack per series."
+            )
+        for fr in f.frames:
+            if np.max(np.abs(np.array(fr.orientation) - iop0)) > ORIENTATION_TOLERANCE:
+                raise DicomError(
+                    f"{f.path}: ImageOrientationPatient {list(fr.orientation or ())} differs from "
+                    f"{iop0.tolist()} in the same series; slices of one volume must share an orientation."
+                )
+            if np.max(np.abs(np.array(fr.pixel_spacing) - np.array(sp0))) > 1e-4:
+                raise DicomError(
+                    f"{f.path}: PixelSpacing {list(fr.pixel_spacing or ())} differs from {list(sp0 or ())} "
+                    "in the same series; slices of one volume must share a pixel spacing."
+                )
+    row, col = iop0[:3], iop0[3:]
+    if abs(np.linalg.norm(row) - 1) > 1e-2 or abs(np.linalg.norm(col) - 1) > 1e-2 or abs(row @ col) > 1e-2:
+        raise DicomError(
+            f"{first.path}: ImageOrientationPatient {iop0.tolist()} is not two orthogonal unit vectors; "
+            "the header is corrupt."
+        )
+    row = row / np.linalg.norm(row)
+    col = col - (col @ row) * row
+    col = col / np.linalg.norm(col)
+    assert sp0 is not None
+    if min(sp0) <= 0:
+        raise DicomError(f"{first.path}: PixelSpacing {list(sp0)} must be positive; the header is corrupt.")
+    return row, col, (float(sp0[0]), float(sp0[1]))
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def _step_summary(steps: np.ndarray) -> str:
+    """'3.27 mm x261, 3.29 mm x4, 3.19 mm x1' (steps rounded to 0.01 mm)."""
+    vals, counts = np.unique(np.round(steps, 2), return_counts=True)
+    order = np.argsort(-counts, kind="stable")
+    return ", ".join(f"{vals[i]:.2f} mm x{counts[i]}" for i in order)
+
+
+def _check_steps(slices: list[_Slice], where: str, nonuniform: str) -> tuple[float, list[str]]:
+    """Median step, or raise naming the gap; warnings when resampling is allowed."""
+    pos = np.array([s.position_mm for s in slices])
+    steps = np.diff(pos)
+    step = float(np.median(steps))
+    bad = np.flatnonzero(np.abs(steps - step) > STEP_TOLERANCE_MM)
+    if bad.size == 0:
+        return step, []
+    i = int(bad[0])
+    ratio = steps[i] / step
+    missing = abs(ratio - round(ratio)) * step <= STEP_TOLERANCE_MM and round(ratio) >= 2
+    pair = (
+        f"between slices {i} and {i + 1} at {_fmt(pos[i])} and {_fmt(pos[i + 1])} mm along the normal "
+        f"({slices[i].info.path.name}, {slices[i + 1].info.path.name})"
+    )
+    if missing:
+        what = (
+            f"missing slice: a gap of {_fmt(steps[i])} mm {pair}, where the series step is {_fmt(step)} mm "
+            f"({round(ratio) - 1} slice(s) absent)"
+        )
+    else:
+        what = (
+            f"non-uniform slice steps ({_step_summary(steps)}); first irregular step {_fmt(steps[i])} mm {pair}, "
+            f"median {_fmt(step)} mm"
+        )
+    if bad.size > 1:
+        what += f"; {bad.size} irregular steps in all"
+    if nonuniform == "error":
+        raise DicomError(
+            f"{where}: {what}; re-export the complete series, or rerun with {_RESAMPLE_OPTION} to resample "
+            "onto a regular grid (stated in the report)."
+        )
+    return step, [f"{where}: {what}; resampled onto a regular grid by linear interpolation."]
+
+
+def _check_tilt(slices: list[_Slice], normal: np.ndarray, pixel_spacing: tuple[float, float], where: str) -> list[str]:
+    if len(slices) < 2:
+        return []
+    ipp = np.array([s.frame.position for s in slices], dtype=np.float64)
+    rel = ipp - ipp[0]
+    inplane = rel - np.outer(rel @ normal, normal)
+    shear_mm = float(np.max(np.linalg.norm(inplane, axis=1)))
+    span = rel[-1]
+    tilt_deg = math.degrees(math.acos(min(1.0, abs(float(span @ normal)) / max(float(np.linalg.norm(span)), 1e-12))))
+    if shear_mm > TILT_SHEAR_TOLERANCE_PIXELS * min(pixel_spacing):
+        raise DicomError(
+            f"{where}: gantry tilt of {tilt_deg:.1f} degrees (slice origins drift {shear_mm:.2f} mm off the slice "
+            "normal); resample the series onto an orthogonal grid first, e.g. dcm2niix (writes a tilt-corrected "
+            "*_Tilt_1.nii) and pass that NIfTI and a segmentation on its grid with --image/--seg."
+        )
+    if shear_mm > 0.01:
+        return [f"{where}: slice origins drift {shear_mm:.3f} mm in-plane (below half a pixel; ignored)."]
+    return []
+
+
+def _sorted_slices(group: SeriesGroup, normal: np.ndarray, where: str) -> list[_Slice]:
+    slices = [
+        _Slice(info=f, frame=fr, position_mm=float(np.dot(fr.position, normal)))  # type: ignore[arg-type]
+        for f in group.files
+        for fr in f.frames
+    ]
+    slices.sort(key=lambda s: (s.position_mm, str(s.info.path), s.frame.frame_index))
+    out: list[_Slice] = []
+    for s in slices:
+        if out and abs(s.position_mm - out[-1].position_mm) <= DUPLICATE_TOLERANCE_MM:
+            prev = out[-1]
+            if (
+                s.info.sop_instance_uid
+                and s.info.sop_instance_uid == prev.info.sop_instance_uid
+                and s.frame.frame_index == prev.frame.frame_index
+            ):
+                logger.info("%s duplicates %s (same SOPInstanceUID); ignored", s.info.path, prev.info.path)
+                continue
+            n_same = sum(1 for t in slices if abs(t.position_mm - s.position_mm) <= DUPLICATE_TOLERANCE_MM)
+            raise DicomError(
+                f"{where}: {n_same} images share the slice position {_fmt(s.position_mm)} mm "
+                f"({prev.info.path.name}, {s.info.path.name}): several phases, echoes or time points in one "
+                "series; export one volume per series."
+            )
+        out.append(s)
+    return out
+
+
+# ------------------------------------------------------------------- resample
+def _resample_linear(
+    array: np.ndarray, positions: np.ndarray, n_out: int, step: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Linear interpolation along k onto ``positions[0] + step * arange(n_out)``."""
+    target = positions[0] + step * np.arange(n_out)
+    target[-1] = min(target[-1], positions[-1])
+    idx = np.clip(np.searchsorted(positions, target, side="right") - 1, 0, len(positions) - 2)
+    w = ((target - positions[idx]) / (positions[idx + 1] - positions[idx])).astype(np.float32)
+    out = np.empty((*array.shape[:2], n_out), dtype=np.float32, order="F")
+    for t in range(n_out):
+        a = array[:, :, idx[t]]
+        b = array[:, :, idx[t] + 1]
+        out[:, :, t] = a + (b - a) * w[t]
+    return out, target
+
+
+# ------------------------------------------------------------------- reading
+def series_header_facts(path: Path) -> dict[str, Any]:
+    """Non-identifying header facts of a series (from one file).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        A file of the series.
+
+    Returns
+    -------
+    dict
+        manufacturer, manufacturer_model, series_description, body_part,
+        patient_weight_kg, patient_size_m, patient_sex, patient_age, units,
+        decay_correction, corrected_image, series_date, series_time,
+        acquisition_date, acquisition_time, rescale_type, and the PET
+        radiopharmaceutical facts (radionuclide_total_dose_bq,
+        radiopharmaceutical_start_time, radiopharmaceutical_start_datetime,
+        radionuclide_half_life_s, radiopharmaceutical). Never name, ID or
+        birth date.
+    """
+    import pydicom
+
+    ds = pydicom.dcmread(path, stop_before_pixels=True, defer_size=4096)
+
+    def num(keyword: str) -> float | None:
+        v = ds.get(keyword)
+        try:
+            return None if v in (None, "") else float(v)
+        except (TypeError, ValueError):
+            return None
+
+    def text(keyword: str, source: Any = ds) -> str | None:
+        v = source.get(keyword) if source is not None else None
+        if v in (None, ""):
+            return None
+        return "\\".join(str(x) for x in v) if isinstance(v, (list, tuple, pydicom.multival.MultiValue)) else str(v)
+
+    facts: dict[str, Any] = {
+        "manufacturer": text("Manufacturer"),
+        "manufacturer_model": text("ManufacturerModelName"),
+        "series_description": text("SeriesDescription"),
+        "body_part": text("BodyPartExamined"),
+        "patient_weight_kg": num("PatientWeight"),
+        "patient_size_m": num("PatientSize"),
+        "patient_sex": text("PatientSex"),
+        "patient_age": text("PatientAge"),
+        "units": text("Units"),
+        "decay_correction": text("DecayCorrection"),
+        "corrected_image": text("CorrectedImage"),
+        "series_date": text("SeriesDate"),
+        "series_time": text("SeriesTime"),
+        "acquisition_date": text("AcquisitionDate"),
+        "acquisition_time": text("AcquisitionTime"),
+        "rescale_type": text("RescaleType"),
+    }
+    rp_seq = ds.get("RadiopharmaceuticalInformationSequence")
+    rp = rp_seq[0] if rp_seq else None
+    if rp is not None:
+        try:
+            dose = float(rp.get("RadionuclideTotalDose")) if rp.get("RadionuclideTotalDose") else None
+            half = float(rp.get("RadionuclideHalfLife")) if rp.get("RadionuclideHalfLife") else None
+        except (TypeError, ValueError):
+            dose = half = None
+        facts.update(
+            radionuclide_total_dose_bq=dose,
+            radionuclide_half_life_s=half,
+            radiopharmaceutical_start_time=text("RadiopharmaceuticalStartTime", rp),
+            radiopharmaceutical_start_datetime=text("RadiopharmaceuticalStartDateTime", rp),
+            radiopharmaceutical=text("Radiopharmaceutical", rp),
+        )
+    return facts
+
+
+def read_series_from_index(
+    infos: Sequence[DicomFileInfo],
+    *,
+    series_uid: str | None = None,
+    nonuniform: str = "error",
+    max_voxels: int | None = None,
+    where: str = "DICOM input",
+) -> Volume:
+    """Read one image series from an already scanned file index.
+
+    Same rules and result as :func:`read_dicom_series`; study discovery uses it
+    to avoid scanning a folder twice.
+
+    Parameters
+    ----------
+    infos : sequence of DicomFileInfo
+        From :func:`~netlm_imaging.io._dicom_common.scan_dicom_folder`.
+    series_uid : str, optional
+        SeriesInstanceUID (or ``nouid:`` key) to read when there are several.
+    nonuniform : {"error", "resample"}
+        What to do with a missing slice or non-uniform steps.
+    max_voxels : int, optional
+        Voxel budget checked before allocating.
+    where : str
+        Folder or file named in messages.
+
+    Returns
+    -------
+    Volume
+        See :func:`read_dicom_series`.
+    """
+    if nonuniform not in _NONUNIFORM_CHOICES:
+        raise UsageError(f"nonuniform must be one of {_NONUNIFORM_CHOICES}, got {nonuniform!r}.")
+    groups = group_image_series(infos)
+    if not groups:
+        kinds = sorted({i.kind for i in infos})
+        raise DicomError(
+            f"{where}: no DICOM image series found ({len(infos)} DICOM file(s) of kind {', '.join(kinds) or 'none'}); "
+            "point to the folder holding the CT, MR or PET slices."
+        )
+    group = _choose_series(groups, series_uid, where)
+    row, col, pixel_spacing = _check_common_geometry(group, where)
+    normal = np.cross(row, col)
+    where_series = f"{where} (series {group.uid})"
+    slices = _sorted_slices(group, normal, where_series)
+    warnings: list[str] = []
+    step = 0.0
+    if len(slices) > 1:
+        step, warnings = _check_steps(slices, where_series, nonuniform)
+    irregular = bool(warnings)
+    warnings += _check_tilt(slices, normal, pixel_spacing, where_series)
+    for s in slices:
+        if s.info.truncated:
+            raise DicomError(
+                f"{s.info.path}: pixel data is truncated (the file is shorter than declared); re-export the series."
+            )
+    first = slices[0].info
+    n_i, n_j, n_k = first.columns, first.rows, len(slices)
+    check_voxel_budget((n_i, n_j, n_k), max_voxels, where_series)
+    buf = np.empty((n_k, n_j, n_i), dtype=np.float32)  # (k, row, col): F-order view as (i, j, k)
+    k_of: dict[tuple[Path, int], int] = {(s.info.path, s.frame.frame_index): k for k, s in enumerate(slices)}
+    for info in dict.fromkeys(s.info for s in slices):
+        frames, ds = decode_frames(info)
+        for fr in info.frames:
+            k = k_of.get((info.path, fr.frame_index))
+            if k is None:
+                continue
+            buf[k] = apply_modality_lut_frame(
+                frames[fr.frame_index], fr.slope, fr.intercept, ds, use_lut_sequence=info.has_modality_lut_sequence
+            )
+    array = buf.transpose(2, 1, 0)
+    positions = np.array([s.position_mm for s in slices])
+    resampled = False
+    if irregular:
+        n_out = round(float(positions[-1] - positions[0]) / step) + 1
+        check_voxel_budget((n_i, n_j, n_out), max_voxels, where_series)
+        step = float((positions[-1] - positions[0]) / (n_out - 1))
+        array, _ = _resample_linear(array, positions, n_out, step)
+        resampled = True
+    if len(slices) == 1:
+        step = 1.0
+        warnings.append(f"{where_series}: single slice; slice step unknown, 1.0 mm assumed for the affine.")
+    affine = np.eye(4)
+    affine[:3, 0] = row * pixel_spacing[1]
+    affine[:3, 1] = col * pixel_spacing[0]
+    affine[:3, 2] = normal * step
+    affine[:3, 3] = slices[0].frame.position  # type: ignore[assignment]
+    for w in warnings:
+        logger.warning("%s", w)
+    meta: dict[str, Any] = {
+        "modality": group.modality,
+        "study_instance_uid": first.study_uid,
+        "series_instance_uid": first.series_uid,
+        "frame_of_reference_uid": first.frame_of_reference_uid,
+        "sop_class_uid": first.sop_class_uid,
+        "sop_instance_uids": [s.info.sop_instance_uid for s in slices],
+        "frame_numbers": [s.frame.frame_index + 1 for s in slices],
+        "files": [str(s.info.path) for s in slices],
+        "slice_positions_mm": [float(p) for p in positions],
+        "rescale": [[s.frame.slope, s.frame.intercept] for s in slices],
+        "resampled": resampled,
+        "warnings": warnings,
+        "header": series_header_facts(first.path),
+    }
+    return Volume(
+        array,
+        affine,
+        frame_of_reference_uid=first.frame_of_reference_uid or None,
+        source=where_series,
+        meta=meta,
+    )
+
+
+def read_dicom_series(
+    source: str | Path | Sequence[str | Path],
+    *,
+    series_uid: str | None = None,
+    nonuniform: str = "error",
+    max_voxels: int | None = None,
+) -> Volume:
+    """Read a CT, MR or PET image series into a float32 Volume (LPS affine).
+
+    Parameters
+    ----------
+    source : str, pathlib.Path or sequence of them
+        A folder (walked recursively; non-DICOM files skipped with a logged
+        note), a list of files, or one file. One single-frame file stands for
+        its whole series in the same folder tree.
+    series_uid : str, optional
+        SeriesInstanceUID to read when the folder holds several image series
+        (CLI ``--image-series UID``).
+    nonuniform : {"error", "resample"}
+        A missing slice or non-uniform steps raise (default) or are resampled
+        linearly onto a regular grid (``meta["resampled"] = True`` and a
+        warning in ``meta["warnings"]``).
+    max_voxels : int, optional
+        Voxel budget checked on the declared Rows x Columns x slices before
+        any pixel data is read (default :data:`~netlm_imaging.volume.DEFAULT_MAX_VOXELS`).
+
+    Returns
+    -------
+    Volume
+        ``array[i, j, k]`` float32 modality values (HU for CT); affine index ->
+        LPS mm. ``meta`` holds modality, study_instance_uid,
+        series_instance_uid, frame_of_reference_uid, sop_class_uid,
+        sop_instance_uids / frame_numbers / files / rescale (slice order),
+        slice_positions_mm (original positions along the normal), resampled,
+        warnings and header (non-identifying facts, see
+        :func:`series_header_facts`).
+
+    Raises
+    ------
+    DicomError
+        No image series; several series and none chosen; zero-byte, truncated
+        or corrupt file; missing slice; non-uniform steps; duplicate
+        positions; gantry tilt; inconsistent geometry.
+    UnsupportedError
+        Undecodable transfer syntax, Siemens mosaic, colour images.
+    ResourceLimitError
+        Declared size above ``max_voxels``.
+
+    References
+    ----------
+    DICOM PS3.3 C.7.6.2 Image Plane Module; C.7.6.16 Multi-frame Functional Groups.
+
+    Examples
+    --------
+    >>> vol = read_dicom_series("study/CT")  # doctest: +SKIP
+    >>> vol.spacing, vol.meta["series_instance_uid"]  # doctest: +SKIP
+    """
+    where = str(source) if isinstance(source, (str, Path)) else f"{len(source)} DICOM files"
+    if isinstance(source, (str, Path)) and Path(source).is_file():
+        infos = scan_dicom_folder(source)
+        if len(infos) == 1 and infos[0].kind == IMAGE and not infos[0].is_multiframe:
+            single = infos[0]
+            logger.info("%s is one slice: reading its series from %s", single.path, single.path.parent)
+            infos = scan_dicom_folder(single.path.parent)
+            if series_uid is None:
+                series_uid = single.series_uid or None
+            where = str(single.path.parent)
+    else:
+        infos = scan_dicom_folder(source)
+    return read_series_from_index(
+        infos, series_uid=series_uid, nonuniform=nonuniform, max_voxels=max_voxels, where=where
+    )
