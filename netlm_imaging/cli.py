@@ -110,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # last resort: never a traceback, but say it is a bug
         logging.getLogger("netlm_imaging").debug("internal error", exc_info=True)
         print(
-            f"netlm: internal error: {type(exc).__name__}: {exc} (a bug in netlm-imaging; rerun with -vv and report it)",
+            f"netlm: internal error: {type(exc).__name__}: {exc} (a bug: rerun with -vv and report it)",
             file=sys.stderr,
         )
         return 70

@@ -9,6 +9,7 @@ expressions.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ import numpy as np
 from ..errors import LabelError, UsageError
 from ..segmentation import ROLES, MaskLayer
 from ..volume import Volume
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_CODE_ROLES",
@@ -233,20 +236,40 @@ def layers_from_label_map(label_map: Volume, spec: LabelSpec) -> list[MaskLayer]
         raise LabelError(f"{label_map.source}: label map has unsupported type {arr.dtype}.")
     values = [int(v) for v in np.unique(arr) if v != 0]
     unmapped = [v for v in values if spec.role_of_value(v) is None]
+    notes: list[str] = []
+    if unmapped and not spec.user_given:
+        hint = "map them with --labels (e.g. liver=5,lesion=2; values you do not map are then ignored)"
+        raise LabelError(
+            f"{label_map.source}: label values {unmapped[:20]} have no role in the default LiTS mapping "
+            f"(1 liver, 2 lesion); {hint}."
+        )
     if unmapped:
-        hint = "map them with --labels (e.g. liver=5,lesion=2,ignore=7)"
-        raise LabelError(f"{label_map.source}: label values {unmapped} have no role; {hint}.")
+        notes.append(f"{label_map.source}: label values {unmapped[:20]} are not in --labels and were ignored")
+        logger.info(notes[-1])
     by_role: dict[str, list[int]] = {}
     for v in values:
         role = spec.role_of_value(v)
-        assert role is not None
+        if role is None:
+            continue
         by_role.setdefault(role, []).append(v)
     layers: list[MaskLayer] = []
     for role, vals in by_role.items():
         if role == "ignore":
             continue
         mask = np.isin(arr, vals)
+        meta = {**label_map.meta, "notes": notes}
         layers.append(
-            MaskLayer(role, label_map.with_array(mask), label="+".join(str(v) for v in vals), source=label_map.source)
+            MaskLayer(
+                role,
+                label_map.with_array(mask, meta=meta),
+                label="+".join(str(v) for v in vals),
+                source=label_map.source,
+            )
+        )
+    mapped = [v for v in spec.mapping.values() for v in v if isinstance(v, int)]
+    if spec.user_given and mapped and not layers:
+        raise LabelError(
+            f"{label_map.source}: none of the labels given in --labels ({sorted(set(mapped))}) occur in the map "
+            f"(values present: {values[:20]}); check the label numbers."
         )
     return layers

@@ -1,0 +1,368 @@
+"""The Python API: ``analyze`` one study and get a typed :class:`StudyReport`.
+
+The CLI, the batch runner and the PACS hook all call :func:`analyze` /
+:func:`analyze_with_context`; nothing else computes a report.
+
+Examples
+--------
+>>> from netlm_imaging import analyze                                  # doctest: +SKIP
+>>> report = analyze(image="ct.nii.gz", segs=["seg.nii.gz"])          # doctest: +SKIP
+>>> report.involvement_percent                                         # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .errors import InputError, UsageError
+from .measure.burden import DEFAULT_MARGIN_MM, measure_burden
+from .measure.context import MeasurementContext
+from .measure.grid import reconcile_layers
+from .report.model import StudyReport
+from .segmentation import MaskLayer
+from .volume import Volume
+
+__all__ = ["AnalyzeOptions", "StudyInputs", "analyze", "analyze_with_context", "resolve_inputs"]
+
+logger = logging.getLogger(__name__)
+
+_MODALITIES = {"CT", "MR", "PT", "NM", "OT"}
+
+
+@dataclass(frozen=True)
+class AnalyzeOptions:
+    """Options of one analysis (the CLI flags of ``netlm analyze``).
+
+    Parameters
+    ----------
+    max_voxels : int, optional
+        Refuse declared image sizes above this before allocating.
+    allow_resample : bool
+        DICOM series with a missing slice or irregular steps are resampled
+        onto a regular grid (a warning; ``study.grid.resampled``) instead of refused.
+    include_identifiers : bool
+        Put PatientName / PatientID / PatientBirthDate in the report.
+    modality : str, optional
+        Override the modality (NIfTI/NRRD carry none): CT, MR, PT, NM, OT.
+    weight_kg : float, optional
+        PET: overrides DICOM PatientWeight.
+    delineation : str, optional
+        PET lesion delineation, e.g. ``rel:0.45``, ``liver:1.5``, ``abs:3``.
+    seg_choice, image_series : str, optional
+        Which segmentation / image series when a study folder holds several.
+    manifest : str or Path, optional
+        A manifest file overriding study-folder discovery.
+    fractional_threshold : float
+        Binary view of FRACTIONAL SEG masks (``>=``).
+    connectivity : {26, 6}
+        Lesion instances from a single lesion mask.
+    margin_mm : float
+        Intrahepatic margin (the 2 mm rule).
+    resections : sequence of sequence of int
+        Extra user-defined resections (removed Couinaud segments) to evaluate.
+    """
+
+    max_voxels: int | None = None
+    allow_resample: bool = False
+    include_identifiers: bool = False
+    modality: str | None = None
+    weight_kg: float | None = None
+    delineation: str | None = None
+    seg_choice: str | None = None
+    image_series: str | None = None
+    manifest: str | Path | None = None
+    fractional_threshold: float = 0.5
+    connectivity: int = 26
+    margin_mm: float = DEFAULT_MARGIN_MM
+    resections: tuple[tuple[int, ...], ...] = ()
+
+
+@dataclass
+class StudyInputs:
+    """What one analysis reads: the image, the segmentation arguments and an optional PET series."""
+
+    image: str | Path
+    segs: list[str] = field(default_factory=list)
+    labels: str | None = None
+    pet: str | Path | list[Path] | None = None
+    image_series: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def resolve_inputs(
+    study_dir: str | Path | None,
+    *,
+    image: str | Path | None,
+    segs: Sequence[str | Path],
+    labels: str | None,
+    pet: str | Path | None,
+    options: AnalyzeOptions,
+) -> StudyInputs:
+    """Turn a study folder or explicit paths into :class:`StudyInputs`.
+
+    Raises
+    ------
+    UsageError
+        When neither a study folder nor ``image`` + ``segs`` are given.
+    """
+    if study_dir is not None:
+        if image is not None:
+            raise UsageError("give either a study folder or --image/--seg, not both")
+        folder = Path(study_dir)
+        if not folder.exists():
+            raise InputError(f"{folder}: study folder not found; check the path.")
+        if not folder.is_dir():
+            raise InputError(f"{folder}: is a file; pass the study folder, or use --image/--seg for single files.")
+        from .io.discover import discover_study
+
+        found = discover_study(
+            folder, seg_choice=options.seg_choice, image_series=options.image_series, manifest=options.manifest
+        )
+        return StudyInputs(
+            image=found.image_path,
+            segs=[*(str(s) for s in found.segmentation_args), *(str(s) for s in segs)],
+            labels=labels if labels is not None else found.labels,
+            pet=pet if pet is not None else found.pet_path,
+            image_series=found.image_series_uid or options.image_series,
+            notes=list(found.notes),
+        )
+    if image is None:
+        raise UsageError("give a study folder, or --image PATH with at least one --seg PATH")
+    if not segs:
+        raise UsageError("--image needs at least one --seg (label map, DICOM SEG, RTSTRUCT or ROLE=PATH)")
+    return StudyInputs(
+        image=image, segs=[str(s) for s in segs], labels=labels, pet=pet, image_series=options.image_series
+    )
+
+
+def _check_image_values(img: Volume) -> None:
+    arr = img.array
+    if arr.dtype.kind == "f":
+        bad = int(np.count_nonzero(~np.isfinite(arr)))
+        if bad:
+            raise InputError(
+                f"{img.source}: image contains {bad} NaN/inf voxel(s); intensities cannot be trusted. "
+                "Re-export the image (NaN often marks outside-of-FOV voxels: fill them with the background value)."
+            )
+
+
+def _identifiers(img: Volume) -> dict[str, Any]:
+    files = img.meta.get("files") or []
+    if not files or img.meta.get("format") != "dicom":
+        return {}
+    import pydicom
+
+    ds = pydicom.dcmread(
+        files[0], stop_before_pixels=True, specific_tags=["PatientName", "PatientID", "PatientBirthDate"]
+    )
+    return {
+        "patient_name": str(ds.get("PatientName", "")) or None,
+        "patient_id": str(ds.get("PatientID", "")) or None,
+        "patient_birth_date": str(ds.get("PatientBirthDate", "")) or None,
+    }
+
+
+def _modality(img: Volume, options: AnalyzeOptions) -> str:
+    mod = (options.modality or img.meta.get("modality") or "OT").upper()
+    if mod not in _MODALITIES:
+        if options.modality:
+            raise UsageError(f"--modality {options.modality}: use one of {', '.join(sorted(_MODALITIES))}")
+        mod = "OT"
+    return mod
+
+
+def _round(v: float | None, nd: int = 4) -> float | None:
+    return None if v is None else round(float(v), nd)
+
+
+def _lesion_dict(les: Any) -> dict[str, Any]:
+    d = les.to_dict()
+    for key in ("volume_ml",):
+        d[key] = round(float(d[key]), 6)
+    for key in ("longest_axial_diameter_mm", "short_axis_diameter_mm", "max_3d_diameter_mm"):
+        if d.get(key) is not None:
+            d[key] = round(float(d[key]), 3)
+    d["centroid_lps_mm"] = [round(float(c), 3) for c in d["centroid_lps_mm"]]
+    if d.get("mean_intensity") is not None:
+        d["mean_intensity"] = round(float(d["mean_intensity"]), 3)
+    return d
+
+
+def analyze_with_context(
+    study_dir: str | Path | None = None,
+    *,
+    image: str | Path | None = None,
+    segs: Sequence[str | Path] = (),
+    labels: str | None = None,
+    clinical: str | Path | Any | None = None,
+    rules: str | Path | Any | None = None,
+    pet: str | Path | None = None,
+    options: AnalyzeOptions | None = None,
+) -> tuple[StudyReport, MeasurementContext]:
+    """Analyse one study and return the report and the measurement context.
+
+    Parameters
+    ----------
+    study_dir : str or Path, optional
+        A study folder (DICOM export, or NIfTI/NRRD folder convention).
+    image : str or Path, optional
+        Image file or DICOM series folder (instead of ``study_dir``).
+    segs : sequence of str or Path
+        Segmentations: label maps, DICOM SEG, RTSTRUCT, or ``ROLE=PATH`` binary masks.
+    labels : str, optional
+        Role mapping, e.g. ``"liver=5,lesion=2"`` (default LiTS: 1 liver, 2 lesion).
+    clinical : path or ClinicalInputs, optional
+        Clinical sidecar (JSON/TOML) or an already loaded ``ClinicalInputs``.
+    rules : path or Rules, optional
+        A rules file overriding the default rules.
+    pet : str or Path, optional
+        A PET series (DICOM folder) in the same frame of reference as the image.
+    options : AnalyzeOptions, optional
+        Everything else.
+
+    Returns
+    -------
+    (StudyReport, MeasurementContext)
+
+    Raises
+    ------
+    NetlmError
+        Any input problem, with a one-line message naming the file and the fix.
+    """
+    from .io.labels import parse_label_spec
+    from .io.loader import load_image, load_segmentation
+
+    opts = options or AnalyzeOptions()
+    inputs = resolve_inputs(study_dir, image=image, segs=segs, labels=labels, pet=pet, options=opts)
+    spec = parse_label_spec(inputs.labels)
+    nonuniform = "resample" if opts.allow_resample else "error"
+    img = load_image(inputs.image, max_voxels=opts.max_voxels, nonuniform=nonuniform, series_uid=inputs.image_series)
+    _check_image_values(img)
+    warnings: list[str] = [*inputs.notes, *img.meta.get("warnings", [])]
+    layers: list[MaskLayer] = []
+    seg_sources: list[str] = []
+    for s in inputs.segs:
+        layers.extend(
+            load_segmentation(s, img, spec, max_voxels=opts.max_voxels, fractional_threshold=opts.fractional_threshold)
+        )
+        seg_sources.append(str(s).split("=", 1)[1] if "=" in str(s) and not Path(str(s)).exists() else str(s))
+    rec = reconcile_layers(img, layers)
+    warnings.extend(rec.warnings)
+    burden = measure_burden(
+        img,
+        list(rec),
+        margin_mm=opts.margin_mm,
+        connectivity=opts.connectivity,
+        fractional_threshold=opts.fractional_threshold,
+    )
+    warnings.extend(burden.warnings)
+    ctx = burden.ctx
+    ctx.header.setdefault("modality", _modality(img, opts))
+    ctx.header["segmentation_refs"] = [
+        {
+            k: v
+            for k, v in la.mask.meta.items()
+            if k
+            in ("sop_instance_uid", "series_instance_uid", "segment_number", "segment_label", "roi_number", "roi_name")
+        }
+        | {"role": la.role, "label": la.label, "source": la.source}
+        for la in layers
+    ]
+    report = _build_report(
+        img, ctx, burden, inputs, seg_sources, rec.resampled or bool(img.meta.get("resampled")), warnings, opts
+    )
+    return report, ctx
+
+
+def analyze(
+    study_dir: str | Path | None = None,
+    *,
+    image: str | Path | None = None,
+    segs: Sequence[str | Path] = (),
+    labels: str | None = None,
+    clinical: str | Path | Any | None = None,
+    rules: str | Path | Any | None = None,
+    pet: str | Path | None = None,
+    options: AnalyzeOptions | None = None,
+) -> StudyReport:
+    """Analyse one study and return its :class:`StudyReport` (see :func:`analyze_with_context`)."""
+    return analyze_with_context(
+        study_dir, image=image, segs=segs, labels=labels, clinical=clinical, rules=rules, pet=pet, options=options
+    )[0]
+
+
+def _build_report(
+    img: Volume,
+    ctx: MeasurementContext,
+    burden: Any,
+    inputs: StudyInputs,
+    seg_sources: list[str],
+    resampled: bool,
+    warnings: list[str],
+    opts: AnalyzeOptions,
+) -> StudyReport:
+    meta = img.meta
+    study: dict[str, Any] = {
+        "study_instance_uid": meta.get("study_instance_uid"),
+        "series_instance_uid": meta.get("series_instance_uid"),
+        "modality": ctx.header["modality"],
+        "image_source": str(inputs.image),
+        "segmentation_sources": seg_sources,
+        "grid": {**img.geometry_summary(), "resampled": bool(resampled)},
+        "frame_of_reference_uid": img.frame_of_reference_uid,
+    }
+    if opts.include_identifiers:
+        study["identifiers"] = _identifiers(img)
+    liver_ml = ctx.liver_volume_ml
+    liver: dict[str, Any] = {"volume_ml": _round(liver_ml, 6)}
+    if ctx.liver is not None:
+        liver["voxel_count"] = int(np.count_nonzero(ctx.liver))
+        bb_any = [np.any(ctx.liver, axis=tuple(a for a in range(3) if a != ax)) for ax in range(3)]
+        liver["touches_image_border"] = bool(any(b[0] or b[-1] for b in bb_any))
+        vals = img.array[ctx.liver]
+        liver["mean_intensity"] = _round(float(vals.mean(dtype=np.float64)), 3) if vals.size else None
+        for key in ("liver_volume_ml_binary", "liver_mask_included_lesions"):
+            if key in burden.extra:
+                liver[key.replace("liver_", "", 1) if key.startswith("liver_volume") else key] = (
+                    _round(burden.extra[key], 6) if isinstance(burden.extra[key], float) else burden.extra[key]
+                )
+    intra = [les for les in ctx.lesions if les.location == "intrahepatic"]
+    extra_les = [les for les in ctx.lesions if les.location == "extrahepatic"]
+    tumor: dict[str, Any] = {
+        "intrahepatic_volume_ml": _round(ctx.intrahepatic_tumor_ml, 6),
+        "extrahepatic_volume_ml": _round(ctx.extrahepatic_tumor_ml, 6),
+        "lesion_count": len(intra),
+        "extrahepatic_lesion_count": len(extra_les),
+    }
+    if "intrahepatic_volume_ml_binary" in burden.extra:
+        tumor["intrahepatic_volume_ml_binary"] = _round(burden.extra["intrahepatic_volume_ml_binary"], 6)
+    involvement = None
+    non_tumorous = None
+    if liver_ml is not None and liver_ml > 0:
+        involvement = min(100.0, 100.0 * ctx.intrahepatic_tumor_ml / liver_ml)
+        non_tumorous = max(0.0, liver_ml - ctx.intrahepatic_tumor_ml)
+    remnant: dict[str, Any] = {"non_tumorous_liver_volume_ml": _round(non_tumorous, 6)}
+    classification: dict[str, Any] = {
+        "rules_version": "none",
+        "rationale": [],
+        "missing_inputs": [] if ctx.liver is not None else ["liver mask"],
+    }
+    return StudyReport(
+        tool={"name": "netlm-imaging", "version": __version__},
+        study=study,
+        liver=liver,
+        tumor=tumor,
+        involvement_percent=_round(involvement, 4),
+        remnant=remnant,
+        lesions=[_lesion_dict(les) for les in ctx.lesions],
+        classification=classification,
+        warnings=list(dict.fromkeys(warnings)),
+        method=burden.method,
+    )

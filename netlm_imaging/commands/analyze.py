@@ -1,0 +1,146 @@
+"""``netlm analyze``: one study -> report.json + console summary."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["add_arguments", "options_from_args", "run"]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the analyze options to ``p``."""
+    p.add_argument("study_dir", nargs="?", help="study folder (DICOM export or NIfTI/NRRD folder convention)")
+    p.add_argument("--image", help="image file (NIfTI/NRRD/MHA) or DICOM series folder")
+    p.add_argument(
+        "--seg",
+        action="append",
+        default=[],
+        metavar="[ROLE=]PATH",
+        help="segmentation: label map, DICOM SEG, RTSTRUCT, or ROLE=PATH binary mask (repeatable)",
+    )
+    p.add_argument("--labels", help="role mapping, e.g. liver=5,lesion=2+3,spleen=1 (default LiTS: liver=1,lesion=2)")
+    p.add_argument("--out", default=".", help="output folder for report.json (default: current folder)")
+    p.add_argument("--json", dest="json_out", metavar="-", help="'-' prints the report JSON to stdout instead")
+    p.add_argument("--clinical", help="clinical sidecar (JSON or TOML): symptoms, grade, height, weight, ...")
+    p.add_argument("--rules", help="rules file (TOML/JSON) overriding the default clinical rules")
+    p.add_argument("--pet", help="PET series folder in the same frame of reference as the image")
+    p.add_argument("--weight", type=float, help="patient weight in kg for SUV (overrides DICOM PatientWeight)")
+    p.add_argument("--delineation", help="PET lesion delineation: rel:0.45 (default), liver:K, abs:T")
+    p.add_argument("--modality", help="modality of a NIfTI/NRRD image: CT, MR, PT, NM, OT")
+    p.add_argument("--seg-choice", help="which segmentation when the study folder holds several (index or UID)")
+    p.add_argument("--image-series", help="SeriesInstanceUID of the image when the folder holds several")
+    p.add_argument("--manifest", help="manifest file overriding study-folder discovery")
+    p.add_argument(
+        "--allow-resample",
+        action="store_true",
+        help="resample DICOM series with a missing slice or irregular steps onto a regular grid",
+    )
+    p.add_argument(
+        "--fractional-threshold", type=float, default=0.5, help="binary view of FRACTIONAL SEG masks (default 0.5)"
+    )
+    p.add_argument(
+        "--connectivity",
+        type=int,
+        choices=(6, 26),
+        default=26,
+        help="lesion instances from one mask: 26 (default) or 6-connected components",
+    )
+    p.add_argument(
+        "--resection",
+        action="append",
+        default=[],
+        metavar="SEGMENTS",
+        help="evaluate a user resection, e.g. 5,6,7,8 (removed Couinaud segments; repeatable)",
+    )
+    p.add_argument("--max-voxels", type=int, help="refuse images declaring more voxels than this")
+    p.add_argument(
+        "--include-identifiers",
+        action="store_true",
+        help="put patient name, ID and birth date in the report (off by default)",
+    )
+    p.add_argument("--html", action="store_true", help="also write report.html (QA page with images)")
+    p.add_argument("--sr", action="store_true", help="also write report_sr.dcm (DICOM SR TID 1500)")
+    p.add_argument("--seg-out", action="store_true", help="also write derived masks as a DICOM SEG (derived_seg.dcm)")
+    p.add_argument("--quiet", action="store_true", help="no console summary")
+
+
+def options_from_args(args: argparse.Namespace):
+    """Build :class:`~netlm_imaging.api.AnalyzeOptions` from parsed arguments."""
+    from ..api import AnalyzeOptions
+    from ..errors import UsageError
+
+    resections = []
+    for r in getattr(args, "resection", []) or []:
+        try:
+            segs = tuple(sorted({int(x) for x in str(r).replace("+", ",").split(",") if x.strip()}))
+        except ValueError as exc:
+            raise UsageError(f"--resection {r}: write removed segments as numbers, e.g. 5,6,7,8") from exc
+        if not segs or any(s < 1 or s > 8 for s in segs):
+            raise UsageError(f"--resection {r}: segments must be 1..8")
+        resections.append(segs)
+    if getattr(args, "max_voxels", None) is not None and args.max_voxels <= 0:
+        raise UsageError("--max-voxels must be positive")
+    if getattr(args, "weight", None) is not None and not (0 < args.weight < 700):
+        raise UsageError(f"--weight {args.weight}: give the patient weight in kg (0-700)")
+    if not 0.0 < getattr(args, "fractional_threshold", 0.5) <= 1.0:
+        raise UsageError("--fractional-threshold must be in (0, 1]")
+    return AnalyzeOptions(
+        max_voxels=getattr(args, "max_voxels", None),
+        allow_resample=bool(getattr(args, "allow_resample", False)),
+        include_identifiers=bool(getattr(args, "include_identifiers", False)),
+        modality=getattr(args, "modality", None),
+        weight_kg=getattr(args, "weight", None),
+        delineation=getattr(args, "delineation", None),
+        seg_choice=getattr(args, "seg_choice", None),
+        image_series=getattr(args, "image_series", None),
+        manifest=getattr(args, "manifest", None),
+        fractional_threshold=float(getattr(args, "fractional_threshold", 0.5)),
+        connectivity=int(getattr(args, "connectivity", 26)),
+        resections=tuple(resections),
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``netlm analyze``; returns the exit code."""
+    from ..api import analyze_with_context
+    from ..errors import UsageError
+
+    if args.json_out not in (None, "-"):
+        raise UsageError("--json takes only '-' (stdout); use --out DIR to write report.json")
+    opts = options_from_args(args)
+    report, ctx = analyze_with_context(
+        args.study_dir,
+        image=args.image,
+        segs=args.seg,
+        labels=args.labels,
+        clinical=args.clinical,
+        rules=args.rules,
+        pet=args.pet,
+        options=opts,
+    )
+    if args.json_out == "-":
+        sys.stdout.write(report.to_json())
+        return 0
+    out = Path(args.out)
+    path = report.write_json(out / "report.json")
+    written = [path]
+    if args.html:
+        from ..report.html import write_study_html
+
+        written.append(write_study_html(report.to_dict(), ctx, out / "report.html"))
+    if args.sr:
+        from ..report.dicom_sr import write_sr
+
+        written.append(write_sr(report, ctx, out / "report_sr.dcm", include_identifiers=opts.include_identifiers))
+    if args.seg_out:
+        from ..report.dicom_seg_out import write_seg
+
+        written.append(write_seg(ctx, out / "derived_seg.dcm"))
+    if not args.quiet:
+        print(report.summary())
+        print("")
+        for w in written:
+            print(f"wrote {w}")
+    return 0

@@ -1,0 +1,204 @@
+"""Dispatch: a path -> image Volume, or a segmentation path -> role layers.
+
+Formats: NIfTI (.nii, .nii.gz), ITK (.nrrd, .seg.nrrd, .nha, .mha, .mhd), a
+DICOM series folder (images), DICOM SEG and RTSTRUCT files (segmentations).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError, LabelError, UsageError
+from ..segmentation import ROLES, MaskLayer
+from ..volume import Volume
+from .labels import LabelSpec, layers_from_label_map, role_for_segment
+
+__all__ = ["RTSTRUCT_SOP_CLASS", "SEG_SOP_CLASSES", "load_image", "load_segmentation", "parse_seg_argument"]
+
+logger = logging.getLogger(__name__)
+
+SEG_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.66.4", "1.2.840.10008.5.1.4.1.1.66.7"}
+RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
+_NIFTI = (".nii", ".nii.gz")
+_ITK = (".nrrd", ".nhdr", ".mha", ".mhd")
+
+
+def _suffix(p: Path) -> str:
+    name = p.name.lower()
+    for ext in (*_NIFTI, *_ITK, ".dcm"):
+        if name.endswith(ext):
+            return ext
+    return p.suffix.lower()
+
+
+def _is_dicom_file(p: Path) -> bool:
+    try:
+        with p.open("rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def parse_seg_argument(arg: str) -> tuple[str | None, Path]:
+    """Split ``--seg`` values: ``PATH`` or ``ROLE=PATH``.
+
+    Returns
+    -------
+    (role or None, Path)
+    """
+    if "=" in arg:
+        role, _, path = arg.partition("=")
+        role = role.strip().lower()
+        if role in ROLES:
+            return role, Path(path)
+        if not Path(arg).exists():
+            raise UsageError(f"--seg {arg}: unknown role {role!r}; use one of {', '.join(ROLES)} or a plain path.")
+    return None, Path(arg)
+
+
+def load_image(
+    path: str | Path,
+    *,
+    max_voxels: int | None = None,
+    nonuniform: str = "error",
+    series_uid: str | None = None,
+) -> Volume:
+    """Load the image to measure on.
+
+    Parameters
+    ----------
+    path : str or Path
+        NIfTI/NRRD/MHA file, or a DICOM series folder (or one file of it).
+    max_voxels : int, optional
+        Declared-size limit.
+    nonuniform : {"error", "resample"}
+        DICOM: what to do with missing slices / irregular slice steps.
+    series_uid : str, optional
+        DICOM: which series when the folder holds several.
+
+    Returns
+    -------
+    Volume
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: image not found; check the path.")
+    if p.is_dir() or _is_dicom_file(p):
+        from .dicom_series import read_dicom_series
+
+        return read_dicom_series(p, series_uid=series_uid, nonuniform=nonuniform, max_voxels=max_voxels)
+    ext = _suffix(p)
+    if ext in _NIFTI:
+        from .nifti import read_nifti
+
+        return read_nifti(p, max_voxels=max_voxels)
+    if ext in _ITK:
+        from .sitk_io import read_itk
+
+        return read_itk(p, max_voxels=max_voxels)
+    raise InputError(f"{p}: unknown image format {ext or '(no extension)'}; use NIfTI, NRRD, MHA or a DICOM folder.")
+
+
+def _binary_layer(vol: Volume, role: str, p: Path) -> MaskLayer:
+    arr = np.asarray(vol.array)
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        raise LabelError(f"{p}: mask contains NaN or inf; a mask must hold 0 and 1.")
+    values = np.unique(arr)
+    if values.size > 2 and role != "lesion":
+        raise LabelError(
+            f"{p}: a {role} mask must be binary but holds {values.size} values; pass it without {role}= and map "
+            "labels with --labels."
+        )
+    return MaskLayer(role, vol.with_array(arr != 0), label=role, source=str(p))
+
+
+def load_segmentation(
+    arg: str | Path,
+    reference: Volume,
+    spec: LabelSpec,
+    *,
+    max_voxels: int | None = None,
+    fractional_threshold: float = 0.5,
+) -> list[MaskLayer]:
+    """Load one ``--seg`` argument into role layers (on their own grid for label maps).
+
+    Parameters
+    ----------
+    arg : str or Path
+        ``PATH`` (label map, DICOM SEG, RTSTRUCT) or ``ROLE=PATH`` (binary mask).
+    reference : Volume
+        The image; DICOM SEG / RTSTRUCT are placed on its grid.
+    spec : LabelSpec
+        Label value / name -> role mapping.
+    max_voxels : int, optional
+        Declared-size limit.
+    fractional_threshold : float
+        FRACTIONAL SEG: threshold of the binary view.
+
+    Returns
+    -------
+    list of MaskLayer
+    """
+    role, p = parse_seg_argument(str(arg))
+    if not p.exists():
+        raise InputError(f"{p}: segmentation not found; check the path.")
+    if p.is_dir():
+        raise InputError(f"{p}: is a folder; --seg takes a file (label map, DICOM SEG or RTSTRUCT).")
+    if _is_dicom_file(p) or _suffix(p) == ".dcm":
+        import pydicom
+
+        try:
+            ds = pydicom.dcmread(str(p), stop_before_pixels=True)
+        except Exception as exc:
+            raise InputError(f"{p}: not a readable DICOM file ({type(exc).__name__}); re-export it.") from exc
+        sop = str(getattr(ds, "SOPClassUID", ""))
+        if sop in SEG_SOP_CLASSES:
+            from .dicom_seg import read_dicom_seg
+
+            return read_dicom_seg(p, reference, spec, fractional_threshold=fractional_threshold, max_voxels=max_voxels)
+        if sop == RTSTRUCT_SOP_CLASS:
+            from .rtstruct import read_rtstruct
+
+            return read_rtstruct(p, reference, spec, max_voxels=max_voxels)
+        raise InputError(f"{p}: DICOM SOP class {sop or '(none)'} is not a segmentation; pass a SEG or RTSTRUCT.")
+    ext = _suffix(p)
+    if ext in _NIFTI:
+        from .nifti import read_nifti
+
+        vol = read_nifti(p, max_voxels=max_voxels, as_float=False)
+        if role:
+            return [_binary_layer(vol, role, p)]
+        return layers_from_label_map(vol, spec)
+    if ext in _ITK:
+        from .sitk_io import read_itk_segments
+
+        vol, segments = read_itk_segments(p, max_voxels=max_voxels)
+        if role:
+            if segments:
+                merged = np.zeros(vol.shape, dtype=bool)
+                for s in segments:
+                    merged |= s["mask"]
+                vol = vol.with_array(merged)
+            return [_binary_layer(vol, role, p)]
+        if not segments:
+            return layers_from_label_map(vol, spec)
+        layers: list[MaskLayer] = []
+        unmapped: list[str] = []
+        for s in segments:
+            r = role_for_segment(s["name"], None, spec)
+            if r is None:
+                unmapped.append(s["name"])
+            elif r != "ignore":
+                layers.append(MaskLayer(r, vol.with_array(s["mask"]), label=s["name"], source=str(p)))
+        if unmapped:
+            raise LabelError(
+                f'{p}: segments {unmapped} have no role; map them with --labels (e.g. liver="{unmapped[0]}").'
+            )
+        return layers
+    raise InputError(
+        f"{p}: unknown segmentation format {ext or '(no extension)'}; use NIfTI, NRRD, DICOM SEG/RTSTRUCT."
+    )

@@ -1,0 +1,93 @@
+"""NIfTI reader (nibabel): index->RAS affine converted to LPS here, and only here."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import GeometryError, InputError
+from ..volume import Volume, check_voxel_budget, ras_to_lps
+
+__all__ = ["read_nifti"]
+
+logger = logging.getLogger(__name__)
+
+#: sform and qform disagreeing by more than this (mm, or direction cosine) earn a warning.
+QFORM_SFORM_TOLERANCE = 1e-3
+
+
+def read_nifti(path: str | Path, *, max_voxels: int | None = None, as_float: bool = True) -> Volume:
+    """Read a .nii / .nii.gz file into a :class:`Volume` with an LPS affine.
+
+    The affine is nibabel's best affine: the sform when its code is set, else
+    the qform, else pixdim scaling (then ``meta["geometry_known"]`` is False).
+
+    Parameters
+    ----------
+    path : str or Path
+        NIfTI file.
+    max_voxels : int, optional
+        Refuse larger declared sizes before reading the data.
+    as_float : bool
+        Return float32 scaled data (images); False keeps stored integers
+        (label maps), with scaling applied only when the header sets it.
+
+    Returns
+    -------
+    Volume
+
+    Raises
+    ------
+    InputError
+        If the file cannot be parsed as NIfTI, is not 3-D, or holds no data.
+    """
+    import nibabel as nib
+
+    p = Path(path)
+    try:
+        img = nib.load(str(p))
+    except FileNotFoundError as exc:
+        raise InputError(f"{p}: file not found; check the path.") from exc
+    except Exception as exc:
+        raise InputError(
+            f"{p}: not a readable NIfTI file ({type(exc).__name__}: {str(exc)[:120]}); re-export the image as NIfTI."
+        ) from exc
+    shape = tuple(int(s) for s in img.shape)
+    if len(shape) == 4 and shape[3] == 1:
+        shape = shape[:3]
+    if len(shape) != 3:
+        raise InputError(f"{p}: expected a 3-D image, got shape {tuple(img.shape)}; split 4-D series first.")
+    check_voxel_budget(shape, max_voxels, str(p))
+    hdr = img.header
+    sform_code = int(hdr["sform_code"]) if "sform_code" in hdr else 0
+    qform_code = int(hdr["qform_code"]) if "qform_code" in hdr else 0
+    warnings: list[str] = []
+    if sform_code > 0 and qform_code > 0:
+        sform = hdr.get_sform()
+        qform = hdr.get_qform()
+        if not np.allclose(sform, qform, atol=QFORM_SFORM_TOLERANCE):
+            warnings.append(f"{p.name}: sform and qform disagree; the sform (code {sform_code}) was used")
+    try:
+        data = np.asanyarray(img.dataobj)
+        if data.ndim == 4:
+            data = data[..., 0]
+        if as_float:
+            data = np.asarray(data, dtype=np.float32)
+    except Exception as exc:
+        raise InputError(
+            f"{p}: image data cannot be read ({type(exc).__name__}: {str(exc)[:120]}); truncated or corrupt file."
+        ) from exc
+    meta = {
+        "format": "nifti",
+        "geometry_known": bool(sform_code > 0 or qform_code > 0),
+        "warnings": warnings,
+        "files": [str(p)],
+    }
+    try:
+        return Volume(data, ras_to_lps(img.affine), source=str(p), meta=meta)
+    except GeometryError:
+        raise
+    except ValueError as exc:
+        raise InputError(f"{p}: {exc}") from exc

@@ -1,0 +1,157 @@
+"""ITK formats (NRRD, .seg.nrrd, MHA/MHD) via SimpleITK, and Volume <-> SimpleITK conversion.
+
+SimpleITK images are LPS already; the only transform is the array order:
+``GetArrayFromImage`` returns ``[k, j, i]``, a Volume holds ``[i, j, k]``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from ..volume import Volume, check_voxel_budget
+
+__all__ = ["from_sitk", "read_itk", "read_itk_segments", "to_sitk"]
+
+logger = logging.getLogger(__name__)
+
+
+def _affine_from_sitk(img: Any) -> np.ndarray:
+    direction = np.array(img.GetDirection(), dtype=np.float64).reshape(3, 3)
+    aff = np.eye(4)
+    aff[:3, :3] = direction @ np.diag(np.array(img.GetSpacing(), dtype=np.float64))
+    aff[:3, 3] = np.array(img.GetOrigin(), dtype=np.float64)
+    return aff
+
+
+def from_sitk(img: Any, *, source: str = "<sitk>", meta: dict[str, Any] | None = None) -> Volume:
+    """Convert a 3-D scalar SimpleITK image to a Volume."""
+    import SimpleITK as sitk
+
+    arr = sitk.GetArrayFromImage(img)
+    if arr.ndim != 3:
+        raise InputError(f"{source}: expected a 3-D scalar image, got array shape {arr.shape}.")
+    return Volume(np.ascontiguousarray(arr.transpose(2, 1, 0)), _affine_from_sitk(img), source=source, meta=meta or {})
+
+
+def to_sitk(vol: Volume, array: np.ndarray | None = None) -> Any:
+    """Convert a Volume (or another array on its grid) to a SimpleITK image."""
+    import SimpleITK as sitk
+
+    arr = vol.array if array is None else array
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8)
+    img = sitk.GetImageFromArray(np.ascontiguousarray(np.asarray(arr).transpose(2, 1, 0)))
+    img.SetSpacing([float(s) for s in vol.spacing])
+    img.SetOrigin([float(o) for o in vol.origin])
+    img.SetDirection([float(d) for d in vol.direction.ravel()])
+    return img
+
+
+def _reader(p: Path, max_voxels: int | None) -> Any:
+    import SimpleITK as sitk
+
+    if not p.exists():
+        raise InputError(f"{p}: file not found; check the path.")
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(p))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as exc:
+        raise InputError(
+            f"{p}: not a readable NRRD/MHA/MHD image ({str(exc).strip().splitlines()[-1][:120]})."
+        ) from exc
+    size = tuple(int(s) for s in reader.GetSize())
+    if len(size) != 3:
+        raise InputError(f"{p}: expected a 3-D image, got {len(size)}-D size {size}.")
+    check_voxel_budget((*size, max(1, int(reader.GetNumberOfComponents()))), max_voxels, str(p))
+    return reader
+
+
+def read_itk(path: str | Path, *, max_voxels: int | None = None, as_float: bool = True) -> Volume:
+    """Read a NRRD / MHA / MHD scalar image into a Volume (LPS).
+
+    Parameters
+    ----------
+    path : str or Path
+        Image file.
+    max_voxels : int, optional
+        Declared-size limit checked before the pixel data is read.
+    as_float : bool
+        Cast to float32 (images) or keep the stored type (label maps).
+
+    Returns
+    -------
+    Volume
+    """
+    p = Path(path)
+    reader = _reader(p, max_voxels)
+    try:
+        img = reader.Execute()
+    except RuntimeError as exc:
+        raise InputError(f"{p}: pixel data cannot be read; the file is truncated or corrupt.") from exc
+    if img.GetNumberOfComponentsPerPixel() != 1:
+        raise InputError(f"{p}: has {img.GetNumberOfComponentsPerPixel()} components per voxel; expected one.")
+    vol = from_sitk(img, source=str(p), meta={"format": "itk", "geometry_known": True, "files": [str(p)]})
+    if as_float:
+        vol = vol.with_array(vol.array.astype(np.float32))
+    return vol
+
+
+_SEG_KEY = re.compile(r"^Segment(\d+)_(\w+)$")
+
+
+def read_itk_segments(path: str | Path, *, max_voxels: int | None = None) -> tuple[Volume, list[dict[str, Any]]]:
+    """Read a Slicer ``.seg.nrrd`` (possibly layered) and its segment table.
+
+    Returns
+    -------
+    (Volume, list of dict)
+        The label array (for layered files, shape ``(i, j, k, layers)`` is
+        returned as separate per-segment boolean arrays in the dicts under
+        ``"mask"``) and one dict per segment with ``name``, ``label_value``,
+        ``layer`` and ``mask`` (bool array on the Volume grid).
+        An empty list means the file has no Slicer segment metadata.
+    """
+    import SimpleITK as sitk
+
+    p = Path(path)
+    reader = _reader(p, max_voxels)
+    keys = {k: reader.GetMetaData(k) for k in reader.GetMetaDataKeys()}
+    segs: dict[int, dict[str, str]] = {}
+    for k, v in keys.items():
+        m = _SEG_KEY.match(k)
+        if m:
+            segs.setdefault(int(m.group(1)), {})[m.group(2)] = v
+    img = reader.Execute()
+    ncomp = img.GetNumberOfComponentsPerPixel()
+    arr = sitk.GetArrayFromImage(img)  # [k, j, i] or [k, j, i, c]
+    arr = arr.transpose(2, 1, 0, 3) if ncomp > 1 else arr.transpose(2, 1, 0)[..., None]
+    base = img if ncomp == 1 else sitk.VectorIndexSelectionCast(img, 0)
+    grid = from_sitk(base, source=str(p), meta={"format": "itk", "geometry_known": True, "files": [str(p)]})
+    out: list[dict[str, Any]] = []
+    for idx in sorted(segs):
+        info = segs[idx]
+        try:
+            value = int(info.get("LabelValue", idx + 1))
+            layer = int(info.get("Layer", 0))
+        except ValueError as exc:
+            raise InputError(f"{p}: segment {idx} has a non-integer LabelValue/Layer; the file is corrupt.") from exc
+        if layer >= arr.shape[3]:
+            raise InputError(f"{p}: segment {idx} refers to layer {layer} but the file has {arr.shape[3]} layers.")
+        out.append(
+            {
+                "name": info.get("Name", f"Segment_{idx}"),
+                "label_value": value,
+                "layer": layer,
+                "mask": np.ascontiguousarray(arr[..., layer] == value),
+            }
+        )
+    if not out:
+        grid = grid.with_array(np.ascontiguousarray(arr[..., 0]))
+    return grid, out

@@ -1,0 +1,266 @@
+"""Hepatic tumour burden: total liver, intra/extrahepatic tumour, involvement, remnant.
+
+Definitions (shared/DESIGN.md): total liver = liver mask UNION intrahepatic
+lesion voxels; a lesion instance is intrahepatic when it overlaps the liver
+mask dilated by 2 mm; involvement = 100 x intrahepatic tumour / total liver;
+non-tumorous remnant = total liver - intrahepatic tumour.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from ..errors import InputError
+from ..segmentation import MaskLayer, segment_number
+from ..volume import Volume
+from .context import Lesion, MeasurementContext
+from .lesions import bbox_slices, label_instances, measure_instance, recist_measurable
+
+__all__ = ["DEFAULT_MARGIN_MM", "BurdenResult", "measure_burden"]
+
+logger = logging.getLogger(__name__)
+
+#: A lesion abutting the liver within this distance is intrahepatic (mm).
+DEFAULT_MARGIN_MM = 2.0
+
+
+@dataclass
+class BurdenResult:
+    """Context plus the method facts and warnings of the burden measurement."""
+
+    ctx: MeasurementContext
+    method: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _ball(margin_mm: float, spacing: np.ndarray) -> np.ndarray:
+    """Ellipsoidal structuring element of physical radius ``margin_mm`` (voxel centres)."""
+    r = np.floor(margin_mm / spacing + 1e-9).astype(int)
+    grids = np.ogrid[tuple(slice(-int(x), int(x) + 1) for x in r)]
+    d2 = sum((g * s) ** 2 for g, s in zip(grids, spacing))
+    return np.asarray(d2 <= margin_mm**2 + 1e-9)
+
+
+def _touches_liver(liver: np.ndarray, bbox: tuple[slice, slice, slice], mask: np.ndarray, ball: np.ndarray) -> bool:
+    """Does the instance, dilated by the ball, overlap the liver?"""
+    pad = [b // 2 for b in ball.shape]
+    shape = liver.shape
+    big = tuple(slice(max(0, bbox[a].start - pad[a]), min(shape[a], bbox[a].stop + pad[a])) for a in range(3))
+    local = np.zeros(tuple(s.stop - s.start for s in big), dtype=bool)
+    inner = tuple(slice(bbox[a].start - big[a].start, bbox[a].stop - big[a].start) for a in range(3))
+    local[inner] = mask
+    if np.any(local & liver[big]):
+        return True
+    grown = ndimage.binary_dilation(local, structure=ball)
+    return bool(np.any(grown & liver[big]))
+
+
+def _union(layers: list[MaskLayer], shape: tuple[int, ...], threshold: float) -> tuple[np.ndarray, np.ndarray | None]:
+    """Boolean union and (if any layer is fractional) the max-fraction map."""
+    mask = np.zeros(shape, dtype=bool)
+    frac: np.ndarray | None = None
+    for layer in layers:
+        if layer.fractional:
+            if frac is None:
+                frac = np.zeros(shape, dtype=np.float32)
+            np.maximum(frac, layer.mask.array.astype(np.float32), out=frac)
+            mask |= layer.mask.array > 0
+        else:
+            mask |= layer.binary(threshold)
+    if frac is not None:
+        frac = np.where(mask & (frac == 0), 1.0, frac).astype(np.float32)
+    return mask, frac
+
+
+def measure_burden(
+    image: Volume,
+    layers: list[MaskLayer],
+    *,
+    margin_mm: float = DEFAULT_MARGIN_MM,
+    connectivity: int = 26,
+    fractional_threshold: float = 0.5,
+) -> BurdenResult:
+    """Measure liver, tumour and lesions on the image grid.
+
+    Parameters
+    ----------
+    image : Volume
+        The image; every layer must already be on its grid.
+    layers : list of MaskLayer
+        Role layers (liver, lesion, spleen, segment1..8).
+    margin_mm : float
+        Intrahepatic margin (2 mm rule).
+    connectivity : {26, 6}
+        Lesion instances when one mask holds all lesions.
+    fractional_threshold : float
+        Threshold of the binary view of fractional masks.
+
+    Returns
+    -------
+    BurdenResult
+
+    Raises
+    ------
+    InputError
+        If a liver mask is given but empty, or no liver and no lesion mask is given.
+    """
+    shape = image.shape
+    warnings: list[str] = []
+    for layer in layers:
+        if layer.mask.shape != shape:
+            raise InputError(f"{layer.source}: mask is not on the image grid; reconcile grids first.")
+    liver_layers = [la for la in layers if la.role == "liver"]
+    lesion_layers = [la for la in layers if la.role == "lesion"]
+    if not liver_layers and not lesion_layers:
+        roles = sorted({la.role for la in layers}) or ["none"]
+        raise InputError(
+            f"{image.source}: the segmentation has no liver and no lesion mask (roles found: {', '.join(roles)}); "
+            "map labels with --labels liver=N,lesion=M."
+        )
+    fractional = any(la.fractional for la in (*liver_layers, *lesion_layers))
+    liver_mask, liver_frac = _union(liver_layers, shape, fractional_threshold)
+    if liver_layers and not liver_mask.any():
+        srcs = ", ".join(sorted({la.source for la in liver_layers}))
+        raise InputError(f"{srcs}: the liver mask is empty; check the label mapping (--labels liver=N) or the file.")
+    has_liver = bool(liver_layers)
+    if not has_liver:
+        warnings.append(
+            "no liver mask: lesion volumes are reported but liver volume and involvement are not computed; "
+            "lesions are assumed to be hepatic"
+        )
+
+    # ---- lesion instances: (bbox, mask, weights, label)
+    instances: list[tuple[tuple[slice, slice, slice], np.ndarray, np.ndarray | None, str | None]] = []
+    lesion_union, lesion_frac = _union(lesion_layers, shape, fractional_threshold)
+    if len(lesion_layers) > 1:
+        method_instances = "segments"
+        for layer in lesion_layers:
+            m = layer.mask.array > 0 if layer.fractional else layer.binary(fractional_threshold)
+            bb = bbox_slices(m)
+            if bb is None:
+                warnings.append(f"{layer.source}: lesion segment {layer.label!r} is empty and was skipped")
+                continue
+            w = layer.mask.array[bb].astype(np.float32) if layer.fractional else None
+            instances.append((bb, m[bb], w, layer.label))
+    else:
+        method_instances = f"connected_components_{connectivity}"
+        labels_cc, n = label_instances(lesion_union, connectivity)
+        if n:
+            name = lesion_layers[0].label if lesion_layers else None
+            for i, bb in enumerate(ndimage.find_objects(labels_cc), start=1):
+                if bb is None:
+                    continue
+                m = labels_cc[bb] == i
+                w = lesion_frac[bb] if lesion_frac is not None else None
+                instances.append((bb, m, w, name if n == 1 else None))
+
+    # ---- intrahepatic test and lesion geometry
+    spacing = image.spacing
+    ball = _ball(margin_mm, spacing)
+    slice_step_mm = float(spacing[image.slice_axis])
+    label_dtype = np.uint16 if len(instances) < 65535 else np.int32
+    lesion_labels = np.zeros(shape, dtype=label_dtype)
+    lesions: list[Lesion] = []
+    intra_mask = np.zeros(shape, dtype=bool) if instances else None
+    overlap_warned = False
+    for lid, (bb, m, w, name) in enumerate(instances, start=1):
+        inside = True if not has_liver else _touches_liver(liver_mask, bb, m, ball)
+        geom = measure_instance(image, bb, m, weights=w)
+        region = lesion_labels[bb]
+        if not overlap_warned and np.any(region[m] != 0):
+            warnings.append("lesion segments overlap; overlapping voxels are counted once in the totals")
+            overlap_warned = True
+        region[m & (region == 0)] = lid
+        if inside and intra_mask is not None:
+            intra_mask[bb] |= m
+        lesions.append(
+            Lesion(
+                id=lid,
+                location="intrahepatic" if inside else "extrahepatic",
+                volume_ml=geom.volume_ml,
+                voxel_count=geom.voxel_count,
+                centroid_lps_mm=list(geom.centroid_lps_mm),
+                longest_axial_diameter_mm=geom.longest_axial_diameter_mm,
+                short_axis_diameter_mm=geom.short_axis_diameter_mm,
+                max_3d_diameter_mm=geom.max_3d_diameter_mm,
+                recist_measurable=recist_measurable(geom.longest_axial_diameter_mm, slice_step_mm),
+                touches_image_border=geom.touches_image_border,
+                mean_intensity=geom.mean_intensity,
+                label=name,
+            )
+        )
+    voxel_ml = image.voxel_volume_ml
+    extra: dict[str, Any] = {}
+    if intra_mask is None:
+        intra_mask = np.zeros(shape, dtype=bool)
+    extra_mask = lesion_union & ~intra_mask
+    if fractional:
+        lf = lesion_frac if lesion_frac is not None else lesion_union.astype(np.float32)
+        intra_ml = float(lf[intra_mask].sum(dtype=np.float64)) * voxel_ml
+        extra_ml = float(lf[extra_mask].sum(dtype=np.float64)) * voxel_ml
+        extra["intrahepatic_volume_ml_binary"] = (
+            float(np.count_nonzero(intra_mask & (lf >= fractional_threshold))) * voxel_ml
+        )
+    else:
+        intra_ml = float(np.count_nonzero(intra_mask)) * voxel_ml
+        extra_ml = float(np.count_nonzero(extra_mask)) * voxel_ml
+    total_liver: np.ndarray | None = None
+    liver_ml: float | None = None
+    if has_liver:
+        total_liver = liver_mask | intra_mask
+        if fractional:
+            lf = liver_frac if liver_frac is not None else liver_mask.astype(np.float32)
+            tf = lesion_frac if lesion_frac is not None else lesion_union.astype(np.float32)
+            combined = np.maximum(np.where(liver_mask, lf, 0.0), np.where(intra_mask, tf, 0.0))
+            liver_ml = float(combined.sum(dtype=np.float64)) * voxel_ml
+            bin_liver = (np.where(liver_mask, lf, 0) >= fractional_threshold) | (
+                intra_mask & (tf >= fractional_threshold)
+            )
+            extra["liver_volume_ml_binary"] = float(np.count_nonzero(bin_liver)) * voxel_ml
+        else:
+            liver_ml = float(np.count_nonzero(total_liver)) * voxel_ml
+        excluded = int(np.count_nonzero(intra_mask & ~liver_mask))
+        extra["liver_mask_included_lesions"] = excluded == 0
+    # ---- spleen and Couinaud segments
+    spleen_layers = [la for la in layers if la.role == "spleen"]
+    spleen = _union(spleen_layers, shape, fractional_threshold)[0] if spleen_layers else None
+    seg_layers = [la for la in layers if segment_number(la.role) is not None]
+    segment_labels = None
+    if seg_layers:
+        segment_labels = np.zeros(shape, dtype=np.uint8)
+        clash = False
+        for layer in sorted(seg_layers, key=lambda la: segment_number(la.role) or 0):
+            m = layer.binary(fractional_threshold)
+            clash = clash or bool(np.any(segment_labels[m] != 0))
+            segment_labels[m & (segment_labels == 0)] = segment_number(layer.role) or 0
+        if clash:
+            warnings.append("Couinaud segment masks overlap; each voxel was given the lowest segment number")
+    ctx = MeasurementContext(
+        image=image,
+        liver=total_liver,
+        lesion_labels=lesion_labels,
+        lesions=lesions,
+        segment_labels=segment_labels,
+        spleen=spleen,
+        liver_volume_ml=liver_ml,
+        intrahepatic_tumor_ml=intra_ml,
+        extrahepatic_tumor_ml=extra_ml,
+        header=dict(image.meta.get("header", {})),
+    )
+    method = {
+        "volume": "fractional_sum" if fractional else "voxel_count",
+        "lesion_instances": method_instances,
+        "intrahepatic_margin_mm": float(margin_mm),
+        "distances": "between voxel centres, patient space (LPS mm)",
+        "max_3d_diameter": "convex hull of surface voxel centres",
+        "axial_plane": "patient transverse plane",
+    }
+    if fractional:
+        method["fractional_threshold"] = float(fractional_threshold)
+    return BurdenResult(ctx=ctx, method=method, warnings=warnings, extra=extra)

@@ -1,0 +1,119 @@
+"""Put every mask on the image grid: use as is when the grids agree, else resample by physical position."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from ..errors import GeometryError
+from ..segmentation import MaskLayer
+from ..volume import Volume
+
+__all__ = ["ReconciledLayers", "reconcile_layers", "resample_to_grid"]
+
+logger = logging.getLogger(__name__)
+
+
+def resample_to_grid(moving: Volume, reference: Volume, *, linear: bool = False) -> np.ndarray:
+    """Resample ``moving`` onto ``reference``'s grid by physical (LPS) coordinates.
+
+    Parameters
+    ----------
+    moving : Volume
+        Mask or image to resample.
+    reference : Volume
+        Target grid.
+    linear : bool
+        Linear interpolation (fractions, images); default nearest neighbour (masks).
+
+    Returns
+    -------
+    numpy.ndarray
+        Array on the reference grid (bool for boolean input with nearest neighbour).
+    """
+    import SimpleITK as sitk
+
+    from ..io.sitk_io import to_sitk
+
+    src = moving.array
+    is_bool = src.dtype == bool
+    arr = src.astype(np.uint8) if is_bool else src.astype(np.float32)
+    img = to_sitk(moving, arr)
+    ref = sitk.Image([int(s) for s in reference.shape], sitk.sitkUInt8)
+    ref.SetSpacing([float(s) for s in reference.spacing])
+    ref.SetOrigin([float(o) for o in reference.origin])
+    ref.SetDirection([float(d) for d in reference.direction.ravel()])
+    interp = sitk.sitkLinear if linear else sitk.sitkNearestNeighbor
+    out = sitk.Resample(img, ref, sitk.Transform(), interp, 0.0, img.GetPixelID())
+    res = sitk.GetArrayFromImage(out).transpose(2, 1, 0)
+    if is_bool and not linear:
+        return np.ascontiguousarray(res != 0)
+    return np.ascontiguousarray(res)
+
+
+class ReconciledLayers(list[MaskLayer]):
+    """Layers on the image grid, with ``resampled`` and ``warnings`` attributes."""
+
+    resampled: bool = False
+    warnings: list[str]
+
+
+def reconcile_layers(image: Volume, layers: list[MaskLayer]) -> ReconciledLayers:
+    """Bring every layer onto the image grid.
+
+    Same grid within the named tolerances of :meth:`Volume.same_grid`: used
+    as is. Otherwise the mask is resampled by physical coordinates (nearest
+    neighbour; fractional masks linearly), a warning is added and
+    ``resampled`` is set. Never compares arrays index by index across files.
+
+    Raises
+    ------
+    GeometryError
+        When a mask has no usable geometry (header without orientation) and
+        a shape different from the image, when FrameOfReferenceUIDs differ,
+        or when a non-empty mask falls entirely outside the image.
+    """
+    out = ReconciledLayers()
+    out.warnings = []
+    for layer in layers:
+        m = layer.mask
+        if m.same_grid(image):
+            out.append(layer.with_mask(Volume(m.array, image.affine, image.frame_of_reference_uid, m.source, m.meta)))
+            continue
+        if not m.meta.get("geometry_known", True) or not image.meta.get("geometry_known", True):
+            if m.shape == image.shape:
+                out.warnings.append(
+                    f"{layer.source}: mask or image has no orientation in its header; assumed to share the image grid "
+                    f"(same shape {image.shape})"
+                )
+                out.append(layer.with_mask(image.with_array(m.array, source=m.source, meta=m.meta)))
+                continue
+            raise GeometryError(
+                f"{layer.source}: mask shape {m.shape} differs from image shape {image.shape} and the header has no "
+                "usable geometry (sform/qform unset); export the mask with the image's geometry."
+            )
+        if (
+            m.frame_of_reference_uid
+            and image.frame_of_reference_uid
+            and (m.frame_of_reference_uid != image.frame_of_reference_uid)
+        ):
+            raise GeometryError(
+                f"{layer.source}: mask FrameOfReferenceUID differs from the image's; it was drawn on another scan. "
+                "Pass the image it was drawn on."
+            )
+        arr = resample_to_grid(m, image, linear=layer.fractional)
+        n_before = float(np.count_nonzero(m.array))
+        if n_before > 0 and not np.any(arr):
+            raise GeometryError(
+                f"{layer.source}: the {layer.role} mask lies entirely outside the image after placing it by physical "
+                "coordinates; mask and image do not overlap (wrong image, or an LPS/RAS flip in one header)."
+            )
+        out.resampled = True
+        out.warnings.append(
+            f"{layer.source}: {layer.role} mask was on another grid (shape {m.shape}, spacing "
+            f"{np.round(m.spacing, 4).tolist()} mm) and was resampled onto the image grid by physical coordinates "
+            f"({'linear' if layer.fractional else 'nearest neighbour'})"
+        )
+        out.append(layer.with_mask(image.with_array(arr, source=m.source, meta=m.meta)))
+    return out
