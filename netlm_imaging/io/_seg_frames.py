@@ -82,7 +82,7 @@ def _native_frames(ds: Dataset, source: str, big_endian: bool) -> Iterator[np.nd
     if bits not in (8, 16):
         raise _unsupported(source, str(ds.file_meta.TransferSyntaxUID), f"BitsAllocated {bits} is not 1, 8 or 16")
     dtype = np.dtype(np.uint8) if bits == 8 else np.dtype(">u2" if big_endian else "<u2")
-    arr = np.frombuffer(raw[: needed_bytes], dtype=dtype).reshape(n, rows, cols)
+    arr = np.frombuffer(raw[:needed_bytes], dtype=dtype).reshape(n, rows, cols)
     for f in range(n):
         yield np.asarray(arr[f], dtype=np.uint16 if bits == 16 else np.uint8)
 

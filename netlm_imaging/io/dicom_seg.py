@@ -372,7 +372,7 @@ def _header(ds: Dataset, source: str) -> _SegHeader:
     if seg_type not in ("BINARY", "FRACTIONAL", "LABELMAP"):
         raise DicomError(
             f"{source}: SegmentationType {seg_type or '(missing)'} is not BINARY, FRACTIONAL or LABELMAP; "
-            "the SEG is invalid."
+            "the SEG is invalid or the file is truncated. Export it again."
         )
     for attr in ("Rows", "Columns", "BitsAllocated"):
         if attr not in ds:
@@ -539,16 +539,12 @@ def read_dicom_seg(
             meta["volume_rule"] = "sum of fractions; MaskLayer.binary(fractional_threshold) for the mask"
         mask = reference.with_array(arr, source=source, meta=meta)
         layers.append(
-            MaskLayer(
-                roles[num], mask, label=info.label, source=source, fractional=hdr.seg_type == "FRACTIONAL"
-            )
+            MaskLayer(roles[num], mask, label=info.label, source=source, fractional=hdr.seg_type == "FRACTIONAL")
         )
     return layers
 
 
-def _decode(
-    hdr: _SegHeader, reference: Volume, wanted: set[int], uid_to_k: dict[str, int]
-) -> dict[int, np.ndarray]:
+def _decode(hdr: _SegHeader, reference: Volume, wanted: set[int], uid_to_k: dict[str, int]) -> dict[int, np.ndarray]:
     """Decode every needed frame once and place it on per-segment reference arrays."""
     ds, source = hdr.ds, hdr.source
     shape = reference.shape
