@@ -1,0 +1,204 @@
+"""Find the studies of a cohort: the sub-folders of a folder, or the rows of a CSV listing.
+
+A cohort is either
+
+* a folder: every sub-folder one level below it is one study, keyed by its
+  folder name (hidden folders and the batch output folder are skipped); or
+* a CSV file with a header row and one study per row: a ``path`` column
+  (also accepted: ``study``, ``study_dir``, ``folder``) holding the study
+  folder relative to the CSV file (or absolute), an optional ``study_id``
+  column (default: the folder name), and any clinical columns, which are
+  handed to :func:`netlm_imaging.classify.clinical.clinical_from_row`.
+
+Study ids name the output files (``reports/<study_id>.json``), so they must be
+unique and usable as file names. If a folder name contains identifiers, that is
+the user's naming: the ids are used as given, and the reports themselves carry
+no identifiers.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import InputError
+
+__all__ = ["PATH_COLUMNS", "Study", "discover_cohort", "studies_from_csv", "studies_from_folder"]
+
+logger = logging.getLogger(__name__)
+
+#: Accepted names (case-insensitive) of the study-path column of a cohort CSV.
+PATH_COLUMNS = ("path", "study", "study_dir", "folder")
+_ID_COLUMN = "study_id"
+
+
+@dataclass(frozen=True)
+class Study:
+    """One study of a cohort.
+
+    Attributes
+    ----------
+    study_id : str
+        Key of the study in ``cohort.csv`` and the report file name.
+    path : pathlib.Path
+        Absolute study folder (or file).
+    clinical : dict of str to str
+        Raw clinical columns from a cohort CSV (empty for folder cohorts).
+    """
+
+    study_id: str
+    path: Path
+    clinical: dict[str, str] = field(default_factory=dict)
+
+
+def _check_id(study_id: str, where: str) -> str:
+    sid = study_id.strip()
+    if not sid or sid in (".", "..") or sid.startswith(".") or "/" in sid or "\\" in sid or "\x00" in sid:
+        raise InputError(
+            f"{where}: study id {study_id!r} cannot name a report file; use a non-empty name without '/' "
+            "that does not start with '.'"
+        )
+    return sid
+
+
+def _check_unique(studies: Sequence[Study], source: str) -> list[Study]:
+    seen: dict[str, Path] = {}
+    for s in studies:
+        if s.study_id in seen:
+            raise InputError(
+                f"{source}: study id {s.study_id!r} is used by both {seen[s.study_id]} and {s.path}; "
+                "give each row a unique study_id column value"
+            )
+        seen[s.study_id] = s.path
+    return sorted(studies, key=lambda s: s.study_id)
+
+
+def studies_from_folder(cohort_dir: str | os.PathLike[str], *, exclude: Sequence[Path] = ()) -> list[Study]:
+    """Every sub-folder one level under ``cohort_dir`` is a study.
+
+    Parameters
+    ----------
+    cohort_dir : path-like
+        The cohort folder.
+    exclude : sequence of pathlib.Path
+        Folders to skip (e.g. the batch output folder when it lies inside).
+
+    Returns
+    -------
+    list of Study
+        Sorted by study id.
+
+    Raises
+    ------
+    InputError
+        If the folder does not exist or holds no study folder.
+    """
+    root = Path(cohort_dir).resolve()
+    if not root.is_dir():
+        raise InputError(f"{cohort_dir}: cohort folder not found; pass a folder of study folders or a cohort CSV")
+    skip = {Path(p).resolve() for p in exclude}
+    studies = []
+    for child in sorted(root.iterdir()):
+        if child.name.startswith(".") or not child.is_dir() or child.resolve() in skip:
+            continue
+        studies.append(Study(_check_id(child.name, str(child)), child.resolve()))
+    if not studies:
+        raise InputError(
+            f"{cohort_dir}: no study folder found one level below it; put each study in its own sub-folder "
+            "or pass a cohort CSV with a 'path' column"
+        )
+    return _check_unique(studies, str(cohort_dir))
+
+
+def _validate_clinical(row: dict[str, str], where: str) -> None:
+    """Run the clinical parser on a row now, so a bad value stops the run before any work."""
+    try:
+        from ..classify.clinical import clinical_from_row
+    except ImportError:
+        logger.warning("%s: clinical columns given but this version has no clinical parser; they are ignored", where)
+        return
+    try:
+        clinical_from_row(row)
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from None
+
+
+def studies_from_csv(csv_path: str | os.PathLike[str]) -> list[Study]:
+    """Studies listed in a cohort CSV (paths relative to the CSV file).
+
+    Parameters
+    ----------
+    csv_path : path-like
+        Cohort CSV with a header row.
+
+    Returns
+    -------
+    list of Study
+        Sorted by study id.
+
+    Raises
+    ------
+    InputError
+        Unreadable file, no path column, an empty path, a bad or duplicate
+        study id, or an invalid clinical value.
+    """
+    path = Path(csv_path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read the cohort CSV ({exc}); pass a UTF-8 CSV file") from None
+    reader = csv.DictReader(text.splitlines())
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    lower = {h.lower(): h for h in header}
+    path_col = next((lower[c] for c in PATH_COLUMNS if c in lower), None)
+    if path_col is None:
+        raise InputError(
+            f"{path}: no study path column (found columns {header}); add a header column named 'path' "
+            "holding each study folder relative to the CSV"
+        )
+    id_col = lower.get(_ID_COLUMN)
+    base = path.resolve().parent
+    studies = []
+    for n, raw in enumerate(reader, start=2):
+        row = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
+        if not any(row.values()):
+            continue
+        rel = row.get(path_col, "")
+        where = f"{path} line {n}"
+        if not rel:
+            raise InputError(f"{where}: empty '{path_col}' value; give the study folder relative to the CSV")
+        study_path = (base / rel).resolve()
+        sid_raw = row.get(id_col, "") if id_col else ""
+        sid = _check_id(sid_raw if sid_raw else study_path.name, where)
+        clinical = {k: v for k, v in row.items() if k not in (path_col, id_col) and k}
+        if any(clinical.values()):
+            _validate_clinical(clinical, where)
+        studies.append(Study(sid, study_path, clinical))
+    if not studies:
+        raise InputError(f"{path}: the cohort CSV lists no study; add one row per study folder")
+    return _check_unique(studies, str(path))
+
+
+def discover_cohort(source: str | os.PathLike[str], *, out_dir: str | os.PathLike[str] | None = None) -> list[Study]:
+    """Studies of a cohort given as a folder or a CSV file.
+
+    Parameters
+    ----------
+    source : path-like
+        Cohort folder or cohort CSV (``.csv``/``.tsv`` is not required: any file is read as CSV).
+    out_dir : path-like, optional
+        Batch output folder, skipped when it lies inside the cohort folder.
+
+    Returns
+    -------
+    list of Study
+        Sorted by study id.
+    """
+    p = Path(source)
+    if p.is_file():
+        return studies_from_csv(p)
+    return studies_from_folder(p, exclude=[Path(out_dir)] if out_dir is not None else [])

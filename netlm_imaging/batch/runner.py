@@ -1,0 +1,573 @@
+"""Run the analysis over a cohort: resumable, local processes or a Dask cluster.
+
+One function, :func:`analyze_one`, analyses one study and returns its
+``cohort.csv`` row. :func:`run_cohort` calls it in this process (``jobs=1``),
+in a :class:`concurrent.futures.ProcessPoolExecutor` (``jobs > 1``) or on a
+Dask distributed cluster (``scheduler=ADDRESS``, via ``Client.map``); the
+rows are the same whichever way it ran.
+
+Outputs under ``out_dir`` (every file written atomically: temp file + rename)
+-----------------------------------------------------------------------------
+``cohort.csv``
+    One row per study, sorted by study id, rewritten after every finished
+    study (unfinished studies have status ``pending``), so a kill loses
+    nothing already finished. Columns: :data:`CSV_COLUMNS`; the run columns
+    (:data:`RUN_COLUMNS`: ``elapsed_s``, ``resumed``) come last and are the only
+    ones that differ between two runs over the same inputs.
+``reports/<study_id>.json``
+    The study report plus a ``batch`` object (study id, fingerprint).
+``reports/<study_id>.failed.json``
+    For a failed study: the one-line error and the fingerprint.
+``reports/<study_id>.sr.dcm`` / ``.html``
+    With ``sr`` / ``html`` options.
+
+Resume: with ``resume=True`` a study whose report (or failure record) carries
+the same input fingerprint (:mod:`netlm_imaging.batch.fingerprint`) is not
+analysed again; its row is rebuilt from the stored file. Failures caused by the
+input (a :class:`~netlm_imaging.errors.NetlmError`) are kept as they are; any
+other failure (internal error, out of memory, a worker that died) is retried.
+
+With a Dask scheduler, workers write the reports themselves, so ``out_dir``
+and the study folders must be on a file system every worker sees.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ..atomic import atomic_write_text
+from ..errors import InputError, NetlmError
+from .cohort import Study
+from .fingerprint import study_fingerprint
+
+__all__ = [
+    "CSV_COLUMNS",
+    "NUMBER_COLUMNS",
+    "RUN_COLUMNS",
+    "BatchOptions",
+    "CohortResult",
+    "analyze_one",
+    "format_csv",
+    "row_from_report",
+    "run_cohort",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Report numbers copied into cohort.csv, in column order.
+NUMBER_COLUMNS = (
+    "liver_volume_ml",
+    "intrahepatic_tumor_ml",
+    "extrahepatic_tumor_ml",
+    "involvement_percent",
+    "lesion_count",
+    "extrahepatic_lesion_count",
+    "non_tumorous_liver_volume_ml",
+    "mahuron_type",
+    "burden_category",
+    "achievable_debulking_percent",
+    "distribution",
+    "resectable_cloyd",
+    "warnings_count",
+)
+#: Columns that change from run to run over the same inputs (always last).
+RUN_COLUMNS = ("elapsed_s", "resumed")
+#: All cohort.csv columns, in order.
+CSV_COLUMNS = ("study_id", "status", "error", *NUMBER_COLUMNS, "fingerprint", *RUN_COLUMNS)
+
+_PENDING = "pending"
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """What every study of a cohort is analysed with (picklable, sent to workers).
+
+    Attributes
+    ----------
+    labels : str, optional
+        ``--labels`` mapping (e.g. ``"liver=1,lesion=2"``).
+    rules : str, optional
+        ``--rules`` file (absolute path).
+    sr : bool
+        Also write ``reports/<id>.sr.dcm`` (DICOM studies only).
+    html : bool
+        Also write ``reports/<id>.html`` (QA page), when the HTML writer is available.
+    include_identifiers : bool
+        Copy patient identifiers into the SR (off by default).
+    analyze_options : dict
+        Keyword arguments of ``netlm_imaging.api.AnalyzeOptions``.
+    resume : bool
+        Skip studies with an unchanged fingerprint (not part of the fingerprint).
+    """
+
+    labels: str | None = None
+    rules: str | None = None
+    sr: bool = False
+    html: bool = False
+    include_identifiers: bool = False
+    analyze_options: dict[str, Any] = field(default_factory=dict)
+    resume: bool = False
+
+    def fingerprint_options(self) -> dict[str, Any]:
+        """The options that change a study's outputs (hashed into its fingerprint)."""
+        d = asdict(self)
+        d.pop("resume")
+        d.pop("rules")  # the rules file is hashed by content instead
+        return d
+
+
+@dataclass
+class CohortResult:
+    """Outcome of :func:`run_cohort`.
+
+    Attributes
+    ----------
+    rows : list of dict
+        ``cohort.csv`` rows, sorted by study id.
+    csv_path : pathlib.Path
+        Where ``cohort.csv`` was written.
+    analysed, resumed, failed : int
+        Studies analysed in this run, skipped because their inputs were
+        unchanged (``--resume``), and failed (this run or a kept earlier failure).
+    elapsed_s : float
+        Wall time of the run.
+    """
+
+    rows: list[dict[str, Any]]
+    csv_path: Path
+    analysed: int = 0
+    resumed: int = 0
+    failed: int = 0
+    elapsed_s: float = 0.0
+
+    @property
+    def ok(self) -> int:
+        """Studies with a report."""
+        return sum(1 for r in self.rows if r["status"] == "ok")
+
+    @property
+    def exit_code(self) -> int:
+        """4 when any study failed, else 0."""
+        return 4 if self.failed else 0
+
+
+# ----------------------------------------------------------------------------- rows
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def row_from_report(study_id: str, report: dict[str, Any], fingerprint: str) -> dict[str, Any]:
+    """The cohort.csv row of a successful study, from its report dict.
+
+    Parameters
+    ----------
+    study_id : str
+        Study key.
+    report : dict
+        ``StudyReport.to_dict()`` (or the JSON file read back).
+    fingerprint : str
+        Input fingerprint.
+
+    Returns
+    -------
+    dict
+        Keys :data:`CSV_COLUMNS` (run columns filled by the caller).
+    """
+    tumor = report.get("tumor") or {}
+    cls = report.get("classification") or {}
+    row: dict[str, Any] = {
+        "study_id": study_id,
+        "status": "ok",
+        "error": "",
+        "liver_volume_ml": (report.get("liver") or {}).get("volume_ml"),
+        "intrahepatic_tumor_ml": tumor.get("intrahepatic_volume_ml"),
+        "extrahepatic_tumor_ml": tumor.get("extrahepatic_volume_ml"),
+        "involvement_percent": report.get("involvement_percent"),
+        "lesion_count": tumor.get("lesion_count"),
+        "extrahepatic_lesion_count": tumor.get("extrahepatic_lesion_count"),
+        "non_tumorous_liver_volume_ml": (report.get("remnant") or {}).get("non_tumorous_liver_volume_ml"),
+        "mahuron_type": cls.get("mahuron_type"),
+        "burden_category": cls.get("burden_category"),
+        "achievable_debulking_percent": cls.get("achievable_debulking_percent"),
+        "distribution": cls.get("distribution"),
+        "resectable_cloyd": cls.get("resectable_cloyd"),
+        "warnings_count": len(report.get("warnings") or []),
+        "fingerprint": fingerprint,
+        "elapsed_s": None,
+        "resumed": False,
+    }
+    return row
+
+
+def _failure_row(study_id: str, error: str, fingerprint: str, status: str = "failed") -> dict[str, Any]:
+    row = dict.fromkeys(CSV_COLUMNS)
+    row.update(study_id=study_id, status=status, error=_one_line(error), fingerprint=fingerprint, resumed=False)
+    return row
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def format_csv(rows: Iterable[dict[str, Any]]) -> str:
+    """cohort.csv text: header :data:`CSV_COLUMNS`, rows sorted by study id, floats as shortest repr.
+
+    Parameters
+    ----------
+    rows : iterable of dict
+        Rows keyed by column name.
+
+    Returns
+    -------
+    str
+        CSV text with ``\\n`` line ends.
+    """
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for row in sorted(rows, key=lambda r: r["study_id"]):
+        w.writerow([_cell(row.get(c)) for c in CSV_COLUMNS])
+    return buf.getvalue()
+
+
+# ----------------------------------------------------------------------------- one study
+
+
+def _report_path(out_dir: Path, study_id: str, suffix: str = ".json") -> Path:
+    return out_dir / "reports" / f"{study_id}{suffix}"
+
+
+def _fingerprint(study: Study, options: BatchOptions) -> str:
+    from .. import __version__
+
+    opts = options.fingerprint_options()
+    opts["clinical"] = dict(sorted(study.clinical.items()))
+    return study_fingerprint(study.path, opts, tool_version=__version__, rules=options.rules)
+
+
+def _previous_row(out_dir: Path, study_id: str, fingerprint: str) -> dict[str, Any] | None:
+    """Row rebuilt from a stored report or kept failure with this fingerprint, else None."""
+    ok_path = _report_path(out_dir, study_id)
+    if ok_path.is_file():
+        with contextlib.suppress(OSError, ValueError):
+            data = json.loads(ok_path.read_text(encoding="utf-8"))
+            if (data.get("batch") or {}).get("fingerprint") == fingerprint:
+                return row_from_report(study_id, data, fingerprint)
+    failed_path = _report_path(out_dir, study_id, ".failed.json")
+    if failed_path.is_file():
+        with contextlib.suppress(OSError, ValueError):
+            data = json.loads(failed_path.read_text(encoding="utf-8"))
+            if data.get("fingerprint") == fingerprint and not data.get("retry", True):
+                return _failure_row(study_id, data.get("error", ""), fingerprint)
+    return None
+
+
+def _clinical(study: Study) -> Any:
+    if not study.clinical or not any(study.clinical.values()):
+        return None
+    try:
+        from ..classify.clinical import clinical_from_row
+    except ImportError:
+        return None
+    return clinical_from_row(study.clinical)
+
+
+def _analyze(study: Study, out_dir: Path, options: BatchOptions, fingerprint: str) -> dict[str, Any]:
+    from .. import api
+
+    kwargs: dict[str, Any] = {"labels": options.labels, "rules": options.rules, "clinical": _clinical(study)}
+    if options.analyze_options or options.include_identifiers:
+        aopts = dict(options.analyze_options)
+        if options.include_identifiers:
+            aopts["include_identifiers"] = True
+        kwargs["options"] = api.AnalyzeOptions(**aopts)
+    if options.sr or options.html:
+        report, ctx = api.analyze_with_context(study.path, **kwargs)
+    else:
+        report, ctx = api.analyze(study.path, **kwargs), None
+    data = report.to_dict()
+    data["batch"] = {"study_id": study.study_id, "fingerprint": fingerprint}
+    if options.sr:
+        from ..report.dicom_sr import write_sr
+
+        write_sr(report, ctx, _report_path(out_dir, study.study_id, ".sr.dcm"),
+                 include_identifiers=options.include_identifiers)
+    if options.html:
+        _write_html(report, ctx, _report_path(out_dir, study.study_id, ".html"))
+    atomic_write_text(_report_path(out_dir, study.study_id), json.dumps(data, indent=2) + "\n")
+    return row_from_report(study.study_id, data, fingerprint)
+
+
+def _write_html(report: Any, ctx: Any, path: Path) -> None:
+    try:
+        from ..report.html import write_study_html
+    except ImportError:
+        raise InputError(f"{path}: this version has no HTML report writer; rerun without --html") from None
+    write_study_html(report.to_dict(), ctx, path)
+
+
+def analyze_one(study: Study, out_dir: str | os.PathLike[str], options: BatchOptions) -> dict[str, Any]:
+    """Analyse one study and write its outputs; never raises for a bad study.
+
+    This is the per-study task of every execution mode (in process, process
+    pool, Dask). It is a module-level function of picklable arguments.
+
+    Parameters
+    ----------
+    study : Study
+        The study.
+    out_dir : path-like
+        Batch output folder.
+    options : BatchOptions
+        Analysis options (``options.resume`` enables skipping).
+
+    Returns
+    -------
+    dict
+        The study's cohort.csv row; ``status`` is ``"ok"`` or ``"failed"`` and
+        ``resumed`` tells whether the stored result was reused.
+    """
+    t0 = time.perf_counter()
+    out = Path(out_dir)
+    fingerprint = ""
+    failed_path = _report_path(out, study.study_id, ".failed.json")
+    retry = False
+    try:
+        fingerprint = _fingerprint(study, options)
+        if options.resume:
+            prev = _previous_row(out, study.study_id, fingerprint)
+            if prev is not None:
+                prev.update(resumed=True, elapsed_s=round(time.perf_counter() - t0, 3))
+                return prev
+        row = _analyze(study, out, options, fingerprint)
+        with contextlib.suppress(FileNotFoundError):
+            failed_path.unlink()
+    except NetlmError as exc:
+        error = str(exc)
+        row = _failure_row(study.study_id, error, fingerprint)
+    except MemoryError:
+        error, retry = "out of memory; lower -j or --max-voxels", True
+        row = _failure_row(study.study_id, error, fingerprint)
+    except Exception as exc:  # one study's bug never stops the cohort
+        logger.debug("internal error on study %s", study.study_id, exc_info=True)
+        error, retry = f"internal error: {type(exc).__name__}: {exc} (a bug in netlm-imaging; please report it)", True
+        row = _failure_row(study.study_id, error, fingerprint)
+    if row["status"] == "failed":
+        with contextlib.suppress(FileNotFoundError):
+            _report_path(out, study.study_id).unlink()  # never leave a stale result beside a failure
+        record = {"study_id": study.study_id, "error": row["error"], "fingerprint": fingerprint, "retry": retry}
+        atomic_write_text(failed_path, json.dumps(record, indent=2) + "\n")
+    row["elapsed_s"] = round(time.perf_counter() - t0, 3)
+    return row
+
+
+# ----------------------------------------------------------------------------- progress
+
+
+class _Progress:
+    """tqdm bar with ETA on a terminal, one plain line per study otherwise, nothing when disabled."""
+
+    def __init__(self, total: int, enabled: bool, stream: Any = None) -> None:
+        self.total, self.done, self.enabled = total, 0, enabled
+        self.stream = stream if stream is not None else sys.stderr
+        self.t0 = time.perf_counter()
+        self.bar = None
+        if enabled and hasattr(self.stream, "isatty") and self.stream.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="study", file=self.stream, dynamic_ncols=True)
+
+    def update(self, row: dict[str, Any]) -> None:
+        self.done += 1
+        if not self.enabled:
+            return
+        state = "resumed" if row.get("resumed") else row["status"]
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"{row['study_id']} {state}", refresh=False)
+            self.bar.update(1)
+            return
+        elapsed = time.perf_counter() - self.t0
+        eta = elapsed / self.done * (self.total - self.done)
+        msg = f"netlm batch: {self.done}/{self.total} {row['study_id']} {state}"
+        if row["status"] == "failed":
+            msg += f": {row['error']}"
+        self.stream.write(f"{msg} (elapsed {elapsed:.0f} s, ETA {eta:.0f} s)\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+# ----------------------------------------------------------------------------- cohort
+
+
+def _executor_results(
+    studies: Sequence[Study], out_dir: Path, options: BatchOptions, jobs: int
+) -> Iterable[tuple[Study, dict[str, Any] | BaseException]]:
+    """(study, row or exception) in completion order, from a process pool."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["netlm_imaging.batch.runner"])
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+        futures = {pool.submit(analyze_one, s, str(out_dir), options): s for s in studies}
+        try:
+            for fut in as_completed(futures):
+                try:
+                    yield futures[fut], fut.result()
+                except BaseException as exc:  # BrokenProcessPool: a worker died (e.g. killed by the OOM killer)
+                    yield futures[fut], exc
+        except BaseException:
+            for fut in futures:
+                fut.cancel()
+            raise
+
+
+def _dask_results(
+    studies: Sequence[Study], out_dir: Path, options: BatchOptions, scheduler: Any
+) -> Iterable[tuple[Study, dict[str, Any] | BaseException]]:
+    """(study, row or exception) in completion order, from a Dask distributed cluster."""
+    from distributed import Client, as_completed
+
+    own = not isinstance(scheduler, Client)
+    try:
+        client = Client(scheduler, set_as_default=False) if own else scheduler
+    except OSError as exc:
+        raise InputError(
+            f"cannot reach the Dask scheduler at {scheduler} ({exc}); check --scheduler ADDRESS "
+            "(e.g. tcp://host:8786) and that the scheduler is running"
+        ) from None
+    try:
+        futures = client.map(analyze_one, list(studies), out_dir=str(out_dir), options=options, pure=False)
+        by_key = {f.key: s for f, s in zip(futures, studies)}
+        try:
+            for fut in as_completed(futures):
+                try:
+                    yield by_key[fut.key], fut.result()
+                except Exception as exc:  # KilledWorker, lost connection: recorded, retried on resume
+                    yield by_key[fut.key], exc
+        except BaseException:
+            client.cancel(futures)
+            raise
+    finally:
+        if own:
+            client.close()
+
+
+def run_cohort(
+    studies: Sequence[Study],
+    out_dir: str | os.PathLike[str],
+    *,
+    jobs: int = 1,
+    scheduler: Any = None,
+    resume: bool = False,
+    options: BatchOptions | None = None,
+    progress: bool = False,
+    progress_stream: Any = None,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+) -> CohortResult:
+    """Analyse every study; write ``cohort.csv`` and ``reports/`` atomically as studies finish.
+
+    Parameters
+    ----------
+    studies : sequence of Study
+        From :func:`netlm_imaging.batch.cohort.discover_cohort`.
+    out_dir : path-like
+        Output folder (created).
+    jobs : int
+        Local worker processes (1: in this process). Ignored with ``scheduler``.
+    scheduler : str or distributed.Client, optional
+        Dask scheduler address (``tcp://host:8786``) or a client.
+    resume : bool
+        Skip studies whose stored result has the same input fingerprint.
+    options : BatchOptions, optional
+        Analysis options.
+    progress : bool
+        Show a progress bar with ETA (terminal) or one line per study (not a terminal).
+    progress_stream : file-like, optional
+        Where progress goes (default ``sys.stderr``).
+    on_row : callable, optional
+        Called with each finished row (in completion order).
+
+    Returns
+    -------
+    CohortResult
+        Rows and counts; ``exit_code`` is 4 when any study failed.
+
+    Raises
+    ------
+    InputError
+        Duplicate study ids, ``jobs < 1`` or an unreachable scheduler.
+    """
+    t0 = time.perf_counter()
+    if jobs < 1:
+        raise InputError(f"-j {jobs}: the number of local processes must be at least 1")
+    ids = [s.study_id for s in studies]
+    if len(set(ids)) != len(ids):
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        raise InputError(f"duplicate study ids {dup}: give every study a unique folder name or study_id")
+    out = Path(out_dir)
+    (out / "reports").mkdir(parents=True, exist_ok=True)
+    opts = replace(options or BatchOptions(), resume=resume)
+    rows: dict[str, dict[str, Any]] = {s.study_id: _failure_row(s.study_id, "", "", _PENDING) for s in studies}
+    csv_path = out / "cohort.csv"
+    atomic_write_text(csv_path, format_csv(rows.values()))
+    result = CohortResult(rows=[], csv_path=csv_path)
+    bar = _Progress(len(studies), progress, progress_stream)
+
+    if scheduler is not None:
+        results = _dask_results(studies, out, opts, scheduler)
+    elif jobs > 1 and len(studies) > 1:
+        results = _executor_results(studies, out, opts, min(jobs, len(studies)))
+    else:
+        results = ((s, analyze_one(s, out, opts)) for s in studies)
+
+    try:
+        for study, outcome in results:
+            if isinstance(outcome, BaseException):
+                if isinstance(outcome, KeyboardInterrupt):
+                    raise outcome
+                msg = f"the worker running this study failed ({type(outcome).__name__}: {outcome}); rerun with --resume"
+                row = _failure_row(study.study_id, msg, "")
+            else:
+                row = outcome
+            rows[study.study_id] = row
+            if row.get("resumed"):
+                result.resumed += 1
+            elif row["status"] == "ok" or row["status"] == "failed":
+                result.analysed += 1
+            atomic_write_text(csv_path, format_csv(rows.values()))
+            bar.update(row)
+            if on_row is not None:
+                on_row(row)
+    finally:
+        bar.close()
+    result.rows = sorted(rows.values(), key=lambda r: r["study_id"])
+    result.failed = sum(1 for r in result.rows if r["status"] != "ok")
+    result.elapsed_s = time.perf_counter() - t0
+    logger.info(
+        "cohort: %d studies, %d analysed, %d resumed, %d failed in %.1f s",
+        len(studies), result.analysed, result.resumed, result.failed, result.elapsed_s,
+    )
+    return result

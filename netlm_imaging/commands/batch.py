@@ -1,0 +1,78 @@
+"""``netlm batch``: analyse every study of a cohort into DIR/cohort.csv and DIR/reports/.
+
+Exit code 0 when every study has a report, 4 when any study failed (each
+failure is recorded in cohort.csv with its one-line error; nothing else is lost).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the batch options to ``p``."""
+    p.add_argument("cohort", metavar="COHORT_DIR|COHORT.csv",
+                   help="folder whose sub-folders are studies, or a CSV with a 'path' column (relative to the CSV) "
+                        "and optional study_id and clinical columns")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder: cohort.csv and reports/<study>.json")
+    p.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="local worker processes (default 1)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run on a Dask distributed cluster (e.g. tcp://host:8786); DIR and the studies must be on a "
+                        "file system the workers share")
+    p.add_argument("--resume", action="store_true",
+                   help="skip studies whose stored result has unchanged inputs, options, tool and rules versions")
+    p.add_argument("--quiet", action="store_true", help="no progress output and no summary")
+    p.add_argument("--sr", action="store_true", help="also write reports/<study>.sr.dcm (DICOM SR TID 1500)")
+    p.add_argument("--html", action="store_true", help="also write reports/<study>.html (QA page)")
+    p.add_argument("--rules", help="rules file (TOML/JSON) overriding the default clinical rules")
+    p.add_argument("--labels", help="role mapping, e.g. liver=5,lesion=2 (default LiTS: 1 liver, 2 lesion)")
+    p.add_argument("--max-voxels", type=int, help="refuse images declaring more voxels than this")
+    p.add_argument("--allow-resample", action="store_true",
+                   help="resample DICOM series with a missing slice or irregular steps onto a regular grid")
+    p.add_argument("--include-identifiers", action="store_true",
+                   help="put patient identifiers in reports and SR (off by default)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``netlm batch``; returns the exit code (0, or 4 when any study failed)."""
+    from dataclasses import asdict
+
+    from ..batch import BatchOptions, discover_cohort, run_cohort
+    from ..errors import UsageError
+    from .analyze import options_from_args
+
+    if args.jobs < 1:
+        raise UsageError(f"-j {args.jobs}: give at least 1 process")
+    if args.scheduler is not None and args.jobs != 1:
+        raise UsageError("-j and --scheduler exclude each other: the Dask cluster decides the parallelism")
+    if args.rules is not None and not Path(args.rules).is_file():
+        raise UsageError(f"--rules {args.rules}: file not found")
+    out = Path(args.out)
+    studies = discover_cohort(args.cohort, out_dir=out)
+    aopts = asdict(options_from_args(args))
+    options = BatchOptions(
+        labels=args.labels,
+        rules=str(Path(args.rules).resolve()) if args.rules else None,
+        sr=args.sr,
+        html=args.html,
+        include_identifiers=args.include_identifiers,
+        analyze_options=aopts,
+    )
+    result = run_cohort(
+        studies, out, jobs=args.jobs, scheduler=args.scheduler, resume=args.resume, options=options,
+        progress=not args.quiet,
+    )
+    if not args.quiet:
+        print(
+            f"{len(result.rows)} studies: {result.ok} ok, {result.failed} failed; "
+            f"{result.analysed} analysed, {result.resumed} resumed (unchanged inputs) in {result.elapsed_s:.1f} s"
+        )
+        print(f"wrote {result.csv_path}")
+        for row in result.rows:
+            if row["status"] != "ok":
+                print(f"failed: {row['study_id']}: {row['error']}", file=sys.stderr)
+    return result.exit_code
