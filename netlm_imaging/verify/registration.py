@@ -1,0 +1,333 @@
+"""Resampling by physical position and rigid-then-affine alignment of liver masks.
+
+Two studies (or two segmentations) are only compared in patient space. When
+they share a DICOM FrameOfReferenceUID the identity maps one to the other;
+otherwise :func:`align_liver_masks` estimates the transform with SimpleITK:
+
+1. centre of mass initialisation (``CenteredTransformInitializer``, MOMENTS);
+2. rigid ``Euler3DTransform``;
+3. ``AffineTransform`` initialised from the rigid result.
+
+Both stages minimise the **mean squares** difference between the two livers'
+signed distance maps (mm, clipped to +/- :data:`DISTANCE_CLIP_MM`), on a
+three-level pyramid. Distance maps give a smooth cost with a wide capture
+range, unlike binary masks whose mean squares cost is flat away from the edge.
+
+Transform convention (SimpleITK's): the transform ``T`` maps a point of the
+**fixed** (baseline) space to the **moving** (follow-up) space,
+``x_followup = T(x_baseline)``. Resampling the follow-up onto the baseline grid
+uses ``T`` directly; follow-up points are brought into baseline space with
+``T^-1``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import GeometryError
+from ..volume import Volume
+
+__all__ = [
+    "DISTANCE_CLIP_MM",
+    "MIN_ALIGNED_DICE",
+    "Alignment",
+    "align_liver_masks",
+    "dice_coefficient",
+    "identity_alignment",
+    "resample_nearest",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Signed distance maps are clipped to this magnitude (mm) before registration.
+DISTANCE_CLIP_MM = 30.0
+#: [D] Liver Dice after alignment below which the alignment is reported as doubtful.
+MIN_ALIGNED_DICE = 0.85
+
+
+def dice_coefficient(a: np.ndarray, b: np.ndarray) -> float:
+    """Dice coefficient 2|A∩B| / (|A|+|B|) of two boolean arrays on one grid.
+
+    Two empty masks agree perfectly (1.0), the LiTS convention.
+    """
+    a = np.asarray(a, dtype=bool)
+    b = np.asarray(b, dtype=bool)
+    total = int(a.sum()) + int(b.sum())
+    if total == 0:
+        return 1.0
+    return 2.0 * int(np.logical_and(a, b).sum()) / total
+
+
+def _to_sitk(vol: Volume, array: np.ndarray) -> Any:
+    import SimpleITK as sitk
+
+    arr = np.asarray(array)
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8)
+    img = sitk.GetImageFromArray(np.ascontiguousarray(arr.transpose(2, 1, 0)))
+    img.SetSpacing([float(s) for s in vol.spacing])
+    img.SetOrigin([float(o) for o in vol.origin])
+    img.SetDirection([float(d) for d in vol.direction.ravel()])
+    return img
+
+
+def _reference_image(ref: Volume) -> Any:
+    import SimpleITK as sitk
+
+    img = sitk.Image([int(s) for s in ref.shape], sitk.sitkUInt8)
+    img.SetSpacing([float(s) for s in ref.spacing])
+    img.SetOrigin([float(o) for o in ref.origin])
+    img.SetDirection([float(d) for d in ref.direction.ravel()])
+    return img
+
+
+def resample_nearest(moving: Volume, reference: Volume, transform: Any | None = None) -> np.ndarray:
+    """Resample a label/mask volume onto ``reference``'s grid by physical position.
+
+    Parameters
+    ----------
+    moving : Volume
+        Boolean or integer label volume.
+    reference : Volume
+        Target grid.
+    transform : SimpleITK.Transform, optional
+        Maps reference-space points to moving-space points (identity if omitted).
+
+    Returns
+    -------
+    numpy.ndarray
+        Array on the reference grid, same dtype kind as ``moving`` (bool stays
+        bool, integers become int32); outside the moving grid is 0.
+    """
+    import SimpleITK as sitk
+
+    src = np.asarray(moving.array)
+    is_bool = src.dtype == bool
+    if is_bool:
+        arr = src.astype(np.uint8)
+    elif np.issubdtype(src.dtype, np.integer):
+        arr = src.astype(np.int32)
+    else:
+        raise GeometryError(f"{moving.source}: resample_nearest takes masks or label maps, got dtype {src.dtype}.")
+    img = _to_sitk(moving, arr)
+    out = sitk.Resample(
+        img,
+        _reference_image(reference),
+        transform if transform is not None else sitk.Transform(),
+        sitk.sitkNearestNeighbor,
+        0,
+        img.GetPixelID(),
+    )
+    res = sitk.GetArrayFromImage(out).transpose(2, 1, 0)
+    return np.ascontiguousarray(res != 0) if is_bool else np.ascontiguousarray(res.astype(np.int32))
+
+
+@dataclass
+class Alignment:
+    """How follow-up space maps to baseline space, and how well the livers agree.
+
+    Attributes
+    ----------
+    method : str
+        ``"shared_frame_of_reference"``, ``"identity_assumed"`` or
+        ``"rigid+affine_liver_registration"``.
+    matrix_fixed_to_moving : numpy.ndarray
+        4x4 homogeneous matrix, baseline LPS -> follow-up LPS (mm).
+    liver_dice_before : float or None
+        Liver Dice in patient space before alignment (identity).
+    liver_dice_after : float or None
+        Liver Dice after alignment (follow-up liver resampled onto the baseline grid).
+    rigid_rotation_deg : list of float or None
+        Euler angles (x, y, z; degrees) of the rigid stage.
+    rigid_translation_mm : list of float or None
+        Displacement (mm) of the rotation centre (the baseline liver's centre
+        of mass) under the rigid stage: ``T(c) - c``.
+    final_metric : float or None
+        Mean squares of the clipped distance maps at the end (mm^2).
+    warnings : list of str
+        E.g. a poor liver Dice after alignment.
+    """
+
+    method: str
+    matrix_fixed_to_moving: np.ndarray
+    liver_dice_before: float | None = None
+    liver_dice_after: float | None = None
+    rigid_rotation_deg: list[float] | None = None
+    rigid_translation_mm: list[float] | None = None
+    final_metric: float | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def sitk_transform(self) -> Any:
+        """The transform as a SimpleITK AffineTransform (baseline -> follow-up points)."""
+        import SimpleITK as sitk
+
+        t = sitk.AffineTransform(3)
+        t.SetMatrix([float(v) for v in self.matrix_fixed_to_moving[:3, :3].ravel()])
+        t.SetTranslation([float(v) for v in self.matrix_fixed_to_moving[:3, 3]])
+        return t
+
+    def moving_to_fixed(self, points_lps: np.ndarray) -> np.ndarray:
+        """Map follow-up LPS points (N x 3) into baseline space."""
+        pts = np.atleast_2d(np.asarray(points_lps, dtype=np.float64))
+        inv = np.linalg.inv(self.matrix_fixed_to_moving)
+        return pts @ inv[:3, :3].T + inv[:3, 3]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (the matrix as nested lists)."""
+        return {
+            "method": self.method,
+            "matrix_baseline_to_followup_lps": [
+                [round(float(v), 6) for v in row] for row in self.matrix_fixed_to_moving
+            ],
+            "liver_dice_before": _r(self.liver_dice_before),
+            "liver_dice_after": _r(self.liver_dice_after),
+            "rigid_rotation_deg": self.rigid_rotation_deg,
+            "rigid_translation_mm": self.rigid_translation_mm,
+            "final_metric_mm2": _r(self.final_metric),
+            "warnings": list(self.warnings),
+        }
+
+
+def _r(v: float | None, nd: int = 4) -> float | None:
+    return None if v is None else round(float(v), nd)
+
+
+def _matrix_of(transform: Any) -> np.ndarray:
+    """4x4 homogeneous matrix of a SimpleITK matrix-offset transform."""
+    m = np.eye(4)
+    m[:3, :3] = np.array(transform.GetMatrix(), dtype=np.float64).reshape(3, 3)
+    centre = np.array(transform.GetCenter(), dtype=np.float64)
+    trans = np.array(transform.GetTranslation(), dtype=np.float64)
+    # T(x) = A (x - c) + c + t
+    m[:3, 3] = -m[:3, :3] @ centre + centre + trans
+    return m
+
+
+def identity_alignment(baseline_liver: Volume | None, followup_liver: Volume | None, method: str) -> Alignment:
+    """Identity transform (shared frame of reference), with the liver Dice in patient space."""
+    al = Alignment(method=method, matrix_fixed_to_moving=np.eye(4))
+    if baseline_liver is not None and followup_liver is not None:
+        warped = resample_nearest(followup_liver, baseline_liver)
+        al.liver_dice_before = al.liver_dice_after = dice_coefficient(baseline_liver.array, warped)
+    return al
+
+
+def _distance_map(vol: Volume, clip_mm: float) -> Any:
+    import SimpleITK as sitk
+
+    img = _to_sitk(vol, np.asarray(vol.array, dtype=bool))
+    dist = sitk.SignedMaurerDistanceMap(img, insideIsPositive=False, squaredDistance=False, useImageSpacing=True)
+    return sitk.Clamp(dist, sitk.sitkFloat32, -clip_mm, clip_mm)
+
+
+def _registration(fixed: Any, moving: Any, initial: Any, *, iterations: int, step_mm: float) -> Any:
+    import SimpleITK as sitk
+
+    reg = sitk.ImageRegistrationMethod()
+    reg.SetMetricAsMeanSquares()
+    reg.SetMetricSamplingStrategy(reg.NONE)
+    reg.SetInterpolator(sitk.sitkLinear)
+    reg.SetOptimizerAsRegularStepGradientDescent(
+        learningRate=step_mm, minStep=1e-3, numberOfIterations=iterations, gradientMagnitudeTolerance=1e-8
+    )
+    reg.SetOptimizerScalesFromPhysicalShift()
+    reg.SetShrinkFactorsPerLevel([4, 2, 1])
+    reg.SetSmoothingSigmasPerLevel([2.0, 1.0, 0.0])
+    reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOff()
+    reg.SetInitialTransform(initial, inPlace=False)
+    out = reg.Execute(fixed, moving)
+    logger.debug(
+        "registration stop: %s (metric %.4f)", reg.GetOptimizerStopConditionDescription(), reg.GetMetricValue()
+    )
+    return out, float(reg.GetMetricValue())
+
+
+def align_liver_masks(
+    baseline_liver: Volume,
+    followup_liver: Volume,
+    *,
+    affine_stage: bool = True,
+    iterations: int = 200,
+    clip_mm: float = DISTANCE_CLIP_MM,
+    min_dice: float = MIN_ALIGNED_DICE,
+) -> Alignment:
+    """Align the follow-up liver to the baseline liver (rigid, then affine).
+
+    Parameters
+    ----------
+    baseline_liver, followup_liver : Volume
+        Boolean total-liver masks, each on its own grid.
+    affine_stage : bool
+        Run the affine stage after the rigid one (default True).
+    iterations : int
+        Optimiser iterations per pyramid level and stage.
+    clip_mm : float
+        Distance-map clipping (mm).
+    min_dice : float
+        Liver Dice after alignment below which a warning is added.
+
+    Returns
+    -------
+    Alignment
+
+    Raises
+    ------
+    GeometryError
+        If either liver mask is empty.
+    """
+    import SimpleITK as sitk
+
+    for name, vol in (("baseline", baseline_liver), ("follow-up", followup_liver)):
+        if not np.asarray(vol.array, dtype=bool).any():
+            raise GeometryError(
+                f"{vol.source}: the {name} liver mask is empty; registration needs both livers segmented "
+                "(or studies sharing a FrameOfReferenceUID)."
+            )
+    before = dice_coefficient(baseline_liver.array, resample_nearest(followup_liver, baseline_liver))
+    fixed = _distance_map(baseline_liver, clip_mm)
+    moving = _distance_map(followup_liver, clip_mm)
+    fixed_mask = _to_sitk(baseline_liver, np.asarray(baseline_liver.array, dtype=bool))
+    moving_mask = _to_sitk(followup_liver, np.asarray(followup_liver.array, dtype=bool))
+    init = sitk.CenteredTransformInitializer(
+        fixed_mask, moving_mask, sitk.Euler3DTransform(), sitk.CenteredTransformInitializerFilter.MOMENTS
+    )
+    step = float(min(baseline_liver.spacing.min(), followup_liver.spacing.min())) * 2.0
+    rigid_out, metric = _registration(fixed, moving, init, iterations=iterations, step_mm=step)
+    rigid = sitk.Euler3DTransform(
+        rigid_out.GetNthTransform(0) if rigid_out.GetName() == "CompositeTransform" else rigid_out
+    )
+    final: Any = rigid
+    if affine_stage:
+        aff = sitk.AffineTransform(3)
+        aff.SetCenter(rigid.GetCenter())
+        aff.SetMatrix(rigid.GetMatrix())
+        aff.SetTranslation(rigid.GetTranslation())
+        aff_out, aff_metric = _registration(fixed, moving, aff, iterations=iterations, step_mm=step / 2.0)
+        final = sitk.AffineTransform(
+            aff_out.GetNthTransform(0) if aff_out.GetName() == "CompositeTransform" else aff_out
+        )
+        metric = aff_metric
+    al = Alignment(
+        method="rigid+affine_liver_registration" if affine_stage else "rigid_liver_registration",
+        matrix_fixed_to_moving=_matrix_of(final),
+        liver_dice_before=before,
+        rigid_rotation_deg=[
+            round(float(np.degrees(a)), 3) for a in (rigid.GetAngleX(), rigid.GetAngleY(), rigid.GetAngleZ())
+        ],
+        rigid_translation_mm=[round(float(v), 3) for v in rigid.GetTranslation()],
+        final_metric=metric,
+    )
+    al.liver_dice_after = dice_coefficient(
+        baseline_liver.array, resample_nearest(followup_liver, baseline_liver, al.sitk_transform())
+    )
+    if al.liver_dice_after < min_dice:
+        al.warnings.append(
+            f"liver alignment is doubtful: liver Dice after registration {al.liver_dice_after:.3f} < {min_dice}; "
+            "lesion matching may be wrong, check the livers or give studies a shared frame of reference"
+        )
+    logger.info("liver alignment: Dice %.3f -> %.3f", before, al.liver_dice_after)
+    return al

@@ -1,0 +1,480 @@
+"""Compare two segmentations of one study: overlap, surface distance, lesion detection, burden.
+
+Definitions
+-----------
+Common grid
+    Segmentation B is resampled onto segmentation A's grid **by physical
+    (LPS) position**, nearest neighbour (never index by index). Volumes are
+    taken on each segmentation's own grid; Dice, distances and detection on
+    the common grid.
+Dice
+    ``2 |A ∩ B| / (|A| + |B|)``; 1.0 when both are empty (LiTS convention).
+Surface
+    Voxels of the mask with at least one 6-neighbour outside it (MedPy's
+    ``binary_erosion`` with connectivity 1, XOR), taken as the LPS positions
+    of their centres.
+HD95 (``hd95_mm``)
+    **MedPy / LiTS style**: the 95th percentile (numpy linear interpolation)
+    of the *pooled* directed surface distances A->B and B->A, computed with
+    KD-trees on the physical points. ``hd95_max_directed_mm`` (the maximum
+    of the two directed 95th percentiles, the other convention in use) and
+    the full Hausdorff distance ``hd_mm`` and the average symmetric surface
+    distance ``assd_mm`` are reported too. ``None`` when either mask is empty.
+Lesion detection (LiTS)
+    Lesions are 26-connected components. A reference lesion (A) is detected
+    when a predicted lesion (B) has IoU > 0.5 with it. Such a match is
+    necessarily one-to-one (IoU > 0.5 means each holds more than half of the
+    other), so TP = matched reference lesions, FN = unmatched reference
+    lesions, FP = unmatched predicted lesions. Split predictions are not
+    merged before matching [D].
+Burden
+    LiTS tumour burden as a percentage: ``100 x lesion voxels / (liver ∪
+    lesion) voxels`` of each segmentation on its own grid.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from ..errors import GeometryError
+from ..volume import Volume
+from .registration import dice_coefficient, resample_nearest
+
+__all__ = [
+    "DETECTION_IOU",
+    "DetectionResult",
+    "LesionMatch",
+    "SegComparison",
+    "StructureComparison",
+    "compare_masks",
+    "compare_segmentations",
+    "detect_lesions",
+    "surface_distances_mm",
+    "surface_points_lps",
+]
+
+logger = logging.getLogger(__name__)
+
+#: LiTS: a reference lesion is detected when IoU with a predicted lesion exceeds this.
+DETECTION_IOU = 0.5
+_STRUCT_26 = ndimage.generate_binary_structure(3, 3)
+_STRUCT_6 = ndimage.generate_binary_structure(3, 1)
+
+
+def _r(v: float | None, nd: int = 4) -> float | None:
+    return None if v is None else round(float(v), nd)
+
+
+def surface_points_lps(mask: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """LPS positions (N x 3, mm) of the centres of a mask's surface voxels.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray
+        Boolean 3-D mask.
+    affine : numpy.ndarray
+        4x4 index -> LPS affine of the mask's grid.
+
+    Returns
+    -------
+    numpy.ndarray
+        Points of the voxels with at least one 6-neighbour outside the mask
+        (voxels on the array border count as surface).
+    """
+    m = np.asarray(mask, dtype=bool)
+    if not m.any():
+        return np.zeros((0, 3))
+    eroded = ndimage.binary_erosion(m, structure=_STRUCT_6, border_value=0)
+    idx = np.argwhere(m & ~eroded).astype(np.float64)
+    return idx @ affine[:3, :3].T + affine[:3, 3]
+
+
+def surface_distances_mm(points_a: np.ndarray, points_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Directed distances A->B and B->A between two surface point sets (KD-trees).
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        For each point of A the distance to the nearest point of B, and vice versa.
+    """
+    from scipy.spatial import cKDTree
+
+    d_ab, _ = cKDTree(points_b).query(points_a, k=1)
+    d_ba, _ = cKDTree(points_a).query(points_b, k=1)
+    return np.asarray(d_ab, dtype=np.float64), np.asarray(d_ba, dtype=np.float64)
+
+
+@dataclass
+class StructureComparison:
+    """One structure of segmentation A vs the same structure of B (units in names)."""
+
+    structure: str
+    volume_a_ml: float
+    volume_b_ml: float
+    volume_difference_ml: float
+    volume_difference_percent: float | None
+    dice: float
+    hd95_mm: float | None
+    hd95_max_directed_mm: float | None
+    hd_mm: float | None
+    assd_mm: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (rounded)."""
+        return {k: (_r(v) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+def compare_masks(
+    structure: str,
+    mask_a: np.ndarray,
+    mask_b_on_a: np.ndarray,
+    affine: np.ndarray,
+    *,
+    volume_a_ml: float | None = None,
+    volume_b_ml: float | None = None,
+) -> StructureComparison:
+    """Dice, volume difference and surface distances of two masks on one grid.
+
+    Parameters
+    ----------
+    structure : str
+        Name for the report (``liver``, ``lesion``, ...).
+    mask_a, mask_b_on_a : numpy.ndarray
+        Boolean masks on the same grid.
+    affine : numpy.ndarray
+        4x4 index -> LPS affine of that grid.
+    volume_a_ml, volume_b_ml : float, optional
+        Volumes measured on each mask's native grid; default: voxel counts here.
+
+    Returns
+    -------
+    StructureComparison
+        ``volume_difference_* = B - A``; the percentage is relative to A
+        (``None`` when A is empty).
+    """
+    a = np.asarray(mask_a, dtype=bool)
+    b = np.asarray(mask_b_on_a, dtype=bool)
+    if a.shape != b.shape:
+        raise GeometryError(f"{structure}: masks on different grids {a.shape} vs {b.shape}; resample B onto A first.")
+    vox_ml = abs(float(np.linalg.det(affine[:3, :3]))) / 1000.0
+    va = float(a.sum()) * vox_ml if volume_a_ml is None else float(volume_a_ml)
+    vb = float(b.sum()) * vox_ml if volume_b_ml is None else float(volume_b_ml)
+    hd95 = hd95_dir = hd = assd = None
+    if a.any() and b.any():
+        d_ab, d_ba = surface_distances_mm(surface_points_lps(a, affine), surface_points_lps(b, affine))
+        pooled = np.concatenate([d_ab, d_ba])
+        hd95 = float(np.percentile(pooled, 95))
+        hd95_dir = float(max(np.percentile(d_ab, 95), np.percentile(d_ba, 95)))
+        hd = float(max(d_ab.max(), d_ba.max()))
+        assd = float(pooled.mean())
+    return StructureComparison(
+        structure=structure,
+        volume_a_ml=va,
+        volume_b_ml=vb,
+        volume_difference_ml=vb - va,
+        volume_difference_percent=(100.0 * (vb - va) / va) if va > 0 else None,
+        dice=dice_coefficient(a, b),
+        hd95_mm=hd95,
+        hd95_max_directed_mm=hd95_dir,
+        hd_mm=hd,
+        assd_mm=assd,
+    )
+
+
+@dataclass
+class LesionMatch:
+    """A reference lesion detected by a predicted lesion (IoU > 0.5)."""
+
+    reference_id: int
+    predicted_id: int
+    iou: float
+    dice: float
+    volume_reference_ml: float
+    volume_predicted_ml: float
+    volume_difference_ml: float
+    volume_difference_percent: float
+    centroid_reference_lps_mm: list[float]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (rounded)."""
+        d = asdict(self)
+        d["centroid_reference_lps_mm"] = [round(float(v), 2) for v in self.centroid_reference_lps_mm]
+        return {k: (_r(v) if isinstance(v, float) else v) for k, v in d.items()}
+
+
+@dataclass
+class DetectionResult:
+    """LiTS-style lesion detection counts and matched-lesion agreement."""
+
+    true_positives: int
+    false_positives: int
+    false_negatives: int
+    matches: list[LesionMatch]
+    missed_reference_ids: list[int]
+    false_positive_ids: list[int]
+
+    @property
+    def precision(self) -> float | None:
+        """TP / (TP + FP), ``None`` without predictions."""
+        n = self.true_positives + self.false_positives
+        return self.true_positives / n if n else None
+
+    @property
+    def recall(self) -> float | None:
+        """TP / (TP + FN), ``None`` without reference lesions."""
+        n = self.true_positives + self.false_negatives
+        return self.true_positives / n if n else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {
+            "iou_threshold": DETECTION_IOU,
+            "true_positives": self.true_positives,
+            "false_positives": self.false_positives,
+            "false_negatives": self.false_negatives,
+            "precision": _r(self.precision),
+            "recall": _r(self.recall),
+            "missed_reference_ids": self.missed_reference_ids,
+            "false_positive_ids": self.false_positive_ids,
+            "matches": [m.to_dict() for m in self.matches],
+        }
+
+
+def detect_lesions(
+    reference: np.ndarray,
+    predicted: np.ndarray,
+    affine: np.ndarray,
+    *,
+    iou_threshold: float = DETECTION_IOU,
+) -> DetectionResult:
+    """LiTS lesion detection between two lesion masks on one grid.
+
+    Parameters
+    ----------
+    reference, predicted : numpy.ndarray
+        Boolean lesion masks (or instance maps; non-zero is lesion) on one grid.
+    affine : numpy.ndarray
+        4x4 index -> LPS affine of the grid (volumes, centroids).
+    iou_threshold : float
+        Detected when IoU > this (0.5 in LiTS; must be >= 0.5 for one-to-one matching).
+
+    Returns
+    -------
+    DetectionResult
+        Lesion ids are the connected-component numbers (1..n, scan order).
+    """
+    if iou_threshold < 0.5:
+        raise ValueError("iou_threshold must be >= 0.5 (below it matches are not one-to-one)")
+    ref_lab, n_ref = ndimage.label(np.asarray(reference) != 0, structure=_STRUCT_26)
+    pred_lab, n_pred = ndimage.label(np.asarray(predicted) != 0, structure=_STRUCT_26)
+    vox_ml = abs(float(np.linalg.det(affine[:3, :3]))) / 1000.0
+    ref_sizes = np.bincount(ref_lab.ravel(), minlength=n_ref + 1)
+    pred_sizes = np.bincount(pred_lab.ravel(), minlength=n_pred + 1)
+    both = (ref_lab > 0) & (pred_lab > 0)
+    pairs = ref_lab[both].astype(np.int64) * (n_pred + 1) + pred_lab[both]
+    uniq, counts = np.unique(pairs, return_counts=True)
+    matches: list[LesionMatch] = []
+    matched_pred: set[int] = set()
+    matched_ref: set[int] = set()
+    centroids = ndimage.center_of_mass(ref_lab > 0, ref_lab, range(1, n_ref + 1)) if n_ref else []
+    for key, inter in zip(uniq.tolist(), counts.tolist()):
+        r, p = divmod(int(key), n_pred + 1)
+        union = int(ref_sizes[r]) + int(pred_sizes[p]) - int(inter)
+        iou = inter / union
+        if iou > iou_threshold:
+            vr, vp = float(ref_sizes[r]) * vox_ml, float(pred_sizes[p]) * vox_ml
+            c = np.asarray(centroids[r - 1], dtype=np.float64) @ affine[:3, :3].T + affine[:3, 3]
+            matches.append(
+                LesionMatch(
+                    reference_id=r,
+                    predicted_id=p,
+                    iou=float(iou),
+                    dice=2.0 * inter / (int(ref_sizes[r]) + int(pred_sizes[p])),
+                    volume_reference_ml=vr,
+                    volume_predicted_ml=vp,
+                    volume_difference_ml=vp - vr,
+                    volume_difference_percent=100.0 * (vp - vr) / vr,
+                    centroid_reference_lps_mm=[float(v) for v in c],
+                )
+            )
+            matched_ref.add(r)
+            matched_pred.add(p)
+    matches.sort(key=lambda m: m.reference_id)
+    missed = [i for i in range(1, n_ref + 1) if i not in matched_ref]
+    fps = [i for i in range(1, n_pred + 1) if i not in matched_pred]
+    return DetectionResult(
+        true_positives=len(matches),
+        false_positives=len(fps),
+        false_negatives=len(missed),
+        matches=matches,
+        missed_reference_ids=missed,
+        false_positive_ids=fps,
+    )
+
+
+@dataclass
+class SegComparison:
+    """Result of :func:`compare_segmentations`."""
+
+    structures: list[StructureComparison]
+    detection: DetectionResult | None
+    burden_a_percent: float | None
+    burden_b_percent: float | None
+    grid: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def burden_difference_percent_points(self) -> float | None:
+        """Burden B - A in percentage points (``None`` when either is undefined)."""
+        if self.burden_a_percent is None or self.burden_b_percent is None:
+            return None
+        return self.burden_b_percent - self.burden_a_percent
+
+    def structure(self, name: str) -> StructureComparison:
+        """The comparison of one structure by name (KeyError if absent)."""
+        for s in self.structures:
+            if s.structure == name:
+                return s
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {
+            "definitions": {
+                "hd95_mm": "95th percentile of pooled directed surface distances A->B and B->A (MedPy/LiTS), mm",
+                "hd95_max_directed_mm": "max of the two directed 95th percentiles, mm",
+                "volume_difference": "B - A; percent relative to A",
+                "detection": "LiTS: reference (A) lesion detected when IoU > 0.5 with a B lesion (26-connected)",
+                "burden_percent": "100 x lesion / (liver UNION lesion) voxels",
+            },
+            "grid": self.grid,
+            "structures": [s.to_dict() for s in self.structures],
+            "detection": None if self.detection is None else self.detection.to_dict(),
+            "burden_a_percent": _r(self.burden_a_percent),
+            "burden_b_percent": _r(self.burden_b_percent),
+            "burden_difference_percent_points": _r(self.burden_difference_percent_points),
+            "warnings": list(self.warnings),
+        }
+
+
+def _burden(masks: Mapping[str, Volume]) -> float | None:
+    les = masks.get("lesion")
+    liv = masks.get("liver")
+    if les is None or liv is None:
+        return None
+    lesion = np.asarray(les.array, dtype=bool)
+    liver = np.asarray(liv.array, dtype=bool)
+    if liver.shape != lesion.shape:
+        lesion = resample_nearest(les, liv)
+    total = int((liver | lesion).sum())
+    return 100.0 * int(lesion.sum()) / total if total else None
+
+
+def compare_segmentations(
+    masks_a: Mapping[str, Volume],
+    masks_b: Mapping[str, Volume],
+    *,
+    reference_grid: Volume | None = None,
+) -> SegComparison:
+    """Compare two segmentations structure by structure.
+
+    Parameters
+    ----------
+    masks_a, masks_b : mapping of str to Volume
+        Boolean masks by structure name (``liver``, ``lesion``, ``spleen``,
+        ``segment1``...). The ``liver`` structure is compared as the total
+        liver (liver ∪ lesion), as everywhere in netlm-imaging. A is the
+        reference for detection and percentages.
+    reference_grid : Volume, optional
+        The common grid; default the grid of A's first mask. Masks not on it
+        are resampled by physical position (a warning says so).
+
+    Returns
+    -------
+    SegComparison
+    """
+    if not masks_a or not masks_b:
+        raise GeometryError("compare_segmentations: both segmentations need at least one structure.")
+    ref = reference_grid if reference_grid is not None else next(iter(masks_a.values()))
+    warnings: list[str] = []
+    resampled = False
+
+    def on_ref(vol: Volume, which: str, name: str) -> np.ndarray:
+        nonlocal resampled
+        if vol.same_grid(ref):
+            return np.asarray(vol.array, dtype=bool)
+        if (
+            ref.frame_of_reference_uid
+            and vol.frame_of_reference_uid
+            and ref.frame_of_reference_uid != vol.frame_of_reference_uid
+        ):
+            warnings.append(
+                f"{which} {name}: FrameOfReferenceUID differs from the reference grid's; compared in LPS anyway"
+            )
+        resampled = True
+        return resample_nearest(vol.with_array(np.asarray(vol.array, dtype=bool)), ref)
+
+    def total_liver(masks: Mapping[str, Volume], which: str) -> tuple[np.ndarray, float] | None:
+        if "liver" not in masks:
+            return None
+        liv = masks["liver"]
+        native = np.asarray(liv.array, dtype=bool)
+        if "lesion" in masks:
+            les = masks["lesion"]
+            les_native = (
+                np.asarray(les.array, dtype=bool)
+                if les.same_grid(liv)
+                else resample_nearest(les.with_array(np.asarray(les.array, dtype=bool)), liv)
+            )
+            native = native | les_native
+        vol_ml = float(native.sum()) * liv.voxel_volume_ml
+        return on_ref(liv.with_array(native), which, "liver"), vol_ml
+
+    names = [n for n in masks_a if n in masks_b]
+    only = sorted(set(masks_a) ^ set(masks_b))
+    if only:
+        warnings.append(f"structures present in only one segmentation, not compared: {', '.join(only)}")
+    structures: list[StructureComparison] = []
+    detection = None
+    for name in names:
+        if name == "liver":
+            ta, tb = total_liver(masks_a, "A"), total_liver(masks_b, "B")
+            if ta is None or tb is None:  # pragma: no cover - "liver" is in both by construction
+                continue
+            structures.append(compare_masks("liver", ta[0], tb[0], ref.affine, volume_a_ml=ta[1], volume_b_ml=tb[1]))
+            continue
+        va, vb = masks_a[name], masks_b[name]
+        a = on_ref(va, "A", name)
+        b = on_ref(vb, "B", name)
+        structures.append(
+            compare_masks(
+                name,
+                a,
+                b,
+                ref.affine,
+                volume_a_ml=float(np.count_nonzero(va.array)) * va.voxel_volume_ml,
+                volume_b_ml=float(np.count_nonzero(vb.array)) * vb.voxel_volume_ml,
+            )
+        )
+        if name == "lesion":
+            detection = detect_lesions(a, b, ref.affine)
+    if resampled:
+        warnings.append(
+            "segmentation masks were resampled onto the reference grid by physical position (nearest "
+            "neighbour); Dice, distances and detection are on that grid, volumes on each native grid"
+        )
+    grid = {**ref.geometry_summary(), "resampled": resampled}
+    return SegComparison(
+        structures=structures,
+        detection=detection,
+        burden_a_percent=_burden(masks_a),
+        burden_b_percent=_burden(masks_b),
+        grid=grid,
+        warnings=warnings,
+    )
