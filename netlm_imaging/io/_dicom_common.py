@@ -49,6 +49,24 @@ _NON_IMAGE_SOP_PREFIXES = (
     "1.2.840.10008.5.1.4.1.1.66",  # Raw data, registration, SEG, surfaces
 )
 
+#: SOP classes whose instances always carry PixelData (CT, MR, PET, SEG); a file
+#: of these classes without it was cut short.
+_PIXEL_SOP_CLASSES = frozenset(
+    {
+        "1.2.840.10008.5.1.4.1.1.2",  # CT
+        "1.2.840.10008.5.1.4.1.1.2.1",  # Enhanced CT
+        "1.2.840.10008.5.1.4.1.1.2.2",  # Legacy converted enhanced CT
+        "1.2.840.10008.5.1.4.1.1.4",  # MR
+        "1.2.840.10008.5.1.4.1.1.4.1",  # Enhanced MR
+        "1.2.840.10008.5.1.4.1.1.4.4",  # Legacy converted enhanced MR
+        "1.2.840.10008.5.1.4.1.1.128",  # PET
+        "1.2.840.10008.5.1.4.1.1.128.1",  # Legacy converted enhanced PET
+        "1.2.840.10008.5.1.4.1.1.130",  # Enhanced PET
+        SEG_SOP_CLASS,
+        LABELMAP_SEG_SOP_CLASS,
+    }
+)
+
 #: ``DicomFileInfo.kind`` values.
 IMAGE = "IMAGE"
 SEG = "SEG"
@@ -391,6 +409,10 @@ def read_header(path: Path) -> DicomFileInfo | None:
         logger.info("skipping non-DICOM file %s", path)
         return None
     kind = _kind(sop_class, ds)
+    if sop_class in _PIXEL_SOP_CLASSES and 0x7FE00010 not in ds._dict:
+        raise DicomError(
+            f"{path}: DICOM file is truncated or corrupt (header ends before PixelData); re-export the series."
+        )
     offset, length = _pixel_data_span(ds)
     truncated = offset is not None and length is not None and size < offset + length
     refs: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]] = ((), (), ())

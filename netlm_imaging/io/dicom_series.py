@@ -507,14 +507,14 @@ def read_series_from_index(
         step, warnings = _check_steps(slices, where_series, nonuniform)
     irregular = bool(warnings)
     warnings += _check_tilt(slices, normal, pixel_spacing, where_series)
+    first = slices[0].info
+    n_i, n_j, n_k = first.columns, first.rows, len(slices)
+    check_voxel_budget((n_i, n_j, n_k), max_voxels, where_series)
     for s in slices:
         if s.info.truncated:
             raise DicomError(
                 f"{s.info.path}: pixel data is truncated (the file is shorter than declared); re-export the series."
             )
-    first = slices[0].info
-    n_i, n_j, n_k = first.columns, first.rows, len(slices)
-    check_voxel_budget((n_i, n_j, n_k), max_voxels, where_series)
     buf = np.empty((n_k, n_j, n_i), dtype=np.float32)  # (k, row, col): F-order view as (i, j, k)
     k_of: dict[tuple[Path, int], int] = {(s.info.path, s.frame.frame_index): k for k, s in enumerate(slices)}
     for info in dict.fromkeys(s.info for s in slices):
