@@ -1,0 +1,79 @@
+"""Polygon rasterisation on a pixel grid with the voxel-centre rule (private).
+
+Rule
+----
+A pixel ``(i, j)`` belongs to a closed polygon given in continuous pixel
+coordinates when its **centre** (the integer point ``(i, j)``) is inside the
+polygon by the even-odd (crossing-number) rule. Centres exactly on an edge are
+decided half-open: a scanline ``y = j`` counts an edge when
+``min(y0, y1) <= j < max(y0, y1)``, and a crossing at ``x`` flips all centres
+``i >= x``. So an axis-aligned square with corners on centres ``[a, b] x [c, d]``
+covers ``a <= i < b`` and ``c <= j < d``: adjacent polygons sharing an edge
+never count a centre twice.
+
+Because the even-odd rule is additive under XOR, nested contours (holes,
+islands in holes) combine by XOR of their fills, and a contour too small to
+contain a centre changes nothing (it can never erase a slice; cf. vv PR #117).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["fill_polygon", "shoelace_area"]
+
+
+def shoelace_area(points: np.ndarray) -> float:
+    """Unsigned area of a closed polygon ``(N, 2)`` (shoelace formula)."""
+    p = np.asarray(points, dtype=np.float64)
+    x, y = p[:, 0], p[:, 1]
+    return float(0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+
+
+def fill_polygon(points_ij: np.ndarray, shape_ij: tuple[int, int]) -> np.ndarray:
+    """Boolean mask of the pixels whose centres lie inside a polygon.
+
+    Parameters
+    ----------
+    points_ij : numpy.ndarray
+        ``(N, 2)`` vertices in continuous pixel coordinates ``(i, j)``; the
+        polygon is closed implicitly (last vertex joins the first).
+    shape_ij : (int, int)
+        Plane shape ``(ni, nj)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(ni, nj)`` bool mask by the centre rule described in the module docstring.
+
+    Examples
+    --------
+    >>> m = fill_polygon(np.array([[0.5, 0.5], [3.5, 0.5], [3.5, 2.5], [0.5, 2.5]]), (5, 4))
+    >>> np.argwhere(m).tolist()
+    [[1, 1], [1, 2], [2, 1], [2, 2], [3, 1], [3, 2]]
+    """
+    ni, nj = int(shape_ij[0]), int(shape_ij[1])
+    out = np.zeros((ni, nj), dtype=bool)
+    p = np.asarray(points_ij, dtype=np.float64)
+    if p.shape[0] < 3:
+        return out
+    x0, y0 = p[:, 0], p[:, 1]
+    x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
+    j_lo = max(int(np.ceil(y0.min())), 0)
+    j_hi = min(int(np.floor(y0.max())), nj - 1)
+    if j_hi < j_lo:
+        return out
+    rows = np.arange(j_lo, j_hi + 1, dtype=np.float64)
+    ylo, yhi = np.minimum(y0, y1)[:, None], np.maximum(y0, y1)[:, None]
+    hit = (ylo <= rows[None, :]) & (rows[None, :] < yhi)  # (edges, rows), horizontal edges never hit
+    e_idx, r_idx = np.nonzero(hit)
+    if e_idx.size == 0:
+        return out
+    t = (rows[r_idx] - y0[e_idx]) / (y1[e_idx] - y0[e_idx])
+    x = x0[e_idx] + t * (x1[e_idx] - x0[e_idx])
+    col = np.clip(np.ceil(x), 0, ni).astype(np.int64)
+    toggles = np.zeros((ni + 1, rows.size), dtype=np.int32)
+    np.add.at(toggles, (col, r_idx), 1)
+    parity = (np.cumsum(toggles, axis=0)[:ni] & 1).astype(bool)
+    out[:, j_lo : j_hi + 1] = parity
+    return out
