@@ -1,0 +1,680 @@
+"""SUVbw conversion factors from PET DICOM headers (QIBA vendor-neutral recipe).
+
+What this module computes
+-------------------------
+For every slice (instance) of a PET series, one float64 factor ``f`` such that
+
+``SUVbw = (stored * RescaleSlope + RescaleIntercept) * f``
+
+i.e. ``f`` multiplies the **modality-LUT values** (what
+:func:`pydicom.pixels.apply_modality_lut` and the project's DICOM series
+reader return). Nothing is ever cast to an integer.
+
+The rules, as implemented (QIBA "SUV vendor-neutral pseudo-code", see
+``clinical_rules.md`` section 7.1):
+
+Units (0054,1001)
+    ``BQML``: ``f = weight_g / decayed_dose_bq``.
+    ``CNTS`` (Philips): the private SUV Scale Factor (7053,1000) of each slice
+    is ``f``; if it is absent or zero but the Activity Concentration Scale
+    Factor (7053,1009) is present, ``value * (7053,1009)`` is Bq/mL and the
+    BQML rule follows (``f = (7053,1009) * weight_g / decayed_dose_bq``).
+    ``GML``: ``f = 1`` (assumed to be SUVbw already; a warning says so).
+    Anything else: :class:`~netlm_imaging.errors.UnsupportedError`.
+Decay Correction (0054,1102)
+    ``START``: ``decayed_dose = dose * 2 ** (-(scan - injection) / half_life)``.
+    ``ADMIN``: pixels are already decay-corrected to the injection time, so
+    ``decayed_dose = dose`` (never decay-corrected again; Horos #653).
+    ``NONE``: refused, unless **every** slice carries Decay Factor
+    (0054,1321). Then each slice's values are multiplied by its Decay Factor
+    (taken as the factor that corrects that slice to the scan start time)
+    and the ``START`` rule follows, with a warning.
+Injection date/time
+    RadiopharmaceuticalStartDateTime (0018,1078) when present (full date:
+    multi-day delays are right). Otherwise Series Date (0008,0021) +
+    RadiopharmaceuticalStartTime (0018,1072); when that lies after the scan
+    time the injection is taken to be the day before (midnight crossing).
+Scan date/time
+    Series Date/Time (0008,0021/0031), unless it is after the earliest
+    Acquisition Date/Time (0008,0022/0032) of the series (post-processed
+    series); then the GE private scan DateTime (0009,100d, creator
+    ``GEMS_PETD_01``) if present, else the earliest Acquisition Date/Time.
+Half-life
+    Radionuclide Half Life (0018,1075) from the file is used. The nuclide is
+    identified from Radionuclide Code Sequence (0054,0300) or the
+    radiopharmaceutical name; a half-life more than 0.5 % from the nuclide's
+    value gives a warning (the file's value is still used). Missing
+    half-life: the nuclide's reference value with a warning, or
+    :class:`~netlm_imaging.errors.DicomError` when the nuclide is unknown.
+Weight
+    ``weight_kg`` (``--weight``) overrides Patient's Weight (0010,1030);
+    missing both: :class:`~netlm_imaging.errors.InputError`.
+
+References
+----------
+QIBA PET SUV vendor-neutral pseudo-code; DICOM PS3.3 C.8.9.1 (PET Series
+Module), C.8.9.4 (PET Image Module).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+import numpy as np
+
+from ..errors import DicomError, InputError, UnsupportedError
+
+__all__ = [
+    "NUCLIDE_HALF_LIFE_S",
+    "SuvConversion",
+    "identify_nuclide",
+    "suv_conversion",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Reference half-lives (s) and the relative tolerance within which a file's
+#: value is accepted silently. Ga-68: 67.83 min (Kuzmenko 2019); F-18:
+#: 109.77 min; Cu-64: 12.701 h; C-11: 20.36 min.
+NUCLIDE_HALF_LIFE_S: dict[str, float] = {
+    "Ga-68": 4069.8,
+    "F-18": 6586.2,
+    "Cu-64": 45724.0,
+    "C-11": 1221.6,
+}
+HALF_LIFE_TOLERANCE = 0.005
+
+# SNOMED-RT and SNOMED CT codes of CID 4020 "PET Radionuclide".
+_NUCLIDE_CODES = {
+    "C-131A3": "Ga-68",
+    "35337001": "Ga-68",
+    "C-111A1": "F-18",
+    "77004003": "F-18",
+    "C-127A2": "Cu-64",
+    "3932008": "Cu-64",
+    "C-105A1": "C-11",
+    "21576001": "C-11",
+}
+_NUCLIDE_PATTERNS = (
+    ("Ga-68", re.compile(r"(?<![0-9])68\W*ga(?!\w*germ)|ga(llium)?\W*68|dotata|dotatoc|dotanoc", re.IGNORECASE)),
+    ("F-18", re.compile(r"(?<![0-9])18\W*f|f(luorine)?\W*18|fdg|fluoro", re.IGNORECASE)),
+    ("Cu-64", re.compile(r"(?<![0-9])64\W*cu|cu(pper)?\W*64", re.IGNORECASE)),
+    ("C-11", re.compile(r"(?<![0-9])11\W*c(?!u)|carbon\W*11|\bc\W*11\b", re.IGNORECASE)),
+)
+
+_GE_CREATOR = "GEMS_PETD_01"
+_PHILIPS_CREATOR = "Philips PET Private Group"
+_DECAY_TERMS = ("START", "ADMIN", "NONE")
+
+
+@dataclass(frozen=True)
+class SuvConversion:
+    """How a PET series' values become SUVbw.
+
+    Attributes
+    ----------
+    factors : numpy.ndarray
+        float64, one per slice in the order the datasets were given:
+        ``SUVbw = modality_lut_value * factors[k]``.
+    rescale_slopes, rescale_intercepts : numpy.ndarray
+        float64 per slice, so ``SUVbw = (stored * slope + intercept) * factor``.
+    units : str
+        Units (0054,1001) of the series, e.g. ``"BQML"``.
+    decay_correction : str
+        Decay Correction (0054,1102), e.g. ``"START"``.
+    scan_datetime, injection_datetime : datetime or None
+        Reference times used (None when not needed and absent).
+    half_life_s, injected_dose_bq, decayed_dose_bq, weight_kg : float or None
+        The quantities of the QIBA formula (None when not used, e.g. GML).
+    decay_time_s : float or None
+        ``scan - injection`` in seconds.
+    nuclide : str or None
+        Identified radionuclide (``"Ga-68"``, ``"F-18"``, ...).
+    method : str
+        Which branch was used (``"BQML"``, ``"CNTS:7053,1000"``, ...).
+    warnings : list of str
+        Facts the user must know (half-life mismatch, GML assumption, ...).
+    """
+
+    factors: np.ndarray
+    rescale_slopes: np.ndarray
+    rescale_intercepts: np.ndarray
+    units: str
+    decay_correction: str
+    scan_datetime: datetime | None
+    injection_datetime: datetime | None
+    half_life_s: float | None
+    injected_dose_bq: float | None
+    decayed_dose_bq: float | None
+    weight_kg: float | None
+    decay_time_s: float | None = None
+    nuclide: str | None = None
+    method: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def uniform(self) -> bool:
+        """True when every slice has the same factor (to 1e-12 relative)."""
+        f = self.factors
+        return bool(np.all(np.abs(f - f[0]) <= 1e-12 * max(abs(float(f[0])), 1e-300)))
+
+    def to_stored_suv(self, stored: np.ndarray, index: int) -> np.ndarray:
+        """SUVbw of one slice's stored pixel values (float64)."""
+        arr = np.asarray(stored, dtype=np.float64)
+        return (arr * self.rescale_slopes[index] + self.rescale_intercepts[index]) * self.factors[index]
+
+    def summary(self) -> dict[str, Any]:
+        """Non-identifying facts for ``Volume.meta["suv"]`` and the report."""
+
+        def iso(d: datetime | None) -> str | None:
+            return None if d is None else d.isoformat()
+
+        return {
+            "suv_type": "SUVbw",
+            "units": self.units,
+            "decay_correction": self.decay_correction,
+            "method": self.method,
+            "nuclide": self.nuclide,
+            "half_life_s": self.half_life_s,
+            "injected_dose_bq": self.injected_dose_bq,
+            "decayed_dose_bq": self.decayed_dose_bq,
+            "weight_kg": self.weight_kg,
+            "decay_time_s": self.decay_time_s,
+            "scan_datetime": iso(self.scan_datetime),
+            "injection_datetime": iso(self.injection_datetime),
+            "factor_min": float(np.min(self.factors)),
+            "factor_max": float(np.max(self.factors)),
+        }
+
+
+# ---------------------------------------------------------------- small parsers
+def _text(ds: Any, keyword: str) -> str | None:
+    val = ds.get(keyword)
+    if val is None:
+        return None
+    s = str(val).strip()
+    return s or None
+
+
+def _float(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        if isinstance(value, bytes):
+            value = value.decode("ascii", "replace").strip("\x00 ")
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _parse_date(text: str | None) -> date | None:
+    if not text:
+        return None
+    t = text.strip().replace(".", "").replace("-", "")
+    if len(t) < 8 or not t[:8].isdigit():
+        return None
+    try:
+        return date(int(t[:4]), int(t[4:6]), int(t[6:8]))
+    except ValueError:
+        return None
+
+
+def _parse_time(text: str | None) -> time | None:
+    """DICOM TM (``HHMMSS.FFFFFF``, also ``HH:MM:SS`` and partial forms)."""
+    if not text:
+        return None
+    t = text.strip().replace(":", "")
+    m = re.fullmatch(r"(\d{2})(\d{2})?(\d{2})?(?:\.(\d{1,6}))?", t)
+    if not m:
+        return None
+    hh, mm, ss, frac = m.groups()
+    try:
+        return time(int(hh), int(mm or 0), int(ss or 0), int((frac or "0").ljust(6, "0")[:6]))
+    except ValueError:
+        return None
+
+
+def _parse_datetime(text: str | None) -> datetime | None:
+    """DICOM DT ``YYYYMMDDHHMMSS.FFFFFF&ZZXX``; the UTC offset is dropped (local times compared)."""
+    if not text:
+        return None
+    t = re.sub(r"[+-]\d{4}$", "", text.strip())
+    d = _parse_date(t[:8])
+    if d is None:
+        return None
+    tm = _parse_time(t[8:]) if len(t) > 8 else time(0, 0)
+    if tm is None:
+        return None
+    return datetime.combine(d, tm)
+
+
+def _private(ds: Any, group: int, creator: str, offset: int) -> Any:
+    """Value of a private element by creator, falling back to the conventional ``(gggg,10xx)`` tag."""
+    try:
+        block = ds.private_block(group, creator)
+        if offset in block:
+            return block[offset].value
+    except (KeyError, ValueError):
+        pass
+    elem = ds.get((group, 0x1000 + offset))
+    return None if elem is None else elem.value
+
+
+# ---------------------------------------------------------------- nuclide
+def identify_nuclide(ds: Any) -> str | None:
+    """Radionuclide of a PET dataset, from codes first, then names.
+
+    Parameters
+    ----------
+    ds : pydicom.Dataset
+        A PET image dataset.
+
+    Returns
+    -------
+    str or None
+        ``"Ga-68"``, ``"F-18"``, ``"Cu-64"``, ``"C-11"`` or None if unknown.
+
+    Examples
+    --------
+    >>> from pydicom import Dataset
+    >>> info, code = Dataset(), Dataset()
+    >>> code.CodeValue, code.CodeMeaning = "C-131A3", "^68^Gallium"
+    >>> info.RadionuclideCodeSequence = [code]
+    >>> ds = Dataset(); ds.RadiopharmaceuticalInformationSequence = [info]
+    >>> identify_nuclide(ds)
+    'Ga-68'
+    """
+    info = _radiopharm(ds)
+    texts: list[str] = []
+    if info is not None:
+        for code in info.get("RadionuclideCodeSequence", []) or []:
+            cv = str(code.get("CodeValue", "") or "").strip()
+            if cv in _NUCLIDE_CODES:
+                return _NUCLIDE_CODES[cv]
+            texts.append(str(code.get("CodeMeaning", "") or ""))
+        texts.append(str(info.get("Radiopharmaceutical", "") or ""))
+        for code in info.get("RadiopharmaceuticalCodeSequence", []) or []:
+            texts.append(str(code.get("CodeMeaning", "") or ""))
+    for text in texts:
+        for name, pattern in _NUCLIDE_PATTERNS:
+            if text and pattern.search(text):
+                return name
+    return None
+
+
+def _radiopharm(ds: Any) -> Any:
+    seq = ds.get("RadiopharmaceuticalInformationSequence")
+    if not seq:
+        return None
+    return seq[0]
+
+
+# ---------------------------------------------------------------- times
+def _scan_datetime(datasets: Sequence[Any], source: str, warnings: list[str]) -> datetime:
+    first = datasets[0]
+    series_date = _parse_date(_text(first, "SeriesDate"))
+    series_time = _parse_time(_text(first, "SeriesTime"))
+    acq: list[datetime] = []
+    for ds in datasets:
+        adt = _parse_datetime(_text(ds, "AcquisitionDateTime"))
+        if adt is None:
+            d = _parse_date(_text(ds, "AcquisitionDate")) or series_date
+            t = _parse_time(_text(ds, "AcquisitionTime"))
+            if d is not None and t is not None:
+                adt = datetime.combine(d, t)
+        if adt is not None:
+            acq.append(adt)
+    earliest_acq = min(acq) if acq else None
+    series_dt = datetime.combine(series_date, series_time) if series_date and series_time else None
+    if series_dt is not None and (earliest_acq is None or series_dt <= earliest_acq):
+        return series_dt
+    if series_dt is not None:
+        ge = _parse_datetime(_str_value(_private(first, 0x0009, _GE_CREATOR, 0x0D)))
+        if ge is not None:
+            warnings.append(
+                "PET Series Date/Time is after the Acquisition Date/Time (post-processed series); "
+                "used the GE private scan DateTime (0009,100d) as the decay reference"
+            )
+            return ge
+        warnings.append(
+            "PET Series Date/Time is after the earliest Acquisition Date/Time (post-processed series); "
+            "used the earliest Acquisition Date/Time as the decay reference"
+        )
+        return earliest_acq  # type: ignore[return-value]
+    if earliest_acq is not None:
+        warnings.append("PET Series Date/Time missing; used the earliest Acquisition Date/Time as the decay reference")
+        return earliest_acq
+    raise DicomError(
+        f"{source}: PET scan time unknown: Series Date/Time (0008,0021/0031) and Acquisition Date/Time "
+        "(0008,0022/0032) are missing; SUV needs them. Export the series with its original headers."
+    )
+
+
+def _str_value(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value.decode("ascii", "replace").strip("\x00 ")
+    return str(value)
+
+
+def _injection_datetime(
+    info: Any, scan: datetime, series_date: date | None, source: str, warnings: list[str]
+) -> datetime:
+    full = _parse_datetime(_text(info, "RadiopharmaceuticalStartDateTime"))
+    if full is not None:
+        return full
+    t = _parse_time(_text(info, "RadiopharmaceuticalStartTime"))
+    if t is None:
+        raise DicomError(
+            f"{source}: injection time missing: neither RadiopharmaceuticalStartDateTime (0018,1078) nor "
+            "RadiopharmaceuticalStartTime (0018,1072) is set in (0054,0016); SUV needs it. "
+            "Export the series with its Radiopharmaceutical Information Sequence."
+        )
+    base = series_date or scan.date()
+    inj = datetime.combine(base, t)
+    if inj > scan:
+        inj -= timedelta(days=1)
+        warnings.append(
+            "PET injection time (0018,1072) is later in the day than the scan time: injection taken to be "
+            "the day before (midnight crossing)"
+        )
+    return inj
+
+
+# ---------------------------------------------------------------- main entry
+def suv_conversion(
+    datasets: Sequence[Any],
+    *,
+    weight_kg: float | None = None,
+    source: str = "",
+) -> SuvConversion:
+    """Per-slice factors turning a PET series' modality-LUT values into SUVbw.
+
+    Parameters
+    ----------
+    datasets : sequence of pydicom.Dataset
+        The series' instances (headers suffice), in slice order.
+    weight_kg : float or None
+        Patient weight overriding Patient's Weight (0010,1030) (``--weight``).
+    source : str
+        Series or folder named in messages.
+
+    Returns
+    -------
+    SuvConversion
+        Factors and the facts used (see the module docstring for the rules).
+
+    Raises
+    ------
+    InputError
+        Missing weight (0010,1030) or dose (0018,1074), invalid ``weight_kg``.
+    DicomError
+        Inconsistent slices, missing times or half-life, injection after scan.
+    UnsupportedError
+        Units that cannot be converted, DecayCorrection NONE without Decay
+        Factor, images without attenuation correction, unknown decay terms.
+    """
+    src = source or "PET series"
+    if not datasets:
+        raise InputError(f"{src}: no PET instances given; pass a PET series folder.")
+    first = datasets[0]
+    warnings: list[str] = []
+    modality = _text(first, "Modality")
+    if modality not in (None, "PT"):
+        raise InputError(f"{src}: Modality is {modality!r}, not PT; pass the PET series to --pet.")
+    _check_single_series(datasets, src)
+
+    units = (_text(first, "Units") or "").upper()
+    decay = (_text(first, "DecayCorrection") or "").upper()
+    slopes = np.array([_float(ds.get("RescaleSlope")) or 1.0 for ds in datasets], dtype=np.float64)
+    intercepts = np.array([_float(ds.get("RescaleIntercept")) or 0.0 for ds in datasets], dtype=np.float64)
+    _check_corrections(first, decay, src, warnings)
+
+    if units not in ("BQML", "CNTS", "GML"):
+        raise UnsupportedError(
+            f"{src}: PET Units (0054,1001) is {units or 'missing'!r}; SUV can be computed only from BQML, CNTS "
+            "(Philips, with its private scale factors) or GML. Export the series in Bq/mL."
+        )
+    nuclide = identify_nuclide(first)
+    header_weight = _float(first.get("PatientWeight"))
+
+    if units == "GML":
+        warnings.append("PET Units GML: values taken to be SUVbw already (factor 1.0)")
+        return SuvConversion(
+            factors=np.ones(len(datasets), dtype=np.float64),
+            rescale_slopes=slopes,
+            rescale_intercepts=intercepts,
+            units=units,
+            decay_correction=decay,
+            scan_datetime=None,
+            injection_datetime=None,
+            half_life_s=None,
+            injected_dose_bq=None,
+            decayed_dose_bq=None,
+            weight_kg=weight_kg if weight_kg is not None else header_weight,
+            nuclide=nuclide,
+            method="GML",
+            warnings=warnings,
+        )
+
+    if units == "CNTS":
+        suv_scale = [_float(_private(ds, 0x7053, _PHILIPS_CREATOR, 0x00)) for ds in datasets]
+        if all(v is not None and v != 0.0 for v in suv_scale):
+            factors = np.array(suv_scale, dtype=np.float64)
+            method = "CNTS:7053,1000"
+            if weight_kg is not None:
+                if header_weight is None or header_weight <= 0:
+                    raise UnsupportedError(
+                        f"{src}: --weight cannot be applied to the Philips SUV Scale Factor (7053,1000) because "
+                        "Patient's Weight (0010,1030) is missing; drop --weight."
+                    )
+                _check_weight(weight_kg, src)
+                factors = factors * (float(weight_kg) / header_weight)
+                warnings.append(
+                    f"Philips SUV Scale Factor rescaled from the header weight {header_weight:g} kg to --weight "
+                    f"{float(weight_kg):g} kg"
+                )
+            return SuvConversion(
+                factors=factors,
+                rescale_slopes=slopes,
+                rescale_intercepts=intercepts,
+                units=units,
+                decay_correction=decay,
+                scan_datetime=None,
+                injection_datetime=None,
+                half_life_s=None,
+                injected_dose_bq=None,
+                decayed_dose_bq=None,
+                weight_kg=float(weight_kg) if weight_kg is not None else header_weight,
+                nuclide=nuclide,
+                method=method,
+                warnings=warnings,
+            )
+        conc_scale = [_float(_private(ds, 0x7053, _PHILIPS_CREATOR, 0x09)) for ds in datasets]
+        if not all(v is not None and v != 0.0 for v in conc_scale):
+            raise UnsupportedError(
+                f"{src}: PET Units are CNTS but the Philips private SUV Scale Factor (7053,1000) and Activity "
+                "Concentration Scale Factor (7053,1009) are missing (private tags stripped by the export?); "
+                "SUV cannot be computed. Re-export with private tags or in Bq/mL (BQML)."
+            )
+        to_bqml = np.array(conc_scale, dtype=np.float64)
+        method = "CNTS:7053,1009"
+    else:
+        to_bqml = np.ones(len(datasets), dtype=np.float64)
+        method = "BQML"
+
+    # ---- BQML path (also CNTS with the activity concentration scale factor)
+    weight = _weight(header_weight, weight_kg, src)
+    info = _radiopharm(first)
+    if info is None:
+        raise DicomError(
+            f"{src}: Radiopharmaceutical Information Sequence (0054,0016) is missing; SUV needs the injected "
+            "dose, injection time and half-life. Export the series with its original PET headers."
+        )
+    dose = _float(info.get("RadionuclideTotalDose"))
+    if dose is None or dose <= 0:
+        raise InputError(
+            f"{src}: injected dose Radionuclide Total Dose (0018,1074) is {'missing' if dose is None else dose}; "
+            "SUV cannot be computed. Fix the header (dose in Bq) or use a series that records it."
+        )
+    half_life = _half_life(info, nuclide, src, warnings)
+
+    scan = _scan_datetime(datasets, src, warnings)
+    injection = _injection_datetime(info, scan, _parse_date(_text(first, "SeriesDate")), src, warnings)
+    decay_time = (scan - injection).total_seconds()
+    if decay_time < 0:
+        raise DicomError(
+            f"{src}: injection ({injection.isoformat()}) is after the scan ({scan.isoformat()}); "
+            "the PET times are inconsistent. Fix RadiopharmaceuticalStartDateTime (0018,1078)."
+        )
+    if decay_time > 10 * half_life:
+        warnings.append(
+            f"PET scan is {decay_time / 3600:.1f} h ({decay_time / half_life:.1f} half-lives) after injection; "
+            "check the injection date and time"
+        )
+
+    if decay == "ADMIN":
+        decayed = dose
+        per_slice_decay = np.ones(len(datasets), dtype=np.float64)
+    elif decay == "START":
+        decayed = dose * 2.0 ** (-decay_time / half_life)
+        per_slice_decay = np.ones(len(datasets), dtype=np.float64)
+    elif decay == "NONE":
+        dfs = [_float(ds.get("DecayFactor")) for ds in datasets]
+        if not all(v is not None and v > 0 for v in dfs):
+            raise UnsupportedError(
+                f"{src}: PET Decay Correction (0054,1102) is NONE and Decay Factor (0054,1321) is missing; "
+                "the pixel values are not decay-corrected and SUV would be wrong. Export a decay-corrected "
+                "(START) series."
+            )
+        decayed = dose * 2.0 ** (-decay_time / half_life)
+        per_slice_decay = np.array(dfs, dtype=np.float64)
+        warnings.append(
+            "PET Decay Correction is NONE: each slice was multiplied by its Decay Factor (0054,1321) to correct "
+            "it to the scan start, then SUV computed as for START; verify against the scanner's SUV"
+        )
+    else:
+        raise UnsupportedError(
+            f"{src}: PET Decay Correction (0054,1102) is {decay or 'missing'!r}; expected START, ADMIN or NONE. "
+            "Export the series with its PET Series module."
+        )
+
+    factors = to_bqml * per_slice_decay * (weight * 1000.0 / decayed)
+    return SuvConversion(
+        factors=factors,
+        rescale_slopes=slopes,
+        rescale_intercepts=intercepts,
+        units=units,
+        decay_correction=decay,
+        scan_datetime=scan,
+        injection_datetime=injection,
+        half_life_s=half_life,
+        injected_dose_bq=dose,
+        decayed_dose_bq=float(decayed),
+        weight_kg=weight,
+        decay_time_s=float(decay_time),
+        nuclide=nuclide,
+        method=method,
+        warnings=warnings,
+    )
+
+
+def _check_weight(weight_kg: float, src: str) -> None:
+    w = _float(weight_kg)
+    if w is None or not 0.5 <= w <= 500.0:
+        raise InputError(f"{src}: --weight {weight_kg!r} kg is not a plausible body weight (0.5-500 kg); fix --weight.")
+
+
+def _weight(header_weight: float | None, weight_kg: float | None, src: str) -> float:
+    if weight_kg is not None:
+        _check_weight(weight_kg, src)
+        return float(weight_kg)
+    if header_weight is None or header_weight <= 0:
+        raise InputError(
+            f"{src}: Patient's Weight (0010,1030) is {'missing' if header_weight is None else header_weight}; "
+            "SUVbw needs the body weight. Pass it with --weight KG."
+        )
+    return header_weight
+
+
+def _half_life(info: Any, nuclide: str | None, src: str, warnings: list[str]) -> float:
+    half_life = _float(info.get("RadionuclideHalfLife"))
+    ref = NUCLIDE_HALF_LIFE_S.get(nuclide) if nuclide else None
+    if half_life is None or half_life <= 0:
+        if ref is None:
+            raise DicomError(
+                f"{src}: Radionuclide Half Life (0018,1075) is missing and the radionuclide is unknown; "
+                "SUV cannot be decay-corrected. Fix the PET header."
+            )
+        warnings.append(f"Radionuclide Half Life (0018,1075) missing; used {ref:g} s for {nuclide}")
+        return ref
+    if ref is not None and abs(half_life - ref) > HALF_LIFE_TOLERANCE * ref:
+        warnings.append(
+            f"Radionuclide Half Life (0018,1075) {half_life:g} s disagrees with {nuclide} ({ref:g} s); "
+            "the file's value was used: check the radionuclide and the SUV"
+        )
+    elif ref is None:
+        warnings.append(
+            f"radionuclide not identified from the header; half-life {half_life:g} s from (0018,1075) used unchecked"
+        )
+    return half_life
+
+
+def _check_corrections(ds: Any, decay: str, src: str, warnings: list[str]) -> None:
+    corrected = ds.get("CorrectedImage")
+    if corrected is None:
+        warnings.append("Corrected Image (0028,0051) missing: attenuation and decay correction not confirmed")
+        return
+    values = [corrected] if isinstance(corrected, str) else list(corrected)
+    terms = {str(v).strip().upper() for v in values}
+    if "ATTN" not in terms:
+        raise UnsupportedError(
+            f"{src}: Corrected Image (0028,0051) lacks ATTN: the PET is not attenuation-corrected and its values "
+            "are not quantitative. Pass the attenuation-corrected series."
+        )
+    if decay in ("START", "ADMIN") and "DECY" not in terms:
+        warnings.append(f"Decay Correction is {decay} but Corrected Image (0028,0051) lacks DECY; headers disagree")
+
+
+_SERIES_LEVEL = ("Units", "DecayCorrection", "SeriesInstanceUID", "PatientWeight")
+
+
+def _check_single_series(datasets: Sequence[Any], src: str) -> None:
+    first = datasets[0]
+    ref = {k: _text(first, k) for k in _SERIES_LEVEL}
+    info0 = _radiopharm(first)
+    ref_rp = _rp_key(info0)
+    for ds in datasets[1:]:
+        for k, v in ref.items():
+            if _text(ds, k) != v:
+                raise DicomError(
+                    f"{src}: PET instances disagree on {k} ({v!r} vs {_text(ds, k)!r}); they are not one series. "
+                    "Pass one PET series."
+                )
+        if _rp_key(_radiopharm(ds)) != ref_rp:
+            raise DicomError(
+                f"{src}: PET instances disagree on the Radiopharmaceutical Information Sequence (dose, time or "
+                "half-life); they are not one acquisition. Pass one PET series."
+            )
+
+
+def _rp_key(info: Any) -> tuple[Any, ...] | None:
+    if info is None:
+        return None
+    return tuple(
+        _text(info, k)
+        for k in (
+            "RadionuclideTotalDose",
+            "RadionuclideHalfLife",
+            "RadiopharmaceuticalStartTime",
+            "RadiopharmaceuticalStartDateTime",
+        )
+    )

@@ -1,0 +1,302 @@
+"""SUVbw from PET DICOM headers: synthetic series with known truth, and the real FDG PET.
+
+Every expected SUV is computed here, independently of the code under test, from
+the QIBA formula ``SUVbw = A[Bq/mL] * weight[g] / (dose[Bq] * 2 ** (-dt / T))``
+(ADMIN: no decay) with the times written into the files.
+"""
+
+from __future__ import annotations
+
+import glob
+
+import numpy as np
+import pydicom
+import pytest
+from conftest import oblique_affine, shared_path
+from pet_factory import write_pet_series
+
+from netlm_imaging.errors import DicomError, InputError, NetlmError, UnsupportedError
+from netlm_imaging.io.pet import load_suv_volume
+from netlm_imaging.measure.suv import suv_conversion
+
+SHAPE = (6, 5, 4)
+AFFINE = oblique_affine(spacing=(3.0, 3.5, 4.0), angles_deg=(8.0, -5.0, 15.0), origin=(-40.0, 25.0, 300.0))
+SLOPES = [0.5, 2.0, 0.25, 1.0]  # binary fractions: stored integers reproduce the values exactly
+WEIGHT_KG = 70.0
+DOSE_BQ = 150e6
+GA68_T = 4069.8
+F18_T = 6586.2
+
+
+def qiba_suv(values, weight_kg, dose_bq, decay_s, half_life_s):
+    """The QIBA SUVbw formula, written out for the tests."""
+    return np.asarray(values, dtype=np.float64) * weight_kg * 1000.0 / (dose_bq * 2.0 ** (-decay_s / half_life_s))
+
+
+def activity(seed=3, slopes=SLOPES):
+    """Bq/mL values that are integer multiples of each slice's slope (exactly storable)."""
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(100, 20000, size=SHAPE).astype(np.float64)
+    return counts * np.asarray(slopes)[None, None, :]
+
+
+def load(tmp_path, name="pet", weight_kg=None, **kw):
+    write_pet_series(tmp_path / name, kw.pop("values"), AFFINE, **kw)
+    return load_suv_volume(tmp_path / name, weight_kg=weight_kg)
+
+
+def headers(folder):
+    return [pydicom.dcmread(f, stop_before_pixels=True) for f in sorted(glob.glob(str(folder / "*.dcm")))]
+
+
+# ------------------------------------------------------------------ START / ADMIN, BQML
+def test_bqml_start_ga68_per_slice_slopes(tmp_path):
+    a = activity()
+    vol = load(tmp_path, values=a, slopes=SLOPES, series_time="110000", injection_time="100000")
+    expected = qiba_suv(a, WEIGHT_KG, DOSE_BQ, 3600.0, GA68_T)
+    np.testing.assert_allclose(vol.array, expected, rtol=2e-6)
+    assert vol.array.dtype == np.float32
+    np.testing.assert_allclose(vol.affine, AFFINE, atol=1e-4)
+    s = vol.meta["suv"]
+    assert s["decay_time_s"] == pytest.approx(3600.0)
+    assert s["nuclide"] == "Ga-68"
+    assert (s["units"], s["decay_correction"]) == ("BQML", "START")
+    assert not any("disagrees" in w for w in vol.meta["warnings"])
+
+
+def test_admin_is_never_decay_corrected_again(tmp_path):
+    a = activity(seed=4)
+    vol = load(tmp_path, values=a, slopes=SLOPES, decay_correction="ADMIN", series_time="113000")
+    expected = qiba_suv(a, WEIGHT_KG, DOSE_BQ, 0.0, GA68_T)  # already referred to injection time
+    np.testing.assert_allclose(vol.array, expected, rtol=2e-6)
+    # START with the same pixels would be 2**(5400/4069.8) = 2.5x higher: the Horos #653 bug
+    start = qiba_suv(a, WEIGHT_KG, DOSE_BQ, 5400.0, GA68_T)
+    assert float(np.max(np.abs(vol.array - start) / start)) > 0.5
+
+
+def test_weight_override(tmp_path):
+    a = activity(seed=5)
+    vol = load(tmp_path, values=a, slopes=SLOPES, weight_kg=None, injection_time="104500")
+    # header weight omitted: --weight supplies it
+    expected = qiba_suv(a, 82.5, DOSE_BQ, 900.0, GA68_T)
+    vol = load_suv_volume(tmp_path / "pet", weight_kg=82.5)
+    np.testing.assert_allclose(vol.array, expected, rtol=2e-6)
+    assert vol.meta["suv"]["weight_kg"] == 82.5
+
+
+# ------------------------------------------------------------------ CNTS (Philips)
+def test_cnts_philips_suv_scale_factor_per_slice(tmp_path):
+    counts = activity(seed=6)
+    scale = [2.5e-4, 1.25e-4, 5e-4, 3.75e-4]
+    vol = load(tmp_path, values=counts, slopes=SLOPES, units="CNTS", philips_suv_scale=scale)
+    expected = counts * np.asarray(scale)[None, None, :]
+    np.testing.assert_allclose(vol.array, expected, rtol=2e-6)
+    assert vol.meta["suv"]["method"] == "CNTS:7053,1000"
+
+
+def test_cnts_philips_activity_concentration_scale_factor(tmp_path):
+    counts = activity(seed=7)
+    conc = [1.5, 1.5, 2.0, 1.25]  # counts -> Bq/mL, per slice
+    vol = load(tmp_path, values=counts, slopes=SLOPES, units="CNTS", philips_conc_scale=conc, injection_time="101500")
+    bqml = counts * np.asarray(conc)[None, None, :]
+    expected = qiba_suv(bqml, WEIGHT_KG, DOSE_BQ, 2700.0, GA68_T)
+    np.testing.assert_allclose(vol.array, expected, rtol=2e-6)
+
+
+def test_gml_is_taken_as_suv(tmp_path):
+    a = activity(seed=8) / 1000.0
+    vol = load(tmp_path, values=a, slopes=[s / 1000.0 for s in SLOPES], units="GML", dose_bq=None, weight_kg=None)
+    np.testing.assert_allclose(vol.array, a, rtol=2e-6)
+    assert any("GML" in w for w in vol.meta["warnings"])
+
+
+# ------------------------------------------------------------------ dates and times
+def test_injection_before_midnight(tmp_path):
+    a = activity(seed=9)
+    vol = load(
+        tmp_path,
+        values=a,
+        slopes=SLOPES,
+        series_date="20240103",
+        series_time="003000",
+        injection_time="235000",  # the evening before: 40 min before the scan
+    )
+    np.testing.assert_allclose(vol.array, qiba_suv(a, WEIGHT_KG, DOSE_BQ, 2400.0, GA68_T), rtol=2e-6)
+    assert vol.meta["suv"]["injection_datetime"] == "2024-01-02T23:50:00"
+    assert any("midnight" in w for w in vol.meta["warnings"])
+
+
+def test_full_injection_datetime_multi_day(tmp_path):
+    """RadiopharmaceuticalStartDateTime wins over the time-only tag (Slicer-PETDICOMExtension #28)."""
+    a = activity(seed=10)
+    vol = load(
+        tmp_path,
+        values=a,
+        slopes=SLOPES,
+        nuclide="F-18",
+        half_life_s=F18_T,
+        radiopharmaceutical="FDG",
+        series_date="20240103",
+        series_time="110000",
+        injection_time="100000",  # would give 1 h if the date were ignored
+        injection_datetime="20240102100000",
+    )
+    expected = qiba_suv(a, WEIGHT_KG, DOSE_BQ, 25 * 3600.0, F18_T)
+    np.testing.assert_allclose(vol.array, expected, rtol=2e-6)
+    assert any("half-lives" in w for w in vol.meta["warnings"])
+
+
+def test_series_time_after_acquisition_uses_earliest_acquisition(tmp_path):
+    a = activity(seed=11)
+    vol = load(
+        tmp_path,
+        values=a,
+        slopes=SLOPES,
+        series_time="120000",  # post-processed series written later
+        acquisition_times=["110500", "110000", "111000", "110200"],
+        injection_time="100000",
+    )
+    np.testing.assert_allclose(vol.array, qiba_suv(a, WEIGHT_KG, DOSE_BQ, 3600.0, GA68_T), rtol=2e-6)
+
+
+def test_series_after_acquisition_prefers_ge_private_scan_time(tmp_path):
+    a = activity(seed=12)
+    vol = load(
+        tmp_path,
+        values=a,
+        slopes=SLOPES,
+        series_time="120000",
+        acquisition_times=["110500"] * 4,
+        injection_time="100000",
+        ge_scan_datetime="20240102110300",
+    )
+    np.testing.assert_allclose(vol.array, qiba_suv(a, WEIGHT_KG, DOSE_BQ, 3780.0, GA68_T), rtol=2e-6)
+    assert any("0009,100d" in w for w in vol.meta["warnings"])
+
+
+def test_series_time_before_acquisition_is_used(tmp_path):
+    """Siemens-style: acquisition times per bed are later; the series time is the reference (dcm2niix #983)."""
+    a = activity(seed=13)
+    vol = load(
+        tmp_path,
+        values=a,
+        slopes=SLOPES,
+        series_time="110000",
+        acquisition_times=["110000", "110400", "110800", "111200"],
+        injection_time="100000",
+    )
+    np.testing.assert_allclose(vol.array, qiba_suv(a, WEIGHT_KG, DOSE_BQ, 3600.0, GA68_T), rtol=2e-6)
+
+
+# ------------------------------------------------------------------ half-life
+def test_f18_half_life_no_warning_and_ga68_mismatch_warns(tmp_path):
+    a = activity(seed=14)
+    vol = load(tmp_path, "f18", values=a, slopes=SLOPES, nuclide="F-18", half_life_s=6588.0, radiopharmaceutical="FDG")
+    np.testing.assert_allclose(vol.array, qiba_suv(a, WEIGHT_KG, DOSE_BQ, 3600.0, 6588.0), rtol=2e-6)
+    assert vol.meta["suv"]["nuclide"] == "F-18"
+    assert not any("disagrees" in w for w in vol.meta["warnings"])
+    # a Ga-68 study whose header carries the F-18 half-life: used, but flagged
+    bad = load(tmp_path, "ga", values=a, slopes=SLOPES, nuclide="Ga-68", half_life_s=6588.0)
+    np.testing.assert_allclose(bad.array, qiba_suv(a, WEIGHT_KG, DOSE_BQ, 3600.0, 6588.0), rtol=2e-6)
+    assert any("6588 s disagrees with Ga-68" in w for w in bad.meta["warnings"])
+
+
+def test_nuclide_from_radiopharmaceutical_name_when_no_code(tmp_path):
+    write_pet_series(
+        tmp_path / "p", activity(), AFFINE, nuclide=None, radiopharmaceutical="68Ga-DOTATATE", half_life_s=1000.0
+    )
+    conv = suv_conversion(headers(tmp_path / "p"), source="p")
+    assert conv.nuclide == "Ga-68"
+    assert any("disagrees with Ga-68" in w for w in conv.warnings)
+
+
+def test_decay_none_with_decay_factor(tmp_path):
+    a = activity(seed=15)
+    dfs = [1.02, 1.05, 1.08, 1.11]
+    vol = load(
+        tmp_path, values=a, slopes=SLOPES, decay_correction="NONE", decay_factors=dfs, corrected_image=["ATTN", "SCAT"]
+    )
+    expected = qiba_suv(a * np.asarray(dfs)[None, None, :], WEIGHT_KG, DOSE_BQ, 3600.0, GA68_T)
+    np.testing.assert_allclose(vol.array, expected, rtol=2e-6)
+    assert any("Decay Factor" in w for w in vol.meta["warnings"])
+
+
+# ------------------------------------------------------------------ bad input
+@pytest.mark.parametrize(
+    ("kw", "exc", "pattern"),
+    [
+        ({"weight_kg": None}, InputError, r"Patient's Weight \(0010,1030\) is missing.*--weight"),
+        ({"dose_bq": None}, InputError, r"Radionuclide Total Dose \(0018,1074\) is missing"),
+        ({"units": "CM2ML"}, UnsupportedError, r"Units \(0054,1001\) is 'CM2ML'.*BQML"),
+        ({"units": "CNTS"}, UnsupportedError, r"\(7053,1000\).*\(7053,1009\) are missing"),
+        ({"decay_correction": "NONE"}, UnsupportedError, r"NONE and Decay Factor \(0054,1321\) is missing"),
+        ({"decay_correction": "FOO"}, UnsupportedError, r"Decay Correction \(0054,1102\) is 'FOO'"),
+        ({"corrected_image": ["DECY"]}, UnsupportedError, r"lacks ATTN"),
+        ({"injection_time": None}, DicomError, r"RadiopharmaceuticalStartTime \(0018,1072\)"),
+        ({"half_life_s": None, "nuclide": None, "radiopharmaceutical": "X"}, DicomError, r"Half Life \(0018,1075\)"),
+        ({"injection_datetime": "20240102120000"}, DicomError, r"injection .* is after the scan"),
+    ],
+)
+def test_bad_headers_raise_clear_errors(tmp_path, kw, exc, pattern):
+    write_pet_series(tmp_path / "bad", activity(), AFFINE, **kw)
+    with pytest.raises(exc, match=pattern) as info:
+        load_suv_volume(tmp_path / "bad")
+    assert isinstance(info.value, NetlmError)
+    assert "\n" not in str(info.value)
+    assert "Doe" not in str(info.value)
+    assert "SECRET" not in str(info.value)
+
+
+def test_bad_weight_option(tmp_path):
+    write_pet_series(tmp_path / "p", activity(), AFFINE)
+    with pytest.raises(InputError, match=r"--weight -3"):
+        load_suv_volume(tmp_path / "p", weight_kg=-3)
+
+
+def test_ct_is_not_pet(tmp_path):
+    from dicom_factory import write_image_series
+
+    write_image_series(tmp_path / "ct", np.zeros(SHAPE), AFFINE, modality="CT")
+    with pytest.raises(InputError, match="not PT"):
+        load_suv_volume(tmp_path / "ct")
+
+
+def test_no_identifiers_in_suv_meta(tmp_path):
+    vol = load(tmp_path, values=activity())
+    text = repr(vol.meta["suv"])
+    for identifier in ("Doe", "SECRET", "19700101"):
+        assert identifier not in text
+
+
+# ------------------------------------------------------------------ the real FDG PET
+# oncoray/mirp test data, TCIA Soft-tissue-Sarcoma STS_001 (CC BY 3.0; Vallieres et al. 2015,
+# doi 10.7937/K9/TCIA.2015.7GO2GSKS). Facts from ../shared/data/MANIFEST.md.
+FDG_DIR = ("mirp_sts_fdg_pet", "test", "data", "sts_images_raw", "STS_001", "FDG_PET", "image")
+# 11:20:11 - 10:35:00 = 2711 s; dose 3.88777e8 Bq, weight 71 kg, half-life 6588 s
+FDG_FACTOR = 71.0 * 1000.0 / (3.88777472e8 * 2.0 ** (-2711.0 / 6588.0))
+
+
+@pytest.fixture(scope="module")
+def fdg():
+    folder = shared_path(*FDG_DIR)
+    return folder, load_suv_volume(folder)
+
+
+def test_real_fdg_suv_by_hand(fdg):
+    _folder, vol = fdg
+    assert vol.meta["resampled"] is True  # non-uniform steps handled by position, not rejected
+    assert any("non-uniform" in w for w in vol.meta["warnings"])
+    s = vol.meta["suv"]
+    assert s["decay_time_s"] == pytest.approx(2711.0)
+    assert s["half_life_s"] == 6588.0
+    assert s["weight_kg"] == 71.0
+    # first and last slices sit exactly on original positions: compare whole slices by hand
+    for k in (0, vol.shape[2] - 1):
+        ds = pydicom.dcmread(vol.meta["files"][k])
+        bqml = ds.pixel_array.astype(np.float64) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+        np.testing.assert_allclose(vol.array[:, :, k], (bqml * FDG_FACTOR).T, rtol=2e-6, atol=1e-6)
+    # the hottest voxel of the last slice, written out: stored * slope * 71000 / (dose * 2^(-2711/6588))
+    ds = pydicom.dcmread(vol.meta["files"][-1])
+    r, c = np.unravel_index(int(np.argmax(ds.pixel_array)), ds.pixel_array.shape)
+    by_hand = int(ds.pixel_array[r, c]) * float(ds.RescaleSlope) * 71000.0 / (3.88777472e8 * 2 ** (-2711 / 6588))
+    assert float(vol.array[c, r, -1]) == pytest.approx(by_hand, rel=2e-6)
