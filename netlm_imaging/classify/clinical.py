@@ -1,0 +1,275 @@
+"""Clinical inputs the images cannot give (``--clinical FILE`` or a batch CSV row).
+
+A sidecar file (JSON or TOML) or one CSV row holds any of the fields of
+:class:`ClinicalInputs`; every field is optional (a missing field becomes a
+``missing_inputs`` entry in the classification, never a guess). Values are
+validated strictly: a wrong type, a value outside the allowed set or an
+impossible value (height 20 cm, weight 700 kg, Ki-67 150 %) raises
+:class:`~netlm_imaging.errors.InputError` naming the file, the field, the bad
+value and what is allowed.
+
+Height and weight fall back to the DICOM header facts (PatientSize (0010,1020)
+in metres, PatientWeight (0010,1030) in kg; clinical_rules.md section 6) when
+the sidecar lacks them; :func:`resolve_body_size` says which source was used.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+
+__all__ = ["ClinicalInputs", "clinical_from_row", "load_clinical", "resolve_body_size"]
+
+logger = logging.getLogger(__name__)
+
+SYMPTOMS = ("none", "hormonal", "bulk")
+LIVER_CONDITIONS = ("normal", "chemotherapy", "cirrhosis")
+#: Plausible adult ranges; values outside are refused as impossible [D].
+HEIGHT_CM_RANGE = (100.0, 250.0)
+WEIGHT_KG_RANGE = (25.0, 350.0)
+_TRUE = {"true", "yes", "y", "1"}
+_FALSE = {"false", "no", "n", "0"}
+
+
+@dataclass(frozen=True)
+class ClinicalInputs:
+    """Clinical facts per study; ``None`` means not given.
+
+    Attributes
+    ----------
+    symptoms : {"none", "hormonal", "bulk"} or None
+        Hormonal (functional syndrome) or bulk symptoms, or none.
+    grade : int or None
+        WHO tumour grade 1-3.
+    ki67_percent : float or None
+        Ki-67 index, 0-100.
+    extrahepatic_disease : bool or None
+        Known extrahepatic disease.
+    primary_resected : bool or None
+        Primary tumour resected.
+    height_cm, weight_kg : float or None
+        Body size for BSA/TELV.
+    liver_condition : {"normal", "chemotherapy", "cirrhosis"} or None
+        Selects the FLR threshold (``None`` uses ``normal`` and says so).
+    performance_status : int or None
+        ECOG 0-4.
+    source : str
+        File (and row) the values came from, for messages.
+    """
+
+    symptoms: str | None = None
+    grade: int | None = None
+    ki67_percent: float | None = None
+    extrahepatic_disease: bool | None = None
+    primary_resected: bool | None = None
+    height_cm: float | None = None
+    weight_kg: float | None = None
+    liver_condition: str | None = None
+    performance_status: int | None = None
+    source: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The given values (``source`` excluded)."""
+        d = asdict(self)
+        d.pop("source")
+        return d
+
+
+_FIELDS = tuple(f.name for f in fields(ClinicalInputs) if f.name != "source")
+
+
+def _bad(source: str, name: str, value: Any, allowed: str) -> InputError:
+    return InputError(f"{source}: clinical field {name!r} has invalid value {value!r}; allowed: {allowed}")
+
+
+def _as_bool(source: str, name: str, value: Any, from_text: bool) -> bool:
+    if isinstance(value, bool):
+        return value
+    if from_text and isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise _bad(source, name, value, "true or false")
+
+
+def _as_number(source: str, name: str, value: Any, from_text: bool) -> float:
+    if isinstance(value, bool):
+        raise _bad(source, name, value, "a number")
+    if isinstance(value, (int, float)):
+        out = float(value)
+    elif from_text and isinstance(value, str):
+        try:
+            out = float(value.strip())
+        except ValueError:
+            raise _bad(source, name, value, "a number") from None
+    else:
+        raise _bad(source, name, value, "a number")
+    if not math.isfinite(out):
+        raise _bad(source, name, value, "a finite number")
+    return out
+
+
+def _as_int(source: str, name: str, value: Any, from_text: bool, lo: int, hi: int) -> int:
+    num = _as_number(source, name, value, from_text)
+    if not num.is_integer() or not lo <= num <= hi:
+        raise _bad(source, name, value, f"a whole number {lo}-{hi}")
+    return int(num)
+
+
+def _as_choice(source: str, name: str, value: Any, choices: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value.strip().lower() not in choices:
+        raise _bad(source, name, value, " | ".join(choices))
+    return value.strip().lower()
+
+
+def _in_range(source: str, name: str, value: float, lo: float, hi: float, unit: str) -> float:
+    if not lo <= value <= hi:
+        raise _bad(source, name, value, f"{lo:g}-{hi:g} {unit} (impossible value)")
+    return value
+
+
+def _validate(data: Mapping[str, Any], source: str, from_text: bool) -> ClinicalInputs:
+    unknown = sorted(set(data) - set(_FIELDS))
+    if unknown:
+        raise InputError(
+            f"{source}: unknown clinical field(s) {', '.join(map(repr, unknown))}; known fields: {', '.join(_FIELDS)}"
+        )
+    values: dict[str, Any] = {}
+    for name, raw in data.items():
+        if raw is None or (from_text and isinstance(raw, str) and raw.strip() == ""):
+            continue
+        if name == "symptoms":
+            values[name] = _as_choice(source, name, raw, SYMPTOMS)
+        elif name == "liver_condition":
+            values[name] = _as_choice(source, name, raw, LIVER_CONDITIONS)
+        elif name == "grade":
+            values[name] = _as_int(source, name, raw, from_text, 1, 3)
+        elif name == "performance_status":
+            values[name] = _as_int(source, name, raw, from_text, 0, 4)
+        elif name in ("extrahepatic_disease", "primary_resected"):
+            values[name] = _as_bool(source, name, raw, from_text)
+        elif name == "ki67_percent":
+            values[name] = _in_range(source, name, _as_number(source, name, raw, from_text), 0.0, 100.0, "%")
+        elif name == "height_cm":
+            values[name] = _in_range(source, name, _as_number(source, name, raw, from_text), *HEIGHT_CM_RANGE, "cm")
+        elif name == "weight_kg":
+            values[name] = _in_range(source, name, _as_number(source, name, raw, from_text), *WEIGHT_KG_RANGE, "kg")
+    return ClinicalInputs(**values, source=source)
+
+
+def load_clinical(path: str | Path) -> ClinicalInputs:
+    """Read and validate a clinical sidecar file (``.json`` or ``.toml``).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file; a JSON object or TOML table with any of the fields of
+        :class:`ClinicalInputs`.
+
+    Returns
+    -------
+    ClinicalInputs
+
+    Raises
+    ------
+    InputError
+        Missing or unparsable file, unknown field (the known ones are listed),
+        wrong type or impossible value (file, field, value and allowed values
+        named).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: clinical file not found; give an existing .json or .toml file to --clinical")
+    suffix = p.suffix.lower()
+    try:
+        text = p.read_text(encoding="utf-8")
+        if suffix == ".json":
+            data = json.loads(text)
+        elif suffix == ".toml":
+            data = tomllib.loads(text)
+        else:
+            raise InputError(f"{p}: clinical file must end in .json or .toml (got {suffix or 'no suffix'!r})")
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{p}: clinical file is not valid {suffix[1:].upper()}: {exc}; fix the syntax") from exc
+    if not isinstance(data, dict):
+        raise InputError(f"{p}: clinical file must hold an object/table of fields, got {type(data).__name__}")
+    return _validate(data, str(p), from_text=False)
+
+
+def clinical_from_row(row: Mapping[str, str], source: str) -> ClinicalInputs:
+    """Validate the clinical columns of one batch CSV row.
+
+    Parameters
+    ----------
+    row : Mapping[str, str]
+        Column name -> text; only the clinical field columns are read (other
+        columns, e.g. the study path, are ignored by the caller passing them
+        or not); empty cells mean "not given". Booleans accept
+        true/false/yes/no/1/0.
+    source : str
+        Names the row in messages, e.g. ``"cohort.csv row 12"``.
+
+    Returns
+    -------
+    ClinicalInputs
+
+    Raises
+    ------
+    InputError
+        As :func:`load_clinical`.
+    """
+    return _validate(dict(row), source, from_text=True)
+
+
+def resolve_body_size(
+    clinical: ClinicalInputs | None, header: Mapping[str, Any]
+) -> tuple[float | None, float | None, list[str]]:
+    """Height (cm) and weight (kg): the clinical file first, then the DICOM header.
+
+    Parameters
+    ----------
+    clinical : ClinicalInputs or None
+    header : Mapping
+        Non-identifying header facts; ``patient_size_m`` (or
+        ``patient_height_m``) and ``patient_weight_kg`` are used.
+
+    Returns
+    -------
+    height_cm, weight_kg : float or None
+    notes : list of str
+        Which source gave each value; header values outside the plausible
+        range are ignored with a note.
+    """
+    notes: list[str] = []
+    height = clinical.height_cm if clinical else None
+    weight = clinical.weight_kg if clinical else None
+    if height is not None:
+        notes.append(f"height {height:g} cm from the clinical file")
+    else:
+        size_m = header.get("patient_size_m", header.get("patient_height_m"))
+        if isinstance(size_m, (int, float)) and not isinstance(size_m, bool) and size_m > 0:
+            h = float(size_m) * 100.0
+            if HEIGHT_CM_RANGE[0] <= h <= HEIGHT_CM_RANGE[1]:
+                height = h
+                notes.append(f"height {h:g} cm from DICOM PatientSize (0010,1020)")
+            else:
+                notes.append(f"DICOM PatientSize {size_m!r} m ignored (outside {HEIGHT_CM_RANGE} cm)")
+    if weight is not None:
+        notes.append(f"weight {weight:g} kg from the clinical file")
+    else:
+        w = header.get("patient_weight_kg")
+        if isinstance(w, (int, float)) and not isinstance(w, bool) and w > 0:
+            if WEIGHT_KG_RANGE[0] <= float(w) <= WEIGHT_KG_RANGE[1]:
+                weight = float(w)
+                notes.append(f"weight {weight:g} kg from DICOM PatientWeight (0010,1030)")
+            else:
+                notes.append(f"DICOM PatientWeight {w!r} kg ignored (outside {WEIGHT_KG_RANGE} kg)")
+    for note in notes:
+        logger.info("body size: %s", note)
+    return height, weight, notes

@@ -1,0 +1,310 @@
+"""The versioned rules data file: defaults, user overrides, validation.
+
+Every threshold of the surgical classification, the remnant calculation, the
+debulking planner and the PET Krenning/SRETV settings is data in
+``default_rules.toml`` (shipped with the package). A user file (TOML or JSON,
+``netlm analyze --rules FILE``) is deep-merged over the defaults: it gives only
+the keys it changes. Keys the defaults do not have are refused (a typo must not
+silently fall back to a default), as are values of the wrong type or outside
+their allowed set.
+
+Examples
+--------
+>>> rules = load_rules()
+>>> rules.version
+'netlm-rules-2026.1'
+>>> rules["debulking"]["threshold_percent"]
+70.0
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import tomllib
+from collections.abc import Iterator, Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+
+__all__ = ["Rules", "default_rules_text", "load_rules", "meets"]
+
+logger = logging.getLogger(__name__)
+
+_DEFAULT_NAME = "default_rules.toml"
+
+#: Tables whose entries a user may add (each new entry must look like the first default entry).
+_OPEN_TABLES = ("resections",)
+
+#: Allowed values of string settings (dotted key -> allowed values).
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "debulking.comparator": (">=", ">"),
+    "debulking.primary_measure": ("volume", "count"),
+    "cloyd.comparator": (">=", ">"),
+    "flr.denominator": ("telv", "non_tumorous"),
+    "flr.fallback_denominator": ("telv", "non_tumorous", "none"),
+    "flr.comparator": (">=", ">"),
+    "body.bsa_formula": ("mosteller", "dubois"),
+    "body.telv_formula": ("vauthey",),
+    "anatomy.caudate_side": ("separate", "left"),
+}
+
+#: Numeric settings that must be >= 0 (all percentages, sizes and margins).
+_NON_NEGATIVE_SUFFIXES = ("_percent", "_mm", "_ml", "_fraction", "_lesions", "_ratio", "max_ecog", "max_targets")
+
+
+def meets(value: float, threshold: float, comparator: str) -> bool:
+    """``value >= threshold`` or ``value > threshold`` as the rules' comparator says.
+
+    A relative tolerance of 1e-9 absorbs floating-point noise, so 70.0 computed
+    as 0.7 * 100 still meets ``>= 70``.
+
+    Examples
+    --------
+    >>> meets(70.0, 70.0, ">="), meets(70.0, 70.0, ">")
+    (True, False)
+    """
+    tol = 1e-9 * max(1.0, abs(threshold))
+    if comparator == ">=":
+        return value >= threshold - tol
+    if comparator == ">":
+        return value > threshold + tol
+    raise ValueError(f"unknown comparator {comparator!r}")
+
+
+def default_rules_text() -> str:
+    """The default rules file, verbatim (with its source comments), to copy and edit.
+
+    Returns
+    -------
+    str
+        TOML text of ``default_rules.toml``.
+    """
+    return resources.files("netlm_imaging.classify").joinpath(_DEFAULT_NAME).read_text(encoding="utf-8")
+
+
+class Rules(Mapping[str, Any]):
+    """Validated rules: read-only, dict-like access plus the version string.
+
+    Parameters
+    ----------
+    data : dict
+        The merged rules tree.
+    version : str
+        Version for the report, e.g. ``"netlm-rules-2026.1"`` or
+        ``"netlm-rules-2026.1+user:my_rules.toml"``.
+    source : str
+        Where the rules came from (for messages).
+    """
+
+    def __init__(self, data: dict[str, Any], version: str, source: str = "default") -> None:
+        self._data = data
+        self.version = version
+        self.source = source
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A deep copy of the rules tree."""
+        return copy.deepcopy(self._data)
+
+    def flr_threshold_percent(self, liver_condition: str | None) -> float:
+        """FLR threshold for a liver condition (``None`` means ``normal``).
+
+        Raises
+        ------
+        InputError
+            If the rules have no threshold for the condition.
+        """
+        table = self._data["flr"]["threshold_percent"]
+        cond = liver_condition or "normal"
+        if cond not in table:
+            raise InputError(
+                f"{self.source}: no FLR threshold for liver condition {cond!r}; "
+                f"known conditions: {', '.join(sorted(table))}"
+            )
+        return float(table[cond])
+
+    def __repr__(self) -> str:
+        return f"Rules(version={self.version!r})"
+
+
+def _read_user_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise InputError(f"{path}: rules file not found; give an existing TOML or JSON file to --rules")
+    raw = path.read_bytes()
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".json":
+            data = json.loads(raw.decode("utf-8"))
+        elif suffix == ".toml":
+            data = tomllib.loads(raw.decode("utf-8"))
+        else:
+            raise InputError(f"{path}: rules file must end in .toml or .json (got {suffix or 'no suffix'!r})")
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: rules file is not valid {suffix[1:].upper()}: {exc}; fix the syntax") from exc
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: rules file must hold a table/object at top level, got {type(data).__name__}")
+    return data
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "table"
+    return type(value).__name__
+
+
+def _coerce(default: Any, value: Any, key: str, source: str) -> Any:
+    """Check ``value`` has the type of ``default``; ints are accepted for floats."""
+    want = _type_name(default)
+    got = _type_name(value)
+    if want != got:
+        raise InputError(
+            f"{source}: rules key {key!r} must be a {want}, got {got} {value!r}; see the default rules file"
+        )
+    if want == "number":
+        if isinstance(default, int) and not isinstance(value, int):
+            if float(value).is_integer():
+                return int(value)
+            raise InputError(f"{source}: rules key {key!r} must be a whole number, got {value!r}")
+        if not math.isfinite(float(value)):
+            raise InputError(f"{source}: rules key {key!r} must be a finite number, got {value!r}")
+        return float(value) if isinstance(default, float) else value
+    if want == "list" and default:
+        elem = default[0]
+        return [_coerce(elem, v, f"{key}[{i}]", source) for i, v in enumerate(value)]
+    return value
+
+
+def _merge(default: dict[str, Any], user: dict[str, Any], prefix: str, source: str) -> dict[str, Any]:
+    out = copy.deepcopy(default)
+    for key, value in user.items():
+        dotted = f"{prefix}{key}"
+        if key not in default:
+            if prefix.rstrip(".") in _OPEN_TABLES and isinstance(value, dict):
+                template = next(iter(default.values()))
+                missing = sorted(set(template) - set(value))
+                if missing:
+                    raise InputError(f"{source}: new entry {dotted!r} lacks {', '.join(missing)}; give all of them")
+                out[key] = _merge(template, value, dotted + ".", source)
+                continue
+            known = ", ".join(sorted(default))
+            raise InputError(f"{source}: unknown rules key {dotted!r}; known keys here: {known}")
+        if isinstance(default[key], dict):
+            if not isinstance(value, dict):
+                raise InputError(f"{source}: rules key {dotted!r} must be a table, got {_type_name(value)} {value!r}")
+            out[key] = _merge(default[key], value, dotted + ".", source)
+        else:
+            out[key] = _coerce(default[key], value, dotted, source)
+    return out
+
+
+def _walk(tree: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            yield from _walk(value, dotted + ".")
+        else:
+            yield dotted, value
+
+
+def _check_values(data: dict[str, Any], source: str) -> None:
+    """Semantic checks: allowed strings, non-negative numbers, segment numbers, ordered bins."""
+    for dotted, value in _walk(data):
+        if dotted in _CHOICES and value not in _CHOICES[dotted]:
+            raise InputError(
+                f"{source}: rules key {dotted!r} = {value!r} is not allowed; use one of {', '.join(_CHOICES[dotted])}"
+            )
+        leaf = dotted.rsplit(".", 1)[-1]
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and leaf.endswith(_NON_NEGATIVE_SUFFIXES):
+            if value < 0 and leaf != "telv_intercept_ml":
+                raise InputError(f"{source}: rules key {dotted!r} must be >= 0, got {value!r}")
+    segs_keys = [("anatomy", "right_hemiliver"), ("anatomy", "left_hemiliver")]
+    segs_keys += [("resections", name) for name in data["resections"]]
+    for table, key in segs_keys:
+        segs = data[table][key]["segments"] if table == "resections" else data[table][key]
+        if any(s < 1 or s > 8 for s in segs) or len(set(segs)) != len(segs):
+            raise InputError(
+                f"{source}: rules key '{table}.{key}' must list distinct Couinaud segments 1-8, got {segs}"
+            )
+    burden = data["burden"]
+    edges = burden["bin_upper_edges_percent"]
+    if sorted(edges) != edges or len(burden["bin_labels"]) != len(edges) + 1:
+        raise InputError(
+            f"{source}: 'burden.bin_upper_edges_percent' must be increasing and 'burden.bin_labels' must have "
+            f"one more entry ({len(edges) + 1}), got {edges} and {len(burden['bin_labels'])} labels"
+        )
+    if data["planner"]["cost_resolution_ml"] <= 0:
+        raise InputError(f"{source}: 'planner.cost_resolution_ml' must be > 0")
+    if not data["flr"]["threshold_percent"]:
+        raise InputError(f"{source}: 'flr.threshold_percent' needs at least one liver condition")
+
+
+def _default_tree() -> dict[str, Any]:
+    return tomllib.loads(default_rules_text())
+
+
+def load_rules(path: str | Path | None = None) -> Rules:
+    """Load the default rules, optionally deep-merged with a user file.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path or None
+        User rules file (``.toml`` or ``.json``) giving only the keys it
+        changes. ``None`` returns the shipped defaults.
+
+    Returns
+    -------
+    Rules
+        Validated rules. ``version`` is the default version, or
+        ``"<default>+user:<file name>"`` (``"...@<user version>"`` when the
+        user file sets ``rules_version``).
+
+    Raises
+    ------
+    InputError
+        Missing/unparsable file, unknown key (named), wrong type, or a value
+        outside its allowed set.
+
+    Examples
+    --------
+    >>> load_rules().flr_threshold_percent("cirrhosis")
+    40.0
+    """
+    default = _default_tree()
+    base_version = default["rules_version"]
+    if path is None:
+        _check_values(default, "default rules")
+        return Rules(default, base_version, "default rules")
+    p = Path(path)
+    user = _read_user_file(p)
+    user_version = user.pop("rules_version", None)
+    if user_version is not None and not isinstance(user_version, str):
+        raise InputError(f"{p}: rules key 'rules_version' must be a string, got {user_version!r}")
+    merged = _merge(default, user, "", str(p))
+    _check_values(merged, str(p))
+    version = f"{base_version}+user:{p.name}"
+    if user_version:
+        version += f"@{user_version}"
+    merged["rules_version"] = version
+    logger.info("rules %s loaded from %s", version, p)
+    return Rules(merged, version, str(p))
