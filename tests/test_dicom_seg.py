@@ -86,14 +86,16 @@ def test_liver_including_lesions_oblique_anisotropic(ct, tmp_path):
     layers = read_dicom_seg(seg, ref, parse_label_spec(None))
     assert [(la.role, la.label) for la in layers] == [("liver", "Liver"), ("lesion", "Tumour")]
     liver, lesion = layers
-    assert liver.mask.same_grid(ref) and lesion.mask.same_grid(ref)
+    assert liver.mask.same_grid(ref)
+    assert lesion.mask.same_grid(ref)
     np.testing.assert_array_equal(liver.mask.array, box)
     np.testing.assert_array_equal(lesion.mask.array, lesions)
     n_box = 30 * 26 * 16  # closed form
     assert int(liver.mask.array.sum()) == n_box
     assert liver.mask.array.sum() * liver.mask.voxel_volume_ml == pytest.approx(n_box * VOXEL_MM3 / 1000, rel=1e-9)
     meta = liver.mask.meta
-    assert meta["segment_number"] == 1 and meta["segment_label"] == "Liver"
+    assert meta["segment_number"] == 1
+    assert meta["segment_label"] == "Liver"
     sds = pydicom.dcmread(seg, stop_before_pixels=True)
     assert meta["sop_instance_uid"] == sds.SOPInstanceUID
     assert meta["series_instance_uid"] == sds.SeriesInstanceUID
@@ -203,7 +205,7 @@ def test_frame_of_reference_mismatch(ct, tmp_path):
     paths, ref = ct
     seg = write_seg(tmp_path / "seg.dcm", paths, [SegmentSpec("Liver", _box())])
     other = Volume(ref.array, ref.affine, "1.2.3.4.5", meta={})
-    with pytest.raises(DicomError, match="FrameOfReferenceUID .* differs"):
+    with pytest.raises(DicomError, match=r"FrameOfReferenceUID .* differs"):
         read_dicom_seg(seg, other, parse_label_spec(None))
 
 

@@ -21,6 +21,8 @@ Rasterisation rule
    (nearest-neighbour along the slice normal) and a warning says so.
 4. In-plane, a voxel belongs to a contour when its **centre** is inside the
    polygon (even-odd rule, half-open on edges; :mod:`netlm_imaging.io._polygon`).
+   Coordinates within :data:`SNAP_TOLERANCE` voxel of a centre are snapped to
+   it first, so decimal round-off in ContourData cannot flip edge voxels.
 5. Contours on the same slice combine by **XOR**, so holes (a ring's inner
    contour) and islands inside holes come out right.
 6. Guards: contours with fewer than 3 points, zero area, OPEN_PLANAR /
@@ -63,6 +65,9 @@ logger = logging.getLogger(__name__)
 RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
 #: A contour lies on a slice when within this fraction of the slice step of it.
 SLICE_TOLERANCE = 0.25
+#: Contour coordinates within this many voxels of a voxel centre are snapped onto it, so that the
+#: rounding of stored decimal strings does not decide the half-open edge rule.
+SNAP_TOLERANCE = 1e-4
 #: Area below which a contour is degenerate (mm^2).
 MIN_AREA_MM2 = 1e-6
 #: The rule, as recorded in every mask's meta.
@@ -190,6 +195,8 @@ def _planes_of_roi(
             warnings.append(f"{where}: zero-area contour ignored")
             continue
         ij = idx[:, :2]
+        snapped = np.round(ij)
+        ij = np.where(np.abs(ij - snapped) < SNAP_TOLERANCE, snapped, ij)
         if ij[:, 0].min() < -0.5 or ij[:, 1].min() < -0.5 or ij[:, 0].max() > ni - 0.5 or ij[:, 1].max() > nj - 0.5:
             warnings.append(f"{where}: contour extends beyond the image field of view; the part outside is lost")
         for plane in planes:
