@@ -546,6 +546,7 @@ def read_series_from_index(
     for w in warnings:
         logger.warning("%s", w)
     meta: dict[str, Any] = {
+        "format": "dicom",
         "modality": group.modality,
         "study_instance_uid": first.study_uid,
         "series_instance_uid": first.series_uid,
@@ -599,7 +600,7 @@ def read_dicom_series(
     -------
     Volume
         ``array[i, j, k]`` float32 modality values (HU for CT); affine index ->
-        LPS mm. ``meta`` holds modality, study_instance_uid,
+        LPS mm. ``meta`` holds format ("dicom"), modality, study_instance_uid,
         series_instance_uid, frame_of_reference_uid, sop_class_uid,
         sop_instance_uids / frame_numbers / files / rescale (slice order),
         slice_positions_mm (original positions along the normal), resampled,

@@ -1,0 +1,605 @@
+"""Study-folder discovery: which files are the image, the segmentation(s) and the PET.
+
+Order of precedence (documented in docs/study_folders.md):
+
+1. A manifest (``netlm.json`` or ``netlm.toml`` in the folder, or passed
+   explicitly) overrides everything.
+2. DICOM: segmentation objects (SEG, Label Map SEG, RTSTRUCT) are found by
+   SOPClassUID; the image series is the one they reference
+   (ReferencedSeriesSequence, referenced SOP instances, then
+   FrameOfReferenceUID preferring CT/MR over PET). A PET series in the same
+   frame of reference as a CT/MR image is reported as ``pet_files``.
+3. NIfTI / NRRD / MHA file names (see :data:`IMAGE_NAMES`, :data:`LABEL_MAP_PATTERNS`,
+   :data:`ROLE_MASK_PATTERNS`).
+
+Ambiguity is never resolved by guessing: several candidates raise an error
+listing them and naming the option that chooses.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import DicomError, InputError
+from ._dicom_common import IMAGE, RTSTRUCT, SEG, DicomFileInfo, scan_dicom_folder
+from .dicom_series import SeriesGroup, group_image_series
+
+__all__ = [
+    "IMAGE_NAMES",
+    "LABEL_MAP_PATTERNS",
+    "MANIFEST_NAMES",
+    "ROLE_MASK_PATTERNS",
+    "DiscoveredStudy",
+    "SegmentationCandidate",
+    "candidates_in",
+    "discover_study",
+    "load_manifest",
+    "study_facts",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Manifest file names looked for in a study folder, in this order.
+MANIFEST_NAMES = ("netlm.json", "netlm.toml")
+#: Volume file extensions of the NIfTI/ITK convention.
+VOLUME_EXTENSIONS = (".nii.gz", ".nii", ".seg.nrrd", ".nrrd", ".nhdr", ".mha", ".mhd")
+#: Base names (case-insensitive, without extension) taken as the image.
+IMAGE_NAMES = ("image", "ct", "mr", "mri", "img", "volume", "scan")
+#: Base names taken as a PET image.
+PET_NAMES = ("pet", "pt", "suv")
+#: Regular expressions (on the lower-case base name) of label maps.
+LABEL_MAP_PATTERNS = (r"^(seg|segmentation|label|labels|labelmap|mask)$", r"seg", r"label")
+#: Regular expressions of single-role binary masks, mapped to roles.
+ROLE_MASK_PATTERNS: tuple[tuple[str, str], ...] = (
+    (r"^liver$", "liver"),
+    (r"^(lesion|lesions|tumou?r|tumou?rs|metastas[ie]s)([_-]?\d+)?$", "lesion"),
+    (r"^spleen$", "spleen"),
+    (r"^segment[_-]?([1-8])$", "segment"),
+)
+_MANIFEST_KEYS = {"image", "segmentations", "labels", "pet"}
+_SEG_OPTION = "--seg-choice N|UID"
+_SERIES_OPTION = "--image-series UID"
+
+
+@dataclass(frozen=True)
+class SegmentationCandidate:
+    """One segmentation object found in a study.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The file.
+    kind : str
+        ``"SEG"``, ``"RTSTRUCT"``, ``"NIFTI"`` or ``"NRRD"`` (ITK formats).
+    role : str or None
+        Role of a single-role binary mask (``liver``, ``lesion``, ``segmentN``...),
+        ``None`` for label maps and DICOM objects.
+    sop_instance_uid, series_uid, description : str
+        DICOM identification ("" for files).
+    segment_names : tuple of str
+        SEG segment labels / RTSTRUCT ROI names.
+    info : DicomFileInfo or None
+        Header facts for DICOM objects.
+    """
+
+    path: Path
+    kind: str
+    role: str | None = None
+    sop_instance_uid: str = ""
+    series_uid: str = ""
+    description: str = ""
+    segment_names: tuple[str, ...] = ()
+    info: DicomFileInfo | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def argument(self) -> str:
+        """``--seg`` argument form: ``PATH`` or ``ROLE=PATH``."""
+        return f"{self.role}={self.path}" if self.role else str(self.path)
+
+    def summary(self, index: int) -> str:
+        """One line for candidate lists."""
+        desc = f" '{self.description}'" if self.description else ""
+        names = f" segments: {', '.join(self.segment_names)}" if self.segment_names else ""
+        uid = f" {self.sop_instance_uid}" if self.sop_instance_uid else ""
+        return f"{index}) {self.path.name} ({self.kind}{desc}{uid}{names})"
+
+
+@dataclass
+class DiscoveredStudy:
+    """What a study folder holds, as discovered (or as its manifest says).
+
+    Attributes
+    ----------
+    folder : pathlib.Path
+        The study folder.
+    image_path : pathlib.Path
+        NIfTI/ITK image file, or the DICOM folder (read with ``image_series_uid``).
+    image_files : list of pathlib.Path
+        The image series' files (DICOM) or ``[image_path]``.
+    image_series_uid : str or None
+        SeriesInstanceUID (or ``nouid:`` key) of the DICOM image series.
+    image_modality : str or None
+        DICOM Modality of the image series.
+    segmentations : list of SegmentationCandidate
+        Chosen segmentation objects.
+    pet_files : list of pathlib.Path or None
+        A PET series sharing the image's FrameOfReference (or the manifest's PET).
+    pet_series_uid : str or None
+        Its SeriesInstanceUID.
+    labels : str or None
+        ``--labels`` string from the manifest.
+    notes : list of str
+        How the choice was made and anything ignored.
+    source : str
+        ``"manifest"``, ``"dicom"`` or ``"files"``.
+    dicom_index : list of DicomFileInfo
+        Header index of the folder (reuse with ``read_series_from_index``).
+    """
+
+    folder: Path
+    image_path: Path
+    image_files: list[Path]
+    image_series_uid: str | None = None
+    image_modality: str | None = None
+    segmentations: list[SegmentationCandidate] = field(default_factory=list)
+    pet_files: list[Path] | None = None
+    pet_series_uid: str | None = None
+    labels: str | None = None
+    notes: list[str] = field(default_factory=list)
+    source: str = "dicom"
+    dicom_index: list[DicomFileInfo] = field(default_factory=list, repr=False)
+
+    @property
+    def segmentation_files(self) -> list[Path]:
+        """Paths of the chosen segmentations."""
+        return [s.path for s in self.segmentations]
+
+    @property
+    def segmentation_args(self) -> list[str]:
+        """``--seg`` arguments (``PATH`` or ``ROLE=PATH``) for :func:`netlm_imaging.api.analyze`."""
+        return [s.argument for s in self.segmentations]
+
+    @property
+    def pet_path(self) -> list[Path] | None:
+        """PET files for ``analyze(pet=...)`` (alias of ``pet_files``)."""
+        return self.pet_files
+
+
+# ------------------------------------------------------------------ manifest
+def load_manifest(path: str | Path) -> dict[str, Any]:
+    """Read and validate a study manifest (JSON or TOML).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        ``netlm.json`` / ``netlm.toml`` (any name; TOML when it ends in ``.toml``).
+
+    Returns
+    -------
+    dict
+        ``image`` (str), ``segmentations`` (list of str), optional ``labels``
+        (str) and ``pet`` (str).
+
+    Raises
+    ------
+    InputError
+        Unreadable file, unknown keys, or values of the wrong type.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{p}: cannot read the manifest ({type(exc).__name__}); check the file.") from None
+    try:
+        if p.suffix.lower() == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        else:
+            data = json.loads(text)
+    except ValueError as exc:
+        kind = "TOML" if p.suffix.lower() == ".toml" else "JSON"
+        raise InputError(f"{p}: manifest is not valid {kind} ({' '.join(str(exc).split())}); fix its syntax.") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{p}: manifest must be an object with keys image, segmentations, labels, pet.")
+    unknown = sorted(set(data) - _MANIFEST_KEYS)
+    if unknown:
+        raise InputError(
+            f"{p}: unknown manifest key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_MANIFEST_KEYS))}."
+        )
+    if not isinstance(data.get("image"), str) or not data["image"].strip():
+        raise InputError(f'{p}: manifest needs "image": a path (file or DICOM folder) or a SeriesInstanceUID.')
+    segs = data.get("segmentations", [])
+    if isinstance(segs, str):
+        segs = [segs]
+    if not isinstance(segs, list) or not segs or not all(isinstance(s, str) and s.strip() for s in segs):
+        raise InputError(f'{p}: manifest "segmentations" must be a non-empty list of paths or ROLE=PATH strings.')
+    for key in ("labels", "pet"):
+        if key in data and not isinstance(data[key], str):
+            raise InputError(f'{p}: manifest "{key}" must be a string, got {type(data[key]).__name__}.')
+    return {
+        "image": data["image"].strip(),
+        "segmentations": [s.strip() for s in segs],
+        **{k: data[k] for k in ("labels", "pet") if k in data},
+    }
+
+
+_UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)+$")
+
+
+def _series_files(index: list[DicomFileInfo], uid: str, where: Path, key: str) -> tuple[SeriesGroup, list[Path]]:
+    groups = group_image_series(index)
+    for g in groups:
+        if g.uid == uid:
+            return g, [f.path for f in g.files]
+    listing = "; ".join(g.summary() for g in groups) or "none"
+    raise InputError(f'{where}: manifest "{key}" names series {uid}, not found in the folder; available: {listing}.')
+
+
+def _from_manifest(folder: Path, manifest_path: Path) -> DiscoveredStudy:
+    m = load_manifest(manifest_path)
+    base = manifest_path.parent
+    index: list[DicomFileInfo] = []
+
+    def resolve(value: str, key: str) -> Path:
+        p = Path(value)
+        p = p if p.is_absolute() else base / p
+        if not p.exists():
+            raise InputError(f'{manifest_path}: manifest "{key}" path {value} does not exist; fix the manifest.')
+        return p
+
+    image_uid: str | None = None
+    modality: str | None = None
+    image_value = m["image"]
+    if _UID_RE.match(image_value) and not (base / image_value).exists():
+        index = scan_dicom_folder(folder)
+        group, image_files = _series_files(index, image_value, manifest_path, "image")
+        image_path, image_uid, modality = folder, group.uid, group.modality
+    else:
+        image_path = resolve(image_value, "image")
+        image_files = [image_path] if image_path.is_file() else []
+    segs = []
+    for entry in m["segmentations"]:
+        head, sep, tail = entry.partition("=")
+        role, value = (head, tail) if sep and re.fullmatch(r"[A-Za-z0-9_]+", head) else (None, entry)
+        p = resolve(value, "segmentations")
+        segs.append(SegmentationCandidate(path=p, kind=_file_kind(p), role=role or None))
+    pet_files = None
+    pet_uid = None
+    if "pet" in m:
+        if _UID_RE.match(m["pet"]) and not (base / m["pet"]).exists():
+            index = index or scan_dicom_folder(folder)
+            group, pet_files = _series_files(index, m["pet"], manifest_path, "pet")
+            pet_uid = group.uid
+        else:
+            p = resolve(m["pet"], "pet")
+            pet_files = [p] if p.is_file() else sorted(x for x in p.rglob("*") if x.is_file())
+    return DiscoveredStudy(
+        folder=folder,
+        image_path=image_path,
+        image_files=image_files,
+        image_series_uid=image_uid,
+        image_modality=modality,
+        segmentations=segs,
+        pet_files=pet_files,
+        pet_series_uid=pet_uid,
+        labels=m.get("labels"),
+        notes=[f"inputs taken from the manifest {manifest_path.name}"],
+        source="manifest",
+        dicom_index=index,
+    )
+
+
+# ---------------------------------------------------------------------- DICOM
+def _file_kind(p: Path) -> str:
+    name = p.name.lower()
+    if name.endswith((".nii", ".nii.gz")):
+        return "NIFTI"
+    if name.endswith((".nrrd", ".nhdr")):
+        return "NRRD"
+    if name.endswith((".mha", ".mhd")):
+        return "MHA"
+    return "DICOM"
+
+
+def _seg_candidate(info: DicomFileInfo) -> SegmentationCandidate:
+    return SegmentationCandidate(
+        path=info.path,
+        kind=info.kind,
+        sop_instance_uid=info.sop_instance_uid,
+        series_uid=info.series_uid,
+        description=info.series_description,
+        segment_names=info.segment_labels,
+        info=info,
+    )
+
+
+def _choose_segmentations(
+    cands: list[SegmentationCandidate], seg_choice: str | None, folder: Path
+) -> list[SegmentationCandidate]:
+    listing = "; ".join(c.summary(i) for i, c in enumerate(cands, 1))
+    if seg_choice is None:
+        if len(cands) == 1:
+            return cands
+        raise DicomError(
+            f"{folder}: {len(cands)} candidate segmentations: {listing}; choose with {_SEG_OPTION} "
+            "(several: --seg-choice 1,2)."
+        )
+    chosen = []
+    for token in (t.strip() for t in str(seg_choice).split(",") if t.strip()):
+        if token.isdigit():
+            n = int(token)
+            if not 1 <= n <= len(cands):
+                raise InputError(f"{folder}: --seg-choice {n} is out of range 1..{len(cands)}; candidates: {listing}.")
+            chosen.append(cands[n - 1])
+            continue
+        match = [c for c in cands if token in (c.sop_instance_uid, c.series_uid) or token == c.path.name]
+        if not match:
+            raise InputError(f"{folder}: --seg-choice {token} matches no segmentation; candidates: {listing}.")
+        chosen.extend(match)
+    return list(dict.fromkeys(chosen))
+
+
+def _referenced_group(seg: SegmentationCandidate, groups: list[SeriesGroup], folder: Path) -> tuple[SeriesGroup, str]:
+    info = seg.info
+    assert info is not None
+    by_uid = {g.uid: g for g in groups}
+    for uid in info.referenced_series_uids:
+        if uid in by_uid:
+            return by_uid[uid], f"{seg.path.name} references series {uid}"
+    if info.referenced_sop_uids:
+        wanted = set(info.referenced_sop_uids)
+        for g in groups:
+            if any(f.sop_instance_uid in wanted for f in g.files):
+                return g, f"{seg.path.name} references images of series {g.uid}"
+    if info.referenced_series_uids or info.referenced_sop_uids:
+        missing = info.referenced_series_uids[0] if info.referenced_series_uids else "(by SOP instance)"
+        raise DicomError(
+            f"{seg.path}: {seg.kind} references image series {missing}, which is not in {folder}; "
+            "export the referenced series into the folder, or pass the image with --image."
+        )
+    fors = set(info.referenced_frame_of_reference_uids) | (
+        {info.frame_of_reference_uid} if info.frame_of_reference_uid else set()
+    )
+    same_for = [g for g in groups if g.frame_of_reference_uid and g.frame_of_reference_uid in fors]
+    anatomical = [g for g in same_for if g.modality not in ("PT", "NM")] or same_for
+    if len(anatomical) == 1:
+        return anatomical[0], f"{seg.path.name} shares FrameOfReferenceUID with series {anatomical[0].uid}"
+    if not anatomical:
+        raise DicomError(
+            f"{seg.path}: {seg.kind} names no image series or frame of reference found in {folder}; "
+            "export the image series it was drawn on, or pass it with --image."
+        )
+    listing = "; ".join(g.summary() for g in anatomical)
+    raise DicomError(
+        f"{seg.path}: {len(anatomical)} image series share its frame of reference: {listing}; "
+        f"choose one with {_SERIES_OPTION}."
+    )
+
+
+def _pet_for(image: SeriesGroup, groups: list[SeriesGroup], notes: list[str]) -> SeriesGroup | None:
+    if image.modality in ("PT", "NM") or not image.frame_of_reference_uid:
+        return None
+    pets = [g for g in groups if g.modality == "PT" and g.frame_of_reference_uid == image.frame_of_reference_uid]
+    if len(pets) == 1:
+        notes.append(f"PET series {pets[0].uid} shares the frame of reference of the image.")
+        return pets[0]
+    if len(pets) > 1:
+        notes.append(
+            "several PET series share the image's frame of reference ("
+            + "; ".join(g.summary() for g in pets)
+            + "); none used: choose one with --pet."
+        )
+    return None
+
+
+def _from_dicom(
+    folder: Path, index: list[DicomFileInfo], seg_choice: str | None, image_series: str | None
+) -> DiscoveredStudy:
+    groups = group_image_series(index)
+    cands = [_seg_candidate(i) for i in index if i.kind in (SEG, RTSTRUCT)]
+    notes: list[str] = []
+    if not cands:
+        listing = "; ".join(g.summary() for g in groups)
+        raise DicomError(
+            f"{folder}: no DICOM SEG or RTSTRUCT found (image series: {listing}); add the segmentation to the folder "
+            "or pass it with --image PATH --seg PATH."
+        )
+    chosen = _choose_segmentations(cands, seg_choice, folder)
+    if image_series:
+        by_uid = {g.uid: g for g in groups}
+        if image_series not in by_uid:
+            listing = "; ".join(g.summary() for g in groups)
+            raise DicomError(f"{folder}: --image-series {image_series} is not in the folder; available: {listing}.")
+        image = by_uid[image_series]
+        notes.append(f"image series {image.uid} chosen with --image-series.")
+    else:
+        resolved = [_referenced_group(c, groups, folder) for c in chosen]
+        uids = {g.uid for g, _ in resolved}
+        if len(uids) > 1:
+            raise DicomError(
+                f"{folder}: the chosen segmentations reference different image series ({', '.join(sorted(uids))}); "
+                f"choose them one at a time with {_SEG_OPTION}, or the image with {_SERIES_OPTION}."
+            )
+        image = resolved[0][0]
+        notes.extend(why for _, why in resolved)
+    if len(cands) > len(chosen):
+        notes.append("segmentation(s) not used: " + ", ".join(c.path.name for c in cands if c not in chosen))
+    pet = _pet_for(image, groups, notes)
+    return DiscoveredStudy(
+        folder=folder,
+        image_path=folder,
+        image_files=[f.path for f in image.files],
+        image_series_uid=image.uid,
+        image_modality=image.modality,
+        segmentations=chosen,
+        pet_files=[f.path for f in pet.files] if pet else None,
+        pet_series_uid=pet.uid if pet else None,
+        notes=notes,
+        source="dicom",
+        dicom_index=index,
+    )
+
+
+# ------------------------------------------------------------------ NIfTI etc.
+def _base_name(p: Path) -> str | None:
+    name = p.name.lower()
+    for ext in VOLUME_EXTENSIONS:
+        if name.endswith(ext):
+            return name[: -len(ext)]
+    return None
+
+
+def _from_files(folder: Path, seg_choice: str | None) -> DiscoveredStudy:
+    vols = sorted(p for p in folder.iterdir() if p.is_file() and _base_name(p) is not None)
+    images, pets, label_maps, masks = [], [], [], []
+    for p in vols:
+        base = _base_name(p) or ""
+        role = None
+        for pattern, r in ROLE_MASK_PATTERNS:
+            m = re.match(pattern, base)
+            if m:
+                role = f"segment{m.group(1)}" if r == "segment" else r
+                break
+        if role:
+            masks.append(SegmentationCandidate(path=p, kind=_file_kind(p), role=role))
+        elif base in IMAGE_NAMES or base.endswith("_0000"):
+            images.append(p)
+        elif base in PET_NAMES:
+            pets.append(p)
+        elif any(re.search(pat, base) for pat in LABEL_MAP_PATTERNS):
+            label_maps.append(SegmentationCandidate(path=p, kind=_file_kind(p)))
+    if not vols:
+        raise InputError(
+            f"{folder}: no DICOM files and no NIfTI/NRRD/MHA volumes; see docs/study_folders.md for the layout, "
+            "or pass --image PATH --seg PATH."
+        )
+    if len(images) != 1:
+        what = f"{len(images)} image candidates ({', '.join(p.name for p in images)})" if images else "no image file"
+        raise InputError(
+            f"{folder}: {what}; name the image image.nii.gz (or ct/mr/img), or add a netlm.json manifest, "
+            "or pass --image PATH."
+        )
+    if label_maps and masks:
+        raise InputError(
+            f"{folder}: both label maps ({', '.join(c.path.name for c in label_maps)}) and binary masks "
+            f"({', '.join(c.path.name for c in masks)}); keep one convention or add a netlm.json manifest."
+        )
+    if label_maps:
+        segs = _choose_segmentations(label_maps, seg_choice, folder)
+    elif masks:
+        segs = masks
+    else:
+        raise InputError(
+            f"{folder}: no segmentation file (expected seg.nii.gz / label.nii.gz, or liver.nii.gz + lesion*.nii.gz); "
+            "see docs/study_folders.md."
+        )
+    notes = [f"image {images[0].name} and segmentation(s) {', '.join(s.path.name for s in segs)} found by name."]
+    if len(pets) > 1:
+        raise InputError(
+            f"{folder}: several PET files ({', '.join(p.name for p in pets)}); keep one or use a manifest."
+        )
+    return DiscoveredStudy(
+        folder=folder,
+        image_path=images[0],
+        image_files=[images[0]],
+        segmentations=segs,
+        pet_files=pets or None,
+        notes=notes,
+        source="files",
+    )
+
+
+# ----------------------------------------------------------------------- API
+def discover_study(
+    folder: str | Path,
+    *,
+    seg_choice: str | None = None,
+    image_series: str | None = None,
+    manifest: str | Path | None = None,
+) -> DiscoveredStudy:
+    """Find the image, segmentation(s) and PET of a study folder.
+
+    Parameters
+    ----------
+    folder : str or pathlib.Path
+        The study folder (walked recursively for DICOM).
+    seg_choice : str, optional
+        Which segmentation(s) to use when there are several: 1-based numbers
+        from the listed candidates, SOPInstanceUID, SeriesInstanceUID or file
+        name; comma-separated for several (CLI ``--seg-choice``).
+    image_series : str, optional
+        SeriesInstanceUID of the image, overriding the reference (CLI ``--image-series``).
+    manifest : str or pathlib.Path, optional
+        Manifest file; default ``netlm.json`` / ``netlm.toml`` in the folder.
+
+    Returns
+    -------
+    DiscoveredStudy
+        The choice and how it was made (``notes``).
+
+    Raises
+    ------
+    DicomError
+        Several candidate segmentations without a choice; a segmentation
+        referencing a series absent from the folder; no segmentation; corrupt files.
+    InputError
+        Bad manifest, ambiguous or missing NIfTI/NRRD files.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise InputError(f"{root}: not a folder; pass the study folder.")
+    manifest_path = Path(manifest) if manifest is not None else None
+    if manifest_path is None:
+        manifest_path = next((root / n for n in MANIFEST_NAMES if (root / n).is_file()), None)
+    elif not manifest_path.is_file():
+        raise InputError(f"{manifest_path}: manifest file not found; check the path.")
+    if manifest_path is not None:
+        return _from_manifest(root, manifest_path)
+    index = scan_dicom_folder(root)
+    if any(i.kind in (IMAGE, SEG, RTSTRUCT) for i in index):
+        return _from_dicom(root, index, seg_choice, image_series)
+    return _from_files(root, seg_choice)
+
+
+def study_facts(meta: dict[str, Any]) -> dict[str, Any]:
+    """The report's ``study`` identification block from a Volume's meta.
+
+    Parameters
+    ----------
+    meta : dict
+        ``Volume.meta`` from :func:`~netlm_imaging.io.dicom_series.read_dicom_series`.
+
+    Returns
+    -------
+    dict
+        study_instance_uid, series_instance_uid (``None`` when empty) and
+        modality (``OT`` when not CT/MR/PT/NM). No patient identifiers.
+    """
+    modality = str(meta.get("modality") or "OT").upper()
+    return {
+        "study_instance_uid": meta.get("study_instance_uid") or None,
+        "series_instance_uid": meta.get("series_instance_uid") or None,
+        "modality": modality if modality in ("CT", "MR", "PT", "NM") else "OT",
+    }
+
+
+def candidates_in(folder: str | Path) -> list[SegmentationCandidate]:
+    """All DICOM segmentation objects in a folder, in the listing order of ``--seg-choice``.
+
+    Parameters
+    ----------
+    folder : str or pathlib.Path
+        Study folder.
+
+    Returns
+    -------
+    list of SegmentationCandidate
+        SEG and RTSTRUCT objects (numbered from 1 in messages).
+    """
+    return [_seg_candidate(i) for i in scan_dicom_folder(Path(folder)) if i.kind in (SEG, RTSTRUCT)]

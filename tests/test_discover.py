@@ -1,0 +1,251 @@
+"""Study-folder discovery on synthetic DICOM studies (dicom_factory + seg_factory) and file layouts."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+from conftest import oblique_affine
+from dicom_factory import deterministic_uid, write_image_series
+from seg_factory import Contour, RoiSpec, SegmentSpec, ellipse_points, write_rtstruct, write_seg
+
+from netlm_imaging.errors import DicomError, InputError
+from netlm_imaging.io.dicom_series import read_series_from_index
+from netlm_imaging.io.discover import discover_study, study_facts
+
+CT_AFF = oblique_affine(spacing=(1.5, 1.5, 3.0), angles_deg=(10.0, 0.0, 0.0), origin=(-20.0, -15.0, 100.0))
+PET_AFF = oblique_affine(spacing=(3.0, 3.0, 6.0), angles_deg=(10.0, 0.0, 0.0), origin=(-20.0, -15.0, 100.0))
+SEED = 11
+CT_UID = deterministic_uid("series", SEED, "CT")
+PET_UID = deterministic_uid("series", SEED, "PT")
+
+
+def _liver_mask() -> np.ndarray:
+    mask = np.zeros((16, 14, 6), dtype=bool)
+    mask[3:11, 4:10, 1:5] = True
+    return mask
+
+
+def _study(root, *, rtstruct=False, seg=True):
+    """CT + PET (same FrameOfReference) + SEG on the CT, shuffled names, junk files, nested folders."""
+    rng = np.random.default_rng(0)
+    ct_files = write_image_series(
+        root / "DICOM" / "A1", rng.integers(-200, 200, (16, 14, 6)).astype(float), CT_AFF,
+        seed=SEED, shuffle_names=True, series_description="CT venous",
+    )  # fmt: skip
+    write_image_series(
+        root / "DICOM" / "B7", rng.integers(0, 5000, (8, 7, 3)).astype(float), PET_AFF,
+        modality="PT", seed=SEED, shuffle_names=True, series_description="PET AC", series_number=2,
+    )  # fmt: skip
+    (root / "DICOMDIR.txt").write_text("not dicom")
+    (root / "DICOM" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    paths = {"ct": ct_files}
+    (root / "DICOM" / "S9").mkdir()
+    (root / "DICOM" / "R2").mkdir()
+    if seg:
+        paths["seg"] = write_seg(root / "DICOM" / "S9" / "seg.dcm", ct_files, [SegmentSpec("Liver", _liver_mask())])
+    if rtstruct:
+        centre = (CT_AFF @ [8, 7, 2, 1])[:3]
+        pts = ellipse_points(centre, CT_AFF[:3, 0], CT_AFF[:3, 1], 6.0, 4.0, n=32)
+        paths["rt"] = write_rtstruct(
+            root / "DICOM" / "R2" / "rs.dcm", ct_files, [RoiSpec("GTV lesion", [Contour(pts)])]
+        )
+    return paths
+
+
+def test_seg_on_ct_resolves_to_ct_and_reports_pet(tmp_path):
+    paths = _study(tmp_path)
+    found = discover_study(tmp_path)
+    assert found.image_series_uid == CT_UID
+    assert found.image_modality == "CT"
+    assert sorted(found.image_files) == sorted(paths["ct"])
+    assert found.segmentation_files == [paths["seg"]]
+    assert found.segmentations[0].kind == "SEG"
+    assert found.segmentations[0].segment_names == ("Liver",)
+    assert found.pet_series_uid == PET_UID
+    assert found.pet_files is not None
+    assert len(found.pet_files) == 3
+    assert found.segmentation_args == [str(paths["seg"])]
+    # the discovered series reads back as the CT that was written
+    vol = read_series_from_index(found.dicom_index, series_uid=found.image_series_uid)
+    np.testing.assert_allclose(vol.affine, CT_AFF, atol=1e-5)
+    assert study_facts(vol.meta) == {
+        "study_instance_uid": deterministic_uid("study", SEED),
+        "series_instance_uid": CT_UID,
+        "modality": "CT",
+    }
+    assert "Doe" not in json.dumps(vol.meta)
+    assert "SECRET-ID-123" not in json.dumps(vol.meta)
+
+
+def test_two_candidates_listed_with_option_then_chosen(tmp_path):
+    paths = _study(tmp_path, rtstruct=True)
+    with pytest.raises(
+        DicomError, match=r"2 candidate segmentations: 1\) rs\.dcm \(RTSTRUCT.*GTV lesion.*2\) seg\.dcm \(SEG.*Liver"
+    ):
+        discover_study(tmp_path)
+    with pytest.raises(DicomError, match=r"--seg-choice N\|UID"):
+        discover_study(tmp_path)
+    # candidates are numbered in path order (DICOM/R2/rs.dcm before DICOM/S9/seg.dcm)
+    found = discover_study(tmp_path, seg_choice="1")
+    assert found.segmentation_files == [paths["rt"]]
+    assert found.image_series_uid == CT_UID
+    both = discover_study(tmp_path, seg_choice="1,2")
+    assert both.segmentation_files == [paths["rt"], paths["seg"]]
+    by_uid = discover_study(tmp_path, seg_choice=pydicom.dcmread(paths["seg"]).SOPInstanceUID)
+    assert by_uid.segmentation_files == [paths["seg"]]
+    with pytest.raises(InputError, match=r"--seg-choice 3 is out of range 1\.\.2"):
+        discover_study(tmp_path, seg_choice="3")
+
+
+def test_rtstruct_by_frame_of_reference_prefers_ct_over_pet(tmp_path):
+    paths = _study(tmp_path, rtstruct=True, seg=False)
+    ds = pydicom.dcmread(paths["rt"])
+    for rfor in ds.ReferencedFrameOfReferenceSequence:  # keep only the FrameOfReferenceUID
+        del rfor.RTReferencedStudySequence
+    ds.save_as(paths["rt"])
+    found = discover_study(tmp_path)
+    assert found.image_series_uid == CT_UID
+    assert found.pet_series_uid == PET_UID
+    assert any("FrameOfReferenceUID" in n for n in found.notes)
+
+
+def test_seg_referencing_series_not_in_folder(tmp_path):
+    other = tmp_path / "other"
+    ct_other = write_image_series(other, np.zeros((16, 14, 6)), CT_AFF, seed=99)
+    study = tmp_path / "study"
+    study.mkdir()
+    write_image_series(study / "ct", np.zeros((16, 14, 6)), CT_AFF, seed=SEED)
+    write_seg(study / "seg.dcm", ct_other, [SegmentSpec("Liver", _liver_mask())])
+    missing = deterministic_uid("series", 99, "CT")
+    with pytest.raises(DicomError, match=rf"seg\.dcm: SEG references image series {missing}, which is not in"):
+        discover_study(study)
+
+
+def test_no_segmentation_in_dicom_folder(tmp_path):
+    _study(tmp_path, seg=False)
+    with pytest.raises(DicomError, match=r"no DICOM SEG or RTSTRUCT found"):
+        discover_study(tmp_path)
+
+
+def test_image_series_option_overrides_reference(tmp_path):
+    _study(tmp_path)
+    found = discover_study(tmp_path, image_series=PET_UID)
+    assert found.image_series_uid == PET_UID
+    assert found.pet_files is None
+    with pytest.raises(DicomError, match=r"--image-series 1\.2\.3 is not in the folder"):
+        discover_study(tmp_path, image_series="1.2.3")
+
+
+# ------------------------------------------------------------------ manifest
+def test_json_manifest_overrides_discovery(tmp_path):
+    paths = _study(tmp_path, rtstruct=True)
+    manifest = {
+        "image": CT_UID,
+        "segmentations": [str(paths["rt"].relative_to(tmp_path)), "lesion=" + str(paths["seg"].relative_to(tmp_path))],
+        "labels": "liver=Liver",
+        "pet": PET_UID,
+    }
+    (tmp_path / "netlm.json").write_text(json.dumps(manifest))
+    found = discover_study(tmp_path)  # no error about two candidates: the manifest decides
+    assert found.source == "manifest"
+    assert found.image_series_uid == CT_UID
+    assert found.segmentation_args == [str(paths["rt"]), f"lesion={paths['seg']}"]
+    assert found.labels == "liver=Liver"
+    assert found.pet_series_uid == PET_UID
+
+
+def test_toml_manifest_with_nifti_paths(tmp_path):
+    (tmp_path / "scan.nii.gz").write_bytes(b"x")
+    (tmp_path / "masks.nii.gz").write_bytes(b"x")
+    (tmp_path / "netlm.toml").write_text(
+        'image = "scan.nii.gz"\nsegmentations = ["masks.nii.gz"]\nlabels = "liver=5"\n'
+    )
+    found = discover_study(tmp_path)
+    assert found.image_path == tmp_path / "scan.nii.gz"
+    assert found.segmentations[0].kind == "NIFTI"
+    assert found.labels == "liver=5"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"image": "ct", "segs": ["a"]}', r"unknown manifest key\(s\) segs"),
+        ('{"segmentations": ["a.nii"]}', r'manifest needs "image"'),
+        ('{"image": "ct", "segmentations": []}', r'"segmentations" must be a non-empty list'),
+        ('{"image": "ct", "segmentations": ["a"], "labels": 5}', r'"labels" must be a string, got int'),
+        ('{"image": "ct",', r"manifest is not valid JSON"),
+        ('{"image": "nowhere.nii.gz", "segmentations": ["x"]}', r'"image" path nowhere\.nii\.gz does not exist'),
+        ('{"image": "1.2.840.99", "segmentations": ["x"]}', r'"image" names series 1\.2\.840\.99, not found'),
+    ],
+)
+def test_bad_manifest_is_input_error(tmp_path, content, message):
+    (tmp_path / "netlm.json").write_text(content)
+    with pytest.raises(InputError, match=message) as err:
+        discover_study(tmp_path)
+    assert err.value.exit_code == 3
+    assert "netlm.json" in str(err.value)
+
+
+def test_explicit_manifest_missing(tmp_path):
+    with pytest.raises(InputError, match=r"manifest file not found"):
+        discover_study(tmp_path, manifest=tmp_path / "m.json")
+
+
+# ------------------------------------------------------------------ NIfTI convention
+def _nifti(path):
+    nib.save(nib.Nifti1Image(np.zeros((2, 2, 2), np.int16), np.eye(4)), path)
+
+
+def test_nifti_image_plus_label_map(tmp_path):
+    for name in ("image.nii.gz", "seg.nii.gz", "notes.txt"):
+        _nifti(tmp_path / name) if name.endswith(".gz") else (tmp_path / name).write_text("x")
+    found = discover_study(tmp_path)
+    assert found.source == "files"
+    assert found.image_path == tmp_path / "image.nii.gz"
+    assert found.segmentation_args == [str(tmp_path / "seg.nii.gz")]
+
+
+def test_nifti_binary_masks_by_role(tmp_path):
+    for name in ("ct.nii.gz", "liver.nii.gz", "lesion1.nii.gz", "lesion_2.nii.gz", "segment4.nrrd", "pet.nii.gz"):
+        (tmp_path / name).write_bytes(b"x")
+    found = discover_study(tmp_path)
+    assert sorted(found.segmentation_args) == sorted(
+        [
+            f"liver={tmp_path / 'liver.nii.gz'}",
+            f"lesion={tmp_path / 'lesion1.nii.gz'}",
+            f"lesion={tmp_path / 'lesion_2.nii.gz'}",
+            f"segment4={tmp_path / 'segment4.nrrd'}",
+        ]
+    )
+    assert found.pet_files == [tmp_path / "pet.nii.gz"]
+
+
+def test_nifti_ambiguities_listed(tmp_path):
+    for name in ("ct.nii.gz", "image.nii.gz", "seg.nii.gz"):
+        (tmp_path / name).write_bytes(b"x")
+    with pytest.raises(InputError, match=r"2 image candidates \(ct\.nii\.gz, image\.nii\.gz\)"):
+        discover_study(tmp_path)
+    (tmp_path / "ct.nii.gz").unlink()
+    (tmp_path / "label.nii.gz").write_bytes(b"x")
+    with pytest.raises(DicomError, match=r"2 candidate segmentations: 1\) label\.nii\.gz .*2\) seg\.nii\.gz"):
+        discover_study(tmp_path)
+    assert discover_study(tmp_path, seg_choice="2").segmentation_files == [tmp_path / "seg.nii.gz"]
+    (tmp_path / "liver.nii.gz").write_bytes(b"x")
+    with pytest.raises(InputError, match=r"both label maps .* and binary masks \(liver\.nii\.gz\)"):
+        discover_study(tmp_path)
+
+
+def test_empty_folder_and_missing_pieces(tmp_path):
+    with pytest.raises(InputError, match=r"no DICOM files and no NIfTI/NRRD/MHA volumes"):
+        discover_study(tmp_path)
+    (tmp_path / "image.nii.gz").write_bytes(b"x")
+    with pytest.raises(InputError, match=r"no segmentation file"):
+        discover_study(tmp_path)
+    shutil.rmtree(tmp_path)
+    with pytest.raises(InputError, match=r"not a folder"):
+        discover_study(tmp_path)
