@@ -111,3 +111,55 @@ def write_nifti(path, array: np.ndarray, affine_lps: np.ndarray) -> None:
     img.set_qform(ras, code=1)
     img.set_sform(ras, code=1)
     nib.save(img, str(path))
+
+
+def make_context(
+    phantom: LiverPhantom, shape, affine, *, frame_of_reference_uid=None, seed: int = 0, modality: str = "CT"
+):
+    """A MeasurementContext built directly from the phantom (no netlm_imaging measurement code).
+
+    Lesion fields are the analytic truths: centre (in scanner patient space),
+    diameters 2 r; volumes are the voxel counts times the voxel volume.
+    """
+    from netlm_imaging.measure.context import Lesion, MeasurementContext
+
+    pts = voxel_centres(shape, affine)
+    vox_ml = abs(np.linalg.det(affine[:3, :3])) / 1000.0
+    liver = phantom.liver_mask(pts)
+    labels = np.zeros(shape, dtype=np.int32)
+    lesions = []
+    for n, (sph, m) in enumerate(zip(phantom.lesions, phantom.lesion_masks(pts)), start=1):
+        labels[m] = n
+        liver |= m
+        lesions.append(
+            Lesion(
+                id=n,
+                location="intrahepatic",
+                volume_ml=float(m.sum()) * vox_ml,
+                voxel_count=int(m.sum()),
+                centroid_lps_mm=[float(v) for v in phantom.to_patient(sph.centre_lps_mm)],
+                longest_axial_diameter_mm=2 * sph.radius_mm,
+                short_axis_diameter_mm=2 * sph.radius_mm,
+                max_3d_diameter_mm=2 * sph.radius_mm,
+                recist_measurable=2 * sph.radius_mm >= 10,
+                touches_image_border=False,
+                mean_intensity=None,
+            )
+        )
+    image = Volume(
+        phantom.ct_image(shape, affine, seed),
+        affine,
+        frame_of_reference_uid=frame_of_reference_uid,
+        source="phantom",
+        meta={"modality": modality},
+    )
+    tumour_ml = float((labels > 0).sum()) * vox_ml
+    return MeasurementContext(
+        image=image,
+        liver=liver,
+        lesion_labels=labels,
+        lesions=lesions,
+        liver_volume_ml=float(liver.sum()) * vox_ml,
+        intrahepatic_tumor_ml=tumour_ml,
+        header={"modality": modality},
+    )
