@@ -359,3 +359,16 @@ def test_pydicom_data_seg_encodings(dcmqi_ct, name):
     (layer,) = read_dicom_seg(seg, dcmqi_ct, parse_label_spec(None))
     assert int(layer.mask.array.sum()) == 107_098
     np.testing.assert_array_equal(layer.mask.array, _nrrd_ijk(shared_path(*SEG_DIR, "liver_seg.nrrd")) == 1)
+
+
+def test_frames_between_slices_fall_back_to_source_uid(ct, tmp_path):
+    """Positions half a slice off the reference grid: placed by ReferencedSOPInstanceUID, with a warning."""
+    paths, ref = ct
+    box = _box()
+    seg = write_seg(tmp_path / "seg.dcm", paths, [SegmentSpec("Liver", box)])
+    shifted = ref.affine.copy()
+    shifted[:3, 3] += 0.5 * shifted[:3, 2]
+    moved = Volume(ref.array, shifted, None, meta={"sop_instance_uids": ref.meta["sop_instance_uids"]})
+    (layer,) = read_dicom_seg(seg, moved, parse_label_spec(None))
+    np.testing.assert_array_equal(layer.mask.array, box)
+    assert any("by its source image UID" in w for w in layer.mask.meta["warnings"])
