@@ -1,0 +1,332 @@
+"""Surgical assessment: segments, remnant, debulking plan and classifications for one study.
+
+:func:`assess` is the entry point the analysis calls after the measurement
+stage; it fills the report's ``remnant``, ``segments`` and ``classification``
+blocks, each lesion's Couinaud segment, warnings and the console summary lines.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..measure.context import MeasurementContext
+from ..measure.remnant import bsa_m2, standard_resections, telv_ml
+from ..measure.segments import SegmentTable, compute_segment_table, lesion_distribution, segments_block
+from .classifications import burden_category, cloyd_resectability, frilling_type, mahuron_type, recist_targets
+from .clinical import ClinicalInputs, resolve_body_size
+from .planner import DebulkingPlan, plan_debulking
+from .rules import Rules, meets
+
+__all__ = ["SurgicalAssessment", "assess"]
+
+logger = logging.getLogger(__name__)
+
+PARENCHYMA_COST_MODEL = (
+    "enucleation/wedge: shell of margin_mm around a sphere of the lesion's equivalent diameter; "
+    "ablation: sphere of (max 3D diameter + 2 x ablation_margin_mm) minus the lesion"
+)
+
+
+@dataclass
+class SurgicalAssessment:
+    """Report blocks produced by :func:`assess`.
+
+    Attributes
+    ----------
+    remnant : dict or None
+        The report's ``remnant`` block (None without a liver mask).
+    segments : list of dict or None
+        The report's ``segments`` block (None without a segment map).
+    classification : dict
+        The report's ``classification`` block.
+    lesion_segments : dict
+        Lesion id -> Couinaud segment, for ``lesions[].couinaud_segment``.
+    warnings : list of str
+    summary_lines : list of str
+        Short lines for the console summary.
+    """
+
+    remnant: dict[str, Any] | None
+    segments: list[dict[str, Any]] | None
+    classification: dict[str, Any]
+    lesion_segments: dict[int, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    summary_lines: list[str] = field(default_factory=list)
+
+
+def _add(missing: list[str], items: Sequence[str]) -> None:
+    for m in items:
+        if m not in missing:
+            missing.append(m)
+
+
+def _plan_dict(
+    plan: DebulkingPlan, table: SegmentTable | None, *, non_tumorous_ml: float, telv: float | None,
+    threshold: float, basis: str, rules: Rules,
+) -> dict[str, Any]:
+    deb = rules["debulking"]
+    primary = plan.debulking_percent_volume if deb["primary_measure"] == "volume" else plan.debulking_percent_count
+    seg_of = table.lesion_segment if table is not None else {}
+    treatments = [
+        {"lesion_id": lid, "treatment": kind, "parenchyma_cost_ml": cost, "couinaud_segment": seg_of.get(lid)}
+        for lid, (kind, cost) in sorted(plan.treatments.items())
+    ]
+    return {
+        "segment_map_used": table is not None,
+        "feasible": plan.feasible,
+        "resected_segments": plan.resected_segments,
+        "lesion_treatments": treatments,
+        "treated_tumor_ml": plan.treated_ml,
+        "total_tumor_ml": plan.total_tumor_ml,
+        "treated_lesion_count": plan.treated_count,
+        "lesion_count": plan.total_count,
+        "debulking_percent_volume": plan.debulking_percent_volume,
+        "debulking_percent_count": plan.debulking_percent_count,
+        "debulking_threshold_percent": float(deb["threshold_percent"]),
+        "meets_debulking_threshold": None if primary is None else meets(primary, deb["threshold_percent"],
+                                                                         deb["comparator"]),
+        "remnant_ml": plan.remnant_ml,
+        "flr_percent_of_non_tumorous": 100.0 * plan.remnant_ml / non_tumorous_ml if non_tumorous_ml > 0 else None,
+        "standardized_flr_percent": 100.0 * plan.remnant_ml / telv if telv else None,
+        "flr_threshold_percent": threshold,
+        "adequacy_basis": basis,
+        "parenchyma_cost_model": PARENCHYMA_COST_MODEL,
+        "margin_mm": float(rules["planner"]["margin_mm"]),
+        "ablation_max_diameter_mm": float(rules["planner"]["ablation_max_diameter_mm"]),
+        "optimiser": plan.optimiser,
+        "notes": list(plan.notes),
+    }
+
+
+def _describe_plan(plan: DebulkingPlan) -> str:
+    kinds = [k for k, _ in plan.treatments.values()]
+    parts = []
+    if plan.resected_segments:
+        parts.append("resect segment(s) " + ",".join(map(str, plan.resected_segments)))
+    for kind, verb in (("enucleation", "enucleate/wedge"), ("ablation", "ablate")):
+        n = kinds.count(kind)
+        if n:
+            parts.append(f"{verb} {n} lesion(s)")
+    untreated = kinds.count(None)
+    if untreated:
+        parts.append(f"{untreated} lesion(s) untreated")
+    return "; ".join(parts) if parts else "no treatment"
+
+
+def assess(
+    ctx: MeasurementContext,
+    clinical: ClinicalInputs | None,
+    rules: Rules,
+    *,
+    resections: Sequence[Sequence[int]] = (),
+) -> SurgicalAssessment:
+    """Segments, remnant, debulking plan and classifications for one study.
+
+    Parameters
+    ----------
+    ctx : MeasurementContext
+        Measured masks and lesions on the image grid.
+    clinical : ClinicalInputs or None
+        Clinical inputs; missing values become ``missing_inputs``.
+    rules : Rules
+        From :func:`~netlm_imaging.classify.rules.load_rules`.
+    resections : sequence of sequence of int
+        Extra user-given segment sets to evaluate besides the standard resections.
+
+    Returns
+    -------
+    SurgicalAssessment
+    """
+    warnings: list[str] = []
+    missing: list[str] = []
+    rationale: list[str] = []
+    intra = ctx.intrahepatic_lesions
+    n_lesions = len(intra)
+
+    table = compute_segment_table(ctx)
+    if table is not None:
+        warnings += table.warnings
+    elif ctx.segment_labels is None:
+        rationale.append("no Couinaud segment map given: per-segment volumes, standard resections and "
+                         "distribution are not available")
+
+    # involvement and burden
+    liver_ml = ctx.liver_volume_ml
+    involvement = 100.0 * ctx.intrahepatic_tumor_ml / liver_ml if liver_ml else None
+    burden = burden_category(involvement, rules["burden"])
+    rationale += burden["rationale"]
+    _add(missing, burden["missing_inputs"])
+
+    # body size, TELV, threshold
+    height, weight, body_notes = resolve_body_size(clinical, ctx.header)
+    rationale += body_notes
+    bsa = telv = None
+    body = rules["body"]
+    if height is not None and weight is not None:
+        bsa = bsa_m2(height, weight, body["bsa_formula"])
+        telv = telv_ml(bsa, intercept_ml=body["telv_intercept_ml"], slope_ml_per_m2=body["telv_slope_ml_per_m2"])
+        rationale.append(f"BSA {bsa:.3f} m² ({body['bsa_formula']}), TELV {telv:.1f} mL "
+                         f"({body['telv_intercept_ml']:g} + {body['telv_slope_ml_per_m2']:g} x BSA, Vauthey)")
+    else:
+        _add(missing, ["height/weight"])
+        rationale.append("height/weight unknown: no BSA, TELV or standardized FLR")
+    condition = clinical.liver_condition if clinical else None
+    if condition is None:
+        _add(missing, ["liver_condition"])
+        rationale.append("liver condition not given: the normal-liver FLR threshold is used")
+    threshold = rules.flr_threshold_percent(condition)
+    flr_rules = rules["flr"]
+
+    non_tumorous = liver_ml - ctx.intrahepatic_tumor_ml if liver_ml is not None else None
+    basis = flr_rules["denominator"]
+    denom = telv if basis == "telv" else non_tumorous
+    if denom is None and flr_rules["fallback_denominator"] != "none":
+        fb = flr_rules["fallback_denominator"]
+        fb_denom = telv if fb == "telv" else non_tumorous
+        if fb_denom is not None:
+            rationale.append(f"FLR adequacy judged on the fallback denominator '{fb}' because '{basis}' is missing")
+            basis, denom = fb, fb_denom
+
+    # standard resections
+    std: list[dict[str, Any]] = []
+    if table is not None:
+        std = standard_resections(
+            table, rules["resections"], telv=telv, threshold_percent=threshold, denominator=flr_rules["denominator"],
+            comparator=flr_rules["comparator"], extra=resections, non_tumorous_total_ml=non_tumorous,
+        )
+    elif resections:
+        warnings.append("resections were requested but there is no Couinaud segment map; they were not evaluated")
+
+    # plan
+    plan: DebulkingPlan | None = None
+    plan_missing: list[str] = []
+    if n_lesions == 0:
+        rationale.append("no intrahepatic lesions: no debulking plan")
+    elif non_tumorous is None:
+        plan_missing = ["liver mask"]
+    elif denom is None or denom <= 0:
+        plan_missing = ["height/weight"]
+    else:
+        plan = plan_debulking(ctx.lesions, table, rules["planner"], non_tumorous_total_ml=non_tumorous,
+                              required_flr_ml=threshold / 100.0 * denom, comparator=flr_rules["comparator"])
+    _add(missing, plan_missing)
+
+    deb = rules["debulking"]
+    achievable = None
+    if plan is not None:
+        achievable = plan.debulking_percent_volume if deb["primary_measure"] == "volume" \
+            else plan.debulking_percent_count
+        if not plan.feasible:
+            rationale.append(
+                f"no plan keeps an adequate FLR: the untreated liver's FLR is below {threshold:g}% on {basis}")
+        rationale.append(
+            f"debulking plan ({_describe_plan(plan)}): {plan.treated_ml:.2f} of {plan.total_tumor_ml:.2f} mL "
+            f"treated = {plan.debulking_percent_volume or 0.0:.1f}% by volume, {plan.treated_count}/"
+            f"{plan.total_count} = {plan.debulking_percent_count or 0.0:.1f}% by count; "
+            f"remnant {plan.remnant_ml:.1f} mL (threshold {threshold:g}% of {basis})")
+        rationale += plan.notes
+
+    # distribution
+    dist = lesion_distribution(table, rules["anatomy"], n_lesions)
+    rationale += dist["rationale"]
+    _add(missing, dist["missing_inputs"])
+
+    symptoms = clinical.symptoms if clinical else None
+    mah = mahuron_type(n_lesions=n_lesions, achievable_percent=achievable, achievable_missing=plan_missing,
+                       symptoms=symptoms, distribution=dist["distribution"], debulking=deb,
+                       mahuron=rules["mahuron"])
+    rationale += mah["rationale"]
+    _add(missing, mah["missing_inputs"])
+
+    flr_adequate = None if plan is None else plan.feasible
+    n_extra = len(ctx.lesions) - n_lesions
+    cloyd = cloyd_resectability(
+        clinical=clinical, extrahepatic_lesions_seen=n_extra, flr_adequate=flr_adequate,
+        flr_missing=plan_missing, achievable_percent=achievable if n_lesions else None,
+        achievable_missing=plan_missing or (["intrahepatic lesions"] if n_lesions == 0 else []), cloyd=rules["cloyd"])
+    rationale += cloyd["rationale"]
+    _add(missing, cloyd["missing_inputs"])
+
+    fr = frilling_type(intra, dist["distribution"], rules["frilling"])
+    rationale += fr["rationale"]
+    rec = recist_targets(ctx.lesions, rules["recist"])
+    rationale += rec["rationale"]
+
+    classification: dict[str, Any] = {
+        "rules_version": rules.version,
+        "mahuron_type": mah["type"],
+        "mahuron_inferred": mah["inferred"],
+        "burden_category": burden["category"],
+        "clarinet_split": burden["clarinet_split"],
+        "involvement_percent": involvement,
+        "distribution": dist["distribution"],
+        "caudate_involved": dist.get("caudate_involved"),
+        "caudate_only": dist.get("caudate_only"),
+        "resectable_cloyd": cloyd["resectable"],
+        "cloyd_criteria": cloyd["criteria"],
+        "achievable_debulking_percent": achievable,
+        "achievable_debulking_count_percent": plan.debulking_percent_count if plan else None,
+        "debulking_measure": deb["primary_measure"],
+        "frilling_type": fr["type"],
+        "recist_targets": rec["targets"],
+        "recist_sum_of_diameters_mm": rec["sum_of_diameters_mm"],
+        "rationale": rationale,
+        "missing_inputs": missing,
+    }
+
+    remnant: dict[str, Any] | None = None
+    if non_tumorous is not None:
+        flr_ml = plan.remnant_ml if plan is not None else None
+        remnant = {
+            "non_tumorous_liver_volume_ml": max(0.0, non_tumorous),
+            "future_liver_remnant_ml": flr_ml,
+            "flr_percent_of_non_tumorous": 100.0 * flr_ml / non_tumorous if flr_ml is not None and non_tumorous > 0
+            else None,
+            "standardized_flr_percent": 100.0 * flr_ml / telv if flr_ml is not None and telv else None,
+            "telv_ml": telv,
+            "resection_plan": None if plan is None else _plan_dict(
+                plan, table, non_tumorous_ml=non_tumorous, telv=telv, threshold=threshold, basis=basis, rules=rules),
+            "bsa_m2": bsa,
+            "bsa_formula": body["bsa_formula"] if bsa is not None else None,
+            "telv_formula": body["telv_formula"] if telv is not None else None,
+            "height_cm": height,
+            "weight_kg": weight,
+            "flr_threshold_percent": threshold,
+            "liver_condition": condition,
+            "adequacy_basis": basis if denom is not None else None,
+            "standard_resections": std,
+        }
+
+    lesion_segments = {lid: s for lid, s in (table.lesion_segment.items() if table else []) if s is not None}
+    summary = _summary(mah, burden, involvement, plan, achievable, threshold, basis, telv, cloyd, deb)
+    return SurgicalAssessment(remnant, segments_block(table) if table is not None else None, classification,
+                              lesion_segments, warnings, summary)
+
+
+def _summary(mah: dict[str, Any], burden: dict[str, Any], involvement: float | None, plan: DebulkingPlan | None,
+             achievable: float | None, threshold: float, basis: str, telv: float | None, cloyd: dict[str, Any],
+             deb: Any) -> list[str]:
+    lines = []
+    if mah["type"] is not None:
+        lines.append(f"Mahuron type {mah['type']}" + (" (types 3-4: inferred reading, Figure 2 not verified)"
+                                                     if mah["inferred"] else ""))
+    else:
+        miss = ", ".join(mah["missing_inputs"]) or "not applicable"
+        lines.append(f"Mahuron type: undetermined ({miss})")
+    if involvement is not None:
+        lines.append(
+            f"Hepatic tumour burden {involvement:.1f}% ({burden['category']}; CLARINET {burden['clarinet_split']})")
+    if plan is not None:
+        sflr = f", sFLR {100.0 * plan.remnant_ml / telv:.1f}%" if telv else ""
+        ok = "meets" if achievable is not None and meets(achievable, deb["threshold_percent"], deb["comparator"]) \
+            else "below"
+        lines.append(
+            f"Debulking plan: {_describe_plan(plan)} -> {plan.debulking_percent_volume or 0.0:.1f}% by volume, "
+            f"{plan.debulking_percent_count or 0.0:.1f}% by count ({ok} {deb['threshold_percent']:g}%); "
+            f"FLR {plan.remnant_ml:.0f} mL{sflr} (threshold {threshold:g}% of {basis})")
+    verdict = {True: "yes", False: "no", None: "undetermined"}[cloyd["resectable"]]
+    lines.append(f"Cloyd resectable: {verdict}")
+    return lines

@@ -1,0 +1,122 @@
+"""Clinical inputs: JSON/TOML/CSV parsing, strict validation, DICOM height/weight fallback."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from netlm_imaging.classify.clinical import ClinicalInputs, clinical_from_row, load_clinical, resolve_body_size
+from netlm_imaging.errors import InputError
+
+
+def test_json_sidecar_all_fields(tmp_path):
+    p = tmp_path / "clinical.json"
+    p.write_text(json.dumps({
+        "symptoms": "Hormonal", "grade": 2, "ki67_percent": 4.5, "extrahepatic_disease": False,
+        "primary_resected": True, "height_cm": 172, "weight_kg": 68.5, "liver_condition": "chemotherapy",
+        "performance_status": 1,
+    }))
+    c = load_clinical(p)
+    assert c == ClinicalInputs("hormonal", 2, 4.5, False, True, 172.0, 68.5, "chemotherapy", 1, source=str(p))
+
+
+def test_toml_sidecar_partial(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text('symptoms = "none"\ngrade = 1\n')
+    c = load_clinical(p)
+    assert (c.symptoms, c.grade, c.height_cm, c.liver_condition) == ("none", 1, None, None)
+
+
+def test_csv_row_text_values_and_empty_cells():
+    row = {"symptoms": "bulk", "grade": "3", "ki67_percent": "", "extrahepatic_disease": "yes",
+           "primary_resected": "0", "height_cm": "180", "weight_kg": "81", "liver_condition": "",
+           "performance_status": "2"}
+    c = clinical_from_row(row, "cohort.csv row 4")
+    assert (c.symptoms, c.grade, c.ki67_percent, c.extrahepatic_disease, c.primary_resected) == (
+        "bulk", 3, None, True, False)
+    assert (c.height_cm, c.weight_kg, c.liver_condition, c.performance_status) == (180.0, 81.0, None, 2)
+
+
+@pytest.mark.parametrize(
+    ("data", "pattern"),
+    [
+        ({"symptom": "none"}, r"unknown clinical field\(s\) 'symptom'; known fields: symptoms, grade"),
+        ({"symptoms": 1}, r"'symptoms' has invalid value 1; allowed: none \| hormonal \| bulk"),
+        ({"symptoms": "severe"}, r"'symptoms' has invalid value 'severe'"),
+        ({"grade": 4}, r"'grade' has invalid value 4; allowed: a whole number 1-3"),
+        ({"grade": 2.5}, r"'grade' has invalid value 2.5"),
+        ({"grade": "2"}, r"'grade' has invalid value '2'; allowed: a number"),
+        ({"grade": True}, r"'grade' has invalid value True"),
+        ({"performance_status": 5}, r"'performance_status' has invalid value 5; allowed: a whole number 0-4"),
+        ({"ki67_percent": 150}, r"'ki67_percent' has invalid value 150.0; allowed: 0-100 %"),
+        ({"ki67_percent": -1}, r"'ki67_percent'"),
+        ({"height_cm": 20}, r"'height_cm' has invalid value 20.0; allowed: 100-250 cm \(impossible value\)"),
+        ({"weight_kg": 700}, r"'weight_kg' has invalid value 700.0; allowed: 25-350 kg"),
+        ({"extrahepatic_disease": "yes"}, r"'extrahepatic_disease' has invalid value 'yes'; allowed: true or false"),
+        ({"primary_resected": 1}, r"'primary_resected' has invalid value 1"),
+        ({"liver_condition": "steatosis"}, r"allowed: normal \| chemotherapy \| cirrhosis"),
+        ({"weight_kg": [70]}, r"'weight_kg' has invalid value \[70\]"),
+    ],
+)
+def test_json_rejections_name_file_field_value(tmp_path, data, pattern):
+    p = tmp_path / "clin.json"
+    p.write_text(json.dumps(data))
+    with pytest.raises(InputError, match=pattern) as exc:
+        load_clinical(p)
+    assert str(p) in str(exc.value)
+
+
+def test_nan_is_rejected(tmp_path):
+    p = tmp_path / "clin.json"
+    p.write_text('{"weight_kg": NaN}')
+    with pytest.raises(InputError, match="finite"):
+        load_clinical(p)
+
+
+@pytest.mark.parametrize(
+    ("row", "pattern"),
+    [
+        ({"grade": "two"}, r"'grade' has invalid value 'two'; allowed: a number"),
+        ({"extrahepatic_disease": "maybe"}, r"true or false"),
+        ({"height_cm": "1.75"}, r"impossible value"),
+        ({"study": "x"}, r"unknown clinical field"),
+    ],
+)
+def test_csv_rejections(row, pattern):
+    with pytest.raises(InputError, match=pattern) as exc:
+        clinical_from_row(row, "cohort.csv row 7")
+    assert "cohort.csv row 7" in str(exc.value)
+
+
+def test_file_level_errors(tmp_path):
+    with pytest.raises(InputError, match="clinical file not found"):
+        load_clinical(tmp_path / "none.json")
+    txt = tmp_path / "c.txt"
+    txt.write_text("grade=1")
+    with pytest.raises(InputError, match=r"must end in .json or .toml"):
+        load_clinical(txt)
+    bad = tmp_path / "c.toml"
+    bad.write_text("grade = = 1")
+    with pytest.raises(InputError, match="not valid TOML"):
+        load_clinical(bad)
+    lst = tmp_path / "c.json"
+    lst.write_text("[1]")
+    with pytest.raises(InputError, match="object/table of fields"):
+        load_clinical(lst)
+
+
+def test_body_size_from_file_then_dicom_header():
+    header = {"patient_size_m": 1.64, "patient_weight_kg": 59.0}
+    h, w, notes = resolve_body_size(ClinicalInputs(height_cm=170.0), header)
+    assert h == 170.0 and w == 59.0
+    assert any("clinical file" in n for n in notes)
+    assert any("PatientWeight (0010,1030)" in n for n in notes)
+    h, w, notes = resolve_body_size(None, header)
+    assert h == pytest.approx(164.0) and w == 59.0
+    assert any("PatientSize (0010,1020)" in n for n in notes)
+    # implausible header values are not used, and the note says so
+    h, w, notes = resolve_body_size(None, {"patient_size_m": 170.0, "patient_weight_kg": 0.07})
+    assert (h, w) == (None, None)
+    assert any("ignored" in n for n in notes)
+    assert resolve_body_size(None, {})[:2] == (None, None)
