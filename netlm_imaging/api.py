@@ -94,6 +94,7 @@ class StudyInputs:
     pet: str | Path | list[Path] | None = None
     image_series: str | None = None
     notes: list[str] = field(default_factory=list)
+    dicom_index: list[Any] = field(default_factory=list, repr=False)
 
 
 def resolve_inputs(
@@ -132,6 +133,7 @@ def resolve_inputs(
             pet=pet if pet is not None else found.pet_path,
             image_series=found.image_series_uid or options.image_series,
             notes=list(found.notes),
+            dicom_index=list(found.dicom_index) if found.image_series_uid else [],
         )
     if image is None:
         raise UsageError("give a study folder, or --image PATH with at least one --seg PATH")
@@ -243,7 +245,20 @@ def analyze_with_context(
     inputs = resolve_inputs(study_dir, image=image, segs=segs, labels=labels, pet=pet, options=opts)
     spec = parse_label_spec(inputs.labels)
     nonuniform = "resample" if opts.allow_resample else "error"
-    img = load_image(inputs.image, max_voxels=opts.max_voxels, nonuniform=nonuniform, series_uid=inputs.image_series)
+    if inputs.dicom_index:
+        from .io.dicom_series import read_series_from_index
+
+        img = read_series_from_index(
+            inputs.dicom_index,
+            series_uid=inputs.image_series,
+            nonuniform=nonuniform,
+            max_voxels=opts.max_voxels,
+            where=str(inputs.image),
+        )
+    else:
+        img = load_image(
+            inputs.image, max_voxels=opts.max_voxels, nonuniform=nonuniform, series_uid=inputs.image_series
+        )
     _check_image_values(img)
     warnings: list[str] = [*inputs.notes, *img.meta.get("warnings", [])]
     layers: list[MaskLayer] = []
@@ -253,6 +268,8 @@ def analyze_with_context(
             load_segmentation(s, img, spec, max_voxels=opts.max_voxels, fractional_threshold=opts.fractional_threshold)
         )
         seg_sources.append(str(s).split("=", 1)[1] if "=" in str(s) and not Path(str(s)).exists() else str(s))
+    for la in layers:
+        warnings.extend(la.mask.meta.get("notes", []))
     rec = reconcile_layers(img, layers)
     warnings.extend(rec.warnings)
     burden = measure_burden(

@@ -23,6 +23,8 @@ logger = logging.getLogger(__name__)
 SEG_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.66.4", "1.2.840.10008.5.1.4.1.1.66.7"}
 RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
 _NIFTI = (".nii", ".nii.gz")
+#: ``--seg segments=PATH``: a Couinaud map whose values 1..8 are segments 1..8 (TotalSegmentator liver_segments).
+COUINAUD_ROLES = ("segments", "couinaud")
 _ITK = (".nrrd", ".nhdr", ".mha", ".mhd")
 
 
@@ -53,10 +55,12 @@ def parse_seg_argument(arg: str) -> tuple[str | None, Path]:
     if "=" in arg:
         role, _, path = arg.partition("=")
         role = role.strip().lower()
-        if role in ROLES:
-            return role, Path(path)
+        if role in ROLES or role in COUINAUD_ROLES:
+            return ("segments" if role in COUINAUD_ROLES else role), Path(path)
         if not Path(arg).exists():
-            raise UsageError(f"--seg {arg}: unknown role {role!r}; use one of {', '.join(ROLES)} or a plain path.")
+            raise UsageError(
+                f"--seg {arg}: unknown role {role!r}; use one of {', '.join((*ROLES, 'segments'))} or a plain path."
+            )
     return None, Path(arg)
 
 
@@ -101,6 +105,22 @@ def load_image(
 
         return read_itk(p, max_voxels=max_voxels)
     raise InputError(f"{p}: unknown image format {ext or '(no extension)'}; use NIfTI, NRRD, MHA or a DICOM folder.")
+
+
+def _couinaud_layers(vol: Volume, p: Path) -> list[MaskLayer]:
+    arr = np.asarray(vol.array)
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        raise LabelError(f"{p}: Couinaud map contains NaN or inf; it must hold integers 0..8.")
+    values = sorted(int(v) for v in np.unique(arr) if v != 0)
+    bad = [v for v in values if not 1 <= v <= 8]
+    if bad:
+        raise LabelError(
+            f"{p}: a Couinaud map (segments=PATH) holds values 1..8, found {bad[:10]}; map other numberings with "
+            "--labels segment1=N,... and pass the file without segments=."
+        )
+    if not values:
+        raise LabelError(f"{p}: the Couinaud segment map is empty.")
+    return [MaskLayer(f"segment{v}", vol.with_array(arr == v), label=f"segment {v}", source=str(p)) for v in values]
 
 
 def _binary_layer(vol: Volume, role: str, p: Path) -> MaskLayer:
@@ -170,6 +190,8 @@ def load_segmentation(
         from .nifti import read_nifti
 
         vol = read_nifti(p, max_voxels=max_voxels, as_float=False)
+        if role == "segments":
+            return _couinaud_layers(vol, p)
         if role:
             return [_binary_layer(vol, role, p)]
         return layers_from_label_map(vol, spec)
@@ -177,6 +199,8 @@ def load_segmentation(
         from .sitk_io import read_itk_segments
 
         vol, segments = read_itk_segments(p, max_voxels=max_voxels)
+        if role == "segments" and not segments:
+            return _couinaud_layers(vol, p)
         if role:
             if segments:
                 merged = np.zeros(vol.shape, dtype=bool)

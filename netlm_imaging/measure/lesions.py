@@ -241,6 +241,9 @@ def measure_instance(
     else:
         amask, aaff = _axial_resample(mask, crop_aff)
         dl, ds = _axial_diameters(amask, aaff, 2)
+        # the transverse resampling moves voxel centres; an in-plane diameter never exceeds the 3-D one
+        dl = min(dl, d3)
+        ds = None if ds is None else min(ds, dl)
     shape = image.shape
     touches = any(bbox[a].start == 0 or bbox[a].stop == shape[a] for a in range(3))
     values = image.array[bbox][mask]
@@ -251,7 +254,7 @@ def measure_instance(
         centroid_lps_mm=(float(centroid[0]), float(centroid[1]), float(centroid[2])),
         longest_axial_diameter_mm=float(dl),
         short_axis_diameter_mm=None if ds is None else float(ds),
-        max_3d_diameter_mm=float(max(d3, dl)),
+        max_3d_diameter_mm=float(d3),
         touches_image_border=bool(touches),
         mean_intensity=mean_int,
     )

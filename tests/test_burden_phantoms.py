@@ -1,0 +1,216 @@
+"""Burden and lesion geometry on analytic phantoms (anisotropic, oblique; truths computed here)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import oblique_affine
+from phantoms import grid_affine, physical_grid, sphere_mask, write_nifti
+from scipy.spatial.distance import pdist
+
+from netlm_imaging.api import analyze
+from netlm_imaging.measure.burden import measure_burden
+from netlm_imaging.measure.lesions import max_pairwise_distance, recist_measurable
+from netlm_imaging.segmentation import MaskLayer
+from netlm_imaging.volume import Volume
+
+
+def _layers(vol: Volume, **masks: np.ndarray) -> list[MaskLayer]:
+    return [MaskLayer(role, vol.with_array(m)) for role, m in masks.items()]
+
+
+def test_cube_volumes_on_oblique_anisotropic_grid():
+    aff = oblique_affine(spacing=(0.5, 0.5, 2.0))
+    shape = (30, 30, 12)
+    vol = Volume(np.zeros(shape, dtype=np.float32), aff)
+    liver = np.zeros(shape, bool)
+    liver[2:28, 2:28, 1:11] = True
+    lesion = np.zeros(shape, bool)
+    lesion[10:20, 10:20, 3:8] = True  # 10 x 10 x 5 voxels = 500 voxels
+    res = measure_burden(vol, _layers(vol, liver=liver, lesion=lesion))
+    vox_ml = 0.5 * 0.5 * 2.0 / 1000.0
+    assert res.ctx.intrahepatic_tumor_ml == pytest.approx(500 * vox_ml)
+    assert res.ctx.liver_volume_ml == pytest.approx(26 * 26 * 10 * vox_ml)
+    (les,) = res.ctx.lesions
+    # box between voxel centres: extents 4.5, 4.5, 8.0 mm -> space diagonal
+    assert les.max_3d_diameter_mm == pytest.approx(np.sqrt(4.5**2 + 4.5**2 + 8.0**2))
+    assert les.voxel_count == 500
+
+
+def test_liver_including_or_excluding_lesions_gives_same_totals():
+    aff = grid_affine((0.8, 0.8, 2.5), (-50.0, 20.0, -100.0))
+    shape = (60, 50, 20)
+    vol = Volume(np.zeros(shape, dtype=np.float32), aff)
+    liver_incl = sphere_mask(shape, aff, (-26.0, 40.0, -75.0), 18.0)
+    lesion = sphere_mask(shape, aff, (-30.0, 38.0, -75.0), 6.0) & liver_incl
+    liver_excl = liver_incl & ~lesion
+    a = measure_burden(vol, _layers(vol, liver=liver_incl, lesion=lesion))
+    b = measure_burden(vol, _layers(vol, liver=liver_excl, lesion=lesion))
+    assert a.ctx.liver_volume_ml == pytest.approx(b.ctx.liver_volume_ml)
+    assert a.ctx.intrahepatic_tumor_ml == pytest.approx(b.ctx.intrahepatic_tumor_ml)
+    vox_ml = 0.8 * 0.8 * 2.5 / 1000
+    assert a.ctx.liver_volume_ml == pytest.approx(liver_incl.sum() * vox_ml)
+    assert b.extra["liver_mask_included_lesions"] is False
+    assert a.extra["liver_mask_included_lesions"] is True
+
+
+def test_sphere_voxel_counts_match_lattice_enumeration():
+    # the truth: lattice points of the grid within r of the centre, enumerated independently
+    aff = oblique_affine(spacing=(0.9, 0.7, 1.5), angles_deg=(8.0, -4.0, 15.0))
+    shape = (70, 80, 40)
+    centre = aff[:3, :3] @ np.array([35.0, 40.0, 20.0]) + aff[:3, 3]
+    p = physical_grid(shape, aff)
+    truths = {}
+    for r in (4.0, 9.5, 12.0):
+        truths[r] = int((((p - centre) ** 2).sum(-1) <= r * r).sum())
+    for r, n in truths.items():
+        vol = Volume(np.zeros(shape, np.float32), aff)
+        m = sphere_mask(shape, aff, centre, r)
+        res = measure_burden(vol, _layers(vol, lesion=m))
+        assert res.ctx.lesions[0].voxel_count == n
+        assert res.ctx.lesions[0].volume_ml == pytest.approx(n * 0.9 * 0.7 * 1.5 / 1000)
+        # voxel-count volume converges on 4/3 pi r^3 for the larger spheres
+        if r >= 9:
+            assert res.ctx.lesions[0].volume_ml == pytest.approx(4 / 3 * np.pi * r**3 / 1000, rel=0.03)
+        # max 3D diameter via the hull equals brute force over all voxel centres
+        pts = p[m]
+        brute = pdist(pts).max()
+        assert res.ctx.lesions[0].max_3d_diameter_mm == pytest.approx(brute, abs=1e-6)
+        assert 2 * r - 2 * 1.5 <= brute <= 2 * r
+
+
+def test_axial_diameters_of_a_box_in_an_axial_image():
+    aff = grid_affine((0.6, 0.9, 4.0), (10.0, -20.0, 30.0))
+    shape = (40, 40, 10)
+    vol = Volume(np.zeros(shape, np.float32), aff)
+    lesion = np.zeros(shape, bool)
+    lesion[5:25, 10:16, 2:5] = True  # 20 x 6 x 3 voxels
+    (les,) = measure_burden(vol, _layers(vol, lesion=lesion)).ctx.lesions
+    ex, ey = 19 * 0.6, 5 * 0.9  # extents between voxel centres
+    diag = np.hypot(ex, ey)
+    assert les.longest_axial_diameter_mm == pytest.approx(diag)
+    # short axis: width of the rectangle perpendicular to its diagonal = 2 * ex * ey / diag
+    assert les.short_axis_diameter_mm == pytest.approx(2 * ex * ey / diag)
+    assert les.max_3d_diameter_mm == pytest.approx(np.sqrt(ex**2 + ey**2 + 8.0**2))
+
+
+def test_axial_diameter_on_an_oblique_mr_is_measured_in_the_patient_transverse_plane():
+    # an ellipsoid with semi-axes 12 (L), 6 (P), 5 (S) mm on a 10-degree oblique grid
+    aff = oblique_affine(spacing=(0.7, 0.7, 1.0), angles_deg=(10.0, 0.0, 0.0), origin=(-25.0, -25.0, -20.0))
+    shape = (72, 72, 42)
+    p = physical_grid(shape, aff)
+    c = p[36, 36, 21]
+    m = ((p[..., 0] - c[0]) / 12) ** 2 + ((p[..., 1] - c[1]) / 6) ** 2 + ((p[..., 2] - c[2]) / 5) ** 2 <= 1
+    vol = Volume(np.zeros(shape, np.float32), aff)
+    (les,) = measure_burden(vol, _layers(vol, lesion=m)).ctx.lesions
+    # analytic: longest transverse diameter 24 mm (L-R), short axis 12 mm; voxel-centre sampling
+    # and the transverse resampling lose up to about one voxel
+    assert les.longest_axial_diameter_mm == pytest.approx(24.0, abs=1.5)
+    assert les.short_axis_diameter_mm == pytest.approx(12.0, abs=1.5)
+    assert les.max_3d_diameter_mm == pytest.approx(24.0, abs=1.5)
+
+
+def test_two_mm_rule_for_intrahepatic_lesions():
+    aff = grid_affine((1.0, 0.75, 2.0), (0.0, 0.0, 0.0))
+    shape = (50, 20, 10)
+    vol = Volume(np.zeros(shape, np.float32), aff)
+    liver = np.zeros(shape, bool)
+    liver[0:20, :, :] = True  # last liver voxel centre at x = 19 mm
+    near = np.zeros(shape, bool)
+    near[21:24, 5:8, 3:6] = True  # first centre at x = 21: 2.0 mm away -> intrahepatic
+    far = np.zeros(shape, bool)
+    far[32:35, 5:8, 3:6] = True  # 13 mm away -> extrahepatic
+    gap3 = np.zeros(shape, bool)
+    gap3[22:25, 12:15, 3:6] = True  # first centre at x = 22: 3.0 mm -> extrahepatic
+    res = measure_burden(vol, _layers(vol, liver=liver, lesion=near | far | gap3))
+    loc = {tuple(np.round(les.centroid_lps_mm, 3)): les.location for les in res.ctx.lesions}
+    assert sorted(loc.values()) == ["extrahepatic", "extrahepatic", "intrahepatic"]
+    assert loc[(22.0, 4.5, 8.0)] == "intrahepatic"
+    assert loc[(23.0, 9.75, 8.0)] == "extrahepatic"
+    vox_ml = 1.0 * 0.75 * 2.0 / 1000
+    assert res.ctx.intrahepatic_tumor_ml == pytest.approx(27 * vox_ml)
+    assert res.ctx.extrahepatic_tumor_ml == pytest.approx(54 * vox_ml)
+    # extrahepatic voxels never enter the liver total
+    assert res.ctx.liver_volume_ml == pytest.approx((20 * 20 * 10 + 27) * vox_ml)
+
+
+def test_border_lesion_is_flagged_not_zeroed_and_mean_intensity():
+    aff = grid_affine((1.0, 1.0, 3.0), (5.0, 5.0, 5.0))
+    shape = (20, 20, 8)
+    img = np.full(shape, 40.0, np.float32)
+    lesion = np.zeros(shape, bool)
+    lesion[0:4, 5:9, 2:4] = True
+    img[lesion] = 130.0
+    img[0:2, 5:9, 2:4] = 150.0  # half of the lesion brighter: mean = 140
+    vol = Volume(img, aff)
+    (les,) = measure_burden(vol, _layers(vol, lesion=lesion)).ctx.lesions
+    assert les.touches_image_border is True
+    assert les.voxel_count == 32
+    assert les.mean_intensity == pytest.approx(140.0)
+
+
+def test_connected_components_26_vs_6():
+    aff = grid_affine((1.0, 1.0, 1.0), (3.0, -4.0, 7.0))
+    shape = (10, 10, 10)
+    vol = Volume(np.zeros(shape, np.float32), aff)
+    m = np.zeros(shape, bool)
+    m[2, 2, 2] = m[3, 3, 3] = True  # touching only at a corner
+    assert len(measure_burden(vol, _layers(vol, lesion=m), connectivity=26).ctx.lesions) == 1
+    assert len(measure_burden(vol, _layers(vol, lesion=m), connectivity=6).ctx.lesions) == 2
+
+
+@pytest.mark.parametrize(
+    ("longest", "slice_mm", "expected"),
+    [(10.0, 5.0, True), (9.9, 2.0, False), (11.0, 6.0, False), (12.0, 6.0, True)],
+)
+def test_recist_measurability_rule(longest, slice_mm, expected):
+    assert recist_measurable(longest, slice_mm) is expected
+
+
+def test_max_pairwise_distance_hull_equals_brute_force():
+    rng = np.random.default_rng(7)
+    pts = rng.normal(size=(3000, 3)) * [10, 4, 2]
+    d, u = max_pairwise_distance(pts)
+    sub = pts
+    brute = 0.0
+    for s in range(0, len(sub), 500):
+        brute = max(brute, float(np.sqrt(((sub[s : s + 500, None] - sub[None]) ** 2).sum(-1)).max()))
+    assert d == pytest.approx(brute)
+    assert np.linalg.norm(u) == pytest.approx(1.0)
+
+
+def test_masks_on_another_grid_are_resampled_by_physical_position(tmp_path):
+    aff = oblique_affine(spacing=(1.0, 1.0, 2.0), angles_deg=(0.0, 0.0, 20.0))
+    shape = (40, 40, 16)
+    img = np.zeros(shape, np.int16)
+    write_nifti(tmp_path / "img.nii.gz", img, aff)
+    full = np.zeros(shape, np.uint8)
+    full[5:35, 5:35, 2:14] = 1
+    full[10:16, 10:16, 5:9] = 2
+    # the label map is a crop of the same grid: shape and origin differ, voxel positions coincide
+    crop = full[4:37, 3:38, 1:15]
+    crop_aff = aff.copy()
+    crop_aff[:3, 3] = aff[:3, :3] @ np.array([4, 3, 1]) + aff[:3, 3]
+    write_nifti(tmp_path / "seg.nii.gz", crop, crop_aff)
+    report = analyze(image=tmp_path / "img.nii.gz", segs=[tmp_path / "seg.nii.gz"])
+    assert report.study["grid"]["resampled"] is True
+    assert any("resampled onto the image grid" in w for w in report.warnings)
+    vox_ml = 2.0 / 1000
+    assert report.liver["volume_ml"] == pytest.approx(30 * 30 * 12 * vox_ml)
+    assert report.tumor["intrahepatic_volume_ml"] == pytest.approx(6 * 6 * 4 * vox_ml)
+
+
+def test_lesion_mask_without_liver_reports_volumes_and_null_involvement(tmp_path):
+    aff = oblique_affine()
+    shape = (30, 30, 10)
+    write_nifti(tmp_path / "img.nii.gz", np.zeros(shape, np.int16), aff)
+    les = np.zeros(shape, np.uint8)
+    les[3:8, 3:8, 2:5] = 1
+    write_nifti(tmp_path / "les.nii.gz", les, aff)
+    report = analyze(image=tmp_path / "img.nii.gz", segs=[f"lesion={tmp_path / 'les.nii.gz'}"])
+    assert report.involvement_percent is None
+    assert report.liver["volume_ml"] is None
+    vox_ml = abs(np.linalg.det(aff[:3, :3])) / 1000
+    assert report.tumor["intrahepatic_volume_ml"] == pytest.approx(75 * vox_ml)
+    assert any("no liver mask" in w for w in report.warnings)
+    report.to_dict()  # validates against the schema

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Install everything the test suite needs on a fresh Debian machine (idempotent):
+# the package with its test extras, Debian's orthanc + orthanc-dicomweb (PACS round trip)
+# and chromium (headless rendering of the HTML QA page).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m pip install --quiet --upgrade pip
+python3 -m pip install --quiet -e ".[test]"
+bash .ci/install_orthanc.sh
+bash .ci/install_chromium.sh
