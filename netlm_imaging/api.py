@@ -34,6 +34,8 @@ __all__ = ["AnalyzeOptions", "StudyInputs", "analyze", "analyze_with_context", "
 logger = logging.getLogger(__name__)
 
 _MODALITIES = {"CT", "MR", "PT", "NM", "OT"}
+#: Clinical sidecars picked up from a study folder when --clinical is not given.
+CLINICAL_SIDECARS = ("clinical.json", "clinical.toml")
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,8 @@ class StudyInputs:
     image_series: str | None = None
     notes: list[str] = field(default_factory=list)
     dicom_index: list[Any] = field(default_factory=list, repr=False)
+    clinical: str | Path | None = None
+    modality: str | None = None
 
 
 def resolve_inputs(
@@ -134,6 +138,9 @@ def resolve_inputs(
             image_series=found.image_series_uid or options.image_series,
             notes=list(found.notes),
             dicom_index=list(found.dicom_index) if found.image_series_uid else [],
+            clinical=found.clinical_path
+            or next((folder / n for n in CLINICAL_SIDECARS if (folder / n).is_file()), None),
+            modality=found.image_modality if found.source == "manifest" else None,
         )
     if image is None:
         raise UsageError("give a study folder, or --image PATH with at least one --seg PATH")
@@ -171,13 +178,42 @@ def _identifiers(img: Volume) -> dict[str, Any]:
     }
 
 
-def _modality(img: Volume, options: AnalyzeOptions) -> str:
-    mod = (options.modality or img.meta.get("modality") or "OT").upper()
+def _modality(img: Volume, options: AnalyzeOptions, declared: str | None = None) -> str:
+    mod = (options.modality or declared or img.meta.get("modality") or "OT").upper()
     if mod not in _MODALITIES:
         if options.modality:
             raise UsageError(f"--modality {options.modality}: use one of {', '.join(sorted(_MODALITIES))}")
         mod = "OT"
     return mod
+
+
+def _apply_surgical(
+    report: StudyReport, ctx: MeasurementContext, clinical: Any, rules: Any, opts: AnalyzeOptions
+) -> None:
+    """Segments, remnant, debulking plan and classifications (classify.surgical) into the report."""
+    from .classify.clinical import ClinicalInputs, load_clinical
+    from .classify.rules import Rules, load_rules
+    from .classify.surgical import assess
+
+    rules_obj = rules if isinstance(rules, Rules) else load_rules(rules)
+    if clinical is None or isinstance(clinical, ClinicalInputs):
+        clin = clinical
+    else:
+        clin = load_clinical(clinical)
+    sa = assess(ctx, clin, rules_obj, resections=opts.resections)
+    remnant = dict(sa.remnant or {})
+    remnant.update({k: v for k, v in report.remnant.items() if k not in remnant})
+    report.remnant = remnant
+    report.segments = sa.segments
+    report.classification = sa.classification
+    report.console_lines = list(sa.summary_lines)
+    for les in report.lesions:
+        seg = sa.lesion_segments.get(int(les["id"]))
+        if seg is not None:
+            les["couinaud_segment"] = int(seg)
+    for les in ctx.lesions:
+        les.couinaud_segment = sa.lesion_segments.get(les.id, les.couinaud_segment)
+    report.warnings.extend(w for w in sa.warnings if w not in report.warnings)
 
 
 def _round(v: float | None, nd: int = 4) -> float | None:
@@ -281,7 +317,7 @@ def analyze_with_context(
     )
     warnings.extend(burden.warnings)
     ctx = burden.ctx
-    ctx.header.setdefault("modality", _modality(img, opts))
+    ctx.header.setdefault("modality", _modality(img, opts, inputs.modality))
     ctx.header["segmentation_refs"] = [
         {
             k: v
@@ -295,6 +331,7 @@ def analyze_with_context(
     report = _build_report(
         img, ctx, burden, inputs, seg_sources, rec.resampled or bool(img.meta.get("resampled")), warnings, opts
     )
+    _apply_surgical(report, ctx, clinical if clinical is not None else inputs.clinical, rules, opts)
     return report, ctx
 
 

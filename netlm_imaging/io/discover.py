@@ -61,7 +61,7 @@ ROLE_MASK_PATTERNS: tuple[tuple[str, str], ...] = (
     (r"^spleen$", "spleen"),
     (r"^segment[_-]?([1-8])$", "segment"),
 )
-_MANIFEST_KEYS = {"image", "segmentations", "labels", "pet"}
+_MANIFEST_KEYS = {"image", "segmentations", "labels", "pet", "modality", "clinical"}
 _SEG_OPTION = "--seg-choice N|UID"
 _SERIES_OPTION = "--image-series UID"
 
@@ -133,6 +133,8 @@ class DiscoveredStudy:
         Its SeriesInstanceUID.
     labels : str or None
         ``--labels`` string from the manifest.
+    clinical_path : pathlib.Path or None
+        Clinical sidecar named by the manifest (``"clinical"``).
     notes : list of str
         How the choice was made and anything ignored.
     source : str
@@ -150,6 +152,7 @@ class DiscoveredStudy:
     pet_files: list[Path] | None = None
     pet_series_uid: str | None = None
     labels: str | None = None
+    clinical_path: Path | None = None
     notes: list[str] = field(default_factory=list)
     source: str = "dicom"
     dicom_index: list[DicomFileInfo] = field(default_factory=list, repr=False)
@@ -219,13 +222,13 @@ def load_manifest(path: str | Path) -> dict[str, Any]:
         segs = [segs]
     if not isinstance(segs, list) or not segs or not all(isinstance(s, str) and s.strip() for s in segs):
         raise InputError(f'{p}: manifest "segmentations" must be a non-empty list of paths or ROLE=PATH strings.')
-    for key in ("labels", "pet"):
+    for key in ("labels", "pet", "modality", "clinical"):
         if key in data and not isinstance(data[key], str):
             raise InputError(f'{p}: manifest "{key}" must be a string, got {type(data[key]).__name__}.')
     return {
         "image": data["image"].strip(),
         "segmentations": [s.strip() for s in segs],
-        **{k: data[k] for k in ("labels", "pet") if k in data},
+        **{k: data[k] for k in ("labels", "pet", "modality", "clinical") if k in data},
     }
 
 
@@ -279,16 +282,18 @@ def _from_manifest(folder: Path, manifest_path: Path) -> DiscoveredStudy:
         else:
             p = resolve(m["pet"], "pet")
             pet_files = [p] if p.is_file() else sorted(x for x in p.rglob("*") if x.is_file())
+    clinical = resolve(m["clinical"], "clinical") if "clinical" in m else None
     return DiscoveredStudy(
         folder=folder,
         image_path=image_path,
         image_files=image_files,
         image_series_uid=image_uid,
-        image_modality=modality,
+        image_modality=m.get("modality", modality),
         segmentations=segs,
         pet_files=pet_files,
         pet_series_uid=pet_uid,
         labels=m.get("labels"),
+        clinical_path=clinical,
         notes=[f"inputs taken from the manifest {manifest_path.name}"],
         source="manifest",
         dicom_index=index,

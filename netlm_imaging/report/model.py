@@ -80,6 +80,7 @@ class StudyReport:
     pet: dict[str, Any] | None = None
     schema_version: str = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
+    console_lines: list[str] = field(default_factory=list)
 
     # ------------------------------------------------------------------ views
     @property
@@ -206,7 +207,7 @@ class StudyReport:
                     f"SRETV {num(self.pet.get('sretv_ml'))} mL ({self.pet.get('delineation')})",
                 )
             )
-        for line in self.extra.get("summary_lines", []) or self.classification.get("summary_lines", []) or []:
+        for line in self.console_lines:
             rows.append(("", str(line)))
         cls = self.classification
         if cls.get("mahuron_type") is not None or cls.get("burden_category") is not None:
