@@ -138,6 +138,9 @@ def test_krenning_band_comes_from_rules(pet_phantom):
     rules = {"krenning": {"liver_band_fraction": 0.02}}  # 5.2 is now above the band (> 5.1)
     res = measure_pet(context(vol, liver, labels, [lesion(3)], spleen), vol, rules=rules)
     assert res.lesion_updates[3]["krenning_score"] == 3
+    # spleen_ratio: score 4 only above 1.5 x spleen SUVmean (22.5) -> the SUV-20 lesion becomes 3
+    res = measure_pet(context(vol, liver, labels, [lesion(1)], spleen), vol, rules={"krenning": {"spleen_ratio": 1.5}})
+    assert res.lesion_updates[1]["krenning_score"] == 3
     with pytest.raises(InputError, match=r"\[krenning\] liver_band_fraction = 'x' is not a number"):
         measure_pet(
             context(vol, liver, labels, [lesion(3)], spleen), vol, rules={"krenning": {"liver_band_fraction": "x"}}
@@ -352,3 +355,15 @@ def test_lesion_smaller_than_a_pet_voxel_keeps_its_suv():
     res = measure_pet(context(ct, None, tiny.astype(np.int32), [lesion(1, "extrahepatic")]), pet)
     assert res.lesion_updates[1]["suv_max"] == pytest.approx(12.0)
     assert any("smaller than a PET voxel" in w for w in res.warnings)
+
+
+def test_default_rules_file_keys_are_read(pet_phantom):
+    """The shipped rules file's [krenning] and [pet] tables drive the defaults (rel:0.45 delineation)."""
+    from netlm_imaging.classify.rules import load_rules
+
+    vol, liver, labels, spleen = pet_phantom
+    rules = load_rules()
+    res = measure_pet(context(vol, liver, labels, [lesion(i) for i in LESIONS], spleen), vol, rules=rules)
+    assert res.block["delineation"] == "rel:0.45"
+    assert res.block["suv_peak_sphere_ml"] == rules["pet"]["suv_peak_sphere_ml"]
+    assert [res.lesion_updates[i]["krenning_score"] for i in LESIONS] == [LESIONS[i][3] for i in LESIONS]

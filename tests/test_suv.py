@@ -300,3 +300,24 @@ def test_real_fdg_suv_by_hand(fdg):
     r, c = np.unravel_index(int(np.argmax(ds.pixel_array)), ds.pixel_array.shape)
     by_hand = int(ds.pixel_array[r, c]) * float(ds.RescaleSlope) * 71000.0 / (3.88777472e8 * 2 ** (-2711 / 6588))
     assert float(vol.array[c, r, -1]) == pytest.approx(by_hand, rel=2e-6)
+
+
+def test_per_slice_factors_on_a_non_uniform_series(tmp_path):
+    """Per-slice Philips factors + a non-uniform slice step: SUV per slice first, then linear by position."""
+    counts = activity(seed=16)
+    scale = [2.5e-4, 1.25e-4, 5e-4, 3.75e-4]
+    paths = write_pet_series(tmp_path / "p", counts, AFFINE, slopes=SLOPES, units="CNTS", philips_suv_scale=scale)
+    normal = AFFINE[:3, 2] / np.linalg.norm(AFFINE[:3, 2])
+    last = pydicom.dcmread(paths[-1])
+    last.ImagePositionPatient = [float(x) for x in np.asarray(last.ImagePositionPatient, float) + 1.5 * normal]
+    last.save_as(paths[-1])
+    vol = load_suv_volume(tmp_path / "p")
+    assert vol.meta["resampled"] is True
+    positions = np.array([0.0, 4.0, 8.0, 13.5])  # along the normal, mm
+    targets = np.linspace(0.0, 13.5, vol.shape[2])
+    suv_slices = counts * np.asarray(scale)[None, None, :]
+    expected = np.empty(vol.shape)
+    for i in range(SHAPE[0]):
+        for j in range(SHAPE[1]):
+            expected[i, j] = np.interp(targets, positions, suv_slices[i, j])
+    np.testing.assert_allclose(vol.array, expected, rtol=2e-6)

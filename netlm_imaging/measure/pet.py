@@ -20,20 +20,23 @@ healthy liver
     Liver mask (``ctx.liver``: liver UNION intrahepatic lesions) minus every
     lesion voxel.
 SUVpeak
-    Highest mean SUV in a sphere of ``rules["pet"]["suv_peak_volume_ml"]``
+    Highest mean SUV in a sphere of ``rules["pet"]["suv_peak_sphere_ml"]``
     (1 mL: radius 6.20 mm) defined in physical space, whose **centre is a
     voxel centre of the lesion** (the sphere may extend beyond the lesion).
     Each PET voxel is weighted by the fraction of its volume inside the
     sphere (7 x 7 x 7 sub-samples), so the sphere is 1 mL on any voxel
     size; parts outside the image are left out of the mean. Computed for all
-    centres at once by an FFT convolution with that kernel.
+    centres at once by an FFT convolution with that kernel. For a lesion
+    colder than its surroundings the best sphere sits at the lesion edge and
+    SUVpeak can exceed the lesion's SUVmax (the definition is made for hot
+    lesions).
 Krenning score (estimated, clinical_rules.md 7.3, project decision)
     ``L`` = healthy-liver SUVmean, ``S`` = spleen SUVmean, ``M`` = lesion
     SUVmax, ``b = liver_band_fraction`` (0.10):
-    0 if ``M <= no_uptake_fraction_of_liver * L`` (0.25, uptake at or below
+    0 if ``M <= no_uptake_suv_fraction * L`` (0.25, uptake at or below
     soft-tissue background); 1 if ``M < (1 - b) L``; 2 if
     ``(1 - b) L <= M <= (1 + b) L``; above the band 4 if
-    ``M > (1 + spleen_band_fraction) S`` (0.0), else 3. Without a spleen
+    ``M > spleen_ratio * S`` (1.0), else 3. Without a spleen
     mask a lesion above the band is 3 or 4: score null, lower bound 3, and
     "spleen mask" in ``missing_inputs``.
 SRETV / TLSRE
@@ -41,7 +44,9 @@ SRETV / TLSRE
     above the threshold of :class:`Delineation` (``rel:P``: ``P x`` the
     lesion's SUVmax; ``liver:K``: ``K x L``; ``abs:T``: ``T``). Hepatic
     SRETV counts intrahepatic lesions' delineated voxels inside the liver
-    mask dilated by ``hepatic_dilation_mm`` (2 mm);
+    mask dilated by ``rules["pet"]["intrahepatic_margin_mm"]`` (2 mm). As
+    ``ctx.liver`` already contains the intrahepatic lesions, their delineated
+    voxels stay whole; the restriction guards masks that do not;
     ``TLSRE = sum(SRETV_lesion x SUVmean over the delineated voxels)`` in
     mL x SUV. ``whole_body_*`` are the same over all lesions without the
     liver restriction.
@@ -79,13 +84,14 @@ logger = logging.getLogger(__name__)
 #: Keys read from ``rules["krenning"]`` (defaults used when absent).
 DEFAULT_KRENNING_RULES: dict[str, float] = {
     "liver_band_fraction": 0.10,
-    "spleen_band_fraction": 0.0,
-    "no_uptake_fraction_of_liver": 0.25,
+    "spleen_ratio": 1.0,
+    "no_uptake_suv_fraction": 0.25,
 }
 #: Keys read from ``rules["pet"]`` (defaults used when absent).
 DEFAULT_PET_RULES: dict[str, Any] = {
-    "suv_peak_volume_ml": 1.0,
-    "hepatic_dilation_mm": 2.0,
+    "default_delineation": "rel:0.45",
+    "suv_peak_sphere_ml": 1.0,
+    "intrahepatic_margin_mm": 2.0,
     "derived_delineation": "liver:1.5",
     "derived_min_volume_ml": 0.5,
 }
@@ -171,7 +177,7 @@ def _rules_section(rules: Mapping[str, Any] | None, name: str, defaults: Mapping
     for key, value in section.items():
         if key not in defaults:
             continue
-        if key == "derived_delineation":
+        if key in ("derived_delineation", "default_delineation"):
             parse_delineation(str(value))
             out[key] = str(value)
             continue
@@ -185,11 +191,13 @@ def _rules_section(rules: Mapping[str, Any] | None, name: str, defaults: Mapping
 
 def _krenning_rules(rules: Mapping[str, Any] | None) -> dict[str, float]:
     k = _rules_section(rules, "krenning", DEFAULT_KRENNING_RULES)
-    if not k["liver_band_fraction"] < 1.0 or not k["no_uptake_fraction_of_liver"] < 1.0 - k["liver_band_fraction"]:
+    if not k["liver_band_fraction"] < 1.0 or not k["no_uptake_suv_fraction"] < 1.0 - k["liver_band_fraction"]:
         raise InputError(
-            "rules file: [krenning] needs no_uptake_fraction_of_liver < 1 - liver_band_fraction < 1 "
-            f"(got {k['no_uptake_fraction_of_liver']} and {k['liver_band_fraction']}); fix the rules file."
+            "rules file: [krenning] needs no_uptake_suv_fraction < 1 - liver_band_fraction < 1 "
+            f"(got {k['no_uptake_suv_fraction']} and {k['liver_band_fraction']}); fix the rules file."
         )
+    if k["spleen_ratio"] <= 0:
+        raise InputError(f"rules file: [krenning] spleen_ratio = {k['spleen_ratio']} must be positive.")
     return k
 
 
@@ -226,7 +234,7 @@ def krenning_score(
     if suv_max is None or liver_suv_mean is None or liver_suv_mean <= 0:
         return None, None
     band = k["liver_band_fraction"]
-    if suv_max <= k["no_uptake_fraction_of_liver"] * liver_suv_mean:
+    if suv_max <= k["no_uptake_suv_fraction"] * liver_suv_mean:
         return 0, 0
     if suv_max < (1.0 - band) * liver_suv_mean:
         return 1, 1
@@ -234,7 +242,7 @@ def krenning_score(
         return 2, 2
     if spleen_suv_mean is None:
         return None, 3
-    if suv_max > (1.0 + k["spleen_band_fraction"]) * spleen_suv_mean:
+    if suv_max > k["spleen_ratio"] * spleen_suv_mean:
         return 4, 4
     return 3, 3
 
@@ -411,7 +419,7 @@ def measure_pet(
     ctx: MeasurementContext,
     suv: Volume,
     *,
-    delineation: str = "rel:0.45",
+    delineation: str | None = None,
     rules: Mapping[str, Any] | None = None,
 ) -> PetResult:
     """Measure uptake of the liver, spleen and every lesion on an SUVbw volume.
@@ -422,8 +430,9 @@ def measure_pet(
         Masks on ``ctx.image``'s grid (the PET itself, or the CT of a PET/CT).
     suv : Volume
         SUVbw (:func:`netlm_imaging.io.pet.load_suv_volume`).
-    delineation : str
-        SRETV threshold rule (:func:`parse_delineation`).
+    delineation : str or None
+        SRETV threshold rule (:func:`parse_delineation`); None uses
+        ``rules["pet"]["default_delineation"]`` (``rel:0.45``).
     rules : mapping, optional
         Rules with optional ``"krenning"`` and ``"pet"`` tables
         (:data:`DEFAULT_KRENNING_RULES`, :data:`DEFAULT_PET_RULES`).
@@ -441,9 +450,9 @@ def measure_pet(
     InputError
         Invalid rules values.
     """
-    delin = parse_delineation(delineation)
     kr = _krenning_rules(rules)
     pr = _rules_section(rules, "pet", DEFAULT_PET_RULES)
+    delin = parse_delineation(delineation if delineation is not None else str(pr["default_delineation"]))
     warnings: list[str] = []
     missing: list[str] = []
     grid = ctx.image
@@ -461,7 +470,7 @@ def measure_pet(
     spleen = on_pet(np.asarray(ctx.spleen, dtype=bool)) if ctx.spleen is not None else None
     hepatic = None
     if ctx.liver is not None:
-        dil = _dilate_mm(np.asarray(ctx.liver, dtype=bool), grid, float(pr["hepatic_dilation_mm"]))
+        dil = _dilate_mm(np.asarray(ctx.liver, dtype=bool), grid, float(pr["intrahepatic_margin_mm"]))
         hepatic = on_pet(dil)
 
     liver_mean = liver_max = None
@@ -485,7 +494,7 @@ def measure_pet(
                 "Krenning 4 (above spleen) is unreliable"
             )
 
-    kernel = suv_peak_kernel(suv.spacing, float(pr["suv_peak_volume_ml"]))
+    kernel = suv_peak_kernel(suv.spacing, float(pr["suv_peak_sphere_ml"]))
     half = np.array(kernel.shape) // 2
     voxel_ml = suv.voxel_volume_ml
     updates: dict[int, dict[str, Any]] = {}
@@ -563,8 +572,8 @@ def measure_pet(
         "hepatic_lesion_suv_max": max(hepatic_maxima) if hepatic_maxima else None,
         "whole_body_sretv_ml": wb_sretv if liver_ref_ok else None,
         "whole_body_tlsre": wb_tlsre if liver_ref_ok else None,
-        "suv_peak_volume_ml": float(pr["suv_peak_volume_ml"]),
-        "hepatic_dilation_mm": float(pr["hepatic_dilation_mm"]),
+        "suv_peak_sphere_ml": float(pr["suv_peak_sphere_ml"]),
+        "intrahepatic_margin_mm": float(pr["intrahepatic_margin_mm"]),
         "krenning_rules": dict(kr),
         "pet_voxel_volume_ml": voxel_ml,
     }
