@@ -35,14 +35,16 @@ Burden
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
-from ..errors import GeometryError
+from ..errors import GeometryError, LabelError
+from ..segmentation import MaskLayer
 from ..volume import Volume
 from .registration import dice_coefficient, resample_nearest
 
@@ -53,8 +55,10 @@ __all__ = [
     "SegComparison",
     "StructureComparison",
     "compare_masks",
+    "compare_segmentation_files",
     "compare_segmentations",
     "detect_lesions",
+    "masks_by_role",
     "surface_distances_mm",
     "surface_points_lps",
 ]
@@ -478,3 +482,68 @@ def compare_segmentations(
         grid=grid,
         warnings=warnings,
     )
+
+
+def masks_by_role(layers: Sequence[MaskLayer]) -> dict[str, Volume]:
+    """Union of the binary masks of each role (``ignore`` dropped), each on its own grid.
+
+    Layers of one role on different grids are put on the first layer's grid
+    (physical position, nearest neighbour).
+    """
+    out: dict[str, Volume] = {}
+    for la in layers:
+        if la.role == "ignore":
+            continue
+        arr = la.binary()
+        if la.role not in out:
+            out[la.role] = la.mask.with_array(arr)
+            continue
+        prev = out[la.role]
+        if not la.mask.same_grid(prev):
+            arr = resample_nearest(la.mask.with_array(arr), prev)
+        out[la.role] = prev.with_array(np.asarray(prev.array, dtype=bool) | arr)
+    return out
+
+
+def compare_segmentation_files(
+    image: str | Path,
+    seg_a: Sequence[str | Path] | str | Path,
+    seg_b: Sequence[str | Path] | str | Path,
+    *,
+    labels: str | None = None,
+    labels_b: str | None = None,
+    max_voxels: int | None = None,
+) -> SegComparison:
+    """Load an image and two segmentations of it and compare them on the image grid.
+
+    Parameters
+    ----------
+    image : str or Path
+        The image (NIfTI/NRRD/MHA or DICOM series folder); its grid is the common grid.
+    seg_a, seg_b : path or sequence of paths
+        Segmentation A (reference) and B: label maps, DICOM SEG, RTSTRUCT or ``ROLE=PATH`` masks.
+    labels, labels_b : str, optional
+        ``--labels`` mappings for A and B (B defaults to A's).
+    max_voxels : int, optional
+        Declared-size limit.
+
+    Returns
+    -------
+    SegComparison
+    """
+    from ..io.labels import parse_label_spec
+    from ..io.loader import load_image, load_segmentation
+
+    img = load_image(image, max_voxels=max_voxels)
+    masks = []
+    for segs, lab in ((seg_a, labels), (seg_b, labels_b if labels_b is not None else labels)):
+        spec = parse_label_spec(lab)
+        items = [segs] if isinstance(segs, str | Path) else list(segs)
+        layers: list[MaskLayer] = []
+        for s in items:
+            layers.extend(load_segmentation(s, img, spec, max_voxels=max_voxels))
+        m = masks_by_role(layers)
+        if not m:
+            raise LabelError(f"{items[0]}: no liver, lesion or other structure found; map labels with --labels.")
+        masks.append(m)
+    return compare_segmentations(masks[0], masks[1], reference_grid=img)

@@ -1,0 +1,136 @@
+"""``netlm compare``: follow-up vs baseline (volume change, RECIST 1.1, volumetric response, new/gone lesions)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+__all__ = ["add_arguments", "format_summary", "run"]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the compare options to ``p``."""
+    p.add_argument("baseline", help="baseline study folder, or image file with --baseline-seg")
+    p.add_argument("followup", help="follow-up study folder, or image file with --followup-seg")
+    p.add_argument(
+        "--baseline-seg",
+        action="append",
+        default=[],
+        metavar="[ROLE=]PATH",
+        help="segmentation of a baseline image file (repeatable)",
+    )
+    p.add_argument(
+        "--followup-seg",
+        action="append",
+        default=[],
+        metavar="[ROLE=]PATH",
+        help="segmentation of a follow-up image file (repeatable)",
+    )
+    p.add_argument("--labels", help="role mapping for both studies, e.g. liver=1,lesion=2 (default LiTS)")
+    p.add_argument(
+        "--registration",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="auto (default): identity with a shared FrameOfReferenceUID, else register the livers",
+    )
+    p.add_argument(
+        "--match-distance",
+        type=float,
+        default=15.0,
+        metavar="MM",
+        help="[D] largest centroid distance matching non-overlapping lesions (default 15 mm)",
+    )
+    p.add_argument(
+        "--volume-pr",
+        type=float,
+        default=65.0,
+        metavar="PERCENT",
+        help="[D] volumetric PR: tumour volume decrease (default 65)",
+    )
+    p.add_argument(
+        "--volume-pd",
+        type=float,
+        default=73.0,
+        metavar="PERCENT",
+        help="[D] volumetric PD: tumour volume increase (default 73)",
+    )
+    p.add_argument("--max-voxels", type=int, help="refuse images declaring more voxels than this")
+    p.add_argument("--json", dest="json_out", metavar="-", help="'-' prints the comparison JSON to stdout")
+    p.add_argument("--out", help="folder to write comparison.json into")
+
+
+def format_summary(d: dict) -> str:
+    """Human-readable summary of ``LongitudinalComparison.to_dict()``."""
+
+    def f(v, nd=2):
+        return "-" if v is None else f"{v:.{nd}f}" if isinstance(v, float) else str(v)
+
+    al = d["alignment"]
+    t = d["tumor"]
+    lines = [
+        f"alignment: {al['method']}; liver Dice before {f(al['liver_dice_before'], 3)}, "
+        f"after {f(al['liver_dice_after'], 3)}",
+        f"intrahepatic tumour: {f(t['baseline_intrahepatic_volume_ml'])} -> {f(t['followup_intrahepatic_volume_ml'])} "
+        f"mL ({f(t['change_percent'], 1)}%)",
+        f"{'status':<12}{'base id':>8}{'fu id':>6}{'base mL':>10}{'fu mL':>10}{'change %':>10}{'base mm':>9}"
+        f"{'fu mm':>8}{'target':>8}",
+    ]
+    for c in d["lesions"]:
+        lines.append(
+            f"{c['status']:<12}{f(c['baseline_id']):>8}{f(c['followup_id']):>6}{f(c['baseline_volume_ml']):>10}"
+            f"{f(c['followup_volume_ml']):>10}{f(c['volume_change_percent'], 1):>10}"
+            f"{f(c['baseline_diameter_mm'], 1):>9}{f(c['followup_diameter_mm'], 1):>8}{'yes' if c['target'] else '':>8}"
+        )
+    r = d["recist_1_1"]
+    lines.append(
+        f"RECIST 1.1: {r['category']} (target sum {f(r['baseline_sum_mm'], 1)} -> {f(r['followup_sum_mm'], 1)} mm; "
+        f"{r['new_lesions']} new lesion(s))"
+    )
+    lines.extend(f"  {x}" for x in r["rationale"])
+    v = d["volumetric"]
+    lines.append(f"volumetric [D]: {v['category']}: {'; '.join(v['rationale'])}")
+    lines.extend(f"warning: {w}" for w in d.get("warnings", []))
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``netlm compare``; returns the exit code."""
+    from ..api import AnalyzeOptions
+    from ..atomic import atomic_write_text
+    from ..errors import UsageError
+    from ..verify.longitudinal import ResponseThresholds, compare_study_inputs
+
+    if args.json_out not in (None, "-"):
+        raise UsageError("--json takes only '-' (stdout); use --out DIR to write comparison.json")
+    if args.max_voxels is not None and args.max_voxels <= 0:
+        raise UsageError("--max-voxels must be positive")
+    if args.match_distance <= 0 or not 0 < args.volume_pr < 100 or args.volume_pd <= 0:
+        raise UsageError("--match-distance must be > 0, --volume-pr in (0, 100), --volume-pd > 0")
+    thresholds = ResponseThresholds(
+        match_distance_mm=args.match_distance,
+        volume_pr_decrease_percent=args.volume_pr,
+        volume_pd_increase_percent=args.volume_pd,
+    )
+    res = compare_study_inputs(
+        args.baseline,
+        args.followup,
+        baseline_segs=args.baseline_seg,
+        followup_segs=args.followup_seg,
+        labels=args.labels,
+        options=AnalyzeOptions(max_voxels=args.max_voxels),
+        thresholds=thresholds,
+        registration=args.registration,
+    )
+    d = res.to_dict()
+    text = json.dumps(d, indent=2) + "\n"
+    if args.json_out == "-":
+        sys.stdout.write(text)
+        return 0
+    print(format_summary(d))
+    if args.out:
+        path = Path(args.out) / "comparison.json"
+        atomic_write_text(path, text)
+        print(f"wrote {path}")
+    return 0

@@ -1,0 +1,528 @@
+"""Follow-up vs baseline: lesion matching in patient space, volume change, RECIST 1.1, volumetric response.
+
+Patient space
+    When both studies carry the same FrameOfReferenceUID their LPS coordinates
+    are the same space (identity). Otherwise the follow-up liver is aligned to
+    the baseline liver (:func:`~netlm_imaging.verify.registration.align_liver_masks`,
+    rigid then affine) and the alignment quality (liver Dice before/after,
+    transform parameters) is reported.
+Matching [D]
+    The follow-up lesion map is resampled onto the baseline grid through the
+    alignment; pairs are matched greedily by overlap (largest first), then
+    remaining lesions by centroid distance (follow-up centroid mapped into
+    baseline space) up to ``match_distance_mm``. Unmatched baseline lesions
+    have **disappeared**, unmatched follow-up lesions are **new**.
+RECIST 1.1 (clinical_rules.md section 8)
+    Targets: measurable intrahepatic baseline lesions (``recist_measurable``,
+    else longest axial diameter >= 10 mm), the largest first, at most 2 per
+    organ (the liver) and 5 in all. Extrahepatic lesions are not targets
+    because their organ is unknown [D]. Follow-up diameter of a disappeared
+    target is 0 mm. Categories on the target sum and new lesions: PD if any
+    new lesion or an increase >= 20 % over the nadir (here the baseline) AND
+    >= 5 mm absolute; CR if all targets disappeared; PR if a decrease >= 30 %
+    from baseline; else SD; NE without targets. Non-target progression is not
+    assessed.
+Volumetric response [D] (design choices, configurable)
+    On the total intrahepatic tumour volume: PD if any new lesion or an
+    increase >= 73 %; PR if a decrease >= 65 %; CR if no tumour remains; else
+    SD. 65 % and 73 % are the volume changes of a sphere whose diameter falls
+    by 30 % (1 - 0.7^3) or grows by 20 % (1.2^3 - 1), the RECIST thresholds.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..measure.context import Lesion, MeasurementContext
+from ..volume import Volume
+from .registration import Alignment, align_liver_masks, identity_alignment, resample_nearest
+
+__all__ = [
+    "LesionChange",
+    "LongitudinalComparison",
+    "ResponseThresholds",
+    "compare_studies",
+    "compare_study_inputs",
+    "recist_response",
+    "select_targets",
+    "volumetric_response",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ResponseThresholds:
+    """Response thresholds and matching parameters ([D] marks design choices).
+
+    Parameters
+    ----------
+    recist_pr_decrease_percent : float
+        RECIST 1.1 PR: decrease of the target sum from baseline (30).
+    recist_pd_increase_percent : float
+        RECIST 1.1 PD: increase over the nadir (20) ...
+    recist_pd_min_increase_mm : float
+        ... and at least this absolute increase (5 mm).
+    volume_pr_decrease_percent : float
+        [D] volumetric PR: total tumour volume decrease (65).
+    volume_pd_increase_percent : float
+        [D] volumetric PD: total tumour volume increase (73).
+    match_distance_mm : float
+        [D] largest centroid distance matching two non-overlapping lesions (15 mm).
+    max_targets, max_targets_per_organ : int
+        RECIST 1.1 target limits (5, 2).
+    measurable_diameter_mm : float
+        Measurability when the lesion carries no ``recist_measurable`` flag (10 mm).
+    """
+
+    recist_pr_decrease_percent: float = 30.0
+    recist_pd_increase_percent: float = 20.0
+    recist_pd_min_increase_mm: float = 5.0
+    volume_pr_decrease_percent: float = 65.0
+    volume_pd_increase_percent: float = 73.0
+    match_distance_mm: float = 15.0
+    max_targets: int = 5
+    max_targets_per_organ: int = 2
+    measurable_diameter_mm: float = 10.0
+
+
+def recist_response(
+    baseline_sum_mm: float,
+    followup_sum_mm: float,
+    *,
+    new_lesions: int = 0,
+    nadir_sum_mm: float | None = None,
+    thresholds: ResponseThresholds | None = None,
+) -> tuple[str, list[str]]:
+    """RECIST 1.1 target-lesion response category with its rationale.
+
+    Parameters
+    ----------
+    baseline_sum_mm, followup_sum_mm : float
+        Sums of target diameters (mm).
+    new_lesions : int
+        Number of new lesions at follow-up.
+    nadir_sum_mm : float, optional
+        Smallest sum so far (default: the baseline sum).
+    thresholds : ResponseThresholds, optional
+
+    Returns
+    -------
+    (str, list of str)
+        ``"CR"``, ``"PR"``, ``"SD"``, ``"PD"`` or ``"NE"``, and the reasons.
+
+    Examples
+    --------
+    >>> recist_response(50.0, 35.0)[0]
+    'PR'
+    >>> recist_response(20.0, 24.0)[0]  # +20 % but only +4 mm
+    'SD'
+    """
+    t = thresholds or ResponseThresholds()
+    nadir = baseline_sum_mm if nadir_sum_mm is None else nadir_sum_mm
+    why: list[str] = []
+    if new_lesions:
+        why.append(f"{new_lesions} new lesion(s): progressive disease")
+    if baseline_sum_mm <= 0:
+        if new_lesions:
+            return "PD", why
+        return "NE", ["no measurable target lesion at baseline"]
+    inc_mm = followup_sum_mm - nadir
+    inc_pct = 100.0 * inc_mm / nadir if nadir > 0 else (np.inf if inc_mm > 0 else 0.0)
+    change_pct = 100.0 * (followup_sum_mm - baseline_sum_mm) / baseline_sum_mm
+    pd_size = inc_pct >= t.recist_pd_increase_percent - 1e-9 and inc_mm >= t.recist_pd_min_increase_mm - 1e-9
+    if pd_size:
+        why.append(
+            f"target sum {followup_sum_mm:.1f} mm is {inc_pct:+.1f}% ({inc_mm:+.1f} mm) over the nadir "
+            f"{nadir:.1f} mm (PD needs >= +{t.recist_pd_increase_percent:g}% "
+            f"and >= +{t.recist_pd_min_increase_mm:g} mm)"
+        )
+    if new_lesions or pd_size:
+        return "PD", why
+    if followup_sum_mm <= 0:
+        return "CR", ["all target lesions disappeared"]
+    if change_pct <= -t.recist_pr_decrease_percent + 1e-9:
+        return "PR", [
+            f"target sum {baseline_sum_mm:.1f} -> {followup_sum_mm:.1f} mm ({change_pct:+.1f}%; PR needs "
+            f"<= -{t.recist_pr_decrease_percent:g}%)"
+        ]
+    return "SD", [
+        f"target sum {baseline_sum_mm:.1f} -> {followup_sum_mm:.1f} mm ({change_pct:+.1f}% from baseline, "
+        f"{inc_mm:+.1f} mm over the nadir): neither PR nor PD"
+    ]
+
+
+def volumetric_response(
+    baseline_ml: float,
+    followup_ml: float,
+    *,
+    new_lesions: int = 0,
+    thresholds: ResponseThresholds | None = None,
+) -> tuple[str, list[str]]:
+    """[D] Volumetric response on the total intrahepatic tumour volume (see the module docstring).
+
+    Examples
+    --------
+    >>> volumetric_response(10.0, 3.0)[0]
+    'PR'
+    """
+    t = thresholds or ResponseThresholds()
+    if new_lesions:
+        return "PD", [f"{new_lesions} new lesion(s)"]
+    if baseline_ml <= 0:
+        return "NE", ["no tumour volume at baseline"]
+    change = 100.0 * (followup_ml - baseline_ml) / baseline_ml
+    text = f"total tumour volume {baseline_ml:.2f} -> {followup_ml:.2f} mL ({change:+.1f}%)"
+    if change >= t.volume_pd_increase_percent - 1e-9:
+        return "PD", [f"{text}; PD at >= +{t.volume_pd_increase_percent:g}% [D]"]
+    if followup_ml <= 0:
+        return "CR", [f"{text}; no tumour left"]
+    if change <= -t.volume_pr_decrease_percent + 1e-9:
+        return "PR", [f"{text}; PR at <= -{t.volume_pr_decrease_percent:g}% [D]"]
+    return "SD", [f"{text}; SD between -{t.volume_pr_decrease_percent:g}% and +{t.volume_pd_increase_percent:g}% [D]"]
+
+
+def select_targets(lesions: Sequence[Lesion], thresholds: ResponseThresholds | None = None) -> list[Lesion]:
+    """RECIST 1.1 target lesions among intrahepatic baseline lesions (largest longest axial diameter first)."""
+    t = thresholds or ResponseThresholds()
+
+    def measurable(les: Lesion) -> bool:
+        if les.recist_measurable is not None:
+            return bool(les.recist_measurable)
+        return les.longest_axial_diameter_mm >= t.measurable_diameter_mm
+
+    cands = [les for les in lesions if les.location == "intrahepatic" and measurable(les)]
+    cands.sort(key=lambda les: (-les.longest_axial_diameter_mm, les.id))
+    return cands[: min(t.max_targets, t.max_targets_per_organ)]
+
+
+@dataclass
+class LesionChange:
+    """One lesion across the two studies (ids are each study's ``Lesion.id``)."""
+
+    status: str  # "matched" | "new" | "disappeared"
+    baseline_id: int | None
+    followup_id: int | None
+    baseline_volume_ml: float | None
+    followup_volume_ml: float | None
+    volume_change_ml: float | None
+    volume_change_percent: float | None
+    baseline_diameter_mm: float | None
+    followup_diameter_mm: float | None
+    centroid_distance_mm: float | None
+    overlap_ml: float | None
+    matched_by: str | None = None  # "overlap" | "centroid_distance"
+    target: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (rounded)."""
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+@dataclass
+class LongitudinalComparison:
+    """Result of :func:`compare_studies`."""
+
+    alignment: Alignment
+    lesions: list[LesionChange]
+    baseline_tumor_ml: float
+    followup_tumor_ml: float
+    baseline_liver_ml: float | None
+    followup_liver_ml: float | None
+    recist: dict[str, Any]
+    volumetric: dict[str, Any]
+    thresholds: ResponseThresholds
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def new_lesions(self) -> list[LesionChange]:
+        """Follow-up lesions without a baseline match."""
+        return [c for c in self.lesions if c.status == "new"]
+
+    @property
+    def disappeared_lesions(self) -> list[LesionChange]:
+        """Baseline lesions without a follow-up match."""
+        return [c for c in self.lesions if c.status == "disappeared"]
+
+    @property
+    def tumor_change_ml(self) -> float:
+        """Follow-up minus baseline intrahepatic tumour volume (mL)."""
+        return self.followup_tumor_ml - self.baseline_tumor_ml
+
+    @property
+    def tumor_change_percent(self) -> float | None:
+        """Relative change of the intrahepatic tumour volume (``None`` if none at baseline)."""
+        return 100.0 * self.tumor_change_ml / self.baseline_tumor_ml if self.baseline_tumor_ml > 0 else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+
+        def r(v: float | None) -> float | None:
+            return None if v is None else round(float(v), 4)
+
+        return {
+            "alignment": self.alignment.to_dict(),
+            "tumor": {
+                "baseline_intrahepatic_volume_ml": r(self.baseline_tumor_ml),
+                "followup_intrahepatic_volume_ml": r(self.followup_tumor_ml),
+                "change_ml": r(self.tumor_change_ml),
+                "change_percent": r(self.tumor_change_percent),
+            },
+            "liver": {"baseline_volume_ml": r(self.baseline_liver_ml), "followup_volume_ml": r(self.followup_liver_ml)},
+            "lesions": [c.to_dict() for c in self.lesions],
+            "new_lesion_ids": [c.followup_id for c in self.new_lesions],
+            "disappeared_lesion_ids": [c.baseline_id for c in self.disappeared_lesions],
+            "recist_1_1": self.recist,
+            "volumetric": self.volumetric,
+            "thresholds": asdict(self.thresholds),
+            "warnings": list(self.warnings),
+        }
+
+
+def _liver_volume(ctx: MeasurementContext) -> Volume | None:
+    if ctx.liver is None or not np.any(ctx.liver):
+        return None
+    return ctx.image.with_array(np.asarray(ctx.liver, dtype=bool))
+
+
+def _alignment(baseline: MeasurementContext, followup: MeasurementContext, mode: str, warnings: list[str]) -> Alignment:
+    fb, ff = baseline.image.frame_of_reference_uid, followup.image.frame_of_reference_uid
+    lb, lf = _liver_volume(baseline), _liver_volume(followup)
+    shared = bool(fb and ff and fb == ff)
+    if mode == "never" or (mode == "auto" and shared):
+        method = "shared_frame_of_reference" if shared else "identity_assumed"
+        if not shared:
+            warnings.append(
+                "registration disabled and no shared FrameOfReferenceUID: patient coordinates assumed equal"
+            )
+        return identity_alignment(lb, lf, method)
+    if lb is None or lf is None:
+        warnings.append(
+            "no shared FrameOfReferenceUID and a liver mask is missing: cannot register, patient coordinates assumed "
+            "equal; lesion matching may be wrong"
+        )
+        return identity_alignment(lb, lf, "identity_assumed")
+    return align_liver_masks(lb, lf)
+
+
+def _match(
+    baseline: MeasurementContext, followup: MeasurementContext, al: Alignment, t: ResponseThresholds
+) -> list[tuple[Lesion, Lesion, str, float, float]]:
+    """Greedy matching: overlap first, then centroid distance. Returns (b, f, how, distance_mm, overlap_ml)."""
+    b_by_id = {les.id: les for les in baseline.lesions}
+    f_by_id = {les.id: les for les in followup.lesions}
+    if not b_by_id or not f_by_id:
+        return []
+    moving = followup.image.with_array(np.asarray(followup.lesion_labels, dtype=np.int32))
+    warped = resample_nearest(moving, baseline.image, al.sitk_transform())
+    bl = np.asarray(baseline.lesion_labels, dtype=np.int64)
+    both = (bl > 0) & (warped > 0)
+    nf = int(max(f_by_id)) + 1
+    keys, counts = np.unique(bl[both] * nf + warped[both], return_counts=True)
+    vox_ml = baseline.image.voxel_volume_ml
+    overlap = {(int(k) // nf, int(k) % nf): int(c) for k, c in zip(keys, counts)}
+    f_ids = sorted(f_by_id)
+    f_cent = al.moving_to_fixed(np.array([f_by_id[i].centroid_lps_mm for i in f_ids], dtype=float))
+    f_cent_by_id = dict(zip(f_ids, f_cent))
+
+    def dist(b: int, f: int) -> float:
+        return float(np.linalg.norm(np.asarray(b_by_id[b].centroid_lps_mm, dtype=float) - f_cent_by_id[f]))
+
+    used_b: set[int] = set()
+    used_f: set[int] = set()
+    out: list[tuple[Lesion, Lesion, str, float, float]] = []
+    for (b, f), c in sorted(overlap.items(), key=lambda kv: (-kv[1], kv[0])):
+        if b in b_by_id and f in f_by_id and b not in used_b and f not in used_f:
+            used_b.add(b)
+            used_f.add(f)
+            out.append((b_by_id[b], f_by_id[f], "overlap", dist(b, f), c * vox_ml))
+    cands = sorted((dist(b, f), b, f) for b in b_by_id if b not in used_b for f in f_ids if f not in used_f)
+    for d, b, f in cands:
+        if d <= t.match_distance_mm and b not in used_b and f not in used_f:
+            used_b.add(b)
+            used_f.add(f)
+            out.append((b_by_id[b], f_by_id[f], "centroid_distance", d, 0.0))
+    return out
+
+
+def compare_studies(
+    baseline: MeasurementContext,
+    followup: MeasurementContext,
+    *,
+    thresholds: ResponseThresholds | None = None,
+    registration: str = "auto",
+) -> LongitudinalComparison:
+    """Compare a follow-up study with its baseline.
+
+    Parameters
+    ----------
+    baseline, followup : MeasurementContext
+        From ``api.analyze_with_context`` (or built directly).
+    thresholds : ResponseThresholds, optional
+        Response thresholds and matching parameters.
+    registration : {"auto", "always", "never"}
+        ``auto``: identity when the FrameOfReferenceUIDs are equal, else
+        register the livers; ``always``: register even with a shared frame;
+        ``never``: assume the same patient coordinates.
+
+    Returns
+    -------
+    LongitudinalComparison
+    """
+    if registration not in ("auto", "always", "never"):
+        raise ValueError("registration must be 'auto', 'always' or 'never'")
+    t = thresholds or ResponseThresholds()
+    warnings: list[str] = []
+    al = _alignment(baseline, followup, registration, warnings)
+    warnings.extend(al.warnings)
+    pairs = _match(baseline, followup, al, t)
+    targets = {les.id for les in select_targets(baseline.lesions, t)}
+    changes: list[LesionChange] = []
+    matched_b = {b.id for b, *_ in pairs}
+    matched_f = {f.id for _, f, *_ in pairs}
+    for b, f, how, d, ov in sorted(pairs, key=lambda p: p[0].id):
+        changes.append(
+            LesionChange(
+                status="matched",
+                baseline_id=b.id,
+                followup_id=f.id,
+                baseline_volume_ml=b.volume_ml,
+                followup_volume_ml=f.volume_ml,
+                volume_change_ml=f.volume_ml - b.volume_ml,
+                volume_change_percent=100.0 * (f.volume_ml - b.volume_ml) / b.volume_ml if b.volume_ml > 0 else None,
+                baseline_diameter_mm=b.longest_axial_diameter_mm,
+                followup_diameter_mm=f.longest_axial_diameter_mm,
+                centroid_distance_mm=d,
+                overlap_ml=ov,
+                matched_by=how,
+                target=b.id in targets,
+            )
+        )
+    for b in baseline.lesions:
+        if b.id not in matched_b:
+            changes.append(
+                LesionChange(
+                    "disappeared",
+                    b.id,
+                    None,
+                    b.volume_ml,
+                    0.0,
+                    -b.volume_ml,
+                    -100.0,
+                    b.longest_axial_diameter_mm,
+                    0.0,
+                    None,
+                    None,
+                    None,
+                    b.id in targets,
+                )
+            )
+    for f in followup.lesions:
+        if f.id not in matched_f:
+            changes.append(
+                LesionChange(
+                    "new",
+                    None,
+                    f.id,
+                    None,
+                    f.volume_ml,
+                    None,
+                    None,
+                    None,
+                    f.longest_axial_diameter_mm,
+                    None,
+                    None,
+                    None,
+                    False,
+                )
+            )
+    new_intra = [
+        c
+        for c in changes
+        if c.status == "new"
+        and next(les for les in followup.lesions if les.id == c.followup_id).location == "intrahepatic"
+    ]
+    new_count = len([c for c in changes if c.status == "new"])
+    tgt = [c for c in changes if c.target]
+    base_sum = float(sum(c.baseline_diameter_mm or 0.0 for c in tgt))
+    fu_sum = float(sum(c.followup_diameter_mm or 0.0 for c in tgt))
+    cat, why = recist_response(base_sum, fu_sum, new_lesions=new_count, thresholds=t)
+    recist = {
+        "target_baseline_ids": sorted(c.baseline_id for c in tgt if c.baseline_id is not None),
+        "baseline_sum_mm": round(base_sum, 3),
+        "followup_sum_mm": round(fu_sum, 3),
+        "change_percent": round(100.0 * (fu_sum - base_sum) / base_sum, 3) if base_sum > 0 else None,
+        "new_lesions": new_count,
+        "category": cat,
+        "rationale": why,
+        "scope": "target lesions (liver, at most 2) and new lesions; non-target progression not assessed",
+    }
+    vcat, vwhy = volumetric_response(
+        baseline.intrahepatic_tumor_ml, followup.intrahepatic_tumor_ml, new_lesions=len(new_intra), thresholds=t
+    )
+    volumetric = {
+        "category": vcat,
+        "rationale": vwhy,
+        "thresholds": f"[D] PR <= -{t.volume_pr_decrease_percent:g}%, PD >= +{t.volume_pd_increase_percent:g}% "
+        "or a new intrahepatic lesion",
+    }
+    return LongitudinalComparison(
+        alignment=al,
+        lesions=changes,
+        baseline_tumor_ml=float(baseline.intrahepatic_tumor_ml),
+        followup_tumor_ml=float(followup.intrahepatic_tumor_ml),
+        baseline_liver_ml=baseline.liver_volume_ml,
+        followup_liver_ml=followup.liver_volume_ml,
+        recist=recist,
+        volumetric=volumetric,
+        thresholds=t,
+        warnings=warnings,
+    )
+
+
+def compare_study_inputs(
+    baseline: str | Path,
+    followup: str | Path,
+    *,
+    baseline_segs: Sequence[str | Path] = (),
+    followup_segs: Sequence[str | Path] = (),
+    labels: str | None = None,
+    options: Any = None,
+    thresholds: ResponseThresholds | None = None,
+    registration: str = "auto",
+) -> LongitudinalComparison:
+    """Analyse two studies with ``api.analyze_with_context`` and compare them.
+
+    Parameters
+    ----------
+    baseline, followup : str or Path
+        Study folders, or image files when ``*_segs`` are given.
+    baseline_segs, followup_segs : sequence of str or Path
+        Segmentations of an image file (``analyze(image=..., segs=...)``).
+    labels : str, optional
+        ``--labels`` mapping for both studies.
+    options : AnalyzeOptions, optional
+        Passed to ``analyze_with_context``.
+    thresholds, registration
+        See :func:`compare_studies`.
+
+    Returns
+    -------
+    LongitudinalComparison
+    """
+    from ..api import analyze_with_context
+
+    def load(path: str | Path, segs: Sequence[str | Path]) -> MeasurementContext:
+        if segs:
+            return analyze_with_context(image=path, segs=segs, labels=labels, options=options)[1]
+        return analyze_with_context(path, labels=labels, options=options)[1]
+
+    return compare_studies(
+        load(baseline, baseline_segs), load(followup, followup_segs), thresholds=thresholds, registration=registration
+    )
