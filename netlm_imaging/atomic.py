@@ -16,6 +16,12 @@ from typing import IO
 __all__ = ["atomic_open", "atomic_write_bytes", "atomic_write_text"]
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike[str], mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
     """Open a temporary sibling of ``path`` for writing; rename it over ``path`` on success.
@@ -35,6 +41,7 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", encoding: str | N
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get the usual permissions
         with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding, newline=None) as fh:
             yield fh
             fh.flush()

@@ -197,3 +197,25 @@ def test_help_is_fast_and_lists_commands():
     res = _run(["--help"])
     assert res.returncode == 0
     assert "analyze" in res.stdout
+
+
+def test_sr_needs_a_dicom_image(tmp_path):
+    res = _run(["analyze", str(DEMO), "--out", str(tmp_path / "o"), "--sr"])
+    _assert_input_error(res, "ct.nii.gz", "not DICOM")
+    assert not (tmp_path / "o" / "report.json").exists()
+
+
+def test_html_page_and_output_permissions(tmp_path):
+    out = tmp_path / "o"
+    assert main(["analyze", str(DEMO), "--out", str(out), "--html", "--quiet"]) == 0
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 5  # one axial view per intrahepatic lesion at least
+    assert "Mahuron" in html
+    mode = (out / "report.json").stat().st_mode & 0o777
+    assert mode & 0o044 == 0o044 & ~_umask_value()  # readable like any other output, not mkstemp's 0600
+
+
+def _umask_value() -> int:
+    m = os.umask(0)
+    os.umask(m)
+    return m

@@ -120,6 +120,13 @@ def run(args: argparse.Namespace) -> int:
         pet=args.pet,
         options=opts,
     )
+    if (args.sr or args.seg_out) and ctx.image.meta.get("format") != "dicom":
+        from ..errors import InputError
+
+        raise InputError(
+            f"{ctx.image.source}: --sr/--seg-out reference the source DICOM series, but the image is not DICOM; "
+            "analyse the DICOM series (or drop --sr/--seg-out)."
+        )
     if args.json_out == "-":
         sys.stdout.write(report.to_json())
         return 0
@@ -137,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     if args.seg_out:
         from ..report.dicom_seg_out import write_seg
 
-        written.append(write_seg(ctx, out / "derived_seg.dcm"))
+        written.append(write_seg(ctx, out / "derived_seg.dcm", include_identifiers=opts.include_identifiers))
     if not args.quiet:
         print(report.summary())
         print("")
