@@ -8,7 +8,8 @@ A cohort is either
   (also accepted: ``study``, ``study_dir``, ``folder``) holding the study
   folder relative to the CSV file (or absolute), an optional ``study_id``
   column (default: the folder name), and any clinical columns, which are
-  handed to :func:`netlm_imaging.classify.clinical.clinical_from_row`.
+  handed to :func:`netlm_imaging.classify.clinical.clinical_from_row` (validated
+  before any study is analysed).
 
 Study ids name the output files (``reports/<study_id>.json``), so they must be
 unique and usable as file names. If a folder name contains identifiers, that is
@@ -121,10 +122,7 @@ def _validate_clinical(row: dict[str, str], where: str) -> None:
     except ImportError:
         logger.warning("%s: clinical columns given but this version has no clinical parser; they are ignored", where)
         return
-    try:
-        clinical_from_row(row)
-    except InputError as exc:
-        raise InputError(f"{where}: {exc}") from None
+    clinical_from_row(row, where)
 
 
 def studies_from_csv(csv_path: str | os.PathLike[str]) -> list[Study]:

@@ -121,9 +121,13 @@ class BatchOptions:
 
     def fingerprint_options(self) -> dict[str, Any]:
         """The options that change a study's outputs (hashed into its fingerprint)."""
+        from ..api import AnalyzeOptions
+
         d = asdict(self)
         d.pop("resume")
         d.pop("rules")  # the rules file is hashed by content instead
+        # defaults filled in, so the API's BatchOptions() and the CLI's explicit defaults hash alike
+        d["analyze_options"] = asdict(AnalyzeOptions(**self.analyze_options))
         return d
 
 
@@ -288,7 +292,7 @@ def _clinical(study: Study) -> Any:
         from ..classify.clinical import clinical_from_row
     except ImportError:
         return None
-    return clinical_from_row(study.clinical)
+    return clinical_from_row(study.clinical, f"cohort row of study {study.study_id}")
 
 
 def _analyze(study: Study, out_dir: Path, options: BatchOptions, fingerprint: str) -> dict[str, Any]:
@@ -445,31 +449,32 @@ def _executor_results(
 
 
 def _dask_results(
-    studies: Sequence[Study], out_dir: Path, options: BatchOptions, scheduler: Any
+    studies: Sequence[Study], out_dir: Path, options: BatchOptions, scheduler: Any, connect_timeout_s: float
 ) -> Iterable[tuple[Study, dict[str, Any] | BaseException]]:
     """(study, row or exception) in completion order, from a Dask distributed cluster."""
     from distributed import Client, as_completed
 
     own = not isinstance(scheduler, Client)
     try:
-        client = Client(scheduler, set_as_default=False) if own else scheduler
+        client = Client(scheduler, set_as_default=False, timeout=connect_timeout_s) if own else scheduler
     except OSError as exc:
         raise InputError(
             f"cannot reach the Dask scheduler at {scheduler} ({exc}); check --scheduler ADDRESS "
             "(e.g. tcp://host:8786) and that the scheduler is running"
         ) from None
     try:
-        futures = client.map(analyze_one, list(studies), out_dir=str(out_dir), options=options, pure=False)
-        by_key = {f.key: s for f, s in zip(futures, studies)}
-        try:
-            for fut in as_completed(futures):
-                try:
-                    yield by_key[fut.key], fut.result()
-                except Exception as exc:  # KilledWorker, lost connection: recorded, retried on resume
-                    yield by_key[fut.key], exc
-        except BaseException:
-            client.cancel(futures)
-            raise
+        with client.as_current():
+            futures = client.map(analyze_one, list(studies), out_dir=str(out_dir), options=options, pure=False)
+            by_key = {f.key: s for f, s in zip(futures, studies)}
+            try:
+                for fut in as_completed(futures):
+                    try:
+                        yield by_key[fut.key], fut.result()
+                    except Exception as exc:  # KilledWorker, lost connection: recorded, retried on resume
+                        yield by_key[fut.key], exc
+            except BaseException:
+                client.cancel(futures)
+                raise
     finally:
         if own:
             client.close()
@@ -486,6 +491,7 @@ def run_cohort(
     progress: bool = False,
     progress_stream: Any = None,
     on_row: Callable[[dict[str, Any]], None] | None = None,
+    connect_timeout_s: float = 20.0,
 ) -> CohortResult:
     """Analyse every study; write ``cohort.csv`` and ``reports/`` atomically as studies finish.
 
@@ -509,6 +515,8 @@ def run_cohort(
         Where progress goes (default ``sys.stderr``).
     on_row : callable, optional
         Called with each finished row (in completion order).
+    connect_timeout_s : float
+        How long to try reaching the Dask scheduler.
 
     Returns
     -------
@@ -537,7 +545,7 @@ def run_cohort(
     bar = _Progress(len(studies), progress, progress_stream)
 
     if scheduler is not None:
-        results = _dask_results(studies, out, opts, scheduler)
+        results = _dask_results(studies, out, opts, scheduler, connect_timeout_s)
     elif jobs > 1 and len(studies) > 1:
         results = _executor_results(studies, out, opts, min(jobs, len(studies)))
     else:

@@ -1,0 +1,304 @@
+"""``netlm batch``: cohort of synthetic NIfTI studies with analytic truth, failures, resume, kill + resume, -j 2.
+
+Each study is a 40x40x20 LiTS-style label map (1 liver, 2 lesion) on an
+oblique, anisotropic grid: a liver box with one or two lesion spheres inside.
+The truth is computed here from voxel counts and the spacing (not from the
+affine the package reads). Two studies are broken: random bytes instead of
+gzip-NIfTI, and no segmentation at all.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from netlm_imaging.batch import BatchOptions, discover_cohort, run_cohort, study_fingerprint
+from netlm_imaging.batch.runner import CSV_COLUMNS, RUN_COLUMNS
+from netlm_imaging.cli import main
+from netlm_imaging.errors import InputError
+from tests.conftest import oblique_affine
+
+ROOT = Path(__file__).resolve().parents[1]
+SHAPE = (40, 40, 20)
+N_GOOD, BROKEN = 18, ("s18_corrupt_image", "s19_missing_seg")
+
+
+def write_study(folder: Path, n: int) -> dict:
+    """One good study (n-dependent geometry); returns its truth."""
+    rng = np.random.default_rng(1000 + n)
+    spacing = (0.7 + 0.02 * n, 0.8 + 0.01 * n, 2.0 + 0.1 * (n % 4))
+    affine_lps = oblique_affine(spacing, angles_deg=(5.0 + n, -4.0, 12.0 - n), origin=(-90.0 + n, 15.0, 200.0 - 3 * n))
+    lab = np.zeros(SHAPE, np.int16)
+    lo = (4 + n % 3, 5, 3)
+    hi = (34 - n % 4, 35 - n % 2, 17)
+    lab[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = 1
+    ii, jj, kk = np.indices(SHAPE)
+    centres = [(14.0, 14.0, 8.0)] + ([(25.0, 26.0, 11.0)] if n % 2 == 0 else [])
+    for c in centres:
+        r = 3.0 + rng.uniform(0.0, 1.5)
+        lab[((ii - c[0]) ** 2 + (jj - c[1]) ** 2 + (kk - c[2]) ** 2) <= r * r] = 2
+    img = np.where(lab == 0, -40.0, np.where(lab == 1, 55.0, 110.0)).astype(np.float32)
+    affine_ras = np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine_lps
+    folder.mkdir(parents=True)
+    nib.save(nib.Nifti1Image(img, affine_ras), folder / "image.nii.gz")
+    nib.save(nib.Nifti1Image(lab, affine_ras), folder / "seg.nii.gz")
+    voxel_ml = spacing[0] * spacing[1] * spacing[2] / 1000.0
+    liver_vox, tumour_vox = int((lab >= 1).sum()), int((lab == 2).sum())
+    return {
+        "liver_volume_ml": liver_vox * voxel_ml,
+        "intrahepatic_tumor_ml": tumour_vox * voxel_ml,
+        "involvement_percent": 100.0 * tumour_vox / liver_vox,
+        "non_tumorous_liver_volume_ml": (liver_vox - tumour_vox) * voxel_ml,
+        "lesion_count": len(centres),
+    }
+
+
+def write_cohort(root: Path, n_good: int = N_GOOD, broken: bool = True) -> dict[str, dict]:
+    """``n_good`` good studies s00..s17 and the two broken ones; returns truths by study id."""
+    truths = {f"s{n:02d}": write_study(root / f"s{n:02d}", n) for n in range(n_good)}
+    if broken:
+        (root / BROKEN[0]).mkdir()
+        (root / BROKEN[0] / "image.nii.gz").write_bytes(np.random.default_rng(7).bytes(5000))
+        (root / BROKEN[0] / "seg.nii.gz").write_bytes(np.random.default_rng(8).bytes(3000))
+        write_study(root / BROKEN[1], 3)
+        (root / BROKEN[1] / "seg.nii.gz").unlink()
+    return truths
+
+
+def read_rows(csv_path: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(csv_path.read_text())))
+
+
+def without_run_columns(csv_path: Path) -> str:
+    """cohort.csv with the run columns (elapsed_s, resumed: always last) cut off."""
+    n = len(RUN_COLUMNS)
+    return "\n".join(",".join(line.split(",")[:-n]) for line in csv_path.read_text().splitlines())
+
+
+def report_mtimes(out: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in sorted((out / "reports").iterdir())}
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, dict]]:
+    root = tmp_path_factory.mktemp("cohort")
+    return root, write_cohort(root)
+
+
+@pytest.fixture(scope="module")
+def reference(cohort: tuple[Path, dict], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    """An uninterrupted -j 1 CLI run over the cohort."""
+    out = tmp_path_factory.mktemp("ref_out")
+    code = main(["batch", str(cohort[0]), "--out", str(out), "--quiet"])
+    return out, code
+
+
+def test_cohort_rows_match_truth_and_failures_recorded(cohort, reference) -> None:
+    root, truths = cohort
+    out, code = reference
+    assert code == 4
+    rows = read_rows(out / "cohort.csv")
+    assert list(rows[0].keys()) == list(CSV_COLUMNS)
+    assert [r["study_id"] for r in rows] == sorted([*truths, *BROKEN])
+    ok = [r for r in rows if r["status"] == "ok"]
+    failed = {r["study_id"]: r for r in rows if r["status"] == "failed"}
+    assert len(ok) == N_GOOD and set(failed) == set(BROKEN)
+    for r in ok:
+        t = truths[r["study_id"]]
+        for key in ("liver_volume_ml", "intrahepatic_tumor_ml", "involvement_percent", "non_tumorous_liver_volume_ml"):
+            assert float(r[key]) == pytest.approx(t[key], rel=1e-3, abs=1e-3), (r["study_id"], key)
+        assert int(r["lesion_count"]) == t["lesion_count"]
+        assert float(r["extrahepatic_tumor_ml"]) == 0.0
+        assert r["fingerprint"].startswith("sha256:")
+        report = json.loads((out / "reports" / f"{r['study_id']}.json").read_text())
+        assert report["batch"]["fingerprint"] == r["fingerprint"]
+        assert report["liver"]["volume_ml"] == pytest.approx(t["liver_volume_ml"], rel=1e-3)
+    # each failure names its file and problem on one line; no report beside it, a failure record instead
+    assert "image.nii.gz" in failed[BROKEN[0]]["error"]
+    assert "seg" in failed[BROKEN[1]]["error"].lower()
+    for sid, r in failed.items():
+        assert "\n" not in r["error"] and "Traceback" not in r["error"]
+        assert not (out / "reports" / f"{sid}.json").exists()
+        assert json.loads((out / "reports" / f"{sid}.failed.json").read_text())["error"] == r["error"]
+    leftovers = [p.name for p in out.rglob(".*.tmp")]
+    assert leftovers == []
+
+
+def test_resume_does_no_work(cohort, reference, tmp_path: Path) -> None:
+    root, _ = cohort
+    out = tmp_path / "out"
+    import shutil
+
+    shutil.copytree(reference[0], out)
+    before = report_mtimes(out)
+    result = run_cohort(discover_cohort(root, out_dir=out), out, resume=True)
+    assert (result.analysed, result.resumed, result.failed) == (0, 20, 2)
+    assert result.exit_code == 4
+    assert report_mtimes(out) == before
+    assert without_run_columns(out / "cohort.csv") == without_run_columns(reference[0] / "cohort.csv")
+    assert {r["resumed"] for r in read_rows(out / "cohort.csv")} == {"true"}
+    # the CLI says so too, and still exits 4 for the kept failures
+    assert main(["batch", str(root), "--out", str(out), "--resume", "--quiet"]) == 4
+    assert report_mtimes(out) == before
+
+
+def test_resume_redoes_only_changed_study(tmp_path: Path) -> None:
+    root = tmp_path / "c"
+    root.mkdir()
+    truths = write_cohort(root, n_good=3, broken=False)
+    out = tmp_path / "out"
+    assert run_cohort(discover_cohort(root), out).exit_code == 0
+    before = report_mtimes(out)
+    os.utime(root / "s00" / "seg.nii.gz", (1, 1))  # mtime change only: content fingerprint unchanged
+    write_study(tmp_path / "other", 5)  # different truth, copied over s01's segmentation
+    (root / "s01" / "seg.nii.gz").write_bytes((tmp_path / "other" / "seg.nii.gz").read_bytes())
+    (root / "s01" / "image.nii.gz").write_bytes((tmp_path / "other" / "image.nii.gz").read_bytes())
+    result = run_cohort(discover_cohort(root), out, resume=True)
+    assert (result.analysed, result.resumed) == (1, 2)
+    after = report_mtimes(out)
+    assert after["s00.json"] == before["s00.json"] and after["s02.json"] == before["s02.json"]
+    assert after["s01.json"] != before["s01.json"]
+    row = next(r for r in result.rows if r["study_id"] == "s01")
+    assert row["liver_volume_ml"] != pytest.approx(truths["s01"]["liver_volume_ml"], rel=1e-3)
+    # options are part of the fingerprint: another rules file or labels redo everything
+    assert run_cohort(discover_cohort(root), out, resume=True, options=BatchOptions(labels="liver=1,lesion=2")).analysed == 3
+
+
+def test_fingerprint_is_content_based(tmp_path: Path) -> None:
+    write_study(tmp_path / "s", 1)
+    fp = study_fingerprint(tmp_path / "s", {"labels": None}, tool_version="1")
+    os.utime(tmp_path / "s" / "image.nii.gz", (5, 5))
+    assert study_fingerprint(tmp_path / "s", {"labels": None}, tool_version="1") == fp
+    (tmp_path / "s" / ".hidden.tmp").write_text("partial write")
+    assert study_fingerprint(tmp_path / "s", {"labels": None}, tool_version="1") == fp
+    assert study_fingerprint(tmp_path / "s", {"labels": "liver=1"}, tool_version="1") != fp
+    assert study_fingerprint(tmp_path / "s", {"labels": None}, tool_version="2") != fp
+    rules = tmp_path / "rules.toml"
+    rules.write_text("x = 1\n")
+    assert study_fingerprint(tmp_path / "s", {"labels": None}, tool_version="1", rules=rules) != fp
+    data = bytearray((tmp_path / "s" / "seg.nii.gz").read_bytes())
+    data[-1] ^= 1
+    (tmp_path / "s" / "seg.nii.gz").write_bytes(bytes(data))
+    assert study_fingerprint(tmp_path / "s", {"labels": None}, tool_version="1") != fp
+    with pytest.raises(InputError, match="cannot read the rules file"):
+        study_fingerprint(tmp_path / "s", {}, tool_version="1", rules=tmp_path / "absent.toml")
+
+
+def test_two_local_processes_give_identical_csv(cohort, reference, tmp_path: Path) -> None:
+    result = run_cohort(discover_cohort(cohort[0]), tmp_path / "j2", jobs=2)
+    assert result.exit_code == 4 and result.analysed == 20
+    assert without_run_columns(tmp_path / "j2" / "cohort.csv") == without_run_columns(reference[0] / "cohort.csv")
+    for sid in cohort[1]:
+        a = json.loads((tmp_path / "j2" / "reports" / f"{sid}.json").read_text())
+        b = json.loads((reference[0] / "reports" / f"{sid}.json").read_text())
+        assert a == b
+
+
+def test_killed_run_resumes_to_the_same_csv(cohort, reference, tmp_path: Path) -> None:
+    root, _ = cohort
+    out = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "netlm_imaging.cli", "batch", str(root), "--out", str(out),
+                             "--quiet"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            reports = list((out / "reports").glob("s*.json")) if (out / "reports").is_dir() else []
+            if len(reports) >= 5:
+                break
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    rows = read_rows(out / "cohort.csv")  # readable and complete up to the last finished study
+    statuses = [r["status"] for r in rows]
+    assert len(rows) == 20 and "pending" in statuses and statuses.count("ok") >= 4
+    for r in rows:
+        if r["status"] == "ok":
+            assert (out / "reports" / f"{r['study_id']}.json").is_file()
+    finished = {p.name: p.stat().st_mtime_ns for p in (out / "reports").glob("s*.json")}
+    assert main(["batch", str(root), "--out", str(out), "--resume", "--quiet"]) == 4
+    assert without_run_columns(out / "cohort.csv") == without_run_columns(reference[0] / "cohort.csv")
+    assert all((out / "reports" / name).stat().st_mtime_ns == t for name, t in finished.items())
+
+
+def test_cohort_csv_listing(cohort, reference, tmp_path: Path) -> None:
+    root, truths = cohort
+    listing = tmp_path / "lists" / "cohort.csv"
+    listing.parent.mkdir()
+    rel = os.path.relpath(root, listing.parent)
+    listing.write_text("study_id,path,grade,symptoms\n"
+                       f"first,{rel}/s00,2,none\n"
+                       f"second,{rel}/s01,,\n")
+    out = tmp_path / "out"
+    assert main(["batch", str(listing), "--out", str(out), "--quiet"]) == 0
+    rows = {r["study_id"]: r for r in read_rows(out / "cohort.csv")}
+    assert set(rows) == {"first", "second"}
+    assert float(rows["first"]["liver_volume_ml"]) == pytest.approx(truths["s00"]["liver_volume_ml"], rel=1e-3)
+    # a clinical value is part of the fingerprint
+    assert rows["first"]["fingerprint"] != next(
+        r for r in read_rows(reference[0] / "cohort.csv") if r["study_id"] == "s00")["fingerprint"]
+
+
+def test_cohort_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("folder_name,grade\nx,1\n")
+    with pytest.raises(InputError, match="no study path column"):
+        discover_cohort(bad)
+    dup = tmp_path / "dup.csv"
+    (tmp_path / "a" / "s").mkdir(parents=True)
+    (tmp_path / "b" / "s").mkdir(parents=True)
+    dup.write_text("path\na/s\nb/s\n")
+    with pytest.raises(InputError, match="study id 's' is used by both"):
+        discover_cohort(dup)
+    badid = tmp_path / "badid.csv"
+    badid.write_text("path,study_id\na/s,../escape\n")
+    with pytest.raises(InputError, match="cannot name a report file"):
+        discover_cohort(badid)
+    grade = tmp_path / "grade.csv"
+    grade.write_text("path,grade\na/s,7\n")
+    with pytest.raises(InputError, match="grade"):
+        discover_cohort(grade)
+    (tmp_path / "empty").mkdir()
+    assert main(["batch", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 3
+    assert "no study folder found" in capsys.readouterr().err
+    assert main(["batch", str(tmp_path / "a"), "--out", str(tmp_path / "o"), "-j", "0"]) == 2
+    assert main(["batch", str(tmp_path / "a"), "--out", str(tmp_path / "o"), "-j", "2", "--scheduler",
+                 "tcp://127.0.0.1:1"]) == 2
+    # an unreachable scheduler is one clear error
+    with pytest.raises(InputError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
+        run_cohort(discover_cohort(tmp_path / "a"), tmp_path / "o", scheduler="tcp://127.0.0.1:9",
+                   connect_timeout_s=1.0)
+
+
+def test_progress_lines_and_bar(tmp_path: Path) -> None:
+    root = tmp_path / "c"
+    root.mkdir()
+    write_cohort(root, n_good=2, broken=False)
+    plain = io.StringIO()
+    run_cohort(discover_cohort(root), tmp_path / "o1", progress=True, progress_stream=plain)
+    lines = plain.getvalue().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("netlm batch: 1/2 s00 ok") and "ETA" in lines[1]
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty = Tty()
+    run_cohort(discover_cohort(root), tmp_path / "o2", progress=True, progress_stream=tty)
+    assert "2/2" in tty.getvalue() and "study/s" in tty.getvalue()
+    quiet = io.StringIO()
+    run_cohort(discover_cohort(root), tmp_path / "o3", progress=False, progress_stream=quiet)
+    assert quiet.getvalue() == ""
