@@ -105,7 +105,7 @@ def reference(cohort: tuple[Path, dict], tmp_path_factory: pytest.TempPathFactor
 
 
 def test_cohort_rows_match_truth_and_failures_recorded(cohort, reference) -> None:
-    root, truths = cohort
+    _root, truths = cohort
     out, code = reference
     assert code == 4
     rows = read_rows(out / "cohort.csv")
@@ -113,7 +113,8 @@ def test_cohort_rows_match_truth_and_failures_recorded(cohort, reference) -> Non
     assert [r["study_id"] for r in rows] == sorted([*truths, *BROKEN])
     ok = [r for r in rows if r["status"] == "ok"]
     failed = {r["study_id"]: r for r in rows if r["status"] == "failed"}
-    assert len(ok) == N_GOOD and set(failed) == set(BROKEN)
+    assert len(ok) == N_GOOD
+    assert set(failed) == set(BROKEN)
     for r in ok:
         t = truths[r["study_id"]]
         for key in ("liver_volume_ml", "intrahepatic_tumor_ml", "involvement_percent", "non_tumorous_liver_volume_ml"):
@@ -128,7 +129,8 @@ def test_cohort_rows_match_truth_and_failures_recorded(cohort, reference) -> Non
     assert "image.nii.gz" in failed[BROKEN[0]]["error"]
     assert "seg" in failed[BROKEN[1]]["error"].lower()
     for sid, r in failed.items():
-        assert "\n" not in r["error"] and "Traceback" not in r["error"]
+        assert "\n" not in r["error"]
+        assert "Traceback" not in r["error"]
         assert not (out / "reports" / f"{sid}.json").exists()
         assert json.loads((out / "reports" / f"{sid}.failed.json").read_text())["error"] == r["error"]
     leftovers = [p.name for p in out.rglob(".*.tmp")]
@@ -167,12 +169,14 @@ def test_resume_redoes_only_changed_study(tmp_path: Path) -> None:
     result = run_cohort(discover_cohort(root), out, resume=True)
     assert (result.analysed, result.resumed) == (1, 2)
     after = report_mtimes(out)
-    assert after["s00.json"] == before["s00.json"] and after["s02.json"] == before["s02.json"]
+    assert after["s00.json"] == before["s00.json"]
+    assert after["s02.json"] == before["s02.json"]
     assert after["s01.json"] != before["s01.json"]
     row = next(r for r in result.rows if r["study_id"] == "s01")
     assert row["liver_volume_ml"] != pytest.approx(truths["s01"]["liver_volume_ml"], rel=1e-3)
     # options are part of the fingerprint: another rules file or labels redo everything
-    assert run_cohort(discover_cohort(root), out, resume=True, options=BatchOptions(labels="liver=1,lesion=2")).analysed == 3
+    relabelled = BatchOptions(labels="liver=1,lesion=2")
+    assert run_cohort(discover_cohort(root), out, resume=True, options=relabelled).analysed == 3
 
 
 def test_fingerprint_is_content_based(tmp_path: Path) -> None:
@@ -197,7 +201,8 @@ def test_fingerprint_is_content_based(tmp_path: Path) -> None:
 
 def test_two_local_processes_give_identical_csv(cohort, reference, tmp_path: Path) -> None:
     result = run_cohort(discover_cohort(cohort[0]), tmp_path / "j2", jobs=2)
-    assert result.exit_code == 4 and result.analysed == 20
+    assert result.exit_code == 4
+    assert result.analysed == 20
     assert without_run_columns(tmp_path / "j2" / "cohort.csv") == without_run_columns(reference[0] / "cohort.csv")
     for sid in cohort[1]:
         a = json.loads((tmp_path / "j2" / "reports" / f"{sid}.json").read_text())
@@ -224,7 +229,9 @@ def test_killed_run_resumes_to_the_same_csv(cohort, reference, tmp_path: Path) -
     assert proc.returncode == -signal.SIGKILL
     rows = read_rows(out / "cohort.csv")  # readable and complete up to the last finished study
     statuses = [r["status"] for r in rows]
-    assert len(rows) == 20 and "pending" in statuses and statuses.count("ok") >= 4
+    assert len(rows) == 20
+    assert "pending" in statuses
+    assert statuses.count("ok") >= 4
     for r in rows:
         if r["status"] == "ok":
             assert (out / "reports" / f"{r['study_id']}.json").is_file()
@@ -278,7 +285,7 @@ def test_cohort_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert main(["batch", str(tmp_path / "a"), "--out", str(tmp_path / "o"), "-j", "2", "--scheduler",
                  "tcp://127.0.0.1:1"]) == 2
     # an unreachable scheduler is one clear error
-    with pytest.raises(InputError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
+    with pytest.raises(InputError, match=r"cannot reach the Dask scheduler at tcp://127\.0\.0\.1:9"):
         run_cohort(discover_cohort(tmp_path / "a"), tmp_path / "o", scheduler="tcp://127.0.0.1:9",
                    connect_timeout_s=1.0)
 
@@ -290,7 +297,9 @@ def test_progress_lines_and_bar(tmp_path: Path) -> None:
     plain = io.StringIO()
     run_cohort(discover_cohort(root), tmp_path / "o1", progress=True, progress_stream=plain)
     lines = plain.getvalue().splitlines()
-    assert len(lines) == 2 and lines[0].startswith("netlm batch: 1/2 s00 ok") and "ETA" in lines[1]
+    assert len(lines) == 2
+    assert lines[0].startswith("netlm batch: 1/2 s00 ok")
+    assert "ETA" in lines[1]
 
     class Tty(io.StringIO):
         def isatty(self) -> bool:
@@ -298,7 +307,8 @@ def test_progress_lines_and_bar(tmp_path: Path) -> None:
 
     tty = Tty()
     run_cohort(discover_cohort(root), tmp_path / "o2", progress=True, progress_stream=tty)
-    assert "2/2" in tty.getvalue() and "study/s" in tty.getvalue()
+    assert "2/2" in tty.getvalue()
+    assert "study/s" in tty.getvalue()
     quiet = io.StringIO()
     run_cohort(discover_cohort(root), tmp_path / "o3", progress=False, progress_stream=quiet)
     assert quiet.getvalue() == ""

@@ -46,7 +46,8 @@ def test_dask_equals_local(tmp_path: Path, cluster) -> None:
     # both workers took part
     with distributed.Client(cluster.scheduler_address) as client:
         processed = client.run(lambda dask_worker: len(dask_worker.data) + dask_worker.state.transition_counter)
-    assert len(processed) == 2 and all(v > 0 for v in processed.values())
+    assert len(processed) == 2
+    assert all(v > 0 for v in processed.values())
     # resume through the cluster does no work
     result = run_cohort(discover_cohort(root), dask_out, scheduler=cluster.scheduler_address, resume=True)
     assert (result.analysed, result.resumed) == (0, 20)
