@@ -1,0 +1,100 @@
+"""``netlm check``: recompute reported burdens (CSV, or a DICOM SR with --study) and list discrepancies.
+
+Exit codes: 0 every checked cell agrees; 1 at least one DISCREPANT cell;
+3 unreadable input (the CSV/SR, or a study that cannot be recomputed: its
+cells are listed with the verdict ``error``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+__all__ = ["add_arguments", "parse_tolerances", "run"]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the check options to ``p``."""
+    p.add_argument(
+        "reported",
+        help="CSV (columns: study + any of liver_volume_ml, tumor_volume_ml, "
+        "involvement_percent, lesion_count, remnant_volume_ml) or a DICOM SR TID 1500 file",
+    )
+    p.add_argument("--study", help="study folder the DICOM SR describes (SR input only)")
+    p.add_argument(
+        "--abs-tol",
+        metavar="Q=V,...",
+        help="absolute tolerances, e.g. tumor_volume_ml=0.5,lesion_count=0 "
+        "(defaults: volumes 1 mL, involvement 0.5 points, lesion count 0)",
+    )
+    p.add_argument(
+        "--rel-tol",
+        metavar="Q=V,...",
+        help="relative tolerances as fractions, e.g. liver_volume_ml=0.01 "
+        "(defaults 0.02; a cell agrees within the absolute OR the relative tolerance)",
+    )
+    p.add_argument("--out", metavar="DISCREPANCIES.csv", help="write the table of all checked cells as CSV")
+    p.add_argument("--labels", help="role mapping for the recomputation, e.g. liver=1,lesion=2 (default LiTS)")
+    p.add_argument("--max-voxels", type=int, help="refuse images declaring more voxels than this")
+
+
+def parse_tolerances(text: str | None, option: str) -> dict[str, float]:
+    """Parse ``q=v,q=v`` into a dict; :class:`UsageError` on malformed items or unknown quantities."""
+    from ..errors import UsageError
+    from ..verify.check import QUANTITIES
+
+    out: dict[str, float] = {}
+    for item in (text or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        q, sep, v = item.partition("=")
+        q = q.strip()
+        if not sep or q not in QUANTITIES:
+            raise UsageError(f"{option} {item!r}: write QUANTITY=VALUE with QUANTITY one of {', '.join(QUANTITIES)}")
+        try:
+            val = float(v)
+        except ValueError:
+            raise UsageError(f"{option} {item!r}: {v!r} is not a number") from None
+        if not val >= 0 or val == float("inf"):
+            raise UsageError(f"{option} {item!r}: the tolerance must be a finite number >= 0")
+        out[q] = val
+    return out
+
+
+def _is_dicom(p: Path) -> bool:
+    if p.suffix.lower() == ".dcm":
+        return True
+    try:
+        with p.open("rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``netlm check``; returns the exit code."""
+    from ..api import AnalyzeOptions
+    from ..errors import UsageError
+    from ..verify.check import check_reported, check_sr
+
+    abs_tol = parse_tolerances(args.abs_tol, "--abs-tol")
+    rel_tol = parse_tolerances(args.rel_tol, "--rel-tol")
+    if args.max_voxels is not None and args.max_voxels <= 0:
+        raise UsageError("--max-voxels must be positive")
+    kwargs = {"labels": args.labels, "options": AnalyzeOptions(max_voxels=args.max_voxels)}
+    reported = Path(args.reported)
+    if _is_dicom(reported):
+        if not args.study:
+            raise UsageError(f"{reported}: a DICOM SR needs --study STUDY_DIR (the study it describes)")
+        result = check_sr(reported, args.study, abs_tol=abs_tol, rel_tol=rel_tol, **kwargs)
+    else:
+        if args.study:
+            raise UsageError("--study is for DICOM SR input; a CSV names its studies in the 'study' column")
+        result = check_reported(reported, abs_tol=abs_tol, rel_tol=rel_tol, **kwargs)
+    print(result.format_table())
+    if args.out:
+        path = result.write_csv(args.out)
+        print(f"wrote {path}")
+    return result.exit_code

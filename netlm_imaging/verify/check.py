@@ -1,0 +1,372 @@
+"""Check reported burden numbers against a recomputation from the segmentations.
+
+Input: a CSV with a ``study`` column (study folder, path relative to the CSV)
+and any of the quantity columns in :data:`QUANTITIES`; or a DICOM SR TID 1500
+file with the measurements of one study (:func:`check_sr`).
+
+Tolerances
+----------
+A reported value **agrees** when ``|reported - recomputed| <= abs_tol`` **or**
+``|reported - recomputed| <= rel_tol x |recomputed|`` (the recomputed value is
+the reference of the relative difference). Defaults (:data:`DEFAULT_ABS_TOL`,
+:data:`DEFAULT_REL_TOL`): volumes 1 mL or 2 %; involvement 0.5 percentage
+points or 2 %; lesion count exact. A cell that cannot be recomputed (the study
+fails, or the quantity is undefined) gets the verdict ``error``.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..atomic import atomic_open
+from ..errors import InputError, NetlmError
+
+__all__ = [
+    "DEFAULT_ABS_TOL",
+    "DEFAULT_REL_TOL",
+    "QUANTITIES",
+    "CheckResult",
+    "CheckRow",
+    "check_reported",
+    "check_sr",
+    "check_values",
+    "quantities_from_report",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Quantities a CSV or SR may report, with their units in the names.
+QUANTITIES: tuple[str, ...] = (
+    "liver_volume_ml",
+    "tumor_volume_ml",
+    "involvement_percent",
+    "lesion_count",
+    "remnant_volume_ml",
+)
+#: Default absolute tolerances (units of each quantity).
+DEFAULT_ABS_TOL: dict[str, float] = {
+    "liver_volume_ml": 1.0,
+    "tumor_volume_ml": 1.0,
+    "involvement_percent": 0.5,
+    "lesion_count": 0.0,
+    "remnant_volume_ml": 1.0,
+}
+#: Default relative tolerances (fraction of the recomputed value).
+DEFAULT_REL_TOL: dict[str, float] = {
+    "liver_volume_ml": 0.02,
+    "tumor_volume_ml": 0.02,
+    "involvement_percent": 0.02,
+    "lesion_count": 0.0,
+    "remnant_volume_ml": 0.02,
+}
+#: Discrepancy table columns.
+TABLE_COLUMNS = ("study", "quantity", "reported", "recomputed", "difference", "relative_difference", "verdict", "note")
+
+
+def quantities_from_report(report: Mapping[str, Any]) -> dict[str, float | None]:
+    """The checkable quantities of a report dict (``StudyReport.to_dict()``).
+
+    ``tumor_volume_ml`` is the intrahepatic tumour volume, ``remnant_volume_ml``
+    the non-tumorous liver volume, ``lesion_count`` the intrahepatic lesions.
+    """
+    liver = report.get("liver") or {}
+    tumor = report.get("tumor") or {}
+    rem = report.get("remnant") or {}
+    return {
+        "liver_volume_ml": liver.get("volume_ml"),
+        "tumor_volume_ml": tumor.get("intrahepatic_volume_ml"),
+        "involvement_percent": report.get("involvement_percent"),
+        "lesion_count": tumor.get("lesion_count"),
+        "remnant_volume_ml": rem.get("non_tumorous_liver_volume_ml"),
+    }
+
+
+@dataclass
+class CheckRow:
+    """One checked cell."""
+
+    study: str
+    quantity: str
+    reported: float
+    recomputed: float | None
+    difference: float | None
+    relative_difference: float | None
+    verdict: str  # "agree" | "DISCREPANT" | "error"
+    note: str = ""
+
+    def as_csv(self) -> list[str]:
+        """Cells of the discrepancy table."""
+
+        def c(v: float | None) -> str:
+            return "" if v is None else f"{v:.6g}"
+
+        return [
+            self.study,
+            self.quantity,
+            c(self.reported),
+            c(self.recomputed),
+            c(self.difference),
+            c(self.relative_difference),
+            self.verdict,
+            self.note,
+        ]
+
+
+@dataclass
+class CheckResult:
+    """All checked cells, plus notes (e.g. ignored columns)."""
+
+    rows: list[CheckRow] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n_discrepant(self) -> int:
+        """Cells outside tolerance."""
+        return sum(r.verdict == "DISCREPANT" for r in self.rows)
+
+    @property
+    def n_errors(self) -> int:
+        """Cells that could not be recomputed."""
+        return sum(r.verdict == "error" for r in self.rows)
+
+    @property
+    def exit_code(self) -> int:
+        """0 all agree, 1 any discrepancy, 3 any cell not recomputable (unreadable study)."""
+        if self.n_errors:
+            return 3
+        return 1 if self.n_discrepant else 0
+
+    def format_table(self) -> str:
+        """Fixed-width text table for the console."""
+
+        def c(v: float | None, fmt: str) -> str:
+            return "-" if v is None else format(v, fmt)
+
+        lines = [
+            f"{'study':<28} {'quantity':<20} {'reported':>11} {'recomputed':>11} {'diff':>10} {'rel diff':>9}  verdict"
+        ]
+        for r in self.rows:
+            lines.append(
+                f"{r.study[-28:]:<28} {r.quantity:<20} {c(r.reported, '.6g'):>11} {c(r.recomputed, '.6g'):>11} "
+                f"{c(r.difference, '.3g'):>10} {c(r.relative_difference, '.2%'):>9}  {r.verdict}"
+                f"{'  ' + r.note if r.note else ''}"
+            )
+        lines.append(
+            f"{len(self.rows)} cell(s): {len(self.rows) - self.n_discrepant - self.n_errors} agree, "
+            f"{self.n_discrepant} DISCREPANT, {self.n_errors} error"
+        )
+        lines.extend(f"note: {n}" for n in self.notes)
+        return "\n".join(lines)
+
+    def write_csv(self, path: str | os.PathLike[str]) -> Path:
+        """Write the discrepancy table (all checked cells) as CSV, atomically."""
+        out = Path(path)
+        with atomic_open(out, "w") as fh:
+            w = csv.writer(fh, lineterminator="\n")
+            w.writerow(TABLE_COLUMNS)
+            for r in self.rows:
+                w.writerow(r.as_csv())
+        return out
+
+
+def _tolerances(abs_tol: Mapping[str, float] | None, rel_tol: Mapping[str, float] | None) -> tuple[dict, dict]:
+    a, r = dict(DEFAULT_ABS_TOL), dict(DEFAULT_REL_TOL)
+    for given, target, name in ((abs_tol, a, "abs"), (rel_tol, r, "rel")):
+        for q, v in (given or {}).items():
+            if q not in QUANTITIES:
+                raise InputError(f"{name} tolerance for unknown quantity {q!r}; use one of {', '.join(QUANTITIES)}.")
+            if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
+                raise InputError(f"{name} tolerance {q}={v!r} must be a finite number >= 0.")
+            target[q] = float(v)
+    return a, r
+
+
+def check_values(
+    study: str,
+    reported: Mapping[str, float],
+    recomputed: Mapping[str, float | None],
+    *,
+    abs_tol: Mapping[str, float] | None = None,
+    rel_tol: Mapping[str, float] | None = None,
+) -> list[CheckRow]:
+    """Compare reported with recomputed values of one study (see the module docstring for the rule).
+
+    Parameters
+    ----------
+    study : str
+        Study name for the table.
+    reported : mapping
+        Quantity -> reported value.
+    recomputed : mapping
+        Quantity -> recomputed value (``None`` when undefined).
+    abs_tol, rel_tol : mapping, optional
+        Overrides of the default tolerances.
+
+    Returns
+    -------
+    list of CheckRow
+    """
+    a, r = _tolerances(abs_tol, rel_tol)
+    rows = []
+    for q, rep in reported.items():
+        rec = recomputed.get(q)
+        if rec is None:
+            rows.append(CheckRow(study, q, float(rep), None, None, None, "error", "not recomputable (undefined)"))
+            continue
+        diff = float(rep) - float(rec)
+        rel = diff / abs(float(rec)) if rec != 0 else None
+        ok = abs(diff) <= a[q] + 1e-12 or (rel is not None and abs(rel) <= r[q] + 1e-12)
+        rows.append(CheckRow(study, q, float(rep), float(rec), diff, rel, "agree" if ok else "DISCREPANT"))
+    return rows
+
+
+def _read_csv(path: Path) -> tuple[list[tuple[int, str, dict[str, float]]], list[str]]:
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            fields = [f.strip() for f in (reader.fieldnames or [])]
+            raw = list(reader)
+    except FileNotFoundError:
+        raise InputError(f"{path}: CSV not found; check the path.") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"{path}: cannot read the CSV ({type(exc).__name__}: {exc}); save it as UTF-8 CSV.") from exc
+    if "study" not in fields:
+        raise InputError(
+            f"{path}: no 'study' column (columns: {', '.join(fields) or 'none'}); add a column 'study' "
+            "with each study folder relative to the CSV."
+        )
+    notes = []
+    unknown = [f for f in fields if f not in ("study", *QUANTITIES)]
+    if unknown:
+        notes.append(f"columns not checked (unknown): {', '.join(unknown)}")
+    if not any(f in QUANTITIES for f in fields):
+        notes.append(f"no quantity columns; expected any of {', '.join(QUANTITIES)}")
+    rows = []
+    for n, rec in enumerate(raw, start=2):  # line 1 is the header
+        rec = {(k or "").strip(): (v or "").strip() if isinstance(v, str) else "" for k, v in rec.items()}
+        study = rec.get("study", "")
+        if not study:
+            raise InputError(f"{path}: row {n} has an empty 'study' cell; give the study folder relative to the CSV.")
+        values = {}
+        for q in QUANTITIES:
+            cell = rec.get(q, "")
+            if cell == "":
+                continue
+            try:
+                v = float(cell)
+            except ValueError:
+                raise InputError(
+                    f"{path}: row {n}, column {q}: {cell!r} is not a number; use a plain number "
+                    "(decimal point) or leave the cell empty."
+                ) from None
+            if not math.isfinite(v):
+                raise InputError(f"{path}: row {n}, column {q}: {cell!r} is not a finite number.")
+            values[q] = v
+        rows.append((n, study, values))
+    return rows, notes
+
+
+def check_reported(
+    csv_path: str | os.PathLike[str],
+    *,
+    abs_tol: Mapping[str, float] | None = None,
+    rel_tol: Mapping[str, float] | None = None,
+    analyze: Callable[..., Any] | None = None,
+    **analyze_kwargs: Any,
+) -> CheckResult:
+    """Recompute every study of a reported-values CSV and compare cell by cell.
+
+    Parameters
+    ----------
+    csv_path : path-like
+        CSV with a ``study`` column (folder relative to the CSV) and any of :data:`QUANTITIES`.
+    abs_tol, rel_tol : mapping, optional
+        Per-quantity overrides of :data:`DEFAULT_ABS_TOL` / :data:`DEFAULT_REL_TOL`.
+    analyze : callable, optional
+        The analysis function (default :func:`netlm_imaging.api.analyze`).
+    **analyze_kwargs
+        Passed to ``analyze`` (``labels``, ``options``, ...).
+
+    Returns
+    -------
+    CheckResult
+
+    Raises
+    ------
+    InputError
+        Unreadable CSV, no ``study`` column, a non-numeric cell (naming the row and column), bad tolerances.
+    """
+    path = Path(csv_path)
+    _tolerances(abs_tol, rel_tol)  # validate before any work
+    rows, notes = _read_csv(path)
+    if analyze is None:
+        from ..api import analyze as analyze_fn
+    else:
+        analyze_fn = analyze
+    result = CheckResult(notes=notes)
+    for line, study, values in rows:
+        if not values:
+            continue
+        folder = path.parent / study
+        try:
+            report = analyze_fn(folder, **analyze_kwargs)
+            recomputed = quantities_from_report(report.to_dict() if hasattr(report, "to_dict") else report)
+        except NetlmError as exc:
+            logger.info("row %d (%s): %s", line, study, exc)
+            result.rows.extend(CheckRow(study, q, v, None, None, None, "error", str(exc)) for q, v in values.items())
+            continue
+        result.rows.extend(check_values(study, values, recomputed, abs_tol=abs_tol, rel_tol=rel_tol))
+    return result
+
+
+def check_sr(
+    sr_path: str | os.PathLike[str],
+    study: str | os.PathLike[str],
+    *,
+    abs_tol: Mapping[str, float] | None = None,
+    rel_tol: Mapping[str, float] | None = None,
+    analyze: Callable[..., Any] | None = None,
+    **analyze_kwargs: Any,
+) -> CheckResult:
+    """Check the measurements of a DICOM SR TID 1500 against a recomputation of ``study``.
+
+    Parameters
+    ----------
+    sr_path : path-like
+        SR file; read with :func:`netlm_imaging.report.dicom_sr.read_sr_measurements`.
+    study : path-like
+        The study folder the SR describes.
+    abs_tol, rel_tol, analyze, **analyze_kwargs
+        As in :func:`check_reported`.
+
+    Returns
+    -------
+    CheckResult
+    """
+    from ..report.dicom_sr import read_sr_measurements
+
+    _tolerances(abs_tol, rel_tol)
+    found = read_sr_measurements(sr_path)
+    values = {q: float(v) for q, v in found.items() if q in QUANTITIES and v is not None}
+    result = CheckResult()
+    if not values:
+        raise InputError(f"{sr_path}: the SR holds none of {', '.join(QUANTITIES)}; nothing to check.")
+    analyze_fn = analyze
+    if analyze_fn is None:
+        from ..api import analyze as analyze_fn
+    name = str(study)
+    try:
+        report = analyze_fn(Path(study), **analyze_kwargs)
+    except NetlmError as exc:
+        result.rows.extend(CheckRow(name, q, v, None, None, None, "error", str(exc)) for q, v in values.items())
+        return result
+    recomputed = quantities_from_report(report.to_dict() if hasattr(report, "to_dict") else report)
+    result.rows.extend(check_values(name, values, recomputed, abs_tol=abs_tol, rel_tol=rel_tol))
+    return result
