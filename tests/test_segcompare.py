@@ -191,3 +191,109 @@ def test_rotation_helper_is_not_identity():
     # guard: the geometry tests above really use a rotated, anisotropic grid
     assert not np.allclose(rotation(ANGLES), np.eye(3))
     assert len(set(np.round(np.linalg.norm(_affine()[:3, :3], axis=0), 6))) == 3
+
+
+def test_compare_seg_cli_on_files_with_different_grids(tmp_path, capsys):
+    """Reader A on the image grid, reader B on a flipped/permuted copy of it: known Dice, detection and burden."""
+    import json
+
+    from phantoms_verify import write_nifti
+
+    from netlm_imaging.cli import main
+
+    shape = (40, 36, 24)
+    aff = grid_affine(shape, (1.2, 0.9, 2.5), (6.0, -4.0, 18.0), centre=(0.0, 10.0, 50.0))
+    img = np.random.default_rng(5).normal(50, 5, shape).astype(np.float32)
+    a = np.zeros(shape, np.uint8)
+    a[4:36, 4:32, 2:22] = 1
+    b = a.copy()
+    a[6:12, 6:12, 4:10] = 2  # lesion 1: same in B (TP)
+    b[6:12, 6:12, 4:10] = 2
+    a[20:26, 6:12, 4:10] = 2  # lesion 2: B shifted 3 voxels (IoU 1/3: FN + FP)
+    b[23:29, 6:12, 4:10] = 2
+    a[6:12, 20:26, 12:18] = 2  # lesion 3: missed by B (FN)
+    b[28:32, 24:28, 14:18] = 2  # FP in B only
+    # B stored with axes permuted and one flipped (same voxel centres)
+    b_stored = np.transpose(b[:, ::-1, :], (2, 0, 1))
+    perm = np.zeros((4, 4))
+    perm[0, 1], perm[1, 2], perm[1, 3], perm[2, 0], perm[3, 3] = 1, -1, shape[1] - 1, 1, 1
+    write_nifti(tmp_path / "ct.nii.gz", img, aff)
+    write_nifti(tmp_path / "a.nii.gz", a, aff)
+    write_nifti(tmp_path / "b.nii.gz", np.ascontiguousarray(b_stored), aff @ perm)
+    code = main(
+        [
+            "compare-seg",
+            "--image",
+            str(tmp_path / "ct.nii.gz"),
+            "--seg-a",
+            str(tmp_path / "a.nii.gz"),
+            "--seg-b",
+            str(tmp_path / "b.nii.gz"),
+            "--json",
+            "-",
+        ]
+    )
+    assert code == 0
+    d = json.loads(capsys.readouterr().out)
+    det = d["detection"]
+    assert (det["true_positives"], det["false_positives"], det["false_negatives"]) == (1, 2, 2)
+    les = next(s for s in d["structures"] if s["structure"] == "lesion")
+    inter = 216 + 3 * 36  # lesion 1 fully, lesion 2 overlaps 3 of 6 columns
+    assert les["dice"] == pytest.approx(2 * inter / (3 * 216 + 2 * 216 + 64), abs=1e-4)
+    liv = next(s for s in d["structures"] if s["structure"] == "liver")
+    assert liv["dice"] == pytest.approx(1.0)
+    liver_vox = 32 * 28 * 20
+    assert d["burden_a_percent"] == pytest.approx(100 * 3 * 216 / liver_vox, abs=1e-3)
+    assert d["burden_b_percent"] == pytest.approx(100 * (2 * 216 + 64) / liver_vox, abs=1e-3)
+    # human table + JSON file
+    out = tmp_path / "cmp"
+    assert (
+        main(
+            [
+                "compare-seg",
+                "--image",
+                str(tmp_path / "ct.nii.gz"),
+                "--seg-a",
+                str(tmp_path / "a.nii.gz"),
+                "--seg-b",
+                str(tmp_path / "b.nii.gz"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    assert "TP 1, FP 2, FN 2" in capsys.readouterr().out
+    assert json.loads((out / "compare_seg.json").read_text())["detection"]["true_positives"] == 1
+    # unreadable input -> exit 3; bad --json -> exit 2
+    assert (
+        main(
+            [
+                "compare-seg",
+                "--image",
+                str(tmp_path / "ct.nii.gz"),
+                "--seg-a",
+                str(tmp_path / "nope.nii.gz"),
+                "--seg-b",
+                str(tmp_path / "b.nii.gz"),
+            ]
+        )
+        == 3
+    )
+    assert "nope.nii.gz" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "compare-seg",
+                "--image",
+                str(tmp_path / "ct.nii.gz"),
+                "--seg-a",
+                str(tmp_path / "a.nii.gz"),
+                "--seg-b",
+                str(tmp_path / "b.nii.gz"),
+                "--json",
+                "x.json",
+            ]
+        )
+        == 2
+    )
