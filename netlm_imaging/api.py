@@ -192,10 +192,9 @@ def _apply_surgical(
 ) -> None:
     """Segments, remnant, debulking plan and classifications (classify.surgical) into the report."""
     from .classify.clinical import ClinicalInputs, load_clinical
-    from .classify.rules import Rules, load_rules
     from .classify.surgical import assess
 
-    rules_obj = rules if isinstance(rules, Rules) else load_rules(rules)
+    rules_obj = _rules(rules)
     if clinical is None or isinstance(clinical, ClinicalInputs):
         clin = clinical
     else:
@@ -275,26 +274,17 @@ def analyze_with_context(
         Any input problem, with a one-line message naming the file and the fix.
     """
     from .io.labels import parse_label_spec
-    from .io.loader import load_image, load_segmentation
+    from .io.loader import load_segmentation
 
     opts = options or AnalyzeOptions()
-    inputs = resolve_inputs(study_dir, image=image, segs=segs, labels=labels, pet=pet, options=opts)
-    spec = parse_label_spec(inputs.labels)
-    nonuniform = "resample" if opts.allow_resample else "error"
-    if inputs.dicom_index:
-        from .io.dicom_series import read_series_from_index
+    if opts.delineation is not None:
+        from .measure.pet import parse_delineation
 
-        img = read_series_from_index(
-            inputs.dicom_index,
-            series_uid=inputs.image_series,
-            nonuniform=nonuniform,
-            max_voxels=opts.max_voxels,
-            where=str(inputs.image),
-        )
-    else:
-        img = load_image(
-            inputs.image, max_voxels=opts.max_voxels, nonuniform=nonuniform, series_uid=inputs.image_series
-        )
+        parse_delineation(opts.delineation)  # a bad value is a usage error before any reading
+    inputs = resolve_inputs(study_dir, image=image, segs=segs, labels=labels, pet=pet, options=opts)
+    rules_obj = _rules(rules)
+    spec = parse_label_spec(inputs.labels)
+    img = _load_main_image(inputs, opts)
     _check_image_values(img)
     warnings: list[str] = [*inputs.notes, *img.meta.get("warnings", [])]
     layers: list[MaskLayer] = []
@@ -306,11 +296,17 @@ def analyze_with_context(
         seg_sources.append(str(s).split("=", 1)[1] if "=" in str(s) and not Path(str(s)).exists() else str(s))
     for la in layers:
         warnings.extend(la.mask.meta.get("notes", []))
+        warnings.extend(str(w) for w in la.mask.meta.get("warnings", []))
     rec = reconcile_layers(img, layers)
     warnings.extend(rec.warnings)
+    rec_layers = list(rec)
+    suv = _load_suv(img, inputs, opts, warnings)
+    pet_derived = None
+    if suv is not None and not any(la.role == "lesion" for la in rec_layers):
+        pet_derived = _derive_pet_lesions(img, suv, rec_layers, rules_obj, inputs, warnings)
     burden = measure_burden(
         img,
-        list(rec),
+        rec_layers,
         margin_mm=opts.margin_mm,
         connectivity=opts.connectivity,
         fractional_threshold=opts.fractional_threshold,
@@ -328,11 +324,154 @@ def analyze_with_context(
         | {"role": la.role, "label": la.label, "source": la.source}
         for la in layers
     ]
+    pet_block, pet_missing, pet_lines = (None, [], [])
+    if suv is not None:
+        ctx.header["pet_suv"] = suv
+        pet_block, pet_missing, pet_lines = _measure_pet(ctx, suv, opts, rules_obj, pet_derived, warnings)
     report = _build_report(
         img, ctx, burden, inputs, seg_sources, rec.resampled or bool(img.meta.get("resampled")), warnings, opts
     )
-    _apply_surgical(report, ctx, clinical if clinical is not None else inputs.clinical, rules, opts)
+    report.pet = pet_block
+    _apply_surgical(report, ctx, clinical if clinical is not None else inputs.clinical, rules_obj, opts)
+    if pet_missing:
+        missing = report.classification.setdefault("missing_inputs", [])
+        missing.extend(m for m in pet_missing if m not in missing)
+    report.console_lines.extend(pet_lines)
     return report, ctx
+
+
+def _rules(rules: Any) -> Any:
+    from .classify.rules import Rules, load_rules
+
+    return rules if isinstance(rules, Rules) else load_rules(rules)
+
+
+def _is_pet_input(inputs: StudyInputs) -> bool:
+    """Whether the main image is a DICOM PET series (read with positions, SUV converted)."""
+    if inputs.dicom_index:
+        return any(
+            getattr(f, "modality", "") == "PT" and getattr(f, "series_uid", None) == inputs.image_series
+            for f in inputs.dicom_index
+        )
+    p = Path(inputs.image)
+    candidates = [p] if p.is_file() else (sorted(x for x in p.rglob("*") if x.is_file())[:50] if p.is_dir() else [])
+    import pydicom
+
+    for f in candidates:
+        try:
+            ds = pydicom.dcmread(str(f), stop_before_pixels=True, specific_tags=["Modality", "SOPClassUID"])
+        except Exception:
+            continue
+        if "Modality" in ds:
+            return str(ds.Modality) == "PT"
+    return False
+
+
+def _load_main_image(inputs: StudyInputs, opts: AnalyzeOptions) -> Volume:
+    from .io.loader import load_image
+
+    p = Path(inputs.image)
+    is_pet = (p.is_dir() or (p.is_file() and p.suffix.lower() in ("", ".dcm"))) and _is_pet_input(inputs)
+    # PET series are handled by slice positions (non-uniform steps resampled, with a warning), never rejected.
+    nonuniform = "resample" if (opts.allow_resample or is_pet) else "error"
+    if inputs.dicom_index:
+        from .io.dicom_series import read_series_from_index
+
+        img = read_series_from_index(
+            inputs.dicom_index,
+            series_uid=inputs.image_series,
+            nonuniform=nonuniform,
+            max_voxels=opts.max_voxels,
+            where=str(inputs.image),
+        )
+    else:
+        img = load_image(
+            inputs.image, max_voxels=opts.max_voxels, nonuniform=nonuniform, series_uid=inputs.image_series
+        )
+    if img.meta.get("modality") == "PT":
+        from .io.pet import suv_from_modality_volume
+
+        img = suv_from_modality_volume(img, weight_kg=opts.weight_kg)
+    return img
+
+
+def _load_suv(img: Volume, inputs: StudyInputs, opts: AnalyzeOptions, warnings: list[str]) -> Volume | None:
+    if inputs.pet is not None:
+        from .io.pet import load_suv_volume
+
+        suv = load_suv_volume(inputs.pet, weight_kg=opts.weight_kg, max_voxels=opts.max_voxels)
+        warnings.extend(suv.meta.get("warnings", []))
+        return suv
+    if img.meta.get("units") == "SUVbw":
+        return img
+    return None
+
+
+def _derive_pet_lesions(
+    img: Volume, suv: Volume, layers: list[MaskLayer], rules: Any, inputs: StudyInputs, warnings: list[str]
+) -> str | None:
+    from .measure.pet import derive_pet_lesions
+
+    liver_layers = [la for la in layers if la.role == "liver"]
+    if not liver_layers:
+        return None
+    liver = np.zeros(img.shape, dtype=bool)
+    for la in liver_layers:
+        liver |= la.binary()
+    mask = derive_pet_lesions(suv, liver, img, rules=rules)
+    pet_rules = rules["pet"] if "pet" in rules else {}
+    method = f"pet-derived:{pet_rules.get('derived_delineation', 'liver:1.5')}"
+    layers.append(
+        MaskLayer("lesion", img.with_array(mask), label="pet-derived", source=str(inputs.pet or inputs.image))
+    )
+    warnings.append(f"no lesion mask: lesions were delineated on PET inside the liver ({method})")
+    return method
+
+
+def _measure_pet(
+    ctx: MeasurementContext,
+    suv: Volume,
+    opts: AnalyzeOptions,
+    rules: Any,
+    pet_derived: str | None,
+    warnings: list[str],
+) -> tuple[dict[str, Any], list[str], list[str]]:
+    from .measure.pet import measure_pet
+
+    res = measure_pet(ctx, suv, delineation=opts.delineation, rules=rules)
+    for les in ctx.lesions:
+        upd = dict(res.lesion_updates.get(les.id, {}))
+        for key in ("suv_max", "suv_mean", "suv_peak", "krenning_score"):
+            val = upd.pop(key, None)
+            setattr(les, key, None if val is None else (round(float(val), 3) if key != "krenning_score" else int(val)))
+        les.extra.update(upd)
+    block = dict(res.block)
+    for key, val in list(block.items()):
+        if isinstance(val, float):
+            block[key] = round(val, 4 if key.endswith("_ml") else 3)
+    if pet_derived:
+        block["sretv_delineation"] = block.get("delineation")
+        block["delineation"] = pet_derived
+    warnings.extend(res.warnings)
+    lines = [
+        f"PET: SUVbw from {block.get('units')} ({block.get('decay_correction')}); liver SUVmean "
+        f"{_fmt(block.get('liver_suv_mean'))}, spleen SUVmean {_fmt(block.get('spleen_suv_mean'))}, "
+        f"lesion SUVmax {_fmt(block.get('suv_max'))}",
+        f"SRETV ({block.get('delineation')}): hepatic {_fmt(block.get('sretv_ml'), 1)} mL, TLSRE "
+        f"{_fmt(block.get('tlsre'), 1)} mL*SUV",
+    ]
+    scores = [
+        f"{les.id}: {les.krenning_score if les.krenning_score is not None else 'n/a'}"
+        for les in ctx.lesions
+        if les.location == "intrahepatic"
+    ]
+    if scores:
+        lines.append("Krenning (estimated from SUV): " + ", ".join(scores[:12]) + (" ..." if len(scores) > 12 else ""))
+    return block, list(res.missing_inputs), lines
+
+
+def _fmt(v: Any, nd: int = 2) -> str:
+    return "n/a" if v is None else f"{float(v):.{nd}f}"
 
 
 def analyze(

@@ -1,0 +1,144 @@
+"""PET through the whole analysis: a PET/CT study folder and the real non-uniform FDG PET."""
+
+from __future__ import annotations
+
+import numpy as np
+import pydicom
+import pytest
+from dicom_factory import write_image_series
+from pet_factory import write_pet_series
+from phantoms import grid_affine, sphere_mask
+from seg_factory import SegmentSpec, write_seg
+
+from netlm_imaging.api import analyze
+from netlm_imaging.cli import main
+
+HALF_LIFE_S = 4069.8
+DOSE_BQ = 150e6
+WEIGHT_KG = 70.0
+DELAY_S = 3600.0  # injection 10:00:00, series 11:00:00 (pet_factory defaults)
+
+
+def _suv_to_bqml(suv: float) -> float:
+    # QIBA: SUVbw = A * weight_g / (dose * 2^(-t/T)); solved for A, computed here independently
+    return suv * DOSE_BQ * 2 ** (-DELAY_S / HALF_LIFE_S) / (WEIGHT_KG * 1000.0)
+
+
+@pytest.fixture(scope="module")
+def petct(tmp_path_factory):
+    root = tmp_path_factory.mktemp("petct")
+    for_uid = pydicom.uid.generate_uid(entropy_srcs=["netlm-petct-for"])
+    ct_aff = grid_affine((2.0, 2.0, 3.0), (-60.0, -50.0, -45.0))
+    ct_shape = (60, 50, 30)
+    liver = sphere_mask(ct_shape, ct_aff, (0.0, 0.0, 0.0), 40.0)
+    lesion = sphere_mask(ct_shape, ct_aff, (8.0, 4.0, 3.0), 10.0)
+    spleen = sphere_mask(ct_shape, ct_aff, (-40.0, 30.0, 20.0), 12.0) & ~liver
+    ct = np.where(liver, 60.0, -50.0)
+    files = write_image_series(root / "ct", ct, ct_aff, modality="CT", frame_of_reference_uid=for_uid, seed=1)
+    write_seg(
+        root / "seg.dcm",
+        files,
+        [
+            SegmentSpec("Liver", liver),
+            SegmentSpec("Tumour 1", lesion, property_type=pydicom.sr.codedict.codes.SCT.Neoplasm),
+            SegmentSpec("Spleen", spleen, property_type=pydicom.sr.codedict.codes.SCT.Spleen),
+        ],
+    )
+    # PET on a coarser, shifted grid in the same frame of reference
+    pet_aff = grid_affine((4.0, 4.0, 4.0), (-62.0, -52.0, -46.0))
+    pet_shape = (31, 26, 23)
+    act = np.zeros(pet_shape)
+    act[sphere_mask(pet_shape, pet_aff, (0.0, 0.0, 0.0), 40.0)] = _suv_to_bqml(5.0)
+    act[sphere_mask(pet_shape, pet_aff, (-40.0, 30.0, 20.0), 12.0)] = _suv_to_bqml(15.0)
+    act[sphere_mask(pet_shape, pet_aff, (8.0, 4.0, 3.0), 10.0)] = _suv_to_bqml(20.0)
+    write_pet_series(
+        root / "pet",
+        act,
+        pet_aff,
+        frame_of_reference_uid=for_uid,
+        weight_kg=WEIGHT_KG,
+        dose_bq=DOSE_BQ,
+        half_life_s=HALF_LIFE_S,
+        seed=2,
+    )
+    return root
+
+
+def test_pet_ct_folder_gives_suv_and_krenning(petct):
+    rep = analyze(petct)
+    assert rep.study["modality"] == "CT"
+    pet = rep.pet
+    assert pet is not None
+    assert pet["units"] == "BQML"
+    assert pet["decay_correction"] == "START"
+    (les,) = rep.lesions
+    assert les["suv_max"] == pytest.approx(20.0, rel=2e-3)
+    assert pet["spleen_suv_mean"] == pytest.approx(15.0, rel=0.05)
+    assert pet["liver_suv_mean"] == pytest.approx(5.0, rel=0.05)
+    assert les["krenning_score"] == 4  # SUVmax 20 above spleen SUVmean 15
+    assert pet["delineation"] == "rel:0.45"
+    rep.to_dict()
+
+
+def test_pet_ct_without_lesion_mask_derives_lesions_on_pet(petct, tmp_path):
+    # drop the lesion segment: liver + spleen only -> lesions delineated on PET inside the liver
+    ct_files = sorted((petct / "ct").iterdir())
+    seg = pydicom.dcmread(petct / "seg.dcm")
+    assert seg is not None
+    ct_aff = grid_affine((2.0, 2.0, 3.0), (-60.0, -50.0, -45.0))
+    liver = sphere_mask((60, 50, 30), ct_aff, (0.0, 0.0, 0.0), 40.0)
+    study = tmp_path / "study"
+    study.mkdir()
+    import shutil
+
+    shutil.copytree(petct / "ct", study / "ct")
+    shutil.copytree(petct / "pet", study / "pet")
+    write_seg(study / "seg.dcm", sorted((study / "ct").iterdir()) or ct_files, [SegmentSpec("Liver", liver)])
+    rep = analyze(study)
+    assert rep.pet["delineation"].startswith("pet-derived:")
+    assert rep.tumor["lesion_count"] == 1
+    # truth (method: SUV >= 1.5 x liver median SUV, SUV interpolated linearly at CT voxel centres):
+    # computed here with scipy's map_coordinates on the PET values, independently of the package
+    from phantoms import physical_grid
+    from scipy.ndimage import map_coordinates
+
+    pet_aff = grid_affine((4.0, 4.0, 4.0), (-62.0, -52.0, -46.0))
+    pet_suv = np.zeros((31, 26, 23))
+    pet_suv[sphere_mask((31, 26, 23), pet_aff, (0.0, 0.0, 0.0), 40.0)] = 5.0
+    pet_suv[sphere_mask((31, 26, 23), pet_aff, (-40.0, 30.0, 20.0), 12.0)] = 15.0
+    pet_suv[sphere_mask((31, 26, 23), pet_aff, (8.0, 4.0, 3.0), 10.0)] = 20.0
+    pts = physical_grid((60, 50, 30), ct_aff).reshape(-1, 3)
+    idx = (pts - pet_aff[:3, 3]) / 4.0
+    suv_on_ct = map_coordinates(pet_suv, idx.T, order=1, mode="nearest").reshape(60, 50, 30)
+    expected_ml = np.count_nonzero((suv_on_ct >= 1.5 * 5.0) & liver) * 2.0 * 2.0 * 3.0 / 1000
+    assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(expected_ml, rel=0.05)
+    assert any("delineated on PET" in w for w in rep.warnings)
+
+
+def test_real_fdg_pet_with_rtstruct_is_handled_not_rejected(shared, tmp_path):
+    # MANIFEST: non-uniform steps; GTV_Mass about 365 mL by planimetry; BQML, START, 71 kg, 3.88777e8 Bq,
+    # injection 10:35:00, series 11:20:11, half-life 6588 s
+    folder = shared("mirp_sts_fdg_pet", "test", "data", "sts_images_raw", "STS_001", "FDG_PET")
+    rc = main(
+        ["analyze", str(folder), "--labels", "lesion=GTV_Mass,ignore=GTV_Edema", "--out", str(tmp_path), "--quiet"]
+    )
+    assert rc == 0
+    import json
+
+    rep = json.loads((tmp_path / "report.json").read_text())
+    assert rep["study"]["modality"] == "PT"
+    assert rep["study"]["grid"]["resampled"] is True
+    assert any("non-uniform slice steps" in w for w in rep["warnings"])
+    (les,) = rep["lesions"]
+    assert les["volume_ml"] == pytest.approx(365.0, rel=0.02)
+    # hand-computed SUV of the hottest stored voxel of the whole series: a bound for the lesion SUVmax
+    factor = 71.0 * 1000.0 / (3.88777e8 * 2 ** (-(2711.0) / 6588.0))
+    hottest = 0.0
+    for f in sorted((folder / "image").glob("*.dcm")) or sorted(folder.rglob("*.dcm")):
+        ds = pydicom.dcmread(f)
+        if ds.get("Modality") != "PT":
+            continue
+        hottest = max(hottest, float(ds.pixel_array.max()) * float(ds.RescaleSlope) + float(ds.RescaleIntercept))
+    assert 0 < les["suv_max"] <= hottest * factor * 1.001
+    assert rep["pet"]["units"] == "BQML"
+    assert rep["pet"]["decay_correction"] == "START"
