@@ -198,17 +198,8 @@ class StudyReport:
         if self.liver.get("mean_intensity") is not None:
             unit = " HU" if self.study.get("modality") == "CT" else ""
             rows.append(("Liver mean intensity", f"{self.liver['mean_intensity']:.1f}{unit}"))
-        if self.pet:
-            rows.append(
-                (
-                    "PET",
-                    f"liver SUVmean {num(self.pet.get('liver_suv_mean'))}, spleen SUVmean "
-                    f"{num(self.pet.get('spleen_suv_mean'))}, SUVmax {num(self.pet.get('suv_max'))}, "
-                    f"SRETV {num(self.pet.get('sretv_ml'))} mL ({self.pet.get('delineation')})",
-                )
-            )
-        for line in self.console_lines:
-            rows.append(("", str(line)))
+        for n, line in enumerate(self.console_lines):
+            rows.append(("Assessment" if n == 0 else "", str(line)))
         cls = self.classification
         if cls.get("mahuron_type") is not None or cls.get("burden_category") is not None:
             rows.append(
