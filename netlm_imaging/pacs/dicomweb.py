@@ -1,0 +1,290 @@
+"""Pull a study from a PACS over DICOMweb, analyse it, push the DICOM SR (and SEG) back.
+
+Retrieval uses WADO-RS and storage STOW-RS through ``dicomweb-client``.
+
+Credentials (never on the command line, never logged)
+-----------------------------------------------------
+First found wins:
+
+1. environment: ``NETLM_PACS_TOKEN`` (HTTP bearer token), or
+   ``NETLM_PACS_USER`` + ``NETLM_PACS_PASSWORD`` (HTTP basic);
+2. a TOML config file: ``--pacs-config FILE``, else
+   ``~/.config/netlm/pacs.toml`` when it exists, with keys ``user`` +
+   ``password`` or ``token``. The file must not be readable by group or
+   others (``chmod 600``), or it is refused.
+
+A URL with embedded credentials (``https://user:pw@host``) is refused. Error
+messages and logs name the URL and the study UID only.
+
+Identifiers: the local SR/SEG copies carry no patient identifiers unless asked;
+the objects pushed to the PACS keep the source images' patient module, so the
+PACS files them under the same patient and study they came from.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import tempfile
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..errors import InputError, UsageError
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "PacsCredentials",
+    "PacsResult",
+    "analyze_pacs_study",
+    "load_credentials",
+    "make_client",
+    "retrieve_study",
+    "store_files",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Default credentials file.
+DEFAULT_CONFIG = Path("~/.config/netlm/pacs.toml")
+
+
+@dataclass(frozen=True)
+class PacsCredentials:
+    """HTTP credentials; ``repr`` never shows the secrets."""
+
+    user: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
+    source: str = "none"
+
+    @property
+    def kind(self) -> str:
+        """``"bearer"``, ``"basic"`` or ``"none"``."""
+        return "bearer" if self.token else "basic" if self.user else "none"
+
+
+def _check_private(path: Path) -> None:
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise InputError(
+            f"{path}: the PACS credentials file is accessible by other users (mode {stat.S_IMODE(mode):o}); "
+            f"run 'chmod 600 {path}'"
+        )
+
+
+def load_credentials(config: str | os.PathLike[str] | None = None,
+                     env: dict[str, str] | os._Environ[str] | None = None) -> PacsCredentials:
+    """Credentials from the environment, else from a private TOML file.
+
+    Parameters
+    ----------
+    config : path-like, optional
+        Config file (``--pacs-config``); default ``~/.config/netlm/pacs.toml`` if present.
+    env : mapping, optional
+        Environment (default ``os.environ``).
+
+    Returns
+    -------
+    PacsCredentials
+        ``kind == "none"`` when nothing is configured (anonymous access).
+
+    Raises
+    ------
+    InputError
+        Incomplete environment variables, a missing, unreadable, malformed or
+        group/other-accessible config file.
+    """
+    env = os.environ if env is None else env
+    if env.get("NETLM_PACS_TOKEN"):
+        return PacsCredentials(token=env["NETLM_PACS_TOKEN"], source="environment")
+    user, password = env.get("NETLM_PACS_USER"), env.get("NETLM_PACS_PASSWORD")
+    if user or password:
+        if not (user and password):
+            raise InputError("NETLM_PACS_USER and NETLM_PACS_PASSWORD must be set together (or set NETLM_PACS_TOKEN)")
+        return PacsCredentials(user=user, password=password, source="environment")
+    path = Path(config).expanduser() if config is not None else DEFAULT_CONFIG.expanduser()
+    if config is None and not path.exists():
+        return PacsCredentials()
+    if not path.is_file():
+        raise InputError(f"{path}: PACS config file not found; check --pacs-config")
+    _check_private(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise InputError(f"{path}: cannot read the PACS config ({type(exc).__name__}); write TOML with keys "
+                         "user and password, or token") from None
+    if data.get("token"):
+        return PacsCredentials(token=str(data["token"]), source=str(path))
+    if data.get("user") and data.get("password"):
+        return PacsCredentials(user=str(data["user"]), password=str(data["password"]), source=str(path))
+    raise InputError(f"{path}: the PACS config needs 'user' and 'password', or 'token'")
+
+
+def _check_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"--url {parts.scheme}://{parts.hostname or ''}...: give the DICOMweb root as http(s)://host/path")
+    if parts.username or parts.password:
+        raise UsageError("--url must not contain credentials; set NETLM_PACS_USER / NETLM_PACS_PASSWORD "
+                         "(or NETLM_PACS_TOKEN) or use a private --pacs-config file")
+    return url.rstrip("/")
+
+
+def make_client(url: str, credentials: PacsCredentials, *, timeout_s: float = 60.0) -> Any:
+    """A ``dicomweb_client.DICOMwebClient`` with the credentials on its HTTP session."""
+    import requests
+    from dicomweb_client import DICOMwebClient
+
+    url = _check_url(url)
+    session = requests.Session()
+    if credentials.kind == "bearer":
+        session.headers["Authorization"] = f"Bearer {credentials.token}"
+    elif credentials.kind == "basic":
+        session.auth = (credentials.user or "", credentials.password or "")
+    logger.info("DICOMweb %s (credentials: %s from %s)", url, credentials.kind, credentials.source)
+    return DICOMwebClient(url, session=session, timeout=timeout_s)
+
+
+def _http_error(exc: Exception, url: str, what: str) -> InputError:
+    import requests
+
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if status in (401, 403):
+        return InputError(f"{url}: {what} refused (HTTP {status}): authentication failed; check NETLM_PACS_USER / "
+                          "NETLM_PACS_PASSWORD, NETLM_PACS_TOKEN or the --pacs-config file")
+    if status == 404:
+        return InputError(f"{url}: {what}: not found (HTTP 404); check the Study Instance UID and the DICOMweb root")
+    if isinstance(exc, requests.ConnectionError):
+        return InputError(f"{url}: cannot connect for {what}; check --url and that the PACS is running")
+    return InputError(f"{url}: {what} failed ({type(exc).__name__}, HTTP {status}); check the PACS log")
+
+
+def retrieve_study(client: Any, study_uid: str, folder: str | os.PathLike[str]) -> list[Path]:
+    """WADO-RS retrieve every instance of a study into ``folder`` (one file per SOP instance).
+
+    Raises
+    ------
+    InputError
+        Authentication failure, unknown study, or no instance.
+    """
+    import requests
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        datasets = client.retrieve_study(study_uid)
+    except (requests.RequestException, OSError) as exc:
+        raise _http_error(exc, client.base_url, f"retrieving study {study_uid}") from None
+    if not datasets:
+        raise InputError(f"{client.base_url}: study {study_uid} has no instances; check the Study Instance UID")
+    paths = []
+    for ds in datasets:
+        p = out / f"{ds.SOPInstanceUID}.dcm"
+        ds.save_as(p, enforce_file_format=True)
+        paths.append(p)
+    logger.info("retrieved %d instances of study %s", len(paths), study_uid)
+    return paths
+
+
+def store_files(client: Any, paths: list[Path]) -> list[str]:
+    """STOW-RS store DICOM files; returns the stored SOP Instance UIDs.
+
+    Raises
+    ------
+    InputError
+        When the PACS refuses the objects.
+    """
+    import pydicom
+    import requests
+
+    datasets = [pydicom.dcmread(p) for p in paths]
+    try:
+        client.store_instances(datasets)
+    except (requests.RequestException, OSError) as exc:
+        raise _http_error(exc, client.base_url, "storing the results (STOW-RS)") from None
+    uids = [str(ds.SOPInstanceUID) for ds in datasets]
+    logger.info("stored %d result objects", len(uids))
+    return uids
+
+
+@dataclass
+class PacsResult:
+    """What :func:`analyze_pacs_study` produced."""
+
+    report: Any
+    written: list[Path] = field(default_factory=list)
+    pushed_sop_instance_uids: list[str] = field(default_factory=list)
+
+
+def analyze_pacs_study(
+    url: str,
+    study_uid: str,
+    *,
+    out_dir: str | os.PathLike[str] | None = None,
+    push: bool = False,
+    seg_out: bool = False,
+    credentials: PacsCredentials | None = None,
+    labels: str | None = None,
+    rules: str | None = None,
+    options: Any = None,
+) -> PacsResult:
+    """Retrieve a study (WADO-RS), analyse it, write outputs, optionally store SR (+ SEG) back (STOW-RS).
+
+    Parameters
+    ----------
+    url : str
+        DICOMweb root, e.g. ``http://pacs:8042/dicom-web``.
+    study_uid : str
+        Study Instance UID.
+    out_dir : path-like, optional
+        Writes ``report.json``, ``report_sr.dcm`` (and ``derived_seg.dcm``) there.
+    push : bool
+        Store the SR (and the SEG with ``seg_out``) back in the PACS.
+    seg_out : bool
+        Also produce a DICOM SEG of the derived masks.
+    credentials : PacsCredentials, optional
+        Default :func:`load_credentials`.
+    labels, rules : str, optional
+        As for :func:`netlm_imaging.api.analyze`.
+    options : AnalyzeOptions, optional
+        Analysis options (``include_identifiers`` also applies to local SR/SEG copies).
+
+    Returns
+    -------
+    PacsResult
+    """
+    from ..api import analyze_with_context
+    from ..report.dicom_seg_out import write_seg
+    from ..report.dicom_sr import write_sr
+
+    creds = credentials if credentials is not None else load_credentials()
+    client = make_client(url, creds)
+    base = _check_url(url)
+    include_ids = bool(getattr(options, "include_identifiers", False))
+    result = PacsResult(report=None)
+    with tempfile.TemporaryDirectory(prefix="netlm-pacs-") as tmp:
+        study_dir = Path(tmp) / "study"
+        retrieve_study(client, study_uid, study_dir)
+        report, ctx = analyze_with_context(study_dir, labels=labels, rules=rules, options=options)
+        source = f"{base}/studies/{study_uid}"
+        report.study["image_source"] = source
+        report.study["segmentation_sources"] = [
+            s.replace(str(study_dir), source) for s in report.study.get("segmentation_sources", [])
+        ]
+        result.report = report
+        if out_dir is not None:
+            out = Path(out_dir)
+            result.written.append(report.write_json(out / "report.json"))
+            result.written.append(write_sr(report, ctx, out / "report_sr.dcm", include_identifiers=include_ids))
+            if seg_out:
+                result.written.append(write_seg(ctx, out / "derived_seg.dcm", include_identifiers=include_ids))
+        if push:
+            to_push = [write_sr(report, ctx, Path(tmp) / "push_sr.dcm", include_identifiers=True)]
+            if seg_out:
+                to_push.append(write_seg(ctx, Path(tmp) / "push_seg.dcm", include_identifiers=True))
+            result.pushed_sop_instance_uids = store_files(client, to_push)
+    return result
