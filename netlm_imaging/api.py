@@ -326,7 +326,7 @@ def analyze_with_context(
     ]
     pet_block, pet_missing, pet_lines = (None, [], [])
     if suv is not None:
-        ctx.header["pet_suv"] = suv
+        ctx.pet_suv = suv
         pet_block, pet_missing, pet_lines = _measure_pet(ctx, suv, opts, rules_obj, pet_derived, warnings)
     report = _build_report(
         img, ctx, burden, inputs, seg_sources, rec.resampled or bool(img.meta.get("resampled")), warnings, opts

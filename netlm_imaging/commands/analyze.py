@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     if args.html:
         from ..report.html import write_study_html
 
-        written.append(write_study_html(report.to_dict(), ctx, out / "report.html"))
+        written.append(write_study_html(report.to_dict(), ctx, out / "report.html", pet_suv=ctx.pet_suv))
     if args.sr:
         from ..report.dicom_sr import write_sr
 

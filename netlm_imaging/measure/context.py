@@ -73,6 +73,8 @@ class MeasurementContext:
         Boolean spleen mask.
     liver_volume_ml, intrahepatic_tumor_ml, extrahepatic_tumor_ml : float or None
         Totals (liver volume None when there is no liver mask).
+    pet_suv : Volume or None
+        The SUVbw volume (PET grid) when the study has PET.
     header : dict
         Non-identifying header facts (e.g. ``patient_weight_kg``,
         ``patient_height_m`` when the user allowed them, ``modality``).
@@ -88,6 +90,7 @@ class MeasurementContext:
     intrahepatic_tumor_ml: float = 0.0
     extrahepatic_tumor_ml: float = 0.0
     header: dict[str, Any] = field(default_factory=dict)
+    pet_suv: Volume | None = None
 
     @property
     def voxel_volume_ml(self) -> float:

@@ -22,6 +22,7 @@ __all__ = [
     "InstanceGeometry",
     "bbox_slices",
     "label_instances",
+    "label_instances_cropped",
     "max_pairwise_distance",
     "measure_instance",
     "recist_measurable",
@@ -31,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 #: |cos| of the angle between the slice normal and patient S above which slices count as transverse.
 AXIAL_TOLERANCE = 1e-4
-_BRUTE_FORCE_POINTS = 600
+_BRUTE_FORCE_POINTS = 200
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,26 @@ def bbox_slices(mask: np.ndarray, pad: int = 0) -> tuple[slice, slice, slice] | 
             return None
         out.append(slice(max(0, int(nz[0]) - pad), min(mask.shape[axis], int(nz[-1]) + 1 + pad)))
     return (out[0], out[1], out[2])
+
+
+def label_instances_cropped(
+    mask: np.ndarray, connectivity: int = 26
+) -> tuple[tuple[slice, slice, slice] | None, np.ndarray, int]:
+    """Connected components within the mask's bounding box.
+
+    Returns
+    -------
+    (bbox or None, numpy.ndarray, int)
+        The bounding box, the int32 labels inside it, and the number of components.
+    """
+    if connectivity not in (6, 26):
+        raise ValueError("connectivity must be 6 or 26")
+    structure = ndimage.generate_binary_structure(3, 3 if connectivity == 26 else 1)
+    bb = bbox_slices(mask)
+    if bb is None:
+        return None, np.zeros((0, 0, 0), dtype=np.int32), 0
+    crop, n = ndimage.label(mask[bb], structure=structure, output=np.int32)
+    return bb, crop, int(n)
 
 
 def label_instances(mask: np.ndarray, connectivity: int = 26) -> tuple[np.ndarray, int]:
@@ -90,6 +111,10 @@ def label_instances(mask: np.ndarray, connectivity: int = 26) -> tuple[np.ndarra
 def max_pairwise_distance(points: np.ndarray) -> tuple[float, np.ndarray | None]:
     """Largest distance between any two points, via the convex hull when there are many.
 
+    The farthest pair of a point set is always a pair of its convex hull's
+    vertices, so the hull is taken first and only its vertices are compared
+    (never all voxel pairs).
+
     Parameters
     ----------
     points : numpy.ndarray
@@ -100,6 +125,8 @@ def max_pairwise_distance(points: np.ndarray) -> tuple[float, np.ndarray | None]
     (float, numpy.ndarray or None)
         The distance and the unit vector between the two extreme points.
     """
+    from scipy.spatial.distance import pdist
+
     n = len(points)
     if n < 2:
         return 0.0, None
@@ -108,25 +135,28 @@ def max_pairwise_distance(points: np.ndarray) -> tuple[float, np.ndarray | None]
         from scipy.spatial import ConvexHull, QhullError
 
         try:
-            hull = ConvexHull(points)
-            pts = points[hull.vertices]
-        except (QhullError, ValueError):  # flat point sets: keep all points
+            pts = points[ConvexHull(points).vertices]
+        except (QhullError, ValueError):  # flat or degenerate point sets: keep all points
             pts = points
-    if len(pts) > 4 * _BRUTE_FORCE_POINTS:  # pathological hull: subsample is NOT allowed; chunk instead
-        best, pair = 0.0, (0, 1)
-        for start in range(0, len(pts), 512):
+    m = len(pts)
+    if m <= 4096:
+        d = pdist(pts)
+        flat = int(np.argmax(d))
+        # row/column of the condensed index
+        i = int(m - 2 - np.floor(np.sqrt(-8 * flat + 4 * m * (m - 1) - 7) / 2.0 - 0.5))
+        j = int(flat + i + 1 - m * (m - 1) // 2 + (m - i) * ((m - i) - 1) // 2)
+        a, b = pts[i], pts[j]
+    else:  # pathological hull: exact, chunked
+        best, pair = -1.0, (0, 1)
+        for start in range(0, m, 512):
             block = pts[start : start + 512]
             d2 = ((block[:, None, :] - pts[None, :, :]) ** 2).sum(-1)
             idx = np.unravel_index(int(np.argmax(d2)), d2.shape)
             if d2[idx] > best:
                 best, pair = float(d2[idx]), (start + int(idx[0]), int(idx[1]))
         a, b = pts[pair[0]], pts[pair[1]]
-    else:
-        d2 = ((pts[:, None, :] - pts[None, :, :]) ** 2).sum(-1)
-        i, j = np.unravel_index(int(np.argmax(d2)), d2.shape)
-        a, b = pts[i], pts[j]
-    d = float(np.linalg.norm(b - a))
-    return d, ((b - a) / d if d > 0 else None)
+    dist = float(np.linalg.norm(b - a))
+    return dist, ((b - a) / dist if dist > 0 else None)
 
 
 def _surface(mask: np.ndarray) -> np.ndarray:
@@ -138,19 +168,39 @@ def _surface(mask: np.ndarray) -> np.ndarray:
 
 
 def _axial_diameters(mask: np.ndarray, affine: np.ndarray, slice_axis: int) -> tuple[float, float | None]:
-    """Longest in-plane diameter over transverse slices and its perpendicular extent."""
+    """Longest in-plane diameter over transverse slices and its perpendicular extent.
+
+    The in-plane boundary of every slice is found with one erosion by an
+    in-plane cross; each slice's farthest pair then comes from its boundary
+    points (via the hull for large slices).
+    """
     normal = affine[:3, slice_axis] / np.linalg.norm(affine[:3, slice_axis])
-    best, best_short = 0.0, None
-    for k in range(mask.shape[slice_axis]):
-        sl = np.take(mask, k, axis=slice_axis)
-        if not sl.any():
+    cross = np.zeros((3, 3, 3), dtype=bool)
+    centre = [1, 1, 1]
+    for a in range(3):
+        if a == slice_axis:
             continue
-        edge = _surface(sl)
-        ij = np.argwhere(edge)
-        idx = np.insert(ij.astype(np.float64), slice_axis, float(k), axis=1)
-        pts = idx @ affine[:3, :3].T + affine[:3, 3]
+        idx = list(centre)
+        for v in (0, 2):
+            idx[a] = v
+            cross[tuple(idx)] = True
+    cross[1, 1, 1] = True
+    edge = mask & ~ndimage.binary_erosion(mask, structure=cross, border_value=0)
+    ijk = np.argwhere(edge)
+    if ijk.size == 0:
+        return 0.0, None
+    order = np.argsort(ijk[:, slice_axis], kind="stable")
+    ijk = ijk[order]
+    pts_all = ijk.astype(np.float64) @ affine[:3, :3].T + affine[:3, 3]
+    ks, starts = np.unique(ijk[:, slice_axis], return_index=True)
+    bounds = [*starts.tolist(), len(ijk)]
+    best, best_short = 0.0, None
+    for n in range(len(ks)):
+        pts = pts_all[bounds[n] : bounds[n + 1]]
         d, u = max_pairwise_distance(pts)
-        if d > best or (best_short is None and d >= best):
+        if d > best or best_short is None:
+            if d < best:
+                continue
             best = d
             if u is None:
                 best_short = 0.0
