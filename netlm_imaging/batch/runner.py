@@ -87,6 +87,8 @@ RUN_COLUMNS = ("elapsed_s", "resumed")
 CSV_COLUMNS = ("study_id", "status", "error", *NUMBER_COLUMNS, "fingerprint", *RUN_COLUMNS)
 
 _PENDING = "pending"
+#: multiprocessing start method of the local pool (NETLM_START_METHOD overrides: fork, forkserver, spawn).
+_START_METHOD = os.environ.get("NETLM_START_METHOD", "fork")
 
 
 @dataclass(frozen=True)
@@ -398,6 +400,7 @@ class _Progress:
         if enabled and hasattr(self.stream, "isatty") and self.stream.isatty():
             from tqdm import tqdm
 
+            tqdm.monitor_interval = 0  # no monitor thread: the local pool forks workers
             self.bar = tqdm(total=total, unit="study", file=self.stream, dynamic_ncols=True)
 
     def update(self, row: dict[str, Any]) -> None:
@@ -432,8 +435,9 @@ def _executor_results(
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["netlm_imaging.batch.runner"])
+    ctx = multiprocessing.get_context(_START_METHOD)
+    if _START_METHOD == "forkserver":
+        ctx.set_forkserver_preload(["netlm_imaging.batch.runner", "netlm_imaging.api"])
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
         futures = {pool.submit(analyze_one, s, str(out_dir), options): s for s in studies}
         try:

@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""PACS export hook: analyse one exported study and write (and optionally push) the results.
+
+A PACS export (or Orthanc's OnStableStudy Lua callback, see
+orthanc_on_stable_study.lua) calls it with either
+
+* a study folder it exported:
+  ``pacs_export_hook.py --folder /exports/STUDY --out /results``
+* a Study Instance UID:
+  ``pacs_export_hook.py --study-uid 1.2.3 --url http://pacs/dicom-web --out /results [--push]``
+
+Outputs go to ``OUT/<study key>/``: ``report.json`` and ``report_sr.dcm``
+(``derived_seg.dcm`` with ``--seg-out``). With a UID, ``--push`` stores the SR
+(and SEG) back in the PACS over STOW-RS. Credentials come only from
+NETLM_PACS_USER / NETLM_PACS_PASSWORD, NETLM_PACS_TOKEN or a private
+``--pacs-config`` file (see netlm_imaging.pacs.dicomweb). Only the package's
+public API is used.
+
+Exit codes: 0 success, 3 input error (one line on stderr), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from netlm_imaging.api import AnalyzeOptions, analyze_with_context
+from netlm_imaging.errors import NetlmError, UsageError
+from netlm_imaging.pacs.dicomweb import analyze_pacs_study, load_credentials
+from netlm_imaging.report.dicom_seg_out import write_seg
+from netlm_imaging.report.dicom_sr import write_sr
+
+logger = logging.getLogger("netlm.pacs_export_hook")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--folder", type=Path, help="exported study folder (DICOM files)")
+    src.add_argument("--study-uid", help="Study Instance UID to retrieve over DICOMweb (needs --url)")
+    p.add_argument("--url", help="DICOMweb root, e.g. http://127.0.0.1:8042/dicom-web")
+    p.add_argument("--out", type=Path, required=True, help="results folder (one sub-folder per study)")
+    p.add_argument("--push", action="store_true", help="store the SR (and SEG) back in the PACS (with --study-uid)")
+    p.add_argument("--seg-out", action="store_true", help="also write the derived masks as a DICOM SEG")
+    p.add_argument("--pacs-config", help="private TOML file with user/password or token")
+    p.add_argument("--labels", help="segment name/value to role mapping, e.g. liver=Liver,lesion=Lesion*")
+    p.add_argument("--rules", help="rules file overriding the default clinical rules")
+    return p
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the hook; returns the exit code."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="netlm-hook: %(levelname)s: %(message)s", stream=sys.stderr)
+    try:
+        if args.study_uid:
+            if not args.url:
+                raise UsageError("--study-uid needs --url (the DICOMweb root)")
+            out = args.out / args.study_uid
+            result = analyze_pacs_study(
+                args.url, args.study_uid, out_dir=out, push=args.push, seg_out=args.seg_out,
+                credentials=load_credentials(args.pacs_config), labels=args.labels, rules=args.rules,
+            )
+            written = result.written
+            logger.info("study %s: %d object(s) stored in the PACS", args.study_uid,
+                        len(result.pushed_sop_instance_uids))
+        else:
+            if args.push:
+                raise UsageError("--push needs --study-uid and --url (a folder export has no PACS to push to)")
+            out = args.out / args.folder.name
+            report, ctx = analyze_with_context(args.folder, labels=args.labels, rules=args.rules,
+                                               options=AnalyzeOptions())
+            written = [report.write_json(out / "report.json")]
+            try:
+                written.append(write_sr(report, ctx, out / "report_sr.dcm"))
+                if args.seg_out:
+                    written.append(write_seg(ctx, out / "derived_seg.dcm"))
+            except NetlmError as exc:  # e.g. a NIfTI folder: the JSON report stands alone
+                logger.warning("no DICOM SR/SEG: %s", exc)
+    except NetlmError as exc:
+        print(f"netlm-hook: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    for w in written:
+        print(f"wrote {w}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run())
