@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-
 from conftest import oblique_affine
+
 from netlm_imaging.measure.context import Lesion, MeasurementContext
 from netlm_imaging.volume import Volume
 

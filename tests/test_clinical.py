@@ -109,11 +109,13 @@ def test_file_level_errors(tmp_path):
 def test_body_size_from_file_then_dicom_header():
     header = {"patient_size_m": 1.64, "patient_weight_kg": 59.0}
     h, w, notes = resolve_body_size(ClinicalInputs(height_cm=170.0), header)
-    assert h == 170.0 and w == 59.0
+    assert h == 170.0
+    assert w == 59.0
     assert any("clinical file" in n for n in notes)
     assert any("PatientWeight (0010,1030)" in n for n in notes)
     h, w, notes = resolve_body_size(None, header)
-    assert h == pytest.approx(164.0) and w == 59.0
+    assert h == pytest.approx(164.0)
+    assert w == 59.0
     assert any("PatientSize (0010,1020)" in n for n in notes)
     # implausible header values are not used, and the note says so
     h, w, notes = resolve_body_size(None, {"patient_size_m": 170.0, "patient_weight_kg": 0.07})

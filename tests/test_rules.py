@@ -22,7 +22,8 @@ def test_default_rules_values_match_clinical_rules_md():
     assert r["burden"]["bin_upper_edges_percent"] == [10.0, 25.0, 50.0]
     assert r["burden"]["clarinet_split_percent"] == 25.0
     assert dict(r["flr"]["threshold_percent"]) == {"normal": 20.0, "chemotherapy": 30.0, "cirrhosis": 40.0}
-    assert r["body"]["telv_intercept_ml"] == -794.41 and r["body"]["telv_slope_ml_per_m2"] == 1267.28
+    assert r["body"]["telv_intercept_ml"] == -794.41
+    assert r["body"]["telv_slope_ml_per_m2"] == 1267.28
     assert r["body"]["bsa_formula"] == "mosteller"
     res = {k: sorted(v["segments"]) for k, v in r["resections"].items()}
     assert res == {
@@ -147,7 +148,8 @@ def test_unknown_liver_condition_threshold():
 
 
 def test_comparator():
-    assert meets(70.0, 70.0, ">=") and not meets(70.0, 70.0, ">")
+    assert meets(70.0, 70.0, ">=")
+    assert not meets(70.0, 70.0, ">")
     assert meets(0.7 * 100, 70.0, ">=")  # 70.00000000000001 style noise
     assert not meets(69.99, 70.0, ">=")
     assert meets(70.01, 70.0, ">")

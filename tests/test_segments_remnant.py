@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 import pytest
+from surgical_phantoms import VOXEL_ML, SlabLiver, weight_for_telv
 
 from netlm_imaging.classify.clinical import ClinicalInputs
 from netlm_imaging.classify.rules import load_rules
@@ -18,7 +19,6 @@ from netlm_imaging.classify.surgical import assess
 from netlm_imaging.errors import GeometryError, InputError, LabelError
 from netlm_imaging.measure.remnant import bsa_m2, remnant_for_resection, telv_ml
 from netlm_imaging.measure.segments import compute_segment_table, lesion_distribution
-from surgical_phantoms import VOXEL_ML, SlabLiver, weight_for_telv
 
 SLICES = {1: 2, 2: 3, 3: 3, 4: 4, 5: 4, 6: 4, 7: 5, 8: 5}
 SLICE_VOX = 20 * 20
@@ -38,7 +38,7 @@ def test_bsa_and_telv_against_hand_values():
         bsa_m2(175, 70, "haycock")
     with pytest.raises(InputError, match="positive height and weight"):
         bsa_m2(0, 70)
-    with pytest.raises(InputError, match="TELV .* is not positive"):
+    with pytest.raises(InputError, match=r"TELV .* is not positive"):
         telv_ml(0.5)
 
 
@@ -80,7 +80,7 @@ def test_bad_segment_maps():
     ctx = p.ctx()
     ctx.segment_labels = ctx.segment_labels.copy()
     ctx.segment_labels[0, 0, 0] = 9
-    with pytest.raises(LabelError, match="holds label 9; segments must be 0 .* or 1-8"):
+    with pytest.raises(LabelError, match=r"holds label 9; segments must be 0 .* or 1-8"):
         compute_segment_table(ctx)
     ctx.segment_labels = np.zeros((3, 3, 3), dtype=np.uint8)
     with pytest.raises(GeometryError, match="differs from the image grid"):
@@ -170,7 +170,8 @@ def test_sflr_null_without_body_size():
     p.add_in_segment(3, 1, 2, 2)
     a = assess(p.ctx(), None, load_rules())
     rh = _standard(a, "right_hepatectomy")
-    assert rh["standardized_flr_percent"] is None and rh["telv_ml"] is None
+    assert rh["standardized_flr_percent"] is None
+    assert rh["telv_ml"] is None
     assert rh["adequate"] is None
     assert rh["missing_inputs"] == ["height/weight"]
     assert rh["flr_percent_of_non_tumorous"] == pytest.approx(
