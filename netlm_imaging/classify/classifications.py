@@ -221,7 +221,7 @@ def frilling_type(
     """Frilling 2009 growth pattern by the tool's operational reading ([U] wording).
 
     I = single lesion; II = several lesions with a dominant one (largest holds
-    >= ``dominant_lesion_fraction`` of the tumour volume) or unilobar;
+    more than ``dominant_lesion_fraction`` of the tumour volume) or unilobar;
     III = several lesions in both hemilivers without a dominant one.
     """
     flag = "Frilling 2009 wording unverified [U]; operational reading [D]"
@@ -234,9 +234,9 @@ def frilling_type(
     total = sum(vols)
     frac = vols[0] / total if total > 0 else 0.0
     need = float(frilling["dominant_lesion_fraction"])
-    if frac >= need:
+    if frac > need:
         return {"type": "II", "missing_inputs": [], "rationale": [
-            f"Frilling type II: {n} lesions, the largest holds {100 * frac:.1f}% >= {100 * need:g}% of tumour "
+            f"Frilling type II: {n} lesions, the largest holds {100 * frac:.1f}% > {100 * need:g}% of tumour "
             f"volume ({flag})"]}
     if distribution == "unilobar":
         return {"type": "II", "missing_inputs": [], "rationale": [
