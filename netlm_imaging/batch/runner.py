@@ -328,7 +328,7 @@ def _write_html(report: Any, ctx: Any, path: Path) -> None:
         from ..report.html import write_study_html
     except ImportError:
         raise InputError(f"{path}: this version has no HTML report writer; rerun without --html") from None
-    write_study_html(report.to_dict(), ctx, path)
+    write_study_html(report.to_dict(), ctx, path, pet_suv=getattr(ctx, "pet_suv", None))
 
 
 def analyze_one(study: Study, out_dir: str | os.PathLike[str], options: BatchOptions) -> dict[str, Any]:

@@ -66,7 +66,14 @@ def run(args: argparse.Namespace) -> int:
         studies, out, jobs=args.jobs, scheduler=args.scheduler, resume=args.resume, options=options,
         progress=not args.quiet,
     )
+    index = None
+    if args.html:
+        from ..report.html import write_cohort_index
+
+        index = write_cohort_index(out, result.rows)
     if not args.quiet:
+        if index is not None:
+            print(f"wrote {index}")
         print(
             f"{len(result.rows)} studies: {result.ok} ok, {result.failed} failed; "
             f"{result.analysed} analysed, {result.resumed} resumed (unchanged inputs) in {result.elapsed_s:.1f} s"
