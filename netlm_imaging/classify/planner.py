@@ -201,12 +201,18 @@ def _better(a: tuple[float, float, int], b: tuple[float, float, int] | None) -> 
     return a[2] > b[2]
 
 
-def _enumerate(values: np.ndarray, costs: np.ndarray, capacity: float) -> tuple[float, float, np.ndarray]:
+def _subset_bits(n: int) -> np.ndarray:
+    """(2^n, n) 0/1 matrix of every subset of n items."""
+    return ((np.arange(2**n)[:, None] >> np.arange(n)[None, :]) & 1).astype(np.float64)
+
+
+def _enumerate(
+    values: np.ndarray, costs: np.ndarray, capacity: float, bits: np.ndarray
+) -> tuple[float, float, np.ndarray]:
     """Exact 0/1 knapsack by enumeration: (best value, its cost, chosen mask); least cost among ties."""
     n = values.size
     if n == 0:
         return 0.0, 0.0, np.zeros(0, dtype=bool)
-    bits = ((np.arange(2**n)[:, None] >> np.arange(n)[None, :]) & 1).astype(np.float64)
     tot_v = bits @ values
     tot_c = bits @ costs
     ok = tot_c <= capacity
@@ -224,7 +230,7 @@ def _dp(values: np.ndarray, costs: np.ndarray, capacity: float, resolution: floa
     if n == 0 or capacity < 0:
         return 0.0, 0.0, np.zeros(n, dtype=bool)
     w = np.ceil(costs / resolution - 1e-12).astype(np.int64)
-    cap = math.floor(capacity / resolution + 1e-12)
+    cap = min(math.floor(capacity / resolution + 1e-12), int(w.sum()))
     dp = np.zeros(cap + 1)
     take = np.zeros((n, cap + 1), dtype=bool)
     for i in range(n):
@@ -285,8 +291,9 @@ def optimise_plan(
     exact = len(spar_idx) <= exact_max_lesions
     slack = 1e-9 * max(1.0, abs(required_flr_ml))
     resolution = cost_resolution_ml
+    bits = _subset_bits(len(spar_idx)) if exact else np.zeros((1, 0))
     if not exact:
-        max_cap = max(flr_by_resection.values()) - required_flr_ml
+        max_cap = min(max(flr_by_resection.values()) - required_flr_ml, float(spar_cost.sum()))
         if max_cap / resolution > _MAX_DP_UNITS:
             resolution = max_cap / _MAX_DP_UNITS
     best_key: tuple[float, float, int] | None = None
@@ -298,13 +305,17 @@ def optimise_plan(
         covered = [_covered(o, s) for o in options]
         covered_ml = float(sum(o.volume_ml for o, c in zip(options, covered) if c))
         free = np.array([not covered[i] for i in spar_idx], dtype=bool)
-        vals = np.where(free, spar_val, 0.0)
-        costs = np.where(free, spar_cost, 0.0)
-        if exact:
-            v, c, chosen = _enumerate(vals, costs, capacity)
+        if best_key is not None and covered_ml + float(spar_val[free].sum()) < best_key[0] - _VALUE_TOL_ML:
+            continue  # cannot beat the best plan even treating every free lesion
+        if float(spar_cost[free].sum()) <= capacity:
+            v, c, chosen = float(spar_val[free].sum()), float(spar_cost[free].sum()), free.copy()
+        elif exact:
+            v, c, chosen = _enumerate(np.where(free, spar_val, 0.0), np.where(free, spar_cost, 0.0), capacity, bits)
+            chosen &= free
         else:
-            v, c, chosen = _dp(vals, costs, capacity, resolution)
-        chosen &= free
+            chosen = np.zeros(free.size, dtype=bool)
+            v, c, sub = _dp(spar_val[free], spar_cost[free], capacity, resolution)
+            chosen[np.flatnonzero(free)[sub]] = True
         key = (covered_ml + v, flr - c, -len(s))
         if _better(key, best_key):
             best_key, best = key, (s, chosen, c)
