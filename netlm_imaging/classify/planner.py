@@ -34,7 +34,10 @@ required FLR). Solved
   the true optimum for a budget smaller by ``n x resolution`` (``n`` lesions).
 
 Ties in treated volume are broken by the larger remaining FLR, then by fewer
-resected segments.
+resected segments. Segment sets whose upper bound (covered tumour plus every
+free lesion) cannot beat the best plan so far are skipped, and when every free
+lesion fits the budget all are taken without solving the knapsack; neither
+shortcut changes the optimum.
 """
 
 from __future__ import annotations
