@@ -1,0 +1,49 @@
+"""`netlm analyze` on a DICOM CT + SEG folder with every output: JSON, HTML, SR and derived SEG."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pydicom
+import pytest
+from conftest import oblique_affine
+from dicom_factory import write_image_series
+from phantoms import sphere_mask
+from seg_factory import SegmentSpec, write_seg
+
+from netlm_imaging.cli import main
+from netlm_imaging.report.dicom_sr import read_sr_measurements
+
+
+def test_dicom_study_with_all_outputs(tmp_path):
+    aff = oblique_affine(spacing=(1.2, 1.1, 2.5), angles_deg=(6.0, -3.0, 10.0), origin=(-40.0, -30.0, 100.0))
+    shape = (48, 44, 20)
+    ijk = np.indices(shape)
+    liver = (ijk[0] >= 6) & (ijk[0] < 42) & (ijk[1] >= 5) & (ijk[1] < 40) & (ijk[2] >= 3) & (ijk[2] < 17)
+    centre = aff[:3, :3] @ np.array([20.0, 20.0, 10.0]) + aff[:3, 3]
+    lesion = sphere_mask(shape, aff, centre, 7.0)
+    study = tmp_path / "study"
+    files = write_image_series(study / "ct", np.where(liver, 60.0, -80.0), aff, shuffle_names=True, seed=5)
+    write_seg(study / "seg.dcm", files, [
+        SegmentSpec("Liver", liver),
+        SegmentSpec("Metastasis 1", lesion, property_type=pydicom.sr.codedict.codes.SCT.Neoplasm),
+    ])
+    (study / "README.txt").write_text("exported by a PACS")
+    out = tmp_path / "out"
+    assert main(["analyze", str(study), "--out", str(out), "--html", "--sr", "--seg-out", "--quiet"]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    vox_ml = 1.2 * 1.1 * 2.5 / 1000
+    assert rep["liver"]["volume_ml"] == pytest.approx((liver | lesion).sum() * vox_ml, rel=1e-6)
+    assert rep["tumor"]["intrahepatic_volume_ml"] == pytest.approx(lesion.sum() * vox_ml, rel=1e-6)
+    assert rep["study"]["modality"] == "CT"
+    assert rep["study"]["study_instance_uid"] == str(pydicom.dcmread(files[0]).StudyInstanceUID)
+    sr = read_sr_measurements(out / "report_sr.dcm")
+    assert sr["liver_volume_ml"] == pytest.approx(rep["liver"]["volume_ml"], rel=1e-4)
+    assert sr["tumor_volume_ml"] == pytest.approx(rep["tumor"]["intrahepatic_volume_ml"], rel=1e-4)
+    derived = pydicom.dcmread(out / "derived_seg.dcm")
+    assert derived.Modality == "SEG"
+    assert "Doe" not in str(derived.get("PatientName", ""))
+    assert (out / "report.html").stat().st_size > 10_000
+    text = (out / "report.json").read_text() + (out / "report.html").read_text()
+    assert "SECRET-ID-123" not in text
