@@ -13,12 +13,14 @@ Files are opened read-only and never modified.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
-from collections.abc import Iterable, Sequence
+import struct
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import DicomError, InputError
 
@@ -37,6 +39,59 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+#: Exceptions that malformed header values raise inside pydicom / numpy parsing.
+MALFORMED_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    NotImplementedError,
+    OverflowError,
+    ZeroDivisionError,
+    EOFError,
+    struct.error,
+    UnicodeDecodeError,
+)
+
+
+def guard_malformed(what: str) -> Callable[[F], F]:
+    """Decorator: a malformed value inside a DICOM file becomes a :class:`DicomError` naming the file.
+
+    The first positional argument of the decorated function is the file (or
+    folder) named in the message. NetlmErrors pass through unchanged.
+
+    Parameters
+    ----------
+    what : str
+        What was being read, e.g. ``"DICOM header"``.
+    """
+
+    def deco(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except InputError:
+                raise
+            except MALFORMED_ERRORS as exc:
+                src = args[0] if args else kwargs.get("path", kwargs.get("source", "DICOM input"))
+                if isinstance(src, (list, tuple)):
+                    src = src[0] if src else "DICOM input"
+                detail = " ".join(str(exc).split())[:100]
+                raise DicomError(
+                    f"{src}: malformed {what} ({type(exc).__name__}: {detail}); the file is corrupt or not "
+                    "standard: re-export it from the PACS, or remove it from the folder."
+                ) from exc
+
+        return wrapper  # type: ignore[return-value]
+
+    return deco
+
 
 SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 LABELMAP_SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.7"
@@ -362,6 +417,7 @@ def _pixel_data_span(ds: Any) -> tuple[int | None, int | None]:
     return int(tell), int(length)
 
 
+@guard_malformed("DICOM header")
 def read_header(path: Path) -> DicomFileInfo | None:
     """Parse one file's header; ``None`` when the file is not DICOM.
 

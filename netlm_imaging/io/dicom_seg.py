@@ -72,6 +72,7 @@ from pydicom.dataset import Dataset
 from ..errors import DicomError, GeometryError, LabelError
 from ..segmentation import MaskLayer
 from ..volume import Volume, check_voxel_budget
+from ._dicom_common import guard_malformed
 from ._seg_frames import iter_frames
 from .labels import LabelSpec, role_for_segment
 
@@ -426,6 +427,7 @@ def _roles(segments: list[SegmentInfo], spec: LabelSpec, source: str) -> dict[in
     return roles
 
 
+@guard_malformed("DICOM SEG")
 def read_dicom_seg(
     path: str | Path,
     reference: Volume,

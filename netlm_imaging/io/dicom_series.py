@@ -42,7 +42,7 @@ import numpy as np
 
 from ..errors import DicomError, UnsupportedError, UsageError
 from ..volume import Volume, check_voxel_budget
-from ._dicom_common import IMAGE, DicomFileInfo, FrameGeometry, scan_dicom_folder
+from ._dicom_common import IMAGE, DicomFileInfo, FrameGeometry, guard_malformed, scan_dicom_folder
 from ._dicom_pixels import apply_modality_lut_frame, decode_frames
 
 __all__ = [
@@ -383,6 +383,7 @@ def _resample_linear(
 
 
 # ------------------------------------------------------------------- reading
+@guard_malformed("DICOM header")
 def series_header_facts(path: Path) -> dict[str, Any]:
     """Non-identifying header facts of a series (from one file).
 
@@ -456,6 +457,19 @@ def series_header_facts(path: Path) -> dict[str, Any]:
     return facts
 
 
+@guard_malformed("DICOM pixel data")
+def _fill_slices(path: Path, info: DicomFileInfo, buf: np.ndarray, k_of: dict[tuple[Path, int], int]) -> None:
+    """Decode one file's frames into their slices of ``buf`` (``path`` names the file in errors)."""
+    frames, ds = decode_frames(info)
+    for fr in info.frames:
+        k = k_of.get((path, fr.frame_index))
+        if k is None:
+            continue
+        buf[k] = apply_modality_lut_frame(
+            frames[fr.frame_index], fr.slope, fr.intercept, ds, use_lut_sequence=info.has_modality_lut_sequence
+        )
+
+
 def read_series_from_index(
     infos: Sequence[DicomFileInfo],
     *,
@@ -518,14 +532,7 @@ def read_series_from_index(
     buf = np.empty((n_k, n_j, n_i), dtype=np.float32)  # (k, row, col): F-order view as (i, j, k)
     k_of: dict[tuple[Path, int], int] = {(s.info.path, s.frame.frame_index): k for k, s in enumerate(slices)}
     for info in dict.fromkeys(s.info for s in slices):
-        frames, ds = decode_frames(info)
-        for fr in info.frames:
-            k = k_of.get((info.path, fr.frame_index))
-            if k is None:
-                continue
-            buf[k] = apply_modality_lut_frame(
-                frames[fr.frame_index], fr.slope, fr.intercept, ds, use_lut_sequence=info.has_modality_lut_sequence
-            )
+        _fill_slices(info.path, info, buf, k_of)
     array = buf.transpose(2, 1, 0)
     positions = np.array([s.position_mm for s in slices])
     resampled = False

@@ -54,6 +54,7 @@ from pydicom.dataset import Dataset
 from ..errors import DicomError, GeometryError, LabelError
 from ..segmentation import MaskLayer
 from ..volume import Volume, check_voxel_budget
+from ._dicom_common import guard_malformed
 from ._polygon import fill_polygon, shoelace_area
 from .labels import LabelSpec, role_for_segment
 
@@ -254,6 +255,7 @@ def _slice_assignment(
     return pairs
 
 
+@guard_malformed("RTSTRUCT")
 def read_rtstruct(
     path: str | Path,
     reference: Volume,
