@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,24 +39,36 @@ class ChildRun:
     stderr: str
 
 
+#: A small launcher: Linux children inherit the parent's peak RSS at fork, so the measured command is
+#: started from this fresh, small interpreter, which reports the command's own wall time and peak RSS.
+_LAUNCHER = (
+    "import os, sys, time\n"
+    "t0 = time.perf_counter()\n"
+    "pid = os.fork()\n"
+    "if pid == 0:\n"
+    "    os.execvp(sys.argv[2], sys.argv[2:])\n"
+    "_, status, ru = os.wait4(pid, 0)\n"
+    "open(sys.argv[1], 'w').write(f'{time.perf_counter() - t0} {ru.ru_maxrss}')\n"
+    "sys.exit(os.waitstatus_to_exitcode(status))\n"
+)
+
+
 def run_child(argv: Sequence[str], *, env: dict[str, str] | None = None) -> ChildRun:
-    """Run ``argv``; return its wall time, its own peak RSS (``os.wait4``; Linux KiB -> bytes) and outputs."""
+    """Run ``argv``; return its wall time, its own peak RSS (Linux ``ru_maxrss`` KiB -> bytes) and outputs."""
     full_env = dict(os.environ)
     full_env["PYTHONPATH"] = str(ROOT) + os.pathsep + full_env.get("PYTHONPATH", "")
     full_env.update(env or {})
-    out_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"netlm_bench_{os.getpid()}_{time.monotonic_ns()}"
-    with open(f"{out_path}.out", "w+") as fo, open(f"{out_path}.err", "w+") as fe:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(list(argv), stdout=fo, stderr=fe, env=full_env, cwd=str(ROOT))
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        fo.seek(0)
-        fe.seek(0)
-        out, err = fo.read(), fe.read()
-    for suffix in (".out", ".err"):
-        Path(f"{out_path}{suffix}").unlink(missing_ok=True)
-    return ChildRun(wall, int(usage.ru_maxrss) * 1024, proc.returncode, out, err)
+    with tempfile.NamedTemporaryFile("r", suffix=".rusage") as res:
+        proc = subprocess.run(
+            [sys.executable, "-c", _LAUNCHER, res.name, *argv],
+            capture_output=True,
+            text=True,
+            env=full_env,
+            cwd=str(ROOT),
+            check=False,
+        )
+        wall, rss_kib = res.read().split()
+    return ChildRun(float(wall), int(rss_kib) * 1024, proc.returncode, proc.stdout, proc.stderr)
 
 
 def warm_page_cache(paths: Sequence[Path]) -> int:
