@@ -19,7 +19,7 @@ from ..errors import InputError
 from ..segmentation import MaskLayer, segment_number
 from ..volume import Volume
 from .context import Lesion, MeasurementContext
-from .lesions import bbox_slices, label_instances, measure_instance, recist_measurable
+from .lesions import bbox_slices, label_instances_cropped, measure_instance, recist_measurable
 
 __all__ = ["DEFAULT_MARGIN_MM", "BurdenResult", "measure_burden"]
 
@@ -150,13 +150,18 @@ def measure_burden(
             instances.append((bb, m[bb], w, layer.label))
     else:
         method_instances = f"connected_components_{connectivity}"
-        labels_cc, n = label_instances(lesion_union, connectivity)
-        if n:
+        box, labels_cc, n = label_instances_cropped(lesion_union, connectivity)
+        if n and box is not None:
             name = lesion_layers[0].label if lesion_layers else None
-            for i, bb in enumerate(ndimage.find_objects(labels_cc), start=1):
-                if bb is None:
+            for i, local in enumerate(ndimage.find_objects(labels_cc), start=1):
+                if local is None:
                     continue
-                m = labels_cc[bb] == i
+                bb = (
+                    slice(box[0].start + local[0].start, box[0].start + local[0].stop),
+                    slice(box[1].start + local[1].start, box[1].start + local[1].stop),
+                    slice(box[2].start + local[2].start, box[2].start + local[2].stop),
+                )
+                m = labels_cc[local] == i
                 w = lesion_frac[bb] if lesion_frac is not None else None
                 instances.append((bb, m, w, name if n == 1 else None))
 
