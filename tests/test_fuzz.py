@@ -770,7 +770,6 @@ def test_finding_corrupt_end_slice_is_not_silent(base, corruption):
     )
 
 
-@pytest.mark.xfail(strict=True, reason="measure/burden.py _ball: 2 mm margin < spacing gives no neighbours (lead told)")
 @pytest.mark.parametrize("spacing_mm", [2.5, 4.0, 5.0])
 def test_finding_enclosed_lesion_on_coarse_grid_is_intrahepatic(tmp_path, spacing_mm):
     """LiTS label map (liver label excludes the lesion), lesion fully surrounded by liver, isotropic grid.

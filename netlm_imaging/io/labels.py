@@ -199,6 +199,23 @@ def role_for_segment(
     return None
 
 
+def _present_values(arr: np.ndarray) -> list[int]:
+    """Sorted non-zero values of an integer array, without copying it to C order.
+
+    ``np.unique`` sorts a C-ordered copy; small unsigned label maps are counted
+    with ``bincount`` over the array in its own memory order instead.
+    """
+    flat = arr.ravel(order="K")
+    if arr.dtype.kind in "ub" and arr.dtype.itemsize <= 2:
+        counts = np.bincount(flat.astype(np.intp, copy=False) if arr.dtype.kind == "b" else flat)
+        return [int(v) for v in np.flatnonzero(counts) if v != 0]
+    lo, hi = (int(flat.min()), int(flat.max())) if flat.size else (0, 0)
+    if arr.dtype.kind in "iu" and lo >= 0 and hi < 1 << 16:
+        counts = np.bincount(flat.astype(np.intp))
+        return [int(v) for v in np.flatnonzero(counts) if v != 0]
+    return [int(v) for v in np.unique(flat) if v != 0]
+
+
 def layers_from_label_map(label_map: Volume, spec: LabelSpec) -> list[MaskLayer]:
     """Split an integer label map into role layers.
 
@@ -234,7 +251,7 @@ def layers_from_label_map(label_map: Volume, spec: LabelSpec) -> list[MaskLayer]
         arr = arr.astype(np.uint8)
     elif arr.dtype.kind not in "iu":
         raise LabelError(f"{label_map.source}: label map has unsupported type {arr.dtype}.")
-    values = [int(v) for v in np.unique(arr) if v != 0]
+    values = _present_values(arr)
     unmapped = [v for v in values if spec.role_of_value(v) is None]
     notes: list[str] = []
     if unmapped and not spec.user_given:
@@ -256,7 +273,9 @@ def layers_from_label_map(label_map: Volume, spec: LabelSpec) -> list[MaskLayer]
     for role, vals in by_role.items():
         if role == "ignore":
             continue
-        mask = np.isin(arr, vals)
+        mask = arr == vals[0]
+        for v in vals[1:]:
+            mask |= arr == v
         meta = {**label_map.meta, "notes": notes}
         layers.append(
             MaskLayer(

@@ -40,11 +40,23 @@ class BurdenResult:
 
 
 def _ball(margin_mm: float, spacing: np.ndarray) -> np.ndarray:
-    """Ellipsoidal structuring element of physical radius ``margin_mm`` (voxel centres)."""
-    r = np.floor(margin_mm / spacing + 1e-9).astype(int)
+    """Structuring element: voxel centres within ``margin_mm``, plus the six face neighbours.
+
+    The face neighbours make "abutting" hold on any grid: with voxels larger
+    than the margin, a lesion touching the liver face to face is still
+    intrahepatic (a lesion enclosed by a liver label that excludes it).
+    """
+    r = np.maximum(1, np.floor(margin_mm / spacing + 1e-9)).astype(int)
     grids = np.ogrid[tuple(slice(-int(x), int(x) + 1) for x in r)]
     d2 = sum((g * s) ** 2 for g, s in zip(grids, spacing))
-    return np.asarray(d2 <= margin_mm**2 + 1e-9)
+    ball = np.asarray(d2 <= margin_mm**2 + 1e-9)
+    centre = tuple(int(x) for x in r)
+    for axis in range(3):
+        for step in (-1, 1):
+            idx = list(centre)
+            idx[axis] += step
+            ball[tuple(idx)] = True
+    return ball
 
 
 def _touches_liver(liver: np.ndarray, bbox: tuple[slice, slice, slice], mask: np.ndarray, ball: np.ndarray) -> bool:
@@ -62,13 +74,20 @@ def _touches_liver(liver: np.ndarray, bbox: tuple[slice, slice, slice], mask: np
 
 
 def _union(layers: list[MaskLayer], shape: tuple[int, ...], threshold: float) -> tuple[np.ndarray, np.ndarray | None]:
-    """Boolean union and (if any layer is fractional) the max-fraction map."""
-    mask = np.zeros(shape, dtype=bool)
+    """Boolean union and (if any layer is fractional) the max-fraction map.
+
+    A single binary layer is returned as is (read-only, no copy); new arrays
+    follow the memory order of the layers, so no strided copies are made.
+    """
+    if len(layers) == 1 and not layers[0].fractional:
+        return layers[0].binary(threshold), None
+    like = layers[0].mask.array if layers else np.empty(shape, dtype=bool)
+    mask = np.zeros_like(like, dtype=bool)
     frac: np.ndarray | None = None
     for layer in layers:
         if layer.fractional:
             if frac is None:
-                frac = np.zeros(shape, dtype=np.float32)
+                frac = np.zeros_like(like, dtype=np.float32)
             np.maximum(frac, layer.mask.array.astype(np.float32), out=frac)
             mask |= layer.mask.array > 0
         else:
@@ -170,9 +189,10 @@ def measure_burden(
     ball = _ball(margin_mm, spacing)
     slice_step_mm = float(spacing[image.slice_axis])
     label_dtype = np.uint16 if len(instances) < 65535 else np.int32
-    lesion_labels = np.zeros(shape, dtype=label_dtype)
+    # calloc'ed, written only inside lesion boxes: untouched pages never become resident
+    lesion_labels = np.zeros_like(image.array, dtype=label_dtype)
     lesions: list[Lesion] = []
-    intra_mask = np.zeros(shape, dtype=bool) if instances else None
+    extrahepatic_boxes: list[tuple[tuple[slice, slice, slice], np.ndarray]] = []
     overlap_warned = False
     for lid, (bb, m, w, name) in enumerate(instances, start=1):
         inside = True if not has_liver else _touches_liver(liver_mask, bb, m, ball)
@@ -182,8 +202,8 @@ def measure_burden(
             warnings.append("lesion segments overlap; overlapping voxels are counted once in the totals")
             overlap_warned = True
         region[m & (region == 0)] = lid
-        if inside and intra_mask is not None:
-            intra_mask[bb] |= m
+        if not inside:
+            extrahepatic_boxes.append((bb, m))
         lesions.append(
             Lesion(
                 id=lid,
@@ -202,19 +222,23 @@ def measure_burden(
         )
     voxel_ml = image.voxel_volume_ml
     extra: dict[str, Any] = {}
-    if intra_mask is None:
-        intra_mask = np.zeros(shape, dtype=bool)
-    extra_mask = lesion_union & ~intra_mask
+    intra_mask = lesion_union
+    if extrahepatic_boxes:
+        intra_mask = lesion_union.copy()
+        for bb, m in extrahepatic_boxes:
+            intra_mask[bb] &= ~m
     if fractional:
         lf = lesion_frac if lesion_frac is not None else lesion_union.astype(np.float32)
+        extra_mask = lesion_union & ~intra_mask
         intra_ml = float(lf[intra_mask].sum(dtype=np.float64)) * voxel_ml
         extra_ml = float(lf[extra_mask].sum(dtype=np.float64)) * voxel_ml
         extra["intrahepatic_volume_ml_binary"] = (
             float(np.count_nonzero(intra_mask & (lf >= fractional_threshold))) * voxel_ml
         )
     else:
-        intra_ml = float(np.count_nonzero(intra_mask)) * voxel_ml
-        extra_ml = float(np.count_nonzero(extra_mask)) * voxel_ml
+        n_intra = int(np.count_nonzero(intra_mask))
+        intra_ml = n_intra * voxel_ml
+        extra_ml = (int(np.count_nonzero(lesion_union)) - n_intra) * voxel_ml
     total_liver: np.ndarray | None = None
     liver_ml: float | None = None
     if has_liver:
@@ -230,15 +254,14 @@ def measure_burden(
             extra["liver_volume_ml_binary"] = float(np.count_nonzero(bin_liver)) * voxel_ml
         else:
             liver_ml = float(np.count_nonzero(total_liver)) * voxel_ml
-        excluded = int(np.count_nonzero(intra_mask & ~liver_mask))
-        extra["liver_mask_included_lesions"] = excluded == 0
+        extra["liver_mask_included_lesions"] = int(np.count_nonzero(total_liver)) == int(np.count_nonzero(liver_mask))
     # ---- spleen and Couinaud segments
     spleen_layers = [la for la in layers if la.role == "spleen"]
     spleen = _union(spleen_layers, shape, fractional_threshold)[0] if spleen_layers else None
     seg_layers = [la for la in layers if segment_number(la.role) is not None]
     segment_labels = None
     if seg_layers:
-        segment_labels = np.zeros(shape, dtype=np.uint8)
+        segment_labels = np.zeros_like(image.array, dtype=np.uint8)
         clash = False
         for layer in sorted(seg_layers, key=lambda la: segment_number(la.role) or 0):
             m = layer.binary(fractional_threshold)
@@ -263,7 +286,7 @@ def measure_burden(
         "lesion_instances": method_instances,
         "intrahepatic_margin_mm": float(margin_mm),
         "distances": "between voxel centres, patient space (LPS mm)",
-        "max_3d_diameter": "convex hull of surface voxel centres",
+        "max_3d_diameter": "farthest pair of voxel centres, found on their convex hull",
         "axial_plane": "patient transverse plane",
     }
     if fractional:

@@ -159,34 +159,40 @@ def max_pairwise_distance(points: np.ndarray) -> tuple[float, np.ndarray | None]
     return dist, ((b - a) / dist if dist > 0 else None)
 
 
-def _surface(mask: np.ndarray) -> np.ndarray:
-    """Voxels of the mask with at least one 6-neighbour outside it."""
-    if mask.size == 0:
-        return mask
-    eroded = ndimage.binary_erosion(mask, structure=ndimage.generate_binary_structure(mask.ndim, 1), border_value=0)
-    return mask & ~eroded
+def _line_extremes(mask: np.ndarray, axis: int) -> np.ndarray:
+    """Index coordinates of the first and last voxel of the mask on every grid line along ``axis``.
+
+    Every vertex of the convex hull of the voxel centres is the first or last
+    voxel on its line along any axis (a voxel between two others on a line is
+    a convex combination of them), so these points contain all hull vertices:
+    the farthest pair and any caliper width can be computed from them alone.
+    """
+    m = np.moveaxis(mask, axis, -1)
+    present = m.any(axis=-1)
+    if not present.any():
+        return np.zeros((0, mask.ndim), dtype=np.int64)
+    n = m.shape[-1]
+    first = m.argmax(axis=-1)
+    last = n - 1 - m[..., ::-1].argmax(axis=-1)
+    idx = np.nonzero(present)
+    lo = np.stack([*idx, first[idx]], axis=-1)
+    hi = np.stack([*idx, last[idx]], axis=-1)
+    pts = np.concatenate([lo, hi])
+    # back to the original axis order
+    order = [*range(axis), mask.ndim - 1, *range(axis, mask.ndim - 1)]
+    return pts[:, order]
 
 
 def _axial_diameters(mask: np.ndarray, affine: np.ndarray, slice_axis: int) -> tuple[float, float | None]:
     """Longest in-plane diameter over transverse slices and its perpendicular extent.
 
-    The in-plane boundary of every slice is found with one erosion by an
-    in-plane cross; each slice's farthest pair then comes from its boundary
-    points (via the hull for large slices).
+    Per slice only the row extremes (first and last voxel of each in-plane
+    line) are compared: they contain every hull vertex of the slice.
     """
     normal = affine[:3, slice_axis] / np.linalg.norm(affine[:3, slice_axis])
-    cross = np.zeros((3, 3, 3), dtype=bool)
-    centre = [1, 1, 1]
-    for a in range(3):
-        if a == slice_axis:
-            continue
-        idx = list(centre)
-        for v in (0, 2):
-            idx[a] = v
-            cross[tuple(idx)] = True
-    cross[1, 1, 1] = True
-    edge = mask & ~ndimage.binary_erosion(mask, structure=cross, border_value=0)
-    ijk = np.argwhere(edge)
+    inplane = [a for a in range(3) if a != slice_axis]
+    # lines along the first in-plane axis, for every (other in-plane index, slice)
+    ijk = _line_extremes(mask, inplane[0])
     if ijk.size == 0:
         return 0.0, None
     order = np.argsort(ijk[:, slice_axis], kind="stable")
@@ -194,22 +200,18 @@ def _axial_diameters(mask: np.ndarray, affine: np.ndarray, slice_axis: int) -> t
     pts_all = ijk.astype(np.float64) @ affine[:3, :3].T + affine[:3, 3]
     ks, starts = np.unique(ijk[:, slice_axis], return_index=True)
     bounds = [*starts.tolist(), len(ijk)]
-    best, best_short = 0.0, None
+    best, best_pts, best_u = -1.0, None, None
     for n in range(len(ks)):
         pts = pts_all[bounds[n] : bounds[n + 1]]
         d, u = max_pairwise_distance(pts)
-        if d > best or best_short is None:
-            if d < best:
-                continue
-            best = d
-            if u is None:
-                best_short = 0.0
-            else:
-                v = np.cross(normal, u)
-                v /= np.linalg.norm(v)
-                proj = pts @ v
-                best_short = float(proj.max() - proj.min())
-    return best, best_short
+        if d > best:
+            best, best_pts, best_u = d, pts, u
+    if best_u is None or best_pts is None:
+        return max(best, 0.0), 0.0
+    v = np.cross(normal, best_u)
+    v /= np.linalg.norm(v)
+    proj = best_pts @ v
+    return best, float(proj.max() - proj.min())
 
 
 def _axial_resample(mask: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -282,8 +284,8 @@ def measure_instance(
         volume_ml = n * image.voxel_volume_ml
         centroid_idx = idx.mean(0)
     centroid = centroid_idx @ crop_aff[:3, :3].T + crop_aff[:3, 3]
-    surf = np.argwhere(_surface(mask)).astype(np.float64)
-    d3, _ = max_pairwise_distance(surf @ crop_aff[:3, :3].T + crop_aff[:3, 3])
+    ext = _line_extremes(mask, int(np.argmax(mask.shape))).astype(np.float64)
+    d3, _ = max_pairwise_distance(ext @ crop_aff[:3, :3].T + crop_aff[:3, 3])
     direction = image.direction
     k_axis = image.slice_axis
     if abs(abs(direction[2, k_axis]) - 1.0) <= AXIAL_TOLERANCE:
