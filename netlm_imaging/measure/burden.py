@@ -81,13 +81,13 @@ def _union(layers: list[MaskLayer], shape: tuple[int, ...], threshold: float) ->
     """
     if len(layers) == 1 and not layers[0].fractional:
         return layers[0].binary(threshold), None
-    like = layers[0].mask.array if layers else np.empty(shape, dtype=bool)
-    mask = np.zeros_like(like, dtype=bool)
+    order = "F" if layers and layers[0].mask.array.flags.f_contiguous else "C"
+    mask = np.zeros(shape, dtype=bool, order=order)  # calloc: pages stay untouched until written
     frac: np.ndarray | None = None
     for layer in layers:
         if layer.fractional:
             if frac is None:
-                frac = np.zeros_like(like, dtype=np.float32)
+                frac = np.zeros(shape, dtype=np.float32, order=order)
             np.maximum(frac, layer.mask.array.astype(np.float32), out=frac)
             mask |= layer.mask.array > 0
         else:
@@ -190,7 +190,7 @@ def measure_burden(
     slice_step_mm = float(spacing[image.slice_axis])
     label_dtype = np.uint16 if len(instances) < 65535 else np.int32
     # calloc'ed, written only inside lesion boxes: untouched pages never become resident
-    lesion_labels = np.zeros_like(image.array, dtype=label_dtype)
+    lesion_labels = np.zeros(shape, dtype=label_dtype, order="F" if image.array.flags.f_contiguous else "C")
     lesions: list[Lesion] = []
     extrahepatic_boxes: list[tuple[tuple[slice, slice, slice], np.ndarray]] = []
     overlap_warned = False
@@ -261,7 +261,7 @@ def measure_burden(
     seg_layers = [la for la in layers if segment_number(la.role) is not None]
     segment_labels = None
     if seg_layers:
-        segment_labels = np.zeros_like(image.array, dtype=np.uint8)
+        segment_labels = np.zeros(shape, dtype=np.uint8, order="F" if image.array.flags.f_contiguous else "C")
         clash = False
         for layer in sorted(seg_layers, key=lambda la: segment_number(la.role) or 0):
             m = layer.binary(fractional_threshold)

@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 #: |cos| of the angle between the slice normal and patient S above which slices count as transverse.
 AXIAL_TOLERANCE = 1e-4
-_BRUTE_FORCE_POINTS = 200
+_BRUTE_FORCE_POINTS = 1500
 
 
 @dataclass(frozen=True)
@@ -71,14 +71,18 @@ def label_instances_cropped(
     (bbox or None, numpy.ndarray, int)
         The bounding box, the int32 labels inside it, and the number of components.
     """
+    import cc3d  # connected-components-3d: the same components as scipy.ndimage.label, 5-20x faster
+
     if connectivity not in (6, 26):
         raise ValueError("connectivity must be 6 or 26")
-    structure = ndimage.generate_binary_structure(3, 3 if connectivity == 26 else 1)
     bb = bbox_slices(mask)
     if bb is None:
         return None, np.zeros((0, 0, 0), dtype=np.int32), 0
-    crop, n = ndimage.label(mask[bb], structure=structure, output=np.int32)
-    return bb, crop, int(n)
+    sub = np.asarray(mask[bb], dtype=bool)
+    if not sub.flags.writeable:  # cc3d needs a writeable buffer; Volume arrays are read-only
+        sub = sub.copy(order="K")
+    crop, n = cc3d.connected_components(sub, connectivity=connectivity, return_N=True, out_dtype=np.uint32)
+    return bb, crop.astype(np.int32, copy=False), int(n)
 
 
 def label_instances(mask: np.ndarray, connectivity: int = 26) -> tuple[np.ndarray, int]:
@@ -125,8 +129,6 @@ def max_pairwise_distance(points: np.ndarray) -> tuple[float, np.ndarray | None]
     (float, numpy.ndarray or None)
         The distance and the unit vector between the two extreme points.
     """
-    from scipy.spatial.distance import pdist
-
     n = len(points)
     if n < 2:
         return 0.0, None
@@ -140,12 +142,19 @@ def max_pairwise_distance(points: np.ndarray) -> tuple[float, np.ndarray | None]
             pts = points
     m = len(pts)
     if m <= 4096:
-        d = pdist(pts)
-        flat = int(np.argmax(d))
-        # row/column of the condensed index
-        i = int(m - 2 - np.floor(np.sqrt(-8 * flat + 4 * m * (m - 1) - 7) / 2.0 - 0.5))
-        j = int(flat + i + 1 - m * (m - 1) // 2 + (m - i) * ((m - i) - 1) // 2)
-        a, b = pts[i], pts[j]
+        if m <= 32:  # tiny sets: one broadcast is cheaper than a library call
+            d2 = ((pts[:, None, :] - pts[None, :, :]) ** 2).sum(-1)
+            i, j = np.unravel_index(int(np.argmax(d2)), d2.shape)
+            a, b = pts[i], pts[j]
+        else:
+            from scipy.spatial.distance import pdist
+
+            d = pdist(pts)
+            flat = int(np.argmax(d))
+            # row/column of the condensed index
+            i = int(m - 2 - np.floor(np.sqrt(-8 * flat + 4 * m * (m - 1) - 7) / 2.0 - 0.5))
+            j = int(flat + i + 1 - m * (m - 1) // 2 + (m - i) * ((m - i) - 1) // 2)
+            a, b = pts[i], pts[j]
     else:  # pathological hull: exact, chunked
         best, pair = -1.0, (0, 1)
         for start in range(0, m, 512):
@@ -159,28 +168,31 @@ def max_pairwise_distance(points: np.ndarray) -> tuple[float, np.ndarray | None]
     return dist, ((b - a) / dist if dist > 0 else None)
 
 
-def _line_extremes(mask: np.ndarray, axis: int) -> np.ndarray:
-    """Index coordinates of the first and last voxel of the mask on every grid line along ``axis``.
+def _extreme_mask(mask: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """Voxels that are the first or last of the mask on their grid line along every axis in ``axes``.
 
-    Every vertex of the convex hull of the voxel centres is the first or last
-    voxel on its line along any axis (a voxel between two others on a line is
-    a convex combination of them), so these points contain all hull vertices:
-    the farthest pair and any caliper width can be computed from them alone.
+    A vertex of the convex hull of the voxel centres cannot lie strictly
+    between two mask voxels on any line (it would be their convex
+    combination), so the hull vertices are among these voxels: the farthest
+    pair and every caliper width can be computed from them alone.
     """
-    m = np.moveaxis(mask, axis, -1)
-    present = m.any(axis=-1)
-    if not present.any():
-        return np.zeros((0, mask.ndim), dtype=np.int64)
-    n = m.shape[-1]
-    first = m.argmax(axis=-1)
-    last = n - 1 - m[..., ::-1].argmax(axis=-1)
-    idx = np.nonzero(present)
-    lo = np.stack([*idx, first[idx]], axis=-1)
-    hi = np.stack([*idx, last[idx]], axis=-1)
-    pts = np.concatenate([lo, hi])
-    # back to the original axis order
-    order = [*range(axis), mask.ndim - 1, *range(axis, mask.ndim - 1)]
-    return pts[:, order]
+    keep = np.ones(mask.shape, dtype=bool)
+    for axis in axes:
+        n = mask.shape[axis]
+        present = mask.any(axis=axis)
+        first = np.expand_dims(mask.argmax(axis=axis), axis)
+        last = np.expand_dims(n - 1 - np.flip(mask, axis=axis).argmax(axis=axis), axis)
+        ext = np.zeros(mask.shape, dtype=bool)
+        pres = np.expand_dims(present, axis)
+        np.put_along_axis(ext, first, pres, axis=axis)
+        np.put_along_axis(ext, last, pres | np.take_along_axis(ext, last, axis=axis), axis=axis)
+        keep &= ext
+    return keep & mask
+
+
+def _line_extremes(mask: np.ndarray, axes: tuple[int, ...] = (0, 1, 2)) -> np.ndarray:
+    """Index coordinates (N x 3) of :func:`_extreme_mask` voxels."""
+    return np.argwhere(_extreme_mask(mask, axes))
 
 
 def _axial_diameters(mask: np.ndarray, affine: np.ndarray, slice_axis: int) -> tuple[float, float | None]:
@@ -191,8 +203,8 @@ def _axial_diameters(mask: np.ndarray, affine: np.ndarray, slice_axis: int) -> t
     """
     normal = affine[:3, slice_axis] / np.linalg.norm(affine[:3, slice_axis])
     inplane = [a for a in range(3) if a != slice_axis]
-    # lines along the first in-plane axis, for every (other in-plane index, slice)
-    ijk = _line_extremes(mask, inplane[0])
+    # extremes along both in-plane axes: a superset of every slice's hull vertices
+    ijk = _line_extremes(mask, (inplane[0], inplane[1]))
     if ijk.size == 0:
         return 0.0, None
     order = np.argsort(ijk[:, slice_axis], kind="stable")
@@ -200,12 +212,17 @@ def _axial_diameters(mask: np.ndarray, affine: np.ndarray, slice_axis: int) -> t
     pts_all = ijk.astype(np.float64) @ affine[:3, :3].T + affine[:3, 3]
     ks, starts = np.unique(ijk[:, slice_axis], return_index=True)
     bounds = [*starts.tolist(), len(ijk)]
+    # visit slices by decreasing bounding-box diagonal (an upper bound of their diameter); stop when it
+    # cannot beat the best so far: same result, far fewer farthest-pair searches
+    groups = [pts_all[bounds[n] : bounds[n + 1]] for n in range(len(ks))]
+    diags = [float(np.linalg.norm(g.max(0) - g.min(0))) for g in groups]
     best, best_pts, best_u = -1.0, None, None
-    for n in range(len(ks)):
-        pts = pts_all[bounds[n] : bounds[n + 1]]
-        d, u = max_pairwise_distance(pts)
+    for n in np.argsort(diags)[::-1]:
+        if diags[n] <= best:
+            break
+        d, u = max_pairwise_distance(groups[n])
         if d > best:
-            best, best_pts, best_u = d, pts, u
+            best, best_pts, best_u = d, groups[n], u
     if best_u is None or best_pts is None:
         return max(best, 0.0), 0.0
     v = np.cross(normal, best_u)
@@ -284,7 +301,7 @@ def measure_instance(
         volume_ml = n * image.voxel_volume_ml
         centroid_idx = idx.mean(0)
     centroid = centroid_idx @ crop_aff[:3, :3].T + crop_aff[:3, 3]
-    ext = _line_extremes(mask, int(np.argmax(mask.shape))).astype(np.float64)
+    ext = _line_extremes(mask).astype(np.float64)
     d3, _ = max_pairwise_distance(ext @ crop_aff[:3, :3].T + crop_aff[:3, 3])
     direction = image.direction
     k_axis = image.slice_axis
