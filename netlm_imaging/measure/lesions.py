@@ -50,15 +50,24 @@ class InstanceGeometry:
 
 
 def bbox_slices(mask: np.ndarray, pad: int = 0) -> tuple[slice, slice, slice] | None:
-    """Bounding box of the non-zero voxels as slices (``None`` when empty), padded and clipped."""
-    out = []
-    for axis in range(3):
-        other = tuple(a for a in range(3) if a != axis)
-        nz = np.flatnonzero(np.any(mask, axis=other))
-        if nz.size == 0:
-            return None
-        out.append(slice(max(0, int(nz[0]) - pad), min(mask.shape[axis], int(nz[-1]) + 1 + pad)))
-    return (out[0], out[1], out[2])
+    """Bounding box of the non-zero voxels as slices (``None`` when empty), padded and clipped.
+
+    One full pass (``any`` along the last axis), then a pass over the (i, j) box only.
+    """
+    plane = np.any(mask, axis=2)
+    ii = np.flatnonzero(plane.any(axis=1))
+    if ii.size == 0:
+        return None
+    jj = np.flatnonzero(plane.any(axis=0))
+    i0, i1, j0, j1 = int(ii[0]), int(ii[-1]) + 1, int(jj[0]), int(jj[-1]) + 1
+    kk = np.flatnonzero(np.any(mask[i0:i1, j0:j1], axis=(0, 1)))
+    k0, k1 = int(kk[0]), int(kk[-1]) + 1
+    shape = mask.shape
+    return (
+        slice(max(0, i0 - pad), min(shape[0], i1 + pad)),
+        slice(max(0, j0 - pad), min(shape[1], j1 + pad)),
+        slice(max(0, k0 - pad), min(shape[2], k1 + pad)),
+    )
 
 
 def label_instances_cropped(
@@ -69,7 +78,7 @@ def label_instances_cropped(
     Returns
     -------
     (bbox or None, numpy.ndarray, int)
-        The bounding box, the int32 labels inside it, and the number of components.
+        The bounding box, the uint32 labels inside it, and the number of components.
     """
     import cc3d  # connected-components-3d: the same components as scipy.ndimage.label, 5-20x faster
 
@@ -82,7 +91,7 @@ def label_instances_cropped(
     if not sub.flags.writeable:  # cc3d needs a writeable buffer; Volume arrays are read-only
         sub = sub.copy(order="K")
     crop, n = cc3d.connected_components(sub, connectivity=connectivity, return_N=True, out_dtype=np.uint32)
-    return bb, crop.astype(np.int32, copy=False), int(n)
+    return bb, crop, int(n)
 
 
 def label_instances(mask: np.ndarray, connectivity: int = 26) -> tuple[np.ndarray, int]:
@@ -168,43 +177,46 @@ def max_pairwise_distance(points: np.ndarray) -> tuple[float, np.ndarray | None]
     return dist, ((b - a) / dist if dist > 0 else None)
 
 
-def _extreme_mask(mask: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
-    """Voxels that are the first or last of the mask on their grid line along every axis in ``axes``.
+def _axis_extremes(mask: np.ndarray, axis: int) -> np.ndarray:
+    """Voxels that are the first or last of the mask on their grid line along ``axis``."""
+    n = mask.shape[axis]
+    present = np.expand_dims(mask.any(axis=axis), axis)
+    first = np.expand_dims(mask.argmax(axis=axis), axis)
+    last = np.expand_dims(n - 1 - np.flip(mask, axis=axis).argmax(axis=axis), axis)
+    ext = np.zeros(mask.shape, dtype=bool)
+    np.put_along_axis(ext, first, present, axis=axis)
+    np.put_along_axis(ext, last, present, axis=axis)
+    return ext
+
+
+def _extreme_masks(mask: np.ndarray) -> list[np.ndarray]:
+    """:func:`_axis_extremes` along each of the three axes.
 
     A vertex of the convex hull of the voxel centres cannot lie strictly
     between two mask voxels on any line (it would be their convex
-    combination), so the hull vertices are among these voxels: the farthest
-    pair and every caliper width can be computed from them alone.
+    combination), so the hull vertices of the lesion are among the voxels
+    extreme along all three axes, and the hull vertices of each slice among
+    those extreme along both in-plane axes: farthest pairs and caliper widths
+    can be computed from these candidates alone.
     """
-    keep = np.ones(mask.shape, dtype=bool)
-    for axis in axes:
-        n = mask.shape[axis]
-        present = mask.any(axis=axis)
-        first = np.expand_dims(mask.argmax(axis=axis), axis)
-        last = np.expand_dims(n - 1 - np.flip(mask, axis=axis).argmax(axis=axis), axis)
-        ext = np.zeros(mask.shape, dtype=bool)
-        pres = np.expand_dims(present, axis)
-        np.put_along_axis(ext, first, pres, axis=axis)
-        np.put_along_axis(ext, last, pres | np.take_along_axis(ext, last, axis=axis), axis=axis)
-        keep &= ext
-    return keep & mask
+    return [_axis_extremes(mask, a) for a in range(3)]
 
 
-def _line_extremes(mask: np.ndarray, axes: tuple[int, ...] = (0, 1, 2)) -> np.ndarray:
-    """Index coordinates (N x 3) of :func:`_extreme_mask` voxels."""
-    return np.argwhere(_extreme_mask(mask, axes))
-
-
-def _axial_diameters(mask: np.ndarray, affine: np.ndarray, slice_axis: int) -> tuple[float, float | None]:
+def _axial_diameters(candidates: np.ndarray, affine: np.ndarray, slice_axis: int) -> tuple[float, float | None]:
     """Longest in-plane diameter over transverse slices and its perpendicular extent.
 
-    Per slice only the row extremes (first and last voxel of each in-plane
-    line) are compared: they contain every hull vertex of the slice.
+    Parameters
+    ----------
+    candidates : numpy.ndarray
+        Boolean mask of the voxels extreme along both in-plane axes (a
+        superset of each slice's hull vertices).
+    affine : numpy.ndarray
+        Index -> LPS affine of the crop.
+    slice_axis : int
+        Array axis across the transverse slices.
     """
     normal = affine[:3, slice_axis] / np.linalg.norm(affine[:3, slice_axis])
-    inplane = [a for a in range(3) if a != slice_axis]
-    # extremes along both in-plane axes: a superset of every slice's hull vertices
-    ijk = _line_extremes(mask, (inplane[0], inplane[1]))
+    ijk = np.argwhere(candidates)
     if ijk.size == 0:
         return 0.0, None
     order = np.argsort(ijk[:, slice_axis], kind="stable")
@@ -212,13 +224,16 @@ def _axial_diameters(mask: np.ndarray, affine: np.ndarray, slice_axis: int) -> t
     pts_all = ijk.astype(np.float64) @ affine[:3, :3].T + affine[:3, 3]
     ks, starts = np.unique(ijk[:, slice_axis], return_index=True)
     bounds = [*starts.tolist(), len(ijk)]
-    # visit slices by decreasing bounding-box diagonal (an upper bound of their diameter); stop when it
-    # cannot beat the best so far: same result, far fewer farthest-pair searches
     groups = [pts_all[bounds[n] : bounds[n + 1]] for n in range(len(ks))]
-    diags = [float(np.linalg.norm(g.max(0) - g.min(0))) for g in groups]
+    # upper bound of a slice's diameter: twice the largest distance from its centroid (tight for round
+    # slices); slices are visited by decreasing bound until none can beat the best: same result, few searches
+    counts = np.diff(bounds)
+    centroids = np.add.reduceat(pts_all, starts, axis=0) / counts[:, None]
+    d2 = ((pts_all - np.repeat(centroids, counts, axis=0)) ** 2).sum(1)
+    bound = 2.0 * np.sqrt(np.maximum.reduceat(d2, starts))
     best, best_pts, best_u = -1.0, None, None
-    for n in np.argsort(diags)[::-1]:
-        if diags[n] <= best:
+    for n in np.argsort(bound)[::-1]:
+        if bound[n] <= best:
             break
         d, u = max_pairwise_distance(groups[n])
         if d > best:
@@ -301,15 +316,17 @@ def measure_instance(
         volume_ml = n * image.voxel_volume_ml
         centroid_idx = idx.mean(0)
     centroid = centroid_idx @ crop_aff[:3, :3].T + crop_aff[:3, 3]
-    ext = _line_extremes(mask).astype(np.float64)
+    extremes = _extreme_masks(mask)
+    ext = np.argwhere(extremes[0] & extremes[1] & extremes[2]).astype(np.float64)
     d3, _ = max_pairwise_distance(ext @ crop_aff[:3, :3].T + crop_aff[:3, 3])
     direction = image.direction
     k_axis = image.slice_axis
     if abs(abs(direction[2, k_axis]) - 1.0) <= AXIAL_TOLERANCE:
-        dl, ds = _axial_diameters(mask, crop_aff, k_axis)
+        inplane = [extremes[a] for a in range(3) if a != k_axis]
+        dl, ds = _axial_diameters(inplane[0] & inplane[1], crop_aff, k_axis)
     else:
         amask, aaff = _axial_resample(mask, crop_aff)
-        dl, ds = _axial_diameters(amask, aaff, 2)
+        dl, ds = _axial_diameters(_axis_extremes(amask, 0) & _axis_extremes(amask, 1), aaff, 2)
         # the transverse resampling moves voxel centres; an in-plane diameter never exceeds the 3-D one
         dl = min(dl, d3)
         ds = None if ds is None else min(ds, dl)
