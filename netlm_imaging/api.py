@@ -520,8 +520,13 @@ def _build_report(
         liver["voxel_count"] = int(np.count_nonzero(ctx.liver))
         bb_any = [np.any(ctx.liver, axis=tuple(a for a in range(3) if a != ax)) for ax in range(3)]
         liver["touches_image_border"] = bool(any(b[0] or b[-1] for b in bb_any))
-        vals = img.array[ctx.liver]
-        liver["mean_intensity"] = _round(float(vals.mean(dtype=np.float64)), 3) if vals.size else None
+        n_liver = liver["voxel_count"]
+        if n_liver:
+            # a masked reduction (any memory order); boolean indexing of F-ordered arrays is ~10x slower
+            total = np.add.reduce(img.array, axis=None, where=ctx.liver, dtype=np.float64)
+            liver["mean_intensity"] = _round(float(total) / n_liver, 3)
+        else:
+            liver["mean_intensity"] = None
         for key in ("liver_volume_ml_binary", "liver_mask_included_lesions"):
             if key in burden.extra:
                 liver[key.replace("liver_", "", 1) if key.startswith("liver_volume") else key] = (

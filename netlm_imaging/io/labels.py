@@ -202,17 +202,20 @@ def role_for_segment(
 def _present_values(arr: np.ndarray) -> list[int]:
     """Sorted non-zero values of an integer array, without copying it to C order.
 
-    ``np.unique`` sorts a C-ordered copy; small unsigned label maps are counted
-    with ``bincount`` over the array in its own memory order instead.
+    ``np.unique`` sorts a C-ordered copy of the whole map; integer label maps
+    are scanned in their own memory order instead (one comparison pass per
+    value for small ranges, one scatter into a presence table otherwise).
     """
     flat = arr.ravel(order="K")
-    if arr.dtype.kind in "ub" and arr.dtype.itemsize <= 2:
-        counts = np.bincount(flat.astype(np.intp, copy=False) if arr.dtype.kind == "b" else flat)
-        return [int(v) for v in np.flatnonzero(counts) if v != 0]
-    lo, hi = (int(flat.min()), int(flat.max())) if flat.size else (0, 0)
+    if flat.size == 0:
+        return []
+    lo, hi = int(flat.min()), int(flat.max())
+    if arr.dtype.kind in "iub" and lo >= 0 and hi - lo <= 16:
+        return [v for v in range(max(lo, 1), hi + 1) if (flat == v).any()]
     if arr.dtype.kind in "iu" and lo >= 0 and hi < 1 << 16:
-        counts = np.bincount(flat.astype(np.intp))
-        return [int(v) for v in np.flatnonzero(counts) if v != 0]
+        present = np.zeros(hi + 1, dtype=bool)
+        present[flat] = True
+        return [int(v) for v in np.flatnonzero(present) if v != 0]
     return [int(v) for v in np.unique(flat) if v != 0]
 
 

@@ -67,10 +67,21 @@ def _touches_liver(liver: np.ndarray, bbox: tuple[slice, slice, slice], mask: np
     local = np.zeros(tuple(s.stop - s.start for s in big), dtype=bool)
     inner = tuple(slice(bbox[a].start - big[a].start, bbox[a].stop - big[a].start) for a in range(3))
     local[inner] = mask
-    if np.any(local & liver[big]):
+    region = liver[big]
+    if np.any(local & region):
         return True
+    # face neighbours first (always inside the ball): cheap shifted comparisons, no dilation
+    for axis in range(3):
+        n = local.shape[axis]
+        if n < 2:
+            continue
+        a = [slice(None)] * 3
+        b = [slice(None)] * 3
+        a[axis], b[axis] = slice(0, n - 1), slice(1, n)
+        if np.any(local[tuple(a)] & region[tuple(b)]) or np.any(local[tuple(b)] & region[tuple(a)]):
+            return True
     grown = ndimage.binary_dilation(local, structure=ball)
-    return bool(np.any(grown & liver[big]))
+    return bool(np.any(grown & region))
 
 
 def _union(layers: list[MaskLayer], shape: tuple[int, ...], threshold: float) -> tuple[np.ndarray, np.ndarray | None]:
