@@ -3,9 +3,23 @@
 :func:`scan_dicom_folder` walks a folder (or takes a list of files), skips what
 is not DICOM (with a logged note), and returns one :class:`DicomFileInfo` per
 DICOM file with the facts series grouping, geometry and study discovery need.
-Pixel data is never loaded here: headers are parsed with pydicom's
-``defer_size`` so the PixelData element is skipped but its byte offset and
-length are recorded. A file shorter than its declared PixelData length is
+Pixel data is never loaded here; its byte offset and length are recorded.
+
+Two header paths give the same :class:`DicomFileInfo`:
+
+* plain single-frame images (Part-10, implicit or explicit VR little endian,
+  native or encapsulated pixels, no Enhanced functional groups or Modality
+  LUT Sequence) are parsed by a small reader that walks the elements up to
+  PixelData, skipping sequences unparsed, and decodes only the ~20 elements
+  it needs (:data:`_FAST_TAGS`): ~0.2 ms a file instead of ~2 ms for a
+  pydicom parse with element conversion;
+* everything else, and any file on which that reader meets something
+  unusual (unexpected VR, tags out of order, non-decimal numbers,
+  multi-valued scalars, another character set, end of file before
+  PixelData...), is parsed by pydicom (``defer_size`` so that PixelData is
+  skipped) with all its checks.
+
+A file shorter than its declared PixelData length is
 flagged ``truncated`` (an interrupted copy); a zero-byte file or a DICOM file
 whose header cannot be parsed raises :class:`~netlm_imaging.errors.DicomError`.
 Files are opened read-only and never modified.
@@ -417,9 +431,308 @@ def _pixel_data_span(ds: Any) -> tuple[int | None, int | None]:
     return int(tell), int(length)
 
 
+# --------------------------------------------------------- fast header path
+class _NotFast(Exception):
+    """The fast header path does not apply to this file; use pydicom."""
+
+
+#: Transfer syntaxes whose data set is little endian: implicit VR, explicit VR.
+_IMPLICIT_LE = "1.2.840.10008.1.2"
+_EXPLICIT_LE = "1.2.840.10008.1.2.1"
+#: Encapsulated (compressed) syntaxes: explicit VR little endian data set.
+_ENCAPSULATED_PREFIXES = ("1.2.840.10008.1.2.4.", "1.2.840.10008.1.2.5")
+#: Explicit VRs with a 2-byte reserved field and a 4-byte length (PS3.5 7.1.2).
+_LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"})
+_SHORT_VRS = frozenset(
+    {b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT", b"PN", b"SH", b"SL", b"SS",
+     b"ST", b"TM", b"UI", b"UL", b"US"}
+)  # fmt: skip
+_ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
+_PIXEL_DATA = 0x7FE00010
+_TRANSFER_SYNTAX = 0x00020010
+#: Data set elements the fast path reads (tag -> VR); all others are skipped unparsed.
+_FAST_TAGS: dict[int, bytes] = {
+    0x00080005: b"CS",  # SpecificCharacterSet
+    0x00080008: b"CS",  # ImageType
+    0x00080016: b"UI",  # SOPClassUID
+    0x00080018: b"UI",  # SOPInstanceUID
+    0x00080060: b"CS",  # Modality
+    0x0008103E: b"LO",  # SeriesDescription
+    0x0020000D: b"UI",  # StudyInstanceUID
+    0x0020000E: b"UI",  # SeriesInstanceUID
+    0x00200011: b"IS",  # SeriesNumber
+    0x00200032: b"DS",  # ImagePositionPatient
+    0x00200037: b"DS",  # ImageOrientationPatient
+    0x00200052: b"UI",  # FrameOfReferenceUID
+    0x00280002: b"US",  # SamplesPerPixel
+    0x00280008: b"IS",  # NumberOfFrames
+    0x00280010: b"US",  # Rows
+    0x00280011: b"US",  # Columns
+    0x00280030: b"DS",  # PixelSpacing
+    0x00280100: b"US",  # BitsAllocated
+    0x00280101: b"US",  # BitsStored
+    0x00280103: b"US",  # PixelRepresentation
+    0x00281052: b"DS",  # RescaleIntercept
+    0x00281053: b"DS",  # RescaleSlope
+}
+#: Elements whose presence sends the file to pydicom: Modality LUT Sequence,
+#: Shared / Per-frame Functional Groups (Enhanced images).
+_SLOW_TAGS = frozenset({0x00283000, 0x52009229, 0x52009230})
+#: Character sets whose text the fast path decodes itself (PS3.3 C.12.1.1.2).
+_FAST_CHARSETS = {"": "latin-1", "ISO_IR 6": "latin-1", "ISO_IR 100": "latin-1", "ISO_IR 192": "utf-8"}
+_HEAD_BYTES = 16384
+_MAX_HEADER_BYTES = 1 << 24
+_NUMBER_CHARS = frozenset("0123456789+-.eE")
+_U16 = struct.Struct("<H")
+_U32 = struct.Struct("<I")
+_TAG = struct.Struct("<HH")
+
+
+class _Head:
+    """The start of a file, read on demand up to :data:`_MAX_HEADER_BYTES`."""
+
+    __slots__ = ("data", "eof", "fh")
+
+    def __init__(self, fh: Any) -> None:
+        self.fh = fh
+        self.data = fh.read(_HEAD_BYTES)
+        self.eof = len(self.data) < _HEAD_BYTES
+
+    def need(self, end: int) -> None:
+        """Make ``data`` at least ``end`` bytes long, or raise :class:`_NotFast`."""
+        if end <= len(self.data):
+            return
+        if self.eof or end > _MAX_HEADER_BYTES:
+            raise _NotFast
+        want = max(end - len(self.data), 65536)
+        more = self.fh.read(want)
+        self.data += more
+        self.eof = len(more) < want
+        if end > len(self.data):
+            raise _NotFast
+
+
+def _element(head: _Head, pos: int, explicit: bool) -> tuple[int, bytes | None, int, int]:
+    """(tag, VR or None, value length, value position) of the element at ``pos``."""
+    head.need(pos + 8)
+    data = head.data
+    group, elem = _TAG.unpack_from(data, pos)
+    if group == 0xFFFE or not explicit:  # items and delimiters never carry a VR
+        return (group << 16) | elem, None, _U32.unpack_from(data, pos + 4)[0], pos + 8
+    vr = data[pos + 4 : pos + 6]
+    if vr in _LONG_VRS:
+        head.need(pos + 12)
+        return (group << 16) | elem, vr, _U32.unpack_from(data, pos + 8)[0], pos + 12
+    if vr not in _SHORT_VRS:
+        raise _NotFast
+    return (group << 16) | elem, vr, _U16.unpack_from(data, pos + 6)[0], pos + 8
+
+
+def _skip_undefined(head: _Head, pos: int, explicit: bool, depth: int = 0) -> int:
+    """Position after an undefined-length sequence (or encapsulated value) whose items start at ``pos``."""
+    if depth > 32:
+        raise _NotFast
+    while True:
+        tag, _, length, pos = _element(head, pos, explicit)
+        if tag == _SEQ_END:
+            return pos
+        if tag != _ITEM:
+            raise _NotFast
+        if length != _UNDEFINED_LENGTH:
+            pos += length
+            continue
+        while True:  # an item of undefined length: its elements up to the item delimiter
+            tag, vr, length, pos = _element(head, pos, explicit)
+            if tag == _ITEM_END:
+                break
+            if length == _UNDEFINED_LENGTH:
+                pos = _skip_undefined(head, pos, explicit and vr != b"UN", depth + 1)
+            else:
+                pos += length
+
+
+def _fast_elements(fh: Any) -> tuple[str, dict[int, bytes], int, int | None]:
+    """(transfer syntax, wanted raw values, PixelData value offset, PixelData length or None).
+
+    Parses the file meta and the top-level data set of a Part-10 file up to
+    PixelData, keeping only :data:`_FAST_TAGS`. Raises :class:`_NotFast` on
+    anything unusual (no ``DICM``, big endian, deflate, an unexpected VR,
+    tags out of order, end of file before PixelData...).
+    """
+    head = _Head(fh)
+    if head.data[128:132] != b"DICM":
+        raise _NotFast
+    pos = 132
+    syntax = ""
+    while True:  # file meta: explicit VR little endian, group 0002
+        head.need(pos + 2)
+        if _U16.unpack_from(head.data, pos)[0] != 0x0002:
+            break
+        tag, _, length, vpos = _element(head, pos, True)
+        if length == _UNDEFINED_LENGTH:
+            raise _NotFast
+        if tag == _TRANSFER_SYNTAX:
+            head.need(vpos + length)
+            syntax = head.data[vpos : vpos + length].decode("latin-1").rstrip("\0 ")
+        pos = vpos + length
+    if syntax == _IMPLICIT_LE:
+        explicit = False
+    elif syntax == _EXPLICIT_LE or syntax.startswith(_ENCAPSULATED_PREFIXES):
+        explicit = True
+    else:
+        raise _NotFast
+    values: dict[int, bytes] = {}
+    previous = -1
+    while True:
+        tag, vr, length, vpos = _element(head, pos, explicit)
+        if tag <= previous or tag >> 16 == 0xFFFE or tag in _SLOW_TAGS:
+            raise _NotFast
+        previous = tag
+        if tag == _PIXEL_DATA:
+            return syntax, values, vpos, None if length == _UNDEFINED_LENGTH else length
+        expected = _FAST_TAGS.get(tag)
+        if length == _UNDEFINED_LENGTH:
+            if expected is not None:
+                raise _NotFast
+            pos = _skip_undefined(head, vpos, explicit and vr != b"UN")
+            continue
+        if expected is not None:
+            if explicit and vr != expected:
+                raise _NotFast
+            head.need(vpos + length)
+            values[tag] = head.data[vpos : vpos + length]
+        pos = vpos + length
+
+
+def _fast_text(raw: bytes | None, encoding: str = "latin-1") -> str:
+    """A single text value as pydicom returns it (trailing spaces and NULs removed)."""
+    if raw is None:
+        return ""
+    text = raw.decode(encoding).rstrip(" \0")
+    if "\\" in text:
+        raise _NotFast
+    return text
+
+
+def _fast_numbers(raw: bytes | None, integer: bool = False) -> list[float] | None:
+    """DS / IS values; ``None`` when absent or empty; :class:`_NotFast` on anything but plain decimals."""
+    if not raw:
+        return None
+    out: list[float] = []
+    for item in raw.decode("latin-1").split("\\"):
+        item = item.strip(" \0")
+        if not item or not _NUMBER_CHARS.issuperset(item):
+            raise _NotFast
+        if integer:
+            if not item.lstrip("+-").isdigit():
+                raise _NotFast
+            out.append(int(item))
+        else:
+            out.append(float(item))  # ValueError (e.g. "1.2.3") is caught by the caller
+    return out
+
+
+def _fast_scalar(raw: bytes | None, default: float, integer: bool = False) -> float:
+    values = _fast_numbers(raw, integer)
+    if values is None:
+        return default
+    if len(values) != 1:
+        raise _NotFast
+    return values[0] or default
+
+
+def _fast_us(raw: bytes | None) -> int:
+    if raw is None or len(raw) == 0:
+        return 0
+    if len(raw) != 2:
+        raise _NotFast
+    return int(_U16.unpack(raw)[0])
+
+
+def _fast_tuple(raw: bytes | None, n: int) -> tuple[float, ...] | None:
+    values = _fast_numbers(raw)
+    return tuple(values) if values is not None and len(values) == n else None
+
+
+def _fast_header(path: Path) -> DicomFileInfo | None:
+    """Header facts of a plain single-frame image without pydicom, or ``None`` (use pydicom).
+
+    Applies to Part-10 files in implicit or explicit VR little endian (native
+    or encapsulated pixel data) of an image SOP class, without Enhanced
+    functional groups or a Modality LUT Sequence, whose needed elements have
+    their standard VR and plain values. The result equals what the pydicom
+    path returns for the same file (tests/test_dicom_perf_findings.py checks
+    this on every real file in shared/data and on synthetic series).
+    """
+    try:
+        with path.open("rb", buffering=0) as fh:
+            syntax, v, offset, length = _fast_elements(fh)
+            size = os.fstat(fh.fileno()).st_size
+        sop_class = _fast_text(v.get(0x00080016))
+        rows, columns = _fast_us(v.get(0x00280010)), _fast_us(v.get(0x00280011))
+        frames_declared = _fast_scalar(v.get(0x00280008), 1, integer=True)
+        if (
+            not sop_class
+            or sop_class in (SEG_SOP_CLASS, LABELMAP_SEG_SOP_CLASS, RTSTRUCT_SOP_CLASS)
+            or sop_class.startswith(_NON_IMAGE_SOP_PREFIXES)
+            or not rows
+            or not columns
+            or frames_declared != 1
+        ):
+            raise _NotFast
+        charset = _FAST_CHARSETS.get(_fast_text(v.get(0x00080005)))
+        if charset is None:
+            raise _NotFast
+        image_type = v.get(0x00080008)
+        image_type_text = image_type.decode("latin-1").rstrip(" \0") if image_type else ""
+        series_number = _fast_numbers(v.get(0x00200011), integer=True)
+        if series_number is not None and len(series_number) != 1:
+            raise _NotFast
+        frame = FrameGeometry(
+            position=_fast_tuple(v.get(0x00200032), 3),  # type: ignore[arg-type]
+            orientation=_fast_tuple(v.get(0x00200037), 6),
+            pixel_spacing=_fast_tuple(v.get(0x00280030), 2),  # type: ignore[arg-type]
+            slope=float(_fast_scalar(v.get(0x00281053), 1.0)),
+            intercept=float(_fast_scalar(v.get(0x00281052), 0.0)),
+        )
+        return DicomFileInfo(
+            path=path,
+            kind=IMAGE,
+            sop_class_uid=sop_class,
+            sop_instance_uid=_fast_text(v.get(0x00080018)),
+            series_uid=_fast_text(v.get(0x0020000E)),
+            study_uid=_fast_text(v.get(0x0020000D)),
+            modality=_fast_text(v.get(0x00080060)),
+            frame_of_reference_uid=_fast_text(v.get(0x00200052)),
+            series_description=_fast_text(v.get(0x0008103E), charset),
+            series_number=int(series_number[0]) if series_number else None,
+            image_type=tuple(t.upper() for t in image_type_text.split("\\")) if image_type_text else (),
+            rows=rows,
+            columns=columns,
+            number_of_frames=1,
+            bits_allocated=_fast_us(v.get(0x00280100)),
+            bits_stored=_fast_us(v.get(0x00280101)),
+            pixel_representation=_fast_us(v.get(0x00280103)),
+            samples_per_pixel=_fast_us(v.get(0x00280002)) if 0x00280002 in v else 1,
+            has_modality_lut_sequence=False,
+            transfer_syntax_uid=syntax,
+            frames=(frame,),
+            pixel_data_offset=offset if length is not None else None,
+            pixel_data_length=length,
+            truncated=length is not None and size < offset + length,
+        )
+    except (_NotFast, ValueError, UnicodeDecodeError, struct.error):
+        return None
+
+
 @guard_malformed("DICOM header")
 def read_header(path: Path) -> DicomFileInfo | None:
     """Parse one file's header; ``None`` when the file is not DICOM.
+
+    Plain single-frame images take a fast path that reads only the elements
+    needed (:func:`_fast_header`, about 20x faster than a pydicom parse);
+    every other file (SEG, RTSTRUCT, Enhanced images, big endian, deflate,
+    unusual or malformed values) is parsed by pydicom with all its checks.
 
     Parameters
     ----------
@@ -435,7 +748,19 @@ def read_header(path: Path) -> DicomFileInfo | None:
     ------
     DicomError
         Zero-byte file, or a DICOM file whose header cannot be parsed.
+    InputError
+        The file cannot be opened (permissions).
     """
+    try:
+        info = _fast_header(path)
+        return info if info is not None else _read_header_pydicom(path)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise InputError(f"{path}: cannot read the file ({reason}); check that it exists and is readable.") from None
+
+
+def _read_header_pydicom(path: Path) -> DicomFileInfo | None:
+    """:func:`read_header` through a full pydicom header parse (every file the fast path declines)."""
     import pydicom
     from pydicom.errors import InvalidDicomError
 

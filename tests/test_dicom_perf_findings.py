@@ -1,0 +1,209 @@
+"""DICOM image path: fast header scan, smallest exact image dtype, and two fuzz findings.
+
+* The fast header reader (``_dicom_common._fast_header``) must return exactly
+  what the full pydicom parse returns (``_read_header_pydicom``), on every real
+  file of shared/data and on synthetic files with the structures it skips
+  (nested sequences of defined and undefined length, a private UN element of
+  undefined length, other character sets), and decline what it does not handle.
+* Integer modality values are kept in int16/int32 when exact (the truth is the
+  test's own integer phantom); fractional slopes and PET stay float32.
+* A corrupt slice is never dropped silently (fuzz findings of tests/test_fuzz.py).
+
+Real files (../shared/data, see MANIFEST.md):
+- dcmqi_ct3slice_seg: QIICR/dcmqi @b6137d9e (BSD-3-Clause), GE CT 3 slices (implicit VR LE).
+- mirp_sts_fdg_pet: oncoray/mirp @d8a6a726 (CC BY 3.0, TCIA Soft-tissue-Sarcoma,
+  Vallieres et al. 2015, doi 10.7937/K9/TCIA.2015.7GO2GSKS), GE PET 267 slices.
+- dcm_qa_ts: neurolabusc/dcm_qa_ts @fe4878a4 (BSD-2-Clause), one MR in 9 transfer syntaxes.
+- pydicom_data_seg_enhanced: pydicom/pydicom-data @b0d40d1e (MIT), SEGs and Enhanced CT/MR.
+- dicom2nifti_geometry_edgecases: icometrix/dicom2nifti (MIT).
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from conftest import oblique_affine, shared_path
+from dicom_factory import write_image_series
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from netlm_imaging.errors import DicomError
+from netlm_imaging.io._dicom_common import _fast_header, _read_header_pydicom, read_header, scan_dicom_folder
+
+CT3 = ("dcmqi_ct3slice_seg", "data", "segmentations", "ct-3slice")
+PET = ("mirp_sts_fdg_pet", "test", "data", "sts_images_raw", "STS_001", "FDG_PET", "image")
+QA_TS = ("dcm_qa_ts", "In")
+ENH = ("pydicom_data_seg_enhanced", "data_store", "data")
+
+
+def _phantom(shape=(9, 7, 4), seed=0, low=-1000, high=1500) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(low, high, size=shape).astype(np.float64)
+
+
+def _same_as_pydicom(path: Path) -> bool:
+    """True when the fast path handled ``path``; fails when its answer differs from pydicom's."""
+    fast = _fast_header(path)
+    if fast is None:
+        return False
+    assert fast == _read_header_pydicom(path), path
+    return True
+
+
+# ------------------------------------------------------------ fast header path
+def test_fast_header_equals_pydicom_on_real_files():
+    """Every real file: same facts as pydicom, or declined. Which files are fast is known from MANIFEST.md."""
+    folders = [CT3, PET, QA_TS, ENH]
+    fast = {}
+    for folder in folders:
+        root = shared_path(*folder)
+        for p in sorted(root.iterdir()):
+            if p.is_file():
+                fast[p] = _same_as_pydicom(p)
+    # Plain single-frame images: 3 GE CT slices (implicit VR), 267 GE PET slices, and the MR in every
+    # little-endian syntax of dcm_qa_ts (8 of 9; file 3 is explicit VR big endian).
+    assert sum(fast[p] for p in fast if p.parent.name == "ct-3slice") == 3
+    assert sum(fast[p] for p in fast if p.parent.name == "image") == 267
+    qa = {p.name: fast[p] for p in fast if p.parent.name == "In"}
+    assert [n for n, f in sorted(qa.items()) if not f] == ["3.dcm"]
+    # SEGs, Enhanced CT/MR (functional groups) and deflated/big-endian files are all declined.
+    assert not any(fast[p] for p in fast if p.parent.name == "data")
+
+
+def _insert_private_un_sequence(path: Path) -> None:
+    """Insert (0009,0010) creator + (0009,1001) UN of undefined length holding implicit-VR items."""
+    data = path.read_bytes()
+    creator = b"NETLM TEST"
+    inner = struct.pack("<HHI", 0x0009, 0x1002, 4) + b"abcd"
+    nested = (
+        struct.pack("<HHI", 0x0009, 0x1003, 0xFFFFFFFF)  # implicit VR: undefined length = sequence
+        + struct.pack("<HHI", 0xFFFE, 0xE000, 8)
+        + struct.pack("<HHI", 0x0009, 0x1004, 0)
+        + struct.pack("<HHI", 0xFFFE, 0xE0DD, 0)
+    )
+    item = struct.pack("<HHI", 0xFFFE, 0xE000, 0xFFFFFFFF) + inner + nested + struct.pack("<HHI", 0xFFFE, 0xE00D, 0)
+    element = (
+        struct.pack("<HH", 0x0009, 0x0010)
+        + b"LO"
+        + struct.pack("<H", len(creator))
+        + creator
+        + struct.pack("<HH", 0x0009, 0x1001)
+        + b"UN\0\0"
+        + struct.pack("<I", 0xFFFFFFFF)
+        + item
+        + struct.pack("<HHI", 0xFFFE, 0xE0DD, 0)
+    )
+    at = data.index(struct.pack("<HH", 0x0010, 0x0010))  # PatientName: first element of group 0010
+    path.write_bytes(data[:at] + element + data[at:])
+
+
+def _add_nested_sequences(ds: Dataset, undefined: bool) -> None:
+    ref = Dataset()
+    ref.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    ref.ReferencedSOPInstanceUID = "1.2.3.4"
+    code = Dataset()
+    code.CodeValue = "121311"
+    code.CodingSchemeDesignator = "DCM"
+    ref.PurposeOfReferenceCodeSequence = Sequence([code])
+    ds.ReferencedImageSequence = Sequence([ref, Dataset()])
+    if undefined:
+        ds["ReferencedImageSequence"].is_undefined_length = True
+        ref["PurposeOfReferenceCodeSequence"].is_undefined_length = True
+        ref.is_undefined_length_sequence_item = True
+        code.is_undefined_length_sequence_item = True
+
+
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+@pytest.mark.parametrize("undefined", [False, True])
+def test_fast_header_skips_nested_sequences(tmp_path, syntax, undefined):
+    files = write_image_series(tmp_path, _phantom(), oblique_affine(), transfer_syntax=syntax, series_number=7)
+    ds = pydicom.dcmread(files[1])
+    _add_nested_sequences(ds, undefined)
+    ds.save_as(files[1])
+    if syntax == ExplicitVRLittleEndian:
+        _insert_private_un_sequence(files[2])
+        assert 0x00091001 in pydicom.dcmread(files[2])  # pydicom reads the inserted element too
+    for p in files:
+        assert _same_as_pydicom(p), p
+    info = _fast_header(files[1])
+    assert info is not None
+    assert (info.series_number, info.rows, info.columns) == (7, 7, 9)
+
+
+@pytest.mark.parametrize(
+    ("charset", "description", "fast"),
+    [
+        (None, "CT venous", True),
+        ("ISO_IR 100", "Leber venös", True),
+        ("ISO_IR 192", "肝臓 venös", True),
+        ("ISO 2022 IR 87", "CT", False),  # other character sets go to pydicom
+    ],
+)
+def test_fast_header_text_and_character_sets(tmp_path, charset, description, fast):
+    tags = {"SeriesDescription": description}
+    if charset:
+        tags["SpecificCharacterSet"] = charset
+    files = write_image_series(tmp_path, _phantom(), oblique_affine(), extra_tags=tags)
+    assert _same_as_pydicom(files[0]) is fast
+    assert read_header(files[0]).series_description == description
+
+
+@pytest.mark.parametrize(
+    ("keyword", "value", "fast"),
+    [
+        ("ImagePositionPatient", ["1e1", "-2.5E-1", "+3"], True),  # exponents and signs are plain decimals
+        ("SeriesNumber", " 12 ", True),
+        ("RescaleSlope", "0", True),  # pydicom path: a zero slope reads as 1 (``or 1.0``); same here
+        ("ImageType", ["derived", "secondary", " axial"], True),
+        ("PixelSpacing", ["0.7"], True),  # wrong value count: no spacing, as pydicom's path says
+        ("SeriesDescription", "a\\b", False),  # a backslash makes LO multi-valued in pydicom
+        ("NumberOfFrames", "1", True),
+        ("NumberOfFrames", "3", False),  # multi-frame without functional groups
+    ],
+)
+def test_fast_header_values_like_pydicom(tmp_path, keyword, value, fast):
+    files = write_image_series(tmp_path, _phantom(), oblique_affine())
+    ds = pydicom.dcmread(files[0])
+    setattr(ds, keyword, value)
+    ds.save_as(files[0])
+    assert _same_as_pydicom(files[0]) is fast
+
+
+@pytest.mark.parametrize(
+    ("keyword", "vr", "value", "refused"),
+    [
+        ("RescaleSlope", "DS", "2\\3", True),  # two slopes: refused by the pydicom path
+        ("ImagePositionPatient", "LO", "1\\x\\3", False),  # unparsable: no position (series reader refuses)
+        ("Rows", "UL", 7, False),  # non-standard VR: pydicom still reads Rows = 7
+    ],
+)
+def test_fast_header_declines_unusual_values(tmp_path, keyword, vr, value, refused):
+    """Multi-valued scalars and non-standard VRs go to the pydicom path, which decides."""
+    files = write_image_series(tmp_path, _phantom(), oblique_affine())
+    ds = pydicom.dcmread(files[0])
+    ds.add_new(pydicom.datadict.tag_for_keyword(keyword), vr, value)
+    ds.save_as(files[0])
+    assert _fast_header(files[0]) is None
+    if refused:
+        with pytest.raises(DicomError, match=rf"{files[0].name}: malformed DICOM header"):
+            read_header(files[0])
+    else:
+        info = read_header(files[0])
+        assert info == _read_header_pydicom(files[0])
+        assert info.rows == 7
+        assert (info.position is None) is (keyword == "ImagePositionPatient")
+
+
+def test_fast_header_flags_truncated_pixel_data(tmp_path):
+    files = write_image_series(tmp_path, _phantom(), oblique_affine())
+    files[0].write_bytes(files[0].read_bytes()[:-5])
+    info = _fast_header(files[0])
+    assert info is not None
+    assert info.truncated
+    assert info.pixel_data_length == 9 * 7 * 2  # 9 x 7 int16 pixels declared
+    assert [i.truncated for i in scan_dicom_folder(tmp_path)] == [True, False, False, False]
