@@ -241,7 +241,6 @@ def test_batch_outputs_logs_and_failures_carry_no_identifiers(study, tmp_path):
     assert report["study"]["study_instance_uid"] == ct.StudyInstanceUID
 
 
-@pytest.mark.xfail(strict=True, reason="batch/runner.py: cohort.csv has no study_instance_uid column (lead told)")
 def test_cohort_csv_rows_are_keyed_by_study_instance_uid(study, tmp_path):
     """A cohort.csv row links back to PACS by StudyInstanceUID, not only by the (user-chosen) folder name."""
     cohort = tmp_path / "cohort"
@@ -255,10 +254,6 @@ def test_cohort_csv_rows_are_keyed_by_study_instance_uid(study, tmp_path):
     assert ct.StudyInstanceUID in row.split(",")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="report/dicom_sr.py and report/dicom_seg_out.py copy InstitutionName into ContributingEquipmentSequence",
-)
 def test_sr_and_derived_seg_carry_no_institution(study, tmp_path):
     """PS3.15 Basic Profile: InstitutionName is removed at every nesting level, not only at the top."""
     out = tmp_path / "out"

@@ -84,7 +84,7 @@ NUMBER_COLUMNS = (
 #: Columns that change from run to run over the same inputs (always last).
 RUN_COLUMNS = ("elapsed_s", "resumed")
 #: All cohort.csv columns, in order.
-CSV_COLUMNS = ("study_id", "status", "error", *NUMBER_COLUMNS, "fingerprint", *RUN_COLUMNS)
+CSV_COLUMNS = ("study_id", "study_instance_uid", "status", "error", *NUMBER_COLUMNS, "fingerprint", *RUN_COLUMNS)
 
 _PENDING = "pending"
 #: multiprocessing start method of the local pool (NETLM_START_METHOD overrides: fork, forkserver, spawn).
@@ -196,6 +196,7 @@ def row_from_report(study_id: str, report: dict[str, Any], fingerprint: str) -> 
     cls = report.get("classification") or {}
     row: dict[str, Any] = {
         "study_id": study_id,
+        "study_instance_uid": (report.get("study") or {}).get("study_instance_uid") or "",
         "status": "ok",
         "error": "",
         "liver_volume_ml": (report.get("liver") or {}).get("volume_ml"),
@@ -315,8 +316,12 @@ def _analyze(study: Study, out_dir: Path, options: BatchOptions, fingerprint: st
     if options.sr:
         from ..report.dicom_sr import write_sr
 
-        write_sr(report, ctx, _report_path(out_dir, study.study_id, ".sr.dcm"),
-                 include_identifiers=options.include_identifiers)
+        write_sr(
+            report,
+            ctx,
+            _report_path(out_dir, study.study_id, ".sr.dcm"),
+            include_identifiers=options.include_identifiers,
+        )
     if options.html:
         _write_html(report, ctx, _report_path(out_dir, study.study_id, ".html"))
     atomic_write_text(_report_path(out_dir, study.study_id), json.dumps(data, indent=2) + "\n")
@@ -580,6 +585,10 @@ def run_cohort(
     result.elapsed_s = time.perf_counter() - t0
     logger.info(
         "cohort: %d studies, %d analysed, %d resumed, %d failed in %.1f s",
-        len(studies), result.analysed, result.resumed, result.failed, result.elapsed_s,
+        len(studies),
+        result.analysed,
+        result.resumed,
+        result.failed,
+        result.elapsed_s,
     )
     return result

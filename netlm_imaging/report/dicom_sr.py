@@ -59,12 +59,35 @@ _TUMOUR_ID = "Intrahepatic tumour"
 _REMNANT_ID = "Non-tumorous liver"
 _LESION_RE = re.compile(r"^Lesion (\d+)(?: \((intrahepatic|extrahepatic)\))?$")
 #: Attributes emptied (Type 2) or removed (Type 3) unless identifiers are asked for.
-_EMPTIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "AccessionNumber", "ReferringPhysicianName",
-            "StudyID")
-_REMOVED = ("OtherPatientIDs", "OtherPatientIDsSequence", "OtherPatientNames", "PatientAddress", "PatientAge",
-            "PatientWeight", "PatientSize", "PatientTelephoneNumbers", "PatientMotherBirthName", "InstitutionName",
-            "InstitutionAddress", "PerformingPhysicianName", "OperatorsName", "IssuerOfPatientID", "PatientComments",
-            "EthnicGroup", "NameOfPhysiciansReadingStudy", "RequestingPhysician")
+_EMPTIED = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "AccessionNumber",
+    "ReferringPhysicianName",
+    "StudyID",
+)
+_REMOVED = (
+    "OtherPatientIDs",
+    "OtherPatientIDsSequence",
+    "OtherPatientNames",
+    "PatientAddress",
+    "PatientAge",
+    "PatientWeight",
+    "PatientSize",
+    "PatientTelephoneNumbers",
+    "PatientMotherBirthName",
+    "InstitutionName",
+    "InstitutionAddress",
+    "PerformingPhysicianName",
+    "OperatorsName",
+    "IssuerOfPatientID",
+    "PatientComments",
+    "EthnicGroup",
+    "NameOfPhysiciansReadingStudy",
+    "RequestingPhysician",
+)
 _PROCEDURES = {
     "CT": ("25045-6", "LN", "CT unspecified body region"),
     "MR": ("25056-3", "LN", "MRI unspecified body region"),
@@ -94,8 +117,9 @@ def _load_evidence(image_datasets: Sequence[Any] | None, ctx: Any, path: Path) -
         try:
             out.append(pydicom.dcmread(str(s), stop_before_pixels=True))
         except (OSError, pydicom.errors.InvalidDicomError) as exc:
-            raise InputError(f"{s}: cannot read the source image header for the SR ({exc}); keep the series intact") \
-                from None
+            raise InputError(
+                f"{s}: cannot read the source image header for the SR ({exc}); keep the series intact"
+            ) from None
     return out
 
 
@@ -109,8 +133,11 @@ def _seg_refs(seg_references: Sequence[Mapping[str, Any]] | None, ctx: Any) -> l
         d = dict(r)
         ds = d.get("dataset") or _seg_header(d.get("source"))
         if ds is None or str(getattr(ds, "SOPInstanceUID", "")) != str(d["sop_instance_uid"]):
-            logger.info("segment %s of %s not referenced in the SR: its SEG header is not readable here",
-                        d["segment_number"], d.get("source"))
+            logger.info(
+                "segment %s of %s not referenced in the SR: its SEG header is not readable here",
+                d["segment_number"],
+                d.get("source"),
+            )
             continue
         d["dataset"] = ds
         d["sop_class_uid"] = str(ds.SOPClassUID)
@@ -146,18 +173,29 @@ def _report_dict(report: Any) -> dict[str, Any]:
     return report.to_dict() if hasattr(report, "to_dict") else dict(report)
 
 
-def _group(tracking: str, finding_type: Any, measurements: list[Any], seg_ref: Mapping[str, Any] | None,
-           finding_sites: list[Any] | None = None) -> Any:
+def _group(
+    tracking: str,
+    finding_type: Any,
+    measurements: list[Any],
+    seg_ref: Mapping[str, Any] | None,
+    finding_sites: list[Any] | None = None,
+) -> Any:
     import highdicom as hd
 
     tid = hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=tracking)
     if seg_ref is not None:
         return hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
-            tracking_identifier=tid, referenced_segment=_ref_segment(seg_ref), finding_type=finding_type,
-            finding_sites=finding_sites, measurements=measurements,
+            tracking_identifier=tid,
+            referenced_segment=_ref_segment(seg_ref),
+            finding_type=finding_type,
+            finding_sites=finding_sites,
+            measurements=measurements,
         )
     return hd.sr.MeasurementsAndQualitativeEvaluations(
-        tracking_identifier=tid, finding_type=finding_type, finding_sites=finding_sites, measurements=measurements,
+        tracking_identifier=tid,
+        finding_type=finding_type,
+        finding_sites=finding_sites,
+        measurements=measurements,
     )
 
 
@@ -175,6 +213,13 @@ def strip_identifiers(ds: Any) -> None:
     for kw in _REMOVED:
         if kw in ds:
             delattr(ds, kw)
+    # nested items too (e.g. InstitutionName inside ContributingEquipmentSequence)
+    for elem in list(ds):
+        if elem.VR == "SQ":
+            for item in elem.value:
+                if "InstitutionalDepartmentName" in item:
+                    delattr(item, "InstitutionalDepartmentName")
+                strip_identifiers(item)
 
 
 def write_sr(
@@ -261,12 +306,12 @@ def write_sr(
     remnant_ml = (d.get("remnant") or {}).get("non_tumorous_liver_volume_ml")
     if remnant_ml is not None:
         groups.append(_group(_REMNANT_ID, codes.SCT.Liver, [meas(codes.SCT.Volume, remnant_ml, ml)], None))
-    per_lesion_segments = len(lesion_refs) > 1 or (
-        len(lesion_refs) == 1 and len(d.get("lesions") or []) == 1
-    )
+    per_lesion_segments = len(lesion_refs) > 1 or (len(lesion_refs) == 1 and len(d.get("lesions") or []) == 1)
     for les in d.get("lesions") or []:
-        ms = [meas(codes.SCT.Volume, les["volume_ml"], ml),
-              meas(codes.SCT.LongAxis, les["longest_axial_diameter_mm"], mm)]
+        ms = [
+            meas(codes.SCT.Volume, les["volume_ml"], ml),
+            meas(codes.SCT.LongAxis, les["longest_axial_diameter_mm"], mm),
+        ]
         if les.get("short_axis_diameter_mm") is not None:
             ms.append(meas(codes.SCT.ShortAxis, les["short_axis_diameter_mm"], mm))
         ms.append(meas(codes.SCT.Diameter, les["max_3d_diameter_mm"], mm, derivation=codes.SCT.Maximum))
@@ -278,8 +323,15 @@ def write_sr(
             if ref is not None:
                 used_refs.append(ref)
         intra = les.get("location") == "intrahepatic"
-        groups.append(_group(f"Lesion {les['id']} ({les.get('location', 'intrahepatic')})", codes.SCT.Neoplasm, ms,
-                             ref, liver_site if intra else None))
+        groups.append(
+            _group(
+                f"Lesion {les['id']} ({les.get('location', 'intrahepatic')})",
+                codes.SCT.Neoplasm,
+                ms,
+                ref,
+                liver_site if intra else None,
+            )
+        )
 
     observer = hd.sr.ObserverContext(
         observer_type=codes.DCM.Device,
@@ -349,8 +401,10 @@ def _segment_of(group: Any) -> dict[str, Any] | None:
     ref = getattr(group, "referenced_segment", None)
     if ref is None:
         return None
-    return {"sop_instance_uid": str(ref.referenced_sop_instance_uid),
-            "segment_number": int(ref.referenced_segment_numbers[0])}
+    return {
+        "sop_instance_uid": str(ref.referenced_sop_instance_uid),
+        "segment_number": int(ref.referenced_segment_numbers[0]),
+    }
 
 
 def read_sr_measurements(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -399,8 +453,13 @@ def read_sr_measurements(path: str | os.PathLike[str]) -> dict[str, Any]:
     groups = list(content.get_volumetric_roi_measurement_groups()) + list(content.get_image_measurement_groups())
     groups += list(content.get_planar_roi_measurement_groups())
     result: dict[str, Any] = {
-        "liver_volume_ml": None, "tumor_volume_ml": None, "involvement_percent": None, "remnant_volume_ml": None,
-        "lesion_count": 0, "lesions": [], "liver_referenced_segment": None,
+        "liver_volume_ml": None,
+        "tumor_volume_ml": None,
+        "involvement_percent": None,
+        "remnant_volume_ml": None,
+        "lesion_count": 0,
+        "lesions": [],
+        "liver_referenced_segment": None,
         "study_instance_uid": str(getattr(sr, "StudyInstanceUID", "")) or None,
     }
     involvement = hd.sr.CodedConcept(*INVOLVEMENT_CODE)
@@ -437,9 +496,11 @@ def read_sr_measurements(path: str | os.PathLike[str]) -> dict[str, Any]:
                 in_liver = any(_is_code(getattr(s, "value", s), codes.SCT.Liver) for s in sites)
                 location = "intrahepatic" if in_liver or not sites else "extrahepatic"
             lesion: dict[str, Any] = {"id": lid, "location": location, "label": tracking, "volume_ml": vol_ml}
-            for key, code in (("longest_axial_diameter_mm", codes.SCT.LongAxis),
-                              ("short_axis_diameter_mm", codes.SCT.ShortAxis),
-                              ("max_3d_diameter_mm", codes.SCT.Diameter)):
+            for key, code in (
+                ("longest_axial_diameter_mm", codes.SCT.LongAxis),
+                ("short_axis_diameter_mm", codes.SCT.ShortAxis),
+                ("max_3d_diameter_mm", codes.SCT.Diameter),
+            ):
                 item = _first(g, code)
                 lesion[key] = _value(item, _LENGTH_UNITS, p, f"{code.meaning} of '{tracking}'") if item else None
             lesion["referenced_segment"] = _segment_of(g)
