@@ -207,3 +207,21 @@ def test_fast_header_flags_truncated_pixel_data(tmp_path):
     assert info.truncated
     assert info.pixel_data_length == 9 * 7 * 2  # 9 x 7 int16 pixels declared
     assert [i.truncated for i in scan_dicom_folder(tmp_path)] == [True, False, False, False]
+
+
+# ------------------------------------------------------------ fuzz finding 1
+@pytest.mark.parametrize("keyword", ["Rows", "Columns", "BitsAllocated", "PixelRepresentation"])
+def test_file_cut_inside_a_us_value_names_the_file(tmp_path, keyword):
+    """A file ending one byte into a 2-byte US value is refused naming the file, never a pydicom traceback.
+
+    Cut inside Rows/Columns, pydicom raises BytesLengthException when the value is read (fuzz finding);
+    cut further on, the file is recognised as ending before PixelData.
+    """
+    files = write_image_series(tmp_path, _phantom(), oblique_affine())
+    data = files[-1].read_bytes()
+    group, elem = divmod(pydicom.datadict.tag_for_keyword(keyword), 0x10000)
+    at = data.index(struct.pack("<HH", group, elem) + b"US\x02\x00") + 8
+    files[-1].write_bytes(data[: at + 1])
+    expected = r"malformed DICOM header \(BytesLengthException" if keyword in ("Rows", "Columns") else "truncated"
+    with pytest.raises(DicomError, match=rf"{files[-1].name}: .*{expected}"):
+        scan_dicom_folder(tmp_path)

@@ -35,7 +35,6 @@ import pydicom
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydicom.errors import BytesLengthException
 from pydicom.sr.codedict import codes
 
 from netlm_imaging.cli import main as cli_main
@@ -73,9 +72,7 @@ TMP_ROOT = Path(tempfile.mkdtemp(prefix="netlm_fuzz_"))
 #: (AttributeError/TypeError/ValueError/NotImplementedError/IndexError escaping _dicom_pixels,
 #: _dicom_common, _seg_frames, dicom_seg, rtstruct and dicom_series) were fixed in b13607f; their
 #: ``test_finding_*`` tests now guard them.
-KNOWN_FINDINGS: list[tuple[type[BaseException], str, str]] = [
-    (BytesLengthException, "io/_dicom_common.py", "bytes per value"),  # test_finding_slice_cut_inside_the_columns_value
-]
+KNOWN_FINDINGS: list[tuple[type[BaseException], str, str]] = []
 
 
 def _innermost_netlm_module(exc: BaseException) -> str:
@@ -791,7 +788,6 @@ def test_finding_enclosed_lesion_on_coarse_grid_is_intrahepatic(tmp_path, spacin
     assert report["involvement_percent"] == pytest.approx(100 * 8 / 120, abs=1e-3)
 
 
-@pytest.mark.xfail(strict=True, reason="io/_dicom_common.py _kind: pydicom BytesLengthException escapes (lead told)")
 def test_finding_slice_cut_inside_the_columns_value(base):
     """Found by tests/fuzz_atheris.py: a slice ending one byte into its Columns (US) value."""
     folder, first = _series_copy(base)

@@ -57,7 +57,8 @@ logger = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-#: Exceptions that malformed header values raise inside pydicom / numpy parsing.
+#: Exceptions that malformed header values raise inside pydicom / numpy parsing (pydicom's own
+#: exception classes, e.g. ``BytesLengthException``, are recognised by :func:`_is_pydicom_error`).
 MALFORMED_ERRORS: tuple[type[BaseException], ...] = (
     ValueError,
     TypeError,
@@ -71,6 +72,14 @@ MALFORMED_ERRORS: tuple[type[BaseException], ...] = (
     struct.error,
     UnicodeDecodeError,
 )
+
+
+def _is_pydicom_error(exc: BaseException) -> bool:
+    """pydicom's own exception classes (``BytesLengthException``, ``InvalidDicomError``...).
+
+    Checked by module name so that this module does not import pydicom.
+    """
+    return type(exc).__module__.startswith("pydicom.")
 
 
 def guard_malformed(what: str) -> Callable[[F], F]:
@@ -92,7 +101,9 @@ def guard_malformed(what: str) -> Callable[[F], F]:
                 return fn(*args, **kwargs)
             except InputError:
                 raise
-            except MALFORMED_ERRORS as exc:
+            except Exception as exc:
+                if not isinstance(exc, MALFORMED_ERRORS) and not _is_pydicom_error(exc):
+                    raise
                 src = args[0] if args else kwargs.get("path", kwargs.get("source", "DICOM input"))
                 if isinstance(src, (list, tuple)):
                     src = src[0] if src else "DICOM input"
