@@ -287,7 +287,7 @@ def analyze_with_context(
     spec = parse_label_spec(inputs.labels)
     img = _load_main_image(inputs, opts)
     _check_image_values(img)
-    warnings: list[str] = [*inputs.notes, *img.meta.get("warnings", [])]
+    warnings: list[str] = list(img.meta.get("warnings", []))
     layers: list[MaskLayer] = []
     seg_sources: list[str] = []
     for s in inputs.segs:
@@ -333,6 +333,8 @@ def analyze_with_context(
         img, ctx, burden, inputs, seg_sources, rec.resampled or bool(img.meta.get("resampled")), warnings, opts
     )
     report.pet = pet_block
+    if inputs.notes:
+        report.extra["notes"] = list(inputs.notes)  # how the study folder was read (additive field)
     _apply_surgical(report, ctx, clinical if clinical is not None else inputs.clinical, rules_obj, opts)
     if pet_missing:
         missing = report.classification.setdefault("missing_inputs", [])
