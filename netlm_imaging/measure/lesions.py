@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 #: |cos| of the angle between the slice normal and patient S above which slices count as transverse.
 AXIAL_TOLERANCE = 1e-4
 _BRUTE_FORCE_POINTS = 1500
+#: Diameters closer than this (mm) count as equally long (ties between pairs of voxel centres).
+_TIE_TOLERANCE_MM = 1e-6
 
 
 @dataclass(frozen=True)
@@ -231,19 +233,37 @@ def _axial_diameters(candidates: np.ndarray, affine: np.ndarray, slice_axis: int
     centroids = np.add.reduceat(pts_all, starts, axis=0) / counts[:, None]
     d2 = ((pts_all - np.repeat(centroids, counts, axis=0)) ** 2).sum(1)
     bound = 2.0 * np.sqrt(np.maximum.reduceat(d2, starts))
-    best, best_pts, best_u = -1.0, None, None
+    best, found = -1.0, {}
     for n in np.argsort(bound)[::-1]:
-        if bound[n] <= best:
+        if bound[n] < best - _TIE_TOLERANCE_MM:
             break
-        d, u = max_pairwise_distance(groups[n])
-        if d > best:
-            best, best_pts, best_u = d, groups[n], u
-    if best_u is None or best_pts is None:
+        d, _ = max_pairwise_distance(groups[n])
+        found[int(n)] = d
+        best = max(best, d)
+    if best <= 0.0:
         return max(best, 0.0), 0.0
-    v = np.cross(normal, best_u)
-    v /= np.linalg.norm(v)
-    proj = best_pts @ v
-    return best, float(proj.max() - proj.min())
+    # several slices or point pairs can share the longest diameter exactly (a rectangle's diagonals, an
+    # isotropic resampled grid); the short axis is taken over all of them, so the answer does not depend
+    # on float noise in the affine (the same lesion stored in another axis order gives the same numbers)
+    tied = [groups[n] for n, d in found.items() if d >= best - _TIE_TOLERANCE_MM]
+    return best, max(_widest_perpendicular_extent(g, best, normal) for g in tied)
+
+
+def _widest_perpendicular_extent(pts: np.ndarray, longest_mm: float, normal: np.ndarray) -> float:
+    """Largest extent of ``pts`` perpendicular (in-plane) to any of its pairs that are ``longest_mm`` apart."""
+    widest = 0.0
+    for start in range(0, len(pts), 256):
+        block = pts[start : start + 256]
+        diff = pts[None, :, :] - block[:, None, :]
+        dist = np.sqrt((diff**2).sum(-1))
+        ii, jj = np.nonzero(dist >= longest_mm - _TIE_TOLERANCE_MM)
+        if ii.size == 0:
+            continue
+        v = np.cross(normal, diff[ii, jj] / dist[ii, jj, None])
+        v /= np.linalg.norm(v, axis=1, keepdims=True)
+        proj = pts @ v.T
+        widest = max(widest, float((proj.max(0) - proj.min(0)).max()))
+    return widest
 
 
 def _axial_resample(mask: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
