@@ -34,6 +34,7 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from netlm_imaging.errors import DicomError
 from netlm_imaging.io._dicom_common import _fast_header, _read_header_pydicom, read_header, scan_dicom_folder
+from netlm_imaging.io.dicom_series import read_dicom_series
 
 CT3 = ("dcmqi_ct3slice_seg", "data", "segmentations", "ct-3slice")
 PET = ("mirp_sts_fdg_pet", "test", "data", "sts_images_raw", "STS_001", "FDG_PET", "image")
@@ -225,3 +226,89 @@ def test_file_cut_inside_a_us_value_names_the_file(tmp_path, keyword):
     expected = r"malformed DICOM header \(BytesLengthException" if keyword in ("Rows", "Columns") else "truncated"
     with pytest.raises(DicomError, match=rf"{files[-1].name}: .*{expected}"):
         scan_dicom_folder(tmp_path)
+
+
+# ------------------------------------------------------------ image dtype
+def test_ct_kept_as_exact_int16(tmp_path):
+    """Slope 1, intercept -1024: HU values are integers and fit int16."""
+    hu = _phantom(shape=(9, 7, 5), seed=1, low=-1024, high=3000)
+    write_image_series(tmp_path, hu, oblique_affine())
+    vol = read_dicom_series(tmp_path)
+    assert vol.array.dtype == np.int16
+    np.testing.assert_array_equal(vol.array, hu)
+    assert vol.meta["rescale"] == [[1.0, -1024.0]] * 5
+
+
+def test_declared_12_bit_range_fits_int16(tmp_path):
+    """BitsStored 12 (signed): the declared range -2048..2047 shifted by -1024 fits int16 without a value check."""
+    hu = _phantom(shape=(6, 5, 3), seed=2, low=-1024, high=1000)  # stored = HU + 1024 in 0..2023
+    write_image_series(tmp_path, hu, oblique_affine(), extra_tags={"BitsStored": 12, "HighBit": 11})
+    vol = read_dicom_series(tmp_path)
+    assert vol.array.dtype == np.int16
+    np.testing.assert_array_equal(vol.array, hu)
+
+
+def test_integer_per_slice_rescale_is_exact(tmp_path):
+    hu = _phantom(shape=(6, 5, 3), seed=3, low=-1000, high=1000)
+    hu[:, :, 1] = 2 * np.round(hu[:, :, 1] / 2)  # slope 2 stores every other value exactly
+    write_image_series(tmp_path, hu, oblique_affine(), per_slice_rescale=[(1, -1024), (2, -1000), (1, 0)])
+    vol = read_dicom_series(tmp_path)
+    assert vol.array.dtype == np.int16
+    np.testing.assert_array_equal(vol.array, hu)
+
+
+def test_values_beyond_int16_widen_to_int32(tmp_path):
+    """MR (slope 1, intercept 0) with a last slice above 32767 (stored uint16): exact int32."""
+    mr = _phantom(shape=(6, 5, 4), seed=4, low=0, high=30000)
+    mr[2, 3, 3] = 60000
+    write_image_series(tmp_path, mr, oblique_affine(), modality="MR")
+    vol = read_dicom_series(tmp_path)
+    assert vol.array.dtype == np.int32
+    np.testing.assert_array_equal(vol.array, mr)
+
+
+def test_fractional_slope_stays_float32(tmp_path):
+    rescale = [(0.5, -3.25), (1.0, 0.0), (0.25, 10.0)]
+    values = _phantom(shape=(6, 5, 3), seed=5, low=0, high=4000)
+    write_image_series(tmp_path, values, oblique_affine(), modality="MR", per_slice_rescale=rescale)
+    vol = read_dicom_series(tmp_path)
+    assert vol.array.dtype == np.float32
+    for k, (s, b) in enumerate(rescale):
+        stored = np.rint((values[:, :, k] - b) / s)  # what the writer stored
+        np.testing.assert_allclose(vol.array[:, :, k], stored * s + b, rtol=0, atol=1e-6)
+
+
+def test_pet_stays_float32(tmp_path):
+    values = _phantom(shape=(6, 5, 3), seed=6, low=0, high=20000)
+    write_image_series(tmp_path, values, oblique_affine(), modality="PT")
+    vol = read_dicom_series(tmp_path)
+    assert vol.array.dtype == np.float32
+    np.testing.assert_array_equal(vol.array, values)
+
+
+def test_resampled_integer_series_is_float32_without_wraparound(tmp_path):
+    """A missing slice between -30000 and +30000 HU: the midpoint is 0 (int16 differences would wrap)."""
+    hu = np.zeros((5, 4, 5))
+    hu[:, :, 2] = -30000.0
+    hu[:, :, 4] = 30000.0
+    write_image_series(tmp_path, hu, oblique_affine(), slice_indices=[0, 1, 2, 4])
+    vol = read_dicom_series(tmp_path, nonuniform="resample")
+    assert vol.meta["resampled"]
+    assert vol.array.dtype == np.float32
+    assert vol.shape == (5, 4, 5)
+    np.testing.assert_array_equal(vol.array[:, :, 3], 0.0)
+    np.testing.assert_array_equal(vol.array[:, :, 4], 30000.0)
+
+
+def test_modality_lut_sequence_is_applied_to_native_pixels(tmp_path):
+    """A Modality LUT Sequence (no RescaleSlope) maps stored values; LUT 2x + 5 computed here."""
+    stored = _phantom(shape=(6, 5, 2), seed=7, low=0, high=4000)
+    lut = Dataset()
+    lut.LUTDescriptor = [4096, 0, 16]
+    lut.ModalityLUTType = "US"
+    lut.add_new(0x00283006, "US", [2 * x + 5 for x in range(4096)])  # LUTData
+    tags = {"ModalityLUTSequence": Sequence([lut]), "RescaleSlope": None, "RescaleIntercept": None}
+    write_image_series(tmp_path, stored, oblique_affine(), modality="MR", extra_tags=tags)
+    vol = read_dicom_series(tmp_path)
+    assert vol.array.dtype == np.float32
+    np.testing.assert_array_equal(vol.array, 2 * stored + 5)

@@ -59,7 +59,7 @@ def test_oblique_anisotropic_round_trip_with_shuffled_names_and_junk(tmp_path):
     vol = read_dicom_series(tmp_path / "ct")
 
     np.testing.assert_array_equal(vol.array, array)
-    assert vol.array.dtype == np.float32
+    assert vol.array.dtype == np.int16  # integer slope and intercept: exact int16 (dicom_series "Array dtype")
     np.testing.assert_allclose(vol.affine, affine, atol=1e-5)
     # voxel volume from the written spacing, not from SliceThickness (1.25 x step)
     assert vol.voxel_volume_mm3 == pytest.approx(0.7 * 0.9 * 2.5, rel=1e-6)

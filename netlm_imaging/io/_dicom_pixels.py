@@ -17,7 +17,13 @@ import numpy as np
 from ..errors import DicomError, UnsupportedError
 from ._dicom_common import DicomFileInfo
 
-__all__ = ["apply_modality_lut_frame", "decode_frames", "transfer_syntax_name"]
+__all__ = [
+    "apply_modality_lut_frame",
+    "decode_frames",
+    "stored_value_range",
+    "transfer_syntax_name",
+    "write_modality_frame",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +112,8 @@ def decode_frames(info: DicomFileInfo) -> tuple[np.ndarray, Any]:
         )
     if info.truncated:
         raise _truncated(info.path)
-    fast = _fast_native(info)
+    # a Modality LUT Sequence is applied by pydicom from the dataset, so that file needs the full read
+    fast = None if info.has_modality_lut_sequence else _fast_native(info)
     if fast is not None:
         return fast, None
     import pydicom
@@ -143,6 +150,102 @@ def decode_frames(info: DicomFileInfo) -> tuple[np.ndarray, Any]:
             f"{(info.number_of_frames, info.rows, info.columns)}; the file is corrupt, re-export the series."
         )
     return arr, ds
+
+
+def stored_value_range(info: DicomFileInfo) -> tuple[int, int]:
+    """Range of stored values the header declares (BitsStored, or BitsAllocated, and PixelRepresentation).
+
+    Parameters
+    ----------
+    info : DicomFileInfo
+        Header facts.
+
+    Returns
+    -------
+    tuple of int
+        ``(lowest, highest)`` stored value.
+    """
+    bits = info.bits_stored if 0 < info.bits_stored <= 32 else info.bits_allocated
+    bits = min(max(bits, 1), 32)
+    if info.pixel_representation == 1:
+        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return 0, (1 << bits) - 1
+
+
+def write_modality_frame(
+    frame: np.ndarray,
+    slope: float,
+    intercept: float,
+    out: np.ndarray,
+    dataset: Any = None,
+    *,
+    use_lut_sequence: bool = False,
+    check_range: bool = True,
+) -> bool:
+    """Write one frame's modality values (HU, Bq/mL, ...) into ``out``, a slice of the volume buffer.
+
+    A float ``out`` receives ``float32(stored) * slope + intercept`` (the
+    Modality LUT Sequence instead when ``use_lut_sequence``). An integer
+    ``out`` (the caller chose it because slope and intercept are integers)
+    receives the exact integer values, unless they do not fit its dtype.
+
+    Parameters
+    ----------
+    frame : numpy.ndarray
+        Stored values ``(Rows, Columns)``.
+    slope, intercept : float
+        This frame's modality LUT (integers when ``out`` is an integer array).
+    out : numpy.ndarray
+        Destination ``(Rows, Columns)``.
+    dataset : pydicom.Dataset, optional
+        Needed only with ``use_lut_sequence``.
+    use_lut_sequence : bool
+        Apply the dataset's Modality LUT Sequence (float ``out`` only).
+    check_range : bool
+        For an integer ``out``: compare the frame's actual values with the
+        dtype's range first. ``False`` when the header's declared range is
+        already known to fit (stored values masked to BitsStored).
+
+    Returns
+    -------
+    bool
+        ``False`` (nothing written) when an integer ``out`` cannot hold the
+        values exactly; the caller widens the buffer and writes again.
+
+    References
+    ----------
+    DICOM PS3.3 C.11.1 Modality LUT Module.
+    """
+    if out.dtype.kind == "f":
+        if use_lut_sequence and dataset is not None:
+            from pydicom.pixels import apply_modality_lut
+
+            out[...] = np.asarray(apply_modality_lut(frame, dataset), dtype=np.float32)
+            return True
+        if slope != 1.0:
+            np.multiply(frame, np.float32(slope), out=out, casting="unsafe")
+        else:
+            out[...] = frame
+        if intercept != 0.0:
+            out += np.float32(intercept)
+        return True
+    islope, iintercept = int(slope), int(intercept)
+    if check_range and frame.size:
+        ends = (int(frame.min()) * islope + iintercept, int(frame.max()) * islope + iintercept)
+        limits = np.iinfo(out.dtype)
+        if min(ends) < limits.min or max(ends) > limits.max:
+            return False
+    if islope == 1:
+        if iintercept == 0:
+            out[...] = frame
+        elif np.can_cast(frame.dtype, out.dtype) and np.iinfo(out.dtype).min <= iintercept <= np.iinfo(out.dtype).max:
+            # operands and the exact result fit out's dtype, so the sum cannot wrap
+            np.add(frame, out.dtype.type(iintercept), out=out)
+        else:
+            np.add(frame, np.int64(iintercept), out=out, casting="unsafe")
+    else:
+        np.add(frame.astype(np.int64) * islope, iintercept, out=out, casting="unsafe")
+    return True
 
 
 def apply_modality_lut_frame(

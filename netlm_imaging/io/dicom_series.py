@@ -26,7 +26,30 @@ Rules
 * Gantry tilt (slice origins moving off the normal by more than
   :data:`TILT_SHEAR_TOLERANCE_PIXELS` of a pixel across the stack) is refused.
 * RescaleSlope/RescaleIntercept are applied per slice (per frame for Enhanced
-  images); the array is float32.
+  images); ``meta["rescale"]`` keeps each slice's ``[slope, intercept]``.
+
+Array dtype (the smallest exact one)
+------------------------------------
+Modality values are integers whenever every slice's RescaleSlope and
+RescaleIntercept are integers (CT: slope 1, intercept -1024), so they are kept
+exactly in an integer array, half the memory of float32:
+
+* **int16** when every value fits: either the range the headers declare
+  (BitsStored, PixelRepresentation, slope, intercept) fits, or, when it does
+  not (e.g. BitsStored 16 with intercept -1024), every slice's actual values
+  are checked while reading;
+* **int32** when some slice's values do not fit int16 but fit int32 (the
+  buffer is widened once, while reading);
+* **float32** (``stored * slope + intercept`` in float32, as before) for PET
+  (``Modality`` PT; SUV conversion multiplies anyway), for any fractional or
+  non-finite slope or intercept, for a Modality LUT Sequence, and when the
+  declared range exceeds int32.
+
+A series resampled onto a regular grid (``nonuniform="resample"``) is float32
+(linear interpolation). Consumers that need floats cast themselves
+(``np.asarray(vol.array, dtype=np.float32)``); sums and means should
+accumulate in float64 (``arr.mean(dtype=np.float64)``), which the measurement
+code does.
 """
 
 from __future__ import annotations
@@ -43,7 +66,7 @@ import numpy as np
 from ..errors import DicomError, UnsupportedError, UsageError
 from ..volume import Volume, check_voxel_budget
 from ._dicom_common import IMAGE, DicomFileInfo, FrameGeometry, guard_malformed, scan_dicom_folder
-from ._dicom_pixels import apply_modality_lut_frame, decode_frames
+from ._dicom_pixels import decode_frames, stored_value_range, write_modality_frame
 
 __all__ = [
     "DUPLICATE_TOLERANCE_MM",
@@ -376,8 +399,8 @@ def _resample_linear(
     w = ((target - positions[idx]) / (positions[idx + 1] - positions[idx])).astype(np.float32)
     out = np.empty((*array.shape[:2], n_out), dtype=np.float32, order="F")
     for t in range(n_out):
-        a = array[:, :, idx[t]]
-        b = array[:, :, idx[t] + 1]
+        a = array[:, :, idx[t]].astype(np.float32)  # integer input: no wrap-around in b - a
+        b = array[:, :, idx[t] + 1].astype(np.float32)
         out[:, :, t] = a + (b - a) * w[t]
     return out, target
 
@@ -457,17 +480,83 @@ def series_header_facts(path: Path) -> dict[str, Any]:
     return facts
 
 
+def _is_integer(x: float) -> bool:
+    return math.isfinite(x) and float(x).is_integer()
+
+
+def _output_dtype(modality: str, slices: Sequence[_Slice]) -> tuple[np.dtype, bool]:
+    """(array dtype, values must be checked per slice); see "Array dtype" in the module docstring."""
+    files = {s.info for s in slices}
+    if (
+        modality == "PT"
+        or any(f.has_modality_lut_sequence for f in files)
+        or not all(_is_integer(s.frame.slope) and _is_integer(s.frame.intercept) for s in slices)
+    ):
+        return np.dtype(np.float32), False
+    ranges = {f: stored_value_range(f) for f in files}
+    ends = [v * int(s.frame.slope) + int(s.frame.intercept) for s in slices for v in ranges[s.info]]
+    lo, hi = min(ends), max(ends)
+    if lo >= np.iinfo(np.int16).min and hi <= np.iinfo(np.int16).max:
+        return np.dtype(np.int16), False
+    if lo >= np.iinfo(np.int32).min and hi <= np.iinfo(np.int32).max:
+        return np.dtype(np.int16), True
+    return np.dtype(np.float32), False
+
+
+class _Widen(Exception):
+    """An integer buffer cannot hold a slice's values exactly."""
+
+
 @guard_malformed("DICOM pixel data")
-def _fill_slices(path: Path, info: DicomFileInfo, buf: np.ndarray, k_of: dict[tuple[Path, int], int]) -> None:
-    """Decode one file's frames into their slices of ``buf`` (``path`` names the file in errors)."""
+def _fill_slices(
+    path: Path, info: DicomFileInfo, buf: np.ndarray, k_of: dict[tuple[Path, int], int], check_range: bool
+) -> None:
+    """Decode one file's frames into their slices of ``buf`` (``path`` names the file in errors).
+
+    Raises :class:`_Widen` when ``buf`` is an integer array too narrow for this file's values.
+    """
     frames, ds = decode_frames(info)
     for fr in info.frames:
         k = k_of.get((path, fr.frame_index))
         if k is None:
             continue
-        buf[k] = apply_modality_lut_frame(
-            frames[fr.frame_index], fr.slope, fr.intercept, ds, use_lut_sequence=info.has_modality_lut_sequence
+        ok = write_modality_frame(
+            frames[fr.frame_index],
+            fr.slope,
+            fr.intercept,
+            buf[k],
+            ds,
+            use_lut_sequence=info.has_modality_lut_sequence,
+            check_range=check_range or ds is not None,  # pydicom-decoded values are not masked to BitsStored
         )
+        if not ok:
+            raise _Widen
+
+
+def _read_pixels(
+    slices: Sequence[_Slice], dtype: np.dtype, check_range: bool, shape: tuple[int, int, int]
+) -> np.ndarray:
+    """Pixel buffer ``(k, row, col)`` of the sorted slices, widened int16 -> int32 -> float32 if needed."""
+    buf = np.empty(shape, dtype=dtype)  # (k, row, col): F-order view as (i, j, k)
+    k_of: dict[tuple[Path, int], int] = {(s.info.path, s.frame.frame_index): k for k, s in enumerate(slices)}
+    done: list[DicomFileInfo] = []
+    for info in dict.fromkeys(s.info for s in slices):
+        while True:
+            try:
+                _fill_slices(info.path, info, buf, k_of, check_range)
+                break
+            except _Widen:
+                wider = np.int32 if buf.dtype == np.int16 else np.float32
+                logger.debug("%s: values exceed %s; widening the image to %s", info.path, buf.dtype, np.dtype(wider))
+                new = np.empty(shape, dtype=wider)
+                for f in done:  # only slices already written are copied
+                    for fr in f.frames:
+                        k = k_of.get((f.path, fr.frame_index))
+                        if k is not None:
+                            new[k] = buf[k]
+                buf = new
+        done.append(info)
+    return buf
 
 
 def read_series_from_index(
@@ -529,10 +618,8 @@ def read_series_from_index(
             raise DicomError(
                 f"{s.info.path}: pixel data is truncated (the file is shorter than declared); re-export the series."
             )
-    buf = np.empty((n_k, n_j, n_i), dtype=np.float32)  # (k, row, col): F-order view as (i, j, k)
-    k_of: dict[tuple[Path, int], int] = {(s.info.path, s.frame.frame_index): k for k, s in enumerate(slices)}
-    for info in dict.fromkeys(s.info for s in slices):
-        _fill_slices(info.path, info, buf, k_of)
+    dtype, check_range = _output_dtype(group.modality, slices)
+    buf = _read_pixels(slices, dtype, check_range, (n_k, n_j, n_i))
     array = buf.transpose(2, 1, 0)
     positions = np.array([s.position_mm for s in slices])
     resampled = False
@@ -584,7 +671,7 @@ def read_dicom_series(
     nonuniform: str = "error",
     max_voxels: int | None = None,
 ) -> Volume:
-    """Read a CT, MR or PET image series into a float32 Volume (LPS affine).
+    """Read a CT, MR or PET image series into a Volume of modality values (LPS affine).
 
     Parameters
     ----------
@@ -606,7 +693,9 @@ def read_dicom_series(
     Returns
     -------
     Volume
-        ``array[i, j, k]`` float32 modality values (HU for CT); affine index ->
+        ``array[i, j, k]`` modality values (HU for CT) in the smallest exact
+        dtype: int16 / int32 for integer slopes and intercepts, float32 for
+        PET, fractional rescale or resampled series (module docstring); affine index ->
         LPS mm. ``meta`` holds format ("dicom"), modality, study_instance_uid,
         series_instance_uid, frame_of_reference_uid, sop_class_uid,
         sop_instance_uids / frame_numbers / files / rescale (slice order),
