@@ -116,11 +116,12 @@ def suv_from_modality_volume(vol: Volume, *, weight_kg: float | None = None) -> 
         raise UnsupportedError(
             f"{vol.source}: multi-frame (Enhanced) PET is not supported for SUV; export one file per slice."
         )
+    where = _series_location(vol.source, files)
     try:
         headers = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
     except (OSError, pydicom.errors.InvalidDicomError) as exc:
-        raise DicomError(f"{vol.source}: cannot re-read PET headers ({exc}); check the series files.") from exc
-    conv = suv_conversion(headers, weight_kg=weight_kg, source=vol.source)
+        raise DicomError(f"{where}: cannot re-read PET headers ({exc}); check the series files.") from exc
+    conv = suv_conversion(headers, weight_kg=weight_kg, source=where)
     if conv.uniform:
         suv = np.asarray(vol.array, dtype=np.float64) * float(conv.factors[0])
     elif not meta.get("resampled"):
@@ -130,11 +131,28 @@ def suv_from_modality_volume(vol: Volume, *, weight_kg: float | None = None) -> 
     else:
         suv = _resampled_per_slice(vol, files, conv.factors)
     for w in conv.warnings:
-        logger.warning("%s: %s", vol.source, w)
+        logger.warning("%s: %s", where, w)
     meta["suv"] = conv.summary()
     meta["units"] = "SUVbw"
     meta["warnings"] = [*list(meta.get("warnings") or []), *conv.warnings]
     return vol.with_array(suv.astype(np.float32), meta=meta)
+
+
+def _series_location(source: str, files: Sequence[str | Path]) -> str:
+    """``source`` with the series folder in front when it names no path (a file list from discovery).
+
+    >>> _series_location("3 DICOM files (series 1.2.3)", ["/s/pet/a.dcm", "/s/pet/b.dcm"])
+    '/s/pet [3 DICOM files (series 1.2.3)]'
+    >>> _series_location("/s/pet (series 1.2.3)", ["/s/pet/a.dcm"])
+    '/s/pet (series 1.2.3)'
+    """
+    import os
+
+    try:
+        folder = os.path.commonpath([str(Path(f).parent) for f in files])
+    except ValueError:  # mixed absolute and relative paths, or no files
+        return source
+    return source if folder in source else f"{folder} [{source}]"
 
 
 def _resampled_per_slice(vol: Volume, files: list[str], factors: np.ndarray) -> np.ndarray:
