@@ -1,0 +1,89 @@
+"""Audit of issue 3 segment roles: codes, names, configurable patterns, and the precedence between them.
+
+The expected roles follow the documented order in ``role_for_segment``: an
+explicit ``--labels`` name first, then Couinaud name patterns, then the
+SegmentedPropertyType code (SCT 10200004 Liver, 108369006 Neoplasm, ...), then
+the other name patterns (user patterns before the defaults).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from netlm_imaging.errors import UsageError
+from netlm_imaging.io.labels import parse_label_spec, role_for_segment
+
+LIVER = ("SCT", "10200004")
+NEOPLASM = ("SCT", "108369006")
+METASTATIC = ("SCT", "14799000")
+SPLEEN = ("SCT", "78961009")
+TISSUE = ("SCT", "85756007")
+
+
+@pytest.mark.parametrize(
+    ("name", "code", "expected"),
+    [
+        ("Liver", LIVER, "liver"),
+        ("anything", LIVER, "liver"),  # the code decides when the name says nothing
+        ("Segment VII", LIVER, "segment7"),  # Couinaud names win over the generic liver code
+        ("couinaud_seg_4b", LIVER, "segment4"),
+        ("seg 1", None, "segment1"),
+        ("Lesion 3", NEOPLASM, "lesion"),
+        ("Blob", METASTATIC, "lesion"),
+        ("Tumour 2", TISSUE, "lesion"),  # an uninformative code: the name pattern decides
+        ("NET metastasis", None, "lesion"),
+        ("GTV_Mass", None, "lesion"),
+        ("Spleen", SPLEEN, "spleen"),
+        ("Milz", None, "spleen"),
+        ("Leber", None, "liver"),
+        ("Blob", TISSUE, None),  # nothing matches: the caller must ask for --labels
+        ("Kidney", None, None),
+        ("netting", None, None),  # \bnet\b: not a word match
+    ],
+)
+def test_default_roles_from_codes_and_names(name, code, expected):
+    assert role_for_segment(name, code, parse_label_spec(None)) == expected
+
+
+def test_explicit_labels_override_codes_and_patterns():
+    spec = parse_label_spec("ignore=Liver,lesion=Blob,spleen=Segment VII")
+    assert role_for_segment("liver", LIVER, spec) == "ignore"  # names compare case-insensitively
+    assert role_for_segment("Blob", TISSUE, spec) == "lesion"
+    assert role_for_segment("Segment VII", LIVER, spec) == "spleen"
+    assert role_for_segment("Tumour 2", TISSUE, spec) == "lesion"  # unmapped names still use the patterns
+
+
+def test_user_name_patterns_come_before_the_defaults():
+    spec = parse_label_spec(None, name_patterns=[(r"^hcc\b", "lesion"), (r"^liver_remnant$", "ignore")])
+    assert role_for_segment("HCC 1", None, spec) == "lesion"
+    assert role_for_segment("liver_remnant", None, spec) == "ignore"  # before the default 'liver' pattern
+    assert role_for_segment("liver_remnant", None, parse_label_spec(None)) == "liver"
+    assert role_for_segment("Liver", LIVER, spec) == "liver"  # the code still decides before name patterns
+
+
+def test_custom_code_table():
+    table = {("99LOCAL", "L1"): "lesion"}
+    assert role_for_segment("x", ("99local", "L1"), parse_label_spec(None), code_roles=table) == "lesion"
+    assert role_for_segment("x", LIVER, parse_label_spec(None), code_roles=table) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("liver", r"item 'liver' is not ROLE=VALUE"),
+        ("kidney=3", r"unknown role 'kidney'"),
+        ("liver=5+", r"role 'liver' has an empty value"),
+    ],
+)
+def test_bad_labels_option(text, message):
+    with pytest.raises(UsageError, match=message):
+        parse_label_spec(text)
+
+
+def test_labels_values_and_names_parse():
+    spec = parse_label_spec("liver=5,lesion=2+3|Tumour A,segment4=14")
+    assert spec.mapping == {"liver": [5], "lesion": [2, 3, "Tumour A"], "segment4": [14]}
+    assert spec.user_given is True
+    assert spec.role_of_value(3) == "lesion"
+    assert spec.role_of_value(1) is None  # the LiTS default no longer applies once --labels is given
+    assert parse_label_spec(None).role_of_value(1) == "liver"
