@@ -312,3 +312,69 @@ def test_modality_lut_sequence_is_applied_to_native_pixels(tmp_path):
     vol = read_dicom_series(tmp_path)
     assert vol.array.dtype == np.float32
     np.testing.assert_array_equal(vol.array, 2 * stored + 5)
+
+
+# ------------------------------------------------------------ fuzz finding 2
+def _series(tmp_path: Path, n: int = 4) -> list[Path]:
+    return write_image_series(tmp_path, _phantom(shape=(9, 7, n), seed=8), oblique_affine())
+
+
+def _damage_dicm(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[128] ^= 1  # "DICM" -> "EICM"
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("which", [0, -1])
+def test_damaged_dicm_marker_in_a_dcm_file_is_refused(tmp_path, which):
+    files = _series(tmp_path)
+    _damage_dicm(files[which])
+    with pytest.raises(DicomError, match=rf"{files[which].name}: not a readable DICOM file although its name ends in"):
+        read_dicom_series(tmp_path)
+
+
+def test_damaged_dicm_marker_without_extension_is_refused(tmp_path):
+    """PACS exports often have no extension (IM0001): the file meta group after byte 132 gives it away."""
+    files = _series(tmp_path)
+    bare = files[0].with_name("IM0001")
+    files[0].rename(bare)
+    _damage_dicm(bare)
+    with pytest.raises(DicomError, match=r"IM0001: not a readable DICOM file although .*'DICM' marker .* damaged"):
+        read_dicom_series(tmp_path)
+
+
+def test_junk_with_a_dicom_name_is_refused(tmp_path):
+    _series(tmp_path)
+    (tmp_path / "extra.dcm").write_bytes(b"not dicom at all " * 20)
+    with pytest.raises(DicomError, match=r"extra.dcm: not a readable DICOM file although its name ends in \.dcm"):
+        read_dicom_series(tmp_path)
+
+
+@pytest.mark.parametrize(("keyword", "value"), [("Columns", 0), ("Rows", 0), ("Rows", None)])
+def test_image_without_matrix_size_is_refused(tmp_path, keyword, value):
+    files = _series(tmp_path)
+    ds = pydicom.dcmread(files[-1])
+    if value is None:
+        delattr(ds, keyword)
+    else:
+        setattr(ds, keyword, value)
+    ds.save_as(files[-1])
+    expected = {"Columns": r"Rows 7 x Columns 0", "Rows": r"Rows 0 x Columns 9"}[keyword]
+    with pytest.raises(DicomError, match=rf"{files[-1].name}: image with {expected}: the header is corrupt"):
+        read_dicom_series(tmp_path)
+
+
+def test_non_dicom_files_are_still_skipped(tmp_path, caplog):
+    """README, JSON, hidden files, a PNG and DICOMDIR.txt: skipped with a note; all 4 slices are read."""
+    _series(tmp_path)
+    (tmp_path / "README.txt").write_text("exported by PACS\n")
+    (tmp_path / "meta.json").write_text('{"study": 1}')
+    (tmp_path / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1" + bytes(64))
+    (tmp_path / "DICOMDIR.txt").write_text("not dicom")
+    (tmp_path / "thumb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(300))
+    with caplog.at_level("INFO", logger="netlm_imaging.io._dicom_common"):
+        vol = read_dicom_series(tmp_path)
+    assert vol.shape == (9, 7, 4)
+    skipped = " ".join(r.getMessage() for r in caplog.records)
+    for name in ("README.txt", "meta.json", "DICOMDIR.txt", "thumb.png", ".DS_Store"):
+        assert name in skipped

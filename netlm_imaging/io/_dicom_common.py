@@ -19,6 +19,16 @@ Two header paths give the same :class:`DicomFileInfo`:
   PixelData...), is parsed by pydicom (``defer_size`` so that PixelData is
   skipped) with all its checks.
 
+Which files are skipped: a file is skipped (logged at INFO) only when
+nothing says it is DICOM: no ``DICM`` marker at byte 128, no preamble-less
+group 0002/0008 start, no DICOM extension (:data:`DICOM_SUFFIXES`) and no
+Part-10 file meta group at byte 132 (README.txt, .json, images, hidden files
+such as .DS_Store). A file that claims to be DICOM but cannot be read (a
+``.dcm`` file without a DICOM header, a damaged ``DICM`` marker before an
+intact file meta group, an image with PixelData but Rows or Columns 0 or
+absent) raises :class:`~netlm_imaging.errors.DicomError` naming it, so that
+a damaged slice never silently shortens a volume.
+
 A file shorter than its declared PixelData length is
 flagged ``truncated`` (an interrupted copy); a zero-byte file or a DICOM file
 whose header cannot be parsed raises :class:`~netlm_imaging.errors.DicomError`.
@@ -39,6 +49,7 @@ from typing import Any, TypeVar
 from ..errors import DicomError, InputError
 
 __all__ = [
+    "DICOM_SUFFIXES",
     "IMAGE",
     "LABELMAP_SEG_SOP_CLASS",
     "OTHER",
@@ -262,22 +273,46 @@ class DicomFileInfo:
 
 
 # ---------------------------------------------------------------------- files
-def _looks_like_dicom(path: Path) -> tuple[bool, bool]:
-    """(is DICOM, needs force) from the first bytes.
+#: File name extensions that say "this is a DICOM file".
+DICOM_SUFFIXES = (".dcm", ".dicom", ".dic", ".ima")
+
+
+def _looks_like_dicom(path: Path) -> tuple[bool, bool, str | None]:
+    """(is DICOM, needs force, why a non-DICOM file must not be skipped) from the first bytes.
 
     A Part-10 file has ``DICM`` at byte 128. Some old exports omit the
     preamble; they start directly with a group 0x0002 or 0x0008 element.
+    A file that is not recognised but has a DICOM file name, or whose bytes
+    132.. still hold a Part-10 file meta element (group 0002 with a VR) after
+    a damaged ``DICM`` marker, is a damaged DICOM file: the reason says so.
     """
     with path.open("rb") as fh:
-        head = fh.read(132)
-    if len(head) == 132 and head[128:132] == b"DICM":
-        return True, False
+        head = fh.read(140)
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        return True, False, None
     if len(head) >= 8:
         group_le = int.from_bytes(head[0:2], "little")
         group_be = int.from_bytes(head[0:2], "big")
         if group_le in (0x0002, 0x0008) or group_be in (0x0002, 0x0008):
-            return True, True
-    return False, False
+            return True, True, _damaged_reason(path, head)
+    return False, False, _damaged_reason(path, head)
+
+
+def _damaged_reason(path: Path, head: bytes) -> str | None:
+    """Why an unreadable file is taken for a damaged DICOM file, or ``None`` (a non-DICOM file)."""
+    if path.suffix.lower() in DICOM_SUFFIXES:
+        return f"its name ends in {path.suffix}"
+    vr = head[136:138]
+    if len(head) >= 140 and head[132:134] == b"\x02\x00" and vr.isalpha() and vr.isupper():
+        return "its bytes 132.. hold a DICOM file meta group but the 'DICM' marker at byte 128 is damaged"
+    return None
+
+
+def _damaged(path: Path, reason: str) -> DicomError:
+    return DicomError(
+        f"{path}: not a readable DICOM file although {reason}; the file is damaged and would silently be "
+        "left out of its series: re-export it, or remove it from the folder."
+    )
 
 
 def iter_candidate_files(source: str | Path | Sequence[str | Path]) -> list[Path]:
@@ -780,14 +815,18 @@ def _read_header_pydicom(path: Path) -> DicomFileInfo | None:
         raise DicomError(
             f"{path}: zero-byte file (an interrupted copy or export); re-export the series or delete the file."
         )
-    is_dicom, force = _looks_like_dicom(path)
+    is_dicom, force, damaged = _looks_like_dicom(path)
     if not is_dicom:
+        if damaged:
+            raise _damaged(path, damaged)
         logger.info("skipping non-DICOM file %s", path)
         return None
     try:
         ds = pydicom.dcmread(path, defer_size=_DEFER_SIZE, force=force)
     except InvalidDicomError:
         if force:
+            if damaged:
+                raise _damaged(path, damaged) from None
             logger.info("skipping non-DICOM file %s", path)
             return None
         raise DicomError(f"{path}: not a readable DICOM file; re-export it or remove it from the folder.") from None
@@ -798,12 +837,21 @@ def _read_header_pydicom(path: Path) -> DicomFileInfo | None:
     meta = getattr(ds, "file_meta", None)
     sop_class = str(ds.get("SOPClassUID", "") or (meta.get("MediaStorageSOPClassUID", "") if meta else ""))
     if force and not sop_class and "Rows" not in ds:
+        if damaged:
+            raise _damaged(path, damaged)
         logger.info("skipping non-DICOM file %s", path)
         return None
     kind = _kind(sop_class, ds)
-    if sop_class in _PIXEL_SOP_CLASSES and 0x7FE00010 not in ds._dict:
+    has_pixels = 0x7FE00010 in ds._dict
+    if sop_class in _PIXEL_SOP_CLASSES and not has_pixels:
         raise DicomError(
             f"{path}: DICOM file is truncated or corrupt (header ends before PixelData); re-export the series."
+        )
+    if kind == OTHER and has_pixels and not sop_class.startswith(_NON_IMAGE_SOP_PREFIXES):
+        # an image whose matrix size is missing or 0 would otherwise vanish from its series
+        raise DicomError(
+            f"{path}: image with Rows {int(ds.get('Rows', 0) or 0)} x Columns {int(ds.get('Columns', 0) or 0)}: "
+            "the header is corrupt; re-export the series, or remove the file from the folder."
         )
     offset, length = _pixel_data_span(ds)
     truncated = offset is not None and length is not None and size < offset + length
