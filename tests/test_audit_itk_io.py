@@ -1,0 +1,135 @@
+"""Audit of issue 2 loaders: MHA/MHD images and Slicer ``.seg.nrrd`` segmentations (single and layered).
+
+The files are written here with SimpleITK from an oblique, anisotropic affine
+whose ITK spacing / origin / direction are derived in the test (direction =
+affine columns / spacing, ITK's index->LPS convention), not with the package's
+own converter. Expected volumes are voxel counts x the product of the
+spacings.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from conftest import oblique_affine
+
+from netlm_imaging.api import analyze
+from netlm_imaging.errors import InputError, LabelError
+from netlm_imaging.io.sitk_io import read_itk, read_itk_segments
+
+SPACING = (0.8, 1.1, 2.5)
+AFF = oblique_affine(spacing=SPACING, angles_deg=(-9.0, 6.0, 28.0), origin=(-40.0, 12.0, 215.0))
+SHAPE = (22, 18, 9)
+VOX_ML = float(np.prod(SPACING)) / 1000.0
+
+
+def _itk_image(array_ijk: np.ndarray, *, vector: bool = False) -> sitk.Image:
+    """SimpleITK image of an [i, j, k] (or [i, j, k, c]) array on AFF, geometry set by hand."""
+    arr = np.transpose(array_ijk, (2, 1, 0, 3) if vector else (2, 1, 0))
+    img = sitk.GetImageFromArray(np.ascontiguousarray(arr), isVector=vector)
+    spacing = np.linalg.norm(AFF[:3, :3], axis=0)
+    img.SetSpacing([float(s) for s in spacing])
+    img.SetOrigin([float(o) for o in AFF[:3, 3]])
+    img.SetDirection([float(d) for d in (AFF[:3, :3] / spacing).ravel()])
+    return img
+
+
+def _masks():
+    ijk = np.indices(SHAPE)
+    liver = (ijk[0] >= 3) & (ijk[0] < 19) & (ijk[1] >= 2) & (ijk[1] < 15) & (ijk[2] >= 1) & (ijk[2] < 8)
+    lesion = (ijk[0] >= 6) & (ijk[0] < 10) & (ijk[1] >= 5) & (ijk[1] < 9) & (ijk[2] >= 3) & (ijk[2] < 6)
+    return liver, lesion
+
+
+@pytest.mark.parametrize("suffix", [".mha", ".mhd"])
+def test_metaimage_image_round_trip(tmp_path, suffix):
+    arr = np.arange(np.prod(SHAPE), dtype=np.int16).reshape(SHAPE)
+    path = tmp_path / f"ct{suffix}"
+    sitk.WriteImage(_itk_image(arr), str(path))
+    vol = read_itk(path)
+    np.testing.assert_allclose(vol.affine, AFF, atol=1e-6)
+    np.testing.assert_array_equal(vol.array, arr)
+    assert vol.voxel_volume_ml == pytest.approx(VOX_ML)
+    # a voxel placed by ITK's own index -> point transform lands where the affine puts it
+    img = sitk.ReadImage(str(path))
+    np.testing.assert_allclose(img.TransformIndexToPhysicalPoint((5, 7, 3)), vol.index_to_lps((5, 7, 3))[0], atol=1e-6)
+
+
+def _fields(name: str, label_value: str, layer: str) -> dict[str, str]:
+    """Slicer segment metadata (SegmentN_Name / _LabelValue / _Layer)."""
+    return {"Name": name, "LabelValue": label_value, "Layer": layer}
+
+
+def _seg_nrrd(path, array, segments: dict[int, dict[str, str]], *, vector=False):
+    img = _itk_image(array, vector=vector)
+    for idx, fields in segments.items():
+        for key, value in fields.items():
+            img.SetMetaData(f"Segment{idx}_{key}", value)
+    sitk.WriteImage(img, str(path), useCompression=True)
+    return path
+
+
+def test_single_layer_seg_nrrd_segments_by_name(tmp_path):
+    liver, lesion = _masks()
+    lab = np.where(lesion, 2, np.where(liver, 1, 0)).astype(np.uint8)
+    sitk.WriteImage(_itk_image(np.zeros(SHAPE, np.int16)), str(tmp_path / "ct.mha"))
+    seg = _seg_nrrd(
+        tmp_path / "s.seg.nrrd",
+        lab,
+        {0: _fields("Liver", "1", "0"), 1: _fields("Tumour 1", "2", "0")},
+    )
+    rep = analyze(image=tmp_path / "ct.mha", segs=[seg])
+    assert rep.liver["voxel_count"] == int(np.count_nonzero(liver | lesion))
+    assert rep.liver["volume_ml"] == pytest.approx(np.count_nonzero(liver | lesion) * VOX_ML)
+    assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(np.count_nonzero(lesion) * VOX_ML)
+    assert rep.study["grid"]["resampled"] is False
+
+
+def test_layered_seg_nrrd_keeps_overlapping_segments(tmp_path):
+    liver, lesion = _masks()
+    layers = np.stack([liver.astype(np.uint8), lesion.astype(np.uint8)], axis=-1)  # lesion overlaps the liver
+    seg = _seg_nrrd(
+        tmp_path / "layered.seg.nrrd",
+        layers,
+        {0: _fields("liver", "1", "0"), 1: _fields("metastasis", "1", "1")},
+        vector=True,
+    )
+    grid, segs = read_itk_segments(seg)
+    np.testing.assert_allclose(grid.affine, AFF, atol=1e-6)
+    assert [(s["name"], s["layer"]) for s in segs] == [("liver", 0), ("metastasis", 1)]
+    np.testing.assert_array_equal(segs[0]["mask"], liver)
+    np.testing.assert_array_equal(segs[1]["mask"], lesion)
+    sitk.WriteImage(_itk_image(np.zeros(SHAPE, np.int16)), str(tmp_path / "ct.mha"))
+    rep = analyze(image=tmp_path / "ct.mha", segs=[seg])
+    assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(np.count_nonzero(lesion) * VOX_ML)
+    assert rep.involvement_percent == pytest.approx(100.0 * np.count_nonzero(lesion) / np.count_nonzero(liver))
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        (_fields("Liver", "one", "0"), r"bad\.seg\.nrrd: segment 0 has a non-integer LabelValue"),
+        (_fields("Liver", "1", "3"), r"bad\.seg\.nrrd: segment 0 refers to layer 3 but the file"),
+    ],
+)
+def test_corrupt_segment_tables_are_refused(tmp_path, fields, message):
+    liver, _ = _masks()
+    seg = _seg_nrrd(tmp_path / "bad.seg.nrrd", liver.astype(np.uint8), {0: fields})
+    with pytest.raises(InputError, match=message):
+        read_itk_segments(seg)
+
+
+def test_unmapped_segment_names_ask_for_labels(tmp_path):
+    liver, lesion = _masks()
+    lab = np.where(lesion, 2, np.where(liver, 1, 0)).astype(np.uint8)
+    sitk.WriteImage(_itk_image(np.zeros(SHAPE, np.int16)), str(tmp_path / "ct.mha"))
+    seg = _seg_nrrd(
+        tmp_path / "s.seg.nrrd",
+        lab,
+        {0: _fields("Liver", "1", "0"), 1: _fields("Kidney", "2", "0")},
+    )
+    with pytest.raises(LabelError, match=r"s\.seg\.nrrd: segments \['Kidney'\] have no role; map them with --labels"):
+        analyze(image=tmp_path / "ct.mha", segs=[seg])
+    rep = analyze(image=tmp_path / "ct.mha", segs=[seg], labels="liver=Liver,lesion=Kidney")
+    assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(np.count_nonzero(lesion) * VOX_ML)
