@@ -7,7 +7,7 @@ anisotropic grid) and goes through the CLI, so the rules file and the sidecar
 are shown to reach the report. Truth: lesion A (2x4x17 voxels) in segment 7 and
 lesion B (2x4x8) in segment 2; with an 80% FLR rule on the non-tumorous liver
 only one of the two segments can go, so the best plan treats A alone:
-136 / (136 + 64) = 68% of the tumour volume.
+136 / (136 + 64) = 68% of the tumour volume, 1 of 2 = 50% of the lesions.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ def study(tmp_path_factory):
     (d / "clin.json").write_text(json.dumps({"symptoms": "hormonal", "liver_condition": "normal"}))
     (d / "base.toml").write_text(BASE_RULES)
     (d / "lowered.toml").write_text(BASE_RULES + "[debulking]\nthreshold_percent = 65.0\n")
+    (d / "by_count.toml").write_text(BASE_RULES + '[debulking]\nprimary_measure = "count"\n')
     return d
 
 
@@ -68,9 +69,18 @@ def test_rules_file_threshold_changes_the_reported_mahuron_type(study, tmp_path)
         c = rep["classification"]
         assert rep["tumor"]["lesion_count"] == 2
         assert c["achievable_debulking_percent"] == pytest.approx(expected)
+        assert c["achievable_debulking_count_percent"] == pytest.approx(50.0)  # 1 of the 2 lesions
         assert rep["remnant"]["resection_plan"]["resected_segments"] == [7]
         assert "symptoms" not in c["missing_inputs"]  # the sidecar's symptoms reached the classification
     assert base["classification"]["mahuron_type"] == "3"  # 68% < 70%, hormonal symptoms
     assert lowered["classification"]["mahuron_type"] == "2"  # 68% >= 65%
     assert base["classification"]["rules_version"].endswith("+user:base.toml")
     assert lowered["classification"]["rules_version"].endswith("+user:lowered.toml")
+
+
+def test_rules_file_can_make_the_count_the_primary_measure(study, tmp_path):
+    rep = _report(study, "by_count", tmp_path)
+    c = rep["classification"]
+    assert c["debulking_measure"] == "count"
+    assert c["achievable_debulking_percent"] == pytest.approx(50.0)  # 1 of 2 lesions, below 70%
+    assert c["mahuron_type"] == "3"
