@@ -1,0 +1,88 @@
+"""Audit of issue 2 NIfTI geometry: sform/qform precedence, pixdim never a second source of spacing.
+
+The headers are written here with nibabel; the expected affines are the LPS
+affines the test chose (RAS in the file = diag(-1, -1, 1) @ LPS), and expected
+volumes are voxel counts x |det| of the chosen affine.
+"""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pytest
+from conftest import oblique_affine
+
+from netlm_imaging.api import analyze
+from netlm_imaging.errors import InputError
+from netlm_imaging.io.nifti import read_nifti
+
+FLIP = np.diag([-1.0, -1.0, 1.0, 1.0])  # LPS <-> RAS, written out here
+LPS = oblique_affine(spacing=(2.0, 1.5, 3.0), angles_deg=(7.0, -12.0, 30.0), origin=(-35.0, 18.0, 120.0))
+SHAPE = (12, 10, 6)
+
+
+def _save(path, array, *, sform=None, qform=None, pixdim=None):
+    img = nib.Nifti1Image(array, None)
+    img.set_sform(None if sform is None else FLIP @ sform, code=0 if sform is None else 1)
+    img.set_qform(None if qform is None else FLIP @ qform, code=0 if qform is None else 1)
+    if pixdim is not None:
+        img.header["pixdim"][1:4] = pixdim
+    nib.save(img, str(path))
+    return path
+
+
+def test_spacing_comes_from_the_sform_not_pixdim(tmp_path):
+    # STYLE.md: nibabel's mask_volume reads pixdim; with sform 2 x 1.5 x 3 mm and pixdim 1 mm it is 9x too small
+    seg = np.zeros(SHAPE, np.uint8)
+    seg[2:10, 2:8, 1:5] = 1
+    seg[4:6, 4:6, 2:4] = 2
+    p_img = _save(tmp_path / "img.nii.gz", np.zeros(SHAPE, np.int16), sform=LPS, pixdim=(1.0, 1.0, 1.0))
+    p_seg = _save(tmp_path / "seg.nii.gz", seg, sform=LPS, pixdim=(1.0, 1.0, 1.0))
+    assert nib.load(str(p_img)).header.get_zooms()[:3] == (1.0, 1.0, 1.0)  # the trap is really in the file
+    vol = read_nifti(p_img)
+    np.testing.assert_allclose(vol.affine, LPS, atol=1e-5)
+    rep = analyze(image=p_img, segs=[p_seg])
+    vox_ml = 2.0 * 1.5 * 3.0 / 1000.0
+    assert rep.liver["volume_ml"] == pytest.approx(np.count_nonzero(seg) * vox_ml, rel=1e-6)
+    assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(8 * vox_ml, rel=1e-6)
+
+
+def test_qform_only(tmp_path):
+    p = _save(tmp_path / "q.nii.gz", np.zeros(SHAPE, np.int16), qform=LPS)
+    vol = read_nifti(p)
+    np.testing.assert_allclose(vol.affine, LPS, atol=1e-4)  # quaternion storage: float32 precision
+    assert vol.meta["geometry_known"] is True
+
+
+def test_sform_wins_over_a_disagreeing_qform_with_a_warning(tmp_path):
+    moved = LPS.copy()
+    moved[:3, 3] += [5.0, 0.0, 0.0]
+    p = _save(tmp_path / "sq.nii.gz", np.zeros(SHAPE, np.int16), sform=LPS, qform=moved)
+    vol = read_nifti(p)
+    np.testing.assert_allclose(vol.affine, LPS, atol=1e-5)
+    assert any("sform and qform disagree" in w for w in vol.meta["warnings"])
+    same = _save(tmp_path / "same.nii.gz", np.zeros(SHAPE, np.int16), sform=LPS, qform=LPS)
+    assert read_nifti(same).meta["warnings"] == []
+
+
+def test_no_geometry_is_flagged(tmp_path):
+    p = _save(tmp_path / "none.nii.gz", np.zeros(SHAPE, np.int16))
+    assert read_nifti(p).meta["geometry_known"] is False
+
+
+def test_four_dimensional_images(tmp_path):
+    one = _save(tmp_path / "one.nii.gz", np.zeros((*SHAPE, 1), np.int16), sform=LPS)
+    assert read_nifti(one).shape == SHAPE
+    two = _save(tmp_path / "two.nii.gz", np.zeros((*SHAPE, 2), np.int16), sform=LPS)
+    with pytest.raises(InputError, match=r"two\.nii\.gz: expected a 3-D image, got shape \(12, 10, 6, 2\); split"):
+        read_nifti(two)
+
+
+def test_missing_and_truncated_files(tmp_path):
+    with pytest.raises(InputError, match=r"nowhere\.nii\.gz: file not found"):
+        read_nifti(tmp_path / "nowhere.nii.gz")
+    full = _save(tmp_path / "full.nii", np.arange(np.prod(SHAPE), dtype=np.int16).reshape(SHAPE), sform=LPS)
+    cut = tmp_path / "cut.nii"
+    cut.write_bytes(full.read_bytes()[:-200])  # header intact, data short
+    with pytest.raises(InputError, match=r"cut\.nii: image data cannot be read .*truncated or corrupt file"):
+        read_nifti(cut)
