@@ -69,6 +69,9 @@ class AnalyzeOptions:
         Intrahepatic margin (the 2 mm rule).
     resections : sequence of sequence of int
         Extra user-defined resections (removed Couinaud segments) to evaluate.
+    name_patterns : sequence of (str, str)
+        Extra (regular expression, role) pairs for segment / ROI names, tried
+        before the built-in patterns.
     """
 
     max_voxels: int | None = None
@@ -84,6 +87,7 @@ class AnalyzeOptions:
     connectivity: int = 26
     margin_mm: float = DEFAULT_MARGIN_MM
     resections: tuple[tuple[int, ...], ...] = ()
+    name_patterns: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -204,8 +208,9 @@ def _apply_surgical(
     remnant = dict(sa.remnant or {})
     remnant.update({k: v for k, v in report.remnant.items() if k not in remnant})
     report.remnant = remnant
-    report.segments = sa.segments
-    report.classification = sa.classification
+    report.classification = _rounded(sa.classification)
+    report.remnant = _rounded(report.remnant)
+    report.segments = _rounded(sa.segments) if sa.segments is not None else None
     report.console_lines = list(sa.summary_lines)
     for les in report.lesions:
         seg = sa.lesion_segments.get(int(les["id"]))
@@ -214,6 +219,17 @@ def _apply_surgical(
     for les in ctx.lesions:
         les.couinaud_segment = sa.lesion_segments.get(les.id, les.couinaud_segment)
     report.warnings.extend(w for w in sa.warnings if w not in report.warnings)
+
+
+def _rounded(obj: Any, nd: int = 6) -> Any:
+    """Floats rounded to ``nd`` decimals inside nested dicts/lists (no 100.00000000000001 in reports)."""
+    if isinstance(obj, float):
+        return round(obj, nd)
+    if isinstance(obj, dict):
+        return {k: _rounded(v, nd) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_rounded(v, nd) for v in obj]
+    return obj
 
 
 def _round(v: float | None, nd: int = 4) -> float | None:
@@ -284,7 +300,7 @@ def analyze_with_context(
         parse_delineation(opts.delineation)  # a bad value is a usage error before any reading
     inputs = resolve_inputs(study_dir, image=image, segs=segs, labels=labels, pet=pet, options=opts)
     rules_obj = _rules(rules)
-    spec = parse_label_spec(inputs.labels)
+    spec = parse_label_spec(inputs.labels, name_patterns=opts.name_patterns)
     img = _load_main_image(inputs, opts)
     _check_image_values(img)
     warnings: list[str] = list(img.meta.get("warnings", []))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -21,6 +22,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="segmentation: label map, DICOM SEG, RTSTRUCT, or ROLE=PATH binary mask (repeatable)",
     )
     p.add_argument("--labels", help="role mapping, e.g. liver=5,lesion=2+3,spleen=1 (default LiTS: liver=1,lesion=2)")
+    p.add_argument(
+        "--segment-pattern",
+        action="append",
+        default=[],
+        metavar="REGEX=ROLE",
+        help="role for segment/ROI names matching REGEX (case-insensitive; repeatable; tried first), "
+        "e.g. 'hcc|nodule=lesion'",
+    )
     p.add_argument("--out", default=".", help="output folder for report.json (default: current folder)")
     p.add_argument("--json", dest="json_out", metavar="-", help="'-' prints the report JSON to stdout instead")
     p.add_argument("--clinical", help="clinical sidecar (JSON or TOML): symptoms, grade, height, weight, ...")
@@ -80,6 +89,20 @@ def options_from_args(args: argparse.Namespace):
         if not segs or any(s < 1 or s > 8 for s in segs):
             raise UsageError(f"--resection {r}: segments must be 1..8")
         resections.append(segs)
+    patterns = []
+    for item in getattr(args, "segment_pattern", []) or []:
+        regex, sep, role = str(item).rpartition("=")
+        if not sep or not regex:
+            raise UsageError(f"--segment-pattern {item}: write REGEX=ROLE, e.g. 'tumou?r=lesion'")
+        from ..segmentation import ROLES
+
+        if role.strip().lower() not in ROLES:
+            raise UsageError(f"--segment-pattern {item}: unknown role {role!r}; use one of {', '.join(ROLES)}")
+        try:
+            re.compile(regex)
+        except re.error as exc:
+            raise UsageError(f"--segment-pattern {item}: invalid regular expression ({exc})") from exc
+        patterns.append((regex, role.strip().lower()))
     if getattr(args, "max_voxels", None) is not None and args.max_voxels <= 0:
         raise UsageError("--max-voxels must be positive")
     if getattr(args, "weight", None) is not None and not (0 < args.weight < 700):
@@ -99,6 +122,7 @@ def options_from_args(args: argparse.Namespace):
         fractional_threshold=float(getattr(args, "fractional_threshold", 0.5)),
         connectivity=int(getattr(args, "connectivity", 26)),
         resections=tuple(resections),
+        name_patterns=tuple(patterns),
     )
 
 

@@ -85,6 +85,7 @@ class LabelSpec:
     mapping: dict[str, list[int | str]] = field(default_factory=lambda: dict(LITS_LABELS))
     user_given: bool = False
     name_patterns: list[tuple[str, str]] = field(default_factory=lambda: list(DEFAULT_NAME_PATTERNS))
+    user_pattern_count: int = 0
 
     def role_of_value(self, value: int) -> str | None:
         """Role for a label-map value, or ``None`` if unmapped."""
@@ -129,9 +130,10 @@ def parse_label_spec(text: str | None, *, name_patterns: Iterable[tuple[str, str
     >>> parse_label_spec("liver=5,lesion=2+3").mapping
     {'liver': [5], 'lesion': [2, 3]}
     """
-    patterns = [*(name_patterns or []), *DEFAULT_NAME_PATTERNS]
+    user_patterns = list(name_patterns or [])
+    patterns = [*user_patterns, *DEFAULT_NAME_PATTERNS]
     if text is None or not str(text).strip():
-        return LabelSpec(dict(LITS_LABELS), False, patterns)
+        return LabelSpec(dict(LITS_LABELS), False, patterns, len(user_patterns))
     mapping: dict[str, list[int | str]] = {}
     for item in str(text).split(","):
         item = item.strip()
@@ -149,7 +151,7 @@ def parse_label_spec(text: str | None, *, name_patterns: Iterable[tuple[str, str
             if not v:
                 raise UsageError(f"--labels: role {role!r} has an empty value; write e.g. {role}=5.")
             out.append(int(v) if re.fullmatch(r"-?\d+", v) else v)
-    return LabelSpec(mapping, True, patterns)
+    return LabelSpec(mapping, True, patterns, len(user_patterns))
 
 
 def role_for_segment(
@@ -159,7 +161,7 @@ def role_for_segment(
     *,
     code_roles: Mapping[tuple[str, str], str] | None = None,
 ) -> str | None:
-    """Role of a named segment: explicit user mapping, then code, then name patterns.
+    """Role of a named segment: explicit user mapping, user patterns, code, then built-in name patterns.
 
     Parameters
     ----------
@@ -181,6 +183,10 @@ def role_for_segment(
         explicit = spec.role_of_name(name)
         if explicit:
             return explicit
+    if name:  # user-given patterns win over codes and built-in patterns
+        for pattern, role in spec.name_patterns[: spec.user_pattern_count]:
+            if re.search(pattern, name.strip(), flags=re.IGNORECASE):
+                return role
     table = DEFAULT_CODE_ROLES if code_roles is None else code_roles
     # Name patterns for Couinaud segments win over the generic liver code,
     # because segment maps are often coded as "Liver" with a segment name.

@@ -201,7 +201,8 @@ class StudyReport:
         for n, line in enumerate(self.console_lines):
             rows.append(("Assessment" if n == 0 else "", str(line)))
         cls = self.classification
-        if cls.get("mahuron_type") is not None or cls.get("burden_category") is not None:
+        has_type = cls.get("mahuron_type") is not None or cls.get("burden_category") is not None
+        if has_type and not self.console_lines:  # the assessment lines already state the type otherwise
             rows.append(
                 (
                     "Classification",
