@@ -31,10 +31,12 @@ from dicom_factory import write_image_series
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from seg_factory import SegmentSpec, write_seg
 
 from netlm_imaging.errors import DicomError
 from netlm_imaging.io._dicom_common import _fast_header, _read_header_pydicom, read_header, scan_dicom_folder
 from netlm_imaging.io.dicom_series import read_dicom_series
+from netlm_imaging.io.discover import discover_study
 
 CT3 = ("dcmqi_ct3slice_seg", "data", "segmentations", "ct-3slice")
 PET = ("mirp_sts_fdg_pet", "test", "data", "sts_images_raw", "STS_001", "FDG_PET", "image")
@@ -378,3 +380,47 @@ def test_non_dicom_files_are_still_skipped(tmp_path, caplog):
     skipped = " ".join(r.getMessage() for r in caplog.records)
     for name in ("README.txt", "meta.json", "DICOMDIR.txt", "thumb.png", ".DS_Store"):
         assert name in skipped
+
+
+# ------------------------------------------------------------ SEG references
+def _per_frame_sources(path: Path) -> set[str]:
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    return {
+        src.ReferencedSOPInstanceUID
+        for item in ds.get("PerFrameFunctionalGroupsSequence") or []
+        for der in item.get("DerivationImageSequence") or []
+        for src in der.get("SourceImageSequence") or []
+    }
+
+
+def test_real_seg_instance_lists_cover_their_per_frame_sources():
+    """Why the per-frame walk can be skipped: on every real SEG the series-level list holds all per-frame sources."""
+    checked = 0
+    for folder in [("dcmqi_ct3slice_seg", "data", "segmentations"), ENH]:
+        for p in sorted(shared_path(*folder).iterdir()):
+            if p.suffix == ".dcm" and pydicom.dcmread(p, stop_before_pixels=True).Modality == "SEG":
+                refs = read_header(p).referenced_sop_uids
+                assert _per_frame_sources(p) <= set(refs), p
+                assert len(refs) in (2, 3), p  # the 3-slice dcmqi CT (2 slices in the sparse label maps)
+                checked += 1
+    assert checked == 13
+
+
+@pytest.mark.parametrize("drop_series_refs", [False, True])
+def test_seg_references_with_and_without_referenced_series_sequence(tmp_path, drop_series_refs):
+    """Without ReferencedSeriesSequence the per-frame source images still find the CT series."""
+    ct = write_image_series(tmp_path / "study" / "ct", _phantom(shape=(8, 7, 4), seed=9), oblique_affine())
+    mask = np.zeros((8, 7, 4), bool)
+    mask[2:6, 2:5, 1:3] = True
+    seg = write_seg(tmp_path / "study" / "seg.dcm", ct, [SegmentSpec("Liver", mask)])
+    if drop_series_refs:
+        ds = pydicom.dcmread(seg)
+        del ds.ReferencedSeriesSequence
+        ds.save_as(seg)
+    info = read_header(seg)
+    ct_uids = {pydicom.dcmread(f).SOPInstanceUID for f in ct}
+    # frames 1 and 2 hold the mask: at least their source slices; the full list when the series module is there
+    assert {pydicom.dcmread(ct[k]).SOPInstanceUID for k in (1, 2)} <= set(info.referenced_sop_uids) <= ct_uids
+    assert (info.referenced_series_uids == ()) is drop_series_refs
+    study = discover_study(tmp_path / "study")
+    assert sorted(study.image_files) == sorted(ct)
