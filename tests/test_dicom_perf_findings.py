@@ -28,6 +28,8 @@ import pydicom
 import pytest
 from conftest import oblique_affine, shared_path
 from dicom_factory import write_image_series
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
@@ -175,6 +177,41 @@ def test_fast_header_values_like_pydicom(tmp_path, keyword, value, fast):
     setattr(ds, keyword, value)
     ds.save_as(files[0])
     assert _same_as_pydicom(files[0]) is fast
+
+
+@pytest.fixture(scope="module")
+def mutation_sources(tmp_path_factory) -> list[bytes]:
+    root = tmp_path_factory.mktemp("mutants")
+    out = []
+    for syntax in (ExplicitVRLittleEndian, ImplicitVRLittleEndian):
+        files = write_image_series(root / syntax, _phantom(), oblique_affine(), transfer_syntax=syntax)
+        ds = pydicom.dcmread(files[0])
+        _add_nested_sequences(ds, undefined=syntax == ImplicitVRLittleEndian)
+        ds.save_as(files[0])
+        out.append(files[0].read_bytes())
+    return out
+
+
+@settings(derandomize=True, deadline=None, max_examples=150, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(
+    which=st.integers(0, 1),
+    edits=st.lists(st.tuples(st.integers(0, 1999), st.integers(0, 255), st.booleans()), min_size=1, max_size=4),
+)
+def test_fast_header_never_disagrees_with_pydicom_on_mutated_headers(tmp_path, mutation_sources, which, edits):
+    """Differential fuzz: bytes of the header overwritten or deleted; the fast path declines or agrees."""
+    data = bytearray(mutation_sources[which])
+    for pos, value, delete in edits:
+        pos %= min(len(data), 2000)
+        if delete:
+            del data[pos : pos + 1 + value % 8]
+        else:
+            data[pos] = value
+    p = tmp_path / "mutant.dcm"
+    p.write_bytes(bytes(data))
+    fast = _fast_header(p)
+    if fast is not None:
+        assert fast == _read_header_pydicom(p)
 
 
 @pytest.mark.parametrize(
