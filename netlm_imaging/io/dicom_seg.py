@@ -69,12 +69,12 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 
-from ..errors import DicomError, GeometryError, LabelError
+from ..errors import DicomError, GeometryError
 from ..segmentation import MaskLayer
 from ..volume import Volume, check_voxel_budget
 from ._dicom_common import guard_malformed
 from ._seg_frames import iter_frames
-from .labels import LabelSpec, role_for_segment
+from .labels import LabelSpec, assign_roles
 
 __all__ = [
     "GRID_TOLERANCE_VOXELS",
@@ -409,22 +409,7 @@ def _header(ds: Dataset, source: str) -> _SegHeader:
 
 
 def _roles(segments: list[SegmentInfo], spec: LabelSpec, source: str) -> dict[int, str]:
-    roles: dict[int, str] = {}
-    missing: list[SegmentInfo] = []
-    for s in segments:
-        role = role_for_segment(s.label, s.code, spec)
-        if role is None:
-            missing.append(s)
-        else:
-            roles[s.number] = role
-    if missing:
-        listed = "; ".join(m.describe() for m in missing)
-        example = missing[0].label
-        raise LabelError(
-            f"{source}: segments without a role: {listed}. Map them with --labels, e.g. "
-            f'--labels liver="{example}" or lesion="{example}", or ignore="{example}".'
-        )
-    return roles
+    return assign_roles(segments, spec, source, noun="segments")
 
 
 @guard_malformed("DICOM SEG")

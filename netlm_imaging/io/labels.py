@@ -13,6 +13,7 @@ import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -27,6 +28,7 @@ __all__ = [
     "DEFAULT_NAME_PATTERNS",
     "LITS_LABELS",
     "LabelSpec",
+    "assign_roles",
     "layers_from_label_map",
     "parse_label_spec",
     "role_for_segment",
@@ -223,6 +225,49 @@ def _present_values(arr: np.ndarray) -> list[int]:
         present[flat] = True
         return [int(v) for v in np.flatnonzero(present) if v != 0]
     return [int(v) for v in np.unique(flat) if v != 0]
+
+
+def assign_roles(items: Iterable[Any], spec: LabelSpec, source: str, *, noun: str = "segments") -> dict[int, str]:
+    """Roles of numbered, named items (DICOM SEG segments, RTSTRUCT ROIs).
+
+    Parameters
+    ----------
+    items : iterable
+        Objects with ``number``, ``label`` or ``name``, ``code`` and ``describe()``.
+    spec : LabelSpec
+        User mapping and patterns.
+    source : str
+        File named in the error.
+    noun : str
+        What the items are called in the message.
+
+    Returns
+    -------
+    dict
+        item number -> role.
+
+    Raises
+    ------
+    LabelError
+        Listing every item without a role and how to map it.
+    """
+    roles: dict[int, str] = {}
+    missing: list[Any] = []
+    for item in items:
+        name = getattr(item, "label", None) or getattr(item, "name", None)
+        role = role_for_segment(name, item.code, spec)
+        if role is None:
+            missing.append(item)
+        else:
+            roles[item.number] = role
+    if missing:
+        listed = "; ".join(m.describe() for m in missing)
+        ex = getattr(missing[0], "label", None) or getattr(missing[0], "name", None)
+        raise LabelError(
+            f"{source}: {noun} without a role: {listed}. Map them with --labels, e.g. "
+            f'--labels liver="{ex}" or lesion="{ex}", or ignore="{ex}", or with --segment-pattern REGEX=ROLE.'
+        )
+    return roles
 
 
 def layers_from_label_map(label_map: Volume, spec: LabelSpec) -> list[MaskLayer]:

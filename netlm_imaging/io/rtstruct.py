@@ -51,12 +51,12 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 
-from ..errors import DicomError, GeometryError, LabelError
+from ..errors import DicomError, GeometryError
 from ..segmentation import MaskLayer
 from ..volume import Volume, check_voxel_budget
 from ._dicom_common import guard_malformed
 from ._polygon import fill_polygon, shoelace_area
-from .labels import LabelSpec, role_for_segment
+from .labels import LabelSpec, assign_roles
 
 __all__ = ["RASTERISATION_RULE", "RTSTRUCT_SOP_CLASS", "SLICE_TOLERANCE", "RoiInfo", "read_rt_rois", "read_rtstruct"]
 
@@ -319,21 +319,7 @@ def read_rtstruct(
                 f"{source}: the structure set's FrameOfReferenceUID {bad[0]} differs from the image's {ref_for}; "
                 "the RTSTRUCT belongs to another image. Pass the series it references."
             )
-    roles: dict[int, str] = {}
-    missing: list[RoiInfo] = []
-    for r in rois:
-        role = role_for_segment(r.name, r.code, spec)
-        if role is None:
-            missing.append(r)
-        else:
-            roles[r.number] = role
-    if missing:
-        listed = "; ".join(m.describe() for m in missing)
-        ex = missing[0].name
-        raise LabelError(
-            f"{source}: ROIs without a role: {listed}. Map them with --labels, e.g. "
-            f'--labels liver="{ex}" or lesion="{ex}", or ignore="{ex}".'
-        )
+    roles = assign_roles(rois, spec, source, noun="ROIs")
     mode = off_slice
     if mode == "auto":
         mode = "nearest" if reference.meta.get("resampled") else "error"
