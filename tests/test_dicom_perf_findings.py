@@ -35,7 +35,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from seg_factory import SegmentSpec, write_seg
 
-from netlm_imaging.errors import DicomError
+from netlm_imaging.errors import DicomError, InputError
 from netlm_imaging.io._dicom_common import _fast_header, _read_header_pydicom, read_header, scan_dicom_folder
 from netlm_imaging.io.dicom_series import read_dicom_series
 from netlm_imaging.io.discover import discover_study
@@ -461,3 +461,11 @@ def test_seg_references_with_and_without_referenced_series_sequence(tmp_path, dr
     assert (info.referenced_series_uids == ()) is drop_series_refs
     study = discover_study(tmp_path / "study")
     assert sorted(study.image_files) == sorted(ct)
+
+
+def test_unreadable_file_is_an_input_error_naming_it(tmp_path):
+    """A dangling symbolic link in an export folder: refused with its name, never an OSError traceback."""
+    _series(tmp_path)
+    (tmp_path / "IM0009").symlink_to(tmp_path / "gone" / "IM0009")
+    with pytest.raises(InputError, match=r"IM0009: cannot read the file \(No such file or directory\)"):
+        scan_dicom_folder(tmp_path)
