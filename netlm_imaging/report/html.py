@@ -177,13 +177,13 @@ def _axial_plane(
     return idx, extent, float(c[2])
 
 
-def _sample(arr: np.ndarray, idx: np.ndarray, order: int, cval: float) -> np.ndarray:
+def _sample(arr: np.ndarray, idx: np.ndarray, order: int, cval: float, output: Any = None) -> np.ndarray:
     from scipy import ndimage
 
     coords = np.moveaxis(idx, -1, 0)
     if order == 0:
         coords = np.round(coords)
-    return ndimage.map_coordinates(arr, coords, order=order, mode="constant", cval=cval, prefilter=False)
+    return ndimage.map_coordinates(arr, coords, output=output, order=order, mode="constant", cval=cval, prefilter=False)
 
 
 def _lesion_figure(
@@ -192,9 +192,8 @@ def _lesion_figure(
     """PNG data URI and caption of the axial view through one lesion."""
     centre = np.asarray(lesion.centroid_lps_mm, dtype=float)
     idx, extent, z = _axial_plane(ctx, centre, bounds)
-    img = _sample(
-        np.asarray(ctx.image.array, dtype=np.float32), idx, order=1 if not _is_transverse(ctx.image) else 0, cval=np.nan
-    )
+    # float32 output: an integer (int16 DICOM) image is sampled without a full-size float copy per lesion
+    img = _sample(ctx.image.array, idx, order=1 if not _is_transverse(ctx.image) else 0, cval=np.nan, output=np.float32)
     labels = _sample(ctx.lesion_labels, idx, 0, 0).astype(np.int32)
     width_mm, height_mm = extent[1] - extent[0], extent[2] - extent[3]
     fig = _figure(3.8, float(np.clip(3.8 * height_mm / width_mm, 1.5, 6.0)))
