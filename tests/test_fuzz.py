@@ -335,6 +335,8 @@ def _set_tag(ds: pydicom.Dataset, keyword: str, value: Any) -> None:
             delattr(ds, keyword)
         return
     if keyword == "PixelData":
+        if "PixelData" not in ds:  # deleted by an earlier edit of the same example
+            return
         ds.PixelData = ds.PixelData[: abs(int(value)) % (len(ds.PixelData) + 1)] if isinstance(value, int) else b""
         return
     if keyword.endswith("Sequence"):

@@ -408,6 +408,11 @@ def _header(ds: Dataset, source: str) -> _SegHeader:
     return _SegHeader(ds, source, seg_type, _segments(ds, source), frame_segments)
 
 
+def _order(reference: Volume) -> str:
+    """Memory order of the reference image, so masks and image are traversed alike (no strided copies)."""
+    return "F" if reference.array.flags.f_contiguous and not reference.array.flags.c_contiguous else "C"
+
+
 def _roles(segments: list[SegmentInfo], spec: LabelSpec, source: str) -> dict[int, str]:
     return assign_roles(segments, spec, source, noun="segments")
 
@@ -512,7 +517,7 @@ def read_dicom_seg(
         arr = arrays.get(num)
         if arr is None:
             dtype = np.float32 if hdr.seg_type == "FRACTIONAL" else bool
-            arr = np.zeros(reference.shape, dtype=dtype)
+            arr = np.zeros(reference.shape, dtype=dtype, order=_order(reference))
         warns = list(hdr.warnings)
         if hdr.seg_type == "FRACTIONAL":
             arr = (arr.astype(np.float32) / np.float32(max_frac)).clip(0.0, 1.0)
@@ -585,14 +590,16 @@ def _decode(hdr: _SegHeader, reference: Volume, wanted: set[int], uid_to_k: dict
                     continue
                 target = arrays.get(v)
                 if target is None:
-                    target = arrays[v] = np.zeros(shape, dtype=bool)
+                    target = arrays[v] = np.zeros(shape, dtype=bool, order=_order(reference))
                 _place(target, _to_plane(frame == v, g), g, f, v, source, "or")
             continue
         seg_no = hdr.frame_segments[f]
         assert seg_no is not None
         target = arrays.get(seg_no)
         if target is None:
-            target = arrays[seg_no] = np.zeros(shape, dtype=np.uint16 if fractional else bool)
+            target = arrays[seg_no] = np.zeros(
+                shape, dtype=np.uint16 if fractional else bool, order=_order(reference)
+            )
         plane = _to_plane(frame if fractional else frame.astype(bool), g)
         _place(target, plane.astype(target.dtype, copy=False), g, f, seg_no, source, "max" if fractional else "or")
     return arrays

@@ -31,8 +31,9 @@ def read_nifti(path: str | Path, *, max_voxels: int | None = None, as_float: boo
     max_voxels : int, optional
         Refuse larger declared sizes before reading the data.
     as_float : bool
-        Return float32 scaled data (images); False keeps stored integers
-        (label maps), with scaling applied only when the header sets it.
+        Images: float32, except integer data without scaling (scl_slope 1,
+        scl_inter 0), which keeps its exact stored type. False keeps the data
+        as nibabel returns it (label maps).
 
     Returns
     -------
@@ -73,7 +74,9 @@ def read_nifti(path: str | Path, *, max_voxels: int | None = None, as_float: boo
         data = np.asanyarray(img.dataobj)
         if data.ndim == 4:
             data = data[..., 0]
-        if as_float:
+        # integer data without scaling stays in its stored type (exact, and half the memory of float32
+        # for int16 CT); scaled or float data becomes float32
+        if as_float and not (data.dtype.kind in "iu" and data.dtype.itemsize <= 4):
             data = np.asarray(data, dtype=np.float32)
     except Exception as exc:
         raise InputError(

@@ -205,9 +205,16 @@ def measure_burden(
     lesions: list[Lesion] = []
     extrahepatic_boxes: list[tuple[tuple[slice, slice, slice], np.ndarray]] = []
     overlap_warned = False
-    for lid, (bb, m, w, name) in enumerate(instances, start=1):
-        inside = True if not has_liver else _touches_liver(liver_mask, bb, m, ball)
-        geom = measure_instance(image, bb, m, weights=w)
+    measured = [
+        (bb, m, w, name, True if not has_liver else _touches_liver(liver_mask, bb, m, ball),
+         measure_instance(image, bb, m, weights=w))
+        for bb, m, w, name in instances
+    ]
+    if method_instances != "segments":
+        # components are numbered by decreasing volume, then position (LPS): the same ids whatever the
+        # array's axis order or memory layout; named segments keep the input's order
+        measured.sort(key=lambda t: (-t[5].volume_ml, tuple(round(c, 3) for c in t[5].centroid_lps_mm)))
+    for lid, (bb, m, _w, name, inside, geom) in enumerate(measured, start=1):
         region = lesion_labels[bb]
         if not overlap_warned and np.any(region[m] != 0):
             warnings.append("lesion segments overlap; overlapping voxels are counted once in the totals")
