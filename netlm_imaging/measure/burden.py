@@ -206,8 +206,14 @@ def measure_burden(
     extrahepatic_boxes: list[tuple[tuple[slice, slice, slice], np.ndarray]] = []
     overlap_warned = False
     measured = [
-        (bb, m, w, name, True if not has_liver else _touches_liver(liver_mask, bb, m, ball),
-         measure_instance(image, bb, m, weights=w))
+        (
+            bb,
+            m,
+            w,
+            name,
+            True if not has_liver else _touches_liver(liver_mask, bb, m, ball),
+            measure_instance(image, bb, m, weights=w),
+        )
         for bb, m, w, name in instances
     ]
     if method_instances != "segments":
@@ -254,9 +260,10 @@ def measure_burden(
             float(np.count_nonzero(intra_mask & (lf >= fractional_threshold))) * voxel_ml
         )
     else:
-        n_intra = int(np.count_nonzero(intra_mask))
+        n_union = int(np.count_nonzero(lesion_union))
+        n_intra = n_union if intra_mask is lesion_union else int(np.count_nonzero(intra_mask))
         intra_ml = n_intra * voxel_ml
-        extra_ml = (int(np.count_nonzero(lesion_union)) - n_intra) * voxel_ml
+        extra_ml = (n_union - n_intra) * voxel_ml
     total_liver: np.ndarray | None = None
     liver_ml: float | None = None
     if has_liver:

@@ -182,8 +182,8 @@ def max_pairwise_distance(points: np.ndarray) -> tuple[float, np.ndarray | None]
 def _axis_extremes(mask: np.ndarray, axis: int) -> np.ndarray:
     """Voxels that are the first or last of the mask on their grid line along ``axis``."""
     n = mask.shape[axis]
-    present = np.expand_dims(mask.any(axis=axis), axis)
     first = np.expand_dims(mask.argmax(axis=axis), axis)
+    present = np.take_along_axis(mask, first, axis=axis)  # the first voxel is set iff the line has any
     last = np.expand_dims(n - 1 - np.flip(mask, axis=axis).argmax(axis=axis), axis)
     ext = np.zeros(mask.shape, dtype=bool)
     np.put_along_axis(ext, first, present, axis=axis)
@@ -326,15 +326,15 @@ def measure_instance(
     offset = np.array([bbox[0].start, bbox[1].start, bbox[2].start], dtype=np.float64)
     crop_aff = aff.copy()
     crop_aff[:3, 3] = aff[:3, :3] @ offset + aff[:3, 3]
-    idx = np.argwhere(mask)
-    n = len(idx)
+    nz = np.nonzero(mask)
+    n = len(nz[0])
     if weights is not None:
-        w = weights[mask].astype(np.float64)
+        w = weights[nz].astype(np.float64)
         volume_ml = float(w.sum()) * image.voxel_volume_ml
-        centroid_idx = (idx * w[:, None]).sum(0) / max(w.sum(), 1e-12)
+        centroid_idx = np.array([(c * w).sum() for c in nz]) / max(w.sum(), 1e-12)
     else:
         volume_ml = n * image.voxel_volume_ml
-        centroid_idx = idx.mean(0)
+        centroid_idx = np.array([c.mean() for c in nz])
     centroid = centroid_idx @ crop_aff[:3, :3].T + crop_aff[:3, 3]
     extremes = _extreme_masks(mask)
     ext = np.argwhere(extremes[0] & extremes[1] & extremes[2]).astype(np.float64)
@@ -352,7 +352,7 @@ def measure_instance(
         ds = None if ds is None else min(ds, dl)
     shape = image.shape
     touches = any(bbox[a].start == 0 or bbox[a].stop == shape[a] for a in range(3))
-    values = image.array[bbox][mask]
+    values = image.array[bbox][nz]
     mean_int = float(values.mean(dtype=np.float64)) if values.size and np.issubdtype(values.dtype, np.number) else None
     return InstanceGeometry(
         voxel_count=n,
