@@ -29,7 +29,7 @@ def write_study(folder: Path, n: int, size: int) -> None:
     """A liver box with three lesion spheres on an oblique grid of size x size x size/2 voxels."""
     shape = (size, size, size // 2)
     lab = np.zeros(shape, np.int16)
-    lab[size // 8: 7 * size // 8, size // 8: 7 * size // 8, 2: shape[2] - 2] = 1
+    lab[size // 8 : 7 * size // 8, size // 8 : 7 * size // 8, 2 : shape[2] - 2] = 1
     ii, jj, kk = np.indices(shape)
     rng = np.random.default_rng(n)
     for _ in range(3):
