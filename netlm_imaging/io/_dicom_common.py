@@ -813,6 +813,26 @@ def read_header(path: Path) -> DicomFileInfo | None:
         raise InputError(f"{path}: cannot read the file ({reason}); check that it exists and is readable.") from None
 
 
+#: The last SEG header parsed during a folder scan, handed once to the SEG reader (no second parse).
+_SEG_HANDOFF: dict[tuple[str, int, int], Any] = {}
+
+
+def _file_key(path: Path) -> tuple[str, int, int]:
+    st = path.stat()
+    return (str(path.resolve()), int(st.st_size), int(st.st_mtime_ns))
+
+
+def take_scanned_dataset(path: Path) -> Any | None:
+    """The dataset parsed for ``path`` by the last folder scan, if the file is unchanged (given once).
+
+    Deferred elements (PixelData) are read from the file when first accessed.
+    """
+    try:
+        return _SEG_HANDOFF.pop(_file_key(Path(path)), None)
+    except OSError:
+        return None
+
+
 def _read_header_pydicom(path: Path) -> DicomFileInfo | None:
     """:func:`read_header` through a full pydicom header parse (every file the fast path declines)."""
     import pydicom
@@ -850,6 +870,9 @@ def _read_header_pydicom(path: Path) -> DicomFileInfo | None:
         logger.info("skipping non-DICOM file %s", path)
         return None
     kind = _kind(sop_class, ds)
+    if kind == SEG:
+        _SEG_HANDOFF.clear()  # keep one: a SEG's pixel data can be large once read
+        _SEG_HANDOFF[_file_key(path)] = ds
     has_pixels = 0x7FE00010 in ds._dict
     if sop_class in _PIXEL_SOP_CLASSES and not has_pixels:
         raise DicomError(

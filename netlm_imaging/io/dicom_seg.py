@@ -72,7 +72,7 @@ from pydicom.dataset import Dataset
 from ..errors import DicomError, GeometryError
 from ..segmentation import MaskLayer
 from ..volume import Volume, check_voxel_budget
-from ._dicom_common import guard_malformed
+from ._dicom_common import guard_malformed, take_scanned_dataset
 from ._seg_frames import iter_frames
 from .labels import LabelSpec, assign_roles
 
@@ -150,12 +150,19 @@ def _read_dataset(path: Path) -> Dataset:
         raise DicomError(f"{source}: file not found; check the --seg path.")
     if path.stat().st_size == 0:
         raise DicomError(f"{source}: file is empty (0 bytes); export the SEG again.")
+    ds = take_scanned_dataset(path)  # parsed moments ago by study discovery
+    if ds is not None:
+        return _check_sop(ds, source)
     try:
         ds = pydicom.dcmread(str(path))
     except Exception as exc:  # InvalidDicomError, EOFError, struct.error, ... on broken files
         raise DicomError(
             f"{source}: not a readable DICOM file ({type(exc).__name__}: {exc}); export it again."
         ) from exc
+    return _check_sop(ds, source)
+
+
+def _check_sop(ds: Dataset, source: str) -> Dataset:
     sop = str(getattr(ds, "SOPClassUID", ""))
     if sop not in (SEG_SOP_CLASS, LABEL_MAP_SEG_SOP_CLASS):
         raise DicomError(
@@ -597,9 +604,7 @@ def _decode(hdr: _SegHeader, reference: Volume, wanted: set[int], uid_to_k: dict
         assert seg_no is not None
         target = arrays.get(seg_no)
         if target is None:
-            target = arrays[seg_no] = np.zeros(
-                shape, dtype=np.uint16 if fractional else bool, order=_order(reference)
-            )
+            target = arrays[seg_no] = np.zeros(shape, dtype=np.uint16 if fractional else bool, order=_order(reference))
         plane = _to_plane(frame if fractional else frame.astype(bool), g)
         _place(target, plane.astype(target.dtype, copy=False), g, f, seg_no, source, "max" if fractional else "or")
     return arrays
