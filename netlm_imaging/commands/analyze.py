@@ -7,6 +7,8 @@ import re
 import sys
 from pathlib import Path
 
+from ._common import check_json_and_voxels
+
 __all__ = ["add_arguments", "options_from_args", "run"]
 
 
@@ -129,10 +131,8 @@ def options_from_args(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     """Run ``netlm analyze``; returns the exit code."""
     from ..api import analyze_with_context
-    from ..errors import UsageError
 
-    if args.json_out not in (None, "-"):
-        raise UsageError("--json takes only '-' (stdout); use --out DIR to write report.json")
+    check_json_and_voxels(args, "report.json")
     opts = options_from_args(args)
     report, ctx = analyze_with_context(
         args.study_dir,

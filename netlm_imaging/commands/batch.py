@@ -15,26 +15,39 @@ __all__ = ["add_arguments", "run"]
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Add the batch options to ``p``."""
-    p.add_argument("cohort", metavar="COHORT_DIR|COHORT.csv",
-                   help="folder whose sub-folders are studies, or a CSV with a 'path' column (relative to the CSV) "
-                        "and optional study_id and clinical columns")
+    p.add_argument(
+        "cohort",
+        metavar="COHORT_DIR|COHORT.csv",
+        help="folder whose sub-folders are studies, or a CSV with a 'path' column (relative to the CSV) "
+        "and optional study_id and clinical columns",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="output folder: cohort.csv and reports/<study>.json")
     p.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="local worker processes (default 1)")
-    p.add_argument("--scheduler", metavar="ADDRESS",
-                   help="run on a Dask distributed cluster (e.g. tcp://host:8786); DIR and the studies must be on a "
-                        "file system the workers share")
-    p.add_argument("--resume", action="store_true",
-                   help="skip studies whose stored result has unchanged inputs, options, tool and rules versions")
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run on a Dask distributed cluster (e.g. tcp://host:8786); DIR and the studies must be on a "
+        "file system the workers share",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip studies whose stored result has unchanged inputs, options, tool and rules versions",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress output and no summary")
     p.add_argument("--sr", action="store_true", help="also write reports/<study>.sr.dcm (DICOM SR TID 1500)")
     p.add_argument("--html", action="store_true", help="also write reports/<study>.html (QA page)")
     p.add_argument("--rules", help="rules file (TOML/JSON) overriding the default clinical rules")
     p.add_argument("--labels", help="role mapping, e.g. liver=5,lesion=2 (default LiTS: 1 liver, 2 lesion)")
     p.add_argument("--max-voxels", type=int, help="refuse images declaring more voxels than this")
-    p.add_argument("--allow-resample", action="store_true",
-                   help="resample DICOM series with a missing slice or irregular steps onto a regular grid")
-    p.add_argument("--include-identifiers", action="store_true",
-                   help="put patient identifiers in reports and SR (off by default)")
+    p.add_argument(
+        "--allow-resample",
+        action="store_true",
+        help="resample DICOM series with a missing slice or irregular steps onto a regular grid",
+    )
+    p.add_argument(
+        "--include-identifiers", action="store_true", help="put patient identifiers in reports and SR (off by default)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,7 +76,12 @@ def run(args: argparse.Namespace) -> int:
         analyze_options=aopts,
     )
     result = run_cohort(
-        studies, out, jobs=args.jobs, scheduler=args.scheduler, resume=args.resume, options=options,
+        studies,
+        out,
+        jobs=args.jobs,
+        scheduler=args.scheduler,
+        resume=args.resume,
+        options=options,
         progress=not args.quiet,
     )
     index = None

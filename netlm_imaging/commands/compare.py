@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-from pathlib import Path
+
+from ._common import check_json_and_voxels, emit
 
 __all__ = ["add_arguments", "format_summary", "run"]
 
@@ -98,14 +97,10 @@ def format_summary(d: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     """Run ``netlm compare``; returns the exit code."""
     from ..api import AnalyzeOptions
-    from ..atomic import atomic_write_text
     from ..errors import UsageError
     from ..verify.longitudinal import ResponseThresholds, compare_study_inputs
 
-    if args.json_out not in (None, "-"):
-        raise UsageError("--json takes only '-' (stdout); use --out DIR to write comparison.json")
-    if args.max_voxels is not None and args.max_voxels <= 0:
-        raise UsageError("--max-voxels must be positive")
+    check_json_and_voxels(args, "comparison.json")
     if args.match_distance <= 0 or not 0 < args.volume_pr < 100 or args.volume_pd <= 0:
         raise UsageError("--match-distance must be > 0, --volume-pr in (0, 100), --volume-pd > 0")
     thresholds = ResponseThresholds(
@@ -123,14 +118,4 @@ def run(args: argparse.Namespace) -> int:
         thresholds=thresholds,
         registration=args.registration,
     )
-    d = res.to_dict()
-    text = json.dumps(d, indent=2) + "\n"
-    if args.json_out == "-":
-        sys.stdout.write(text)
-        return 0
-    print(format_summary(d))
-    if args.out:
-        path = Path(args.out) / "comparison.json"
-        atomic_write_text(path, text)
-        print(f"wrote {path}")
-    return 0
+    return emit(res.to_dict(), args, "comparison.json", format_summary)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-from pathlib import Path
+
+from ._common import check_json_and_voxels, emit
 
 __all__ = ["add_arguments", "format_table", "run"]
 
@@ -75,25 +74,10 @@ def format_table(d: dict) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``netlm compare-seg``; returns the exit code."""
-    from ..atomic import atomic_write_text
-    from ..errors import UsageError
     from ..verify.segcompare import compare_segmentation_files
 
-    if args.json_out not in (None, "-"):
-        raise UsageError("--json takes only '-' (stdout); use --out DIR to write compare_seg.json")
-    if args.max_voxels is not None and args.max_voxels <= 0:
-        raise UsageError("--max-voxels must be positive")
+    check_json_and_voxels(args, "compare_seg.json")
     res = compare_segmentation_files(
         args.image, args.seg_a, args.seg_b, labels=args.labels, labels_b=args.labels_b, max_voxels=args.max_voxels
     )
-    d = res.to_dict()
-    text = json.dumps(d, indent=2) + "\n"
-    if args.json_out == "-":
-        sys.stdout.write(text)
-        return 0
-    print(format_table(d))
-    if args.out:
-        path = Path(args.out) / "compare_seg.json"
-        atomic_write_text(path, text)
-        print(f"wrote {path}")
-    return 0
+    return emit(res.to_dict(), args, "compare_seg.json", format_table)

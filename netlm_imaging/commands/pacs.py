@@ -20,12 +20,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--push", action="store_true", help="store the DICOM SR (and --seg-out SEG) back with STOW-RS")
     p.add_argument("--out", metavar="DIR", help="also write report.json and report_sr.dcm to DIR")
     p.add_argument("--seg-out", action="store_true", help="also produce a DICOM SEG of the derived masks")
-    p.add_argument("--pacs-config", metavar="FILE",
-                   help="TOML file with user/password or token (chmod 600); default ~/.config/netlm/pacs.toml")
+    p.add_argument(
+        "--pacs-config",
+        metavar="FILE",
+        help="TOML file with user/password or token (chmod 600); default ~/.config/netlm/pacs.toml",
+    )
     p.add_argument("--labels", help="role mapping for segment names/values, e.g. liver=Liver,lesion=Lesion*")
     p.add_argument("--rules", help="rules file (TOML/JSON) overriding the default clinical rules")
-    p.add_argument("--include-identifiers", action="store_true",
-                   help="keep patient identifiers in the local report/SR/SEG copies (off by default)")
+    p.add_argument(
+        "--include-identifiers",
+        action="store_true",
+        help="keep patient identifiers in the local report/SR/SEG copies (off by default)",
+    )
     p.add_argument("--quiet", action="store_true", help="no console summary")
 
 
@@ -36,8 +42,15 @@ def run(args: argparse.Namespace) -> int:
 
     creds = load_credentials(args.pacs_config)
     result = analyze_pacs_study(
-        args.url, args.study, out_dir=args.out, push=args.push, seg_out=args.seg_out, credentials=creds,
-        labels=args.labels, rules=args.rules, options=AnalyzeOptions(include_identifiers=args.include_identifiers),
+        args.url,
+        args.study,
+        out_dir=args.out,
+        push=args.push,
+        seg_out=args.seg_out,
+        credentials=creds,
+        labels=args.labels,
+        rules=args.rules,
+        options=AnalyzeOptions(include_identifiers=args.include_identifiers),
     )
     if not args.quiet:
         print(result.report.summary())
