@@ -365,39 +365,30 @@ def _rules(rules: Any) -> Any:
     return rules if isinstance(rules, Rules) else load_rules(rules)
 
 
-def _is_pet_input(inputs: StudyInputs) -> bool:
-    """Whether the main image is a DICOM PET series (read with positions, SUV converted)."""
-    if inputs.dicom_index:
-        return any(
-            getattr(f, "modality", "") == "PT" and getattr(f, "series_uid", None) == inputs.image_series
-            for f in inputs.dicom_index
-        )
-    p = Path(inputs.image)
-    candidates = [p] if p.is_file() else (sorted(x for x in p.rglob("*") if x.is_file())[:50] if p.is_dir() else [])
-    import pydicom
-
-    for f in candidates:
-        try:
-            ds = pydicom.dcmread(str(f), stop_before_pixels=True, specific_tags=["Modality", "SOPClassUID"])
-        except Exception:
-            continue
-        if "Modality" in ds:
-            return str(ds.Modality) == "PT"
-    return False
+def _is_pet_series(index: Sequence[Any], series_uid: str | None) -> bool:
+    """Whether the image series of a scanned DICOM folder is PET (chosen UID, else every image is PT)."""
+    images = [f for f in index if getattr(f, "kind", "IMAGE") == "IMAGE"]
+    if series_uid:
+        images = [f for f in images if getattr(f, "series_uid", None) == series_uid]
+    return bool(images) and all(getattr(f, "modality", "") == "PT" for f in images)
 
 
 def _load_main_image(inputs: StudyInputs, opts: AnalyzeOptions) -> Volume:
     from .io.loader import load_image
 
-    p = Path(inputs.image)
-    is_pet = (p.is_dir() or (p.is_file() and p.suffix.lower() in ("", ".dcm"))) and _is_pet_input(inputs)
+    index = list(inputs.dicom_index)
+    if not index and Path(inputs.image).is_dir():
+        from .io._dicom_common import scan_dicom_folder
+
+        index = scan_dicom_folder(Path(inputs.image))  # one scan: modality check and pixel read share it
     # PET series are handled by slice positions (non-uniform steps resampled, with a warning), never rejected.
+    is_pet = bool(index) and _is_pet_series(index, inputs.image_series)
     nonuniform = "resample" if (opts.allow_resample or is_pet) else "error"
-    if inputs.dicom_index:
+    if index:
         from .io.dicom_series import read_series_from_index
 
         img = read_series_from_index(
-            inputs.dicom_index,
+            index,
             series_uid=inputs.image_series,
             nonuniform=nonuniform,
             max_voxels=opts.max_voxels,

@@ -142,3 +142,13 @@ def test_real_fdg_pet_with_rtstruct_is_handled_not_rejected(shared, tmp_path):
     assert 0 < les["suv_max"] <= hottest * factor * 1.001
     assert rep["pet"]["units"] == "BQML"
     assert rep["pet"]["decay_correction"] == "START"
+
+
+def test_real_fdg_pet_given_as_image_folder(shared):
+    # the same non-uniform PET passed with --image: recognised as PET from its one folder scan, not rejected
+    folder = shared("mirp_sts_fdg_pet", "test", "data", "sts_images_raw", "STS_001", "FDG_PET")
+    rep = analyze(image=folder / "image", segs=[folder / "mask" / "1-1.dcm"], labels="lesion=GTV_Mass,ignore=GTV_Edema")
+    assert rep.study["modality"] == "PT"
+    assert rep.study["grid"]["resampled"] is True
+    assert rep.lesions[0]["volume_ml"] == pytest.approx(365.0, rel=0.02)
+    assert rep.pet["units"] == "BQML"
