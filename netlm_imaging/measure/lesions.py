@@ -13,7 +13,6 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 from ..volume import Volume
 
@@ -21,7 +20,6 @@ __all__ = [
     "AXIAL_TOLERANCE",
     "InstanceGeometry",
     "bbox_slices",
-    "label_instances",
     "label_instances_cropped",
     "max_pairwise_distance",
     "measure_instance",
@@ -94,33 +92,6 @@ def label_instances_cropped(
         sub = sub.copy(order="K")
     crop, n = cc3d.connected_components(sub, connectivity=connectivity, return_N=True, out_dtype=np.uint32)
     return bb, crop, int(n)
-
-
-def label_instances(mask: np.ndarray, connectivity: int = 26) -> tuple[np.ndarray, int]:
-    """Connected components of a boolean mask.
-
-    Parameters
-    ----------
-    mask : numpy.ndarray
-        Boolean 3-D mask.
-    connectivity : {26, 6}
-        Voxel neighbourhood.
-
-    Returns
-    -------
-    (numpy.ndarray, int)
-        int32 label array (0 background, 1..n) and n.
-    """
-    if connectivity not in (6, 26):
-        raise ValueError("connectivity must be 6 or 26")
-    structure = ndimage.generate_binary_structure(3, 3 if connectivity == 26 else 1)
-    labels = np.zeros(mask.shape, dtype=np.int32)
-    bb = bbox_slices(mask)
-    if bb is None:
-        return labels, 0
-    crop, n = ndimage.label(mask[bb], structure=structure, output=np.int32)
-    labels[bb] = crop
-    return labels, int(n)
 
 
 def max_pairwise_distance(points: np.ndarray) -> tuple[float, np.ndarray | None]:
