@@ -316,7 +316,7 @@ def analyze_with_context(
         warnings.extend(str(w) for w in la.mask.meta.get("warnings", []))
     rec = reconcile_layers(img, layers)
     warnings.extend(rec.warnings)
-    rec_layers = list(rec)
+    rec_layers = list(rec.layers)
     suv = _load_suv(img, inputs, opts, warnings)
     pet_derived = None
     if suv is not None and not any(la.role == "lesion" for la in rec_layers):

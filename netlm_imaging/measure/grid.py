@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -52,11 +53,13 @@ def resample_to_grid(moving: Volume, reference: Volume, *, linear: bool = False)
     return np.ascontiguousarray(res)
 
 
-class ReconciledLayers(list[MaskLayer]):
-    """Layers on the image grid, with ``resampled`` and ``warnings`` attributes."""
+@dataclass
+class ReconciledLayers:
+    """Layers on the image grid, whether any was resampled, and the warnings to report."""
 
+    layers: list[MaskLayer] = field(default_factory=list)
     resampled: bool = False
-    warnings: list[str]
+    warnings: list[str] = field(default_factory=list)
 
 
 def reconcile_layers(image: Volume, layers: list[MaskLayer]) -> ReconciledLayers:
@@ -75,11 +78,10 @@ def reconcile_layers(image: Volume, layers: list[MaskLayer]) -> ReconciledLayers
         or when a non-empty mask falls entirely outside the image.
     """
     out = ReconciledLayers()
-    out.warnings = []
     for layer in layers:
         m = layer.mask
         if m.same_grid(image):
-            out.append(layer.with_mask(Volume(m.array, image.affine, image.frame_of_reference_uid, m.source, m.meta)))
+            out.layers.append(layer.with_mask(Volume(m.array, image.affine, image.frame_of_reference_uid, m.source, m.meta)))
             continue
         if not m.meta.get("geometry_known", True) or not image.meta.get("geometry_known", True):
             if m.shape == image.shape:
@@ -87,7 +89,7 @@ def reconcile_layers(image: Volume, layers: list[MaskLayer]) -> ReconciledLayers
                     f"{layer.source}: mask or image has no orientation in its header; assumed to share the image grid "
                     f"(same shape {image.shape})"
                 )
-                out.append(layer.with_mask(image.with_array(m.array, source=m.source, meta=m.meta)))
+                out.layers.append(layer.with_mask(image.with_array(m.array, source=m.source, meta=m.meta)))
                 continue
             raise GeometryError(
                 f"{layer.source}: mask shape {m.shape} differs from image shape {image.shape} and the header has no "
@@ -115,5 +117,5 @@ def reconcile_layers(image: Volume, layers: list[MaskLayer]) -> ReconciledLayers
             f"{np.round(m.spacing, 4).tolist()} mm) and was resampled onto the image grid by physical coordinates "
             f"({'linear' if layer.fractional else 'nearest neighbour'})"
         )
-        out.append(layer.with_mask(image.with_array(arr, source=m.source, meta=m.meta)))
+        out.layers.append(layer.with_mask(image.with_array(arr, source=m.source, meta=m.meta)))
     return out
