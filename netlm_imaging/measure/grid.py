@@ -81,7 +81,9 @@ def reconcile_layers(image: Volume, layers: list[MaskLayer]) -> ReconciledLayers
     for layer in layers:
         m = layer.mask
         if m.same_grid(image):
-            out.layers.append(layer.with_mask(Volume(m.array, image.affine, image.frame_of_reference_uid, m.source, m.meta)))
+            out.layers.append(
+                layer.with_mask(Volume(m.array, image.affine, image.frame_of_reference_uid, m.source, m.meta))
+            )
             continue
         if not m.meta.get("geometry_known", True) or not image.meta.get("geometry_known", True):
             if m.shape == image.shape:
