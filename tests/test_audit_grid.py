@@ -44,8 +44,8 @@ def test_origin_offset_within_tolerance_is_used_as_is():
     out = reconcile_layers(_image(), [layer])
     assert out.resampled is False
     assert out.warnings == []
-    np.testing.assert_array_equal(out[0].mask.array, _mask())
-    np.testing.assert_array_equal(out[0].mask.affine, AFF)  # the image grid, not the mask's
+    np.testing.assert_array_equal(out.layers[0].mask.array, _mask())
+    np.testing.assert_array_equal(out.layers[0].mask.affine, AFF)  # the image grid, not the mask's
 
 
 def test_origin_offset_beyond_tolerance_is_resampled_and_said():
@@ -56,7 +56,7 @@ def test_origin_offset_beyond_tolerance_is_resampled_and_said():
     assert len(out.warnings) == 1
     assert "liver.nii.gz" in out.warnings[0]
     assert "resampled onto the image grid by physical coordinates" in out.warnings[0]
-    np.testing.assert_array_equal(out[0].mask.array, _mask())
+    np.testing.assert_array_equal(out.layers[0].mask.array, _mask())
 
 
 def test_spacing_difference_beyond_tolerance_is_resampled():
@@ -66,7 +66,7 @@ def test_spacing_difference_beyond_tolerance_is_resampled():
     out = reconcile_layers(_image(), [layer])
     assert out.resampled is True
     # the last voxel centre along i moves by 19 x 0.003 mm = 0.057 mm: the same voxels
-    np.testing.assert_array_equal(out[0].mask.array, _mask())
+    np.testing.assert_array_equal(out.layers[0].mask.array, _mask())
 
 
 def test_other_frame_of_reference_is_refused():
@@ -88,5 +88,5 @@ def test_mask_without_geometry_of_the_same_shape_is_assumed_on_the_image_grid():
     out = reconcile_layers(_image(), [MaskLayer("liver", nogeo, source="seg.nii")])
     assert out.resampled is False
     assert any("no orientation in its header" in w and "seg.nii" in w for w in out.warnings)
-    np.testing.assert_array_equal(out[0].mask.affine, AFF)
-    np.testing.assert_array_equal(out[0].mask.array, _mask())
+    np.testing.assert_array_equal(out.layers[0].mask.affine, AFF)
+    np.testing.assert_array_equal(out.layers[0].mask.array, _mask())
