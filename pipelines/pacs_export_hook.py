@@ -60,18 +60,26 @@ def run(argv: list[str] | None = None) -> int:
                 raise UsageError("--study-uid needs --url (the DICOMweb root)")
             out = args.out / args.study_uid
             result = analyze_pacs_study(
-                args.url, args.study_uid, out_dir=out, push=args.push, seg_out=args.seg_out,
-                credentials=load_credentials(args.pacs_config), labels=args.labels, rules=args.rules,
+                args.url,
+                args.study_uid,
+                out_dir=out,
+                push=args.push,
+                seg_out=args.seg_out,
+                credentials=load_credentials(args.pacs_config),
+                labels=args.labels,
+                rules=args.rules,
             )
             written = result.written
-            logger.info("study %s: %d object(s) stored in the PACS", args.study_uid,
-                        len(result.pushed_sop_instance_uids))
+            logger.info(
+                "study %s: %d object(s) stored in the PACS", args.study_uid, len(result.pushed_sop_instance_uids)
+            )
         else:
             if args.push:
                 raise UsageError("--push needs --study-uid and --url (a folder export has no PACS to push to)")
             out = args.out / args.folder.name
-            report, ctx = analyze_with_context(args.folder, labels=args.labels, rules=args.rules,
-                                               options=AnalyzeOptions())
+            report, ctx = analyze_with_context(
+                args.folder, labels=args.labels, rules=args.rules, options=AnalyzeOptions()
+            )
             written = [report.write_json(out / "report.json")]
             try:
                 written.append(write_sr(report, ctx, out / "report_sr.dcm"))

@@ -103,8 +103,9 @@ class OrthancServer:
                 self.process.wait(timeout=10)
 
 
-def start_orthanc(workdir: Path, *, user: str = "netlm-test", password: str = "s3cret-Pa55-word",
-                  timeout_s: float = 30.0) -> OrthancServer:
+def start_orthanc(
+    workdir: Path, *, user: str = "netlm-test", password: str = "s3cret-Pa55-word", timeout_s: float = 30.0
+) -> OrthancServer:
     """Start Orthanc with a generated configuration in ``workdir``.
 
     Raises

@@ -41,8 +41,14 @@ class SlabLiver:
         Extra y rows outside the liver.
     """
 
-    def __init__(self, slices_per_segment: Mapping[int, int], ny: int = 10, nz: int = 10,
-                 unlabeled_slices: int = 0, outside_rows: int = 4) -> None:
+    def __init__(
+        self,
+        slices_per_segment: Mapping[int, int],
+        ny: int = 10,
+        nz: int = 10,
+        unlabeled_slices: int = 0,
+        outside_rows: int = 4,
+    ) -> None:
         self.ny, self.nz = ny, nz
         self.ranges: dict[int, tuple[int, int]] = {}
         x = 0
@@ -66,9 +72,20 @@ class SlabLiver:
         """Voxels in one liver x-slice."""
         return self.ny * self.nz
 
-    def add_box(self, x0: int, nx: int, y0: int = 0, ny: int = 1, z0: int = 0, nz: int = 1, *,
-                max_3d_diameter_mm: float | None = None, longest_axial_diameter_mm: float | None = None,
-                recist_measurable: bool | None = None, extra: dict[str, Any] | None = None) -> Lesion:
+    def add_box(
+        self,
+        x0: int,
+        nx: int,
+        y0: int = 0,
+        ny: int = 1,
+        z0: int = 0,
+        nz: int = 1,
+        *,
+        max_3d_diameter_mm: float | None = None,
+        longest_axial_diameter_mm: float | None = None,
+        recist_measurable: bool | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> Lesion:
         """Add a box lesion at absolute indices; intrahepatic when inside the liver rows."""
         sl = (slice(x0, x0 + nx), slice(y0, y0 + ny), slice(z0, z0 + nz))
         if np.any(self.labels[sl]):
@@ -79,24 +96,31 @@ class SlabLiver:
         inside = y0 + ny <= self.ny
         diag = math.sqrt(((nx - 1) * SPACING[0]) ** 2 + ((ny - 1) * SPACING[1]) ** 2 + ((nz - 1) * SPACING[2]) ** 2)
         les = Lesion(
-            id=lid, location="intrahepatic" if inside else "extrahepatic", volume_ml=n * VOXEL_ML, voxel_count=n,
+            id=lid,
+            location="intrahepatic" if inside else "extrahepatic",
+            volume_ml=n * VOXEL_ML,
+            voxel_count=n,
             centroid_lps_mm=[0.0, 0.0, 0.0],
             longest_axial_diameter_mm=longest_axial_diameter_mm if longest_axial_diameter_mm is not None else diag,
             short_axis_diameter_mm=None,
             max_3d_diameter_mm=max_3d_diameter_mm if max_3d_diameter_mm is not None else diag,
-            recist_measurable=recist_measurable, touches_image_border=False, mean_intensity=None,
+            recist_measurable=recist_measurable,
+            touches_image_border=False,
+            mean_intensity=None,
             extra=dict(extra or {}),
         )
         self.lesions.append(les)
         return les
 
-    def add_in_segment(self, seg: int, nx: int, ny: int = 1, nz: int = 1, *, x_off: int = 0, y0: int = 0,
-                       z0: int = 0, **kw: Any) -> Lesion:
+    def add_in_segment(
+        self, seg: int, nx: int, ny: int = 1, nz: int = 1, *, x_off: int = 0, y0: int = 0, z0: int = 0, **kw: Any
+    ) -> Lesion:
         """Add a box lesion starting ``x_off`` slices into a segment's slab."""
         return self.add_box(self.ranges[seg][0] + x_off, nx, y0, ny, z0, nz, **kw)
 
-    def ctx(self, *, with_segments: bool = True, with_liver: bool = True,
-            header: dict[str, Any] | None = None) -> MeasurementContext:
+    def ctx(
+        self, *, with_segments: bool = True, with_liver: bool = True, header: dict[str, Any] | None = None
+    ) -> MeasurementContext:
         """The MeasurementContext of the phantom (liver includes the intrahepatic lesions)."""
         intra = sum(les.volume_ml for les in self.lesions if les.location == "intrahepatic")
         extra = sum(les.volume_ml for les in self.lesions if les.location == "extrahepatic")

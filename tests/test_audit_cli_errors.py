@@ -41,8 +41,9 @@ def _ct_files(study: Path) -> list[Path]:
     """CT files of a study copy in slice order (by position along the normal)."""
     files = list((study / "ct").iterdir())
     normal = np.cross(CT_AFF[:3, 0], CT_AFF[:3, 1])
-    return sorted(files, key=lambda f: float(np.dot(pydicom.dcmread(f, stop_before_pixels=True).ImagePositionPatient,
-                                                     normal)))
+    return sorted(
+        files, key=lambda f: float(np.dot(pydicom.dcmread(f, stop_before_pixels=True).ImagePositionPatient, normal))
+    )
 
 
 def _copy(base: Path, root: Path, name: str) -> Path:
@@ -148,8 +149,12 @@ def _clinical_sidecar_in_folder(base, root):
 def _rules_unknown_key(base, root):
     rules = root / "rules_bad.toml"
     rules.write_text("[debulking]\nthreshhold_percent = 60\n")
-    return [base, "--rules", rules], [str(rules), "unknown rules key 'debulking.threshhold_percent'", "known keys",
-                                      "threshold_percent"]
+    return [base, "--rules", rules], [
+        str(rules),
+        "unknown rules key 'debulking.threshhold_percent'",
+        "known keys",
+        "threshold_percent",
+    ]
 
 
 CASES = {
@@ -193,8 +198,14 @@ def runs(tmp_path_factory):
         stdout, stderr = proc.communicate(timeout=180)
         results[name] = (proc.returncode, stdout, stderr, needles, out)
     # the untouched base study is accepted (the failures come from the planted defects)
-    ok = subprocess.run([sys.executable, "-m", "netlm_imaging.cli", "analyze", str(base), "--out", str(root / "ok"),
-                         "--quiet"], capture_output=True, text=True, cwd=ROOT, env=env, timeout=180)
+    ok = subprocess.run(
+        [sys.executable, "-m", "netlm_imaging.cli", "analyze", str(base), "--out", str(root / "ok"), "--quiet"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=180,
+    )
     return results, ok, root
 
 

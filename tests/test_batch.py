@@ -42,7 +42,7 @@ def write_study(folder: Path, n: int) -> dict:
     lab = np.zeros(SHAPE, np.int16)
     lo = (4 + n % 3, 5, 3)
     hi = (34 - n % 4, 35 - n % 2, 17)
-    lab[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = 1
+    lab[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] = 1
     ii, jj, kk = np.indices(SHAPE)
     centres = [(14.0, 14.0, 8.0)] + ([(25.0, 26.0, 11.0)] if n % 2 == 0 else [])
     for c in centres:
@@ -214,8 +214,12 @@ def test_killed_run_resumes_to_the_same_csv(cohort, reference, tmp_path: Path) -
     root, _ = cohort
     out = tmp_path / "killed"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "netlm_imaging.cli", "batch", str(root), "--out", str(out),
-                             "--quiet"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "netlm_imaging.cli", "batch", str(root), "--out", str(out), "--quiet"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 60
     try:
         while time.monotonic() < deadline:
@@ -246,17 +250,17 @@ def test_cohort_csv_listing(cohort, reference, tmp_path: Path) -> None:
     listing = tmp_path / "lists" / "cohort.csv"
     listing.parent.mkdir()
     rel = os.path.relpath(root, listing.parent)
-    listing.write_text("study_id,path,grade,symptoms\n"
-                       f"first,{rel}/s00,2,none\n"
-                       f"second,{rel}/s01,,\n")
+    listing.write_text(f"study_id,path,grade,symptoms\nfirst,{rel}/s00,2,none\nsecond,{rel}/s01,,\n")
     out = tmp_path / "out"
     assert main(["batch", str(listing), "--out", str(out), "--quiet"]) == 0
     rows = {r["study_id"]: r for r in read_rows(out / "cohort.csv")}
     assert set(rows) == {"first", "second"}
     assert float(rows["first"]["liver_volume_ml"]) == pytest.approx(truths["s00"]["liver_volume_ml"], rel=1e-3)
     # a clinical value is part of the fingerprint
-    assert rows["first"]["fingerprint"] != next(
-        r for r in read_rows(reference[0] / "cohort.csv") if r["study_id"] == "s00")["fingerprint"]
+    assert (
+        rows["first"]["fingerprint"]
+        != next(r for r in read_rows(reference[0] / "cohort.csv") if r["study_id"] == "s00")["fingerprint"]
+    )
 
 
 def test_cohort_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -282,12 +286,17 @@ def test_cohort_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert main(["batch", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 3
     assert "no study folder found" in capsys.readouterr().err
     assert main(["batch", str(tmp_path / "a"), "--out", str(tmp_path / "o"), "-j", "0"]) == 2
-    assert main(["batch", str(tmp_path / "a"), "--out", str(tmp_path / "o"), "-j", "2", "--scheduler",
-                 "tcp://127.0.0.1:1"]) == 2
+    assert (
+        main(
+            ["batch", str(tmp_path / "a"), "--out", str(tmp_path / "o"), "-j", "2", "--scheduler", "tcp://127.0.0.1:1"]
+        )
+        == 2
+    )
     # an unreachable scheduler is one clear error
     with pytest.raises(InputError, match=r"cannot reach the Dask scheduler at tcp://127\.0\.0\.1:9"):
-        run_cohort(discover_cohort(tmp_path / "a"), tmp_path / "o", scheduler="tcp://127.0.0.1:9",
-                   connect_timeout_s=1.0)
+        run_cohort(
+            discover_cohort(tmp_path / "a"), tmp_path / "o", scheduler="tcp://127.0.0.1:9", connect_timeout_s=1.0
+        )
 
 
 def test_progress_lines_and_bar(tmp_path: Path) -> None:

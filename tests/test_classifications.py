@@ -17,8 +17,17 @@ from netlm_imaging.classify.surgical import assess
 
 SLICES = {1: 2, 2: 3, 3: 3, 4: 4, 5: 4, 6: 4, 7: 5, 8: 5}
 NY = NZ = 20
-FULL = ClinicalInputs(symptoms="none", grade=1, ki67_percent=2.0, extrahepatic_disease=False, primary_resected=True,
-                      height_cm=175.0, weight_kg=70.0, liver_condition="normal", performance_status=0)
+FULL = ClinicalInputs(
+    symptoms="none",
+    grade=1,
+    ki67_percent=2.0,
+    extrahepatic_disease=False,
+    primary_resected=True,
+    height_cm=175.0,
+    weight_kg=70.0,
+    liver_condition="normal",
+    performance_status=0,
+)
 
 
 def _liver():
@@ -95,8 +104,14 @@ def test_each_clinical_missing_input_is_named():
     p = _liver()
     p.add_in_segment(3, 1, 2, 2)
     c = assess(p.ctx(with_segments=False), None, load_rules()).classification
-    for name in ("height/weight", "liver_condition", "performance_status", "grade", "extrahepatic_disease",
-                 "segment map"):
+    for name in (
+        "height/weight",
+        "liver_condition",
+        "performance_status",
+        "grade",
+        "extrahepatic_disease",
+        "segment map",
+    ):
         assert name in c["missing_inputs"], name
     assert c["resectable_cloyd"] is None
     assert c["distribution"] == "unknown"
@@ -104,8 +119,16 @@ def test_each_clinical_missing_input_is_named():
 
 @pytest.mark.parametrize(
     ("value", "category", "clarinet"),
-    [(0.0, "<=10", "<=25"), (10.0, "<=10", "<=25"), (10.01, ">10-25", "<=25"), (25.0, ">10-25", "<=25"),
-     (25.01, ">25-50", ">25"), (50.0, ">25-50", ">25"), (50.01, ">50", ">25"), (100.0, ">50", ">25")],
+    [
+        (0.0, "<=10", "<=25"),
+        (10.0, "<=10", "<=25"),
+        (10.01, ">10-25", "<=25"),
+        (25.0, ">10-25", "<=25"),
+        (25.01, ">25-50", ">25"),
+        (50.0, ">25-50", ">25"),
+        (50.01, ">50", ">25"),
+        (100.0, ">50", ">25"),
+    ],
 )
 def test_burden_bins_at_their_edges(value, category, clarinet):
     b = burden_category(value, load_rules()["burden"])
@@ -123,8 +146,15 @@ def test_burden_from_voxel_counts():
 
 
 def _cloyd(**kw):
-    base = {"clinical": FULL, "extrahepatic_lesions_seen": 0, "flr_adequate": True, "flr_missing": [],
-                "achievable_percent": 95.0, "achievable_missing": [], "cloyd": load_rules()["cloyd"]}
+    base = {
+        "clinical": FULL,
+        "extrahepatic_lesions_seen": 0,
+        "flr_adequate": True,
+        "flr_missing": [],
+        "achievable_percent": 95.0,
+        "achievable_missing": [],
+        "cloyd": load_rules()["cloyd"],
+    }
     base.update(kw)
     return cloyd_resectability(**base)
 
@@ -148,8 +178,12 @@ def test_cloyd_each_criterion():
         "performance_status": {"clinical": replace(FULL, performance_status=None)},
         "grade": {"clinical": replace(FULL, grade=None)},
         "extrahepatic_disease": {"clinical": replace(FULL, extrahepatic_disease=None)},
-        "height/weight": {"flr_adequate": None, "flr_missing": ["height/weight"], "achievable_percent": None,
-                              "achievable_missing": ["height/weight"]},
+        "height/weight": {
+            "flr_adequate": None,
+            "flr_missing": ["height/weight"],
+            "achievable_percent": None,
+            "achievable_missing": ["height/weight"],
+        },
     }
     for name, kw in missing.items():
         r = _cloyd(**kw)
@@ -190,8 +224,9 @@ def test_recist_target_selection():
     p.add_box(24, 1, NY + 1, 1, 0, 1, longest_axial_diameter_mm=60.0, recist_measurable=False)
     rec = recist_targets(p.lesions, load_rules()["recist"])
     got = sorted((t["organ"], t["longest_axial_diameter_mm"]) for t in rec["targets"])
-    assert got == sorted([("liver", 40.0), ("liver", 30.0), ("extrahepatic", 50.0), ("extrahepatic", 35.0),
-                          ("lung", 25.0)])
+    assert got == sorted(
+        [("liver", 40.0), ("liver", 30.0), ("extrahepatic", 50.0), ("extrahepatic", 35.0), ("lung", 25.0)]
+    )
     assert rec["sum_of_diameters_mm"] == pytest.approx(40 + 30 + 50 + 35 + 25)
 
 
@@ -211,8 +246,9 @@ def test_blocks_validate_against_the_report_schema():
     p.add_in_segment(6, 3, 5, 5, max_3d_diameter_mm=45.0)
     p.add_box(3, 2, NY + 1, 2, 0, 2)  # extrahepatic
     out = assess(p.ctx(), FULL, load_rules(), resections=[[6], [2, 3]])
-    blocks = json.loads(json.dumps({"remnant": out.remnant, "segments": out.segments,
-                                    "classification": out.classification}))
+    blocks = json.loads(
+        json.dumps({"remnant": out.remnant, "segments": out.segments, "classification": out.classification})
+    )
     for key, value in blocks.items():
         jsonschema.validate(value, schema["properties"][key])
     assert out.lesion_segments == {1: 3, 2: 6}

@@ -25,10 +25,14 @@ def test_dicom_study_with_all_outputs(tmp_path):
     lesion = sphere_mask(shape, aff, centre, 7.0)
     study = tmp_path / "study"
     files = write_image_series(study / "ct", np.where(liver, 60.0, -80.0), aff, shuffle_names=True, seed=5)
-    write_seg(study / "seg.dcm", files, [
-        SegmentSpec("Liver", liver),
-        SegmentSpec("Metastasis 1", lesion, property_type=pydicom.sr.codedict.codes.SCT.Neoplasm),
-    ])
+    write_seg(
+        study / "seg.dcm",
+        files,
+        [
+            SegmentSpec("Liver", liver),
+            SegmentSpec("Metastasis 1", lesion, property_type=pydicom.sr.codedict.codes.SCT.Neoplasm),
+        ],
+    )
     (study / "README.txt").write_text("exported by a PACS")
     out = tmp_path / "out"
     assert main(["analyze", str(study), "--out", str(out), "--html", "--sr", "--seg-out", "--quiet"]) == 0

@@ -12,11 +12,21 @@ from netlm_imaging.errors import InputError
 
 def test_json_sidecar_all_fields(tmp_path):
     p = tmp_path / "clinical.json"
-    p.write_text(json.dumps({
-        "symptoms": "Hormonal", "grade": 2, "ki67_percent": 4.5, "extrahepatic_disease": False,
-        "primary_resected": True, "height_cm": 172, "weight_kg": 68.5, "liver_condition": "chemotherapy",
-        "performance_status": 1,
-    }))
+    p.write_text(
+        json.dumps(
+            {
+                "symptoms": "Hormonal",
+                "grade": 2,
+                "ki67_percent": 4.5,
+                "extrahepatic_disease": False,
+                "primary_resected": True,
+                "height_cm": 172,
+                "weight_kg": 68.5,
+                "liver_condition": "chemotherapy",
+                "performance_status": 1,
+            }
+        )
+    )
     c = load_clinical(p)
     assert c == ClinicalInputs("hormonal", 2, 4.5, False, True, 172.0, 68.5, "chemotherapy", 1, source=str(p))
 
@@ -29,12 +39,25 @@ def test_toml_sidecar_partial(tmp_path):
 
 
 def test_csv_row_text_values_and_empty_cells():
-    row = {"symptoms": "bulk", "grade": "3", "ki67_percent": "", "extrahepatic_disease": "yes",
-           "primary_resected": "0", "height_cm": "180", "weight_kg": "81", "liver_condition": "",
-           "performance_status": "2"}
+    row = {
+        "symptoms": "bulk",
+        "grade": "3",
+        "ki67_percent": "",
+        "extrahepatic_disease": "yes",
+        "primary_resected": "0",
+        "height_cm": "180",
+        "weight_kg": "81",
+        "liver_condition": "",
+        "performance_status": "2",
+    }
     c = clinical_from_row(row, "cohort.csv row 4")
     assert (c.symptoms, c.grade, c.ki67_percent, c.extrahepatic_disease, c.primary_resected) == (
-        "bulk", 3, None, True, False)
+        "bulk",
+        3,
+        None,
+        True,
+        False,
+    )
     assert (c.height_cm, c.weight_kg, c.liver_condition, c.performance_status) == (180.0, 81.0, None, 2)
 
 

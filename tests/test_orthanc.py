@@ -35,8 +35,12 @@ def uploaded(orthanc, tmp_path_factory: pytest.TempPathFactory) -> dict:  # noqa
 
 
 def _sr_instances(orthanc) -> list[str]:  # noqa: F811
-    return [inst for s in orthanc.get_json("/series?expand")
-            if s["MainDicomTags"].get("Modality") == "SR" for inst in s["Instances"]]
+    return [
+        inst
+        for s in orthanc.get_json("/series?expand")
+        if s["MainDicomTags"].get("Modality") == "SR"
+        for inst in s["Instances"]
+    ]
 
 
 def test_round_trip_push_sr(orthanc, uploaded, tmp_path: Path, monkeypatch, capsys, caplog) -> None:  # noqa: F811
@@ -44,8 +48,9 @@ def test_round_trip_push_sr(orthanc, uploaded, tmp_path: Path, monkeypatch, caps
     monkeypatch.setenv("NETLM_PACS_PASSWORD", orthanc.password)
     caplog.set_level(logging.DEBUG)
     out = tmp_path / "out"
-    code = main(["-vv", "pacs", "--url", orthanc.dicomweb_url, "--study", uploaded["study_uid"], "--push",
-                 "--out", str(out)])
+    code = main(
+        ["-vv", "pacs", "--url", orthanc.dicomweb_url, "--study", uploaded["study_uid"], "--push", "--out", str(out)]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     srs = _sr_instances(orthanc)
@@ -80,8 +85,18 @@ def test_credentials_from_private_config_file(orthanc, uploaded, tmp_path: Path,
     cfg = tmp_path / "pacs.toml"
     cfg.write_text(f'user = "{orthanc.user}"\npassword = "{orthanc.password}"\n')
     cfg.chmod(0o644)
-    args = ["pacs", "--url", orthanc.dicomweb_url, "--study", uploaded["study_uid"], "--pacs-config", str(cfg),
-            "--out", str(tmp_path / "o"), "--quiet"]
+    args = [
+        "pacs",
+        "--url",
+        orthanc.dicomweb_url,
+        "--study",
+        uploaded["study_uid"],
+        "--pacs-config",
+        str(cfg),
+        "--out",
+        str(tmp_path / "o"),
+        "--quiet",
+    ]
     assert main(args) == 3
     err = capsys.readouterr().err
     assert "chmod 600" in err
@@ -89,7 +104,8 @@ def test_credentials_from_private_config_file(orthanc, uploaded, tmp_path: Path,
     cfg.chmod(0o600)
     assert main(args) == 0
     assert read_sr_measurements(tmp_path / "o" / "report_sr.dcm")["liver_volume_ml"] == pytest.approx(
-        uploaded["truth"]["liver_volume_ml"], rel=1e-3)
+        uploaded["truth"]["liver_volume_ml"], rel=1e-3
+    )
 
 
 def test_refusals(orthanc, uploaded, tmp_path: Path, monkeypatch, capsys) -> None:  # noqa: F811
@@ -115,13 +131,29 @@ def test_refusals(orthanc, uploaded, tmp_path: Path, monkeypatch, capsys) -> Non
 
 def test_export_hook_with_study_uid(orthanc, uploaded, tmp_path: Path) -> None:  # noqa: F811
     """pipelines/pacs_export_hook.py as Orthanc's Lua callback runs it: study UID, push, password via env only."""
-    env = {**os.environ, "NETLM_PACS_USER": orthanc.user, "NETLM_PACS_PASSWORD": orthanc.password,
-           "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "NETLM_PACS_USER": orthanc.user,
+        "NETLM_PACS_PASSWORD": orthanc.password,
+        "PYTHONPATH": str(ROOT),
+    }
     before = len(_sr_instances(orthanc))
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "pipelines" / "pacs_export_hook.py"), "--study-uid", uploaded["study_uid"],
-         "--url", orthanc.dicomweb_url, "--out", str(tmp_path / "hook"), "--push"],
-        env=env, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            str(ROOT / "pipelines" / "pacs_export_hook.py"),
+            "--study-uid",
+            uploaded["study_uid"],
+            "--url",
+            orthanc.dicomweb_url,
+            "--out",
+            str(tmp_path / "hook"),
+            "--push",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     assert orthanc.password not in proc.stdout + proc.stderr

@@ -77,8 +77,9 @@ def _random_layout(rng):
             per_seg[s] = per_seg.get(s, 0) + ny * nz
         truth.append((les.volume_ml, diam, set(per_seg), per_seg))
         y += ny
-    seg_nt = {s: ((hi - lo) * NY * NZ - sum(t[3].get(s, 0) for t in truth)) * VOXEL_ML
-              for s, (lo, hi) in p.ranges.items()}
+    seg_nt = {
+        s: ((hi - lo) * NY * NZ - sum(t[3].get(s, 0) for t in truth)) * VOXEL_ML for s, (lo, hi) in p.ranges.items()
+    }
     return p, truth, seg_nt
 
 
@@ -99,8 +100,13 @@ def test_planner_matches_independent_brute_force(tmp_path, seed, margin_mm, abla
     rules_file.write_text(f"[planner]\nmargin_mm = {margin_mm}\nallow_ablation = {str(ablation).lower()}\n")
     a = assess(p.ctx(), clinical, load_rules(rules_file))
     plan = a.remnant["resection_plan"]
-    expected = _brute_force(seg_nt, [(v, d, s) for v, d, s, _ in truth], required, margin_mm=margin_mm,
-                            abl_max_mm=30.0 if ablation else -1.0)
+    expected = _brute_force(
+        seg_nt,
+        [(v, d, s) for v, d, s, _ in truth],
+        required,
+        margin_mm=margin_mm,
+        abl_max_mm=30.0 if ablation else -1.0,
+    )
     total = sum(t[0] for t in truth)
     assert expected is not None
     assert plan["treated_tumor_ml"] == pytest.approx(expected, abs=1e-9)
@@ -147,9 +153,16 @@ def _bf_options(options, flr_by, required):
 def test_discretised_dp_is_feasible_and_within_its_bound(seed):
     rng = np.random.default_rng(seed)
     n = 7
-    options = [LesionOption(i + 1, float(rng.uniform(1, 30)), frozenset({int(rng.integers(1, 9))}),
-                            float(rng.uniform(5, 60)), float(rng.uniform(3, 40)) if rng.random() < 0.5 else None)
-               for i in range(n)]
+    options = [
+        LesionOption(
+            i + 1,
+            float(rng.uniform(1, 30)),
+            frozenset({int(rng.integers(1, 9))}),
+            float(rng.uniform(5, 60)),
+            float(rng.uniform(3, 40)) if rng.random() < 0.5 else None,
+        )
+        for i in range(n)
+    ]
     flr_by = {frozenset(): 300.0, frozenset({2}): 260.0, frozenset({5, 6}): 210.0, frozenset({7}): 240.0}
     for s in list(flr_by):
         flr_by[s] += float(rng.uniform(-3, 3))
@@ -249,8 +262,9 @@ def test_no_lesion_ablatable(tmp_path):
     f = tmp_path / "abl.toml"
     f.write_text("[planner]\nallow_enucleation = false\n")
     p = _lesion_only_liver([30.5, 31.0, 45.0])
-    out = assess(p.ctx(with_segments=False), ClinicalInputs(height_cm=175, weight_kg=70, symptoms="none"),
-                 load_rules(f))
+    out = assess(
+        p.ctx(with_segments=False), ClinicalInputs(height_cm=175, weight_kg=70, symptoms="none"), load_rules(f)
+    )
     plan = out.remnant["resection_plan"]
     assert [t["treatment"] for t in plan["lesion_treatments"]] == [None] * 3
     assert out.classification["achievable_debulking_percent"] == 0.0
@@ -264,8 +278,13 @@ def test_liver_too_involved_for_any_adequate_plan():
     telv = -794.41 + 1267.28 * math.sqrt(175 * 70 / 3600)
     nontumour = SLICES[1] * NY * NZ * VOXEL_ML  # 80 mL
     assert 100 * nontumour / telv < 20.0
-    out = assess(p.ctx(), ClinicalInputs(height_cm=175, weight_kg=70, symptoms="hormonal", grade=1,
-                                         performance_status=0, extrahepatic_disease=False), load_rules())
+    out = assess(
+        p.ctx(),
+        ClinicalInputs(
+            height_cm=175, weight_kg=70, symptoms="hormonal", grade=1, performance_status=0, extrahepatic_disease=False
+        ),
+        load_rules(),
+    )
     plan = out.remnant["resection_plan"]
     assert plan["feasible"] is False
     assert plan["treated_tumor_ml"] == 0.0

@@ -27,15 +27,21 @@ def test_default_rules_values_match_clinical_rules_md():
     assert r["body"]["bsa_formula"] == "mosteller"
     res = {k: sorted(v["segments"]) for k, v in r["resections"].items()}
     assert res == {
-        "right_hepatectomy": [5, 6, 7, 8], "left_hepatectomy": [2, 3, 4],
-        "extended_right_hepatectomy": [4, 5, 6, 7, 8], "extended_left_hepatectomy": [2, 3, 4, 5, 8],
-        "left_lateral_sectionectomy": [2, 3], "right_anterior_sectionectomy": [5, 8],
+        "right_hepatectomy": [5, 6, 7, 8],
+        "left_hepatectomy": [2, 3, 4],
+        "extended_right_hepatectomy": [4, 5, 6, 7, 8],
+        "extended_left_hepatectomy": [2, 3, 4, 5, 8],
+        "left_lateral_sectionectomy": [2, 3],
+        "right_anterior_sectionectomy": [5, 8],
         "right_posterior_sectionectomy": [6, 7],
     }
     assert r["anatomy"]["caudate_side"] == "separate"
     assert r["planner"]["ablation_max_diameter_mm"] == 30.0
-    assert (r["recist"]["measurable_min_diameter_mm"], r["recist"]["max_targets"],
-            r["recist"]["max_targets_per_organ"]) == (10.0, 5, 2)
+    assert (
+        r["recist"]["measurable_min_diameter_mm"],
+        r["recist"]["max_targets"],
+        r["recist"]["max_targets_per_organ"],
+    ) == (10.0, 5, 2)
     # the PET module's keys
     assert r["krenning"]["liver_band_fraction"] == 0.10
     assert r["pet"]["default_delineation"] == "rel:0.45"
@@ -75,7 +81,7 @@ def test_default_text_is_what_load_rules_reads():
 
 def test_user_toml_deep_merges_and_versions(tmp_path):
     p = tmp_path / "strict.toml"
-    p.write_text('[debulking]\nthreshold_percent = 90\n[flr.threshold_percent]\nnormal = 25\n')
+    p.write_text("[debulking]\nthreshold_percent = 90\n[flr.threshold_percent]\nnormal = 25\n")
     r = load_rules(p)
     assert r["debulking"]["threshold_percent"] == 90.0
     assert isinstance(r["debulking"]["threshold_percent"], float)
@@ -87,10 +93,14 @@ def test_user_toml_deep_merges_and_versions(tmp_path):
 
 def test_user_json_with_own_version_and_new_resection(tmp_path):
     p = tmp_path / "mine.json"
-    p.write_text(json.dumps({
-        "rules_version": "clinic-3",
-        "resections": {"segment_4_only": {"label": "Segmentectomy 4", "segments": [4], "source": "local"}},
-    }))
+    p.write_text(
+        json.dumps(
+            {
+                "rules_version": "clinic-3",
+                "resections": {"segment_4_only": {"label": "Segmentectomy 4", "segments": [4], "source": "local"}},
+            }
+        )
+    )
     r = load_rules(p)
     assert r.version == "netlm-rules-2026.1+user:mine.json@clinic-3"
     assert r["resections"]["segment_4_only"]["segments"] == [4]
@@ -100,20 +110,20 @@ def test_user_json_with_own_version_and_new_resection(tmp_path):
 @pytest.mark.parametrize(
     ("content", "pattern"),
     [
-        ('[debulking]\nthreshhold_percent = 60\n', r"unknown rules key 'debulking.threshhold_percent'"),
-        ('[debulkng]\nthreshold_percent = 60\n', r"unknown rules key 'debulkng'.*known keys"),
+        ("[debulking]\nthreshhold_percent = 60\n", r"unknown rules key 'debulking.threshhold_percent'"),
+        ("[debulkng]\nthreshold_percent = 60\n", r"unknown rules key 'debulkng'.*known keys"),
         ('[debulking]\nthreshold_percent = "70"\n', r"'debulking.threshold_percent' must be a number"),
-        ('[debulking]\nthreshold_percent = true\n', r"must be a number, got boolean"),
-        ('debulking = 5\n', r"'debulking' must be a table"),
+        ("[debulking]\nthreshold_percent = true\n", r"must be a number, got boolean"),
+        ("debulking = 5\n", r"'debulking' must be a table"),
         ('[debulking]\ncomparator = "=>"\n', r"'debulking.comparator' = '=>' is not allowed"),
-        ('[debulking]\nthreshold_percent = -5\n', r"must be >= 0"),
-        ('[cloyd]\nmax_ecog = 1.5\n', r"whole number"),
+        ("[debulking]\nthreshold_percent = -5\n", r"must be >= 0"),
+        ("[cloyd]\nmax_ecog = 1.5\n", r"whole number"),
         ('[anatomy]\ncaudate_side = "right"\n', r"caudate_side"),
         ('[body]\nbsa_formula = "haycock"\n', r"bsa_formula"),
-        ('[resections.right_hepatectomy]\nsegments = [5, 6, 9]\n', r"Couinaud segments 1-8"),
-        ('[resections.mine]\nsegments = [4]\n', r"'resections.mine' lacks label, source"),
+        ("[resections.right_hepatectomy]\nsegments = [5, 6, 9]\n", r"Couinaud segments 1-8"),
+        ("[resections.mine]\nsegments = [4]\n", r"'resections.mine' lacks label, source"),
         ('[burden]\nbin_labels = ["a", "b"]\n', r"one more entry"),
-        ('[planner]\ncost_resolution_ml = 0\n', r"cost_resolution_ml"),
+        ("[planner]\ncost_resolution_ml = 0\n", r"cost_resolution_ml"),
         ('[anatomy]\nright_hemiliver = [5, "6"]\n', r"right_hemiliver\[1\]' must be a number"),
         ("rules_version = 3\n", r"'rules_version' must be a string"),
         ("[debulking\n", r"not valid TOML"),

@@ -174,8 +174,7 @@ def test_sflr_null_without_body_size():
     assert rh["telv_ml"] is None
     assert rh["adequate"] is None
     assert rh["missing_inputs"] == ["height/weight"]
-    assert rh["flr_percent_of_non_tumorous"] == pytest.approx(
-        100 * (12 * SLICE_VOX - 4) / (30 * SLICE_VOX - 4))
+    assert rh["flr_percent_of_non_tumorous"] == pytest.approx(100 * (12 * SLICE_VOX - 4) / (30 * SLICE_VOX - 4))
     assert "height/weight" in a.classification["missing_inputs"]
     assert a.remnant["standardized_flr_percent"] is None
 
@@ -183,8 +182,7 @@ def test_sflr_null_without_body_size():
 def test_body_size_from_dicom_header_when_clinical_lacks_it():
     p = _liver()
     p.add_in_segment(3, 1, 2, 2)
-    a = assess(p.ctx(header={"patient_size_m": 1.75, "patient_weight_kg": 70.0}), ClinicalInputs(grade=1),
-               load_rules())
+    a = assess(p.ctx(header={"patient_size_m": 1.75, "patient_weight_kg": 70.0}), ClinicalInputs(grade=1), load_rules())
     assert a.remnant["bsa_m2"] == pytest.approx(math.sqrt(175 * 70 / 3600))
     assert any("PatientSize (0010,1020)" in r for r in a.classification["rationale"])
 

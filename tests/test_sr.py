@@ -51,8 +51,12 @@ def write_phantom_study(folder: Path, *, seed: int = 0) -> dict:
         hu[s] = 120.0
     files = write_image_series(folder / "ct", hu, AFFINE, modality="CT", seed=seed)
     segs = [SegmentSpec("Liver", liver)] + [
-        SegmentSpec(f"Lesion {n + 1}", s, property_type=codes.SCT.Neoplasm,
-                    property_category=codes.SCT.MorphologicallyAbnormalStructure)
+        SegmentSpec(
+            f"Lesion {n + 1}",
+            s,
+            property_type=codes.SCT.Neoplasm,
+            property_category=codes.SCT.MorphologicallyAbnormalStructure,
+        )
         for n, s in enumerate(spheres)
     ]
     (folder / "seg").mkdir(parents=True, exist_ok=True)
@@ -106,12 +110,19 @@ def test_sr_references_images_and_seg_segments(study: dict, tmp_path: Path) -> N
     got = read_sr_measurements(path)
     assert ct0.SeriesInstanceUID in got["referenced_series_instance_uids"]
     # the image library lists every CT slice
-    library = {str(item.ReferencedSOPSequence[0].ReferencedSOPInstanceUID)
-               for item in sr.ContentSequence if item.ValueType == "CONTAINER"
-               for item in getattr(item, "ContentSequence", []) if "ReferencedSOPSequence" in item}
-    library |= {str(ref.ReferencedSOPInstanceUID)
-                for ev in sr.CurrentRequestedProcedureEvidenceSequence
-                for s in ev.ReferencedSeriesSequence for ref in s.ReferencedSOPSequence}
+    library = {
+        str(item.ReferencedSOPSequence[0].ReferencedSOPInstanceUID)
+        for item in sr.ContentSequence
+        if item.ValueType == "CONTAINER"
+        for item in getattr(item, "ContentSequence", [])
+        if "ReferencedSOPSequence" in item
+    }
+    library |= {
+        str(ref.ReferencedSOPInstanceUID)
+        for ev in sr.CurrentRequestedProcedureEvidenceSequence
+        for s in ev.ReferencedSeriesSequence
+        for ref in s.ReferencedSOPSequence
+    }
     for f in study["files"]:
         assert pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID in library
     # liver -> segment 1, each lesion -> its own segment (2, 3) of the SEG
@@ -163,16 +174,25 @@ def test_read_sr_rejects_non_sr_and_bad_units(study: dict, tmp_path: Path) -> No
     group = hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(identifier="Lesion 1"),
         finding_type=codes.SCT.Neoplasm,
-        measurements=[hd.sr.Measurement(name=codes.SCT.Volume, value=2.0,
-                                        unit=hd.sr.CodedConcept("[cin_i]", "UCUM", "cubic inch"))],
+        measurements=[
+            hd.sr.Measurement(
+                name=codes.SCT.Volume, value=2.0, unit=hd.sr.CodedConcept("[cin_i]", "UCUM", "cubic inch")
+            )
+        ],
     )
     content = hd.sr.MeasurementReport(
         observation_context=hd.sr.ObservationContext(),
         procedure_reported=codes.LN.CTUnspecifiedBodyRegion,
         imaging_measurements=[group],
     )
-    sr = hd.sr.Comprehensive3DSR(evidence=evidence, content=content, series_instance_uid=hd.UID(), series_number=5,
-                                 sop_instance_uid=hd.UID(), instance_number=1)
+    sr = hd.sr.Comprehensive3DSR(
+        evidence=evidence,
+        content=content,
+        series_instance_uid=hd.UID(),
+        series_number=5,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+    )
     sr.save_as(tmp_path / "inch.dcm")
     with pytest.raises(InputError, match=r"unit '\[cin_i\]'"):
         read_sr_measurements(tmp_path / "inch.dcm")
@@ -184,18 +204,33 @@ def test_foreign_sr_in_cm3_is_converted(study: dict, tmp_path: Path) -> None:
     cm3 = hd.sr.CodedConcept("cm3", "UCUM", "cubic centimeter")
     groups = [
         hd.sr.MeasurementsAndQualitativeEvaluations(
-            tracking_identifier=hd.sr.TrackingIdentifier(identifier="whole liver"), finding_type=codes.SCT.Liver,
-            measurements=[hd.sr.Measurement(name=codes.SCT.Volume, value=1000.0, unit=cm3)]),
-        *[hd.sr.MeasurementsAndQualitativeEvaluations(
-            tracking_identifier=hd.sr.TrackingIdentifier(identifier=f"met {n}"), finding_type=codes.SCT.Neoplasm,
-            finding_sites=[hd.sr.FindingSite(anatomic_location=codes.SCT.Liver)],
-            measurements=[hd.sr.Measurement(name=codes.SCT.Volume, value=v, unit=cm3)])
-          for n, v in enumerate((30.0, 20.0))],
+            tracking_identifier=hd.sr.TrackingIdentifier(identifier="whole liver"),
+            finding_type=codes.SCT.Liver,
+            measurements=[hd.sr.Measurement(name=codes.SCT.Volume, value=1000.0, unit=cm3)],
+        ),
+        *[
+            hd.sr.MeasurementsAndQualitativeEvaluations(
+                tracking_identifier=hd.sr.TrackingIdentifier(identifier=f"met {n}"),
+                finding_type=codes.SCT.Neoplasm,
+                finding_sites=[hd.sr.FindingSite(anatomic_location=codes.SCT.Liver)],
+                measurements=[hd.sr.Measurement(name=codes.SCT.Volume, value=v, unit=cm3)],
+            )
+            for n, v in enumerate((30.0, 20.0))
+        ],
     ]
-    content = hd.sr.MeasurementReport(observation_context=hd.sr.ObservationContext(),
-                                      procedure_reported=codes.LN.CTUnspecifiedBodyRegion, imaging_measurements=groups)
-    sr = hd.sr.Comprehensive3DSR(evidence=evidence, content=content, series_instance_uid=hd.UID(), series_number=5,
-                                 sop_instance_uid=hd.UID(), instance_number=1)
+    content = hd.sr.MeasurementReport(
+        observation_context=hd.sr.ObservationContext(),
+        procedure_reported=codes.LN.CTUnspecifiedBodyRegion,
+        imaging_measurements=groups,
+    )
+    sr = hd.sr.Comprehensive3DSR(
+        evidence=evidence,
+        content=content,
+        series_instance_uid=hd.UID(),
+        series_number=5,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+    )
     sr.save_as(tmp_path / "foreign.dcm")
     got = read_sr_measurements(tmp_path / "foreign.dcm")
     assert got["liver_volume_ml"] == 1000.0

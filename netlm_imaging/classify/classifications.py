@@ -43,8 +43,12 @@ def burden_category(involvement_percent: float | None, burden: Mapping[str, Any]
         ``category``, ``clarinet_split`` ("<=25" / ">25" style), ``rationale``, ``missing_inputs``.
     """
     if involvement_percent is None:
-        return {"category": None, "clarinet_split": None, "missing_inputs": ["liver mask"],
-                "rationale": ["no liver mask: hepatic tumour burden cannot be computed"]}
+        return {
+            "category": None,
+            "clarinet_split": None,
+            "missing_inputs": ["liver mask"],
+            "rationale": ["no liver mask: hepatic tumour burden cannot be computed"],
+        }
     edges = burden["bin_upper_edges_percent"]
     labels = burden["bin_labels"]
     idx = next((i for i, e in enumerate(edges) if involvement_percent <= e), len(edges))
@@ -100,38 +104,75 @@ def mahuron_type(
     comp = debulking["comparator"]
     measure = debulking["primary_measure"]
     if n_lesions == 0:
-        return {"type": None, "inferred": False, "missing_inputs": [],
-                "rationale": ["Mahuron type not applicable: no intrahepatic lesions"]}
+        return {
+            "type": None,
+            "inferred": False,
+            "missing_inputs": [],
+            "rationale": ["Mahuron type not applicable: no intrahepatic lesions"],
+        }
     if achievable_percent is None:
-        return {"type": None, "inferred": False, "missing_inputs": list(achievable_missing),
-                "rationale": [f"Mahuron type undetermined: achievable debulking unknown "
-                              f"(missing {', '.join(achievable_missing)})"]}
+        return {
+            "type": None,
+            "inferred": False,
+            "missing_inputs": list(achievable_missing),
+            "rationale": [
+                f"Mahuron type undetermined: achievable debulking unknown (missing {', '.join(achievable_missing)})"
+            ],
+        }
     complete = float(mahuron["complete_clearance_percent"])
     limited = int(mahuron["limited_max_lesions"])
     head = f"achievable debulking {achievable_percent:.1f}% by {measure}"
     if meets(achievable_percent, complete, ">=") and n_lesions <= limited:
-        return {"type": "1", "inferred": False, "missing_inputs": [], "rationale": [
-            f"Mahuron type 1: {head} (complete clearance, >= {complete:g}%) with {n_lesions} lesion(s) "
-            f"<= {limited} ('limited number' cut-off [D]) [C]"]}
+        return {
+            "type": "1",
+            "inferred": False,
+            "missing_inputs": [],
+            "rationale": [
+                f"Mahuron type 1: {head} (complete clearance, >= {complete:g}%) with {n_lesions} lesion(s) "
+                f"<= {limited} ('limited number' cut-off [D]) [C]"
+            ],
+        }
     if meets(achievable_percent, thr, comp):
-        why = (f"complete clearance but {n_lesions} lesions > {limited}" if meets(achievable_percent, complete, ">=")
-               else "not complete clearance")
-        return {"type": "2", "inferred": False, "missing_inputs": [], "rationale": [
-            f"Mahuron type 2: {head} {comp} {thr:g}% threshold, {why} [C]"]}
+        why = (
+            f"complete clearance but {n_lesions} lesions > {limited}"
+            if meets(achievable_percent, complete, ">=")
+            else "not complete clearance"
+        )
+        return {
+            "type": "2",
+            "inferred": False,
+            "missing_inputs": [],
+            "rationale": [f"Mahuron type 2: {head} {comp} {thr:g}% threshold, {why} [C]"],
+        }
     note = mahuron["types_3_4_inferred_note"]
     base = f"{head} does not reach {comp} {thr:g}%"
     extra = []
     if distribution == "unilobar":
         extra.append("note: disease is unilobar although type 3 describes extensive bilobar involvement")
     if symptoms is None:
-        return {"type": None, "inferred": True, "missing_inputs": ["symptoms"], "rationale": [
-            f"Mahuron type 3 or 4: {base}; symptoms not given, so type 3 (symptomatic) vs 4 "
-            f"(asymptomatic) is undetermined ({note})", *extra]}
+        return {
+            "type": None,
+            "inferred": True,
+            "missing_inputs": ["symptoms"],
+            "rationale": [
+                f"Mahuron type 3 or 4: {base}; symptoms not given, so type 3 (symptomatic) vs 4 "
+                f"(asymptomatic) is undetermined ({note})",
+                *extra,
+            ],
+        }
     if symptoms in ("hormonal", "bulk"):
-        return {"type": "3", "inferred": True, "missing_inputs": [], "rationale": [
-            f"Mahuron type 3: {base}; {symptoms} symptoms present ({note})", *extra]}
-    return {"type": "4", "inferred": True, "missing_inputs": [], "rationale": [
-        f"Mahuron type 4: {base}; no symptoms ({note})", *extra]}
+        return {
+            "type": "3",
+            "inferred": True,
+            "missing_inputs": [],
+            "rationale": [f"Mahuron type 3: {base}; {symptoms} symptoms present ({note})", *extra],
+        }
+    return {
+        "type": "4",
+        "inferred": True,
+        "missing_inputs": [],
+        "rationale": [f"Mahuron type 4: {base}; no symptoms ({note})", *extra],
+    }
 
 
 def cloyd_resectability(
@@ -173,33 +214,49 @@ def cloyd_resectability(
     max_ecog = int(cloyd["max_ecog"])
     ps = c.performance_status
     criteria["performance_status"] = {
-        "value": ps, "met": None if ps is None else ps <= max_ecog,
+        "value": ps,
+        "met": None if ps is None else ps <= max_ecog,
         "missing_inputs": ["performance_status"] if ps is None else [],
-        "rule": f"ECOG <= {max_ecog} [D] (acceptable for major liver surgery [C])"}
+        "rule": f"ECOG <= {max_ecog} [D] (acceptable for major liver surgery [C])",
+    }
     grades = list(cloyd["allowed_grades"])
     criteria["grade"] = {
-        "value": c.grade, "met": None if c.grade is None else c.grade in grades,
-        "missing_inputs": ["grade"] if c.grade is None else [], "rule": f"grade in {grades} [C]"}
+        "value": c.grade,
+        "met": None if c.grade is None else c.grade in grades,
+        "missing_inputs": ["grade"] if c.grade is None else [],
+        "rule": f"grade in {grades} [C]",
+    }
     if extrahepatic_lesions_seen:
-        ehd: dict[str, Any] = {"value": True, "met": False, "missing_inputs": [],
-                               "rule": f"no extrahepatic disease [C]; {extrahepatic_lesions_seen} extrahepatic "
-                                       "lesion(s) in the segmentation"}
+        ehd: dict[str, Any] = {
+            "value": True,
+            "met": False,
+            "missing_inputs": [],
+            "rule": f"no extrahepatic disease [C]; {extrahepatic_lesions_seen} extrahepatic "
+            "lesion(s) in the segmentation",
+        }
     else:
         v = c.extrahepatic_disease
-        ehd = {"value": v, "met": None if v is None else not v,
-               "missing_inputs": ["extrahepatic_disease"] if v is None else [],
-               "rule": "no extrahepatic disease [C] (from the clinical input; none segmented)"}
+        ehd = {
+            "value": v,
+            "met": None if v is None else not v,
+            "missing_inputs": ["extrahepatic_disease"] if v is None else [],
+            "rule": "no extrahepatic disease [C] (from the clinical input; none segmented)",
+        }
     criteria["no_extrahepatic_disease"] = ehd
     criteria["adequate_flr"] = {
-        "value": flr_adequate, "met": flr_adequate, "missing_inputs": [] if flr_adequate is not None
-        else list(flr_missing), "rule": "adequate FLR size [C] (function is not measured)"}
+        "value": flr_adequate,
+        "met": flr_adequate,
+        "missing_inputs": [] if flr_adequate is not None else list(flr_missing),
+        "rule": "adequate FLR size [C] (function is not measured)",
+    }
     thr = float(cloyd["resection_percent"])
     comp = cloyd["comparator"]
     criteria["resection_feasible"] = {
         "value": achievable_percent,
         "met": None if achievable_percent is None else meets(achievable_percent, thr, comp),
         "missing_inputs": list(achievable_missing) if achievable_percent is None else [],
-        "rule": f"achievable resection {comp} {thr:g}% of metastases [C]"}
+        "rule": f"achievable resection {comp} {thr:g}% of metastases [C]",
+    }
     mets = [v["met"] for v in criteria.values()]
     resectable = False if False in mets else (True if all(m is True for m in mets) else None)
     missing: list[str] = []
@@ -211,8 +268,12 @@ def cloyd_resectability(
         val = f"{v['value']:.1f}" if isinstance(v["value"], float) else v["value"]
         parts.append(f"{name}={val} ({state})")
     verdict = {True: "resectable", False: "not resectable", None: "undetermined"}[resectable]
-    return {"resectable": resectable, "criteria": criteria, "missing_inputs": missing if resectable is None else [],
-            "rationale": [f"Cloyd 2020 criteria: {'; '.join(parts)} -> {verdict}"]}
+    return {
+        "resectable": resectable,
+        "criteria": criteria,
+        "missing_inputs": missing if resectable is None else [],
+        "rationale": [f"Cloyd 2020 criteria: {'; '.join(parts)} -> {verdict}"],
+    }
 
 
 def frilling_type(
@@ -235,17 +296,36 @@ def frilling_type(
     frac = vols[0] / total if total > 0 else 0.0
     need = float(frilling["dominant_lesion_fraction"])
     if frac > need:
-        return {"type": "II", "missing_inputs": [], "rationale": [
-            f"Frilling type II: {n} lesions, the largest holds {100 * frac:.1f}% > {100 * need:g}% of tumour "
-            f"volume ({flag})"]}
+        return {
+            "type": "II",
+            "missing_inputs": [],
+            "rationale": [
+                f"Frilling type II: {n} lesions, the largest holds {100 * frac:.1f}% > {100 * need:g}% of tumour "
+                f"volume ({flag})"
+            ],
+        }
     if distribution == "unilobar":
-        return {"type": "II", "missing_inputs": [], "rationale": [
-            f"Frilling type II: {n} lesions confined to one hemiliver ({flag})"]}
+        return {
+            "type": "II",
+            "missing_inputs": [],
+            "rationale": [f"Frilling type II: {n} lesions confined to one hemiliver ({flag})"],
+        }
     if distribution == "bilobar":
-        return {"type": "III", "missing_inputs": [], "rationale": [
-            f"Frilling type III: {n} bilobar lesions, largest only {100 * frac:.1f}% of tumour volume ({flag})"]}
-    return {"type": None, "missing_inputs": ["segment map"], "rationale": [
-        f"Frilling type II or III undetermined: {n} lesions without a dominant one and distribution unknown ({flag})"]}
+        return {
+            "type": "III",
+            "missing_inputs": [],
+            "rationale": [
+                f"Frilling type III: {n} bilobar lesions, largest only {100 * frac:.1f}% of tumour volume ({flag})"
+            ],
+        }
+    return {
+        "type": None,
+        "missing_inputs": ["segment map"],
+        "rationale": [
+            f"Frilling type II or III undetermined: {n} lesions without a dominant one"
+            f" and distribution unknown ({flag})"
+        ],
+    }
 
 
 def _measurable(les: Lesion, min_mm: float) -> bool:
@@ -278,10 +358,18 @@ def recist_targets(lesions: Sequence[Lesion], recist: Mapping[str, Any]) -> dict
         candidates += [(organ, les) for les in items[:per_organ]]
     candidates.sort(key=lambda t: (-t[1].longest_axial_diameter_mm, t[1].id))
     chosen = candidates[:max_total]
-    targets = [{"lesion_id": les.id, "organ": organ, "longest_axial_diameter_mm": les.longest_axial_diameter_mm}
-               for organ, les in chosen]
+    targets = [
+        {"lesion_id": les.id, "organ": organ, "longest_axial_diameter_mm": les.longest_axial_diameter_mm}
+        for organ, les in chosen
+    ]
     total = float(sum(t["longest_axial_diameter_mm"] for t in targets))
     n_meas = sum(len(v) for v in by_organ.values())
-    return {"targets": targets, "sum_of_diameters_mm": total if targets else None, "missing_inputs": [],
-            "rationale": [f"RECIST 1.1: {n_meas} measurable lesion(s) (>= {min_mm:g} mm), {len(targets)} target(s) "
-                          f"(max {max_total}, {per_organ} per organ), sum of diameters {total:.1f} mm"]}
+    return {
+        "targets": targets,
+        "sum_of_diameters_mm": total if targets else None,
+        "missing_inputs": [],
+        "rationale": [
+            f"RECIST 1.1: {n_meas} measurable lesion(s) (>= {min_mm:g} mm), {len(targets)} target(s) "
+            f"(max {max_total}, {per_organ} per organ), sum of diameters {total:.1f} mm"
+        ],
+    }

@@ -113,8 +113,11 @@ class LesionOption:
     @property
     def sparing(self) -> tuple[str, float] | None:
         """The cheaper available sparing treatment and its cost, or None."""
-        opts = [(c, t) for t, c in (("ablation", self.ablation_cost_ml), ("enucleation", self.enucleation_cost_ml))
-                if c is not None]
+        opts = [
+            (c, t)
+            for t, c in (("ablation", self.ablation_cost_ml), ("enucleation", self.enucleation_cost_ml))
+            if c is not None
+        ]
         if not opts:
             return None
         cost, kind = min(opts)
@@ -325,13 +328,24 @@ def optimise_plan(
     if exact:
         optimiser = f"exact enumeration of {2 ** len(spar_idx)} lesion subsets x {len(flr_by_resection)} resections"
     else:
-        optimiser = (f"0/1 knapsack dynamic programme on costs rounded up to {resolution:g} mL "
-                     f"x {len(flr_by_resection)} resections")
+        optimiser = (
+            f"0/1 knapsack dynamic programme on costs rounded up to {resolution:g} mL "
+            f"x {len(flr_by_resection)} resections"
+        )
     if best is None:
         treatments: dict[int, tuple[str | None, float]] = {o.lesion_id: (None, 0.0) for o in options}
-        return DebulkingPlan(False, [], treatments, 0.0, total_ml, 0, len(options),
-                             flr_by_resection.get(frozenset(), 0.0), optimiser,
-                             ["no plan keeps an adequate FLR: even the untreated liver is below the threshold"])
+        return DebulkingPlan(
+            False,
+            [],
+            treatments,
+            0.0,
+            total_ml,
+            0,
+            len(options),
+            flr_by_resection.get(frozenset(), 0.0),
+            optimiser,
+            ["no plan keeps an adequate FLR: even the untreated liver is below the threshold"],
+        )
     s, chosen, cost = best
     treatments = {}
     chosen_ids = {options[spar_idx[k]].lesion_id for k in np.flatnonzero(chosen)}
@@ -345,8 +359,15 @@ def optimise_plan(
             treatments[o.lesion_id] = (None, 0.0)
     treated = [o for o in options if treatments[o.lesion_id][0] is not None]
     return DebulkingPlan(
-        True, sorted(s), treatments, float(sum(o.volume_ml for o in treated)), total_ml, len(treated),
-        len(options), flr_by_resection[s] - cost, optimiser,
+        True,
+        sorted(s),
+        treatments,
+        float(sum(o.volume_ml for o in treated)),
+        total_ml,
+        len(treated),
+        len(options),
+        flr_by_resection[s] - cost,
+        optimiser,
     )
 
 
@@ -393,7 +414,10 @@ def plan_debulking(
         if outside:
             notes.append(f"lesions {outside} lie outside every segment: only sparing treatment can treat them")
     plan = optimise_plan(
-        options, flr_by, required_flr_ml, comparator=comparator,
+        options,
+        flr_by,
+        required_flr_ml,
+        comparator=comparator,
         exact_max_lesions=int(planner["exact_enumeration_max_lesions"]),
         cost_resolution_ml=float(planner["cost_resolution_ml"]),
     )

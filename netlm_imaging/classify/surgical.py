@@ -64,8 +64,14 @@ def _add(missing: list[str], items: Sequence[str]) -> None:
 
 
 def _plan_dict(
-    plan: DebulkingPlan, table: SegmentTable | None, *, non_tumorous_ml: float, telv: float | None,
-    threshold: float, basis: str, rules: Rules,
+    plan: DebulkingPlan,
+    table: SegmentTable | None,
+    *,
+    non_tumorous_ml: float,
+    telv: float | None,
+    threshold: float,
+    basis: str,
+    rules: Rules,
 ) -> dict[str, Any]:
     deb = rules["debulking"]
     primary = plan.debulking_percent_volume if deb["primary_measure"] == "volume" else plan.debulking_percent_count
@@ -86,8 +92,9 @@ def _plan_dict(
         "debulking_percent_volume": plan.debulking_percent_volume,
         "debulking_percent_count": plan.debulking_percent_count,
         "debulking_threshold_percent": float(deb["threshold_percent"]),
-        "meets_debulking_threshold": None if primary is None else meets(primary, deb["threshold_percent"],
-                                                                         deb["comparator"]),
+        "meets_debulking_threshold": None
+        if primary is None
+        else meets(primary, deb["threshold_percent"], deb["comparator"]),
         "remnant_ml": plan.remnant_ml,
         "flr_percent_of_non_tumorous": 100.0 * plan.remnant_ml / non_tumorous_ml if non_tumorous_ml > 0 else None,
         "standardized_flr_percent": 100.0 * plan.remnant_ml / telv if telv else None,
@@ -150,8 +157,9 @@ def assess(
     if table is not None:
         warnings += table.warnings
     elif ctx.segment_labels is None:
-        rationale.append("no Couinaud segment map given: per-segment volumes, standard resections and "
-                         "distribution are not available")
+        rationale.append(
+            "no Couinaud segment map given: per-segment volumes, standard resections and distribution are not available"
+        )
 
     # involvement and burden
     liver_ml = ctx.liver_volume_ml
@@ -168,8 +176,10 @@ def assess(
     if height is not None and weight is not None:
         bsa = bsa_m2(height, weight, body["bsa_formula"])
         telv = telv_ml(bsa, intercept_ml=body["telv_intercept_ml"], slope_ml_per_m2=body["telv_slope_ml_per_m2"])
-        rationale.append(f"BSA {bsa:.3f} m² ({body['bsa_formula']}), TELV {telv:.1f} mL "
-                         f"({body['telv_intercept_ml']:g} + {body['telv_slope_ml_per_m2']:g} x BSA, Vauthey)")
+        rationale.append(
+            f"BSA {bsa:.3f} m² ({body['bsa_formula']}), TELV {telv:.1f} mL "
+            f"({body['telv_intercept_ml']:g} + {body['telv_slope_ml_per_m2']:g} x BSA, Vauthey)"
+        )
     else:
         _add(missing, ["height/weight"])
         rationale.append("height/weight unknown: no BSA, TELV or standardized FLR")
@@ -194,8 +204,14 @@ def assess(
     std: list[dict[str, Any]] = []
     if table is not None:
         std = standard_resections(
-            table, rules["resections"], telv=telv, threshold_percent=threshold, denominator=flr_rules["denominator"],
-            comparator=flr_rules["comparator"], extra=resections, non_tumorous_total_ml=non_tumorous,
+            table,
+            rules["resections"],
+            telv=telv,
+            threshold_percent=threshold,
+            denominator=flr_rules["denominator"],
+            comparator=flr_rules["comparator"],
+            extra=resections,
+            non_tumorous_total_ml=non_tumorous,
         )
     elif resections:
         warnings.append("resections were requested but there is no Couinaud segment map; they were not evaluated")
@@ -210,23 +226,32 @@ def assess(
     elif denom is None or denom <= 0:
         plan_missing = ["height/weight"]
     else:
-        plan = plan_debulking(ctx.lesions, table, rules["planner"], non_tumorous_total_ml=non_tumorous,
-                              required_flr_ml=threshold / 100.0 * denom, comparator=flr_rules["comparator"])
+        plan = plan_debulking(
+            ctx.lesions,
+            table,
+            rules["planner"],
+            non_tumorous_total_ml=non_tumorous,
+            required_flr_ml=threshold / 100.0 * denom,
+            comparator=flr_rules["comparator"],
+        )
     _add(missing, plan_missing)
 
     deb = rules["debulking"]
     achievable = None
     if plan is not None:
-        achievable = plan.debulking_percent_volume if deb["primary_measure"] == "volume" \
-            else plan.debulking_percent_count
+        achievable = (
+            plan.debulking_percent_volume if deb["primary_measure"] == "volume" else plan.debulking_percent_count
+        )
         if not plan.feasible:
             rationale.append(
-                f"no plan keeps an adequate FLR: the untreated liver's FLR is below {threshold:g}% on {basis}")
+                f"no plan keeps an adequate FLR: the untreated liver's FLR is below {threshold:g}% on {basis}"
+            )
         rationale.append(
             f"debulking plan ({_describe_plan(plan)}): {plan.treated_ml:.2f} of {plan.total_tumor_ml:.2f} mL "
             f"treated = {plan.debulking_percent_volume or 0.0:.1f}% by volume, {plan.treated_count}/"
             f"{plan.total_count} = {plan.debulking_percent_count or 0.0:.1f}% by count; "
-            f"remnant {plan.remnant_ml:.1f} mL (threshold {threshold:g}% of {basis})")
+            f"remnant {plan.remnant_ml:.1f} mL (threshold {threshold:g}% of {basis})"
+        )
         rationale += plan.notes
 
     # distribution
@@ -235,18 +260,29 @@ def assess(
     _add(missing, dist["missing_inputs"])
 
     symptoms = clinical.symptoms if clinical else None
-    mah = mahuron_type(n_lesions=n_lesions, achievable_percent=achievable, achievable_missing=plan_missing,
-                       symptoms=symptoms, distribution=dist["distribution"], debulking=deb,
-                       mahuron=rules["mahuron"])
+    mah = mahuron_type(
+        n_lesions=n_lesions,
+        achievable_percent=achievable,
+        achievable_missing=plan_missing,
+        symptoms=symptoms,
+        distribution=dist["distribution"],
+        debulking=deb,
+        mahuron=rules["mahuron"],
+    )
     rationale += mah["rationale"]
     _add(missing, mah["missing_inputs"])
 
     flr_adequate = None if plan is None else plan.feasible
     n_extra = len(ctx.lesions) - n_lesions
     cloyd = cloyd_resectability(
-        clinical=clinical, extrahepatic_lesions_seen=n_extra, flr_adequate=flr_adequate,
-        flr_missing=plan_missing, achievable_percent=achievable if n_lesions else None,
-        achievable_missing=plan_missing or (["intrahepatic lesions"] if n_lesions == 0 else []), cloyd=rules["cloyd"])
+        clinical=clinical,
+        extrahepatic_lesions_seen=n_extra,
+        flr_adequate=flr_adequate,
+        flr_missing=plan_missing,
+        achievable_percent=achievable if n_lesions else None,
+        achievable_missing=plan_missing or (["intrahepatic lesions"] if n_lesions == 0 else []),
+        cloyd=rules["cloyd"],
+    )
     rationale += cloyd["rationale"]
     _add(missing, cloyd["missing_inputs"])
 
@@ -283,12 +319,16 @@ def assess(
         remnant = {
             "non_tumorous_liver_volume_ml": max(0.0, non_tumorous),
             "future_liver_remnant_ml": flr_ml,
-            "flr_percent_of_non_tumorous": 100.0 * flr_ml / non_tumorous if flr_ml is not None and non_tumorous > 0
+            "flr_percent_of_non_tumorous": 100.0 * flr_ml / non_tumorous
+            if flr_ml is not None and non_tumorous > 0
             else None,
             "standardized_flr_percent": 100.0 * flr_ml / telv if flr_ml is not None and telv else None,
             "telv_ml": telv,
-            "resection_plan": None if plan is None else _plan_dict(
-                plan, table, non_tumorous_ml=non_tumorous, telv=telv, threshold=threshold, basis=basis, rules=rules),
+            "resection_plan": None
+            if plan is None
+            else _plan_dict(
+                plan, table, non_tumorous_ml=non_tumorous, telv=telv, threshold=threshold, basis=basis, rules=rules
+            ),
             "bsa_m2": bsa,
             "bsa_formula": body["bsa_formula"] if bsa is not None else None,
             "telv_formula": body["telv_formula"] if telv is not None else None,
@@ -302,31 +342,53 @@ def assess(
 
     lesion_segments = {lid: s for lid, s in (table.lesion_segment.items() if table else []) if s is not None}
     summary = _summary(mah, burden, involvement, plan, achievable, threshold, basis, telv, cloyd, deb)
-    return SurgicalAssessment(remnant, segments_block(table) if table is not None else None, classification,
-                              lesion_segments, warnings, summary)
+    return SurgicalAssessment(
+        remnant,
+        segments_block(table) if table is not None else None,
+        classification,
+        lesion_segments,
+        warnings,
+        summary,
+    )
 
 
-def _summary(mah: dict[str, Any], burden: dict[str, Any], involvement: float | None, plan: DebulkingPlan | None,
-             achievable: float | None, threshold: float, basis: str, telv: float | None, cloyd: dict[str, Any],
-             deb: Any) -> list[str]:
+def _summary(
+    mah: dict[str, Any],
+    burden: dict[str, Any],
+    involvement: float | None,
+    plan: DebulkingPlan | None,
+    achievable: float | None,
+    threshold: float,
+    basis: str,
+    telv: float | None,
+    cloyd: dict[str, Any],
+    deb: Any,
+) -> list[str]:
     lines = []
     if mah["type"] is not None:
-        lines.append(f"Mahuron type {mah['type']}" + (" (types 3-4: inferred reading, Figure 2 not verified)"
-                                                     if mah["inferred"] else ""))
+        lines.append(
+            f"Mahuron type {mah['type']}"
+            + (" (types 3-4: inferred reading, Figure 2 not verified)" if mah["inferred"] else "")
+        )
     else:
         miss = ", ".join(mah["missing_inputs"]) or "not applicable"
         lines.append(f"Mahuron type: undetermined ({miss})")
     if involvement is not None:
         lines.append(
-            f"Hepatic tumour burden {involvement:.1f}% ({burden['category']}; CLARINET {burden['clarinet_split']})")
+            f"Hepatic tumour burden {involvement:.1f}% ({burden['category']}; CLARINET {burden['clarinet_split']})"
+        )
     if plan is not None:
         sflr = f", sFLR {100.0 * plan.remnant_ml / telv:.1f}%" if telv else ""
-        ok = "meets" if achievable is not None and meets(achievable, deb["threshold_percent"], deb["comparator"]) \
+        ok = (
+            "meets"
+            if achievable is not None and meets(achievable, deb["threshold_percent"], deb["comparator"])
             else "below"
+        )
         lines.append(
             f"Debulking plan: {_describe_plan(plan)} -> {plan.debulking_percent_volume or 0.0:.1f}% by volume, "
             f"{plan.debulking_percent_count or 0.0:.1f}% by count ({ok} {deb['threshold_percent']:g}%); "
-            f"FLR {plan.remnant_ml:.0f} mL{sflr} (threshold {threshold:g}% of {basis})")
+            f"FLR {plan.remnant_ml:.0f} mL{sflr} (threshold {threshold:g}% of {basis})"
+        )
     verdict = {True: "yes", False: "no", None: "undetermined"}[cloyd["resectable"]]
     lines.append(f"Cloyd resectable: {verdict}")
     return lines

@@ -208,6 +208,7 @@ def measure_burden(
     lesions: list[Lesion] = []
     extrahepatic_boxes: list[tuple[tuple[slice, slice, slice], np.ndarray]] = []
     overlap_warned = False
+
     def _one(inst: tuple[tuple[slice, slice, slice], np.ndarray, np.ndarray | None, str | None]) -> tuple:
         bb, m, w, name = inst
         inside = True if not has_liver else _touches_liver(liver_mask, bb, m, ball)

@@ -191,8 +191,13 @@ def standard_resections(
         items.append(("custom:" + "+".join(map(str, segs_l)), label, "user", segs_l))
     for name, label, source, segs in items:
         res = remnant_for_resection(
-            table, segs, telv=telv, threshold_percent=threshold_percent, denominator=denominator,
-            comparator=comparator, non_tumorous_total_ml=non_tumorous_total_ml,
+            table,
+            segs,
+            telv=telv,
+            threshold_percent=threshold_percent,
+            denominator=denominator,
+            comparator=comparator,
+            non_tumorous_total_ml=non_tumorous_total_ml,
         )
         out.append({"name": name, "label": label, "source": source, **res})
     return out

@@ -226,11 +226,21 @@ def lesion_distribution(table: SegmentTable | None, anatomy: Mapping[str, Any], 
         ``rationale`` (list of str) and ``missing_inputs``.
     """
     if n_lesions == 0:
-        return {"distribution": None, "caudate_involved": False, "caudate_only": False,
-                "rationale": ["no intrahepatic lesions: distribution not applicable"], "missing_inputs": []}
+        return {
+            "distribution": None,
+            "caudate_involved": False,
+            "caudate_only": False,
+            "rationale": ["no intrahepatic lesions: distribution not applicable"],
+            "missing_inputs": [],
+        }
     if table is None:
-        return {"distribution": "unknown", "caudate_involved": None, "caudate_only": None,
-                "rationale": ["no Couinaud segment map: distribution unknown"], "missing_inputs": ["segment map"]}
+        return {
+            "distribution": "unknown",
+            "caudate_involved": None,
+            "caudate_only": None,
+            "rationale": ["no Couinaud segment map: distribution unknown"],
+            "missing_inputs": ["segment map"],
+        }
     right = set(anatomy["right_hemiliver"])
     left = set(anatomy["left_hemiliver"])
     caudate_left = anatomy["caudate_side"] == "left"
@@ -261,6 +271,13 @@ def lesion_distribution(table: SegmentTable | None, anatomy: Mapping[str, Any], 
         rationale.append("caudate-only disease: every assigned lesion lies in segment 1")
     if unassigned:
         rationale.append(f"{unassigned} lesion(s) lie outside every Couinaud segment and are not counted")
-    return {"distribution": dist, "caudate_involved": n_caudate > 0, "caudate_only": caudate_only,
-            "right_lesion_count": n_right, "left_lesion_count": n_left, "caudate_lesion_count": n_caudate,
-            "rationale": rationale, "missing_inputs": []}
+    return {
+        "distribution": dist,
+        "caudate_involved": n_caudate > 0,
+        "caudate_only": caudate_only,
+        "right_lesion_count": n_right,
+        "left_lesion_count": n_left,
+        "caudate_lesion_count": n_caudate,
+        "rationale": rationale,
+        "missing_inputs": [],
+    }

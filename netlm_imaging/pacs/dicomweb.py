@@ -76,8 +76,9 @@ def _check_private(path: Path) -> None:
         )
 
 
-def load_credentials(config: str | os.PathLike[str] | None = None,
-                     env: dict[str, str] | os._Environ[str] | None = None) -> PacsCredentials:
+def load_credentials(
+    config: str | os.PathLike[str] | None = None, env: dict[str, str] | os._Environ[str] | None = None
+) -> PacsCredentials:
     """Credentials from the environment, else from a private TOML file.
 
     Parameters
@@ -115,8 +116,10 @@ def load_credentials(config: str | os.PathLike[str] | None = None,
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise InputError(f"{path}: cannot read the PACS config ({type(exc).__name__}); write TOML with keys "
-                         "user and password, or token") from None
+        raise InputError(
+            f"{path}: cannot read the PACS config ({type(exc).__name__}); write TOML with keys "
+            "user and password, or token"
+        ) from None
     if data.get("token"):
         return PacsCredentials(token=str(data["token"]), source=str(path))
     if data.get("user") and data.get("password"):
@@ -127,10 +130,14 @@ def load_credentials(config: str | os.PathLike[str] | None = None,
 def _check_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"--url {parts.scheme}://{parts.hostname or ''}...: give the DICOMweb root as http(s)://host/path")
+        raise UsageError(
+            f"--url {parts.scheme}://{parts.hostname or ''}...: give the DICOMweb root as http(s)://host/path"
+        )
     if parts.username or parts.password:
-        raise UsageError("--url must not contain credentials; set NETLM_PACS_USER / NETLM_PACS_PASSWORD "
-                         "(or NETLM_PACS_TOKEN) or use a private --pacs-config file")
+        raise UsageError(
+            "--url must not contain credentials; set NETLM_PACS_USER / NETLM_PACS_PASSWORD "
+            "(or NETLM_PACS_TOKEN) or use a private --pacs-config file"
+        )
     return url.rstrip("/")
 
 
@@ -154,8 +161,10 @@ def _http_error(exc: Exception, url: str, what: str) -> InputError:
 
     status = getattr(getattr(exc, "response", None), "status_code", None)
     if status in (401, 403):
-        return InputError(f"{url}: {what} refused (HTTP {status}): authentication failed; check NETLM_PACS_USER / "
-                          "NETLM_PACS_PASSWORD, NETLM_PACS_TOKEN or the --pacs-config file")
+        return InputError(
+            f"{url}: {what} refused (HTTP {status}): authentication failed; check NETLM_PACS_USER / "
+            "NETLM_PACS_PASSWORD, NETLM_PACS_TOKEN or the --pacs-config file"
+        )
     if status == 404:
         return InputError(f"{url}: {what}: not found (HTTP 404); check the Study Instance UID and the DICOMweb root")
     if isinstance(exc, requests.ConnectionError):

@@ -132,8 +132,10 @@ def write_seg(
     from .. import __version__
 
     out = Path(path)
-    items = [(label, role, np.asarray(m, bool)) for label, role, m in _normalise(
-        masks if masks is not None else masks_from_context(ctx))]
+    items = [
+        (label, role, np.asarray(m, bool))
+        for label, role, m in _normalise(masks if masks is not None else masks_from_context(ctx))
+    ]
     items = [it for it in items if it[2].any()]
     if not items:
         raise InputError(f"{out}: no non-empty mask to write as a DICOM SEG; check the segmentation")
@@ -156,17 +158,20 @@ def write_seg(
     descriptions = []
     for n, (label, role, _) in enumerate(items, start=1):
         category, prop = _ROLE_CODES.get(role, _ROLE_CODES["lesion"])
-        descriptions.append(hd.seg.SegmentDescription(
-            segment_number=n,
-            segment_label=label[:64],
-            segmented_property_category=hd.sr.CodedConcept(*category),
-            segmented_property_type=hd.sr.CodedConcept(*prop),
-            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC,
-            algorithm_identification=hd.AlgorithmIdentificationSequence(
-                name="netlm-imaging", version=__version__,
-                family=hd.sr.CodedConcept("123109", "DCM", "Manual Processing"),
-            ),
-        ))
+        descriptions.append(
+            hd.seg.SegmentDescription(
+                segment_number=n,
+                segment_label=label[:64],
+                segmented_property_category=hd.sr.CodedConcept(*category),
+                segmented_property_type=hd.sr.CodedConcept(*prop),
+                algorithm_type=hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC,
+                algorithm_identification=hd.AlgorithmIdentificationSequence(
+                    name="netlm-imaging",
+                    version=__version__,
+                    family=hd.sr.CodedConcept("123109", "DCM", "Manual Processing"),
+                ),
+            )
+        )
     seg = hd.seg.Segmentation(
         source_images=dss,
         pixel_array=stack,
