@@ -8,7 +8,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-__version__ = "0.1.0"
+from ._version import __version__
+
 __all__ = ["Volume", "__version__", "analyze"]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

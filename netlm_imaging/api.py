@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
+from ._version import __version__
 from .errors import InputError, UsageError
 from .measure.burden import DEFAULT_MARGIN_MM, measure_burden
 from .measure.context import MeasurementContext
@@ -216,8 +216,8 @@ def _apply_surgical(
         seg = sa.lesion_segments.get(int(les["id"]))
         if seg is not None:
             les["couinaud_segment"] = int(seg)
-    for les in ctx.lesions:
-        les.couinaud_segment = sa.lesion_segments.get(les.id, les.couinaud_segment)
+    for lesion in ctx.lesions:
+        lesion.couinaud_segment = sa.lesion_segments.get(lesion.id, lesion.couinaud_segment)
     report.warnings.extend(w for w in sa.warnings if w not in report.warnings)
 
 
@@ -341,7 +341,9 @@ def analyze_with_context(
         | {"role": la.role, "label": la.label, "source": la.source}
         for la in layers
     ]
-    pet_block, pet_missing, pet_lines = (None, [], [])
+    pet_block: dict[str, Any] | None = None
+    pet_missing: list[str] = []
+    pet_lines: list[str] = []
     if suv is not None:
         ctx.pet_suv = suv
         pet_block, pet_missing, pet_lines = _measure_pet(ctx, suv, opts, rules_obj, pet_derived, warnings)

@@ -164,8 +164,8 @@ def study_fingerprint(
     for p in study_files(root):
         rel = p.name if root.is_file() else p.relative_to(root).as_posix()
         h.update(f"file {rel} {p.stat().st_size} {file_digest(p)}\n".encode())
-    for p in extra_files:
-        h.update(f"extra {Path(p).name} {file_digest(p)}\n".encode())
+    for extra in extra_files:
+        h.update(f"extra {Path(extra).name} {file_digest(extra)}\n".encode())
     h.update(f"options {_canonical(dict(options))}\n".encode())
     h.update(f"tool {tool_version}\n".encode())
     h.update(f"rules {rules_version(rules)}\n".encode())

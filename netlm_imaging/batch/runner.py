@@ -264,7 +264,7 @@ def _report_path(out_dir: Path, study_id: str, suffix: str = ".json") -> Path:
 
 
 def _fingerprint(study: Study, options: BatchOptions) -> str:
-    from .. import __version__
+    from .._version import __version__
 
     opts = options.fingerprint_options()
     opts["clinical"] = dict(sorted(study.clinical.items()))

@@ -235,11 +235,11 @@ def cloyd_resectability(
             "lesion(s) in the segmentation",
         }
     else:
-        v = c.extrahepatic_disease
+        ehd_value = c.extrahepatic_disease
         ehd = {
-            "value": v,
-            "met": None if v is None else not v,
-            "missing_inputs": ["extrahepatic_disease"] if v is None else [],
+            "value": ehd_value,
+            "met": None if ehd_value is None else not ehd_value,
+            "missing_inputs": ["extrahepatic_disease"] if ehd_value is None else [],
             "rule": "no extrahepatic disease [C] (from the clinical input; none segmented)",
         }
     criteria["no_extrahepatic_disease"] = ehd
@@ -362,7 +362,7 @@ def recist_targets(lesions: Sequence[Lesion], recist: Mapping[str, Any]) -> dict
         {"lesion_id": les.id, "organ": organ, "longest_axial_diameter_mm": les.longest_axial_diameter_mm}
         for organ, les in chosen
     ]
-    total = float(sum(t["longest_axial_diameter_mm"] for t in targets))
+    total = float(sum(les.longest_axial_diameter_mm for _, les in chosen))
     n_meas = sum(len(v) for v in by_organ.values())
     return {
         "targets": targets,

@@ -403,7 +403,7 @@ def plan_debulking(
     options = lesion_options(lesions, table, planner)
     notes = []
     if table is None:
-        flr_by = {frozenset(): non_tumorous_total_ml}
+        flr_by: dict[frozenset[int], float] = {frozenset(): non_tumorous_total_ml}
         notes.append("no Couinaud segment map: lesion-level treatments only (no segment resection planned)")
     else:
         subsets = _subsets(bool(planner["allow_segment_resection"]))

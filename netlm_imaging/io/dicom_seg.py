@@ -63,7 +63,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pydicom
@@ -415,7 +415,7 @@ def _header(ds: Dataset, source: str) -> _SegHeader:
     return _SegHeader(ds, source, seg_type, _segments(ds, source), frame_segments)
 
 
-def _order(reference: Volume) -> str:
+def _order(reference: Volume) -> Literal["C", "F"]:
     """Memory order of the reference image, so masks and image are traversed alike (no strided copies)."""
     return "F" if reference.array.flags.f_contiguous and not reference.array.flags.c_contiguous else "C"
 
@@ -523,7 +523,7 @@ def read_dicom_seg(
         info = by_number[num]
         arr = arrays.get(num)
         if arr is None:
-            dtype = np.float32 if hdr.seg_type == "FRACTIONAL" else bool
+            dtype: type = np.float32 if hdr.seg_type == "FRACTIONAL" else bool
             arr = np.zeros(reference.shape, dtype=dtype, order=_order(reference))
         warns = list(hdr.warnings)
         if hdr.seg_type == "FRACTIONAL":

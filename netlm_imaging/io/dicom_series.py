@@ -636,7 +636,7 @@ def read_series_from_index(
     affine[:3, 0] = row * pixel_spacing[1]
     affine[:3, 1] = col * pixel_spacing[0]
     affine[:3, 2] = normal * step
-    affine[:3, 3] = slices[0].frame.position  # type: ignore[assignment]
+    affine[:3, 3] = slices[0].frame.position
     for w in warnings:
         logger.warning("%s", w)
     meta: dict[str, Any] = {

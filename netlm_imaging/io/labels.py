@@ -197,9 +197,9 @@ def role_for_segment(
             if role.startswith("segment") and re.search(pattern, name.strip(), flags=re.IGNORECASE):
                 return role
     if code is not None:
-        role = table.get((str(code[0]).upper(), str(code[1])))
-        if role:
-            return role
+        coded = table.get((str(code[0]).upper(), str(code[1])))
+        if coded:
+            return coded
     if name:
         for pattern, role in spec.name_patterns:
             if re.search(pattern, name.strip(), flags=re.IGNORECASE):
@@ -339,7 +339,7 @@ def layers_from_label_map(label_map: Volume, spec: LabelSpec) -> list[MaskLayer]
                 source=label_map.source,
             )
         )
-    mapped = [v for v in spec.mapping.values() for v in v if isinstance(v, int)]
+    mapped = [x for vs in spec.mapping.values() for x in vs if isinstance(x, int)]
     if spec.user_given and mapped and not layers:
         raise LabelError(
             f"{label_map.source}: none of the labels given in --labels ({sorted(set(mapped))}) occur in the map "

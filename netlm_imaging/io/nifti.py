@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -47,6 +48,7 @@ def read_nifti(path: str | Path, *, max_voxels: int | None = None, as_float: boo
     import nibabel as nib
 
     p = Path(path)
+    img: Any  # a nibabel spatial image (nib.load is typed as returning the file-based base class)
     try:
         img = nib.load(str(p))
     except FileNotFoundError as exc:

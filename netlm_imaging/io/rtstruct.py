@@ -216,7 +216,7 @@ def _slice_assignment(
     """(slice, plane) pairs: on-slice planes directly, else nearest plane when allowed."""
     off = [p for p in planes if abs(p.k_float - round(p.k_float)) > SLICE_TOLERANCE]
     if not off:
-        pairs = [(round(p.k_float), p) for p in planes]
+        pairs: list[tuple[int, _Plane]] = [(round(p.k_float), p) for p in planes]
         outside = [k for k, _ in pairs if not 0 <= k < nk]
         if outside:
             raise DicomError(
@@ -238,7 +238,7 @@ def _slice_assignment(
             f"{ks.max():.2f} of 0..{nk - 1}); pass the series the RTSTRUCT references."
         )
     gaps = np.diff(ks)
-    pairs: list[tuple[int, _Plane]] = []
+    pairs = []
     for k in range(nk):
         n = int(np.argmin(np.abs(ks - k)))
         d = k - ks[n]

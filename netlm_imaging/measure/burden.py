@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from scipy import ndimage
@@ -95,7 +95,7 @@ def _union(layers: list[MaskLayer], shape: tuple[int, ...], threshold: float) ->
     """
     if len(layers) == 1 and not layers[0].fractional:
         return layers[0].binary(threshold), None
-    order = "F" if layers and layers[0].mask.array.flags.f_contiguous else "C"
+    order: Literal["C", "F"] = "F" if layers and layers[0].mask.array.flags.f_contiguous else "C"
     mask = np.zeros(shape, dtype=bool, order=order)  # calloc: pages stay untouched until written
     frac: np.ndarray | None = None
     for layer in layers:

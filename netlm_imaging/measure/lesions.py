@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -90,7 +91,8 @@ def label_instances_cropped(
     sub = np.asarray(mask[bb], dtype=bool)
     if not sub.flags.writeable:  # cc3d needs a writeable buffer; Volume arrays are read-only
         sub = sub.copy(order="K")
-    crop, n = cc3d.connected_components(sub, connectivity=connectivity, return_N=True, out_dtype=np.uint32)
+    conn: Literal[6, 26] = 6 if connectivity == 6 else 26
+    crop, n = cc3d.connected_components(sub, connectivity=conn, return_N=True, out_dtype=np.uint32)
     return bb, crop, int(n)
 
 
@@ -126,7 +128,7 @@ def max_pairwise_distance(points: np.ndarray) -> tuple[float, np.ndarray | None]
     if m <= 4096:
         if m <= 32:  # tiny sets: one broadcast is cheaper than a library call
             d2 = ((pts[:, None, :] - pts[None, :, :]) ** 2).sum(-1)
-            i, j = np.unravel_index(int(np.argmax(d2)), d2.shape)
+            i, j = (int(x) for x in np.unravel_index(int(np.argmax(d2)), d2.shape))
             a, b = pts[i], pts[j]
         else:
             from scipy.spatial.distance import pdist

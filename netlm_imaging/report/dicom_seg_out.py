@@ -129,7 +129,7 @@ def write_seg(
     """
     import highdicom as hd
 
-    from .. import __version__
+    from .._version import __version__
 
     out = Path(path)
     items = [

@@ -274,7 +274,7 @@ def write_sr(
     from pydicom.dataset import Dataset
     from pydicom.sr.codedict import codes
 
-    from .. import __version__
+    from .._version import __version__
 
     out = Path(path)
     d = _report_dict(report)
@@ -450,7 +450,8 @@ def read_sr_measurements(path: str | os.PathLike[str]) -> dict[str, Any]:
     content = sr.content
     if not isinstance(content, hd.sr.MeasurementReport):
         raise InputError(f"{p}: the SR is not a TID 1500 Measurement Report; pass a TID 1500 SR file")
-    groups = list(content.get_volumetric_roi_measurement_groups()) + list(content.get_image_measurement_groups())
+    groups: list[Any] = list(content.get_volumetric_roi_measurement_groups())
+    groups += list(content.get_image_measurement_groups())
     groups += list(content.get_planar_roi_measurement_groups())
     result: dict[str, Any] = {
         "liver_volume_ml": None,

@@ -1,8 +1,8 @@
 """The study report: a typed object that serialises to the JSON contract.
 
 ``StudyReport.to_dict()`` validates against ``report.schema.json`` (the copy
-shipped in this package, identical to shared/report.schema.json apart from
-additive changes) before returning.
+shipped in this package, byte-identical to the project's shared contract
+report.schema.json; tests/test_code_quality.py checks it) before returning.
 """
 
 from __future__ import annotations

@@ -306,10 +306,7 @@ def check_reported(
     path = Path(csv_path)
     _tolerances(abs_tol, rel_tol)  # validate before any work
     rows, notes = _read_csv(path)
-    if analyze is None:
-        from ..api import analyze as analyze_fn
-    else:
-        analyze_fn = analyze
+    analyze_fn = analyze if analyze is not None else _default_analyze()
     result = CheckResult(notes=notes)
     for line, study, values in rows:
         if not values:
@@ -324,6 +321,13 @@ def check_reported(
             continue
         result.rows.extend(check_values(study, values, recomputed, abs_tol=abs_tol, rel_tol=rel_tol))
     return result
+
+
+def _default_analyze() -> Callable[..., Any]:
+    """:func:`netlm_imaging.api.analyze`, imported when first needed."""
+    from ..api import analyze
+
+    return analyze
 
 
 def check_sr(
@@ -358,9 +362,7 @@ def check_sr(
     result = CheckResult()
     if not values:
         raise InputError(f"{sr_path}: the SR holds none of {', '.join(QUANTITIES)}; nothing to check.")
-    analyze_fn = analyze
-    if analyze_fn is None:
-        from ..api import analyze as analyze_fn
+    analyze_fn = analyze if analyze is not None else _default_analyze()
     name = str(study)
     try:
         report = analyze_fn(Path(study), **analyze_kwargs)

@@ -1,0 +1,84 @@
+"""The code-quality checks CI runs inside the test command (issue 11).
+
+ruff (lint and format), mypy on the package, the import-linter layers contract in
+pyproject.toml (DESIGN.md data flow: io, measure and classify never import upwards),
+the docstring examples of the package, and the packaged copy of the report schema.
+Outside CI a missing tool skips its test; with ``CI=true`` it fails.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT, SHARED
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+CHECKED_TREES = ["netlm_imaging", "tests", "pipelines", "benchmarks", "sample_data"]
+
+
+def _need(module: str) -> None:
+    """Skip (outside CI) or fail (CI=true) when a checking tool is not installed."""
+    if importlib.util.find_spec(module) is None:
+        msg = f"{module} is not installed; pip install -e '.[test]'"
+        if IN_CI:
+            pytest.fail(f"CI=true but {msg}")
+        pytest.skip(msg)
+
+
+def _run(args: list[str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def test_ruff_check_is_clean():
+    _need("ruff")
+    r = _run([sys.executable, "-m", "ruff", "check", *CHECKED_TREES])
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_ruff_format_is_clean():
+    _need("ruff")
+    r = _run([sys.executable, "-m", "ruff", "format", "--check", *CHECKED_TREES])
+    assert r.returncode == 0, "run `ruff format` on:\n" + r.stdout + r.stderr
+
+
+def test_mypy_has_no_errors():
+    _need("mypy")
+    r = _run([sys.executable, "-m", "mypy", "netlm_imaging"])
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_import_layers_contract_is_kept():
+    """io, measure and classify do not import upwards (the layers contract in pyproject.toml)."""
+    _need("importlinter")
+    code = "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())"
+    r = _run([sys.executable, "-c", code])
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "BROKEN" not in r.stdout
+
+
+def test_package_doctests_pass():
+    """The examples in the package's docstrings run (``--doctest-modules`` over netlm_imaging)."""
+    r = _run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--doctest-modules", "netlm_imaging"],
+    )
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+    assert " passed" in r.stdout
+
+
+def test_packaged_schema_is_the_shared_contract():
+    """The schema the package validates against is byte-identical to ../shared/report.schema.json."""
+    shared = SHARED / "report.schema.json"
+    if not shared.exists():
+        if IN_CI:
+            pytest.fail(f"CI=true but the shared contract {shared} is missing")
+        pytest.skip(f"shared contract not present: {shared}")
+    from netlm_imaging.report.model import load_schema
+
+    packaged = ROOT / "netlm_imaging" / "report" / "report.schema.json"
+    assert packaged.read_bytes() == shared.read_bytes()
+    assert load_schema() == json.loads(shared.read_text())  # and it is the copy the package loads
