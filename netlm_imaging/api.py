@@ -72,6 +72,14 @@ class AnalyzeOptions:
     name_patterns : sequence of (str, str)
         Extra (regular expression, role) pairs for segment / ROI names, tried
         before the built-in patterns.
+    mr_phase : str, optional
+        MR: the contrast phase stated by the user (``hepatobiliary``, ``pre-contrast``, ...),
+        overriding the phase classified from the headers.
+    pre_contrast : str or Path, optional
+        MR: a pre-contrast image of the same patient (relative enhancement); without it a
+        pre-contrast series of the study folder is used when there is exactly one kind.
+    n4 : bool
+        MR: N4 bias-field correction before the signal ratios.
     """
 
     max_voxels: int | None = None
@@ -88,6 +96,9 @@ class AnalyzeOptions:
     margin_mm: float = DEFAULT_MARGIN_MM
     resections: tuple[tuple[int, ...], ...] = ()
     name_patterns: tuple[tuple[str, str], ...] = ()
+    mr_phase: str | None = None
+    pre_contrast: str | Path | None = None
+    n4: bool = False
 
 
 @dataclass
@@ -358,7 +369,43 @@ def analyze_with_context(
         missing = report.classification.setdefault("missing_inputs", [])
         missing.extend(m for m in pet_missing if m not in missing)
     report.console_lines.extend(pet_lines)
+    if ctx.header.get("modality") == "MR":
+        _apply_mr(report, img, ctx, inputs, rules_obj, opts)
     return report, ctx
+
+
+def _apply_mr(
+    report: StudyReport, img: Volume, ctx: MeasurementContext, inputs: StudyInputs, rules: Any, opts: AnalyzeOptions
+) -> None:
+    """Provenance, phase, a.u. intensities and hepatocyte function of an MR study (mr_study) into the report."""
+    from .mr_study import assess_mr
+
+    mr = assess_mr(
+        img,
+        ctx,
+        report.remnant,
+        rules,
+        dicom_index=inputs.dicom_index,
+        pre_contrast=opts.pre_contrast,
+        user_phase=opts.mr_phase,
+        n4=opts.n4,
+        max_voxels=opts.max_voxels,
+    )
+    report.extra["mri"] = mr.block
+    report.liver.update(mr.liver_fields)
+    for les in report.lesions:
+        les.update(mr.lesion_fields.get(int(les["id"]), {}))
+    for les in ctx.lesions:
+        les.extra.update(mr.lesion_fields.get(les.id, {}))
+    functional = {row["name"]: row["functional_flr_percent"] for row in mr.block.get("functional_flr") or []}
+    for res in report.remnant.get("standard_resections") or []:
+        if res.get("name") in functional:
+            res["functional_flr_percent"] = functional[res["name"]]
+    plan = report.remnant.get("resection_plan")
+    if isinstance(plan, dict) and mr.block.get("functional_flr_plan"):
+        plan["functional_flr_percent"] = mr.block["functional_flr_plan"]["functional_flr_percent"]
+    report.console_lines.extend(mr.console_lines)
+    report.warnings.extend(w for w in mr.warnings if w not in report.warnings)
 
 
 def _rules(rules: Any) -> Any:

@@ -257,6 +257,27 @@ def _check_values(data: dict[str, Any], source: str) -> None:
         raise InputError(f"{source}: 'planner.cost_resolution_ml' must be > 0")
     if not data["flr"]["threshold_percent"]:
         raise InputError(f"{source}: 'flr.threshold_percent' needs at least one liver condition")
+    _check_mri(data["mri"], source)
+
+
+def _check_mri(mri: dict[str, Any], source: str) -> None:
+    """Phase windows: one [start, end) per phase, increasing and not overlapping; N4 settings >= 1."""
+    order, starts, ends = mri["phase_order"], mri["phase_window_start_s"], mri["phase_window_end_s"]
+    known = ("arterial", "portal_venous", "transitional", "hepatobiliary")
+    if len(order) != len(starts) or len(order) != len(ends) or any(p not in known for p in order):
+        raise InputError(
+            f"{source}: 'mri.phase_order', 'mri.phase_window_start_s' and 'mri.phase_window_end_s' must have one "
+            f"entry per phase ({', '.join(known)}), got {order}, {starts}, {ends}"
+        )
+    for i, (lo, hi) in enumerate(zip(starts, ends, strict=True)):
+        if lo < 0 or hi <= lo or (i and lo < ends[i - 1]):
+            raise InputError(
+                f"{source}: MR phase window {order[i]!r} [{lo}, {hi}) s must start >= 0, end after it starts and "
+                "not overlap the previous window; fix 'mri.phase_window_start_s' / 'mri.phase_window_end_s'"
+            )
+    for key in ("n4_shrink_factor", "n4_iterations", "n4_fitting_levels"):
+        if mri[key] < 1:
+            raise InputError(f"{source}: rules key 'mri.{key}' must be >= 1, got {mri[key]!r}")
 
 
 def _default_tree() -> dict[str, Any]:

@@ -40,6 +40,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weight", type=float, help="patient weight in kg for SUV (overrides DICOM PatientWeight)")
     p.add_argument("--delineation", help="PET lesion delineation: rel:0.45 (default), liver:K, abs:T")
     p.add_argument("--modality", help="modality of a NIfTI/NRRD image: CT, MR, PT, NM, OT")
+    p.add_argument(
+        "--mr-phase",
+        help="MR: state the contrast phase (hepatobiliary|hbp, pre-contrast|pre, arterial, "
+        "portal_venous, transitional) when the headers do not tell it",
+    )
+    p.add_argument("--pre-contrast", metavar="PATH", help="MR: pre-contrast image (relative enhancement)")
+    p.add_argument("--n4", action="store_true", help="MR: N4 bias-field correction before the signal ratios")
     p.add_argument("--seg-choice", help="which segmentation when the study folder holds several (index or UID)")
     p.add_argument("--image-series", help="SeriesInstanceUID of the image when the folder holds several")
     p.add_argument("--manifest", help="manifest file overriding study-folder discovery")
@@ -125,7 +132,18 @@ def options_from_args(args: argparse.Namespace):
         connectivity=int(getattr(args, "connectivity", 26)),
         resections=tuple(resections),
         name_patterns=tuple(patterns),
+        mr_phase=_mr_phase(getattr(args, "mr_phase", None)),
+        pre_contrast=getattr(args, "pre_contrast", None),
+        n4=bool(getattr(args, "n4", False)),
     )
+
+
+def _mr_phase(value: str | None) -> str | None:
+    if value is None:
+        return None
+    from ..classify.mr_phase import check_phase_name
+
+    return check_phase_name(value)
 
 
 def run(args: argparse.Namespace) -> int:

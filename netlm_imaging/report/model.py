@@ -195,8 +195,13 @@ class StudyReport:
             ("Involvement", f"{num(self.involvement_percent)} %"),
             ("Non-tumorous liver", f"{num(self.remnant.get('non_tumorous_liver_volume_ml'))} mL"),
         ]
-        if self.liver.get("mean_intensity") is not None:
-            unit = " HU" if self.study.get("modality") == "CT" else ""
+        if self.study.get("modality") == "MR" and self.liver.get("mean_signal_au") is not None:
+            sd = self.liver.get("sd_signal_au")
+            rows.append(
+                ("Liver mean signal", f"{self.liver['mean_signal_au']:.1f} a.u." + (f" (SD {sd:.1f})" if sd else ""))
+            )
+        elif self.liver.get("mean_intensity") is not None:
+            unit = {"CT": " HU", "PT": " SUV"}.get(str(self.study.get("modality")), " (units unknown)")
             rows.append(("Liver mean intensity", f"{self.liver['mean_intensity']:.1f}{unit}"))
         for n, line in enumerate(self.console_lines):
             rows.append(("Assessment" if n == 0 else "", str(line)))

@@ -1,0 +1,154 @@
+"""The contrast phase of an MR series, classified from its header facts by the rules' windows.
+
+The phase is a decision, so it lives here and follows the rules file (``[mri]``):
+the delay from ContrastBolusStartTime to the acquisition falls in one of the
+``phase_window_start_s`` / ``phase_window_end_s`` windows (start inclusive, end
+exclusive). What the headers do not tell is ``"unknown"`` with the reason, never
+a guess:
+
+* acquisition before the injection (negative delay), or an agent attribute that
+  says no contrast was given -> ``"pre-contrast"``;
+* a delay in the hepatobiliary window counts as ``"hepatobiliary"`` only with a
+  hepatocyte-specific agent (gadoxetic acid); with another agent, or no agent
+  named, it is ``"unknown"``;
+* no agent and no timing -> ``"unknown"`` (a missing attribute is not proof that
+  no contrast was given).
+
+A user statement (``--mr-phase``) wins and is reported as such.
+
+Examples
+--------
+>>> from netlm_imaging.classify.rules import load_rules
+>>> rules = load_rules()
+>>> classify_mr_phase({"contrast_agent": "Gd-EOB-DTPA", "delay_s": 1200.0}, rules)["phase"]
+'hepatobiliary'
+>>> classify_mr_phase({"contrast_agent": "Gd-EOB-DTPA", "delay_s": 70.0}, rules)["phase"]
+'portal_venous'
+>>> classify_mr_phase({}, rules)["phase"]
+'unknown'
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import UsageError
+
+__all__ = ["MR_PHASES", "check_phase_name", "classify_mr_phase", "is_hepatocyte_specific"]
+
+#: Every phase name the report can carry.
+MR_PHASES = ("pre-contrast", "arterial", "portal_venous", "transitional", "hepatobiliary", "unknown")
+
+
+def check_phase_name(phase: str) -> str:
+    """Normalise a user phase name (``--mr-phase``); ``hbp``/``pre`` are accepted shorthands.
+
+    Raises
+    ------
+    UsageError
+        For a name that is not a phase.
+    """
+    aliases = {"hbp": "hepatobiliary", "pre": "pre-contrast", "precontrast": "pre-contrast", "pv": "portal_venous"}
+    name = phase.strip().lower().replace(" ", "_").replace("-", "_")
+    name = aliases.get(name, name)
+    name = "pre-contrast" if name == "pre_contrast" else name
+    if name not in MR_PHASES or name == "unknown":
+        allowed = ", ".join(p for p in MR_PHASES if p != "unknown")
+        raise UsageError(f"--mr-phase {phase!r}: use one of {allowed} (or hbp, pre)")
+    return name
+
+
+def _agent_text(facts: Mapping[str, Any]) -> str:
+    return " ".join(str(facts.get(k) or "") for k in ("contrast_agent", "contrast_ingredient")).strip()
+
+
+def is_hepatocyte_specific(facts: Mapping[str, Any], rules: Mapping[str, Any]) -> bool | None:
+    """Whether the stated agent is hepatocyte-specific; ``None`` when no agent is stated."""
+    text = _agent_text(facts)
+    if not text:
+        return None
+    return any(re.search(p, text, re.IGNORECASE) for p in rules["mri"]["hepatocyte_specific_agent_patterns"])
+
+
+def _says_no_contrast(facts: Mapping[str, Any], rules: Mapping[str, Any]) -> bool:
+    if facts.get("contrast_administered") is False:
+        return True
+    agent = str(facts.get("contrast_agent") or "").strip()
+    return bool(agent) and any(re.search(p, agent, re.IGNORECASE) for p in rules["mri"]["no_contrast_patterns"])
+
+
+def classify_mr_phase(
+    facts: Mapping[str, Any], rules: Mapping[str, Any], *, user_phase: str | None = None
+) -> dict[str, Any]:
+    """Phase of one MR series.
+
+    Parameters
+    ----------
+    facts : mapping
+        :meth:`netlm_imaging.io.mr_headers.MrProvenance.to_dict` (``contrast_agent``,
+        ``contrast_ingredient``, ``contrast_administered``, ``delay_s``, ...).
+    rules : mapping
+        The rules (``rules["mri"]``).
+    user_phase : str, optional
+        The user's statement (``--mr-phase``), which wins.
+
+    Returns
+    -------
+    dict
+        ``phase`` (one of :data:`MR_PHASES`), ``basis`` (``"user"``, ``"delay"``, ``"agent"`` or
+        ``"none"``), ``delay_s``, ``window_s`` (the matched ``[start, end)``), ``hepatocyte_specific_agent``,
+        ``notes`` and ``source`` (the rules' phase source).
+    """
+    mri = rules["mri"]
+    delay = facts.get("delay_s")
+    hs = is_hepatocyte_specific(facts, rules)
+    out: dict[str, Any] = {
+        "phase": "unknown",
+        "basis": "none",
+        "delay_s": delay,
+        "window_s": None,
+        "hepatocyte_specific_agent": hs,
+        "notes": [],
+        "source": mri["phase_source"],
+    }
+    notes: list[str] = out["notes"]
+    if user_phase is not None:
+        out.update(phase=check_phase_name(user_phase), basis="user")
+        notes.append("phase stated by the user (--mr-phase), not read from the headers")
+        return out
+    if _says_no_contrast(facts, rules):
+        out.update(phase="pre-contrast", basis="agent")
+        notes.append("the headers state that no contrast agent was given")
+        return out
+    if delay is None:
+        if _agent_text(facts) or facts.get("contrast_start_time"):
+            notes.append("contrast is stated but the delay after injection is not: phase unknown")
+        else:
+            notes.append("the headers state neither a contrast agent nor an injection time: phase unknown")
+        return out
+    delay = float(delay)
+    if delay < 0:
+        out.update(phase="pre-contrast", basis="delay")
+        notes.append(f"acquired {-delay:.0f} s before ContrastBolusStartTime")
+        return out
+    for name, lo, hi in zip(mri["phase_order"], mri["phase_window_start_s"], mri["phase_window_end_s"], strict=True):
+        if lo <= delay < hi:
+            out["window_s"] = [lo, hi]
+            if name == "hepatobiliary" and hs is not True:
+                why = "no agent is named" if hs is None else "the agent is not hepatocyte-specific"
+                notes.append(
+                    f"delay {delay / 60:.1f} min is in the hepatobiliary window but {why}: phase unknown "
+                    "(use --mr-phase hepatobiliary if it is a gadoxetic-acid hepatobiliary phase)"
+                )
+                return out
+            out.update(phase=name, basis="delay")
+            if name == "hepatobiliary" and delay < float(mri["hepatobiliary_adequate_from_s"]):
+                notes.append(
+                    f"hepatobiliary phase at {delay / 60:.1f} min: hepatocyte uptake may not yet be complete "
+                    f"(adequate in most livers from {float(mri['hepatobiliary_adequate_from_s']) / 60:.0f} min)"
+                )
+            return out
+    notes.append(f"delay {delay:.0f} s after injection is outside every phase window of the rules: phase unknown")
+    return out

@@ -1,0 +1,346 @@
+"""Provenance of an MR series from its headers: contrast agent, timing and sequence.
+
+The facts are read, never inferred: an attribute the headers do not carry is
+``None`` and named in ``notes``. The phase (pre-contrast, arterial, ...) is a
+classification of these facts by the rules file and lives in
+:mod:`netlm_imaging.classify.mr_phase`.
+
+Sources, in order:
+
+* a DICOM series (single-frame or Enhanced MR): ContrastBolusAgent (0018,0010),
+  ContrastBolusAgentSequence (0018,0012), ContrastBolusIngredient (0018,1048),
+  ContrastBolusRoute, ContrastBolusVolume, ContrastBolusStartTime (0018,1042);
+  AcquisitionDateTime / AcquisitionTime / SeriesTime; ScanningSequence,
+  SequenceVariant, ScanOptions, MRAcquisitionType, FlipAngle, RepetitionTime,
+  EchoTime, MagneticFieldStrength, SpectrallySelectedSuppression; in Enhanced
+  MR the functional groups (MR Timing and Related Parameters, Contrast/Bolus
+  Usage, Frame Content) are searched too.
+* a NIfTI/NRRD image: a JSON sidecar with the same stem (``image.json``, as
+  dcm2niix writes it) whose keys are the DICOM keywords above.
+
+No free-text attribute that can hold a name (SeriesDescription, ProtocolName,
+StudyDescription) is copied.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ..dicom_values import parse_date, parse_datetime, parse_float, parse_time, seconds_of_day
+from ..errors import InputError
+
+__all__ = ["MrProvenance", "mr_provenance_from_dicom", "mr_provenance_from_sidecar", "sidecar_for"]
+
+logger = logging.getLogger(__name__)
+
+_DAY_S = 86400.0
+
+
+@dataclass(frozen=True)
+class MrProvenance:
+    """What the headers of one MR series say about contrast, timing and sequence.
+
+    Attributes
+    ----------
+    source : str
+        ``"dicom"``, ``"sidecar"`` or ``"none"`` (no headers, e.g. a bare NIfTI).
+    contrast_agent : str or None
+        ContrastBolusAgent, else the code meaning of ContrastBolusAgentSequence.
+    contrast_ingredient, contrast_route : str or None
+        ContrastBolusIngredient, ContrastBolusRoute.
+    contrast_volume_ml : float or None
+        ContrastBolusVolume.
+    contrast_administered : bool or None
+        Enhanced MR ContrastBolusAgentAdministered (YES/NO), when stated.
+    contrast_start_time : str or None
+        ContrastBolusStartTime as written (TM).
+    acquisition_time : str or None
+        The acquisition time used (ISO time of day), and ``acquisition_time_source`` names the attribute.
+    delay_s : float or None
+        AcquisitionTime - ContrastBolusStartTime in seconds (a crossing of midnight is
+        unwrapped when the difference is below -12 h); negative means acquired before the injection.
+    scanning_sequence, sequence_variant, scan_options, mr_acquisition_type : str or None
+        As in the headers (multi-valued joined by backslash).
+    flip_angle_deg, repetition_time_ms, echo_time_ms, inversion_time_ms, field_strength_t : float or None
+        Sequence parameters.
+    fat_suppression : bool or None
+        True when ScanOptions holds FS or SpectrallySelectedSuppression names fat; False when
+        SpectrallySelectedSuppression is NONE; None when the headers do not say.
+    manufacturer : str or None
+        Manufacturer.
+    series_instance_uid : str or None
+        SeriesInstanceUID.
+    series_number : int or None
+        SeriesNumber.
+    frame_of_reference_uid : str or None
+        FrameOfReferenceUID.
+    notes : list of str
+        What was missing or which fallback was used.
+    """
+
+    source: str
+    contrast_agent: str | None = None
+    contrast_ingredient: str | None = None
+    contrast_route: str | None = None
+    contrast_volume_ml: float | None = None
+    contrast_administered: bool | None = None
+    contrast_start_time: str | None = None
+    acquisition_time: str | None = None
+    acquisition_time_source: str | None = None
+    delay_s: float | None = None
+    scanning_sequence: str | None = None
+    sequence_variant: str | None = None
+    scan_options: str | None = None
+    mr_acquisition_type: str | None = None
+    flip_angle_deg: float | None = None
+    repetition_time_ms: float | None = None
+    echo_time_ms: float | None = None
+    inversion_time_ms: float | None = None
+    field_strength_t: float | None = None
+    fat_suppression: bool | None = None
+    manufacturer: str | None = None
+    series_instance_uid: str | None = None
+    series_number: int | None = None
+    frame_of_reference_uid: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (for the report's ``mri.provenance``)."""
+        return asdict(self)
+
+    @property
+    def contrast_stated(self) -> bool:
+        """Whether any contrast attribute is present."""
+        return any(
+            v is not None
+            for v in (self.contrast_agent, self.contrast_ingredient, self.contrast_start_time, self.contrast_route)
+        ) or (self.contrast_administered is not None)
+
+
+# ---------------------------------------------------------------- attribute access
+def _get(ds: Any, keyword: str) -> Any:
+    """Attribute from the dataset, else from the Enhanced MR functional groups (shared, then first frame)."""
+    if isinstance(ds, dict):
+        return ds.get(keyword)
+    val = ds.get(keyword)
+    if val is not None and str(val).strip() != "":
+        return val
+    for groups_kw in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
+        groups = ds.get(groups_kw)
+        if not groups:
+            continue
+        for macro in groups[0]:
+            if macro.VR != "SQ" or not macro.value:
+                continue
+            inner = macro.value[0].get(keyword)
+            if inner is not None and str(inner).strip() != "":
+                return inner
+    return None
+
+
+def _text(ds: Any, keyword: str) -> str | None:
+    val = _get(ds, keyword)
+    if val is None:
+        return None
+    if isinstance(val, (list, tuple)) or (hasattr(val, "__iter__") and not isinstance(val, (str, bytes))):
+        try:
+            s = "\\".join(str(v).strip() for v in val)
+        except TypeError:
+            s = str(val)
+    else:
+        s = str(val).strip()
+    return s or None
+
+
+def _agent_from_sequence(ds: Any) -> str | None:
+    seq = _get(ds, "ContrastBolusAgentSequence")
+    if not seq or isinstance(seq, (str, dict)):
+        return None
+    try:
+        item = seq[0]
+        meaning = item.get("CodeMeaning")
+    except (IndexError, AttributeError, TypeError):
+        return None
+    return str(meaning).strip() or None if meaning is not None else None
+
+
+def _administered(ds: Any) -> bool | None:
+    usage = _get(ds, "ContrastBolusUsageSequence")
+    value = None
+    if usage and not isinstance(usage, (str, dict)):
+        try:
+            value = usage[0].get("ContrastBolusAgentAdministered")
+        except (IndexError, AttributeError, TypeError):
+            value = None
+    if value is None and isinstance(ds, dict):
+        value = ds.get("ContrastBolusAgentAdministered")
+    if value is None:
+        return None
+    text = str(value).strip().upper()
+    return True if text == "YES" else False if text == "NO" else None
+
+
+def _acquisition(ds_list: Sequence[Any], notes: list[str]) -> tuple[datetime | None, str | None]:
+    """Earliest acquisition date-time of the given headers and the attribute it came from."""
+    for keyword in ("AcquisitionDateTime", "FrameAcquisitionDateTime"):
+        vals = [parse_datetime(_text(ds, keyword)) for ds in ds_list]
+        got = [v for v in vals if v is not None]
+        if got:
+            return min(got), keyword
+    times = [parse_time(_text(ds, "AcquisitionTime")) for ds in ds_list]
+    if any(t is not None for t in times):
+        day = next((parse_date(_text(ds, "AcquisitionDate")) for ds in ds_list if _text(ds, "AcquisitionDate")), None)
+        stamp = min(t for t in times if t is not None)
+        return datetime.combine(day or datetime(2000, 1, 1).date(), stamp), "AcquisitionTime"
+    st = next((parse_time(_text(ds, "SeriesTime")) for ds in ds_list if _text(ds, "SeriesTime")), None)
+    if st is not None:
+        notes.append("no AcquisitionTime in the headers: SeriesTime used as the acquisition time")
+        return datetime.combine(datetime(2000, 1, 1).date(), st), "SeriesTime"
+    return None, None
+
+
+def _delay_s(start_text: str | None, acq: datetime | None, notes: list[str]) -> float | None:
+    if start_text is None or acq is None:
+        return None
+    start = parse_time(start_text)
+    if start is None:
+        notes.append(f"ContrastBolusStartTime {start_text!r} is not a DICOM time: delay unknown")
+        return None
+    delay = seconds_of_day(acq.time()) - seconds_of_day(start)
+    if delay < -_DAY_S / 2:
+        delay += _DAY_S
+        notes.append("the acquisition is after midnight of the injection day: 24 h added to the delay")
+    return round(delay, 3)
+
+
+def _fat_suppression(scan_options: str | None, sss: str | None) -> bool | None:
+    if sss:
+        up = sss.upper()
+        if "FAT" in up:
+            return True
+        if up == "NONE":
+            return False
+    if scan_options:
+        tokens = {t.strip().upper() for t in scan_options.replace("\\", " ").split()}
+        if "FS" in tokens:
+            return True
+    return None
+
+
+def _provenance(ds_list: Sequence[Any], source: str) -> MrProvenance:
+    """Provenance from one or more headers of one series (first one wins for static facts)."""
+    first = ds_list[0]
+    notes: list[str] = []
+    agent = _text(first, "ContrastBolusAgent") or _agent_from_sequence(first)
+    start = _text(first, "ContrastBolusStartTime")
+    acq, acq_src = _acquisition(ds_list, notes)
+    delay = _delay_s(start, acq, notes)
+    if agent is None and _text(first, "ContrastBolusIngredient") is None:
+        notes.append("no contrast agent attribute (ContrastBolusAgent / ContrastBolusIngredient) in the headers")
+    if start is None:
+        notes.append("no ContrastBolusStartTime in the headers: delay after injection unknown")
+    if acq is None:
+        notes.append("no acquisition time in the headers")
+    scan_options = _text(first, "ScanOptions")
+    series_number = parse_float(_text(first, "SeriesNumber"))
+    return MrProvenance(
+        source=source,
+        contrast_agent=agent,
+        contrast_ingredient=_text(first, "ContrastBolusIngredient"),
+        contrast_route=_text(first, "ContrastBolusRoute"),
+        contrast_volume_ml=parse_float(_text(first, "ContrastBolusVolume")),
+        contrast_administered=_administered(first),
+        contrast_start_time=start,
+        acquisition_time=acq.time().isoformat() if acq is not None else None,
+        acquisition_time_source=acq_src,
+        delay_s=delay,
+        scanning_sequence=_text(first, "ScanningSequence"),
+        sequence_variant=_text(first, "SequenceVariant"),
+        scan_options=scan_options,
+        mr_acquisition_type=_text(first, "MRAcquisitionType"),
+        flip_angle_deg=parse_float(_text(first, "FlipAngle")),
+        repetition_time_ms=parse_float(_text(first, "RepetitionTime")),
+        echo_time_ms=parse_float(_text(first, "EchoTime")),
+        inversion_time_ms=parse_float(_text(first, "InversionTime")),
+        field_strength_t=parse_float(_text(first, "MagneticFieldStrength")),
+        fat_suppression=_fat_suppression(scan_options, _text(first, "SpectrallySelectedSuppression")),
+        manufacturer=_text(first, "Manufacturer"),
+        series_instance_uid=_text(first, "SeriesInstanceUID"),
+        series_number=int(series_number) if series_number is not None else None,
+        frame_of_reference_uid=_text(first, "FrameOfReferenceUID"),
+        notes=notes,
+    )
+
+
+def mr_provenance_from_dicom(files: Sequence[str | Path]) -> MrProvenance:
+    """Provenance of a DICOM MR series from the headers of its first and last file.
+
+    Parameters
+    ----------
+    files : sequence of path
+        The series' files in slice order (``Volume.meta["files"]``). Only the first and the
+        last header are read (the acquisition time is the earlier of the two: a 2-D multi-slice
+        series is acquired over time; a 3-D series has one time).
+
+    Returns
+    -------
+    MrProvenance
+
+    Raises
+    ------
+    InputError
+        When a header cannot be read.
+    """
+    import pydicom
+
+    if not files:
+        return MrProvenance(source="none", notes=["no DICOM files: provenance unknown"])
+    chosen = [files[0]] if len(files) == 1 else [files[0], files[-1]]
+    headers = []
+    for f in chosen:
+        try:
+            headers.append(pydicom.dcmread(f, stop_before_pixels=True))
+        except (OSError, pydicom.errors.InvalidDicomError) as exc:
+            raise InputError(f"{f}: cannot read the MR header ({exc}); re-export the series.") from exc
+    return _provenance(headers, "dicom")
+
+
+def sidecar_for(image: str | Path) -> Path | None:
+    """The JSON sidecar of a NIfTI/NRRD image (``x.nii.gz`` -> ``x.json``), when it exists."""
+    p = Path(image)
+    name = p.name
+    for suffix in (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd"):
+        if name.lower().endswith(suffix):
+            cand = p.with_name(name[: -len(suffix)] + ".json")
+            return cand if cand.is_file() else None
+    return None
+
+
+def mr_provenance_from_sidecar(image: str | Path) -> MrProvenance:
+    """Provenance from the JSON sidecar of a NIfTI/NRRD image (dcm2niix style), or ``source="none"``.
+
+    Raises
+    ------
+    InputError
+        When the sidecar exists but is not a JSON object.
+    """
+    side = sidecar_for(image)
+    if side is None:
+        return MrProvenance(
+            source="none",
+            notes=[f"{Path(image).name}: no DICOM headers and no JSON sidecar: contrast, timing and sequence unknown"],
+        )
+    try:
+        data = json.loads(side.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{side}: not a readable JSON sidecar ({exc}); fix or remove it.") from exc
+    if not isinstance(data, dict):
+        raise InputError(f"{side}: the sidecar must be a JSON object of DICOM keywords; fix or remove it.")
+    prov = _provenance([data], "sidecar")
+    return prov

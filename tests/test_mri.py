@@ -1,0 +1,376 @@
+"""Gadoxetic-acid MRI: provenance, phase, a.u. intensities, LSC / RE / HUI and functional FLR.
+
+Truths are box arithmetic on the phantoms of ``mri_factory`` (constant signal per region on an
+oblique grid), the rules file's own window values, and the real TotalSegmentator MR example
+(../shared/data/MANIFEST.md: liver 498.96 mL, no contrast attributes).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import shared_path
+from dicom_factory import deterministic_uid, write_image_series
+from mri_factory import (
+    AFFINE,
+    LESION_BOXES,
+    SPLEEN_BOX,
+    box,
+    box_voxels,
+    couinaud_map,
+    label_map,
+    lesion_segment,
+    linear_bias,
+    mr_headers,
+    segment_boxes,
+    signal_image,
+    write_nifti_study,
+)
+from seg_factory import SegmentSpec, write_seg
+
+from netlm_imaging import analyze
+from netlm_imaging.api import AnalyzeOptions
+from netlm_imaging.classify.mr_phase import classify_mr_phase
+from netlm_imaging.classify.rules import load_rules
+from netlm_imaging.errors import InputError, UsageError
+from netlm_imaging.report.model import validate_report
+
+ROOT = Path(__file__).resolve().parents[1]
+LABELS = "liver=1,lesion=2,spleen=3"
+VOXEL_ML = abs(float(np.linalg.det(AFFINE[:3, :3]))) / 1000.0
+HBP = mr_headers("101500", "103500")  # 20 min after injection
+
+
+def _analyze(paths: dict[str, Path], **opts) -> dict:
+    segs = [paths["seg"], f"segments={paths['segments']}"]
+    rep = analyze(
+        image=paths["image"],
+        segs=segs,
+        labels=LABELS,
+        options=AnalyzeOptions(modality="MR", **opts),
+    )
+    return rep.to_dict()
+
+
+def _lesion_voxels_in(seg: int) -> int:
+    return sum(box_voxels(lb) for n, lb in enumerate(LESION_BOXES) if lesion_segment(n) == seg)
+
+
+# ---------------------------------------------------------------- ratios
+def test_liver_spleen_and_lesion_ratios_on_a_hepatobiliary_phantom(tmp_path):
+    paths = write_nifti_study(tmp_path, signal_image(400.0, 200.0, 120.0), sidecar=HBP)
+    rep = _analyze(paths)
+    mri = rep["mri"]
+    assert mri["phase"]["phase"] == "hepatobiliary"
+    assert mri["phase"]["delay_s"] == pytest.approx(1200.0)
+    assert mri["provenance"]["source"] == "sidecar"
+    assert mri["liver_reference"]["mean_signal_au"] == pytest.approx(400.0)
+    assert mri["liver_reference"]["sd_signal_au"] == pytest.approx(0.0, abs=1e-6)
+    assert mri["spleen_reference"]["mean_signal_au"] == pytest.approx(200.0)
+    assert mri["liver_to_spleen_contrast_ratio"] == pytest.approx(2.0)
+    for les in rep["lesions"]:
+        assert les["mean_signal_au"] == pytest.approx(120.0)
+        assert les["lesion_to_liver_signal_ratio"] == pytest.approx(0.3)
+        assert les["lesion_to_liver_contrast"] == pytest.approx(0.7)
+        assert "relative_enhancement" not in les  # no pre-contrast series
+    assert "mean_signal_au" in rep["liver"]
+    assert not re.search(r"\bHU\b", json.dumps(mri))
+    validate_report(rep)
+
+
+def test_references_are_eroded_so_edge_voxels_do_not_count(tmp_path):
+    # a 1-voxel rim of the spleen box at 50 (partial volume): the eroded reference keeps 200
+    img = signal_image(400.0, 200.0, 120.0)
+    rim = np.zeros(img.shape, dtype=bool)
+    rim[box(SPLEEN_BOX)] = True
+    inner = np.zeros_like(rim)
+    (i0, i1), (j0, j1), (k0, k1) = SPLEEN_BOX
+    inner[i0 + 1 : i1 - 1, j0 + 1 : j1 - 1, k0 + 1 : k1 - 1] = True
+    img[rim & ~inner] = 50.0
+    rep = _analyze(write_nifti_study(tmp_path, img, sidecar=HBP))
+    assert rep["mri"]["spleen_reference"]["mean_signal_au"] == pytest.approx(200.0)
+    assert rep["mri"]["spleen_reference"]["eroded"] is True
+    whole = (50.0 * (box_voxels(SPLEEN_BOX) - int(inner.sum())) + 200.0 * int(inner.sum())) / box_voxels(SPLEEN_BOX)
+    assert whole < 190.0  # the un-eroded mean would be biased
+
+
+# ---------------------------------------------------------------- HUI
+def test_hui_per_segment_sums_to_total_and_functional_flr_of_right_hepatectomy(tmp_path):
+    signal = {seg: 300.0 + 25.0 * seg for seg in range(1, 9)}
+    spleen = 200.0
+    rep = _analyze(write_nifti_study(tmp_path, signal_image(signal, spleen, 120.0), sidecar=HBP))
+    mri = rep["mri"]
+    truth = {}
+    for seg, sb in segment_boxes().items():
+        n = box_voxels(sb) - _lesion_voxels_in(seg)
+        truth[seg] = n * VOXEL_ML * (signal[seg] / spleen - 1.0)
+    total = sum(truth.values())
+    got = {row["segment"]: row["hui_ml"] for row in mri["hui_by_segment"]}
+    for seg in range(1, 9):
+        assert got[seg] == pytest.approx(truth[seg], rel=1e-4)
+    assert mri["hepatic_uptake_index_ml"] == pytest.approx(total, rel=1e-5)
+    assert sum(got.values()) + mri["hui_unassigned_ml"] == pytest.approx(mri["hepatic_uptake_index_ml"], rel=1e-5)
+    assert mri["hui_unassigned_ml"] == pytest.approx(0.0, abs=1e-6)
+    # right hepatectomy removes 5-8: the functional remnant is segments 1-4
+    expected = 100.0 * sum(truth[s] for s in (1, 2, 3, 4)) / total
+    rows = {r["name"]: r for r in mri["functional_flr"]}
+    assert rows["right_hepatectomy"]["functional_flr_percent"] == pytest.approx(expected, rel=1e-4)
+    std = {r["name"]: r for r in rep["remnant"]["standard_resections"]}
+    assert std["right_hepatectomy"]["functional_flr_percent"] == pytest.approx(expected, rel=1e-4)
+    # the volumetric FLR stands beside it and differs (segments 1-4 are the less avid half here)
+    assert rows["right_hepatectomy"]["volumetric_flr_percent_of_non_tumorous"] > expected
+    assert mri["research_measure"] is True
+    assert "Yamada" in mri["source"]
+
+
+def test_no_functional_index_without_a_spleen_or_outside_the_hepatobiliary_phase(tmp_path):
+    pv = mr_headers("101500", "101610")  # 70 s: portal venous
+    rep = _analyze(write_nifti_study(tmp_path / "pv", signal_image(400.0, 200.0, 120.0), sidecar=pv))
+    assert rep["mri"]["phase"]["phase"] == "portal_venous"
+    assert rep["mri"]["hepatic_uptake_index_ml"] is None
+    assert rep["mri"]["liver_to_spleen_contrast_ratio"] is None
+    assert any("hepatobiliary" in m for m in rep["mri"]["missing_inputs"])
+    paths = write_nifti_study(tmp_path / "nospleen", signal_image(400.0, 200.0, 120.0), sidecar=HBP)
+    nospleen = analyze(
+        image=paths["image"],
+        segs=[paths["seg"], f"segments={paths['segments']}"],
+        labels="liver=1,lesion=2",
+        options=AnalyzeOptions(modality="MR"),
+    ).to_dict()
+    assert nospleen["mri"]["hepatic_uptake_index_ml"] is None
+    assert any("spleen" in m for m in nospleen["mri"]["missing_inputs"])
+
+
+# ---------------------------------------------------------------- relative enhancement
+def test_relative_enhancement_against_a_pre_contrast_twin(tmp_path):
+    pre = signal_image(250.0, 180.0, 100.0)
+    paths = write_nifti_study(tmp_path, signal_image(400.0, 200.0, 120.0), sidecar=HBP, pre=pre)
+    rep = _analyze(paths, pre_contrast=paths["pre"])
+    re_ = rep["mri"]["relative_enhancement"]
+    assert re_["liver"] == pytest.approx((400.0 - 250.0) / 250.0)
+    assert re_["spleen"] == pytest.approx((200.0 - 180.0) / 180.0)
+    for les in rep["lesions"]:
+        assert les["relative_enhancement"] == pytest.approx((120.0 - 100.0) / 100.0)
+
+
+def test_pre_contrast_on_another_grid_is_resampled_by_position(tmp_path):
+    # the pre-contrast grid is shifted by exactly one voxel along i in patient space and holds the
+    # regions shifted with it: after resampling by position the references line up again
+    shifted = AFFINE.copy()
+    shifted[:3, 3] = AFFINE[:3, 3] - AFFINE[:3, 0]  # voxel (i + 1) of this grid is voxel i of the image grid
+    pre = np.roll(signal_image(250.0, 180.0, 100.0), 1, axis=0)
+    paths = write_nifti_study(tmp_path, signal_image(400.0, 200.0, 120.0), sidecar=HBP, pre=pre, pre_affine=shifted)
+    rep = _analyze(paths, pre_contrast=paths["pre"])
+    assert rep["mri"]["relative_enhancement"]["liver"] == pytest.approx(0.6, rel=1e-5)
+    assert rep["mri"]["relative_enhancement"]["spleen"] == pytest.approx(20.0 / 180.0, rel=1e-5)
+
+
+# ---------------------------------------------------------------- bias field
+def test_n4_removes_a_bias_field_before_the_ratios(tmp_path):
+    biased = signal_image(400.0, 200.0, 120.0, background=40.0) * linear_bias(0.5)
+    paths = write_nifti_study(tmp_path, biased, sidecar=HBP)
+    raw = _analyze(paths)["mri"]
+    fixed = _analyze(paths, n4=True)["mri"]
+    assert raw["bias_field_correction"]["applied"] is False
+    assert fixed["bias_field_correction"]["applied"] is True
+    err_raw = abs(raw["liver_to_spleen_contrast_ratio"] - 2.0) / 2.0
+    err_n4 = abs(fixed["liver_to_spleen_contrast_ratio"] - 2.0) / 2.0
+    assert err_raw > 0.15  # the field biases LSC (liver on the low side, spleen on the high side)
+    assert err_n4 < err_raw / 3
+
+
+# ---------------------------------------------------------------- phase from headers
+RULES = load_rules()
+WINDOWS = list(
+    zip(
+        RULES["mri"]["phase_order"],
+        RULES["mri"]["phase_window_start_s"],
+        RULES["mri"]["phase_window_end_s"],
+        strict=True,
+    )
+)
+
+
+@pytest.mark.parametrize(("name", "start", "end"), WINDOWS)
+def test_each_phase_window_boundary(name, start, end):
+    facts = {"contrast_agent": "gadoxetate disodium", "delay_s": start}
+    assert classify_mr_phase(facts, RULES)["phase"] == name
+    facts["delay_s"] = end - 1e-3
+    assert classify_mr_phase(facts, RULES)["phase"] == name
+    facts["delay_s"] = end
+    after = classify_mr_phase(facts, RULES)["phase"]
+    nxt = [n for n, s, _ in WINDOWS if s == end]
+    assert after == (nxt[0] if nxt else "unknown")
+
+
+def test_phase_from_dicom_times_midnight_and_missing_values():
+    assert classify_mr_phase({"contrast_agent": "Primovist", "delay_s": 9.0}, RULES)["phase"] == "unknown"
+    assert classify_mr_phase({"contrast_agent": "Primovist", "delay_s": -30.0}, RULES)["phase"] == "pre-contrast"
+    assert classify_mr_phase({"contrast_agent": "NONE"}, RULES)["phase"] == "pre-contrast"
+    out = classify_mr_phase({"contrast_agent": "Gadovist", "delay_s": 1200.0}, RULES)
+    assert out["phase"] == "unknown"
+    assert "not hepatocyte-specific" in out["notes"][0]
+    out = classify_mr_phase({"delay_s": 1200.0}, RULES)
+    assert out["phase"] == "unknown"
+    assert "no agent is named" in out["notes"][0]
+    out = classify_mr_phase({"contrast_agent": "Primovist"}, RULES)
+    assert out["phase"] == "unknown"
+    assert "delay" in out["notes"][0]
+    out = classify_mr_phase({}, RULES)
+    assert out["phase"] == "unknown"
+    assert out["basis"] == "none"
+    out = classify_mr_phase({"contrast_agent": "Primovist", "delay_s": 700.0}, RULES)
+    assert out["phase"] == "hepatobiliary"
+    assert "may not yet be complete" in out["notes"][0]
+    assert classify_mr_phase({}, RULES, user_phase="hbp")["basis"] == "user"
+    with pytest.raises(UsageError, match="--mr-phase"):
+        classify_mr_phase({}, RULES, user_phase="delayed-ish")
+
+
+def test_midnight_crossing_and_sidecar_times(tmp_path):
+    side = mr_headers("235500", "001500")  # 20 min, across midnight
+    rep = _analyze(write_nifti_study(tmp_path, signal_image(400.0, 200.0, 120.0), sidecar=side))
+    assert rep["mri"]["phase"]["delay_s"] == pytest.approx(1200.0)
+    assert rep["mri"]["phase"]["phase"] == "hepatobiliary"
+    assert any("midnight" in n for n in rep["mri"]["notes"])
+
+
+def test_a_rules_file_moving_the_hepatobiliary_window_changes_the_phase(tmp_path):
+    rules = tmp_path / "rules.toml"
+    rules.write_text(
+        "[mri]\nphase_window_start_s = [10.0, 45.0, 120.0, 1500.0]\n"
+        "phase_window_end_s = [45.0, 120.0, 1500.0, 14400.0]\n"
+    )
+    facts = {"contrast_agent": "Primovist", "delay_s": 1200.0}
+    assert classify_mr_phase(facts, RULES)["phase"] == "hepatobiliary"
+    assert classify_mr_phase(facts, load_rules(rules))["phase"] == "transitional"
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[mri]\nphase_window_start_s = [10.0, 40.0, 120.0, 600.0]\n")  # overlaps arterial [10, 45)
+    with pytest.raises(InputError, match="phase window"):
+        load_rules(bad)
+
+
+def test_a_broken_sidecar_is_a_clear_input_error(tmp_path):
+    paths = write_nifti_study(tmp_path, signal_image(400.0, 200.0, 120.0))
+    (tmp_path / "mr.json").write_text("{not json")
+    with pytest.raises(InputError, match=r"mr\.json"):
+        _analyze(paths)
+
+
+# ---------------------------------------------------------------- a DICOM study folder
+def _dicom_study(root: Path) -> Path:
+    study = deterministic_uid("mr-study")
+    for_uid = deterministic_uid("mr-for")
+    hbp_tags = mr_headers("101500", "103500", SeriesTime="103400")
+    hbp_files = write_image_series(
+        root / "hbp",
+        signal_image(400.0, 200.0, 120.0),
+        AFFINE,
+        modality="MR",
+        study_uid=study,
+        frame_of_reference_uid=for_uid,
+        series_uid=deterministic_uid("hbp"),
+        series_number=7,
+        extra_tags=hbp_tags,
+        seed=1,
+    )
+    write_image_series(
+        root / "pre",
+        signal_image(250.0, 180.0, 100.0),
+        AFFINE,
+        modality="MR",
+        study_uid=study,
+        frame_of_reference_uid=for_uid,
+        series_uid=deterministic_uid("pre"),
+        series_number=3,
+        extra_tags=mr_headers("101500", "100900"),  # acquired before the injection
+        seed=2,
+    )
+    lab, seg = label_map(), couinaud_map()
+    specs = [
+        SegmentSpec("Liver", lab == 1),
+        SegmentSpec("Lesion", lab == 2),
+        SegmentSpec("Spleen", lab == 3),
+        *[SegmentSpec(f"Segment {n}", seg == n) for n in range(1, 9)],
+    ]
+    write_seg(root / "seg.dcm", hbp_files, specs, seed=3)
+    return root
+
+
+def test_dicom_study_folder_headers_other_series_and_pre_contrast(tmp_path):
+    study = _dicom_study(tmp_path / "study")
+    labels = "liver=Liver,lesion=Lesion,spleen=Spleen," + ",".join(f"segment{n}=Segment {n}" for n in range(1, 9))
+    rep = analyze(study, labels=labels).to_dict()
+    mri = rep["mri"]
+    prov = mri["provenance"]
+    assert rep["study"]["modality"] == "MR"
+    assert prov["source"] == "dicom"
+    assert prov["contrast_agent"] == "Gd-EOB-DTPA (Primovist)"
+    assert prov["flip_angle_deg"] == pytest.approx(10.0)
+    assert prov["field_strength_t"] == pytest.approx(1.5)
+    assert prov["fat_suppression"] is True
+    assert prov["scanning_sequence"] == "GR"
+    assert prov["series_number"] == 7
+    assert mri["phase"]["phase"] == "hepatobiliary"
+    others = mri["other_series"]
+    assert [(o["series_number"], o["phase"], o["same_frame_of_reference"]) for o in others] == [
+        (3, "pre-contrast", True)
+    ]
+    assert mri["pre_contrast"]["series_instance_uid"] == deterministic_uid("pre")
+    assert mri["relative_enhancement"]["liver"] == pytest.approx(0.6)
+    assert mri["liver_to_spleen_contrast_ratio"] == pytest.approx(2.0)
+    text = json.dumps(rep)
+    assert "Doe^Jane" not in text
+    assert "SECRET-ID-123" not in text
+
+
+# ---------------------------------------------------------------- real data and CLI
+def test_real_totalsegmentator_mr_has_unknown_phase_and_no_functional_index():
+    ts = ("totalseg_example", "tests", "reference_files")
+    rep = analyze(
+        image=shared_path(*ts, "example_mr_sm.nii.gz"),
+        segs=[shared_path(*ts, "example_seg_mr.nii.gz")],
+        labels="liver=5,spleen=1",
+        options=AnalyzeOptions(modality="MR"),
+    )
+    d = rep.to_dict()
+    assert d["liver"]["volume_ml"] == pytest.approx(498.96, abs=0.005)  # MANIFEST
+    mri = d["mri"]
+    assert mri["phase"]["phase"] == "unknown"
+    assert mri["provenance"]["source"] == "none"
+    assert mri["hepatic_uptake_index_ml"] is None
+    assert mri["liver_to_spleen_contrast_ratio"] is None
+    assert mri["liver_reference"]["mean_signal_au"] > 0
+    summary = rep.summary()
+    assert "a.u." in summary
+    assert not re.search(r"\bHU\b", summary)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "netlm_imaging.cli", *args], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
+
+
+def test_cli_mr_phase_statement_and_its_usage_error(tmp_path):
+    paths = write_nifti_study(tmp_path / "s", signal_image(400.0, 200.0, 120.0))  # no sidecar: phase unknown
+    base = ["analyze", "--image", str(paths["image"]), "--seg", str(paths["seg"])]
+    base += ["--seg", f"segments={paths['segments']}", "--labels", LABELS, "--modality", "MR"]
+    ok = _cli(*base, "--mr-phase", "hbp", "--out", str(tmp_path / "out"))
+    assert ok.returncode == 0, ok.stderr
+    rep = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert rep["mri"]["phase"] == {**rep["mri"]["phase"], "phase": "hepatobiliary", "basis": "user"}
+    assert rep["mri"]["liver_to_spleen_contrast_ratio"] == pytest.approx(2.0)
+    assert "HUI" in ok.stdout
+    assert "a.u." in ok.stdout
+    bad = _cli(*base, "--mr-phase", "late", "--out", str(tmp_path / "bad"))
+    assert bad.returncode == 2
+    assert "--mr-phase" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    assert not (tmp_path / "bad" / "report.json").exists()
