@@ -393,8 +393,8 @@ def _apply_mr(
     )
     report.extra["mri"] = mr.block
     report.liver.update(mr.liver_fields)
-    for les in report.lesions:
-        les.update(mr.lesion_fields.get(int(les["id"]), {}))
+    for item in report.lesions:
+        item.update(mr.lesion_fields.get(int(item["id"]), {}))
     for les in ctx.lesions:
         les.extra.update(mr.lesion_fields.get(les.id, {}))
     functional = {row["name"]: row["functional_flr_percent"] for row in mr.block.get("functional_flr") or []}
