@@ -84,18 +84,33 @@ def region_signal(array: np.ndarray, mask: np.ndarray, *, is_eroded: bool = Fals
     return RegionSignal(float(vals.mean()), float(vals.std()), n, is_eroded)
 
 
+def _bbox(mask: np.ndarray, pad: int = 0) -> tuple[slice, ...] | None:
+    """Bounding box of a mask (grown by ``pad`` voxels, clipped to the array), ``None`` when empty."""
+    box = []
+    for ax in range(mask.ndim):
+        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != ax)))
+        if hit.size == 0:
+            return None
+        box.append(slice(max(0, int(hit[0]) - pad), min(mask.shape[ax], int(hit[-1]) + 1 + pad)))
+    return tuple(box)
+
+
 def eroded(mask: np.ndarray, spacing_mm: Sequence[float], margin_mm: float) -> np.ndarray:
     """Voxels of ``mask`` farther than ``margin_mm`` from its outside (Euclidean, in mm).
 
     The image border counts as outside, so a mask touching the border is eroded there too.
+    The distance transform runs on the mask's bounding box only.
     """
-    if margin_mm <= 0 or not mask.any():
+    bb = _bbox(mask)
+    if margin_mm <= 0 or bb is None:
         return mask.copy()
     from scipy.ndimage import distance_transform_edt
 
-    padded = np.pad(mask, 1, constant_values=False)
+    padded = np.pad(mask[bb], 1, constant_values=False)
     dist = distance_transform_edt(padded, sampling=tuple(float(s) for s in spacing_mm))
-    return np.asarray(dist[1:-1, 1:-1, 1:-1] > margin_mm)
+    out = np.zeros(mask.shape, dtype=bool)
+    out[bb] = dist[1:-1, 1:-1, 1:-1] > margin_mm
+    return out
 
 
 def _reference(
@@ -164,14 +179,20 @@ def _lesion_numbers(
     lesion_ids: Iterable[int],
     liver_ref: float | None,
 ) -> dict[int, dict[str, float | None]]:
+    import cc3d
+
+    boxes = cc3d.statistics(np.ascontiguousarray(lesion_labels))["bounding_boxes"] if lesion_labels.any() else []
     out: dict[int, dict[str, float | None]] = {}
     for lid in lesion_ids:
-        voxels = lesion_labels == lid
-        sig = region_signal(array, voxels)
+        bb = boxes[lid] if 0 < lid < len(boxes) else None
+        if bb is None:
+            continue
+        voxels = lesion_labels[bb] == lid
+        sig = region_signal(array[bb], voxels)
         if sig is None:
             continue
         ratio = sig.mean_signal_au / liver_ref if liver_ref else None
-        pre_sig = region_signal(pre, voxels) if pre is not None else None
+        pre_sig = region_signal(pre[bb], voxels) if pre is not None else None
         out[int(lid)] = {
             "mean_signal_au": sig.mean_signal_au,
             "sd_signal_au": sig.sd_signal_au,
@@ -256,17 +277,21 @@ def measure_mr_signal(
         notes.append("spleen signal is not positive: LSC and HUI undefined")
         return res
     res.lsc = liver_ref / spleen_ref
+    bb = _bbox(parenchyma)
+    if bb is None:
+        return res
+    par = parenchyma[bb]
     # HUI = sum_voxels v (SI / S - 1) over the non-tumorous liver: additive over any partition
-    per_voxel = np.where(parenchyma, array.astype(np.float64) / spleen_ref - 1.0, 0.0) * voxel_volume_ml
+    per_voxel = (np.asarray(array[bb][par], dtype=np.float64) / spleen_ref - 1.0) * voxel_volume_ml
     res.hui_ml = float(per_voxel.sum())
     if segment_labels is not None:
-        assigned = np.zeros(array.shape, dtype=bool)
+        seg_of = np.asarray(segment_labels[bb][par])
+        sums = np.bincount(np.clip(seg_of, 0, 9).astype(np.intp), weights=per_voxel, minlength=10)
+        counts = np.bincount(np.clip(seg_of, 0, 9).astype(np.intp), minlength=10)
         for seg in range(1, 9):
-            in_seg = parenchyma & (segment_labels == seg)
-            res.hui_by_segment_ml[seg] = float(per_voxel[in_seg].sum())
-            res.nontumorous_ml_by_segment[seg] = float(np.count_nonzero(in_seg)) * voxel_volume_ml
-            assigned |= in_seg
-        res.hui_unassigned_ml = float(per_voxel[parenchyma & ~assigned].sum())
+            res.hui_by_segment_ml[seg] = float(sums[seg])
+            res.nontumorous_ml_by_segment[seg] = float(counts[seg]) * voxel_volume_ml
+        res.hui_unassigned_ml = float(sums[0] + sums[9])
     return res
 
 
