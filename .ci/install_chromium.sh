@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Install the Debian chromium package (headless rendering test of the HTML QA page) when missing.
-# Idempotent: does nothing when /usr/bin/chromium exists. Needs root (CI container).
+# Install the browsers the HTML QA page tests drive, when missing (idempotent; needs root in CI):
+# Debian chromium + chromium-driver (selenium) and firefox-esr (driven over Marionette, no geckodriver).
 set -euo pipefail
-if [ -x /usr/bin/chromium ]; then
-    echo "chromium already installed: /usr/bin/chromium"
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+[ -x /usr/bin/firefox-esr ] || missing+=(firefox-esr)
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "chromium, chromium-driver and firefox-esr already installed"
     exit 0
 fi
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y --no-install-recommends chromium
-/usr/bin/chromium --version
+apt-get -o DPkg::Lock::Timeout=600 update -qq
+apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "${missing[@]}"
+/usr/bin/chromium --version || true
+/usr/bin/firefox-esr --version || true

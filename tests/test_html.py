@@ -1,10 +1,13 @@
-"""HTML QA page: content, privacy, the transverse view geometry, and a real render in headless Chromium."""
+"""HTML QA page: content from report.json, privacy and escaping, the embedded viewer data
+(decoded here, independently of the page's JavaScript), the byte budget, orientation, PET and the cohort index.
+
+The page in real browsers: tests/test_html_browser.py.
+"""
 
 from __future__ import annotations
 
 import base64
-import io
-import os
+import json
 import re
 import shutil
 import subprocess
@@ -12,13 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from phantoms_verify import LiverPhantom, Sphere, grid_affine, make_context
+from phantoms_verify import LiverPhantom, Sphere, grid_affine, make_context, voxel_centres
 
-from netlm_imaging.report import html as qa
 from netlm_imaging.report.html import write_cohort_index, write_study_html
+from netlm_imaging.report.viewer_data import decode_rle, orientation_views
+from netlm_imaging.volume import Volume
 
-CHROMIUM = "/usr/bin/chromium"
 SHAPE = (80, 70, 36)
+SPACING = (2.2, 2.0, 3.5)
 
 
 def _phantom():
@@ -27,9 +31,9 @@ def _phantom():
     )
 
 
-def _ctx(angles=(0.0, 0.0, 15.0)):
-    aff = grid_affine(SHAPE, (2.2, 2.0, 3.5), angles, centre=(5.0, 0.0, 0.0))
-    return make_context(_phantom(), SHAPE, aff, modality="CT")
+def _ctx(angles=(0.0, 0.0, 15.0), shape=SHAPE, spacing=SPACING):
+    aff = grid_affine(shape, spacing, angles, centre=(5.0, 0.0, 0.0))
+    return make_context(_phantom(), shape, aff, modality="CT")
 
 
 def _report(ctx):
@@ -41,7 +45,7 @@ def _report(ctx):
             "modality": "CT",
             "image_source": "/data/DOE_JANE/ct.nii.gz",
             "segmentation_sources": ["/data/DOE_JANE/seg.nii.gz"],
-            "grid": {"shape": list(SHAPE), "spacing_mm": [2.2, 2.0, 3.5], "resampled": False},
+            "grid": {"shape": list(ctx.image.shape), "spacing_mm": list(SPACING), "resampled": False},
             "identifiers": {"patient_name": "DOE^JANE", "patient_id": "PID-12345", "patient_birth_date": "19500101"},
         },
         "liver": {"volume_ml": ctx.liver_volume_ml},
@@ -53,7 +57,7 @@ def _report(ctx):
         },
         "involvement_percent": 100 * ctx.intrahepatic_tumor_ml / ctx.liver_volume_ml,
         "remnant": {"non_tumorous_liver_volume_ml": ctx.liver_volume_ml - ctx.intrahepatic_tumor_ml},
-        "lesions": [les.to_dict() for les in ctx.lesions],
+        "lesions": [{**les.to_dict(), "new_registry_metric_mm": 1.25 * les.id} for les in ctx.lesions],
         "segments": [
             {"segment": s, "liver_volume_ml": 100.0, "tumor_volume_ml": float(s % 3), "lesion_count": s % 2}
             for s in range(1, 9)
@@ -64,157 +68,207 @@ def _report(ctx):
     }
 
 
-def _images(text):
-    return re.findall(r"<img alt='([^']*)' src='data:image/png;base64,([A-Za-z0-9+/=]+)'", text)
+def _payload(text: str) -> dict:
+    m = re.search(r'<script type="application/json" id="netlm-data">(.*?)</script>', text, re.S)
+    assert m
+    return json.loads(m.group(1))
 
 
-def test_page_content_images_privacy_and_escaping(tmp_path):
-    from matplotlib import image as mpimg
-
+def test_page_is_self_contained_private_escaped_and_from_report_json(tmp_path):
     ctx = _ctx()
     report = _report(ctx)
-    path = write_study_html(report, ctx, tmp_path / "out" / "report.html", pet_suv=ctx.image)
-    text = path.read_text(encoding="utf-8")
-    imgs = _images(text)
-    # one axial view per lesion + PET MIP + segment bar chart
-    assert len(imgs) == len(ctx.lesions) + 2
-    assert sorted(a for a, _ in imgs if a.startswith("lesion")) == [f"lesion {les.id}" for les in ctx.lesions]
-    for _, b64 in imgs:
-        png = mpimg.imread(io.BytesIO(base64.b64decode(b64)), format="png")
-        assert png.shape[0] > 100
-        assert png.shape[1] > 100
-        assert float(np.std(png[..., :3])) > 0.02  # not a blank image
-    # self-contained: no external resources
-    assert not re.search(r"(src|href)=['\"](?!data:)", text)
-    # privacy: the identifiers and the paths (which may carry names) never appear
-    visible = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", text)  # base64 may hold any 3 letters
+    report["lesions"][0]["volume_ml"] = 123.456  # the table shows report.json, not the context
+    text = write_study_html(report, ctx, tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    # self-contained: no external resource, the viewer script is inline
+    assert not re.search(r"(src|href)=['\"](?!data:|#)", text)
+    assert "<script src" not in text
+    js = (Path(__file__).resolve().parents[1] / "netlm_imaging" / "report" / "js" / "viewer.js").read_text()
+    assert js.strip()[:200] in text
+    visible = re.sub(r'<script type="application/json".*?</script>', "", text, flags=re.S)
     for ident in ("DOE", "JANE", "PID-12345", "19500101", "/data/"):
         assert ident not in visible
     assert "<script>alert" not in text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
     assert "&lt;b&gt;bold&lt;/b&gt;" in text
     assert f"{ctx.liver_volume_ml:.2f}" in text
-    assert "W400/L40" in text  # CT soft-tissue window
+    assert "123.456" in text
+    # one clickable row per report lesion; a metric the code does not know appears as a column
+    rows = re.findall(r'<tr class="lesion-row" tabindex="0" data-lesion="(\d+)"', text)
+    assert rows == [str(les["id"]) for les in report["lesions"]]
+    assert "new registry metric mm" in text
+    assert "3.75" in text  # lesion 3's new metric
+    assert "soft tissue (-160 to 240 HU)" in text  # W400/L40
+    assert "liver (15 to 165 HU)" in text  # W150/L90
+    payload = _payload(text)
+    assert [les["centroid_lps_mm"] for les in payload["lesions"]] == [
+        les["centroid_lps_mm"] for les in report["lesions"]
+    ]
+    assert "image at full resolution [80, 70, 36]" in text
+    assert "masks at full resolution" in text
 
 
-@pytest.mark.parametrize("angles", [(0.0, 0.0, 15.0), (20.0, -10.0, 5.0)])
-def test_lesion_view_is_the_transverse_plane_through_the_centre(angles):
-    """The sampled lesion cross-section is a disc of radius r around the centre (analytic truth)."""
-    ctx = _ctx(angles)
-    les = ctx.lesions[0]
-    r = 12.0
-    c = np.asarray(les.centroid_lps_mm)
-    idx, extent, z = qa._axial_plane(ctx, c, qa._xy_extent(ctx))
-    lab = qa._sample(ctx.lesion_labels, idx, 0, 0)
-    pix = (extent[1] - extent[0]) / lab.shape[1]
-    transverse = angles[0] == 0.0 and angles[1] == 0.0
-    if transverse:  # snapped to the nearest slice: z of a slice centre within half a slice of the centre
-        k = ctx.image.lps_to_index(np.array([[c[0], c[1], z]]))[0][2]
-        assert abs(k - round(k)) < 1e-6
-        assert abs(z - c[2]) <= 3.5 / 2 + 1e-9
-    else:
-        assert z == pytest.approx(c[2])
-    rr = np.sqrt(r**2 - (z - c[2]) ** 2)  # radius of the sphere's cut at this z
-    disc = lab == les.id
-    assert disc.sum() * pix * pix == pytest.approx(np.pi * rr**2, rel=0.2)
-    ys, xs = np.nonzero(disc)
-    cx = extent[0] + (xs.mean() + 0.5) * pix
-    cy = extent[3] + (ys.mean() + 0.5) * pix
-    assert np.hypot(cx - c[0], cy - c[1]) < 1.5 * pix + 1.0
+def test_embedded_masks_and_image_decode_to_the_study(tmp_path):
+    ctx = _ctx((20.0, -10.0, 5.0))
+    text = write_study_html(_report(ctx), ctx, tmp_path / "report.html").read_text()
+    p = _payload(text)
+    assert p["shape"] == list(SHAPE)
+    np.testing.assert_allclose(np.asarray(p["affine"]), ctx.image.affine)
+    np.testing.assert_array_equal(decode_rle(p["layers"]["liver"], SHAPE).astype(bool), ctx.liver)
+    np.testing.assert_array_equal(decode_rle(p["layers"]["lesions"], SHAPE), ctx.lesion_labels)
+    img = p["image"]
+    assert img["factor"] == [1, 1, 1]
+    enc = np.frombuffer(base64.b64decode(img["data"]), np.uint8).reshape(img["shape"])
+    lo, hi = -200.0, 300.0  # stated CT encoding range
+    truth = np.clip(np.asarray(ctx.image.array, float), lo, hi)
+    back = lo + enc * (hi - lo) / 255
+    assert np.max(np.abs(back - truth)) <= (hi - lo) / 255 / 2 + 1e-6
 
 
-def test_cohort_index_links_existing_files_only(tmp_path):
+def test_budget_downsamples_the_image_and_the_page_says_so(tmp_path):
+    ctx = _ctx((0.0, 0.0, 0.0))
+    budget = 0.1  # MB
+    path = write_study_html(_report(ctx), ctx, tmp_path / "report.html", budget_mb=budget)
+    text = path.read_text()
+    p = _payload(text)
+    f = p["image"]["factor"]
+    assert f[0] > 1
+    assert f[0] == f[1]  # in-plane first, both axes alike
+    assert len(p["image"]["data"]) <= budget * 1e6
+    assert f"image downsampled from [80, 70, 36] to {p['image']['shape']} voxels" in text
+    assert "masks at full resolution" in text
+    # a block of the embedded image is the mean of its voxels (computed here)
+    enc = np.frombuffer(base64.b64decode(p["image"]["data"]), np.uint8).reshape(p["image"]["shape"])
+    a, b, c = 10, 12, 5
+    block = np.asarray(ctx.image.array, float)[
+        a * f[0] : (a + 1) * f[0], b * f[1] : (b + 1) * f[1], c * f[2] : (c + 1) * f[2]
+    ]
+    assert -200 + int(enc[a, b, c]) * 500 / 255 == pytest.approx(np.clip(block.mean(), -200, 300), abs=500 / 255)
+    # the page (with masks and script) stays near the budget
+    assert path.stat().st_size < budget * 1e6 + 120_000
+
+
+def test_views_follow_the_radiological_layout():
+    lps = orientation_views(np.eye(3))  # i -> L, j -> P, k -> S
+    assert lps["axial"] == {
+        "normal": 2,
+        "col": 0,
+        "row": 1,
+        "flip_col": False,
+        "flip_row": False,
+        "labels": {"left": "R", "right": "L", "top": "A", "bottom": "P"},
+    }
+    assert (lps["coronal"]["normal"], lps["coronal"]["flip_row"]) == (1, True)  # superior at the top
+    assert lps["coronal"]["labels"] == {"left": "R", "right": "L", "top": "S", "bottom": "I"}
+    assert lps["sagittal"]["labels"] == {"left": "A", "right": "P", "top": "S", "bottom": "I"}
+    ras = orientation_views(np.diag([-1.0, -1.0, 1.0]))  # NIfTI-style i -> R, j -> A
+    assert (ras["axial"]["flip_col"], ras["axial"]["flip_row"]) == (True, True)
+    # slices stored along array axis 0 (sagittal acquisition): the axial view slices axis 1 ... whichever is S
+    sag = orientation_views(np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, -1.0, 0.0]]))  # i->P, j->I, k->L
+    assert (sag["axial"]["normal"], sag["axial"]["col"], sag["axial"]["row"]) == (1, 2, 0)
+    assert sag["coronal"]["flip_row"] is False  # j runs inferior already
+    c, s = np.cos(np.deg2rad(35)), np.sin(np.deg2rad(35))
+    obl = orientation_views(np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]))
+    assert obl["axial"]["labels"]["right"] == "LP"  # 35 degrees: mostly left, partly posterior
+
+
+def test_pet_overlay_and_mip_from_the_pet_grid(tmp_path):
+    ctx = _ctx((0.0, 0.0, 10.0))
+    # PET on its own coarser, differently oriented grid: SUV 2 background, 12 in lesion 1 (analytic sphere)
+    pshape = (48, 44, 30)
+    paff = grid_affine(pshape, (4.0, 4.0, 4.0), (0.0, 0.0, -20.0), centre=(0.0, 5.0, 0.0))
+    pts = voxel_centres(pshape, paff)
+    sph = _phantom().lesions[0]
+    suv = np.where(np.linalg.norm(pts - np.asarray(sph.centre_lps_mm), axis=-1) <= sph.radius_mm, 12.0, 2.0)
+    pet = Volume(suv.astype(np.float32), paff, source="pet")
+    report = _report(ctx)
+    report["pet"] = {"suv_type": "SUVbw", "units": "g/ml", "liver_suv_mean": 2.0, "suv_max": 12.0}
+    text = write_study_html(report, ctx, tmp_path / "r.html", pet_suv=pet).read_text()
+    p = _payload(text)
+    pt = p["pet"]
+    enc = np.frombuffer(base64.b64decode(pt["data"]), np.uint8).reshape(pt["shape"])
+    f = np.asarray(pt["factor"])
+    # the overlay voxel holding the lesion centre reads SUV 12; one far from it reads 2
+    ijk = ctx.image.lps_to_index(np.asarray(sph.centre_lps_mm))[0]
+    m = np.floor(ijk / f).astype(int)
+    assert enc[tuple(m)] * pt["encode_max"] / 255 == pytest.approx(12.0, abs=0.6)
+    far = ctx.image.lps_to_index(np.asarray([60.0, 30.0, -30.0]))[0]
+    assert enc[tuple(np.floor(far / f).astype(int))] * pt["encode_max"] / 255 == pytest.approx(2.0, abs=0.2)
+    mip = p["mip"]
+    img = np.frombuffer(base64.b64decode(mip["data"]), np.uint8).reshape(mip["height"], mip["width"])
+    assert img.max() * mip["encode_max"] / 255 == pytest.approx(12.0, rel=0.05)
+    lab = decode_rle(mip["lesions"], (mip["height"], mip["width"], 1))[:, :, 0]
+    assert set(np.unique(lab)) == {0, 1, 2, 3}
+    # lesion 1's projected outline surrounds the bright spot of the MIP; projected area ~ pi r^2
+    hot = img * mip["encode_max"] / 255 > 7
+    assert (lab[hot] == 1).mean() > 0.8
+    area = (lab == 1).sum() * mip["spacing_mm"][0] * mip["spacing_mm"][1]
+    assert area == pytest.approx(np.pi * sph.radius_mm**2, rel=0.35)
+    assert mip["labels"] == {"left": "RP", "right": "LA", "top": "S", "bottom": "I"}  # PET grid turned 20 degrees
+    assert "SUV 2.0 (liver SUVmean, report) to 8.0" in text
+    assert "liver suv mean" in text  # report.json's PET block as a table
+    assert 'id="show-pet"' in text
+
+
+def _study_report(tmp_path, sid, **over):
+    rep = {
+        "study": {"grid": {"resampled": False}},
+        "liver": {"touches_image_border": False},
+        "lesions": [{"id": 1, "touches_image_border": False}],
+        "warnings": [],
+        "classification": {"mahuron_type": "2"},
+    }
+    for k, v in over.items():
+        rep[k] = v
+    (tmp_path / "reports" / f"{sid}.json").write_text(json.dumps(rep))
+
+
+def test_cohort_index_flags_links_and_thumbnails(tmp_path):
     (tmp_path / "reports").mkdir()
-    (tmp_path / "reports" / "s1.json").write_text("{}")
+    _study_report(tmp_path, "s1")
+    _study_report(tmp_path, "s3", warnings=["x: PET FrameOfReferenceUID differs from that of the image"])
+    _study_report(
+        tmp_path, "s4", study={"grid": {"resampled": True}}, lesions=[{"id": 7, "touches_image_border": True}]
+    )
+    _study_report(tmp_path, "s5")
     (tmp_path / "reports" / "s1.html").write_text("<html></html>")
+    (tmp_path / "reports" / "s1.thumb.png").write_bytes(b"\x89PNG-test")
+    disc = tmp_path / "disc.csv"
+    disc.write_text("study,quantity,verdict\ns5,liver_volume_ml,DISCREPANT\ns1,liver_volume_ml,agree\n")
     rows = [
         {"study_id": "s2", "status": "failed", "error": "s2/ct.nii.gz: image not found <x>"},
-        {
-            "study_id": "s1",
-            "status": "ok",
-            "liver_volume_ml": "1510.25",
-            "intrahepatic_tumor_ml": 33.5,
-            "involvement_percent": 2.2182,
-            "lesion_count": "3",
-            "warnings_count": 0,
-        },
+        *(
+            {
+                "study_id": s,
+                "status": "ok",
+                "liver_volume_ml": "1510.25",
+                "involvement_percent": 2.2182,
+                "lesion_count": "3",
+                "warnings_count": "0",
+            }
+            for s in ("s1", "s3", "s4", "s5")
+        ),
     ]
-    path = write_cohort_index(tmp_path, rows)
-    text = path.read_text()
-    assert path == tmp_path / "index.html"
-    assert "href='reports/s1.html'" in text
-    assert "href='reports/s1.json'" in text
+    text = write_cohort_index(tmp_path, rows, discrepancies=disc).read_text()
+    assert 'href="reports/s1.html"' in text
+    assert 'href="reports/s1.json"' in text
     assert "reports/s2" not in text
     assert "image not found &lt;x&gt;" in text
-    assert text.index(">s1<") < text.index(">s2<")  # sorted by study id
-    assert "1510.25" in text
+    assert "data:image/png;base64," + base64.b64encode(b"\x89PNG-test").decode() in text
+    flags = dict(re.findall(r'<tr data-study="(\w+)" data-flags="(\d+)">', text))
+    assert flags == {"s1": "0", "s2": "0", "s3": "2", "s4": "2", "s5": "1"}
+    for name in ("PET/CT frame", "resampled", "border", "check", "warnings"):
+        assert f">{name}</span>" in text
+    # what to look at first: failed, then most flags, then the unflagged
+    order = re.findall(r'<tr data-study="(\w+)"', text)
+    assert order == ["s2", "s3", "s4", "s5", "s1"]
+    assert "5 studies: 4 ok, 1 not ok" in text
     assert "2.22" in text
-    assert "2 studies: 1 ok, 1 not ok" in text
 
 
-def _chromium_or_skip():
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("CI=true but /usr/bin/chromium is missing; run .ci/install_chromium.sh")
-        pytest.skip("chromium not installed (Debian package 'chromium'; .ci/install_chromium.sh)")
-    return [
-        CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-    ]
-
-
-@pytest.mark.chromium
-def test_renders_in_headless_chromium(tmp_path):
-    from matplotlib import image as mpimg
-
-    base = _chromium_or_skip()
-    ctx = _ctx((20.0, -10.0, 5.0))  # oblique image: resampled transverse views
-    page = write_study_html(_report(ctx), ctx, tmp_path / "report.html", pet_suv=ctx.image)
-    # 1) the images decode in the browser: a copy of the page with a probe script writing naturalWidth
-    probe = tmp_path / "probe.html"
-    script = (
-        "<script>window.addEventListener('load',function(){var o=[];document.querySelectorAll('img')"
-        ".forEach(function(i){o.push(i.complete+':'+i.naturalWidth)});var p=document.createElement('pre');"
-        "p.id='imgcheck';p.textContent=o.join(';');document.body.appendChild(p);});</script>"
-    )
-    probe.write_text(page.read_text().replace("</body>", script + "</body>"))
-    dom = subprocess.run(
-        [*base, f"--user-data-dir={tmp_path / 'u1'}", "--dump-dom", probe.as_uri()],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    m = re.search(r"<pre id=\"imgcheck\">([^<]*)</pre>", dom.stdout)
-    assert m, f"probe output missing; chromium stderr: {dom.stderr[-500:]}"
-    states = m.group(1).split(";")
-    assert len(states) == len(ctx.lesions) + 2
-    assert all(s.startswith("true:") and int(s.split(":")[1]) > 100 for s in states), states
-    # 2) the screenshot of the real page is not blank and shows the red lesion contours
-    shot = tmp_path / "shot.png"
-    subprocess.run(
-        [*base, f"--user-data-dir={tmp_path / 'u2'}", f"--screenshot={shot}", "--window-size=1200,2000", page.as_uri()],
-        capture_output=True,
-        timeout=120,
-        check=True,
-    )
-    img = mpimg.imread(shot)[..., :3]
-    assert img.shape[:2] == (2000, 1200)
-    assert float(img.std()) > 0.1
-    red = (img[..., 0] > 0.8) & (img[..., 1] < 0.35) & (img[..., 2] < 0.35)
-    assert int(red.sum()) > 200
-    green = (img[..., 1] > 0.6) & (img[..., 0] < 0.3) & (img[..., 2] < 0.3)  # liver contours
-    assert int(green.sum()) > 200
-
-
-@pytest.mark.skipif(not Path(CHROMIUM).exists() or not shutil.which("bash"), reason="needs chromium and bash")
-def test_chromium_install_script_is_a_no_op_when_installed():
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists() or not shutil.which("bash"), reason="needs chromium")
+def test_browser_install_script_is_a_no_op_when_installed():
+    if not (Path("/usr/bin/chromedriver").exists() and Path("/usr/bin/firefox-esr").exists()):
+        pytest.skip("chromium-driver or firefox-esr missing")
     script = Path(__file__).resolve().parents[1] / ".ci" / "install_chromium.sh"
     out = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything the test suite needs on a fresh Debian machine (idempotent):
 # the package with its test extras, Debian's orthanc + orthanc-dicomweb (PACS round trip)
-# and chromium (headless rendering of the HTML QA page).
+# and chromium, chromium-driver and firefox-esr (browser tests of the HTML QA page).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install --quiet --upgrade pip

@@ -105,6 +105,8 @@ class BatchOptions:
         Also write ``reports/<id>.sr.dcm`` (DICOM studies only).
     html : bool
         Also write ``reports/<id>.html`` (QA page), when the HTML writer is available.
+    html_budget_mb : float
+        Size budget of the image data embedded in each QA page.
     include_identifiers : bool
         Copy patient identifiers into the SR (off by default).
     analyze_options : dict
@@ -117,6 +119,7 @@ class BatchOptions:
     rules: str | None = None
     sr: bool = False
     html: bool = False
+    html_budget_mb: float = 25.0
     include_identifiers: bool = False
     analyze_options: dict[str, Any] = field(default_factory=dict)
     resume: bool = False
@@ -323,17 +326,24 @@ def _analyze(study: Study, out_dir: Path, options: BatchOptions, fingerprint: st
             include_identifiers=options.include_identifiers,
         )
     if options.html:
-        _write_html(report, ctx, _report_path(out_dir, study.study_id, ".html"))
+        _write_html(report, ctx, _report_path(out_dir, study.study_id, ".html"), options.html_budget_mb)
     atomic_write_text(_report_path(out_dir, study.study_id), json.dumps(data, indent=2) + "\n")
     return row_from_report(study.study_id, data, fingerprint)
 
 
-def _write_html(report: Any, ctx: Any, path: Path) -> None:
+def _write_html(report: Any, ctx: Any, path: Path, budget_mb: float) -> None:
     try:
         from ..report.html import write_study_html
     except ImportError:
         raise InputError(f"{path}: this version has no HTML report writer; rerun without --html") from None
-    write_study_html(report.to_dict(), ctx, path, pet_suv=getattr(ctx, "pet_suv", None))
+    write_study_html(
+        report.to_dict(),
+        ctx,
+        path,
+        pet_suv=getattr(ctx, "pet_suv", None),
+        budget_mb=budget_mb,
+        thumbnail_path=path.with_suffix(".thumb.png"),
+    )
 
 
 def analyze_one(study: Study, out_dir: str | os.PathLike[str], options: BatchOptions) -> dict[str, Any]:

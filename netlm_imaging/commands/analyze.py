@@ -78,7 +78,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="put patient name, ID and birth date in the report (off by default)",
     )
-    p.add_argument("--html", action="store_true", help="also write report.html (QA page with images)")
+    p.add_argument("--html", action="store_true", help="also write report.html (interactive QA page)")
+    p.add_argument(
+        "--html-budget-mb",
+        type=float,
+        default=25.0,
+        metavar="MB",
+        help="size budget of the image data embedded in report.html (default 25; the image is downsampled to fit)",
+    )
     p.add_argument("--sr", action="store_true", help="also write report_sr.dcm (DICOM SR TID 1500)")
     p.add_argument("--seg-out", action="store_true", help="also write derived masks as a DICOM SEG (derived_seg.dcm)")
     p.add_argument("--quiet", action="store_true", help="no console summary")
@@ -114,6 +121,8 @@ def options_from_args(args: argparse.Namespace):
         patterns.append((regex, role.strip().lower()))
     if getattr(args, "max_voxels", None) is not None and args.max_voxels <= 0:
         raise UsageError("--max-voxels must be positive")
+    if getattr(args, "html_budget_mb", 1.0) <= 0:
+        raise UsageError(f"--html-budget-mb {args.html_budget_mb}: give a positive size in MB, e.g. 25")
     if getattr(args, "weight", None) is not None and not (0 < args.weight < 700):
         raise UsageError(f"--weight {args.weight}: give the patient weight in kg (0-700)")
     if not 0.0 < getattr(args, "fractional_threshold", 0.5) <= 1.0:
@@ -178,7 +187,11 @@ def run(args: argparse.Namespace) -> int:
     if args.html:
         from ..report.html import write_study_html
 
-        written.append(write_study_html(report.to_dict(), ctx, out / "report.html", pet_suv=ctx.pet_suv))
+        written.append(
+            write_study_html(
+                report.to_dict(), ctx, out / "report.html", pet_suv=ctx.pet_suv, budget_mb=args.html_budget_mb
+            )
+        )
     if args.sr:
         from ..report.dicom_sr import write_sr
 

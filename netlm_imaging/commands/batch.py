@@ -36,7 +36,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--quiet", action="store_true", help="no progress output and no summary")
     p.add_argument("--sr", action="store_true", help="also write reports/<study>.sr.dcm (DICOM SR TID 1500)")
-    p.add_argument("--html", action="store_true", help="also write reports/<study>.html (QA page)")
+    p.add_argument(
+        "--html", action="store_true", help="also write reports/<study>.html (QA pages) and index.html (review queue)"
+    )
+    p.add_argument(
+        "--html-budget-mb",
+        type=float,
+        default=25.0,
+        metavar="MB",
+        help="size budget of the image data embedded in each QA page (default 25)",
+    )
+    p.add_argument(
+        "--discrepancies",
+        metavar="DISCREPANCIES.csv",
+        help="with --html: a 'netlm check --out' table; its discrepant studies are flagged in index.html",
+    )
     p.add_argument("--rules", help="rules file (TOML/JSON) overriding the default clinical rules")
     p.add_argument("--labels", help="role mapping, e.g. liver=5,lesion=2 (default LiTS: 1 liver, 2 lesion)")
     p.add_argument("--max-voxels", type=int, help="refuse images declaring more voxels than this")
@@ -64,6 +78,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("-j and --scheduler exclude each other: the Dask cluster decides the parallelism")
     if args.rules is not None and not Path(args.rules).is_file():
         raise UsageError(f"--rules {args.rules}: file not found")
+    if args.discrepancies is not None and not args.html:
+        raise UsageError("--discrepancies flags studies in index.html: add --html")
+    if args.discrepancies is not None and not Path(args.discrepancies).is_file():
+        raise UsageError(f"--discrepancies {args.discrepancies}: file not found (write it with netlm check --out)")
     out = Path(args.out)
     studies = discover_cohort(args.cohort, out_dir=out)
     aopts = asdict(options_from_args(args))
@@ -72,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         rules=str(Path(args.rules).resolve()) if args.rules else None,
         sr=args.sr,
         html=args.html,
+        html_budget_mb=args.html_budget_mb,
         include_identifiers=args.include_identifiers,
         analyze_options=aopts,
     )
@@ -88,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     if args.html:
         from ..report.html import write_cohort_index
 
-        index = write_cohort_index(out, result.rows)
+        index = write_cohort_index(out, result.rows, discrepancies=args.discrepancies)
     if not args.quiet:
         if index is not None:
             print(f"wrote {index}")
