@@ -142,9 +142,17 @@ class Marionette:
     def execute(self, script: str, *args: Any) -> Any:
         return self.send("WebDriver:ExecuteScript", {"script": script, "args": list(args)})["value"]
 
+    def find(self, css: str) -> str:
+        return str(self.send("WebDriver:FindElement", {"using": "css selector", "value": css})["value"][_ELEMENT])
+
+    def click(self, css: str) -> None:
+        self.send("WebDriver:ElementClick", {"id": self.find(css)})
+
+    def send_keys(self, css: str, text: str) -> None:
+        self.send("WebDriver:ElementSendKeys", {"id": self.find(css), "text": text})
+
     def element_png(self, css: str) -> bytes:
-        el = self.send("WebDriver:FindElement", {"using": "css selector", "value": css})["value"]
-        shot = self.send("WebDriver:TakeScreenshot", {"id": el[_ELEMENT], "full": False, "hash": False})
+        shot = self.send("WebDriver:TakeScreenshot", {"id": self.find(css), "full": False, "hash": False})
         return base64.b64decode(shot["value"])
 
 

@@ -209,7 +209,10 @@ def test_html_page_and_output_permissions(tmp_path):
     out = tmp_path / "o"
     assert main(["analyze", str(DEMO), "--out", str(out), "--html", "--quiet"]) == 0
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") >= 5  # one axial view per intrahepatic lesion at least
+    report = json.loads((out / "report.json").read_text())
+    # one clickable lesion row (viewer jump) per reported lesion
+    assert html.count('class="lesion-row"') == len(report["lesions"]) >= 5
+    assert 'id="netlm-data"' in html
     assert "Mahuron" in html
     mode = (out / "report.json").stat().st_mode & 0o777
     assert mode & 0o044 == 0o044 & ~_umask_value()  # readable like any other output, not mkstemp's 0600

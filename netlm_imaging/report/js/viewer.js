@@ -4,6 +4,7 @@
  * Positions are full-grid voxel indices [i, j, k]; LPS = affine * [i, j, k, 1]. */
 (function () {
   "use strict";
+  var tStart = performance.now();
   var el = document.getElementById("netlm-data");
   if (!el) { return; }
   var D = JSON.parse(el.textContent);
@@ -333,13 +334,16 @@
   }
 
   // ------------------------------------------------------------------ start
-  var t0 = performance.now();
   renderAll();
   drawMip();
   var m = /(?:^#|&)lesion=(\d+)/.exec(location.hash);
   if (m) { gotoLesion(+m[1]); }
   var ready = document.getElementById("viewer-status");
-  if (ready) { ready.textContent = "Viewer ready (first render " + (performance.now() - t0).toFixed(0) + " ms)."; }
+  var tReady = performance.now();
+  if (ready) {
+    ready.textContent = "Viewer ready " + tReady.toFixed(0) + " ms after the page started loading (data decode and first render " +
+      (tReady - tStart).toFixed(0) + " ms).";
+  }
   document.documentElement.setAttribute("data-viewer-ready", "1");
   window.netlmViewer = {
     position: function () { return state.pos.slice(); },
@@ -348,6 +352,7 @@
     lpsToIndex: lpsToIndex,
     state: state,
     renderAll: renderAll,
-    firstRenderMs: performance.now() - t0
+    readyMs: tReady,
+    decodeAndRenderMs: tReady - tStart
   };
 })();

@@ -1,0 +1,201 @@
+"""The QA page and the cohort index in real headless browsers (Debian chromium via selenium and
+chromium-driver; firefox-esr via Marionette). Few tests, generous timeouts: browsers are CPU-heavy.
+
+Expectations come from the phantom's masks and the report's centroids (inverse affine in numpy
+here), never from stored screenshots.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from browsers import chromium, firefox
+from test_html import _ctx, _report
+
+from netlm_imaging.report.html import write_cohort_index, write_study_html
+
+pytestmark = pytest.mark.timeout(600) if hasattr(pytest.mark, "timeout") else []
+ANGLES = (20.0, -10.0, 5.0)  # oblique grid: the jump goes through the affine
+
+
+def _rgb(png: bytes) -> np.ndarray:
+    from matplotlib import image as mpimg
+
+    return mpimg.imread(io.BytesIO(png), format="png")[..., :3]
+
+
+def _lesion_red(img: np.ndarray) -> np.ndarray:
+    """Pixels of the lesion colour at opacity 1 (255, 40, 40)."""
+    return (img[..., 0] > 0.9) & (img[..., 1] < 0.3) & (img[..., 2] < 0.3)
+
+
+def _liver_tint(img: np.ndarray) -> np.ndarray:
+    """Pixels tinted by the liver colour (green over grey)."""
+    return img[..., 1] - np.maximum(img[..., 0], img[..., 2]) > 0.08
+
+
+def _expected_voxel(ctx, centroid):
+    inv = np.linalg.inv(ctx.image.affine)
+    return inv[:3, :3] @ np.asarray(centroid) + inv[:3, 3]
+
+
+def _axial_axis(ctx) -> int:
+    return int(np.argmax(np.abs(ctx.image.affine[2, :3])))
+
+
+def _fraction_in_slice(mask: np.ndarray, axis: int, k: int) -> float:
+    return float(np.take(mask, k, axis=axis).mean())
+
+
+@pytest.mark.chromium
+def test_viewer_in_chromium(tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.actions.wheel_input import ScrollOrigin
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    ctx = _ctx(ANGLES)
+    report = _report(ctx)
+    page = write_study_html(report, ctx, tmp_path / "report.html")
+    ax = _axial_axis(ctx)
+    with chromium() as d:
+        d.get(page.as_uri())
+        WebDriverWait(d, 240).until(lambda d: d.execute_script("return window.netlmViewer !== undefined"))
+        axial = d.find_element(By.CSS_SELECTOR, "#view-axial canvas")
+        index = d.find_element(By.CSS_SELECTOR, "#view-axial .slice-index")
+
+        def shown() -> int:
+            return int(index.text)
+
+        # orientation labels and scale bar are on the page
+        labels = [
+            d.find_element(By.CSS_SELECTOR, f"#view-axial .o-{e}").text for e in ("left", "right", "top", "bottom")
+        ]
+        assert labels[0][0] == "R" and labels[1][0] == "L" and labels[2][0] == "A" and labels[3][0] == "P"
+        assert d.find_element(By.CSS_SELECTOR, "#view-axial .scalebar span").text.endswith(" mm")
+
+        # scroll N slices: wheel, keys, slider
+        start = shown()
+        for _ in range(4):
+            ActionChains(d).scroll_from_origin(ScrollOrigin.from_element(axial), 0, 120).perform()
+        assert shown() == start + 4
+        axial.send_keys(Keys.ARROW_DOWN * 3)
+        assert shown() == start + 1
+        d.find_element(By.CSS_SELECTOR, "#view-axial input[type=range]").send_keys(Keys.HOME)
+        assert shown() == 1
+
+        # click each lesion row: all three views go to the reported centroid (within one voxel)
+        for les in report["lesions"]:
+            d.find_element(By.CSS_SELECTOR, f"tr.lesion-row[data-lesion='{les['id']}']").click()
+            pos = np.asarray(d.execute_script("return window.netlmViewer.position()"), float)
+            want = _expected_voxel(ctx, les["centroid_lps_mm"])
+            assert np.max(np.abs(pos - want)) <= 1.0, (les["id"], pos, want)
+            slices = [
+                int(d.find_element(By.CSS_SELECTOR, f"#view-{v}").get_attribute("data-slice"))
+                for v in ("axial", "coronal", "sagittal")
+            ]
+            assert sorted(slices) == sorted(int(p) for p in pos)  # each view shows one of the position's planes
+            assert f"lesion {les['id']}" in d.find_element(By.ID, "viewer-position").text
+
+        # the lesion under the cursor is named (mouse over the crosshair of lesion 1)
+        d.find_element(By.CSS_SELECTOR, "tr.lesion-row[data-lesion='1']").click()
+        k = int(d.find_element(By.ID, "view-axial").get_attribute("data-slice"))
+        x = float(d.find_element(By.CSS_SELECTOR, "#view-axial .ch-v").value_of_css_property("left")[:-2])
+        y = float(d.find_element(By.CSS_SELECTOR, "#view-axial .ch-h").value_of_css_property("top")[:-2])
+        w, h = axial.size["width"], axial.size["height"]
+        ActionChains(d).move_to_element_with_offset(axial, int(x - w / 2), int(y - h / 2)).perform()
+        assert "lesion 1" in d.find_element(By.ID, "viewer-hover").text
+
+        # overlays: lesion opacity 1, no crosshair; the screenshot's colours match the masks of this slice
+        d.find_element(By.ID, "opacity-lesions").send_keys(Keys.END)
+        d.find_element(By.ID, "show-crosshair").click()
+        shot = _rgb(axial.screenshot_as_png)
+        want_lesion = _fraction_in_slice(ctx.lesion_labels > 0, ax, k)
+        want_liver = _fraction_in_slice(ctx.liver, ax, k)
+        assert want_lesion > 0.005
+        assert _lesion_red(shot).mean() == pytest.approx(want_lesion, rel=0.15)
+        assert _liver_tint(shot).mean() + _lesion_red(shot).mean() == pytest.approx(want_liver, rel=0.1)
+        d.find_element(By.ID, "show-lesions").click()  # toggle the lesions off: their pixels change
+        off = _rgb(axial.screenshot_as_png)
+        assert _lesion_red(off).mean() < 0.1 * want_lesion
+        changed = np.any(np.abs(off - shot) > 0.1, axis=-1).mean()
+        assert changed == pytest.approx(want_lesion, rel=0.3)
+        assert _liver_tint(off).mean() == pytest.approx(want_liver, rel=0.1)  # liver shows through
+        d.find_element(By.ID, "show-liver").click()
+        plain = _rgb(axial.screenshot_as_png)
+        assert _liver_tint(plain).mean() < 0.01
+        # window preset: the liver window changes the grey levels
+        d.find_element(By.CSS_SELECTOR, "#window-preset option:nth-child(2)").click()
+        assert np.abs(_rgb(axial.screenshot_as_png) - plain).mean() > 0.02
+        ready = d.execute_script("return window.netlmViewer.readyMs")
+        assert ready > 0
+
+
+@pytest.mark.chromium
+def test_cohort_index_sorts_and_filters_in_chromium(tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    (tmp_path / "reports").mkdir()
+    liver = {"s1": 1500.0, "s2": 980.5, "s3": 2210.0, "s4": 1200.25, "s5": 1800.0}
+    rows = []
+    for n, (sid, v) in enumerate(liver.items()):
+        warn = ["a warning"] if n % 2 else []
+        (tmp_path / "reports" / f"{sid}.json").write_text(json.dumps({"warnings": warn, "lesions": []}))
+        rows.append({"study_id": sid, "status": "ok", "liver_volume_ml": str(v), "warnings_count": str(len(warn))})
+    index = write_cohort_index(tmp_path, rows)
+    with chromium() as d:
+        d.get(index.as_uri())
+        WebDriverWait(d, 120).until(lambda d: d.execute_script("return document.documentElement.dataset.indexReady"))
+
+        def order() -> list[str]:
+            return [
+                tr.get_attribute("data-study")
+                for tr in d.find_elements(By.CSS_SELECTOR, "#cohort tbody tr")
+                if tr.is_displayed()
+            ]
+
+        assert order() == ["s2", "s4", "s1", "s3", "s5"]  # flagged (warnings) first
+        head = d.find_element(By.XPATH, "//th[button[text()='liver (mL)']]")
+        head.find_element(By.TAG_NAME, "button").click()
+        assert order() == sorted(liver, key=liver.get)
+        assert head.get_attribute("aria-sort") == "ascending"
+        head.find_element(By.TAG_NAME, "button").click()
+        assert order() == sorted(liver, key=liver.get, reverse=True)
+        d.find_element(By.ID, "filter").send_keys("s3")
+        assert order() == ["s3"]
+        d.find_element(By.ID, "filter").clear()
+        d.find_element(By.ID, "filter").send_keys(" ")  # clear() sends no input event
+        d.find_element(By.ID, "only-flagged").click()
+        assert sorted(order()) == ["s2", "s4"]
+        assert "2 of 5 studies shown" in d.find_element(By.ID, "shown-count").text
+
+
+@pytest.mark.firefox
+def test_viewer_in_firefox(tmp_path):
+    ctx = _ctx(ANGLES)
+    report = _report(ctx)
+    page = write_study_html(report, ctx, tmp_path / "report.html")
+    les = report["lesions"][1]
+    with firefox() as ff:
+        ff.navigate(page.as_uri() + f"#lesion={les['id']}")  # a link straight to a lesion
+        pos = np.asarray(ff.execute("return window.netlmViewer.position()"), float)
+        assert np.max(np.abs(pos - _expected_voxel(ctx, les["centroid_lps_mm"]))) <= 1.0
+        ff.click("tr.lesion-row[data-lesion='1'] td")
+        pos = np.asarray(ff.execute("return window.netlmViewer.position()"), float)
+        assert np.max(np.abs(pos - _expected_voxel(ctx, report["lesions"][0]["centroid_lps_mm"]))) <= 1.0
+        ff.send_keys("#view-axial canvas", "\ue013\ue013")  # ArrowUp twice: two slices on
+        assert int(ff.execute("return document.querySelector('#view-axial .slice-index').textContent")) == pos[2] + 3
+        ff.send_keys("#opacity-lesions", "\ue010")  # End: opacity 1
+        ff.click("#show-crosshair")
+        k = int(ff.execute("return document.getElementById('view-axial').dataset.slice"))
+        shot = _rgb(ff.element_png("#view-axial canvas"))
+        want = _fraction_in_slice(ctx.lesion_labels > 0, _axial_axis(ctx), k)
+        assert want > 0.002
+        assert _lesion_red(shot).mean() == pytest.approx(want, rel=0.2)
+        ff.click("#show-lesions")
+        assert _lesion_red(_rgb(ff.element_png("#view-axial canvas"))).mean() < 0.1 * want
