@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from scipy import ndimage
 
 from ..errors import InputError
 from ..segmentation import MaskLayer, segment_number
@@ -83,8 +82,17 @@ def _touches_liver(liver: np.ndarray, bbox: tuple[slice, slice, slice], mask: np
         a[axis], b[axis] = slice(0, n - 1), slice(1, n)
         if np.any(local[tuple(a)] & region[tuple(b)]) or np.any(local[tuple(b)] & region[tuple(a)]):
             return True
-    grown = ndimage.binary_dilation(local, structure=ball)
-    return bool(np.any(grown & region))
+    # the dilation by the ball, one offset at a time on the small box (no full dilated copy)
+    centre = [b // 2 for b in ball.shape]
+    for off in np.argwhere(ball) - centre:
+        src, dst = [], []
+        for a in range(3):
+            o, n = int(off[a]), local.shape[a]
+            src.append(slice(max(0, -o), min(n, n - o)))
+            dst.append(slice(max(0, o), min(n, n + o)))
+        if np.any(local[tuple(src)] & region[tuple(dst)]):
+            return True
+    return False
 
 
 def _union(layers: list[MaskLayer], shape: tuple[int, ...], threshold: float) -> tuple[np.ndarray, np.ndarray | None]:
@@ -186,7 +194,10 @@ def measure_burden(
         box, labels_cc, n = label_instances_cropped(lesion_union, connectivity)
         if n and box is not None:
             name = lesion_layers[0].label if lesion_layers else None
-            for i, local in enumerate(ndimage.find_objects(labels_cc), start=1):
+            import cc3d
+
+            boxes = cc3d.statistics(labels_cc)["bounding_boxes"][1:]  # index 0 is the background
+            for i, local in enumerate(boxes, start=1):
                 if local is None:
                     continue
                 bb = (

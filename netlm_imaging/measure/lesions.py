@@ -3,8 +3,8 @@
 All distances are between voxel centres in patient space (mm). "Axial" is the
 patient transverse plane: for images whose slices are not transverse, the
 lesion is resampled onto a transverse grid before the in-plane diameters are
-taken. The maximum 3-D diameter uses the convex hull of the surface voxel
-centres, never all voxel pairs.
+taken. The maximum 3-D diameter compares only the voxel centres that can lie on
+the convex hull, pruned by a distance bound, never all voxel pairs.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ logger = logging.getLogger(__name__)
 
 #: |cos| of the angle between the slice normal and patient S above which slices count as transverse.
 AXIAL_TOLERANCE = 1e-4
-_BRUTE_FORCE_POINTS = 1500
 #: Diameters closer than this (mm) count as equally long (ties between pairs of voxel centres).
 _TIE_TOLERANCE_MM = 1e-6
 
@@ -96,12 +95,55 @@ def label_instances_cropped(
     return bb, crop, int(n)
 
 
-def max_pairwise_distance(points: np.ndarray) -> tuple[float, np.ndarray | None]:
-    """Largest distance between any two points, via the convex hull when there are many.
+def _farthest_pair(pts: np.ndarray) -> tuple[int, int]:
+    """Indices ``(i, j)``, ``i < j``, of the farthest pair of ``pts`` (exact; numpy only).
 
-    The farthest pair of a point set is always a pair of its convex hull's
-    vertices, so the hull is taken first and only its vertices are compared
-    (never all voxel pairs).
+    A pair can only be longer than a known pair if both points lie far enough
+    from a centre ``c``: ``|p - q| <= |p - c| + max |x - c|``. A double normal
+    (farthest point from the farthest point) gives that known length, the
+    bound prunes the rest, and the survivors are compared in blocks through
+    their Gram matrix. Pairs within rounding of the block maximum are
+    re-measured exactly, so the result is the exact farthest pair, ties going
+    to the lowest ``(i, j)`` as with ``scipy.spatial.distance.pdist``.
+    """
+    centre = (pts.min(0) + pts.max(0)) / 2.0
+    local = pts - centre
+    r = np.sqrt((local**2).sum(1))
+    r_max = float(r.max())
+    p = int(np.argmax(r))
+    q = int(np.argmax(((local - local[p]) ** 2).sum(1)))
+    p2 = int(np.argmax(((local - local[q]) ** 2).sum(1)))
+    known = float(np.sqrt(((local[q] - local[p2]) ** 2).sum()))
+    keep = np.flatnonzero(r + r_max >= known - 1e-6)
+    sub = local[keep]
+    sq = (sub**2).sum(1)
+    tol = 1e-9 * (4.0 * r_max**2 + 1.0)  # rounding of the Gram form, far below any real difference
+    best = -1.0
+    near: list[tuple[np.ndarray, np.ndarray]] = []
+    rows = max(16, 2_000_000 // len(sub))  # blocks of at most ~16 MB
+    for start in range(0, len(sub), rows):
+        g = sq[start : start + rows, None] + sq[None, :] - 2.0 * (sub[start : start + rows] @ sub.T)
+        top = float(g.max())
+        if top < best - tol:
+            continue
+        best = max(best, top)
+        ii, jj = np.nonzero(g >= best - tol)
+        near.append((ii + start, jj))
+    ii = np.concatenate([a for a, _ in near])
+    jj = np.concatenate([b for _, b in near])
+    ii, jj = keep[ii], keep[jj]
+    lo, hi = np.minimum(ii, jj), np.maximum(ii, jj)
+    ok = lo < hi
+    lo, hi = lo[ok], hi[ok]
+    d = np.sqrt(((pts[lo] - pts[hi]) ** 2).sum(-1))
+    top = d.max()
+    win = np.flatnonzero(d == top)
+    k = win[np.lexsort((hi[win], lo[win]))[0]]
+    return int(lo[k]), int(hi[k])
+
+
+def max_pairwise_distance(points: np.ndarray) -> tuple[float, np.ndarray | None]:
+    """Largest distance between any two points (exact), without comparing all pairs of a large set.
 
     Parameters
     ----------
@@ -116,38 +158,13 @@ def max_pairwise_distance(points: np.ndarray) -> tuple[float, np.ndarray | None]
     n = len(points)
     if n < 2:
         return 0.0, None
-    pts = points
-    if n > _BRUTE_FORCE_POINTS:
-        from scipy.spatial import ConvexHull, QhullError
-
-        try:
-            pts = points[ConvexHull(points).vertices]
-        except (QhullError, ValueError):  # flat or degenerate point sets: keep all points
-            pts = points
-    m = len(pts)
-    if m <= 4096:
-        if m <= 32:  # tiny sets: one broadcast is cheaper than a library call
-            d2 = ((pts[:, None, :] - pts[None, :, :]) ** 2).sum(-1)
-            i, j = (int(x) for x in np.unravel_index(int(np.argmax(d2)), d2.shape))
-            a, b = pts[i], pts[j]
-        else:
-            from scipy.spatial.distance import pdist
-
-            d = pdist(pts)
-            flat = int(np.argmax(d))
-            # row/column of the condensed index
-            i = int(m - 2 - np.floor(np.sqrt(-8 * flat + 4 * m * (m - 1) - 7) / 2.0 - 0.5))
-            j = int(flat + i + 1 - m * (m - 1) // 2 + (m - i) * ((m - i) - 1) // 2)
-            a, b = pts[i], pts[j]
-    else:  # pathological hull: exact, chunked
-        best, pair = -1.0, (0, 1)
-        for start in range(0, m, 512):
-            block = pts[start : start + 512]
-            d2 = ((block[:, None, :] - pts[None, :, :]) ** 2).sum(-1)
-            idx = np.unravel_index(int(np.argmax(d2)), d2.shape)
-            if d2[idx] > best:
-                best, pair = float(d2[idx]), (start + int(idx[0]), int(idx[1]))
-        a, b = pts[pair[0]], pts[pair[1]]
+    pts = np.asarray(points, dtype=np.float64)
+    if n <= 32:  # tiny sets: one broadcast is cheaper than anything else
+        d2 = ((pts[:, None, :] - pts[None, :, :]) ** 2).sum(-1)
+        i, j = (int(x) for x in np.unravel_index(int(np.argmax(d2)), d2.shape))
+    else:
+        i, j = _farthest_pair(pts)
+    a, b = pts[i], pts[j]
     dist = float(np.linalg.norm(b - a))
     return dist, ((b - a) / dist if dist > 0 else None)
 
