@@ -86,8 +86,8 @@ def _touches_liver(liver: np.ndarray, bbox: tuple[slice, slice, slice], mask: np
     centre = [b // 2 for b in ball.shape]
     for off in np.argwhere(ball) - centre:
         src, dst = [], []
-        for a in range(3):
-            o, n = int(off[a]), local.shape[a]
+        for ax in range(3):
+            o, n = int(off[ax]), local.shape[ax]
             src.append(slice(max(0, -o), min(n, n - o)))
             dst.append(slice(max(0, o), min(n, n + o)))
         if np.any(local[tuple(src)] & region[tuple(dst)]):
