@@ -575,13 +575,21 @@ def _build_report(
     liver_ml = ctx.liver_volume_ml
     liver: dict[str, Any] = {"volume_ml": _round(liver_ml, 6)}
     if ctx.liver is not None:
-        liver["voxel_count"] = int(np.count_nonzero(ctx.liver))
-        bb_any = [np.any(ctx.liver, axis=tuple(a for a in range(3) if a != ax)) for ax in range(3)]
-        liver["touches_image_border"] = bool(any(b[0] or b[-1] for b in bb_any))
+        # whole-liver reductions on the liver's bounding box: nothing of the liver lies outside it
+        box = ctx.liver_bbox if ctx.liver_bbox is not None else (slice(None),) * 3
+        in_box = ctx.liver[box]
+        liver["voxel_count"] = int(np.count_nonzero(in_box))
+        if ctx.liver_bbox is not None:
+            liver["touches_image_border"] = any(
+                box[a].start == 0 or box[a].stop == ctx.liver.shape[a] for a in range(3)
+            )
+        else:
+            bb_any = [np.any(ctx.liver, axis=tuple(a for a in range(3) if a != ax)) for ax in range(3)]
+            liver["touches_image_border"] = bool(any(b[0] or b[-1] for b in bb_any))
         n_liver = liver["voxel_count"]
         if n_liver:
             # a masked reduction (any memory order); boolean indexing of F-ordered arrays is ~10x slower
-            total = np.add.reduce(img.array, axis=None, where=ctx.liver, dtype=np.float64)
+            total = np.add.reduce(img.array[box], axis=None, where=in_box, dtype=np.float64)
             liver["mean_intensity"] = _round(float(total) / n_liver, 3)
         else:
             liver["mean_intensity"] = None

@@ -89,3 +89,31 @@ def test_analyze_imports_no_scipy(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_totals_from_the_liver_box_equal_full_volume_sums(tmp_path):
+    """Totals and liver facts computed inside the liver/lesion box equal plain full-volume numpy sums."""
+    import nibabel as nib
+    from phantoms import grid_affine
+
+    from netlm_imaging.api import analyze
+
+    rng = np.random.default_rng(11)
+    shape = (48, 40, 30)
+    aff = grid_affine((0.8, 0.7, 2.5), (-10.0, 20.0, -40.0))
+    lab = np.zeros(shape, np.uint8)
+    lab[6:30, 8:33, 4:22] = 1
+    lab[10:14, 10:16, 6:9] = 2  # inside
+    lab[36:40, 30:34, 24:27] = 2  # far outside: extrahepatic
+    img = rng.normal(60, 15, shape).astype(np.float32)
+    for arr, name in ((img, "ct.nii.gz"), (lab, "seg.nii.gz")):
+        nib.save(nib.Nifti1Image(arr, np.diag([-1.0, -1.0, 1.0, 1.0]) @ aff), tmp_path / name)
+    rep = analyze(image=tmp_path / "ct.nii.gz", segs=[str(tmp_path / "seg.nii.gz")])
+    total = (lab == 1) | ((lab == 2) & (np.indices(shape)[0] < 30))
+    vox_ml = 0.8 * 0.7 * 2.5 / 1000
+    assert rep.liver["voxel_count"] == int(total.sum())
+    assert rep.liver["volume_ml"] == pytest.approx(total.sum() * vox_ml, abs=1e-6)
+    assert rep.liver["mean_intensity"] == pytest.approx(float(img[total].astype(np.float64).mean()), abs=1e-3)
+    assert rep.liver["touches_image_border"] is False
+    assert rep.tumor["extrahepatic_volume_ml"] == pytest.approx(48 * vox_ml, abs=1e-6)
+    assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(72 * vox_ml, abs=1e-6)

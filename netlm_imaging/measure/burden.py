@@ -95,6 +95,30 @@ def _touches_liver(liver: np.ndarray, bbox: tuple[slice, slice, slice], mask: np
     return False
 
 
+def _box_union(*boxes: tuple[slice, slice, slice] | None) -> tuple[slice, slice, slice] | None:
+    """Smallest box holding every given box (``None`` when none is given)."""
+    given = [b for b in boxes if b is not None]
+    if not given:
+        return None
+    return (
+        slice(min(b[0].start for b in given), max(b[0].stop for b in given)),
+        slice(min(b[1].start for b in given), max(b[1].stop for b in given)),
+        slice(min(b[2].start for b in given), max(b[2].stop for b in given)),
+    )
+
+
+def _shift(
+    box: tuple[slice, slice, slice], frame: tuple[slice, slice, slice], *, back: bool = False
+) -> tuple[slice, slice, slice]:
+    """``box`` in the coordinates of the crop ``frame`` (or, ``back``, from crop to full coordinates)."""
+    sign = 1 if back else -1
+    return (
+        slice(box[0].start + sign * frame[0].start, box[0].stop + sign * frame[0].start),
+        slice(box[1].start + sign * frame[1].start, box[1].stop + sign * frame[1].start),
+        slice(box[2].start + sign * frame[2].start, box[2].stop + sign * frame[2].start),
+    )
+
+
 def _union(layers: list[MaskLayer], shape: tuple[int, ...], threshold: float) -> tuple[np.ndarray, np.ndarray | None]:
     """Boolean union and (if any layer is fractional) the max-fraction map.
 
@@ -166,7 +190,8 @@ def measure_burden(
         )
     fractional = any(la.fractional for la in (*liver_layers, *lesion_layers))
     liver_mask, liver_frac = _union(liver_layers, shape, fractional_threshold)
-    if liver_layers and not liver_mask.any():
+    liver_box = bbox_slices(liver_mask) if liver_layers else None
+    if liver_layers and liver_box is None:
         srcs = ", ".join(sorted({la.source for la in liver_layers}))
         raise InputError(f"{srcs}: the liver mask is empty; check the label mapping (--labels liver=N) or the file.")
     has_liver = bool(liver_layers)
@@ -179,6 +204,7 @@ def measure_burden(
     # ---- lesion instances: (bbox, mask, weights, label)
     instances: list[tuple[tuple[slice, slice, slice], np.ndarray, np.ndarray | None, str | None]] = []
     lesion_union, lesion_frac = _union(lesion_layers, shape, fractional_threshold)
+    lesion_box = bbox_slices(lesion_union) if lesion_layers else None
     if len(lesion_layers) > 1:
         method_instances = "segments"
         for layer in lesion_layers:
@@ -191,7 +217,7 @@ def measure_burden(
             instances.append((bb, m[bb], w, layer.label))
     else:
         method_instances = f"connected_components_{connectivity}"
-        box, labels_cc, n = label_instances_cropped(lesion_union, connectivity)
+        box, labels_cc, n = label_instances_cropped(lesion_union, connectivity, bbox=lesion_box)
         if n and box is not None:
             name = lesion_layers[0].label if lesion_layers else None
             import cc3d
@@ -263,40 +289,54 @@ def measure_burden(
         )
     voxel_ml = image.voxel_volume_ml
     extra: dict[str, Any] = {}
-    intra_mask = lesion_union
-    if extrahepatic_boxes:
-        intra_mask = lesion_union.copy()
-        for bb, m in extrahepatic_boxes:
-            intra_mask[bb] &= ~m
-    if fractional:
-        lf = lesion_frac if lesion_frac is not None else lesion_union.astype(np.float32)
-        extra_mask = lesion_union & ~intra_mask
-        intra_ml = float(lf[intra_mask].sum(dtype=np.float64)) * voxel_ml
-        extra_ml = float(lf[extra_mask].sum(dtype=np.float64)) * voxel_ml
-        extra["intrahepatic_volume_ml_binary"] = (
-            float(np.count_nonzero(intra_mask & (lf >= fractional_threshold))) * voxel_ml
-        )
-    else:
-        n_union = int(np.count_nonzero(lesion_union))
-        n_intra = n_union if intra_mask is lesion_union else int(np.count_nonzero(intra_mask))
-        intra_ml = n_intra * voxel_ml
-        extra_ml = (n_union - n_intra) * voxel_ml
+    # ---- totals, inside the box holding the liver and every lesion (nothing outside it is set)
+    work = _box_union(liver_box, lesion_box)
+    order: Literal["C", "F"] = "F" if image.array.flags.f_contiguous else "C"
     total_liver: np.ndarray | None = None
+    liver_bbox: tuple[slice, slice, slice] | None = None
     liver_ml: float | None = None
-    if has_liver:
-        total_liver = liver_mask | intra_mask
+    intra_ml = extra_ml = 0.0
+    if work is not None:
+        union_w = lesion_union[work]
+        intra_w = union_w
+        if extrahepatic_boxes:
+            intra_w = union_w.copy()
+            for bb, m in extrahepatic_boxes:
+                intra_w[_shift(bb, work)] &= ~m
+        liver_w = liver_mask[work]
+        lesion_frac_w = lesion_frac[work] if lesion_frac is not None else None
         if fractional:
-            lf = liver_frac if liver_frac is not None else liver_mask.astype(np.float32)
-            tf = lesion_frac if lesion_frac is not None else lesion_union.astype(np.float32)
-            combined = np.maximum(np.where(liver_mask, lf, 0.0), np.where(intra_mask, tf, 0.0))
-            liver_ml = float(combined.sum(dtype=np.float64)) * voxel_ml
-            bin_liver = (np.where(liver_mask, lf, 0) >= fractional_threshold) | (
-                intra_mask & (tf >= fractional_threshold)
+            lf = lesion_frac_w if lesion_frac_w is not None else union_w.astype(np.float32)
+            extra_w = union_w & ~intra_w
+            intra_ml = float(lf[intra_w].sum(dtype=np.float64)) * voxel_ml
+            extra_ml = float(lf[extra_w].sum(dtype=np.float64)) * voxel_ml
+            extra["intrahepatic_volume_ml_binary"] = (
+                float(np.count_nonzero(intra_w & (lf >= fractional_threshold))) * voxel_ml
             )
-            extra["liver_volume_ml_binary"] = float(np.count_nonzero(bin_liver)) * voxel_ml
         else:
-            liver_ml = float(np.count_nonzero(total_liver)) * voxel_ml
-        extra["liver_mask_included_lesions"] = int(np.count_nonzero(total_liver)) == int(np.count_nonzero(liver_mask))
+            n_union = int(np.count_nonzero(union_w))
+            n_intra = n_union if intra_w is union_w else int(np.count_nonzero(intra_w))
+            intra_ml = n_intra * voxel_ml
+            extra_ml = (n_union - n_intra) * voxel_ml
+        if has_liver:
+            total_w = liver_w | intra_w
+            total_liver = np.zeros(shape, dtype=bool, order=order)  # calloc: only the box is ever written
+            total_liver[work] = total_w
+            total_box = bbox_slices(total_w)
+            liver_bbox = _shift(total_box, work, back=True) if total_box is not None else None
+            n_total = int(np.count_nonzero(total_w))
+            if fractional:
+                lvf = liver_frac[work] if liver_frac is not None else liver_w.astype(np.float32)
+                tf = lesion_frac_w if lesion_frac_w is not None else union_w.astype(np.float32)
+                combined = np.maximum(np.where(liver_w, lvf, 0.0), np.where(intra_w, tf, 0.0))
+                liver_ml = float(combined.sum(dtype=np.float64)) * voxel_ml
+                bin_liver = (np.where(liver_w, lvf, 0) >= fractional_threshold) | (
+                    intra_w & (tf >= fractional_threshold)
+                )
+                extra["liver_volume_ml_binary"] = float(np.count_nonzero(bin_liver)) * voxel_ml
+            else:
+                liver_ml = float(n_total) * voxel_ml
+            extra["liver_mask_included_lesions"] = n_total == int(np.count_nonzero(liver_w))
     # ---- spleen and Couinaud segments
     spleen_layers = [la for la in layers if la.role == "spleen"]
     spleen = _union(spleen_layers, shape, fractional_threshold)[0] if spleen_layers else None
@@ -322,6 +362,7 @@ def measure_burden(
         intrahepatic_tumor_ml=intra_ml,
         extrahepatic_tumor_ml=extra_ml,
         header=dict(image.meta.get("header", {})),
+        liver_bbox=liver_bbox,
     )
     method = {
         "volume": "fractional_sum" if fractional else "voxel_count",

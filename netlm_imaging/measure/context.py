@@ -75,6 +75,9 @@ class MeasurementContext:
         Totals (liver volume None when there is no liver mask).
     pet_suv : Volume or None
         The SUVbw volume (PET grid) when the study has PET.
+    liver_bbox : tuple of slice or None
+        Bounding box of ``liver`` (image indices): no liver voxel lies outside it,
+        so whole-liver reductions can be taken on ``liver[liver_bbox]``.
     header : dict
         Non-identifying header facts (e.g. ``patient_weight_kg``,
         ``patient_height_m`` when the user allowed them, ``modality``).
@@ -91,6 +94,7 @@ class MeasurementContext:
     extrahepatic_tumor_ml: float = 0.0
     header: dict[str, Any] = field(default_factory=dict)
     pet_suv: Volume | None = None
+    liver_bbox: tuple[slice, slice, slice] | None = None
 
     @property
     def voxel_volume_ml(self) -> float:

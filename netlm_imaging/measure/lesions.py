@@ -71,9 +71,9 @@ def bbox_slices(mask: np.ndarray, pad: int = 0) -> tuple[slice, slice, slice] | 
 
 
 def label_instances_cropped(
-    mask: np.ndarray, connectivity: int = 26
+    mask: np.ndarray, connectivity: int = 26, *, bbox: tuple[slice, slice, slice] | None = None
 ) -> tuple[tuple[slice, slice, slice] | None, np.ndarray, int]:
-    """Connected components within the mask's bounding box.
+    """Connected components within the mask's bounding box (``bbox`` when already known).
 
     Returns
     -------
@@ -84,7 +84,7 @@ def label_instances_cropped(
 
     if connectivity not in (6, 26):
         raise ValueError("connectivity must be 6 or 26")
-    bb = bbox_slices(mask)
+    bb = bbox if bbox is not None else bbox_slices(mask)
     if bb is None:
         return None, np.zeros((0, 0, 0), dtype=np.int32), 0
     sub = np.asarray(mask[bb], dtype=bool)
