@@ -69,9 +69,17 @@ def _report(ctx):
 
 
 def _payload(text: str) -> dict:
+    """The viewer data with its base64 blocks put back (as the page's script reads them)."""
     m = re.search(r'<script type="application/json" id="netlm-data">(.*?)</script>', text, re.S)
     assert m
-    return json.loads(m.group(1))
+    blobs = dict(re.findall(r'<script type="application/octet-stream" id="netlm-blob-(\d+)">([^<]*)</script>', text))
+
+    def resolve(o):
+        if isinstance(o, dict):
+            return blobs[str(o["blob"])] if set(o) == {"blob"} else {k: resolve(v) for k, v in o.items()}
+        return [resolve(v) for v in o] if isinstance(o, list) else o
+
+    return resolve(json.loads(m.group(1)))
 
 
 def test_page_is_self_contained_private_escaped_and_from_report_json(tmp_path):
@@ -84,7 +92,7 @@ def test_page_is_self_contained_private_escaped_and_from_report_json(tmp_path):
     assert "<script src" not in text
     js = (Path(__file__).resolve().parents[1] / "netlm_imaging" / "report" / "js" / "viewer.js").read_text()
     assert js.strip()[:200] in text
-    visible = re.sub(r'<script type="application/json".*?</script>', "", text, flags=re.S)
+    visible = re.sub(r'<script type="application/(json|octet-stream)".*?</script>', "", text, flags=re.S)
     for ident in ("DOE", "JANE", "PID-12345", "19500101", "/data/"):
         assert ident not in visible
     assert "<script>alert" not in text
@@ -117,7 +125,9 @@ def test_embedded_masks_and_image_decode_to_the_study(tmp_path):
     np.testing.assert_array_equal(decode_rle(p["layers"]["lesions"], SHAPE), ctx.lesion_labels)
     img = p["image"]
     assert img["factor"] == [1, 1, 1]
-    enc = np.frombuffer(base64.b64decode(img["data"]), np.uint8).reshape(img["shape"])
+    enc = np.lib.stride_tricks.as_strided(
+        np.frombuffer(base64.b64decode(img["data"]), np.uint8), img["shape"], img["strides"]
+    )
     lo, hi = -200.0, 300.0  # stated CT encoding range
     truth = np.clip(np.asarray(ctx.image.array, float), lo, hi)
     back = lo + enc * (hi - lo) / 255
@@ -137,7 +147,8 @@ def test_budget_downsamples_the_image_and_the_page_says_so(tmp_path):
     assert f"image downsampled from [80, 70, 36] to {p['image']['shape']} voxels" in text
     assert "masks at full resolution" in text
     # a block of the embedded image is the mean of its voxels (computed here)
-    enc = np.frombuffer(base64.b64decode(p["image"]["data"]), np.uint8).reshape(p["image"]["shape"])
+    im = p["image"]
+    enc = np.lib.stride_tricks.as_strided(np.frombuffer(base64.b64decode(im["data"]), np.uint8), im["shape"], im["strides"])
     a, b, c = 10, 12, 5
     block = np.asarray(ctx.image.array, float)[
         a * f[0] : (a + 1) * f[0], b * f[1] : (b + 1) * f[1], c * f[2] : (c + 1) * f[2]

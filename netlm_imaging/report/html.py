@@ -31,12 +31,12 @@ import base64
 import json
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_write_bytes, atomic_write_text
+from ..atomic import atomic_open, atomic_write_bytes, atomic_write_text
 from ..measure.context import MeasurementContext
 from ..volume import Volume
 from .viewer_data import CT_PRESETS, SUV_SCALES, build_viewer_data, thumbnail
@@ -106,6 +106,18 @@ def _safe(text: str) -> Any:
     from markupsafe import Markup
 
     return Markup(text)
+
+
+def _split_blobs(obj: Any, blobs: list[str], min_chars: int = 4096) -> Any:
+    """Copy of ``obj`` whose long strings (base64 data) are replaced by ``{"blob": n}`` references."""
+    if isinstance(obj, dict):
+        return {k: _split_blobs(v, blobs, min_chars) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_split_blobs(v, blobs, min_chars) for v in obj]
+    if isinstance(obj, str) and len(obj) >= min_chars:
+        blobs.append(obj)
+        return {"blob": len(blobs) - 1}
+    return obj
 
 
 def _script_json(obj: Any) -> Any:
@@ -190,6 +202,13 @@ def render_study_html(
     -------
     str
     """
+    return "".join(_study_chunks(report, ctx, pet_suv=pet_suv, budget_mb=budget_mb))
+
+
+def _study_chunks(
+    report: Mapping[str, Any], ctx: MeasurementContext, *, pet_suv: Volume | None, budget_mb: float
+) -> Iterator[str]:
+    """The page as a stream of text pieces (the large data blocks are not copied into one string)."""
     study = report.get("study") or {}
     modality = str(study.get("modality") or ctx.header.get("modality") or "OT").upper()
     data = build_viewer_data(ctx, report, modality=modality, budget_mb=budget_mb, pet_suv=pet_suv)
@@ -226,13 +245,16 @@ def render_study_html(
             "rules_version",
         )
     ]
-    return str(
+    blobs: list[str] = []
+    small = _split_blobs(payload, blobs)
+    return (
         _env()
         .get_template("study.html.j2")
-        .render(
+        .generate(
             css=_safe(_asset("templates/style.css")),
             viewer_js=_safe(_asset("js/viewer.js")),
-            data_json=_script_json(payload),
+            data_json=_script_json(small),
+            blobs=[_safe(b) for b in blobs],
             modality=modality,
             grid=study.get("grid") or {"shape": list(ctx.image.shape), "spacing_mm": list(ctx.image.spacing)},
             tool=report.get("tool") or {},
@@ -293,7 +315,9 @@ def write_study_html(
         The written file.
     """
     out = Path(path)
-    atomic_write_text(out, render_study_html(report, ctx, pet_suv=pet_suv, budget_mb=budget_mb))
+    with atomic_open(out, "w") as fh:
+        for chunk in _study_chunks(report, ctx, pet_suv=pet_suv, budget_mb=budget_mb):
+            fh.write(chunk)
     if thumbnail_path is not None:
         modality = str((report.get("study") or {}).get("modality") or "OT").upper()
         atomic_write_bytes(Path(thumbnail_path), thumbnail(ctx, modality))

@@ -206,20 +206,33 @@ def _factors(shape: tuple[int, int, int], slice_axis: int, budget_chars: float) 
 
 
 def _downsample_uint8(arr: np.ndarray, f: tuple[int, int, int], lo: float, hi: float) -> np.ndarray:
-    """Block mean over ``f`` (cropped to whole blocks), encoded to uint8 over ``[lo, hi]`` (C order)."""
+    """Block mean over ``f`` (cropped to whole blocks), encoded to uint8 over ``[lo, hi]``.
+
+    The result keeps the source's memory order (F-ordered DICOM/NIfTI volumes are
+    walked along memory, not across it); the page reads it through its strides.
+    """
     n = [max(1, s // k) for s, k in zip(arr.shape, f)]
-    acc = np.zeros(n, dtype=np.float32)
-    for a in range(f[0]):
-        for b in range(f[1]):
-            for c in range(f[2]):
-                acc += arr[a : n[0] * f[0] : f[0], b : n[1] * f[1] : f[1], c : n[2] * f[2] : f[2]]
-    scale = 255.0 / (hi - lo) / (f[0] * f[1] * f[2])
-    acc -= lo * f[0] * f[1] * f[2]
+    order = "F" if arr.flags.f_contiguous and not arr.flags.c_contiguous else "C"
+    count = f[0] * f[1] * f[2]
+    scale = 255.0 / (hi - lo)
+    if count == 1:
+        acc = np.asarray(arr, dtype=np.float32, order=order)
+        if acc is arr or np.shares_memory(acc, arr):
+            acc = acc.copy(order=order)
+    else:
+        acc = np.zeros(n, dtype=np.float32, order=order)
+        for a in range(f[0]):
+            for b in range(f[1]):
+                for c in range(f[2]):
+                    acc += arr[a : n[0] * f[0] : f[0], b : n[1] * f[1] : f[1], c : n[2] * f[2] : f[2]]
+        scale /= count
+    acc -= lo * count
     acc *= scale
-    np.nan_to_num(acc, copy=False, nan=0.0)
+    if np.issubdtype(arr.dtype, np.floating):
+        acc[np.isnan(acc)] = 0.0
     np.clip(acc, 0.0, 255.0, out=acc)
     acc += 0.5
-    return acc.astype(np.uint8)
+    return acc.astype(np.uint8, order=order)
 
 
 # ----------------------------------------------------------------------------- PET
@@ -382,7 +395,8 @@ def build_viewer_data(
     payload["image"] = {
         "factor": list(f),
         "shape": list(img.shape),
-        "data": _b64(img),
+        "strides": [int(st // img.itemsize) for st in img.strides],
+        "data": _b64(img.ravel(order="K")),
         "lo": lo,
         "hi": hi,
         "unit": unit,

@@ -10,8 +10,11 @@
   var D = JSON.parse(el.textContent);
   var S = D.shape;
 
+  function text(s) {  // large base64 blocks live in their own <script> elements
+    return (s && s.blob !== undefined) ? document.getElementById("netlm-blob-" + s.blob).textContent : s;
+  }
   function b64bytes(s) {
-    var bin = atob(s), n = bin.length, out = new Uint8Array(n);
+    var bin = atob(text(s)), n = bin.length, out = new Uint8Array(n);
     for (var i = 0; i < n; i++) { out[i] = bin.charCodeAt(i); }
     return out;
   }
@@ -34,7 +37,7 @@
   var MS = D.mask_shape, MST = D.mask_stride, nMask = MS[0] * MS[1] * MS[2];
   var layers = {};
   Object.keys(D.layers).forEach(function (k) { layers[k] = rle(D.layers[k], nMask); });
-  var IMG = D.image, img = b64bytes(IMG.data), IS = IMG.shape, IF = IMG.factor;
+  var IMG = D.image, img = b64bytes(IMG.data), IS = IMG.shape, IF = IMG.factor, IST = IMG.strides;
   var pet = null;
   if (D.pet) { pet = { d: b64bytes(D.pet.data), s: D.pet.shape, f: D.pet.factor, max: D.pet.encode_max }; }
   var lesionById = {};
@@ -78,7 +81,7 @@
   function imageValue(q) {
     var i = Math.min(IS[0] - 1, Math.floor(q[0] / IF[0])), j = Math.min(IS[1] - 1, Math.floor(q[1] / IF[1]));
     var k = Math.min(IS[2] - 1, Math.floor(q[2] / IF[2]));
-    return IMG.lo + img[(i * IS[1] + j) * IS[2] + k] * (IMG.hi - IMG.lo) / 255;
+    return IMG.lo + img[i * IST[0] + j * IST[1] + k * IST[2]] * (IMG.hi - IMG.lo) / 255;
   }
   function petValue(q) {
     if (!pet) { return null; }
@@ -111,8 +114,10 @@
     if (!root) { return; }
     var cv = root.querySelector("canvas"), W = S[V.col], H = S[V.row];
     cv.width = W; cv.height = H;
-    var wmm = W * D.spacing[V.col], hmm = H * D.spacing[V.row], box = 380;
-    var sc = box / Math.max(wmm, hmm);  // CSS px per mm
+    var wmm = W * D.spacing[V.col], hmm = H * D.spacing[V.row], big = Math.max(wmm, hmm);
+    // CSS px per mm: 380 px views, enlarged (up to 640 px) so no voxel is drawn smaller than a pixel
+    // (the dashed and dotted contours stay visible)
+    var sc = Math.max(380 / big, Math.min(Math.max(1 / D.spacing[V.col], 1 / D.spacing[V.row]), 640 / big));
     cv.style.width = (wmm * sc).toFixed(1) + "px";
     cv.style.height = (hmm * sc).toFixed(1) + "px";
     var wrap = root.querySelector(".vwrap");
@@ -161,7 +166,7 @@
         var p = y * W + x;
         var ii = Math.min(IS[0] - 1, Math.floor(q[0] / IF[0])), jj = Math.min(IS[1] - 1, Math.floor(q[1] / IF[1]));
         var kk = Math.min(IS[2] - 1, Math.floor(q[2] / IF[2]));
-        var g = lut[img[(ii * IS[1] + jj) * IS[2] + kk]];
+        var g = lut[img[ii * IST[0] + jj * IST[1] + kk * IST[2]]];
         var r = g, gg = g, b = g;
         if (pet && sh.pet) {
           var pi = Math.min(pet.s[0] - 1, Math.floor(q[0] / pet.f[0])), pj = Math.min(pet.s[1] - 1, Math.floor(q[1] / pet.f[1]));
