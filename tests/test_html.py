@@ -68,6 +68,22 @@ def _report(ctx):
     }
 
 
+def _pet(ctx_lesion_centre, radius_mm):
+    """A PET on its own coarser grid, turned 20 degrees: SUV 12 inside the sphere, 2 elsewhere (analytic)."""
+    pshape = (48, 44, 30)
+    paff = grid_affine(pshape, (4.0, 4.0, 4.0), (0.0, 0.0, -20.0), centre=(0.0, 5.0, 0.0))
+    pts = voxel_centres(pshape, paff)
+    suv = np.where(np.linalg.norm(pts - np.asarray(ctx_lesion_centre), axis=-1) <= radius_mm, 12.0, 2.0)
+    return Volume(suv.astype(np.float32), paff, source="pet")
+
+
+def _with_segments(ctx):
+    """Couinaud-like map: segment 2 left of x = 5 mm LPS, 1 right of it, inside the liver."""
+    x = voxel_centres(ctx.image.shape, ctx.image.affine)[..., 0]
+    ctx.segment_labels = np.where(ctx.liver, np.where(x > 5.0, 2, 1), 0).astype(np.uint8)
+    return ctx
+
+
 def _payload(text: str) -> dict:
     """The viewer data with its base64 blocks put back (as the page's script reads them)."""
     m = re.search(r'<script type="application/json" id="netlm-data">(.*?)</script>', text, re.S)
@@ -116,13 +132,19 @@ def test_page_is_self_contained_private_escaped_and_from_report_json(tmp_path):
 
 
 def test_embedded_masks_and_image_decode_to_the_study(tmp_path):
-    ctx = _ctx((20.0, -10.0, 5.0))
+    ctx = _with_segments(_ctx((20.0, -10.0, 5.0)))
     text = write_study_html(_report(ctx), ctx, tmp_path / "report.html").read_text()
     p = _payload(text)
     assert p["shape"] == list(SHAPE)
     np.testing.assert_allclose(np.asarray(p["affine"]), ctx.image.affine)
     np.testing.assert_array_equal(decode_rle(p["layers"]["liver"], SHAPE).astype(bool), ctx.liver)
     np.testing.assert_array_equal(decode_rle(p["layers"]["lesions"], SHAPE), ctx.lesion_labels)
+    np.testing.assert_array_equal(decode_rle(p["layers"]["segments"], SHAPE), ctx.segment_labels)
+    f_ordered = np.asfortranarray(ctx.lesion_labels)  # masks are coded in their own memory order
+    ctx.lesion_labels = f_ordered
+    p2 = _payload(write_study_html(_report(ctx), ctx, tmp_path / "f.html").read_text())
+    assert p2["layers"]["lesions"]["strides"] == [1, SHAPE[0], SHAPE[0] * SHAPE[1]]
+    np.testing.assert_array_equal(decode_rle(p2["layers"]["lesions"], SHAPE), f_ordered)
     img = p["image"]
     assert img["factor"] == [1, 1, 1]
     enc = np.lib.stride_tricks.as_strided(
@@ -148,7 +170,9 @@ def test_budget_downsamples_the_image_and_the_page_says_so(tmp_path):
     assert "masks at full resolution" in text
     # a block of the embedded image is the mean of its voxels (computed here)
     im = p["image"]
-    enc = np.lib.stride_tricks.as_strided(np.frombuffer(base64.b64decode(im["data"]), np.uint8), im["shape"], im["strides"])
+    enc = np.lib.stride_tricks.as_strided(
+        np.frombuffer(base64.b64decode(im["data"]), np.uint8), im["shape"], im["strides"]
+    )
     a, b, c = 10, 12, 5
     block = np.asarray(ctx.image.array, float)[
         a * f[0] : (a + 1) * f[0], b * f[1] : (b + 1) * f[1], c * f[2] : (c + 1) * f[2]
@@ -185,12 +209,8 @@ def test_views_follow_the_radiological_layout():
 def test_pet_overlay_and_mip_from_the_pet_grid(tmp_path):
     ctx = _ctx((0.0, 0.0, 10.0))
     # PET on its own coarser, differently oriented grid: SUV 2 background, 12 in lesion 1 (analytic sphere)
-    pshape = (48, 44, 30)
-    paff = grid_affine(pshape, (4.0, 4.0, 4.0), (0.0, 0.0, -20.0), centre=(0.0, 5.0, 0.0))
-    pts = voxel_centres(pshape, paff)
     sph = _phantom().lesions[0]
-    suv = np.where(np.linalg.norm(pts - np.asarray(sph.centre_lps_mm), axis=-1) <= sph.radius_mm, 12.0, 2.0)
-    pet = Volume(suv.astype(np.float32), paff, source="pet")
+    pet = _pet(sph.centre_lps_mm, sph.radius_mm)
     report = _report(ctx)
     report["pet"] = {"suv_type": "SUVbw", "units": "g/ml", "liver_suv_mean": 2.0, "suv_max": 12.0}
     text = write_study_html(report, ctx, tmp_path / "r.html", pet_suv=pet).read_text()

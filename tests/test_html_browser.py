@@ -13,7 +13,7 @@ import json
 import numpy as np
 import pytest
 from browsers import chromium, firefox
-from test_html import _ctx, _report
+from test_html import _ctx, _pet, _phantom, _report, _with_segments
 
 from netlm_imaging.report.html import write_cohort_index, write_study_html
 
@@ -57,9 +57,11 @@ def test_viewer_in_chromium(tmp_path):
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
-    ctx = _ctx(ANGLES)
+    ctx = _with_segments(_ctx(ANGLES))
     report = _report(ctx)
-    page = write_study_html(report, ctx, tmp_path / "report.html")
+    report["pet"] = {"suv_type": "SUVbw", "liver_suv_mean": 2.0}  # the default SUV scale starts at the liver
+    sph = _phantom().lesions[0]
+    page = write_study_html(report, ctx, tmp_path / "report.html", pet_suv=_pet(sph.centre_lps_mm, sph.radius_mm))
     ax = _axial_axis(ctx)
     with chromium() as d:
         d.get(page.as_uri())
@@ -109,7 +111,8 @@ def test_viewer_in_chromium(tmp_path):
         ActionChains(d).move_to_element_with_offset(axial, int(x - w / 2), int(y - h / 2)).perform()
         assert "lesion 1" in d.find_element(By.ID, "viewer-hover").text
 
-        # overlays: lesion opacity 1, no crosshair; the screenshot's colours match the masks of this slice
+        # overlays: lesion opacity 1, no crosshair, no PET; the screenshot's colours match the masks of this slice
+        d.find_element(By.ID, "show-pet").click()
         d.find_element(By.ID, "opacity-lesions").send_keys(Keys.END)
         d.find_element(By.ID, "show-crosshair").click()
         shot = _rgb(axial.screenshot_as_png)
@@ -117,6 +120,9 @@ def test_viewer_in_chromium(tmp_path):
         want_liver = _fraction_in_slice(ctx.liver, ax, k)
         assert want_lesion > 0.005
         assert _lesion_red(shot).mean() == pytest.approx(want_lesion, rel=0.15)
+        # radiological layout: lesion 1 lies 30 mm to the patient's right of the grid centre -> the viewer's left
+        cols = np.nonzero(_lesion_red(shot))[1]
+        assert (cols < shot.shape[1] / 2).mean() > 0.8
         assert _liver_tint(shot).mean() + _lesion_red(shot).mean() == pytest.approx(want_liver, rel=0.1)
         d.find_element(By.ID, "show-lesions").click()  # toggle the lesions off: their pixels change
         off = _rgb(axial.screenshot_as_png)
@@ -127,6 +133,19 @@ def test_viewer_in_chromium(tmp_path):
         d.find_element(By.ID, "show-liver").click()
         plain = _rgb(axial.screenshot_as_png)
         assert _liver_tint(plain).mean() < 0.01
+        # segments on: the pixels of the segment map change (drawn under lesions and liver, here both off)
+        d.find_element(By.ID, "show-segments").click()
+        seg = _rgb(axial.screenshot_as_png)
+        want_seg = _fraction_in_slice(ctx.segment_labels > 0, ax, k)
+        assert np.any(np.abs(seg - plain) > 0.05, axis=-1).mean() == pytest.approx(want_seg, rel=0.1)
+        d.find_element(By.ID, "show-segments").click()
+        # PET on (SUV scale from the report's liver SUVmean): hot pixels only around lesion 1 (SUV 12)
+        d.find_element(By.ID, "show-pet").click()
+        hot = _rgb(axial.screenshot_as_png)
+        hot_px = np.any(np.abs(hot - plain) > 0.05, axis=-1).mean()
+        want_l1 = _fraction_in_slice(ctx.lesion_labels == 1, ax, k)
+        assert 0.5 * want_l1 < hot_px < 2.5 * want_l1
+        d.find_element(By.ID, "show-pet").click()
         # window preset: the liver window changes the grey levels
         d.find_element(By.CSS_SELECTOR, "#window-preset option:nth-child(2)").click()
         assert np.abs(_rgb(axial.screenshot_as_png) - plain).mean() > 0.02

@@ -173,8 +173,8 @@
           var pk = Math.min(pet.s[2] - 1, Math.floor(q[2] / pet.f[2]));
           var suv = pet.d[(pi * pet.s[1] + pj) * pet.s[2] + pk] * pet.max / 255;
           var t = (suv - state.suv.lo) / Math.max(state.suv.hi - state.suv.lo, 1e-9);
-          if (t > 0) {
-            var c = hot(t), a = op.pet;
+          if (t > 0) {  // below the scale transparent, fading in over its lower part (no darkened background)
+            var c = hot(t), a = op.pet * Math.min(1, 3 * t);
             r = r * (1 - a) + c[0] * a; gg = gg * (1 - a) + c[1] * a; b = b * (1 - a) + c[2] * a;
           }
         }
