@@ -26,7 +26,7 @@ import struct
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -212,7 +212,7 @@ def _downsample_uint8(arr: np.ndarray, f: tuple[int, int, int], lo: float, hi: f
     walked along memory, not across it); the page reads it through its strides.
     """
     n = [max(1, s // k) for s, k in zip(arr.shape, f)]
-    order = "F" if arr.flags.f_contiguous and not arr.flags.c_contiguous else "C"
+    order: Literal["C", "F"] = "F" if arr.flags.f_contiguous and not arr.flags.c_contiguous else "C"
     count = f[0] * f[1] * f[2]
     scale = 255.0 / (hi - lo)
     if count == 1:
