@@ -11,6 +11,7 @@ import json
 import re
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -374,3 +375,61 @@ def test_cli_mr_phase_statement_and_its_usage_error(tmp_path):
     assert "--mr-phase" in bad.stderr
     assert "Traceback" not in bad.stderr
     assert not (tmp_path / "bad" / "report.json").exists()
+
+
+# ---------------------------------------------------------------- outputs
+class _Tables(HTMLParser):
+    """Cells of the tables with an id, by table id (stdlib parser: no regex on HTML)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: dict[str, list[list[str]]] = {}
+        self._table: str | None = None
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self._table = dict(attrs).get("id")
+            if self._table:
+                self.tables[self._table] = []
+        elif tag == "tr" and self._table:
+            self.tables[self._table].append([])
+        elif tag in ("td", "th") and self._table:
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._table and self._cell is not None:
+            self.tables[self._table][-1].append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "table":
+            self._table = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def test_html_page_shows_the_mri_numbers_of_report_json(tmp_path):
+    from netlm_imaging.api import analyze_with_context
+    from netlm_imaging.report.html import write_study_html
+
+    signal = {seg: 300.0 + 25.0 * seg for seg in range(1, 9)}
+    paths = write_nifti_study(tmp_path, signal_image(signal, 200.0, 120.0), sidecar=HBP)
+    report, ctx = analyze_with_context(
+        image=paths["image"],
+        segs=[paths["seg"], f"segments={paths['segments']}"],
+        labels=LABELS,
+        options=AnalyzeOptions(modality="MR"),
+    )
+    rep = report.to_dict()
+    page = write_study_html(rep, ctx, tmp_path / "report.html").read_text(encoding="utf-8")
+    parser = _Tables()
+    parser.feed(page)
+    hui_rows = parser.tables["mri-hui"][1:]
+    assert [int(r[0]) for r in hui_rows] == list(range(1, 9))
+    for row, item in zip(hui_rows, rep["mri"]["hui_by_segment"], strict=True):
+        assert float(row[1]) == pytest.approx(item["hui_ml"], abs=0.006)
+    flr = {r[0]: float(r[2]) for r in parser.tables["mri-flr"][1:]}
+    for item in rep["mri"]["functional_flr"]:
+        assert flr[item["label"]] == pytest.approx(item["functional_flr_percent"], abs=0.006)
+    assert "Liver-to-spleen contrast ratio" in page

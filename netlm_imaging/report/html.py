@@ -155,6 +155,44 @@ def _pet_rows(report: Mapping[str, Any]) -> list[tuple[str, Any]]:
     ]
 
 
+def _mri_section(report: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The MR block of report.json as rows (phase, provenance, references, ratios) and tables (HUI, FLR)."""
+    mri = report.get("mri")
+    if not isinstance(mri, Mapping):
+        return None
+    phase = mri.get("phase") or {}
+    prov = mri.get("provenance") or {}
+    ref = mri.get("liver_reference") or {}
+    spl = mri.get("spleen_reference") or {}
+    re_ = mri.get("relative_enhancement") or {}
+    delay = phase.get("delay_s")
+    rows: list[tuple[str, Any]] = [
+        ("Phase", f"{phase.get('phase')} (basis: {phase.get('basis')})"),
+        ("Delay after injection (min)", None if delay is None else round(float(delay) / 60.0, 2)),
+        ("Contrast agent", prov.get("contrast_agent") or prov.get("contrast_ingredient")),
+        ("Sequence", " / ".join(str(prov[k]) for k in ("scanning_sequence", "sequence_variant") if prov.get(k))),
+        ("Flip angle (deg)", prov.get("flip_angle_deg")),
+        ("Fat suppression", prov.get("fat_suppression")),
+        ("Bias-field correction", (mri.get("bias_field_correction") or {}).get("applied")),
+        ("Healthy-liver reference (a.u.)", ref.get("mean_signal_au")),
+        ("Healthy-liver reference SD (a.u.)", ref.get("sd_signal_au")),
+        ("Spleen reference (a.u.)", spl.get("mean_signal_au")),
+        ("Liver-to-spleen contrast ratio", mri.get("liver_to_spleen_contrast_ratio")),
+        *((f"Relative enhancement, {k}", v) for k, v in re_.items()),
+        ("Hepatic uptake index (mL, research measure)", mri.get("hepatic_uptake_index_ml")),
+    ]
+    return {
+        "units": mri.get("units"),
+        "rows": [(k, v) for k, v in rows if v is not None and v != ""],
+        "hui": list(mri.get("hui_by_segment") or []),
+        "flr": list(mri.get("functional_flr") or []),
+        "plan": mri.get("functional_flr_plan"),
+        "missing": [str(m) for m in mri.get("missing_inputs") or []],
+        "notes": [str(n) for n in mri.get("notes") or []],
+        "others": list(mri.get("other_series") or []),
+    }
+
+
 def _lesion_columns(lesions: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
     present = {k for les in lesions for k, v in les.items() if v is not None}
     cols = [{"key": k, "title": t, "nd": nd} for k, t, nd in LESION_COLUMNS if k in present or k in ("id", "volume_ml")]
@@ -272,6 +310,7 @@ def _study_chunks(
             notes=data.notes,
             numbers=_numbers(report),
             pet_rows=_pet_rows(report),
+            mri=_mri_section(report),
             classification=classification,
             rationale=list(cls.get("rationale") or []),
             missing=[str(m) for m in cls.get("missing_inputs") or []],
