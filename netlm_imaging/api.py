@@ -301,7 +301,7 @@ def analyze_with_context(
     NetlmError
         Any input problem, with a one-line message naming the file and the fix.
     """
-    from .io.labels import parse_label_spec
+    from .io.labels import RoleDecision, check_decisions, parse_label_spec, summarize_decisions
     from .io.loader import load_segmentation
 
     opts = options or AnalyzeOptions()
@@ -317,11 +317,21 @@ def analyze_with_context(
     warnings: list[str] = list(img.meta.get("warnings", []))
     layers: list[MaskLayer] = []
     seg_sources: list[str] = []
+    role_log: list[RoleDecision] = []
     for s in inputs.segs:
         layers.extend(
-            load_segmentation(s, img, spec, max_voxels=opts.max_voxels, fractional_threshold=opts.fractional_threshold)
+            load_segmentation(
+                s,
+                img,
+                spec,
+                max_voxels=opts.max_voxels,
+                fractional_threshold=opts.fractional_threshold,
+                role_log=role_log,
+            )
         )
         seg_sources.append(str(s).split("=", 1)[1] if "=" in str(s) and not Path(str(s)).exists() else str(s))
+    check_decisions(role_log, spec, found_roles={la.role for la in layers})
+    warnings.extend(summarize_decisions(role_log, spec))
     for la in layers:
         warnings.extend(la.mask.meta.get("notes", []))
         warnings.extend(str(w) for w in la.mask.meta.get("warnings", []))
@@ -362,6 +372,8 @@ def analyze_with_context(
         img, ctx, burden, inputs, seg_sources, rec.resampled or bool(img.meta.get("resampled")), warnings, opts
     )
     report.pet = pet_block
+    if role_log:  # how every named segment / ROI got its role (additive field, docs/roles.md)
+        report.study["segment_roles"] = [d.to_report() for d in role_log]
     if inputs.notes:
         report.extra["notes"] = list(inputs.notes)  # how the study folder was read (additive field)
     _apply_surgical(report, ctx, clinical if clinical is not None else inputs.clinical, rules_obj, opts)

@@ -1,9 +1,9 @@
 """Audit of issue 3 segment roles: codes, names, configurable patterns, and the precedence between them.
 
-The expected roles follow the documented order in ``role_for_segment``: an
-explicit ``--labels`` name first, then Couinaud name patterns, then the
-SegmentedPropertyType code (SCT 10200004 Liver, 108369006 Neoplasm, ...), then
-the other name patterns (user patterns before the defaults).
+The expected roles follow the documented order (docs/roles.md): a user mapping
+(``--labels`` names, ``--segment-pattern``) is exclusive; without one,
+Couinaud name patterns, then the SegmentedPropertyType code (SCT 10200004
+Liver, 108369006 Neoplasm, ...), then the built-in name patterns.
 """
 
 from __future__ import annotations
@@ -50,15 +50,15 @@ def test_explicit_labels_override_codes_and_patterns():
     assert role_for_segment("liver", LIVER, spec) == "ignore"  # names compare case-insensitively
     assert role_for_segment("Blob", TISSUE, spec) == "lesion"
     assert role_for_segment("Segment VII", LIVER, spec) == "spleen"
-    assert role_for_segment("Tumour 2", TISSUE, spec) == "lesion"  # unmapped names still use the patterns
+    assert role_for_segment("Tumour 2", TISSUE, spec) is None  # a user mapping is exclusive (issue 12)
 
 
 def test_user_name_patterns_come_before_the_defaults():
     spec = parse_label_spec(None, name_patterns=[(r"^hcc\b", "lesion"), (r"^liver_remnant$", "ignore")])
     assert role_for_segment("HCC 1", None, spec) == "lesion"
     assert role_for_segment("liver_remnant", None, spec) == "ignore"  # before the default 'liver' pattern
-    assert role_for_segment("liver_remnant", None, parse_label_spec(None)) == "liver"
-    assert role_for_segment("Liver", LIVER, spec) == "liver"  # the code still decides before name patterns
+    assert role_for_segment("liver_remnant", None, parse_label_spec(None)) is None  # compound: never guessed
+    assert role_for_segment("Liver", LIVER, spec) is None  # user patterns are exclusive (issue 12)
 
 
 def test_custom_code_table():

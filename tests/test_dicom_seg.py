@@ -183,8 +183,15 @@ def test_segments_without_role_and_ignore_mapping(ct, tmp_path):
         paths,
         [SegmentSpec("Liver", _box()), SegmentSpec("Blob", _ball(*LESIONS[0]), codes.SCT.Tissue, codes.SCT.Tissue)],
     )
-    with pytest.raises(LabelError, match=r"segments without a role: 2 'Blob' \(SCT 85756007 Tissue\).*--labels"):
-        read_dicom_seg(seg, ref, parse_label_spec(None))
+    log: list = []
+    layers = read_dicom_seg(seg, ref, parse_label_spec(None), role_log=log)  # Blob: no role, ignored with a note
+    assert [la.label for la in layers] == ["Liver"]
+    assert [(d.name, d.role, d.reason) for d in log] == [
+        ("Liver", "liver", "code"),
+        ("Blob", None, "unmatched-ignored"),
+    ]
+    with pytest.raises(LabelError, match=r"no liver and no lesion among the segments: 1 'Liver'.*-> --labels lesion="):
+        read_dicom_seg(seg, ref, parse_label_spec("spleen=Liver"))
     layers = read_dicom_seg(seg, ref, parse_label_spec("liver=Liver,ignore=Blob"))
     assert [la.label for la in layers] == ["Liver"]
     layers = read_dicom_seg(seg, ref, parse_label_spec("liver=Liver,lesion=Blob"))

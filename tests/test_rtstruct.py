@@ -199,8 +199,13 @@ def test_unmapped_roi_names(mr, tmp_path):
     paths, ref, _, _ = mr
     rois = [*_rois()[:1], RoiSpec("BODY", [_square(((2, 2), (70, 70)), 10)], interpreted_type="EXTERNAL")]
     rt = write_rtstruct(tmp_path / "rt.dcm", paths, rois)
-    with pytest.raises(LabelError, match=r"ROIs without a role: 2 'BODY'.*ignore=\"BODY\""):
-        read_rtstruct(rt, ref, parse_label_spec(None))
+    log: list = []
+    layers = read_rtstruct(rt, ref, parse_label_spec(None), role_log=log)  # EXTERNAL: ignored by its type
+    assert [la.label for la in layers] == ["Lesion A"]
+    assert [(d.name, d.role, d.reason, d.interpreted_type) for d in log] == [
+        ("Lesion A", "lesion", "pattern", "ORGAN"),
+        ("BODY", None, "type-ignored", "EXTERNAL"),
+    ]
     layers = read_rtstruct(rt, ref, parse_label_spec("lesion=Lesion A,ignore=BODY"))
     assert [la.label for la in layers] == ["Lesion A"]
     assert [r.name for r in read_rt_rois(rt)] == ["Lesion A", "BODY"]

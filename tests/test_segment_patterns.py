@@ -40,14 +40,29 @@ def _run(*args):
     )
 
 
-def test_unmatched_segment_is_refused_then_mapped_by_a_user_pattern(study):
+def test_unmatched_segment_is_ignored_with_a_note_then_mapped_by_a_user_pattern(study):
     folder, n_lesion = study
     res = _run("analyze", str(folder), "--json", "-")
-    assert res.returncode == 3
-    assert "Target A" in res.stderr
-    res = _run("analyze", str(folder), "--json", "-", "--segment-pattern", "^target=lesion")
+    assert res.returncode == 0, res.stderr  # a liver was found: the unmatched segment is ignored, not fatal
+    rep = json.loads(res.stdout)
+    assert rep["tumor"]["lesion_count"] == 0
+    assert any("Target A" in w and "--labels lesion=" in w for w in rep["warnings"])
+    roles = {r["name"]: (r["role"], r["reason"]) for r in rep["study"]["segment_roles"]}
+    assert roles == {"Liver": ("liver", "code"), "Target A": (None, "unmatched-ignored")}
+    # user patterns are exclusive: the liver needs one too
+    res = _run(
+        "analyze",
+        str(folder),
+        "--json",
+        "-",
+        "--segment-pattern",
+        "^target=lesion",
+        "--segment-pattern",
+        "^liver$=liver",
+    )
     assert res.returncode == 0, res.stderr
     rep = json.loads(res.stdout)
+    assert {r["name"]: r["reason"] for r in rep["study"]["segment_roles"]} == {"Liver": "user", "Target A": "user"}
     assert rep["tumor"]["intrahepatic_volume_ml"] == pytest.approx(n_lesion * 2.0 / 1000)
     assert rep["lesions"][0]["label"] == "Target A"
 

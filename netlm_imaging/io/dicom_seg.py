@@ -41,8 +41,9 @@ Segment types
   PixelPaddingValue are not segments.
 
 Overlapping segments stay separate layers. Segment roles come from
-:func:`~netlm_imaging.io.labels.role_for_segment` (user mapping, then the
-SegmentedPropertyType code, then name patterns).
+:func:`~netlm_imaging.io.labels.decide_role` (a user mapping is exclusive;
+otherwise the SegmentedPropertyType code, then conservative name patterns;
+see docs/roles.md).
 
 Decoding does not go through highdicom: pixel frames are decoded once, frame
 by frame, by :mod:`netlm_imaging.io._seg_frames` (numpy bit unpacking for
@@ -74,7 +75,7 @@ from ..segmentation import MaskLayer
 from ..volume import Volume, check_voxel_budget
 from ._dicom_common import guard_malformed, take_scanned_dataset
 from ._seg_frames import iter_frames
-from .labels import LabelSpec, assign_roles
+from .labels import LabelSpec, RoleDecision, assign_roles
 
 __all__ = [
     "GRID_TOLERANCE_VOXELS",
@@ -420,10 +421,6 @@ def _order(reference: Volume) -> Literal["C", "F"]:
     return "F" if reference.array.flags.f_contiguous and not reference.array.flags.c_contiguous else "C"
 
 
-def _roles(segments: list[SegmentInfo], spec: LabelSpec, source: str) -> dict[int, str]:
-    return assign_roles(segments, spec, source, noun="segments")
-
-
 @guard_malformed("DICOM SEG")
 def read_dicom_seg(
     path: str | Path,
@@ -432,6 +429,7 @@ def read_dicom_seg(
     *,
     fractional_threshold: float = 0.5,
     max_voxels: int | None = None,
+    role_log: list[RoleDecision] | None = None,
 ) -> list[MaskLayer]:
     """Read a DICOM SEG (BINARY, FRACTIONAL or Label Map) onto a reference image grid.
 
@@ -451,6 +449,10 @@ def read_dicom_seg(
         of fractions.
     max_voxels : int, optional
         Voxel budget for the declared frame stack and the reference grid.
+    role_log : list of RoleDecision, optional
+        Collects the role decision of every segment (see
+        :func:`~netlm_imaging.io.labels.assign_roles`); without it this file
+        alone must give a liver or a lesion.
 
     Returns
     -------
@@ -469,7 +471,7 @@ def read_dicom_seg(
     GeometryError
         SEG frames on another pixel grid (orientation/spacing) or between slices.
     LabelError
-        Segments without a role.
+        No segment is a liver or a lesion (without ``role_log``), or a ``--labels`` name matches no segment.
     UnsupportedError
         Pixel encodings no installed decoder handles.
     ResourceLimitError
@@ -499,7 +501,7 @@ def read_dicom_seg(
             f"{source}: FrameOfReferenceUID {seg_for} differs from the image's {ref_for}; the SEG belongs to "
             "another image. Pass the series the SEG references."
         )
-    roles = _roles(hdr.segments, spec, source)
+    roles = assign_roles(hdr.segments, spec, source, noun="segments", log=role_log)
     wanted = {num for num, role in roles.items() if role != "ignore"}
     ref_series = ""
     rss = getattr(ds, "ReferencedSeriesSequence", None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,12 +26,19 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "DEFAULT_CODE_ROLES",
     "DEFAULT_NAME_PATTERNS",
+    "IGNORED_INTERPRETED_TYPES",
     "LITS_LABELS",
+    "REASONS",
     "LabelSpec",
+    "RoleDecision",
     "assign_roles",
+    "check_decisions",
+    "decide_role",
+    "flag_for",
     "layers_from_label_map",
     "parse_label_spec",
     "role_for_segment",
+    "summarize_decisions",
 ]
 
 #: LiTS convention: 1 liver, 2 lesion.
@@ -56,14 +63,14 @@ DEFAULT_CODE_ROLES: dict[tuple[str, str], str] = {
 
 #: Ordered (regex, role) pairs tried on segment / ROI names (case-insensitive).
 DEFAULT_NAME_PATTERNS: list[tuple[str, str]] = [
-    (r"^(couinaud[\s_-]*)?seg(ment)?[\s_-]*(1|i)$", "segment1"),
-    (r"^(couinaud[\s_-]*)?seg(ment)?[\s_-]*(2|ii)$", "segment2"),
-    (r"^(couinaud[\s_-]*)?seg(ment)?[\s_-]*(3|iii)$", "segment3"),
-    (r"^(couinaud[\s_-]*)?seg(ment)?[\s_-]*(4|4a|4b|iv|iva|ivb)$", "segment4"),
-    (r"^(couinaud[\s_-]*)?seg(ment)?[\s_-]*(5|v)$", "segment5"),
-    (r"^(couinaud[\s_-]*)?seg(ment)?[\s_-]*(6|vi)$", "segment6"),
-    (r"^(couinaud[\s_-]*)?seg(ment)?[\s_-]*(7|vii)$", "segment7"),
-    (r"^(couinaud[\s_-]*)?seg(ment)?[\s_-]*(8|viii)$", "segment8"),
+    (r"^((couinaud|liver|hepatic)[\s_-]*)?seg(ment)?[\s_-]*(1|i)$", "segment1"),
+    (r"^((couinaud|liver|hepatic)[\s_-]*)?seg(ment)?[\s_-]*(2|ii)$", "segment2"),
+    (r"^((couinaud|liver|hepatic)[\s_-]*)?seg(ment)?[\s_-]*(3|iii)$", "segment3"),
+    (r"^((couinaud|liver|hepatic)[\s_-]*)?seg(ment)?[\s_-]*(4|4a|4b|iv|iva|ivb)$", "segment4"),
+    (r"^((couinaud|liver|hepatic)[\s_-]*)?seg(ment)?[\s_-]*(5|v)$", "segment5"),
+    (r"^((couinaud|liver|hepatic)[\s_-]*)?seg(ment)?[\s_-]*(6|vi)$", "segment6"),
+    (r"^((couinaud|liver|hepatic)[\s_-]*)?seg(ment)?[\s_-]*(7|vii)$", "segment7"),
+    (r"^((couinaud|liver|hepatic)[\s_-]*)?seg(ment)?[\s_-]*(8|viii)$", "segment8"),
     (r"(tumou?r|lesion|metast|nodule|mass|gtv|neoplasm|\bnet\b|netlm|\bmet\b|\bmets\b)", "lesion"),
     (r"(spleen|splenic|milz)", "spleen"),
     (r"(liver|hepar|hepatic|leber)", "liver"),
@@ -88,6 +95,12 @@ class LabelSpec:
     user_given: bool = False
     name_patterns: list[tuple[str, str]] = field(default_factory=lambda: list(DEFAULT_NAME_PATTERNS))
     user_pattern_count: int = 0
+
+    @property
+    def exclusive(self) -> bool:
+        """Whether the user named segments (``--labels`` with names, or ``--segment-pattern``): then only they count."""
+        named = self.user_given and any(isinstance(v, str) for vals in self.mapping.values() for v in vals)
+        return named or self.user_pattern_count > 0
 
     def role_of_value(self, value: int) -> str | None:
         """Role for a label-map value, or ``None`` if unmapped."""
@@ -156,14 +169,220 @@ def parse_label_spec(text: str | None, *, name_patterns: Iterable[tuple[str, str
     return LabelSpec(mapping, True, patterns, len(user_patterns))
 
 
+#: RTROIInterpretedType values that are never a liver, lesion or spleen: the ROI is ignored with a note.
+#: GTV and ORGAN (and no type) go on to codes and names.
+IGNORED_INTERPRETED_TYPES: frozenset[str] = frozenset(
+    {
+        "EXTERNAL",
+        "SUPPORT",
+        "BOLUS",
+        "FIXATION",
+        "CONTROL",
+        "AVOIDANCE",
+        "CAVITY",
+        "MARKER",
+        "REGISTRATION",
+        "ISOCENTER",
+        "CONTRAST_AGENT",
+        "DOSE_REGION",
+        "BRACHY_CHANNEL",
+        "BRACHY_ACCESSORY",
+        "BRACHY_SRC_APP",
+        "BRACHY_CHNL_SHLD",
+        "PTV",
+        "CTV",
+        "ITV",
+        "PRV",
+    }
+)
+#: Segmentation property *category* codes (and catch-all types) that say nothing about the structure:
+#: a segment coded with one of them is judged by its name.
+GENERIC_CODES: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("SCT", "85756007"),  # Tissue (3D Slicer's default)
+        ("SRT", "T-D0050"),
+        ("SCT", "91723000"),  # Anatomical structure
+        ("SCT", "123037004"),  # Body structure
+        ("SRT", "T-D000A"),
+        ("SCT", "49755003"),  # Morphologically abnormal structure
+        ("SRT", "M-01000"),
+        ("SCT", "260787004"),  # Physical object
+    }
+)
+#: A planning volume by name (PTV_Liver, CTV 50, ITV, PRV_cord): ignored like the typed ones.
+PLANNING_NAME = re.compile(r"(^|[^a-z])(ptv|ctv|itv|prv)([^a-z]|$)", re.IGNORECASE)
+#: Words that make a name a derived / Boolean / other structure: never guessed into a role.
+COMPOUND_WORDS = re.compile(
+    r"(minus|plus|without|w/o|excl|except|subtract|union|\bring\b|shell|wall|margin|expan|crop|"
+    r"\band\b|\bor\b|\bnot\b|\bno\b|free|remnant|\bflr\b|resect|[+&]|\d+\s*mm)",
+    re.IGNORECASE,
+)
+#: Structures whose names mention an organ without being it (hepatic vein, splenic artery, bile duct ...),
+#: and lesion-like words that are not tumour (oedema, tumour bed, scar).
+NOT_THE_ORGAN = re.compile(
+    r"(vessel|vein|vena|cava|\bivc\b|arter|portal|duct|bile|biliar|flexure|ligament|"
+    r"o?edema|\bbed\b|cavity|scar|boost|block)",
+    re.IGNORECASE,
+)
+
+#: Why a segment / ROI got its role (``segment_roles[].reason`` in the report).
+REASONS = ("user", "code", "pattern", "type-ignored", "unmatched-ignored")
+
+
+@dataclass(frozen=True)
+class RoleDecision:
+    """The role one named segment / ROI got, and why.
+
+    Parameters
+    ----------
+    source : str
+        File the segment came from.
+    number : int
+        SegmentNumber / ROINumber.
+    name : str
+        SegmentLabel / ROIName.
+    code : (str, str) or None
+        (CodingSchemeDesignator, CodeValue) of the property type / identification code.
+    code_meaning : str
+        CodeMeaning, for messages.
+    interpreted_type : str or None
+        RTROIInterpretedType (RTSTRUCT only).
+    role : str or None
+        The role, ``"ignore"`` when the user ignored it, ``None`` when ignored by the rules.
+    reason : str
+        One of :data:`REASONS`.
+    note : str
+        What decided it, in words.
+    """
+
+    source: str
+    number: int
+    name: str
+    code: tuple[str, str] | None
+    code_meaning: str
+    interpreted_type: str | None
+    role: str | None
+    reason: str
+    note: str
+
+    def describe(self) -> str:
+        """``3 'BODY' [EXTERNAL] (SCT 123 Meaning)`` for messages."""
+        typ = f" [{self.interpreted_type}]" if self.interpreted_type else ""
+        code = f" ({self.code[0]} {self.code[1]} {self.code_meaning})".rstrip(" ") if self.code else ""
+        return f"{self.number} {self.name!r}{typ}{code.replace(' )', ')')}"
+
+    def to_report(self) -> dict[str, Any]:
+        """The ``study.segment_roles[]`` item of report.json."""
+        return {
+            "source": self.source,
+            "number": self.number,
+            "name": self.name,
+            "code": None
+            if self.code is None
+            else {"scheme": self.code[0], "value": self.code[1], "meaning": self.code_meaning or None},
+            "interpreted_type": self.interpreted_type,
+            "role": None if self.role == "ignore" else self.role,
+            "reason": self.reason,
+            "note": self.note,
+        }
+
+
+def _pattern_roles(name: str, patterns: Iterable[tuple[str, str]]) -> list[str]:
+    found: list[str] = []
+    for pattern, role in patterns:
+        if re.search(pattern, name, flags=re.IGNORECASE) and role not in found:
+            found.append(role)
+    return found
+
+
+def decide_role(
+    name: str | None,
+    code: tuple[str, str] | None,
+    spec: LabelSpec,
+    *,
+    number: int = 0,
+    code_meaning: str = "",
+    interpreted_type: str | None = None,
+    source: str = "",
+    code_roles: Mapping[tuple[str, str], str] | None = None,
+) -> RoleDecision:
+    """Decide the role of one named segment / ROI (the precedence of docs/roles.md).
+
+    With a user mapping (names in ``--labels`` or ``--segment-pattern``) only
+    the user decides: an exact name (case-insensitive), then the user's
+    patterns; everything else is ``unmatched-ignored``. Without one: an
+    ignored RTROIInterpretedType or a planning-volume name, Couinaud name
+    patterns, a specific code (a known one gives its role, an unknown one
+    ignores the segment), then the built-in name patterns, where compound
+    names and names of other structures are never guessed.
+
+    Parameters
+    ----------
+    name : str or None
+        Segment label / ROI name.
+    code : (str, str) or None
+        (CodingSchemeDesignator, CodeValue).
+    spec : LabelSpec
+        The user mapping and name patterns.
+    number, code_meaning, interpreted_type, source
+        Recorded in the decision.
+    code_roles : mapping, optional
+        Code -> role table (default :data:`DEFAULT_CODE_ROLES`).
+
+    Returns
+    -------
+    RoleDecision
+    """
+    text = (name or "").strip()
+    itype = (str(interpreted_type).strip().upper() or None) if interpreted_type else None
+    key = (str(code[0]).strip().upper(), str(code[1]).strip()) if code is not None else None
+
+    def out(role: str | None, reason: str, note: str) -> RoleDecision:
+        return RoleDecision(source, number, text, key, code_meaning, itype, role, reason, note)
+
+    if spec.exclusive:
+        explicit = spec.role_of_name(text) if text else None
+        if explicit:
+            return out(explicit, "user", f"--labels {explicit}={text}")
+        for pattern, role in spec.name_patterns[: spec.user_pattern_count]:
+            if text and re.search(pattern, text, flags=re.IGNORECASE):
+                return out(role, "user", f"--segment-pattern {pattern}={role}")
+        return out(None, "unmatched-ignored", "not in the user mapping (--labels / --segment-pattern)")
+    if itype in IGNORED_INTERPRETED_TYPES:
+        return out(None, "type-ignored", f"RTROIInterpretedType {itype} is never liver, lesion or spleen")
+    if PLANNING_NAME.search(text):
+        return out(None, "type-ignored", "a planning volume by name (PTV/CTV/ITV/PRV)")
+    builtin = spec.name_patterns[spec.user_pattern_count :]
+    couinaud = [r for r in _pattern_roles(text, builtin) if r.startswith("segment")] if text else []
+    if len(couinaud) == 1:  # Couinaud names win over the generic liver code (segment maps are coded Liver)
+        return out(couinaud[0], "pattern", f"name matches the Couinaud segment pattern of {couinaud[0]}")
+    table = DEFAULT_CODE_ROLES if code_roles is None else code_roles
+    if key is not None and key not in GENERIC_CODES and key[1]:
+        role = table.get(key)
+        if role:
+            return out(role, "code", f"code {key[0]} {key[1]} {code_meaning}".rstrip() + f" is {role}")
+        return out(None, "unmatched-ignored", f"code {key[0]} {key[1]} {code_meaning}".rstrip() + " has no role")
+    if not text:
+        return out(None, "unmatched-ignored", "no name and no informative code")
+    roles = _pattern_roles(text, builtin)
+    if not roles:
+        return out(None, "unmatched-ignored", "name matches no role pattern (an organ or structure not measured)")
+    if len(roles) > 1 or COMPOUND_WORDS.search(text):
+        return out(None, "unmatched-ignored", "a compound name (derived or Boolean structure): never guessed")
+    if NOT_THE_ORGAN.search(text):
+        return out(None, "unmatched-ignored", f"names another structure than the {roles[0]} (vessel, oedema, bed ...)")
+    return out(roles[0], "pattern", f"name matches the {roles[0]} pattern")
+
+
 def role_for_segment(
     name: str | None,
     code: tuple[str, str] | None,
     spec: LabelSpec,
     *,
     code_roles: Mapping[tuple[str, str], str] | None = None,
+    interpreted_type: str | None = None,
 ) -> str | None:
-    """Role of a named segment: explicit user mapping, user patterns, code, then built-in name patterns.
+    """Role of a named segment (see :func:`decide_role`), or ``None`` when it is ignored by the rules.
 
     Parameters
     ----------
@@ -175,36 +394,14 @@ def role_for_segment(
         User mapping and name patterns.
     code_roles : mapping, optional
         Code -> role table (default :data:`DEFAULT_CODE_ROLES`).
+    interpreted_type : str, optional
+        RTROIInterpretedType.
 
     Returns
     -------
     str or None
-        The role, or ``None`` when nothing matches.
     """
-    if name:
-        explicit = spec.role_of_name(name)
-        if explicit:
-            return explicit
-    if name:  # user-given patterns win over codes and built-in patterns
-        for pattern, role in spec.name_patterns[: spec.user_pattern_count]:
-            if re.search(pattern, name.strip(), flags=re.IGNORECASE):
-                return role
-    table = DEFAULT_CODE_ROLES if code_roles is None else code_roles
-    # Name patterns for Couinaud segments win over the generic liver code,
-    # because segment maps are often coded as "Liver" with a segment name.
-    if name:
-        for pattern, role in spec.name_patterns:
-            if role.startswith("segment") and re.search(pattern, name.strip(), flags=re.IGNORECASE):
-                return role
-    if code is not None:
-        coded = table.get((str(code[0]).upper(), str(code[1])))
-        if coded:
-            return coded
-    if name:
-        for pattern, role in spec.name_patterns:
-            if re.search(pattern, name.strip(), flags=re.IGNORECASE):
-                return role
-    return None
+    return decide_role(name, code, spec, code_roles=code_roles, interpreted_type=interpreted_type).role
 
 
 def _present_values(arr: np.ndarray) -> list[int]:
@@ -227,47 +424,163 @@ def _present_values(arr: np.ndarray) -> list[int]:
     return [int(v) for v in np.unique(flat) if v != 0]
 
 
-def assign_roles(items: Iterable[Any], spec: LabelSpec, source: str, *, noun: str = "segments") -> dict[int, str]:
-    """Roles of numbered, named items (DICOM SEG segments, RTSTRUCT ROIs).
+_UNSAFE_FOR_LABELS = re.compile(r"[,+|=\"']")
+
+
+def flag_for(name: str, role: str = "lesion") -> str:
+    """The exact command-line flag that maps ``name`` to ``role``.
+
+    ``--labels ROLE="NAME"`` unless the name holds a character ``--labels``
+    splits on (``, + | =`` or a quote): then ``--segment-pattern`` with the
+    escaped name.
+
+    Examples
+    --------
+    >>> flag_for("GTV_Mass")
+    '--labels lesion="GTV_Mass"'
+    >>> flag_for("Liver+2mm", "liver")
+    "--segment-pattern '^Liver\\+2mm$=liver'"
+    """
+    if _UNSAFE_FOR_LABELS.search(name) or not name.strip():
+        return f"--segment-pattern '^{re.escape(name)}$={role}'"
+    return f'--labels {role}="{name}"'
+
+
+def assign_roles(
+    items: Iterable[Any],
+    spec: LabelSpec,
+    source: str,
+    *,
+    noun: str = "segments",
+    log: list[RoleDecision] | None = None,
+) -> dict[int, str]:
+    """Roles of numbered, named items (DICOM SEG segments, RTSTRUCT ROIs, .seg.nrrd segments).
 
     Parameters
     ----------
     items : iterable
-        Objects with ``number``, ``label`` or ``name``, ``code`` and ``describe()``.
+        Objects with ``number``, ``label`` or ``name``, ``code`` and optionally
+        ``meaning`` / ``interpreted_type``.
     spec : LabelSpec
         User mapping and patterns.
     source : str
-        File named in the error.
+        File named in messages and decisions.
     noun : str
         What the items are called in the message.
+    log : list of RoleDecision, optional
+        Collects one decision per item (the caller checks the whole study with
+        :func:`check_decisions`). Without it the items of this file alone must
+        give a liver or a lesion, else :class:`LabelError`.
 
     Returns
     -------
     dict
-        item number -> role.
+        item number -> role, for the items that got one (``ignore`` included).
 
     Raises
     ------
     LabelError
-        Listing every item without a role and how to map it.
+        Without ``log``: when no item is a liver or a lesion (listing every item and the flag that maps it).
     """
-    roles: dict[int, str] = {}
-    missing: list[Any] = []
+    decisions: list[RoleDecision] = []
     for item in items:
         name = getattr(item, "label", None) or getattr(item, "name", None)
-        role = role_for_segment(name, item.code, spec)
-        if role is None:
-            missing.append(item)
-        else:
-            roles[item.number] = role
-    if missing:
-        listed = "; ".join(m.describe() for m in missing)
-        ex = getattr(missing[0], "label", None) or getattr(missing[0], "name", None)
-        raise LabelError(
-            f"{source}: {noun} without a role: {listed}. Map them with --labels, e.g. "
-            f'--labels liver="{ex}" or lesion="{ex}", or ignore="{ex}", or with --segment-pattern REGEX=ROLE.'
+        decisions.append(
+            decide_role(
+                name,
+                item.code,
+                spec,
+                number=int(item.number),
+                code_meaning=str(getattr(item, "meaning", "") or ""),
+                interpreted_type=getattr(item, "interpreted_type", None),
+                source=source,
+            )
         )
-    return roles
+    if log is not None:
+        log.extend(decisions)
+    else:
+        check_decisions(decisions, spec, noun=noun, require_role=True)
+        for line in summarize_decisions(decisions, spec):
+            logger.warning("%s", line)
+    return {d.number: d.role for d in decisions if d.role is not None}
+
+
+def summarize_decisions(decisions: Sequence[RoleDecision], spec: LabelSpec) -> list[str]:
+    """One line per source file naming the segments / ROIs that were ignored, and how to map them.
+
+    A user mapping turns this into the warning the issue asks for ("not in
+    --labels and ignored"); without one it is the note of what the rules ignored.
+    """
+    lines: list[str] = []
+    by_source: dict[str, list[RoleDecision]] = {}
+    for d in decisions:
+        if d.role is None:
+            by_source.setdefault(d.source, []).append(d)
+    for source, ignored in by_source.items():
+        shown = ", ".join(f"{d.name!r} ({d.reason})" for d in ignored[:25])
+        more = f" and {len(ignored) - 25} more" if len(ignored) > 25 else ""
+        if spec.exclusive:
+            lines.append(
+                f"{source}: {len(ignored)} segment(s)/ROI(s) not in the user mapping were ignored: {shown}{more} "
+                "(report.json study.segment_roles lists them)"
+            )
+        else:
+            lines.append(
+                f"{source}: {len(ignored)} segment(s)/ROI(s) got no role and were ignored: {shown}{more}; "
+                f"map one with e.g. {flag_for(ignored[0].name)} (study.segment_roles in report.json says why)"
+            )
+    return lines
+
+
+def check_decisions(
+    decisions: Sequence[RoleDecision],
+    spec: LabelSpec,
+    *,
+    noun: str = "segments/ROIs",
+    require_role: bool = True,
+    found_roles: Iterable[str] = (),
+) -> None:
+    """Refuse what cannot be measured: user-given names that match nothing, or no liver and no lesion at all.
+
+    Parameters
+    ----------
+    decisions : sequence of RoleDecision
+        Every named segment / ROI of the study.
+    spec : LabelSpec
+        The mapping in force.
+    noun : str
+        What the items are called in the message.
+    require_role : bool
+        Raise when no decision (nor ``found_roles``) gives a liver or a lesion.
+    found_roles : iterable of str
+        Roles found elsewhere (label maps, ``ROLE=PATH`` masks).
+
+    Raises
+    ------
+    LabelError
+    """
+    if not decisions:
+        return
+    names = [n for vals in spec.mapping.values() for n in vals if isinstance(n, str)] if spec.user_given else []
+    present = {d.name.strip().lower() for d in decisions}
+    missing = [n for n in names if n.strip().lower() not in present]
+    if missing:
+        listed = ", ".join(repr(d.name) for d in decisions[:40])
+        raise LabelError(
+            f"{decisions[0].source}: --labels names {missing} match no segment/ROI; the names present are: "
+            f"{listed}{' ...' if len(decisions) > 40 else ''}. Check the spelling (names compare case-insensitively)."
+        )
+    roles = set(found_roles) | {d.role for d in decisions if d.role}
+    if not require_role or roles & {"liver", "lesion"}:
+        return
+    sources = sorted({d.source for d in decisions})
+    listed = "; ".join(f"{d.describe()} {d.reason}" + (f" -> {flag_for(d.name)}" if d.name else "") for d in decisions)
+    how = "--labels / --segment-pattern matched none of them. " if spec.exclusive else ""
+    raise LabelError(
+        f"{', '.join(sources)}: no liver and no lesion among the {noun}: {listed}. {how}Map the ones you mean "
+        "with --labels ROLE=NAME (roles: liver, lesion, spleen, segment1..segment8, ignore) or --segment-pattern "
+        "REGEX=ROLE."
+    )
 
 
 def layers_from_label_map(label_map: Volume, spec: LabelSpec) -> list[MaskLayer]:

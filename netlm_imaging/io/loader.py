@@ -7,6 +7,7 @@ DICOM series folder (images), DICOM SEG and RTSTRUCT files (segmentations).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ import numpy as np
 from ..errors import InputError, LabelError, UsageError
 from ..segmentation import ROLES, MaskLayer
 from ..volume import Volume
-from .labels import LabelSpec, layers_from_label_map, role_for_segment
+from .labels import LabelSpec, RoleDecision, assign_roles, layers_from_label_map
 
 __all__ = ["RTSTRUCT_SOP_CLASS", "SEG_SOP_CLASSES", "load_image", "load_segmentation", "parse_seg_argument"]
 
@@ -26,6 +27,38 @@ _NIFTI = (".nii", ".nii.gz")
 #: ``--seg segments=PATH``: a Couinaud map whose values 1..8 are segments 1..8 (TotalSegmentator liver_segments).
 COUINAUD_ROLES = ("segments", "couinaud")
 _ITK = (".nrrd", ".nhdr", ".mha", ".mhd")
+
+
+@dataclass(frozen=True)
+class _NrrdSegment:
+    """A Slicer .seg.nrrd segment as the role assignment sees it."""
+
+    number: int
+    label: str
+    code: tuple[str, str] | None
+    meaning: str = ""
+
+
+def _slicer_code(tags: str) -> tuple[tuple[str, str] | None, str]:
+    """SegmentedPropertyType of a Slicer ``SegmentN_Tags`` TerminologyEntry (``...~SCT^10200004^Liver~...``).
+
+    Examples
+    --------
+    >>> _slicer_code("TerminologyEntry:Segmentation category and type - 3D Slicer General Anatomy list"
+    ...              "~SCT^123037004^Anatomical Structure~SCT^10200004^Liver~^^~Anatomic codes~^^~^^|")
+    (('SCT', '10200004'), 'Liver')
+    """
+    for tag in str(tags or "").split("|"):
+        key, _, value = tag.partition(":")
+        if key.strip() != "TerminologyEntry":
+            continue
+        parts = value.split("~")
+        if len(parts) < 3:
+            return None, ""
+        fields = parts[2].split("^")
+        if len(fields) >= 2 and fields[0].strip() and fields[1].strip():
+            return (fields[0].strip(), fields[1].strip()), (fields[2].strip() if len(fields) > 2 else "")
+    return None, ""
 
 
 def _suffix(p: Path) -> str:
@@ -143,6 +176,7 @@ def load_segmentation(
     *,
     max_voxels: int | None = None,
     fractional_threshold: float = 0.5,
+    role_log: list[RoleDecision] | None = None,
 ) -> list[MaskLayer]:
     """Load one ``--seg`` argument into role layers (on their own grid for label maps).
 
@@ -158,6 +192,11 @@ def load_segmentation(
         Declared-size limit.
     fractional_threshold : float
         FRACTIONAL SEG: threshold of the binary view.
+    role_log : list of RoleDecision, optional
+        Collects the role decision of every named segment / ROI (DICOM SEG,
+        RTSTRUCT, .seg.nrrd); the caller then checks the whole study with
+        :func:`~netlm_imaging.io.labels.check_decisions`. Without it, a file
+        whose named segments give no liver and no lesion is refused.
 
     Returns
     -------
@@ -179,11 +218,18 @@ def load_segmentation(
         if sop in SEG_SOP_CLASSES:
             from .dicom_seg import read_dicom_seg
 
-            return read_dicom_seg(p, reference, spec, fractional_threshold=fractional_threshold, max_voxels=max_voxels)
+            return read_dicom_seg(
+                p,
+                reference,
+                spec,
+                fractional_threshold=fractional_threshold,
+                max_voxels=max_voxels,
+                role_log=role_log,
+            )
         if sop == RTSTRUCT_SOP_CLASS:
             from .rtstruct import read_rtstruct
 
-            return read_rtstruct(p, reference, spec, max_voxels=max_voxels)
+            return read_rtstruct(p, reference, spec, max_voxels=max_voxels, role_log=role_log)
         raise InputError(f"{p}: DICOM SOP class {sop or '(none)'} is not a segmentation; pass a SEG or RTSTRUCT.")
     ext = _suffix(p)
     if ext in _NIFTI:
@@ -210,18 +256,13 @@ def load_segmentation(
             return [_binary_layer(vol, role, p)]
         if not segments:
             return layers_from_label_map(vol, spec)
+        items = [_NrrdSegment(n + 1, str(s["name"]), *_slicer_code(s.get("tags", ""))) for n, s in enumerate(segments)]
+        roles = assign_roles(items, spec, str(p), noun="segments", log=role_log)
         layers: list[MaskLayer] = []
-        unmapped: list[str] = []
-        for s in segments:
-            r = role_for_segment(s["name"], None, spec)
-            if r is None:
-                unmapped.append(s["name"])
-            elif r != "ignore":
+        for item, s in zip(items, segments, strict=True):
+            r = roles.get(item.number)
+            if r is not None and r != "ignore":
                 layers.append(MaskLayer(r, vol.with_array(s["mask"]), label=s["name"], source=str(p)))
-        if unmapped:
-            raise LabelError(
-                f'{p}: segments {unmapped} have no role; map them with --labels (e.g. liver="{unmapped[0]}").'
-            )
         return layers
     raise InputError(
         f"{p}: unknown segmentation format {ext or '(no extension)'}; use NIfTI, NRRD, DICOM SEG/RTSTRUCT."

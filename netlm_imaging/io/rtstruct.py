@@ -56,7 +56,7 @@ from ..segmentation import MaskLayer
 from ..volume import Volume, check_voxel_budget
 from ._dicom_common import guard_malformed
 from ._polygon import fill_polygon, shoelace_area
-from .labels import LabelSpec, assign_roles
+from .labels import LabelSpec, RoleDecision, assign_roles
 
 __all__ = ["RASTERISATION_RULE", "RTSTRUCT_SOP_CLASS", "SLICE_TOLERANCE", "RoiInfo", "read_rt_rois", "read_rtstruct"]
 
@@ -83,6 +83,8 @@ class RoiInfo:
     name: str
     code: tuple[str, str] | None
     frame_of_reference_uid: str | None
+    interpreted_type: str | None = None
+    meaning: str = ""
 
     def describe(self) -> str:
         """``3 'BODY'`` for messages."""
@@ -120,14 +122,20 @@ def _read(path: Path) -> Dataset:
 
 def _rois(ds: Dataset, source: str) -> list[RoiInfo]:
     codes: dict[int, tuple[str, str]] = {}
+    meanings: dict[int, str] = {}
+    types: dict[int, str] = {}
     for obs in getattr(ds, "RTROIObservationsSequence", None) or []:
+        if "ReferencedROINumber" not in obs:
+            continue
+        ref = int(obs.ReferencedROINumber)
+        itype = str(getattr(obs, "RTROIInterpretedType", "") or "").strip()
+        if itype:
+            types[ref] = itype
         seq = getattr(obs, "RTROIIdentificationCodeSequence", None)
-        if seq and "ReferencedROINumber" in obs:
+        if seq:
             c = seq[0]
-            codes[int(obs.ReferencedROINumber)] = (
-                str(getattr(c, "CodingSchemeDesignator", "")),
-                str(getattr(c, "CodeValue", "")),
-            )
+            codes[ref] = (str(getattr(c, "CodingSchemeDesignator", "")), str(getattr(c, "CodeValue", "")))
+            meanings[ref] = str(getattr(c, "CodeMeaning", "") or "")
     out: list[RoiInfo] = []
     for item in ds.StructureSetROISequence:
         if "ROINumber" not in item:
@@ -135,7 +143,7 @@ def _rois(ds: Dataset, source: str) -> list[RoiInfo]:
         num = int(item.ROINumber)
         name = str(getattr(item, "ROIName", "") or f"ROI {num}")
         for_uid = str(getattr(item, "ReferencedFrameOfReferenceUID", "") or "") or None
-        out.append(RoiInfo(num, name, codes.get(num), for_uid))
+        out.append(RoiInfo(num, name, codes.get(num), for_uid, types.get(num), meanings.get(num, "")))
     return out
 
 
@@ -263,6 +271,7 @@ def read_rtstruct(
     *,
     max_voxels: int | None = None,
     off_slice: str = "auto",
+    role_log: list[RoleDecision] | None = None,
 ) -> list[MaskLayer]:
     """Rasterise the ROIs of an RTSTRUCT on a reference image grid.
 
@@ -299,7 +308,7 @@ def read_rtstruct(
     GeometryError
         Contours not in the slice planes, or between slices (see ``off_slice``).
     LabelError
-        ROIs without a role.
+        No ROI is a liver or a lesion (without ``role_log``), or a ``--labels`` name matches no ROI.
     ResourceLimitError
         Reference grid above ``max_voxels``.
     """
@@ -319,7 +328,7 @@ def read_rtstruct(
                 f"{source}: the structure set's FrameOfReferenceUID {bad[0]} differs from the image's {ref_for}; "
                 "the RTSTRUCT belongs to another image. Pass the series it references."
             )
-    roles = assign_roles(rois, spec, source, noun="ROIs")
+    roles = assign_roles(rois, spec, source, noun="ROIs", log=role_log)
     mode = off_slice
     if mode == "auto":
         mode = "nearest" if reference.meta.get("resampled") else "error"
@@ -332,8 +341,8 @@ def read_rtstruct(
     ni, nj, nk = reference.shape
     layers: list[MaskLayer] = []
     for roi in rois:
-        role = roles[roi.number]
-        if role == "ignore":
+        role = roles.get(roi.number)
+        if role is None or role == "ignore":
             continue
         warnings: list[str] = []
         contours = contours_by_roi.get(roi.number, [])

@@ -147,6 +147,7 @@ def read_itk_segments(path: str | Path, *, max_voxels: int | None = None) -> tup
         out.append(
             {
                 "name": info.get("Name", f"Segment_{idx}"),
+                "tags": info.get("Tags", ""),
                 "label_value": value,
                 "layer": layer,
                 "mask": np.ascontiguousarray(arr[..., layer] == value),
