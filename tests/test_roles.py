@@ -281,3 +281,23 @@ def test_totalsegmentator_seg_gives_liver_and_spleen_by_code(shared, tmp_path):
     assert {r["role"] for r in others} == {None}
     assert {r["reason"] for r in others} == {"unmatched-ignored"}
     assert report.tumor["lesion_count"] == 0
+
+
+# ---------------------------------------------------------------- the real RTSTRUCT of the mirp FDG PET (MANIFEST)
+
+
+@pytest.mark.parametrize("labels", ["lesion=GTV_Mass", None])
+def test_real_sarcoma_rtstruct_gtv_mass_with_and_without_labels(shared, labels):
+    # oncoray/mirp @d8a6a726, TCIA Soft-tissue-Sarcoma STS_001 (CC BY 3.0; Vallieres et al. 2015):
+    # ROIs GTV_Mass and GTV_Edema; GTV_Mass about 365 mL by planimetry (MANIFEST)
+    folder = shared("mirp_sts_fdg_pet", "test", "data", "sts_images_raw", "STS_001", "FDG_PET")
+    report, _ = analyze_with_context(folder, labels=labels)
+    (lesion,) = report.lesions  # GTV_Edema is never a lesion: unmapped with --labels, oedema without
+    assert lesion["label"] == "GTV_Mass"
+    assert lesion["volume_ml"] == pytest.approx(366.08, abs=0.005)
+    assert lesion["suv_max"] == pytest.approx(7.911, abs=0.0005)
+    assert lesion["suv_mean"] == pytest.approx(2.555, abs=0.0005)
+    edema = next(r for r in report.study["segment_roles"] if r["name"] == "GTV_Edema")
+    assert edema["role"] is None
+    assert edema["reason"] == "unmatched-ignored"
+    assert edema["interpreted_type"] == "GTV"
