@@ -358,9 +358,9 @@ def decide_role(
         return out(couinaud[0], "pattern", f"name matches the Couinaud segment pattern of {couinaud[0]}")
     table = DEFAULT_CODE_ROLES if code_roles is None else code_roles
     if key is not None and key not in GENERIC_CODES and key[1]:
-        role = table.get(key)
-        if role:
-            return out(role, "code", f"code {key[0]} {key[1]} {code_meaning}".rstrip() + f" is {role}")
+        coded = table.get(key)
+        if coded:
+            return out(coded, "code", f"code {key[0]} {key[1]} {code_meaning}".rstrip() + f" is {coded}")
         return out(None, "unmatched-ignored", f"code {key[0]} {key[1]} {code_meaning}".rstrip() + " has no role")
     if not text:
         return out(None, "unmatched-ignored", "no name and no informative code")
