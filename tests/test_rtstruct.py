@@ -13,7 +13,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from netlm_imaging.errors import DicomError, GeometryError, LabelError, ResourceLimitError
+from netlm_imaging.errors import DicomError, GeometryError, ResourceLimitError
 from netlm_imaging.io.labels import parse_label_spec
 from netlm_imaging.io.rtstruct import read_rt_rois, read_rtstruct
 from netlm_imaging.volume import Volume

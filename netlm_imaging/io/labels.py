@@ -438,8 +438,8 @@ def flag_for(name: str, role: str = "lesion") -> str:
     --------
     >>> flag_for("GTV_Mass")
     '--labels lesion="GTV_Mass"'
-    >>> flag_for("Liver+2mm", "liver")
-    "--segment-pattern '^Liver\\+2mm$=liver'"
+    >>> print(flag_for("Liver+2mm", "liver"))
+    --segment-pattern '^Liver\\+2mm$=liver'
     """
     if _UNSAFE_FOR_LABELS.search(name) or not name.strip():
         return f"--segment-pattern '^{re.escape(name)}$={role}'"
