@@ -15,7 +15,7 @@ import SimpleITK as sitk
 from conftest import oblique_affine
 
 from netlm_imaging.api import analyze
-from netlm_imaging.errors import InputError, LabelError
+from netlm_imaging.errors import InputError
 from netlm_imaging.io.sitk_io import read_itk, read_itk_segments
 
 SPACING = (0.8, 1.1, 2.5)
@@ -129,7 +129,12 @@ def test_unmapped_segment_names_ask_for_labels(tmp_path):
         lab,
         {0: _fields("Liver", "1", "0"), 1: _fields("Kidney", "2", "0")},
     )
-    with pytest.raises(LabelError, match=r"s\.seg\.nrrd: segments \['Kidney'\] have no role; map them with --labels"):
-        analyze(image=tmp_path / "ct.mha", segs=[seg])
+    rep = analyze(image=tmp_path / "ct.mha", segs=[seg])  # issue 12: an unknown organ is ignored with a note
+    assert rep.tumor["lesion_count"] == 0
+    assert [(r["name"], r["role"], r["reason"]) for r in rep.study["segment_roles"]] == [
+        ("Liver", "liver", "pattern"),
+        ("Kidney", None, "unmatched-ignored"),
+    ]
+    assert any("'Kidney' (unmatched-ignored)" in w for w in rep.warnings)
     rep = analyze(image=tmp_path / "ct.mha", segs=[seg], labels="liver=Liver,lesion=Kidney")
     assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(np.count_nonzero(lesion) * VOX_ML)

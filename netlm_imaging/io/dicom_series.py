@@ -16,7 +16,10 @@ Rules
 * Slices are grouped by SeriesInstanceUID; when it is empty (anonymised
   exports) by FrameOfReferenceUID + orientation + matrix + pixel spacing.
 * The slice step comes from ImagePositionPatient projected on the normal,
-  never from SliceThickness or SpacingBetweenSlices.
+  never from SliceThickness or SpacingBetweenSlices -- except for a
+  **single-slice** series, where positions cannot give one: then
+  SpacingBetweenSlices, else SliceThickness (as SimpleITK and highdicom do),
+  with a warning naming which.
 * Steps are uniform when every step is within :data:`STEP_TOLERANCE_MM` of
   the median step. A step close to a multiple of the median is a missing
   slice; any other deviation is a non-uniform series. Both raise
@@ -407,6 +410,39 @@ def _resample_linear(
 
 # ------------------------------------------------------------------- reading
 @guard_malformed("DICOM header")
+def _single_slice_step(path: Path, frame_index: int = 0) -> tuple[float, str]:
+    """Slice step of a one-slice series: SpacingBetweenSlices, else SliceThickness (what SimpleITK / highdicom use).
+
+    Positions cannot give a step with one slice. Enhanced objects carry both in the
+    Pixel Measures functional group (per-frame first, then shared).
+
+    Returns
+    -------
+    (float, str)
+        The step in mm and the phrase the warning uses (which attribute gave it).
+    """
+    import pydicom
+
+    ds = pydicom.dcmread(path, stop_before_pixels=True, defer_size=4096)
+    sources: list[Any] = [ds]
+    for seq_name in ("PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence"):
+        seq = ds.get(seq_name)
+        if seq:
+            item = seq[min(frame_index, len(seq) - 1)] if seq_name.startswith("PerFrame") else seq[0]
+            pm = item.get("PixelMeasuresSequence")
+            if pm:
+                sources.insert(0, pm[0])
+    for keyword in ("SpacingBetweenSlices", "SliceThickness"):
+        for src in sources:
+            try:
+                value = float(src.get(keyword)) if src.get(keyword) not in (None, "") else 0.0
+            except (TypeError, ValueError):
+                value = 0.0
+            if math.isfinite(value) and value > 0:
+                return value, f"slice step {value:g} mm taken from {keyword} (a position step needs two slices)"
+    return 1.0, "slice step unknown (no SpacingBetweenSlices or SliceThickness): 1.0 mm assumed for the affine"
+
+
 def series_header_facts(path: Path) -> dict[str, Any]:
     """Non-identifying header facts of a series (from one file).
 
@@ -630,8 +666,8 @@ def read_series_from_index(
         array, _ = _resample_linear(array, positions, n_out, step)
         resampled = True
     if len(slices) == 1:
-        step = 1.0
-        warnings.append(f"{where_series}: single slice; slice step unknown, 1.0 mm assumed for the affine.")
+        step, said = _single_slice_step(first.path, slices[0].frame.frame_index)
+        warnings.append(f"{where_series}: single slice; {said}.")
     affine = np.eye(4)
     affine[:3, 0] = row * pixel_spacing[1]
     affine[:3, 1] = col * pixel_spacing[0]
