@@ -15,6 +15,7 @@ import highdicom as hd
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from conftest import oblique_affine
 from dicom_factory import write_image_series
 from seg_factory import SegmentSpec, write_seg
 
@@ -78,3 +79,62 @@ def test_single_slice_four_mL_like_simpleitk(tmp_path):
     rep = json.loads(res.stdout)
     assert peer_ml == pytest.approx(4.01, abs=0.005)
     assert rep["liver"]["volume_ml"] == pytest.approx(peer_ml, abs=1e-6)
+
+
+# ---------------------------------------------------------------- item 6: junk in study folders
+
+JUNK_AFF = oblique_affine(spacing=(1.2, 1.1, 2.5))
+JUNK_SHAPE = (20, 18, 8)
+
+
+def _junk_study(root):
+    ijk = np.indices(JUNK_SHAPE)
+    liver = (ijk[0] >= 3) & (ijk[0] < 16) & (ijk[1] >= 2) & (ijk[1] < 15) & (ijk[2] >= 1) & (ijk[2] < 7)
+    files = write_image_series(root / "ct", np.where(liver, 50.0, -50.0), JUNK_AFF, seed=6)
+    (root / "seg").mkdir()
+    write_seg(root / "seg" / "seg.dcm", files, [SegmentSpec("Liver", liver)])
+    return files, int(liver.sum())
+
+
+@pytest.mark.parametrize("junk", ["thumbs", "dangling", "cycle", "fake_dcm"])
+def test_junk_in_a_study_folder_is_skipped_with_a_note(tmp_path, junk):
+    study = tmp_path / "study"
+    _, n_liver = _junk_study(study)
+    ct = study / "ct"
+    if junk == "thumbs":
+        (ct / "Thumbs.db").write_bytes(b"")
+        name = "Thumbs.db"
+    elif junk == "dangling":
+        (ct / "IM9999").symlink_to(tmp_path / "gone" / "IM9999")
+        name = "IM9999: dangling symbolic link"
+    elif junk == "cycle":
+        (ct / "loop_a").symlink_to(ct / "loop_b")
+        (ct / "loop_b").symlink_to(ct / "loop_a")
+        name = "symbolic link cycle"
+    else:
+        (ct / "report.dcm").write_bytes(b"%PDF-1.4 this is a scanned request form, not DICOM" * 8)
+        name = "report.dcm"
+    res = _analyze(str(study))
+    assert res.returncode == 0, res.stderr
+    rep = json.loads(res.stdout)
+    assert rep["liver"]["volume_ml"] == pytest.approx(n_liver * abs(np.linalg.det(JUNK_AFF[:3, :3])) / 1000, abs=1e-6)
+    assert any(name in n for n in rep["notes"]), rep["notes"]
+
+
+@pytest.mark.parametrize("damage", ["preamble", "file_meta", "zero_bytes"])
+def test_a_damaged_file_that_is_dicom_stays_an_error(tmp_path, damage):
+    study = tmp_path / "study"
+    files, _ = _junk_study(study)
+    victim = files[3]
+    data = bytearray(victim.read_bytes())
+    if damage == "preamble":  # "DICM" intact, the header cut in the middle of the file meta group
+        victim.write_bytes(bytes(data[:150]))
+    elif damage == "file_meta":  # "DICM" marker damaged, the file meta group still there
+        data[128] ^= 1
+        victim.write_bytes(bytes(data))
+    else:  # an interrupted copy of a slice
+        victim.write_bytes(b"")
+    res = _analyze(str(study))
+    assert res.returncode == 3
+    assert victim.name in res.stderr
+    assert "Traceback" not in res.stderr

@@ -37,6 +37,7 @@ Files are opened read-only and never modified.
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import os
@@ -299,9 +300,12 @@ def _looks_like_dicom(path: Path) -> tuple[bool, bool, str | None]:
 
 
 def _damaged_reason(path: Path, head: bytes) -> str | None:
-    """Why an unreadable file is taken for a damaged DICOM file, or ``None`` (a non-DICOM file)."""
-    if path.suffix.lower() in DICOM_SUFFIXES:
-        return f"its name ends in {path.suffix}"
+    """Why an unreadable file is taken for a damaged DICOM file, or ``None`` (a non-DICOM file).
+
+    Only the bytes count: a file named ``*.dcm`` that holds no DICOM structure
+    (a renamed JPEG, a report) is junk and skipped; a file meta group after a
+    damaged ``DICM`` marker is a damaged DICOM file.
+    """
     vr = head[136:138]
     if len(head) >= 140 and head[132:134] == b"\x02\x00" and vr.isalpha() and vr.isupper():
         return "its bytes 132.. hold a DICOM file meta group but the 'DICM' marker at byte 128 is damaged"
@@ -315,15 +319,48 @@ def _damaged(path: Path, reason: str) -> DicomError:
     )
 
 
-def iter_candidate_files(source: str | Path | Sequence[str | Path]) -> list[Path]:
+def _note(notes: list[str] | None, text: str) -> None:
+    """A skipped-file note: logged as a warning and, when asked, collected for the report."""
+    logger.warning("%s", text)
+    if notes is not None:
+        notes.append(text)
+
+
+def _broken_link(path: Path) -> str | None:
+    """Why a symbolic link cannot be read (dangling, or a cycle), or ``None``."""
+    if not path.is_symlink():
+        return None
+    try:
+        path.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symbolic link cycle"
+        return f"dangling symbolic link (to {os.readlink(path)})"
+    return None
+
+
+#: Zero-byte files with these names or extensions are desktop / viewer litter, skipped with a note.
+#: Any other zero-byte file (``IM0004``, ``slice.dcm``) is an interrupted copy and refused.
+_LITTER_SUFFIXES = (".db", ".ini", ".txt", ".xml", ".htm", ".html", ".jpg", ".jpeg", ".png", ".pdf", ".log", ".json")
+
+
+def _is_litter_name(path: Path) -> bool:
+    suffix = path.suffix.lower()
+    return suffix in _LITTER_SUFFIXES or path.name.lower() in ("thumbs.db", "desktop.ini", "dicomdir.bak")
+
+
+def iter_candidate_files(source: str | Path | Sequence[str | Path], notes: list[str] | None = None) -> list[Path]:
     """Files under a folder (recursive, sorted) or the given list of files.
 
-    Hidden files and folders (``.DS_Store``, ``.git``) are skipped.
+    Hidden files and folders (``.DS_Store``, ``.git``) are skipped; so are
+    dangling symbolic links and symbolic link cycles, with a note.
 
     Parameters
     ----------
     source : str, pathlib.Path or sequence of them
         A folder, one file, or several files.
+    notes : list of str, optional
+        Collects one line per skipped link.
 
     Returns
     -------
@@ -345,10 +382,15 @@ def iter_candidate_files(source: str | Path | Sequence[str | Path]) -> list[Path
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for name in sorted(filenames):
+                p = Path(dirpath) / name
                 if name.startswith("."):
-                    logger.info("skipping hidden file %s", Path(dirpath) / name)
+                    logger.info("skipping hidden file %s", p)
                     continue
-                out.append(Path(dirpath) / name)
+                broken = _broken_link(p)
+                if broken:
+                    _note(notes, f"{p}: {broken}; skipped")
+                    continue
+                out.append(p)
         return out
     paths = [Path(p) for p in source]
     for p in paths:
@@ -839,6 +881,9 @@ def _read_header_pydicom(path: Path) -> DicomFileInfo | None:
     from pydicom.errors import InvalidDicomError
 
     size = path.stat().st_size
+    if size == 0 and _is_litter_name(path):
+        logger.info("skipping zero-byte file %s", path)
+        return None
     if size == 0:
         raise DicomError(
             f"{path}: zero-byte file (an interrupted copy or export); re-export the series or delete the file."
@@ -869,6 +914,11 @@ def _read_header_pydicom(path: Path) -> DicomFileInfo | None:
             raise _damaged(path, damaged)
         logger.info("skipping non-DICOM file %s", path)
         return None
+    if not force and not sop_class and len(ds) == 0:
+        raise DicomError(  # a 'DICM' preamble with a cut file meta group and nothing after it
+            f"{path}: DICOM file is truncated or corrupt (a DICOM preamble but no dataset after it); "
+            "re-export the series or delete the file."
+        )
     kind = _kind(sop_class, ds)
     if kind == SEG:
         _SEG_HANDOFF.clear()  # keep one: a SEG's pixel data can be large once read
@@ -936,13 +986,22 @@ def _read_header_pydicom(path: Path) -> DicomFileInfo | None:
     )
 
 
-def scan_dicom_folder(source: str | Path | Iterable[str | Path]) -> list[DicomFileInfo]:
+def scan_dicom_folder(
+    source: str | Path | Iterable[str | Path], notes: list[str] | None = None
+) -> list[DicomFileInfo]:
     """Header-only index of every DICOM file in a folder tree (or file list).
+
+    Junk that study folders collect (``Thumbs.db`` and other zero-byte litter,
+    dangling symbolic links, link cycles, non-DICOM files even when named
+    ``*.dcm``) is skipped with a note; a file that *is* DICOM (a ``DICM``
+    preamble or a file meta group) but cannot be parsed stays an error.
 
     Parameters
     ----------
     source : str, pathlib.Path or iterable of them
         A folder (walked recursively), one file, or several files.
+    notes : list of str, optional
+        Collects the skipped-file notes (they are also logged as warnings).
 
     Returns
     -------
@@ -958,13 +1017,14 @@ def scan_dicom_folder(source: str | Path | Iterable[str | Path]) -> list[DicomFi
     """
     src: Any = source if isinstance(source, (str, os.PathLike)) else list(source)
     infos: list[DicomFileInfo] = []
-    skipped = 0
-    for path in iter_candidate_files(src):
+    skipped: list[str] = []
+    for path in iter_candidate_files(src, notes):
         info = read_header(path)
         if info is None:
-            skipped += 1
+            skipped.append(path.name)
             continue
         infos.append(info)
     if skipped:
-        logger.info("%d non-DICOM file(s) skipped under %s", skipped, source)
+        shown = ", ".join(skipped[:10]) + (f" and {len(skipped) - 10} more" if len(skipped) > 10 else "")
+        _note(notes, f"{source}: {len(skipped)} non-DICOM file(s) skipped ({shown})")
     return infos

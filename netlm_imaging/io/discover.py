@@ -566,10 +566,14 @@ def discover_study(
         raise InputError(f"{manifest_path}: manifest file not found; check the path.")
     if manifest_path is not None:
         return _from_manifest(root, manifest_path)
-    index = scan_dicom_folder(root)
+    skipped: list[str] = []
+    index = scan_dicom_folder(root, skipped)
     if any(i.kind in (IMAGE, SEG, RTSTRUCT) for i in index):
-        return _from_dicom(root, index, seg_choice, image_series)
-    return _from_files(root, seg_choice)
+        found = _from_dicom(root, index, seg_choice, image_series)
+    else:
+        found = _from_files(root, seg_choice)
+    found.notes[:0] = skipped  # junk files skipped while reading the folder (issue 12)
+    return found
 
 
 def study_facts(meta: dict[str, Any]) -> dict[str, Any]:
