@@ -335,7 +335,7 @@ def _broken_link(path: Path) -> str | None:
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             return "symbolic link cycle"
-        return f"dangling symbolic link (to {os.readlink(path)})"
+        return "dangling symbolic link (its target is gone)"
     return None
 
 
@@ -388,7 +388,7 @@ def iter_candidate_files(source: str | Path | Sequence[str | Path], notes: list[
                     continue
                 broken = _broken_link(p)
                 if broken:
-                    _note(notes, f"{p}: {broken}; skipped")
+                    _note(notes, f"{p.relative_to(root)}: {broken}; skipped")
                     continue
                 out.append(p)
         return out
@@ -986,9 +986,7 @@ def _read_header_pydicom(path: Path) -> DicomFileInfo | None:
     )
 
 
-def scan_dicom_folder(
-    source: str | Path | Iterable[str | Path], notes: list[str] | None = None
-) -> list[DicomFileInfo]:
+def scan_dicom_folder(source: str | Path | Iterable[str | Path], notes: list[str] | None = None) -> list[DicomFileInfo]:
     """Header-only index of every DICOM file in a folder tree (or file list).
 
     Junk that study folders collect (``Thumbs.db`` and other zero-byte litter,
@@ -1021,10 +1019,13 @@ def scan_dicom_folder(
     for path in iter_candidate_files(src, notes):
         info = read_header(path)
         if info is None:
-            skipped.append(path.name)
+            # name the files that pass for DICOM or are litter; NIfTI / NRRD / JSON beside DICOM are expected
+            suffix = path.suffix.lower()
+            if suffix in DICOM_SUFFIXES or not suffix or suffix[1:].isdigit() or _is_litter_name(path):
+                skipped.append(path.name)
             continue
         infos.append(info)
     if skipped:
         shown = ", ".join(skipped[:10]) + (f" and {len(skipped) - 10} more" if len(skipped) > 10 else "")
-        _note(notes, f"{source}: {len(skipped)} non-DICOM file(s) skipped ({shown})")
+        _note(notes, f"{len(skipped)} non-DICOM file(s) skipped: {shown}")
     return infos
