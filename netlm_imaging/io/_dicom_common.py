@@ -1021,7 +1021,8 @@ def scan_dicom_folder(source: str | Path | Iterable[str | Path], notes: list[str
         if info is None:
             # name the files that pass for DICOM or are litter; NIfTI / NRRD / JSON beside DICOM are expected
             suffix = path.suffix.lower()
-            if suffix in DICOM_SUFFIXES or not suffix or suffix[1:].isdigit() or _is_litter_name(path):
+            litter = _is_litter_name(path) and path.stat().st_size == 0
+            if suffix in DICOM_SUFFIXES or not suffix or suffix[1:].isdigit() or litter:
                 skipped.append(path.name)
             continue
         infos.append(info)
