@@ -359,7 +359,7 @@ def analyze_with_context(
             if k
             in ("sop_instance_uid", "series_instance_uid", "segment_number", "segment_label", "roi_number", "roi_name")
         }
-        | {"role": la.role, "label": la.label, "source": la.source}
+        | {"role": la.role, "label": la.label, "source": la.source, "voxel_count": _seg_layer_voxels(la, img, opts)}
         for la in layers
     ]
     pet_block: dict[str, Any] | None = None
@@ -418,6 +418,13 @@ def _apply_mr(
         plan["functional_flr_percent"] = mr.block["functional_flr_plan"]["functional_flr_percent"]
     report.console_lines.extend(mr.console_lines)
     report.warnings.extend(w for w in mr.warnings if w not in report.warnings)
+
+
+def _seg_layer_voxels(layer: MaskLayer, img: Volume, opts: AnalyzeOptions) -> int | None:
+    """Voxel count of a SEG layer on the image grid (the SR references a segment only if it is the measured region)."""
+    if not layer.mask.meta.get("sop_instance_uid") or layer.mask.shape != img.shape:
+        return None
+    return int(np.count_nonzero(layer.binary(opts.fractional_threshold)))
 
 
 def _rules(rules: Any) -> Any:

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from ._version import __version__
-from .errors import NetlmError
+from .errors import NetlmError, only_accepted_flags
 
 __all__ = ["COMMANDS", "main"]
 
@@ -28,7 +28,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check": ("check", "recompute reported burdens (CSV or DICOM SR) and list discrepancies"),
     "compare-seg": ("compare_seg", "compare two segmentations of one study (Dice, HD95, detection)"),
     "compare": ("compare", "follow-up vs baseline: volume change, RECIST 1.1, new/disappeared lesions"),
-    "pacs": ("pacs", "retrieve a study over DICOMweb, analyse it, store SR/SEG back"),
+    "pacs": ("pacs", "retrieve a study (DICOMweb or DIMSE), analyse it, store SR/SEG back"),
+    "listen": ("listen", "C-STORE SCP: analyse each study that arrives, optionally send SR/SEG on"),
 }
 
 
@@ -58,7 +59,7 @@ def _get_parser() -> argparse.ArgumentParser:
             raise
         p = sub.add_parser(name, help=help_text, description=help_text)
         mod.add_arguments(p)
-        p.set_defaults(_module=mod)
+        p.set_defaults(_module=mod, _options=tuple(p._option_string_actions))
     return parser
 
 
@@ -99,7 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args._module.run(args))
     except NetlmError as exc:
-        print(f"netlm: error: {exc}", file=sys.stderr)
+        # suggest only options this command accepts (a library message may name analyze's)
+        print(f"netlm: error: {only_accepted_flags(str(exc), args._options, args.command)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("netlm: interrupted", file=sys.stderr)

@@ -8,6 +8,9 @@ to fix it.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+
 __all__ = [
     "DicomError",
     "GeometryError",
@@ -17,6 +20,7 @@ __all__ = [
     "ResourceLimitError",
     "UnsupportedError",
     "UsageError",
+    "only_accepted_flags",
 ]
 
 
@@ -63,3 +67,41 @@ class UsageError(NetlmError):
     """Wrong command-line usage (exit code 2)."""
 
     exit_code = 2
+
+
+_FLAG_RE = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
+
+
+def only_accepted_flags(message: str, accepted: Iterable[str], command: str) -> str:
+    """Rewrite a message so that it suggests only options the running command accepts.
+
+    An error raised deep in the library may name an option of ``netlm analyze``
+    (e.g. ``--seg-choice``); under ``netlm pacs`` or ``netlm batch`` such an
+    option is shown as ``netlm analyze --seg-choice``, i.e. a command that does
+    accept it, instead of a flag the user cannot pass.
+
+    Parameters
+    ----------
+    message : str
+        The error text.
+    accepted : iterable of str
+        Option strings of the running command (``--out``, ...).
+    command : str
+        The running command (``batch``, ``pacs``, ...); ``analyze`` accepts its own options.
+
+    Returns
+    -------
+    str
+        The message, with foreign options prefixed by ``netlm analyze``.
+
+    Examples
+    --------
+    >>> only_accepted_flags("choose with --seg-choice N", {"--out"}, "pacs")
+    'choose with `netlm analyze --seg-choice` N'
+    >>> only_accepted_flags("choose with --seg-choice N", {"--seg-choice"}, "pacs")
+    'choose with --seg-choice N'
+    """
+    known = set(accepted)
+    if command == "analyze":
+        return message
+    return _FLAG_RE.sub(lambda m: m.group(0) if m.group(0) in known else f"`netlm analyze {m.group(0)}`", message)

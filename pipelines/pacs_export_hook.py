@@ -29,8 +29,7 @@ from pathlib import Path
 from netlm_imaging.api import AnalyzeOptions, analyze_with_context
 from netlm_imaging.errors import NetlmError, UsageError
 from netlm_imaging.pacs.dicomweb import analyze_pacs_study, load_credentials
-from netlm_imaging.report.dicom_seg_out import write_seg
-from netlm_imaging.report.dicom_sr import write_sr
+from netlm_imaging.report.dicom_outputs import write_dicom_outputs
 
 logger = logging.getLogger("netlm.pacs_export_hook")
 
@@ -81,10 +80,11 @@ def run(argv: list[str] | None = None) -> int:
                 args.folder, labels=args.labels, rules=args.rules, options=AnalyzeOptions()
             )
             written = [report.write_json(out / "report.json")]
-            try:
-                written.append(write_sr(report, ctx, out / "report_sr.dcm"))
-                if args.seg_out:
-                    written.append(write_seg(ctx, out / "derived_seg.dcm"))
+            try:  # the SR and the derived SEG whose segments it references
+                dicom = write_dicom_outputs(
+                    report, ctx, sr_path=out / "report_sr.dcm", seg_path=out / "derived_seg.dcm"
+                )
+                written.extend(dicom.paths)
             except NetlmError as exc:  # e.g. a NIfTI folder: the JSON report stands alone
                 logger.warning("no DICOM SR/SEG: %s", exc)
     except NetlmError as exc:

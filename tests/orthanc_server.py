@@ -1,7 +1,10 @@
 """A real Orthanc server on loopback for tests (Debian packages ``orthanc`` and ``orthanc-dicomweb``).
 
 :func:`start_orthanc` writes a JSON configuration into a temporary folder:
-HTTP on a free 127.0.0.1 port, the DICOM (C-STORE) server disabled, storage
+HTTP on a free 127.0.0.1 port, the DICOM (DIMSE) server disabled unless
+``dicom=True`` (then on another free port, AE title ``ORTHANC``, with the
+given ``modalities`` allowed to query / retrieve / store), optional Lua
+scripts (``lua_scripts``, with ``env`` for the process), storage
 and index in the temporary folder, the DICOMweb plugin enabled under
 ``/dicom-web/``, ``RemoteAccessAllowed`` false and HTTP basic authentication on
 with one test user (so the credential handling of the client is exercised).
@@ -63,6 +66,8 @@ class OrthancServer:
     password: str
     process: subprocess.Popen
     log_path: Path
+    dicom_port: int | None = None
+    aet: str = "ORTHANC"
 
     @property
     def dicomweb_url(self) -> str:
@@ -104,7 +109,15 @@ class OrthancServer:
 
 
 def start_orthanc(
-    workdir: Path, *, user: str = "netlm-test", password: str = "s3cret-Pa55-word", timeout_s: float = 30.0
+    workdir: Path,
+    *,
+    user: str = "netlm-test",
+    password: str = "s3cret-Pa55-word",
+    timeout_s: float = 30.0,
+    dicom: bool = False,
+    modalities: dict[str, tuple[str, int]] | None = None,
+    lua_scripts: list[Path] | None = None,
+    env: dict[str, str] | None = None,
 ) -> OrthancServer:
     """Start Orthanc with a generated configuration in ``workdir``.
 
@@ -120,14 +133,30 @@ def start_orthanc(
         raise FileNotFoundError("Orthanc or its DICOMweb plugin is missing (apt-get install orthanc orthanc-dicomweb)")
     workdir.mkdir(parents=True, exist_ok=True)
     port = _free_port()
+    dicom_port = _free_port()
     config = {
         "Name": "netlm-test",
         "StorageDirectory": str(workdir / "storage"),
         "IndexDirectory": str(workdir / "index"),
         "HttpServerEnabled": True,
         "HttpPort": port,
-        "DicomServerEnabled": False,
-        "DicomPort": _free_port(),
+        "DicomServerEnabled": dicom,
+        "DicomPort": dicom_port,
+        "DicomAet": "ORTHANC",
+        "DicomCheckCalledAet": True,
+        "DicomModalities": {
+            name: {
+                "AET": name,
+                "Host": "127.0.0.1",
+                "Port": mport,
+                "AllowEcho": True,
+                "AllowFind": True,
+                "AllowMove": True,
+                "AllowGet": True,
+                "AllowStore": True,
+            }
+            for name, (_, mport) in (modalities or {}).items()
+        },
         "RemoteAccessAllowed": False,
         "AuthenticationEnabled": True,
         "RegisteredUsers": {user: password},
@@ -137,14 +166,22 @@ def start_orthanc(
         "ConcurrentJobs": 1,
         "HttpThreadsCount": 10,
         "SaveJobs": False,
-        "LuaScripts": [],
+        "LuaScripts": [str(p) for p in lua_scripts or []],
     }
     cfg_path = workdir / "orthanc.json"
     cfg_path.write_text(json.dumps(config, indent=2))
     log_path = workdir / "orthanc.log"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([binary, str(cfg_path)], cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
-    server = OrthancServer(f"http://127.0.0.1:{port}", user, password, proc, log_path)
+        proc = subprocess.Popen(
+            [binary, str(cfg_path)],
+            cwd=workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+        )
+    server = OrthancServer(
+        f"http://127.0.0.1:{port}", user, password, proc, log_path, dicom_port=dicom_port if dicom else None
+    )
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -19,6 +19,7 @@ import pytest
 
 from netlm_imaging.cli import main
 from netlm_imaging.report.dicom_sr import read_sr_measurements
+from tests.dicom_tools import assert_dciodvfy_clean
 from tests.orthanc_server import orthanc  # noqa: F401 - fixture
 from tests.test_sr import write_phantom_study
 
@@ -62,8 +63,19 @@ def test_round_trip_push_sr(orthanc, uploaded, tmp_path: Path, monkeypatch, caps
     for key in ("liver_volume_ml", "tumor_volume_ml", "involvement_percent", "remnant_volume_ml"):
         assert got[key] == pytest.approx(truth[key], rel=1e-3), key
     assert sorted(les["volume_ml"] for les in got["lesions"]) == pytest.approx(truth["lesion_volumes_ml"], rel=1e-3)
-    seg_uid = str(pydicom.dcmread(uploaded["seg"], stop_before_pixels=True).SOPInstanceUID)
-    assert got["liver_referenced_segment"] == {"sop_instance_uid": seg_uid, "segment_number": 1}
+    # the total-liver group references the "Liver" segment of the derived SEG pushed with it (the input
+    # "Liver" segment excludes the lesions, so it is not the region measured)
+    ref = got["liver_referenced_segment"]
+    seg_in_pacs = orthanc.get_json("/instances?expand")
+    derived = [i for i in seg_in_pacs if i["MainDicomTags"].get("SOPInstanceUID") == ref["sop_instance_uid"]]
+    assert len(derived) == 1
+    seg_file = tmp_path / "derived_from_orthanc.dcm"
+    seg_file.write_bytes(orthanc.get_bytes(f"/instances/{derived[0]['ID']}/file"))
+    seg = pydicom.dcmread(seg_file, stop_before_pixels=True)
+    labels = {int(s.SegmentNumber): str(s.SegmentLabel) for s in seg.SegmentSequence}
+    assert labels[ref["segment_number"]] == "Liver"
+    assert_dciodvfy_clean(sr_file)
+    assert_dciodvfy_clean(seg_file)
     # filed in the same patient and study (the pushed copy keeps the patient module)
     assert len(orthanc.get_json("/studies")) == 1
     assert len(orthanc.get_json("/patients")) == 1
@@ -119,6 +131,15 @@ def test_refusals(orthanc, uploaded, tmp_path: Path, monkeypatch, capsys) -> Non
     monkeypatch.setenv("NETLM_PACS_PASSWORD", orthanc.password)
     assert main(["pacs", "--url", orthanc.dicomweb_url, "--study", "1.2.3.4.5.404", "--quiet"]) == 3
     assert "not found" in capsys.readouterr().err
+    # a path in --study is not a UID: refused before any request (it would GET /system with the credentials)
+    assert main(["pacs", "--url", orthanc.dicomweb_url, "--study", "../../system", "--quiet"]) == 2
+    assert "not a DICOM UID" in capsys.readouterr().err
+    # a token in the URL's query is refused and never echoed
+    token_url = orthanc.dicomweb_url + "?access_token=TOKEN-abc-987"
+    assert main(["pacs", "--url", token_url, "--study", uploaded["study_uid"], "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "TOKEN-abc-987" not in err
+    assert "query string" in err
     url_with_pw = orthanc.dicomweb_url.replace("http://", f"http://{orthanc.user}:{orthanc.password}@")
     assert main(["pacs", "--url", url_with_pw, "--study", uploaded["study_uid"], "--quiet"]) == 2
     err = capsys.readouterr().err
@@ -138,6 +159,7 @@ def test_export_hook_with_study_uid(orthanc, uploaded, tmp_path: Path) -> None: 
         "PYTHONPATH": str(ROOT),
     }
     before = len(_sr_instances(orthanc))
+    instances_before = len(orthanc.get_json("/instances"))
     proc = subprocess.run(
         [
             sys.executable,
@@ -157,7 +179,10 @@ def test_export_hook_with_study_uid(orthanc, uploaded, tmp_path: Path) -> None: 
     )
     assert proc.returncode == 0, proc.stderr
     assert orthanc.password not in proc.stdout + proc.stderr
-    assert len(_sr_instances(orthanc)) == before + 1
+    # the study was analysed and pushed before (it now holds our derived SEG, which is not taken as a second
+    # candidate segmentation): the same SR and SEG (same SOP Instance UIDs) are stored again, nothing new
+    assert len(_sr_instances(orthanc)) == before == 1
+    assert len(orthanc.get_json("/instances")) == instances_before
     study_out = tmp_path / "hook" / uploaded["study_uid"]
     got = read_sr_measurements(study_out / "report_sr.dcm")
     assert got["tumor_volume_ml"] == pytest.approx(uploaded["truth"]["tumor_volume_ml"], rel=1e-3)

@@ -42,14 +42,14 @@ def phantom_masks() -> tuple[np.ndarray, list[np.ndarray]]:
     return liver, spheres
 
 
-def write_phantom_study(folder: Path, *, seed: int = 0) -> dict:
+def write_phantom_study(folder: Path, *, seed: int = 0, extra_tags: dict | None = None) -> dict:
     """CT series + SEG (liver, Lesion 1, Lesion 2); returns paths and the truth."""
     liver, spheres = phantom_masks()
     hu = np.full(SHAPE, -50.0)
     hu[liver] = 60.0
     for s in spheres:
         hu[s] = 120.0
-    files = write_image_series(folder / "ct", hu, AFFINE, modality="CT", seed=seed)
+    files = write_image_series(folder / "ct", hu, AFFINE, modality="CT", seed=seed, extra_tags=extra_tags)
     segs = [SegmentSpec("Liver", liver)] + [
         SegmentSpec(
             f"Lesion {n + 1}",
@@ -125,8 +125,12 @@ def test_sr_references_images_and_seg_segments(study: dict, tmp_path: Path) -> N
     }
     for f in study["files"]:
         assert pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID in library
-    # liver -> segment 1, each lesion -> its own segment (2, 3) of the SEG
-    assert got["liver_referenced_segment"] == {"sop_instance_uid": seg.SOPInstanceUID, "segment_number": 1}
+    # without a derived SEG: the input "Liver" segment excludes the lesions, so it is not the total liver
+    # measured (its voxels are fewer) and the total-liver group references no segment; each lesion group
+    # references the input segment that is exactly that lesion (2, 3)
+    liver, _ = phantom_masks()
+    assert got["liver_volume_ml"] > int(liver.sum()) * VOXEL_ML + 0.5
+    assert got["liver_referenced_segment"] is None
     numbers = {les["referenced_segment"]["segment_number"] for les in got["lesions"]}
     assert numbers == {2, 3}
     assert all(les["referenced_segment"]["sop_instance_uid"] == seg.SOPInstanceUID for les in got["lesions"])

@@ -8,6 +8,10 @@ rows are the same whichever way it ran.
 
 Outputs under ``out_dir`` (every file written atomically: temp file + rename)
 -----------------------------------------------------------------------------
+``lesions.csv``
+    One row per lesion of every finished study (:data:`~netlm_imaging.report.tables.LESION_COLUMNS`:
+    study, lesion id, location, Couinaud segment, volume, diameters, SUVs),
+    rewritten with cohort.csv.
 ``cohort.csv``
     One row per study, sorted by study id, rewritten after every finished
     study (unfinished studies have status ``pending``), so a kill loses
@@ -18,8 +22,9 @@ Outputs under ``out_dir`` (every file written atomically: temp file + rename)
     The study report plus a ``batch`` object (study id, fingerprint).
 ``reports/<study_id>.failed.json``
     For a failed study: the one-line error and the fingerprint.
-``reports/<study_id>.sr.dcm`` / ``.html``
-    With ``sr`` / ``html`` options.
+``reports/<study_id>.sr.dcm`` + ``.seg.dcm`` / ``.html``
+    With ``sr`` (the SR and the derived SEG whose segments it references;
+    a study without DICOM images gets a note in its report instead) / ``html``.
 
 Resume: with ``resume=True`` a study whose report (or failure record) carries
 the same input fingerprint (:mod:`netlm_imaging.batch.fingerprint`) is not
@@ -47,12 +52,14 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import atomic_write_text
-from ..errors import InputError, NetlmError
+from ..errors import InputError, NetlmError, only_accepted_flags
+from ..report.tables import STUDY_COLUMNS, csv_cell, format_lesions_csv, lesion_rows, study_numbers
 from .cohort import Study
 from .fingerprint import study_fingerprint
 
 __all__ = [
     "CSV_COLUMNS",
+    "LESIONS_KEY",
     "NUMBER_COLUMNS",
     "RUN_COLUMNS",
     "BatchOptions",
@@ -65,28 +72,16 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Report numbers copied into cohort.csv, in column order.
-NUMBER_COLUMNS = (
-    "liver_volume_ml",
-    "intrahepatic_tumor_ml",
-    "extrahepatic_tumor_ml",
-    "involvement_percent",
-    "lesion_count",
-    "extrahepatic_lesion_count",
-    "non_tumorous_liver_volume_ml",
-    "mahuron_type",
-    "burden_category",
-    "achievable_debulking_percent",
-    "distribution",
-    "resectable_cloyd",
-    "warnings_count",
-)
+#: Report numbers copied into cohort.csv, in column order (PET and classification columns included).
+NUMBER_COLUMNS = STUDY_COLUMNS
 #: Columns that change from run to run over the same inputs (always last).
 RUN_COLUMNS = ("elapsed_s", "resumed")
 #: All cohort.csv columns, in order.
 CSV_COLUMNS = ("study_id", "study_instance_uid", "status", "error", *NUMBER_COLUMNS, "fingerprint", *RUN_COLUMNS)
 
 _PENDING = "pending"
+#: Key of a row's lesion rows (not a cohort.csv column; they go to lesions.csv).
+LESIONS_KEY = "_lesions"
 #: multiprocessing start method of the local pool (NETLM_START_METHOD overrides: fork, forkserver, spawn).
 _START_METHOD = os.environ.get("NETLM_START_METHOD", "fork")
 
@@ -113,6 +108,9 @@ class BatchOptions:
         Keyword arguments of ``netlm_imaging.api.AnalyzeOptions``.
     resume : bool
         Skip studies with an unchanged fingerprint (not part of the fingerprint).
+    accepted_flags : tuple of str
+        Options of the running command: error messages naming other options
+        are rewritten to name ``netlm analyze`` (not part of the fingerprint).
     """
 
     labels: str | None = None
@@ -123,6 +121,7 @@ class BatchOptions:
     include_identifiers: bool = False
     analyze_options: dict[str, Any] = field(default_factory=dict)
     resume: bool = False
+    accepted_flags: tuple[str, ...] = ()
 
     def fingerprint_options(self) -> dict[str, Any]:
         """The options that change a study's outputs (hashed into its fingerprint)."""
@@ -130,6 +129,7 @@ class BatchOptions:
 
         d = asdict(self)
         d.pop("resume")
+        d.pop("accepted_flags")
         d.pop("rules")  # the rules file is hashed by content instead
         # defaults filled in, so the API's BatchOptions() and the CLI's explicit defaults hash alike
         d["analyze_options"] = asdict(AnalyzeOptions(**self.analyze_options))
@@ -195,47 +195,31 @@ def row_from_report(study_id: str, report: dict[str, Any], fingerprint: str) -> 
     dict
         Keys :data:`CSV_COLUMNS` (run columns filled by the caller).
     """
-    tumor = report.get("tumor") or {}
-    cls = report.get("classification") or {}
     row: dict[str, Any] = {
         "study_id": study_id,
         "study_instance_uid": (report.get("study") or {}).get("study_instance_uid") or "",
         "status": "ok",
         "error": "",
-        "liver_volume_ml": (report.get("liver") or {}).get("volume_ml"),
-        "intrahepatic_tumor_ml": tumor.get("intrahepatic_volume_ml"),
-        "extrahepatic_tumor_ml": tumor.get("extrahepatic_volume_ml"),
-        "involvement_percent": report.get("involvement_percent"),
-        "lesion_count": tumor.get("lesion_count"),
-        "extrahepatic_lesion_count": tumor.get("extrahepatic_lesion_count"),
-        "non_tumorous_liver_volume_ml": (report.get("remnant") or {}).get("non_tumorous_liver_volume_ml"),
-        "mahuron_type": cls.get("mahuron_type"),
-        "burden_category": cls.get("burden_category"),
-        "achievable_debulking_percent": cls.get("achievable_debulking_percent"),
-        "distribution": cls.get("distribution"),
-        "resectable_cloyd": cls.get("resectable_cloyd"),
-        "warnings_count": len(report.get("warnings") or []),
+        **study_numbers(report),
         "fingerprint": fingerprint,
         "elapsed_s": None,
         "resumed": False,
+        LESIONS_KEY: lesion_rows(report, study_id),
     }
     return row
+
+
+def _write_tables(out: Path, rows: Iterable[dict[str, Any]]) -> None:
+    """cohort.csv and lesions.csv (one row per lesion of the finished studies), atomically."""
+    rows = list(rows)
+    atomic_write_text(out / "cohort.csv", format_csv(rows))
+    atomic_write_text(out / "lesions.csv", format_lesions_csv(r for row in rows for r in row.get(LESIONS_KEY) or []))
 
 
 def _failure_row(study_id: str, error: str, fingerprint: str, status: str = "failed") -> dict[str, Any]:
     row = dict.fromkeys(CSV_COLUMNS)
     row.update(study_id=study_id, status=status, error=_one_line(error), fingerprint=fingerprint, resumed=False)
     return row
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
 
 
 def format_csv(rows: Iterable[dict[str, Any]]) -> str:
@@ -255,7 +239,7 @@ def format_csv(rows: Iterable[dict[str, Any]]) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
     for row in sorted(rows, key=lambda r: r["study_id"]):
-        w.writerow([_cell(row.get(c)) for c in CSV_COLUMNS])
+        w.writerow([csv_cell(row.get(c)) for c in CSV_COLUMNS])
     return buf.getvalue()
 
 
@@ -314,21 +298,32 @@ def _analyze(study: Study, out_dir: Path, options: BatchOptions, fingerprint: st
         report, ctx = api.analyze_with_context(study.path, **kwargs)
     else:
         report, ctx = api.analyze(study.path, **kwargs), None
+    if options.sr:
+        _write_sr(report, ctx, out_dir, study.study_id, options.include_identifiers)
     data = report.to_dict()
     data["batch"] = {"study_id": study.study_id, "fingerprint": fingerprint}
-    if options.sr:
-        from ..report.dicom_sr import write_sr
-
-        write_sr(
-            report,
-            ctx,
-            _report_path(out_dir, study.study_id, ".sr.dcm"),
-            include_identifiers=options.include_identifiers,
-        )
     if options.html:
         _write_html(report, ctx, _report_path(out_dir, study.study_id, ".html"), options.html_budget_mb)
     atomic_write_text(_report_path(out_dir, study.study_id), json.dumps(data, indent=2) + "\n")
     return row_from_report(study.study_id, data, fingerprint)
+
+
+def _write_sr(report: Any, ctx: Any, out_dir: Path, study_id: str, include_identifiers: bool) -> None:
+    """SR + the derived SEG it references; a study without DICOM source gets a note instead (its report stands)."""
+    from ..report.dicom_outputs import write_dicom_outputs
+
+    if ctx.image.meta.get("format") != "dicom" or not ctx.image.meta.get("files"):
+        note = "no DICOM SR written: the image is not a DICOM series (an SR references the DICOM images measured)"
+        report.extra.setdefault("notes", []).append(note)
+        logger.info("study %s: %s", study_id, note)
+        return
+    write_dicom_outputs(
+        report,
+        ctx,
+        sr_path=_report_path(out_dir, study_id, ".sr.dcm"),
+        seg_path=_report_path(out_dir, study_id, ".seg.dcm"),
+        include_identifiers=include_identifiers,
+    )
 
 
 def _write_html(report: Any, ctx: Any, path: Path, budget_mb: float) -> None:
@@ -383,7 +378,7 @@ def analyze_one(study: Study, out_dir: str | os.PathLike[str], options: BatchOpt
         with contextlib.suppress(FileNotFoundError):
             failed_path.unlink()
     except NetlmError as exc:
-        error = str(exc)
+        error = only_accepted_flags(str(exc), options.accepted_flags, "batch") if options.accepted_flags else str(exc)
         row = _failure_row(study.study_id, error, fingerprint)
     except MemoryError:
         error, retry = "out of memory; lower -j or --max-voxels", True
@@ -559,7 +554,7 @@ def run_cohort(
     opts = replace(options or BatchOptions(), resume=resume)
     rows: dict[str, dict[str, Any]] = {s.study_id: _failure_row(s.study_id, "", "", _PENDING) for s in studies}
     csv_path = out / "cohort.csv"
-    atomic_write_text(csv_path, format_csv(rows.values()))
+    _write_tables(out, rows.values())
     result = CohortResult(rows=[], csv_path=csv_path)
     bar = _Progress(len(studies), progress, progress_stream)
 
@@ -584,7 +579,7 @@ def run_cohort(
                 result.resumed += 1
             elif row["status"] == "ok" or row["status"] == "failed":
                 result.analysed += 1
-            atomic_write_text(csv_path, format_csv(rows.values()))
+            _write_tables(out, rows.values())
             bar.update(row)
             if on_row is not None:
                 on_row(row)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["check_json_and_voxels", "emit"]
+__all__ = ["add_selection_arguments", "check_json_and_voxels", "emit"]
 
 
 def check_json_and_voxels(args: argparse.Namespace, filename: str) -> None:
@@ -39,3 +39,29 @@ def emit(data: dict[str, Any], args: argparse.Namespace, filename: str, summary:
         atomic_write_text(path, text)
         print(f"wrote {path}")
     return 0
+
+
+def add_selection_arguments(p: argparse.ArgumentParser, *, per_study: bool = False) -> None:
+    """The options that choose what a study folder's analysis reads (as in ``netlm analyze``).
+
+    Added to ``batch``, ``pacs`` and ``listen`` so that every message naming
+    one of them suggests an option the running command accepts.
+    """
+    each = " (applied to every study)" if per_study else ""
+    p.add_argument(
+        "--segment-pattern",
+        action="append",
+        default=[],
+        metavar="REGEX=ROLE",
+        help="role for segment/ROI names matching REGEX (case-insensitive; repeatable)" + each,
+    )
+    p.add_argument("--seg-choice", help="which segmentation when a study holds several (index or UID)" + each)
+    p.add_argument("--image-series", help="SeriesInstanceUID of the image when a study holds several" + each)
+    if not any(a.dest == "allow_resample" for a in p._actions):
+        p.add_argument(
+            "--allow-resample",
+            action="store_true",
+            help="resample DICOM series with a missing slice or irregular steps onto a regular grid",
+        )
+    if not any(a.dest == "max_voxels" for a in p._actions):
+        p.add_argument("--max-voxels", type=int, help="refuse images declaring more voxels than this")

@@ -86,7 +86,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="MB",
         help="size budget of the image data embedded in report.html (default 25; the image is downsampled to fit)",
     )
-    p.add_argument("--sr", action="store_true", help="also write report_sr.dcm (DICOM SR TID 1500)")
+    p.add_argument(
+        "--sr",
+        action="store_true",
+        help="also write report_sr.dcm (DICOM SR TID 1500) and the derived_seg.dcm its measurement groups reference",
+    )
     p.add_argument("--seg-out", action="store_true", help="also write derived masks as a DICOM SEG (derived_seg.dcm)")
     p.add_argument("--quiet", action="store_true", help="no console summary")
 
@@ -192,14 +196,17 @@ def run(args: argparse.Namespace) -> int:
                 report.to_dict(), ctx, out / "report.html", pet_suv=ctx.pet_suv, budget_mb=args.html_budget_mb
             )
         )
-    if args.sr:
-        from ..report.dicom_sr import write_sr
+    if args.sr or args.seg_out:
+        from ..report.dicom_outputs import write_dicom_outputs
 
-        written.append(write_sr(report, ctx, out / "report_sr.dcm", include_identifiers=opts.include_identifiers))
-    if args.seg_out:
-        from ..report.dicom_seg_out import write_seg
-
-        written.append(write_seg(ctx, out / "derived_seg.dcm", include_identifiers=opts.include_identifiers))
+        dicom = write_dicom_outputs(
+            report,
+            ctx,
+            sr_path=out / "report_sr.dcm" if args.sr else None,
+            seg_path=out / "derived_seg.dcm",  # --sr implies the SEG its groups reference
+            include_identifiers=opts.include_identifiers,
+        )
+        written.extend(dicom.paths)
     if not args.quiet:
         print(report.summary())
         print("")

@@ -10,6 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ._common import add_selection_arguments
+
 __all__ = ["add_arguments", "run"]
 
 
@@ -62,6 +64,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--include-identifiers", action="store_true", help="put patient identifiers in reports and SR (off by default)"
     )
+    add_selection_arguments(p, per_study=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -93,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         html_budget_mb=args.html_budget_mb,
         include_identifiers=args.include_identifiers,
         analyze_options=aopts,
+        accepted_flags=tuple(getattr(args, "_options", ())),
     )
     result = run_cohort(
         studies,

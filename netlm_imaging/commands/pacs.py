@@ -1,8 +1,10 @@
-"""``netlm pacs``: retrieve a study over DICOMweb (WADO-RS), analyse it, store SR/SEG back (STOW-RS).
+"""``netlm pacs``: retrieve a study, analyse it, store SR + SEG back.
 
-Credentials come from NETLM_PACS_USER / NETLM_PACS_PASSWORD or NETLM_PACS_TOKEN,
-or a private TOML file (--pacs-config, default ~/.config/netlm/pacs.toml);
-never from the command line.
+Over DICOMweb (``--url``: WADO-RS streaming, STOW-RS) or classic DIMSE
+(``--dimse HOST:PORT --called-ae AE``: C-FIND, C-GET or C-MOVE, C-STORE).
+DICOMweb credentials come from NETLM_PACS_USER / NETLM_PACS_PASSWORD or
+NETLM_PACS_TOKEN, or a private TOML file (--pacs-config, default
+~/.config/netlm/pacs.toml); never from the command line.
 """
 
 from __future__ import annotations
@@ -10,20 +12,36 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ._common import add_selection_arguments
+
 __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Add the pacs options to ``p``."""
-    p.add_argument("--url", required=True, help="DICOMweb root, e.g. http://pacs:8042/dicom-web (no credentials)")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--url", help="DICOMweb root, e.g. http://pacs:8042/dicom-web (no credentials, no query)")
+    where.add_argument("--dimse", metavar="HOST:PORT", help="the PACS's DICOM (DIMSE) address, e.g. pacs:104")
     p.add_argument("--study", required=True, metavar="UID", help="Study Instance UID")
-    p.add_argument("--push", action="store_true", help="store the DICOM SR (and --seg-out SEG) back with STOW-RS")
-    p.add_argument("--out", metavar="DIR", help="also write report.json and report_sr.dcm to DIR")
-    p.add_argument("--seg-out", action="store_true", help="also produce a DICOM SEG of the derived masks")
+    p.add_argument("--called-ae", metavar="AE", help="with --dimse: the PACS's AE title (required)")
+    p.add_argument("--calling-ae", metavar="AE", default="NETLM", help="with --dimse: our AE title (default NETLM)")
+    p.add_argument(
+        "--retrieve",
+        choices=("get", "move"),
+        default="get",
+        help="with --dimse: C-GET (default) or C-MOVE to our C-STORE SCP on --port",
+    )
+    p.add_argument("--port", type=int, help="with --retrieve move: port our C-STORE SCP listens on")
+    p.add_argument("--bind", default="0.0.0.0", help="with --retrieve move: address to listen on (default all)")
+    p.add_argument(
+        "--push", action="store_true", help="store the DICOM SR and the derived SEG it references back in the PACS"
+    )
+    p.add_argument("--out", metavar="DIR", help="also write report.json, report_sr.dcm and derived_seg.dcm to DIR")
+    p.add_argument("--seg-out", action="store_true", help="(kept for compatibility: the SEG always comes with the SR)")
     p.add_argument(
         "--pacs-config",
         metavar="FILE",
-        help="TOML file with user/password or token (chmod 600); default ~/.config/netlm/pacs.toml",
+        help="with --url: TOML file with user/password or token (chmod 600); default ~/.config/netlm/pacs.toml",
     )
     p.add_argument("--labels", help="role mapping for segment names/values, e.g. liver=Liver,lesion=Lesion*")
     p.add_argument("--rules", help="rules file (TOML/JSON) overriding the default clinical rules")
@@ -32,26 +50,55 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="keep patient identifiers in the local report/SR/SEG copies (off by default)",
     )
+    add_selection_arguments(p)
     p.add_argument("--quiet", action="store_true", help="no console summary")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``netlm pacs``; returns the exit code."""
-    from ..api import AnalyzeOptions
-    from ..pacs.dicomweb import analyze_pacs_study, load_credentials
+    from ..errors import UsageError
+    from ..pacs.common import check_uid
+    from .analyze import options_from_args
 
-    creds = load_credentials(args.pacs_config)
-    result = analyze_pacs_study(
-        args.url,
-        args.study,
-        out_dir=args.out,
-        push=args.push,
-        seg_out=args.seg_out,
-        credentials=creds,
-        labels=args.labels,
-        rules=args.rules,
-        options=AnalyzeOptions(include_identifiers=args.include_identifiers),
-    )
+    check_uid(args.study)
+    opts = options_from_args(args)
+    if args.dimse:
+        from ..pacs.dimse import DimseEndpoint, analyze_dimse_study, parse_address
+
+        if not args.called_ae:
+            raise UsageError("--dimse needs --called-ae AE (the PACS's AE title)")
+        if args.pacs_config:
+            raise UsageError("--pacs-config holds DICOMweb credentials; DIMSE uses AE titles (--calling-ae)")
+        host, port = parse_address(args.dimse)
+        ep = DimseEndpoint(host, port, args.called_ae, args.calling_ae)
+        result = analyze_dimse_study(
+            ep,
+            args.study,
+            out_dir=args.out,
+            push=args.push,
+            method=args.retrieve,
+            move_port=args.port,
+            bind=args.bind,
+            labels=args.labels,
+            rules=args.rules,
+            options=opts,
+        )
+    else:
+        from ..pacs.dicomweb import analyze_pacs_study, load_credentials
+
+        for flag, given in (("--called-ae", args.called_ae), ("--port", args.port)):
+            if given is not None:
+                raise UsageError(f"{flag} is for --dimse; with --url the DICOMweb root says where the PACS is")
+        result = analyze_pacs_study(
+            args.url,
+            args.study,
+            out_dir=args.out,
+            push=args.push,
+            credentials=load_credentials(args.pacs_config),
+            labels=args.labels,
+            rules=args.rules,
+            options=opts,
+        )
     if not args.quiet:
         print(result.report.summary())
         for w in result.written:

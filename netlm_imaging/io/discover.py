@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..creator import is_own_output
 from ..errors import DicomError, InputError
 from ._dicom_common import IMAGE, RTSTRUCT, SEG, DicomFileInfo, scan_dicom_folder
 from .dicom_series import SeriesGroup, group_image_series
@@ -409,6 +410,15 @@ def _from_dicom(
     groups = group_image_series(index)
     cands = [_seg_candidate(i) for i in index if i.kind in (SEG, RTSTRUCT)]
     notes: list[str] = []
+    own = [c for c in cands if c.kind == SEG and is_own_output(c.path)]
+    if own:  # the tool's own derived SEG (a re-run on a study it already analysed) is never an input
+        cands = [c for c in cands if c not in own]
+        notes.append("netlm-imaging's own derived SEG not used as input: " + ", ".join(c.path.name for c in own))
+    if not cands and own:
+        raise DicomError(
+            f"{folder}: the only segmentation is netlm-imaging's own derived SEG ({own[0].path.name}), which is never "
+            "taken as input; add the original segmentation to the folder."
+        )
     if not cands:
         listing = "; ".join(g.summary() for g in groups)
         raise DicomError(

@@ -13,12 +13,14 @@ First found wins:
    ``password`` or ``token``. The file must not be readable by group or
    others (``chmod 600``), or it is refused.
 
-A URL with embedded credentials (``https://user:pw@host``) is refused. Error
-messages and logs name the URL and the study UID only.
+A URL with embedded credentials (``https://user:pw@host``) or a query string
+(``?access_token=``) is refused. Error messages and logs name the URL (without
+user, password or query) and the study UID only; ``--study`` must be a UID.
 
-Identifiers: the local SR/SEG copies carry no patient identifiers unless asked;
-the objects pushed to the PACS keep the source images' patient module, so the
-PACS files them under the same patient and study they came from.
+Retrieval streams (``iter_study``): one instance in memory at a time.
+Identifiers: the local SR/SEG copies are de-identified unless asked; the
+objects pushed to the PACS keep the source images' Patient and Study modules,
+so the PACS files them under the same patient and study they came from.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import InputError, UsageError
+from .common import PacsResult, analyze_retrieved, check_uid, redact_url
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -130,13 +133,16 @@ def load_credentials(
 def _check_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(
-            f"--url {parts.scheme}://{parts.hostname or ''}...: give the DICOMweb root as http(s)://host/path"
-        )
+        raise UsageError(f"--url {redact_url(url)}: give the DICOMweb root as http(s)://host/path")
     if parts.username or parts.password:
         raise UsageError(
             "--url must not contain credentials; set NETLM_PACS_USER / NETLM_PACS_PASSWORD "
             "(or NETLM_PACS_TOKEN) or use a private --pacs-config file"
+        )
+    if parts.query:
+        raise UsageError(
+            f"--url {redact_url(url)}: a query string (e.g. ?access_token=) is not accepted, tokens would end up in "
+            "logs; set NETLM_PACS_TOKEN or use a private --pacs-config file"
         )
     return url.rstrip("/")
 
@@ -152,13 +158,14 @@ def make_client(url: str, credentials: PacsCredentials, *, timeout_s: float = 60
         session.headers["Authorization"] = f"Bearer {credentials.token}"
     elif credentials.kind == "basic":
         session.auth = (credentials.user or "", credentials.password or "")
-    logger.info("DICOMweb %s (credentials: %s from %s)", url, credentials.kind, credentials.source)
+    logger.info("DICOMweb %s (credentials: %s from %s)", redact_url(url), credentials.kind, credentials.source)
     return DICOMwebClient(url, session=session, timeout=timeout_s)
 
 
 def _http_error(exc: Exception, url: str, what: str) -> InputError:
     import requests
 
+    url = redact_url(url)
     status = getattr(getattr(exc, "response", None), "status_code", None)
     if status in (401, 403):
         return InputError(
@@ -173,28 +180,32 @@ def _http_error(exc: Exception, url: str, what: str) -> InputError:
 
 
 def retrieve_study(client: Any, study_uid: str, folder: str | os.PathLike[str]) -> list[Path]:
-    """WADO-RS retrieve every instance of a study into ``folder`` (one file per SOP instance).
+    """WADO-RS retrieve every instance of a study into ``folder``, streaming (one instance in memory at a time).
 
     Raises
     ------
     InputError
         Authentication failure, unknown study, or no instance.
+    UsageError
+        ``study_uid`` is not a UID.
     """
     import requests
 
+    check_uid(study_uid)
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
+    paths = []
     try:
-        datasets = client.retrieve_study(study_uid)
+        for ds in client.iter_study(study_uid):
+            p = out / f"{ds.SOPInstanceUID}.dcm"
+            ds.save_as(p, enforce_file_format=True)
+            paths.append(p)
     except (requests.RequestException, OSError) as exc:
         raise _http_error(exc, client.base_url, f"retrieving study {study_uid}") from None
-    if not datasets:
-        raise InputError(f"{client.base_url}: study {study_uid} has no instances; check the Study Instance UID")
-    paths = []
-    for ds in datasets:
-        p = out / f"{ds.SOPInstanceUID}.dcm"
-        ds.save_as(p, enforce_file_format=True)
-        paths.append(p)
+    if not paths:
+        raise InputError(
+            f"{redact_url(client.base_url)}: study {study_uid} has no instances; check the Study Instance UID"
+        )
     logger.info("retrieved %d instances of study %s", len(paths), study_uid)
     return paths
 
@@ -220,15 +231,6 @@ def store_files(client: Any, paths: list[Path]) -> list[str]:
     return uids
 
 
-@dataclass
-class PacsResult:
-    """What :func:`analyze_pacs_study` produced."""
-
-    report: Any
-    written: list[Path] = field(default_factory=list)
-    pushed_sop_instance_uids: list[str] = field(default_factory=list)
-
-
 def analyze_pacs_study(
     url: str,
     study_uid: str,
@@ -241,7 +243,7 @@ def analyze_pacs_study(
     rules: str | None = None,
     options: Any = None,
 ) -> PacsResult:
-    """Retrieve a study (WADO-RS), analyse it, write outputs, optionally store SR (+ SEG) back (STOW-RS).
+    """Retrieve a study (WADO-RS), analyse it, write outputs, optionally store SR + SEG back (STOW-RS).
 
     Parameters
     ----------
@@ -250,11 +252,14 @@ def analyze_pacs_study(
     study_uid : str
         Study Instance UID.
     out_dir : path-like, optional
-        Writes ``report.json``, ``report_sr.dcm`` (and ``derived_seg.dcm``) there.
+        Writes ``report.json``, ``report_sr.dcm`` and ``derived_seg.dcm`` (the
+        SEG whose segments the SR references) there.
     push : bool
-        Store the SR (and the SEG with ``seg_out``) back in the PACS.
+        Store the SR and the derived SEG back in the PACS (with the source
+        Patient and Study modules). Their UIDs derive from the measured
+        content: a re-run stores nothing new.
     seg_out : bool
-        Also produce a DICOM SEG of the derived masks.
+        Kept for compatibility: the derived SEG is always written with the SR.
     credentials : PacsCredentials, optional
         Default :func:`load_credentials`.
     labels, rules : str, optional
@@ -266,34 +271,24 @@ def analyze_pacs_study(
     -------
     PacsResult
     """
-    from ..api import analyze_with_context
-    from ..report.dicom_seg_out import write_seg
-    from ..report.dicom_sr import write_sr
-
+    del seg_out  # the SR always comes with the SEG it references
+    check_uid(study_uid)
     creds = credentials if credentials is not None else load_credentials()
     client = make_client(url, creds)
-    base = _check_url(url)
-    include_ids = bool(getattr(options, "include_identifiers", False))
-    result = PacsResult(report=None)
+    base = redact_url(_check_url(url))
     with tempfile.TemporaryDirectory(prefix="netlm-pacs-") as tmp:
         study_dir = Path(tmp) / "study"
         retrieve_study(client, study_uid, study_dir)
-        report, ctx = analyze_with_context(study_dir, labels=labels, rules=rules, options=options)
-        source = f"{base}/studies/{study_uid}"
-        report.study["image_source"] = source
-        report.study["segmentation_sources"] = [
-            s.replace(str(study_dir), source) for s in report.study.get("segmentation_sources", [])
-        ]
-        result.report = report
-        if out_dir is not None:
-            out = Path(out_dir)
-            result.written.append(report.write_json(out / "report.json"))
-            result.written.append(write_sr(report, ctx, out / "report_sr.dcm", include_identifiers=include_ids))
-            if seg_out:
-                result.written.append(write_seg(ctx, out / "derived_seg.dcm", include_identifiers=include_ids))
+        result = analyze_retrieved(
+            study_dir,
+            f"{base}/studies/{study_uid}",
+            out_dir=out_dir,
+            push_dir=Path(tmp) if push else None,
+            labels=labels,
+            rules=rules,
+            options=options,
+        )
         if push:
-            to_push = [write_sr(report, ctx, Path(tmp) / "push_sr.dcm", include_identifiers=True)]
-            if seg_out:
-                to_push.append(write_seg(ctx, Path(tmp) / "push_seg.dcm", include_identifiers=True))
-            result.pushed_sop_instance_uids = store_files(client, to_push)
+            result.pushed_sop_instance_uids = store_files(client, result.push_files)
+        result.push_files = []
     return result

@@ -7,7 +7,16 @@ of the files does not matter. Frame ``k`` of the SEG is ``mask[:, :, k].T``
 (DICOM rows are the ``j`` axis, columns the ``i`` axis, as in
 :mod:`netlm_imaging.io.dicom_series`).
 
-Patient identifiers are emptied unless ``include_identifiers=True``.
+Segments (the numbering the SR references, see
+:func:`netlm_imaging.report.dicom_sr.derived_segment_references`): 1 ``Liver``
+(the total liver: liver mask UNION intrahepatic lesions, the region of the
+report's ``liver.volume_ml``), then ``Spleen`` when present, then one segment
+``Lesion <id> (<location>)`` per lesion instance in report order.
+
+Identity: de-identified (PS3.15 Basic Profile, Retain UIDs Option) unless
+``include_identifiers=True`` (the copy pushed back to the PACS keeps the
+source Patient and Study modules); UIDs derived from the measured content, so
+a re-run gives the same SOP Instance UID.
 """
 
 from __future__ import annotations
@@ -23,7 +32,6 @@ import numpy as np
 
 from ..atomic import atomic_write_bytes
 from ..errors import GeometryError, InputError, UnsupportedError
-from .dicom_sr import strip_identifiers
 
 __all__ = ["masks_from_context", "write_seg"]
 
@@ -130,6 +138,8 @@ def write_seg(
     import highdicom as hd
 
     from .._version import __version__
+    from ..creator import CREATOR
+    from .identity import deidentify, result_uid
 
     out = Path(path)
     items = [
@@ -166,29 +176,40 @@ def write_seg(
                 segmented_property_type=hd.sr.CodedConcept(*prop),
                 algorithm_type=hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC,
                 algorithm_identification=hd.AlgorithmIdentificationSequence(
-                    name="netlm-imaging",
+                    name=CREATOR,
                     version=__version__,
                     family=hd.sr.CodedConcept("123109", "DCM", "Manual Processing"),
                 ),
             )
         )
+    uid_parts = (
+        str(getattr(dss[0], "StudyInstanceUID", "")),
+        str(getattr(dss[0], "SeriesInstanceUID", "")),
+        "seg",
+        __version__,
+        [label for label, _, _ in items],
+        # what was measured: the masks' content without another pass over them (explicit masks: their sizes)
+        [(les.id, les.location, les.voxel_count) for les in ctx.lesions] + [ctx.liver_volume_ml]
+        if masks is None
+        else [int(m.sum()) for _, _, m in items],
+    )
     seg = hd.seg.Segmentation(
         source_images=dss,
         pixel_array=stack,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=descriptions,
-        series_instance_uid=hd.UID(),
+        series_instance_uid=result_uid(*uid_parts, "series"),
         series_number=series_number,
-        sop_instance_uid=hd.UID(),
+        sop_instance_uid=result_uid(*uid_parts, "instance"),
         instance_number=1,
-        manufacturer="netlm-imaging",
-        manufacturer_model_name="netlm-imaging",
+        manufacturer=CREATOR,
+        manufacturer_model_name=CREATOR,
         software_versions=__version__,
         device_serial_number="0",
         series_description="netlm derived masks",
     )
     if not include_identifiers:
-        strip_identifiers(seg)
+        deidentify(seg)
     buf = io.BytesIO()
     seg.save_as(buf)
     atomic_write_bytes(out, buf.getvalue())

@@ -18,21 +18,36 @@ liver``
 ``Lesion <id>          SCT 108369006 Neoplasm      Volume (``ml``); SCT 103339001 Long Axis,
 (<location>)``         (site Liver if intra-       SCT 103340004 Short Axis, SCT 81827009
                        hepatic)                    Diameter derived SCT 56851009 Maximum
-                                                   (3D, ``mm``)
+                                                   (3D, ``mm``); with PET: DCM 126401 SUVbw
+                                                   derived Maximum / SCT 373098007 Mean /
+                                                   DCM 126031 Peak Value Within ROI
+                                                   (``{SUVbw}g/ml``)
+``Somatostatin         SCT 108369006 Neoplasm      99NETLM SRETV (``ml``), 99NETLM TLSRE
+receptor-expressing                                (``g`` = mL x SUVbw g/mL, as DCM's TLG)
+tumour`` (PET only)
 =====================  ==========================  ===========================================
 
-No standard code exists for the share of the liver occupied by tumour, so it
-uses the private coding scheme ``99NETLM`` (identified in the SR's Coding
-Scheme Identification Sequence). When a group's mask came from a DICOM SEG
-segment (``ctx.header["segmentation_refs"]`` as set by
-:func:`netlm_imaging.api.analyze_with_context`, or ``seg_references``), the
-group is a TID 1411 Volumetric ROI group with a ReferencedSegment; otherwise a
-TID 1501 measurement group.
+The PET numbers are those of ``report.json`` (``lesions[].suv_max`` /
+``suv_mean`` / ``suv_peak``, ``pet.sretv_ml`` / ``pet.tlsre``).
 
-Privacy: patient name, ID, birth date, sex, accession number and referring
-physician are emptied (the Type 2 attributes stay, empty) unless
-``include_identifiers=True``; the Study Instance UID is kept, as in the JSON
-report, so the SR belongs to its study.
+No standard code exists for the share of the liver occupied by tumour (nor
+for SRETV / TLSRE), so they use the private coding scheme ``99NETLM``
+(identified in the SR's Coding Scheme Identification Sequence).
+
+Segments: viewers (3D Slicer QuantitativeReporting, OHIF) pair a measurement
+group with a segment through its TID 1411 ReferencedSegment. With
+``derived_seg`` (the SEG of :func:`netlm_imaging.report.dicom_seg_out.write_seg`,
+which ``--sr`` always writes) the total-liver group and every lesion group
+reference the segment of that SEG they were measured on. Without it, a group
+references an input SEG segment only when that segment is exactly the
+measured region (same voxel count and, for lesions, the same name); every
+other group is a TID 1501 group without a region.
+
+Identity: see :mod:`netlm_imaging.report.identity`. Without
+``include_identifiers`` the SR is de-identified (PS3.15 Basic Profile, Retain
+UIDs Option); with it (the copy pushed back to the PACS) it keeps the source
+images' Patient and Study modules. Its UIDs are derived from the measured
+content, so a re-run gives the same SOP Instance UID.
 """
 
 from __future__ import annotations
@@ -48,51 +63,41 @@ from typing import Any
 from ..atomic import atomic_write_bytes
 from ..errors import InputError, UnsupportedError
 
-__all__ = ["INVOLVEMENT_CODE", "read_sr_measurements", "strip_identifiers", "write_sr"]
+__all__ = [
+    "INVOLVEMENT_CODE",
+    "SRETV_CODE",
+    "TLSRE_CODE",
+    "derived_segment_references",
+    "read_sr_measurements",
+    "write_sr",
+]
 
 logger = logging.getLogger(__name__)
 
 #: Private code of the hepatic tumour involvement percent (no standard code exists).
 INVOLVEMENT_CODE = ("INVOLVEMENT", "99NETLM", "Hepatic tumour involvement")
+#: Private code of the somatostatin receptor-expressing tumour volume (PET).
+SRETV_CODE = ("SRETV", "99NETLM", "Somatostatin receptor-expressing tumour volume")
+#: Private code of the total lesion somatostatin receptor expression (SRETV x SUVmean).
+TLSRE_CODE = ("TLSRE", "99NETLM", "Total lesion somatostatin receptor expression")
 _LIVER_ID = "Total liver"
 _TUMOUR_ID = "Intrahepatic tumour"
 _REMNANT_ID = "Non-tumorous liver"
+_PET_ID = "Somatostatin receptor-expressing tumour"
 _LESION_RE = re.compile(r"^Lesion (\d+)(?: \((intrahepatic|extrahepatic)\))?$")
-#: Attributes emptied (Type 2) or removed (Type 3) unless identifiers are asked for.
-_EMPTIED = (
-    "PatientName",
-    "PatientID",
-    "PatientBirthDate",
-    "PatientSex",
-    "AccessionNumber",
-    "ReferringPhysicianName",
-    "StudyID",
-)
-_REMOVED = (
-    "OtherPatientIDs",
-    "OtherPatientIDsSequence",
-    "OtherPatientNames",
-    "PatientAddress",
-    "PatientAge",
-    "PatientWeight",
-    "PatientSize",
-    "PatientTelephoneNumbers",
-    "PatientMotherBirthName",
-    "InstitutionName",
-    "InstitutionAddress",
-    "PerformingPhysicianName",
-    "OperatorsName",
-    "IssuerOfPatientID",
-    "PatientComments",
-    "EthnicGroup",
-    "NameOfPhysiciansReadingStudy",
-    "RequestingPhysician",
-)
 _PROCEDURES = {
     "CT": ("25045-6", "LN", "CT unspecified body region"),
     "MR": ("25056-3", "LN", "MRI unspecified body region"),
     "PT": ("44136-0", "LN", "PET unspecified body region"),
 }
+#: DCM 126401 SUVbw, the concept of the per-lesion SUV measurements.
+_SUVBW_CODE = ("126401", "DCM", "SUVbw")
+#: (report key, derivation code) of the per-lesion SUV measurements.
+_SUV_KEYS = (
+    ("suv_max", ("56851009", "SCT", "Maximum")),
+    ("suv_mean", ("373098007", "SCT", "Mean")),
+    ("suv_peak", ("126031", "DCM", "Peak Value Within ROI")),
+)
 
 
 # ----------------------------------------------------------------------------- writing
@@ -123,25 +128,82 @@ def _load_evidence(image_datasets: Sequence[Any] | None, ctx: Any, path: Path) -
     return out
 
 
-def _seg_refs(seg_references: Sequence[Mapping[str, Any]] | None, ctx: Any) -> list[dict[str, Any]]:
-    """Segment references whose SEG header can be read (it must be part of the SR's evidence)."""
+def derived_segment_references(seg: Any, image_series_uid: str) -> dict[Any, dict[str, Any]]:
+    """Which segment of a derived SEG holds which measured region.
+
+    Parameters
+    ----------
+    seg : pydicom.Dataset or path-like
+        A SEG written by :func:`netlm_imaging.report.dicom_seg_out.write_seg`
+        (segment labels ``Liver``, ``Spleen``, ``Lesion <id> (<location>)``).
+    image_series_uid : str
+        The measured image series.
+
+    Returns
+    -------
+    dict
+        ``"liver"`` and ``("lesion", id)`` keys to reference dicts
+        (``sop_instance_uid``, ``sop_class_uid``, ``segment_number``,
+        ``image_series_uid``, ``dataset``).
+    """
+    import pydicom
+
+    ds = seg if isinstance(seg, pydicom.Dataset) else pydicom.dcmread(str(seg), stop_before_pixels=True)
+    out: dict[Any, dict[str, Any]] = {}
+    for item in getattr(ds, "SegmentSequence", []):
+        label = str(getattr(item, "SegmentLabel", ""))
+        m = _LESION_RE.match(label)
+        key: Any = ("lesion", int(m.group(1))) if m else label.lower() if label == "Liver" else None
+        if key is None:
+            continue
+        out[key] = {
+            "sop_instance_uid": str(ds.SOPInstanceUID),
+            "sop_class_uid": str(ds.SOPClassUID),
+            "segment_number": int(item.SegmentNumber),
+            "image_series_uid": image_series_uid,
+            "dataset": ds,
+        }
+    return out
+
+
+def _input_refs(
+    seg_references: Sequence[Mapping[str, Any]] | None, ctx: Any, d: Mapping[str, Any], image_series_uid: str
+) -> dict[Any, dict[str, Any]]:
+    """Input SEG segments that are exactly a measured region (checked by voxel count and name)."""
     refs = seg_references if seg_references is not None else (ctx.header.get("segmentation_refs") if ctx else None)
-    out = []
+    usable = []
     for r in refs or []:
         if not (r.get("sop_instance_uid") and r.get("segment_number") is not None):
             continue
-        d = dict(r)
-        ds = d.get("dataset") or _seg_header(d.get("source"))
-        if ds is None or str(getattr(ds, "SOPInstanceUID", "")) != str(d["sop_instance_uid"]):
+        ref = dict(r)
+        ds = ref.get("dataset") or _seg_header(ref.get("source"))
+        if ds is None or str(getattr(ds, "SOPInstanceUID", "")) != str(ref["sop_instance_uid"]):
             logger.info(
-                "segment %s of %s not referenced in the SR: its SEG header is not readable here",
-                d["segment_number"],
-                d.get("source"),
+                "segment %s of %s not referenced: its SEG header is not readable here",
+                ref["segment_number"],
+                ref.get("source"),
             )
             continue
-        d["dataset"] = ds
-        d["sop_class_uid"] = str(ds.SOPClassUID)
-        out.append(d)
+        ref.update(dataset=ds, sop_class_uid=str(ds.SOPClassUID), image_series_uid=image_series_uid)
+        usable.append(ref)
+    out: dict[Any, dict[str, Any]] = {}
+    explicit = seg_references is not None  # given by the caller: taken as exact
+    livers = [r for r in usable if r.get("role") == "liver"]
+    liver_count = int(ctx.liver.sum()) if ctx is not None and ctx.liver is not None else None
+    if len(livers) == 1 and (explicit or (liver_count is not None and livers[0].get("voxel_count") == liver_count)):
+        out["liver"] = livers[0]
+    elif livers:
+        logger.info(
+            "the SR's total liver group references no input segment: the input liver segment is not the total liver"
+        )
+    lesions = [r for r in usable if r.get("role") == "lesion"]
+    report_lesions = d.get("lesions") or []
+    for les in report_lesions:
+        named = [r for r in lesions if les.get("label") and r.get("label") == les.get("label")]
+        if not named and len(lesions) == 1 and len(report_lesions) == 1:
+            named = lesions
+        if len(named) == 1 and (explicit or named[0].get("voxel_count") == les.get("voxel_count")):
+            out[("lesion", int(les["id"]))] = named[0]
     return out
 
 
@@ -179,10 +241,11 @@ def _group(
     measurements: list[Any],
     seg_ref: Mapping[str, Any] | None,
     finding_sites: list[Any] | None = None,
+    uid: str | None = None,
 ) -> Any:
     import highdicom as hd
 
-    tid = hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=tracking)
+    tid = hd.sr.TrackingIdentifier(uid=uid or hd.UID(), identifier=tracking)
     if seg_ref is not None:
         return hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
             tracking_identifier=tid,
@@ -199,27 +262,13 @@ def _group(
     )
 
 
-def strip_identifiers(ds: Any) -> None:
-    """Empty the Type 2 patient identifiers and drop the Type 3 ones of a dataset, in place.
+def content_digest(d: Mapping[str, Any]) -> str:
+    """Digest of a report's measured content (names the SR / SEG UIDs; no run times, no identifiers)."""
+    import hashlib
+    import json
 
-    Parameters
-    ----------
-    ds : pydicom.Dataset
-        An SR or SEG built from source images.
-    """
-    for kw in _EMPTIED:
-        if kw in ds:
-            setattr(ds, kw, "")
-    for kw in _REMOVED:
-        if kw in ds:
-            delattr(ds, kw)
-    # nested items too (e.g. InstitutionName inside ContributingEquipmentSequence)
-    for elem in list(ds):
-        if elem.VR == "SQ":
-            for item in elem.value:
-                if "InstitutionalDepartmentName" in item:
-                    delattr(item, "InstitutionalDepartmentName")
-                strip_identifiers(item)
+    keep = {k: d.get(k) for k in ("liver", "tumor", "involvement_percent", "remnant", "lesions", "pet")}
+    return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def write_sr(
@@ -229,6 +278,7 @@ def write_sr(
     *,
     image_datasets: Sequence[Any] | None = None,
     seg_references: Sequence[Mapping[str, Any]] | None = None,
+    derived_seg: Any = None,
     include_identifiers: bool = False,
     series_number: int = 9901,
 ) -> Path:
@@ -246,11 +296,16 @@ def write_sr(
     image_datasets : sequence of pydicom.Dataset or path-like, optional
         Source images (headers suffice); overrides ``ctx``.
     seg_references : sequence of dict, optional
-        Segments to reference: dicts with ``role`` (liver/lesion), ``label``,
-        ``sop_instance_uid``, ``segment_number`` and optionally ``sop_class_uid``;
-        overrides ``ctx``.
+        Input segments to reference, taken as exactly the measured regions:
+        dicts with ``role`` (liver/lesion), ``label``, ``sop_instance_uid``,
+        ``segment_number`` and ``dataset`` or ``source``; overrides ``ctx``.
+    derived_seg : pydicom.Dataset or path-like, optional
+        The derived SEG (:func:`~netlm_imaging.report.dicom_seg_out.write_seg`)
+        whose segments the total-liver and lesion groups reference; it is
+        listed in the SR's evidence. Takes precedence over input segments.
     include_identifiers : bool
-        Keep the patient module of the source images (off by default).
+        Keep the Patient and Study modules of the source images (the copy for
+        the source PACS); off: de-identified (PS3.15 Basic Profile, Retain UIDs).
     series_number : int
         Series Number of the SR.
 
@@ -275,38 +330,58 @@ def write_sr(
     from pydicom.sr.codedict import codes
 
     from .._version import __version__
+    from ..creator import CREATOR
+    from .identity import deidentify, result_uid
 
     out = Path(path)
     d = _report_dict(report)
     evidence = _load_evidence(image_datasets, ctx, out)
     image_series_uid = str(evidence[0].SeriesInstanceUID)
-    refs = _seg_refs(seg_references, ctx)
-    for r in refs:
-        r.setdefault("image_series_uid", image_series_uid)
-    liver_ref = next((r for r in refs if r.get("role") == "liver"), None)
-    lesion_refs = [r for r in refs if r.get("role") == "lesion"]
-    used_refs: list[dict[str, Any]] = [liver_ref] if liver_ref else []
+    study_uid = str(getattr(evidence[0], "StudyInstanceUID", ""))
+    if derived_seg is not None:
+        refs = derived_segment_references(derived_seg, image_series_uid)
+    else:
+        refs = _input_refs(seg_references, ctx, d, image_series_uid)
+    digest = content_digest(d)
+
+    def uid(*parts: Any) -> str:
+        return result_uid(study_uid, image_series_uid, "sr", __version__, digest, *parts)
 
     ml = hd.sr.CodedConcept("ml", "UCUM", "milliliter")
     mm = hd.sr.CodedConcept("mm", "UCUM", "millimeter")
     pct = hd.sr.CodedConcept("%", "UCUM", "percent")
+    suv_unit = hd.sr.CodedConcept("{SUVbw}g/ml", "UCUM", "Standardized Uptake Value body weight")
     liver_site = [hd.sr.FindingSite(anatomic_location=codes.SCT.Liver)]
+    suvbw = hd.sr.CodedConcept(*_SUVBW_CODE)
 
     def meas(name: Any, value: float, unit: Any, derivation: Any = None) -> Any:
         return hd.sr.Measurement(name=name, value=float(value), unit=unit, derivation=derivation)
 
     groups = []
+    used: list[dict[str, Any]] = []
+
+    def ref_for(key: Any) -> dict[str, Any] | None:
+        r = refs.get(key)
+        if r is not None:
+            used.append(r)
+        return r
+
     liver_ml = (d.get("liver") or {}).get("volume_ml")
     if liver_ml is not None:
-        groups.append(_group(_LIVER_ID, codes.SCT.Liver, [meas(codes.SCT.Volume, liver_ml, ml)], liver_ref))
+        groups.append(
+            _group(
+                _LIVER_ID, codes.SCT.Liver, [meas(codes.SCT.Volume, liver_ml, ml)], ref_for("liver"), uid=uid("liver")
+            )
+        )
     tumour = [meas(codes.SCT.Volume, (d.get("tumor") or {}).get("intrahepatic_volume_ml", 0.0), ml)]
     if d.get("involvement_percent") is not None:
         tumour.append(meas(hd.sr.CodedConcept(*INVOLVEMENT_CODE), d["involvement_percent"], pct))
-    groups.append(_group(_TUMOUR_ID, codes.SCT.Neoplasm, tumour, None, liver_site))
+    groups.append(_group(_TUMOUR_ID, codes.SCT.Neoplasm, tumour, None, liver_site, uid=uid("tumour")))
     remnant_ml = (d.get("remnant") or {}).get("non_tumorous_liver_volume_ml")
     if remnant_ml is not None:
-        groups.append(_group(_REMNANT_ID, codes.SCT.Liver, [meas(codes.SCT.Volume, remnant_ml, ml)], None))
-    per_lesion_segments = len(lesion_refs) > 1 or (len(lesion_refs) == 1 and len(d.get("lesions") or []) == 1)
+        groups.append(
+            _group(_REMNANT_ID, codes.SCT.Liver, [meas(codes.SCT.Volume, remnant_ml, ml)], None, uid=uid("remnant"))
+        )
     for les in d.get("lesions") or []:
         ms = [
             meas(codes.SCT.Volume, les["volume_ml"], ml),
@@ -315,28 +390,33 @@ def write_sr(
         if les.get("short_axis_diameter_mm") is not None:
             ms.append(meas(codes.SCT.ShortAxis, les["short_axis_diameter_mm"], mm))
         ms.append(meas(codes.SCT.Diameter, les["max_3d_diameter_mm"], mm, derivation=codes.SCT.Maximum))
-        ref = None
-        if per_lesion_segments:
-            ref = next((r for r in lesion_refs if les.get("label") and r.get("label") == les.get("label")), None)
-            if ref is None and len(lesion_refs) == 1:
-                ref = lesion_refs[0]
-            if ref is not None:
-                used_refs.append(ref)
+        for key, derivation in _SUV_KEYS:
+            if les.get(key) is not None:
+                ms.append(meas(suvbw, les[key], suv_unit, derivation=hd.sr.CodedConcept(*derivation)))
         intra = les.get("location") == "intrahepatic"
         groups.append(
             _group(
                 f"Lesion {les['id']} ({les.get('location', 'intrahepatic')})",
                 codes.SCT.Neoplasm,
                 ms,
-                ref,
+                ref_for(("lesion", int(les["id"]))),
                 liver_site if intra else None,
+                uid=uid("lesion", les["id"]),
             )
         )
+    pet = d.get("pet") or {}
+    pet_ms = []
+    if pet.get("sretv_ml") is not None:
+        pet_ms.append(meas(hd.sr.CodedConcept(*SRETV_CODE), pet["sretv_ml"], ml))
+    if pet.get("tlsre") is not None:
+        pet_ms.append(meas(hd.sr.CodedConcept(*TLSRE_CODE), pet["tlsre"], hd.sr.CodedConcept("g", "UCUM", "gram")))
+    if pet_ms:
+        groups.append(_group(_PET_ID, codes.SCT.Neoplasm, pet_ms, None, uid=uid("pet")))
 
     observer = hd.sr.ObserverContext(
         observer_type=codes.DCM.Device,
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
-            uid=hd.UID(), name="netlm-imaging", manufacturer_name="netlm-imaging", model_name=__version__
+            uid=uid("device"), name=CREATOR, manufacturer_name=CREATOR, model_name=__version__
         ),
     )
     modality = str(getattr(evidence[0], "Modality", "") or (d.get("study") or {}).get("modality", "CT"))
@@ -346,15 +426,15 @@ def write_sr(
         procedure_reported=procedure,
         imaging_measurements=groups,
     )
-    seg_evidence = {str(r["sop_instance_uid"]): r["dataset"] for r in used_refs}
+    seg_evidence = {str(r["sop_instance_uid"]): r["dataset"] for r in used}
     sr = hd.sr.Comprehensive3DSR(
         evidence=[*evidence, *seg_evidence.values()],
         content=content,
-        series_instance_uid=hd.UID(),
+        series_instance_uid=uid("series"),
         series_number=series_number,
-        sop_instance_uid=hd.UID(),
+        sop_instance_uid=uid("instance"),
         instance_number=1,
-        manufacturer="netlm-imaging",
+        manufacturer=CREATOR,
         is_complete=True,
         is_final=False,
         is_verified=False,
@@ -364,14 +444,14 @@ def write_sr(
     scheme = Dataset()
     scheme.CodingSchemeDesignator = INVOLVEMENT_CODE[1]
     scheme.CodingSchemeName = "netlm-imaging local codes"
-    scheme.CodingSchemeResponsibleOrganization = "netlm-imaging"
+    scheme.CodingSchemeResponsibleOrganization = CREATOR
     sr.CodingSchemeIdentificationSequence = [scheme]
     if not include_identifiers:
-        strip_identifiers(sr)
+        deidentify(sr)
     buf = io.BytesIO()
     sr.save_as(buf)
     atomic_write_bytes(out, buf.getvalue())
-    logger.info("wrote DICOM SR %s (%d measurement groups)", out, len(groups))
+    logger.info("wrote DICOM SR %s (%d measurement groups, %d referencing a segment)", out, len(groups), len(used))
     return out
 
 
@@ -394,7 +474,8 @@ def _first(group: Any, name: Any) -> Any:
 
 
 def _is_code(concept: Any, code: Any) -> bool:
-    return concept is not None and concept.value == code.value and concept.scheme_designator == code.scheme_designator
+    """Code equality that maps SNOMED-RT (SRT) to SNOMED CT (SCT) codes, as pydicom's ``Code`` does."""
+    return concept is not None and concept == code
 
 
 def _segment_of(group: Any) -> dict[str, Any] | None:
@@ -427,7 +508,8 @@ def read_sr_measurements(path: str | os.PathLike[str]) -> dict[str, Any]:
         ``remnant_volume_ml`` (None when absent), ``lesion_count`` (intrahepatic
         lesions), ``lesions`` (list of dicts: ``id``, ``location``, ``volume_ml``,
         ``longest_axial_diameter_mm``, ``short_axis_diameter_mm``,
-        ``max_3d_diameter_mm``, ``referenced_segment``), ``liver_referenced_segment``
+        ``max_3d_diameter_mm``, ``suv_max``, ``suv_mean``, ``suv_peak``, ``referenced_segment``),
+        ``sretv_ml`` and ``tlsre`` (PET; None when absent), ``liver_referenced_segment``
         (``{"sop_instance_uid", "segment_number"}`` or None), ``study_instance_uid``
         and ``referenced_series_instance_uids``.
 
@@ -461,9 +543,12 @@ def read_sr_measurements(path: str | os.PathLike[str]) -> dict[str, Any]:
         "lesion_count": 0,
         "lesions": [],
         "liver_referenced_segment": None,
+        "sretv_ml": None,
+        "tlsre": None,
         "study_instance_uid": str(getattr(sr, "StudyInstanceUID", "")) or None,
     }
     involvement = hd.sr.CodedConcept(*INVOLVEMENT_CODE)
+    suvbw = hd.sr.CodedConcept(*_SUVBW_CODE)
     series = set()
     for ev in getattr(sr, "CurrentRequestedProcedureEvidenceSequence", []):
         for s in getattr(ev, "ReferencedSeriesSequence", []):
@@ -484,6 +569,10 @@ def read_sr_measurements(path: str | os.PathLike[str]) -> dict[str, Any]:
                 result["involvement_percent"] = float(inv.value)
         elif tracking == _REMNANT_ID:
             result["remnant_volume_ml"] = vol_ml
+        elif tracking == _PET_ID:
+            for key, code in (("sretv_ml", SRETV_CODE), ("tlsre", TLSRE_CODE)):
+                item = _first(g, hd.sr.CodedConcept(*code))
+                result[key] = float(item.value) if item is not None else None
         elif _is_code(g.finding_type, codes.SCT.Liver) and result["liver_volume_ml"] is None:
             result["liver_volume_ml"] = vol_ml
         else:
@@ -504,6 +593,10 @@ def read_sr_measurements(path: str | os.PathLike[str]) -> dict[str, Any]:
             ):
                 item = _first(g, code)
                 lesion[key] = _value(item, _LENGTH_UNITS, p, f"{code.meaning} of '{tracking}'") if item else None
+            suvs = {str(getattr(m.derivation, "value", "")): m for m in g.get_measurements(name=suvbw)}
+            for key, derivation in _SUV_KEYS:
+                m_suv = suvs.get(derivation[0])
+                lesion[key] = float(m_suv.value) if m_suv is not None else None
             lesion["referenced_segment"] = _segment_of(g)
             result["lesions"].append(lesion)
     result["lesions"].sort(key=lambda les: les["id"])

@@ -167,6 +167,35 @@ class StudyReport:
             extra=extra,
         )
 
+    # ---------------------------------------------------------------- tables
+    def lesions_frame(self) -> Any:
+        """One row per lesion as a pandas DataFrame (columns ``report.tables.LESION_COLUMNS``).
+
+        Needs the optional extra ``pandas`` (``pip install 'netlm-imaging[pandas]'``).
+
+        Raises
+        ------
+        UnsupportedError
+            pandas is not installed.
+        """
+        from .tables import LESION_COLUMNS, lesion_rows, to_frame
+
+        return to_frame(lesion_rows(self.to_dict(validate=False)), LESION_COLUMNS)
+
+    def to_frame(self) -> Any:
+        """The study-level numbers as a one-row pandas DataFrame (the number columns of cohort.csv).
+
+        Raises
+        ------
+        UnsupportedError
+            pandas is not installed.
+        """
+        from .tables import STUDY_COLUMNS, study_numbers, to_frame
+
+        d = self.to_dict(validate=False)
+        row = {"study_instance_uid": self.study.get("study_instance_uid"), **study_numbers(d)}
+        return to_frame([row], ["study_instance_uid", *STUDY_COLUMNS])
+
     # ---------------------------------------------------------------- summary
     def summary(self) -> str:
         """A short human-readable table for the console."""

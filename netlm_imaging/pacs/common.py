@@ -1,0 +1,157 @@
+"""What every PACS path shares: UID validation, secret-free URLs, and analyse-then-write of a retrieved study.
+
+Used by the DICOMweb client (:mod:`.dicomweb`), the DIMSE client
+(:mod:`.dimse`) and the C-STORE listener (:mod:`.listener`).
+
+Identity (README "Identity of outputs"): the local copies (``report.json``,
+SR, SEG in ``out_dir``) are de-identified unless ``include_identifiers``; the
+SR + SEG handed back for the PACS keep the source Patient and Study modules.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..errors import UsageError
+
+__all__ = ["PacsResult", "analyze_retrieved", "check_uid", "redact_url"]
+
+logger = logging.getLogger(__name__)
+
+#: PS3.5 9.1: digits and dots, no empty or zero-led component, at most 64 characters.
+_UID_RE = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))+$")
+
+
+def check_uid(uid: str, option: str = "--study") -> str:
+    """Validate a DICOM UID given on the command line.
+
+    Parameters
+    ----------
+    uid : str
+        The value.
+    option : str
+        The option it came from (named in the message).
+
+    Returns
+    -------
+    str
+        ``uid`` unchanged.
+
+    Raises
+    ------
+    UsageError
+        Not a UID (e.g. ``../../system``: it would be sent as a URL path).
+    """
+    text = str(uid)
+    if len(text) > 64 or not _UID_RE.match(text):
+        shown = text if len(text) <= 80 else text[:77] + "..."
+        raise UsageError(
+            f"{option} {shown!r} is not a DICOM UID (digits and dots, e.g. 1.2.840.113619.2.55.3.1234); "
+            "give the Study Instance UID"
+        )
+    return text
+
+
+def redact_url(url: str) -> str:
+    """``scheme://host[:port]/path`` of a URL: no user, password, query or fragment (they may hold secrets)."""
+    parts = urlsplit(str(url))
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    redacted = f"{parts.scheme}://{host}{port}{parts.path}" if parts.scheme else parts.path
+    return redacted + ("?..." if parts.query else "")
+
+
+@dataclass
+class PacsResult:
+    """What a PACS analysis produced.
+
+    Attributes
+    ----------
+    report : StudyReport
+        The report.
+    written : list of Path
+        Local files (``report.json``, SR, SEG).
+    push_files : list of Path
+        SR and SEG with the source Patient / Study modules (for the PACS); they
+        live in a temporary folder that is removed after the push.
+    pushed_sop_instance_uids : list of str
+        What the PACS accepted.
+    """
+
+    report: Any
+    written: list[Path] = field(default_factory=list)
+    push_files: list[Path] = field(default_factory=list)
+    pushed_sop_instance_uids: list[str] = field(default_factory=list)
+
+
+def analyze_retrieved(
+    study_dir: str | os.PathLike[str],
+    source: str,
+    *,
+    out_dir: str | os.PathLike[str] | None,
+    push_dir: str | os.PathLike[str] | None,
+    dicom_outputs: bool = True,
+    labels: str | None = None,
+    rules: str | None = None,
+    options: Any = None,
+) -> PacsResult:
+    """Analyse a retrieved study folder and write its outputs.
+
+    Parameters
+    ----------
+    study_dir : path-like
+        The instances on disk (the tool's own SR / SEG in it are ignored by discovery).
+    source : str
+        How the study is named in the report (``image_source``), without secrets.
+    out_dir : path-like, optional
+        Local outputs: ``report.json``, ``report_sr.dcm`` and ``derived_seg.dcm``.
+    push_dir : path-like, optional
+        Where the SR + SEG for the PACS are written (with identifiers).
+    dicom_outputs : bool
+        Write the SR / SEG in ``out_dir`` (they are always built for ``push_dir``).
+    labels, rules, options
+        As for :func:`netlm_imaging.api.analyze_with_context`.
+
+    Returns
+    -------
+    PacsResult
+    """
+    from ..api import analyze_with_context
+    from ..report.dicom_outputs import write_dicom_outputs
+
+    study = Path(study_dir)
+    report, ctx = analyze_with_context(study, labels=labels, rules=rules, options=options)
+    report.study["image_source"] = source
+    report.study["segmentation_sources"] = [
+        s.replace(str(study), source) for s in report.study.get("segmentation_sources", [])
+    ]
+    result = PacsResult(report=report)
+    include_ids = bool(getattr(options, "include_identifiers", False))
+    if out_dir is not None:
+        out = Path(out_dir)
+        result.written.append(report.write_json(out / "report.json"))
+        if dicom_outputs:
+            local = write_dicom_outputs(
+                report,
+                ctx,
+                sr_path=out / "report_sr.dcm",
+                seg_path=out / "derived_seg.dcm",
+                include_identifiers=include_ids,
+            )
+            result.written.extend(local.paths)
+    if push_dir is not None:
+        pushed = write_dicom_outputs(
+            report,
+            ctx,
+            sr_path=Path(push_dir) / "push_sr.dcm",
+            seg_path=Path(push_dir) / "push_seg.dcm",
+            include_identifiers=True,  # the PACS files them with the study they came from
+        )
+        result.push_files = pushed.paths
+    return result

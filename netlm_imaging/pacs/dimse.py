@@ -1,0 +1,442 @@
+"""Classic DICOM networking (DIMSE) with pynetdicom: C-FIND, C-GET / C-MOVE, C-STORE.
+
+``netlm pacs --dimse HOST:PORT --called-ae AE --study UID [--push]``:
+
+1. C-FIND (Study Root, STUDY level) checks that the study exists;
+2. the instances are retrieved to a temporary folder, one file per instance as
+   it arrives (never the whole study in memory): C-GET on the same association
+   (default), or C-MOVE to a C-STORE SCP started here on ``--port`` (the PACS
+   must know our AE title, host and port as a destination);
+3. the study is analysed (the tool's own SR / SEG in the study are ignored);
+4. with ``--push``, the SR and the derived SEG it references are C-STOREd to
+   the PACS with the source Patient and Study modules. Their UIDs derive from
+   the measured content, so pushing again stores nothing new.
+
+Every message names ``HOST:PORT`` and the AE titles only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..atomic import atomic_write_bytes
+from ..errors import InputError, UsageError
+from .common import PacsResult, analyze_retrieved, check_uid
+
+__all__ = [
+    "DEFAULT_CALLING_AE",
+    "DimseEndpoint",
+    "analyze_dimse_study",
+    "find_study",
+    "parse_address",
+    "retrieve_study",
+    "storage_handler",
+    "store_files",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Study Root Query/Retrieve Information Model SOP classes (PS3.4 C.6.2).
+FIND = "1.2.840.10008.5.1.4.1.2.2.1"
+MOVE = "1.2.840.10008.5.1.4.1.2.2.2"
+GET = "1.2.840.10008.5.1.4.1.2.2.3"
+#: Verification SOP class (C-ECHO).
+VERIFICATION = "1.2.840.10008.1.1"
+#: Our AE title when none is given.
+DEFAULT_CALLING_AE = "NETLM"
+_TIMEOUT_S = 60.0
+
+
+def parse_address(text: str, option: str = "--dimse") -> tuple[str, int]:
+    """``HOST:PORT`` -> (host, port).
+
+    Raises
+    ------
+    UsageError
+        Not ``HOST:PORT`` with a port in 1..65535.
+    """
+    host, sep, port = str(text).rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"{option} {text}: give the PACS DICOM address as HOST:PORT, e.g. pacs.example.org:104")
+    return host, int(port)
+
+
+def _check_ae(title: str, option: str) -> str:
+    t = str(title)
+    if not 0 < len(t.strip()) <= 16 or "\\" in t or any(ord(c) < 32 for c in t):
+        raise UsageError(f"{option} {t!r}: an AE title is 1 to 16 characters without backslash or control characters")
+    return t.strip()
+
+
+@dataclass(frozen=True)
+class DimseEndpoint:
+    """A remote DICOM application entity and the AE title we call it with."""
+
+    host: str
+    port: int
+    called_ae: str
+    calling_ae: str = DEFAULT_CALLING_AE
+
+    def __post_init__(self) -> None:
+        _check_ae(self.called_ae, "--called-ae")
+        _check_ae(self.calling_ae, "--calling-ae")
+
+    @property
+    def name(self) -> str:
+        """``AE@host:port`` for messages."""
+        return f"{self.called_ae}@{self.host}:{self.port}"
+
+
+def _storage_classes() -> list[str]:
+    """SOP classes a retrieved study may hold (images, SEG, RTSTRUCT, SR)."""
+    from pynetdicom import sop_class as s
+
+    names = (
+        "CTImageStorage",
+        "EnhancedCTImageStorage",
+        "MRImageStorage",
+        "EnhancedMRImageStorage",
+        "PositronEmissionTomographyImageStorage",
+        "EnhancedPETImageStorage",
+        "NuclearMedicineImageStorage",
+        "SegmentationStorage",
+        "LabelMapSegmentationStorage",
+        "RTStructureSetStorage",
+        "Comprehensive3DSRStorage",
+        "ComprehensiveSRStorage",
+        "EnhancedSRStorage",
+        "BasicTextSRStorage",
+        "SecondaryCaptureImageStorage",
+        "UltrasoundImageStorage",
+        "DigitalXRayImageStorageForPresentation",
+    )
+    return [str(getattr(s, n)) for n in names if hasattr(s, n)]
+
+
+def _transfer_syntaxes() -> list[str]:
+    from pydicom import uid
+
+    return [
+        uid.ExplicitVRLittleEndian,
+        uid.ImplicitVRLittleEndian,
+        uid.DeflatedExplicitVRLittleEndian,
+        uid.JPEGBaseline8Bit,
+        uid.JPEGExtended12Bit,
+        uid.JPEGLossless,
+        uid.JPEGLosslessSV1,
+        uid.JPEGLSLossless,
+        uid.JPEGLSNearLossless,
+        uid.JPEG2000Lossless,
+        uid.JPEG2000,
+        uid.RLELossless,
+    ]
+
+
+def _safe_name(uid: str) -> str | None:
+    try:
+        return check_uid(uid, "SOP Instance UID")
+    except UsageError:
+        return None
+
+
+def storage_handler(
+    folder_for: Callable[[Any], Path | None], on_stored: Callable[[Path, Any], None] | None = None
+) -> Callable[[Any], int]:
+    """A pynetdicom ``EVT_C_STORE`` handler writing each instance to disk as it arrives.
+
+    Parameters
+    ----------
+    folder_for : callable
+        ``folder_for(dataset) -> Path`` (None: accept and drop the instance,
+        e.g. the tool's own SR / SEG coming back).
+    on_stored : callable, optional
+        Called with the written path and the dataset.
+
+    Returns
+    -------
+    callable
+        The handler; it answers 0x0000 (success), 0xA700 when the instance
+        cannot be written, 0xC000 when its UIDs are not UIDs.
+    """
+
+    def handle(event: Any) -> int:
+        try:
+            ds = event.dataset
+            ds.file_meta = event.file_meta
+        except Exception:  # undecodable: refuse the instance, keep serving
+            logger.warning("C-STORE from %s: undecodable dataset refused", event.assoc.requestor.ae_title)
+            return 0xC000
+        sop = _safe_name(str(getattr(ds, "SOPInstanceUID", "")))
+        if sop is None:
+            logger.warning("C-STORE refused: the SOP Instance UID is not a UID")
+            return 0xC000
+        folder = folder_for(ds)
+        if folder is None:
+            return 0x0000
+        path = folder / f"{sop}.dcm"
+        try:
+            atomic_write_bytes(path, bytes(event.encoded_dataset(include_meta=True)))
+        except OSError as exc:
+            logger.warning("cannot write %s (%s)", path, exc)
+            return 0xA700
+        if on_stored is not None:
+            on_stored(path, ds)
+        return 0x0000
+
+    return handle
+
+
+def _associate(ae: Any, ep: DimseEndpoint, **kwargs: Any) -> Any:
+    assoc = ae.associate(ep.host, ep.port, ae_title=ep.called_ae, **kwargs)
+    if not assoc.is_established:
+        raise InputError(
+            f"{ep.name}: no DICOM association (rejected, aborted or nobody listening); check --dimse HOST:PORT, "
+            f"--called-ae, and that the PACS accepts our AE title {ep.calling_ae!r} (--calling-ae)"
+        )
+    return assoc
+
+
+def _ae(ep: DimseEndpoint) -> Any:
+    from pynetdicom import AE
+
+    ae = AE(ae_title=ep.calling_ae)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = _TIMEOUT_S
+    return ae
+
+
+def _query(study_uid: str, level: str = "STUDY") -> Any:
+    from pydicom.dataset import Dataset
+
+    q = Dataset()
+    q.QueryRetrieveLevel = level
+    q.StudyInstanceUID = study_uid
+    return q
+
+
+def find_study(ep: DimseEndpoint, study_uid: str) -> bool:
+    """C-FIND (Study Root, STUDY level): does the PACS hold the study?
+
+    Raises
+    ------
+    InputError
+        No association, or the PACS refuses the query.
+    """
+    check_uid(study_uid)
+    ae = _ae(ep)
+    ae.add_requested_context(FIND)
+    assoc = _associate(ae, ep)
+    found = False
+    try:
+        for status, ident in assoc.send_c_find(_query(study_uid), FIND):
+            code = int(getattr(status, "Status", 0xC000)) if status else 0xC000
+            if code in (0xFF00, 0xFF01) and ident is not None:
+                found = found or str(getattr(ident, "StudyInstanceUID", "")) == study_uid
+            elif code not in (0x0000,):
+                raise InputError(
+                    f"{ep.name}: C-FIND of study {study_uid} refused (status 0x{code:04X}); check that the PACS "
+                    f"allows queries from AE {ep.calling_ae!r}"
+                )
+    finally:
+        assoc.release()
+    return found
+
+
+def _check_retrieve_status(statuses: Iterable[tuple[Any, Any]], ep: DimseEndpoint, what: str) -> None:
+    for status, _ in statuses:
+        code = int(getattr(status, "Status", 0xC000)) if status else 0xC000
+        if code in (0x0000, 0xFF00, 0xB000):
+            continue
+        raise InputError(
+            f"{ep.name}: {what} failed (status 0x{code:04X}); check that the PACS allows it for AE "
+            f"{ep.calling_ae!r}" + (" and knows it as a move destination (host, --port)" if "MOVE" in what else "")
+        )
+
+
+def retrieve_study(
+    ep: DimseEndpoint,
+    study_uid: str,
+    folder: str | os.PathLike[str],
+    *,
+    method: str = "get",
+    move_port: int | None = None,
+    bind: str = "0.0.0.0",
+) -> list[Path]:
+    """Retrieve a study's instances into ``folder`` (C-GET, or C-MOVE to a local C-STORE SCP).
+
+    Parameters
+    ----------
+    ep : DimseEndpoint
+        The PACS.
+    study_uid : str
+        Study Instance UID.
+    folder : path-like
+        Destination (one ``<SOPInstanceUID>.dcm`` per instance, written as it arrives).
+    method : {"get", "move"}
+        C-GET on the query association, or C-MOVE with our AE title as destination.
+    move_port : int, optional
+        Port of the local C-STORE SCP for C-MOVE (required with ``"move"``).
+    bind : str
+        Address the C-MOVE SCP listens on.
+
+    Returns
+    -------
+    list of Path
+        The written files.
+
+    Raises
+    ------
+    InputError
+        No association, a refused or failed retrieval, or no instance received.
+    """
+    from pynetdicom import build_role, evt
+
+    check_uid(study_uid)
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    lock = threading.Lock()
+
+    def stored(path: Path, ds: Any) -> None:
+        with lock:
+            written.append(path)
+
+    handler = storage_handler(lambda ds: out, stored)
+    ae = _ae(ep)
+    storage, syntaxes = _storage_classes(), _transfer_syntaxes()
+    if method == "get":
+        ae.add_requested_context(GET)
+        for sop in storage:
+            ae.add_requested_context(sop, syntaxes)
+        roles = [build_role(sop, scp_role=True) for sop in storage]
+        assoc = _associate(ae, ep, ext_neg=roles, evt_handlers=[(evt.EVT_C_STORE, handler)])
+        try:
+            _check_retrieve_status(assoc.send_c_get(_query(study_uid), GET), ep, f"C-GET of study {study_uid}")
+        finally:
+            assoc.release()
+    elif method == "move":
+        if move_port is None:
+            raise UsageError("--retrieve move needs --port (where our C-STORE SCP listens for the PACS)")
+        for sop in storage:
+            ae.add_supported_context(sop, syntaxes)
+        ae.add_requested_context(MOVE)
+        try:
+            server = ae.start_server((bind, move_port), block=False, evt_handlers=[(evt.EVT_C_STORE, handler)])
+        except OSError as exc:
+            raise InputError(f"--port {move_port}: cannot listen for the C-MOVE ({exc}); choose a free port") from None
+        try:
+            assoc = _associate(ae, ep)
+            try:
+                statuses = assoc.send_c_move(_query(study_uid), ep.calling_ae, MOVE)
+                _check_retrieve_status(statuses, ep, f"C-MOVE of study {study_uid}")
+            finally:
+                assoc.release()
+        finally:
+            server.shutdown()
+    else:
+        raise UsageError(f"--retrieve {method}: use get or move")
+    if not written:
+        raise InputError(f"{ep.name}: study {study_uid} sent no instance; check the Study Instance UID")
+    logger.info("retrieved %d instances of study %s from %s (C-%s)", len(written), study_uid, ep.name, method.upper())
+    return sorted(written)
+
+
+def store_files(ep: DimseEndpoint, paths: list[Path]) -> list[str]:
+    """C-STORE files (the SR and SEG) to ``ep``; returns the stored SOP Instance UIDs.
+
+    Raises
+    ------
+    InputError
+        No association or a refused instance.
+    """
+    import pydicom
+
+    datasets = [pydicom.dcmread(p) for p in paths]
+    ae = _ae(ep)
+    for sop in sorted({str(ds.SOPClassUID) for ds in datasets}):
+        ae.add_requested_context(
+            sop, [str(datasets[0].file_meta.TransferSyntaxUID), pydicom.uid.ImplicitVRLittleEndian]
+        )
+    assoc = _associate(ae, ep)
+    uids = []
+    try:
+        for ds in datasets:
+            status = assoc.send_c_store(ds)
+            code = int(getattr(status, "Status", 0xC000)) if status else 0xC000
+            if code != 0x0000 and not 0xB000 <= code <= 0xBFFF:
+                raise InputError(
+                    f"{ep.name}: C-STORE of the {ds.Modality} result refused (status 0x{code:04X}); check the PACS "
+                    f"log and that it accepts storage from AE {ep.calling_ae!r}"
+                )
+            uids.append(str(ds.SOPInstanceUID))
+    finally:
+        assoc.release()
+    logger.info("stored %d result objects at %s (C-STORE)", len(uids), ep.name)
+    return uids
+
+
+def analyze_dimse_study(
+    ep: DimseEndpoint,
+    study_uid: str,
+    *,
+    out_dir: str | os.PathLike[str] | None = None,
+    push: bool = False,
+    method: str = "get",
+    move_port: int | None = None,
+    bind: str = "0.0.0.0",
+    labels: str | None = None,
+    rules: str | None = None,
+    options: Any = None,
+) -> PacsResult:
+    """C-FIND, retrieve (C-GET / C-MOVE), analyse, write outputs, optionally C-STORE SR + SEG back.
+
+    Parameters
+    ----------
+    ep : DimseEndpoint
+        The PACS.
+    study_uid : str
+        Study Instance UID.
+    out_dir : path-like, optional
+        ``report.json``, ``report_sr.dcm`` and ``derived_seg.dcm`` (de-identified
+        unless ``options.include_identifiers``).
+    push : bool
+        C-STORE the SR and SEG (with the source Patient / Study modules) back.
+    method, move_port, bind
+        As for :func:`retrieve_study`.
+    labels, rules, options
+        As for :func:`netlm_imaging.api.analyze_with_context`.
+
+    Returns
+    -------
+    PacsResult
+
+    Raises
+    ------
+    InputError
+        Unknown study, network or analysis failure (one line naming the PACS).
+    """
+    check_uid(study_uid)
+    if not find_study(ep, study_uid):
+        raise InputError(f"{ep.name}: study {study_uid} not found (C-FIND); check the Study Instance UID")
+    with tempfile.TemporaryDirectory(prefix="netlm-dimse-") as tmp:
+        study_dir = Path(tmp) / "study"
+        retrieve_study(ep, study_uid, study_dir, method=method, move_port=move_port, bind=bind)
+        result = analyze_retrieved(
+            study_dir,
+            f"dicom://{ep.name}/studies/{study_uid}",
+            out_dir=out_dir,
+            push_dir=Path(tmp) if push else None,
+            labels=labels,
+            rules=rules,
+            options=options,
+        )
+        if push:
+            result.pushed_sop_instance_uids = store_files(ep, result.push_files)
+        result.push_files = []
+    return result

@@ -1,0 +1,258 @@
+"""``netlm listen``: a C-STORE SCP that analyses every study it receives.
+
+Instances are written to ``OUT/incoming/<StudyInstanceUID>/<SOPInstanceUID>.dcm``
+as they arrive. When no instance of a study has arrived for ``quiet_s``
+seconds, the study is analysed (one study at a time, in a worker thread, so
+the SCP keeps accepting instances) and its outputs written to
+``OUT/<StudyInstanceUID>/``: ``report.json``, ``report_sr.dcm`` and
+``derived_seg.dcm`` (de-identified unless ``include_identifiers``). With a
+destination, the SR and SEG (with the source Patient and Study modules) are
+C-STOREd to it, e.g. back to the PACS that sent the study.
+
+A bad study (no segmentation, corrupt files, a failing destination) is logged
+and recorded in ``OUT/<uid>/failed.json``; the listener keeps serving. Every
+study gives exactly one line in the log and in ``OUT/listen.log``. The
+tool's own SR / SEG (Manufacturer ``netlm-imaging``) are accepted and dropped,
+so a destination that forwards them back triggers nothing. A study received
+again (e.g. re-sent) is analysed again; its outputs have the same UIDs, so a
+PACS that already holds them stores nothing new.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..atomic import atomic_write_text
+from ..errors import InputError, NetlmError, UsageError
+from .common import analyze_retrieved, check_uid
+from .dimse import VERIFICATION, DimseEndpoint, storage_handler, store_files
+
+__all__ = ["ListenerConfig", "StudyListener"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ListenerConfig:
+    """What ``netlm listen`` was started with.
+
+    Attributes
+    ----------
+    port : int
+        TCP port of the C-STORE SCP.
+    ae_title : str
+        Our AE title.
+    out_dir : Path
+        Incoming instances and outputs.
+    bind : str
+        Listening address.
+    quiet_s : float
+        A study is analysed after this many seconds without a new instance.
+    destination : DimseEndpoint, optional
+        Where the SR and SEG are C-STOREd.
+    max_studies : int, optional
+        Stop after this many analysed studies (scripts and tests).
+    labels, rules, options
+        As for :func:`netlm_imaging.api.analyze_with_context`.
+    """
+
+    port: int
+    ae_title: str
+    out_dir: Path
+    bind: str = "0.0.0.0"
+    quiet_s: float = 10.0
+    destination: DimseEndpoint | None = None
+    max_studies: int | None = None
+    labels: str | None = None
+    rules: str | None = None
+    options: Any = None
+
+
+@dataclass
+class _Pending:
+    last_arrival: float
+    instances: int = 0
+
+
+@dataclass
+class StudyListener:
+    """The SCP and its analysis worker; :meth:`start`, then :meth:`wait` or :meth:`stop`."""
+
+    config: ListenerConfig
+    on_line: Callable[[str], None] = print
+    _pending: dict[str, _Pending] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _server: Any = None
+    _worker: threading.Thread | None = None
+    analysed: int = 0
+
+    # ------------------------------------------------------------------ receiving
+    def _folder_for(self, ds: Any) -> Path | None:
+        from ..creator import is_own_output
+
+        if is_own_output(ds):
+            logger.info("dropped our own %s %s", getattr(ds, "Modality", "object"), getattr(ds, "SOPInstanceUID", ""))
+            return None
+        try:
+            study = check_uid(str(getattr(ds, "StudyInstanceUID", "")), "StudyInstanceUID")
+        except UsageError:
+            logger.warning("instance without a valid Study Instance UID dropped")
+            return None
+        folder = self.config.out_dir / "incoming" / study
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def _stored(self, path: Path, ds: Any) -> None:
+        study = str(ds.StudyInstanceUID)
+        with self._lock:
+            p = self._pending.setdefault(study, _Pending(time.monotonic()))
+            p.last_arrival = time.monotonic()
+            p.instances += 1
+
+    # ------------------------------------------------------------------ analysing
+    def _due(self) -> list[str]:
+        now = time.monotonic()
+        with self._lock:
+            due = [s for s, p in self._pending.items() if now - p.last_arrival >= self.config.quiet_s]
+            for s in due:
+                self._pending.pop(s)
+        return sorted(due)
+
+    def _log(self, line: str) -> None:
+        logger.info("%s", line)
+        self.on_line(line)
+        with open(self.config.out_dir / "listen.log", "a", encoding="utf-8") as f:
+            f.write(time.strftime("%Y-%m-%dT%H:%M:%S ") + line + "\n")
+
+    def analyse(self, study: str) -> None:
+        """Analyse one received study and write (and send) its outputs; never raises."""
+        import tempfile
+
+        folder = self.config.out_dir / "incoming" / study
+        out = self.config.out_dir / study
+        n = sum(1 for _ in folder.glob("*.dcm"))
+        dest = self.config.destination
+        try:
+            with tempfile.TemporaryDirectory(prefix="netlm-listen-") as tmp:
+                result = analyze_retrieved(
+                    folder,
+                    f"dicom://{self.config.ae_title}/studies/{study}",
+                    out_dir=out,
+                    push_dir=Path(tmp) if dest is not None else None,
+                    labels=self.config.labels,
+                    rules=self.config.rules,
+                    options=self.config.options,
+                )
+                sent = store_files(dest, result.push_files) if dest is not None else []
+            (out / "failed.json").unlink(missing_ok=True)
+            r = result.report
+            liver = r.liver.get("volume_ml")
+            line = (
+                f"study {study}: {n} instances: ok: liver {'n/a' if liver is None else f'{liver:.1f}'} mL, "
+                f"{r.lesion_count} lesion(s), involvement "
+                f"{'n/a' if r.involvement_percent is None else f'{r.involvement_percent:.1f}'} %"
+            )
+            if dest is not None:
+                line += f"; sent {len(sent)} object(s) to {dest.name}"
+        except NetlmError as exc:
+            line = f"study {study}: {n} instances: failed: {exc}"
+            self._record_failure(out, study, str(exc))
+        except Exception as exc:  # one study's bug never stops the listener
+            logger.debug("internal error on study %s", study, exc_info=True)
+            line = f"study {study}: {n} instances: failed: internal error {type(exc).__name__}: {exc} (please report)"
+            self._record_failure(out, study, line)
+        self.analysed += 1
+        self._log(line)
+
+    @staticmethod
+    def _record_failure(out: Path, study: str, error: str) -> None:
+        record = {"study_instance_uid": study, "error": " ".join(error.split())}
+        atomic_write_text(out / "failed.json", json.dumps(record, indent=2) + "\n")
+
+    def _run_worker(self) -> None:
+        while not self._stop.is_set():
+            for study in self._due():
+                self.analyse(study)
+                if self.config.max_studies is not None and self.analysed >= self.config.max_studies:
+                    self._stop.set()
+                    return
+            self._stop.wait(min(0.2, max(self.config.quiet_s / 4, 0.05)))
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Start the SCP (non-blocking) and the analysis worker.
+
+        Raises
+        ------
+        InputError
+            The port cannot be bound.
+        """
+        from pydicom import uid as tsuid
+        from pynetdicom import AE, AllStoragePresentationContexts, evt
+
+        self.config.out_dir.mkdir(parents=True, exist_ok=True)
+        ae = AE(ae_title=self.config.ae_title)
+        syntaxes = [*tsuid.AllTransferSyntaxes]
+        for cx in AllStoragePresentationContexts:
+            ae.add_supported_context(str(cx.abstract_syntax), syntaxes)
+        ae.add_supported_context(VERIFICATION)
+        handler = storage_handler(self._folder_for, self._stored)
+        try:
+            self._server = ae.start_server(
+                (self.config.bind, self.config.port), block=False, evt_handlers=[(evt.EVT_C_STORE, handler)]
+            )
+        except OSError as exc:
+            raise InputError(f"--port {self.config.port}: cannot listen ({exc}); choose a free port") from None
+        self._worker = threading.Thread(target=self._run_worker, name="netlm-listen-worker", daemon=True)
+        self._worker.start()
+        logger.info(
+            "listening as %s on %s:%d, analysing after %.0f s without new instances",
+            self.config.ae_title,
+            self.config.bind,
+            self.config.port,
+            self.config.quiet_s,
+        )
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Block until stopped (``max_studies`` reached or :meth:`stop`); True when stopped."""
+        return self._stop.wait(timeout_s)
+
+    def stop(self) -> None:
+        """Stop accepting associations and stop the worker (a running analysis finishes first)."""
+        self._stop.set()
+        if self._worker is not None and self._worker is not threading.current_thread():
+            self._worker.join(timeout=600)
+        if self._server is not None:
+            self._server.shutdown()
+            self._server = None
+
+
+def parse_destination(address: str | None, ae: str | None, calling_ae: str) -> DimseEndpoint | None:
+    """``--dest HOST:PORT --dest-ae AE`` -> endpoint (None without ``--dest``)."""
+    from .dimse import parse_address
+
+    if address is None:
+        if ae is not None:
+            raise UsageError("--dest-ae needs --dest HOST:PORT")
+        return None
+    if not ae:
+        raise UsageError("--dest needs --dest-ae AE (the destination's AE title)")
+    host, port = parse_address(address, "--dest")
+    return DimseEndpoint(host, port, ae, calling_ae)
+
+
+def default_quiet_seconds() -> float:
+    """``NETLM_LISTEN_QUIET_S`` or 10 s."""
+    try:
+        return float(os.environ.get("NETLM_LISTEN_QUIET_S", "10"))
+    except ValueError:
+        return 10.0

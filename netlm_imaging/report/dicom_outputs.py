@@ -1,0 +1,77 @@
+"""The DICOM outputs of one study as a pair: the derived SEG and the SR that references its segments.
+
+``--sr`` implies the derived SEG: a viewer (3D Slicer QuantitativeReporting,
+OHIF) pairs each SR measurement group with the SEG segment it was measured
+on, so the SR is always written with the SEG it references.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DicomOutputs", "write_dicom_outputs"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DicomOutputs:
+    """Paths written by :func:`write_dicom_outputs` (None when not written)."""
+
+    sr: Path | None
+    seg: Path | None
+
+    @property
+    def paths(self) -> list[Path]:
+        """The written files, SEG first."""
+        return [p for p in (self.seg, self.sr) if p is not None]
+
+
+def write_dicom_outputs(
+    report: Any,
+    ctx: Any,
+    *,
+    sr_path: str | Path | None,
+    seg_path: str | Path | None,
+    include_identifiers: bool = False,
+) -> DicomOutputs:
+    """Write the derived SEG and/or the SR (the SR references the SEG's segments).
+
+    Parameters
+    ----------
+    report : StudyReport or dict
+        The report.
+    ctx : MeasurementContext
+        The measurement (masks and source image files).
+    sr_path : path-like, optional
+        Where the SR goes (None: no SR).
+    seg_path : path-like, optional
+        Where the SEG goes. Required with ``sr_path``: the SR references it.
+    include_identifiers : bool
+        Keep the source Patient and Study modules (for the source PACS);
+        otherwise both objects are de-identified.
+
+    Returns
+    -------
+    DicomOutputs
+
+    Raises
+    ------
+    ValueError
+        ``sr_path`` without ``seg_path``.
+    NetlmError
+        From the SR / SEG writers (e.g. no DICOM source images).
+    """
+    from .dicom_seg_out import write_seg
+    from .dicom_sr import write_sr
+
+    if sr_path is not None and seg_path is None:
+        raise ValueError("the SR references the derived SEG: give seg_path too")
+    seg = write_seg(ctx, seg_path, include_identifiers=include_identifiers) if seg_path is not None else None
+    sr = None
+    if sr_path is not None:
+        sr = write_sr(report, ctx, sr_path, derived_seg=seg, include_identifiers=include_identifiers)
+    return DicomOutputs(sr=sr, seg=seg)

@@ -1,0 +1,199 @@
+"""Tables for cohorts: one row per lesion (``lesions.csv``, ``StudyReport.lesions_frame()``).
+
+Like pyradiomics, TotalSegmentator ``--statistics`` and Slicer Segment
+Statistics, a lesion table has one row per segment: the study, the lesion id
+(the value in the instance map, the ``Lesion <id>`` of the SR and SEG), its
+location, Couinaud segment, volume, diameters and, with PET, its SUVs.
+Numbers are copied from ``report.json`` (units in the column names).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+__all__ = [
+    "LESION_COLUMNS",
+    "STUDY_COLUMNS",
+    "csv_cell",
+    "format_lesions_csv",
+    "lesion_rows",
+    "study_numbers",
+    "to_frame",
+]
+
+#: Study-level numbers (cohort.csv's number columns, ``StudyReport.to_frame()``), in order.
+STUDY_COLUMNS = (
+    "liver_volume_ml",
+    "intrahepatic_tumor_ml",
+    "extrahepatic_tumor_ml",
+    "involvement_percent",
+    "lesion_count",
+    "extrahepatic_lesion_count",
+    "non_tumorous_liver_volume_ml",
+    "mahuron_type",
+    "burden_category",
+    "achievable_debulking_percent",
+    "distribution",
+    "resectable_cloyd",
+    "warnings_count",
+    "modality",
+    "pet_suv_type",
+    "pet_suv_max",
+    "pet_liver_suv_mean",
+    "pet_spleen_suv_mean",
+    "pet_sretv_ml",
+    "pet_tlsre",
+    "pet_delineation",
+    "classification_missing_inputs",
+    "rules_version",
+)
+
+#: lesions.csv columns, in order.
+LESION_COLUMNS = (
+    "study_id",
+    "study_instance_uid",
+    "lesion_id",
+    "label",
+    "location",
+    "couinaud_segment",
+    "volume_ml",
+    "voxel_count",
+    "longest_axial_diameter_mm",
+    "short_axis_diameter_mm",
+    "max_3d_diameter_mm",
+    "recist_measurable",
+    "mean_intensity",
+    "suv_max",
+    "suv_mean",
+    "suv_peak",
+    "krenning_score",
+    "centroid_x_mm",
+    "centroid_y_mm",
+    "centroid_z_mm",
+)
+
+
+def study_numbers(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The study-level numbers of a report, keyed by :data:`STUDY_COLUMNS`.
+
+    PET columns (``pet_*``) are empty without PET; ``classification_missing_inputs``
+    joins the names of the inputs a classification lacked with ``;``.
+    """
+    tumor = report.get("tumor") or {}
+    cls = report.get("classification") or {}
+    pet = report.get("pet") or {}
+    return {
+        "liver_volume_ml": (report.get("liver") or {}).get("volume_ml"),
+        "intrahepatic_tumor_ml": tumor.get("intrahepatic_volume_ml"),
+        "extrahepatic_tumor_ml": tumor.get("extrahepatic_volume_ml"),
+        "involvement_percent": report.get("involvement_percent"),
+        "lesion_count": tumor.get("lesion_count"),
+        "extrahepatic_lesion_count": tumor.get("extrahepatic_lesion_count"),
+        "non_tumorous_liver_volume_ml": (report.get("remnant") or {}).get("non_tumorous_liver_volume_ml"),
+        "mahuron_type": cls.get("mahuron_type"),
+        "burden_category": cls.get("burden_category"),
+        "achievable_debulking_percent": cls.get("achievable_debulking_percent"),
+        "distribution": cls.get("distribution"),
+        "resectable_cloyd": cls.get("resectable_cloyd"),
+        "warnings_count": len(report.get("warnings") or []),
+        "modality": (report.get("study") or {}).get("modality"),
+        "pet_suv_type": pet.get("suv_type"),
+        "pet_suv_max": pet.get("suv_max"),
+        "pet_liver_suv_mean": pet.get("liver_suv_mean"),
+        "pet_spleen_suv_mean": pet.get("spleen_suv_mean"),
+        "pet_sretv_ml": pet.get("sretv_ml"),
+        "pet_tlsre": pet.get("tlsre"),
+        "pet_delineation": pet.get("delineation"),
+        "classification_missing_inputs": ";".join(str(m) for m in cls.get("missing_inputs") or []) or None,
+        "rules_version": cls.get("rules_version"),
+    }
+
+
+def lesion_rows(report: Mapping[str, Any], study_id: str | None = None) -> list[dict[str, Any]]:
+    """One dict per lesion of a report (``StudyReport.to_dict()`` or report.json).
+
+    Parameters
+    ----------
+    report : mapping
+        The report.
+    study_id : str, optional
+        Study key (default: the Study Instance UID).
+
+    Returns
+    -------
+    list of dict
+        Keys :data:`LESION_COLUMNS`; centroids are patient LPS millimetres.
+    """
+    uid = (report.get("study") or {}).get("study_instance_uid") or ""
+    rows = []
+    for les in report.get("lesions") or []:
+        c = list(les.get("centroid_lps_mm") or [None, None, None])
+        rows.append(
+            {
+                "study_id": study_id if study_id is not None else uid,
+                "study_instance_uid": uid,
+                "lesion_id": les.get("id"),
+                "label": les.get("label"),
+                "location": les.get("location"),
+                "couinaud_segment": les.get("couinaud_segment"),
+                "volume_ml": les.get("volume_ml"),
+                "voxel_count": les.get("voxel_count"),
+                "longest_axial_diameter_mm": les.get("longest_axial_diameter_mm"),
+                "short_axis_diameter_mm": les.get("short_axis_diameter_mm"),
+                "max_3d_diameter_mm": les.get("max_3d_diameter_mm"),
+                "recist_measurable": les.get("recist_measurable"),
+                "mean_intensity": les.get("mean_intensity"),
+                "suv_max": les.get("suv_max"),
+                "suv_mean": les.get("suv_mean"),
+                "suv_peak": les.get("suv_peak"),
+                "krenning_score": les.get("krenning_score"),
+                "centroid_x_mm": c[0],
+                "centroid_y_mm": c[1],
+                "centroid_z_mm": c[2],
+            }
+        )
+    return rows
+
+
+def csv_cell(value: Any) -> str:
+    """A CSV cell: empty for None, true/false, floats as their shortest repr."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def format_lesions_csv(rows: Iterable[Mapping[str, Any]]) -> str:
+    """lesions.csv text: header :data:`LESION_COLUMNS`, rows sorted by study id then lesion id."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(LESION_COLUMNS)
+    for row in sorted(rows, key=lambda r: (str(r["study_id"]), int(r["lesion_id"] or 0))):
+        w.writerow([csv_cell(row.get(c)) for c in LESION_COLUMNS])
+    return buf.getvalue()
+
+
+def to_frame(rows: list[dict[str, Any]], columns: Iterable[str]) -> Any:
+    """A pandas DataFrame of rows (optional extra ``pandas``).
+
+    Raises
+    ------
+    UnsupportedError
+        pandas is not installed.
+    """
+    try:
+        import pandas as pd
+    except ImportError:
+        from ..errors import UnsupportedError
+
+        raise UnsupportedError(
+            "pandas is not installed; pip install 'netlm-imaging[pandas]' for DataFrames, "
+            "or use the lists of dicts (lesion_rows)"
+        ) from None
+    return pd.DataFrame(rows, columns=list(columns))
