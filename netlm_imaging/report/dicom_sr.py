@@ -60,6 +60,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..atomic import atomic_write_bytes
 from ..errors import InputError, UnsupportedError
 
@@ -189,7 +191,10 @@ def _input_refs(
     out: dict[Any, dict[str, Any]] = {}
     explicit = seg_references is not None  # given by the caller: taken as exact
     livers = [r for r in usable if r.get("role") == "liver"]
-    liver_count = int(ctx.liver.sum()) if ctx is not None and ctx.liver is not None else None
+    liver_count = None
+    if ctx is not None and ctx.liver is not None:
+        box = getattr(ctx, "liver_bbox", None)
+        liver_count = int(np.count_nonzero(ctx.liver[box] if box is not None else ctx.liver))
     if len(livers) == 1 and (explicit or (liver_count is not None and livers[0].get("voxel_count") == liver_count)):
         out["liver"] = livers[0]
     elif livers:
