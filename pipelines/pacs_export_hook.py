@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 
 from netlm_imaging.api import AnalyzeOptions, analyze_with_context
-from netlm_imaging.errors import NetlmError, UsageError
+from netlm_imaging.errors import NetlmError, UsageError, only_accepted_flags
 from netlm_imaging.pacs.dicomweb import analyze_pacs_study, load_credentials
 from netlm_imaging.report.dicom_outputs import write_dicom_outputs
 
@@ -46,12 +46,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--pacs-config", help="private TOML file with user/password or token")
     p.add_argument("--labels", help="segment name/value to role mapping, e.g. liver=Liver,lesion=Lesion*")
     p.add_argument("--rules", help="rules file overriding the default clinical rules")
+    p.add_argument("--seg-choice", help="which segmentation when the study holds several (index or UID)")
+    p.add_argument("--image-series", help="SeriesInstanceUID of the image when the study holds several")
     return p
 
 
 def run(argv: list[str] | None = None) -> int:
     """Run the hook; returns the exit code."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    options = AnalyzeOptions(seg_choice=args.seg_choice, image_series=args.image_series)
     logging.basicConfig(level=logging.INFO, format="netlm-hook: %(levelname)s: %(message)s", stream=sys.stderr)
     try:
         if args.study_uid:
@@ -67,6 +71,7 @@ def run(argv: list[str] | None = None) -> int:
                 credentials=load_credentials(args.pacs_config),
                 labels=args.labels,
                 rules=args.rules,
+                options=options,
             )
             written = result.written
             logger.info(
@@ -76,9 +81,7 @@ def run(argv: list[str] | None = None) -> int:
             if args.push:
                 raise UsageError("--push needs --study-uid and --url (a folder export has no PACS to push to)")
             out = args.out / args.folder.name
-            report, ctx = analyze_with_context(
-                args.folder, labels=args.labels, rules=args.rules, options=AnalyzeOptions()
-            )
+            report, ctx = analyze_with_context(args.folder, labels=args.labels, rules=args.rules, options=options)
             written = [report.write_json(out / "report.json")]
             try:  # the SR and the derived SEG whose segments it references
                 dicom = write_dicom_outputs(
@@ -88,7 +91,9 @@ def run(argv: list[str] | None = None) -> int:
             except NetlmError as exc:  # e.g. a NIfTI folder: the JSON report stands alone
                 logger.warning("no DICOM SR/SEG: %s", exc)
     except NetlmError as exc:
-        print(f"netlm-hook: error: {exc}", file=sys.stderr)
+        # suggest only options this hook accepts (a library message may name netlm analyze's)
+        message = only_accepted_flags(str(exc), parser._option_string_actions, "hook")
+        print(f"netlm-hook: error: {message}", file=sys.stderr)
         return exc.exit_code
     for w in written:
         print(f"wrote {w}")

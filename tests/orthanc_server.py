@@ -118,6 +118,7 @@ def start_orthanc(
     modalities: dict[str, tuple[str, int]] | None = None,
     lua_scripts: list[Path] | None = None,
     env: dict[str, str] | None = None,
+    http_port: int | None = None,
 ) -> OrthancServer:
     """Start Orthanc with a generated configuration in ``workdir``.
 
@@ -132,7 +133,7 @@ def start_orthanc(
     if binary is None or plugin is None:
         raise FileNotFoundError("Orthanc or its DICOMweb plugin is missing (apt-get install orthanc orthanc-dicomweb)")
     workdir.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = http_port or _free_port()
     dicom_port = _free_port()
     config = {
         "Name": "netlm-test",

@@ -310,9 +310,9 @@ def _analyze(study: Study, out_dir: Path, options: BatchOptions, fingerprint: st
 
 def _write_sr(report: Any, ctx: Any, out_dir: Path, study_id: str, include_identifiers: bool) -> None:
     """SR + the derived SEG it references; a study without DICOM source gets a note instead (its report stands)."""
-    from ..report.dicom_outputs import write_dicom_outputs
+    from ..report.dicom_outputs import has_dicom_source, write_dicom_outputs
 
-    if ctx.image.meta.get("format") != "dicom" or not ctx.image.meta.get("files"):
+    if not has_dicom_source(ctx):
         note = "no DICOM SR written: the image is not a DICOM series (an SR references the DICOM images measured)"
         report.extra.setdefault("notes", []).append(note)
         logger.info("study %s: %s", study_id, note)

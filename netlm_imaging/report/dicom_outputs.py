@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DicomOutputs", "write_dicom_outputs"]
+__all__ = ["DicomOutputs", "has_dicom_source", "write_dicom_outputs"]
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +28,11 @@ class DicomOutputs:
     def paths(self) -> list[Path]:
         """The written files, SEG first."""
         return [p for p in (self.seg, self.sr) if p is not None]
+
+
+def has_dicom_source(ctx: Any) -> bool:
+    """True when the measured image is a DICOM series (an SR / SEG must reference its instances)."""
+    return ctx.image.meta.get("format") == "dicom" and bool(ctx.image.meta.get("files"))
 
 
 def write_dicom_outputs(
@@ -62,11 +67,20 @@ def write_dicom_outputs(
     ------
     ValueError
         ``sr_path`` without ``seg_path``.
+    UnsupportedError
+        The image is not a DICOM series (NIfTI / NRRD): nothing is written.
     NetlmError
-        From the SR / SEG writers (e.g. no DICOM source images).
+        From the SR / SEG writers.
     """
+    from ..errors import UnsupportedError
     from .dicom_seg_out import write_seg
     from .dicom_sr import write_sr
+
+    if not has_dicom_source(ctx):
+        raise UnsupportedError(
+            f"{ctx.image.source}: a DICOM SR / SEG references the DICOM images measured, and this image is not a "
+            "DICOM series; analyse the DICOM series to write them"
+        )
 
     if sr_path is not None and seg_path is None:
         raise ValueError("the SR references the derived SEG: give seg_path too")
