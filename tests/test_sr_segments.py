@@ -23,6 +23,7 @@ from pydicom.sr.codedict import codes
 from netlm_imaging.cli import main
 from netlm_imaging.report.dicom_sr import read_sr_measurements, write_sr
 from tests.dicom_tools import assert_dciodvfy_clean, tid1500_measurements
+from tests.test_pet_integration import petct  # noqa: F401 - fixture
 from tests.test_sr import VOXEL_ML, phantom_masks, write_phantom_study
 
 MRN = "MRN-778899"
@@ -173,13 +174,23 @@ def test_suv_measurements_from_the_report_pet_fields(runs: dict, tmp_path: Path)
     suvs = [(7.25, 4.5, 6.125), (12.5, 8.0, 11.0)]
     for les, (mx, mean, peak) in zip(report["lesions"], suvs):
         les.update(suv_max=mx, suv_mean=mean, suv_peak=peak)
-    report["pet"] = {"suv_type": "SUVbw", "sretv_ml": 0.77, "tlsre": 4.62}
+    report["lesions"][0].update(sretv_ml=0.5, tlsre=3.25)
+    report["pet"] = {
+        "suv_type": "SUVbw",
+        "sretv_ml": 0.77,
+        "tlsre": 4.62,
+        "whole_body_sretv_ml": 1.5,
+        "whole_body_tlsre": 9.75,
+    }
     path = write_sr(report, None, tmp_path / "pet_sr.dcm", image_datasets=runs["files"])
     assert_dciodvfy_clean(path)
     got = read_sr_measurements(path)
     for les, (mx, mean, peak) in zip(sorted(got["lesions"], key=lambda x: x["id"]), suvs):
         assert (les["suv_max"], les["suv_mean"], les["suv_peak"]) == (mx, mean, peak)
     assert (got["sretv_ml"], got["tlsre"]) == (0.77, 4.62)
+    assert (got["whole_body_sretv_ml"], got["whole_body_tlsre"]) == (1.5, 9.75)
+    first = min(got["lesions"], key=lambda x: x["id"])
+    assert (first["sretv_ml"], first["tlsre"]) == (0.5, 3.25)
     # read with highdicom directly: SUVbw (DCM 126401) in {SUVbw}g/ml, derivation SCT Maximum
     sr = hd.sr.srread(path)
     group = next(
@@ -240,3 +251,19 @@ def test_srt_coded_sr_reads_like_sct(runs: dict, tmp_path: Path) -> None:
         sorted(les["volume_ml"] for les in ref["lesions"])
     )
     assert codes.SCT.Liver == hd.sr.CodedConcept("T-62000", "SRT", "Liver")  # pydicom maps SRT to SCT
+
+
+def test_pet_ct_study_sr_carries_the_phantom_suv(petct, tmp_path: Path) -> None:  # noqa: F811
+    """A real PET/CT folder (tests/test_pet_integration.py: lesion activity set to SUVbw 20 by the QIBA formula)."""
+    out = tmp_path / "out"
+    assert main(["analyze", str(petct), "--sr", "--out", str(out), "--quiet"]) == 0
+    for name in ("report_sr.dcm", "derived_seg.dcm"):
+        assert_dciodvfy_clean(out / name)
+    got = read_sr_measurements(out / "report_sr.dcm")
+    (les,) = got["lesions"]
+    assert les["suv_max"] == pytest.approx(20.0, rel=2e-3)
+    report = read_report(out)
+    assert les["suv_mean"] == report["lesions"][0]["suv_mean"]
+    assert report["pet"]["sretv_ml"] is not None
+    assert got["sretv_ml"] == report["pet"]["sretv_ml"]
+    assert les["referenced_segment"] is not None

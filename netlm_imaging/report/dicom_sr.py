@@ -22,13 +22,15 @@ liver``
                                                    derived Maximum / SCT 373098007 Mean /
                                                    DCM 126031 Peak Value Within ROI
                                                    (``{SUVbw}g/ml``)
-``Somatostatin         SCT 108369006 Neoplasm      99NETLM SRETV (``ml``), 99NETLM TLSRE
-receptor-expressing                                (``g`` = mL x SUVbw g/mL, as DCM's TLG)
-tumour`` (PET only)
+``Hepatic / Whole-body  SCT 108369006 Neoplasm      99NETLM SRETV (``ml``), 99NETLM TLSRE
+somatostatin receptor-                             (``g`` = mL x SUVbw g/mL, as DCM's TLG);
+expressing tumour``                                lesions with PET carry their own too
+(PET only)
 =====================  ==========================  ===========================================
 
 The PET numbers are those of ``report.json`` (``lesions[].suv_max`` /
-``suv_mean`` / ``suv_peak``, ``pet.sretv_ml`` / ``pet.tlsre``).
+``suv_mean`` / ``suv_peak`` / ``sretv_ml`` / ``tlsre``, ``pet.sretv_ml`` /
+``pet.tlsre`` (hepatic) and ``pet.whole_body_sretv_ml`` / ``pet.whole_body_tlsre``).
 
 No standard code exists for the share of the liver occupied by tumour (nor
 for SRETV / TLSRE), so they use the private coding scheme ``99NETLM``
@@ -85,7 +87,8 @@ TLSRE_CODE = ("TLSRE", "99NETLM", "Total lesion somatostatin receptor expression
 _LIVER_ID = "Total liver"
 _TUMOUR_ID = "Intrahepatic tumour"
 _REMNANT_ID = "Non-tumorous liver"
-_PET_ID = "Somatostatin receptor-expressing tumour"
+_PET_ID = "Hepatic somatostatin receptor-expressing tumour"
+_PET_WB_ID = "Whole-body somatostatin receptor-expressing tumour"
 _LESION_RE = re.compile(r"^Lesion (\d+)(?: \((intrahepatic|extrahepatic)\))?$")
 _PROCEDURES = {
     "CT": ("25045-6", "LN", "CT unspecified body region"),
@@ -267,6 +270,19 @@ def _group(
     )
 
 
+def _sretv_measurements(d: Mapping[str, Any], prefix: str, ml: Any) -> list[Any]:
+    """SRETV (mL) and TLSRE (g = mL x SUVbw g/mL) of ``d[prefix + "sretv_ml"]`` / ``d[prefix + "tlsre"]``."""
+    import highdicom as hd
+
+    out = []
+    if d.get(prefix + "sretv_ml") is not None:
+        out.append(hd.sr.Measurement(hd.sr.CodedConcept(*SRETV_CODE), float(d[prefix + "sretv_ml"]), ml))
+    if d.get(prefix + "tlsre") is not None:
+        gram = hd.sr.CodedConcept("g", "UCUM", "gram")
+        out.append(hd.sr.Measurement(hd.sr.CodedConcept(*TLSRE_CODE), float(d[prefix + "tlsre"]), gram))
+    return out
+
+
 def content_digest(d: Mapping[str, Any]) -> str:
     """Digest of a report's measured content (names the SR / SEG UIDs; no run times, no identifiers)."""
     import hashlib
@@ -398,6 +414,7 @@ def write_sr(
         for key, derivation in _SUV_KEYS:
             if les.get(key) is not None:
                 ms.append(meas(suvbw, les[key], suv_unit, derivation=hd.sr.CodedConcept(*derivation)))
+        ms.extend(_sretv_measurements(les, "", ml))
         intra = les.get("location") == "intrahepatic"
         groups.append(
             _group(
@@ -410,13 +427,10 @@ def write_sr(
             )
         )
     pet = d.get("pet") or {}
-    pet_ms = []
-    if pet.get("sretv_ml") is not None:
-        pet_ms.append(meas(hd.sr.CodedConcept(*SRETV_CODE), pet["sretv_ml"], ml))
-    if pet.get("tlsre") is not None:
-        pet_ms.append(meas(hd.sr.CodedConcept(*TLSRE_CODE), pet["tlsre"], hd.sr.CodedConcept("g", "UCUM", "gram")))
-    if pet_ms:
-        groups.append(_group(_PET_ID, codes.SCT.Neoplasm, pet_ms, None, uid=uid("pet")))
+    for tracking, prefix, sites in ((_PET_ID, "", liver_site), (_PET_WB_ID, "whole_body_", None)):
+        pet_ms = _sretv_measurements(pet, prefix, ml)
+        if pet_ms:
+            groups.append(_group(tracking, codes.SCT.Neoplasm, pet_ms, None, sites, uid=uid("pet", prefix)))
 
     observer = hd.sr.ObserverContext(
         observer_type=codes.DCM.Device,
@@ -550,6 +564,8 @@ def read_sr_measurements(path: str | os.PathLike[str]) -> dict[str, Any]:
         "liver_referenced_segment": None,
         "sretv_ml": None,
         "tlsre": None,
+        "whole_body_sretv_ml": None,
+        "whole_body_tlsre": None,
         "study_instance_uid": str(getattr(sr, "StudyInstanceUID", "")) or None,
     }
     involvement = hd.sr.CodedConcept(*INVOLVEMENT_CODE)
@@ -574,10 +590,11 @@ def read_sr_measurements(path: str | os.PathLike[str]) -> dict[str, Any]:
                 result["involvement_percent"] = float(inv.value)
         elif tracking == _REMNANT_ID:
             result["remnant_volume_ml"] = vol_ml
-        elif tracking == _PET_ID:
+        elif tracking in (_PET_ID, _PET_WB_ID):
+            prefix = "" if tracking == _PET_ID else "whole_body_"
             for key, code in (("sretv_ml", SRETV_CODE), ("tlsre", TLSRE_CODE)):
                 item = _first(g, hd.sr.CodedConcept(*code))
-                result[key] = float(item.value) if item is not None else None
+                result[prefix + key] = float(item.value) if item is not None else None
         elif _is_code(g.finding_type, codes.SCT.Liver) and result["liver_volume_ml"] is None:
             result["liver_volume_ml"] = vol_ml
         else:
@@ -602,6 +619,9 @@ def read_sr_measurements(path: str | os.PathLike[str]) -> dict[str, Any]:
             for key, derivation in _SUV_KEYS:
                 m_suv = suvs.get(derivation[0])
                 lesion[key] = float(m_suv.value) if m_suv is not None else None
+            for key, code in (("sretv_ml", SRETV_CODE), ("tlsre", TLSRE_CODE)):
+                item = _first(g, hd.sr.CodedConcept(*code))
+                lesion[key] = float(item.value) if item is not None else None
             lesion["referenced_segment"] = _segment_of(g)
             result["lesions"].append(lesion)
     result["lesions"].sort(key=lambda les: les["id"])
