@@ -17,7 +17,7 @@ import pytest
 import SimpleITK as sitk
 from conftest import oblique_affine
 from dicom_factory import write_image_series
-from seg_factory import SegmentSpec, write_seg
+from seg_factory import Contour, RoiSpec, SegmentSpec, write_rtstruct, write_seg
 
 
 def _analyze(*args: str) -> subprocess.CompletedProcess[str]:
@@ -138,3 +138,61 @@ def test_a_damaged_file_that_is_dicom_stays_an_error(tmp_path, damage):
     assert res.returncode == 3
     assert victim.name in res.stderr
     assert "Traceback" not in res.stderr
+
+
+# ---------------------------------------------------------------- item 7: contours wound twice, figure-eights
+
+RT_AFF = oblique_affine(spacing=(1.4, 1.4, 3.0), angles_deg=(0.0, 0.0, 12.0), origin=(-40.0, -30.0, 80.0))
+RT_SHAPE = (40, 40, 8)
+
+
+def _lps(ij, k):
+    return np.array([RT_AFF[:3, :3] @ np.array([i, j, k], float) + RT_AFF[:3, 3] for i, j in ij])
+
+
+def _odd_contours(root):
+    files = write_image_series(root / "ct", np.zeros(RT_SHAPE), RT_AFF, seed=7)
+    square = [(4.5, 4.5), (20.5, 4.5), (20.5, 18.5), (4.5, 18.5)]  # holds centres 5..20 x 5..18
+    twice = [Contour(_lps(square + square, k)) for k in range(2, 6)]
+    bowtie = [(24.3, 20.2), (35.7, 33.6), (35.7, 20.2), (24.3, 33.6)]  # edges cross: opposite lobes, signed area 0
+    eight = [Contour(_lps(bowtie, k)) for k in range(3, 5)]
+    rt = write_rtstruct(root / "rt.dcm", files, [RoiSpec("Twice", twice), RoiSpec("Eight", eight)], seed=7)
+    return root / "ct", rt, square, bowtie
+
+
+def test_twice_wound_and_figure_eight_contours_like_plastimatch(tmp_path):
+    from skimage.draw import polygon2mask  # dcmrtstruct2nii's fill: the peer for one traversal
+
+    from netlm_imaging.io.labels import parse_label_spec
+    from netlm_imaging.io.loader import load_image
+    from netlm_imaging.io.rtstruct import read_rtstruct
+
+    ct, rt, square, bowtie = _odd_contours(tmp_path)
+    ref = load_image(ct)
+    layers = {la.label: la for la in read_rtstruct(rt, ref, parse_label_spec("lesion=Twice+Eight"))}
+    plane = RT_SHAPE[:2]
+    one_square = polygon2mask(plane, np.array(square))
+    assert polygon2mask(plane, np.array(square + square)).sum() < 0.1 * one_square.sum()  # the peer loses it
+    twice = layers["Twice"].mask.array
+    assert int(twice.sum()) == 4 * 16 * 14  # 16 x 14 centres on each of 4 slices
+    for k in range(2, 6):
+        np.testing.assert_array_equal(twice[:, :, k], one_square)
+    assert any("round the same outline 2 times" in w for w in layers["Twice"].mask.meta["warnings"])
+    eight = layers["Eight"].mask.array
+    peer = polygon2mask(plane, np.array(bowtie))  # even-odd, both lobes
+    assert peer.sum() > 40
+    for k in (3, 4):
+        np.testing.assert_array_equal(eight[:, :, k], peer)
+    assert int(eight.sum()) == 2 * int(peer.sum())
+    assert any("crosses itself (figure-eight)" in w for w in layers["Eight"].mask.meta["warnings"])
+
+
+def test_twice_wound_lesion_keeps_its_volume_end_to_end(tmp_path):
+    ct, rt, _, _ = _odd_contours(tmp_path)
+    res = _analyze("--image", str(ct), "--seg", str(rt), "--labels", "lesion=Twice")
+    assert res.returncode == 0, res.stderr
+    rep = json.loads(res.stdout)
+    voxel_ml = abs(np.linalg.det(RT_AFF[:3, :3])) / 1000.0
+    total = rep["tumor"]["intrahepatic_volume_ml"] + rep["tumor"]["extrahepatic_volume_ml"]
+    assert total == pytest.approx(4 * 16 * 14 * voxel_ml, abs=1e-6)
+    assert any("same outline 2 times" in w for w in rep["warnings"])

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["fill_polygon", "shoelace_area"]
+__all__ = ["collapse_repeated_traversal", "fill_polygon", "shoelace_area"]
 
 
 def shoelace_area(points: np.ndarray) -> float:
@@ -77,3 +77,47 @@ def fill_polygon(points_ij: np.ndarray, shape_ij: tuple[int, int]) -> np.ndarray
     parity = (np.cumsum(toggles, axis=0)[:ni] & 1).astype(bool)
     out[:, j_lo : j_hi + 1] = parity
     return out
+
+
+def collapse_repeated_traversal(points: np.ndarray, tol: float = 1e-3) -> tuple[np.ndarray, int]:
+    """One traversal of a polygon whose vertex list goes round the same outline several times.
+
+    Exports sometimes write a contour twice over (``a b c d a b c d``). Filled by
+    the even-odd rule, as plastimatch and dcmrtstruct2nii (skimage) fill each
+    contour, every crossing is counted twice and the region vanishes. The
+    vertex list is first cleaned of consecutive duplicates and of a closing
+    vertex equal to the first; when it is then ``k`` repeats of one period, the
+    period is returned.
+
+    Parameters
+    ----------
+    points : numpy.ndarray
+        ``(N, d)`` vertices.
+    tol : float
+        Coordinates equal within this (same units as the points).
+
+    Returns
+    -------
+    (numpy.ndarray, int)
+        The vertices of one traversal and how many traversals the input held (1 when none repeat).
+
+    Examples
+    --------
+    >>> sq = np.array([[0.0, 0.0], [4.0, 0.0], [4.0, 4.0], [0.0, 4.0]])
+    >>> one, k = collapse_repeated_traversal(np.vstack([sq, sq[:1], sq, sq[:1]]))
+    >>> k, one.tolist() == sq.tolist()
+    (2, True)
+    """
+    p = np.asarray(points, dtype=np.float64)
+    if p.shape[0] < 6:
+        return p, 1
+    keep = np.ones(p.shape[0], dtype=bool)
+    keep[1:] = np.any(np.abs(np.diff(p, axis=0)) > tol, axis=1)
+    q = p[keep]
+    while q.shape[0] > 3 and np.all(np.abs(q[-1] - q[0]) <= tol):
+        q = q[:-1]
+    n = q.shape[0]
+    for period in range(3, n // 2 + 1):
+        if n % period == 0 and np.all(np.abs(q[period:] - q[:-period]) <= tol):
+            return q[:period], n // period
+    return p, 1

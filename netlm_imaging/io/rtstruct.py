@@ -25,7 +25,13 @@ Rasterisation rule
    it first, so decimal round-off in ContourData cannot flip edge voxels.
 5. Contours on the same slice combine by **XOR**, so holes (a ring's inner
    contour) and islands inside holes come out right.
-6. Guards: contours with fewer than 3 points, zero area, OPEN_PLANAR /
+6. Contours exported with the same outline traversed twice (or more) keep one
+   traversal, with a warning: filled even-odd per contour -- what plastimatch
+   (``rasterize_slice``) and dcmrtstruct2nii (skimage ``draw.polygon``) do --
+   the repeated outline would enclose nothing. A self-crossing (figure-eight)
+   contour is filled by the same even-odd rule, every lobe once, as those
+   tools do, with a warning; its zero *signed* area does not make it degenerate.
+7. Guards: contours with fewer than 3 points, zero area, OPEN_PLANAR /
    OPEN_NONPLANAR / POINT types are skipped with a warning; a contour that
    encloses no voxel centre (sub-pixel) changes nothing, so it can never erase
    a slice (vv PR #117).
@@ -55,7 +61,7 @@ from ..errors import DicomError, GeometryError
 from ..segmentation import MaskLayer
 from ..volume import Volume, check_voxel_budget
 from ._dicom_common import guard_malformed
-from ._polygon import fill_polygon, shoelace_area
+from ._polygon import collapse_repeated_traversal, fill_polygon, shoelace_area
 from .labels import LabelSpec, RoleDecision, assign_roles
 
 __all__ = ["RASTERISATION_RULE", "RTSTRUCT_SOP_CLASS", "SLICE_TOLERANCE", "RoiInfo", "read_rt_rois", "read_rtstruct"]
@@ -191,6 +197,13 @@ def _planes_of_roi(
         if not np.all(np.isfinite(pts)):
             raise DicomError(f"{source}: {where}: ContourData holds NaN or inf; the RTSTRUCT is corrupt.")
         idx = reference.lps_to_index(pts)
+        idx, turns = collapse_repeated_traversal(idx, tol=SNAP_TOLERANCE)
+        if turns > 1:
+            warnings.append(
+                f"{where}: the contour goes round the same outline {turns} times; one traversal kept (filled "
+                "even-odd per contour, as plastimatch and dcmrtstruct2nii fill, the repeated outline would enclose "
+                "nothing)"
+            )
         k_mean = float(idx[:, 2].mean())
         spread = float(np.max(np.abs(idx[:, 2] - k_mean)))
         if spread > SLICE_TOLERANCE:
@@ -199,13 +212,16 @@ def _planes_of_roi(
                 f"{2 * spread:.2f} slices); the RTSTRUCT was drawn on a differently oriented series. "
                 "Pass the image series it references."
             )
-        area_mm2 = shoelace_area(idx[:, :2]) * float(sp[0] * sp[1])
-        if area_mm2 < MIN_AREA_MM2:
-            warnings.append(f"{where}: zero-area contour ignored")
-            continue
         ij = idx[:, :2]
         snapped = np.round(ij)
         ij = np.where(np.abs(ij - snapped) < SNAP_TOLERANCE, snapped, ij)
+        area_px = shoelace_area(ij)
+        if area_px * float(sp[0] * sp[1]) < MIN_AREA_MM2:
+            # zero *signed* area: a degenerate contour, or a figure-eight whose lobes wind opposite ways
+            if not fill_polygon(ij, (ni, nj)).any():
+                warnings.append(f"{where}: zero-area contour ignored")
+                continue
+
         if ij[:, 0].min() < -0.5 or ij[:, 1].min() < -0.5 or ij[:, 0].max() > ni - 0.5 or ij[:, 1].max() > nj - 0.5:
             warnings.append(f"{where}: contour extends beyond the image field of view; the part outside is lost")
         for plane in planes:
@@ -361,6 +377,13 @@ def read_rtstruct(
                         " mm^2); it changes nothing"
                     )
                     continue
+                n_fill = int(np.count_nonzero(fill))
+                if n_fill >= 4 and shoelace_area(poly) < 0.5 * n_fill:  # lobes winding opposite ways cancel
+                    warnings.append(
+                        f"ROI {roi.describe()}: a contour on slice index {plane.k_float:.2f} crosses itself "
+                        "(figure-eight); filled by the even-odd rule, every lobe once, as plastimatch and "
+                        "dcmrtstruct2nii do"
+                    )
                 np.logical_xor(acc, fill, out=acc)
             filled[id(plane)] = acc
         for k, plane in pairs:
