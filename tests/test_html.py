@@ -304,3 +304,23 @@ def test_browser_install_script_is_a_no_op_when_installed():
     out = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0
     assert "already installed" in out.stdout
+
+
+def test_pet_image_without_liver_or_lesions(tmp_path):
+    """A PET study page (the image is the SUV volume): no liver, no lesions, the MIP drawn from the image."""
+    from netlm_imaging.measure.context import MeasurementContext
+
+    sph = _phantom().lesions[0]
+    pet = _pet(sph.centre_lps_mm, sph.radius_mm)
+    ctx = MeasurementContext(image=pet, liver=None, lesion_labels=np.zeros(pet.shape, np.int32), lesions=[])
+    report = {"study": {"modality": "PT"}, "lesions": [], "warnings": [], "pet": {"suv_max": 12.0}}
+    text = write_study_html(report, ctx, tmp_path / "pet.html").read_text()
+    p = _payload(text)
+    assert "liver" not in p["layers"]
+    assert "pet" not in p  # the image is the PET: no second copy as overlay
+    names = [x["name"] for x in p["image"]["presets"]]
+    assert names[:4] == ["auto", "SUV 0-5", "SUV 0-10", "SUV 0-20"]
+    mip = p["mip"]
+    img = np.frombuffer(base64.b64decode(mip["data"]), np.uint8)
+    assert img.max() * mip["encode_max"] / 255 == pytest.approx(12.0, rel=0.05)
+    assert "No lesions." in text

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -101,6 +102,11 @@ def test_viewer_in_chromium(tmp_path):
             ]
             assert sorted(slices) == sorted(int(p) for p in pos)  # each view shows one of the position's planes
             assert f"lesion {les['id']}" in d.find_element(By.ID, "viewer-position").text
+
+        # keyboard: Enter on a focused lesion row jumps too
+        d.find_element(By.CSS_SELECTOR, "tr.lesion-row[data-lesion='2']").send_keys(Keys.ENTER)
+        pos = np.asarray(d.execute_script("return window.netlmViewer.position()"), float)
+        assert np.max(np.abs(pos - _expected_voxel(ctx, report["lesions"][1]["centroid_lps_mm"]))) <= 1.0
 
         # the lesion under the cursor is named (mouse over the crosshair of lesion 1)
         d.find_element(By.CSS_SELECTOR, "tr.lesion-row[data-lesion='1']").click()
@@ -217,3 +223,40 @@ def test_viewer_in_firefox(tmp_path):
         assert _lesion_red(shot).mean() == pytest.approx(want, rel=0.2)
         ff.click("#show-lesions")
         assert _lesion_red(_rgb(ff.element_png("#view-axial canvas"))).mean() < 0.1 * want
+
+
+@pytest.mark.chromium
+def test_batch_index_links_the_study_page_whose_lesions_jump_to_their_centroids(tmp_path):
+    """Real pipeline on the demo study (NIfTI, RAS-stored): batch --html, follow the index link, click every lesion.
+
+    The expected voxel comes from nibabel's affine (RAS -> LPS), not from netlm's loader.
+    """
+    import shutil
+
+    import nibabel as nib
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from netlm_imaging.cli import main
+
+    demo = Path(__file__).resolve().parents[1] / "sample_data" / "netlm_demo"
+    cohort = tmp_path / "cohort"
+    shutil.copytree(demo, cohort / "demo1")
+    out = tmp_path / "out"
+    assert main(["batch", str(cohort), "--out", str(out), "--html", "--quiet"]) == 0
+    report = json.loads((out / "reports" / "demo1.json").read_text())
+    assert len(report["lesions"]) >= 3
+    inv = np.linalg.inv(np.diag([-1.0, -1.0, 1.0, 1.0]) @ nib.load(demo / "ct.nii.gz").affine)
+    with chromium() as d:
+        d.get((out / "index.html").as_uri())
+        WebDriverWait(d, 120).until(lambda d: d.execute_script("return document.documentElement.dataset.indexReady"))
+        thumb = d.find_element(By.CSS_SELECTOR, "tr[data-study='demo1'] img")
+        assert d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", thumb) > 32
+        d.find_element(By.LINK_TEXT, "QA page").click()
+        WebDriverWait(d, 240).until(lambda d: d.execute_script("return window.netlmViewer !== undefined"))
+        assert d.current_url.endswith("reports/demo1.html")
+        for les in report["lesions"]:
+            d.find_element(By.CSS_SELECTOR, f"tr.lesion-row[data-lesion='{les['id']}'] td").click()
+            pos = np.asarray(d.execute_script("return window.netlmViewer.position()"), float)
+            want = inv[:3, :3] @ np.asarray(les["centroid_lps_mm"]) + inv[:3, 3]
+            assert np.max(np.abs(pos - want)) <= 1.0, (les["id"], pos, want)

@@ -295,7 +295,7 @@ def _study_chunks(
             blobs=[_safe(b) for b in blobs],
             modality=modality,
             grid=study.get("grid") or {"shape": list(ctx.image.shape), "spacing_mm": list(ctx.image.spacing)},
-            tool=report.get("tool") or {},
+            tool={"name": "netlm-imaging", "version": "", **(report.get("tool") or {})},
             schema_version=report.get("schema_version", ""),
             uid=study.get("study_instance_uid"),
             warnings=list(report.get("warnings") or []),
