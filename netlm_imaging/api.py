@@ -227,8 +227,12 @@ def _apply_surgical(
         seg = sa.lesion_segments.get(int(les["id"]))
         if seg is not None:
             les["couinaud_segment"] = int(seg)
+        les.update(sa.lesion_recist.get(int(les["id"]), {}))
     for lesion in ctx.lesions:
         lesion.couinaud_segment = sa.lesion_segments.get(lesion.id, lesion.couinaud_segment)
+        rec = sa.lesion_recist.get(lesion.id)
+        if rec is not None:
+            lesion.recist_measurable = rec["recist_measurable"]
     report.warnings.extend(w for w in sa.warnings if w not in report.warnings)
 
 
@@ -251,7 +255,14 @@ def _lesion_dict(les: Any) -> dict[str, Any]:
     d = les.to_dict()
     for key in ("volume_ml",):
         d[key] = round(float(d[key]), 6)
-    for key in ("longest_axial_diameter_mm", "short_axis_diameter_mm", "max_3d_diameter_mm"):
+    for key in (
+        "longest_axial_diameter_mm",
+        "short_axis_diameter_mm",
+        "max_3d_diameter_mm",
+        "longest_axial_diameter_edge_mm",
+        "short_axis_diameter_edge_mm",
+        "max_3d_diameter_edge_mm",
+    ):
         if d.get(key) is not None:
             d[key] = round(float(d[key]), 3)
     d["centroid_lps_mm"] = [round(float(c), 3) for c in d["centroid_lps_mm"]]

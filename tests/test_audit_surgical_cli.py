@@ -27,7 +27,7 @@ NY = NZ = 20
 A_SHAPE, B_SHAPE = (2, 4, 17), (2, 4, 8)
 BASE_RULES = (
     "[planner]\nallow_enucleation = false\nallow_ablation = false\n"
-    '[flr]\ndenominator = "non_tumorous"\n[flr.threshold_percent]\nnormal = 80.0\n'
+    '[flr]\ndenominator = "non_tumorous"\n[flr.non_tumorous_threshold_percent]\nnormal = 80.0\n'
 )
 
 

@@ -70,7 +70,7 @@ def _unreachable_liver():
 @pytest.mark.parametrize(("symptoms", "expected"), [("hormonal", "3"), ("bulk", "3"), ("none", "4"), (None, None)])
 def test_mahuron_types_3_4_and_missing_symptoms(tmp_path, symptoms, expected):
     f = tmp_path / "tight.toml"
-    f.write_text('[flr]\ndenominator = "non_tumorous"\n[flr.threshold_percent]\nnormal = 85.0\n')
+    f.write_text('[flr]\ndenominator = "non_tumorous"\n[flr.non_tumorous_threshold_percent]\nnormal = 85.0\n')
     p = _unreachable_liver()
     clin = ClinicalInputs(symptoms=symptoms, liver_condition="normal")
     c = assess(p.ctx(), clin, load_rules(f)).classification
@@ -108,7 +108,7 @@ def test_each_clinical_missing_input_is_named():
         "height/weight",
         "liver_condition",
         "performance_status",
-        "grade",
+        "grade or ki67_percent",
         "extrahepatic_disease",
         "segment map",
     ):
@@ -176,7 +176,7 @@ def test_cloyd_each_criterion():
     assert _cloyd(achievable_percent=90.0)["resectable"] is True  # >= 90 by default
     missing = {
         "performance_status": {"clinical": replace(FULL, performance_status=None)},
-        "grade": {"clinical": replace(FULL, grade=None)},
+        "grade or ki67_percent": {"clinical": replace(FULL, grade=None)},
         "extrahepatic_disease": {"clinical": replace(FULL, extrahepatic_disease=None)},
         "height/weight": {
             "flr_adequate": None,
@@ -198,9 +198,11 @@ def test_cloyd_each_criterion():
 @pytest.mark.parametrize(
     ("layout", "with_segments", "expected"),
     [
-        ([(3, 3, 6, 6), (6, 1, 2, 2)], True, "II"),  # dominant lesion
-        ([(6, 2, 4, 4), (7, 2, 4, 4)], True, "II"),  # equal lesions, one hemiliver
-        ([(3, 2, 4, 4), (6, 2, 4, 4)], True, "III"),  # equal lesions, both hemilivers
+        ([(3, 3, 6, 6), (6, 1, 2, 2)], True, "II"),  # dominant bulk + a smaller deposit, both lobes
+        ([(6, 2, 4, 4), (7, 2, 4, 4)], True, None),  # one hemiliver: the wording of II and III needs both lobes
+        ([(3, 2, 4, 4), (6, 2, 4, 4)], True, None),  # both lobes, no bulk, 0.5% burden: not "little parenchyma"
+        # 4 x 800 voxels of 12000 = 26.7% >= 25%, none dominant (25% each), both lobes: diffuse
+        ([(2, 2, 20, 20), (3, 2, 20, 20), (7, 2, 20, 20), (8, 2, 20, 20)], True, "III"),
         ([(3, 2, 4, 4), (6, 2, 4, 4)], False, None),  # no map: II vs III undetermined
     ],
 )
@@ -214,20 +216,27 @@ def test_frilling(layout, with_segments, expected):
 
 
 def test_recist_target_selection():
+    """Extrahepatic lesions without an organ are each their own organ; 5 targets, 2 per organ."""
     p = _liver()
-    for i, d in enumerate([40.0, 30.0, 20.0]):  # liver
+    for i, d in enumerate([40.0, 30.0, 20.0]):  # liver: 20 is the third, beyond 2 per organ
         p.add_box(2 + 3 * i, 1, 0, 1, 0, 1, longest_axial_diameter_mm=d)
-    for i, d in enumerate([50.0, 35.0, 15.0]):  # extrahepatic, one "organ"
+    for i, d in enumerate([50.0, 35.0, 15.0]):  # extrahepatic, no organ: one organ each
         p.add_box(2 + 3 * i, 1, NY + 1, 1, 0, 1, longest_axial_diameter_mm=d)
     p.add_box(20, 1, NY + 1, 1, 0, 1, longest_axial_diameter_mm=25.0, extra={"organ": "lung"})
     p.add_box(22, 1, NY + 1, 1, 0, 1, longest_axial_diameter_mm=8.0, extra={"organ": "lung"})  # < 10 mm
-    p.add_box(24, 1, NY + 1, 1, 0, 1, longest_axial_diameter_mm=60.0, recist_measurable=False)
-    rec = recist_targets(p.lesions, load_rules()["recist"])
-    got = sorted((t["organ"], t["longest_axial_diameter_mm"]) for t in rec["targets"])
-    assert got == sorted(
-        [("liver", 40.0), ("liver", 30.0), ("extrahepatic", 50.0), ("extrahepatic", 35.0), ("lung", 25.0)]
-    )
-    assert rec["sum_of_diameters_mm"] == pytest.approx(40 + 30 + 50 + 35 + 25)
+    rec = recist_targets(p.lesions, load_rules()["recist"], 2.5)
+    got = [(t["organ"], t["diameter_mm"]) for t in rec["targets"]]
+    # candidates 50, 40, 35, 30, 25, 15 (lung 8 not measurable; liver 20 third in its organ) -> the 5 largest
+    assert got == [
+        ("extrahepatic lesion 4", 50.0),
+        ("liver", 40.0),
+        ("extrahepatic lesion 5", 35.0),
+        ("liver", 30.0),
+        ("lung", 25.0),
+    ]
+    assert rec["sum_of_diameters_mm"] == pytest.approx(50 + 40 + 35 + 30 + 25)
+    assert rec["lesions"][8]["category"] == "non_target"
+    assert any("counted as its own organ" in r for r in rec["rationale"])
 
 
 def test_no_lesions():

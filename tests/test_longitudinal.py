@@ -9,6 +9,7 @@ the follow-up patient is moved by a known rotation and translation.
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -144,16 +145,17 @@ def test_volumetric_thresholds_are_configurable():
     assert volumetric_response(10.0, 5.0)[0] == "SD"
 
 
-def test_target_selection_two_largest_measurable_liver_lesions():
+def test_target_selection_shared_with_analyze():
     from netlm_imaging.measure.context import Lesion
 
     def les(i, d, loc="intrahepatic", meas=None):
         return Lesion(i, loc, 1.0, 10, [0.0, 0.0, 0.0], d, None, d, meas, False, None)
 
     targets = select_targets(
-        [les(1, 12.0), les(2, 30.0), les(3, 8.0), les(4, 50.0, "extrahepatic"), les(5, 20.0), les(6, 25.0, meas=False)]
+        [les(1, 12.0), les(2, 30.0), les(3, 8.0), les(4, 50.0, "extrahepatic"), les(5, 20.0), les(6, 25.0)]
     )
-    assert [t.id for t in targets] == [2, 5]
+    # liver: 30 and 25 (2 per organ); the extrahepatic lesion without an organ is its own organ (RECIST 1.1)
+    assert [t.id for t in targets] == [4, 2, 6]
 
 
 def test_registration_refuses_an_empty_liver():
@@ -192,7 +194,11 @@ def test_compare_cli_on_nifti_studies(tmp_path, capsys):
     assert code == 0
     d = json.loads((out / "comparison.json").read_text())
     assert d["recist_1_1"]["category"] == "PD"
-    assert d["recist_1_1"]["baseline_sum_mm"] == pytest.approx(28.0, abs=2.5)  # measured diameters, voxelised
+    # edge-to-edge diameters of the voxelised spheres (16 + 12 mm): voxel centres lie within each sphere, so the
+    # centre distance is <= 2r and the voxel extent added is <= hypot(2.2, 2.0); the centre distance along x is
+    # >= 2r - 2 x 2.2 and one voxel (2.2) is added back
+    s = d["recist_1_1"]["baseline_sum_mm"]
+    assert 28.0 - 2 * 2.2 <= s <= 28.0 + 2 * math.hypot(2.2, 2.0)
     assert len(d["new_lesion_ids"]) == 1
     assert len(d["disappeared_lesion_ids"]) == 1
     assert d["alignment"]["liver_dice_after"] > 0.93

@@ -184,7 +184,7 @@ def _boundary_rules(tmp_path, extra=""):
     f = tmp_path / "boundary.toml"
     f.write_text(
         "[planner]\nallow_enucleation = false\nallow_ablation = false\n"
-        '[flr]\ndenominator = "non_tumorous"\n[flr.threshold_percent]\nnormal = 80.0\n' + extra
+        '[flr]\ndenominator = "non_tumorous"\n[flr.non_tumorous_threshold_percent]\nnormal = 80.0\n' + extra
     )
     return load_rules(f)
 

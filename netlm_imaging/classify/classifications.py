@@ -6,13 +6,16 @@ that would decide it; never a guess). Thresholds come from the rules file;
 sources and confidence tags are in ``default_rules.toml`` and
 clinical_rules.md:
 
+- :func:`who_grade` -- WHO 2019 grade from the reported grade, Ki-67 and
+  differentiation (conflicts flagged, the higher grade used, NEC apart);
 - :func:`mahuron_type` -- Mahuron 2023 types 1-4 (section 1; types 3-4 by the
   project's inferred reading, marked as such);
 - :func:`burden_category` -- hepatic tumour burden bins and the CLARINET
   <=25 / >25 split (section 5);
 - :func:`cloyd_resectability` -- Cloyd 2020's five resection criteria (section 3);
 - :func:`frilling_type` -- Frilling 2009 growth pattern I/II/III (section 2, wording [U]);
-- :func:`recist_targets` -- RECIST 1.1 target lesions and sum of diameters (section 8).
+- :func:`recist_targets` -- RECIST 1.1 target lesions and sum of diameters
+  (section 8), through :mod:`netlm_imaging.classify.recist`.
 """
 
 from __future__ import annotations
@@ -22,9 +25,127 @@ from typing import Any
 
 from ..measure.context import Lesion
 from .clinical import ClinicalInputs
+from .recist import recist_assessment
 from .rules import meets
 
-__all__ = ["burden_category", "cloyd_resectability", "frilling_type", "mahuron_type", "recist_targets"]
+__all__ = [
+    "burden_category",
+    "cloyd_resectability",
+    "frilling_type",
+    "mahuron_type",
+    "primary_tumour_advice",
+    "recist_targets",
+    "who_grade",
+]
+
+
+def _ki67_grade(ki67: float, grade_rules: Mapping[str, Any]) -> int:
+    if ki67 > float(grade_rules["ki67_g3_above_percent"]):
+        return 3
+    return 2 if ki67 >= float(grade_rules["ki67_g2_min_percent"]) else 1
+
+
+def who_grade(clinical: ClinicalInputs | None, grade_rules: Mapping[str, Any]) -> dict[str, Any]:
+    """WHO 2019 grade from the reported grade, the Ki-67 index and the differentiation.
+
+    Ki-67 < ``ki67_g2_min_percent`` (3) is G1, up to ``ki67_g3_above_percent``
+    (20) G2, above it G3 [C]. When a reported grade and the Ki-67 grade
+    disagree the conflict is flagged and the higher grade is used (WHO: the
+    index placing the tumour in the higher grade decides [C]). A poorly
+    differentiated tumour is a neuroendocrine carcinoma (NEC): high grade,
+    ``category`` "NEC", never "NET G3".
+
+    Returns
+    -------
+    dict
+        ``grade`` (1-3 or None), ``category`` ("NET G1".."NET G3", "NEC" or
+        None), ``ki67_grade``, ``reported_grade``, ``conflict`` (bool),
+        ``rationale``, ``missing_inputs``.
+
+    Examples
+    --------
+    >>> rules = {"ki67_g2_min_percent": 3.0, "ki67_g3_above_percent": 20.0}
+    >>> g = who_grade(ClinicalInputs(grade=1, ki67_percent=25.0), rules)
+    >>> g["grade"], g["category"], g["conflict"]
+    (3, 'NET G3', True)
+    """
+    c = clinical or ClinicalInputs()
+    ki = c.ki67_percent
+    kg = None if ki is None else _ki67_grade(ki, grade_rules)
+    rep = c.grade
+    why: list[str] = []
+    src = grade_rules.get("source", "WHO 2019")
+    if ki is not None:
+        why.append(
+            f"Ki-67 {ki:g}% -> G{kg} (G1 < {float(grade_rules['ki67_g2_min_percent']):g}%, "
+            f"G3 > {float(grade_rules['ki67_g3_above_percent']):g}%; {src})"
+        )
+    conflict = rep is not None and kg is not None and rep != kg
+    grades = [g for g in (rep, kg) if g is not None]
+    grade = max(grades) if grades else None
+    if conflict:
+        why.append(f"CONFLICT: reported grade {rep} vs Ki-67 grade {kg}; the higher grade G{grade} is used")
+    elif rep is not None:
+        why.append(f"reported grade {rep}")
+    poor = c.differentiation == "poor"
+    if poor:
+        category: str | None = "NEC"
+        if grade is not None and grade < 3:
+            why.append(
+                f"poorly differentiated: neuroendocrine carcinoma (NEC), high grade by definition although "
+                f"grade/Ki-67 give G{grade}; conflict flagged"
+            )
+            conflict = True
+        else:
+            why.append("poorly differentiated: neuroendocrine carcinoma (NEC), high grade; not a NET")
+        grade = 3
+    elif grade is None:
+        category = None
+    else:
+        category = f"NET G{grade}"
+        if grade == 3 and c.differentiation is None:
+            why.append(
+                "G3 without the differentiation: well-differentiated NET G3 assumed for the name; "
+                "a poorly differentiated tumour would be a NEC"
+            )
+    missing = [] if grade is not None else ["grade or ki67_percent"]
+    if grade is None:
+        why.append("grade unknown: neither grade, Ki-67 nor a poor differentiation given")
+    return {
+        "grade": grade,
+        "category": category,
+        "reported_grade": rep,
+        "ki67_percent": ki,
+        "ki67_grade": kg,
+        "differentiation": c.differentiation,
+        "conflict": bool(conflict),
+        "rationale": ["WHO grade: " + "; ".join(why)],
+        "missing_inputs": missing,
+    }
+
+
+def primary_tumour_advice(
+    mahuron_type: str | None, primary_resected: bool | None, primary: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The primary-tumour advice Mahuron types 1-2 carry when the primary is still in place.
+
+    Returns
+    -------
+    dict
+        ``advice`` (str or None), ``missing_inputs`` and ``rationale``.
+    """
+    if mahuron_type not in ("1", "2"):
+        return {"advice": None, "missing_inputs": [], "rationale": []}
+    text = primary["type_1_advice"] if mahuron_type == "1" else primary["type_2_advice"]
+    if primary_resected is None:
+        return {
+            "advice": None,
+            "missing_inputs": ["primary_resected"],
+            "rationale": [f"primary_resected not given: if the primary is in place, {text}"],
+        }
+    if primary_resected:
+        return {"advice": None, "missing_inputs": [], "rationale": ["primary tumour already resected"]}
+    return {"advice": text, "missing_inputs": [], "rationale": [f"Mahuron type {mahuron_type}: {text}"]}
 
 
 def burden_category(involvement_percent: float | None, burden: Mapping[str, Any]) -> dict[str, Any]:
@@ -184,6 +305,7 @@ def cloyd_resectability(
     achievable_percent: float | None,
     achievable_missing: Sequence[str],
     cloyd: Mapping[str, Any],
+    grade: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Cloyd 2020 general indications for hepatic resection (all five must hold).
 
@@ -201,13 +323,16 @@ def cloyd_resectability(
     achievable_missing : sequence of str
     cloyd : Mapping
         ``rules["cloyd"]``.
+    grade : Mapping, optional
+        :func:`who_grade` result (else the reported grade alone is used).
 
     Returns
     -------
     dict
         ``resectable`` (True only if all five hold, False if any fails, else
         None), ``criteria`` (name -> {value, met, missing_inputs}),
-        ``rationale``, ``missing_inputs``.
+        ``rationale``, ``missing_inputs``, ``failed`` (one reason per
+        criterion NOT met).
     """
     c = clinical or ClinicalInputs()
     criteria: dict[str, dict[str, Any]] = {}
@@ -220,15 +345,23 @@ def cloyd_resectability(
         "rule": f"ECOG <= {max_ecog} [D] (acceptable for major liver surgery [C])",
     }
     grades = list(cloyd["allowed_grades"])
+    g = grade if grade is not None else {"grade": c.grade, "category": None, "conflict": False}
+    gv = g["grade"]
+    nec = g.get("category") == "NEC"
     criteria["grade"] = {
-        "value": c.grade,
-        "met": None if c.grade is None else c.grade in grades,
-        "missing_inputs": ["grade"] if c.grade is None else [],
-        "rule": f"grade in {grades} [C]",
+        "value": gv,
+        "category": g.get("category"),
+        "conflict": g.get("conflict", False),
+        "met": None if gv is None else (gv in grades and not nec),
+        "missing_inputs": ["grade or ki67_percent"] if gv is None else [],
+        "rule": f"WHO grade in {grades} [C] (from the reported grade and Ki-67, the higher one; a NEC never qualifies)",
     }
+    # "value" is the criterion's own statement ("no extrahepatic disease": true / false), so that
+    # {value: false, met: false} reads right; the finding itself is in "extrahepatic_disease"
     if extrahepatic_lesions_seen:
         ehd: dict[str, Any] = {
-            "value": True,
+            "value": False,
+            "extrahepatic_disease": True,
             "met": False,
             "missing_inputs": [],
             "rule": f"no extrahepatic disease [C]; {extrahepatic_lesions_seen} extrahepatic "
@@ -237,7 +370,8 @@ def cloyd_resectability(
     else:
         ehd_value = c.extrahepatic_disease
         ehd = {
-            "value": ehd_value,
+            "value": None if ehd_value is None else not ehd_value,
+            "extrahepatic_disease": ehd_value,
             "met": None if ehd_value is None else not ehd_value,
             "missing_inputs": ["extrahepatic_disease"] if ehd_value is None else [],
             "rule": "no extrahepatic disease [C] (from the clinical input; none segmented)",
@@ -268,108 +402,112 @@ def cloyd_resectability(
         val = f"{v['value']:.1f}" if isinstance(v["value"], float) else v["value"]
         parts.append(f"{name}={val} ({state})")
     verdict = {True: "resectable", False: "not resectable", None: "undetermined"}[resectable]
+    failed = [f"{name}: {v['rule']} not met (value {v['value']})" for name, v in criteria.items() if v["met"] is False]
     return {
         "resectable": resectable,
         "criteria": criteria,
         "missing_inputs": missing if resectable is None else [],
+        "failed": failed,
         "rationale": [f"Cloyd 2020 criteria: {'; '.join(parts)} -> {verdict}"],
     }
 
 
 def frilling_type(
-    intrahepatic: Sequence[Lesion], distribution: str | None, frilling: Mapping[str, Any]
+    intrahepatic: Sequence[Lesion],
+    distribution: str | None,
+    frilling: Mapping[str, Any],
+    involvement_percent: float | None = None,
 ) -> dict[str, Any]:
-    """Frilling 2009 growth pattern by the tool's operational reading ([U] wording).
+    """Frilling 2009 growth pattern by the quoted wording ([U]) read operationally ([D]).
 
-    I = single lesion; II = several lesions with a dominant one (largest holds
-    more than ``dominant_lesion_fraction`` of the tumour volume) or unilobar;
-    III = several lesions in both hemilivers without a dominant one.
+    I = single metastasis. II = "isolated metastatic bulk with smaller
+    deposits, involving both lobes": bilobar and the largest lesion holds more
+    than ``dominant_lesion_fraction`` of the tumour volume. III = "disseminated
+    spread, both lobes ... little normal parenchyma": bilobar, no dominant
+    lesion and involvement >= ``diffuse_min_involvement_percent``. Multiple
+    unilobar lesions, and bilobar disease fitting neither, get no type with
+    the reason (the wording does not cover them).
     """
     flag = "Frilling 2009 wording unverified [U]; operational reading [D]"
     n = len(intrahepatic)
+
+    def out(t: str | None, why: str, missing: Sequence[str] = ()) -> dict[str, Any]:
+        return {"type": t, "missing_inputs": list(missing), "rationale": [f"{why} ({flag})"]}
+
     if n == 0:
-        return {"type": None, "missing_inputs": [], "rationale": [f"Frilling type not applicable: no lesions ({flag})"]}
+        return out(None, "Frilling type not applicable: no lesions")
     if n == 1:
-        return {"type": "I", "missing_inputs": [], "rationale": [f"Frilling type I: single lesion ({flag})"]}
+        return out("I", "Frilling type I: single metastasis")
+    if distribution is None or distribution == "unknown":
+        return out(None, f"Frilling type II or III undetermined: {n} lesions, distribution unknown", ["segment map"])
+    if distribution == "unilobar":
+        return out(
+            None,
+            f"no Frilling type: {n} lesions confined to one hemiliver; types II and III both involve both lobes",
+        )
     vols = sorted((les.volume_ml for les in intrahepatic), reverse=True)
     total = sum(vols)
     frac = vols[0] / total if total > 0 else 0.0
     need = float(frilling["dominant_lesion_fraction"])
     if frac > need:
-        return {
-            "type": "II",
-            "missing_inputs": [],
-            "rationale": [
-                f"Frilling type II: {n} lesions, the largest holds {100 * frac:.1f}% > {100 * need:g}% of tumour "
-                f"volume ({flag})"
-            ],
-        }
-    if distribution == "unilobar":
-        return {
-            "type": "II",
-            "missing_inputs": [],
-            "rationale": [f"Frilling type II: {n} lesions confined to one hemiliver ({flag})"],
-        }
-    if distribution == "bilobar":
-        return {
-            "type": "III",
-            "missing_inputs": [],
-            "rationale": [
-                f"Frilling type III: {n} bilobar lesions, largest only {100 * frac:.1f}% of tumour volume ({flag})"
-            ],
-        }
-    return {
-        "type": None,
-        "missing_inputs": ["segment map"],
-        "rationale": [
-            f"Frilling type II or III undetermined: {n} lesions without a dominant one"
-            f" and distribution unknown ({flag})"
-        ],
-    }
+        return out(
+            "II",
+            f"Frilling type II: {n} bilobar lesions, a dominant bulk holding {100 * frac:.1f}% > {100 * need:g}% "
+            "of tumour volume with smaller deposits",
+        )
+    diffuse = float(frilling["diffuse_min_involvement_percent"])
+    if involvement_percent is None:
+        return out(
+            None,
+            f"Frilling type III undetermined: {n} bilobar lesions without a dominant one, involvement unknown",
+            ["liver mask"],
+        )
+    if involvement_percent >= diffuse:
+        return out(
+            "III",
+            f"Frilling type III: {n} bilobar lesions without a dominant one, involvement "
+            f"{involvement_percent:.1f}% >= {diffuse:g}% (little normal parenchyma)",
+        )
+    return out(
+        None,
+        f"no Frilling type: {n} bilobar lesions without a dominant bulk (largest {100 * frac:.1f}%) and "
+        f"involvement {involvement_percent:.1f}% < {diffuse:g}%: neither II (bulk) nor III (diffuse)",
+    )
 
 
-def _measurable(les: Lesion, min_mm: float) -> bool:
-    if les.recist_measurable is not None:
-        return bool(les.recist_measurable)
-    return les.longest_axial_diameter_mm >= min_mm
+def recist_targets(
+    lesions: Sequence[Lesion], recist: Mapping[str, Any], slice_thickness_mm: float | None = None
+) -> dict[str, Any]:
+    """RECIST 1.1 targets for the report (see :func:`netlm_imaging.classify.recist.recist_assessment`).
 
-
-def recist_targets(lesions: Sequence[Lesion], recist: Mapping[str, Any]) -> dict[str, Any]:
-    """RECIST 1.1 target lesions: up to ``max_targets``, ``max_targets_per_organ`` per organ.
-
-    Measurable lesions (``Lesion.recist_measurable``, or longest axial
-    diameter >= 10 mm when unknown) are ranked by longest axial diameter.
-    Organ: "liver" for intrahepatic lesions; extrahepatic lesions use
-    ``lesion.extra["organ"]`` when given, else the one organ "extrahepatic".
-    Lymph-node short-axis rules are not applied (nodes are not identified).
+    Returns
+    -------
+    dict
+        ``targets`` (lesion_id, organ, lymph_node, diameter_mm, diameter_axis,
+        diameter_method, longest_axial_diameter_mm), ``sum_of_diameters_mm``,
+        ``lesions`` (id -> per-lesion record), ``method``, ``rationale``,
+        ``missing_inputs``.
     """
-    min_mm = float(recist["measurable_min_diameter_mm"])
-    per_organ = int(recist["max_targets_per_organ"])
-    max_total = int(recist["max_targets"])
-    by_organ: dict[str, list[Lesion]] = {}
-    for les in lesions:
-        if not _measurable(les, min_mm):
-            continue
-        organ = "liver" if les.location == "intrahepatic" else str(les.extra.get("organ") or "extrahepatic")
-        by_organ.setdefault(organ, []).append(les)
-    candidates: list[tuple[str, Lesion]] = []
-    for organ, items in by_organ.items():
-        items.sort(key=lambda x: (-x.longest_axial_diameter_mm, x.id))
-        candidates += [(organ, les) for les in items[:per_organ]]
-    candidates.sort(key=lambda t: (-t[1].longest_axial_diameter_mm, t[1].id))
-    chosen = candidates[:max_total]
+    a = recist_assessment(lesions, recist, slice_thickness_mm)
+    by_id = {les.id: les for les in lesions}
     targets = [
-        {"lesion_id": les.id, "organ": organ, "longest_axial_diameter_mm": les.longest_axial_diameter_mm}
-        for organ, les in chosen
+        {
+            "lesion_id": r["lesion_id"],
+            "organ": r["organ"],
+            "lymph_node": r["lymph_node"],
+            "diameter_mm": r["diameter_mm"],
+            "diameter_axis": r["diameter_axis"],
+            "diameter_method": r["diameter_method"],
+            "longest_axial_diameter_mm": by_id[r["lesion_id"]].longest_axial_diameter_mm,
+        }
+        for r in a["targets"]
     ]
-    total = float(sum(les.longest_axial_diameter_mm for _, les in chosen))
-    n_meas = sum(len(v) for v in by_organ.values())
     return {
         "targets": targets,
-        "sum_of_diameters_mm": total if targets else None,
+        "sum_of_diameters_mm": a["sum_of_diameters_mm"],
+        "lesions": a["lesions"],
+        "measurable_limit_mm": a["measurable_limit_mm"],
+        "method": a["method"],
         "missing_inputs": [],
-        "rationale": [
-            f"RECIST 1.1: {n_meas} measurable lesion(s) (>= {min_mm:g} mm), {len(targets)} target(s) "
-            f"(max {max_total}, {per_organ} per organ), sum of diameters {total:.1f} mm"
-        ],
+        "rationale": a["rationale"],
     }

@@ -26,12 +26,13 @@ from typing import Any
 
 from ..errors import InputError
 
-__all__ = ["ClinicalInputs", "clinical_from_row", "load_clinical", "resolve_body_size"]
+__all__ = ["ClinicalInputs", "clinical_from_row", "clinical_inputs_used", "load_clinical", "resolve_body_size"]
 
 logger = logging.getLogger(__name__)
 
 SYMPTOMS = ("none", "hormonal", "bulk")
 LIVER_CONDITIONS = ("normal", "chemotherapy", "cirrhosis")
+DIFFERENTIATION = ("well", "poor")
 #: Plausible adult ranges; values outside are refused as impossible [D].
 HEIGHT_CM_RANGE = (100.0, 250.0)
 WEIGHT_KG_RANGE = (25.0, 350.0)
@@ -48,9 +49,10 @@ class ClinicalInputs:
     symptoms : {"none", "hormonal", "bulk"} or None
         Hormonal (functional syndrome) or bulk symptoms, or none.
     grade : int or None
-        WHO tumour grade 1-3.
+        WHO tumour grade 1-3 as reported.
     ki67_percent : float or None
-        Ki-67 index, 0-100.
+        Ki-67 index, 0-100 (gives the WHO 2019 grade when ``grade`` is absent,
+        and is checked against it when both are given).
     extrahepatic_disease : bool or None
         Known extrahepatic disease.
     primary_resected : bool or None
@@ -61,6 +63,9 @@ class ClinicalInputs:
         Selects the FLR threshold (``None`` uses ``normal`` and says so).
     performance_status : int or None
         ECOG 0-4.
+    differentiation : {"well", "poor"} or None
+        Histological differentiation: "poor" is a neuroendocrine carcinoma
+        (NEC), never a NET.
     source : str
         File (and row) the values came from, for messages.
     """
@@ -74,6 +79,7 @@ class ClinicalInputs:
     weight_kg: float | None = None
     liver_condition: str | None = None
     performance_status: int | None = None
+    differentiation: str | None = None
     source: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -148,6 +154,8 @@ def _validate(data: Mapping[str, Any], source: str, from_text: bool) -> Clinical
             values[name] = _as_choice(source, name, raw, SYMPTOMS)
         elif name == "liver_condition":
             values[name] = _as_choice(source, name, raw, LIVER_CONDITIONS)
+        elif name == "differentiation":
+            values[name] = _as_choice(source, name, raw, DIFFERENTIATION)
         elif name == "grade":
             values[name] = _as_int(source, name, raw, from_text, 1, 3)
         elif name == "performance_status":
@@ -273,3 +281,46 @@ def resolve_body_size(
     for note in notes:
         logger.info("body size: %s", note)
     return height, weight, notes
+
+
+def clinical_inputs_used(
+    clinical: ClinicalInputs | None,
+    header: Mapping[str, Any],
+    height_cm: float | None,
+    weight_kg: float | None,
+) -> dict[str, dict[str, Any]]:
+    """Every clinical input with the value used and where it came from (for the report).
+
+    Parameters
+    ----------
+    clinical : ClinicalInputs or None
+    header : Mapping
+        Header facts (for the DICOM body-size sources).
+    height_cm, weight_kg : float or None
+        The values :func:`resolve_body_size` chose.
+
+    Returns
+    -------
+    dict
+        Field -> ``{"value": ..., "source": ...}``; the source is the clinical
+        file's name (no directory), a DICOM attribute, or ``"not given"``.
+
+    Examples
+    --------
+    >>> used = clinical_inputs_used(ClinicalInputs(grade=2, source="/x/clinical.json"), {}, None, None)
+    >>> used["grade"], used["symptoms"]["source"]
+    ({'value': 2, 'source': 'clinical file clinical.json'}, 'not given')
+    """
+    c = clinical or ClinicalInputs()
+    src = f"clinical file {Path(c.source).name}" if c.source else "clinical input"
+    out: dict[str, dict[str, Any]] = {}
+    for name in _FIELDS:
+        value = getattr(c, name)
+        out[name] = {"value": value, "source": src if value is not None else "not given"}
+    if c.height_cm is None and height_cm is not None:
+        out["height_cm"] = {"value": height_cm, "source": "DICOM PatientSize (0010,1020)"}
+    if c.weight_kg is None and weight_kg is not None:
+        out["weight_kg"] = {"value": weight_kg, "source": "DICOM PatientWeight (0010,1030)"}
+    if c.liver_condition is None:
+        out["liver_condition"]["source"] = "not given (the normal-liver FLR threshold is used)"
+    return out

@@ -51,6 +51,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "body.bsa_formula": ("mosteller", "dubois"),
     "body.telv_formula": ("vauthey",),
     "anatomy.caudate_side": ("separate", "left"),
+    "recist.diameter_method": ("edge", "centre"),
 }
 
 #: Numeric settings that must be >= 0 (all percentages, sizes and margins).
@@ -119,19 +120,24 @@ class Rules(Mapping[str, Any]):
         """A deep copy of the rules tree."""
         return copy.deepcopy(self._data)
 
-    def flr_threshold_percent(self, liver_condition: str | None) -> float:
-        """FLR threshold for a liver condition (``None`` means ``normal``).
+    def flr_threshold_percent(self, liver_condition: str | None, denominator: str = "telv") -> float:
+        """FLR threshold for a liver condition (``None`` means ``normal``) on a denominator.
+
+        ``denominator="telv"`` reads ``flr.threshold_percent`` (standardized
+        FLR); ``"non_tumorous"`` reads ``flr.non_tumorous_threshold_percent``
+        (thresholds published on the CT non-tumorous liver).
 
         Raises
         ------
         InputError
-            If the rules have no threshold for the condition.
+            If the rules have no threshold for the condition on that denominator.
         """
-        table = self._data["flr"]["threshold_percent"]
+        key = "threshold_percent" if denominator == "telv" else "non_tumorous_threshold_percent"
+        table = self._data["flr"][key]
         cond = liver_condition or "normal"
         if cond not in table:
             raise InputError(
-                f"{self.source}: no FLR threshold for liver condition {cond!r}; "
+                f"{self.source}: no FLR threshold for liver condition {cond!r} in 'flr.{key}'; "
                 f"known conditions: {', '.join(sorted(table))}"
             )
         return float(table[cond])
@@ -257,6 +263,12 @@ def _check_values(data: dict[str, Any], source: str) -> None:
         raise InputError(f"{source}: 'planner.cost_resolution_ml' must be > 0")
     if not data["flr"]["threshold_percent"]:
         raise InputError(f"{source}: 'flr.threshold_percent' needs at least one liver condition")
+    grade = data["grade"]
+    if not 0 < grade["ki67_g2_min_percent"] <= grade["ki67_g3_above_percent"] <= 100:
+        raise InputError(
+            f"{source}: 'grade.ki67_g2_min_percent' and 'grade.ki67_g3_above_percent' must satisfy "
+            f"0 < g2_min <= g3_above <= 100, got {grade['ki67_g2_min_percent']} and {grade['ki67_g3_above_percent']}"
+        )
     _check_mri(data["mri"], source)
 
 

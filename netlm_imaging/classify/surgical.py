@@ -15,8 +15,16 @@ from typing import Any
 from ..measure.context import MeasurementContext
 from ..measure.remnant import bsa_m2, standard_resections, telv_ml
 from ..measure.segments import SegmentTable, compute_segment_table, lesion_distribution, segments_block
-from .classifications import burden_category, cloyd_resectability, frilling_type, mahuron_type, recist_targets
-from .clinical import ClinicalInputs, resolve_body_size
+from .classifications import (
+    burden_category,
+    cloyd_resectability,
+    frilling_type,
+    mahuron_type,
+    primary_tumour_advice,
+    recist_targets,
+    who_grade,
+)
+from .clinical import ClinicalInputs, clinical_inputs_used, resolve_body_size
 from .planner import DebulkingPlan, plan_debulking
 from .rules import Rules, meets
 
@@ -44,6 +52,9 @@ class SurgicalAssessment:
         The report's ``classification`` block.
     lesion_segments : dict
         Lesion id -> Couinaud segment, for ``lesions[].couinaud_segment``.
+    lesion_recist : dict
+        Lesion id -> RECIST 1.1 fields for ``lesions[]`` (``recist_measurable``
+        decided from the rules, ``recist_category``, ``recist_organ``).
     warnings : list of str
     summary_lines : list of str
         Short lines for the console summary.
@@ -53,6 +64,7 @@ class SurgicalAssessment:
     segments: list[dict[str, Any]] | None
     classification: dict[str, Any]
     lesion_segments: dict[int, int] = field(default_factory=dict)
+    lesion_recist: dict[int, dict[str, Any]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     summary_lines: list[str] = field(default_factory=list)
 
@@ -187,18 +199,29 @@ def assess(
     if condition is None:
         _add(missing, ["liver_condition"])
         rationale.append("liver condition not given: the normal-liver FLR threshold is used")
-    threshold = rules.flr_threshold_percent(condition)
     flr_rules = rules["flr"]
 
     non_tumorous = liver_ml - ctx.intrahepatic_tumor_ml if liver_ml is not None else None
     basis = flr_rules["denominator"]
     denom = telv if basis == "telv" else non_tumorous
+    threshold = rules.flr_threshold_percent(condition, basis)
     if denom is None and flr_rules["fallback_denominator"] != "none":
         fb = flr_rules["fallback_denominator"]
         fb_denom = telv if fb == "telv" else non_tumorous
-        if fb_denom is not None:
-            rationale.append(f"FLR adequacy judged on the fallback denominator '{fb}' because '{basis}' is missing")
+        fb_table = flr_rules["threshold_percent" if fb == "telv" else "non_tumorous_threshold_percent"]
+        if fb_denom is not None and (condition or "normal") in fb_table:
+            threshold = rules.flr_threshold_percent(condition, fb)
+            rationale.append(
+                f"FLR adequacy judged on the fallback denominator '{fb}' because '{basis}' is missing, with the "
+                f"threshold published for that denominator ({threshold:g}%, flr."
+                f"{'threshold_percent' if fb == 'telv' else 'non_tumorous_threshold_percent'})"
+            )
             basis, denom = fb, fb_denom
+        elif fb_denom is not None:
+            rationale.append(
+                f"no fallback: no sourced FLR threshold for liver condition '{condition or 'normal'}' on the "
+                f"'{fb}' denominator; adequacy needs '{basis}'"
+            )
 
     # standard resections
     std: list[dict[str, Any]] = []
@@ -259,6 +282,8 @@ def assess(
     rationale += dist["rationale"]
     _add(missing, dist["missing_inputs"])
 
+    grade = who_grade(clinical, rules["grade"])
+    rationale += grade["rationale"]
     symptoms = clinical.symptoms if clinical else None
     mah = mahuron_type(
         n_lesions=n_lesions,
@@ -271,6 +296,9 @@ def assess(
     )
     rationale += mah["rationale"]
     _add(missing, mah["missing_inputs"])
+    ptr = primary_tumour_advice(mah["type"], clinical.primary_resected if clinical else None, rules["primary"])
+    rationale += ptr["rationale"]
+    _add(missing, ptr["missing_inputs"])
 
     flr_adequate = None if plan is None else plan.feasible
     n_extra = len(ctx.lesions) - n_lesions
@@ -282,14 +310,24 @@ def assess(
         achievable_percent=achievable if n_lesions else None,
         achievable_missing=plan_missing or (["intrahepatic lesions"] if n_lesions == 0 else []),
         cloyd=rules["cloyd"],
+        grade=grade,
     )
     rationale += cloyd["rationale"]
     _add(missing, cloyd["missing_inputs"])
 
-    fr = frilling_type(intra, dist["distribution"], rules["frilling"])
+    fr = frilling_type(intra, dist["distribution"], rules["frilling"], involvement)
     rationale += fr["rationale"]
-    rec = recist_targets(ctx.lesions, rules["recist"])
+    slice_mm = float(ctx.image.spacing[ctx.image.slice_axis])
+    rec = recist_targets(ctx.lesions, rules["recist"], slice_mm)
     rationale += rec["rationale"]
+    lesion_recist = {
+        lid: {
+            "recist_measurable": r["category"] in ("target", "measurable"),
+            "recist_category": r["category"],
+            "recist_organ": r["organ"],
+        }
+        for lid, r in rec["lesions"].items()
+    }
 
     classification: dict[str, Any] = {
         "rules_version": rules.version,
@@ -307,8 +345,16 @@ def assess(
         "achievable_debulking_count_percent": plan.debulking_percent_count if plan else None,
         "debulking_measure": deb["primary_measure"],
         "frilling_type": fr["type"],
+        "who_grade": grade["grade"],
+        "who_category": grade["category"],
+        "grade_conflict": grade["conflict"],
+        "grade_assessment": {k: v for k, v in grade.items() if k not in ("rationale", "missing_inputs")},
+        "primary_tumour_advice": ptr["advice"],
         "recist_targets": rec["targets"],
         "recist_sum_of_diameters_mm": rec["sum_of_diameters_mm"],
+        "recist_measurable_limit_mm": rec["measurable_limit_mm"],
+        "recist_diameter_method": rec["method"],
+        "clinical_inputs_used": clinical_inputs_used(clinical, ctx.header, height, weight),
         "rationale": rationale,
         "missing_inputs": missing,
     }
@@ -347,6 +393,7 @@ def assess(
         segments_block(table) if table is not None else None,
         classification,
         lesion_segments,
+        lesion_recist,
         warnings,
         summary,
     )
@@ -390,5 +437,9 @@ def _summary(
             f"FLR {plan.remnant_ml:.0f} mL{sflr} (threshold {threshold:g}% of {basis})"
         )
     verdict = {True: "yes", False: "no", None: "undetermined"}[cloyd["resectable"]]
+    if cloyd["resectable"] is False:
+        verdict += " (" + "; ".join(cloyd["failed"]) + ")"
+    elif cloyd["resectable"] is None:
+        verdict += " (missing " + ", ".join(cloyd["missing_inputs"]) + ")"
     lines.append(f"Cloyd resectable: {verdict}")
     return lines

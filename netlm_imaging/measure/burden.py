@@ -281,10 +281,14 @@ def measure_burden(
                 longest_axial_diameter_mm=geom.longest_axial_diameter_mm,
                 short_axis_diameter_mm=geom.short_axis_diameter_mm,
                 max_3d_diameter_mm=geom.max_3d_diameter_mm,
-                recist_measurable=recist_measurable(geom.longest_axial_diameter_mm, slice_step_mm),
+                # provisional (RECIST 1.1 defaults); classify.recist decides it from the rules file
+                recist_measurable=recist_measurable(geom.longest_axial_diameter_edge_mm or 0.0, slice_step_mm),
                 touches_image_border=geom.touches_image_border,
                 mean_intensity=geom.mean_intensity,
                 label=name,
+                longest_axial_diameter_edge_mm=geom.longest_axial_diameter_edge_mm,
+                short_axis_diameter_edge_mm=geom.short_axis_diameter_edge_mm,
+                max_3d_diameter_edge_mm=geom.max_3d_diameter_edge_mm,
             )
         )
     voxel_ml = image.voxel_volume_ml

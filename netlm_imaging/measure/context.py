@@ -43,6 +43,10 @@ class Lesion:
     suv_mean: float | None = None
     suv_peak: float | None = None
     krenning_score: int | None = None
+    #: edge-to-edge diameters (centre-to-centre + one voxel along the direction); see measure.lesions
+    longest_axial_diameter_edge_mm: float | None = None
+    short_axis_diameter_edge_mm: float | None = None
+    max_3d_diameter_edge_mm: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,6 +1,13 @@
 """Lesion instances and their geometry: volume, centroid, diameters, border flag.
 
-All distances are between voxel centres in patient space (mm). "Axial" is the
+Distances are measured between voxel centres in patient space (mm); each
+diameter also has an edge-to-edge value (``*_edge_mm``): the centre-to-centre
+value plus the extent of one voxel along the measured direction (for a voxel
+with edge vectors ``a_i`` and a unit direction ``u``: ``sum_i |a_i . u|``), so
+that a 10 mm sphere reads about 10 mm, not 10 mm minus a voxel. The
+centre-to-centre values are the ones comparable with SimpleITK's Feret
+diameter; RECIST and the ablation size limit use the edge-to-edge ones
+(DESIGN.md definitions). "Axial" is the
 patient transverse plane: for images whose slices are not transverse, the
 lesion is resampled onto a transverse grid before the in-plane diameters are
 taken. The maximum 3-D diameter compares only the voxel centres that can lie on
@@ -19,12 +26,14 @@ from ..volume import Volume
 
 __all__ = [
     "AXIAL_TOLERANCE",
+    "EDGE_DIAMETER_METHOD",
     "InstanceGeometry",
     "bbox_slices",
     "label_instances_cropped",
     "max_pairwise_distance",
     "measure_instance",
     "recist_measurable",
+    "voxel_extent_mm",
 ]
 
 logger = logging.getLogger(__name__)
@@ -47,6 +56,35 @@ class InstanceGeometry:
     max_3d_diameter_mm: float
     touches_image_border: bool
     mean_intensity: float | None
+    longest_axial_diameter_edge_mm: float | None = None
+    short_axis_diameter_edge_mm: float | None = None
+    max_3d_diameter_edge_mm: float | None = None
+
+
+#: How the ``*_edge_mm`` diameters are defined (quoted in the report).
+EDGE_DIAMETER_METHOD = (
+    "edge to edge: voxel-centre distance plus the extent of one voxel along the measured direction; "
+    "the *_diameter_mm values without _edge are between voxel centres (Feret-comparable)"
+)
+
+
+def voxel_extent_mm(affine: np.ndarray, direction: np.ndarray | None) -> float:
+    """Extent (mm) of one voxel of ``affine`` along the unit vector ``direction``.
+
+    For voxel edge vectors ``a_i`` (the columns of the affine's 3x3 part) the
+    voxel's width along ``u`` is ``sum_i |a_i . u|``. ``None`` (a one-voxel
+    lesion) gives the smallest voxel spacing.
+
+    Examples
+    --------
+    >>> voxel_extent_mm(np.diag([2.0, 3.0, 5.0, 1.0]), np.array([0.0, 1.0, 0.0]))
+    3.0
+    """
+    a = np.asarray(affine, dtype=np.float64)[:3, :3]
+    if direction is None:
+        return float(np.linalg.norm(a, axis=0).min())
+    u = np.asarray(direction, dtype=np.float64)
+    return float(np.abs(a.T @ u).sum())
 
 
 def bbox_slices(mask: np.ndarray, pad: int = 0) -> tuple[slice, slice, slice] | None:
@@ -194,8 +232,10 @@ def _extreme_masks(mask: np.ndarray) -> list[np.ndarray]:
     return [_axis_extremes(mask, a) for a in range(3)]
 
 
-def _axial_diameters(candidates: np.ndarray, affine: np.ndarray, slice_axis: int) -> tuple[float, float | None]:
-    """Longest in-plane diameter over transverse slices and its perpendicular extent.
+def _axial_diameters(
+    candidates: np.ndarray, affine: np.ndarray, slice_axis: int
+) -> tuple[float, float | None, np.ndarray | None, np.ndarray | None]:
+    """Longest in-plane diameter over transverse slices, its perpendicular extent and both directions.
 
     Parameters
     ----------
@@ -210,7 +250,7 @@ def _axial_diameters(candidates: np.ndarray, affine: np.ndarray, slice_axis: int
     normal = affine[:3, slice_axis] / np.linalg.norm(affine[:3, slice_axis])
     ijk = np.argwhere(candidates)
     if ijk.size == 0:
-        return 0.0, None
+        return 0.0, None, None, None
     order = np.argsort(ijk[:, slice_axis], kind="stable")
     ijk = ijk[order]
     pts_all = ijk.astype(np.float64) @ affine[:3, :3].T + affine[:3, 3]
@@ -223,25 +263,29 @@ def _axial_diameters(candidates: np.ndarray, affine: np.ndarray, slice_axis: int
     centroids = np.add.reduceat(pts_all, starts, axis=0) / counts[:, None]
     d2 = ((pts_all - np.repeat(centroids, counts, axis=0)) ** 2).sum(1)
     bound = 2.0 * np.sqrt(np.maximum.reduceat(d2, starts))
-    best, found = -1.0, {}
+    best, best_dir, found = -1.0, None, {}
     for n in np.argsort(bound)[::-1]:
         if bound[n] < best - _TIE_TOLERANCE_MM:
             break
-        d, _ = max_pairwise_distance(groups[n])
+        d, u = max_pairwise_distance(groups[n])
         found[int(n)] = d
-        best = max(best, d)
+        if d > best:
+            best, best_dir = d, u
     if best <= 0.0:
-        return max(best, 0.0), 0.0
+        return max(best, 0.0), 0.0, None, None
     # several slices or point pairs can share the longest diameter exactly (a rectangle's diagonals, an
     # isotropic resampled grid); the short axis is taken over all of them, so the answer does not depend
     # on float noise in the affine (the same lesion stored in another axis order gives the same numbers)
     tied = [groups[n] for n, d in found.items() if d >= best - _TIE_TOLERANCE_MM]
-    return best, max(_widest_perpendicular_extent(g, best, normal) for g in tied)
+    width, width_dir = max((_widest_perpendicular_extent(g, best, normal) for g in tied), key=lambda t: t[0])
+    return best, width, best_dir, width_dir
 
 
-def _widest_perpendicular_extent(pts: np.ndarray, longest_mm: float, normal: np.ndarray) -> float:
-    """Largest extent of ``pts`` perpendicular (in-plane) to any of its pairs that are ``longest_mm`` apart."""
-    widest = 0.0
+def _widest_perpendicular_extent(
+    pts: np.ndarray, longest_mm: float, normal: np.ndarray
+) -> tuple[float, np.ndarray | None]:
+    """Largest in-plane extent of ``pts`` perpendicular to any pair ``longest_mm`` apart, and its direction."""
+    widest, widest_dir = 0.0, None
     for start in range(0, len(pts), 256):
         block = pts[start : start + 256]
         diff = pts[None, :, :] - block[:, None, :]
@@ -252,8 +296,11 @@ def _widest_perpendicular_extent(pts: np.ndarray, longest_mm: float, normal: np.
         v = np.cross(normal, diff[ii, jj] / dist[ii, jj, None])
         v /= np.linalg.norm(v, axis=1, keepdims=True)
         proj = pts @ v.T
-        widest = max(widest, float((proj.max(0) - proj.min(0)).max()))
-    return widest
+        ext = proj.max(0) - proj.min(0)
+        k = int(np.argmax(ext))
+        if float(ext[k]) > widest or widest_dir is None:
+            widest, widest_dir = float(ext[k]), v[k]
+    return widest, widest_dir
 
 
 def _axial_resample(mask: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -328,18 +375,23 @@ def measure_instance(
     centroid = centroid_idx @ crop_aff[:3, :3].T + crop_aff[:3, 3]
     extremes = _extreme_masks(mask)
     ext = np.argwhere(extremes[0] & extremes[1] & extremes[2]).astype(np.float64)
-    d3, _ = max_pairwise_distance(ext @ crop_aff[:3, :3].T + crop_aff[:3, 3])
+    d3, u3 = max_pairwise_distance(ext @ crop_aff[:3, :3].T + crop_aff[:3, 3])
     direction = image.direction
     k_axis = image.slice_axis
     if abs(abs(direction[2, k_axis]) - 1.0) <= AXIAL_TOLERANCE:
         inplane = [extremes[a] for a in range(3) if a != k_axis]
-        dl, ds = _axial_diameters(inplane[0] & inplane[1], crop_aff, k_axis)
+        dl, ds, ul, us = _axial_diameters(inplane[0] & inplane[1], crop_aff, k_axis)
     else:
         amask, aaff = _axial_resample(mask, crop_aff)
-        dl, ds = _axial_diameters(_axis_extremes(amask, 0) & _axis_extremes(amask, 1), aaff, 2)
+        dl, ds, ul, us = _axial_diameters(_axis_extremes(amask, 0) & _axis_extremes(amask, 1), aaff, 2)
         # the transverse resampling moves voxel centres; an in-plane diameter never exceeds the 3-D one
         dl = min(dl, d3)
         ds = None if ds is None else min(ds, dl)
+    # edge to edge: add the extent of one (original) voxel along each measured direction; an in-plane
+    # direction of a one-voxel-thick slice falls back to the smallest in-plane spacing
+    dl_edge = dl + voxel_extent_mm(aff, ul)
+    ds_edge = None if ds is None else ds + voxel_extent_mm(aff, us if us is not None else ul)
+    d3_edge = max(d3 + voxel_extent_mm(aff, u3), dl_edge)
     shape = image.shape
     touches = any(bbox[a].start == 0 or bbox[a].stop == shape[a] for a in range(3))
     values = image.array[bbox][nz]
@@ -353,6 +405,9 @@ def measure_instance(
         max_3d_diameter_mm=float(d3),
         touches_image_border=bool(touches),
         mean_intensity=mean_int,
+        longest_axial_diameter_edge_mm=float(dl_edge),
+        short_axis_diameter_edge_mm=None if ds_edge is None else float(ds_edge),
+        max_3d_diameter_edge_mm=float(d3_edge),
     )
 
 

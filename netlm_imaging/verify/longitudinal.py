@@ -13,10 +13,10 @@ Matching [D]
     baseline space) up to ``match_distance_mm``. Unmatched baseline lesions
     have **disappeared**, unmatched follow-up lesions are **new**.
 RECIST 1.1 (clinical_rules.md section 8)
-    Targets: measurable intrahepatic baseline lesions (``recist_measurable``,
-    else longest axial diameter >= 10 mm), the largest first, at most 2 per
-    organ (the liver) and 5 in all. Extrahepatic lesions are not targets
-    because their organ is unknown [D]. Follow-up diameter of a disappeared
+    Targets and diameters come from :func:`netlm_imaging.classify.recist.recist_assessment`,
+    the implementation ``analyze`` reports (organ per lesion, lymph nodes on
+    their short axis, at most 5 targets and 2 per organ, edge-to-edge
+    diameters, the rules file's ``[recist]`` limits). Follow-up diameter of a disappeared
     target is 0 mm. Categories on the target sum and new lesions: PD if any
     new lesion or an increase >= 20 % over the nadir (here the baseline) AND
     >= 5 mm absolute; CR if all targets disappeared; PR if a decrease >= 30 %
@@ -32,13 +32,15 @@ Volumetric response [D] (design choices, configurable)
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..classify.recist import recist_assessment
+from ..classify.rules import load_rules
 from ..measure.context import Lesion, MeasurementContext
 from ..volume import Volume
 from .registration import Alignment, align_liver_masks, identity_alignment, resample_nearest
@@ -188,18 +190,32 @@ def volumetric_response(
     return "SD", [f"{text}; SD between -{t.volume_pr_decrease_percent:g}% and +{t.volume_pd_increase_percent:g}% [D]"]
 
 
-def select_targets(lesions: Sequence[Lesion], thresholds: ResponseThresholds | None = None) -> list[Lesion]:
-    """RECIST 1.1 target lesions among intrahepatic baseline lesions (largest longest axial diameter first)."""
-    t = thresholds or ResponseThresholds()
+def _slice_mm(ctx: MeasurementContext | None) -> float | None:
+    return None if ctx is None else float(ctx.image.spacing[ctx.image.slice_axis])
 
-    def measurable(les: Lesion) -> bool:
-        if les.recist_measurable is not None:
-            return bool(les.recist_measurable)
-        return les.longest_axial_diameter_mm >= t.measurable_diameter_mm
 
-    cands = [les for les in lesions if les.location == "intrahepatic" and measurable(les)]
-    cands.sort(key=lambda les: (-les.longest_axial_diameter_mm, les.id))
-    return cands[: min(t.max_targets, t.max_targets_per_organ)]
+def select_targets(
+    lesions: Sequence[Lesion],
+    thresholds: ResponseThresholds | None = None,
+    *,
+    recist: Mapping[str, Any] | None = None,
+    slice_thickness_mm: float | None = None,
+) -> list[Lesion]:
+    """RECIST 1.1 target lesions, by the one implementation ``analyze`` uses (:mod:`netlm_imaging.classify.recist`).
+
+    Parameters
+    ----------
+    lesions : sequence of Lesion
+    thresholds : ResponseThresholds, optional
+        Unused for the selection (kept for callers); the limits come from ``recist``.
+    recist : Mapping, optional
+        ``rules["recist"]``; the default rules when omitted.
+    slice_thickness_mm : float, optional
+        For the thick-slice measurability rule.
+    """
+    rec = recist_assessment(lesions, recist if recist is not None else load_rules()["recist"], slice_thickness_mm)
+    by_id = {les.id: les for les in lesions}
+    return [by_id[r["lesion_id"]] for r in rec["targets"]]
 
 
 @dataclass
@@ -357,6 +373,7 @@ def compare_studies(
     *,
     thresholds: ResponseThresholds | None = None,
     registration: str = "auto",
+    recist: Mapping[str, Any] | None = None,
 ) -> LongitudinalComparison:
     """Compare a follow-up study with its baseline.
 
@@ -370,6 +387,9 @@ def compare_studies(
         ``auto``: identity when the FrameOfReferenceUIDs are equal, else
         register the livers; ``always``: register even with a shared frame;
         ``never``: assume the same patient coordinates.
+    recist : Mapping, optional
+        ``rules["recist"]`` (default rules when omitted): target selection and
+        diameters exactly as ``analyze`` reports them.
 
     Returns
     -------
@@ -382,7 +402,10 @@ def compare_studies(
     al = _alignment(baseline, followup, registration, warnings)
     warnings.extend(al.warnings)
     pairs = _match(baseline, followup, al, t)
-    targets = {les.id for les in select_targets(baseline.lesions, t)}
+    recist_rules = recist if recist is not None else load_rules()["recist"]
+    base_rec = recist_assessment(baseline.lesions, recist_rules, _slice_mm(baseline))
+    fu_rec = recist_assessment(followup.lesions, recist_rules, _slice_mm(followup))
+    targets = {r["lesion_id"] for r in base_rec["targets"]}
     changes: list[LesionChange] = []
     matched_b = {b.id for b, *_ in pairs}
     matched_f = {f.id for _, f, *_ in pairs}
@@ -450,8 +473,11 @@ def compare_studies(
     ]
     new_count = len([c for c in changes if c.status == "new"])
     tgt = [c for c in changes if c.target]
-    base_sum = float(sum(c.baseline_diameter_mm or 0.0 for c in tgt))
-    fu_sum = float(sum(c.followup_diameter_mm or 0.0 for c in tgt))
+    # the same diameter (edge-to-edge long axis, or short axis of a node) at both time points
+    base_sum = float(sum(base_rec["lesions"][c.baseline_id]["diameter_mm"] or 0.0 for c in tgt if c.baseline_id))
+    fu_sum = float(
+        sum(fu_rec["lesions"][c.followup_id]["diameter_mm"] or 0.0 for c in tgt if c.followup_id is not None)
+    )
     cat, why = recist_response(base_sum, fu_sum, new_lesions=new_count, thresholds=t)
     recist = {
         "target_baseline_ids": sorted(c.baseline_id for c in tgt if c.baseline_id is not None),
@@ -461,7 +487,13 @@ def compare_studies(
         "new_lesions": new_count,
         "category": cat,
         "rationale": why,
-        "scope": "target lesions (liver, at most 2) and new lesions; non-target progression not assessed",
+        "targets": [
+            {k: r[k] for k in ("lesion_id", "organ", "lymph_node", "diameter_mm", "diameter_axis")}
+            for r in base_rec["targets"]
+        ],
+        "method": base_rec["method"],
+        "scope": "target lesions (RECIST 1.1: at most 5, 2 per organ, the same selection as analyze) and new "
+        "lesions; non-target progression not assessed",
     }
     vcat, vwhy = volumetric_response(
         baseline.intrahepatic_tumor_ml, followup.intrahepatic_tumor_ml, new_lesions=len(new_intra), thresholds=t

@@ -1,0 +1,320 @@
+"""RECIST 1.1 (edge-to-edge diameters, organs, lymph nodes, one implementation for analyze and compare),
+WHO 2019 grade from Ki-67, primary-tumour advice, clinical inputs echoed, reasons for every "no",
+FLR comparator and the fallback denominator.
+
+Truths come from the phantom's own voxel counts and voxel-centre coordinates computed here with numpy,
+from SimpleITK's Feret diameter (centre to centre), and from the WHO / RECIST cut-offs as published.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from surgical_phantoms import SlabLiver, weight_for_telv
+
+from netlm_imaging.classify.classifications import who_grade
+from netlm_imaging.classify.clinical import ClinicalInputs
+from netlm_imaging.classify.rules import load_rules
+from netlm_imaging.classify.surgical import assess
+from netlm_imaging.measure.lesions import measure_instance
+from netlm_imaging.verify.longitudinal import compare_studies
+from netlm_imaging.volume import Volume
+
+SLICES = {1: 2, 2: 3, 3: 3, 4: 4, 5: 4, 6: 4, 7: 5, 8: 5}
+NY = NZ = 20
+FULL = ClinicalInputs(
+    symptoms="none",
+    grade=1,
+    ki67_percent=2.0,
+    extrahepatic_disease=False,
+    primary_resected=True,
+    height_cm=175.0,
+    weight_kg=70.0,
+    liver_condition="normal",
+    performance_status=0,
+)
+
+
+def _liver():
+    return SlabLiver(SLICES, ny=NY, nz=NZ)
+
+
+def _transverse_rotated_affine(spacing, angle_deg=23.0, origin=(-30.0, 12.0, 5.0)):
+    """Transverse slices (axis 2 along patient S), in-plane rotation, anisotropic spacing."""
+    a = np.eye(4)
+    t = math.radians(angle_deg)
+    rz = np.array([[math.cos(t), -math.sin(t), 0], [math.sin(t), math.cos(t), 0], [0, 0, 1]])
+    a[:3, :3] = rz @ np.diag(spacing)
+    a[:3, 3] = origin
+    return a
+
+
+def _voxel_extent(affine, u):
+    return float(sum(abs(float(affine[:3, i] @ u)) for i in range(3)))
+
+
+# --------------------------------------------------------------------------- diameters
+
+
+def test_box_diameters_centre_and_edge_match_feret_and_formula():
+    spacing = (0.8, 1.3, 2.5)
+    aff = _transverse_rotated_affine(spacing)
+    shape = (30, 20, 12)
+    img = Volume(np.zeros(shape, np.float32), aff)
+    n = (11, 6, 4)  # box lesion voxels per axis
+    mask = np.ones(n, bool)
+    bb = (slice(5, 5 + n[0]), slice(4, 4 + n[1]), slice(3, 3 + n[2]))
+    g = measure_instance(img, bb, mask)
+    # truth: the box's voxel centres span (n_i - 1) * s_i along each axis
+    ext = np.array([(k - 1) * s for k, s in zip(n, spacing)])
+    d3 = float(np.linalg.norm(ext))
+    u3 = aff[:3, :3] @ (ext / np.array(spacing)) / d3  # unit LPS direction of the diagonal
+    assert g.max_3d_diameter_mm == pytest.approx(d3)
+    assert g.max_3d_diameter_edge_mm == pytest.approx(d3 + _voxel_extent(aff, u3))
+    # the centre-to-centre value is SimpleITK's Feret diameter
+    lab = np.zeros(shape, np.uint8)
+    lab[bb] = 1
+    im = sitk.GetImageFromArray(lab.transpose(2, 1, 0).copy())
+    im.SetSpacing(spacing)
+    im.SetDirection(aff[:3, :3].ravel() / np.tile(spacing, 3))
+    f = sitk.LabelShapeStatisticsImageFilter()
+    f.ComputeFeretDiameterOn()
+    f.Execute(im)
+    assert g.max_3d_diameter_mm == pytest.approx(f.GetFeretDiameter(1), rel=1e-6)
+    # axial: in-plane diagonal of the (11 x 6) face; short axis perpendicular to it
+    da = math.hypot(ext[0], ext[1])
+    ua = aff[:3, :3] @ np.array([ext[0] / spacing[0], ext[1] / spacing[1], 0.0]) / da
+    assert g.longest_axial_diameter_mm == pytest.approx(da)
+    assert g.longest_axial_diameter_edge_mm == pytest.approx(da + _voxel_extent(aff, ua))
+
+
+def test_ten_mm_sphere_on_a_2mm_grid_reads_ten_edge_to_edge_and_is_measurable():
+    spacing = (2.0, 2.0, 2.0)
+    aff = _transverse_rotated_affine(spacing, angle_deg=0.0)
+    shape = (15, 15, 15)
+    idx = np.indices(shape).reshape(3, -1).T
+    centre = np.array([7.3, 7.1, 7.0])  # off-grid centre, 5 mm radius
+    inside = np.linalg.norm((idx - centre) * 2.0, axis=1) <= 5.0
+    mask = np.zeros(shape, bool)
+    mask[tuple(idx[inside].T)] = True
+    g = measure_instance(Volume(np.zeros(shape, np.float32), aff), (slice(0, 15),) * 3, mask)
+    # truth by brute force over voxel-centre pairs in each transverse slice (numpy, written here)
+    best, best_u = 0.0, None
+    for k in range(shape[2]):
+        pts = idx[inside & (idx[:, 2] == k)][:, :2] * 2.0
+        if len(pts) < 2:
+            continue
+        dd = np.linalg.norm(pts[:, None] - pts[None], axis=-1)
+        i, j = np.unravel_index(np.argmax(dd), dd.shape)
+        if dd[i, j] > best:
+            best, best_u = float(dd[i, j]), (pts[j] - pts[i]) / dd[i, j]
+    edge = best + 2.0 * (abs(best_u[0]) + abs(best_u[1]))
+    assert best < 10.0  # between voxel centres a 10 mm sphere is never measurable
+    assert g.longest_axial_diameter_mm == pytest.approx(best)
+    assert g.longest_axial_diameter_edge_mm == pytest.approx(edge)
+    assert g.longest_axial_diameter_edge_mm >= 10.0
+
+
+# --------------------------------------------------------------------------- RECIST rules
+
+
+def _node(p, x, short_mm, long_mm):
+    les = p.add_box(x, 1, NY + 1, 1, 0, 1, longest_axial_diameter_mm=long_mm, extra={"organ": "lymph node"})
+    les.short_axis_diameter_mm = short_mm
+    return les
+
+
+def test_lymph_nodes_short_axis_one_organ_and_the_rules_minimum(tmp_path):
+    p = _liver()
+    p.add_box(2, 1, 0, 1, 0, 1, longest_axial_diameter_mm=11.0)  # liver 11 mm: measurable at 10
+    for x, sa in ((4, 20.0), (6, 18.0), (8, 16.0)):  # three target-size nodes: one organ, 2 targets
+        _node(p, x, sa, sa + 10.0)
+    _node(p, 10, 12.0, 30.0)  # pathological, non-target although its long axis is 30 mm
+    _node(p, 12, 8.0, 25.0)  # normal node
+    out = assess(p.ctx(), FULL, load_rules())
+    c = out.classification
+    got = [(t["lesion_id"], t["organ"], t["diameter_mm"]) for t in c["recist_targets"]]
+    assert got == [(2, "lymph nodes", 20.0), (3, "lymph nodes", 18.0), (1, "liver", 11.0)]
+    assert c["recist_sum_of_diameters_mm"] == pytest.approx(20 + 18 + 11)  # node short axes + long axis
+    cats = {k: v["recist_category"] for k, v in out.lesion_recist.items()}
+    assert cats == {1: "target", 2: "target", 3: "target", 4: "measurable", 5: "non_target", 6: "normal_node"}
+    # the rules key decides measurability: at 12 mm the 11 mm liver lesion is not measurable
+    rules = load_rules(_write(tmp_path, "r.toml", "[recist]\nmeasurable_min_diameter_mm = 12.0\n"))
+    c12 = assess(p.ctx(), FULL, rules).classification
+    assert [t["lesion_id"] for t in c12["recist_targets"]] == [2, 3]
+    assert c12["recist_measurable_limit_mm"] == 12.0
+
+
+def _write(d, name, text):
+    f = d / name
+    f.write_text(text)
+    return f
+
+
+def test_thick_slices_need_twice_the_slice_thickness():
+    from netlm_imaging.classify.recist import recist_assessment
+
+    p = _liver()
+    p.add_box(2, 1, 0, 1, 0, 1, longest_axial_diameter_mm=13.0)
+    p.add_box(5, 1, 0, 1, 0, 1, longest_axial_diameter_mm=14.0)
+    r = recist_assessment(p.lesions, load_rules()["recist"], slice_thickness_mm=7.0)  # > 5 mm: 2 x 7 = 14
+    assert r["measurable_limit_mm"] == 14.0
+    assert [t["lesion_id"] for t in r["targets"]] == [2]
+
+
+def test_analyze_and_compare_choose_the_same_targets():
+    p = _liver()
+    for i, d in enumerate([40.0, 30.0, 20.0]):
+        p.add_box(2 + 3 * i, 1, 0, 1, 0, 1, longest_axial_diameter_mm=d)
+    p.add_box(2, 1, NY + 1, 1, 0, 1, longest_axial_diameter_mm=50.0)  # extrahepatic, its own organ
+    p.add_box(5, 1, NY + 1, 1, 0, 1, longest_axial_diameter_mm=25.0, extra={"organ": "lung"})
+    ctx = p.ctx()
+    analyze_ids = [t["lesion_id"] for t in assess(ctx, FULL, load_rules()).classification["recist_targets"]]
+    res = compare_studies(ctx, p.ctx(), registration="never")
+    assert analyze_ids == [4, 1, 2, 5]
+    assert sorted(res.recist["target_baseline_ids"]) == sorted(analyze_ids)
+    assert res.recist["baseline_sum_mm"] == pytest.approx(50 + 40 + 30 + 25)
+    assert res.recist["category"] == "SD"
+
+
+# --------------------------------------------------------------------------- WHO grade and Cloyd
+
+GRADE_RULES = load_rules()["grade"]
+
+
+@pytest.mark.parametrize(
+    ("ki67", "expected"), [(0.0, 1), (2.99, 1), (3.0, 2), (20.0, 2), (20.01, 3), (25.0, 3), (100.0, 3)]
+)
+def test_ki67_cut_offs(ki67, expected):
+    g = who_grade(ClinicalInputs(ki67_percent=ki67), GRADE_RULES)
+    assert g["grade"] == expected
+    assert g["category"] == f"NET G{expected}"
+    assert g["conflict"] is False
+
+
+def test_ki67_25_alone_is_g3_and_not_resectable_by_cloyd():
+    p = _liver()
+    p.add_in_segment(3, 2, 4, 4, max_3d_diameter_mm=40.0)
+    clin = replace(FULL, grade=None, ki67_percent=25.0)
+    out = assess(p.ctx(), clin, load_rules())
+    c = out.classification
+    assert c["who_grade"] == 3
+    assert c["who_category"] == "NET G3"
+    assert "grade or ki67_percent" not in c["missing_inputs"]
+    assert c["cloyd_criteria"]["grade"]["met"] is False
+    assert c["resectable_cloyd"] is False
+    line = next(x for x in out.summary_lines if x.startswith("Cloyd resectable"))
+    assert line.startswith("Cloyd resectable: no (grade:")
+
+
+def test_grade_conflict_is_flagged_and_the_higher_grade_used(tmp_path):
+    p = _liver()
+    p.add_in_segment(3, 2, 4, 4, max_3d_diameter_mm=40.0)
+    c = assess(p.ctx(), replace(FULL, grade=1, ki67_percent=25.0), load_rules()).classification
+    assert c["grade_conflict"] is True
+    assert c["who_grade"] == 3
+    assert c["resectable_cloyd"] is False
+    assert any("CONFLICT: reported grade 1 vs Ki-67 grade 3" in r for r in c["rationale"])
+    # a user rule moving the G3 cut-off changes the outcome
+    rules = load_rules(_write(tmp_path, "g.toml", "[grade]\nki67_g3_above_percent = 30.0\n"))
+    c2 = assess(p.ctx(), replace(FULL, grade=1, ki67_percent=25.0), rules).classification
+    assert c2["who_grade"] == 2
+    assert c2["resectable_cloyd"] is True
+
+
+@pytest.mark.parametrize(("grade", "ki67"), [(None, None), (2, None), (None, 10.0), (3, 30.0)])
+def test_poorly_differentiated_is_a_nec_never_a_net(grade, ki67):
+    g = who_grade(ClinicalInputs(grade=grade, ki67_percent=ki67, differentiation="poor"), GRADE_RULES)
+    assert g["category"] == "NEC"
+    assert g["grade"] == 3
+    assert g["conflict"] is ((grade is not None and grade < 3) or (ki67 is not None and ki67 <= 20))
+
+
+def test_nec_fails_cloyd_grade():
+    p = _liver()
+    p.add_in_segment(3, 2, 4, 4, max_3d_diameter_mm=40.0)
+    c = assess(p.ctx(), replace(FULL, differentiation="poor"), load_rules()).classification
+    assert c["who_category"] == "NEC"
+    assert c["cloyd_criteria"]["grade"]["met"] is False
+
+
+# --------------------------------------------------------------------------- primary tumour, echo, EHD
+
+
+@pytest.mark.parametrize(("resected", "advice"), [(False, True), (True, False), (None, False)])
+def test_primary_tumour_advice_for_type_1(resected, advice):
+    p = _liver()
+    p.add_in_segment(3, 2, 4, 4, max_3d_diameter_mm=40.0)
+    c = assess(p.ctx(), replace(FULL, primary_resected=resected), load_rules()).classification
+    assert c["mahuron_type"] == "1"
+    assert (c["primary_tumour_advice"] is not None) is advice
+    if advice:
+        assert "synchronous primary tumour resection" in c["primary_tumour_advice"]
+    assert ("primary_resected" in c["missing_inputs"]) is (resected is None)
+
+
+def test_clinical_inputs_are_echoed_with_their_source(tmp_path):
+    f = tmp_path / "clinical.json"
+    f.write_text(json.dumps({"grade": 2, "symptoms": "none"}))
+    from netlm_imaging.classify.clinical import load_clinical
+
+    p = _liver()
+    p.add_in_segment(3, 1, 2, 2)
+    ctx = p.ctx(header={"patient_weight_kg": 70.0, "patient_size_m": 1.75})
+    c = assess(ctx, load_clinical(f), load_rules()).classification
+    used = c["clinical_inputs_used"]
+    assert used["grade"] == {"value": 2, "source": "clinical file clinical.json"}
+    assert used["weight_kg"] == {"value": 70.0, "source": "DICOM PatientWeight (0010,1030)"}
+    assert used["height_cm"]["source"] == "DICOM PatientSize (0010,1020)"
+    assert used["ki67_percent"] == {"value": None, "source": "not given"}
+    assert str(tmp_path) not in json.dumps(used)  # the file name only, no directory
+
+
+def test_no_extrahepatic_disease_reads_right():
+    p = _liver()
+    p.add_in_segment(3, 1, 2, 2)
+    c = assess(p.ctx(), replace(FULL, extrahepatic_disease=True), load_rules()).classification
+    crit = c["cloyd_criteria"]["no_extrahepatic_disease"]
+    assert (crit["value"], crit["extrahepatic_disease"], crit["met"]) == (False, True, False)
+
+
+# --------------------------------------------------------------------------- FLR comparator and fallback
+
+
+def _flr_at_exactly_20_percent(tmp_path, comparator):
+    """Lesion in segment 2 only; resecting 2 leaves exactly 20.0% of TELV."""
+    p = _liver()
+    p.add_in_segment(2, 1, 2, 2)
+    nt_kept = (30 - 3) * NY * NZ * 0.1  # mL: every segment but 2 (no tumour there)
+    telv = nt_kept / 0.20
+    clin = replace(FULL, weight_kg=weight_for_telv(telv, 175.0))
+    text = f'[planner]\nallow_enucleation = false\nallow_ablation = false\n[flr]\ncomparator = "{comparator}"\n'
+    return assess(p.ctx(), clin, load_rules(_write(tmp_path, f"c{len(comparator)}.toml", text)))
+
+
+def test_flr_exactly_at_the_threshold_is_at_risk_by_default(tmp_path):
+    strict = _flr_at_exactly_20_percent(tmp_path, ">")  # the default: sources call FLR <= threshold the at-risk group
+    assert strict.remnant["resection_plan"]["resected_segments"] == []
+    loose = _flr_at_exactly_20_percent(tmp_path, ">=")
+    assert loose.remnant["resection_plan"]["resected_segments"] == [2]
+    assert loose.remnant["resection_plan"]["standardized_flr_percent"] == pytest.approx(20.0)
+
+
+def test_fallback_denominator_uses_its_own_sourced_threshold():
+    p = _liver()
+    p.add_in_segment(3, 1, 2, 2)
+    no_body = replace(FULL, height_cm=None, weight_kg=None)
+    out = assess(p.ctx(), no_body, load_rules())
+    plan = out.remnant["resection_plan"]
+    assert plan["adequacy_basis"] == "non_tumorous"
+    assert plan["flr_threshold_percent"] == 25.0  # Shoup, CT non-tumorous liver
+    chemo = assess(p.ctx(), replace(no_body, liver_condition="chemotherapy"), load_rules())
+    assert chemo.remnant["resection_plan"] is None
+    assert chemo.classification["achievable_debulking_percent"] is None
+    assert "height/weight" in chemo.classification["missing_inputs"]
+    assert any("no sourced FLR threshold" in r for r in chemo.classification["rationale"])
