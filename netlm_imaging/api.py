@@ -373,12 +373,13 @@ def analyze_with_context(
         | {"role": la.role, "label": la.label, "source": la.source, "voxel_count": _seg_layer_voxels(la, img, opts)}
         for la in layers
     ]
+    clin = _clinical_inputs(clinical if clinical is not None else inputs.clinical)
     pet_block: dict[str, Any] | None = None
     pet_missing: list[str] = []
     pet_lines: list[str] = []
     if suv is not None:
         ctx.pet_suv = suv
-        pet_block, pet_missing, pet_lines = _measure_pet(ctx, suv, opts, rules_obj, pet_derived, warnings)
+        pet_block, pet_missing, pet_lines = _measure_pet(ctx, suv, opts, rules_obj, pet_derived, warnings, clin)
     report = _build_report(
         img, ctx, burden, inputs, seg_sources, rec.resampled or bool(img.meta.get("resampled")), warnings, opts
     )
@@ -387,7 +388,7 @@ def analyze_with_context(
         report.study["segment_roles"] = [d.to_report() for d in role_log]
     if inputs.notes:
         report.extra["notes"] = list(inputs.notes)  # how the study folder was read (additive field)
-    _apply_surgical(report, ctx, clinical if clinical is not None else inputs.clinical, rules_obj, opts)
+    _apply_surgical(report, ctx, clin, rules_obj, opts)
     if pet_missing:
         missing = report.classification.setdefault("missing_inputs", [])
         missing.extend(m for m in pet_missing if m not in missing)
@@ -436,6 +437,15 @@ def _seg_layer_voxels(layer: MaskLayer, img: Volume, opts: AnalyzeOptions) -> in
     if not layer.mask.meta.get("sop_instance_uid") or layer.mask.shape != img.shape:
         return None
     return int(np.count_nonzero(layer.binary(opts.fractional_threshold)))
+
+
+def _clinical_inputs(clinical: Any) -> Any:
+    """ClinicalInputs from a path / object, or None (loaded once for PET and the classification)."""
+    from .classify.clinical import ClinicalInputs, load_clinical
+
+    if clinical is None or isinstance(clinical, ClinicalInputs):
+        return clinical
+    return load_clinical(clinical)
 
 
 def _rules(rules: Any) -> Any:
@@ -524,20 +534,32 @@ def _measure_pet(
     rules: Any,
     pet_derived: str | None,
     warnings: list[str],
+    clinical: Any = None,
 ) -> tuple[dict[str, Any], list[str], list[str]]:
     from .measure.pet import measure_pet
 
-    res = measure_pet(ctx, suv, delineation=opts.delineation, rules=rules)
+    height_m, sex, body_sources = _pet_body(suv, clinical)
+    res = measure_pet(
+        ctx,
+        suv,
+        delineation=opts.delineation,
+        rules=rules,
+        height_m=height_m,
+        sex=sex,
+        body_sources=body_sources,
+    )
     for les in ctx.lesions:
         upd = dict(res.lesion_updates.get(les.id, {}))
         for key in ("suv_max", "suv_mean", "suv_peak", "krenning_score"):
             val = upd.pop(key, None)
             setattr(les, key, None if val is None else (round(float(val), 3) if key != "krenning_score" else int(val)))
-        les.extra.update(upd)
+        les.extra.update(_rounded(upd, 4))
     block = dict(res.block)
     for key, val in list(block.items()):
         if isinstance(val, float):
             block[key] = round(val, 4 if key.endswith("_ml") else 3)
+        elif isinstance(val, dict):
+            block[key] = _rounded(val, 4)
     if pet_derived:
         block["sretv_delineation"] = block.get("delineation")
         block["delineation"] = pet_derived
@@ -557,6 +579,29 @@ def _measure_pet(
     if scores:
         lines.append("Krenning (estimated from SUV): " + ", ".join(scores[:12]) + (" ..." if len(scores) > 12 else ""))
     return block, list(res.missing_inputs), lines
+
+
+def _pet_body(suv: Volume, clinical: Any) -> tuple[float | None, str | None, dict[str, str]]:
+    """Height (m) and sex (M/F) for SUL: the clinical file first, then the PET header."""
+    from .measure.sul import normalise_sex
+
+    header = suv.meta.get("header") if isinstance(suv.meta.get("header"), dict) else {}
+    sources: dict[str, str] = {}
+    height_m: float | None = None
+    sex: str | None = None
+    clin_height = getattr(clinical, "height_cm", None)
+    if clin_height:
+        height_m, sources["height"] = float(clin_height) / 100.0, "clinical file"
+    elif header.get("patient_size_m"):
+        size = float(header["patient_size_m"])
+        if 0.3 <= size <= 2.6:
+            height_m, sources["height"] = size, "DICOM PatientSize (0010,1020)"
+    clin_sex = normalise_sex(getattr(clinical, "sex", None))
+    if clin_sex:
+        sex, sources["sex"] = clin_sex, "clinical file"
+    elif normalise_sex(header.get("patient_sex")):
+        sex, sources["sex"] = normalise_sex(header.get("patient_sex")), "DICOM PatientSex (0010,0040)"
+    return height_m, sex, sources
 
 
 def _fmt(v: Any, nd: int = 2) -> str:

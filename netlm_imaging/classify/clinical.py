@@ -31,6 +31,7 @@ __all__ = ["ClinicalInputs", "clinical_from_row", "clinical_inputs_used", "load_
 logger = logging.getLogger(__name__)
 
 SYMPTOMS = ("none", "hormonal", "bulk")
+SEXES = ("male", "female")
 LIVER_CONDITIONS = ("normal", "chemotherapy", "cirrhosis")
 DIFFERENTIATION = ("well", "poor")
 #: Plausible adult ranges; values outside are refused as impossible [D].
@@ -59,6 +60,8 @@ class ClinicalInputs:
         Primary tumour resected.
     height_cm, weight_kg : float or None
         Body size for BSA/TELV.
+    sex : {"male", "female"} or None
+        For the PET SUL (lean body mass, Janmahasatian formula).
     liver_condition : {"normal", "chemotherapy", "cirrhosis"} or None
         Selects the FLR threshold (``None`` uses ``normal`` and says so).
     performance_status : int or None
@@ -80,6 +83,7 @@ class ClinicalInputs:
     liver_condition: str | None = None
     performance_status: int | None = None
     differentiation: str | None = None
+    sex: str | None = None
     source: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -156,6 +160,9 @@ def _validate(data: Mapping[str, Any], source: str, from_text: bool) -> Clinical
             values[name] = _as_choice(source, name, raw, LIVER_CONDITIONS)
         elif name == "differentiation":
             values[name] = _as_choice(source, name, raw, DIFFERENTIATION)
+        elif name == "sex":
+            values[name] = {"m": "male", "f": "female"}.get(str(raw).strip().lower(), raw)
+            values[name] = _as_choice(source, name, values[name], SEXES)
         elif name == "grade":
             values[name] = _as_int(source, name, raw, from_text, 1, 3)
         elif name == "performance_status":

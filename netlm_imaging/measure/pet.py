@@ -82,10 +82,15 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Keys read from ``rules["krenning"]`` (defaults used when absent).
-DEFAULT_KRENNING_RULES: dict[str, float] = {
+DEFAULT_KRENNING_RULES: dict[str, Any] = {
     "liver_band_fraction": 0.10,
     "spleen_ratio": 1.0,
     "no_uptake_suv_fraction": 0.25,
+    "lesion_statistic": "suv_mean_core",
+    "core_margin_fwhm": 1.0,
+    "confidence_z": 2.0,
+    "fdg_advice_max_score": 2,
+    "upper_reference_fallback": "kidney",
 }
 #: Keys read from ``rules["pet"]`` (defaults used when absent).
 DEFAULT_PET_RULES: dict[str, Any] = {
@@ -94,6 +99,26 @@ DEFAULT_PET_RULES: dict[str, Any] = {
     "intrahepatic_margin_mm": 2.0,
     "derived_delineation": "liver:1.5",
     "derived_min_volume_ml": 0.5,
+    "resolution_fwhm_mm": 7.0,
+    "system_fwhm_mm": 5.0,
+    "partial_volume_fwhm_multiple": 3.0,
+    "avid_threshold": "liver_suv_max",
+    "avid_liver_mean_multiple": 1.5,
+    "avid_liver_sd_multiple": 2.0,
+    "avid_min_suv": 0.0,
+}
+#: Keys read from ``rules["pet_reference"]`` (see :mod:`netlm_imaging.measure.pet_reference`).
+DEFAULT_REFERENCE_RULES: dict[str, Any] = {
+    "liver_sphere_diameter_mm": 30.0,
+    "liver_sphere_margin_mm": 10.0,
+    "prefer_right_lobe": True,
+    "erosion_mm": 10.0,
+    "min_reference_ml": 2.0,
+}
+_STRING_CHOICES: dict[str, tuple[str, ...]] = {
+    "lesion_statistic": ("suv_mean_core", "suv_peak", "suv_max"),
+    "avid_threshold": ("liver_suv_max", "liver_suv_mean_multiple", "liver_suv_mean_plus_sd", "none"),
+    "upper_reference_fallback": ("kidney", "none"),
 }
 
 _SUBSAMPLES = 7
@@ -177,9 +202,21 @@ def _rules_section(rules: Mapping[str, Any] | None, name: str, defaults: Mapping
     for key, value in section.items():
         if key not in defaults:
             continue
+        default = defaults[key]
         if key in ("derived_delineation", "default_delineation"):
             parse_delineation(str(value))
             out[key] = str(value)
+            continue
+        if isinstance(default, bool) or isinstance(default, str):
+            if type(value) is not type(default):
+                raise InputError(
+                    f"rules file: [{name}] {key} = {value!r} must be a {type(default).__name__}; fix the rules file."
+                )
+            if key in _STRING_CHOICES and value not in _STRING_CHOICES[key]:
+                raise InputError(
+                    f"rules file: [{name}] {key} = {value!r}: use one of {', '.join(_STRING_CHOICES[key])}."
+                )
+            out[key] = value
             continue
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(float(value)):
             raise InputError(f"rules file: [{name}] {key} = {value!r} is not a number; fix the rules file.")
@@ -189,7 +226,7 @@ def _rules_section(rules: Mapping[str, Any] | None, name: str, defaults: Mapping
     return out
 
 
-def _krenning_rules(rules: Mapping[str, Any] | None) -> dict[str, float]:
+def _krenning_rules(rules: Mapping[str, Any] | None) -> dict[str, Any]:
     k = _rules_section(rules, "krenning", DEFAULT_KRENNING_RULES)
     if not k["liver_band_fraction"] < 1.0 or not k["no_uptake_suv_fraction"] < 1.0 - k["liver_band_fraction"]:
         raise InputError(
@@ -202,7 +239,7 @@ def _krenning_rules(rules: Mapping[str, Any] | None) -> dict[str, float]:
 
 
 def krenning_score(
-    suv_max: float | None,
+    lesion_suv: float | None,
     liver_suv_mean: float | None,
     spleen_suv_mean: float | None,
     *,
@@ -212,10 +249,10 @@ def krenning_score(
 
     Parameters
     ----------
-    suv_max : float or None
-        Lesion SUVmax.
+    lesion_suv : float or None
+        The lesion statistic (``rules["krenning"]["lesion_statistic"]``).
     liver_suv_mean, spleen_suv_mean : float or None
-        Healthy-liver and spleen SUVmean.
+        Liver-reference and spleen- (or kidney-) reference SUVmean.
     rules : mapping, optional
         Rules with an optional ``"krenning"`` table.
 
@@ -231,20 +268,37 @@ def krenning_score(
     ((2, 2), (4, 4), (None, 3))
     """
     k = _krenning_rules(rules)
-    if suv_max is None or liver_suv_mean is None or liver_suv_mean <= 0:
+    if lesion_suv is None or liver_suv_mean is None or liver_suv_mean <= 0:
         return None, None
     band = k["liver_band_fraction"]
-    if suv_max <= k["no_uptake_suv_fraction"] * liver_suv_mean:
+    if lesion_suv <= k["no_uptake_suv_fraction"] * liver_suv_mean:
         return 0, 0
-    if suv_max < (1.0 - band) * liver_suv_mean:
+    if lesion_suv < (1.0 - band) * liver_suv_mean:
         return 1, 1
-    if suv_max <= (1.0 + band) * liver_suv_mean:
+    if lesion_suv <= (1.0 + band) * liver_suv_mean:
         return 2, 2
     if spleen_suv_mean is None:
         return None, 3
-    if suv_max > k["spleen_ratio"] * spleen_suv_mean:
+    if lesion_suv > k["spleen_ratio"] * spleen_suv_mean:
         return 4, 4
     return 3, 3
+
+
+def _grade_boundaries(
+    k: Mapping[str, Any], liver_mean: float | None, upper_mean: float | None
+) -> list[tuple[str, float]]:
+    """(name, SUV) of every Krenning grade boundary the references define."""
+    if liver_mean is None:
+        return []
+    b = float(k["liver_band_fraction"])
+    out = [
+        ("0/1", float(k["no_uptake_suv_fraction"]) * liver_mean),
+        ("1/2", (1.0 - b) * liver_mean),
+        ("2/3", (1.0 + b) * liver_mean),
+    ]
+    if upper_mean is not None:
+        out.append(("3/4", float(k["spleen_ratio"]) * upper_mean))
+    return out
 
 
 # ------------------------------------------------------------------ geometry helpers
@@ -421,8 +475,12 @@ def measure_pet(
     *,
     delineation: str | None = None,
     rules: Mapping[str, Any] | None = None,
+    height_m: float | None = None,
+    sex: str | None = None,
+    body_sources: Mapping[str, str] | None = None,
+    extra_organs: Mapping[str, np.ndarray] | None = None,
 ) -> PetResult:
-    """Measure uptake of the liver, spleen and every lesion on an SUVbw volume.
+    """Measure uptake of the reference organs and every lesion on an SUVbw volume.
 
     Parameters
     ----------
@@ -434,8 +492,16 @@ def measure_pet(
         SRETV threshold rule (:func:`parse_delineation`); None uses
         ``rules["pet"]["default_delineation"]`` (``rel:0.45``).
     rules : mapping, optional
-        Rules with optional ``"krenning"`` and ``"pet"`` tables
-        (:data:`DEFAULT_KRENNING_RULES`, :data:`DEFAULT_PET_RULES`).
+        Rules with optional ``"krenning"``, ``"pet"`` and ``"pet_reference"``
+        tables (:data:`DEFAULT_KRENNING_RULES`, :data:`DEFAULT_PET_RULES`,
+        :data:`DEFAULT_REFERENCE_RULES`).
+    height_m, sex : float, str or None
+        Body height and sex (``"M"``/``"F"``) for SUL; SUL is null without them.
+    body_sources : mapping, optional
+        Where height and sex came from (``{"height": "clinical file", ...}``).
+    extra_organs : mapping of str to numpy.ndarray, optional
+        Boolean organ masks on ``ctx.image``'s grid by role (``"kidney"``):
+        the grade-4 reference when there is no spleen mask.
 
     Returns
     -------
@@ -450,8 +516,14 @@ def measure_pet(
     InputError
         Invalid rules values.
     """
+    from scipy import ndimage
+
+    from .pet_reference import liver_reference, organ_reference, region_depth_mm
+    from .sul import lean_body_mass_kg
+
     kr = _krenning_rules(rules)
     pr = _rules_section(rules, "pet", DEFAULT_PET_RULES)
+    rr = _rules_section(rules, "pet_reference", DEFAULT_REFERENCE_RULES)
     delin = parse_delineation(delineation if delineation is not None else str(pr["default_delineation"]))
     warnings: list[str] = []
     missing: list[str] = []
@@ -459,6 +531,7 @@ def measure_pet(
     _check_frame_of_reference(grid, suv, "the image the masks were drawn on", warnings)
     values = np.asarray(suv.array, dtype=np.float64)
     same = grid.same_grid(suv)
+    spacing = np.asarray(suv.spacing, dtype=np.float64)
 
     def on_pet(arr: np.ndarray) -> np.ndarray:
         return np.asarray(arr) if same else _to_pet_grid(np.asarray(arr), grid, suv)
@@ -473,39 +546,98 @@ def measure_pet(
         dil = _dilate_mm(np.asarray(ctx.liver, dtype=bool), grid, float(pr["intrahepatic_margin_mm"]))
         hepatic = on_pet(dil)
 
-    liver_mean = liver_max = None
+    fwhm, fwhm_source = _resolution_fwhm(suv, pr)
+    kernel = suv_peak_kernel(suv.spacing, float(pr["suv_peak_sphere_ml"]))
+    liver_ref = None
     if liver is None:
         missing.append("liver mask")
     else:
-        healthy = liver & (labels == 0)
-        if not healthy.any():
-            warnings.append("no healthy-liver voxel on the PET grid (liver outside the PET field of view?)")
-        liver_mean, liver_max = _mean(values[healthy]), _max(values[healthy])
-    spleen_mean = None
-    if spleen is None:
-        missing.append("spleen mask")
-    else:
-        if not spleen.any():
-            warnings.append("spleen mask has no voxel on the PET grid (outside the PET field of view?)")
-        spleen_mean = _mean(values[spleen])
-        if spleen_mean is not None and liver_mean is not None and spleen_mean <= liver_mean:
-            warnings.append(
-                f"spleen SUVmean {spleen_mean:.2f} is not above healthy-liver SUVmean {liver_mean:.2f}; "
-                "Krenning 4 (above spleen) is unreliable"
-            )
+        liver_ref = liver_reference(
+            values,
+            liver & (labels == 0),
+            suv,
+            sphere_diameter_mm=float(rr["liver_sphere_diameter_mm"]),
+            sphere_margin_mm=float(rr["liver_sphere_margin_mm"]),
+            erosion_mm=float(rr["erosion_mm"]),
+            kernel=kernel,
+            prefer_right_lobe=bool(rr["prefer_right_lobe"]),
+        )
+        warnings.extend(liver_ref.warnings)
+    upper_ref = None
+    fallback = str(kr["upper_reference_fallback"])
+    if spleen is not None:
+        upper_ref = organ_reference(
+            values,
+            spleen,
+            suv,
+            "spleen",
+            erosion_mm=float(rr["erosion_mm"]),
+            min_reference_ml=float(rr["min_reference_ml"]),
+        )
+    elif fallback != "none" and extra_organs and extra_organs.get(fallback) is not None:
+        upper_ref = organ_reference(
+            values,
+            on_pet(np.asarray(extra_organs[fallback], dtype=bool)),
+            suv,
+            fallback,
+            erosion_mm=float(rr["erosion_mm"]),
+            min_reference_ml=float(rr["min_reference_ml"]),
+        )
+        warnings.append(f"no spleen mask: the Krenning grade-4 reference is the {fallback} (as after splenectomy)")
+    if upper_ref is not None:
+        warnings.extend(upper_ref.warnings)
+    liver_mean = liver_ref.suv_mean if liver_ref else None
+    liver_sd = liver_ref.suv_sd if liver_ref else None
+    liver_max = liver_ref.suv_max if liver_ref else None
+    upper_mean = upper_ref.suv_mean if upper_ref else None
+    if upper_mean is not None and liver_mean is not None and upper_mean <= liver_mean:
+        warnings.append(
+            f"{upper_ref.organ if upper_ref else 'spleen'} reference SUVmean {upper_mean:.2f} is not above the "
+            f"liver reference SUVmean {liver_mean:.2f}; Krenning 4 (above it) is unreliable"
+        )
+    # noise of a 1 mL mean, relative (for the confidence band)
+    cv_1ml = liver_ref.cv_1ml if liver_ref else None
+    cv_voxel = (liver_sd / liver_mean) if (liver_sd is not None and liver_mean) else None
+    floor, floor_method = _avid_floor(pr, liver_mean, liver_sd, liver_max)
+    if floor_method.startswith("liver") and liver_mean is None:
+        warnings.append("no liver reference: SRETV counts voxels above the absolute cut-off only (avid_min_suv)")
 
-    kernel = suv_peak_kernel(suv.spacing, float(pr["suv_peak_sphere_ml"]))
+    weight = _meta_weight(suv)
+    sul_factor = None
+    sul_block: dict[str, Any] | None = None
+    if weight is not None and height_m is not None and sex in ("M", "F") and height_m > 0:
+        lbm = lean_body_mass_kg(weight, float(height_m), str(sex))
+        sul_factor = lbm / weight
+        srcs = dict(body_sources or {})
+        sul_block = {
+            "formula": "Janmahasatian 2005",
+            "sul_per_suvbw": sul_factor,
+            "height_source": srcs.get("height"),
+            "sex_source": srcs.get("sex"),
+        }
+    elif weight is not None:
+        lacking = [n for n, v in (("height", height_m), ("sex (M/F)", sex if sex in ("M", "F") else None)) if v is None]
+        sul_block = None
+        if lacking:
+            logger.info("SUL not computed: %s unknown", " and ".join(lacking))
+
     half = np.array(kernel.shape) // 2
     voxel_ml = suv.voxel_volume_ml
+    core_margin = float(kr["core_margin_fwhm"]) * fwhm
+    pv_diameter = float(pr["partial_volume_fwhm_multiple"]) * fwhm
+    statistic = str(kr["lesion_statistic"])
+    z = float(kr["confidence_z"])
+    boundaries = _grade_boundaries(kr, liver_mean, upper_mean)
     updates: dict[int, dict[str, Any]] = {}
-    from scipy import ndimage
-
     n_ids = int(labels.max()) if labels.size else 0
     slices = ndimage.find_objects(labels) if n_ids > 0 else []
     hep_sretv = hep_tlsre = wb_sretv = wb_tlsre = 0.0
     lesion_maxima: list[float] = []
     hepatic_maxima: list[float] = []
-    need_spleen = False
+    need_upper = False
+    pv_ids: list[int] = []
+    low_ids: list[int] = []
+    fdg_ids: list[int] = []
     for les in ctx.lesions:
         sl = slices[les.id - 1] if 0 < les.id <= len(slices) else None
         if sl is None:
@@ -522,8 +654,39 @@ def measure_pet(
         les_vals = sub_vals[in_les]
         smax, smean = float(les_vals.max()), float(les_vals.mean())
         peak = float(_peak_map(sub_vals, kernel)[in_les].max())
-        score, bound = krenning_score(smax, liver_mean, spleen_mean, rules={"krenning": kr})
-        need_spleen = need_spleen or (score is None and bound == 3)
+        depth = region_depth_mm(in_les, spacing)
+        deepest = float(depth.max())
+        core = in_les & (depth >= min(core_margin, deepest) - 1e-9)
+        n_core = int(core.sum())
+        core_mean = float(sub_vals[core].mean())
+        stat = {"suv_mean_core": core_mean, "suv_peak": peak, "suv_max": smax}[statistic]
+        score, bound = krenning_score(stat, liver_mean, upper_mean, rules={"krenning": kr})
+        need_upper = need_upper or (score is None and bound == 3)
+        volume_ml = les_vals.size * voxel_ml
+        d_eq = (6.0 * volume_ml * 1000.0 / math.pi) ** (1.0 / 3.0)
+        reasons: list[str] = []
+        pv = d_eq < pv_diameter
+        if pv:
+            pv_ids.append(les.id)
+            reasons.append(f"partial volume: equivalent diameter {d_eq:.1f} mm < {pv_diameter:g} mm (3 x FWHM)")
+        sd_rel = _statistic_noise(statistic, cv_1ml, cv_voxel, n_core * voxel_ml, n_core)
+        margin_sd = None
+        if sd_rel is not None and boundaries and stat > 0:
+            sd_abs = sd_rel * stat
+            name, value = min(boundaries, key=lambda nb: abs(stat - nb[1]))
+            margin_sd = abs(stat - value) / sd_abs if sd_abs > 0 else math.inf
+            if margin_sd < z:
+                reasons.append(f"within {z:g} noise SD of the grade {name} boundary ({value:.2f})")
+        if deepest < core_margin:
+            reasons.append(
+                f"no voxel {core_margin:.1f} mm (1 x FWHM) inside the lesion edge: core = its deepest {n_core} voxel(s)"
+            )
+        confidence = None if score is None and bound is None else ("low" if reasons else "high")
+        if confidence == "low":
+            low_ids.append(les.id)
+        fdg = score is not None and score <= int(kr["fdg_advice_max_score"])
+        if fdg:
+            fdg_ids.append(les.id)
         thr = delin.threshold(lesion_suv_max=smax, liver_suv_mean=liver_mean)
         upd: dict[str, Any] = {
             "suv_max": smax,
@@ -531,13 +694,27 @@ def measure_pet(
             "suv_peak": peak,
             "krenning_score": score,
             "pet_voxel_count": int(les_vals.size),
+            "suv_mean_core": core_mean,
+            "core_voxel_count": n_core,
+            "krenning_statistic_suv": stat,
+            "krenning_confidence": confidence,
+            "krenning_confidence_reasons": reasons,
+            "krenning_boundary_margin_sd": None if margin_sd is None or math.isinf(margin_sd) else margin_sd,
+            "equivalent_diameter_mm": d_eq,
+            "partial_volume_warning": pv,
+            "fdg_pet_advised": fdg,
         }
+        if sul_factor is not None:
+            upd.update(sul_max=smax * sul_factor, sul_peak=peak * sul_factor, sul_mean=smean * sul_factor)
         if score is None and bound is not None:
             upd["krenning_score_lower_bound"] = bound
         if thr is not None:
             sel = in_les & (sub_vals >= thr)
+            if floor is not None:
+                sel &= sub_vals > floor
             v_ml, tl = _volume_and_tl(sub_vals[sel], voxel_ml)
             upd["sretv_ml"], upd["tlsre"] = v_ml, tl
+            upd["sretv_threshold_suv"] = max(thr, floor) if floor is not None else thr
             wb_sretv += v_ml
             wb_tlsre += tl
             if les.location == "intrahepatic" and hepatic is not None:
@@ -550,8 +727,18 @@ def measure_pet(
         if les.location == "intrahepatic":
             hepatic_maxima.append(smax)
         updates[les.id] = upd
-    if need_spleen and "spleen mask" not in missing:
+    if need_upper and "spleen mask" not in missing:
         missing.append("spleen mask")
+    if pv_ids:
+        warnings.append(
+            f"{len(pv_ids)} lesion(s) smaller than {pv_diameter:g} mm (3 x the PET FWHM {fwhm:g} mm): SUVs "
+            f"underestimated by partial volume, Krenning estimate uncertain (lesions {_ids(pv_ids)})"
+        )
+    if fdg_ids:
+        warnings.append(
+            f"{len(fdg_ids)} lesion(s) with estimated Krenning <= {int(kr['fdg_advice_max_score'])} (low SSTR "
+            f"expression; FDG PET is often advised): lesions {_ids(fdg_ids)}"
+        )
 
     liver_ref_ok = delin.kind != "liver" or liver_mean is not None
     hepatic_ok = hepatic is not None and liver_ref_ok
@@ -561,25 +748,121 @@ def measure_pet(
         "units": str(suv_meta.get("units") or suv.meta.get("units") or "SUVbw"),
         "decay_correction": str(suv_meta.get("decay_correction") or "unknown"),
         "liver_suv_mean": liver_mean,
-        "spleen_suv_mean": spleen_mean,
+        "spleen_suv_mean": upper_mean if upper_ref is not None and upper_ref.organ == "spleen" else None,
         "suv_max": max(lesion_maxima) if lesion_maxima else None,
         "sretv_ml": hep_sretv if hepatic_ok else None,
         "tlsre": hep_tlsre if hepatic_ok else None,
         "delineation": str(delin),
         "measured_on_grid": "pet",
         "mask_resampling": "none" if same else "nearest-neighbour onto the PET grid",
+        "liver_suv_sd": liver_sd,
         "liver_suv_max": liver_max,
+        "liver_reference": liver_ref.to_dict() if liver_ref else None,
+        "upper_reference": upper_ref.to_dict() if upper_ref else None,
         "hepatic_lesion_suv_max": max(hepatic_maxima) if hepatic_maxima else None,
         "whole_body_sretv_ml": wb_sretv if liver_ref_ok else None,
         "whole_body_tlsre": wb_tlsre if liver_ref_ok else None,
+        "sretv_avid_floor_suv": floor,
+        "sretv_avid_floor_method": floor_method,
         "suv_peak_sphere_ml": float(pr["suv_peak_sphere_ml"]),
         "intrahepatic_margin_mm": float(pr["intrahepatic_margin_mm"]),
+        "krenning_lesion_statistic": statistic,
+        "krenning_core_margin_mm": core_margin,
+        "krenning_noise_cv_1ml": cv_1ml,
+        "krenning_low_confidence_lesion_ids": low_ids,
+        "fdg_pet_advised_lesion_ids": fdg_ids,
+        "partial_volume_lesion_ids": pv_ids,
+        "resolution_fwhm_mm": fwhm,
+        "resolution_fwhm_source": fwhm_source,
+        "partial_volume_diameter_mm": pv_diameter,
         "krenning_rules": dict(kr),
         "pet_voxel_volume_ml": voxel_ml,
+        "sul": sul_block,
+        "liver_sul_mean": liver_mean * sul_factor if (sul_factor is not None and liver_mean is not None) else None,
+        "sul_max": max(lesion_maxima) * sul_factor if (sul_factor is not None and lesion_maxima) else None,
     }
     if delin.kind == "liver" and liver_mean is None:
         warnings.append(f"delineation {delin} needs the healthy-liver SUVmean: no SRETV without a liver mask")
     return PetResult(block=block, lesion_updates=updates, warnings=warnings, missing_inputs=missing)
+
+
+def _ids(ids: list[int]) -> str:
+    return ", ".join(str(i) for i in ids[:20]) + (" ..." if len(ids) > 20 else "")
+
+
+def _meta_weight(suv: Volume) -> float | None:
+    meta = suv.meta.get("suv")
+    w = meta.get("weight_kg") if isinstance(meta, dict) else None
+    try:
+        return float(w) if w is not None and float(w) > 0 else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _statistic_noise(
+    statistic: str, cv_1ml: float | None, cv_voxel: float | None, stat_ml: float, n_voxels: int
+) -> float | None:
+    """Relative noise SD of the lesion statistic (1 mL or voxel noise scaled to its size; voxel CV for SUVmax)."""
+    if statistic == "suv_max":
+        return cv_voxel
+    if statistic == "suv_peak":
+        return cv_1ml if cv_1ml is not None else cv_voxel
+    # the larger of: 1 mL-scale noise (spatial correlation included) scaled to the core volume, and the
+    # independent-voxel limit; each alone underestimates in the other's regime
+    cands = []
+    if cv_1ml is not None and stat_ml > 0:
+        cands.append(cv_1ml * math.sqrt(1.0 / stat_ml))
+    if cv_voxel is not None and n_voxels > 0:
+        cands.append(cv_voxel / math.sqrt(n_voxels))
+    return max(cands) if cands else None
+
+
+def _avid_floor(
+    pr: Mapping[str, Any], liver_mean: float | None, liver_sd: float | None, liver_max: float | None
+) -> tuple[float | None, str]:
+    """(SUV floor of avid tissue or None, method text) from ``rules["pet"]``."""
+    method = str(pr["avid_threshold"])
+    abs_min = float(pr["avid_min_suv"])
+    liver_value: float | None = None
+    text = method
+    if method == "liver_suv_max":
+        liver_value = liver_max
+    elif method == "liver_suv_mean_multiple":
+        k = float(pr["avid_liver_mean_multiple"])
+        liver_value = None if liver_mean is None else k * liver_mean
+        text = f"liver_suv_mean_multiple:{k:g}"
+    elif method == "liver_suv_mean_plus_sd":
+        n = float(pr["avid_liver_sd_multiple"])
+        liver_value = None if liver_mean is None or liver_sd is None else liver_mean + n * liver_sd
+        text = f"liver_suv_mean_plus_sd:{n:g}"
+    values = [v for v in (liver_value, abs_min if abs_min > 0 else None) if v is not None]
+    if abs_min > 0:
+        text += f" and abs:{abs_min:g}"
+    return (max(values) if values else None), text
+
+
+#: A post-reconstruction filter width in ConvolutionKernel: "Gauss5.00", "XYZGAUSSIAN5.00", "6.4 mm", "FWHM 4".
+_KERNEL_FWHM_RE = re.compile(
+    r"(?:gauss\w*|fwhm|filter)\s*[:=]?\s*([0-9]+(?:\.[0-9]+)?)|([0-9]+(?:\.[0-9]+)?)\s*mm", re.IGNORECASE
+)
+
+
+def _resolution_fwhm(suv: Volume, pr: Mapping[str, Any]) -> tuple[float, str]:
+    """PET resolution FWHM (mm) and where it came from (header filter + system, or the rules)."""
+    meta = suv.meta.get("suv")
+    kernel = meta.get("convolution_kernel") if isinstance(meta, dict) else None
+    if kernel:
+        m = _KERNEL_FWHM_RE.search(str(kernel))
+        if m:
+            filt = float(m.group(1) or m.group(2))
+            if 0.0 < filt < 30.0:
+                system = float(pr["system_fwhm_mm"])
+                fwhm = math.sqrt(filt**2 + system**2)
+                return fwhm, (
+                    f"ConvolutionKernel (0018,1210) {str(kernel)!r}: {filt:g} mm filter combined with "
+                    f"system_fwhm_mm {system:g} (rules)"
+                )
+    return float(pr["resolution_fwhm_mm"]), "rules [pet] resolution_fwhm_mm (no filter FWHM in the header)"
 
 
 def _volume_and_tl(vals: np.ndarray, voxel_ml: float) -> tuple[float, float]:

@@ -1,0 +1,62 @@
+"""SUL: SUV normalised to lean body mass (Janmahasatian formula).
+
+``SUL = SUVbw x LBM / weight``, so one factor per study converts every SUVbw.
+Lean body mass (Janmahasatian S et al., Clin Pharmacokinet 2005;44:1051-1065;
+the formula PERCIST users adopted after Tahari AK et al., J Nucl Med
+2014;55:1481 [U], see ``docs/pet.md``)::
+
+    BMI   = weight_kg / height_m**2
+    LBM_m = 9270 * weight_kg / (6680 + 216 * BMI)
+    LBM_f = 9270 * weight_kg / (8780 + 244 * BMI)
+
+These are formula coefficients, not thresholds; they are fixed here.
+"""
+
+from __future__ import annotations
+
+__all__ = ["lean_body_mass_kg", "normalise_sex"]
+
+_COEF = {"M": (9270.0, 6680.0, 216.0), "F": (9270.0, 8780.0, 244.0)}
+
+
+def normalise_sex(value: object) -> str | None:
+    """``"M"``, ``"F"`` or None from DICOM PatientSex / a clinical field.
+
+    Examples
+    --------
+    >>> normalise_sex("F"), normalise_sex("male"), normalise_sex("O"), normalise_sex(None)
+    ('F', 'M', None, None)
+    """
+    if value is None:
+        return None
+    text = str(value).strip().lower()
+    if text in ("m", "male", "man"):
+        return "M"
+    if text in ("f", "female", "woman"):
+        return "F"
+    return None
+
+
+def lean_body_mass_kg(weight_kg: float, height_m: float, sex: str) -> float:
+    """Janmahasatian lean body mass (kg).
+
+    Parameters
+    ----------
+    weight_kg : float
+        Body weight used for SUVbw.
+    height_m : float
+        Height (m).
+    sex : {"M", "F"}
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> round(lean_body_mass_kg(70.0, 1.75, "M"), 2)  # BMI 22.86
+    55.86
+    """
+    a, b, c = _COEF[sex]
+    bmi = weight_kg / height_m**2
+    return a * weight_kg / (b + c * bmi)
