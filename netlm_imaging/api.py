@@ -585,7 +585,8 @@ def _pet_body(suv: Volume, clinical: Any) -> tuple[float | None, str | None, dic
     """Height (m) and sex (M/F) for SUL: the clinical file first, then the PET header."""
     from .measure.sul import normalise_sex
 
-    header = suv.meta.get("header") if isinstance(suv.meta.get("header"), dict) else {}
+    raw_header = suv.meta.get("header")
+    header: dict[str, Any] = raw_header if isinstance(raw_header, dict) else {}
     sources: dict[str, str] = {}
     height_m: float | None = None
     sex: str | None = None

@@ -23,7 +23,7 @@ from netlm_imaging.volume import Volume
 
 FOR = "1.2.826.0.1.3680043.8.498.14"
 SPACING = 4.0
-AFFINE = oblique_affine(spacing=(SPACING, SPACING, SPACING), angles_deg=(5.0, -3.0, 9.0), origin=(-150.0, -140.0, -130.0))
+AFFINE = oblique_affine(spacing=(SPACING,) * 3, angles_deg=(5.0, -3.0, 9.0), origin=(-150.0, -140.0, -130.0))
 SHAPE = (88, 70, 66)
 LIVER_C, LIVER_R = np.array([-20.0, -5.0, 0.0]), 100.0
 SPLEEN_C, SPLEEN_R = np.array([130.0, 0.0, 0.0]), 30.0
@@ -143,7 +143,8 @@ def test_near_boundary_and_small_lesions_are_flagged(phantom):
     d_eq = (6.0 * small["pet_voxel_count"] * SPACING**3 / math.pi) ** (1.0 / 3.0)
     assert small["equivalent_diameter_mm"] == pytest.approx(d_eq)
     assert d_eq < 3 * FWHM_MM
-    assert small["partial_volume_warning"] is True and small["krenning_confidence"] == "low"
+    assert small["partial_volume_warning"] is True
+    assert small["krenning_confidence"] == "low"
     assert clean.block["partial_volume_lesion_ids"] == [9]
     assert clean.block["resolution_fwhm_mm"] == FWHM_MM
     assert all(not clean.lesion_updates[i]["partial_volume_warning"] for i in LESIONS if i not in SMALL)
@@ -151,10 +152,10 @@ def test_near_boundary_and_small_lesions_are_flagged(phantom):
 
 @pytest.mark.parametrize("name", ["clean", "noise12", "blur7"])
 def test_reference_regions(phantom, name):
-    images, liver, labels, spleen = phantom
+    images, _, _, spleen = phantom
     res = run(phantom, name)
     ref = res.block["liver_reference"]
-    assert ref["method"] == "sphere" and ref["diameter_mm"] == 30.0
+    assert (ref["method"], ref["diameter_mm"]) == ("sphere", 30.0)
     centre = np.array(ref["centre_lps_mm"])
     # 3 cm sphere: its edge >= 10 mm from the liver edge and from every lesion
     assert np.linalg.norm(centre - LIVER_C) + 15.0 + 10.0 <= LIVER_R + SPACING
@@ -165,7 +166,7 @@ def test_reference_regions(phantom, name):
     assert ref["voxel_count"] == n_sphere
     assert res.block["liver_suv_mean"] == pytest.approx(L_SUV, rel=0.02)
     up = res.block["upper_reference"]
-    assert up["organ"] == "spleen" and up["method"] == "eroded" and up["erosion_mm"] == 10.0
+    assert (up["organ"], up["method"], up["erosion_mm"]) == ("spleen", "eroded", 10.0)
     assert res.block["spleen_suv_mean"] == pytest.approx(S_SUV, rel=0.02)
     if name == "clean":
         assert ref["suv_sd"] == pytest.approx(0.0, abs=1e-6)
@@ -176,7 +177,7 @@ def test_reference_regions(phantom, name):
 
 
 def test_hepatic_sretv_counts_only_avid_lesions(phantom):
-    images, liver, labels, spleen = phantom
+    labels = phantom[2]
     res = run(phantom, "clean")  # default rel:0.45 and floor = liver-reference SUVmax (5.0 here)
     voxel_ml = SPACING**3 / 1000.0
     avid = [lid for lid, (v, _) in LESIONS.items() if v > L_SUV]
@@ -205,7 +206,8 @@ def test_fdg_flag_for_krenning_le_2(phantom):
 
 
 def test_sul_janmahasatian(phantom):
-    res = run(phantom, "clean", height_m=1.62, sex="F", body_sources={"height": "clinical file", "sex": "clinical file"})
+    sources = {"height": "clinical file", "sex": "clinical file"}
+    res = run(phantom, "clean", height_m=1.62, sex="F", body_sources=sources)
     bmi = 70.0 / 1.62**2
     lbm = 9270.0 * 70.0 / (8780.0 + 244.0 * bmi)  # Janmahasatian 2005, female
     assert res.block["sul"]["sul_per_suvbw"] == pytest.approx(lbm / 70.0)
