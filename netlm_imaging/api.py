@@ -323,7 +323,7 @@ def analyze_with_context(
     inputs = resolve_inputs(study_dir, image=image, segs=segs, labels=labels, pet=pet, options=opts)
     rules_obj = _rules(rules)
     spec = parse_label_spec(inputs.labels, name_patterns=opts.name_patterns)
-    img = _load_main_image(inputs, opts)
+    img = _load_main_image(inputs, opts, rules_obj)
     _check_image_values(img)
     warnings: list[str] = list(img.meta.get("warnings", []))
     layers: list[MaskLayer] = []
@@ -349,7 +349,7 @@ def analyze_with_context(
     rec = reconcile_layers(img, layers)
     warnings.extend(rec.warnings)
     rec_layers = list(rec.layers)
-    suv = _load_suv(img, inputs, opts, warnings)
+    suv = _load_suv(img, inputs, opts, warnings, rules_obj)
     pet_derived = None
     if suv is not None and not any(la.role == "lesion" for la in rec_layers):
         pet_derived = _derive_pet_lesions(img, suv, rec_layers, rules_obj, inputs, warnings)
@@ -462,7 +462,7 @@ def _is_pet_series(index: Sequence[Any], series_uid: str | None) -> bool:
     return bool(images) and all(getattr(f, "modality", "") == "PT" for f in images)
 
 
-def _load_main_image(inputs: StudyInputs, opts: AnalyzeOptions) -> Volume:
+def _load_main_image(inputs: StudyInputs, opts: AnalyzeOptions, rules: Any = None) -> Volume:
     from .io.loader import load_image
 
     index = list(inputs.dicom_index)
@@ -490,15 +490,37 @@ def _load_main_image(inputs: StudyInputs, opts: AnalyzeOptions) -> Volume:
     if img.meta.get("modality") == "PT":
         from .io.pet import suv_from_modality_volume
 
-        img = suv_from_modality_volume(img, weight_kg=opts.weight_kg)
+        img = suv_from_modality_volume(img, weight_kg=opts.weight_kg, plausibility=_plausibility(rules))
+        _check_suv_scale(img, rules)
     return img
 
 
-def _load_suv(img: Volume, inputs: StudyInputs, opts: AnalyzeOptions, warnings: list[str]) -> Volume | None:
+def _plausibility(rules: Any) -> Any:
+    return rules["pet_plausibility"] if rules is not None and "pet_plausibility" in rules else None
+
+
+def _check_suv_scale(suv: Volume, rules: Any) -> None:
+    """Exit 3 when the SUV image's maximum is above ``pet_plausibility.suv_max_limit`` (wrong weight/dose/units)."""
+    from .measure.pet_plausibility import check_suv_max, plausibility_limits
+
+    arr = np.asarray(suv.array)
+    finite = arr[np.isfinite(arr)]
+    if finite.size:
+        meta = suv.meta.get("suv")
+        summary = meta if isinstance(meta, dict) else {}
+        check_suv_max(float(finite.max()), summary, plausibility_limits(_plausibility(rules)), suv.source)
+
+
+def _load_suv(
+    img: Volume, inputs: StudyInputs, opts: AnalyzeOptions, warnings: list[str], rules: Any = None
+) -> Volume | None:
     if inputs.pet is not None:
         from .io.pet import load_suv_volume
 
-        suv = load_suv_volume(inputs.pet, weight_kg=opts.weight_kg, max_voxels=opts.max_voxels)
+        suv = load_suv_volume(
+            inputs.pet, weight_kg=opts.weight_kg, max_voxels=opts.max_voxels, plausibility=_plausibility(rules)
+        )
+        _check_suv_scale(suv, rules)
         warnings.extend(suv.meta.get("warnings", []))
         return suv
     if img.meta.get("units") == "SUVbw":

@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 _DEFAULT_NAME = "default_rules.toml"
 
 #: Tables whose entries a user may add (each new entry must look like the first default entry).
-_OPEN_TABLES = ("resections",)
+_OPEN_TABLES = ("resections", "pet_plausibility.nuclides")
 
 #: Allowed values of string settings (dotted key -> allowed values).
 _CHOICES: dict[str, tuple[str, ...]] = {

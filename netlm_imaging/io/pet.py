@@ -19,8 +19,9 @@ leaks into its neighbour.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -38,6 +39,7 @@ def load_suv_volume(
     weight_kg: float | None = None,
     series_uid: str | None = None,
     max_voxels: int | None = None,
+    plausibility: Mapping[str, Any] | None = None,
 ) -> Volume:
     """Read a PET series and convert it to SUVbw.
 
@@ -52,6 +54,9 @@ def load_suv_volume(
         SeriesInstanceUID when the folder holds several series.
     max_voxels : int or None
         Voxel budget.
+    plausibility : mapping, optional
+        ``rules["pet_plausibility"]`` (weight, dose, uptake time, SUVmax
+        limits); None uses the defaults.
 
     Returns
     -------
@@ -74,10 +79,12 @@ def load_suv_volume(
     from .dicom_series import read_dicom_series
 
     vol = read_dicom_series(source, series_uid=series_uid, nonuniform="resample", max_voxels=max_voxels)
-    return suv_from_modality_volume(vol, weight_kg=weight_kg)
+    return suv_from_modality_volume(vol, weight_kg=weight_kg, plausibility=plausibility)
 
 
-def suv_from_modality_volume(vol: Volume, *, weight_kg: float | None = None) -> Volume:
+def suv_from_modality_volume(
+    vol: Volume, *, weight_kg: float | None = None, plausibility: Mapping[str, Any] | None = None
+) -> Volume:
     """Convert a PET Volume returned by the DICOM series reader to SUVbw.
 
     Parameters
@@ -88,6 +95,8 @@ def suv_from_modality_volume(vol: Volume, *, weight_kg: float | None = None) -> 
         order). Use this when the PET was already read as the main image.
     weight_kg : float or None
         Body weight override (``--weight``).
+    plausibility : mapping, optional
+        ``rules["pet_plausibility"]``; None uses the defaults.
 
     Returns
     -------
@@ -97,7 +106,10 @@ def suv_from_modality_volume(vol: Volume, *, weight_kg: float | None = None) -> 
     Raises
     ------
     InputError
-        ``vol`` is not a DICOM PET series read by the project's reader.
+        ``vol`` is not a DICOM PET series read by the project's reader; an
+        implausible weight, dose or uptake time (exit 3 with the fix). The
+        SUVmax limit is checked by the analysis
+        (:func:`~netlm_imaging.measure.pet_plausibility.check_suv_max`).
     """
     import pydicom
 
@@ -121,7 +133,7 @@ def suv_from_modality_volume(vol: Volume, *, weight_kg: float | None = None) -> 
         headers = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
     except (OSError, pydicom.errors.InvalidDicomError) as exc:
         raise DicomError(f"{where}: cannot re-read PET headers ({exc}); check the series files.") from exc
-    conv = suv_conversion(headers, weight_kg=weight_kg, source=where)
+    conv = suv_conversion(headers, weight_kg=weight_kg, source=where, plausibility=plausibility)
     if conv.uniform:
         suv = np.asarray(vol.array, dtype=np.float64) * float(conv.factors[0])
     elif not meta.get("resampled"):

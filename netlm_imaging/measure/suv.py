@@ -61,7 +61,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -69,6 +69,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DicomError, InputError, UnsupportedError
+from .pet_plausibility import check_conversion, plausibility_limits
 
 __all__ = [
     "NUCLIDE_HALF_LIFE_S",
@@ -87,6 +88,7 @@ NUCLIDE_HALF_LIFE_S: dict[str, float] = {
     "F-18": 6586.2,
     "Cu-64": 45724.0,
     "C-11": 1221.6,
+    "Lu-177": 574300.0,
 }
 HALF_LIFE_TOLERANCE = 0.005
 
@@ -101,7 +103,8 @@ _NUCLIDE_CODES = {
     "C-105A1": "C-11",
     "21576001": "C-11",
 }
-_NUCLIDE_PATTERNS = (
+_NUCLIDE_PATTERNS = (  # Lu-177 first: "177Lu-DOTATATE" must not read as Ga-68 through "dotata"
+    ("Lu-177", re.compile(r"(?<![0-9])177\W*lu|lu(tetium)?\W*177", re.IGNORECASE)),
     ("Ga-68", re.compile(r"(?<![0-9])68\W*ga(?!\w*germ)|ga(llium)?\W*68|dotata|dotatoc|dotanoc", re.IGNORECASE)),
     ("F-18", re.compile(r"(?<![0-9])18\W*f|f(luorine)?\W*18|fdg|fluoro", re.IGNORECASE)),
     ("Cu-64", re.compile(r"(?<![0-9])64\W*cu|cu(pper)?\W*64", re.IGNORECASE)),
@@ -140,6 +143,9 @@ class SuvConversion:
         Which branch was used (``"BQML"``, ``"CNTS:7053,1000"``, ...).
     warnings : list of str
         Facts the user must know (half-life mismatch, GML assumption, ...).
+    convolution_kernel : str or None
+        Convolution Kernel (0018,1210), where vendors name the post-filter
+        (``"Gauss5.00"``); the PET resolution is read from it.
     """
 
     factors: np.ndarray
@@ -157,6 +163,7 @@ class SuvConversion:
     nuclide: str | None = None
     method: str = ""
     warnings: list[str] = field(default_factory=list)
+    convolution_kernel: str | None = None
 
     @property
     def uniform(self) -> bool:
@@ -190,6 +197,7 @@ class SuvConversion:
             "injection_datetime": iso(self.injection_datetime),
             "factor_min": float(np.min(self.factors)),
             "factor_max": float(np.max(self.factors)),
+            "convolution_kernel": self.convolution_kernel,
         }
 
 
@@ -395,6 +403,7 @@ def suv_conversion(
     *,
     weight_kg: float | None = None,
     source: str = "",
+    plausibility: Mapping[str, Any] | None = None,
 ) -> SuvConversion:
     """Per-slice factors turning a PET series' modality-LUT values into SUVbw.
 
@@ -406,6 +415,10 @@ def suv_conversion(
         Patient weight overriding Patient's Weight (0010,1030) (``--weight``).
     source : str
         Series or folder named in messages.
+    plausibility : mapping, optional
+        ``rules["pet_plausibility"]``
+        (:func:`~netlm_imaging.measure.pet_plausibility.plausibility_limits`);
+        None uses the defaults.
 
     Returns
     -------
@@ -415,7 +428,8 @@ def suv_conversion(
     Raises
     ------
     InputError
-        Missing weight (0010,1030) or dose (0018,1074), invalid ``weight_kg``.
+        Missing weight (0010,1030) or dose (0018,1074), invalid ``weight_kg``,
+        implausible weight, dose or uptake time (``plausibility``).
     DicomError
         Inconsistent slices, missing times or half-life, injection after scan.
     UnsupportedError
@@ -431,6 +445,7 @@ def suv_conversion(
     if modality not in (None, "PT"):
         raise InputError(f"{src}: Modality is {modality!r}, not PT; pass the PET series to --pet.")
     _check_single_series(datasets, src)
+    limits = plausibility_limits(plausibility)
 
     units = (_text(first, "Units") or "").upper()
     decay = (_text(first, "DecayCorrection") or "").upper()
@@ -446,6 +461,7 @@ def suv_conversion(
     nuclide = identify_nuclide(first)
     header_weight = _float(first.get("PatientWeight"))
 
+    kernel = _text(first, "ConvolutionKernel")
     if units == "GML":
         warnings.append("PET Units GML: values taken to be SUVbw already (factor 1.0)")
         return SuvConversion(
@@ -463,6 +479,7 @@ def suv_conversion(
             nuclide=nuclide,
             method="GML",
             warnings=warnings,
+            convolution_kernel=kernel,
         )
 
     if units == "CNTS":
@@ -482,6 +499,16 @@ def suv_conversion(
                     f"Philips SUV Scale Factor rescaled from the header weight {header_weight:g} kg to --weight "
                     f"{float(weight_kg):g} kg"
                 )
+            used = float(weight_kg) if weight_kg is not None else header_weight
+            warnings += check_conversion(
+                weight_kg=used,
+                weight_from_option=weight_kg is not None,
+                dose_bq=None,
+                uptake_s=None,
+                nuclide=nuclide,
+                limits=limits,
+                source=src,
+            )
             return SuvConversion(
                 factors=factors,
                 rescale_slopes=slopes,
@@ -497,6 +524,7 @@ def suv_conversion(
                 nuclide=nuclide,
                 method=method,
                 warnings=warnings,
+                convolution_kernel=kernel,
             )
         conc_scale = [_float(_private(ds, 0x7053, _PHILIPS_CREATOR, 0x09)) for ds in datasets]
         if not all(v is not None and v != 0.0 for v in conc_scale):
@@ -567,6 +595,15 @@ def suv_conversion(
             "Export the series with its PET Series module."
         )
 
+    warnings += check_conversion(
+        weight_kg=weight,
+        weight_from_option=weight_kg is not None,
+        dose_bq=dose,
+        uptake_s=decay_time,
+        nuclide=nuclide,
+        limits=limits,
+        source=src,
+    )
     factors = to_bqml * per_slice_decay * (weight * 1000.0 / decayed)
     return SuvConversion(
         factors=factors,
@@ -584,13 +621,14 @@ def suv_conversion(
         nuclide=nuclide,
         method=method,
         warnings=warnings,
+        convolution_kernel=kernel,
     )
 
 
 def _check_weight(weight_kg: float, src: str) -> None:
     w = _float(weight_kg)
-    if w is None or not 0.5 <= w <= 500.0:
-        raise InputError(f"{src}: --weight {weight_kg!r} kg is not a plausible body weight (0.5-500 kg); fix --weight.")
+    if w is None or not w > 0:
+        raise InputError(f"{src}: --weight {weight_kg!r} kg is not a positive body weight; fix --weight.")
 
 
 def _weight(header_weight: float | None, weight_kg: float | None, src: str) -> float:
