@@ -40,9 +40,9 @@ def activity(seed=3, slopes=SLOPES):
     return counts * np.asarray(slopes)[None, None, :]
 
 
-def load(tmp_path, name="pet", weight_kg=None, **kw):
+def load(tmp_path, name="pet", weight_kg=None, plausibility=None, **kw):
     write_pet_series(tmp_path / name, kw.pop("values"), AFFINE, **kw)
-    return load_suv_volume(tmp_path / name, weight_kg=weight_kg)
+    return load_suv_volume(tmp_path / name, weight_kg=weight_kg, plausibility=plausibility)
 
 
 def headers(folder):
@@ -140,10 +140,24 @@ def test_full_injection_datetime_multi_day(tmp_path):
         series_time="110000",
         injection_time="100000",  # would give 1 h if the date were ignored
         injection_datetime="20240102100000",
+        # 25 h is refused by the default F-18 uptake range (5-300 min): widened to test the date logic
+        plausibility={"nuclides": {"F-18": {"uptake_min_range": [5.0, 3000.0]}}},
     )
     expected = qiba_suv(a, WEIGHT_KG, DOSE_BQ, 25 * 3600.0, F18_T)
     np.testing.assert_allclose(vol.array, expected, rtol=2e-6)
     assert any("half-lives" in w for w in vol.meta["warnings"])
+    with pytest.raises(InputError, match=r"uptake time 1500.0 min .* outside the plausible 5-300 min for F-18"):
+        load(
+            tmp_path,
+            name="pet_default_limits",
+            values=a,
+            slopes=SLOPES,
+            nuclide="F-18",
+            half_life_s=F18_T,
+            radiopharmaceutical="FDG",
+            series_date="20240103",
+            injection_datetime="20240102100000",
+        )
 
 
 def test_series_time_after_acquisition_uses_earliest_acquisition(tmp_path):
