@@ -335,3 +335,29 @@ def test_per_slice_factors_on_a_non_uniform_series(tmp_path):
         for j in range(SHAPE[1]):
             expected[i, j] = np.interp(targets, positions, suv_slices[i, j])
     np.testing.assert_allclose(vol.array, expected, rtol=2e-6)
+
+
+def test_suv_reuses_the_folder_scan_not_every_header(shared, monkeypatch):
+    """Real 267-slice FDG PET: SUV needs only the first and last headers again, and equals the full re-read."""
+    folder = shared("mirp_sts_fdg_pet", "test", "data", "sts_images_raw", "STS_001", "FDG_PET", "image")
+    files = sorted(folder.glob("*.dcm"))
+    full = suv_conversion([pydicom.dcmread(f, stop_before_pixels=True) for f in files], source="full re-read")
+    calls = []
+    real = pydicom.dcmread
+
+    def counting(path, *args, **kwargs):
+        if kwargs.get("stop_before_pixels"):
+            calls.append(path)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(pydicom, "dcmread", counting)
+    vol = load_suv_volume(folder)
+    assert len(files) == 267
+    assert len(calls) <= 3  # first and last for SUV, one for the series header facts
+    # MANIFEST facts: 71 kg, 3.88777e8 Bq, injection 10:35:00, series 11:20:11, half-life 6588 s
+    summary = vol.meta["suv"]
+    assert summary["weight_kg"] == 71.0
+    assert summary["decay_time_s"] == pytest.approx(45 * 60 + 11.0)
+    assert summary["decay_time_s"] == pytest.approx(full.decay_time_s)
+    assert summary["factor_min"] == pytest.approx(float(full.factors.min()), rel=1e-12)
+    assert summary["scan_datetime"] == full.scan_datetime.isoformat()

@@ -226,6 +226,10 @@ class DicomFileInfo:
         What a SEG / RTSTRUCT says it was drawn on.
     segment_labels : tuple of str
         SEG SegmentLabel values or RTSTRUCT ROINames (for listing candidates).
+    acquisition_date, acquisition_time, acquisition_datetime : str
+        AcquisitionDate / Time / DateTime as written ("" when absent); with
+        ``decay_factor`` (PET Decay Factor (0054,1321), None when absent) the
+        per-slice facts SUV conversion needs, so it does not re-read headers.
     """
 
     path: Path
@@ -256,6 +260,10 @@ class DicomFileInfo:
     referenced_sop_uids: tuple[str, ...] = ()
     referenced_frame_of_reference_uids: tuple[str, ...] = field(default=())
     segment_labels: tuple[str, ...] = ()
+    acquisition_date: str = ""
+    acquisition_time: str = ""
+    acquisition_datetime: str = ""
+    decay_factor: float | None = None
 
     @property
     def position(self) -> tuple[float, float, float] | None:
@@ -552,6 +560,9 @@ _FAST_TAGS: dict[int, bytes] = {
     0x00080008: b"CS",  # ImageType
     0x00080016: b"UI",  # SOPClassUID
     0x00080018: b"UI",  # SOPInstanceUID
+    0x00080022: b"DA",  # AcquisitionDate
+    0x0008002A: b"DT",  # AcquisitionDateTime
+    0x00080032: b"TM",  # AcquisitionTime
     0x00080060: b"CS",  # Modality
     0x0008103E: b"LO",  # SeriesDescription
     0x0020000D: b"UI",  # StudyInstanceUID
@@ -570,6 +581,7 @@ _FAST_TAGS: dict[int, bytes] = {
     0x00280103: b"US",  # PixelRepresentation
     0x00281052: b"DS",  # RescaleIntercept
     0x00281053: b"DS",  # RescaleSlope
+    0x00541321: b"DS",  # DecayFactor (PET)
 }
 #: Elements whose presence sends the file to pydicom: Modality LUT Sequence,
 #: Shared / Per-frame Functional Groups (Enhanced images).
@@ -737,6 +749,16 @@ def _fast_scalar(raw: bytes | None, default: float, integer: bool = False) -> fl
     return values[0] or default
 
 
+def _fast_optional(raw: bytes | None) -> float | None:
+    """A single DS value, or None when absent or empty."""
+    values = _fast_numbers(raw)
+    if values is None:
+        return None
+    if len(values) != 1:
+        raise _NotFast
+    return float(values[0])
+
+
 def _fast_us(raw: bytes | None) -> int:
     if raw is None or len(raw) == 0:
         return 0
@@ -816,6 +838,10 @@ def _fast_header(path: Path) -> DicomFileInfo | None:
             pixel_data_offset=offset if length is not None else None,
             pixel_data_length=length,
             truncated=length is not None and size < offset + length,
+            acquisition_date=_fast_text(v.get(0x00080022)),
+            acquisition_time=_fast_text(v.get(0x00080032)),
+            acquisition_datetime=_fast_text(v.get(0x0008002A)),
+            decay_factor=_fast_optional(v.get(0x00541321)),
         )
     except (_NotFast, ValueError, UnicodeDecodeError, struct.error):
         return None
@@ -983,7 +1009,24 @@ def _read_header_pydicom(path: Path) -> DicomFileInfo | None:
         referenced_sop_uids=refs[1],
         referenced_frame_of_reference_uids=refs[2],
         segment_labels=labels,
+        acquisition_date=_ds_text(ds, "AcquisitionDate"),
+        acquisition_time=_ds_text(ds, "AcquisitionTime"),
+        acquisition_datetime=_ds_text(ds, "AcquisitionDateTime"),
+        decay_factor=_ds_float(ds, "DecayFactor"),
     )
+
+
+def _ds_text(ds: Any, keyword: str) -> str:
+    value = ds.get(keyword)
+    return "" if value is None else str(value).strip()
+
+
+def _ds_float(ds: Any, keyword: str) -> float | None:
+    try:
+        value = ds.get(keyword)
+        return None if value in (None, "") else float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def scan_dicom_folder(source: str | Path | Iterable[str | Path], notes: list[str] | None = None) -> list[DicomFileInfo]:

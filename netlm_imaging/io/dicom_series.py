@@ -687,6 +687,11 @@ def read_series_from_index(
         "files": [str(s.info.path) for s in slices],
         "slice_positions_mm": [float(p) for p in positions],
         "rescale": [[s.frame.slope, s.frame.intercept] for s in slices],
+        # per-slice acquisition facts from the scan (PET SUV uses them instead of re-reading headers)
+        "slice_acquisition": [
+            [s.info.acquisition_date, s.info.acquisition_time, s.info.acquisition_datetime, s.info.decay_factor]
+            for s in slices
+        ],
         "resampled": resampled,
         "warnings": warnings,
         "header": series_header_facts(first.path),

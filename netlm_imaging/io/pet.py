@@ -111,7 +111,6 @@ def suv_from_modality_volume(
         SUVmax limit is checked by the analysis
         (:func:`~netlm_imaging.measure.pet_plausibility.check_suv_max`).
     """
-    import pydicom
 
     from ..measure.suv import suv_conversion
 
@@ -129,10 +128,7 @@ def suv_from_modality_volume(
             f"{vol.source}: multi-frame (Enhanced) PET is not supported for SUV; export one file per slice."
         )
     where = _series_location(vol.source, files)
-    try:
-        headers = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
-    except (OSError, pydicom.errors.InvalidDicomError) as exc:
-        raise DicomError(f"{where}: cannot re-read PET headers ({exc}); check the series files.") from exc
+    headers = _series_headers(meta, files, where)
     conv = suv_conversion(headers, weight_kg=weight_kg, source=where, plausibility=plausibility)
     if conv.uniform:
         suv = np.asarray(vol.array, dtype=np.float64) * float(conv.factors[0])
@@ -148,6 +144,53 @@ def suv_from_modality_volume(
     meta["units"] = "SUVbw"
     meta["warnings"] = [*list(meta.get("warnings") or []), *conv.warnings]
     return vol.with_array(suv.astype(np.float32), meta=meta)
+
+
+#: Series-level elements of the first header that every slice shares (checked on the last header too).
+_SHARED = ("Modality", "Units", "DecayCorrection", "SeriesInstanceUID", "PatientWeight", "SeriesDate", "SeriesTime")
+
+
+def _series_headers(meta: Mapping[str, Any], files: Sequence[str], where: str) -> list[Any]:
+    """Per-slice headers for :func:`~netlm_imaging.measure.suv.suv_conversion`, from the scan where possible.
+
+    The folder scan already holds each slice's rescale, acquisition date/time
+    and Decay Factor (``meta["rescale"]``, ``meta["slice_acquisition"]``), so
+    only the first and last files are parsed again (series-level and
+    radiopharmaceutical facts, and the check that the series is one
+    acquisition); the other slices are light mappings of their scanned facts
+    plus the first header's series-level values. Philips CNTS series (per-slice
+    private scale factors) and volumes read without a scan get every header
+    re-read.
+    """
+    import pydicom
+
+    def read(path: str) -> Any:
+        try:
+            return pydicom.dcmread(path, stop_before_pixels=True)
+        except (OSError, pydicom.errors.InvalidDicomError) as exc:
+            raise DicomError(f"{where}: cannot re-read PET headers ({exc}); check the series files.") from exc
+
+    raw_slices, raw_rescale = meta.get("slice_acquisition"), meta.get("rescale")
+    per_slice: list[Any] = raw_slices if isinstance(raw_slices, list) else []
+    rescale: list[Any] = raw_rescale if isinstance(raw_rescale, list) else []
+    first = read(files[0])
+    usable = len(per_slice) == len(files) == len(rescale) and str(first.get("Units", "")).strip().upper() != "CNTS"
+    if not usable:
+        return [first, *(read(f) for f in files[1:])]
+    last = read(files[-1]) if len(files) > 1 else None
+    shared = {kw: first.get(kw) for kw in _SHARED if kw in first}
+    shared["RadiopharmaceuticalInformationSequence"] = first.get("RadiopharmaceuticalInformationSequence")
+    headers: list[Any] = [first]
+    for k in range(1, len(files) - 1):
+        date, tm, dt, decay = per_slice[k]
+        h: dict[str, Any] = dict(shared)
+        h["RescaleSlope"], h["RescaleIntercept"] = rescale[k]
+        h.update(AcquisitionDate=date or None, AcquisitionTime=tm or None, AcquisitionDateTime=dt or None)
+        h["DecayFactor"] = decay
+        headers.append(h)
+    if last is not None:
+        headers.append(last)
+    return headers
 
 
 def _series_location(source: str, files: Sequence[str | Path]) -> str:
