@@ -379,7 +379,8 @@ def analyze_with_context(
     pet_lines: list[str] = []
     if suv is not None:
         ctx.pet_suv = suv
-        pet_block, pet_missing, pet_lines = _measure_pet(ctx, suv, opts, rules_obj, pet_derived, warnings, clin)
+        organs = {"kidney": _role_union(img, rec_layers, "kidney")}
+        pet_block, pet_missing, pet_lines = _measure_pet(ctx, suv, opts, rules_obj, pet_derived, warnings, clin, organs)
     report = _build_report(
         img, ctx, burden, inputs, seg_sources, rec.resampled or bool(img.meta.get("resampled")), warnings, opts
     )
@@ -557,6 +558,7 @@ def _measure_pet(
     pet_derived: str | None,
     warnings: list[str],
     clinical: Any = None,
+    organs: dict[str, np.ndarray | None] | None = None,
 ) -> tuple[dict[str, Any], list[str], list[str]]:
     from .measure.pet import measure_pet
 
@@ -569,6 +571,7 @@ def _measure_pet(
         height_m=height_m,
         sex=sex,
         body_sources=body_sources,
+        extra_organs={k: v for k, v in (organs or {}).items() if v is not None},
     )
     for les in ctx.lesions:
         upd = dict(res.lesion_updates.get(les.id, {}))
@@ -601,6 +604,17 @@ def _measure_pet(
     if scores:
         lines.append("Krenning (estimated from SUV): " + ", ".join(scores[:12]) + (" ..." if len(scores) > 12 else ""))
     return block, list(res.missing_inputs), lines
+
+
+def _role_union(img: Volume, layers: list[MaskLayer], role: str) -> np.ndarray | None:
+    """Union of the layers of one role on the image grid (None when there is none)."""
+    chosen = [la for la in layers if la.role == role]
+    if not chosen:
+        return None
+    out = np.zeros(img.shape, dtype=bool)
+    for la in chosen:
+        out |= la.binary()
+    return out
 
 
 def _pet_body(suv: Volume, clinical: Any) -> tuple[float | None, str | None, dict[str, str]]:

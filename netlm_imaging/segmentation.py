@@ -18,7 +18,7 @@ __all__ = ["ROLES", "SEGMENT_ROLES", "MaskLayer", "segment_number"]
 
 SEGMENT_ROLES: tuple[str, ...] = tuple(f"segment{i}" for i in range(1, 9))
 #: The roles a mask can take.
-ROLES: tuple[str, ...] = ("liver", "lesion", "spleen", *SEGMENT_ROLES, "ignore")
+ROLES: tuple[str, ...] = ("liver", "lesion", "spleen", "kidney", *SEGMENT_ROLES, "ignore")
 
 
 def segment_number(role: str) -> int | None:

@@ -71,7 +71,7 @@ def test_custom_code_table():
     ("text", "message"),
     [
         ("liver", r"item 'liver' is not ROLE=VALUE"),
-        ("kidney=3", r"unknown role 'kidney'"),
+        ("pancreas=3", r"unknown role 'pancreas'"),
         ("liver=5+", r"role 'liver' has an empty value"),
     ],
 )

@@ -152,3 +152,26 @@ def test_real_fdg_pet_given_as_image_folder(shared):
     assert rep.study["grid"]["resampled"] is True
     assert rep.lesions[0]["volume_ml"] == pytest.approx(365.0, rel=0.02)
     assert rep.pet["units"] == "BQML"
+
+
+def test_kidney_mask_by_labels_is_the_krenning_reference_without_spleen(petct, tmp_path):
+    """--labels kidney=NAME: a study without a spleen mask uses the kidney for grade 4 (after splenectomy)."""
+    import shutil
+
+    study = tmp_path / "study"
+    shutil.copytree(petct / "ct", study / "ct")
+    shutil.copytree(petct / "pet", study / "pet")
+    ct_aff = grid_affine((2.0, 2.0, 3.0), (-60.0, -50.0, -45.0))
+    shape = (60, 50, 30)
+    liver = sphere_mask(shape, ct_aff, (0.0, 0.0, 0.0), 40.0)
+    lesion = sphere_mask(shape, ct_aff, (8.0, 4.0, 3.0), 10.0)
+    kidney = sphere_mask(shape, ct_aff, (-40.0, 30.0, 20.0), 12.0) & ~liver  # the SUV-15 ball of the PET
+    write_seg(
+        study / "seg.dcm",
+        sorted((study / "ct").iterdir()),
+        [SegmentSpec("Liver", liver), SegmentSpec("Tumour 1", lesion), SegmentSpec("Left kidney", kidney)],
+    )
+    rep = analyze(study, labels="liver=Liver,lesion=Tumour 1,kidney=Left kidney")
+    assert rep.pet["spleen_suv_mean"] is None
+    assert rep.pet["upper_reference"]["organ"] == "kidney"
+    assert rep.lesions[0]["krenning_score"] == 4  # lesion 20 above kidney 15

@@ -214,3 +214,23 @@ def test_sul_janmahasatian(phantom):
     assert res.lesion_updates[4]["sul_max"] == pytest.approx(20.0 * lbm / 70.0, rel=1e-6)
     assert res.block["liver_sul_mean"] == pytest.approx(L_SUV * lbm / 70.0, rel=1e-6)
     assert run(phantom, "clean").block["sul"] is None  # no height / sex: no SUL
+
+
+def test_kidney_is_the_grade_4_reference_after_splenectomy(phantom):
+    """No spleen mask: the kidney (eroded) decides 3 vs 4, as the Krenning scale's footnote says."""
+    images, liver, labels, spleen = phantom
+    vol = Volume(images["blur7"].astype(np.float32), AFFINE, FOR, source="blur7")
+    ctx = MeasurementContext(image=vol, liver=liver, lesion_labels=labels, lesions=[lesion(i) for i in LESIONS])
+    # the phantom's SUV-15 ball stands in for a kidney here
+    res = measure_pet(ctx, vol, extra_organs={"kidney": spleen})
+    assert res.block["upper_reference"]["organ"] == "kidney"
+    assert res.block["spleen_suv_mean"] is None
+    assert res.block["upper_reference"]["suv_mean"] == pytest.approx(S_SUV, rel=0.02)
+    assert res.lesion_updates[4]["krenning_score"] == 4
+    assert res.lesion_updates[2]["krenning_score"] == 3
+    assert any("kidney" in w for w in res.warnings)
+    none = measure_pet(
+        ctx, vol, extra_organs={"kidney": spleen}, rules={"krenning": {"upper_reference_fallback": "none"}}
+    )
+    assert none.lesion_updates[4]["krenning_score"] is None
+    assert none.lesion_updates[4]["krenning_score_lower_bound"] == 3

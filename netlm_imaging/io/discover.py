@@ -60,6 +60,7 @@ ROLE_MASK_PATTERNS: tuple[tuple[str, str], ...] = (
     (r"^liver$", "liver"),
     (r"^(lesion|lesions|tumou?r|tumou?rs|metastas[ie]s)([_-]?\d+)?$", "lesion"),
     (r"^spleen$", "spleen"),
+    (r"^kidneys?$", "kidney"),  # the PET grade-4 reference after splenectomy (docs/pet.md)
     (r"^segment[_-]?([1-8])$", "segment"),
 )
 _MANIFEST_KEYS = {"image", "segmentations", "labels", "pet", "modality", "clinical"}
