@@ -129,35 +129,25 @@ def test_injection_before_midnight(tmp_path):
 def test_full_injection_datetime_multi_day(tmp_path):
     """RadiopharmaceuticalStartDateTime wins over the time-only tag (Slicer-PETDICOMExtension #28)."""
     a = activity(seed=10)
-    vol = load(
-        tmp_path,
-        values=a,
-        slopes=SLOPES,
-        nuclide="F-18",
-        half_life_s=F18_T,
-        radiopharmaceutical="FDG",
-        series_date="20240103",
-        series_time="110000",
-        injection_time="100000",  # would give 1 h if the date were ignored
-        injection_datetime="20240102100000",
-        # 25 h is refused by the default F-18 uptake range (5-300 min): widened to test the date logic
-        plausibility={"nuclides": {"F-18": {"uptake_min_range": [5.0, 3000.0]}}},
-    )
+    headers = {
+        "values": a,
+        "slopes": SLOPES,
+        "nuclide": "F-18",
+        "half_life_s": F18_T,
+        "radiopharmaceutical": "FDG",
+        "series_date": "20240103",
+        "series_time": "110000",
+        "injection_time": "100000",  # would give 1 h if the date were ignored
+        "injection_datetime": "20240102100000",
+    }
+    # 25 h is refused by the default F-18 uptake range (5-300 min): widened to test the date logic
+    wide = {"nuclides": {"F-18": {"uptake_min_range": [5.0, 3000.0]}}}
+    vol = load(tmp_path, plausibility=wide, **headers)
     expected = qiba_suv(a, WEIGHT_KG, DOSE_BQ, 25 * 3600.0, F18_T)
     np.testing.assert_allclose(vol.array, expected, rtol=2e-6)
     assert any("half-lives" in w for w in vol.meta["warnings"])
     with pytest.raises(InputError, match=r"uptake time 1500.0 min .* outside the plausible 5-300 min for F-18"):
-        load(
-            tmp_path,
-            name="pet_default_limits",
-            values=a,
-            slopes=SLOPES,
-            nuclide="F-18",
-            half_life_s=F18_T,
-            radiopharmaceutical="FDG",
-            series_date="20240103",
-            injection_datetime="20240102100000",
-        )
+        load(tmp_path, name="pet_default_limits", **headers)
 
 
 def test_series_time_after_acquisition_uses_earliest_acquisition(tmp_path):

@@ -59,15 +59,18 @@ Module), C.8.9.4 (PET Image Module).
 from __future__ import annotations
 
 import logging
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import numpy as np
 
+from ..dicom_values import parse_date as _parse_date
+from ..dicom_values import parse_datetime as _parse_datetime
+from ..dicom_values import parse_float as _float
+from ..dicom_values import parse_time as _parse_time
 from ..errors import DicomError, InputError, UnsupportedError
 from .pet_plausibility import check_conversion, plausibility_limits
 
@@ -208,59 +211,6 @@ def _text(ds: Any, keyword: str) -> str | None:
         return None
     s = str(val).strip()
     return s or None
-
-
-def _float(value: Any) -> float | None:
-    if value is None:
-        return None
-    try:
-        if isinstance(value, bytes):
-            value = value.decode("ascii", "replace").strip("\x00 ")
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
-def _parse_date(text: str | None) -> date | None:
-    if not text:
-        return None
-    t = text.strip().replace(".", "").replace("-", "")
-    if len(t) < 8 or not t[:8].isdigit():
-        return None
-    try:
-        return date(int(t[:4]), int(t[4:6]), int(t[6:8]))
-    except ValueError:
-        return None
-
-
-def _parse_time(text: str | None) -> time | None:
-    """DICOM TM (``HHMMSS.FFFFFF``, also ``HH:MM:SS`` and partial forms)."""
-    if not text:
-        return None
-    t = text.strip().replace(":", "")
-    m = re.fullmatch(r"(\d{2})(\d{2})?(\d{2})?(?:\.(\d{1,6}))?", t)
-    if not m:
-        return None
-    hh, mm, ss, frac = m.groups()
-    try:
-        return time(int(hh), int(mm or 0), int(ss or 0), int((frac or "0").ljust(6, "0")[:6]))
-    except ValueError:
-        return None
-
-
-def _parse_datetime(text: str | None) -> datetime | None:
-    """DICOM DT ``YYYYMMDDHHMMSS.FFFFFF&ZZXX``; the UTC offset is dropped (local times compared)."""
-    if not text:
-        return None
-    t = re.sub(r"[+-]\d{4}$", "", text.strip())
-    d = _parse_date(t[:8])
-    if d is None:
-        return None
-    tm = _parse_time(t[8:]) if len(t) > 8 else time(0, 0)
-    if tm is None:
-        return None
-    return datetime.combine(d, tm)
 
 
 def _private(ds: Any, group: int, creator: str, offset: int) -> Any:
@@ -461,6 +411,17 @@ def suv_conversion(
     nuclide = identify_nuclide(first)
     header_weight = _float(first.get("PatientWeight"))
 
+    def plausible(weight: float | None, dose: float | None, uptake_s: float | None) -> list[str]:
+        return check_conversion(
+            weight_kg=weight,
+            weight_from_option=weight_kg is not None,
+            dose_bq=dose,
+            uptake_s=uptake_s,
+            nuclide=nuclide,
+            limits=limits,
+            source=src,
+        )
+
     kernel = _text(first, "ConvolutionKernel")
     if units == "GML":
         warnings.append("PET Units GML: values taken to be SUVbw already (factor 1.0)")
@@ -499,16 +460,7 @@ def suv_conversion(
                     f"Philips SUV Scale Factor rescaled from the header weight {header_weight:g} kg to --weight "
                     f"{float(weight_kg):g} kg"
                 )
-            used = float(weight_kg) if weight_kg is not None else header_weight
-            warnings += check_conversion(
-                weight_kg=used,
-                weight_from_option=weight_kg is not None,
-                dose_bq=None,
-                uptake_s=None,
-                nuclide=nuclide,
-                limits=limits,
-                source=src,
-            )
+            warnings += plausible(float(weight_kg) if weight_kg is not None else header_weight, None, None)
             return SuvConversion(
                 factors=factors,
                 rescale_slopes=slopes,
@@ -595,15 +547,7 @@ def suv_conversion(
             "Export the series with its PET Series module."
         )
 
-    warnings += check_conversion(
-        weight_kg=weight,
-        weight_from_option=weight_kg is not None,
-        dose_bq=dose,
-        uptake_s=decay_time,
-        nuclide=nuclide,
-        limits=limits,
-        source=src,
-    )
+    warnings += plausible(weight, dose, decay_time)
     factors = to_bqml * per_slice_decay * (weight * 1000.0 / decayed)
     return SuvConversion(
         factors=factors,
