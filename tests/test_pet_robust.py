@@ -234,3 +234,22 @@ def test_kidney_is_the_grade_4_reference_after_splenectomy(phantom):
     )
     assert none.lesion_updates[4]["krenning_score"] is None
     assert none.lesion_updates[4]["krenning_score_lower_bound"] == 3
+
+
+@pytest.mark.parametrize(
+    ("kernel", "filter_mm"),
+    [("XYZGAUSSIAN5.00", 5.0), ("Gauss6.4", 6.4), ("VPFX 4.0 mm", 4.0), ("FBP ramp", None)],
+)
+def test_pet_resolution_from_the_convolution_kernel(phantom, kernel, filter_mm):
+    images, liver, labels, spleen = phantom
+    meta = {"suv": {"weight_kg": 70.0, "convolution_kernel": kernel}}
+    vol = Volume(images["clean"].astype(np.float32), AFFINE, FOR, source="k", meta=meta)
+    ctx = MeasurementContext(image=vol, liver=liver, lesion_labels=labels, lesions=[lesion(9)], spleen=spleen)
+    res = measure_pet(ctx, vol)
+    if filter_mm is None:  # no filter width in the text: the rules' resolution_fwhm_mm
+        assert res.block["resolution_fwhm_mm"] == FWHM_MM
+        assert "rules" in res.block["resolution_fwhm_source"]
+    else:  # the filter combined in quadrature with the rules' system_fwhm_mm (5 mm)
+        assert res.block["resolution_fwhm_mm"] == pytest.approx(math.hypot(filter_mm, 5.0))
+        assert kernel in res.block["resolution_fwhm_source"]
+    assert res.block["partial_volume_diameter_mm"] == pytest.approx(3 * res.block["resolution_fwhm_mm"])
