@@ -17,7 +17,7 @@ import pytest
 from pydicom.encaps import encapsulate
 from pydicom.sr.codedict import codes
 
-from netlm_imaging.errors import DicomError, GeometryError, LabelError, ResourceLimitError, UnsupportedError
+from netlm_imaging.errors import DicomError, LabelError, ResourceLimitError, UnsupportedError
 from netlm_imaging.io.dicom_seg import read_dicom_seg, read_seg_segments
 from netlm_imaging.io.labels import parse_label_spec
 from netlm_imaging.volume import Volume
@@ -216,21 +216,24 @@ def test_frame_of_reference_mismatch(ct, tmp_path):
         read_dicom_seg(seg, other, parse_label_spec(None))
 
 
-def test_off_grid_reference_is_refused(ct, tmp_path):
+def test_off_grid_reference_gives_masks_on_the_seg_grid(ct, tmp_path):
+    """Issue 12: a SEG off the image grid is not refused; its masks come on its own grid, to be resampled."""
     paths, ref = ct
     seg = write_seg(tmp_path / "seg.dcm", paths, [SegmentSpec("Liver", _box())])
-    shifted = ref.affine.copy()
-    shifted[:3, 3] += 0.5 * shifted[:3, 2]  # half a slice along k
-    with pytest.raises(GeometryError, match="between reference slices"):
-        read_dicom_seg(seg, Volume(ref.array, shifted, None, meta={}), parse_label_spec(None))
-    shifted = ref.affine.copy()
-    shifted[:3, 3] += 0.5 * shifted[:3, 0]  # half a pixel along i
-    with pytest.raises(GeometryError, match="off the voxel grid"):
-        read_dicom_seg(seg, Volume(ref.array, shifted, None, meta={}), parse_label_spec(None))
-    coarse = ref.affine.copy()
-    coarse[:3, 0] *= 2.0  # different pixel spacing
-    with pytest.raises(GeometryError, match="not the reference image grid"):
-        read_dicom_seg(seg, Volume(ref.array, coarse, None, meta={}), parse_label_spec(None))
+    for column, factor, shift in ((2, 1.0, 0.5), (0, 1.0, 0.5), (0, 2.0, 0.0)):  # half a slice, half a pixel, 2x
+        moved = ref.affine.copy()
+        moved[:3, 3] += shift * moved[:3, column]
+        moved[:3, column] *= factor
+        (layer,) = read_dicom_seg(seg, Volume(ref.array, moved, None, meta={}), parse_label_spec(None))
+        # the grid the SEG was written on, from its first stored (non-empty) frame on
+        np.testing.assert_allclose(layer.mask.affine[:3, :3], ref.affine[:3, :3], atol=1e-6)
+        start = ref.lps_to_index(layer.mask.affine[:3, 3])[0]
+        k0 = round(float(start[2]))
+        np.testing.assert_allclose(start, [0.0, 0.0, k0], atol=1e-6)
+        nk = layer.mask.shape[2]
+        np.testing.assert_array_equal(layer.mask.array, _box()[:, :, k0 : k0 + nk])
+        assert int(layer.mask.array.sum()) == int(_box().sum())
+        assert any("not on the image grid" in w for w in layer.mask.meta["warnings"])
 
 
 def test_truncated_empty_and_wrong_files(ct, tmp_path):

@@ -196,3 +196,126 @@ def test_twice_wound_lesion_keeps_its_volume_end_to_end(tmp_path):
     total = rep["tumor"]["intrahepatic_volume_ml"] + rep["tumor"]["extrahepatic_volume_ml"]
     assert total == pytest.approx(4 * 16 * 14 * voxel_ml, abs=1e-6)
     assert any("same outline 2 times" in w for w in rep["warnings"])
+
+
+# ---------------------------------------------------------------- item 4: SEG on another grid, contradicting UIDs
+
+GRID_AFF = oblique_affine(spacing=(1.0, 1.0, 2.0), angles_deg=(0.0, 0.0, 20.0), origin=(-20.0, -25.0, 60.0))
+GRID_SHAPE = (40, 36, 12)
+
+
+def _seg_on_grid(path, files, mask, affine):
+    """A highdicom SEG whose frames lie on ``affine`` (its own grid), one frame per slice ``k`` of ``mask``."""
+    import highdicom as hd
+    import pydicom
+
+    from netlm_imaging.volume import Volume
+
+    sources = [pydicom.dcmread(f) for f in files]
+    vol = Volume(mask, affine)
+    row = affine[:3, 0] / np.linalg.norm(affine[:3, 0])
+    col = affine[:3, 1] / np.linalg.norm(affine[:3, 1])
+    spacing = [float(np.linalg.norm(affine[:3, 1])), float(np.linalg.norm(affine[:3, 0]))]
+    step = float(np.linalg.norm(affine[:3, 2]))
+    positions = [
+        hd.PlanePositionSequence("PATIENT", [float(x) for x in vol.index_to_lps(np.array([[0.0, 0.0, k]]))[0]])
+        for k in range(mask.shape[2])
+    ]
+    seg = hd.seg.Segmentation(
+        source_images=sources,
+        pixel_array=np.transpose(mask, (2, 1, 0)).astype(np.uint8),
+        segmentation_type="BINARY",
+        segment_descriptions=[
+            hd.seg.SegmentDescription(
+                1,
+                "Liver",
+                pydicom.sr.codedict.codes.SCT.Organ,
+                pydicom.sr.codedict.codes.SCT.Liver,
+                hd.seg.SegmentAlgorithmTypeValues.MANUAL,
+            )
+        ],
+        series_instance_uid=hd.UID(),
+        series_number=5,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="test",
+        manufacturer_model_name="grid",
+        software_versions="1",
+        device_serial_number="0",
+        pixel_measures=hd.PixelMeasuresSequence(spacing, step, step),
+        plane_orientation=hd.PlaneOrientationSequence("PATIENT", [*row, *col]),
+        plane_positions=positions,
+        omit_empty_frames=False,
+    )
+    seg.save_as(path)
+    return path
+
+
+def _grid_case(tmp_path, seg_affine, seg_shape, box):
+    files = write_image_series(tmp_path / "ct", np.zeros(GRID_SHAPE), GRID_AFF, seed=44)
+    mask = np.zeros(seg_shape, bool)
+    mask[box] = True
+    _seg_on_grid(tmp_path / "seg.dcm", files, mask, seg_affine)
+    res = _analyze("--image", str(tmp_path / "ct"), "--seg", str(tmp_path / "seg.dcm"))
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout), mask
+
+
+def _shifted(affine, shift_ijk):
+    out = affine.copy()
+    out[:3, 3] = affine[:3, :3] @ np.asarray(shift_ijk, float) + affine[:3, 3]
+    return out
+
+
+def test_seg_twice_coarser_is_resampled_by_position(tmp_path):
+    coarse = _shifted(GRID_AFF, (0.5, 0.5, 0.5)) @ np.diag([2.0, 2.0, 2.0, 1.0])  # centres between fine centres
+    rep, mask = _grid_case(tmp_path, coarse, (20, 18, 6), (slice(3, 12), slice(4, 13), slice(1, 5)))
+    # every coarse voxel holds exactly 2 x 2 x 2 fine voxel centres: the volume is preserved exactly
+    assert rep["liver"]["voxel_count"] == int(mask.sum()) * 8
+    assert rep["liver"]["volume_ml"] == pytest.approx(int(mask.sum()) * 16.0 / 1000.0, abs=1e-6)
+    assert rep["study"]["grid"]["resampled"] is True
+    assert any("not on the image grid" in w for w in rep["warnings"])
+    assert any("resampled onto the image grid by physical coordinates" in w for w in rep["warnings"])
+
+
+def test_seg_half_pixel_shift_is_resampled_by_position(tmp_path):
+    box = (slice(8, 20), slice(6, 18), slice(2, 9))
+    rep, mask = _grid_case(tmp_path, _shifted(GRID_AFF, (0.5, 0.0, 0.0)), GRID_SHAPE, box)
+    n = int(mask.sum())
+    layer = 12 * 7  # one boundary layer along the shifted axis (j x k extent of the box)
+    # nearest neighbour at exact half-voxel ties may take either neighbour: the box moves by at most one layer
+    assert n - layer <= rep["liver"]["voxel_count"] <= n + layer
+    assert abs(rep["liver"]["voxel_count"] - n) in (0, layer)
+    assert rep["study"]["grid"]["resampled"] is True
+    assert any("not on the image grid" in w for w in rep["warnings"])
+
+
+def test_seg_100_mm_offset_same_frame_of_reference(tmp_path):
+    # the SEG grid starts 100.25 mm away along the rows (off the voxel grid), its mask lies inside the image
+    seg_aff = _shifted(GRID_AFF, (-100.25, 0.0, 0.0))
+    box = (slice(110, 125), slice(5, 20), slice(3, 8))  # SEG index 110.. = image index ~9.75..
+    rep, mask = _grid_case(tmp_path, seg_aff, (140, 36, 12), box)
+    assert rep["liver"]["voxel_count"] == int(mask.sum())  # 0.25 voxel shift: nearest neighbour is unambiguous
+    assert rep["study"]["grid"]["resampled"] is True
+    assert any("not on the image grid" in w for w in rep["warnings"])
+
+
+def test_seg_source_uids_contradicting_positions_warn_which_was_believed(tmp_path):
+    import pydicom
+
+    files = write_image_series(tmp_path / "ct", np.zeros(GRID_SHAPE), GRID_AFF, seed=45)
+    mask = np.zeros(GRID_SHAPE, bool)
+    mask[5:15, 5:15, 2:6] = True
+    seg_path = write_seg(tmp_path / "seg.dcm", files, [SegmentSpec("Liver", mask)])
+    ds = pydicom.dcmread(seg_path)
+    uids = [pydicom.dcmread(f).SOPInstanceUID for f in files]
+    for item in ds.PerFrameFunctionalGroupsSequence:  # every frame names the slice mirrored through the stack
+        src = item.DerivationImageSequence[0].SourceImageSequence[0]
+        src.ReferencedSOPInstanceUID = uids[len(uids) - 1 - uids.index(src.ReferencedSOPInstanceUID)]
+    ds.save_as(seg_path)
+    from netlm_imaging.api import analyze_with_context
+
+    rep, ctx = analyze_with_context(image=tmp_path / "ct", segs=[str(seg_path)])
+    assert rep.liver["voxel_count"] == int(mask.sum())
+    np.testing.assert_array_equal(ctx.liver, mask)  # placed by position: slices 2..5, not the mirrored 6..9
+    assert any("the position was believed" in w and "ReferencedSOPInstanceUID" in w for w in rep.warnings)

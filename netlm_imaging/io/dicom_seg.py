@@ -21,9 +21,16 @@ reference grid:
 2. **In-plane offset and axes**: from the same position and the SEG's
    ImageOrientationPatient / PixelSpacing. The SEG's pixel grid must coincide
    with the reference grid (axes along ``+-i``/``+-j`` with the same spacing)
-   within :data:`GRID_TOLERANCE_VOXELS` over the whole frame; otherwise a
-   :class:`~netlm_imaging.errors.GeometryError` says to resample.
-3. Non-empty frames that fall outside the reference grid raise
+   within :data:`GRID_TOLERANCE_VOXELS` over the whole frame. Otherwise (a
+   half-pixel shift, another pixel spacing, frames between the image slices)
+   the masks are built on the SEG's **own grid** (its frames' positions,
+   orientation and spacing, same frame of reference) and returned on it, with a
+   warning; the caller resamples them by physical position as for label maps
+   (:func:`~netlm_imaging.measure.grid.reconcile_layers`).
+4. A frame placed by its position whose source image UID
+   (DerivationImageSequence) names another slice gets a warning saying the
+   position was believed (up to :data:`UID_CHECK_FRAMES` frames are compared).
+5. Non-empty frames that fall outside the reference grid raise
    :class:`~netlm_imaging.errors.DicomError`.
 
 Slice positions never come from SliceThickness or SpacingBetweenSlices, so a
@@ -61,6 +68,7 @@ Compression), annex G (RLE).
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -266,6 +274,18 @@ def _axis_map(step: np.ndarray, n: int, what: str, f: int, source: str) -> tuple
     return axis, int(target[axis])
 
 
+#: Frames whose source-image UID is compared with their position (evenly spread; a full walk of the per-frame
+#: DerivationImageSequence costs more than the decode on SEGs with thousands of frames).
+UID_CHECK_FRAMES = 64
+
+
+@functools.lru_cache(maxsize=8)
+def _uid_check_frames(n: int) -> frozenset[int]:
+    if n <= UID_CHECK_FRAMES:
+        return frozenset(range(n))
+    return frozenset(round(float(x)) for x in np.linspace(0, n - 1, UID_CHECK_FRAMES))
+
+
 def _frame_geometry(
     ds: Dataset, f: int, reference: Volume, uid_to_k: dict[str, int], source: str, warnings: list[str]
 ) -> _FrameGeometry:
@@ -310,7 +330,16 @@ def _frame_geometry(
             f"by more than {GRID_TOLERANCE_VOXELS} voxel; the SEG is on another grid. Resample it onto the image."
         )
     k = int(r0[2])
-    if abs(float(p0[2] - r0[2])) > GRID_TOLERANCE_VOXELS:
+    on_slice = abs(float(p0[2] - r0[2])) <= GRID_TOLERANCE_VOXELS
+    if on_slice and uid_to_k and f in _uid_check_frames(int(getattr(ds, "NumberOfFrames", 1) or 1)):
+        src_uid = _source_uid(ds, f)
+        k_src = uid_to_k.get(src_uid) if src_uid else None
+        if k_src is not None and k_src != k and not any("the position was believed" in w for w in warnings):
+            warnings.append(
+                f"frame {f + 1}: its position puts it on slice {k} but its source image (ReferencedSOPInstanceUID) "
+                f"is slice {k_src}; the position was believed (frames are placed by ImagePositionPatient)"
+            )
+    if not on_slice:
         src_uid = _source_uid(ds, f)
         k_uid = uid_to_k.get(src_uid) if src_uid else None
         if k_uid is None:
@@ -514,7 +543,11 @@ def read_dicom_seg(
         )
     uids = reference.meta.get("sop_instance_uids") or []
     uid_to_k = {str(u): k for k, u in enumerate(uids)}
-    arrays = _decode(hdr, reference, wanted, uid_to_k)
+    grid = reference
+    try:
+        arrays = _decode(hdr, reference, wanted, uid_to_k)
+    except GeometryError as exc:  # frames off the image grid: build the SEG's own grid, resampled later
+        grid, arrays = _decode_own_grid(hdr, reference, wanted, str(exc))
     max_frac = float(getattr(ds, "MaximumFractionalValue", 255) or 255)
     frac_type = str(getattr(ds, "SegmentationFractionalType", "") or "")
     if hdr.seg_type == "FRACTIONAL" and frac_type.upper() == "PROBABILITY":
@@ -526,7 +559,7 @@ def read_dicom_seg(
         arr = arrays.get(num)
         if arr is None:
             dtype: type = np.float32 if hdr.seg_type == "FRACTIONAL" else bool
-            arr = np.zeros(reference.shape, dtype=dtype, order=_order(reference))
+            arr = np.zeros(grid.shape, dtype=dtype, order=_order(reference))
         warns = list(hdr.warnings)
         if hdr.seg_type == "FRACTIONAL":
             arr = (arr.astype(np.float32) / np.float32(max_frac)).clip(0.0, 1.0)
@@ -549,7 +582,7 @@ def read_dicom_seg(
             meta["fractional_threshold"] = float(fractional_threshold)
             meta["fractional_type"] = frac_type or None
             meta["volume_rule"] = "sum of fractions; MaskLayer.binary(fractional_threshold) for the mask"
-        mask = reference.with_array(arr, source=source, meta=meta)
+        mask = grid.with_array(arr, source=source, meta=meta)
         layers.append(
             MaskLayer(roles[num], mask, label=info.label, source=source, fractional=hdr.seg_type == "FRACTIONAL")
         )
@@ -610,3 +643,93 @@ def _decode(hdr: _SegHeader, reference: Volume, wanted: set[int], uid_to_k: dict
         plane = _to_plane(frame if fractional else frame.astype(bool), g)
         _place(target, plane.astype(target.dtype, copy=False), g, f, seg_no, source, "max" if fractional else "or")
     return arrays
+
+
+def _decode_own_grid(
+    hdr: _SegHeader, reference: Volume, wanted: set[int], why: str
+) -> tuple[Volume, dict[int, np.ndarray]]:
+    """Masks on the SEG's own grid (its frames' positions, orientation and spacing), for resampling onto the image.
+
+    Used when the frames do not lie on the image grid (half-pixel shift, other pixel
+    spacing, other slice positions) but share its frame of reference: the caller
+    resamples by physical position as for label maps (``measure.grid.reconcile_layers``).
+
+    Raises
+    ------
+    GeometryError
+        When the frames have no common orientation / spacing or do not stack on one grid.
+    """
+    ds, source = hdr.ds, hdr.source
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    n = len(hdr.frame_segments)
+    ipps, iop_ref, spacing_ref = [], None, None
+    for f in range(n):
+        pos = _fg(ds, f, "PlanePositionSequence")
+        ori = _fg(ds, f, "PlaneOrientationSequence")
+        pix = _fg(ds, f, "PixelMeasuresSequence")
+        ipp = getattr(pos, "ImagePositionPatient", None) if pos is not None else None
+        iop = getattr(ori, "ImageOrientationPatient", None) if ori is not None else None
+        spc = getattr(pix, "PixelSpacing", None) if pix is not None else None
+        if ipp is None or iop is None or spc is None:
+            raise GeometryError(f"{source}: {why}; and frame {f + 1} has no position/orientation to place it by.")
+        iop_a = np.asarray([float(x) for x in iop])
+        spc_a = np.asarray([float(x) for x in spc])
+        if iop_ref is None:
+            iop_ref, spacing_ref = iop_a, spc_a
+        elif np.max(np.abs(iop_a - iop_ref)) > 1e-4 or np.max(np.abs(spc_a - spacing_ref)) > 1e-4:
+            raise GeometryError(f"{source}: {why}; and its frames differ in orientation or pixel spacing.")
+        ipps.append([float(x) for x in ipp])
+    assert iop_ref is not None
+    assert spacing_ref is not None
+    row_dir, col_dir = iop_ref[:3], iop_ref[3:6]
+    normal = np.cross(row_dir, col_dir)
+    pts = np.asarray(ipps, dtype=np.float64)
+    d = pts @ normal
+    in_plane = pts - np.outer(d, normal)
+    if float(np.max(np.abs(in_plane - in_plane[0]))) > 1e-2:
+        raise GeometryError(f"{source}: {why}; and its frames do not share one in-plane origin.")
+    order = np.sort(d)
+    planes = np.split(order, np.flatnonzero(np.diff(order) > 1e-3) + 1)  # frames of one plane (several segments)
+    uniq = np.array([float(p.mean()) for p in planes])
+    pm = _fg(ds, 0, "PixelMeasuresSequence")
+    between = float(getattr(pm, "SpacingBetweenSlices", 0) or 0) if pm is not None else 0.0
+    if between <= 0:
+        between = float(np.min(np.diff(uniq))) if uniq.size > 1 else float(reference.spacing[2])
+    ks = (d - uniq[0]) / between
+    if float(np.max(np.abs(ks - np.round(ks)))) > 0.1:
+        raise GeometryError(f"{source}: {why}; and its frame positions are not on regular slices.")
+    k_of = np.round(ks).astype(int)
+    nk = int(k_of.max()) + 1
+    affine = np.eye(4)
+    affine[:3, 0] = row_dir * float(spacing_ref[1])
+    affine[:3, 1] = col_dir * float(spacing_ref[0])
+    affine[:3, 2] = normal * between
+    affine[:3, 3] = in_plane[0] + uniq[0] * normal
+    grid = Volume(np.zeros((cols, rows, nk), dtype=bool), affine, reference.frame_of_reference_uid, source=source)
+    labelmap = hdr.seg_type == "LABELMAP"
+    fractional = hdr.seg_type == "FRACTIONAL"
+    arrays: dict[int, np.ndarray] = {}
+    for f, frame in enumerate(iter_frames(ds, source)):
+        if f >= n:
+            break
+        k = int(k_of[f])
+        if labelmap:
+            for v in np.unique(frame):
+                v = int(v)
+                if v in wanted:
+                    arrays.setdefault(v, np.zeros(grid.shape, dtype=bool))[:, :, k] |= (frame == v).T
+            continue
+        seg_no = hdr.frame_segments[f]
+        if seg_no not in wanted:
+            continue
+        target = arrays.setdefault(seg_no, np.zeros(grid.shape, dtype=np.uint16 if fractional else bool))
+        if fractional:
+            np.maximum(target[:, :, k], frame.T.astype(np.uint16), out=target[:, :, k])
+        else:
+            target[:, :, k] |= frame.T.astype(bool)
+    hdr.warnings.append(
+        f"the SEG is not on the image grid ({why.split(': ', 1)[-1]}); its masks were built on its own grid "
+        f"(shape {grid.shape}, spacing {np.round(grid.spacing, 4).tolist()} mm) in the image's frame of reference "
+        "and resampled onto the image by physical position"
+    )
+    return grid, arrays
