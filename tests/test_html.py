@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from phantoms_verify import LiverPhantom, Sphere, grid_affine, make_context, voxel_centres
+from test_pet_integration import petct  # noqa: F401  (the PET/CT study fixture)
 
 from netlm_imaging.report.html import write_cohort_index, write_study_html
 from netlm_imaging.report.viewer_data import decode_rle, orientation_views
@@ -324,3 +325,35 @@ def test_pet_image_without_liver_or_lesions(tmp_path):
     img = np.frombuffer(base64.b64decode(mip["data"]), np.uint8)
     assert img.max() * mip["encode_max"] / 255 == pytest.approx(12.0, rel=0.05)
     assert "No lesions." in text
+
+
+def test_pet_ct_study_page_through_the_cli(petct, tmp_path):  # noqa: F811  (petct: the imported fixture)
+    """analyze --html on a DICOM PET/CT folder: SUV overlay and MIP from the PET data, tables from report.json."""
+    from netlm_imaging.cli import main
+
+    out = tmp_path / "o"
+    assert main(["analyze", str(petct), "--out", str(out), "--html", "--quiet"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    text = (out / "report.html").read_text()
+    p = _payload(text)
+    (les,) = report["lesions"]
+    # lesion table and PET table from report.json
+    assert "SUVmax" in text
+    assert f"{les['suv_max']:.2f}" in text
+    ref = report["pet"]["liver_suv_mean"]
+    assert f"SUV {ref:.1f} (liver SUVmean, report) to {4 * ref:.1f}" in text
+    # the overlay at the reported lesion centroid reads the lesion's uptake (SUV 20 in the phantom)
+    pt = p["pet"]
+    enc = np.frombuffer(base64.b64decode(pt["data"]), np.uint8).reshape(pt["shape"])
+    inv = np.linalg.inv(np.asarray(p["affine"]))
+    ijk = inv[:3, :3] @ np.asarray(les["centroid_lps_mm"]) + inv[:3, 3]
+    assert enc[tuple(np.floor(ijk / np.asarray(pt["factor"])).astype(int))] * pt["encode_max"] / 255 == pytest.approx(
+        20.0, rel=0.1
+    )
+    mip = p["mip"]
+    img = np.frombuffer(base64.b64decode(mip["data"]), np.uint8).reshape(mip["height"], mip["width"])
+    assert img.max() * mip["encode_max"] / 255 == pytest.approx(20.0, rel=0.05)
+    lab = decode_rle(mip["lesions"], (mip["height"], mip["width"], 1))[:, :, 0]
+    hot = img * mip["encode_max"] / 255 > 17.0  # only the lesion (SUV 20) is above the spleen (15)
+    assert hot.any()
+    assert (lab[hot] == les["id"]).mean() > 0.9
