@@ -263,6 +263,7 @@ def test_cohort_index_flags_links_and_thumbnails(tmp_path):
     )
     _study_report(tmp_path, "s5")
     (tmp_path / "reports" / "s1.html").write_text("<html></html>")
+    (tmp_path / "reports" / "s4.html").write_text("<html></html>")
     (tmp_path / "reports" / "s1.thumb.png").write_bytes(b"\x89PNG-test")
     disc = tmp_path / "disc.csv"
     disc.write_text("study,quantity,verdict\ns5,liver_volume_ml,DISCREPANT\ns1,liver_volume_ml,agree\n")
@@ -288,8 +289,9 @@ def test_cohort_index_flags_links_and_thumbnails(tmp_path):
     assert "data:image/png;base64," + base64.b64encode(b"\x89PNG-test").decode() in text
     flags = dict(re.findall(r'<tr data-study="(\w+)" data-flags="(\d+)">', text))
     assert flags == {"s1": "0", "s2": "0", "s3": "2", "s4": "2", "s5": "1"}
-    for name in ("PET/CT frame", "resampled", "border", "check", "warnings"):
+    for name in ("PET/CT frame", "resampled", "check", "warnings"):
         assert f">{name}</span>" in text
+    assert 'href="reports/s4.html#lesion=7" class="flag"' in text  # opens the page at the border lesion
     # what to look at first: failed, then most flags, then the unflagged
     order = re.findall(r'<tr data-study="(\w+)"', text)
     assert order == ["s2", "s3", "s4", "s5", "s1"]

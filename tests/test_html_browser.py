@@ -155,6 +155,14 @@ def test_viewer_in_chromium(tmp_path):
         # window preset: the liver window changes the grey levels
         d.find_element(By.CSS_SELECTOR, "#window-preset option:nth-child(2)").click()
         assert np.abs(_rgb(axial.screenshot_as_png) - plain).mean() > 0.02
+        # PET MIP: inverted grey (SUV 12 of lesion 1 is the darkest) inside its dashed red outline
+        mip = _rgb(d.find_element(By.ID, "mip-canvas").screenshot_as_png)
+        red_r, red_c = np.nonzero(_lesion_red(mip))
+        dark_r, dark_c = np.nonzero(mip.max(axis=-1) < 0.1)
+        assert red_r.size > 20
+        assert dark_r.size > 20
+        near = [np.min(np.hypot(red_r - r, red_c - c)) for r, c in zip(dark_r[::7], dark_c[::7])]
+        assert np.median(near) < 0.25 * np.ptp(red_c)  # the dark spot lies inside an outline, not elsewhere
         ready = d.execute_script("return window.netlmViewer.readyMs")
         assert ready > 0
 

@@ -374,9 +374,9 @@ _INDEX_VALUES = (
 )
 
 
-def _flags(report: Mapping[str, Any] | None, discrepant: set[str], sid: str) -> list[dict[str, str]]:
-    """What a reviewer should look at first, from the study's report.json."""
-    out: list[dict[str, str]] = []
+def _flags(report: Mapping[str, Any] | None, discrepant: set[str], sid: str) -> list[dict[str, Any]]:
+    """What a reviewer should look at first, from the study's report.json (``lesion``: the one to open at)."""
+    out: list[dict[str, Any]] = []
     if sid in discrepant:
         out.append({"name": "check", "why": "netlm check found discrepancies against the reported numbers"})
     if not report:
@@ -389,7 +389,13 @@ def _flags(report: Mapping[str, Any] | None, discrepant: set[str], sid: str) -> 
     border = [les["id"] for les in report.get("lesions") or [] if les.get("touches_image_border")]
     if border or (report.get("liver") or {}).get("touches_image_border"):
         what = f"lesion(s) {', '.join(map(str, border))}" if border else "the liver"
-        out.append({"name": "border", "why": f"{what} touch the image border (may be cut off)"})
+        out.append(
+            {
+                "name": "border",
+                "why": f"{what} touch the image border (may be cut off)",
+                "lesion": border[0] if border else "",
+            }
+        )
     if any("PET" in w and "FrameOfReferenceUID" in w for w in warnings):
         out.append({"name": "PET/CT frame", "why": "PET and image FrameOfReferenceUIDs differ"})
     return out
