@@ -341,8 +341,12 @@
   // ------------------------------------------------------------------ start
   renderAll();
   drawMip();
-  var m = /(?:^#|&)lesion=(\d+)/.exec(location.hash);
-  if (m) { gotoLesion(+m[1]); }
+  function fromHash() {  // report.html#lesion=3 opens at lesion 3
+    var m = /(?:^#|&)lesion=(\d+)/.exec(location.hash);
+    if (m) { gotoLesion(+m[1]); }
+  }
+  fromHash();
+  window.addEventListener("hashchange", fromHash);
   var ready = document.getElementById("viewer-status");
   var tReady = performance.now();
   if (ready) {
