@@ -319,3 +319,41 @@ def test_seg_source_uids_contradicting_positions_warn_which_was_believed(tmp_pat
     assert rep.liver["voxel_count"] == int(mask.sum())
     np.testing.assert_array_equal(ctx.liver, mask)  # placed by position: slices 2..5, not the mirrored 6..9
     assert any("the position was believed" in w and "ReferencedSOPInstanceUID" in w for w in rep.warnings)
+
+
+# ---------------------------------------------------------------- item 5: overlapping lesion segments
+
+
+def test_overlapping_lesion_segments_measure_one_voxel_set_each(tmp_path):
+    """A GTV inside an oedema ROI: volume and PET statistics of each lesion come from the same voxels."""
+    from pet_factory import write_pet_series
+
+    aff = oblique_affine(spacing=(4.0, 4.0, 3.0), angles_deg=(0.0, 0.0, 8.0), origin=(-60.0, -50.0, 20.0))
+    shape = (30, 28, 16)
+    big = np.zeros(shape, bool)
+    big[5:25, 4:22, 2:14] = True  # "Edema", listed first
+    small = np.zeros(shape, bool)
+    small[10:16, 9:15, 5:9] = True  # "GTV", inside it
+    act = np.where(small, 20000.0, np.where(big, 5000.0, 1000.0))  # Bq/mL
+    files = write_pet_series(tmp_path / "pet", act, aff, seed=5)
+    write_seg(tmp_path / "seg.dcm", files, [SegmentSpec("Edema", big), SegmentSpec("GTV", small)])
+    # QIBA SUVbw with the factory's headers: 70 kg, 150 MBq at 10:00, series 11:00 (START), T1/2 4069.8 s
+    suv_per_bq_ml = 70_000.0 / (150e6 * 2.0 ** (-3600.0 / 4069.8))
+    res = _analyze("--image", str(tmp_path / "pet"), "--seg", str(tmp_path / "seg.dcm"), "--labels", "lesion=Edema+GTV")
+    assert res.returncode == 0, res.stderr
+    rep = json.loads(res.stdout)
+    voxel_ml = abs(np.linalg.det(aff[:3, :3])) / 1000.0
+    les = {x["label"]: x for x in rep["lesions"]}
+    assert les["GTV"]["voxel_count"] == int(small.sum())
+    assert les["GTV"]["volume_ml"] == pytest.approx(int(small.sum()) * voxel_ml, abs=1e-6)
+    assert les["GTV"]["suv_mean"] == pytest.approx(20000.0 * suv_per_bq_ml, abs=2e-3)
+    assert les["GTV"]["suv_max"] == pytest.approx(20000.0 * suv_per_bq_ml, abs=2e-3)
+    shell = int(big.sum()) - int(small.sum())  # the oedema keeps only what the smaller GTV does not claim
+    assert les["Edema"]["voxel_count"] == shell
+    assert les["Edema"]["volume_ml"] == pytest.approx(shell * voxel_ml, abs=1e-6)
+    assert les["Edema"]["suv_max"] == pytest.approx(5000.0 * suv_per_bq_ml, abs=2e-3)  # no GTV voxel in it
+    assert les["Edema"]["suv_mean"] == pytest.approx(5000.0 * suv_per_bq_ml, abs=2e-3)
+    tumour = rep["tumor"]["intrahepatic_volume_ml"] + rep["tumor"]["extrahepatic_volume_ml"]
+    assert tumour == pytest.approx(les["GTV"]["volume_ml"] + les["Edema"]["volume_ml"], abs=1e-5)
+    assert "smallest" in rep["method"]["lesion_overlap"]
+    assert any("lesion segments overlap" in w for w in rep["warnings"])

@@ -19,7 +19,14 @@ from ..errors import InputError
 from ..segmentation import MaskLayer, segment_number
 from ..volume import Volume
 from .context import Lesion, MeasurementContext
-from .lesions import bbox_slices, label_instances_cropped, measure_instance, recist_measurable
+from .lesions import (
+    OVERLAP_RULE,
+    attribute_overlaps,
+    bbox_slices,
+    label_instances_cropped,
+    measure_instance,
+    recist_measurable,
+)
 
 __all__ = ["DEFAULT_MARGIN_MM", "BurdenResult", "measure_burden"]
 
@@ -215,6 +222,22 @@ def measure_burden(
                 continue
             w = layer.mask.array[bb].astype(np.float32) if layer.fractional else None
             instances.append((bb, m[bb], w, layer.label))
+        # one voxel set per lesion: a voxel claimed by several segments goes to one of them (OVERLAP_RULE)
+        owned, n_shared = attribute_overlaps([(bb, m) for bb, m, _, _ in instances])
+        if n_shared:
+            warnings.append(
+                f"lesion segments overlap ({n_shared} voxels claimed by more than one); {OVERLAP_RULE} "
+                "(method.lesion_overlap)"
+            )
+            kept = []
+            for (bb, _, w, name), m in zip(instances, owned, strict=True):
+                if not m.any():
+                    warnings.append(
+                        f"lesion segment {name!r} lies inside smaller lesion segments and has no voxel left"
+                    )
+                    continue
+                kept.append((bb, m, None if w is None else w * m, name))
+            instances = kept
     else:
         method_instances = f"connected_components_{connectivity}"
         box, labels_cc, n = label_instances_cropped(lesion_union, connectivity, bbox=lesion_box)
@@ -244,7 +267,6 @@ def measure_burden(
     lesion_labels = np.zeros(shape, dtype=label_dtype, order="F" if image.array.flags.f_contiguous else "C")
     lesions: list[Lesion] = []
     extrahepatic_boxes: list[tuple[tuple[slice, slice, slice], np.ndarray]] = []
-    overlap_warned = False
 
     def _one(inst: tuple[tuple[slice, slice, slice], np.ndarray, np.ndarray | None, str | None]) -> tuple:
         bb, m, w, name = inst
@@ -265,9 +287,6 @@ def measure_burden(
         measured.sort(key=lambda t: (-t[5].volume_ml, tuple(round(c, 3) for c in t[5].centroid_lps_mm)))
     for lid, (bb, m, _w, name, inside, geom) in enumerate(measured, start=1):
         region = lesion_labels[bb]
-        if not overlap_warned and np.any(region[m] != 0):
-            warnings.append("lesion segments overlap; overlapping voxels are counted once in the totals")
-            overlap_warned = True
         region[m & (region == 0)] = lid
         if not inside:
             extrahepatic_boxes.append((bb, m))
@@ -371,6 +390,7 @@ def measure_burden(
     method = {
         "volume": "fractional_sum" if fractional else "voxel_count",
         "lesion_instances": method_instances,
+        "lesion_overlap": OVERLAP_RULE if method_instances == "segments" else "none (connected components)",
         "intrahepatic_margin_mm": float(margin_mm),
         "distances": "between voxel centres, patient space (LPS mm)",
         "max_3d_diameter": "farthest pair of voxel centres, found on their convex hull",

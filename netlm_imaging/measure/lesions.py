@@ -27,7 +27,9 @@ from ..volume import Volume
 __all__ = [
     "AXIAL_TOLERANCE",
     "EDGE_DIAMETER_METHOD",
+    "OVERLAP_RULE",
     "InstanceGeometry",
+    "attribute_overlaps",
     "bbox_slices",
     "label_instances_cropped",
     "max_pairwise_distance",
@@ -425,3 +427,60 @@ def recist_measurable(
     """
     limit = min_diameter_mm if slice_thickness_mm <= thin_slice_limit_mm else 2.0 * slice_thickness_mm
     return bool(longest_axial_diameter_mm >= limit)
+
+
+#: How voxels claimed by several lesion segments are attributed (the report's ``method.lesion_overlap``).
+OVERLAP_RULE = (
+    "a voxel in several lesion segments belongs to the smallest of them (ties: the first in input order); every "
+    "per-lesion number (volume, diameters, centroid, intensity, PET statistics) uses that one voxel set, so the "
+    "lesion volumes add up to the tumour volume"
+)
+
+
+def attribute_overlaps(
+    instances: list[tuple[tuple[slice, slice, slice], np.ndarray]],
+) -> tuple[list[np.ndarray], int]:
+    """Give every voxel claimed by several lesion segments to exactly one of them (:data:`OVERLAP_RULE`).
+
+    Parameters
+    ----------
+    instances : list of (bbox, mask)
+        Each segment's bounding box (on the image grid) and its boolean mask inside that box.
+
+    Returns
+    -------
+    (list of numpy.ndarray, int)
+        The masks after attribution (same boxes; a segment may become empty) and
+        the number of voxels that were claimed more than once.
+
+    Examples
+    --------
+    >>> big = (slice(0, 4), slice(0, 1), slice(0, 1)); small = (slice(1, 3), slice(0, 1), slice(0, 1))
+    >>> masks, n = attribute_overlaps([(big, np.ones((4, 1, 1), bool)), (small, np.ones((2, 1, 1), bool))])
+    >>> [int(m.sum()) for m in masks], n
+    ([2, 2], 2)
+    """
+    if len(instances) < 2:
+        return [m for _, m in instances], 0
+    lo = [min(bb[a].start for bb, _ in instances) for a in range(3)]
+    hi = [max(bb[a].stop for bb, _ in instances) for a in range(3)]
+    shape = tuple(h - low for h, low in zip(hi, lo, strict=True))
+    owner = np.zeros(shape, dtype=np.uint16 if len(instances) < 65535 else np.int32)
+    multi = np.zeros(shape, dtype=bool)
+
+    def local(bb: tuple[slice, slice, slice]) -> tuple[slice, slice, slice]:
+        return (
+            slice(bb[0].start - lo[0], bb[0].stop - lo[0]),
+            slice(bb[1].start - lo[1], bb[1].stop - lo[1]),
+            slice(bb[2].start - lo[2], bb[2].stop - lo[2]),
+        )
+
+    order = sorted(range(len(instances)), key=lambda n: (int(np.count_nonzero(instances[n][1])), n))
+    for n in order:  # smallest first: it keeps all its voxels
+        bb, m = instances[n]
+        region = owner[local(bb)]
+        taken = region != 0
+        multi[local(bb)] |= m & taken
+        region[m & ~taken] = n + 1
+    out = [m & (owner[local(bb)] == n + 1) for n, (bb, m) in enumerate(instances)]
+    return out, int(np.count_nonzero(multi))
