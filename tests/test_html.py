@@ -359,3 +359,15 @@ def test_pet_ct_study_page_through_the_cli(petct, tmp_path):  # noqa: F811  (pet
     hot = img * mip["encode_max"] / 255 > 17.0  # only the lesion (SUV 20) is above the spleen (15)
     assert hot.any()
     assert (lab[hot] == les["id"]).mean() > 0.9
+
+
+def test_masks_beyond_the_voxel_cap_are_sampled_and_the_page_says_so(tmp_path, monkeypatch):
+    from netlm_imaging.report import viewer_data
+
+    ctx = _ctx((0.0, 0.0, 0.0))
+    monkeypatch.setattr(viewer_data, "MAX_MASK_VOXELS", 80 * 70 * 36 // 3)  # a third of the grid
+    text = write_study_html(_report(ctx), ctx, tmp_path / "r.html").read_text()
+    p = _payload(text)
+    assert p["mask_stride"] == [2, 2, 1]  # in-plane first
+    assert "masks sampled every [2, 2, 1] voxels" in text
+    np.testing.assert_array_equal(decode_rle(p["layers"]["lesions"], p["mask_shape"]), ctx.lesion_labels[::2, ::2, :])

@@ -78,7 +78,16 @@ def test_viewer_in_chromium(tmp_path):
             d.find_element(By.CSS_SELECTOR, f"#view-axial .o-{e}").text for e in ("left", "right", "top", "bottom")
         ]
         assert [lab[0] for lab in labels] == ["R", "L", "A", "P"]  # oblique: the strongest letter first
-        assert d.find_element(By.CSS_SELECTOR, "#view-axial .scalebar span").text.endswith(" mm")
+        # scale bar: its length in px per mm is the view's, which is the same along columns and rows
+        bar = d.find_element(By.CSS_SELECTOR, "#view-axial .scalebar")
+        mm = float(bar.get_attribute("data-mm"))
+        assert d.find_element(By.CSS_SELECTOR, "#view-axial .scalebar span").text == f"{mm:g} mm"
+        aff = ctx.image.affine[:3, :3]
+        col, row = int(np.argmax(np.abs(aff[0]))), int(np.argmax(np.abs(aff[1])))  # closest to patient x, y
+        sp = np.linalg.norm(aff, axis=0)
+        px_per_mm = axial.size["width"] / (ctx.image.shape[col] * sp[col])
+        assert bar.size["width"] / mm == pytest.approx(px_per_mm, rel=0.02)
+        assert axial.size["height"] / (ctx.image.shape[row] * sp[row]) == pytest.approx(px_per_mm, rel=0.02)
 
         # scroll N slices: wheel, keys, slider
         start = shown()

@@ -53,6 +53,8 @@ CT_PRESETS: tuple[tuple[str, float, float], ...] = (("soft tissue", 400.0, 40.0)
 #: Fixed SUV display scales (upper end; the lower end is 0).
 SUV_SCALES: tuple[float, ...] = (5.0, 10.0, 20.0)
 _B64 = 4.0 / 3.0
+#: Masks with more voxels than this are sampled (the browser holds each one decoded, 1-2 bytes a voxel).
+MAX_MASK_VOXELS = 120_000_000
 
 
 def _b64(a: np.ndarray) -> str:
@@ -348,15 +350,28 @@ def build_viewer_data(
     image = ctx.image
     budget = budget_mb * 1e6
     notes: list[str] = []
-    layers, mshape = _mask_layers(ctx, (1, 1, 1))
+
+    def coarser(st: tuple[int, ...]) -> tuple[int, int, int]:
+        """Double the in-plane strides first, then the slice stride."""
+        top = max(st)
+        out = [x * 2 if a != image.slice_axis or x < top else x for a, x in enumerate(st)]
+        return out[0], out[1], out[2]
+
+    def voxels(st: tuple[int, ...]) -> int:
+        return int(np.prod([-(-n // k) for n, k in zip(image.shape, st)]))
+
+    mstride: tuple[int, int, int] = (1, 1, 1)
+    while voxels(mstride) > MAX_MASK_VOXELS:  # the browser holds each mask decoded
+        mstride = coarser(mstride)
+    layers, mshape = _mask_layers(ctx, mstride)
     mask_chars = sum(v["bytes"] for v in layers.values())
-    mstride: tuple[int, ...] = (1, 1, 1)
     while mask_chars > budget / 2 and max(mstride) < max(image.shape):
-        mstride = tuple(s * 2 if a != image.slice_axis or s < max(mstride) else s for a, s in enumerate(mstride))
-        layers, mshape = _mask_layers(ctx, (mstride[0], mstride[1], mstride[2]))
+        mstride = coarser(mstride)
+        layers, mshape = _mask_layers(ctx, mstride)
         mask_chars = sum(v["bytes"] for v in layers.values())
     if mstride != (1, 1, 1):
-        notes.append(f"masks sampled every {mstride} voxels (i, j, k): the full-resolution masks exceed the budget")
+        why = "exceed the budget" if voxels((1, 1, 1)) <= MAX_MASK_VOXELS else f"exceed {MAX_MASK_VOXELS:,} voxels"
+        notes.append(f"masks sampled every {list(mstride)} voxels (i, j, k): the full-resolution masks {why}")
     else:
         notes.append("masks at full resolution")
 
