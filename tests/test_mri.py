@@ -433,3 +433,37 @@ def test_html_page_shows_the_mri_numbers_of_report_json(tmp_path):
     for item in rep["mri"]["functional_flr"]:
         assert flr[item["label"]] == pytest.approx(item["functional_flr_percent"], abs=0.006)
     assert "Liver-to-spleen contrast ratio" in page
+
+
+def test_batch_cohort_and_lesion_tables_carry_the_mri_columns(tmp_path):
+    import csv
+
+    from netlm_imaging.cli import main
+
+    signal = {seg: 300.0 + 25.0 * seg for seg in range(1, 9)}
+    study = tmp_path / "cohort" / "mr1"
+    paths = write_nifti_study(study, signal_image(signal, 200.0, 120.0), sidecar=HBP)
+    manifest = {
+        "image": paths["image"].name,
+        "segmentations": [paths["seg"].name, f"segments={paths['segments'].name}"],
+        "labels": LABELS,
+        "modality": "MR",
+    }
+    (study / "netlm.json").write_text(json.dumps(manifest))
+    out = tmp_path / "out"
+    assert main(["batch", str(tmp_path / "cohort"), "--out", str(out), "--quiet"]) == 0
+    report = json.loads((out / "reports" / "mr1.json").read_text())
+    (row,) = list(csv.DictReader((out / "cohort.csv").open()))
+    assert row["mri_phase"] == "hepatobiliary"
+    assert float(row["mri_delay_s"]) == pytest.approx(1200.0)
+    assert float(row["mri_hepatic_uptake_index_ml"]) == pytest.approx(report["mri"]["hepatic_uptake_index_ml"])
+    assert float(row["mri_liver_to_spleen_contrast_ratio"]) == pytest.approx(
+        report["mri"]["liver_to_spleen_contrast_ratio"]
+    )
+    lesions = list(csv.DictReader((out / "lesions.csv").open()))
+    assert len(lesions) == len(LESION_BOXES)
+    for les in lesions:
+        assert float(les["mean_signal_au"]) == pytest.approx(120.0)
+        assert float(les["lesion_to_liver_contrast"]) == pytest.approx(
+            1.0 - 120.0 / report["mri"]["liver_reference"]["mean_signal_au"], rel=1e-5
+        )

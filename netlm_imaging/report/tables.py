@@ -49,6 +49,12 @@ STUDY_COLUMNS = (
     "pet_whole_body_sretv_ml",
     "pet_whole_body_tlsre",
     "pet_delineation",
+    "mri_phase",
+    "mri_delay_s",
+    "mri_liver_to_spleen_contrast_ratio",
+    "mri_relative_enhancement_liver",
+    "mri_hepatic_uptake_index_ml",
+    "mri_functional_flr_plan_percent",
     "classification_missing_inputs",
     "rules_version",
 )
@@ -74,6 +80,9 @@ LESION_COLUMNS = (
     "sretv_ml",
     "tlsre",
     "krenning_score",
+    "mean_signal_au",
+    "lesion_to_liver_contrast",
+    "relative_enhancement",
     "centroid_x_mm",
     "centroid_y_mm",
     "centroid_z_mm",
@@ -83,12 +92,14 @@ LESION_COLUMNS = (
 def study_numbers(report: Mapping[str, Any]) -> dict[str, Any]:
     """The study-level numbers of a report, keyed by :data:`STUDY_COLUMNS`.
 
-    PET columns (``pet_*``) are empty without PET; ``classification_missing_inputs``
+    PET columns (``pet_*``) are empty without PET, MR columns (``mri_*``, docs/mri.md) without an
+    MR image; ``classification_missing_inputs``
     joins the names of the inputs a classification lacked with ``;``.
     """
     tumor = report.get("tumor") or {}
     cls = report.get("classification") or {}
     pet = report.get("pet") or {}
+    mri = report.get("mri") or {}
     return {
         "liver_volume_ml": (report.get("liver") or {}).get("volume_ml"),
         "intrahepatic_tumor_ml": tumor.get("intrahepatic_volume_ml"),
@@ -113,6 +124,12 @@ def study_numbers(report: Mapping[str, Any]) -> dict[str, Any]:
         "pet_whole_body_sretv_ml": pet.get("whole_body_sretv_ml"),
         "pet_whole_body_tlsre": pet.get("whole_body_tlsre"),
         "pet_delineation": pet.get("delineation"),
+        "mri_phase": (mri.get("phase") or {}).get("phase"),
+        "mri_delay_s": (mri.get("phase") or {}).get("delay_s"),
+        "mri_liver_to_spleen_contrast_ratio": mri.get("liver_to_spleen_contrast_ratio"),
+        "mri_relative_enhancement_liver": (mri.get("relative_enhancement") or {}).get("liver"),
+        "mri_hepatic_uptake_index_ml": mri.get("hepatic_uptake_index_ml"),
+        "mri_functional_flr_plan_percent": (mri.get("functional_flr_plan") or {}).get("functional_flr_percent"),
         "classification_missing_inputs": ";".join(str(m) for m in cls.get("missing_inputs") or []) or None,
         "rules_version": cls.get("rules_version"),
     }
@@ -158,6 +175,9 @@ def lesion_rows(report: Mapping[str, Any], study_id: str | None = None) -> list[
                 "sretv_ml": les.get("sretv_ml"),
                 "tlsre": les.get("tlsre"),
                 "krenning_score": les.get("krenning_score"),
+                "mean_signal_au": les.get("mean_signal_au"),
+                "lesion_to_liver_contrast": les.get("lesion_to_liver_contrast"),
+                "relative_enhancement": les.get("relative_enhancement"),
                 "centroid_x_mm": c[0],
                 "centroid_y_mm": c[1],
                 "centroid_z_mm": c[2],
