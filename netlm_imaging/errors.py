@@ -17,6 +17,7 @@ __all__ = [
     "InputError",
     "LabelError",
     "NetlmError",
+    "OutputError",
     "ResourceLimitError",
     "UnsupportedError",
     "UsageError",
@@ -61,6 +62,27 @@ class UnsupportedError(InputError):
 
 class ResourceLimitError(InputError):
     """Declared sizes above the configured memory limit (``--max-voxels``)."""
+
+
+class OutputError(NetlmError):
+    """The environment refuses an output: unwritable or read-only folder, a file where a folder
+    is needed, a full disk, a closed stdout, an output folder locked by another run (exit code 3).
+
+    Attributes
+    ----------
+    path : str
+        The output path concerned.
+    disk_full : bool
+        True when the cause is a full disk (ENOSPC / EDQUOT): a batch stops instead of going on.
+    """
+
+    def __init__(self, message: str, path: str = "", disk_full: bool = False) -> None:
+        super().__init__(message)
+        self.path = str(path)
+        self.disk_full = bool(disk_full)
+
+    def __reduce__(self) -> tuple:  # picklable across process-pool and Dask workers
+        return (type(self), (str(self), self.path, self.disk_full))
 
 
 class UsageError(NetlmError):

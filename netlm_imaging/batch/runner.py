@@ -51,8 +51,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_write_text
-from ..errors import InputError, NetlmError, only_accepted_flags
+from ..atomic import atomic_write_text, remove_stale_temp_files
+from ..errors import InputError, NetlmError, OutputError, only_accepted_flags
+from ..outdir import OutputLock, prepare_output_dir
 from ..report.tables import STUDY_COLUMNS, csv_cell, format_lesions_csv, lesion_rows, study_numbers
 from .cohort import Study
 from .fingerprint import study_fingerprint
@@ -82,6 +83,13 @@ CSV_COLUMNS = ("study_id", "study_instance_uid", "status", "error", *NUMBER_COLU
 _PENDING = "pending"
 #: Key of a row's lesion rows (not a cohort.csv column; they go to lesions.csv).
 LESIONS_KEY = "_lesions"
+#: A study whose worker process dies this many times is recorded as failed (the others go on).
+MAX_WORKER_DEATHS = 2
+#: The failure recorded for it (retried by ``--resume``).
+WORKER_DIED = (
+    "worker died: out of memory? (the process analysing this study was killed {n} times, "
+    "as the out-of-memory killer does; lower -j or --max-voxels, then rerun with --resume)"
+)
 #: multiprocessing start method of the local pool (NETLM_START_METHOD overrides: fork, forkserver, spawn).
 _START_METHOD = os.environ.get("NETLM_START_METHOD", "fork")
 
@@ -377,6 +385,8 @@ def analyze_one(study: Study, out_dir: str | os.PathLike[str], options: BatchOpt
         row = _analyze(study, out, options, fingerprint)
         with contextlib.suppress(FileNotFoundError):
             failed_path.unlink()
+    except OutputError:
+        raise  # the output folder or disk failed, not this study: the cohort stops (see run_cohort)
     except NetlmError as exc:
         error = only_accepted_flags(str(exc), options.accepted_flags, "batch") if options.accepted_flags else str(exc)
         row = _failure_row(study.study_id, error, fingerprint)
@@ -388,12 +398,17 @@ def analyze_one(study: Study, out_dir: str | os.PathLike[str], options: BatchOpt
         error, retry = f"internal error: {type(exc).__name__}: {exc} (a bug in netlm-imaging; please report it)", True
         row = _failure_row(study.study_id, error, fingerprint)
     if row["status"] == "failed":
-        with contextlib.suppress(FileNotFoundError):
-            _report_path(out, study.study_id).unlink()  # never leave a stale result beside a failure
-        record = {"study_id": study.study_id, "error": row["error"], "fingerprint": fingerprint, "retry": retry}
-        atomic_write_text(failed_path, json.dumps(record, indent=2) + "\n")
+        _record_failure(out, study.study_id, row["error"], fingerprint, retry)
     row["elapsed_s"] = round(time.perf_counter() - t0, 3)
     return row
+
+
+def _record_failure(out: Path, study_id: str, error: str, fingerprint: str, retry: bool) -> None:
+    """Write ``reports/<id>.failed.json`` and remove a stale report beside it."""
+    with contextlib.suppress(FileNotFoundError):
+        _report_path(out, study_id).unlink()  # never leave a stale result beside a failure
+    record = {"study_id": study_id, "error": _one_line(error), "fingerprint": fingerprint, "retry": retry}
+    atomic_write_text(_report_path(out, study_id, ".failed.json"), json.dumps(record, indent=2) + "\n")
 
 
 # ----------------------------------------------------------------------------- progress
@@ -438,34 +453,148 @@ class _Progress:
 # ----------------------------------------------------------------------------- cohort
 
 
+_STARTED: Any = None
+
+
+def _pool_init(started: Any) -> None:
+    """Worker initializer: keep the queue on which each task announces (study id, pid)."""
+    global _STARTED
+    _STARTED = started
+
+
+def _pool_task(study: Study, out_dir: str, options: BatchOptions) -> dict[str, Any]:
+    """:func:`analyze_one` in a pool worker, announcing first which process runs which study."""
+    if _STARTED is not None:
+        _STARTED.put((study.study_id, os.getpid()))
+    return analyze_one(study, out_dir, options)
+
+
+def _drain(queue: Any) -> dict[str, int]:
+    started: dict[str, int] = {}
+    with contextlib.suppress(OSError, EOFError):
+        while not queue.empty():
+            sid, pid = queue.get()
+            started[sid] = pid
+    return started
+
+
+def _pool_round(
+    todo: Sequence[Study], out_dir: Path, options: BatchOptions, jobs: int, ctx: Any
+) -> Iterable[tuple[Study, dict[str, Any] | BaseException | None, int | None]]:
+    """One process pool over ``todo``: (study, outcome, None) per finished study, then, if the pool
+    broke, (study, None, exit code of its worker or None if it was not running) per unfinished one."""
+    from concurrent.futures import as_completed
+    from concurrent.futures.process import BrokenProcessPool, ProcessPoolExecutor
+
+    started_q = ctx.SimpleQueue()
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_pool_init, initargs=(started_q,))
+    unfinished: list[Study] = []
+    try:
+        futures = {pool.submit(_pool_task, s, str(out_dir), options): s for s in todo}
+        procs = dict(getattr(pool, "_processes", None) or {})  # pid -> Process, to tell which one died
+        for fut in as_completed(futures):
+            try:
+                yield futures[fut], fut.result(), None
+            except BrokenProcessPool:
+                unfinished.append(futures[fut])
+            except Exception as exc:  # e.g. an OutputError raised in the worker
+                yield futures[fut], exc, None
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    if not unfinished:
+        return
+    started = _drain(started_q)
+    procs.update(getattr(pool, "_processes", None) or {})
+    for s in unfinished:
+        pid = started.get(s.study_id)
+        proc = procs.get(pid) if pid is not None else None
+        yield s, None, (proc.exitcode if proc is not None else (0 if pid is not None else None))
+
+
 def _executor_results(
     studies: Sequence[Study], out_dir: Path, options: BatchOptions, jobs: int
 ) -> Iterable[tuple[Study, dict[str, Any] | BaseException]]:
-    """(study, row or exception) in completion order, from a process pool."""
+    """(study, row or exception) in completion order, from a process pool that survives dying workers.
+
+    When a worker dies (SIGKILL from the out-of-memory killer, a crash in a C
+    library), :class:`~concurrent.futures.ProcessPoolExecutor` fails every
+    pending study. Here the pool is rebuilt and the unfinished studies are
+    queued again. The study the dead process was running (the one whose
+    worker ended by a signal other than the pool's own SIGTERM, or the only
+    one running) earns a strike; when that cannot be told, the studies that
+    were running are re-run one at a time, where it can. A study with
+    :data:`MAX_WORKER_DEATHS` strikes is recorded as failed with
+    :data:`WORKER_DIED`; every other study completes.
+    """
+    import collections
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    import signal
 
     ctx = multiprocessing.get_context(_START_METHOD)
     if _START_METHOD == "forkserver":
         ctx.set_forkserver_preload(["netlm_imaging.batch.runner", "netlm_imaging.api"])
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-        futures = {pool.submit(analyze_one, s, str(out_dir), options): s for s in studies}
-        try:
-            for fut in as_completed(futures):
-                try:
-                    yield futures[fut], fut.result()
-                except BaseException as exc:  # BrokenProcessPool: a worker died (e.g. killed by the OOM killer)
-                    yield futures[fut], exc
-        except BaseException:
-            for fut in futures:
-                fut.cancel()
-            raise
+    queue: collections.deque[Study] = collections.deque(studies)
+    solo: collections.deque[Study] = collections.deque()
+    deaths: collections.Counter[str] = collections.Counter()
+    rounds = 0
+    while queue or solo:
+        rounds += 1
+        if rounds > 4 * len(studies) + 8:  # workers die for reasons no study explains: stop retrying
+            for s in [*queue, *solo]:
+                yield s, RuntimeError("worker processes keep dying; check the machine (memory, ulimits)")
+            return
+        if solo:
+            todo, n = [solo.popleft()], 1
+        else:
+            todo, n = list(queue), min(jobs, len(queue))
+            queue.clear()
+        lost: list[tuple[Study, int | None]] = []
+        for study, outcome, exitcode in _pool_round(todo, out_dir, options, n, ctx):
+            if outcome is None:
+                lost.append((study, exitcode))
+            else:
+                yield study, outcome
+        if not lost:
+            continue
+        # every worker of the broken pool is gone: the temp files the pool's SIGTERM cut short are stale
+        remove_stale_temp_files(out_dir)
+        running = [(s, code) for s, code in lost if code is not None]
+        culprits = [s for s, code in running if code not in (0, -signal.SIGTERM)]
+        if not culprits and len(running) == 1:
+            culprits = [running[0][0]]
+        logger.warning(
+            "a worker process died (%s); rebuilding the pool and re-queuing %d unfinished studies",
+            ", ".join(f"study {s.study_id}" for s in culprits) or "no study identified",
+            len(lost),
+        )
+        for s, code in lost:
+            if s in culprits:
+                deaths[s.study_id] += 1
+                if deaths[s.study_id] >= MAX_WORKER_DEATHS:
+                    yield s, _WorkerDied(deaths[s.study_id])
+                else:
+                    solo.append(s)  # its second try runs alone, so a second death is surely its own
+            elif code is not None and not culprits:
+                solo.append(s)  # was running when an unidentified worker died: retry alone
+            else:
+                queue.append(s)
+
+
+class _WorkerDied(Exception):
+    """The worker analysing a study died :data:`MAX_WORKER_DEATHS` times."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__(WORKER_DIED.format(n=n))
 
 
 def _dask_results(
     studies: Sequence[Study], out_dir: Path, options: BatchOptions, scheduler: Any, connect_timeout_s: float
 ) -> Iterable[tuple[Study, dict[str, Any] | BaseException]]:
     """(study, row or exception) in completion order, from a Dask distributed cluster."""
+    import uuid
+
     from distributed import Client, as_completed
 
     own = not isinstance(scheduler, Client)
@@ -478,13 +607,17 @@ def _dask_results(
         ) from None
     try:
         with client.as_current():
-            futures = client.map(analyze_one, list(studies), out_dir=str(out_dir), options=options, pure=False)
+            run_id = uuid.uuid4().hex[:8]
+            keys = [f"netlm-analyze-{s.study_id}-{run_id}" for s in studies]
+            futures = client.map(analyze_one, list(studies), out_dir=str(out_dir), options=options, key=keys)
             by_key = {f.key: s for f, s in zip(futures, studies)}
             try:
                 for fut in as_completed(futures):
                     try:
                         yield by_key[fut.key], fut.result()
                     except Exception as exc:  # KilledWorker, lost connection: recorded, retried on resume
+                        if type(exc).__name__ == "KilledWorker":  # the scheduler's allowed-failures ran out
+                            exc = _WorkerDied(_allowed_failures(client) + 1)
                         yield by_key[fut.key], exc
             except BaseException:
                 client.cancel(futures)
@@ -492,6 +625,16 @@ def _dask_results(
     finally:
         if own:
             client.close()
+
+
+def _allowed_failures(client: Any) -> int:
+    """The scheduler's ``distributed.scheduler.allowed-failures`` (worker deaths a task survives)."""
+    try:
+        return int(client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.allowed_failures))
+    except Exception:
+        import dask
+
+        return int(dask.config.get("distributed.scheduler.allowed-failures", 3))
 
 
 def run_cohort(
@@ -549,15 +692,51 @@ def run_cohort(
     if len(set(ids)) != len(ids):
         dup = sorted({i for i in ids if ids.count(i) > 1})
         raise InputError(f"duplicate study ids {dup}: give every study a unique folder name or study_id")
-    out = Path(out_dir)
-    (out / "reports").mkdir(parents=True, exist_ok=True)
-    opts = replace(options or BatchOptions(), resume=resume)
+    out = prepare_output_dir(out_dir)
+    with OutputLock(out, command="netlm batch"):
+        result = _run_locked(
+            studies,
+            out,
+            jobs,
+            scheduler,
+            replace(options or BatchOptions(), resume=resume),
+            progress,
+            progress_stream,
+            on_row,
+            connect_timeout_s,
+        )
+    result.elapsed_s = time.perf_counter() - t0
+    logger.info(
+        "cohort: %d studies, %d analysed, %d resumed, %d failed in %.1f s",
+        len(studies),
+        result.analysed,
+        result.resumed,
+        result.failed,
+        result.elapsed_s,
+    )
+    return result
+
+
+def _run_locked(
+    studies: Sequence[Study],
+    out: Path,
+    jobs: int,
+    scheduler: Any,
+    opts: BatchOptions,
+    progress: bool,
+    progress_stream: Any,
+    on_row: Callable[[dict[str, Any]], None] | None,
+    connect_timeout_s: float,
+) -> CohortResult:
+    """The body of :func:`run_cohort`, run while holding the output folder's lock."""
+    prepare_output_dir(out / "reports", "--out")
     rows: dict[str, dict[str, Any]] = {s.study_id: _failure_row(s.study_id, "", "", _PENDING) for s in studies}
     csv_path = out / "cohort.csv"
     _write_tables(out, rows.values())
     result = CohortResult(rows=[], csv_path=csv_path)
     bar = _Progress(len(studies), progress, progress_stream)
 
+    results: Iterable[tuple[Study, dict[str, Any] | BaseException]]
     if scheduler is not None:
         results = _dask_results(studies, out, opts, scheduler, connect_timeout_s)
     elif jobs > 1 and len(studies) > 1:
@@ -567,11 +746,18 @@ def run_cohort(
 
     try:
         for study, outcome in results:
+            if isinstance(outcome, OutputError):
+                raise outcome
             if isinstance(outcome, BaseException):
                 if isinstance(outcome, KeyboardInterrupt):
                     raise outcome
-                msg = f"the worker running this study failed ({type(outcome).__name__}: {outcome}); rerun with --resume"
+                if isinstance(outcome, _WorkerDied):
+                    msg = str(outcome)
+                else:
+                    why = f"{type(outcome).__name__}: {outcome}"
+                    msg = f"the worker running this study failed ({why}); rerun with --resume"
                 row = _failure_row(study.study_id, msg, "")
+                _record_failure(out, study.study_id, msg, "", retry=True)
             else:
                 row = outcome
             rows[study.study_id] = row
@@ -583,17 +769,21 @@ def run_cohort(
             bar.update(row)
             if on_row is not None:
                 on_row(row)
+    except OutputError as exc:
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()  # stops the pool / cancels the Dask futures
+        done = sum(1 for r in rows.values() if r["status"] != _PENDING)
+        with contextlib.suppress(OutputError):
+            _write_tables(out, rows.values())
+        raise OutputError(
+            f"{exc}. The batch stopped; {done} of {len(rows)} studies had finished and are recorded in "
+            f"{out / 'reports'} (and {csv_path} where it could be written)",
+            path=exc.path,
+            disk_full=exc.disk_full,
+        ) from None
     finally:
         bar.close()
     result.rows = sorted(rows.values(), key=lambda r: r["study_id"])
     result.failed = sum(1 for r in result.rows if r["status"] != "ok")
-    result.elapsed_s = time.perf_counter() - t0
-    logger.info(
-        "cohort: %d studies, %d analysed, %d resumed, %d failed in %.1f s",
-        len(studies),
-        result.analysed,
-        result.resumed,
-        result.failed,
-        result.elapsed_s,
-    )
     return result
