@@ -25,6 +25,7 @@ from typing import IO
 from .errors import OutputError
 
 __all__ = [
+    "ENVIRONMENT_ERRNOS",
     "TEMP_PATTERN",
     "atomic_open",
     "atomic_write_bytes",
@@ -37,6 +38,25 @@ __all__ = [
 TEMP_PATTERN = re.compile(r"^\..+\.[A-Za-z0-9_]{6,}\.tmp$")
 
 _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG}
+#: errno values that mean "the environment refused" (disk, permissions, file system), never a bug.
+ENVIRONMENT_ERRNOS = frozenset(
+    {
+        *_DISK_FULL,
+        errno.EROFS,
+        errno.EACCES,
+        errno.EPERM,
+        errno.ENOTDIR,
+        errno.EISDIR,
+        errno.EEXIST,
+        errno.EMFILE,
+        errno.ENFILE,
+        errno.ENOMEM,
+        errno.EIO,
+        errno.EPIPE,
+        errno.ENAMETOOLONG,
+        errno.ELOOP,
+    }
+)
 
 
 def output_error(path: str | os.PathLike[str], exc: OSError, what: str = "cannot write") -> OutputError:

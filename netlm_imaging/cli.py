@@ -39,7 +39,9 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         from .errors import UsageError
 
-        raise UsageError(f"{self.prog}: {message}")
+        # "netlm batch: ..." would read "netlm: error: netlm batch: ..." once main adds its prefix
+        sub = self.prog.removeprefix("netlm").strip()
+        raise UsageError(f"{sub}: {message}" if sub else message)
 
 
 def _get_parser() -> argparse.ArgumentParser:
@@ -66,6 +68,16 @@ def _get_parser() -> argparse.ArgumentParser:
 def _configure_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="netlm: %(levelname)s: %(message)s", stream=sys.stderr)
+    from .commands._common import WarningLog
+
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(WarningLog())
+    if verbosity <= 0:
+        import warnings
+
+        # pydicom's "Invalid value for VR DS: 'nan'" and the like: the error or warning line that
+        # follows names the file and the problem; -v shows them
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\..*)?$")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -109,13 +121,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MemoryError:
         print("netlm: error: out of memory; lower --max-voxels or use a smaller study", file=sys.stderr)
         return 3
+    except OSError as exc:  # the environment refused a file operation no writer translated: not a bug
+        from .atomic import ENVIRONMENT_ERRNOS, output_error
+
+        if exc.errno not in ENVIRONMENT_ERRNOS:
+            return _internal_error(exc)
+        print(f"netlm: error: {output_error(exc.filename or '(unnamed file)', exc, 'cannot access')}", file=sys.stderr)
+        return 3
     except Exception as exc:  # last resort: never a traceback, but say it is a bug
-        logging.getLogger("netlm_imaging").debug("internal error", exc_info=True)
-        print(
-            f"netlm: internal error: {type(exc).__name__}: {exc} (a bug: rerun with -vv and report it)",
-            file=sys.stderr,
-        )
-        return 70
+        return _internal_error(exc)
+
+
+def _internal_error(exc: BaseException) -> int:
+    """Exit 70: a real bug (the only case left once inputs and the environment are checked)."""
+    logging.getLogger("netlm_imaging").debug("internal error", exc_info=exc)
+    print(
+        f"netlm: internal error: {type(exc).__name__}: {exc} (a bug: rerun with -vv and report it)",
+        file=sys.stderr,
+    )
+    return 70
 
 
 if __name__ == "__main__":  # pragma: no cover

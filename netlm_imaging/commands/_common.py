@@ -6,13 +6,42 @@ Imports nothing heavy at module level (``netlm --help`` stays fast).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-__all__ = ["add_selection_arguments", "check_json_and_voxels", "emit"]
+__all__ = [
+    "WarningLog",
+    "add_selection_arguments",
+    "check_json_and_voxels",
+    "check_output",
+    "emit",
+    "print_warnings",
+    "write_stdout",
+]
+
+
+class WarningLog(logging.Filter):
+    """Remembers the warnings already logged to stderr, so :func:`print_warnings` does not repeat them."""
+
+    seen: ClassVar[list[str]] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            WarningLog.seen.append(record.getMessage())
+        return True
+
+
+def print_warnings(warnings: list[str]) -> None:
+    """Print a report's warnings on stderr (``netlm: warning: ...``), skipping those already logged."""
+    for w in warnings:
+        if not any(w in s or s in w for s in WarningLog.seen):
+            print(f"netlm: warning: {w}", file=sys.stderr)
 
 
 def check_json_and_voxels(args: argparse.Namespace, filename: str) -> None:
@@ -25,13 +54,52 @@ def check_json_and_voxels(args: argparse.Namespace, filename: str) -> None:
         raise UsageError("--max-voxels must be positive")
 
 
+_CLOSED = "--json -: standard output is closed; redirect it to a file (> report.json) or use --out DIR"
+
+
+def check_output(args: argparse.Namespace) -> None:
+    """Before any work: ``--json -`` needs an open stdout, ``--out DIR`` a writable folder (else exit 3)."""
+    from ..errors import OutputError
+
+    if getattr(args, "json_out", None) == "-":
+        if sys.stdout is None or sys.stdout.closed:
+            raise OutputError(
+                "--json -: standard output is closed; redirect it to a file (> report.json) or use --out DIR"
+            )
+        return
+    if getattr(args, "out", None):
+        from ..outdir import prepare_output_dir
+
+        prepare_output_dir(args.out)
+
+
+def write_stdout(text: str) -> None:
+    """Write ``text`` to stdout; a closed stdout or broken pipe becomes an OutputError (exit 3)."""
+    from ..errors import OutputError
+
+    if sys.stdout is None:
+        raise OutputError(_CLOSED)
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError, OSError) as exc:
+        with contextlib.suppress(OSError, ValueError):  # no second error at interpreter exit
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise OutputError(
+            f"--json -: cannot write the report to standard output ({reason}); "
+            "redirect it to a file (> report.json) or use --out DIR"
+        ) from None
+
+
 def emit(data: dict[str, Any], args: argparse.Namespace, filename: str, summary: Callable[[dict], str]) -> int:
     """Print ``data`` as JSON (``--json -``), or print its summary and write ``--out/filename`` atomically."""
     from ..atomic import atomic_write_text
 
     text = json.dumps(data, indent=2) + "\n"
     if args.json_out == "-":
-        sys.stdout.write(text)
+        write_stdout(text)
         return 0
     print(summary(data))
     if args.out:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 from pathlib import Path
 
-from ._common import check_json_and_voxels
+from ._common import check_json_and_voxels, check_output, print_warnings, write_stdout
 
 __all__ = ["add_arguments", "options_from_args", "run"]
 
@@ -165,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_json_and_voxels(args, "report.json")
     opts = options_from_args(args)
+    check_output(args)
     report, ctx = analyze_with_context(
         args.study_dir,
         image=args.image,
@@ -182,8 +182,10 @@ def run(args: argparse.Namespace) -> int:
             f"{ctx.image.source}: --sr/--seg-out reference the source DICOM series, but the image is not DICOM; "
             "analyse the DICOM series (or drop --sr/--seg-out)."
         )
+    if not args.quiet:  # diagnostics on stderr, so stdout holds only the summary or the JSON
+        print_warnings(list(report.warnings))
     if args.json_out == "-":
-        sys.stdout.write(report.to_json())
+        write_stdout(report.to_json())
         return 0
     out = Path(args.out)
     path = report.write_json(out / "report.json")
@@ -208,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
         )
         written.extend(dicom.paths)
     if not args.quiet:
-        print(report.summary())
+        print(report.summary(include_warnings=False))
         print("")
         for w in written:
             print(f"wrote {w}")

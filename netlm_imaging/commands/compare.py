@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import check_json_and_voxels, emit
+from ._common import check_json_and_voxels, check_output, emit
 
 __all__ = ["add_arguments", "format_summary", "run"]
 
@@ -101,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
     from ..verify.longitudinal import ResponseThresholds, compare_study_inputs
 
     check_json_and_voxels(args, "comparison.json")
+
+    check_output(args)
     if args.match_distance <= 0 or not 0 < args.volume_pr < 100 or args.volume_pd <= 0:
         raise UsageError("--match-distance must be > 0, --volume-pr in (0, 100), --volume-pd > 0")
     thresholds = ResponseThresholds(

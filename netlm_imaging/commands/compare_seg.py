@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import check_json_and_voxels, emit
+from ._common import check_json_and_voxels, check_output, emit
 
 __all__ = ["add_arguments", "format_table", "run"]
 
@@ -77,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
     from ..verify.segcompare import compare_segmentation_files
 
     check_json_and_voxels(args, "compare_seg.json")
+
+    check_output(args)
     res = compare_segmentation_files(
         args.image, args.seg_a, args.seg_b, labels=args.labels, labels_b=args.labels_b, max_voxels=args.max_voxels
     )

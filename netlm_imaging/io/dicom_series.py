@@ -158,6 +158,31 @@ def _stack_key(info: DicomFileInfo) -> tuple[Any, ...]:
     return (_round_tuple(info.orientation, 3), info.rows, info.columns)
 
 
+def _check_finite_geometry(infos: Sequence[DicomFileInfo]) -> None:
+    """Refuse, naming the file, a NaN or infinite ImageOrientationPatient / ImagePositionPatient / PixelSpacing.
+
+    Without this a NaN orientation reads as "a stack of another orientation" and an
+    infinite position as "a missing slice" (or an overflow when resampling).
+    """
+    tags = (
+        ("orientation", "ImageOrientationPatient (0020,0037)"),
+        ("position", "ImagePositionPatient (0020,0032)"),
+        ("pixel_spacing", "PixelSpacing (0028,0030)"),
+    )
+    for info in infos:
+        if info.kind != IMAGE:
+            continue
+        for fr in info.frames:
+            for attr, tag in tags:
+                values = getattr(fr, attr, None)
+                if values is not None and not all(math.isfinite(float(v)) for v in values):
+                    frame = f" (frame {fr.frame_index + 1})" if info.is_multiframe else ""
+                    raise DicomError(
+                        f"{info.path}{frame}: {tag} holds a non-finite value {list(values)}; the header is corrupt. "
+                        "Re-export the series, or move this file out of the folder if it is not part of the volume."
+                    )
+
+
 def group_image_series(infos: Sequence[DicomFileInfo]) -> list[SeriesGroup]:
     """Group image files into series.
 
@@ -181,6 +206,7 @@ def group_image_series(infos: Sequence[DicomFileInfo]) -> list[SeriesGroup]:
     DicomError
         A series mixing stacks of different orientation or matrix size.
     """
+    _check_finite_geometry(infos)
     groups: dict[str, list[DicomFileInfo]] = {}
     for info in infos:
         if info.kind != IMAGE:

@@ -197,8 +197,14 @@ class StudyReport:
         return to_frame([row], ["study_instance_uid", *STUDY_COLUMNS])
 
     # ---------------------------------------------------------------- summary
-    def summary(self) -> str:
-        """A short human-readable table for the console."""
+    def summary(self, include_warnings: bool = True) -> str:
+        """A short human-readable table for the console.
+
+        Parameters
+        ----------
+        include_warnings : bool
+            Append the warnings (the CLI prints them on stderr instead).
+        """
 
         def num(v: Any, fmt: str = "{:.2f}") -> str:
             return "n/a" if v is None else fmt.format(v)
@@ -264,7 +270,7 @@ class StudyReport:
                 )
             if len(self.lesions) > 50:
                 lines.append(f"... {len(self.lesions) - 50} more lesions in report.json")
-        if self.warnings:
+        if self.warnings and include_warnings:
             lines.append("")
             lines.extend(f"warning: {w}" for w in self.warnings)
         return "\n".join(lines)
