@@ -13,10 +13,10 @@ Examples
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -32,6 +32,7 @@ from .volume import Volume
 __all__ = ["AnalyzeOptions", "StudyInputs", "analyze", "analyze_with_context", "resolve_inputs"]
 
 logger = logging.getLogger(__name__)
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 _MODALITIES = {"CT", "MR", "PT", "NM", "OT"}
 #: Clinical sidecars picked up from a study folder when --clinical is not given.
@@ -271,6 +272,22 @@ def _lesion_dict(les: Any) -> dict[str, Any]:
     return d
 
 
+def _within_voxel_budget(fn: _F) -> _F:
+    """Run ``fn`` with its ``options.max_voxels`` as the budget of every reader it calls (bounded inflation)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from .volume import voxel_budget
+
+        opts = kwargs.get("options")
+        with voxel_budget(getattr(opts, "max_voxels", None)):
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@_within_voxel_budget
 def analyze_with_context(
     study_dir: str | Path | None = None,
     *,

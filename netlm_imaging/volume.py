@@ -13,6 +13,9 @@ fields such as NIfTI pixdim or DICOM SliceThickness.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,8 +30,10 @@ __all__ = [
     "SPACING_TOLERANCE_MM",
     "Volume",
     "check_voxel_budget",
+    "effective_max_voxels",
     "lps_to_ras",
     "ras_to_lps",
+    "voxel_budget",
 ]
 
 #: Grids whose origins differ by less than this are the same grid (mm).
@@ -66,6 +71,30 @@ def lps_to_ras(affine_lps: np.ndarray) -> np.ndarray:
     return _RAS_LPS @ np.asarray(affine_lps, dtype=np.float64)
 
 
+_BUDGET: contextvars.ContextVar[int | None] = contextvars.ContextVar("netlm_max_voxels", default=None)
+
+
+def effective_max_voxels(max_voxels: int | None = None) -> int:
+    """The voxel budget in force: ``max_voxels``, else the one of :func:`voxel_budget`, else the default."""
+    if max_voxels is not None:
+        return int(max_voxels)
+    scoped = _BUDGET.get()
+    return DEFAULT_MAX_VOXELS if scoped is None else int(scoped)
+
+
+@contextlib.contextmanager
+def voxel_budget(max_voxels: int | None) -> Iterator[None]:
+    """Make ``max_voxels`` the budget of every reader called inside (``--max-voxels`` of one analysis).
+
+    Readers that are not handed a budget (file discovery, bounded decompression) use it.
+    """
+    token = _BUDGET.set(max_voxels)
+    try:
+        yield
+    finally:
+        _BUDGET.reset(token)
+
+
 def check_voxel_budget(shape: tuple[int, ...], max_voxels: int | None, source: str) -> None:
     """Refuse declared array sizes above the voxel budget before allocating.
 
@@ -83,7 +112,7 @@ def check_voxel_budget(shape: tuple[int, ...], max_voxels: int | None, source: s
     ResourceLimitError
         If the product of ``shape`` exceeds the limit or a dimension is negative.
     """
-    limit = DEFAULT_MAX_VOXELS if max_voxels is None else int(max_voxels)
+    limit = effective_max_voxels(max_voxels)
     if any(int(s) < 0 for s in shape):
         raise ResourceLimitError(f"{source}: declared dimensions {tuple(shape)} are negative; the header is corrupt.")
     n = 1

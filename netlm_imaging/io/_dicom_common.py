@@ -47,7 +47,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..errors import DicomError, InputError
+from ..errors import DicomError, InputError, ResourceLimitError
+from ._inflate import DEFLATED_TS
+from ._inflate import dcmread as bounded_dcmread
 
 __all__ = [
     "DICOM_SUFFIXES",
@@ -903,7 +905,6 @@ def take_scanned_dataset(path: Path) -> Any | None:
 
 def _read_header_pydicom(path: Path) -> DicomFileInfo | None:
     """:func:`read_header` through a full pydicom header parse (every file the fast path declines)."""
-    import pydicom
     from pydicom.errors import InvalidDicomError
 
     size = path.stat().st_size
@@ -921,7 +922,9 @@ def _read_header_pydicom(path: Path) -> DicomFileInfo | None:
         logger.info("skipping non-DICOM file %s", path)
         return None
     try:
-        ds = pydicom.dcmread(path, defer_size=_DEFER_SIZE, force=force)
+        ds = bounded_dcmread(path, defer_size=_DEFER_SIZE, force=force)
+    except ResourceLimitError:  # a deflate bomb or an oversized header: say so
+        raise
     except InvalidDicomError:
         if force:
             if damaged:
@@ -961,6 +964,8 @@ def _read_header_pydicom(path: Path) -> DicomFileInfo | None:
             "the header is corrupt; re-export the series, or remove the file from the folder."
         )
     offset, length = _pixel_data_span(ds)
+    if meta is not None and str(meta.get("TransferSyntaxUID", "")) == DEFLATED_TS:
+        offset = length = None  # offsets into the inflated stream, not the file: no raw reads, no size check
     truncated = offset is not None and length is not None and size < offset + length
     refs: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]] = ((), (), ())
     labels: tuple[str, ...] = ()

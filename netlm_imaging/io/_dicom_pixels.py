@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DicomError, UnsupportedError
+from ..errors import DicomError, ResourceLimitError, UnsupportedError
 from ._dicom_common import DicomFileInfo
+from ._inflate import dcmread as bounded_dcmread
 
 __all__ = [
     "apply_modality_lut_frame",
@@ -116,10 +117,11 @@ def decode_frames(info: DicomFileInfo) -> tuple[np.ndarray, Any]:
     fast = None if info.has_modality_lut_sequence else _fast_native(info)
     if fast is not None:
         return fast, None
-    import pydicom
 
     try:
-        ds = pydicom.dcmread(info.path)
+        ds = bounded_dcmread(info.path)
+    except ResourceLimitError:  # a deflate bomb or an oversized header: say so
+        raise
     except Exception as exc:
         raise DicomError(
             f"{info.path}: cannot read the file ({type(exc).__name__}); it is truncated or corrupt, re-export it."

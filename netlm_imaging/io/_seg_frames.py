@@ -34,6 +34,7 @@ from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
 
 from ..errors import DicomError, UnsupportedError
+from ._inflate import inflate_bounded
 
 __all__ = ["DEFLATED_IMAGE_FRAME", "iter_frames"]
 
@@ -147,15 +148,12 @@ def _deflate_frames(ds: Dataset, source: str, ts: str) -> Iterator[np.ndarray]:
         raise _unsupported(source, ts, f"BitsAllocated {bits} in deflated frames")
     nbytes = (rows * cols * bits + 7) // 8
     for idx, fr in enumerate(_encapsulated(ds, source, ts)):
+        # inflated no further than the frame's declared size: a deflate bomb in one frame costs nothing
+        what = f"{source}: deflated frame {idx + 1}"
         try:
-            raw = zlib.decompress(fr, -15)
-        except zlib.error:
-            try:
-                raw = zlib.decompress(fr)
-            except zlib.error as exc:
-                raise DicomError(
-                    f"{source}: deflated frame {idx + 1} cannot be inflated ({exc}); the file is corrupt."
-                ) from exc
+            raw, _ = inflate_bounded(bytes(fr), nbytes + 16, what, allow_more=True)
+        except DicomError:
+            raw, _ = inflate_bounded(bytes(fr), nbytes + 16, what, wbits=zlib.MAX_WBITS, allow_more=True)
         if len(raw) < nbytes:
             raise DicomError(
                 f"{source}: deflated frame {idx + 1} inflates to {len(raw)} bytes, expected {nbytes}; corrupt file."

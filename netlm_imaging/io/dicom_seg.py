@@ -75,13 +75,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import pydicom
 from pydicom.dataset import Dataset
 
-from ..errors import DicomError, GeometryError
+from ..errors import DicomError, GeometryError, ResourceLimitError
 from ..segmentation import MaskLayer
 from ..volume import Volume, check_voxel_budget
 from ._dicom_common import guard_malformed, take_scanned_dataset
+from ._inflate import dcmread as bounded_dcmread
 from ._seg_frames import iter_frames
 from .labels import LabelSpec, RoleDecision, assign_roles
 
@@ -163,7 +163,9 @@ def _read_dataset(path: Path) -> Dataset:
     if ds is not None:
         return _check_sop(ds, source)
     try:
-        ds = pydicom.dcmread(str(path))
+        ds = bounded_dcmread(str(path))
+    except ResourceLimitError:  # a deflate bomb or an oversized header: say so
+        raise
     except Exception as exc:  # InvalidDicomError, EOFError, struct.error, ... on broken files
         raise DicomError(
             f"{source}: not a readable DICOM file ({type(exc).__name__}: {exc}); export it again."

@@ -70,6 +70,7 @@ from ..errors import DicomError, UnsupportedError, UsageError
 from ..volume import Volume, check_voxel_budget
 from ._dicom_common import IMAGE, DicomFileInfo, FrameGeometry, guard_malformed, scan_dicom_folder
 from ._dicom_pixels import decode_frames, stored_value_range, write_modality_frame
+from ._inflate import dcmread as bounded_dcmread
 
 __all__ = [
     "DUPLICATE_TOLERANCE_MM",
@@ -491,7 +492,7 @@ def series_header_facts(path: Path) -> dict[str, Any]:
     """
     import pydicom
 
-    ds = pydicom.dcmread(path, stop_before_pixels=True, defer_size=4096)
+    ds = bounded_dcmread(path, stop_before_pixels=True, defer_size=4096)
 
     def num(keyword: str) -> float | None:
         v = ds.get(keyword)

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, LabelError, UsageError
+from ..errors import InputError, LabelError, ResourceLimitError, UsageError
 from ..segmentation import ROLES, MaskLayer
 from ..volume import Volume
+from ._inflate import dcmread as bounded_dcmread
 from .labels import LabelSpec, RoleDecision, assign_roles, layers_from_label_map
 
 __all__ = ["RTSTRUCT_SOP_CLASS", "SEG_SOP_CLASSES", "load_image", "load_segmentation", "parse_seg_argument"]
@@ -208,10 +209,10 @@ def load_segmentation(
     if p.is_dir():
         raise InputError(f"{p}: is a folder; --seg takes a file (label map, DICOM SEG or RTSTRUCT).")
     if _is_dicom_file(p) or _suffix(p) == ".dcm":
-        import pydicom
-
         try:
-            ds = pydicom.dcmread(str(p), stop_before_pixels=True)
+            ds = bounded_dcmread(str(p), stop_before_pixels=True)
+        except ResourceLimitError:  # a deflate bomb or an oversized header: say so
+            raise
         except Exception as exc:
             raise InputError(f"{p}: not a readable DICOM file ({type(exc).__name__}); re-export it.") from exc
         sop = str(getattr(ds, "SOPClassUID", ""))

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..errors import DicomError, InputError, UnsupportedError
 from ..volume import Volume
+from ._inflate import dcmread as bounded_dcmread
 
 __all__ = ["load_suv_volume", "suv_from_modality_volume"]
 
@@ -166,7 +167,7 @@ def _series_headers(meta: Mapping[str, Any], files: Sequence[str], where: str) -
 
     def read(path: str) -> Any:
         try:
-            return pydicom.dcmread(path, stop_before_pixels=True)
+            return bounded_dcmread(path, stop_before_pixels=True)
         except (OSError, pydicom.errors.InvalidDicomError) as exc:
             raise DicomError(f"{where}: cannot re-read PET headers ({exc}); check the series files.") from exc
 
@@ -212,7 +213,6 @@ def _series_location(source: str, files: Sequence[str | Path]) -> str:
 
 def _resampled_per_slice(vol: Volume, files: list[str], factors: np.ndarray) -> np.ndarray:
     """SUV on the resampled grid when factors differ per slice: convert, then interpolate."""
-    import pydicom
     from pydicom.pixels import apply_modality_lut
 
     positions = np.asarray(vol.meta["slice_positions_mm"], dtype=np.float64)
@@ -226,7 +226,7 @@ def _resampled_per_slice(vol: Volume, files: list[str], factors: np.ndarray) -> 
 
     def slice_suv(k: int) -> np.ndarray:
         if k not in cache:
-            ds = pydicom.dcmread(files[k])
+            ds = bounded_dcmread(files[k])
             arr = np.asarray(apply_modality_lut(ds.pixel_array, ds), dtype=np.float64).T
             if arr.shape != (ni, nj):
                 raise DicomError(f"{files[k]}: slice shape {arr.shape} differs from the series ({ni}, {nj}).")

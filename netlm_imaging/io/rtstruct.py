@@ -54,13 +54,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pydicom
 from pydicom.dataset import Dataset
 
-from ..errors import DicomError, GeometryError
+from ..errors import DicomError, GeometryError, ResourceLimitError
 from ..segmentation import MaskLayer
 from ..volume import Volume, check_voxel_budget
 from ._dicom_common import guard_malformed
+from ._inflate import dcmread as bounded_dcmread
 from ._polygon import collapse_repeated_traversal, fill_polygon, shoelace_area
 from .labels import LabelSpec, RoleDecision, assign_roles
 
@@ -110,7 +110,9 @@ def _read(path: Path) -> Dataset:
     if path.stat().st_size == 0:
         raise DicomError(f"{source}: file is empty (0 bytes); export the RTSTRUCT again.")
     try:
-        ds = pydicom.dcmread(str(path))
+        ds = bounded_dcmread(str(path))
+    except ResourceLimitError:  # a deflate bomb or an oversized header: say so
+        raise
     except Exception as exc:  # InvalidDicomError, EOFError, ... on broken files
         raise DicomError(
             f"{source}: not a readable DICOM file ({type(exc).__name__}: {exc}); export it again."
