@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ._version import __version__
-from .errors import InputError, UsageError
+from .errors import InputError, ResourceLimitError, UsageError
 from .measure.burden import DEFAULT_MARGIN_MM, measure_burden
 from .measure.context import MeasurementContext
 from .measure.grid import reconcile_layers
@@ -272,6 +272,18 @@ def _lesion_dict(les: Any) -> dict[str, Any]:
     return d
 
 
+def _check_roles_found(layers: Sequence[MaskLayer], seg_sources: Sequence[str]) -> None:
+    """Blame the segmentation file(s), not the image, when no liver and no lesion mask came out of them."""
+    if not seg_sources or any(la.role in ("liver", "lesion") for la in layers):
+        return
+    roles = sorted({la.role for la in layers})
+    found = f"only {', '.join(roles)} masks" if roles else "no voxel with a liver or lesion label (an empty mask?)"
+    raise InputError(
+        f"{', '.join(seg_sources)}: the segmentation holds {found}; pass the right --seg file, "
+        "or map its labels with --labels liver=N,lesion=M."
+    )
+
+
 def _within_voxel_budget(fn: _F) -> _F:
     """Run ``fn`` with its ``options.max_voxels`` as the budget of every reader it calls (bounded inflation)."""
     import functools
@@ -281,8 +293,19 @@ def _within_voxel_budget(fn: _F) -> _F:
         from .volume import voxel_budget
 
         opts = kwargs.get("options")
-        with voxel_budget(getattr(opts, "max_voxels", None)):
-            return fn(*args, **kwargs)
+        limit = getattr(opts, "max_voxels", None)
+        try:
+            with voxel_budget(limit):
+                return fn(*args, **kwargs)
+        except MemoryError:
+            from .volume import effective_max_voxels
+
+            what = kwargs.get("image") or (args[0] if args else None) or kwargs.get("study_dir") or "the study"
+            raise ResourceLimitError(
+                f"{what}: out of memory while reading or measuring it (the voxel budget, --max-voxels "
+                f"{effective_max_voxels(limit):,}, lets its declared size through but it does not fit in memory); "
+                "lower --max-voxels to refuse such files up front, or use a machine with more memory."
+            ) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -363,6 +386,7 @@ def analyze_with_context(
     for la in layers:
         warnings.extend(la.mask.meta.get("notes", []))
         warnings.extend(str(w) for w in la.mask.meta.get("warnings", []))
+    _check_roles_found(layers, seg_sources)
     rec = reconcile_layers(img, layers)
     warnings.extend(rec.warnings)
     rec_layers = list(rec.layers)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -13,22 +14,34 @@ SHARED = Path(os.environ.get("NETLM_SHARED", ROOT.parent / "shared"))
 SHARED_DATA = SHARED / "data"
 
 
-def shared_path(*parts: str) -> Path:
-    """Path under ../shared/data; skip when absent outside CI, fail in CI.
+def shared_file(*parts: str) -> Path:
+    """Path under ../shared (NETLM_SHARED overrides); skip when absent outside CI, fail in CI.
 
-    The real files are cited in ../shared/data/MANIFEST.md with their licenses.
+    The one gate of every test that needs the shared, read-only project files (the report contract
+    ``report.schema.json`` and the real data under ``data/``, cited in data/MANIFEST.md with their
+    licenses). README.md ("Tests and the shared data") says where ../shared comes from.
     """
-    p = SHARED_DATA.joinpath(*parts)
+    p = SHARED.joinpath(*parts)
     if not p.exists():
         if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true but the shared data file {p} is missing")
-        pytest.skip(f"shared data not present: {p}")
+            pytest.fail(f"CI=true but the shared file {p} is missing (../shared must be checked out beside the repo)")
+        pytest.skip(f"shared file not present: {p} (../shared beside the repository, or set NETLM_SHARED)")
     return p
+
+
+def shared_path(*parts: str) -> Path:
+    """Path under ../shared/data (see :func:`shared_file`)."""
+    return shared_file("data", *parts)
+
+
+def shared_schema() -> dict:
+    """The shared report contract ../shared/report.schema.json (see :func:`shared_file`)."""
+    return json.loads(shared_file("report.schema.json").read_text())
 
 
 @pytest.fixture
 def shared():
-    """Function returning paths under ../shared/data (skip/fail as documented)."""
+    """Function returning paths under ../shared/data (skip/fail as documented in :func:`shared_file`)."""
     return shared_path
 
 

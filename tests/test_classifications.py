@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import jsonschema
 import pytest
-from conftest import SHARED
+from conftest import shared_schema
 from surgical_phantoms import VOXEL_ML, SlabLiver
 
 from netlm_imaging.classify.classifications import burden_category, cloyd_resectability, recist_targets
@@ -249,7 +249,7 @@ def test_no_lesions():
 
 
 def test_blocks_validate_against_the_report_schema():
-    schema = json.loads((SHARED / "report.schema.json").read_text())
+    schema = shared_schema()
     p = _liver()
     p.add_in_segment(3, 2, 4, 4)
     p.add_in_segment(6, 3, 5, 5, max_3d_diameter_mm=45.0)

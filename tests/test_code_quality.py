@@ -15,7 +15,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, SHARED
+from conftest import ROOT, shared_file
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 CHECKED_TREES = ["netlm_imaging", "tests", "pipelines", "benchmarks", "sample_data"]
@@ -72,11 +72,7 @@ def test_package_doctests_pass():
 
 def test_packaged_schema_is_the_shared_contract():
     """The schema the package validates against is byte-identical to ../shared/report.schema.json."""
-    shared = SHARED / "report.schema.json"
-    if not shared.exists():
-        if IN_CI:
-            pytest.fail(f"CI=true but the shared contract {shared} is missing")
-        pytest.skip(f"shared contract not present: {shared}")
+    shared = shared_file("report.schema.json")
     from netlm_imaging.report.model import load_schema
 
     packaged = ROOT / "netlm_imaging" / "report" / "report.schema.json"

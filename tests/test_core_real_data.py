@@ -6,7 +6,7 @@ import json
 
 import jsonschema
 import pytest
-from conftest import SHARED
+from conftest import shared_schema
 
 from netlm_imaging.api import AnalyzeOptions, analyze
 from netlm_imaging.cli import main
@@ -71,6 +71,6 @@ def test_report_validates_against_the_shared_contract(shared, tmp_path):
     )
     assert rc == 0
     data = json.loads((tmp_path / "report.json").read_text())
-    schema = json.loads((SHARED / "report.schema.json").read_text())
+    schema = shared_schema()
     jsonschema.validate(data, schema)
     assert data["method"]["volume"] == "voxel_count"

@@ -79,11 +79,16 @@ def _deflated_bytes(ds: pydicom.Dataset, tail: int = 0, rows: int | None = None)
 
 
 def _run(args: list[str]) -> tuple[int, str, float]:
-    """``netlm`` in a child process: exit code, stderr, and the child's own peak RSS in MiB."""
+    """``netlm`` in a child process: exit code, stderr, and the child's own peak RSS in MiB.
+
+    The peak is the process's VmHWM (per address space, reset by exec); ``ru_maxrss`` would carry over
+    the parent's peak through fork/vfork + exec.
+    """
     code = (
-        "import resource, sys\nfrom netlm_imaging.cli import main\n"
+        "import sys\nfrom netlm_imaging.cli import main\n"
         f"rc = main({args!r})\n"
-        "print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, file=sys.stderr)\nsys.exit(rc)"
+        "hwm = [ln for ln in open('/proc/self/status') if ln.startswith('VmHWM:')][0].split()[1]\n"
+        "print('RSS', int(hwm) / 1024, file=sys.stderr)\nsys.exit(rc)"
     )
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
     lines = p.stderr.strip().splitlines()

@@ -85,9 +85,12 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--discrepancies flags studies in index.html: add --html")
     if args.discrepancies is not None and not Path(args.discrepancies).is_file():
         raise UsageError(f"--discrepancies {args.discrepancies}: file not found (write it with netlm check --out)")
+    from ..io.labels import parse_label_spec
+
+    parse_label_spec(args.labels)  # a bad --labels is a usage error before any study starts
+    aopts = asdict(options_from_args(args))
     out = Path(args.out)
     studies = discover_cohort(args.cohort, out_dir=out)
-    aopts = asdict(options_from_args(args))
     options = BatchOptions(
         labels=args.labels,
         rules=str(Path(args.rules).resolve()) if args.rules else None,

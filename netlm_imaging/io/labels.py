@@ -23,6 +23,9 @@ from ..volume import Volume
 
 logger = logging.getLogger(__name__)
 
+#: Float label values this close to an integer are rounded to it (with a warning); farther ones are refused.
+LABEL_ROUNDING_TOLERANCE = 1e-3
+
 __all__ = [
     "DEFAULT_CODE_ROLES",
     "DEFAULT_NAME_PATTERNS",
@@ -606,21 +609,31 @@ def layers_from_label_map(label_map: Volume, spec: LabelSpec) -> list[MaskLayer]
         If the map holds non-integer values or values without a role.
     """
     arr = np.asarray(label_map.array)
+    notes: list[str] = []
     if arr.dtype.kind == "f":
         if not np.all(np.isfinite(arr)):
             raise LabelError(f"{label_map.source}: label map contains NaN or inf; a label map must hold integers.")
-        if not np.all(arr == np.round(arr)):
+        rounded = np.round(arr)
+        off = float(np.max(np.abs(arr - rounded))) if arr.size else 0.0
+        if off > LABEL_ROUNDING_TOLERANCE:
             raise LabelError(
-                f"{label_map.source}: label map holds non-integer values; pass a label map, not an intensity image."
+                f"{label_map.source}: label map holds non-integer values (up to {off:.3g} from an integer, more than "
+                f"the rounding tolerance {LABEL_ROUNDING_TOLERANCE}); pass a label map, not an intensity image."
             )
-        arr = arr.astype(np.int64)
+        if off > 0.0:
+            notes.append(
+                f"{label_map.source}: float label values up to {off:.3g} from an integer (e.g. 1.0000001 from a "
+                f"resampling or a float export) were rounded to the nearest integer (tolerance "
+                f"{LABEL_ROUNDING_TOLERANCE})"
+            )
+            logger.warning(notes[-1])
+        arr = rounded.astype(np.int64)
     elif arr.dtype.kind == "b":
         arr = arr.astype(np.uint8)
     elif arr.dtype.kind not in "iu":
         raise LabelError(f"{label_map.source}: label map has unsupported type {arr.dtype}.")
     values = _present_values(arr)
     unmapped = [v for v in values if spec.role_of_value(v) is None]
-    notes: list[str] = []
     if unmapped and not spec.user_given:
         hint = "map them with --labels (e.g. liver=5,lesion=2; values you do not map are then ignored)"
         raise LabelError(

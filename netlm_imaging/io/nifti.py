@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import GeometryError, InputError
+from ..errors import GeometryError, InputError, ResourceLimitError
 from ..volume import Volume, check_voxel_budget, ras_to_lps
 
 __all__ = ["read_nifti"]
@@ -54,8 +54,9 @@ def read_nifti(path: str | Path, *, max_voxels: int | None = None, as_float: boo
     except FileNotFoundError as exc:
         raise InputError(f"{p}: file not found; check the path.") from exc
     except Exception as exc:
+        what = "image" if as_float else "segmentation"
         raise InputError(
-            f"{p}: not a readable NIfTI file ({type(exc).__name__}: {str(exc)[:120]}); re-export the image as NIfTI."
+            f"{p}: not a readable NIfTI file ({type(exc).__name__}: {str(exc)[:120]}); re-export the {what} as NIfTI."
         ) from exc
     shape = tuple(int(s) for s in img.shape)
     if len(shape) == 4 and shape[3] == 1:
@@ -80,6 +81,11 @@ def read_nifti(path: str | Path, *, max_voxels: int | None = None, as_float: boo
         # for int16 CT); scaled or float data becomes float32
         if as_float and not (data.dtype.kind in "iu" and data.dtype.itemsize <= 4):
             data = np.asarray(data, dtype=np.float32)
+    except MemoryError:
+        raise ResourceLimitError(
+            f"{p}: out of memory reading its {'x'.join(map(str, shape))} voxels; lower --max-voxels to refuse "
+            "such files up front, or use a machine with more memory."
+        ) from None
     except Exception as exc:
         raise InputError(
             f"{p}: image data cannot be read ({type(exc).__name__}: {str(exc)[:120]}); truncated or corrupt file."
