@@ -266,7 +266,7 @@ def test_cohort_index_flags_links_and_thumbnails(tmp_path):
     (tmp_path / "reports" / "s4.html").write_text("<html></html>")
     (tmp_path / "reports" / "s1.thumb.png").write_bytes(b"\x89PNG-test")
     disc = tmp_path / "disc.csv"
-    disc.write_text("study,quantity,verdict\ns5,liver_volume_ml,DISCREPANT\ns1,liver_volume_ml,agree\n")
+    disc.write_text("study,quantity,verdict\ncohort/s5,liver_volume_ml,DISCREPANT\ns1,liver_volume_ml,agree\n")
     rows = [
         {"study_id": "s2", "status": "failed", "error": "s2/ct.nii.gz: image not found <x>"},
         *(

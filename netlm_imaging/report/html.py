@@ -407,7 +407,9 @@ def _read_discrepant(path: str | os.PathLike[str] | None) -> set[str]:
     import csv
 
     with open(path, newline="", encoding="utf-8") as fh:
-        return {r.get("study", "") for r in csv.DictReader(fh) if r.get("verdict") == "DISCREPANT"}
+        cells = [r.get("study") or "" for r in csv.DictReader(fh) if r.get("verdict") == "DISCREPANT"]
+    # the check table names study folders (relative to its CSV); batch study ids are folder names
+    return set(cells) | {Path(c).name for c in cells if c}
 
 
 def _rel(out_dir: Path, target: Any, default: Path) -> str | None:
