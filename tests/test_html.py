@@ -371,3 +371,17 @@ def test_masks_beyond_the_voxel_cap_are_sampled_and_the_page_says_so(tmp_path, m
     assert p["mask_stride"] == [2, 2, 1]  # in-plane first
     assert "masks sampled every [2, 2, 1] voxels" in text
     np.testing.assert_array_equal(decode_rle(p["layers"]["lesions"], p["mask_shape"]), ctx.lesion_labels[::2, ::2, :])
+
+
+def test_analyze_html_budget_flag(tmp_path, capsys):
+    from netlm_imaging.cli import main
+
+    demo = Path(__file__).resolve().parents[1] / "sample_data" / "netlm_demo"
+    out = tmp_path / "o"
+    assert main(["analyze", str(demo), "--out", str(out), "--html", "--html-budget-mb", "0.3", "--quiet"]) == 0
+    text = (out / "report.html").read_text()
+    p = _payload(text)
+    assert len(p["image"]["data"]) <= 0.3e6
+    assert "to fit the 0.3 MB budget" in text
+    assert main(["analyze", str(demo), "--out", str(tmp_path / "x"), "--html", "--html-budget-mb", "-1"]) == 2
+    assert "--html-budget-mb -1.0: give a positive size in MB" in capsys.readouterr().err
