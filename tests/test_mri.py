@@ -467,3 +467,25 @@ def test_batch_cohort_and_lesion_tables_carry_the_mri_columns(tmp_path):
         assert float(les["lesion_to_liver_contrast"]) == pytest.approx(
             1.0 - 120.0 / report["mri"]["liver_reference"]["mean_signal_au"], rel=1e-5
         )
+
+
+def test_sr_carries_the_mr_signal_in_arbitrary_units_and_reads_back(tmp_path):
+    from dicom_tools import assert_dciodvfy_clean
+
+    from netlm_imaging.cli import main
+    from netlm_imaging.report.dicom_sr import read_sr_measurements
+
+    study = _dicom_study(tmp_path / "study")
+    labels = "liver=Liver,lesion=Lesion,spleen=Spleen," + ",".join(f"segment{n}=Segment {n}" for n in range(1, 9))
+    out = tmp_path / "out"
+    assert main(["analyze", str(study), "--labels", labels, "--sr", "--out", str(out), "--quiet"]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    sr = read_sr_measurements(out / "report_sr.dcm")
+    assert sr["mean_signal_au"] == pytest.approx(rep["liver"]["mean_signal_au"])
+    assert sr["sd_signal_au"] == pytest.approx(rep["liver"]["sd_signal_au"])
+    by_id = {les["id"]: les for les in rep["lesions"]}
+    assert len(sr["lesions"]) == len(by_id)
+    for les in sr["lesions"]:
+        assert les["mean_signal_au"] == pytest.approx(by_id[les["id"]]["mean_signal_au"])
+        assert les["mean_signal_au"] == pytest.approx(120.0)
+    assert_dciodvfy_clean(out / "report_sr.dcm")

@@ -387,13 +387,20 @@ def write_sr(
             used.append(r)
         return r
 
+    arb = hd.sr.CodedConcept("[arb'U]", "UCUM", "arbitrary unit")
+
+    def mr_signal(item: Mapping[str, Any]) -> list[Any]:
+        """DCM 110852 MR signal intensity (mean, SD) in arbitrary units, when the report has it (MR)."""
+        out = []
+        for key, derivation in (("mean_signal_au", codes.SCT.Mean), ("sd_signal_au", codes.SCT.StandardDeviation)):
+            if item.get(key) is not None:
+                out.append(meas(codes.DCM.MRSignalIntensity, item[key], arb, derivation=derivation))
+        return out
+
     liver_ml = (d.get("liver") or {}).get("volume_ml")
     if liver_ml is not None:
-        groups.append(
-            _group(
-                _LIVER_ID, codes.SCT.Liver, [meas(codes.SCT.Volume, liver_ml, ml)], ref_for("liver"), uid=uid("liver")
-            )
-        )
+        liver_ms = [meas(codes.SCT.Volume, liver_ml, ml), *mr_signal(d.get("liver") or {})]
+        groups.append(_group(_LIVER_ID, codes.SCT.Liver, liver_ms, ref_for("liver"), uid=uid("liver")))
     tumour = [meas(codes.SCT.Volume, (d.get("tumor") or {}).get("intrahepatic_volume_ml", 0.0), ml)]
     if d.get("involvement_percent") is not None:
         tumour.append(meas(hd.sr.CodedConcept(*INVOLVEMENT_CODE), d["involvement_percent"], pct))
@@ -415,6 +422,7 @@ def write_sr(
             if les.get(key) is not None:
                 ms.append(meas(suvbw, les[key], suv_unit, derivation=hd.sr.CodedConcept(*derivation)))
         ms.extend(_sretv_measurements(les, "", ml))
+        ms.extend(mr_signal(les))
         intra = les.get("location") == "intrahepatic"
         groups.append(
             _group(
@@ -495,6 +503,20 @@ def _first(group: Any, name: Any) -> Any:
 def _is_code(concept: Any, code: Any) -> bool:
     """Code equality that maps SNOMED-RT (SRT) to SNOMED CT (SCT) codes, as pydicom's ``Code`` does."""
     return concept is not None and concept == code
+
+
+def _mr_signal_of(group: Any) -> dict[str, float]:
+    """``mean_signal_au`` / ``sd_signal_au`` from DCM 110852 measurements (derivation Mean / SD)."""
+    from pydicom.sr.codedict import codes
+
+    out = {}
+    for m in group.get_measurements(name=codes.DCM.MRSignalIntensity):
+        deriv = str(getattr(m.derivation, "value", ""))
+        if deriv == codes.SCT.Mean.value:
+            out["mean_signal_au"] = float(m.value)
+        elif deriv == codes.SCT.StandardDeviation.value:
+            out["sd_signal_au"] = float(m.value)
+    return out
 
 
 def _segment_of(group: Any) -> dict[str, Any] | None:
@@ -583,6 +605,7 @@ def read_sr_measurements(path: str | os.PathLike[str]) -> dict[str, Any]:
         if tracking == _LIVER_ID:
             result["liver_volume_ml"] = vol_ml
             result["liver_referenced_segment"] = _segment_of(g)
+            result.update(_mr_signal_of(g))
         elif tracking == _TUMOUR_ID:
             result["tumor_volume_ml"] = vol_ml
             inv = _first(g, involvement)
@@ -623,6 +646,7 @@ def read_sr_measurements(path: str | os.PathLike[str]) -> dict[str, Any]:
                 item = _first(g, hd.sr.CodedConcept(*code))
                 lesion[key] = float(item.value) if item is not None else None
             lesion["referenced_segment"] = _segment_of(g)
+            lesion.update(_mr_signal_of(g))
             result["lesions"].append(lesion)
     result["lesions"].sort(key=lambda les: les["id"])
     intra = [les for les in result["lesions"] if les["location"] == "intrahepatic"]
