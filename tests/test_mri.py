@@ -489,3 +489,33 @@ def test_sr_carries_the_mr_signal_in_arbitrary_units_and_reads_back(tmp_path):
         assert les["mean_signal_au"] == pytest.approx(by_id[les["id"]]["mean_signal_au"])
         assert les["mean_signal_au"] == pytest.approx(120.0)
     assert_dciodvfy_clean(out / "report_sr.dcm")
+
+
+def test_pre_contrast_in_another_frame_of_reference_is_registered(tmp_path):
+    # the pre-contrast series comes from another session: other FrameOfReferenceUID and the patient
+    # 4.5 mm (3 voxels) further along the image's first axis; position alone would misplace it
+    hbp = write_image_series(
+        tmp_path / "hbp", signal_image(400.0, 200.0, 120.0), AFFINE, modality="MR", extra_tags=HBP, seed=11
+    )
+    moved = AFFINE.copy()
+    moved[:3, 3] = AFFINE[:3, 3] + 3 * AFFINE[:3, 0]
+    write_image_series(
+        tmp_path / "pre",
+        signal_image(250.0, 180.0, 100.0),
+        moved,
+        modality="MR",
+        frame_of_reference_uid=deterministic_uid("other-session"),
+        extra_tags=mr_headers("101500", "100900"),
+        seed=12,
+    )
+    masks = write_nifti_study(tmp_path / "masks", signal_image(400.0, 200.0, 120.0))
+    rep = analyze(
+        image=hbp[0].parent,
+        segs=[masks["seg"], f"segments={masks['segments']}"],
+        labels=LABELS,
+        options=AnalyzeOptions(pre_contrast=tmp_path / "pre"),
+    ).to_dict()
+    pre = rep["mri"]["pre_contrast"]
+    assert pre["aligned_by"].startswith("rigid registration")
+    assert rep["mri"]["relative_enhancement"]["liver"] == pytest.approx(0.6, rel=0.02)
+    assert rep["mri"]["relative_enhancement"]["spleen"] == pytest.approx(20.0 / 180.0, abs=0.02)
