@@ -25,6 +25,7 @@ from .errors import InputError, ResourceLimitError, UsageError
 from .measure.burden import DEFAULT_MARGIN_MM, measure_burden
 from .measure.context import MeasurementContext
 from .measure.grid import reconcile_layers
+from .report.lesion_columns import round_lesion
 from .report.model import StudyReport
 from .segmentation import MaskLayer
 from .volume import Volume
@@ -250,26 +251,6 @@ def _rounded(obj: Any, nd: int = 6) -> Any:
 
 def _round(v: float | None, nd: int = 4) -> float | None:
     return None if v is None else round(float(v), nd)
-
-
-def _lesion_dict(les: Any) -> dict[str, Any]:
-    d = les.to_dict()
-    for key in ("volume_ml",):
-        d[key] = round(float(d[key]), 6)
-    for key in (
-        "longest_axial_diameter_mm",
-        "short_axis_diameter_mm",
-        "max_3d_diameter_mm",
-        "longest_axial_diameter_edge_mm",
-        "short_axis_diameter_edge_mm",
-        "max_3d_diameter_edge_mm",
-    ):
-        if d.get(key) is not None:
-            d[key] = round(float(d[key]), 3)
-    d["centroid_lps_mm"] = [round(float(c), 3) for c in d["centroid_lps_mm"]]
-    if d.get("mean_intensity") is not None:
-        d["mean_intensity"] = round(float(d["mean_intensity"]), 3)
-    return d
 
 
 def _check_roles_found(layers: Sequence[MaskLayer], seg_sources: Sequence[str]) -> None:
@@ -779,7 +760,7 @@ def _build_report(
         tumor=tumor,
         involvement_percent=_round(involvement, 4),
         remnant=remnant,
-        lesions=[_lesion_dict(les) for les in ctx.lesions],
+        lesions=[round_lesion(les.to_dict()) for les in ctx.lesions],
         classification=classification,
         warnings=list(dict.fromkeys(warnings)),
         method=burden.method,

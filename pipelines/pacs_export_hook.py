@@ -29,7 +29,7 @@ from pathlib import Path
 from netlm_imaging.api import AnalyzeOptions, analyze_with_context
 from netlm_imaging.errors import NetlmError, UsageError, only_accepted_flags
 from netlm_imaging.pacs.dicomweb import analyze_pacs_study, load_credentials
-from netlm_imaging.report.dicom_outputs import write_dicom_outputs
+from netlm_imaging.report.outputs import OutputSet, write_outputs
 
 logger = logging.getLogger("netlm.pacs_export_hook")
 
@@ -82,14 +82,11 @@ def run(argv: list[str] | None = None) -> int:
                 raise UsageError("--push needs --study-uid and --url (a folder export has no PACS to push to)")
             out = args.out / args.folder.name
             report, ctx = analyze_with_context(args.folder, labels=args.labels, rules=args.rules, options=options)
-            written = [report.write_json(out / "report.json")]
             try:  # the SR and the derived SEG whose segments it references
-                dicom = write_dicom_outputs(
-                    report, ctx, sr_path=out / "report_sr.dcm", seg_path=out / "derived_seg.dcm"
-                )
-                written.extend(dicom.paths)
+                written = write_outputs(report, ctx, out, OutputSet.study(sr=True))
             except NetlmError as exc:  # e.g. a NIfTI folder: the JSON report stands alone
                 logger.warning("no DICOM SR/SEG: %s", exc)
+                written = write_outputs(report, ctx, out, OutputSet.study())
     except NetlmError as exc:
         # suggest only options this hook accepts (a library message may name netlm analyze's)
         message = only_accepted_flags(str(exc), parser._option_string_actions, "hook")

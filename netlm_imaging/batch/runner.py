@@ -306,47 +306,23 @@ def _analyze(study: Study, out_dir: Path, options: BatchOptions, fingerprint: st
         report, ctx = api.analyze_with_context(study.path, **kwargs)
     else:
         report, ctx = api.analyze(study.path, **kwargs), None
-    if options.sr:
-        _write_sr(report, ctx, out_dir, study.study_id, options.include_identifiers)
-    data = report.to_dict()
-    data["batch"] = {"study_id": study.study_id, "fingerprint": fingerprint}
-    if options.html:
-        _write_html(report, ctx, _report_path(out_dir, study.study_id, ".html"), options.html_budget_mb)
-    atomic_write_text(_report_path(out_dir, study.study_id), json.dumps(data, indent=2) + "\n")
-    return row_from_report(study.study_id, data, fingerprint)
+    from ..report.dicom_outputs import has_dicom_source
+    from ..report.outputs import OutputSet, write_outputs
 
-
-def _write_sr(report: Any, ctx: Any, out_dir: Path, study_id: str, include_identifiers: bool) -> None:
-    """SR + the derived SEG it references; a study without DICOM source gets a note instead (its report stands)."""
-    from ..report.dicom_outputs import has_dicom_source, write_dicom_outputs
-
-    if not has_dicom_source(ctx):
+    sr = options.sr
+    if sr and not has_dicom_source(ctx):  # the study's report stands; the SR is skipped with a note
         note = "no DICOM SR written: the image is not a DICOM series (an SR references the DICOM images measured)"
         report.extra.setdefault("notes", []).append(note)
-        logger.info("study %s: %s", study_id, note)
-        return
-    write_dicom_outputs(
-        report,
-        ctx,
-        sr_path=_report_path(out_dir, study_id, ".sr.dcm"),
-        seg_path=_report_path(out_dir, study_id, ".seg.dcm"),
-        include_identifiers=include_identifiers,
+        logger.info("study %s: %s", study.study_id, note)
+        sr = False
+    batch = {"study_id": study.study_id, "fingerprint": fingerprint}
+    outputs = OutputSet.batch(
+        study.study_id, html=options.html, sr=sr, json_extra={"batch": batch}, html_budget_mb=options.html_budget_mb
     )
-
-
-def _write_html(report: Any, ctx: Any, path: Path, budget_mb: float) -> None:
-    try:
-        from ..report.html import write_study_html
-    except ImportError:
-        raise InputError(f"{path}: this version has no HTML report writer; rerun without --html") from None
-    write_study_html(
-        report.to_dict(),
-        ctx,
-        path,
-        pet_suv=getattr(ctx, "pet_suv", None),
-        budget_mb=budget_mb,
-        thumbnail_path=path.with_suffix(".thumb.png"),
-    )
+    data = report.to_dict()
+    write_outputs(data, ctx, out_dir, outputs, include_identifiers=options.include_identifiers)
+    data["batch"] = batch
+    return row_from_report(study.study_id, data, fingerprint)
 
 
 def analyze_one(study: Study, out_dir: str | os.PathLike[str], options: BatchOptions) -> dict[str, Any]:

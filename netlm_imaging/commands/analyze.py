@@ -187,28 +187,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json_out == "-":
         write_stdout(report.to_json())
         return 0
-    out = Path(args.out)
-    path = report.write_json(out / "report.json")
-    written = [path]
-    if args.html:
-        from ..report.html import write_study_html
+    from ..report.outputs import OutputSet, write_outputs
 
-        written.append(
-            write_study_html(
-                report.to_dict(), ctx, out / "report.html", pet_suv=ctx.pet_suv, budget_mb=args.html_budget_mb
-            )
-        )
-    if args.sr or args.seg_out:
-        from ..report.dicom_outputs import write_dicom_outputs
-
-        dicom = write_dicom_outputs(
-            report,
-            ctx,
-            sr_path=out / "report_sr.dcm" if args.sr else None,
-            seg_path=out / "derived_seg.dcm",  # --sr implies the SEG its groups reference
-            include_identifiers=opts.include_identifiers,
-        )
-        written.extend(dicom.paths)
+    outputs = OutputSet.study(html=args.html, sr=args.sr, seg=args.seg_out, html_budget_mb=args.html_budget_mb)
+    written = write_outputs(report, ctx, Path(args.out), outputs, include_identifiers=opts.include_identifiers)
     if not args.quiet:
         print(report.summary(include_warnings=False))
         print("")

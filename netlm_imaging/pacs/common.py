@@ -123,7 +123,7 @@ def analyze_retrieved(
     PacsResult
     """
     from ..api import analyze_with_context
-    from ..report.dicom_outputs import write_dicom_outputs
+    from ..report.outputs import OutputSet, write_outputs
 
     study = Path(study_dir)
     report, ctx = analyze_with_context(study, labels=labels, rules=rules, options=options)
@@ -134,24 +134,10 @@ def analyze_retrieved(
     result = PacsResult(report=report)
     include_ids = bool(getattr(options, "include_identifiers", False))
     if out_dir is not None:
-        out = Path(out_dir)
-        result.written.append(report.write_json(out / "report.json"))
-        if dicom_outputs:
-            local = write_dicom_outputs(
-                report,
-                ctx,
-                sr_path=out / "report_sr.dcm",
-                seg_path=out / "derived_seg.dcm",
-                include_identifiers=include_ids,
-            )
-            result.written.extend(local.paths)
+        local = OutputSet.study(sr=dicom_outputs)
+        result.written.extend(write_outputs(report, ctx, Path(out_dir), local, include_identifiers=include_ids))
     if push_dir is not None:
-        pushed = write_dicom_outputs(
-            report,
-            ctx,
-            sr_path=Path(push_dir) / "push_sr.dcm",
-            seg_path=Path(push_dir) / "push_seg.dcm",
-            include_identifiers=True,  # the PACS files them with the study they came from
-        )
-        result.push_files = pushed.paths
+        push = OutputSet(json=None, seg="push_seg.dcm", sr="push_sr.dcm")
+        # with identifiers: the PACS files them with the study they came from
+        result.push_files = write_outputs(report, ctx, Path(push_dir), push, include_identifiers=True)
     return result

@@ -66,6 +66,7 @@ import numpy as np
 
 from ..atomic import atomic_write_bytes
 from ..errors import InputError, UnsupportedError
+from .lesion_columns import sr_columns
 
 __all__ = [
     "INVOLVEMENT_CODE",
@@ -369,7 +370,6 @@ def write_sr(
         return result_uid(study_uid, image_series_uid, "sr", __version__, digest, *parts)
 
     ml = hd.sr.CodedConcept("ml", "UCUM", "milliliter")
-    mm = hd.sr.CodedConcept("mm", "UCUM", "millimeter")
     pct = hd.sr.CodedConcept("%", "UCUM", "percent")
     suv_unit = hd.sr.CodedConcept("{SUVbw}g/ml", "UCUM", "Standardized Uptake Value body weight")
     liver_site = [hd.sr.FindingSite(anatomic_location=codes.SCT.Liver)]
@@ -411,13 +411,16 @@ def write_sr(
             _group(_REMNANT_ID, codes.SCT.Liver, [meas(codes.SCT.Volume, remnant_ml, ml)], None, uid=uid("remnant"))
         )
     for les in d.get("lesions") or []:
-        ms = [
-            meas(codes.SCT.Volume, les["volume_ml"], ml),
-            meas(codes.SCT.LongAxis, les["longest_axial_diameter_mm"], mm),
+        ms = [  # the registry's SCT-coded lesion measurements (report/lesion_columns.py)
+            meas(
+                getattr(codes.SCT, c.sr.name),
+                les[c.key],
+                hd.sr.CodedConcept(*c.sr.unit),
+                derivation=getattr(codes.SCT, c.sr.derivation) if c.sr.derivation else None,
+            )
+            for c in sr_columns()
+            if c.sr is not None and les.get(c.key) is not None
         ]
-        if les.get("short_axis_diameter_mm") is not None:
-            ms.append(meas(codes.SCT.ShortAxis, les["short_axis_diameter_mm"], mm))
-        ms.append(meas(codes.SCT.Diameter, les["max_3d_diameter_mm"], mm, derivation=codes.SCT.Maximum))
         for key, derivation in _SUV_KEYS:
             if les.get(key) is not None:
                 ms.append(meas(suvbw, les[key], suv_unit, derivation=hd.sr.CodedConcept(*derivation)))

@@ -39,6 +39,8 @@ from typing import Any
 from ..atomic import atomic_open, atomic_write_bytes, atomic_write_text
 from ..measure.context import MeasurementContext
 from ..volume import Volume
+from .lesion_columns import LESION_COLUMNS as ALL_LESION_COLUMNS
+from .lesion_columns import html_columns
 from .viewer_data import CT_PRESETS, SUV_SCALES, build_viewer_data, thumbnail
 
 __all__ = ["CT_WINDOW_HU", "DEFAULT_BUDGET_MB", "render_study_html", "write_cohort_index", "write_study_html"]
@@ -52,25 +54,13 @@ DEFAULT_BUDGET_MB = 25.0
 _HERE = Path(__file__).resolve().parent
 _COLOURS = {"liver": "#00c800", "lesions": "#ff2828", "segments": "#1f77b4", "pet": "#ffb000"}
 
-#: Lesion table columns (report.json key, title, decimals); other scalar keys of the lesions follow.
-LESION_COLUMNS: tuple[tuple[str, str, int], ...] = (
-    ("id", "id", 0),
-    ("location", "location", 0),
-    ("volume_ml", "volume (mL)", 3),
-    ("longest_axial_diameter_mm", "longest axial (mm)", 1),
-    ("short_axis_diameter_mm", "short axis (mm)", 1),
-    ("max_3d_diameter_mm", "max 3D (mm)", 1),
-    ("recist_measurable", "RECIST measurable", 0),
-    ("couinaud_segment", "segment", 0),
-    ("touches_image_border", "touches border", 0),
-    ("mean_intensity", "mean intensity", 1),
-    ("suv_max", "SUVmax", 2),
-    ("suv_mean", "SUVmean", 2),
-    ("suv_peak", "SUVpeak", 2),
-    ("krenning_score", "Krenning (est.)", 0),
-    ("label", "label", 0),
+#: Lesion table columns (report.json key, title, decimals), from the per-lesion registry
+#: (report/lesion_columns.py); other scalar keys of the lesions follow.
+LESION_COLUMNS: tuple[tuple[str, str, int], ...] = tuple(
+    (c.key, c.title, max(0, c.html_decimals or 0)) for c in html_columns()
 )
-_LESION_SKIP = {"centroid_lps_mm", "voxel_count"}
+#: Registered keys the table does not show (no HTML decimals in the registry).
+_LESION_SKIP = {c.key for c in ALL_LESION_COLUMNS} - {k for k, _, _ in LESION_COLUMNS}
 
 
 def _fmt(v: Any, nd: int = 2) -> str:

@@ -14,6 +14,8 @@ import io
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .lesion_columns import csv_columns, csv_names, csv_values
+
 __all__ = [
     "LESION_COLUMNS",
     "STUDY_COLUMNS",
@@ -59,34 +61,8 @@ STUDY_COLUMNS = (
     "rules_version",
 )
 
-#: lesions.csv columns, in order.
-LESION_COLUMNS = (
-    "study_id",
-    "study_instance_uid",
-    "lesion_id",
-    "label",
-    "location",
-    "couinaud_segment",
-    "volume_ml",
-    "voxel_count",
-    "longest_axial_diameter_mm",
-    "short_axis_diameter_mm",
-    "max_3d_diameter_mm",
-    "recist_measurable",
-    "mean_intensity",
-    "suv_max",
-    "suv_mean",
-    "suv_peak",
-    "sretv_ml",
-    "tlsre",
-    "krenning_score",
-    "mean_signal_au",
-    "lesion_to_liver_contrast",
-    "relative_enhancement",
-    "centroid_x_mm",
-    "centroid_y_mm",
-    "centroid_z_mm",
-)
+#: lesions.csv columns, in order: the study, then the per-lesion registry's (report/lesion_columns.py).
+LESION_COLUMNS = ("study_id", "study_instance_uid", *(n for c in csv_columns() for n in csv_names(c)))
 
 
 def study_numbers(report: Mapping[str, Any]) -> dict[str, Any]:
@@ -153,36 +129,10 @@ def lesion_rows(report: Mapping[str, Any], study_id: str | None = None) -> list[
     uid = (report.get("study") or {}).get("study_instance_uid") or ""
     rows = []
     for les in report.get("lesions") or []:
-        c = list(les.get("centroid_lps_mm") or [None, None, None])
-        rows.append(
-            {
-                "study_id": study_id if study_id is not None else uid,
-                "study_instance_uid": uid,
-                "lesion_id": les.get("id"),
-                "label": les.get("label"),
-                "location": les.get("location"),
-                "couinaud_segment": les.get("couinaud_segment"),
-                "volume_ml": les.get("volume_ml"),
-                "voxel_count": les.get("voxel_count"),
-                "longest_axial_diameter_mm": les.get("longest_axial_diameter_mm"),
-                "short_axis_diameter_mm": les.get("short_axis_diameter_mm"),
-                "max_3d_diameter_mm": les.get("max_3d_diameter_mm"),
-                "recist_measurable": les.get("recist_measurable"),
-                "mean_intensity": les.get("mean_intensity"),
-                "suv_max": les.get("suv_max"),
-                "suv_mean": les.get("suv_mean"),
-                "suv_peak": les.get("suv_peak"),
-                "sretv_ml": les.get("sretv_ml"),
-                "tlsre": les.get("tlsre"),
-                "krenning_score": les.get("krenning_score"),
-                "mean_signal_au": les.get("mean_signal_au"),
-                "lesion_to_liver_contrast": les.get("lesion_to_liver_contrast"),
-                "relative_enhancement": les.get("relative_enhancement"),
-                "centroid_x_mm": c[0],
-                "centroid_y_mm": c[1],
-                "centroid_z_mm": c[2],
-            }
-        )
+        row: dict[str, Any] = {"study_id": study_id if study_id is not None else uid, "study_instance_uid": uid}
+        for col in csv_columns():
+            row.update(csv_values(col, les))
+        rows.append(row)
     return rows
 
 
