@@ -17,7 +17,7 @@ import contextlib
 import contextvars
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -286,6 +286,63 @@ class Volume:
         }
         kw.update(changes)
         return Volume(arr, self.affine, **kw)
+
+    def with_grid(self, array: np.ndarray, affine: np.ndarray, **changes: Any) -> Volume:
+        """Return a new Volume with another array on another grid (frame of reference, source, meta kept)."""
+        kw: dict[str, Any] = {
+            "frame_of_reference_uid": self.frame_of_reference_uid,
+            "source": self.source,
+            "meta": dict(self.meta),
+        }
+        kw.update(changes)
+        return Volume(np.asarray(array), affine, **kw)
+
+    # ------------------------------------------------------------------ operations (netlm_imaging.geometry)
+    def crop(self, index: tuple[slice, slice, slice]) -> Volume:
+        """The sub-volume ``self.array[index]`` with its affine moved to the new first voxel."""
+        from .geometry import crop
+
+        return crop(self, index)
+
+    def resample_to(
+        self, other: Volume, interpolation: Literal["nearest", "linear"] = "nearest", *, transform: Any = None
+    ) -> Volume:
+        """This volume resampled onto ``other``'s grid by physical (LPS) position (0 outside).
+
+        Parameters
+        ----------
+        other : Volume
+            The target grid (its frame of reference is kept).
+        interpolation : {"nearest", "linear"}
+            Nearest neighbour for masks and labels, linear for images and fractions.
+        transform : SimpleITK.Transform, optional
+            Maps ``other``'s points to this volume's points (identity when omitted).
+        """
+        from .geometry import resample_array
+
+        arr = resample_array(
+            self.array, self.affine, other.shape, other.affine, interpolation=interpolation, transform=transform
+        )
+        return other.with_array(arr, source=self.source, meta=dict(self.meta))
+
+    def to_sitk(self, array: np.ndarray | None = None) -> Any:
+        """This volume (or another array on its grid) as a SimpleITK image."""
+        from .geometry import to_sitk
+
+        return to_sitk(self, array)
+
+    @classmethod
+    def from_sitk(cls, img: Any, *, source: str = "<sitk>", meta: dict[str, Any] | None = None) -> Volume:
+        """A Volume from a 3-D scalar SimpleITK image."""
+        from .geometry import from_sitk
+
+        return from_sitk(img, source=source, meta=meta)
+
+    def dilate_mm(self, radius_mm: float) -> Volume:
+        """This boolean mask dilated by a physical radius (voxel centres within ``radius_mm``)."""
+        from .geometry import dilate_mm
+
+        return self.with_array(dilate_mm(np.asarray(self.array, dtype=bool), self.spacing, radius_mm))
 
     def geometry_summary(self) -> dict[str, Any]:
         """Shape and spacing for the report's ``study.grid`` block."""

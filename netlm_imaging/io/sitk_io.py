@@ -1,7 +1,8 @@
-"""ITK formats (NRRD, .seg.nrrd, MHA/MHD) via SimpleITK, and Volume <-> SimpleITK conversion.
+"""ITK formats (NRRD, .seg.nrrd, MHA/MHD) via SimpleITK.
 
-SimpleITK images are LPS already; the only transform is the array order:
-``GetArrayFromImage`` returns ``[k, j, i]``, a Volume holds ``[i, j, k]``.
+SimpleITK images are LPS already; the Volume <-> SimpleITK conversion (array
+order) is :mod:`netlm_imaging.geometry`'s (``to_sitk`` / ``from_sitk`` are
+re-exported here for existing callers).
 """
 
 from __future__ import annotations
@@ -14,43 +15,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..geometry import array_from_sitk, from_sitk, to_sitk
 from ..volume import Volume, check_voxel_budget
 
 __all__ = ["from_sitk", "read_itk", "read_itk_segments", "to_sitk"]
 
 logger = logging.getLogger(__name__)
-
-
-def _affine_from_sitk(img: Any) -> np.ndarray:
-    direction = np.array(img.GetDirection(), dtype=np.float64).reshape(3, 3)
-    aff = np.eye(4)
-    aff[:3, :3] = direction @ np.diag(np.array(img.GetSpacing(), dtype=np.float64))
-    aff[:3, 3] = np.array(img.GetOrigin(), dtype=np.float64)
-    return aff
-
-
-def from_sitk(img: Any, *, source: str = "<sitk>", meta: dict[str, Any] | None = None) -> Volume:
-    """Convert a 3-D scalar SimpleITK image to a Volume."""
-    import SimpleITK as sitk
-
-    arr = sitk.GetArrayFromImage(img)
-    if arr.ndim != 3:
-        raise InputError(f"{source}: expected a 3-D scalar image, got array shape {arr.shape}.")
-    return Volume(np.ascontiguousarray(arr.transpose(2, 1, 0)), _affine_from_sitk(img), source=source, meta=meta or {})
-
-
-def to_sitk(vol: Volume, array: np.ndarray | None = None) -> Any:
-    """Convert a Volume (or another array on its grid) to a SimpleITK image."""
-    import SimpleITK as sitk
-
-    arr = vol.array if array is None else array
-    if arr.dtype == bool:
-        arr = arr.astype(np.uint8)
-    img = sitk.GetImageFromArray(np.ascontiguousarray(np.asarray(arr).transpose(2, 1, 0)))
-    img.SetSpacing([float(s) for s in vol.spacing])
-    img.SetOrigin([float(o) for o in vol.origin])
-    img.SetDirection([float(d) for d in vol.direction.ravel()])
-    return img
 
 
 def _reader(p: Path, max_voxels: int | None) -> Any:
@@ -130,8 +100,8 @@ def read_itk_segments(path: str | Path, *, max_voxels: int | None = None) -> tup
             segs.setdefault(int(m.group(1)), {})[m.group(2)] = v
     img = reader.Execute()
     ncomp = img.GetNumberOfComponentsPerPixel()
-    arr = sitk.GetArrayFromImage(img)  # [k, j, i] or [k, j, i, c]
-    arr = arr.transpose(2, 1, 0, 3) if ncomp > 1 else arr.transpose(2, 1, 0)[..., None]
+    arr = array_from_sitk(img)
+    arr = arr if ncomp > 1 else arr[..., None]
     base = img if ncomp == 1 else sitk.VectorIndexSelectionCast(img, 0)
     grid = from_sitk(base, source=str(p), meta={"format": "itk", "geometry_known": True, "files": [str(p)]})
     out: list[dict[str, Any]] = []

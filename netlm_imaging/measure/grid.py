@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import GeometryError
+from ..geometry import resample_array
 from ..segmentation import MaskLayer
 from ..volume import Volume
 
@@ -33,24 +34,11 @@ def resample_to_grid(moving: Volume, reference: Volume, *, linear: bool = False)
     numpy.ndarray
         Array on the reference grid (bool for boolean input with nearest neighbour).
     """
-    import SimpleITK as sitk
-
-    from ..io.sitk_io import to_sitk
-
     src = moving.array
-    is_bool = src.dtype == bool
-    arr = src.astype(np.uint8) if is_bool else src.astype(np.float32)
-    img = to_sitk(moving, arr)
-    ref = sitk.Image([int(s) for s in reference.shape], sitk.sitkUInt8)
-    ref.SetSpacing([float(s) for s in reference.spacing])
-    ref.SetOrigin([float(o) for o in reference.origin])
-    ref.SetDirection([float(d) for d in reference.direction.ravel()])
-    interp = sitk.sitkLinear if linear else sitk.sitkNearestNeighbor
-    out = sitk.Resample(img, ref, sitk.Transform(), interp, 0.0, img.GetPixelID())
-    res = sitk.GetArrayFromImage(out).transpose(2, 1, 0)
-    if is_bool and not linear:
-        return np.ascontiguousarray(res != 0)
-    return np.ascontiguousarray(res)
+    arr = src if src.dtype == bool else src.astype(np.float32)
+    return resample_array(
+        arr, moving.affine, reference.shape, reference.affine, interpolation="linear" if linear else "nearest"
+    )
 
 
 @dataclass

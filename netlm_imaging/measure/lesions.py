@@ -22,6 +22,7 @@ from typing import Literal
 
 import numpy as np
 
+from ..geometry import resample_array
 from ..volume import Volume
 
 __all__ = [
@@ -307,11 +308,6 @@ def _widest_perpendicular_extent(
 
 def _axial_resample(mask: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Resample a cropped mask onto a transverse (patient-axis aligned) grid, nearest neighbour."""
-    import SimpleITK as sitk
-
-    from ..io.sitk_io import to_sitk
-
-    crop = Volume(mask.astype(np.uint8), affine)
     spacing = np.linalg.norm(affine[:3, :3], axis=0)
     s = float(spacing.min())
     corners = np.array(
@@ -325,16 +321,10 @@ def _axial_resample(mask: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, n
     pts = corners @ affine[:3, :3].T + affine[:3, 3]
     lo, hi = pts.min(0), pts.max(0)
     size = np.maximum(1, np.ceil((hi - lo) / s).astype(int))
-    ref = sitk.Image([int(v) for v in size], sitk.sitkUInt8)
-    ref.SetSpacing([s, s, s])
-    ref.SetOrigin([float(v) for v in lo + s / 2])
-    ref.SetDirection([1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0])
-    out = sitk.Resample(to_sitk(crop), ref, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
-    arr = sitk.GetArrayFromImage(out).transpose(2, 1, 0) != 0
     aff = np.eye(4)
     aff[:3, :3] = np.diag([s, s, s])
     aff[:3, 3] = lo + s / 2
-    return arr, aff
+    return resample_array(np.asarray(mask, dtype=bool), affine, size, aff), aff
 
 
 def measure_instance(

@@ -64,6 +64,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import GeometryError, InputError, UsageError
+from ..geometry import bbox, crop_affine, dilate_mm, resample_array
 from ..volume import Volume
 from .context import MeasurementContext
 
@@ -314,72 +315,14 @@ def _check_frame_of_reference(a: Volume, b: Volume, what: str, warnings: list[st
         warnings.append(f"FrameOfReferenceUID unknown for the PET or {what}: assumed they share patient coordinates")
 
 
-def _sub_grid(vol: Volume, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    aff = np.array(vol.affine, dtype=np.float64)
-    aff[:3, 3] = vol.index_to_lps(lo)[0]
-    return aff
-
-
-def _bbox(mask: np.ndarray, margin: int, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray] | None:
-    idx = np.nonzero(mask)
-    if idx[0].size == 0:
-        return None
-    lo = np.array([max(0, int(ix.min()) - margin) for ix in idx])
-    hi = np.array([min(s, int(ix.max()) + 1 + margin) for ix, s in zip(idx, shape)])
-    return lo, hi
-
-
-def _sitk_image(array: np.ndarray, affine: np.ndarray) -> Any:
-    import SimpleITK as sitk
-
-    arr = array.astype(np.uint8) if array.dtype == bool else array
-    img = sitk.GetImageFromArray(np.ascontiguousarray(arr.transpose(2, 1, 0)))
-    spacing = np.linalg.norm(affine[:3, :3], axis=0)
-    img.SetSpacing([float(s) for s in spacing])
-    img.SetOrigin([float(o) for o in affine[:3, 3]])
-    img.SetDirection([float(d) for d in (affine[:3, :3] / spacing).ravel()])
-    return img
-
-
-def _resample(
-    array: np.ndarray, affine: np.ndarray, ref_shape: tuple[int, ...], ref_affine: np.ndarray, *, linear: bool
-) -> np.ndarray:
-    """Resample ``array`` (on ``affine``) onto a reference grid by LPS position (0 outside)."""
-    import SimpleITK as sitk
-
-    moving = _sitk_image(array, affine)
-    ref = _sitk_image(np.zeros(tuple(int(s) for s in ref_shape), dtype=np.uint8), ref_affine)
-    interp = sitk.sitkLinear if linear else sitk.sitkNearestNeighbor
-    out = sitk.Resample(moving, ref, sitk.Transform(), interp, 0.0, moving.GetPixelID())
-    res = sitk.GetArrayFromImage(out).transpose(2, 1, 0)
-    if array.dtype == bool:
-        return np.ascontiguousarray(res != 0)
-    return np.ascontiguousarray(res)
-
-
 def _to_pet_grid(array: np.ndarray, grid: Volume, pet: Volume) -> np.ndarray:
     """Nearest-neighbour resampling of a mask / label map onto the PET grid (cropped to its content)."""
-    box = _bbox(array != 0, 1, grid.shape)
+    box = bbox(array != 0, 1)
     if box is None:
         return np.zeros(pet.shape, dtype=array.dtype)
     lo, hi = box
     crop = np.ascontiguousarray(array[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]])
-    return _resample(crop, _sub_grid(grid, lo, hi), pet.shape, pet.affine, linear=False)
-
-
-def _dilate_mm(mask: np.ndarray, vol: Volume, radius_mm: float) -> np.ndarray:
-    """Dilate a boolean mask by a physical radius (voxel centres within ``radius_mm`` of the mask)."""
-    from scipy import ndimage
-
-    if radius_mm <= 0 or not mask.any():
-        return mask.copy()
-    margin = int(np.ceil(radius_mm / float(np.min(vol.spacing)))) + 1
-    lo, hi = _bbox(mask, margin, vol.shape)  # type: ignore[misc]
-    crop = mask[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
-    dist = ndimage.distance_transform_edt(~crop, sampling=vol.spacing)
-    out = mask.copy()
-    out[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] = dist <= radius_mm + 1e-6
-    return out
+    return resample_array(crop, crop_affine(grid.affine, lo), pet.shape, pet.affine)
 
 
 # ------------------------------------------------------------------ SUVpeak
@@ -543,7 +486,7 @@ def measure_pet(
     spleen = on_pet(np.asarray(ctx.spleen, dtype=bool)) if ctx.spleen is not None else None
     hepatic = None
     if ctx.liver is not None:
-        dil = _dilate_mm(np.asarray(ctx.liver, dtype=bool), grid, float(pr["intrahepatic_margin_mm"]))
+        dil = dilate_mm(np.asarray(ctx.liver, dtype=bool), grid.spacing, float(pr["intrahepatic_margin_mm"]))
         hepatic = on_pet(dil)
 
     fwhm, fwhm_source = _resolution_fwhm(suv, pr)
@@ -968,13 +911,15 @@ def derive_pet_lesions(
         )
     _check_frame_of_reference(liver_grid, suv, "the liver mask", [])
     out = np.zeros(liver.shape, dtype=bool)
-    box = _bbox(liver, 0, liver.shape)
+    box = bbox(liver)
     if box is None:
         return out
     lo, hi = box
     crop_liver = liver[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
-    crop_aff = _sub_grid(liver_grid, lo, hi)
-    crop_suv = _resample(np.asarray(suv.array, dtype=np.float32), suv.affine, crop_liver.shape, crop_aff, linear=True)
+    crop_aff = crop_affine(liver_grid.affine, lo)
+    crop_suv = resample_array(
+        np.asarray(suv.array, dtype=np.float32), suv.affine, crop_liver.shape, crop_aff, interpolation="linear"
+    )
     inside = crop_suv[crop_liver]
     if delin.kind == "liver":
         background = float(np.median(inside))

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import GeometryError
+from ..geometry import resample_array, to_sitk
 from ..volume import Volume
 
 __all__ = [
@@ -62,29 +63,6 @@ def dice_coefficient(a: np.ndarray, b: np.ndarray) -> float:
     return 2.0 * int(np.logical_and(a, b).sum()) / total
 
 
-def _to_sitk(vol: Volume, array: np.ndarray) -> Any:
-    import SimpleITK as sitk
-
-    arr = np.asarray(array)
-    if arr.dtype == bool:
-        arr = arr.astype(np.uint8)
-    img = sitk.GetImageFromArray(np.ascontiguousarray(arr.transpose(2, 1, 0)))
-    img.SetSpacing([float(s) for s in vol.spacing])
-    img.SetOrigin([float(o) for o in vol.origin])
-    img.SetDirection([float(d) for d in vol.direction.ravel()])
-    return img
-
-
-def _reference_image(ref: Volume) -> Any:
-    import SimpleITK as sitk
-
-    img = sitk.Image([int(s) for s in ref.shape], sitk.sitkUInt8)
-    img.SetSpacing([float(s) for s in ref.spacing])
-    img.SetOrigin([float(o) for o in ref.origin])
-    img.SetDirection([float(d) for d in ref.direction.ravel()])
-    return img
-
-
 def resample_nearest(moving: Volume, reference: Volume, transform: Any | None = None) -> np.ndarray:
     """Resample a label/mask volume onto ``reference``'s grid by physical position.
 
@@ -103,27 +81,11 @@ def resample_nearest(moving: Volume, reference: Volume, transform: Any | None = 
         Array on the reference grid, same dtype kind as ``moving`` (bool stays
         bool, integers become int32); outside the moving grid is 0.
     """
-    import SimpleITK as sitk
-
     src = np.asarray(moving.array)
-    is_bool = src.dtype == bool
-    if is_bool:
-        arr = src.astype(np.uint8)
-    elif np.issubdtype(src.dtype, np.integer):
-        arr = src.astype(np.int32)
-    else:
+    if src.dtype != bool and not np.issubdtype(src.dtype, np.integer):
         raise GeometryError(f"{moving.source}: resample_nearest takes masks or label maps, got dtype {src.dtype}.")
-    img = _to_sitk(moving, arr)
-    out = sitk.Resample(
-        img,
-        _reference_image(reference),
-        transform if transform is not None else sitk.Transform(),
-        sitk.sitkNearestNeighbor,
-        0,
-        img.GetPixelID(),
-    )
-    res = sitk.GetArrayFromImage(out).transpose(2, 1, 0)
-    return np.ascontiguousarray(res != 0) if is_bool else np.ascontiguousarray(res.astype(np.int32))
+    arr = src if src.dtype == bool else src.astype(np.int32)
+    return resample_array(arr, moving.affine, reference.shape, reference.affine, transform=transform)
 
 
 @dataclass
@@ -219,7 +181,7 @@ def identity_alignment(baseline_liver: Volume | None, followup_liver: Volume | N
 def _distance_map(vol: Volume, clip_mm: float) -> Any:
     import SimpleITK as sitk
 
-    img = _to_sitk(vol, np.asarray(vol.array, dtype=bool))
+    img = to_sitk(vol, np.asarray(vol.array, dtype=bool))
     dist = sitk.SignedMaurerDistanceMap(img, insideIsPositive=False, squaredDistance=False, useImageSpacing=True)
     return sitk.Clamp(dist, sitk.sitkFloat32, -clip_mm, clip_mm)
 
@@ -290,8 +252,8 @@ def align_liver_masks(
     before = dice_coefficient(baseline_liver.array, resample_nearest(followup_liver, baseline_liver))
     fixed = _distance_map(baseline_liver, clip_mm)
     moving = _distance_map(followup_liver, clip_mm)
-    fixed_mask = _to_sitk(baseline_liver, np.asarray(baseline_liver.array, dtype=bool))
-    moving_mask = _to_sitk(followup_liver, np.asarray(followup_liver.array, dtype=bool))
+    fixed_mask = to_sitk(baseline_liver, np.asarray(baseline_liver.array, dtype=bool))
+    moving_mask = to_sitk(followup_liver, np.asarray(followup_liver.array, dtype=bool))
     init = sitk.CenteredTransformInitializer(
         fixed_mask, moving_mask, sitk.Euler3DTransform(), sitk.CenteredTransformInitializerFilter.MOMENTS
     )

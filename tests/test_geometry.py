@@ -1,0 +1,119 @@
+"""netlm_imaging.geometry and the Volume methods built on it (to/from SimpleITK, crop, resample_to, dilate_mm).
+
+Oblique, anisotropic grids only; every voxel of an ``np.arange`` volume is identifiable. The truth comes
+from SimpleITK's own index -> physical mapping, from the voxel positions computed here with the affine,
+and from analytic functions of position.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from netlm_imaging.geometry import bbox, crop_affine, dilate_mm
+from netlm_imaging.volume import Volume
+from tests.conftest import oblique_affine
+
+ROOT = Path(__file__).resolve().parents[1]
+SHAPE = (7, 5, 4)
+
+
+@pytest.fixture
+def vol() -> Volume:
+    return Volume(np.arange(np.prod(SHAPE), dtype=np.int32).reshape(SHAPE), oblique_affine(), source="arange")
+
+
+def _centres(v: Volume) -> np.ndarray:
+    ijk = np.stack(np.meshgrid(*(np.arange(n) for n in v.shape), indexing="ij"), -1).reshape(-1, 3)
+    return ijk, v.affine[:3, :3] @ ijk.T.astype(float) + v.affine[:3, 3:4]
+
+
+def test_to_sitk_places_every_voxel_where_simpleitk_says(vol):
+    img = vol.to_sitk()
+    ijk, lps = _centres(vol)
+    for n in (0, 13, 57, len(ijk) - 1):
+        i, j, k = (int(x) for x in ijk[n])
+        assert img.GetPixel(i, j, k) == vol.array[i, j, k]
+        np.testing.assert_allclose(img.TransformIndexToPhysicalPoint((i, j, k)), lps[:, n], atol=1e-9)
+
+
+def test_from_sitk_round_trip_keeps_grid_and_values(vol):
+    back = Volume.from_sitk(vol.to_sitk(), source="x")
+    assert back.same_grid(vol)
+    np.testing.assert_array_equal(back.array, vol.array)
+    np.testing.assert_allclose(back.affine, vol.affine, atol=1e-12)
+
+
+def test_crop_keeps_patient_positions(vol):
+    c = vol.crop((slice(2, 6), slice(1, 5), slice(1, 3)))
+    assert c.shape == (4, 4, 2)
+    assert c.array[0, 0, 0] == vol.array[2, 1, 1]
+    np.testing.assert_allclose(c.index_to_lps([1, 2, 1]), vol.index_to_lps([3, 3, 2]), atol=1e-9)
+    np.testing.assert_allclose(crop_affine(vol.affine, (2, 1, 1)), c.affine)
+    with pytest.raises(ValueError, match="step 1"):
+        vol.crop((slice(0, 6, 2), slice(None), slice(None)))
+
+
+def test_resample_crop_back_matches_geometry(vol):
+    """crop, then resample onto the full grid: the cropped voxels return to their places, 0 elsewhere."""
+    sub = (slice(2, 6), slice(1, 5), slice(1, 3))
+    c = vol.crop(sub)
+    back = c.resample_to(vol).array
+    expected = np.zeros(SHAPE, dtype=np.int32)
+    expected[sub] = vol.array[sub]
+    np.testing.assert_array_equal(back, expected)
+
+
+def test_resample_linear_is_exact_on_a_linear_function():
+    """Linear interpolation reproduces a linear function of LPS position at any voxel inside the source."""
+    src_aff = oblique_affine((0.9, 1.1, 2.5), (8.0, -5.0, 15.0), (-20.0, 10.0, 30.0))
+    src = Volume(np.zeros((30, 30, 14)), src_aff)
+    _, lps = _centres(src)
+    coef = np.array([0.3, -0.7, 1.3])
+    src = src.with_array((coef @ lps + 5.0).reshape(src.shape).astype(np.float32))
+    # a smaller grid well inside the source, other orientation and spacing
+    centre = src.index_to_lps([15, 15, 7])[0]
+    tgt_aff = oblique_affine((1.3, 0.8, 1.7), (-12.0, 9.0, -20.0), tuple(centre - 5.0))
+    tgt = Volume(np.zeros((6, 6, 5)), tgt_aff)
+    out = src.resample_to(tgt, "linear").array
+    _, tgt_lps = _centres(tgt)
+    np.testing.assert_allclose(out, (coef @ tgt_lps + 5.0).reshape(tgt.shape), atol=2e-3)
+
+
+def test_resample_boolean_nearest_stays_boolean(vol):
+    mask = vol.with_array(vol.array % 3 == 0)
+    out = mask.resample_to(mask)
+    assert out.array.dtype == bool
+    np.testing.assert_array_equal(out.array, mask.array)
+
+
+def test_dilate_mm_is_the_set_of_centres_within_the_radius():
+    spacing = (0.6, 0.9, 2.0)
+    aff = oblique_affine(spacing)
+    mask = np.zeros((21, 15, 9), dtype=bool)
+    mask[10, 7, 4] = mask[12, 7, 4] = True
+    v = Volume(mask, aff)
+    r = 2.3
+    out = v.dilate_mm(r).array
+    _, lps = _centres(v)
+    seeds = v.index_to_lps(np.argwhere(mask))
+    d = np.min(np.linalg.norm(lps.T[:, None, :] - seeds[None], axis=-1), axis=1)
+    np.testing.assert_array_equal(out.reshape(-1), d <= r + 1e-6)
+    assert dilate_mm(mask, spacing, 0.0).sum() == 2
+    assert bbox(np.zeros((2, 2, 2), bool)) is None
+
+
+def test_simpleitk_arrays_cross_only_in_geometry():
+    """The [i, j, k] <-> SimpleITK [k, j, i] transposes live in netlm_imaging/geometry.py only."""
+    pattern = re.compile(r"GetImageFromArray|GetArrayFromImage")
+    offenders = [
+        p.relative_to(ROOT).as_posix()
+        for p in (ROOT / "netlm_imaging").rglob("*.py")
+        if p.name != "geometry.py" and pattern.search(p.read_text())
+    ]
+    assert offenders == []
+    assert sitk.Version.MajorVersion() >= 2
