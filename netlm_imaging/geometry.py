@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Interpolation",
+    "array_from_sitk",
+    "array_to_sitk",
     "bbox",
     "crop",
     "crop_affine",

@@ -147,7 +147,7 @@ def _align(pre: Volume, img: Volume, notes: list[str]) -> tuple[np.ndarray, str]
 def _register_rigid(moving: Volume, fixed: Volume) -> np.ndarray:
     import SimpleITK as sitk
 
-    from .io.sitk_io import to_sitk
+    from .geometry import array_from_sitk, to_sitk
 
     f = to_sitk(fixed, fixed.array.astype(np.float32))
     m = to_sitk(moving, moving.array.astype(np.float32))
@@ -166,7 +166,7 @@ def _register_rigid(moving: Volume, fixed: Volume) -> np.ndarray:
     reg.SetInitialTransform(init, inPlace=False)
     tx = reg.Execute(f, m)
     out = sitk.Resample(m, f, tx, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
-    return np.ascontiguousarray(sitk.GetArrayFromImage(out).transpose(2, 1, 0))
+    return np.ascontiguousarray(array_from_sitk(out))
 
 
 # ---------------------------------------------------------------- functional FLR
