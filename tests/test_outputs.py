@@ -119,6 +119,9 @@ def test_html_lesion_table_shows_each_report_value_under_its_heading(demo, tmp_p
     }
     decimals = {c.key: max(0, c.html_decimals or 0) for c in html_columns()}
     for title, key in expected_heads.items():
+        if all(les[key] is None for les in lesions):  # e.g. SUVmax without PET: the column is left out
+            assert title not in head
+            continue
         col = head.index(title)
         for row, les in zip(body, lesions):
             assert row[col] == _shown(les[key], decimals[key]), (title, les["id"])
