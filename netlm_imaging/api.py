@@ -611,20 +611,29 @@ def _measure_pet(
         block["sretv_delineation"] = block.get("delineation")
         block["delineation"] = pet_derived
     warnings.extend(res.warnings)
+    liver_ref = block.get("liver_reference") or {}
+    upper_ref = block.get("upper_reference") or {}
     lines = [
         f"PET: SUVbw from {block.get('units')} ({block.get('decay_correction')}); liver SUVmean "
-        f"{_fmt(block.get('liver_suv_mean'))}, spleen SUVmean {_fmt(block.get('spleen_suv_mean'))}, "
-        f"lesion SUVmax {_fmt(block.get('suv_max'))}",
-        f"SRETV ({block.get('delineation')}): hepatic {_fmt(block.get('sretv_ml'), 1)} mL, TLSRE "
-        f"{_fmt(block.get('tlsre'), 1)} mL*SUV",
+        f"{_fmt(block.get('liver_suv_mean'))} (SD {_fmt(block.get('liver_suv_sd'))}, "
+        f"{liver_ref.get('method', 'n/a')}), "
+        f"{upper_ref.get('organ', 'spleen')} SUVmean {_fmt(upper_ref.get('suv_mean'))} "
+        f"({upper_ref.get('method', 'n/a')}), lesion SUVmax {_fmt(block.get('suv_max'))}",
+        f"SRETV ({block.get('delineation')}, avid > {_fmt(block.get('sretv_avid_floor_suv'))}): hepatic "
+        f"{_fmt(block.get('sretv_ml'), 1)} mL, TLSRE {_fmt(block.get('tlsre'), 1)} mL*SUV",
     ]
+    low = set(block.get("krenning_low_confidence_lesion_ids") or [])
     scores = [
-        f"{les.id}: {les.krenning_score if les.krenning_score is not None else 'n/a'}"
+        f"{les.id}: {les.krenning_score if les.krenning_score is not None else 'n/a'}{'?' if les.id in low else ''}"
         for les in ctx.lesions
         if les.location == "intrahepatic"
     ]
     if scores:
-        lines.append("Krenning (estimated from SUV): " + ", ".join(scores[:12]) + (" ..." if len(scores) > 12 else ""))
+        lines.append(
+            f"Krenning (estimated from {block.get('krenning_lesion_statistic')}; ? = low confidence): "
+            + ", ".join(scores[:12])
+            + (" ..." if len(scores) > 12 else "")
+        )
     return block, list(res.missing_inputs), lines
 
 
