@@ -81,11 +81,12 @@ def phantom():
         labels[ball] = lid
         truth[ball] = v
     rng = np.random.default_rng(14)
-    images = {
-        "clean": truth,
-        "noise12": truth * (1.0 + 0.12 * rng.standard_normal(SHAPE)),
-        "blur7": ndimage.gaussian_filter(truth, FWHM_MM / (2.0 * math.sqrt(2.0 * math.log(2.0))) / SPACING),
-    }
+    sigma_per_fwhm = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0))) / SPACING
+    images = {"clean": truth}
+    for pct in (10, 12, 15):
+        images[f"noise{pct}"] = truth * (1.0 + pct / 100.0 * rng.standard_normal(SHAPE))
+    for fwhm in (6, 7, 8):
+        images[f"blur{fwhm}"] = ndimage.gaussian_filter(truth, fwhm * sigma_per_fwhm)
     return images, liver | (labels > 0), labels, spleen
 
 
@@ -102,7 +103,7 @@ def run(phantom, name, rules=None, **kw):
     return measure_pet(ctx, vol, rules=rules, **kw)
 
 
-@pytest.mark.parametrize("name", ["clean", "noise12", "blur7"])
+@pytest.mark.parametrize("name", ["clean", "noise10", "noise12", "noise15", "blur6", "blur7", "blur8"])
 def test_krenning_is_the_same_clean_noisy_and_blurred(phantom, name):
     res = run(phantom, name)
     assert res.block["krenning_lesion_statistic"] == "suv_mean_core"
