@@ -30,26 +30,41 @@ SUVpeak
     colder than its surroundings the best sphere sits at the lesion edge and
     SUVpeak can exceed the lesion's SUVmax (the definition is made for hot
     lesions).
+Reference regions (:mod:`netlm_imaging.measure.pet_reference`)
+    ``L`` = SUVmean of the liver reference (3 cm sphere in healthy liver away
+    from lesions and edges, else the eroded healthy liver); ``S`` = SUVmean of
+    the eroded spleen, or of the eroded kidney when there is no spleen mask
+    (``rules["krenning"]["upper_reference_fallback"]``).
 Krenning score (estimated, clinical_rules.md 7.3, project decision)
-    ``L`` = healthy-liver SUVmean, ``S`` = spleen SUVmean, ``M`` = lesion
-    SUVmax, ``b = liver_band_fraction`` (0.10):
-    0 if ``M <= no_uptake_suv_fraction * L`` (0.25, uptake at or below
-    soft-tissue background); 1 if ``M < (1 - b) L``; 2 if
+    ``M`` = the lesion statistic ``rules["krenning"]["lesion_statistic"]``:
+    ``suv_mean_core`` (default; SUVmean of the lesion voxels at least
+    ``core_margin_fwhm`` x the PET FWHM inside the lesion edge, its deepest
+    voxels when none is that deep), ``suv_peak`` or ``suv_max``;
+    ``b = liver_band_fraction`` (0.10): 0 if
+    ``M <= no_uptake_suv_fraction * L`` (0.25); 1 if ``M < (1 - b) L``; 2 if
     ``(1 - b) L <= M <= (1 + b) L``; above the band 4 if
-    ``M > spleen_ratio * S`` (1.0), else 3. Without a spleen
-    mask a lesion above the band is 3 or 4: score null, lower bound 3, and
-    "spleen mask" in ``missing_inputs``.
+    ``M > spleen_ratio * S`` (1.0), else 3. Without ``S`` a lesion above the
+    band is 3 or 4: score null, lower bound 3, and "spleen mask" in
+    ``missing_inputs``. Confidence is "low" within ``confidence_z`` noise SDs
+    of a boundary, for lesions below 3 x FWHM (partial volume) or without a
+    core (``docs/pet.md``).
 SRETV / TLSRE
     Per lesion the delineated voxels are the lesion's voxels with SUV at or
     above the threshold of :class:`Delineation` (``rel:P``: ``P x`` the
-    lesion's SUVmax; ``liver:K``: ``K x L``; ``abs:T``: ``T``). Hepatic
-    SRETV counts intrahepatic lesions' delineated voxels inside the liver
-    mask dilated by ``rules["pet"]["intrahepatic_margin_mm"]`` (2 mm). As
-    ``ctx.liver`` already contains the intrahepatic lesions, their delineated
-    voxels stay whole; the restriction guards masks that do not;
+    lesion's SUVmax; ``liver:K``: ``K x L``; ``abs:T``: ``T``) **and above the
+    avid floor** (``rules["pet"]["avid_threshold"]``, default the liver
+    reference SUVmax; ``avid_min_suv``), so no delineation counts tissue at
+    or below the liver level. Hepatic SRETV counts intrahepatic lesions'
+    delineated voxels inside the liver mask dilated by
+    ``rules["pet"]["intrahepatic_margin_mm"]`` (2 mm). As ``ctx.liver``
+    already contains the intrahepatic lesions, their delineated voxels stay
+    whole; the restriction guards masks that do not;
     ``TLSRE = sum(SRETV_lesion x SUVmean over the delineated voxels)`` in
     mL x SUV. ``whole_body_*`` are the same over all lesions without the
     liver restriction.
+SUL
+    ``SUL = SUVbw x LBM / weight`` (Janmahasatian, :mod:`netlm_imaging.measure.sul`)
+    when height and sex are given.
 """
 
 from __future__ import annotations
