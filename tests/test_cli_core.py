@@ -172,7 +172,7 @@ def test_usage_errors_exit_2(study):
     assert _run(["analyze"]).returncode == 2
     assert _run(["analyze", "--image", str(d / "img.nii.gz")]).returncode == 2
     assert _run(["analyze", "--bogus"]).returncode == 2
-    res = _run(["analyze", "--image", str(d / "img.nii.gz"), "--seg", str(d / "seg.nii.gz"), "--labels", "kidney=3"])
+    res = _run(["analyze", "--image", str(d / "img.nii.gz"), "--seg", str(d / "seg.nii.gz"), "--labels", "pancreas=3"])
     assert res.returncode == 2
     assert "unknown role" in res.stderr
 

@@ -69,7 +69,7 @@ def test_unmatched_segment_is_ignored_with_a_note_then_mapped_by_a_user_pattern(
 
 @pytest.mark.parametrize(
     ("pattern", "needle"),
-    [("target", "REGEX=ROLE"), ("x=kidney", "unknown role"), ("(=lesion", "invalid regular expression")],
+    [("target", "REGEX=ROLE"), ("x=pancreas", "unknown role"), ("(=lesion", "invalid regular expression")],
 )
 def test_bad_segment_patterns_are_usage_errors(study, pattern, needle):
     folder, _ = study

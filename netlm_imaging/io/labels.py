@@ -581,8 +581,8 @@ def check_decisions(
     how = "--labels / --segment-pattern matched none of them. " if spec.exclusive else ""
     raise LabelError(
         f"{', '.join(sources)}: no liver and no lesion among the {noun}: {listed}. {how}Map the ones you mean "
-        "with --labels ROLE=NAME (roles: liver, lesion, spleen, segment1..segment8, ignore) or --segment-pattern "
-        "REGEX=ROLE."
+        "with --labels ROLE=NAME (roles: liver, lesion, spleen, kidney, segment1..segment8, ignore) or "
+        "--segment-pattern REGEX=ROLE."
     )
 
 
