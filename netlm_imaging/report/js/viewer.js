@@ -319,9 +319,10 @@
       cv.width = M.width; cv.height = M.height;
       var wmm = M.width * M.spacing_mm[0], hmm = M.height * M.spacing_mm[1], sc = 380 / Math.max(wmm, hmm);
       cv.style.width = (wmm * sc).toFixed(1) + "px"; cv.style.height = (hmm * sc).toFixed(1) + "px";
+      cv.parentNode.style.width = cv.style.width; cv.parentNode.style.height = cv.style.height;
     }
     var W = M.width, H = M.height, ctx = cv.getContext("2d"), out = ctx.createImageData(W, H), px = out.data;
-    var lo = state.suv.lo, hi = Math.max(state.suv.hi, lo + 1e-9);
+    var lo = 0, hi = Math.max(state.suv.hi, 1e-9);  // the projection shows all uptake: 0 to the scale's top
     for (var p = 0; p < W * H; p++) {
       var suv = mipImg[p] * M.encode_max / 255, g = 255 - Math.max(0, Math.min(255, (suv - lo) / (hi - lo) * 255));
       px[4 * p] = px[4 * p + 1] = px[4 * p + 2] = g; px[4 * p + 3] = 255;
