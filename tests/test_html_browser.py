@@ -123,6 +123,7 @@ def test_viewer_in_chromium(tmp_path):
         x = float(d.find_element(By.CSS_SELECTOR, "#view-axial .ch-v").value_of_css_property("left")[:-2])
         y = float(d.find_element(By.CSS_SELECTOR, "#view-axial .ch-h").value_of_css_property("top")[:-2])
         w, h = axial.size["width"], axial.size["height"]
+        d.execute_script("arguments[0].scrollIntoView({block: 'center'})", axial)  # actions do not scroll
         ActionChains(d).move_to_element_with_offset(axial, int(x - w / 2), int(y - h / 2)).perform()
         assert "lesion 1" in d.find_element(By.ID, "viewer-hover").text
 
