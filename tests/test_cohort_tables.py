@@ -118,3 +118,35 @@ def test_pet_columns_come_from_the_report_pet_fields() -> None:
     assert nums["classification_missing_inputs"] == "ki67_percent;symptoms"
     (row,) = lesion_rows(report, "s1")
     assert (row["suv_max"], row["suv_peak"], row["suv_mean"]) == (9.5, 7.0, None)
+
+
+def test_batch_errors_suggest_only_batch_options(tmp_path: Path) -> None:
+    """A study's error names options of `netlm batch` (or says `netlm analyze --x`), never a bare foreign flag."""
+    import re
+
+    from netlm_imaging.cli import _get_parser
+
+    cohort = tmp_path / "cohort"
+    d = write_phantom_study(cohort / "two", seed=41)  # two candidate SEG objects: --seg-choice (batch has it)
+    other = write_phantom_study(tmp_path / "scratch", seed=41)
+    shutil.copy(other["seg"], cohort / "two" / "seg" / "seg2.dcm")
+    write_phantom_study(cohort / "noseg", seed=42)
+    shutil.rmtree(cohort / "noseg" / "seg")  # no segmentation: the message offers analyze's --image/--seg
+    out = tmp_path / "out"
+    assert main(["batch", str(cohort), "--out", str(out), "--quiet"]) == 4
+    rows = {r["study_id"]: r for r in _rows(out / "cohort.csv")}
+    sub = next(a for a in _get_parser()._actions if a.dest == "command")
+    accepted = set(sub.choices["batch"]._option_string_actions)
+    for sid in ("two", "noseg"):
+        error = rows[sid]["error"]
+        assert rows[sid]["status"] == "failed"
+        bare = set(re.findall(r"(?<![\w`-])--[a-z][a-z0-9-]*", error.replace("`netlm analyze --", "`")))
+        assert bare <= accepted, (sid, error)
+    assert "--seg-choice" in rows["two"]["error"]
+    assert "`netlm analyze --image`" in rows["noseg"]["error"]
+    # and the option it suggests works in batch
+    out2 = tmp_path / "out2"
+    shutil.rmtree(cohort / "noseg")
+    assert main(["batch", str(cohort), "--out", str(out2), "--quiet", "--seg-choice", "1"]) == 0
+    row = _rows(out2 / "cohort.csv")[0]
+    assert float(row["liver_volume_ml"]) == pytest.approx(d["truth"]["liver_volume_ml"], rel=1e-4)

@@ -186,3 +186,34 @@ def test_export_hook_with_study_uid(orthanc, uploaded, tmp_path: Path) -> None: 
     study_out = tmp_path / "hook" / uploaded["study_uid"]
     got = read_sr_measurements(study_out / "report_sr.dcm")
     assert got["tumor_volume_ml"] == pytest.approx(uploaded["truth"]["tumor_volume_ml"], rel=1e-3)
+
+
+def test_retrieval_streams_to_disk(orthanc, tmp_path: Path) -> None:  # noqa: F811
+    """WADO-RS retrieval holds one instance at a time: its peak Python memory stays below half the study's bytes
+    (dicomweb-client's whole-study retrieve_study needs about four times the study's bytes)."""
+    import tracemalloc
+
+    import numpy as np
+
+    from netlm_imaging.pacs.dicomweb import PacsCredentials, make_client, retrieve_study
+    from tests.conftest import oblique_affine
+    from tests.dicom_factory import write_image_series
+
+    arr = np.random.default_rng(5).normal(40.0, 20.0, (256, 256, 80))
+    files = write_image_series(
+        tmp_path / "big", arr, oblique_affine(spacing=(0.9, 0.9, 2.0), angles_deg=(3.0, -2.0, 5.0)), seed=9
+    )
+    for f in files:
+        orthanc.upload(f)
+    total = sum(f.stat().st_size for f in files)
+    uid = str(pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
+    client = make_client(orthanc.dicomweb_url, PacsCredentials(user=orthanc.user, password=orthanc.password))
+    tracemalloc.start()
+    try:
+        got = retrieve_study(client, uid, tmp_path / "got")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(got) == 80
+    assert sorted(p.stat().st_size for p in got) == pytest.approx(sorted(f.stat().st_size for f in files), abs=512)
+    assert peak < total / 2, (peak, total)

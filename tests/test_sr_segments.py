@@ -251,6 +251,12 @@ def test_srt_coded_sr_reads_like_sct(runs: dict, tmp_path: Path) -> None:
         sorted(les["volume_ml"] for les in ref["lesions"])
     )
     assert codes.SCT.Liver == hd.sr.CodedConcept("T-62000", "SRT", "Liver")  # pydicom maps SRT to SCT
+    # netlm check reads it like the SCT-coded SR: the liver volume is checked (and agrees), not skipped
+    table = tmp_path / "check.csv"
+    assert main(["check", str(srt_path), "--study", str(runs["base"] / "study"), "--out", str(table)]) == 0
+    rows = {r.split(",")[1]: r.split(",") for r in table.read_text().splitlines()[1:]}
+    assert rows["liver_volume_ml"][6] == "agree"
+    assert float(rows["liver_volume_ml"][2]) == pytest.approx(ref["liver_volume_ml"], rel=1e-5)
 
 
 def test_pet_ct_study_sr_carries_the_phantom_suv(petct, tmp_path: Path) -> None:  # noqa: F811
