@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 import requests
 
-__all__ = ["OrthancServer", "find_dicomweb_plugin", "find_orthanc", "orthanc", "start_orthanc"]
+__all__ = ["OrthancServer", "find_dicomweb_plugin", "find_orthanc", "orthanc", "require_orthanc", "start_orthanc"]
 
 _PLUGIN_CANDIDATES = (
     "/usr/share/orthanc/plugins/libOrthancDicomWeb.so",
@@ -198,14 +198,19 @@ def start_orthanc(
     raise RuntimeError(f"Orthanc did not answer /system within {timeout_s} s: {log_path.read_text()[-2000:]}")
 
 
-@pytest.fixture(scope="module")
-def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancServer]:
-    """A running Orthanc with DICOMweb and basic auth; skipped (fails under CI=true) when not installed."""
+def require_orthanc() -> None:
+    """Skip (fail under CI=true) when Orthanc or its DICOMweb plugin is not installed."""
     if find_orthanc() is None or find_dicomweb_plugin() is None:
         reason = "Orthanc / orthanc-dicomweb not installed (run .ci/install_orthanc.sh)"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"CI=true but {reason}")
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancServer]:
+    """A running Orthanc with DICOMweb and basic auth; skipped (fails under CI=true) when not installed."""
+    require_orthanc()
     server = start_orthanc(tmp_path_factory.mktemp("orthanc"))
     try:
         yield server

@@ -21,7 +21,7 @@ import pytest
 from netlm_imaging.cli import main
 from netlm_imaging.report.dicom_sr import read_sr_measurements
 from tests.dicom_tools import assert_dciodvfy_clean, dcmtk
-from tests.orthanc_server import OrthancServer, _free_port, find_dicomweb_plugin, find_orthanc, start_orthanc
+from tests.orthanc_server import OrthancServer, _free_port, require_orthanc, start_orthanc
 from tests.test_sr import write_phantom_study
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,13 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def pacs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    import os
-
-    if find_orthanc() is None or find_dicomweb_plugin() is None:
-        reason = "Orthanc / orthanc-dicomweb not installed (run .ci/install_orthanc.sh)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true but {reason}")
-        pytest.skip(reason)
+    require_orthanc()
     move_port, listen_port = _free_port(), _free_port()
     server = start_orthanc(
         tmp_path_factory.mktemp("orthanc_dimse"),

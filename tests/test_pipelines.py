@@ -21,7 +21,7 @@ import requests
 
 from netlm_imaging.report.dicom_sr import read_sr_measurements
 from tests.dicom_tools import assert_dciodvfy_clean
-from tests.orthanc_server import _free_port, find_dicomweb_plugin, find_orthanc, start_orthanc
+from tests.orthanc_server import _free_port, require_orthanc, start_orthanc
 from tests.test_batch import write_study
 from tests.test_sr import write_phantom_study
 
@@ -29,20 +29,12 @@ ROOT = Path(__file__).resolve().parents[1]
 HOOK = ROOT / "pipelines" / "pacs_export_hook.py"
 
 
-def _need_orthanc() -> None:
-    if find_orthanc() is None or find_dicomweb_plugin() is None:
-        reason = "Orthanc / orthanc-dicomweb not installed (run .ci/install_orthanc.sh)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true but {reason}")
-        pytest.skip(reason)
-
-
 def _sr_series(server) -> list[dict]:
     return [s for s in server.get_json("/series?expand") if s["MainDicomTags"].get("Modality") == "SR"]
 
 
 def test_orthanc_lua_pipeline_analyses_a_stable_study_without_blocking_orthanc(tmp_path: Path) -> None:
-    _need_orthanc()
+    require_orthanc()
     port = _free_port()
     results = tmp_path / "results"
     env = {

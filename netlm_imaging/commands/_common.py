@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 __all__ = [
     "WarningLog",
+    "add_pacs_analysis_arguments",
     "add_selection_arguments",
     "check_json_and_voxels",
     "check_output",
@@ -133,3 +134,15 @@ def add_selection_arguments(p: argparse.ArgumentParser, *, per_study: bool = Fal
         )
     if not any(a.dest == "max_voxels" for a in p._actions):
         p.add_argument("--max-voxels", type=int, help="refuse images declaring more voxels than this")
+
+
+def add_pacs_analysis_arguments(p: argparse.ArgumentParser) -> None:
+    """Analysis options of the commands that get studies from a PACS (``pacs``, ``listen``)."""
+    p.add_argument("--labels", help="role mapping for segment names/values, e.g. liver=Liver,lesion=Lesion*")
+    p.add_argument("--rules", help="rules file (TOML/JSON) overriding the default clinical rules")
+    p.add_argument(
+        "--include-identifiers",
+        action="store_true",
+        help="keep patient identifiers in the local report/SR/SEG copies (off by default)",
+    )
+    add_selection_arguments(p)

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ._common import add_selection_arguments
+from ._common import add_pacs_analysis_arguments
 
 __all__ = ["add_arguments", "run"]
 
@@ -34,14 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dest", metavar="HOST:PORT", help="C-STORE the SR and derived SEG to this DICOM node")
     p.add_argument("--dest-ae", metavar="AE", help="AE title of --dest")
     p.add_argument("--max-studies", type=int, metavar="N", help="exit after N analysed studies")
-    p.add_argument("--labels", help="role mapping for segment names/values, e.g. liver=Liver,lesion=Lesion*")
-    p.add_argument("--rules", help="rules file (TOML/JSON) overriding the default clinical rules")
-    p.add_argument(
-        "--include-identifiers",
-        action="store_true",
-        help="keep patient identifiers in the local report/SR/SEG copies (off by default)",
-    )
-    add_selection_arguments(p)
+    add_pacs_analysis_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:

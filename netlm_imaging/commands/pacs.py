@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import add_selection_arguments
+from ._common import add_pacs_analysis_arguments
 
 __all__ = ["add_arguments", "run"]
 
@@ -43,14 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="with --url: TOML file with user/password or token (chmod 600); default ~/.config/netlm/pacs.toml",
     )
-    p.add_argument("--labels", help="role mapping for segment names/values, e.g. liver=Liver,lesion=Lesion*")
-    p.add_argument("--rules", help="rules file (TOML/JSON) overriding the default clinical rules")
-    p.add_argument(
-        "--include-identifiers",
-        action="store_true",
-        help="keep patient identifiers in the local report/SR/SEG copies (off by default)",
-    )
-    add_selection_arguments(p)
+    add_pacs_analysis_arguments(p)
     p.add_argument("--quiet", action="store_true", help="no console summary")
 
 

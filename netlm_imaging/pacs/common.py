@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 import os
 import re
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ from urllib.parse import urlsplit
 
 from ..errors import UsageError
 
-__all__ = ["PacsResult", "analyze_retrieved", "check_uid", "redact_url"]
+__all__ = ["PacsResult", "analyze_retrieved", "check_uid", "redact_url", "retrieve_analyze_push"]
 
 logger = logging.getLogger(__name__)
 
@@ -140,4 +142,53 @@ def analyze_retrieved(
         push = OutputSet(json=None, seg="push_seg.dcm", sr="push_sr.dcm")
         # with identifiers: the PACS files them with the study they came from
         result.push_files = write_outputs(report, ctx, Path(push_dir), push, include_identifiers=True)
+    return result
+
+
+def retrieve_analyze_push(
+    retrieve: Callable[[Path], object],
+    store: Callable[[list[Path]], list[str]],
+    source: str,
+    *,
+    out_dir: str | os.PathLike[str] | None,
+    push: bool,
+    labels: str | None = None,
+    rules: str | None = None,
+    options: Any = None,
+) -> PacsResult:
+    """Retrieve a study into a temporary folder, analyse it, write outputs, and store SR + SEG back.
+
+    Parameters
+    ----------
+    retrieve : callable
+        ``retrieve(folder)`` writes the study's instances into ``folder``.
+    store : callable
+        ``store(paths)`` sends the SR and SEG to the PACS; returns the stored SOP Instance UIDs.
+    source : str
+        The study's name in the report (no secrets).
+    out_dir, labels, rules, options
+        As for :func:`analyze_retrieved`.
+    push : bool
+        Call ``store`` with the SR and SEG carrying the source Patient / Study modules.
+
+    Returns
+    -------
+    PacsResult
+        The temporary folder (instances, objects for the PACS) is removed.
+    """
+    with tempfile.TemporaryDirectory(prefix="netlm-pacs-") as tmp:
+        study_dir = Path(tmp) / "study"
+        retrieve(study_dir)
+        result = analyze_retrieved(
+            study_dir,
+            source,
+            out_dir=out_dir,
+            push_dir=Path(tmp) if push else None,
+            labels=labels,
+            rules=rules,
+            options=options,
+        )
+        if push:
+            result.pushed_sop_instance_uids = store(result.push_files)
+        result.push_files = []
     return result

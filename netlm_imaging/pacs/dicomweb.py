@@ -28,7 +28,6 @@ from __future__ import annotations
 import logging
 import os
 import stat
-import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +35,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import InputError, UsageError
-from .common import PacsResult, analyze_retrieved, check_uid, redact_url
+from .common import PacsResult, check_uid, redact_url, retrieve_analyze_push
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -276,19 +275,13 @@ def analyze_pacs_study(
     creds = credentials if credentials is not None else load_credentials()
     client = make_client(url, creds)
     base = redact_url(_check_url(url))
-    with tempfile.TemporaryDirectory(prefix="netlm-pacs-") as tmp:
-        study_dir = Path(tmp) / "study"
-        retrieve_study(client, study_uid, study_dir)
-        result = analyze_retrieved(
-            study_dir,
-            f"{base}/studies/{study_uid}",
-            out_dir=out_dir,
-            push_dir=Path(tmp) if push else None,
-            labels=labels,
-            rules=rules,
-            options=options,
-        )
-        if push:
-            result.pushed_sop_instance_uids = store_files(client, result.push_files)
-        result.push_files = []
-    return result
+    return retrieve_analyze_push(
+        lambda folder: retrieve_study(client, study_uid, folder),
+        lambda paths: store_files(client, paths),
+        f"{base}/studies/{study_uid}",
+        out_dir=out_dir,
+        push=push,
+        labels=labels,
+        rules=rules,
+        options=options,
+    )

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from typing import Any
 
 from ..atomic import atomic_write_bytes
 from ..errors import InputError, UsageError
-from .common import PacsResult, analyze_retrieved, check_uid
+from .common import PacsResult, check_uid, retrieve_analyze_push
 
 __all__ = [
     "DEFAULT_CALLING_AE",
@@ -424,19 +423,13 @@ def analyze_dimse_study(
     check_uid(study_uid)
     if not find_study(ep, study_uid):
         raise InputError(f"{ep.name}: study {study_uid} not found (C-FIND); check the Study Instance UID")
-    with tempfile.TemporaryDirectory(prefix="netlm-dimse-") as tmp:
-        study_dir = Path(tmp) / "study"
-        retrieve_study(ep, study_uid, study_dir, method=method, move_port=move_port, bind=bind)
-        result = analyze_retrieved(
-            study_dir,
-            f"dicom://{ep.name}/studies/{study_uid}",
-            out_dir=out_dir,
-            push_dir=Path(tmp) if push else None,
-            labels=labels,
-            rules=rules,
-            options=options,
-        )
-        if push:
-            result.pushed_sop_instance_uids = store_files(ep, result.push_files)
-        result.push_files = []
-    return result
+    return retrieve_analyze_push(
+        lambda folder: retrieve_study(ep, study_uid, folder, method=method, move_port=move_port, bind=bind),
+        lambda paths: store_files(ep, paths),
+        f"dicom://{ep.name}/studies/{study_uid}",
+        out_dir=out_dir,
+        push=push,
+        labels=labels,
+        rules=rules,
+        options=options,
+    )
