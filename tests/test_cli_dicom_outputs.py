@@ -14,6 +14,7 @@ from seg_factory import SegmentSpec, write_seg
 
 from netlm_imaging.cli import main
 from netlm_imaging.report.dicom_sr import read_sr_measurements
+from tests.dicom_tools import assert_dciodvfy_clean
 
 
 def test_dicom_study_with_all_outputs(tmp_path):
@@ -42,6 +43,8 @@ def test_dicom_study_with_all_outputs(tmp_path):
     assert rep["tumor"]["intrahepatic_volume_ml"] == pytest.approx(lesion.sum() * vox_ml, rel=1e-6)
     assert rep["study"]["modality"] == "CT"
     assert rep["study"]["study_instance_uid"] == str(pydicom.dcmread(files[0]).StudyInstanceUID)
+    assert_dciodvfy_clean(out / "report_sr.dcm")
+    assert_dciodvfy_clean(out / "derived_seg.dcm")
     sr = read_sr_measurements(out / "report_sr.dcm")
     assert sr["liver_volume_ml"] == pytest.approx(rep["liver"]["volume_ml"], rel=1e-4)
     assert sr["tumor_volume_ml"] == pytest.approx(rep["tumor"]["intrahepatic_volume_ml"], rel=1e-4)

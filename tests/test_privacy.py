@@ -31,6 +31,7 @@ from pydicom.sr.codedict import codes
 
 from tests.conftest import oblique_affine
 from tests.dicom_factory import write_image_series
+from tests.dicom_tools import assert_dciodvfy_clean
 from tests.seg_factory import SegmentSpec, write_seg
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -260,4 +261,6 @@ def test_sr_and_derived_seg_carry_no_institution(study, tmp_path):
     r = _netlm("analyze", str(study), "--out", str(out), "--sr", "--seg-out", "--quiet")
     assert r.returncode == 0, r.stderr
     texts = _texts_of([out / "report_sr.dcm", out / "derived_seg.dcm"])
+    assert_dciodvfy_clean(out / "report_sr.dcm")
+    assert_dciodvfy_clean(out / "derived_seg.dcm")
     assert _leaks(texts, [INSTITUTION]) == []

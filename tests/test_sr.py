@@ -22,6 +22,7 @@ from netlm_imaging.report.dicom_seg_out import write_seg as write_derived_seg
 from netlm_imaging.report.dicom_sr import read_sr_measurements, write_sr
 from tests.conftest import oblique_affine
 from tests.dicom_factory import write_image_series
+from tests.dicom_tools import assert_dciodvfy_clean
 from tests.seg_factory import SegmentSpec, write_seg
 
 SHAPE = (40, 36, 20)
@@ -83,6 +84,7 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 def test_sr_round_trip_gives_phantom_truth(study: dict, tmp_path: Path) -> None:
     path = write_sr(study["report"], study["ctx"], tmp_path / "sr.dcm")
+    assert_dciodvfy_clean(path)
     got = read_sr_measurements(path)
     truth = study["truth"]
     for key in ("liver_volume_ml", "tumor_volume_ml", "involvement_percent", "remnant_volume_ml"):
@@ -145,6 +147,7 @@ def test_sr_has_no_identifiers_unless_asked(study: dict, tmp_path: Path) -> None
     for secret in (b"Doe^Jane", b"SECRET-ID-123", b"19700101"):
         assert secret not in plain
     kept = write_sr(study["report"], study["ctx"], tmp_path / "ids.dcm", include_identifiers=True)
+    assert_dciodvfy_clean(kept)
     ds = pydicom.dcmread(kept)
     assert (str(ds.PatientName), ds.PatientID) == ("Doe^Jane", "SECRET-ID-123")
 
@@ -155,6 +158,7 @@ def test_sr_from_report_dict_and_explicit_images(study: dict, tmp_path: Path) ->
     d["liver"]["volume_ml"] = 1500.0
     d["involvement_percent"] = 12.5
     path = write_sr(d, None, tmp_path / "dict.dcm", image_datasets=study["files"])
+    assert_dciodvfy_clean(path)
     got = read_sr_measurements(path)
     assert got["liver_volume_ml"] == 1500.0
     assert got["involvement_percent"] == 12.5
@@ -246,6 +250,7 @@ def test_foreign_sr_in_cm3_is_converted(study: dict, tmp_path: Path) -> None:
 def test_derived_seg_round_trip(study: dict, tmp_path: Path) -> None:
     """The liver and lesions written as a DICOM SEG decode to the phantom's voxel counts."""
     path = write_derived_seg(study["ctx"], tmp_path / "derived_seg.dcm")
+    assert_dciodvfy_clean(path)
     seg = hd.seg.segread(path)
     liver, spheres = phantom_masks()
     total = liver | np.any(spheres, axis=0)
