@@ -215,6 +215,8 @@ def test_listener_receives_from_storescu_and_sends_the_sr_to_orthanc(pacs: dict,
         log = out / "listen.log"
         lines = _wait_lines(log, 1, proc)
         assert "failed:" in lines[0]  # the bad study is logged and the listener goes on
+        assert "no DICOM SEG or RTSTRUCT" in lines[0]
+        assert "`netlm analyze --image`" in lines[0]  # listen has no --image: the line says where it is
         good = [*map(str, pacs["files"]), str(pacs["seg"])]
         before = len(server.get_json("/instances"))
         srs_before = len(_sr_instances(server))

@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         labels=args.labels,
         rules=args.rules,
         options=options_from_args(args),
+        accepted_flags=tuple(getattr(args, "_options", ())),
     )
 
     def line(text: str) -> None:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import atomic_write_text
-from ..errors import InputError, NetlmError, UsageError
+from ..errors import InputError, NetlmError, UsageError, only_accepted_flags
 from .common import analyze_retrieved, check_uid
 from .dimse import VERIFICATION, DimseEndpoint, storage_handler, store_files
 
@@ -62,6 +62,9 @@ class ListenerConfig:
         Stop after this many analysed studies (scripts and tests).
     labels, rules, options
         As for :func:`netlm_imaging.api.analyze_with_context`.
+    accepted_flags : tuple of str
+        Options of ``netlm listen``: failure lines naming other options say
+        ``netlm analyze --x`` instead.
     """
 
     port: int
@@ -74,6 +77,7 @@ class ListenerConfig:
     labels: str | None = None
     rules: str | None = None
     options: Any = None
+    accepted_flags: tuple[str, ...] = ()
 
 
 @dataclass
@@ -164,7 +168,8 @@ class StudyListener:
             if dest is not None:
                 line += f"; sent {len(sent)} object(s) to {dest.name}"
         except NetlmError as exc:
-            line = f"study {study}: {n} instances: failed: {exc}"
+            message = only_accepted_flags(str(exc), self.config.accepted_flags, "listen")
+            line = f"study {study}: {n} instances: failed: {message}"
             self._record_failure(out, study, str(exc))
         except Exception as exc:  # one study's bug never stops the listener
             logger.debug("internal error on study %s", study, exc_info=True)
