@@ -247,3 +247,46 @@ def test_listener_receives_from_storescu_and_sends_the_sr_to_orthanc(pacs: dict,
         if proc.stdout:
             proc.stdout.close()
     assert len(lines) == 3  # one line per study
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["listen", "--port", "0", "--ae-title", "A", "--out", "{tmp}"], "TCP port"),
+        (["listen", "--port", "11112", "--ae-title", "A", "--out", "{tmp}", "--quiet-seconds", "-1"], "quiet"),
+        (["listen", "--port", "11112", "--ae-title", "A", "--out", "{tmp}", "--max-studies", "0"], "max-studies"),
+        (["listen", "--port", "11112", "--ae-title", "A", "--out", "{tmp}", "--dest", "h:104"], "--dest-ae"),
+        (["listen", "--port", "11112", "--ae-title", "A", "--out", "{tmp}", "--dest-ae", "X"], "--dest HOST:PORT"),
+        (
+            ["listen", "--port", "11112", "--ae-title", "A", "--out", "{tmp}", "--dest", "h", "--dest-ae", "X"],
+            "HOST:PORT",
+        ),
+        (["pacs", "--dimse", "h:104", "--called-ae", "X" * 17, "--study", "1.2"], "AE title"),
+        (["pacs", "--dimse", "h:104", "--called-ae", "X", "--study", "1.2", "--pacs-config", "f"], "--pacs-config"),
+        (["pacs", "--url", "http://h/dicom-web", "--called-ae", "X", "--study", "1.2"], "--called-ae is for --dimse"),
+        (["pacs", "--dimse", "h:99999", "--called-ae", "X", "--study", "1.2"], "HOST:PORT"),
+        (["pacs", "--url", "http://h/x", "--dimse", "h:104", "--study", "1.2"], "not allowed with"),
+    ],
+)
+def test_usage_errors(args: list[str], needle: str, tmp_path: Path, capsys) -> None:
+    code = main([a.replace("{tmp}", str(tmp_path)) for a in args])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert needle in err
+    assert "Traceback" not in err
+
+
+def test_retrieve_move_needs_a_port_and_a_busy_listen_port_is_an_input_error(pacs: dict, tmp_path: Path, capsys):
+    import socket
+
+    server = pacs["server"]
+    base = ["pacs", "--dimse", _address(server), "--called-ae", "ORTHANC", "--study", pacs["study_uid"], "--quiet"]
+    assert main([*base, "--retrieve", "move"]) == 2
+    assert "--port" in capsys.readouterr().err
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        args = ["listen", "--port", str(port), "--bind", "127.0.0.1", "--ae-title", "L", "--out", str(tmp_path)]
+        assert main(args) == 3
+        assert "choose a free port" in capsys.readouterr().err

@@ -72,8 +72,8 @@ def run(args: argparse.Namespace) -> int:
     def stop(signum: int, frame: Any) -> None:
         listener._stop.set()
 
-    old = signal.signal(signal.SIGTERM, stop)
     listener.start()
+    old = signal.signal(signal.SIGTERM, stop)
     print(
         f"netlm listen: {args.ae_title} on {args.bind}:{args.port}, writing to {args.out}", file=sys.stderr, flush=True
     )
