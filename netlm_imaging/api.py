@@ -524,7 +524,7 @@ def _plausibility(rules: Any) -> Any:
 
 def _check_suv_scale(suv: Volume, rules: Any) -> None:
     """Exit 3 when the SUV image's maximum is above ``pet_plausibility.suv_max_limit`` (wrong weight/dose/units)."""
-    from .measure.pet_plausibility import check_suv_max, plausibility_limits
+    from .io.pet_plausibility import check_suv_max, plausibility_limits
 
     arr = np.asarray(suv.array)
     finite = arr[np.isfinite(arr)]

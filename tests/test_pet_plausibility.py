@@ -20,7 +20,7 @@ from pet_factory import write_pet_series
 from phantoms import grid_affine, sphere_mask, write_nifti
 
 from netlm_imaging.errors import InputError
-from netlm_imaging.measure.pet_plausibility import plausibility_limits
+from netlm_imaging.io.pet_plausibility import plausibility_limits
 
 ROOT = Path(__file__).resolve().parents[1]
 AFF = grid_affine((4.0, 4.0, 4.0), (-40.0, -40.0, -30.0))

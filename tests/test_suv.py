@@ -17,7 +17,7 @@ from pet_factory import write_pet_series
 
 from netlm_imaging.errors import DicomError, InputError, NetlmError, UnsupportedError
 from netlm_imaging.io.pet import load_suv_volume
-from netlm_imaging.measure.suv import suv_conversion
+from netlm_imaging.io.suv import suv_conversion
 
 SHAPE = (6, 5, 4)
 AFFINE = oblique_affine(spacing=(3.0, 3.5, 4.0), angles_deg=(8.0, -5.0, 15.0), origin=(-40.0, 25.0, 300.0))

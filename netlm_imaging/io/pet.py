@@ -7,7 +7,7 @@ real FDG PET in the shared data has 3.19 to 3.29 mm steps) so they are
 resampled linearly onto a regular grid by position rather than rejected,
 and the report says so through the propagated warnings.
 
-The SUVbw factors come from :func:`netlm_imaging.measure.suv.suv_conversion`
+The SUVbw factors come from :func:`netlm_imaging.io.suv.suv_conversion`
 on the headers of the files in slice order. When every slice has the same
 factor (always for BQML and GML) the factor multiplies the read volume.
 When factors differ per slice (Philips CNTS with per-slice private scale
@@ -64,7 +64,7 @@ def load_suv_volume(
     Volume
         float32 SUVbw on the PET grid. ``meta`` keeps the reader's keys and
         adds ``meta["suv"]`` (conversion facts, see
-        :meth:`~netlm_imaging.measure.suv.SuvConversion.summary`; no
+        :meth:`~netlm_imaging.io.suv.SuvConversion.summary`; no
         identifiers) and ``meta["units"] = "SUVbw"``; ``meta["warnings"]``
         holds the reader's and the conversion's warnings.
 
@@ -72,7 +72,7 @@ def load_suv_volume(
     ------
     InputError
         Not a PET series, missing weight or dose (see
-        :func:`~netlm_imaging.measure.suv.suv_conversion`).
+        :func:`~netlm_imaging.io.suv.suv_conversion`).
     UnsupportedError
         Units that cannot be converted, DecayCorrection NONE without Decay
         Factor, multi-frame (Enhanced) PET.
@@ -110,10 +110,10 @@ def suv_from_modality_volume(
         ``vol`` is not a DICOM PET series read by the project's reader; an
         implausible weight, dose or uptake time (exit 3 with the fix). The
         SUVmax limit is checked by the analysis
-        (:func:`~netlm_imaging.measure.pet_plausibility.check_suv_max`).
+        (:func:`~netlm_imaging.io.pet_plausibility.check_suv_max`).
     """
 
-    from ..measure.suv import suv_conversion
+    from .suv import suv_conversion
 
     meta = dict(vol.meta)
     if meta.get("modality") != "PT":
@@ -152,7 +152,7 @@ _SHARED = ("Modality", "Units", "DecayCorrection", "SeriesInstanceUID", "Patient
 
 
 def _series_headers(meta: Mapping[str, Any], files: Sequence[str], where: str) -> list[Any]:
-    """Per-slice headers for :func:`~netlm_imaging.measure.suv.suv_conversion`, from the scan where possible.
+    """Per-slice headers for :func:`~netlm_imaging.io.suv.suv_conversion`, from the scan where possible.
 
     The folder scan already holds each slice's rescale, acquisition date/time
     and Decay Factor (``meta["rescale"]``, ``meta["slice_acquisition"]``), so

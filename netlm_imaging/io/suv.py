@@ -367,7 +367,7 @@ def suv_conversion(
         Series or folder named in messages.
     plausibility : mapping, optional
         ``rules["pet_plausibility"]``
-        (:func:`~netlm_imaging.measure.pet_plausibility.plausibility_limits`);
+        (:func:`~netlm_imaging.io.pet_plausibility.plausibility_limits`);
         None uses the defaults.
 
     Returns
