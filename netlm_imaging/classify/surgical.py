@@ -8,7 +8,7 @@ blocks, each lesion's Couinaud segment, warnings and the console summary lines.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +28,7 @@ from .clinical import ClinicalInputs, clinical_inputs_used, resolve_body_size
 from .planner import DebulkingPlan, plan_debulking
 from .rules import Rules, meets
 
-__all__ = ["SurgicalAssessment", "assess"]
+__all__ = ["SurgicalAssessment", "assess", "flr_adequacy"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +67,52 @@ class SurgicalAssessment:
     lesion_recist: dict[int, dict[str, Any]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     summary_lines: list[str] = field(default_factory=list)
+
+
+def flr_adequacy(
+    measured: Mapping[str, Any], *, threshold_percent: float | None, denominator: str = "telv", comparator: str = ">="
+) -> dict[str, Any]:
+    """Whether a measured FLR is adequate (clinical_rules.md section 6).
+
+    Compares the FLR percentage on the deciding denominator (the rules'
+    ``flr.denominator``: ``"telv"`` uses the standardized FLR, ``"non_tumorous"``
+    the measured FLR%) with the threshold for the liver condition.
+
+    Parameters
+    ----------
+    measured : mapping
+        :func:`netlm_imaging.measure.remnant.remnant_for_resection` output.
+    threshold_percent : float or None
+        Threshold for the liver condition; None: adequacy not judged.
+    denominator : {"telv", "non_tumorous"}
+    comparator : {">=", ">"}
+
+    Returns
+    -------
+    dict
+        ``threshold_percent``, ``adequacy_basis``, ``adequate`` (None when the
+        deciding percentage or the threshold is missing) and ``missing_inputs``.
+
+    Examples
+    --------
+    >>> flr_adequacy({"standardized_flr_percent": 20.0, "telv_ml": 1500.0}, threshold_percent=20.0)["adequate"]
+    True
+    >>> flr_adequacy({"standardized_flr_percent": None, "telv_ml": None}, threshold_percent=20.0)["missing_inputs"]
+    ['height/weight']
+    """
+    telv = measured.get("telv_ml")
+    key = "standardized_flr_percent" if denominator == "telv" else "flr_percent_of_non_tumorous"
+    deciding = measured.get(key)
+    adequate = None
+    if threshold_percent is not None and deciding is not None:
+        adequate = meets(deciding, threshold_percent, comparator)
+    missing: list[str] = [] if telv else ["height/weight"]
+    return {
+        "threshold_percent": threshold_percent,
+        "adequacy_basis": denominator,
+        "adequate": adequate,
+        "missing_inputs": missing if denominator == "telv" else [],
+    }
 
 
 def _add(missing: list[str], items: Sequence[str]) -> None:
@@ -226,16 +272,21 @@ def assess(
     # standard resections
     std: list[dict[str, Any]] = []
     if table is not None:
-        std = standard_resections(
-            table,
-            rules["resections"],
-            telv=telv,
-            threshold_percent=threshold,
-            denominator=flr_rules["denominator"],
-            comparator=flr_rules["comparator"],
-            extra=resections,
-            non_tumorous_total_ml=non_tumorous,
+        measured = standard_resections(
+            table, rules["resections"], telv=telv, extra=resections, non_tumorous_total_ml=non_tumorous
         )
+        std = [
+            {
+                **r,
+                **flr_adequacy(
+                    r,
+                    threshold_percent=threshold,
+                    denominator=flr_rules["denominator"],
+                    comparator=flr_rules["comparator"],
+                ),
+            }
+            for r in measured
+        ]
     elif resections:
         warnings.append("resections were requested but there is no Couinaud segment map; they were not evaluated")
 

@@ -10,9 +10,8 @@ Formulas (clinical_rules.md sections 6 and 10):
   not counted);
 - sFLR = FLR / TELV; measured FLR% = FLR / non-tumorous liver.
 
-Adequacy compares the FLR percentage on the deciding denominator (the rules'
-``flr.denominator``, TELV by default) with the threshold for the liver
-condition; it is ``None`` when that denominator is missing.
+Whether an FLR is adequate is a classification
+(:func:`netlm_imaging.classify.surgical.flr_adequacy`); this module only measures.
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..classify.rules import meets
 from ..errors import InputError
 from .segments import N_SEGMENTS, SegmentTable
 
@@ -90,12 +88,9 @@ def remnant_for_resection(
     removed_segments: Iterable[int],
     *,
     telv: float | None = None,
-    threshold_percent: float | None = None,
-    denominator: str = "telv",
-    comparator: str = ">=",
     non_tumorous_total_ml: float | None = None,
 ) -> dict[str, Any]:
-    """FLR after resecting whole Couinaud segments.
+    """FLR after resecting whole Couinaud segments (measured; adequacy is classify's).
 
     Parameters
     ----------
@@ -105,11 +100,6 @@ def remnant_for_resection(
         Segments resected (1..8).
     telv : float or None
         TELV (mL); ``None`` when height/weight are unknown.
-    threshold_percent : float or None
-        FLR threshold for the liver condition; ``None`` skips adequacy.
-    denominator : {"telv", "non_tumorous"}
-        Which percentage decides adequacy.
-    comparator : {">=", ">"}
     non_tumorous_total_ml : float or None
         Denominator of the measured FLR%; default: all non-tumorous liver
         voxels of the table (including those without a segment label).
@@ -119,8 +109,7 @@ def remnant_for_resection(
     dict
         ``removed_segments``, ``remnant_segments``, ``flr_ml``,
         ``tumor_in_remnant_ml``, ``flr_percent_of_non_tumorous``,
-        ``standardized_flr_percent``, ``telv_ml``, ``threshold_percent``,
-        ``adequacy_basis``, ``adequate`` and ``missing_inputs``.
+        ``standardized_flr_percent`` and ``telv_ml``.
     """
     removed = _check_segments(removed_segments)
     kept = [s for s in range(1, N_SEGMENTS + 1) if s not in removed]
@@ -132,11 +121,6 @@ def remnant_for_resection(
     )
     pct_nt = 100.0 * flr / total_nt if total_nt > 0 else None
     sflr = 100.0 * flr / telv if telv else None
-    missing: list[str] = [] if telv else ["height/weight"]
-    deciding = sflr if denominator == "telv" else pct_nt
-    adequate = None
-    if threshold_percent is not None and deciding is not None:
-        adequate = meets(deciding, threshold_percent, comparator)
     return {
         "removed_segments": removed,
         "remnant_segments": kept,
@@ -145,10 +129,6 @@ def remnant_for_resection(
         "flr_percent_of_non_tumorous": pct_nt,
         "standardized_flr_percent": sflr,
         "telv_ml": telv,
-        "threshold_percent": threshold_percent,
-        "adequacy_basis": denominator,
-        "adequate": adequate,
-        "missing_inputs": missing if denominator == "telv" else [],
     }
 
 
@@ -157,9 +137,6 @@ def standard_resections(
     resections: Mapping[str, Mapping[str, Any]],
     *,
     telv: float | None,
-    threshold_percent: float | None,
-    denominator: str = "telv",
-    comparator: str = ">=",
     extra: Iterable[Iterable[int]] = (),
     non_tumorous_total_ml: float | None = None,
 ) -> list[dict[str, Any]]:
@@ -172,7 +149,7 @@ def standard_resections(
         ``rules["resections"]``: name -> {label, segments, source}.
     extra : iterable of iterable of int
         User-given segment sets (named ``"segments 2+3"`` in the output).
-    telv, threshold_percent, denominator, comparator, non_tumorous_total_ml
+    telv, non_tumorous_total_ml
         As :func:`remnant_for_resection`.
 
     Returns
@@ -190,14 +167,6 @@ def standard_resections(
         label = "segments " + "+".join(map(str, segs_l))
         items.append(("custom:" + "+".join(map(str, segs_l)), label, "user", segs_l))
     for name, label, source, segs in items:
-        res = remnant_for_resection(
-            table,
-            segs,
-            telv=telv,
-            threshold_percent=threshold_percent,
-            denominator=denominator,
-            comparator=comparator,
-            non_tumorous_total_ml=non_tumorous_total_ml,
-        )
+        res = remnant_for_resection(table, segs, telv=telv, non_tumorous_total_ml=non_tumorous_total_ml)
         out.append({"name": name, "label": label, "source": source, **res})
     return out
