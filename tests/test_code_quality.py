@@ -61,6 +61,17 @@ def test_import_layers_contract_is_kept():
     assert "BROKEN" not in r.stdout
 
 
+def test_import_layers_contract_waives_nothing():
+    """No layer violation is waived: the layers contract lists no ``ignore_imports``."""
+    import tomllib
+
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    layers = [c for c in contracts if c["type"] == "layers"]
+    assert layers
+    assert [c.get("ignore_imports", []) for c in layers] == [[]] * len(layers)
+    assert "netlm_imaging.measure | netlm_imaging.io" in layers[0]["layers"]
+
+
 def test_package_doctests_pass():
     """The examples in the package's docstrings run (``--doctest-modules`` over netlm_imaging)."""
     r = _run(
