@@ -98,6 +98,9 @@ def _safe(text: str) -> Any:
     return Markup(text)
 
 
+_BLOB_SLOT = "<!-- netlm viewer data blocks -->"
+
+
 def _split_blobs(obj: Any, blobs: list[str], min_chars: int = 4096) -> Any:
     """Copy of ``obj`` whose long strings (base64 data) are replaced by ``{"blob": n}`` references."""
     if isinstance(obj, dict):
@@ -275,14 +278,14 @@ def _study_chunks(
     ]
     blobs: list[str] = []
     small = _split_blobs(payload, blobs)
-    return (
+    page = (
         _env()
         .get_template("study.html.j2")
         .generate(
             css=_safe(_asset("templates/style.css")),
             viewer_js=_safe(_asset("js/viewer.js")),
             data_json=_script_json(small),
-            blobs=[_safe(b) for b in blobs],
+            blob_slot=_safe(_BLOB_SLOT),
             modality=modality,
             grid=study.get("grid") or {"shape": list(ctx.image.shape), "spacing_mm": list(ctx.image.spacing)},
             tool={"name": "netlm-imaging", "version": "", **(report.get("tool") or {})},
@@ -310,6 +313,18 @@ def _study_chunks(
             method=[(k.replace("_", " "), v) for k, v in (report.get("method") or {}).items()],
         )
     )
+    # the base64 blocks (base64 has no '<' or '&') go in as they are: no escaping pass, no copy
+    for chunk in page:
+        if _BLOB_SLOT in chunk:
+            before, after = chunk.split(_BLOB_SLOT, 1)
+            yield before
+            for n, blob in enumerate(blobs):
+                yield f'<script type="application/octet-stream" id="netlm-blob-{n}">'
+                yield blob
+                yield "</script>\n"
+            yield after
+        else:
+            yield chunk
 
 
 def write_study_html(
