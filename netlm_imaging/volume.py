@@ -95,6 +95,33 @@ def voxel_budget(max_voxels: int | None) -> Iterator[None]:
         _BUDGET.reset(token)
 
 
+def nonzero_bbox(arr: np.ndarray, pad: int = 0) -> tuple[slice, slice, slice] | None:
+    """Bounding box of the non-zero voxels of a 3-D array as slices (``None`` when all zero), padded and clipped.
+
+    One pass over the array (``any`` along the last axis, no boolean copy), then a pass over the (i, j) box only.
+
+    Examples
+    --------
+    >>> a = np.zeros((4, 5, 6), np.uint8); a[1, 2:4, 5] = 3
+    >>> nonzero_bbox(a)
+    (slice(1, 2, None), slice(2, 4, None), slice(5, 6, None))
+    """
+    plane = np.any(arr, axis=2)
+    ii = np.flatnonzero(plane.any(axis=1))
+    if ii.size == 0:
+        return None
+    jj = np.flatnonzero(plane.any(axis=0))
+    i0, i1, j0, j1 = int(ii[0]), int(ii[-1]) + 1, int(jj[0]), int(jj[-1]) + 1
+    kk = np.flatnonzero(np.any(arr[i0:i1, j0:j1], axis=(0, 1)))
+    k0, k1 = int(kk[0]), int(kk[-1]) + 1
+    shape = arr.shape
+    return (
+        slice(max(0, i0 - pad), min(shape[0], i1 + pad)),
+        slice(max(0, j0 - pad), min(shape[1], j1 + pad)),
+        slice(max(0, k0 - pad), min(shape[2], k1 + pad)),
+    )
+
+
 def check_voxel_budget(shape: tuple[int, ...], max_voxels: int | None, source: str) -> None:
     """Refuse declared array sizes above the voxel budget before allocating.
 

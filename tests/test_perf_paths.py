@@ -117,3 +117,66 @@ def test_totals_from_the_liver_box_equal_full_volume_sums(tmp_path):
     assert rep.liver["touches_image_border"] is False
     assert rep.tumor["extrahepatic_volume_ml"] == pytest.approx(48 * vox_ml, abs=1e-6)
     assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(72 * vox_ml, abs=1e-6)
+
+
+def _nifti_gz(tmp_path, arr, name, *, big_endian=False, slope=None):
+    import nibabel as nib
+
+    data = arr.astype(arr.dtype.newbyteorder(">")) if big_endian else arr
+    img = nib.Nifti1Image(data, np.diag([-0.8, -0.9, 2.5, 1.0]))
+    if slope is not None:
+        img.header.set_slope_inter(slope, 3.0)
+    path = tmp_path / name
+    nib.save(img, path)
+    return path
+
+
+@pytest.mark.parametrize("inflater", ["default", "zlib"])
+def test_gzip_nifti_fast_path_is_nibabels_array(tmp_path, monkeypatch, inflater):
+    import gzip
+    import zlib
+
+    import nibabel as nib
+
+    from netlm_imaging.io import _gzip
+    from netlm_imaging.io.nifti import read_nifti
+
+    if inflater == "zlib":
+        monkeypatch.setattr(_gzip, "_inflater", lambda: (zlib, (zlib.error,)))
+    rng = np.random.default_rng(5)
+    cases = [
+        _nifti_gz(tmp_path, rng.integers(-1024, 3000, (37, 23, 11)).astype(np.int16), "ct.nii.gz"),
+        _nifti_gz(tmp_path, rng.normal(size=(20, 21, 9)).astype(np.float32), "mr.nii.gz"),
+        _nifti_gz(tmp_path, rng.integers(0, 3, (30, 20, 8)).astype(np.uint8), "be.nii.gz", big_endian=True),
+        _nifti_gz(tmp_path, rng.integers(0, 500, (16, 16, 6)).astype(np.int16), "scaled.nii.gz", slope=0.5),
+    ]
+    # two gzip members (a concatenated stream, as `cat a.gz b.gz` writes): the same bytes
+    raw = gzip.decompress(cases[0].read_bytes())
+    two = tmp_path / "two_members.nii.gz"
+    two.write_bytes(gzip.compress(raw[:5000]) + gzip.compress(raw[5000:]))
+    cases.append(two)
+    for path in cases:
+        expected = np.asanyarray(nib.load(str(path)).dataobj)
+        got = read_nifti(path, as_float=False).array
+        assert got.dtype == expected.dtype
+        assert got.shape == expected.shape
+        assert np.array_equal(got, expected), path.name
+    # the fast path itself answers for the unscaled files (not a silent fallback to nibabel)
+    for path in (cases[0], cases[2], two):
+        img = nib.load(str(path))
+        direct = _gzip.read_gzip_array(path, int(img.dataobj.offset), img.shape, img.dataobj.dtype, "F")
+        assert direct is not None
+        assert np.array_equal(direct, np.asanyarray(img.dataobj))
+
+
+def test_truncated_gzip_nifti_is_still_an_input_error(tmp_path):
+    from netlm_imaging.errors import InputError
+    from netlm_imaging.io import _gzip
+    from netlm_imaging.io.nifti import read_nifti
+
+    path = _nifti_gz(tmp_path, np.arange(40 * 40 * 20, dtype=np.int16).reshape(40, 40, 20), "ct.nii.gz")
+    blob = path.read_bytes()
+    path.write_bytes(blob[: len(blob) // 2])
+    assert _gzip.read_gzip_array(path, 352, (40, 40, 20), np.dtype(np.int16)) is None
+    with pytest.raises(InputError, match=r"ct\.nii\.gz"):
+        read_nifti(path)

@@ -632,7 +632,13 @@ def layers_from_label_map(label_map: Volume, spec: LabelSpec) -> list[MaskLayer]
         arr = arr.astype(np.uint8)
     elif arr.dtype.kind not in "iu":
         raise LabelError(f"{label_map.source}: label map has unsupported type {arr.dtype}.")
-    values = _present_values(arr)
+    from ..volume import nonzero_bbox
+
+    # label maps are mostly background: values and masks are taken inside the box of the labelled voxels,
+    # and the masks (calloc'ed) are written only there
+    box = nonzero_bbox(arr)
+    sub = arr[box] if box is not None else arr[:0, :0, :0]
+    values = _present_values(sub)
     unmapped = [v for v in values if spec.role_of_value(v) is None]
     if unmapped and not spec.user_given:
         hint = "map them with --labels (e.g. liver=5,lesion=2; values you do not map are then ignored)"
@@ -653,9 +659,14 @@ def layers_from_label_map(label_map: Volume, spec: LabelSpec) -> list[MaskLayer]
     for role, vals in by_role.items():
         if role == "ignore":
             continue
-        mask = arr == vals[0]
-        for v in vals[1:]:
-            mask |= arr == v
+        mask = np.zeros(
+            arr.shape, dtype=bool, order="F" if arr.flags.f_contiguous and not arr.flags.c_contiguous else "C"
+        )
+        if box is not None:
+            inside = sub == vals[0]
+            for v in vals[1:]:
+                inside |= sub == v
+            mask[box] = inside
         meta = {**label_map.meta, "notes": notes}
         layers.append(
             MaskLayer(

@@ -23,7 +23,7 @@ from typing import Literal
 import numpy as np
 
 from ..geometry import resample_array
-from ..volume import Volume
+from ..volume import Volume, nonzero_bbox
 
 __all__ = [
     "AXIAL_TOLERANCE",
@@ -91,24 +91,8 @@ def voxel_extent_mm(affine: np.ndarray, direction: np.ndarray | None) -> float:
 
 
 def bbox_slices(mask: np.ndarray, pad: int = 0) -> tuple[slice, slice, slice] | None:
-    """Bounding box of the non-zero voxels as slices (``None`` when empty), padded and clipped.
-
-    One full pass (``any`` along the last axis), then a pass over the (i, j) box only.
-    """
-    plane = np.any(mask, axis=2)
-    ii = np.flatnonzero(plane.any(axis=1))
-    if ii.size == 0:
-        return None
-    jj = np.flatnonzero(plane.any(axis=0))
-    i0, i1, j0, j1 = int(ii[0]), int(ii[-1]) + 1, int(jj[0]), int(jj[-1]) + 1
-    kk = np.flatnonzero(np.any(mask[i0:i1, j0:j1], axis=(0, 1)))
-    k0, k1 = int(kk[0]), int(kk[-1]) + 1
-    shape = mask.shape
-    return (
-        slice(max(0, i0 - pad), min(shape[0], i1 + pad)),
-        slice(max(0, j0 - pad), min(shape[1], j1 + pad)),
-        slice(max(0, k0 - pad), min(shape[2], k1 + pad)),
-    )
+    """Bounding box of the non-zero voxels (``None`` when empty): :func:`netlm_imaging.volume.nonzero_bbox`."""
+    return nonzero_bbox(mask, pad)
 
 
 def label_instances_cropped(
