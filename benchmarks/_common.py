@@ -12,7 +12,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ChildRun", "Row", "best_time", "format_table", "netlm_script", "python", "run_child", "warm_page_cache"]
+__all__ = [
+    "ChildRun",
+    "Row",
+    "Timings",
+    "best_time",
+    "format_table",
+    "interleaved",
+    "netlm_script",
+    "python",
+    "run_child",
+    "warm_page_cache",
+]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,6 +37,45 @@ def best_time(fn: Callable[[], Any], repeat: int = 1) -> tuple[float, Any]:
         result = fn()
         best = min(best, time.perf_counter() - t0)
     return best, result
+
+
+@dataclass
+class Timings:
+    """Repeated wall times (s) of one side of a comparison, warm-up runs already discarded."""
+
+    runs: list[float]
+
+    @property
+    def min(self) -> float:
+        """Fastest run."""
+        return min(self.runs)
+
+    @property
+    def median(self) -> float:
+        """Median run."""
+        s = sorted(self.runs)
+        n = len(s)
+        return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
+
+    def show(self) -> str:
+        """``min / median s``."""
+        return f"{self.min:.3f} / {self.median:.3f} s"
+
+
+def interleaved(sides: dict[str, Callable[[], float]], rounds: int, warmup: int = 1) -> dict[str, Timings]:
+    """Time every side once per round, interleaved, alternating the order; the first ``warmup`` rounds are dropped.
+
+    Each callable returns its own wall time (so that child processes can report theirs). Interleaving and
+    alternating keep a changing machine load from favouring one side.
+    """
+    names = list(sides)
+    out: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(warmup + max(1, rounds)):
+        for name in names if r % 2 == 0 else names[::-1]:
+            t = sides[name]()
+            if r >= warmup:
+                out[name].append(t)
+    return {n: Timings(v) for n, v in out.items()}
 
 
 @dataclass(frozen=True)
@@ -92,17 +142,18 @@ class Row:
     ratio: float | None
     target: str
     ok: bool | None
+    ratio_min: float | None = None
 
 
 def format_table(rows: Sequence[Row]) -> str:
     """Plain-text table of the rows."""
-    head = ("measurement", "netlm", "reference", "ratio", "target", "")
+    head = ("measurement", "netlm (min / median)", "reference (min / median)", "ratio (median; min)", "target", "")
     cells = [
         (
             r.what,
             r.ours,
             r.reference,
-            "" if r.ratio is None else f"{r.ratio:.2f}",
+            ("" if r.ratio is None else f"{r.ratio:.2f}") + ("" if r.ratio_min is None else f"; {r.ratio_min:.2f}"),
             r.target,
             "" if r.ok is None else ("PASS" if r.ok else "MISS"),
         )

@@ -5,7 +5,8 @@ body, spine, liver, hyper-enhancing lesions, Gaussian noise), a liver and 40
 ellipsoidal lesions of 4-40 mm diameter placed inside it, written
 
 * as NIfTI: ``image.nii`` (int16 HU) + ``labels.nii`` (uint8; 0 background,
-  1 liver, 2 lesion: the LiTS convention),
+  1 liver, 2 lesion: the LiTS convention), and gzip-compressed copies
+  ``image.nii.gz`` + ``labels.nii.gz``,
 * as a DICOM study folder: ``dicom/CT/slice_NNNN.dcm`` (uncompressed explicit
   VR little endian, one file per slice, RescaleIntercept -1024) and
   ``dicom/seg.dcm`` (highdicom BINARY SEG, segment 1 "Liver" SCT 10200004,
@@ -71,6 +72,16 @@ class StudyPaths:
     def labels_nifti(self) -> Path:
         """uint8 label map: 1 liver, 2 lesion."""
         return self.root / "labels.nii"
+
+    @property
+    def image_nifti_gz(self) -> Path:
+        """The image as gzip-compressed NIfTI (how NIfTI studies are usually shared)."""
+        return self.root / "image.nii.gz"
+
+    @property
+    def labels_nifti_gz(self) -> Path:
+        """The label map as gzip-compressed NIfTI."""
+        return self.root / "labels.nii.gz"
 
     @property
     def dicom_dir(self) -> Path:
@@ -211,6 +222,18 @@ def _write_nifti(paths: StudyPaths, image: np.ndarray, labels: np.ndarray, aff_l
         nib.save(img, str(path))
 
 
+def _write_nifti_gz(paths: StudyPaths) -> None:
+    """gzip-compressed copies of the two NIfTI files (nibabel's default compression level)."""
+    import nibabel as nib
+
+    for src, dst in ((paths.image_nifti, paths.image_nifti_gz), (paths.labels_nifti, paths.labels_nifti_gz)):
+        if not dst.exists():
+            img = nib.load(str(src))
+            tmp = dst.with_name(dst.name.replace(".nii.gz", ".tmp.nii.gz"))
+            nib.save(nib.Nifti1Image(np.asanyarray(img.dataobj), img.affine, img.header), str(tmp))
+            tmp.replace(dst)
+
+
 def _uid(*parts: object) -> str:
     from pydicom.uid import generate_uid
 
@@ -342,6 +365,7 @@ def make_study(n_slices: int = 200, *, out: str | Path = WORK, seed: int = 0, fo
     if not force and paths.truth_json.exists():
         truth = json.loads(paths.truth_json.read_text())
         if truth.get("params") == params and paths.seg_file.exists():
+            _write_nifti_gz(paths)  # studies generated before the .nii.gz copies existed
             return paths
     root.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -350,6 +374,7 @@ def make_study(n_slices: int = 200, *, out: str | Path = WORK, seed: int = 0, fo
     image, labels = _draw(n_slices, lesions, seed)
     aff = study_affine(n_slices)
     _write_nifti(paths, image, labels, aff)
+    _write_nifti_gz(paths)
     files = _write_dicom(paths, image, aff, seed)
     _write_seg(paths, files, labels, seed)
     truth = {
