@@ -180,3 +180,71 @@ def test_truncated_gzip_nifti_is_still_an_input_error(tmp_path):
     assert _gzip.read_gzip_array(path, 352, (40, 40, 20), np.dtype(np.int16)) is None
     with pytest.raises(InputError, match=r"ct\.nii\.gz"):
         read_nifti(path)
+
+
+def _seg_frames(path):
+    """{(segment number, position): (dimension index values, source SOP UID, frame bytes)} and segment labels."""
+    import pydicom
+
+    ds = pydicom.dcmread(path)
+    px = ds.pixel_array.reshape(int(ds.NumberOfFrames), int(ds.Rows), int(ds.Columns))
+    out = {}
+    for f, item in enumerate(ds.PerFrameFunctionalGroupsSequence):
+        ident = (
+            item.get("SegmentIdentificationSequence")
+            or ds.SharedFunctionalGroupsSequence[0].SegmentIdentificationSequence
+        )
+        key = (
+            int(ident[0].ReferencedSegmentNumber),
+            tuple(float(v) for v in item.PlanePositionSequence[0].ImagePositionPatient),
+        )
+        src = item.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID
+        out[key] = (tuple(item.FrameContentSequence[0].DimensionIndexValues), str(src), px[f].tobytes())
+    labels = [
+        (int(s.SegmentNumber), str(s.SegmentLabel), s.SegmentedPropertyTypeCodeSequence[0].CodeValue)
+        for s in ds.SegmentSequence
+    ]
+    return out, labels, str(ds.SegmentsOverlap), int(ds.NumberOfFrames)
+
+
+@pytest.mark.parametrize("with_spleen", [False, True])
+def test_seg_out_from_label_maps_equals_highdicom_from_stacked_masks(tmp_path, with_spleen):
+    """The joined label-map SEG holds the frames highdicom writes from one full mask per segment (the old way)."""
+    import pydicom
+    from conftest import oblique_affine
+    from dicom_factory import write_image_series
+    from phantoms import sphere_mask
+    from seg_factory import SegmentSpec, write_seg
+
+    from netlm_imaging.api import analyze_with_context
+    from netlm_imaging.report.dicom_seg_out import masks_from_context
+    from netlm_imaging.report.dicom_seg_out import write_seg as write_derived_seg
+
+    aff = oblique_affine(spacing=(1.0, 1.0, 2.5), angles_deg=(0.0, 0.0, 8.0), origin=(-30.0, -20.0, 50.0))
+    shape = (40, 32, 16)
+    ijk = np.indices(shape)
+    liver = (ijk[0] >= 4) & (ijk[0] < 28) & (ijk[1] >= 4) & (ijk[1] < 28) & (ijk[2] >= 2) & (ijk[2] < 14)
+    centre = lambda i, j, k: aff[:3, :3] @ np.array([i, j, k]) + aff[:3, 3]  # noqa: E731
+    lesions = sphere_mask(shape, aff, centre(12, 12, 6), 5.0) | sphere_mask(shape, aff, centre(22, 20, 9), 4.0)
+    lesions |= sphere_mask(shape, aff, centre(35, 28, 3), 3.0)  # extrahepatic, near the spleen
+    segs = [
+        SegmentSpec("Liver", liver & ~lesions),
+        SegmentSpec("Metastases", lesions, property_type=pydicom.sr.codedict.codes.SCT.Neoplasm),
+    ]
+    if with_spleen:
+        spleen = (ijk[0] >= 31) & (ijk[1] >= 22) & (ijk[2] < 8)
+        segs.append(SegmentSpec("Spleen", spleen, property_type=pydicom.sr.codedict.codes.SCT.Spleen))
+    study = tmp_path / "study"
+    files = write_image_series(study / "ct", np.where(liver, 60.0, -80.0), aff, shuffle_names=True, seed=2)
+    write_seg(study / "seg.dcm", files, segs)
+    _, ctx = analyze_with_context(study)
+    assert len(ctx.lesions) == 3
+    assert (ctx.spleen is not None) is with_spleen
+    new, old = tmp_path / "new.dcm", tmp_path / "old.dcm"
+    write_derived_seg(ctx, new)
+    write_derived_seg(ctx, old, masks=masks_from_context(ctx))  # explicit masks: highdicom on the stacked masks
+    got, expected = _seg_frames(new), _seg_frames(old)
+    assert got[1] == expected[1]  # segment numbers, labels, codes
+    assert got[2] == expected[2] == "YES"  # the total liver holds the intrahepatic lesions
+    assert got[3] == expected[3]
+    assert got[0] == expected[0]  # every frame: dimension indices, source image, pixels
