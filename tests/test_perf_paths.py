@@ -248,3 +248,6 @@ def test_seg_out_from_label_maps_equals_highdicom_from_stacked_masks(tmp_path, w
     assert got[2] == expected[2] == "YES"  # the total liver holds the intrahepatic lesions
     assert got[3] == expected[3]
     assert got[0] == expected[0]  # every frame: dimension indices, source image, pixels
+    ds = pydicom.dcmread(new)
+    n_bytes = (int(ds.NumberOfFrames) * int(ds.Rows) * int(ds.Columns) + 7) // 8
+    assert len(ds.PixelData) == n_bytes + n_bytes % 2  # packed bits, one even-length padding

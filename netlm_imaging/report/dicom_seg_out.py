@@ -140,8 +140,13 @@ def _join(first: Any, others: list[tuple[Any, int]], overlap: bool) -> Any:
             for fr in seg.PerFrameFunctionalGroupsSequence:
                 fr.SegmentIdentificationSequence = copy.deepcopy(shared.SegmentIdentificationSequence)
             del shared.SegmentIdentificationSequence
+    frame_bytes = int(first.Rows) * int(first.Columns) // 8
+
+    def packed(seg: Any) -> bytes:  # the frames' bits without the even-length padding of each part
+        return bytes(seg.PixelData)[: int(seg.NumberOfFrames) * frame_bytes]
+
     frames = list(first.PerFrameFunctionalGroupsSequence)
-    pixels = [bytes(first.PixelData)]
+    pixels = [packed(first)]
     for seg, offset in others:
         for item in seg.SegmentSequence:
             item.SegmentNumber = int(item.SegmentNumber) + offset
@@ -150,7 +155,7 @@ def _join(first: Any, others: list[tuple[Any, int]], overlap: bool) -> Any:
             ident = fr.SegmentIdentificationSequence[0]
             ident.ReferencedSegmentNumber = int(ident.ReferencedSegmentNumber) + offset
             frames.append(fr)
-        pixels.append(bytes(seg.PixelData))
+        pixels.append(packed(seg))
     normal = get_normal_vector(
         first.SharedFunctionalGroupsSequence[0].PlaneOrientationSequence[0].ImageOrientationPatient,
         index_convention=VOLUME_INDEX_CONVENTION,
@@ -163,7 +168,8 @@ def _join(first: Any, others: list[tuple[Any, int]], overlap: bool) -> Any:
         fr.FrameContentSequence[0].DimensionIndexValues = [seg_no, int(r) + 1]
     first.PerFrameFunctionalGroupsSequence = frames
     first.NumberOfFrames = len(frames)
-    first.PixelData = b"".join(pixels)
+    data = b"".join(pixels)
+    first.PixelData = data + b"\0" * (len(data) % 2)  # even length (PS3.5 7.1.1)
     first.SegmentsOverlap = "YES" if overlap else "NO"
     if "DimensionOrganizationType" in first:
         del first.DimensionOrganizationType  # the joined frames need not form one regular 3-D block
