@@ -99,6 +99,11 @@ def test_viewer_in_chromium(tmp_path):
         d.find_element(By.CSS_SELECTOR, "#view-axial input[type=range]").send_keys(Keys.HOME)
         assert shown() == 1
 
+        # the lesion table sorts by a column (here volume, from report.json)
+        d.find_element(By.XPATH, "//table[@id='lesions']//button[text()='volume (mL)']").click()
+        shown_ids = [tr.get_attribute("data-lesion") for tr in d.find_elements(By.CSS_SELECTOR, "tr.lesion-row")]
+        assert shown_ids == [str(x["id"]) for x in sorted(report["lesions"], key=lambda x: x["volume_ml"])]
+
         # click each lesion row: all three views go to the reported centroid (within one voxel)
         for les in report["lesions"]:
             d.find_element(By.CSS_SELECTOR, f"tr.lesion-row[data-lesion='{les['id']}']").click()

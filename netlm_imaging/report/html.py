@@ -284,6 +284,7 @@ def _study_chunks(
         .generate(
             css=_safe(_asset("templates/style.css")),
             viewer_js=_safe(_asset("js/viewer.js")),
+            tables_js=_safe(_asset("js/tables.js")),
             data_json=_script_json(small),
             blob_slot=_safe(_BLOB_SLOT),
             modality=modality,
@@ -501,7 +502,7 @@ def write_cohort_index(
         .get_template("cohort.html.j2")
         .render(
             css=_safe(_asset("templates/style.css")),
-            cohort_js=_safe(_asset("js/cohort.js")),
+            tables_js=_safe(_asset("js/tables.js")),
             rows=items,
             n_ok=sum(1 for it in items if it["status"] == "ok"),
             columns=columns,
