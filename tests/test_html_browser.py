@@ -229,7 +229,8 @@ def test_viewer_in_firefox(tmp_path):
     page = write_study_html(report, ctx, tmp_path / "report.html")
     les = report["lesions"][1]
     with firefox() as ff:
-        ff.navigate(page.as_uri() + f"#lesion={les['id']}")  # a link straight to a lesion
+        # a link straight to a lesion; b64=js: the portable base64 decoder (Chromium runs the native one)
+        ff.navigate(page.as_uri() + f"#lesion={les['id']}&b64=js")
         pos = np.asarray(ff.execute("return window.netlmViewer.position()"), float)
         assert np.max(np.abs(pos - _expected_voxel(ctx, les["centroid_lps_mm"]))) <= 1.0
         ff.click("tr.lesion-row[data-lesion='1'] td")
