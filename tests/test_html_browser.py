@@ -122,6 +122,15 @@ def test_viewer_in_chromium(tmp_path):
         pos = np.asarray(d.execute_script("return window.netlmViewer.position()"), float)
         assert np.max(np.abs(pos - _expected_voxel(ctx, report["lesions"][1]["centroid_lps_mm"]))) <= 1.0
 
+        # keyboard crosshair: "d" three times moves it three pixels right = three voxels along the column axis
+        before = np.asarray(d.execute_script("return window.netlmViewer.position()"))
+        axial.send_keys("ddd")
+        moved = np.asarray(d.execute_script("return window.netlmViewer.position()")) - before
+        col = int(np.argmax(np.abs(ctx.image.affine[0, :3])))  # the axis closest to patient left
+        assert abs(moved[col]) == 3
+        assert np.count_nonzero(moved) == 1
+        assert np.sign(moved[col]) == np.sign(ctx.image.affine[0, col])  # toward the patient's left
+
         # the lesion under the cursor is named (mouse over the crosshair of lesion 1)
         d.find_element(By.CSS_SELECTOR, "tr.lesion-row[data-lesion='1']").click()
         k = int(d.find_element(By.ID, "view-axial").get_attribute("data-slice"))

@@ -268,6 +268,14 @@
       else if (ev.key === "ArrowDown" || ev.key === "PageDown") { step(v, -big); }
       else if (ev.key === "Home") { var q = state.pos.slice(); q[v.V.normal] = 0; setPos(q); }
       else if (ev.key === "End") { var q2 = state.pos.slice(); q2[v.V.normal] = S[v.V.normal] - 1; setPos(q2); }
+      else if ("adws".indexOf(ev.key.toLowerCase()) >= 0 && !ev.ctrlKey && !ev.metaKey && !ev.altKey) {
+        // move the crosshair in this view: a/d left/right, w/s up/down (as drawn), one pixel (Shift: 10)
+        var px = indexToPixel(v, state.pos), key = ev.key.toLowerCase();
+        px[0] += (key === "d" ? big : key === "a" ? -big : 0);
+        px[1] += (key === "s" ? big : key === "w" ? -big : 0);
+        px[0] = Math.max(0, Math.min(v.W - 1, px[0])); px[1] = Math.max(0, Math.min(v.H - 1, px[1]));
+        setPos(pixelToIndex(v, px[0], px[1]));
+      }
       else { handled = false; }
       if (handled) { ev.preventDefault(); }
     });
