@@ -254,3 +254,32 @@ def test_pet_resolution_from_the_convolution_kernel(phantom, kernel, filter_mm):
         assert res.block["resolution_fwhm_mm"] == pytest.approx(math.hypot(filter_mm, 5.0))
         assert kernel in res.block["resolution_fwhm_source"]
     assert res.block["partial_volume_diameter_mm"] == pytest.approx(3 * res.block["resolution_fwhm_mm"])
+
+
+def test_necrotic_lesion_with_an_avid_rim_is_flagged_heterogeneous():
+    """Core SUVmean understates a lesion whose avid tissue is a rim: the flag says so (uniform lesions never get it)."""
+    pts = points()
+    liver = np.linalg.norm(pts - LIVER_C, axis=-1) <= LIVER_R
+    spleen = np.linalg.norm(pts - SPLEEN_C, axis=-1) <= SPLEEN_R
+    r = np.linalg.norm(pts - lesion_centre(1), axis=-1)
+    les = r <= 22.0
+    suv = np.full(SHAPE, BG_SUV)
+    suv[liver] = L_SUV
+    suv[spleen] = S_SUV
+    suv[les] = 20.0  # avid rim 22-14 mm
+    suv[r <= 14.0] = 1.0  # necrotic centre
+    vol = Volume(suv.astype(np.float32), AFFINE, FOR, source="necrotic")
+    ctx = MeasurementContext(
+        image=vol, liver=liver | les, lesion_labels=les.astype(np.int32), lesions=[lesion(1)], spleen=spleen
+    )
+    u = measure_pet(ctx, vol).lesion_updates[1]
+    assert u["suv_peak_inside"] > S_SUV  # a 1 mL part of the rim is above the spleen
+    assert u["krenning_confidence"] == "low"
+    assert any(r.startswith("heterogeneous uptake") for r in u["krenning_confidence_reasons"])
+
+
+@pytest.mark.parametrize("name", ["noise15", "blur8"])
+def test_uniform_lesions_are_never_called_heterogeneous(phantom, name):
+    res = run(phantom, name)
+    for lid in LESIONS:
+        assert not any("heterogeneous" in r for r in res.lesion_updates[lid]["krenning_confidence_reasons"]), lid

@@ -107,6 +107,7 @@ DEFAULT_KRENNING_RULES: dict[str, Any] = {
     "confidence_z": 2.0,
     "fdg_advice_max_score": 2,
     "upper_reference_fallback": "kidney",
+    "heterogeneity_z": 3.0,
 }
 #: Keys read from ``rules["pet"]`` (defaults used when absent).
 DEFAULT_PET_RULES: dict[str, Any] = {
@@ -639,6 +640,20 @@ def measure_pet(
             reasons.append(
                 f"no voxel {core_margin:.1f} mm (1 x FWHM) inside the lesion edge: core = its deepest {n_core} voxel(s)"
             )
+        inner_peak = _inner_peak(sub_vals, in_les, core, kernel)
+        if statistic == "suv_mean_core" and liver_mean is not None and score is not None:
+            peak_score, _ = krenning_score(inner_peak, liver_mean, upper_mean, rules={"krenning": kr})
+            noise = cv_1ml if cv_1ml is not None else (cv_voxel or 0.0)
+            if (
+                peak_score is not None
+                and peak_score > score
+                and inner_peak > (1.0 + float(kr["liver_band_fraction"])) * liver_mean
+                and inner_peak > core_mean * (1.0 + float(kr["heterogeneity_z"]) * noise)
+            ):
+                reasons.append(
+                    f"heterogeneous uptake: a 1 mL part of the lesion reaches SUV {inner_peak:.2f} "
+                    f"(grade {peak_score}) above the core mean {core_mean:.2f}"
+                )
         confidence = None if score is None and bound is None else ("low" if reasons else "high")
         if confidence == "low":
             low_ids.append(les.id)
@@ -654,6 +669,7 @@ def measure_pet(
             "pet_voxel_count": int(les_vals.size),
             "suv_mean_core": core_mean,
             "core_voxel_count": n_core,
+            "suv_peak_inside": inner_peak,
             "krenning_statistic_suv": stat,
             "krenning_confidence": confidence,
             "krenning_confidence_reasons": reasons,
@@ -742,6 +758,14 @@ def measure_pet(
     if delin.kind == "liver" and liver_mean is None:
         warnings.append(f"delineation {delin} needs the healthy-liver SUVmean: no SRETV without a liver mask")
     return PetResult(block=block, lesion_updates=updates, warnings=warnings, missing_inputs=missing)
+
+
+def _inner_peak(values: np.ndarray, lesion: np.ndarray, core: np.ndarray, kernel: np.ndarray) -> float:
+    """Highest mean SUV over (1 mL sphere AND lesion) for sphere centres in the lesion core."""
+    num = _convolve_same(np.where(lesion, values, 0.0), kernel)
+    den = _convolve_same(lesion.astype(np.float64), kernel)
+    means = num[core] / np.maximum(den[core], 1e-12)
+    return float(means.max())
 
 
 def _ids(ids: list[int]) -> str:
