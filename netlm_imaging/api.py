@@ -102,6 +102,40 @@ class AnalyzeOptions:
     pre_contrast: str | Path | None = None
     n4: bool = False
 
+    def __post_init__(self) -> None:
+        """Refuse impossible values with the message the CLI gives (naming the flag)."""
+        for message in _option_errors(self):
+            raise UsageError(message)
+
+
+def _option_errors(o: AnalyzeOptions) -> list[str]:
+    """What is wrong with ``o``, one message per problem (empty when the options are valid)."""
+    import math
+
+    errors: list[str] = []
+    if o.max_voxels is not None and not (isinstance(o.max_voxels, int) and o.max_voxels > 0):
+        errors.append(f"--max-voxels {o.max_voxels}: must be positive")
+    if o.weight_kg is not None and not (math.isfinite(o.weight_kg) and 0 < o.weight_kg < 700):
+        errors.append(f"--weight {o.weight_kg}: give the patient weight in kg (0-700)")
+    if not (math.isfinite(o.fractional_threshold) and 0.0 < o.fractional_threshold <= 1.0):
+        errors.append(f"--fractional-threshold {o.fractional_threshold}: must be in (0, 1]")
+    if o.connectivity not in (6, 26):
+        errors.append(
+            f"--connectivity {o.connectivity}: lesion instances are 6- or 26-connected components; use 6 or 26"
+        )
+    if not (math.isfinite(o.margin_mm) and o.margin_mm >= 0):
+        errors.append(f"margin_mm {o.margin_mm}: the intrahepatic margin is a distance, 0 mm or more")
+    for segs in o.resections:
+        if not segs or any(not isinstance(s, int) or not 1 <= s <= 8 for s in segs):
+            errors.append(f"--resection {','.join(map(str, segs))}: segments must be 1..8")
+    if o.modality is not None and o.modality.upper() not in _MODALITIES:
+        errors.append(f"--modality {o.modality}: use one of {', '.join(sorted(_MODALITIES))}")
+    if o.delineation is not None:
+        from .measure.pet import parse_delineation
+
+        parse_delineation(o.delineation)  # raises its own UsageError naming --delineation
+    return errors
+
 
 @dataclass
 class StudyInputs:
@@ -198,11 +232,7 @@ def _identifiers(img: Volume) -> dict[str, Any]:
 
 def _modality(img: Volume, options: AnalyzeOptions, declared: str | None = None) -> str:
     mod = (options.modality or declared or img.meta.get("modality") or "OT").upper()
-    if mod not in _MODALITIES:
-        if options.modality:
-            raise UsageError(f"--modality {options.modality}: use one of {', '.join(sorted(_MODALITIES))}")
-        mod = "OT"
-    return mod
+    return mod if mod in _MODALITIES else "OT"  # options.modality was checked by AnalyzeOptions
 
 
 def _apply_surgical(
@@ -336,11 +366,7 @@ def analyze_with_context(
     from .io.labels import RoleDecision, check_decisions, parse_label_spec, summarize_decisions
     from .io.loader import load_segmentation
 
-    opts = options or AnalyzeOptions()
-    if opts.delineation is not None:
-        from .measure.pet import parse_delineation
-
-        parse_delineation(opts.delineation)  # a bad value is a usage error before any reading
+    opts = options or AnalyzeOptions()  # AnalyzeOptions validated itself: bad values fail before any reading
     inputs = resolve_inputs(study_dir, image=image, segs=segs, labels=labels, pet=pet, options=opts)
     rules_obj = _rules(rules)
     spec = parse_label_spec(inputs.labels, name_patterns=opts.name_patterns)

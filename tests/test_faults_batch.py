@@ -25,6 +25,7 @@ from netlm_imaging.atomic import output_error
 from netlm_imaging.batch import discover_cohort, run_cohort, runner
 from netlm_imaging.cli import main
 from netlm_imaging.errors import OutputError
+from netlm_imaging.report import outputs
 from tests.test_batch import BROKEN, read_rows, without_run_columns, write_cohort
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -212,8 +213,8 @@ def test_disk_full_stops_the_batch_cleanly(small_cohort, tmp_path, monkeypatch):
     count = {"n": 0}
 
     def write(path, text):
-        p = Path(path)
-        if p.parent.name == "reports" and p.suffix == ".json" and not p.name.endswith(".failed.json"):
+        p = Path(path)  # a report, or its staged temporary (.<id>.json.<tag>.tmp, renamed once the set is written)
+        if p.parent.name == "reports" and ".json" in p.name and ".failed.json" not in p.name:
             count["n"] += 1
             if count["n"] > 3:
                 with open("/dev/full", "w") as fh:  # the kernel's ENOSPC, through the package's error mapping
@@ -225,6 +226,7 @@ def test_disk_full_stops_the_batch_cleanly(small_cohort, tmp_path, monkeypatch):
         real_write(path, text)
 
     monkeypatch.setattr(runner, "atomic_write_text", write)
+    monkeypatch.setattr(outputs, "atomic_write_text", write)  # the reports go through the one writer
     code = main(["batch", str(root), "--out", str(out), "--quiet"])
     assert code == 3
     rows = read_rows(out / "cohort.csv")
@@ -236,6 +238,7 @@ def test_disk_full_stops_the_batch_cleanly(small_cohort, tmp_path, monkeypatch):
     assert not (out / ".netlm.lock").exists()
     # after freeing space, --resume finishes the rest: the CSV of an uninterrupted run
     monkeypatch.setattr(runner, "atomic_write_text", real_write)
+    monkeypatch.setattr(outputs, "atomic_write_text", real_write)
     assert main(["batch", str(root), "--out", str(out), "--quiet", "--resume"]) == 4
     assert without_run_columns(out / "cohort.csv") == without_run_columns(ref / "cohort.csv")
 

@@ -52,7 +52,7 @@ def check_json_and_voxels(args: argparse.Namespace, filename: str) -> None:
     if getattr(args, "json_out", None) not in (None, "-"):
         raise UsageError(f"--json takes only '-' (stdout); use --out DIR to write {filename}")
     if getattr(args, "max_voxels", None) is not None and args.max_voxels <= 0:
-        raise UsageError("--max-voxels must be positive")
+        raise UsageError(f"--max-voxels {args.max_voxels}: must be positive")
 
 
 _CLOSED = "--json -: standard output is closed; redirect it to a file (> report.json) or use --out DIR"

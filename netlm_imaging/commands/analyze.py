@@ -60,7 +60,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--connectivity",
         type=int,
-        choices=(6, 26),
         default=26,
         help="lesion instances from one mask: 26 (default) or 6-connected components",
     )
@@ -105,9 +104,7 @@ def options_from_args(args: argparse.Namespace):
             segs = tuple(sorted({int(x) for x in str(r).replace("+", ",").split(",") if x.strip()}))
         except ValueError as exc:
             raise UsageError(f"--resection {r}: write removed segments as numbers, e.g. 5,6,7,8") from exc
-        if not segs or any(s < 1 or s > 8 for s in segs):
-            raise UsageError(f"--resection {r}: segments must be 1..8")
-        resections.append(segs)
+        resections.append(segs)  # the range is AnalyzeOptions' to check
     patterns = []
     for item in getattr(args, "segment_pattern", []) or []:
         regex, sep, role = str(item).rpartition("=")
@@ -122,14 +119,9 @@ def options_from_args(args: argparse.Namespace):
         except re.error as exc:
             raise UsageError(f"--segment-pattern {item}: invalid regular expression ({exc})") from exc
         patterns.append((regex, role.strip().lower()))
-    if getattr(args, "max_voxels", None) is not None and args.max_voxels <= 0:
-        raise UsageError("--max-voxels must be positive")
     if getattr(args, "html_budget_mb", 1.0) <= 0:
         raise UsageError(f"--html-budget-mb {args.html_budget_mb}: give a positive size in MB, e.g. 25")
-    if getattr(args, "weight", None) is not None and not (0 < args.weight < 700):
-        raise UsageError(f"--weight {args.weight}: give the patient weight in kg (0-700)")
-    if not 0.0 < getattr(args, "fractional_threshold", 0.5) <= 1.0:
-        raise UsageError("--fractional-threshold must be in (0, 1]")
+    # AnalyzeOptions checks the values (the API and the CLI refuse them with the same message)
     return AnalyzeOptions(
         max_voxels=getattr(args, "max_voxels", None),
         allow_resample=bool(getattr(args, "allow_resample", False)),

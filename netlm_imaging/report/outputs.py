@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import atomic_write_text
+from ..errors import NetlmError
 
 __all__ = ["OutputSet", "report_json", "write_dicom", "write_html", "write_json", "write_outputs"]
 
@@ -229,7 +230,7 @@ def write_outputs(
         The final paths, in :meth:`OutputSet.names` order.
     """
     out = Path(out_dir)
-    tag = f".{uuid.uuid4().hex[:8]}.part"
+    tag = f".{uuid.uuid4().hex[:8]}.tmp"  # atomic.TEMP_PATTERN: recognised as a temporary sibling
     staged: list[tuple[Path, Path]] = []  # (temporary, final)
 
     def stage(name: str) -> Path:
@@ -254,10 +255,15 @@ def write_outputs(
             )
         if outputs.json:
             write_json(data, stage(outputs.json), outputs.json_extra)
-    except BaseException:
+    except BaseException as exc:
         for tmp, _ in staged:
             with contextlib.suppress(OSError):
                 tmp.unlink()
+        if isinstance(exc, NetlmError) and exc.args:  # name the file the user asked for, not its temporary
+            msg = str(exc.args[0])
+            for tmp, final in staged:
+                msg = msg.replace(str(tmp), str(final))
+            exc.args = (msg, *exc.args[1:])
         raise
     for tmp, final in staged:  # the JSON report was staged last: it is renamed last
         os.replace(tmp, final)
