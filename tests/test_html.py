@@ -370,7 +370,8 @@ def test_masks_beyond_the_voxel_cap_are_sampled_and_the_page_says_so(tmp_path, m
     p = _payload(text)
     assert p["mask_stride"] == [2, 2, 1]  # in-plane first
     assert "masks sampled every [2, 2, 1] voxels" in text
-    np.testing.assert_array_equal(decode_rle(p["layers"]["lesions"], p["mask_shape"]), ctx.lesion_labels[::2, ::2, :])
+    # the middle voxel of each 2 x 2 block (no half-block shift against the image)
+    np.testing.assert_array_equal(decode_rle(p["layers"]["lesions"], p["mask_shape"]), ctx.lesion_labels[1::2, 1::2, :])
 
 
 def test_analyze_html_budget_flag(tmp_path, capsys):
@@ -385,3 +386,15 @@ def test_analyze_html_budget_flag(tmp_path, capsys):
     assert "to fit the 0.3 MB budget" in text
     assert main(["analyze", str(demo), "--out", str(tmp_path / "x"), "--html", "--html-budget-mb", "-1"]) == 2
     assert "--html-budget-mb -1.0: give a positive size in MB" in capsys.readouterr().err
+
+
+def test_single_slice_study_with_a_tiny_budget(tmp_path):
+    """One slice, 1 kB budget: masks thin out in-plane only as far as the grid allows; the page still renders."""
+    ctx = _ctx((0.0, 0.0, 0.0), shape=(80, 70, 1))
+    text = write_study_html(_report(ctx), ctx, tmp_path / "one.html", budget_mb=0.001).read_text()
+    p = _payload(text)
+    assert p["mask_shape"][2] == 1
+    st = p["mask_stride"]
+    want = ctx.lesion_labels[st[0] // 2 :: st[0], st[1] // 2 :: st[1], :]
+    np.testing.assert_array_equal(decode_rle(p["layers"]["lesions"], p["mask_shape"]), want)
+    assert "image at full resolution [80, 70, 1]" in text  # a 5,600-voxel image is under the 0.1 MB floor

@@ -308,7 +308,8 @@ class ViewerData:
 
 
 def _mask_layers(ctx: MeasurementContext, stride: tuple[int, int, int]) -> tuple[dict[str, Any], tuple[int, int, int]]:
-    sl = tuple(slice(None, None, s) for s in stride)
+    # every s-th voxel from s // 2: block m of the viewer (full index // s) shows its middle voxel, not its first
+    sl = tuple(slice(s // 2, None, s) for s in stride)
     layers: dict[str, Any] = {}
     if ctx.liver is not None:
         layers["liver"] = encode_rle(ctx.liver[sl])
@@ -354,18 +355,20 @@ def build_viewer_data(
     def coarser(st: tuple[int, ...]) -> tuple[int, int, int]:
         """Double the in-plane strides first, then the slice stride."""
         top = max(st)
-        out = [x * 2 if a != image.slice_axis or x < top else x for a, x in enumerate(st)]
+        out = [min(x * 2, image.shape[a]) if a != image.slice_axis or x < top else x for a, x in enumerate(st)]
+        if out == list(st):  # in-plane at the grid size: the slices thin out
+            out = [min(x * 2, image.shape[a]) for a, x in enumerate(st)]
         return out[0], out[1], out[2]
 
     def voxels(st: tuple[int, ...]) -> int:
         return int(np.prod([-(-n // k) for n, k in zip(image.shape, st)]))
 
     mstride: tuple[int, int, int] = (1, 1, 1)
-    while voxels(mstride) > MAX_MASK_VOXELS:  # the browser holds each mask decoded
+    while voxels(mstride) > MAX_MASK_VOXELS and coarser(mstride) != mstride:  # the browser holds them decoded
         mstride = coarser(mstride)
     layers, mshape = _mask_layers(ctx, mstride)
     mask_chars = sum(v["bytes"] for v in layers.values())
-    while mask_chars > budget / 2 and max(mstride) < max(image.shape):
+    while mask_chars > max(budget / 2, 50_000) and coarser(mstride) != mstride:  # tiny budgets: a floor
         mstride = coarser(mstride)
         layers, mshape = _mask_layers(ctx, mstride)
         mask_chars = sum(v["bytes"] for v in layers.values())
