@@ -175,3 +175,19 @@ def test_kidney_mask_by_labels_is_the_krenning_reference_without_spleen(petct, t
     assert rep.pet["spleen_suv_mean"] is None
     assert rep.pet["upper_reference"]["organ"] == "kidney"
     assert rep.lesions[0]["krenning_score"] == 4  # lesion 20 above kidney 15
+
+
+def test_pet_flags_reach_lesions_csv(petct):
+    """The per-lesion PET flags go through the lesion registry into lesions.csv."""
+    import csv
+    import io
+
+    from netlm_imaging.report.tables import format_lesions_csv, lesion_rows
+
+    rep = analyze(petct).to_dict()
+    (row,) = list(csv.DictReader(io.StringIO(format_lesions_csv(lesion_rows(rep)))))
+    # the lesion is a 10 mm-radius ball: 20 mm across, below 3 x the default 7 mm FWHM (21 mm)
+    assert row["partial_volume_warning"] == "true"
+    assert row["krenning_confidence"] == "low"
+    assert row["fdg_pet_advised"] == "false"  # SUV 20 above spleen 15: Krenning 4
+    assert float(row["krenning_statistic_suv"]) == pytest.approx(20.0, rel=2e-3)
