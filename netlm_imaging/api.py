@@ -12,6 +12,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -295,6 +296,61 @@ def _check_roles_found(layers: Sequence[MaskLayer], seg_sources: Sequence[str]) 
     )
 
 
+def _report_root(study_dir: str | Path | None, image: str | Path | None, segs: Sequence[str | Path]) -> Path | None:
+    """The folder report paths are relative to: the study folder, else the folder holding image and masks."""
+    if study_dir is not None:
+        return Path(study_dir)
+    files = [Path(str(x).split("=", 1)[1]) if "=" in str(x) and not Path(str(x)).exists() else Path(x) for x in segs]
+    if image is not None:
+        files.append(Path(image))
+    if not files:
+        return None
+    import os
+
+    try:
+        return Path(os.path.commonpath([str(f.resolve().parent) for f in files]))
+    except ValueError:
+        return None
+
+
+def _relative_paths(report: StudyReport, root: Path | None) -> None:
+    """Paths in the report relative to ``root`` (no folder above the study: names, MRNs, user folders).
+
+    Rewrites ``study.image_source``, ``study.segmentation_sources``, the warnings and the notes.
+    """
+    if root is None:
+        return
+    import os
+    import re
+
+    spellings = {str(root), os.path.abspath(root), str(root.resolve())}
+    with contextlib.suppress(ValueError):
+        spellings.add(os.path.relpath(root))  # how a path given relative to the current folder was written
+    forms = sorted((f for f in spellings if f not in (".", "") and not f.startswith("..")), key=len, reverse=True)
+
+    def rel(text: str) -> str:
+        for f in forms:
+            text = text.replace(f + os.sep, "")
+            text = re.sub(re.escape(f) + r"(?=$|[\s:;,()\]])", ".", text)
+        return text
+
+    def walk(v: Any) -> Any:
+        if isinstance(v, str):
+            return rel(v)
+        if isinstance(v, list):
+            return [walk(x) for x in v]
+        if isinstance(v, dict):
+            return {k: walk(x) for k, x in v.items()}
+        return v
+
+    for key in ("image_source", "segmentation_sources"):
+        if key in report.study:
+            report.study[key] = walk(report.study[key])
+    report.warnings[:] = walk(list(report.warnings))
+    if "notes" in report.extra:
+        report.extra["notes"] = walk(report.extra["notes"])
+
+
 def _within_voxel_budget(fn: _F) -> _F:
     """Run ``fn`` with its ``options.max_voxels`` as the budget of every reader it calls (bounded inflation)."""
     import functools
@@ -444,6 +500,7 @@ def analyze_with_context(
     report.console_lines.extend(pet_lines)
     if ctx.header.get("modality") == "MR":
         _apply_mr(report, img, ctx, inputs, rules_obj, opts)
+    _relative_paths(report, _report_root(study_dir, image, segs))
     return report, ctx
 
 

@@ -12,9 +12,10 @@ A cohort is either
   before any study is analysed).
 
 Study ids name the output files (``reports/<study_id>.json``), so they must be
-unique and usable as file names. If a folder name contains identifiers, that is
-the user's naming: the ids are used as given, and the reports themselves carry
-no identifiers.
+unique and usable as file names. Folder names are echoed as study ids (cohort.csv,
+report file names, the QA index) unless ``netlm batch --pseudonymize`` replaces
+them by stable pseudonyms (:mod:`netlm_imaging.batch.pseudonym`); the reports
+themselves carry no identifiers and name files relative to the study folder.
 """
 
 from __future__ import annotations
@@ -49,11 +50,15 @@ class Study:
         Absolute study folder (or file).
     clinical : dict of str to str
         Raw clinical columns from a cohort CSV (empty for folder cohorts).
+    pseudonymized : bool
+        ``study_id`` is a pseudonym (:mod:`netlm_imaging.batch.pseudonym`): error messages then
+        name files relative to the study, never by the folder's real name.
     """
 
     study_id: str
     path: Path
     clinical: dict[str, str] = field(default_factory=dict)
+    pseudonymized: bool = False
 
 
 def _check_id(study_id: str, where: str) -> str:

@@ -374,9 +374,18 @@ def analyze_one(study: Study, out_dir: str | os.PathLike[str], options: BatchOpt
         error, retry = f"internal error: {type(exc).__name__}: {exc} (a bug in netlm-imaging; please report it)", True
         row = _failure_row(study.study_id, error, fingerprint)
     if row["status"] == "failed":
+        if study.pseudonymized:  # name files as <pseudonym>/..., never by the real folder name
+            row["error"] = _scrub(row["error"], study)
         _record_failure(out, study.study_id, row["error"], fingerprint, retry)
     row["elapsed_s"] = round(time.perf_counter() - t0, 3)
     return row
+
+
+def _scrub(text: str, study: Study) -> str:
+    """``text`` with the study folder (any spelling) replaced by the study id."""
+    for form in sorted({str(study.path), os.path.abspath(study.path), str(Path(study.path).resolve())}, key=len)[::-1]:
+        text = text.replace(form, study.study_id)
+    return text
 
 
 def _record_failure(out: Path, study_id: str, error: str, fingerprint: str, retry: bool) -> None:

@@ -62,6 +62,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="resample DICOM series with a missing slice or irregular steps onto a regular grid",
     )
     p.add_argument(
+        "--pseudonymize",
+        action="store_true",
+        help="replace study folder names (often patient names) by stable pseudonyms S-xxxxxxxxxxxx in "
+        "cohort.csv, reports/ and index.html; the key (pseudonym -> folder) goes to --pseudonym-key",
+    )
+    p.add_argument(
+        "--pseudonym-key",
+        metavar="FILE",
+        help="pseudonym key file (default: DIR.pseudonym-key.json beside the output folder; reused when present)",
+    )
+    p.add_argument(
         "--include-identifiers", action="store_true", help="put patient identifiers in reports and SR (off by default)"
     )
     add_selection_arguments(p, per_study=True)
@@ -91,6 +102,20 @@ def run(args: argparse.Namespace) -> int:
     aopts = asdict(options_from_args(args))
     out = Path(args.out)
     studies = discover_cohort(args.cohort, out_dir=out)
+    key_path = None
+    if args.pseudonym_key and not args.pseudonymize:
+        raise UsageError("--pseudonym-key needs --pseudonymize")
+    if args.pseudonymize:
+        from ..batch.pseudonym import default_key_path, pseudonymize_studies
+        from ..outdir import prepare_output_dir
+
+        prepare_output_dir(out)
+        key_path = Path(args.pseudonym_key) if args.pseudonym_key else default_key_path(out)
+        if key_path.resolve().parent == out.resolve() or out.resolve() in key_path.resolve().parents:
+            raise UsageError(
+                f"--pseudonym-key {key_path}: keep the key outside --out {out}, which is meant to be shared"
+            )
+        studies = pseudonymize_studies(studies, key_path)
     options = BatchOptions(
         labels=args.labels,
         rules=str(Path(args.rules).resolve()) if args.rules else None,
@@ -123,6 +148,8 @@ def run(args: argparse.Namespace) -> int:
             f"{result.analysed} analysed, {result.resumed} resumed (unchanged inputs) in {result.elapsed_s:.1f} s"
         )
         print(f"wrote {result.csv_path}")
+        if key_path is not None:
+            print(f"pseudonym key (keep it apart from {out}): {key_path}")
         for row in result.rows:
             if row["status"] != "ok":
                 print(f"failed: {row['study_id']}: {row['error']}", file=sys.stderr)
