@@ -328,27 +328,29 @@ def _relative_paths(report: StudyReport, root: Path | None) -> None:
         spellings.add(os.path.relpath(root))  # how a path given relative to the current folder was written
     forms = sorted((f for f in spellings if f not in (".", "") and not f.startswith("..")), key=len, reverse=True)
 
-    def rel(text: str) -> str:
+    def rel(text: str, bare: str) -> str:
         for f in forms:
+            if text == f:
+                return "."
             text = text.replace(f + os.sep, "")
-            text = re.sub(re.escape(f) + r"(?=$|[\s:;,()\]])", ".", text)
+            text = re.sub(re.escape(f) + r"(?=$|[\s:;,()\]])", bare, text)
         return text
 
-    def walk(v: Any) -> Any:
+    def walk(v: Any, bare: str) -> Any:
         if isinstance(v, str):
-            return rel(v)
+            return rel(v, bare)
         if isinstance(v, list):
-            return [walk(x) for x in v]
+            return [walk(x, bare) for x in v]
         if isinstance(v, dict):
-            return {k: walk(x) for k, x in v.items()}
+            return {k: walk(x, bare) for k, x in v.items()}
         return v
 
     for key in ("image_source", "segmentation_sources"):
         if key in report.study:
-            report.study[key] = walk(report.study[key])
-    report.warnings[:] = walk(list(report.warnings))
+            report.study[key] = walk(report.study[key], ".")
+    report.warnings[:] = walk(list(report.warnings), "study folder")
     if "notes" in report.extra:
-        report.extra["notes"] = walk(report.extra["notes"])
+        report.extra["notes"] = walk(report.extra["notes"], "study folder")
 
 
 def _within_voxel_budget(fn: _F) -> _F:

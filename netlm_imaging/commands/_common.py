@@ -40,8 +40,13 @@ class WarningLog(logging.Filter):
 
 def print_warnings(warnings: list[str]) -> None:
     """Print a report's warnings on stderr (``netlm: warning: ...``), skipping those already logged."""
+
+    def tail(text: str) -> str:  # the text after the location prefix (report paths are relative, logs absolute)
+        _head, sep, rest = text.partition(": ")
+        return rest if sep and len(rest) > 20 else text
+
     for w in warnings:
-        if not any(w in s or s in w for s in WarningLog.seen):
+        if not any(w in s or s in w or tail(w) == tail(s) for s in WarningLog.seen):
             print(f"netlm: warning: {w}", file=sys.stderr)
 
 

@@ -434,7 +434,7 @@ def _frame_geometry(ds: Any) -> tuple[FrameGeometry, ...]:
                 position=_floats(ds.get("ImagePositionPatient"), 3),  # type: ignore[arg-type]
                 orientation=_floats(ds.get("ImageOrientationPatient"), 6),
                 pixel_spacing=_floats(ds.get("PixelSpacing"), 2),  # type: ignore[arg-type]
-                slope=float(ds.get("RescaleSlope", 1.0) or 1.0),
+                slope=_slope(ds.get("RescaleSlope")),
                 intercept=float(ds.get("RescaleIntercept", 0.0) or 0.0),
             ),
         )
@@ -457,7 +457,7 @@ def _frame_geometry(ds: Any) -> tuple[FrameGeometry, ...]:
                 position=_floats(pos.get("ImagePositionPatient"), 3) if pos is not None else None,  # type: ignore[arg-type]
                 orientation=_floats(ori.get("ImageOrientationPatient"), 6) if ori is not None else None,
                 pixel_spacing=_floats(meas.get("PixelSpacing"), 2) if meas is not None else None,  # type: ignore[arg-type]
-                slope=float(pvt.get("RescaleSlope", 1.0) or 1.0) if pvt is not None else 1.0,
+                slope=_slope(pvt.get("RescaleSlope")) if pvt is not None else 1.0,
                 intercept=float(pvt.get("RescaleIntercept", 0.0) or 0.0) if pvt is not None else 0.0,
                 frame_index=index,
             )
@@ -742,6 +742,22 @@ def _fast_numbers(raw: bytes | None, integer: bool = False) -> list[float] | Non
     return out
 
 
+def _slope(value: Any) -> float:
+    """RescaleSlope as stored: 1 when absent or empty; a stored 0 is kept (the series reader warns and uses 1)."""
+    if value is None or value == "":
+        return 1.0
+    return float(value)
+
+
+def _fast_slope(raw: bytes | None) -> float:
+    values = _fast_numbers(raw)
+    if values is None:
+        return 1.0
+    if len(values) != 1:
+        raise _NotFast
+    return float(values[0])
+
+
 def _fast_scalar(raw: bytes | None, default: float, integer: bool = False) -> float:
     values = _fast_numbers(raw, integer)
     if values is None:
@@ -812,7 +828,7 @@ def _fast_header(path: Path) -> DicomFileInfo | None:
             position=_fast_tuple(v.get(0x00200032), 3),  # type: ignore[arg-type]
             orientation=_fast_tuple(v.get(0x00200037), 6),
             pixel_spacing=_fast_tuple(v.get(0x00280030), 2),  # type: ignore[arg-type]
-            slope=float(_fast_scalar(v.get(0x00281053), 1.0)),
+            slope=_fast_slope(v.get(0x00281053)),
             intercept=float(_fast_scalar(v.get(0x00281052), 0.0)),
         )
         return DicomFileInfo(

@@ -76,6 +76,7 @@ from typing import Any, Literal
 
 import numpy as np
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 
 from ..errors import DicomError, GeometryError, ResourceLimitError
 from ..segmentation import MaskLayer
@@ -255,6 +256,92 @@ def _source_uid(ds: Dataset, f: int) -> str | None:
             if uid:
                 return str(uid)
     return None
+
+
+def _source_frame_number(ds: Dataset, f: int) -> int | None:
+    """ReferencedFrameNumber of the frame's first source image, if given."""
+    pf = getattr(ds, "PerFrameFunctionalGroupsSequence", None)
+    if pf is None or f >= len(pf):
+        return None
+    for der in getattr(pf[f], "DerivationImageSequence", None) or []:
+        for src in getattr(der, "SourceImageSequence", None) or []:
+            number = getattr(src, "ReferencedFrameNumber", None)
+            if number not in (None, ""):
+                first = number[0] if isinstance(number, (list, tuple, MultiValue)) else number  # VM 1-n
+                try:
+                    return int(first)
+                except (TypeError, ValueError):
+                    return None
+    return None
+
+
+class _RefCheck:
+    """Frames whose references contradict their position; one warning per kind, saying what was believed."""
+
+    def __init__(self, reference: Volume) -> None:
+        self.frames_per_sop: dict[str, int] = {}
+        uids = reference.meta.get("sop_instance_uids") or []
+        for u, n in zip(uids, reference.meta.get("frame_numbers") or [1] * len(uids)):
+            self.frames_per_sop[str(u)] = max(self.frames_per_sop.get(str(u), 0), int(n))
+        self.unknown: list[int] = []
+        self.shuffled: list[tuple[int, int, int]] = []
+        self.bad_frame: list[tuple[int, int]] = []
+        self.planes: dict[tuple[int, int], int] = {}
+        self.conflicts: list[tuple[int, int, int, int]] = []
+
+    def frame(self, ds: Dataset, f: int, k: int, uid_to_k: dict[str, int], by_position: bool) -> None:
+        uid = _source_uid(ds, f)
+        if uid is None:
+            return
+        if uid not in uid_to_k:
+            self.unknown.append(f)
+        elif by_position and uid_to_k[uid] != k:
+            self.shuffled.append((f, uid_to_k[uid], k))
+        number = _source_frame_number(ds, f)
+        if number is not None and uid in self.frames_per_sop and not 1 <= number <= self.frames_per_sop[uid]:
+            self.bad_frame.append((f, number))
+
+    def plane(self, f: int, seg_no: int, g: _FrameGeometry, plane: np.ndarray, target: np.ndarray) -> None:
+        """Before placing: a second frame of one segment on one slice must repeat what the first placed."""
+        first = self.planes.setdefault((seg_no, g.k), f)
+        if first == f or not 0 <= g.k < target.shape[2]:
+            return
+        i0, j0 = g.start_ij
+        li, lj = max(i0, 0), max(j0, 0)
+        hi, hj = min(i0 + plane.shape[0], target.shape[0]), min(j0 + plane.shape[1], target.shape[1])
+        if li >= hi or lj >= hj:
+            return
+        before = target[li:hi, lj:hj, g.k]
+        if not np.array_equal(before.astype(bool), plane[li - i0 : hi - i0, lj - j0 : hj - j0].astype(bool)):
+            self.conflicts.append((first, f, seg_no, g.k))
+
+    def warnings(self) -> list[str]:
+        out = []
+        if self.unknown:
+            out.append(
+                f"{len(self.unknown)} frame(s) (first: frame {self.unknown[0] + 1}) reference source images that "
+                "are not in the image series; their plane positions were believed"
+            )
+        if self.shuffled:
+            f, k_uid, k = self.shuffled[0]
+            out.append(
+                f"{len(self.shuffled)} frame(s) reference a source image on another slice than their position "
+                f"(first: frame {f + 1}, source image on slice {k_uid}, position on slice {k}); the plane "
+                "positions were believed"
+            )
+        if self.bad_frame:
+            f, number = self.bad_frame[0]
+            out.append(
+                f"{len(self.bad_frame)} frame(s) give a ReferencedFrameNumber the source image does not have "
+                f"(first: frame {f + 1} references frame {number}); ignored, the plane positions were believed"
+            )
+        if self.conflicts:
+            a, b, seg_no, k = self.conflicts[0]
+            out.append(
+                f"{len(self.conflicts)} pair(s) of frames give different masks for one segment on one slice "
+                f"(first: frames {a + 1} and {b + 1}, segment {seg_no}, slice {k}); their union was used"
+            )
+        return out
 
 
 def _axis_map(step: np.ndarray, n: int, what: str, f: int, source: str) -> tuple[int, int]:
@@ -610,6 +697,7 @@ def _decode(hdr: _SegHeader, reference: Volume, wanted: set[int], uid_to_k: dict
                 f"{source}: a frame references segment {seg_no}, which SegmentSequence does not declare; "
                 "the SEG is invalid."
             )
+    refs = _RefCheck(reference)
     for f, frame in enumerate(iter_frames(ds, source)):
         if f >= n:
             break
@@ -619,6 +707,7 @@ def _decode(hdr: _SegHeader, reference: Volume, wanted: set[int], uid_to_k: dict
         if g is None:
             g = _frame_geometry(ds, f, reference, uid_to_k, source, hdr.warnings)
             geom_cache[f] = g
+            refs.frame(ds, f, g.k, uid_to_k, _fg(ds, f, "PlanePositionSequence") is not None)
         if labelmap:
             values = np.unique(frame)
             for v in values:
@@ -643,7 +732,9 @@ def _decode(hdr: _SegHeader, reference: Volume, wanted: set[int], uid_to_k: dict
         if target is None:
             target = arrays[seg_no] = np.zeros(shape, dtype=np.uint16 if fractional else bool, order=_order(reference))
         plane = _to_plane(frame if fractional else frame.astype(bool), g)
+        refs.plane(f, seg_no, g, plane, target)
         _place(target, plane.astype(target.dtype, copy=False), g, f, seg_no, source, "max" if fractional else "or")
+    hdr.warnings.extend(w for w in refs.warnings() if w not in hdr.warnings)
     return arrays
 
 

@@ -59,8 +59,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -370,6 +371,46 @@ def _check_steps(slices: list[_Slice], where: str, nonuniform: str) -> tuple[flo
     return step, [f"{where}: {what}; resampled onto a regular grid by linear interpolation."]
 
 
+def _majority_for(slices: Sequence[_Slice]) -> str:
+    counts = Counter(s.info.frame_of_reference_uid for s in slices if s.info.frame_of_reference_uid)
+    return counts.most_common(1)[0][0] if counts else ""
+
+
+def _consistency(slices: list[_Slice], where: str) -> tuple[list[_Slice], list[str]]:
+    """Warnings (each saying which value was believed) for slices that contradict the rest of their series.
+
+    * A slice with another FrameOfReferenceUID than the others: the majority's UID is the volume's; the
+      slice is placed by its ImagePositionPatient like every other.
+    * RescaleSlope 0 (invalid: it would map every value to the intercept): 1 is used, as dcm2niix does.
+    """
+    warnings: list[str] = []
+    major = _majority_for(slices)
+    odd = [s for s in slices if s.info.frame_of_reference_uid and s.info.frame_of_reference_uid != major]
+    if odd:
+        names = ", ".join(sorted({s.info.path.name for s in odd})[:5])
+        warnings.append(
+            f"{where}: {len(odd)} slice(s) ({names}) carry FrameOfReferenceUID "
+            f"{odd[0].info.frame_of_reference_uid}, the other {len(slices) - len(odd)} carry {major}; "
+            f"the majority's {major} was believed and every slice placed by its ImagePositionPatient"
+        )
+    zero = [s for s in slices if s.frame.slope == 0.0]
+    if zero:
+        names = ", ".join(sorted({s.info.path.name for s in zero})[:5])
+        warnings.append(
+            f"{where}: RescaleSlope (0028,1053) is 0 in {len(zero)} slice(s) ({names}), which would erase every "
+            "value; a slope of 1 was used (RescaleIntercept kept). Check the intensities, or fix the header."
+        )
+
+        def one(fr: FrameGeometry) -> FrameGeometry:
+            return replace(fr, slope=1.0) if fr.slope == 0.0 else fr
+
+        slices = [
+            replace(s, info=replace(s.info, frames=tuple(one(f) for f in s.info.frames)), frame=one(s.frame))
+            for s in slices
+        ]
+    return slices, warnings
+
+
 def _check_tilt(slices: list[_Slice], normal: np.ndarray, pixel_spacing: tuple[float, float], where: str) -> list[str]:
     if len(slices) < 2:
         return []
@@ -448,9 +489,8 @@ def _single_slice_step(path: Path, frame_index: int = 0) -> tuple[float, str]:
     (float, str)
         The step in mm and the phrase the warning uses (which attribute gave it).
     """
-    import pydicom
 
-    ds = pydicom.dcmread(path, stop_before_pixels=True, defer_size=4096)
+    ds = bounded_dcmread(path, stop_before_pixels=True, defer_size=4096)
     sources: list[Any] = [ds]
     for seq_name in ("PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence"):
         seq = ds.get(seq_name)
@@ -667,11 +707,13 @@ def read_series_from_index(
     normal = np.cross(row, col)
     where_series = f"{where} (series {group.uid})"
     slices = _sorted_slices(group, normal, where_series)
-    warnings: list[str] = []
+    slices, warnings = _consistency(slices, where_series)
     step = 0.0
+    irregular = False
     if len(slices) > 1:
-        step, warnings = _check_steps(slices, where_series, nonuniform)
-    irregular = bool(warnings)
+        step, step_warnings = _check_steps(slices, where_series, nonuniform)
+        irregular = bool(step_warnings)
+        warnings += step_warnings
     warnings += _check_tilt(slices, normal, pixel_spacing, where_series)
     first = slices[0].info
     n_i, n_j, n_k = first.columns, first.rows, len(slices)
@@ -695,19 +737,20 @@ def read_series_from_index(
     if len(slices) == 1:
         step, said = _single_slice_step(first.path, slices[0].frame.frame_index)
         warnings.append(f"{where_series}: single slice; {said}.")
+    for_uid = _majority_for(slices) or first.frame_of_reference_uid
     affine = np.eye(4)
     affine[:3, 0] = row * pixel_spacing[1]
     affine[:3, 1] = col * pixel_spacing[0]
     affine[:3, 2] = normal * step
     affine[:3, 3] = slices[0].frame.position
     for w in warnings:
-        logger.warning("%s", w)
+        logger.info("%s", w)  # they go into the report; the CLI prints the report's warnings on stderr
     meta: dict[str, Any] = {
         "format": "dicom",
         "modality": group.modality,
         "study_instance_uid": first.study_uid,
         "series_instance_uid": first.series_uid,
-        "frame_of_reference_uid": first.frame_of_reference_uid,
+        "frame_of_reference_uid": for_uid,
         "sop_class_uid": first.sop_class_uid,
         "sop_instance_uids": [s.info.sop_instance_uid for s in slices],
         "frame_numbers": [s.frame.frame_index + 1 for s in slices],
@@ -726,7 +769,7 @@ def read_series_from_index(
     return Volume(
         array,
         affine,
-        frame_of_reference_uid=first.frame_of_reference_uid or None,
+        frame_of_reference_uid=for_uid or None,
         source=where_series,
         meta=meta,
     )

@@ -34,6 +34,7 @@ from typing import Any
 
 from ..dicom_values import parse_date, parse_datetime, parse_float, parse_time, seconds_of_day
 from ..errors import InputError
+from ._inflate import dcmread as bounded_dcmread
 
 __all__ = ["MrProvenance", "mr_provenance_from_dicom", "mr_provenance_from_sidecar", "sidecar_for"]
 
@@ -305,7 +306,7 @@ def mr_provenance_from_dicom(files: Sequence[str | Path]) -> MrProvenance:
     headers = []
     for f in chosen:
         try:
-            headers.append(pydicom.dcmread(f, stop_before_pixels=True))
+            headers.append(bounded_dcmread(f, stop_before_pixels=True))
         except (OSError, pydicom.errors.InvalidDicomError) as exc:
             raise InputError(f"{f}: cannot read the MR header ({exc}); re-export the series.") from exc
     return _provenance(headers, "dicom")

@@ -323,13 +323,31 @@ def _str_value(value: Any) -> str | None:
     return str(value)
 
 
+#: RadiopharmaceuticalStartTime and ...StartDateTime further apart than this earn a warning.
+INJECTION_TIME_AGREEMENT = timedelta(seconds=60)
+
+
+def _clock_gap_s(a: Any, b: Any) -> float:
+    """Seconds between two times of day, across midnight (23:59 and 00:01 are 120 s apart)."""
+    sa = a.hour * 3600 + a.minute * 60 + a.second + a.microsecond / 1e6
+    sb = b.hour * 3600 + b.minute * 60 + b.second + b.microsecond / 1e6
+    d = abs(sa - sb)
+    return min(d, 86400.0 - d)
+
+
 def _injection_datetime(
     info: Any, scan: datetime, series_date: date | None, source: str, warnings: list[str]
 ) -> datetime:
     full = _parse_datetime(_text(info, "RadiopharmaceuticalStartDateTime"))
-    if full is not None:
-        return full
     t = _parse_time(_text(info, "RadiopharmaceuticalStartTime"))
+    if full is not None:
+        if t is not None and _clock_gap_s(t, full.time()) > INJECTION_TIME_AGREEMENT.total_seconds():
+            warnings.append(
+                f"PET RadiopharmaceuticalStartTime (0018,1072) {t.isoformat()} contradicts "
+                f"RadiopharmaceuticalStartDateTime (0018,1078) {full.isoformat()}; the DateTime (the complete "
+                "attribute) was believed"
+            )
+        return full
     if t is None:
         raise DicomError(
             f"{source}: injection time missing: neither RadiopharmaceuticalStartDateTime (0018,1078) nor "
