@@ -345,12 +345,20 @@ def _relative_paths(report: StudyReport, root: Path | None) -> None:
             return {k: walk(x, bare) for k, x in v.items()}
         return v
 
+    import dataclasses
+
     for key in ("image_source", "segmentation_sources"):
         if key in report.study:
             report.study[key] = walk(report.study[key], ".")
-    report.warnings[:] = walk(list(report.warnings), "study folder")
-    if "notes" in report.extra:
-        report.extra["notes"] = walk(report.extra["notes"], "study folder")
+    for f in dataclasses.fields(report):  # every other path the report holds (segmentations[].source, notes, ...)
+        value = getattr(report, f.name)
+        if isinstance(value, (dict, list)):
+            new = walk(value, "study folder")
+            if isinstance(value, list):
+                value[:] = new
+            else:
+                value.clear()
+                value.update(new)
 
 
 def _within_voxel_budget(fn: _F) -> _F:

@@ -34,8 +34,9 @@ __all__ = [
     "remove_stale_temp_files",
 ]
 
-#: Names of the temporary siblings :func:`atomic_open` writes (``.<final name>.<random>.tmp``).
-TEMP_PATTERN = re.compile(r"^\..+\.[A-Za-z0-9_]{6,}\.tmp$")
+#: Names of the temporary siblings :func:`atomic_open` writes (``.<final name>.<random>.tmp``) and the
+#: staged files of :func:`netlm_imaging.report.outputs.write_outputs` (``.<final name>.<8 hex>.part``).
+TEMP_PATTERN = re.compile(r"^\..+\.([A-Za-z0-9_]{6,}\.tmp|[0-9a-f]{8}\.part)$")
 
 _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG}
 #: errno values that mean "the environment refused" (disk, permissions, file system), never a bug.
@@ -184,7 +185,7 @@ def remove_stale_temp_files(folder: str | os.PathLike[str], recursive: bool = Tr
     if not root.is_dir():
         return []
     removed = []
-    candidates = root.rglob(".*.tmp") if recursive else root.glob(".*.tmp")
+    candidates = root.rglob(".*") if recursive else root.glob(".*")
     for p in sorted(candidates):
         if TEMP_PATTERN.match(p.name) and p.is_file() and not p.is_symlink():
             with contextlib.suppress(OSError):

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_write_text
+from ..atomic import atomic_write_text, output_error
 from ..errors import NetlmError
 
 __all__ = ["OutputSet", "report_json", "write_dicom", "write_html", "write_json", "write_outputs"]
@@ -201,6 +201,12 @@ class OutputSet:
         return [n for n in (self.json, self.html, self.seg, self.sr, self.thumbnail) if n is not None]
 
 
+def _unstage(staged: list[tuple[Path, Path]]) -> None:
+    for tmp, _ in staged:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
 def write_outputs(
     report: Any, ctx: Any, out_dir: str | os.PathLike[str], outputs: OutputSet, *, include_identifiers: bool = False
 ) -> list[Path]:
@@ -264,8 +270,14 @@ def write_outputs(
             for tmp, final in staged:
                 msg = msg.replace(str(tmp), str(final))
             exc.args = (msg, *exc.args[1:])
+        if isinstance(exc, OSError):  # e.g. creating reports/ on a full or read-only disk
+            raise output_error(out, exc) from None
         raise
-    for tmp, final in staged:  # the JSON report was staged last: it is renamed last
-        os.replace(tmp, final)
+    try:
+        for tmp, final in staged:  # the JSON report was staged last: it is renamed last
+            os.replace(tmp, final)
+    except OSError as exc:
+        _unstage(staged)
+        raise output_error(out, exc) from None
     by_name = {final.relative_to(out).as_posix(): final for _, final in staged}
     return [by_name[n] for n in outputs.names()]
