@@ -18,11 +18,11 @@ import pydicom
 import pytest
 from conftest import oblique_affine
 from dicom_factory import write_image_series
-from netlm_imaging.measure.suv import suv_conversion
 from pet_factory import write_pet_series
 from seg_factory import SegmentSpec, write_seg
 
 from netlm_imaging.cli import main
+from netlm_imaging.io.suv import suv_conversion
 
 SHAPE = (16, 14, 8)
 SPACING = (1.5, 1.5, 3.0)
