@@ -145,6 +145,11 @@ def start_orthanc(
         "DicomPort": dicom_port,
         "DicomAet": "ORTHANC",
         "DicomCheckCalledAet": True,
+        # Orthanc 1.10 cannot bind its DICOM port to loopback: only the registered modalities, from
+        # 127.0.0.1, may talk to it (no anonymous echo / store from the network)
+        "DicomAlwaysAllowEcho": False,
+        "DicomAlwaysAllowStore": False,
+        "DicomCheckModalityHost": True,
         "DicomModalities": {
             name: {
                 "AET": name,

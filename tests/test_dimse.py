@@ -139,6 +139,22 @@ def test_pacs_dimse_refusals(pacs: dict, tmp_path: Path, capsys) -> None:
     assert main(["pacs", "--dimse", "nohostport", "--called-ae", "X", "--study", pacs["study_uid"]]) == 2
     assert main([*base, "--called-ae", "ORTHANC", "--study", "../../system"]) == 2
     assert "not a DICOM UID" in capsys.readouterr().err
+    # the test Orthanc talks only to the AE titles registered for 127.0.0.1 (it cannot bind DICOM to loopback)
+    stranger = subprocess.run(
+        [
+            dcmtk("storescu"),
+            "-aet",
+            "STRANGER",
+            "-aec",
+            "ORTHANC",
+            "127.0.0.1",
+            str(server.dicom_port),
+            str(pacs["seg"]),
+        ],
+        capture_output=True,
+        timeout=60,
+    )
+    assert stranger.returncode != 0
     free = _free_port()  # nobody listens there
     assert main(["pacs", "--dimse", f"127.0.0.1:{free}", "--called-ae", "X", "--study", pacs["study_uid"]]) == 3
     assert "no DICOM association" in capsys.readouterr().err
