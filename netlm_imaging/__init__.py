@@ -8,11 +8,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from ._imports import pydicom_without_requests
 from ._version import __version__
 
 __all__ = ["Volume", "__version__", "analyze"]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
+pydicom_without_requests()
 
 
 def __getattr__(name: str) -> Any:

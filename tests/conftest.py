@@ -12,6 +12,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("NETLM_SHARED", ROOT.parent / "shared"))
 SHARED_DATA = SHARED / "data"
+#: Every report made in the tests (in-process and by CLI subprocesses) is validated against the schema.
+os.environ["NETLM_VALIDATE_REPORTS"] = "1"
 
 
 def shared_file(*parts: str) -> Path:

@@ -6,6 +6,7 @@ checked here against the library it replaced, on seeded inputs with ties.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -70,25 +71,6 @@ def test_touches_liver_equals_scipy_dilation():
             bb = tuple(slice(int(a), int(b)) for a, b in zip(lo, np.minimum(hi, shape)))
             expected = bool(np.any(ndimage.binary_dilation(lesion, structure=ball) & liver))
             assert _touches_liver(liver, bb, lesion[bb], ball) is expected
-
-
-def test_analyze_imports_no_scipy(tmp_path):
-    """The analysis itself never loads scipy (0.2-0.3 s of imports in a fresh process)."""
-    code = (
-        "import sys, numpy as np\n"
-        "from netlm_imaging.measure.burden import measure_burden\n"
-        "from netlm_imaging.segmentation import MaskLayer\n"
-        "from netlm_imaging.volume import Volume\n"
-        "a = np.zeros((40, 40, 30), bool); a[5:30, 5:30, 3:25] = True\n"
-        "b = np.zeros_like(a); b[10:22, 8:25, 5:20] = True; b[26:29, 26:29, 20:23] = True\n"
-        "aff = np.diag([0.7, 0.7, 1.5, 1.0])\n"
-        "v = Volume(np.zeros(a.shape, np.int16), aff)\n"
-        "r = measure_burden(v, [MaskLayer('liver', v.with_array(a)), MaskLayer('lesion', v.with_array(b))])\n"
-        "assert len(r.ctx.lesions) == 2\n"
-        "print(sorted(m for m in sys.modules if m == 'scipy' or m.startswith('scipy.')))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
 
 
 def test_totals_from_the_liver_box_equal_full_volume_sums(tmp_path):
@@ -251,3 +233,148 @@ def test_seg_out_from_label_maps_equals_highdicom_from_stacked_masks(tmp_path, w
     ds = pydicom.dcmread(new)
     n_bytes = (int(ds.NumberOfFrames) * int(ds.Rows) * int(ds.Columns) + 7) // 8
     assert len(ds.PixelData) == n_bytes + n_bytes % 2  # packed bits, one even-length padding
+
+
+def _read_both_ways(monkeypatch, seg_path, reference, labels=None):
+    """read_dicom_seg with the one-pass reader (if it applies) and forced down the frame-by-frame path."""
+    from netlm_imaging.io import _seg_fast, dicom_seg
+    from netlm_imaging.io.labels import parse_label_spec
+
+    used = []
+    real = dicom_seg.decode_binary
+
+    def spy(*a, **k):
+        out = real(*a, **k)
+        used.append(out is not None)
+        return out
+
+    monkeypatch.setattr(dicom_seg, "decode_binary", spy)
+    fast = dicom_seg.read_dicom_seg(seg_path, reference, parse_label_spec(labels))
+    monkeypatch.setattr(dicom_seg, "read_frame_table", lambda ds, path: None)
+    general = dicom_seg.read_dicom_seg(seg_path, reference, parse_label_spec(labels))
+    assert _seg_fast.read_frame_table  # the module stays importable on its own
+    return fast, general, any(used)
+
+
+def _same_layers(fast, general):
+    assert [(la.role, la.label) for la in fast] == [(la.role, la.label) for la in general]
+    for a, b in zip(fast, general):
+        assert a.mask.array.dtype == b.mask.array.dtype
+        np.testing.assert_array_equal(a.mask.array, b.mask.array)
+        assert a.mask.meta["warnings"] == b.mask.meta["warnings"]
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_one_pass_seg_reader_equals_the_frame_by_frame_reader(tmp_path, monkeypatch, order):
+    import pydicom
+    from conftest import oblique_affine
+    from dicom_factory import write_image_series
+    from seg_factory import SegmentSpec, write_seg
+
+    from netlm_imaging.volume import Volume
+
+    shape = (36, 30, 14)
+    aff = oblique_affine(spacing=(0.8, 0.9, 2.5))
+    rng = np.random.default_rng(8)
+    image = rng.normal(40.0, 10.0, shape).round()
+    paths = write_image_series(tmp_path / "ct", image, aff, modality="CT", seed=4)
+    dss = [pydicom.dcmread(p, stop_before_pixels=True) for p in paths]
+    arr = np.asarray(image, order=order)
+    ref = Volume(arr, aff, str(dss[0].FrameOfReferenceUID), meta={"sop_instance_uids": [d.SOPInstanceUID for d in dss]})
+    ii, jj, kk = np.indices(shape)
+    liver = (ii >= 4) & (ii < 30) & (jj >= 3) & (jj < 26) & (kk >= 2) & (kk < 12)
+    les = [
+        ((ii - c[0]) ** 2 + (jj - c[1]) ** 2 + ((kk - c[2]) * 2) ** 2) <= r**2
+        for c, r in (((12, 10, 5), 4), ((24, 18, 9), 3))
+    ]
+    neo = pydicom.sr.codedict.codes.SCT.Neoplasm
+    specs = [
+        SegmentSpec("Liver", liver),
+        *(SegmentSpec(f"Lesion {n}", m, property_type=neo) for n, m in enumerate(les, 1)),
+    ]
+    for omit in (True, False):
+        seg = write_seg(tmp_path / f"seg_{omit}.dcm", paths, specs, omit_empty_frames=omit)
+        fast, general, used = _read_both_ways(monkeypatch, seg, ref)
+        assert used  # the one-pass reader answered
+        _same_layers(fast, general)
+        np.testing.assert_array_equal(fast[0].mask.array, liver)  # and both are the truth
+        np.testing.assert_array_equal(fast[1].mask.array, les[0])
+        monkeypatch.undo()
+
+
+def test_one_pass_seg_reader_on_real_files(shared, monkeypatch):
+    """dcmqi's liver.dcm and partial_overlaps.dcm: the same masks whichever reader places them."""
+    import pydicom
+
+    from netlm_imaging.volume import Volume
+
+    folder = shared("dcmqi_ct3slice_seg", "data", "segmentations")
+    dss = [pydicom.dcmread(p) for p in sorted((folder / "ct-3slice").glob("*.dcm"))]
+    iop = np.asarray(dss[0].ImageOrientationPatient, float)
+    normal = np.cross(iop[:3], iop[3:])
+    dss.sort(key=lambda d: float(np.dot(normal, np.asarray(d.ImagePositionPatient, float))))
+    row_mm, col_mm = (float(x) for x in dss[0].PixelSpacing)
+    ipp = [np.asarray(d.ImagePositionPatient, float) for d in dss]
+    aff = np.eye(4)
+    aff[:3, 0], aff[:3, 1], aff[:3, 2], aff[:3, 3] = iop[:3] * col_mm, iop[3:] * row_mm, ipp[1] - ipp[0], ipp[0]
+    arr = np.stack([d.pixel_array.T for d in dss], axis=2)
+    ref = Volume(arr, aff, str(dss[0].FrameOfReferenceUID), meta={"sop_instance_uids": [d.SOPInstanceUID for d in dss]})
+    for name, labels in (
+        ("liver.dcm", None),
+        ("partial_overlaps.dcm", "lesion=GREEN+ORANGE+PURPLE+LIGHT_BLUE+DARK_BLUE"),
+    ):
+        fast, general, _ = _read_both_ways(monkeypatch, folder / name, ref, labels)
+        _same_layers(fast, general)
+        monkeypatch.undo()
+
+
+def test_referenced_instances_from_raw_bytes_equal_pydicom(tmp_path):
+    import pydicom
+    from conftest import oblique_affine
+    from dicom_factory import write_image_series
+    from seg_factory import SegmentSpec, write_seg
+
+    from netlm_imaging.io._seg_fast import referenced_instances
+
+    shape = (12, 10, 7)
+    paths = write_image_series(tmp_path / "ct", np.zeros(shape), oblique_affine(), modality="CT", seed=9)
+    m = np.zeros(shape, bool)
+    m[2:8, 3:7, 1:5] = True
+    seg = write_seg(tmp_path / "seg.dcm", paths, [SegmentSpec("Liver", m)])
+    full = pydicom.dcmread(seg)
+    series = [str(r.SeriesInstanceUID) for r in full.ReferencedSeriesSequence]
+    sops = [
+        str(i.ReferencedSOPInstanceUID) for r in full.ReferencedSeriesSequence for i in r.ReferencedInstanceSequence
+    ]
+    assert len(sops) == shape[2]
+    for ds in (pydicom.dcmread(seg, defer_size=256), pydicom.dcmread(seg)):  # deferred and in-memory values
+        assert referenced_instances(ds) == (series, sops)
+
+
+def test_fresh_analyze_imports_only_what_it_needs(tmp_path):
+    """A DICOM CT + SEG analysis in a fresh process loads no scipy, jsonschema, requests or numpy.ma."""
+    from conftest import oblique_affine
+    from dicom_factory import write_image_series
+    from seg_factory import SegmentSpec, write_seg
+
+    shape = (30, 28, 12)
+    ijk = np.indices(shape)
+    liver = (ijk[0] >= 3) & (ijk[0] < 25) & (ijk[1] >= 3) & (ijk[1] < 24) & (ijk[2] >= 1) & (ijk[2] < 11)
+    lesion = (ijk[0] - 12) ** 2 + (ijk[1] - 12) ** 2 + ((ijk[2] - 5) * 2) ** 2 <= 16
+    files = write_image_series(tmp_path / "study" / "ct", np.where(liver, 60.0, -80.0), oblique_affine(), seed=3)
+    write_seg(tmp_path / "study" / "seg.dcm", files, [SegmentSpec("Liver", liver), SegmentSpec("Lesion", lesion)])
+    code = (
+        "import sys\n"
+        "from netlm_imaging.cli import main\n"
+        f"rc = main(['analyze', {str(tmp_path / 'study')!r}, '--out', {str(tmp_path / 'out')!r}, '--quiet'])\n"
+        "assert rc == 0, rc\n"
+        "heavy = ('scipy', 'jsonschema', 'requests', 'numpy.ma', 'matplotlib', 'highdicom', 'SimpleITK')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+        "import requests, pydicom\n"  # both still importable and working afterwards
+        f"print(pydicom.dcmread({str(files[0])!r}).Modality)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "NETLM_VALIDATE_REPORTS"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env, cwd=tmp_path
+    )
+    assert out.stdout.split() == ["[]", "CT"]

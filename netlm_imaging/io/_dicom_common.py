@@ -474,9 +474,12 @@ def _seg_references(ds: Any) -> tuple[tuple[str, ...], tuple[str, ...], tuple[st
     slow to walk (pydicom parses every frame's functional groups: ~0.3 s for
     200 frames), are read only when that module names no instance.
     """
-    series: list[str] = []
-    sops: list[str] = []
-    for ref in ds.get("ReferencedSeriesSequence") or []:
+    from ._seg_fast import referenced_instances
+
+    raw = referenced_instances(ds)  # from the raw bytes: no pydicom dataset per referenced instance
+    series: list[str] = list(raw[0]) if raw is not None else []
+    sops: list[str] = list(raw[1]) if raw is not None else []
+    for ref in (ds.get("ReferencedSeriesSequence") or []) if raw is None else []:
         if ref.get("SeriesInstanceUID"):
             series.append(str(ref.SeriesInstanceUID))
         for inst in ref.get("ReferencedInstanceSequence") or []:

@@ -83,6 +83,7 @@ from ..segmentation import MaskLayer
 from ..volume import Volume, check_voxel_budget
 from ._dicom_common import guard_malformed, take_scanned_dataset
 from ._inflate import dcmread as bounded_dcmread
+from ._seg_fast import FrameTable, decode_binary, read_frame_table
 from ._seg_frames import iter_frames
 from .labels import LabelSpec, RoleDecision, assign_roles
 
@@ -503,7 +504,7 @@ def _place(
         np.maximum(dst, sub, out=dst)
 
 
-def _header(ds: Dataset, source: str) -> _SegHeader:
+def _header(ds: Dataset, source: str, known_segments: list[int] | None = None) -> _SegHeader:
     seg_type = str(getattr(ds, "SegmentationType", "") or "").upper()
     if str(ds.SOPClassUID) == LABEL_MAP_SEG_SOP_CLASS:
         seg_type = "LABELMAP"
@@ -516,6 +517,8 @@ def _header(ds: Dataset, source: str) -> _SegHeader:
         if attr not in ds:
             raise DicomError(f"{source}: the SEG has no {attr}; the file is incomplete. Export it again.")
     n = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    if known_segments is not None and seg_type == "BINARY":  # read from the raw per-frame groups (counted)
+        return _SegHeader(ds, source, seg_type, _segments(ds, source), list(known_segments))
     pf = getattr(ds, "PerFrameFunctionalGroupsSequence", None)
     if pf is None or len(pf) != n:
         raise DicomError(
@@ -611,7 +614,8 @@ def read_dicom_seg(
     n_frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
     if "Rows" in ds and "Columns" in ds:
         check_voxel_budget((int(ds.Columns), int(ds.Rows), n_frames), max_voxels, source)
-    hdr = _header(ds, source)
+    table = read_frame_table(ds, path)  # plain BINARY SEGs: per-frame facts without a pydicom parse per frame
+    hdr = _header(ds, source, None if table is None else [int(s) for s in table.segments])
     seg_for = str(getattr(ds, "FrameOfReferenceUID", "") or "")
     ref_for = reference.frame_of_reference_uid
     if seg_for and ref_for and seg_for != ref_for:
@@ -634,7 +638,9 @@ def read_dicom_seg(
     uid_to_k = {str(u): k for k, u in enumerate(uids)}
     grid = reference
     try:
-        arrays = _decode(hdr, reference, wanted, uid_to_k)
+        arrays = _decode_plain(hdr, table, reference, wanted) if table is not None else None
+        if arrays is None:
+            arrays = _decode(hdr, reference, wanted, uid_to_k)
     except GeometryError as exc:  # frames off the image grid: build the SEG's own grid, resampled later
         grid, arrays = _decode_own_grid(hdr, reference, wanted, str(exc))
     max_frac = float(getattr(ds, "MaximumFractionalValue", 255) or 255)
@@ -676,6 +682,35 @@ def read_dicom_seg(
             MaskLayer(roles[num], mask, label=info.label, source=source, fractional=hdr.seg_type == "FRACTIONAL")
         )
     return layers
+
+
+def _decode_plain(
+    hdr: _SegHeader, table: FrameTable, reference: Volume, wanted: set[int]
+) -> dict[int, np.ndarray] | None:
+    """All frames of a plain BINARY SEG at once (:mod:`._seg_fast`); ``None``: use :func:`_decode`."""
+    ds = hdr.ds
+    declared = {s.number for s in hdr.segments}
+    if not {int(s) for s in table.segments} <= declared:
+        return None  # the general path names the undeclared segment
+    shared = getattr(ds, "SharedFunctionalGroupsSequence", None)
+    ori = getattr(shared[0], "PlaneOrientationSequence", None) if shared else None
+    pix = getattr(shared[0], "PixelMeasuresSequence", None) if shared else None
+    iop = getattr(ori[0], "ImageOrientationPatient", None) if ori else None
+    spacing = getattr(pix[0], "PixelSpacing", None) if pix else None
+    if iop is None or spacing is None or len(iop) != 6 or len(spacing) != 2:
+        return None
+    return decode_binary(
+        ds.PixelData,
+        table,
+        int(ds.Rows),
+        int(ds.Columns),
+        reference,
+        wanted,
+        np.asarray([float(v) for v in iop]),
+        (float(spacing[0]), float(spacing[1])),
+        GRID_TOLERANCE_VOXELS,
+        _order(reference),
+    )
 
 
 def _decode(hdr: _SegHeader, reference: Volume, wanted: set[int], uid_to_k: dict[str, int]) -> dict[int, np.ndarray]:

@@ -336,11 +336,18 @@ def _step_summary(steps: np.ndarray) -> str:
     return ", ".join(f"{vals[i]:.2f} mm x{counts[i]}" for i in order)
 
 
+def _median(values: np.ndarray) -> float:
+    """``np.median`` of a 1-D array without importing numpy.ma (np.median does: ~10 ms of a fresh process)."""
+    s = np.sort(values)
+    n = len(s)
+    return float(s[n // 2]) if n % 2 else float(np.mean(s[n // 2 - 1 : n // 2 + 1]))
+
+
 def _check_steps(slices: list[_Slice], where: str, nonuniform: str) -> tuple[float, list[str]]:
     """Median step, or raise naming the gap; warnings when resampling is allowed."""
     pos = np.array([s.position_mm for s in slices])
     steps = np.diff(pos)
-    step = float(np.median(steps))
+    step = _median(steps)
     bad = np.flatnonzero(np.abs(steps - step) > STEP_TOLERANCE_MM)
     if bad.size == 0:
         return step, []
