@@ -631,17 +631,35 @@ def _load_suv(
     img: Volume, inputs: StudyInputs, opts: AnalyzeOptions, warnings: list[str], rules: Any = None
 ) -> Volume | None:
     if inputs.pet is not None:
-        from .io.pet import load_suv_volume
+        from .io.pet import load_suv_volume, suv_from_modality_volume
 
-        suv = load_suv_volume(
-            inputs.pet, weight_kg=opts.weight_kg, max_voxels=opts.max_voxels, plausibility=_plausibility(rules)
-        )
+        scanned = _scanned_pet(inputs)
+        if scanned:  # the study folder's scan already indexed the PET files: no second scan
+            from .io.dicom_series import read_series_from_index
+
+            vol = read_series_from_index(
+                scanned, nonuniform="resample", max_voxels=opts.max_voxels, where=str(scanned[0].path.parent)
+            )
+            suv = suv_from_modality_volume(vol, weight_kg=opts.weight_kg, plausibility=_plausibility(rules))
+        else:
+            suv = load_suv_volume(
+                inputs.pet, weight_kg=opts.weight_kg, max_voxels=opts.max_voxels, plausibility=_plausibility(rules)
+            )
         _check_suv_scale(suv, rules)
         warnings.extend(suv.meta.get("warnings", []))
         return suv
     if img.meta.get("units") == "SUVbw":
         return img
     return None
+
+
+def _scanned_pet(inputs: StudyInputs) -> list[Any]:
+    """The folder scan's entries of the PET files (empty unless every PET file was scanned)."""
+    if not inputs.dicom_index or not isinstance(inputs.pet, list) or not inputs.pet:
+        return []
+    wanted = {Path(p) for p in inputs.pet}
+    infos = [f for f in inputs.dicom_index if Path(f.path) in wanted]
+    return infos if len({Path(f.path) for f in infos}) == len(wanted) else []
 
 
 def _derive_pet_lesions(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pydicom
 import pytest
@@ -191,3 +193,23 @@ def test_pet_flags_reach_lesions_csv(petct):
     assert row["krenning_confidence"] == "low"
     assert row["fdg_pet_advised"] == "false"  # SUV 20 above spleen 15: Krenning 4
     assert float(row["krenning_statistic_suv"]) == pytest.approx(20.0, rel=2e-3)
+
+
+def test_study_folder_pet_is_scanned_once(petct, monkeypatch):
+    """The PET of a PET/CT study folder is read from the folder's one scan: each PET header parsed once."""
+    from collections import Counter
+
+    from netlm_imaging.io import _dicom_common
+
+    seen: Counter = Counter()
+    real = _dicom_common.read_header
+
+    def counting(path, *args, **kwargs):
+        seen[Path(path)] += 1
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(_dicom_common, "read_header", counting)
+    rep = analyze(petct)
+    pet_files = sorted((petct / "pet").iterdir())
+    assert rep.pet is not None
+    assert [seen[p] for p in pet_files] == [1] * len(pet_files)
