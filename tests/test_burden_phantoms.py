@@ -214,3 +214,32 @@ def test_lesion_mask_without_liver_reports_volumes_and_null_involvement(tmp_path
     assert report.tumor["intrahepatic_volume_ml"] == pytest.approx(75 * vox_ml)
     assert any("no liver mask" in w for w in report.warnings)
     report.to_dict()  # validates against the schema
+
+
+@pytest.mark.parametrize(("gap_voxels", "location"), [(4, "intrahepatic"), (5, "extrahepatic"), (6, "extrahepatic")])
+def test_intrahepatic_margin_is_two_mm(gap_voxels, location):
+    """DESIGN.md: a lesion is intrahepatic if it overlaps the liver dilated by 2 mm.
+
+    Voxel centres 0.5 mm apart along i: a lesion whose nearest voxel centre is 4 steps (2.0 mm) from
+    the liver is intrahepatic, 5 steps (2.5 mm) or more is extrahepatic. Checked with the default
+    margin of both the measurement and the API (a 2.9 mm margin would make 2.5 mm intrahepatic).
+    """
+    spacing = (0.5, 0.8, 2.5)
+    aff = oblique_affine(spacing=spacing)
+    shape = (40, 12, 6)
+    vol = Volume(np.zeros(shape, dtype=np.float32), aff)
+    liver = np.zeros(shape, bool)
+    liver[2:20, 2:10, 1:5] = True
+    lesion = np.zeros(shape, bool)
+    first = 19 + gap_voxels  # the liver's last voxel along i is 19
+    lesion[first : first + 3, 4:7, 2:4] = True
+    # independent distance: nearest voxel centres of the two masks, in patient mm
+    a = vol.index_to_lps(np.argwhere(liver))
+    b = vol.index_to_lps(np.argwhere(lesion))
+    nearest = min(np.linalg.norm(a - p, axis=1).min() for p in b)
+    assert nearest == pytest.approx(0.5 * gap_voxels)
+    (les,) = measure_burden(vol, _layers(vol, liver=liver, lesion=lesion)).ctx.lesions
+    assert les.location == location
+    from netlm_imaging.api import AnalyzeOptions
+
+    assert AnalyzeOptions().margin_mm == 2.0

@@ -25,6 +25,7 @@ import struct
 import tempfile
 import time
 import tracemalloc
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -342,7 +343,7 @@ def _set_tag(ds: pydicom.Dataset, keyword: str, value: Any) -> None:
     if keyword.endswith("Sequence"):
         seq = ds.get(keyword)
         if seq is not None and len(seq):
-            del seq[abs(hash(str(value))) % len(seq)]
+            del seq[zlib.crc32(repr(value).encode()) % len(seq)]  # stable across processes (hash() is salted)
         return
     vr = pydicom.datadict.dictionary_VR(keyword)
     try:

@@ -286,10 +286,8 @@ def _previous_row(out_dir: Path, study_id: str, fingerprint: str) -> dict[str, A
 def _clinical(study: Study) -> Any:
     if not study.clinical or not any(study.clinical.values()):
         return None
-    try:
-        from ..classify.clinical import clinical_from_row
-    except ImportError:
-        return None
+    from ..classify.clinical import clinical_from_row
+
     return clinical_from_row(study.clinical, f"cohort row of study {study.study_id}")
 
 

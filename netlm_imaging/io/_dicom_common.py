@@ -96,11 +96,33 @@ def _is_pydicom_error(exc: BaseException) -> bool:
     return type(exc).__module__.startswith("pydicom.")
 
 
+#: Libraries whose AttributeError / KeyError mean "this file lacks an element" (raised inside them).
+_FILE_PARSERS = frozenset({"pydicom", "highdicom", "numpy"})
+
+
+def _raised_by_parser(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised inside a DICOM parsing library (its innermost frame is theirs).
+
+    An AttributeError or KeyError raised by the project's own code is a bug and
+    must not be reported as a corrupt file.
+    """
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    module = str(tb.tb_frame.f_globals.get("__name__", ""))
+    return module.split(".", 1)[0] in _FILE_PARSERS
+
+
 def guard_malformed(what: str) -> Callable[[F], F]:
     """Decorator: a malformed value inside a DICOM file becomes a :class:`DicomError` naming the file.
 
     The first positional argument of the decorated function is the file (or
-    folder) named in the message. NetlmErrors pass through unchanged.
+    folder) named in the message. NetlmErrors pass through unchanged, and so
+    does an AttributeError / KeyError raised by the project's own code (a bug,
+    not a corrupt file); only those raised inside pydicom / highdicom / numpy
+    become a DicomError.
 
     Parameters
     ----------
@@ -118,6 +140,8 @@ def guard_malformed(what: str) -> Callable[[F], F]:
             except Exception as exc:
                 if not isinstance(exc, MALFORMED_ERRORS) and not _is_pydicom_error(exc):
                     raise
+                if isinstance(exc, (AttributeError, KeyError)) and not _raised_by_parser(exc):
+                    raise  # our own bug (a typo, a missing key), not a corrupt file
                 src = args[0] if args else kwargs.get("path", kwargs.get("source", "DICOM input"))
                 if isinstance(src, (list, tuple)):
                     src = src[0] if src else "DICOM input"

@@ -174,11 +174,6 @@ class SuvConversion:
         f = self.factors
         return bool(np.all(np.abs(f - f[0]) <= 1e-12 * max(abs(float(f[0])), 1e-300)))
 
-    def to_stored_suv(self, stored: np.ndarray, index: int) -> np.ndarray:
-        """SUVbw of one slice's stored pixel values (float64)."""
-        arr = np.asarray(stored, dtype=np.float64)
-        return (arr * self.rescale_slopes[index] + self.rescale_intercepts[index]) * self.factors[index]
-
     def summary(self) -> dict[str, Any]:
         """Non-identifying facts for ``Volume.meta["suv"]`` and the report."""
 
