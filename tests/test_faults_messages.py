@@ -2,7 +2,7 @@
 
 Every environment case must end with exit 3 and one stderr line naming the path and the fix, never the
 internal-error exit 70 (which stays for real bugs). Every message case must name the file that is actually
-wrong and say what is wrong. The study is the synthetic oblique CT + SEG of tests/test_audit_cli_errors.py
+wrong and say what is wrong. The study is the synthetic oblique CT + SEG of tests/test_cli_analyze_errors.py
 (tests/dicom_factory.py, tests/seg_factory.py); NIfTI cases are written with nibabel here.
 """
 

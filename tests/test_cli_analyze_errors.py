@@ -1,4 +1,4 @@
-"""Audit: the bad-input contract of ``netlm analyze`` end to end, in a subprocess.
+"""The bad-input contract of ``netlm analyze`` end to end, in a subprocess.
 
 Issues 3, 4 and 5 list inputs that must end with exit code 3, exactly one line
 on stderr naming the file and the fix, no traceback and no report. The reader

@@ -1,4 +1,4 @@
-"""Audit of issue 2 NIfTI geometry: sform/qform precedence, pixdim never a second source of spacing.
+"""NIfTI geometry (io/nifti.py): sform/qform precedence, pixdim never a second source of spacing.
 
 The headers are written here with nibabel; the expected affines are the LPS
 affines the test chose (RAS in the file = diag(-1, -1, 1) @ LPS), and expected

@@ -1,4 +1,4 @@
-"""Audit of issue 2 geometry: 48 orientations of an OBLIQUE volume, and axial diameters against brute force.
+"""Lesion geometry (measure/lesions.py): 48 orientations of an OBLIQUE volume, and axial diameters against brute force.
 
 tests/test_volume_geometry.py checks the 48 orientations on an axis-aligned
 (diagonal) affine; here the base affine is rotated and anisotropic, so the

@@ -1,4 +1,4 @@
-"""Audit of the console summary (issue 4 item 6, issue 5 item 5): type, plan and PET numbers are shown.
+"""The console summary (StudyReport.summary): type, plan and PET numbers are shown.
 
 The PET study is a CT + SEG (liver, one lesion) and a uniform PET series in the
 same frame of reference; its SUVbw is computed here from the QIBA formula with

@@ -1,4 +1,4 @@
-"""Audit of issue 2 loaders: MHA/MHD images and Slicer ``.seg.nrrd`` segmentations (single and layered).
+"""ITK loaders (io/sitk_io.py): MHA/MHD images and Slicer ``.seg.nrrd`` segmentations (single and layered).
 
 The files are written here with SimpleITK from an oblique, anisotropic affine
 whose ITK spacing / origin / direction are derived in the test (direction =

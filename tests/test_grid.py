@@ -1,4 +1,4 @@
-"""Audit of issue 2 grid reconciliation: the tolerance boundary and every rejecting branch.
+"""Grid reconciliation (measure/grid.py): the tolerance boundary and every rejecting branch.
 
 ``reconcile_layers`` uses a mask as is when its grid matches the image within
 the named tolerances of ``Volume.same_grid`` and resamples it by physical

@@ -1,4 +1,4 @@
-"""Audit of issue 4 end to end: a user rules file and a clinical sidecar given to ``netlm analyze``.
+"""``netlm analyze`` end to end with a user rules file and a clinical sidecar given to ``netlm analyze``.
 
 tests/test_planner.py shows at the ``assess`` level that lowering the 70%
 debulking threshold changes the Mahuron type. Here the same constructed

@@ -1,4 +1,4 @@
-"""Audit of issue 3 segment roles: codes, names, configurable patterns, and the precedence between them.
+"""Segment roles (io/labels.py): codes, names, configurable patterns, and the precedence between them.
 
 The expected roles follow the documented order (docs/roles.md): a user mapping
 (``--labels`` names, ``--segment-pattern``) is exclusive; without one,
