@@ -247,33 +247,27 @@ def _fg(ds: Dataset, f: int, seq_name: str) -> Dataset | None:
     return None
 
 
-def _source_uid(ds: Dataset, f: int) -> str | None:
+def _source_ref(ds: Dataset, f: int) -> tuple[str | None, int | None]:
+    """(ReferencedSOPInstanceUID, ReferencedFrameNumber) of frame ``f``'s first source image, if given."""
     pf = getattr(ds, "PerFrameFunctionalGroupsSequence", None)
     if pf is None or f >= len(pf):
-        return None
+        return None, None
     for der in getattr(pf[f], "DerivationImageSequence", None) or []:
         for src in getattr(der, "SourceImageSequence", None) or []:
             uid = getattr(src, "ReferencedSOPInstanceUID", None)
-            if uid:
-                return str(uid)
-    return None
-
-
-def _source_frame_number(ds: Dataset, f: int) -> int | None:
-    """ReferencedFrameNumber of the frame's first source image, if given."""
-    pf = getattr(ds, "PerFrameFunctionalGroupsSequence", None)
-    if pf is None or f >= len(pf):
-        return None
-    for der in getattr(pf[f], "DerivationImageSequence", None) or []:
-        for src in getattr(der, "SourceImageSequence", None) or []:
+            if not uid:
+                continue
             number = getattr(src, "ReferencedFrameNumber", None)
-            if number not in (None, ""):
-                first = number[0] if isinstance(number, (list, tuple, MultiValue)) else number  # VM 1-n
-                try:
-                    return int(first)
-                except (TypeError, ValueError):
-                    return None
-    return None
+            first = number[0] if isinstance(number, (list, tuple, MultiValue)) else number  # VM 1-n
+            try:
+                return str(uid), int(first) if first not in (None, "") else None
+            except (TypeError, ValueError):
+                return str(uid), None
+    return None, None
+
+
+def _source_uid(ds: Dataset, f: int) -> str | None:
+    return _source_ref(ds, f)[0]
 
 
 class _RefCheck:
@@ -291,14 +285,13 @@ class _RefCheck:
         self.conflicts: list[tuple[int, int, int, int]] = []
 
     def frame(self, ds: Dataset, f: int, k: int, uid_to_k: dict[str, int], by_position: bool) -> None:
-        uid = _source_uid(ds, f)
+        uid, number = _source_ref(ds, f)
         if uid is None:
             return
         if uid not in uid_to_k:
             self.unknown.append(f)
         elif by_position and uid_to_k[uid] != k:
             self.shuffled.append((f, uid_to_k[uid], k))
-        number = _source_frame_number(ds, f)
         if number is not None and uid in self.frames_per_sop and not 1 <= number <= self.frames_per_sop[uid]:
             self.bad_frame.append((f, number))
 
