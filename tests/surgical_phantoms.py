@@ -153,3 +153,52 @@ def ablation_zone_ml(volume_ml: float, diameter_mm: float, margin_mm: float) -> 
     """Ablation sphere (radius = diameter/2 + margin) minus the lesion (mL), floored at 0."""
     r = diameter_mm / 2.0 + margin_mm
     return max(0.0, 4.0 / 3.0 * math.pi * r**3 / 1000.0 - volume_ml)
+
+
+def zone_mask(p: SlabLiver, lesion_id: int, margin_mm: float) -> np.ndarray:
+    """Liver voxels whose centre is within ``margin_mm`` of a voxel centre of the lesion (k-d tree in LPS).
+
+    Written independently of the planner's distance transform: the distances are taken between patient
+    coordinates of voxel centres through the phantom's (oblique) affine.
+    """
+    from scipy.spatial import cKDTree
+
+    idx = np.argwhere(p.liver)
+    pts = idx @ p.affine[:3, :3].T + p.affine[:3, 3]
+    les = np.argwhere(p.labels == lesion_id)
+    tree = cKDTree(les @ p.affine[:3, :3].T + p.affine[:3, 3])
+    d, _ = tree.query(pts, k=1)
+    out = np.zeros(p.shape, dtype=bool)
+    sel = idx[d <= margin_mm + 1e-9]
+    out[tuple(sel.T)] = True
+    return out
+
+
+def parenchyma_ml_by_segment(p: SlabLiver, mask: np.ndarray) -> dict[int, float]:
+    """Non-tumorous liver (mL) of ``mask`` per Couinaud segment label (0 = unlabelled)."""
+    par = mask & p.liver & (p.labels == 0)
+    return {s: float(np.count_nonzero(par & (p.seg == s))) * VOXEL_ML for s in range(9)}
+
+
+def remnant_possible(kept: set[int], anatomy: Mapping[str, Any]) -> bool:
+    """The consensus remnant rule, written here from the rules data: contiguous, >= minimum segments,
+    each kept segment keeps one of its inflow, outflow and biliary structures."""
+    segs = {int(k): v for k, v in anatomy["couinaud"]["segments"].items()}
+    if len(kept) < anatomy["couinaud"]["min_remnant_segments"]:
+        return False
+    start = next(iter(kept))
+    reach = {start}
+    frontier = [start]
+    while frontier:
+        nxt = []
+        for s in frontier:
+            for t in segs[s]["adjacent"]:
+                if t in kept and t not in reach:
+                    reach.add(t)
+                    nxt.append(t)
+        frontier = nxt
+    if reach != kept:
+        return False
+    removed = set(range(1, 9)) - kept
+    alive = {n for n, v in anatomy["vessels"].items() if not set(v["lost_when_resected"]).issubset(removed)}
+    return all(any(n in alive for n in segs[s][role]) for s in kept for role in ("inflow", "outflow", "biliary"))

@@ -1,9 +1,10 @@
-"""Debulking planner: independent brute force, the DP bound, and the clinical boundaries.
+"""Debulking planner: independent brute force with the same feasibility rules, the DP bound, clinical boundaries.
 
-The brute force here is written separately from the planner: it enumerates all
-256 segment subsets x every per-lesion choice (none / enucleation / ablation),
-with its own FLR bookkeeping from the phantom's voxel counts and its own
-sphere formulas (tests/surgical_phantoms.py).
+The brute force here is written separately from the planner: it enumerates all 256 segment subsets, keeps
+those whose remnant passes the consensus rule (its own graph walk over the rules' adjacency and vessel data,
+tests/surgical_phantoms.py ``remnant_possible``), and every per-lesion choice (none / wedge / ablation, at most
+K ablations), with its own zones (k-d tree distances between voxel centres in patient space) and its own FLR
+bookkeeping from the phantom's voxel counts.
 """
 
 from __future__ import annotations
@@ -13,7 +14,14 @@ import math
 
 import numpy as np
 import pytest
-from surgical_phantoms import VOXEL_ML, SlabLiver, ablation_zone_ml, sphere_shell_ml, weight_for_telv
+from surgical_phantoms import (
+    VOXEL_ML,
+    SlabLiver,
+    parenchyma_ml_by_segment,
+    remnant_possible,
+    weight_for_telv,
+    zone_mask,
+)
 
 from netlm_imaging.classify.clinical import ClinicalInputs
 from netlm_imaging.classify.planner import LesionOption, optimise_plan
@@ -22,42 +30,54 @@ from netlm_imaging.classify.surgical import assess
 
 SLICES = {1: 2, 2: 3, 3: 3, 4: 4, 5: 4, 6: 4, 7: 5, 8: 5}
 NY = NZ = 20
+ANATOMY = load_rules()["anatomy"]
 
 
-def _brute_force(seg_nontumour_ml, lesions, required_ml, margin_mm=10.0, abl_max_mm=30.0, abl_margin_mm=5.0):
-    """Max treated volume over all segment subsets x per-lesion choices; None if nothing is feasible.
+def _brute_force(p, truth, seg_nt, required_ml, *, margin_mm, abl_margin_mm, abl_max_mm, enuc_max_mm, k_max):
+    """Max treated volume over anatomically possible subsets x per-lesion choices; None if nothing is feasible.
 
-    lesions: list of (volume_ml, max_diameter_mm, set of segments touched)
+    truth: list of (lesion id, volume_ml, diameter_mm, set of segments touched)
     """
+    zones = {
+        lid: (
+            parenchyma_ml_by_segment(p, zone_mask(p, lid, margin_mm)),
+            parenchyma_ml_by_segment(p, zone_mask(p, lid, abl_margin_mm)),
+        )
+        for lid, *_ in truth
+    }
     best = None
     for r in range(9):
         for removed in itertools.combinations(range(1, 9), r):
             removed = set(removed)
-            flr = sum(v for s, v in seg_nontumour_ml.items() if s not in removed)
-            if flr < required_ml - 1e-9:
+            kept = set(range(1, 9)) - removed
+            if not remnant_possible(kept, ANATOMY):
                 continue
-            covered = [bool(segs) and segs <= removed for _, _, segs in lesions]
+            flr = sum(v for s, v in seg_nt.items() if s in kept)
             choices = []
-            for (vol, diam, _), cov in zip(lesions, covered):
-                if cov:
-                    choices.append([(vol, 0.0)])
+            for lid, vol, diam, segs in truth:
+                if segs and segs <= removed:
+                    choices.append([(vol, 0.0, 0)])
                     continue
-                opts = [(0.0, 0.0), (vol, sphere_shell_ml(vol, margin_mm))]
+                opts = [(0.0, 0.0, 0)]
+                if diam <= enuc_max_mm:
+                    opts.append((vol, sum(zones[lid][0][s] for s in kept), 0))
                 if diam <= abl_max_mm:
-                    opts.append((vol, ablation_zone_ml(vol, diam, abl_margin_mm)))
+                    opts.append((vol, sum(zones[lid][1][s] for s in kept), 1))
                 choices.append(opts)
             for combo in itertools.product(*choices):
-                cost = sum(c for _, c in combo)
-                if flr - cost >= required_ml - 1e-9:
-                    val = sum(v for v, _ in combo)
-                    if best is None or val > best:
+                if sum(a for *_, a in combo) > k_max:
+                    continue
+                cost = sum(c for _, c, _ in combo)
+                if flr - cost > required_ml + 1e-9:  # the default comparator ">"
+                    val = sum(v for v, _, _ in combo)
+                    if best is None or val > best + 1e-12:
                         best = val
     return best
 
 
 def _random_layout(rng):
     p = SlabLiver(SLICES, ny=NY, nz=NZ)
-    truth = []  # (volume, diameter, segments touched, voxels per segment)
+    truth = []  # (id, volume, diameter, segments touched)
     n = int(rng.integers(3, 6))
     y = 0
     for _ in range(n):
@@ -69,84 +89,113 @@ def _random_layout(rng):
         ny, nz = int(rng.integers(2, 7)), int(rng.integers(3, 12))
         if y + ny > NY:
             break
-        diam = float(rng.choice([18.0, 29.0, 30.0, 31.0, 45.0]))
+        diam = float(rng.choice([18.0, 29.0, 30.0, 31.0, 45.0, 60.0]))
         les = p.add_box(x0, nx, y, ny, 0, nz, max_3d_diameter_mm=diam)
-        per_seg = {}
-        for x in range(x0, x0 + nx):
-            s = next(k for k, (lo, hi) in p.ranges.items() if lo <= x < hi)
-            per_seg[s] = per_seg.get(s, 0) + ny * nz
-        truth.append((les.volume_ml, diam, set(per_seg), per_seg))
+        segs = {next(k for k, (lo, hi) in p.ranges.items() if lo <= x < hi) for x in range(x0, x0 + nx)}
+        truth.append((les.id, les.volume_ml, diam, segs))
         y += ny
-    seg_nt = {
-        s: ((hi - lo) * NY * NZ - sum(t[3].get(s, 0) for t in truth)) * VOXEL_ML for s, (lo, hi) in p.ranges.items()
-    }
+    lesion_vox = p.labels > 0
+    seg_nt = {s: float(np.count_nonzero((p.seg == s) & ~lesion_vox)) * VOXEL_ML for s in range(1, 9)}
     return p, truth, seg_nt
 
 
 @pytest.mark.parametrize(
-    ("margin_mm", "ablation"),
-    [(10.0, True), (25.0, False)],  # wide margins without ablation make segment resection compete
+    ("margin_mm", "ablation", "k_max"),
+    [(10.0, True, 6), (25.0, False, 6), (5.0, True, 1)],  # wide margins make resection compete; K=1 binds
 )
-@pytest.mark.parametrize("seed", range(12))
-def test_planner_matches_independent_brute_force(tmp_path, seed, margin_mm, ablation):
+@pytest.mark.parametrize("loose", [False, True])  # loose: big resections fit, so the anatomy rule binds
+@pytest.mark.parametrize("seed", range(8))
+def test_planner_matches_independent_brute_force(tmp_path, seed, margin_mm, ablation, k_max, loose):
     rng = np.random.default_rng(1000 + seed)
     p, truth, seg_nt = _random_layout(rng)
     total_nt = sum(seg_nt.values())
-    required = total_nt - float(rng.uniform(5.0, 260.0))  # slack 5-260 mL: binds sparing and resection
+    if loose:
+        required = float(rng.uniform(60.0, 200.0))
+    else:
+        required = total_nt - float(rng.uniform(5.0, 260.0))  # slack 5-260 mL: binds sparing and resection
     telv = required / 0.40  # cirrhosis threshold 40% of TELV
     height = 175.0
     clinical = ClinicalInputs(height_cm=height, weight_kg=weight_for_telv(telv, height), liver_condition="cirrhosis")
     rules_file = tmp_path / "planner.toml"
-    rules_file.write_text(f"[planner]\nmargin_mm = {margin_mm}\nallow_ablation = {str(ablation).lower()}\n")
+    rules_file.write_text(
+        f"[planner]\nmargin_mm = {margin_mm}\nallow_ablation = {str(ablation).lower()}\n"
+        f"max_ablations_per_operation = {k_max}\n"
+    )
     a = assess(p.ctx(), clinical, load_rules(rules_file))
     plan = a.remnant["resection_plan"]
     expected = _brute_force(
+        p,
+        truth,
         seg_nt,
-        [(v, d, s) for v, d, s, _ in truth],
         required,
         margin_mm=margin_mm,
+        abl_margin_mm=5.0,
         abl_max_mm=30.0 if ablation else -1.0,
+        enuc_max_mm=50.0,
+        k_max=k_max,
     )
-    total = sum(t[0] for t in truth)
+    total = sum(t[1] for t in truth)
     assert expected is not None
     assert plan["treated_tumor_ml"] == pytest.approx(expected, abs=1e-9)
-    assert a.classification["achievable_debulking_percent"] == pytest.approx(100 * expected / total)
-    # the plan's own remnant, recomputed here, is adequate and equals what it reports
+    if plan["treated_lesion_count"] < len(truth):  # not everything cleared: the percentage is only a bound
+        assert a.classification["achievable_debulking_percent"] == pytest.approx(100 * expected / total)
+    # the plan's own remnant, recomputed here on the union of its zones, is possible and adequate
     removed = set(plan["resected_segments"])
-    flr = sum(v for s, v in seg_nt.items() if s not in removed)
-    for t, (vol, diam, segs, _) in zip(plan["lesion_treatments"], truth):
+    kept = set(range(1, 9)) - removed
+    assert remnant_possible(kept, ANATOMY)
+    union = np.zeros(p.shape, dtype=bool)
+    n_abl = 0
+    for t, (lid, _vol, diam, segs) in zip(plan["lesion_treatments"], truth):
+        assert t["lesion_id"] == lid
         if t["treatment"] == "enucleation":
-            flr -= sphere_shell_ml(vol, margin_mm)
+            assert diam <= 50.0
+            union |= zone_mask(p, lid, margin_mm)
         elif t["treatment"] == "ablation":
             assert ablation
             assert diam <= 30.0
-            flr -= ablation_zone_ml(vol, diam, 5.0)
+            n_abl += 1
+            union |= zone_mask(p, lid, 5.0)
         elif t["treatment"] == "resection":
             assert segs <= removed
+        else:
+            assert t["untreated_reason"]
+    assert n_abl <= k_max
+    lost = parenchyma_ml_by_segment(p, union)
+    flr = sum(seg_nt[s] - lost[s] for s in kept)
     assert plan["remnant_ml"] == pytest.approx(flr)
-    assert flr >= required - 1e-6
+    assert flr > required - 1e-6
 
 
-def _bf_options(options, flr_by, required):
-    best = 0.0
-    found = False
+def _opt(i, vol, seg, wedge, abl):
+    z = np.zeros(9)
+    return LesionOption(
+        i,
+        vol,
+        frozenset({seg}),
+        None if wedge is None else np.concatenate([[wedge], z[1:]]),
+        None if abl is None else np.concatenate([[abl], z[1:]]),
+    )
+
+
+def _bf_options(options, flr_by, required, k_max):
+    best = None
     for s, flr in flr_by.items():
-        if flr < required:
-            continue
-        found = True
-        for mask in itertools.product([0, 1], repeat=len(options)):
-            cost, val = 0.0, 0.0
-            for m, o in zip(mask, options):
-                cov = bool(o.segments) and o.segments <= s
-                if cov:
-                    val += o.volume_ml
-                elif m:
-                    c = min(x for x in (o.enucleation_cost_ml, o.ablation_cost_ml) if x is not None)
-                    cost += c
-                    val += o.volume_ml
-            if flr - cost >= required:
-                best = max(best, val)
-    return best if found else None
+        per = []
+        for o in options:
+            if o.segments <= s:
+                per.append([(o.volume_ml, 0.0, 0)])
+                continue
+            c = [(0.0, 0.0, 0)]
+            if o.enucleation_ml_by_label is not None:
+                c.append((o.volume_ml, float(o.enucleation_ml_by_label[0]), 0))
+            if o.ablation_ml_by_label is not None:
+                c.append((o.volume_ml, float(o.ablation_ml_by_label[0]), 1))
+            per.append(c)
+        for combo in itertools.product(*per):
+            if sum(x[2] for x in combo) <= k_max and flr - sum(x[1] for x in combo) > required:
+                v = sum(x[0] for x in combo)
+                best = v if best is None else max(best, v)
+    return best
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -154,12 +203,12 @@ def test_discretised_dp_is_feasible_and_within_its_bound(seed):
     rng = np.random.default_rng(seed)
     n = 7
     options = [
-        LesionOption(
+        _opt(
             i + 1,
             float(rng.uniform(1, 30)),
-            frozenset({int(rng.integers(1, 9))}),
-            float(rng.uniform(5, 60)),
-            float(rng.uniform(3, 40)) if rng.random() < 0.5 else None,
+            int(rng.integers(1, 9)),
+            float(rng.uniform(5, 60)) if rng.random() < 0.8 else None,
+            float(rng.uniform(3, 40)) if rng.random() < 0.6 else None,
         )
         for i in range(n)
     ]
@@ -168,15 +217,17 @@ def test_discretised_dp_is_feasible_and_within_its_bound(seed):
         flr_by[s] += float(rng.uniform(-3, 3))
     required = 150.0
     res = 0.5
-    dp = optimise_plan(options, flr_by, required, exact_max_lesions=0, cost_resolution_ml=res)
+    k = 2
+    dp = optimise_plan(options, flr_by, required, exact_max_lesions=0, cost_resolution_ml=res, max_ablations=k)
     assert "dynamic programme" in dp.optimiser
-    upper = _bf_options(options, flr_by, required)
-    lower = _bf_options(options, flr_by, required + n * res)
+    upper = _bf_options(options, flr_by, required, k)
+    lower = _bf_options(options, flr_by, required + n * res, k)
     assert lower - 1e-9 <= dp.treated_ml <= upper + 1e-9
-    # feasible in the true costs
-    spent = sum(c for k, c in dp.treatments.values() if k in ("enucleation", "ablation"))
-    assert flr_by[frozenset(dp.resected_segments)] - spent >= required - 1e-9
-    exact = optimise_plan(options, flr_by, required, exact_max_lesions=20)
+    # feasible in the true costs, within the ablation count
+    spent = sum(c for kind, c in dp.treatments.values() if kind in ("enucleation", "ablation"))
+    assert flr_by[frozenset(dp.resected_segments)] - spent > required
+    assert sum(1 for kind, _ in dp.treatments.values() if kind == "ablation") <= k
+    exact = optimise_plan(options, flr_by, required, exact_max_lesions=20, max_ablations=k)
     assert exact.treated_ml == pytest.approx(upper)
 
 
@@ -252,8 +303,13 @@ def test_all_lesions_ablatable_without_segment_map(tmp_path):
     assert plan["segment_map_used"] is False
     assert any("lesion-level treatments only" in n for n in plan["notes"])
     assert out.classification["achievable_debulking_percent"] == pytest.approx(100.0)
-    costs = [ablation_zone_ml(8 * VOXEL_ML, d, 5.0) for d in (12.0, 25.0, 30.0)]
-    assert plan["remnant_ml"] == pytest.approx(30 * NY * NZ * VOXEL_ML - 24 * VOXEL_ML - sum(costs))
+    # ablation zones = each lesion dilated by 5 mm on the liver mask (k-d tree here), counted once
+    union = np.zeros(p.shape, dtype=bool)
+    for lid in (1, 2, 3):
+        union |= zone_mask(p, lid, 5.0)
+    lost = sum(parenchyma_ml_by_segment(p, union).values())  # no segment map given to the planner: all counts
+    assert plan["remnant_ml"] == pytest.approx(30 * NY * NZ * VOXEL_ML - 24 * VOXEL_ML - lost)
+    assert lost > 0
     assert out.segments is None
     assert out.classification["distribution"] == "unknown"
 
@@ -267,8 +323,15 @@ def test_no_lesion_ablatable(tmp_path):
     )
     plan = out.remnant["resection_plan"]
     assert [t["treatment"] for t in plan["lesion_treatments"]] == [None] * 3
-    assert out.classification["achievable_debulking_percent"] == 0.0
-    assert out.classification["mahuron_type"] == "4"
+    assert all("mm > 30 mm" in t["untreated_reason"] for t in plan["lesion_treatments"])
+    # without a segment map nothing decides how much a resection would add: no figure, no type, a range
+    c = out.classification
+    assert c["achievable_debulking_percent"] is None
+    assert c["achievable_debulking_lower_bound_percent"] == 0.0
+    assert c["mahuron_type"] is None
+    assert c["mahuron_type_range"] == ["1", "2", "4"]  # 0% -> 4 (no symptoms); >= 70% -> 2; 100% of 3 -> 1
+    assert "segment map" in c["missing_inputs"]
+    assert any("depending on the segment map" in r for r in c["rationale"])
 
 
 def test_liver_too_involved_for_any_adequate_plan():

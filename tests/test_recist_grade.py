@@ -318,3 +318,19 @@ def test_fallback_denominator_uses_its_own_sourced_threshold():
     assert chemo.classification["achievable_debulking_percent"] is None
     assert "height/weight" in chemo.classification["missing_inputs"]
     assert any("no sourced FLR threshold" in r for r in chemo.classification["rationale"])
+
+
+def test_organ_from_the_label_and_lymph_node_labels():
+    from netlm_imaging.classify.recist import recist_assessment
+
+    p = _liver()
+    a = p.add_box(2, 1, NY + 1, 1, 0, 1, longest_axial_diameter_mm=30.0)
+    b = p.add_box(5, 1, NY + 1, 1, 0, 1, longest_axial_diameter_mm=28.0)
+    c = p.add_box(8, 1, NY + 1, 1, 0, 1, longest_axial_diameter_mm=26.0)
+    n = p.add_box(11, 1, NY + 1, 1, 0, 1, longest_axial_diameter_mm=40.0)
+    a.label, b.label, c.label, n.label = "Lung met 1", "lung met 2", "LUNG 3", "para-aortic lymph node"
+    n.short_axis_diameter_mm = 12.0
+    r = recist_assessment(p.lesions, load_rules()["recist"], 2.5)
+    assert {k: v["organ"] for k, v in r["lesions"].items()} == {1: "lung", 2: "lung", 3: "lung", 4: "lymph nodes"}
+    assert [t["lesion_id"] for t in r["targets"]] == [1, 2]  # 2 per organ; the 12 mm node is non-target
+    assert r["lesions"][4]["category"] == "non_target"

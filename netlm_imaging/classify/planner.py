@@ -1,43 +1,42 @@
-"""Debulking planner: the most tumour volume treatable while the FLR stays adequate.
+"""Debulking planner: the most tumour volume treatable by a plan a liver surgeon could do.
 
 A plan combines
 
-- resection of whole Couinaud segments: every subset ``S`` of segments 1-8
-  (256 candidates; only the empty set without a segment map). A lesion is
-  treated by the resection when every one of its voxels that lies in a
-  segment lies in ``S`` (a lesion crossing into a kept segment is not);
+- resection of whole Couinaud segments ``S``, only when the remnant passes the
+  anatomy test of :func:`~netlm_imaging.classify.anatomy.remnant_check`
+  (contiguous, at least two segments, each with inflow, outflow and biliary
+  drainage; the table is data in the rules file). A lesion is treated by the
+  resection when every one of its voxels that lies in a segment lies in ``S``;
 - parenchymal-sparing treatment of single lesions not covered by ``S``:
-  enucleation / wedge resection with margin ``m`` (parenchyma cost = the shell
-  of thickness ``m`` around a sphere of the lesion's equivalent diameter
-  ``d = (6 V / pi)^(1/3)``: ``pi/6 ((d + 2m)^3 - d^3)``), or ablation of a
-  lesion whose maximum 3-D diameter ``D`` is at most the rules' limit (cost =
-  ablation zone ``pi/6 (D + 2 m_a)^3`` minus the lesion volume). Each lesion
-  uses its cheaper available option. The cost model is geometric (a sphere),
-  not the lesion mask dilated in the liver; it is an estimate [D].
+  wedge resection / enucleation (zone = the lesion dilated by ``margin_mm`` on
+  the liver mask; only up to ``enucleation_max_diameter_mm``) or ablation
+  (zone = the lesion dilated by ``ablation_margin_mm``; only up to
+  ``ablation_max_diameter_mm`` and at most ``max_ablations_per_operation``
+  lesions). Diameters are the edge-to-edge maximum 3-D diameters. The
+  parenchyma cost of a zone is its non-tumorous liver in the kept segments,
+  counted on the masks (:mod:`netlm_imaging.classify.zones`).
 
 The FLR after a plan is the non-tumorous liver in the kept segments minus the
-parenchyma cost of the sparing treatments (untreated tumour is never FLR). A
-plan is feasible when that FLR, as a percentage of the deciding denominator
-(TELV or the non-tumorous liver), meets the threshold of the liver condition.
+zones of the sparing treatments (untreated tumour is never FLR). A plan is
+feasible when that FLR, as a percentage of the deciding denominator, passes
+the threshold of the liver condition with the rules' comparator.
 
-For a fixed ``S`` the choice of sparing treatments is a 0/1 knapsack
-(value = lesion volume, weight = parenchyma cost, capacity = FLR(S) minus the
-required FLR). Solved
+For a fixed ``S`` the sparing choice is a multiple-choice knapsack (each lesion:
+nothing, wedge or ablation; value = lesion volume, weight = parenchyma cost,
+capacity = FLR(S) minus the required FLR; at most K ablations). Solved
 
-- exactly, by enumerating all subsets of the lesions with a sparing option,
-  when there are at most ``planner.exact_enumeration_max_lesions`` of them
-  (vectorised: ``2^n`` subsets x 256 segment sets);
-- otherwise by an exact dynamic programme over costs rounded **up** to
-  ``planner.cost_resolution_ml``. Rounding up keeps every plan feasible in the
-  true costs, and because each chosen lesion's rounded cost exceeds its true
-  cost by less than the resolution, the plan treats at least as much tumour as
-  the true optimum for a budget smaller by ``n x resolution`` (``n`` lesions).
+- exactly, by enumerating every combination of the per-lesion choices when there
+  are at most ``2 ** planner.exact_enumeration_max_lesions`` of them;
+- otherwise by an exact dynamic programme over (ablation count, cost rounded
+  **up** to ``planner.cost_resolution_ml``). Rounding up keeps every plan
+  feasible in the true costs, and the plan treats at least as much tumour as
+  the true optimum for a budget smaller by ``n x resolution``.
 
+The optimiser adds the zone costs lesion by lesion (an overlap of two zones is
+charged twice: conservative); the reported remnant is counted once on the
+union of the chosen zones, so it is never below what the optimiser assumed.
 Ties in treated volume are broken by the larger remaining FLR, then by fewer
-resected segments. Segment sets whose upper bound (covered tumour plus every
-free lesion) cannot beat the best plan so far are skipped, and when every free
-lesion fits the budget all are taken without solving the knapsack; neither
-shortcut changes the optimum.
+resected segments.
 """
 
 from __future__ import annotations
@@ -51,14 +50,15 @@ from typing import Any
 
 import numpy as np
 
-from ..measure.context import Lesion
+from ..measure.context import Lesion, MeasurementContext
 from ..measure.segments import N_SEGMENTS, SegmentTable
+from .anatomy import remnant_check, resection_name
+from .zones import LesionZones, compute_zones, union_cost_ml
 
 __all__ = [
     "DebulkingPlan",
     "LesionOption",
-    "ablation_cost_ml",
-    "enucleation_cost_ml",
+    "kept_label_mask",
     "lesion_options",
     "optimise_plan",
     "plan_debulking",
@@ -67,30 +67,26 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _VALUE_TOL_ML = 1e-9
-#: Largest DP table (capacity units); the resolution is coarsened above it and the plan says so.
-_MAX_DP_UNITS = 200_000
+#: Largest DP table (ablation counts x capacity units x lesions); the resolution is coarsened above it.
+_MAX_DP_CELLS = 30_000_000
+_NONE, _WEDGE, _ABL = 0, 1, 2
+_KIND = {_WEDGE: "enucleation", _ABL: "ablation"}
 
 
-def enucleation_cost_ml(volume_ml: float, margin_mm: float) -> float:
-    """Parenchyma in a shell of ``margin_mm`` around the lesion's equivalent sphere (mL).
+def kept_label_mask(resected: frozenset[int]) -> np.ndarray:
+    """(9,) boolean: segment labels left in place (label 0, unlabelled liver, always stays).
 
     Examples
     --------
-    >>> d = 20.0; v = math.pi / 6 * d**3 / 1000  # a 20 mm sphere
-    >>> round(enucleation_cost_ml(v, 10.0), 4) == round(math.pi / 6 * (40.0**3 - 20.0**3) / 1000, 4)
-    True
+    >>> kept_label_mask(frozenset({2, 3})).astype(int).tolist()
+    [1, 1, 0, 0, 1, 1, 1, 1, 1]
     """
-    d_mm = (6.0 * volume_ml * 1000.0 / math.pi) ** (1.0 / 3.0)
-    return math.pi / 6.0 * ((d_mm + 2.0 * margin_mm) ** 3 - d_mm**3) / 1000.0
+    m = np.ones(N_SEGMENTS + 1, dtype=bool)
+    m[sorted(resected)] = False
+    return m
 
 
-def ablation_cost_ml(volume_ml: float, max_diameter_mm: float, margin_mm: float) -> float:
-    """Ablation zone (sphere of the maximum diameter plus the margin on each side) minus the lesion (mL)."""
-    zone_ml = math.pi / 6.0 * (max_diameter_mm + 2.0 * margin_mm) ** 3 / 1000.0
-    return max(0.0, zone_ml - volume_ml)
-
-
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class LesionOption:
     """What the planner may do with one intrahepatic lesion.
 
@@ -100,46 +96,62 @@ class LesionOption:
     volume_ml : float
     segments : frozenset of int
         Couinaud segments holding any of its voxels (empty: none / no map).
-    enucleation_cost_ml, ablation_cost_ml : float or None
-        Parenchyma cost of each sparing option (None = not allowed).
+    enucleation_ml_by_label, ablation_ml_by_label : numpy.ndarray or None
+        (9,) parenchyma cost (mL) of each sparing option per segment label
+        (None = option not available).
+    unavailable : list of str
+        Why an option is not available (for the untreated lesion's reason).
     """
 
     lesion_id: int
     volume_ml: float
     segments: frozenset[int] = frozenset()
-    enucleation_cost_ml: float | None = None
-    ablation_cost_ml: float | None = None
+    enucleation_ml_by_label: np.ndarray | None = None
+    ablation_ml_by_label: np.ndarray | None = None
+    unavailable: list[str] = field(default_factory=list)
 
-    @property
-    def sparing(self) -> tuple[str, float] | None:
-        """The cheaper available sparing treatment and its cost, or None."""
-        opts = [
-            (c, t)
-            for t, c in (("ablation", self.ablation_cost_ml), ("enucleation", self.enucleation_cost_ml))
-            if c is not None
-        ]
-        if not opts:
-            return None
-        cost, kind = min(opts)
-        return kind, cost
+    def cost_ml(self, kind: int, kept: np.ndarray) -> float | None:
+        """Parenchyma cost of a sparing option in the kept labels (None if not available)."""
+        v = self.enucleation_ml_by_label if kind == _WEDGE else self.ablation_ml_by_label
+        return None if v is None else float(v[kept].sum())
+
+
+def _diameter_mm(les: Lesion) -> float:
+    return float(les.max_3d_diameter_edge_mm if les.max_3d_diameter_edge_mm is not None else les.max_3d_diameter_mm)
 
 
 def lesion_options(
-    lesions: Sequence[Lesion], table: SegmentTable | None, planner: Mapping[str, Any]
+    ctx: MeasurementContext,
+    table: SegmentTable | None,
+    planner: Mapping[str, Any],
+    zones: Mapping[int, LesionZones],
 ) -> list[LesionOption]:
-    """Planner options for the intrahepatic lesions, from the rules' ``planner`` table."""
+    """Planner options for the intrahepatic lesions, from the rules' ``planner`` table and the zones."""
     out = []
-    for les in lesions:
-        if les.location != "intrahepatic":
-            continue
+    for les in ctx.intrahepatic_lesions:
         segs: frozenset[int] = frozenset()
         if table is not None and les.id in table.lesion_ids:
             segs = frozenset(table.lesion_segments_touched(les.id))
-        enuc = enucleation_cost_ml(les.volume_ml, planner["margin_mm"]) if planner["allow_enucleation"] else None
-        abl = None
-        if planner["allow_ablation"] and les.max_3d_diameter_mm <= planner["ablation_max_diameter_mm"]:
-            abl = ablation_cost_ml(les.volume_ml, les.max_3d_diameter_mm, planner["ablation_margin_mm"])
-        out.append(LesionOption(les.id, float(les.volume_ml), segs, enuc, abl))
+        d = _diameter_mm(les)
+        z = zones.get(les.id)
+        why: list[str] = []
+        enuc = abl = None
+        if not planner["allow_enucleation"]:
+            why.append("enucleation/wedge disabled in the rules")
+        elif d > float(planner["enucleation_max_diameter_mm"]):
+            why.append(f"enucleation: diameter {d:.1f} mm > {float(planner['enucleation_max_diameter_mm']):g} mm")
+        elif z is not None:
+            enuc = z.enucleation_ml_by_label
+        if not planner["allow_ablation"]:
+            why.append("ablation disabled in the rules")
+        elif d > float(planner["ablation_max_diameter_mm"]):
+            why.append(f"ablation: diameter {d:.1f} mm > {float(planner['ablation_max_diameter_mm']):g} mm")
+        elif z is not None:
+            abl = z.ablation_ml_by_label
+        if table is not None:  # with a map, unlabelled liver is not FLR and costs nothing
+            enuc = None if enuc is None else np.concatenate([[0.0], enuc[1:]])
+            abl = None if abl is None else np.concatenate([[0.0], abl[1:]])
+        out.append(LesionOption(les.id, float(les.volume_ml), segs, enuc, abl, why))
     return out
 
 
@@ -150,17 +162,23 @@ class DebulkingPlan:
     Attributes
     ----------
     feasible : bool
-        False when not even the untreated liver meets the FLR threshold.
+        False when no plan (not even treating nothing) keeps an adequate FLR.
     resected_segments : list of int
     treatments : dict
         Lesion id -> ("resection" | "enucleation" | "ablation" | None, parenchyma cost mL).
     treated_ml, total_tumor_ml : float
     treated_count, total_count : int
     remnant_ml : float
-        Non-tumorous FLR left by the plan.
+        Non-tumorous FLR left by the plan (set by :func:`plan_debulking` from
+        the union of the zones; the optimiser's own estimate otherwise).
     optimiser : str
-        How the knapsack was solved.
     notes : list of str
+    untreated_reasons : dict
+        Lesion id -> why it stays untreated.
+    resection_name : str
+        Brisbane / segmentectomy name of the resected set.
+    remnant_check : str
+        The anatomy test's verdict on the remnant.
     """
 
     feasible: bool
@@ -173,6 +191,9 @@ class DebulkingPlan:
     remnant_ml: float
     optimiser: str
     notes: list[str] = field(default_factory=list)
+    untreated_reasons: dict[int, str] = field(default_factory=dict)
+    resection_name: str = "no resection"
+    remnant_check: str = ""
 
     @property
     def debulking_percent_volume(self) -> float | None:
@@ -184,12 +205,10 @@ class DebulkingPlan:
         """100 x treated / total lesion count (None without lesions)."""
         return 100.0 * self.treated_count / self.total_count if self.total_count else None
 
-
-def _subsets(allow_resection: bool) -> list[frozenset[int]]:
-    if not allow_resection:
-        return [frozenset()]
-    segs = range(1, N_SEGMENTS + 1)
-    return [frozenset(c) for r in range(N_SEGMENTS + 1) for c in itertools.combinations(segs, r)]
+    @property
+    def clears_all(self) -> bool:
+        """Every lesion treated."""
+        return self.total_count > 0 and self.treated_count == self.total_count
 
 
 def _covered(opt: LesionOption, s: frozenset[int]) -> bool:
@@ -207,57 +226,86 @@ def _better(a: tuple[float, float, int], b: tuple[float, float, int] | None) -> 
     return a[2] > b[2]
 
 
-def _subset_bits(n: int) -> np.ndarray:
-    """(2^n, n) 0/1 matrix of every subset of n items."""
-    return ((np.arange(2**n)[:, None] >> np.arange(n)[None, :]) & 1).astype(np.float64)
+def _combos(options: Sequence[LesionOption]) -> np.ndarray:
+    """(C, n) every combination of per-lesion choices (0 none, 1 wedge, 2 ablation)."""
+    per = []
+    for o in options:
+        c = [_NONE]
+        if o.enucleation_ml_by_label is not None:
+            c.append(_WEDGE)
+        if o.ablation_ml_by_label is not None:
+            c.append(_ABL)
+        per.append(c)
+    if not per:
+        return np.zeros((1, 0), dtype=np.int8)
+    return np.array(list(itertools.product(*per)), dtype=np.int8)
 
 
-def _enumerate(
-    values: np.ndarray, costs: np.ndarray, capacity: float, bits: np.ndarray
+def _n_combos(options: Sequence[LesionOption]) -> int:
+    return math.prod(
+        1 + (o.enucleation_ml_by_label is not None) + (o.ablation_ml_by_label is not None) for o in options
+    )
+
+
+def _solve_enum(
+    combos: np.ndarray, vals: np.ndarray, ce: np.ndarray, ca: np.ndarray, capacity: float, k_max: int
 ) -> tuple[float, float, np.ndarray]:
-    """Exact 0/1 knapsack by enumeration: (best value, its cost, chosen mask); least cost among ties."""
-    n = values.size
-    if n == 0:
-        return 0.0, 0.0, np.zeros(0, dtype=bool)
-    tot_v = bits @ values
-    tot_c = bits @ costs
-    ok = tot_c <= capacity
+    """Exact: best value within capacity and k_max ablations, least cost among ties; (value, cost, choice)."""
+    wedge = combos == _WEDGE
+    abl = combos == _ABL
+    value = (wedge | abl) @ vals
+    cost = wedge @ ce + abl @ ca
+    ok = (cost <= capacity) & (abl.sum(1) <= k_max)
     if not ok.any():
-        return 0.0, 0.0, np.zeros(n, dtype=bool)
-    best_v = tot_v[ok].max()
-    cand = ok & (tot_v >= best_v - _VALUE_TOL_ML)
-    idx = np.flatnonzero(cand)[np.argmin(tot_c[cand])]
-    return float(tot_v[idx]), float(tot_c[idx]), bits[idx].astype(bool)
+        return 0.0, 0.0, np.zeros(combos.shape[1], dtype=np.int8)
+    best = value[ok].max()
+    cand = ok & (value >= best - _VALUE_TOL_ML)
+    idx = np.flatnonzero(cand)[np.argmin(cost[cand])]
+    return float(value[idx]), float(cost[idx]), combos[idx].copy()
 
 
-def _dp(values: np.ndarray, costs: np.ndarray, capacity: float, resolution: float) -> tuple[float, float, np.ndarray]:
-    """0/1 knapsack DP on costs rounded up to ``resolution``: (value, true cost, chosen mask)."""
-    n = values.size
+def _solve_dp(
+    vals: np.ndarray, ce: np.ndarray, ca: np.ndarray, capacity: float, k_max: int, resolution: float
+) -> tuple[float, float, np.ndarray]:
+    """DP over (ablations <= k, cost units <= c); costs rounded up. (value, true cost, choice); NaN = unavailable."""
+    n = vals.size
+    choice = np.zeros(n, dtype=np.int8)
     if n == 0 or capacity < 0:
-        return 0.0, 0.0, np.zeros(n, dtype=bool)
-    w = np.ceil(costs / resolution - 1e-12).astype(np.int64)
-    cap = min(math.floor(capacity / resolution + 1e-12), int(w.sum()))
-    dp = np.zeros(cap + 1)
-    take = np.zeros((n, cap + 1), dtype=bool)
+        return 0.0, 0.0, choice
+    we = np.where(np.isnan(ce), -1, np.ceil(np.nan_to_num(ce) / resolution - 1e-12)).astype(np.int64)
+    wa = np.where(np.isnan(ca), -1, np.ceil(np.nan_to_num(ca) / resolution - 1e-12)).astype(np.int64)
+    cap = min(math.floor(capacity / resolution + 1e-12), int(np.maximum(we, 0).sum() + np.maximum(wa, 0).sum()))
+    k_top = min(k_max, int((wa >= 0).sum()))
+    dp = np.zeros((k_top + 1, cap + 1))
+    take = np.zeros((n, k_top + 1, cap + 1), dtype=np.int8)
     for i in range(n):
-        wi, vi = int(w[i]), float(values[i])
-        if wi > cap:
-            continue
-        if wi == 0:
-            cand = dp + vi
-        else:
-            cand = dp.copy()
-            cand[wi:] = dp[:-wi] + vi
-        better = cand > dp + _VALUE_TOL_ML
-        take[i] = better
-        dp = np.where(better, cand, dp)
-    chosen = np.zeros(n, dtype=bool)
-    c = cap
+        v = float(vals[i])
+        new = dp.copy()
+        for kind, w in ((_WEDGE, int(we[i])), (_ABL, int(wa[i]))):
+            if w < 0 or w > cap or (kind == _ABL and k_top == 0):
+                continue
+            cand = np.full_like(dp, -np.inf)
+            if kind == _WEDGE:
+                cand[:, w:] = dp[:, : cap + 1 - w] + v
+            else:
+                cand[1:, w:] = dp[:-1, : cap + 1 - w] + v
+            better = cand > new + _VALUE_TOL_ML
+            new = np.where(better, cand, new)
+            take[i][better] = kind
+        dp = new
+    k, c = k_top, cap
     for i in range(n - 1, -1, -1):
-        if take[i, c]:
-            chosen[i] = True
-            c -= int(w[i])
-    return float(values[chosen].sum()), float(costs[chosen].sum()), chosen
+        kind = int(take[i, k, c])
+        choice[i] = kind
+        if kind == _WEDGE:
+            c -= int(we[i])
+        elif kind == _ABL:
+            c -= int(wa[i])
+            k -= 1
+    cost = float(
+        np.where(choice == _WEDGE, np.nan_to_num(ce), 0).sum() + np.where(choice == _ABL, np.nan_to_num(ca), 0).sum()
+    )
+    return float(vals[choice != _NONE].sum()), cost, choice
 
 
 def optimise_plan(
@@ -265,9 +313,10 @@ def optimise_plan(
     flr_by_resection: Mapping[frozenset[int], float],
     required_flr_ml: float,
     *,
-    comparator: str = ">=",
+    comparator: str = ">",
     exact_max_lesions: int = 14,
     cost_resolution_ml: float = 0.1,
+    max_ablations: int | None = None,
 ) -> DebulkingPlan:
     """Best plan over the candidate resections and the per-lesion sparing treatments.
 
@@ -275,63 +324,86 @@ def optimise_plan(
     ----------
     options : sequence of LesionOption
     flr_by_resection : Mapping
-        Resected segment set -> non-tumorous FLR (mL) of the kept segments;
-        its keys are the candidate resections.
+        Resected segment set -> non-tumorous FLR (mL) of the kept segments; its
+        keys are the candidate resections (already anatomically feasible).
     required_flr_ml : float
-        The FLR the threshold demands (threshold % x denominator).
-    comparator : {">=", ">"}
+        The FLR the threshold demands (threshold % x denominator); ``-inf``
+        finds the plan treating the most tumour whatever the FLR.
+    comparator : {">", ">="}
     exact_max_lesions : int
-        Enumerate exactly up to this many lesions with a sparing option.
+        Enumerate exactly while there are at most ``2 ** exact_max_lesions``
+        combinations of per-lesion choices.
     cost_resolution_ml : float
         Cost rounding of the DP used above that.
+    max_ablations : int, optional
+        Ablations allowed in one operation (None: no limit).
 
     Returns
     -------
     DebulkingPlan
     """
     total_ml = float(sum(o.volume_ml for o in options))
-    sparing = {i: o.sparing for i, o in enumerate(options)}
-    spar_idx = [i for i, sp in sparing.items() if sp is not None]
-    spar_cost = np.array([sp[1] for sp in sparing.values() if sp is not None], dtype=np.float64)
-    spar_val = np.array([options[i].volume_ml for i in spar_idx], dtype=np.float64)
-    exact = len(spar_idx) <= exact_max_lesions
-    slack = 1e-9 * max(1.0, abs(required_flr_ml))
-    resolution = cost_resolution_ml
-    bits = _subset_bits(len(spar_idx)) if exact else np.zeros((1, 0))
-    if not exact:
-        max_cap = min(max(flr_by_resection.values()) - required_flr_ml, float(spar_cost.sum()))
-        if max_cap / resolution > _MAX_DP_UNITS:
-            resolution = max_cap / _MAX_DP_UNITS
+    k_max = len(options) if max_ablations is None else int(max_ablations)
+    spar = [
+        i for i, o in enumerate(options) if o.enucleation_ml_by_label is not None or o.ablation_ml_by_label is not None
+    ]
+    spar_opts = [options[i] for i in spar]
+    vals_all = np.array([o.volume_ml for o in spar_opts], dtype=np.float64)
+    exact = _n_combos(spar_opts) <= 2 ** int(exact_max_lesions)
+    combos = _combos(spar_opts) if exact else np.zeros((1, 0), dtype=np.int8)
+    finite = math.isfinite(required_flr_ml)
+    slack = 1e-9 * max(1.0, abs(required_flr_ml)) if finite else 0.0
+    resolution = float(cost_resolution_ml)
     best_key: tuple[float, float, int] | None = None
     best: tuple[frozenset[int], np.ndarray, float] | None = None
     for s, flr in flr_by_resection.items():
-        capacity = flr - required_flr_ml + (slack if comparator == ">=" else -slack)
+        capacity = (flr - required_flr_ml + (slack if comparator == ">=" else -slack)) if finite else math.inf
         if capacity < 0:
             continue
+        kept = kept_label_mask(s)
         covered = [_covered(o, s) for o in options]
         covered_ml = float(sum(o.volume_ml for o, c in zip(options, covered) if c))
-        free = np.array([not covered[i] for i in spar_idx], dtype=bool)
-        if best_key is not None and covered_ml + float(spar_val[free].sum()) < best_key[0] - _VALUE_TOL_ML:
+        free = np.array([not covered[i] for i in spar], dtype=bool)
+        ce = np.array([np.nan if (c := o.cost_ml(_WEDGE, kept)) is None else c for o in spar_opts], dtype=np.float64)
+        ca = np.array([np.nan if (c := o.cost_ml(_ABL, kept)) is None else c for o in spar_opts], dtype=np.float64)
+        ce[~free] = np.nan
+        ca[~free] = np.nan
+        vals = np.where(free, vals_all, 0.0)
+        if best_key is not None and covered_ml + float(vals.sum()) < best_key[0] - _VALUE_TOL_ML:
             continue  # cannot beat the best plan even treating every free lesion
-        if float(spar_cost[free].sum()) <= capacity:
-            v, c, chosen = float(spar_val[free].sum()), float(spar_cost[free].sum()), free.copy()
+        cheapest = np.fmin(ce, ca)
+        pick_abl = np.isnan(ce) | (ca < ce)
+        n_abl = int((free & ~np.isnan(cheapest) & pick_abl).sum())
+        treatable = ~np.isnan(cheapest)
+        if n_abl <= k_max and float(np.nansum(cheapest)) <= capacity:
+            choice = np.where(treatable, np.where(pick_abl, _ABL, _WEDGE), _NONE).astype(np.int8)
+            v, c = float(vals[treatable].sum()), float(np.nansum(cheapest))
         elif exact:
-            v, c, chosen = _enumerate(np.where(free, spar_val, 0.0), np.where(free, spar_cost, 0.0), capacity, bits)
-            chosen &= free
+            v, c, choice = _solve_enum(combos, vals, np.nan_to_num(ce), np.nan_to_num(ca), capacity, k_max)
+            choice = np.where(free, choice, _NONE).astype(np.int8)
         else:
-            chosen = np.zeros(free.size, dtype=bool)
-            v, c, sub = _dp(spar_val[free], spar_cost[free], capacity, resolution)
-            chosen[np.flatnonzero(free)[sub]] = True
+            idx = np.flatnonzero(free & treatable)
+            cap = min(capacity, float(np.nansum(ce[idx]) + np.nansum(ca[idx])))
+            k_top = min(k_max, int((~np.isnan(ca[idx])).sum()))
+            res = max(resolution, cap * idx.size * (k_top + 1) / _MAX_DP_CELLS) if idx.size else resolution
+            v, c, sub = _solve_dp(vals[idx], ce[idx], ca[idx], cap, k_max, res)
+            choice = np.zeros(len(spar), dtype=np.int8)
+            choice[idx] = sub
+            resolution = max(resolution, res)
         key = (covered_ml + v, flr - c, -len(s))
         if _better(key, best_key):
-            best_key, best = key, (s, chosen, c)
+            best_key, best = key, (s, choice, c)
     if exact:
-        optimiser = f"exact enumeration of {2 ** len(spar_idx)} lesion subsets x {len(flr_by_resection)} resections"
+        optimiser = (
+            f"exact enumeration of {len(combos)} per-lesion choice combinations x {len(flr_by_resection)} resections"
+        )
     else:
         optimiser = (
-            f"0/1 knapsack dynamic programme on costs rounded up to {resolution:g} mL "
+            f"knapsack dynamic programme over (ablation count, cost rounded up to {resolution:g} mL) "
             f"x {len(flr_by_resection)} resections"
         )
+    if max_ablations is not None:
+        optimiser += f"; at most {max_ablations} ablations per operation"
     if best is None:
         treatments: dict[int, tuple[str | None, float]] = {o.lesion_id: (None, 0.0) for o in options}
         return DebulkingPlan(
@@ -345,19 +417,34 @@ def optimise_plan(
             flr_by_resection.get(frozenset(), 0.0),
             optimiser,
             ["no plan keeps an adequate FLR: even the untreated liver is below the threshold"],
+            {o.lesion_id: "no plan keeps an adequate FLR" for o in options},
         )
-    s, chosen, cost = best
+    s, choice, _cost = best
+    kept = kept_label_mask(s)
     treatments = {}
-    chosen_ids = {options[spar_idx[k]].lesion_id for k in np.flatnonzero(chosen)}
+    reasons: dict[int, str] = {}
+    pos = {i: k for k, i in enumerate(spar)}
     for i, o in enumerate(options):
-        sp = sparing[i]
         if _covered(o, s):
             treatments[o.lesion_id] = ("resection", 0.0)
-        elif o.lesion_id in chosen_ids and sp is not None:
-            treatments[o.lesion_id] = sp
+            continue
+        kind = int(choice[pos[i]]) if i in pos else _NONE
+        if kind != _NONE:
+            treatments[o.lesion_id] = (_KIND[kind], float(o.cost_ml(kind, kept) or 0.0))
+            continue
+        treatments[o.lesion_id] = (None, 0.0)
+        why = list(o.unavailable)
+        if i in pos:
+            why.append("a sparing option exists but was not chosen (FLR budget or ablation count)")
         else:
-            treatments[o.lesion_id] = (None, 0.0)
+            why.append("no permitted sparing option")
+        if not o.segments:
+            why.append("outside every segment: no segment resection can take it")
+        else:
+            why.append(f"not covered by the resection (it lies in segment(s) {','.join(map(str, sorted(o.segments)))})")
+        reasons[o.lesion_id] = "; ".join(why)
     treated = [o for o in options if treatments[o.lesion_id][0] is not None]
+    spent = sum(c for _, c in treatments.values())
     return DebulkingPlan(
         True,
         sorted(s),
@@ -366,50 +453,91 @@ def optimise_plan(
         total_ml,
         len(treated),
         len(options),
-        flr_by_resection[s] - cost,
+        flr_by_resection[s] - spent,
         optimiser,
+        untreated_reasons=reasons,
     )
 
 
+def candidate_resections(
+    table: SegmentTable, anatomy: Mapping[str, Any], allow_resection: bool
+) -> tuple[dict[frozenset[int], str], int]:
+    """Resected segment sets whose remnant passes the anatomy test -> the test's verdict; and how many failed.
+
+    Only segments present in the map (any liver voxel) are considered.
+    """
+    present = [k for k in range(1, N_SEGMENTS + 1) if table.liver_voxels[k] > 0]
+    out: dict[frozenset[int], str] = {}
+    rejected = 0
+    sizes = range(len(present) + 1) if allow_resection else range(1)
+    for r in sizes:
+        for c in itertools.combinations(present, r):
+            s = frozenset(c)
+            ok, why = remnant_check(set(present) - s, anatomy, present)
+            if ok:
+                out[s] = why
+            else:
+                rejected += 1
+    return out, rejected
+
+
 def plan_debulking(
-    lesions: Sequence[Lesion],
+    ctx: MeasurementContext,
     table: SegmentTable | None,
-    planner: Mapping[str, Any],
+    rules: Mapping[str, Any],
     *,
     non_tumorous_total_ml: float,
     required_flr_ml: float,
-    comparator: str = ">=",
+    comparator: str = ">",
+    zones: Mapping[int, LesionZones] | None = None,
 ) -> DebulkingPlan:
-    """Plan from the measured lesions, the segment table and the rules' ``planner`` table.
+    """Plan from the measured masks, the segment table and the rules.
 
     Parameters
     ----------
-    lesions : sequence of Lesion
-        Extrahepatic lesions are ignored.
+    ctx : MeasurementContext
+        Lesions, liver mask, lesion labels (zones are measured on them).
     table : SegmentTable or None
         Without it only lesion-level treatments are planned (and the plan says so).
-    planner : Mapping
-        ``rules["planner"]``.
+    rules : Mapping
+        The rules (``planner``, ``anatomy``, ``resections`` tables).
     non_tumorous_total_ml : float
         FLR when nothing is resected and there is no segment map.
     required_flr_ml : float
-        Threshold percentage x deciding denominator.
-    comparator : {">=", ">"}
+        Threshold percentage x deciding denominator (``-inf``: ignore the FLR).
+    comparator : {">", ">="}
+    zones : Mapping, optional
+        Precomputed :func:`~netlm_imaging.classify.zones.compute_zones`.
 
     Returns
     -------
     DebulkingPlan
     """
-    options = lesion_options(lesions, table, planner)
+    planner = rules["planner"]
+    if zones is None:
+        zones = compute_zones(
+            ctx,
+            [les.id for les in ctx.intrahepatic_lesions],
+            float(planner["margin_mm"]),
+            float(planner["ablation_margin_mm"]),
+        )
+    options = lesion_options(ctx, table, planner, zones)
     notes = []
+    checks: dict[frozenset[int], str] = {frozenset(): "no resection"}
     if table is None:
         flr_by: dict[frozenset[int], float] = {frozenset(): non_tumorous_total_ml}
         notes.append("no Couinaud segment map: lesion-level treatments only (no segment resection planned)")
     else:
-        subsets = _subsets(bool(planner["allow_segment_resection"]))
-        flr_by = {s: table.non_tumorous_ml([k for k in range(1, N_SEGMENTS + 1) if k not in s]) for s in subsets}
+        checks, rejected = candidate_resections(table, rules["anatomy"], bool(planner["allow_segment_resection"]))
+        # the FLR is the kept segments' non-tumorous liver; liver without a segment label is not counted
+        flr_by = {s: table.non_tumorous_ml([k for k in range(1, N_SEGMENTS + 1) if k not in s]) for s in checks}
         if not planner["allow_segment_resection"]:
             notes.append("segment resection disabled in the rules: lesion-level treatments only")
+        else:
+            notes.append(
+                f"{len(checks)} segment sets have an anatomically possible remnant; {rejected} were rejected "
+                "(remnant not contiguous, < minimum segments, or a kept segment without inflow/outflow/biliary)"
+            )
         outside = [o.lesion_id for o in options if not o.segments]
         if outside:
             notes.append(f"lesions {outside} lie outside every segment: only sparing treatment can treat them")
@@ -420,6 +548,16 @@ def plan_debulking(
         comparator=comparator,
         exact_max_lesions=int(planner["exact_enumeration_max_lesions"]),
         cost_resolution_ml=float(planner["cost_resolution_ml"]),
+        max_ablations=int(planner["max_ablations_per_operation"]),
     )
+    if plan.feasible:
+        s = frozenset(plan.resected_segments)
+        kept = [k for k in range(N_SEGMENTS + 1) if kept_label_mask(s)[k] and (k > 0 or table is None)]
+        chosen = [
+            (zones[lid], kind) for lid, (kind, _) in plan.treatments.items() if kind in ("enucleation", "ablation")
+        ]
+        plan.remnant_ml = flr_by[s] - union_cost_ml(ctx, chosen, kept)
+        plan.remnant_check = checks.get(s, "")
+        plan.resection_name = resection_name(s, rules["anatomy"], rules["resections"])
     plan.notes = notes + plan.notes
     return plan

@@ -7,7 +7,8 @@ Rules (clinical_rules.md section 8, RECIST 1.1 [C]), thresholds from the
 rules file's ``[recist]`` table:
 
 - organ of a lesion: "liver" when intrahepatic; else the organ the input gives
-  (``lesion.extra["organ"]``, or a lesion label naming a lymph node); else
+  (``lesion.extra["organ"]``, or a lesion label naming a lymph node or one of
+  the rules' ``organ_words``); else
   each extrahepatic lesion is its own organ, with a note;
 - lymph nodes are one organ together ("lymph nodes") and are judged on their
   short axis: >= ``node_target_short_axis_mm`` (15) measurable / target,
@@ -44,7 +45,7 @@ def _is_node_name(text: str | None) -> bool:
     return bool(text) and any(w in str(text).lower() for w in _NODE_WORDS)
 
 
-def lesion_organ(les: Lesion) -> tuple[str, bool, str | None]:
+def lesion_organ(les: Lesion, organ_words: Sequence[str] = ()) -> tuple[str, bool, str | None]:
     """RECIST organ of a lesion, whether it is a lymph node, and a note when the organ is assumed.
 
     Examples
@@ -52,12 +53,18 @@ def lesion_organ(les: Lesion) -> tuple[str, bool, str | None]:
     >>> les = Lesion(3, "extrahepatic", 1.0, 1, [0.0, 0.0, 0.0], 12.0, 8.0, 12.0, None, False, None)
     >>> lesion_organ(les)
     ('extrahepatic lesion 3', False, 'lesion 3: no organ given, counted as its own organ')
+    >>> les.label = "Lung met 2"
+    >>> lesion_organ(les, ["lung", "bone"])
+    ('lung', False, None)
     """
     if les.location == "intrahepatic":
         return "liver", False, None
     organ = les.extra.get("organ")
     if organ is None and _is_node_name(les.label):
         organ = NODES_ORGAN
+    if organ is None and les.label:
+        text = str(les.label).lower()
+        organ = next((w for w in organ_words if w.lower() in text), None)
     if organ:
         if _is_node_name(str(organ)):
             return NODES_ORGAN, True, None
@@ -90,7 +97,7 @@ def _diameter(les: Lesion, which: str, method: str) -> tuple[float | None, str]:
 
 
 def _lesion_record(les: Lesion, recist: Mapping[str, Any], limit_mm: float) -> dict[str, Any]:
-    organ, nodal, note = lesion_organ(les)
+    organ, nodal, note = lesion_organ(les, list(recist.get("organ_words", [])))
     method = str(recist["diameter_method"])
     if nodal:
         d, used = _diameter(les, "short", method)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from .anatomy import validate_anatomy
 
 __all__ = ["Rules", "default_rules_text", "load_rules", "meets"]
 
@@ -38,7 +39,7 @@ logger = logging.getLogger(__name__)
 _DEFAULT_NAME = "default_rules.toml"
 
 #: Tables whose entries a user may add (each new entry must look like the first default entry).
-_OPEN_TABLES = ("resections", "pet_plausibility.nuclides")
+_OPEN_TABLES = ("resections", "pet_plausibility.nuclides", "anatomy.vessels")
 
 #: Allowed values of string settings (dotted key -> allowed values).
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -263,6 +264,9 @@ def _check_values(data: dict[str, Any], source: str) -> None:
         raise InputError(f"{source}: 'planner.cost_resolution_ml' must be > 0")
     if not data["flr"]["threshold_percent"]:
         raise InputError(f"{source}: 'flr.threshold_percent' needs at least one liver condition")
+    validate_anatomy(data["anatomy"], source)
+    if data["anatomy"]["couinaud"]["min_remnant_segments"] < 1:
+        raise InputError(f"{source}: 'anatomy.couinaud.min_remnant_segments' must be >= 1")
     grade = data["grade"]
     if not 0 < grade["ki67_g2_min_percent"] <= grade["ki67_g3_above_percent"] <= 100:
         raise InputError(

@@ -8,6 +8,7 @@ blocks, each lesion's Couinaud segment, warnings and the console summary lines.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from ..measure.context import MeasurementContext
 from ..measure.remnant import bsa_m2, standard_resections, telv_ml
 from ..measure.segments import SegmentTable, compute_segment_table, lesion_distribution, segments_block
+from .anatomy import remnant_check
 from .classifications import (
     burden_category,
     cloyd_resectability,
@@ -27,14 +29,17 @@ from .classifications import (
 from .clinical import ClinicalInputs, clinical_inputs_used, resolve_body_size
 from .planner import DebulkingPlan, plan_debulking
 from .rules import Rules, meets
+from .staging import staged_strategies
+from .zones import compute_zones
 
 __all__ = ["SurgicalAssessment", "assess", "flr_adequacy"]
 
 logger = logging.getLogger(__name__)
 
 PARENCHYMA_COST_MODEL = (
-    "enucleation/wedge: shell of margin_mm around a sphere of the lesion's equivalent diameter; "
-    "ablation: sphere of (max 3D diameter + 2 x ablation_margin_mm) minus the lesion"
+    "measured on the masks: enucleation/wedge zone = lesion dilated by margin_mm within the liver mask, ablation "
+    "zone = lesion dilated by ablation_margin_mm within the liver mask; cost = non-tumorous liver of the zone in the "
+    "kept segments; remnant_ml counts overlapping zones once"
 )
 
 
@@ -135,13 +140,21 @@ def _plan_dict(
     primary = plan.debulking_percent_volume if deb["primary_measure"] == "volume" else plan.debulking_percent_count
     seg_of = table.lesion_segment if table is not None else {}
     treatments = [
-        {"lesion_id": lid, "treatment": kind, "parenchyma_cost_ml": cost, "couinaud_segment": seg_of.get(lid)}
+        {
+            "lesion_id": lid,
+            "treatment": kind,
+            "parenchyma_cost_ml": cost,
+            "couinaud_segment": seg_of.get(lid),
+            "untreated_reason": plan.untreated_reasons.get(lid) if kind is None else None,
+        }
         for lid, (kind, cost) in sorted(plan.treatments.items())
     ]
     return {
         "segment_map_used": table is not None,
         "feasible": plan.feasible,
         "resected_segments": plan.resected_segments,
+        "resection_name": plan.resection_name,
+        "remnant_anatomy_check": plan.remnant_check,
         "lesion_treatments": treatments,
         "treated_tumor_ml": plan.treated_ml,
         "total_tumor_ml": plan.total_tumor_ml,
@@ -161,6 +174,10 @@ def _plan_dict(
         "parenchyma_cost_model": PARENCHYMA_COST_MODEL,
         "margin_mm": float(rules["planner"]["margin_mm"]),
         "ablation_max_diameter_mm": float(rules["planner"]["ablation_max_diameter_mm"]),
+        "ablation_margin_mm": float(rules["planner"]["ablation_margin_mm"]),
+        "enucleation_max_diameter_mm": float(rules["planner"]["enucleation_max_diameter_mm"]),
+        "max_ablations_per_operation": int(rules["planner"]["max_ablations_per_operation"]),
+        "diameter_method": "maximum 3D diameter, edge to edge",
         "optimiser": plan.optimiser,
         "notes": list(plan.notes),
     }
@@ -170,7 +187,7 @@ def _describe_plan(plan: DebulkingPlan) -> str:
     kinds = [k for k, _ in plan.treatments.values()]
     parts = []
     if plan.resected_segments:
-        parts.append("resect segment(s) " + ",".join(map(str, plan.resected_segments)))
+        parts.append(f"{plan.resection_name} (segment(s) {','.join(map(str, plan.resected_segments))})")
     for kind, verb in (("enucleation", "enucleate/wedge"), ("ablation", "ablate")):
         n = kinds.count(kind)
         if n:
@@ -287,11 +304,17 @@ def assess(
             }
             for r in measured
         ]
+        present = [k for k in range(1, 9) if table.liver_voxels[k] > 0]
+        for r in std:
+            ok, why = remnant_check(set(present) - set(r["removed_segments"]), rules["anatomy"], present)
+            r["anatomically_feasible"] = ok
+            r["anatomy_check"] = why
     elif resections:
         warnings.append("resections were requested but there is no Couinaud segment map; they were not evaluated")
 
     # plan
     plan: DebulkingPlan | None = None
+    staged: dict[str, Any] | None = None
     plan_missing: list[str] = []
     if n_lesions == 0:
         rationale.append("no intrahepatic lesions: no debulking plan")
@@ -300,22 +323,44 @@ def assess(
     elif denom is None or denom <= 0:
         plan_missing = ["height/weight"]
     else:
-        plan = plan_debulking(
-            ctx.lesions,
-            table,
-            rules["planner"],
-            non_tumorous_total_ml=non_tumorous,
-            required_flr_ml=threshold / 100.0 * denom,
+        pl = rules["planner"]
+        zones = compute_zones(ctx, [les.id for les in intra], float(pl["margin_mm"]), float(pl["ablation_margin_mm"]))
+        kw: dict[str, Any] = {
+            "non_tumorous_total_ml": non_tumorous,
+            "comparator": flr_rules["comparator"],
+            "zones": zones,
+        }
+        plan = plan_debulking(ctx, table, rules, required_flr_ml=threshold / 100.0 * denom, **kw)
+        clearing = plan if plan.clears_all else plan_debulking(ctx, table, rules, required_flr_ml=-math.inf, **kw)
+        staged = staged_strategies(
+            one_stage=plan,
+            clearing=clearing,
+            denominator_ml=denom,
+            basis=basis,
+            threshold_percent=threshold,
             comparator=flr_rules["comparator"],
+            staging=rules["staging"],
         )
+        if staged["needed"]:
+            rationale.append("staged strategies: " + staged["reason"])
     _add(missing, plan_missing)
 
     deb = rules["debulking"]
     achievable = None
+    lower_bound: float | None = None
+    achievable_missing = list(plan_missing)
     if plan is not None:
         achievable = (
             plan.debulking_percent_volume if deb["primary_measure"] == "volume" else plan.debulking_percent_count
         )
+        if table is None and not plan.clears_all and rules["planner"]["allow_segment_resection"]:
+            # without the map no segment resection can be planned: the figure is only a lower bound
+            lower_bound, achievable = achievable, None
+            achievable_missing = ["segment map"]
+            rationale.append(
+                f"achievable debulking not determined without a segment map: at least {lower_bound:.1f}% by "
+                "lesion-level treatments; segment resections could add more"
+            )
         if not plan.feasible:
             rationale.append(
                 f"no plan keeps an adequate FLR: the untreated liver's FLR is below {threshold:g}% on {basis}"
@@ -336,14 +381,33 @@ def assess(
     grade = who_grade(clinical, rules["grade"])
     rationale += grade["rationale"]
     symptoms = clinical.symptoms if clinical else None
-    mah = mahuron_type(
-        n_lesions=n_lesions,
-        achievable_percent=achievable,
-        achievable_missing=plan_missing,
-        symptoms=symptoms,
-        distribution=dist["distribution"],
-        debulking=deb,
-        mahuron=rules["mahuron"],
+    mkw: dict[str, Any] = {
+        "n_lesions": n_lesions,
+        "symptoms": symptoms,
+        "distribution": dist["distribution"],
+        "debulking": deb,
+        "mahuron": rules["mahuron"],
+    }
+    mah = mahuron_type(achievable_percent=achievable, achievable_missing=achievable_missing, **mkw)
+    mah_range: list[str] | None = None
+    if lower_bound is not None:
+        thr = float(deb["threshold_percent"])
+        cands = [lower_bound, 100.0] + ([thr + 1e-6] if lower_bound < thr else [])
+        found = {mahuron_type(achievable_percent=a, achievable_missing=[], **mkw)["type"] or "3 or 4" for a in cands}
+        if len(found) == 1:
+            only = found.pop()
+            mah = mahuron_type(achievable_percent=lower_bound, achievable_missing=[], **mkw)
+            mah["rationale"].append(f"the segment map cannot change type {only}")
+        else:
+            mah_range = sorted(found)
+            mah["rationale"] = [
+                f"Mahuron type {' or '.join(mah_range)} depending on the segment map (at least {lower_bound:.1f}% "
+                "debulking without resection)"
+            ]
+    mah["rationale"].append(
+        "Mahuron type judged on a one-stage plan (no staged approach assumed)"
+        if not (staged is not None and staged["needed"] and staged.get("possible"))
+        else "Mahuron type judged on a one-stage plan; a staged approach could clear the liver (staged_strategies)"
     )
     rationale += mah["rationale"]
     _add(missing, mah["missing_inputs"])
@@ -358,11 +422,14 @@ def assess(
         extrahepatic_lesions_seen=n_extra,
         flr_adequate=flr_adequate,
         flr_missing=plan_missing,
-        achievable_percent=achievable if n_lesions else None,
-        achievable_missing=plan_missing or (["intrahepatic lesions"] if n_lesions == 0 else []),
+        achievable_percent=(
+            (achievable if achievable is not None else _cloyd_bound(lower_bound, rules["cloyd"])) if n_lesions else None
+        ),
+        achievable_missing=achievable_missing or (["intrahepatic lesions"] if n_lesions == 0 else []),
         cloyd=rules["cloyd"],
         grade=grade,
     )
+    cloyd["rationale"].append("Cloyd criteria judged on a one-stage plan (no staged approach assumed)")
     rationale += cloyd["rationale"]
     _add(missing, cloyd["missing_inputs"])
 
@@ -393,7 +460,12 @@ def assess(
         "resectable_cloyd": cloyd["resectable"],
         "cloyd_criteria": cloyd["criteria"],
         "achievable_debulking_percent": achievable,
-        "achievable_debulking_count_percent": plan.debulking_percent_count if plan else None,
+        "achievable_debulking_lower_bound_percent": lower_bound,
+        "mahuron_type_range": mah_range,
+        "mahuron_assumes_staged_approach": False,
+        "cloyd_assumes_staged_approach": False,
+        "staged_strategies": staged,
+        "achievable_debulking_count_percent": plan.debulking_percent_count if plan and achievable is not None else None,
         "debulking_measure": deb["primary_measure"],
         "frilling_type": fr["type"],
         "who_grade": grade["grade"],
@@ -439,6 +511,7 @@ def assess(
 
     lesion_segments = {lid: s for lid, s in (table.lesion_segment.items() if table else []) if s is not None}
     summary = _summary(mah, burden, involvement, plan, achievable, threshold, basis, telv, cloyd, deb)
+    summary += _extra_summary(mah_range, lower_bound, staged, grade)
     return SurgicalAssessment(
         remnant,
         segments_block(table) if table is not None else None,
@@ -448,6 +521,29 @@ def assess(
         warnings,
         summary,
     )
+
+
+def _cloyd_bound(lower_bound: float | None, cloyd: Any) -> float | None:
+    """A lower bound decides Cloyd's resection criterion only when it already passes."""
+    if lower_bound is not None and meets(lower_bound, float(cloyd["resection_percent"]), cloyd["comparator"]):
+        return lower_bound
+    return None
+
+
+def _extra_summary(
+    mah_range: list[str] | None, lower_bound: float | None, staged: dict[str, Any] | None, grade: dict[str, Any]
+) -> list[str]:
+    lines = []
+    if mah_range:
+        lines.append(
+            f"Mahuron type {' or '.join(mah_range)} depending on the segment map "
+            f"(at least {lower_bound or 0.0:.1f}% debulking without resection)"
+        )
+    if grade["conflict"]:
+        lines.append(f"Grade conflict: {grade['rationale'][0]}")
+    if staged is not None and staged["needed"]:
+        lines.append("Staged strategies: " + staged["reason"])
+    return lines
 
 
 def _summary(
@@ -470,18 +566,19 @@ def _summary(
         )
     else:
         miss = ", ".join(mah["missing_inputs"]) or "not applicable"
-        lines.append(f"Mahuron type: undetermined ({miss})")
+        lines.append(f"Mahuron type: undetermined (missing {miss})" if mah["missing_inputs"] else "Mahuron type: n/a")
     if involvement is not None:
         lines.append(
             f"Hepatic tumour burden {involvement:.1f}% ({burden['category']}; CLARINET {burden['clarinet_split']})"
         )
     if plan is not None:
         sflr = f", sFLR {100.0 * plan.remnant_ml / telv:.1f}%" if telv else ""
-        ok = (
-            "meets"
-            if achievable is not None and meets(achievable, deb["threshold_percent"], deb["comparator"])
-            else "below"
-        )
+        if achievable is None:
+            ok = "undetermined: lower bound without a segment map,"
+        elif meets(achievable, deb["threshold_percent"], deb["comparator"]):
+            ok = "meets"
+        else:
+            ok = "below: untreated lesions " + ",".join(str(k) for k in sorted(plan.untreated_reasons)) + ";"
         lines.append(
             f"Debulking plan: {_describe_plan(plan)} -> {plan.debulking_percent_volume or 0.0:.1f}% by volume, "
             f"{plan.debulking_percent_count or 0.0:.1f}% by count ({ok} {deb['threshold_percent']:g}%); "

@@ -1,0 +1,173 @@
+"""Couinaud anatomy as data: which remnants are surgically possible, and what a resection is called.
+
+The rules file's ``[anatomy.couinaud]`` table gives each segment's neighbours
+and the inflow, outflow and biliary structures it depends on;
+``[anatomy.vessels]`` says when a structure is lost (every segment of its
+``lost_when_resected`` list resected). :func:`remnant_check` applies the
+consensus resectability rule: the kept segments must be contiguous, at least
+``min_remnant_segments`` of them, each with inflow, outflow and biliary
+drainage. :func:`resection_name` names a resected segment set by the
+Brisbane 2000 terms of ``[resections]`` (hemihepatectomies, trisectionectomies,
+sectionectomies) and segmentectomies for the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ..errors import InputError
+
+__all__ = ["ROLES", "remnant_check", "resection_name", "validate_anatomy"]
+
+ROLES = ("inflow", "outflow", "biliary")
+_SEGMENTS = tuple(range(1, 9))
+
+
+def _seg_table(anatomy: Mapping[str, Any]) -> dict[int, Mapping[str, Any]]:
+    return {int(k): v for k, v in anatomy["couinaud"]["segments"].items()}
+
+
+def remnant_check(
+    kept: Iterable[int], anatomy: Mapping[str, Any], present: Iterable[int] | None = None
+) -> tuple[bool, str]:
+    """Whether a remnant is surgically possible, and why not.
+
+    Parameters
+    ----------
+    kept : iterable of int
+        Segments left in place.
+    anatomy : Mapping
+        ``rules["anatomy"]``.
+    present : iterable of int, optional
+        Segments that exist in the segment map (others are ignored); all 8 by default.
+
+    Returns
+    -------
+    (bool, str)
+        Feasible, and the reason (the failing rule, or "contiguous ...").
+
+    Examples
+    --------
+    >>> from netlm_imaging.classify.rules import load_rules
+    >>> anat = load_rules()["anatomy"]
+    >>> remnant_check({3, 7}, anat)
+    (False, 'remnant segments 3,7 are not contiguous')
+    >>> remnant_check({1, 2, 3}, anat)[0]
+    True
+    """
+    table = _seg_table(anatomy)
+    vessels = anatomy["vessels"]
+    pres = set(_SEGMENTS if present is None else present)
+    keep = sorted(set(kept) & pres)
+    resected = pres - set(keep)
+    need = int(anatomy["couinaud"]["min_remnant_segments"])
+    label = ",".join(map(str, keep)) or "none"
+    if len(keep) < need:
+        return False, f"remnant {label} keeps fewer than {need} segments"
+    seen, stack = {keep[0]}, [keep[0]]
+    while stack:
+        s = stack.pop()
+        for t in table[s]["adjacent"]:
+            if t in keep and t not in seen:
+                seen.add(t)
+                stack.append(t)
+    if len(seen) != len(keep):
+        return False, f"remnant segments {label} are not contiguous"
+    lost = {name for name, v in vessels.items() if set(v["lost_when_resected"]) <= resected}
+    for s in keep:
+        for role in ROLES:
+            if all(name in lost for name in table[s][role]):
+                names = "/".join(table[s][role])
+                return False, f"segment {s} loses its {role} ({names} taken by the resection)"
+    return True, f"contiguous remnant {label} with inflow, outflow and biliary drainage"
+
+
+def resection_name(resected: Iterable[int], anatomy: Mapping[str, Any], resections: Mapping[str, Any]) -> str:
+    """Name a resected segment set: Brisbane resections of ``[resections]``, then segmentectomies.
+
+    Each connected part of the resected set (in the adjacency table) is named
+    on its own; a part equal to a named resection (with or without segment 1)
+    takes its label, else it is "segmentectomy N" or "segmentectomies a+b".
+
+    Examples
+    --------
+    >>> from netlm_imaging.classify.rules import load_rules
+    >>> r = load_rules()
+    >>> resection_name({5, 6, 7, 8}, r["anatomy"], r["resections"])
+    'Right hemihepatectomy'
+    >>> resection_name({2, 3, 6}, r["anatomy"], r["resections"])
+    'Left lateral sectionectomy + segmentectomy 6'
+    """
+    table = _seg_table(anatomy)
+    rest = set(resected)
+    if not rest:
+        return "no resection"
+    parts: list[set[int]] = []
+    while rest:
+        start = min(rest)
+        comp, stack = {start}, [start]
+        while stack:
+            s = stack.pop()
+            for t in table[s]["adjacent"]:
+                if t in rest and t not in comp:
+                    comp.add(t)
+                    stack.append(t)
+        rest -= comp
+        parts.append(comp)
+    names = []
+    for comp in sorted(parts, key=min):
+        label = None
+        for r in resections.values():
+            segs = set(r["segments"])
+            if comp in (segs, segs | {1}):
+                label = r["label"] + (" with segment 1" if comp == segs | {1} and 1 not in segs else "")
+                break
+        if label is None:
+            segs_l = "+".join(map(str, sorted(comp)))
+            label = f"segmentectomy {segs_l}" if len(comp) == 1 else f"segmentectomies {segs_l}"
+        names.append(label)
+    return " + ".join(names)
+
+
+def validate_anatomy(anatomy: Mapping[str, Any], source: str) -> None:
+    """Check the anatomy table: 8 segments, symmetric adjacency, known structures with the right roles.
+
+    Raises
+    ------
+    InputError
+        Naming the key and what is wrong.
+    """
+    segs = anatomy["couinaud"]["segments"]
+    if sorted(segs) != [str(s) for s in _SEGMENTS]:
+        raise InputError(f"{source}: 'anatomy.couinaud.segments' must have segments 1-8, got {sorted(segs)}")
+    table = _seg_table(anatomy)
+    vessels = anatomy["vessels"]
+    for s, entry in table.items():
+        for t in entry["adjacent"]:
+            if t not in table or t == s:
+                raise InputError(f"{source}: 'anatomy.couinaud.segments.{s}.adjacent' has invalid segment {t}")
+            if s not in table[t]["adjacent"]:
+                raise InputError(
+                    f"{source}: adjacency must be symmetric: segment {s} lists {t} as adjacent but "
+                    f"'anatomy.couinaud.segments.{t}.adjacent' lacks {s}"
+                )
+        for role in ROLES:
+            if not entry[role]:
+                raise InputError(f"{source}: 'anatomy.couinaud.segments.{s}.{role}' must name at least one structure")
+            for name in entry[role]:
+                if name not in vessels:
+                    raise InputError(
+                        f"{source}: 'anatomy.couinaud.segments.{s}.{role}' names unknown structure {name!r}; "
+                        f"add it to [anatomy.vessels]"
+                    )
+                if vessels[name]["role"] != role:
+                    raise InputError(
+                        f"{source}: structure {name!r} has role {vessels[name]['role']!r}, "
+                        f"listed as {role} of segment {s}"
+                    )
+    for name, v in vessels.items():
+        if v["role"] not in ROLES or not v["lost_when_resected"] or not set(v["lost_when_resected"]) <= set(table):
+            raise InputError(
+                f"{source}: 'anatomy.vessels.{name}' needs role in {ROLES} and lost_when_resected segments 1-8"
+            )

@@ -1,0 +1,106 @@
+"""Staged strategies when the clearing resection leaves too little liver: PVE, two-stage, ALPPS.
+
+The clearing plan is the anatomically possible plan that treats the most
+tumour whatever the FLR (:func:`~netlm_imaging.classify.planner.plan_debulking`
+with no FLR requirement). When it clears every lesion but its FLR misses the
+threshold, each strategy is reported with the numbers a surgeon needs: FLR now
+(mL and % of the deciding denominator), FLR needed, the growth needed
+(``100 x (needed / now - 1)``), the growth expected (rules ``[staging]``, with
+sources) and whether the expected FLR passes the threshold:
+
+- portal vein embolisation (PVE) of the side to be resected, then the
+  clearing resection;
+- two-stage hepatectomy: first stage clears the future remnant (the sparing
+  treatments of the lesions left in the kept segments), PVE, then the
+  resection; expected growth as after PVE [D];
+- ALPPS (liver partition and portal vein ligation), with its own expected growth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .planner import DebulkingPlan
+from .rules import meets
+
+__all__ = ["staged_strategies"]
+
+
+def staged_strategies(
+    *,
+    one_stage: DebulkingPlan,
+    clearing: DebulkingPlan | None,
+    denominator_ml: float,
+    basis: str,
+    threshold_percent: float,
+    comparator: str,
+    staging: Mapping[str, Any],
+) -> dict[str, Any]:
+    """What staged approaches would reach when the one-stage plan cannot clear the liver.
+
+    Returns
+    -------
+    dict
+        ``needed`` (bool), ``possible`` (bool or None), ``reason``, and when
+        relevant ``flr_now_ml``, ``flr_now_percent``, ``flr_needed_ml``,
+        ``flr_needed_percent``, ``growth_needed_percent``, ``clearing_resection``
+        and ``strategies`` (name -> expected growth, expected FLR, reaches).
+    """
+    if one_stage.clears_all:
+        return {"needed": False, "possible": None, "reason": "the one-stage plan clears every lesion"}
+    if clearing is None or not clearing.clears_all:
+        untreated = [] if clearing is None else sorted(k for k, (t, _) in clearing.treatments.items() if t is None)
+        return {
+            "needed": True,
+            "possible": False,
+            "reason": "no anatomically possible plan clears every lesion, whatever the FLR"
+            + (f" (lesions {untreated} stay untreated)" if untreated else "")
+            + ": staging cannot make the disease clearable",
+        }
+    now = clearing.remnant_ml
+    need = threshold_percent / 100.0 * denominator_ml
+    pct = 100.0 / denominator_ml if denominator_ml > 0 else 0.0
+    growth_needed = 100.0 * (need / now - 1.0) if now > 0 else None
+    flr_side = sorted(k for k, (t, _) in clearing.treatments.items() if t in ("enucleation", "ablation"))
+    out: dict[str, Any] = {
+        "needed": True,
+        "clearing_resection": clearing.resection_name,
+        "clearing_resected_segments": clearing.resected_segments,
+        "flr_now_ml": now,
+        "flr_now_percent": now * pct,
+        "flr_needed_ml": need,
+        "flr_needed_percent": threshold_percent,
+        "adequacy_basis": basis,
+        "comparator": comparator,
+        "growth_needed_percent": growth_needed,
+        "source": staging["source"],
+        "strategies": {},
+    }
+    for name, key, first in (
+        ("portal_vein_embolisation", "pve_expected_hypertrophy_percent", None),
+        ("two_stage_hepatectomy", "pve_expected_hypertrophy_percent", flr_side),
+        ("alpps", "alpps_expected_hypertrophy_percent", None),
+    ):
+        h = float(staging[key])
+        after = now * (1.0 + h / 100.0)
+        entry: dict[str, Any] = {
+            "expected_growth_percent": h,
+            "expected_flr_ml": after,
+            "expected_flr_percent": after * pct,
+            "reaches_threshold": meets(after * pct, threshold_percent, comparator),
+        }
+        if first is not None:
+            entry["first_stage_clears_lesions"] = first
+            entry["second_stage"] = clearing.resection_name
+        out["strategies"][name] = entry
+    reach = [n for n, e in out["strategies"].items() if e["reaches_threshold"]]
+    out["possible"] = bool(reach)
+    out["reason"] = (
+        f"clearing needs {clearing.resection_name} leaving FLR {now * pct:.1f}% of {basis} "
+        f"(threshold {comparator} {threshold_percent:g}%): growth needed "
+        + ("n/a" if growth_needed is None else f"{growth_needed:.1f}%")
+        + "; "
+        + (f"expected to reach it: {', '.join(reach)}" if reach else "no staged strategy is expected to reach it")
+    )
+    return out

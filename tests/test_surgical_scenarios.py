@@ -1,0 +1,170 @@
+"""The surgeon's scenarios of issue 13 on livers with a Couinaud map (independent truth from the phantom).
+
+Expected numbers are voxel counts chosen here x the voxel volume, zones from a k-d tree in patient space
+(tests/surgical_phantoms.py), and the published hypertrophy figures of the rules' [staging] sources.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from surgical_phantoms import (
+    VOXEL_ML,
+    SlabLiver,
+    parenchyma_ml_by_segment,
+    remnant_possible,
+    weight_for_telv,
+    zone_mask,
+)
+
+from netlm_imaging.classify.clinical import ClinicalInputs
+from netlm_imaging.classify.rules import load_rules
+from netlm_imaging.classify.surgical import assess
+
+SLICES = {1: 2, 2: 3, 3: 3, 4: 4, 5: 4, 6: 4, 7: 5, 8: 5}
+NY = NZ = 20
+SLICE_ML = NY * NZ * VOXEL_ML  # 40 mL per x-slice
+ANATOMY = load_rules()["anatomy"]
+FULL = ClinicalInputs(
+    symptoms="none",
+    grade=1,
+    ki67_percent=2.0,
+    extrahepatic_disease=False,
+    primary_resected=True,
+    height_cm=175.0,
+    weight_kg=70.0,
+    liver_condition="normal",
+    performance_status=0,
+)
+
+
+def _rules(tmp_path, text):
+    f = tmp_path / "r.toml"
+    f.write_text(text)
+    return load_rules(f)
+
+
+def test_lesions_in_1_2_4_5_6_8_have_no_clearing_plan_and_the_remnant_is_contiguous(tmp_path):
+    p = SlabLiver(SLICES, ny=NY, nz=NZ)
+    for seg in (1, 2, 4, 5, 6, 8):  # 40 mm lesions: too big to ablate; enucleation off
+        p.add_in_segment(seg, 1, 4, 4, max_3d_diameter_mm=40.0)
+    rules = _rules(tmp_path, "[planner]\nallow_enucleation = false\n")
+    out = assess(p.ctx(), FULL, rules, resections=[[1, 2, 4, 5, 6, 8]])
+    plan = out.remnant["resection_plan"]
+    kept = set(range(1, 9)) - set(plan["resected_segments"])
+    # clearing all six needs the remnant {3, 7}: not contiguous, so no one-stage plan clears them
+    assert not remnant_possible({3, 7}, ANATOMY)
+    assert plan["treated_lesion_count"] < 6
+    assert remnant_possible(kept, ANATOMY)
+    assert len(kept) >= 2
+    c = out.classification
+    assert c["achievable_debulking_percent"] < 100.0
+    assert c["mahuron_type"] != "1"
+    staged = c["staged_strategies"]
+    assert staged["needed"] is True
+    assert staged["possible"] is False
+    assert "no anatomically possible plan clears every lesion" in staged["reason"]
+    custom = next(r for r in out.remnant["standard_resections"] if r["name"] == "custom:1+2+4+5+6+8")
+    assert custom["anatomically_feasible"] is False
+    assert "not contiguous" in custom["anatomy_check"]
+    for t in plan["lesion_treatments"]:
+        if t["treatment"] is None:
+            assert "enucleation/wedge disabled" in t["untreated_reason"]
+            assert "ablation: diameter 40.0 mm > 30 mm" in t["untreated_reason"]
+
+
+def _right_mass():
+    p = SlabLiver(SLICES, ny=NY, nz=NZ)
+    # segments 5-8 are x-slices 12..29; a 16 x 16 x 16 voxel mass (409.6 mL) in x 13..28 touches 5, 6, 7, 8 only
+    p.add_box(13, 16, 2, 16, 2, 16, max_3d_diameter_mm=140.0)
+    return p
+
+
+def test_a_14_cm_right_liver_mass_gets_a_right_hepatectomy_not_enucleation(tmp_path):
+    p = _right_mass()
+    out = assess(p.ctx(), FULL, load_rules())
+    plan = out.remnant["resection_plan"]
+    assert plan["resected_segments"] == [5, 6, 7, 8]
+    assert plan["resection_name"] == "Right hemihepatectomy"
+    assert plan["lesion_treatments"][0]["treatment"] == "resection"
+    assert plan["remnant_ml"] == pytest.approx(12 * SLICE_ML)  # segments 1-4, no tumour there
+    assert out.classification["mahuron_type"] == "1"
+    # the enucleation size limit is what forbids the wedge: lift it and the cheaper "enucleation" comes back
+    lifted = assess(p.ctx(), FULL, _rules(tmp_path, "[planner]\nenucleation_max_diameter_mm = 200.0\n"))
+    assert lifted.remnant["resection_plan"]["lesion_treatments"][0]["treatment"] == "enucleation"
+
+
+def test_an_inadequate_flr_reports_the_pve_two_stage_and_alpps_numbers():
+    p = SlabLiver(SLICES, ny=NY, nz=NZ)
+    big = p.add_box(10, 16, 2, 16, 2, 16, max_3d_diameter_mm=150.0)  # x 10..25: segments 4-8
+    small = p.add_in_segment(2, 1, 2, 2, y0=10, z0=10, max_3d_diameter_mm=18.0)  # in the future remnant
+    assert big.id == 1
+    assert small.id == 2
+    # clearing = extended right hepatectomy (4-8) + ablation of the segment-2 lesion: FLR now, computed here
+    lesion_vox = p.labels > 0
+    nt = {s: float(np.count_nonzero((p.seg == s) & ~lesion_vox)) * VOXEL_ML for s in range(1, 9)}
+    abl = parenchyma_ml_by_segment(p, zone_mask(p, small.id, 5.0))
+    flr_now = sum(nt[s] - abl[s] for s in (1, 2, 3))
+    telv = flr_now / 0.207  # sFLR 20.7 %
+    clin = ClinicalInputs(
+        **{**FULL.__dict__, "weight_kg": weight_for_telv(telv, 175.0), "liver_condition": "chemotherapy"}
+    )
+    out = assess(p.ctx(), clin, load_rules())
+    st = out.classification["staged_strategies"]
+    assert st["needed"] is True
+    assert st["clearing_resection"] == "Extended right hemihepatectomy (right trisectionectomy)"
+    assert st["flr_now_ml"] == pytest.approx(flr_now)
+    assert st["flr_now_percent"] == pytest.approx(20.7)
+    assert st["flr_needed_percent"] == 30.0
+    assert st["growth_needed_percent"] == pytest.approx(100 * (30.0 / 20.7 - 1))  # 44.9 %
+    pve, two, alpps = (st["strategies"][k] for k in ("portal_vein_embolisation", "two_stage_hepatectomy", "alpps"))
+    assert pve["expected_flr_percent"] == pytest.approx(20.7 * 1.379)  # 28.5 % < 30 %
+    assert pve["reaches_threshold"] is False
+    assert two["first_stage_clears_lesions"] == [small.id]
+    assert two["reaches_threshold"] is False
+    assert alpps["expected_flr_percent"] == pytest.approx(20.7 * 1.843)  # 38.2 % > 30 %
+    assert alpps["reaches_threshold"] is True
+    assert st["possible"] is True
+    c = out.classification
+    assert c["mahuron_assumes_staged_approach"] is False
+    assert c["cloyd_assumes_staged_approach"] is False
+    assert any("a staged approach could clear the liver" in r for r in c["rationale"])
+    assert out.remnant["resection_plan"]["treated_lesion_count"] < 2  # one stage cannot clear both
+
+
+def test_no_segment_map_gives_no_type_but_the_honest_range(tmp_path):
+    p = SlabLiver(SLICES, ny=NY, nz=NZ)
+    for seg in (2, 3, 5, 6, 7, 8):  # 6 lesions > the 5 of "limited", 40 mm: not ablatable, enucleation off
+        p.add_in_segment(seg, 1, 4, 4, max_3d_diameter_mm=40.0)
+    rules = _rules(tmp_path, "[planner]\nallow_enucleation = false\n")
+    c = assess(p.ctx(with_segments=False), FULL, rules).classification
+    assert c["mahuron_type"] is None
+    assert c["mahuron_type_range"] == ["2", "4"]
+    assert c["achievable_debulking_percent"] is None
+    assert c["achievable_debulking_lower_bound_percent"] == 0.0
+    assert "segment map" in c["missing_inputs"]
+    assert c["resectable_cloyd"] is None
+    assert c["cloyd_criteria"]["resection_feasible"]["missing_inputs"] == ["segment map"]
+    # with the map the same liver is decided
+    with_map = assess(p.ctx(), FULL, rules).classification
+    assert with_map["mahuron_type"] in ("1", "2", "3", "4")
+    assert with_map["achievable_debulking_percent"] is not None
+
+
+def test_sixty_small_lesions_get_at_most_the_ablation_count(tmp_path):
+    p = SlabLiver(SLICES, ny=NY, nz=NZ)
+    n = 0
+    for x in range(0, 30, 3):
+        for y in range(0, 20, 4):
+            for z in (2, 12):
+                if n < 60:
+                    p.add_box(x, 1, y, 1, z, 1, max_3d_diameter_mm=8.0)
+                    n += 1
+    rules = _rules(tmp_path, "[planner]\nallow_enucleation = false\nallow_segment_resection = false\n")
+    out = assess(p.ctx(), FULL, rules)
+    plan = out.remnant["resection_plan"]
+    kinds = [t["treatment"] for t in plan["lesion_treatments"]]
+    assert kinds.count("ablation") == 6
+    assert kinds.count(None) == 54
+    assert all("ablation count" in t["untreated_reason"] for t in plan["lesion_treatments"] if t["treatment"] is None)
+    assert plan["treated_tumor_ml"] == pytest.approx(6 * VOXEL_ML)
