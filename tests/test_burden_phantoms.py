@@ -9,8 +9,10 @@ from phantoms import grid_affine, physical_grid, sphere_mask, write_nifti
 from scipy.spatial.distance import pdist
 
 from netlm_imaging.api import analyze
+from netlm_imaging.classify.recist import measurable_limit_mm
+from netlm_imaging.classify.rules import load_rules
 from netlm_imaging.measure.burden import measure_burden
-from netlm_imaging.measure.lesions import max_pairwise_distance, recist_measurable
+from netlm_imaging.measure.lesions import max_pairwise_distance
 from netlm_imaging.segmentation import MaskLayer
 from netlm_imaging.volume import Volume
 
@@ -164,7 +166,8 @@ def test_connected_components_26_vs_6():
     [(10.0, 5.0, True), (9.9, 2.0, False), (11.0, 6.0, False), (12.0, 6.0, True)],
 )
 def test_recist_measurability_rule(longest, slice_mm, expected):
-    assert recist_measurable(longest, slice_mm) is expected
+    # the one RECIST implementation (classify.recist) with the shipped rules: 10 mm, or 2 x slices over 5 mm
+    assert (longest >= measurable_limit_mm(slice_mm, load_rules()["recist"])) is expected
 
 
 def test_max_pairwise_distance_hull_equals_brute_force():

@@ -25,7 +25,6 @@ from .lesions import (
     bbox_slices,
     label_instances_cropped,
     measure_instance,
-    recist_measurable,
 )
 
 __all__ = ["DEFAULT_MARGIN_MM", "BurdenResult", "measure_burden"]
@@ -261,7 +260,7 @@ def measure_burden(
     # ---- intrahepatic test and lesion geometry
     spacing = image.spacing
     ball = _ball(margin_mm, spacing)
-    slice_step_mm = float(spacing[image.slice_axis])
+    float(spacing[image.slice_axis])
     label_dtype = np.uint16 if len(instances) < 65535 else np.int32
     # calloc'ed, written only inside lesion boxes: untouched pages never become resident
     lesion_labels = np.zeros(shape, dtype=label_dtype, order="F" if image.array.flags.f_contiguous else "C")
@@ -300,8 +299,8 @@ def measure_burden(
                 longest_axial_diameter_mm=geom.longest_axial_diameter_mm,
                 short_axis_diameter_mm=geom.short_axis_diameter_mm,
                 max_3d_diameter_mm=geom.max_3d_diameter_mm,
-                # provisional (RECIST 1.1 defaults); classify.recist decides it from the rules file
-                recist_measurable=recist_measurable(geom.longest_axial_diameter_edge_mm or 0.0, slice_step_mm),
+                # decided by classify.recist from the rules file's [recist] table (analyze and compare)
+                recist_measurable=None,
                 touches_image_border=geom.touches_image_border,
                 mean_intensity=geom.mean_intensity,
                 label=name,

@@ -35,7 +35,6 @@ __all__ = [
     "label_instances_cropped",
     "max_pairwise_distance",
     "measure_instance",
-    "recist_measurable",
     "voxel_extent_mm",
 ]
 
@@ -385,22 +384,6 @@ def measure_instance(
         short_axis_diameter_edge_mm=None if ds_edge is None else float(ds_edge),
         max_3d_diameter_edge_mm=float(d3_edge),
     )
-
-
-def recist_measurable(
-    longest_axial_diameter_mm: float,
-    slice_thickness_mm: float,
-    *,
-    min_diameter_mm: float = 10.0,
-    thin_slice_limit_mm: float = 5.0,
-) -> bool:
-    """RECIST 1.1 measurability of a non-nodal lesion (clinical_rules.md section 8).
-
-    Longest diameter >= 10 mm when slices are <= 5 mm thick, else >= 2 x the
-    slice thickness.
-    """
-    limit = min_diameter_mm if slice_thickness_mm <= thin_slice_limit_mm else 2.0 * slice_thickness_mm
-    return bool(longest_axial_diameter_mm >= limit)
 
 
 #: How voxels claimed by several lesion segments are attributed (the report's ``method.lesion_overlap``).

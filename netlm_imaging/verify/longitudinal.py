@@ -77,10 +77,9 @@ class ResponseThresholds:
         [D] volumetric PD: total tumour volume increase (73).
     match_distance_mm : float
         [D] largest centroid distance matching two non-overlapping lesions (15 mm).
-    max_targets, max_targets_per_organ : int
-        RECIST 1.1 target limits (5, 2).
-    measurable_diameter_mm : float
-        Measurability when the lesion carries no ``recist_measurable`` flag (10 mm).
+    max_targets, max_targets_per_organ, measurable_diameter_mm
+        Kept for callers; not used: target limits and measurability come from
+        the rules file's ``[recist]`` table, as in ``analyze``.
     """
 
     recist_pr_decrease_percent: float = 30.0
