@@ -19,10 +19,14 @@ from typing import Any
 import numpy as np
 from conftest import oblique_affine
 
+from netlm_imaging.classify.clinical import ClinicalInputs
 from netlm_imaging.measure.context import Lesion, MeasurementContext
 from netlm_imaging.volume import Volume
 
 SPACING = (4.0, 5.0, 5.0)  # mm -> 100 mm3 = 0.1 mL per voxel
+#: The standard slab liver of the classification tests: 30 x-slices, 20 x 20 voxels each.
+SLICES = {1: 2, 2: 3, 3: 3, 4: 4, 5: 4, 6: 4, 7: 5, 8: 5}
+NY = NZ = 20
 VOXEL_ML = SPACING[0] * SPACING[1] * SPACING[2] / 1000.0
 
 
@@ -202,3 +206,17 @@ def remnant_possible(kept: set[int], anatomy: Mapping[str, Any]) -> bool:
     removed = set(range(1, 9)) - kept
     alive = {n for n, v in anatomy["vessels"].items() if not set(v["lost_when_resected"]).issubset(removed)}
     return all(any(n in alive for n in segs[s][role]) for s in kept for role in ("inflow", "outflow", "biliary"))
+
+
+#: Every clinical input given, all favourable (grade 1, ECOG 0, normal liver, 175 cm / 70 kg).
+FULL_CLINICAL = ClinicalInputs(
+    symptoms="none",
+    grade=1,
+    ki67_percent=2.0,
+    extrahepatic_disease=False,
+    primary_resected=True,
+    height_cm=175.0,
+    weight_kg=70.0,
+    liver_condition="normal",
+    performance_status=0,
+)

@@ -8,26 +8,14 @@ from dataclasses import replace
 import jsonschema
 import pytest
 from conftest import shared_schema
-from surgical_phantoms import VOXEL_ML, SlabLiver
+from surgical_phantoms import FULL_CLINICAL, NY, NZ, SLICES, VOXEL_ML, SlabLiver
 
 from netlm_imaging.classify.classifications import burden_category, cloyd_resectability, recist_targets
 from netlm_imaging.classify.clinical import ClinicalInputs
 from netlm_imaging.classify.rules import load_rules
 from netlm_imaging.classify.surgical import assess
 
-SLICES = {1: 2, 2: 3, 3: 3, 4: 4, 5: 4, 6: 4, 7: 5, 8: 5}
-NY = NZ = 20
-FULL = ClinicalInputs(
-    symptoms="none",
-    grade=1,
-    ki67_percent=2.0,
-    extrahepatic_disease=False,
-    primary_resected=True,
-    height_cm=175.0,
-    weight_kg=70.0,
-    liver_condition="normal",
-    performance_status=0,
-)
+FULL = FULL_CLINICAL
 
 
 def _liver():

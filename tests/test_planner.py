@@ -15,6 +15,9 @@ import math
 import numpy as np
 import pytest
 from surgical_phantoms import (
+    NY,
+    NZ,
+    SLICES,
     VOXEL_ML,
     SlabLiver,
     parenchyma_ml_by_segment,
@@ -28,8 +31,6 @@ from netlm_imaging.classify.planner import LesionOption, optimise_plan
 from netlm_imaging.classify.rules import load_rules
 from netlm_imaging.classify.surgical import assess
 
-SLICES = {1: 2, 2: 3, 3: 3, 4: 4, 5: 4, 6: 4, 7: 5, 8: 5}
-NY = NZ = 20
 ANATOMY = load_rules()["anatomy"]
 
 

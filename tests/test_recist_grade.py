@@ -15,7 +15,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from surgical_phantoms import SlabLiver, weight_for_telv
+from surgical_phantoms import FULL_CLINICAL, NY, NZ, SLICES, SlabLiver, weight_for_telv
 
 from netlm_imaging.classify.classifications import who_grade
 from netlm_imaging.classify.clinical import ClinicalInputs
@@ -25,19 +25,7 @@ from netlm_imaging.measure.lesions import measure_instance
 from netlm_imaging.verify.longitudinal import compare_studies
 from netlm_imaging.volume import Volume
 
-SLICES = {1: 2, 2: 3, 3: 3, 4: 4, 5: 4, 6: 4, 7: 5, 8: 5}
-NY = NZ = 20
-FULL = ClinicalInputs(
-    symptoms="none",
-    grade=1,
-    ki67_percent=2.0,
-    extrahepatic_disease=False,
-    primary_resected=True,
-    height_cm=175.0,
-    weight_kg=70.0,
-    liver_condition="normal",
-    performance_status=0,
-)
+FULL = FULL_CLINICAL
 
 
 def _liver():

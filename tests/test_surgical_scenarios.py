@@ -9,6 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from surgical_phantoms import (
+    FULL_CLINICAL,
+    NY,
+    NZ,
+    SLICES,
     VOXEL_ML,
     SlabLiver,
     parenchyma_ml_by_segment,
@@ -21,21 +25,9 @@ from netlm_imaging.classify.clinical import ClinicalInputs
 from netlm_imaging.classify.rules import load_rules
 from netlm_imaging.classify.surgical import assess
 
-SLICES = {1: 2, 2: 3, 3: 3, 4: 4, 5: 4, 6: 4, 7: 5, 8: 5}
-NY = NZ = 20
 SLICE_ML = NY * NZ * VOXEL_ML  # 40 mL per x-slice
 ANATOMY = load_rules()["anatomy"]
-FULL = ClinicalInputs(
-    symptoms="none",
-    grade=1,
-    ki67_percent=2.0,
-    extrahepatic_disease=False,
-    primary_resected=True,
-    height_cm=175.0,
-    weight_kg=70.0,
-    liver_condition="normal",
-    performance_status=0,
-)
+FULL = FULL_CLINICAL
 
 
 def _rules(tmp_path, text):

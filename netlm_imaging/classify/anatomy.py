@@ -28,6 +28,18 @@ def _seg_table(anatomy: Mapping[str, Any]) -> dict[int, Mapping[str, Any]]:
     return {int(k): v for k, v in anatomy["couinaud"]["segments"].items()}
 
 
+def _component(start: int, within: set[int], table: Mapping[int, Mapping[str, Any]]) -> set[int]:
+    """Segments of ``within`` connected to ``start`` through the adjacency table."""
+    seen, stack = {start}, [start]
+    while stack:
+        s = stack.pop()
+        for t in table[s]["adjacent"]:
+            if t in within and t not in seen:
+                seen.add(t)
+                stack.append(t)
+    return seen
+
+
 def remnant_check(
     kept: Iterable[int], anatomy: Mapping[str, Any], present: Iterable[int] | None = None
 ) -> tuple[bool, str]:
@@ -65,14 +77,7 @@ def remnant_check(
     label = ",".join(map(str, keep)) or "none"
     if len(keep) < need:
         return False, f"remnant {label} keeps fewer than {need} segments"
-    seen, stack = {keep[0]}, [keep[0]]
-    while stack:
-        s = stack.pop()
-        for t in table[s]["adjacent"]:
-            if t in keep and t not in seen:
-                seen.add(t)
-                stack.append(t)
-    if len(seen) != len(keep):
+    if len(_component(keep[0], set(keep), table)) != len(keep):
         return False, f"remnant segments {label} are not contiguous"
     lost = {name for name, v in vessels.items() if set(v["lost_when_resected"]) <= resected}
     for s in keep:
@@ -105,14 +110,7 @@ def resection_name(resected: Iterable[int], anatomy: Mapping[str, Any], resectio
         return "no resection"
     parts: list[set[int]] = []
     while rest:
-        start = min(rest)
-        comp, stack = {start}, [start]
-        while stack:
-            s = stack.pop()
-            for t in table[s]["adjacent"]:
-                if t in rest and t not in comp:
-                    comp.add(t)
-                    stack.append(t)
+        comp = _component(min(rest), rest, table)
         rest -= comp
         parts.append(comp)
     names = []

@@ -135,19 +135,17 @@ def lesion_options(
         d = _diameter_mm(les)
         z = zones.get(les.id)
         why: list[str] = []
-        enuc = abl = None
-        if not planner["allow_enucleation"]:
-            why.append("enucleation/wedge disabled in the rules")
-        elif d > float(planner["enucleation_max_diameter_mm"]):
-            why.append(f"enucleation: diameter {d:.1f} mm > {float(planner['enucleation_max_diameter_mm']):g} mm")
-        elif z is not None:
-            enuc = z.enucleation_ml_by_label
-        if not planner["allow_ablation"]:
-            why.append("ablation disabled in the rules")
-        elif d > float(planner["ablation_max_diameter_mm"]):
-            why.append(f"ablation: diameter {d:.1f} mm > {float(planner['ablation_max_diameter_mm']):g} mm")
-        elif z is not None:
-            abl = z.ablation_ml_by_label
+        costs: dict[str, np.ndarray | None] = {}
+        for kind, label in (("enucleation", "enucleation/wedge"), ("ablation", "ablation")):
+            limit = float(planner[f"{kind}_max_diameter_mm"])
+            costs[kind] = None
+            if not planner[f"allow_{kind}"]:
+                why.append(f"{label} disabled in the rules")
+            elif d > limit:
+                why.append(f"{kind}: diameter {d:.1f} mm > {limit:g} mm")
+            elif z is not None:
+                costs[kind] = z.enucleation_ml_by_label if kind == "enucleation" else z.ablation_ml_by_label
+        enuc, abl = costs["enucleation"], costs["ablation"]
         if table is not None:  # with a map, unlabelled liver is not FLR and costs nothing
             enuc = None if enuc is None else np.concatenate([[0.0], enuc[1:]])
             abl = None if abl is None else np.concatenate([[0.0], abl[1:]])
