@@ -322,3 +322,11 @@ def test_organ_from_the_label_and_lymph_node_labels():
     assert {k: v["organ"] for k, v in r["lesions"].items()} == {1: "lung", 2: "lung", 3: "lung", 4: "lymph nodes"}
     assert [t["lesion_id"] for t in r["targets"]] == [1, 2]  # 2 per organ; the 12 mm node is non-target
     assert r["lesions"][4]["category"] == "non_target"
+
+
+def test_the_report_states_both_diameter_definitions():
+    p = _liver()
+    p.add_in_segment(3, 1, 2, 2)
+    c = assess(p.ctx(), FULL, load_rules()).classification
+    assert "edge to edge" in c["lesion_diameter_method"]
+    assert "Feret" in c["lesion_diameter_method"]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..measure.context import MeasurementContext
+from ..measure.lesions import EDGE_DIAMETER_METHOD
 from ..measure.remnant import bsa_m2, standard_resections, telv_ml
 from ..measure.segments import SegmentTable, compute_segment_table, lesion_distribution, segments_block
 from .anatomy import remnant_check
@@ -477,6 +478,7 @@ def assess(
         "recist_sum_of_diameters_mm": rec["sum_of_diameters_mm"],
         "recist_measurable_limit_mm": rec["measurable_limit_mm"],
         "recist_diameter_method": rec["method"],
+        "lesion_diameter_method": EDGE_DIAMETER_METHOD,
         "clinical_inputs_used": clinical_inputs_used(clinical, ctx.header, height, weight),
         "rationale": rationale,
         "missing_inputs": missing,
