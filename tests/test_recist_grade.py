@@ -197,7 +197,7 @@ def test_ki67_25_alone_is_g3_and_not_resectable_by_cloyd():
     assert c["cloyd_criteria"]["grade"]["met"] is False
     assert c["resectable_cloyd"] is False
     line = next(x for x in out.summary_lines if x.startswith("Cloyd resectable"))
-    assert line.startswith("Cloyd resectable: no (grade:")
+    assert line.startswith("Cloyd resectable: no (grade=3 not met: WHO grade in [1, 2]")
 
 
 def test_grade_conflict_is_flagged_and_the_higher_grade_used(tmp_path):

@@ -402,7 +402,7 @@ def cloyd_resectability(
         val = f"{v['value']:.1f}" if isinstance(v["value"], float) else v["value"]
         parts.append(f"{name}={val} ({state})")
     verdict = {True: "resectable", False: "not resectable", None: "undetermined"}[resectable]
-    failed = [f"{name}: {v['rule']} not met (value {v['value']})" for name, v in criteria.items() if v["met"] is False]
+    failed = [f"{name}={v['value']} not met: {v['rule']}" for name, v in criteria.items() if v["met"] is False]
     return {
         "resectable": resectable,
         "criteria": criteria,
