@@ -160,3 +160,16 @@ def test_sixty_small_lesions_get_at_most_the_ablation_count(tmp_path):
     assert kinds.count(None) == 54
     assert all("ablation count" in t["untreated_reason"] for t in plan["lesion_treatments"] if t["treatment"] is None)
     assert plan["treated_tumor_ml"] == pytest.approx(6 * VOXEL_ML)
+
+
+def test_the_ablation_limit_uses_the_edge_to_edge_diameter(tmp_path):
+    p = SlabLiver(SLICES, ny=NY, nz=NZ)
+    near = p.add_in_segment(3, 1, 2, 2, max_3d_diameter_mm=28.0)  # centre to centre 28 mm ...
+    near.max_3d_diameter_edge_mm = 31.0  # ... but 31 mm edge to edge: over the 30 mm limit
+    ok = p.add_in_segment(6, 1, 2, 2, max_3d_diameter_mm=26.0)
+    ok.max_3d_diameter_edge_mm = 29.0
+    rules = _rules(tmp_path, "[planner]\nallow_enucleation = false\nallow_segment_resection = false\n")
+    plan = assess(p.ctx(), FULL, rules).remnant["resection_plan"]
+    kinds = {t["lesion_id"]: t["treatment"] for t in plan["lesion_treatments"]}
+    assert kinds == {near.id: None, ok.id: "ablation"}
+    assert "ablation: diameter 31.0 mm > 30 mm" in plan["lesion_treatments"][0]["untreated_reason"]
