@@ -173,3 +173,18 @@ def test_the_ablation_limit_uses_the_edge_to_edge_diameter(tmp_path):
     kinds = {t["lesion_id"]: t["treatment"] for t in plan["lesion_treatments"]}
     assert kinds == {near.id: None, ok.id: "ablation"}
     assert "ablation: diameter 31.0 mm > 30 mm" in plan["lesion_treatments"][0]["untreated_reason"]
+
+
+@pytest.mark.parametrize("radius", [0.5, 4.0, 5.0, 7.3, 12.0])
+def test_ball_dilation_equals_kd_tree_distances(radius):
+    from scipy.spatial import cKDTree
+
+    from netlm_imaging.classify.zones import dilate_ball
+
+    rng = np.random.default_rng(7)
+    spacing = np.array([0.8, 1.3, 2.5])
+    mask = rng.random((18, 16, 10)) > 0.985
+    got = dilate_ball(mask, radius, spacing)
+    idx = np.indices(mask.shape).reshape(3, -1).T * spacing
+    d, _ = cKDTree(np.argwhere(mask) * spacing).query(idx, k=1)
+    assert np.array_equal(got.ravel(), d <= radius + 1e-9)

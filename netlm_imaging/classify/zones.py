@@ -9,9 +9,11 @@ parenchyma), counted per Couinaud segment label so the planner can charge
 only what lies in the kept segments. The remnant of a chosen plan is counted
 on the union of the chosen zones, so overlapping zones are not charged twice.
 
-The distance transform uses the voxel spacing along the array axes; for an
-oblique grid with orthogonal axes (any rotation) it is exact, for a sheared
-grid it is an approximation.
+The dilation is exact for the voxel spacing along the array axes (a ball of
+radius ``margin_mm`` in mm, built as in-plane offsets each carrying a run
+along the third axis, numpy only); for an oblique grid with orthogonal axes
+(any rotation) it is the Euclidean distance in patient space, for a sheared
+grid an approximation.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import numpy as np
 from ..measure.context import MeasurementContext
 from ..measure.lesions import bbox_slices
 
-__all__ = ["LesionZones", "compute_zones", "union_cost_ml"]
+__all__ = ["LesionZones", "compute_zones", "dilate_ball", "union_cost_ml"]
 
 _N_LABELS = 9
 
@@ -77,7 +79,7 @@ def compute_zones(
     dict
         Lesion id -> :class:`LesionZones`.
     """
-    from scipy.ndimage import distance_transform_edt, find_objects
+    import cc3d
 
     spacing = np.linalg.norm(ctx.image.affine[:3, :3], axis=0)
     reach = max(margin_mm, ablation_margin_mm)
@@ -86,25 +88,65 @@ def compute_zones(
     liver = np.asarray(ctx.liver, dtype=bool) if ctx.liver is not None else np.ones(labels.shape, bool)
     voxel_ml = ctx.voxel_volume_ml
     out: dict[int, LesionZones] = {}
-    objects = find_objects(labels)
+    boxes = cc3d.statistics(np.ascontiguousarray(labels))["bounding_boxes"] if labels.any() else []
     for lid in lesion_ids:
-        tight = objects[lid - 1] if 0 < lid <= len(objects) else None
+        tight = boxes[lid] if 0 < lid < len(boxes) else None
         if tight is None:
             continue
         box = tuple(slice(max(0, sl.start - p), min(n, sl.stop + p)) for sl, p, n in zip(tight, pad, labels.shape))
         box3: tuple[slice, slice, slice] = (box[0], box[1], box[2])
         lab = labels[box3]
         lesion = lab == lid
-        dist = distance_transform_edt(~lesion, sampling=spacing)
         in_liver = liver[box3]
         parenchyma = in_liver & (lab == 0)
         seg = _labels(ctx, box3)
         zones = []
         for m in (margin_mm, ablation_margin_mm):
-            zone = (dist <= m + 1e-9) & in_liver
+            zone = dilate_ball(lesion, m, spacing) & in_liver
             counts = np.bincount(seg[zone & parenchyma], minlength=_N_LABELS)[:_N_LABELS]
             zones.append((zone, counts.astype(np.float64) * voxel_ml))
         out[int(lid)] = LesionZones(int(lid), box3, zones[0][0], zones[1][0], zones[0][1], zones[1][1])
+    return out
+
+
+def dilate_ball(mask: np.ndarray, radius_mm: float, spacing: np.ndarray) -> np.ndarray:
+    """Voxels whose centre lies within ``radius_mm`` of a ``True`` voxel centre (anisotropic spacing).
+
+    The ball is decomposed into in-plane offsets ``(di, dj)``, each with the
+    half-length ``h`` it allows along the third axis; the mask is first dilated
+    along that axis by every distinct ``h`` (running maxima), then shifted and
+    OR-ed for each offset. Exact for the Euclidean distance on the grid.
+
+    Examples
+    --------
+    >>> m = np.zeros((5, 5, 5), bool); m[2, 2, 2] = True
+    >>> int(dilate_ball(m, 1.0, np.array([1.0, 1.0, 1.0])).sum())  # the centre and its 6 face neighbours
+    7
+    """
+    si, sj, sk = (float(x) for x in spacing)
+    r2 = radius_mm * radius_mm + 1e-9
+    ni, nj = int(radius_mm // si), int(radius_mm // sj)
+    along: dict[int, np.ndarray] = {}
+    out = np.zeros_like(mask, dtype=bool)
+    n0, n1, n2 = mask.shape
+    for di in range(-ni, ni + 1):
+        for dj in range(-nj, nj + 1):
+            rest = r2 - (di * si) ** 2 - (dj * sj) ** 2
+            if rest < 0:
+                continue
+            h = int(math.sqrt(rest) // sk)
+            if h not in along:
+                run = mask.copy()
+                for d in range(1, min(h, n2 - 1) + 1):
+                    run[:, :, d:] |= mask[:, :, :-d]
+                    run[:, :, :-d] |= mask[:, :, d:]
+                along[h] = run
+            src = along[h]
+            a0, a1 = max(0, di), min(n0, n0 + di)
+            b0, b1 = max(0, dj), min(n1, n1 + dj)
+            if a0 >= a1 or b0 >= b1:
+                continue
+            out[a0:a1, b0:b1] |= src[a0 - di : a1 - di, b0 - dj : b1 - dj]
     return out
 
 
