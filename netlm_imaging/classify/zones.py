@@ -125,7 +125,7 @@ def dilate_ball(mask: np.ndarray, radius_mm: float, spacing: np.ndarray) -> np.n
     """
     si, sj, sk = (float(x) for x in spacing)
     r2 = radius_mm * radius_mm + 1e-9
-    ni, nj = int(radius_mm // si), int(radius_mm // sj)
+    ni, nj = math.floor(radius_mm / si + 1e-9), math.floor(radius_mm / sj + 1e-9)
     along: dict[int, np.ndarray] = {}
     out = np.zeros_like(mask, dtype=bool)
     n0, n1, n2 = mask.shape
@@ -134,7 +134,7 @@ def dilate_ball(mask: np.ndarray, radius_mm: float, spacing: np.ndarray) -> np.n
             rest = r2 - (di * si) ** 2 - (dj * sj) ** 2
             if rest < 0:
                 continue
-            h = int(math.sqrt(rest) // sk)
+            h = math.floor(math.sqrt(rest) / sk + 1e-9)
             if h not in along:
                 run = mask.copy()
                 for d in range(1, min(h, n2 - 1) + 1):
