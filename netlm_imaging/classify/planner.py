@@ -415,7 +415,7 @@ def optimise_plan(
             flr_by_resection.get(frozenset(), 0.0),
             optimiser,
             ["no plan keeps an adequate FLR: even the untreated liver is below the threshold"],
-            {o.lesion_id: "no plan keeps an adequate FLR" for o in options},
+            {o.lesion_id: "; ".join(["no plan keeps an adequate FLR", *o.unavailable]) for o in options},
         )
     s, choice, _cost = best
     kept = kept_label_mask(s)
