@@ -266,6 +266,7 @@ def _apply_surgical(
         rec = sa.lesion_recist.get(lesion.id)
         if rec is not None:
             lesion.recist_measurable = rec["recist_measurable"]
+            lesion.extra.update({k: v for k, v in rec.items() if k != "recist_measurable"})
     report.warnings.extend(w for w in sa.warnings if w not in report.warnings)
 
 

@@ -330,3 +330,13 @@ def test_the_report_states_both_diameter_definitions():
     c = assess(p.ctx(), FULL, load_rules()).classification
     assert "edge to edge" in c["lesion_diameter_method"]
     assert "Feret" in c["lesion_diameter_method"]
+
+
+def test_recist_category_and_organ_are_registered_lesion_columns():
+    from netlm_imaging.report.lesion_columns import LESION_COLUMNS, csv_columns, html_columns
+
+    keys = [c.key for c in LESION_COLUMNS]
+    for key in ("recist_category", "recist_organ", "longest_axial_diameter_edge_mm", "max_3d_diameter_edge_mm"):
+        assert key in keys
+        assert key in [c.key for c in csv_columns()]
+        assert key in [c.key for c in html_columns()]

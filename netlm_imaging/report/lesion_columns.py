@@ -109,6 +109,8 @@ LESION_COLUMNS: tuple[LesionColumn, ...] = (
     LesionColumn("short_axis_diameter_edge_mm", "short axis edge-to-edge (mm)", 3, 1),
     LesionColumn("max_3d_diameter_edge_mm", "max 3D edge-to-edge (mm)", 3, 1),
     LesionColumn("recist_measurable", "RECIST measurable", html_decimals=0),
+    LesionColumn("recist_category", "RECIST category", html_decimals=0),
+    LesionColumn("recist_organ", "RECIST organ", html_decimals=0),
     LesionColumn("couinaud_segment", "segment", html_decimals=0),
     LesionColumn("touches_image_border", "touches border", html_decimals=0, csv=None),
     LesionColumn("mean_intensity", "mean intensity", 3, 1),
