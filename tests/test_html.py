@@ -344,6 +344,11 @@ def test_pet_ct_study_page_through_the_cli(petct, tmp_path):  # noqa: F811  (pet
     assert f"{les['suv_max']:.2f}" in text
     ref = report["pet"]["liver_suv_mean"]
     assert f"SUV {ref:.1f} (liver SUVmean, report) to {4 * ref:.1f}" in text
+    # the reference regions (nested in report.json) are on the page, with their SUVmean
+    pet_table = text[text.index("<h2>PET</h2>") : text.index("<h2>Classification</h2>")]
+    liver_ref = report["pet"]["liver_reference"]
+    assert f'<th>liver reference suv mean</th><td class="num">{liver_ref["suv_mean"]:.2f}</td>' in pet_table
+    assert f'<th>suv max</th><td class="num">{report["pet"]["suv_max"]:.2f}</td>' in pet_table
     # the overlay at the reported lesion centroid reads the lesion's uptake (SUV 20 in the phantom)
     pt = p["pet"]
     enc = np.frombuffer(base64.b64decode(pt["data"]), np.uint8).reshape(pt["shape"])

@@ -141,11 +141,25 @@ def _numbers(report: Mapping[str, Any]) -> list[tuple[str, Any]]:
 
 
 def _pet_rows(report: Mapping[str, Any]) -> list[tuple[str, Any]]:
-    """Every scalar of report.json's ``pet`` block, in its order (new PET fields appear without code changes)."""
-    pet = report.get("pet") or {}
-    return [
-        (k.replace("_", " "), v) for k, v in pet.items() if isinstance(v, str | int | float | bool) and v is not None
-    ]
+    """report.json's ``pet`` block as rows, in its order (new PET fields appear without code changes).
+
+    Nested blocks (e.g. the reference regions) give one row per field (``liver reference suv mean``);
+    lists of scalars (e.g. lesion ids) are joined; empty values are left out.
+    """
+
+    def rows(prefix: str, block: Mapping[str, Any]) -> list[tuple[str, Any]]:
+        out: list[tuple[str, Any]] = []
+        for k, v in block.items():
+            name = f"{prefix}{k}".replace("_", " ")
+            if isinstance(v, Mapping):
+                out += rows(f"{prefix}{k} ", v)
+            elif isinstance(v, list) and all(isinstance(x, str | int | float) for x in v):
+                out.append((name, ", ".join(_fmt(x) for x in v) if v else "none"))
+            elif isinstance(v, str | int | float | bool):
+                out.append((name, v))
+        return out
+
+    return rows("", report.get("pet") or {})
 
 
 def _mri_section(report: Mapping[str, Any]) -> dict[str, Any] | None:
