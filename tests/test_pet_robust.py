@@ -214,7 +214,10 @@ def test_sul_janmahasatian(phantom):
     assert res.block["sul"]["sul_per_suvbw"] == pytest.approx(lbm / 70.0)
     assert res.lesion_updates[4]["sul_max"] == pytest.approx(20.0 * lbm / 70.0, rel=1e-6)
     assert res.block["liver_sul_mean"] == pytest.approx(L_SUV * lbm / 70.0, rel=1e-6)
-    assert run(phantom, "clean").block["sul"] is None  # no height / sex: no SUL
+    bare = run(phantom, "clean").block
+    assert bare["sul"] is None  # no height / sex: no SUL, and the report says what is missing
+    assert bare["sul_missing_inputs"] == ["height", "sex (male/female)"]
+    assert res.block["sul_missing_inputs"] == []
 
 
 def test_kidney_is_the_grade_4_reference_after_splenectomy(phantom):

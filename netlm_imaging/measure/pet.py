@@ -478,7 +478,6 @@ def measure_pet(
     from scipy import ndimage
 
     from .pet_reference import liver_reference, organ_reference, region_depth_mm
-    from .sul import lean_body_mass_kg
 
     kr = _krenning_rules(rules)
     pr = _rules_section(rules, "pet", DEFAULT_PET_RULES)
@@ -561,24 +560,7 @@ def measure_pet(
     if floor_method.startswith("liver") and liver_mean is None:
         warnings.append("no liver reference: SRETV counts voxels above the absolute cut-off only (avid_min_suv)")
 
-    weight = _meta_weight(suv)
-    sul_factor = None
-    sul_block: dict[str, Any] | None = None
-    if weight is not None and height_m is not None and sex in ("M", "F") and height_m > 0:
-        lbm = lean_body_mass_kg(weight, float(height_m), str(sex))
-        sul_factor = lbm / weight
-        srcs = dict(body_sources or {})
-        sul_block = {
-            "formula": "Janmahasatian 2005",
-            "sul_per_suvbw": sul_factor,
-            "height_source": srcs.get("height"),
-            "sex_source": srcs.get("sex"),
-        }
-    elif weight is not None:
-        lacking = [n for n, v in (("height", height_m), ("sex (M/F)", sex if sex in ("M", "F") else None)) if v is None]
-        sul_block = None
-        if lacking:
-            logger.info("SUL not computed: %s unknown", " and ".join(lacking))
+    sul_factor, sul_block, sul_missing = _sul(_meta_weight(suv), height_m, sex, body_sources)
 
     half = np.array(kernel.shape) // 2
     voxel_ml = suv.voxel_volume_ml
@@ -752,6 +734,7 @@ def measure_pet(
         "krenning_rules": dict(kr),
         "pet_voxel_volume_ml": voxel_ml,
         "sul": sul_block,
+        "sul_missing_inputs": sul_missing,
         "liver_sul_mean": liver_mean * sul_factor if (sul_factor is not None and liver_mean is not None) else None,
         "sul_max": max(lesion_maxima) * sul_factor if (sul_factor is not None and lesion_maxima) else None,
     }
@@ -766,6 +749,34 @@ def _inner_peak(values: np.ndarray, lesion: np.ndarray, core: np.ndarray, kernel
     den = _convolve_same(lesion.astype(np.float64), kernel)
     means = num[core] / np.maximum(den[core], 1e-12)
     return float(means.max())
+
+
+def _sul(
+    weight: float | None, height_m: float | None, sex: str | None, sources: Mapping[str, str] | None
+) -> tuple[float | None, dict[str, Any] | None, list[str]]:
+    """(SUL per SUVbw, the report's ``pet.sul`` object, missing inputs) by the Janmahasatian LBM."""
+    from .sul import lean_body_mass_kg
+
+    missing = [
+        name
+        for name, value in (
+            ("body weight", weight),
+            ("height", height_m if height_m and height_m > 0 else None),
+            ("sex (male/female)", sex if sex in ("M", "F") else None),
+        )
+        if value is None
+    ]
+    if missing or weight is None or height_m is None or sex is None:
+        return None, None, missing
+    factor = lean_body_mass_kg(weight, float(height_m), sex) / weight
+    srcs = dict(sources or {})
+    block = {
+        "formula": "Janmahasatian 2005",
+        "sul_per_suvbw": factor,
+        "height_source": srcs.get("height"),
+        "sex_source": srcs.get("sex"),
+    }
+    return factor, block, []
 
 
 def _ids(ids: list[int]) -> str:
