@@ -436,10 +436,11 @@ def suv_conversion(
         )
 
     kernel = _text(first, "ConvolutionKernel")
-    if units == "GML":
-        warnings.append("PET Units GML: values taken to be SUVbw already (factor 1.0)")
+
+    def scanner_scaled(factors: np.ndarray, weight: float | None, method: str) -> SuvConversion:
+        """GML or the Philips SUV Scale Factor: the scanner's scale, no decay or dose facts."""
         return SuvConversion(
-            factors=np.ones(len(datasets), dtype=np.float64),
+            factors=factors,
             rescale_slopes=slopes,
             rescale_intercepts=intercepts,
             units=units,
@@ -449,12 +450,16 @@ def suv_conversion(
             half_life_s=None,
             injected_dose_bq=None,
             decayed_dose_bq=None,
-            weight_kg=weight_kg if weight_kg is not None else header_weight,
+            weight_kg=weight if weight is not None else header_weight,
             nuclide=nuclide,
-            method="GML",
+            method=method,
             warnings=warnings,
             convolution_kernel=kernel,
         )
+
+    if units == "GML":
+        warnings.append("PET Units GML: values taken to be SUVbw already (factor 1.0)")
+        return scanner_scaled(np.ones(len(datasets), dtype=np.float64), weight_kg, "GML")
 
     if units == "CNTS":
         suv_scale = [_float(_private(ds, 0x7053, _PHILIPS_CREATOR, 0x00)) for ds in datasets]
@@ -474,23 +479,7 @@ def suv_conversion(
                     f"{float(weight_kg):g} kg"
                 )
             warnings += plausible(float(weight_kg) if weight_kg is not None else header_weight, None, None)
-            return SuvConversion(
-                factors=factors,
-                rescale_slopes=slopes,
-                rescale_intercepts=intercepts,
-                units=units,
-                decay_correction=decay,
-                scan_datetime=None,
-                injection_datetime=None,
-                half_life_s=None,
-                injected_dose_bq=None,
-                decayed_dose_bq=None,
-                weight_kg=float(weight_kg) if weight_kg is not None else header_weight,
-                nuclide=nuclide,
-                method=method,
-                warnings=warnings,
-                convolution_kernel=kernel,
-            )
+            return scanner_scaled(factors, float(weight_kg) if weight_kg is not None else None, method)
         conc_scale = [_float(_private(ds, 0x7053, _PHILIPS_CREATOR, 0x09)) for ds in datasets]
         if not all(v is not None and v != 0.0 for v in conc_scale):
             raise UnsupportedError(

@@ -284,38 +284,9 @@ def krenning_score(
     >>> krenning_score(5.2, 5.0, 15.0), krenning_score(20.0, 5.0, 15.0), krenning_score(9.0, 5.0, None)
     ((2, 2), (4, 4), (None, 3))
     """
-    k = _krenning_rules(rules)
-    if lesion_suv is None or liver_suv_mean is None or liver_suv_mean <= 0:
-        return None, None
-    band = k["liver_band_fraction"]
-    if lesion_suv <= k["no_uptake_suv_fraction"] * liver_suv_mean:
-        return 0, 0
-    if lesion_suv < (1.0 - band) * liver_suv_mean:
-        return 1, 1
-    if lesion_suv <= (1.0 + band) * liver_suv_mean:
-        return 2, 2
-    if spleen_suv_mean is None:
-        return None, 3
-    if lesion_suv > k["spleen_ratio"] * spleen_suv_mean:
-        return 4, 4
-    return 3, 3
+    from .pet_krenning import grade
 
-
-def _grade_boundaries(
-    k: Mapping[str, Any], liver_mean: float | None, upper_mean: float | None
-) -> list[tuple[str, float]]:
-    """(name, SUV) of every Krenning grade boundary the references define."""
-    if liver_mean is None:
-        return []
-    b = float(k["liver_band_fraction"])
-    out = [
-        ("0/1", float(k["no_uptake_suv_fraction"]) * liver_mean),
-        ("1/2", (1.0 - b) * liver_mean),
-        ("2/3", (1.0 + b) * liver_mean),
-    ]
-    if upper_mean is not None:
-        out.append(("3/4", float(k["spleen_ratio"]) * upper_mean))
-    return out
+    return grade(lesion_suv, liver_suv_mean, spleen_suv_mean, _krenning_rules(rules))
 
 
 # ------------------------------------------------------------------ geometry helpers
@@ -477,7 +448,8 @@ def measure_pet(
     """
     from scipy import ndimage
 
-    from .pet_reference import liver_reference, organ_reference, region_depth_mm
+    from .pet_krenning import KrenningSetting, assess_lesion
+    from .pet_reference import liver_reference, organ_reference
 
     kr = _krenning_rules(rules)
     pr = _rules_section(rules, "pet", DEFAULT_PET_RULES)
@@ -567,8 +539,18 @@ def measure_pet(
     core_margin = float(kr["core_margin_fwhm"]) * fwhm
     pv_diameter = float(pr["partial_volume_fwhm_multiple"]) * fwhm
     statistic = str(kr["lesion_statistic"])
-    z = float(kr["confidence_z"])
-    boundaries = _grade_boundaries(kr, liver_mean, upper_mean)
+    ksetting = KrenningSetting(
+        rules=kr,
+        liver_mean=liver_mean,
+        upper_mean=upper_mean,
+        cv_1ml=cv_1ml,
+        cv_voxel=cv_voxel,
+        core_margin_mm=core_margin,
+        pv_diameter_mm=pv_diameter,
+        kernel=kernel,
+        spacing=spacing,
+        voxel_ml=voxel_ml,
+    )
     updates: dict[int, dict[str, Any]] = {}
     n_ids = int(labels.max()) if labels.size else 0
     slices = ndimage.find_objects(labels) if n_ids > 0 else []
@@ -595,52 +577,14 @@ def measure_pet(
         les_vals = sub_vals[in_les]
         smax, smean = float(les_vals.max()), float(les_vals.mean())
         peak = float(_peak_map(sub_vals, kernel)[in_les].max())
-        depth = region_depth_mm(in_les, spacing)
-        deepest = float(depth.max())
-        core = in_les & (depth >= min(core_margin, deepest) - 1e-9)
-        n_core = int(core.sum())
-        core_mean = float(sub_vals[core].mean())
-        stat = {"suv_mean_core": core_mean, "suv_peak": peak, "suv_max": smax}[statistic]
-        score, bound = krenning_score(stat, liver_mean, upper_mean, rules={"krenning": kr})
+        kren = assess_lesion(sub_vals, in_les, smax, peak, ksetting)
+        score, bound = kren.pop("krenning_score"), kren.pop("krenning_score_lower_bound")
         need_upper = need_upper or (score is None and bound == 3)
-        volume_ml = les_vals.size * voxel_ml
-        d_eq = (6.0 * volume_ml * 1000.0 / math.pi) ** (1.0 / 3.0)
-        reasons: list[str] = []
-        pv = d_eq < pv_diameter
-        if pv:
+        if kren["partial_volume_warning"]:
             pv_ids.append(les.id)
-            reasons.append(f"partial volume: equivalent diameter {d_eq:.1f} mm < {pv_diameter:g} mm (3 x FWHM)")
-        sd_rel = _statistic_noise(statistic, cv_1ml, cv_voxel, n_core * voxel_ml, n_core)
-        margin_sd = None
-        if sd_rel is not None and boundaries and stat > 0:
-            sd_abs = sd_rel * stat
-            name, value = min(boundaries, key=lambda nb: abs(stat - nb[1]))
-            margin_sd = abs(stat - value) / sd_abs if sd_abs > 0 else math.inf
-            if margin_sd < z:
-                reasons.append(f"within {z:g} noise SD of the grade {name} boundary ({value:.2f})")
-        if deepest < core_margin:
-            reasons.append(
-                f"no voxel {core_margin:.1f} mm (1 x FWHM) inside the lesion edge: core = its deepest {n_core} voxel(s)"
-            )
-        inner_peak = _inner_peak(sub_vals, in_les, core, kernel)
-        if statistic == "suv_mean_core" and liver_mean is not None and score is not None:
-            peak_score, _ = krenning_score(inner_peak, liver_mean, upper_mean, rules={"krenning": kr})
-            noise = cv_1ml if cv_1ml is not None else (cv_voxel or 0.0)
-            if (
-                peak_score is not None
-                and peak_score > score
-                and inner_peak > (1.0 + float(kr["liver_band_fraction"])) * liver_mean
-                and inner_peak > core_mean * (1.0 + float(kr["heterogeneity_z"]) * noise)
-            ):
-                reasons.append(
-                    f"heterogeneous uptake: a 1 mL part of the lesion reaches SUV {inner_peak:.2f} "
-                    f"(grade {peak_score}) above the core mean {core_mean:.2f}"
-                )
-        confidence = None if score is None and bound is None else ("low" if reasons else "high")
-        if confidence == "low":
+        if kren["krenning_confidence"] == "low":
             low_ids.append(les.id)
-        fdg = score is not None and score <= int(kr["fdg_advice_max_score"])
-        if fdg:
+        if kren["fdg_pet_advised"]:
             fdg_ids.append(les.id)
         thr = delin.threshold(lesion_suv_max=smax, liver_suv_mean=liver_mean)
         upd: dict[str, Any] = {
@@ -649,16 +593,7 @@ def measure_pet(
             "suv_peak": peak,
             "krenning_score": score,
             "pet_voxel_count": int(les_vals.size),
-            "suv_mean_core": core_mean,
-            "core_voxel_count": n_core,
-            "suv_peak_inside": inner_peak,
-            "krenning_statistic_suv": stat,
-            "krenning_confidence": confidence,
-            "krenning_confidence_reasons": reasons,
-            "krenning_boundary_margin_sd": None if margin_sd is None or math.isinf(margin_sd) else margin_sd,
-            "equivalent_diameter_mm": d_eq,
-            "partial_volume_warning": pv,
-            "fdg_pet_advised": fdg,
+            **kren,
         }
         if sul_factor is not None:
             upd.update(sul_max=smax * sul_factor, sul_peak=peak * sul_factor, sul_mean=smean * sul_factor)
@@ -743,14 +678,6 @@ def measure_pet(
     return PetResult(block=block, lesion_updates=updates, warnings=warnings, missing_inputs=missing)
 
 
-def _inner_peak(values: np.ndarray, lesion: np.ndarray, core: np.ndarray, kernel: np.ndarray) -> float:
-    """Highest mean SUV over (1 mL sphere AND lesion) for sphere centres in the lesion core."""
-    num = _convolve_same(np.where(lesion, values, 0.0), kernel)
-    den = _convolve_same(lesion.astype(np.float64), kernel)
-    means = num[core] / np.maximum(den[core], 1e-12)
-    return float(means.max())
-
-
 def _sul(
     weight: float | None, height_m: float | None, sex: str | None, sources: Mapping[str, str] | None
 ) -> tuple[float | None, dict[str, Any] | None, list[str]]:
@@ -790,24 +717,6 @@ def _meta_weight(suv: Volume) -> float | None:
         return float(w) if w is not None and float(w) > 0 else None
     except (TypeError, ValueError):
         return None
-
-
-def _statistic_noise(
-    statistic: str, cv_1ml: float | None, cv_voxel: float | None, stat_ml: float, n_voxels: int
-) -> float | None:
-    """Relative noise SD of the lesion statistic (1 mL or voxel noise scaled to its size; voxel CV for SUVmax)."""
-    if statistic == "suv_max":
-        return cv_voxel
-    if statistic == "suv_peak":
-        return cv_1ml if cv_1ml is not None else cv_voxel
-    # the larger of: 1 mL-scale noise (spatial correlation included) scaled to the core volume, and the
-    # independent-voxel limit; each alone underestimates in the other's regime
-    cands = []
-    if cv_1ml is not None and stat_ml > 0:
-        cands.append(cv_1ml * math.sqrt(1.0 / stat_ml))
-    if cv_voxel is not None and n_voxels > 0:
-        cands.append(cv_voxel / math.sqrt(n_voxels))
-    return max(cands) if cands else None
 
 
 def _avid_floor(

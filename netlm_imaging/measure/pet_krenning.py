@@ -1,0 +1,213 @@
+"""Krenning estimate of one lesion: the noise- and blur-robust statistic, its grade and confidence flags.
+
+See ``docs/pet.md`` and the module docstring of :mod:`netlm_imaging.measure.pet`
+for the rules; the thresholds are ``rules["krenning"]`` and ``rules["pet"]``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .pet_reference import region_depth_mm
+
+__all__ = ["KrenningSetting", "assess_lesion", "grade"]
+
+
+def grade(
+    lesion_suv: float | None, liver_mean: float | None, upper_mean: float | None, k: Mapping[str, Any]
+) -> tuple[int | None, int | None]:
+    """(score, lower bound) by the project's rule (clinical_rules.md 7.3) with validated ``rules["krenning"]``.
+
+    Examples
+    --------
+    >>> k = {"liver_band_fraction": 0.1, "no_uptake_suv_fraction": 0.25, "spleen_ratio": 1.0}
+    >>> grade(1.0, 5.0, 15.0, k), grade(5.4, 5.0, 15.0, k), grade(14.0, 5.0, 15.0, k), grade(9.0, 5.0, None, k)
+    ((0, 0), (2, 2), (3, 3), (None, 3))
+    """
+    if lesion_suv is None or liver_mean is None or liver_mean <= 0:
+        return None, None
+    band = float(k["liver_band_fraction"])
+    if lesion_suv <= float(k["no_uptake_suv_fraction"]) * liver_mean:
+        return 0, 0
+    if lesion_suv < (1.0 - band) * liver_mean:
+        return 1, 1
+    if lesion_suv <= (1.0 + band) * liver_mean:
+        return 2, 2
+    if upper_mean is None:
+        return None, 3
+    if lesion_suv > float(k["spleen_ratio"]) * upper_mean:
+        return 4, 4
+    return 3, 3
+
+
+@dataclass(frozen=True)
+class KrenningSetting:
+    """What every lesion's assessment shares: rules, references, noise, resolution, grid.
+
+    Attributes
+    ----------
+    rules : mapping
+        Validated ``rules["krenning"]``.
+    liver_mean, upper_mean : float or None
+        Liver-reference and spleen/kidney-reference SUVmean.
+    cv_1ml, cv_voxel : float or None
+        Relative noise of a 1 mL mean and of one voxel (liver reference).
+    core_margin_mm, pv_diameter_mm : float
+        Core depth (``core_margin_fwhm`` x FWHM) and the partial-volume diameter (3 x FWHM).
+    kernel : numpy.ndarray
+        1 mL sphere weights on the PET grid.
+    spacing : numpy.ndarray
+        PET voxel spacing (mm).
+    voxel_ml : float
+        PET voxel volume.
+    """
+
+    rules: Mapping[str, Any]
+    liver_mean: float | None
+    upper_mean: float | None
+    cv_1ml: float | None
+    cv_voxel: float | None
+    core_margin_mm: float
+    pv_diameter_mm: float
+    kernel: np.ndarray
+    spacing: np.ndarray
+    voxel_ml: float
+
+
+def assess_lesion(
+    values: np.ndarray, lesion: np.ndarray, suv_max: float, suv_peak: float, ks: KrenningSetting
+) -> dict[str, Any]:
+    """The Krenning fields of one lesion (``lesions[]`` keys of ``docs/pet.md``).
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        SUV around the lesion (a crop of the PET grid).
+    lesion : numpy.ndarray
+        Boolean lesion voxels in that crop.
+    suv_max, suv_peak : float
+        The lesion's SUVmax and 1 mL SUVpeak.
+    ks : KrenningSetting
+
+    Returns
+    -------
+    dict
+        ``krenning_score``, ``krenning_score_lower_bound`` (None unless only the grade-4
+        reference is missing), ``suv_mean_core``, ``core_voxel_count``, ``suv_peak_inside``,
+        ``krenning_statistic_suv``, ``krenning_confidence``, ``krenning_confidence_reasons``,
+        ``krenning_boundary_margin_sd``, ``equivalent_diameter_mm``, ``partial_volume_warning``,
+        ``fdg_pet_advised``.
+    """
+    k = ks.rules
+    statistic = str(k["lesion_statistic"])
+    depth = region_depth_mm(lesion, ks.spacing)
+    deepest = float(depth.max())
+    core = lesion & (depth >= min(ks.core_margin_mm, deepest) - 1e-9)
+    n_core = int(core.sum())
+    core_mean = float(values[core].mean())
+    stat = {"suv_mean_core": core_mean, "suv_peak": suv_peak, "suv_max": suv_max}[statistic]
+    score, bound = grade(stat, ks.liver_mean, ks.upper_mean, k)
+    d_eq = (6.0 * int(lesion.sum()) * ks.voxel_ml * 1000.0 / math.pi) ** (1.0 / 3.0)
+    reasons: list[str] = []
+    pv = d_eq < ks.pv_diameter_mm
+    if pv:
+        reasons.append(f"partial volume: equivalent diameter {d_eq:.1f} mm < {ks.pv_diameter_mm:g} mm (3 x FWHM)")
+    margin_sd = _boundary_margin(stat, statistic, n_core, ks, reasons)
+    if deepest < ks.core_margin_mm:
+        reasons.append(
+            f"no voxel {ks.core_margin_mm:.1f} mm (1 x FWHM) inside the lesion edge: core = its deepest "
+            f"{n_core} voxel(s)"
+        )
+    inner = _inner_peak(values, lesion, core, ks.kernel)
+    if statistic == "suv_mean_core" and ks.liver_mean is not None and score is not None:
+        peak_score, _ = grade(inner, ks.liver_mean, ks.upper_mean, k)
+        noise = ks.cv_1ml if ks.cv_1ml is not None else (ks.cv_voxel or 0.0)
+        if (
+            peak_score is not None
+            and peak_score > score
+            and inner > (1.0 + float(k["liver_band_fraction"])) * ks.liver_mean
+            and inner > core_mean * (1.0 + float(k["heterogeneity_z"]) * noise)
+        ):
+            reasons.append(
+                f"heterogeneous uptake: a 1 mL part of the lesion reaches SUV {inner:.2f} "
+                f"(grade {peak_score}) above the core mean {core_mean:.2f}"
+            )
+    return {
+        "krenning_score": score,
+        "krenning_score_lower_bound": bound if score is None and bound is not None else None,
+        "suv_mean_core": core_mean,
+        "core_voxel_count": n_core,
+        "suv_peak_inside": inner,
+        "krenning_statistic_suv": stat,
+        "krenning_confidence": None if score is None and bound is None else ("low" if reasons else "high"),
+        "krenning_confidence_reasons": reasons,
+        "krenning_boundary_margin_sd": margin_sd,
+        "equivalent_diameter_mm": d_eq,
+        "partial_volume_warning": pv,
+        "fdg_pet_advised": score is not None and score <= int(k["fdg_advice_max_score"]),
+    }
+
+
+def _boundary_margin(stat: float, statistic: str, n_core: int, ks: KrenningSetting, reasons: list[str]) -> float | None:
+    """Distance (noise SDs) to the nearest grade boundary; adds a reason when it is below ``confidence_z``."""
+    boundaries = _grade_boundaries(ks.rules, ks.liver_mean, ks.upper_mean)
+    sd_rel = _statistic_noise(statistic, ks.cv_1ml, ks.cv_voxel, n_core * ks.voxel_ml, n_core)
+    if sd_rel is None or not boundaries or stat <= 0:
+        return None
+    sd_abs = sd_rel * stat
+    name, value = min(boundaries, key=lambda nb: abs(stat - nb[1]))
+    margin = abs(stat - value) / sd_abs if sd_abs > 0 else math.inf
+    z = float(ks.rules["confidence_z"])
+    if margin < z:
+        reasons.append(f"within {z:g} noise SD of the grade {name} boundary ({value:.2f})")
+    return None if math.isinf(margin) else margin
+
+
+def _grade_boundaries(
+    k: Mapping[str, Any], liver_mean: float | None, upper_mean: float | None
+) -> list[tuple[str, float]]:
+    """(name, SUV) of every Krenning grade boundary the references define."""
+    if liver_mean is None:
+        return []
+    b = float(k["liver_band_fraction"])
+    out = [
+        ("0/1", float(k["no_uptake_suv_fraction"]) * liver_mean),
+        ("1/2", (1.0 - b) * liver_mean),
+        ("2/3", (1.0 + b) * liver_mean),
+    ]
+    if upper_mean is not None:
+        out.append(("3/4", float(k["spleen_ratio"]) * upper_mean))
+    return out
+
+
+def _statistic_noise(
+    statistic: str, cv_1ml: float | None, cv_voxel: float | None, stat_ml: float, n_voxels: int
+) -> float | None:
+    """Relative noise SD of the lesion statistic (1 mL or voxel noise scaled to its size; voxel CV for SUVmax)."""
+    if statistic == "suv_max":
+        return cv_voxel
+    if statistic == "suv_peak":
+        return cv_1ml if cv_1ml is not None else cv_voxel
+    # the larger of: 1 mL-scale noise (spatial correlation included) scaled to the core volume, and the
+    # independent-voxel limit; each alone underestimates in the other's regime
+    cands = []
+    if cv_1ml is not None and stat_ml > 0:
+        cands.append(cv_1ml * math.sqrt(1.0 / stat_ml))
+    if cv_voxel is not None and n_voxels > 0:
+        cands.append(cv_voxel / math.sqrt(n_voxels))
+    return max(cands) if cands else None
+
+
+def _inner_peak(values: np.ndarray, lesion: np.ndarray, core: np.ndarray, kernel: np.ndarray) -> float:
+    """Highest mean SUV over (1 mL sphere AND lesion) for sphere centres in the lesion core."""
+    from .pet import _convolve_same
+
+    num = _convolve_same(np.where(lesion, values, 0.0), kernel)
+    den = _convolve_same(lesion.astype(np.float64), kernel)
+    means = num[core] / np.maximum(den[core], 1e-12)
+    return float(means.max())
