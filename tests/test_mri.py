@@ -126,6 +126,19 @@ def test_hui_per_segment_sums_to_total_and_functional_flr_of_right_hepatectomy(t
     assert std["right_hepatectomy"]["functional_flr_percent"] == pytest.approx(expected, rel=1e-4)
     # the volumetric FLR stands beside it and differs (segments 1-4 are the less avid half here)
     assert rows["right_hepatectomy"]["volumetric_flr_percent_of_non_tumorous"] > expected
+    # the debulking plan: kept segments' HUI minus each sparing treatment charged at its segment's HUI per mL
+    plan = rep["remnant"]["resection_plan"]
+    kept = [s for s in range(1, 9) if s not in plan["resected_segments"]]
+    volume = {seg: (box_voxels(sb) - _lesion_voxels_in(seg)) * VOXEL_ML for seg, sb in segment_boxes().items()}
+    charged = sum(
+        truth[t["couinaud_segment"]] * t["parenchyma_cost_ml"] / volume[t["couinaud_segment"]]
+        for t in plan["lesion_treatments"]
+        if t["treatment"] in ("ablation", "enucleation", "wedge") and t["couinaud_segment"] in kept
+    )
+    plan_expected = 100.0 * (sum(truth[s] for s in kept) - charged) / total
+    assert plan["lesion_treatments"]  # the phantom's lesions are treated by sparing options
+    assert mri["functional_flr_plan"]["functional_flr_percent"] == pytest.approx(plan_expected, rel=1e-4)
+    assert plan["functional_flr_percent"] == pytest.approx(plan_expected, rel=1e-4)
     assert mri["research_measure"] is True
     assert "Yamada" in mri["source"]
 
