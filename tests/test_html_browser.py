@@ -191,19 +191,24 @@ def test_viewer_in_chromium(tmp_path):
         assert ready > 0
 
 
-@pytest.mark.chromium
-def test_cohort_index_sorts_and_filters_in_chromium(tmp_path):
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    (tmp_path / "reports").mkdir()
+def _five_study_index(tmp_path):
+    """An index of five studies with known liver volumes; s2 and s4 have a warning (flagged)."""
+    (tmp_path / "reports").mkdir(parents=True)
     liver = {"s1": 1500.0, "s2": 980.5, "s3": 2210.0, "s4": 1200.25, "s5": 1800.0}
     rows = []
     for n, (sid, v) in enumerate(liver.items()):
         warn = ["a warning"] if n % 2 else []
         (tmp_path / "reports" / f"{sid}.json").write_text(json.dumps({"warnings": warn, "lesions": []}))
         rows.append({"study_id": sid, "status": "ok", "liver_volume_ml": str(v), "warnings_count": str(len(warn))})
-    index = write_cohort_index(tmp_path, rows)
+    return write_cohort_index(tmp_path, rows), liver
+
+
+@pytest.mark.chromium
+def test_cohort_index_sorts_and_filters_in_chromium(tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    index, liver = _five_study_index(tmp_path)
     with chromium() as d:
         d.get(index.as_uri())
         WebDriverWait(d, 120).until(lambda d: d.execute_script("return document.documentElement.dataset.indexReady"))
@@ -256,6 +261,18 @@ def test_viewer_in_firefox(tmp_path):
         assert _lesion_red(shot).mean() == pytest.approx(want, rel=0.2)
         ff.click("#show-lesions")
         assert _lesion_red(_rgb(ff.element_png("#view-axial canvas"))).mean() < 0.1 * want
+        # the cohort index sorts and filters in Firefox too
+        index, liver = _five_study_index(tmp_path / "cohort")
+        ff.navigate(index.as_uri())
+        order = (
+            "return Array.from(document.querySelectorAll('#cohort tbody tr'))"
+            ".filter(r => !r.hidden).map(r => r.dataset.study)"
+        )
+        ff.click("th[data-col='3'] button")  # liver (mL)
+        assert ff.execute("return document.querySelector(\"th[data-col='3']\").textContent") == "liver (mL)"
+        assert ff.execute(order) == sorted(liver, key=liver.get)
+        ff.send_keys("#filter", "s5")
+        assert ff.execute(order) == ["s5"]
 
 
 @pytest.mark.chromium
