@@ -310,3 +310,37 @@ def test_batch_index_links_the_study_page_whose_lesions_jump_to_their_centroids(
             pos = np.asarray(d.execute_script("return window.netlmViewer.position()"), float)
             want = inv[:3, :3] @ np.asarray(les["centroid_lps_mm"]) + inv[:3, 3]
             assert np.max(np.abs(pos - want)) <= 1.0, (les["id"], pos, want)
+
+
+@pytest.mark.chromium
+def test_real_ct_liver_overlay_matches_the_segmentation(shared, tmp_path):
+    """TotalSegmentator's real abdominal CT (RAS NIfTI, MANIFEST: liver = label 5): analyze --html, then the liver
+    pixels of the axial and coronal views equal the label-5 fraction of those slices read with nibabel."""
+    import nibabel as nib
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from netlm_imaging.cli import main
+
+    ts = ("totalseg_example", "tests", "reference_files")
+    ct, seg = shared(*ts, "example_ct_sm.nii.gz"), shared(*ts, "example_seg.nii.gz")
+    out = tmp_path / "o"
+    args = ["analyze", "--image", str(ct), "--seg", str(seg), "--labels", "liver=5", "--out", str(out), "--html"]
+    assert main([*args, "--quiet"]) == 0
+    img = nib.load(seg)
+    liver = np.asarray(img.dataobj) == 5
+    aff = img.affine
+    with chromium() as d:
+        d.get((out / "report.html").as_uri())
+        WebDriverWait(d, 240).until(lambda d: d.execute_script("return window.netlmViewer !== undefined"))
+        d.find_element(By.ID, "opacity-liver").send_keys(Keys.END)
+        d.find_element(By.ID, "show-crosshair").click()
+        for view, patient_axis in (("axial", 2), ("coronal", 1)):
+            axis = int(np.argmax(np.abs(aff[patient_axis, :3])))  # the array axis closest to S (A for coronal)
+            k = int(d.find_element(By.ID, f"view-{view}").get_attribute("data-slice"))
+            want = _fraction_in_slice(liver, axis, k)
+            assert want > 0.05
+            shot = _rgb(d.find_element(By.CSS_SELECTOR, f"#view-{view} canvas").screenshot_as_png)
+            green = (shot[..., 1] > 0.7) & (shot[..., 0] < 0.1) & (shot[..., 2] < 0.1)  # liver at opacity 1
+            assert green.mean() == pytest.approx(want, rel=0.05), view
