@@ -575,7 +575,8 @@ def _is_pet_series(index: Sequence[Any], series_uid: str | None) -> bool:
     """Whether the image series of a scanned DICOM folder is PET (chosen UID, else every image is PT)."""
     images = [f for f in index if getattr(f, "kind", "IMAGE") == "IMAGE"]
     if series_uid:
-        images = [f for f in images if getattr(f, "series_uid", None) == series_uid]
+        base = series_uid.split("#", 1)[0]  # "UID#n": a reconstruction split off one series
+        images = [f for f in images if getattr(f, "series_uid", None) == base]
     return bool(images) and all(getattr(f, "modality", "") == "PT" for f in images)
 
 
@@ -591,11 +592,12 @@ def _load_main_image(inputs: StudyInputs, opts: AnalyzeOptions, rules: Any = Non
     is_pet = bool(index) and _is_pet_series(index, inputs.image_series)
     nonuniform = "resample" if (opts.allow_resample or is_pet) else "error"
     if index:
-        from .io.dicom_series import read_series_from_index
+        from .io.dicom_series import read_series_from_index, series_referenced_by
 
+        series_uid = inputs.image_series or series_referenced_by(index, inputs.segs)
         img = read_series_from_index(
             index,
-            series_uid=inputs.image_series,
+            series_uid=series_uid,
             nonuniform=nonuniform,
             max_voxels=opts.max_voxels,
             where=str(inputs.image),

@@ -357,3 +357,83 @@ def test_overlapping_lesion_segments_measure_one_voxel_set_each(tmp_path):
     assert tumour == pytest.approx(les["GTV"]["volume_ml"] + les["Edema"]["volume_ml"], abs=1e-5)
     assert "smallest" in rep["method"]["lesion_overlap"]
     assert any("lesion segments overlap" in w for w in rep["warnings"])
+
+
+# ---------------------------------------------------------------- item 2: two reconstructions, one SeriesInstanceUID
+
+RECON_AFF = oblique_affine(spacing=(1.5, 1.5, 2.5), angles_deg=(0.0, 0.0, 10.0), origin=(-30.0, -30.0, 40.0))
+RECON_SHAPE = (24, 22, 10)
+
+
+def _two_reconstructions(root, *, interleave=True, tags_b=None):
+    """Reconstruction A (B30f, SeriesNumber 2) and B (B70f, SeriesNumber 3) filed under one SeriesInstanceUID."""
+    from dicom_factory import deterministic_uid
+
+    series = deterministic_uid("one-series-two-recons")
+    frame = deterministic_uid("one-frame-of-reference")
+    ijk = np.indices(RECON_SHAPE)
+    liver = (ijk[0] >= 4) & (ijk[0] < 20) & (ijk[1] >= 3) & (ijk[1] < 18) & (ijk[2] >= 2) & (ijk[2] < 8)
+    common = {"series_uid": series, "frame_of_reference_uid": frame, "study_uid": deterministic_uid("study-12")}
+    a = write_image_series(
+        root / "ct" / "a", np.where(liver, 60.0, -80.0), RECON_AFF, seed=21, series_number=2,
+        extra_tags={"ConvolutionKernel": "B30f", "SliceThickness": 2.5}, **common,
+    )  # fmt: skip
+    aff_b = RECON_AFF.copy()
+    if interleave:
+        aff_b[:3, 3] += 0.5 * RECON_AFF[:3, 2]  # 1.25 mm between the two stacks
+    b = write_image_series(
+        root / "ct" / "b", np.where(liver, 40.0, -60.0), aff_b, seed=22, series_number=3,
+        extra_tags={"ConvolutionKernel": "B70f", "SliceThickness": 2.5, **(tags_b or {})}, **common,
+    )  # fmt: skip
+    return a, b, liver
+
+
+@pytest.mark.parametrize("interleave", [True, False])
+def test_two_reconstructions_in_one_series_take_the_one_the_seg_references(tmp_path, interleave):
+    study = tmp_path / "study"
+    a, _, liver = _two_reconstructions(study, interleave=interleave)
+    (study / "seg").mkdir()
+    write_seg(study / "seg" / "seg.dcm", a, [SegmentSpec("Liver", liver)])
+    res = _analyze(str(study))
+    assert res.returncode == 0, res.stderr
+    rep = json.loads(res.stdout)
+    voxel_ml = abs(np.linalg.det(RECON_AFF[:3, :3])) / 1000.0
+    assert rep["liver"]["volume_ml"] == pytest.approx(int(liver.sum()) * voxel_ml, abs=1e-6)  # not half of it
+    assert rep["study"]["grid"]["shape"] == list(RECON_SHAPE)
+    assert rep["study"]["grid"]["spacing_mm"][2] == pytest.approx(2.5)
+    assert rep["liver"]["mean_intensity"] == pytest.approx(60.0, abs=0.01)  # reconstruction A's voxels
+    assert any("holds 2 reconstructions" in n and "B30f" in n for n in rep["notes"])
+
+
+def test_two_reconstructions_with_explicit_seg_and_without_any_reference(tmp_path):
+    a, _, liver = _two_reconstructions(tmp_path)
+    write_seg(tmp_path / "seg.dcm", a, [SegmentSpec("Liver", liver)])
+    res = _analyze("--image", str(tmp_path / "ct"), "--seg", str(tmp_path / "seg.dcm"))
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["liver"]["voxel_count"] == int(liver.sum())
+    nifti = tmp_path / "seg.nii.gz"  # a label map references nothing: the stacks are listed with the flag
+    import nibabel as nib
+
+    nib.save(nib.Nifti1Image(liver.astype(np.uint8), np.diag([-1.0, -1.0, 1.0, 1.0]) @ RECON_AFF), nifti)
+    res = _analyze("--image", str(tmp_path / "ct"), "--seg", str(nifti))
+    assert res.returncode == 3
+    assert "2 image series found" in res.stderr
+    assert "kernel B30f" in res.stderr
+    assert "kernel B70f" in res.stderr
+    assert "--image-series" in res.stderr
+
+
+def test_acquisitions_that_follow_each_other_stay_one_stack(tmp_path):
+    """Two AcquisitionNumbers covering consecutive slabs are one series, not two reconstructions."""
+    from netlm_imaging.io._dicom_common import scan_dicom_folder
+    from netlm_imaging.io.dicom_series import group_image_series
+
+    files = write_image_series(tmp_path / "ct", np.zeros(RECON_SHAPE), RECON_AFF, seed=23)
+    import pydicom
+
+    for k, f in enumerate(files):
+        ds = pydicom.dcmread(f)
+        ds.AcquisitionNumber = 1 if k < 5 else 2
+        ds.save_as(f)
+    (group,) = group_image_series(scan_dicom_folder(tmp_path / "ct"))
+    assert group.n_slices == RECON_SHAPE[2]

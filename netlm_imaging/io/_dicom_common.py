@@ -290,6 +290,9 @@ class DicomFileInfo:
     acquisition_time: str = ""
     acquisition_datetime: str = ""
     decay_factor: float | None = None
+    acquisition_number: int | None = None
+    convolution_kernel: str = ""
+    slice_thickness: float | None = None
 
     @property
     def position(self) -> tuple[float, float, float] | None:
@@ -593,10 +596,13 @@ _FAST_TAGS: dict[int, bytes] = {
     0x0008002A: b"DT",  # AcquisitionDateTime
     0x00080032: b"TM",  # AcquisitionTime
     0x00080060: b"CS",  # Modality
+    0x00180050: b"DS",  # SliceThickness
+    0x00181210: b"SH",  # ConvolutionKernel
     0x0008103E: b"LO",  # SeriesDescription
     0x0020000D: b"UI",  # StudyInstanceUID
     0x0020000E: b"UI",  # SeriesInstanceUID
     0x00200011: b"IS",  # SeriesNumber
+    0x00200012: b"IS",  # AcquisitionNumber
     0x00200032: b"DS",  # ImagePositionPatient
     0x00200037: b"DS",  # ImageOrientationPatient
     0x00200052: b"UI",  # FrameOfReferenceUID
@@ -804,6 +810,16 @@ def _fast_optional(raw: bytes | None) -> float | None:
     return float(values[0])
 
 
+def _fast_int(raw: bytes | None) -> int | None:
+    """A single IS value, or None when absent or empty."""
+    values = _fast_numbers(raw, integer=True)
+    if values is None:
+        return None
+    if len(values) != 1:
+        raise _NotFast
+    return int(values[0])
+
+
 def _fast_us(raw: bytes | None) -> int:
     if raw is None or len(raw) == 0:
         return 0
@@ -887,6 +903,9 @@ def _fast_header(path: Path) -> DicomFileInfo | None:
             acquisition_time=_fast_text(v.get(0x00080032)),
             acquisition_datetime=_fast_text(v.get(0x0008002A)),
             decay_factor=_fast_optional(v.get(0x00541321)),
+            acquisition_number=_fast_int(v.get(0x00200012)),
+            convolution_kernel=_fast_text(v.get(0x00181210), charset),
+            slice_thickness=_fast_optional(v.get(0x00180050)),
         )
     except (_NotFast, ValueError, UnicodeDecodeError, struct.error):
         return None
@@ -1061,12 +1080,32 @@ def _read_header_pydicom(path: Path) -> DicomFileInfo | None:
         acquisition_time=_ds_text(ds, "AcquisitionTime"),
         acquisition_datetime=_ds_text(ds, "AcquisitionDateTime"),
         decay_factor=_ds_float(ds, "DecayFactor"),
+        acquisition_number=_ds_int(ds, "AcquisitionNumber"),
+        convolution_kernel=_ds_multi_text(ds, "ConvolutionKernel"),
+        slice_thickness=_ds_float(ds, "SliceThickness"),
     )
 
 
 def _ds_text(ds: Any, keyword: str) -> str:
     value = ds.get(keyword)
     return "" if value is None else str(value).strip()
+
+
+def _ds_multi_text(ds: Any, keyword: str) -> str:
+    value = ds.get(keyword)
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return "\\".join(str(v).strip() for v in value)
+    return str(value).strip()
+
+
+def _ds_int(ds: Any, keyword: str) -> int | None:
+    try:
+        value = ds.get(keyword)
+        return None if value in (None, "") else int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _ds_float(ds: Any, keyword: str) -> float | None:

@@ -57,6 +57,7 @@ code does.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from collections import Counter
@@ -69,7 +70,7 @@ import numpy as np
 
 from ..errors import DicomError, UnsupportedError, UsageError
 from ..volume import Volume, check_voxel_budget
-from ._dicom_common import IMAGE, DicomFileInfo, FrameGeometry, guard_malformed, scan_dicom_folder
+from ._dicom_common import IMAGE, DicomFileInfo, FrameGeometry, guard_malformed, read_header, scan_dicom_folder
 from ._dicom_pixels import decode_frames, stored_value_range, write_modality_frame
 from ._inflate import dcmread as bounded_dcmread
 
@@ -119,6 +120,12 @@ class SeriesGroup:
 
     uid: str
     files: tuple[DicomFileInfo, ...]
+    stack: str = ""
+
+    @property
+    def series_uid(self) -> str:
+        """The SeriesInstanceUID (``uid`` without the ``#n`` of a reconstruction split off it)."""
+        return self.uid.split("#", 1)[0]
 
     @property
     def modality(self) -> str:
@@ -148,7 +155,8 @@ class SeriesGroup:
     def summary(self) -> str:
         """One-line description for candidate lists (no patient identity)."""
         desc = f" '{self.description}'" if self.description else ""
-        return f"{self.uid} ({self.modality or '?'}{desc}, {self.n_slices} slices)"
+        stack = f", reconstruction {self.stack}" if self.stack else ""
+        return f"{self.uid} ({self.modality or '?'}{desc}{stack}, {self.n_slices} slices)"
 
 
 # ------------------------------------------------------------------- grouping
@@ -248,9 +256,120 @@ def group_image_series(infos: Sequence[DicomFileInfo]) -> list[SeriesGroup]:
                     f"({desc}); export each stack as its own series."
                 )
             files = next(iter(keep.values()))
-        out.append(SeriesGroup(key, tuple(sorted(files, key=lambda f: str(f.path)))))
+        stacks_found = split_reconstructions(files)
+        if len(stacks_found) == 1:
+            out.append(SeriesGroup(key, tuple(sorted(files, key=lambda f: str(f.path)))))
+            continue
+        for n, (label, stack) in enumerate(stacks_found, start=1):
+            out.append(SeriesGroup(f"{key}#{n}", tuple(sorted(stack, key=lambda f: str(f.path))), label))
+        logger.info(
+            "series %s holds %d reconstructions: %s", key, len(stacks_found), "; ".join(lb for lb, _ in stacks_found)
+        )
     out.sort(key=lambda g: (g.files[0].series_number if g.files[0].series_number is not None else 1 << 30, g.uid))
     return out
+
+
+#: What tells two reconstructions of one acquisition apart (DicomFileInfo attribute, label in messages).
+RECONSTRUCTION_KEYS: tuple[tuple[str, str], ...] = (
+    ("series_number", "SeriesNumber"),
+    ("convolution_kernel", "kernel"),
+    ("slice_thickness", "SliceThickness"),
+    ("acquisition_number", "AcquisitionNumber"),
+    ("image_type", "ImageType"),
+)
+
+
+def _positions_mm(files: Sequence[DicomFileInfo]) -> np.ndarray:
+    """Slice positions along the normal of the first file's orientation (single-frame files)."""
+    ori = files[0].orientation
+    if ori is None or any(f.position is None or f.is_multiframe for f in files):
+        return np.zeros(0)
+    normal = np.cross(np.asarray(ori[:3]), np.asarray(ori[3:6]))
+    return np.array([float(np.dot(np.asarray(f.position), normal)) for f in files])
+
+
+def split_reconstructions(files: Sequence[DicomFileInfo]) -> list[tuple[str, list[DicomFileInfo]]]:
+    """Split one SeriesInstanceUID into the reconstructions it holds.
+
+    Scanners and PACS sometimes file two reconstructions of one acquisition
+    (another kernel, slice thickness, SeriesNumber, AcquisitionNumber or
+    ImageType) under one SeriesInstanceUID. Merged, their slices repeat or
+    interleave and the stack gets half the true step. The files are split by
+    those attributes when the groups they form **repeat or interleave** slice
+    positions; groups that follow each other along the patient (two
+    acquisitions of one long scan) stay one stack.
+
+    Returns
+    -------
+    list of (str, list of DicomFileInfo)
+        One (label, files) per reconstruction; one item when nothing is split.
+    """
+    if len(files) < 2 or any("MOSAIC" in f.image_type for f in files):  # mosaics are refused as one series
+        return [("", list(files))]
+    for attr, _name in RECONSTRUCTION_KEYS:
+        groups: dict[Any, list[DicomFileInfo]] = {}
+        for f in files:
+            value = getattr(f, attr)
+            groups.setdefault(round(value, 3) if isinstance(value, float) else value, []).append(f)
+        if len(groups) < 2:
+            continue
+        ranges = []
+        for g in groups.values():
+            pos = _positions_mm(g)
+            if pos.size == 0:
+                break
+            ranges.append((float(pos.min()), float(pos.max())))
+        else:
+            ranges.sort()
+            overlapping = any(b[0] <= a[1] + 1e-3 for a, b in itertools.pairwise(ranges))
+            if not overlapping:
+                continue
+            stacks = [
+                sub for _, g in sorted(groups.items(), key=lambda kv: str(kv[0])) for _, sub in split_reconstructions(g)
+            ]
+            return [(_stack_label(st, stacks), st) for st in stacks]
+    return [("", list(files))]
+
+
+def _stack_label(stack: list[DicomFileInfo], stacks: list[list[DicomFileInfo]]) -> str:
+    """``SeriesNumber 3, kernel B70f``: the attributes that tell this reconstruction from the others."""
+    parts = []
+    for attr, name in RECONSTRUCTION_KEYS:
+        values = [getattr(st[0], attr) for st in stacks]
+        if len({str(v) for v in values}) > 1:
+            value = getattr(stack[0], attr)
+            parts.append(f"{name} {chr(92).join(value) if isinstance(value, tuple) else value}")
+    return ", ".join(parts)
+
+
+def series_referenced_by(infos: Sequence[DicomFileInfo], seg_args: Sequence[str | Path]) -> str | None:
+    """The reconstruction a ``--seg`` DICOM SEG / RTSTRUCT references, when a folder's series holds several.
+
+    Only decides between reconstructions split off one SeriesInstanceUID
+    (:func:`split_reconstructions`); in every other case ``None`` (the usual
+    series choice applies).
+
+    Parameters
+    ----------
+    infos : sequence of DicomFileInfo
+        The image folder's scan.
+    seg_args : sequence of str or Path
+        The ``--seg`` arguments (``ROLE=PATH`` allowed; non-DICOM ones are skipped).
+    """
+    groups = group_image_series(infos)
+    split = [g for g in groups if "#" in g.uid]
+    if not split:
+        return None
+    wanted: set[str] = set()
+    for arg in seg_args:
+        text = str(arg)
+        path = Path(text.split("=", 1)[1]) if "=" in text and not Path(text).exists() else Path(text)
+        if path.is_file():
+            info = read_header(path)
+            if info is not None:
+                wanted.update(info.referenced_sop_uids)
+    hit = [g for g in split if any(f.sop_instance_uid in wanted for f in g.files)]
+    return hit[0].uid if len(hit) == 1 else None
 
 
 def _choose_series(groups: list[SeriesGroup], series_uid: str | None, where: str) -> SeriesGroup:
@@ -258,6 +377,15 @@ def _choose_series(groups: list[SeriesGroup], series_uid: str | None, where: str
         for g in groups:
             if g.uid == series_uid:
                 return g
+        stacks = [g for g in groups if g.series_uid == series_uid]
+        if len(stacks) == 1:
+            return stacks[0]
+        if stacks:
+            listing = "; ".join(g.summary() for g in stacks)
+            raise DicomError(
+                f"{where}: series {series_uid} holds {len(stacks)} reconstructions ({listing}); choose one with "
+                f"--image-series {stacks[0].uid} (or #2 ...)."
+            )
         listing = "; ".join(g.summary() for g in groups) or "none"
         raise DicomError(f"{where}: no image series with SeriesInstanceUID {series_uid}; available: {listing}.")
     if len(groups) == 1:

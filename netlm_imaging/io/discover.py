@@ -355,15 +355,19 @@ def _choose_segmentations(
 def _referenced_group(seg: SegmentationCandidate, groups: list[SeriesGroup], folder: Path) -> tuple[SeriesGroup, str]:
     info = seg.info
     assert info is not None
-    by_uid = {g.uid: g for g in groups}
+    wanted_sops = set(info.referenced_sop_uids)
     for uid in info.referenced_series_uids:
-        if uid in by_uid:
-            return by_uid[uid], f"{seg.path.name} references series {uid}"
-    if info.referenced_sop_uids:
-        wanted = set(info.referenced_sop_uids)
-        for g in groups:
-            if any(f.sop_instance_uid in wanted for f in g.files):
-                return g, f"{seg.path.name} references images of series {g.uid}"
+        stacks = [g for g in groups if g.series_uid == uid]
+        if len(stacks) == 1:
+            return stacks[0], f"{seg.path.name} references series {uid}"
+        if stacks:  # one SeriesInstanceUID holding several reconstructions: the one whose images it references
+            return _referenced_stack(seg, stacks, wanted_sops)
+    if wanted_sops:
+        hit = [g for g in groups if any(f.sop_instance_uid in wanted_sops for f in g.files)]
+        if len(hit) == 1:
+            return hit[0], f"{seg.path.name} references images of series {hit[0].uid}"
+        if hit:
+            return _referenced_stack(seg, hit, wanted_sops)
     if info.referenced_series_uids or info.referenced_sop_uids:
         missing = info.referenced_series_uids[0] if info.referenced_series_uids else "(by SOP instance)"
         raise DicomError(
@@ -386,6 +390,24 @@ def _referenced_group(seg: SegmentationCandidate, groups: list[SeriesGroup], fol
     raise DicomError(
         f"{seg.path}: {len(anatomical)} image series share its frame of reference: {listing}; "
         f"choose one with {_SERIES_OPTION}."
+    )
+
+
+def _referenced_stack(
+    seg: SegmentationCandidate, stacks: list[SeriesGroup], wanted_sops: set[str]
+) -> tuple[SeriesGroup, str]:
+    """The reconstruction (split off one SeriesInstanceUID) whose images a SEG / RTSTRUCT references."""
+    hit = [g for g in stacks if any(f.sop_instance_uid in wanted_sops for f in g.files)]
+    if len(hit) == 1:
+        return hit[0], (
+            f"{seg.path.name} references images of reconstruction {hit[0].stack} ({hit[0].uid}) of series "
+            f"{hit[0].series_uid}, which holds {len(stacks)} reconstructions"
+        )
+    listing = "; ".join(g.summary() for g in stacks)
+    which = "several of them" if hit else "none of their images"
+    raise DicomError(
+        f"{seg.path}: series {stacks[0].series_uid} holds {len(stacks)} reconstructions ({listing}) and the "
+        f"{seg.kind} references {which}; choose one with {_SERIES_OPTION} (e.g. --image-series {stacks[0].uid})."
     )
 
 
