@@ -23,7 +23,7 @@ from pydicom.sequence import Sequence as DicomSequence
 from pydicom.sr.codedict import codes
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-__all__ = ["Contour", "RoiSpec", "SegmentSpec", "ellipse_points", "write_rtstruct", "write_seg"]
+__all__ = ["Contour", "RoiSpec", "SegmentSpec", "ellipse_points", "seg_identity", "write_rtstruct", "write_seg"]
 
 RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
 
@@ -36,6 +36,20 @@ class SegmentSpec:
     mask: np.ndarray
     property_type: object = field(default_factory=lambda: codes.SCT.Liver)
     property_category: object = field(default_factory=lambda: codes.SCT.Organ)
+
+
+def seg_identity(series_number: int, model: str) -> dict[str, object]:
+    """The identification arguments every test SEG passes to ``highdicom.seg.Segmentation`` (fresh UIDs)."""
+    return {
+        "series_instance_uid": hd.UID(),
+        "series_number": series_number,
+        "sop_instance_uid": hd.UID(),
+        "instance_number": 1,
+        "manufacturer": "netlm tests",
+        "manufacturer_model_name": model,
+        "software_versions": "1",
+        "device_serial_number": "0",
+    }
 
 
 def _load(sources: Sequence[str | Path | Dataset]) -> list[Dataset]:

@@ -17,7 +17,7 @@ import pytest
 import SimpleITK as sitk
 from conftest import oblique_affine
 from dicom_factory import write_image_series
-from seg_factory import Contour, RoiSpec, SegmentSpec, write_rtstruct, write_seg
+from seg_factory import Contour, RoiSpec, SegmentSpec, seg_identity, write_rtstruct, write_seg
 
 
 def _analyze(*args: str) -> subprocess.CompletedProcess[str]:
@@ -234,14 +234,7 @@ def _seg_on_grid(path, files, mask, affine):
                 hd.seg.SegmentAlgorithmTypeValues.MANUAL,
             )
         ],
-        series_instance_uid=hd.UID(),
-        series_number=5,
-        sop_instance_uid=hd.UID(),
-        instance_number=1,
-        manufacturer="test",
-        manufacturer_model_name="grid",
-        software_versions="1",
-        device_serial_number="0",
+        **seg_identity(5, "grid"),
         pixel_measures=hd.PixelMeasuresSequence(spacing, step, step),
         plane_orientation=hd.PlaneOrientationSequence("PATIENT", [*row, *col]),
         plane_positions=positions,
@@ -318,7 +311,7 @@ def test_seg_source_uids_contradicting_positions_warn_which_was_believed(tmp_pat
     rep, ctx = analyze_with_context(image=tmp_path / "ct", segs=[str(seg_path)])
     assert rep.liver["voxel_count"] == int(mask.sum())
     np.testing.assert_array_equal(ctx.liver, mask)  # placed by position: slices 2..5, not the mirrored 6..9
-    assert any("the position was believed" in w and "ReferencedSOPInstanceUID" in w for w in rep.warnings)
+    assert any("another slice than their position" in w and "positions were believed" in w for w in rep.warnings)
 
 
 # ---------------------------------------------------------------- item 5: overlapping lesion segments

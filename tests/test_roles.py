@@ -23,7 +23,7 @@ import pydicom
 import pytest
 from conftest import oblique_affine
 from dicom_factory import write_image_series
-from seg_factory import Contour, RoiSpec, write_rtstruct
+from seg_factory import Contour, RoiSpec, seg_identity, write_rtstruct
 
 from netlm_imaging.api import analyze_with_context
 from netlm_imaging.io.labels import decide_role, flag_for, parse_label_spec
@@ -255,14 +255,7 @@ def test_totalsegmentator_seg_gives_liver_and_spleen_by_code(shared, tmp_path):
         pixel_array=pixels,
         segmentation_type="BINARY",
         segment_descriptions=descs,
-        series_instance_uid=hd.UID(),
-        series_number=90,
-        sop_instance_uid=hd.UID(),
-        instance_number=1,
-        manufacturer="test",
-        manufacturer_model_name="TotalSegmentator-like",
-        software_versions="2",
-        device_serial_number="0",
+        **seg_identity(90, "TotalSegmentator-like"),
     )
     seg.save_as(tmp_path / "total.dcm")
     report, ctx = analyze_with_context(image=tmp_path / "ct", segs=[str(tmp_path / "total.dcm")])
@@ -301,3 +294,9 @@ def test_real_sarcoma_rtstruct_gtv_mass_with_and_without_labels(shared, labels):
     assert edema["role"] is None
     assert edema["reason"] == "unmatched-ignored"
     assert edema["interpreted_type"] == "GTV"
+
+
+def test_couinaud_names_win_only_over_the_liver_code():
+    spec = parse_label_spec(None)
+    assert decide_role("Segment_1", LIVER, spec).role == "segment1"  # a Couinaud map coded Liver
+    assert decide_role("Segment_1", NEOPLASM, spec).role == "lesion"  # Slicer's default name on a coded tumour

@@ -138,3 +138,27 @@ def test_unmapped_segment_names_ask_for_labels(tmp_path):
     assert any("'Kidney' (unmatched-ignored)" in w for w in rep.warnings)
     rep = analyze(image=tmp_path / "ct.mha", segs=[seg], labels="liver=Liver,lesion=Kidney")
     assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(np.count_nonzero(lesion) * VOX_ML)
+
+
+def test_slicer_terminology_codes_decide_roles(tmp_path):
+    """Issue 12: a .seg.nrrd segment's Slicer TerminologyEntry code gives its role before its name does."""
+    liver, lesion = _masks()
+    lab = np.where(lesion, 2, np.where(liver, 1, 0)).astype(np.uint8)
+    sitk.WriteImage(_itk_image(np.zeros(SHAPE, np.int16)), str(tmp_path / "ct.mha"))
+    ctx = "Segmentation category and type - 3D Slicer General Anatomy list"
+    tags = {
+        0: f"TerminologyEntry:{ctx}~SCT^123037004^Anatomical Structure~SCT^10200004^Liver~^^~Anatomic codes~^^~^^|",
+        1: f"TerminologyEntry:{ctx}~SCT^49755003^Morphologically Altered Structure~SCT^108369006^Neoplasm~^^~x~^^~^^|",
+    }
+    seg = _seg_nrrd(
+        tmp_path / "s.seg.nrrd",
+        lab,
+        {
+            0: {**_fields("Structure A", "1", "0"), "Tags": tags[0]},
+            1: {**_fields("Structure B", "2", "0"), "Tags": tags[1]},
+        },
+    )
+    rep = analyze(image=tmp_path / "ct.mha", segs=[seg])  # names say nothing; the codes decide
+    roles = [(r["name"], r["role"], r["reason"], r["code"]["value"]) for r in rep.study["segment_roles"]]
+    assert roles == [("Structure A", "liver", "code", "10200004"), ("Structure B", "lesion", "code", "108369006")]
+    assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(np.count_nonzero(lesion) * VOX_ML)

@@ -27,9 +27,8 @@ reference grid:
    orientation and spacing, same frame of reference) and returned on it, with a
    warning; the caller resamples them by physical position as for label maps
    (:func:`~netlm_imaging.measure.grid.reconcile_layers`).
-4. A frame placed by its position whose source image UID
-   (DerivationImageSequence) names another slice gets a warning saying the
-   position was believed (up to :data:`UID_CHECK_FRAMES` frames are compared).
+4. Source-image references that contradict the positions are reported by
+   ``_RefCheck`` (the plane positions are believed).
 5. Non-empty frames that fall outside the reference grid raise
    :class:`~netlm_imaging.errors.DicomError`.
 
@@ -68,7 +67,6 @@ Compression), annex G (RLE).
 
 from __future__ import annotations
 
-import functools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -247,6 +245,18 @@ def _fg(ds: Dataset, f: int, seq_name: str) -> Dataset | None:
     return None
 
 
+def _plane_of(ds: Dataset, f: int) -> tuple[Any, Any, Any]:
+    """ImagePositionPatient, ImageOrientationPatient and PixelSpacing of frame ``f`` (``None`` where absent)."""
+    pos = _fg(ds, f, "PlanePositionSequence")
+    ori = _fg(ds, f, "PlaneOrientationSequence")
+    pix = _fg(ds, f, "PixelMeasuresSequence")
+    return (
+        getattr(pos, "ImagePositionPatient", None) if pos is not None else None,
+        getattr(ori, "ImageOrientationPatient", None) if ori is not None else None,
+        getattr(pix, "PixelSpacing", None) if pix is not None else None,
+    )
+
+
 def _source_ref(ds: Dataset, f: int) -> tuple[str | None, int | None]:
     """(ReferencedSOPInstanceUID, ReferencedFrameNumber) of frame ``f``'s first source image, if given."""
     pf = getattr(ds, "PerFrameFunctionalGroupsSequence", None)
@@ -357,28 +367,11 @@ def _axis_map(step: np.ndarray, n: int, what: str, f: int, source: str) -> tuple
     return axis, int(target[axis])
 
 
-#: Frames whose source-image UID is compared with their position (evenly spread; a full walk of the per-frame
-#: DerivationImageSequence costs more than the decode on SEGs with thousands of frames).
-UID_CHECK_FRAMES = 64
-
-
-@functools.lru_cache(maxsize=8)
-def _uid_check_frames(n: int) -> frozenset[int]:
-    if n <= UID_CHECK_FRAMES:
-        return frozenset(range(n))
-    return frozenset(round(float(x)) for x in np.linspace(0, n - 1, UID_CHECK_FRAMES))
-
-
 def _frame_geometry(
     ds: Dataset, f: int, reference: Volume, uid_to_k: dict[str, int], source: str, warnings: list[str]
 ) -> _FrameGeometry:
     rows, cols = int(ds.Rows), int(ds.Columns)
-    pos_item = _fg(ds, f, "PlanePositionSequence")
-    ori_item = _fg(ds, f, "PlaneOrientationSequence")
-    pix_item = _fg(ds, f, "PixelMeasuresSequence")
-    ipp = getattr(pos_item, "ImagePositionPatient", None) if pos_item is not None else None
-    iop = getattr(ori_item, "ImageOrientationPatient", None) if ori_item is not None else None
-    spacing = getattr(pix_item, "PixelSpacing", None) if pix_item is not None else None
+    ipp, iop, spacing = _plane_of(ds, f)
     k_uid: int | None = None
     if ipp is None or iop is None or spacing is None:
         src_uid = _source_uid(ds, f)
@@ -414,14 +407,6 @@ def _frame_geometry(
         )
     k = int(r0[2])
     on_slice = abs(float(p0[2] - r0[2])) <= GRID_TOLERANCE_VOXELS
-    if on_slice and uid_to_k and f in _uid_check_frames(int(getattr(ds, "NumberOfFrames", 1) or 1)):
-        src_uid = _source_uid(ds, f)
-        k_src = uid_to_k.get(src_uid) if src_uid else None
-        if k_src is not None and k_src != k and not any("the position was believed" in w for w in warnings):
-            warnings.append(
-                f"frame {f + 1}: its position puts it on slice {k} but its source image (ReferencedSOPInstanceUID) "
-                f"is slice {k_src}; the position was believed (frames are placed by ImagePositionPatient)"
-            )
     if not on_slice:
         src_uid = _source_uid(ds, f)
         k_uid = uid_to_k.get(src_uid) if src_uid else None
@@ -785,12 +770,7 @@ def _decode_own_grid(
     n = len(hdr.frame_segments)
     ipps, iop_ref, spacing_ref = [], None, None
     for f in range(n):
-        pos = _fg(ds, f, "PlanePositionSequence")
-        ori = _fg(ds, f, "PlaneOrientationSequence")
-        pix = _fg(ds, f, "PixelMeasuresSequence")
-        ipp = getattr(pos, "ImagePositionPatient", None) if pos is not None else None
-        iop = getattr(ori, "ImageOrientationPatient", None) if ori is not None else None
-        spc = getattr(pix, "PixelSpacing", None) if pix is not None else None
+        ipp, iop, spc = _plane_of(ds, f)
         if ipp is None or iop is None or spc is None:
             raise GeometryError(f"{source}: {why}; and frame {f + 1} has no position/orientation to place it by.")
         iop_a = np.asarray([float(x) for x in iop])

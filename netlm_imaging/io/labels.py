@@ -357,9 +357,10 @@ def decide_role(
         return out(None, "type-ignored", "a planning volume by name (PTV/CTV/ITV/PRV)")
     builtin = spec.name_patterns[spec.user_pattern_count :]
     couinaud = [r for r in _pattern_roles(text, builtin) if r.startswith("segment")] if text else []
-    if len(couinaud) == 1:  # Couinaud names win over the generic liver code (segment maps are coded Liver)
-        return out(couinaud[0], "pattern", f"name matches the Couinaud segment pattern of {couinaud[0]}")
     table = DEFAULT_CODE_ROLES if code_roles is None else code_roles
+    liver_or_generic = key is None or key in GENERIC_CODES or table.get(key) == "liver"
+    if len(couinaud) == 1 and liver_or_generic:  # Couinaud names win over the liver code (segment maps are coded Liver)
+        return out(couinaud[0], "pattern", f"name matches the Couinaud segment pattern of {couinaud[0]}")
     if key is not None and key not in GENERIC_CODES and key[1]:
         coded = table.get(key)
         if coded:
@@ -577,7 +578,12 @@ def check_decisions(
     if not require_role or roles & {"liver", "lesion"}:
         return
     sources = sorted({d.source for d in decisions})
-    listed = "; ".join(f"{d.describe()} {d.reason}" + (f" -> {flag_for(d.name)}" if d.name else "") for d in decisions)
+    listed = "; ".join(
+        f"{d.describe()} {d.reason}"
+        + (f" as {d.role}" if d.role else "")
+        + (f" -> {flag_for(d.name)}" if d.name else "")
+        for d in decisions
+    )
     how = "--labels / --segment-pattern matched none of them. " if spec.exclusive else ""
     raise LabelError(
         f"{', '.join(sources)}: no liver and no lesion among the {noun}: {listed}. {how}Map the ones you mean "
