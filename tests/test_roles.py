@@ -63,6 +63,9 @@ VESSEL = ("SCT", "59820001")
         ("GTV_Mass", None, "GTV", "lesion", "pattern"),
         ("liver_segment_4", LIVER, None, "segment4", "pattern"),
         ("Liver", None, "ORGAN", "liver", "pattern"),
+        ("Lesion no 3", None, None, "lesion", "pattern"),
+        ("Lesion_arterial", None, None, "lesion", "pattern"),  # a phase, not an artery
+        ("Liver scar", None, None, None, "unmatched-ignored"),
     ],
 )
 def test_decide_role_without_a_user_mapping(name, code, itype, role, reason):

@@ -217,16 +217,15 @@ PLANNING_NAME = re.compile(r"(^|[^a-z])(ptv|ctv|itv|prv)([^a-z]|$)", re.IGNORECA
 #: Words that make a name a derived / Boolean / other structure: never guessed into a role.
 COMPOUND_WORDS = re.compile(
     r"(minus|plus|without|w/o|excl|except|subtract|union|\bring\b|shell|wall|margin|expan|crop|"
-    r"\band\b|\bor\b|\bnot\b|\bno\b|free|remnant|\bflr\b|resect|[+&]|\d+\s*mm)",
+    r"\band\b|\bor\b|\bnot\b|free|remnant|\bflr\b|resect|[+&]|\d+\s*mm)",
     re.IGNORECASE,
 )
-#: Structures whose names mention an organ without being it (hepatic vein, splenic artery, bile duct ...),
-#: and lesion-like words that are not tumour (oedema, tumour bed, scar).
+#: Structures whose names mention an organ without being it (hepatic vein, splenic artery, bile duct ...).
 NOT_THE_ORGAN = re.compile(
-    r"(vessel|vein|vena|cava|\bivc\b|arter|portal|duct|bile|biliar|flexure|ligament|"
-    r"o?edema|\bbed\b|cavity|scar|boost|block)",
-    re.IGNORECASE,
+    r"(vessel|vein|vena|cava|\bivc\b|arter|portal|duct|bile|biliar|flexure|ligament)", re.IGNORECASE
 )
+#: Lesion-like words that are not tumour (oedema, tumour bed, scar, a boost block).
+NOT_TUMOUR = re.compile(r"(o?edema|\bbed\b|cavity|scar|boost|block)", re.IGNORECASE)
 
 #: Why a segment / ROI got its role (``segment_roles[].reason`` in the report).
 REASONS = ("user", "code", "pattern", "type-ignored", "unmatched-ignored")
@@ -373,7 +372,7 @@ def decide_role(
         return out(None, "unmatched-ignored", "name matches no role pattern (an organ or structure not measured)")
     if len(roles) > 1 or COMPOUND_WORDS.search(text):
         return out(None, "unmatched-ignored", "a compound name (derived or Boolean structure): never guessed")
-    if NOT_THE_ORGAN.search(text):
+    if NOT_TUMOUR.search(text) or (roles[0] != "lesion" and NOT_THE_ORGAN.search(text)):
         return out(None, "unmatched-ignored", f"names another structure than the {roles[0]} (vessel, oedema, bed ...)")
     return out(roles[0], "pattern", f"name matches the {roles[0]} pattern")
 
