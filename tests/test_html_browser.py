@@ -178,7 +178,20 @@ def test_viewer_in_chromium(tmp_path):
         d.find_element(By.ID, "show-pet").click()
         # window preset: the liver window changes the grey levels
         d.find_element(By.CSS_SELECTOR, "#window-preset option:nth-child(2)").click()
-        assert np.abs(_rgb(axial.screenshot_as_png) - plain).mean() > 0.02
+        liver_window = _rgb(axial.screenshot_as_png)
+        assert np.abs(liver_window - plain).mean() > 0.02
+        assert d.find_element(By.ID, "window-width").get_attribute("value") == "150"  # W150/L90
+        # a free width/level: W 1 HU at L 0 HU makes the image black and white (liver 60 HU white, air black)
+        for field, value in (("window-width", "1"), ("window-level", "0")):
+            box = d.find_element(By.ID, field)
+            box.clear()
+            box.send_keys(value + Keys.TAB)
+        bw = _rgb(axial.screenshot_as_png)
+        grey = bw.max(axis=-1)
+        assert ((grey < 0.02) | (grey > 0.98)).mean() > 0.95
+        assert (grey > 0.98).mean() == pytest.approx(
+            _fraction_in_slice(np.asarray(ctx.image.array) > 0, ax, k), abs=0.02
+        )  # > 0 HU: the liver and lesions of the phantom (noise SD 8 HU at 60 and 120)
         # PET MIP: inverted grey (SUV 12 of lesion 1 is the darkest) inside its dashed red outline
         mip = _rgb(d.find_element(By.ID, "mip-canvas").screenshot_as_png)
         red_r, red_c = np.nonzero(_lesion_red(mip))

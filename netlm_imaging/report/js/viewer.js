@@ -295,7 +295,18 @@
     var sl = on("opacity-" + k, "input", function () { state.opacity[k] = +sl.value; renderAll(); });
     if (sl) { sl.value = state.opacity[k]; }
   });
-  var wsel = on("window-preset", "change", function () { state.win = IMG.presets[+wsel.value]; renderAll(); });
+  var wW = document.getElementById("window-width"), wL = document.getElementById("window-level");
+  function showWindow() {
+    if (wW) { wW.value = +(state.win.hi - state.win.lo).toFixed(2); wL.value = +((state.win.hi + state.win.lo) / 2).toFixed(2); }
+  }
+  var wsel = on("window-preset", "change", function () { state.win = IMG.presets[+wsel.value]; showWindow(); renderAll(); });
+  function customWindow() {  // free width / level (image units)
+    var w = Math.max(+wW.value, 1e-6), l = +wL.value;
+    if (isFinite(w) && isFinite(l)) { state.win = { name: "custom", lo: l - w / 2, hi: l + w / 2 }; renderAll(); }
+  }
+  on("window-width", "change", customWindow);
+  on("window-level", "change", customWindow);
+  showWindow();
   var ssel = on("suv-scale", "change", function () {
     var o = ssel.options[ssel.selectedIndex];
     state.suv = { lo: +o.getAttribute("data-lo"), hi: +o.getAttribute("data-hi") };
