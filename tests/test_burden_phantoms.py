@@ -246,3 +246,36 @@ def test_intrahepatic_margin_is_two_mm(gap_voxels, location):
     from netlm_imaging.api import AnalyzeOptions
 
     assert AnalyzeOptions().margin_mm == 2.0
+
+
+@pytest.mark.parametrize(("gap_voxels", "location"), [(6, "intrahepatic"), (7, "extrahepatic")])
+def test_intrahepatic_margin_option_is_a_distance_in_mm(gap_voxels, location):
+    """margin_mm=3: 6 steps of 0.5 mm (3.0 mm) are inside the margin, 7 (3.5 mm) are not."""
+    aff = oblique_affine(spacing=(0.5, 0.8, 2.5))
+    shape = (40, 12, 6)
+    vol = Volume(np.zeros(shape, dtype=np.float32), aff)
+    liver = np.zeros(shape, bool)
+    liver[2:20, 2:10, 1:5] = True
+    lesion = np.zeros(shape, bool)
+    lesion[19 + gap_voxels : 22 + gap_voxels, 4:7, 2:4] = True
+    (les,) = measure_burden(vol, _layers(vol, liver=liver, lesion=lesion), margin_mm=3.0).ctx.lesions
+    assert les.location == location
+
+
+@pytest.mark.parametrize("side", ["below", "above"])
+def test_lesion_abutting_across_a_thick_slice_is_intrahepatic(side):
+    """Slices 2.5 mm apart (more than the 2 mm margin): a lesion on the next slice, face to face, abuts."""
+    aff = oblique_affine(spacing=(0.7, 0.8, 2.5))
+    shape = (16, 16, 9)
+    vol = Volume(np.zeros(shape, dtype=np.float32), aff)
+    liver = np.zeros(shape, bool)
+    liver[3:13, 3:13, 3:6] = True
+    lesion = np.zeros(shape, bool)
+    k = 2 if side == "below" else 6
+    lesion[6:9, 6:9, k] = True
+    (les,) = measure_burden(vol, _layers(vol, liver=liver, lesion=lesion)).ctx.lesions
+    assert les.location == "intrahepatic"
+    lesion[6:9, 6:9, k] = False
+    lesion[6:9, 6:9, 1 if side == "below" else 7] = True  # one more slice away (5 mm): outside
+    (les,) = measure_burden(vol, _layers(vol, liver=liver, lesion=lesion)).ctx.lesions
+    assert les.location == "extrahepatic"
