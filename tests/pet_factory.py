@@ -55,6 +55,9 @@ def write_pet_series(
     corrected_image: Sequence[str] | None = ("ATTN", "DECY", "SCAT"),
     frame_of_reference_uid: str | None = None,
     seed: int = 0,
+    patient_size_m: float | None = None,
+    patient_sex: str | None = None,
+    convolution_kernel: str | None = None,
 ) -> list[Path]:
     """Write a PET series whose modality-LUT values are ``values``.
 
@@ -96,6 +99,8 @@ def write_pet_series(
         FrameOfReferenceUID.
     seed : int
         Seed of the UIDs.
+    patient_size_m, patient_sex, convolution_kernel : optional
+        PatientSize (0010,1020), PatientSex (0010,0040), ConvolutionKernel (0018,1210).
 
     Returns
     -------
@@ -127,6 +132,12 @@ def write_pet_series(
             ds.PatientWeight = float(weight_kg)
         if corrected_image is not None:
             ds.CorrectedImage = list(corrected_image)
+        if patient_size_m is not None:
+            ds.PatientSize = DSfloat(float(patient_size_m), auto_format=True)
+        if patient_sex is not None:
+            ds.PatientSex = patient_sex
+        if convolution_kernel is not None:
+            ds.ConvolutionKernel = convolution_kernel
         ds.SeriesDate = series_date
         ds.SeriesTime = series_time
         ds.AcquisitionDate = acquisition_date or series_date

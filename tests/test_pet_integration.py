@@ -213,3 +213,42 @@ def test_study_folder_pet_is_scanned_once(petct, monkeypatch):
     pet_files = sorted((petct / "pet").iterdir())
     assert rep.pet is not None
     assert [seen[p] for p in pet_files] == [1] * len(pet_files)
+
+
+def _pet_only_study(root, **headers):
+    aff = grid_affine((4.0, 4.0, 4.0), (-40.0, -40.0, -30.0))
+    shape = (20, 20, 16)
+    liver = sphere_mask(shape, aff, (0.0, 0.0, 0.0), 30.0)
+    lesion = sphere_mask(shape, aff, (6.0, 4.0, 2.0), 8.0)
+    act = np.full(shape, _suv_to_bqml(1.0))
+    act[liver] = _suv_to_bqml(5.0)
+    act[lesion] = _suv_to_bqml(20.0)
+    write_pet_series(root / "pet", act, aff, slopes=[8.0] * shape[2], **headers)
+    from phantoms import write_nifti
+
+    seg = write_nifti(root / "labels.nii.gz", np.where(lesion, 2, np.where(liver, 1, 0)).astype(np.uint8), aff)
+    return root / "pet", seg
+
+
+def test_sul_and_resolution_from_the_pet_header(tmp_path):
+    """PatientSize / PatientSex give SUL (Janmahasatian); ConvolutionKernel gives the filter FWHM."""
+    pet, seg = _pet_only_study(tmp_path, patient_size_m=1.80, patient_sex="M", convolution_kernel="XYZ Gauss6.00")
+    rep = analyze(image=pet, segs=[seg])
+    bmi = WEIGHT_KG / 1.80**2
+    lbm = 9270.0 * WEIGHT_KG / (6680.0 + 216.0 * bmi)  # Janmahasatian 2005, male
+    assert rep.pet["sul"]["sul_per_suvbw"] == pytest.approx(lbm / WEIGHT_KG, rel=1e-3)
+    assert rep.pet["sul"]["height_source"] == "DICOM PatientSize (0010,1020)"
+    assert rep.pet["sul"]["sex_source"] == "DICOM PatientSex (0010,0040)"
+    assert rep.lesions[0]["sul_max"] == pytest.approx(20.0 * lbm / WEIGHT_KG, rel=2e-3)
+    assert rep.pet["resolution_fwhm_mm"] == pytest.approx((6.0**2 + 5.0**2) ** 0.5, rel=1e-3)
+
+
+def test_sul_from_the_clinical_sidecar_overrides_the_header(tmp_path):
+    pet, seg = _pet_only_study(tmp_path, patient_size_m=1.80, patient_sex="M")
+    (tmp_path / "clinical.json").write_text('{"height_cm": 160, "sex": "female"}')
+    rep = analyze(image=pet, segs=[seg], clinical=tmp_path / "clinical.json")
+    bmi = WEIGHT_KG / 1.60**2
+    lbm = 9270.0 * WEIGHT_KG / (8780.0 + 244.0 * bmi)  # female
+    assert rep.pet["sul"]["sul_per_suvbw"] == pytest.approx(lbm / WEIGHT_KG, rel=1e-3)
+    assert rep.pet["sul"]["height_source"] == "clinical file"
+    assert rep.pet["sul_missing_inputs"] == []
