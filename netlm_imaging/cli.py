@@ -70,8 +70,10 @@ def _configure_logging(verbosity: int) -> None:
     logging.basicConfig(level=level, format="netlm: %(levelname)s: %(message)s", stream=sys.stderr)
     from .commands._common import WarningLog
 
+    WarningLog.seen.clear()  # one run's memory (main may be called many times in one process)
     for handler in logging.getLogger().handlers:
-        handler.addFilter(WarningLog())
+        if not any(isinstance(f, WarningLog) for f in handler.filters):
+            handler.addFilter(WarningLog())
     if verbosity <= 0:
         import warnings
 
