@@ -236,38 +236,24 @@ def _modality(img: Volume, options: AnalyzeOptions, declared: str | None = None)
     return mod if mod in _MODALITIES else "OT"  # options.modality was checked by AnalyzeOptions
 
 
-def _apply_surgical(
-    report: StudyReport, ctx: MeasurementContext, clinical: Any, rules: Any, opts: AnalyzeOptions
-) -> None:
-    """Segments, remnant, debulking plan and classifications (classify.surgical) into the report."""
-    from .classify.clinical import ClinicalInputs, load_clinical
+def _classify(ctx: MeasurementContext, clinical: Any, rules: Any, opts: AnalyzeOptions) -> Any:
+    """The classify stage: segments, remnant, debulking plan and classifications (classify.surgical.assess).
+
+    The per-lesion decisions (Couinaud segment, RECIST measurability) go onto the lesions, so the
+    report built next carries them.
+    """
     from .classify.surgical import assess
 
-    rules_obj = _rules(rules)
-    if clinical is None or isinstance(clinical, ClinicalInputs):
-        clin = clinical
-    else:
-        clin = load_clinical(clinical)
-    sa = assess(ctx, clin, rules_obj, resections=opts.resections)
-    remnant = dict(sa.remnant or {})
-    remnant.update({k: v for k, v in report.remnant.items() if k not in remnant})
-    report.remnant = remnant
-    report.classification = _rounded(sa.classification)
-    report.remnant = _rounded(report.remnant)
-    report.segments = _rounded(sa.segments) if sa.segments is not None else None
-    report.console_lines = list(sa.summary_lines)
-    for les in report.lesions:
-        seg = sa.lesion_segments.get(int(les["id"]))
-        if seg is not None:
-            les["couinaud_segment"] = int(seg)
-        les.update(sa.lesion_recist.get(int(les["id"]), {}))
+    sa = assess(ctx, clinical, _rules(rules), resections=opts.resections)
     for lesion in ctx.lesions:
-        lesion.couinaud_segment = sa.lesion_segments.get(lesion.id, lesion.couinaud_segment)
+        seg = sa.lesion_segments.get(lesion.id)
+        if seg is not None:
+            lesion.couinaud_segment = int(seg)
         rec = sa.lesion_recist.get(lesion.id)
         if rec is not None:
             lesion.recist_measurable = rec["recist_measurable"]
             lesion.extra.update({k: v for k, v in rec.items() if k != "recist_measurable"})
-    report.warnings.extend(w for w in sa.warnings if w not in report.warnings)
+    return sa
 
 
 def _rounded(obj: Any, nd: int = 6) -> Any:
@@ -496,15 +482,17 @@ def analyze_with_context(
         ctx.pet_suv = suv
         organs = {"kidney": _role_union(img, rec_layers, "kidney")}
         pet_block, pet_missing, pet_lines = _measure_pet(ctx, suv, opts, rules_obj, pet_derived, warnings, clin, organs)
+    # classify: every decision, from the measurements (ctx) and the clinical inputs
+    sa = _classify(ctx, clin, rules_obj, opts)
+    # report: built once from the measurements and the decisions
     report = _build_report(
-        img, ctx, burden, inputs, seg_sources, rec.resampled or bool(img.meta.get("resampled")), warnings, opts
+        img, ctx, burden, inputs, seg_sources, rec.resampled or bool(img.meta.get("resampled")), warnings, opts, sa
     )
     report.pet = pet_block
     if role_log:  # how every named segment / ROI got its role (additive field, docs/roles.md)
         report.study["segment_roles"] = [d.to_report() for d in role_log]
     if inputs.notes:
         report.extra["notes"] = list(inputs.notes)  # how the study folder was read (additive field)
-    _apply_surgical(report, ctx, clin, rules_obj, opts)
     if pet_missing:
         missing = report.classification.setdefault("missing_inputs", [])
         missing.extend(m for m in pet_missing if m not in missing)
@@ -816,6 +804,7 @@ def _build_report(
     resampled: bool,
     warnings: list[str],
     opts: AnalyzeOptions,
+    sa: Any,
 ) -> StudyReport:
     meta = img.meta
     study: dict[str, Any] = {
@@ -865,26 +854,23 @@ def _build_report(
     }
     if "intrahepatic_volume_ml_binary" in burden.extra:
         tumor["intrahepatic_volume_ml_binary"] = _round(burden.extra["intrahepatic_volume_ml_binary"], 6)
-    involvement = None
+    involvement = ctx.involvement_percent
     non_tumorous = None
     if liver_ml is not None and liver_ml > 0:
-        involvement = min(100.0, 100.0 * ctx.intrahepatic_tumor_ml / liver_ml)
         non_tumorous = max(0.0, liver_ml - ctx.intrahepatic_tumor_ml)
-    remnant: dict[str, Any] = {"non_tumorous_liver_volume_ml": _round(non_tumorous, 6)}
-    classification: dict[str, Any] = {
-        "rules_version": "none",
-        "rationale": [],
-        "missing_inputs": [] if ctx.liver is not None else ["liver mask"],
-    }
+    remnant: dict[str, Any] = dict(sa.remnant or {})
+    remnant.setdefault("non_tumorous_liver_volume_ml", _round(non_tumorous, 6))
     return StudyReport(
         tool={"name": "netlm-imaging", "version": __version__},
         study=study,
         liver=liver,
         tumor=tumor,
         involvement_percent=_round(involvement, 4),
-        remnant=remnant,
+        remnant=_rounded(remnant),
         lesions=[round_lesion(les.to_dict()) for les in ctx.lesions],
-        classification=classification,
-        warnings=list(dict.fromkeys(warnings)),
+        segments=_rounded(sa.segments) if sa.segments is not None else None,
+        classification=_rounded(sa.classification),
+        warnings=list(dict.fromkeys([*warnings, *sa.warnings])),
         method=burden.method,
+        console_lines=list(sa.summary_lines),
     )

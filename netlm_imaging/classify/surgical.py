@@ -239,7 +239,7 @@ def assess(
 
     # involvement and burden
     liver_ml = ctx.liver_volume_ml
-    involvement = 100.0 * ctx.intrahepatic_tumor_ml / liver_ml if liver_ml else None
+    involvement = ctx.involvement_percent
     burden = burden_category(involvement, rules["burden"])
     rationale += burden["rationale"]
     _add(missing, burden["missing_inputs"])

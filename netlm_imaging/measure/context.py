@@ -106,6 +106,25 @@ class MeasurementContext:
         return self.image.voxel_volume_ml
 
     @property
+    def involvement_percent(self) -> float | None:
+        """100 x intrahepatic tumour / total liver volume (DESIGN.md); None without a liver volume.
+
+        The one place it is computed: the report and the classification read it here.
+
+        Examples
+        --------
+        >>> from netlm_imaging.volume import Volume
+        >>> ctx = MeasurementContext(Volume(np.zeros((1, 1, 1)), np.eye(4)), None, np.zeros((1, 1, 1)), [])
+        >>> ctx.liver_volume_ml, ctx.intrahepatic_tumor_ml = 800.0, 200.0
+        >>> ctx.involvement_percent
+        25.0
+        """
+        liver_ml = self.liver_volume_ml
+        if liver_ml is None or liver_ml <= 0:
+            return None
+        return min(100.0, 100.0 * self.intrahepatic_tumor_ml / liver_ml)
+
+    @property
     def intrahepatic_lesions(self) -> list[Lesion]:
         """Lesions whose location is intrahepatic."""
         return [les for les in self.lesions if les.location == "intrahepatic"]
