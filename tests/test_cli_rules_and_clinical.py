@@ -84,3 +84,57 @@ def test_rules_file_can_make_the_count_the_primary_measure(study, tmp_path):
     assert c["debulking_measure"] == "count"
     assert c["achievable_debulking_percent"] == pytest.approx(50.0)  # 1 of 2 lesions, below 70%
     assert c["mahuron_type"] == "3"
+
+
+def test_cli_reports_staged_strategies_and_every_no_with_its_reason(tmp_path, capsys):
+    """An extended right hepatectomy at sFLR 20.7% in a chemotherapy liver (30%): the console names the
+    staged options; the report carries their numbers and stays valid against the shared schema."""
+    import jsonschema
+    from conftest import shared_schema
+    from surgical_phantoms import VOXEL_ML, parenchyma_ml_by_segment, weight_for_telv, zone_mask
+
+    p = SlabLiver(SLICES, ny=NY, nz=NZ)
+    p.add_box(10, 16, 2, 16, 2, 16)  # x 10..25: segments 4-8, 409.6 mL, ~14 cm along its diagonal
+    small = p.add_in_segment(2, 1, 2, 2, y0=10, z0=10)  # one voxel-thick 2 x 2 lesion in the future remnant
+    lesion_vox = p.labels > 0
+    nt = {s: float(np.count_nonzero((p.seg == s) & ~lesion_vox)) * VOXEL_ML for s in (1, 2, 3)}
+    abl = parenchyma_ml_by_segment(p, zone_mask(p, small.id, 5.0))
+    flr_now = sum(nt[s] - abl[s] for s in (1, 2, 3))
+    weight = weight_for_telv(flr_now / 0.207, 175.0)
+    labels = np.where(p.labels > 0, 2, np.where(p.liver, 1, 0)).astype(np.uint8)
+    write_nifti(tmp_path / "ct.nii.gz", np.where(p.liver, 60, -100).astype(np.int16), p.affine)
+    write_nifti(tmp_path / "seg.nii.gz", labels, p.affine)
+    write_nifti(tmp_path / "couinaud.nii.gz", p.seg, p.affine)
+    clin = {
+        "grade": 2,
+        "ki67_percent": 25.0,
+        "height_cm": 175.0,
+        "weight_kg": weight,
+        "liver_condition": "chemotherapy",
+    }
+    (tmp_path / "clin.json").write_text(json.dumps(clin))
+    out = tmp_path / "out"
+    argv = [
+        "analyze", "--image", str(tmp_path / "ct.nii.gz"), "--seg", str(tmp_path / "seg.nii.gz"),
+        "--seg", f"segments={tmp_path / 'couinaud.nii.gz'}", "--clinical", str(tmp_path / "clin.json"),
+        "--out", str(out), "--modality", "CT",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    console = capsys.readouterr().out
+    rep = json.loads((out / "report.json").read_text())
+    jsonschema.validate(rep, shared_schema())
+    st = rep["classification"]["staged_strategies"]
+    assert st["clearing_resection"] == "Extended right hemihepatectomy (right trisectionectomy)"
+    # NIfTI stores the affine in float32: voxels exactly 5.0 mm from the small lesion may fall just outside
+    # its 5 mm ablation zone, a few tenths of a mL (the assess-level test matches to 1e-9)
+    assert st["flr_now_ml"] == pytest.approx(flr_now, abs=1.0)
+    assert st["flr_now_percent"] == pytest.approx(20.7, abs=0.1)
+    assert st["strategies"]["alpps"]["reaches_threshold"] is True
+    assert st["strategies"]["portal_vein_embolisation"]["reaches_threshold"] is False
+    assert "Staged strategies: clearing needs Extended right hemihepatectomy" in console
+    assert "expected to reach it: alpps" in console
+    # Ki-67 25% against a reported grade 2: conflict, G3, and the console says why Cloyd is "no"
+    assert "Grade conflict" in console
+    assert "Cloyd resectable: no (grade=3 not met" in console
+    used = rep["classification"]["clinical_inputs_used"]
+    assert used["ki67_percent"] == {"value": 25.0, "source": "clinical file clin.json"}
