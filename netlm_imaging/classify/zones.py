@@ -110,7 +110,7 @@ def compute_zones(
 
 
 def dilate_ball(mask: np.ndarray, radius_mm: float, spacing: np.ndarray) -> np.ndarray:
-    """Voxels whose centre lies within ``radius_mm`` of a ``True`` voxel centre (anisotropic spacing).
+    """Voxels whose centre lies within ``radius_mm`` (+1e-6 relative) of a ``True`` voxel centre (anisotropic spacing).
 
     The ball is decomposed into in-plane offsets ``(di, dj)``, each with the
     half-length ``h`` it allows along the third axis; the mask is first dilated
@@ -124,8 +124,10 @@ def dilate_ball(mask: np.ndarray, radius_mm: float, spacing: np.ndarray) -> np.n
     7
     """
     si, sj, sk = (float(x) for x in spacing)
-    r2 = radius_mm * radius_mm + 1e-9
-    ni, nj = math.floor(radius_mm / si + 1e-9), math.floor(radius_mm / sj + 1e-9)
+    # a relative tolerance keeps voxels at exactly the radius inside even when the affine went through float32
+    radius_mm = radius_mm * (1.0 + 1e-6)
+    r2 = radius_mm * radius_mm
+    ni, nj = math.floor(radius_mm / si), math.floor(radius_mm / sj)
     along: dict[int, np.ndarray] = {}
     out = np.zeros_like(mask, dtype=bool)
     n0, n1, n2 = mask.shape
@@ -134,7 +136,7 @@ def dilate_ball(mask: np.ndarray, radius_mm: float, spacing: np.ndarray) -> np.n
             rest = r2 - (di * si) ** 2 - (dj * sj) ** 2
             if rest < 0:
                 continue
-            h = math.floor(math.sqrt(rest) / sk + 1e-9)
+            h = math.floor(math.sqrt(rest) / sk)
             if h not in along:
                 run = mask.copy()
                 for d in range(1, min(h, n2 - 1) + 1):
