@@ -219,6 +219,17 @@ def test_lesion_mask_without_liver_reports_volumes_and_null_involvement(tmp_path
     report.to_dict()  # validates against the schema
 
 
+def _gap_phantom(gap_voxels: int) -> tuple[Volume, np.ndarray, np.ndarray]:
+    """Liver box and a lesion ``gap_voxels`` steps of 0.5 mm past its last voxel along i (oblique grid)."""
+    vol = Volume(np.zeros((40, 12, 6), dtype=np.float32), oblique_affine(spacing=(0.5, 0.8, 2.5)))
+    liver = np.zeros(vol.shape, bool)
+    liver[2:20, 2:10, 1:5] = True
+    lesion = np.zeros(vol.shape, bool)
+    first = 19 + gap_voxels  # the liver's last voxel along i is 19
+    lesion[first : first + 3, 4:7, 2:4] = True
+    return vol, liver, lesion
+
+
 @pytest.mark.parametrize(("gap_voxels", "location"), [(4, "intrahepatic"), (5, "extrahepatic"), (6, "extrahepatic")])
 def test_intrahepatic_margin_is_two_mm(gap_voxels, location):
     """DESIGN.md: a lesion is intrahepatic if it overlaps the liver dilated by 2 mm.
@@ -227,15 +238,7 @@ def test_intrahepatic_margin_is_two_mm(gap_voxels, location):
     the liver is intrahepatic, 5 steps (2.5 mm) or more is extrahepatic. Checked with the default
     margin of both the measurement and the API (a 2.9 mm margin would make 2.5 mm intrahepatic).
     """
-    spacing = (0.5, 0.8, 2.5)
-    aff = oblique_affine(spacing=spacing)
-    shape = (40, 12, 6)
-    vol = Volume(np.zeros(shape, dtype=np.float32), aff)
-    liver = np.zeros(shape, bool)
-    liver[2:20, 2:10, 1:5] = True
-    lesion = np.zeros(shape, bool)
-    first = 19 + gap_voxels  # the liver's last voxel along i is 19
-    lesion[first : first + 3, 4:7, 2:4] = True
+    vol, liver, lesion = _gap_phantom(gap_voxels)
     # independent distance: nearest voxel centres of the two masks, in patient mm
     a = vol.index_to_lps(np.argwhere(liver))
     b = vol.index_to_lps(np.argwhere(lesion))
@@ -251,13 +254,7 @@ def test_intrahepatic_margin_is_two_mm(gap_voxels, location):
 @pytest.mark.parametrize(("gap_voxels", "location"), [(6, "intrahepatic"), (7, "extrahepatic")])
 def test_intrahepatic_margin_option_is_a_distance_in_mm(gap_voxels, location):
     """margin_mm=3: 6 steps of 0.5 mm (3.0 mm) are inside the margin, 7 (3.5 mm) are not."""
-    aff = oblique_affine(spacing=(0.5, 0.8, 2.5))
-    shape = (40, 12, 6)
-    vol = Volume(np.zeros(shape, dtype=np.float32), aff)
-    liver = np.zeros(shape, bool)
-    liver[2:20, 2:10, 1:5] = True
-    lesion = np.zeros(shape, bool)
-    lesion[19 + gap_voxels : 22 + gap_voxels, 4:7, 2:4] = True
+    vol, liver, lesion = _gap_phantom(gap_voxels)
     (les,) = measure_burden(vol, _layers(vol, liver=liver, lesion=lesion), margin_mm=3.0).ctx.lesions
     assert les.location == location
 

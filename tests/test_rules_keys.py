@@ -129,3 +129,20 @@ def test_meets_comparators_at_the_boundary():
     assert not meets(0.5 - 1.5e-9, 0.5, ">=")
     with pytest.raises(ValueError, match="unknown comparator '=='"):
         meets(1.0, 1.0, "==")
+
+
+def test_flr_threshold_follows_the_denominator_and_the_liver_condition():
+    """clinical_rules.md section 6: sFLR >= 20 % (normal), 30 % (chemotherapy), 40 % (cirrhosis);
+    measured FLR% of the non-tumorous liver >= 25 % (normal, Shoup)."""
+    r = load_rules(None)
+    assert r.flr_threshold_percent("normal") == 20.0
+    assert r.flr_threshold_percent(None) == 20.0
+    assert r.flr_threshold_percent("chemotherapy", "telv") == 30.0
+    assert r.flr_threshold_percent("cirrhosis") == 40.0
+    assert r.flr_threshold_percent("normal", "non_tumorous") == 25.0
+
+
+def test_burden_without_a_liver_names_the_missing_mask(rules):
+    out = burden_category(None, rules["burden"])
+    assert out["category"] is None
+    assert out["missing_inputs"] == ["liver mask"]
