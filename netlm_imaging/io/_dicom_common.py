@@ -50,6 +50,7 @@ from typing import Any, TypeVar
 from ..errors import DicomError, InputError, ResourceLimitError
 from ._inflate import DEFLATED_TS
 from ._inflate import dcmread as bounded_dcmread
+from .formats import LABELMAP_SEG_SOP_CLASS, RTSTRUCT_SOP_CLASS, SEG_SOP_CLASS
 
 __all__ = [
     "DICOM_SUFFIXES",
@@ -156,9 +157,6 @@ def guard_malformed(what: str) -> Callable[[F], F]:
     return deco
 
 
-SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
-LABELMAP_SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.7"
-RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
 _NON_IMAGE_SOP_PREFIXES = (
     "1.2.840.10008.5.1.4.1.1.88.",  # Structured reports
     "1.2.840.10008.5.1.4.1.1.11.",  # Presentation states

@@ -29,6 +29,7 @@ from ..creator import is_own_output
 from ..errors import DicomError, InputError
 from ._dicom_common import IMAGE, RTSTRUCT, SEG, DicomFileInfo, scan_dicom_folder
 from .dicom_series import SeriesGroup, group_image_series
+from .formats import VOLUME_EXTENSIONS, file_format
 
 __all__ = [
     "IMAGE_NAMES",
@@ -47,8 +48,6 @@ logger = logging.getLogger(__name__)
 
 #: Manifest file names looked for in a study folder, in this order.
 MANIFEST_NAMES = ("netlm.json", "netlm.toml")
-#: Volume file extensions of the NIfTI/ITK convention.
-VOLUME_EXTENSIONS = (".nii.gz", ".nii", ".seg.nrrd", ".nrrd", ".nhdr", ".mha", ".mhd")
 #: Base names (case-insensitive, without extension) taken as the image.
 IMAGE_NAMES = ("image", "ct", "mr", "mri", "img", "volume", "scan")
 #: Base names taken as a PET image.
@@ -304,14 +303,8 @@ def _from_manifest(folder: Path, manifest_path: Path) -> DiscoveredStudy:
 
 # ---------------------------------------------------------------------- DICOM
 def _file_kind(p: Path) -> str:
-    name = p.name.lower()
-    if name.endswith((".nii", ".nii.gz")):
-        return "NIFTI"
-    if name.endswith((".nrrd", ".nhdr")):
-        return "NRRD"
-    if name.endswith((".mha", ".mhd")):
-        return "MHA"
-    return "DICOM"
+    fmt = file_format(p.name)
+    return "DICOM" if fmt is None else fmt.kind
 
 
 def _seg_candidate(info: DicomFileInfo) -> SegmentationCandidate:

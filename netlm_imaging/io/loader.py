@@ -16,18 +16,17 @@ from ..errors import InputError, LabelError, ResourceLimitError, UsageError
 from ..segmentation import ROLES, MaskLayer
 from ..volume import Volume
 from ._inflate import dcmread as bounded_dcmread
+from .formats import RTSTRUCT_SOP_CLASS, SEGMENTATION_SOP_CLASSES, VOLUME_EXTENSIONS, file_format
 from .labels import LabelSpec, RoleDecision, assign_roles, layers_from_label_map
 
 __all__ = ["RTSTRUCT_SOP_CLASS", "SEG_SOP_CLASSES", "load_image", "load_segmentation", "parse_seg_argument"]
 
 logger = logging.getLogger(__name__)
 
-SEG_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.66.4", "1.2.840.10008.5.1.4.1.1.66.7"}
-RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
-_NIFTI = (".nii", ".nii.gz")
+#: DICOM SEG SOP classes (from the format table, :mod:`netlm_imaging.io.formats`).
+SEG_SOP_CLASSES = {sop for sop, reader in SEGMENTATION_SOP_CLASSES.items() if reader == "seg"}
 #: ``--seg segments=PATH``: a Couinaud map whose values 1..8 are segments 1..8 (TotalSegmentator liver_segments).
 COUINAUD_ROLES = ("segments", "couinaud")
-_ITK = (".nrrd", ".nhdr", ".mha", ".mhd")
 
 
 @dataclass(frozen=True)
@@ -63,11 +62,14 @@ def _slicer_code(tags: str) -> tuple[tuple[str, str] | None, str]:
 
 
 def _suffix(p: Path) -> str:
+    """The file's format suffix (for messages): a table suffix, else its last suffix."""
     name = p.name.lower()
-    for ext in (*_NIFTI, *_ITK, ".dcm"):
-        if name.endswith(ext):
-            return ext
-    return p.suffix.lower()
+    return next((s for s in (*VOLUME_EXTENSIONS, ".dcm") if name.endswith(s)), p.suffix.lower())
+
+
+def _format_name(p: Path) -> str | None:
+    fmt = file_format(p)
+    return None if fmt is None else fmt.name
 
 
 def _is_dicom_file(p: Path) -> bool:
@@ -129,15 +131,16 @@ def load_image(
         from .dicom_series import read_dicom_series
 
         return read_dicom_series(p, series_uid=series_uid, nonuniform=nonuniform, max_voxels=max_voxels)
-    ext = _suffix(p)
-    if ext in _NIFTI:
+    fmt = _format_name(p)
+    if fmt == "nifti":
         from .nifti import read_nifti
 
         return read_nifti(p, max_voxels=max_voxels)
-    if ext in _ITK:
+    if fmt == "itk":
         from .sitk_io import read_itk
 
         return read_itk(p, max_voxels=max_voxels)
+    ext = _suffix(p)
     raise InputError(f"{p}: unknown image format {ext or '(no extension)'}; use NIfTI, NRRD, MHA or a DICOM folder.")
 
 
@@ -216,7 +219,8 @@ def load_segmentation(
         except Exception as exc:
             raise InputError(f"{p}: not a readable DICOM file ({type(exc).__name__}); re-export it.") from exc
         sop = str(getattr(ds, "SOPClassUID", ""))
-        if sop in SEG_SOP_CLASSES:
+        reader = SEGMENTATION_SOP_CLASSES.get(sop)
+        if reader == "seg":
             from .dicom_seg import read_dicom_seg
 
             return read_dicom_seg(
@@ -227,13 +231,13 @@ def load_segmentation(
                 max_voxels=max_voxels,
                 role_log=role_log,
             )
-        if sop == RTSTRUCT_SOP_CLASS:
+        if reader == "rtstruct":
             from .rtstruct import read_rtstruct
 
             return read_rtstruct(p, reference, spec, max_voxels=max_voxels, role_log=role_log)
         raise InputError(f"{p}: DICOM SOP class {sop or '(none)'} is not a segmentation; pass a SEG or RTSTRUCT.")
-    ext = _suffix(p)
-    if ext in _NIFTI:
+    fmt = _format_name(p)
+    if fmt == "nifti":
         from .nifti import read_nifti
 
         vol = read_nifti(p, max_voxels=max_voxels, as_float=False)
@@ -242,7 +246,7 @@ def load_segmentation(
         if role:
             return [_binary_layer(vol, role, p)]
         return layers_from_label_map(vol, spec)
-    if ext in _ITK:
+    if fmt == "itk":
         from .sitk_io import read_itk_segments
 
         vol, segments = read_itk_segments(p, max_voxels=max_voxels)
@@ -265,6 +269,7 @@ def load_segmentation(
             if r is not None and r != "ignore":
                 layers.append(MaskLayer(r, vol.with_array(s["mask"]), label=s["name"], source=str(p)))
         return layers
+    ext = _suffix(p)
     raise InputError(
         f"{p}: unknown segmentation format {ext or '(no extension)'}; use NIfTI, NRRD, DICOM SEG/RTSTRUCT."
     )

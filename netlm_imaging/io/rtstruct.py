@@ -62,6 +62,7 @@ from ..volume import Volume, check_voxel_budget
 from ._dicom_common import guard_malformed
 from ._inflate import dcmread as bounded_dcmread
 from ._polygon import collapse_repeated_traversal, fill_polygon, shoelace_area
+from .formats import RTSTRUCT_SOP_CLASS
 from .labels import LabelSpec, RoleDecision, assign_roles
 
 __all__ = ["RASTERISATION_RULE", "RTSTRUCT_SOP_CLASS", "SLICE_TOLERANCE", "RoiInfo", "read_rt_rois", "read_rtstruct"]
@@ -69,7 +70,6 @@ __all__ = ["RASTERISATION_RULE", "RTSTRUCT_SOP_CLASS", "SLICE_TOLERANCE", "RoiIn
 logger = logging.getLogger(__name__)
 
 #: RT Structure Set Storage SOP class.
-RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
 #: A contour lies on a slice when within this fraction of the slice step of it.
 SLICE_TOLERANCE = 0.25
 #: Contour coordinates within this many voxels of a voxel centre are snapped onto it, so that the
