@@ -1,5 +1,10 @@
 """The Python API: ``analyze`` one study and get a typed :class:`StudyReport`.
 
+Why one module (~880 lines): it is the staged pipeline (discover -> load -> measure ->
+classify -> report) with the PET and MR glue of each stage; the stages' own work lives in
+io/, measure/, classify/ and report/. Moving the PET and MR glue into stage modules is the
+next split.
+
 The CLI, the batch runner and the PACS hook all call :func:`analyze` /
 :func:`analyze_with_context`; nothing else computes a report.
 

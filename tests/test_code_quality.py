@@ -89,3 +89,18 @@ def test_packaged_schema_is_the_shared_contract():
     packaged = ROOT / "netlm_imaging" / "report" / "report.schema.json"
     assert packaged.read_bytes() == shared.read_bytes()
     assert load_schema() == json.loads(shared.read_text())  # and it is the copy the package loads
+
+
+def test_long_modules_say_why_at_their_top():
+    """STYLE.md: modules of about 150-600 lines; a longer one says at its top why it is one module."""
+    import ast
+
+    unexplained = []
+    for p in sorted((ROOT / "netlm_imaging").rglob("*.py")):
+        text = p.read_text()
+        if text.count("\n") <= 600:
+            continue
+        doc = ast.get_docstring(ast.parse(text)) or ""
+        if "Why one module" not in doc.split("\n\n", 2)[1 if "\n\n" in doc else 0]:
+            unexplained.append(p.relative_to(ROOT).as_posix())
+    assert unexplained == []

@@ -1,5 +1,9 @@
 """Run the analysis over a cohort: resumable, local processes or a Dask cluster.
 
+Why one module (~770 lines): the three execution modes (in process, process pool, Dask) share
+the per-study task, resume by fingerprint and the crash-safe cohort tables; splitting the
+modes apart is the next step if it grows.
+
 One function, :func:`analyze_one`, analyses one study and returns its
 ``cohort.csv`` row. :func:`run_cohort` calls it in this process (``jobs=1``),
 in a :class:`concurrent.futures.ProcessPoolExecutor` (``jobs > 1``) or on a

@@ -1,5 +1,8 @@
 """Header-only index of a DICOM folder: one pass, each header read once.
 
+Why one module (~1160 lines): the one-pass header index (fast tag parser and pydicom fallback)
+must classify every file of a folder in one read; it is a private module of the io readers.
+
 :func:`scan_dicom_folder` walks a folder (or takes a list of files), skips what
 is not DICOM (with a logged note), and returns one :class:`DicomFileInfo` per
 DICOM file with the facts series grouping, geometry and study discovery need.

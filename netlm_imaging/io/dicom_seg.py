@@ -1,5 +1,8 @@
 """Read DICOM Segmentation objects (SEG and Label Map SEG) onto a reference grid.
 
+Why one module (~840 lines): SEG decoding (binary, fractional, label map) onto a reference
+grid shares the frame-to-slice mapping and its checks; the fast path lives in _seg_fast.py.
+
 :func:`read_dicom_seg` returns one :class:`~netlm_imaging.segmentation.MaskLayer`
 per segment, every mask on the grid of the reference image (same affine and
 shape), ready for measuring.

@@ -1,5 +1,9 @@
 """Read a DICOM image series (CT, MR, PET; single-frame or Enhanced) into a Volume.
 
+Why one module (~990 lines): slice ordering, geometry checks (spacing from positions, missing
+slices, resampling) and the pixel read of single-frame and Enhanced series are one reader;
+the decoders live in _dicom_pixels.py.
+
 Array / DICOM mapping
 ---------------------
 The returned :class:`~netlm_imaging.volume.Volume` is indexed ``array[i, j, k]``

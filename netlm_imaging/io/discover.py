@@ -1,5 +1,9 @@
 """Study-folder discovery: which files are the image, the segmentation(s) and the PET.
 
+Why one module (~640 lines): the precedence of a study folder's conventions (manifest, DICOM
+references, NIfTI names, sidecars) is one decision that reads top to bottom; split it only
+with that order kept in one place.
+
 Order of precedence (documented in docs/study_folders.md):
 
 1. A manifest (``netlm.json`` or ``netlm.toml`` in the folder, or passed

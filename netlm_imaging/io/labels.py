@@ -1,5 +1,8 @@
 """Map label values, segment names and codes to roles.
 
+Why one module (~690 lines): label values, segment names and codes are one role decision
+with one precedence (user mapping, codes, name patterns) and one log of it.
+
 Label maps default to the LiTS convention (1 liver, 2 lesion). A user mapping
 (``--labels liver=5,lesion=2+3,segment1=11,ignore=7``) replaces the default
 entirely. Named segments (DICOM SEG, RTSTRUCT) get a role from their coded
