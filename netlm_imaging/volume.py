@@ -95,6 +95,26 @@ def voxel_budget(max_voxels: int | None) -> Iterator[None]:
         _BUDGET.reset(token)
 
 
+def sparse_zeros(shape: tuple[int, ...], dtype: Any, order: str = "C") -> np.ndarray:
+    """``np.zeros`` for a full-grid array of which only a box will be written (masks, label maps).
+
+    Large zero arrays are calloc'ed pages that become resident only when
+    written, but numpy asks Linux for transparent huge pages on them, and one
+    written byte then commits 2 MiB (8 slices of a 512 x 512 mask): masks
+    written inside the liver's box would cost their whole slab. This array is
+    allocated without that advice, so only the written 4 KiB pages count
+    (the values are the same zeros either way).
+    """
+    setter = getattr(getattr(np, "_core", np).multiarray, "_set_madvise_hugepage", None)
+    if setter is None:  # another numpy: plain zeros
+        return np.zeros(shape, dtype=dtype, order="F" if order == "F" else "C")
+    previous = setter(False)
+    try:
+        return np.zeros(shape, dtype=dtype, order="F" if order == "F" else "C")
+    finally:
+        setter(previous)
+
+
 def nonzero_bbox(arr: np.ndarray, pad: int = 0) -> tuple[slice, slice, slice] | None:
     """Bounding box of the non-zero voxels of a 3-D array as slices (``None`` when all zero), padded and clipped.
 

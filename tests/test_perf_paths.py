@@ -304,21 +304,10 @@ def test_one_pass_seg_reader_equals_the_frame_by_frame_reader(tmp_path, monkeypa
 
 def test_one_pass_seg_reader_on_real_files(shared, monkeypatch):
     """dcmqi's liver.dcm and partial_overlaps.dcm: the same masks whichever reader places them."""
-    import pydicom
-
-    from netlm_imaging.volume import Volume
+    from test_dicom_seg import _reference_from_folder  # the independent minimal series reader
 
     folder = shared("dcmqi_ct3slice_seg", "data", "segmentations")
-    dss = [pydicom.dcmread(p) for p in sorted((folder / "ct-3slice").glob("*.dcm"))]
-    iop = np.asarray(dss[0].ImageOrientationPatient, float)
-    normal = np.cross(iop[:3], iop[3:])
-    dss.sort(key=lambda d: float(np.dot(normal, np.asarray(d.ImagePositionPatient, float))))
-    row_mm, col_mm = (float(x) for x in dss[0].PixelSpacing)
-    ipp = [np.asarray(d.ImagePositionPatient, float) for d in dss]
-    aff = np.eye(4)
-    aff[:3, 0], aff[:3, 1], aff[:3, 2], aff[:3, 3] = iop[:3] * col_mm, iop[3:] * row_mm, ipp[1] - ipp[0], ipp[0]
-    arr = np.stack([d.pixel_array.T for d in dss], axis=2)
-    ref = Volume(arr, aff, str(dss[0].FrameOfReferenceUID), meta={"sop_instance_uids": [d.SOPInstanceUID for d in dss]})
+    ref = _reference_from_folder(folder / "ct-3slice")
     for name, labels in (
         ("liver.dcm", None),
         ("partial_overlaps.dcm", "lesion=GREEN+ORANGE+PURPLE+LIGHT_BLUE+DARK_BLUE"),
@@ -378,3 +367,24 @@ def test_fresh_analyze_imports_only_what_it_needs(tmp_path):
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env, cwd=tmp_path
     )
     assert out.stdout.split() == ["[]", "CT"]
+
+
+def test_sparse_zeros_commit_only_the_written_pages():
+    """A mask written in a few voxels per slice stays small (no 2 MiB huge page per written byte)."""
+    from netlm_imaging.volume import sparse_zeros
+
+    def rss_mib() -> float:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    setter = np._core.multiarray._set_madvise_hugepage
+    before = setter(True)
+    setter(before)
+    a = sparse_zeros((512, 512, 64), np.uint16, "F")  # 32 MiB
+    assert a.dtype == np.uint16
+    assert a.flags.f_contiguous
+    assert setter(before) == before  # numpy's own setting is left as it was
+    r0 = rss_mib()
+    a[100, 200, :] = 7  # one voxel in every slice
+    assert rss_mib() - r0 < 4.0
+    assert int(a.sum(dtype=np.int64)) == 7 * 64

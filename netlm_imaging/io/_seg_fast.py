@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from ..volume import sparse_zeros
+
 __all__ = ["FrameTable", "decode_binary", "read_frame_table"]
 
 _PER_FRAME = 0x52009230
@@ -266,7 +268,7 @@ def decode_binary(
             seg = int(table.segments[f])
             target = arrays.get(seg)
             if target is None:
-                target = arrays[seg] = np.zeros(reference.shape, dtype=bool, order=order)  # type: ignore[call-overload]
+                target = arrays[seg] = sparse_zeros(reference.shape, bool, order)
             a0, a1 = int(present[0]), int(present[-1]) + 1
             # frame [r, c] -> plane [i = c, j = r]; only the rows holding segmented pixels are written
             dst = target[:, a0:a1, int(idx[f, 2])]

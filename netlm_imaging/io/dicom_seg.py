@@ -81,7 +81,7 @@ from pydicom.multival import MultiValue
 
 from ..errors import DicomError, GeometryError, ResourceLimitError
 from ..segmentation import MaskLayer
-from ..volume import Volume, check_voxel_budget
+from ..volume import Volume, check_voxel_budget, sparse_zeros
 from ._dicom_common import guard_malformed, take_scanned_dataset
 from ._inflate import dcmread as bounded_dcmread
 from ._seg_fast import FrameTable, decode_binary, read_frame_table
@@ -739,14 +739,14 @@ def _decode(hdr: _SegHeader, reference: Volume, wanted: set[int], uid_to_k: dict
                     continue
                 target = arrays.get(v)
                 if target is None:
-                    target = arrays[v] = np.zeros(shape, dtype=bool, order=_order(reference))
+                    target = arrays[v] = sparse_zeros(shape, bool, _order(reference))
                 _place(target, _to_plane(frame == v, g), g, f, v, source, "or")
             continue
         seg_no = hdr.frame_segments[f]
         assert seg_no is not None
         target = arrays.get(seg_no)
         if target is None:
-            target = arrays[seg_no] = np.zeros(shape, dtype=np.uint16 if fractional else bool, order=_order(reference))
+            target = arrays[seg_no] = sparse_zeros(shape, np.uint16 if fractional else bool, _order(reference))
         plane = _to_plane(frame if fractional else frame.astype(bool), g)
         refs.plane(f, seg_no, g, plane, target)
         _place(target, plane.astype(target.dtype, copy=False), g, f, seg_no, source, "max" if fractional else "or")

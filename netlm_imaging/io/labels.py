@@ -640,7 +640,7 @@ def layers_from_label_map(label_map: Volume, spec: LabelSpec) -> list[MaskLayer]
         arr = arr.astype(np.uint8)
     elif arr.dtype.kind not in "iu":
         raise LabelError(f"{label_map.source}: label map has unsupported type {arr.dtype}.")
-    from ..volume import nonzero_bbox
+    from ..volume import nonzero_bbox, sparse_zeros
 
     # label maps are mostly background: values and masks are taken inside the box of the labelled voxels,
     # and the masks (calloc'ed) are written only there
@@ -667,9 +667,7 @@ def layers_from_label_map(label_map: Volume, spec: LabelSpec) -> list[MaskLayer]
     for role, vals in by_role.items():
         if role == "ignore":
             continue
-        mask = np.zeros(
-            arr.shape, dtype=bool, order="F" if arr.flags.f_contiguous and not arr.flags.c_contiguous else "C"
-        )
+        mask = sparse_zeros(arr.shape, bool, "F" if arr.flags.f_contiguous and not arr.flags.c_contiguous else "C")
         if box is not None:
             inside = sub == vals[0]
             for v in vals[1:]:

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..segmentation import MaskLayer, segment_number
-from ..volume import Volume
+from ..volume import Volume, sparse_zeros
 from .context import Lesion, MeasurementContext
 from .lesions import (
     OVERLAP_RULE,
@@ -134,7 +134,7 @@ def _union(layers: list[MaskLayer], shape: tuple[int, ...], threshold: float) ->
     if len(layers) == 1 and not layers[0].fractional:
         return layers[0].binary(threshold), None
     order: Literal["C", "F"] = "F" if layers and layers[0].mask.array.flags.f_contiguous else "C"
-    mask = np.zeros(shape, dtype=bool, order=order)  # calloc: pages stay untouched until written
+    mask = sparse_zeros(shape, bool, order)  # calloc: pages stay untouched until written
     frac: np.ndarray | None = None
     for layer in layers:
         if layer.fractional:
@@ -263,7 +263,7 @@ def measure_burden(
     float(spacing[image.slice_axis])
     label_dtype = np.uint16 if len(instances) < 65535 else np.int32
     # calloc'ed, written only inside lesion boxes: untouched pages never become resident
-    lesion_labels = np.zeros(shape, dtype=label_dtype, order="F" if image.array.flags.f_contiguous else "C")
+    lesion_labels = sparse_zeros(shape, label_dtype, "F" if image.array.flags.f_contiguous else "C")
     lesions: list[Lesion] = []
     extrahepatic_boxes: list[tuple[tuple[slice, slice, slice], np.ndarray]] = []
 
@@ -342,7 +342,7 @@ def measure_burden(
             extra_ml = (n_union - n_intra) * voxel_ml
         if has_liver:
             total_w = liver_w | intra_w
-            total_liver = np.zeros(shape, dtype=bool, order=order)  # calloc: only the box is ever written
+            total_liver = sparse_zeros(shape, bool, order)  # calloc: only the box is ever written
             total_liver[work] = total_w
             total_box = bbox_slices(total_w)
             liver_bbox = _shift(total_box, work, back=True) if total_box is not None else None
