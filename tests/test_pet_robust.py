@@ -286,3 +286,12 @@ def test_uniform_lesions_are_never_called_heterogeneous(phantom, name):
     res = run(phantom, name)
     for lid in LESIONS:
         assert not any("heterogeneous" in r for r in res.lesion_updates[lid]["krenning_confidence_reasons"]), lid
+
+
+def test_a_noise_free_image_has_no_finite_boundary_margin(phantom):
+    # the clean phantom's liver reference SD is rounding (~1e-16), so the margin in noise SDs is unbounded
+    clean = run(phantom, "clean")
+    assert all(u["krenning_boundary_margin_sd"] is None for u in clean.lesion_updates.values())
+    noisy = run(phantom, "noise12")
+    margins = [u["krenning_boundary_margin_sd"] for u in noisy.lesion_updates.values()]
+    assert all(m is not None and 0 <= m < 1e3 for m in margins)

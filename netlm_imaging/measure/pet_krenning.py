@@ -153,6 +153,10 @@ def assess_lesion(
     }
 
 
+#: Relative noise below this is floating-point rounding of a noise-free image, not noise.
+_NO_NOISE_CV = 1e-9
+
+
 def _boundary_margin(stat: float, statistic: str, n_core: int, ks: KrenningSetting, reasons: list[str]) -> float | None:
     """Distance (noise SDs) to the nearest grade boundary; adds a reason when it is below ``confidence_z``."""
     boundaries = _grade_boundaries(ks.rules, ks.liver_mean, ks.upper_mean)
@@ -161,7 +165,8 @@ def _boundary_margin(stat: float, statistic: str, n_core: int, ks: KrenningSetti
         return None
     sd_abs = sd_rel * stat
     name, value = min(boundaries, key=lambda nb: abs(stat - nb[1]))
-    margin = abs(stat - value) / sd_abs if sd_abs > 0 else math.inf
+    # a noise-free image measures a rounding-level SD (~1e-16): no noise, no finite margin
+    margin = abs(stat - value) / sd_abs if sd_rel > _NO_NOISE_CV else math.inf
     z = float(ks.rules["confidence_z"])
     if margin < z:
         reasons.append(f"within {z:g} noise SD of the grade {name} boundary ({value:.2f})")
