@@ -434,6 +434,10 @@ def analyze_with_context(
     layers: list[MaskLayer] = []
     seg_sources: list[str] = []
     role_log: list[RoleDecision] = []
+    # SEG datasets the folder scan parsed: handed to the SEG reader explicitly (no second parse)
+    scanned = {
+        str(Path(i.path).resolve()): i.dataset for i in inputs.dicom_index if getattr(i, "dataset", None) is not None
+    }
     for s in inputs.segs:
         layers.extend(
             load_segmentation(
@@ -443,6 +447,7 @@ def analyze_with_context(
                 max_voxels=opts.max_voxels,
                 fractional_threshold=opts.fractional_threshold,
                 role_log=role_log,
+                scanned=scanned.get(_resolved(s)),
             )
         )
         seg_sources.append(str(s).split("=", 1)[1] if "=" in str(s) and not Path(str(s)).exists() else str(s))
@@ -547,6 +552,16 @@ def _seg_layer_voxels(layer: MaskLayer, img: Volume, opts: AnalyzeOptions) -> in
     if not layer.mask.meta.get("sop_instance_uid") or layer.mask.shape != img.shape:
         return None
     return int(np.count_nonzero(layer.binary(opts.fractional_threshold)))
+
+
+def _resolved(seg_arg: str) -> str:
+    """The resolved file path of a ``--seg`` argument (``ROLE=PATH`` or ``PATH``), for lookups."""
+    text = str(seg_arg)
+    path = text.split("=", 1)[1] if "=" in text and not Path(text).exists() else text
+    try:
+        return str(Path(path).resolve())
+    except OSError:
+        return path
 
 
 def _clinical_inputs(clinical: Any) -> Any:

@@ -294,6 +294,8 @@ class DicomFileInfo:
     acquisition_number: int | None = None
     convolution_kernel: str = ""
     slice_thickness: float | None = None
+    #: The parsed SEG dataset (deferred PixelData) of a SEG file, handed to the SEG reader: no second parse.
+    dataset: Any = field(default=None, repr=False, compare=False)
 
     @property
     def position(self) -> tuple[float, float, float] | None:
@@ -946,26 +948,6 @@ def read_header(path: Path) -> DicomFileInfo | None:
         raise InputError(f"{path}: cannot read the file ({reason}); check that it exists and is readable.") from None
 
 
-#: The last SEG header parsed during a folder scan, handed once to the SEG reader (no second parse).
-_SEG_HANDOFF: dict[tuple[str, int, int], Any] = {}
-
-
-def _file_key(path: Path) -> tuple[str, int, int]:
-    st = path.stat()
-    return (str(path.resolve()), int(st.st_size), int(st.st_mtime_ns))
-
-
-def take_scanned_dataset(path: Path) -> Any | None:
-    """The dataset parsed for ``path`` by the last folder scan, if the file is unchanged (given once).
-
-    Deferred elements (PixelData) are read from the file when first accessed.
-    """
-    try:
-        return _SEG_HANDOFF.pop(_file_key(Path(path)), None)
-    except OSError:
-        return None
-
-
 def _read_header_pydicom(path: Path) -> DicomFileInfo | None:
     """:func:`read_header` through a full pydicom header parse (every file the fast path declines)."""
     from pydicom.errors import InvalidDicomError
@@ -1012,9 +994,6 @@ def _read_header_pydicom(path: Path) -> DicomFileInfo | None:
             "re-export the series or delete the file."
         )
     kind = _kind(sop_class, ds)
-    if kind == SEG:
-        _SEG_HANDOFF.clear()  # keep one: a SEG's pixel data can be large once read
-        _SEG_HANDOFF[_file_key(path)] = ds
     has_pixels = 0x7FE00010 in ds._dict
     if sop_class in _PIXEL_SOP_CLASSES and not has_pixels:
         raise DicomError(
@@ -1084,6 +1063,7 @@ def _read_header_pydicom(path: Path) -> DicomFileInfo | None:
         acquisition_number=_ds_int(ds, "AcquisitionNumber"),
         convolution_kernel=_ds_multi_text(ds, "ConvolutionKernel"),
         slice_thickness=_ds_float(ds, "SliceThickness"),
+        dataset=ds if kind == SEG else None,
     )
 
 

@@ -82,7 +82,7 @@ from pydicom.multival import MultiValue
 from ..errors import DicomError, GeometryError, ResourceLimitError
 from ..segmentation import MaskLayer
 from ..volume import Volume, check_voxel_budget, sparse_zeros
-from ._dicom_common import guard_malformed, take_scanned_dataset
+from ._dicom_common import guard_malformed
 from ._inflate import dcmread as bounded_dcmread
 from ._seg_fast import FrameTable, decode_binary, read_frame_table
 from ._seg_frames import iter_frames
@@ -156,15 +156,14 @@ class _SegHeader:
     warnings: list[str] = field(default_factory=list)
 
 
-def _read_dataset(path: Path) -> Dataset:
+def _read_dataset(path: Path, scanned: Dataset | None = None) -> Dataset:
     source = str(path)
     if not path.is_file():
         raise DicomError(f"{source}: file not found; check the --seg path.")
     if path.stat().st_size == 0:
         raise DicomError(f"{source}: file is empty (0 bytes); export the SEG again.")
-    ds = take_scanned_dataset(path)  # parsed moments ago by study discovery
-    if ds is not None:
-        return _check_sop(ds, source)
+    if scanned is not None:  # parsed moments ago by study discovery (DicomFileInfo.dataset)
+        return _check_sop(scanned, source)
     try:
         ds = bounded_dcmread(str(path))
     except ResourceLimitError:  # a deflate bomb or an oversized header: say so
@@ -532,6 +531,7 @@ def read_dicom_seg(
     fractional_threshold: float = 0.5,
     max_voxels: int | None = None,
     role_log: list[RoleDecision] | None = None,
+    dataset: Dataset | None = None,
 ) -> list[MaskLayer]:
     """Read a DICOM SEG (BINARY, FRACTIONAL or Label Map) onto a reference image grid.
 
@@ -555,6 +555,9 @@ def read_dicom_seg(
         Collects the role decision of every segment (see
         :func:`~netlm_imaging.io.labels.assign_roles`); without it this file
         alone must give a liver or a lesion.
+    dataset : pydicom.Dataset, optional
+        The file's dataset as the folder scan parsed it (``DicomFileInfo.dataset``), so it is
+        not parsed twice; None reads the file.
 
     Returns
     -------
@@ -591,7 +594,7 @@ def read_dicom_seg(
     if not 0.0 < float(fractional_threshold) <= 1.0:
         raise ValueError(f"fractional_threshold must be in (0, 1], got {fractional_threshold}")
     check_voxel_budget(reference.shape, max_voxels, f"{source} (reference grid)")
-    ds = _read_dataset(path)
+    ds = _read_dataset(path, dataset)
     n_frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
     if "Rows" in ds and "Columns" in ds:
         check_voxel_budget((int(ds.Columns), int(ds.Rows), n_frames), max_voxels, source)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -181,6 +182,7 @@ def load_segmentation(
     max_voxels: int | None = None,
     fractional_threshold: float = 0.5,
     role_log: list[RoleDecision] | None = None,
+    scanned: Any = None,
 ) -> list[MaskLayer]:
     """Load one ``--seg`` argument into role layers (on their own grid for label maps).
 
@@ -201,6 +203,9 @@ def load_segmentation(
         RTSTRUCT, .seg.nrrd); the caller then checks the whole study with
         :func:`~netlm_imaging.io.labels.check_decisions`. Without it, a file
         whose named segments give no liver and no lesion is refused.
+    scanned : pydicom.Dataset, optional
+        The file's dataset from the study folder scan (``DicomFileInfo.dataset``): a DICOM SEG is
+        then not parsed a second time.
 
     Returns
     -------
@@ -211,9 +216,9 @@ def load_segmentation(
         raise InputError(f"{p}: segmentation not found; check the path.")
     if p.is_dir():
         raise InputError(f"{p}: is a folder; --seg takes a file (label map, DICOM SEG or RTSTRUCT).")
-    if _is_dicom_file(p) or _suffix(p) == ".dcm":
+    if scanned is not None or _is_dicom_file(p) or _suffix(p) == ".dcm":
         try:
-            ds = bounded_dcmread(str(p), stop_before_pixels=True)
+            ds = scanned if scanned is not None else bounded_dcmread(str(p), stop_before_pixels=True)
         except ResourceLimitError:  # a deflate bomb or an oversized header: say so
             raise
         except Exception as exc:
@@ -230,6 +235,7 @@ def load_segmentation(
                 fractional_threshold=fractional_threshold,
                 max_voxels=max_voxels,
                 role_log=role_log,
+                dataset=scanned,
             )
         if reader == "rtstruct":
             from .rtstruct import read_rtstruct
