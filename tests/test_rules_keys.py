@@ -146,3 +146,21 @@ def test_burden_without_a_liver_names_the_missing_mask(rules):
     out = burden_category(None, rules["burden"])
     assert out["category"] is None
     assert out["missing_inputs"] == ["liver mask"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("volume_pr_decrease_percent", 50.0), ("volume_pd_increase_percent", 90.0), ("match_distance_mm", 7.5)],
+)
+def test_response_keys_are_read_by_compare(tmp_path, key, value):
+    """rules [response] feeds verify/longitudinal's thresholds; a user rules file changes them."""
+    from netlm_imaging.verify.longitudinal import ResponseThresholds, volumetric_response
+
+    assert getattr(ResponseThresholds(), key) == load_rules(None)["response"][key]
+    user = tmp_path / "rules.toml"
+    user.write_text(f"[response]\n{key} = {value}\n")
+    assert getattr(ResponseThresholds.from_rules(user), key) == value
+    if key == "volume_pr_decrease_percent":  # a 60 % decrease: SD by the default 65 %, PR by a 50 % rule
+        default = volumetric_response(100.0, 40.0, thresholds=ResponseThresholds())
+        changed = volumetric_response(100.0, 40.0, thresholds=ResponseThresholds.from_rules(user))
+        assert default[0] != changed[0]

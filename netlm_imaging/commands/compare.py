@@ -37,23 +37,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--match-distance",
         type=float,
-        default=15.0,
         metavar="MM",
-        help="[D] largest centroid distance matching non-overlapping lesions (default 15 mm)",
+        help="[D] largest centroid distance matching non-overlapping lesions (default: response.match_distance_mm)",
     )
     p.add_argument(
         "--volume-pr",
         type=float,
-        default=65.0,
         metavar="PERCENT",
-        help="[D] volumetric PR: tumour volume decrease (default 65)",
+        help="[D] volumetric PR: tumour volume decrease (default: rules response.volume_pr_decrease_percent)",
     )
     p.add_argument(
         "--volume-pd",
         type=float,
-        default=73.0,
         metavar="PERCENT",
-        help="[D] volumetric PD: tumour volume increase (default 73)",
+        help="[D] volumetric PD: tumour volume increase (default: rules response.volume_pd_increase_percent)",
     )
     p.add_argument("--max-voxels", type=int, help="refuse images declaring more voxels than this")
     p.add_argument("--json", dest="json_out", metavar="-", help="'-' prints the comparison JSON to stdout")
@@ -103,13 +100,15 @@ def run(args: argparse.Namespace) -> int:
     check_json_and_voxels(args, "comparison.json")
 
     check_output(args)
-    if args.match_distance <= 0 or not 0 < args.volume_pr < 100 or args.volume_pd <= 0:
-        raise UsageError("--match-distance must be > 0, --volume-pr in (0, 100), --volume-pd > 0")
-    thresholds = ResponseThresholds(
+    thresholds = ResponseThresholds.from_rules(
+        getattr(args, "rules", None),
         match_distance_mm=args.match_distance,
         volume_pr_decrease_percent=args.volume_pr,
         volume_pd_increase_percent=args.volume_pd,
     )
+    t = thresholds
+    if t.match_distance_mm <= 0 or not 0 < t.volume_pr_decrease_percent < 100 or t.volume_pd_increase_percent <= 0:
+        raise UsageError("--match-distance must be > 0, --volume-pr in (0, 100), --volume-pd > 0")
     res = compare_study_inputs(
         args.baseline,
         args.followup,

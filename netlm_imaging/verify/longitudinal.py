@@ -59,6 +59,13 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
+def _response_rule(key: str) -> float:
+    """A ``[response]`` threshold of the default rules file (the one place its value is written)."""
+    from ..classify.rules import load_rules
+
+    return float(load_rules(None)["response"][key])
+
+
 @dataclass(frozen=True)
 class ResponseThresholds:
     """Response thresholds and matching parameters ([D] marks design choices).
@@ -72,22 +79,39 @@ class ResponseThresholds:
     recist_pd_min_increase_mm : float
         ... and at least this absolute increase (5 mm).
     volume_pr_decrease_percent : float
-        [D] volumetric PR: total tumour volume decrease (65).
+        [D] volumetric PR: total tumour volume decrease (rules ``response.volume_pr_decrease_percent``).
     volume_pd_increase_percent : float
-        [D] volumetric PD: total tumour volume increase (73).
+        [D] volumetric PD: total tumour volume increase (rules ``response.volume_pd_increase_percent``).
     match_distance_mm : float
-        [D] largest centroid distance matching two non-overlapping lesions (15 mm).
+        [D] largest centroid distance matching two non-overlapping lesions (rules ``response.match_distance_mm``).
     max_targets, max_targets_per_organ, measurable_diameter_mm
         Kept for callers; not used: target limits and measurability come from
         the rules file's ``[recist]`` table, as in ``analyze``.
     """
 
+    @classmethod
+    def from_rules(cls, rules: Any = None, **overrides: Any) -> ResponseThresholds:
+        """The thresholds of the rules file's ``[response]`` section (default rules when None), then ``overrides``.
+
+        Examples
+        --------
+        >>> ResponseThresholds.from_rules(None).volume_pd_increase_percent
+        73.0
+        """
+        from ..classify.rules import Rules, load_rules
+
+        tree = rules if isinstance(rules, Rules) else load_rules(rules)
+        section = dict(tree["response"]) if "response" in tree else {}
+        known: dict[str, Any] = {k: float(v) for k, v in section.items() if k in cls.__dataclass_fields__}
+        known.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**known)
+
     recist_pr_decrease_percent: float = 30.0
     recist_pd_increase_percent: float = 20.0
     recist_pd_min_increase_mm: float = 5.0
-    volume_pr_decrease_percent: float = 65.0
-    volume_pd_increase_percent: float = 73.0
-    match_distance_mm: float = 15.0
+    volume_pr_decrease_percent: float = field(default_factory=lambda: _response_rule("volume_pr_decrease_percent"))
+    volume_pd_increase_percent: float = field(default_factory=lambda: _response_rule("volume_pd_increase_percent"))
+    match_distance_mm: float = field(default_factory=lambda: _response_rule("match_distance_mm"))
     max_targets: int = 5
     max_targets_per_organ: int = 2
     measurable_diameter_mm: float = 10.0
