@@ -496,17 +496,18 @@ def analyze_with_context(
     sa = _classify(ctx, clin, rules_obj, opts)
     # report: built once from the measurements and the decisions
     report = _build_report(
-        img, ctx, burden, inputs, seg_sources, rec.resampled or bool(img.meta.get("resampled")), warnings, opts, sa
+        img,
+        ctx,
+        burden,
+        inputs,
+        seg_sources,
+        rec.resampled or bool(img.meta.get("resampled")),
+        warnings,
+        opts,
+        sa,
+        pet=(pet_block, pet_missing, pet_lines),
+        segment_roles=[d.to_report() for d in role_log],
     )
-    report.pet = pet_block
-    if role_log:  # how every named segment / ROI got its role (additive field, docs/roles.md)
-        report.study["segment_roles"] = [d.to_report() for d in role_log]
-    if inputs.notes:
-        report.extra["notes"] = list(inputs.notes)  # how the study folder was read (additive field)
-    if pet_missing:
-        missing = report.classification.setdefault("missing_inputs", [])
-        missing.extend(m for m in pet_missing if m not in missing)
-    report.console_lines.extend(pet_lines)
     if ctx.header.get("modality") == "MR":
         _apply_mr(report, img, ctx, inputs, rules_obj, opts)
     _relative_paths(report, _report_root(study_dir, image, segs))
@@ -825,7 +826,12 @@ def _build_report(
     warnings: list[str],
     opts: AnalyzeOptions,
     sa: Any,
+    *,
+    pet: tuple[dict[str, Any] | None, list[str], list[str]] = (None, [], []),
+    segment_roles: list[dict[str, Any]] | None = None,
 ) -> StudyReport:
+    """The report stage: one StudyReport from the measurements (ctx, burden), the decisions (sa)
+    and the PET block with the PET inputs the classification lacked and the PET console lines."""
     meta = img.meta
     study: dict[str, Any] = {
         "study_instance_uid": meta.get("study_instance_uid"),
@@ -880,6 +886,15 @@ def _build_report(
         non_tumorous = max(0.0, liver_ml - ctx.intrahepatic_tumor_ml)
     remnant: dict[str, Any] = dict(sa.remnant or {})
     remnant.setdefault("non_tumorous_liver_volume_ml", _round(non_tumorous, 6))
+    pet_block, pet_missing, pet_lines = pet
+    if segment_roles:  # how every named segment / ROI got its role (additive field, docs/roles.md)
+        study["segment_roles"] = segment_roles
+    classification = _rounded(sa.classification)
+    if pet_missing:
+        missing = classification.setdefault("missing_inputs", [])
+        missing.extend(m for m in pet_missing if m not in missing)
+    # how the study folder was read (additive field)
+    extra: dict[str, Any] = {"notes": list(inputs.notes)} if inputs.notes else {}
     return StudyReport(
         tool={"name": "netlm-imaging", "version": __version__},
         study=study,
@@ -889,8 +904,10 @@ def _build_report(
         remnant=_rounded(remnant),
         lesions=[round_lesion(les.to_dict()) for les in ctx.lesions],
         segments=_rounded(sa.segments) if sa.segments is not None else None,
-        classification=_rounded(sa.classification),
+        pet=pet_block,
+        classification=classification,
         warnings=list(dict.fromkeys([*warnings, *sa.warnings])),
         method=burden.method,
-        console_lines=list(sa.summary_lines),
+        extra=extra,
+        console_lines=[*sa.summary_lines, *pet_lines],
     )
