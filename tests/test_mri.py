@@ -532,3 +532,69 @@ def test_pre_contrast_in_another_frame_of_reference_is_registered(tmp_path):
     assert pre["aligned_by"].startswith("rigid registration")
     assert rep["mri"]["relative_enhancement"]["liver"] == pytest.approx(0.6, rel=0.02)
     assert rep["mri"]["relative_enhancement"]["spleen"] == pytest.approx(20.0 / 180.0, abs=0.02)
+
+
+# ---------------------------------------------------------------- every [mri] rules key changes its outcome
+def _rules_file(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / f"{name}.toml"
+    path.write_text("[mri]\n" + text + "\n")
+    return path
+
+
+def test_rules_key_hepatocyte_specific_agent_patterns(tmp_path):
+    facts = {"contrast_agent": "MultiHance (gadobenate)", "delay_s": 1200.0}
+    assert classify_mr_phase(facts, RULES)["phase"] == "unknown"
+    rules = load_rules(_rules_file(tmp_path, "agents", 'hepatocyte_specific_agent_patterns = ["gadobenate"]'))
+    assert classify_mr_phase(facts, rules)["phase"] == "hepatobiliary"
+
+
+def test_rules_key_no_contrast_patterns(tmp_path):
+    facts = {"contrast_agent": "plain"}
+    assert classify_mr_phase(facts, RULES)["phase"] == "unknown"
+    rules = load_rules(_rules_file(tmp_path, "none", 'no_contrast_patterns = ["^plain$"]'))
+    assert classify_mr_phase(facts, rules)["phase"] == "pre-contrast"
+
+
+def test_rules_key_hepatobiliary_adequate_from_s(tmp_path):
+    facts = {"contrast_agent": "Primovist", "delay_s": 700.0}
+    assert any("may not yet be complete" in n for n in classify_mr_phase(facts, RULES)["notes"])
+    rules = load_rules(_rules_file(tmp_path, "adequate", "hepatobiliary_adequate_from_s = 600.0"))
+    assert classify_mr_phase(facts, rules)["notes"] == []
+
+
+def test_rules_key_reference_erosion_mm(tmp_path):
+    # the spleen's outer voxel layer at 50: eroded by 3 mm the reference is 200, un-eroded it is lower
+    img = signal_image(400.0, 200.0, 120.0)
+    (i0, i1), (j0, j1), (k0, k1) = SPLEEN_BOX
+    shell = np.zeros(img.shape, dtype=bool)
+    shell[box(SPLEEN_BOX)] = True
+    shell[i0 + 1 : i1 - 1, j0 + 1 : j1 - 1, k0 + 1 : k1 - 1] = False
+    img[shell] = 50.0
+    paths = write_nifti_study(tmp_path, img, sidecar=HBP)
+    inner = box_voxels(SPLEEN_BOX) - int(shell.sum())
+    whole = (50.0 * int(shell.sum()) + 200.0 * inner) / box_voxels(SPLEEN_BOX)
+    segs = [paths["seg"], f"segments={paths['segments']}"]
+    opts = AnalyzeOptions(modality="MR")
+    rules = _rules_file(tmp_path, "erosion", "reference_erosion_mm = 0.0")
+    default = analyze(image=paths["image"], segs=segs, labels=LABELS, options=opts).to_dict()["mri"]
+    flat = analyze(image=paths["image"], segs=segs, labels=LABELS, rules=rules, options=opts).to_dict()["mri"]
+    assert default["spleen_reference"]["mean_signal_au"] == pytest.approx(200.0)
+    assert flat["spleen_reference"]["mean_signal_au"] == pytest.approx(whole, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [("n4_iterations = 1\nn4_fitting_levels = 1", "iterations"), ("n4_shrink_factor = 8", "shrink")],
+)
+def test_rules_keys_of_n4_change_the_correction(tmp_path, text, key):
+    biased = signal_image(400.0, 200.0, 120.0, background=40.0) * linear_bias(0.5)
+    paths = write_nifti_study(tmp_path, biased, sidecar=HBP)
+    segs = [paths["seg"], f"segments={paths['segments']}"]
+    opts = AnalyzeOptions(modality="MR", n4=True)
+    default = analyze(image=paths["image"], segs=segs, labels=LABELS, options=opts).to_dict()["mri"]
+    changed = analyze(
+        image=paths["image"], segs=segs, labels=LABELS, rules=_rules_file(tmp_path, key, text), options=opts
+    ).to_dict()["mri"]
+    err = {n: abs(m["liver_to_spleen_contrast_ratio"] - 2.0) for n, m in (("default", default), ("changed", changed))}
+    assert err["changed"] > 1.5 * err["default"]
+    assert changed["bias_field_correction"] != default["bias_field_correction"]
