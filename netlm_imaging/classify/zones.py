@@ -129,8 +129,8 @@ def dilate_ball(mask: np.ndarray, radius_mm: float, spacing: np.ndarray) -> np.n
     r2 = radius_mm * radius_mm
     ni, nj = math.floor(radius_mm / si), math.floor(radius_mm / sj)
     along: dict[int, np.ndarray] = {}
-    out = np.zeros_like(mask, dtype=bool)
     n0, n1, n2 = mask.shape
+    out = np.zeros((n0, n1, (n2 + 7) // 8), dtype=np.uint8)
     for di in range(-ni, ni + 1):
         for dj in range(-nj, nj + 1):
             rest = r2 - (di * si) ** 2 - (dj * sj) ** 2
@@ -142,14 +142,16 @@ def dilate_ball(mask: np.ndarray, radius_mm: float, spacing: np.ndarray) -> np.n
                 for d in range(1, min(h, n2 - 1) + 1):
                     run[:, :, d:] |= mask[:, :, :-d]
                     run[:, :, :-d] |= mask[:, :, d:]
-                along[h] = run
+                # the in-plane shifts below OR whole rows along the third axis: on its packed bits (8 voxels
+                # a byte) they move 8x less memory, with the same result
+                along[h] = np.packbits(run, axis=2)
             src = along[h]
             a0, a1 = max(0, di), min(n0, n0 + di)
             b0, b1 = max(0, dj), min(n1, n1 + dj)
             if a0 >= a1 or b0 >= b1:
                 continue
             out[a0:a1, b0:b1] |= src[a0 - di : a1 - di, b0 - dj : b1 - dj]
-    return out
+    return np.unpackbits(out, axis=2, count=n2).astype(bool)
 
 
 def union_cost_ml(
