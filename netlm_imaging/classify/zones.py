@@ -26,6 +26,7 @@ import numpy as np
 
 from ..measure.context import MeasurementContext
 from ..measure.lesions import bbox_slices
+from ..volume import sparse_zeros
 
 __all__ = ["LesionZones", "compute_zones", "dilate_ball", "union_cost_ml"]
 
@@ -88,7 +89,9 @@ def compute_zones(
     liver = np.asarray(ctx.liver, dtype=bool) if ctx.liver is not None else np.ones(labels.shape, bool)
     voxel_ml = ctx.voxel_volume_ml
     out: dict[int, LesionZones] = {}
-    boxes = cc3d.statistics(np.ascontiguousarray(labels))["bounding_boxes"] if labels.any() else []
+    # cc3d reads either memory order: no C-ordered copy of the label map (100 MiB at 512 x 512 x 200)
+    contiguous = labels if labels.flags.c_contiguous or labels.flags.f_contiguous else np.ascontiguousarray(labels)
+    boxes = cc3d.statistics(contiguous)["bounding_boxes"] if labels.any() else []
     for lid in lesion_ids:
         tight = boxes[lid] if 0 < lid < len(boxes) else None
         if tight is None:
@@ -99,11 +102,15 @@ def compute_zones(
         lesion = lab == lid
         in_liver = liver[box3]
         parenchyma = in_liver & (lab == 0)
-        seg = _labels(ctx, box3)
+        seg = _labels(ctx, box3) if ctx.segment_labels is not None else None
         zones = []
         for m in (margin_mm, ablation_margin_mm):
             zone = dilate_ball(lesion, m, spacing) & in_liver
-            counts = np.bincount(seg[zone & parenchyma], minlength=_N_LABELS)[:_N_LABELS]
+            if seg is None:  # every voxel has label 0: the count is the whole histogram
+                counts = np.zeros(_N_LABELS, dtype=np.int64)
+                counts[0] = np.count_nonzero(zone & parenchyma)
+            else:
+                counts = np.bincount(seg[zone & parenchyma], minlength=_N_LABELS)[:_N_LABELS]
             zones.append((zone, counts.astype(np.float64) * voxel_ml))
         out[int(lid)] = LesionZones(int(lid), box3, zones[0][0], zones[1][0], zones[0][1], zones[1][1])
     return out
@@ -170,7 +177,7 @@ def union_cost_ml(
     if not zones:
         return 0.0
     labels = np.asarray(ctx.lesion_labels)
-    union = np.zeros(labels.shape, dtype=bool)
+    union = sparse_zeros(labels.shape, bool, "F" if labels.flags.f_contiguous else "C")  # written in zone boxes only
     for z, kind in zones:
         union[z.box] |= z.enucleation if kind == "enucleation" else z.ablation
     bb = bbox_slices(union)
