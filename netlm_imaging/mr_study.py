@@ -362,11 +362,10 @@ def assess_mr(
             k: _r(v, 6) for k, v in vals.items() if k != "relative_enhancement" or pre_arr is not None
         }
     liver_fields: dict[str, Any] = {}
-    if ctx.liver is not None and ctx.liver.any():
-        liver_vals = np.asarray(array[ctx.liver], dtype=np.float64)
+    if sig.total_liver is not None:
         liver_fields = {
-            "mean_signal_au": _r(float(liver_vals.mean()), 3),
-            "sd_signal_au": _r(float(liver_vals.std()), 3),
+            "mean_signal_au": _r(sig.total_liver.mean_signal_au, 3),
+            "sd_signal_au": _r(sig.total_liver.sd_signal_au, 3),
         }
     return MrAssessment(
         block=block,

@@ -114,10 +114,13 @@ def eroded(mask: np.ndarray, spacing_mm: Sequence[float], margin_mm: float) -> n
 
 
 def _reference(
-    array: np.ndarray, mask: np.ndarray | None, spacing: Sequence[float], margin_mm: float, what: str, notes: list[str]
-) -> tuple[RegionSignal | None, np.ndarray | None]:
-    if mask is None or not mask.any():
-        return None, None
+    array: np.ndarray, mask: np.ndarray, spacing: Sequence[float], margin_mm: float, what: str, notes: list[str]
+) -> tuple[RegionSignal | None, np.ndarray]:
+    """Signal of ``mask`` eroded by ``margin_mm`` (the whole mask when nothing is left), and that voxel set.
+
+    ``array`` and ``mask`` are the same crop (the organ's bounding box): a tight box leaves the
+    erosion unchanged, because every voxel beyond it is outside the mask.
+    """
     core = eroded(mask, spacing, margin_mm)
     if core.any():
         return region_signal(array, core, is_eroded=margin_mm > 0), core
@@ -133,6 +136,8 @@ class MrSignal:
     ----------
     liver_reference, spleen_reference : RegionSignal or None
         Eroded healthy-liver and spleen references.
+    total_liver : RegionSignal or None
+        The total-liver mask (liver UNION intrahepatic lesions), as the report's ``liver`` block.
     liver_parenchyma : RegionSignal or None
         The whole non-tumorous liver (the HUI integral's mean).
     parenchyma_ml : float or None
@@ -154,6 +159,7 @@ class MrSignal:
 
     liver_reference: RegionSignal | None = None
     spleen_reference: RegionSignal | None = None
+    total_liver: RegionSignal | None = None
     liver_parenchyma: RegionSignal | None = None
     parenchyma_ml: float | None = None
     lsc: float | None = None
@@ -250,44 +256,51 @@ def measure_mr_signal(
     """
     res = MrSignal()
     notes = res.notes
-    parenchyma = None
-    if liver is not None:
-        parenchyma = liver & (lesion_labels == 0)
-        res.liver_parenchyma = region_signal(array, parenchyma)
-        res.parenchyma_ml = float(np.count_nonzero(parenchyma)) * voxel_volume_ml
-    res.liver_reference, liver_core = _reference(
-        array, parenchyma, spacing_mm, reference_erosion_mm, "healthy liver", notes
-    )
-    res.spleen_reference, spleen_core = _reference(array, spleen, spacing_mm, reference_erosion_mm, "spleen", notes)
+    # every organ is measured on its own bounding box: no full-volume temporaries
+    liver_box = _bbox(liver) if liver is not None else None
+    spleen_box = _bbox(spleen) if spleen is not None else None
+    par = core_l = None
+    if liver_box is not None and liver is not None:
+        arr_l = array[liver_box]
+        liv = liver[liver_box]
+        par = liv & (lesion_labels[liver_box] == 0)
+        res.total_liver = region_signal(arr_l, liv)
+        res.liver_parenchyma = region_signal(arr_l, par)
+        res.parenchyma_ml = float(np.count_nonzero(par)) * voxel_volume_ml
+        if par.any():
+            res.liver_reference, core_l = _reference(
+                arr_l, par, spacing_mm, reference_erosion_mm, "healthy liver", notes
+            )
+    core_s = None
+    if spleen_box is not None and spleen is not None:
+        res.spleen_reference, core_s = _reference(
+            array[spleen_box], spleen[spleen_box], spacing_mm, reference_erosion_mm, "spleen", notes
+        )
     liver_ref = res.liver_reference.mean_signal_au if res.liver_reference else None
     res.lesions = _lesion_numbers(array, pre_contrast, lesion_labels, lesion_ids, liver_ref)
     if pre_contrast is not None:
-        for name, core in (("liver", liver_core), ("spleen", spleen_core)):
-            if core is None:
+        for name, box, core in (("liver", liver_box, core_l), ("spleen", spleen_box, core_s)):
+            if box is None or core is None:
                 continue
-            post = region_signal(array, core)
-            pre = region_signal(pre_contrast, core)
+            post = region_signal(array[box], core)
+            pre = region_signal(pre_contrast[box], core)
             res.relative_enhancement[name] = _re(
                 post.mean_signal_au if post else None, pre.mean_signal_au if pre else None
             )
     spleen_ref = res.spleen_reference.mean_signal_au if res.spleen_reference else None
-    if not functional or spleen_ref is None or parenchyma is None or liver_ref is None:
+    if not functional or spleen_ref is None or par is None or liver_ref is None or liver_box is None:
         return res
     if spleen_ref <= 0:
         notes.append("spleen signal is not positive: LSC and HUI undefined")
         return res
     res.lsc = liver_ref / spleen_ref
-    bb = _bbox(parenchyma)
-    if bb is None:
-        return res
-    par = parenchyma[bb]
     # HUI = sum_voxels v (SI / S - 1) over the non-tumorous liver: additive over any partition
-    per_voxel = (np.asarray(array[bb][par], dtype=np.float64) / spleen_ref - 1.0) * voxel_volume_ml
+    per_voxel = (np.asarray(array[liver_box][par], dtype=np.float64) / spleen_ref - 1.0) * voxel_volume_ml
     res.hui_ml = float(per_voxel.sum())
     if segment_labels is not None:
-        seg_of = np.asarray(segment_labels[bb][par])
-        sums = np.bincount(np.clip(seg_of, 0, 9).astype(np.intp), weights=per_voxel, minlength=10)
-        counts = np.bincount(np.clip(seg_of, 0, 9).astype(np.intp), minlength=10)
+        seg_of = np.clip(np.asarray(segment_labels[liver_box][par]), 0, 9).astype(np.intp)
+        sums = np.bincount(seg_of, weights=per_voxel, minlength=10)
+        counts = np.bincount(seg_of, minlength=10)
         for seg in range(1, 9):
             res.hui_by_segment_ml[seg] = float(sums[seg])
             res.nontumorous_ml_by_segment[seg] = float(counts[seg]) * voxel_volume_ml
