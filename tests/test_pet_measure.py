@@ -367,3 +367,21 @@ def test_default_rules_file_keys_are_read(pet_phantom):
     assert res.block["delineation"] == "rel:0.45"
     assert res.block["suv_peak_sphere_ml"] == rules["pet"]["suv_peak_sphere_ml"]
     assert [res.lesion_updates[i]["krenning_score"] for i in LESIONS] == [LESIONS[i][3] for i in LESIONS]
+
+
+@pytest.mark.parametrize(
+    ("section", "name"),
+    [
+        ("krenning", "DEFAULT_KRENNING_RULES"),
+        ("pet", "DEFAULT_PET_RULES"),
+        ("pet_reference", "DEFAULT_REFERENCE_RULES"),
+    ],
+)
+def test_pet_defaults_are_the_shipped_rules_file(section, name):
+    """measure.pet's fallback settings (API callers without rules) equal the rules file: no second source of truth."""
+    import netlm_imaging.measure.pet as pet_module
+    from netlm_imaging.classify.rules import load_rules
+
+    defaults = getattr(pet_module, name)
+    shipped = {k: v for k, v in load_rules()[section].items() if k != "source" and not k.endswith("_source")}
+    assert defaults == shipped

@@ -100,7 +100,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Keys read from ``rules["krenning"]`` (defaults used when absent).
+#: Keys read from ``rules["krenning"]`` (used when no rules are given; a test pins them to the rules file).
 DEFAULT_KRENNING_RULES: dict[str, Any] = {
     "liver_band_fraction": 0.10,
     "spleen_ratio": 1.0,
