@@ -369,19 +369,15 @@ def test_default_rules_file_keys_are_read(pet_phantom):
     assert [res.lesion_updates[i]["krenning_score"] for i in LESIONS] == [LESIONS[i][3] for i in LESIONS]
 
 
-@pytest.mark.parametrize(
-    ("section", "name"),
-    [
-        ("krenning", "DEFAULT_KRENNING_RULES"),
-        ("pet", "DEFAULT_PET_RULES"),
-        ("pet_reference", "DEFAULT_REFERENCE_RULES"),
-    ],
-)
-def test_pet_defaults_are_the_shipped_rules_file(section, name):
-    """measure.pet's fallback settings (API callers without rules) equal the rules file: no second source of truth."""
+def test_pet_without_rules_uses_the_shipped_rules_file(pet_phantom):
+    """API callers without rules get the shipped file's PET settings: measure.pet keeps no copy of them."""
     import netlm_imaging.measure.pet as pet_module
     from netlm_imaging.classify.rules import load_rules
 
-    defaults = getattr(pet_module, name)
-    shipped = {k: v for k, v in load_rules()[section].items() if k != "source" and not k.endswith("_source")}
-    assert defaults == shipped
+    assert not [n for n in dir(pet_module) if n.startswith("DEFAULT_")]
+    vol, liver, labels, spleen = pet_phantom
+    ctx = context(vol, liver, labels, [lesion(i) for i in LESIONS], spleen)
+    plain = measure_pet(ctx, vol)
+    shipped = measure_pet(ctx, vol, rules=load_rules())
+    assert plain.block["krenning_rules"] == shipped.block["krenning_rules"]
+    assert plain.lesion_updates == shipped.lesion_updates

@@ -19,7 +19,7 @@ from netlm_imaging.classify.clinical import ClinicalInputs
 from netlm_imaging.classify.rules import load_rules, meets
 
 ROOT = Path(__file__).resolve().parents[1]
-RULES_FILE = ROOT / "netlm_imaging" / "classify" / "default_rules.toml"
+RULES_FILE = ROOT / "netlm_imaging" / "default_rules.toml"
 
 
 @pytest.fixture

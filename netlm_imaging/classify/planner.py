@@ -52,6 +52,7 @@ import numpy as np
 
 from ..measure.context import Lesion, MeasurementContext
 from ..measure.segments import N_SEGMENTS, SegmentTable
+from ..rules_data import default_rules_tree
 from .anatomy import remnant_check, resection_name
 from .zones import LesionZones, compute_zones, union_cost_ml
 
@@ -311,9 +312,9 @@ def optimise_plan(
     flr_by_resection: Mapping[frozenset[int], float],
     required_flr_ml: float,
     *,
-    comparator: str = ">",
-    exact_max_lesions: int = 14,
-    cost_resolution_ml: float = 0.1,
+    comparator: str | None = None,
+    exact_max_lesions: int | None = None,
+    cost_resolution_ml: float | None = None,
     max_ablations: int | None = None,
 ) -> DebulkingPlan:
     """Best plan over the candidate resections and the per-lesion sparing treatments.
@@ -327,12 +328,15 @@ def optimise_plan(
     required_flr_ml : float
         The FLR the threshold demands (threshold % x denominator); ``-inf``
         finds the plan treating the most tumour whatever the FLR.
-    comparator : {">", ">="}
-    exact_max_lesions : int
+    comparator : {">", ">="}, optional
+        Default: the shipped rules key ``flr.comparator``.
+    exact_max_lesions : int, optional
         Enumerate exactly while there are at most ``2 ** exact_max_lesions``
-        combinations of per-lesion choices.
-    cost_resolution_ml : float
-        Cost rounding of the DP used above that.
+        combinations of per-lesion choices (default: shipped
+        ``planner.exact_enumeration_max_lesions``).
+    cost_resolution_ml : float, optional
+        Cost rounding of the DP used above that (default: shipped
+        ``planner.cost_resolution_ml``).
     max_ablations : int, optional
         Ablations allowed in one operation (None: no limit).
 
@@ -340,6 +344,13 @@ def optimise_plan(
     -------
     DebulkingPlan
     """
+    if comparator is None or exact_max_lesions is None or cost_resolution_ml is None:
+        shipped = default_rules_tree()
+        comparator = str(shipped["flr"]["comparator"]) if comparator is None else comparator
+        if exact_max_lesions is None:
+            exact_max_lesions = int(shipped["planner"]["exact_enumeration_max_lesions"])
+        if cost_resolution_ml is None:
+            cost_resolution_ml = float(shipped["planner"]["cost_resolution_ml"])
     total_ml = float(sum(o.volume_ml for o in options))
     k_max = len(options) if max_ablations is None else int(max_ablations)
     spar = [

@@ -16,7 +16,7 @@ rules file's ``[recist]`` table:
   < 10 normal (not a lesion);
 - other lesions are measurable when their longest axial diameter is >=
   ``measurable_min_diameter_mm`` (10) on slices <= ``thin_slice_limit_mm``
-  (5) thick, else >= 2 x the slice thickness; the others are non-target;
+  (5) thick, else >= ``thick_slice_min_multiple`` (2) x the slice thickness; the others are non-target;
 - targets: the largest measurable lesions, at most ``max_targets_per_organ``
   (2) per organ and ``max_targets`` (5) in all; the sum of diameters adds the
   longest diameters of non-nodal targets and the short axes of nodal ones.
@@ -77,13 +77,13 @@ def measurable_limit_mm(slice_thickness_mm: float | None, recist: Mapping[str, A
 
     Examples
     --------
-    >>> r = {"measurable_min_diameter_mm": 10.0, "thin_slice_limit_mm": 5.0}
+    >>> r = {"measurable_min_diameter_mm": 10.0, "thin_slice_limit_mm": 5.0, "thick_slice_min_multiple": 2.0}
     >>> measurable_limit_mm(2.5, r), measurable_limit_mm(7.0, r), measurable_limit_mm(None, r)
     (10.0, 14.0, 10.0)
     """
     base = float(recist["measurable_min_diameter_mm"])
     if slice_thickness_mm is not None and slice_thickness_mm > float(recist["thin_slice_limit_mm"]):
-        return max(base, 2.0 * float(slice_thickness_mm))
+        return max(base, float(recist["thick_slice_min_multiple"]) * float(slice_thickness_mm))
     return base
 
 

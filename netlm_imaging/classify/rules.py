@@ -2,7 +2,8 @@
 
 Every threshold of the surgical classification, the remnant calculation, the
 debulking planner and the PET Krenning/SRETV settings is data in
-``default_rules.toml`` (shipped with the package). A user file (TOML or JSON,
+``default_rules.toml`` (shipped with the package, read by
+:mod:`netlm_imaging.rules_data`, which every layer may import). A user file (TOML or JSON,
 ``netlm analyze --rules FILE``) is deep-merged over the defaults: it gives only
 the keys it changes. Keys the defaults do not have are refused (a typo must not
 silently fall back to a default), as are values of the wrong type or outside
@@ -25,18 +26,16 @@ import logging
 import math
 import tomllib
 from collections.abc import Iterator, Mapping
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..rules_data import default_rules_text, default_rules_tree
 from .anatomy import validate_anatomy
 
 __all__ = ["Rules", "default_rules_text", "load_rules", "meets"]
 
 logger = logging.getLogger(__name__)
-
-_DEFAULT_NAME = "default_rules.toml"
 
 #: Tables whose entries a user may add (each new entry must look like the first default entry).
 _OPEN_TABLES = ("resections", "pet_plausibility.nuclides", "anatomy.vessels")
@@ -76,17 +75,6 @@ def meets(value: float, threshold: float, comparator: str) -> bool:
     if comparator == ">":
         return value > threshold + tol
     raise ValueError(f"unknown comparator {comparator!r}")
-
-
-def default_rules_text() -> str:
-    """The default rules file, verbatim (with its source comments), to copy and edit.
-
-    Returns
-    -------
-    str
-        TOML text of ``default_rules.toml``.
-    """
-    return resources.files("netlm_imaging.classify").joinpath(_DEFAULT_NAME).read_text(encoding="utf-8")
 
 
 class Rules(Mapping[str, Any]):
@@ -296,10 +284,6 @@ def _check_mri(mri: dict[str, Any], source: str) -> None:
             raise InputError(f"{source}: rules key 'mri.{key}' must be >= 1, got {mri[key]!r}")
 
 
-def _default_tree() -> dict[str, Any]:
-    return tomllib.loads(default_rules_text())
-
-
 def load_rules(path: str | Path | None = None) -> Rules:
     """Load the default rules, optionally deep-merged with a user file.
 
@@ -327,7 +311,7 @@ def load_rules(path: str | Path | None = None) -> Rules:
     >>> load_rules().flr_threshold_percent("cirrhosis")
     40.0
     """
-    default = _default_tree()
+    default = default_rules_tree()
     base_version = default["rules_version"]
     if path is None:
         _check_values(default, "default rules")

@@ -16,41 +16,14 @@ Examples
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Mapping
 from typing import Any
 
 from ..errors import InputError
+from ..rules_data import default_section
 
-__all__ = ["DEFAULT_PLAUSIBILITY", "check_conversion", "check_suv_max", "plausibility_limits"]
-
-#: Mirrors ``[pet_plausibility]`` of the default rules file (used when no rules are passed).
-DEFAULT_PLAUSIBILITY: dict[str, Any] = {
-    "weight_kg_range": [2.0, 350.0],
-    "weight_kg_usual": [30.0, 200.0],
-    "suv_max_limit": 200.0,
-    "nuclides": {
-        "Ga-68": {
-            "dose_mbq_range": [10.0, 1000.0],
-            "dose_mbq_usual": [50.0, 300.0],
-            "uptake_min_range": [5.0, 300.0],
-            "uptake_min_usual": [30.0, 120.0],
-        },
-        "F-18": {
-            "dose_mbq_range": [20.0, 2000.0],
-            "dose_mbq_usual": [100.0, 800.0],
-            "uptake_min_range": [5.0, 300.0],
-            "uptake_min_usual": [40.0, 120.0],
-        },
-        "Lu-177": {
-            "dose_mbq_range": [100.0, 15000.0],
-            "dose_mbq_usual": [3000.0, 8000.0],
-            "uptake_min_range": [5.0, 20160.0],
-            "uptake_min_usual": [60.0, 10080.0],
-        },
-    },
-}
+__all__ = ["check_conversion", "check_suv_max", "plausibility_limits"]
 
 
 def _pair(value: Any, name: str) -> list[float]:
@@ -63,14 +36,14 @@ def _pair(value: Any, name: str) -> list[float]:
 
 
 def plausibility_limits(rules_section: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Validated limits: ``rules["pet_plausibility"]`` over :data:`DEFAULT_PLAUSIBILITY`.
+    """Validated limits: ``rules["pet_plausibility"]`` over the shipped rules file's table.
 
     Raises
     ------
     InputError
         A range that is not ``[low, high]`` or a non-positive SUVmax limit.
     """
-    out = copy.deepcopy(DEFAULT_PLAUSIBILITY)
+    out = default_section("pet_plausibility")
     if not rules_section:
         return out
     for key in ("weight_kg_range", "weight_kg_usual"):

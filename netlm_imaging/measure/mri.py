@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from ..rules_data import default_section
+
 __all__ = [
     "MrSignal",
     "RegionSignal",
@@ -220,7 +222,7 @@ def measure_mr_signal(
     spleen: np.ndarray | None,
     segment_labels: np.ndarray | None = None,
     pre_contrast: np.ndarray | None = None,
-    reference_erosion_mm: float = 3.0,
+    reference_erosion_mm: float | None = None,
     functional: bool = False,
 ) -> MrSignal:
     """Signal statistics, ratios and (when ``functional``) the hepatic uptake index.
@@ -245,8 +247,9 @@ def measure_mr_signal(
         Couinaud map (1..8).
     pre_contrast : numpy.ndarray, optional
         Pre-contrast image on the same grid (for relative enhancement).
-    reference_erosion_mm : float
-        Erosion of the healthy-liver and spleen references.
+    reference_erosion_mm : float, optional
+        Erosion of the healthy-liver and spleen references; default the shipped
+        rules key ``mri.reference_erosion_mm``.
     functional : bool
         Compute LSC and HUI (the image is a hepatobiliary phase).
 
@@ -254,6 +257,8 @@ def measure_mr_signal(
     -------
     MrSignal
     """
+    if reference_erosion_mm is None:
+        reference_erosion_mm = float(default_section("mri")["reference_erosion_mm"])
     res = MrSignal()
     notes = res.notes
     # every organ is measured on its own bounding box: no full-volume temporaries

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from ..rules_data import default_section
+
 __all__ = ["n4_bias_correct"]
 
 logger = logging.getLogger(__name__)
@@ -29,9 +31,9 @@ def n4_bias_correct(
     spacing_mm: Sequence[float],
     *,
     mask: np.ndarray | None = None,
-    shrink_factor: int = 2,
-    iterations: int = 50,
-    fitting_levels: int = 4,
+    shrink_factor: int | None = None,
+    iterations: int | None = None,
+    fitting_levels: int | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Divide ``array`` by the N4 estimate of its bias field.
 
@@ -43,9 +45,10 @@ def n4_bias_correct(
         Spacing along the array axes.
     mask : numpy.ndarray, optional
         Voxels the field is fitted on; default an Otsu foreground of the image.
-    shrink_factor, iterations, fitting_levels : int
-        N4 settings (rules ``mri.n4_*``): the fit runs on the image shrunk by
-        ``shrink_factor``; the field is evaluated at full resolution.
+    shrink_factor, iterations, fitting_levels : int, optional
+        N4 settings (rules ``mri.n4_*``; default the shipped rules file): the fit
+        runs on the image shrunk by ``shrink_factor``; the field is evaluated at
+        full resolution.
 
     Returns
     -------
@@ -55,6 +58,10 @@ def n4_bias_correct(
     """
     import SimpleITK as sitk
 
+    shipped = default_section("mri")
+    shrink_factor = int(shipped["n4_shrink_factor"]) if shrink_factor is None else shrink_factor
+    iterations = int(shipped["n4_iterations"]) if iterations is None else iterations
+    fitting_levels = int(shipped["n4_fitting_levels"]) if fitting_levels is None else fitting_levels
     arr = np.ascontiguousarray(array, dtype=np.float32)
     lo = float(arr.min())
     shifted = arr - lo if lo < 0 else arr  # N4 needs non-negative intensities

@@ -83,12 +83,11 @@ import numpy as np
 
 from ..errors import GeometryError, InputError, UsageError
 from ..geometry import bbox, crop_affine, dilate_mm, resample_array
+from ..rules_data import default_section
 from ..volume import Volume
 from .context import MeasurementContext
 
 __all__ = [
-    "DEFAULT_KRENNING_RULES",
-    "DEFAULT_PET_RULES",
     "Delineation",
     "PetResult",
     "derive_pet_lesions",
@@ -100,41 +99,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Keys read from ``rules["krenning"]`` (used when no rules are given; a test pins them to the rules file).
-DEFAULT_KRENNING_RULES: dict[str, Any] = {
-    "liver_band_fraction": 0.10,
-    "spleen_ratio": 1.0,
-    "no_uptake_suv_fraction": 0.25,
-    "lesion_statistic": "suv_mean_core",
-    "core_margin_fwhm": 1.0,
-    "confidence_z": 2.0,
-    "fdg_advice_max_score": 2,
-    "upper_reference_fallback": "kidney",
-    "heterogeneity_z": 3.0,
-}
-#: Keys read from ``rules["pet"]`` (defaults used when absent).
-DEFAULT_PET_RULES: dict[str, Any] = {
-    "default_delineation": "rel:0.45",
-    "suv_peak_sphere_ml": 1.0,
-    "intrahepatic_margin_mm": 2.0,
-    "derived_delineation": "liver:1.5",
-    "derived_min_volume_ml": 0.5,
-    "resolution_fwhm_mm": 7.0,
-    "system_fwhm_mm": 5.0,
-    "partial_volume_fwhm_multiple": 3.0,
-    "avid_threshold": "liver_suv_max",
-    "avid_liver_mean_multiple": 1.5,
-    "avid_liver_sd_multiple": 2.0,
-    "avid_min_suv": 0.0,
-}
-#: Keys read from ``rules["pet_reference"]`` (see :mod:`netlm_imaging.measure.pet_reference`).
-DEFAULT_REFERENCE_RULES: dict[str, Any] = {
-    "liver_sphere_diameter_mm": 30.0,
-    "liver_sphere_margin_mm": 10.0,
-    "prefer_right_lobe": True,
-    "erosion_mm": 10.0,
-    "min_reference_ml": 2.0,
-}
 _STRING_CHOICES: dict[str, tuple[str, ...]] = {
     "lesion_statistic": ("suv_mean_core", "suv_peak", "suv_max"),
     "avid_threshold": ("liver_suv_max", "liver_suv_mean_multiple", "liver_suv_mean_plus_sd", "none"),
@@ -212,7 +176,14 @@ def parse_delineation(text: str) -> Delineation:
 
 
 # ------------------------------------------------------------------ rules
-def _rules_section(rules: Mapping[str, Any] | None, name: str, defaults: Mapping[str, Any]) -> dict[str, Any]:
+def _shipped_settings(name: str) -> dict[str, Any]:
+    """The settings of table ``name`` of the shipped rules file (its ``source`` texts left out)."""
+    return {k: v for k, v in default_section(name).items() if k != "source" and not k.endswith("_source")}
+
+
+def _rules_section(rules: Mapping[str, Any] | None, name: str) -> dict[str, Any]:
+    """Table ``name`` of ``rules`` over the shipped one, type-checked (the shipped file is the only default)."""
+    defaults = _shipped_settings(name)
     out = dict(defaults)
     section = (rules or {}).get(name) if rules is not None else None
     if section is None:
@@ -247,7 +218,7 @@ def _rules_section(rules: Mapping[str, Any] | None, name: str, defaults: Mapping
 
 
 def _krenning_rules(rules: Mapping[str, Any] | None) -> dict[str, Any]:
-    k = _rules_section(rules, "krenning", DEFAULT_KRENNING_RULES)
+    k = _rules_section(rules, "krenning")
     if not k["liver_band_fraction"] < 1.0 or not k["no_uptake_suv_fraction"] < 1.0 - k["liver_band_fraction"]:
         raise InputError(
             "rules file: [krenning] needs no_uptake_suv_fraction < 1 - liver_band_fraction < 1 "
@@ -426,8 +397,8 @@ def measure_pet(
         ``rules["pet"]["default_delineation"]`` (``rel:0.45``).
     rules : mapping, optional
         Rules with optional ``"krenning"``, ``"pet"`` and ``"pet_reference"``
-        tables (:data:`DEFAULT_KRENNING_RULES`, :data:`DEFAULT_PET_RULES`,
-        :data:`DEFAULT_REFERENCE_RULES`).
+        tables; a table or key not given comes from the shipped rules file
+        (:mod:`netlm_imaging.rules_data`).
     height_m, sex : float, str or None
         Body height and sex (``"M"``/``"F"``) for SUL; SUL is null without them.
     body_sources : mapping, optional
@@ -455,8 +426,8 @@ def measure_pet(
     from .pet_reference import liver_reference, organ_reference
 
     kr = _krenning_rules(rules)
-    pr = _rules_section(rules, "pet", DEFAULT_PET_RULES)
-    rr = _rules_section(rules, "pet_reference", DEFAULT_REFERENCE_RULES)
+    pr = _rules_section(rules, "pet")
+    rr = _rules_section(rules, "pet_reference")
     delin = parse_delineation(delineation if delineation is not None else str(pr["default_delineation"]))
     warnings: list[str] = []
     missing: list[str] = []
@@ -859,7 +830,7 @@ def derive_pet_lesions(
     """
     from scipy import ndimage
 
-    pr = _rules_section(rules, "pet", DEFAULT_PET_RULES)
+    pr = _rules_section(rules, "pet")
     delin = parse_delineation(delineation if delineation is not None else str(pr["derived_delineation"]))
     if delin.kind == "rel":
         raise UsageError(

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..errors import InputError
+from ..rules_data import default_section
 from .segments import N_SEGMENTS, SegmentTable
 
 __all__ = ["bsa_m2", "remnant_for_resection", "standard_resections", "telv_ml"]
@@ -61,15 +62,21 @@ def bsa_m2(height_cm: float, weight_kg: float, formula: str = "mosteller") -> fl
     raise InputError(f"unknown BSA formula {formula!r}; use mosteller or dubois (rules key body.bsa_formula)")
 
 
-def telv_ml(bsa: float, *, intercept_ml: float = -794.41, slope_ml_per_m2: float = 1267.28) -> float:
+def telv_ml(bsa: float, *, intercept_ml: float | None = None, slope_ml_per_m2: float | None = None) -> float:
     """Total estimated liver volume (Vauthey): ``intercept + slope x BSA`` (mL).
+
+    ``intercept_ml`` and ``slope_ml_per_m2`` default to the shipped rules keys
+    ``body.telv_intercept_ml`` and ``body.telv_slope_ml_per_m2``.
 
     Examples
     --------
     >>> round(telv_ml(2.0), 2)
     1740.15
     """
-    value = intercept_ml + slope_ml_per_m2 * bsa
+    body = default_section("body")
+    a = float(body["telv_intercept_ml"]) if intercept_ml is None else intercept_ml
+    b = float(body["telv_slope_ml_per_m2"]) if slope_ml_per_m2 is None else slope_ml_per_m2
+    value = a + b * bsa
     if value <= 0:
         raise InputError(f"TELV {value:.1f} mL from BSA {bsa:.3f} m² is not positive; check height and weight")
     return value

@@ -59,11 +59,26 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-def _response_rule(key: str) -> float:
-    """A ``[response]`` threshold of the default rules file (the one place its value is written)."""
-    from ..classify.rules import load_rules
+#: ResponseThresholds field -> (rules table, key) it is read from.
+_RULE_OF_FIELD: dict[str, tuple[str, str]] = {
+    "recist_pr_decrease_percent": ("recist", "pr_decrease_percent"),
+    "recist_pd_increase_percent": ("recist", "pd_increase_percent"),
+    "recist_pd_min_increase_mm": ("recist", "pd_min_increase_mm"),
+    "volume_pr_decrease_percent": ("response", "volume_pr_decrease_percent"),
+    "volume_pd_increase_percent": ("response", "volume_pd_increase_percent"),
+    "match_distance_mm": ("response", "match_distance_mm"),
+    "max_targets": ("recist", "max_targets"),
+    "max_targets_per_organ": ("recist", "max_targets_per_organ"),
+    "measurable_diameter_mm": ("recist", "measurable_min_diameter_mm"),
+}
 
-    return float(load_rules(None)["response"][key])
+
+def _shipped(name: str) -> Any:
+    """The default of field ``name``: its key in the shipped rules file (the one place its value is written)."""
+    from ..rules_data import default_section
+
+    table, key = _RULE_OF_FIELD[name]
+    return default_section(table)[key]
 
 
 @dataclass(frozen=True)
@@ -73,11 +88,11 @@ class ResponseThresholds:
     Parameters
     ----------
     recist_pr_decrease_percent : float
-        RECIST 1.1 PR: decrease of the target sum from baseline (30).
+        RECIST 1.1 PR: decrease of the target sum from baseline (rules ``recist.pr_decrease_percent``, 30).
     recist_pd_increase_percent : float
-        RECIST 1.1 PD: increase over the nadir (20) ...
+        RECIST 1.1 PD: increase over the nadir (rules ``recist.pd_increase_percent``, 20) ...
     recist_pd_min_increase_mm : float
-        ... and at least this absolute increase (5 mm).
+        ... and at least this absolute increase (rules ``recist.pd_min_increase_mm``, 5 mm).
     volume_pr_decrease_percent : float
         [D] volumetric PR: total tumour volume decrease (rules ``response.volume_pr_decrease_percent``).
     volume_pd_increase_percent : float
@@ -101,20 +116,21 @@ class ResponseThresholds:
         from ..classify.rules import Rules, load_rules
 
         tree = rules if isinstance(rules, Rules) else load_rules(rules)
-        section = dict(tree["response"]) if "response" in tree else {}
-        known: dict[str, Any] = {k: float(v) for k, v in section.items() if k in cls.__dataclass_fields__}
+        known: dict[str, Any] = {
+            name: tree[table][key] for name, (table, key) in _RULE_OF_FIELD.items() if key in tree.get(table, {})
+        }
         known.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**known)
 
-    recist_pr_decrease_percent: float = 30.0
-    recist_pd_increase_percent: float = 20.0
-    recist_pd_min_increase_mm: float = 5.0
-    volume_pr_decrease_percent: float = field(default_factory=lambda: _response_rule("volume_pr_decrease_percent"))
-    volume_pd_increase_percent: float = field(default_factory=lambda: _response_rule("volume_pd_increase_percent"))
-    match_distance_mm: float = field(default_factory=lambda: _response_rule("match_distance_mm"))
-    max_targets: int = 5
-    max_targets_per_organ: int = 2
-    measurable_diameter_mm: float = 10.0
+    recist_pr_decrease_percent: float = field(default_factory=lambda: _shipped("recist_pr_decrease_percent"))
+    recist_pd_increase_percent: float = field(default_factory=lambda: _shipped("recist_pd_increase_percent"))
+    recist_pd_min_increase_mm: float = field(default_factory=lambda: _shipped("recist_pd_min_increase_mm"))
+    volume_pr_decrease_percent: float = field(default_factory=lambda: _shipped("volume_pr_decrease_percent"))
+    volume_pd_increase_percent: float = field(default_factory=lambda: _shipped("volume_pd_increase_percent"))
+    match_distance_mm: float = field(default_factory=lambda: _shipped("match_distance_mm"))
+    max_targets: int = field(default_factory=lambda: _shipped("max_targets"))
+    max_targets_per_organ: int = field(default_factory=lambda: _shipped("max_targets_per_organ"))
+    measurable_diameter_mm: float = field(default_factory=lambda: _shipped("measurable_diameter_mm"))
 
 
 def recist_response(
