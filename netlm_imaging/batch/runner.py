@@ -314,7 +314,7 @@ def _analyze(study: Study, out_dir: Path, options: BatchOptions, fingerprint: st
     sr = options.sr
     if sr and not has_dicom_source(ctx):  # the study's report stands; the SR is skipped with a note
         note = "no DICOM SR written: the image is not a DICOM series (an SR references the DICOM images measured)"
-        report.extra.setdefault("notes", []).append(note)
+        report = replace(report, extra={**report.extra, "notes": [*report.extra.get("notes", []), note]})
         logger.info("study %s: %s", study.study_id, note)
         sr = False
     batch = {"study_id": study.study_id, "fingerprint": fingerprint}

@@ -15,7 +15,7 @@ import os
 import re
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -129,10 +129,8 @@ def analyze_retrieved(
 
     study = Path(study_dir)
     report, ctx = analyze_with_context(study, labels=labels, rules=rules, options=options)
-    report.study["image_source"] = source
-    report.study["segmentation_sources"] = [
-        s.replace(str(study), source) for s in report.study.get("segmentation_sources", [])
-    ]
+    sources = [s.replace(str(study), source) for s in report.study.get("segmentation_sources", [])]
+    report = replace(report, study={**report.study, "image_source": source, "segmentation_sources": sources})
     result = PacsResult(report=report)
     include_ids = bool(getattr(options, "include_identifiers", False))
     if out_dir is not None:

@@ -65,7 +65,7 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
-@dataclass
+@dataclass(frozen=True)
 class StudyReport:
     """One study's measurements, classification and provenance.
 
