@@ -3,10 +3,12 @@
 nibabel inflates ``.nii.gz`` files through Python's :mod:`gzip` (zlib), which
 takes most of the time of a NIfTI analysis. :func:`read_gzip_array` inflates
 the file with python-isal (``isal``, Intel ISA-L: about 2-3x faster than
-zlib) when it is installed, else with :mod:`zlib`, chunk by chunk into one
-preallocated buffer that becomes the array (no second copy), and stops as
-soon as the declared array bytes are there: what is read is bounded by the
-header's declared size, which the voxel budget has already checked.
+zlib) when it is installed, else with :mod:`zlib`, from a memory map of the
+file in one call per gzip member, so the inflater writes into one growing
+buffer that becomes the array (no chunk copies, no zero-filled buffer), and
+stops as soon as the declared array bytes are there: what is inflated is
+bounded by the header's declared size, which the voxel budget has already
+checked. ISA-L releases the GIL while it inflates.
 
 The bytes are the same whichever inflater runs (DEFLATE is lossless), so the
 array is byte for byte what nibabel returns for unscaled data.
@@ -14,6 +16,7 @@ array is byte for byte what nibabel returns for unscaled data.
 
 from __future__ import annotations
 
+import mmap
 import zlib
 from pathlib import Path
 from typing import Any
@@ -21,10 +24,6 @@ from typing import Any
 import numpy as np
 
 __all__ = ["inflater_name", "read_gzip_array"]
-
-_CHUNK = 1 << 20
-#: Most inflated bytes produced per call (keeps the transient copy small).
-_OUT_CHUNK = 16 << 20
 
 
 def _inflater() -> tuple[Any, tuple[type[BaseException], ...]]:
@@ -63,7 +62,7 @@ def read_gzip_array(
     Returns
     -------
     numpy.ndarray or None
-        A writeable array owning its buffer, or ``None`` when the inflated
+        A read-only array over the inflated bytes, or ``None`` when the inflated
         stream is shorter than ``offset`` + the array bytes or is not a valid
         gzip stream (the caller's reader then reports the damaged file).
     """
@@ -74,32 +73,43 @@ def read_gzip_array(
         return None
 
 
+def _compressed(fh: Any) -> Any:
+    """The file's bytes as a read-only buffer: a memory map (no copy; page cache) when possible."""
+    try:
+        return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError):  # empty files, file systems without mmap
+        return fh.read()
+
+
 def _inflate_into(
     path: str | Path, offset: int, shape: tuple[int, ...], dt: np.dtype, order: str, mod: Any
 ) -> np.ndarray | None:
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
-    total = offset + nbytes
-    buf = bytearray(nbytes)
-    view = memoryview(buf)
-    pos = 0  # bytes of the inflated stream seen so far
-    d = mod.decompressobj(31)
+    count = int(np.prod(shape, dtype=np.int64))
+    total = offset + count * dt.itemsize
+    parts: list[bytes] = []
+    have = 0  # bytes of the inflated stream produced so far
     with open(path, "rb") as fh:
-        pending = b""
-        while pos < total:
-            chunk = pending or fh.read(_CHUNK)
-            pending = b""
-            if not chunk:
-                return None
-            out = d.decompress(chunk, min(total - pos, _OUT_CHUNK))
-            pending = d.unconsumed_tail
-            if d.eof:  # a new gzip member may follow
-                rest = d.unused_data
-                d = mod.decompressobj(31)
-                pending = rest
-            if out:
-                lo, hi = pos, pos + len(out)
-                a, b = max(lo, offset), min(hi, total)
-                if b > a:
-                    view[a - offset : b - offset] = memoryview(out)[a - lo : b - lo]
-                pos = hi
-    return np.ndarray(shape, dtype=dt, buffer=buf, order="F" if order == "F" else "C")
+        data = _compressed(fh)
+        try:
+            src = memoryview(data)
+            try:
+                while have < total and len(src):
+                    d = mod.decompressobj(31)
+                    # one call: the inflater writes into one growing buffer that becomes the array
+                    # (no chunk copies), and never produces more than the declared bytes
+                    out = d.decompress(src, total - have)
+                    parts.append(out)
+                    have += len(out)
+                    if not d.eof:
+                        break  # the declared bytes are there, or the stream is cut short
+                    src = src[len(src) - len(d.unused_data) :]  # a new gzip member may follow
+            finally:
+                src.release()
+        finally:
+            if isinstance(data, mmap.mmap):
+                data.close()
+    if have < total:
+        return None
+    buf = parts[0] if len(parts) == 1 else b"".join(parts)
+    flat = np.frombuffer(buf, dtype=dt, count=count, offset=offset)
+    return flat.reshape(shape, order="F" if order == "F" else "C")
