@@ -151,6 +151,40 @@ def test_gzip_nifti_fast_path_is_nibabels_array(tmp_path, monkeypatch, inflater)
         assert np.array_equal(direct, np.asanyarray(img.dataobj))
 
 
+@pytest.mark.parametrize("inflater", ["default", "zlib"])
+def test_gzip_fast_path_inflates_only_the_declared_bytes(tmp_path, monkeypatch, inflater):
+    """A stream far longer than the header declares (a decompression bomb) is inflated only up to the array."""
+    import gzip
+    import zlib
+
+    from netlm_imaging.io import _gzip
+
+    mod, errors = _gzip._inflater() if inflater == "default" else (zlib, (zlib.error,))
+    produced: list[int] = []
+
+    class Counting:
+        def __init__(self, wbits):
+            self._d = mod.decompressobj(wbits)
+
+        def decompress(self, data, max_length=0):
+            out = self._d.decompress(data, max_length)
+            produced.append(len(out))
+            return out
+
+        def __getattr__(self, name):
+            return getattr(self._d, name)
+
+    counting = type("M", (), {"decompressobj": staticmethod(lambda wbits: Counting(wbits))})
+    monkeypatch.setattr(_gzip, "_inflater", lambda: (counting, errors))
+    arr = np.random.default_rng(3).integers(-1024, 3000, (20, 19, 7)).astype(np.int16)
+    path = tmp_path / "bomb.nii.gz"
+    path.write_bytes(gzip.compress(b"h" * 352 + arr.tobytes(order="F") + bytes(64 << 20)))
+    got = _gzip.read_gzip_array(path, 352, arr.shape, arr.dtype, "F")
+    assert got is not None
+    assert np.array_equal(got, arr)
+    assert sum(produced) == 352 + arr.nbytes  # not the 64 MiB that follow
+
+
 def test_truncated_gzip_nifti_is_still_an_input_error(tmp_path):
     from netlm_imaging.errors import InputError
     from netlm_imaging.io import _gzip
