@@ -375,7 +375,7 @@ def test_referenced_instances_from_raw_bytes_equal_pydicom(tmp_path):
 
 
 def test_fresh_analyze_imports_only_what_it_needs(tmp_path):
-    """A DICOM CT + SEG analysis in a fresh process loads no scipy, jsonschema, requests or numpy.ma."""
+    """A DICOM CT + SEG analysis in a fresh process loads no scipy, jsonschema, requests, numpy.ma or pydicom."""
     from conftest import oblique_affine
     from dicom_factory import write_image_series
     from seg_factory import SegmentSpec, write_seg
@@ -391,7 +391,7 @@ def test_fresh_analyze_imports_only_what_it_needs(tmp_path):
         "from netlm_imaging.cli import main\n"
         f"rc = main(['analyze', {str(tmp_path / 'study')!r}, '--out', {str(tmp_path / 'out')!r}, '--quiet'])\n"
         "assert rc == 0, rc\n"
-        "heavy = ('scipy', 'jsonschema', 'requests', 'numpy.ma', 'matplotlib', 'highdicom', 'SimpleITK')\n"
+        "heavy = ('scipy', 'jsonschema', 'requests', 'numpy.ma', 'matplotlib', 'highdicom', 'SimpleITK', 'pydicom')\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
         "import requests, pydicom\n"  # both still importable and working afterwards
         f"print(pydicom.dcmread({str(files[0])!r}).Modality)\n"

@@ -66,6 +66,7 @@ __all__ = [
     "SEG_SOP_CLASS",
     "DicomFileInfo",
     "FrameGeometry",
+    "fast_text_values",
     "iter_candidate_files",
     "scan_dicom_folder",
 ]
@@ -294,7 +295,8 @@ class DicomFileInfo:
     acquisition_number: int | None = None
     convolution_kernel: str = ""
     slice_thickness: float | None = None
-    #: The parsed SEG dataset (deferred PixelData) of a SEG file, handed to the SEG reader: no second parse.
+    #: The parsed SEG header of a SEG file, handed to the SEG reader: no second parse (a pydicom dataset with
+    #: deferred PixelData, or the raw-byte header of a plain BINARY SEG, :class:`._seg_header.PlainSeg`).
     dataset: Any = field(default=None, repr=False, compare=False)
 
     @property
@@ -697,11 +699,11 @@ def _skip_undefined(head: _Head, pos: int, explicit: bool, depth: int = 0) -> in
                 pos += length
 
 
-def _fast_elements(fh: Any) -> tuple[str, dict[int, bytes], int, int | None]:
+def _fast_elements(fh: Any, tags: dict[int, bytes] | None = None) -> tuple[str, dict[int, bytes], int, int | None]:
     """(transfer syntax, wanted raw values, PixelData value offset, PixelData length or None).
 
     Parses the file meta and the top-level data set of a Part-10 file up to
-    PixelData, keeping only :data:`_FAST_TAGS`. Raises :class:`_NotFast` on
+    PixelData, keeping only ``tags`` (tag -> VR; default :data:`_FAST_TAGS`). Raises :class:`_NotFast` on
     anything unusual (no ``DICM``, big endian, deflate, an unexpected VR,
     tags out of order, end of file before PixelData...).
     """
@@ -727,6 +729,7 @@ def _fast_elements(fh: Any) -> tuple[str, dict[int, bytes], int, int | None]:
         explicit = True
     else:
         raise _NotFast
+    wanted = _FAST_TAGS if tags is None else tags
     values: dict[int, bytes] = {}
     previous = -1
     while True:
@@ -736,7 +739,7 @@ def _fast_elements(fh: Any) -> tuple[str, dict[int, bytes], int, int | None]:
         previous = tag
         if tag == _PIXEL_DATA:
             return syntax, values, vpos, None if length == _UNDEFINED_LENGTH else length
-        expected = _FAST_TAGS.get(tag)
+        expected = wanted.get(tag)
         if length == _UNDEFINED_LENGTH:
             if expected is not None:
                 raise _NotFast
@@ -748,6 +751,32 @@ def _fast_elements(fh: Any) -> tuple[str, dict[int, bytes], int, int | None]:
             head.need(vpos + length)
             values[tag] = head.data[vpos : vpos + length]
         pos = vpos + length
+
+
+def fast_text_values(path: Path, tags: dict[int, bytes]) -> dict[int, str] | None:
+    """Single-valued text of ``tags`` (tag -> VR) of a plain image file without pydicom, or ``None`` (use pydicom).
+
+    As pydicom gives them (trailing spaces and NULs removed; absent: not in the
+    result). ``None`` when the header fast path does not apply to the file (see
+    :func:`_fast_header`), a value is multi-valued, its VR differs, or its character
+    set is one this reader does not decode.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        An image file.
+    tags : dict
+        Tag -> VR of the text elements wanted (and SpecificCharacterSet is read too).
+    """
+    try:
+        with path.open("rb", buffering=0) as fh:
+            _syntax, v, _offset, _length = _fast_elements(fh, {**tags, 0x00080005: b"CS"})
+        charset = _FAST_CHARSETS.get(_fast_text(v.get(0x00080005)))
+        if charset is None:
+            return None
+        return {tag: _fast_text(raw, charset) for tag, raw in v.items() if tag != 0x00080005}
+    except (_NotFast, ValueError, UnicodeDecodeError, struct.error, OSError):
+        return None
 
 
 def _fast_text(raw: bytes | None, encoding: str = "latin-1") -> str:
@@ -914,6 +943,69 @@ def _fast_header(path: Path) -> DicomFileInfo | None:
         return None
 
 
+def _plain_seg_header(path: Path) -> DicomFileInfo | None:
+    """Header facts of a plain BINARY SEG from its raw bytes (:mod:`._seg_header`), or ``None`` (use pydicom).
+
+    The result equals what :func:`_read_header_pydicom` returns for the same file
+    (tests/test_perf_paths.py checks this on every real SEG of shared/data and on
+    generated ones); ``dataset`` holds the :class:`~._seg_header.PlainSeg` for the SEG reader.
+    """
+    from ._seg_header import read_plain_seg
+
+    seg = read_plain_seg(path)
+    if seg is None:
+        return None
+    v = seg.values
+    try:
+        charset = seg.encoding
+        image_type = v.get(0x00080008)
+        image_type_text = image_type.decode("latin-1").rstrip(" \0") if image_type else ""
+        series_number = _fast_numbers(v.get(0x00200011), integer=True)
+        if series_number is not None and len(series_number) != 1:
+            raise _NotFast
+        for_uid = _fast_text(v.get(0x00200052))
+        return DicomFileInfo(
+            path=path,
+            kind=SEG,
+            sop_class_uid=_fast_text(v.get(0x00080016)),
+            sop_instance_uid=_fast_text(v.get(0x00080018)),
+            series_uid=_fast_text(v.get(0x0020000E)),
+            study_uid=_fast_text(v.get(0x0020000D)),
+            modality=_fast_text(v.get(0x00080060)),
+            frame_of_reference_uid=for_uid,
+            series_description=_fast_text(v.get(0x0008103E), charset),
+            series_number=int(series_number[0]) if series_number else None,
+            image_type=tuple(t.upper() for t in image_type_text.split("\\")) if image_type_text else (),
+            rows=_fast_us(v.get(0x00280010)),
+            columns=_fast_us(v.get(0x00280011)),
+            number_of_frames=int(_fast_scalar(v.get(0x00280008), 1, integer=True)),
+            bits_allocated=_fast_us(v.get(0x00280100)),
+            bits_stored=_fast_us(v.get(0x00280101)),
+            pixel_representation=_fast_us(v.get(0x00280103)),
+            samples_per_pixel=_fast_us(v.get(0x00280002)) if 0x00280002 in v else 1,
+            has_modality_lut_sequence=False,
+            transfer_syntax_uid=_EXPLICIT_LE,
+            frames=(),
+            pixel_data_offset=seg.pixel_offset,
+            pixel_data_length=seg.pixel_length,
+            truncated=False,
+            referenced_series_uids=tuple(dict.fromkeys(seg.referenced_series)),
+            referenced_sop_uids=tuple(dict.fromkeys(seg.referenced_sops)),
+            referenced_frame_of_reference_uids=(for_uid,) if for_uid else (),
+            segment_labels=tuple(label or "" for _n, label, _c, _m in seg.segments),
+            acquisition_date=_fast_text(v.get(0x00080022)).strip(),
+            acquisition_time=_fast_text(v.get(0x00080032)).strip(),
+            acquisition_datetime=_fast_text(v.get(0x0008002A)).strip(),
+            decay_factor=_fast_optional(v.get(0x00541321)),
+            acquisition_number=_fast_int(v.get(0x00200012)),
+            convolution_kernel=_fast_text(v.get(0x00181210), charset).strip(),
+            slice_thickness=_fast_optional(v.get(0x00180050)),
+            dataset=seg,
+        )
+    except (_NotFast, ValueError, UnicodeDecodeError, struct.error):
+        return None
+
+
 @guard_malformed("DICOM header")
 def read_header(path: Path) -> DicomFileInfo | None:
     """Parse one file's header; ``None`` when the file is not DICOM.
@@ -942,6 +1034,8 @@ def read_header(path: Path) -> DicomFileInfo | None:
     """
     try:
         info = _fast_header(path)
+        if info is None:
+            info = _plain_seg_header(path)
         return info if info is not None else _read_header_pydicom(path)
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__

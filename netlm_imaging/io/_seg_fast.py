@@ -27,7 +27,14 @@ import numpy as np
 
 from ..volume import sparse_zeros
 
-__all__ = ["FrameTable", "decode_binary", "read_frame_table"]
+__all__ = [
+    "FrameTable",
+    "decode_binary",
+    "frame_table_from_bytes",
+    "read_frame_table",
+    "referenced_from_bytes",
+    "referenced_instances",
+]
 
 _PER_FRAME = 0x52009230
 _ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
@@ -182,13 +189,24 @@ def read_frame_table(ds: Any, path: Path) -> FrameTable | None:
         if (rows * cols) % 8:
             return None
         buf = _raw_value(ds, _PER_FRAME, path)
-        items = _items(buf, 0, len(buf))
+        return frame_table_from_bytes(buf, 0, len(buf), n)
+    except (_NotFast, KeyError, ValueError, UnicodeDecodeError, struct.error, IndexError, TypeError, AttributeError):
+        return None
+
+
+def frame_table_from_bytes(buf: bytes, start: int, length: int, n: int) -> FrameTable | None:
+    """:func:`read_frame_table` from the raw value of the Per-frame Functional Groups Sequence at ``buf[start:]``.
+
+    ``length`` may be undefined (``0xFFFFFFFF``); ``n`` is NumberOfFrames. ``None``: use the general path.
+    """
+    try:
+        items = _items(buf, start, length)
         if len(items) != n:
             return None
         positions = np.empty((n, 3), dtype=np.float64)
         segments = np.empty(n, dtype=np.int64)
-        for f, (start, end) in enumerate(items):
-            fields = _first_item_fields(buf, start, end)
+        for f, (istart, iend) in enumerate(items):
+            fields = _first_item_fields(buf, istart, iend)
             if _PLANE_ORIENTATION in fields or _PIXEL_MEASURES in fields:
                 return None  # per-frame orientation or spacing: the general path checks each frame
             pos = _sequence_item(buf, *fields[_PLANE_POSITION])
@@ -205,7 +223,7 @@ def read_frame_table(ds: Any, path: Path) -> FrameTable | None:
                 return None
             segments[f] = _U16.unpack_from(buf, vstart)[0]
         return FrameTable(positions, segments)
-    except (_NotFast, KeyError, ValueError, UnicodeDecodeError, struct.error, IndexError, TypeError, AttributeError):
+    except (_NotFast, KeyError, ValueError, UnicodeDecodeError, struct.error, IndexError, TypeError):
         return None
 
 
@@ -305,10 +323,18 @@ def referenced_instances(ds: Any) -> tuple[list[str], list[str]] | None:
         if _REFERENCED_SERIES not in ds._dict:
             return [], []
         buf = _raw_value(ds, _REFERENCED_SERIES, Path(path))
+        return referenced_from_bytes(buf, 0, len(buf))
+    except (_NotFast, KeyError, ValueError, TypeError, AttributeError, OSError):
+        return None
+
+
+def referenced_from_bytes(buf: bytes, start: int, length: int) -> tuple[list[str], list[str]] | None:
+    """:func:`referenced_instances` from the raw Referenced Series Sequence value at ``buf[start:]``."""
+    try:
         series: list[str] = []
         sops: list[str] = []
-        for start, end in _items(buf, 0, len(buf)):
-            fields = _first_item_fields(buf, start, end)
+        for istart, iend in _items(buf, start, length):
+            fields = _first_item_fields(buf, istart, iend)
             uid = _uid(buf, fields.get(_SERIES_UID))
             if uid:
                 series.append(uid)
@@ -317,20 +343,10 @@ def referenced_instances(ds: Any) -> tuple[list[str], list[str]] | None:
                 continue
             if inst[0] != b"SQ":
                 return None
-            for istart, iend in _items(buf, inst[1], inst[2]):
-                sop = _uid(buf, _first_item_fields(buf, istart, iend).get(_REFERENCED_SOP_INSTANCE))
+            for jstart, jend in _items(buf, inst[1], inst[2]):
+                sop = _uid(buf, _first_item_fields(buf, jstart, jend).get(_REFERENCED_SOP_INSTANCE))
                 if sop:
                     sops.append(sop)
         return series, sops
-    except (
-        _NotFast,
-        KeyError,
-        ValueError,
-        UnicodeDecodeError,
-        struct.error,
-        IndexError,
-        TypeError,
-        AttributeError,
-        OSError,
-    ):
+    except (_NotFast, KeyError, ValueError, UnicodeDecodeError, struct.error, IndexError, TypeError):
         return None

@@ -71,13 +71,12 @@ Compression), annex G (RLE).
 from __future__ import annotations
 
 import logging
+from collections.abc import MutableSequence, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
 
 from ..errors import DicomError, GeometryError, ResourceLimitError
 from ..segmentation import MaskLayer
@@ -85,8 +84,11 @@ from ..volume import Volume, check_voxel_budget, sparse_zeros
 from ._dicom_common import guard_malformed
 from ._inflate import dcmread as bounded_dcmread
 from ._seg_fast import FrameTable, decode_binary, read_frame_table
-from ._seg_frames import iter_frames
+from ._seg_header import PlainSeg
 from .labels import LabelSpec, RoleDecision, assign_roles
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
 
 __all__ = [
     "GRID_TOLERANCE_VOXELS",
@@ -158,10 +160,7 @@ class _SegHeader:
 
 def _read_dataset(path: Path, scanned: Dataset | None = None) -> Dataset:
     source = str(path)
-    if not path.is_file():
-        raise DicomError(f"{source}: file not found; check the --seg path.")
-    if path.stat().st_size == 0:
-        raise DicomError(f"{source}: file is empty (0 bytes); export the SEG again.")
+    _check_file(path)
     if scanned is not None:  # parsed moments ago by study discovery (DicomFileInfo.dataset)
         return _check_sop(scanned, source)
     try:
@@ -220,15 +219,22 @@ def _segments(ds: Dataset, source: str) -> list[SegmentInfo]:
     seq = getattr(ds, "SegmentSequence", None)
     if not seq:
         raise DicomError(f"{source}: the SEG has no SegmentSequence; the file is incomplete. Export it again.")
-    out: list[SegmentInfo] = []
+    items: list[tuple[int, Any, tuple[str, str] | None, str]] = []
     for item in seq:
         if "SegmentNumber" not in item:
             raise DicomError(f"{source}: a SegmentSequence item has no SegmentNumber; the SEG is invalid.")
         code, meaning = _code_of(item)
-        num = int(item.SegmentNumber)
+        items.append((int(item.SegmentNumber), getattr(item, "SegmentLabel", None), code, meaning))
+    return _segment_list(items, source)
+
+
+def _segment_list(items: Sequence[tuple[int, Any, tuple[str, str] | None, str]], source: str) -> list[SegmentInfo]:
+    """SegmentInfo of each (number, label, property code, meaning) item; background segments left out."""
+    out: list[SegmentInfo] = []
+    for num, label, code, meaning in items:
         if num == 0 or code == _BACKGROUND_CODE:
             continue
-        out.append(SegmentInfo(num, str(getattr(item, "SegmentLabel", "") or f"Segment {num}"), code, meaning))
+        out.append(SegmentInfo(num, str(label or "") or f"Segment {num}", code, meaning))
     return out
 
 
@@ -270,7 +276,7 @@ def _source_ref(ds: Dataset, f: int) -> tuple[str | None, int | None]:
             if not uid:
                 continue
             number = getattr(src, "ReferencedFrameNumber", None)
-            first = number[0] if isinstance(number, (list, tuple, MultiValue)) else number  # VM 1-n
+            first = number[0] if isinstance(number, (list, tuple, MutableSequence)) else number  # VM 1-n (MultiValue)
             try:
                 return str(uid), int(first) if first not in (None, "") else None
             except (TypeError, ValueError):
@@ -531,7 +537,7 @@ def read_dicom_seg(
     fractional_threshold: float = 0.5,
     max_voxels: int | None = None,
     role_log: list[RoleDecision] | None = None,
-    dataset: Dataset | None = None,
+    dataset: Dataset | PlainSeg | None = None,
 ) -> list[MaskLayer]:
     """Read a DICOM SEG (BINARY, FRACTIONAL or Label Map) onto a reference image grid.
 
@@ -555,9 +561,11 @@ def read_dicom_seg(
         Collects the role decision of every segment (see
         :func:`~netlm_imaging.io.labels.assign_roles`); without it this file
         alone must give a liver or a lesion.
-    dataset : pydicom.Dataset, optional
-        The file's dataset as the folder scan parsed it (``DicomFileInfo.dataset``), so it is
-        not parsed twice; None reads the file.
+    dataset : pydicom.Dataset or PlainSeg, optional
+        The file's header as the folder scan parsed it (``DicomFileInfo.dataset``), so it is
+        not parsed twice; None reads the file. A :class:`~netlm_imaging.io._seg_header.PlainSeg`
+        (a plain BINARY SEG read from its raw bytes) is decoded without pydicom; whatever it
+        cannot place goes to the pydicom reader.
 
     Returns
     -------
@@ -594,30 +602,26 @@ def read_dicom_seg(
     if not 0.0 < float(fractional_threshold) <= 1.0:
         raise ValueError(f"fractional_threshold must be in (0, 1], got {fractional_threshold}")
     check_voxel_budget(reference.shape, max_voxels, f"{source} (reference grid)")
+    if isinstance(dataset, PlainSeg):  # the folder scan read it from its raw bytes: no pydicom parse
+        _check_file(path)
+        plain_layers = _read_plain(dataset, reference, spec, fractional_threshold, max_voxels, role_log)
+        if plain_layers is not None:
+            return plain_layers
+        dataset = None  # something the one-pass reader does not place: pydicom and the general reader
     ds = _read_dataset(path, dataset)
     n_frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
     if "Rows" in ds and "Columns" in ds:
         check_voxel_budget((int(ds.Columns), int(ds.Rows), n_frames), max_voxels, source)
     table = read_frame_table(ds, path)  # plain BINARY SEGs: per-frame facts without a pydicom parse per frame
     hdr = _header(ds, source, None if table is None else [int(s) for s in table.segments])
-    seg_for = str(getattr(ds, "FrameOfReferenceUID", "") or "")
-    ref_for = reference.frame_of_reference_uid
-    if seg_for and ref_for and seg_for != ref_for:
-        raise DicomError(
-            f"{source}: FrameOfReferenceUID {seg_for} differs from the image's {ref_for}; the SEG belongs to "
-            "another image. Pass the series the SEG references."
-        )
+    _check_frame_of_reference(str(getattr(ds, "FrameOfReferenceUID", "") or ""), reference, source)
     roles = assign_roles(hdr.segments, spec, source, noun="segments", log=role_log)
     wanted = {num for num, role in roles.items() if role != "ignore"}
     ref_series = ""
     rss = getattr(ds, "ReferencedSeriesSequence", None)
     if rss:
         ref_series = str(getattr(rss[0], "SeriesInstanceUID", "") or "")
-    own_series = reference.meta.get("series_instance_uid")
-    if ref_series and own_series and ref_series != own_series:
-        hdr.warnings.append(
-            f"the SEG references series {ref_series}, the image is series {own_series}; frames placed by position"
-        )
+    hdr.warnings.extend(_series_warning(ref_series, reference))
     uids = reference.meta.get("sop_instance_uids") or []
     uid_to_k = {str(u): k for k, u in enumerate(uids)}
     grid = reference
@@ -627,44 +631,160 @@ def read_dicom_seg(
             arrays = _decode(hdr, reference, wanted, uid_to_k)
     except GeometryError as exc:  # frames off the image grid: build the SEG's own grid, resampled later
         grid, arrays = _decode_own_grid(hdr, reference, wanted, str(exc))
-    max_frac = float(getattr(ds, "MaximumFractionalValue", 255) or 255)
     frac_type = str(getattr(ds, "SegmentationFractionalType", "") or "")
     if hdr.seg_type == "FRACTIONAL" and frac_type.upper() == "PROBABILITY":
         hdr.warnings.append("FRACTIONAL type PROBABILITY: the sum of fractions is an expected volume, not occupancy")
+    ident = _SegIdentity(
+        sop_instance_uid=str(getattr(ds, "SOPInstanceUID", "")),
+        series_instance_uid=str(getattr(ds, "SeriesInstanceUID", "")),
+        sop_class_uid=str(ds.SOPClassUID),
+        seg_type=hdr.seg_type,
+        referenced_series=ref_series,
+        n_frames=n_frames,
+        max_fractional=float(getattr(ds, "MaximumFractionalValue", 255) or 255),
+        fractional_type=frac_type,
+    )
+    return _layers(
+        ident, hdr.segments, roles, wanted, arrays, grid, reference, hdr.warnings, fractional_threshold, source
+    )
+
+
+@dataclass(frozen=True)
+class _SegIdentity:
+    """What a SEG's mask layers carry in their meta, whichever reader decoded it."""
+
+    sop_instance_uid: str
+    series_instance_uid: str
+    sop_class_uid: str
+    seg_type: str
+    referenced_series: str
+    n_frames: int
+    max_fractional: float = 255.0
+    fractional_type: str = ""
+
+
+def _check_file(path: Path) -> None:
+    if not path.is_file():
+        raise DicomError(f"{path}: file not found; check the --seg path.")
+    if path.stat().st_size == 0:
+        raise DicomError(f"{path}: file is empty (0 bytes); export the SEG again.")
+
+
+def _check_frame_of_reference(seg_for: str, reference: Volume, source: str) -> None:
+    ref_for = reference.frame_of_reference_uid
+    if seg_for and ref_for and seg_for != ref_for:
+        raise DicomError(
+            f"{source}: FrameOfReferenceUID {seg_for} differs from the image's {ref_for}; the SEG belongs to "
+            "another image. Pass the series the SEG references."
+        )
+
+
+def _series_warning(ref_series: str, reference: Volume) -> list[str]:
+    own_series = reference.meta.get("series_instance_uid")
+    if ref_series and own_series and ref_series != own_series:
+        return [f"the SEG references series {ref_series}, the image is series {own_series}; frames placed by position"]
+    return []
+
+
+def _read_plain(
+    plain: PlainSeg,
+    reference: Volume,
+    spec: LabelSpec,
+    fractional_threshold: float,
+    max_voxels: int | None,
+    role_log: list[RoleDecision] | None,
+) -> list[MaskLayer] | None:
+    """The layers of a plain BINARY SEG read by the folder scan (:mod:`._seg_header`); ``None``: general path.
+
+    Same layers, warnings and role decisions as the pydicom path gives the same
+    file (tests/test_perf_paths.py); the role decisions reach ``role_log`` only
+    when this path answers.
+    """
+    source = str(plain.path)
+    rows, cols = plain.us(0x00280010) or 0, plain.us(0x00280011) or 0
+    n_frames = len(plain.table.segments)
+    check_voxel_budget((cols, rows, n_frames), max_voxels, source)
+    segments = _segment_list(plain.segments, source)
+    if not {int(s) for s in plain.table.segments} <= {s.number for s in segments}:
+        return None  # the general path names the undeclared segment
+    _check_frame_of_reference(plain.text(0x00200052), reference, source)
+    log: list[RoleDecision] | None = [] if role_log is not None else None
+    roles = assign_roles(segments, spec, source, noun="segments", log=log)
+    wanted = {num for num, role in roles.items() if role != "ignore"}
+    arrays = decode_binary(
+        plain.pixel_bytes(),
+        plain.table,
+        rows,
+        cols,
+        reference,
+        wanted,
+        np.asarray(plain.orientation, dtype=float),
+        plain.pixel_spacing,
+        GRID_TOLERANCE_VOXELS,
+        _order(reference),
+    )
+    if arrays is None:
+        return None
+    if role_log is not None and log is not None:
+        role_log.extend(log)
+    ident = _SegIdentity(
+        sop_instance_uid=plain.text(0x00080018),
+        series_instance_uid=plain.text(0x0020000E),
+        sop_class_uid=plain.text(0x00080016),
+        seg_type="BINARY",
+        referenced_series=plain.first_referenced_series,
+        n_frames=n_frames,
+    )
+    warnings = _series_warning(plain.first_referenced_series, reference)
+    return _layers(ident, segments, roles, wanted, arrays, reference, reference, warnings, fractional_threshold, source)
+
+
+def _layers(
+    ident: _SegIdentity,
+    segments: list[SegmentInfo],
+    roles: dict[int, str],
+    wanted: set[int],
+    arrays: dict[int, np.ndarray],
+    grid: Volume,
+    reference: Volume,
+    warnings: list[str],
+    fractional_threshold: float,
+    source: str,
+) -> list[MaskLayer]:
+    """One MaskLayer per wanted segment, in SegmentNumber order."""
     layers: list[MaskLayer] = []
-    by_number = {s.number: s for s in hdr.segments}
+    by_number = {s.number: s for s in segments}
+    fractional = ident.seg_type == "FRACTIONAL"
     for num in sorted(wanted):
         info = by_number[num]
         arr = arrays.get(num)
         if arr is None:
-            dtype: type = np.float32 if hdr.seg_type == "FRACTIONAL" else bool
+            dtype: type = np.float32 if fractional else bool
             arr = np.zeros(grid.shape, dtype=dtype, order=_order(reference))
-        warns = list(hdr.warnings)
-        if hdr.seg_type == "FRACTIONAL":
-            arr = (arr.astype(np.float32) / np.float32(max_frac)).clip(0.0, 1.0)
+        warns = list(warnings)
+        if fractional:
+            arr = (arr.astype(np.float32) / np.float32(ident.max_fractional)).clip(0.0, 1.0)
         if not np.any(arr):
             warns.append(f"segment {info.describe()} is empty")
             logger.warning("%s: segment %s is empty", source, info.describe())
         meta: dict[str, Any] = {
-            "sop_instance_uid": str(getattr(ds, "SOPInstanceUID", "")),
-            "series_instance_uid": str(getattr(ds, "SeriesInstanceUID", "")),
-            "sop_class_uid": str(ds.SOPClassUID),
+            "sop_instance_uid": ident.sop_instance_uid,
+            "series_instance_uid": ident.series_instance_uid,
+            "sop_class_uid": ident.sop_class_uid,
             "segment_number": num,
             "segment_label": info.label,
             "segment_code": list(info.code) if info.code else None,
-            "segmentation_type": hdr.seg_type,
-            "referenced_series_instance_uid": ref_series or None,
-            "n_frames": n_frames,
+            "segmentation_type": ident.seg_type,
+            "referenced_series_instance_uid": ident.referenced_series or None,
+            "n_frames": ident.n_frames,
             "warnings": warns,
         }
-        if hdr.seg_type == "FRACTIONAL":
+        if fractional:
             meta["fractional_threshold"] = float(fractional_threshold)
-            meta["fractional_type"] = frac_type or None
+            meta["fractional_type"] = ident.fractional_type or None
             meta["volume_rule"] = "sum of fractions; MaskLayer.binary(fractional_threshold) for the mask"
         mask = grid.with_array(arr, source=source, meta=meta)
-        layers.append(
-            MaskLayer(roles[num], mask, label=info.label, source=source, fractional=hdr.seg_type == "FRACTIONAL")
-        )
+        layers.append(MaskLayer(roles[num], mask, label=info.label, source=source, fractional=fractional))
     return layers
 
 
@@ -717,6 +837,8 @@ def _decode(hdr: _SegHeader, reference: Volume, wanted: set[int], uid_to_k: dict
                 "the SEG is invalid."
             )
     refs = _RefCheck(reference)
+    from ._seg_frames import iter_frames
+
     for f, frame in enumerate(iter_frames(ds, source)):
         if f >= n:
             break
@@ -816,6 +938,8 @@ def _decode_own_grid(
     labelmap = hdr.seg_type == "LABELMAP"
     fractional = hdr.seg_type == "FRACTIONAL"
     arrays: dict[int, np.ndarray] = {}
+    from ._seg_frames import iter_frames
+
     for f, frame in enumerate(iter_frames(ds, source)):
         if f >= n:
             break

@@ -74,7 +74,15 @@ import numpy as np
 
 from ..errors import DicomError, UnsupportedError, UsageError
 from ..volume import Volume, check_voxel_budget
-from ._dicom_common import IMAGE, DicomFileInfo, FrameGeometry, guard_malformed, read_header, scan_dicom_folder
+from ._dicom_common import (
+    IMAGE,
+    DicomFileInfo,
+    FrameGeometry,
+    fast_text_values,
+    guard_malformed,
+    read_header,
+    scan_dicom_folder,
+)
 from ._dicom_pixels import decode_frames, stored_value_range, write_modality_frame
 from ._inflate import dcmread as bounded_dcmread
 
@@ -669,6 +677,12 @@ def series_header_facts(path: Path) -> dict[str, Any]:
         radionuclide_half_life_s, radiopharmaceutical). Never name, ID or
         birth date.
     """
+    fast = _fast_header_facts(path)
+    return fast if fast is not None else _header_facts_pydicom(path)
+
+
+def _header_facts_pydicom(path: Path) -> dict[str, Any]:
+    """:func:`series_header_facts` through a pydicom header parse (every file the raw reader declines)."""
     import pydicom
 
     ds = bounded_dcmread(path, stop_before_pixels=True, defer_size=4096)
@@ -720,6 +734,60 @@ def series_header_facts(path: Path) -> dict[str, Any]:
             radiopharmaceutical=text("Radiopharmaceutical", rp),
         )
     return facts
+
+
+#: The text facts of :func:`series_header_facts` (report key, tag, VR) read without pydicom.
+_FACT_TEXT_TAGS: tuple[tuple[str, int, bytes], ...] = (
+    ("manufacturer", 0x00080070, b"LO"),
+    ("manufacturer_model", 0x00081090, b"LO"),
+    ("series_description", 0x0008103E, b"LO"),
+    ("body_part", 0x00180015, b"CS"),
+    ("patient_sex", 0x00100040, b"CS"),
+    ("patient_age", 0x00101010, b"AS"),
+    ("units", 0x00541001, b"CS"),
+    ("decay_correction", 0x00541102, b"CS"),
+    ("corrected_image", 0x00280051, b"CS"),
+    ("series_date", 0x00080021, b"DA"),
+    ("series_time", 0x00080031, b"TM"),
+    ("acquisition_date", 0x00080022, b"DA"),
+    ("acquisition_time", 0x00080032, b"TM"),
+    ("rescale_type", 0x00281054, b"LO"),
+)
+_FACT_NUMBER_TAGS = (("patient_weight_kg", 0x00101030), ("patient_size_m", 0x00101020))
+_RADIOPHARMACEUTICAL_SEQUENCE = 0x00540016
+_NUMBER_CHARS = frozenset("0123456789+-.eE")
+
+
+def _fast_header_facts(path: Path) -> dict[str, Any] | None:
+    """:func:`series_header_facts` from the raw header of a plain image file, or ``None`` (use pydicom).
+
+    Declines files with a Radiopharmaceutical Information Sequence (PET: pydicom
+    reads its items), multi-valued or non-decimal values, and everything the
+    header fast path declines; tests compare it with the pydicom path on every
+    real image of shared/data.
+    """
+    tags = {tag: vr for _key, tag, vr in _FACT_TEXT_TAGS}
+    tags.update({tag: b"DS" for _key, tag in _FACT_NUMBER_TAGS})
+    tags[_RADIOPHARMACEUTICAL_SEQUENCE] = b"SQ"
+    values = fast_text_values(path, tags)
+    if values is None or _RADIOPHARMACEUTICAL_SEQUENCE in values:
+        return None
+    numbers: dict[str, float | None] = {}
+    for key, tag in _FACT_NUMBER_TAGS:
+        text = values.get(tag, "").strip()
+        if not _NUMBER_CHARS.issuperset(text):
+            return None  # pydicom decides what an unusual decimal string means
+        try:
+            numbers[key] = float(text) if text else None
+        except ValueError:  # e.g. "7e"
+            return None
+    text_facts = {key: values.get(tag) or None for key, tag, _vr in _FACT_TEXT_TAGS}
+    keys = [key for key, _tag, _vr in _FACT_TEXT_TAGS]
+    # the key order of the pydicom path: four text facts, weight and size, the other text facts
+    out: dict[str, Any] = {key: text_facts[key] for key in keys[:4]}
+    out.update(numbers)
+    out.update({key: text_facts[key] for key in keys[4:]})
+    return out
 
 
 def _is_integer(x: float) -> bool:

@@ -430,7 +430,8 @@ def _from_dicom(
     groups = group_image_series(index)
     cands = [_seg_candidate(i) for i in index if i.kind in (SEG, RTSTRUCT)]
     notes: list[str] = []
-    own = [c for c in cands if c.kind == SEG and is_own_output(c.path)]
+    # the scan's header (pydicom dataset or raw PlainSeg) says who made it: no second read of the file
+    own = [c for c in cands if c.kind == SEG and is_own_output(c.info.dataset if c.info and c.info.dataset else c.path)]
     if own:  # the tool's own derived SEG (a re-run on a study it already analysed) is never an input
         cands = [c for c in cands if c not in own]
         notes.append("netlm-imaging's own derived SEG not used as input: " + ", ".join(c.path.name for c in own))

@@ -203,9 +203,9 @@ def load_segmentation(
         RTSTRUCT, .seg.nrrd); the caller then checks the whole study with
         :func:`~netlm_imaging.io.labels.check_decisions`. Without it, a file
         whose named segments give no liver and no lesion is refused.
-    scanned : pydicom.Dataset, optional
-        The file's dataset from the study folder scan (``DicomFileInfo.dataset``): a DICOM SEG is
-        then not parsed a second time.
+    scanned : pydicom.Dataset or PlainSeg, optional
+        The file's header from the study folder scan (``DicomFileInfo.dataset``: a pydicom dataset,
+        or the raw header of a plain BINARY SEG): a DICOM SEG is then not parsed a second time.
 
     Returns
     -------

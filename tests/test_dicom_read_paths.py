@@ -1,0 +1,273 @@
+"""The DICOM read path without pydicom: each raw-byte reader gives the pydicom path's answer (issue 17).
+
+* ``_dicom_common._plain_seg_header`` (the folder scan of a plain BINARY SEG from its raw
+  bytes) returns exactly what ``_read_header_pydicom`` returns, on every real DICOM file of
+  shared/data and on generated SEGs, and declines everything else;
+* ``dicom_seg.read_dicom_seg`` given that raw header returns the layers, warnings and role
+  decisions of the pydicom reader, and falls back to it for what it cannot place;
+* ``dicom_series._fast_header_facts`` (the series' non-identifying header facts) equals the
+  pydicom parse;
+* an analysis of a CT + SEG folder gives the same report whichever path read it.
+
+Real files (../shared/data, see MANIFEST.md):
+- dcmqi_ct3slice_seg: QIICR/dcmqi @b6137d9e (BSD-3-Clause): GE CT 3 slices, liver.dcm, partial_overlaps.dcm.
+- pydicom_data_seg_enhanced: pydicom/pydicom-data @b0d40d1e (MIT): the liver SEG in 9 encodings.
+- mirp_sts_fdg_pet: oncoray/mirp @d8a6a726 (CC BY 3.0, TCIA Soft-tissue-Sarcoma,
+  Vallieres et al. 2015, doi 10.7937/K9/TCIA.2015.7GO2GSKS); dcm_qa_ts: neurolabusc/dcm_qa_ts
+  @fe4878a4 (BSD-2-Clause); dicompyler_rtss: dicompyler/dicompyler-core @0d5729d7 (BSD-3-Clause);
+  dicom2nifti_geometry_edgecases: icometrix/dicom2nifti (MIT).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from conftest import oblique_affine, shared_path
+from dicom_factory import write_image_series
+from seg_factory import SegmentSpec, write_seg
+
+from netlm_imaging.io import _dicom_common, dicom_seg, dicom_series
+from netlm_imaging.io._dicom_common import _plain_seg_header, _read_header_pydicom, scan_dicom_folder
+from netlm_imaging.io._seg_header import PlainSeg, read_plain_seg
+from netlm_imaging.io.labels import parse_label_spec
+from netlm_imaging.volume import Volume
+
+SEGS = ("dcmqi_ct3slice_seg", "data", "segmentations")
+ENH = ("pydicom_data_seg_enhanced", "data_store", "data")
+
+
+def _real_dicom_files() -> list[Path]:
+    root = shared_path()
+    return sorted(p for p in root.rglob("*.dcm") if p.is_file())
+
+
+def test_plain_seg_header_equals_pydicom_on_real_files():
+    """Every real .dcm file: the raw SEG header is pydicom's, or declined; which ones are plain is known."""
+    plain = []
+    for p in _real_dicom_files():
+        info = _plain_seg_header(p)
+        if info is None:
+            continue
+        assert info == _read_header_pydicom(p), p  # DicomFileInfo compares every fact but the dataset
+        assert isinstance(info.dataset, PlainSeg)
+        plain.append(str(p.relative_to(shared_path())))
+    # MANIFEST.md: dcmqi's liver.dcm and partial_overlaps.dcm (BINARY, native explicit VR LE) and the
+    # plain variant of the same liver in pydicom-data; its J2K / RLE / deflated / big-endian / non-byte-aligned
+    # encodings, the label-map SEGs, CT, PET, MR, RTSTRUCT are not plain BINARY SEGs.
+    assert sorted(plain) == [
+        "dcmqi_ct3slice_seg/data/segmentations/liver.dcm",
+        "dcmqi_ct3slice_seg/data/segmentations/partial_overlaps.dcm",
+        "pydicom_data_seg_enhanced/data_store/data/liver.dcm",
+    ]
+
+
+def _study(tmp_path: Path, *, omit_empty: bool = True, seed: int = 3) -> tuple[list[Path], Path, Volume, list]:
+    shape = (32, 30, 13)  # 960-pixel frames: whole bytes of packed bits
+    aff = oblique_affine(spacing=(0.8, 0.9, 2.5))
+    ii, jj, kk = np.indices(shape)
+    liver = (ii >= 3) & (ii < 29) & (jj >= 3) & (jj < 26) & (kk >= 1) & (kk < 12)
+    lesions = [
+        ((ii - c[0]) ** 2 + (jj - c[1]) ** 2 + ((kk - c[2]) * 2) ** 2) <= r**2
+        for c, r in (((11, 10, 5), 4), ((22, 18, 8), 3))
+    ]
+    image = np.where(liver, 60.0, -80.0) + np.where(lesions[0] | lesions[1], 50.0, 0.0)
+    files = write_image_series(tmp_path / "study" / "ct", image, aff, seed=seed)
+    neo = pydicom.sr.codedict.codes.SCT.Neoplasm
+    specs = [
+        SegmentSpec("Liver", liver),
+        *(SegmentSpec(f"Lesion {n}", m, property_type=neo) for n, m in enumerate(lesions, 1)),
+    ]
+    seg = write_seg(tmp_path / "study" / "seg.dcm", files, specs, omit_empty_frames=omit_empty, seed=seed)
+    dss = [pydicom.dcmread(p, stop_before_pixels=True) for p in files]
+    ref = Volume(
+        image,
+        aff,
+        str(dss[0].FrameOfReferenceUID),
+        meta={
+            "sop_instance_uids": [d.SOPInstanceUID for d in dss],
+            "series_instance_uid": str(dss[0].SeriesInstanceUID),
+        },
+    )
+    return files, seg, ref, [liver, *lesions]
+
+
+@pytest.mark.parametrize("omit_empty", [True, False])
+def test_plain_seg_header_equals_pydicom_on_generated_segs(tmp_path, omit_empty):
+    _files, seg, _ref, _truth = _study(tmp_path, omit_empty=omit_empty)
+    info = _plain_seg_header(seg)
+    assert info is not None
+    assert info == _read_header_pydicom(seg)
+    assert info.segment_labels == ("Liver", "Lesion 1", "Lesion 2")  # what the test wrote
+
+
+def _edit(path: Path, out: Path, **changes) -> Path:
+    ds = pydicom.dcmread(path)
+    for keyword, value in changes.items():
+        setattr(ds, keyword, value)
+    ds.save_as(out)
+    return out
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"SegmentationType": "FRACTIONAL"},  # not BINARY
+        {"SpecificCharacterSet": "ISO_IR 144"},  # Cyrillic: pydicom decodes it
+        {"SeriesDescription": "a\\b"},  # multi-valued where one value is expected
+        {"SeriesNumber": "1.5"},  # not an integer string
+    ],
+)
+def test_plain_seg_header_declines_what_pydicom_must_read(tmp_path, changes):
+    _files, seg, _ref, _truth = _study(tmp_path)
+    edited = _edit(seg, tmp_path / "edited.dcm", **changes)
+    assert _plain_seg_header(edited) is None
+
+
+def test_plain_seg_header_declines_other_syntaxes(tmp_path):
+    _files, seg, _ref, _truth = _study(tmp_path)
+    ds = pydicom.dcmread(seg)
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+    out = tmp_path / "implicit.dcm"
+    ds.save_as(out, implicit_vr=True, little_endian=True)
+    assert read_plain_seg(out) is None
+    assert _read_header_pydicom(out).kind == "SEG"  # pydicom still reads it as a SEG
+
+
+def _read_both(seg: Path, ref: Volume, labels: str | None = None, folder_scan: bool = True):
+    """read_dicom_seg from the raw header (as the folder scan hands it) and through pydicom."""
+    plain = read_plain_seg(seg)
+    assert plain is not None
+    log_plain: list = []
+    log_pydicom: list = []
+    fast = dicom_seg.read_dicom_seg(seg, ref, parse_label_spec(labels), role_log=log_plain, dataset=plain)
+    general = dicom_seg.read_dicom_seg(seg, ref, parse_label_spec(labels), role_log=log_pydicom)
+    return fast, general, log_plain, log_pydicom
+
+
+def _same_layers(fast, general):
+    assert [(la.role, la.label, la.fractional, la.source) for la in fast] == [
+        (la.role, la.label, la.fractional, la.source) for la in general
+    ]
+    for a, b in zip(fast, general):
+        assert a.mask.array.dtype == b.mask.array.dtype
+        assert a.mask.array.flags.f_contiguous == b.mask.array.flags.f_contiguous
+        np.testing.assert_array_equal(a.mask.array, b.mask.array)
+        np.testing.assert_array_equal(a.mask.affine, b.mask.affine)
+        assert a.mask.meta == b.mask.meta
+
+
+def test_plain_seg_reader_equals_the_pydicom_reader_on_generated_segs(tmp_path, monkeypatch):
+    _files, seg, ref, truth = _study(tmp_path)
+    imported = []
+    real = dicom_seg.bounded_dcmread
+    monkeypatch.setattr(dicom_seg, "bounded_dcmread", lambda *a, **k: imported.append(a) or real(*a, **k))
+    fast, general, log_plain, log_pydicom = _read_both(seg, ref)
+    assert len(imported) == 1  # only the pydicom side parsed the file
+    _same_layers(fast, general)
+    assert [d.to_report() for d in log_plain] == [d.to_report() for d in log_pydicom]
+    for layer, mask in zip(fast, truth):  # and both are the truth the test wrote
+        np.testing.assert_array_equal(layer.mask.array, mask)
+
+
+def test_plain_seg_reader_on_real_files():
+    """dcmqi's liver.dcm and partial_overlaps.dcm on the real 3-slice CT: the same layers either way."""
+    from test_dicom_seg import _reference_from_folder  # the independent minimal series reader
+
+    folder = shared_path(*SEGS)
+    ref = _reference_from_folder(folder / "ct-3slice")
+    for name, labels in (
+        ("liver.dcm", None),
+        ("partial_overlaps.dcm", "lesion=GREEN+ORANGE+PURPLE+LIGHT_BLUE+DARK_BLUE"),
+    ):
+        fast, general, log_plain, log_pydicom = _read_both(folder / name, ref, labels)
+        _same_layers(fast, general)
+        assert [d.to_report() for d in log_plain] == [d.to_report() for d in log_pydicom]
+    liver = _read_both(folder / "liver.dcm", ref)[0]
+    assert int(np.count_nonzero(liver[0].mask.array)) == 107098  # MANIFEST.md: 107,098 liver voxels
+
+
+def test_plain_seg_reader_hands_what_it_cannot_place_to_pydicom(tmp_path):
+    """A reference grid the SEG's frames are not on: the raw reader declines and the general reader answers."""
+    _files, seg, ref, _truth = _study(tmp_path)
+    shifted = ref.affine.copy()
+    shifted[:3, 3] += ref.affine[:3, 0] * 0.5  # half a voxel along i: frames off the grid
+    other = Volume(ref.array, shifted, ref.frame_of_reference_uid, meta=ref.meta)
+    fast, general, log_plain, log_pydicom = _read_both(seg, other)
+    _same_layers(fast, general)
+    assert len(log_plain) == len(log_pydicom) == 3  # each decision logged once, not once per reader tried
+    assert any("own grid" in w or "grid" in w for w in fast[0].mask.meta["warnings"])
+
+
+def test_header_facts_without_pydicom_equal_pydicom_on_real_files():
+    fast = 0
+    for p in _real_dicom_files():
+        try:
+            expected = dicom_series._header_facts_pydicom(p)
+        except Exception:  # files pydicom cannot read are not series files
+            continue
+        got = dicom_series._fast_header_facts(p)
+        if got is None:
+            continue
+        fast += 1
+        assert got == expected, p
+        assert list(got) == list(expected), p  # same key order: the same report.json
+    # the real plain images: 3 GE CT slices (implicit VR LE), 8 of the 9 MR files, the dicompyler CT slice,
+    # and the geometry edge cases; PET files (Radiopharmaceutical Information Sequence) go to pydicom
+    assert fast >= 12
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"Manufacturer": "Müller Medical", "PatientWeight": "71.5", "PatientSize": "1.80", "PatientSex": "F"},
+        {"PatientAge": "064Y", "BodyPartExamined": "ABDOMEN", "RescaleType": "HU", "SeriesTime": "101500.25"},
+        {"SpecificCharacterSet": "ISO_IR 192", "ManufacturerModelName": "Tomógrafo 3000"},
+        {"PatientWeight": ""},
+    ],
+)
+def test_header_facts_without_pydicom_equal_pydicom(tmp_path, extra):
+    files = write_image_series(tmp_path / "ct", np.zeros((6, 5, 2)), oblique_affine(), extra_tags=extra)
+    got = dicom_series._fast_header_facts(files[0])
+    assert got is not None
+    assert got == dicom_series._header_facts_pydicom(files[0])
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"CorrectedImage": ["ATTN", "DECY"]},  # multi-valued
+        {"PatientWeight": ["70", "71"]},  # two weights: pydicom decides (None)
+        {"SpecificCharacterSet": "ISO_IR 144", "Manufacturer": "X"},
+    ],
+)
+def test_header_facts_decline_what_pydicom_must_read(tmp_path, extra):
+    files = write_image_series(tmp_path / "ct", np.zeros((6, 5, 2)), oblique_affine(), extra_tags=extra)
+    assert dicom_series._fast_header_facts(files[0]) is None
+    assert isinstance(dicom_series.series_header_facts(files[0]), dict)
+
+
+def test_scan_of_a_ct_seg_folder_equals_the_pydicom_scan(tmp_path, monkeypatch):
+    _study(tmp_path)
+    fast = scan_dicom_folder(tmp_path / "study")
+    assert any(isinstance(i.dataset, PlainSeg) for i in fast)
+    monkeypatch.setattr(_dicom_common, "_plain_seg_header", lambda path: None)
+    slow = scan_dicom_folder(tmp_path / "study")
+    assert fast == slow
+
+
+def test_analysis_report_is_the_same_whichever_path_read_the_study(tmp_path, monkeypatch):
+    from netlm_imaging.cli import main
+
+    _study(tmp_path)
+    assert main(["analyze", str(tmp_path / "study"), "--out", str(tmp_path / "raw"), "--quiet"]) == 0
+    monkeypatch.setattr(_dicom_common, "_plain_seg_header", lambda path: None)
+    monkeypatch.setattr(dicom_series, "_fast_header_facts", lambda path: None)
+    assert main(["analyze", str(tmp_path / "study"), "--out", str(tmp_path / "pydicom"), "--quiet"]) == 0
+    raw = json.loads((tmp_path / "raw" / "report.json").read_text())
+    slow = json.loads((tmp_path / "pydicom" / "report.json").read_text())
+    assert raw == slow
+    assert len(raw["lesions"]) == 2  # two lesions written by the test
