@@ -271,3 +271,54 @@ def test_analysis_report_is_the_same_whichever_path_read_the_study(tmp_path, mon
     slow = json.loads((tmp_path / "pydicom" / "report.json").read_text())
     assert raw == slow
     assert len(raw["lesions"]) == 2  # two lesions written by the test
+
+
+def _with_encoding(path: Path, out: Path, stored: np.ndarray, bits_stored: int, signed: bool, slope, intercept) -> Path:
+    """The slice rewritten with these stored values (raw, including bits above BitsStored), encoding and rescale."""
+    ds = pydicom.dcmread(path)
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, bits_stored, bits_stored - 1
+    ds.PixelRepresentation = int(signed)
+    ds.PixelData = stored.astype("<i2" if signed else "<u2").tobytes()
+    ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
+    ds.save_as(out)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("bits_stored", "signed", "slope", "intercept", "low", "high"),
+    [
+        (16, True, 1, -1024, -2000, 3000),  # the benchmark CT: actual values checked
+        (12, True, 1, 0, -2048, 2047),  # sign extension from bit 11
+        (12, False, 1, -1024, 0, 4095),  # masked to 12 bits, shifted
+        (16, False, 1, -32768, 30000, 65535),  # uint16 above int16's range, exact after the intercept
+        (16, True, 2, -100, -3000, 3000),  # integer slope
+        (16, False, 1, 0, 0, 65535),  # does not fit int16: widened to int32
+    ],
+)
+def test_pixels_read_into_the_volume_equal_pydicom(
+    tmp_path, monkeypatch, bits_stored, signed, slope, intercept, low, high
+):
+    """Stored values read straight into the volume's buffer and rescaled there: pydicom's pixel_array x slope + b."""
+    from pydicom.pixels import apply_modality_lut
+
+    rng = np.random.default_rng(bits_stored + int(signed) + slope)
+    files = write_image_series(tmp_path / "src", np.zeros((8, 6, 4)), oblique_affine(), seed=5)
+    shape = (6, 8)  # rows, columns
+    outs = []
+    for n, f in enumerate(files):
+        stored = rng.integers(low, high, size=shape, endpoint=True)
+        if bits_stored < 16:  # garbage above BitsStored must be ignored
+            stored = stored + (rng.integers(0, 2, size=shape) << 14) * (1 if not signed else 0)
+        outs.append(_with_encoding(f, tmp_path / f"{n}.dcm", stored, bits_stored, signed, slope, intercept))
+    used = []
+    real = dicom_series.read_native_into
+    monkeypatch.setattr(dicom_series, "read_native_into", lambda *a, **k: used.append(real(*a, **k)) or used[-1])
+    vol = dicom_series.read_dicom_series(outs)
+    fits = -32768 <= low * slope + intercept and high * slope + intercept <= 32767
+    assert vol.array.dtype == (np.int16 if fits else np.int32)
+    assert used[0] is (True if fits else False)  # the direct read answered (or asked for the wider buffer)
+    by_file = {f: k for k, f in enumerate(vol.meta["files"])}
+    for p in outs:
+        ds = pydicom.dcmread(p)
+        expected = np.asarray(apply_modality_lut(ds.pixel_array, ds), dtype=np.float64)
+        np.testing.assert_array_equal(vol.array[:, :, by_file[str(p)]].T.astype(np.float64), expected)

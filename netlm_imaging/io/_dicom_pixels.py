@@ -21,6 +21,7 @@ from ._inflate import dcmread as bounded_dcmread
 __all__ = [
     "apply_modality_lut_frame",
     "decode_frames",
+    "read_native_into",
     "stored_value_range",
     "transfer_syntax_name",
     "write_modality_frame",
@@ -72,6 +73,105 @@ def _fast_native(info: DicomFileInfo) -> np.ndarray | None:
         else:
             data = data & np.array((1 << info.bits_stored) - 1, dtype=dtype)
     return data.reshape(info.number_of_frames, info.rows, info.columns)
+
+
+def read_native_into(
+    info: DicomFileInfo, slope: float, intercept: float, out: np.ndarray, *, check_range: bool
+) -> bool | None:
+    """Read one single-frame native image straight into ``out`` (a slice of the volume) and rescale it there.
+
+    The stored values are read into ``out``'s own bytes (no per-slice array),
+    masked or sign-extended to BitsStored, and turned into modality values in
+    place. Integer arithmetic in ``out``'s dtype is modular, so the result is
+    exact whenever the true ``stored * slope + intercept`` fits ``out``'s dtype,
+    which is checked first (on the declared range, or on the slice's actual
+    values when ``check_range``).
+
+    Parameters
+    ----------
+    info : DicomFileInfo
+        Header facts of the file.
+    slope, intercept : float
+        Integer modality LUT of its frame.
+    out : numpy.ndarray
+        C-contiguous integer destination ``(Rows, Columns)`` whose item size is BitsAllocated / 8.
+    check_range : bool
+        Check the slice's actual values (the declared range does not fit ``out``).
+
+    Returns
+    -------
+    bool or None
+        True: written. False: the values do not fit ``out``'s dtype (the caller widens).
+        None: not applicable (use :func:`decode_frames` + :func:`write_modality_frame`).
+
+    Raises
+    ------
+    DicomError
+        Truncated or short pixel data.
+    """
+    if (
+        info.transfer_syntax_uid not in _NATIVE_LE
+        or info.pixel_data_offset is None
+        or info.samples_per_pixel != 1
+        or info.number_of_frames != 1
+        or info.has_modality_lut_sequence
+        or out.dtype.kind not in "iu"
+        or out.dtype.itemsize * 8 != info.bits_allocated
+        or out.shape != (info.rows, info.columns)
+        or not out.flags.c_contiguous
+        or not (_is_int(slope) and _is_int(intercept))
+    ):
+        return None
+    if info.truncated:
+        raise _truncated(info.path)
+    signed = info.pixel_representation == 1
+    stored = np.dtype(f"<{'i' if signed else 'u'}{out.dtype.itemsize}")
+    if info.pixel_data_length is not None and info.pixel_data_length < out.nbytes:
+        raise DicomError(
+            f"{info.path}: PixelData holds {info.pixel_data_length} bytes but Rows x Columns x frames needs "
+            f"{out.nbytes}; the file is corrupt, re-export the series."
+        )
+    with info.path.open("rb", buffering=0) as fh:
+        fh.seek(info.pixel_data_offset)
+        got = fh.readinto(memoryview(out).cast("B"))  # type: ignore[arg-type]
+    if got != out.nbytes:
+        raise _truncated(info.path)
+    raw = out.view(stored)
+    spare = info.bits_allocated - info.bits_stored
+    if 0 < spare < info.bits_allocated:
+        if signed:  # sign-extend from BitsStored
+            raw <<= spare
+            raw >>= spare
+        else:
+            raw &= stored.type((1 << info.bits_stored) - 1)
+    islope, iintercept = int(slope), int(intercept)
+    if check_range:
+        lo, hi = (int(raw.min()), int(raw.max())) if raw.size else (0, 0)
+    else:
+        lo, hi = stored_value_range(info)
+    ends = (lo * islope + iintercept, hi * islope + iintercept)
+    limits = np.iinfo(out.dtype)
+    if min(ends) < limits.min or max(ends) > limits.max:
+        return False
+    work = out if stored == out.dtype else raw.view(out.dtype)  # the same bytes; arithmetic modulo 2**bits
+    bits = out.dtype.itemsize * 8
+    if islope != 1:
+        np.multiply(work, _wrapped(islope, out.dtype, bits), out=work)
+    if iintercept != 0:
+        np.add(work, _wrapped(iintercept, out.dtype, bits), out=work)
+    return True
+
+
+def _is_int(x: float) -> bool:
+    return bool(np.isfinite(x)) and float(x).is_integer()
+
+
+def _wrapped(value: int, dtype: np.dtype, bits: int) -> Any:
+    """``value`` modulo ``2**bits`` as a scalar of ``dtype`` (integer arithmetic in ``dtype`` wraps alike)."""
+    value %= 1 << bits
+    if dtype.kind == "i" and value >= 1 << (bits - 1):
+        value -= 1 << bits
+    return dtype.type(value)
 
 
 def _unsupported(info: DicomFileInfo, exc: Exception) -> UnsupportedError:

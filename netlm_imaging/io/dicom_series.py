@@ -83,7 +83,7 @@ from ._dicom_common import (
     read_header,
     scan_dicom_folder,
 )
-from ._dicom_pixels import decode_frames, stored_value_range, write_modality_frame
+from ._dicom_pixels import decode_frames, read_native_into, stored_value_range, write_modality_frame
 from ._inflate import dcmread as bounded_dcmread
 
 __all__ = [
@@ -825,6 +825,16 @@ def _fill_slices(
 
     Raises :class:`_Widen` when ``buf`` is an integer array too narrow for this file's values.
     """
+    if len(info.frames) == 1:  # a plain single-frame native file: read straight into its slice
+        k = k_of.get((path, info.frames[0].frame_index))
+        if k is None:
+            return
+        fr = info.frames[0]
+        done = read_native_into(info, fr.slope, fr.intercept, buf[k], check_range=check_range)
+        if done is False:
+            raise _Widen
+        if done:
+            return
     frames, ds = decode_frames(info)
     for fr in info.frames:
         k = k_of.get((path, fr.frame_index))
