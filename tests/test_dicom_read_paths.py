@@ -65,7 +65,9 @@ def test_plain_seg_header_equals_pydicom_on_real_files():
     ]
 
 
-def _study(tmp_path: Path, *, omit_empty: bool = True, seed: int = 3) -> tuple[list[Path], Path, Volume, list]:
+def _study(
+    tmp_path: Path, *, omit_empty: bool = True, seed: int = 3, empty_segment: bool = False
+) -> tuple[list[Path], Path, Volume, list]:
     shape = (32, 30, 13)  # 960-pixel frames: whole bytes of packed bits
     aff = oblique_affine(spacing=(0.8, 0.9, 2.5))
     ii, jj, kk = np.indices(shape)
@@ -77,6 +79,8 @@ def _study(tmp_path: Path, *, omit_empty: bool = True, seed: int = 3) -> tuple[l
     image = np.where(liver, 60.0, -80.0) + np.where(lesions[0] | lesions[1], 50.0, 0.0)
     files = write_image_series(tmp_path / "study" / "ct", image, aff, seed=seed)
     neo = pydicom.sr.codedict.codes.SCT.Neoplasm
+    if empty_segment:  # a third lesion segment without any pixel
+        lesions.append(np.zeros(shape, bool))
     specs = [
         SegmentSpec("Liver", liver),
         *(SegmentSpec(f"Lesion {n}", m, property_type=neo) for n, m in enumerate(lesions, 1)),
@@ -160,8 +164,9 @@ def _same_layers(fast, general):
         assert a.mask.meta == b.mask.meta
 
 
-def test_plain_seg_reader_equals_the_pydicom_reader_on_generated_segs(tmp_path, monkeypatch):
-    _files, seg, ref, truth = _study(tmp_path)
+@pytest.mark.parametrize("empty_segment", [False, True])
+def test_plain_seg_reader_equals_the_pydicom_reader_on_generated_segs(tmp_path, monkeypatch, empty_segment):
+    _files, seg, ref, truth = _study(tmp_path, omit_empty=not empty_segment, empty_segment=empty_segment)
     imported = []
     real = dicom_seg.bounded_dcmread
     monkeypatch.setattr(dicom_seg, "bounded_dcmread", lambda *a, **k: imported.append(a) or real(*a, **k))
@@ -169,8 +174,11 @@ def test_plain_seg_reader_equals_the_pydicom_reader_on_generated_segs(tmp_path, 
     assert len(imported) == 1  # only the pydicom side parsed the file
     _same_layers(fast, general)
     assert [d.to_report() for d in log_plain] == [d.to_report() for d in log_pydicom]
+    assert len(fast) == len(truth)
     for layer, mask in zip(fast, truth):  # and both are the truth the test wrote
         np.testing.assert_array_equal(layer.mask.array, mask)
+    empty = [la.label for la in fast if any("is empty" in w for w in la.mask.meta["warnings"])]
+    assert empty == (["Lesion 3"] if empty_segment else [])
 
 
 def test_plain_seg_reader_on_real_files():
@@ -322,3 +330,13 @@ def test_pixels_read_into_the_volume_equal_pydicom(
         ds = pydicom.dcmread(p)
         expected = np.asarray(apply_modality_lut(ds.pixel_array, ds), dtype=np.float64)
         np.testing.assert_array_equal(vol.array[:, :, by_file[str(p)]].T.astype(np.float64), expected)
+
+
+@pytest.mark.parametrize("empty_segment", [False, True])
+def test_plain_seg_reader_equals_the_frame_by_frame_reader(tmp_path, monkeypatch, empty_segment):
+    """Rows unpacked from the packed bytes (32 columns: whole bytes) = the general frame-by-frame decode."""
+    _files, seg, ref, _truth = _study(tmp_path, omit_empty=not empty_segment, empty_segment=empty_segment)
+    fast = dicom_seg.read_dicom_seg(seg, ref, parse_label_spec(None), dataset=read_plain_seg(seg))
+    monkeypatch.setattr(dicom_seg, "read_frame_table", lambda ds, path: None)  # pydicom, frame by frame
+    general = dicom_seg.read_dicom_seg(seg, ref, parse_label_spec(None))
+    _same_layers(fast, general)

@@ -249,7 +249,10 @@ def decode_binary(
     -------
     dict or None
         Segment number -> boolean volume (written only where frames have
-        segmented pixels; the rest stays calloc'ed zero pages).
+        segmented pixels; the rest stays calloc'ed zero pages). A segment is
+        in the dict only when it has at least one segmented pixel. When the
+        columns fill whole bytes (Columns % 8 == 0), the segmented rows of a
+        frame are found on its packed bytes and only those rows are unpacked.
     """
     n = len(table.segments)
     frame_bytes = rows * cols // 8
@@ -275,6 +278,18 @@ def decode_binary(
     keep = np.flatnonzero(np.isin(table.segments, sorted(wanted)))
     arrays: dict[int, np.ndarray] = {}
     buf = np.frombuffer(pixel_data, dtype=np.uint8, count=n * frame_bytes).reshape(n, frame_bytes)
+    if cols % 8 == 0:  # every row starts on a byte: find the segmented rows on the packed bytes, unpack only them
+        packed = buf.reshape(n, rows, cols // 8)
+        for f in keep:
+            present = np.flatnonzero(packed[f].any(axis=1))
+            if present.size == 0:
+                continue
+            target = _target(arrays, int(table.segments[f]), reference.shape, order)
+            a0, a1 = int(present[0]), int(present[-1]) + 1
+            bits = np.unpackbits(packed[f, a0:a1], axis=1, bitorder="little")
+            dst = target[:, a0:a1, int(idx[f, 2])]  # frame [r, c] -> plane [i = c, j = r]
+            np.logical_or(dst, bits.T.view(bool), out=dst)
+        return arrays
     for lo in range(0, len(keep), _BLOCK_FRAMES):
         block = keep[lo : lo + _BLOCK_FRAMES]
         frames = np.unpackbits(buf[block], axis=1, bitorder="little").reshape(len(block), rows, cols)
@@ -283,15 +298,20 @@ def decode_binary(
             present = np.flatnonzero(rows_any[b])
             if present.size == 0:
                 continue
-            seg = int(table.segments[f])
-            target = arrays.get(seg)
-            if target is None:
-                target = arrays[seg] = sparse_zeros(reference.shape, bool, order)
+            target = _target(arrays, int(table.segments[f]), reference.shape, order)
             a0, a1 = int(present[0]), int(present[-1]) + 1
             # frame [r, c] -> plane [i = c, j = r]; only the rows holding segmented pixels are written
             dst = target[:, a0:a1, int(idx[f, 2])]
             np.logical_or(dst, frames[b, a0:a1, :].T.view(bool), out=dst)
     return arrays
+
+
+def _target(arrays: dict[int, np.ndarray], seg: int, shape: tuple[int, ...], order: str) -> np.ndarray:
+    """The volume of segment ``seg``, allocated (sparse) at its first segmented frame."""
+    target = arrays.get(seg)
+    if target is None:
+        target = arrays[seg] = sparse_zeros(shape, bool, order)
+    return target
 
 
 _REFERENCED_SERIES = 0x00081115

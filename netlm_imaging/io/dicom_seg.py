@@ -625,9 +625,12 @@ def read_dicom_seg(
     uids = reference.meta.get("sop_instance_uids") or []
     uid_to_k = {str(u): k for k, u in enumerate(uids)}
     grid = reference
+    written: set[int] | None = None  # segments known to hold pixels (the one-pass decoder's arrays)
     try:
         arrays = _decode_plain(hdr, table, reference, wanted) if table is not None else None
-        if arrays is None:
+        if arrays is not None:
+            written = set(arrays)
+        else:
             arrays = _decode(hdr, reference, wanted, uid_to_k)
     except GeometryError as exc:  # frames off the image grid: build the SEG's own grid, resampled later
         grid, arrays = _decode_own_grid(hdr, reference, wanted, str(exc))
@@ -645,7 +648,7 @@ def read_dicom_seg(
         fractional_type=frac_type,
     )
     return _layers(
-        ident, hdr.segments, roles, wanted, arrays, grid, reference, hdr.warnings, fractional_threshold, source
+        ident, hdr.segments, roles, wanted, arrays, grid, reference, hdr.warnings, fractional_threshold, source, written
     )
 
 
@@ -736,7 +739,19 @@ def _read_plain(
         n_frames=n_frames,
     )
     warnings = _series_warning(plain.first_referenced_series, reference)
-    return _layers(ident, segments, roles, wanted, arrays, reference, reference, warnings, fractional_threshold, source)
+    return _layers(
+        ident,
+        segments,
+        roles,
+        wanted,
+        arrays,
+        reference,
+        reference,
+        warnings,
+        fractional_threshold,
+        source,
+        set(arrays),
+    )
 
 
 def _layers(
@@ -750,8 +765,13 @@ def _layers(
     warnings: list[str],
     fractional_threshold: float,
     source: str,
+    written: set[int] | None = None,
 ) -> list[MaskLayer]:
-    """One MaskLayer per wanted segment, in SegmentNumber order."""
+    """One MaskLayer per wanted segment, in SegmentNumber order.
+
+    ``written``: the segments whose arrays :func:`~._seg_fast.decode_binary` wrote pixels
+    into (each holds at least one); then no full-grid scan is needed to find the empty ones.
+    """
     layers: list[MaskLayer] = []
     by_number = {s.number: s for s in segments}
     fractional = ident.seg_type == "FRACTIONAL"
@@ -764,7 +784,7 @@ def _layers(
         warns = list(warnings)
         if fractional:
             arr = (arr.astype(np.float32) / np.float32(ident.max_fractional)).clip(0.0, 1.0)
-        if not np.any(arr):
+        if (num not in written) if written is not None else not np.any(arr):
             warns.append(f"segment {info.describe()} is empty")
             logger.warning("%s: segment %s is empty", source, info.describe())
         meta: dict[str, Any] = {
