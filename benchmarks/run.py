@@ -51,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _common import ROOT, Row, Timings, format_table, interleaved, netlm_script, python, run_child, warm_page_cache
+from _stages import StageClock
 from make_study import StudyPaths, make_study, study_affine
 
 logger = logging.getLogger("netlm.benchmarks")
@@ -284,10 +285,12 @@ def _analyze_args(paths: StudyPaths, kind: str, out: Path, *extra: str) -> list[
     return ["analyze", "--image", str(image), "--seg", str(labels), "--out", str(out), "--quiet", *extra]
 
 
-def _in_process(args: list[str]) -> Callable[[], float]:
+def _in_process(args: list[str], clock: StageClock | None = None) -> Callable[[], float]:
     from netlm_imaging.cli import main
 
     def run() -> float:
+        if clock is not None:
+            clock.start()
         t0 = time.perf_counter()
         rc = main(args)
         dt = time.perf_counter() - t0
@@ -312,9 +315,10 @@ def bench_dicom(paths: StudyPaths, rounds: int) -> tuple[list[Row], dict[str, An
             },
             rounds,
         )
+        clock = StageClock()
         inproc = interleaved(
             {
-                "netlm": _in_process(args),
+                "netlm": _in_process(args, clock),
                 "floor": numpy_floor_reader(paths),
                 "pydicom": _timed(lambda: pydicom_highdicom_read(paths)),
             },
@@ -339,8 +343,33 @@ def bench_dicom(paths: StudyPaths, rounds: int) -> tuple[list[Row], dict[str, An
             TARGET_VS_PYDICOM_HIGHDICOM,
         ),
     ]
+    rows += _stage_rows(n, clock, inproc)
     info = {k: v.runs for k, v in fresh.items()} | {f"in_process_{k}": v.runs for k, v in inproc.items()}
+    info["in_process_stages"] = clock.runs
     return rows, info
+
+
+def _stage_rows(n: int, clock: StageClock, inproc: dict[str, Timings]) -> list[Row]:
+    """Where the in-process time goes (median per stage), and the analysis without issue 13's zones.
+
+    The stage times come from the same interleaved netlm runs (the warm-up run's are dropped); the
+    "without the zones" rows subtract each run's zones time from its total. Informational: the goals
+    are judged on the whole analysis above.
+    """
+    runs = clock.runs[-len(inproc["netlm"].runs) :]
+    clock.runs = runs
+    med = clock.medians()
+    shown = ", ".join(f"{k} {v:.3f}" for k, v in med.items())
+    zones = "zones (issue 13)"
+    rest = Timings([t - r[zones] for t, r in zip(inproc["netlm"].runs, runs)])
+    rows = [Row(f"  in-process stages, DICOM {n} sl (median s)", shown, "", None, "", None)]
+    for ref, name, target in (
+        ("floor", "numpy floor", TARGET_VS_FLOOR),
+        ("pydicom", "pydicom+highdicom", TARGET_VS_PYDICOM_HIGHDICOM),
+    ):
+        r = _ratio_row(f"  analyze in-process without the zones, {n} sl", rest, inproc[ref], name, target)
+        rows.append(Row(r.what, r.ours, r.reference, r.ratio, r.target + " (info)", None, r.ratio_min))
+    return rows
 
 
 # --------------------------------------------------------------------------- memory
