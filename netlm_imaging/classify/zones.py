@@ -2,33 +2,34 @@
 
 For each intrahepatic lesion the zone of a sparing treatment is the lesion
 dilated by a margin (every voxel whose centre lies within ``margin_mm`` of a
-lesion voxel centre, by a Euclidean distance transform on the voxel spacing),
-intersected with the total-liver mask. Its parenchyma cost is the
+lesion voxel centre), intersected with the total-liver mask. Its parenchyma cost is the
 non-tumorous liver inside it (lesion voxels of any lesion are not
 parenchyma), counted per Couinaud segment label so the planner can charge
 only what lies in the kept segments. The remnant of a chosen plan is counted
 on the union of the chosen zones, so overlapping zones are not charged twice.
 
-The dilation is exact for the voxel spacing along the array axes (a ball of
-radius ``margin_mm`` in mm, built as in-plane offsets each carrying a run
-along the third axis, numpy only); for an oblique grid with orthogonal axes
-(any rotation) it is the Euclidean distance in patient space, for a sheared
-grid an approximation.
+The dilation is exact for the voxel spacing along the array axes: a voxel is
+in when some lesion voxel lies at an index offset whose length times the
+spacing is at most ``margin_mm`` (+1e-6 relative, so voxels at exactly the
+margin stay in when the affine went through float32). For an oblique grid with
+orthogonal axes (any rotation) that is the Euclidean distance in patient
+space; for a sheared grid an approximation. It is computed on each lesion's
+box padded by the margin in three passes that are linear in the box's voxels
+(numpy only, :func:`_dilate_box`), with the same offsets as the ball.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..measure.context import MeasurementContext
 from ..measure.lesions import bbox_slices
-from ..volume import sparse_zeros
 
-__all__ = ["LesionZones", "compute_zones", "dilate_ball", "union_cost_ml"]
+__all__ = ["LesionZones", "compute_zones", "dilate_ball", "union_cost_ml", "union_voxels_by_label"]
 
 _N_LABELS = 9
 
@@ -63,6 +64,134 @@ def _labels(ctx: MeasurementContext, box: tuple[slice, slice, slice]) -> np.ndar
     return np.where((lab >= 1) & (lab <= 8), lab, 0)
 
 
+def _ball_offsets(radius_mm: float, spacing: Sequence[float] | np.ndarray) -> np.ndarray:
+    """``inside[a, b, c]``: the voxel offset (+-a, +-b, +-c) lies within the ball (the rule of the margin).
+
+    A centre-to-centre distance ``|offset x spacing|`` up to ``radius_mm`` (+1e-6 relative) is inside,
+    evaluated as the dilation always has: the half-length along the third axis allowed by each offset
+    in the first two, ``floor(sqrt(r^2 - (a s0)^2 - (b s1)^2) / s2)``. The set is monotone in each
+    ``|offset|`` (rounding is monotone), which is what the three passes of :func:`_dilate_box` rely on.
+    """
+    si, sj, sk = (float(x) for x in spacing)
+    # a relative tolerance keeps voxels at exactly the radius inside even when the affine went through float32
+    radius = radius_mm * (1.0 + 1e-6)
+    r2 = radius * radius
+    ni, nj = math.floor(radius / si), math.floor(radius / sj)
+    h = np.full((ni + 1, nj + 1), -1, dtype=np.int64)
+    for a in range(ni + 1):
+        for b in range(nj + 1):
+            rest = r2 - (a * si) ** 2 - (b * sj) ** 2
+            if rest >= 0:
+                h[a, b] = math.floor(math.sqrt(rest) / sk)
+    return np.asarray(np.arange(int(h.max()) + 1)[None, None, :] <= h[:, :, None])
+
+
+@dataclass(frozen=True)
+class _Passes:
+    """How one ball is dilated: axes ``(cone, flat, middle)`` and the tables of :func:`_dilate_box`."""
+
+    perm: tuple[int, int, int]
+    flat_cap: int  # flat distances >= this reach no voxel
+    reach: np.ndarray  # (middle offset b, flat distance t) -> 1 + the largest cone offset |a| allowed, 0 = none
+    cone_max: int
+
+    @classmethod
+    def plan(cls, radius_mm: float, spacing: Sequence[float] | np.ndarray) -> _Passes:
+        sp = [float(x) for x in spacing]
+        middle = int(np.argmax(sp))  # the coarsest axis: the fewest offsets in the one windowed pass
+        cone, flat = (a for a in range(3) if a != middle)
+        perm = (cone, flat, middle)
+        inside = _ball_offsets(radius_mm, sp).transpose(perm)  # (a, t, b)
+        flat_max = inside.sum(axis=1) - 1  # (a, b) -> largest flat offset allowed, -1 = none
+        cap = int(flat_max.max()) + 1
+        cone_max = inside.shape[0] - 1
+        # A + 1 <= cone_max + 1 and the cone's carry (down to -1) fit int8 for any usual margin / spacing
+        reach = np.zeros((inside.shape[2], cap + 1), dtype=np.int8 if cone_max < 126 else np.int32)
+        for b in range(inside.shape[2]):
+            for t in range(cap):
+                reach[b, t] = np.count_nonzero(flat_max[:, b] >= t)  # flat_max falls with a: a prefix
+        return cls(perm, cap, reach, cone_max)
+
+
+def _flat_distance(sub: np.ndarray, cap: int) -> np.ndarray:
+    """Index distance along axis 1 to the nearest ``True`` of ``sub``, at most ``cap``."""
+    far = np.ascontiguousarray(~sub.transpose(1, 0, 2))  # swept plane by plane: contiguous planes
+    n = far.shape[0]
+    d = np.empty(far.shape, dtype=np.uint16)
+    np.multiply(far[0], cap, out=d[0], casting="unsafe")
+    for p in range(1, n):  # numpy's accumulate along an axis is several times slower than these sweeps
+        np.add(d[p - 1], 1, out=d[p])
+        np.multiply(d[p], far[p], out=d[p])
+    cur = d[n - 1].copy()
+    for p in range(n - 2, -1, -1):
+        np.add(cur, 1, out=cur)
+        np.multiply(cur, far[p], out=cur)
+        np.minimum(d[p], cur, out=d[p])
+    np.minimum(d, cap, out=d)
+    return (d.astype(np.uint8) if cap < 256 else d).transpose(1, 0, 2)
+
+
+def _dilate_box(mask: np.ndarray, tight: tuple[slice, slice, slice], passes: _Passes) -> np.ndarray:
+    """The ball dilation of ``mask`` (its ``True`` voxels lie in ``tight``), in three linear passes.
+
+    With the axes renamed (cone a, flat t, middle b), a voxel is in the dilation when some mask voxel
+    lies at an offset (a, b, t) of the ball. The passes: ``t`` = distance to the mask along the flat
+    axis (two sweeps); for each voxel, ``A`` = the largest ``|a|`` that some middle offset ``b`` with
+    the flat distance found there allows (a windowed maximum over the middle axis, the coarsest one,
+    through a small table); then the cone: the voxel is in when some ``A`` at cone offset ``a`` has
+    ``A >= |a|`` (two sweeps carrying ``A - distance``). Every step is exact integer work on the rule
+    of :func:`_ball_offsets`, so the result is the set of the offsets, voxel for voxel.
+    """
+    perm = passes.perm
+    inv = tuple(int(i) for i in np.argsort(perm))
+    m = np.ascontiguousarray(mask.transpose(perm))
+    n_cone, _, n_mid = m.shape
+    tc, tm = tight[perm[0]], tight[perm[2]]
+    t_flat = _flat_distance(m[tc, :, tm], passes.flat_cap)
+    # middle: A + 1 (0 = none) on the cone rows of the mask, every middle position within reach
+    dtype = passes.reach.dtype
+    best = np.zeros((tc.stop - tc.start, m.shape[1], n_mid), dtype=dtype)
+    for b in range(passes.reach.shape[0]):
+        vals = np.take(passes.reach[b], t_flat)
+        for lo in {tm.start + b, tm.start - b}:
+            s0, s1 = max(lo, 0), min(lo + (tm.stop - tm.start), n_mid)
+            if s0 < s1:
+                dst = best[:, :, s0:s1]
+                np.maximum(dst, vals[:, :, s0 - lo : s1 - lo], out=dst)
+    best -= 1  # A, -1 = none
+    # cone: carry max(A - distance) forwards, then backwards
+    carry = np.full((n_cone, *m.shape[1:]), -1, dtype=dtype)
+    stop = min(n_cone, tc.stop + passes.cone_max)
+    prev = np.full(m.shape[1:], -1, dtype=dtype)
+    for p in range(tc.start, stop):
+        np.subtract(prev, 1, out=carry[p])
+        if p < tc.stop:
+            np.maximum(carry[p], best[p - tc.start], out=carry[p])
+        np.maximum(carry[p], -1, out=carry[p])
+        prev = carry[p]
+    cur = np.full(m.shape[1:], -1, dtype=dtype)
+    for p in range(tc.stop - 1, max(0, tc.start - passes.cone_max) - 1, -1):
+        np.subtract(cur, 1, out=cur)
+        if p >= tc.start:
+            np.maximum(cur, best[p - tc.start], out=cur)
+        np.maximum(cur, -1, out=cur)
+        np.maximum(carry[p], cur, out=carry[p])
+    return (carry >= 0).transpose(inv)
+
+
+def _lesion_boxes(ctx: MeasurementContext, labels: np.ndarray) -> Mapping[int, tuple[slice, slice, slice]]:
+    """Lesion id -> bounding box (image indices): the measure stage's, else found on the label map."""
+    known = getattr(ctx, "lesion_boxes", None)
+    if known is not None:
+        return known
+    import cc3d
+
+    # cc3d reads either memory order: no C-ordered copy of the label map (100 MiB at 512 x 512 x 200)
+    contiguous = labels if labels.flags.c_contiguous or labels.flags.f_contiguous else np.ascontiguousarray(labels)
+    boxes = cc3d.statistics(contiguous)["bounding_boxes"] if labels.any() else []
+    return {i: b for i, b in enumerate(boxes) if i > 0 and b is not None}
+
+
 def compute_zones(
     ctx: MeasurementContext, lesion_ids: Iterable[int], margin_mm: float, ablation_margin_mm: float
 ) -> dict[int, LesionZones]:
@@ -80,35 +209,37 @@ def compute_zones(
     dict
         Lesion id -> :class:`LesionZones`.
     """
-    import cc3d
-
     spacing = np.linalg.norm(ctx.image.affine[:3, :3], axis=0)
     reach = max(margin_mm, ablation_margin_mm)
     pad = [math.ceil(reach / s) + 1 for s in spacing]
     labels = np.asarray(ctx.lesion_labels)
     liver = np.asarray(ctx.liver, dtype=bool) if ctx.liver is not None else np.ones(labels.shape, bool)
     voxel_ml = ctx.voxel_volume_ml
+    margins = (margin_mm, ablation_margin_mm)
+    passes = [_Passes.plan(m, spacing) for m in margins]
+    pads = [[math.ceil(m / s) + 1 for s in spacing] for m in margins]
+    boxes = _lesion_boxes(ctx, labels)
     out: dict[int, LesionZones] = {}
-    # cc3d reads either memory order: no C-ordered copy of the label map (100 MiB at 512 x 512 x 200)
-    contiguous = labels if labels.flags.c_contiguous or labels.flags.f_contiguous else np.ascontiguousarray(labels)
-    boxes = cc3d.statistics(contiguous)["bounding_boxes"] if labels.any() else []
     for lid in lesion_ids:
-        tight = boxes[lid] if 0 < lid < len(boxes) else None
-        if tight is None:
+        tight_box = boxes.get(int(lid))
+        if tight_box is None:
             continue
-        box = tuple(slice(max(0, sl.start - p), min(n, sl.stop + p)) for sl, p, n in zip(tight, pad, labels.shape))
-        box3: tuple[slice, slice, slice] = (box[0], box[1], box[2])
+        box3 = _padded(tight_box, pad, labels.shape)
         lab = labels[box3]
         lesion = lab == lid
         in_liver = liver[box3]
         parenchyma = in_liver & (lab == 0)
         seg = _labels(ctx, box3) if ctx.segment_labels is not None else None
+        tight = tuple(slice(t.start - b.start, t.stop - b.start) for t, b in zip(tight_box, box3))
         zones = []
-        for m in (margin_mm, ablation_margin_mm):
-            zone = dilate_ball(lesion, m, spacing) & in_liver
+        for ps, p in zip(passes, pads):
+            sub = _padded(tight, p, lesion.shape)  # the whole box for the larger margin
+            local = tuple(slice(t.start - s.start, t.stop - s.start) for t, s in zip(tight, sub))
+            zone = np.zeros(lesion.shape, dtype=bool)
+            zone[sub] = _dilate_box(lesion[sub], (local[0], local[1], local[2]), ps) & in_liver[sub]
             if seg is None:  # every voxel has label 0: the count is the whole histogram
                 counts = np.zeros(_N_LABELS, dtype=np.int64)
-                counts[0] = np.count_nonzero(zone & parenchyma)
+                counts[0] = np.count_nonzero(zone[sub] & parenchyma[sub])
             else:
                 counts = np.bincount(seg[zone & parenchyma], minlength=_N_LABELS)[:_N_LABELS]
             zones.append((zone, counts.astype(np.float64) * voxel_ml))
@@ -116,13 +247,16 @@ def compute_zones(
     return out
 
 
+def _padded(box: Sequence[slice], pad: Sequence[int], shape: Sequence[int]) -> tuple[slice, slice, slice]:
+    s = [slice(max(0, b.start - p), min(n, b.stop + p)) for b, p, n in zip(box, pad, shape)]
+    return (s[0], s[1], s[2])
+
+
 def dilate_ball(mask: np.ndarray, radius_mm: float, spacing: np.ndarray) -> np.ndarray:
     """Voxels whose centre lies within ``radius_mm`` (+1e-6 relative) of a ``True`` voxel centre (anisotropic spacing).
 
-    The ball is decomposed into in-plane offsets ``(di, dj)``, each with the
-    half-length ``h`` it allows along the third axis; the mask is first dilated
-    along that axis by every distinct ``h`` (running maxima), then shifted and
-    OR-ed for each offset. Exact for the Euclidean distance on the grid.
+    Distances are index offsets times ``spacing`` (one value per array axis); see
+    :func:`_dilate_box` for the method (linear in the number of voxels).
 
     Examples
     --------
@@ -130,35 +264,43 @@ def dilate_ball(mask: np.ndarray, radius_mm: float, spacing: np.ndarray) -> np.n
     >>> int(dilate_ball(m, 1.0, np.array([1.0, 1.0, 1.0])).sum())  # the centre and its 6 face neighbours
     7
     """
-    si, sj, sk = (float(x) for x in spacing)
-    # a relative tolerance keeps voxels at exactly the radius inside even when the affine went through float32
-    radius_mm = radius_mm * (1.0 + 1e-6)
-    r2 = radius_mm * radius_mm
-    ni, nj = math.floor(radius_mm / si), math.floor(radius_mm / sj)
-    along: dict[int, np.ndarray] = {}
-    n0, n1, n2 = mask.shape
-    out = np.zeros((n0, n1, (n2 + 7) // 8), dtype=np.uint8)
-    for di in range(-ni, ni + 1):
-        for dj in range(-nj, nj + 1):
-            rest = r2 - (di * si) ** 2 - (dj * sj) ** 2
-            if rest < 0:
-                continue
-            h = math.floor(math.sqrt(rest) / sk)
-            if h not in along:
-                run = mask.copy()
-                for d in range(1, min(h, n2 - 1) + 1):
-                    run[:, :, d:] |= mask[:, :, :-d]
-                    run[:, :, :-d] |= mask[:, :, d:]
-                # the in-plane shifts below OR whole rows along the third axis: on its packed bits (8 voxels
-                # a byte) they move 8x less memory, with the same result
-                along[h] = np.packbits(run, axis=2)
-            src = along[h]
-            a0, a1 = max(0, di), min(n0, n0 + di)
-            b0, b1 = max(0, dj), min(n1, n1 + dj)
-            if a0 >= a1 or b0 >= b1:
-                continue
-            out[a0:a1, b0:b1] |= src[a0 - di : a1 - di, b0 - dj : b1 - dj]
-    return np.unpackbits(out, axis=2, count=n2).astype(bool)
+    mask = np.asarray(mask, dtype=bool)
+    tight = bbox_slices(mask)
+    if tight is None:
+        return np.zeros(mask.shape, dtype=bool)
+    return np.ascontiguousarray(_dilate_box(mask, tight, _Passes.plan(radius_mm, spacing)))
+
+
+def union_voxels_by_label(ctx: MeasurementContext, zones: Sequence[tuple[LesionZones, str]]) -> np.ndarray:
+    """Voxel counts of non-tumorous liver in the union of the chosen zones, per segment label (9,).
+
+    Parameters
+    ----------
+    ctx : MeasurementContext
+    zones : sequence of (LesionZones, kind)
+        ``kind`` is "enucleation" or "ablation".
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 counts for labels 0 (no segment) .. 8; overlapping zones are counted once.
+    """
+    counts = np.zeros(_N_LABELS, dtype=np.int64)
+    if not zones:
+        return counts
+    box = tuple(slice(min(z.box[a].start for z, _ in zones), max(z.box[a].stop for z, _ in zones)) for a in range(3))
+    box3: tuple[slice, slice, slice] = (box[0], box[1], box[2])
+    labels = np.asarray(ctx.lesion_labels)
+    union = np.zeros(tuple(s.stop - s.start for s in box3), dtype=bool, order="F")
+    for z, kind in zones:
+        rel = tuple(slice(zb.start - b.start, zb.stop - b.start) for zb, b in zip(z.box, box3))
+        union[rel] |= z.enucleation if kind == "enucleation" else z.ablation
+    union &= labels[box3] == 0
+    if ctx.segment_labels is None:
+        counts[0] = np.count_nonzero(union)
+    else:
+        counts += np.bincount(_labels(ctx, box3)[union], minlength=_N_LABELS)[:_N_LABELS]
+    return counts
 
 
 def union_cost_ml(
@@ -174,16 +316,6 @@ def union_cost_ml(
     kept_labels : sequence of int
         Segment labels (0 = unlabelled liver, 1..8) left in place.
     """
-    if not zones:
-        return 0.0
-    labels = np.asarray(ctx.lesion_labels)
-    union = sparse_zeros(labels.shape, bool, "F" if labels.flags.f_contiguous else "C")  # written in zone boxes only
-    for z, kind in zones:
-        union[z.box] |= z.enucleation if kind == "enucleation" else z.ablation
-    bb = bbox_slices(union)
-    if bb is None:
-        return 0.0
-    sub = union[bb] & (labels[bb] == 0)
-    seg = _labels(ctx, bb)
-    keep = np.isin(seg, np.asarray(list(kept_labels), dtype=np.int64))
-    return float(np.count_nonzero(sub & keep)) * ctx.voxel_volume_ml
+    counts = union_voxels_by_label(ctx, zones)
+    kept = sorted({int(k) for k in kept_labels if 0 <= int(k) < _N_LABELS})
+    return float(counts[kept].sum()) * ctx.voxel_volume_ml

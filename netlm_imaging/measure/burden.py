@@ -284,7 +284,9 @@ def measure_burden(
         # components are numbered by decreasing volume, then position (LPS): the same ids whatever the
         # array's axis order or memory layout; named segments keep the input's order
         measured.sort(key=lambda t: (-t[5].volume_ml, tuple(round(c, 3) for c in t[5].centroid_lps_mm)))
+    lesion_boxes: dict[int, tuple[slice, slice, slice]] = {}
     for lid, (bb, m, _w, name, inside, geom) in enumerate(measured, start=1):
+        lesion_boxes[lid] = bb
         region = lesion_labels[bb]
         region[m & (region == 0)] = lid
         if not inside:
@@ -385,6 +387,7 @@ def measure_burden(
         extrahepatic_tumor_ml=extra_ml,
         header=dict(image.meta.get("header", {})),
         liver_bbox=liver_bbox,
+        lesion_boxes=lesion_boxes,
     )
     method = {
         "volume": "fractional_sum" if fractional else "voxel_count",

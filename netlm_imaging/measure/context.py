@@ -82,6 +82,9 @@ class MeasurementContext:
     liver_bbox : tuple of slice or None
         Bounding box of ``liver`` (image indices): no liver voxel lies outside it,
         so whole-liver reductions can be taken on ``liver[liver_bbox]``.
+    lesion_boxes : dict or None
+        Lesion id -> a box (image indices) holding every voxel of that id in
+        ``lesion_labels``, when the measure stage knows them (None: find them on the map).
     header : dict
         Non-identifying header facts (e.g. ``patient_weight_kg``,
         ``patient_height_m`` when the user allowed them, ``modality``).
@@ -99,6 +102,7 @@ class MeasurementContext:
     header: dict[str, Any] = field(default_factory=dict)
     pet_suv: Volume | None = None
     liver_bbox: tuple[slice, slice, slice] | None = None
+    lesion_boxes: dict[int, tuple[slice, slice, slice]] | None = None
 
     @property
     def voxel_volume_ml(self) -> float:

@@ -1,0 +1,210 @@
+"""Enucleation / ablation zones (classify/zones.py) against a brute force written here.
+
+The brute force takes every voxel centre to patient space through the (oblique, anisotropic, never
+identity) affine and asks a k-d tree for the nearest lesion voxel centre; a voxel is in the zone when
+that distance is at most the margin, with the code's documented relative tolerance of 1e-6 (so voxels
+at exactly the margin are in). Lesions are seeded random blobs; grids include ones where many voxel
+offsets lie exactly at the margin.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import oblique_affine
+from scipy.spatial import cKDTree
+
+from netlm_imaging.classify.zones import compute_zones, dilate_ball, union_cost_ml, union_voxels_by_label
+from netlm_imaging.measure.context import Lesion, MeasurementContext
+from netlm_imaging.volume import Volume
+
+TOL = 1e-6  # the margin's relative tolerance (zones.py module docs)
+
+
+def _centres(affine: np.ndarray, ijk: np.ndarray) -> np.ndarray:
+    return ijk @ affine[:3, :3].T + affine[:3, 3]
+
+
+def _brute_zone(mask: np.ndarray, affine: np.ndarray, radius_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """(zone, distance) on the whole grid: nearest lesion voxel centre in patient space (k-d tree)."""
+    ijk = np.indices(mask.shape).reshape(3, -1).T.astype(np.float64)
+    tree = cKDTree(_centres(affine, np.argwhere(mask).astype(np.float64)))
+    d, _ = tree.query(_centres(affine, ijk), k=1)
+    d = d.reshape(mask.shape)
+    return d <= radius_mm * (1 + TOL), d
+
+
+def _blobs(rng: np.random.Generator, shape: tuple[int, int, int], n: int, density: float = 0.35) -> np.ndarray:
+    """``n`` seeded irregular blobs (random voxels of small random boxes, plus a few isolated voxels)."""
+    out = np.zeros(shape, dtype=bool)
+    for _ in range(n):
+        size = rng.integers(2, 6, size=3)
+        lo = [int(rng.integers(0, s - z)) for s, z in zip(shape, size)]
+        box = tuple(slice(a, a + z) for a, z in zip(lo, size))
+        out[box] |= rng.random(tuple(size)) < density
+    out[tuple(rng.integers(0, s) for s in shape)] = True
+    return out
+
+
+GRIDS = [
+    # spacing, radius: exact ties at the margin (0.75/1.5 grid: offsets (4,0,0), (0,0,2), (0,4,0) are 3.0 mm)
+    ((0.75, 0.75, 1.5), 3.0),
+    ((0.75, 0.75, 1.5), 10.0),
+    ((0.75, 0.75, 1.5), 5.0),
+    ((0.8, 1.3, 2.5), 4.3),
+    ((1.5, 0.7, 0.7), 3.5),  # the coarsest axis first
+    ((0.9, 2.7, 0.9), 2.7),  # the coarsest axis in the middle; 2.7 = 3 x 0.9 = 1 x 2.7 (ties)
+    ((1.0, 1.0, 1.0), 5.0),  # isotropic: many offsets at exactly 5 (3-4-0, 0-3-4, ...)
+    ((0.6, 0.6, 0.6), 0.5),  # smaller than a voxel: the lesion itself
+]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize(("spacing", "radius"), GRIDS)
+def test_dilate_ball_equals_the_kd_tree_in_patient_space(spacing, radius, seed):
+    rng = np.random.default_rng(seed)
+    shape = (24, 21, 17)
+    mask = _blobs(rng, shape, 3)
+    affine = oblique_affine(spacing=spacing, angles_deg=(11.0 + seed, -6.0, 23.0))
+    want, _ = _brute_zone(mask, affine, radius)
+    got = dilate_ball(mask, radius, np.linalg.norm(affine[:3, :3], axis=0))
+    assert got.shape == mask.shape
+    assert got.dtype == bool
+    assert np.array_equal(got, want), f"{np.count_nonzero(got != want)} voxels differ"
+    assert want.sum() > mask.sum() or radius < min(spacing)  # the zone grew (the test bites)
+
+
+def test_voxels_exactly_at_the_margin_are_in_the_zone():
+    """One voxel, 0.75 x 0.75 x 1.5 mm, 3 mm: the voxels 4 steps along i/j and 2 along k are 3.000 mm away."""
+    mask = np.zeros((13, 13, 9), dtype=bool)
+    mask[6, 6, 4] = True
+    spacing = np.array([0.75, 0.75, 1.5])
+    got = dilate_ball(mask, 3.0, spacing)
+    for v in [(10, 6, 4), (2, 6, 4), (6, 10, 4), (6, 2, 4), (6, 6, 6), (6, 6, 2)]:
+        assert got[v], v
+    for v in [(11, 6, 4), (6, 6, 7), (10, 7, 4)]:  # 3.75, 4.5 and 3.09 mm: out
+        assert not got[v], v
+    # the offsets of the ball counted here: i^2 + j^2 + 4 k^2 <= 16 (3 mm / 0.75 mm)
+    ii, jj, kk = np.mgrid[-4:5, -4:5, -2:3]
+    assert int(got.sum()) == int(np.count_nonzero(ii**2 + jj**2 + 4 * kk**2 <= 16))
+
+
+def test_float32_affine_keeps_the_margin_voxels():
+    """A NIfTI affine stored as float32: spacing 0.7 is not exact, the margin voxels stay in (tolerance)."""
+    mask = np.zeros((15, 15, 15), dtype=bool)
+    mask[7, 7, 7] = True
+    affine = oblique_affine(spacing=(0.7, 0.7, 1.4)).astype(np.float32).astype(np.float64)
+    got = dilate_ball(mask, 2.8, np.linalg.norm(affine[:3, :3], axis=0))
+    for v in [(11, 7, 7), (7, 3, 7), (7, 7, 9), (7, 7, 5)]:  # 4 x 0.7 and 2 x 1.4 = 2.8 mm
+        assert got[v], v
+    want, _ = _brute_zone(mask, affine, 2.8)
+    assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize(
+    ("spacing", "shape"),
+    [((0.2, 5.0, 5.0), (301, 13, 13)), ((5.0, 5.0, 0.1), (13, 13, 601))],
+    ids=["wide-cone-axis", "wide-flat-axis"],
+)
+def test_many_voxels_across_the_margin(spacing, shape):
+    """30 mm over 0.1-0.2 mm voxels: 150-300 offsets along one axis (wider than 8-bit counters)."""
+    mask = np.zeros(shape, dtype=bool)
+    c = tuple(s // 2 for s in shape)
+    mask[c] = True
+    mask[tuple(x + 1 for x in c)] = True
+    affine = oblique_affine(spacing=spacing)
+    want, _ = _brute_zone(mask, affine, 30.0)
+    got = dilate_ball(mask, 30.0, np.linalg.norm(affine[:3, :3], axis=0))
+    assert np.array_equal(got, want)
+
+
+# ---------------------------------------------------------------- compute_zones on a context
+
+
+def _context(seed: int, *, with_segments: bool, known_boxes: str | None):
+    rng = np.random.default_rng(seed)
+    shape = (40, 36, 22)
+    spacing = (0.8, 0.9, 2.0)
+    affine = oblique_affine(spacing=spacing, angles_deg=(9.0, -12.0, 31.0))
+    ijk = np.indices(shape)
+    liver = ((ijk[0] - 20) / 17.0) ** 2 + ((ijk[1] - 18) / 15.0) ** 2 + ((ijk[2] - 11) / 9.0) ** 2 <= 1.0
+    labels = np.zeros(shape, dtype=np.uint16)
+    centres = [(14, 16, 10), (19, 17, 11), (27, 22, 12), (20, 9, 8)]  # the first two: overlapping zones
+    for lid, c in enumerate(centres, start=1):
+        blob = np.zeros(shape, dtype=bool)
+        r = rng.integers(1, 3, size=3)
+        box = tuple(slice(x - rr, x + rr + 1) for x, rr in zip(c, r))
+        blob[box] = rng.random(tuple(2 * rr + 1 for rr in r)) < 0.6
+        blob[c] = True
+        labels[blob & (labels == 0)] = lid
+    liver |= labels > 0
+    seg = None
+    if with_segments:
+        seg = np.zeros(shape, dtype=np.uint8)
+        seg[liver] = 1 + np.minimum(ijk[0][liver] // 5, 7)  # slabs along i: labels 1..8
+    lesions = [
+        Lesion(lid, "intrahepatic", 0.0, int((labels == lid).sum()), [0.0] * 3, 0.0, None, 0.0, None, False, None)
+        for lid in range(1, len(centres) + 1)
+    ]
+    boxes = None
+    if known_boxes is not None:
+        boxes = {}
+        for les in lesions:
+            idx = np.argwhere(labels == les.id)
+            lo, hi = idx.min(axis=0), idx.max(axis=0) + 1
+            if known_boxes == "loose":  # a box larger than the lesion (as after overlap attribution)
+                lo, hi = np.maximum(lo - 2, 0), np.minimum(hi + 3, shape)
+            boxes[les.id] = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+    ctx = MeasurementContext(
+        image=Volume(np.zeros(shape, dtype=np.float32), affine),
+        liver=liver,
+        lesion_labels=labels,
+        lesions=lesions,
+        segment_labels=seg,
+        lesion_boxes=boxes,
+    )
+    return ctx, affine
+
+
+def _full(z_box: np.ndarray, box: tuple[slice, ...], shape: tuple[int, ...]) -> np.ndarray:
+    out = np.zeros(shape, dtype=bool)
+    out[box] = z_box
+    return out
+
+
+@pytest.mark.parametrize("known_boxes", [None, "tight", "loose"])
+@pytest.mark.parametrize("with_segments", [False, True])
+def test_compute_zones_equals_the_brute_force(with_segments, known_boxes):
+    ctx, affine = _context(3, with_segments=with_segments, known_boxes=known_boxes)
+    labels, liver = ctx.lesion_labels, ctx.liver
+    seg = ctx.segment_labels if with_segments else np.zeros(labels.shape, dtype=np.uint8)
+    zones = compute_zones(ctx, [1, 2, 3, 4], 5.0, 3.0)
+    assert sorted(zones) == [1, 2, 3, 4]
+    voxel_ml = float(abs(np.linalg.det(affine[:3, :3]))) / 1000.0
+    parenchyma = liver & (labels == 0)
+    for lid, z in zones.items():
+        for mask, margin, ml in (
+            (z.enucleation, 5.0, z.enucleation_ml_by_label),
+            (z.ablation, 3.0, z.ablation_ml_by_label),
+        ):
+            want = _brute_zone(labels == lid, affine, margin)[0] & liver
+            assert np.array_equal(_full(mask, z.box, labels.shape), want), (lid, margin)
+            counts = [np.count_nonzero(want & parenchyma & (seg == s)) for s in range(9)]
+            assert np.allclose(ml, np.array(counts) * voxel_ml, rtol=1e-12, atol=0), (lid, margin)
+
+
+def test_union_of_overlapping_zones_is_counted_once():
+    ctx, affine = _context(3, with_segments=True, known_boxes=None)
+    labels, liver, seg = ctx.lesion_labels, ctx.liver, ctx.segment_labels
+    zones = compute_zones(ctx, [1, 2, 3, 4], 5.0, 3.0)
+    a = _brute_zone(labels == 1, affine, 5.0)[0] & liver  # enucleation of lesion 1
+    b = _brute_zone(labels == 2, affine, 3.0)[0] & liver  # ablation of lesion 2
+    par = liver & (labels == 0)
+    assert np.count_nonzero(a & b & par) > 20  # the zones overlap: a double count would show
+    want = [np.count_nonzero((a | b) & par & (seg == s)) for s in range(9)]
+    chosen = [(zones[1], "enucleation"), (zones[2], "ablation")]
+    assert union_voxels_by_label(ctx, chosen).tolist() == want
+    voxel_ml = float(abs(np.linalg.det(affine[:3, :3]))) / 1000.0
+    kept = [0, 2, 3, 4, 5, 6, 7, 8]  # segment 1 resected
+    assert union_cost_ml(ctx, chosen, kept) == pytest.approx(sum(want[s] for s in kept) * voxel_ml, rel=1e-12)
+    assert union_voxels_by_label(ctx, []).tolist() == [0] * 9
