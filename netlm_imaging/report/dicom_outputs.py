@@ -73,7 +73,7 @@ def write_dicom_outputs(
         From the SR / SEG writers.
     """
     from ..errors import UnsupportedError
-    from .dicom_seg_out import write_seg
+    from .dicom_seg_out import write_seg_with_header
     from .dicom_sr import write_sr
 
     if not has_dicom_source(ctx):
@@ -84,8 +84,10 @@ def write_dicom_outputs(
 
     if sr_path is not None and seg_path is None:
         raise ValueError("the SR references the derived SEG: give seg_path too")
-    seg = write_seg(ctx, seg_path, include_identifiers=include_identifiers) if seg_path is not None else None
+    seg, header = (None, None)
+    if seg_path is not None:  # the header is handed to the SR: the SEG is not read back
+        seg, header = write_seg_with_header(ctx, seg_path, include_identifiers=include_identifiers)
     sr = None
     if sr_path is not None:
-        sr = write_sr(report, ctx, sr_path, derived_seg=seg, include_identifiers=include_identifiers)
+        sr = write_sr(report, ctx, sr_path, derived_seg=header, include_identifiers=include_identifiers)
     return DicomOutputs(sr=sr, seg=seg)

@@ -27,7 +27,14 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["BASIC_PROFILE_EMPTIED", "BASIC_PROFILE_REMOVED", "deidentify", "result_uid"]
+__all__ = [
+    "BASIC_PROFILE_EMPTIED",
+    "BASIC_PROFILE_REMOVED",
+    "PATIENT_STUDY_KEYWORDS",
+    "copy_patient_study",
+    "deidentify",
+    "result_uid",
+]
 
 #: Basic Profile action X (remove) for attributes that dicognito leaves in place.
 BASIC_PROFILE_REMOVED = (
@@ -77,6 +84,116 @@ BASIC_PROFILE_EMPTIED = (
     "ReferringPhysicianName",
     "StudyID",
 )
+#: Root attributes of the Patient, Clinical Trial Subject, General Study, Patient Study and
+#: Clinical Trial Study modules of the CT, MR and PET image IODs (single-frame and Enhanced):
+#: what highdicom copies from the source image into a SEG / SR it derives
+#: (``SOPClass.copy_patient_and_study_information``); tests/test_seg_writer.py checks
+#: this list against highdicom's tables of the standard.
+PATIENT_STUDY_KEYWORDS = (
+    "AccessionNumber",
+    "AdditionalPatientHistory",
+    "AdmissionID",
+    "AdmittingDiagnosesCodeSequence",
+    "AdmittingDiagnosesDescription",
+    "Allergies",
+    "BreedRegistrationSequence",
+    "ClinicalTrialProtocolEthicsCommitteeApprovalNumber",
+    "ClinicalTrialProtocolEthicsCommitteeName",
+    "ClinicalTrialProtocolID",
+    "ClinicalTrialProtocolName",
+    "ClinicalTrialSiteID",
+    "ClinicalTrialSiteName",
+    "ClinicalTrialSponsorName",
+    "ClinicalTrialSubjectID",
+    "ClinicalTrialSubjectReadingID",
+    "ClinicalTrialTimePointDescription",
+    "ClinicalTrialTimePointID",
+    "ClinicalTrialTimePointTypeCodeSequence",
+    "ConsentForClinicalTrialUseSequence",
+    "ConsultingPhysicianIdentificationSequence",
+    "ConsultingPhysicianName",
+    "DeidentificationMethod",
+    "DeidentificationMethodCodeSequence",
+    "EthnicGroupCodeSequence",
+    "GeneticModificationsSequence",
+    "GroupOfPatientsIdentificationSequence",
+    "IssuerOfAccessionNumberSequence",
+    "IssuerOfAdmissionIDSequence",
+    "IssuerOfClinicalTrialProtocolID",
+    "IssuerOfClinicalTrialSiteID",
+    "IssuerOfClinicalTrialSubjectID",
+    "IssuerOfClinicalTrialSubjectReadingID",
+    "IssuerOfClinicalTrialTimePointID",
+    "IssuerOfPatientID",
+    "IssuerOfPatientIDQualifiersSequence",
+    "IssuerOfServiceEpisodeIDSequence",
+    "LastMenstrualDate",
+    "LongitudinalTemporalEventType",
+    "LongitudinalTemporalOffsetFromEvent",
+    "MeasuredAPDimension",
+    "MeasuredLateralDimension",
+    "MedicalAlerts",
+    "NameOfPhysiciansReadingStudy",
+    "Occupation",
+    "OtherClinicalTrialProtocolIDsSequence",
+    "OtherPatientIDsSequence",
+    "OtherPatientNames",
+    "PatientAge",
+    "PatientAlternativeCalendar",
+    "PatientBirthDate",
+    "PatientBirthDateInAlternativeCalendar",
+    "PatientBirthTime",
+    "PatientBodyMassIndex",
+    "PatientBreedCodeSequence",
+    "PatientBreedDescription",
+    "PatientComments",
+    "PatientDeathDateInAlternativeCalendar",
+    "PatientID",
+    "PatientIdentityRemoved",
+    "PatientName",
+    "PatientSex",
+    "PatientSexNeutered",
+    "PatientSize",
+    "PatientSizeCodeSequence",
+    "PatientSpeciesCodeSequence",
+    "PatientSpeciesDescription",
+    "PatientState",
+    "PatientWeight",
+    "PhysiciansOfRecord",
+    "PhysiciansOfRecordIdentificationSequence",
+    "PhysiciansReadingStudyIdentificationSequence",
+    "PregnancyStatus",
+    "ProcedureCodeSequence",
+    "QualityControlSubject",
+    "ReasonForPerformedProcedureCodeSequence",
+    "ReasonForVisit",
+    "ReasonForVisitCodeSequence",
+    "ReferencedPatientPhotoSequence",
+    "ReferencedPatientSequence",
+    "ReferencedStudySequence",
+    "ReferringPhysicianIdentificationSequence",
+    "ReferringPhysicianName",
+    "RequestingService",
+    "RequestingServiceCodeSequence",
+    "ResponsibleOrganization",
+    "ResponsiblePerson",
+    "ResponsiblePersonRole",
+    "ServiceEpisodeDescription",
+    "ServiceEpisodeID",
+    "SmokingStatus",
+    "SourcePatientGroupIdentificationSequence",
+    "StrainAdditionalInformation",
+    "StrainCodeSequence",
+    "StrainDescription",
+    "StrainNomenclature",
+    "StrainStockSequence",
+    "StudyDate",
+    "StudyDescription",
+    "StudyID",
+    "StudyInstanceUID",
+    "StudyTime",
+    "TypeOfPatientID",
+)
 _METHOD = "PS3.15 Basic Profile, Retain UIDs (dicognito)"
 
 
@@ -86,6 +203,26 @@ def _walk(ds: Any) -> Iterator[Any]:
         if elem.VR == "SQ":
             for item in elem.value:
                 yield from _walk(item)
+
+
+def copy_patient_study(dst: Any, src: Any) -> None:
+    """Copy the Patient and Study modules of a source image into a derived object (copies, not shared elements).
+
+    Parameters
+    ----------
+    dst : pydicom.Dataset
+        The derived object.
+    src : pydicom.Dataset
+        A source image header.
+    """
+    import copy
+
+    from pydicom.datadict import tag_for_keyword
+
+    for kw in PATIENT_STUDY_KEYWORDS:
+        tag = tag_for_keyword(kw)
+        if tag is not None and tag in src:
+            dst.add(copy.deepcopy(src[tag]))
 
 
 def deidentify(ds: Any, *, seed: str | None = None) -> None:
