@@ -14,7 +14,7 @@ import struct
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["code_item", "element", "item", "part10", "sequence", "text", "uid", "ul", "us"]
+__all__ = ["code_item", "ds_number", "element", "item", "part10", "sequence", "text", "uid", "ul", "us"]
 
 _LONG = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"})
 _ITEM = struct.Struct("<HHI")
@@ -33,6 +33,13 @@ def text(tag: int, vr: str, value: str | Sequence[str]) -> bytes:
     """A string element (CS, DS, IS, LO, SH, ...); a sequence of strings is backslash-joined."""
     joined = value if isinstance(value, str) else "\\".join(value)
     return element(tag, vr, joined.encode("ascii"))
+
+
+def ds_number(value: float) -> str:
+    """A DS string as highdicom writes numbers (pydicom ``DS(value, auto_format=True)``)."""
+    from pydicom.valuerep import format_number_as_ds
+
+    return str(format_number_as_ds(float(value)))
 
 
 def uid(tag: int, value: str) -> bytes:

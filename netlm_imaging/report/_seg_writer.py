@@ -31,7 +31,7 @@ import numpy as np
 
 from . import _dicom_bytes as B
 
-__all__ = ["SegmentPlan", "build_seg", "label_planes", "source_headers"]
+__all__ = ["SegmentPlan", "build_seg", "equipment", "label_planes", "source_headers"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,11 +73,7 @@ class SegmentPlan:
     planes: tuple[int, ...] | None = None
 
 
-def _ds(value: float) -> str:
-    """A DS string as highdicom writes it (pydicom ``DS(value, auto_format=True)``)."""
-    from pydicom.valuerep import format_number_as_ds
-
-    return str(format_number_as_ds(float(value)))
+_ds = B.ds_number
 
 
 def _normal(orientation: Sequence[float]) -> np.ndarray:
@@ -164,7 +160,7 @@ def _now() -> tuple[str, str]:
     return now.strftime("%Y%m%d"), now.strftime("%H%M%S.%f")
 
 
-def _equipment(src: Any) -> Any:
+def equipment(src: Any) -> Any:
     """The acquisition equipment of the source images (highdicom's ``ContributingEquipment.for_image_acquisition``)."""
     from pydicom.dataset import Dataset
 
@@ -273,8 +269,8 @@ def build_seg(
     ds.DeviceSerialNumber = "0"
     ds.SoftwareVersions = software_version
     ds.SeriesDescription = series_description
-    equipment = _equipment(src)
-    ds.ContributingEquipmentSequence = [equipment] if equipment is not None else []
+    eq = equipment(src)
+    ds.ContributingEquipmentSequence = [eq] if eq is not None else []
     ds.StudyInstanceUID = src.StudyInstanceUID
     ds.SeriesInstanceUID, ds.SeriesNumber, ds.InstanceNumber = uids["series"], series_number, 1
     ds.FrameOfReferenceUID = src.FrameOfReferenceUID

@@ -69,6 +69,7 @@ import numpy as np
 
 from ..atomic import atomic_write_bytes
 from ..errors import InputError, UnsupportedError
+from ._sr_writer import build_sr
 from .lesion_columns import sr_columns
 
 __all__ = [
@@ -94,7 +95,7 @@ _REMNANT_ID = "Non-tumorous liver"
 _PET_ID = "Hepatic somatostatin receptor-expressing tumour"
 _PET_WB_ID = "Whole-body somatostatin receptor-expressing tumour"
 _LESION_RE = re.compile(r"^Lesion (\d+)(?: \((intrahepatic|extrahepatic)\))?$")
-_PROCEDURES = {
+_PROCEDURES: dict[str, tuple[str, str, str]] = {
     "CT": ("25045-6", "LN", "CT unspecified body region"),
     "MR": ("25056-3", "LN", "MRI unspecified body region"),
     "PT": ("44136-0", "LN", "PET unspecified body region"),
@@ -232,58 +233,51 @@ def _seg_header(source: Any) -> Any:
         return None
 
 
-def _ref_segment(ref: Mapping[str, Any]) -> Any:
-    import highdicom as hd
-
-    return hd.sr.ReferencedSegment(
-        sop_class_uid=ref["sop_class_uid"],
-        sop_instance_uid=ref["sop_instance_uid"],
-        segment_number=int(ref["segment_number"]),
-        source_series=hd.sr.SourceSeriesForSegmentation(ref["image_series_uid"]),
-    )
-
-
 def _report_dict(report: Any) -> dict[str, Any]:
     return report.to_dict() if hasattr(report, "to_dict") else dict(report)
 
 
-def _group(
-    tracking: str,
-    finding_type: Any,
-    measurements: list[Any],
-    seg_ref: Mapping[str, Any] | None,
-    finding_sites: list[Any] | None = None,
-    uid: str | None = None,
-) -> Any:
-    import highdicom as hd
-
-    tid = hd.sr.TrackingIdentifier(uid=uid or hd.UID(), identifier=tracking)
-    if seg_ref is not None:
-        return hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
-            tracking_identifier=tid,
-            referenced_segment=_ref_segment(seg_ref),
-            finding_type=finding_type,
-            finding_sites=finding_sites,
-            measurements=measurements,
-        )
-    return hd.sr.MeasurementsAndQualitativeEvaluations(
-        tracking_identifier=tid,
-        finding_type=finding_type,
-        finding_sites=finding_sites,
-        measurements=measurements,
-    )
+# codes of the document as (value, scheme, meaning), as pydicom's ``codes`` spell them
+# (tests/test_sr_writer.py checks each against pydicom); no pydicom.sr import on the write path
+_SCT = {
+    "Volume": ("118565006", "SCT", "Volume"),
+    "Liver": ("10200004", "SCT", "Liver"),
+    "Neoplasm": ("108369006", "SCT", "Neoplasm"),
+    "LongAxis": ("103339001", "SCT", "Long axis"),
+    "ShortAxis": ("103340004", "SCT", "Short axis"),
+    "Diameter": ("81827009", "SCT", "Diameter"),
+    "Maximum": ("56851009", "SCT", "Maximum"),
+    "Mean": ("373098007", "SCT", "Mean"),
+    "StandardDeviation": ("386136009", "SCT", "Standard Deviation"),
+}
+_MR_SIGNAL = ("110852", "DCM", "MR signal intensity")
+_ML = ("ml", "UCUM", "milliliter")
+_PERCENT = ("%", "UCUM", "percent")
+_GRAM = ("g", "UCUM", "gram")
+_SUV_UNIT = ("{SUVbw}g/ml", "UCUM", "Standardized Uptake Value body weight")
+_ARB = ("[arb'U]", "UCUM", "arbitrary unit")
 
 
-def _sretv_measurements(d: Mapping[str, Any], prefix: str, ml: Any) -> list[Any]:
+def _sct(name: str) -> tuple[str, str, str]:
+    """An SCT code by pydicom's attribute name (pydicom's dictionary only for a name not listed above)."""
+    found = _SCT.get(name)
+    if found is not None:
+        return found
+    from pydicom.sr.codedict import codes
+
+    c = getattr(codes.SCT, name)
+    return (str(c.value), str(c.scheme_designator), str(c.meaning))
+
+
+def _sretv_measurements(d: Mapping[str, Any], prefix: str) -> list[Any]:
     """SRETV (mL) and TLSRE (g = mL x SUVbw g/mL) of ``d[prefix + "sretv_ml"]`` / ``d[prefix + "tlsre"]``."""
-    import highdicom as hd
+    from ._sr_writer import Measurement
 
     out = []
     if d.get(prefix + "sretv_ml") is not None:
-        out.append(hd.sr.Measurement(hd.sr.CodedConcept(*SRETV_CODE), float(d[prefix + "sretv_ml"]), ml))
+        out.append(Measurement(SRETV_CODE, float(d[prefix + "sretv_ml"]), _ML))
     if d.get(prefix + "tlsre") is not None:
-        gram = hd.sr.CodedConcept("g", "UCUM", "gram")
-        out.append(hd.sr.Measurement(hd.sr.CodedConcept(*TLSRE_CODE), float(d[prefix + "tlsre"]), gram))
+        out.append(Measurement(TLSRE_CODE, float(d[prefix + "tlsre"]), _GRAM))
     return out
 
 
@@ -296,6 +290,199 @@ def content_digest(d: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def _groups(d: Mapping[str, Any], refs: Mapping[Any, Mapping[str, Any]], uid: Any) -> tuple[list[Any], list[Any]]:
+    """The measurement groups of a report (:class:`~._sr_writer.Group`) and the segment references they use."""
+    from ._sr_writer import Group, Measurement
+
+    used: list[Mapping[str, Any]] = []
+
+    def segment(key: Any) -> tuple[str, str, int, str] | None:
+        r = refs.get(key)
+        if r is None:
+            return None
+        used.append(r)
+        return (str(r["sop_class_uid"]), str(r["sop_instance_uid"]), int(r["segment_number"]), r["image_series_uid"])
+
+    def mr_signal(item: Mapping[str, Any]) -> list[Measurement]:
+        """DCM 110852 MR signal intensity (mean, SD) in arbitrary units, when the report has it (MR)."""
+        return [
+            Measurement(_MR_SIGNAL, float(item[key]), _ARB, _sct(derivation))
+            for key, derivation in (("mean_signal_au", "Mean"), ("sd_signal_au", "StandardDeviation"))
+            if item.get(key) is not None
+        ]
+
+    volume, liver, neoplasm = _sct("Volume"), _sct("Liver"), _sct("Neoplasm")
+    liver_site = [liver]
+    groups = []
+    liver_ml = (d.get("liver") or {}).get("volume_ml")
+    if liver_ml is not None:
+        ms = [Measurement(volume, float(liver_ml), _ML), *mr_signal(d.get("liver") or {})]
+        groups.append(Group(_LIVER_ID, uid("liver"), liver, ms, segment("liver")))
+    tumour = [Measurement(volume, float((d.get("tumor") or {}).get("intrahepatic_volume_ml", 0.0)), _ML)]
+    if d.get("involvement_percent") is not None:
+        tumour.append(Measurement(INVOLVEMENT_CODE, float(d["involvement_percent"]), _PERCENT))
+    groups.append(Group(_TUMOUR_ID, uid("tumour"), neoplasm, tumour, None, liver_site))
+    remnant_ml = (d.get("remnant") or {}).get("non_tumorous_liver_volume_ml")
+    if remnant_ml is not None:
+        groups.append(Group(_REMNANT_ID, uid("remnant"), liver, [Measurement(volume, float(remnant_ml), _ML)]))
+    for les in d.get("lesions") or []:
+        ms = [  # the registry's SCT-coded lesion measurements (report/lesion_columns.py)
+            Measurement(
+                _sct(c.sr.name),
+                float(les[c.key]),
+                tuple(c.sr.unit),  # type: ignore[arg-type]
+                _sct(c.sr.derivation) if c.sr.derivation else None,
+            )
+            for c in sr_columns()
+            if c.sr is not None and les.get(c.key) is not None
+        ]
+        for key, derivation in _SUV_KEYS:
+            if les.get(key) is not None:
+                ms.append(Measurement(_SUVBW_CODE, float(les[key]), _SUV_UNIT, derivation))
+        ms.extend(_sretv_measurements(les, ""))
+        ms.extend(mr_signal(les))
+        intra = les.get("location") == "intrahepatic"
+        groups.append(
+            Group(
+                f"Lesion {les['id']} ({les.get('location', 'intrahepatic')})",
+                uid("lesion", les["id"]),
+                neoplasm,
+                ms,
+                segment(("lesion", int(les["id"]))),
+                liver_site if intra else [],
+            )
+        )
+    pet = d.get("pet") or {}
+    for tracking, prefix, sites in ((_PET_ID, "", liver_site), (_PET_WB_ID, "whole_body_", [])):
+        pet_ms = _sretv_measurements(pet, prefix)
+        if pet_ms:
+            groups.append(Group(tracking, uid("pet", prefix), neoplasm, pet_ms, None, sites))
+    return groups, used
+
+
+def _highdicom_sr(
+    groups: Sequence[Any],
+    evidence: Sequence[Any],
+    *,
+    device: tuple[str, str, str, str],
+    procedure: tuple[str, str, str],
+    uids: Mapping[str, str],
+    series_number: int,
+    version: str,
+) -> Any:
+    """The same document built with highdicom (the reference the direct writer is tested against)."""
+    import highdicom as hd
+    from pydicom.dataset import Dataset
+
+    from ..creator import CREATOR
+
+    def concept(c: tuple[str, str, str]) -> Any:
+        return hd.sr.CodedConcept(*c)
+
+    hd_groups: list[Any] = []
+    for g in groups:
+        tid = hd.sr.TrackingIdentifier(uid=g.uid, identifier=g.tracking)
+        ms = [
+            hd.sr.Measurement(
+                name=concept(m.name),
+                value=float(m.value),
+                unit=concept(m.unit),
+                derivation=concept(m.derivation) if m.derivation else None,
+            )
+            for m in g.measurements
+        ]
+        sites = [hd.sr.FindingSite(anatomic_location=concept(s)) for s in g.sites] or None
+        if g.segment is not None:
+            sop_class, sop_instance, number, series = g.segment
+            ref = hd.sr.ReferencedSegment(
+                sop_class_uid=sop_class,
+                sop_instance_uid=sop_instance,
+                segment_number=number,
+                source_series=hd.sr.SourceSeriesForSegmentation(series),
+            )
+            hd_groups.append(
+                hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
+                    tracking_identifier=tid,
+                    referenced_segment=ref,
+                    finding_type=concept(g.finding),
+                    finding_sites=sites,
+                    measurements=ms,
+                )
+            )
+        else:
+            hd_groups.append(
+                hd.sr.MeasurementsAndQualitativeEvaluations(
+                    tracking_identifier=tid, finding_type=concept(g.finding), finding_sites=sites, measurements=ms
+                )
+            )
+    observer = hd.sr.ObserverContext(
+        observer_type=hd.sr.CodedConcept("121007", "DCM", "Device"),
+        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+            uid=device[0], name=device[1], manufacturer_name=device[2], model_name=device[3]
+        ),
+    )
+    content = hd.sr.MeasurementReport(
+        observation_context=hd.sr.ObservationContext(observer_device_context=observer),
+        procedure_reported=concept(procedure),
+        imaging_measurements=hd_groups,
+    )
+    sr = hd.sr.Comprehensive3DSR(
+        evidence=list(evidence),
+        content=content,
+        series_instance_uid=uids["series"],
+        series_number=series_number,
+        sop_instance_uid=uids["instance"],
+        instance_number=1,
+        manufacturer=CREATOR,
+        is_complete=True,
+        is_final=False,
+        is_verified=False,
+    )
+    sr.SeriesDescription = _SERIES_DESCRIPTION
+    sr.SoftwareVersions = version
+    scheme = Dataset()
+    scheme.CodingSchemeDesignator, scheme.CodingSchemeName, scheme.CodingSchemeResponsibleOrganization = (
+        _coding_scheme()
+    )
+    sr.CodingSchemeIdentificationSequence = [scheme]
+    return sr
+
+
+_SERIES_DESCRIPTION = "netlm tumour burden (TID 1500)"
+
+
+def _coding_scheme() -> tuple[str, str, str]:
+    from ..creator import CREATOR
+
+    return (INVOLVEMENT_CODE[1], "netlm-imaging local codes", CREATOR)
+
+
+def _direct_evidence(
+    ctx: Any, image_datasets: Sequence[Any] | None
+) -> tuple[Any, list[tuple[str, str, str, str]]] | None:
+    """The first source header and ``(class, instance, study, series)`` of every source, from the folder scan."""
+    if image_datasets is not None or ctx is None:
+        return None
+    meta = ctx.image.meta
+    files, instances = meta.get("files") or [], meta.get("sop_instance_uids") or []
+    study, series, sop_class = (
+        meta.get("study_instance_uid"),
+        meta.get("series_instance_uid"),
+        meta.get("sop_class_uid"),
+    )
+    if not files or len(instances) != len(files) or not (study and series and sop_class):
+        return None
+    import pydicom
+
+    try:
+        src = pydicom.dcmread(str(files[0]), stop_before_pixels=True)
+    except (OSError, pydicom.errors.InvalidDicomError):
+        return None
+    if str(src.SOPInstanceUID) != str(instances[0]) or str(src.SeriesInstanceUID) != str(series):
+        return None
+    return src, [(str(sop_class), str(i), str(study), str(series)) for i in instances]
+
+
 def write_sr(
     report: Any,
     ctx: Any = None,
@@ -306,6 +493,7 @@ def write_sr(
     derived_seg: Any = None,
     include_identifiers: bool = False,
     series_number: int = 9901,
+    engine: str = "auto",
 ) -> Path:
     """Write the report's measurements as a TID 1500 Comprehensive 3D SR (atomically).
 
@@ -333,6 +521,10 @@ def write_sr(
         the source PACS); off: de-identified (PS3.15 Basic Profile, Retain UIDs).
     series_number : int
         Series Number of the SR.
+    engine : {"auto", "highdicom"}
+        ``"auto"``: the document is encoded directly (:mod:`._sr_writer`, the
+        same document as highdicom's) when the source series comes from the
+        folder scan; otherwise, and with ``"highdicom"``, highdicom builds it.
 
     Returns
     -------
@@ -350,17 +542,16 @@ def write_sr(
     ----------
     DICOM PS3.16 TID 1500, TID 1411 and TID 1501; PS3.3 A.35.13 (Comprehensive 3D SR).
     """
-    import highdicom as hd
-    from pydicom.dataset import Dataset
-    from pydicom.sr.codedict import codes
-
     from .._version import __version__
     from ..creator import CREATOR
     from .identity import deidentify, result_uid
 
+    if engine not in ("auto", "highdicom"):
+        raise ValueError(f"engine must be 'auto' or 'highdicom', not {engine!r}")
     out = Path(path)
     d = _report_dict(report)
-    evidence = _load_evidence(image_datasets, ctx, out)
+    direct = _direct_evidence(ctx, image_datasets) if engine == "auto" else None
+    evidence = [direct[0]] if direct is not None else _load_evidence(image_datasets, ctx, out)
     image_series_uid = str(evidence[0].SeriesInstanceUID)
     study_uid = str(getattr(evidence[0], "StudyInstanceUID", ""))
     if derived_seg is not None:
@@ -372,118 +563,48 @@ def write_sr(
     def uid(*parts: Any) -> str:
         return result_uid(study_uid, image_series_uid, "sr", __version__, digest, *parts)
 
-    ml = hd.sr.CodedConcept("ml", "UCUM", "milliliter")
-    pct = hd.sr.CodedConcept("%", "UCUM", "percent")
-    suv_unit = hd.sr.CodedConcept("{SUVbw}g/ml", "UCUM", "Standardized Uptake Value body weight")
-    liver_site = [hd.sr.FindingSite(anatomic_location=codes.SCT.Liver)]
-    suvbw = hd.sr.CodedConcept(*_SUVBW_CODE)
-
-    def meas(name: Any, value: float, unit: Any, derivation: Any = None) -> Any:
-        return hd.sr.Measurement(name=name, value=float(value), unit=unit, derivation=derivation)
-
-    groups = []
-    used: list[dict[str, Any]] = []
-
-    def ref_for(key: Any) -> dict[str, Any] | None:
-        r = refs.get(key)
-        if r is not None:
-            used.append(r)
-        return r
-
-    arb = hd.sr.CodedConcept("[arb'U]", "UCUM", "arbitrary unit")
-
-    def mr_signal(item: Mapping[str, Any]) -> list[Any]:
-        """DCM 110852 MR signal intensity (mean, SD) in arbitrary units, when the report has it (MR)."""
-        out = []
-        for key, derivation in (("mean_signal_au", codes.SCT.Mean), ("sd_signal_au", codes.SCT.StandardDeviation)):
-            if item.get(key) is not None:
-                out.append(meas(codes.DCM.MRSignalIntensity, item[key], arb, derivation=derivation))
-        return out
-
-    liver_ml = (d.get("liver") or {}).get("volume_ml")
-    if liver_ml is not None:
-        liver_ms = [meas(codes.SCT.Volume, liver_ml, ml), *mr_signal(d.get("liver") or {})]
-        groups.append(_group(_LIVER_ID, codes.SCT.Liver, liver_ms, ref_for("liver"), uid=uid("liver")))
-    tumour = [meas(codes.SCT.Volume, (d.get("tumor") or {}).get("intrahepatic_volume_ml", 0.0), ml)]
-    if d.get("involvement_percent") is not None:
-        tumour.append(meas(hd.sr.CodedConcept(*INVOLVEMENT_CODE), d["involvement_percent"], pct))
-    groups.append(_group(_TUMOUR_ID, codes.SCT.Neoplasm, tumour, None, liver_site, uid=uid("tumour")))
-    remnant_ml = (d.get("remnant") or {}).get("non_tumorous_liver_volume_ml")
-    if remnant_ml is not None:
-        groups.append(
-            _group(_REMNANT_ID, codes.SCT.Liver, [meas(codes.SCT.Volume, remnant_ml, ml)], None, uid=uid("remnant"))
-        )
-    for les in d.get("lesions") or []:
-        ms = [  # the registry's SCT-coded lesion measurements (report/lesion_columns.py)
-            meas(
-                getattr(codes.SCT, c.sr.name),
-                les[c.key],
-                hd.sr.CodedConcept(*c.sr.unit),
-                derivation=getattr(codes.SCT, c.sr.derivation) if c.sr.derivation else None,
-            )
-            for c in sr_columns()
-            if c.sr is not None and les.get(c.key) is not None
-        ]
-        for key, derivation in _SUV_KEYS:
-            if les.get(key) is not None:
-                ms.append(meas(suvbw, les[key], suv_unit, derivation=hd.sr.CodedConcept(*derivation)))
-        ms.extend(_sretv_measurements(les, "", ml))
-        ms.extend(mr_signal(les))
-        intra = les.get("location") == "intrahepatic"
-        groups.append(
-            _group(
-                f"Lesion {les['id']} ({les.get('location', 'intrahepatic')})",
-                codes.SCT.Neoplasm,
-                ms,
-                ref_for(("lesion", int(les["id"]))),
-                liver_site if intra else None,
-                uid=uid("lesion", les["id"]),
-            )
-        )
-    pet = d.get("pet") or {}
-    for tracking, prefix, sites in ((_PET_ID, "", liver_site), (_PET_WB_ID, "whole_body_", None)):
-        pet_ms = _sretv_measurements(pet, prefix, ml)
-        if pet_ms:
-            groups.append(_group(tracking, codes.SCT.Neoplasm, pet_ms, None, sites, uid=uid("pet", prefix)))
-
-    observer = hd.sr.ObserverContext(
-        observer_type=codes.DCM.Device,
-        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
-            uid=uid("device"), name=CREATOR, manufacturer_name=CREATOR, model_name=__version__
-        ),
-    )
+    groups, used = _groups(d, refs, uid)
     modality = str(getattr(evidence[0], "Modality", "") or (d.get("study") or {}).get("modality", "CT"))
-    procedure = hd.sr.CodedConcept(*_PROCEDURES.get(modality, _PROCEDURES["CT"]))
-    content = hd.sr.MeasurementReport(
-        observation_context=hd.sr.ObservationContext(observer_device_context=observer),
-        procedure_reported=procedure,
-        imaging_measurements=groups,
-    )
+    procedure = _PROCEDURES.get(modality, _PROCEDURES["CT"])
+    device = (uid("device"), CREATOR, CREATOR, __version__)
+    uids = {"series": uid("series"), "instance": uid("instance")}
     seg_evidence = {str(r["sop_instance_uid"]): r["dataset"] for r in used}
-    sr = hd.sr.Comprehensive3DSR(
-        evidence=[*evidence, *seg_evidence.values()],
-        content=content,
-        series_instance_uid=uid("series"),
-        series_number=series_number,
-        sop_instance_uid=uid("instance"),
-        instance_number=1,
-        manufacturer=CREATOR,
-        is_complete=True,
-        is_final=False,
-        is_verified=False,
-    )
-    sr.SeriesDescription = "netlm tumour burden (TID 1500)"
-    sr.SoftwareVersions = __version__
-    scheme = Dataset()
-    scheme.CodingSchemeDesignator = INVOLVEMENT_CODE[1]
-    scheme.CodingSchemeName = "netlm-imaging local codes"
-    scheme.CodingSchemeResponsibleOrganization = CREATOR
-    sr.CodingSchemeIdentificationSequence = [scheme]
-    if not include_identifiers:
-        deidentify(sr)
-    buf = io.BytesIO()
-    sr.save_as(buf)
-    atomic_write_bytes(out, buf.getvalue())
+    if direct is not None:
+        src, sources = direct
+        segs = [
+            (str(s.SOPClassUID), str(s.SOPInstanceUID), str(s.StudyInstanceUID), str(s.SeriesInstanceUID))
+            for s in seg_evidence.values()
+        ]
+        data = build_sr(
+            src,
+            [*sources, *segs],
+            groups,
+            device=device,
+            procedure=procedure,
+            uids=uids,
+            series_number=series_number,
+            manufacturer=CREATOR,
+            software_version=__version__,
+            series_description=_SERIES_DESCRIPTION,
+            coding_scheme=_coding_scheme(),
+            deidentify=None if include_identifiers else deidentify,
+        )
+    else:
+        sr = _highdicom_sr(
+            groups,
+            [*evidence, *seg_evidence.values()],
+            device=device,
+            procedure=procedure,
+            uids=uids,
+            series_number=series_number,
+            version=__version__,
+        )
+        if not include_identifiers:
+            deidentify(sr)
+        buf = io.BytesIO()
+        sr.save_as(buf)
+        data = buf.getvalue()
+    atomic_write_bytes(out, data)
     logger.info("wrote DICOM SR %s (%d measurement groups, %d referencing a segment)", out, len(groups), len(used))
     return out
 
