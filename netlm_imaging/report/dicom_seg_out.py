@@ -384,8 +384,6 @@ def write_seg_with_header(
     GeometryError
         A source image that does not lie on a slice of the image grid.
     """
-    import highdicom as hd
-
     from .._version import __version__
     from ..creator import CREATOR
     from .identity import deidentify, result_uid
@@ -427,6 +425,8 @@ def write_seg_with_header(
         )
         if direct is not None:
             return direct
+    import highdicom as hd  # the general path (the direct one above does without)
+
     dss = _source_datasets(image_datasets, ctx, out)
     ks = []
     for ds in dss:
