@@ -33,6 +33,7 @@ from mri_factory import (
     signal_image,
     write_nifti_study,
 )
+from rules_coverage import covers, user_rules
 from seg_factory import SegmentSpec, write_seg
 
 from netlm_imaging import analyze
@@ -541,6 +542,7 @@ def _rules_file(tmp_path: Path, name: str, text: str) -> Path:
     return path
 
 
+@covers("mri.hepatocyte_specific_agent_patterns")
 def test_rules_key_hepatocyte_specific_agent_patterns(tmp_path):
     facts = {"contrast_agent": "MultiHance (gadobenate)", "delay_s": 1200.0}
     assert classify_mr_phase(facts, RULES)["phase"] == "unknown"
@@ -548,6 +550,7 @@ def test_rules_key_hepatocyte_specific_agent_patterns(tmp_path):
     assert classify_mr_phase(facts, rules)["phase"] == "hepatobiliary"
 
 
+@covers("mri.no_contrast_patterns")
 def test_rules_key_no_contrast_patterns(tmp_path):
     facts = {"contrast_agent": "plain"}
     assert classify_mr_phase(facts, RULES)["phase"] == "unknown"
@@ -555,6 +558,7 @@ def test_rules_key_no_contrast_patterns(tmp_path):
     assert classify_mr_phase(facts, rules)["phase"] == "pre-contrast"
 
 
+@covers("mri.hepatobiliary_adequate_from_s")
 def test_rules_key_hepatobiliary_adequate_from_s(tmp_path):
     facts = {"contrast_agent": "Primovist", "delay_s": 700.0}
     assert any("may not yet be complete" in n for n in classify_mr_phase(facts, RULES)["notes"])
@@ -562,6 +566,7 @@ def test_rules_key_hepatobiliary_adequate_from_s(tmp_path):
     assert classify_mr_phase(facts, rules)["notes"] == []
 
 
+@covers("mri.reference_erosion_mm")
 def test_rules_key_reference_erosion_mm(tmp_path):
     # the spleen's outer voxel layer at 50: eroded by 3 mm the reference is 200, un-eroded it is lower
     img = signal_image(400.0, 200.0, 120.0)
@@ -582,9 +587,10 @@ def test_rules_key_reference_erosion_mm(tmp_path):
     assert flat["spleen_reference"]["mean_signal_au"] == pytest.approx(whole, rel=1e-5)
 
 
+@covers("mri.n4_iterations", "mri.n4_fitting_levels", "mri.n4_shrink_factor")
 @pytest.mark.parametrize(
     ("text", "key"),
-    [("n4_iterations = 1\nn4_fitting_levels = 1", "iterations"), ("n4_shrink_factor = 8", "shrink")],
+    [("n4_iterations = 1", "iterations"), ("n4_fitting_levels = 1", "levels"), ("n4_shrink_factor = 8", "shrink")],
 )
 def test_rules_keys_of_n4_change_the_correction(tmp_path, text, key):
     biased = signal_image(400.0, 200.0, 120.0, background=40.0) * linear_bias(0.5)
@@ -596,5 +602,52 @@ def test_rules_keys_of_n4_change_the_correction(tmp_path, text, key):
         image=paths["image"], segs=segs, labels=LABELS, rules=_rules_file(tmp_path, key, text), options=opts
     ).to_dict()["mri"]
     err = {n: abs(m["liver_to_spleen_contrast_ratio"] - 2.0) for n, m in (("default", default), ("changed", changed))}
-    assert err["changed"] > 1.5 * err["default"]
+    if key == "levels":  # a 1-level fit of this smooth linear field is as good: the LSC moves, not worse
+        assert abs(err["changed"] - err["default"]) > 0.005
+    else:  # 1 iteration, or an 8x shrunk fit, leaves more of the known field in the ratio (truth 2.0)
+        assert err["changed"] > 1.5 * err["default"]
     assert changed["bias_field_correction"] != default["bias_field_correction"]
+
+
+HBP_FACTS = {"contrast_agent": "Primovist", "delay_s": 1200.0}  # 20 min: hepatobiliary by the shipped windows
+
+
+@covers("mri.phase_window_start_s")
+def test_rules_key_phase_window_start_s(tmp_path):
+    """The hepatobiliary window starting at 25 min leaves a 20 min delay in the gap after 'transitional'."""
+    assert classify_mr_phase(HBP_FACTS, user_rules(tmp_path))["phase"] == "hepatobiliary"
+    changed = user_rules(tmp_path, {"mri.phase_window_start_s": [10.0, 45.0, 120.0, 1500.0]})
+    assert classify_mr_phase(HBP_FACTS, changed)["phase"] == "unknown"
+
+
+@covers("mri.phase_window_end_s")
+def test_rules_key_phase_window_end_s(tmp_path):
+    changed = user_rules(tmp_path, {"mri.phase_window_end_s": [45.0, 120.0, 600.0, 1000.0]})
+    assert classify_mr_phase(HBP_FACTS, changed)["phase"] == "unknown"
+    assert classify_mr_phase({**HBP_FACTS, "delay_s": 900.0}, changed)["phase"] == "hepatobiliary"
+
+
+@covers("mri.phase_order")
+def test_rules_key_phase_order(tmp_path):
+    """The order names the windows: swapping the last two names calls the 20 min window 'transitional'."""
+    changed = user_rules(tmp_path, {"mri.phase_order": ["arterial", "portal_venous", "hepatobiliary", "transitional"]})
+    assert classify_mr_phase(HBP_FACTS, changed)["phase"] == "transitional"
+    assert classify_mr_phase({**HBP_FACTS, "delay_s": 300.0}, changed)["phase"] == "hepatobiliary"
+
+
+@covers("mri.phase_source")
+def test_rules_key_phase_source(tmp_path):
+    assert classify_mr_phase(HBP_FACTS, user_rules(tmp_path, {"mri.phase_source": "site protocol"}))["source"] == (
+        "site protocol"
+    )
+
+
+@covers("mri.hui_source")
+def test_rules_key_hui_source(tmp_path):
+    paths = write_nifti_study(tmp_path, signal_image(400.0, 200.0, 120.0), sidecar=HBP)
+    segs = [paths["seg"], f"segments={paths['segments']}"]
+    rules = tmp_path / "hui.json"
+    rules.write_text(json.dumps({"mri": {"hui_source": "HUI as in the site protocol"}}))
+    opts = AnalyzeOptions(modality="MR")
+    rep = analyze(image=paths["image"], segs=segs, labels=LABELS, rules=rules, options=opts).to_dict()
+    assert rep["mri"]["source"] == "HUI as in the site protocol"

@@ -1,20 +1,26 @@
-"""Thresholds live in the rules file and the code reads them: change a key, see the outcome change.
+"""Thresholds live in the rules file and the code reads them; every key has an outcome test.
 
-The expected grades and types are the published rules (clinical_rules.md: WHO 2019 Ki-67 grading
-G1 < 3 %, G2 3-20 %, G3 > 20 %; Mahuron 2023 types; the 70 % debulking threshold; CLARINET's 25 %
-split), evaluated at their boundaries, then with the key changed in a copy of the default rules.
+The outcome tests (``test_rules_outcomes_*.py``, the [mri] ones in ``test_mri.py``) change one key
+in a user rules file and check the outcome the published rule gives; they register the key with
+``rules_coverage.covers``. :func:`test_every_shipped_rules_key_has_an_outcome_test` enumerates the
+shipped ``netlm_imaging/default_rules.toml`` and fails for a key without one. The boundary tests
+here evaluate the published rules (clinical_rules.md: WHO 2019 Ki-67 grading G1 < 3 %, G2 3-20 %,
+G3 > 20 %; CLARINET's 25 % split; FLR thresholds) at their edges.
 """
 
 from __future__ import annotations
 
 import copy
+import importlib
+import json
 import re
 import tomllib
 from pathlib import Path
 
 import pytest
+from rules_coverage import COVERED, generic_key
 
-from netlm_imaging.classify.classifications import burden_category, mahuron_type, who_grade
+from netlm_imaging.classify.classifications import burden_category, who_grade
 from netlm_imaging.classify.clinical import ClinicalInputs
 from netlm_imaging.classify.rules import load_rules, meets
 
@@ -33,6 +39,67 @@ def _leaves(tree: dict, path: tuple[str, ...] = ()):
             yield from _leaves(value, (*path, key))
         else:
             yield (*path, key), value
+
+
+#: Shipped keys that are provenance text for the reader of the rules file, read by no code (so no
+#: outcome can change): the citation beside a table's thresholds. Only ``source``-type texts may be here.
+DOCUMENTATION_ONLY = {
+    "debulking.threshold_source": "citation of debulking.threshold_percent",
+    "mahuron.source": "citation of the [mahuron] table",
+    "burden.source": "citation of the [burden] bins",
+    "cloyd.source": "citation of the [cloyd] criteria",
+    "frilling.source": "citation of the [frilling] reading",
+    "flr.source": "citation of the FLR thresholds",
+    "anatomy.couinaud.source": "citation of the Couinaud table",
+    "recist.source": "citation of the [recist] limits",
+    "krenning.source": "citation of the [krenning] scale",
+}
+
+
+def _outcome_registry() -> dict[str, list[str]]:
+    """Import every test module that registers outcome tests and return the registry."""
+    for path in sorted((ROOT / "tests").glob("test_*.py")):
+        if "@covers(" in path.read_text(encoding="utf-8"):
+            importlib.import_module(path.stem)
+    return COVERED
+
+
+def test_every_shipped_rules_key_has_an_outcome_test():
+    """Each key of the shipped rules file has a test that changes it and checks the outcome change."""
+    shipped = sorted({generic_key(".".join(path)) for path, _ in _leaves(tomllib.loads(RULES_FILE.read_text()))})
+    covered = _outcome_registry()
+    assert [k for k in shipped if k not in covered and k not in DOCUMENTATION_ONLY] == []
+    assert sorted(set(covered) - set(shipped)) == []  # no test registered for a key the file no longer has
+    assert sorted(set(covered) & set(DOCUMENTATION_ONLY)) == []
+    assert all(k.rsplit(".", 1)[-1].endswith("source") for k in DOCUMENTATION_ONLY)
+    assert sorted(set(DOCUMENTATION_ONLY) - set(shipped)) == []
+
+
+def test_documentation_only_keys_change_no_outcome(tmp_path):
+    """Rewriting every documentation-only text leaves a full surgical assessment and a PET measurement unchanged."""
+    from rules_coverage import user_rules
+    from surgical_phantoms import FULL_CLINICAL, NY, NZ, SLICES, SlabLiver
+    from test_rules_outcomes_pet import Scene
+
+    from netlm_imaging.classify.surgical import assess
+
+    p = SlabLiver(SLICES, ny=NY, nz=NZ)
+    p.add_in_segment(3, 2, 4, 4, max_3d_diameter_mm=40.0)
+    p.add_in_segment(7, 1, 2, 2, max_3d_diameter_mm=12.0)
+    shipped, texts = (
+        user_rules(tmp_path),
+        user_rules(tmp_path, dict.fromkeys(DOCUMENTATION_ONLY, "rewritten"), "t.json"),
+    )
+    a, b = assess(p.ctx(), FULL_CLINICAL, shipped), assess(p.ctx(), FULL_CLINICAL, texts)
+    assert {k: v for k, v in a.classification.items() if k != "rules_version"} == {
+        k: v for k, v in b.classification.items() if k != "rules_version"
+    }
+    assert (a.remnant, a.summary_lines) == (b.remnant, b.summary_lines)
+    scene = Scene()
+    scene.add((0.0, 0.0, 0.0), 14.0, 10.0)
+    pa, pb = scene.run(shipped), scene.run(texts)
+    assert (pa.block, pa.lesion_updates) == (pb.block, pb.lesion_updates)
+    assert "rewritten" not in json.dumps([b.classification, b.remnant, pb.block])
 
 
 def test_every_numeric_rules_key_is_read_by_the_code():
@@ -56,66 +123,6 @@ def _grade(ki67: float, grade_rules: dict) -> int:
 @pytest.mark.parametrize(("ki67", "grade"), [(2.9, 1), (3.0, 2), (20.0, 2), (20.1, 3)])
 def test_ki67_grade_boundaries(rules, ki67, grade):
     assert _grade(ki67, rules["grade"]) == grade
-
-
-def test_grade_ki67_g2_min_percent_changes_the_grade(rules):
-    assert _grade(4.0, rules["grade"]) == 2
-    rules["grade"]["ki67_g2_min_percent"] = 5.0
-    assert _grade(4.0, rules["grade"]) == 1
-
-
-def test_grade_ki67_g3_above_percent_changes_the_grade(rules):
-    assert _grade(25.0, rules["grade"]) == 3
-    rules["grade"]["ki67_g3_above_percent"] = 30.0
-    assert _grade(25.0, rules["grade"]) == 2
-
-
-def _mahuron(rules: dict, achievable: float, n_lesions: int = 3) -> str | None:
-    out = mahuron_type(
-        n_lesions=n_lesions,
-        achievable_percent=achievable,
-        achievable_missing=[],
-        symptoms="none",
-        distribution="bilobar",
-        debulking=rules["debulking"],
-        mahuron=rules["mahuron"],
-    )
-    return out["type"]
-
-
-def test_debulking_threshold_percent_changes_the_type(rules):
-    assert _mahuron(rules, 75.0) == "2"  # >= 70 % achievable, not complete: type 2
-    assert _mahuron(rules, 70.0) == "2"  # the boundary meets ">= 70"
-    rules["debulking"]["threshold_percent"] = 80.0
-    assert _mahuron(rules, 75.0) != "2"
-
-
-def test_mahuron_limited_max_lesions_changes_the_type(rules):
-    assert _mahuron(rules, 100.0, n_lesions=5) == "1"  # complete clearance, <= 5 lesions
-    assert _mahuron(rules, 100.0, n_lesions=6) == "2"
-    rules["mahuron"]["limited_max_lesions"] = 6
-    assert _mahuron(rules, 100.0, n_lesions=6) == "1"
-
-
-def test_mahuron_complete_clearance_percent_changes_the_type(rules):
-    assert _mahuron(rules, 95.0) == "2"
-    rules["mahuron"]["complete_clearance_percent"] = 95.0
-    assert _mahuron(rules, 95.0) == "1"
-
-
-def test_burden_clarinet_split_percent_changes_the_split(rules):
-    assert burden_category(25.0, rules["burden"])["clarinet_split"] == "<=25"
-    assert burden_category(25.1, rules["burden"])["clarinet_split"] == ">25"
-    rules["burden"]["clarinet_split_percent"] = 30.0
-    assert burden_category(25.1, rules["burden"])["clarinet_split"] == "<=30"
-
-
-def test_burden_bin_edges_change_the_category(rules):
-    edges = rules["burden"]["bin_upper_edges_percent"]
-    first = rules["burden"]["bin_labels"][0]
-    assert burden_category(edges[0], rules["burden"])["category"] == first
-    rules["burden"]["bin_upper_edges_percent"] = [edges[0] - 1.0, *edges[1:]]
-    assert burden_category(edges[0], rules["burden"])["category"] != first
 
 
 def test_meets_comparators_at_the_boundary():
@@ -146,21 +153,3 @@ def test_burden_without_a_liver_names_the_missing_mask(rules):
     out = burden_category(None, rules["burden"])
     assert out["category"] is None
     assert out["missing_inputs"] == ["liver mask"]
-
-
-@pytest.mark.parametrize(
-    ("key", "value"),
-    [("volume_pr_decrease_percent", 50.0), ("volume_pd_increase_percent", 90.0), ("match_distance_mm", 7.5)],
-)
-def test_response_keys_are_read_by_compare(tmp_path, key, value):
-    """rules [response] feeds verify/longitudinal's thresholds; a user rules file changes them."""
-    from netlm_imaging.verify.longitudinal import ResponseThresholds, volumetric_response
-
-    assert getattr(ResponseThresholds(), key) == load_rules(None)["response"][key]
-    user = tmp_path / "rules.toml"
-    user.write_text(f"[response]\n{key} = {value}\n")
-    assert getattr(ResponseThresholds.from_rules(user), key) == value
-    if key == "volume_pr_decrease_percent":  # a 60 % decrease: SD by the default 65 %, PR by a 50 % rule
-        default = volumetric_response(100.0, 40.0, thresholds=ResponseThresholds())
-        changed = volumetric_response(100.0, 40.0, thresholds=ResponseThresholds.from_rules(user))
-        assert default[0] != changed[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from ._common import check_json_and_voxels, check_output, emit
 
@@ -118,5 +119,15 @@ def run(args: argparse.Namespace) -> int:
         options=AnalyzeOptions(max_voxels=args.max_voxels),
         thresholds=thresholds,
         registration=args.registration,
+        recist=_recist_rules(getattr(args, "rules", None)),
     )
     return emit(res.to_dict(), args, "comparison.json", format_summary)
+
+
+def _recist_rules(path: Any) -> Any:
+    """``[recist]`` of the ``--rules`` file (target selection as ``analyze`` does), None for the defaults."""
+    if path is None:
+        return None
+    from ..classify.rules import load_rules
+
+    return load_rules(path)["recist"]

@@ -567,6 +567,7 @@ def compare_study_inputs(
     options: Any = None,
     thresholds: ResponseThresholds | None = None,
     registration: str = "auto",
+    recist: Mapping[str, Any] | None = None,
 ) -> LongitudinalComparison:
     """Analyse two studies with ``api.analyze_with_context`` and compare them.
 
@@ -580,7 +581,7 @@ def compare_study_inputs(
         ``--labels`` mapping for both studies.
     options : AnalyzeOptions, optional
         Passed to ``analyze_with_context``.
-    thresholds, registration
+    thresholds, registration, recist
         See :func:`compare_studies`.
 
     Returns
@@ -595,5 +596,9 @@ def compare_study_inputs(
         return analyze_with_context(path, labels=labels, options=options)[1]
 
     return compare_studies(
-        load(baseline, baseline_segs), load(followup, followup_segs), thresholds=thresholds, registration=registration
+        load(baseline, baseline_segs),
+        load(followup, followup_segs),
+        thresholds=thresholds,
+        registration=registration,
+        recist=recist,
     )

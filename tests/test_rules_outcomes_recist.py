@@ -1,0 +1,172 @@
+"""Every key of [recist] and [response], and rules_version: change it in a rules file, see the outcome change.
+
+Expected categories are RECIST 1.1 as clinical_rules.md section 8 states it (measurable
+>= 10 mm on slices <= 5 mm, else >= 2 x the slice thickness; nodes on the short axis,
+>= 15 mm target, 10 to < 15 mm non-target, < 10 mm normal; at most 5 targets, 2 per
+organ; PR >= 30 % decrease, PD >= 20 % and >= 5 mm increase) and the volumetric [D]
+thresholds of the rules file, applied to lesions whose diameters the test sets.
+"""
+
+from __future__ import annotations
+
+from phantoms_verify import LiverPhantom, Sphere, grid_affine, make_context
+from rules_coverage import covers, user_rules
+
+from netlm_imaging.classify.recist import recist_assessment
+from netlm_imaging.measure.context import Lesion
+from netlm_imaging.verify.longitudinal import (
+    ResponseThresholds,
+    compare_studies,
+    recist_response,
+    volumetric_response,
+)
+
+
+def les(lid, long_mm, *, short_mm=None, location="intrahepatic", label=None, organ=None, centre_mm=None):
+    """A lesion with the given longest axial / short axis diameters (centre-to-centre and edge the same)."""
+    out = Lesion(lid, location, 1.0, 10, [0.0, 0.0, 0.0], long_mm, short_mm, long_mm, None, False, None, label=label)
+    out.longest_axial_diameter_edge_mm = long_mm
+    out.short_axis_diameter_edge_mm = short_mm
+    if centre_mm is not None:
+        out.longest_axial_diameter_mm = centre_mm
+    if organ:
+        out.extra["organ"] = organ
+    return out
+
+
+def categories(rules, lesions, slice_mm=2.5):
+    rec = recist_assessment(lesions, rules["recist"], slice_mm)
+    return {lid: r["category"] for lid, r in rec["lesions"].items()}, [r["lesion_id"] for r in rec["targets"]]
+
+
+@covers("recist.measurable_min_diameter_mm")
+def test_measurable_minimum(tmp_path):
+    assert categories(user_rules(tmp_path), [les(1, 12.0)])[0] == {1: "target"}
+    changed = user_rules(tmp_path, {"recist.measurable_min_diameter_mm": 15.0})
+    assert categories(changed, [les(1, 12.0)])[0] == {1: "non_target"}
+
+
+@covers("recist.thin_slice_limit_mm")
+def test_thin_slice_limit(tmp_path):
+    """11 mm on 6 mm slices: thick (> 5 mm) slices need 2 x 6 = 12 mm."""
+    assert categories(user_rules(tmp_path), [les(1, 11.0)], slice_mm=6.0)[0] == {1: "non_target"}
+    changed = user_rules(tmp_path, {"recist.thin_slice_limit_mm": 7.0})
+    assert categories(changed, [les(1, 11.0)], slice_mm=6.0)[0] == {1: "target"}
+
+
+@covers("recist.thick_slice_min_multiple")
+def test_thick_slice_multiple(tmp_path):
+    assert categories(user_rules(tmp_path), [les(1, 11.0)], slice_mm=6.0)[0] == {1: "non_target"}
+    changed = user_rules(tmp_path, {"recist.thick_slice_min_multiple": 1.5})  # 9 mm, so the 10 mm floor rules
+    assert categories(changed, [les(1, 11.0)], slice_mm=6.0)[0] == {1: "target"}
+
+
+def _organs():
+    return [les(i, 20.0 + i, location="extrahepatic", organ=f"organ{i}") for i in range(1, 7)]
+
+
+@covers("recist.max_targets")
+def test_max_targets(tmp_path):
+    assert categories(user_rules(tmp_path), _organs())[1] == [6, 5, 4, 3, 2]  # the 5 largest
+    assert categories(user_rules(tmp_path, {"recist.max_targets": 3}), _organs())[1] == [6, 5, 4]
+
+
+@covers("recist.max_targets_per_organ")
+def test_max_targets_per_organ(tmp_path):
+    liver = [les(i, 20.0 + i) for i in range(1, 4)]
+    assert categories(user_rules(tmp_path), liver)[1] == [3, 2]
+    assert categories(user_rules(tmp_path, {"recist.max_targets_per_organ": 3}), liver)[1] == [3, 2, 1]
+
+
+def _node(short_mm):
+    return les(1, short_mm + 5.0, short_mm=short_mm, location="extrahepatic", label="lymph node 1")
+
+
+@covers("recist.node_target_short_axis_mm")
+def test_node_target_short_axis(tmp_path):
+    assert categories(user_rules(tmp_path), [_node(13.0)])[0] == {1: "non_target"}
+    assert categories(user_rules(tmp_path, {"recist.node_target_short_axis_mm": 12.0}), [_node(13.0)])[0] == {
+        1: "target"
+    }
+
+
+@covers("recist.node_pathological_short_axis_mm")
+def test_node_pathological_short_axis(tmp_path):
+    assert categories(user_rules(tmp_path), [_node(8.0)])[0] == {1: "normal_node"}
+    changed = user_rules(tmp_path, {"recist.node_pathological_short_axis_mm": 7.0})
+    assert categories(changed, [_node(8.0)])[0] == {1: "non_target"}
+
+
+@covers("recist.diameter_method")
+def test_diameter_method(tmp_path):
+    """Edge to edge 10.5 mm, centre to centre 9.5 mm: measurable only by the edge method."""
+    lesion = les(1, 10.5, centre_mm=9.5)
+    assert categories(user_rules(tmp_path), [lesion])[0] == {1: "target"}
+    assert categories(user_rules(tmp_path, {"recist.diameter_method": "centre"}), [lesion])[0] == {1: "non_target"}
+
+
+@covers("recist.organ_words")
+def test_organ_words(tmp_path):
+    """Three 'lung met' lesions are one organ (2 targets) only while 'lung' is an organ word."""
+    lungs = [les(i, 20.0 + i, location="extrahepatic", label=f"lung met {i}") for i in range(1, 4)]
+    assert categories(user_rules(tmp_path), lungs)[1] == [3, 2]
+    assert categories(user_rules(tmp_path, {"recist.organ_words": ["bone"]}), lungs)[1] == [3, 2, 1]
+
+
+def _recist(rules, base, fu):
+    return recist_response(base, fu, thresholds=ResponseThresholds.from_rules(rules))[0]
+
+
+@covers("recist.pr_decrease_percent")
+def test_recist_pr_decrease(tmp_path):
+    assert _recist(user_rules(tmp_path), 50.0, 35.0) == "PR"  # -30 %
+    assert _recist(user_rules(tmp_path, {"recist.pr_decrease_percent": 40.0}), 50.0, 35.0) == "SD"
+
+
+@covers("recist.pd_increase_percent")
+def test_recist_pd_increase(tmp_path):
+    assert _recist(user_rules(tmp_path), 50.0, 58.0) == "SD"  # +16 %, +8 mm
+    assert _recist(user_rules(tmp_path, {"recist.pd_increase_percent": 15.0}), 50.0, 58.0) == "PD"
+
+
+@covers("recist.pd_min_increase_mm")
+def test_recist_pd_min_increase(tmp_path):
+    assert _recist(user_rules(tmp_path), 20.0, 24.0) == "SD"  # +20 % but only +4 mm
+    assert _recist(user_rules(tmp_path, {"recist.pd_min_increase_mm": 4.0}), 20.0, 24.0) == "PD"
+
+
+def _volumetric(rules, base, fu):
+    return volumetric_response(base, fu, thresholds=ResponseThresholds.from_rules(rules))[0]
+
+
+@covers("response.volume_pr_decrease_percent")
+def test_volume_pr_decrease(tmp_path):
+    assert _volumetric(user_rules(tmp_path), 100.0, 40.0) == "SD"  # -60 % < 65 %
+    assert _volumetric(user_rules(tmp_path, {"response.volume_pr_decrease_percent": 50.0}), 100.0, 40.0) == "PR"
+
+
+@covers("response.volume_pd_increase_percent")
+def test_volume_pd_increase(tmp_path):
+    assert _volumetric(user_rules(tmp_path), 100.0, 160.0) == "SD"  # +60 % < 73 %
+    assert _volumetric(user_rules(tmp_path, {"response.volume_pd_increase_percent": 50.0}), 100.0, 160.0) == "PD"
+
+
+@covers("response.match_distance_mm")
+def test_match_distance(tmp_path):
+    """A 5 mm lesion whose follow-up lies 12 mm away (no overlap) is matched within 15 mm, not within 8 mm."""
+    shape, spacing = (60, 50, 40), (2.0, 2.0, 2.5)
+    aff = grid_affine(shape, spacing, (4.0, -3.0, 6.0), (5.0, 0.0, 8.0))
+    base = make_context(LiverPhantom([Sphere((-20.0, 0.0, 0.0), 5.0)]), shape, aff, frame_of_reference_uid="1.2.3")
+    fu = make_context(LiverPhantom([Sphere((-8.0, 0.0, 0.0), 5.0)]), shape, aff, frame_of_reference_uid="1.2.3")
+    shipped = compare_studies(base, fu, thresholds=ResponseThresholds.from_rules(user_rules(tmp_path)))
+    assert [(c.status, c.matched_by) for c in shipped.lesions] == [("matched", "centroid_distance")]
+    near = ResponseThresholds.from_rules(user_rules(tmp_path, {"response.match_distance_mm": 8.0}))
+    changed = compare_studies(base, fu, thresholds=near)
+    assert sorted(c.status for c in changed.lesions) == ["disappeared", "new"]
+
+
+@covers("rules_version")
+def test_rules_version_is_reported(tmp_path):
+    assert user_rules(tmp_path).version == "netlm-rules-2026.1+user:user_rules.json"
+    changed = user_rules(tmp_path, {"rules_version": "clinic-2026-03"})
+    assert changed.version == "netlm-rules-2026.1+user:user_rules.json@clinic-2026-03"
