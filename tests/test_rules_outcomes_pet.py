@@ -89,6 +89,7 @@ class Scene:
     def add(self, offset, radius, value, location="intrahepatic", centre=None) -> np.ndarray:
         c = (LIVER_C if centre is None else np.asarray(centre)) + np.asarray(offset, dtype=np.float64)
         m = ball(c, radius)
+        assert m.any() or radius == 0.0, "phantom lesion off the grid"
         self.labels[m] = len(self.lesions) + 1
         self.suv[m] = value
         self.lesions.append(lesion(len(self.lesions) + 1, location))
@@ -267,8 +268,9 @@ def test_suv_peak_sphere_volume_is_the_averaging_volume(tmp_path):
 @covers("pet.intrahepatic_margin_mm")
 def test_intrahepatic_margin_is_how_far_outside_the_liver_mask_hepatic_sretv_reaches(tmp_path):
     """An 'intrahepatic' lesion 30 mm outside the liver mask: not hepatic at 2 mm, wholly hepatic at 100 mm."""
-    s = Scene()
-    m = s.add((0.0, 0.0, 0.0), 10.0, 10.0, centre=LIVER_C + np.array([0.0, LIVER_R + 40.0, 0.0]))
+    s = Scene(spleen=False)
+    m = s.add((0.0, 0.0, 0.0), 8.0, 10.0, centre=LIVER_C + np.array([LIVER_R + 30.0, 0.0, 0.0]))
+    assert m.sum() > 20
     assert not (m & s.liver).any()
     default = s.run(user_rules(tmp_path))
     assert default.block["sretv_ml"] == 0.0
