@@ -42,6 +42,7 @@ import numpy as np
 from ..classify.recist import recist_assessment
 from ..classify.rules import load_rules
 from ..measure.context import Lesion, MeasurementContext
+from ..rules_data import default_section
 from ..volume import Volume
 from .registration import Alignment, align_liver_masks, identity_alignment, resample_nearest
 
@@ -61,22 +62,15 @@ logger = logging.getLogger(__name__)
 
 #: ResponseThresholds field -> (rules table, key) it is read from.
 _RULE_OF_FIELD: dict[str, tuple[str, str]] = {
-    "recist_pr_decrease_percent": ("recist", "pr_decrease_percent"),
-    "recist_pd_increase_percent": ("recist", "pd_increase_percent"),
-    "recist_pd_min_increase_mm": ("recist", "pd_min_increase_mm"),
-    "volume_pr_decrease_percent": ("response", "volume_pr_decrease_percent"),
-    "volume_pd_increase_percent": ("response", "volume_pd_increase_percent"),
-    "match_distance_mm": ("response", "match_distance_mm"),
-    "max_targets": ("recist", "max_targets"),
-    "max_targets_per_organ": ("recist", "max_targets_per_organ"),
+    **{f"recist_{k}": ("recist", k) for k in ("pr_decrease_percent", "pd_increase_percent", "pd_min_increase_mm")},
+    **{k: ("response", k) for k in ("volume_pr_decrease_percent", "volume_pd_increase_percent", "match_distance_mm")},
+    **{k: ("recist", k) for k in ("max_targets", "max_targets_per_organ")},
     "measurable_diameter_mm": ("recist", "measurable_min_diameter_mm"),
 }
 
 
 def _shipped(name: str) -> Any:
     """The default of field ``name``: its key in the shipped rules file (the one place its value is written)."""
-    from ..rules_data import default_section
-
     table, key = _RULE_OF_FIELD[name]
     return default_section(table)[key]
 
