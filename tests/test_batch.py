@@ -321,3 +321,40 @@ def test_progress_lines_and_bar(tmp_path: Path) -> None:
     quiet = io.StringIO()
     run_cohort(discover_cohort(root), tmp_path / "o3", progress=False, progress_stream=quiet)
     assert quiet.getvalue() == ""
+
+
+def test_pool_workers_share_the_cores_instead_of_starting_lesion_threads(monkeypatch) -> None:
+    """A worker of ``-j k`` measures its lesions with cores // k threads: none of its own on 2 cores, -j 2."""
+    import concurrent.futures
+
+    from netlm_imaging.batch import runner
+    from netlm_imaging.measure import burden
+    from netlm_imaging.segmentation import MaskLayer
+    from netlm_imaging.volume import Volume
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(burden, "_LESION_THREADS", None)
+    monkeypatch.setattr(runner, "_STARTED", None)
+    assert burden.lesion_threads() == 2  # a lone process (-j 1) spreads many lesions over both cores
+    runner._pool_init(None, 2)
+    assert burden.lesion_threads() == 1
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a pool worker started a per-lesion thread pool")
+
+    monkeypatch.setattr(concurrent.futures, "ThreadPoolExecutor", no_pool)
+    # ten separate cubes of known sizes (more than the lesion count from which threads are used)
+    mask = np.zeros((60, 40, 12), dtype=bool)
+    sizes = []
+    for n in range(10):
+        e = 2 + n % 3
+        x, y = 6 * n, 5 + 10 * (n % 2)
+        mask[x : x + e, y : y + e, 3 : 3 + e] = True
+        sizes.append(e**3)
+    aff = oblique_affine((0.8, 0.9, 2.5), (3.0, -2.0, 5.0), (-40.0, 10.0, 70.0))
+    img = Volume(np.zeros(mask.shape, np.int16), aff)
+    layer = MaskLayer("lesion", img.with_array(mask), label="lesion", source="cubes")
+    res = burden.measure_burden(img, [layer])
+    assert sorted(les.voxel_count for les in res.ctx.lesions) == sorted(sizes)
+    runner._pool_init(None, 1)  # a retry running alone gets the cores back
+    assert burden.lesion_threads() == 2

@@ -443,10 +443,44 @@ class _Progress:
 _STARTED: Any = None
 
 
-def _pool_init(started: Any) -> None:
-    """Worker initializer: keep the queue on which each task announces (study id, pid)."""
+#: Modules every analysis imports: loaded by the parent before a fork pool starts, so that the k
+#: workers inherit them instead of each importing them again.
+_PRELOAD = (
+    "numpy",
+    "pydicom",
+    "nibabel",
+    "cc3d",
+    "netlm_imaging.api",
+    "netlm_imaging.stages.load",
+    "netlm_imaging.stages.measure",
+    "netlm_imaging.stages.classify",
+    "netlm_imaging.stages.report",
+    "netlm_imaging.io.loader",
+    "netlm_imaging.measure.burden",
+    "netlm_imaging.classify.surgical",
+    "netlm_imaging.report.outputs",
+)
+
+
+def _preload() -> None:
+    import importlib
+
+    for name in _PRELOAD:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+
+
+def _pool_init(started: Any, jobs: int = 1) -> None:
+    """Worker initializer: keep the queue on which each task announces (study id, pid); share the cores.
+
+    The ``jobs`` processes already use the cores, so each measures its lesions
+    with ``cores // jobs`` threads (one on a 2-core machine with ``-j 2``).
+    """
     global _STARTED
     _STARTED = started
+    from ..measure.burden import set_lesion_threads
+
+    set_lesion_threads(max(1, (os.cpu_count() or 1) // max(1, jobs)))
 
 
 def _pool_task(study: Study, out_dir: str, options: BatchOptions) -> dict[str, Any]:
@@ -474,7 +508,7 @@ def _pool_round(
     from concurrent.futures.process import BrokenProcessPool, ProcessPoolExecutor
 
     started_q = ctx.SimpleQueue()
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_pool_init, initargs=(started_q,))
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_pool_init, initargs=(started_q, jobs))
     unfinished: list[Study] = []
     try:
         futures = {pool.submit(_pool_task, s, str(out_dir), options): s for s in todo}
@@ -521,7 +555,9 @@ def _executor_results(
 
     ctx = multiprocessing.get_context(_START_METHOD)
     if _START_METHOD == "forkserver":
-        ctx.set_forkserver_preload(["netlm_imaging.batch.runner", "netlm_imaging.api"])
+        ctx.set_forkserver_preload(["netlm_imaging.batch.runner", *_PRELOAD])
+    elif _START_METHOD == "fork":
+        _preload()
     queue: collections.deque[Study] = collections.deque(studies)
     solo: collections.deque[Study] = collections.deque()
     deaths: collections.Counter[str] = collections.Counter()

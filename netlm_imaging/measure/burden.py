@@ -27,12 +27,32 @@ from .lesions import (
     measure_instance,
 )
 
-__all__ = ["DEFAULT_MARGIN_MM", "BurdenResult", "measure_burden"]
+__all__ = ["DEFAULT_MARGIN_MM", "BurdenResult", "lesion_threads", "measure_burden", "set_lesion_threads"]
 
 logger = logging.getLogger(__name__)
 
 #: Lesion counts from which the per-lesion measurements run on a thread pool.
 _THREADS_FROM = 8
+#: Threads of that pool; ``None``: one per core, at most 4 (see :func:`set_lesion_threads`).
+_LESION_THREADS: int | None = None
+
+
+def set_lesion_threads(n: int | None) -> None:
+    """Set how many threads measure the lesions of one study (``None``: one per core, at most 4).
+
+    A worker of a pool of ``k`` processes (``netlm batch -j k``) sets
+    ``cores // k``: the cores are already shared by the processes, and threads
+    on top of them only contend.
+    """
+    global _LESION_THREADS
+    _LESION_THREADS = None if n is None else max(1, int(n))
+
+
+def lesion_threads() -> int:
+    """The number of threads :func:`measure_burden` uses for many lesions."""
+    return _LESION_THREADS if _LESION_THREADS is not None else min(4, os.cpu_count() or 1)
+
+
 #: A lesion abutting the liver within this distance is intrahepatic (mm).
 DEFAULT_MARGIN_MM = 2.0
 
@@ -272,11 +292,12 @@ def measure_burden(
         inside = True if not has_liver else _touches_liver(liver_mask, bb, m, ball)
         return bb, m, w, name, inside, measure_instance(image, bb, m, weights=w)
 
-    if len(instances) >= _THREADS_FROM:
+    threads = lesion_threads()
+    if len(instances) >= _THREADS_FROM and threads > 1:
         # lesions are independent and numpy releases the GIL in its loops: use the cores (as SimpleITK does)
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
             measured = list(pool.map(_one, instances))
     else:
         measured = [_one(inst) for inst in instances]
