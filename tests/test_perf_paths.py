@@ -42,6 +42,10 @@ def _cases() -> list[np.ndarray]:
     cube = np.indices((4, 4, 4)).reshape(3, -1).T.astype(np.float64) * 2.5  # 4 tied space diagonals
     out.append(cube)
     out.append(rng.permutation(cube))
+    # fewer points than the pruning threshold (one Gram block of all pairs), with tied diagonals
+    small = np.indices((4, 4, 3)).reshape(3, -1).T.astype(np.float64) * (0.75, 0.75, 1.5) + (-20.0, 4.0, 90.0)
+    out.append(small)
+    out.append(rng.permutation(small))
     return out
 
 
@@ -52,6 +56,38 @@ def test_farthest_pair_is_pdists_pair(pts):
     assert d == pytest.approx(d_ref, rel=0, abs=1e-9)
     expected = (pts[j] - pts[i]) / d_ref
     np.testing.assert_allclose(u, expected, atol=1e-12)
+
+
+def test_component_boxes_are_cc3d_statistics_boxes(monkeypatch):
+    """Boxes from cc3d's runs equal cc3d.statistics' boxes: both memory orders, with and without wrapping runs."""
+    import cc3d
+
+    from netlm_imaging.measure.lesions import component_boxes
+
+    rng = np.random.default_rng(11)
+    real = cc3d.statistics
+    calls: list[int] = []
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    fast = 0
+    for case in range(150):
+        shape = tuple(int(x) for x in rng.integers(2, 24, 3))
+        mask = rng.random(shape) < rng.uniform(0.02, 0.4)
+        mask[0, 0, 0] = mask[-1, -1, -1] = False  # room around the components, as in a labelled box
+        if case % 2:
+            mask = np.asfortranarray(mask)
+        labels, n = cc3d.connected_components(mask, connectivity=26 if case % 3 else 6, return_N=True)
+        labels = np.ascontiguousarray(labels) if case % 4 == 1 else labels
+        expected = list(real(labels)["bounding_boxes"][1:]) if n else []
+        calls.clear()
+        monkeypatch.setattr(cc3d, "statistics", counting)
+        assert component_boxes(labels, n) == expected
+        monkeypatch.setattr(cc3d, "statistics", real)
+        fast += not calls
+    assert fast > 40  # most cases took the run-based path (the rest: a run wrapping onto the next line)
 
 
 def test_touches_liver_equals_scipy_dilation():

@@ -23,6 +23,7 @@ from .lesions import (
     OVERLAP_RULE,
     attribute_overlaps,
     bbox_slices,
+    component_boxes,
     label_instances_cropped,
     measure_instance,
 )
@@ -262,9 +263,7 @@ def measure_burden(
         box, labels_cc, n = label_instances_cropped(lesion_union, connectivity, bbox=lesion_box)
         if n and box is not None:
             name = lesion_layers[0].label if lesion_layers else None
-            import cc3d
-
-            boxes = cc3d.statistics(labels_cc)["bounding_boxes"][1:]  # index 0 is the background
+            boxes = component_boxes(labels_cc, n)
             for i, local in enumerate(boxes, start=1):
                 if local is None:
                     continue
@@ -308,8 +307,7 @@ def measure_burden(
     lesion_boxes: dict[int, tuple[slice, slice, slice]] = {}
     for lid, (bb, m, _w, name, inside, geom) in enumerate(measured, start=1):
         lesion_boxes[lid] = bb
-        region = lesion_labels[bb]
-        region[m & (region == 0)] = lid
+        np.copyto(lesion_labels[bb], lid, where=m)  # lesion masks are disjoint (components; OVERLAP_RULE)
         if not inside:
             extrahepatic_boxes.append((bb, m))
         lesions.append(

@@ -32,6 +32,7 @@ __all__ = [
     "InstanceGeometry",
     "attribute_overlaps",
     "bbox_slices",
+    "component_boxes",
     "label_instances_cropped",
     "max_pairwise_distance",
     "measure_instance",
@@ -44,6 +45,8 @@ logger = logging.getLogger(__name__)
 AXIAL_TOLERANCE = 1e-4
 #: Diameters closer than this (mm) count as equally long (ties between pairs of voxel centres).
 _TIE_TOLERANCE_MM = 1e-6
+#: Point counts from which the farthest-pair search first prunes by a distance bound.
+_PRUNE_FROM = 64
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,45 @@ def label_instances_cropped(
     return bb, crop, int(n)
 
 
+def component_boxes(labels: np.ndarray, n: int) -> list[tuple[slice, slice, slice] | None]:
+    """Bounding box of each component ``1..n`` of a connected-components label array (``None``: absent).
+
+    The same boxes as ``cc3d.statistics(labels)["bounding_boxes"][1:]``, from
+    the runs of equal labels along the array's memory order (cc3d's run
+    extraction, one pass over the voxels without cc3d.statistics' centroid and
+    count sums): each run lies on one grid line, so its first and last voxels
+    bound it. When a run continues from one line onto the next (a component
+    spanning the whole box along the fastest axis), the boxes come from
+    cc3d.statistics.
+    """
+    import cc3d
+
+    runs_of = getattr(getattr(cc3d, "fastcc3d", None), "runs", None)
+    order = "F" if labels.flags.f_contiguous else "C" if labels.flags.c_contiguous else None
+    if n == 0 or runs_of is None or order is None or labels.ndim != 3:
+        return list(cc3d.statistics(labels)["bounding_boxes"][1 : n + 1])
+    runs = runs_of(labels)  # label -> [(start, stop)] in flat memory order, labels ascending
+    keys = [k for k in runs if 1 <= k <= n]
+    counts = np.array([len(runs[k]) for k in keys], dtype=np.int64)
+    if not len(keys) or not counts.all():
+        return list(cc3d.statistics(labels)["bounding_boxes"][1 : n + 1])
+    flat = np.array([pair for k in keys for pair in runs[k]], dtype=np.int64).reshape(-1, 2)
+    fast = 0 if order == "F" else 2
+    line = labels.shape[fast]
+    first, last = flat[:, 0], flat[:, 1] - 1
+    if np.any(first // line != last // line):  # a run wraps onto the next line: not bounded by its ends
+        return list(cc3d.statistics(labels)["bounding_boxes"][1 : n + 1])
+    lo = np.stack(np.unravel_index(first, labels.shape, order=order), axis=1)
+    hi = np.stack(np.unravel_index(last, labels.shape, order=order), axis=1)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    box_lo = np.minimum.reduceat(lo, starts, axis=0)
+    box_hi = np.maximum.reduceat(hi, starts, axis=0)
+    out: list[tuple[slice, slice, slice] | None] = [None] * n
+    for k, a, b in zip(keys, box_lo.tolist(), box_hi.tolist(), strict=True):
+        out[int(k) - 1] = (slice(a[0], b[0] + 1), slice(a[1], b[1] + 1), slice(a[2], b[2] + 1))
+    return out
+
+
 def _farthest_pair(pts: np.ndarray) -> tuple[int, int]:
     """Indices ``(i, j)``, ``i < j``, of the farthest pair of ``pts`` (exact; numpy only).
 
@@ -132,15 +174,19 @@ def _farthest_pair(pts: np.ndarray) -> tuple[int, int]:
     """
     centre = (pts.min(0) + pts.max(0)) / 2.0
     local = pts - centre
-    r = np.sqrt((local**2).sum(1))
-    r_max = float(r.max())
-    p = int(np.argmax(r))
-    q = int(np.argmax(((local - local[p]) ** 2).sum(1)))
-    p2 = int(np.argmax(((local - local[q]) ** 2).sum(1)))
-    known = float(np.sqrt(((local[q] - local[p2]) ** 2).sum()))
-    keep = np.flatnonzero(r + r_max >= known - 1e-6)
-    sub = local[keep]
-    sq = (sub**2).sum(1)
+    sq = (local**2).sum(1)
+    r_max = float(np.sqrt(sq.max()))
+    keep: np.ndarray | None = None
+    sub = local
+    if len(pts) >= _PRUNE_FROM:  # fewer points: one Gram block of all of them costs less than the pruning
+        r = np.sqrt(sq)
+        p = int(np.argmax(r))
+        q = int(np.argmax(((local - local[p]) ** 2).sum(1)))
+        p2 = int(np.argmax(((local - local[q]) ** 2).sum(1)))
+        known = float(np.sqrt(((local[q] - local[p2]) ** 2).sum()))
+        keep = np.flatnonzero(r + r_max >= known - 1e-6)
+        sub = local[keep]
+        sq = (sub**2).sum(1)
     tol = 1e-9 * (4.0 * r_max**2 + 1.0)  # rounding of the Gram form, far below any real difference
     best = -1.0
     near: list[tuple[np.ndarray, np.ndarray]] = []
@@ -155,7 +201,8 @@ def _farthest_pair(pts: np.ndarray) -> tuple[int, int]:
         near.append((ii + start, jj))
     ii = np.concatenate([a for a, _ in near])
     jj = np.concatenate([b for _, b in near])
-    ii, jj = keep[ii], keep[jj]
+    if keep is not None:
+        ii, jj = keep[ii], keep[jj]
     lo, hi = np.minimum(ii, jj), np.maximum(ii, jj)
     ok = lo < hi
     lo, hi = lo[ok], hi[ok]
@@ -196,13 +243,15 @@ def max_pairwise_distance(points: np.ndarray) -> tuple[float, np.ndarray | None]
 def _axis_extremes(mask: np.ndarray, axis: int) -> np.ndarray:
     """Voxels that are the first or last of the mask on their grid line along ``axis``."""
     n = mask.shape[axis]
-    first = np.expand_dims(mask.argmax(axis=axis), axis)
-    present = np.take_along_axis(mask, first, axis=axis)  # the first voxel is set iff the line has any
-    last = np.expand_dims(n - 1 - np.flip(mask, axis=axis).argmax(axis=axis), axis)
+    others = [mask.shape[a] for a in range(3) if a != axis]
+    index: list[np.ndarray] = [np.arange(others[0])[:, None], np.arange(others[1])[None, :]]
+    index.insert(axis, mask.argmax(axis=axis))  # the first voxel of each line
     ext = np.zeros(mask.shape, dtype=bool)
-    np.put_along_axis(ext, first, present, axis=axis)
-    np.put_along_axis(ext, last, present, axis=axis)
-    return ext
+    ext[tuple(index)] = True
+    index[axis] = (n - 1) - np.flip(mask, axis=axis).argmax(axis=axis)  # the last
+    ext[tuple(index)] = True
+    # an empty line marks its positions 0 and n - 1, neither of them a mask voxel
+    return ext & mask
 
 
 def _extreme_masks(mask: np.ndarray) -> list[np.ndarray]:
