@@ -136,7 +136,7 @@ def component_boxes(labels: np.ndarray, n: int) -> list[tuple[slice, slice, slic
     import cc3d
 
     runs_of = getattr(getattr(cc3d, "fastcc3d", None), "runs", None)
-    order = "F" if labels.flags.f_contiguous else "C" if labels.flags.c_contiguous else None
+    order: Literal["C", "F"] | None = "F" if labels.flags.f_contiguous else "C" if labels.flags.c_contiguous else None
     if n == 0 or runs_of is None or order is None or labels.ndim != 3:
         return list(cc3d.statistics(labels)["bounding_boxes"][1 : n + 1])
     runs = runs_of(labels)  # label -> [(start, stop)] in flat memory order, labels ascending
