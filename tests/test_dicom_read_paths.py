@@ -340,3 +340,15 @@ def test_plain_seg_reader_equals_the_frame_by_frame_reader(tmp_path, monkeypatch
     monkeypatch.setattr(dicom_seg, "read_frame_table", lambda ds, path: None)  # pydicom, frame by frame
     general = dicom_seg.read_dicom_seg(seg, ref, parse_label_spec(None))
     _same_layers(fast, general)
+
+
+def test_image_header_fast_path_strips_acquisition_facts_like_pydicom(tmp_path):
+    """Leading spaces in AcquisitionTime / ConvolutionKernel: the raw reader gives pydicom's stripped text."""
+    from netlm_imaging.io._dicom_common import _fast_header
+
+    extra = {"AcquisitionTime": " 101500", "AcquisitionDate": "20240102", "ConvolutionKernel": " B30f"}
+    files = write_image_series(tmp_path / "ct", np.zeros((6, 5, 2)), oblique_affine(), extra_tags=extra)
+    fast = _fast_header(files[0])
+    assert fast is not None
+    assert (fast.acquisition_time, fast.convolution_kernel) == ("101500", "B30f")
+    assert fast == _read_header_pydicom(files[0])

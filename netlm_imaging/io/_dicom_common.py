@@ -913,11 +913,6 @@ def _fast_header(path: Path) -> DicomFileInfo | None:
         charset = _FAST_CHARSETS.get(_fast_text(v.get(0x00080005)))
         if charset is None:
             raise _NotFast
-        image_type = v.get(0x00080008)
-        image_type_text = image_type.decode("latin-1").rstrip(" \0") if image_type else ""
-        series_number = _fast_numbers(v.get(0x00200011), integer=True)
-        if series_number is not None and len(series_number) != 1:
-            raise _NotFast
         frame = FrameGeometry(
             position=_fast_tuple(v.get(0x00200032), 3),  # type: ignore[arg-type]
             orientation=_fast_tuple(v.get(0x00200037), 6),
@@ -929,37 +924,53 @@ def _fast_header(path: Path) -> DicomFileInfo | None:
             path=path,
             kind=IMAGE,
             sop_class_uid=sop_class,
-            sop_instance_uid=_fast_text(v.get(0x00080018)),
-            series_uid=_fast_text(v.get(0x0020000E)),
-            study_uid=_fast_text(v.get(0x0020000D)),
-            modality=_fast_text(v.get(0x00080060)),
-            frame_of_reference_uid=_fast_text(v.get(0x00200052)),
-            series_description=_fast_text(v.get(0x0008103E), charset),
-            series_number=int(series_number[0]) if series_number else None,
-            image_type=tuple(t.upper() for t in image_type_text.split("\\")) if image_type_text else (),
             rows=rows,
             columns=columns,
             number_of_frames=1,
-            bits_allocated=_fast_us(v.get(0x00280100)),
-            bits_stored=_fast_us(v.get(0x00280101)),
-            pixel_representation=_fast_us(v.get(0x00280103)),
-            samples_per_pixel=_fast_us(v.get(0x00280002)) if 0x00280002 in v else 1,
             has_modality_lut_sequence=False,
             transfer_syntax_uid=syntax,
             frames=(frame,),
             pixel_data_offset=offset if length is not None else None,
             pixel_data_length=length,
             truncated=length is not None and size < offset + length,
-            acquisition_date=_fast_text(v.get(0x00080022)),
-            acquisition_time=_fast_text(v.get(0x00080032)),
-            acquisition_datetime=_fast_text(v.get(0x0008002A)),
-            decay_factor=_fast_optional(v.get(0x00541321)),
-            acquisition_number=_fast_int(v.get(0x00200012)),
-            convolution_kernel=_fast_text(v.get(0x00181210), charset),
-            slice_thickness=_fast_optional(v.get(0x00180050)),
+            **_fast_common(v, charset),
         )
     except (_NotFast, ValueError, UnicodeDecodeError, struct.error):
         return None
+
+
+def _fast_common(v: dict[int, bytes], charset: str) -> dict[str, Any]:
+    """The DicomFileInfo facts both raw-byte header readers (images, plain SEGs) decode alike.
+
+    Text as the pydicom path gives it (:func:`_ds_text` strips both ends of the
+    acquisition facts and the kernel); :class:`_NotFast` on what it must decide.
+    """
+    image_type = v.get(0x00080008)
+    image_type_text = image_type.decode("latin-1").rstrip(" \0") if image_type else ""
+    series_number = _fast_numbers(v.get(0x00200011), integer=True)
+    if series_number is not None and len(series_number) != 1:
+        raise _NotFast
+    return {
+        "sop_instance_uid": _fast_text(v.get(0x00080018)),
+        "series_uid": _fast_text(v.get(0x0020000E)),
+        "study_uid": _fast_text(v.get(0x0020000D)),
+        "modality": _fast_text(v.get(0x00080060)),
+        "frame_of_reference_uid": _fast_text(v.get(0x00200052)),
+        "series_description": _fast_text(v.get(0x0008103E), charset),
+        "series_number": int(series_number[0]) if series_number else None,
+        "image_type": tuple(t.upper() for t in image_type_text.split("\\")) if image_type_text else (),
+        "bits_allocated": _fast_us(v.get(0x00280100)),
+        "bits_stored": _fast_us(v.get(0x00280101)),
+        "pixel_representation": _fast_us(v.get(0x00280103)),
+        "samples_per_pixel": _fast_us(v.get(0x00280002)) if 0x00280002 in v else 1,
+        "acquisition_date": _fast_text(v.get(0x00080022)).strip(),
+        "acquisition_time": _fast_text(v.get(0x00080032)).strip(),
+        "acquisition_datetime": _fast_text(v.get(0x0008002A)).strip(),
+        "decay_factor": _fast_optional(v.get(0x00541321)),
+        "acquisition_number": _fast_int(v.get(0x00200012)),
+        "convolution_kernel": _fast_text(v.get(0x00181210), charset).strip(),
+        "slice_thickness": _fast_optional(v.get(0x00180050)),
+    }
 
 
 def _plain_seg_header(path: Path) -> DicomFileInfo | None:
@@ -976,32 +987,14 @@ def _plain_seg_header(path: Path) -> DicomFileInfo | None:
         return None
     v = seg.values
     try:
-        charset = seg.encoding
-        image_type = v.get(0x00080008)
-        image_type_text = image_type.decode("latin-1").rstrip(" \0") if image_type else ""
-        series_number = _fast_numbers(v.get(0x00200011), integer=True)
-        if series_number is not None and len(series_number) != 1:
-            raise _NotFast
         for_uid = _fast_text(v.get(0x00200052))
         return DicomFileInfo(
             path=path,
             kind=SEG,
             sop_class_uid=_fast_text(v.get(0x00080016)),
-            sop_instance_uid=_fast_text(v.get(0x00080018)),
-            series_uid=_fast_text(v.get(0x0020000E)),
-            study_uid=_fast_text(v.get(0x0020000D)),
-            modality=_fast_text(v.get(0x00080060)),
-            frame_of_reference_uid=for_uid,
-            series_description=_fast_text(v.get(0x0008103E), charset),
-            series_number=int(series_number[0]) if series_number else None,
-            image_type=tuple(t.upper() for t in image_type_text.split("\\")) if image_type_text else (),
             rows=_fast_us(v.get(0x00280010)),
             columns=_fast_us(v.get(0x00280011)),
             number_of_frames=int(_fast_scalar(v.get(0x00280008), 1, integer=True)),
-            bits_allocated=_fast_us(v.get(0x00280100)),
-            bits_stored=_fast_us(v.get(0x00280101)),
-            pixel_representation=_fast_us(v.get(0x00280103)),
-            samples_per_pixel=_fast_us(v.get(0x00280002)) if 0x00280002 in v else 1,
             has_modality_lut_sequence=False,
             transfer_syntax_uid=_EXPLICIT_LE,
             frames=(),
@@ -1012,14 +1005,8 @@ def _plain_seg_header(path: Path) -> DicomFileInfo | None:
             referenced_sop_uids=tuple(dict.fromkeys(seg.referenced_sops)),
             referenced_frame_of_reference_uids=(for_uid,) if for_uid else (),
             segment_labels=tuple(label or "" for _n, label, _c, _m in seg.segments),
-            acquisition_date=_fast_text(v.get(0x00080022)).strip(),
-            acquisition_time=_fast_text(v.get(0x00080032)).strip(),
-            acquisition_datetime=_fast_text(v.get(0x0008002A)).strip(),
-            decay_factor=_fast_optional(v.get(0x00541321)),
-            acquisition_number=_fast_int(v.get(0x00200012)),
-            convolution_kernel=_fast_text(v.get(0x00181210), charset).strip(),
-            slice_thickness=_fast_optional(v.get(0x00180050)),
             dataset=seg,
+            **_fast_common(v, seg.encoding),
         )
     except (_NotFast, ValueError, UnicodeDecodeError, struct.error):
         return None
