@@ -14,7 +14,7 @@ import struct
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["code_item", "ds_number", "element", "item", "part10", "sequence", "text", "uid", "ul", "us"]
+__all__ = ["code_item", "ds_number", "element", "item", "part10", "sequence", "tag_of", "text", "uid", "ul", "us"]
 
 _LONG = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"})
 _ITEM = struct.Struct("<HHI")
@@ -56,6 +56,12 @@ def ul(tag: int, values: Iterable[int]) -> bytes:
     """A UL element."""
     vals = list(values)
     return element(tag, "UL", struct.pack(f"<{len(vals)}I", *vals))
+
+
+def tag_of(encoded: bytes) -> int:
+    """The tag of an encoded element."""
+    group, number = struct.unpack("<HH", encoded[:4])
+    return int(group) << 16 | int(number)
 
 
 def item(body: bytes) -> bytes:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,7 +192,8 @@ def build_seg(
     sources: Sequence[tuple[str, str, tuple[float, float, float]]],
     ks: Sequence[int],
     plans: Sequence[SegmentPlan],
-    descriptions: Sequence[Any],
+    descriptions: Sequence[bytes],
+    labels: Sequence[str],
     *,
     overlap: bool,
     uids: dict[str, str],
@@ -213,8 +215,10 @@ def build_seg(
         The image-grid slice index of each source image.
     plans : sequence of SegmentPlan
         The segments, numbered 1.. in this order.
-    descriptions : sequence of pydicom.Dataset
-        The Segment Sequence items (numbered as ``plans``).
+    descriptions : sequence of bytes
+        The encoded Segment Sequence items (numbered as ``plans``).
+    labels : sequence of str
+        Their Segment Labels.
     overlap : bool
         SegmentsOverlap.
     uids : dict
@@ -224,13 +228,15 @@ def build_seg(
     manufacturer, software_version, series_description : str
         General Equipment and Series attributes.
     deidentify : callable, optional
-        Applied to the dataset before the per-frame items and the source
-        references are added (they hold UIDs, codes and numbers only).
+        Applied to the attributes copied from the source and the dates (the
+        tool's own attributes, the per-frame items and the source references
+        hold UIDs, codes, numbers and the tool's labels only).
 
     Returns
     -------
     (pydicom.Dataset, bytes)
-        The header (for the SR that references the segments) and the Part-10 file.
+        A header for the SR that references the segments (SOP Class / Instance, Study and Series UIDs,
+        Segment Sequence with numbers and labels) and the Part-10 file.
     """
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import UID
@@ -250,76 +256,90 @@ def build_seg(
     rank = {n: r for r, n in enumerate(used, start=1)}
 
     date, time = _now()
+    # the attributes with identity (copied from the source) and the dates, as pydicom elements: the
+    # de-identification runs on these only; everything else is the tool's own, encoded to bytes below
     ds = Dataset()
     charset = src.get("SpecificCharacterSet")
     if charset is not None:
         ds.SpecificCharacterSet = charset
-    ds.ImageType = ["DERIVED", "PRIMARY"]
     ds.InstanceCreationDate, ds.InstanceCreationTime = date, time
-    ds.SOPClassUID, ds.SOPInstanceUID = SEG_SOP_CLASS, uids["instance"]
     for kw in ("StudyDate", "StudyTime", "AccessionNumber", "ReferringPhysicianName", "StudyID"):
         setattr(ds, kw, "")  # type 2: present even when the source lacks them
     for kw in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex"):
         setattr(ds, kw, "")
     copy_patient_study(ds, src)
     ds.ContentDate, ds.ContentTime = date, time
-    ds.Modality = "SEG"
-    ds.Manufacturer = manufacturer
-    ds.ManufacturerModelName = manufacturer
-    ds.DeviceSerialNumber = "0"
-    ds.SoftwareVersions = software_version
-    ds.SeriesDescription = series_description
     eq = equipment(src)
     ds.ContributingEquipmentSequence = [eq] if eq is not None else []
     ds.StudyInstanceUID = src.StudyInstanceUID
-    ds.SeriesInstanceUID, ds.SeriesNumber, ds.InstanceNumber = uids["series"], series_number, 1
-    ds.FrameOfReferenceUID = src.FrameOfReferenceUID
-    ds.PositionReferenceIndicator = src.get("PositionReferenceIndicator", "") or ""
-    org = Dataset()
-    org.DimensionOrganizationUID = uids["dimension_organization"]
-    ds.DimensionOrganizationSequence = [org]
-    index = []
-    for pointer, group, label in (
-        (0x0062000B, 0x0062000A, "Referenced Segment Number"),
-        (0x00200032, 0x00209113, "Image Position Patient"),
-    ):
-        d = Dataset()
-        d.DimensionOrganizationUID = uids["dimension_organization"]
-        d.DimensionIndexPointer, d.FunctionalGroupPointer, d.DimensionDescriptionLabel = pointer, group, label
-        index.append(d)
-    ds.DimensionIndexSequence = index
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.NumberOfFrames = len(frames)
-    ds.Rows, ds.Columns = rows, columns
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 1, 1, 0, 0
-    ds.LossyImageCompression = src.get("LossyImageCompression", "00")
-    if ds.LossyImageCompression == "01":
+    lossy = str(src.get("LossyImageCompression", "00") or "00")
+    if lossy == "01":
         for kw in ("LossyImageCompressionRatio", "LossyImageCompressionMethod"):
             if kw in src:
                 ds[kw] = src[kw]
-    ds.SegmentationType = "BINARY"
-    ds.SegmentSequence = list(descriptions)
-    ds.SegmentsOverlap = "YES" if overlap else "NO"
-    ds.ContentLabel = f"{src.Modality}_SEG"
-    ds.ContentDescription = None
-    ds.PresentationLUTShape = "IDENTITY"
-    shared = Dataset()
-    plane = Dataset()
-    plane.ImageOrientationPatient = [_ds(v) for v in orientation]
-    shared.PlaneOrientationSequence = [plane]
-    measures = Dataset()
-    measures.SliceThickness = _ds(src.SliceThickness)
-    if src.get("SpacingBetweenSlices") is not None:
-        measures.SpacingBetweenSlices = _ds(src.SpacingBetweenSlices)
-    else:
-        spacing = _slice_spacing(positions, _normal(orientation))
-        if spacing is not None:
-            measures.SpacingBetweenSlices = _ds(spacing)
-    measures.PixelSpacing = [_ds(v) for v in src.PixelSpacing]
-    shared.PixelMeasuresSequence = [measures]
-    ds.SharedFunctionalGroupsSequence = [shared]
     if deidentify is not None:
         deidentify(ds)
+
+    own = [
+        B.text(0x00080008, "CS", ["DERIVED", "PRIMARY"]),
+        B.uid(0x00080016, SEG_SOP_CLASS),
+        B.uid(0x00080018, uids["instance"]),
+        B.text(0x00080060, "CS", "SEG"),
+        B.text(0x00080070, "LO", manufacturer),
+        B.text(0x0008103E, "LO", series_description),
+        B.text(0x00081090, "LO", manufacturer),
+        B.text(0x00181000, "LO", "0"),
+        B.text(0x00181020, "LO", software_version),
+        B.uid(0x0020000E, uids["series"]),
+        B.text(0x00200011, "IS", str(series_number)),
+        B.text(0x00200013, "IS", "1"),
+        B.uid(0x00200052, str(src.FrameOfReferenceUID)),
+        B.text(0x00201040, "LO", str(src.get("PositionReferenceIndicator", "") or "")),
+        B.sequence(0x00209221, [B.uid(0x00209164, uids["dimension_organization"])]),
+        B.sequence(
+            0x00209222,
+            [
+                B.uid(0x00209164, uids["dimension_organization"])
+                + B.element(0x00209165, "AT", struct.pack("<HH", pointer >> 16, pointer & 0xFFFF))
+                + B.element(0x00209167, "AT", struct.pack("<HH", group >> 16, group & 0xFFFF))
+                + B.text(0x00209421, "LO", label)
+                for pointer, group, label in (
+                    (0x0062000B, 0x0062000A, "Referenced Segment Number"),
+                    (0x00200032, 0x00209113, "Image Position Patient"),
+                )
+            ],
+        ),
+        B.us(0x00280002, 1),
+        B.text(0x00280004, "CS", "MONOCHROME2"),
+        B.text(0x00280008, "IS", str(len(frames))),
+        B.us(0x00280010, rows),
+        B.us(0x00280011, columns),
+        B.us(0x00280100, 1),
+        B.us(0x00280101, 1),
+        B.us(0x00280102, 0),
+        B.us(0x00280103, 0),
+        B.text(0x00282110, "CS", lossy),
+        B.text(0x00620001, "CS", "BINARY"),
+        B.sequence(0x00620002, descriptions),
+        B.text(0x00620013, "CS", "YES" if overlap else "NO"),
+        B.text(0x00700080, "CS", f"{src.Modality}_SEG"),
+        B.text(0x00700081, "LO", ""),
+        B.text(0x20500020, "CS", "IDENTITY"),
+    ]
+    spacing = (
+        float(src.SpacingBetweenSlices)
+        if src.get("SpacingBetweenSlices") is not None
+        else _slice_spacing(positions, _normal(orientation))
+    )
+    measures = (
+        B.text(0x00180050, "DS", _ds(src.SliceThickness))
+        + (B.text(0x00180088, "DS", _ds(spacing)) if spacing is not None else b"")
+        + B.text(0x00280030, "DS", [_ds(v) for v in src.PixelSpacing])
+    )
+    shared = B.sequence(0x00209116, [B.text(0x00200037, "DS", [_ds(v) for v in orientation])]) + B.sequence(
+        0x00289110, [measures]
+    )
+    own.append(B.sequence(0x52009229, [shared]))
 
     # the bulky parts, encoded straight to bytes: source references and the per-frame items
     refs = [B.uid(_REF_CLASS, c) + B.uid(_REF_INSTANCE, i) for c, i, _ in sources]
@@ -354,13 +374,23 @@ def build_seg(
     data = B.part10(
         ds,
         {
+            **{B.tag_of(e): e for e in own},
             0x00081115: B.sequence(0x00081115, [series]),
             _SOURCE_IMAGE_SEQ: B.sequence(_SOURCE_IMAGE_SEQ, refs),
             _PER_FRAME_SEQ: B.sequence(_PER_FRAME_SEQ, per_frame),
             0x7FE00010: B.element(0x7FE00010, "OB", _pixels(frames, plans, rows, columns)),
         },
     )
-    return ds, data
+    header = Dataset()  # what an SR referencing the segments needs: identification, segment numbers and labels
+    header.SOPClassUID, header.SOPInstanceUID = SEG_SOP_CLASS, uids["instance"]
+    header.StudyInstanceUID, header.SeriesInstanceUID = ds.StudyInstanceUID, uids["series"]
+    items = []
+    for number, label in enumerate(labels, start=1):
+        item = Dataset()
+        item.SegmentNumber, item.SegmentLabel = number, label
+        items.append(item)
+    header.SegmentSequence = items
+    return header, data
 
 
 def source_headers(files: Sequence[str | Path]) -> list[tuple[str, str, tuple[float, float, float]]] | None:

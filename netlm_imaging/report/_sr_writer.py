@@ -75,11 +75,7 @@ class Group:
 
 def _sorted_item(elements: Sequence[bytes]) -> bytes:
     """An item body from encoded elements in any order (sorted by tag, as the standard requires)."""
-
-    def tag(encoded: bytes) -> tuple[int, ...]:
-        return struct.unpack("<HH", encoded[:4])
-
-    ordered: list[bytes] = sorted(elements, key=tag)
+    ordered: list[bytes] = sorted(elements, key=B.tag_of)
     return b"".join(ordered)
 
 
@@ -230,42 +226,53 @@ def build_sr(
 
     now = datetime.datetime.now()
     date, time = now.strftime("%Y%m%d"), now.strftime("%H%M%S.%f")
+    # the attributes with identity (copied from the source) and the dates, as pydicom elements: the
+    # de-identification runs on these only; everything else is the tool's own, encoded to bytes
     ds = Dataset()
     charset = src.get("SpecificCharacterSet")
     if charset is not None:
         ds.SpecificCharacterSet = charset
     ds.InstanceCreationDate, ds.InstanceCreationTime = date, time
-    ds.SOPClassUID, ds.SOPInstanceUID = COMPREHENSIVE_3D_SR, uids["instance"]
     for kw in ("StudyDate", "StudyTime", "AccessionNumber", "ReferringPhysicianName", "StudyID"):
         setattr(ds, kw, "")
     for kw in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex"):
         setattr(ds, kw, "")
     copy_patient_study(ds, src)
     ds.ContentDate, ds.ContentTime = date, time
-    ds.Modality = "SR"
-    ds.Manufacturer = manufacturer
-    scheme = Dataset()
-    scheme.CodingSchemeDesignator, scheme.CodingSchemeName, scheme.CodingSchemeResponsibleOrganization = coding_scheme
-    ds.CodingSchemeIdentificationSequence = [scheme]
-    ds.SeriesDescription = series_description
-    ds.ReferencedPerformedProcedureStepSequence = []
-    ds.SoftwareVersions = software_version
     eq = equipment(src)
     ds.ContributingEquipmentSequence = [eq] if eq is not None else []
     ds.StudyInstanceUID = src.StudyInstanceUID
-    ds.SeriesInstanceUID, ds.SeriesNumber, ds.InstanceNumber = uids["series"], series_number, 1
-    ds.ValueType = "CONTAINER"
-    name = Dataset()
-    name.CodeValue, name.CodingSchemeDesignator, name.CodeMeaning = _REPORT
-    ds.ConceptNameCodeSequence = [name]
-    ds.ContinuityOfContent = "CONTINUOUS"
-    ds.PerformedProcedureCodeSequence = []
-    ds.CompletionFlag, ds.VerificationFlag, ds.PreliminaryFlag = "COMPLETE", "UNVERIFIED", "PRELIMINARY"
-    template = Dataset()
-    template.MappingResource, template.TemplateIdentifier = "DCMR", "1500"
-    ds.ContentTemplateSequence = [template]
     if deidentify is not None:
         deidentify(ds)
+    designator, scheme_name, responsible = coding_scheme
+    own = [
+        B.uid(0x00080016, COMPREHENSIVE_3D_SR),
+        B.uid(0x00080018, uids["instance"]),
+        B.text(0x00080060, "CS", "SR"),
+        B.text(0x00080070, "LO", manufacturer),
+        B.sequence(
+            0x00080110,
+            [
+                B.text(0x00080102, "SH", designator)
+                + B.text(0x00080115, "ST", scheme_name)
+                + B.text(0x00080116, "ST", responsible)
+            ],
+        ),
+        B.text(0x0008103E, "LO", series_description),
+        B.sequence(0x00081111, []),
+        B.text(0x00181020, "LO", software_version),
+        B.uid(0x0020000E, uids["series"]),
+        B.text(0x00200011, "IS", str(series_number)),
+        B.text(0x00200013, "IS", "1"),
+        B.text(_VT, "CS", "CONTAINER"),
+        _code_seq(_NAME, _REPORT),
+        B.text(_CONTINUITY, "CS", "CONTINUOUS"),
+        B.sequence(0x0040A372, []),
+        B.text(0x0040A491, "CS", "COMPLETE"),
+        B.text(0x0040A493, "CS", "UNVERIFIED"),
+        B.text(0x0040A496, "CS", "PRELIMINARY"),
+        _template("1500"),
+    ]
     ds.file_meta = FileMetaDataset()
     ds.file_meta.MediaStorageSOPClassUID = UID(COMPREHENSIVE_3D_SR)
     ds.file_meta.MediaStorageSOPInstanceUID = UID(uids["instance"])
@@ -274,6 +281,7 @@ def build_sr(
     return B.part10(
         ds,
         {
+            **{B.tag_of(e): e for e in own},
             0x0040A375: B.sequence(0x0040A375, evidence_items(study_uid, evidence)),
             _CONTENT: B.sequence(_CONTENT, content_items(groups, device, procedure)),
         },

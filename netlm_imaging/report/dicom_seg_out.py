@@ -208,33 +208,25 @@ def _source_datasets(image_datasets: Sequence[Any] | None, ctx: Any, path: Path)
     return dss
 
 
-def _description_items(items: Sequence[tuple[str, str, Any]], version: str) -> list[Any]:
-    """Segment Sequence items as highdicom's ``SegmentDescription`` builds them (numbered 1.. in order)."""
-    from pydicom.dataset import Dataset
-
+def _description_items(items: Sequence[tuple[str, str, Any]], version: str) -> list[bytes]:
+    """Segment Sequence items, encoded, as highdicom's ``SegmentDescription`` builds them (numbered 1.. in order)."""
     from ..creator import CREATOR
+    from . import _dicom_bytes as B
 
-    def code(value: str, scheme: str, meaning: str) -> Dataset:
-        c = Dataset()
-        c.CodeValue, c.CodingSchemeDesignator, c.CodeMeaning = value, scheme, meaning
-        return c
-
+    family = B.sequence(0x0066002F, [B.code_item("123109", "DCM", "Manual Processing")])
+    algorithm = B.sequence(0x00620007, [family + B.text(0x00660031, "LO", version) + B.text(0x00660036, "LO", CREATOR)])
     out = []
     for n, (label, role, _) in enumerate(items, start=1):
         category, prop = _ROLE_CODES.get(role, _ROLE_CODES["lesion"])
-        d = Dataset()
-        d.SegmentedPropertyCategoryCodeSequence = [code(*category)]
-        d.SegmentNumber = n
-        d.SegmentLabel = label[:64]
-        algorithm = Dataset()
-        algorithm.AlgorithmFamilyCodeSequence = [code("123109", "DCM", "Manual Processing")]
-        algorithm.AlgorithmVersion = version
-        algorithm.AlgorithmName = CREATOR
-        d.SegmentationAlgorithmIdentificationSequence = [algorithm]
-        d.SegmentAlgorithmType = "SEMIAUTOMATIC"
-        d.SegmentAlgorithmName = CREATOR
-        d.SegmentedPropertyTypeCodeSequence = [code(*prop)]
-        out.append(d)
+        out.append(
+            B.sequence(0x00620003, [B.code_item(*category)])
+            + B.us(0x00620004, n)
+            + B.text(0x00620005, "LO", label[:64])
+            + algorithm
+            + B.text(0x00620008, "CS", "SEMIAUTOMATIC")
+            + B.text(0x00620009, "LO", CREATOR)
+            + B.sequence(0x0062000F, [B.code_item(*prop)])
+        )
     return out
 
 
@@ -318,6 +310,7 @@ def _write_direct(
         ks.tolist(),
         plans,
         _description_items(items, __version__),
+        [label[:64] for label, _, _ in items],
         overlap=_overlap(ctx, groups),
         uids={
             "series": result_uid(*uid_parts, "series"),
