@@ -90,6 +90,73 @@ def test_component_boxes_are_cc3d_statistics_boxes(monkeypatch):
     assert fast > 40  # most cases took the run-based path (the rest: a run wrapping onto the next line)
 
 
+def test_integer_image_means_equal_the_voxel_list_means():
+    """Counts per index and a masked integer sum give the floats of the means over the listed voxels."""
+    from netlm_imaging.measure.lesions import measure_instance
+    from netlm_imaging.volume import Volume
+    from tests.conftest import oblique_affine
+
+    rng = np.random.default_rng(21)
+    for case in range(40):
+        shape = tuple(int(x) for x in rng.integers(3, 30, 3))
+        dtype = (np.int16, np.uint8, np.uint16, np.int8)[case % 4]
+        info = np.iinfo(dtype)
+        image = rng.integers(info.min, info.max, (40, 40, 40), endpoint=True).astype(dtype)
+        mask = rng.random(shape) < rng.uniform(0.05, 0.9)
+        mask[tuple(int(x) for x in rng.integers(0, shape))] = True
+        if case % 2:
+            mask = np.asfortranarray(mask)
+        lo = [int(x) for x in rng.integers(0, 40 - np.array(shape) + 1)]
+        bb = tuple(slice(a, a + n) for a, n in zip(lo, shape))
+        aff = oblique_affine((0.7, 0.8, 2.5), (5.0, -7.0, 11.0), (-90.0, 40.0, 310.0))
+        geom = measure_instance(Volume(image, aff), bb, mask)
+        nz = np.nonzero(mask)  # the voxel list: the plain way
+        local = np.array([c.mean() for c in nz])
+        origin = aff[:3, :3] @ np.array(lo, dtype=np.float64) + aff[:3, 3]
+        centroid = local @ aff[:3, :3].T + origin
+        assert geom.voxel_count == len(nz[0])
+        assert geom.centroid_lps_mm == tuple(float(c) for c in centroid)
+        assert geom.mean_intensity == float(image[bb][nz].mean(dtype=np.float64))
+
+
+def test_widest_extent_equals_the_all_pairs_search():
+    """The short-axis search over the pair ends that can be that far apart equals the search over all pairs."""
+    from netlm_imaging.measure.lesions import _TIE_TOLERANCE_MM, _widest_perpendicular_extent, max_pairwise_distance
+
+    def all_pairs(pts, longest, normal):
+        widest, widest_dir = 0.0, None
+        for start in range(0, len(pts), 256):
+            block = pts[start : start + 256]
+            diff = pts[None, :, :] - block[:, None, :]
+            dist = np.sqrt((diff**2).sum(-1))
+            ii, jj = np.nonzero(dist >= longest - _TIE_TOLERANCE_MM)
+            if ii.size == 0:
+                continue
+            v = np.cross(normal, diff[ii, jj] / dist[ii, jj, None])
+            v /= np.linalg.norm(v, axis=1, keepdims=True)
+            proj = pts @ v.T
+            ext = proj.max(0) - proj.min(0)
+            k = int(np.argmax(ext))
+            if float(ext[k]) > widest or widest_dir is None:
+                widest, widest_dir = float(ext[k]), v[k]
+        return widest, widest_dir
+
+    rng = np.random.default_rng(8)
+    normal = np.array([0.0, 0.0, 1.0])
+    for n in (5, 40, 300, 700):  # more than one block of 256 rows
+        for grid in (True, False):
+            if grid:  # voxel centres of a disc: tied diameters
+                ij = np.argwhere(np.hypot(*np.indices((41, 41)) - 20.0) <= 20.0)[rng.permutation(1257)[:n]]
+                pts = np.column_stack([ij * (0.75, 0.75), np.full(len(ij), 40.0)])
+            else:
+                pts = np.column_stack([rng.normal(size=(n, 2)) * (30.0, 12.0), np.zeros(n)])
+            longest, _ = max_pairwise_distance(pts)
+            got, got_dir = _widest_perpendicular_extent(pts, longest, normal)
+            want, want_dir = all_pairs(pts, longest, normal)
+            assert got == want
+            assert np.array_equal(got_dir, want_dir)
+
+
 def test_touches_liver_equals_scipy_dilation():
     rng = np.random.default_rng(3)
     for spacing in ((0.75, 0.75, 1.5), (1.0, 0.6, 3.0), (2.5, 2.5, 2.5)):

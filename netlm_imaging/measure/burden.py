@@ -296,8 +296,11 @@ def measure_burden(
         # lesions are independent and numpy releases the GIL in its loops: use the cores (as SimpleITK does)
         from concurrent.futures import ThreadPoolExecutor
 
+        # the largest boxes first (their numpy work runs without the GIL), so that the threads end on small ones
+        big_first = sorted(range(len(instances)), key=lambda i: -instances[i][1].size)
         with ThreadPoolExecutor(max_workers=threads) as pool:
-            measured = list(pool.map(_one, instances))
+            futures = {i: pool.submit(_one, instances[i]) for i in big_first}
+            measured = [futures[i].result() for i in range(len(instances))]
     else:
         measured = [_one(inst) for inst in instances]
     if method_instances != "segments":

@@ -283,15 +283,17 @@ def _axial_diameters(
         Array axis across the transverse slices.
     """
     normal = affine[:3, slice_axis] / np.linalg.norm(affine[:3, slice_axis])
-    ijk = np.argwhere(candidates)
-    if ijk.size == 0:
+    # listed slice by slice, in index order within a slice (a stable sort by slice of the index-ordered list)
+    by_slice = np.argwhere(np.moveaxis(candidates, slice_axis, 0))
+    if by_slice.size == 0:
         return 0.0, None, None, None
-    order = np.argsort(ijk[:, slice_axis], kind="stable")
-    ijk = ijk[order]
+    ijk = np.empty_like(by_slice)
+    ijk[:, slice_axis] = by_slice[:, 0]
+    ijk[:, [a for a in range(3) if a != slice_axis]] = by_slice[:, 1:]
     pts_all = ijk.astype(np.float64) @ affine[:3, :3].T + affine[:3, 3]
-    ks, starts = np.unique(ijk[:, slice_axis], return_index=True)
+    starts = np.flatnonzero(np.diff(by_slice[:, 0], prepend=-1))
     bounds = [*starts.tolist(), len(ijk)]
-    groups = [pts_all[bounds[n] : bounds[n + 1]] for n in range(len(ks))]
+    groups = [pts_all[bounds[n] : bounds[n + 1]] for n in range(len(starts))]
     # upper bound of a slice's diameter: twice the largest distance from its centroid (tight for round
     # slices); slices are visited by decreasing bound until none can beat the best: same result, few searches
     counts = np.diff(bounds)
@@ -321,9 +323,18 @@ def _widest_perpendicular_extent(
 ) -> tuple[float, np.ndarray | None]:
     """Largest in-plane extent of ``pts`` perpendicular to any pair ``longest_mm`` apart, and its direction."""
     widest, widest_dir = 0.0, None
+    # a pair that long has both ends at least longest_mm - r_max from the centre of the points' box: the
+    # others are left out of the pair search (the pairs, their order and the blocks stay the same)
+    centre = (pts.min(0) + pts.max(0)) / 2.0
+    r = np.sqrt(((pts - centre) ** 2).sum(1))
+    ends = np.flatnonzero(r + r.max() >= longest_mm - _TIE_TOLERANCE_MM - 1e-6)
+    others = pts[ends]
     for start in range(0, len(pts), 256):
-        block = pts[start : start + 256]
-        diff = pts[None, :, :] - block[:, None, :]
+        rows = ends[(ends >= start) & (ends < start + 256)]
+        if rows.size == 0:
+            continue
+        block = pts[rows]
+        diff = others[None, :, :] - block[:, None, :]
         dist = np.sqrt((diff**2).sum(-1))
         ii, jj = np.nonzero(dist >= longest_mm - _TIE_TOLERANCE_MM)
         if ii.size == 0:
@@ -359,6 +370,14 @@ def _axial_resample(mask: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, n
     return resample_array(np.asarray(mask, dtype=bool), affine, size, aff), aff
 
 
+def _count_and_centroid(mask: np.ndarray) -> tuple[int, np.ndarray]:
+    """Voxel count and mean voxel index of a boolean mask, from its voxel counts per index (exact integer sums)."""
+    plane = mask.sum(axis=2)
+    counts = (plane.sum(axis=1), plane.sum(axis=0), mask.sum(axis=(0, 1)))
+    n = int(counts[0].sum())
+    return n, np.array([int(np.arange(len(c)) @ c) / n for c in counts])
+
+
 def measure_instance(
     image: Volume,
     bbox: tuple[slice, slice, slice],
@@ -387,15 +406,27 @@ def measure_instance(
     offset = np.array([bbox[0].start, bbox[1].start, bbox[2].start], dtype=np.float64)
     crop_aff = aff.copy()
     crop_aff[:3, 3] = aff[:3, :3] @ offset + aff[:3, 3]
-    nz = np.nonzero(mask)
-    n = len(nz[0])
-    if weights is not None:
-        w = weights[nz].astype(np.float64)
-        volume_ml = float(w.sum()) * image.voxel_volume_ml
-        centroid_idx = np.array([(c * w).sum() for c in nz]) / max(w.sum(), 1e-12)
-    else:
+    box_values = image.array[bbox]
+    mean_int: float | None
+    if weights is None and box_values.dtype.kind in "iu" and box_values.dtype.itemsize <= 2:
+        # integer sums are exact in any order: voxel counts per index give the centroid, a masked sum the mean
+        # (the same floats as the means of the voxel list, without listing the voxels)
+        n, centroid_idx = _count_and_centroid(mask)
         volume_ml = n * image.voxel_volume_ml
-        centroid_idx = np.array([c.mean() for c in nz])
+        mean_int = float(np.sum(box_values, where=mask, dtype=np.int64)) / n
+    else:
+        nz = np.nonzero(mask)
+        n = len(nz[0])
+        if weights is not None:
+            w = weights[nz].astype(np.float64)
+            volume_ml = float(w.sum()) * image.voxel_volume_ml
+            centroid_idx = np.array([(c * w).sum() for c in nz]) / max(w.sum(), 1e-12)
+        else:
+            volume_ml = n * image.voxel_volume_ml
+            centroid_idx = np.array([c.mean() for c in nz])
+        values = box_values[nz]
+        numeric = values.size and np.issubdtype(values.dtype, np.number)
+        mean_int = float(values.mean(dtype=np.float64)) if numeric else None
     centroid = centroid_idx @ crop_aff[:3, :3].T + crop_aff[:3, 3]
     extremes = _extreme_masks(mask)
     ext = np.argwhere(extremes[0] & extremes[1] & extremes[2]).astype(np.float64)
@@ -418,8 +449,6 @@ def measure_instance(
     d3_edge = max(d3 + voxel_extent_mm(aff, u3), dl_edge)
     shape = image.shape
     touches = any(bbox[a].start == 0 or bbox[a].stop == shape[a] for a in range(3))
-    values = image.array[bbox][nz]
-    mean_int = float(values.mean(dtype=np.float64)) if values.size and np.issubdtype(values.dtype, np.number) else None
     return InstanceGeometry(
         voxel_count=n,
         volume_ml=volume_ml,
