@@ -323,6 +323,12 @@ def _seg_candidate(info: DicomFileInfo) -> SegmentationCandidate:
     )
 
 
+def _header_or_path(cand: SegmentationCandidate) -> Any:
+    """The header the scan parsed (pydicom dataset or raw PlainSeg), else the file: no second read for the creator."""
+    info = cand.info
+    return info.dataset if info is not None and info.dataset is not None else cand.path
+
+
 def _choose_segmentations(
     cands: list[SegmentationCandidate], seg_choice: str | None, folder: Path
 ) -> list[SegmentationCandidate]:
@@ -430,8 +436,7 @@ def _from_dicom(
     groups = group_image_series(index)
     cands = [_seg_candidate(i) for i in index if i.kind in (SEG, RTSTRUCT)]
     notes: list[str] = []
-    # the scan's header (pydicom dataset or raw PlainSeg) says who made it: no second read of the file
-    own = [c for c in cands if c.kind == SEG and is_own_output(c.info.dataset if c.info and c.info.dataset else c.path)]
+    own = [c for c in cands if c.kind == SEG and is_own_output(_header_or_path(c))]
     if own:  # the tool's own derived SEG (a re-run on a study it already analysed) is never an input
         cands = [c for c in cands if c not in own]
         notes.append("netlm-imaging's own derived SEG not used as input: " + ", ".join(c.path.name for c in own))
