@@ -352,3 +352,15 @@ def test_image_header_fast_path_strips_acquisition_facts_like_pydicom(tmp_path):
     assert fast is not None
     assert (fast.acquisition_time, fast.convolution_kernel) == ("101500", "B30f")
     assert fast == _read_header_pydicom(files[0])
+
+
+def test_seg_cut_after_the_scan_is_reported_by_the_pydicom_reader(tmp_path):
+    """A SEG truncated between the folder scan and the read: one clear DicomError naming it, no traceback."""
+    from netlm_imaging.errors import DicomError
+
+    _files, seg, ref, _truth = _study(tmp_path)
+    plain = read_plain_seg(seg)
+    assert plain is not None
+    seg.write_bytes(seg.read_bytes()[: plain.pixel_offset + 10])  # cut inside PixelData
+    with pytest.raises(DicomError, match="seg.dcm"):
+        dicom_seg.read_dicom_seg(seg, ref, parse_label_spec(None), dataset=plain)

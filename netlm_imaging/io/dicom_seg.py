@@ -714,8 +714,12 @@ def _read_plain(
     log: list[RoleDecision] | None = [] if role_log is not None else None
     roles = assign_roles(segments, spec, source, noun="segments", log=log)
     wanted = {num for num, role in roles.items() if role != "ignore"}
+    try:
+        pixel_data = plain.pixel_bytes()
+    except OSError:  # the file changed since the scan: pydicom reads it again and says what is wrong
+        return None
     arrays = decode_binary(
-        plain.pixel_bytes(),
+        pixel_data,
         plain.table,
         rows,
         cols,
