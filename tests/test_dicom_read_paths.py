@@ -362,5 +362,5 @@ def test_seg_cut_after_the_scan_is_reported_by_the_pydicom_reader(tmp_path):
     plain = read_plain_seg(seg)
     assert plain is not None
     seg.write_bytes(seg.read_bytes()[: plain.pixel_offset + 10])  # cut inside PixelData
-    with pytest.raises(DicomError, match="seg.dcm"):
+    with pytest.raises(DicomError, match=r"seg\.dcm: pixel data holds 10 bytes"):
         dicom_seg.read_dicom_seg(seg, ref, parse_label_spec(None), dataset=plain)
