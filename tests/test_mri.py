@@ -64,6 +64,49 @@ def _lesion_voxels_in(seg: int) -> int:
     return sum(box_voxels(lb) for n, lb in enumerate(LESION_BOXES) if lesion_segment(n) == seg)
 
 
+def _plan_functional_flr(rep: dict, labels: np.ndarray, seg: np.ndarray, hui: dict[int, float], *, once: bool = True):
+    """(functional FLR % of the plan, {segment: union mL}) computed here from the masks.
+
+    ``once=False``: each zone charged on its own (what a double count of overlaps would give).
+
+    The zones of the plan's sparing treatments are the liver voxels within the rules' margin of a lesion
+    voxel centre (k-d tree in patient space); their union's non-tumorous mL in each kept segment is charged
+    at that segment's HUI per mL.
+    """
+    import cc3d
+    from scipy.spatial import cKDTree
+
+    planner = load_rules()["planner"]
+    plan = rep["remnant"]["resection_plan"]
+    liver = (labels == 1) | (labels == 2)
+    lesion = labels == 2
+    comps = {}  # voxel count -> lesion voxels (the phantoms' lesions differ in size)
+    cc = cc3d.connected_components(lesion.astype(np.uint8), connectivity=26)
+    for n in range(1, int(cc.max()) + 1):
+        comps[int((cc == n).sum())] = np.argwhere(cc == n)
+    count_of = {les["id"]: les["voxel_count"] for les in rep["lesions"]}
+    pts_idx = np.argwhere(liver & ~lesion)
+    pts = pts_idx @ AFFINE[:3, :3].T + AFFINE[:3, 3]
+    union = np.zeros(labels.shape, dtype=bool)
+    separate = dict.fromkeys(range(1, 9), 0.0)
+    for t in plan["lesion_treatments"]:
+        if t["treatment"] not in ("enucleation", "ablation"):
+            continue
+        margin = planner["margin_mm"] if t["treatment"] == "enucleation" else planner["ablation_margin_mm"]
+        vox = comps[count_of[t["lesion_id"]]]
+        d, _ = cKDTree(vox @ AFFINE[:3, :3].T + AFFINE[:3, 3]).query(pts, k=1)
+        zone = np.zeros(labels.shape, dtype=bool)
+        zone[tuple(pts_idx[d <= margin * (1 + 1e-6)].T)] = True
+        union |= zone
+        for s in separate:
+            separate[s] += np.count_nonzero(zone & (seg == s)) * VOXEL_ML
+    kept = [s for s in range(1, 9) if s not in plan["resected_segments"]]
+    nontumorous = {s: np.count_nonzero(liver & ~lesion & (seg == s)) * VOXEL_ML for s in range(1, 9)}
+    union_by_seg = {s: np.count_nonzero(union & (seg == s)) * VOXEL_ML if once else separate[s] for s in kept}
+    remnant = sum(hui[s] for s in kept) - sum(hui[s] * min(1.0, union_by_seg[s] / nontumorous[s]) for s in kept)
+    return 100.0 * remnant / sum(hui.values()), union_by_seg
+
+
 # ---------------------------------------------------------------- ratios
 def test_liver_spleen_and_lesion_ratios_on_a_hepatobiliary_phantom(tmp_path):
     paths = write_nifti_study(tmp_path, signal_image(400.0, 200.0, 120.0), sidecar=HBP)
@@ -127,21 +170,65 @@ def test_hui_per_segment_sums_to_total_and_functional_flr_of_right_hepatectomy(t
     assert std["right_hepatectomy"]["functional_flr_percent"] == pytest.approx(expected, rel=1e-4)
     # the volumetric FLR stands beside it and differs (segments 1-4 are the less avid half here)
     assert rows["right_hepatectomy"]["volumetric_flr_percent_of_non_tumorous"] > expected
-    # the debulking plan: kept segments' HUI minus each sparing treatment charged at its segment's HUI per mL
+    # the debulking plan: kept segments' HUI minus the union of the sparing zones, charged where it lies
     plan = rep["remnant"]["resection_plan"]
-    kept = [s for s in range(1, 9) if s not in plan["resected_segments"]]
-    volume = {seg: (box_voxels(sb) - _lesion_voxels_in(seg)) * VOXEL_ML for seg, sb in segment_boxes().items()}
-    charged = sum(
-        truth[t["couinaud_segment"]] * t["parenchyma_cost_ml"] / volume[t["couinaud_segment"]]
-        for t in plan["lesion_treatments"]
-        if t["treatment"] in ("ablation", "enucleation", "wedge") and t["couinaud_segment"] in kept
-    )
-    plan_expected = 100.0 * (sum(truth[s] for s in kept) - charged) / total
     assert plan["lesion_treatments"]  # the phantom's lesions are treated by sparing options
+    plan_expected, union_by_seg = _plan_functional_flr(rep, label_map(), couinaud_map(), truth)
+    assert {int(k): v for k, v in plan["zone_union_ml_by_segment"].items() if int(k)} == pytest.approx(
+        union_by_seg, rel=1e-9
+    )
     assert mri["functional_flr_plan"]["functional_flr_percent"] == pytest.approx(plan_expected, rel=1e-4)
     assert plan["functional_flr_percent"] == pytest.approx(plan_expected, rel=1e-4)
     assert mri["research_measure"] is True
     assert "Yamada" in mri["source"]
+
+
+def test_functional_flr_of_the_plan_charges_overlapping_zones_once(tmp_path):
+    """Two lesions 3 mm apart: their 10 mm zones overlap; the overlap is charged once (not per treatment)."""
+    from phantoms import write_nifti
+
+    signal = {seg: 300.0 + 25.0 * seg for seg in range(1, 9)}
+    spleen = 200.0
+    labels = label_map()
+    labels[labels == 2] = 1
+    lesion_boxes = (((8, 12), (8, 13), (5, 9)), ((14, 18), (8, 14), (5, 10)))  # gap of 2 voxels along i
+    img = signal_image(signal, spleen, 120.0)
+    seg = couinaud_map()
+    for s_, sb in segment_boxes().items():  # the default lesions become liver
+        img[box(sb)] = signal[s_]
+    for lb in lesion_boxes:
+        labels[box(lb)] = 2
+        img[box(lb)] = 120.0
+    paths = {
+        "image": write_nifti(tmp_path / "mr.nii.gz", img, AFFINE),
+        "seg": write_nifti(tmp_path / "seg.nii.gz", labels, AFFINE),
+        "segments": write_nifti(tmp_path / "couinaud.nii.gz", seg, AFFINE),
+    }
+    (tmp_path / "mr.json").write_text(json.dumps(HBP), encoding="utf-8")
+    rep = _analyze(paths)
+    plan = rep["remnant"]["resection_plan"]
+    kinds = [t["treatment"] for t in plan["lesion_treatments"]]
+    assert len(kinds) == 2
+    assert set(kinds) <= {"enucleation", "ablation"}  # both spared: two zones
+    liver = (labels == 1) | (labels == 2)
+    hui = {
+        s_: np.count_nonzero(liver & (labels != 2) & (seg == s_)) * VOXEL_ML * (signal[s_] / spleen - 1.0)
+        for s_ in range(1, 9)
+    }
+    expected, union_by_seg = _plan_functional_flr(rep, labels, seg, hui)
+    twice, separate_by_seg = _plan_functional_flr(rep, labels, seg, hui, once=False)
+    assert sum(separate_by_seg.values()) > sum(union_by_seg.values()) + 0.5  # the zones overlap by > 0.5 mL
+    assert sum(t["parenchyma_cost_ml"] for t in plan["lesion_treatments"]) == pytest.approx(
+        sum(separate_by_seg.values()), rel=1e-6
+    )
+    got = rep["mri"]["functional_flr_plan"]["functional_flr_percent"]
+    assert got == pytest.approx(expected, rel=1e-4)
+    assert abs(got - twice) > 0.05  # a double count would show
+    assert plan["remnant_ml"] == pytest.approx(
+        sum(np.count_nonzero(liver & (labels != 2) & (seg == s_)) * VOXEL_ML for s_ in range(1, 9))
+        - sum(union_by_seg.values()),
+        rel=1e-6,
+    )
 
 
 def test_no_functional_index_without_a_spleen_or_outside_the_hepatobiliary_phase(tmp_path):

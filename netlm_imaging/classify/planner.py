@@ -54,7 +54,7 @@ from ..measure.context import Lesion, MeasurementContext
 from ..measure.segments import N_SEGMENTS, SegmentTable
 from ..rules_data import default_rules_tree
 from .anatomy import remnant_check, resection_name
-from .zones import LesionZones, compute_zones, union_cost_ml
+from .zones import LesionZones, compute_zones, union_voxels_by_label
 
 __all__ = [
     "DebulkingPlan",
@@ -178,6 +178,9 @@ class DebulkingPlan:
         Brisbane / segmentectomy name of the resected set.
     remnant_check : str
         The anatomy test's verdict on the remnant.
+    zone_union_ml_by_label : dict
+        Kept segment label (0 = no segment) -> non-tumorous liver (mL) in the union of the
+        chosen enucleation/ablation zones there (overlaps counted once; empty when infeasible).
     """
 
     feasible: bool
@@ -193,6 +196,7 @@ class DebulkingPlan:
     untreated_reasons: dict[int, str] = field(default_factory=dict)
     resection_name: str = "no resection"
     remnant_check: str = ""
+    zone_union_ml_by_label: dict[int, float] = field(default_factory=dict)
 
     @property
     def debulking_percent_volume(self) -> float | None:
@@ -565,7 +569,9 @@ def plan_debulking(
         chosen = [
             (zones[lid], kind) for lid, (kind, _) in plan.treatments.items() if kind in ("enucleation", "ablation")
         ]
-        plan.remnant_ml = flr_by[s] - union_cost_ml(ctx, chosen, kept)
+        union = union_voxels_by_label(ctx, chosen)  # overlapping zones counted once
+        plan.remnant_ml = flr_by[s] - float(union[kept].sum()) * ctx.voxel_volume_ml
+        plan.zone_union_ml_by_label = {k: float(union[k]) * ctx.voxel_volume_ml for k in kept}
         plan.remnant_check = checks.get(s, "")
         plan.resection_name = resection_name(s, rules["anatomy"], rules["resections"])
     plan.notes = notes + plan.notes

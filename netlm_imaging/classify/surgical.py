@@ -168,6 +168,8 @@ def _plan_dict(
         if primary is None
         else meets(primary, deb["threshold_percent"], deb["comparator"]),
         "remnant_ml": plan.remnant_ml,
+        # segment -> non-tumorous mL of the union of the chosen sparing zones (what remnant_ml subtracts)
+        "zone_union_ml_by_segment": {str(k): v for k, v in sorted(plan.zone_union_ml_by_label.items())},
         "flr_percent_of_non_tumorous": 100.0 * plan.remnant_ml / non_tumorous_ml if non_tumorous_ml > 0 else None,
         "standardized_flr_percent": 100.0 * plan.remnant_ml / telv if telv else None,
         "flr_threshold_percent": threshold,

@@ -102,10 +102,14 @@ def _functional_flr(sig: Any, remnant: Mapping[str, Any]) -> tuple[list[dict[str
     plan = remnant.get("resection_plan")
     plan_row = None
     if isinstance(plan, Mapping) and plan.get("feasible") is not None:
-        costs = [
-            (t.get("couinaud_segment"), float(t.get("parenchyma_cost_ml") or 0.0))
-            for t in plan.get("lesion_treatments") or []
-        ]
+        union = plan.get("zone_union_ml_by_segment")
+        if isinstance(union, Mapping):  # the union of the chosen zones, each voxel charged once where it lies
+            costs: list[tuple[int | None, float]] = [(int(k), float(v or 0.0)) for k, v in union.items()]
+        else:
+            costs = [
+                (t.get("couinaud_segment"), float(t.get("parenchyma_cost_ml") or 0.0))
+                for t in plan.get("lesion_treatments") or []
+            ]
         pct, why = functional_remnant_percent(
             sig.hui_by_segment_ml,
             sig.hui_ml,
@@ -117,7 +121,8 @@ def _functional_flr(sig: Any, remnant: Mapping[str, Any]) -> tuple[list[dict[str
             "removed_segments": list(plan.get("resected_segments") or []),
             "functional_flr_percent": round_or_none(pct),
             "volumetric_flr_percent_of_non_tumorous": plan.get("flr_percent_of_non_tumorous"),
-            "parenchyma_sparing_charge": "each enucleation/wedge/ablation is charged at its segment's HUI per mL",
+            "parenchyma_sparing_charge": "the union of the enucleation/wedge/ablation zones (overlaps once), "
+            "charged in each segment at that segment's HUI per mL",
             "reason": why,
         }
     return rows, plan_row
