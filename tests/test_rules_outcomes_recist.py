@@ -170,3 +170,12 @@ def test_rules_version_is_reported(tmp_path):
     assert user_rules(tmp_path).version == "netlm-rules-2026.1+user:user_rules.json"
     changed = user_rules(tmp_path, {"rules_version": "clinic-2026-03"})
     assert changed.version == "netlm-rules-2026.1+user:user_rules.json@clinic-2026-03"
+
+
+@covers("recist.node_words")
+def test_node_words(tmp_path):
+    """'LN station 7' (18 x 8 mm) is a lesion of its own organ, or a normal node once 'ln' names nodes."""
+    station = les(1, 18.0, short_mm=8.0, location="extrahepatic", label="LN station 7")
+    assert categories(user_rules(tmp_path), [station])[0] == {1: "target"}  # judged on its 18 mm long axis
+    changed = user_rules(tmp_path, {"recist.node_words": ["lymph", "node", "ln "]})
+    assert categories(changed, [station])[0] == {1: "normal_node"}  # short axis 8 mm < 10 mm

@@ -34,19 +34,24 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..measure.context import Lesion
+from ..rules_data import default_section
 
 __all__ = ["lesion_organ", "measurable_limit_mm", "recist_assessment"]
 
-_NODE_WORDS = ("lymph", "node")
 NODES_ORGAN = "lymph nodes"
 
 
-def _is_node_name(text: str | None) -> bool:
-    return bool(text) and any(w in str(text).lower() for w in _NODE_WORDS)
+def _is_node_name(text: str | None, node_words: Sequence[str]) -> bool:
+    return bool(text) and any(w.lower() in str(text).lower() for w in node_words)
 
 
-def lesion_organ(les: Lesion, organ_words: Sequence[str] = ()) -> tuple[str, bool, str | None]:
+def lesion_organ(
+    les: Lesion, organ_words: Sequence[str] = (), node_words: Sequence[str] | None = None
+) -> tuple[str, bool, str | None]:
     """RECIST organ of a lesion, whether it is a lymph node, and a note when the organ is assumed.
+
+    A label or organ containing one of ``node_words`` (rules ``recist.node_words``,
+    the shipped ones when None) is a lymph node.
 
     Examples
     --------
@@ -59,14 +64,15 @@ def lesion_organ(les: Lesion, organ_words: Sequence[str] = ()) -> tuple[str, boo
     """
     if les.location == "intrahepatic":
         return "liver", False, None
+    nodes = list(default_section("recist")["node_words"] if node_words is None else node_words)
     organ = les.extra.get("organ")
-    if organ is None and _is_node_name(les.label):
+    if organ is None and _is_node_name(les.label, nodes):
         organ = NODES_ORGAN
     if organ is None and les.label:
         text = str(les.label).lower()
         organ = next((w for w in organ_words if w.lower() in text), None)
     if organ:
-        if _is_node_name(str(organ)):
+        if _is_node_name(str(organ), nodes):
             return NODES_ORGAN, True, None
         return str(organ), False, None
     return f"extrahepatic lesion {les.id}", False, f"lesion {les.id}: no organ given, counted as its own organ"
@@ -97,7 +103,7 @@ def _diameter(les: Lesion, which: str, method: str) -> tuple[float | None, str]:
 
 
 def _lesion_record(les: Lesion, recist: Mapping[str, Any], limit_mm: float) -> dict[str, Any]:
-    organ, nodal, note = lesion_organ(les, list(recist.get("organ_words", [])))
+    organ, nodal, note = lesion_organ(les, list(recist["organ_words"]), list(recist["node_words"]))
     method = str(recist["diameter_method"])
     if nodal:
         d, used = _diameter(les, "short", method)
