@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..measure.context import MeasurementContext
+from ..rules_data import section_or_default
 from ..segmentation import MaskLayer
 from ..volume import Volume
 from .rounding import rounded
@@ -40,8 +41,7 @@ def derive_pet_lesions(
     for la in liver_layers:
         liver |= la.binary()
     mask = delineate(suv, liver, img, rules=rules)
-    pet_rules = rules["pet"] if "pet" in rules else {}
-    method = f"pet-derived:{pet_rules.get('derived_delineation', 'liver:1.5')}"
+    method = f"pet-derived:{section_or_default(rules, 'pet')['derived_delineation']}"
     layer = MaskLayer("lesion", img.with_array(mask), label="pet-derived", source=source)
     return layer, method, f"no lesion mask: lesions were delineated on PET inside the liver ({method})"
 
