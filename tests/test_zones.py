@@ -65,6 +65,8 @@ def test_dilate_ball_equals_the_kd_tree_in_patient_space(spacing, radius, seed):
     rng = np.random.default_rng(seed)
     shape = (24, 21, 17)
     mask = _blobs(rng, shape, 3)
+    # the passes follow the memory layout: C order, Fortran order (NIfTI, DICOM) and a permuted view
+    mask = [mask, np.asfortranarray(mask), np.ascontiguousarray(mask.transpose(1, 2, 0)).transpose(2, 0, 1)][seed]
     affine = oblique_affine(spacing=spacing, angles_deg=(11.0 + seed, -6.0, 23.0))
     want, _ = _brute_zone(mask, affine, radius)
     got = dilate_ball(mask, radius, np.linalg.norm(affine[:3, :3], axis=0))
@@ -121,7 +123,7 @@ def test_many_voxels_across_the_margin(spacing, shape):
 # ---------------------------------------------------------------- compute_zones on a context
 
 
-def _context(seed: int, *, with_segments: bool, known_boxes: str | None):
+def _context(seed: int, *, with_segments: bool, known_boxes: str | None, order: str = "C"):
     rng = np.random.default_rng(seed)
     shape = (40, 36, 22)
     spacing = (0.8, 0.9, 2.0)
@@ -129,12 +131,13 @@ def _context(seed: int, *, with_segments: bool, known_boxes: str | None):
     ijk = np.indices(shape)
     liver = ((ijk[0] - 20) / 17.0) ** 2 + ((ijk[1] - 18) / 15.0) ** 2 + ((ijk[2] - 11) / 9.0) ** 2 <= 1.0
     labels = np.zeros(shape, dtype=np.uint16)
-    centres = [(14, 16, 10), (19, 17, 11), (27, 22, 12), (20, 9, 8)]  # the first two: overlapping zones
+    # the first two: overlapping zones; the last touches the image's edge (its box is clipped)
+    centres = [(14, 16, 10), (19, 17, 11), (27, 22, 12), (20, 9, 8), (1, 18, 1)]
     for lid, c in enumerate(centres, start=1):
         blob = np.zeros(shape, dtype=bool)
         r = rng.integers(1, 3, size=3)
-        box = tuple(slice(x - rr, x + rr + 1) for x, rr in zip(c, r))
-        blob[box] = rng.random(tuple(2 * rr + 1 for rr in r)) < 0.6
+        box = tuple(slice(max(0, x - rr), x + rr + 1) for x, rr in zip(c, r))
+        blob[box] = rng.random(tuple(b.stop - b.start for b in box)) < 0.6
         blob[c] = True
         labels[blob & (labels == 0)] = lid
     liver |= labels > 0
@@ -155,6 +158,9 @@ def _context(seed: int, *, with_segments: bool, known_boxes: str | None):
             if known_boxes == "loose":  # a box larger than the lesion (as after overlap attribution)
                 lo, hi = np.maximum(lo - 2, 0), np.minimum(hi + 3, shape)
             boxes[les.id] = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+    if order == "F":
+        liver, labels = np.asfortranarray(liver), np.asfortranarray(labels)
+        seg = None if seg is None else np.asfortranarray(seg)
     ctx = MeasurementContext(
         image=Volume(np.zeros(shape, dtype=np.float32), affine),
         liver=liver,
@@ -172,14 +178,16 @@ def _full(z_box: np.ndarray, box: tuple[slice, ...], shape: tuple[int, ...]) -> 
     return out
 
 
+@pytest.mark.parametrize("order", ["C", "F"])
 @pytest.mark.parametrize("known_boxes", [None, "tight", "loose"])
 @pytest.mark.parametrize("with_segments", [False, True])
-def test_compute_zones_equals_the_brute_force(with_segments, known_boxes):
-    ctx, affine = _context(3, with_segments=with_segments, known_boxes=known_boxes)
+def test_compute_zones_equals_the_brute_force(with_segments, known_boxes, order):
+    ctx, affine = _context(3, with_segments=with_segments, known_boxes=known_boxes, order=order)
     labels, liver = ctx.lesion_labels, ctx.liver
     seg = ctx.segment_labels if with_segments else np.zeros(labels.shape, dtype=np.uint8)
-    zones = compute_zones(ctx, [1, 2, 3, 4], 5.0, 3.0)
-    assert sorted(zones) == [1, 2, 3, 4]
+    zones = compute_zones(ctx, [1, 2, 3, 4, 5], 5.0, 3.0)
+    assert sorted(zones) == [1, 2, 3, 4, 5]
+    assert zones[5].box[0].start == 0  # clipped at the edge
     voxel_ml = float(abs(np.linalg.det(affine[:3, :3]))) / 1000.0
     parenchyma = liver & (labels == 0)
     for lid, z in zones.items():
@@ -193,8 +201,9 @@ def test_compute_zones_equals_the_brute_force(with_segments, known_boxes):
             assert np.allclose(ml, np.array(counts) * voxel_ml, rtol=1e-12, atol=0), (lid, margin)
 
 
-def test_union_of_overlapping_zones_is_counted_once():
-    ctx, affine = _context(3, with_segments=True, known_boxes=None)
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_union_of_overlapping_zones_is_counted_once(order):
+    ctx, affine = _context(3, with_segments=True, known_boxes=None, order=order)
     labels, liver, seg = ctx.lesion_labels, ctx.liver, ctx.segment_labels
     zones = compute_zones(ctx, [1, 2, 3, 4], 5.0, 3.0)
     a = _brute_zone(labels == 1, affine, 5.0)[0] & liver  # enucleation of lesion 1

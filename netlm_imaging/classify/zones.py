@@ -96,11 +96,15 @@ class _Passes:
     cone_max: int
 
     @classmethod
-    def plan(cls, radius_mm: float, spacing: Sequence[float] | np.ndarray) -> _Passes:
+    def plan(cls, radius_mm: float, spacing: Sequence[float] | np.ndarray, like: np.ndarray) -> _Passes:
+        """The passes for a ball on arrays laid out as ``like``.
+
+        The axes go from the slowest to the fastest in memory (cone, flat, middle): the masks are
+        then read in order, and the sweeps work on contiguous planes.
+        """
         sp = [float(x) for x in spacing]
-        middle = int(np.argmax(sp))  # the coarsest axis: the fewest offsets in the one windowed pass
-        cone, flat = (a for a in range(3) if a != middle)
-        perm = (cone, flat, middle)
+        perm3 = [int(a) for a in np.argsort([-abs(st) for st in like.strides], kind="stable")]
+        perm = (perm3[0], perm3[1], perm3[2])
         inside = _ball_offsets(radius_mm, sp).transpose(perm)  # (a, t, b)
         flat_max = inside.sum(axis=1) - 1  # (a, b) -> largest flat offset allowed, -1 = none
         cap = int(flat_max.max()) + 1
@@ -111,6 +115,11 @@ class _Passes:
             for t in range(cap):
                 reach[b, t] = np.count_nonzero(flat_max[:, b] >= t)  # flat_max falls with a: a prefix
         return cls(perm, cap, reach, cone_max)
+
+    def widened(self, cap: int) -> _Passes:
+        """The same passes reading flat distances up to ``cap`` (larger ones reach nothing)."""
+        extra = max(0, cap - self.flat_cap)
+        return _Passes(self.perm, self.flat_cap + extra, np.pad(self.reach, ((0, 0), (0, extra))), self.cone_max)
 
 
 def _flat_distance(sub: np.ndarray, cap: int) -> np.ndarray:
@@ -128,7 +137,7 @@ def _flat_distance(sub: np.ndarray, cap: int) -> np.ndarray:
         np.multiply(cur, far[p], out=cur)
         np.minimum(d[p], cur, out=d[p])
     np.minimum(d, cap, out=d)
-    return (d.astype(np.uint8) if cap < 256 else d).transpose(1, 0, 2)
+    return np.ascontiguousarray((d.astype(np.uint8) if cap < 256 else d).transpose(1, 0, 2))
 
 
 def _dilate_box(mask: np.ndarray, tight: tuple[slice, slice, slice], passes: _Passes) -> np.ndarray:
@@ -137,20 +146,29 @@ def _dilate_box(mask: np.ndarray, tight: tuple[slice, slice, slice], passes: _Pa
     With the axes renamed (cone a, flat t, middle b), a voxel is in the dilation when some mask voxel
     lies at an offset (a, b, t) of the ball. The passes: ``t`` = distance to the mask along the flat
     axis (two sweeps); for each voxel, ``A`` = the largest ``|a|`` that some middle offset ``b`` with
-    the flat distance found there allows (a windowed maximum over the middle axis, the coarsest one,
-    through a small table); then the cone: the voxel is in when some ``A`` at cone offset ``a`` has
+    the flat distance found there allows (a windowed maximum over the middle axis through a small
+    table); then the cone: the voxel is in when some ``A`` at cone offset ``a`` has
     ``A >= |a|`` (two sweeps carrying ``A - distance``). Every step is exact integer work on the rule
     of :func:`_ball_offsets`, so the result is the set of the offsets, voxel for voxel.
     """
     perm = passes.perm
     inv = tuple(int(i) for i in np.argsort(perm))
     m = np.ascontiguousarray(mask.transpose(perm))
-    n_cone, _, n_mid = m.shape
     tc, tm = tight[perm[0]], tight[perm[2]]
     t_flat = _flat_distance(m[tc, :, tm], passes.flat_cap)
-    # middle: A + 1 (0 = none) on the cone rows of the mask, every middle position within reach
+    return _middle_and_cone(t_flat, m.shape, tc, tm, passes).transpose(inv)
+
+
+def _middle_and_cone(t_flat: np.ndarray, shape: tuple[int, ...], tc: slice, tm: slice, passes: _Passes) -> np.ndarray:
+    """The last two passes of :func:`_dilate_box`, in the permuted frame (cone, flat, middle).
+
+    ``t_flat`` holds the flat distances on the mask's cone rows ``tc`` and middle columns ``tm``
+    (every flat position); the result is the dilation on ``shape`` (C order).
+    """
+    n_cone, n_flat, n_mid = shape
     dtype = passes.reach.dtype
-    best = np.zeros((tc.stop - tc.start, m.shape[1], n_mid), dtype=dtype)
+    # middle: A + 1 (0 = none) on the cone rows of the mask, every middle position within reach
+    best = np.zeros((tc.stop - tc.start, n_flat, n_mid), dtype=dtype)
     for b in range(passes.reach.shape[0]):
         vals = np.take(passes.reach[b], t_flat)
         for lo in {tm.start + b, tm.start - b}:
@@ -159,24 +177,22 @@ def _dilate_box(mask: np.ndarray, tight: tuple[slice, slice, slice], passes: _Pa
                 dst = best[:, :, s0:s1]
                 np.maximum(dst, vals[:, :, s0 - lo : s1 - lo], out=dst)
     best -= 1  # A, -1 = none
-    # cone: carry max(A - distance) forwards, then backwards
-    carry = np.full((n_cone, *m.shape[1:]), -1, dtype=dtype)
-    stop = min(n_cone, tc.stop + passes.cone_max)
-    prev = np.full(m.shape[1:], -1, dtype=dtype)
-    for p in range(tc.start, stop):
+    # cone: carry max(A - distance) forwards, then backwards; beyond the mask's rows it falls by one a
+    # row for at most cone_max rows, so from -1 it stays above the dtype's minimum
+    carry = np.full(shape, -1, dtype=dtype)
+    prev = carry[tc.start]
+    for p in range(tc.start, min(n_cone, tc.stop + passes.cone_max)):
         np.subtract(prev, 1, out=carry[p])
         if p < tc.stop:
             np.maximum(carry[p], best[p - tc.start], out=carry[p])
-        np.maximum(carry[p], -1, out=carry[p])
         prev = carry[p]
-    cur = np.full(m.shape[1:], -1, dtype=dtype)
+    cur = np.full((n_flat, n_mid), -1, dtype=dtype)
     for p in range(tc.stop - 1, max(0, tc.start - passes.cone_max) - 1, -1):
         np.subtract(cur, 1, out=cur)
         if p >= tc.start:
             np.maximum(cur, best[p - tc.start], out=cur)
-        np.maximum(cur, -1, out=cur)
         np.maximum(carry[p], cur, out=carry[p])
-    return (carry >= 0).transpose(inv)
+    return np.greater_equal(carry, 0)
 
 
 def _lesion_boxes(ctx: MeasurementContext, labels: np.ndarray) -> Mapping[int, tuple[slice, slice, slice]]:
@@ -216,8 +232,12 @@ def compute_zones(
     liver = np.asarray(ctx.liver, dtype=bool) if ctx.liver is not None else np.ones(labels.shape, bool)
     voxel_ml = ctx.voxel_volume_ml
     margins = (margin_mm, ablation_margin_mm)
-    passes = [_Passes.plan(m, spacing) for m in margins]
-    pads = [[math.ceil(m / s) + 1 for s in spacing] for m in margins]
+    passes = [_Passes.plan(m, spacing, labels) for m in margins]
+    cap = max(ps.flat_cap for ps in passes)
+    passes = [ps.widened(cap) for ps in passes]  # one flat pass serves both margins
+    perm = passes[0].perm  # from the memory layout: the same for both
+    inv = tuple(int(i) for i in np.argsort(perm))
+    pads = [[math.ceil(m / spacing[a]) + 1 for a in perm] for m in margins]
     boxes = _lesion_boxes(ctx, labels)
     out: dict[int, LesionZones] = {}
     for lid in lesion_ids:
@@ -225,24 +245,38 @@ def compute_zones(
         if tight_box is None:
             continue
         box3 = _padded(tight_box, pad, labels.shape)
-        lab = labels[box3]
-        lesion = lab == lid
-        in_liver = liver[box3]
-        parenchyma = in_liver & (lab == 0)
-        seg = _labels(ctx, box3) if ctx.segment_labels is not None else None
-        tight = tuple(slice(t.start - b.start, t.stop - b.start) for t, b in zip(tight_box, box3))
+        # everything below in the passes' frame (cone, flat, middle axes), C order
+        lab = labels[box3].transpose(perm)
+        shape = lab.shape
+        lesion = np.equal(lab, lid, out=np.empty(shape, dtype=bool))
+        non_tumour = np.equal(lab, 0, out=np.empty(shape, dtype=bool))
+        in_liver = np.empty(shape, dtype=bool)
+        np.copyto(in_liver, liver[box3].transpose(perm))
+        seg = _labels(ctx, box3).transpose(perm) if ctx.segment_labels is not None else None
+        tc, tf, tm = (slice(tight_box[a].start - box3[a].start, tight_box[a].stop - box3[a].start) for a in perm)
+        t_flat = _flat_distance(lesion[tc, :, tm], cap)
         zones = []
         for ps, p in zip(passes, pads):
-            sub = _padded(tight, p, lesion.shape)  # the whole box for the larger margin
-            local = tuple(slice(t.start - s.start, t.stop - s.start) for t, s in zip(tight, sub))
-            zone = np.zeros(lesion.shape, dtype=bool)
-            zone[sub] = _dilate_box(lesion[sub], (local[0], local[1], local[2]), ps) & in_liver[sub]
+            sub = _padded((tc, tf, tm), p, shape)  # the whole box for the larger margin
+            zone = _middle_and_cone(
+                t_flat[:, sub[1]],
+                tuple(s.stop - s.start for s in sub),
+                slice(tc.start - sub[0].start, tc.stop - sub[0].start),
+                slice(tm.start - sub[2].start, tm.stop - sub[2].start),
+                ps,
+            )
+            zone &= in_liver[sub]
+            cost = zone & non_tumour[sub]
             if seg is None:  # every voxel has label 0: the count is the whole histogram
                 counts = np.zeros(_N_LABELS, dtype=np.int64)
-                counts[0] = np.count_nonzero(zone[sub] & parenchyma[sub])
+                counts[0] = np.count_nonzero(cost)
             else:
-                counts = np.bincount(seg[zone & parenchyma], minlength=_N_LABELS)[:_N_LABELS]
-            zones.append((zone, counts.astype(np.float64) * voxel_ml))
+                counts = np.bincount(seg[sub][cost], minlength=_N_LABELS)[:_N_LABELS]
+            if zone.shape != shape:
+                full = np.zeros(shape, dtype=bool)
+                full[sub] = zone
+                zone = full
+            zones.append((zone.transpose(inv), counts.astype(np.float64) * voxel_ml))
         out[int(lid)] = LesionZones(int(lid), box3, zones[0][0], zones[1][0], zones[0][1], zones[1][1])
     return out
 
@@ -268,7 +302,7 @@ def dilate_ball(mask: np.ndarray, radius_mm: float, spacing: np.ndarray) -> np.n
     tight = bbox_slices(mask)
     if tight is None:
         return np.zeros(mask.shape, dtype=bool)
-    return np.ascontiguousarray(_dilate_box(mask, tight, _Passes.plan(radius_mm, spacing)))
+    return np.ascontiguousarray(_dilate_box(mask, tight, _Passes.plan(radius_mm, spacing, mask)))
 
 
 def union_voxels_by_label(ctx: MeasurementContext, zones: Sequence[tuple[LesionZones, str]]) -> np.ndarray:
