@@ -45,6 +45,7 @@ __all__ = [
     "dilate_mm",
     "from_sitk",
     "grid_image",
+    "register_rigid",
     "resample_array",
     "sitk_affine",
     "to_sitk",
@@ -221,3 +222,33 @@ def dilate_mm(mask: np.ndarray, spacing: Sequence[float] | np.ndarray, radius_mm
     out = mask.copy()
     out[sub] = dist <= radius_mm + 1e-6
     return out
+
+
+def register_rigid(moving: Volume, fixed: Volume) -> np.ndarray:
+    """``moving`` rigidly registered onto ``fixed``'s grid (linear), as a float32 array.
+
+    Euler 3-D transform initialised on the image centres, Mattes mutual information (32 bins,
+    20 % random samples, seed 1234), regular-step gradient descent over three levels
+    (shrink 4/2/1, smoothing 2/1/0 voxels). For images of one patient without a shared frame
+    of reference (an MR pre-contrast series).
+    """
+    import SimpleITK as sitk
+
+    f = to_sitk(fixed, fixed.array.astype(np.float32))
+    m = to_sitk(moving, moving.array.astype(np.float32))
+    init = sitk.CenteredTransformInitializer(
+        f, m, sitk.Euler3DTransform(), sitk.CenteredTransformInitializerFilter.GEOMETRY
+    )
+    reg = sitk.ImageRegistrationMethod()
+    reg.SetMetricAsMattesMutualInformation(32)
+    reg.SetMetricSamplingStrategy(reg.RANDOM)
+    reg.SetMetricSamplingPercentage(0.2, 1234)
+    reg.SetInterpolator(sitk.sitkLinear)
+    reg.SetOptimizerAsRegularStepGradientDescent(2.0, 0.01, 200)
+    reg.SetOptimizerScalesFromPhysicalShift()
+    reg.SetShrinkFactorsPerLevel([4, 2, 1])
+    reg.SetSmoothingSigmasPerLevel([2, 1, 0])
+    reg.SetInitialTransform(init, inPlace=False)
+    tx = reg.Execute(f, m)
+    out = sitk.Resample(m, f, tx, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+    return np.ascontiguousarray(array_from_sitk(out))

@@ -8,13 +8,14 @@ vocabulary in :data:`ROLES`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from .volume import Volume
 
-__all__ = ["ROLES", "SEGMENT_ROLES", "MaskLayer", "segment_number"]
+__all__ = ["ROLES", "SEGMENT_ROLES", "MaskLayer", "role_union", "segment_number"]
 
 SEGMENT_ROLES: tuple[str, ...] = tuple(f"segment{i}" for i in range(1, 9))
 #: The roles a mask can take.
@@ -66,3 +67,24 @@ class MaskLayer:
     def with_mask(self, mask: Volume) -> MaskLayer:
         """Same layer on another grid (after resampling)."""
         return MaskLayer(self.role, mask, self.label, self.source, self.fractional)
+
+
+def role_union(layers: Sequence[MaskLayer], role: str, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The union of the binary masks of one role's layers (all on one grid of ``shape``); None when none has it.
+
+    Examples
+    --------
+    >>> v = Volume(np.array([[[1, 0]]], dtype=bool), np.eye(4))
+    >>> w = Volume(np.array([[[0, 1]]], dtype=bool), np.eye(4))
+    >>> role_union([MaskLayer("liver", v), MaskLayer("liver", w)], "liver", (1, 1, 2)).tolist()
+    [[[True, True]]]
+    >>> role_union([MaskLayer("liver", v)], "spleen", (1, 1, 2)) is None
+    True
+    """
+    chosen = [la for la in layers if la.role == role]
+    if not chosen:
+        return None
+    out = np.zeros(shape, dtype=bool)
+    for la in chosen:
+        out |= la.binary()
+    return out

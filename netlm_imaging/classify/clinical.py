@@ -26,7 +26,14 @@ from typing import Any
 
 from ..errors import InputError
 
-__all__ = ["ClinicalInputs", "clinical_from_row", "clinical_inputs_used", "load_clinical", "resolve_body_size"]
+__all__ = [
+    "ClinicalInputs",
+    "as_clinical_inputs",
+    "clinical_from_row",
+    "clinical_inputs_used",
+    "load_clinical",
+    "resolve_body_size",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -215,6 +222,14 @@ def load_clinical(path: str | Path) -> ClinicalInputs:
     if not isinstance(data, dict):
         raise InputError(f"{p}: clinical file must hold an object/table of fields, got {type(data).__name__}")
     return _validate(data, str(p), from_text=False)
+
+
+def as_clinical_inputs(clinical: str | Path | ClinicalInputs | None) -> ClinicalInputs | None:
+    """The clinical inputs of an analysis: a loaded :class:`ClinicalInputs` as it is, a path read
+    with :func:`load_clinical`, None for none."""
+    if clinical is None or isinstance(clinical, ClinicalInputs):
+        return clinical
+    return load_clinical(clinical)
 
 
 def clinical_from_row(row: Mapping[str, str], source: str) -> ClinicalInputs:

@@ -34,9 +34,18 @@ from typing import Any
 
 from ..dicom_values import parse_date, parse_datetime, parse_float, parse_time, seconds_of_day
 from ..errors import InputError
+from ..volume import Volume
 from ._inflate import dcmread as bounded_dcmread
 
-__all__ = ["MrProvenance", "mr_provenance_from_dicom", "mr_provenance_from_sidecar", "sidecar_for"]
+__all__ = [
+    "MrProvenance",
+    "MrSeries",
+    "mr_provenance",
+    "mr_provenance_from_dicom",
+    "mr_provenance_from_sidecar",
+    "other_mr_series",
+    "sidecar_for",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -345,3 +354,41 @@ def mr_provenance_from_sidecar(image: str | Path) -> MrProvenance:
         raise InputError(f"{side}: the sidecar must be a JSON object of DICOM keywords; fix or remove it.")
     prov = _provenance([data], "sidecar")
     return prov
+
+
+def mr_provenance(img: Volume) -> MrProvenance:
+    """Provenance of an MR image: its DICOM headers, else the JSON sidecar of a NIfTI/NRRD file."""
+    files = img.meta.get("files") or []
+    if img.meta.get("format") == "dicom" and files:
+        return mr_provenance_from_dicom(files)
+    return mr_provenance_from_sidecar(img.source)
+
+
+@dataclass(frozen=True)
+class MrSeries:
+    """One MR image series of a scanned study folder, with the provenance of its headers."""
+
+    series_instance_uid: str
+    series_number: int | None
+    files: int
+    provenance: MrProvenance
+
+
+def other_mr_series(img: Volume, index: Sequence[Any]) -> list[MrSeries]:
+    """The MR image series of a scanned study folder other than ``img``'s, in series-number order.
+
+    One header pair (first and last file by path) is read per series.
+    """
+    main_uid = img.meta.get("series_instance_uid")
+    by_series: dict[str, list[Any]] = {}
+    for info in index:
+        if getattr(info, "kind", "") == "IMAGE" and getattr(info, "modality", "") == "MR" and info.series_uid:
+            by_series.setdefault(info.series_uid, []).append(info)
+    out = []
+    for uid, infos in sorted(by_series.items(), key=lambda kv: (kv[1][0].series_number or 0, kv[0])):
+        if uid == main_uid:
+            continue
+        infos = sorted(infos, key=lambda i: str(i.path))
+        prov = mr_provenance_from_dicom([infos[0].path, infos[-1].path])
+        out.append(MrSeries(uid, infos[0].series_number, len(infos), prov))
+    return out

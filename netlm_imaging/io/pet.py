@@ -29,7 +29,7 @@ from ..errors import DicomError, InputError, UnsupportedError
 from ..volume import Volume
 from ._inflate import dcmread as bounded_dcmread
 
-__all__ = ["load_suv_volume", "suv_from_modality_volume"]
+__all__ = ["load_suv_volume", "pet_as_suv", "read_study_pet", "suv_from_modality_volume"]
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def suv_from_modality_volume(
     InputError
         ``vol`` is not a DICOM PET series read by the project's reader; an
         implausible weight, dose or uptake time (exit 3 with the fix). The
-        SUVmax limit is checked by the analysis
+        SUVmax limit is checked by :func:`pet_as_suv` and :func:`read_study_pet`
         (:func:`~netlm_imaging.io.pet_plausibility.check_suv_max`).
     """
 
@@ -145,6 +145,75 @@ def suv_from_modality_volume(
     meta["units"] = "SUVbw"
     meta["warnings"] = [*list(meta.get("warnings") or []), *conv.warnings]
     return vol.with_array(suv.astype(np.float32), meta=meta)
+
+
+def pet_as_suv(vol: Volume, *, weight_kg: float | None = None, plausibility: Mapping[str, Any] | None = None) -> Volume:
+    """A PET image read as the main image, in SUVbw, with its SUVmax checked.
+
+    :func:`suv_from_modality_volume`, then the maximum held against ``suv_max_limit``.
+
+    Raises
+    ------
+    InputError
+        As :func:`suv_from_modality_volume`; or SUVmax above the limit (the SUV scale is wrong:
+        weight, dose or units).
+    """
+    suv = suv_from_modality_volume(vol, weight_kg=weight_kg, plausibility=plausibility)
+    _check_suv_scale(suv, plausibility)
+    return suv
+
+
+def read_study_pet(
+    pet: str | Path | Sequence[str | Path],
+    *,
+    dicom_index: Sequence[Any] = (),
+    weight_kg: float | None = None,
+    max_voxels: int | None = None,
+    plausibility: Mapping[str, Any] | None = None,
+) -> Volume:
+    """The ``--pet`` series of a study in SUVbw, with its SUVmax checked.
+
+    When the study folder's scan (``dicom_index``) indexed every PET file, the series is read
+    from it (no second scan); otherwise as :func:`load_suv_volume`.
+
+    Raises
+    ------
+    InputError
+        As :func:`load_suv_volume`; or SUVmax above the limit.
+    """
+    scanned = _scanned_files(pet, dicom_index)
+    if scanned:
+        from .dicom_series import read_series_from_index
+
+        vol = read_series_from_index(
+            scanned, nonuniform="resample", max_voxels=max_voxels, where=str(scanned[0].path.parent)
+        )
+        suv = suv_from_modality_volume(vol, weight_kg=weight_kg, plausibility=plausibility)
+    else:
+        suv = load_suv_volume(pet, weight_kg=weight_kg, max_voxels=max_voxels, plausibility=plausibility)
+    _check_suv_scale(suv, plausibility)
+    return suv
+
+
+def _scanned_files(pet: str | Path | Sequence[str | Path], dicom_index: Sequence[Any]) -> list[Any]:
+    """The folder scan's entries of the PET files (empty unless every PET file was scanned)."""
+    if not dicom_index or not isinstance(pet, list) or not pet:
+        return []
+    wanted = {Path(p) for p in pet}
+    infos = [f for f in dicom_index if Path(f.path) in wanted]
+    return infos if len({Path(f.path) for f in infos}) == len(wanted) else []
+
+
+def _check_suv_scale(suv: Volume, plausibility: Mapping[str, Any] | None) -> None:
+    """Exit 3 when the SUV image's maximum is above ``pet_plausibility.suv_max_limit`` (wrong weight/dose/units)."""
+    from .pet_plausibility import check_suv_max, plausibility_limits
+
+    arr = np.asarray(suv.array)
+    finite = arr[np.isfinite(arr)]
+    if finite.size:
+        meta = suv.meta.get("suv")
+        summary = meta if isinstance(meta, dict) else {}
+        check_suv_max(float(finite.max()), summary, plausibility_limits(plausibility), suv.source)
 
 
 #: Series-level elements of the first header that every slice shares (checked on the last header too).

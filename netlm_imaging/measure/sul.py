@@ -14,7 +14,10 @@ These are formula coefficients, not thresholds; they are fixed here.
 
 from __future__ import annotations
 
-__all__ = ["lean_body_mass_kg", "normalise_sex"]
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["lean_body_mass_kg", "normalise_sex", "sul_body"]
 
 _COEF = {"M": (9270.0, 6680.0, 216.0), "F": (9270.0, 8780.0, 244.0)}
 
@@ -60,3 +63,39 @@ def lean_body_mass_kg(weight_kg: float, height_m: float, sex: str) -> float:
     a, b, c = _COEF[sex]
     bmi = weight_kg / height_m**2
     return a * weight_kg / (b + c * bmi)
+
+
+def sul_body(
+    header: Mapping[str, Any], height_cm: float | None = None, sex: object = None
+) -> tuple[float | None, str | None, dict[str, str]]:
+    """Height (m) and sex (M/F) for SUL, and where each came from: the clinical file first, then the PET header.
+
+    Parameters
+    ----------
+    header : mapping
+        The PET series' header facts (``patient_size_m``, ``patient_sex``).
+    height_cm, sex : optional
+        From the clinical file.
+
+    Examples
+    --------
+    >>> sul_body({"patient_size_m": 1.7, "patient_sex": "F"}, None, None)
+    (1.7, 'F', {'height': 'DICOM PatientSize (0010,1020)', 'sex': 'DICOM PatientSex (0010,0040)'})
+    >>> sul_body({"patient_size_m": 17.0}, 172, "male")[:2]
+    (1.72, 'M')
+    """
+    sources: dict[str, str] = {}
+    height_m: float | None = None
+    out_sex: str | None = None
+    if height_cm:
+        height_m, sources["height"] = float(height_cm) / 100.0, "clinical file"
+    elif header.get("patient_size_m"):
+        size = float(header["patient_size_m"])
+        if 0.3 <= size <= 2.6:
+            height_m, sources["height"] = size, "DICOM PatientSize (0010,1020)"
+    clin_sex = normalise_sex(sex)
+    if clin_sex:
+        out_sex, sources["sex"] = clin_sex, "clinical file"
+    elif normalise_sex(header.get("patient_sex")):
+        out_sex, sources["sex"] = normalise_sex(header.get("patient_sex")), "DICOM PatientSex (0010,0040)"
+    return height_m, out_sex, sources

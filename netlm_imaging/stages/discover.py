@@ -15,7 +15,7 @@ from typing import Any
 from ..errors import InputError, UsageError
 from .options import AnalyzeOptions
 
-__all__ = ["CLINICAL_SIDECARS", "StudyInputs", "resolve_inputs", "seg_source"]
+__all__ = ["CLINICAL_SIDECARS", "StudyInputs", "resolve_inputs"]
 
 #: Clinical sidecars picked up from a study folder when --clinical is not given.
 CLINICAL_SIDECARS = ("clinical.json", "clinical.toml")
@@ -87,6 +87,8 @@ def resolve_inputs(
         raise UsageError("give a study folder, or --image PATH with at least one --seg PATH")
     if not segs:
         raise UsageError("--image needs at least one --seg (label map, DICOM SEG, RTSTRUCT or ROLE=PATH)")
+    from ..io.study import seg_source
+
     return StudyInputs(
         image=image,
         segs=[str(s) for s in segs],
@@ -95,18 +97,6 @@ def resolve_inputs(
         image_series=options.image_series,
         root=_common_folder([*(Path(seg_source(s)) for s in segs), Path(image)]),
     )
-
-
-def seg_source(seg_arg: str | Path) -> str:
-    """The file of a ``--seg`` argument (``ROLE=PATH`` or ``PATH``), as written.
-
-    Examples
-    --------
-    >>> seg_source("liver=masks/liver.nii.gz")
-    'masks/liver.nii.gz'
-    """
-    text = str(seg_arg)
-    return text.split("=", 1)[1] if "=" in text and not Path(text).exists() else text
 
 
 def _common_folder(files: Sequence[Path]) -> Path | None:

@@ -9,15 +9,11 @@ number is measured.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from ..errors import InputError
 from ..segmentation import MaskLayer
 from ..volume import Volume
-from .discover import StudyInputs, seg_source
+from .discover import StudyInputs
 from .load_mr import MrInputs
 from .options import MODALITIES, AnalyzeOptions
 
@@ -96,29 +92,52 @@ def load_study(inputs: StudyInputs, opts: AnalyzeOptions, *, rules: Any = None, 
     NetlmError
         A file that cannot be read, or whose content cannot be trusted.
     """
+    from ..classify.clinical import as_clinical_inputs
     from ..classify.rules import Rules, load_rules
-    from ..io.labels import check_decisions, parse_label_spec, summarize_decisions
+    from ..io.labels import parse_label_spec
+    from ..io.pet import pet_as_suv, read_study_pet
+    from ..io.study import check_image_values, read_identifiers, read_study_image, read_study_segmentations
     from ..measure.grid import reconcile_layers
-    from .load_pet import load_suv, main_image_as_suv
 
+    # the small text inputs first: a typo in the rules or clinical file fails before any pixel is read
     rules_obj = rules if isinstance(rules, Rules) else load_rules(rules)
+    clinical_inputs = as_clinical_inputs(clinical if clinical is not None else inputs.clinical)
+    plausibility = rules_obj["pet_plausibility"] if "pet_plausibility" in rules_obj else None
     spec = parse_label_spec(inputs.labels, name_patterns=opts.name_patterns)
-    img = main_image_as_suv(_read_image(inputs, opts), opts, rules_obj)
-    _check_image_values(img)
-    warnings: list[str] = list(img.meta.get("warnings", []))
-    layers, role_log = _read_masks(inputs, img, spec, opts)
-    check_decisions(role_log, spec, found_roles={la.role for la in layers})
-    warnings.extend(summarize_decisions(role_log, spec))
-    for la in layers:
-        warnings.extend(la.mask.meta.get("notes", []))
-        warnings.extend(str(w) for w in la.mask.meta.get("warnings", []))
-    seg_sources = tuple(seg_source(s) for s in inputs.segs)
-    _check_roles_found(layers, seg_sources)
-    rec = reconcile_layers(img, layers)
-    warnings.extend(rec.warnings)
-    suv, suv_warnings = load_suv(img, inputs, opts, rules_obj)
-    warnings.extend(suv_warnings)
-    modality = _modality(img, opts, inputs.modality)
+    img = read_study_image(
+        inputs.image,
+        dicom_index=inputs.dicom_index,
+        series_uid=inputs.image_series,
+        segs=inputs.segs,
+        allow_resample=opts.allow_resample,
+        max_voxels=opts.max_voxels,
+    )
+    identifiers = read_identifiers(img) if opts.include_identifiers else None
+    if img.meta.get("modality") == "PT":
+        img = pet_as_suv(img, weight_kg=opts.weight_kg, plausibility=plausibility)
+    check_image_values(img)
+    segs = read_study_segmentations(
+        inputs.segs,
+        img,
+        spec,
+        dicom_index=inputs.dicom_index,
+        max_voxels=opts.max_voxels,
+        fractional_threshold=opts.fractional_threshold,
+    )
+    rec = reconcile_layers(img, segs.layers)
+    warnings = [*img.meta.get("warnings", []), *segs.warnings, *rec.warnings]
+    suv = img if img.meta.get("units") == "SUVbw" else None
+    if inputs.pet is not None:
+        suv = read_study_pet(
+            inputs.pet,
+            dicom_index=inputs.dicom_index,
+            weight_kg=opts.weight_kg,
+            max_voxels=opts.max_voxels,
+            plausibility=plausibility,
+        )
+        warnings.extend(suv.meta.get("warnings", []))
+    declared = (opts.modality or inputs.modality or img.meta.get("modality") or "OT").upper()
+    modality = declared if declared in MODALITIES else "OT"  # opts.modality was checked by AnalyzeOptions
     mr = None
     if modality == "MR":
         from .load_mr import load_mr
@@ -135,132 +154,15 @@ def load_study(inputs: StudyInputs, opts: AnalyzeOptions, *, rules: Any = None, 
         inputs=inputs,
         image=img,
         modality=modality,
-        layers=tuple(layers),
+        layers=tuple(segs.layers),
         grid_layers=tuple(rec.layers),
         resampled=rec.resampled or bool(img.meta.get("resampled")),
-        seg_sources=seg_sources,
-        segment_roles=[d.to_report() for d in role_log],
+        seg_sources=segs.sources,
+        segment_roles=[d.to_report() for d in segs.role_decisions],
         suv=suv,
         mr=mr,
-        clinical=_clinical_inputs(clinical if clinical is not None else inputs.clinical),
+        clinical=clinical_inputs,
         rules=rules_obj,
-        identifiers=_identifiers(img) if opts.include_identifiers else None,
+        identifiers=identifiers,
         warnings=tuple(warnings),
     )
-
-
-def _read_image(inputs: StudyInputs, opts: AnalyzeOptions) -> Volume:
-    """The main image: the series of the folder scan (one scan for the modality check and the pixels)."""
-    from ..io.loader import load_image
-    from .load_pet import is_pet_series
-
-    index = list(inputs.dicom_index)
-    if not index and Path(inputs.image).is_dir():
-        from ..io._dicom_common import scan_dicom_folder
-
-        index = scan_dicom_folder(Path(inputs.image))
-    # PET series are handled by slice positions (non-uniform steps resampled, with a warning), never rejected.
-    is_pet = bool(index) and is_pet_series(index, inputs.image_series)
-    nonuniform = "resample" if (opts.allow_resample or is_pet) else "error"
-    if not index:
-        return load_image(
-            inputs.image, max_voxels=opts.max_voxels, nonuniform=nonuniform, series_uid=inputs.image_series
-        )
-    from ..io.dicom_series import read_series_from_index, series_referenced_by
-
-    return read_series_from_index(
-        index,
-        series_uid=inputs.image_series or series_referenced_by(index, inputs.segs),
-        nonuniform=nonuniform,
-        max_voxels=opts.max_voxels,
-        where=str(inputs.image),
-    )
-
-
-def _read_masks(inputs: StudyInputs, img: Volume, spec: Any, opts: AnalyzeOptions) -> tuple[list[MaskLayer], list[Any]]:
-    """The role layers of every ``--seg`` argument, and how each named segment got its role."""
-    from ..io.labels import RoleDecision
-    from ..io.loader import load_segmentation
-
-    layers: list[MaskLayer] = []
-    role_log: list[RoleDecision] = []
-    # SEG datasets the folder scan parsed: handed to the SEG reader explicitly (no second parse)
-    scanned = {
-        str(Path(i.path).resolve()): i.dataset for i in inputs.dicom_index if getattr(i, "dataset", None) is not None
-    }
-    for s in inputs.segs:
-        layers.extend(
-            load_segmentation(
-                s,
-                img,
-                spec,
-                max_voxels=opts.max_voxels,
-                fractional_threshold=opts.fractional_threshold,
-                role_log=role_log,
-                scanned=scanned.get(_resolved(s)),
-            )
-        )
-    return layers, role_log
-
-
-def _resolved(seg_arg: str) -> str:
-    """The resolved file path of a ``--seg`` argument (``ROLE=PATH`` or ``PATH``), for lookups."""
-    path = seg_source(seg_arg)
-    try:
-        return str(Path(path).resolve())
-    except OSError:
-        return path
-
-
-def _check_image_values(img: Volume) -> None:
-    arr = img.array
-    # a finite float64 sum proves every voxel is finite without a full-size temporary
-    if arr.dtype.kind == "f" and not np.isfinite(arr.sum(dtype=np.float64)):
-        bad = int(np.count_nonzero(~np.isfinite(arr)))
-        if bad:
-            raise InputError(
-                f"{img.source}: image contains {bad} NaN/inf voxel(s); intensities cannot be trusted. "
-                "Re-export the image (NaN often marks outside-of-FOV voxels: fill them with the background value)."
-            )
-
-
-def _check_roles_found(layers: list[MaskLayer], seg_sources: tuple[str, ...]) -> None:
-    """Blame the segmentation file(s), not the image, when no liver and no lesion mask came out of them."""
-    if not seg_sources or any(la.role in ("liver", "lesion") for la in layers):
-        return
-    roles = sorted({la.role for la in layers})
-    found = f"only {', '.join(roles)} masks" if roles else "no voxel with a liver or lesion label (an empty mask?)"
-    raise InputError(
-        f"{', '.join(seg_sources)}: the segmentation holds {found}; pass the right --seg file, "
-        "or map its labels with --labels liver=N,lesion=M."
-    )
-
-
-def _modality(img: Volume, options: AnalyzeOptions, declared: str | None = None) -> str:
-    mod = (options.modality or declared or img.meta.get("modality") or "OT").upper()
-    return mod if mod in MODALITIES else "OT"  # options.modality was checked by AnalyzeOptions
-
-
-def _clinical_inputs(clinical: Any) -> Any:
-    """ClinicalInputs from a path / object, or None."""
-    from ..classify.clinical import ClinicalInputs, load_clinical
-
-    if clinical is None or isinstance(clinical, ClinicalInputs):
-        return clinical
-    return load_clinical(clinical)
-
-
-def _identifiers(img: Volume) -> dict[str, Any]:
-    files = img.meta.get("files") or []
-    if not files or img.meta.get("format") != "dicom":
-        return {}
-    import pydicom
-
-    ds = pydicom.dcmread(
-        files[0], stop_before_pixels=True, specific_tags=["PatientName", "PatientID", "PatientBirthDate"]
-    )
-    return {
-        "patient_name": str(ds.get("PatientName", "")) or None,
-        "patient_id": str(ds.get("PatientID", "")) or None,
-        "patient_birth_date": str(ds.get("PatientBirthDate", "")) or None,
-    }

@@ -58,12 +58,17 @@ def load_mr(
 ) -> MrInputs:
     """Provenance, phase, the other MR series and the aligned pre-contrast image of an MR study.
 
+    The pre-contrast image is the user's (``--pre-contrast``), else the study folder's
+    pre-contrast series (the one in the image's frame of reference when there are several).
+    It is placed on the image grid by physical position when both share a frame of reference
+    (or one has none), else by rigid registration.
+
     Parameters
     ----------
     img : Volume
         The MR image measured.
     rules : mapping
-        The rules (``rules["mri"]``, the phase thresholds).
+        The rules (the phase thresholds).
     dicom_index : sequence of DicomFileInfo
         The study folder's scan (other MR series, pre-contrast twin).
     pre_contrast : path, optional
@@ -78,122 +83,60 @@ def load_mr(
     MrInputs
     """
     from ..classify.mr_phase import classify_mr_phase
+    from ..io.mr_headers import mr_provenance, other_mr_series
 
-    notes: list[str] = []
-    prov = _provenance(img)
+    prov = mr_provenance(img)
+    series = other_mr_series(img, dicom_index) if dicom_index else []
     phase = classify_mr_phase(prov.to_dict(), rules, user_phase=user_phase)
-    others = _other_series(img, dicom_index, rules) if dicom_index else []
-    pre_vol, pre_info = _load_pre_contrast(pre_contrast, others, dicom_index, max_voxels, notes)
+    others = [
+        {
+            "series_instance_uid": s.series_instance_uid,
+            "series_number": s.series_number,
+            "files": s.files,
+            "phase": classify_mr_phase(s.provenance.to_dict(), rules)["phase"],
+            "delay_s": s.provenance.delay_s,
+            "same_frame_of_reference": bool(s.provenance.frame_of_reference_uid)
+            and s.provenance.frame_of_reference_uid == img.frame_of_reference_uid,
+        }
+        for s in series
+    ]
+    notes: list[str] = []
+    pre_vol: Volume | None = None
+    pre_info: dict[str, Any] | None = None
+    pre = [o for o in others if o["phase"] == "pre-contrast"]
+    if pre_contrast is not None:
+        from ..io.loader import load_image
+
+        pre_vol = load_image(pre_contrast, max_voxels=max_voxels, nonuniform="resample")
+        pre_info = {"source": "user (--pre-contrast)", "path": Path(pre_contrast).name}
+    elif pre:
+        from ..io.dicom_series import read_series_from_index
+
+        chosen = ([o for o in pre if o["same_frame_of_reference"]] or pre)[0]
+        if len(pre) > 1:
+            notes.append(
+                f"{len(pre)} pre-contrast MR series in the study folder; series {chosen['series_number']} "
+                f"({chosen['series_instance_uid']}) is used for relative enhancement"
+            )
+        uid = chosen["series_instance_uid"]
+        pre_vol = read_series_from_index(dicom_index, series_uid=uid, nonuniform="resample", max_voxels=max_voxels)
+        pre_info = {"source": "study folder", "series_instance_uid": uid}
     pre_arr = None
     if pre_vol is not None and pre_info is not None:
-        pre_arr, how = _align(pre_vol, img, notes)
-        pre_info["aligned_by"] = how
+        pre_for, img_for = pre_vol.frame_of_reference_uid, img.frame_of_reference_uid
+        if pre_for is not None and img_for is not None and pre_for != img_for:
+            from ..geometry import register_rigid
+
+            pre_arr = register_rigid(pre_vol, img)
+            pre_info["aligned_by"] = "rigid registration (Mattes mutual information, SimpleITK)"
+        else:
+            from ..measure.grid import resample_to_grid
+
+            if pre_for is None or pre_for != img_for:
+                notes.append("no frame of reference to compare: the pre-contrast image is placed by its own geometry")
+            moving = (
+                pre_vol if pre_vol.array.dtype.kind == "f" else pre_vol.with_array(pre_vol.array.astype(np.float32))
+            )
+            pre_arr = resample_to_grid(moving, img, linear=True)
+            pre_info["aligned_by"] = "physical position (same frame of reference)"
     return MrInputs(prov, phase, others, pre_arr, pre_info, notes)
-
-
-def _provenance(img: Volume) -> Any:
-    from ..io.mr_headers import mr_provenance_from_dicom, mr_provenance_from_sidecar
-
-    files = img.meta.get("files") or []
-    if img.meta.get("format") == "dicom" and files:
-        return mr_provenance_from_dicom(files)
-    return mr_provenance_from_sidecar(img.source)
-
-
-def _other_series(img: Volume, index: Sequence[Any], rules: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The other MR image series of the study folder, with their phase (one header pair each)."""
-    from ..classify.mr_phase import classify_mr_phase
-    from ..io.mr_headers import mr_provenance_from_dicom
-
-    main_uid = img.meta.get("series_instance_uid")
-    by_series: dict[str, list[Any]] = {}
-    for info in index:
-        if getattr(info, "kind", "") == "IMAGE" and getattr(info, "modality", "") == "MR" and info.series_uid:
-            by_series.setdefault(info.series_uid, []).append(info)
-    out = []
-    for uid, infos in sorted(by_series.items(), key=lambda kv: (kv[1][0].series_number or 0, kv[0])):
-        if uid == main_uid:
-            continue
-        infos = sorted(infos, key=lambda i: str(i.path))
-        prov = mr_provenance_from_dicom([infos[0].path, infos[-1].path])
-        phase = classify_mr_phase(prov.to_dict(), rules)
-        out.append(
-            {
-                "series_instance_uid": uid,
-                "series_number": infos[0].series_number,
-                "files": len(infos),
-                "phase": phase["phase"],
-                "delay_s": prov.delay_s,
-                "same_frame_of_reference": bool(prov.frame_of_reference_uid)
-                and prov.frame_of_reference_uid == img.frame_of_reference_uid,
-            }
-        )
-    return out
-
-
-def _load_pre_contrast(
-    explicit: str | Path | None,
-    others: list[dict[str, Any]],
-    index: Sequence[Any],
-    max_voxels: int | None,
-    notes: list[str],
-) -> tuple[Volume | None, dict[str, Any] | None]:
-    """The pre-contrast series: the user's, else the one pre-contrast series of the folder."""
-    from ..io.dicom_series import read_series_from_index
-    from ..io.loader import load_image
-
-    if explicit is not None:
-        vol = load_image(explicit, max_voxels=max_voxels, nonuniform="resample")
-        return vol, {"source": "user (--pre-contrast)", "path": Path(explicit).name}
-    pre = [o for o in others if o["phase"] == "pre-contrast"]
-    if not pre:
-        return None, None
-    same = [o for o in pre if o["same_frame_of_reference"]] or pre
-    chosen = same[0]
-    if len(pre) > 1:
-        notes.append(
-            f"{len(pre)} pre-contrast MR series in the study folder; series {chosen['series_number']} "
-            f"({chosen['series_instance_uid']}) is used for relative enhancement"
-        )
-    vol = read_series_from_index(
-        index, series_uid=chosen["series_instance_uid"], nonuniform="resample", max_voxels=max_voxels
-    )
-    return vol, {"source": "study folder", "series_instance_uid": chosen["series_instance_uid"]}
-
-
-def _align(pre: Volume, img: Volume, notes: list[str]) -> tuple[np.ndarray, str]:
-    """Pre-contrast image on the main grid: by position (same frame of reference) or after rigid registration."""
-    from ..measure.grid import resample_to_grid
-
-    same_for = pre.frame_of_reference_uid is not None and pre.frame_of_reference_uid == img.frame_of_reference_uid
-    if same_for or pre.frame_of_reference_uid is None or img.frame_of_reference_uid is None:
-        if not same_for:
-            notes.append("no frame of reference to compare: the pre-contrast image is placed by its own geometry")
-        moving = pre if pre.array.dtype.kind == "f" else pre.with_array(pre.array.astype(np.float32))
-        return resample_to_grid(moving, img, linear=True), "physical position (same frame of reference)"
-    return _register_rigid(pre, img), "rigid registration (Mattes mutual information, SimpleITK)"
-
-
-def _register_rigid(moving: Volume, fixed: Volume) -> np.ndarray:
-    import SimpleITK as sitk
-
-    from ..geometry import array_from_sitk, to_sitk
-
-    f = to_sitk(fixed, fixed.array.astype(np.float32))
-    m = to_sitk(moving, moving.array.astype(np.float32))
-    init = sitk.CenteredTransformInitializer(
-        f, m, sitk.Euler3DTransform(), sitk.CenteredTransformInitializerFilter.GEOMETRY
-    )
-    reg = sitk.ImageRegistrationMethod()
-    reg.SetMetricAsMattesMutualInformation(32)
-    reg.SetMetricSamplingStrategy(reg.RANDOM)
-    reg.SetMetricSamplingPercentage(0.2, 1234)
-    reg.SetInterpolator(sitk.sitkLinear)
-    reg.SetOptimizerAsRegularStepGradientDescent(2.0, 0.01, 200)
-    reg.SetOptimizerScalesFromPhysicalShift()
-    reg.SetShrinkFactorsPerLevel([4, 2, 1])
-    reg.SetSmoothingSigmasPerLevel([2, 1, 0])
-    reg.SetInitialTransform(init, inPlace=False)
-    tx = reg.Execute(f, m)
-    out = sitk.Resample(m, f, tx, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
-    return np.ascontiguousarray(array_from_sitk(out))

@@ -1,6 +1,5 @@
-"""PET in the measure stage: lesions delineated on PET when no lesion mask was given, and the
-PET block (SUV references, SRETV, per-lesion SUV and the Krenning estimate) of
-:func:`netlm_imaging.measure.pet.measure_pet`.
+"""PET in the measure stage: the PET block of :func:`netlm_imaging.measure.pet.measure_pet`
+(SUV references, SUL, SRETV, per-lesion SUV and the Krenning estimate), as the report states it.
 """
 
 from __future__ import annotations
@@ -8,42 +7,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from ..measure.context import MeasurementContext
-from ..rules_data import section_or_default
+from ..rounding import rounded
 from ..segmentation import MaskLayer
 from ..volume import Volume
-from .rounding import rounded
 
-__all__ = ["PetMeasurement", "derive_pet_lesions", "measure_study_pet"]
+__all__ = ["PetMeasurement", "measure_study_pet"]
 
 
 @dataclass(frozen=True)
 class PetMeasurement:
-    """The report's ``pet`` block and the PET inputs the measurement lacked."""
+    """The report's ``pet`` block, the PET inputs the measurement lacked, and its warnings."""
 
     block: dict[str, Any]
     missing_inputs: list[str]
     warnings: list[str]
-
-
-def derive_pet_lesions(
-    img: Volume, suv: Volume, layers: list[MaskLayer], rules: Any, source: str
-) -> tuple[MaskLayer, str, str] | None:
-    """A lesion layer delineated on PET inside the liver, its method and its warning (None without a liver)."""
-    from ..measure.pet import derive_pet_lesions as delineate
-
-    liver_layers = [la for la in layers if la.role == "liver"]
-    if not liver_layers:
-        return None
-    liver = np.zeros(img.shape, dtype=bool)
-    for la in liver_layers:
-        liver |= la.binary()
-    mask = delineate(suv, liver, img, rules=rules)
-    method = f"pet-derived:{section_or_default(rules, 'pet')['derived_delineation']}"
-    layer = MaskLayer("lesion", img.with_array(mask), label="pet-derived", source=source)
-    return layer, method, f"no lesion mask: lesions were delineated on PET inside the liver ({method})"
 
 
 def measure_study_pet(
@@ -56,11 +34,33 @@ def measure_study_pet(
     pet_derived: str | None,
     clinical: Any = None,
 ) -> PetMeasurement:
-    """Measure the PET of one study; the per-lesion SUV values go onto ``ctx.lesions``."""
-    from ..measure.pet import measure_pet
+    """Measure the PET of one study; the per-lesion SUV values go onto ``ctx.lesions``.
 
-    height_m, sex, body_sources = _pet_body(suv, clinical)
-    kidney = _role_union(ctx.image, layers, "kidney")
+    Parameters
+    ----------
+    ctx : MeasurementContext
+        The burden measured on the image grid.
+    suv : Volume
+        The SUVbw image (its own grid).
+    layers : list of MaskLayer
+        The role layers on the image grid (a kidney layer is a second uptake reference).
+    delineation : str, optional
+        ``--delineation``.
+    rules : Rules
+    pet_derived : str, optional
+        The delineation of lesions derived from PET (none was given), named in the block.
+    clinical : ClinicalInputs, optional
+        Height and sex for SUL (before the PET header's).
+    """
+    from ..measure.pet import measure_pet
+    from ..measure.sul import sul_body
+    from ..segmentation import role_union
+
+    header = suv.meta.get("header")
+    height_m, sex, body_sources = sul_body(
+        header if isinstance(header, dict) else {}, getattr(clinical, "height_cm", None), getattr(clinical, "sex", None)
+    )
+    kidney = role_union(layers, "kidney", ctx.image.shape)
     res = measure_pet(
         ctx,
         suv,
@@ -87,38 +87,3 @@ def measure_study_pet(
         block["sretv_delineation"] = block.get("delineation")
         block["delineation"] = pet_derived
     return PetMeasurement(block, list(res.missing_inputs), list(res.warnings))
-
-
-def _role_union(img: Volume, layers: list[MaskLayer], role: str) -> np.ndarray | None:
-    """Union of the layers of one role on the image grid (None when there is none)."""
-    chosen = [la for la in layers if la.role == role]
-    if not chosen:
-        return None
-    out = np.zeros(img.shape, dtype=bool)
-    for la in chosen:
-        out |= la.binary()
-    return out
-
-
-def _pet_body(suv: Volume, clinical: Any) -> tuple[float | None, str | None, dict[str, str]]:
-    """Height (m) and sex (M/F) for SUL: the clinical file first, then the PET header."""
-    from ..measure.sul import normalise_sex
-
-    raw_header = suv.meta.get("header")
-    header: dict[str, Any] = raw_header if isinstance(raw_header, dict) else {}
-    sources: dict[str, str] = {}
-    height_m: float | None = None
-    sex: str | None = None
-    clin_height = getattr(clinical, "height_cm", None)
-    if clin_height:
-        height_m, sources["height"] = float(clin_height) / 100.0, "clinical file"
-    elif header.get("patient_size_m"):
-        size = float(header["patient_size_m"])
-        if 0.3 <= size <= 2.6:
-            height_m, sources["height"] = size, "DICOM PatientSize (0010,1020)"
-    clin_sex = normalise_sex(getattr(clinical, "sex", None))
-    if clin_sex:
-        sex, sources["sex"] = clin_sex, "clinical file"
-    elif normalise_sex(header.get("patient_sex")):
-        sex, sources["sex"] = normalise_sex(header.get("patient_sex")), "DICOM PatientSex (0010,0040)"
-    return height_m, sex, sources

@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .classify import MrDecisions
+from ..classify.functional_flr import FunctionalRemnant
+from ..rounding import round_or_none
 from .load_mr import MrInputs
 from .measure_mr import MrMeasurement
-from .rounding import round_or_none
 
 __all__ = ["MrReport", "mr_report"]
 
@@ -35,18 +35,39 @@ class MrReport:
         ``{lesion id: {field: value}}`` for ``lesions[]``.
     liver_fields : dict
         For ``liver`` (``mean_signal_au``, ``sd_signal_au``).
+    remnant : dict
+        The report's ``remnant`` block with the functional FLR of each resection and of the plan.
     console_lines, warnings : list of str
     """
 
     block: dict[str, Any]
     lesion_fields: dict[int, dict[str, Any]]
     liver_fields: dict[str, Any]
+    remnant: dict[str, Any]
     console_lines: list[str]
     warnings: list[str]
 
 
-def mr_report(loaded: MrInputs, measured: MrMeasurement, decided: MrDecisions, rules: Mapping[str, Any]) -> MrReport:
-    """The MR parts of the report of one study."""
+def mr_report(
+    loaded: MrInputs,
+    measured: MrMeasurement,
+    functional: FunctionalRemnant,
+    rules: Mapping[str, Any],
+    remnant: Mapping[str, Any],
+) -> MrReport:
+    """The MR parts of the report of one study.
+
+    Parameters
+    ----------
+    loaded, measured, functional
+        What the load, measure and classify stages found of the MR study.
+    rules : mapping
+        The rules (``rules["mri"]``: reference erosion, HUI source).
+    remnant : mapping
+        The report's ``remnant`` block, to which the functional FLR is added.
+    """
+    from ..report.console import mr_lines
+
     mri_rules = rules["mri"]
     sig, prov, phase = measured.signal, loaded.provenance, loaded.phase
     erosion = float(mri_rules["reference_erosion_mm"])
@@ -75,12 +96,12 @@ def mr_report(loaded: MrInputs, measured: MrMeasurement, decided: MrDecisions, r
         ]
         or None,
         "hui_unassigned_ml": round_or_none(sig.hui_unassigned_ml, 3),
-        "functional_flr": decided.functional_flr or None,
-        "functional_flr_plan": decided.functional_flr_plan,
+        "functional_flr": functional.resections or None,
+        "functional_flr_plan": functional.plan,
         "research_measure": True,
         "source": mri_rules["hui_source"],
-        "missing_inputs": decided.missing_inputs,
-        "notes": list(dict.fromkeys([*prov.notes, *phase["notes"], *loaded.notes, *sig.notes, *decided.notes])),
+        "missing_inputs": functional.missing_inputs,
+        "notes": list(dict.fromkeys([*prov.notes, *phase["notes"], *loaded.notes, *sig.notes, *functional.notes])),
         "method": {
             "liver_reference": f"non-tumorous liver eroded by {erosion:g} mm",
             "spleen_reference": f"spleen eroded by {erosion:g} mm",
@@ -103,43 +124,25 @@ def mr_report(loaded: MrInputs, measured: MrMeasurement, decided: MrDecisions, r
             "mean_signal_au": round_or_none(sig.total_liver.mean_signal_au, 3),
             "sd_signal_au": round_or_none(sig.total_liver.sd_signal_au, 3),
         }
+    # the remnant block states the functional FLR beside each volumetric one
+    by_name = {row["name"]: row["functional_flr_percent"] for row in functional.resections}
+    with_functional = dict(remnant)
+    if remnant.get("standard_resections"):
+        with_functional["standard_resections"] = [
+            {**res, "functional_flr_percent": by_name[res["name"]]} if res.get("name") in by_name else res
+            for res in remnant["standard_resections"]
+        ]
+    plan = remnant.get("resection_plan")
+    if isinstance(plan, dict) and functional.plan:
+        with_functional["resection_plan"] = {
+            **plan,
+            "functional_flr_percent": functional.plan["functional_flr_percent"],
+        }
     return MrReport(
         block=block,
         lesion_fields=lesion_fields,
         liver_fields=liver_fields,
-        console_lines=_console(block, prov, phase),
+        remnant=with_functional,
+        console_lines=mr_lines(block),
         warnings=[n for n in phase["notes"] if "hepatocyte uptake may not" in n],
     )
-
-
-def _console(block: Mapping[str, Any], prov: Any, phase: Mapping[str, Any]) -> list[str]:
-    delay = phase.get("delay_s")
-    when = f"{float(delay) / 60:.1f} min after injection" if delay is not None else "delay not in headers"
-    agent = prov.contrast_agent or prov.contrast_ingredient or "agent not stated"
-    lines = [f"MR: phase {phase['phase']} ({when}; {agent}; basis: {phase['basis']})"]
-    ref = block.get("liver_reference")
-    spl = block.get("spleen_reference")
-    parts = []
-    if ref:
-        parts.append(f"liver {ref['mean_signal_au']:.1f} a.u. (SD {ref['sd_signal_au']:.1f})")
-    if spl:
-        parts.append(f"spleen {spl['mean_signal_au']:.1f} a.u. (SD {spl['sd_signal_au']:.1f})")
-    if parts:
-        lines.append("MR signal (a.u., eroded references): " + ", ".join(parts))
-    if block.get("liver_to_spleen_contrast_ratio") is not None:
-        hui = block.get("hepatic_uptake_index_ml")
-        lines.append(
-            f"Hepatocyte function (research measure): LSC {block['liver_to_spleen_contrast_ratio']:.3f}, "
-            f"HUI {hui:.1f} mL"
-            if hui is not None
-            else f"LSC {block['liver_to_spleen_contrast_ratio']:.3f}"
-        )
-    plan = block.get("functional_flr_plan")
-    if plan and plan.get("functional_flr_percent") is not None:
-        lines.append(f"Functional FLR of the debulking plan: {plan['functional_flr_percent']:.1f}% of total HUI")
-    if block.get("relative_enhancement"):
-        re_ = block["relative_enhancement"]
-        lines.append("Relative enhancement: " + ", ".join(f"{k} {v:.3f}" for k, v in re_.items() if v is not None))
-    if block.get("missing_inputs") and block.get("hepatic_uptake_index_ml") is None:
-        lines.append("Hepatocyte function not measured: missing " + "; ".join(block["missing_inputs"]))
-    return lines

@@ -1,0 +1,211 @@
+"""Reading one study: its image series, its segmentations as role layers, and the checks that
+refuse what cannot be trusted (NaN voxels, ambiguous roles, no liver and no lesion).
+
+The load stage (:mod:`netlm_imaging.stages.load`) calls these with what the discover stage
+found; a folder scanned by discovery is not scanned again (its DICOM index and parsed SEG
+datasets are passed in).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from ..segmentation import MaskLayer
+from ..volume import Volume
+from .labels import LabelSpec, RoleDecision
+
+__all__ = [
+    "StudySegmentations",
+    "check_image_values",
+    "read_identifiers",
+    "read_study_image",
+    "read_study_segmentations",
+    "seg_source",
+]
+
+
+@dataclass(frozen=True)
+class StudySegmentations:
+    """The role layers of every ``--seg`` argument of a study.
+
+    Attributes
+    ----------
+    layers : list of MaskLayer
+        As read (label maps on their own grid; SEG and RTSTRUCT on the image grid).
+    sources : tuple of str
+        The segmentation files, as written.
+    role_decisions : list of RoleDecision
+        How every named segment / ROI got its role.
+    warnings : list of str
+        The role summary and the readers' notes and warnings, in order.
+    """
+
+    layers: list[MaskLayer]
+    sources: tuple[str, ...]
+    role_decisions: list[RoleDecision]
+    warnings: list[str]
+
+
+def seg_source(seg_arg: str | Path) -> str:
+    """The file of a ``--seg`` argument (``ROLE=PATH`` or ``PATH``), as written.
+
+    Examples
+    --------
+    >>> seg_source("liver=masks/liver.nii.gz")
+    'masks/liver.nii.gz'
+    """
+    text = str(seg_arg)
+    return text.split("=", 1)[1] if "=" in text and not Path(text).exists() else text
+
+
+def read_study_image(
+    image: str | Path,
+    *,
+    dicom_index: Sequence[Any] = (),
+    series_uid: str | None = None,
+    segs: Sequence[str] = (),
+    allow_resample: bool = False,
+    max_voxels: int | None = None,
+) -> Volume:
+    """The study's image: the chosen series of a scanned folder, else the file or folder read alone.
+
+    A DICOM folder is scanned once (the modality check and the pixel read share the scan).
+    A PET series with non-uniform slice steps is resampled by slice position (with a warning),
+    never refused; other series only with ``allow_resample``. Without ``series_uid`` the
+    series the segmentations reference is read.
+    """
+    from .loader import load_image
+
+    index = list(dicom_index)
+    if not index and Path(image).is_dir():
+        from ._dicom_common import scan_dicom_folder
+
+        index = scan_dicom_folder(Path(image))
+    nonuniform = "resample" if (allow_resample or (bool(index) and _is_pet_series(index, series_uid))) else "error"
+    if not index:
+        return load_image(image, max_voxels=max_voxels, nonuniform=nonuniform, series_uid=series_uid)
+    from .dicom_series import read_series_from_index, series_referenced_by
+
+    return read_series_from_index(
+        index,
+        series_uid=series_uid or series_referenced_by(index, list(segs)),
+        nonuniform=nonuniform,
+        max_voxels=max_voxels,
+        where=str(image),
+    )
+
+
+def _is_pet_series(index: Sequence[Any], series_uid: str | None) -> bool:
+    """Whether the image series of a scanned DICOM folder is PET (chosen UID, else every image is PT)."""
+    images = [f for f in index if getattr(f, "kind", "IMAGE") == "IMAGE"]
+    if series_uid:
+        base = series_uid.split("#", 1)[0]  # "UID#n": a reconstruction split off one series
+        images = [f for f in images if getattr(f, "series_uid", None) == base]
+    return bool(images) and all(getattr(f, "modality", "") == "PT" for f in images)
+
+
+def check_image_values(img: Volume) -> None:
+    """Refuse an image with NaN or infinite voxels (its intensities cannot be trusted).
+
+    Raises
+    ------
+    InputError
+        Naming the file, the count and the fix.
+    """
+    arr = img.array
+    # a finite float64 sum proves every voxel is finite without a full-size temporary
+    if arr.dtype.kind == "f" and not np.isfinite(arr.sum(dtype=np.float64)):
+        bad = int(np.count_nonzero(~np.isfinite(arr)))
+        if bad:
+            raise InputError(
+                f"{img.source}: image contains {bad} NaN/inf voxel(s); intensities cannot be trusted. "
+                "Re-export the image (NaN often marks outside-of-FOV voxels: fill them with the background value)."
+            )
+
+
+def read_study_segmentations(
+    segs: Sequence[str],
+    img: Volume,
+    spec: LabelSpec,
+    *,
+    dicom_index: Sequence[Any] = (),
+    max_voxels: int | None = None,
+    fractional_threshold: float = 0.5,
+) -> StudySegmentations:
+    """Every ``--seg`` argument as role layers, with the roles of the whole study checked.
+
+    Raises
+    ------
+    LabelError
+        Roles that are ambiguous across the study (:func:`~netlm_imaging.io.labels.check_decisions`).
+    InputError
+        No liver and no lesion mask came out of the segmentation files.
+    """
+    from .labels import check_decisions, summarize_decisions
+    from .loader import load_segmentation
+
+    layers: list[MaskLayer] = []
+    role_log: list[RoleDecision] = []
+    # SEG datasets the folder scan parsed: handed to the SEG reader explicitly (no second parse)
+    scanned = {str(Path(i.path).resolve()): i.dataset for i in dicom_index if getattr(i, "dataset", None) is not None}
+    for s in segs:
+        layers.extend(
+            load_segmentation(
+                s,
+                img,
+                spec,
+                max_voxels=max_voxels,
+                fractional_threshold=fractional_threshold,
+                role_log=role_log,
+                scanned=scanned.get(_resolved(s)),
+            )
+        )
+    check_decisions(role_log, spec, found_roles={la.role for la in layers})
+    warnings = list(summarize_decisions(role_log, spec))
+    for la in layers:
+        warnings.extend(la.mask.meta.get("notes", []))
+        warnings.extend(str(w) for w in la.mask.meta.get("warnings", []))
+    sources = tuple(seg_source(s) for s in segs)
+    if sources and not any(la.role in ("liver", "lesion") for la in layers):
+        roles = sorted({la.role for la in layers})
+        found = f"only {', '.join(roles)} masks" if roles else "no voxel with a liver or lesion label (an empty mask?)"
+        raise InputError(
+            f"{', '.join(sources)}: the segmentation holds {found}; pass the right --seg file, "
+            "or map its labels with --labels liver=N,lesion=M."
+        )
+    return StudySegmentations(layers, sources, role_log, warnings)
+
+
+def _resolved(seg_arg: str) -> str:
+    """The resolved file path of a ``--seg`` argument, for lookups."""
+    path = seg_source(seg_arg)
+    try:
+        return str(Path(path).resolve())
+    except OSError:
+        return path
+
+
+def read_identifiers(img: Volume) -> dict[str, Any]:
+    """PatientName, PatientID and PatientBirthDate of a DICOM image (empty for other formats).
+
+    Only called when the user asked for identifiers in the outputs.
+    """
+    files = img.meta.get("files") or []
+    if not files or img.meta.get("format") != "dicom":
+        return {}
+    import pydicom
+
+    ds = pydicom.dcmread(
+        files[0], stop_before_pixels=True, specific_tags=["PatientName", "PatientID", "PatientBirthDate"]
+    )
+    return {
+        "patient_name": str(ds.get("PatientName", "")) or None,
+        "patient_id": str(ds.get("PatientID", "")) or None,
+        "patient_birth_date": str(ds.get("PatientBirthDate", "")) or None,
+    }
