@@ -69,7 +69,9 @@ def _clean(obj: Any) -> Any:
 class StudyReport:
     """One study's measurements, classification and provenance.
 
-    Attributes follow ``report.schema.json``; units are in the field names.
+    Attributes follow ``report.schema.json``; units are in the field names. A report is
+    immutable: the report stage builds it once, and a caller that adds to it (the batch
+    runner's notes, the PACS source) makes a new one with :func:`dataclasses.replace`.
     """
 
     tool: dict[str, Any]
