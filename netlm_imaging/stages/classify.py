@@ -9,11 +9,15 @@ The decisions stay here: the measurements (``Measurements.ctx``) are not changed
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..classify.functional_flr import FunctionalRemnant
 from .measure import Measurements
 from .options import AnalyzeOptions
+
+if TYPE_CHECKING:
+    from ..classify.rules import Rules
+    from ..classify.surgical import SurgicalAssessment
 
 __all__ = ["Decisions", "classify_study"]
 
@@ -32,12 +36,12 @@ class Decisions:
         An MR study's functional FLR.
     """
 
-    surgical: Any  # classify.surgical.SurgicalAssessment
+    surgical: SurgicalAssessment
     lesion_fields: dict[int, dict[str, Any]]
     functional_remnant: FunctionalRemnant | None
 
 
-def classify_study(measured: Measurements, clinical: Any, rules: Any, opts: AnalyzeOptions) -> Decisions:
+def classify_study(measured: Measurements, clinical: Any, rules: Rules, opts: AnalyzeOptions) -> Decisions:
     """Decide everything that follows from the measurements and the clinical inputs."""
     from ..classify.functional_flr import functional_remnant
     from ..classify.surgical import assess

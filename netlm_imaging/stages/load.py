@@ -9,13 +9,17 @@ number is measured.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..segmentation import MaskLayer
 from ..volume import Volume
 from .discover import StudyInputs
 from .load_mr import MrInputs
 from .options import MODALITIES, AnalyzeOptions
+
+if TYPE_CHECKING:
+    from ..classify.clinical import ClinicalInputs
+    from ..classify.rules import Rules
 
 __all__ = ["LoadedStudy", "load_study"]
 
@@ -64,8 +68,8 @@ class LoadedStudy:
     segment_roles: list[dict[str, Any]]
     suv: Volume | None
     mr: MrInputs | None
-    clinical: Any
-    rules: Any
+    clinical: ClinicalInputs | None
+    rules: Rules
     identifiers: dict[str, Any] | None
     warnings: tuple[str, ...]
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..volume import Volume
+
+if TYPE_CHECKING:
+    from ..io.mr_headers import MrProvenance
 
 __all__ = ["MrInputs", "load_mr"]
 
@@ -39,7 +42,7 @@ class MrInputs:
         How the series were chosen and aligned.
     """
 
-    provenance: Any
+    provenance: MrProvenance
     phase: dict[str, Any]
     other_series: list[dict[str, Any]]
     pre_contrast: np.ndarray | None = None

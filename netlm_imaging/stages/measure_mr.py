@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..measure.context import MeasurementContext
 from .load_mr import MrInputs
+
+if TYPE_CHECKING:
+    from ..measure.mri import MrSignal
 
 __all__ = ["MrMeasurement", "measure_study_mr"]
 
@@ -18,7 +21,7 @@ __all__ = ["MrMeasurement", "measure_study_mr"]
 class MrMeasurement:
     """The MR signal of one study and how its bias field was treated."""
 
-    signal: Any  # measure.mri.MrSignal
+    signal: MrSignal
     bias_field_correction: dict[str, Any]
     functional: bool
     with_pre_contrast: bool
