@@ -80,4 +80,5 @@ def test_batch_adds_its_sr_note_to_a_new_report(tmp_path: Path) -> None:
     assert written["notes"] == [*plain["notes"], written["notes"][-1]]
     assert written["notes"][-1].startswith("no DICOM SR written: the image is not a DICOM series")
     assert not list((tmp_path / "out" / "reports").glob("*.dcm"))
-    assert written["lesions"] == plain["lesions"] and written["classification"] == plain["classification"]
+    assert written["lesions"] == plain["lesions"]
+    assert written["classification"] == plain["classification"]
