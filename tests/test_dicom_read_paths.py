@@ -364,3 +364,88 @@ def test_seg_cut_after_the_scan_is_reported_by_the_pydicom_reader(tmp_path):
     seg.write_bytes(seg.read_bytes()[: plain.pixel_offset + 10])  # cut inside PixelData
     with pytest.raises(DicomError, match=r"seg\.dcm: pixel data holds 10 bytes"):
         dicom_seg.read_dicom_seg(seg, ref, parse_label_spec(None), dataset=plain)
+
+
+def _layers_or_error(path: Path, ref: Volume, dataset):
+    from netlm_imaging.errors import NetlmError
+
+    try:
+        return dicom_seg.read_dicom_seg(path, ref, parse_label_spec(None), role_log=[], dataset=dataset)
+    except NetlmError as exc:  # the raw reader's error class; the pydicom reader's class and message
+        return type(exc).__name__ if dataset is not None else (type(exc).__name__, str(exc))
+
+
+def test_mutated_seg_headers_never_make_the_raw_reader_disagree_with_pydicom(tmp_path):
+    """Random bytes changed in a SEG's header: the raw reader declines, or gives pydicom's facts and layers.
+
+    Seeded; every mutation that the raw header reader accepts must give the pydicom header parse's
+    DicomFileInfo (when pydicom can read it at all) and the pydicom reader's layers or error.
+    """
+    import random
+
+    from netlm_imaging.errors import NetlmError
+
+    _files, seg, ref, truth = _study(tmp_path)
+    original = seg.read_bytes()
+    end = read_plain_seg(seg).pixel_offset
+    rng = random.Random(17)
+    accepted = 0
+    for n in range(150):
+        data = bytearray(original)
+        for _ in range(rng.randint(1, 6)):
+            data[rng.randrange(132, end)] = rng.randrange(256)
+        path = tmp_path / f"m{n}.dcm"
+        path.write_bytes(bytes(data))
+        info = _plain_seg_header(path)
+        if info is None:
+            continue
+        accepted += 1
+        try:
+            expected = _read_header_pydicom(path)
+        except NetlmError:
+            continue
+        assert info == expected, n
+        fast, general = _layers_or_error(path, ref, info.dataset), _layers_or_error(path, ref, None)
+        if isinstance(general, tuple) and not isinstance(fast, str) and "Unknown Value Representation" in general[1]:
+            # damage inside a sequence the raw reader skips unparsed: pydicom refuses the whole file, the raw
+            # reader never reads the damaged element, and what it reads must then be the truth
+            for layer, mask in zip(fast, truth):
+                np.testing.assert_array_equal(layer.mask.array, mask)
+            continue
+        if isinstance(fast, str) or isinstance(general, tuple):
+            assert fast == (general[0] if isinstance(general, tuple) else general), n
+            continue
+        _same_layers(fast, general)
+    assert 20 <= accepted < 150  # many mutations hit values the reader does not need; others are declined
+
+
+@pytest.mark.parametrize("where", ["SourceImageSequence", "ReferencedSeriesSequence"])
+def test_a_uid_with_a_backslash_is_left_to_pydicom(tmp_path, where):
+    """A backslash in a referenced UID (two values where one belongs): the raw reader declines, as pydicom decides."""
+    _files, seg, _ref, _truth = _study(tmp_path)
+    ds = pydicom.dcmread(seg)
+    if where == "SourceImageSequence":
+        ds.SourceImageSequence[0].ReferencedSOPInstanceUID = "1.2.3\\4.5"
+    else:
+        ds.ReferencedSeriesSequence[0].ReferencedInstanceSequence[1].ReferencedSOPInstanceUID = "1.2.3\\4.5"
+    out = tmp_path / "two_values.dcm"
+    ds.save_as(out)
+    assert _plain_seg_header(out) is None
+    assert _read_header_pydicom(out).kind == "SEG"
+
+
+@pytest.mark.parametrize(
+    ("tag", "vr"), [((0x0020, 0x0052), b"UI"), ((0x0062, 0x0005), b"LO"), ((0x0002, 0x0010), b"UI")]
+)
+def test_an_unknown_vr_is_left_to_pydicom(tmp_path, tag, vr):
+    """A VR that does not exist (a damaged byte) in an element the raw reader walks: it declines (pydicom decides)."""
+    import struct
+
+    _files, seg, _ref, _truth = _study(tmp_path)
+    data = bytearray(seg.read_bytes())
+    at = data.index(struct.pack("<HH", *tag) + vr)
+    data[at + 5] = ord("Z")  # UI -> UZ, LO -> LZ (FrameOfReferenceUID, SegmentLabel, TransferSyntaxUID)
+    out = tmp_path / "unknown_vr.dcm"
+    out.write_bytes(bytes(data))
+    assert read_plain_seg(out) is None
+    assert _plain_seg_header(out) is None

@@ -808,6 +808,11 @@ def _fast_text(raw: bytes | None, encoding: str = "latin-1") -> str:
     return text
 
 
+def _fast_uid(raw: bytes | None) -> str:
+    """A single UID as pydicom gives it: trailing NULs and spaces removed, then surrounding whitespace."""
+    return _fast_text(raw).strip()
+
+
 def _fast_numbers(raw: bytes | None, integer: bool = False) -> list[float] | None:
     """DS / IS values; ``None`` when absent or empty; :class:`_NotFast` on anything but plain decimals."""
     if not raw:
@@ -898,7 +903,7 @@ def _fast_header(path: Path) -> DicomFileInfo | None:
         with path.open("rb", buffering=0) as fh:
             syntax, v, offset, length = _fast_elements(fh)
             size = os.fstat(fh.fileno()).st_size
-        sop_class = _fast_text(v.get(0x00080016))
+        sop_class = _fast_uid(v.get(0x00080016))
         rows, columns = _fast_us(v.get(0x00280010)), _fast_us(v.get(0x00280011))
         frames_declared = _fast_scalar(v.get(0x00280008), 1, integer=True)
         if (
@@ -951,11 +956,11 @@ def _fast_common(v: dict[int, bytes], charset: str) -> dict[str, Any]:
     if series_number is not None and len(series_number) != 1:
         raise _NotFast
     return {
-        "sop_instance_uid": _fast_text(v.get(0x00080018)),
-        "series_uid": _fast_text(v.get(0x0020000E)),
-        "study_uid": _fast_text(v.get(0x0020000D)),
+        "sop_instance_uid": _fast_uid(v.get(0x00080018)),
+        "series_uid": _fast_uid(v.get(0x0020000E)),
+        "study_uid": _fast_uid(v.get(0x0020000D)),
         "modality": _fast_text(v.get(0x00080060)),
-        "frame_of_reference_uid": _fast_text(v.get(0x00200052)),
+        "frame_of_reference_uid": _fast_uid(v.get(0x00200052)),
         "series_description": _fast_text(v.get(0x0008103E), charset),
         "series_number": int(series_number[0]) if series_number else None,
         "image_type": tuple(t.upper() for t in image_type_text.split("\\")) if image_type_text else (),
@@ -987,11 +992,11 @@ def _plain_seg_header(path: Path) -> DicomFileInfo | None:
         return None
     v = seg.values
     try:
-        for_uid = _fast_text(v.get(0x00200052))
+        for_uid = _fast_uid(v.get(0x00200052))
         return DicomFileInfo(
             path=path,
             kind=SEG,
-            sop_class_uid=_fast_text(v.get(0x00080016)),
+            sop_class_uid=_fast_uid(v.get(0x00080016)),
             rows=_fast_us(v.get(0x00280010)),
             columns=_fast_us(v.get(0x00280011)),
             number_of_frames=int(_fast_scalar(v.get(0x00280008), 1, integer=True)),

@@ -46,6 +46,11 @@ _PLANE_ORIENTATION = 0x00209116
 _PIXEL_MEASURES = 0x00289110
 _UNDEFINED = 0xFFFFFFFF
 _LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"})
+#: VRs with a 2-byte length (PS3.5 7.1.2); any other VR is unknown.
+_SHORT_VRS = frozenset(
+    {b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT", b"PN", b"SH", b"SL", b"SS",
+     b"ST", b"TM", b"UI", b"UL", b"US"}
+)  # fmt: skip
 _TAG = struct.Struct("<HH")
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
@@ -75,8 +80,8 @@ def _element(buf: bytes, pos: int) -> tuple[int, bytes, int, int]:
     vr = buf[pos + 4 : pos + 6]
     if vr in _LONG_VRS:
         return tag, vr, pos + 12, _U32.unpack_from(buf, pos + 8)[0]
-    if not (65 <= vr[0] <= 90 and 65 <= vr[1] <= 90):
-        raise _NotFast
+    if vr not in _SHORT_VRS:
+        raise _NotFast  # an unknown VR: pydicom refuses the file, or reads it its own way
     return tag, vr, pos + 8, _U16.unpack_from(buf, pos + 6)[0]
 
 
@@ -94,6 +99,8 @@ def _skip_undefined(buf: bytes, pos: int, end: int) -> int:
 
 def _skip_item(buf: bytes, start: int, length: int, end: int) -> int:
     if length != _UNDEFINED:
+        if start + length > end:
+            raise _NotFast  # an item longer than its sequence: pydicom decides what the file holds
         return start + length
     pos = start
     while pos < end:
@@ -126,6 +133,8 @@ def _items(buf: bytes, start: int, length: int) -> list[tuple[int, int]]:
         stop = _skip_item(buf, vstart, vlen, end)
         out.append((vstart, stop - (8 if vlen == _UNDEFINED else 0)))
         pos = stop
+    if length != _UNDEFINED and pos != end:
+        raise _NotFast  # items that do not fill their sequence exactly
     return out
 
 
@@ -133,12 +142,18 @@ def _first_item_fields(buf: bytes, start: int, end: int) -> dict[int, tuple[byte
     """Elements of an item dataset: tag -> (VR, value start, length); sequences are skipped."""
     fields = {}
     pos = start
+    previous = -1
     while pos < end:
         tag, vr, vstart, vlen = _element(buf, pos)
         if tag == _ITEM_END:
             break
+        if tag <= previous:
+            raise _NotFast  # out of order or repeated: not a plain item
+        previous = tag
         fields[tag] = (vr, vstart, vlen)
         pos = _after(buf, tag, vr, vstart, vlen, end)
+    if pos > end:
+        raise _NotFast  # an element running past its item
     return fields
 
 
@@ -326,7 +341,10 @@ def _uid(buf: bytes, field: tuple[bytes, int, int] | None) -> str:
     vr, start, length = field
     if vr != b"UI":
         raise _NotFast
-    return buf[start : start + length].decode("ascii").rstrip("\0 ")
+    value = buf[start : start + length].decode("ascii").rstrip("\0 ")
+    if "\\" in value:
+        raise _NotFast  # several values where one UID belongs: pydicom decides what it reads
+    return value.strip()  # as pydicom's UID: surrounding whitespace removed
 
 
 def referenced_instances(ds: Any) -> tuple[list[str], list[str]] | None:

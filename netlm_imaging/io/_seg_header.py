@@ -12,9 +12,13 @@ for (~0.2 s and ~25 MiB).
 
 Anything else (another transfer syntax or SOP class, FRACTIONAL, per-frame
 orientation, multi-valued or non-decimal values where one is expected, an element
-out of order, a private UN of undefined length, a file shorter than its pixel
-data...) returns ``None``, and the caller parses the file with pydicom, with all
-its checks and messages. Tests compare both on real and generated files.
+out of order or of an unknown VR, a private UN of undefined length, a file shorter
+than its pixel data...) in what it reads returns ``None``, and the caller parses
+the file with pydicom, with all its checks and messages. Sequences it does not use
+are skipped by their lengths, unparsed: a damaged byte inside one (an unknown VR in
+a code sequence, say) does not stop this reader, where pydicom's full parse refuses
+the whole file. Tests compare both on real and generated files, and on randomly
+damaged headers.
 """
 
 from __future__ import annotations
@@ -26,7 +30,6 @@ from pathlib import Path
 
 from ._seg_fast import (
     _EXPLICIT_LE,
-    _LONG_VRS,
     _U16,
     _UNDEFINED,
     FrameTable,
@@ -36,6 +39,7 @@ from ._seg_fast import (
     _items,
     _NotFast,
     _sequence_item,
+    _uid,
     frame_table_from_bytes,
     referenced_from_bytes,
 )
@@ -126,6 +130,10 @@ class PlainSeg:
             raise ValueError(f"({tag >> 16:04X},{tag & 0xFFFF:04X}) is multi-valued")
         return value
 
+    def uid(self, tag: int) -> str:
+        """A single UID as pydicom gives it (:meth:`text`, then surrounding whitespace removed)."""
+        return self.text(tag).strip()
+
     def us(self, tag: int) -> int | None:
         """A US value (None when absent); :class:`ValueError` if it is not one 2-byte value."""
         raw = self.values.get(tag)
@@ -147,7 +155,7 @@ class PlainSeg:
     @property
     def SOPClassUID(self) -> str:
         """SOPClassUID (0008,0016), under its DICOM keyword as the segmentation loader reads it."""
-        return self.text(0x00080016)
+        return self.uid(0x00080016)
 
     @property
     def Manufacturer(self) -> str:
@@ -194,8 +202,6 @@ def _walk(buf: bytes, pos: int) -> tuple[dict[int, tuple[bytes, int, int]], int,
             return fields, start, length
         if length == _UNDEFINED and vr != b"SQ":
             raise _NotFast  # a UN of undefined length holds implicit-VR items: pydicom parses it
-        if vr not in _LONG_VRS and not (65 <= vr[0] <= 90 and 65 <= vr[1] <= 90):
-            raise _NotFast
         fields[tag] = (vr, start, length)
         pos = _after(buf, tag, vr, start, length, end)
         if pos > end:
@@ -348,8 +354,7 @@ def _plain(
         series, sops = found
         items = _items(buf, refs[1], refs[2])
         if items:
-            uid = _first_item_fields(buf, *items[0]).get(_SERIES_UID)
-            first = buf[uid[1] : uid[1] + uid[2]].decode("ascii").rstrip("\0 ") if uid else ""
+            first = _uid(buf, _first_item_fields(buf, *items[0]).get(_SERIES_UID))
     if not sops:
         return None  # the general scan reads the per-frame source images instead
     sources = fields.get(_SOURCE_IMAGES)
@@ -357,13 +362,9 @@ def _plain(
         if sources[0] != b"SQ":
             return None
         for istart, iend in _items(buf, sources[1], sources[2]):
-            uid = _first_item_fields(buf, istart, iend).get(_REFERENCED_SOP)
-            if uid is not None:
-                if uid[0] != b"UI":
-                    return None
-                value = buf[uid[1] : uid[1] + uid[2]].decode("ascii").rstrip("\0 ")
-                if value:
-                    sops.append(value)
+            value = _uid(buf, _first_item_fields(buf, istart, iend).get(_REFERENCED_SOP))
+            if value:
+                sops.append(value)
     orientation, spacing = _shared_plane(buf, fields)
     segments = fields.get(_SEGMENT_SEQUENCE)
     if segments is None:

@@ -710,7 +710,7 @@ def _read_plain(
     segments = _segment_list(plain.segments, source)
     if not {int(s) for s in plain.table.segments} <= {s.number for s in segments}:
         return None  # the general path names the undeclared segment
-    _check_frame_of_reference(plain.text(0x00200052), reference, source)
+    _check_frame_of_reference(plain.uid(0x00200052), reference, source)
     log: list[RoleDecision] | None = [] if role_log is not None else None
     roles = assign_roles(segments, spec, source, noun="segments", log=log)
     wanted = {num for num, role in roles.items() if role != "ignore"}
@@ -735,9 +735,9 @@ def _read_plain(
     if role_log is not None and log is not None:
         role_log.extend(log)
     ident = _SegIdentity(
-        sop_instance_uid=plain.text(0x00080018),
-        series_instance_uid=plain.text(0x0020000E),
-        sop_class_uid=plain.text(0x00080016),
+        sop_instance_uid=plain.uid(0x00080018),
+        series_instance_uid=plain.uid(0x0020000E),
+        sop_class_uid=plain.uid(0x00080016),
         seg_type="BINARY",
         referenced_series=plain.first_referenced_series,
         n_frames=n_frames,
