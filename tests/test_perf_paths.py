@@ -121,25 +121,7 @@ def test_integer_image_means_equal_the_voxel_list_means():
 
 def test_widest_extent_equals_the_all_pairs_search():
     """The short-axis search over the pair ends that can be that far apart equals the search over all pairs."""
-    from netlm_imaging.measure.lesions import _TIE_TOLERANCE_MM, _widest_perpendicular_extent, max_pairwise_distance
-
-    def all_pairs(pts, longest, normal):
-        widest, widest_dir = 0.0, None
-        for start in range(0, len(pts), 256):
-            block = pts[start : start + 256]
-            diff = pts[None, :, :] - block[:, None, :]
-            dist = np.sqrt((diff**2).sum(-1))
-            ii, jj = np.nonzero(dist >= longest - _TIE_TOLERANCE_MM)
-            if ii.size == 0:
-                continue
-            v = np.cross(normal, diff[ii, jj] / dist[ii, jj, None])
-            v /= np.linalg.norm(v, axis=1, keepdims=True)
-            proj = pts @ v.T
-            ext = proj.max(0) - proj.min(0)
-            k = int(np.argmax(ext))
-            if float(ext[k]) > widest or widest_dir is None:
-                widest, widest_dir = float(ext[k]), v[k]
-        return widest, widest_dir
+    from netlm_imaging.measure.lesions import _widest_perpendicular_extent, max_pairwise_distance
 
     rng = np.random.default_rng(8)
     normal = np.array([0.0, 0.0, 1.0])
@@ -152,7 +134,7 @@ def test_widest_extent_equals_the_all_pairs_search():
                 pts = np.column_stack([rng.normal(size=(n, 2)) * (30.0, 12.0), np.zeros(n)])
             longest, _ = max_pairwise_distance(pts)
             got, got_dir = _widest_perpendicular_extent(pts, longest, normal)
-            want, want_dir = all_pairs(pts, longest, normal)
+            want, want_dir = _widest_perpendicular_extent(pts, longest, normal, prune=False)
             assert got == want
             assert np.array_equal(got_dir, want_dir)
 

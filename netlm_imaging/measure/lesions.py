@@ -319,15 +319,21 @@ def _axial_diameters(
 
 
 def _widest_perpendicular_extent(
-    pts: np.ndarray, longest_mm: float, normal: np.ndarray
+    pts: np.ndarray, longest_mm: float, normal: np.ndarray, *, prune: bool = True
 ) -> tuple[float, np.ndarray | None]:
-    """Largest in-plane extent of ``pts`` perpendicular to any pair ``longest_mm`` apart, and its direction."""
+    """Largest in-plane extent of ``pts`` perpendicular to any pair ``longest_mm`` apart, and its direction.
+
+    With ``prune`` (the default), a pair that long has both ends at least
+    ``longest_mm - r_max`` from the centre of the points' box, so the other
+    points are left out of the pair search: the pairs found, their order and
+    the blocks are those of the search over all points (``prune=False``).
+    """
     widest, widest_dir = 0.0, None
-    # a pair that long has both ends at least longest_mm - r_max from the centre of the points' box: the
-    # others are left out of the pair search (the pairs, their order and the blocks stay the same)
-    centre = (pts.min(0) + pts.max(0)) / 2.0
-    r = np.sqrt(((pts - centre) ** 2).sum(1))
-    ends = np.flatnonzero(r + r.max() >= longest_mm - _TIE_TOLERANCE_MM - 1e-6)
+    ends = np.arange(len(pts))
+    if prune:
+        centre = (pts.min(0) + pts.max(0)) / 2.0
+        r = np.sqrt(((pts - centre) ** 2).sum(1))
+        ends = np.flatnonzero(r + r.max() >= longest_mm - _TIE_TOLERANCE_MM - 1e-6)
     others = pts[ends]
     for start in range(0, len(pts), 256):
         rows = ends[(ends >= start) & (ends < start + 256)]
