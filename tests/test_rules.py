@@ -163,3 +163,20 @@ def test_comparator():
     assert meets(0.7 * 100, 70.0, ">=")  # 70.00000000000001 style noise
     assert not meets(69.99, 70.0, ">=")
     assert meets(70.01, 70.0, ">")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[krenning]\nlesion_statistic = "mean"\n', "lesion_statistic = 'mean': use one of suv_mean_core"),
+        ('[pet]\ndefault_delineation = "rel:45"\n', "rel:P needs 0 < P <= 1"),
+        ("[krenning]\nliver_band_fraction = 0.9\n", "no_uptake_suv_fraction < 1 - liver_band_fraction"),
+    ],
+)
+def test_bad_pet_settings_are_refused_when_the_rules_load(tmp_path, text, message):
+    """A CT-only analysis with a bad PET setting is refused too: the file is wrong whatever the study."""
+    p = tmp_path / "pet.toml"
+    p.write_text(text)
+    with pytest.raises(InputError, match=re.escape(message)) as err:
+        load_rules(p)
+    assert str(err.value).startswith(str(p))

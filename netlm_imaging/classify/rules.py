@@ -262,6 +262,18 @@ def _check_values(data: dict[str, Any], source: str) -> None:
             f"0 < g2_min <= g3_above <= 100, got {grade['ki67_g2_min_percent']} and {grade['ki67_g3_above_percent']}"
         )
     _check_mri(data["mri"], source)
+    _check_pet(data, source)
+
+
+def _check_pet(data: dict[str, Any], source: str) -> None:
+    """The PET settings, checked when the rules are loaded (not only when a PET is measured)."""
+    from ..errors import UsageError
+    from ..measure.pet import check_pet_rules
+
+    try:
+        check_pet_rules(data)
+    except (InputError, UsageError) as exc:
+        raise InputError(f"{source}: {str(exc).removeprefix('rules file: ')}") from exc
 
 
 def _check_mri(mri: dict[str, Any], source: str) -> None:

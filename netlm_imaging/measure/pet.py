@@ -90,6 +90,7 @@ from .context import MeasurementContext
 __all__ = [
     "Delineation",
     "PetResult",
+    "check_pet_rules",
     "derive_pet_lesions",
     "krenning_score",
     "measure_pet",
@@ -215,6 +216,19 @@ def _rules_section(rules: Mapping[str, Any] | None, name: str) -> dict[str, Any]
             raise InputError(f"rules file: [{name}] {key} = {value!r} is negative; fix the rules file.")
         out[key] = float(value)
     return out
+
+
+def check_pet_rules(rules: Mapping[str, Any]) -> None:
+    """Refuse bad [krenning], [pet] and [pet_reference] values now (choices, delineations, signs, band order).
+
+    Raises
+    ------
+    InputError
+        As :func:`measure_pet` would, naming the table and key.
+    """
+    _krenning_rules(rules)
+    _rules_section(rules, "pet")
+    _rules_section(rules, "pet_reference")
 
 
 def _krenning_rules(rules: Mapping[str, Any] | None) -> dict[str, Any]:
