@@ -139,6 +139,20 @@ def test_widest_extent_equals_the_all_pairs_search():
             assert np.array_equal(got_dir, want_dir)
 
 
+def test_flat_index_nonzero_equals_numpy():
+    """The nonzero / argwhere of the lesion code give numpy's indices in numpy's order (C order), on any layout."""
+    from netlm_imaging.measure.lesions import _argwhere, _nonzero
+
+    rng = np.random.default_rng(4)
+    for shape in ((7, 5, 3), (1, 9, 4), (12, 11), (0, 3, 2)):
+        a = rng.random(shape) < 0.3
+        for view in (a, np.asfortranarray(a), np.moveaxis(a, -1, 0), a[::-1]):
+            got, want = _nonzero(view), np.nonzero(view)
+            assert len(got) == len(want)
+            assert all(np.array_equal(g, w) for g, w in zip(got, want, strict=True))
+            assert np.array_equal(_argwhere(view), np.argwhere(view))
+
+
 def test_touches_liver_equals_scipy_dilation():
     rng = np.random.default_rng(3)
     for spacing in ((0.75, 0.75, 1.5), (1.0, 0.6, 3.0), (2.5, 2.5, 2.5)):

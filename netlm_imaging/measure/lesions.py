@@ -92,6 +92,16 @@ def voxel_extent_mm(affine: np.ndarray, direction: np.ndarray | None) -> float:
     return float(np.abs(a.T @ u).sum())
 
 
+def _nonzero(a: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``np.nonzero(a)`` (the same indices in the same C order), from the flat indices: several times faster."""
+    return np.unravel_index(np.flatnonzero(a), a.shape)
+
+
+def _argwhere(a: np.ndarray) -> np.ndarray:
+    """``np.argwhere(a)`` (the same rows in the same order), from the flat indices."""
+    return np.stack(_nonzero(a), axis=1) if a.ndim else np.argwhere(a)
+
+
 def bbox_slices(mask: np.ndarray, pad: int = 0) -> tuple[slice, slice, slice] | None:
     """Bounding box of the non-zero voxels (``None`` when empty): :func:`netlm_imaging.volume.nonzero_bbox`."""
     return nonzero_bbox(mask, pad)
@@ -197,7 +207,7 @@ def _farthest_pair(pts: np.ndarray) -> tuple[int, int]:
         if top < best - tol:
             continue
         best = max(best, top)
-        ii, jj = np.nonzero(g >= best - tol)
+        ii, jj = _nonzero(g >= best - tol)
         near.append((ii + start, jj))
     ii = np.concatenate([a for a, _ in near])
     jj = np.concatenate([b for _, b in near])
@@ -284,7 +294,7 @@ def _axial_diameters(
     """
     normal = affine[:3, slice_axis] / np.linalg.norm(affine[:3, slice_axis])
     # listed slice by slice, in index order within a slice (a stable sort by slice of the index-ordered list)
-    by_slice = np.argwhere(np.moveaxis(candidates, slice_axis, 0))
+    by_slice = _argwhere(np.moveaxis(candidates, slice_axis, 0))
     if by_slice.size == 0:
         return 0.0, None, None, None
     ijk = np.empty_like(by_slice)
@@ -342,7 +352,7 @@ def _widest_perpendicular_extent(
         block = pts[rows]
         diff = others[None, :, :] - block[:, None, :]
         dist = np.sqrt((diff**2).sum(-1))
-        ii, jj = np.nonzero(dist >= longest_mm - _TIE_TOLERANCE_MM)
+        ii, jj = _nonzero(dist >= longest_mm - _TIE_TOLERANCE_MM)
         if ii.size == 0:
             continue
         v = np.cross(normal, diff[ii, jj] / dist[ii, jj, None])
@@ -421,7 +431,7 @@ def measure_instance(
         volume_ml = n * image.voxel_volume_ml
         mean_int = float(np.sum(box_values, where=mask, dtype=np.int64)) / n
     else:
-        nz = np.nonzero(mask)
+        nz = _nonzero(mask)
         n = len(nz[0])
         if weights is not None:
             w = weights[nz].astype(np.float64)
@@ -435,7 +445,7 @@ def measure_instance(
         mean_int = float(values.mean(dtype=np.float64)) if numeric else None
     centroid = centroid_idx @ crop_aff[:3, :3].T + crop_aff[:3, 3]
     extremes = _extreme_masks(mask)
-    ext = np.argwhere(extremes[0] & extremes[1] & extremes[2]).astype(np.float64)
+    ext = _argwhere(extremes[0] & extremes[1] & extremes[2]).astype(np.float64)
     d3, u3 = max_pairwise_distance(ext @ crop_aff[:3, :3].T + crop_aff[:3, 3])
     direction = image.direction
     k_axis = image.slice_axis
