@@ -22,14 +22,16 @@ from netlm_imaging.api import analyze_with_context
 from netlm_imaging.report.dicom_seg_out import write_seg_with_header
 from netlm_imaging.report.dicom_sr import _SCT, read_sr_measurements, write_sr
 from tests.dicom_tools import assert_dciodvfy_clean, tid1500_measurements
-from tests.test_seg_writer import IDENTITY_TAGS, _unexpected
+from tests.test_seg_writer import IDENTITY_TAGS, PLAIN_IDENTITY_TAGS, _unexpected
 from tests.test_sr import write_phantom_study
 
 
-@pytest.fixture(scope="module")
-def study(tmp_path_factory: pytest.TempPathFactory) -> tuple:
+@pytest.fixture(scope="module", params=["plain identity", "station name"])
+def study(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    """The phantom with identity the writer de-identifies itself, and with a station name (dicognito's part)."""
     base = tmp_path_factory.mktemp("sr_writer")
-    d = write_phantom_study(base / "study", seed=9, extra_tags=IDENTITY_TAGS)
+    tags = PLAIN_IDENTITY_TAGS if request.param == "plain identity" else IDENTITY_TAGS
+    d = write_phantom_study(base / "study", seed=9, extra_tags=tags)
     report, ctx = analyze_with_context(image=d["ct"], segs=[str(d["seg"])])
     return report, ctx, base
 

@@ -10,9 +10,9 @@ object (Explicit VR Little Endian).
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
 
 __all__ = ["code_item", "ds_number", "element", "item", "part10", "sequence", "tag_of", "text", "uid", "ul", "us"]
 
@@ -36,10 +36,25 @@ def text(tag: int, vr: str, value: str | Sequence[str]) -> bytes:
 
 
 def ds_number(value: float) -> str:
-    """A DS string as highdicom writes numbers (pydicom ``DS(value, auto_format=True)``)."""
-    from pydicom.valuerep import format_number_as_ds
+    """A DS string as highdicom writes numbers: pydicom's ``format_number_as_ds`` (at most 16 characters).
 
-    return str(format_number_as_ds(float(value)))
+    Written out here so the writers need not import pydicom; tests/test_seg_writer.py compares it
+    with pydicom's on many values.
+    """
+    val = float(value)
+    if not math.isfinite(val):
+        raise ValueError(f"cannot encode {val} as a DICOM decimal string")
+    text = str(val)
+    if len(text) <= 16:
+        return text
+    logval = math.log10(abs(val))
+    sign = 1 if val < 0.0 else 0
+    if logval < -4 or logval >= 14 - sign:
+        digits = 10 - sign
+        text = f"{val:.{digits}e}"
+        return text if len(text) <= 16 else f"{val:.{digits - 1}e}"
+    digits = 14 - sign - math.floor(logval) if logval >= 1.0 else 14 - sign
+    return f"{val:.{digits}f}"
 
 
 def uid(tag: int, value: str) -> bytes:
@@ -79,34 +94,26 @@ def code_item(value: str, scheme: str, meaning: str) -> bytes:
     return text(0x00080100, "SH", value) + text(0x00080102, "SH", scheme) + text(0x00080104, "LO", meaning)
 
 
-def part10(ds: Any, encoded: Mapping[int, bytes]) -> bytes:
-    """A Part-10 file (Explicit VR Little Endian) of ``ds`` with the already encoded elements ``encoded`` spliced in.
+#: Implementation Class UID and Version Name of files the tool encodes itself.
+IMPLEMENTATION_UID = (
+    "1.2.826.0.1.3680043.8.498.11462032310908509795550063089386202912"  # from "netlm-imaging implementation"
+)
+IMPLEMENTATION_NAME = "NETLM"
 
-    ``encoded`` maps a tag to its whole encoded element (:func:`element`, :func:`sequence`); pydicom
-    writes the file meta and the elements of ``ds`` between them, so the bulky elements are never
-    pydicom objects (pydicom's writer would parse raw elements back to datasets).
+
+def part10(sop_class: str, sop_instance: str, elements: Mapping[int, bytes]) -> bytes:
+    """A Part-10 file (Explicit VR Little Endian): preamble, file meta, then the encoded ``elements`` by tag.
+
+    ``elements`` maps a tag to its whole encoded element (:func:`element`, :func:`sequence`, or an
+    element copied from a source file).
     """
-    from pydicom.dataset import Dataset
-    from pydicom.filebase import DicomBytesIO
-    from pydicom.filewriter import write_dataset, write_file_meta_info
-
-    fp = DicomBytesIO()
-    fp.is_little_endian, fp.is_implicit_VR = True, False
-    fp.write(b"\0" * 128 + b"DICM")
-    write_file_meta_info(fp, ds.file_meta, enforce_standard=True)
-    elements = sorted(ds, key=lambda e: e.tag)
-    start = 0
-    for tag in [*sorted(encoded), None]:
-        part = Dataset()
-        part.set_original_encoding(False, True)
-        while start < len(elements) and (tag is None or elements[start].tag < tag):
-            if tag is not None and elements[start].tag == tag:
-                raise ValueError(f"element {tag:08X} given twice")
-            part.add(elements[start])
-            start += 1
-        write_dataset(fp, part)
-        if tag is not None:
-            if start < len(elements) and elements[start].tag == tag:
-                raise ValueError(f"element {tag:08X} given twice")
-            fp.write(encoded[tag])
-    return bytes(fp.getvalue())
+    meta = (
+        element(0x00020001, "OB", b"\0\1")
+        + uid(0x00020002, sop_class)
+        + uid(0x00020003, sop_instance)
+        + uid(0x00020010, "1.2.840.10008.1.2.1")
+        + uid(0x00020012, IMPLEMENTATION_UID)
+        + text(0x00020013, "SH", IMPLEMENTATION_NAME)
+    )
+    head = b"\0" * 128 + b"DICM" + element(0x00020000, "UL", struct.pack("<I", len(meta))) + meta
+    return head + b"".join(elements[t] for t in sorted(elements))

@@ -32,7 +32,7 @@ import numpy as np
 
 from . import _dicom_bytes as B
 
-__all__ = ["SegmentPlan", "build_seg", "equipment", "label_planes", "source_headers"]
+__all__ = ["SegHeader", "SegmentPlan", "build_seg", "equipment", "label_planes", "source_headers"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,42 @@ _SEGMENT_ID_SEQ, _REF_SEGMENT_NUMBER = 0x0062000A, 0x0062000B
 _PER_FRAME_SEQ = 0x52009230
 _SOURCE_PURPOSE = B.code_item("121322", "DCM", "Source image for image processing operation")
 _SEGMENTATION_CODE = B.code_item("113076", "DCM", "Segmentation")
+
+
+@dataclass(frozen=True)
+class SegHeader:
+    """What an SR referencing the derived SEG's segments needs: identification, segment numbers and labels.
+
+    The attribute names are pydicom's, so code that reads a SEG dataset reads this too.
+    """
+
+    SOPClassUID: str
+    SOPInstanceUID: str
+    StudyInstanceUID: str
+    SeriesInstanceUID: str
+    labels: list[str]
+
+    @property
+    def SegmentSequence(self) -> list[Any]:
+        """Items with SegmentNumber and SegmentLabel."""
+        from types import SimpleNamespace
+
+        return [SimpleNamespace(SegmentNumber=n, SegmentLabel=label) for n, label in enumerate(self.labels, 1)]
+
+    def to_dataset(self) -> Any:
+        """As a pydicom Dataset (for highdicom)."""
+        from pydicom.dataset import Dataset
+
+        ds = Dataset()
+        ds.SOPClassUID, ds.SOPInstanceUID = self.SOPClassUID, self.SOPInstanceUID
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = self.StudyInstanceUID, self.SeriesInstanceUID
+        items = []
+        for n, label in enumerate(self.labels, 1):
+            item = Dataset()
+            item.SegmentNumber, item.SegmentLabel = n, label
+            items.append(item)
+        ds.SegmentSequence = items
+        return ds
 
 
 @dataclass(frozen=True)
@@ -189,6 +225,7 @@ def equipment(src: Any) -> Any:
 
 def build_seg(
     src: Any,
+    identity: dict[int, bytes],
     sources: Sequence[tuple[str, str, tuple[float, float, float]]],
     ks: Sequence[int],
     plans: Sequence[SegmentPlan],
@@ -201,14 +238,16 @@ def build_seg(
     manufacturer: str,
     software_version: str,
     series_description: str,
-    deidentify: Any = None,
 ) -> tuple[Any, bytes]:
     """The derived SEG: a pydicom header dataset (no per-frame items, no pixels) and the whole file's bytes.
 
     Parameters
     ----------
-    src : pydicom.Dataset
-        Header of the first source image (Patient, Study, equipment, orientation, pixel measures).
+    src : SourceFacts
+        The first source image's grid and identification (:class:`~._source_header.SourceFacts`).
+    identity : dict
+        Tag -> encoded element of the Patient / Study modules, dates, equipment (de-identified for a
+        research copy): :func:`~._source_header.identity_elements`.
     sources : sequence of (SOP Class UID, SOP Instance UID, ImagePositionPatient)
         Every source image, in the order given to the writer.
     ks : sequence of int
@@ -227,24 +266,14 @@ def build_seg(
         Series Number.
     manufacturer, software_version, series_description : str
         General Equipment and Series attributes.
-    deidentify : callable, optional
-        Applied to the attributes copied from the source and the dates (the
-        tool's own attributes, the per-frame items and the source references
-        hold UIDs, codes, numbers and the tool's labels only).
-
     Returns
     -------
     (pydicom.Dataset, bytes)
         A header for the SR that references the segments (SOP Class / Instance, Study and Series UIDs,
         Segment Sequence with numbers and labels) and the Part-10 file.
     """
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import UID
-
-    from .identity import copy_patient_study
-
-    rows, columns = int(src.Rows), int(src.Columns)
-    orientation = [float(v) for v in src.ImageOrientationPatient]
+    rows, columns = src.rows, src.columns
+    orientation = list(src.orientation)
     positions = np.array([p for _, _, p in sources], dtype=np.float64)
     distances = positions @ _normal(orientation)
     _, order = np.unique(distances, return_index=True)
@@ -255,31 +284,7 @@ def build_seg(
     used = sorted({n for _, n, _ in frames}, key=lambda n: distances[n])
     rank = {n: r for r, n in enumerate(used, start=1)}
 
-    date, time = _now()
-    # the attributes with identity (copied from the source) and the dates, as pydicom elements: the
-    # de-identification runs on these only; everything else is the tool's own, encoded to bytes below
-    ds = Dataset()
-    charset = src.get("SpecificCharacterSet")
-    if charset is not None:
-        ds.SpecificCharacterSet = charset
-    ds.InstanceCreationDate, ds.InstanceCreationTime = date, time
-    for kw in ("StudyDate", "StudyTime", "AccessionNumber", "ReferringPhysicianName", "StudyID"):
-        setattr(ds, kw, "")  # type 2: present even when the source lacks them
-    for kw in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex"):
-        setattr(ds, kw, "")
-    copy_patient_study(ds, src)
-    ds.ContentDate, ds.ContentTime = date, time
-    eq = equipment(src)
-    ds.ContributingEquipmentSequence = [eq] if eq is not None else []
-    ds.StudyInstanceUID = src.StudyInstanceUID
-    lossy = str(src.get("LossyImageCompression", "00") or "00")
-    if lossy == "01":
-        for kw in ("LossyImageCompressionRatio", "LossyImageCompressionMethod"):
-            if kw in src:
-                ds[kw] = src[kw]
-    if deidentify is not None:
-        deidentify(ds)
-
+    lossy = src.lossy
     own = [
         B.text(0x00080008, "CS", ["DERIVED", "PRIMARY"]),
         B.uid(0x00080016, SEG_SOP_CLASS),
@@ -293,8 +298,8 @@ def build_seg(
         B.uid(0x0020000E, uids["series"]),
         B.text(0x00200011, "IS", str(series_number)),
         B.text(0x00200013, "IS", "1"),
-        B.uid(0x00200052, str(src.FrameOfReferenceUID)),
-        B.text(0x00201040, "LO", str(src.get("PositionReferenceIndicator", "") or "")),
+        B.uid(0x00200052, src.frame_of_reference_uid),
+        B.text(0x00201040, "LO", src.position_reference),
         B.sequence(0x00209221, [B.uid(0x00209164, uids["dimension_organization"])]),
         B.sequence(
             0x00209222,
@@ -322,19 +327,19 @@ def build_seg(
         B.text(0x00620001, "CS", "BINARY"),
         B.sequence(0x00620002, descriptions),
         B.text(0x00620013, "CS", "YES" if overlap else "NO"),
-        B.text(0x00700080, "CS", f"{src.Modality}_SEG"),
+        B.text(0x00700080, "CS", f"{src.modality}_SEG"),
         B.text(0x00700081, "LO", ""),
         B.text(0x20500020, "CS", "IDENTITY"),
     ]
     spacing = (
-        float(src.SpacingBetweenSlices)
-        if src.get("SpacingBetweenSlices") is not None
+        src.spacing_between_slices
+        if src.spacing_between_slices is not None
         else _slice_spacing(positions, _normal(orientation))
     )
     measures = (
-        B.text(0x00180050, "DS", _ds(src.SliceThickness))
+        B.text(0x00180050, "DS", _ds(src.slice_thickness))
         + (B.text(0x00180088, "DS", _ds(spacing)) if spacing is not None else b"")
-        + B.text(0x00280030, "DS", [_ds(v) for v in src.PixelSpacing])
+        + B.text(0x00280030, "DS", [_ds(v) for v in src.pixel_spacing])
     )
     shared = B.sequence(0x00209116, [B.text(0x00200037, "DS", [_ds(v) for v in orientation])]) + B.sequence(
         0x00289110, [measures]
@@ -343,7 +348,7 @@ def build_seg(
 
     # the bulky parts, encoded straight to bytes: source references and the per-frame items
     refs = [B.uid(_REF_CLASS, c) + B.uid(_REF_INSTANCE, i) for c, i, _ in sources]
-    series = B.sequence(0x0008114A, refs) + B.uid(0x0020000E, str(src.SeriesInstanceUID))
+    series = B.sequence(0x0008114A, refs) + B.uid(0x0020000E, src.series_uid)
     derivation = [
         B.sequence(
             _DERIVATION_IMAGE_SEQ,
@@ -367,13 +372,11 @@ def build_seg(
         + B.sequence(_SEGMENT_ID_SEQ, [B.us(_REF_SEGMENT_NUMBER, number)])
         for number, n, _ in frames
     ]
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = UID(SEG_SOP_CLASS)
-    ds.file_meta.MediaStorageSOPInstanceUID = UID(uids["instance"])
-    ds.file_meta.TransferSyntaxUID = UID(_EXPLICIT_LE)
     data = B.part10(
-        ds,
+        SEG_SOP_CLASS,
+        uids["instance"],
         {
+            **identity,
             **{B.tag_of(e): e for e in own},
             0x00081115: B.sequence(0x00081115, [series]),
             _SOURCE_IMAGE_SEQ: B.sequence(_SOURCE_IMAGE_SEQ, refs),
@@ -381,15 +384,7 @@ def build_seg(
             0x7FE00010: B.element(0x7FE00010, "OB", _pixels(frames, plans, rows, columns)),
         },
     )
-    header = Dataset()  # what an SR referencing the segments needs: identification, segment numbers and labels
-    header.SOPClassUID, header.SOPInstanceUID = SEG_SOP_CLASS, uids["instance"]
-    header.StudyInstanceUID, header.SeriesInstanceUID = ds.StudyInstanceUID, uids["series"]
-    items = []
-    for number, label in enumerate(labels, start=1):
-        item = Dataset()
-        item.SegmentNumber, item.SegmentLabel = number, label
-        items.append(item)
-    header.SegmentSequence = items
+    header = SegHeader(SEG_SOP_CLASS, uids["instance"], src.study_uid, uids["series"], list(labels))
     return header, data
 
 

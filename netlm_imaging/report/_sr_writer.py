@@ -11,7 +11,6 @@ at 40 lesions; this takes a few milliseconds.
 
 from __future__ import annotations
 
-import datetime
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -179,6 +178,7 @@ def evidence_items(study_uid: str, evidence: Sequence[tuple[str, str, str, str]]
 
 def build_sr(
     src: Any,
+    identity: dict[int, bytes],
     evidence: Sequence[tuple[str, str, str, str]],
     groups: Sequence[Group],
     *,
@@ -190,14 +190,16 @@ def build_sr(
     software_version: str,
     series_description: str,
     coding_scheme: tuple[str, str, str],
-    deidentify: Any = None,
 ) -> bytes:
     """The Part-10 file of the SR.
 
     Parameters
     ----------
-    src : pydicom.Dataset
-        Header of the first source image (Patient and Study modules, equipment).
+    src : SourceFacts
+        The first source image's identification (:class:`~._source_header.SourceFacts`).
+    identity : dict
+        Tag -> encoded element of the Patient / Study modules, dates and equipment (de-identified for
+        a research copy): :func:`~._source_header.identity_elements`.
     evidence : sequence of (SOP Class UID, SOP Instance UID, Study UID, Series UID)
         The source images then the referenced SEG.
     groups : sequence of Group
@@ -214,36 +216,7 @@ def build_sr(
         Equipment and Series attributes.
     coding_scheme : (designator, name, responsible organisation)
         The private coding scheme of the document.
-    deidentify : callable, optional
-        Applied to the document's attributes before the content tree and the
-        evidence are added (they hold UIDs, codes, numbers and our labels only).
     """
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import UID
-
-    from ._seg_writer import equipment
-    from .identity import copy_patient_study
-
-    now = datetime.datetime.now()
-    date, time = now.strftime("%Y%m%d"), now.strftime("%H%M%S.%f")
-    # the attributes with identity (copied from the source) and the dates, as pydicom elements: the
-    # de-identification runs on these only; everything else is the tool's own, encoded to bytes
-    ds = Dataset()
-    charset = src.get("SpecificCharacterSet")
-    if charset is not None:
-        ds.SpecificCharacterSet = charset
-    ds.InstanceCreationDate, ds.InstanceCreationTime = date, time
-    for kw in ("StudyDate", "StudyTime", "AccessionNumber", "ReferringPhysicianName", "StudyID"):
-        setattr(ds, kw, "")
-    for kw in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex"):
-        setattr(ds, kw, "")
-    copy_patient_study(ds, src)
-    ds.ContentDate, ds.ContentTime = date, time
-    eq = equipment(src)
-    ds.ContributingEquipmentSequence = [eq] if eq is not None else []
-    ds.StudyInstanceUID = src.StudyInstanceUID
-    if deidentify is not None:
-        deidentify(ds)
     designator, scheme_name, responsible = coding_scheme
     own = [
         B.uid(0x00080016, COMPREHENSIVE_3D_SR),
@@ -273,16 +246,13 @@ def build_sr(
         B.text(0x0040A496, "CS", "PRELIMINARY"),
         _template("1500"),
     ]
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = UID(COMPREHENSIVE_3D_SR)
-    ds.file_meta.MediaStorageSOPInstanceUID = UID(uids["instance"])
-    ds.file_meta.TransferSyntaxUID = UID(_EXPLICIT_LE)
-    study_uid = str(src.StudyInstanceUID)
     return B.part10(
-        ds,
+        COMPREHENSIVE_3D_SR,
+        uids["instance"],
         {
+            **identity,
             **{B.tag_of(e): e for e in own},
-            0x0040A375: B.sequence(0x0040A375, evidence_items(study_uid, evidence)),
+            0x0040A375: B.sequence(0x0040A375, evidence_items(src.study_uid, evidence)),
             _CONTENT: B.sequence(_CONTENT, content_items(groups, device, procedure)),
         },
     )

@@ -274,21 +274,22 @@ def _write_direct(
     uid_parts: tuple[Any, ...],
 ) -> tuple[Path, Any] | None:
     """Write the joined SEG without highdicom (:mod:`._seg_writer`); None when this study needs the general path."""
-    import pydicom
-
     from .._version import __version__
     from ..creator import CREATOR
-    from ._seg_writer import build_seg, source_headers
-    from .identity import deidentify, result_uid
+    from ._seg_writer import _now, build_seg, source_headers
+    from ._source_header import source_identity
+    from .identity import result_uid
 
     files = ctx.image.meta.get("files") or []
     sources = source_headers(files) if files else None
     if not sources:
         return None
-    src = pydicom.dcmread(str(files[0]), stop_before_pixels=True)
-    if int(getattr(src, "NumberOfFrames", 1) or 1) > 1 or "ImageOrientationPatient" not in src:
+    date, time = _now()
+    found = source_identity(files[0], research=not include_identifiers, date=date, time=time)
+    if found is None:
         return None
-    if int(src.Rows) * int(src.Columns) % 8 or "PixelSpacing" not in src or "SliceThickness" not in src:
+    src, identity = found
+    if src.rows * src.columns % 8:
         return None
     shape = ctx.image.shape
     ijk = np.asarray(ctx.image.lps_to_index(np.array([p for _, _, p in sources], float)), float).reshape(-1, 3)
@@ -303,9 +304,9 @@ def _write_direct(
     plans = _plans(ctx, groups)
     if plans is None:
         return None
-    seed = str(getattr(src, "StudyInstanceUID", "") or "netlm")
     header, data = build_seg(
         src,
+        identity,
         sources,
         ks.tolist(),
         plans,
@@ -321,7 +322,6 @@ def _write_direct(
         manufacturer=CREATOR,
         software_version=__version__,
         series_description="netlm derived masks",
-        deidentify=None if include_identifiers else (lambda ds: deidentify(ds, seed=seed)),
     )
     atomic_write_bytes(out, data)
     logger.info("wrote DICOM SEG %s (%d segments)", out, len(items))

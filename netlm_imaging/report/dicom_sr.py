@@ -156,9 +156,12 @@ def derived_segment_references(seg: Any, image_series_uid: str) -> dict[Any, dic
         (``sop_instance_uid``, ``sop_class_uid``, ``segment_number``,
         ``image_series_uid``, ``dataset``).
     """
-    import pydicom
+    if hasattr(seg, "SegmentSequence") and hasattr(seg, "SOPInstanceUID"):
+        ds = seg  # a dataset, or the header the SEG writer hands on
+    else:
+        import pydicom
 
-    ds = seg if isinstance(seg, pydicom.Dataset) else pydicom.dcmread(str(seg), stop_before_pixels=True)
+        ds = pydicom.dcmread(str(seg), stop_before_pixels=True)
     out: dict[Any, dict[str, Any]] = {}
     for item in getattr(ds, "SegmentSequence", []):
         label = str(getattr(item, "SegmentLabel", ""))
@@ -458,9 +461,10 @@ def _coding_scheme() -> tuple[str, str, str]:
 
 
 def _direct_evidence(
-    ctx: Any, image_datasets: Sequence[Any] | None
-) -> tuple[Any, list[tuple[str, str, str, str]]] | None:
-    """The first source header and ``(class, instance, study, series)`` of every source, from the folder scan."""
+    ctx: Any, image_datasets: Sequence[Any] | None, *, research: bool
+) -> tuple[Any, dict[int, bytes], list[tuple[str, str, str, str]]] | None:
+    """Facts and identity of the first source image and ``(class, instance, study, series)`` of every source,
+    from the folder scan (None: the highdicom path)."""
     if image_datasets is not None or ctx is None:
         return None
     meta = ctx.image.meta
@@ -472,15 +476,17 @@ def _direct_evidence(
     )
     if not files or len(instances) != len(files) or not (study and series and sop_class):
         return None
-    import pydicom
+    from ._seg_writer import _now
+    from ._source_header import source_identity
 
-    try:
-        src = pydicom.dcmread(str(files[0]), stop_before_pixels=True)
-    except (OSError, pydicom.errors.InvalidDicomError):
+    date, time = _now()
+    found = source_identity(files[0], research=research, date=date, time=time)
+    if found is None:
         return None
-    if str(src.SOPInstanceUID) != str(instances[0]) or str(src.SeriesInstanceUID) != str(series):
+    facts, identity = found
+    if facts.sop_instance_uid != str(instances[0]) or facts.series_uid != str(series):
         return None
-    return src, [(str(sop_class), str(i), str(study), str(series)) for i in instances]
+    return facts, identity, [(str(sop_class), str(i), str(study), str(series)) for i in instances]
 
 
 def write_sr(
@@ -550,10 +556,15 @@ def write_sr(
         raise ValueError(f"engine must be 'auto' or 'highdicom', not {engine!r}")
     out = Path(path)
     d = _report_dict(report)
-    direct = _direct_evidence(ctx, image_datasets) if engine == "auto" else None
-    evidence = [direct[0]] if direct is not None else _load_evidence(image_datasets, ctx, out)
-    image_series_uid = str(evidence[0].SeriesInstanceUID)
-    study_uid = str(getattr(evidence[0], "StudyInstanceUID", ""))
+    direct = _direct_evidence(ctx, image_datasets, research=not include_identifiers) if engine == "auto" else None
+    evidence: list[Any] = []
+    if direct is not None:
+        image_series_uid, study_uid, modality = direct[0].series_uid, direct[0].study_uid, direct[0].modality
+    else:
+        evidence = _load_evidence(image_datasets, ctx, out)
+        image_series_uid = str(evidence[0].SeriesInstanceUID)
+        study_uid = str(getattr(evidence[0], "StudyInstanceUID", ""))
+        modality = str(getattr(evidence[0], "Modality", ""))
     if derived_seg is not None:
         refs = derived_segment_references(derived_seg, image_series_uid)
     else:
@@ -564,19 +575,20 @@ def write_sr(
         return result_uid(study_uid, image_series_uid, "sr", __version__, digest, *parts)
 
     groups, used = _groups(d, refs, uid)
-    modality = str(getattr(evidence[0], "Modality", "") or (d.get("study") or {}).get("modality", "CT"))
+    modality = modality or str((d.get("study") or {}).get("modality", "CT"))
     procedure = _PROCEDURES.get(modality, _PROCEDURES["CT"])
     device = (uid("device"), CREATOR, CREATOR, __version__)
     uids = {"series": uid("series"), "instance": uid("instance")}
     seg_evidence = {str(r["sop_instance_uid"]): r["dataset"] for r in used}
     if direct is not None:
-        src, sources = direct
+        src, identity, sources = direct
         segs = [
             (str(s.SOPClassUID), str(s.SOPInstanceUID), str(s.StudyInstanceUID), str(s.SeriesInstanceUID))
             for s in seg_evidence.values()
         ]
         data = build_sr(
             src,
+            identity,
             [*sources, *segs],
             groups,
             device=device,
@@ -587,12 +599,11 @@ def write_sr(
             software_version=__version__,
             series_description=_SERIES_DESCRIPTION,
             coding_scheme=_coding_scheme(),
-            deidentify=None if include_identifiers else deidentify,
         )
     else:
         sr = _highdicom_sr(
             groups,
-            [*evidence, *seg_evidence.values()],
+            [*evidence, *(getattr(s, "to_dataset", lambda s=s: s)() for s in seg_evidence.values())],
             device=device,
             procedure=procedure,
             uids=uids,
