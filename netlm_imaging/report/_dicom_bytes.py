@@ -32,7 +32,7 @@ def element(tag: int, vr: str, value: bytes) -> bytes:
 def text(tag: int, vr: str, value: str | Sequence[str]) -> bytes:
     """A string element (CS, DS, IS, LO, SH, ...); a sequence of strings is backslash-joined."""
     joined = value if isinstance(value, str) else "\\".join(value)
-    return element(tag, vr, joined.encode("ascii"))
+    return element(tag, vr, joined.encode("latin-1"))  # byte-transparent for values read as latin-1
 
 
 def ds_number(value: float) -> str:

@@ -24,12 +24,15 @@ person name, an ID, a station name) or a non-empty sequence makes it return
 from __future__ import annotations
 
 import datetime
+import logging
 import struct
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from . import _dicom_bytes as B
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "RawHeader",
@@ -485,7 +488,11 @@ def source_identity(
             raw, research=research, date=date, time=time, removed=BASIC_PROFILE_REMOVED, emptied=BASIC_PROFILE_EMPTIED
         )
         if identity is not None:
+            logger.debug("%s: identity attributes taken from the raw header (%d elements)", path, len(identity))
             return facts, identity
+        logger.debug("%s: an identity attribute needs dicognito's replacement: read with pydicom", path)
+    else:
+        logger.debug("%s: not a plain Explicit VR Little Endian header: read with pydicom", path)
     import pydicom
 
     try:

@@ -15,6 +15,14 @@ Two kinds of copies exist:
   that dicognito keeps (free-text descriptions, physician identification
   sequences, patient age/size/weight, ...) are removed here.
 
+The SEG / SR writers copy into their objects only these modules, the
+acquisition equipment and their own dates, so only those attributes are
+de-identified: with dicognito on a small pydicom dataset, or, when none of them
+needs one of dicognito's made-up values, without pydicom by
+:func:`netlm_imaging.report._source_header.identity_elements` (the same result;
+tests/test_output_identity.py and tests/test_seg_writer.py compare it with
+dicognito on the whole object).
+
 UIDs of the tool's own objects are derived from their inputs
 (:func:`result_uid`), so a re-run writes the same SOP Instance UIDs and a PACS
 that already holds them changes nothing.
