@@ -21,7 +21,7 @@ __all__ = ["CLINICAL_SIDECARS", "StudyInputs", "resolve_inputs"]
 CLINICAL_SIDECARS = ("clinical.json", "clinical.toml")
 
 
-@dataclass
+@dataclass(frozen=True)
 class StudyInputs:
     """What one analysis reads: the image, the segmentation arguments and an optional PET series.
 
