@@ -30,6 +30,8 @@ class Decisions:
     ----------
     surgical : SurgicalAssessment
         Remnant, segments, classification, warnings and summary lines.
+    remnant : dict
+        The remnant block (standard resections, FLR adequacy, the plan) rounded as the report states it.
     lesion_fields : dict
         ``{lesion id: {field: value}}``: the Couinaud segment and the RECIST fields of each lesion.
     functional_remnant : FunctionalRemnant or None
@@ -37,6 +39,7 @@ class Decisions:
     """
 
     surgical: SurgicalAssessment
+    remnant: dict[str, Any]
     lesion_fields: dict[int, dict[str, Any]]
     functional_remnant: FunctionalRemnant | None
 
@@ -51,8 +54,8 @@ def classify_study(measured: Measurements, clinical: Any, rules: Rules, opts: An
     sa = assess(ctx, clinical, rules, resections=opts.resections)
     segment_of = {lid: {"couinaud_segment": int(s)} for lid, s in sa.lesion_segments.items() if s is not None}
     lesion_fields = {les.id: {**segment_of.get(les.id, {}), **sa.lesion_recist.get(les.id, {})} for les in ctx.lesions}
+    remnant = rounded(sa.remnant or {})
     functional = None
-    if measured.mr is not None:  # read from the remnant as the report states it (rounded)
-        remnant = rounded(sa.remnant or {})
+    if measured.mr is not None:  # read from the remnant as the report states it
         functional = functional_remnant(ctx, measured.mr.signal, remnant, hepatobiliary=measured.mr.functional)
-    return Decisions(surgical=sa, lesion_fields=lesion_fields, functional_remnant=functional)
+    return Decisions(surgical=sa, remnant=remnant, lesion_fields=lesion_fields, functional_remnant=functional)

@@ -54,9 +54,8 @@ def build_report(loaded: LoadedStudy, measured: Measurements, decided: Decisions
         study["identifiers"] = loaded.identifiers
     if loaded.segment_roles:  # how every named segment / ROI got its role (additive field, docs/roles.md)
         study["segment_roles"] = loaded.segment_roles
-    non_tumorous = round_or_none(measured.non_tumorous_liver_ml, 6)
-    remnant = rounded({"non_tumorous_liver_volume_ml": non_tumorous} if sa.remnant is None else sa.remnant)
-    remnant.setdefault("non_tumorous_liver_volume_ml", non_tumorous)
+    remnant = dict(decided.remnant)
+    remnant.setdefault("non_tumorous_liver_volume_ml", round_or_none(measured.non_tumorous_liver_ml, 6))
     classification = rounded(sa.classification)
     if pet is not None and pet.missing_inputs:
         missing = classification.setdefault("missing_inputs", [])
