@@ -16,6 +16,7 @@ the convex hull, pruned by a distance bound, never all voxel pairs.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass
 from typing import Literal
@@ -154,7 +155,8 @@ def component_boxes(labels: np.ndarray, n: int) -> list[tuple[slice, slice, slic
     counts = np.array([len(runs[k]) for k in keys], dtype=np.int64)
     if not len(keys) or not counts.all():
         return list(cc3d.statistics(labels)["bounding_boxes"][1 : n + 1])
-    flat = np.array([pair for k in keys for pair in runs[k]], dtype=np.int64).reshape(-1, 2)
+    pairs = itertools.chain.from_iterable(itertools.chain.from_iterable(runs[k] for k in keys))
+    flat = np.fromiter(pairs, dtype=np.int64, count=2 * int(counts.sum())).reshape(-1, 2)
     fast = 0 if order == "F" else 2
     line = labels.shape[fast]
     first, last = flat[:, 0], flat[:, 1] - 1
@@ -209,17 +211,17 @@ def _farthest_pair(pts: np.ndarray) -> tuple[int, int]:
         best = max(best, top)
         ii, jj = _nonzero(g >= best - tol)
         near.append((ii + start, jj))
-    ii = np.concatenate([a for a, _ in near])
-    jj = np.concatenate([b for _, b in near])
+    ii = near[0][0] if len(near) == 1 else np.concatenate([a for a, _ in near])
+    jj = near[0][1] if len(near) == 1 else np.concatenate([b for _, b in near])
+    # each pair once, as (lower, higher) index: a near pair's mirror is near too (both are within
+    # rounding of the same length, far inside tol), and keep is increasing
+    ok = ii < jj
+    lo, hi = ii[ok], jj[ok]
     if keep is not None:
-        ii, jj = keep[ii], keep[jj]
-    lo, hi = np.minimum(ii, jj), np.maximum(ii, jj)
-    ok = lo < hi
-    lo, hi = lo[ok], hi[ok]
+        lo, hi = keep[lo], keep[hi]
     d = np.sqrt(((pts[lo] - pts[hi]) ** 2).sum(-1))
-    top = d.max()
-    win = np.flatnonzero(d == top)
-    k = win[np.lexsort((hi[win], lo[win]))[0]]
+    win = np.flatnonzero(d == d.max())
+    k = win[0] if len(win) == 1 else win[np.lexsort((hi[win], lo[win]))[0]]
     return int(lo[k]), int(hi[k])
 
 
