@@ -153,6 +153,15 @@ def test_flat_index_nonzero_equals_numpy():
             assert np.array_equal(_argwhere(view), np.argwhere(view))
 
 
+def test_cross_of_the_short_axis_search_is_numpys_cross():
+    from netlm_imaging.measure.lesions import _cross
+
+    rng = np.random.default_rng(6)
+    for n in (1, 2, 7, 300):
+        a, b = rng.normal(size=3), rng.normal(size=(n, 3)) * 40.0
+        assert np.array_equal(_cross(a, b), np.cross(a, b))  # bit for bit
+
+
 def test_touches_liver_equals_scipy_dilation():
     rng = np.random.default_rng(3)
     for spacing in ((0.75, 0.75, 1.5), (1.0, 0.6, 3.0), (2.5, 2.5, 2.5)):

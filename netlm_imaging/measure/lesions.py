@@ -46,8 +46,8 @@ logger = logging.getLogger(__name__)
 AXIAL_TOLERANCE = 1e-4
 #: Diameters closer than this (mm) count as equally long (ties between pairs of voxel centres).
 _TIE_TOLERANCE_MM = 1e-6
-#: Point counts from which the farthest-pair search first prunes by a distance bound.
-_PRUNE_FROM = 64
+#: Point counts from which the farthest-pair search prunes by a distance bound (fewer: every distance).
+_PRUNE_FROM = 80
 
 
 @dataclass(frozen=True)
@@ -173,6 +173,19 @@ def component_boxes(labels: np.ndarray, n: int) -> list[tuple[slice, slice, slic
     return out
 
 
+def _farthest_pair_direct(pts: np.ndarray) -> tuple[int, int]:
+    """:func:`_farthest_pair` of a few points: every distance, exactly as the near pairs are re-measured there.
+
+    The distance matrix is symmetric to the bit, so its first maximum in row
+    order is the lowest ``(i, j)``, ``i < j``, of the longest pairs.
+    """
+    x, y, z = pts[:, 0], pts[:, 1], pts[:, 2]
+    dx, dy, dz = x[:, None] - x[None, :], y[:, None] - y[None, :], z[:, None] - z[None, :]
+    d = np.sqrt(dx * dx + dy * dy + dz * dz)  # the sum in the order of ((p - q) ** 2).sum(-1)
+    i, j = divmod(int(np.argmax(d)), len(pts))
+    return i, j
+
+
 def _farthest_pair(pts: np.ndarray) -> tuple[int, int]:
     """Indices ``(i, j)``, ``i < j``, of the farthest pair of ``pts`` (exact; numpy only).
 
@@ -184,13 +197,15 @@ def _farthest_pair(pts: np.ndarray) -> tuple[int, int]:
     re-measured exactly, so the result is the exact farthest pair, ties going
     to the lowest ``(i, j)`` as with ``scipy.spatial.distance.pdist``.
     """
+    if len(pts) < _PRUNE_FROM:
+        return _farthest_pair_direct(pts)
     centre = (pts.min(0) + pts.max(0)) / 2.0
     local = pts - centre
     sq = (local**2).sum(1)
     r_max = float(np.sqrt(sq.max()))
     keep: np.ndarray | None = None
     sub = local
-    if len(pts) >= _PRUNE_FROM:  # fewer points: one Gram block of all of them costs less than the pruning
+    if len(pts) >= _PRUNE_FROM:
         r = np.sqrt(sq)
         p = int(np.argmax(r))
         q = int(np.argmax(((local - local[p]) ** 2).sum(1)))
@@ -330,6 +345,15 @@ def _axial_diameters(
     return best, width, best_dir, width_dir
 
 
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``np.cross(a, b)`` of one 3-vector with rows of 3-vectors: numpy's own products and differences."""
+    out = np.empty(b.shape, dtype=np.float64)
+    out[:, 0] = a[1] * b[:, 2] - a[2] * b[:, 1]
+    out[:, 1] = a[2] * b[:, 0] - a[0] * b[:, 2]
+    out[:, 2] = a[0] * b[:, 1] - a[1] * b[:, 0]
+    return out
+
+
 def _widest_perpendicular_extent(
     pts: np.ndarray, longest_mm: float, normal: np.ndarray, *, prune: bool = True
 ) -> tuple[float, np.ndarray | None]:
@@ -357,7 +381,7 @@ def _widest_perpendicular_extent(
         ii, jj = _nonzero(dist >= longest_mm - _TIE_TOLERANCE_MM)
         if ii.size == 0:
             continue
-        v = np.cross(normal, diff[ii, jj] / dist[ii, jj, None])
+        v = _cross(normal, diff[ii, jj] / dist[ii, jj, None])
         v /= np.linalg.norm(v, axis=1, keepdims=True)
         proj = pts @ v.T
         ext = proj.max(0) - proj.min(0)
