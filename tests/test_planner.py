@@ -27,7 +27,7 @@ from surgical_phantoms import (
 )
 
 from netlm_imaging.classify.clinical import ClinicalInputs
-from netlm_imaging.classify.planner import LesionOption, optimise_plan
+from netlm_imaging.classify.planner import LesionOption, optimise_plan, remnant_after_zones_ml
 from netlm_imaging.classify.rules import load_rules
 from netlm_imaging.classify.surgical import assess
 
@@ -358,3 +358,19 @@ def test_liver_too_involved_for_any_adequate_plan():
     assert out.classification["resectable_cloyd"] is False
     assert any("no plan keeps an adequate FLR" in r for r in out.classification["rationale"])
     assert out.classification["burden_category"] == ">50"
+
+
+def test_an_empty_remnant_is_zero_not_a_float_residue():
+    # The kept segments' volume is a sum of per-segment volumes, the zones' a count x voxel
+    # volume: for 1 + 1 + 5 voxels of 0.1 mL the plain subtraction leaves -1.1e-16 mL, and for
+    # other counts +1e-16, from which a staged strategy would need a growth of 1e17 %.
+    residues = []
+    for counts in ((1, 1, 5), (3, 3, 1), (2, 7, 4), (1, 2, 3, 4, 5, 6, 7, 8)):
+        flr = sum(n * 0.1 for n in counts)
+        residues.append(flr - sum(counts) * 0.1)
+        assert remnant_after_zones_ml(flr, sum(counts), 0.1) == 0.0
+    assert any(r != 0.0 for r in residues)  # the case is real, not vacuous
+    # half a voxel or more is a remnant, kept as computed
+    assert remnant_after_zones_ml(0.7, 5, 0.1) == pytest.approx(0.2)
+    assert remnant_after_zones_ml(0.55, 5, 0.1) == pytest.approx(0.05)
+    assert remnant_after_zones_ml(0.54, 5, 0.1) == 0.0

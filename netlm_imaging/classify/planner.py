@@ -214,6 +214,25 @@ class DebulkingPlan:
         return self.total_count > 0 and self.treated_count == self.total_count
 
 
+def remnant_after_zones_ml(flr_ml: float, zone_voxels: float, voxel_ml: float) -> float:
+    """The remnant left when the sparing zones' parenchyma is taken from the kept segments.
+
+    The kept segments' volume is a sum of per-segment volumes and the zones' a voxel
+    count times the voxel volume, so a remnant that is truly empty comes out as a
+    float residue (1e-16 mL, either sign); a staged-strategy growth computed from it
+    would read 1e17 %. Less than half a voxel is no remnant: 0.
+
+    Examples
+    --------
+    >>> remnant_after_zones_ml(0.1 + 0.1 + 0.5, 7, 0.1)
+    0.0
+    >>> round(remnant_after_zones_ml(1.0, 4, 0.1), 12)
+    0.6
+    """
+    remnant = flr_ml - zone_voxels * voxel_ml
+    return 0.0 if abs(remnant) < 0.5 * voxel_ml else remnant
+
+
 def _covered(opt: LesionOption, s: frozenset[int]) -> bool:
     return bool(opt.segments) and opt.segments <= s
 
@@ -570,7 +589,7 @@ def plan_debulking(
             (zones[lid], kind) for lid, (kind, _) in plan.treatments.items() if kind in ("enucleation", "ablation")
         ]
         union = union_voxels_by_label(ctx, chosen)  # overlapping zones counted once
-        plan.remnant_ml = flr_by[s] - float(union[kept].sum()) * ctx.voxel_volume_ml
+        plan.remnant_ml = remnant_after_zones_ml(flr_by[s], float(union[kept].sum()), ctx.voxel_volume_ml)
         plan.zone_union_ml_by_label = {k: float(union[k]) * ctx.voxel_volume_ml for k in kept}
         plan.remnant_check = checks.get(s, "")
         plan.resection_name = resection_name(s, rules["anatomy"], rules["resections"])
