@@ -1,10 +1,11 @@
-"""Geometry operations on :class:`~netlm_imaging.volume.Volume` grids, in one place.
+"""Geometry operations on arrays and their index -> LPS affines, in one place.
 
 Everything that changes or crosses a grid lives here, and nowhere else:
 SimpleITK conversion (the only ``transpose(2, 1, 0)`` between a Volume's
 ``[i, j, k]`` and SimpleITK's ``[k, j, i]`` arrays), resampling by physical
 (LPS) position, cropping with the corrected affine, and dilation by a
-physical radius. :class:`Volume` exposes them as methods (``to_sitk``,
+physical radius. :class:`~netlm_imaging.volume.Volume` (one layer up: this
+module never imports it) exposes them as methods (``to_sitk``, ``from_sitk``,
 ``resample_to``, ``crop``, ``dilate_mm``); callers that hold a bare array on a
 Volume's grid use the functions.
 
@@ -14,42 +15,50 @@ spacing, origin and direction cosines of the affine are set on the image.
 Examples
 --------
 >>> import numpy as np
->>> from netlm_imaging.volume import Volume
->>> v = Volume(np.arange(24, dtype=np.int16).reshape(2, 3, 4), np.diag([0.5, 0.7, 2.0, 1.0]))
->>> c = crop(v, (slice(1, 2), slice(0, 3), slice(2, 4)))
->>> c.shape, c.origin.tolist(), int(c.array[0, 0, 0]) == int(v.array[1, 0, 2])
-((1, 3, 2), [0.5, 0.0, 4.0], True)
->>> from_sitk(to_sitk(v)).same_grid(v)
-True
+>>> aff = np.diag([0.5, 0.7, 2.0, 1.0])
+>>> crop_affine(aff, (1, 0, 2))[:3, 3].tolist()
+[0.5, 0.0, 4.0]
+>>> img = array_to_sitk(np.arange(24, dtype=np.int16).reshape(2, 3, 4), aff)
+>>> img.GetSize(), np.allclose(sitk_affine(img), aff)
+((2, 3, 4), True)
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from .errors import InputError
-
-if TYPE_CHECKING:
-    from .volume import Volume
-
 __all__ = [
     "Interpolation",
+    "OnGrid",
     "array_from_sitk",
     "array_to_sitk",
     "bbox",
-    "crop",
     "crop_affine",
     "dilate_mm",
-    "from_sitk",
     "grid_image",
     "register_rigid",
     "resample_array",
     "sitk_affine",
     "to_sitk",
 ]
+
+
+class OnGrid(Protocol):
+    """An array on a grid: what a :class:`~netlm_imaging.volume.Volume` is to these functions."""
+
+    @property
+    def array(self) -> np.ndarray:
+        """The ``[i, j, k]`` voxel array."""
+        ...
+
+    @property
+    def affine(self) -> np.ndarray:
+        """The 4x4 index -> LPS (mm) affine."""
+        ...
+
 
 #: Interpolation of :func:`resample_array`: nearest neighbour (masks, labels) or linear (images, fractions).
 Interpolation = Literal["nearest", "linear"]
@@ -91,19 +100,9 @@ def array_from_sitk(img: Any) -> np.ndarray:
     return arr.transpose(2, 1, 0, 3) if arr.ndim == 4 else arr.transpose(2, 1, 0)
 
 
-def to_sitk(vol: Volume, array: np.ndarray | None = None) -> Any:
+def to_sitk(vol: OnGrid, array: np.ndarray | None = None) -> Any:
     """Convert a Volume (or another array on its grid) to a SimpleITK image."""
     return array_to_sitk(vol.array if array is None else array, vol.affine)
-
-
-def from_sitk(img: Any, *, source: str = "<sitk>", meta: dict[str, Any] | None = None) -> Volume:
-    """Convert a 3-D scalar SimpleITK image to a Volume."""
-    from .volume import Volume
-
-    arr = array_from_sitk(img)
-    if arr.ndim != 3:
-        raise InputError(f"{source}: expected a 3-D scalar image, got array shape {arr.shape}.")
-    return Volume(np.ascontiguousarray(arr), sitk_affine(img), source=source, meta=meta or {})
 
 
 def grid_image(shape: Sequence[int], affine: np.ndarray) -> Any:
@@ -180,17 +179,6 @@ def crop_affine(affine: np.ndarray, lo: Sequence[int] | np.ndarray) -> np.ndarra
     return aff
 
 
-def crop(vol: Volume, index: tuple[slice, slice, slice]) -> Volume:
-    """The sub-volume ``vol.array[index]`` with its corrected affine (steps of 1 only)."""
-    starts = []
-    for ax, s in enumerate(index):
-        start, _, step = s.indices(vol.shape[ax])
-        if step != 1:
-            raise ValueError("crop takes slices with step 1")
-        starts.append(start)
-    return vol.with_grid(vol.array[index], crop_affine(vol.affine, starts))
-
-
 def dilate_mm(mask: np.ndarray, spacing: Sequence[float] | np.ndarray, radius_mm: float) -> np.ndarray:
     """Dilate a boolean mask by a physical radius: voxel centres within ``radius_mm`` of the mask.
 
@@ -224,7 +212,7 @@ def dilate_mm(mask: np.ndarray, spacing: Sequence[float] | np.ndarray, radius_mm
     return out
 
 
-def register_rigid(moving: Volume, fixed: Volume) -> np.ndarray:
+def register_rigid(moving: OnGrid, fixed: OnGrid) -> np.ndarray:
     """``moving`` rigidly registered onto ``fixed``'s grid (linear), as a float32 array.
 
     Euler 3-D transform initialised on the image centres, Mattes mutual information (32 bins,

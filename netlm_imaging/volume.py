@@ -21,7 +21,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .errors import GeometryError, ResourceLimitError
+from . import geometry
+from .errors import GeometryError, InputError, ResourceLimitError
 
 __all__ = [
     "DEFAULT_MAX_VOXELS",
@@ -346,10 +347,14 @@ class Volume:
 
     # ------------------------------------------------------------------ operations (netlm_imaging.geometry)
     def crop(self, index: tuple[slice, slice, slice]) -> Volume:
-        """The sub-volume ``self.array[index]`` with its affine moved to the new first voxel."""
-        from .geometry import crop
-
-        return crop(self, index)
+        """The sub-volume ``self.array[index]`` with its affine moved to the new first voxel (steps of 1)."""
+        starts = []
+        for ax, s in enumerate(index):
+            start, _, step = s.indices(self.shape[ax])
+            if step != 1:
+                raise ValueError("crop takes slices with step 1")
+            starts.append(start)
+        return self.with_grid(self.array[index], geometry.crop_affine(self.affine, starts))
 
     def resample_to(
         self, other: Volume, interpolation: Literal["nearest", "linear"] = "nearest", *, transform: Any = None
@@ -365,31 +370,26 @@ class Volume:
         transform : SimpleITK.Transform, optional
             Maps ``other``'s points to this volume's points (identity when omitted).
         """
-        from .geometry import resample_array
-
-        arr = resample_array(
+        arr = geometry.resample_array(
             self.array, self.affine, other.shape, other.affine, interpolation=interpolation, transform=transform
         )
         return other.with_array(arr, source=self.source, meta=dict(self.meta))
 
     def to_sitk(self, array: np.ndarray | None = None) -> Any:
         """This volume (or another array on its grid) as a SimpleITK image."""
-        from .geometry import to_sitk
-
-        return to_sitk(self, array)
+        return geometry.to_sitk(self, array)
 
     @classmethod
     def from_sitk(cls, img: Any, *, source: str = "<sitk>", meta: dict[str, Any] | None = None) -> Volume:
         """A Volume from a 3-D scalar SimpleITK image."""
-        from .geometry import from_sitk
-
-        return from_sitk(img, source=source, meta=meta)
+        arr = geometry.array_from_sitk(img)
+        if arr.ndim != 3:
+            raise InputError(f"{source}: expected a 3-D scalar image, got array shape {arr.shape}.")
+        return cls(np.ascontiguousarray(arr), geometry.sitk_affine(img), source=source, meta=meta or {})
 
     def dilate_mm(self, radius_mm: float) -> Volume:
         """This boolean mask dilated by a physical radius (voxel centres within ``radius_mm``)."""
-        from .geometry import dilate_mm
-
-        return self.with_array(dilate_mm(np.asarray(self.array, dtype=bool), self.spacing, radius_mm))
+        return self.with_array(geometry.dilate_mm(np.asarray(self.array, dtype=bool), self.spacing, radius_mm))
 
     def geometry_summary(self) -> dict[str, Any]:
         """Shape and spacing for the report's ``study.grid`` block."""

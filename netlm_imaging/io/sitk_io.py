@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..geometry import array_from_sitk, from_sitk, to_sitk
+from ..geometry import array_from_sitk, to_sitk
 from ..volume import Volume, check_voxel_budget
 
-__all__ = ["from_sitk", "read_itk", "read_itk_segments", "to_sitk"]
+__all__ = ["read_itk", "read_itk_segments", "to_sitk"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def read_itk(path: str | Path, *, max_voxels: int | None = None, as_float: bool 
         raise InputError(f"{p}: pixel data cannot be read; the file is truncated or corrupt.") from exc
     if img.GetNumberOfComponentsPerPixel() != 1:
         raise InputError(f"{p}: has {img.GetNumberOfComponentsPerPixel()} components per voxel; expected one.")
-    vol = from_sitk(img, source=str(p), meta={"format": "itk", "geometry_known": True, "files": [str(p)]})
+    vol = Volume.from_sitk(img, source=str(p), meta={"format": "itk", "geometry_known": True, "files": [str(p)]})
     if as_float:
         vol = vol.with_array(vol.array.astype(np.float32))
     return vol
@@ -103,7 +103,7 @@ def read_itk_segments(path: str | Path, *, max_voxels: int | None = None) -> tup
     arr = array_from_sitk(img)
     arr = arr if ncomp > 1 else arr[..., None]
     base = img if ncomp == 1 else sitk.VectorIndexSelectionCast(img, 0)
-    grid = from_sitk(base, source=str(p), meta={"format": "itk", "geometry_known": True, "files": [str(p)]})
+    grid = Volume.from_sitk(base, source=str(p), meta={"format": "itk", "geometry_known": True, "files": [str(p)]})
     out: list[dict[str, Any]] = []
     for idx in sorted(segs):
         info = segs[idx]
