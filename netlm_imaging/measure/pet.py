@@ -86,6 +86,9 @@ from ..geometry import bbox, crop_affine, dilate_mm, resample_array
 from ..rules_data import default_section
 from ..volume import Volume
 from .context import MeasurementContext
+from .pet_kernels import peak_map, suv_peak_kernel
+from .pet_krenning import KrenningSetting, assess_lesion, grade
+from .pet_reference import liver_reference, organ_reference
 
 __all__ = [
     "Delineation",
@@ -106,7 +109,6 @@ _STRING_CHOICES: dict[str, tuple[str, ...]] = {
     "upper_reference_fallback": ("kidney", "none"),
 }
 
-_SUBSAMPLES = 7
 _DELINEATION_RE = re.compile(r"^\s*(rel|liver|abs)\s*:\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*$", re.IGNORECASE)
 
 
@@ -272,8 +274,6 @@ def krenning_score(
     >>> krenning_score(5.2, 5.0, 15.0), krenning_score(20.0, 5.0, 15.0), krenning_score(9.0, 5.0, None)
     ((2, 2), (4, 4), (None, 3))
     """
-    from .pet_krenning import grade
-
     return grade(lesion_suv, liver_suv_mean, spleen_suv_mean, _krenning_rules(rules))
 
 
@@ -298,61 +298,6 @@ def _to_pet_grid(array: np.ndarray, grid: Volume, pet: Volume) -> np.ndarray:
     lo, hi = box
     crop = np.ascontiguousarray(array[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]])
     return resample_array(crop, crop_affine(grid.affine, lo), pet.shape, pet.affine)
-
-
-# ------------------------------------------------------------------ SUVpeak
-def suv_peak_kernel(spacing_mm: np.ndarray, volume_ml: float = 1.0) -> np.ndarray:
-    """Weights of a sphere of ``volume_ml`` on a voxel grid (fraction of each voxel inside it).
-
-    Parameters
-    ----------
-    spacing_mm : array of 3 floats
-        Voxel spacing along i, j, k (orthogonal grid).
-    volume_ml : float
-        Sphere volume (1 mL for SUVpeak).
-
-    Returns
-    -------
-    numpy.ndarray
-        Odd-sized 3-D kernel; ``kernel.sum() * voxel_volume`` is close to
-        ``volume_ml`` (to the sub-sampling accuracy).
-
-    Examples
-    --------
-    >>> k = suv_peak_kernel(np.array([1.0, 1.0, 1.0]))
-    >>> round(float(k.sum()) / 1000.0, 2)
-    1.0
-    """
-    spacing = np.asarray(spacing_mm, dtype=np.float64)
-    radius = (3.0 * volume_ml * 1000.0 / (4.0 * math.pi)) ** (1.0 / 3.0)
-    half = [math.ceil(radius / s + 0.5) for s in spacing]
-    sub = (np.arange(_SUBSAMPLES) + 0.5) / _SUBSAMPLES - 0.5
-    axes = []
-    for h, s in zip(half, spacing):
-        centres = np.arange(-h, h + 1, dtype=np.float64)
-        axes.append((centres[:, None] + sub[None, :]) * s)  # (n, sub) positions in mm
-    x, y, z = (ax.ravel() for ax in axes)
-    inside = (x[:, None, None] ** 2 + y[None, :, None] ** 2 + z[None, None, :] ** 2) <= radius**2
-    n = [len(ax) for ax in axes]
-    kernel = inside.reshape(n[0], _SUBSAMPLES, n[1], _SUBSAMPLES, n[2], _SUBSAMPLES).mean(axis=(1, 3, 5))
-    return kernel
-
-
-def _convolve_same(a: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """``scipy.signal.fftconvolve(a, kernel, mode="same")`` with numpy's FFT (odd kernel sizes)."""
-    full = [int(n + m - 1) for n, m in zip(a.shape, kernel.shape)]
-    axes = tuple(range(a.ndim))
-    spec = np.fft.rfftn(a, full, axes=axes) * np.fft.rfftn(kernel, full, axes=axes)
-    out = np.fft.irfftn(spec, full, axes=axes)
-    start = [m // 2 for m in kernel.shape]
-    return out[tuple(slice(st, st + n) for st, n in zip(start, a.shape))]
-
-
-def _peak_map(suv: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """Mean SUV in the kernel around each voxel (in-image part of the kernel only)."""
-    num = _convolve_same(suv, kernel)
-    den = _convolve_same(np.ones_like(suv), kernel)
-    return num / np.maximum(den, 1e-12)
 
 
 # ------------------------------------------------------------------ result
@@ -435,9 +380,6 @@ def measure_pet(
         Invalid rules values.
     """
     from scipy import ndimage
-
-    from .pet_krenning import KrenningSetting, assess_lesion
-    from .pet_reference import liver_reference, organ_reference
 
     kr = _krenning_rules(rules)
     pr = _rules_section(rules, "pet")
@@ -564,7 +506,7 @@ def measure_pet(
         in_les = labels[region] == les.id
         les_vals = sub_vals[in_les]
         smax, smean = float(les_vals.max()), float(les_vals.mean())
-        peak = float(_peak_map(sub_vals, kernel)[in_les].max())
+        peak = float(peak_map(sub_vals, kernel)[in_les].max())
         kren = assess_lesion(sub_vals, in_les, smax, peak, ksetting)
         score, bound = kren.pop("krenning_score"), kren.pop("krenning_score_lower_bound")
         need_upper = need_upper or (score is None and bound == 3)

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .pet_kernels import convolve_same
 from .pet_reference import region_depth_mm
 
 __all__ = ["KrenningSetting", "assess_lesion", "grade"]
@@ -210,9 +211,8 @@ def _statistic_noise(
 
 def _inner_peak(values: np.ndarray, lesion: np.ndarray, core: np.ndarray, kernel: np.ndarray) -> float:
     """Highest mean SUV over (1 mL sphere AND lesion) for sphere centres in the lesion core."""
-    from .pet import _convolve_same
 
-    num = _convolve_same(np.where(lesion, values, 0.0), kernel)
-    den = _convolve_same(lesion.astype(np.float64), kernel)
+    num = convolve_same(np.where(lesion, values, 0.0), kernel)
+    den = convolve_same(lesion.astype(np.float64), kernel)
     means = num[core] / np.maximum(den[core], 1e-12)
     return float(means.max())

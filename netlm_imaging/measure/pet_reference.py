@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from ..volume import Volume
+from .pet_kernels import peak_map
 
 __all__ = ["ReferenceRegion", "liver_reference", "organ_reference", "region_depth_mm"]
 
@@ -153,14 +154,13 @@ def _cv_1ml(
     values: np.ndarray, region: np.ndarray, depth: np.ndarray, kernel: np.ndarray, radius_1ml: float
 ) -> float | None:
     """CV of 1 mL sphere means whose sphere lies inside ``region`` (centres at depth >= the 1 mL radius)."""
-    from .pet import _peak_map
 
     centres = region & (depth >= radius_1ml)
     if int(centres.sum()) < 2:
         return None
     box = _crop(region, max(kernel.shape) // 2 + 1)
     assert box is not None
-    means = _peak_map(values[box], kernel)[centres[box]]
+    means = peak_map(values[box], kernel)[centres[box]]
     mu = float(np.mean(means))
     if mu <= 0:
         return None
