@@ -335,7 +335,8 @@ def test_pool_workers_share_the_cores_instead_of_starting_lesion_threads(monkeyp
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     monkeypatch.setattr(burden, "_LESION_THREADS", None)
     monkeypatch.setattr(runner, "_STARTED", None)
-    assert burden.lesion_threads() == 2  # a lone process (-j 1) spreads many lesions over both cores
+    assert burden.lesion_threads() == burden.DEFAULT_LESION_THREADS == 1
+    burden.set_lesion_threads(2)  # a process told to spread many lesions over both cores
     runner._pool_init(None, 2)
     assert burden.lesion_threads() == 1
 
@@ -356,5 +357,6 @@ def test_pool_workers_share_the_cores_instead_of_starting_lesion_threads(monkeyp
     layer = MaskLayer("lesion", img.with_array(mask), label="lesion", source="cubes")
     res = burden.measure_burden(img, [layer])
     assert sorted(les.voxel_count for les in res.ctx.lesions) == sorted(sizes)
-    runner._pool_init(None, 1)  # a retry running alone gets the cores back
+    burden.set_lesion_threads(2)  # the parent's setting, which a fresh worker inherits
+    runner._pool_init(None, 1)  # a retry running alone keeps the cores
     assert burden.lesion_threads() == 2

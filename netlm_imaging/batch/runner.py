@@ -474,13 +474,13 @@ def _pool_init(started: Any, jobs: int = 1) -> None:
     """Worker initializer: keep the queue on which each task announces (study id, pid); share the cores.
 
     The ``jobs`` processes already use the cores, so each measures its lesions
-    with ``cores // jobs`` threads (one on a 2-core machine with ``-j 2``).
+    with at most ``cores // jobs`` threads (one on a 2-core machine with ``-j 2``).
     """
     global _STARTED
     _STARTED = started
-    from ..measure.burden import set_lesion_threads
+    from ..measure.burden import lesion_threads, set_lesion_threads
 
-    set_lesion_threads(max(1, (os.cpu_count() or 1) // max(1, jobs)))
+    set_lesion_threads(max(1, min(lesion_threads(), (os.cpu_count() or 1) // max(1, jobs))))
 
 
 def _pool_task(study: Study, out_dir: str, options: BatchOptions) -> dict[str, Any]:

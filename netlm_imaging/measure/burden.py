@@ -9,7 +9,6 @@ non-tumorous remnant = total liver - intrahepatic tumour.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -28,22 +27,31 @@ from .lesions import (
     measure_instance,
 )
 
-__all__ = ["DEFAULT_MARGIN_MM", "BurdenResult", "lesion_threads", "measure_burden", "set_lesion_threads"]
+__all__ = [
+    "DEFAULT_LESION_THREADS",
+    "DEFAULT_MARGIN_MM",
+    "BurdenResult",
+    "lesion_threads",
+    "measure_burden",
+    "set_lesion_threads",
+]
 
 logger = logging.getLogger(__name__)
 
-#: Lesion counts from which the per-lesion measurements run on a thread pool.
+#: Lesion counts from which the per-lesion measurements run on a thread pool (when threads > 1).
 _THREADS_FROM = 8
-#: Threads of that pool; ``None``: one per core, at most 4 (see :func:`set_lesion_threads`).
+#: Threads that measure the lesions of one study by default: one. The per-lesion work is many small
+#: numpy calls that hold the GIL; two threads on two cores measured 5 % slower than one at load
+#: average 1 and 20 % slower under load (40 lesions, 200 slices; benchmarks/README.md).
+DEFAULT_LESION_THREADS = 1
 _LESION_THREADS: int | None = None
 
 
 def set_lesion_threads(n: int | None) -> None:
-    """Set how many threads measure the lesions of one study (``None``: one per core, at most 4).
+    """Set how many threads measure the lesions of one study (``None``: :data:`DEFAULT_LESION_THREADS`).
 
-    A worker of a pool of ``k`` processes (``netlm batch -j k``) sets
-    ``cores // k``: the cores are already shared by the processes, and threads
-    on top of them only contend.
+    A worker of a pool of ``k`` processes (``netlm batch -j k``) caps it at
+    ``cores // k``: the cores are already shared by the processes.
     """
     global _LESION_THREADS
     _LESION_THREADS = None if n is None else max(1, int(n))
@@ -51,7 +59,7 @@ def set_lesion_threads(n: int | None) -> None:
 
 def lesion_threads() -> int:
     """The number of threads :func:`measure_burden` uses for many lesions."""
-    return _LESION_THREADS if _LESION_THREADS is not None else min(4, os.cpu_count() or 1)
+    return _LESION_THREADS if _LESION_THREADS is not None else DEFAULT_LESION_THREADS
 
 
 #: A lesion abutting the liver within this distance is intrahepatic (mm).
@@ -293,7 +301,7 @@ def measure_burden(
 
     threads = lesion_threads()
     if len(instances) >= _THREADS_FROM and threads > 1:
-        # lesions are independent and numpy releases the GIL in its loops: use the cores (as SimpleITK does)
+        # lesions are independent and numpy releases the GIL in its larger loops
         from concurrent.futures import ThreadPoolExecutor
 
         # the largest boxes first (their numpy work runs without the GIL), so that the threads end on small ones
