@@ -262,9 +262,9 @@ def max_pairwise_distance(points: np.ndarray) -> tuple[float, np.ndarray | None]
         i, j = (int(x) for x in np.unravel_index(int(np.argmax(d2)), d2.shape))
     else:
         i, j = _farthest_pair(pts)
-    a, b = pts[i], pts[j]
-    dist = float(np.linalg.norm(b - a))
-    return dist, ((b - a) / dist if dist > 0 else None)
+    step = pts[j] - pts[i]
+    dist = float(np.sqrt(step.dot(step)))  # np.linalg.norm's own formula for a vector, without its overhead
+    return dist, (step / dist if dist > 0 else None)
 
 
 def _axis_extremes(mask: np.ndarray, axis: int) -> np.ndarray:
@@ -382,7 +382,7 @@ def _widest_perpendicular_extent(
         if ii.size == 0:
             continue
         v = _cross(normal, diff[ii, jj] / dist[ii, jj, None])
-        v /= np.linalg.norm(v, axis=1, keepdims=True)
+        v /= np.sqrt(np.add.reduce(v * v, axis=1, keepdims=True))  # np.linalg.norm(v, axis=1)'s formula
         proj = pts @ v.T
         ext = proj.max(0) - proj.min(0)
         k = int(np.argmax(ext))
