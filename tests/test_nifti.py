@@ -86,3 +86,30 @@ def test_missing_and_truncated_files(tmp_path):
     cut.write_bytes(full.read_bytes()[:-200])  # header intact, data short
     with pytest.raises(InputError, match=r"cut\.nii: image data cannot be read .*truncated or corrupt file"):
         read_nifti(cut)
+
+
+def test_a_nifti_folder_is_analysed_without_importing_pydicom(tmp_path):
+    # the folder scan sees .nii.gz / .nii / .nrrd / junk by their first bytes, and nibabel is imported with
+    # pydicom hidden: a fresh process analysing a NIfTI study never loads pydicom (0.1-0.2 s of imports)
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    seg = np.zeros(SHAPE, np.uint8)
+    seg[2:10, 2:8, 1:5] = 1
+    seg[4:6, 4:6, 2:4] = 2
+    _save(tmp_path / "image.nii.gz", np.zeros(SHAPE, np.int16), sform=LPS)
+    _save(tmp_path / "seg.nii", seg, sform=LPS)
+    (tmp_path / "notes.txt").write_text("not an image")
+    code = (
+        "import sys, json\n"
+        "from netlm_imaging.api import analyze\n"
+        f"r = analyze({str(tmp_path)!r})\n"
+        "print(json.dumps({'pydicom': 'pydicom' in sys.modules, 'n': len(r.to_dict()['lesions'])}))\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    import json
+
+    facts = json.loads(out.stdout.strip().splitlines()[-1])
+    assert facts == {"pydicom": False, "n": 1}, out.stderr[-800:]
