@@ -17,7 +17,6 @@ import contextlib
 import json
 import logging
 import os
-import socket
 import time
 from pathlib import Path
 from types import TracebackType
@@ -25,6 +24,17 @@ from typing import Any
 
 from .atomic import output_error, remove_stale_temp_files
 from .errors import OutputError
+
+
+def _hostname() -> str:
+    """``socket.gethostname()``: the uname node name on POSIX (no ``socket`` import, ~3 ms of a fresh analysis)."""
+    uname = getattr(os, "uname", None)
+    if uname is not None:
+        return str(uname().nodename)
+    import socket
+
+    return socket.gethostname()
+
 
 __all__ = ["LOCK_NAME", "OutputLock", "prepare_output_dir"]
 
@@ -122,7 +132,7 @@ class OutputLock:
     def _busy(self) -> OutputError:
         h = self._holder()
         who = f"PID {h.get('pid', '?')}, started {h.get('started', '?')}"
-        if h.get("host") and h.get("host") != socket.gethostname():
+        if h.get("host") and h.get("host") != _hostname():
             who += f" on {h['host']}"
         return OutputError(
             f"{self.folder}: this output folder is in use by another {h.get('command', 'netlm')} run ({who}); "
@@ -151,7 +161,7 @@ class OutputLock:
                     isinstance(pid, int)
                     and pid != os.getpid()
                     and _pid_alive(pid)
-                    and h.get("host") in (None, socket.gethostname())
+                    and h.get("host") in (None, _hostname())
                 ):
                     os.close(fd)
                     raise self._busy() from None
@@ -174,7 +184,7 @@ class OutputLock:
             {
                 "pid": os.getpid(),
                 "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "host": socket.gethostname(),
+                "host": _hostname(),
                 "command": self.command,
             }
         )

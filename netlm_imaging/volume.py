@@ -119,7 +119,9 @@ def sparse_zeros(shape: tuple[int, ...], dtype: Any, order: str = "C") -> np.nda
 def nonzero_bbox(arr: np.ndarray, pad: int = 0) -> tuple[slice, slice, slice] | None:
     """Bounding box of the non-zero voxels of a 3-D array as slices (``None`` when all zero), padded and clipped.
 
-    One pass over the array (``any`` along the last axis, no boolean copy), then a pass over the (i, j) box only.
+    One pass over the array, then a pass over a box only (no boolean copy). A C-ordered array is reduced
+    along its long rows first (``any`` of each i-slab, then ``any`` over axis 0 of the slabs in range):
+    ``any`` along a short last axis is ~4x slower per byte than along long contiguous runs.
 
     Examples
     --------
@@ -127,14 +129,24 @@ def nonzero_bbox(arr: np.ndarray, pad: int = 0) -> tuple[slice, slice, slice] | 
     >>> nonzero_bbox(a)
     (slice(1, 2, None), slice(2, 4, None), slice(5, 6, None))
     """
-    plane = np.any(arr, axis=2)
-    ii = np.flatnonzero(plane.any(axis=1))
-    if ii.size == 0:
-        return None
-    jj = np.flatnonzero(plane.any(axis=0))
-    i0, i1, j0, j1 = int(ii[0]), int(ii[-1]) + 1, int(jj[0]), int(jj[-1]) + 1
-    kk = np.flatnonzero(np.any(arr[i0:i1, j0:j1], axis=(0, 1)))
-    k0, k1 = int(kk[0]), int(kk[-1]) + 1
+    if arr.flags.c_contiguous and not arr.flags.f_contiguous:
+        ii = np.flatnonzero(arr.reshape(arr.shape[0], -1).any(axis=1))
+        if ii.size == 0:
+            return None
+        i0, i1 = int(ii[0]), int(ii[-1]) + 1
+        plane = np.any(arr[i0:i1], axis=0)
+        jj = np.flatnonzero(plane.any(axis=1))
+        kk = np.flatnonzero(plane.any(axis=0))
+        j0, j1, k0, k1 = int(jj[0]), int(jj[-1]) + 1, int(kk[0]), int(kk[-1]) + 1
+    else:
+        plane = np.any(arr, axis=2)
+        ii = np.flatnonzero(plane.any(axis=1))
+        if ii.size == 0:
+            return None
+        jj = np.flatnonzero(plane.any(axis=0))
+        i0, i1, j0, j1 = int(ii[0]), int(ii[-1]) + 1, int(jj[0]), int(jj[-1]) + 1
+        kk = np.flatnonzero(np.any(arr[i0:i1, j0:j1], axis=(0, 1)))
+        k0, k1 = int(kk[0]), int(kk[-1]) + 1
     shape = arr.shape
     return (
         slice(max(0, i0 - pad), min(shape[0], i1 + pad)),

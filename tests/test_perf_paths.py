@@ -483,7 +483,7 @@ def test_referenced_instances_from_raw_bytes_equal_pydicom(tmp_path):
 
 
 def test_fresh_analyze_imports_only_what_it_needs(tmp_path):
-    """A DICOM CT + SEG analysis in a fresh process loads no scipy, jsonschema, requests, numpy.ma or pydicom."""
+    """A fresh DICOM CT + SEG analysis loads no scipy, jsonschema, requests, numpy.ma, pydicom, socket or uuid."""
     from conftest import oblique_affine
     from dicom_factory import write_image_series
     from seg_factory import SegmentSpec, write_seg
@@ -499,7 +499,8 @@ def test_fresh_analyze_imports_only_what_it_needs(tmp_path):
         "from netlm_imaging.cli import main\n"
         f"rc = main(['analyze', {str(tmp_path / 'study')!r}, '--out', {str(tmp_path / 'out')!r}, '--quiet'])\n"
         "assert rc == 0, rc\n"
-        "heavy = ('scipy', 'jsonschema', 'requests', 'numpy.ma', 'matplotlib', 'highdicom', 'SimpleITK', 'pydicom')\n"
+        "heavy = ('scipy', 'jsonschema', 'requests', 'numpy.ma', 'matplotlib', 'highdicom', 'SimpleITK', 'pydicom',\n"
+        "         'socket', 'uuid')\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
         "import requests, pydicom\n"  # both still importable and working afterwards
         f"print(pydicom.dcmread({str(files[0])!r}).Modality)\n"
@@ -530,3 +531,39 @@ def test_sparse_zeros_commit_only_the_written_pages():
     a[100, 200, :] = 7  # one voxel in every slice
     assert rss_mib() - r0 < 4.0
     assert int(a.sum(dtype=np.int64)) == 7 * 64
+
+
+def test_nonzero_bbox_is_the_argwhere_box():
+    """Both reduction orders (C- and F-ordered, any dtype) give the box of ``np.argwhere``, padded and clipped."""
+    from netlm_imaging.volume import nonzero_bbox
+
+    rng = np.random.default_rng(29)
+    for case in range(120):
+        shape = tuple(int(x) for x in rng.integers(1, 20, 3))
+        dtype = (bool, np.uint8, np.uint16, np.float32)[case % 4]
+        arr = np.zeros(shape, dtype=dtype)
+        n = int(rng.integers(0, 4))  # 0: empty
+        for _ in range(n):
+            arr[tuple(int(rng.integers(0, s)) for s in shape)] = 1
+        if case % 3 == 1:
+            arr = np.asfortranarray(arr)
+        elif case % 3 == 2:
+            arr = arr.transpose(1, 0, 2)  # neither C- nor F-contiguous
+        pad = int(case % 3)
+        got = nonzero_bbox(arr, pad)
+        idx = np.argwhere(arr)
+        if not len(idx):
+            assert got is None
+            continue
+        lo, hi = idx.min(0), idx.max(0) + 1
+        expected = tuple(slice(max(0, int(a) - pad), min(s, int(b) + pad)) for a, b, s in zip(lo, hi, arr.shape))
+        assert got == expected, (case, arr.flags.c_contiguous)
+
+
+def test_output_lock_host_is_socket_hostname():
+    """The lock's host name (read without importing socket) is ``socket.gethostname()``."""
+    import socket
+
+    from netlm_imaging.outdir import _hostname
+
+    assert _hostname() == socket.gethostname()

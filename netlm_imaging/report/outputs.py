@@ -35,7 +35,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -236,7 +235,7 @@ def write_outputs(
         The final paths, in :meth:`OutputSet.names` order.
     """
     out = Path(out_dir)
-    tag = f".{uuid.uuid4().hex[:8]}.tmp"  # atomic.TEMP_PATTERN: recognised as a temporary sibling
+    tag = f".{os.urandom(4).hex()}.tmp"  # atomic.TEMP_PATTERN: recognised as a temporary sibling
     staged: list[tuple[Path, Path]] = []  # (temporary, final)
 
     def stage(name: str) -> Path:
