@@ -567,3 +567,69 @@ def test_output_lock_host_is_socket_hostname():
     from netlm_imaging.outdir import _hostname
 
     assert _hostname() == socket.gethostname()
+
+
+def _dp_full_grid(vals, ce, ca, capacity, k_max, resolution):
+    """The planner's DP as first written (full-grid candidates, ``np.where``): the reference of the view form."""
+    import math
+
+    from netlm_imaging.classify.planner import _ABL, _NONE, _VALUE_TOL_ML, _WEDGE
+
+    n = vals.size
+    choice = np.zeros(n, dtype=np.int8)
+    if n == 0 or capacity < 0:
+        return 0.0, 0.0, choice
+    we = np.where(np.isnan(ce), -1, np.ceil(np.nan_to_num(ce) / resolution - 1e-12)).astype(np.int64)
+    wa = np.where(np.isnan(ca), -1, np.ceil(np.nan_to_num(ca) / resolution - 1e-12)).astype(np.int64)
+    cap = min(math.floor(capacity / resolution + 1e-12), int(np.maximum(we, 0).sum() + np.maximum(wa, 0).sum()))
+    k_top = min(k_max, int((wa >= 0).sum()))
+    dp = np.zeros((k_top + 1, cap + 1))
+    take = np.zeros((n, k_top + 1, cap + 1), dtype=np.int8)
+    for i in range(n):
+        v = float(vals[i])
+        new = dp.copy()
+        for kind, w in ((_WEDGE, int(we[i])), (_ABL, int(wa[i]))):
+            if w < 0 or w > cap or (kind == _ABL and k_top == 0):
+                continue
+            cand = np.full_like(dp, -np.inf)
+            if kind == _WEDGE:
+                cand[:, w:] = dp[:, : cap + 1 - w] + v
+            else:
+                cand[1:, w:] = dp[:-1, : cap + 1 - w] + v
+            better = cand > new + _VALUE_TOL_ML
+            new = np.where(better, cand, new)
+            take[i][better] = kind
+        dp = new
+    k, c = k_top, cap
+    for i in range(n - 1, -1, -1):
+        kind = int(take[i, k, c])
+        choice[i] = kind
+        if kind == _WEDGE:
+            c -= int(we[i])
+        elif kind == _ABL:
+            c -= int(wa[i])
+            k -= 1
+    cost = float(
+        np.where(choice == _WEDGE, np.nan_to_num(ce), 0).sum() + np.where(choice == _ABL, np.nan_to_num(ca), 0).sum()
+    )
+    return float(vals[choice != _NONE].sum()), cost, choice
+
+
+def test_planner_dp_on_views_equals_the_full_grid_dp():
+    """The DP updated on views of the shifted region chooses what the full-grid DP chose (seeded, NaNs, ties)."""
+    from netlm_imaging.classify.planner import _solve_dp
+
+    rng = np.random.default_rng(41)
+    for case in range(80):
+        n = int(rng.integers(0, 14))
+        vals = np.round(rng.uniform(0, 30, n), int(case % 3))  # rounding makes tied values
+        ce = np.round(rng.uniform(0, 400, n), 1)
+        ca = np.round(rng.uniform(0, 60, n), 1)
+        ce[rng.random(n) < 0.2] = np.nan
+        ca[rng.random(n) < 0.3] = np.nan
+        capacity, k_max, res = float(rng.uniform(-5, 900)), int(rng.integers(0, 5)), (1.0, 2.5, 5.0)[case % 3]
+        value, cost, choice = _solve_dp(vals, ce, ca, capacity, k_max, res)
+        ref_value, ref_cost, ref_choice = _dp_full_grid(vals, ce, ca, capacity, k_max, res)
+        assert value == ref_value
+        assert cost == ref_cost
+        np.testing.assert_array_equal(choice, ref_choice)

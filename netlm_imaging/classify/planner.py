@@ -306,14 +306,13 @@ def _solve_dp(
         for kind, w in ((_WEDGE, int(we[i])), (_ABL, int(wa[i]))):
             if w < 0 or w > cap or (kind == _ABL and k_top == 0):
                 continue
-            cand = np.full_like(dp, -np.inf)
-            if kind == _WEDGE:
-                cand[:, w:] = dp[:, : cap + 1 - w] + v
-            else:
-                cand[1:, w:] = dp[:-1, : cap + 1 - w] + v
-            better = cand > new + _VALUE_TOL_ML
-            new = np.where(better, cand, new)
-            take[i][better] = kind
+            # only the shifted region can improve (elsewhere the candidate is -inf): work on views of it
+            lo = 0 if kind == _WEDGE else 1
+            cand = dp[: k_top + 1 - lo, : cap + 1 - w] + v
+            dst = new[lo:, w:]
+            better = cand > dst + _VALUE_TOL_ML
+            np.copyto(dst, cand, where=better)
+            take[i, lo:, w:][better] = kind
         dp = new
     k, c = k_top, cap
     for i in range(n - 1, -1, -1):
