@@ -58,7 +58,7 @@ from typing import Any
 from ..atomic import atomic_write_text, remove_stale_temp_files
 from ..errors import InputError, NetlmError, OutputError, only_accepted_flags
 from ..outdir import OutputLock, prepare_output_dir
-from ..report.tables import STUDY_COLUMNS, csv_cell, format_lesions_csv, lesion_rows, study_numbers
+from ..report.tables import LESION_COLUMNS, STUDY_COLUMNS, csv_cell, lesion_rows, study_numbers
 from .cohort import Study
 from .fingerprint import study_fingerprint
 
@@ -221,11 +221,49 @@ def row_from_report(study_id: str, report: dict[str, Any], fingerprint: str) -> 
     return row
 
 
-def _write_tables(out: Path, rows: Iterable[dict[str, Any]]) -> None:
-    """cohort.csv and lesions.csv (one row per lesion of the finished studies), atomically."""
-    rows = list(rows)
-    atomic_write_text(out / "cohort.csv", format_csv(rows))
-    atomic_write_text(out / "lesions.csv", format_lesions_csv(r for row in rows for r in row.get(LESIONS_KEY) or []))
+class _Tables:
+    """Writes cohort.csv and lesions.csv after every finished study, formatting each row once.
+
+    The text is that of :func:`format_csv` and :func:`format_lesions_csv` over
+    all rows (rows sorted by study id; a study's lesions by lesion id): the
+    lines of a row are kept until the row object changes, so the parent's
+    rewrite after each of n studies formats one row, not all n again.
+    """
+
+    def __init__(self) -> None:
+        self._lines: dict[str, tuple[dict[str, Any], str, str]] = {}
+
+    def _row_lines(self, row: dict[str, Any]) -> tuple[str, str]:
+        sid = row["study_id"]
+        kept = self._lines.get(sid)
+        if kept is not None and kept[0] is row:
+            return kept[1], kept[2]
+        study_line = _csv_lines([row], CSV_COLUMNS, key=None)
+        lesions = sorted(row.get(LESIONS_KEY) or [], key=lambda r: (str(r["study_id"]), int(r["lesion_id"] or 0)))
+        lesion_lines = _csv_lines(lesions, LESION_COLUMNS, key=None)
+        self._lines[sid] = (row, study_line, lesion_lines)
+        return study_line, lesion_lines
+
+    def write(self, out: Path, rows: Iterable[dict[str, Any]]) -> None:
+        ordered = sorted(rows, key=lambda r: r["study_id"])
+        lines = [self._row_lines(r) for r in ordered]
+        atomic_write_text(
+            out / "cohort.csv", _csv_lines([], CSV_COLUMNS, key=None, header=True) + "".join(a for a, _ in lines)
+        )
+        atomic_write_text(
+            out / "lesions.csv", _csv_lines([], LESION_COLUMNS, key=None, header=True) + "".join(b for _, b in lines)
+        )
+
+
+def _csv_lines(rows: Iterable[dict[str, Any]], columns: Sequence[str], *, key: Any, header: bool = False) -> str:
+    """CSV text of ``rows`` (in the given order, or sorted by ``key``) under ``columns``, optionally with the header."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    if header:
+        w.writerow(columns)
+    for row in rows if key is None else sorted(rows, key=key):
+        w.writerow([csv_cell(row.get(c)) for c in columns])
+    return buf.getvalue()
 
 
 def _failure_row(study_id: str, error: str, fingerprint: str, status: str = "failed") -> dict[str, Any]:
@@ -247,12 +285,7 @@ def format_csv(rows: Iterable[dict[str, Any]]) -> str:
     str
         CSV text with ``\\n`` line ends.
     """
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(CSV_COLUMNS)
-    for row in sorted(rows, key=lambda r: r["study_id"]):
-        w.writerow([csv_cell(row.get(c)) for c in CSV_COLUMNS])
-    return buf.getvalue()
+    return _csv_lines(rows, CSV_COLUMNS, key=lambda r: r["study_id"], header=True)
 
 
 # ----------------------------------------------------------------------------- one study
@@ -755,7 +788,8 @@ def _run_locked(
     prepare_output_dir(out / "reports", "--out")
     rows: dict[str, dict[str, Any]] = {s.study_id: _failure_row(s.study_id, "", "", _PENDING) for s in studies}
     csv_path = out / "cohort.csv"
-    _write_tables(out, rows.values())
+    tables = _Tables()
+    tables.write(out, rows.values())
     result = CohortResult(rows=[], csv_path=csv_path)
     bar = _Progress(len(studies), progress, progress_stream)
 
@@ -788,7 +822,7 @@ def _run_locked(
                 result.resumed += 1
             elif row["status"] == "ok" or row["status"] == "failed":
                 result.analysed += 1
-            _write_tables(out, rows.values())
+            tables.write(out, rows.values())
             bar.update(row)
             if on_row is not None:
                 on_row(row)
@@ -798,7 +832,7 @@ def _run_locked(
             close()  # stops the pool / cancels the Dask futures
         done = sum(1 for r in rows.values() if r["status"] != _PENDING)
         with contextlib.suppress(OutputError):
-            _write_tables(out, rows.values())
+            tables.write(out, rows.values())
         raise OutputError(
             f"{exc}. The batch stopped; {done} of {len(rows)} studies had finished and are recorded in "
             f"{out / 'reports'} (and {csv_path} where it could be written)",
