@@ -26,13 +26,12 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import numpy as np
 
 __all__ = [
     "Interpolation",
-    "OnGrid",
     "array_from_sitk",
     "array_to_sitk",
     "bbox",
@@ -42,22 +41,7 @@ __all__ = [
     "register_rigid",
     "resample_array",
     "sitk_affine",
-    "to_sitk",
 ]
-
-
-class OnGrid(Protocol):
-    """An array on a grid: what a :class:`~netlm_imaging.volume.Volume` is to these functions."""
-
-    @property
-    def array(self) -> np.ndarray:
-        """The ``[i, j, k]`` voxel array."""
-        ...
-
-    @property
-    def affine(self) -> np.ndarray:
-        """The 4x4 index -> LPS (mm) affine."""
-        ...
 
 
 #: Interpolation of :func:`resample_array`: nearest neighbour (masks, labels) or linear (images, fractions).
@@ -98,11 +82,6 @@ def array_from_sitk(img: Any) -> np.ndarray:
 
     arr = sitk.GetArrayFromImage(img)  # [k, j, i] or [k, j, i, c]
     return arr.transpose(2, 1, 0, 3) if arr.ndim == 4 else arr.transpose(2, 1, 0)
-
-
-def to_sitk(vol: OnGrid, array: np.ndarray | None = None) -> Any:
-    """Convert a Volume (or another array on its grid) to a SimpleITK image."""
-    return array_to_sitk(vol.array if array is None else array, vol.affine)
 
 
 def grid_image(shape: Sequence[int], affine: np.ndarray) -> Any:
@@ -212,7 +191,9 @@ def dilate_mm(mask: np.ndarray, spacing: Sequence[float] | np.ndarray, radius_mm
     return out
 
 
-def register_rigid(moving: OnGrid, fixed: OnGrid) -> np.ndarray:
+def register_rigid(
+    moving: np.ndarray, moving_affine: np.ndarray, fixed: np.ndarray, fixed_affine: np.ndarray
+) -> np.ndarray:
     """``moving`` rigidly registered onto ``fixed``'s grid (linear), as a float32 array.
 
     Euler 3-D transform initialised on the image centres, Mattes mutual information (32 bins,
@@ -222,8 +203,8 @@ def register_rigid(moving: OnGrid, fixed: OnGrid) -> np.ndarray:
     """
     import SimpleITK as sitk
 
-    f = to_sitk(fixed, fixed.array.astype(np.float32))
-    m = to_sitk(moving, moving.array.astype(np.float32))
+    f = array_to_sitk(fixed.astype(np.float32), fixed_affine)
+    m = array_to_sitk(moving.astype(np.float32), moving_affine)
     init = sitk.CenteredTransformInitializer(
         f, m, sitk.Euler3DTransform(), sitk.CenteredTransformInitializerFilter.GEOMETRY
     )

@@ -389,7 +389,7 @@ class Volume:
 
     def to_sitk(self, array: np.ndarray | None = None) -> Any:
         """This volume (or another array on its grid) as a SimpleITK image."""
-        return geometry.to_sitk(self, array)
+        return geometry.array_to_sitk(self.array if array is None else array, self.affine)
 
     @classmethod
     def from_sitk(cls, img: Any, *, source: str = "<sitk>", meta: dict[str, Any] | None = None) -> Volume:

@@ -13,7 +13,7 @@ from phantoms import grid_affine, write_nifti
 
 from netlm_imaging.errors import GeometryError
 from netlm_imaging.io.nifti import read_nifti
-from netlm_imaging.io.sitk_io import read_itk, to_sitk
+from netlm_imaging.io.sitk_io import read_itk
 from netlm_imaging.measure.burden import measure_burden
 from netlm_imaging.segmentation import MaskLayer
 from netlm_imaging.volume import Volume
@@ -141,7 +141,7 @@ def test_nrrd_round_trip_through_simpleitk(tmp_path):
     arr = np.arange(4 * 6 * 3, dtype=np.int16).reshape(4, 6, 3)
     vol = Volume(arr, aff)
     p = tmp_path / "x.nrrd"
-    sitk.WriteImage(to_sitk(vol), str(p))
+    sitk.WriteImage(vol.to_sitk(), str(p))
     back = read_itk(p)
     np.testing.assert_allclose(back.affine, aff, atol=1e-6)
     np.testing.assert_array_equal(back.array, arr)

@@ -1,8 +1,8 @@
 """ITK formats (NRRD, .seg.nrrd, MHA/MHD) via SimpleITK.
 
 SimpleITK images are LPS already; the Volume <-> SimpleITK conversion (array
-order) is :mod:`netlm_imaging.geometry`'s (``to_sitk`` / ``from_sitk`` are
-re-exported here for existing callers).
+order) is :mod:`netlm_imaging.geometry`'s, used through ``Volume.to_sitk`` /
+``Volume.from_sitk``.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..geometry import array_from_sitk, to_sitk
+from ..geometry import array_from_sitk
 from ..volume import Volume, check_voxel_budget
 
-__all__ = ["read_itk", "read_itk_segments", "to_sitk"]
+__all__ = ["read_itk", "read_itk_segments"]
 
 logger = logging.getLogger(__name__)
 

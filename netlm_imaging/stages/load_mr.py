@@ -130,7 +130,7 @@ def load_mr(
         if pre_for is not None and img_for is not None and pre_for != img_for:
             from ..geometry import register_rigid
 
-            pre_arr = register_rigid(pre_vol, img)
+            pre_arr = register_rigid(pre_vol.array, pre_vol.affine, img.array, img.affine)
             pre_info["aligned_by"] = "rigid registration (Mattes mutual information, SimpleITK)"
         else:
             from ..measure.grid import resample_to_grid

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import GeometryError
-from ..geometry import resample_array, to_sitk
+from ..geometry import resample_array
 from ..volume import Volume
 
 __all__ = [
@@ -181,7 +181,7 @@ def identity_alignment(baseline_liver: Volume | None, followup_liver: Volume | N
 def _distance_map(vol: Volume, clip_mm: float) -> Any:
     import SimpleITK as sitk
 
-    img = to_sitk(vol, np.asarray(vol.array, dtype=bool))
+    img = vol.to_sitk(np.asarray(vol.array, dtype=bool))
     dist = sitk.SignedMaurerDistanceMap(img, insideIsPositive=False, squaredDistance=False, useImageSpacing=True)
     return sitk.Clamp(dist, sitk.sitkFloat32, -clip_mm, clip_mm)
 
@@ -252,8 +252,8 @@ def align_liver_masks(
     before = dice_coefficient(baseline_liver.array, resample_nearest(followup_liver, baseline_liver))
     fixed = _distance_map(baseline_liver, clip_mm)
     moving = _distance_map(followup_liver, clip_mm)
-    fixed_mask = to_sitk(baseline_liver, np.asarray(baseline_liver.array, dtype=bool))
-    moving_mask = to_sitk(followup_liver, np.asarray(followup_liver.array, dtype=bool))
+    fixed_mask = baseline_liver.to_sitk(np.asarray(baseline_liver.array, dtype=bool))
+    moving_mask = followup_liver.to_sitk(np.asarray(followup_liver.array, dtype=bool))
     init = sitk.CenteredTransformInitializer(
         fixed_mask, moving_mask, sitk.Euler3DTransform(), sitk.CenteredTransformInitializerFilter.MOMENTS
     )
