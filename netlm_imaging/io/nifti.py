@@ -19,35 +19,14 @@ logger = logging.getLogger(__name__)
 QFORM_SFORM_TOLERANCE = 1e-3
 
 
-def _nibabel() -> Any:
-    """nibabel, imported without pydicom when pydicom is not loaded yet.
-
-    ``nibabel.nifti1`` imports pydicom (0.07 s in a fresh process) only to
-    parse DICOM header extensions (ecode 2), which netlm never reads: with
-    pydicom hidden during the import nibabel keeps such an extension as raw
-    bytes. A process that has already imported pydicom is left as it is.
-    """
-    import sys
-
-    if "nibabel" not in sys.modules and "pydicom" not in sys.modules:
-        sys.modules["pydicom"] = None  # type: ignore[assignment]  # import pydicom -> ImportError
-        try:
-            import nibabel
-        finally:
-            del sys.modules["pydicom"]
-        return nibabel
-    import nibabel
-
-    return nibabel
-
-
 def _fast_gzip_data(img: Any) -> np.ndarray | None:
     """The unscaled data of a ``.nii.gz`` inflated by :mod:`._gzip` (ISA-L when installed); ``None`` otherwise.
 
     Scaled data (scl_slope / scl_inter) and anything that is not a plain
     nibabel array proxy on one gzip file go through nibabel.
     """
-    nib = _nibabel()
+    import nibabel as nib
+
     proxy = img.dataobj
     file_like = getattr(proxy, "file_like", None)
     if not (nib.is_proxy(proxy) and isinstance(file_like, str) and file_like.lower().endswith(".gz")):
@@ -88,7 +67,8 @@ def read_nifti(path: str | Path, *, max_voxels: int | None = None, as_float: boo
     InputError
         If the file cannot be parsed as NIfTI, is not 3-D, or holds no data.
     """
-    nib = _nibabel()
+    import nibabel as nib
+
     p = Path(path)
     img: Any  # a nibabel spatial image (nib.load is typed as returning the file-based base class)
     try:
