@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -34,6 +35,7 @@ __all__ = [
     "effective_max_voxels",
     "lps_to_ras",
     "ras_to_lps",
+    "remember_nonzero_bbox",
     "voxel_budget",
 ]
 
@@ -116,6 +118,45 @@ def sparse_zeros(shape: tuple[int, ...], dtype: Any, order: str = "C") -> np.nda
         setter(previous)
 
 
+_Box = tuple[slice, slice, slice]
+#: id(array) -> (weak reference to it, the box of its non-zero voxels or None when all zero)
+_KNOWN_BOXES: dict[int, tuple[weakref.ref[np.ndarray], _Box | None]] = {}
+
+
+def remember_nonzero_bbox(arr: np.ndarray, box: _Box | None) -> None:
+    """Record the bounding box of a read-only array's non-zero voxels, known to the reader that wrote it.
+
+    :func:`nonzero_bbox` then answers for this array object without reading it (a first read of a
+    mostly untouched mask faults in every zero page: ~8 ms at 512 x 512 x 200). The array must be
+    read-only and its writer must keep no writeable reference to its buffer; the entry goes with
+    the array.
+
+    Parameters
+    ----------
+    arr : numpy.ndarray
+        Read-only 3-D array.
+    box : tuple of slice or None
+        The tight box of its non-zero voxels (``None``: all zero), as :func:`nonzero_bbox` gives it.
+
+    Raises
+    ------
+    ValueError
+        If ``arr`` is writeable (its box could change).
+    """
+    if arr.flags.writeable:
+        raise ValueError("remember_nonzero_bbox: the array must be read-only")
+    key = id(arr)
+    _KNOWN_BOXES[key] = (weakref.ref(arr, lambda _ref: _KNOWN_BOXES.pop(key, None)), box)
+
+
+def _known_box(arr: np.ndarray) -> tuple[bool, _Box | None]:
+    """(known, box) for an array recorded by :func:`remember_nonzero_bbox` and still read-only."""
+    entry = _KNOWN_BOXES.get(id(arr))
+    if entry is None or entry[0]() is not arr or arr.flags.writeable:
+        return False, None
+    return True, entry[1]
+
+
 def nonzero_bbox(arr: np.ndarray, pad: int = 0) -> tuple[slice, slice, slice] | None:
     """Bounding box of the non-zero voxels of a 3-D array as slices (``None`` when all zero), padded and clipped.
 
@@ -129,7 +170,12 @@ def nonzero_bbox(arr: np.ndarray, pad: int = 0) -> tuple[slice, slice, slice] | 
     >>> nonzero_bbox(a)
     (slice(1, 2, None), slice(2, 4, None), slice(5, 6, None))
     """
-    if arr.flags.c_contiguous and not arr.flags.f_contiguous:
+    known, box = _known_box(arr)
+    if known:  # the reader that wrote it recorded its box (remember_nonzero_bbox)
+        if box is None:
+            return None
+        i0, i1, j0, j1, k0, k1 = box[0].start, box[0].stop, box[1].start, box[1].stop, box[2].start, box[2].stop
+    elif arr.flags.c_contiguous and not arr.flags.f_contiguous:
         ii = np.flatnonzero(arr.reshape(arr.shape[0], -1).any(axis=1))
         if ii.size == 0:
             return None

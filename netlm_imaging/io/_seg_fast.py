@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..volume import sparse_zeros
+from ..volume import remember_nonzero_bbox, sparse_zeros
 
 __all__ = [
     "FrameTable",
@@ -268,6 +268,8 @@ def decode_binary(
         in the dict only when it has at least one segmented pixel. When the
         columns fill whole bytes (Columns % 8 == 0), the segmented rows of a
         frame are found on its packed bytes and only those rows are unpacked.
+        The arrays are read-only, and the box of each one's segmented voxels is recorded
+        (:func:`~netlm_imaging.volume.remember_nonzero_bbox`), so that measuring does not scan them again.
     """
     n = len(table.segments)
     frame_bytes = rows * cols // 8
@@ -292,6 +294,7 @@ def decode_binary(
         return None
     keep = np.flatnonzero(np.isin(table.segments, sorted(wanted)))
     arrays: dict[int, np.ndarray] = {}
+    boxes: dict[int, list[int]] = {}  # segment -> [i0, i1, j0, j1, k0, k1] of the pixels written
     buf = np.frombuffer(pixel_data, dtype=np.uint8, count=n * frame_bytes).reshape(n, frame_bytes)
     if cols % 8 == 0:  # every row starts on a byte: find the segmented rows on the packed bytes, unpack only them
         packed = buf.reshape(n, rows, cols // 8)
@@ -299,34 +302,53 @@ def decode_binary(
             present = np.flatnonzero(packed[f].any(axis=1))
             if present.size == 0:
                 continue
-            target = _target(arrays, int(table.segments[f]), reference.shape, order)
             a0, a1 = int(present[0]), int(present[-1]) + 1
             bits = np.unpackbits(packed[f, a0:a1], axis=1, bitorder="little")
-            dst = target[:, a0:a1, int(idx[f, 2])]  # frame [r, c] -> plane [i = c, j = r]
-            np.logical_or(dst, bits.T.view(bool), out=dst)
-        return arrays
-    for lo in range(0, len(keep), _BLOCK_FRAMES):
-        block = keep[lo : lo + _BLOCK_FRAMES]
-        frames = np.unpackbits(buf[block], axis=1, bitorder="little").reshape(len(block), rows, cols)
-        rows_any: np.ndarray = np.asarray(frames.any(axis=2))
-        for b, f in enumerate(block):
-            present = np.flatnonzero(rows_any[b])
-            if present.size == 0:
-                continue
-            target = _target(arrays, int(table.segments[f]), reference.shape, order)
-            a0, a1 = int(present[0]), int(present[-1]) + 1
-            # frame [r, c] -> plane [i = c, j = r]; only the rows holding segmented pixels are written
-            dst = target[:, a0:a1, int(idx[f, 2])]
-            np.logical_or(dst, frames[b, a0:a1, :].T.view(bool), out=dst)
+            _place(arrays, boxes, int(table.segments[f]), reference.shape, order, bits, a0, int(idx[f, 2]))
+    else:
+        for lo in range(0, len(keep), _BLOCK_FRAMES):
+            block = keep[lo : lo + _BLOCK_FRAMES]
+            frames = np.unpackbits(buf[block], axis=1, bitorder="little").reshape(len(block), rows, cols)
+            rows_any: np.ndarray = np.asarray(frames.any(axis=2))
+            for b, f in enumerate(block):
+                present = np.flatnonzero(rows_any[b])
+                if present.size == 0:
+                    continue
+                a0, a1 = int(present[0]), int(present[-1]) + 1
+                seg = int(table.segments[f])
+                _place(arrays, boxes, seg, reference.shape, order, frames[b, a0:a1, :], a0, int(idx[f, 2]))
+    for seg, arr in arrays.items():  # no writeable reference is kept: the recorded boxes stay true
+        arr.flags.writeable = False
+        i0, i1, j0, j1, k0, k1 = boxes[seg]
+        remember_nonzero_bbox(arr, (slice(i0, i1), slice(j0, j1), slice(k0, k1)))
     return arrays
 
 
-def _target(arrays: dict[int, np.ndarray], seg: int, shape: tuple[int, ...], order: str) -> np.ndarray:
-    """The volume of segment ``seg``, allocated (sparse) at its first segmented frame."""
+def _place(
+    arrays: dict[int, np.ndarray],
+    boxes: dict[int, list[int]],
+    seg: int,
+    shape: tuple[int, int, int],
+    order: str,
+    bits: np.ndarray,
+    a0: int,
+    k: int,
+) -> None:
+    """OR the frame rows ``a0 ..`` (``bits``: 0/1 uint8, rows x columns, at least one set per row range) into plane
+    ``k`` of segment ``seg``'s volume (allocated sparse at its first frame), and widen its box.
+
+    Frame ``[r, c]`` goes to voxel ``[i = c, j = r]``; only the rows holding segmented pixels are written.
+    """
     target = arrays.get(seg)
     if target is None:
         target = arrays[seg] = sparse_zeros(shape, bool, order)
-    return target
+    a1 = a0 + bits.shape[0]
+    dst = target[:, a0:a1, k]
+    np.logical_or(dst, bits.T.view(bool), out=dst)
+    cols = np.flatnonzero(bits.any(axis=0))
+    c0, c1 = int(cols[0]), int(cols[-1]) + 1
+    box = boxes.setdefault(seg, [c0, c1, a0, a1, k, k + 1])  # frames come in any slice order
+    box[:] = [min(box[0], c0), max(box[1], c1), min(box[2], a0), max(box[3], a1), min(box[4], k), max(box[5], k + 1)]
 
 
 _REFERENCED_SERIES = 0x00081115
