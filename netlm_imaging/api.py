@@ -42,7 +42,7 @@ def _within_voxel_budget(fn: _F) -> _F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from .volume import effective_max_voxels, voxel_budget
+        from .io.budget import effective_max_voxels, voxel_budget
 
         opts = kwargs.get("options")
         limit = getattr(opts, "max_voxels", None)
@@ -101,8 +101,9 @@ def analyze_with_context(
         Segmentations: label maps, DICOM SEG, RTSTRUCT, or ``ROLE=PATH`` binary masks.
     labels : str, optional
         Role mapping, e.g. ``"liver=5,lesion=2"`` (default LiTS: 1 liver, 2 lesion).
-    clinical : path or ClinicalInputs, optional
-        Clinical sidecar (JSON/TOML) or an already loaded ``ClinicalInputs``.
+    clinical : path, ClinicalInputs or ClinicalRow, optional
+        Clinical sidecar (JSON/TOML), an already loaded ``ClinicalInputs``, or a cohort row's
+        clinical columns (``ClinicalRow``, validated by the load stage).
     rules : path or Rules, optional
         A rules file overriding the default rules.
     pet : str or Path, optional

@@ -13,30 +13,23 @@ fields such as NIfTI pixdim or DICOM SliceThickness.
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import weakref
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
 from . import geometry
-from .errors import GeometryError, InputError, ResourceLimitError
+from .errors import GeometryError, InputError
 
 __all__ = [
-    "DEFAULT_MAX_VOXELS",
     "DIRECTION_TOLERANCE",
     "ORIGIN_TOLERANCE_MM",
     "SPACING_TOLERANCE_MM",
     "Volume",
-    "check_voxel_budget",
-    "effective_max_voxels",
     "lps_to_ras",
     "ras_to_lps",
     "remember_nonzero_bbox",
-    "voxel_budget",
 ]
 
 #: Grids whose origins differ by less than this are the same grid (mm).
@@ -47,8 +40,6 @@ SPACING_TOLERANCE_MM = 1e-3
 DIRECTION_TOLERANCE = 1e-4
 #: Orthogonality tolerance of the direction cosines when building a Volume.
 ORTHOGONALITY_TOLERANCE = 1e-3
-#: Default limit on voxels a single array may declare (about 2 GB as float32).
-DEFAULT_MAX_VOXELS = 512 * 512 * 2000
 
 _RAS_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
@@ -72,30 +63,6 @@ def ras_to_lps(affine_ras: np.ndarray) -> np.ndarray:
 def lps_to_ras(affine_lps: np.ndarray) -> np.ndarray:
     """Convert an index->LPS affine to index->RAS (the inverse of :func:`ras_to_lps`)."""
     return _RAS_LPS @ np.asarray(affine_lps, dtype=np.float64)
-
-
-_BUDGET: contextvars.ContextVar[int | None] = contextvars.ContextVar("netlm_max_voxels", default=None)
-
-
-def effective_max_voxels(max_voxels: int | None = None) -> int:
-    """The voxel budget in force: ``max_voxels``, else the one of :func:`voxel_budget`, else the default."""
-    if max_voxels is not None:
-        return int(max_voxels)
-    scoped = _BUDGET.get()
-    return DEFAULT_MAX_VOXELS if scoped is None else int(scoped)
-
-
-@contextlib.contextmanager
-def voxel_budget(max_voxels: int | None) -> Iterator[None]:
-    """Make ``max_voxels`` the budget of every reader called inside (``--max-voxels`` of one analysis).
-
-    Readers that are not handed a budget (file discovery, bounded decompression) use it.
-    """
-    token = _BUDGET.set(max_voxels)
-    try:
-        yield
-    finally:
-        _BUDGET.reset(token)
 
 
 def sparse_zeros(shape: tuple[int, ...], dtype: Any, order: str = "C") -> np.ndarray:
@@ -199,36 +166,6 @@ def nonzero_bbox(arr: np.ndarray, pad: int = 0) -> tuple[slice, slice, slice] | 
         slice(max(0, j0 - pad), min(shape[1], j1 + pad)),
         slice(max(0, k0 - pad), min(shape[2], k1 + pad)),
     )
-
-
-def check_voxel_budget(shape: tuple[int, ...], max_voxels: int | None, source: str) -> None:
-    """Refuse declared array sizes above the voxel budget before allocating.
-
-    Parameters
-    ----------
-    shape : tuple of int
-        Declared shape.
-    max_voxels : int or None
-        Limit; ``None`` uses :data:`DEFAULT_MAX_VOXELS`.
-    source : str
-        File named in the error message.
-
-    Raises
-    ------
-    ResourceLimitError
-        If the product of ``shape`` exceeds the limit or a dimension is negative.
-    """
-    limit = effective_max_voxels(max_voxels)
-    if any(int(s) < 0 for s in shape):
-        raise ResourceLimitError(f"{source}: declared dimensions {tuple(shape)} are negative; the header is corrupt.")
-    n = 1
-    for s in shape:
-        n *= int(s)
-    if n > limit:
-        raise ResourceLimitError(
-            f"{source}: declares {n:,} voxels {tuple(int(s) for s in shape)}, above the limit of {limit:,}; "
-            "check the file or raise --max-voxels."
-        )
 
 
 @dataclass(frozen=True, eq=False)

@@ -220,3 +220,11 @@ FULL_CLINICAL = ClinicalInputs(
     liver_condition="normal",
     performance_status=0,
 )
+
+
+def assess(ctx: MeasurementContext, clinical: Any, rules: Any, **kw: Any) -> Any:
+    """``classify.surgical.assess`` of a context with the segment table the measure stage would hand it."""
+    from netlm_imaging.classify.surgical import assess as _assess
+    from netlm_imaging.measure.segments import compute_segment_table
+
+    return _assess(ctx, clinical, rules, table=compute_segment_table(ctx), **kw)

@@ -8,12 +8,11 @@ from dataclasses import replace
 import jsonschema
 import pytest
 from conftest import shared_schema
-from surgical_phantoms import FULL_CLINICAL, NY, NZ, SLICES, VOXEL_ML, SlabLiver
+from surgical_phantoms import FULL_CLINICAL, NY, NZ, SLICES, VOXEL_ML, SlabLiver, assess
 
 from netlm_imaging.classify.classifications import burden_category, cloyd_resectability, recist_targets
 from netlm_imaging.classify.clinical import ClinicalInputs
 from netlm_imaging.classify.rules import load_rules
-from netlm_imaging.classify.surgical import assess
 
 FULL = FULL_CLINICAL
 

@@ -638,12 +638,12 @@ def test_planner_dp_on_views_equals_the_full_grid_dp():
 def test_cohort_tables_rewritten_row_by_row_match_formatting_every_row(tmp_path):
     # the batch parent formats each row once (runner._Tables); its files must be the text that
     # format_csv / format_lesions_csv give for all rows at once, after every change of a row
-    from netlm_imaging.batch.runner import LESIONS_KEY, _failure_row, _Tables, format_csv
-    from netlm_imaging.report.tables import format_lesions_csv
+    from netlm_imaging.batch.runner import LESIONS_KEY, _Tables, format_csv
+    from netlm_imaging.report.tables import failure_row, format_lesions_csv
 
     rng = np.random.default_rng(7)
     ids = [f"s{i:02d}" for i in rng.permutation(9)]
-    rows = {sid: _failure_row(sid, "", "", "pending") for sid in ids}
+    rows = {sid: failure_row(sid, "", "", "pending") for sid in ids}
     tables = _Tables()
 
     def expect() -> tuple[str, str]:
@@ -654,7 +654,7 @@ def test_cohort_tables_rewritten_row_by_row_match_formatting_every_row(tmp_path)
         tables.write(tmp_path, rows.values())
         got = ((tmp_path / "cohort.csv").read_text(), (tmp_path / "lesions.csv").read_text())
         assert got == expect()
-        row = _failure_row(sid, "", "fp", "ok" if n % 3 else "failed")
+        row = failure_row(sid, "", "fp", "ok" if n % 3 else "failed")
         row["liver_volume_ml"] = float(rng.uniform(900, 2100))
         lesion_ids = rng.permutation(n % 4 + 1) + 1  # out of order on purpose
         row[LESIONS_KEY] = [

@@ -20,6 +20,7 @@ from surgical_phantoms import (
     SLICES,
     VOXEL_ML,
     SlabLiver,
+    assess,
     parenchyma_ml_by_segment,
     remnant_possible,
     weight_for_telv,
@@ -29,7 +30,6 @@ from surgical_phantoms import (
 from netlm_imaging.classify.clinical import ClinicalInputs
 from netlm_imaging.classify.planner import LesionOption, optimise_plan, remnant_after_zones_ml
 from netlm_imaging.classify.rules import load_rules
-from netlm_imaging.classify.surgical import assess
 
 ANATOMY = load_rules()["anatomy"]
 

@@ -15,12 +15,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from surgical_phantoms import FULL_CLINICAL, NY, NZ, SLICES, SlabLiver, weight_for_telv
+from surgical_phantoms import FULL_CLINICAL, NY, NZ, SLICES, SlabLiver, assess, weight_for_telv
 
 from netlm_imaging.classify.classifications import who_grade
 from netlm_imaging.classify.clinical import ClinicalInputs
 from netlm_imaging.classify.rules import load_rules
-from netlm_imaging.classify.surgical import assess
 from netlm_imaging.measure.lesions import measure_instance
 from netlm_imaging.verify.longitudinal import compare_studies
 from netlm_imaging.volume import Volume

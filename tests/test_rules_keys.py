@@ -78,10 +78,8 @@ def test_every_shipped_rules_key_has_an_outcome_test():
 def test_documentation_only_keys_change_no_outcome(tmp_path):
     """Rewriting every documentation-only text leaves a full surgical assessment and a PET measurement unchanged."""
     from rules_coverage import user_rules
-    from surgical_phantoms import FULL_CLINICAL, NY, NZ, SLICES, SlabLiver
+    from surgical_phantoms import FULL_CLINICAL, NY, NZ, SLICES, SlabLiver, assess
     from test_rules_outcomes_pet import Scene
-
-    from netlm_imaging.classify.surgical import assess
 
     p = SlabLiver(SLICES, ny=NY, nz=NZ)
     p.add_in_segment(3, 2, 4, 4, max_3d_diameter_mm=40.0)

@@ -24,6 +24,7 @@ from surgical_phantoms import (
     SLICES,
     VOXEL_ML,
     SlabLiver,
+    assess,
     parenchyma_ml_by_segment,
     remnant_possible,
     weight_for_telv,
@@ -39,9 +40,9 @@ from netlm_imaging.classify.classifications import (
     who_grade,
 )
 from netlm_imaging.classify.clinical import ClinicalInputs
-from netlm_imaging.classify.surgical import assess
+from netlm_imaging.classify.distribution import lesion_distribution
 from netlm_imaging.errors import InputError
-from netlm_imaging.measure.segments import compute_segment_table, lesion_distribution
+from netlm_imaging.measure.segments import compute_segment_table
 
 FULL = FULL_CLINICAL
 LIVER_ML = 30 * NY * NZ * VOXEL_ML  # 1200 mL, 40 mL per x-slice

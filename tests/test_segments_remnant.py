@@ -11,14 +11,14 @@ import math
 
 import numpy as np
 import pytest
-from surgical_phantoms import VOXEL_ML, SlabLiver, weight_for_telv
+from surgical_phantoms import VOXEL_ML, SlabLiver, assess, weight_for_telv
 
 from netlm_imaging.classify.clinical import ClinicalInputs
+from netlm_imaging.classify.distribution import lesion_distribution
 from netlm_imaging.classify.rules import load_rules
-from netlm_imaging.classify.surgical import assess
 from netlm_imaging.errors import GeometryError, InputError, LabelError
 from netlm_imaging.measure.remnant import bsa_m2, remnant_for_resection, telv_ml
-from netlm_imaging.measure.segments import compute_segment_table, lesion_distribution
+from netlm_imaging.measure.segments import compute_segment_table
 
 SLICES = {1: 2, 2: 3, 3: 3, 4: 4, 5: 4, 6: 4, 7: 5, 8: 5}
 SLICE_VOX = 20 * 20

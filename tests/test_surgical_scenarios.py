@@ -15,6 +15,7 @@ from surgical_phantoms import (
     SLICES,
     VOXEL_ML,
     SlabLiver,
+    assess,
     parenchyma_ml_by_segment,
     remnant_possible,
     weight_for_telv,
@@ -23,7 +24,6 @@ from surgical_phantoms import (
 
 from netlm_imaging.classify.clinical import ClinicalInputs
 from netlm_imaging.classify.rules import load_rules
-from netlm_imaging.classify.surgical import assess
 
 SLICE_ML = NY * NZ * VOXEL_ML  # 40 mL per x-slice
 ANATOMY = load_rules()["anatomy"]

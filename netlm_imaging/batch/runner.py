@@ -58,7 +58,17 @@ from typing import Any
 from ..atomic import atomic_write_text, remove_stale_temp_files
 from ..errors import InputError, NetlmError, OutputError, only_accepted_flags
 from ..outdir import OutputLock, prepare_output_dir
-from ..report.tables import LESION_COLUMNS, STUDY_COLUMNS, csv_cell, lesion_rows, study_numbers
+from ..report.tables import (
+    CSV_COLUMNS,
+    LESION_COLUMNS,
+    LESIONS_KEY,
+    NUMBER_COLUMNS,
+    RUN_COLUMNS,
+    csv_cell,
+    failure_row,
+    one_line,
+    row_from_report,
+)
 from .cohort import Study
 from .fingerprint import study_fingerprint
 
@@ -77,16 +87,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Report numbers copied into cohort.csv, in column order (PET and classification columns included).
-NUMBER_COLUMNS = STUDY_COLUMNS
-#: Columns that change from run to run over the same inputs (always last).
-RUN_COLUMNS = ("elapsed_s", "resumed")
-#: All cohort.csv columns, in order.
-CSV_COLUMNS = ("study_id", "study_instance_uid", "status", "error", *NUMBER_COLUMNS, "fingerprint", *RUN_COLUMNS)
-
 _PENDING = "pending"
-#: Key of a row's lesion rows (not a cohort.csv column; they go to lesions.csv).
-LESIONS_KEY = "_lesions"
 #: A study whose worker process dies this many times is recorded as failed (the others go on).
 MAX_WORKER_DEATHS = 2
 #: The failure recorded for it (retried by ``--resume``).
@@ -186,41 +187,6 @@ class CohortResult:
 # ----------------------------------------------------------------------------- rows
 
 
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
-
-
-def row_from_report(study_id: str, report: dict[str, Any], fingerprint: str) -> dict[str, Any]:
-    """The cohort.csv row of a successful study, from its report dict.
-
-    Parameters
-    ----------
-    study_id : str
-        Study key.
-    report : dict
-        ``StudyReport.to_dict()`` (or the JSON file read back).
-    fingerprint : str
-        Input fingerprint.
-
-    Returns
-    -------
-    dict
-        Keys :data:`CSV_COLUMNS` (run columns filled by the caller).
-    """
-    row: dict[str, Any] = {
-        "study_id": study_id,
-        "study_instance_uid": (report.get("study") or {}).get("study_instance_uid") or "",
-        "status": "ok",
-        "error": "",
-        **study_numbers(report),
-        "fingerprint": fingerprint,
-        "elapsed_s": None,
-        "resumed": False,
-        LESIONS_KEY: lesion_rows(report, study_id),
-    }
-    return row
-
-
 class _Tables:
     """Writes cohort.csv and lesions.csv after every finished study, formatting each row once.
 
@@ -264,12 +230,6 @@ def _csv_lines(rows: Iterable[dict[str, Any]], columns: Sequence[str], *, key: A
     for row in rows if key is None else sorted(rows, key=key):
         w.writerow([csv_cell(row.get(c)) for c in columns])
     return buf.getvalue()
-
-
-def _failure_row(study_id: str, error: str, fingerprint: str, status: str = "failed") -> dict[str, Any]:
-    row = dict.fromkeys(CSV_COLUMNS)
-    row.update(study_id=study_id, status=status, error=_one_line(error), fingerprint=fingerprint, resumed=False)
-    return row
 
 
 def format_csv(rows: Iterable[dict[str, Any]]) -> str:
@@ -316,16 +276,17 @@ def _previous_row(out_dir: Path, study_id: str, fingerprint: str) -> dict[str, A
         with contextlib.suppress(OSError, ValueError):
             data = json.loads(failed_path.read_text(encoding="utf-8"))
             if data.get("fingerprint") == fingerprint and not data.get("retry", True):
-                return _failure_row(study_id, data.get("error", ""), fingerprint)
+                return failure_row(study_id, data.get("error", ""), fingerprint)
     return None
 
 
 def _clinical(study: Study) -> Any:
+    """The study's clinical columns for the load stage to validate (None when the row has none)."""
     if not study.clinical or not any(study.clinical.values()):
         return None
-    from ..classify.clinical import clinical_from_row
+    from ..classify.clinical import ClinicalRow
 
-    return clinical_from_row(study.clinical, f"cohort row of study {study.study_id}")
+    return ClinicalRow(study.clinical, f"cohort row of study {study.study_id}")
 
 
 def _analyze(study: Study, out_dir: Path, options: BatchOptions, fingerprint: str) -> dict[str, Any]:
@@ -337,10 +298,7 @@ def _analyze(study: Study, out_dir: Path, options: BatchOptions, fingerprint: st
         if options.include_identifiers:
             aopts["include_identifiers"] = True
         kwargs["options"] = api.AnalyzeOptions(**aopts)
-    if options.sr or options.html:
-        report, ctx = api.analyze_with_context(study.path, **kwargs)
-    else:
-        report, ctx = api.analyze(study.path, **kwargs), None
+    report, ctx = api.analyze_with_context(study.path, **kwargs)
     from ..report.dicom_outputs import has_dicom_source
     from ..report.outputs import OutputSet, write_outputs
 
@@ -400,14 +358,14 @@ def analyze_one(study: Study, out_dir: str | os.PathLike[str], options: BatchOpt
         raise  # the output folder or disk failed, not this study: the cohort stops (see run_cohort)
     except NetlmError as exc:
         error = only_accepted_flags(str(exc), options.accepted_flags, "batch") if options.accepted_flags else str(exc)
-        row = _failure_row(study.study_id, error, fingerprint)
+        row = failure_row(study.study_id, error, fingerprint)
     except MemoryError:
         error, retry = "out of memory; lower -j or --max-voxels", True
-        row = _failure_row(study.study_id, error, fingerprint)
+        row = failure_row(study.study_id, error, fingerprint)
     except Exception as exc:  # one study's bug never stops the cohort
         logger.debug("internal error on study %s", study.study_id, exc_info=True)
         error, retry = f"internal error: {type(exc).__name__}: {exc} (a bug in netlm-imaging; please report it)", True
-        row = _failure_row(study.study_id, error, fingerprint)
+        row = failure_row(study.study_id, error, fingerprint)
     if row["status"] == "failed":
         if study.pseudonymized:  # name files as <pseudonym>/..., never by the real folder name
             row["error"] = _scrub(row["error"], study)
@@ -427,7 +385,7 @@ def _record_failure(out: Path, study_id: str, error: str, fingerprint: str, retr
     """Write ``reports/<id>.failed.json`` and remove a stale report beside it."""
     with contextlib.suppress(FileNotFoundError):
         _report_path(out, study_id).unlink()  # never leave a stale result beside a failure
-    record = {"study_id": study_id, "error": _one_line(error), "fingerprint": fingerprint, "retry": retry}
+    record = {"study_id": study_id, "error": one_line(error), "fingerprint": fingerprint, "retry": retry}
     atomic_write_text(_report_path(out, study_id, ".failed.json"), json.dumps(record, indent=2) + "\n")
 
 
@@ -786,7 +744,7 @@ def _run_locked(
 ) -> CohortResult:
     """The body of :func:`run_cohort`, run while holding the output folder's lock."""
     prepare_output_dir(out / "reports", "--out")
-    rows: dict[str, dict[str, Any]] = {s.study_id: _failure_row(s.study_id, "", "", _PENDING) for s in studies}
+    rows: dict[str, dict[str, Any]] = {s.study_id: failure_row(s.study_id, "", "", _PENDING) for s in studies}
     csv_path = out / "cohort.csv"
     tables = _Tables()
     tables.write(out, rows.values())
@@ -813,7 +771,7 @@ def _run_locked(
                 else:
                     why = f"{type(outcome).__name__}: {outcome}"
                     msg = f"the worker running this study failed ({why}); rerun with --resume"
-                row = _failure_row(study.study_id, msg, "")
+                row = failure_row(study.study_id, msg, "")
                 _record_failure(out, study.study_id, msg, "", retry=True)
             else:
                 row = outcome

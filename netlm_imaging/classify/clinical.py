@@ -28,6 +28,7 @@ from ..errors import InputError
 
 __all__ = [
     "ClinicalInputs",
+    "ClinicalRow",
     "as_clinical_inputs",
     "clinical_from_row",
     "clinical_inputs_used",
@@ -224,11 +225,29 @@ def load_clinical(path: str | Path) -> ClinicalInputs:
     return _validate(data, str(p), from_text=False)
 
 
-def as_clinical_inputs(clinical: str | Path | ClinicalInputs | None) -> ClinicalInputs | None:
+@dataclass(frozen=True)
+class ClinicalRow:
+    """The clinical columns of one cohort CSV row, read by the load stage (:func:`as_clinical_inputs`).
+
+    Parameters
+    ----------
+    values : Mapping[str, str]
+        Column name -> text, as :func:`clinical_from_row` takes it.
+    source : str
+        Names the row in messages, e.g. ``"cohort row of study p01"``.
+    """
+
+    values: Mapping[str, str]
+    source: str
+
+
+def as_clinical_inputs(clinical: str | Path | ClinicalInputs | ClinicalRow | None) -> ClinicalInputs | None:
     """The clinical inputs of an analysis: a loaded :class:`ClinicalInputs` as it is, a path read
-    with :func:`load_clinical`, None for none."""
+    with :func:`load_clinical`, a cohort row validated with :func:`clinical_from_row`, None for none."""
     if clinical is None or isinstance(clinical, ClinicalInputs):
         return clinical
+    if isinstance(clinical, ClinicalRow):
+        return clinical_from_row(clinical.values, clinical.source)
     return load_clinical(clinical)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from ..measure.context import MeasurementContext
 from ..measure.lesions import EDGE_DIAMETER_METHOD
 from ..measure.remnant import bsa_m2, standard_resections, telv_ml
-from ..measure.segments import SegmentTable, compute_segment_table, lesion_distribution, segments_block
+from ..measure.segments import SegmentTable, segments_block
 from .anatomy import remnant_check
 from .classifications import (
     burden_category,
@@ -28,6 +28,7 @@ from .classifications import (
     who_grade,
 )
 from .clinical import ClinicalInputs, clinical_inputs_used, resolve_body_size
+from .distribution import lesion_distribution
 from .planner import DebulkingPlan, plan_debulking
 from .rules import Rules, meets
 from .staging import staged_strategies
@@ -206,6 +207,7 @@ def assess(
     clinical: ClinicalInputs | None,
     rules: Rules,
     *,
+    table: SegmentTable | None,
     resections: Sequence[Sequence[int]] = (),
 ) -> SurgicalAssessment:
     """Segments, remnant, debulking plan and classifications for one study.
@@ -218,6 +220,8 @@ def assess(
         Clinical inputs; missing values become ``missing_inputs``.
     rules : Rules
         From :func:`~netlm_imaging.classify.rules.load_rules`.
+    table : SegmentTable or None
+        The measure stage's Couinaud segment table (None without a segment map).
     resections : sequence of sequence of int
         Extra user-given segment sets to evaluate besides the standard resections.
 
@@ -231,7 +235,6 @@ def assess(
     intra = ctx.intrahepatic_lesions
     n_lesions = len(intra)
 
-    table = compute_segment_table(ctx)
     if table is not None:
         warnings += table.warnings
     elif ctx.segment_labels is None:

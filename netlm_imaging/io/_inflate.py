@@ -7,7 +7,7 @@ Three inputs arrive compressed with deflate:
   pydicom 3.0.2 inflates it in one call, so a 1 MB file can become gigabytes.
   :func:`dcmread` inflates the start of the stream, reads the declared
   Rows x Columns x NumberOfFrames, refuses sizes above ``--max-voxels``
-  (:func:`netlm_imaging.volume.check_voxel_budget`), and stops inflating as
+  (:func:`netlm_imaging.io.budget.check_voxel_budget`), and stops inflating as
   soon as the output exceeds what the header declares (plus a slack for the
   elements around the pixel data).
 * Deflated SEG frames (:mod:`netlm_imaging.io._seg_frames`): each frame's
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..errors import DicomError, ResourceLimitError
-from ..volume import check_voxel_budget, effective_max_voxels
+from .budget import check_voxel_budget, effective_max_voxels
 
 __all__ = ["DEFLATED_TS", "dcmread", "inflate_bounded", "is_deflated_file"]
 

@@ -80,11 +80,12 @@ import numpy as np
 
 from ..errors import DicomError, GeometryError, ResourceLimitError
 from ..segmentation import MaskLayer
-from ..volume import Volume, check_voxel_budget, sparse_zeros
+from ..volume import Volume, sparse_zeros
 from ._dicom_common import guard_malformed
 from ._inflate import dcmread as bounded_dcmread
 from ._seg_fast import FrameTable, decode_binary, read_frame_table
 from ._seg_header import PlainSeg
+from .budget import check_voxel_budget
 from .labels import LabelSpec, RoleDecision, assign_roles
 
 if TYPE_CHECKING:

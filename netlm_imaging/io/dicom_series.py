@@ -73,7 +73,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DicomError, UnsupportedError, UsageError
-from ..volume import Volume, check_voxel_budget
+from ..volume import Volume
 from ._dicom_common import (
     IMAGE,
     DicomFileInfo,
@@ -85,6 +85,7 @@ from ._dicom_common import (
 )
 from ._dicom_pixels import decode_frames, read_native_into, stored_value_range, write_modality_frame
 from ._inflate import dcmread as bounded_dcmread
+from .budget import check_voxel_budget
 
 __all__ = [
     "DUPLICATE_TOLERANCE_MM",
@@ -1016,7 +1017,7 @@ def read_dicom_series(
         warning in ``meta["warnings"]``).
     max_voxels : int, optional
         Voxel budget checked on the declared Rows x Columns x slices before
-        any pixel data is read (default :data:`~netlm_imaging.volume.DEFAULT_MAX_VOXELS`).
+        any pixel data is read (default :data:`~netlm_imaging.io.budget.DEFAULT_MAX_VOXELS`).
 
     Returns
     -------

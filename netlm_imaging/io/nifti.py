@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import GeometryError, InputError, ResourceLimitError
-from ..volume import Volume, check_voxel_budget, ras_to_lps
+from ..volume import Volume, ras_to_lps
+from .budget import check_voxel_budget
 
 __all__ = ["read_nifti"]
 

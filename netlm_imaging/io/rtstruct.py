@@ -58,10 +58,11 @@ from pydicom.dataset import Dataset
 
 from ..errors import DicomError, GeometryError, ResourceLimitError
 from ..segmentation import MaskLayer
-from ..volume import Volume, check_voxel_budget
+from ..volume import Volume
 from ._dicom_common import guard_malformed
 from ._inflate import dcmread as bounded_dcmread
 from ._polygon import collapse_repeated_traversal, fill_polygon, shoelace_area
+from .budget import check_voxel_budget
 from .formats import RTSTRUCT_SOP_CLASS
 from .labels import LabelSpec, RoleDecision, assign_roles
 

@@ -16,7 +16,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..geometry import array_from_sitk
-from ..volume import Volume, check_voxel_budget
+from ..volume import Volume
+from .budget import check_voxel_budget
 
 __all__ = ["read_itk", "read_itk_segments"]
 

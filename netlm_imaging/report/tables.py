@@ -17,11 +17,18 @@ from typing import Any
 from .lesion_columns import csv_columns, csv_names, csv_values
 
 __all__ = [
+    "CSV_COLUMNS",
+    "LESIONS_KEY",
     "LESION_COLUMNS",
+    "NUMBER_COLUMNS",
+    "RUN_COLUMNS",
     "STUDY_COLUMNS",
     "csv_cell",
+    "failure_row",
     "format_lesions_csv",
     "lesion_rows",
+    "one_line",
+    "row_from_report",
     "study_numbers",
     "to_frame",
 ]
@@ -63,6 +70,15 @@ STUDY_COLUMNS = (
 
 #: lesions.csv columns, in order: the study, then the per-lesion registry's (report/lesion_columns.py).
 LESION_COLUMNS = ("study_id", "study_instance_uid", *(n for c in csv_columns() for n in csv_names(c)))
+#: Report numbers copied into cohort.csv, in column order (PET and classification columns included).
+NUMBER_COLUMNS = STUDY_COLUMNS
+#: Columns that change from run to run over the same inputs (always last).
+RUN_COLUMNS = ("elapsed_s", "resumed")
+#: All cohort.csv columns, in order.
+CSV_COLUMNS = ("study_id", "study_instance_uid", "status", "error", *NUMBER_COLUMNS, "fingerprint", *RUN_COLUMNS)
+
+#: Key of a row's lesion rows (not a cohort.csv column; they go to lesions.csv).
+LESIONS_KEY = "_lesions"
 
 
 def study_numbers(report: Mapping[str, Any]) -> dict[str, Any]:
@@ -175,3 +191,46 @@ def to_frame(rows: list[dict[str, Any]], columns: Iterable[str]) -> Any:
             "or use the lists of dicts (lesion_rows)"
         ) from None
     return pd.DataFrame(rows, columns=list(columns))
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line (runs of whitespace, newlines included, become one space)."""
+    return " ".join(str(text).split())
+
+
+def row_from_report(study_id: str, report: dict[str, Any], fingerprint: str) -> dict[str, Any]:
+    """The cohort.csv row of a successful study, from its report dict.
+
+    Parameters
+    ----------
+    study_id : str
+        Study key.
+    report : dict
+        ``StudyReport.to_dict()`` (or the JSON file read back).
+    fingerprint : str
+        Input fingerprint.
+
+    Returns
+    -------
+    dict
+        Keys :data:`CSV_COLUMNS` (run columns filled by the caller) and :data:`LESIONS_KEY`.
+    """
+    row: dict[str, Any] = {
+        "study_id": study_id,
+        "study_instance_uid": (report.get("study") or {}).get("study_instance_uid") or "",
+        "status": "ok",
+        "error": "",
+        **study_numbers(report),
+        "fingerprint": fingerprint,
+        "elapsed_s": None,
+        "resumed": False,
+        LESIONS_KEY: lesion_rows(report, study_id),
+    }
+    return row
+
+
+def failure_row(study_id: str, error: str, fingerprint: str, status: str = "failed") -> dict[str, Any]:
+    """The cohort.csv row of a study that has no report (failed, or still pending), with its one-line error."""
+    row = dict.fromkeys(CSV_COLUMNS)
+    row.update(study_id=study_id, status=status, error=one_line(error), fingerprint=fingerprint, resumed=False)
+    return row

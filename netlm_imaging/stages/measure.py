@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..measure.context import MeasurementContext
+from ..measure.segments import SegmentTable
 from .load import LoadedStudy
 from .measure_mr import MrMeasurement
 from .measure_pet import PetMeasurement
@@ -35,6 +36,9 @@ class Measurements:
         The report's ``tumor`` block: intra- and extrahepatic volumes and lesion counts.
     non_tumorous_liver_ml : float or None
         Total liver minus intrahepatic tumour (None without a liver volume).
+    segments : SegmentTable or None
+        Per-Couinaud-segment liver and tumour volumes and each lesion's segment (None without a
+        segment map).
     pet : PetMeasurement or None
     pet_derived : str or None
         The PET delineation of the lesions when no lesion mask was given.
@@ -47,6 +51,7 @@ class Measurements:
     liver: dict[str, Any]
     tumor: dict[str, Any]
     non_tumorous_liver_ml: float | None
+    segments: SegmentTable | None
     pet: PetMeasurement | None
     pet_derived: str | None
     mr: MrMeasurement | None
@@ -72,6 +77,7 @@ def measure_study(loaded: LoadedStudy, opts: AnalyzeOptions) -> Measurements:
     """
     from ..measure.burden import measure_burden
     from ..measure.pet import derive_pet_lesions
+    from ..measure.segments import compute_segment_table
     from ..measure.summary import liver_facts, non_tumorous_liver_ml, segmentation_refs, tumor_facts
     from ..rules_data import section_or_default
     from ..segmentation import MaskLayer, role_union
@@ -121,6 +127,7 @@ def measure_study(loaded: LoadedStudy, opts: AnalyzeOptions) -> Measurements:
         liver=liver_facts(ctx, burden.extra),
         tumor=tumor_facts(ctx, burden.extra),
         non_tumorous_liver_ml=non_tumorous_liver_ml(ctx),
+        segments=compute_segment_table(ctx),
         pet=pet,
         pet_derived=pet_derived,
         mr=mr,

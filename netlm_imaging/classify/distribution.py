@@ -1,0 +1,96 @@
+"""The unilobar / bilobar distribution of the intrahepatic lesions, from their Couinaud segments.
+
+Conventions (clinical_rules.md section 9): a lesion's segment is the segment holding most of
+its voxels (:class:`~netlm_imaging.measure.segments.SegmentTable`); hemilivers are functional
+(Cantlie's line): right = segments 5-8, left = 2-4 (from the rules file); segment 1 is
+``caudate_side = "separate"`` (no side, flagged) or ``"left"``; ``bilobar`` = intrahepatic
+lesions in both hemilivers, else ``unilobar`` (no published definition [U]; this convention
+is [D]).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..measure.segments import SegmentTable
+
+__all__ = ["lesion_distribution"]
+
+
+def lesion_distribution(table: SegmentTable | None, anatomy: Mapping[str, Any], n_lesions: int) -> dict[str, Any]:
+    """Unilobar / bilobar distribution of the intrahepatic lesions.
+
+    Parameters
+    ----------
+    table : SegmentTable or None
+        ``None`` (no segment map) gives ``"unknown"``.
+    anatomy : Mapping
+        ``rules["anatomy"]``: ``right_hemiliver``, ``left_hemiliver``,
+        ``caudate_side`` ("separate" | "left").
+    n_lesions : int
+        Number of intrahepatic lesions.
+
+    Returns
+    -------
+    dict
+        ``distribution`` ("unilobar" | "bilobar" | "unknown" | None),
+        ``caudate_involved``, ``caudate_only``, lesion counts per side,
+        ``rationale`` (list of str) and ``missing_inputs``.
+    """
+    if n_lesions == 0:
+        return {
+            "distribution": None,
+            "caudate_involved": False,
+            "caudate_only": False,
+            "rationale": ["no intrahepatic lesions: distribution not applicable"],
+            "missing_inputs": [],
+        }
+    if table is None:
+        return {
+            "distribution": "unknown",
+            "caudate_involved": None,
+            "caudate_only": None,
+            "rationale": ["no Couinaud segment map: distribution unknown"],
+            "missing_inputs": ["segment map"],
+        }
+    right = set(anatomy["right_hemiliver"])
+    left = set(anatomy["left_hemiliver"])
+    caudate_left = anatomy["caudate_side"] == "left"
+    if caudate_left:
+        left |= {1}
+    segs = [s for s in table.lesion_segment.values() if s is not None]
+    n_right = sum(1 for s in segs if s in right)
+    n_left = sum(1 for s in segs if s in left)
+    n_caudate = sum(1 for s in segs if s == 1)
+    unassigned = sum(1 for s in table.lesion_segment.values() if s is None)
+    rationale = []
+    caudate_only = n_caudate > 0 and n_caudate == len(segs)
+    if n_right and n_left:
+        dist = "bilobar"
+    elif n_right or n_left or caudate_only:
+        dist = "unilobar"
+    else:
+        dist = "unknown"
+    side_note = "counted with the left hemiliver" if caudate_left else "counted on neither side (caudate_side=separate)"
+    rationale.append(
+        f"lesions by majority segment: right hemiliver (segments {sorted(right)}) {n_right}, "
+        f"left hemiliver (segments {sorted(left)}) {n_left}, caudate (segment 1) {n_caudate} {side_note}"
+        f" -> {dist}"
+    )
+    if n_caudate:
+        rationale.append(f"caudate lobe (segment 1) involved by {n_caudate} lesion(s)")
+    if caudate_only:
+        rationale.append("caudate-only disease: every assigned lesion lies in segment 1")
+    if unassigned:
+        rationale.append(f"{unassigned} lesion(s) lie outside every Couinaud segment and are not counted")
+    return {
+        "distribution": dist,
+        "caudate_involved": n_caudate > 0,
+        "caudate_only": caudate_only,
+        "right_lesion_count": n_right,
+        "left_lesion_count": n_left,
+        "caudate_lesion_count": n_caudate,
+        "rationale": rationale,
+        "missing_inputs": [],
+    }
