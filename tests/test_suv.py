@@ -84,6 +84,18 @@ def test_weight_override(tmp_path):
     assert vol.meta["suv"]["weight_kg"] == 82.5
 
 
+def test_load_suv_volume_refuses_an_suvmax_above_the_limit(tmp_path):
+    """The library reader applies the SUVmax plausibility limit as the analysis does (exit 3, the fix named)."""
+    a = activity(seed=5)
+    kw = {"values": a, "slopes": SLOPES, "series_time": "110000", "injection_time": "100000"}
+    suv_max = float(qiba_suv(a, WEIGHT_KG, DOSE_BQ, 3600.0, GA68_T).max())
+    below = {"suv_max_limit": suv_max * 0.99}
+    with pytest.raises(InputError, match=r"SUVmax .* is above .*the SUV scale is wrong"):
+        load(tmp_path, name="p_low", plausibility=below, **kw)
+    vol = load(tmp_path, name="p_high", plausibility={"suv_max_limit": suv_max * 1.01}, **kw)
+    assert float(vol.array.max()) == pytest.approx(suv_max, rel=2e-6)
+
+
 # ------------------------------------------------------------------ CNTS (Philips)
 def test_cnts_philips_suv_scale_factor_per_slice(tmp_path):
     counts = activity(seed=6)
@@ -140,8 +152,9 @@ def test_full_injection_datetime_multi_day(tmp_path):
         "injection_time": "100000",  # would give 1 h if the date were ignored
         "injection_datetime": "20240102100000",
     }
-    # 25 h is refused by the default F-18 uptake range (5-300 min): widened to test the date logic
-    wide = {"nuclides": {"F-18": {"uptake_min_range": [5.0, 3000.0]}}}
+    # 25 h is refused by the default F-18 uptake range (5-300 min), and the synthetic activity then
+    # decay-corrects to SUVs above the SUVmax limit: both widened to test the date logic
+    wide = {"nuclides": {"F-18": {"uptake_min_range": [5.0, 3000.0]}}, "suv_max_limit": 1e9}
     vol = load(tmp_path, plausibility=wide, **headers)
     expected = qiba_suv(a, WEIGHT_KG, DOSE_BQ, 25 * 3600.0, F18_T)
     np.testing.assert_allclose(vol.array, expected, rtol=2e-6)

@@ -29,7 +29,7 @@ from ..errors import DicomError, InputError, UnsupportedError
 from ..volume import Volume
 from ._inflate import dcmread as bounded_dcmread
 
-__all__ = ["load_suv_volume", "pet_as_suv", "read_study_pet", "suv_from_modality_volume"]
+__all__ = ["load_suv_volume", "read_study_pet", "suv_from_modality_volume"]
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def load_suv_volume(
     ------
     InputError
         Not a PET series, missing weight or dose (see
-        :func:`~netlm_imaging.io.suv.suv_conversion`).
+        :func:`~netlm_imaging.io.suv.suv_conversion`), or an SUVmax above the limit.
     UnsupportedError
         Units that cannot be converted, DecayCorrection NONE without Decay
         Factor, multi-frame (Enhanced) PET.
@@ -108,9 +108,9 @@ def suv_from_modality_volume(
     ------
     InputError
         ``vol`` is not a DICOM PET series read by the project's reader; an
-        implausible weight, dose or uptake time (exit 3 with the fix). The
-        SUVmax limit is checked by :func:`pet_as_suv` and :func:`read_study_pet`
-        (:func:`~netlm_imaging.io.pet_plausibility.check_suv_max`).
+        implausible weight, dose or uptake time, or an SUVmax above
+        ``suv_max_limit`` (the SUV scale is wrong:
+        :func:`~netlm_imaging.io.pet_plausibility.check_suv_max`), exit 3 with the fix.
     """
 
     from .suv import suv_conversion
@@ -144,23 +144,9 @@ def suv_from_modality_volume(
     meta["suv"] = conv.summary()
     meta["units"] = "SUVbw"
     meta["warnings"] = [*list(meta.get("warnings") or []), *conv.warnings]
-    return vol.with_array(suv.astype(np.float32), meta=meta)
-
-
-def pet_as_suv(vol: Volume, *, weight_kg: float | None = None, plausibility: Mapping[str, Any] | None = None) -> Volume:
-    """A PET image read as the main image, in SUVbw, with its SUVmax checked.
-
-    :func:`suv_from_modality_volume`, then the maximum held against ``suv_max_limit``.
-
-    Raises
-    ------
-    InputError
-        As :func:`suv_from_modality_volume`; or SUVmax above the limit (the SUV scale is wrong:
-        weight, dose or units).
-    """
-    suv = suv_from_modality_volume(vol, weight_kg=weight_kg, plausibility=plausibility)
-    _check_suv_scale(suv, plausibility)
-    return suv
+    suv32 = suv.astype(np.float32)
+    _check_suv_scale(suv32, meta["suv"], plausibility, vol.source)
+    return vol.with_array(suv32, meta=meta)
 
 
 def read_study_pet(
@@ -188,11 +174,8 @@ def read_study_pet(
         vol = read_series_from_index(
             scanned, nonuniform="resample", max_voxels=max_voxels, where=str(scanned[0].path.parent)
         )
-        suv = suv_from_modality_volume(vol, weight_kg=weight_kg, plausibility=plausibility)
-    else:
-        suv = load_suv_volume(pet, weight_kg=weight_kg, max_voxels=max_voxels, plausibility=plausibility)
-    _check_suv_scale(suv, plausibility)
-    return suv
+        return suv_from_modality_volume(vol, weight_kg=weight_kg, plausibility=plausibility)
+    return load_suv_volume(pet, weight_kg=weight_kg, max_voxels=max_voxels, plausibility=plausibility)
 
 
 def _scanned_files(pet: str | Path | Sequence[str | Path], dicom_index: Sequence[Any]) -> list[Any]:
@@ -204,16 +187,15 @@ def _scanned_files(pet: str | Path | Sequence[str | Path], dicom_index: Sequence
     return infos if len({Path(f.path) for f in infos}) == len(wanted) else []
 
 
-def _check_suv_scale(suv: Volume, plausibility: Mapping[str, Any] | None) -> None:
+def _check_suv_scale(suv: np.ndarray, summary: Any, plausibility: Mapping[str, Any] | None, source: str) -> None:
     """Exit 3 when the SUV image's maximum is above ``pet_plausibility.suv_max_limit`` (wrong weight/dose/units)."""
     from .pet_plausibility import check_suv_max, plausibility_limits
 
-    arr = np.asarray(suv.array)
-    finite = arr[np.isfinite(arr)]
+    finite = suv[np.isfinite(suv)]
     if finite.size:
-        meta = suv.meta.get("suv")
-        summary = meta if isinstance(meta, dict) else {}
-        check_suv_max(float(finite.max()), summary, plausibility_limits(plausibility), suv.source)
+        check_suv_max(
+            float(finite.max()), summary if isinstance(summary, dict) else {}, plausibility_limits(plausibility), source
+        )
 
 
 #: Series-level elements of the first header that every slice shares (checked on the last header too).

@@ -99,7 +99,7 @@ def load_study(inputs: StudyInputs, opts: AnalyzeOptions, *, rules: Any = None, 
     from ..classify.clinical import as_clinical_inputs
     from ..classify.rules import Rules, load_rules
     from ..io.labels import parse_label_spec
-    from ..io.pet import pet_as_suv, read_study_pet
+    from ..io.pet import read_study_pet, suv_from_modality_volume
     from ..io.study import check_image_values, read_identifiers, read_study_image, read_study_segmentations
     from ..measure.grid import reconcile_layers
 
@@ -118,7 +118,7 @@ def load_study(inputs: StudyInputs, opts: AnalyzeOptions, *, rules: Any = None, 
     )
     identifiers = read_identifiers(img) if opts.include_identifiers else None
     if img.meta.get("modality") == "PT":
-        img = pet_as_suv(img, weight_kg=opts.weight_kg, plausibility=plausibility)
+        img = suv_from_modality_volume(img, weight_kg=opts.weight_kg, plausibility=plausibility)
     check_image_values(img)
     segs = read_study_segmentations(
         inputs.segs,
