@@ -221,18 +221,31 @@ def _nifti_gz(tmp_path, arr, name, *, big_endian=False, slope=None):
     return path
 
 
-@pytest.mark.parametrize("inflater", ["default", "zlib"])
+def _choose_inflater(monkeypatch, inflater):
+    """Select one of _gzip's three paths: isal's reader (the default), isal's one-call inflate, zlib's."""
+    import zlib
+
+    from netlm_imaging.io import _gzip
+
+    if inflater == "isal reader":
+        if _gzip._gzip_reader() is None:
+            pytest.skip("python-isal with its C gzip reader is not installed")
+        return
+    monkeypatch.setattr(_gzip, "_gzip_reader", lambda: None)
+    if inflater == "zlib":
+        monkeypatch.setattr(_gzip, "_inflater", lambda: (zlib, (zlib.error,)))
+
+
+@pytest.mark.parametrize("inflater", ["isal reader", "one call", "zlib"])
 def test_gzip_nifti_fast_path_is_nibabels_array(tmp_path, monkeypatch, inflater):
     import gzip
-    import zlib
 
     import nibabel as nib
 
     from netlm_imaging.io import _gzip
     from netlm_imaging.io.nifti import read_nifti
 
-    if inflater == "zlib":
-        monkeypatch.setattr(_gzip, "_inflater", lambda: (zlib, (zlib.error,)))
+    _choose_inflater(monkeypatch, inflater)
     rng = np.random.default_rng(5)
     cases = [
         _nifti_gz(tmp_path, rng.integers(-1024, 3000, (37, 23, 11)).astype(np.int16), "ct.nii.gz"),
@@ -259,7 +272,7 @@ def test_gzip_nifti_fast_path_is_nibabels_array(tmp_path, monkeypatch, inflater)
         assert np.array_equal(direct, np.asanyarray(img.dataobj))
 
 
-@pytest.mark.parametrize("inflater", ["default", "zlib"])
+@pytest.mark.parametrize("inflater", ["one call", "zlib"])
 def test_gzip_fast_path_inflates_only_the_declared_bytes(tmp_path, monkeypatch, inflater):
     """A stream far longer than the header declares (a decompression bomb) is inflated only up to the array."""
     import gzip
@@ -267,7 +280,8 @@ def test_gzip_fast_path_inflates_only_the_declared_bytes(tmp_path, monkeypatch, 
 
     from netlm_imaging.io import _gzip
 
-    mod, errors = _gzip._inflater() if inflater == "default" else (zlib, (zlib.error,))
+    monkeypatch.setattr(_gzip, "_gzip_reader", lambda: None)
+    mod, errors = _gzip._inflater() if inflater == "one call" else (zlib, (zlib.error,))
     produced: list[int] = []
 
     class Counting:
@@ -291,6 +305,32 @@ def test_gzip_fast_path_inflates_only_the_declared_bytes(tmp_path, monkeypatch, 
     assert got is not None
     assert np.array_equal(got, arr)
     assert sum(produced) == 352 + arr.nbytes  # not the 64 MiB that follow
+
+
+@pytest.mark.parametrize("inflater", ["isal reader", "one call", "zlib"])
+def test_gzip_fast_path_never_reaches_past_the_declared_bytes(tmp_path, monkeypatch, inflater):
+    """The declared array, then 64 MiB of zeros, then a damaged deflate block: only the array is inflated.
+
+    An inflater that went on past the declared bytes would meet the damaged
+    block and fail (or, without the zeros and the damage, hold 64 MiB more).
+    """
+    import gzip
+    import zlib
+
+    from netlm_imaging.io import _gzip
+
+    _choose_inflater(monkeypatch, inflater)
+    arr = np.random.default_rng(4).integers(-1024, 3000, (21, 17, 9)).astype(np.int16)
+    comp = zlib.compressobj(6, zlib.DEFLATED, 31)
+    good = comp.compress(b"h" * 352 + arr.tobytes(order="F") + bytes(64 << 20)) + comp.flush(zlib.Z_FULL_FLUSH)
+    path = tmp_path / "damaged_tail.nii.gz"
+    path.write_bytes(good + b"\xff" * 4096)  # 0xff: a reserved block type, invalid deflate data
+    with pytest.raises((zlib.error, EOFError, OSError)):
+        gzip.decompress(path.read_bytes())  # the whole stream is damaged past the zeros
+    got = _gzip.read_gzip_array(path, 352, arr.shape, arr.dtype, "F")
+    assert got is not None
+    assert np.array_equal(got, arr)
+    assert not got.flags.writeable
 
 
 def test_truncated_gzip_nifti_is_still_an_input_error(tmp_path):
