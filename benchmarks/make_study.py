@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["StudyPaths", "make_study", "study_affine"]
+__all__ = ["StudyPaths", "make_nifti_study", "make_study", "study_affine"]
 
 logger = logging.getLogger(__name__)
 
@@ -337,6 +337,48 @@ def _write_seg(paths: StudyPaths, files: list[Path], labels: np.ndarray, seed: i
         device_serial_number="0",
     )
     seg.save_as(str(paths.seg_file))
+
+
+def make_nifti_study(n_slices: int, folder: str | Path, *, seed: int = 0) -> Path:
+    """Write (or reuse) only the gzip NIfTI pair of a study: ``folder/image.nii.gz`` + ``labels.nii.gz``.
+
+    The same CT, liver and 40 lesions as :func:`make_study` (seeded by ``seed``),
+    without the uncompressed copies and the DICOM files: the studies of a
+    NIfTI cohort (``cohort_throughput.py``).
+
+    Parameters
+    ----------
+    n_slices : int
+        Number of axial slices (>= 50); the z field of view stays 300 mm.
+    folder : str or Path
+        The study folder (created).
+    seed : int
+        Seeds the lesion placement and the noise.
+
+    Returns
+    -------
+    Path
+        ``folder``.
+    """
+    import nibabel as nib
+
+    if n_slices < 50:
+        raise ValueError("n_slices must be >= 50 (the liver spans ~170 mm of the 300 mm field of view)")
+    folder = Path(folder)
+    stamp = folder / ".params.json"  # hidden: not a study file
+    params = {"n_slices": n_slices, "seed": seed, "version": GEN_VERSION}
+    if stamp.exists() and json.loads(stamp.read_text()) == params:
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    image, labels = _draw(n_slices, _lesions(np.random.default_rng(seed)), seed)
+    ras = np.diag([-1.0, -1.0, 1.0, 1.0]) @ study_affine(n_slices)
+    for arr, name in ((image, "image.nii.gz"), (labels, "labels.nii.gz")):
+        img = nib.Nifti1Image(arr, ras)
+        img.set_sform(ras, code=1)
+        img.set_qform(ras, code=1)
+        nib.save(img, str(folder / name))
+    stamp.write_text(json.dumps(params))
+    return folder
 
 
 def make_study(n_slices: int = 200, *, out: str | Path = WORK, seed: int = 0, force: bool = False) -> StudyPaths:
