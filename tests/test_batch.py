@@ -327,6 +327,8 @@ def test_pool_workers_share_the_cores_instead_of_starting_lesion_threads(monkeyp
     """A worker of ``-j k`` measures its lesions with cores // k threads: none of its own on 2 cores, -j 2."""
     import concurrent.futures
 
+    from threadpoolctl import threadpool_limits
+
     from netlm_imaging.batch import runner
     from netlm_imaging.measure import burden
     from netlm_imaging.segmentation import MaskLayer
@@ -337,7 +339,8 @@ def test_pool_workers_share_the_cores_instead_of_starting_lesion_threads(monkeyp
     monkeypatch.setattr(runner, "_STARTED", None)
     assert burden.lesion_threads() == burden.DEFAULT_LESION_THREADS == 1
     burden.set_lesion_threads(2)  # a process told to spread many lesions over both cores
-    runner._pool_init(None, 2)
+    with threadpool_limits(None):  # restores this process's BLAS threads, which _pool_init caps
+        runner._pool_init(None, 2)
     assert burden.lesion_threads() == 1
 
     def no_pool(*args, **kwargs):
@@ -360,3 +363,87 @@ def test_pool_workers_share_the_cores_instead_of_starting_lesion_threads(monkeyp
     burden.set_lesion_threads(2)  # the parent's setting, which a fresh worker inherits
     runner._pool_init(None, 1)  # a retry running alone keeps the cores
     assert burden.lesion_threads() == 2
+
+
+def _worker_blas_threads(_: int) -> list[int]:
+    from threadpoolctl import threadpool_info
+
+    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+
+def test_pool_workers_cap_their_blas_threads_at_their_share_of_the_cores() -> None:
+    """Real -j k workers (fork, as the batch starts them): numpy's BLAS gets cores // k threads, at least 1.
+
+    Uncapped, OpenBLAS starts one thread per core in every worker, and its
+    threads spin after each call on the cores the other workers use.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from threadpoolctl import threadpool_info
+
+    from netlm_imaging.batch import runner
+
+    cores = os.cpu_count() or 1
+    own = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    assert own, "numpy's BLAS library is not visible to threadpoolctl"
+    ctx = multiprocessing.get_context(runner._START_METHOD)
+    for jobs in (2, 1):
+        with ProcessPoolExecutor(2, mp_context=ctx, initializer=runner._pool_init, initargs=(None, jobs)) as pool:
+            seen = list(pool.map(_worker_blas_threads, range(4)))
+        assert all(t == [max(1, cores // jobs)] * len(own) for t in seen), (jobs, seen)
+
+
+def test_pool_preload_covers_what_an_analysis_imports(tmp_path: Path) -> None:
+    """After the fork pool's preload, analysing an axial NIfTI study and the DICOM sample imports none of
+    the package's modules (a child process, so the modules loaded by other tests do not count).
+
+    What only some studies need stays lazy on purpose (each worker imports it in parallel, only if
+    needed): SimpleITK for the lesions of an oblique grid, jsonschema, numpy.ma for DICOM.
+    """
+    lab = np.zeros(SHAPE, np.int16)
+    lab[5:35, 5:35, 3:17] = 1
+    lab[12:18, 12:18, 8:12] = 2
+    aff = np.diag([-0.8, -0.8, 2.5, 1.0])
+    (tmp_path / "nifti").mkdir()
+    nib.save(nib.Nifti1Image(np.where(lab > 0, 60, -40).astype(np.int16), aff), tmp_path / "nifti" / "image.nii.gz")
+    nib.save(nib.Nifti1Image(lab, aff), tmp_path / "nifti" / "seg.nii.gz")
+    code = f"""
+import sys
+from pathlib import Path
+from netlm_imaging.batch import runner
+from netlm_imaging.batch.cohort import Study
+runner._preload()
+before = set(sys.modules)
+out = Path({str(tmp_path / "out")!r})
+for sid, path in (("nifti", {str(tmp_path / "nifti")!r}), ("dicom", {str(ROOT / "sample_data" / "netlm_demo")!r})):
+    row = runner.analyze_one(Study(sid, Path(path)), out, runner.BatchOptions())
+    assert row["status"] == "ok", row
+print(" ".join(sorted(m for m in set(sys.modules) - before if m.split(".")[0] in ("netlm_imaging", "isal"))))
+"""
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == [], f"imported after the preload: {proc.stdout}"
+
+
+def test_pool_starts_the_largest_studies_first(tmp_path: Path) -> None:
+    """The pool's queue runs the studies by the bytes of their files, largest first (ties: cohort order);
+    hidden files do not count, and a missing study sorts last (it fails in its worker)."""
+    from netlm_imaging.batch.cohort import Study
+    from netlm_imaging.batch.runner import _largest_first
+
+    sizes = {"a": 300, "b": 5000, "c": 300, "d": 12000, "e": 0}
+    studies = []
+    for sid, n in sizes.items():
+        folder = tmp_path / sid
+        (folder / "sub").mkdir(parents=True)
+        (folder / "sub" / "x.bin").write_bytes(bytes(n // 3))
+        (folder / "y.bin").write_bytes(bytes(n - n // 3))
+        (folder / ".hidden").write_bytes(bytes(100000))
+        studies.append(Study(sid, folder))
+    studies.append(Study("gone", tmp_path / "gone"))
+    single = tmp_path / "single.nii.gz"
+    single.write_bytes(bytes(7000))
+    studies.append(Study("single", single))
+    assert [s.study_id for s in _largest_first(studies)] == ["d", "single", "b", "a", "c", "e", "gone"]
