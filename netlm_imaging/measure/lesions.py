@@ -48,6 +48,8 @@ AXIAL_TOLERANCE = 1e-4
 _TIE_TOLERANCE_MM = 1e-6
 #: Point counts from which the farthest-pair search prunes by a distance bound (fewer: every distance).
 _PRUNE_FROM = 80
+#: Surviving points up to which the farthest-pair search compares every pair at once (more: Gram blocks).
+_DIRECT_UP_TO = 300
 
 
 @dataclass(frozen=True)
@@ -173,48 +175,37 @@ def component_boxes(labels: np.ndarray, n: int) -> list[tuple[slice, slice, slic
     return out
 
 
-def _farthest_pair_direct(pts: np.ndarray) -> tuple[int, int]:
-    """:func:`_farthest_pair` of a few points: every distance, exactly as the near pairs are re-measured there.
+def _squares(rows: np.ndarray | list[np.ndarray]) -> np.ndarray:
+    """Sum of the squares of coordinate rows, in the order of ``(a**2).sum(-1)`` over the columns of their transpose."""
+    out = rows[0] * rows[0]
+    for c in rows[1:]:
+        out = out + c * c
+    return out
 
-    The distance matrix is symmetric to the bit, so its first maximum in row
-    order is the lowest ``(i, j)``, ``i < j``, of the longest pairs.
+
+def _farthest_pair_direct(xyz: np.ndarray) -> tuple[int, int]:
+    """Lowest ``(i, j)``, ``i < j``, of the longest pairs of a few points ``xyz`` (d, n): every distance.
+
+    The lengths are the square roots of :func:`_squares` of the coordinate
+    differences (the order of ``((p - q) ** 2).sum(-1)``); the matrix is
+    symmetric to the bit, so its first maximum in row order is the lowest pair
+    (the square root first, as when the near pairs are re-measured: two squares
+    one rounding apart can share their root).
     """
-    x, y, z = pts[:, 0], pts[:, 1], pts[:, 2]
-    dx, dy, dz = x[:, None] - x[None, :], y[:, None] - y[None, :], z[:, None] - z[None, :]
-    d = np.sqrt(dx * dx + dy * dy + dz * dz)  # the sum in the order of ((p - q) ** 2).sum(-1)
-    i, j = divmod(int(np.argmax(d)), len(pts))
+    d = np.sqrt(_squares([c[:, None] - c[None, :] for c in xyz]))
+    i, j = divmod(int(np.argmax(d)), xyz.shape[1])
     return i, j
 
 
-def _farthest_pair(pts: np.ndarray) -> tuple[int, int]:
-    """Indices ``(i, j)``, ``i < j``, of the farthest pair of ``pts`` (exact; numpy only).
+def _farthest_pair_gram(pts: np.ndarray, keep: np.ndarray) -> tuple[int, int]:
+    """:func:`_farthest_pair` over the points ``keep`` (increasing) of ``pts`` (n, d): Gram matrix blocks.
 
-    A pair can only be longer than a known pair if both points lie far enough
-    from a centre ``c``: ``|p - q| <= |p - c| + max |x - c|``. A double normal
-    (farthest point from the farthest point) gives that known length, the
-    bound prunes the rest, and the survivors are compared in blocks through
-    their Gram matrix. Pairs within rounding of the block maximum are
-    re-measured exactly, so the result is the exact farthest pair, ties going
-    to the lowest ``(i, j)`` as with ``scipy.spatial.distance.pdist``.
+    Pairs within rounding of the block maximum are re-measured exactly, so the
+    result is the exact farthest pair, ties going to the lowest ``(i, j)``.
     """
-    if len(pts) < _PRUNE_FROM:
-        return _farthest_pair_direct(pts)
-    centre = (pts.min(0) + pts.max(0)) / 2.0
-    local = pts - centre
-    sq = (local**2).sum(1)
-    r_max = float(np.sqrt(sq.max()))
-    keep: np.ndarray | None = None
-    sub = local
-    if len(pts) >= _PRUNE_FROM:
-        r = np.sqrt(sq)
-        p = int(np.argmax(r))
-        q = int(np.argmax(((local - local[p]) ** 2).sum(1)))
-        p2 = int(np.argmax(((local - local[q]) ** 2).sum(1)))
-        known = float(np.sqrt(((local[q] - local[p2]) ** 2).sum()))
-        keep = np.flatnonzero(r + r_max >= known - 1e-6)
-        sub = local[keep]
-        sq = (sub**2).sum(1)
-    tol = 1e-9 * (4.0 * r_max**2 + 1.0)  # rounding of the Gram form, far below any real difference
+    sub = pts[keep] - (pts.min(0) + pts.max(0)) / 2.0
+    sq = (sub**2).sum(1)
+    tol = 1e-9 * (4.0 * float(sq.max()) + 1.0)  # rounding of the Gram form, far below any real difference
     best = -1.0
     near: list[tuple[np.ndarray, np.ndarray]] = []
     rows = max(16, 2_000_000 // len(sub))  # blocks of at most ~16 MB
@@ -231,13 +222,41 @@ def _farthest_pair(pts: np.ndarray) -> tuple[int, int]:
     # each pair once, as (lower, higher) index: a near pair's mirror is near too (both are within
     # rounding of the same length, far inside tol), and keep is increasing
     ok = ii < jj
-    lo, hi = ii[ok], jj[ok]
-    if keep is not None:
-        lo, hi = keep[lo], keep[hi]
+    lo, hi = keep[ii[ok]], keep[jj[ok]]
     d = np.sqrt(((pts[lo] - pts[hi]) ** 2).sum(-1))
     win = np.flatnonzero(d == d.max())
     k = win[0] if len(win) == 1 else win[np.lexsort((hi[win], lo[win]))[0]]
     return int(lo[k]), int(hi[k])
+
+
+def _farthest_pair(pts: np.ndarray) -> tuple[int, int]:
+    """Indices ``(i, j)``, ``i < j``, of the farthest pair of ``pts`` (n, d) (exact; numpy only).
+
+    A pair can only be longer than a known pair if both points lie far enough
+    from a centre ``c``: ``|p - q| <= |p - c| + max |x - c|``. A double normal
+    (farthest point from the farthest point) gives that known length, the
+    bound prunes the rest, and the few survivors are compared all at once
+    (many: through their Gram matrix, in blocks). Ties go to the lowest
+    ``(i, j)``, as with ``scipy.spatial.distance.pdist``. The coordinates are
+    handled as rows (numpy's reductions along a length-3 axis cost several
+    times more than along a long one).
+    """
+    xyz = np.ascontiguousarray(pts.T)
+    if len(pts) < _PRUNE_FROM:
+        return _farthest_pair_direct(xyz)
+    local = xyz - ((xyz.min(1) + xyz.max(1)) / 2.0)[:, None]
+    r = np.sqrt(_squares(local))
+    r_max = float(r.max())
+    far = [int(np.argmax(r))]
+    for _ in range(2):  # the double normal: the farthest point from the farthest point, twice
+        far.append(int(np.argmax(_squares(local - local[:, far[-1], None]))))
+    step = local[:, far[1]] - local[:, far[2]]
+    known = float(np.sqrt(step @ step))
+    keep = np.flatnonzero(r + r_max >= known - 1e-6)
+    if len(keep) > _DIRECT_UP_TO:
+        return _farthest_pair_gram(pts, keep)
+    a, b = _farthest_pair_direct(xyz[:, keep])  # keep is increasing: the lowest pair stays the lowest
+    return int(keep[a]), int(keep[b])
 
 
 def max_pairwise_distance(points: np.ndarray) -> tuple[float, np.ndarray | None]:
@@ -257,9 +276,9 @@ def max_pairwise_distance(points: np.ndarray) -> tuple[float, np.ndarray | None]
     if n < 2:
         return 0.0, None
     pts = np.asarray(points, dtype=np.float64)
-    if n <= 32:  # tiny sets: one broadcast is cheaper than anything else
-        d2 = ((pts[:, None, :] - pts[None, :, :]) ** 2).sum(-1)
-        i, j = (int(x) for x in np.unravel_index(int(np.argmax(d2)), d2.shape))
+    if n <= 32:  # tiny sets: every squared distance at once (the first maximum of the squares)
+        d2 = _squares([c[:, None] - c[None, :] for c in np.ascontiguousarray(pts.T)])
+        i, j = divmod(int(np.argmax(d2)), n)
     else:
         i, j = _farthest_pair(pts)
     step = pts[j] - pts[i]
@@ -318,12 +337,13 @@ def _axial_diameters(
     ijk[:, slice_axis] = by_slice[:, 0]
     ijk[:, [a for a in range(3) if a != slice_axis]] = by_slice[:, 1:]
     pts_all = ijk.astype(np.float64) @ affine[:3, :3].T + affine[:3, 3]
-    starts = np.flatnonzero(np.diff(by_slice[:, 0], prepend=-1))
-    bounds = [*starts.tolist(), len(ijk)]
+    counts = np.bincount(by_slice[:, 0])
+    counts = counts[counts > 0]
+    bounds = [0, *np.cumsum(counts).tolist()]
+    starts = bounds[:-1]
     groups = [pts_all[bounds[n] : bounds[n + 1]] for n in range(len(starts))]
     # upper bound of a slice's diameter: twice the largest distance from its centroid (tight for round
     # slices); slices are visited by decreasing bound until none can beat the best: same result, few searches
-    counts = np.diff(bounds)
     centroids = np.add.reduceat(pts_all, starts, axis=0) / counts[:, None]
     d2 = ((pts_all - np.repeat(centroids, counts, axis=0)) ** 2).sum(1)
     bound = 2.0 * np.sqrt(np.maximum.reduceat(d2, starts))
@@ -362,26 +382,34 @@ def _widest_perpendicular_extent(
     With ``prune`` (the default), a pair that long has both ends at least
     ``longest_mm - r_max`` from the centre of the points' box, so the other
     points are left out of the pair search: the pairs found, their order and
-    the blocks are those of the search over all points (``prune=False``).
+    the blocks are those of the search over all points (``prune=False``). The
+    pair lengths and directions are computed on coordinate rows, with the
+    operations of ``np.linalg.norm`` and ``np.cross`` on (n, 3) rows (the same
+    floats, without reductions along a length-3 axis).
     """
     widest, widest_dir = 0.0, None
+    xyz = np.ascontiguousarray(pts.T)
     ends = np.arange(len(pts))
     if prune:
-        centre = (pts.min(0) + pts.max(0)) / 2.0
-        r = np.sqrt(((pts - centre) ** 2).sum(1))
+        r = np.sqrt(_squares(xyz - ((xyz.min(1) + xyz.max(1)) / 2.0)[:, None]))
         ends = np.flatnonzero(r + r.max() >= longest_mm - _TIE_TOLERANCE_MM - 1e-6)
-    others = pts[ends]
+    others = xyz[:, ends]
+    n0, n1, n2 = normal
     for start in range(0, len(pts), 256):
         rows = ends[(ends >= start) & (ends < start + 256)]
         if rows.size == 0:
             continue
-        block = pts[rows]
-        diff = others[None, :, :] - block[:, None, :]
-        dist = np.sqrt((diff**2).sum(-1))
+        diff = [o[None, :] - c[rows][:, None] for o, c in zip(others, xyz, strict=True)]
+        dist = np.sqrt(_squares(diff))
         ii, jj = _nonzero(dist >= longest_mm - _TIE_TOLERANCE_MM)
         if ii.size == 0:
             continue
-        v = _cross(normal, diff[ii, jj] / dist[ii, jj, None])
+        length = dist[ii, jj]
+        u0, u1, u2 = (d[ii, jj] / length for d in diff)
+        v = np.empty((len(ii), 3), dtype=np.float64)
+        v[:, 0] = n1 * u2 - n2 * u1  # np.cross(normal, u)
+        v[:, 1] = n2 * u0 - n0 * u2
+        v[:, 2] = n0 * u1 - n1 * u0
         v /= np.sqrt(np.add.reduce(v * v, axis=1, keepdims=True))  # np.linalg.norm(v, axis=1)'s formula
         proj = pts @ v.T
         ext = proj.max(0) - proj.min(0)
