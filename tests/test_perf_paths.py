@@ -90,6 +90,33 @@ def test_component_boxes_are_cc3d_statistics_boxes(monkeypatch):
     assert fast > 40  # most cases took the run-based path (the rest: a run wrapping onto the next line)
 
 
+def test_component_counts_and_centroids_from_runs_equal_the_voxel_lists():
+    """Counts and mean indices from cc3d's runs are the floats of the means over each component's listed voxels."""
+    import cc3d
+
+    from netlm_imaging.measure.lesions import component_boxes_and_centroids
+
+    rng = np.random.default_rng(12)
+    checked = 0
+    for case in range(120):
+        shape = tuple(int(x) for x in rng.integers(2, 30, 3))
+        mask = rng.random(shape) < rng.uniform(0.02, 0.5)
+        mask[0, 0, 0] = mask[-1, -1, -1] = False
+        if case % 2:
+            mask = np.asfortranarray(mask)
+        labels, n = cc3d.connected_components(mask, connectivity=26 if case % 3 else 6, return_N=True)
+        boxes, stats = component_boxes_and_centroids(labels, n)
+        for lab, (box, stat) in enumerate(zip(boxes, stats, strict=True), start=1):
+            if stat is None:  # a run wrapping onto the next line: left to the measurement
+                continue
+            nz = np.nonzero(labels[box] == lab)  # the plain way: the voxel list inside the box
+            count, centroid = stat
+            assert count == len(nz[0])
+            assert np.array_equal(centroid, np.array([c.mean() for c in nz]))  # bit for bit
+            checked += 1
+    assert checked > 500
+
+
 def test_integer_image_means_equal_the_voxel_list_means():
     """Counts per index and a masked integer sum give the floats of the means over the listed voxels."""
     from netlm_imaging.measure.lesions import measure_instance
@@ -125,7 +152,7 @@ def test_widest_extent_equals_the_all_pairs_search():
 
     rng = np.random.default_rng(8)
     normal = np.array([0.0, 0.0, 1.0])
-    for n in (5, 40, 300, 700):  # more than one block of 256 rows
+    for n in (5, 40, 79, 300, 700):  # more than one block of 256 rows
         for grid in (True, False):
             if grid:  # voxel centres of a disc: tied diameters
                 ij = np.argwhere(np.hypot(*np.indices((41, 41)) - 20.0) <= 20.0)[rng.permutation(1257)[:n]]
@@ -135,6 +162,11 @@ def test_widest_extent_equals_the_all_pairs_search():
             longest, _ = max_pairwise_distance(pts)
             got, got_dir = _widest_perpendicular_extent(pts, longest, normal)
             want, want_dir = _widest_perpendicular_extent(pts, longest, normal, prune=False)
+            assert got == want
+            assert np.array_equal(got_dir, want_dir)
+            # the pairs read from the farthest-pair search's distance matrix (fewer than 80 points)
+            dmat = np.sqrt(((pts[:, None, :] - pts[None, :, :]) ** 2).sum(-1))
+            got, got_dir = _widest_perpendicular_extent(pts, longest, normal, dist=dmat)
             assert got == want
             assert np.array_equal(got_dir, want_dir)
 

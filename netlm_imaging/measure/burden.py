@@ -20,9 +20,10 @@ from ..volume import Volume, sparse_zeros
 from .context import Lesion, MeasurementContext
 from .lesions import (
     OVERLAP_RULE,
+    LesionGrid,
     attribute_overlaps,
     bbox_slices,
-    component_boxes,
+    component_boxes_and_centroids,
     label_instances_cropped,
     measure_instance,
 )
@@ -64,6 +65,10 @@ def lesion_threads() -> int:
 
 #: A lesion abutting the liver within this distance is intrahepatic (mm).
 DEFAULT_MARGIN_MM = 2.0
+
+
+#: A lesion instance: its box, mask and weights (fractional) in the box, label, and (count, mean index) when known.
+_Instance = tuple[tuple[slice, slice, slice], np.ndarray, np.ndarray | None, str | None, tuple[int, np.ndarray] | None]
 
 
 @dataclass
@@ -236,8 +241,8 @@ def measure_burden(
             "lesions are assumed to be hepatic"
         )
 
-    # ---- lesion instances: (bbox, mask, weights, label)
-    instances: list[tuple[tuple[slice, slice, slice], np.ndarray, np.ndarray | None, str | None]] = []
+    # ---- lesion instances: (bbox, mask, weights, label, voxel count and mean index when known)
+    instances: list[_Instance] = []
     lesion_union, lesion_frac = _union(lesion_layers, shape, fractional_threshold)
     lesion_box = bbox_slices(lesion_union) if lesion_layers else None
     if len(lesion_layers) > 1:
@@ -249,29 +254,29 @@ def measure_burden(
                 warnings.append(f"{layer.source}: lesion segment {layer.label!r} is empty and was skipped")
                 continue
             w = layer.mask.array[bb].astype(np.float32) if layer.fractional else None
-            instances.append((bb, m[bb], w, layer.label))
+            instances.append((bb, m[bb], w, layer.label, None))
         # one voxel set per lesion: a voxel claimed by several segments goes to one of them (OVERLAP_RULE)
-        owned, n_shared = attribute_overlaps([(bb, m) for bb, m, _, _ in instances])
+        owned, n_shared = attribute_overlaps([(bb, m) for bb, m, _, _, _ in instances])
         if n_shared:
             warnings.append(
                 f"lesion segments overlap ({n_shared} voxels claimed by more than one); {OVERLAP_RULE} "
                 "(method.lesion_overlap)"
             )
-            kept = []
-            for (bb, _, w, name), m in zip(instances, owned, strict=True):
+            kept: list[_Instance] = []
+            for (bb, _, w, name, _), m in zip(instances, owned, strict=True):
                 if not m.any():
                     warnings.append(
                         f"lesion segment {name!r} lies inside smaller lesion segments and has no voxel left"
                     )
                     continue
-                kept.append((bb, m, None if w is None else w * m, name))
+                kept.append((bb, m, None if w is None else w * m, name, None))
             instances = kept
     else:
         method_instances = f"connected_components_{connectivity}"
         box, labels_cc, n = label_instances_cropped(lesion_union, connectivity, bbox=lesion_box)
         if n and box is not None:
             name = lesion_layers[0].label if lesion_layers else None
-            boxes = component_boxes(labels_cc, n)
+            boxes, stats = component_boxes_and_centroids(labels_cc, n)
             for i, local in enumerate(boxes, start=1):
                 if local is None:
                     continue
@@ -282,22 +287,24 @@ def measure_burden(
                 )
                 m = labels_cc[local] == i
                 w = lesion_frac[bb] if lesion_frac is not None else None
-                instances.append((bb, m, w, name if n == 1 else None))
+                instances.append((bb, m, w, name if n == 1 else None, stats[i - 1]))
 
     # ---- intrahepatic test and lesion geometry
     spacing = image.spacing
     ball = _ball(margin_mm, spacing)
-    float(spacing[image.slice_axis])
     label_dtype = np.uint16 if len(instances) < 65535 else np.int32
     # calloc'ed, written only inside lesion boxes: untouched pages never become resident
     lesion_labels = sparse_zeros(shape, label_dtype, "F" if image.array.flags.f_contiguous else "C")
     lesions: list[Lesion] = []
     extrahepatic_boxes: list[tuple[tuple[slice, slice, slice], np.ndarray]] = []
 
-    def _one(inst: tuple[tuple[slice, slice, slice], np.ndarray, np.ndarray | None, str | None]) -> tuple:
-        bb, m, w, name = inst
+    grid = LesionGrid.of(image)
+
+    def _one(inst: _Instance) -> tuple:
+        bb, m, w, name, stat = inst
         inside = True if not has_liver else _touches_liver(liver_mask, bb, m, ball)
-        return bb, m, w, name, inside, measure_instance(image, bb, m, weights=w)
+        geom = measure_instance(image, bb, m, weights=w, grid=grid, count_and_centroid=stat)
+        return bb, m, w, name, inside, geom
 
     threads = lesion_threads()
     if len(instances) >= _THREADS_FROM and threads > 1:

@@ -31,9 +31,11 @@ __all__ = [
     "EDGE_DIAMETER_METHOD",
     "OVERLAP_RULE",
     "InstanceGeometry",
+    "LesionGrid",
     "attribute_overlaps",
     "bbox_slices",
     "component_boxes",
+    "component_boxes_and_centroids",
     "label_instances_cropped",
     "max_pairwise_distance",
     "measure_instance",
@@ -67,6 +69,48 @@ class InstanceGeometry:
     longest_axial_diameter_edge_mm: float | None = None
     short_axis_diameter_edge_mm: float | None = None
     max_3d_diameter_edge_mm: float | None = None
+
+
+@dataclass(frozen=True)
+class LesionGrid:
+    """The facts of an image grid that every lesion measurement uses, computed once per image.
+
+    Parameters
+    ----------
+    affine : numpy.ndarray
+        Index -> LPS affine (4 x 4).
+    shape : tuple of int
+        Array shape.
+    voxel_volume_ml : float
+        Volume of one voxel (``Volume.voxel_volume_ml``).
+    slice_axis : int
+        Array axis across the slices (``Volume.slice_axis``).
+    axial : bool
+        True when the slices are transverse (within :data:`AXIAL_TOLERANCE`).
+    normal : numpy.ndarray
+        Unit vector along the slice axis.
+    """
+
+    affine: np.ndarray
+    shape: tuple[int, int, int]
+    voxel_volume_ml: float
+    slice_axis: int
+    axial: bool
+    normal: np.ndarray
+
+    @classmethod
+    def of(cls, image: Volume) -> LesionGrid:
+        """The grid facts of ``image``."""
+        k = image.slice_axis
+        column = image.affine[:3, k]
+        return cls(
+            affine=image.affine,
+            shape=image.shape,
+            voxel_volume_ml=image.voxel_volume_ml,
+            slice_axis=k,
+            axial=bool(abs(abs(image.direction[2, k]) - 1.0) <= AXIAL_TOLERANCE),
+            normal=column / np.linalg.norm(column),
+        )
 
 
 #: How the ``*_edge_mm`` diameters are defined (quoted in the report).
@@ -138,41 +182,64 @@ def label_instances_cropped(
 def component_boxes(labels: np.ndarray, n: int) -> list[tuple[slice, slice, slice] | None]:
     """Bounding box of each component ``1..n`` of a connected-components label array (``None``: absent).
 
-    The same boxes as ``cc3d.statistics(labels)["bounding_boxes"][1:]``, from
-    the runs of equal labels along the array's memory order (cc3d's run
-    extraction, one pass over the voxels without cc3d.statistics' centroid and
-    count sums): each run lies on one grid line, so its first and last voxels
-    bound it. When a run continues from one line onto the next (a component
-    spanning the whole box along the fastest axis), the boxes come from
-    cc3d.statistics.
+    The same boxes as ``cc3d.statistics(labels)["bounding_boxes"][1:]``
+    (:func:`component_boxes_and_centroids`).
+    """
+    return component_boxes_and_centroids(labels, n)[0]
+
+
+def component_boxes_and_centroids(
+    labels: np.ndarray, n: int
+) -> tuple[list[tuple[slice, slice, slice] | None], list[tuple[int, np.ndarray] | None]]:
+    """Bounding box, voxel count and mean voxel index (within the box) of each component ``1..n``.
+
+    The boxes are those of ``cc3d.statistics(labels)["bounding_boxes"][1:]``,
+    from the runs of equal labels along the array's memory order (cc3d's run
+    extraction, one pass over the voxels without cc3d.statistics' float
+    sums): each run lies on one grid line, so its first and last voxels bound
+    it, and the index sums of its voxels are exact integers, divided once by
+    the count (the floats of :func:`measure_instance`'s own counts). When a
+    run continues from one line onto the next (a component spanning the whole
+    box along the fastest axis), the boxes come from cc3d.statistics and the
+    counts are left to the measurement (``None``).
     """
     import cc3d
 
+    none: list[tuple[int, np.ndarray] | None] = [None] * n
     runs_of = getattr(getattr(cc3d, "fastcc3d", None), "runs", None)
     order: Literal["C", "F"] | None = "F" if labels.flags.f_contiguous else "C" if labels.flags.c_contiguous else None
     if n == 0 or runs_of is None or order is None or labels.ndim != 3:
-        return list(cc3d.statistics(labels)["bounding_boxes"][1 : n + 1])
+        return list(cc3d.statistics(labels)["bounding_boxes"][1 : n + 1]), none
     runs = runs_of(labels)  # label -> [(start, stop)] in flat memory order, labels ascending
     keys = [k for k in runs if 1 <= k <= n]
     counts = np.array([len(runs[k]) for k in keys], dtype=np.int64)
     if not len(keys) or not counts.all():
-        return list(cc3d.statistics(labels)["bounding_boxes"][1 : n + 1])
+        return list(cc3d.statistics(labels)["bounding_boxes"][1 : n + 1]), none
     pairs = itertools.chain.from_iterable(itertools.chain.from_iterable(runs[k] for k in keys))
     flat = np.fromiter(pairs, dtype=np.int64, count=2 * int(counts.sum())).reshape(-1, 2)
     fast = 0 if order == "F" else 2
     line = labels.shape[fast]
     first, last = flat[:, 0], flat[:, 1] - 1
     if np.any(first // line != last // line):  # a run wraps onto the next line: not bounded by its ends
-        return list(cc3d.statistics(labels)["bounding_boxes"][1 : n + 1])
+        return list(cc3d.statistics(labels)["bounding_boxes"][1 : n + 1]), none
     lo = np.stack(np.unravel_index(first, labels.shape, order=order), axis=1)
     hi = np.stack(np.unravel_index(last, labels.shape, order=order), axis=1)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     box_lo = np.minimum.reduceat(lo, starts, axis=0)
     box_hi = np.maximum.reduceat(hi, starts, axis=0)
-    out: list[tuple[slice, slice, slice] | None] = [None] * n
-    for k, a, b in zip(keys, box_lo.tolist(), box_hi.tolist(), strict=True):
-        out[int(k) - 1] = (slice(a[0], b[0] + 1), slice(a[1], b[1] + 1), slice(a[2], b[2] + 1))
-    return out
+    # index sums of each run's voxels: along the run (lo + hi) * length / 2, across it index * length
+    length = last - first + 1
+    sums = lo * length[:, None]
+    sums[:, fast] = (lo[:, fast] + hi[:, fast]) * length // 2
+    voxels = np.add.reduceat(length, starts).tolist()
+    index_sums = np.add.reduceat(sums, starts, axis=0).tolist()
+    boxes: list[tuple[slice, slice, slice] | None] = [None] * n
+    stats = list(none)
+    for k, a, b, nv, sa in zip(keys, box_lo.tolist(), box_hi.tolist(), voxels, index_sums, strict=True):
+        boxes[int(k) - 1] = (slice(a[0], b[0] + 1), slice(a[1], b[1] + 1), slice(a[2], b[2] + 1))
+        # integer sums relative to the box, divided once: the floats of _count_and_centroid
+        stats[int(k) - 1] = nv, np.array([(sa[ax] - nv * a[ax]) / nv for ax in range(3)])
+    return boxes, stats
 
 
 def _squares(rows: np.ndarray | list[np.ndarray]) -> np.ndarray:
@@ -192,8 +259,12 @@ def _farthest_pair_direct(xyz: np.ndarray) -> tuple[int, int]:
     (the square root first, as when the near pairs are re-measured: two squares
     one rounding apart can share their root).
     """
-    d = np.sqrt(_squares([c[:, None] - c[None, :] for c in xyz]))
-    i, j = divmod(int(np.argmax(d)), xyz.shape[1])
+    return _first_max_pair(np.sqrt(_squares([c[:, None] - c[None, :] for c in xyz])))
+
+
+def _first_max_pair(d: np.ndarray) -> tuple[int, int]:
+    """Row and column of the first maximum of a square matrix, in row order."""
+    i, j = divmod(int(np.argmax(d)), d.shape[1])
     return i, j
 
 
@@ -272,18 +343,32 @@ def max_pairwise_distance(points: np.ndarray) -> tuple[float, np.ndarray | None]
     (float, numpy.ndarray or None)
         The distance and the unit vector between the two extreme points.
     """
-    n = len(points)
-    if n < 2:
-        return 0.0, None
     pts = np.asarray(points, dtype=np.float64)
-    if n <= 32:  # tiny sets: every squared distance at once (the first maximum of the squares)
+    dist, u, _ = _max_pair(pts)
+    return dist, u
+
+
+def _max_pair(pts: np.ndarray) -> tuple[float, np.ndarray | None, np.ndarray | None]:
+    """:func:`max_pairwise_distance` of float (n, d) points, and the matrix of all distances when it was computed.
+
+    Fewer than :data:`_PRUNE_FROM` points are compared all at once; the
+    distance matrix then comes back for the short-axis search of the same
+    points (:func:`_widest_perpendicular_extent`), which needs the same pairs.
+    """
+    n = len(pts)
+    if n < 2:
+        return 0.0, None, None
+    dmat: np.ndarray | None = None
+    if n < _PRUNE_FROM:
         d2 = _squares([c[:, None] - c[None, :] for c in np.ascontiguousarray(pts.T)])
-        i, j = divmod(int(np.argmax(d2)), n)
+        dmat = np.sqrt(d2)
+        # tiny sets: the first maximum of the squares (two squares one rounding apart can share their root)
+        i, j = _first_max_pair(d2 if n <= 32 else dmat)
     else:
         i, j = _farthest_pair(pts)
     step = pts[j] - pts[i]
     dist = float(np.sqrt(step.dot(step)))  # np.linalg.norm's own formula for a vector, without its overhead
-    return dist, (step / dist if dist > 0 else None)
+    return dist, (step / dist if dist > 0 else None), dmat
 
 
 def _axis_extremes(mask: np.ndarray, axis: int) -> np.ndarray:
@@ -314,7 +399,7 @@ def _extreme_masks(mask: np.ndarray) -> list[np.ndarray]:
 
 
 def _axial_diameters(
-    candidates: np.ndarray, affine: np.ndarray, slice_axis: int
+    candidates: np.ndarray, affine: np.ndarray, slice_axis: int, normal: np.ndarray | None = None
 ) -> tuple[float, float | None, np.ndarray | None, np.ndarray | None]:
     """Longest in-plane diameter over transverse slices, its perpendicular extent and both directions.
 
@@ -327,8 +412,11 @@ def _axial_diameters(
         Index -> LPS affine of the crop.
     slice_axis : int
         Array axis across the transverse slices.
+    normal : numpy.ndarray, optional
+        The unit vector of the affine's column ``slice_axis`` (computed when not given).
     """
-    normal = affine[:3, slice_axis] / np.linalg.norm(affine[:3, slice_axis])
+    if normal is None:
+        normal = affine[:3, slice_axis] / np.linalg.norm(affine[:3, slice_axis])
     # listed slice by slice, in index order within a slice (a stable sort by slice of the index-ordered list)
     by_slice = _argwhere(np.moveaxis(candidates, slice_axis, 0))
     if by_slice.size == 0:
@@ -347,12 +435,13 @@ def _axial_diameters(
     centroids = np.add.reduceat(pts_all, starts, axis=0) / counts[:, None]
     d2 = ((pts_all - np.repeat(centroids, counts, axis=0)) ** 2).sum(1)
     bound = 2.0 * np.sqrt(np.maximum.reduceat(d2, starts))
-    best, best_dir, found = -1.0, None, {}
+    best, best_dir = -1.0, None
+    found: dict[int, tuple[float, np.ndarray | None]] = {}
     for n in np.argsort(bound)[::-1]:
         if bound[n] < best - _TIE_TOLERANCE_MM:
             break
-        d, u = max_pairwise_distance(groups[n])
-        found[int(n)] = d
+        d, u, dmat = _max_pair(groups[n])
+        found[int(n)] = d, dmat
         if d > best:
             best, best_dir = d, u
     if best <= 0.0:
@@ -360,8 +449,10 @@ def _axial_diameters(
     # several slices or point pairs can share the longest diameter exactly (a rectangle's diagonals, an
     # isotropic resampled grid); the short axis is taken over all of them, so the answer does not depend
     # on float noise in the affine (the same lesion stored in another axis order gives the same numbers)
-    tied = [groups[n] for n, d in found.items() if d >= best - _TIE_TOLERANCE_MM]
-    width, width_dir = max((_widest_perpendicular_extent(g, best, normal) for g in tied), key=lambda t: t[0])
+    tied = [(groups[n], dmat) for n, (d, dmat) in found.items() if d >= best - _TIE_TOLERANCE_MM]
+    width, width_dir = max(
+        (_widest_perpendicular_extent(g, best, normal, dist=dmat) for g, dmat in tied), key=lambda t: t[0]
+    )
     return best, width, best_dir, width_dir
 
 
@@ -375,7 +466,7 @@ def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _widest_perpendicular_extent(
-    pts: np.ndarray, longest_mm: float, normal: np.ndarray, *, prune: bool = True
+    pts: np.ndarray, longest_mm: float, normal: np.ndarray, *, prune: bool = True, dist: np.ndarray | None = None
 ) -> tuple[float, np.ndarray | None]:
     """Largest in-plane extent of ``pts`` perpendicular to any pair ``longest_mm`` apart, and its direction.
 
@@ -385,16 +476,22 @@ def _widest_perpendicular_extent(
     the blocks are those of the search over all points (``prune=False``). The
     pair lengths and directions are computed on coordinate rows, with the
     operations of ``np.linalg.norm`` and ``np.cross`` on (n, 3) rows (the same
-    floats, without reductions along a length-3 axis).
+    floats, without reductions along a length-3 axis). ``dist``, the matrix of
+    all distances between the points (:func:`_max_pair`), gives the pairs
+    without a search.
     """
-    widest, widest_dir = 0.0, None
     xyz = np.ascontiguousarray(pts.T)
+    if dist is not None and len(pts) <= 256:  # one block: the pairs in the order of the search below
+        ii, jj = _nonzero(dist >= longest_mm - _TIE_TOLERANCE_MM)
+        if ii.size == 0:
+            return 0.0, None
+        return _widest_over_pairs(pts, xyz, ii, jj, dist[ii, jj], [c[jj] - c[ii] for c in xyz], normal)
     ends = np.arange(len(pts))
     if prune:
         r = np.sqrt(_squares(xyz - ((xyz.min(1) + xyz.max(1)) / 2.0)[:, None]))
         ends = np.flatnonzero(r + r.max() >= longest_mm - _TIE_TOLERANCE_MM - 1e-6)
     others = xyz[:, ends]
-    n0, n1, n2 = normal
+    widest, widest_dir = 0.0, None
     for start in range(0, len(pts), 256):
         rows = ends[(ends >= start) & (ends < start + 256)]
         if rows.size == 0:
@@ -404,19 +501,38 @@ def _widest_perpendicular_extent(
         ii, jj = _nonzero(dist >= longest_mm - _TIE_TOLERANCE_MM)
         if ii.size == 0:
             continue
-        length = dist[ii, jj]
-        u0, u1, u2 = (d[ii, jj] / length for d in diff)
-        v = np.empty((len(ii), 3), dtype=np.float64)
-        v[:, 0] = n1 * u2 - n2 * u1  # np.cross(normal, u)
-        v[:, 1] = n2 * u0 - n0 * u2
-        v[:, 2] = n0 * u1 - n1 * u0
-        v /= np.sqrt(np.add.reduce(v * v, axis=1, keepdims=True))  # np.linalg.norm(v, axis=1)'s formula
-        proj = pts @ v.T
-        ext = proj.max(0) - proj.min(0)
-        k = int(np.argmax(ext))
-        if float(ext[k]) > widest or widest_dir is None:
-            widest, widest_dir = float(ext[k]), v[k]
+        w, w_dir = _widest_over_pairs(pts, xyz, ii, jj, dist[ii, jj], [d[ii, jj] for d in diff], normal)
+        if w > widest or widest_dir is None:
+            widest, widest_dir = w, w_dir
     return widest, widest_dir
+
+
+def _widest_over_pairs(
+    pts: np.ndarray,
+    xyz: np.ndarray,
+    ii: np.ndarray,
+    jj: np.ndarray,
+    length: np.ndarray,
+    steps: list[np.ndarray],
+    normal: np.ndarray,
+) -> tuple[float, np.ndarray]:
+    """The widest extent of ``pts`` perpendicular (in plane) to the pairs ``(ii, jj)``: the first widest pair's.
+
+    ``steps`` are the coordinate differences ``xyz[:, jj] - xyz[:, ii]`` and
+    ``length`` their lengths; the directions are ``np.cross(normal, step /
+    length)`` normalised as ``np.linalg.norm(v, axis=1)`` does it.
+    """
+    n0, n1, n2 = normal
+    u0, u1, u2 = (d / length for d in steps)
+    v = np.empty((len(ii), 3), dtype=np.float64)
+    v[:, 0] = n1 * u2 - n2 * u1  # np.cross(normal, u)
+    v[:, 1] = n2 * u0 - n0 * u2
+    v[:, 2] = n0 * u1 - n1 * u0
+    v /= np.sqrt(np.add.reduce(v * v, axis=1, keepdims=True))
+    proj = pts @ v.T
+    ext = proj.max(0) - proj.min(0)
+    k = int(np.argmax(ext))
+    return float(ext[k]), v[k]
 
 
 def _axial_resample(mask: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -454,6 +570,8 @@ def measure_instance(
     mask: np.ndarray,
     *,
     weights: np.ndarray | None = None,
+    grid: LesionGrid | None = None,
+    count_and_centroid: tuple[int, np.ndarray] | None = None,
 ) -> InstanceGeometry:
     """Measure one instance given its bounding box and boolean mask within it.
 
@@ -467,11 +585,18 @@ def measure_instance(
         Boolean mask of the instance within ``bbox``.
     weights : numpy.ndarray, optional
         Fractional occupancy within ``bbox`` (volume = sum of fractions).
+    grid : LesionGrid, optional
+        ``LesionGrid.of(image)``, when many instances of one image are measured.
+    count_and_centroid : (int, numpy.ndarray), optional
+        The mask's voxel count and mean voxel index within ``bbox`` when
+        already known (:func:`component_boxes_and_centroids`; binary masks only).
 
     Returns
     -------
     InstanceGeometry
     """
+    if grid is None:
+        grid = LesionGrid.of(image)
     aff = image.affine
     offset = np.array([bbox[0].start, bbox[1].start, bbox[2].start], dtype=np.float64)
     crop_aff = aff.copy()
@@ -481,18 +606,18 @@ def measure_instance(
     if weights is None and box_values.dtype.kind in "iu" and box_values.dtype.itemsize <= 2:
         # integer sums are exact in any order: voxel counts per index give the centroid, a masked sum the mean
         # (the same floats as the means of the voxel list, without listing the voxels)
-        n, centroid_idx = _count_and_centroid(mask)
-        volume_ml = n * image.voxel_volume_ml
+        n, centroid_idx = count_and_centroid if count_and_centroid is not None else _count_and_centroid(mask)
+        volume_ml = n * grid.voxel_volume_ml
         mean_int = float(np.sum(box_values, where=mask, dtype=np.int64)) / n
     else:
         nz = _nonzero(mask)
         n = len(nz[0])
         if weights is not None:
             w = weights[nz].astype(np.float64)
-            volume_ml = float(w.sum()) * image.voxel_volume_ml
+            volume_ml = float(w.sum()) * grid.voxel_volume_ml
             centroid_idx = np.array([(c * w).sum() for c in nz]) / max(w.sum(), 1e-12)
         else:
-            volume_ml = n * image.voxel_volume_ml
+            volume_ml = n * grid.voxel_volume_ml
             centroid_idx = np.array([c.mean() for c in nz])
         values = box_values[nz]
         numeric = values.size and np.issubdtype(values.dtype, np.number)
@@ -501,11 +626,10 @@ def measure_instance(
     extremes = _extreme_masks(mask)
     ext = _argwhere(extremes[0] & extremes[1] & extremes[2]).astype(np.float64)
     d3, u3 = max_pairwise_distance(ext @ crop_aff[:3, :3].T + crop_aff[:3, 3])
-    direction = image.direction
-    k_axis = image.slice_axis
-    if abs(abs(direction[2, k_axis]) - 1.0) <= AXIAL_TOLERANCE:
+    k_axis = grid.slice_axis
+    if grid.axial:
         inplane = [extremes[a] for a in range(3) if a != k_axis]
-        dl, ds, ul, us = _axial_diameters(inplane[0] & inplane[1], crop_aff, k_axis)
+        dl, ds, ul, us = _axial_diameters(inplane[0] & inplane[1], crop_aff, k_axis, grid.normal)
     else:
         amask, aaff = _axial_resample(mask, crop_aff)
         dl, ds, ul, us = _axial_diameters(_axis_extremes(amask, 0) & _axis_extremes(amask, 1), aaff, 2)
@@ -517,7 +641,7 @@ def measure_instance(
     dl_edge = dl + voxel_extent_mm(aff, ul)
     ds_edge = None if ds is None else ds + voxel_extent_mm(aff, us if us is not None else ul)
     d3_edge = max(d3 + voxel_extent_mm(aff, u3), dl_edge)
-    shape = image.shape
+    shape = grid.shape
     touches = any(bbox[a].start == 0 or bbox[a].stop == shape[a] for a in range(3))
     return InstanceGeometry(
         voxel_count=n,
