@@ -148,7 +148,7 @@ def test_integer_image_means_equal_the_voxel_list_means():
 
 def test_widest_extent_equals_the_all_pairs_search():
     """The short-axis search over the pair ends that can be that far apart equals the search over all pairs."""
-    from netlm_imaging.measure.lesions import _widest_perpendicular_extent, max_pairwise_distance
+    from netlm_imaging.measure.diameters import _widest_perpendicular_extent, max_pairwise_distance
 
     rng = np.random.default_rng(8)
     normal = np.array([0.0, 0.0, 1.0])
@@ -173,7 +173,7 @@ def test_widest_extent_equals_the_all_pairs_search():
 
 def test_flat_index_nonzero_equals_numpy():
     """The nonzero / argwhere of the lesion code give numpy's indices in numpy's order (C order), on any layout."""
-    from netlm_imaging.measure.lesions import _argwhere, _nonzero
+    from netlm_imaging.measure.diameters import _argwhere, _nonzero
 
     rng = np.random.default_rng(4)
     for shape in ((7, 5, 3), (1, 9, 4), (12, 11), (0, 3, 2)):
@@ -185,13 +185,29 @@ def test_flat_index_nonzero_equals_numpy():
             assert np.array_equal(_argwhere(view), np.argwhere(view))
 
 
-def test_cross_of_the_short_axis_search_is_numpys_cross():
-    from netlm_imaging.measure.lesions import _cross
+def test_short_axis_directions_are_numpys_cross_and_norm():
+    """The short-axis directions on coordinate rows are np.cross and np.linalg.norm's floats, bit for bit."""
+    from netlm_imaging.measure.diameters import _widest_over_pairs
 
     rng = np.random.default_rng(6)
-    for n in (1, 2, 7, 300):
-        a, b = rng.normal(size=3), rng.normal(size=(n, 3)) * 40.0
-        assert np.array_equal(_cross(a, b), np.cross(a, b))  # bit for bit
+    for n in (2, 7, 300):
+        pts = rng.normal(size=(n, 3)) * 40.0
+        normal = rng.normal(size=3)
+        normal /= np.linalg.norm(normal)
+        ii, jj = rng.integers(0, n, 5), rng.integers(0, n, 5)
+        ok = ii != jj
+        ii, jj = ii[ok], jj[ok]
+        step = pts[jj] - pts[ii]
+        length = np.sqrt((step**2).sum(-1))
+        v = np.cross(normal, step / length[:, None])
+        v = v / np.linalg.norm(v, axis=1, keepdims=True)
+        proj = pts @ v.T
+        ext = proj.max(0) - proj.min(0)
+        k = int(np.argmax(ext))
+        xyz = np.ascontiguousarray(pts.T)
+        got, got_dir = _widest_over_pairs(pts, xyz, ii, jj, length, [c[jj] - c[ii] for c in xyz], normal)
+        assert got == float(ext[k])
+        assert np.array_equal(got_dir, v[k])
 
 
 def test_touches_liver_equals_scipy_dilation():

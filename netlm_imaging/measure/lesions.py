@@ -25,6 +25,7 @@ import numpy as np
 
 from ..geometry import resample_array
 from ..volume import Volume, nonzero_bbox
+from .diameters import _argwhere, _nonzero, axial_diameters, max_pairwise_distance
 
 __all__ = [
     "AXIAL_TOLERANCE",
@@ -46,12 +47,6 @@ logger = logging.getLogger(__name__)
 
 #: |cos| of the angle between the slice normal and patient S above which slices count as transverse.
 AXIAL_TOLERANCE = 1e-4
-#: Diameters closer than this (mm) count as equally long (ties between pairs of voxel centres).
-_TIE_TOLERANCE_MM = 1e-6
-#: Point counts from which the farthest-pair search prunes by a distance bound (fewer: every distance).
-_PRUNE_FROM = 80
-#: Surviving points up to which the farthest-pair search compares every pair at once (more: Gram blocks).
-_DIRECT_UP_TO = 300
 
 
 @dataclass(frozen=True)
@@ -137,16 +132,6 @@ def voxel_extent_mm(affine: np.ndarray, direction: np.ndarray | None) -> float:
         return float(np.linalg.norm(a, axis=0).min())
     u = np.asarray(direction, dtype=np.float64)
     return float(np.abs(a.T @ u).sum())
-
-
-def _nonzero(a: np.ndarray) -> tuple[np.ndarray, ...]:
-    """``np.nonzero(a)`` (the same indices in the same C order), from the flat indices: several times faster."""
-    return np.unravel_index(np.flatnonzero(a), a.shape)
-
-
-def _argwhere(a: np.ndarray) -> np.ndarray:
-    """``np.argwhere(a)`` (the same rows in the same order), from the flat indices."""
-    return np.stack(_nonzero(a), axis=1) if a.ndim else np.argwhere(a)
 
 
 def bbox_slices(mask: np.ndarray, pad: int = 0) -> tuple[slice, slice, slice] | None:
@@ -242,135 +227,6 @@ def component_boxes_and_centroids(
     return boxes, stats
 
 
-def _squares(rows: np.ndarray | list[np.ndarray]) -> np.ndarray:
-    """Sum of the squares of coordinate rows, in the order of ``(a**2).sum(-1)`` over the columns of their transpose."""
-    out = rows[0] * rows[0]
-    for c in rows[1:]:
-        out = out + c * c
-    return out
-
-
-def _farthest_pair_direct(xyz: np.ndarray) -> tuple[int, int]:
-    """Lowest ``(i, j)``, ``i < j``, of the longest pairs of a few points ``xyz`` (d, n): every distance.
-
-    The lengths are the square roots of :func:`_squares` of the coordinate
-    differences (the order of ``((p - q) ** 2).sum(-1)``); the matrix is
-    symmetric to the bit, so its first maximum in row order is the lowest pair
-    (the square root first, as when the near pairs are re-measured: two squares
-    one rounding apart can share their root).
-    """
-    return _first_max_pair(np.sqrt(_squares([c[:, None] - c[None, :] for c in xyz])))
-
-
-def _first_max_pair(d: np.ndarray) -> tuple[int, int]:
-    """Row and column of the first maximum of a square matrix, in row order."""
-    i, j = divmod(int(np.argmax(d)), d.shape[1])
-    return i, j
-
-
-def _farthest_pair_gram(pts: np.ndarray, keep: np.ndarray) -> tuple[int, int]:
-    """:func:`_farthest_pair` over the points ``keep`` (increasing) of ``pts`` (n, d): Gram matrix blocks.
-
-    Pairs within rounding of the block maximum are re-measured exactly, so the
-    result is the exact farthest pair, ties going to the lowest ``(i, j)``.
-    """
-    sub = pts[keep] - (pts.min(0) + pts.max(0)) / 2.0
-    sq = (sub**2).sum(1)
-    tol = 1e-9 * (4.0 * float(sq.max()) + 1.0)  # rounding of the Gram form, far below any real difference
-    best = -1.0
-    near: list[tuple[np.ndarray, np.ndarray]] = []
-    rows = max(16, 2_000_000 // len(sub))  # blocks of at most ~16 MB
-    for start in range(0, len(sub), rows):
-        g = sq[start : start + rows, None] + sq[None, :] - 2.0 * (sub[start : start + rows] @ sub.T)
-        top = float(g.max())
-        if top < best - tol:
-            continue
-        best = max(best, top)
-        ii, jj = _nonzero(g >= best - tol)
-        near.append((ii + start, jj))
-    ii = near[0][0] if len(near) == 1 else np.concatenate([a for a, _ in near])
-    jj = near[0][1] if len(near) == 1 else np.concatenate([b for _, b in near])
-    # each pair once, as (lower, higher) index: a near pair's mirror is near too (both are within
-    # rounding of the same length, far inside tol), and keep is increasing
-    ok = ii < jj
-    lo, hi = keep[ii[ok]], keep[jj[ok]]
-    d = np.sqrt(((pts[lo] - pts[hi]) ** 2).sum(-1))
-    win = np.flatnonzero(d == d.max())
-    k = win[0] if len(win) == 1 else win[np.lexsort((hi[win], lo[win]))[0]]
-    return int(lo[k]), int(hi[k])
-
-
-def _farthest_pair(pts: np.ndarray) -> tuple[int, int]:
-    """Indices ``(i, j)``, ``i < j``, of the farthest pair of ``pts`` (n, d) (exact; numpy only).
-
-    A pair can only be longer than a known pair if both points lie far enough
-    from a centre ``c``: ``|p - q| <= |p - c| + max |x - c|``. A double normal
-    (farthest point from the farthest point) gives that known length, the
-    bound prunes the rest, and the few survivors are compared all at once
-    (many: through their Gram matrix, in blocks). Ties go to the lowest
-    ``(i, j)``, as with ``scipy.spatial.distance.pdist``. The coordinates are
-    handled as rows (numpy's reductions along a length-3 axis cost several
-    times more than along a long one).
-    """
-    xyz = np.ascontiguousarray(pts.T)
-    if len(pts) < _PRUNE_FROM:
-        return _farthest_pair_direct(xyz)
-    local = xyz - ((xyz.min(1) + xyz.max(1)) / 2.0)[:, None]
-    r = np.sqrt(_squares(local))
-    r_max = float(r.max())
-    far = [int(np.argmax(r))]
-    for _ in range(2):  # the double normal: the farthest point from the farthest point, twice
-        far.append(int(np.argmax(_squares(local - local[:, far[-1], None]))))
-    step = local[:, far[1]] - local[:, far[2]]
-    known = float(np.sqrt(step @ step))
-    keep = np.flatnonzero(r + r_max >= known - 1e-6)
-    if len(keep) > _DIRECT_UP_TO:
-        return _farthest_pair_gram(pts, keep)
-    a, b = _farthest_pair_direct(xyz[:, keep])  # keep is increasing: the lowest pair stays the lowest
-    return int(keep[a]), int(keep[b])
-
-
-def max_pairwise_distance(points: np.ndarray) -> tuple[float, np.ndarray | None]:
-    """Largest distance between any two points (exact), without comparing all pairs of a large set.
-
-    Parameters
-    ----------
-    points : numpy.ndarray
-        (N, d) coordinates in mm.
-
-    Returns
-    -------
-    (float, numpy.ndarray or None)
-        The distance and the unit vector between the two extreme points.
-    """
-    pts = np.asarray(points, dtype=np.float64)
-    dist, u, _ = _max_pair(pts)
-    return dist, u
-
-
-def _max_pair(pts: np.ndarray) -> tuple[float, np.ndarray | None, np.ndarray | None]:
-    """:func:`max_pairwise_distance` of float (n, d) points, and the matrix of all distances when it was computed.
-
-    Fewer than :data:`_PRUNE_FROM` points are compared all at once; the
-    distance matrix then comes back for the short-axis search of the same
-    points (:func:`_widest_perpendicular_extent`), which needs the same pairs.
-    """
-    n = len(pts)
-    if n < 2:
-        return 0.0, None, None
-    dmat: np.ndarray | None = None
-    if n < _PRUNE_FROM:
-        d2 = _squares([c[:, None] - c[None, :] for c in np.ascontiguousarray(pts.T)])
-        dmat = np.sqrt(d2)
-        # tiny sets: the first maximum of the squares (two squares one rounding apart can share their root)
-        i, j = _first_max_pair(d2 if n <= 32 else dmat)
-    else:
-        i, j = _farthest_pair(pts)
-    step = pts[j] - pts[i]
-    dist = float(np.sqrt(step.dot(step)))  # np.linalg.norm's own formula for a vector, without its overhead
-    return dist, (step / dist if dist > 0 else None), dmat
-
-
 def _axis_extremes(mask: np.ndarray, axis: int) -> np.ndarray:
     """Voxels that are the first or last of the mask on their grid line along ``axis``."""
     n = mask.shape[axis]
@@ -396,143 +252,6 @@ def _extreme_masks(mask: np.ndarray) -> list[np.ndarray]:
     can be computed from these candidates alone.
     """
     return [_axis_extremes(mask, a) for a in range(3)]
-
-
-def _axial_diameters(
-    candidates: np.ndarray, affine: np.ndarray, slice_axis: int, normal: np.ndarray | None = None
-) -> tuple[float, float | None, np.ndarray | None, np.ndarray | None]:
-    """Longest in-plane diameter over transverse slices, its perpendicular extent and both directions.
-
-    Parameters
-    ----------
-    candidates : numpy.ndarray
-        Boolean mask of the voxels extreme along both in-plane axes (a
-        superset of each slice's hull vertices).
-    affine : numpy.ndarray
-        Index -> LPS affine of the crop.
-    slice_axis : int
-        Array axis across the transverse slices.
-    normal : numpy.ndarray, optional
-        The unit vector of the affine's column ``slice_axis`` (computed when not given).
-    """
-    if normal is None:
-        normal = affine[:3, slice_axis] / np.linalg.norm(affine[:3, slice_axis])
-    # listed slice by slice, in index order within a slice (a stable sort by slice of the index-ordered list)
-    by_slice = _argwhere(np.moveaxis(candidates, slice_axis, 0))
-    if by_slice.size == 0:
-        return 0.0, None, None, None
-    ijk = np.empty_like(by_slice)
-    ijk[:, slice_axis] = by_slice[:, 0]
-    ijk[:, [a for a in range(3) if a != slice_axis]] = by_slice[:, 1:]
-    pts_all = ijk.astype(np.float64) @ affine[:3, :3].T + affine[:3, 3]
-    counts = np.bincount(by_slice[:, 0])
-    counts = counts[counts > 0]
-    bounds = [0, *np.cumsum(counts).tolist()]
-    starts = bounds[:-1]
-    groups = [pts_all[bounds[n] : bounds[n + 1]] for n in range(len(starts))]
-    # upper bound of a slice's diameter: twice the largest distance from its centroid (tight for round
-    # slices); slices are visited by decreasing bound until none can beat the best: same result, few searches
-    centroids = np.add.reduceat(pts_all, starts, axis=0) / counts[:, None]
-    d2 = ((pts_all - np.repeat(centroids, counts, axis=0)) ** 2).sum(1)
-    bound = 2.0 * np.sqrt(np.maximum.reduceat(d2, starts))
-    best, best_dir = -1.0, None
-    found: dict[int, tuple[float, np.ndarray | None]] = {}
-    for n in np.argsort(bound)[::-1]:
-        if bound[n] < best - _TIE_TOLERANCE_MM:
-            break
-        d, u, dmat = _max_pair(groups[n])
-        found[int(n)] = d, dmat
-        if d > best:
-            best, best_dir = d, u
-    if best <= 0.0:
-        return max(best, 0.0), 0.0, None, None
-    # several slices or point pairs can share the longest diameter exactly (a rectangle's diagonals, an
-    # isotropic resampled grid); the short axis is taken over all of them, so the answer does not depend
-    # on float noise in the affine (the same lesion stored in another axis order gives the same numbers)
-    tied = [(groups[n], dmat) for n, (d, dmat) in found.items() if d >= best - _TIE_TOLERANCE_MM]
-    width, width_dir = max(
-        (_widest_perpendicular_extent(g, best, normal, dist=dmat) for g, dmat in tied), key=lambda t: t[0]
-    )
-    return best, width, best_dir, width_dir
-
-
-def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``np.cross(a, b)`` of one 3-vector with rows of 3-vectors: numpy's own products and differences."""
-    out = np.empty(b.shape, dtype=np.float64)
-    out[:, 0] = a[1] * b[:, 2] - a[2] * b[:, 1]
-    out[:, 1] = a[2] * b[:, 0] - a[0] * b[:, 2]
-    out[:, 2] = a[0] * b[:, 1] - a[1] * b[:, 0]
-    return out
-
-
-def _widest_perpendicular_extent(
-    pts: np.ndarray, longest_mm: float, normal: np.ndarray, *, prune: bool = True, dist: np.ndarray | None = None
-) -> tuple[float, np.ndarray | None]:
-    """Largest in-plane extent of ``pts`` perpendicular to any pair ``longest_mm`` apart, and its direction.
-
-    With ``prune`` (the default), a pair that long has both ends at least
-    ``longest_mm - r_max`` from the centre of the points' box, so the other
-    points are left out of the pair search: the pairs found, their order and
-    the blocks are those of the search over all points (``prune=False``). The
-    pair lengths and directions are computed on coordinate rows, with the
-    operations of ``np.linalg.norm`` and ``np.cross`` on (n, 3) rows (the same
-    floats, without reductions along a length-3 axis). ``dist``, the matrix of
-    all distances between the points (:func:`_max_pair`), gives the pairs
-    without a search.
-    """
-    xyz = np.ascontiguousarray(pts.T)
-    if dist is not None and len(pts) <= 256:  # one block: the pairs in the order of the search below
-        ii, jj = _nonzero(dist >= longest_mm - _TIE_TOLERANCE_MM)
-        if ii.size == 0:
-            return 0.0, None
-        return _widest_over_pairs(pts, xyz, ii, jj, dist[ii, jj], [c[jj] - c[ii] for c in xyz], normal)
-    ends = np.arange(len(pts))
-    if prune:
-        r = np.sqrt(_squares(xyz - ((xyz.min(1) + xyz.max(1)) / 2.0)[:, None]))
-        ends = np.flatnonzero(r + r.max() >= longest_mm - _TIE_TOLERANCE_MM - 1e-6)
-    others = xyz[:, ends]
-    widest, widest_dir = 0.0, None
-    for start in range(0, len(pts), 256):
-        rows = ends[(ends >= start) & (ends < start + 256)]
-        if rows.size == 0:
-            continue
-        diff = [o[None, :] - c[rows][:, None] for o, c in zip(others, xyz, strict=True)]
-        dist = np.sqrt(_squares(diff))
-        ii, jj = _nonzero(dist >= longest_mm - _TIE_TOLERANCE_MM)
-        if ii.size == 0:
-            continue
-        w, w_dir = _widest_over_pairs(pts, xyz, ii, jj, dist[ii, jj], [d[ii, jj] for d in diff], normal)
-        if w > widest or widest_dir is None:
-            widest, widest_dir = w, w_dir
-    return widest, widest_dir
-
-
-def _widest_over_pairs(
-    pts: np.ndarray,
-    xyz: np.ndarray,
-    ii: np.ndarray,
-    jj: np.ndarray,
-    length: np.ndarray,
-    steps: list[np.ndarray],
-    normal: np.ndarray,
-) -> tuple[float, np.ndarray]:
-    """The widest extent of ``pts`` perpendicular (in plane) to the pairs ``(ii, jj)``: the first widest pair's.
-
-    ``steps`` are the coordinate differences ``xyz[:, jj] - xyz[:, ii]`` and
-    ``length`` their lengths; the directions are ``np.cross(normal, step /
-    length)`` normalised as ``np.linalg.norm(v, axis=1)`` does it.
-    """
-    n0, n1, n2 = normal
-    u0, u1, u2 = (d / length for d in steps)
-    v = np.empty((len(ii), 3), dtype=np.float64)
-    v[:, 0] = n1 * u2 - n2 * u1  # np.cross(normal, u)
-    v[:, 1] = n2 * u0 - n0 * u2
-    v[:, 2] = n0 * u1 - n1 * u0
-    v /= np.sqrt(np.add.reduce(v * v, axis=1, keepdims=True))
-    proj = pts @ v.T
-    ext = proj.max(0) - proj.min(0)
-    k = int(np.argmax(ext))
-    return float(ext[k]), v[k]
 
 
 def _axial_resample(mask: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -629,10 +348,10 @@ def measure_instance(
     k_axis = grid.slice_axis
     if grid.axial:
         inplane = [extremes[a] for a in range(3) if a != k_axis]
-        dl, ds, ul, us = _axial_diameters(inplane[0] & inplane[1], crop_aff, k_axis, grid.normal)
+        dl, ds, ul, us = axial_diameters(inplane[0] & inplane[1], crop_aff, k_axis, grid.normal)
     else:
         amask, aaff = _axial_resample(mask, crop_aff)
-        dl, ds, ul, us = _axial_diameters(_axis_extremes(amask, 0) & _axis_extremes(amask, 1), aaff, 2)
+        dl, ds, ul, us = axial_diameters(_axis_extremes(amask, 0) & _axis_extremes(amask, 1), aaff, 2)
         # the transverse resampling moves voxel centres; an in-plane diameter never exceeds the 3-D one
         dl = min(dl, d3)
         ds = None if ds is None else min(ds, dl)
