@@ -282,6 +282,14 @@ def test_cohort_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     grade.write_text("path,grade\na/s,7\n")
     with pytest.raises(InputError, match="grade"):
         discover_cohort(grade)
+    # the height and weight columns are bounded by the run's rules (body.height_cm_range), checked up front
+    tall = tmp_path / "tall.csv"
+    tall.write_text("path,height_cm\na/s,260\n")
+    with pytest.raises(InputError, match=r"tall.csv line 2.*'height_cm' has invalid value 260.*body.height_cm_range"):
+        discover_cohort(tall)
+    wide = tmp_path / "wide.toml"
+    wide.write_text("[body]\nheight_cm_range = [100.0, 300.0]\n")
+    assert discover_cohort(tall, rules=wide)[0].clinical == {"height_cm": "260"}
     (tmp_path / "empty").mkdir()
     assert main(["batch", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 3
     assert "no study folder found" in capsys.readouterr().err

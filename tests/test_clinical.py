@@ -74,7 +74,11 @@ def test_csv_row_text_values_and_empty_cells():
         ({"performance_status": 5}, r"'performance_status' has invalid value 5; allowed: a whole number 0-4"),
         ({"ki67_percent": 150}, r"'ki67_percent' has invalid value 150.0; allowed: 0-100 %"),
         ({"ki67_percent": -1}, r"'ki67_percent'"),
-        ({"height_cm": 20}, r"'height_cm' has invalid value 20.0; allowed: 100-250 cm \(impossible value\)"),
+        (
+            {"height_cm": 20},
+            r"'height_cm' has invalid value 20.0; allowed: 100-250 cm "
+            r"\(impossible value, rules key body.height_cm_range\)",
+        ),
         ({"weight_kg": 700}, r"'weight_kg' has invalid value 700.0; allowed: 25-350 kg"),
         ({"extrahepatic_disease": "yes"}, r"'extrahepatic_disease' has invalid value 'yes'; allowed: true or false"),
         ({"primary_resected": 1}, r"'primary_resected' has invalid value 1"),

@@ -674,6 +674,37 @@ def test_rules_key_reference_erosion_mm(tmp_path):
     assert flat["spleen_reference"]["mean_signal_au"] == pytest.approx(whole, rel=1e-5)
 
 
+@covers("mri.hui_unassigned_note_percent")
+def test_rules_key_hui_unassigned_note_percent(tmp_path):
+    """The HUI share outside every Couinaud segment (computed from the phantom) is noted above the key's percent."""
+    from phantoms import write_nifti
+
+    signal = {seg: 300.0 + 25.0 * seg for seg in range(1, 9)}
+    spleen = 200.0
+    paths = write_nifti_study(tmp_path, signal_image(signal, spleen, 120.0), sidecar=HBP)
+    seg = couinaud_map()
+    labels = label_map()
+    (i0, i1), (j0, j1), (k0, _) = segment_boxes()[8]
+    seg[i0:i1, j0:j1, k0 : k0 + 2] = 0  # two slices of segment 8 without a segment label
+    write_nifti(paths["segments"], seg, AFFINE)
+    parenchyma = labels == 1  # liver without the lesions
+    hui_of = lambda where: sum(  # noqa: E731
+        np.count_nonzero(parenchyma & where & (couinaud_map() == s)) * VOXEL_ML * (signal[s] / spleen - 1.0)
+        for s in range(1, 9)
+    )
+    share = 100.0 * hui_of(seg == 0) / hui_of(np.ones_like(seg, dtype=bool))
+    assert 1.0 < share < 20.0  # above the shipped 1 %
+    note = f"{share:.1f}% of the HUI lies in liver outside every Couinaud segment"
+    default = _analyze(paths)["mri"]
+    assert any(n.startswith(note) for n in default["notes"])
+    rules = _rules_file(tmp_path, "note", f"hui_unassigned_note_percent = {share + 1.0}")
+    segs = [paths["seg"], f"segments={paths['segments']}"]
+    opts = AnalyzeOptions(modality="MR")
+    raised = analyze(image=paths["image"], segs=segs, labels=LABELS, rules=rules, options=opts).to_dict()["mri"]
+    assert not any("outside every Couinaud segment" in n for n in raised["notes"])
+    assert raised["hui_unassigned_ml"] == pytest.approx(default["hui_unassigned_ml"])
+
+
 @covers("mri.n4_iterations", "mri.n4_fitting_levels", "mri.n4_shrink_factor")
 @pytest.mark.parametrize(
     ("text", "key"),

@@ -10,6 +10,7 @@ import pytest
 from dicom_factory import write_image_series
 from pet_factory import write_pet_series
 from phantoms import grid_affine, sphere_mask
+from rules_coverage import covers
 from seg_factory import SegmentSpec, write_seg
 
 from netlm_imaging.api import analyze
@@ -241,6 +242,20 @@ def test_sul_and_resolution_from_the_pet_header(tmp_path):
     assert rep.pet["sul"]["sex_source"] == "DICOM PatientSex (0010,0040)"
     assert rep.lesions[0]["sul_max"] == pytest.approx(20.0 * lbm / WEIGHT_KG, rel=2e-3)
     assert rep.pet["resolution_fwhm_mm"] == pytest.approx((6.0**2 + 5.0**2) ** 0.5, rel=1e-3)
+
+
+@covers("pet.sul_height_m_range")
+def test_sul_header_height_range_of_the_rules(tmp_path):
+    """A PatientSize of 2.70 m is outside the shipped 0.3-2.6 m: no SUL; a wider range lets it give the SUL."""
+    pet, seg = _pet_only_study(tmp_path, patient_size_m=2.70, patient_sex="M")
+    default = analyze(image=pet, segs=[seg]).pet
+    assert default["sul"] is None
+    assert any("height" in m for m in default["sul_missing_inputs"])
+    (tmp_path / "rules.toml").write_text("[pet]\nsul_height_m_range = [0.3, 3.0]\n")
+    wide = analyze(image=pet, segs=[seg], rules=tmp_path / "rules.toml").pet
+    lbm = 9270.0 * WEIGHT_KG / (6680.0 + 216.0 * WEIGHT_KG / 2.70**2)  # Janmahasatian 2005, male
+    assert wide["sul"]["sul_per_suvbw"] == pytest.approx(lbm / WEIGHT_KG, rel=1e-3)
+    assert wide["sul"]["height_source"] == "DICOM PatientSize (0010,1020)"
 
 
 def test_sul_from_the_clinical_sidecar_overrides_the_header(tmp_path):

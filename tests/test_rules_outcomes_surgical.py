@@ -11,8 +11,10 @@ changing one key through ``load_rules`` (as ``--rules`` does).
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,6 +33,7 @@ from surgical_phantoms import (
     zone_mask,
 )
 
+from netlm_imaging import analyze
 from netlm_imaging.classify.classifications import (
     burden_category,
     cloyd_resectability,
@@ -351,6 +354,38 @@ def test_telv_formula_has_one_choice(tmp_path):
     assert assess(p.ctx(), FULL, user_rules(tmp_path)).remnant["telv_formula"] == "vauthey"
     with pytest.raises(InputError, match=r"'body.telv_formula' = 'urata' is not allowed"):
         user_rules(tmp_path, {"body.telv_formula": "urata"})
+
+
+@covers("body.height_cm_range", "body.weight_kg_range")
+@pytest.mark.parametrize(
+    ("key", "header", "widened", "field", "value"),
+    [
+        ("height_cm_range", {"patient_size_m": 2.6, "patient_weight_kg": 70.0}, [100.0, 300.0], "height_cm", 260.0),
+        ("weight_kg_range", {"patient_size_m": 1.75, "patient_weight_kg": 400.0}, [25.0, 500.0], "weight_kg", 400.0),
+    ],
+)
+def test_body_size_ranges_bound_header_and_clinical_values(tmp_path, key, header, widened, field, value):
+    """A header value outside the range is ignored (no BSA); a clinical value outside it is refused (exit 3)."""
+    p = _tiny_lesion_liver()
+    default = assess(p.ctx(header=header), ClinicalInputs(grade=1), user_rules(tmp_path)).remnant
+    assert default[field] is None
+    assert default["bsa_m2"] is None
+    changed = user_rules(tmp_path, {f"body.{key}": widened}, name="wide.json")
+    used = assess(p.ctx(header=header), ClinicalInputs(grade=1), changed).remnant
+    height = 100.0 * header["patient_size_m"]
+    assert used[field] == pytest.approx(value)
+    assert used["bsa_m2"] == pytest.approx(math.sqrt(height * header["patient_weight_kg"] / 3600))
+    # the clinical file (and a cohort row) is validated by the same key, through the load stage
+    clinical = tmp_path / "clinical.json"
+    clinical.write_text(json.dumps({field: value}))
+    rules_file = tmp_path / "wide_rules.json"
+    rules_file.write_text(json.dumps({"body": {key: widened}}))
+    demo = Path(__file__).resolve().parents[1] / "sample_data" / "netlm_demo"
+    with pytest.raises(InputError, match=rf"'{field}' has invalid value {value}.*rules key body.{key}"):
+        analyze(demo, clinical=clinical)
+    assert analyze(demo, clinical=clinical, rules=rules_file).to_dict()["remnant"][field] == pytest.approx(value)
+    with pytest.raises(InputError, match=rf"rules key 'body.{key}' must be \[low, high\]"):
+        user_rules(tmp_path, {f"body.{key}": [widened[1], widened[0]]}, name="bad.json")
 
 
 # ------------------------------------------------------------------ [anatomy] [resections]

@@ -21,17 +21,16 @@ themselves carry no identifiers and name files relative to the study folder.
 from __future__ import annotations
 
 import csv
-import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..errors import InputError
 
 __all__ = ["PATH_COLUMNS", "Study", "discover_cohort", "studies_from_csv", "studies_from_folder"]
 
-logger = logging.getLogger(__name__)
 
 #: Accepted names (case-insensitive) of the study-path column of a cohort CSV.
 PATH_COLUMNS = ("path", "study", "study_dir", "folder")
@@ -120,23 +119,30 @@ def studies_from_folder(cohort_dir: str | os.PathLike[str], *, exclude: Sequence
     return _check_unique(studies, str(cohort_dir))
 
 
-def _validate_clinical(row: dict[str, str], where: str) -> None:
+def _body_rules(rules: Any) -> Any:
+    """The ``body`` table of the run's rules (its height and weight ranges bound the clinical columns)."""
+    from ..classify.rules import Rules, load_rules
+
+    return (rules if isinstance(rules, Rules) else load_rules(rules))["body"]
+
+
+def _validate_clinical(row: dict[str, str], where: str, body: Any) -> None:
     """Run the clinical parser on a row now, so a bad value stops the run before any work."""
-    try:
-        from ..classify.clinical import clinical_from_row
-    except ImportError:
-        logger.warning("%s: clinical columns given but this version has no clinical parser; they are ignored", where)
-        return
-    clinical_from_row(row, where)
+    from ..classify.clinical import clinical_from_row
+
+    clinical_from_row(row, where, body=body)
 
 
-def studies_from_csv(csv_path: str | os.PathLike[str]) -> list[Study]:
+def studies_from_csv(csv_path: str | os.PathLike[str], *, rules: Any = None) -> list[Study]:
     """Studies listed in a cohort CSV (paths relative to the CSV file).
 
     Parameters
     ----------
     csv_path : path-like
         Cohort CSV with a header row.
+    rules : path or Rules, optional
+        The rules of the run (``--rules``): the clinical columns are validated with its
+        ``body`` ranges (default: the shipped rules).
 
     Returns
     -------
@@ -166,6 +172,7 @@ def studies_from_csv(csv_path: str | os.PathLike[str]) -> list[Study]:
     id_col = lower.get(_ID_COLUMN)
     base = path.resolve().parent
     studies = []
+    body = None
     for n, raw in enumerate(reader, start=2):
         row = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
         if not any(row.values()):
@@ -179,14 +186,17 @@ def studies_from_csv(csv_path: str | os.PathLike[str]) -> list[Study]:
         sid = _check_id(sid_raw if sid_raw else study_path.name, where)
         clinical = {k: v for k, v in row.items() if k not in (path_col, id_col) and k}
         if any(clinical.values()):
-            _validate_clinical(clinical, where)
+            body = _body_rules(rules) if body is None else body
+            _validate_clinical(clinical, where, body)
         studies.append(Study(sid, study_path, clinical))
     if not studies:
         raise InputError(f"{path}: the cohort CSV lists no study; add one row per study folder")
     return _check_unique(studies, str(path))
 
 
-def discover_cohort(source: str | os.PathLike[str], *, out_dir: str | os.PathLike[str] | None = None) -> list[Study]:
+def discover_cohort(
+    source: str | os.PathLike[str], *, out_dir: str | os.PathLike[str] | None = None, rules: Any = None
+) -> list[Study]:
     """Studies of a cohort given as a folder or a CSV file.
 
     Parameters
@@ -195,6 +205,8 @@ def discover_cohort(source: str | os.PathLike[str], *, out_dir: str | os.PathLik
         Cohort folder or cohort CSV (``.csv``/``.tsv`` is not required: any file is read as CSV).
     out_dir : path-like, optional
         Batch output folder, skipped when it lies inside the cohort folder.
+    rules : path or Rules, optional
+        As :func:`studies_from_csv`.
 
     Returns
     -------
@@ -203,5 +215,5 @@ def discover_cohort(source: str | os.PathLike[str], *, out_dir: str | os.PathLik
     """
     p = Path(source)
     if p.is_file():
-        return studies_from_csv(p)
+        return studies_from_csv(p, rules=rules)
     return studies_from_folder(p, exclude=[Path(out_dir)] if out_dir is not None else [])

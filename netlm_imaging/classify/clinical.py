@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..rules_data import default_section
 
 __all__ = [
     "ClinicalInputs",
@@ -42,9 +43,6 @@ SYMPTOMS = ("none", "hormonal", "bulk")
 SEXES = ("male", "female")
 LIVER_CONDITIONS = ("normal", "chemotherapy", "cirrhosis")
 DIFFERENTIATION = ("well", "poor")
-#: Plausible adult ranges; values outside are refused as impossible [D].
-HEIGHT_CM_RANGE = (100.0, 250.0)
-WEIGHT_KG_RANGE = (25.0, 350.0)
 _TRUE = {"true", "yes", "y", "1"}
 _FALSE = {"false", "no", "n", "0"}
 
@@ -146,13 +144,23 @@ def _as_choice(source: str, name: str, value: Any, choices: tuple[str, ...]) -> 
     return value.strip().lower()
 
 
-def _in_range(source: str, name: str, value: float, lo: float, hi: float, unit: str) -> float:
+def _in_range(source: str, name: str, value: float, lo: float, hi: float, unit: str, key: str = "") -> float:
     if not lo <= value <= hi:
-        raise _bad(source, name, value, f"{lo:g}-{hi:g} {unit} (impossible value)")
+        raise _bad(source, name, value, f"{lo:g}-{hi:g} {unit} (impossible value{', rules key ' + key if key else ''})")
     return value
 
 
-def _validate(data: Mapping[str, Any], source: str, from_text: bool) -> ClinicalInputs:
+def _ranges(body: Mapping[str, Any] | None) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The plausible height (cm) and weight (kg) ranges of ``rules["body"]`` (the shipped ones when None)."""
+    b = default_section("body") if body is None else body
+    (h0, h1), (w0, w1) = b["height_cm_range"], b["weight_kg_range"]
+    return (float(h0), float(h1)), (float(w0), float(w1))
+
+
+def _validate(
+    data: Mapping[str, Any], source: str, from_text: bool, body: Mapping[str, Any] | None = None
+) -> ClinicalInputs:
+    (h0, h1), (w0, w1) = _ranges(body)
     unknown = sorted(set(data) - set(_FIELDS))
     if unknown:
         raise InputError(
@@ -180,13 +188,17 @@ def _validate(data: Mapping[str, Any], source: str, from_text: bool) -> Clinical
         elif name == "ki67_percent":
             values[name] = _in_range(source, name, _as_number(source, name, raw, from_text), 0.0, 100.0, "%")
         elif name == "height_cm":
-            values[name] = _in_range(source, name, _as_number(source, name, raw, from_text), *HEIGHT_CM_RANGE, "cm")
+            values[name] = _in_range(
+                source, name, _as_number(source, name, raw, from_text), h0, h1, "cm", "body.height_cm_range"
+            )
         elif name == "weight_kg":
-            values[name] = _in_range(source, name, _as_number(source, name, raw, from_text), *WEIGHT_KG_RANGE, "kg")
+            values[name] = _in_range(
+                source, name, _as_number(source, name, raw, from_text), w0, w1, "kg", "body.weight_kg_range"
+            )
     return ClinicalInputs(**values, source=source)
 
 
-def load_clinical(path: str | Path) -> ClinicalInputs:
+def load_clinical(path: str | Path, *, body: Mapping[str, Any] | None = None) -> ClinicalInputs:
     """Read and validate a clinical sidecar file (``.json`` or ``.toml``).
 
     Parameters
@@ -194,6 +206,9 @@ def load_clinical(path: str | Path) -> ClinicalInputs:
     path : str or pathlib.Path
         The file; a JSON object or TOML table with any of the fields of
         :class:`ClinicalInputs`.
+    body : mapping, optional
+        ``rules["body"]``: its ``height_cm_range`` and ``weight_kg_range`` bound the
+        height and weight (default: the shipped rules).
 
     Returns
     -------
@@ -222,7 +237,7 @@ def load_clinical(path: str | Path) -> ClinicalInputs:
         raise InputError(f"{p}: clinical file is not valid {suffix[1:].upper()}: {exc}; fix the syntax") from exc
     if not isinstance(data, dict):
         raise InputError(f"{p}: clinical file must hold an object/table of fields, got {type(data).__name__}")
-    return _validate(data, str(p), from_text=False)
+    return _validate(data, str(p), from_text=False, body=body)
 
 
 @dataclass(frozen=True)
@@ -241,17 +256,20 @@ class ClinicalRow:
     source: str
 
 
-def as_clinical_inputs(clinical: str | Path | ClinicalInputs | ClinicalRow | None) -> ClinicalInputs | None:
+def as_clinical_inputs(
+    clinical: str | Path | ClinicalInputs | ClinicalRow | None, *, body: Mapping[str, Any] | None = None
+) -> ClinicalInputs | None:
     """The clinical inputs of an analysis: a loaded :class:`ClinicalInputs` as it is, a path read
-    with :func:`load_clinical`, a cohort row validated with :func:`clinical_from_row`, None for none."""
+    with :func:`load_clinical`, a cohort row validated with :func:`clinical_from_row` (both within
+    the ``body`` ranges of the rules), None for none."""
     if clinical is None or isinstance(clinical, ClinicalInputs):
         return clinical
     if isinstance(clinical, ClinicalRow):
-        return clinical_from_row(clinical.values, clinical.source)
-    return load_clinical(clinical)
+        return clinical_from_row(clinical.values, clinical.source, body=body)
+    return load_clinical(clinical, body=body)
 
 
-def clinical_from_row(row: Mapping[str, str], source: str) -> ClinicalInputs:
+def clinical_from_row(row: Mapping[str, str], source: str, *, body: Mapping[str, Any] | None = None) -> ClinicalInputs:
     """Validate the clinical columns of one batch CSV row.
 
     Parameters
@@ -263,6 +281,8 @@ def clinical_from_row(row: Mapping[str, str], source: str) -> ClinicalInputs:
         true/false/yes/no/1/0.
     source : str
         Names the row in messages, e.g. ``"cohort.csv row 12"``.
+    body : mapping, optional
+        ``rules["body"]`` (the height and weight ranges), as :func:`load_clinical`.
 
     Returns
     -------
@@ -273,11 +293,11 @@ def clinical_from_row(row: Mapping[str, str], source: str) -> ClinicalInputs:
     InputError
         As :func:`load_clinical`.
     """
-    return _validate(dict(row), source, from_text=True)
+    return _validate(dict(row), source, from_text=True, body=body)
 
 
 def resolve_body_size(
-    clinical: ClinicalInputs | None, header: Mapping[str, Any]
+    clinical: ClinicalInputs | None, header: Mapping[str, Any], body: Mapping[str, Any] | None = None
 ) -> tuple[float | None, float | None, list[str]]:
     """Height (cm) and weight (kg): the clinical file first, then the DICOM header.
 
@@ -287,6 +307,9 @@ def resolve_body_size(
     header : Mapping
         Non-identifying header facts; ``patient_size_m`` (or
         ``patient_height_m``) and ``patient_weight_kg`` are used.
+    body : mapping, optional
+        ``rules["body"]``: header values outside ``height_cm_range`` / ``weight_kg_range``
+        are ignored (default: the shipped rules).
 
     Returns
     -------
@@ -295,6 +318,7 @@ def resolve_body_size(
         Which source gave each value; header values outside the plausible
         range are ignored with a note.
     """
+    (h0, h1), (w0, w1) = _ranges(body)
     notes: list[str] = []
     height = clinical.height_cm if clinical else None
     weight = clinical.weight_kg if clinical else None
@@ -304,21 +328,21 @@ def resolve_body_size(
         size_m = header.get("patient_size_m", header.get("patient_height_m"))
         if isinstance(size_m, (int, float)) and not isinstance(size_m, bool) and size_m > 0:
             h = float(size_m) * 100.0
-            if HEIGHT_CM_RANGE[0] <= h <= HEIGHT_CM_RANGE[1]:
+            if h0 <= h <= h1:
                 height = h
                 notes.append(f"height {h:g} cm from DICOM PatientSize (0010,1020)")
             else:
-                notes.append(f"DICOM PatientSize {size_m!r} m ignored (outside {HEIGHT_CM_RANGE} cm)")
+                notes.append(f"DICOM PatientSize {size_m!r} m ignored (outside {h0:g}-{h1:g} cm, body.height_cm_range)")
     if weight is not None:
         notes.append(f"weight {weight:g} kg from the clinical file")
     else:
         w = header.get("patient_weight_kg")
         if isinstance(w, (int, float)) and not isinstance(w, bool) and w > 0:
-            if WEIGHT_KG_RANGE[0] <= float(w) <= WEIGHT_KG_RANGE[1]:
+            if w0 <= float(w) <= w1:
                 weight = float(w)
                 notes.append(f"weight {weight:g} kg from DICOM PatientWeight (0010,1030)")
             else:
-                notes.append(f"DICOM PatientWeight {w!r} kg ignored (outside {WEIGHT_KG_RANGE} kg)")
+                notes.append(f"DICOM PatientWeight {w!r} kg ignored (outside {w0:g}-{w1:g} kg, body.weight_kg_range)")
     for note in notes:
         logger.info("body size: %s", note)
     return height, weight, notes

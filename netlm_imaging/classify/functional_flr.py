@@ -40,7 +40,12 @@ class FunctionalRemnant:
 
 
 def functional_remnant(
-    ctx: MeasurementContext, signal: Any, remnant: Mapping[str, Any], *, hepatobiliary: bool
+    ctx: MeasurementContext,
+    signal: Any,
+    remnant: Mapping[str, Any],
+    *,
+    hepatobiliary: bool,
+    unassigned_note_percent: float,
 ) -> FunctionalRemnant:
     """Functional FLR of every standard resection and of the debulking plan, and what was missing.
 
@@ -54,6 +59,9 @@ def functional_remnant(
         The report's ``remnant`` block (standard resections and the plan, as rounded in the report).
     hepatobiliary : bool
         The image is a hepatobiliary phase (HUI measured).
+    unassigned_note_percent : float
+        ``rules["mri"]["hui_unassigned_note_percent"]``: a larger share of the HUI outside every
+        Couinaud segment gets a note.
     """
     from ..measure.mri import functional_remnant_percent
 
@@ -112,7 +120,7 @@ def functional_remnant(
     notes: list[str] = []
     if hui is not None and signal.hui_unassigned_ml is not None and hui > 0:
         share = 100.0 * signal.hui_unassigned_ml / hui
-        if abs(share) > 1.0:
+        if abs(share) > unassigned_note_percent:
             notes.append(
                 f"{share:.1f}% of the HUI lies in liver outside every Couinaud segment (kept in every remnant)"
             )

@@ -261,8 +261,17 @@ def _check_values(data: dict[str, Any], source: str) -> None:
             f"{source}: 'grade.ki67_g2_min_percent' and 'grade.ki67_g3_above_percent' must satisfy "
             f"0 < g2_min <= g3_above <= 100, got {grade['ki67_g2_min_percent']} and {grade['ki67_g3_above_percent']}"
         )
+    for table, key in (("body", "height_cm_range"), ("body", "weight_kg_range"), ("pet", "sul_height_m_range")):
+        _check_range(data[table][key], f"{table}.{key}", source)
     _check_mri(data["mri"], source)
     _check_pet(data, source)
+
+
+def _check_range(value: Any, dotted: str, source: str) -> None:
+    """A plausibility range: two numbers, 0 < low < high."""
+    numbers = isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    if not (numbers and len(value) == 2 and 0 < value[0] < value[1]):
+        raise InputError(f"{source}: rules key {dotted!r} must be [low, high] with 0 < low < high, got {value!r}")
 
 
 def _check_pet(data: dict[str, Any], source: str) -> None:

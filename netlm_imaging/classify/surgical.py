@@ -250,7 +250,7 @@ def assess(
     _add(missing, burden["missing_inputs"])
 
     # body size, TELV, threshold
-    height, weight, body_notes = resolve_body_size(clinical, ctx.header)
+    height, weight, body_notes = resolve_body_size(clinical, ctx.header, rules["body"])
     rationale += body_notes
     bsa = telv = None
     body = rules["body"]

@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     parse_label_spec(args.labels)  # a bad --labels is a usage error before any study starts
     aopts = asdict(options_from_args(args))
     out = Path(args.out)
-    studies = discover_cohort(args.cohort, out_dir=out)
+    studies = discover_cohort(args.cohort, out_dir=out, rules=args.rules)
     key_path = None
     if args.pseudonym_key and not args.pseudonymize:
         raise UsageError("--pseudonym-key needs --pseudonymize")

@@ -212,6 +212,9 @@ def _rules_section(rules: Mapping[str, Any] | None, name: str) -> dict[str, Any]
                 )
             out[key] = value
             continue
+        if isinstance(default, list):  # a [low, high] range (checked by the rules loader)
+            out[key] = list(value) if isinstance(value, list) else value
+            continue
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(float(value)):
             raise InputError(f"rules file: [{name}] {key} = {value!r} is not a number; fix the rules file.")
         if float(value) < 0:

@@ -14,8 +14,10 @@ These are formula coefficients, not thresholds; they are fixed here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+from ..rules_data import default_section
 
 __all__ = ["lean_body_mass_kg", "normalise_sex", "sul_body"]
 
@@ -66,7 +68,10 @@ def lean_body_mass_kg(weight_kg: float, height_m: float, sex: str) -> float:
 
 
 def sul_body(
-    header: Mapping[str, Any], height_cm: float | None = None, sex: object = None
+    header: Mapping[str, Any],
+    height_cm: float | None = None,
+    sex: object = None,
+    height_m_range: Sequence[float] | None = None,
 ) -> tuple[float | None, str | None, dict[str, str]]:
     """Height (m) and sex (M/F) for SUL, and where each came from: the clinical file first, then the PET header.
 
@@ -76,6 +81,9 @@ def sul_body(
         The PET series' header facts (``patient_size_m``, ``patient_sex``).
     height_cm, sex : optional
         From the clinical file.
+    height_m_range : (float, float), optional
+        A header PatientSize outside it is ignored (``rules["pet"]["sul_height_m_range"]``; default:
+        the shipped rules).
 
     Examples
     --------
@@ -91,7 +99,8 @@ def sul_body(
         height_m, sources["height"] = float(height_cm) / 100.0, "clinical file"
     elif header.get("patient_size_m"):
         size = float(header["patient_size_m"])
-        if 0.3 <= size <= 2.6:
+        lo, hi = default_section("pet")["sul_height_m_range"] if height_m_range is None else height_m_range
+        if float(lo) <= size <= float(hi):
             height_m, sources["height"] = size, "DICOM PatientSize (0010,1020)"
     clin_sex = normalise_sex(sex)
     if clin_sex:

@@ -57,5 +57,11 @@ def classify_study(measured: Measurements, clinical: Any, rules: Rules, opts: An
     remnant = rounded(sa.remnant or {})
     functional = None
     if measured.mr is not None:  # read from the remnant as the report states it
-        functional = functional_remnant(ctx, measured.mr.signal, remnant, hepatobiliary=measured.mr.functional)
+        functional = functional_remnant(
+            ctx,
+            measured.mr.signal,
+            remnant,
+            hepatobiliary=measured.mr.functional,
+            unassigned_note_percent=float(rules["mri"]["hui_unassigned_note_percent"]),
+        )
     return Decisions(surgical=sa, remnant=remnant, lesion_fields=lesion_fields, functional_remnant=functional)

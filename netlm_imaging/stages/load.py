@@ -105,7 +105,7 @@ def load_study(inputs: StudyInputs, opts: AnalyzeOptions, *, rules: Any = None, 
 
     # the small text inputs first: a typo in the rules or clinical file fails before any pixel is read
     rules_obj = rules if isinstance(rules, Rules) else load_rules(rules)
-    clinical_inputs = as_clinical_inputs(clinical if clinical is not None else inputs.clinical)
+    clinical_inputs = as_clinical_inputs(clinical if clinical is not None else inputs.clinical, body=rules_obj["body"])
     plausibility = rules_obj["pet_plausibility"] if "pet_plausibility" in rules_obj else None
     spec = parse_label_spec(inputs.labels, name_patterns=opts.name_patterns)
     img = read_study_image(

@@ -54,11 +54,15 @@ def measure_study_pet(
     """
     from ..measure.pet import measure_pet
     from ..measure.sul import sul_body
+    from ..rules_data import section_or_default
     from ..segmentation import role_union
 
     header = suv.meta.get("header")
     height_m, sex, body_sources = sul_body(
-        header if isinstance(header, dict) else {}, getattr(clinical, "height_cm", None), getattr(clinical, "sex", None)
+        header if isinstance(header, dict) else {},
+        getattr(clinical, "height_cm", None),
+        getattr(clinical, "sex", None),
+        section_or_default(rules, "pet")["sul_height_m_range"],
     )
     kidney = role_union(layers, "kidney", ctx.image.shape)
     res = measure_pet(
