@@ -13,6 +13,7 @@ import csv
 import numpy as np
 import pytest
 from phantoms_verify import grid_affine, write_nifti
+from rules_coverage import covers, user_rules
 
 from netlm_imaging.cli import main
 from netlm_imaging.errors import InputError
@@ -189,6 +190,59 @@ def test_tolerance_rule_abs_or_rel():
     rows = check_values("s", {"tumor_volume_ml": 0.5}, {"tumor_volume_ml": 0.0})
     assert rows[0].verdict == "agree"  # within 1 mL; relative difference undefined
     assert rows[0].relative_difference is None
+
+
+# (quantity, recomputed, reported): outside both shipped tolerances, inside the widened one
+_ABS_CASES = [
+    ("liver_volume_ml", 10.0, 11.5),  # 1.5 mL > 1 mL and 15 % > 2 %
+    ("tumor_volume_ml", 10.0, 11.5),
+    ("involvement_percent", 10.0, 11.0),  # 1 point > 0.5 and 10 % > 2 %
+    ("lesion_count", 10.0, 11.0),  # exact by default
+    ("remnant_volume_ml", 10.0, 11.5),
+]
+_REL_CASES = [
+    ("liver_volume_ml", 1000.0, 1030.0),  # 30 mL > 1 mL and 3 % > 2 %
+    ("tumor_volume_ml", 1000.0, 1030.0),
+    ("involvement_percent", 50.0, 51.5),  # 1.5 points > 0.5 and 3 % > 2 %
+    ("lesion_count", 100.0, 101.0),  # 1 % > 0
+    ("remnant_volume_ml", 1000.0, 1030.0),
+]
+
+
+@covers(
+    *(f"check.abs_tolerance.{q}" for q, _, _ in _ABS_CASES), *(f"check.rel_tolerance.{q}" for q, _, _ in _REL_CASES)
+)
+@pytest.mark.parametrize(
+    ("kind", "quantity", "recomputed", "reported"),
+    [("abs_tolerance", *c) for c in _ABS_CASES] + [("rel_tolerance", *c) for c in _REL_CASES],
+)
+def test_rules_tolerances_decide_the_verdict(tmp_path, kind, quantity, recomputed, reported):
+    """Each [check] tolerance of the rules file turns a discrepant cell into an agreeing one when widened."""
+    diff = reported - recomputed
+    widened = 1.5 * diff if kind == "abs_tolerance" else 1.5 * diff / recomputed
+    shipped = check_values("s", {quantity: reported}, {quantity: recomputed}, rules=user_rules(tmp_path))
+    assert [r.verdict for r in shipped] == ["DISCREPANT"]
+    changed = user_rules(tmp_path, {f"check.{kind}.{quantity}": widened}, name="wide.json")
+    assert [r.verdict for r in check_values("s", {quantity: reported}, {quantity: recomputed}, rules=changed)] == [
+        "agree"
+    ]
+    assert check_values("s", {quantity: reported}, {quantity: recomputed})[0].verdict == "DISCREPANT"  # shipped
+    with pytest.raises(InputError, match=rf"'check.{kind}.{quantity}' must be (a finite number )?>= 0"):
+        user_rules(tmp_path, {f"check.{kind}.{quantity}": -1.0}, name="bad.json")
+
+
+def test_cli_rules_file_sets_the_tolerances_of_a_check(cohort, tmp_path):
+    """``netlm check --rules`` reads the tolerances (and recomputes) with the file; a missing file is exit 2."""
+    root, truths = cohort
+    only_p3 = _write_csv(
+        root / "p3r.csv",
+        [{"study": "studies/p3", "remnant_volume_ml": truths["studies/p3"]["remnant_volume_ml"] * 0.9}],
+    )
+    assert main(["check", str(only_p3)]) == 1
+    rules = tmp_path / "loose.toml"
+    rules.write_text("[check.rel_tolerance]\nremnant_volume_ml = 0.11\n")
+    assert main(["check", str(only_p3), "--rules", str(rules)]) == 0
+    assert main(["check", str(only_p3), "--rules", str(tmp_path / "none.toml")]) == 2
 
 
 def test_bad_csv_inputs(tmp_path, capsys):

@@ -261,6 +261,10 @@ def _check_values(data: dict[str, Any], source: str) -> None:
             f"{source}: 'grade.ki67_g2_min_percent' and 'grade.ki67_g3_above_percent' must satisfy "
             f"0 < g2_min <= g3_above <= 100, got {grade['ki67_g2_min_percent']} and {grade['ki67_g3_above_percent']}"
         )
+    for kind in ("abs_tolerance", "rel_tolerance"):
+        for q, v in data["check"][kind].items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise InputError(f"{source}: rules key 'check.{kind}.{q}' must be a finite number >= 0, got {v!r}")
     for table, key in (("body", "height_cm_range"), ("body", "weight_kg_range"), ("pet", "sul_height_m_range")):
         _check_range(data[table][key], f"{table}.{key}", source)
     _check_mri(data["mri"], source)

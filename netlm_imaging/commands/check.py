@@ -34,6 +34,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "(defaults 0.02; a cell agrees within the absolute OR the relative tolerance)",
     )
     p.add_argument("--out", metavar="DISCREPANCIES.csv", help="write the table of all checked cells as CSV")
+    p.add_argument(
+        "--rules",
+        help="rules file (TOML/JSON) of the recomputation; its [check.abs_tolerance] and "
+        "[check.rel_tolerance] tables replace the default tolerances",
+    )
     p.add_argument("--labels", help="role mapping for the recomputation, e.g. liver=1,lesion=2 (default LiTS)")
     p.add_argument("--max-voxels", type=int, help="refuse images declaring more voxels than this")
 
@@ -84,6 +89,10 @@ def run(args: argparse.Namespace) -> int:
     if args.max_voxels is not None and args.max_voxels <= 0:
         raise UsageError("--max-voxels must be positive")
     kwargs = {"labels": args.labels, "options": AnalyzeOptions(max_voxels=args.max_voxels)}
+    if args.rules is not None:
+        if not Path(args.rules).is_file():
+            raise UsageError(f"--rules {args.rules}: file not found")
+        kwargs["rules"] = args.rules
     reported = Path(args.reported)
     if _is_dicom(reported):
         if not args.study:

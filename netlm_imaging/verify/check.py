@@ -8,10 +8,12 @@ Tolerances
 ----------
 A reported value **agrees** when ``|reported - recomputed| <= abs_tol`` **or**
 ``|reported - recomputed| <= rel_tol x |recomputed|`` (the recomputed value is
-the reference of the relative difference). Defaults (:data:`DEFAULT_ABS_TOL`,
-:data:`DEFAULT_REL_TOL`): volumes 1 mL or 2 %; involvement 0.5 percentage
-points or 2 %; lesion count exact. A cell that cannot be recomputed (the study
-fails, or the quantity is undefined) gets the verdict ``error``.
+the reference of the relative difference). The tolerances are the rules keys
+``check.abs_tolerance`` and ``check.rel_tolerance`` (shipped: :data:`DEFAULT_ABS_TOL`,
+:data:`DEFAULT_REL_TOL`: volumes 1 mL or 2 %; involvement 0.5 percentage points or
+2 %; lesion count exact); ``abs_tol`` / ``rel_tol`` override single quantities. A cell
+that cannot be recomputed (the study fails, or the quantity is undefined) gets the
+verdict ``error``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 
 from ..atomic import atomic_open
 from ..errors import InputError, NetlmError
+from ..rules_data import default_section
 
 __all__ = [
     "DEFAULT_ABS_TOL",
@@ -50,22 +53,10 @@ QUANTITIES: tuple[str, ...] = (
     "lesion_count",
     "remnant_volume_ml",
 )
-#: Default absolute tolerances (units of each quantity).
-DEFAULT_ABS_TOL: dict[str, float] = {
-    "liver_volume_ml": 1.0,
-    "tumor_volume_ml": 1.0,
-    "involvement_percent": 0.5,
-    "lesion_count": 0.0,
-    "remnant_volume_ml": 1.0,
-}
-#: Default relative tolerances (fraction of the recomputed value).
-DEFAULT_REL_TOL: dict[str, float] = {
-    "liver_volume_ml": 0.02,
-    "tumor_volume_ml": 0.02,
-    "involvement_percent": 0.02,
-    "lesion_count": 0.0,
-    "remnant_volume_ml": 0.02,
-}
+#: Shipped absolute tolerances (units of each quantity): the rules key ``check.abs_tolerance``.
+DEFAULT_ABS_TOL: dict[str, float] = {q: float(v) for q, v in default_section("check")["abs_tolerance"].items()}
+#: Shipped relative tolerances (fraction of the recomputed value): the rules key ``check.rel_tolerance``.
+DEFAULT_REL_TOL: dict[str, float] = {q: float(v) for q, v in default_section("check")["rel_tolerance"].items()}
 #: Discrepancy table columns.
 TABLE_COLUMNS = ("study", "quantity", "reported", "recomputed", "difference", "relative_difference", "verdict", "note")
 
@@ -176,8 +167,15 @@ class CheckResult:
         return out
 
 
-def _tolerances(abs_tol: Mapping[str, float] | None, rel_tol: Mapping[str, float] | None) -> tuple[dict, dict]:
-    a, r = dict(DEFAULT_ABS_TOL), dict(DEFAULT_REL_TOL)
+def _tolerances(
+    abs_tol: Mapping[str, float] | None, rel_tol: Mapping[str, float] | None, rules: Mapping[str, Any] | None = None
+) -> tuple[dict, dict]:
+    """The tolerances of a check: the rules' ``[check]`` tables (shipped ones without rules), then the overrides."""
+    if rules is None:
+        a, r = dict(DEFAULT_ABS_TOL), dict(DEFAULT_REL_TOL)
+    else:
+        a = {q: float(v) for q, v in rules["check"]["abs_tolerance"].items()}
+        r = {q: float(v) for q, v in rules["check"]["rel_tolerance"].items()}
     for given, target, name in ((abs_tol, a, "abs"), (rel_tol, r, "rel")):
         for q, v in (given or {}).items():
             if q not in QUANTITIES:
@@ -195,6 +193,7 @@ def check_values(
     *,
     abs_tol: Mapping[str, float] | None = None,
     rel_tol: Mapping[str, float] | None = None,
+    rules: Mapping[str, Any] | None = None,
 ) -> list[CheckRow]:
     """Compare reported with recomputed values of one study (see the module docstring for the rule).
 
@@ -207,13 +206,15 @@ def check_values(
     recomputed : mapping
         Quantity -> recomputed value (``None`` when undefined).
     abs_tol, rel_tol : mapping, optional
-        Overrides of the default tolerances.
+        Overrides of single tolerances.
+    rules : Rules, optional
+        Rules whose ``check.abs_tolerance`` / ``check.rel_tolerance`` replace the shipped tolerances.
 
     Returns
     -------
     list of CheckRow
     """
-    a, r = _tolerances(abs_tol, rel_tol)
+    a, r = _tolerances(abs_tol, rel_tol, rules)
     rows = []
     for q, rep in reported.items():
         rec = recomputed.get(q)
@@ -288,11 +289,13 @@ def check_reported(
     csv_path : path-like
         CSV with a ``study`` column (folder relative to the CSV) and any of :data:`QUANTITIES`.
     abs_tol, rel_tol : mapping, optional
-        Per-quantity overrides of :data:`DEFAULT_ABS_TOL` / :data:`DEFAULT_REL_TOL`.
+        Per-quantity overrides of the tolerances (the rules' ``[check]`` tables, shipped:
+        :data:`DEFAULT_ABS_TOL` / :data:`DEFAULT_REL_TOL`).
     analyze : callable, optional
         The analysis function (default :func:`netlm_imaging.api.analyze`).
     **analyze_kwargs
-        Passed to ``analyze`` (``labels``, ``options``, ...).
+        Passed to ``analyze`` (``labels``, ``options``, ``rules``, ...). A ``rules`` file or
+        ``Rules`` is read once: the recomputation and the tolerances both use it.
 
     Returns
     -------
@@ -304,7 +307,8 @@ def check_reported(
         Unreadable CSV, no ``study`` column, a non-numeric cell (naming the row and column), bad tolerances.
     """
     path = Path(csv_path)
-    _tolerances(abs_tol, rel_tol)  # validate before any work
+    rules = _loaded_rules(analyze_kwargs)
+    _tolerances(abs_tol, rel_tol, rules)  # validate before any work
     rows, notes = _read_csv(path)
     analyze_fn = analyze if analyze is not None else _default_analyze()
     result = CheckResult(notes=notes)
@@ -319,8 +323,20 @@ def check_reported(
             logger.info("row %d (%s): %s", line, study, exc)
             result.rows.extend(CheckRow(study, q, v, None, None, None, "error", str(exc)) for q, v in values.items())
             continue
-        result.rows.extend(check_values(study, values, recomputed, abs_tol=abs_tol, rel_tol=rel_tol))
+        result.rows.extend(check_values(study, values, recomputed, abs_tol=abs_tol, rel_tol=rel_tol, rules=rules))
     return result
+
+
+def _loaded_rules(analyze_kwargs: dict[str, Any]) -> Any:
+    """The ``rules`` of ``analyze_kwargs`` loaded once (and put back loaded); None when not given."""
+    given = analyze_kwargs.get("rules")
+    if given is None:
+        return None
+    from ..classify.rules import Rules, load_rules
+
+    rules = given if isinstance(given, Rules) else load_rules(given)
+    analyze_kwargs["rules"] = rules
+    return rules
 
 
 def _default_analyze() -> Callable[..., Any]:
@@ -356,7 +372,8 @@ def check_sr(
     """
     from ..report.dicom_sr import read_sr_measurements
 
-    _tolerances(abs_tol, rel_tol)
+    rules = _loaded_rules(analyze_kwargs)
+    _tolerances(abs_tol, rel_tol, rules)
     found = read_sr_measurements(sr_path)
     values = {q: float(v) for q, v in found.items() if q in QUANTITIES and v is not None}
     result = CheckResult()
@@ -370,5 +387,5 @@ def check_sr(
         result.rows.extend(CheckRow(name, q, v, None, None, None, "error", str(exc)) for q, v in values.items())
         return result
     recomputed = quantities_from_report(report.to_dict() if hasattr(report, "to_dict") else report)
-    result.rows.extend(check_values(name, values, recomputed, abs_tol=abs_tol, rel_tol=rel_tol))
+    result.rows.extend(check_values(name, values, recomputed, abs_tol=abs_tol, rel_tol=rel_tol, rules=rules))
     return result
