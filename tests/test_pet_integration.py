@@ -244,6 +244,22 @@ def test_sul_and_resolution_from_the_pet_header(tmp_path):
     assert rep.pet["resolution_fwhm_mm"] == pytest.approx((6.0**2 + 5.0**2) ** 0.5, rel=1e-3)
 
 
+def test_two_digit_filter_fwhm_of_the_convolution_kernel(tmp_path):
+    """'Gauss12.00' is a 12 mm filter (was read as 2 mm: the word pattern took the first digit)."""
+    pet, seg = _pet_only_study(tmp_path, patient_size_m=1.80, patient_sex="M", convolution_kernel="3D Gauss12.00")
+    assert analyze(image=pet, segs=[seg]).pet["resolution_fwhm_mm"] == pytest.approx(13.0, rel=1e-3)  # sqrt(144 + 25)
+
+
+@covers("pet.header_filter_fwhm_max_mm")
+def test_header_filter_fwhm_limit_of_the_rules(tmp_path):
+    """A 35 mm 'filter' is above the shipped 30 mm limit: the rules' resolution is used; a higher limit reads it."""
+    pet, seg = _pet_only_study(tmp_path, patient_size_m=1.80, patient_sex="M", convolution_kernel="XYZ Gauss35.00")
+    assert analyze(image=pet, segs=[seg]).pet["resolution_fwhm_mm"] == pytest.approx(7.0)  # pet.resolution_fwhm_mm
+    (tmp_path / "rules.toml").write_text("[pet]\nheader_filter_fwhm_max_mm = 40.0\n")
+    wide = analyze(image=pet, segs=[seg], rules=tmp_path / "rules.toml").pet
+    assert wide["resolution_fwhm_mm"] == pytest.approx((35.0**2 + 5.0**2) ** 0.5, rel=1e-3)
+
+
 @covers("pet.sul_height_m_range")
 def test_sul_header_height_range_of_the_rules(tmp_path):
     """A PatientSize of 2.70 m is outside the shipped 0.3-2.6 m: no SUL; a wider range lets it give the SUL."""

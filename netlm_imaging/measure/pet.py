@@ -678,7 +678,7 @@ def _avid_floor(
 
 #: A post-reconstruction filter width in ConvolutionKernel: "Gauss5.00", "XYZGAUSSIAN5.00", "6.4 mm", "FWHM 4".
 _KERNEL_FWHM_RE = re.compile(
-    r"(?:gauss\w*|fwhm|filter)\s*[:=]?\s*([0-9]+(?:\.[0-9]+)?)|([0-9]+(?:\.[0-9]+)?)\s*mm", re.IGNORECASE
+    r"(?:gauss[a-z_]*|fwhm|filter)\s*[:=]?\s*([0-9]+(?:\.[0-9]+)?)|([0-9]+(?:\.[0-9]+)?)\s*mm", re.IGNORECASE
 )
 
 
@@ -690,7 +690,7 @@ def _resolution_fwhm(suv: Volume, pr: Mapping[str, Any]) -> tuple[float, str]:
         m = _KERNEL_FWHM_RE.search(str(kernel))
         if m:
             filt = float(m.group(1) or m.group(2))
-            if 0.0 < filt < 30.0:
+            if 0.0 < filt < float(pr["header_filter_fwhm_max_mm"]):
                 system = float(pr["system_fwhm_mm"])
                 fwhm = math.sqrt(filt**2 + system**2)
                 return fwhm, (
