@@ -14,6 +14,7 @@ import math
 import numpy as np
 import pytest
 from phantoms_verify import LiverPhantom, Sphere, grid_affine, make_context, rotation, write_nifti
+from rules_coverage import covers, user_rules
 
 from netlm_imaging.errors import GeometryError
 from netlm_imaging.verify.longitudinal import (
@@ -90,6 +91,18 @@ def test_growth_new_and_disappeared_lesions(shared):
         got = pts @ res.alignment.matrix_fixed_to_moving[:3, :3].T + res.alignment.matrix_fixed_to_moving[:3, 3]
         assert np.max(np.linalg.norm(got - truth, axis=1)) < 2.0
         assert d["alignment"]["rigid_rotation_deg"] is not None
+
+
+@covers("response.registration_min_liver_dice")
+def test_registration_min_liver_dice_of_the_rules(tmp_path):
+    """Registered livers below the rules' Dice get the 'doubtful' warning (the phantom pair reaches > 0.93)."""
+    ctx_b, ctx_f = _pair(False)
+    shipped = compare_studies(ctx_b, ctx_f, thresholds=ResponseThresholds.from_rules(None))
+    assert shipped.alignment.liver_dice_after > 0.93
+    assert not any("doubtful" in w for w in shipped.warnings)
+    strict = user_rules(tmp_path, {"response.registration_min_liver_dice": 0.999})
+    res = compare_studies(ctx_b, ctx_f, thresholds=ResponseThresholds.from_rules(strict))
+    assert any(f"liver Dice after registration {res.alignment.liver_dice_after:.3f} < 0.999" in w for w in res.warnings)
 
 
 def test_without_registration_the_moved_followup_does_not_match():

@@ -152,6 +152,10 @@ def test_lits_detection_counts_and_matched_volume_agreement():
     assert grown.dice == pytest.approx(2 * n**3 / (n**3 + (n + 1) * n * n))
     assert det.precision == pytest.approx(3 / 5)
     assert det.recall == pytest.approx(3 / 5)
+    assert det.to_dict()["iou_threshold"] == 0.5
+    # a stricter IoU threshold (5/7 = 0.71 no longer matches) is the one the result reports
+    strict = detect_lesions(ref, pred, aff, iou_threshold=0.8)
+    assert (strict.true_positives, strict.to_dict()["iou_threshold"]) == (2, 0.8)
 
 
 def test_burden_difference_and_total_liver_union():

@@ -63,7 +63,15 @@ logger = logging.getLogger(__name__)
 #: ResponseThresholds field -> (rules table, key) it is read from.
 _RULE_OF_FIELD: dict[str, tuple[str, str]] = {
     **{f"recist_{k}": ("recist", k) for k in ("pr_decrease_percent", "pd_increase_percent", "pd_min_increase_mm")},
-    **{k: ("response", k) for k in ("volume_pr_decrease_percent", "volume_pd_increase_percent", "match_distance_mm")},
+    **{
+        k: ("response", k)
+        for k in (
+            "volume_pr_decrease_percent",
+            "volume_pd_increase_percent",
+            "match_distance_mm",
+            "registration_min_liver_dice",
+        )
+    },
     **{k: ("recist", k) for k in ("max_targets", "max_targets_per_organ")},
     "measurable_diameter_mm": ("recist", "measurable_min_diameter_mm"),
 }
@@ -93,6 +101,8 @@ class ResponseThresholds:
         [D] volumetric PD: total tumour volume increase (rules ``response.volume_pd_increase_percent``).
     match_distance_mm : float
         [D] largest centroid distance matching two non-overlapping lesions (rules ``response.match_distance_mm``).
+    registration_min_liver_dice : float
+        [D] registered livers with a lower Dice get a warning (rules ``response.registration_min_liver_dice``).
     max_targets, max_targets_per_organ, measurable_diameter_mm
         Kept for callers; not used: target limits and measurability come from
         the rules file's ``[recist]`` table, as in ``analyze``.
@@ -122,6 +132,7 @@ class ResponseThresholds:
     volume_pr_decrease_percent: float = field(default_factory=lambda: _shipped("volume_pr_decrease_percent"))
     volume_pd_increase_percent: float = field(default_factory=lambda: _shipped("volume_pd_increase_percent"))
     match_distance_mm: float = field(default_factory=lambda: _shipped("match_distance_mm"))
+    registration_min_liver_dice: float = field(default_factory=lambda: _shipped("registration_min_liver_dice"))
     max_targets: int = field(default_factory=lambda: _shipped("max_targets"))
     max_targets_per_organ: int = field(default_factory=lambda: _shipped("max_targets_per_organ"))
     measurable_diameter_mm: float = field(default_factory=lambda: _shipped("measurable_diameter_mm"))
@@ -340,7 +351,9 @@ def _liver_volume(ctx: MeasurementContext) -> Volume | None:
     return ctx.image.with_array(np.asarray(ctx.liver, dtype=bool))
 
 
-def _alignment(baseline: MeasurementContext, followup: MeasurementContext, mode: str, warnings: list[str]) -> Alignment:
+def _alignment(
+    baseline: MeasurementContext, followup: MeasurementContext, mode: str, warnings: list[str], min_dice: float
+) -> Alignment:
     fb, ff = baseline.image.frame_of_reference_uid, followup.image.frame_of_reference_uid
     lb, lf = _liver_volume(baseline), _liver_volume(followup)
     shared = bool(fb and ff and fb == ff)
@@ -357,7 +370,7 @@ def _alignment(baseline: MeasurementContext, followup: MeasurementContext, mode:
             "equal; lesion matching may be wrong"
         )
         return identity_alignment(lb, lf, "identity_assumed")
-    return align_liver_masks(lb, lf)
+    return align_liver_masks(lb, lf, min_dice=min_dice)
 
 
 def _match(
@@ -432,7 +445,7 @@ def compare_studies(
         raise ValueError("registration must be 'auto', 'always' or 'never'")
     t = thresholds or ResponseThresholds()
     warnings: list[str] = []
-    al = _alignment(baseline, followup, registration, warnings)
+    al = _alignment(baseline, followup, registration, warnings, t.registration_min_liver_dice)
     warnings.extend(al.warnings)
     pairs = _match(baseline, followup, al, t)
     recist_rules = recist if recist is not None else load_rules()["recist"]

@@ -30,6 +30,7 @@ import numpy as np
 
 from ..errors import GeometryError
 from ..geometry import resample_array
+from ..rules_data import default_section
 from ..volume import Volume
 
 __all__ = [
@@ -46,8 +47,9 @@ logger = logging.getLogger(__name__)
 
 #: Signed distance maps are clipped to this magnitude (mm) before registration.
 DISTANCE_CLIP_MM = 30.0
-#: [D] Liver Dice after alignment below which the alignment is reported as doubtful.
-MIN_ALIGNED_DICE = 0.85
+#: Shipped liver Dice after alignment below which the alignment is reported as doubtful (rules
+#: ``response.registration_min_liver_dice``).
+MIN_ALIGNED_DICE = float(default_section("response")["registration_min_liver_dice"])
 
 
 def dice_coefficient(a: np.ndarray, b: np.ndarray) -> float:

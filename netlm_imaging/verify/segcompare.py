@@ -222,6 +222,7 @@ class DetectionResult:
     matches: list[LesionMatch]
     missed_reference_ids: list[int]
     false_positive_ids: list[int]
+    iou_threshold: float = DETECTION_IOU
 
     @property
     def precision(self) -> float | None:
@@ -238,7 +239,7 @@ class DetectionResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
         return {
-            "iou_threshold": DETECTION_IOU,
+            "iou_threshold": self.iou_threshold,
             "true_positives": self.true_positives,
             "false_positives": self.false_positives,
             "false_negatives": self.false_negatives,
@@ -319,6 +320,7 @@ def detect_lesions(
         matches=matches,
         missed_reference_ids=missed,
         false_positive_ids=fps,
+        iou_threshold=iou_threshold,
     )
 
 
