@@ -43,8 +43,7 @@ from ..classify.recist import recist_assessment
 from ..classify.rules import load_rules
 from ..measure.context import Lesion, MeasurementContext
 from ..rules_data import default_section
-from ..volume import Volume
-from .registration import Alignment, align_liver_masks, identity_alignment, resample_nearest
+from .registration import Alignment, resample_nearest, study_alignment
 
 __all__ = [
     "LesionChange",
@@ -63,15 +62,8 @@ logger = logging.getLogger(__name__)
 #: ResponseThresholds field -> (rules table, key) it is read from.
 _RULE_OF_FIELD: dict[str, tuple[str, str]] = {
     **{f"recist_{k}": ("recist", k) for k in ("pr_decrease_percent", "pd_increase_percent", "pd_min_increase_mm")},
-    **{
-        k: ("response", k)
-        for k in (
-            "volume_pr_decrease_percent",
-            "volume_pd_increase_percent",
-            "match_distance_mm",
-            "registration_min_liver_dice",
-        )
-    },
+    **{k: ("response", k) for k in ("volume_pr_decrease_percent", "volume_pd_increase_percent")},
+    **{k: ("response", k) for k in ("match_distance_mm", "registration_min_liver_dice")},
     **{k: ("recist", k) for k in ("max_targets", "max_targets_per_organ")},
     "measurable_diameter_mm": ("recist", "measurable_min_diameter_mm"),
 }
@@ -345,34 +337,6 @@ class LongitudinalComparison:
         }
 
 
-def _liver_volume(ctx: MeasurementContext) -> Volume | None:
-    if ctx.liver is None or not np.any(ctx.liver):
-        return None
-    return ctx.image.with_array(np.asarray(ctx.liver, dtype=bool))
-
-
-def _alignment(
-    baseline: MeasurementContext, followup: MeasurementContext, mode: str, warnings: list[str], min_dice: float
-) -> Alignment:
-    fb, ff = baseline.image.frame_of_reference_uid, followup.image.frame_of_reference_uid
-    lb, lf = _liver_volume(baseline), _liver_volume(followup)
-    shared = bool(fb and ff and fb == ff)
-    if mode == "never" or (mode == "auto" and shared):
-        method = "shared_frame_of_reference" if shared else "identity_assumed"
-        if not shared:
-            warnings.append(
-                "registration disabled and no shared FrameOfReferenceUID: patient coordinates assumed equal"
-            )
-        return identity_alignment(lb, lf, method)
-    if lb is None or lf is None:
-        warnings.append(
-            "no shared FrameOfReferenceUID and a liver mask is missing: cannot register, patient coordinates assumed "
-            "equal; lesion matching may be wrong"
-        )
-        return identity_alignment(lb, lf, "identity_assumed")
-    return align_liver_masks(lb, lf, min_dice=min_dice)
-
-
 def _match(
     baseline: MeasurementContext, followup: MeasurementContext, al: Alignment, t: ResponseThresholds
 ) -> list[tuple[Lesion, Lesion, str, float, float]]:
@@ -445,7 +409,7 @@ def compare_studies(
         raise ValueError("registration must be 'auto', 'always' or 'never'")
     t = thresholds or ResponseThresholds()
     warnings: list[str] = []
-    al = _alignment(baseline, followup, registration, warnings, t.registration_min_liver_dice)
+    al = study_alignment(baseline, followup, registration, warnings, min_dice=t.registration_min_liver_dice)
     warnings.extend(al.warnings)
     pairs = _match(baseline, followup, al, t)
     recist_rules = recist if recist is not None else load_rules()["recist"]

@@ -30,6 +30,7 @@ import numpy as np
 
 from ..errors import GeometryError
 from ..geometry import resample_array
+from ..measure.context import MeasurementContext
 from ..rules_data import default_section
 from ..volume import Volume
 
@@ -41,6 +42,7 @@ __all__ = [
     "dice_coefficient",
     "identity_alignment",
     "resample_nearest",
+    "study_alignment",
 ]
 
 logger = logging.getLogger(__name__)
@@ -295,3 +297,44 @@ def align_liver_masks(
         )
     logger.info("liver alignment: Dice %.3f -> %.3f", before, al.liver_dice_after)
     return al
+
+
+def _liver_volume(ctx: MeasurementContext) -> Volume | None:
+    if ctx.liver is None or not np.any(ctx.liver):
+        return None
+    return ctx.image.with_array(np.asarray(ctx.liver, dtype=bool))
+
+
+def study_alignment(
+    baseline: MeasurementContext, followup: MeasurementContext, mode: str, warnings: list[str], *, min_dice: float
+) -> Alignment:
+    """How the follow-up maps onto the baseline: identity in a shared frame of reference (or when
+    ``mode`` is ``"never"``), else the registration of the livers (:func:`align_liver_masks`).
+
+    Parameters
+    ----------
+    baseline, followup : MeasurementContext
+    mode : {"auto", "always", "never"}
+        As ``compare_studies(registration=...)``.
+    warnings : list of str
+        Gets the warnings of an assumed identity.
+    min_dice : float
+        Registered livers below this Dice get a warning (rules ``response.registration_min_liver_dice``).
+    """
+    fb, ff = baseline.image.frame_of_reference_uid, followup.image.frame_of_reference_uid
+    lb, lf = _liver_volume(baseline), _liver_volume(followup)
+    shared = bool(fb and ff and fb == ff)
+    if mode == "never" or (mode == "auto" and shared):
+        method = "shared_frame_of_reference" if shared else "identity_assumed"
+        if not shared:
+            warnings.append(
+                "registration disabled and no shared FrameOfReferenceUID: patient coordinates assumed equal"
+            )
+        return identity_alignment(lb, lf, method)
+    if lb is None or lf is None:
+        warnings.append(
+            "no shared FrameOfReferenceUID and a liver mask is missing: cannot register, patient coordinates assumed "
+            "equal; lesion matching may be wrong"
+        )
+        return identity_alignment(lb, lf, "identity_assumed")
+    return align_liver_masks(lb, lf, min_dice=min_dice)
