@@ -374,3 +374,38 @@ def test_an_empty_remnant_is_zero_not_a_float_residue():
     assert remnant_after_zones_ml(0.7, 5, 0.1) == pytest.approx(0.2)
     assert remnant_after_zones_ml(0.55, 5, 0.1) == pytest.approx(0.05)
     assert remnant_after_zones_ml(0.54, 5, 0.1) == 0.0
+
+
+def test_zones_are_measured_only_for_the_treatments_the_rules_allow(tmp_path):
+    """zone_lesion_ids: a lesion over a treatment's diameter limit (or a disabled treatment) gets no such zone,
+    and lesion_options refuses zones that lack one the rules allow."""
+    from netlm_imaging.classify.planner import lesion_options, zone_lesion_ids
+    from netlm_imaging.classify.zones import compute_zones
+
+    diameters = [12.0, 30.0, 30.5, 50.0, 51.0]
+    p = _lesion_only_liver(diameters)
+    ctx = p.ctx(with_segments=False)
+    planner = load_rules()["planner"]
+    enuc_max, abl_max = float(planner["enucleation_max_diameter_mm"]), float(planner["ablation_max_diameter_mm"])
+    ids = [les.id for les in ctx.intrahepatic_lesions]
+    assert zone_lesion_ids(ctx.intrahepatic_lesions, planner) == {
+        "enucleation_ids": [i for i, d in zip(ids, diameters) if d <= enuc_max],
+        "ablation_ids": [i for i, d in zip(ids, diameters) if d <= abl_max],
+    }
+    f = tmp_path / "no_ablation.toml"
+    f.write_text("[planner]\nallow_ablation = false\n")
+    assert zone_lesion_ids(ctx.intrahepatic_lesions, load_rules(f)["planner"])["ablation_ids"] == []
+    margins = float(planner["margin_mm"]), float(planner["ablation_margin_mm"])
+    needed = compute_zones(ctx, ids, *margins, **zone_lesion_ids(ctx.intrahepatic_lesions, planner))
+    every = compute_zones(ctx, ids, *margins)
+    same = [
+        (o.lesion_id, o.unavailable, None if o.ablation_ml_by_label is None else o.ablation_ml_by_label.tolist())
+        for o in lesion_options(ctx, None, planner, needed)
+    ]
+    assert same == [
+        (o.lesion_id, o.unavailable, None if o.ablation_ml_by_label is None else o.ablation_ml_by_label.tolist())
+        for o in lesion_options(ctx, None, planner, every)
+    ]
+    too_few = compute_zones(ctx, ids, *margins, ablation_ids=[])
+    with pytest.raises(ValueError, match="ablation zone was not computed"):
+        lesion_options(ctx, None, planner, too_few)

@@ -217,3 +217,79 @@ def test_union_of_overlapping_zones_is_counted_once(order):
     kept = [0, 2, 3, 4, 5, 6, 7, 8]  # segment 1 resected
     assert union_cost_ml(ctx, chosen, kept) == pytest.approx(sum(want[s] for s in kept) * voxel_ml, rel=1e-12)
     assert union_voxels_by_label(ctx, []).tolist() == [0] * 9
+
+
+def _many_lesions_context(seed: int, n: int):
+    """``n`` lesions of different sizes (boxes 1-11 voxels wide) in one liver: their sweeps run in groups."""
+    rng = np.random.default_rng(seed)
+    shape = (52, 46, 20)
+    affine = oblique_affine(spacing=(0.8, 0.9, 2.0), angles_deg=(-7.0, 14.0, 22.0))
+    labels = np.zeros(shape, dtype=np.uint16)
+    for lid in range(1, n + 1):
+        r = rng.integers(0, 6, size=3) // np.array([1, 1, 2])
+        c = [int(rng.integers(0, s)) for s in shape]
+        box = tuple(slice(max(0, x - int(rr)), min(s, x + int(rr) + 1)) for x, rr, s in zip(c, r, shape))
+        blob = np.zeros(shape, dtype=bool)
+        blob[box] = rng.random(tuple(b.stop - b.start for b in box)) < 0.5
+        blob[tuple(c)] = True
+        labels[blob & (labels == 0)] = lid
+    ijk = np.indices(shape)
+    liver = ((ijk[0] - 26) / 24.0) ** 2 + ((ijk[1] - 23) / 21.0) ** 2 + ((ijk[2] - 10) / 10.0) ** 2 <= 1.0
+    liver |= labels > 0
+    ids = [lid for lid in range(1, n + 1) if (labels == lid).any()]
+    lesions = [
+        Lesion(lid, "intrahepatic", 0.0, int((labels == lid).sum()), [0.0] * 3, 0.0, None, 0.0, None, False, None)
+        for lid in ids
+    ]
+    ctx = MeasurementContext(
+        image=Volume(np.zeros(shape, dtype=np.float32), affine), liver=liver, lesion_labels=labels, lesions=lesions
+    )
+    return ctx, affine, ids
+
+
+@pytest.mark.parametrize("padding", ["default", "any"])  # any: every group as full as zones._GROUP allows
+def test_many_lesions_swept_in_groups_equal_the_brute_force(monkeypatch, padding):
+    """More lesions than one group of sweeps (zones._GROUP), of different box sizes, some clipped at the edges."""
+    from netlm_imaging.classify import zones as zones_module
+
+    if padding == "any":
+        monkeypatch.setattr(zones_module, "_PAD_WASTE", 1e9)
+        monkeypatch.setattr(zones_module, "_PLANE", 10**9)
+    sizes = []
+    real = zones_module._flat_distance
+    monkeypatch.setattr(zones_module, "_flat_distance", lambda sub, cap: sizes.append(sub.shape[0]) or real(sub, cap))
+    ctx, affine, ids = _many_lesions_context(41, 3 * zones_module._GROUP + 2)
+    assert len(ids) > 2 * zones_module._GROUP
+    labels, liver = ctx.lesion_labels, ctx.liver
+    got = compute_zones(ctx, ids, 4.0, 2.5)
+    assert sorted(got) == ids
+    assert len({tuple(s.stop - s.start for s in z.box) for z in got.values()}) > 5  # boxes of many sizes
+    assert any(z.box[a].start == 0 or z.box[a].stop == labels.shape[a] for z in got.values() for a in range(3))
+    assert 1 <= len(sizes) < len(ids) // 2  # the flat sweeps ran in groups
+    for lid in ids:
+        for mask, margin in ((got[lid].enucleation, 4.0), (got[lid].ablation, 2.5)):
+            want = _brute_zone(labels == lid, affine, margin)[0] & liver
+            assert np.array_equal(_full(mask, got[lid].box, labels.shape), want), (lid, margin)
+
+
+def test_only_the_asked_zones_are_computed():
+    ctx, _ = _context(5, with_segments=True, known_boxes=None)
+    full = compute_zones(ctx, [1, 2, 3, 4, 5], 5.0, 3.0)
+    some = compute_zones(ctx, [1, 2, 3, 4, 5], 5.0, 3.0, enucleation_ids={1, 3, 4}, ablation_ids=[2, 4])
+    assert sorted(some) == [1, 2, 3, 4, 5]  # every lesion keeps its box
+    for lid in range(1, 6):
+        assert some[lid].box == full[lid].box
+        for kind, asked in (("enucleation", {1, 3, 4}), ("ablation", {2, 4})):
+            mask, ml = getattr(some[lid], kind), getattr(some[lid], f"{kind}_ml_by_label")
+            if lid in asked:
+                assert np.array_equal(mask, getattr(full[lid], kind))
+                assert np.array_equal(ml, getattr(full[lid], f"{kind}_ml_by_label"))
+                assert some[lid].zone(kind) is mask
+            else:
+                assert mask is None
+                assert ml is None
+                with pytest.raises(ValueError, match=f"lesion {lid}: no {kind} zone"):
+                    some[lid].zone(kind)
+    with pytest.raises(ValueError, match="no ablation zone"):
+        union_voxels_by_label(ctx, [(some[1], "ablation")])
+    assert compute_zones(ctx, [1, 2], 5.0, 3.0, enucleation_ids=[], ablation_ids=[])[1].enucleation is None

@@ -63,6 +63,7 @@ __all__ = [
     "lesion_options",
     "optimise_plan",
     "plan_debulking",
+    "zone_lesion_ids",
 ]
 
 logger = logging.getLogger(__name__)
@@ -121,31 +122,63 @@ def _diameter_mm(les: Lesion) -> float:
     return float(les.max_3d_diameter_edge_mm if les.max_3d_diameter_edge_mm is not None else les.max_3d_diameter_mm)
 
 
+_SPARING = (("enucleation", "enucleation/wedge"), ("ablation", "ablation"))
+
+
+def _refusal(les: Lesion, planner: Mapping[str, Any], kind: str, label: str) -> str | None:
+    """Why the rules' ``planner`` table refuses ``kind`` for this lesion (``None``: allowed)."""
+    limit = float(planner[f"{kind}_max_diameter_mm"])
+    if not planner[f"allow_{kind}"]:
+        return f"{label} disabled in the rules"
+    d = _diameter_mm(les)
+    if d > limit:
+        return f"{kind}: diameter {d:.1f} mm > {limit:g} mm"
+    return None
+
+
+def zone_lesion_ids(lesions: Sequence[Lesion], planner: Mapping[str, Any]) -> dict[str, list[int]]:
+    """The lesions whose enucleation / ablation zones the planner can use (the rules allow that treatment).
+
+    The keyword arguments ``enucleation_ids`` and ``ablation_ids`` of
+    :func:`~netlm_imaging.classify.zones.compute_zones`: a zone of a treatment the rules
+    refuse (disabled, or the lesion over its diameter limit) is never read, so it is not measured.
+    """
+    return {
+        f"{kind}_ids": [les.id for les in lesions if _refusal(les, planner, kind, label) is None]
+        for kind, label in _SPARING
+    }
+
+
 def lesion_options(
     ctx: MeasurementContext,
     table: SegmentTable | None,
     planner: Mapping[str, Any],
     zones: Mapping[int, LesionZones],
 ) -> list[LesionOption]:
-    """Planner options for the intrahepatic lesions, from the rules' ``planner`` table and the zones."""
+    """Planner options for the intrahepatic lesions, from the rules' ``planner`` table and the zones.
+
+    Raises
+    ------
+    ValueError
+        If a zone that the rules allow is missing from ``zones`` (computed without it).
+    """
     out = []
     for les in ctx.intrahepatic_lesions:
         segs: frozenset[int] = frozenset()
         if table is not None and les.id in table.lesion_ids:
             segs = frozenset(table.lesion_segments_touched(les.id))
-        d = _diameter_mm(les)
         z = zones.get(les.id)
         why: list[str] = []
         costs: dict[str, np.ndarray | None] = {}
-        for kind, label in (("enucleation", "enucleation/wedge"), ("ablation", "ablation")):
-            limit = float(planner[f"{kind}_max_diameter_mm"])
+        for kind, label in _SPARING:
+            refused = _refusal(les, planner, kind, label)
             costs[kind] = None
-            if not planner[f"allow_{kind}"]:
-                why.append(f"{label} disabled in the rules")
-            elif d > limit:
-                why.append(f"{kind}: diameter {d:.1f} mm > {limit:g} mm")
+            if refused is not None:
+                why.append(refused)
             elif z is not None:
                 costs[kind] = z.enucleation_ml_by_label if kind == "enucleation" else z.ablation_ml_by_label
+                if costs[kind] is None:
+                    raise ValueError(f"lesion {les.id}: its {kind} zone was not computed (see zone_lesion_ids)")
         enuc, abl = costs["enucleation"], costs["ablation"]
         if table is not None:  # with a map, unlabelled liver is not FLR and costs nothing
             enuc = None if enuc is None else np.concatenate([[0.0], enuc[1:]])
@@ -546,11 +579,13 @@ def plan_debulking(
     """
     planner = rules["planner"]
     if zones is None:
+        intra = ctx.intrahepatic_lesions
         zones = compute_zones(
             ctx,
-            [les.id for les in ctx.intrahepatic_lesions],
+            [les.id for les in intra],
             float(planner["margin_mm"]),
             float(planner["ablation_margin_mm"]),
+            **zone_lesion_ids(intra, planner),
         )
     options = lesion_options(ctx, table, planner, zones)
     notes = []

@@ -29,7 +29,7 @@ from .classifications import (
 )
 from .clinical import ClinicalInputs, clinical_inputs_used, resolve_body_size
 from .distribution import lesion_distribution
-from .planner import DebulkingPlan, plan_debulking
+from .planner import DebulkingPlan, plan_debulking, zone_lesion_ids
 from .rules import Rules, meets
 from .staging import staged_strategies
 from .zones import compute_zones
@@ -330,7 +330,13 @@ def assess(
         plan_missing = ["height/weight"]
     else:
         pl = rules["planner"]
-        zones = compute_zones(ctx, [les.id for les in intra], float(pl["margin_mm"]), float(pl["ablation_margin_mm"]))
+        zones = compute_zones(
+            ctx,
+            [les.id for les in intra],
+            float(pl["margin_mm"]),
+            float(pl["ablation_margin_mm"]),
+            **zone_lesion_ids(intra, pl),  # only the zones of treatments the rules allow each lesion
+        )
         kw: dict[str, Any] = {
             "non_tumorous_total_ml": non_tumorous,
             "comparator": flr_rules["comparator"],

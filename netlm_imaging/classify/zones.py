@@ -15,13 +15,17 @@ margin stay in when the affine went through float32). For an oblique grid with
 orthogonal axes (any rotation) that is the Euclidean distance in patient
 space; for a sheared grid an approximation. It is computed on each lesion's
 box padded by the margin in three passes that are linear in the box's voxels
-(numpy only, :func:`_dilate_box`), with the same offsets as the ball.
+(numpy only, :func:`_dilate_box`), with the same offsets as the ball. The sweeps are
+many small numpy calls, so the flat sweeps of all lesions run as one and the cone
+sweeps of boxes of similar size side by side (:func:`_flat_distances`,
+:func:`_middle_and_cone_many`); the planner asks only for the zones of the treatments
+the rules allow each lesion (``enucleation_ids`` / ``ablation_ids``).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +36,12 @@ from ..measure.lesions import bbox_slices
 __all__ = ["LesionZones", "compute_zones", "dilate_ball", "union_cost_ml", "union_voxels_by_label"]
 
 _N_LABELS = 9
+#: At most this many boxes sweep the cone axis together (a few MiB at most)
+_GROUP = 8
+#: Boxes sweep together while padded they hold at most this times their own voxels ...
+_PAD_WASTE = 1.3
+#: ... and the plane they sweep at a time has at most this many cells
+_PLANE = 16384
 
 
 @dataclass
@@ -43,18 +53,32 @@ class LesionZones:
     lesion_id : int
     box : tuple of slice
         Crop of the image grid holding both zones.
-    enucleation, ablation : numpy.ndarray
-        Boolean zone masks (liver only) within ``box``.
-    enucleation_ml_by_label, ablation_ml_by_label : numpy.ndarray
-        (9,) non-tumorous liver (mL) of each zone per segment label (0 = none).
+    enucleation, ablation : numpy.ndarray or None
+        Boolean zone masks (liver only) within ``box``; ``None`` when that zone was not asked for
+        (:func:`compute_zones`'s ``enucleation_ids`` / ``ablation_ids``).
+    enucleation_ml_by_label, ablation_ml_by_label : numpy.ndarray or None
+        (9,) non-tumorous liver (mL) of each zone per segment label (0 = none); ``None`` likewise.
     """
 
     lesion_id: int
     box: tuple[slice, slice, slice]
-    enucleation: np.ndarray
-    ablation: np.ndarray
-    enucleation_ml_by_label: np.ndarray
-    ablation_ml_by_label: np.ndarray
+    enucleation: np.ndarray | None
+    ablation: np.ndarray | None
+    enucleation_ml_by_label: np.ndarray | None
+    ablation_ml_by_label: np.ndarray | None
+
+    def zone(self, kind: str) -> np.ndarray:
+        """The ``"enucleation"`` or ``"ablation"`` mask (within :attr:`box`).
+
+        Raises
+        ------
+        ValueError
+            If that zone was not computed for this lesion.
+        """
+        mask = self.enucleation if kind == "enucleation" else self.ablation if kind == "ablation" else None
+        if mask is None:
+            raise ValueError(f"lesion {self.lesion_id}: no {kind} zone was computed")
+        return mask
 
 
 def _labels(ctx: MeasurementContext, box: tuple[slice, slice, slice]) -> np.ndarray:
@@ -145,6 +169,55 @@ def _flat_distance(sub: np.ndarray, cap: int) -> np.ndarray:
     return np.ascontiguousarray((d.astype(np.uint8) if cap < 256 else d).transpose(1, 2, 0))
 
 
+def _groups(
+    key: Sequence[float],
+    own: Sequence[int],
+    padded: Callable[[list[int]], int],
+    plane: Callable[[list[int]], int],
+    limit: int,
+) -> list[list[int]]:
+    """Indices in runs (sorted by ``key``) of at most ``limit`` whose padded size is at most
+    :data:`_PAD_WASTE` times their own and whose swept plane has at most :data:`_PLANE` cells.
+
+    Sweeping small boxes together saves numpy calls (about 1 us each, the most of a small box's
+    time); large planes gain nothing from it, and their padding would only add work.
+    """
+    groups: list[list[int]] = []
+    for n in sorted(range(len(key)), key=lambda i: key[i]):
+        if groups and len(groups[-1]) < limit:
+            trial = [*groups[-1], n]
+            if plane(trial) <= _PLANE and padded(trial) <= _PAD_WASTE * sum(own[i] for i in trial):
+                groups[-1].append(n)
+                continue
+        groups.append([n])
+    return groups
+
+
+def _flat_distances(subs: Sequence[np.ndarray], cap: int) -> list[np.ndarray]:
+    """:func:`_flat_distance` of every array of ``subs``, those of similar flat length in one sweep.
+
+    The rows (axes 0 and 1) of a group's arrays are stacked, shorter rows padded at their end with
+    ``False`` (which adds no ``True``: every distance inside a row is unchanged), and swept together.
+    """
+    rows = [sub.shape[0] * sub.shape[1] for sub in subs]
+    flat = [sub.shape[2] for sub in subs]
+    out: list[np.ndarray] = [np.empty(0, dtype=np.uint8)] * len(subs)
+    padded = lambda g: sum(rows[i] for i in g) * max(flat[i] for i in g)  # noqa: E731
+    plane = lambda g: sum(rows[i] for i in g)  # noqa: E731
+    for group in _groups(flat, [r * f for r, f in zip(rows, flat)], padded, plane, len(subs)):
+        stack = np.zeros((sum(rows[i] for i in group), 1, max(flat[i] for i in group)), dtype=bool)
+        at = 0
+        for i in group:
+            stack[at : at + rows[i], 0, : flat[i]] = subs[i].reshape(rows[i], flat[i])
+            at += rows[i]
+        dist = _flat_distance(stack, cap)[:, 0, :]
+        at = 0
+        for i in group:
+            out[i] = dist[at : at + rows[i], : flat[i]].reshape(subs[i].shape)
+            at += rows[i]
+    return out
+
+
 def _dilate_box(mask: np.ndarray, tight: tuple[slice, slice, slice], passes: _Passes) -> np.ndarray:
     """The ball dilation of ``mask`` (its ``True`` voxels lie in ``tight``), in three linear passes.
 
@@ -170,11 +243,14 @@ def _middle_and_cone(t_flat: np.ndarray, shape: tuple[int, ...], tc: slice, tm: 
     ``t_flat`` holds the flat distances on the mask's cone rows ``tc`` and middle columns ``tm``
     (every flat position); the result is the dilation on ``shape`` (C order).
     """
-    n_cone, n_mid, n_flat = shape
-    dtype = passes.reach.dtype
-    # middle: A + 1 (0 = none) on the cone rows of the mask, every middle position within reach
-    best = np.zeros((tc.stop - tc.start, n_mid, n_flat), dtype=dtype)
-    vals = np.empty(t_flat.shape, dtype=dtype)
+    return _middle_and_cone_many([(t_flat, shape, tc, tm)], passes)[0]
+
+
+def _middle(t_flat: np.ndarray, best: np.ndarray, tm: slice, passes: _Passes) -> None:
+    """The middle pass into ``best`` (zeros; the mask's cone rows x every middle x every flat position):
+    A + 1 of each voxel (0 = none), a windowed maximum over the middle offsets through the table."""
+    n_mid = best.shape[1]
+    vals = np.empty(t_flat.shape, dtype=best.dtype)
     for b in range(passes.reach.shape[0]):
         # every t_flat indexes the table (<= its flat_cap): "wrap" only skips numpy's bounds check (4x faster)
         np.take(passes.reach[b], t_flat, out=vals, mode="wrap")
@@ -183,23 +259,49 @@ def _middle_and_cone(t_flat: np.ndarray, shape: tuple[int, ...], tc: slice, tm: 
             if s0 < s1:
                 dst = best[:, s0:s1]
                 np.maximum(dst, vals[:, s0 - lo : s1 - lo], out=dst)
-    best -= 1  # A, -1 = none
-    # cone: carry max(A - distance) forwards, then backwards; beyond the mask's rows it falls by one a
-    # row for at most cone_max rows, so from -1 it stays above the dtype's minimum
-    carry = np.full(shape, -1, dtype=dtype)
-    prev = carry[tc.start]
-    for p in range(tc.start, min(n_cone, tc.stop + passes.cone_max)):
-        np.subtract(prev, 1, out=carry[p])
-        if p < tc.stop:
-            np.maximum(carry[p], best[p - tc.start], out=carry[p])
-        prev = carry[p]
-    cur = np.full((n_mid, n_flat), -1, dtype=dtype)
-    for p in range(tc.stop - 1, max(0, tc.start - passes.cone_max) - 1, -1):
-        np.subtract(cur, 1, out=cur)
-        if p >= tc.start:
-            np.maximum(cur, best[p - tc.start], out=cur)
-        np.maximum(carry[p], cur, out=carry[p])
-    return np.greater_equal(carry, 0)
+
+
+def _middle_and_cone_many(
+    items: Sequence[tuple[np.ndarray, tuple[int, ...], slice, slice]], passes: _Passes
+) -> list[np.ndarray]:
+    """:func:`_middle_and_cone` of every ``(t_flat, shape, tc, tm)``, the cone sweeps of up to
+    :data:`_GROUP` boxes of similar size done together.
+
+    The boxes of a group lie side by side in one array ``(cone, box, middle, flat)`` (each at
+    index 0 of every axis, the rest padded); ``A`` is -1 (none) outside each box's mask rows and in
+    the padding, so the carries ``max(A - distance)`` of a box's own cells are the ones of its own sweep
+    (a column of the cone axis is swept alone; padded cells only decay and are cropped).
+    """
+    dtype = passes.reach.dtype
+    out: list[np.ndarray] = [np.empty(0, dtype=bool)] * len(items)
+    shapes = [items[n][1] for n in range(len(items))]
+    volumes = [math.prod(shape) for shape in shapes]
+    padded = lambda g: len(g) * math.prod(max(shapes[i][a] for i in g) for a in range(3))  # noqa: E731
+    plane = lambda g: len(g) * math.prod(max(shapes[i][a] for i in g) for a in (1, 2))  # noqa: E731
+    for group in _groups(volumes, volumes, padded, plane, _GROUP):
+        n_cone, n_mid, n_flat = (max(shapes[n][a] for n in group) for a in range(3))
+        best = np.zeros((n_cone, len(group), n_mid, n_flat), dtype=dtype)
+        for g, n in enumerate(group):
+            t_flat, shape, tc, tm = items[n]
+            _middle(t_flat, best[tc, g, : shape[1], : shape[2]], tm, passes)
+        best -= 1  # A, -1 = none
+        # cone: carry max(A - distance) forwards, then backwards, from the mask rows (r0, r1) of the group
+        # to cone_max beyond them (farther, every carry is negative); A >= -1 keeps the carries >= -2
+        r0, r1 = min(items[n][2].start for n in group), max(items[n][2].stop for n in group)
+        carry = np.full_like(best, -1)
+        carry[r0] = best[r0]
+        for p in range(r0 + 1, min(n_cone, r1 + passes.cone_max)):
+            np.subtract(carry[p - 1], 1, out=carry[p])
+            np.maximum(carry[p], best[p], out=carry[p])
+        cur = best[r1 - 1].copy()
+        for p in range(r1 - 2, max(0, r0 - passes.cone_max) - 1, -1):
+            np.subtract(cur, 1, out=cur)
+            np.maximum(cur, best[p], out=cur)
+            np.maximum(carry[p], cur, out=carry[p])
+        for g, n in enumerate(group):
+            shape = shapes[n]
+            out[n] = np.greater_equal(carry[: shape[0], g, : shape[1], : shape[2]], 0)
+    return out
 
 
 def _lesion_boxes(ctx: MeasurementContext, labels: np.ndarray) -> Mapping[int, tuple[slice, slice, slice]]:
@@ -215,8 +317,27 @@ def _lesion_boxes(ctx: MeasurementContext, labels: np.ndarray) -> Mapping[int, t
     return {i: b for i, b in enumerate(boxes) if i > 0 and b is not None}
 
 
+@dataclass(frozen=True)
+class _Box:
+    """One lesion's padded box in the passes' frame (cone, middle, flat axes), C order."""
+
+    lesion_id: int
+    box: tuple[slice, slice, slice]  # on the image grid
+    lesion: np.ndarray
+    non_tumour: np.ndarray
+    in_liver: np.ndarray
+    seg: np.ndarray | None  # segment labels 0..8, or None: all 0
+    tight: tuple[slice, slice, slice]  # the lesion's own box within it
+
+
 def compute_zones(
-    ctx: MeasurementContext, lesion_ids: Iterable[int], margin_mm: float, ablation_margin_mm: float
+    ctx: MeasurementContext,
+    lesion_ids: Iterable[int],
+    margin_mm: float,
+    ablation_margin_mm: float,
+    *,
+    enucleation_ids: Collection[int] | None = None,
+    ablation_ids: Collection[int] | None = None,
 ) -> dict[int, LesionZones]:
     """Enucleation (``margin_mm``) and ablation (``ablation_margin_mm``) zones of the given lesions.
 
@@ -226,66 +347,96 @@ def compute_zones(
         Needs the total-liver mask and the lesion label map.
     lesion_ids : iterable of int
     margin_mm, ablation_margin_mm : float
+    enucleation_ids, ablation_ids : collection of int, optional
+        Only these lesions get that zone (the others' fields are ``None``); default: all of ``lesion_ids``.
 
     Returns
     -------
     dict
-        Lesion id -> :class:`LesionZones`.
+        Lesion id -> :class:`LesionZones` (every lesion of ``lesion_ids`` that has voxels).
     """
     spacing = np.linalg.norm(ctx.image.affine[:3, :3], axis=0)
     reach = max(margin_mm, ablation_margin_mm)
     pad = [math.ceil(reach / s) + 1 for s in spacing]
     labels = np.asarray(ctx.lesion_labels)
     liver = np.asarray(ctx.liver, dtype=bool) if ctx.liver is not None else np.ones(labels.shape, bool)
-    voxel_ml = ctx.voxel_volume_ml
     margins = (margin_mm, ablation_margin_mm)
     passes = [_Passes.plan(m, spacing, labels) for m in margins]
     cap = max(ps.flat_cap for ps in passes)
     passes = [ps.widened(cap) for ps in passes]  # one flat pass serves both margins
     perm = passes[0].perm  # from the memory layout: the same for both
-    inv = tuple(int(i) for i in np.argsort(perm))
     pads = [[math.ceil(m / spacing[a]) + 1 for a in perm] for m in margins]
-    boxes = _lesion_boxes(ctx, labels)
-    out: dict[int, LesionZones] = {}
-    for lid in lesion_ids:
-        tight_box = boxes.get(int(lid))
-        if tight_box is None:
-            continue
-        box3 = _padded(tight_box, pad, labels.shape)
-        # everything below in the passes' frame (cone, middle, flat axes), C order
-        lab = labels[box3].transpose(perm)
-        shape = lab.shape
-        lesion = np.equal(lab, lid, out=np.empty(shape, dtype=bool))
-        non_tumour = np.equal(lab, 0, out=np.empty(shape, dtype=bool))
-        in_liver = np.empty(shape, dtype=bool)
-        np.copyto(in_liver, liver[box3].transpose(perm))
-        seg = _labels(ctx, box3).transpose(perm) if ctx.segment_labels is not None else None
-        tc, tm, tf = (slice(tight_box[a].start - box3[a].start, tight_box[a].stop - box3[a].start) for a in perm)
-        t_flat = _flat_distance(lesion[tc, tm, :], cap)
-        zones = []
-        for ps, p in zip(passes, pads):
-            sub = _padded((tc, tm, tf), p, shape)  # the whole box for the larger margin
-            zone = _middle_and_cone(
-                t_flat[:, :, sub[2]],
-                tuple(s.stop - s.start for s in sub),
-                slice(tc.start - sub[0].start, tc.stop - sub[0].start),
-                slice(tm.start - sub[1].start, tm.stop - sub[1].start),
-                ps,
+    known = _lesion_boxes(ctx, labels)
+    boxes = [
+        _lesion_box(ctx, labels, liver, int(lid), known[int(lid)], pad, perm) for lid in lesion_ids if int(lid) in known
+    ]
+    if not boxes:
+        return {}
+    t_flats = _flat_distances([b.lesion[b.tight[0], b.tight[1], :] for b in boxes], cap)
+    inv = tuple(int(i) for i in np.argsort(perm))
+    found: list[list[tuple[np.ndarray | None, np.ndarray | None]]] = [[(None, None), (None, None)] for _ in boxes]
+    for m, (ps, p, only) in enumerate(zip(passes, pads, (enucleation_ids, ablation_ids))):
+        wanted = [n for n, b in enumerate(boxes) if only is None or b.lesion_id in only]
+        subs = [
+            _padded(boxes[n].tight, p, boxes[n].lesion.shape) for n in wanted
+        ]  # the whole box for the larger margin
+        items = [
+            (
+                t_flats[n][:, :, sub[2]],
+                tuple(x.stop - x.start for x in sub),
+                slice(boxes[n].tight[0].start - sub[0].start, boxes[n].tight[0].stop - sub[0].start),
+                slice(boxes[n].tight[1].start - sub[1].start, boxes[n].tight[1].stop - sub[1].start),
             )
-            zone &= in_liver[sub]
-            cost = zone & non_tumour[sub]
-            if seg is None:  # every voxel has label 0: the count is the whole histogram
-                counts = np.zeros(_N_LABELS, dtype=np.int64)
-                counts[0] = np.count_nonzero(cost)
-            else:
-                counts = np.bincount(seg[sub][cost], minlength=_N_LABELS)[:_N_LABELS]
-            if zone.shape != shape:
-                full = np.zeros(shape, dtype=bool)
-                full[sub] = zone
-                zone = full
-            zones.append((zone.transpose(inv), counts.astype(np.float64) * voxel_ml))
-        out[int(lid)] = LesionZones(int(lid), box3, zones[0][0], zones[1][0], zones[0][1], zones[1][1])
-    return out
+            for n, sub in zip(wanted, subs)
+        ]
+        dilated = _middle_and_cone_many(items, ps) if items else []
+        for n, sub, zone in zip(wanted, subs, dilated):
+            found[n][m] = _on_liver(boxes[n], sub, zone, inv, ctx.voxel_volume_ml)
+    return {
+        b.lesion_id: LesionZones(b.lesion_id, b.box, enuc[0], abl[0], enuc[1], abl[1])
+        for b, (enuc, abl) in zip(boxes, found)
+    }
+
+
+def _lesion_box(
+    ctx: MeasurementContext,
+    labels: np.ndarray,
+    liver: np.ndarray,
+    lid: int,
+    tight_box: tuple[slice, slice, slice],
+    pad: Sequence[int],
+    perm: tuple[int, int, int],
+) -> _Box:
+    """The masks of lesion ``lid`` on its box padded by ``pad``, in the frame ``perm``."""
+    box3 = _padded(tight_box, pad, labels.shape)
+    lab = labels[box3].transpose(perm)
+    shape = lab.shape
+    lesion = np.equal(lab, lid, out=np.empty(shape, dtype=bool))
+    non_tumour = np.equal(lab, 0, out=np.empty(shape, dtype=bool))
+    in_liver = np.empty(shape, dtype=bool)
+    np.copyto(in_liver, liver[box3].transpose(perm))
+    seg = _labels(ctx, box3).transpose(perm) if ctx.segment_labels is not None else None
+    tc, tm, tf = (slice(tight_box[a].start - box3[a].start, tight_box[a].stop - box3[a].start) for a in perm)
+    tight = (tc, tm, tf)
+    return _Box(lid, box3, lesion, non_tumour, in_liver, seg, tight)
+
+
+def _on_liver(
+    b: _Box, sub: tuple[slice, slice, slice], zone: np.ndarray, inv: tuple[int, ...], voxel_ml: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(zone on the liver within the lesion's box in image axis order, its non-tumorous mL per segment label)."""
+    zone &= b.in_liver[sub]
+    cost = zone & b.non_tumour[sub]
+    if b.seg is None:  # every voxel has label 0: the count is the whole histogram
+        counts = np.zeros(_N_LABELS, dtype=np.int64)
+        counts[0] = np.count_nonzero(cost)
+    else:
+        counts = np.bincount(b.seg[sub][cost], minlength=_N_LABELS)[:_N_LABELS]
+    if zone.shape != b.lesion.shape:
+        full = np.zeros(b.lesion.shape, dtype=bool)
+        full[sub] = zone
+        zone = full
+    return zone.transpose(inv), counts.astype(np.float64) * voxel_ml
 
 
 def _padded(box: Sequence[slice], pad: Sequence[int], shape: Sequence[int]) -> tuple[slice, slice, slice]:
@@ -335,7 +486,7 @@ def union_voxels_by_label(ctx: MeasurementContext, zones: Sequence[tuple[LesionZ
     union = np.zeros(tuple(s.stop - s.start for s in box3), dtype=bool, order="F")
     for z, kind in zones:
         rel = tuple(slice(zb.start - b.start, zb.stop - b.start) for zb, b in zip(z.box, box3))
-        union[rel] |= z.enucleation if kind == "enucleation" else z.ablation
+        union[rel] |= z.zone(kind)
     union &= labels[box3] == 0
     if ctx.segment_labels is None:
         counts[0] = np.count_nonzero(union)
