@@ -377,9 +377,10 @@ def test_an_empty_remnant_is_zero_not_a_float_residue():
 
 
 def test_zones_are_measured_only_for_the_treatments_the_rules_allow(tmp_path):
-    """zone_lesion_ids: a lesion over a treatment's diameter limit (or a disabled treatment) gets no such zone,
+    """sparing.zone_lesion_ids: a lesion over a treatment's diameter limit (or a disabled treatment) gets no such zone,
     and lesion_options refuses zones that lack one the rules allow."""
-    from netlm_imaging.classify.planner import lesion_options, zone_lesion_ids
+    from netlm_imaging.classify.planner import lesion_options
+    from netlm_imaging.classify.sparing import zone_lesion_ids
     from netlm_imaging.classify.zones import compute_zones
 
     diameters = [12.0, 30.0, 30.5, 50.0, 51.0]

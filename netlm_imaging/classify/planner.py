@@ -50,11 +50,12 @@ from typing import Any
 
 import numpy as np
 
-from ..measure.context import Lesion, MeasurementContext
+from ..measure.context import MeasurementContext
 from ..measure.segments import N_SEGMENTS, SegmentTable
 from ..rules_data import default_rules_tree
 from .anatomy import remnant_check, resection_name
-from .zones import LesionZones, compute_zones, union_voxels_by_label
+from .sparing import SPARING, planner_zones, refusal
+from .zones import LesionZones, union_voxels_by_label
 
 __all__ = [
     "DebulkingPlan",
@@ -63,7 +64,6 @@ __all__ = [
     "lesion_options",
     "optimise_plan",
     "plan_debulking",
-    "zone_lesion_ids",
 ]
 
 logger = logging.getLogger(__name__)
@@ -118,37 +118,6 @@ class LesionOption:
         return None if v is None else float(v[kept].sum())
 
 
-def _diameter_mm(les: Lesion) -> float:
-    return float(les.max_3d_diameter_edge_mm if les.max_3d_diameter_edge_mm is not None else les.max_3d_diameter_mm)
-
-
-_SPARING = (("enucleation", "enucleation/wedge"), ("ablation", "ablation"))
-
-
-def _refusal(les: Lesion, planner: Mapping[str, Any], kind: str, label: str) -> str | None:
-    """Why the rules' ``planner`` table refuses ``kind`` for this lesion (``None``: allowed)."""
-    limit = float(planner[f"{kind}_max_diameter_mm"])
-    if not planner[f"allow_{kind}"]:
-        return f"{label} disabled in the rules"
-    d = _diameter_mm(les)
-    if d > limit:
-        return f"{kind}: diameter {d:.1f} mm > {limit:g} mm"
-    return None
-
-
-def zone_lesion_ids(lesions: Sequence[Lesion], planner: Mapping[str, Any]) -> dict[str, list[int]]:
-    """The lesions whose enucleation / ablation zones the planner can use (the rules allow that treatment).
-
-    The keyword arguments ``enucleation_ids`` and ``ablation_ids`` of
-    :func:`~netlm_imaging.classify.zones.compute_zones`: a zone of a treatment the rules
-    refuse (disabled, or the lesion over its diameter limit) is never read, so it is not measured.
-    """
-    return {
-        f"{kind}_ids": [les.id for les in lesions if _refusal(les, planner, kind, label) is None]
-        for kind, label in _SPARING
-    }
-
-
 def lesion_options(
     ctx: MeasurementContext,
     table: SegmentTable | None,
@@ -170,15 +139,15 @@ def lesion_options(
         z = zones.get(les.id)
         why: list[str] = []
         costs: dict[str, np.ndarray | None] = {}
-        for kind, label in _SPARING:
-            refused = _refusal(les, planner, kind, label)
+        for kind, label in SPARING:
+            refused = refusal(les, planner, kind, label)
             costs[kind] = None
             if refused is not None:
                 why.append(refused)
             elif z is not None:
                 costs[kind] = z.enucleation_ml_by_label if kind == "enucleation" else z.ablation_ml_by_label
                 if costs[kind] is None:
-                    raise ValueError(f"lesion {les.id}: its {kind} zone was not computed (see zone_lesion_ids)")
+                    raise ValueError(f"lesion {les.id}: its {kind} zone was not computed (see sparing.zone_lesion_ids)")
         enuc, abl = costs["enucleation"], costs["ablation"]
         if table is not None:  # with a map, unlabelled liver is not FLR and costs nothing
             enuc = None if enuc is None else np.concatenate([[0.0], enuc[1:]])
@@ -335,18 +304,19 @@ def _solve_dp(
     take = np.zeros((n, k_top + 1, cap + 1), dtype=np.int8)
     for i in range(n):
         v = float(vals[i])
-        new = dp.copy()
+        # both candidates from the previous row, taken before dp is updated in place (wedge, then ablation)
+        cands = []
         for kind, w in ((_WEDGE, int(we[i])), (_ABL, int(wa[i]))):
             if w < 0 or w > cap or (kind == _ABL and k_top == 0):
                 continue
             # only the shifted region can improve (elsewhere the candidate is -inf): work on views of it
             lo = 0 if kind == _WEDGE else 1
-            cand = dp[: k_top + 1 - lo, : cap + 1 - w] + v
-            dst = new[lo:, w:]
+            cands.append((kind, lo, w, dp[: k_top + 1 - lo, : cap + 1 - w] + v))
+        for kind, lo, w, cand in cands:
+            dst = dp[lo:, w:]
             better = cand > dst + _VALUE_TOL_ML
             np.copyto(dst, cand, where=better)
-            take[i, lo:, w:][better] = kind
-        dp = new
+            np.copyto(take[i, lo:, w:], kind, where=better)
     k, c = k_top, cap
     for i in range(n - 1, -1, -1):
         kind = int(take[i, k, c])
@@ -571,7 +541,7 @@ def plan_debulking(
         Threshold percentage x deciding denominator (``-inf``: ignore the FLR).
     comparator : {">", ">="}
     zones : Mapping, optional
-        Precomputed :func:`~netlm_imaging.classify.zones.compute_zones`.
+        Precomputed :func:`~netlm_imaging.classify.sparing.planner_zones`.
 
     Returns
     -------
@@ -579,14 +549,7 @@ def plan_debulking(
     """
     planner = rules["planner"]
     if zones is None:
-        intra = ctx.intrahepatic_lesions
-        zones = compute_zones(
-            ctx,
-            [les.id for les in intra],
-            float(planner["margin_mm"]),
-            float(planner["ablation_margin_mm"]),
-            **zone_lesion_ids(intra, planner),
-        )
+        zones = planner_zones(ctx, ctx.intrahepatic_lesions, planner)
     options = lesion_options(ctx, table, planner, zones)
     notes = []
     checks: dict[frozenset[int], str] = {frozenset(): "no resection"}

@@ -29,10 +29,10 @@ from .classifications import (
 )
 from .clinical import ClinicalInputs, clinical_inputs_used, resolve_body_size
 from .distribution import lesion_distribution
-from .planner import DebulkingPlan, plan_debulking, zone_lesion_ids
+from .planner import DebulkingPlan, plan_debulking
 from .rules import Rules, meets
+from .sparing import planner_zones
 from .staging import staged_strategies
-from .zones import compute_zones
 
 __all__ = ["SurgicalAssessment", "assess", "flr_adequacy"]
 
@@ -330,13 +330,7 @@ def assess(
         plan_missing = ["height/weight"]
     else:
         pl = rules["planner"]
-        zones = compute_zones(
-            ctx,
-            [les.id for les in intra],
-            float(pl["margin_mm"]),
-            float(pl["ablation_margin_mm"]),
-            **zone_lesion_ids(intra, pl),  # only the zones of treatments the rules allow each lesion
-        )
+        zones = planner_zones(ctx, intra, pl)
         kw: dict[str, Any] = {
             "non_tumorous_total_ml": non_tumorous,
             "comparator": flr_rules["comparator"],
