@@ -28,6 +28,7 @@ __all__ = [
     "SPACING_TOLERANCE_MM",
     "Volume",
     "lps_to_ras",
+    "nonzero_count",
     "ras_to_lps",
     "remember_nonzero_bbox",
 ]
@@ -122,6 +123,22 @@ def _known_box(arr: np.ndarray) -> tuple[bool, _Box | None]:
     if entry is None or entry[0]() is not arr or arr.flags.writeable:
         return False, None
     return True, entry[1]
+
+
+def nonzero_count(arr: np.ndarray) -> int:
+    """``np.count_nonzero(arr)``, counted inside the box recorded by :func:`remember_nonzero_bbox` when there is one.
+
+    Examples
+    --------
+    >>> a = np.zeros((3, 4, 5), bool); a[1, 2, 3:] = True; a.flags.writeable = False
+    >>> remember_nonzero_bbox(a, (slice(1, 2), slice(2, 3), slice(3, 5)))
+    >>> nonzero_count(a)
+    2
+    """
+    known, box = _known_box(arr)
+    if not known:
+        return int(np.count_nonzero(arr))
+    return 0 if box is None else int(np.count_nonzero(arr[box]))
 
 
 def nonzero_bbox(arr: np.ndarray, pad: int = 0) -> tuple[slice, slice, slice] | None:

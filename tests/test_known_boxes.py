@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from netlm_imaging import volume
-from netlm_imaging.volume import nonzero_bbox, remember_nonzero_bbox
+from netlm_imaging.volume import nonzero_bbox, nonzero_count, remember_nonzero_bbox
 
 
 def _argwhere_box(arr: np.ndarray) -> tuple[slice, slice, slice] | None:
@@ -64,6 +64,7 @@ def test_one_pass_seg_reader_records_each_segments_box(tmp_path, monkeypatch, co
         known, box = volume._known_box(arr)
         assert known
         assert box == _argwhere_box(truth)
+        assert nonzero_count(arr) == int(truth.sum())
         assert nonzero_bbox(arr, 2) == tuple(
             slice(max(0, b.start - 2), min(n, b.stop + 2)) for b, n in zip(_argwhere_box(truth), shape)
         )
@@ -79,8 +80,13 @@ def test_a_remembered_box_answers_only_for_its_read_only_array():
     remember_nonzero_bbox(arr, recorded)
     assert nonzero_bbox(arr) == recorded
     assert nonzero_bbox(arr.view()) == _argwhere_box(arr)  # another array object: scanned
+    assert nonzero_count(arr) == 6
+    remember_nonzero_bbox(arr, (slice(1, 2), slice(0, 7), slice(0, 8)))  # a box that cuts the voxels: counted inside
+    assert nonzero_count(arr) == 3
+    assert nonzero_count(arr.view()) == 6
     remember_nonzero_bbox(arr, None)
     assert nonzero_bbox(arr) is None
+    assert nonzero_count(arr) == 0
     arr.flags.writeable = True  # it may change now: the record no longer answers
     assert nonzero_bbox(arr) == _argwhere_box(arr)
     arr.flags.writeable = False

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..rounding import round_or_none
 from ..segmentation import MaskLayer
+from ..volume import nonzero_count
 from .context import MeasurementContext
 
 __all__ = ["liver_facts", "non_tumorous_liver_ml", "segmentation_refs", "tumor_facts"]
@@ -90,7 +91,7 @@ def segmentation_refs(
     for la in layers:
         voxels = None
         if la.mask.meta.get("sop_instance_uid") and la.mask.shape == shape:
-            voxels = int(np.count_nonzero(la.binary(fractional_threshold)))
+            voxels = nonzero_count(la.binary(fractional_threshold))  # inside the box its reader recorded
         refs.append(
             {k: v for k, v in la.mask.meta.items() if k in _REF_KEYS}
             | {"role": la.role, "label": la.label, "source": la.source, "voxel_count": voxels}
