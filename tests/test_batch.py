@@ -338,6 +338,7 @@ def test_pool_workers_share_the_cores_instead_of_starting_lesion_threads(monkeyp
     from threadpoolctl import threadpool_limits
 
     from netlm_imaging.batch import runner
+    from netlm_imaging.io import _gzip
     from netlm_imaging.measure import burden
     from netlm_imaging.segmentation import MaskLayer
     from netlm_imaging.volume import Volume
@@ -345,6 +346,7 @@ def test_pool_workers_share_the_cores_instead_of_starting_lesion_threads(monkeyp
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     monkeypatch.setattr(burden, "_LESION_THREADS", None)
     monkeypatch.setattr(runner, "_STARTED", None)
+    monkeypatch.setattr(_gzip, "_KEPT", None)  # _pool_init keeps inflate buffers: not in this process after the test
     assert burden.lesion_threads() == burden.DEFAULT_LESION_THREADS == 1
     burden.set_lesion_threads(2)  # a process told to spread many lesions over both cores
     with threadpool_limits(None):  # restores this process's BLAS threads, which _pool_init caps

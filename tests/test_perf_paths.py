@@ -381,6 +381,53 @@ def test_gzip_fast_path_never_reaches_past_the_declared_bytes(tmp_path, monkeypa
     assert not got.flags.writeable
 
 
+def test_kept_inflate_buffers_are_reused_only_when_no_array_holds_them(tmp_path, monkeypatch):
+    """Batch workers keep inflate buffers (``keep_buffers``): a later read reuses an idle one, never the
+    memory of an array still alive, and every array is nibabel's whatever buffer it landed in."""
+    import nibabel as nib
+
+    from netlm_imaging.io import _gzip
+
+    if _gzip._gzip_reader() is None:
+        pytest.skip("python-isal with its C gzip reader is not installed")
+    monkeypatch.setattr(_gzip, "_KEPT", None)
+    rng = np.random.default_rng(11)
+    big = _nifti_gz(tmp_path, rng.integers(-1024, 3000, (40, 31, 17)).astype(np.int16), "big.nii.gz")
+    small = _nifti_gz(tmp_path, rng.integers(-1024, 3000, (23, 19, 11)).astype(np.int16), "small.nii.gz")
+    other = _nifti_gz(tmp_path, rng.integers(0, 3, (40, 31, 17)).astype(np.uint8), "labels.nii.gz")
+    truth = {p: np.asanyarray(nib.load(str(p)).dataobj) for p in (big, small, other)}
+
+    def read(p):
+        img = nib.load(str(p))
+        got = _gzip.read_gzip_array(p, int(img.dataobj.offset), img.shape, img.dataobj.dtype, "F")
+        assert got is not None
+        assert np.array_equal(got, truth[p]), p.name
+        return got
+
+    def address(a):
+        return a.__array_interface__["data"][0]
+
+    _gzip.keep_buffers()
+    first = read(big)
+    held = read(other)  # the first array is alive: a second buffer
+    assert address(held) != address(first)
+    where = address(first)
+    del first
+    assert address(read(small)) == where  # the idle big buffer takes the smaller image
+    again = read(big)
+    assert address(again) == where
+    held_copy = held.copy()
+    part = again[2:5]  # a view keeps the buffer busy even when the array itself is gone
+    del again
+    third = read(big)
+    assert address(third) not in (where, address(held))
+    assert np.array_equal(part, truth[big][2:5])
+    assert np.array_equal(held, held_copy)
+    assert len(_gzip._KEPT) == 2  # never more than two kept buffers
+    _gzip.keep_buffers(False)
+    assert _gzip._KEPT is None
+
+
 def test_truncated_gzip_nifti_is_still_an_input_error(tmp_path):
     from netlm_imaging.errors import InputError
     from netlm_imaging.io import _gzip

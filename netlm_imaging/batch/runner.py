@@ -532,11 +532,13 @@ def _pool_init(started: Any, jobs: int = 1) -> None:
     _STARTED = started
     from threadpoolctl import threadpool_limits
 
+    from ..io._gzip import keep_buffers
     from ..measure.burden import lesion_threads, set_lesion_threads
 
     share = max(1, (os.cpu_count() or 1) // max(1, jobs))
     set_lesion_threads(max(1, min(lesion_threads(), share)))
     threadpool_limits(limits=share, user_api="blas")
+    keep_buffers()  # a worker reads study after study: the next .nii.gz inflates into the last one's memory
 
 
 def _pool_task(study: Study, out_dir: str, options: BatchOptions) -> dict[str, Any]:

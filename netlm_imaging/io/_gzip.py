@@ -25,13 +25,14 @@ array is byte for byte what nibabel returns for unscaled data.
 from __future__ import annotations
 
 import mmap
+import sys
 import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["inflater_name", "read_gzip_array"]
+__all__ = ["inflater_name", "keep_buffers", "read_gzip_array"]
 
 
 def _inflater() -> tuple[Any, tuple[type[BaseException], ...]]:
@@ -120,18 +121,63 @@ def _fill(reader: Any, view: memoryview) -> bool:
     return True
 
 
+#: Buffers kept by :func:`keep_buffers` for the next reads (None: every read allocates its own).
+_KEPT: list[np.ndarray] | None = None
+#: At most this many buffers are kept (a study reads an image and a label map).
+_MAX_KEPT = 2
+
+
+def keep_buffers(on: bool = True) -> None:
+    """Reuse the memory of inflated arrays that nothing holds any more (a batch worker, study after study).
+
+    Every fresh 100-400 MB array costs the kernel a page fault and the zeroing
+    of each page, and two workers of ``batch -j 2`` zeroing pages at the same
+    time share the memory bandwidth. With buffers kept, the next read inflates
+    into the memory of an earlier array once no array over it is alive (its
+    reference count says so), so an array still held is never overwritten.
+    Off by default: a process that analyses one study would keep the memory
+    after it.
+
+    Parameters
+    ----------
+    on : bool
+        Keep (True) or release (False) the buffers.
+    """
+    global _KEPT
+    _KEPT = [] if on else None
+
+
+def _buffer(nbytes: int) -> np.ndarray:
+    """``nbytes`` of uint8 memory: an idle kept buffer when one is large enough, else a new one (kept)."""
+    kept = _KEPT
+    if kept is None:
+        return np.empty(nbytes, np.uint8)
+    # an idle buffer is referenced only by the list (and getrefcount's own argument)
+    idle = [i for i in range(len(kept)) if sys.getrefcount(kept[i]) == 2]
+    fits = [i for i in idle if kept[i].nbytes >= nbytes]
+    if fits:
+        return kept[min(fits, key=lambda i: kept[i].nbytes)][:nbytes]
+    for i in sorted(idle, reverse=True):
+        del kept[i]  # too small: released before more memory is taken
+    buf = np.empty(nbytes, np.uint8)
+    if len(kept) < _MAX_KEPT:
+        kept.append(buf)
+    return buf
+
+
 def _read_into(
     path: str | Path, offset: int, shape: tuple[int, ...], dt: np.dtype, order: str, reader_cls: Any
 ) -> np.ndarray | None:
     """The array inflated by ``reader_cls`` (isal's gzip reader) straight into its own memory."""
     count = int(np.prod(shape, dtype=np.int64))
-    flat = np.empty(count, dtype=dt)
+    raw = _buffer(count * dt.itemsize)
     with open(path, "rb") as fh:
         reader = reader_cls(fh, _READ_CHUNK)
         if offset and not _fill(reader, memoryview(bytearray(offset))):  # the header before the voxels
             return None
-        if not _fill(reader, memoryview(flat.view(np.uint8).data)):
+        if not _fill(reader, memoryview(raw.data)):
             return None
+    flat = raw.view(dt)
     flat.flags.writeable = False  # as the one-call path's array over immutable bytes
     return flat.reshape(shape, order="F" if order == "F" else "C")
 
