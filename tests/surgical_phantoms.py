@@ -223,8 +223,18 @@ FULL_CLINICAL = ClinicalInputs(
 
 
 def assess(ctx: MeasurementContext, clinical: Any, rules: Any, **kw: Any) -> Any:
-    """``classify.surgical.assess`` of a context with the segment table the measure stage would hand it."""
+    """``classify.surgical.assess`` of a context with the segment table and the resection remnants the
+    measure stage would hand it (``stages.measure.measure_study``)."""
     from netlm_imaging.classify.surgical import assess as _assess
+    from netlm_imaging.measure.remnant import standard_resections
     from netlm_imaging.measure.segments import compute_segment_table
+    from netlm_imaging.measure.summary import non_tumorous_liver_ml
 
-    return _assess(ctx, clinical, rules, table=compute_segment_table(ctx), **kw)
+    table = compute_segment_table(ctx)
+    extra = kw.get("resections", ())
+    remnants = (
+        standard_resections(table, rules["resections"], extra=extra, non_tumorous_total_ml=non_tumorous_liver_ml(ctx))
+        if table is not None
+        else []
+    )
+    return _assess(ctx, clinical, rules, table=table, remnants=remnants, **kw)

@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 from surgical_phantoms import VOXEL_ML, SlabLiver, assess, weight_for_telv
 
+from netlm_imaging.classify.body_size import bsa_m2, telv_ml
 from netlm_imaging.classify.clinical import ClinicalInputs
 from netlm_imaging.classify.distribution import lesion_distribution
 from netlm_imaging.classify.rules import load_rules
 from netlm_imaging.errors import GeometryError, InputError, LabelError
-from netlm_imaging.measure.remnant import bsa_m2, remnant_for_resection, telv_ml
+from netlm_imaging.measure.remnant import remnant_for_resection
 from netlm_imaging.measure.segments import compute_segment_table
 
 SLICES = {1: 2, 2: 3, 3: 3, 4: 4, 5: 4, 6: 4, 7: 5, 8: 5}
@@ -51,7 +52,7 @@ def test_per_segment_volumes_and_majority_segment():
     c = p.add_in_segment(1, 1, 3, 3)  # 9 voxels, caudate
     table = compute_segment_table(p.ctx())
     assert table.lesion_segment == {a.id: 3, b.id: 6, c.id: 1}
-    assert table.lesion_segments_touched(b.id) == {6, 7}
+    assert table.segments_touched[b.id] == {6, 7}
     block = {row["segment"]: row for row in assess(p.ctx(), None, load_rules()).segments}
     tumour_vox = {3: 50, 6: 48, 7: 32, 1: 9}
     for s, n in SLICES.items():

@@ -135,7 +135,7 @@ def lesion_options(
     for les in ctx.intrahepatic_lesions:
         segs: frozenset[int] = frozenset()
         if table is not None and les.id in table.lesion_ids:
-            segs = frozenset(table.lesion_segments_touched(les.id))
+            segs = table.segments_touched[les.id]
         z = zones.get(les.id)
         why: list[str] = []
         costs: dict[str, np.ndarray | None] = {}

@@ -15,9 +15,9 @@ from typing import Any
 
 from ..measure.context import MeasurementContext
 from ..measure.lesions import EDGE_DIAMETER_METHOD
-from ..measure.remnant import bsa_m2, standard_resections, telv_ml
 from ..measure.segments import SegmentTable, segments_block
 from .anatomy import remnant_check
+from .body_size import flr_basis, standardized
 from .classifications import (
     burden_category,
     cloyd_resectability,
@@ -27,7 +27,7 @@ from .classifications import (
     recist_targets,
     who_grade,
 )
-from .clinical import ClinicalInputs, clinical_inputs_used, resolve_body_size
+from .clinical import ClinicalInputs, clinical_inputs_used
 from .distribution import lesion_distribution
 from .planner import DebulkingPlan, plan_debulking
 from .rules import Rules, meets
@@ -88,7 +88,7 @@ def flr_adequacy(
     Parameters
     ----------
     measured : mapping
-        :func:`netlm_imaging.measure.remnant.remnant_for_resection` output.
+        A measured remnant with its standardized FLR (:func:`netlm_imaging.classify.body_size.standardized`).
     threshold_percent : float or None
         Threshold for the liver condition; None: adequacy not judged.
     denominator : {"telv", "non_tumorous"}
@@ -208,6 +208,7 @@ def assess(
     rules: Rules,
     *,
     table: SegmentTable | None,
+    remnants: Sequence[Mapping[str, Any]] = (),
     resections: Sequence[Sequence[int]] = (),
 ) -> SurgicalAssessment:
     """Segments, remnant, debulking plan and classifications for one study.
@@ -222,8 +223,11 @@ def assess(
         From :func:`~netlm_imaging.classify.rules.load_rules`.
     table : SegmentTable or None
         The measure stage's Couinaud segment table (None without a segment map).
+    remnants : sequence of mapping
+        The measure stage's FLR of every standard and user resection
+        (:func:`~netlm_imaging.measure.remnant.standard_resections`).
     resections : sequence of sequence of int
-        Extra user-given segment sets to evaluate besides the standard resections.
+        The user-given segment sets (a warning when there is no segment map to evaluate them on).
 
     Returns
     -------
@@ -249,55 +253,19 @@ def assess(
     rationale += burden["rationale"]
     _add(missing, burden["missing_inputs"])
 
-    # body size, TELV, threshold
-    height, weight, body_notes = resolve_body_size(clinical, ctx.header, rules["body"])
-    rationale += body_notes
-    bsa = telv = None
-    body = rules["body"]
-    if height is not None and weight is not None:
-        bsa = bsa_m2(height, weight, body["bsa_formula"])
-        telv = telv_ml(bsa, intercept_ml=body["telv_intercept_ml"], slope_ml_per_m2=body["telv_slope_ml_per_m2"])
-        rationale.append(
-            f"BSA {bsa:.3f} m² ({body['bsa_formula']}), TELV {telv:.1f} mL "
-            f"({body['telv_intercept_ml']:g} + {body['telv_slope_ml_per_m2']:g} x BSA, Vauthey)"
-        )
-    else:
-        _add(missing, ["height/weight"])
-        rationale.append("height/weight unknown: no BSA, TELV or standardized FLR")
-    condition = clinical.liver_condition if clinical else None
-    if condition is None:
-        _add(missing, ["liver_condition"])
-        rationale.append("liver condition not given: the normal-liver FLR threshold is used")
-    flr_rules = rules["flr"]
-
+    # body size, TELV, the FLR threshold and its denominator
     non_tumorous = liver_ml - ctx.intrahepatic_tumor_ml if liver_ml is not None else None
-    basis = flr_rules["denominator"]
-    denom = telv if basis == "telv" else non_tumorous
-    threshold = rules.flr_threshold_percent(condition, basis)
-    if denom is None and flr_rules["fallback_denominator"] != "none":
-        fb = flr_rules["fallback_denominator"]
-        fb_denom = telv if fb == "telv" else non_tumorous
-        fb_table = flr_rules["threshold_percent" if fb == "telv" else "non_tumorous_threshold_percent"]
-        if fb_denom is not None and (condition or "normal") in fb_table:
-            threshold = rules.flr_threshold_percent(condition, fb)
-            rationale.append(
-                f"FLR adequacy judged on the fallback denominator '{fb}' because '{basis}' is missing, with the "
-                f"threshold published for that denominator ({threshold:g}%, flr."
-                f"{'threshold_percent' if fb == 'telv' else 'non_tumorous_threshold_percent'})"
-            )
-            basis, denom = fb, fb_denom
-        elif fb_denom is not None:
-            rationale.append(
-                f"no fallback: no sourced FLR threshold for liver condition '{condition or 'normal'}' on the "
-                f"'{fb}' denominator; adequacy needs '{basis}'"
-            )
+    fb = flr_basis(clinical, ctx.header, rules, non_tumorous)
+    rationale += fb.rationale
+    _add(missing, fb.missing_inputs)
+    height, weight, bsa, telv = fb.height_cm, fb.weight_kg, fb.bsa_m2, fb.telv_ml
+    condition, threshold, basis, denom = fb.liver_condition, fb.threshold_percent, fb.basis, fb.denominator_ml
+    body, flr_rules = rules["body"], rules["flr"]
 
     # standard resections
     std: list[dict[str, Any]] = []
     if table is not None:
-        measured = standard_resections(
-            table, rules["resections"], telv=telv, extra=resections, non_tumorous_total_ml=non_tumorous
-        )
+        measured = [standardized(r, telv) for r in remnants]
         std = [
             {
                 **r,

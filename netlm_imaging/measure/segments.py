@@ -53,6 +53,8 @@ class SegmentTable:
         (n_lesions, 9) voxels of each lesion per segment label.
     lesion_segment : dict
         Lesion id -> majority Couinaud segment (None if no voxel has a segment).
+    segments_touched : dict
+        Lesion id -> the Couinaud segments (1..8) holding at least one of its voxels.
     warnings : list of str
         Tumour or liver outside every segment, ties, empty segments.
     """
@@ -63,6 +65,7 @@ class SegmentTable:
     lesion_ids: list[int]
     lesion_segment_voxels: np.ndarray
     lesion_segment: dict[int, int | None]
+    segments_touched: dict[int, frozenset[int]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -79,11 +82,6 @@ class SegmentTable:
         """Intrahepatic tumour volume (mL) in the given segments (1..8)."""
         idx = np.asarray(sorted(set(segments)), dtype=int)
         return float(self.tumor_voxels[idx].sum()) * self.voxel_volume_ml if idx.size else 0.0
-
-    def lesion_segments_touched(self, lesion_id: int) -> set[int]:
-        """Couinaud segments (1..8) holding at least one voxel of the lesion."""
-        row = self.lesion_segment_voxels[self.lesion_ids.index(lesion_id)]
-        return {int(s) for s in np.nonzero(row[1:])[0] + 1}
 
 
 def _intrahepatic_tumor(ctx: MeasurementContext) -> tuple[np.ndarray, np.ndarray, list[int]]:
@@ -176,7 +174,8 @@ def compute_segment_table(ctx: MeasurementContext) -> SegmentTable | None:
             warnings.append(f"Couinaud segment {s} has no liver voxels in the segment map")
     for w in warnings:
         logger.warning(w)
-    return SegmentTable(vml, liver_vox, tumor_vox, ids, per_lesion, lesion_segment, warnings)
+    touched = {lid: frozenset(int(s) for s in np.nonzero(per_lesion[r, 1:])[0] + 1) for r, lid in enumerate(ids)}
+    return SegmentTable(vml, liver_vox, tumor_vox, ids, per_lesion, lesion_segment, touched, warnings)
 
 
 def segments_block(table: SegmentTable) -> list[dict[str, Any]]:

@@ -75,7 +75,8 @@ def report_json(report: Any, extra: Mapping[str, Any] | None = None) -> str:
 def write_json(report: Any, path: str | os.PathLike[str], extra: Mapping[str, Any] | None = None) -> Path:
     """Write :func:`report_json` atomically; returns the path."""
     p = Path(path)
-    atomic_write_text(p, report_json(report, extra))
+    text = report_json(report, extra)
+    atomic_write_text(p, text)
     return p
 
 
@@ -235,6 +236,7 @@ def write_outputs(
         The final paths, in :meth:`OutputSet.names` order.
     """
     out = Path(out_dir)
+    names = outputs.names()  # the order of the returned paths
     tag = f".{os.urandom(4).hex()}.tmp"  # atomic.TEMP_PATTERN: recognised as a temporary sibling
     staged: list[tuple[Path, Path]] = []  # (temporary, final)
 
@@ -279,4 +281,4 @@ def write_outputs(
         _unstage(staged)
         raise output_error(out, exc) from None
     by_name = {final.relative_to(out).as_posix(): final for _, final in staged}
-    return [by_name[n] for n in outputs.names()]
+    return [by_name[n] for n in names]

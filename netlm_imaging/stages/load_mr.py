@@ -127,12 +127,7 @@ def load_mr(
     pre_arr = None
     if pre_vol is not None and pre_info is not None:
         pre_for, img_for = pre_vol.frame_of_reference_uid, img.frame_of_reference_uid
-        if pre_for is not None and img_for is not None and pre_for != img_for:
-            from ..geometry import register_rigid
-
-            pre_arr = register_rigid(pre_vol.array, pre_vol.affine, img.array, img.affine)
-            pre_info["aligned_by"] = "rigid registration (Mattes mutual information, SimpleITK)"
-        else:
+        if pre_for is None or img_for is None or pre_for == img_for:
             from ..measure.grid import resample_to_grid
 
             if pre_for is None or pre_for != img_for:
@@ -142,4 +137,9 @@ def load_mr(
             )
             pre_arr = resample_to_grid(moving, img, linear=True)
             pre_info["aligned_by"] = "physical position (same frame of reference)"
+        else:  # two frames of reference: the images are registered
+            from ..geometry import register_rigid
+
+            pre_arr = register_rigid(pre_vol.array, pre_vol.affine, img.array, img.affine)
+            pre_info["aligned_by"] = "rigid registration (Mattes mutual information, SimpleITK)"
     return MrInputs(prov, phase, others, pre_arr, pre_info, notes)

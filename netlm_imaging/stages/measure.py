@@ -39,6 +39,9 @@ class Measurements:
     segments : SegmentTable or None
         Per-Couinaud-segment liver and tumour volumes and each lesion's segment (None without a
         segment map).
+    remnants : tuple of dict
+        The FLR of every standard resection of the rules and of each ``--resection`` (none
+        without a segment map).
     pet : PetMeasurement or None
     pet_derived : str or None
         The PET delineation of the lesions when no lesion mask was given.
@@ -52,6 +55,7 @@ class Measurements:
     tumor: dict[str, Any]
     non_tumorous_liver_ml: float | None
     segments: SegmentTable | None
+    remnants: tuple[dict[str, Any], ...]
     pet: PetMeasurement | None
     pet_derived: str | None
     mr: MrMeasurement | None
@@ -77,6 +81,7 @@ def measure_study(loaded: LoadedStudy, opts: AnalyzeOptions) -> Measurements:
     """
     from ..measure.burden import measure_burden
     from ..measure.pet import derive_pet_lesions
+    from ..measure.remnant import standard_resections
     from ..measure.segments import compute_segment_table
     from ..measure.summary import liver_facts, non_tumorous_liver_ml, segmentation_refs, tumor_facts
     from ..rules_data import section_or_default
@@ -121,13 +126,21 @@ def measure_study(loaded: LoadedStudy, opts: AnalyzeOptions) -> Measurements:
         )
         warnings.extend(pet.warnings)
     mr = measure_study_mr(ctx, loaded.mr, rules, n4=opts.n4) if loaded.mr is not None else None
+    table = compute_segment_table(ctx)
+    non_tumorous = non_tumorous_liver_ml(ctx)
+    remnants = (
+        standard_resections(table, rules["resections"], extra=opts.resections, non_tumorous_total_ml=non_tumorous)
+        if table is not None
+        else []
+    )
     return Measurements(
         ctx=ctx,
         method=burden.method,
         liver=liver_facts(ctx, burden.extra),
         tumor=tumor_facts(ctx, burden.extra),
-        non_tumorous_liver_ml=non_tumorous_liver_ml(ctx),
-        segments=compute_segment_table(ctx),
+        non_tumorous_liver_ml=non_tumorous,
+        segments=table,
+        remnants=tuple(remnants),
         pet=pet,
         pet_derived=pet_derived,
         mr=mr,
