@@ -461,6 +461,7 @@ _PRELOAD = (
     "netlm_imaging.measure.burden",
     "netlm_imaging.measure.grid",
     "netlm_imaging.measure.pet",
+    "netlm_imaging.measure.remnant",
     "netlm_imaging.measure.summary",
     "netlm_imaging.classify.surgical",
     "netlm_imaging.report.outputs",
