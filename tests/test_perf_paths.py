@@ -90,8 +90,9 @@ def test_component_boxes_are_cc3d_statistics_boxes(monkeypatch):
     assert fast > 40  # most cases took the run-based path (the rest: a run wrapping onto the next line)
 
 
-def test_component_counts_and_centroids_from_runs_equal_the_voxel_lists():
-    """Counts and mean indices from cc3d's runs are the floats of the means over each component's listed voxels."""
+def test_component_facts_from_runs_equal_the_voxel_lists():
+    """Counts and mean indices from cc3d's runs are the floats of the means over each component's listed voxels;
+    the line ends are the first and last voxel of the component on each line along the memory-fastest axis."""
     import cc3d
 
     from netlm_imaging.measure.lesions import component_boxes_and_centroids
@@ -109,10 +110,19 @@ def test_component_counts_and_centroids_from_runs_equal_the_voxel_lists():
         for lab, (box, stat) in enumerate(zip(boxes, stats, strict=True), start=1):
             if stat is None:  # a run wrapping onto the next line: left to the measurement
                 continue
-            nz = np.nonzero(labels[box] == lab)  # the plain way: the voxel list inside the box
-            count, centroid = stat
-            assert count == len(nz[0])
-            assert np.array_equal(centroid, np.array([c.mean() for c in nz]))  # bit for bit
+            mask = labels[box] == lab
+            nz = np.nonzero(mask)  # the plain way: the voxel list inside the box
+            assert stat.voxel_count == len(nz[0])
+            assert np.array_equal(stat.mean_index, np.array([c.mean() for c in nz]))  # bit for bit
+            # the first and last voxel on each grid line along the memory-fastest axis, from running counts
+            a = stat.line_axis
+            assert a == (0 if labels.flags.f_contiguous else 2)
+            running = np.cumsum(mask, axis=a)
+            ends = mask & ((running == 1) | (running == running.max(axis=a, keepdims=True)))
+            order = "F" if a == 0 else "C"
+            assert np.array_equal(
+                np.unique(stat.line_ends), np.flatnonzero(ends.ravel(order=order))
+            )  # one-voxel lines twice
             checked += 1
     assert checked > 500
 

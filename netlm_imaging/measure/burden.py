@@ -20,6 +20,7 @@ from ..volume import Volume, sparse_zeros
 from .context import Lesion, MeasurementContext
 from .lesions import (
     OVERLAP_RULE,
+    ComponentFacts,
     LesionGrid,
     attribute_overlaps,
     bbox_slices,
@@ -67,8 +68,8 @@ def lesion_threads() -> int:
 DEFAULT_MARGIN_MM = 2.0
 
 
-#: A lesion instance: its box, mask and weights (fractional) in the box, label, and (count, mean index) when known.
-_Instance = tuple[tuple[slice, slice, slice], np.ndarray, np.ndarray | None, str | None, tuple[int, np.ndarray] | None]
+#: A lesion instance: its box, mask and weights (fractional) in the box, label, and its components facts when known.
+_Instance = tuple[tuple[slice, slice, slice], np.ndarray, np.ndarray | None, str | None, ComponentFacts | None]
 
 
 @dataclass
@@ -303,7 +304,7 @@ def measure_burden(
     def _one(inst: _Instance) -> tuple:
         bb, m, w, name, stat = inst
         inside = True if not has_liver else _touches_liver(liver_mask, bb, m, ball)
-        geom = measure_instance(image, bb, m, weights=w, grid=grid, count_and_centroid=stat)
+        geom = measure_instance(image, bb, m, weights=w, grid=grid, known=stat)
         return bb, m, w, name, inside, geom
 
     threads = lesion_threads()

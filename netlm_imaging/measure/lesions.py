@@ -31,6 +31,7 @@ __all__ = [
     "AXIAL_TOLERANCE",
     "EDGE_DIAMETER_METHOD",
     "OVERLAP_RULE",
+    "ComponentFacts",
     "InstanceGeometry",
     "LesionGrid",
     "attribute_overlaps",
@@ -108,6 +109,30 @@ class LesionGrid:
         )
 
 
+@dataclass(frozen=True)
+class ComponentFacts:
+    """What the connected-components pass already knows of one component, within its box.
+
+    Parameters
+    ----------
+    voxel_count : int
+        Number of voxels.
+    mean_index : numpy.ndarray
+        Mean voxel index (3,) within the box (exact integer sums divided once).
+    line_axis : int
+        The memory-fastest axis of the label array (0: Fortran order, 2: C order).
+    line_ends : numpy.ndarray
+        Flat indices, in the box's memory order along ``line_axis`` first, of
+        the first and the last voxel of the component on each grid line along
+        ``line_axis`` (the mask of :func:`_axis_extremes` for that axis).
+    """
+
+    voxel_count: int
+    mean_index: np.ndarray
+    line_axis: int
+    line_ends: np.ndarray
+
+
 #: How the ``*_edge_mm`` diameters are defined (quoted in the report).
 EDGE_DIAMETER_METHOD = (
     "edge to edge: voxel-centre distance plus the extent of one voxel along the measured direction; "
@@ -175,22 +200,24 @@ def component_boxes(labels: np.ndarray, n: int) -> list[tuple[slice, slice, slic
 
 def component_boxes_and_centroids(
     labels: np.ndarray, n: int
-) -> tuple[list[tuple[slice, slice, slice] | None], list[tuple[int, np.ndarray] | None]]:
-    """Bounding box, voxel count and mean voxel index (within the box) of each component ``1..n``.
+) -> tuple[list[tuple[slice, slice, slice] | None], list[ComponentFacts | None]]:
+    """Bounding box and :class:`ComponentFacts` (count, mean index, line ends) of each component ``1..n``.
 
     The boxes are those of ``cc3d.statistics(labels)["bounding_boxes"][1:]``,
     from the runs of equal labels along the array's memory order (cc3d's run
     extraction, one pass over the voxels without cc3d.statistics' float
     sums): each run lies on one grid line, so its first and last voxels bound
     it, and the index sums of its voxels are exact integers, divided once by
-    the count (the floats of :func:`measure_instance`'s own counts). When a
-    run continues from one line onto the next (a component spanning the whole
-    box along the fastest axis), the boxes come from cc3d.statistics and the
-    counts are left to the measurement (``None``).
+    the count (the floats of :func:`measure_instance`'s own counts); the first
+    run of a component on a line starts with its first voxel there, the last
+    run ends with its last. When a run continues from one line onto the next
+    (a component spanning the whole box along the fastest axis), the boxes
+    come from cc3d.statistics and the rest is left to the measurement
+    (``None``).
     """
     import cc3d
 
-    none: list[tuple[int, np.ndarray] | None] = [None] * n
+    none: list[ComponentFacts | None] = [None] * n
     runs_of = getattr(getattr(cc3d, "fastcc3d", None), "runs", None)
     order: Literal["C", "F"] | None = "F" if labels.flags.f_contiguous else "C" if labels.flags.c_contiguous else None
     if n == 0 or runs_of is None or order is None or labels.ndim != 3:
@@ -218,13 +245,36 @@ def component_boxes_and_centroids(
     sums[:, fast] = (lo[:, fast] + hi[:, fast]) * length // 2
     voxels = np.add.reduceat(length, starts).tolist()
     index_sums = np.add.reduceat(sums, starts, axis=0).tolist()
+    # each component's first and last voxel on each line: the ends of its first and last run there
+    which = np.repeat(np.arange(len(keys)), counts)
+    line_id = first // line
+    opens = np.ones(len(first), dtype=bool)
+    opens[1:] = (line_id[1:] != line_id[:-1]) | (which[1:] != which[:-1])
+    closes = np.ones(len(first), dtype=bool)
+    closes[:-1] = opens[1:]
+    ends = [_flat_in_box(lo[opens], which[opens], box_lo, box_hi, order)]
+    ends.append(_flat_in_box(hi[closes], which[closes], box_lo, box_hi, order))
+    cuts = [np.cumsum(np.bincount(which[sel], minlength=len(keys))).tolist() for sel in (opens, closes)]
     boxes: list[tuple[slice, slice, slice] | None] = [None] * n
-    stats = list(none)
-    for k, a, b, nv, sa in zip(keys, box_lo.tolist(), box_hi.tolist(), voxels, index_sums, strict=True):
+    facts = list(none)
+    for c, (k, a, b, nv, sa) in enumerate(zip(keys, box_lo.tolist(), box_hi.tolist(), voxels, index_sums, strict=True)):
         boxes[int(k) - 1] = (slice(a[0], b[0] + 1), slice(a[1], b[1] + 1), slice(a[2], b[2] + 1))
+        line_ends = [e[(cut[c - 1] if c else 0) : cut[c]] for e, cut in zip(ends, cuts, strict=True)]
         # integer sums relative to the box, divided once: the floats of _count_and_centroid
-        stats[int(k) - 1] = nv, np.array([(sa[ax] - nv * a[ax]) / nv for ax in range(3)])
-    return boxes, stats
+        mean_index = np.array([(sa[ax] - nv * a[ax]) / nv for ax in range(3)])
+        facts[int(k) - 1] = ComponentFacts(nv, mean_index, fast, np.concatenate(line_ends))
+    return boxes, facts
+
+
+def _flat_in_box(
+    points: np.ndarray, which: np.ndarray, box_lo: np.ndarray, box_hi: np.ndarray, order: Literal["C", "F"]
+) -> np.ndarray:
+    """Flat indices (memory ``order``) of ``points`` of the label array within the boxes ``which`` they lie in."""
+    local = points - box_lo[which]
+    dims = (box_hi - box_lo + 1)[which]
+    if order == "F":
+        return local[:, 0] + dims[:, 0] * (local[:, 1] + dims[:, 1] * local[:, 2])
+    return local[:, 2] + dims[:, 2] * (local[:, 1] + dims[:, 1] * local[:, 0])
 
 
 def _axis_extremes(mask: np.ndarray, axis: int) -> np.ndarray:
@@ -241,8 +291,8 @@ def _axis_extremes(mask: np.ndarray, axis: int) -> np.ndarray:
     return ext & mask
 
 
-def _extreme_masks(mask: np.ndarray) -> list[np.ndarray]:
-    """:func:`_axis_extremes` along each of the three axes.
+def _extreme_masks(mask: np.ndarray, known: ComponentFacts | None = None) -> list[np.ndarray]:
+    """:func:`_axis_extremes` along each of the three axes (along ``known.line_axis`` from its line ends).
 
     A vertex of the convex hull of the voxel centres cannot lie strictly
     between two mask voxels on any line (it would be their convex
@@ -251,7 +301,16 @@ def _extreme_masks(mask: np.ndarray) -> list[np.ndarray]:
     those extreme along both in-plane axes: farthest pairs and caliper widths
     can be computed from these candidates alone.
     """
-    return [_axis_extremes(mask, a) for a in range(3)]
+    out = []
+    for a in range(3):
+        if known is not None and a == known.line_axis:
+            order: Literal["C", "F"] = "F" if a == 0 else "C"
+            ext = np.zeros(mask.shape, dtype=bool, order=order)
+            ext.reshape(-1, order=order)[known.line_ends] = True  # a view: the array is contiguous in that order
+            out.append(ext)
+        else:
+            out.append(_axis_extremes(mask, a))
+    return out
 
 
 def _axial_resample(mask: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -290,7 +349,7 @@ def measure_instance(
     *,
     weights: np.ndarray | None = None,
     grid: LesionGrid | None = None,
-    count_and_centroid: tuple[int, np.ndarray] | None = None,
+    known: ComponentFacts | None = None,
 ) -> InstanceGeometry:
     """Measure one instance given its bounding box and boolean mask within it.
 
@@ -306,9 +365,9 @@ def measure_instance(
         Fractional occupancy within ``bbox`` (volume = sum of fractions).
     grid : LesionGrid, optional
         ``LesionGrid.of(image)``, when many instances of one image are measured.
-    count_and_centroid : (int, numpy.ndarray), optional
-        The mask's voxel count and mean voxel index within ``bbox`` when
-        already known (:func:`component_boxes_and_centroids`; binary masks only).
+    known : ComponentFacts, optional
+        What the connected-components pass found of this mask
+        (:func:`component_boxes_and_centroids`; binary masks only).
 
     Returns
     -------
@@ -325,9 +384,9 @@ def measure_instance(
     if weights is None and box_values.dtype.kind in "iu" and box_values.dtype.itemsize <= 2:
         # integer sums are exact in any order: voxel counts per index give the centroid, a masked sum the mean
         # (the same floats as the means of the voxel list, without listing the voxels)
-        n, centroid_idx = count_and_centroid if count_and_centroid is not None else _count_and_centroid(mask)
+        n, centroid_idx = (known.voxel_count, known.mean_index) if known is not None else _count_and_centroid(mask)
         volume_ml = n * grid.voxel_volume_ml
-        mean_int = float(np.sum(box_values, where=mask, dtype=np.int64)) / n
+        mean_int = float(box_values[mask].sum(dtype=np.int64)) / n
     else:
         nz = _nonzero(mask)
         n = len(nz[0])
@@ -342,7 +401,7 @@ def measure_instance(
         numeric = values.size and np.issubdtype(values.dtype, np.number)
         mean_int = float(values.mean(dtype=np.float64)) if numeric else None
     centroid = centroid_idx @ crop_aff[:3, :3].T + crop_aff[:3, 3]
-    extremes = _extreme_masks(mask)
+    extremes = _extreme_masks(mask, known if weights is None else None)
     ext = _argwhere(extremes[0] & extremes[1] & extremes[2]).astype(np.float64)
     d3, u3 = max_pairwise_distance(ext @ crop_aff[:3, :3].T + crop_aff[:3, 3])
     k_axis = grid.slice_axis
