@@ -182,7 +182,9 @@ def label_instances_cropped(
     if bb is None:
         return None, np.zeros((0, 0, 0), dtype=np.int32), 0
     sub = np.asarray(mask[bb], dtype=bool)
-    if not sub.flags.writeable:  # cc3d needs a writeable buffer; Volume arrays are read-only
+    if not sub.flags.writeable or not (sub.flags.f_contiguous or sub.flags.c_contiguous):
+        # cc3d needs a writeable buffer (Volume arrays are read-only) and labels a strided view in C order,
+        # several times slower than a copy in the view's own order
         sub = sub.copy(order="K")
     conn: Literal[6, 26] = 6 if connectivity == 6 else 26
     crop, n = cc3d.connected_components(sub, connectivity=conn, return_N=True, out_dtype=np.uint32)
@@ -269,12 +271,17 @@ def component_boxes_and_centroids(
 def _flat_in_box(
     points: np.ndarray, which: np.ndarray, box_lo: np.ndarray, box_hi: np.ndarray, order: Literal["C", "F"]
 ) -> np.ndarray:
-    """Flat indices (memory ``order``) of ``points`` of the label array within the boxes ``which`` they lie in."""
-    local = points - box_lo[which]
-    dims = (box_hi - box_lo + 1)[which]
-    if order == "F":
-        return local[:, 0] + dims[:, 0] * (local[:, 1] + dims[:, 1] * local[:, 2])
-    return local[:, 2] + dims[:, 2] * (local[:, 1] + dims[:, 1] * local[:, 0])
+    """Flat indices (memory ``order``) of ``points`` of the label array within the boxes ``which`` they lie in.
+
+    For box corner ``l`` and sizes ``d`` (Fortran order): ``(p0 - l0) + d0 (p1 - l1) + d0 d1 (p2 - l2)``,
+    i.e. ``p0 + d0 p1 + d0 d1 p2`` less a constant per box.
+    """
+    axes = (0, 1, 2) if order == "F" else (2, 1, 0)
+    d = box_hi - box_lo + 1
+    step1 = d[:, axes[0]]
+    step2 = step1 * d[:, axes[1]]
+    corner = box_lo[:, axes[0]] + step1 * box_lo[:, axes[1]] + step2 * box_lo[:, axes[2]]
+    return points[:, axes[0]] + step1[which] * points[:, axes[1]] + step2[which] * points[:, axes[2]] - corner[which]
 
 
 def _axis_extremes(mask: np.ndarray, axis: int) -> np.ndarray:
