@@ -303,9 +303,11 @@ def measure_burden(
 
     def _one(inst: _Instance) -> tuple:
         bb, m, w, name, stat = inst
-        inside = True if not has_liver else _touches_liver(liver_mask, bb, m, ball)
+        # lesion voxels inside the liver mask: any of them makes it intrahepatic without the 2 mm dilation
+        in_liver = int(np.count_nonzero(m & liver_mask[bb])) if has_liver else 0
+        inside = True if not has_liver else in_liver > 0 or _touches_liver(liver_mask, bb, m, ball)
         geom = measure_instance(image, bb, m, weights=w, grid=grid, known=stat)
-        return bb, m, w, name, inside, geom
+        return bb, m, w, name, inside, geom, in_liver
 
     threads = lesion_threads()
     if len(instances) >= _THREADS_FROM and threads > 1:
@@ -324,11 +326,15 @@ def measure_burden(
         # array's axis order or memory layout; named segments keep the input's order
         measured.sort(key=lambda t: (-t[5].volume_ml, tuple(round(c, 3) for c in t[5].centroid_lps_mm)))
     lesion_boxes: dict[int, tuple[slice, slice, slice]] = {}
-    for lid, (bb, m, _w, name, inside, geom) in enumerate(measured, start=1):
+    # intrahepatic lesions: (box, mask, voxels outside the liver mask)
+    intrahepatic: list[tuple[tuple[slice, slice, slice], np.ndarray, int]] = []
+    for lid, (bb, m, _w, name, inside, geom, in_liver) in enumerate(measured, start=1):
         lesion_boxes[lid] = bb
         np.copyto(lesion_labels[bb], lid, where=m)  # lesion masks are disjoint (components; OVERLAP_RULE)
         if not inside:
             extrahepatic_boxes.append((bb, m))
+        else:
+            intrahepatic.append((bb, m, geom.voxel_count - in_liver))
         lesions.append(
             Lesion(
                 id=lid,
@@ -358,7 +364,24 @@ def measure_burden(
     liver_bbox: tuple[slice, slice, slice] | None = None
     liver_ml: float | None = None
     intra_ml = extra_ml = 0.0
-    if work is not None:
+    if work is not None and not fractional:
+        # voxel counts: the lesion masks are disjoint and cover the lesion union (components; OVERLAP_RULE)
+        n_union = sum(les.voxel_count for les in lesions)
+        n_intra = sum(les.voxel_count for les in lesions if les.location == "intrahepatic")
+        intra_ml = n_intra * voxel_ml
+        extra_ml = (n_union - n_intra) * voxel_ml
+        if has_liver:
+            # total liver = liver mask UNION the intrahepatic lesions, written in the box of both
+            total_liver = sparse_zeros(shape, bool, order)  # calloc: only the box is ever written
+            total_liver[work] = liver_mask[work]
+            for bb, m, _outside in intrahepatic:
+                total_liver[bb] |= m
+            n_liver = int(np.count_nonzero(liver_mask[work]))
+            n_total = n_liver + sum(outside for _bb, _m, outside in intrahepatic)
+            liver_bbox = _box_union(liver_box, *(bb for bb, _m, outside in intrahepatic if outside))
+            liver_ml = float(n_total) * voxel_ml
+            extra["liver_mask_included_lesions"] = n_total == n_liver
+    elif work is not None:  # fractional: fraction sums over the union, the liver and the intrahepatic part
         union_w = lesion_union[work]
         intra_w = union_w
         if extrahepatic_boxes:
@@ -367,19 +390,13 @@ def measure_burden(
                 intra_w[_shift(bb, work)] &= ~m
         liver_w = liver_mask[work]
         lesion_frac_w = lesion_frac[work] if lesion_frac is not None else None
-        if fractional:
-            lf = lesion_frac_w if lesion_frac_w is not None else union_w.astype(np.float32)
-            extra_w = union_w & ~intra_w
-            intra_ml = float(lf[intra_w].sum(dtype=np.float64)) * voxel_ml
-            extra_ml = float(lf[extra_w].sum(dtype=np.float64)) * voxel_ml
-            extra["intrahepatic_volume_ml_binary"] = (
-                float(np.count_nonzero(intra_w & (lf >= fractional_threshold))) * voxel_ml
-            )
-        else:
-            n_union = int(np.count_nonzero(union_w))
-            n_intra = n_union if intra_w is union_w else int(np.count_nonzero(intra_w))
-            intra_ml = n_intra * voxel_ml
-            extra_ml = (n_union - n_intra) * voxel_ml
+        lf = lesion_frac_w if lesion_frac_w is not None else union_w.astype(np.float32)
+        extra_w = union_w & ~intra_w
+        intra_ml = float(lf[intra_w].sum(dtype=np.float64)) * voxel_ml
+        extra_ml = float(lf[extra_w].sum(dtype=np.float64)) * voxel_ml
+        extra["intrahepatic_volume_ml_binary"] = (
+            float(np.count_nonzero(intra_w & (lf >= fractional_threshold))) * voxel_ml
+        )
         if has_liver:
             total_w = liver_w | intra_w
             total_liver = sparse_zeros(shape, bool, order)  # calloc: only the box is ever written
@@ -387,17 +404,12 @@ def measure_burden(
             total_box = bbox_slices(total_w)
             liver_bbox = _shift(total_box, work, back=True) if total_box is not None else None
             n_total = int(np.count_nonzero(total_w))
-            if fractional:
-                lvf = liver_frac[work] if liver_frac is not None else liver_w.astype(np.float32)
-                tf = lesion_frac_w if lesion_frac_w is not None else union_w.astype(np.float32)
-                combined = np.maximum(np.where(liver_w, lvf, 0.0), np.where(intra_w, tf, 0.0))
-                liver_ml = float(combined.sum(dtype=np.float64)) * voxel_ml
-                bin_liver = (np.where(liver_w, lvf, 0) >= fractional_threshold) | (
-                    intra_w & (tf >= fractional_threshold)
-                )
-                extra["liver_volume_ml_binary"] = float(np.count_nonzero(bin_liver)) * voxel_ml
-            else:
-                liver_ml = float(n_total) * voxel_ml
+            lvf = liver_frac[work] if liver_frac is not None else liver_w.astype(np.float32)
+            tf = lesion_frac_w if lesion_frac_w is not None else union_w.astype(np.float32)
+            combined = np.maximum(np.where(liver_w, lvf, 0.0), np.where(intra_w, tf, 0.0))
+            liver_ml = float(combined.sum(dtype=np.float64)) * voxel_ml
+            bin_liver = (np.where(liver_w, lvf, 0) >= fractional_threshold) | (intra_w & (tf >= fractional_threshold))
+            extra["liver_volume_ml_binary"] = float(np.count_nonzero(bin_liver)) * voxel_ml
             extra["liver_mask_included_lesions"] = n_total == int(np.count_nonzero(liver_w))
     # ---- spleen and Couinaud segments
     spleen_layers = [la for la in layers if la.role == "spleen"]
