@@ -374,6 +374,7 @@ def compute_zones(
         return {}
     t_flats = _flat_distances([b.lesion[b.tight[0], b.tight[1], :] for b in boxes], cap)
     inv = tuple(int(i) for i in np.argsort(perm))
+    voxel_ml = ctx.voxel_volume_ml  # a determinant each time it is read
     found: list[list[tuple[np.ndarray | None, np.ndarray | None]]] = [[(None, None), (None, None)] for _ in boxes]
     for m, (ps, p, only) in enumerate(zip(passes, pads, (enucleation_ids, ablation_ids))):
         wanted = [n for n, b in enumerate(boxes) if only is None or b.lesion_id in only]
@@ -391,7 +392,7 @@ def compute_zones(
         ]
         dilated = _middle_and_cone_many(items, ps) if items else []
         for n, sub, zone in zip(wanted, subs, dilated):
-            found[n][m] = _on_liver(boxes[n], sub, zone, inv, ctx.voxel_volume_ml)
+            found[n][m] = _on_liver(boxes[n], sub, zone, inv, voxel_ml)
     return {
         b.lesion_id: LesionZones(b.lesion_id, b.box, enuc[0], abl[0], enuc[1], abl[1])
         for b, (enuc, abl) in zip(boxes, found)
