@@ -8,7 +8,7 @@ All arrays are on the image grid of ``ctx.image``.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -50,11 +50,36 @@ class Lesion:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """Report item (``extra`` keys merged in, additive to the schema)."""
-        d = asdict(self)
-        extra = d.pop("extra")
-        d.update(extra)
+        """Report item (``extra`` keys merged in, additive to the schema).
+
+        The values as ``dataclasses.asdict`` gives them (lists and dicts copied), without its
+        generic recursion (~40 us a lesion).
+
+        Examples
+        --------
+        >>> les = Lesion(1, "intrahepatic", 1.5, 12, [1.0, 2.0, 3.0], 4.0, None, 5.0, True, False, 60.0)
+        >>> les.extra["a"] = [1]
+        >>> d = les.to_dict()
+        >>> d["centroid_lps_mm"], d["a"], d["centroid_lps_mm"] is les.centroid_lps_mm
+        ([1.0, 2.0, 3.0], [1], False)
+        """
+        d = {name: _copied(getattr(self, name)) for name in _LESION_FIELDS}
+        d.update(_copied(self.extra))
         return d
+
+
+def _copied(value: Any) -> Any:
+    """Lists, tuples and dicts copied all the way down (as ``dataclasses.asdict`` copies them); others as they are."""
+    if isinstance(value, list):
+        return [_copied(v) for v in value]
+    if isinstance(value, dict):
+        return {_copied(k): _copied(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return tuple(_copied(v) for v in value)
+    return value
+
+
+_LESION_FIELDS = tuple(f.name for f in fields(Lesion) if f.name != "extra")
 
 
 @dataclass
