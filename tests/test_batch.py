@@ -457,3 +457,21 @@ def test_pool_starts_the_largest_studies_first(tmp_path: Path) -> None:
     single.write_bytes(bytes(7000))
     studies.append(Study("single", single))
     assert [s.study_id for s in _largest_first(studies)] == ["d", "single", "b", "a", "c", "e", "gone"]
+
+
+def test_in_process_cohort_keeps_inflate_buffers_only_while_it_runs(tmp_path: Path) -> None:
+    """-j 1 reads its studies into kept buffers as the pool workers do, and lets them go at the end."""
+    from netlm_imaging.io import _gzip
+
+    truths = write_cohort(tmp_path / "c", n_good=3, broken=False)
+    assert _gzip._KEPT is None
+    seen: list[int | None] = []
+    result = run_cohort(
+        discover_cohort(tmp_path / "c"),
+        tmp_path / "out",
+        on_row=lambda row: seen.append(None if _gzip._KEPT is None else len(_gzip._KEPT)),
+    )
+    assert _gzip._KEPT is None
+    assert seen == [2, 2, 2]  # image and label map of every study in the same two buffers
+    for row in result.rows:
+        assert float(row["liver_volume_ml"]) == pytest.approx(truths[row["study_id"]]["liver_volume_ml"], rel=1e-6)

@@ -593,6 +593,17 @@ def _pool_round(
         yield s, None, (proc.exitcode if proc is not None else (0 if pid is not None else None))
 
 
+def _in_process_results(
+    studies: Sequence[Study], out_dir: Path, options: BatchOptions
+) -> Iterable[tuple[Study, dict[str, Any] | BaseException]]:
+    """(study, row) in cohort order, analysed in this process; the inflate buffers kept while it runs."""
+    from ..io._gzip import buffers_kept
+
+    with buffers_kept():
+        for s in studies:
+            yield s, analyze_one(s, out_dir, options)
+
+
 def _executor_results(
     studies: Sequence[Study], out_dir: Path, options: BatchOptions, jobs: int
 ) -> Iterable[tuple[Study, dict[str, Any] | BaseException]]:
@@ -825,7 +836,7 @@ def _run_locked(
     elif jobs > 1 and len(studies) > 1:
         results = _executor_results(studies, out, opts, min(jobs, len(studies)))
     else:
-        results = ((s, analyze_one(s, out, opts)) for s in studies)
+        results = _in_process_results(studies, out, opts)
 
     try:
         for study, outcome in results:

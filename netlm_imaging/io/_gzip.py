@@ -24,15 +24,17 @@ array is byte for byte what nibabel returns for unscaled data.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import sys
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["inflater_name", "keep_buffers", "read_gzip_array"]
+__all__ = ["buffers_kept", "inflater_name", "keep_buffers", "read_gzip_array"]
 
 
 def _inflater() -> tuple[Any, tuple[type[BaseException], ...]]:
@@ -145,6 +147,22 @@ def keep_buffers(on: bool = True) -> None:
     """
     global _KEPT
     _KEPT = [] if on else None
+
+
+@contextlib.contextmanager
+def buffers_kept() -> Iterator[None]:
+    """:func:`keep_buffers` for the duration of a ``with`` block (a cohort analysed in this process).
+
+    The buffers are released at its end (arrays still held keep their own memory).
+    """
+    global _KEPT
+    before = _KEPT
+    if before is None:
+        _KEPT = []
+    try:
+        yield
+    finally:
+        _KEPT = before
 
 
 def _buffer(nbytes: int) -> np.ndarray:
