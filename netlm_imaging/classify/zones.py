@@ -410,12 +410,10 @@ def _lesion_box(
 ) -> _Box:
     """The masks of lesion ``lid`` on its box padded by ``pad``, in the frame ``perm``."""
     box3 = _padded(tight_box, pad, labels.shape)
-    lab = labels[box3].transpose(perm)
-    shape = lab.shape
-    lesion = np.equal(lab, lid, out=np.empty(shape, dtype=bool))
-    non_tumour = np.equal(lab, 0, out=np.empty(shape, dtype=bool))
-    in_liver = np.empty(shape, dtype=bool)
-    np.copyto(in_liver, liver[box3].transpose(perm))
+    lab = np.ascontiguousarray(labels[box3].transpose(perm))  # one strided read; the comparisons run on it
+    lesion = lab == lid
+    non_tumour = lab == 0
+    in_liver = np.ascontiguousarray(liver[box3].transpose(perm))
     seg = _labels(ctx, box3).transpose(perm) if ctx.segment_labels is not None else None
     tc, tm, tf = (slice(tight_box[a].start - box3[a].start, tight_box[a].stop - box3[a].start) for a in perm)
     tight = (tc, tm, tf)
