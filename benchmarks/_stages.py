@@ -22,6 +22,7 @@ STAGES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("SEG read", "netlm_imaging.io.loader", ("load_segmentation",)),
     ("measure", "netlm_imaging.measure.burden", ("measure_burden",)),
     ("zones (issue 13)", "netlm_imaging.classify.zones", ("*",)),
+    ("plan (issue 13)", "netlm_imaging.classify.planner", ("plan_debulking",)),
     ("write outputs", "netlm_imaging.report.outputs", ("write_outputs",)),
 )
 
