@@ -28,7 +28,7 @@ _DIRECT_UP_TO = 100
 
 def _nonzero(a: np.ndarray) -> tuple[np.ndarray, ...]:
     """``np.nonzero(a)`` (the same indices in the same C order), from the flat indices: several times faster."""
-    return np.unravel_index(np.flatnonzero(a), a.shape)
+    return np.unravel_index(a.ravel().nonzero()[0], a.shape)
 
 
 def _argwhere(a: np.ndarray) -> np.ndarray:
@@ -58,7 +58,7 @@ def _farthest_pair_direct(xyz: np.ndarray) -> tuple[int, int]:
 
 def _first_max_pair(d: np.ndarray) -> tuple[int, int]:
     """Row and column of the first maximum of a square matrix, in row order."""
-    i, j = divmod(int(np.argmax(d)), d.shape[1])
+    i, j = divmod(int(d.argmax()), d.shape[1])
     return i, j
 
 
@@ -109,15 +109,15 @@ def _farthest_pair(pts: np.ndarray) -> tuple[int, int]:
     xyz = np.ascontiguousarray(pts.T)
     if len(pts) < _PRUNE_FROM:
         return _farthest_pair_direct(xyz)
-    local = xyz - ((xyz.min(1) + xyz.max(1)) / 2.0)[:, None]
+    local = xyz - ((np.minimum.reduce(xyz, axis=1) + np.maximum.reduce(xyz, axis=1)) / 2.0)[:, None]
     r = np.sqrt(_squares(local))
-    r_max = float(r.max())
-    far = [int(np.argmax(r))]
+    r_max = float(np.maximum.reduce(r))
+    far = [int(r.argmax())]
     for _ in range(2):  # the double normal: the farthest point from the farthest point, twice
-        far.append(int(np.argmax(_squares(local - local[:, far[-1], None]))))
+        far.append(int(_squares(local - local[:, far[-1], None]).argmax()))
     step = local[:, far[1]] - local[:, far[2]]
     known = float(np.sqrt(step @ step))
-    keep = np.flatnonzero(r + r_max >= known - 1e-6)
+    keep = (r + r_max >= known - 1e-6).nonzero()[0]
     if len(keep) > _DIRECT_UP_TO:
         return _farthest_pair_gram(pts, keep)
     a, b = _farthest_pair_direct(xyz[:, keep])  # keep is increasing: the lowest pair stays the lowest
@@ -185,12 +185,11 @@ def axial_diameters(
     if normal is None:
         normal = affine[:3, slice_axis] / np.linalg.norm(affine[:3, slice_axis])
     # listed slice by slice, in index order within a slice (a stable sort by slice of the index-ordered list)
-    by_slice = _argwhere(np.moveaxis(candidates, slice_axis, 0))
+    by_slice = _argwhere(candidates.transpose(slice_axis, *(a for a in range(3) if a != slice_axis)))
     if by_slice.size == 0:
         return 0.0, None, None, None
-    ijk = np.empty_like(by_slice)
-    ijk[:, slice_axis] = by_slice[:, 0]
-    ijk[:, [a for a in range(3) if a != slice_axis]] = by_slice[:, 1:]
+    # back to (i, j, k) columns: the slice index is column 0, the other two follow in axis order
+    ijk = by_slice[:, [0 if a == slice_axis else 1 + a - (a > slice_axis) for a in range(3)]]
     pts_all = ijk.astype(np.float64) @ affine[:3, :3].T + affine[:3, 3]
     counts = np.bincount(by_slice[:, 0])
     counts = counts[counts > 0]
@@ -200,7 +199,8 @@ def axial_diameters(
     # upper bound of a slice's diameter: twice the largest distance from its centroid (tight for round
     # slices); slices are visited by decreasing bound until none can beat the best: same result, few searches
     centroids = np.add.reduceat(pts_all, starts, axis=0) / counts[:, None]
-    d2 = ((pts_all - np.repeat(centroids, counts, axis=0)) ** 2).sum(1)
+    off = pts_all - np.repeat(centroids, counts, axis=0)
+    d2 = _squares([off[:, 0], off[:, 1], off[:, 2]])  # (off ** 2).sum(1)
     bound = 2.0 * np.sqrt(np.maximum.reduceat(d2, starts))
     best, best_dir = -1.0, None
     found: dict[int, tuple[float, np.ndarray | None]] = {}
@@ -246,8 +246,8 @@ def _widest_perpendicular_extent(
         return _widest_over_pairs(pts, xyz, ii, jj, dist[ii, jj], [c[jj] - c[ii] for c in xyz], normal)
     ends = np.arange(len(pts))
     if prune:
-        r = np.sqrt(_squares(xyz - ((xyz.min(1) + xyz.max(1)) / 2.0)[:, None]))
-        ends = np.flatnonzero(r + r.max() >= longest_mm - _TIE_TOLERANCE_MM - 1e-6)
+        r = np.sqrt(_squares(xyz - ((np.minimum.reduce(xyz, axis=1) + np.maximum.reduce(xyz, axis=1)) / 2.0)[:, None]))
+        ends = (r + np.maximum.reduce(r) >= longest_mm - _TIE_TOLERANCE_MM - 1e-6).nonzero()[0]
     others = xyz[:, ends]
     widest, widest_dir = 0.0, None
     for start in range(0, len(pts), 256):
@@ -288,6 +288,6 @@ def _widest_over_pairs(
     v[:, 2] = n0 * u1 - n1 * u0
     v /= np.sqrt(np.add.reduce(v * v, axis=1, keepdims=True))
     proj = pts @ v.T
-    ext = proj.max(0) - proj.min(0)
-    k = int(np.argmax(ext))
+    ext = np.maximum.reduce(proj, axis=0) - np.minimum.reduce(proj, axis=0)
+    k = int(ext.argmax())
     return float(ext[k]), v[k]

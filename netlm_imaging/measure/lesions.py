@@ -409,12 +409,12 @@ def measure_instance(
         mean_int = float(values.mean(dtype=np.float64)) if numeric else None
     centroid = centroid_idx @ crop_aff[:3, :3].T + crop_aff[:3, 3]
     extremes = _extreme_masks(mask, known if weights is None else None)
-    ext = _argwhere(extremes[0] & extremes[1] & extremes[2]).astype(np.float64)
-    d3, u3 = max_pairwise_distance(ext @ crop_aff[:3, :3].T + crop_aff[:3, 3])
     k_axis = grid.slice_axis
+    inplane = extremes[1 if k_axis == 0 else 0] & extremes[1 if k_axis == 2 else 2]  # extreme in both others
+    ext = _argwhere(inplane & extremes[k_axis]).astype(np.float64)
+    d3, u3 = max_pairwise_distance(ext @ crop_aff[:3, :3].T + crop_aff[:3, 3])
     if grid.axial:
-        inplane = [extremes[a] for a in range(3) if a != k_axis]
-        dl, ds, ul, us = axial_diameters(inplane[0] & inplane[1], crop_aff, k_axis, grid.normal)
+        dl, ds, ul, us = axial_diameters(inplane, crop_aff, k_axis, grid.normal)
     else:
         amask, aaff = _axial_resample(mask, crop_aff)
         dl, ds, ul, us = axial_diameters(_axis_extremes(amask, 0) & _axis_extremes(amask, 1), aaff, 2)
