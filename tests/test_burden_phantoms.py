@@ -56,6 +56,37 @@ def test_liver_including_or_excluding_lesions_gives_same_totals():
     assert a.extra["liver_mask_included_lesions"] is True
 
 
+def test_total_liver_map_box_and_volumes_with_bulging_abutting_and_distant_lesions():
+    """Total liver = liver mask UNION the intrahepatic lesions (truth: the masks OR-ed here), in memory order."""
+    aff = oblique_affine(spacing=(0.7, 0.8, 2.0), angles_deg=(4.0, -6.0, 12.0))
+    shape = (50, 44, 18)
+    vox_ml = 0.7 * 0.8 * 2.0 / 1000
+    for order in ("C", "F"):
+        liver = np.zeros(shape, bool, order=order)
+        liver[5:30, 6:30, 2:14] = True
+        bulging = np.zeros(shape, bool, order=order)
+        bulging[24:36, 10:18, 4:9] = True  # half inside the liver, half beyond its box
+        abutting = np.zeros(shape, bool, order=order)
+        abutting[30:34, 22:26, 5:8] = True  # face to face with the liver (x = 30), outside it
+        distant = np.zeros(shape, bool, order=order)
+        distant[44:48, 36:40, 12:16] = True  # far from the liver: extrahepatic
+        lesion = bulging | abutting | distant
+        vol = Volume(np.zeros(shape, np.int16, order=order), aff)
+        res = measure_burden(vol, _layers(vol, liver=liver, lesion=lesion))
+        total = liver | bulging | abutting
+        assert np.array_equal(res.ctx.liver, total)
+        lo, hi = np.argwhere(total).min(0), np.argwhere(total).max(0) + 1
+        assert res.ctx.liver_bbox == tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
+        assert res.ctx.liver_volume_ml == pytest.approx(np.count_nonzero(total) * vox_ml)
+        assert res.ctx.intrahepatic_tumor_ml == pytest.approx(np.count_nonzero(bulging | abutting) * vox_ml)
+        assert res.ctx.extrahepatic_tumor_ml == pytest.approx(np.count_nonzero(distant) * vox_ml)
+        assert sorted(les.location for les in res.ctx.lesions) == ["extrahepatic", "intrahepatic", "intrahepatic"]
+        assert res.extra["liver_mask_included_lesions"] is False
+        inclusive = measure_burden(vol, _layers(vol, liver=total, lesion=bulging | abutting))
+        assert inclusive.extra["liver_mask_included_lesions"] is True
+        assert np.array_equal(inclusive.ctx.liver, total)
+
+
 def test_sphere_voxel_counts_match_lattice_enumeration():
     # the truth: lattice points of the grid within r of the centre, enumerated independently
     aff = oblique_affine(spacing=(0.9, 0.7, 1.5), angles_deg=(8.0, -4.0, 15.0))
