@@ -41,7 +41,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -467,16 +467,44 @@ def nibabel_load(paths: StudyPaths) -> None:
         _ = np.asanyarray(nib.load(str(p)).dataobj)
 
 
-def bench_nifti(paths: StudyPaths, rounds: int) -> tuple[Row, dict[str, Any]]:
-    """In-process analyze of the .nii.gz pair vs the nibabel load of it."""
-    warm_page_cache([paths.image_nifti_gz, paths.labels_nifti_gz])
+def bench_nifti(studies: Sequence[StudyPaths], rounds: int) -> tuple[list[Row], dict[str, Any]]:
+    """In-process analyze of each study's .nii.gz pair vs the nibabel load of it, and the growth from the
+    smallest to the largest study: every size and both sides in the same interleaved rounds, so the
+    growth compares runs made under the same machine load."""
+    warm_page_cache([p for paths in studies for p in (paths.image_nifti_gz, paths.labels_nifti_gz)])
     with tempfile.TemporaryDirectory(prefix="netlm_bench_") as tmp:
-        args = _analyze_args(paths, "nifti.gz", Path(tmp))
-        t = interleaved({"netlm": _in_process(args), "nibabel": _timed(lambda: nibabel_load(paths))}, rounds)
-    row = _ratio_row(
-        f"analyze in-process, NIfTI .nii.gz {paths.n_slices} sl", t["netlm"], t["nibabel"], "nibabel load", TARGET_NIFTI
-    )
-    return row, {k: v.runs for k, v in t.items()}
+        sides: dict[str, Callable[[], float]] = {}
+        for paths in studies:
+            n = paths.n_slices
+            sides[f"netlm_{n}"] = _in_process(_analyze_args(paths, "nifti.gz", Path(tmp) / str(n)))
+            sides[f"nibabel_{n}"] = _timed(lambda paths=paths: nibabel_load(paths))
+        t = interleaved(sides, rounds)
+    rows = [
+        _ratio_row(
+            f"analyze in-process, NIfTI .nii.gz {p.n_slices} sl",
+            t[f"netlm_{p.n_slices}"],
+            t[f"nibabel_{p.n_slices}"],
+            "nibabel load",
+            TARGET_NIFTI,
+        )
+        for p in studies
+    ]
+    if len(studies) >= 2:
+        lo, hi = studies[0].n_slices, studies[-1].n_slices
+        a, b = t[f"netlm_{lo}"], t[f"netlm_{hi}"]
+        growth = b.median / a.median
+        rows.append(
+            Row(
+                f"NIfTI analyze growth {lo} -> {hi} slices",
+                f"x{growth:.2f} (min x{b.min / a.min:.2f})",
+                f"slices x{hi / lo:g}",
+                growth / (hi / lo),
+                "linear (<= 1.15 x the slice ratio)",
+                growth <= 1.15 * hi / lo,
+                (b.min / a.min) / (hi / lo),
+            )
+        )
+    return rows, {k: v.runs for k, v in t.items()}
 
 
 # --------------------------------------------------------------------------- PET
@@ -584,24 +612,8 @@ def main(argv: list[str] | None = None) -> int:
             r1, figures[f"memory_{n}"] = bench_memory(studies[n])
             rows.append(r1)
     if "nifti" in parts:
-        nifti: dict[int, Any] = {}
-        for n in slices:
-            r2, figures[f"nifti_{n}"] = bench_nifti(studies[n], rounds)
-            rows.append(r2)
-            nifti[n] = Timings(figures[f"nifti_{n}"]["netlm"])
-        if len(slices) >= 2:
-            lo, hi = slices[0], slices[-1]
-            growth = nifti[hi].median / nifti[lo].median
-            rows.append(
-                Row(
-                    f"NIfTI analyze growth {lo} -> {hi} slices",
-                    f"x{growth:.2f}",
-                    f"slices x{hi / lo:g}",
-                    growth / (hi / lo),
-                    "linear (<= 1.15 x the slice ratio)",
-                    growth <= 1.15 * hi / lo,
-                )
-            )
+        r, figures["nifti"] = bench_nifti([studies[n] for n in slices], rounds)
+        rows += r
     if "pet" in parts:
         r, figures["pet"] = bench_pet(rounds)
         rows += r
