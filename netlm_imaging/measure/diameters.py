@@ -138,31 +138,44 @@ def max_pairwise_distance(points: np.ndarray) -> tuple[float, np.ndarray | None]
         The distance and the unit vector between the two extreme points.
     """
     pts = np.asarray(points, dtype=np.float64)
-    dist, u, _ = _max_pair(pts)
+    dist, u, _, _ = _max_pair(pts)
     return dist, u
 
 
-def _max_pair(pts: np.ndarray) -> tuple[float, np.ndarray | None, np.ndarray | None]:
-    """:func:`max_pairwise_distance` of float (n, d) points, and the matrix of all distances when it was computed.
+def _max_pair(
+    pts: np.ndarray, xyz: np.ndarray | None = None
+) -> tuple[float, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """:func:`max_pairwise_distance` of float (n, d) points, and the distance matrix when it was computed.
 
     Fewer than :data:`_PRUNE_FROM` points are compared all at once; the
-    distance matrix then comes back for the short-axis search of the same
-    points (:func:`_widest_perpendicular_extent`), which needs the same pairs.
+    matrix of all distances (or, up to 32 points, of their squares) then comes
+    back for the short-axis search of the same points
+    (:func:`_widest_perpendicular_extent`), which needs the same pairs.
+    ``xyz``: the coordinate rows of ``pts`` when already at hand.
+
+    Returns
+    -------
+    (float, numpy.ndarray or None, numpy.ndarray or None, numpy.ndarray or None)
+        The distance, the unit vector, the distances and the squared distances (one of the two or neither).
     """
     n = len(pts)
     if n < 2:
-        return 0.0, None, None
+        return 0.0, None, None, None
     dmat: np.ndarray | None = None
+    d2: np.ndarray | None = None
     if n < _PRUNE_FROM:
-        d2 = _squares([c[:, None] - c[None, :] for c in np.ascontiguousarray(pts.T)])
-        dmat = np.sqrt(d2)
-        # tiny sets: the first maximum of the squares (two squares one rounding apart can share their root)
-        i, j = _first_max_pair(d2 if n <= 32 else dmat)
+        rows = np.ascontiguousarray(pts.T) if xyz is None else xyz
+        d2 = _squares([c[:, None] - c[None, :] for c in rows])
+        if n <= 32:  # tiny sets: the first maximum of the squares (two squares one rounding apart can share a root)
+            i, j = _first_max_pair(d2)
+        else:
+            dmat, d2 = np.sqrt(d2), None
+            i, j = _first_max_pair(dmat)
     else:
         i, j = _farthest_pair(pts)
     step = pts[j] - pts[i]
     dist = float(np.sqrt(step.dot(step)))  # np.linalg.norm's own formula for a vector, without its overhead
-    return dist, (step / dist if dist > 0 else None), dmat
+    return dist, (step / dist if dist > 0 else None), dmat, d2
 
 
 def axial_diameters(
@@ -196,6 +209,8 @@ def axial_diameters(
     bounds = [0, *np.cumsum(counts).tolist()]
     starts = bounds[:-1]
     groups = [pts_all[bounds[n] : bounds[n + 1]] for n in range(len(starts))]
+    xyz_all = np.ascontiguousarray(pts_all.T)
+    rows = [xyz_all[:, bounds[n] : bounds[n + 1]] for n in range(len(starts))]
     # upper bound of a slice's diameter: twice the largest distance from its centroid (tight for round
     # slices); slices are visited by decreasing bound until none can beat the best: same result, few searches
     centroids = np.add.reduceat(pts_all, starts, axis=0) / counts[:, None]
@@ -203,12 +218,12 @@ def axial_diameters(
     d2 = _squares([off[:, 0], off[:, 1], off[:, 2]])  # (off ** 2).sum(1)
     bound = 2.0 * np.sqrt(np.maximum.reduceat(d2, starts))
     best, best_dir = -1.0, None
-    found: dict[int, tuple[float, np.ndarray | None]] = {}
-    for n in np.argsort(bound)[::-1]:
+    found: dict[int, tuple[float, np.ndarray | None, np.ndarray | None]] = {}
+    for n in bound.argsort()[::-1]:
         if bound[n] < best - _TIE_TOLERANCE_MM:
             break
-        d, u, dmat = _max_pair(groups[n])
-        found[int(n)] = d, dmat
+        d, u, dmat, sq = _max_pair(groups[n], rows[n])
+        found[int(n)] = d, dmat, sq
         if d > best:
             best, best_dir = d, u
     if best <= 0.0:
@@ -216,15 +231,24 @@ def axial_diameters(
     # several slices or point pairs can share the longest diameter exactly (a rectangle's diagonals, an
     # isotropic resampled grid); the short axis is taken over all of them, so the answer does not depend
     # on float noise in the affine (the same lesion stored in another axis order gives the same numbers)
-    tied = [(groups[n], dmat) for n, (d, dmat) in found.items() if d >= best - _TIE_TOLERANCE_MM]
+    tied = [
+        (n, dmat if sq is None else np.sqrt(sq)) for n, (d, dmat, sq) in found.items() if d >= best - _TIE_TOLERANCE_MM
+    ]
     width, width_dir = max(
-        (_widest_perpendicular_extent(g, best, normal, dist=dmat) for g, dmat in tied), key=lambda t: t[0]
+        (_widest_perpendicular_extent(groups[n], best, normal, dist=dmat, xyz=rows[n]) for n, dmat in tied),
+        key=lambda t: t[0],
     )
     return best, width, best_dir, width_dir
 
 
 def _widest_perpendicular_extent(
-    pts: np.ndarray, longest_mm: float, normal: np.ndarray, *, prune: bool = True, dist: np.ndarray | None = None
+    pts: np.ndarray,
+    longest_mm: float,
+    normal: np.ndarray,
+    *,
+    prune: bool = True,
+    dist: np.ndarray | None = None,
+    xyz: np.ndarray | None = None,
 ) -> tuple[float, np.ndarray | None]:
     """Largest in-plane extent of ``pts`` perpendicular to any pair ``longest_mm`` apart, and its direction.
 
@@ -236,9 +260,10 @@ def _widest_perpendicular_extent(
     operations of ``np.linalg.norm`` and ``np.cross`` on (n, 3) rows (the same
     floats, without reductions along a length-3 axis). ``dist``, the matrix of
     all distances between the points (:func:`_max_pair`), gives the pairs
-    without a search.
+    without a search; ``xyz``, the coordinate rows of ``pts`` when at hand.
     """
-    xyz = np.ascontiguousarray(pts.T)
+    if xyz is None:
+        xyz = np.ascontiguousarray(pts.T)
     if dist is not None and len(pts) <= 256:  # one block: the pairs in the order of the search below
         ii, jj = _nonzero(dist >= longest_mm - _TIE_TOLERANCE_MM)
         if ii.size == 0:
