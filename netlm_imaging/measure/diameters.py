@@ -194,6 +194,12 @@ def axial_diameters(
         Array axis across the transverse slices.
     normal : numpy.ndarray, optional
         The unit vector of the affine's column ``slice_axis`` (computed when not given).
+
+    Returns
+    -------
+    (float, float or None, numpy.ndarray or None, numpy.ndarray or None)
+        The longest in-plane diameter (mm, between voxel centres), the widest extent
+        perpendicular to it in its slice, and the unit vectors of both.
     """
     if normal is None:
         normal = affine[:3, slice_axis] / np.linalg.norm(affine[:3, slice_axis])

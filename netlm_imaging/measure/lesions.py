@@ -216,6 +216,18 @@ def component_boxes_and_centroids(
     (a component spanning the whole box along the fastest axis), the boxes
     come from cc3d.statistics and the rest is left to the measurement
     (``None``).
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        3-D connected-components labels (0 background, components ``1..n``).
+    n : int
+        Number of components.
+
+    Returns
+    -------
+    (list of tuple of slice or None, list of ComponentFacts or None)
+        Per component ``1..n`` (index ``label - 1``): its box, and what its runs tell.
     """
     import cc3d
 
