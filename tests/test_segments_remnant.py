@@ -18,7 +18,7 @@ from netlm_imaging.classify.clinical import ClinicalInputs
 from netlm_imaging.classify.distribution import lesion_distribution
 from netlm_imaging.classify.rules import load_rules
 from netlm_imaging.errors import GeometryError, InputError, LabelError
-from netlm_imaging.measure.remnant import remnant_for_resection
+from netlm_imaging.measure.remnant import remnant_for_resection, standard_resections
 from netlm_imaging.measure.segments import compute_segment_table
 
 SLICES = {1: 2, 2: 3, 3: 3, 4: 4, 5: 4, 6: 4, 7: 5, 8: 5}
@@ -146,6 +146,30 @@ def test_standard_resections_flr_subtracts_tumour_in_remnant():
     assert custom["flr_ml"] == pytest.approx(((2 + 4 + 4 + 4 + 5 + 5) * SLICE_VOX - 108) * VOXEL_ML)
     assert a.remnant["non_tumorous_liver_volume_ml"] == pytest.approx(total_nt)
     assert a.remnant["bsa_m2"] == pytest.approx(math.sqrt(175 * 70 / 3600))
+    assert (custom["label"], custom["source"]) == ("segments 2+3", "user")
+    shipped = load_rules()["resections"]["right_hepatectomy"]
+    assert (rh["label"], rh["source"]) == (shipped["label"], shipped["source"])
+
+
+def test_remnant_denominator_given_or_from_the_table():
+    """The measured FLR% divides by the non-tumorous liver given (all of it), else by the labelled one of the table."""
+    p = _liver(unlabeled_slices=2)  # 2 slices of liver outside every segment
+    table = compute_segment_table(p.ctx())
+    kept_all = sum(SLICES.values()) * SLICE_VOX * VOXEL_ML
+    whole = kept_all + 2 * SLICE_VOX * VOXEL_ML
+    removed = (4 + 4 + 5 + 5) * SLICE_VOX * VOXEL_ML  # segments 5-8
+    given = remnant_for_resection(table, [5, 6, 7, 8], non_tumorous_total_ml=2 * whole)
+    assert given["flr_percent_of_non_tumorous"] == pytest.approx(100 * (kept_all - removed) / (2 * whole))
+    own = remnant_for_resection(table, [5, 6, 7, 8])  # the table's non-tumorous liver, unlabelled slices included
+    assert own["flr_percent_of_non_tumorous"] == pytest.approx(100 * (kept_all - removed) / whole)
+    assert remnant_for_resection(table, [5], non_tumorous_total_ml=0.5)["flr_percent_of_non_tumorous"] == pytest.approx(
+        100 * (kept_all - 4 * SLICE_VOX * VOXEL_ML) / 0.5
+    )
+    assert remnant_for_resection(table, [5], non_tumorous_total_ml=0.0)["flr_percent_of_non_tumorous"] is None
+    # standard_resections hands the denominator on
+    rows = standard_resections(table, load_rules()["resections"], extra=[[5, 6, 7, 8]], non_tumorous_total_ml=2 * whole)
+    custom = next(r for r in rows if r["name"] == "custom:5+6+7+8")
+    assert custom["flr_percent_of_non_tumorous"] == pytest.approx(given["flr_percent_of_non_tumorous"])
 
 
 @pytest.mark.parametrize(("condition", "threshold"), [("normal", 20.0), ("chemotherapy", 30.0), ("cirrhosis", 40.0)])
