@@ -59,6 +59,7 @@ def test_fallback_to_the_non_tumorous_denominator_uses_its_own_threshold(tmp_pat
     assert (b.threshold_percent, b.basis, b.denominator_ml) == (45.0, "non_tumorous", 1000.0)
     assert (b.telv_ml, b.bsa_m2, b.liver_condition) == (None, None, "cirrhosis")
     assert b.missing_inputs == ["height/weight"]
+    assert "height/weight unknown: no BSA, TELV or standardized FLR" in b.rationale
     assert any(
         "fallback denominator 'non_tumorous' because 'telv' is missing" in r
         and "(45%, flr.non_tumorous_threshold_percent)" in r
@@ -86,6 +87,7 @@ def test_fallback_to_telv_when_the_non_tumorous_volume_is_missing(tmp_path):
     assert (b.threshold_percent, b.basis, b.liver_condition) == (20.0, "telv", None)
     assert b.denominator_ml == pytest.approx(-794.41 + 1267.28 * math.sqrt(175 * 70 / 3600))
     assert b.missing_inputs == ["liver_condition"]
+    assert "liver condition not given: the normal-liver FLR threshold is used" in b.rationale
     assert any("(20%, flr.threshold_percent)" in r for r in b.rationale)
     # with the non-tumorous volume the rules' own denominator decides (normal: 25 %)
     own = _basis(tmp_path, ClinicalInputs(height_cm=175, weight_kg=70), 900.0, changes)
