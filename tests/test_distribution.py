@@ -46,8 +46,15 @@ def test_counts_per_hemiliver(segments, caudate_side, unassigned, right, left, c
     assert d["caudate_only"] is False
     assert d["missing_inputs"] == []
     outside = [r for r in d["rationale"] if "outside every Couinaud segment" in r]
-    assert outside == (
-        [f"{unassigned} lesion(s) lie outside every Couinaud segment and are not counted"] * bool(unassigned)
+    note = f"{unassigned} lesion(s) lie outside every Couinaud segment and are not counted"
+    assert outside == ([note] if unassigned else [])
+    side = (
+        "counted with the left hemiliver"
+        if caudate_side == "left"
+        else "counted on neither side (caudate_side=separate)"
+    )
+    assert any(
+        r.startswith("lesions by majority segment") and r.endswith(f"{side} -> {expected}") for r in d["rationale"]
     )
 
 
