@@ -127,6 +127,25 @@ def test_component_facts_from_runs_equal_the_voxel_lists():
     assert checked > 500
 
 
+def test_line_extremes_are_the_first_and_last_voxels_of_each_line():
+    """The extremes along every axis (argmax, or plane maxima along the slowest memory axis) on any layout."""
+    from netlm_imaging.measure.lesions import _axis_extremes
+
+    rng = np.random.default_rng(13)
+    for case in range(300):
+        shape = tuple(int(x) for x in rng.integers(1, 30, 3))
+        if case % 40 == 0:  # more than 255 voxels along the slowest axis (the wider index type)
+            shape = (3, 4, 300) if case % 80 == 0 else (300, 4, 3)
+        mask = rng.random(shape) < rng.uniform(0.0, 0.8)
+        mask = np.asfortranarray(mask) if case % 2 else mask
+        if case % 5 == 1 and min(shape) > 1:
+            mask = mask[::-1, 1:]
+        for axis in range(3):
+            running = np.cumsum(mask, axis=axis)  # the truth: the first voxel counts 1, the last the total
+            want = mask & ((running == 1) | (running == running.max(axis=axis, keepdims=True)))
+            assert np.array_equal(_axis_extremes(mask, axis), want)
+
+
 def test_integer_image_means_equal_the_voxel_list_means():
     """Counts per index and a masked integer sum give the floats of the means over the listed voxels."""
     from netlm_imaging.measure.lesions import measure_instance

@@ -297,8 +297,22 @@ def _flat_in_box(
 
 
 def _axis_extremes(mask: np.ndarray, axis: int) -> np.ndarray:
-    """Voxels that are the first or last of the mask on their grid line along ``axis``."""
+    """Voxels that are the first or last of the mask on their grid line along ``axis``.
+
+    Along the slowest memory axis the lines' last and first positions are the
+    maxima of the mask times ``1..n`` and ``n..1`` (elementwise over whole
+    planes); ``argmax`` along that axis would first copy the mask transposed.
+    """
     n = mask.shape[axis]
+    slowest = 2 if mask.flags.f_contiguous else 0 if mask.flags.c_contiguous else None
+    if axis == slowest and mask.ndim == 3 and not (mask.flags.f_contiguous and mask.flags.c_contiguous):
+        shape = [1, 1, 1]
+        shape[axis] = n
+        up = np.arange(1, n + 1, dtype=np.uint8 if n < 255 else np.int32).reshape(shape)
+        down = np.flip(up, axis=axis)
+        last = np.maximum.reduce(mask * up, axis=axis, keepdims=True)  # 1 + the last index (0: an empty line)
+        first = np.maximum.reduce(mask * down, axis=axis, keepdims=True)  # n - the first index
+        return mask & ((up == last) | (down == first))
     others = [mask.shape[a] for a in range(3) if a != axis]
     index: list[np.ndarray] = [np.arange(others[0])[:, None], np.arange(others[1])[None, :]]
     index.insert(axis, mask.argmax(axis=axis))  # the first voxel of each line
