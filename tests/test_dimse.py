@@ -306,3 +306,34 @@ def test_retrieve_move_needs_a_port_and_a_busy_listen_port_is_an_input_error(pac
         args = ["listen", "--port", str(port), "--bind", "127.0.0.1", "--ae-title", "L", "--out", str(tmp_path)]
         assert main(args) == 3
         assert "choose a free port" in capsys.readouterr().err
+
+
+def test_listen_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    """A service manager's SIGTERM ends `netlm listen`: the SCP answered a C-ECHO before, exit 0, port released."""
+    import signal
+    import socket
+
+    port = _free_port()
+    cmd = [sys.executable, "-m", "netlm_imaging.cli", "listen", "--port", str(port), "--bind", "127.0.0.1"]
+    cmd += ["--ae-title", "LISTENER", "--out", str(tmp_path / "listen")]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        answered = False
+        while time.monotonic() < deadline and not answered:
+            echo = subprocess.run(
+                [dcmtk("echoscu"), "-aec", "LISTENER", "127.0.0.1", str(port)], capture_output=True, timeout=30
+            )
+            answered = echo.returncode == 0
+            time.sleep(0 if answered else 0.2)
+        assert answered, "the listener never answered a C-ECHO"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "Traceback" not in (proc.stdout.read() if proc.stdout else "")
+    with socket.socket() as s:  # nothing listens on the port any more (connections may linger in TIME_WAIT)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+        s.listen()

@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     listener = StudyListener(config, on_line=line)
 
     def stop(signum: int, frame: Any) -> None:
-        listener._stop.set()
+        listener.request_stop()
 
     listener.start()
     old = signal.signal(signal.SIGTERM, stop)

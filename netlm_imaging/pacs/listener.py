@@ -231,6 +231,11 @@ class StudyListener:
         """Block until stopped (``max_studies`` reached or :meth:`stop`); True when stopped."""
         return self._stop.wait(timeout_s)
 
+    def request_stop(self) -> None:
+        """Ask the worker to stop after the analysis it is running (safe in a signal handler: it only
+        sets a flag; :meth:`wait` then returns and :meth:`stop` shuts the SCP down)."""
+        self._stop.set()
+
     def stop(self) -> None:
         """Stop accepting associations and stop the worker (a running analysis finishes first)."""
         self._stop.set()
