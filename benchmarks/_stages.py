@@ -2,7 +2,8 @@
 
 :class:`StageClock` wraps a few library functions (every module-level reference to them in the loaded
 ``netlm_imaging`` modules, so that ``from .x import f`` callers are timed too) and adds up their wall
-time per run. Only the outermost call of a stage counts (a stage calling itself is not counted twice).
+time per run. Only the outermost call of a stage counts (a stage calling itself is not counted twice), and
+a stage called inside another counts for the inner one only (the debulking plan's zone union is zones time).
 The wrappers cost a few microseconds per call; the timed analysis is otherwise the unmodified one.
 """
 
@@ -33,6 +34,7 @@ class StageClock:
     def __init__(self) -> None:
         self.runs: list[dict[str, float]] = []
         self._depth: dict[str, int] = {}
+        self._stack: list[str] = []
         self._installed = False
 
     def start(self) -> None:
@@ -46,13 +48,19 @@ class StageClock:
         def timed(*args: Any, **kwargs: Any) -> Any:
             depth = self._depth.get(stage, 0)
             self._depth[stage] = depth + 1
+            outer = self._stack[-1] if self._stack else None
+            self._stack.append(stage)
             t0 = time.perf_counter()
             try:
                 return fn(*args, **kwargs)
             finally:
+                dt = time.perf_counter() - t0
+                self._stack.pop()
                 self._depth[stage] = depth
                 if depth == 0 and self.runs:
-                    self.runs[-1][stage] += time.perf_counter() - t0
+                    self.runs[-1][stage] += dt
+                    if outer is not None and outer != stage:
+                        self.runs[-1][outer] -= dt  # inside another stage: counted once, for this one
 
         return timed
 
