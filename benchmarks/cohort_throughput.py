@@ -32,7 +32,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
+import statistics
 import sys
 import tempfile
 from collections.abc import Callable
@@ -101,12 +103,37 @@ def _subset(root: Path, n: int, dest: Path) -> Path:
     return dest
 
 
-def _side(cohort: Path, jobs: int, out: Path, env: dict[str, str] | None) -> Callable[[], float]:
+def _busy_s() -> float:
+    """CPU seconds the whole machine has spent busy (all processes, /proc/stat), or 0 where unknown."""
+    try:
+        with open("/proc/stat") as fh:
+            fields = [int(x) for x in fh.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0.0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+#: Share of the machine's CPU time that other processes may take during a run for it to count as quiet.
+QUIET_SHARE = 0.05
+
+
+def _side(
+    cohort: Path, jobs: int, out: Path, env: dict[str, str] | None, others: list[float] | None = None
+) -> Callable[[], float]:
+    """One timed ``netlm batch`` run; ``others`` gets, per run, the share of the machine's CPU time
+    that other processes took meanwhile (the machine's busy time minus this run's own CPU time)."""
+
     def run() -> float:
         shutil.rmtree(out, ignore_errors=True)  # every round analyses the whole cohort again
+        r0, b0 = resource.getrusage(resource.RUSAGE_CHILDREN), _busy_s()
         c = run_child([netlm_script(), "batch", str(cohort), "--out", str(out), "-j", str(jobs)], env=env)
+        r1, b1 = resource.getrusage(resource.RUSAGE_CHILDREN), _busy_s()
         if c.returncode != 0:
             raise RuntimeError(f"netlm batch -j {jobs} exited {c.returncode}: {c.stderr[-400:]}")
+        own = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+        if others is not None:
+            others.append(max(0.0, (b1 - b0) - own) / (c.wall_s * (os.cpu_count() or 1)))
         return c.wall_s
 
     return run
@@ -131,9 +158,12 @@ def run_realistic(args: argparse.Namespace, tmp: Path) -> bool:
     cohort = src if len(list(src.iterdir())) == args.studies else _subset(src, args.studies, tmp / "realistic")
     size_mb = sum(f.stat().st_size for f in cohort.rglob("*.nii.gz")) / 1e6
     sides: dict[str, Callable[[], float]] = {}
+    others: dict[str, list[float]] = {}
     for tag, env in _builds(args.compare).items():
         for j in (1, k):
-            sides[f"{tag}-j {j}"] = _side(cohort, j, tmp / f"out_r{j}_{len(tag)}", env)
+            name = f"{tag}-j {j}"
+            others[name] = []
+            sides[name] = _side(cohort, j, tmp / f"out_r{j}_{len(tag)}", env, others[name])
     load0 = os.getloadavg()[0]
     t = interleaved(sides, args.rounds)
     load1 = os.getloadavg()[0]
@@ -154,6 +184,20 @@ def run_realistic(args: argparse.Namespace, tmp: Path) -> bool:
             f"{med:.2f}x = {med / k:.2f} x k; (min) {mn:.2f}x = {mn / k:.2f} x k  "
             f"(target >= {TARGET} x k: {'PASS' if ok else 'MISS'})"
         )
+        # the rounds in which other processes took < QUIET_SHARE of the CPUs during both runs (the warm-up
+        # round's runs come first in each list and are dropped, as interleaved() drops them)
+        a, b = others[f"{tag}-j 1"][1:], others[f"{tag}-j {k}"][1:]
+        quiet = [i for i in range(len(one.runs)) if a[i] < QUIET_SHARE and b[i] < QUIET_SHARE]
+        shares = ", ".join(f"{x:.0%}/{y:.0%}" for x, y in zip(a, b))
+        if quiet:
+            q1 = statistics.median(one.runs[i] for i in quiet)
+            qk = statistics.median(many.runs[i] for i in quiet)
+            print(
+                f"{tag}  quiet rounds ({len(quiet)} of {len(one.runs)}: other processes < {QUIET_SHARE:.0%} of the "
+                f"CPUs during both runs): -j 1 {q1:.3f} s, -j {k} {qk:.3f} s (medians): {q1 / qk:.2f}x = "
+                f"{q1 / qk / k:.2f} x k"
+            )
+        print(f"{tag}  other processes' share of the CPUs per round (-j 1 / -j {k}): {shares}")
     print(f"({args.rounds} rounds after 1 warm-up, load average {load0:.1f} at start, {load1:.1f} at end)")
     return met
 
