@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Timings, interleaved, netlm_script, run_child  # noqa: E402
+from _common import Timings, byte_compile_package, interleaved, netlm_script, run_child  # noqa: E402
 from make_study import WORK, make_nifti_study  # noqa: E402
 
 from tests.conftest import oblique_affine  # noqa: E402
@@ -257,6 +257,7 @@ def main() -> int:
     ap.add_argument("--lesions", type=int, default=3, help="lesions per tiny study")
     ap.add_argument("--compare", metavar="PATH", help="another checkout to run interleaved (before/after)")
     args = ap.parse_args()
+    print(byte_compile_package())
     print(f"{os.cpu_count()} CPUs; -j {args.jobs} vs -j 1")
     met = True
     with tempfile.TemporaryDirectory() as tmp:

@@ -50,7 +50,18 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import ROOT, Row, Timings, format_table, interleaved, netlm_script, python, run_child, warm_page_cache
+from _common import (
+    ROOT,
+    Row,
+    Timings,
+    byte_compile_package,
+    format_table,
+    interleaved,
+    netlm_script,
+    python,
+    run_child,
+    warm_page_cache,
+)
 from _stages import StageClock
 from make_study import StudyPaths, make_study, study_affine
 
@@ -591,6 +602,7 @@ def main(argv: list[str] | None = None) -> int:
     rounds = 3 if a.quick else max(2, a.rounds)
     parts = set(a.only or ("lesions", "dicom", "memory", "outputs", "nifti", "pet", "help"))
     t_start = time.perf_counter()
+    print(byte_compile_package(), flush=True)
     studies = {n: make_study(n) for n in slices}
     small = studies[slices[0]]
     rows: list[Row] = []
