@@ -896,7 +896,7 @@ def _fast_header(path: Path) -> DicomFileInfo | None:
     or encapsulated pixel data) of an image SOP class, without Enhanced
     functional groups or a Modality LUT Sequence, whose needed elements have
     their standard VR and plain values. The result equals what the pydicom
-    path returns for the same file (tests/test_dicom_perf_findings.py checks
+    path returns for the same file (tests/test_dicom_fast_header.py checks
     this on every real file in shared/data and on synthetic series).
     """
     try:
