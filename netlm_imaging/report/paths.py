@@ -40,6 +40,8 @@ def relative_paths(fields: Mapping[str, Any], root: Path | None) -> dict[str, An
     forms = sorted((f for f in spellings if f not in (".", "") and not f.startswith("..")), key=len, reverse=True)
 
     def rel(text: str, bare: str) -> str:
+        if not any(f in text for f in forms):  # most texts name no path: nothing to replace
+            return text
         for f in forms:
             if text == f:
                 return "."
