@@ -21,6 +21,8 @@ from typing import Any
 
 from ..errors import InputError
 from ..rules_data import default_section
+from .clinical import ClinicalInputs, resolve_body_size
+from .rules import Rules
 
 __all__ = ["FlrBasis", "bsa_m2", "flr_basis", "standardized", "telv_ml"]
 
@@ -124,7 +126,9 @@ class FlrBasis:
     missing_inputs: list[str]
 
 
-def flr_basis(clinical: Any, header: Mapping[str, Any], rules: Any, non_tumorous_ml: float | None) -> FlrBasis:
+def flr_basis(
+    clinical: ClinicalInputs | None, header: Mapping[str, Any], rules: Rules, non_tumorous_ml: float | None
+) -> FlrBasis:
     """The body size, TELV and FLR threshold of one study (clinical_rules.md section 6).
 
     Parameters
@@ -137,8 +141,6 @@ def flr_basis(clinical: Any, header: Mapping[str, Any], rules: Any, non_tumorous
     non_tumorous_ml : float or None
         The non-tumorous liver volume (the ``non_tumorous`` denominator).
     """
-    from .clinical import resolve_body_size
-
     height, weight, rationale = resolve_body_size(clinical, header, rules["body"])
     missing: list[str] = []
     bsa = telv = None
