@@ -230,11 +230,7 @@ def assess(ctx: MeasurementContext, clinical: Any, rules: Any, **kw: Any) -> Any
     from netlm_imaging.measure.segments import compute_segment_table
     from netlm_imaging.measure.summary import non_tumorous_liver_ml
 
-    table = compute_segment_table(ctx)
+    table, non_tumorous = compute_segment_table(ctx), non_tumorous_liver_ml(ctx)
     extra = kw.get("resections", ())
-    remnants = (
-        standard_resections(table, rules["resections"], extra=extra, non_tumorous_total_ml=non_tumorous_liver_ml(ctx))
-        if table is not None
-        else []
-    )
-    return _assess(ctx, clinical, rules, table=table, remnants=remnants, **kw)
+    remnants = standard_resections(table, rules["resections"], extra=extra, non_tumorous_total_ml=non_tumorous)
+    return _assess(ctx, clinical, rules, table=table, non_tumorous_ml=non_tumorous, remnants=remnants, **kw)

@@ -208,6 +208,7 @@ def assess(
     rules: Rules,
     *,
     table: SegmentTable | None,
+    non_tumorous_ml: float | None,
     remnants: Sequence[Mapping[str, Any]] = (),
     resections: Sequence[Sequence[int]] = (),
 ) -> SurgicalAssessment:
@@ -223,6 +224,9 @@ def assess(
         From :func:`~netlm_imaging.classify.rules.load_rules`.
     table : SegmentTable or None
         The measure stage's Couinaud segment table (None without a segment map).
+    non_tumorous_ml : float or None
+        The measure stage's non-tumorous liver volume
+        (:func:`~netlm_imaging.measure.summary.non_tumorous_liver_ml`; None without a liver volume).
     remnants : sequence of mapping
         The measure stage's FLR of every standard and user resection
         (:func:`~netlm_imaging.measure.remnant.standard_resections`).
@@ -247,14 +251,13 @@ def assess(
         )
 
     # involvement and burden
-    liver_ml = ctx.liver_volume_ml
     involvement = ctx.involvement_percent
     burden = burden_category(involvement, rules["burden"])
     rationale += burden["rationale"]
     _add(missing, burden["missing_inputs"])
 
     # body size, TELV, the FLR threshold and its denominator
-    non_tumorous = liver_ml - ctx.intrahepatic_tumor_ml if liver_ml is not None else None
+    non_tumorous = non_tumorous_ml  # total liver minus intrahepatic tumour, >= 0
     fb = flr_basis(clinical, ctx.header, rules, non_tumorous)
     rationale += fb.rationale
     _add(missing, fb.missing_inputs)

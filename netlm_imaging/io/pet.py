@@ -187,15 +187,15 @@ def _scanned_files(pet: str | Path | Sequence[str | Path], dicom_index: Sequence
     return infos if len({Path(f.path) for f in infos}) == len(wanted) else []
 
 
-def _check_suv_scale(suv: np.ndarray, summary: Any, plausibility: Mapping[str, Any] | None, source: str) -> None:
+def _check_suv_scale(
+    suv: np.ndarray, summary: dict[str, Any], plausibility: Mapping[str, Any] | None, source: str
+) -> None:
     """Exit 3 when the SUV image's maximum is above ``pet_plausibility.suv_max_limit`` (wrong weight/dose/units)."""
     from .pet_plausibility import check_suv_max, plausibility_limits
 
     finite = suv[np.isfinite(suv)]
     if finite.size:
-        check_suv_max(
-            float(finite.max()), summary if isinstance(summary, dict) else {}, plausibility_limits(plausibility), source
-        )
+        check_suv_max(float(finite.max()), summary, plausibility_limits(plausibility), source)
 
 
 #: Series-level elements of the first header that every slice shares (checked on the last header too).

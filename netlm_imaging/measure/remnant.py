@@ -74,7 +74,7 @@ def remnant_for_resection(
 
 
 def standard_resections(
-    table: SegmentTable,
+    table: SegmentTable | None,
     resections: Mapping[str, Mapping[str, Any]],
     *,
     extra: Iterable[Iterable[int]] = (),
@@ -84,7 +84,8 @@ def standard_resections(
 
     Parameters
     ----------
-    table : SegmentTable
+    table : SegmentTable or None
+        None (no segment map): no resection can be measured, the list is empty.
     resections : Mapping
         ``rules["resections"]``: name -> {label, segments, source}.
     extra : iterable of iterable of int
@@ -98,6 +99,8 @@ def standard_resections(
         One :func:`remnant_for_resection` dict per resection plus ``name``,
         ``label`` and ``source``.
     """
+    if table is None:
+        return []
     out = []
     items: list[tuple[str, str, str, list[int]]] = [
         (name, str(r["label"]), str(r["source"]), list(r["segments"])) for name, r in resections.items()

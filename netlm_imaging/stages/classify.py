@@ -51,7 +51,15 @@ def classify_study(measured: Measurements, clinical: Any, rules: Rules, opts: An
     from ..rounding import rounded
 
     ctx = measured.ctx
-    sa = assess(ctx, clinical, rules, table=measured.segments, remnants=measured.remnants, resections=opts.resections)
+    sa = assess(
+        ctx,
+        clinical,
+        rules,
+        table=measured.segments,
+        non_tumorous_ml=measured.non_tumorous_liver_ml,
+        remnants=measured.remnants,
+        resections=opts.resections,
+    )
     segment_of = {lid: {"couinaud_segment": int(s)} for lid, s in sa.lesion_segments.items() if s is not None}
     lesion_fields = {les.id: {**segment_of.get(les.id, {}), **sa.lesion_recist.get(les.id, {})} for les in ctx.lesions}
     remnant = rounded(sa.remnant or {})

@@ -128,10 +128,8 @@ def measure_study(loaded: LoadedStudy, opts: AnalyzeOptions) -> Measurements:
     mr = measure_study_mr(ctx, loaded.mr, rules, n4=opts.n4) if loaded.mr is not None else None
     table = compute_segment_table(ctx)
     non_tumorous = non_tumorous_liver_ml(ctx)
-    remnants = (
-        standard_resections(table, rules["resections"], extra=opts.resections, non_tumorous_total_ml=non_tumorous)
-        if table is not None
-        else []
+    remnants = standard_resections(
+        table, rules["resections"], extra=opts.resections, non_tumorous_total_ml=non_tumorous
     )
     return Measurements(
         ctx=ctx,
