@@ -124,14 +124,6 @@ class MrProvenance:
         """JSON-ready dict (for the report's ``mri.provenance``)."""
         return asdict(self)
 
-    @property
-    def contrast_stated(self) -> bool:
-        """Whether any contrast attribute is present."""
-        return any(
-            v is not None
-            for v in (self.contrast_agent, self.contrast_ingredient, self.contrast_start_time, self.contrast_route)
-        ) or (self.contrast_administered is not None)
-
 
 # ---------------------------------------------------------------- attribute access
 def _get(ds: Any, keyword: str) -> Any:

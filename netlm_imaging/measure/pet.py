@@ -327,14 +327,6 @@ class PetResult:
     missing_inputs: list[str] = field(default_factory=list)
 
 
-def _mean(values: np.ndarray) -> float | None:
-    return float(np.mean(values, dtype=np.float64)) if values.size else None
-
-
-def _max(values: np.ndarray) -> float | None:
-    return float(np.max(values)) if values.size else None
-
-
 def measure_pet(
     ctx: MeasurementContext,
     suv: Volume,
