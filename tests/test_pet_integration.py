@@ -99,6 +99,7 @@ def test_pet_ct_without_lesion_mask_derives_lesions_on_pet(petct, tmp_path):
     write_seg(study / "seg.dcm", sorted((study / "ct").iterdir()) or ct_files, [SegmentSpec("Liver", liver)])
     rep = analyze(study)
     assert rep.pet["delineation"].startswith("pet-derived:")
+    assert rep.tumor["lesions_segmented"] is True  # delineated on PET: measured, not absent
     assert rep.tumor["lesion_count"] == 1
     # truth (method: SUV >= 1.5 x liver median SUV, SUV interpolated linearly at CT voxel centres):
     # computed here with scipy's map_coordinates on the PET values, independently of the package

@@ -148,15 +148,20 @@ def primary_tumour_advice(
     return {"advice": text, "missing_inputs": [], "rationale": [f"Mahuron type {mahuron_type}: {text}"]}
 
 
-def burden_category(involvement_percent: float | None, burden: Mapping[str, Any]) -> dict[str, Any]:
+def burden_category(
+    involvement_percent: float | None, burden: Mapping[str, Any], *, unknown_because: str = "liver mask"
+) -> dict[str, Any]:
     """Hepatic tumour burden bin and CLARINET split.
 
     Parameters
     ----------
     involvement_percent : float or None
-        100 x intrahepatic tumour / total liver; None without a liver mask.
+        100 x intrahepatic tumour / total liver; None without a liver mask or a lesion
+        segmentation.
     burden : Mapping
         ``rules["burden"]``.
+    unknown_because : str
+        The missing input named when ``involvement_percent`` is None.
 
     Returns
     -------
@@ -167,8 +172,8 @@ def burden_category(involvement_percent: float | None, burden: Mapping[str, Any]
         return {
             "category": None,
             "clarinet_split": None,
-            "missing_inputs": ["liver mask"],
-            "rationale": ["no liver mask: hepatic tumour burden cannot be computed"],
+            "missing_inputs": [unknown_because],
+            "rationale": [f"no {unknown_because}: hepatic tumour burden cannot be computed"],
         }
     edges = burden["bin_upper_edges_percent"]
     labels = burden["bin_labels"]
@@ -195,6 +200,7 @@ def mahuron_type(
     distribution: str | None,
     debulking: Mapping[str, Any],
     mahuron: Mapping[str, Any],
+    lesions_segmented: bool = True,
 ) -> dict[str, Any]:
     """Mahuron 2023 type from achievable debulking, lesion count and symptoms.
 
@@ -215,6 +221,9 @@ def mahuron_type(
     distribution : str or None
     debulking, mahuron : Mapping
         ``rules["debulking"]``, ``rules["mahuron"]``.
+    lesions_segmented : bool
+        False when the inputs hold no lesion segmentation: zero lesions then leave the type
+        undetermined (missing ``lesion segmentation``) instead of "not applicable".
 
     Returns
     -------
@@ -224,6 +233,13 @@ def mahuron_type(
     thr = float(debulking["threshold_percent"])
     comp = debulking["comparator"]
     measure = debulking["primary_measure"]
+    if n_lesions == 0 and not lesions_segmented:
+        return {
+            "type": None,
+            "inferred": False,
+            "missing_inputs": ["lesion segmentation"],
+            "rationale": ["Mahuron type undetermined: the lesions were not segmented"],
+        }
     if n_lesions == 0:
         return {
             "type": None,

@@ -252,7 +252,9 @@ def assess(
 
     # involvement and burden
     involvement = ctx.involvement_percent
-    burden = burden_category(involvement, rules["burden"])
+    unsegmented = not ctx.lesions_segmented
+    unknown_because = "lesion segmentation" if unsegmented and ctx.liver_volume_ml else "liver mask"
+    burden = burden_category(involvement, rules["burden"], unknown_because=unknown_because)
     rationale += burden["rationale"]
     _add(missing, burden["missing_inputs"])
 
@@ -294,7 +296,9 @@ def assess(
     staged: dict[str, Any] | None = None
     plan_missing: list[str] = []
     if n_lesions == 0:
-        rationale.append("no intrahepatic lesions: no debulking plan")
+        rationale.append(
+            "no lesion segmentation: no debulking plan" if unsegmented else "no intrahepatic lesions: no debulking plan"
+        )
     elif non_tumorous is None:
         plan_missing = ["liver mask"]
     elif denom is None or denom <= 0:
@@ -364,6 +368,7 @@ def assess(
         "distribution": dist["distribution"],
         "debulking": deb,
         "mahuron": rules["mahuron"],
+        "lesions_segmented": not unsegmented,
     }
     mah = mahuron_type(achievable_percent=achievable, achievable_missing=achievable_missing, **mkw)
     mah_range: list[str] | None = None
@@ -402,7 +407,8 @@ def assess(
         achievable_percent=(
             (achievable if achievable is not None else _cloyd_bound(lower_bound, rules["cloyd"])) if n_lesions else None
         ),
-        achievable_missing=achievable_missing or (["intrahepatic lesions"] if n_lesions == 0 else []),
+        achievable_missing=achievable_missing
+        or ([("lesion segmentation" if unsegmented else "intrahepatic lesions")] if n_lesions == 0 else []),
         cloyd=rules["cloyd"],
         grade=grade,
     )

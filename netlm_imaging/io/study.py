@@ -44,12 +44,18 @@ class StudySegmentations:
         How every named segment / ROI got its role.
     warnings : list of str
         The role summary and the readers' notes and warnings, in order.
+    lesions_declared : bool
+        Whether the segmentations declare a lesion role at all: a segment or ROI given the
+        lesion role (even an empty one), a ``lesion=PATH`` mask, or a label map read with a
+        mapping that has lesion values (the default LiTS mapping: 2). When False the study's
+        lesions were not segmented, which is not the same as "no lesions".
     """
 
     layers: list[MaskLayer]
     sources: tuple[str, ...]
     role_decisions: list[RoleDecision]
     warnings: list[str]
+    lesions_declared: bool = True
 
 
 def seg_source(seg_arg: str | Path) -> str:
@@ -179,7 +185,31 @@ def read_study_segmentations(
             f"{', '.join(sources)}: the segmentation holds {found}; pass the right --seg file, "
             "or map its labels with --labels liver=N,lesion=M."
         )
-    return StudySegmentations(layers, sources, role_log, warnings)
+    declared = any(la.role == "lesion" for la in layers) or _declares_lesions(segs, role_log, spec)
+    return StudySegmentations(layers, sources, role_log, warnings, declared)
+
+
+def _declares_lesions(segs: Sequence[str], role_log: Sequence[RoleDecision], spec: LabelSpec) -> bool:
+    """Whether any ``--seg`` argument declares a lesion role (see ``StudySegmentations.lesions_declared``).
+
+    A file with named segments or ROIs declares one when one of them got the lesion role; a
+    ``ROLE=PATH`` mask when ROLE is lesion; any other file is a label map, which declares one when
+    the mapping gives a value the lesion role.
+    """
+    from .loader import parse_seg_argument
+
+    if any(d.role == "lesion" for d in role_log):
+        return True
+    named = {Path(d.source).name for d in role_log}
+    map_has_lesion = any(isinstance(v, int) for v in spec.mapping.get("lesion", []))
+    for s in segs:
+        role, path = parse_seg_argument(s)
+        if role is not None:
+            if role == "lesion":
+                return True
+        elif path.name not in named and map_has_lesion:
+            return True
+    return False
 
 
 def _resolved(seg_arg: str) -> str:

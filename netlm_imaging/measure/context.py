@@ -113,6 +113,10 @@ class MeasurementContext:
     header : dict
         Non-identifying header facts (e.g. ``patient_weight_kg``,
         ``patient_height_m`` when the user allowed them, ``modality``).
+    lesions_segmented : bool
+        False when the inputs declare no lesion role at all (a liver-only segmentation): the
+        tumour totals are then 0 because nothing was segmented, not because the liver is free
+        of tumour, and the involvement is not computed.
     """
 
     image: Volume
@@ -128,6 +132,7 @@ class MeasurementContext:
     pet_suv: Volume | None = None
     liver_bbox: tuple[slice, slice, slice] | None = None
     lesion_boxes: dict[int, tuple[slice, slice, slice]] | None = None
+    lesions_segmented: bool = True
 
     @property
     def voxel_volume_ml(self) -> float:
@@ -136,7 +141,11 @@ class MeasurementContext:
 
     @property
     def involvement_percent(self) -> float | None:
-        """100 x intrahepatic tumour / total liver volume (DESIGN.md); None without a liver volume.
+        """100 x intrahepatic tumour / total liver volume (DESIGN.md).
+
+        None without a liver volume, and None when the lesions were not segmented
+        (``lesions_segmented`` False): a liver-only segmentation does not say the liver is free
+        of tumour.
 
         The one place it is computed: the report and the classification read it here.
 
@@ -147,9 +156,12 @@ class MeasurementContext:
         >>> ctx.liver_volume_ml, ctx.intrahepatic_tumor_ml = 800.0, 200.0
         >>> ctx.involvement_percent
         25.0
+        >>> ctx.lesions_segmented = False
+        >>> ctx.involvement_percent is None
+        True
         """
         liver_ml = self.liver_volume_ml
-        if liver_ml is None or liver_ml <= 0:
+        if liver_ml is None or liver_ml <= 0 or not self.lesions_segmented:
             return None
         return min(100.0, 100.0 * self.intrahepatic_tumor_ml / liver_ml)
 

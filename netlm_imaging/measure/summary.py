@@ -59,12 +59,17 @@ def liver_facts(ctx: MeasurementContext, extra: Mapping[str, Any]) -> dict[str, 
 
 
 def tumor_facts(ctx: MeasurementContext, extra: Mapping[str, Any]) -> dict[str, Any]:
-    """The report's ``tumor`` block: intra- and extrahepatic volumes and lesion counts."""
+    """The report's ``tumor`` block: intra- and extrahepatic volumes and lesion counts.
+
+    ``lesions_segmented`` says whether the counts and volumes are measurements: False for a
+    liver-only segmentation, whose 0 means "not segmented".
+    """
     tumor: dict[str, Any] = {
         "intrahepatic_volume_ml": round_or_none(ctx.intrahepatic_tumor_ml, 6),
         "extrahepatic_volume_ml": round_or_none(ctx.extrahepatic_tumor_ml, 6),
         "lesion_count": sum(les.location == "intrahepatic" for les in ctx.lesions),
         "extrahepatic_lesion_count": sum(les.location == "extrahepatic" for les in ctx.lesions),
+        "lesions_segmented": ctx.lesions_segmented,
     }
     if "intrahepatic_volume_ml_binary" in extra:
         tumor["intrahepatic_volume_ml_binary"] = round_or_none(extra["intrahepatic_volume_ml_binary"], 6)

@@ -56,6 +56,10 @@ class LoadedStudy:
         Patient name, ID and birth date, only when the user asked for them.
     warnings : tuple of str
         What the reading warned about, in order.
+    lesions_segmented : bool
+        Whether the segmentations declare a lesion role at all (False: a liver-only
+        segmentation, whose lesions were not segmented; see
+        :class:`~netlm_imaging.io.study.StudySegmentations`).
     """
 
     inputs: StudyInputs
@@ -72,6 +76,7 @@ class LoadedStudy:
     rules: Rules
     identifiers: dict[str, Any] | None
     warnings: tuple[str, ...]
+    lesions_segmented: bool = True
 
 
 def load_study(inputs: StudyInputs, opts: AnalyzeOptions, *, rules: Any = None, clinical: Any = None) -> LoadedStudy:
@@ -169,4 +174,5 @@ def load_study(inputs: StudyInputs, opts: AnalyzeOptions, *, rules: Any = None, 
         rules=rules_obj,
         identifiers=identifiers,
         warnings=tuple(warnings),
+        lesions_segmented=segs.lesions_declared,
     )

@@ -110,6 +110,14 @@ def measure_study(loaded: LoadedStudy, opts: AnalyzeOptions) -> Measurements:
     )
     warnings.extend(burden.warnings)
     ctx = burden.ctx
+    if not loaded.lesions_segmented and pet_derived is None:
+        ctx.lesions_segmented = False
+        roles = ", ".join(sorted({la.role for la in layers})) or "none"
+        warnings.append(
+            f"no lesion segmentation among the inputs (roles found: {roles}): the tumour volume and lesion count "
+            "of 0 are not measurements, and the involvement and the decisions that need it are left null; give the "
+            "lesion segmentation too, or map its labels or segments (--labels lesion=N, --segment-pattern REGEX=lesion)"
+        )
     ctx.header.setdefault("modality", loaded.modality)
     ctx.header["segmentation_refs"] = segmentation_refs(loaded.layers, img.shape, opts.fractional_threshold)
     pet = None
