@@ -346,3 +346,24 @@ def test_dicom_sr_input(tmp_path, capsys):
     assert {r["quantity"] for r in table} >= {"liver_volume_ml", "involvement_percent", "lesion_count"}
     assert main(["check", str(sr)]) == 2  # SR without --study
     assert "--study" in capsys.readouterr().err
+
+
+def test_liver_only_study_is_not_checked_as_tumour_free(tmp_path, shared):
+    # MANIFEST: dcmqi liver.dcm (one "Liver" segment) on ct-3slice: 70.362 mL; no lesion segment at all
+    import shutil
+
+    seg_dir = shared("dcmqi_ct3slice_seg", "data", "segmentations")
+    study = tmp_path / "s1"
+    shutil.copytree(seg_dir / "ct-3slice", study / "ct")
+    shutil.copy(seg_dir / "liver.dcm", study / "liver.dcm")
+    reported = tmp_path / "reported.csv"
+    reported.write_text(
+        "study,liver_volume_ml,tumor_volume_ml,involvement_percent,lesion_count\ns1,70.4,0,0,0\n", encoding="utf-8"
+    )
+    rows = {r.quantity: r for r in check_reported(reported).rows}
+    assert rows["liver_volume_ml"].verdict == "agree"
+    assert rows["liver_volume_ml"].recomputed == pytest.approx(70.362, abs=5e-4)
+    for q in ("tumor_volume_ml", "involvement_percent", "lesion_count"):
+        assert rows[q].verdict == "error", q  # a 0 from no lesion segmentation does not confirm a reported 0
+        assert rows[q].recomputed is None
+        assert "no lesion segmentation" in rows[q].note

@@ -41,6 +41,7 @@ __all__ = [
     "check_sr",
     "check_values",
     "quantities_from_report",
+    "undefined_reasons",
 ]
 
 logger = logging.getLogger(__name__)
@@ -61,22 +62,51 @@ DEFAULT_REL_TOL: dict[str, float] = {q: float(v) for q, v in default_section("ch
 TABLE_COLUMNS = ("study", "quantity", "reported", "recomputed", "difference", "relative_difference", "verdict", "note")
 
 
+#: Quantities that need the lesions segmented (a liver-only segmentation leaves them undefined).
+_NEED_LESIONS = ("tumor_volume_ml", "involvement_percent", "lesion_count", "remnant_volume_ml")
+#: Quantities that need a liver mask.
+_NEED_LIVER = ("liver_volume_ml", "involvement_percent", "remnant_volume_ml")
+
+
 def quantities_from_report(report: Mapping[str, Any]) -> dict[str, float | None]:
     """The checkable quantities of a report dict (``StudyReport.to_dict()``).
 
     ``tumor_volume_ml`` is the intrahepatic tumour volume, ``remnant_volume_ml``
-    the non-tumorous liver volume, ``lesion_count`` the intrahepatic lesions.
+    the non-tumorous liver volume, ``lesion_count`` the intrahepatic lesions. The
+    tumour quantities are None (not recomputable) when the study's segmentation has no
+    lesion segmentation (``tumor.lesions_segmented`` false): its 0 is not a measurement.
     """
     liver = report.get("liver") or {}
     tumor = report.get("tumor") or {}
     rem = report.get("remnant") or {}
-    return {
+    values: dict[str, float | None] = {
         "liver_volume_ml": liver.get("volume_ml"),
         "tumor_volume_ml": tumor.get("intrahepatic_volume_ml"),
         "involvement_percent": report.get("involvement_percent"),
         "lesion_count": tumor.get("lesion_count"),
         "remnant_volume_ml": rem.get("non_tumorous_liver_volume_ml"),
     }
+    for q in undefined_reasons(report):
+        values[q] = None
+    return values
+
+
+def undefined_reasons(report: Mapping[str, Any]) -> dict[str, str]:
+    """Why quantities of a report cannot be recomputed: quantity -> reason.
+
+    Examples
+    --------
+    >>> undefined_reasons({"liver": {"volume_ml": 70.4}, "tumor": {"lesions_segmented": False}})["lesion_count"]
+    'the study has no lesion segmentation, only a liver'
+    >>> undefined_reasons({"liver": {"volume_ml": None}, "tumor": {}})["liver_volume_ml"]
+    'the study has no liver mask'
+    """
+    reasons: dict[str, str] = {}
+    if (report.get("tumor") or {}).get("lesions_segmented") is False:
+        reasons.update(dict.fromkeys(_NEED_LESIONS, "the study has no lesion segmentation, only a liver"))
+    if (report.get("liver") or {}).get("volume_ml") is None:
+        reasons.update(dict.fromkeys(_NEED_LIVER, "the study has no liver mask"))
+    return reasons
 
 
 @dataclass
@@ -194,6 +224,7 @@ def check_values(
     abs_tol: Mapping[str, float] | None = None,
     rel_tol: Mapping[str, float] | None = None,
     rules: Mapping[str, Any] | None = None,
+    reasons: Mapping[str, str] | None = None,
 ) -> list[CheckRow]:
     """Compare reported with recomputed values of one study (see the module docstring for the rule).
 
@@ -209,17 +240,21 @@ def check_values(
         Overrides of single tolerances.
     rules : Rules, optional
         Rules whose ``check.abs_tolerance`` / ``check.rel_tolerance`` replace the shipped tolerances.
+    reasons : mapping, optional
+        Quantity -> why it is undefined (:func:`undefined_reasons`), for the note of its cell.
 
     Returns
     -------
     list of CheckRow
     """
     a, r = _tolerances(abs_tol, rel_tol, rules)
+    why = reasons or {}
     rows = []
     for q, rep in reported.items():
         rec = recomputed.get(q)
         if rec is None:
-            rows.append(CheckRow(study, q, float(rep), None, None, None, "error", "not recomputable (undefined)"))
+            note = f"not recomputable ({why.get(q, 'undefined')})"
+            rows.append(CheckRow(study, q, float(rep), None, None, None, "error", note))
             continue
         diff = float(rep) - float(rec)
         rel = diff / abs(float(rec)) if rec != 0 else None
@@ -318,12 +353,22 @@ def check_reported(
         folder = path.parent / study
         try:
             report = analyze_fn(folder, **analyze_kwargs)
-            recomputed = quantities_from_report(report.to_dict() if hasattr(report, "to_dict") else report)
+            data = report.to_dict() if hasattr(report, "to_dict") else report
         except NetlmError as exc:
             logger.info("row %d (%s): %s", line, study, exc)
             result.rows.extend(CheckRow(study, q, v, None, None, None, "error", str(exc)) for q, v in values.items())
             continue
-        result.rows.extend(check_values(study, values, recomputed, abs_tol=abs_tol, rel_tol=rel_tol, rules=rules))
+        result.rows.extend(
+            check_values(
+                study,
+                values,
+                quantities_from_report(data),
+                abs_tol=abs_tol,
+                rel_tol=rel_tol,
+                rules=rules,
+                reasons=undefined_reasons(data),
+            )
+        )
     return result
 
 
@@ -386,6 +431,16 @@ def check_sr(
     except NetlmError as exc:
         result.rows.extend(CheckRow(name, q, v, None, None, None, "error", str(exc)) for q, v in values.items())
         return result
-    recomputed = quantities_from_report(report.to_dict() if hasattr(report, "to_dict") else report)
-    result.rows.extend(check_values(name, values, recomputed, abs_tol=abs_tol, rel_tol=rel_tol, rules=rules))
+    data = report.to_dict() if hasattr(report, "to_dict") else report
+    result.rows.extend(
+        check_values(
+            name,
+            values,
+            quantities_from_report(data),
+            abs_tol=abs_tol,
+            rel_tol=rel_tol,
+            rules=rules,
+            reasons=undefined_reasons(data),
+        )
+    )
     return result
