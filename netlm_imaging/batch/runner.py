@@ -534,10 +534,12 @@ def _pool_init(started: Any, jobs: int = 1) -> None:
     from threadpoolctl import threadpool_limits
 
     from ..io._gzip import keep_buffers
+    from ..io._threads import read_threads, set_read_threads
     from ..measure.burden import lesion_threads, set_lesion_threads
 
     share = max(1, (os.cpu_count() or 1) // max(1, jobs))
     set_lesion_threads(max(1, min(lesion_threads(), share)))
+    set_read_threads(max(1, min(read_threads(), share)))  # the series' pixel read (io._threads)
     threadpool_limits(limits=share, user_api="blas")
     keep_buffers()  # a worker reads study after study: the next .nii.gz inflates into the last one's memory
 

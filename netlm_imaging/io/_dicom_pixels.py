@@ -21,6 +21,7 @@ from ._inflate import dcmread as bounded_dcmread
 __all__ = [
     "apply_modality_lut_frame",
     "decode_frames",
+    "native_into_applies",
     "read_native_into",
     "stored_value_range",
     "transfer_syntax_name",
@@ -75,6 +76,26 @@ def _fast_native(info: DicomFileInfo) -> np.ndarray | None:
     return data.reshape(info.number_of_frames, info.rows, info.columns)
 
 
+def native_into_applies(info: DicomFileInfo, slope: float, intercept: float, dtype: np.dtype) -> bool:
+    """Whether :func:`read_native_into` reads this file into a C-contiguous ``(Rows, Columns)`` slice of ``dtype``.
+
+    Single-frame native little-endian greyscale pixels whose BitsAllocated is the
+    item size of the integer ``dtype``, with an integer slope and intercept and no
+    Modality LUT Sequence.
+    """
+    return (
+        info.transfer_syntax_uid in _NATIVE_LE
+        and info.pixel_data_offset is not None
+        and info.samples_per_pixel == 1
+        and info.number_of_frames == 1
+        and not info.has_modality_lut_sequence
+        and dtype.kind in "iu"
+        and dtype.itemsize * 8 == info.bits_allocated
+        and _is_int(slope)
+        and _is_int(intercept)
+    )
+
+
 def read_native_into(
     info: DicomFileInfo, slope: float, intercept: float, out: np.ndarray, *, check_range: bool
 ) -> bool | None:
@@ -109,18 +130,9 @@ def read_native_into(
     DicomError
         Truncated or short pixel data.
     """
-    if (
-        info.transfer_syntax_uid not in _NATIVE_LE
-        or info.pixel_data_offset is None
-        or info.samples_per_pixel != 1
-        or info.number_of_frames != 1
-        or info.has_modality_lut_sequence
-        or out.dtype.kind not in "iu"
-        or out.dtype.itemsize * 8 != info.bits_allocated
-        or out.shape != (info.rows, info.columns)
-        or not out.flags.c_contiguous
-        or not (_is_int(slope) and _is_int(intercept))
-    ):
+    if not native_into_applies(info, slope, intercept, out.dtype) or out.shape != (info.rows, info.columns):
+        return None
+    if not out.flags.c_contiguous:
         return None
     if info.truncated:
         raise _truncated(info.path)
@@ -145,21 +157,39 @@ def read_native_into(
         else:
             raw &= stored.type((1 << info.bits_stored) - 1)
     islope, iintercept = int(slope), int(intercept)
-    if check_range:
-        lo, hi = (int(raw.min()), int(raw.max())) if raw.size else (0, 0)
-    else:
-        lo, hi = stored_value_range(info)
-    ends = (lo * islope + iintercept, hi * islope + iintercept)
     limits = np.iinfo(out.dtype)
-    if min(ends) < limits.min or max(ends) > limits.max:
-        return False
+    # CT's usual case (stored int16, slope 1, intercept -1024, BitsStored 16): one pass checks after the add
+    check_after = check_range and stored == out.dtype and islope == 1 and limits.min <= iintercept <= limits.max
+    if not check_after:
+        if check_range:
+            lo, hi = (int(raw.min()), int(raw.max())) if raw.size else (0, 0)
+        else:
+            lo, hi = stored_value_range(info)
+        ends = (lo * islope + iintercept, hi * islope + iintercept)
+        if min(ends) < limits.min or max(ends) > limits.max:
+            return False
     work = out if stored == out.dtype else raw.view(out.dtype)  # the same bytes; arithmetic modulo 2**bits
     bits = out.dtype.itemsize * 8
     if islope != 1:
         np.multiply(work, _wrapped(islope, out.dtype, bits), out=work)
     if iintercept != 0:
         np.add(work, _wrapped(iintercept, out.dtype, bits), out=work)
+        if check_after and out.size and _wrapped_add(out, iintercept, limits):
+            return False
     return True
+
+
+def _wrapped_add(out: np.ndarray, intercept: int, limits: np.iinfo) -> bool:
+    """Whether ``out = stored + intercept``, added in place in ``out``'s dtype, wrapped around for some voxel.
+
+    With ``limits.min <= intercept <= limits.max``: for ``intercept < 0`` an exact sum
+    lies in ``[min, max + intercept]`` and a wrapped one in ``[max + 1 + intercept, max]``
+    (for ``intercept > 0``: exact in ``[min + intercept, max]``, wrapped in
+    ``[min, min + intercept - 1]``), so one maximum (minimum) tells them apart.
+    """
+    if intercept < 0:
+        return int(out.max()) > limits.max + intercept
+    return int(out.min()) < limits.min + intercept
 
 
 def _is_int(x: float) -> bool:

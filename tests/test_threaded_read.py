@@ -1,0 +1,188 @@
+"""The load path's threads (issue 17): the same bytes, the same report, the same errors as one thread.
+
+* the range check made after the in-place add (CT: stored int16 + intercept -1024) refuses exactly
+  the slices whose true ``stored + intercept`` (computed here in int64) leaves int16;
+* a series read with two threads equals the one-thread read and pydicom's ``pixel_array`` x slope
+  + intercept, also when a slice of the second half needs the int32 buffer, and a truncated file
+  gives the one-thread read's message;
+* an analysis of a CT + SEG folder writes the same report.json bytes with one and two read threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from conftest import oblique_affine
+from dicom_factory import write_image_series
+from seg_factory import SegmentSpec, write_seg
+
+from netlm_imaging.errors import DicomError
+from netlm_imaging.io import _dicom_pixels, _threads, dicom_series
+from netlm_imaging.io._threads import PendingTasks
+
+INT16 = np.iinfo(np.int16)
+
+
+@pytest.fixture
+def read_threads():
+    """Set the read threads for one test; the default comes back afterwards."""
+    yield _threads.set_read_threads
+    _threads.set_read_threads(None)
+
+
+@pytest.mark.parametrize("intercept", [-32768, -1024, -1, 1, 7, 1024, 32767])
+def test_check_after_the_add_refuses_exactly_the_wrapped_values(intercept):
+    rng = np.random.default_rng(abs(intercept))
+    every = np.arange(INT16.min, INT16.max + 1, dtype=np.int64)
+    # every stored value alone, then random sets of values (the check answers for a whole slice)
+    edges = {INT16.min, INT16.max, INT16.min - intercept, INT16.max - intercept}  # where a sum starts to wrap
+    near = sorted({v + d for v in edges for d in range(-3, 4)} & set(range(INT16.min, INT16.max + 1)))
+    sets = [np.array([v]) for v in near] + [every[i : i + 1] for i in range(0, every.size, 97)]
+    sets += [rng.choice(every, size=int(rng.integers(1, 300))) for _ in range(400)]
+    sets += [every]
+    for stored in sets:
+        truth = bool(((stored + intercept < INT16.min) | (stored + intercept > INT16.max)).any())
+        out = stored.astype(np.int16)
+        np.add(out, np.int16(intercept), out=out)  # wraps modulo 2**16, as the reader's in-place add
+        assert _dicom_pixels._wrapped_add(out, intercept, INT16) is truth
+
+
+def _series(tmp_path: Path, n_slices: int, *, big_slice: int | None = None) -> list[Path]:
+    """An oblique CT series of ``n_slices`` 20 x 24 slices, BitsStored 16, intercept -1024 (values checked)."""
+    rng = np.random.default_rng(n_slices)
+    hu = rng.integers(-1024, 3000, size=(24, 20, n_slices)).astype(float)
+    files = write_image_series(tmp_path / "ct", hu, oblique_affine(spacing=(0.7, 0.8, 1.5)), seed=2)
+    if big_slice is not None:  # stored 32767 there: 31743 HU fits int16, so make one stored value wrap instead
+        ds = pydicom.dcmread(files[big_slice])
+        stored = ds.pixel_array.astype(np.int16)
+        stored[3, 4] = INT16.min + 5  # -32763 - 1024 is below int16: this slice needs int32
+        ds.PixelData = stored.tobytes()
+        ds.save_as(files[big_slice])
+    return files
+
+
+def _pydicom_volume(files: list[Path], vol) -> np.ndarray:
+    from pydicom.pixels import apply_modality_lut
+
+    by_file = {f: k for k, f in enumerate(vol.meta["files"])}
+    out = np.empty(vol.shape, dtype=np.float64)
+    for p in files:
+        ds = pydicom.dcmread(p)
+        out[:, :, by_file[str(p)]] = np.asarray(apply_modality_lut(ds.pixel_array, ds), dtype=np.float64).T
+    return out
+
+
+@pytest.mark.parametrize("big_slice", [None, 31, 2])
+def test_two_thread_series_read_equals_one_thread_and_pydicom(tmp_path, read_threads, monkeypatch, big_slice):
+    files = _series(tmp_path, 40, big_slice=big_slice)
+    calls: list[str] = []
+    real_fill = dicom_series._fill_slices
+
+    def fill(*args, **kwargs):
+        calls.append(threading.current_thread().name)
+        return real_fill(*args, **kwargs)
+
+    monkeypatch.setattr(dicom_series, "_fill_slices", fill)
+    read_threads(1)
+    one = dicom_series.read_dicom_series(files)
+    assert set(calls) == {"MainThread"}
+    calls.clear()
+    read_threads(2)
+    two = dicom_series.read_dicom_series(files)
+    assert any(name.startswith("netlm-read") for name in calls)  # the second thread read slices
+    assert two.array.dtype == one.array.dtype == (np.int16 if big_slice is None else np.int32)
+    assert two.array.tobytes() == one.array.tobytes()
+    assert two.meta["files"] == one.meta["files"]
+    np.testing.assert_array_equal(two.array.astype(np.float64), _pydicom_volume(files, two))
+
+
+def test_two_thread_read_of_a_truncated_file_gives_the_one_thread_message(tmp_path, read_threads):
+    files = _series(tmp_path, 40)
+    index = dicom_series.scan_dicom_folder(tmp_path / "ct")
+    files[29].write_bytes(files[29].read_bytes()[:-100])  # cut after the scan: the pixel read finds it
+    messages = []
+    for n in (1, 2):
+        read_threads(n)
+        with pytest.raises(DicomError) as err:
+            dicom_series.read_series_from_index(index)
+        messages.append(str(err.value))
+    assert messages[0] == messages[1]
+    assert str(files[29]) in messages[0]
+    assert "truncated" in messages[0]
+
+
+def test_pending_tasks_run_every_task_once_and_report_the_first_failure():
+    done: list[int] = []
+    lock = threading.Lock()
+
+    def task(i):
+        if i in (13, 40):
+            raise ValueError(f"task {i}")
+        with lock:
+            done.append(i)
+
+    ok = PendingTasks([lambda i=i: task(i) for i in range(12)], helpers=1)
+    assert ok.finish() is None
+    assert sorted(done) == list(range(12))
+    done.clear()
+    failed = PendingTasks([lambda i=i: task(i) for i in range(60)], helpers=1)
+    err = failed.finish()
+    assert isinstance(err, ValueError)
+    assert str(err) in ("task 13", "task 40")
+    assert len(done) == len(set(done))
+    assert 13 not in done
+    assert set(range(13)) <= set(done)  # tasks are taken in order: the ones before the failure all ran
+
+
+def test_one_and_two_read_threads_write_the_same_report(tmp_path, read_threads):
+    from netlm_imaging.cli import main
+
+    shape = (40, 36, 34)  # 34 slices: the threaded read applies (two tasks or more)
+    aff = oblique_affine(spacing=(0.8, 0.9, 2.0))
+    ii, jj, kk = np.indices(shape)
+    liver = (ii >= 4) & (ii < 36) & (jj >= 4) & (jj < 32) & (kk >= 2) & (kk < 31)
+    lesions = [
+        ((ii - c[0]) ** 2 + (jj - c[1]) ** 2 + ((kk - c[2]) * 2.2) ** 2) <= r**2
+        for c, r in (((14, 12, 10), 5), ((26, 22, 22), 4))
+    ]
+    rng = np.random.default_rng(7)
+    image = np.where(liver, 60.0, -80.0) + np.where(lesions[0] | lesions[1], 50.0, 0.0) + rng.normal(0, 9, shape)
+    files = write_image_series(tmp_path / "study" / "ct", np.round(image), aff, seed=4)
+    neo = pydicom.sr.codedict.codes.SCT.Neoplasm
+    specs = [
+        SegmentSpec("Liver", liver),
+        *(SegmentSpec(f"Lesion {n}", m, property_type=neo) for n, m in enumerate(lesions, 1)),
+    ]
+    write_seg(tmp_path / "study" / "seg.dcm", files, specs, seed=4)
+    reports = []
+    for n in (1, 2):
+        read_threads(n)
+        out = tmp_path / f"out{n}"
+        assert main(["analyze", str(tmp_path / "study"), "--out", str(out), "--quiet"]) == 0
+        reports.append((out / "report.json").read_bytes())
+    assert reports[0] == reports[1]
+    assert b'"lesion_count": 2' in reports[0] or reports[0].count(b'"lesion_id"') == 2
+
+
+def _worker_read_threads(_: int) -> int:
+    return _threads.read_threads()
+
+
+def test_batch_workers_cap_their_read_threads_at_their_share_of_the_cores():
+    """Real -j k pool workers (the batch's start method and initialiser): cores // k read threads, at least 1."""
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    from netlm_imaging.batch import runner
+
+    cores = os.cpu_count() or 1
+    ctx = multiprocessing.get_context(runner._START_METHOD)
+    for jobs in (2, 1):
+        with ProcessPoolExecutor(2, mp_context=ctx, initializer=runner._pool_init, initargs=(None, jobs)) as pool:
+            seen = set(pool.map(_worker_read_threads, range(4)))
+        assert seen == {max(1, min(_threads.MAX_READ_THREADS, cores // jobs, _threads.available_cores()))}, (jobs, seen)
