@@ -130,9 +130,13 @@ def read_native_into(
     DicomError
         Truncated or short pixel data.
     """
-    if not native_into_applies(info, slope, intercept, out.dtype) or out.shape != (info.rows, info.columns):
-        return None
-    if not out.flags.c_contiguous:
+    offset = info.pixel_data_offset
+    if (
+        offset is None
+        or not native_into_applies(info, slope, intercept, out.dtype)
+        or out.shape != (info.rows, info.columns)
+        or not out.flags.c_contiguous
+    ):
         return None
     if info.truncated:
         raise _truncated(info.path)
@@ -144,7 +148,7 @@ def read_native_into(
             f"{out.nbytes}; the file is corrupt, re-export the series."
         )
     with info.path.open("rb", buffering=0) as fh:
-        fh.seek(info.pixel_data_offset)
+        fh.seek(offset)
         got = fh.readinto(memoryview(out).cast("B"))  # type: ignore[arg-type]
     if got != out.nbytes:
         raise _truncated(info.path)
