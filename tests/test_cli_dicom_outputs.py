@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 
+import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
-from conftest import oblique_affine
+from conftest import ROOT, oblique_affine
 from dicom_factory import write_image_series
 from phantoms import sphere_mask
 from seg_factory import SegmentSpec, write_seg
@@ -54,3 +58,37 @@ def test_dicom_study_with_all_outputs(tmp_path):
     assert (out / "report.html").stat().st_size > 10_000
     text = (out / "report.json").read_text() + (out / "report.html").read_text()
     assert "SECRET-ID-123" not in text
+
+
+def test_real_ge_ct_with_empty_charset_writes_sr_and_seg(tmp_path, shared):
+    # dcmqi ct-3slice (real GE CT): SpecificCharacterSet present but empty, a one-component PatientName;
+    # MANIFEST: liver.dcm = 107,098 voxels = 70.362 mL. highdicom refused the empty character set
+    # ("'' is not a valid SpecificCharacterSetValues") and its person-name warning quoted the name.
+    segs = shared("dcmqi_ct3slice_seg", "data", "segmentations")
+    study = tmp_path / "study"
+    shutil.copytree(segs / "ct-3slice", study / "ct")
+    shutil.copy(segs / "liver.dcm", study / "liver.dcm")
+    src = pydicom.dcmread(study / "ct" / "01.dcm", stop_before_pixels=True)
+    assert src.SpecificCharacterSet == ""  # the file's own fact, the case under test
+    name = str(src.PatientName)
+    assert name
+    out = tmp_path / "out"
+    res = subprocess.run(
+        [sys.executable, "-m", "netlm_imaging.cli", "analyze", str(study), "--out", str(out), "--sr", "--seg-out"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr
+    assert name not in res.stderr  # highdicom's person-name warning quoted it
+    assert_dciodvfy_clean(out / "report_sr.dcm")
+    assert_dciodvfy_clean(out / "derived_seg.dcm")
+    sr = read_sr_measurements(out / "report_sr.dcm")
+    assert sr["liver_volume_ml"] == pytest.approx(70.362, abs=5e-4)
+    assert sr["tumor_volume_ml"] is None  # a liver-only segmentation measured no tumour: no tumour group
+    derived = hd.seg.segread(out / "derived_seg.dcm")
+    liver = derived.get_volume(combine_segments=True, skip_overlap_checks=True).array
+    assert int(np.count_nonzero(liver)) == 107098
+    assert name not in str(pydicom.dcmread(out / "derived_seg.dcm").get("PatientName", ""))

@@ -411,7 +411,7 @@ def identity_elements(
         copied[tag] = (kw, vr, B.text(tag, vr, value))
     equipment = {kw: header.elements[tag][1] for kw, tag in _EQUIPMENT_TAGS.items() if tag in header.elements}
     out: dict[int, bytes] = {}
-    if _CHARSET in header.elements:
+    if (header.text(_CHARSET) or "").strip("\\ "):  # an empty one is the default repertoire: left out (Type 1C)
         out[_CHARSET] = header.elements[_CHARSET][1]
     if research:
         gone = set(removed)
@@ -443,14 +443,14 @@ def identity_elements_pydicom(ds: object, *, research: bool, date: str, time: st
     from pydicom.filebase import DicomBytesIO
     from pydicom.filewriter import write_data_element
 
+    from ._hd_sources import empty_charset
     from ._seg_writer import equipment
     from .identity import copy_patient_study, deidentify
 
     src: Any = ds
     out = Dataset()
-    charset = src.get("SpecificCharacterSet")
-    if charset is not None:
-        out.SpecificCharacterSet = charset
+    if "SpecificCharacterSet" in src and not empty_charset(src):  # an empty one is the default repertoire
+        out.SpecificCharacterSet = src.SpecificCharacterSet
     out.InstanceCreationDate, out.InstanceCreationTime = date, time
     for kw in _TYPE2:
         setattr(out, kw, "")

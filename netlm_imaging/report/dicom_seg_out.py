@@ -199,7 +199,10 @@ def _source_datasets(image_datasets: Sequence[Any] | None, ctx: Any, path: Path)
             f"{path}: a DICOM SEG must be aligned with DICOM source images, and this study's image is not a DICOM "
             "series; analyse the DICOM series to write a SEG"
         )
+    from ._hd_sources import highdicom_sources
+
     dss = [s if isinstance(s, pydicom.Dataset) else pydicom.dcmread(str(s), stop_before_pixels=True) for s in sources]
+    dss = highdicom_sources(dss)
     if len(dss) == 1 and int(getattr(dss[0], "NumberOfFrames", 1) or 1) > 1:
         raise UnsupportedError(
             f"{path}: writing a SEG on a multi-frame (Enhanced) image is not supported; convert the series to "
@@ -420,6 +423,8 @@ def write_seg_with_header(
             return direct
     import highdicom as hd  # the general path (the direct one above does without)
 
+    from ._hd_sources import no_person_name_warnings
+
     dss = _source_datasets(image_datasets, ctx, out)
     ks = []
     for ds in dss:
@@ -470,7 +475,9 @@ def write_seg_with_header(
             for n, d in enumerate(descs, start=1):  # numbered within the group, renumbered by _join
                 d.SegmentNumber = n
             planes = _planes(volume, lut, ks)
-            parts.append((hd.seg.Segmentation(pixel_array=planes, segment_descriptions=descs, **common), start))
+            with no_person_name_warnings():
+                part = hd.seg.Segmentation(pixel_array=planes, segment_descriptions=descs, **common)
+            parts.append((part, start))
             del planes
             start += len(names)
         seg = _join(parts[0][0], parts[1:], _overlap(ctx, groups)) if len(parts) > 1 else parts[0][0]
@@ -478,7 +485,8 @@ def write_seg_with_header(
         if groups is not None:  # frames not byte-aligned: stack the masks (the general, slower path)
             items = [(label, role, np.asarray(m, bool)) for label, role, m in masks_from_context(ctx)]
         stack = np.stack([np.stack([m[:, :, k].T for _, _, m in items], axis=-1) for k in ks]).astype(np.uint8)
-        seg = hd.seg.Segmentation(pixel_array=stack, segment_descriptions=descriptions, **common)
+        with no_person_name_warnings():
+            seg = hd.seg.Segmentation(pixel_array=stack, segment_descriptions=descriptions, **common)
     if not include_identifiers:
         deidentify(seg)
     buf = io.BytesIO()

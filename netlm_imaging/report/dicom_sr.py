@@ -135,7 +135,9 @@ def _load_evidence(image_datasets: Sequence[Any] | None, ctx: Any, path: Path) -
             raise InputError(
                 f"{s}: cannot read the source image header for the SR ({exc}); keep the series intact"
             ) from None
-    return out
+    from ._hd_sources import highdicom_sources
+
+    return highdicom_sources(out)
 
 
 def derived_segment_references(seg: Any, image_series_uid: str) -> dict[Any, dict[str, Any]]:
@@ -321,10 +323,11 @@ def _groups(d: Mapping[str, Any], refs: Mapping[Any, Mapping[str, Any]], uid: An
     if liver_ml is not None:
         ms = [Measurement(volume, float(liver_ml), _ML), *mr_signal(d.get("liver") or {})]
         groups.append(Group(_LIVER_ID, uid("liver"), liver, ms, segment("liver")))
-    tumour = [Measurement(volume, float((d.get("tumor") or {}).get("intrahepatic_volume_ml", 0.0)), _ML)]
-    if d.get("involvement_percent") is not None:
-        tumour.append(Measurement(INVOLVEMENT_CODE, float(d["involvement_percent"]), _PERCENT))
-    groups.append(Group(_TUMOUR_ID, uid("tumour"), neoplasm, tumour, None, liver_site))
+    if (d.get("tumor") or {}).get("lesions_segmented", True):  # a liver-only segmentation measured no tumour
+        tumour = [Measurement(volume, float((d.get("tumor") or {}).get("intrahepatic_volume_ml", 0.0)), _ML)]
+        if d.get("involvement_percent") is not None:
+            tumour.append(Measurement(INVOLVEMENT_CODE, float(d["involvement_percent"]), _PERCENT))
+        groups.append(Group(_TUMOUR_ID, uid("tumour"), neoplasm, tumour, None, liver_site))
     remnant_ml = (d.get("remnant") or {}).get("non_tumorous_liver_volume_ml")
     if remnant_ml is not None:
         groups.append(Group(_REMNANT_ID, uid("remnant"), liver, [Measurement(volume, float(remnant_ml), _ML)]))
@@ -429,18 +432,21 @@ def _highdicom_sr(
         procedure_reported=concept(procedure),
         imaging_measurements=hd_groups,
     )
-    sr = hd.sr.Comprehensive3DSR(
-        evidence=list(evidence),
-        content=content,
-        series_instance_uid=uids["series"],
-        series_number=series_number,
-        sop_instance_uid=uids["instance"],
-        instance_number=1,
-        manufacturer=CREATOR,
-        is_complete=True,
-        is_final=False,
-        is_verified=False,
-    )
+    from ._hd_sources import no_person_name_warnings
+
+    with no_person_name_warnings():
+        sr = hd.sr.Comprehensive3DSR(
+            evidence=list(evidence),
+            content=content,
+            series_instance_uid=uids["series"],
+            series_number=series_number,
+            sop_instance_uid=uids["instance"],
+            instance_number=1,
+            manufacturer=CREATOR,
+            is_complete=True,
+            is_final=False,
+            is_verified=False,
+        )
     sr.SeriesDescription = _SERIES_DESCRIPTION
     sr.SoftwareVersions = version
     scheme = Dataset()
