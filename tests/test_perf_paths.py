@@ -780,7 +780,8 @@ def _dp_full_grid(vals, ce, ca, capacity, k_max, resolution):
 
 
 def test_planner_dp_on_views_equals_the_full_grid_dp():
-    """The DP updated on views of the shifted region chooses what the full-grid DP chose (seeded, NaNs, ties)."""
+    """The DP updated on views of the shifted region, up to each item's reach, chooses what the full-grid DP chose
+    (seeded, NaNs, ties)."""
     from netlm_imaging.classify.planner import _solve_dp
 
     rng = np.random.default_rng(41)

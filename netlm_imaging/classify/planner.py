@@ -302,24 +302,30 @@ def _solve_dp(
     k_top = min(k_max, int((wa >= 0).sum()))
     dp = np.zeros((k_top + 1, cap + 1))
     take = np.zeros((n, k_top + 1, cap + 1), dtype=np.int8)
+    # after items 0..i dp's rows are constant from column reach[i] (their largest usable weights summed) on
+    reach, done = [], 0
     for i in range(n):
         v = float(vals[i])
+        kinds = ((_WEDGE, int(we[i])), (_ABL, int(wa[i]))) if k_top > 0 else ((_WEDGE, int(we[i])),)
+        usable = [(kind, w) for kind, w in kinds if 0 <= w <= cap]
+        end = min(cap, done + max((w for _, w in usable), default=0)) + 1  # columns [0, end) can change
+        dp[:, done + 1 : end] = dp[:, done : done + 1]  # the columns new to the reach: its last values
         # both candidates from the previous row, taken before dp is updated in place (wedge, then ablation)
         cands = []
-        for kind, w in ((_WEDGE, int(we[i])), (_ABL, int(wa[i]))):
-            if w < 0 or w > cap or (kind == _ABL and k_top == 0):
-                continue
+        for kind, w in usable:
             # only the shifted region can improve (elsewhere the candidate is -inf): work on views of it
             lo = 0 if kind == _WEDGE else 1
-            cands.append((kind, lo, w, dp[: k_top + 1 - lo, : cap + 1 - w] + v))
+            cands.append((kind, lo, w, dp[: k_top + 1 - lo, : end - w] + v))
         for kind, lo, w, cand in cands:
-            dst = dp[lo:, w:]
+            dst = dp[lo:, w:end]
             better = cand > dst + _VALUE_TOL_ML
             np.copyto(dst, cand, where=better)
-            np.copyto(take[i, lo:, w:], kind, where=better)
+            np.copyto(take[i, lo:, w:end], kind, where=better)
+        done = end - 1
+        reach.append(done)
     k, c = k_top, cap
     for i in range(n - 1, -1, -1):
-        kind = int(take[i, k, c])
+        kind = int(take[i, k, min(c, reach[i])])  # beyond its reach an item's row repeats the reach's
         choice[i] = kind
         if kind == _WEDGE:
             c -= int(we[i])

@@ -28,6 +28,7 @@ from .lesions import (
     label_instances_cropped,
     measure_instance,
 )
+from .threads import Pending, in_background
 
 __all__ = [
     "DEFAULT_LESION_THREADS",
@@ -80,6 +81,9 @@ class BurdenResult:
     method: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    #: (voxel count, exact integer intensity sum) of the total liver for binary masks on an integer
+    #: image of at most 16 bits (None otherwise): its mean intensity without another pass over its box
+    liver_sums: tuple[int, int] | None = None
 
 
 def _ball(margin_mm: float, spacing: np.ndarray) -> np.ndarray:
@@ -134,6 +138,30 @@ def _touches_liver(liver: np.ndarray, bbox: tuple[slice, slice, slice], mask: np
         if np.any(local[tuple(src)] & region[tuple(dst)]):
             return True
     return False
+
+
+#: Integer sums are exact in float64 below this magnitude (so either gives the same mean).
+_EXACT_FLOAT = 2**53
+
+
+def _exact_integer_sums(values: np.ndarray) -> bool:
+    """Are masked sums of ``values`` exact integers (an integer image of at most 16 bits)?"""
+    return values.dtype.kind in "iu" and values.dtype.itemsize <= 2 and values.size * 2**16 < _EXACT_FLOAT
+
+
+def _liver_pass(
+    liver_mask: np.ndarray, work: tuple[slice, slice, slice], values: np.ndarray, total_liver: np.ndarray
+) -> tuple[int, int | None]:
+    """Copy the liver mask's box into the (fresh) total-liver mask; its voxel count and intensity sum.
+
+    Large array passes that release the GIL: :func:`measure_burden` runs this beside the lesions.
+    """
+    liver_w = liver_mask[work]
+    total_liver[work] = liver_w
+    n_liver = int(np.count_nonzero(liver_w))
+    if not _exact_integer_sums(values):
+        return n_liver, None
+    return n_liver, int(np.add.reduce(values[work], axis=None, where=liver_w, dtype=np.int64))
 
 
 def _box_union(*boxes: tuple[slice, slice, slice] | None) -> tuple[slice, slice, slice] | None:
@@ -246,6 +274,16 @@ def measure_burden(
     instances: list[_Instance] = []
     lesion_union, lesion_frac = _union(lesion_layers, shape, fractional_threshold)
     lesion_box = bbox_slices(lesion_union) if lesion_layers else None
+    # ---- totals, inside the box holding the liver and every lesion (nothing outside it is set)
+    work = _box_union(liver_box, lesion_box)
+    order: Literal["C", "F"] = "F" if image.array.flags.f_contiguous else "C"
+    total_liver: np.ndarray | None = None
+    liver_pass: Pending[tuple[int, int | None]] | None = None
+    if work is not None and not fractional and has_liver:
+        # total liver = liver mask UNION the intrahepatic lesions: the liver's part, beside the lesions
+        total_liver = fresh = sparse_zeros(shape, bool, order)  # calloc: only the box is ever written
+        box_w = work
+        liver_pass = in_background(lambda: _liver_pass(liver_mask, box_w, image.array, fresh))
     if len(lesion_layers) > 1:
         method_instances = "segments"
         for layer in lesion_layers:
@@ -328,13 +366,24 @@ def measure_burden(
     lesion_boxes: dict[int, tuple[slice, slice, slice]] = {}
     # intrahepatic lesions: (box, mask, voxels outside the liver mask)
     intrahepatic: list[tuple[tuple[slice, slice, slice], np.ndarray, int]] = []
+    # intensity sum of the intrahepatic lesion voxels outside the liver mask (exact integers; None: unknown)
+    outside_sum: int | None = 0
     for lid, (bb, m, _w, name, inside, geom, in_liver) in enumerate(measured, start=1):
         lesion_boxes[lid] = bb
         np.copyto(lesion_labels[bb], lid, where=m)  # lesion masks are disjoint (components; OVERLAP_RULE)
         if not inside:
             extrahepatic_boxes.append((bb, m))
         else:
-            intrahepatic.append((bb, m, geom.voxel_count - in_liver))
+            outside = geom.voxel_count - in_liver
+            intrahepatic.append((bb, m, outside))
+            if outside_sum is None or not outside:
+                pass
+            elif geom.intensity_sum is None:
+                outside_sum = None
+            elif not in_liver:
+                outside_sum += geom.intensity_sum
+            else:
+                outside_sum += int(image.array[bb][m & ~liver_mask[bb]].sum(dtype=np.int64))
         lesions.append(
             Lesion(
                 id=lid,
@@ -357,11 +406,8 @@ def measure_burden(
         )
     voxel_ml = image.voxel_volume_ml
     extra: dict[str, Any] = {}
-    # ---- totals, inside the box holding the liver and every lesion (nothing outside it is set)
-    work = _box_union(liver_box, lesion_box)
-    order: Literal["C", "F"] = "F" if image.array.flags.f_contiguous else "C"
-    total_liver: np.ndarray | None = None
     liver_bbox: tuple[slice, slice, slice] | None = None
+    liver_sums: tuple[int, int] | None = None
     liver_ml: float | None = None
     intra_ml = extra_ml = 0.0
     if work is not None and not fractional:
@@ -370,14 +416,13 @@ def measure_burden(
         n_intra = sum(les.voxel_count for les in lesions if les.location == "intrahepatic")
         intra_ml = n_intra * voxel_ml
         extra_ml = (n_union - n_intra) * voxel_ml
-        if has_liver:
-            # total liver = liver mask UNION the intrahepatic lesions, written in the box of both
-            total_liver = sparse_zeros(shape, bool, order)  # calloc: only the box is ever written
-            total_liver[work] = liver_mask[work]
+        if liver_pass is not None and total_liver is not None:
+            n_liver, liver_only_sum = liver_pass.result()
             for bb, m, _outside in intrahepatic:
                 total_liver[bb] |= m
-            n_liver = int(np.count_nonzero(liver_mask[work]))
             n_total = n_liver + sum(outside for _bb, _m, outside in intrahepatic)
+            if liver_only_sum is not None and outside_sum is not None:
+                liver_sums = (n_total, liver_only_sum + outside_sum)
             liver_bbox = _box_union(liver_box, *(bb for bb, _m, outside in intrahepatic if outside))
             liver_ml = float(n_total) * voxel_ml
             extra["liver_mask_included_lesions"] = n_total == n_liver
@@ -450,4 +495,4 @@ def measure_burden(
     }
     if fractional:
         method["fractional_threshold"] = float(fractional_threshold)
-    return BurdenResult(ctx=ctx, method=method, warnings=warnings, extra=extra)
+    return BurdenResult(ctx=ctx, method=method, warnings=warnings, extra=extra, liver_sums=liver_sums)

@@ -65,6 +65,8 @@ class InstanceGeometry:
     longest_axial_diameter_edge_mm: float | None = None
     short_axis_diameter_edge_mm: float | None = None
     max_3d_diameter_edge_mm: float | None = None
+    #: exact integer sum of the intensities (integer images of at most 16 bits, binary masks; else None)
+    intensity_sum: int | None = None
 
 
 @dataclass(frozen=True)
@@ -419,8 +421,10 @@ def measure_instance(
         # (the same floats as the means of the voxel list, without listing the voxels)
         n, centroid_idx = (known.voxel_count, known.mean_index) if known is not None else _count_and_centroid(mask)
         volume_ml = n * grid.voxel_volume_ml
-        mean_int = float(box_values[mask].sum(dtype=np.int64)) / n
+        intensity_sum = int(box_values[mask].sum(dtype=np.int64))
+        mean_int = float(intensity_sum) / n
     else:
+        intensity_sum = None
         nz = _nonzero(mask)
         n = len(nz[0])
         if weights is not None:
@@ -466,6 +470,7 @@ def measure_instance(
         longest_axial_diameter_edge_mm=float(dl_edge),
         short_axis_diameter_edge_mm=None if ds_edge is None else float(ds_edge),
         max_3d_diameter_edge_mm=float(d3_edge),
+        intensity_sum=intensity_sum,
     )
 
 

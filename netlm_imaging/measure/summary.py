@@ -22,7 +22,9 @@ __all__ = ["liver_facts", "non_tumorous_liver_ml", "segmentation_refs", "tumor_f
 _REF_KEYS = ("sop_instance_uid", "series_instance_uid", "segment_number", "segment_label", "roi_number", "roi_name")
 
 
-def liver_facts(ctx: MeasurementContext, extra: Mapping[str, Any]) -> dict[str, Any]:
+def liver_facts(
+    ctx: MeasurementContext, extra: Mapping[str, Any], sums: tuple[int, int] | None = None
+) -> dict[str, Any]:
     """The report's ``liver`` block: volume, voxel count, border contact and mean intensity.
 
     Parameters
@@ -30,6 +32,9 @@ def liver_facts(ctx: MeasurementContext, extra: Mapping[str, Any]) -> dict[str, 
     ctx : MeasurementContext
     extra : mapping
         ``BurdenResult.extra`` (binary volume beside a fractional one, lesions inside the liver mask).
+    sums : (int, int), optional
+        ``BurdenResult.liver_sums``: the voxel count and exact intensity sum of ``ctx.liver``, when
+        the measurement has them (else both are taken on ``ctx.liver``; the same numbers).
     """
     liver: dict[str, Any] = {"volume_ml": round_or_none(ctx.liver_volume_ml, 6)}
     if ctx.liver is None:
@@ -37,14 +42,17 @@ def liver_facts(ctx: MeasurementContext, extra: Mapping[str, Any]) -> dict[str, 
     # whole-liver reductions on the liver's bounding box: nothing of the liver lies outside it
     box = ctx.liver_bbox if ctx.liver_bbox is not None else (slice(None),) * 3
     in_box = ctx.liver[box]
-    liver["voxel_count"] = int(np.count_nonzero(in_box))
+    liver["voxel_count"] = int(np.count_nonzero(in_box)) if sums is None else sums[0]
     if ctx.liver_bbox is not None:
         liver["touches_image_border"] = any(box[a].start == 0 or box[a].stop == ctx.liver.shape[a] for a in range(3))
     else:
         bb_any = [np.any(ctx.liver, axis=tuple(a for a in range(3) if a != ax)) for ax in range(3)]
         liver["touches_image_border"] = bool(any(b[0] or b[-1] for b in bb_any))
     n_liver = liver["voxel_count"]
-    if n_liver:
+    if n_liver and sums is not None:
+        # an exact integer sum (the float64 reduction below gives the same integer, hence the same mean)
+        liver["mean_intensity"] = round_or_none(float(sums[1]) / n_liver, 3)
+    elif n_liver:
         # a masked reduction (any memory order); boolean indexing of F-ordered arrays is ~10x slower
         total = np.add.reduce(ctx.image.array[box], axis=None, where=in_box, dtype=np.float64)
         liver["mean_intensity"] = round_or_none(float(total) / n_liver, 3)

@@ -142,7 +142,7 @@ def measure_study(loaded: LoadedStudy, opts: AnalyzeOptions) -> Measurements:
     return Measurements(
         ctx=ctx,
         method=burden.method,
-        liver=liver_facts(ctx, burden.extra),
+        liver=liver_facts(ctx, burden.extra, burden.liver_sums),
         tumor=tumor_facts(ctx, burden.extra),
         non_tumorous_liver_ml=non_tumorous,
         segments=table,
