@@ -186,3 +186,64 @@ def test_batch_workers_cap_their_read_threads_at_their_share_of_the_cores():
         with ProcessPoolExecutor(2, mp_context=ctx, initializer=runner._pool_init, initargs=(None, jobs)) as pool:
             seen = set(pool.map(_worker_read_threads, range(4)))
         assert seen == {max(1, min(_threads.MAX_READ_THREADS, cores // jobs, _threads.available_cores()))}, (jobs, seen)
+
+
+def _ct_seg_study(tmp_path: Path, *, liver_role: bool = True) -> list[Path]:
+    """A 34-slice oblique CT + BINARY SEG folder (liver + one lesion, or a spleen alone); the CT files."""
+    shape = (30, 28, 34)
+    aff = oblique_affine(spacing=(0.8, 0.9, 2.0))
+    ii, jj, kk = np.indices(shape)
+    organ = (ii >= 4) & (ii < 26) & (jj >= 4) & (jj < 24) & (kk >= 2) & (kk < 31)
+    lesion = ((ii - 14) ** 2 + (jj - 13) ** 2 + ((kk - 16) * 2.0) ** 2) <= 25
+    image = np.where(organ, 60.0, -80.0) + np.where(lesion, 50.0, 0.0)
+    files = write_image_series(tmp_path / "study" / "ct", image, aff, seed=6)
+    codes = pydicom.sr.codedict.codes
+    specs = (
+        [SegmentSpec("Liver", organ), SegmentSpec("Lesion 1", lesion, property_type=codes.SCT.Neoplasm)]
+        if liver_role
+        else [SegmentSpec("Spleen", organ, property_type=codes.SCT.Spleen)]
+    )
+    write_seg(tmp_path / "study" / "seg.dcm", files, specs, seed=6)
+    return files
+
+
+def _refusal(capsys, study: Path, out: Path) -> str:
+    from netlm_imaging.cli import main
+
+    assert main(["analyze", str(study), "--out", str(out), "--quiet"]) == 3
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    return err
+
+
+def test_an_image_refusal_comes_before_a_segmentation_refusal_with_read_threads(
+    tmp_path, capsys, read_threads, monkeypatch
+):
+    """The SEG is placed while the CT pixels arrive; a CT file cut after the scan still gives the CT's message,
+    and with an intact CT the SEG's refusal is the message, with one and with two read threads."""
+    from netlm_imaging.io import discover
+
+    files = _ct_seg_study(tmp_path, liver_role=False)  # spleen only: the SEG is refused
+    seg_only = []
+    for n in (1, 2):
+        read_threads(n)
+        seg_only.append(_refusal(capsys, tmp_path / "study", tmp_path / f"seg{n}"))
+    assert seg_only[0] == seg_only[1]
+    assert "seg.dcm: no liver and no lesion" in seg_only[0]
+    real_discover = discover.discover_study
+
+    def cut_after_scan(*args, **kwargs):  # the file shrinks between the folder scan and the pixel read
+        found = real_discover(*args, **kwargs)
+        files[20].write_bytes(files[20].read_bytes()[:-64])
+        return found
+
+    monkeypatch.setattr(discover, "discover_study", cut_after_scan)
+    both = []
+    for n in (1, 2):
+        read_threads(n)
+        full = files[20].read_bytes()
+        both.append(_refusal(capsys, tmp_path / "study", tmp_path / f"both{n}"))
+        files[20].write_bytes(full)  # intact again for the next round
+    assert both[0] == both[1]
+    assert str(files[20]) in both[0]
+    assert "truncated" in both[0]
