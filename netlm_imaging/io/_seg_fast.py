@@ -344,7 +344,11 @@ def _place(
         target = arrays[seg] = sparse_zeros(shape, bool, order)
     a1 = a0 + bits.shape[0]
     dst = target[:, a0:a1, k]
-    np.logical_or(dst, bits.T.view(bool), out=dst)
+    box = boxes.get(seg)
+    if box is None or not box[4] <= k < box[5]:  # a plane no frame wrote yet: its zero pages are not read
+        dst[...] = bits.T.view(bool)
+    else:
+        np.logical_or(dst, bits.T.view(bool), out=dst)
     cols = np.flatnonzero(bits.any(axis=0))
     c0, c1 = int(cols[0]), int(cols[-1]) + 1
     box = boxes.setdefault(seg, [c0, c1, a0, a1, k, k + 1])  # frames come in any slice order

@@ -1,11 +1,15 @@
-"""The load path's threads (issue 17): the same bytes, the same report, the same errors as one thread.
+"""The load path of issue 17: read threads and SEG placement give the same bytes, reports and errors.
 
 * the range check made after the in-place add (CT: stored int16 + intercept -1024) refuses exactly
   the slices whose true ``stored + intercept`` (computed here in int64) leaves int16;
 * a series read with two threads equals the one-thread read and pydicom's ``pixel_array`` x slope
   + intercept, also when a slice of the second half needs the int32 buffer, and a truncated file
   gives the one-thread read's message;
-* an analysis of a CT + SEG folder writes the same report.json bytes with one and two read threads.
+* an analysis of a CT + SEG folder writes the same report.json bytes with one and two read threads
+  (the SEG is placed while the CT pixels arrive), and the image's refusals still come first;
+* ``batch -j k`` workers cap the read threads at their share of the cores;
+* the plain SEG reader's placement (a plane's first frame written without reading its zero pages,
+  later frames of the plane ORed) equals numpy's OR of every frame.
 """
 
 from __future__ import annotations
@@ -247,3 +251,32 @@ def test_an_image_refusal_comes_before_a_segmentation_refusal_with_read_threads(
     assert both[0] == both[1]
     assert str(files[20]) in both[0]
     assert "truncated" in both[0]
+
+
+@pytest.mark.parametrize(("rows", "cols"), [(11, 16), (8, 13)])  # whole bytes per row; rows that straddle bytes
+def test_plain_seg_frames_placed_by_plane_equal_the_or_of_every_frame(rows, cols):
+    """decode_binary writes a plane's first frame without reading it and ORs any later frame of the same plane:
+    two frames of one segment on one plane, planes out of order and a gap filled later, against numpy's OR."""
+    from netlm_imaging.io._seg_fast import FrameTable, decode_binary
+    from netlm_imaging.volume import Volume
+
+    nk = 6
+    aff = oblique_affine(spacing=(0.7, 0.9, 1.6))
+    ref = Volume(np.zeros((cols, rows, nk), np.int16, order="F"), aff)
+    rng = np.random.default_rng(cols)
+    plan = [(1, 3), (1, 1), (2, 2), (1, 3), (1, 2), (2, 2), (1, 5)]  # (segment, plane)
+    frames = [(rng.random((rows, cols)) < 0.3).astype(np.uint8) for _ in plan]
+    frames[1][:] = 0
+    frames[1][4, 2] = 1  # a frame with one pixel
+    truth = {s: np.zeros((cols, rows, nk), bool) for s in (1, 2)}
+    for (seg, k), f in zip(plan, frames):
+        truth[seg][:, :, k] |= f.T.astype(bool)
+    bits = np.concatenate([f.reshape(-1) for f in frames])
+    pixel_data = np.packbits(bits, bitorder="little").tobytes()
+    positions = np.array([aff[:3, :3] @ [0.0, 0.0, k] + aff[:3, 3] for _s, k in plan])
+    orientation = np.concatenate([aff[:3, 0] / 0.7, aff[:3, 1] / 0.9])
+    table = FrameTable(positions, np.array([s for s, _k in plan]))
+    out = decode_binary(pixel_data, table, rows, cols, ref, {1, 2}, orientation, (0.9, 0.7), 1e-3, "F")
+    assert out is not None
+    for seg in (1, 2):
+        np.testing.assert_array_equal(out[seg], truth[seg])
