@@ -304,7 +304,9 @@ def decode_binary(
                 continue
             a0, a1 = int(present[0]), int(present[-1]) + 1
             bits = np.unpackbits(packed[f, a0:a1], axis=1, bitorder="little")
-            _place(arrays, boxes, int(table.segments[f]), reference.shape, order, bits, a0, int(idx[f, 2]))
+            # the segmented columns from the OR of the packed rows (cols / 8 bytes, not rows x cols values)
+            cols_set = np.unpackbits(np.bitwise_or.reduce(packed[f, a0:a1], axis=0), bitorder="little")
+            _place(arrays, boxes, int(table.segments[f]), reference.shape, order, bits, a0, int(idx[f, 2]), cols_set)
     else:
         for lo in range(0, len(keep), _BLOCK_FRAMES):
             block = keep[lo : lo + _BLOCK_FRAMES]
@@ -333,11 +335,13 @@ def _place(
     bits: np.ndarray,
     a0: int,
     k: int,
+    cols_set: np.ndarray | None = None,
 ) -> None:
     """OR the frame rows ``a0 ..`` (``bits``: 0/1 uint8, rows x columns, at least one set per row range) into plane
     ``k`` of segment ``seg``'s volume (allocated sparse at its first frame), and widen its box.
 
     Frame ``[r, c]`` goes to voxel ``[i = c, j = r]``; only the rows holding segmented pixels are written.
+    ``cols_set`` (per column, whether any of those rows has it set) is computed from ``bits`` when not given.
     """
     target = arrays.get(seg)
     if target is None:
@@ -349,7 +353,7 @@ def _place(
         dst[...] = bits.T.view(bool)
     else:
         np.logical_or(dst, bits.T.view(bool), out=dst)
-    cols = np.flatnonzero(bits.any(axis=0))
+    cols = np.flatnonzero(bits.any(axis=0) if cols_set is None else cols_set)
     c0, c1 = int(cols[0]), int(cols[-1]) + 1
     box = boxes.setdefault(seg, [c0, c1, a0, a1, k, k + 1])  # frames come in any slice order
     box[:] = [min(box[0], c0), max(box[1], c1), min(box[2], a0), max(box[3], a1), min(box[4], k), max(box[5], k + 1)]
