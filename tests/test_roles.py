@@ -303,3 +303,46 @@ def test_couinaud_names_win_only_over_the_liver_code():
     spec = parse_label_spec(None)
     assert decide_role("Segment_1", LIVER, spec).role == "segment1"  # a Couinaud map coded Liver
     assert decide_role("Segment_1", NEOPLASM, spec).role == "lesion"  # Slicer's default name on a coded tumour
+
+
+def test_a_code_that_contradicts_the_name_is_named_in_a_warning(tmp_path):
+    # every segment coded SCT Liver (a tool that copied the liver terminology): the code decides, as
+    # docs/roles.md says, and the warning gives the mapping that takes the name instead
+    from seg_factory import SegmentSpec, write_seg
+
+    liver = np.zeros(SHAPE, bool)
+    liver[4:36, 5:34, 2:10] = True
+    tumour = np.zeros(SHAPE, bool)
+    tumour[10:16, 12:19, 4:7] = True  # 6 x 7 x 3 = 126 voxels
+    study = tmp_path / "study"
+    files = write_image_series(study / "ct", np.where(liver, 60.0, -80.0), AFF)
+    write_seg(study / "seg.dcm", files, [SegmentSpec("Liver", liver), SegmentSpec("Tumor", tumour)])
+    rep, _ = analyze_with_context(study)
+    conflict = [w for w in rep.warnings if "by its code although its name says lesion" in w]
+    assert len(conflict) == 1, rep.warnings
+    assert "'Tumor'" in conflict[0]
+    flag = '--labels liver="Liver",lesion="Tumor"'
+    assert flag in conflict[0]
+    assert rep.tumor["lesions_segmented"] is False  # both taken as liver: no lesion measured
+    # the flag as a script passes it (no shell to strip the quotes)
+    mapped, _ = analyze_with_context(study, labels=flag.split(" ", 1)[1])
+    assert mapped.tumor["intrahepatic_volume_ml"] == pytest.approx(126 * VOXEL_ML, rel=1e-9)
+    assert mapped.liver["volume_ml"] == pytest.approx(int(liver.sum()) * VOXEL_ML, rel=1e-9)
+    assert not any("by its code although" in w for w in mapped.warnings)
+
+
+def test_no_conflict_when_the_name_agrees_or_says_nothing():
+    spec = parse_label_spec(None)
+    assert decide_role("Liver", LIVER, spec).name_role is None
+    assert decide_role("anything", LIVER, spec).name_role is None
+    assert decide_role("Tumor", LIVER, spec).name_role == "lesion"
+    assert decide_role("Liver", NEOPLASM, spec).name_role == "liver"
+
+
+def test_quoted_labels_values_are_names():
+    assert parse_label_spec('liver="Liver",lesion="Tumor"+\'GTV 2\'').mapping == {
+        "liver": ["Liver"],
+        "lesion": ["Tumor", "GTV 2"],
+    }
+    assert parse_label_spec('lesion="5"').mapping == {"lesion": ["5"]}  # quoted: the segment named 5
+    assert parse_label_spec("lesion=5").mapping == {"lesion": [5]}

@@ -128,7 +128,9 @@ def parse_label_spec(text: str | None, *, name_patterns: Iterable[tuple[str, str
     """Parse ``--labels`` text such as ``liver=5,lesion=2+3`` or ``liver=Liver``.
 
     Values separated by ``+`` (or ``|``) map several labels to one role;
-    integers are label values, anything else is a segment name.
+    integers are label values, anything else is a segment name. A value in
+    quotes (``lesion="Tumor"`` as a script passes it without a shell) is the
+    name inside them.
 
     Parameters
     ----------
@@ -150,6 +152,8 @@ def parse_label_spec(text: str | None, *, name_patterns: Iterable[tuple[str, str
     --------
     >>> parse_label_spec("liver=5,lesion=2+3").mapping
     {'liver': [5], 'lesion': [2, 3]}
+    >>> parse_label_spec('liver="Liver",lesion="5"').mapping
+    {'liver': ['Liver'], 'lesion': ['5']}
     """
     user_patterns = list(name_patterns or [])
     patterns = [*user_patterns, *DEFAULT_NAME_PATTERNS]
@@ -171,6 +175,9 @@ def parse_label_spec(text: str | None, *, name_patterns: Iterable[tuple[str, str
             v = v.strip()
             if not v:
                 raise UsageError(f"--labels: role {role!r} has an empty value; write e.g. {role}=5.")
+            if len(v) >= 2 and v[0] == v[-1] and v[0] in "\"'":  # lesion="Tumor" passed without a shell
+                out.append(v[1:-1])  # a quoted value is always a name, even "5"
+                continue
             out.append(int(v) if re.fullmatch(r"-?\d+", v) else v)
     return LabelSpec(mapping, True, patterns, len(user_patterns))
 
@@ -258,6 +265,9 @@ class RoleDecision:
         One of :data:`REASONS`.
     note : str
         What decided it, in words.
+    name_role : str or None
+        When a code decided: the different role the name alone would give (``"Tumor"`` coded
+        SCT Liver), else None. The code wins (docs/roles.md); the summary warns of the conflict.
     """
 
     source: str
@@ -269,6 +279,7 @@ class RoleDecision:
     role: str | None
     reason: str
     note: str
+    name_role: str | None = None
 
     def describe(self) -> str:
         """``3 'BODY' [EXTERNAL] (SCT 123 Meaning)`` for messages."""
@@ -342,8 +353,8 @@ def decide_role(
     itype = (str(interpreted_type).strip().upper() or None) if interpreted_type else None
     key = (str(code[0]).strip().upper(), str(code[1]).strip()) if code is not None else None
 
-    def out(role: str | None, reason: str, note: str) -> RoleDecision:
-        return RoleDecision(source, number, text, key, code_meaning, itype, role, reason, note)
+    def out(role: str | None, reason: str, note: str, name_role: str | None = None) -> RoleDecision:
+        return RoleDecision(source, number, text, key, code_meaning, itype, role, reason, note, name_role)
 
     if spec.exclusive:
         explicit = spec.role_of_name(text) if text else None
@@ -366,18 +377,27 @@ def decide_role(
     if key is not None and key not in GENERIC_CODES and key[1]:
         coded = table.get(key)
         if coded:
-            return out(coded, "code", f"code {key[0]} {key[1]} {code_meaning}".rstrip() + f" is {coded}")
+            note = f"code {key[0]} {key[1]} {code_meaning}".rstrip() + f" is {coded}"
+            named = _by_name(text, builtin)[0] if text else None
+            if named is not None and named != coded:
+                return out(coded, "code", f"{note}; its name matches the {named} pattern (the code decides)", named)
+            return out(coded, "code", note)
         return out(None, "unmatched-ignored", f"code {key[0]} {key[1]} {code_meaning}".rstrip() + " has no role")
     if not text:
         return out(None, "unmatched-ignored", "no name and no informative code")
-    roles = _pattern_roles(text, builtin)
+    return out(*_by_name(text, builtin))
+
+
+def _by_name(text: str, patterns: Sequence[tuple[str, str]]) -> tuple[str | None, str, str]:
+    """(role, reason, note) of a segment name by the built-in patterns alone (the last step of :func:`decide_role`)."""
+    roles = _pattern_roles(text, patterns)
     if not roles:
-        return out(None, "unmatched-ignored", "name matches no role pattern (an organ or structure not measured)")
+        return None, "unmatched-ignored", "name matches no role pattern (an organ or structure not measured)"
     if len(roles) > 1 or COMPOUND_WORDS.search(text):
-        return out(None, "unmatched-ignored", "a compound name (derived or Boolean structure): never guessed")
+        return None, "unmatched-ignored", "a compound name (derived or Boolean structure): never guessed"
     if NOT_TUMOUR.search(text) or (roles[0] != "lesion" and NOT_THE_ORGAN.search(text)):
-        return out(None, "unmatched-ignored", f"names another structure than the {roles[0]} (vessel, oedema, bed ...)")
-    return out(roles[0], "pattern", f"name matches the {roles[0]} pattern")
+        return None, "unmatched-ignored", f"names another structure than the {roles[0]} (vessel, oedema, bed ...)"
+    return roles[0], "pattern", f"name matches the {roles[0]} pattern"
 
 
 def role_for_segment(
@@ -522,6 +542,13 @@ def summarize_decisions(decisions: Sequence[RoleDecision], spec: LabelSpec) -> l
     for d in decisions:
         if d.role is None:
             by_source.setdefault(d.source, []).append(d)
+    for d in decisions:
+        if d.reason == "code" and d.name_role is not None:
+            lines.append(
+                f"{d.source}: segment {d.describe()} was taken as {d.role} by its code although its name says "
+                f"{d.name_role}; if the name is right, map the segments yourself, e.g. "
+                f"{_mapping_flag(decisions, d)}"
+            )
     for source, ignored in by_source.items():
         shown = ", ".join(f"{d.name!r} ({d.reason})" for d in ignored[:25])
         more = f" and {len(ignored) - 25} more" if len(ignored) > 25 else ""
@@ -536,6 +563,29 @@ def summarize_decisions(decisions: Sequence[RoleDecision], spec: LabelSpec) -> l
                 f"map one with e.g. {flag_for(ignored[0].name)} (study.segment_roles in report.json says why)"
             )
     return lines
+
+
+def _mapping_flag(decisions: Sequence[RoleDecision], changed: RoleDecision) -> str:
+    """The ``--labels`` of every segment of ``changed``'s file that has a role, ``changed`` under its name's role.
+
+    A user mapping is exclusive, so the flag names every role wanted, not only the changed one.
+
+    Examples
+    --------
+    >>> liver = RoleDecision("seg.dcm", 1, "Liver", ("SCT", "10200004"), "Liver", None, "liver", "code", "")
+    >>> tumor = RoleDecision("seg.dcm", 2, "Tumor", ("SCT", "10200004"), "Liver", None, "liver", "code", "", "lesion")
+    >>> _mapping_flag([liver, tumor], tumor)
+    '--labels liver="Liver",lesion="Tumor"'
+    """
+    pairs = []
+    for d in decisions:
+        if d.source != changed.source or d.role in (None, "ignore"):
+            continue
+        role = changed.name_role if d is changed else d.role
+        pairs.append((role, d.name))
+    if any(_UNSAFE_FOR_LABELS.search(name) or not name.strip() for _, name in pairs):
+        return flag_for(changed.name, changed.name_role or "lesion") + " (and the other segments' roles)"
+    return "--labels " + ",".join(f'{role}="{name}"' for role, name in pairs)
 
 
 def check_decisions(
