@@ -11,6 +11,7 @@ Exit codes: 0 success; 1 discrepancies found (``check``); 2 usage error;
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import logging
 import sys
@@ -44,7 +45,9 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{sub}: {message}" if sub else message)
 
 
+@functools.cache
 def _get_parser() -> argparse.ArgumentParser:
+    """The parser of every command, built once per process (parsing never changes it; ~2 ms a build)."""
     parser = _Parser(
         prog="netlm",
         description="Hepatic tumour burden of neuroendocrine tumour liver metastases (NETLM).",

@@ -737,7 +737,10 @@ def _dp_full_grid(vals, ce, ca, capacity, k_max, resolution):
     """The planner's DP as first written (full-grid candidates, ``np.where``): the reference of the view form."""
     import math
 
-    from netlm_imaging.classify.planner import _ABL, _NONE, _VALUE_TOL_ML, _WEDGE
+    from netlm_imaging.classify.knapsack import ABLATION as _ABL
+    from netlm_imaging.classify.knapsack import NONE as _NONE
+    from netlm_imaging.classify.knapsack import VALUE_TOL_ML as _VALUE_TOL_ML
+    from netlm_imaging.classify.knapsack import WEDGE as _WEDGE
 
     n = vals.size
     choice = np.zeros(n, dtype=np.int8)
@@ -780,9 +783,9 @@ def _dp_full_grid(vals, ce, ca, capacity, k_max, resolution):
 
 
 def test_planner_dp_on_views_equals_the_full_grid_dp():
-    """The DP updated on views of the shifted region, up to each item's reach, chooses what the full-grid DP chose
-    (seeded, NaNs, ties)."""
-    from netlm_imaging.classify.planner import _solve_dp
+    """The DP updated on views of the shifted region, in each item's corner of ablation counts and costs, chooses
+    what the full-grid DP chose (seeded, NaNs, ties)."""
+    from netlm_imaging.classify.knapsack import solve_dp as _solve_dp
 
     rng = np.random.default_rng(41)
     for case in range(80):
@@ -798,6 +801,19 @@ def test_planner_dp_on_views_equals_the_full_grid_dp():
         assert value == ref_value
         assert cost == ref_cost
         np.testing.assert_array_equal(choice, ref_choice)
+    # the planner's order: the largest lesions first, too large to ablate (their rows of ablation counts
+    # stay copies), then small ones; more items than the enumeration takes
+    for _ in range(30):
+        n = int(rng.integers(15, 40))
+        vals = np.round(np.sort(rng.uniform(0, 30, n))[::-1], 1)
+        ce = np.round(vals * rng.uniform(2, 8, n), 1)
+        ca = np.round(vals * rng.uniform(1, 3, n), 1)
+        ca[: n // 3] = np.nan
+        capacity, k_max = float(rng.uniform(0.2, 0.9) * np.nansum(ce)), int(rng.integers(0, 8))
+        got = _solve_dp(vals, ce, ca, capacity, k_max, 0.5)
+        ref = _dp_full_grid(vals, ce, ca, capacity, k_max, 0.5)
+        assert got[:2] == ref[:2]
+        np.testing.assert_array_equal(got[2], ref[2])
 
 
 def test_cohort_tables_rewritten_row_by_row_match_formatting_every_row(tmp_path):

@@ -54,6 +54,12 @@ from ..measure.context import MeasurementContext
 from ..measure.segments import N_SEGMENTS, SegmentTable
 from ..rules_data import default_rules_tree
 from .anatomy import remnant_check, resection_name
+from .knapsack import ABLATION as _ABL
+from .knapsack import NONE as _NONE
+from .knapsack import VALUE_TOL_ML as _VALUE_TOL_ML
+from .knapsack import WEDGE as _WEDGE
+from .knapsack import solve_dp as _solve_dp
+from .knapsack import solve_enum as _solve_enum
 from .sparing import SPARING, planner_zones, refusal
 from .zones import LesionZones, union_voxels_by_label
 
@@ -68,10 +74,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_VALUE_TOL_ML = 1e-9
 #: Largest DP table (ablation counts x capacity units x lesions); the resolution is coarsened above it.
 _MAX_DP_CELLS = 30_000_000
-_NONE, _WEDGE, _ABL = 0, 1, 2
 _KIND = {_WEDGE: "enucleation", _ABL: "ablation"}
 
 
@@ -269,73 +273,6 @@ def _n_combos(options: Sequence[LesionOption]) -> int:
     return math.prod(
         1 + (o.enucleation_ml_by_label is not None) + (o.ablation_ml_by_label is not None) for o in options
     )
-
-
-def _solve_enum(
-    combos: np.ndarray, vals: np.ndarray, ce: np.ndarray, ca: np.ndarray, capacity: float, k_max: int
-) -> tuple[float, float, np.ndarray]:
-    """Exact: best value within capacity and k_max ablations, least cost among ties; (value, cost, choice)."""
-    wedge = combos == _WEDGE
-    abl = combos == _ABL
-    value = (wedge | abl) @ vals
-    cost = wedge @ ce + abl @ ca
-    ok = (cost <= capacity) & (abl.sum(1) <= k_max)
-    if not ok.any():
-        return 0.0, 0.0, np.zeros(combos.shape[1], dtype=np.int8)
-    best = value[ok].max()
-    cand = ok & (value >= best - _VALUE_TOL_ML)
-    idx = np.flatnonzero(cand)[np.argmin(cost[cand])]
-    return float(value[idx]), float(cost[idx]), combos[idx].copy()
-
-
-def _solve_dp(
-    vals: np.ndarray, ce: np.ndarray, ca: np.ndarray, capacity: float, k_max: int, resolution: float
-) -> tuple[float, float, np.ndarray]:
-    """DP over (ablations <= k, cost units <= c); costs rounded up. (value, true cost, choice); NaN = unavailable."""
-    n = vals.size
-    choice = np.zeros(n, dtype=np.int8)
-    if n == 0 or capacity < 0:
-        return 0.0, 0.0, choice
-    we = np.where(np.isnan(ce), -1, np.ceil(np.nan_to_num(ce) / resolution - 1e-12)).astype(np.int64)
-    wa = np.where(np.isnan(ca), -1, np.ceil(np.nan_to_num(ca) / resolution - 1e-12)).astype(np.int64)
-    cap = min(math.floor(capacity / resolution + 1e-12), int(np.maximum(we, 0).sum() + np.maximum(wa, 0).sum()))
-    k_top = min(k_max, int((wa >= 0).sum()))
-    dp = np.zeros((k_top + 1, cap + 1))
-    take = np.zeros((n, k_top + 1, cap + 1), dtype=np.int8)
-    # after items 0..i dp's rows are constant from column reach[i] (their largest usable weights summed) on
-    reach, done = [], 0
-    for i in range(n):
-        v = float(vals[i])
-        kinds = ((_WEDGE, int(we[i])), (_ABL, int(wa[i]))) if k_top > 0 else ((_WEDGE, int(we[i])),)
-        usable = [(kind, w) for kind, w in kinds if 0 <= w <= cap]
-        end = min(cap, done + max((w for _, w in usable), default=0)) + 1  # columns [0, end) can change
-        dp[:, done + 1 : end] = dp[:, done : done + 1]  # the columns new to the reach: its last values
-        # both candidates from the previous row, taken before dp is updated in place (wedge, then ablation)
-        cands = []
-        for kind, w in usable:
-            # only the shifted region can improve (elsewhere the candidate is -inf): work on views of it
-            lo = 0 if kind == _WEDGE else 1
-            cands.append((kind, lo, w, dp[: k_top + 1 - lo, : end - w] + v))
-        for kind, lo, w, cand in cands:
-            dst = dp[lo:, w:end]
-            better = cand > dst + _VALUE_TOL_ML
-            np.copyto(dst, cand, where=better)
-            np.copyto(take[i, lo:, w:end], kind, where=better)
-        done = end - 1
-        reach.append(done)
-    k, c = k_top, cap
-    for i in range(n - 1, -1, -1):
-        kind = int(take[i, k, min(c, reach[i])])  # beyond its reach an item's row repeats the reach's
-        choice[i] = kind
-        if kind == _WEDGE:
-            c -= int(we[i])
-        elif kind == _ABL:
-            c -= int(wa[i])
-            k -= 1
-    cost = float(
-        np.where(choice == _WEDGE, np.nan_to_num(ce), 0).sum() + np.where(choice == _ABL, np.nan_to_num(ca), 0).sum()
-    )
-    return float(vals[choice != _NONE].sum()), cost, choice
 
 
 def optimise_plan(
