@@ -225,6 +225,50 @@ def test_nifti_binary_masks_by_role(tmp_path):
     assert found.pet_files == [tmp_path / "pet.nii.gz"]
 
 
+def test_totalsegmentator_output_folder_by_name(tmp_path):
+    # TotalSegmentator writes one mask per structure: liver, spleen, kidney_left/right, and the
+    # liver_vessels task liver_tumor + liver_vessels; vessels and other organs have no role
+    names = ("ct.nii.gz", "liver.nii.gz", "liver_tumor.nii.gz", "liver_vessels.nii.gz", "spleen.nii.gz")
+    for name in (*names, "kidney_left.nii.gz", "kidney_right.nii.gz", "portal_vein_and_splenic_vein.nii.gz"):
+        (tmp_path / name).write_bytes(b"x")
+    found = discover_study(tmp_path)
+    assert sorted(found.segmentation_args) == sorted(
+        f"{role}={tmp_path / name}"
+        for role, name in [
+            ("liver", "liver.nii.gz"),
+            ("lesion", "liver_tumor.nii.gz"),
+            ("spleen", "spleen.nii.gz"),
+            ("kidney", "kidney_left.nii.gz"),
+            ("kidney", "kidney_right.nii.gz"),
+        ]
+    )
+    unused = [n for n in found.notes if n.startswith("not used")]
+    assert len(unused) == 1
+    assert "liver_vessels.nii.gz" in unused[0]
+    assert "portal_vein_and_splenic_vein.nii.gz" in unused[0]
+    assert "--seg ROLE=PATH" in unused[0]
+
+
+def test_totalsegmentator_folder_measures_the_liver_tumour(tmp_path):
+    from phantoms import write_nifti
+
+    from netlm_imaging.api import analyze
+
+    aff = oblique_affine(spacing=(1.5, 1.5, 3.0))
+    shape = (40, 36, 20)
+    write_nifti(tmp_path / "ct.nii.gz", np.full(shape, 50, np.int16), aff)
+    liver = np.zeros(shape, np.uint8)
+    liver[5:35, 5:30, 3:15] = 1
+    tumour = np.zeros(shape, np.uint8)
+    tumour[10:16, 10:16, 5:9] = 1  # 144 voxels of 6.75 uL
+    write_nifti(tmp_path / "liver.nii.gz", liver, aff)
+    write_nifti(tmp_path / "liver_tumor.nii.gz", tumour, aff)
+    write_nifti(tmp_path / "liver_vessels.nii.gz", tumour, aff)  # no role: must not count
+    rep = analyze(tmp_path)
+    assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(144 * 1.5 * 1.5 * 3.0 / 1000)
+    assert rep.liver["volume_ml"] == pytest.approx(int(liver.sum()) * 1.5 * 1.5 * 3.0 / 1000)
+
+
 def test_nifti_ambiguities_listed(tmp_path):
     for name in ("ct.nii.gz", "image.nii.gz", "seg.nii.gz"):
         (tmp_path / name).write_bytes(b"x")

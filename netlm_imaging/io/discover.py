@@ -61,9 +61,11 @@ LABEL_MAP_PATTERNS = (r"^(seg|segmentation|label|labels|labelmap|mask)$", r"seg"
 #: Regular expressions of single-role binary masks, mapped to roles.
 ROLE_MASK_PATTERNS: tuple[tuple[str, str], ...] = (
     (r"^liver$", "liver"),
-    (r"^(lesion|lesions|tumou?r|tumou?rs|metastas[ie]s)([_-]?\d+)?$", "lesion"),
+    # TotalSegmentator's liver_vessels task writes liver_tumor.nii.gz beside liver_vessels.nii.gz
+    (r"^((liver|hepatic)[_-])?(lesion|lesions|tumou?r|tumou?rs|metastas[ie]s)([_-]?\d+)?$", "lesion"),
     (r"^spleen$", "spleen"),
-    (r"^kidneys?$", "kidney"),  # the PET grade-4 reference after splenectomy (docs/pet.md)
+    # the PET grade-4 reference after splenectomy (docs/pet.md); TotalSegmentator: kidney_left, kidney_right
+    (r"^kidneys?([_-](left|right|l|r))?$", "kidney"),
     (r"^segment[_-]?([1-8])$", "segment"),
 )
 _MANIFEST_KEYS = {"image", "segmentations", "labels", "pet", "modality", "clinical"}
@@ -499,6 +501,7 @@ def _base_name(p: Path) -> str | None:
 def _from_files(folder: Path, seg_choice: str | None) -> DiscoveredStudy:
     vols = sorted(p for p in folder.iterdir() if p.is_file() and _base_name(p) is not None)
     images, pets, label_maps, masks = [], [], [], []
+    unused: list[str] = []  # volumes whose name has no role (other organs, vessels): listed in a note
     for p in vols:
         base = _base_name(p) or ""
         role = None
@@ -515,6 +518,8 @@ def _from_files(folder: Path, seg_choice: str | None) -> DiscoveredStudy:
             pets.append(p)
         elif any(re.search(pat, base) for pat in LABEL_MAP_PATTERNS):
             label_maps.append(SegmentationCandidate(path=p, kind=_file_kind(p)))
+        else:
+            unused.append(p.name)
     if not vols:
         raise InputError(
             f"{folder}: no DICOM files and no NIfTI/NRRD/MHA volumes; see docs/study_folders.md for the layout, "
@@ -541,6 +546,12 @@ def _from_files(folder: Path, seg_choice: str | None) -> DiscoveredStudy:
             "see docs/study_folders.md."
         )
     notes = [f"image {images[0].name} and segmentation(s) {', '.join(s.path.name for s in segs)} found by name."]
+    if unused:
+        shown = ", ".join(unused[:20]) + (f" and {len(unused) - 20} more" if len(unused) > 20 else "")
+        notes.append(
+            f"not used (no role by their names, docs/study_folders.md): {shown}; pass one with --seg ROLE=PATH "
+            "or list it in a netlm.json manifest"
+        )
     if len(pets) > 1:
         raise InputError(
             f"{folder}: several PET files ({', '.join(p.name for p in pets)}); keep one or use a manifest."
