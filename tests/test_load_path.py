@@ -285,3 +285,24 @@ def test_plain_seg_frames_placed_by_plane_equal_the_or_of_every_frame(rows, cols
         np.testing.assert_array_equal(out[seg], truth[seg])
         nz = np.nonzero(truth[seg])  # the box the reader records for its array (measure trusts it)
         assert nonzero_bbox(out[seg]) == tuple(slice(int(a.min()), int(a.max()) + 1) for a in nz)
+
+
+@pytest.mark.parametrize("what", ["PixelSpacing", "ImageOrientationPatient"])
+def test_a_slice_with_another_pixel_spacing_or_orientation_is_refused_naming_it(tmp_path, what):
+    """The series' grid check (all frames at once, then file by file for the message): one slice of 20 differs."""
+    files = write_image_series(tmp_path / "ct", np.zeros((12, 10, 20)), oblique_affine(spacing=(0.7, 0.8, 1.5)), seed=3)
+    ds = pydicom.dcmread(files[13])
+    if what == "PixelSpacing":
+        ds.PixelSpacing = [float(ds.PixelSpacing[0]), float(ds.PixelSpacing[1]) + 0.01]
+        said = "share a pixel spacing"
+    else:  # 2e-4 off (tolerance 1e-4) on a cosine whose 3-decimal rounding (the stack key) does not change
+        iop = [float(v) for v in ds.ImageOrientationPatient]
+        n = next(i for i, v in enumerate(iop) if round(v, 3) == round(v + 2e-4, 3))
+        iop[n] += 2e-4
+        ds.ImageOrientationPatient = [f"{v:.6f}" for v in iop]
+        said = "share an orientation"
+    ds.save_as(files[13])
+    with pytest.raises(DicomError) as err:
+        dicom_series.read_dicom_series(files)
+    assert str(err.value).startswith(f"{files[13]}: {what}")
+    assert said in str(err.value)

@@ -425,6 +425,51 @@ class _Slice:
     position_mm: float
 
 
+def _same_grid_everywhere(
+    files: Sequence[DicomFileInfo], frames: Sequence[FrameGeometry], iop0: np.ndarray, sp0: Any
+) -> bool:
+    """Whether every file has the first one's matrix and every frame its orientation and pixel spacing.
+
+    The tests of :func:`_refuse_other_grids`, on all frames at once (the same element-wise differences).
+    """
+    first = files[0]
+    if any((f.rows, f.columns) != (first.rows, first.columns) for f in files):
+        return False
+    try:
+        ori = np.array([fr.orientation for fr in frames], dtype=np.float64)
+        spacing = np.array([fr.pixel_spacing for fr in frames], dtype=np.float64)
+    except ValueError:  # ragged values: the frame-by-frame tests say which
+        return False
+    if ori.shape != (len(frames), iop0.size) or spacing.shape != (len(frames), len(sp0)):
+        return False
+    return bool(
+        (np.abs(ori - iop0).max(axis=1) <= ORIENTATION_TOLERANCE).all()
+        and (np.abs(spacing - np.array(sp0)).max(axis=1) <= 1e-4).all()
+    )
+
+
+def _refuse_other_grids(group: SeriesGroup, iop0: np.ndarray, sp0: Any) -> None:
+    """Raise for the first file (in order) whose matrix, or frame whose orientation or pixel spacing, differs."""
+    first = group.files[0]
+    for f in group.files:
+        if (f.rows, f.columns) != (first.rows, first.columns):
+            raise DicomError(
+                f"{f.path}: matrix {f.rows}x{f.columns} differs from {first.rows}x{first.columns} "
+                f"in the same series {group.uid}; export one image stack per series."
+            )
+        for fr in f.frames:
+            if np.max(np.abs(np.array(fr.orientation) - iop0)) > ORIENTATION_TOLERANCE:
+                raise DicomError(
+                    f"{f.path}: ImageOrientationPatient {list(fr.orientation or ())} differs from "
+                    f"{iop0.tolist()} in the same series; slices of one volume must share an orientation."
+                )
+            if np.max(np.abs(np.array(fr.pixel_spacing) - np.array(sp0))) > 1e-4:
+                raise DicomError(
+                    f"{f.path}: PixelSpacing {list(fr.pixel_spacing or ())} differs from {list(sp0 or ())} "
+                    "in the same series; slices of one volume must share a pixel spacing."
+                )
+
+
 def _check_common_geometry(group: SeriesGroup, where: str) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
     """Shared orientation (row, col cosines) and pixel spacing of a series."""
     first = group.files[0]
@@ -444,23 +489,8 @@ def _check_common_geometry(group: SeriesGroup, where: str) -> tuple[np.ndarray, 
         )
     iop0 = np.array(frames[0].orientation, dtype=np.float64)
     sp0 = frames[0].pixel_spacing
-    for f in group.files:
-        if (f.rows, f.columns) != (first.rows, first.columns):
-            raise DicomError(
-                f"{f.path}: matrix {f.rows}x{f.columns} differs from {first.rows}x{first.columns} "
-                f"in the same series {group.uid}; export one image stack per series."
-            )
-        for fr in f.frames:
-            if np.max(np.abs(np.array(fr.orientation) - iop0)) > ORIENTATION_TOLERANCE:
-                raise DicomError(
-                    f"{f.path}: ImageOrientationPatient {list(fr.orientation or ())} differs from "
-                    f"{iop0.tolist()} in the same series; slices of one volume must share an orientation."
-                )
-            if np.max(np.abs(np.array(fr.pixel_spacing) - np.array(sp0))) > 1e-4:
-                raise DicomError(
-                    f"{f.path}: PixelSpacing {list(fr.pixel_spacing or ())} differs from {list(sp0 or ())} "
-                    "in the same series; slices of one volume must share a pixel spacing."
-                )
+    if not _same_grid_everywhere(group.files, frames, iop0, sp0):
+        _refuse_other_grids(group, iop0, sp0)
     row, col = iop0[:3], iop0[3:]
     if abs(np.linalg.norm(row) - 1) > 1e-2 or abs(np.linalg.norm(col) - 1) > 1e-2 or abs(row @ col) > 1e-2:
         raise DicomError(
@@ -805,17 +835,22 @@ def _is_integer(x: float) -> bool:
     return math.isfinite(x) and float(x).is_integer()
 
 
+def _files_of(slices: Sequence[_Slice]) -> list[DicomFileInfo]:
+    """The files of the slices, once each, in slice order (by identity: a frozen DicomFileInfo hashes every field)."""
+    return list({id(s.info): s.info for s in slices}.values())
+
+
 def _output_dtype(modality: str, slices: Sequence[_Slice]) -> tuple[np.dtype, bool]:
     """(array dtype, values must be checked per slice); see "Array dtype" in the module docstring."""
-    files = {s.info for s in slices}
+    files = _files_of(slices)
     if (
         modality == "PT"
         or any(f.has_modality_lut_sequence for f in files)
         or not all(_is_integer(s.frame.slope) and _is_integer(s.frame.intercept) for s in slices)
     ):
         return np.dtype(np.float32), False
-    ranges = {f: stored_value_range(f) for f in files}
-    ends = [v * int(s.frame.slope) + int(s.frame.intercept) for s in slices for v in ranges[s.info]]
+    ranges = {id(f): stored_value_range(f) for f in files}
+    ends = [v * int(s.frame.slope) + int(s.frame.intercept) for s in slices for v in ranges[id(s.info)]]
     lo, hi = min(ends), max(ends)
     if lo >= np.iinfo(np.int16).min and hi <= np.iinfo(np.int16).max:
         return np.dtype(np.int16), False
@@ -906,7 +941,7 @@ def start_native_read(
     ):
         return None
     buf = np.empty(shape, dtype=dtype)  # (k, row, col): F-order view as (i, j, k)
-    infos = list(dict.fromkeys(s.info for s in slices))
+    infos = _files_of(slices)
 
     def task(part: list[DicomFileInfo]) -> None:
         for info in part:
@@ -926,7 +961,7 @@ def _read_pixels_in_order(
     """The pixel buffer ``(k, row, col)`` of the sorted slices in one thread, widened int16 -> int32 -> float32."""
     buf = np.empty(shape, dtype=dtype)  # (k, row, col): F-order view as (i, j, k)
     done: list[DicomFileInfo] = []
-    for info in dict.fromkeys(s.info for s in slices):
+    for info in _files_of(slices):
         while True:
             try:
                 _fill_slices(info.path, info, buf, k_of, check_range)
