@@ -501,7 +501,7 @@ def _base_name(p: Path) -> str | None:
 def _from_files(folder: Path, seg_choice: str | None) -> DiscoveredStudy:
     vols = sorted(p for p in folder.iterdir() if p.is_file() and _base_name(p) is not None)
     images, pets, label_maps, masks = [], [], [], []
-    unused: list[str] = []  # volumes whose name has no role (other organs, vessels): listed in a note
+    unused: list[Path] = []  # volumes whose name has no role (other organs, vessels): listed in a note
     for p in vols:
         base = _base_name(p) or ""
         role = None
@@ -519,7 +519,12 @@ def _from_files(folder: Path, seg_choice: str | None) -> DiscoveredStudy:
         elif any(re.search(pat, base) for pat in LABEL_MAP_PATTERNS):
             label_maps.append(SegmentationCandidate(path=p, kind=_file_kind(p)))
         else:
-            unused.append(p.name)
+            unused.append(p)
+    if len(images) == 1 and (_base_name(images[0]) or "").endswith("_0000"):
+        # nnU-Net: the prediction of case_001_0000.nii.gz is case_001.nii.gz (its numbering: io/nnunet.py)
+        case = (_base_name(images[0]) or "")[: -len("_0000")]
+        label_maps += [SegmentationCandidate(path=p, kind=_file_kind(p)) for p in unused if _base_name(p) == case]
+        unused = [p for p in unused if _base_name(p) != case]
     if not vols:
         raise InputError(
             f"{folder}: no DICOM files and no NIfTI/NRRD/MHA volumes; see docs/study_folders.md for the layout, "
@@ -547,7 +552,7 @@ def _from_files(folder: Path, seg_choice: str | None) -> DiscoveredStudy:
         )
     notes = [f"image {images[0].name} and segmentation(s) {', '.join(s.path.name for s in segs)} found by name."]
     if unused:
-        shown = ", ".join(unused[:20]) + (f" and {len(unused) - 20} more" if len(unused) > 20 else "")
+        shown = ", ".join(p.name for p in unused[:20]) + (f" and {len(unused) - 20} more" if len(unused) > 20 else "")
         notes.append(
             f"not used (no role by their names, docs/study_folders.md): {shown}; pass one with --seg ROLE=PATH "
             "or list it in a netlm.json manifest"

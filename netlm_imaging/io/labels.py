@@ -77,7 +77,7 @@ DEFAULT_NAME_PATTERNS: list[tuple[str, str]] = [
     (r"^((couinaud|liver|hepatic)[\s_-]*)?seg(ment)?[\s_-]*(6|vi)$", "segment6"),
     (r"^((couinaud|liver|hepatic)[\s_-]*)?seg(ment)?[\s_-]*(7|vii)$", "segment7"),
     (r"^((couinaud|liver|hepatic)[\s_-]*)?seg(ment)?[\s_-]*(8|viii)$", "segment8"),
-    (r"(tumou?r|lesion|metast|nodule|mass|gtv|neoplasm|\bnet\b|netlm|\bmet\b|\bmets\b)", "lesion"),
+    (r"(tumou?r|lesion|metast|nodule|mass|gtv|neoplasm|cancer|carcinoma|\bnet\b|netlm|\bmet\b|\bmets\b)", "lesion"),
     (r"(spleen|splenic|milz)", "spleen"),
     (r"(liver|hepar|hepatic|leber)", "liver"),
 ]

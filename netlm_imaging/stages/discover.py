@@ -70,13 +70,15 @@ def resolve_inputs(
         found = discover_study(
             folder, seg_choice=options.seg_choice, image_series=options.image_series, manifest=options.manifest
         )
+        all_segs = [*(str(s) for s in found.segmentation_args), *(str(s) for s in segs)]
+        notes = list(found.notes)
         return StudyInputs(
             image=found.image_path,
-            segs=[*(str(s) for s in found.segmentation_args), *(str(s) for s in segs)],
-            labels=labels if labels is not None else found.labels,
+            segs=all_segs,
+            labels=_labels(labels if labels is not None else found.labels, all_segs, notes),
             pet=pet if pet is not None else found.pet_path,
             image_series=found.image_series_uid or options.image_series,
-            notes=list(found.notes),
+            notes=notes,
             dicom_index=list(found.dicom_index) if found.image_series_uid else [],
             clinical=found.clinical_path
             or next((folder / n for n in CLINICAL_SIDECARS if (folder / n).is_file()), None),
@@ -89,14 +91,29 @@ def resolve_inputs(
         raise UsageError("--image needs at least one --seg (label map, DICOM SEG, RTSTRUCT or ROLE=PATH)")
     from ..io.study import seg_source
 
+    explicit_notes: list[str] = []
     return StudyInputs(
         image=image,
         segs=[str(s) for s in segs],
-        labels=labels,
+        labels=_labels(labels, [str(s) for s in segs], explicit_notes),
+        notes=explicit_notes,
         pet=pet,
         image_series=options.image_series,
         root=_common_folder([*(Path(seg_source(s)) for s in segs), Path(image)]),
     )
+
+
+def _labels(labels: str | None, segs: Sequence[str], notes: list[str]) -> str | None:
+    """The user's ``--labels``, else the numbering of an nnU-Net ``dataset.json`` beside a label map (noted)."""
+    if labels is not None:
+        return labels
+    from ..io.nnunet import labels_from_dataset_json
+
+    found = labels_from_dataset_json(segs)
+    if found is None:
+        return None
+    notes.append(found.note)
+    return found.labels
 
 
 def _common_folder(files: Sequence[Path]) -> Path | None:

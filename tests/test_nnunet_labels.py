@@ -1,0 +1,118 @@
+"""nnU-Net predictions: the label numbering comes from the dataset.json beside the label map.
+
+nnUNetv2_predict copies the dataset's dataset.json into its output folder; without it a model
+trained with {"tumour": 1, "liver": 2} would be read with the LiTS numbering (1 liver, 2 lesion)
+and its liver taken as tumour. Truths: voxel counts of boxes placed here x |det(affine)|.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import oblique_affine
+from phantoms import write_nifti
+
+from netlm_imaging.api import analyze
+from netlm_imaging.io.discover import discover_study
+from netlm_imaging.io.nnunet import labels_from_dataset_json
+
+AFF = oblique_affine(spacing=(1.5, 1.5, 3.0))
+SHAPE = (40, 36, 20)
+VOXEL_ML = 1.5 * 1.5 * 3.0 / 1000
+LIVER_BOX = (slice(5, 35), slice(5, 30), slice(3, 15))  # 30 x 25 x 12 = 9000 voxels
+TUMOUR_BOX = (slice(10, 16), slice(10, 16), slice(5, 9))  # 6 x 6 x 4 = 144 voxels
+
+
+def _prediction(folder, liver_value: int, tumour_value: int, labels: object | None, name="case_001"):
+    folder.mkdir(parents=True, exist_ok=True)
+    lab = np.zeros(SHAPE, np.uint8)
+    lab[LIVER_BOX] = liver_value
+    lab[TUMOUR_BOX] = tumour_value
+    write_nifti(folder / f"{name}.nii.gz", lab, AFF)
+    if labels is not None:
+        (folder / "dataset.json").write_text(json.dumps({"channel_names": {"0": "CT"}, "labels": labels}))
+    return folder / f"{name}.nii.gz"
+
+
+@pytest.fixture
+def image(tmp_path):
+    path = tmp_path / "imagesTs" / "case_001_0000.nii.gz"
+    path.parent.mkdir()
+    write_nifti(path, np.full(SHAPE, 50, np.int16), AFF)
+    return path
+
+
+def test_swapped_numbering_is_read_from_dataset_json(tmp_path, image):
+    pred = _prediction(tmp_path / "pred", 2, 1, {"background": 0, "tumour": 1, "liver": 2})
+    rep = analyze(image=image, segs=[pred])
+    assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(144 * VOXEL_ML)
+    assert rep.liver["volume_ml"] == pytest.approx(9000 * VOXEL_ML)
+    assert any("nnU-Net dataset.json" in n and "lesion=1,liver=2" in n for n in rep.extra["notes"])
+    # without the file, the LiTS default reads the same map the other way round
+    (tmp_path / "pred" / "dataset.json").unlink()
+    lits = analyze(image=image, segs=[pred])
+    assert lits.tumor["intrahepatic_volume_ml"] == pytest.approx((9000 - 144) * VOXEL_ML)
+
+
+def test_the_users_labels_win(tmp_path, image):
+    pred = _prediction(tmp_path / "pred", 2, 1, {"background": 0, "tumour": 1, "liver": 2})
+    rep = analyze(image=image, segs=[pred], labels="liver=1,lesion=2")
+    assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx((9000 - 144) * VOXEL_ML)
+    assert not any("dataset.json" in n for n in rep.extra.get("notes", []))
+
+
+@pytest.mark.parametrize(
+    ("labels", "expected"),
+    [
+        ({"0": "background", "1": "liver", "2": "cancer"}, "liver=1,lesion=2"),  # v1 / MSD Task03_Liver
+        ({"background": 0, "liver": 1, "tumor": 2, "hepatic_vessel": 3}, "liver=1,lesion=2,ignore=3"),
+        ({"background": 0, "Liver": 1, "Metastases": 2, "Spleen": 3}, "liver=1,lesion=2,spleen=3"),
+    ],
+)
+def test_layouts_and_names(tmp_path, labels, expected):
+    pred = _prediction(tmp_path, 1, 2, labels)
+    found = labels_from_dataset_json([str(pred)])
+    assert found is not None
+    assert found.labels == expected
+    if "hepatic_vessel" in labels:
+        assert "'hepatic_vessel'=3" in found.note
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        {"labels": {"background": 0, "liver": [1, 2], "tumor": 2}},  # region-based
+        {"labels": {"background": 0, "liver": 1, "tumor": 1}},  # one value twice
+        {"name": "no labels key"},
+        "not json {",
+    ],
+)
+def test_numberings_that_are_not_guessed(tmp_path, image, content):
+    pred = _prediction(tmp_path / "pred", 1, 2, None)
+    text = content if isinstance(content, str) else json.dumps(content)
+    (tmp_path / "pred" / "dataset.json").write_text(text)
+    found = labels_from_dataset_json([str(pred)])
+    assert found is not None
+    assert found.labels is None
+    assert "LiTS numbering applies unless --labels" in found.note
+    rep = analyze(image=image, segs=[pred])  # LiTS: 1 liver, 2 lesion, as the map is written
+    assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(144 * VOXEL_ML)
+
+
+def test_role_masks_and_dicom_are_not_label_maps(tmp_path):
+    pred = _prediction(tmp_path, 1, 2, {"background": 0, "tumour": 1, "liver": 2})
+    assert labels_from_dataset_json([f"liver={pred}"]) is None
+    assert labels_from_dataset_json([str(tmp_path / "seg.dcm")]) is None
+
+
+def test_nnunet_study_folder_pairs_image_and_prediction(tmp_path):
+    study = tmp_path / "study"
+    _prediction(study, 2, 1, {"background": 0, "tumour": 1, "liver": 2})
+    write_nifti(study / "case_001_0000.nii.gz", np.full(SHAPE, 50, np.int16), AFF)
+    found = discover_study(study)
+    assert found.image_path == study / "case_001_0000.nii.gz"
+    assert found.segmentation_args == [str(study / "case_001.nii.gz")]
+    rep = analyze(study)
+    assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(144 * VOXEL_ML)
