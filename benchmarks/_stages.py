@@ -16,15 +16,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-#: (stage, module, function names); "*" = every public function defined in the module; "Class.method" a method.
+#: (stage, module, function names); "*" = every public function defined in the module.
 STAGES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("discover", "netlm_imaging.io.discover", ("discover_study",)),
-    # the start (headers, buffer, read threads) and the wait for the pixels; the SEG read runs between them
-    (
-        "CT read",
-        "netlm_imaging.io.dicom_series",
-        ("read_series_from_index", "start_series_from_index", "PendingSeries.finish"),
-    ),
+    ("CT read", "netlm_imaging.io.dicom_series", ("read_series_from_index",)),
     ("SEG read", "netlm_imaging.io.loader", ("load_segmentation",)),
     ("measure", "netlm_imaging.measure.burden", ("measure_burden",)),
     ("zones (issue 13)", "netlm_imaging.classify.zones", ("*",)),
@@ -82,11 +77,6 @@ class StageClock:
                     if callable(v) and not n.startswith("_") and getattr(v, "__module__", "") == module_name
                 )
             for name in names:
-                if "." in name:  # a method: wrapped on its class
-                    owner, attr_name = name.split(".", 1)
-                    cls = getattr(module, owner)
-                    setattr(cls, attr_name, self._wrap(stage, getattr(cls, attr_name)))
-                    continue
                 fn = getattr(module, name)
                 wrapped = self._wrap(stage, fn)
                 for mod in [m for n, m in sys.modules.items() if n.startswith("netlm_imaging") and m is not None]:

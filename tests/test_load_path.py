@@ -5,8 +5,8 @@
 * a series read with two threads equals the one-thread read and pydicom's ``pixel_array`` x slope
   + intercept, also when a slice of the second half needs the int32 buffer, and a truncated file
   gives the one-thread read's message;
-* an analysis of a CT + SEG folder writes the same report.json bytes with one and two read threads
-  (the SEG is placed while the CT pixels arrive), and the image's refusals still come first;
+* an analysis of a CT + SEG folder writes the same report.json bytes with one and two read threads,
+  and gives the same refusal (the image's first, then the segmentation's);
 * ``batch -j k`` workers cap the read threads at their share of the cores;
 * the plain SEG reader's placement (a plane's first frame written without reading its zero pages,
   later frames of the plane ORed) equals numpy's OR of every frame.
@@ -223,8 +223,8 @@ def _refusal(capsys, study: Path, out: Path) -> str:
 def test_an_image_refusal_comes_before_a_segmentation_refusal_with_read_threads(
     tmp_path, capsys, read_threads, monkeypatch
 ):
-    """The SEG is placed while the CT pixels arrive; a CT file cut after the scan still gives the CT's message,
-    and with an intact CT the SEG's refusal is the message, with one and with two read threads."""
+    """A CT file cut after the scan gives the CT's message even when the SEG is refused too, and with an intact
+    CT the SEG's refusal is the message, with one and with two read threads."""
     from netlm_imaging.io import discover
 
     files = _ct_seg_study(tmp_path, liver_role=False)  # spleen only: the SEG is refused

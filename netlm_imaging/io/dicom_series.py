@@ -66,7 +66,7 @@ import itertools
 import logging
 import math
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -100,13 +100,11 @@ __all__ = [
     "ORIENTATION_TOLERANCE",
     "STEP_TOLERANCE_MM",
     "TILT_SHEAR_TOLERANCE_PIXELS",
-    "PendingSeries",
     "SeriesGroup",
     "group_image_series",
     "read_dicom_series",
     "read_series_from_index",
     "series_header_facts",
-    "start_series_from_index",
 ]
 
 logger = logging.getLogger(__name__)
@@ -899,6 +897,19 @@ def _fill_slices(
             raise _Widen
 
 
+def _read_pixels(
+    slices: Sequence[_Slice], dtype: np.dtype, check_range: bool, shape: tuple[int, int, int]
+) -> np.ndarray:
+    """Pixel buffer ``(k, row, col)`` of the sorted slices, widened int16 -> int32 -> float32 if needed."""
+    k_of: dict[tuple[Path, int], int] = {(s.info.path, s.frame.frame_index): k for k, s in enumerate(slices)}
+    pending = start_native_read(slices, dtype, check_range, shape, k_of)
+    if pending is not None:
+        buf = pending.finish()  # this thread reads slices too until every task is done
+        if buf is not None:
+            return buf
+    return _read_pixels_in_order(slices, dtype, check_range, shape, k_of)
+
+
 #: Slices per task of a threaded read (4 MiB of a 512 x 512 int16 series).
 _SLICES_PER_TASK = 8
 
@@ -980,50 +991,6 @@ def _read_pixels_in_order(
     return buf
 
 
-class PendingSeries:
-    """An image series whose pixels may still be arriving (:func:`start_series_from_index`).
-
-    ``volume`` has the series' final geometry and meta at once; while
-    ``in_flight`` its array is being filled by read threads, so only its grid
-    (shape, affine, memory order, meta) may be used until :meth:`finish`.
-    """
-
-    def __init__(
-        self,
-        volume_of: Callable[[np.ndarray], Volume],
-        buf: np.ndarray,
-        pending: PendingRead | None = None,
-        read_in_order: Callable[[], np.ndarray] | None = None,
-    ) -> None:
-        self._volume_of = volume_of
-        self._pending = pending
-        self._read_in_order = read_in_order
-        self.volume = volume_of(buf)
-
-    @classmethod
-    def done(cls, volume: Volume) -> PendingSeries:
-        """An image already read."""
-        return cls(lambda _buf: volume, np.empty(0))
-
-    @property
-    def in_flight(self) -> bool:
-        """Whether read threads are still filling the array."""
-        return self._pending is not None
-
-    def finish(self) -> Volume:
-        """The volume with every pixel read (waits for the threads; re-reads in order when they could not).
-
-        Raises
-        ------
-        DicomError
-            What the series' pixel read raises, as :func:`read_series_from_index`.
-        """
-        pending, self._pending = self._pending, None
-        if pending is not None and pending.finish() is None and self._read_in_order is not None:
-            self.volume = self._volume_of(self._read_in_order())  # a wider buffer, or the first bad file's error
-        return self.volume
-
-
 def read_series_from_index(
     infos: Sequence[DicomFileInfo],
     *,
@@ -1036,44 +1003,6 @@ def read_series_from_index(
 
     Same rules and result as :func:`read_dicom_series`; study discovery uses it
     to avoid scanning a folder twice.
-
-    Parameters
-    ----------
-    infos : sequence of DicomFileInfo
-        From :func:`~netlm_imaging.io._dicom_common.scan_dicom_folder`.
-    series_uid : str, optional
-        SeriesInstanceUID (or ``nouid:`` key) to read when there are several.
-    nonuniform : {"error", "resample"}
-        What to do with a missing slice or non-uniform steps.
-    max_voxels : int, optional
-        Voxel budget checked before allocating.
-    where : str
-        Folder or file named in messages.
-
-    Returns
-    -------
-    Volume
-        See :func:`read_dicom_series`.
-    """
-    return start_series_from_index(
-        infos, series_uid=series_uid, nonuniform=nonuniform, max_voxels=max_voxels, where=where
-    ).finish()
-
-
-def start_series_from_index(
-    infos: Sequence[DicomFileInfo],
-    *,
-    series_uid: str | None = None,
-    nonuniform: str = "error",
-    max_voxels: int | None = None,
-    where: str = "DICOM input",
-) -> PendingSeries:
-    """:func:`read_series_from_index`, returning while read threads may still fill the pixels.
-
-    Every header check and refusal happens before it returns; the pixels of a
-    single-frame native series are read by :func:`start_native_read`'s threads
-    (everything else is read before it returns). :meth:`PendingSeries.finish`
-    gives the volume :func:`read_series_from_index` returns.
 
     Parameters
     ----------
@@ -1124,63 +1053,55 @@ def start_series_from_index(
                 f"{s.info.path}: pixel data is truncated (the file is shorter than declared); re-export the series."
             )
     dtype, check_range = _output_dtype(group.modality, slices)
-    shape = (n_k, n_j, n_i)
-    k_of: dict[tuple[Path, int], int] = {(s.info.path, s.frame.frame_index): k for k, s in enumerate(slices)}
-    pending = None if irregular else start_native_read(slices, dtype, check_range, shape, k_of)
+    buf = _read_pixels(slices, dtype, check_range, (n_k, n_j, n_i))
+    array = buf.transpose(2, 1, 0)
+    positions = np.array([s.position_mm for s in slices])
+    resampled = False
+    if irregular:
+        n_out = round(float(positions[-1] - positions[0]) / step) + 1
+        check_voxel_budget((n_i, n_j, n_out), max_voxels, where_series)
+        step = float((positions[-1] - positions[0]) / (n_out - 1))
+        array, _ = _resample_linear(array, positions, n_out, step)
+        resampled = True
+    if len(slices) == 1:
+        step, said = _single_slice_step(first.path, slices[0].frame.frame_index)
+        warnings.append(f"{where_series}: single slice; {said}.")
+    for_uid = _majority_for(slices) or first.frame_of_reference_uid
+    affine = np.eye(4)
+    affine[:3, 0] = row * pixel_spacing[1]
+    affine[:3, 1] = col * pixel_spacing[0]
+    affine[:3, 2] = normal * step
+    affine[:3, 3] = slices[0].frame.position
     for w in warnings:
         logger.info("%s", w)  # they go into the report; the CLI prints the report's warnings on stderr
-
-    def read_in_order() -> np.ndarray:
-        return _read_pixels_in_order(slices, dtype, check_range, shape, k_of)
-
-    def volume_of(buf: np.ndarray) -> Volume:
-        array = buf.transpose(2, 1, 0)
-        positions = np.array([s.position_mm for s in slices])
-        resampled = False
-        step_out = step
-        notes = list(warnings)
-        if irregular:
-            n_out = round(float(positions[-1] - positions[0]) / step) + 1
-            check_voxel_budget((n_i, n_j, n_out), max_voxels, where_series)
-            step_out = float((positions[-1] - positions[0]) / (n_out - 1))
-            array, _ = _resample_linear(array, positions, n_out, step_out)
-            resampled = True
-        if len(slices) == 1:
-            step_out, said = _single_slice_step(first.path, slices[0].frame.frame_index)
-            notes.append(f"{where_series}: single slice; {said}.")
-            logger.info("%s", notes[-1])
-        for_uid = _majority_for(slices) or first.frame_of_reference_uid
-        affine = np.eye(4)
-        affine[:3, 0] = row * pixel_spacing[1]
-        affine[:3, 1] = col * pixel_spacing[0]
-        affine[:3, 2] = normal * step_out
-        affine[:3, 3] = slices[0].frame.position
-        meta: dict[str, Any] = {
-            "format": "dicom",
-            "modality": group.modality,
-            "study_instance_uid": first.study_uid,
-            "series_instance_uid": first.series_uid,
-            "frame_of_reference_uid": for_uid,
-            "sop_class_uid": first.sop_class_uid,
-            "sop_instance_uids": [s.info.sop_instance_uid for s in slices],
-            "frame_numbers": [s.frame.frame_index + 1 for s in slices],
-            "files": [str(s.info.path) for s in slices],
-            "slice_positions_mm": [float(p) for p in positions],
-            "rescale": [[s.frame.slope, s.frame.intercept] for s in slices],
-            # per-slice acquisition facts from the scan (PET SUV uses them instead of re-reading headers)
-            "slice_acquisition": [
-                [s.info.acquisition_date, s.info.acquisition_time, s.info.acquisition_datetime, s.info.decay_factor]
-                for s in slices
-            ],
-            "resampled": resampled,
-            "warnings": notes,
-            "header": series_header_facts(first.path),
-        }
-        return Volume(array, affine, frame_of_reference_uid=for_uid or None, source=where_series, meta=meta)
-
-    if pending is None:
-        return PendingSeries(volume_of, read_in_order())
-    return PendingSeries(volume_of, pending.buf, pending, read_in_order)
+    meta: dict[str, Any] = {
+        "format": "dicom",
+        "modality": group.modality,
+        "study_instance_uid": first.study_uid,
+        "series_instance_uid": first.series_uid,
+        "frame_of_reference_uid": for_uid,
+        "sop_class_uid": first.sop_class_uid,
+        "sop_instance_uids": [s.info.sop_instance_uid for s in slices],
+        "frame_numbers": [s.frame.frame_index + 1 for s in slices],
+        "files": [str(s.info.path) for s in slices],
+        "slice_positions_mm": [float(p) for p in positions],
+        "rescale": [[s.frame.slope, s.frame.intercept] for s in slices],
+        # per-slice acquisition facts from the scan (PET SUV uses them instead of re-reading headers)
+        "slice_acquisition": [
+            [s.info.acquisition_date, s.info.acquisition_time, s.info.acquisition_datetime, s.info.decay_factor]
+            for s in slices
+        ],
+        "resampled": resampled,
+        "warnings": warnings,
+        "header": series_header_facts(first.path),
+    }
+    return Volume(
+        array,
+        affine,
+        frame_of_reference_uid=for_uid or None,
+        source=where_series,
+        meta=meta,
+    )
 
 
 def read_dicom_series(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -20,9 +20,6 @@ from ..segmentation import MaskLayer
 from ..volume import Volume
 from .labels import LabelSpec, RoleDecision
 
-if TYPE_CHECKING:
-    from .dicom_series import PendingSeries
-
 __all__ = [
     "StudySegmentations",
     "check_image_values",
@@ -30,7 +27,6 @@ __all__ = [
     "read_study_image",
     "read_study_segmentations",
     "seg_source",
-    "start_study_image",
 ]
 
 
@@ -90,31 +86,6 @@ def read_study_image(
     never refused; other series only with ``allow_resample``. Without ``series_uid`` the
     series the segmentations reference is read.
     """
-    return start_study_image(
-        image,
-        dicom_index=dicom_index,
-        series_uid=series_uid,
-        segs=segs,
-        allow_resample=allow_resample,
-        max_voxels=max_voxels,
-    ).finish()
-
-
-def start_study_image(
-    image: str | Path,
-    *,
-    dicom_index: Sequence[Any] = (),
-    series_uid: str | None = None,
-    segs: Sequence[str] = (),
-    allow_resample: bool = False,
-    max_voxels: int | None = None,
-) -> PendingSeries:
-    """:func:`read_study_image`, returning while read threads may still fill a DICOM series' pixels.
-
-    Its ``volume`` has the final grid at once (the segmentations can be placed on
-    it meanwhile); ``finish()`` gives the image :func:`read_study_image` returns.
-    """
-    from .dicom_series import PendingSeries
     from .loader import load_image
 
     index = list(dicom_index)
@@ -124,12 +95,10 @@ def start_study_image(
         index = scan_dicom_folder(Path(image))
     nonuniform = "resample" if (allow_resample or (bool(index) and _is_pet_series(index, series_uid))) else "error"
     if not index:
-        return PendingSeries.done(
-            load_image(image, max_voxels=max_voxels, nonuniform=nonuniform, series_uid=series_uid)
-        )
-    from .dicom_series import series_referenced_by, start_series_from_index
+        return load_image(image, max_voxels=max_voxels, nonuniform=nonuniform, series_uid=series_uid)
+    from .dicom_series import read_series_from_index, series_referenced_by
 
-    return start_series_from_index(
+    return read_series_from_index(
         index,
         series_uid=series_uid or series_referenced_by(index, list(segs)),
         nonuniform=nonuniform,

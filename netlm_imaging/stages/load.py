@@ -20,9 +20,6 @@ from .options import MODALITIES, AnalyzeOptions
 if TYPE_CHECKING:
     from ..classify.clinical import ClinicalInputs
     from ..classify.rules import Rules
-    from ..io.dicom_series import PendingSeries
-    from ..io.labels import LabelSpec
-    from ..io.study import StudySegmentations
 
 __all__ = ["LoadedStudy", "load_study"]
 
@@ -108,7 +105,7 @@ def load_study(inputs: StudyInputs, opts: AnalyzeOptions, *, rules: Any = None, 
     from ..classify.rules import Rules, load_rules
     from ..io.labels import parse_label_spec
     from ..io.pet import read_study_pet, suv_from_modality_volume
-    from ..io.study import check_image_values, read_identifiers, start_study_image
+    from ..io.study import check_image_values, read_identifiers, read_study_image, read_study_segmentations
     from ..measure.grid import reconcile_layers
 
     # the small text inputs first: a typo in the rules or clinical file fails before any pixel is read
@@ -116,7 +113,7 @@ def load_study(inputs: StudyInputs, opts: AnalyzeOptions, *, rules: Any = None, 
     clinical_inputs = as_clinical_inputs(clinical if clinical is not None else inputs.clinical, body=rules_obj["body"])
     plausibility = rules_obj["pet_plausibility"] if "pet_plausibility" in rules_obj else None
     spec = parse_label_spec(inputs.labels, name_patterns=opts.name_patterns)
-    started = start_study_image(
+    img = read_study_image(
         inputs.image,
         dicom_index=inputs.dicom_index,
         series_uid=inputs.image_series,
@@ -124,15 +121,18 @@ def load_study(inputs: StudyInputs, opts: AnalyzeOptions, *, rules: Any = None, 
         allow_resample=opts.allow_resample,
         max_voxels=opts.max_voxels,
     )
-    # while read threads fill the pixels, the segmentations are placed on the image's grid
-    segs = _segmentations_while_reading(started, inputs, spec, opts) if started.in_flight else None
-    img = started.finish()
     identifiers = read_identifiers(img) if opts.include_identifiers else None
     if img.meta.get("modality") == "PT":
         img = suv_from_modality_volume(img, weight_kg=opts.weight_kg, plausibility=plausibility)
     check_image_values(img)
-    if segs is None:
-        segs = _read_segmentations(inputs, img, spec, opts)
+    segs = read_study_segmentations(
+        inputs.segs,
+        img,
+        spec,
+        dicom_index=inputs.dicom_index,
+        max_voxels=opts.max_voxels,
+        fractional_threshold=opts.fractional_threshold,
+    )
     rec = reconcile_layers(img, segs.layers)
     warnings = [*img.meta.get("warnings", []), *segs.warnings, *rec.warnings]
     suv = img if img.meta.get("units") == "SUVbw" else None
@@ -176,37 +176,3 @@ def load_study(inputs: StudyInputs, opts: AnalyzeOptions, *, rules: Any = None, 
         warnings=tuple(warnings),
         lesions_segmented=segs.lesions_declared,
     )
-
-
-def _read_segmentations(inputs: StudyInputs, img: Volume, spec: LabelSpec, opts: AnalyzeOptions) -> StudySegmentations:
-    """Every ``--seg`` of the study as role layers on ``img``'s grid."""
-    from ..io.study import read_study_segmentations
-
-    return read_study_segmentations(
-        inputs.segs,
-        img,
-        spec,
-        dicom_index=inputs.dicom_index,
-        max_voxels=opts.max_voxels,
-        fractional_threshold=opts.fractional_threshold,
-    )
-
-
-def _segmentations_while_reading(
-    started: PendingSeries, inputs: StudyInputs, spec: LabelSpec, opts: AnalyzeOptions
-) -> StudySegmentations:
-    """The segmentations, read on the image's grid while its pixels are still arriving.
-
-    The segmentation readers use only the grid of the image (shape, affine,
-    memory order, meta), never its values. The image's own refusals keep coming
-    first, as when it was read before the segmentations: when a segmentation is
-    refused, the pixel read is finished and its error (or that of its values) is
-    raised instead, if there is one.
-    """
-    from ..io.study import check_image_values
-
-    try:
-        return _read_segmentations(inputs, started.volume, spec, opts)
-    except BaseException:
-        check_image_values(started.finish())
-        raise
