@@ -230,3 +230,28 @@ def test_compare_cli_on_nifti_studies(tmp_path, capsys):
     )
     assert code == 3
     assert "missing.nii.gz" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("liver_only", ["baseline", "followup"])
+def test_a_liver_only_time_point_is_no_response(tmp_path, capsys, liver_only):
+    """A follow-up segmented without its lesions must not read as complete response (nor a baseline as PD)."""
+    from netlm_imaging.cli import main
+
+    ph = LiverPhantom([Sphere(A, 8.0)])
+    aff = grid_affine(SHAPE_B, SPACING_B, (0.0, 0.0, 8.0), (5.0, 0.0, 0.0))
+    write_nifti(tmp_path / "ct.nii.gz", ph.ct_image(SHAPE_B, aff), aff)
+    lab = ph.label_map(SHAPE_B, aff)
+    write_nifti(tmp_path / "seg.nii.gz", lab, aff)
+    write_nifti(tmp_path / "liver.nii.gz", (lab > 0).astype(np.uint8), aff)  # the liver with its lesion inside
+    segs = {"baseline": f"liver={tmp_path / 'liver.nii.gz'}", "followup": str(tmp_path / "seg.nii.gz")}
+    if liver_only == "followup":
+        segs = {"baseline": segs["followup"], "followup": segs["baseline"]}
+    args = ["compare", str(tmp_path / "ct.nii.gz"), str(tmp_path / "ct.nii.gz")]
+    code = main([*args, "--baseline-seg", segs["baseline"], "--followup-seg", segs["followup"], "--out", str(tmp_path)])
+    assert code == 3
+    err = capsys.readouterr().err
+    assert f"the {'follow-up' if liver_only == 'followup' else 'baseline'} has no lesion segmentation" in err
+    assert not (tmp_path / "comparison.json").exists()
+    both = [*args, "--baseline-seg", str(tmp_path / "seg.nii.gz"), "--followup-seg", str(tmp_path / "seg.nii.gz")]
+    assert main([*both, "--out", str(tmp_path / "same")]) == 0  # the same segmented study twice: stable disease
+    assert json.loads((tmp_path / "same" / "comparison.json").read_text())["recist_1_1"]["category"] == "SD"

@@ -41,6 +41,7 @@ import numpy as np
 
 from ..classify.recist import recist_assessment
 from ..classify.rules import load_rules
+from ..errors import InputError
 from ..measure.context import Lesion, MeasurementContext
 from ..rules_data import default_section
 from .registration import Alignment, resample_nearest, study_alignment
@@ -407,6 +408,13 @@ def compare_studies(
     """
     if registration not in ("auto", "always", "never"):
         raise ValueError("registration must be 'auto', 'always' or 'never'")
+    for when, ctx in (("baseline", baseline), ("follow-up", followup)):
+        if not ctx.lesions_segmented:  # a liver-only segmentation: its "no tumour" would read as a response
+            raise InputError(
+                f"{ctx.image.source}: the {when} has no lesion segmentation (only a liver), so lesions that are "
+                "absent there were not segmented, not gone; give its lesion segmentation, or map it "
+                "(--labels lesion=N or a segment name)."
+            )
     t = thresholds or ResponseThresholds()
     warnings: list[str] = []
     al = study_alignment(baseline, followup, registration, warnings, min_dice=t.registration_min_liver_dice)
