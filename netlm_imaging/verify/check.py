@@ -263,6 +263,20 @@ def check_values(
     return rows
 
 
+def _against_report(
+    study: str,
+    reported: Mapping[str, float],
+    report: Mapping[str, Any],
+    abs_tol: Mapping[str, float] | None,
+    rel_tol: Mapping[str, float] | None,
+    rules: Mapping[str, Any] | None,
+) -> list[CheckRow]:
+    """:func:`check_values` against a recomputed report dict, each undefined cell with its reason."""
+    recomputed = quantities_from_report(report)
+    reasons = undefined_reasons(report)
+    return check_values(study, reported, recomputed, abs_tol=abs_tol, rel_tol=rel_tol, rules=rules, reasons=reasons)
+
+
 def _read_csv(path: Path) -> tuple[list[tuple[int, str, dict[str, float]]], list[str]]:
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
@@ -358,17 +372,7 @@ def check_reported(
             logger.info("row %d (%s): %s", line, study, exc)
             result.rows.extend(CheckRow(study, q, v, None, None, None, "error", str(exc)) for q, v in values.items())
             continue
-        result.rows.extend(
-            check_values(
-                study,
-                values,
-                quantities_from_report(data),
-                abs_tol=abs_tol,
-                rel_tol=rel_tol,
-                rules=rules,
-                reasons=undefined_reasons(data),
-            )
-        )
+        result.rows.extend(_against_report(study, values, data, abs_tol, rel_tol, rules))
     return result
 
 
@@ -432,15 +436,5 @@ def check_sr(
         result.rows.extend(CheckRow(name, q, v, None, None, None, "error", str(exc)) for q, v in values.items())
         return result
     data = report.to_dict() if hasattr(report, "to_dict") else report
-    result.rows.extend(
-        check_values(
-            name,
-            values,
-            quantities_from_report(data),
-            abs_tol=abs_tol,
-            rel_tol=rel_tol,
-            rules=rules,
-            reasons=undefined_reasons(data),
-        )
-    )
+    result.rows.extend(_against_report(name, values, data, abs_tol, rel_tol, rules))
     return result
