@@ -107,7 +107,7 @@ def _ball(margin_mm: float, spacing: np.ndarray) -> np.ndarray:
 
 
 def _touches_liver(liver: np.ndarray, bbox: tuple[slice, slice, slice], mask: np.ndarray, ball: np.ndarray) -> bool:
-    """Does the instance, dilated by the ball, overlap the liver?"""
+    """Does the instance, dilated by the ball, overlap the liver? (Called when the instance itself does not.)"""
     pad = [b // 2 for b in ball.shape]
     shape = liver.shape
     big = tuple(slice(max(0, bbox[a].start - pad[a]), min(shape[a], bbox[a].stop + pad[a])) for a in range(3))
@@ -115,8 +115,6 @@ def _touches_liver(liver: np.ndarray, bbox: tuple[slice, slice, slice], mask: np
     inner = tuple(slice(bbox[a].start - big[a].start, bbox[a].stop - big[a].start) for a in range(3))
     local[inner] = mask
     region = liver[big]
-    if np.any(local & region):
-        return True
     # face neighbours first (always inside the ball): cheap shifted comparisons, no dilation
     for axis in range(3):
         n = local.shape[axis]

@@ -421,7 +421,7 @@ def measure_instance(
         # (the same floats as the means of the voxel list, without listing the voxels)
         n, centroid_idx = (known.voxel_count, known.mean_index) if known is not None else _count_and_centroid(mask)
         volume_ml = n * grid.voxel_volume_ml
-        intensity_sum = int(box_values[mask].sum(dtype=np.int64))
+        intensity_sum = int(np.multiply(box_values, mask, dtype=np.int32).sum(dtype=np.int64))
         mean_int = float(intensity_sum) / n
     else:
         intensity_sum = None
