@@ -8,6 +8,7 @@ non-tumorous remnant = total liver - intrahepatic tumour.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -279,9 +280,8 @@ def measure_burden(
     liver_pass: Pending[tuple[int, int | None]] | None = None
     if work is not None and not fractional and has_liver:
         # total liver = liver mask UNION the intrahepatic lesions: the liver's part, beside the lesions
-        total_liver = fresh = sparse_zeros(shape, bool, order)  # calloc: only the box is ever written
-        box_w = work
-        liver_pass = in_background(lambda: _liver_pass(liver_mask, box_w, image.array, fresh))
+        total_liver = sparse_zeros(shape, bool, order)  # calloc: only the box is ever written
+        liver_pass = in_background(functools.partial(_liver_pass, liver_mask, work, image.array, total_liver))
     if len(lesion_layers) > 1:
         method_instances = "segments"
         for layer in lesion_layers:
