@@ -8,7 +8,9 @@ pixel plugins (pylibjpeg with libjpeg/openjpeg/rle, or GDCM when installed).
 
 from __future__ import annotations
 
+import functools
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -141,13 +143,13 @@ def read_native_into(
     if info.truncated:
         raise _truncated(info.path)
     signed = info.pixel_representation == 1
-    stored = np.dtype(f"<{'i' if signed else 'u'}{out.dtype.itemsize}")
+    stored = _stored_dtype(signed, out.dtype.itemsize)
     if info.pixel_data_length is not None and info.pixel_data_length < out.nbytes:
         raise DicomError(
             f"{info.path}: PixelData holds {info.pixel_data_length} bytes but Rows x Columns x frames needs "
             f"{out.nbytes}; the file is corrupt, re-export the series."
         )
-    with info.path.open("rb", buffering=0) as fh:
+    with open(info.path, "rb", buffering=0) as fh:
         fh.seek(offset)
         got = fh.readinto(memoryview(out).cast("B"))  # type: ignore[arg-type]
     if got != out.nbytes:
@@ -161,7 +163,7 @@ def read_native_into(
         else:
             raw &= stored.type((1 << info.bits_stored) - 1)
     islope, iintercept = int(slope), int(intercept)
-    limits = np.iinfo(out.dtype)
+    limits = _limits(out.dtype)
     # CT's usual case (stored int16, slope 1, intercept -1024, BitsStored 16): one pass checks after the add
     check_after = check_range and stored == out.dtype and islope == 1 and limits.min <= iintercept <= limits.max
     if not check_after:
@@ -197,7 +199,19 @@ def _wrapped_add(out: np.ndarray, intercept: int, limits: np.iinfo) -> bool:
 
 
 def _is_int(x: float) -> bool:
-    return bool(np.isfinite(x)) and float(x).is_integer()
+    return math.isfinite(x) and float(x).is_integer()
+
+
+@functools.cache
+def _stored_dtype(signed: bool, itemsize: int) -> np.dtype:
+    """The little-endian integer dtype of stored values (PixelRepresentation, BitsAllocated / 8)."""
+    return np.dtype(f"<{'i' if signed else 'u'}{itemsize}")
+
+
+@functools.cache
+def _limits(dtype: np.dtype) -> np.iinfo:
+    """``np.iinfo(dtype)``, built once per dtype (it is looked up for every slice)."""
+    return np.iinfo(dtype)
 
 
 def _wrapped(value: int, dtype: np.dtype, bits: int) -> Any:
