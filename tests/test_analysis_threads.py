@@ -17,6 +17,7 @@ import pytest
 from conftest import oblique_affine
 from phantoms import physical_grid, write_nifti
 
+from netlm_imaging import threads as netlm_threads
 from netlm_imaging.measure import burden, threads
 from netlm_imaging.measure.summary import liver_facts
 from netlm_imaging.segmentation import MaskLayer
@@ -28,7 +29,7 @@ AFFINE = oblique_affine((1.6, 1.8, 3.0), (8.0, -5.0, 15.0), (-40.0, 12.0, 60.0))
 
 @pytest.fixture(autouse=True)
 def _default_threads(monkeypatch):
-    monkeypatch.setattr(threads, "_THREADS", None)
+    monkeypatch.setattr(netlm_threads, "_THREADS", None)
 
 
 def _masks() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -165,10 +166,9 @@ def test_pool_workers_cap_the_analysis_threads_at_their_share(monkeypatch) -> No
     from threadpoolctl import threadpool_limits
 
     from netlm_imaging.batch import runner
-    from netlm_imaging.io import _gzip, _threads
+    from netlm_imaging.io import _gzip
 
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    monkeypatch.setattr(_threads, "_READ_THREADS", None)  # _pool_init caps the read threads too
     monkeypatch.setattr(burden, "_LESION_THREADS", None)
     monkeypatch.setattr(runner, "_STARTED", None)
     monkeypatch.setattr(_gzip, "_KEPT", None)

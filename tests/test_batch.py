@@ -337,15 +337,16 @@ def test_pool_workers_share_the_cores_instead_of_starting_lesion_threads(monkeyp
 
     from threadpoolctl import threadpool_limits
 
+    from netlm_imaging import threads as netlm_threads
     from netlm_imaging.batch import runner
     from netlm_imaging.io import _gzip
-    from netlm_imaging.measure import burden, threads
+    from netlm_imaging.measure import burden
     from netlm_imaging.segmentation import MaskLayer
     from netlm_imaging.volume import Volume
 
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     monkeypatch.setattr(burden, "_LESION_THREADS", None)
-    monkeypatch.setattr(threads, "_THREADS", None)  # _pool_init caps the analysis threads too
+    monkeypatch.setattr(netlm_threads, "_THREADS", None)  # _pool_init caps the analysis threads too
     monkeypatch.setattr(runner, "_STARTED", None)
     monkeypatch.setattr(_gzip, "_KEPT", None)  # _pool_init keeps inflate buffers: not in this process after the test
     assert burden.lesion_threads() == burden.DEFAULT_LESION_THREADS == 1

@@ -24,8 +24,9 @@ from conftest import oblique_affine
 from dicom_factory import write_image_series
 from seg_factory import SegmentSpec, write_seg
 
+from netlm_imaging import threads
 from netlm_imaging.errors import DicomError
-from netlm_imaging.io import _dicom_pixels, _threads, dicom_series
+from netlm_imaging.io import _dicom_pixels, dicom_series
 from netlm_imaging.io._threads import PendingTasks
 
 INT16 = np.iinfo(np.int16)
@@ -33,9 +34,9 @@ INT16 = np.iinfo(np.int16)
 
 @pytest.fixture
 def read_threads():
-    """Set the read threads for one test; the default comes back afterwards."""
-    yield _threads.set_read_threads
-    _threads.set_read_threads(None)
+    """Set the analysis' threads (those that read a series) for one test; the default comes back afterwards."""
+    yield threads.set_analysis_threads
+    threads.set_analysis_threads(None)
 
 
 @pytest.mark.parametrize("intercept", [-32768, -1024, -1, 1, 7, 1024, 32767])
@@ -173,7 +174,7 @@ def test_one_and_two_read_threads_write_the_same_report(tmp_path, read_threads):
 
 
 def _worker_read_threads(_: int) -> int:
-    return _threads.read_threads()
+    return threads.analysis_threads()
 
 
 def test_batch_workers_cap_their_read_threads_at_their_share_of_the_cores():
@@ -189,7 +190,7 @@ def test_batch_workers_cap_their_read_threads_at_their_share_of_the_cores():
     for jobs in (2, 1):
         with ProcessPoolExecutor(2, mp_context=ctx, initializer=runner._pool_init, initargs=(None, jobs)) as pool:
             seen = set(pool.map(_worker_read_threads, range(4)))
-        assert seen == {max(1, min(_threads.MAX_READ_THREADS, cores // jobs, _threads.available_cores()))}, (jobs, seen)
+        assert seen == {max(1, min(threads.MAX_ANALYSIS_THREADS, cores // jobs))}, (jobs, seen)
 
 
 def _ct_seg_study(tmp_path: Path, *, liver_role: bool = True) -> list[Path]:

@@ -525,7 +525,7 @@ def _pool_init(started: Any, jobs: int = 1) -> None:
 
     The ``jobs`` processes already use the cores, so each measures its lesions
     with at most ``cores // jobs`` threads (one on a 2-core machine with ``-j 2``), as
-    many for the memory passes of one analysis (:mod:`netlm_imaging.measure.threads`),
+    many for the memory passes and the DICOM pixel read of one analysis (:mod:`netlm_imaging.threads`),
     and its BLAS library (numpy's OpenBLAS) gets as many threads: OpenBLAS
     starts one thread per core, and after each threaded call they spin for a
     while waiting for more work, on the cores the other workers are using
@@ -536,14 +536,12 @@ def _pool_init(started: Any, jobs: int = 1) -> None:
     from threadpoolctl import threadpool_limits
 
     from ..io._gzip import keep_buffers
-    from ..io._threads import read_threads, set_read_threads
     from ..measure.burden import lesion_threads, set_lesion_threads
     from ..measure.threads import analysis_threads, set_analysis_threads
 
     share = max(1, (os.cpu_count() or 1) // max(1, jobs))
     set_lesion_threads(max(1, min(lesion_threads(), share)))
-    set_read_threads(max(1, min(read_threads(), share)))  # the series' pixel read (io._threads)
-    set_analysis_threads(max(1, min(analysis_threads(), share)))  # one analysis' memory passes (measure.threads)
+    set_analysis_threads(max(1, min(analysis_threads(), share)))  # its reads and memory passes (threads.py)
     threadpool_limits(limits=share, user_api="blas")
     keep_buffers()  # a worker reads study after study: the next .nii.gz inflates into the last one's memory
 

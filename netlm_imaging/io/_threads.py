@@ -6,50 +6,23 @@ in-place rescale and its range check), so a second core halves it. Each task
 writes its own slices of one buffer: which thread runs a task never changes a
 byte of the result.
 
-A ``batch -j k`` worker already shares the cores with ``k - 1`` others, so it
-caps this at its share (:func:`set_read_threads`, called by the pool's worker
-initialiser, the way it caps BLAS).
+How many threads read one study is :func:`netlm_imaging.threads.analysis_threads` (``min(2, cores)``;
+a ``batch -j k`` worker caps it at its share of the cores, the way it caps BLAS).
 """
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Sequence
 
-__all__ = ["PendingTasks", "available_cores", "read_threads", "set_read_threads"]
-
-#: At most this many threads read one study (the main thread included).
-MAX_READ_THREADS = 2
-_READ_THREADS: int | None = None
-
-
-def available_cores() -> int:
-    """The cores this process may run on (its CPU affinity, else ``os.cpu_count()``)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def set_read_threads(n: int | None) -> None:
-    """Set how many threads read one study's files (``None``: the default, see :func:`read_threads`)."""
-    global _READ_THREADS
-    _READ_THREADS = None if n is None else max(1, int(n))
-
-
-def read_threads() -> int:
-    """Threads that read one study: as set, else ``min(MAX_READ_THREADS, available cores)``."""
-    if _READ_THREADS is not None:
-        return _READ_THREADS
-    return min(MAX_READ_THREADS, available_cores())
+__all__ = ["PendingTasks"]
 
 
 class PendingTasks:
     """Tasks run by ``helpers`` background threads, then by the caller too in :meth:`finish`.
 
     The threads take the tasks in order from a shared counter, so the caller can
-    do other work (the segmentation read) while they run, and joins in on what is
+    do other work while they run, and joins in on what is
     left when it calls :meth:`finish`. After a task raises, no new task starts.
 
     Parameters

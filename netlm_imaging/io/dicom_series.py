@@ -74,6 +74,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DicomError, UnsupportedError, UsageError
+from ..threads import analysis_threads
 from ..volume import Volume
 from ._dicom_common import (
     IMAGE,
@@ -92,7 +93,7 @@ from ._dicom_pixels import (
     write_modality_frame,
 )
 from ._inflate import dcmread as bounded_dcmread
-from ._threads import PendingTasks, read_threads
+from ._threads import PendingTasks
 from .budget import check_voxel_budget
 
 __all__ = [
@@ -935,7 +936,7 @@ def start_native_read(
     shape: tuple[int, int, int],
     k_of: dict[tuple[Path, int], int],
 ) -> PendingRead | None:
-    """Start reading a single-frame native series into a fresh buffer with :func:`read_threads` threads.
+    """Start reading a single-frame native series into a fresh buffer with the analysis' threads.
 
     ``None`` when it does not apply (one read thread, multi-frame or encoded
     files, a float buffer): the caller reads in order. Each task reads whole
@@ -944,7 +945,7 @@ def start_native_read(
     :meth:`PendingRead.finish` return ``None`` (the in-order reader then widens
     the buffer or raises the first file's error, as without threads).
     """
-    threads = read_threads()
+    threads = analysis_threads()  # netlm_imaging.threads: min(2, cores), a batch worker's share
     if threads < 2 or len(slices) < 2 * _SLICES_PER_TASK:
         return None
     if not all(

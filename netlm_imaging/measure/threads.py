@@ -3,36 +3,23 @@
 The measurement of one study is mostly many small numpy calls on lesion boxes, which hold the
 GIL; a few steps are large array passes that release it (a box copy into a fresh mask, a masked
 sum over the liver's box). :func:`in_background` runs such a pass on a second thread while the
-caller goes on with the GIL-bound work, when :func:`analysis_threads` allows two threads (the
-default on a machine with two cores or more). A ``netlm batch -j k`` worker caps it at
-``cores // k`` (:func:`set_analysis_threads`), so k workers never start more threads than cores.
+caller goes on with the GIL-bound work, when :func:`~netlm_imaging.threads.analysis_threads` allows
+two threads (the default on a machine with two cores or more; a ``netlm batch -j k`` worker caps it
+at ``cores // k``, see :mod:`netlm_imaging.threads`).
 The result is the same value on either path: the pass is the same code, only where it runs differs.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from ..threads import analysis_threads, set_analysis_threads
+
 __all__ = ["Pending", "analysis_threads", "in_background", "set_analysis_threads"]
 
 _T = TypeVar("_T")
-_THREADS: int | None = None
-
-
-def set_analysis_threads(n: int | None) -> None:
-    """Set how many threads one analysis may use (``None``: the default, ``min(2, cores)``)."""
-    global _THREADS
-    _THREADS = None if n is None else max(1, int(n))
-
-
-def analysis_threads() -> int:
-    """The threads one analysis may use: 1 (everything on the caller's thread) or more."""
-    if _THREADS is not None:
-        return _THREADS
-    return max(1, min(2, os.cpu_count() or 1))
 
 
 class Pending(Generic[_T]):
