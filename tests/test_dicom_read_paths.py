@@ -318,9 +318,11 @@ def test_pixels_read_into_the_volume_equal_pydicom(
         if bits_stored < 16:  # garbage above BitsStored must be ignored
             stored = stored + (rng.integers(0, 2, size=shape) << 14) * (1 if not signed else 0)
         outs.append(_with_encoding(f, tmp_path / f"{n}.dcm", stored, bits_stored, signed, slope, intercept))
-    used = []
+    used = []  # what the direct reads answered: per file, or per run of plain slices (BitsStored 16, slope 1)
     real = dicom_series.read_native_into
     monkeypatch.setattr(dicom_series, "read_native_into", lambda *a, **k: used.append(real(*a, **k)) or used[-1])
+    real_plain = dicom_series.read_plain_into
+    monkeypatch.setattr(dicom_series, "read_plain_into", lambda *a, **k: used.append(real_plain(*a, **k)) or used[-1])
     vol = dicom_series.read_dicom_series(outs)
     fits = -32768 <= low * slope + intercept and high * slope + intercept <= 32767
     assert vol.array.dtype == (np.int16 if fits else np.int32)

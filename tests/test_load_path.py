@@ -56,17 +56,23 @@ def test_check_after_the_add_refuses_exactly_the_wrapped_values(intercept):
         assert _dicom_pixels._wrapped_add(out, intercept, INT16) is truth
 
 
-def _series(tmp_path: Path, n_slices: int, *, big_slice: int | None = None) -> list[Path]:
-    """An oblique CT series of ``n_slices`` 20 x 24 slices, BitsStored 16, intercept -1024 (values checked)."""
+def _series(tmp_path: Path, n_slices: int, *, big_slice: int | None = None, bits_stored: int = 16) -> list[Path]:
+    """An oblique CT series of ``n_slices`` 20 x 24 slices, intercept -1024: BitsStored 16 (values checked, the
+    plain per-slice loop), or 12 (sign-extended from bit 11 by the general per-file reader)."""
     rng = np.random.default_rng(n_slices)
-    hu = rng.integers(-1024, 3000, size=(24, 20, n_slices)).astype(float)
+    hu = rng.integers(-1024, 3000 if bits_stored == 16 else 1000, size=(24, 20, n_slices)).astype(float)
     files = write_image_series(tmp_path / "ct", hu, oblique_affine(spacing=(0.7, 0.8, 1.5)), seed=2)
-    if big_slice is not None:  # stored 32767 there: 31743 HU fits int16, so make one stored value wrap instead
-        ds = pydicom.dcmread(files[big_slice])
+    for k, f in enumerate(files):
+        if big_slice != k and bits_stored == 16:
+            continue
+        ds = pydicom.dcmread(f)
         stored = ds.pixel_array.astype(np.int16)
-        stored[3, 4] = INT16.min + 5  # -32763 - 1024 is below int16: this slice needs int32
+        if big_slice == k:  # stored 32767 there: 31743 HU fits int16, so make one stored value wrap instead
+            stored[3, 4] = INT16.min + 5  # -32763 - 1024 is below int16: this slice needs int32
+        if bits_stored != 16:
+            ds.BitsStored, ds.HighBit = bits_stored, bits_stored - 1
         ds.PixelData = stored.tobytes()
-        ds.save_as(files[big_slice])
+        ds.save_as(f)
     return files
 
 
@@ -81,17 +87,20 @@ def _pydicom_volume(files: list[Path], vol) -> np.ndarray:
     return out
 
 
-@pytest.mark.parametrize("big_slice", [None, 31, 2])
-def test_two_thread_series_read_equals_one_thread_and_pydicom(tmp_path, read_threads, monkeypatch, big_slice):
-    files = _series(tmp_path, 40, big_slice=big_slice)
+@pytest.mark.parametrize(("big_slice", "bits_stored"), [(None, 16), (31, 16), (2, 16), (None, 12)])
+def test_two_thread_series_read_equals_one_thread_and_pydicom(
+    tmp_path, read_threads, monkeypatch, big_slice, bits_stored
+):
+    files = _series(tmp_path, 40, big_slice=big_slice, bits_stored=bits_stored)
     calls: list[str] = []
-    real_fill = dicom_series._fill_slices
+    spied = "read_plain_into" if bits_stored == 16 else "_fill_slices"  # the plain loop, or the general reader
+    real = getattr(dicom_series, spied)
 
-    def fill(*args, **kwargs):
+    def spy(*args, **kwargs):
         calls.append(threading.current_thread().name)
-        return real_fill(*args, **kwargs)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(dicom_series, "_fill_slices", fill)
+    monkeypatch.setattr(dicom_series, spied, spy)
     read_threads(1)
     one = dicom_series.read_dicom_series(files)
     assert set(calls) == {"MainThread"}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,9 @@ __all__ = [
     "apply_modality_lut_frame",
     "decode_frames",
     "native_into_applies",
+    "plain_intercept",
     "read_native_into",
+    "read_plain_into",
     "stored_value_range",
     "transfer_syntax_name",
     "write_modality_frame",
@@ -182,6 +185,60 @@ def read_native_into(
         np.add(work, _wrapped(iintercept, out.dtype, bits), out=work)
         if check_after and out.size and _wrapped_add(out, iintercept, limits):
             return False
+    return True
+
+
+def plain_intercept(info: DicomFileInfo, slope: float, intercept: float, out_dtype: np.dtype) -> int | None:
+    """The integer intercept when :func:`read_plain_into` reads this file, else ``None``.
+
+    The plain case of :func:`read_native_into` (a CT's usual encoding): stored values in
+    ``out_dtype`` itself with every allocated bit stored (nothing to mask or sign-extend), slope 1,
+    an intercept within ``out_dtype``, and a header that declares all the pixel bytes.
+    """
+    if not native_into_applies(info, slope, intercept, out_dtype) or info.truncated or info.pixel_data_offset is None:
+        return None
+    if _stored_dtype(info.pixel_representation == 1, out_dtype.itemsize) != out_dtype:
+        return None
+    nbytes = info.rows * info.columns * out_dtype.itemsize
+    if info.bits_stored != info.bits_allocated or int(slope) != 1:
+        return None
+    if info.pixel_data_length is not None and info.pixel_data_length < nbytes:
+        return None
+    limits = _limits(out_dtype)
+    c = int(intercept)
+    return c if limits.min <= c <= limits.max else None
+
+
+def read_plain_into(items: Sequence[tuple[Path, int, int, int]], buf: np.ndarray, check_range: bool) -> bool:
+    """Read plain slices (:func:`plain_intercept`) into ``buf[k]`` and add their intercepts in place.
+
+    ``items`` are ``(path, pixel data offset, k, intercept)``. The bytes are those
+    :func:`read_native_into` writes (the same read and the same in-place add), with
+    little Python per slice, so that read threads seldom wait for the GIL.
+
+    Returns
+    -------
+    bool
+        False as soon as a slice's values do not fit ``buf``'s dtype (only checked with
+        ``check_range``, after the add: :func:`_wrapped_add`).
+
+    Raises
+    ------
+    OSError
+        A file that cannot be read, or holds fewer bytes than a slice (the caller reads in order to say which).
+    """
+    limits = _limits(buf.dtype)
+    scalar = buf.dtype.type
+    for path, offset, k, c in items:
+        out = buf[k]
+        with open(path, "rb", buffering=0) as fh:
+            fh.seek(offset)
+            if fh.readinto(memoryview(out).cast("B")) != out.nbytes:
+                raise OSError(f"{path}: short read")
+        if c:
+            np.add(out, scalar(c), out=out)
+            if check_range and _wrapped_add(out, c, limits):
+                return False
     return True
 
 

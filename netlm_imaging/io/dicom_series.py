@@ -88,7 +88,9 @@ from ._dicom_common import (
 from ._dicom_pixels import (
     decode_frames,
     native_into_applies,
+    plain_intercept,
     read_native_into,
+    read_plain_into,
     stored_value_range,
     write_modality_frame,
 )
@@ -938,21 +940,35 @@ def start_native_read(
 ) -> PendingRead | None:
     """Start reading a single-frame native series into a fresh buffer with the analysis' threads.
 
-    ``None`` when it does not apply (one read thread, multi-frame or encoded
-    files, a float buffer): the caller reads in order. Each task reads whole
+    ``None`` when it does not apply (multi-frame or encoded files, a float
+    buffer; one thread unless every file is plain, see
+    :func:`~._dicom_pixels.plain_intercept`): the caller reads in order. Each task reads whole
     slices into their own rows of the buffer, so the bytes do not depend on the
     threads; any slice that does not fit ``dtype``, or any error, makes
     :meth:`PendingRead.finish` return ``None`` (the in-order reader then widens
     the buffer or raises the first file's error, as without threads).
     """
     threads = analysis_threads()  # netlm_imaging.threads: min(2, cores), a batch worker's share
-    if threads < 2 or len(slices) < 2 * _SLICES_PER_TASK:
-        return None
+    if len(slices) < 2 * _SLICES_PER_TASK:
+        threads = 1
     if not all(
         len(s.info.frames) == 1 and native_into_applies(s.info, s.frame.slope, s.frame.intercept, dtype) for s in slices
     ):
         return None
+    intercepts = [plain_intercept(s.info, s.frame.slope, s.frame.intercept, dtype) for s in slices]
+    plain = all(c is not None for c in intercepts)
+    if threads < 2 and not plain:
+        return None
     buf = np.empty(shape, dtype=dtype)  # (k, row, col): F-order view as (i, j, k)
+    if plain:  # a CT's usual encoding: the lean per-slice loop (on this thread alone when threads is 1)
+        items = [(s.info.path, s.info.pixel_data_offset, k, c) for k, (s, c) in enumerate(zip(slices, intercepts))]
+
+        def plain_task(part: list[Any]) -> None:
+            if not read_plain_into(part, buf, check_range):
+                raise _Widen
+
+        parts: list[Any] = [items[i : i + _SLICES_PER_TASK] for i in range(0, len(items), _SLICES_PER_TASK)]
+        return PendingRead(buf, PendingTasks([functools.partial(plain_task, p) for p in parts], threads - 1))
     infos = _files_of(slices)
 
     def task(part: list[DicomFileInfo]) -> None:
