@@ -52,3 +52,37 @@ def test_dask_equals_local(tmp_path: Path, cluster) -> None:
     # resume through the cluster does no work
     result = run_cohort(discover_cohort(root), dask_out, scheduler=cluster.scheduler_address, resume=True)
     assert (result.analysed, result.resumed) == (0, 20)
+
+
+def _caps() -> tuple[int, int, int]:
+    """(analysis threads, lesion threads, BLAS threads) of the process this runs in."""
+    from threadpoolctl import threadpool_info
+
+    from netlm_imaging.measure.burden import lesion_threads
+    from netlm_imaging.threads import analysis_threads
+
+    blas = [p["num_threads"] for p in threadpool_info() if p.get("user_api") == "blas"]
+    return analysis_threads(), lesion_threads(), min(blas) if blas else 1
+
+
+def test_dask_workers_share_their_hosts_cores(tmp_path: Path) -> None:
+    # one worker process running 2 analyses at once (2 threads): each analysis gets cores // 2 threads
+    # for its lesions, reads and memory passes and BLAS, as a -j 2 pool worker does
+    import os
+
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one core: every share is one thread")
+    root = tmp_path / "cohort"
+    root.mkdir()
+    write_cohort(root)
+    studies = discover_cohort(root)[:3]
+    share = max(1, (os.cpu_count() or 1) // 2)
+    with distributed.LocalCluster(
+        n_workers=1, processes=True, threads_per_worker=2, dashboard_address=None, host="127.0.0.1"
+    ) as one:
+        with distributed.Client(one.scheduler_address) as client:
+            before = next(iter(client.run(_caps).values()))
+            run_cohort(studies, tmp_path / "out", scheduler=one.scheduler_address)
+            after = next(iter(client.run(_caps).values()))
+    assert max(before) > share  # the worker started with more threads than its share (the case under test)
+    assert all(n <= share for n in after), after

@@ -533,17 +533,53 @@ def _pool_init(started: Any, jobs: int = 1) -> None:
     """
     global _STARTED
     _STARTED = started
+    from ..io._gzip import keep_buffers
+
+    _share_cores(jobs)
+    keep_buffers()  # a worker reads study after study: the next .nii.gz inflates into the last one's memory
+
+
+def _share_cores(parallel: int) -> int:
+    """Cap one analysis's threads at its share of the cores when ``parallel`` analyses run at once.
+
+    The lesion threads, the reads and memory passes (:mod:`netlm_imaging.threads`) and BLAS each
+    get at most ``cores // parallel`` (at least 1). Returns the share.
+    """
     from threadpoolctl import threadpool_limits
 
-    from ..io._gzip import keep_buffers
     from ..measure.burden import lesion_threads, set_lesion_threads
     from ..measure.threads import analysis_threads, set_analysis_threads
 
-    share = max(1, (os.cpu_count() or 1) // max(1, jobs))
+    share = max(1, (os.cpu_count() or 1) // max(1, parallel))
     set_lesion_threads(max(1, min(lesion_threads(), share)))
     set_analysis_threads(max(1, min(analysis_threads(), share)))  # its reads and memory passes (threads.py)
     threadpool_limits(limits=share, user_api="blas")
-    keep_buffers()  # a worker reads study after study: the next .nii.gz inflates into the last one's memory
+    return share
+
+
+def _dask_task(study: Study, out_dir: str, options: BatchOptions, threads_by_host: dict[str, int]) -> dict[str, Any]:
+    """:func:`analyze_one` on a Dask worker, its threads capped at the worker's share of its host's cores.
+
+    ``threads_by_host`` is the scheduler's count of worker threads per host (every worker process
+    on a host runs that many analyses at once); a worker that joined later counts its own threads.
+    """
+    from distributed import get_worker
+
+    worker = get_worker()
+    host = str(worker.address).rsplit(":", 1)[0]
+    own = int(getattr(getattr(worker, "state", None), "nthreads", 0) or getattr(worker, "nthreads", 1) or 1)
+    _share_cores(max(own, threads_by_host.get(host, own)))
+    return analyze_one(study, out_dir, options)
+
+
+def _threads_by_host(client: Any) -> dict[str, int]:
+    """Worker threads per host address (``tcp://10.0.0.5``) as the scheduler knows them now."""
+    out: dict[str, int] = {}
+    with contextlib.suppress(Exception):  # an older scheduler without this info: each worker counts itself
+        for address, info in client.scheduler_info().get("workers", {}).items():
+            host = str(address).rsplit(":", 1)[0]
+            out[host] = out.get(host, 0) + int(info.get("nthreads", 1) or 1)
+    return out
 
 
 def _pool_task(study: Study, out_dir: str, options: BatchOptions) -> dict[str, Any]:
@@ -706,7 +742,10 @@ def _dask_results(
         with client.as_current():
             run_id = uuid.uuid4().hex[:8]
             keys = [f"netlm-analyze-{s.study_id}-{run_id}" for s in studies]
-            futures = client.map(analyze_one, list(studies), out_dir=str(out_dir), options=options, key=keys)
+            hosts = _threads_by_host(client)
+            futures = client.map(
+                _dask_task, list(studies), out_dir=str(out_dir), options=options, threads_by_host=hosts, key=keys
+            )
             by_key = {f.key: s for f, s in zip(futures, studies)}
             try:
                 for fut in as_completed(futures):
