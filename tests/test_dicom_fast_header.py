@@ -179,6 +179,34 @@ def test_fast_header_values_like_pydicom(tmp_path, keyword, value, fast):
     assert _same_as_pydicom(files[0]) is fast
 
 
+def test_fast_header_decodes_each_file_s_own_shared_values(tmp_path):
+    """Files of one series share most header values (decoded once per distinct set of raw values):
+    a file that differs from its neighbours in one of them gets its own, read in either order, as pydicom does."""
+    files = write_image_series(tmp_path, _phantom(shape=(9, 7, 6)), oblique_affine())
+    edits = [
+        ("RescaleIntercept", "-1000"),
+        ("SeriesDescription", "arterial"),
+        ("ImageOrientationPatient", [1, 0, 0, 0, 0.8, 0.6]),
+        ("PixelSpacing", [0.5, 0.75]),
+    ]
+    for f, (keyword, value) in zip(files[1:], edits, strict=False):
+        ds = pydicom.dcmread(f)
+        setattr(ds, keyword, value)
+        ds.save_as(f)
+    for order in (files, files[::-1], files + files):
+        got = [_fast_header(f) for f in order]
+        assert got == [_read_header_pydicom(f) for f in order]
+    expected = {f.name: pydicom.dcmread(f, stop_before_pixels=True) for f in files}
+    for info in got:
+        ds = expected[info.path.name]
+        assert info.frames[0].intercept == float(ds.RescaleIntercept)
+        assert info.series_description == ds.SeriesDescription
+        assert info.frames[0].orientation == tuple(float(x) for x in ds.ImageOrientationPatient)
+        assert info.frames[0].pixel_spacing == tuple(float(x) for x in ds.PixelSpacing)
+        assert info.sop_instance_uid == ds.SOPInstanceUID
+        assert info.frames[0].position == tuple(float(x) for x in ds.ImagePositionPatient)
+
+
 @pytest.fixture(scope="module")
 def mutation_sources(tmp_path_factory) -> list[bytes]:
     root = tmp_path_factory.mktemp("mutants")

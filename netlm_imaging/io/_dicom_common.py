@@ -899,6 +899,49 @@ def _fast_tuple(raw: bytes | None, n: int) -> tuple[float, ...] | None:
     return tuple(values) if values is not None and len(values) == n else None
 
 
+#: The elements of :data:`_FAST_TAGS` that the files of a series usually share (all but the instance
+#: UID and the position): decoded once per distinct set of raw values (:func:`_decode_shared`).
+_SHARED_TAGS = tuple(tag for tag in _FAST_TAGS if tag not in (0x00080018, 0x00200032))
+#: Decoded shared facts by their raw values (``None``: absent), cleared when it holds this many.
+_DECODED: dict[tuple[bytes | None, ...], tuple[Any, ...]] = {}
+_DECODED_MAX = 64
+
+
+def _decode_shared(v: dict[int, bytes]) -> tuple[Any, ...]:
+    """What :func:`_fast_header` decodes of the :data:`_SHARED_TAGS` values ``v``; :class:`_NotFast` as it would.
+
+    Returns (SOP class UID, rows, columns, orientation, pixel spacing, slope, intercept, the
+    :func:`_fast_common` facts but the SOP instance UID): a function of those raw bytes only.
+    """
+    sop_class = _fast_uid(v.get(0x00080016))
+    rows, columns = _fast_us(v.get(0x00280010)), _fast_us(v.get(0x00280011))
+    frames_declared = _fast_scalar(v.get(0x00280008), 1, integer=True)
+    if (
+        not sop_class
+        or sop_class in (SEG_SOP_CLASS, LABELMAP_SEG_SOP_CLASS, RTSTRUCT_SOP_CLASS)
+        or sop_class.startswith(_NON_IMAGE_SOP_PREFIXES)
+        or not rows
+        or not columns
+        or frames_declared != 1
+    ):
+        raise _NotFast
+    charset = _FAST_CHARSETS.get(_fast_text(v.get(0x00080005)))
+    if charset is None:
+        raise _NotFast
+    common = _fast_common(v, charset)
+    del common["sop_instance_uid"]
+    return (
+        sop_class,
+        rows,
+        columns,
+        _fast_tuple(v.get(0x00200037), 6),
+        _fast_tuple(v.get(0x00280030), 2),
+        _fast_slope(v.get(0x00281053)),
+        float(_fast_scalar(v.get(0x00281052), 0.0)),
+        common,
+    )
+
+
 def _fast_header(path: Path) -> DicomFileInfo | None:
     """Header facts of a plain single-frame image without pydicom, or ``None`` (use pydicom).
 
@@ -913,27 +956,20 @@ def _fast_header(path: Path) -> DicomFileInfo | None:
         with path.open("rb", buffering=0) as fh:
             syntax, v, offset, length = _fast_elements(fh)
             size = os.fstat(fh.fileno()).st_size
-        sop_class = _fast_uid(v.get(0x00080016))
-        rows, columns = _fast_us(v.get(0x00280010)), _fast_us(v.get(0x00280011))
-        frames_declared = _fast_scalar(v.get(0x00280008), 1, integer=True)
-        if (
-            not sop_class
-            or sop_class in (SEG_SOP_CLASS, LABELMAP_SEG_SOP_CLASS, RTSTRUCT_SOP_CLASS)
-            or sop_class.startswith(_NON_IMAGE_SOP_PREFIXES)
-            or not rows
-            or not columns
-            or frames_declared != 1
-        ):
-            raise _NotFast
-        charset = _FAST_CHARSETS.get(_fast_text(v.get(0x00080005)))
-        if charset is None:
-            raise _NotFast
+        key = tuple(map(v.get, _SHARED_TAGS))
+        shared = _DECODED.get(key)
+        if shared is None:
+            shared = _decode_shared(v)
+            if len(_DECODED) >= _DECODED_MAX:
+                _DECODED.clear()
+            _DECODED[key] = shared
+        sop_class, rows, columns, orientation, pixel_spacing, slope, intercept, common = shared
         frame = FrameGeometry(
             position=_fast_tuple(v.get(0x00200032), 3),  # type: ignore[arg-type]
-            orientation=_fast_tuple(v.get(0x00200037), 6),
-            pixel_spacing=_fast_tuple(v.get(0x00280030), 2),  # type: ignore[arg-type]
-            slope=_fast_slope(v.get(0x00281053)),
-            intercept=float(_fast_scalar(v.get(0x00281052), 0.0)),
+            orientation=orientation,
+            pixel_spacing=pixel_spacing,
+            slope=slope,
+            intercept=intercept,
         )
         return DicomFileInfo(
             path=path,
@@ -948,7 +984,8 @@ def _fast_header(path: Path) -> DicomFileInfo | None:
             pixel_data_offset=offset if length is not None else None,
             pixel_data_length=length,
             truncated=length is not None and size < offset + length,
-            **_fast_common(v, charset),
+            sop_instance_uid=_fast_uid(v.get(0x00080018)),
+            **common,
         )
     except (_NotFast, ValueError, UnicodeDecodeError, struct.error):
         return None
