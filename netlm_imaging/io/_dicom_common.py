@@ -381,6 +381,18 @@ def _broken_link(path: Path) -> str | None:
     return None
 
 
+def _symlink_names(folder: str) -> frozenset[str] | None:
+    """Names of the symbolic links in ``folder`` (from the directory listing, no call per file); ``None``: unknown.
+
+    Only these can be broken links (:func:`_broken_link`); ``None`` (the listing failed): look at every file.
+    """
+    try:
+        with os.scandir(folder) as entries:
+            return frozenset(e.name for e in entries if e.is_symlink())
+    except OSError:
+        return None
+
+
 #: Zero-byte files with these names or extensions are desktop / viewer litter, skipped with a note.
 #: Any other zero-byte file (``IM0004``, ``slice.dcm``) is an interrupted copy and refused.
 _LITTER_SUFFIXES = (".db", ".ini", ".txt", ".xml", ".htm", ".html", ".jpg", ".jpeg", ".png", ".pdf", ".log", ".json")
@@ -423,12 +435,14 @@ def iter_candidate_files(source: str | Path | Sequence[str | Path], notes: list[
         out: list[Path] = []
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            base = Path(dirpath)
+            links = _symlink_names(dirpath) if filenames else frozenset()
             for name in sorted(filenames):
-                p = Path(dirpath) / name
+                p = base / name
                 if name.startswith("."):
                     logger.info("skipping hidden file %s", p)
                     continue
-                broken = _broken_link(p)
+                broken = _broken_link(p) if links is None or name in links else None
                 if broken:
                     _note(notes, f"{p.relative_to(root)}: {broken}; skipped")
                     continue
@@ -715,11 +729,23 @@ def _fast_elements(fh: Any, tags: dict[int, bytes] | None = None) -> tuple[str, 
         raise _NotFast
     pos = 132
     syntax = ""
+    data = head.data
     while True:  # file meta: explicit VR little endian, group 0002
-        head.need(pos + 2)
-        if _U16.unpack_from(head.data, pos)[0] != 0x0002:
-            break
-        tag, _, length, vpos = _element(head, pos, True)
+        if pos + 12 <= len(data):  # _element(head, pos, True), inlined
+            group, number, vr, length = _EXPLICIT_ELEMENT.unpack_from(data, pos)
+            if group != 0x0002:
+                break
+            tag, vpos = (group << 16) | number, pos + 8
+            if vr in _LONG_VRS:
+                length, vpos = _U32.unpack_from(data, pos + 8)[0], pos + 12
+            elif vr not in _SHORT_VRS:
+                raise _NotFast
+        else:
+            head.need(pos + 2)
+            if _U16.unpack_from(head.data, pos)[0] != 0x0002:
+                break
+            tag, _, length, vpos = _element(head, pos, True)
+            data = head.data
         if length == _UNDEFINED_LENGTH:
             raise _NotFast
         if tag == _TRANSFER_SYNTAX:
