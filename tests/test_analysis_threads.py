@@ -165,18 +165,18 @@ def test_pool_workers_cap_the_analysis_threads_at_their_share(monkeypatch) -> No
     """``netlm batch -j k`` workers: cores // k threads each (one per worker on 2 cores with -j 2)."""
     from threadpoolctl import threadpool_limits
 
-    from netlm_imaging.batch import runner
+    from netlm_imaging.batch import pool
     from netlm_imaging.io import _gzip
 
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     monkeypatch.setattr(burden, "_LESION_THREADS", None)
-    monkeypatch.setattr(runner, "_STARTED", None)
+    monkeypatch.setattr(pool, "_STARTED", None)
     monkeypatch.setattr(_gzip, "_KEPT", None)
     assert threads.analysis_threads() == 2
     with threadpool_limits(None):
-        runner._pool_init(None, 2)
+        pool.init_worker(None, 2)
     assert threads.analysis_threads() == 1
     threads.set_analysis_threads(None)
     with threadpool_limits(None):
-        runner._pool_init(None, 1)
+        pool.init_worker(None, 1)
     assert threads.analysis_threads() == 2

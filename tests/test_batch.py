@@ -338,7 +338,7 @@ def test_pool_workers_share_the_cores_instead_of_starting_lesion_threads(monkeyp
     from threadpoolctl import threadpool_limits
 
     from netlm_imaging import threads as netlm_threads
-    from netlm_imaging.batch import runner
+    from netlm_imaging.batch import pool
     from netlm_imaging.io import _gzip
     from netlm_imaging.measure import burden
     from netlm_imaging.segmentation import MaskLayer
@@ -346,13 +346,13 @@ def test_pool_workers_share_the_cores_instead_of_starting_lesion_threads(monkeyp
 
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     monkeypatch.setattr(burden, "_LESION_THREADS", None)
-    monkeypatch.setattr(netlm_threads, "_THREADS", None)  # _pool_init caps the analysis threads too
-    monkeypatch.setattr(runner, "_STARTED", None)
-    monkeypatch.setattr(_gzip, "_KEPT", None)  # _pool_init keeps inflate buffers: not in this process after the test
+    monkeypatch.setattr(netlm_threads, "_THREADS", None)  # init_worker caps the analysis threads too
+    monkeypatch.setattr(pool, "_STARTED", None)
+    monkeypatch.setattr(_gzip, "_KEPT", None)  # init_worker keeps inflate buffers: not in this process after the test
     assert burden.lesion_threads() == burden.DEFAULT_LESION_THREADS == 1
     burden.set_lesion_threads(2)  # a process told to spread many lesions over both cores
-    with threadpool_limits(None):  # restores this process's BLAS threads, which _pool_init caps
-        runner._pool_init(None, 2)
+    with threadpool_limits(None):  # restores this process's BLAS threads, which init_worker caps
+        pool.init_worker(None, 2)
     assert burden.lesion_threads() == 1
 
     def no_pool(*args, **kwargs):
@@ -373,7 +373,7 @@ def test_pool_workers_share_the_cores_instead_of_starting_lesion_threads(monkeyp
     res = burden.measure_burden(img, [layer])
     assert sorted(les.voxel_count for les in res.ctx.lesions) == sorted(sizes)
     burden.set_lesion_threads(2)  # the parent's setting, which a fresh worker inherits
-    runner._pool_init(None, 1)  # a retry running alone keeps the cores
+    pool.init_worker(None, 1)  # a retry running alone keeps the cores
     assert burden.lesion_threads() == 2
 
 
@@ -394,15 +394,15 @@ def test_pool_workers_cap_their_blas_threads_at_their_share_of_the_cores() -> No
 
     from threadpoolctl import threadpool_info
 
-    from netlm_imaging.batch import runner
+    from netlm_imaging.batch import pool
 
     cores = os.cpu_count() or 1
     own = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
     assert own, "numpy's BLAS library is not visible to threadpoolctl"
-    ctx = multiprocessing.get_context(runner._START_METHOD)
+    ctx = multiprocessing.get_context(pool.START_METHOD)
     for jobs in (2, 1):
-        with ProcessPoolExecutor(2, mp_context=ctx, initializer=runner._pool_init, initargs=(None, jobs)) as pool:
-            seen = list(pool.map(_worker_blas_threads, range(4)))
+        with ProcessPoolExecutor(2, mp_context=ctx, initializer=pool.init_worker, initargs=(None, jobs)) as executor:
+            seen = list(executor.map(_worker_blas_threads, range(4)))
         assert all(t == [max(1, cores // jobs)] * len(own) for t in seen), (jobs, seen)
 
 
@@ -423,9 +423,9 @@ def test_pool_preload_covers_what_an_analysis_imports(tmp_path: Path) -> None:
     code = f"""
 import sys
 from pathlib import Path
-from netlm_imaging.batch import runner
+from netlm_imaging.batch import pool, runner
 from netlm_imaging.batch.cohort import Study
-runner._preload()
+pool.preload()
 before = set(sys.modules)
 out = Path({str(tmp_path / "out")!r})
 for sid, path in (("nifti", {str(tmp_path / "nifti")!r}), ("dicom", {str(ROOT / "sample_data" / "netlm_demo")!r})):
@@ -443,7 +443,7 @@ def test_pool_starts_the_largest_studies_first(tmp_path: Path) -> None:
     """The pool's queue runs the studies by the bytes of their files, largest first (ties: cohort order);
     hidden files do not count, and a missing study sorts last (it fails in its worker)."""
     from netlm_imaging.batch.cohort import Study
-    from netlm_imaging.batch.runner import _largest_first
+    from netlm_imaging.batch.pool import largest_first
 
     sizes = {"a": 300, "b": 5000, "c": 300, "d": 12000, "e": 0}
     studies = []
@@ -458,7 +458,7 @@ def test_pool_starts_the_largest_studies_first(tmp_path: Path) -> None:
     single = tmp_path / "single.nii.gz"
     single.write_bytes(bytes(7000))
     studies.append(Study("single", single))
-    assert [s.study_id for s in _largest_first(studies)] == ["d", "single", "b", "a", "c", "e", "gone"]
+    assert [s.study_id for s in largest_first(studies)] == ["d", "single", "b", "a", "c", "e", "gone"]
 
 
 def test_in_process_cohort_keeps_inflate_buffers_only_while_it_runs(tmp_path: Path) -> None:

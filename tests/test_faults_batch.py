@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from netlm_imaging.atomic import output_error
-from netlm_imaging.batch import discover_cohort, run_cohort, runner
+from netlm_imaging.batch import discover_cohort, pool, run_cohort, runner
 from netlm_imaging.cli import main
 from netlm_imaging.errors import OutputError
 from netlm_imaging.report import outputs
@@ -81,7 +81,7 @@ def test_pool_survives_worker_death_and_records_a_study_that_kills_twice(small_c
     assert rows["s05"]["status"] == "failed"
     assert rows["s05"]["error"].startswith("worker died: out of memory?")
     assert "killed 2 times" in rows["s05"]["error"]
-    assert _deaths(marks, "s05") == runner.MAX_WORKER_DEATHS  # tried exactly twice, then recorded
+    assert _deaths(marks, "s05") == pool.MAX_WORKER_DEATHS  # tried exactly twice, then recorded
     assert _deaths(marks, "s02") == 2  # killed once, re-queued, then finished
     record = json.loads((out / "reports" / "s05.failed.json").read_text())
     assert record["retry"] is True  # --resume tries it again

@@ -180,13 +180,13 @@ def test_batch_workers_cap_their_read_threads_at_their_share_of_the_cores():
     import os
     from concurrent.futures import ProcessPoolExecutor
 
-    from netlm_imaging.batch import runner
+    from netlm_imaging.batch import pool
 
     cores = os.cpu_count() or 1
-    ctx = multiprocessing.get_context(runner._START_METHOD)
+    ctx = multiprocessing.get_context(pool.START_METHOD)
     for jobs in (2, 1):
-        with ProcessPoolExecutor(2, mp_context=ctx, initializer=runner._pool_init, initargs=(None, jobs)) as pool:
-            seen = set(pool.map(_worker_read_threads, range(4)))
+        with ProcessPoolExecutor(2, mp_context=ctx, initializer=pool.init_worker, initargs=(None, jobs)) as executor:
+            seen = set(executor.map(_worker_read_threads, range(4)))
         assert seen == {max(1, min(threads.MAX_ANALYSIS_THREADS, cores // jobs))}, (jobs, seen)
 
 

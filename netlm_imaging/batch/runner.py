@@ -1,8 +1,8 @@
 """Run the analysis over a cohort: resumable, local processes or a Dask cluster.
 
-Why one module (~770 lines): the three execution modes (in process, process pool, Dask) share
-the per-study task, resume by fingerprint and the crash-safe cohort tables; splitting the
-modes apart is the next step if it grows.
+The process pool (:mod:`netlm_imaging.batch.pool`) and the Dask cluster
+(:mod:`netlm_imaging.batch.dask_mode`) run the same per-study task; this module holds that task,
+resume by fingerprint, the crash-safe cohort tables and the run itself.
 
 One function, :func:`analyze_one`, analyses one study and returns its
 ``cohort.csv`` row. :func:`run_cohort` calls it in this process (``jobs=1``),
@@ -51,11 +51,11 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_write_text, remove_stale_temp_files
+from ..atomic import atomic_write_text
 from ..errors import InputError, NetlmError, OutputError, only_accepted_flags
 from ..outdir import OutputLock, prepare_output_dir
 from ..report.tables import (
@@ -71,6 +71,8 @@ from ..report.tables import (
 )
 from .cohort import Study
 from .fingerprint import study_fingerprint
+from .options import BatchOptions
+from .pool import WorkerDied, executor_results
 
 __all__ = [
     "CSV_COLUMNS",
@@ -88,65 +90,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _PENDING = "pending"
-#: A study whose worker process dies this many times is recorded as failed (the others go on).
-MAX_WORKER_DEATHS = 2
-#: The failure recorded for it (retried by ``--resume``).
-WORKER_DIED = (
-    "worker died: out of memory? (the process analysing this study was killed {n} times, "
-    "as the out-of-memory killer does; lower -j or --max-voxels, then rerun with --resume)"
-)
-#: multiprocessing start method of the local pool (NETLM_START_METHOD overrides: fork, forkserver, spawn).
-_START_METHOD = os.environ.get("NETLM_START_METHOD", "fork")
-
-
-@dataclass(frozen=True)
-class BatchOptions:
-    """What every study of a cohort is analysed with (picklable, sent to workers).
-
-    Attributes
-    ----------
-    labels : str, optional
-        ``--labels`` mapping (e.g. ``"liver=1,lesion=2"``).
-    rules : str, optional
-        ``--rules`` file (absolute path).
-    sr : bool
-        Also write ``reports/<id>.sr.dcm`` (DICOM studies only).
-    html : bool
-        Also write ``reports/<id>.html`` (QA page), when the HTML writer is available.
-    html_budget_mb : float
-        Size budget of the image data embedded in each QA page.
-    include_identifiers : bool
-        Copy patient identifiers into the SR (off by default).
-    analyze_options : dict
-        Keyword arguments of ``netlm_imaging.api.AnalyzeOptions``.
-    resume : bool
-        Skip studies with an unchanged fingerprint (not part of the fingerprint).
-    accepted_flags : tuple of str
-        Options of the running command: error messages naming other options
-        are rewritten to name ``netlm analyze`` (not part of the fingerprint).
-    """
-
-    labels: str | None = None
-    rules: str | None = None
-    sr: bool = False
-    html: bool = False
-    html_budget_mb: float = 25.0
-    include_identifiers: bool = False
-    analyze_options: dict[str, Any] = field(default_factory=dict)
-    resume: bool = False
-    accepted_flags: tuple[str, ...] = ()
-
-    def fingerprint_options(self) -> dict[str, Any]:
-        """The options that change a study's outputs (hashed into its fingerprint)."""
-        from ..api import AnalyzeOptions
-
-        d = asdict(self)
-        d.pop("resume")
-        d.pop("accepted_flags")
-        d.pop("rules")  # the rules file is hashed by content instead
-        # defaults filled in, so the API's BatchOptions() and the CLI's explicit defaults hash alike
-        d["analyze_options"] = asdict(AnalyzeOptions(**self.analyze_options))
-        return d
 
 
 @dataclass
@@ -431,208 +374,6 @@ class _Progress:
 # ----------------------------------------------------------------------------- cohort
 
 
-_STARTED: Any = None
-
-
-#: Modules every analysis imports: loaded by the parent before a fork pool starts, so that the k
-#: workers inherit them instead of each importing them again (``test_pool_preload_covers_...``
-#: checks that a NIfTI and a DICOM analysis import nothing more of the package or its libraries).
-_PRELOAD = (
-    "numpy",
-    "pydicom",
-    "nibabel",
-    "cc3d",
-    "isal.isal_zlib",
-    "netlm_imaging.api",
-    "netlm_imaging.creator",
-    "netlm_imaging.stages.load",
-    "netlm_imaging.stages.measure",
-    "netlm_imaging.stages.classify",
-    "netlm_imaging.stages.report",
-    "netlm_imaging.stages.report_mr",
-    "netlm_imaging.io.loader",
-    "netlm_imaging.io.study",
-    "netlm_imaging.io.discover",
-    "netlm_imaging.io.nnunet",
-    "netlm_imaging.io.nifti",
-    "netlm_imaging.io._gzip",
-    "netlm_imaging.io.dicom_series",
-    "netlm_imaging.io.dicom_seg",
-    "netlm_imaging.io.pet",
-    "netlm_imaging.measure.burden",
-    "netlm_imaging.measure.grid",
-    "netlm_imaging.measure.pet",
-    "netlm_imaging.measure.remnant",
-    "netlm_imaging.measure.summary",
-    "netlm_imaging.classify.surgical",
-    "netlm_imaging.report.outputs",
-    "netlm_imaging.report.console",
-    "netlm_imaging.report.dicom_outputs",
-    "netlm_imaging.report.paths",
-)
-
-
-def _preload() -> None:
-    """Import :data:`_PRELOAD` and freeze what is loaded, before the fork pool starts.
-
-    ``gc.freeze`` moves every object the parent holds into the collector's
-    permanent generation, so a worker's garbage collections never walk (and
-    so never copy, page by page) the objects it inherited.
-    """
-    import gc
-    import importlib
-
-    for name in _PRELOAD:
-        with contextlib.suppress(ImportError):
-            importlib.import_module(name)
-    gc.freeze()
-
-
-def _input_bytes(path: Path) -> int:
-    """Bytes of the files of a study folder (recursively; hidden entries skipped), or of a study file."""
-    try:
-        if not path.is_dir():
-            return path.stat().st_size
-        total, folders = 0, [str(path)]
-        while folders:
-            with os.scandir(folders.pop()) as entries:
-                for e in entries:
-                    if e.name.startswith("."):
-                        continue
-                    if e.is_dir(follow_symlinks=True):
-                        folders.append(e.path)
-                    elif e.is_file(follow_symlinks=True):
-                        total += e.stat(follow_symlinks=True).st_size
-        return total
-    except OSError:  # a missing study fails in its worker, with its own message
-        return 0
-
-
-def _largest_first(studies: Sequence[Study]) -> list[Study]:
-    """The studies by the bytes of their input files, largest first (the given order among equals).
-
-    A pool that starts the longest studies first ends on the shortest ones, so
-    its workers finish close together instead of one running a long study
-    while the others idle (longest-processing-time-first scheduling; the bytes
-    stand in for the time). The rows do not depend on the order.
-    """
-    size = {s.study_id: _input_bytes(Path(s.path)) for s in studies}
-    return sorted(studies, key=lambda s: -size[s.study_id])
-
-
-def _pool_init(started: Any, jobs: int = 1) -> None:
-    """Worker initializer: keep the queue on which each task announces (study id, pid); share the cores.
-
-    The ``jobs`` processes already use the cores, so each measures its lesions
-    with at most ``cores // jobs`` threads (one on a 2-core machine with ``-j 2``), as
-    many for the memory passes and the DICOM pixel read of one analysis (:mod:`netlm_imaging.threads`),
-    and its BLAS library (numpy's OpenBLAS) gets as many threads: OpenBLAS
-    starts one thread per core, and after each threaded call they spin for a
-    while waiting for more work, on the cores the other workers are using
-    (about 8 % of a worker's CPU time on the benchmark cohort).
-    """
-    global _STARTED
-    _STARTED = started
-    from ..io._gzip import keep_buffers
-
-    _share_cores(jobs)
-    keep_buffers()  # a worker reads study after study: the next .nii.gz inflates into the last one's memory
-
-
-def _share_cores(parallel: int) -> int:
-    """Cap one analysis's threads at its share of the cores when ``parallel`` analyses run at once.
-
-    The lesion threads, the reads and memory passes (:mod:`netlm_imaging.threads`) and BLAS each
-    get at most ``cores // parallel`` (at least 1). Returns the share.
-    """
-    from threadpoolctl import threadpool_limits
-
-    from ..measure.burden import lesion_threads, set_lesion_threads
-    from ..measure.threads import analysis_threads, set_analysis_threads
-
-    share = max(1, (os.cpu_count() or 1) // max(1, parallel))
-    set_lesion_threads(max(1, min(lesion_threads(), share)))
-    set_analysis_threads(max(1, min(analysis_threads(), share)))  # its reads and memory passes (threads.py)
-    threadpool_limits(limits=share, user_api="blas")
-    return share
-
-
-def _dask_task(study: Study, out_dir: str, options: BatchOptions, threads_by_host: dict[str, int]) -> dict[str, Any]:
-    """:func:`analyze_one` on a Dask worker, its threads capped at the worker's share of its host's cores.
-
-    ``threads_by_host`` is the scheduler's count of worker threads per host (every worker process
-    on a host runs that many analyses at once); a worker that joined later counts its own threads.
-    """
-    from distributed import get_worker
-
-    worker = get_worker()
-    host = str(worker.address).rsplit(":", 1)[0]
-    own = int(getattr(getattr(worker, "state", None), "nthreads", 0) or getattr(worker, "nthreads", 1) or 1)
-    _share_cores(max(own, threads_by_host.get(host, own)))
-    return analyze_one(study, out_dir, options)
-
-
-def _threads_by_host(client: Any) -> dict[str, int]:
-    """Worker threads per host address (``tcp://10.0.0.5``) as the scheduler knows them now."""
-    out: dict[str, int] = {}
-    with contextlib.suppress(Exception):  # an older scheduler without this info: each worker counts itself
-        for address, info in client.scheduler_info().get("workers", {}).items():
-            host = str(address).rsplit(":", 1)[0]
-            out[host] = out.get(host, 0) + int(info.get("nthreads", 1) or 1)
-    return out
-
-
-def _pool_task(study: Study, out_dir: str, options: BatchOptions) -> dict[str, Any]:
-    """:func:`analyze_one` in a pool worker, announcing first which process runs which study."""
-    if _STARTED is not None:
-        _STARTED.put((study.study_id, os.getpid()))
-    return analyze_one(study, out_dir, options)
-
-
-def _drain(queue: Any) -> dict[str, int]:
-    started: dict[str, int] = {}
-    with contextlib.suppress(OSError, EOFError):
-        while not queue.empty():
-            sid, pid = queue.get()
-            started[sid] = pid
-    return started
-
-
-def _pool_round(
-    todo: Sequence[Study], out_dir: Path, options: BatchOptions, jobs: int, ctx: Any
-) -> Iterable[tuple[Study, dict[str, Any] | BaseException | None, int | None]]:
-    """One process pool over ``todo``: (study, outcome, None) per finished study, then, if the pool
-    broke, (study, None, exit code of its worker or None if it was not running) per unfinished one."""
-    from concurrent.futures import as_completed
-    from concurrent.futures.process import BrokenProcessPool, ProcessPoolExecutor
-
-    started_q = ctx.SimpleQueue()
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_pool_init, initargs=(started_q, jobs))
-    unfinished: list[Study] = []
-    try:
-        futures = {pool.submit(_pool_task, s, str(out_dir), options): s for s in todo}
-        procs = dict(getattr(pool, "_processes", None) or {})  # pid -> Process, to tell which one died
-        for fut in as_completed(futures):
-            try:
-                yield futures[fut], fut.result(), None
-            except BrokenProcessPool:
-                unfinished.append(futures[fut])
-            except Exception as exc:  # e.g. an OutputError raised in the worker
-                yield futures[fut], exc, None
-    except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
-    if not unfinished:
-        return
-    started = _drain(started_q)
-    procs.update(getattr(pool, "_processes", None) or {})
-    for s in unfinished:
-        pid = started.get(s.study_id)
-        proc = procs.get(pid) if pid is not None else None
-        yield s, None, (proc.exitcode if proc is not None else (0 if pid is not None else None))
-
-
 def _in_process_results(
     studies: Sequence[Study], out_dir: Path, options: BatchOptions
 ) -> Iterable[tuple[Study, dict[str, Any] | BaseException]]:
@@ -642,135 +383,6 @@ def _in_process_results(
     with buffers_kept():
         for s in studies:
             yield s, analyze_one(s, out_dir, options)
-
-
-def _executor_results(
-    studies: Sequence[Study], out_dir: Path, options: BatchOptions, jobs: int
-) -> Iterable[tuple[Study, dict[str, Any] | BaseException]]:
-    """(study, row or exception) in completion order, from a process pool that survives dying workers.
-
-    When a worker dies (SIGKILL from the out-of-memory killer, a crash in a C
-    library), :class:`~concurrent.futures.ProcessPoolExecutor` fails every
-    pending study. Here the pool is rebuilt and the unfinished studies are
-    queued again. The study the dead process was running (the one whose
-    worker ended by a signal other than the pool's own SIGTERM, or the only
-    one running) earns a strike; when that cannot be told, the studies that
-    were running are re-run one at a time, where it can. A study with
-    :data:`MAX_WORKER_DEATHS` strikes is recorded as failed with
-    :data:`WORKER_DIED`; every other study completes.
-    """
-    import collections
-    import multiprocessing
-    import signal
-
-    ctx = multiprocessing.get_context(_START_METHOD)
-    if _START_METHOD == "forkserver":
-        ctx.set_forkserver_preload(["netlm_imaging.batch.runner", *_PRELOAD])
-    elif _START_METHOD == "fork":
-        _preload()
-    queue: collections.deque[Study] = collections.deque(_largest_first(studies))
-    solo: collections.deque[Study] = collections.deque()
-    deaths: collections.Counter[str] = collections.Counter()
-    rounds = 0
-    while queue or solo:
-        rounds += 1
-        if rounds > 4 * len(studies) + 8:  # workers die for reasons no study explains: stop retrying
-            for s in [*queue, *solo]:
-                yield s, RuntimeError("worker processes keep dying; check the machine (memory, ulimits)")
-            return
-        if solo:
-            todo, n = [solo.popleft()], 1
-        else:
-            todo, n = list(queue), min(jobs, len(queue))
-            queue.clear()
-        lost: list[tuple[Study, int | None]] = []
-        for study, outcome, exitcode in _pool_round(todo, out_dir, options, n, ctx):
-            if outcome is None:
-                lost.append((study, exitcode))
-            else:
-                yield study, outcome
-        if not lost:
-            continue
-        # every worker of the broken pool is gone: the temp files the pool's SIGTERM cut short are stale
-        remove_stale_temp_files(out_dir)
-        running = [(s, code) for s, code in lost if code is not None]
-        culprits = [s for s, code in running if code not in (0, -signal.SIGTERM)]
-        if not culprits and len(running) == 1:
-            culprits = [running[0][0]]
-        logger.warning(
-            "a worker process died (%s); rebuilding the pool and re-queuing %d unfinished studies",
-            ", ".join(f"study {s.study_id}" for s in culprits) or "no study identified",
-            len(lost),
-        )
-        for s, code in lost:
-            if s in culprits:
-                deaths[s.study_id] += 1
-                if deaths[s.study_id] >= MAX_WORKER_DEATHS:
-                    yield s, _WorkerDied(deaths[s.study_id])
-                else:
-                    solo.append(s)  # its second try runs alone, so a second death is surely its own
-            elif code is not None and not culprits:
-                solo.append(s)  # was running when an unidentified worker died: retry alone
-            else:
-                queue.append(s)
-
-
-class _WorkerDied(Exception):
-    """The worker analysing a study died :data:`MAX_WORKER_DEATHS` times."""
-
-    def __init__(self, n: int) -> None:
-        super().__init__(WORKER_DIED.format(n=n))
-
-
-def _dask_results(
-    studies: Sequence[Study], out_dir: Path, options: BatchOptions, scheduler: Any, connect_timeout_s: float
-) -> Iterable[tuple[Study, dict[str, Any] | BaseException]]:
-    """(study, row or exception) in completion order, from a Dask distributed cluster."""
-    import uuid
-
-    from distributed import Client, as_completed
-
-    own = not isinstance(scheduler, Client)
-    try:
-        client = Client(scheduler, set_as_default=False, timeout=connect_timeout_s) if own else scheduler
-    except OSError as exc:
-        raise InputError(
-            f"cannot reach the Dask scheduler at {scheduler} ({exc}); check --scheduler ADDRESS "
-            "(e.g. tcp://host:8786) and that the scheduler is running"
-        ) from None
-    try:
-        with client.as_current():
-            run_id = uuid.uuid4().hex[:8]
-            keys = [f"netlm-analyze-{s.study_id}-{run_id}" for s in studies]
-            hosts = _threads_by_host(client)
-            futures = client.map(
-                _dask_task, list(studies), out_dir=str(out_dir), options=options, threads_by_host=hosts, key=keys
-            )
-            by_key = {f.key: s for f, s in zip(futures, studies)}
-            try:
-                for fut in as_completed(futures):
-                    try:
-                        yield by_key[fut.key], fut.result()
-                    except Exception as exc:  # KilledWorker, lost connection: recorded, retried on resume
-                        if type(exc).__name__ == "KilledWorker":  # the scheduler's allowed-failures ran out
-                            exc = _WorkerDied(_allowed_failures(client) + 1)
-                        yield by_key[fut.key], exc
-            except BaseException:
-                client.cancel(futures)
-                raise
-    finally:
-        if own:
-            client.close()
-
-
-def _allowed_failures(client: Any) -> int:
-    """The scheduler's ``distributed.scheduler.allowed-failures`` (worker deaths a task survives)."""
-    try:
-        return int(client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.allowed_failures))
-    except Exception:
-        import dask
-
-        return int(dask.config.get("distributed.scheduler.allowed-failures", 3))
 
 
 def run_cohort(
@@ -875,9 +487,11 @@ def _run_locked(
 
     results: Iterable[tuple[Study, dict[str, Any] | BaseException]]
     if scheduler is not None:
-        results = _dask_results(studies, out, opts, scheduler, connect_timeout_s)
+        from .dask_mode import dask_results
+
+        results = dask_results(analyze_one, studies, out, opts, scheduler, connect_timeout_s)
     elif jobs > 1 and len(studies) > 1:
-        results = _executor_results(studies, out, opts, min(jobs, len(studies)))
+        results = executor_results(analyze_one, studies, out, opts, min(jobs, len(studies)))
     else:
         results = _in_process_results(studies, out, opts)
 
@@ -888,7 +502,7 @@ def _run_locked(
             if isinstance(outcome, BaseException):
                 if isinstance(outcome, KeyboardInterrupt):
                     raise outcome
-                if isinstance(outcome, _WorkerDied):
+                if isinstance(outcome, WorkerDied):
                     msg = str(outcome)
                 else:
                     why = f"{type(outcome).__name__}: {outcome}"

@@ -1,0 +1,306 @@
+"""The process-pool mode of ``netlm batch -j k``: workers that share the cores and survive dying.
+
+:func:`executor_results` runs a task (:func:`netlm_imaging.batch.runner.analyze_one`) over the
+studies in a :class:`concurrent.futures.ProcessPoolExecutor` of ``k`` forked workers, largest
+studies first, and rebuilds the pool when a worker dies (the out-of-memory killer), so every
+other study completes. Each worker caps its threads at its share of the cores
+(:func:`share_cores`); the parent imports what every analysis imports before it forks
+(:data:`PRELOAD`), so the workers inherit it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..atomic import remove_stale_temp_files
+from .cohort import Study
+from .options import BatchOptions
+
+__all__ = [
+    "MAX_WORKER_DEATHS",
+    "PRELOAD",
+    "START_METHOD",
+    "WORKER_DIED",
+    "WorkerDied",
+    "executor_results",
+    "init_worker",
+    "largest_first",
+    "preload",
+    "share_cores",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The per-study task a worker runs: (study, out_dir, options) -> cohort row.
+Task = Callable[[Study, str, BatchOptions], dict[str, Any]]
+
+#: A study whose worker process dies this many times is recorded as failed (the others go on).
+MAX_WORKER_DEATHS = 2
+#: The failure recorded for it (retried by ``--resume``).
+WORKER_DIED = (
+    "worker died: out of memory? (the process analysing this study was killed {n} times, "
+    "as the out-of-memory killer does; lower -j or --max-voxels, then rerun with --resume)"
+)
+#: multiprocessing start method of the local pool (NETLM_START_METHOD overrides: fork, forkserver, spawn).
+START_METHOD = os.environ.get("NETLM_START_METHOD", "fork")
+
+
+_STARTED: Any = None
+
+
+#: Modules every analysis imports: loaded by the parent before a fork pool starts, so that the k
+#: workers inherit them instead of each importing them again (``test_pool_preload_covers_...``
+#: checks that a NIfTI and a DICOM analysis import nothing more of the package or its libraries).
+PRELOAD = (
+    "numpy",
+    "pydicom",
+    "nibabel",
+    "cc3d",
+    "isal.isal_zlib",
+    "netlm_imaging.api",
+    "netlm_imaging.creator",
+    "netlm_imaging.stages.load",
+    "netlm_imaging.stages.measure",
+    "netlm_imaging.stages.classify",
+    "netlm_imaging.stages.report",
+    "netlm_imaging.stages.report_mr",
+    "netlm_imaging.io.loader",
+    "netlm_imaging.io.study",
+    "netlm_imaging.io.discover",
+    "netlm_imaging.io.nnunet",
+    "netlm_imaging.io.nifti",
+    "netlm_imaging.io._gzip",
+    "netlm_imaging.io.dicom_series",
+    "netlm_imaging.io.dicom_seg",
+    "netlm_imaging.io.pet",
+    "netlm_imaging.measure.burden",
+    "netlm_imaging.measure.grid",
+    "netlm_imaging.measure.pet",
+    "netlm_imaging.measure.remnant",
+    "netlm_imaging.measure.summary",
+    "netlm_imaging.classify.surgical",
+    "netlm_imaging.report.outputs",
+    "netlm_imaging.report.console",
+    "netlm_imaging.report.dicom_outputs",
+    "netlm_imaging.report.paths",
+)
+
+
+def preload() -> None:
+    """Import :data:`PRELOAD` and freeze what is loaded, before the fork pool starts.
+
+    ``gc.freeze`` moves every object the parent holds into the collector's
+    permanent generation, so a worker's garbage collections never walk (and
+    so never copy, page by page) the objects it inherited.
+    """
+    import gc
+    import importlib
+
+    for name in PRELOAD:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+    gc.freeze()
+
+
+def input_bytes(path: Path) -> int:
+    """Bytes of the files of a study folder (recursively; hidden entries skipped), or of a study file."""
+    try:
+        if not path.is_dir():
+            return path.stat().st_size
+        total, folders = 0, [str(path)]
+        while folders:
+            with os.scandir(folders.pop()) as entries:
+                for e in entries:
+                    if e.name.startswith("."):
+                        continue
+                    if e.is_dir(follow_symlinks=True):
+                        folders.append(e.path)
+                    elif e.is_file(follow_symlinks=True):
+                        total += e.stat(follow_symlinks=True).st_size
+        return total
+    except OSError:  # a missing study fails in its worker, with its own message
+        return 0
+
+
+def largest_first(studies: Sequence[Study]) -> list[Study]:
+    """The studies by the bytes of their input files, largest first (the given order among equals).
+
+    A pool that starts the longest studies first ends on the shortest ones, so
+    its workers finish close together instead of one running a long study
+    while the others idle (longest-processing-time-first scheduling; the bytes
+    stand in for the time). The rows do not depend on the order.
+    """
+    size = {s.study_id: input_bytes(Path(s.path)) for s in studies}
+    return sorted(studies, key=lambda s: -size[s.study_id])
+
+
+def init_worker(started: Any, jobs: int = 1) -> None:
+    """Worker initializer: keep the queue on which each task announces (study id, pid); share the cores.
+
+    The ``jobs`` processes already use the cores, so each measures its lesions
+    with at most ``cores // jobs`` threads (one on a 2-core machine with ``-j 2``), as
+    many for the memory passes and the DICOM pixel read of one analysis (:mod:`netlm_imaging.threads`),
+    and its BLAS library (numpy's OpenBLAS) gets as many threads: OpenBLAS
+    starts one thread per core, and after each threaded call they spin for a
+    while waiting for more work, on the cores the other workers are using
+    (about 8 % of a worker's CPU time on the benchmark cohort).
+    """
+    global _STARTED
+    _STARTED = started
+    from ..io._gzip import keep_buffers
+
+    share_cores(jobs)
+    keep_buffers()  # a worker reads study after study: the next .nii.gz inflates into the last one's memory
+
+
+def share_cores(parallel: int) -> int:
+    """Cap one analysis's threads at its share of the cores when ``parallel`` analyses run at once.
+
+    The lesion threads, the reads and memory passes (:mod:`netlm_imaging.threads`) and BLAS each
+    get at most ``cores // parallel`` (at least 1). Returns the share.
+    """
+    from threadpoolctl import threadpool_limits
+
+    from ..measure.burden import lesion_threads, set_lesion_threads
+    from ..measure.threads import analysis_threads, set_analysis_threads
+
+    share = max(1, (os.cpu_count() or 1) // max(1, parallel))
+    set_lesion_threads(max(1, min(lesion_threads(), share)))
+    set_analysis_threads(max(1, min(analysis_threads(), share)))  # its reads and memory passes (threads.py)
+    threadpool_limits(limits=share, user_api="blas")
+    return share
+
+
+def _pool_task(task: Task, study: Study, out_dir: str, options: BatchOptions) -> dict[str, Any]:
+    """``task`` (:func:`~netlm_imaging.batch.runner.analyze_one`) in a pool worker, announcing first
+    which process runs which study."""
+    if _STARTED is not None:
+        _STARTED.put((study.study_id, os.getpid()))
+    return task(study, out_dir, options)
+
+
+def _drain(queue: Any) -> dict[str, int]:
+    started: dict[str, int] = {}
+    with contextlib.suppress(OSError, EOFError):
+        while not queue.empty():
+            sid, pid = queue.get()
+            started[sid] = pid
+    return started
+
+
+def _pool_round(
+    task: Task, todo: Sequence[Study], out_dir: Path, options: BatchOptions, jobs: int, ctx: Any
+) -> Iterable[tuple[Study, dict[str, Any] | BaseException | None, int | None]]:
+    """One process pool over ``todo``: (study, outcome, None) per finished study, then, if the pool
+    broke, (study, None, exit code of its worker or None if it was not running) per unfinished one."""
+    from concurrent.futures import as_completed
+    from concurrent.futures.process import BrokenProcessPool, ProcessPoolExecutor
+
+    started_q = ctx.SimpleQueue()
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=init_worker, initargs=(started_q, jobs))
+    unfinished: list[Study] = []
+    try:
+        futures = {pool.submit(_pool_task, task, s, str(out_dir), options): s for s in todo}
+        procs = dict(getattr(pool, "_processes", None) or {})  # pid -> Process, to tell which one died
+        for fut in as_completed(futures):
+            try:
+                yield futures[fut], fut.result(), None
+            except BrokenProcessPool:
+                unfinished.append(futures[fut])
+            except Exception as exc:  # e.g. an OutputError raised in the worker
+                yield futures[fut], exc, None
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    if not unfinished:
+        return
+    started = _drain(started_q)
+    procs.update(getattr(pool, "_processes", None) or {})
+    for s in unfinished:
+        pid = started.get(s.study_id)
+        proc = procs.get(pid) if pid is not None else None
+        yield s, None, (proc.exitcode if proc is not None else (0 if pid is not None else None))
+
+
+def executor_results(
+    task: Task, studies: Sequence[Study], out_dir: Path, options: BatchOptions, jobs: int
+) -> Iterable[tuple[Study, dict[str, Any] | BaseException]]:
+    """(study, row or exception) in completion order, from a process pool that survives dying workers.
+
+    When a worker dies (SIGKILL from the out-of-memory killer, a crash in a C
+    library), :class:`~concurrent.futures.ProcessPoolExecutor` fails every
+    pending study. Here the pool is rebuilt and the unfinished studies are
+    queued again. The study the dead process was running (the one whose
+    worker ended by a signal other than the pool's own SIGTERM, or the only
+    one running) earns a strike; when that cannot be told, the studies that
+    were running are re-run one at a time, where it can. A study with
+    :data:`MAX_WORKER_DEATHS` strikes is recorded as failed with
+    :data:`WORKER_DIED`; every other study completes.
+    """
+    import collections
+    import multiprocessing
+    import signal
+
+    ctx = multiprocessing.get_context(START_METHOD)
+    if START_METHOD == "forkserver":
+        ctx.set_forkserver_preload(["netlm_imaging.batch.runner", *PRELOAD])
+    elif START_METHOD == "fork":
+        preload()
+    queue: collections.deque[Study] = collections.deque(largest_first(studies))
+    solo: collections.deque[Study] = collections.deque()
+    deaths: collections.Counter[str] = collections.Counter()
+    rounds = 0
+    while queue or solo:
+        rounds += 1
+        if rounds > 4 * len(studies) + 8:  # workers die for reasons no study explains: stop retrying
+            for s in [*queue, *solo]:
+                yield s, RuntimeError("worker processes keep dying; check the machine (memory, ulimits)")
+            return
+        if solo:
+            todo, n = [solo.popleft()], 1
+        else:
+            todo, n = list(queue), min(jobs, len(queue))
+            queue.clear()
+        lost: list[tuple[Study, int | None]] = []
+        for study, outcome, exitcode in _pool_round(task, todo, out_dir, options, n, ctx):
+            if outcome is None:
+                lost.append((study, exitcode))
+            else:
+                yield study, outcome
+        if not lost:
+            continue
+        # every worker of the broken pool is gone: the temp files the pool's SIGTERM cut short are stale
+        remove_stale_temp_files(out_dir)
+        running = [(s, code) for s, code in lost if code is not None]
+        culprits = [s for s, code in running if code not in (0, -signal.SIGTERM)]
+        if not culprits and len(running) == 1:
+            culprits = [running[0][0]]
+        logger.warning(
+            "a worker process died (%s); rebuilding the pool and re-queuing %d unfinished studies",
+            ", ".join(f"study {s.study_id}" for s in culprits) or "no study identified",
+            len(lost),
+        )
+        for s, code in lost:
+            if s in culprits:
+                deaths[s.study_id] += 1
+                if deaths[s.study_id] >= MAX_WORKER_DEATHS:
+                    yield s, WorkerDied(deaths[s.study_id])
+                else:
+                    solo.append(s)  # its second try runs alone, so a second death is surely its own
+            elif code is not None and not culprits:
+                solo.append(s)  # was running when an unidentified worker died: retry alone
+            else:
+                queue.append(s)
+
+
+class WorkerDied(Exception):
+    """The worker analysing a study died :data:`MAX_WORKER_DEATHS` times."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__(WORKER_DIED.format(n=n))
