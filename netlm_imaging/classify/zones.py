@@ -226,7 +226,7 @@ def _dilate_box(mask: np.ndarray, tight: tuple[slice, slice, slice], passes: _Pa
     axis (two sweeps); for each voxel, ``A`` = the largest ``|a|`` that some middle offset ``b`` with
     the flat distance found there allows (a windowed maximum over the middle axis through a small
     table); then the cone: the voxel is in when some ``A`` at cone offset ``a`` has
-    ``A >= |a|`` (two sweeps carrying ``A - distance``). Every step is exact integer work on the rule
+    ``A >= |a|`` (two running maxima along the cone axis, :func:`_cone`). Every step is exact integer work on the rule
     of :func:`_ball_offsets`, so the result is the set of the offsets, voxel for voxel.
     """
     perm = passes.perm
@@ -251,6 +251,7 @@ def _middle(t_flat: np.ndarray, best: np.ndarray, tm: slice, passes: _Passes) ->
     A + 1 of each voxel (0 = none), a windowed maximum over the middle offsets through the table."""
     n_mid = best.shape[1]
     vals = np.empty(t_flat.shape, dtype=best.dtype)
+    t_flat = t_flat.astype(np.intp)
     for b in range(passes.reach.shape[0]):
         # every t_flat indexes the table (<= its flat_cap): "wrap" only skips numpy's bounds check (4x faster)
         np.take(passes.reach[b], t_flat, out=vals, mode="wrap")
@@ -269,8 +270,8 @@ def _middle_and_cone_many(
 
     The boxes of a group lie side by side in one array ``(cone, box, middle, flat)`` (each at
     index 0 of every axis, the rest padded); ``A`` is -1 (none) outside each box's mask rows and in
-    the padding, so the carries ``max(A - distance)`` of a box's own cells are the ones of its own sweep
-    (a column of the cone axis is swept alone; padded cells only decay and are cropped).
+    the padding, so the running maxima of :func:`_cone` on a box's own cells are the ones of its own
+    sweep (a column of the cone axis is swept alone; padded cells are cropped).
     """
     dtype = passes.reach.dtype
     out: list[np.ndarray] = [np.empty(0, dtype=bool)] * len(items)
@@ -285,23 +286,43 @@ def _middle_and_cone_many(
             t_flat, shape, tc, tm = items[n]
             _middle(t_flat, best[tc, g, : shape[1], : shape[2]], tm, passes)
         best -= 1  # A, -1 = none
-        # cone: carry max(A - distance) forwards, then backwards, from the mask rows (r0, r1) of the group
-        # to cone_max beyond them (farther, every carry is negative); A >= -1 keeps the carries >= -2
         r0, r1 = min(items[n][2].start for n in group), max(items[n][2].stop for n in group)
-        carry = np.full_like(best, -1)
-        carry[r0] = best[r0]
-        for p in range(r0 + 1, min(n_cone, r1 + passes.cone_max)):
-            np.subtract(carry[p - 1], 1, out=carry[p])
-            np.maximum(carry[p], best[p], out=carry[p])
-        cur = best[r1 - 1].copy()
-        for p in range(r1 - 2, max(0, r0 - passes.cone_max) - 1, -1):
-            np.subtract(cur, 1, out=cur)
-            np.maximum(cur, best[p], out=cur)
-            np.maximum(carry[p], cur, out=carry[p])
+        reached = _cone(best, r0, r1, passes.cone_max)
         for g, n in enumerate(group):
             shape = shapes[n]
-            out[n] = np.greater_equal(carry[: shape[0], g, : shape[1], : shape[2]], 0)
+            out[n] = reached[: shape[0], g, : shape[1], : shape[2]].copy()
     return out
+
+
+def _cone(best: np.ndarray, r0: int, r1: int, cone_max: int) -> np.ndarray:
+    """The cone pass: cell ``p`` is in when some row ``q`` has ``A[q] >= |p - q|`` (``best`` = A, -1 outside
+    the rows ``r0 .. r1 - 1``).
+
+    Running maxima instead of carries: ``A[q] - (p - q) >= 0`` for some ``q <= p`` is
+    ``max(A[q] + q for q <= p) >= p``, and ``A[q] - (q - p) >= 0`` for some ``q >= p`` is
+    ``max(A[q] - q for q >= p) >= -p``: one call per row and direction; rows beyond ``r0 .. r1 - 1``
+    compare against the last maximum (their own A is -1), and none farther than ``cone_max`` can be in.
+    """
+    n = best.shape[0]
+    # A + q <= cone_max + n - 1 and A - q >= -n: the narrowest integers that hold them
+    dt = np.dtype(np.int8 if n + cone_max < 127 else np.int16 if n + cone_max < 32767 else np.int32)
+    q = np.arange(r0, r1, dtype=dt).reshape(-1, 1, 1, 1)
+    fwd = np.add(best[r0:r1], q, dtype=dt)
+    bwd = np.subtract(best[r0:r1], q, dtype=dt)
+    for i in range(1, r1 - r0):
+        np.maximum(fwd[i - 1], fwd[i], out=fwd[i])
+    for i in range(r1 - r0 - 2, -1, -1):
+        np.maximum(bwd[i + 1], bwd[i], out=bwd[i])
+    reached = np.zeros(best.shape, dtype=bool)
+    inner = reached[r0:r1]
+    np.greater_equal(fwd, q, out=inner)
+    inner |= np.greater_equal(bwd, np.negative(q))
+    lo, hi = max(0, r0 - cone_max), min(n, r1 + cone_max)
+    if hi > r1:  # rows after the last mask row: the forward maximum only
+        np.greater_equal(fwd[-1][None], np.arange(r1, hi, dtype=dt).reshape(-1, 1, 1, 1), out=reached[r1:hi])
+    if lo < r0:  # rows before the first: the backward maximum only
+        np.greater_equal(bwd[0][None], np.arange(-lo, -r0, -1, dtype=dt).reshape(-1, 1, 1, 1), out=reached[lo:r0])
+    return reached
 
 
 def _lesion_boxes(ctx: MeasurementContext, labels: np.ndarray) -> Mapping[int, tuple[slice, slice, slice]]:
@@ -356,8 +377,6 @@ def compute_zones(
         Lesion id -> :class:`LesionZones` (every lesion of ``lesion_ids`` that has voxels).
     """
     spacing = np.linalg.norm(ctx.image.affine[:3, :3], axis=0)
-    reach = max(margin_mm, ablation_margin_mm)
-    pad = [math.ceil(reach / s) + 1 for s in spacing]
     labels = np.asarray(ctx.lesion_labels)
     liver = np.asarray(ctx.liver, dtype=bool) if ctx.liver is not None else np.ones(labels.shape, bool)
     margins = (margin_mm, ablation_margin_mm)
@@ -365,7 +384,11 @@ def compute_zones(
     cap = max(ps.flat_cap for ps in passes)
     passes = [ps.widened(cap) for ps in passes]  # one flat pass serves both margins
     perm = passes[0].perm  # from the memory layout: the same for both
-    pads = [[math.ceil(m / spacing[a]) + 1 for a in perm] for m in margins]
+    # each margin's box: the lesion's grown by the ball's largest offset along each axis (no voxel
+    # beyond it can be reached), the lesion's masks on that of the larger margin
+    reach = [[n - 1 for n in _ball_offsets(m, spacing).shape] for m in margins]
+    pad = [max(r) for r in zip(*reach)]
+    pads = [[r[a] for a in perm] for r in reach]
     known = _lesion_boxes(ctx, labels)
     boxes = [
         _lesion_box(ctx, labels, liver, int(lid), known[int(lid)], pad, perm) for lid in lesion_ids if int(lid) in known
@@ -486,7 +509,13 @@ def union_voxels_by_label(ctx: MeasurementContext, zones: Sequence[tuple[LesionZ
     for z, kind in zones:
         rel = tuple(slice(zb.start - b.start, zb.stop - b.start) for zb, b in zip(z.box, box3))
         union[rel] |= z.zone(kind)
-    union &= labels[box3] == 0
+    # lesion voxels are not parenchyma; each lies in its lesion's box, so only those boxes are read
+    # (about a tenth of the union's box); boxes that overlap clear the same voxels twice, harmlessly
+    for lesion_box in _lesion_boxes(ctx, labels).values():
+        part = [slice(max(lb.start, b.start), min(lb.stop, b.stop)) for lb, b in zip(lesion_box, box3)]
+        if all(x.start < x.stop for x in part):
+            rel = tuple(slice(x.start - b.start, x.stop - b.start) for x, b in zip(part, box3))
+            union[rel] &= labels[part[0], part[1], part[2]] == 0
     if ctx.segment_labels is None:
         counts[0] = np.count_nonzero(union)
     else:
