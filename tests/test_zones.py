@@ -201,15 +201,17 @@ def test_compute_zones_equals_the_brute_force(with_segments, known_boxes, order)
             assert np.allclose(ml, np.array(counts) * voxel_ml, rtol=1e-12, atol=0), (lid, margin)
 
 
+@pytest.mark.parametrize("known_boxes", [None, "tight", "loose"])  # the lesion boxes the union clears tumour in
 @pytest.mark.parametrize("order", ["C", "F"])
-def test_union_of_overlapping_zones_is_counted_once(order):
-    ctx, affine = _context(3, with_segments=True, known_boxes=None, order=order)
+def test_union_of_overlapping_zones_is_counted_once(order, known_boxes):
+    ctx, affine = _context(3, with_segments=True, known_boxes=known_boxes, order=order)
     labels, liver, seg = ctx.lesion_labels, ctx.liver, ctx.segment_labels
     zones = compute_zones(ctx, [1, 2, 3, 4], 5.0, 3.0)
     a = _brute_zone(labels == 1, affine, 5.0)[0] & liver  # enucleation of lesion 1
     b = _brute_zone(labels == 2, affine, 3.0)[0] & liver  # ablation of lesion 2
     par = liver & (labels == 0)
     assert np.count_nonzero(a & b & par) > 20  # the zones overlap: a double count would show
+    assert np.count_nonzero((a | b) & (labels > 0) & ~((labels == 1) | (labels == 2))) > 0  # other lesions inside
     want = [np.count_nonzero((a | b) & par & (seg == s)) for s in range(9)]
     chosen = [(zones[1], "enucleation"), (zones[2], "ablation")]
     assert union_voxels_by_label(ctx, chosen).tolist() == want
@@ -293,3 +295,23 @@ def test_only_the_asked_zones_are_computed():
     with pytest.raises(ValueError, match="no ablation zone"):
         union_voxels_by_label(ctx, [(some[1], "ablation")])
     assert compute_zones(ctx, [1, 2], 5.0, 3.0, enucleation_ids=[], ablation_ids=[])[1].enucleation is None
+
+
+@pytest.mark.parametrize("n_rows", [9, 140])  # 140 + the cone reach: the wider integers
+def test_cone_pass_equals_its_definition(n_rows):
+    """The cone pass on seeded random A values: a cell is in when some row q has A[q] >= |p - q|."""
+    from netlm_imaging.classify.zones import _cone
+
+    rng = np.random.default_rng(n_rows)
+    for r0, r1 in [(0, n_rows), (2, n_rows - 3), (n_rows // 2, n_rows // 2 + 1)]:
+        cone_max = 6
+        best = np.full((n_rows, 2, 3, 4), -1, dtype=np.int8)
+        some = rng.integers(-1, cone_max + 1, size=(r1 - r0, 2, 3, 4))
+        best[r0:r1] = np.where(rng.random(some.shape) < 0.08, some, -1)  # sparse: cells in and out
+        best[r0, 0, 0, 0] = cone_max  # the farthest reach from the first and the last row
+        best[r1 - 1, 1, 2, 3] = cone_max
+        p = np.arange(n_rows)[:, None]
+        want = (best.reshape(n_rows, 1, -1) >= np.abs(p - p.T)[:, :, None]).any(axis=0).reshape(best.shape)
+        assert want.any()
+        assert not want.all()
+        assert np.array_equal(_cone(best, r0, r1, cone_max), want), (r0, r1)

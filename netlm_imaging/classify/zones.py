@@ -344,7 +344,8 @@ class _Box:
 
     lesion_id: int
     box: tuple[slice, slice, slice]  # on the image grid
-    lesion: np.ndarray
+    shape: tuple[int, int, int]
+    lesion_rows: np.ndarray  # the lesion's mask on its own cone rows and middle columns (every flat position)
     non_tumour: np.ndarray
     in_liver: np.ndarray
     seg: np.ndarray | None  # segment labels 0..8, or None: all 0
@@ -395,15 +396,13 @@ def compute_zones(
     ]
     if not boxes:
         return {}
-    t_flats = _flat_distances([b.lesion[b.tight[0], b.tight[1], :] for b in boxes], cap)
+    t_flats = _flat_distances([b.lesion_rows for b in boxes], cap)
     inv = tuple(int(i) for i in np.argsort(perm))
     voxel_ml = ctx.voxel_volume_ml  # a determinant each time it is read
     found: list[list[tuple[np.ndarray | None, np.ndarray | None]]] = [[(None, None), (None, None)] for _ in boxes]
     for m, (ps, p, only) in enumerate(zip(passes, pads, (enucleation_ids, ablation_ids))):
         wanted = [n for n, b in enumerate(boxes) if only is None or b.lesion_id in only]
-        subs = [
-            _padded(boxes[n].tight, p, boxes[n].lesion.shape) for n in wanted
-        ]  # the whole box for the larger margin
+        subs = [_padded(boxes[n].tight, p, boxes[n].shape) for n in wanted]  # the whole box for the larger margin
         items = [
             (
                 t_flats[n][:, :, sub[2]],
@@ -434,13 +433,13 @@ def _lesion_box(
     """The masks of lesion ``lid`` on its box padded by ``pad``, in the frame ``perm``."""
     box3 = _padded(tight_box, pad, labels.shape)
     lab = np.ascontiguousarray(labels[box3].transpose(perm))  # one strided read; the comparisons run on it
-    lesion = lab == lid
+    tc, tm, tf = (slice(tight_box[a].start - box3[a].start, tight_box[a].stop - box3[a].start) for a in perm)
+    lesion_rows = lab[tc, tm, :] == lid  # all the flat pass reads
     non_tumour = lab == 0
     in_liver = np.ascontiguousarray(liver[box3].transpose(perm))
     seg = _labels(ctx, box3).transpose(perm) if ctx.segment_labels is not None else None
-    tc, tm, tf = (slice(tight_box[a].start - box3[a].start, tight_box[a].stop - box3[a].start) for a in perm)
-    tight = (tc, tm, tf)
-    return _Box(lid, box3, lesion, non_tumour, in_liver, seg, tight)
+    shape = (lab.shape[0], lab.shape[1], lab.shape[2])
+    return _Box(lid, box3, shape, lesion_rows, non_tumour, in_liver, seg, (tc, tm, tf))
 
 
 def _on_liver(
@@ -454,8 +453,8 @@ def _on_liver(
         counts[0] = np.count_nonzero(cost)
     else:
         counts = np.bincount(b.seg[sub][cost], minlength=_N_LABELS)[:_N_LABELS]
-    if zone.shape != b.lesion.shape:
-        full = np.zeros(b.lesion.shape, dtype=bool)
+    if zone.shape != b.shape:
+        full = np.zeros(b.shape, dtype=bool)
         full[sub] = zone
         zone = full
     return zone.transpose(inv), counts.astype(np.float64) * voxel_ml
