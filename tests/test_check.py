@@ -367,3 +367,22 @@ def test_liver_only_study_is_not_checked_as_tumour_free(tmp_path, shared):
         assert rows[q].verdict == "error", q  # a 0 from no lesion segmentation does not confirm a reported 0
         assert rows[q].recomputed is None
         assert "no lesion segmentation" in rows[q].note
+
+
+def test_a_lesion_only_study_has_no_liver_to_check(tmp_path):
+    lab = np.zeros(SHAPE, np.uint8)
+    lab[6:11, 6:11, 4:8] = 1  # one lesion mask, no liver
+    aff = grid_affine(SHAPE, (1.5, 1.6, 3.0), (0.0, 0.0, 12.0), centre=(0.0, -5.0, 100.0))
+    study = tmp_path / "s1"
+    study.mkdir()
+    write_nifti(study / "ct.nii.gz", np.full(SHAPE, 60.0, np.float32), aff)
+    write_nifti(study / "lesion.nii.gz", lab, aff)
+    reported = tmp_path / "reported.csv"
+    reported.write_text(
+        "study,liver_volume_ml,tumor_volume_ml,involvement_percent\ns1,900,0.72,0.08\n", encoding="utf-8"
+    )
+    rows = {r.quantity: r for r in check_reported(reported).rows}
+    assert rows["tumor_volume_ml"].recomputed == pytest.approx(100 * 1.5 * 1.6 * 3.0 / 1000)  # 5 x 5 x 4 voxels
+    for q in ("liver_volume_ml", "involvement_percent"):
+        assert rows[q].verdict == "error", q
+        assert "no liver mask" in rows[q].note

@@ -124,3 +124,27 @@ def test_burden_and_mahuron_name_the_missing_segmentation():
     none_there = mahuron_type(**kw)
     assert none_there["type"] is None
     assert none_there["missing_inputs"] == []
+
+
+def test_an_empty_lesion_roi_declares_the_role(tmp_path):
+    # an RTSTRUCT with a Liver ROI and a GTV ROI without contours: the lesion role is declared (the GTV
+    # simply holds nothing), so the involvement is a measured 0 %, unlike a liver-only structure set
+    from dicom_factory import write_image_series
+    from seg_factory import Contour, RoiSpec, write_rtstruct
+
+    aff = oblique_affine(spacing=(1.5, 1.5, 3.0), angles_deg=(0.0, 0.0, 12.0))
+    shape = (30, 28, 10)
+    files = write_image_series(tmp_path / "ct", np.full(shape, 50.0), aff)
+
+    def square(k: int) -> Contour:
+        corners = [(4.5, 4.5), (24.5, 4.5), (24.5, 22.5), (4.5, 22.5)]  # voxel centres 5..24 x 5..22
+        return Contour(np.array([aff[:3, :3] @ np.array([i, j, k], float) + aff[:3, 3] for i, j in corners]))
+
+    liver = RoiSpec("Liver", [square(k) for k in range(2, 8)])
+    write_rtstruct(tmp_path / "rtss.dcm", files, [liver, RoiSpec("GTV", [], interpreted_type="GTV")])
+    rep = analyze(tmp_path)
+    assert rep.liver["voxel_count"] == 20 * 18 * 6
+    assert rep.tumor["lesions_segmented"] is True
+    assert rep.involvement_percent == 0.0
+    write_rtstruct(tmp_path / "rtss.dcm", files, [liver])
+    _assert_not_segmented(analyze(tmp_path))

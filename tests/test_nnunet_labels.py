@@ -69,6 +69,7 @@ def test_the_users_labels_win(tmp_path, image):
         ({"0": "background", "1": "liver", "2": "cancer"}, "liver=1,lesion=2"),  # v1 / MSD Task03_Liver
         ({"background": 0, "liver": 1, "tumor": 2, "hepatic_vessel": 3}, "liver=1,lesion=2,ignore=3"),
         ({"background": 0, "Liver": 1, "Metastases": 2, "Spleen": 3}, "liver=1,lesion=2,spleen=3"),
+        ({"background": 0, "liver": 1, "tumor": 2, "cyst": 3, "metastasis": 4}, "liver=1,lesion=2+4,ignore=3"),
     ],
 )
 def test_layouts_and_names(tmp_path, labels, expected):
@@ -85,6 +86,8 @@ def test_layouts_and_names(tmp_path, labels, expected):
     [
         {"labels": {"background": 0, "liver": [1, 2], "tumor": 2}},  # region-based
         {"labels": {"background": 0, "liver": 1, "tumor": 1}},  # one value twice
+        {"labels": {"background": 0, "liver": "1"}},  # a value as text under a name: neither layout
+        {"labels": {"background": 0}},  # no foreground label
         {"name": "no labels key"},
         "not json {",
     ],
@@ -116,3 +119,19 @@ def test_nnunet_study_folder_pairs_image_and_prediction(tmp_path):
     assert found.segmentation_args == [str(study / "case_001.nii.gz")]
     rep = analyze(study)
     assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(144 * VOXEL_ML)
+
+
+def test_two_folders_two_dataset_json_files(tmp_path):
+    a = _prediction(tmp_path / "a", 2, 1, {"background": 0, "tumour": 1, "liver": 2})
+    b = _prediction(tmp_path / "b", 1, 2, {"background": 0, "liver": 1, "tumour": 2}, name="case_002")
+    found = labels_from_dataset_json([str(a), str(b)])
+    assert found is not None
+    assert found.labels is None
+    assert "several nnU-Net dataset.json files" in found.note
+    assert str(tmp_path / "a" / "dataset.json") in found.note
+
+
+def test_a_slicer_seg_nrrd_carries_its_own_names(tmp_path):
+    _prediction(tmp_path, 2, 1, {"background": 0, "tumour": 1, "liver": 2})
+    assert labels_from_dataset_json([str(tmp_path / "Segmentation.SEG.NRRD")]) is None
+    assert labels_from_dataset_json([str(tmp_path / "case.nrrd")]).labels == "lesion=1,liver=2"

@@ -192,9 +192,10 @@ def read_study_segmentations(
 def _declares_lesions(segs: Sequence[str], role_log: Sequence[RoleDecision], spec: LabelSpec) -> bool:
     """Whether any ``--seg`` argument declares a lesion role (see ``StudySegmentations.lesions_declared``).
 
-    A file with named segments or ROIs declares one when one of them got the lesion role; a
-    ``ROLE=PATH`` mask when ROLE is lesion; any other file is a label map, which declares one when
-    the mapping gives a value the lesion role.
+    A file with named segments or ROIs declares one when one of them got the lesion role (also an
+    empty one, which gives no layer); a ``lesion=PATH`` mask is a lesion layer even when empty, so
+    the caller has seen it; any other file is a label map, which declares one when the mapping
+    gives a value the lesion role.
     """
     from .loader import parse_seg_argument
 
@@ -204,10 +205,7 @@ def _declares_lesions(segs: Sequence[str], role_log: Sequence[RoleDecision], spe
     map_has_lesion = any(isinstance(v, int) for v in spec.mapping.get("lesion", []))
     for s in segs:
         role, path = parse_seg_argument(s)
-        if role is not None:
-            if role == "lesion":
-                return True
-        elif path.name not in named and map_has_lesion:
+        if role is None and path.name not in named and map_has_lesion:  # ROLE=PATH: a layer of its role
             return True
     return False
 
