@@ -90,6 +90,7 @@ def test_layouts_and_names(tmp_path, labels, expected):
         {"labels": {"background": 0}},  # no foreground label
         {"name": "no labels key"},
         "not json {",
+        "[1, 2]",  # JSON, but not an object
     ],
 )
 def test_numberings_that_are_not_guessed(tmp_path, image, content):
@@ -108,6 +109,9 @@ def test_role_masks_and_dicom_are_not_label_maps(tmp_path):
     pred = _prediction(tmp_path, 1, 2, {"background": 0, "tumour": 1, "liver": 2})
     assert labels_from_dataset_json([f"liver={pred}"]) is None
     assert labels_from_dataset_json([str(tmp_path / "seg.dcm")]) is None
+    both = labels_from_dataset_json([f"liver={pred}", str(tmp_path / "seg.dcm"), str(pred)])  # the label map last
+    assert both is not None
+    assert both.labels == "lesion=1,liver=2"
 
 
 def test_nnunet_study_folder_pairs_image_and_prediction(tmp_path):
