@@ -258,6 +258,32 @@ def test_touches_liver_equals_scipy_dilation():
             assert _touches_liver(liver, bb, lesion[bb], ball) is expected
 
 
+def test_touches_liver_face_neighbours_at_the_image_edges_equal_scipy_dilation():
+    """One liver voxel next to a lesion box that lies against an image edge (each axis, each side) or
+    across the image: the face-neighbour test (on the liver's box moved by one voxel) agrees with scipy."""
+    rng = np.random.default_rng(11)
+    shape = (9, 8, 7)
+    ball = _ball(2.0, np.asarray((0.8, 0.8, 3.0)))  # across slices only the face neighbours reach
+    checked = {True: 0, False: 0}
+    for axis in range(3):
+        for lo_edge, hi_edge in ((True, False), (False, True), (True, True), (False, False)):
+            for _ in range(12):
+                lo = [0 if (a == axis and lo_edge) else int(rng.integers(0, 3)) for a in range(3)]
+                hi = [shape[a] if (a == axis and hi_edge) else int(rng.integers(lo[a] + 1, shape[a])) for a in range(3)]
+                lesion = np.zeros(shape, bool)
+                bb = tuple(slice(lo[a], hi[a]) for a in range(3))
+                lesion[bb] = rng.random(tuple(hi[a] - lo[a] for a in range(3))) < 0.5
+                if not lesion.any():
+                    continue
+                liver = np.zeros(shape, bool)
+                liver[tuple(int(rng.integers(0, n)) for n in shape)] = True
+                liver &= ~lesion
+                expected = bool(np.any(ndimage.binary_dilation(lesion, structure=ball) & liver))
+                assert _touches_liver(liver, bb, lesion[bb], ball) is expected
+                checked[expected] += 1
+    assert min(checked.values()) >= 10, checked  # both answers were tested
+
+
 def test_totals_from_the_liver_box_equal_full_volume_sums(tmp_path):
     """Totals and liver facts computed inside the liver/lesion box equal plain full-volume numpy sums."""
     import nibabel as nib

@@ -109,23 +109,27 @@ def _ball(margin_mm: float, spacing: np.ndarray) -> np.ndarray:
 
 def _touches_liver(liver: np.ndarray, bbox: tuple[slice, slice, slice], mask: np.ndarray, ball: np.ndarray) -> bool:
     """Does the instance, dilated by the ball, overlap the liver? (Called when the instance itself does not.)"""
-    pad = [b // 2 for b in ball.shape]
     shape = liver.shape
+    # face neighbours first (always inside the ball): the mask against the liver's box moved by one voxel
+    # along each axis (the part of it inside the image), no padded copy and no dilation
+    for axis in range(3):
+        start, stop = bbox[axis].start, bbox[axis].stop
+        for step in (1, -1):
+            lo, hi = max(start + step, 0), min(stop + step, shape[axis])
+            if lo >= hi:
+                continue
+            moved = list(bbox)
+            moved[axis] = slice(lo, hi)
+            part = [slice(None)] * 3
+            part[axis] = slice(lo - step - start, hi - step - start)
+            if np.any(mask[tuple(part)] & liver[tuple(moved)]):
+                return True
+    pad = [b // 2 for b in ball.shape]
     big = tuple(slice(max(0, bbox[a].start - pad[a]), min(shape[a], bbox[a].stop + pad[a])) for a in range(3))
     local = np.zeros(tuple(s.stop - s.start for s in big), dtype=bool)
     inner = tuple(slice(bbox[a].start - big[a].start, bbox[a].stop - big[a].start) for a in range(3))
     local[inner] = mask
     region = liver[big]
-    # face neighbours first (always inside the ball): cheap shifted comparisons, no dilation
-    for axis in range(3):
-        n = local.shape[axis]
-        if n < 2:
-            continue
-        a = [slice(None)] * 3
-        b = [slice(None)] * 3
-        a[axis], b[axis] = slice(0, n - 1), slice(1, n)
-        if np.any(local[tuple(a)] & region[tuple(b)]) or np.any(local[tuple(b)] & region[tuple(a)]):
-            return True
     # the dilation by the ball, one offset at a time on the small box (no full dilated copy)
     centre = [b // 2 for b in ball.shape]
     for off in np.argwhere(ball) - centre:
