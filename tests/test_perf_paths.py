@@ -146,6 +146,65 @@ def test_line_extremes_are_the_first_and_last_voxels_of_each_line():
             assert np.array_equal(_axis_extremes(mask, axis), want)
 
 
+def test_candidate_points_are_the_voxels_extreme_along_the_axes():
+    """The diameter candidates listed as points (line ends of cc3d's runs, kept when extreme along the other
+    axes) are the voxels extreme on their lines along the in-plane axes (the in-plane candidates) and along all
+    three (the 3-D ones), in np.argwhere's order (the in-plane ones with the slice axis first); and a lesion
+    measured from them has the numbers of the mask path, on an oblique-free axial grid with spacing and origin."""
+    import cc3d
+
+    from netlm_imaging.measure.lesions import (
+        LesionGrid,
+        _candidate_points,
+        component_boxes_and_centroids,
+        measure_instance,
+    )
+    from netlm_imaging.volume import Volume
+
+    def extreme(mask: np.ndarray, axis: int) -> np.ndarray:  # running counts: the first counts 1, the last the total
+        running = np.cumsum(mask, axis=axis)
+        return mask & ((running == 1) | (running == running.max(axis=axis, keepdims=True)))
+
+    rng = np.random.default_rng(14)
+    checked = 0
+    for case in range(60):
+        shape = tuple(int(x) for x in rng.integers(2, 26, 3))
+        if case % 20 == 0:
+            shape = (5, 6, 270) if case % 40 == 0 else (270, 6, 5)  # the wider index type along the slowest axis
+        mask = rng.random(shape) < rng.uniform(0.05, 0.6)
+        mask[0, 0, 0] = mask[-1, -1, -1] = False
+        mask = np.asfortranarray(mask) if case % 2 else mask
+        labels, n = cc3d.connected_components(mask, connectivity=26, return_N=True)
+        boxes, stats = component_boxes_and_centroids(labels, n)
+        for lab, (box, stat) in enumerate(zip(boxes, stats, strict=True), start=1):
+            if stat is None:
+                continue
+            m = labels[box] == lab
+            for k in range(3):
+                if k == stat.line_axis:
+                    continue
+                by_slice, ext_rows = _candidate_points(m, stat, k)
+                p, q = (a for a in range(3) if a != k)
+                inplane = extreme(m, p) & extreme(m, q)
+                assert np.array_equal(ext_rows, np.argwhere(inplane & extreme(m, k)))
+                assert np.array_equal(by_slice, np.argwhere(inplane.transpose(k, p, q)))
+                checked += 1
+        # one component of each case measured with and without what the runs told: the same numbers
+        lab = int(np.argmax([0 if s is None else s.voxel_count for s in stats])) + 1
+        if stats[lab - 1] is None:
+            continue
+        box = boxes[lab - 1]
+        affine = np.diag([0.7, 0.8, 2.5, 1.0])
+        affine[:3, 3] = (-120.5, 33.0, 7.25)
+        image = Volume(rng.integers(-100, 200, shape).astype(np.int16), affine)
+        grid = LesionGrid.of(image)
+        m = labels[box] == lab
+        fast = measure_instance(image, box, m, grid=grid, known=stats[lab - 1])
+        plain = measure_instance(image, box, m, grid=grid)
+        assert fast == plain
+    assert checked > 300
+
+
 def test_integer_image_means_equal_the_voxel_list_means():
     """Counts per index and a masked integer sum give the floats of the means over the listed voxels."""
     from netlm_imaging.measure.lesions import measure_instance

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["axial_diameters", "max_pairwise_distance"]
+__all__ = ["axial_diameters", "axial_diameters_of_points", "max_pairwise_distance"]
 
 #: Diameters closer than this (mm) count as equally long (ties between pairs of voxel centres).
 _TIE_TOLERANCE_MM = 1e-6
@@ -201,10 +201,27 @@ def axial_diameters(
         The longest in-plane diameter (mm, between voxel centres), the widest extent
         perpendicular to it in its slice, and the unit vectors of both.
     """
-    if normal is None:
-        normal = affine[:3, slice_axis] / np.linalg.norm(affine[:3, slice_axis])
     # listed slice by slice, in index order within a slice (a stable sort by slice of the index-ordered list)
     by_slice = _argwhere(candidates.transpose(slice_axis, *(a for a in range(3) if a != slice_axis)))
+    return axial_diameters_of_points(by_slice, affine, slice_axis, normal)
+
+
+def axial_diameters_of_points(
+    by_slice: np.ndarray, affine: np.ndarray, slice_axis: int, normal: np.ndarray | None = None
+) -> tuple[float, float | None, np.ndarray | None, np.ndarray | None]:
+    """:func:`axial_diameters` of the candidate voxels listed as ``by_slice`` rows.
+
+    Parameters
+    ----------
+    by_slice : numpy.ndarray
+        (n, 3) integer rows (slice index, then the other two indices in axis
+        order) of the candidates, in increasing order of those rows (the order
+        of ``np.argwhere`` of the candidate mask with the slice axis first).
+    affine, slice_axis, normal
+        As for :func:`axial_diameters`.
+    """
+    if normal is None:
+        normal = affine[:3, slice_axis] / np.linalg.norm(affine[:3, slice_axis])
     if by_slice.size == 0:
         return 0.0, None, None, None
     # back to (i, j, k) columns: the slice index is column 0, the other two follow in axis order

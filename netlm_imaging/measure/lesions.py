@@ -25,7 +25,7 @@ import numpy as np
 
 from ..geometry import resample_array
 from ..volume import Volume, nonzero_bbox
-from .diameters import _argwhere, _nonzero, axial_diameters, max_pairwise_distance
+from .diameters import _argwhere, _nonzero, axial_diameters, axial_diameters_of_points, max_pairwise_distance
 
 __all__ = [
     "AXIAL_TOLERANCE",
@@ -348,6 +348,63 @@ def _extreme_masks(mask: np.ndarray, known: ComponentFacts | None = None) -> lis
     return out
 
 
+def _line_first_last(mask: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """First and last index along ``axis`` of the mask voxels on each grid line (over the other two axes).
+
+    The ends :func:`_axis_extremes` marks (an empty line's values mean nothing). Along the slowest
+    memory axis from the maxima of the mask times ``1..n`` and ``n..1``, elsewhere by ``argmax``.
+    """
+    n = mask.shape[axis]
+    slowest = 2 if mask.flags.f_contiguous else 0 if mask.flags.c_contiguous else None
+    if axis == slowest and not (mask.flags.f_contiguous and mask.flags.c_contiguous):
+        shape = [1, 1, 1]
+        shape[axis] = n
+        up = np.arange(1, n + 1, dtype=np.uint8 if n < 255 else np.int32).reshape(shape)
+        last = np.maximum.reduce(mask * up, axis=axis).astype(np.intp) - 1
+        first = n - np.maximum.reduce(mask * np.flip(up, axis=axis), axis=axis).astype(np.intp)
+        return first, last
+    return mask.argmax(axis=axis), (n - 1) - np.flip(mask, axis=axis).argmax(axis=axis)
+
+
+def _candidate_points(mask: np.ndarray, known: ComponentFacts, k_axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """The voxels of ``_extreme_masks`` that :func:`measure_instance` uses, as index rows instead of masks.
+
+    The voxels extreme along ``known.line_axis`` are the line ends; of them, those also extreme along the
+    third in-plane axis (its lines' first and last indices) are the in-plane candidates, and of those, the
+    ones extreme along ``k_axis`` too are the 3-D candidates (``known.line_axis != k_axis``).
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        The in-plane candidates as rows (slice index, then the other two in axis order) in increasing
+        order (``np.argwhere`` of their mask with the slice axis first), and the 3-D candidates as
+        ``np.argwhere`` of their mask gives them.
+    """
+    line = known.line_axis
+    points = np.unravel_index(known.line_ends, mask.shape, order="F" if line == 0 else "C")
+    for axis in (3 - line - k_axis, k_axis):
+        first, last = _line_first_last(mask, axis)
+        across = tuple(points[a] for a in range(3) if a != axis)
+        keep = (points[axis] == first[across]) | (points[axis] == last[across])
+        points = tuple(c[keep] for c in points)
+        if axis != k_axis:
+            inplane = points
+    s = mask.shape
+    ext_rows = np.stack(np.unravel_index(_sorted_once((points[0] * s[1] + points[1]) * s[2] + points[2]), s), axis=1)
+    p, q = (a for a in range(3) if a != k_axis)
+    flat = (inplane[k_axis] * s[p] + inplane[p]) * s[q] + inplane[q]
+    by_slice = np.stack(np.unravel_index(_sorted_once(flat), (s[k_axis], s[p], s[q])), axis=1)
+    return by_slice, ext_rows
+
+
+def _sorted_once(keys: np.ndarray) -> np.ndarray:
+    """``np.unique(keys)`` of integer keys (a one-voxel run is both ends of its line: listed twice), cheaper."""
+    keys = np.sort(keys)
+    if len(keys) > 1:
+        keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]
+    return keys
+
+
 def _axial_resample(mask: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Resample a cropped mask onto a transverse (patient-axis aligned) grid, nearest neighbour."""
     spacing = np.linalg.norm(affine[:3, :3], axis=0)
@@ -438,13 +495,22 @@ def measure_instance(
         numeric = values.size and np.issubdtype(values.dtype, np.number)
         mean_int = float(values.mean(dtype=np.float64)) if numeric else None
     centroid = centroid_idx @ crop_aff[:3, :3].T + crop_aff[:3, 3]
-    extremes = _extreme_masks(mask, known if weights is None else None)
     k_axis = grid.slice_axis
-    inplane = extremes[1 if k_axis == 0 else 0] & extremes[1 if k_axis == 2 else 2]  # extreme in both others
-    ext = _argwhere(inplane & extremes[k_axis]).astype(np.float64)
+    inplane: np.ndarray | None = None
+    if grid.axial and weights is None and known is not None and known.line_axis != k_axis and mask.ndim == 3:
+        # the same candidates as the masks below, as points: from the line ends, kept if extreme along the others
+        by_slice, ext_rows = _candidate_points(mask, known, k_axis)
+    else:
+        extremes = _extreme_masks(mask, known if weights is None else None)
+        inplane = extremes[1 if k_axis == 0 else 0] & extremes[1 if k_axis == 2 else 2]  # extreme in both others
+        ext_rows = _argwhere(inplane & extremes[k_axis])
+    ext = ext_rows.astype(np.float64)
     d3, u3 = max_pairwise_distance(ext @ crop_aff[:3, :3].T + crop_aff[:3, 3])
     if grid.axial:
-        dl, ds, ul, us = axial_diameters(inplane, crop_aff, k_axis, grid.normal)
+        if inplane is None:
+            dl, ds, ul, us = axial_diameters_of_points(by_slice, crop_aff, k_axis, grid.normal)
+        else:
+            dl, ds, ul, us = axial_diameters(inplane, crop_aff, k_axis, grid.normal)
     else:
         amask, aaff = _axial_resample(mask, crop_aff)
         dl, ds, ul, us = axial_diameters(_axis_extremes(amask, 0) & _axis_extremes(amask, 1), aaff, 2)
