@@ -52,7 +52,8 @@ def solve_dp(
     cap = min(math.floor(capacity / resolution + 1e-12), int(np.maximum(we, 0).sum() + np.maximum(wa, 0).sum()))
     k_top = min(k_max, int((wa >= 0).sum()))
     dp = np.zeros((k_top + 1, cap + 1))
-    take = np.zeros((n, k_top + 1, cap + 1), dtype=np.int8)
+    # each item's improvements: (kind, first row, first column, where its candidate won), ablation last
+    improved: list[list[tuple[int, int, int, np.ndarray]]] = []
     # after items 0..i, dp is constant from column reach[i] on (their largest usable weights summed) and
     # from row rows[i] on (their ablations): an item updates only that corner, first extended by copies
     reach, rows, done, top = [], [], 0, 0
@@ -71,17 +72,22 @@ def solve_dp(
             # only the shifted region can improve (elsewhere the candidate is -inf): work on views of it
             lo = 0 if kind == WEDGE else 1
             cands.append((kind, lo, w, dp[: top + 1 - lo, : end - w] + v))
+        won = []
         for kind, lo, w, cand in cands:
             dst = dp[lo : top + 1, w:end]
             better = cand > dst + VALUE_TOL_ML
             np.copyto(dst, cand, where=better)
-            np.copyto(take[i, lo : top + 1, w:end], kind, where=better)
+            won.append((kind, lo, w, better))
+        improved.append(won[::-1])  # a cell's kind is the last candidate that won it
         done = end - 1
         reach.append(done)
         rows.append(top)
     k, c = k_top, cap
     for i in range(n - 1, -1, -1):
-        kind = int(take[i, min(k, rows[i]), min(c, reach[i])])  # beyond its corner an item's take repeats
+        row, col = min(k, rows[i]), min(c, reach[i])  # beyond its corner an item's choice repeats
+        kind = next(
+            (kd for kd, lo, w, better in improved[i] if row >= lo and col >= w and better[row - lo, col - w]), NONE
+        )
         choice[i] = kind
         if kind == WEDGE:
             c -= int(we[i])
