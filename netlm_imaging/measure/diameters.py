@@ -231,9 +231,7 @@ def axial_diameters_of_points(
     counts = counts[counts > 0]
     bounds = [0, *np.cumsum(counts).tolist()]
     starts = bounds[:-1]
-    groups = [pts_all[bounds[n] : bounds[n + 1]] for n in range(len(starts))]
     xyz_all = np.ascontiguousarray(pts_all.T)
-    rows = [xyz_all[:, bounds[n] : bounds[n + 1]] for n in range(len(starts))]
     # upper bound of a slice's diameter: twice the largest distance from its centroid (tight for round
     # slices); slices are visited by decreasing bound until none can beat the best: same result, few searches
     centroids = np.add.reduceat(pts_all, starts, axis=0) / counts[:, None]
@@ -242,11 +240,14 @@ def axial_diameters_of_points(
     bound = 2.0 * np.sqrt(np.maximum.reduceat(d2, starts))
     best, best_dir = -1.0, None
     found: dict[int, tuple[float, np.ndarray | None, np.ndarray | None]] = {}
-    for n in bound.argsort()[::-1]:
-        if bound[n] < best - _TIE_TOLERANCE_MM:
+    groups: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # the visited slices' points and coordinate rows
+    bound_mm = bound.tolist()
+    for n in bound.argsort()[::-1].tolist():
+        if bound_mm[n] < best - _TIE_TOLERANCE_MM:
             break
-        d, u, dmat, sq = _max_pair(groups[n], rows[n])
-        found[int(n)] = d, dmat, sq
+        groups[n] = pts_all[bounds[n] : bounds[n + 1]], xyz_all[:, bounds[n] : bounds[n + 1]]
+        d, u, dmat, sq = _max_pair(*groups[n])
+        found[n] = d, dmat, sq
         if d > best:
             best, best_dir = d, u
     if best <= 0.0:
@@ -258,7 +259,7 @@ def axial_diameters_of_points(
         (n, dmat if sq is None else np.sqrt(sq)) for n, (d, dmat, sq) in found.items() if d >= best - _TIE_TOLERANCE_MM
     ]
     width, width_dir = max(
-        (_widest_perpendicular_extent(groups[n], best, normal, dist=dmat, xyz=rows[n]) for n, dmat in tied),
+        (_widest_perpendicular_extent(groups[n][0], best, normal, dist=dmat, xyz=groups[n][1]) for n, dmat in tied),
         key=lambda t: t[0],
     )
     return best, width, best_dir, width_dir
