@@ -640,6 +640,7 @@ _FAST_TAGS: dict[int, bytes] = {
 #: Elements whose presence sends the file to pydicom: Modality LUT Sequence,
 #: Shared / Per-frame Functional Groups (Enhanced images).
 _SLOW_TAGS = frozenset({0x00283000, 0x52009229, 0x52009230})
+_FIRST_SLOW_TAG = min(_SLOW_TAGS)
 #: Character sets whose text the fast path decodes itself (PS3.3 C.12.1.1.2).
 _FAST_CHARSETS = {"": "latin-1", "ISO_IR 6": "latin-1", "ISO_IR 100": "latin-1", "ISO_IR 192": "utf-8"}
 _HEAD_BYTES = 16384
@@ -765,6 +766,7 @@ def _fast_elements(fh: Any, tags: dict[int, bytes] | None = None) -> tuple[str, 
     size = len(data)
     # _element(head, pos, explicit), inlined with locals: this loop runs ~40 times per file of a series
     short_vrs, long_vrs, slow_tags, element, u32 = _SHORT_VRS, _LONG_VRS, _SLOW_TAGS, _EXPLICIT_ELEMENT, _U32
+    first_slow, pixel_data, undefined = _FIRST_SLOW_TAG, _PIXEL_DATA, _UNDEFINED_LENGTH
     while True:
         if pos + 12 > size:
             tag, vr, length, vpos = _element(head, pos, explicit)
@@ -784,13 +786,14 @@ def _fast_elements(fh: Any, tags: dict[int, bytes] | None = None) -> tuple[str, 
         else:
             group, number, length = _IMPLICIT_ELEMENT.unpack_from(data, pos)
             tag, vr, vpos = (group << 16) | number, None, pos + 8
-        if tag <= previous or tag >> 16 == 0xFFFE or tag in slow_tags:
+        # out of order, an item or delimiter at the top level, or a slow element (all of them >= _FIRST_SLOW_TAG)
+        if tag <= previous or (tag >= first_slow and (tag in slow_tags or tag >> 16 == 0xFFFE)):
             raise _NotFast
         previous = tag
-        if tag == _PIXEL_DATA:
-            return syntax, values, vpos, None if length == _UNDEFINED_LENGTH else length
+        if tag == pixel_data:
+            return syntax, values, vpos, None if length == undefined else length
         expected = wanted.get(tag)
-        if length == _UNDEFINED_LENGTH:
+        if length == undefined:
             if expected is not None:
                 raise _NotFast
             pos = _skip_undefined(head, vpos, explicit and vr != b"UN")
