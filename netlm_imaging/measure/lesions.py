@@ -16,7 +16,6 @@ the convex hull, pruned by a distance bound, never all voxel pairs.
 
 from __future__ import annotations
 
-import itertools
 import logging
 from dataclasses import dataclass
 from typing import Literal
@@ -208,9 +207,9 @@ def component_boxes_and_centroids(
     """Bounding box and :class:`ComponentFacts` (count, mean index, line ends) of each component ``1..n``.
 
     The boxes are those of ``cc3d.statistics(labels)["bounding_boxes"][1:]``,
-    from the runs of equal labels along the array's memory order (cc3d's run
-    extraction, one pass over the voxels without cc3d.statistics' float
-    sums): each run lies on one grid line, so its first and last voxels bound
+    from the runs of equal labels along the array's memory order
+    (:func:`_label_runs`, where neighbouring labels differ: one pass over the
+    voxels without cc3d.statistics' float sums): each run lies on one grid line, so its first and last voxels bound
     it, and the index sums of its voxels are exact integers, divided once by
     the count (the floats of :func:`measure_instance`'s own counts); the first
     run of a component on a line starts with its first voxel there, the last
@@ -234,17 +233,12 @@ def component_boxes_and_centroids(
     import cc3d
 
     none: list[ComponentFacts | None] = [None] * n
-    runs_of = getattr(getattr(cc3d, "fastcc3d", None), "runs", None)
     order: Literal["C", "F"] | None = "F" if labels.flags.f_contiguous else "C" if labels.flags.c_contiguous else None
-    if n == 0 or runs_of is None or order is None or labels.ndim != 3:
+    if n == 0 or order is None or labels.ndim != 3:
         return list(cc3d.statistics(labels)["bounding_boxes"][1 : n + 1]), none
-    runs = runs_of(labels)  # label -> [(start, stop)] in flat memory order, labels ascending
-    keys = [k for k in runs if 1 <= k <= n]
-    counts = np.array([len(runs[k]) for k in keys], dtype=np.int64)
-    if not len(keys) or not counts.all():
+    flat, keys, counts = _label_runs(labels, n, order)
+    if not len(keys):
         return list(cc3d.statistics(labels)["bounding_boxes"][1 : n + 1]), none
-    pairs = itertools.chain.from_iterable(itertools.chain.from_iterable(runs[k] for k in keys))
-    flat = np.fromiter(pairs, dtype=np.int64, count=2 * int(counts.sum())).reshape(-1, 2)
     fast = 0 if order == "F" else 2
     line = labels.shape[fast]
     first, last = flat[:, 0], flat[:, 1] - 1
@@ -280,6 +274,32 @@ def component_boxes_and_centroids(
         mean_index = np.array([(sa[ax] - nv * a[ax]) / nv for ax in range(3)])
         facts[int(k) - 1] = ComponentFacts(nv, mean_index, fast, np.concatenate(line_ends))
     return boxes, facts
+
+
+def _label_runs(labels: np.ndarray, n: int, order: Literal["C", "F"]) -> tuple[np.ndarray, list[int], np.ndarray]:
+    """The runs of equal labels ``1..n`` along the array's flat memory ``order`` (``cc3d.fastcc3d.runs``).
+
+    Returns
+    -------
+    (numpy.ndarray, list of int, numpy.ndarray)
+        (start, stop) flat index pairs (int64, one row per run), by label, then in memory order; the
+        labels that have runs, ascending; and each one's number of runs.
+    """
+    values = labels.reshape(-1, order=order)  # a view: the array is contiguous in that order
+    cuts = np.flatnonzero(values[1:] != values[:-1]) + 1
+    starts = np.concatenate(([0], cuts)).astype(np.int64, copy=False)
+    stops = np.concatenate((cuts, [values.size])).astype(np.int64, copy=False)
+    run_labels = values[starts]
+    keep = (run_labels >= 1) & (run_labels <= n)
+    run_labels, starts, stops = run_labels[keep], starts[keep], stops[keep]
+    by_label = np.argsort(run_labels, kind="stable")  # memory order kept within a label
+    run_labels = run_labels[by_label]
+    flat = np.stack((starts[by_label], stops[by_label]), axis=1)
+    if not len(run_labels):
+        return flat, [], np.zeros(0, dtype=np.int64)
+    first = np.flatnonzero(np.concatenate(([True], run_labels[1:] != run_labels[:-1])))
+    counts = np.diff(np.concatenate((first, [len(run_labels)])))
+    return flat, run_labels[first].tolist(), counts.astype(np.int64, copy=False)
 
 
 def _flat_in_box(
