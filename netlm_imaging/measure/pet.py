@@ -1,6 +1,6 @@
 """PET uptake: healthy-liver and spleen reference, lesion SUVs, Krenning score, SRETV / TLSRE.
 
-Why one module (~900 lines): the PET measurements share the grid rule and the resampling
+Why one module (~820 lines): the PET measurements share the grid rule and the resampling
 of masks onto the PET grid; reference regions are already in pet_reference.py.
 
 Grid rule

@@ -1,6 +1,6 @@
 """DICOM SR output: a TID 1500 Measurement Report (Comprehensive 3D SR) written and read with highdicom.
 
-Why one module (~660 lines): writing and reading back the same TID 1500 template (codes,
+Why one module (~800 lines): writing and reading back the same TID 1500 template (codes,
 groups, units) must stay side by side so that what is written is what is read.
 
 Content (DICOM PS3.16 TID 1500 "Measurement Report")
