@@ -121,6 +121,11 @@ class _Passes:
     flat_cap: int  # flat distances >= this reach no voxel
     reach: np.ndarray  # (middle offset b, flat distance t) -> 1 + the largest cone offset |a| allowed, 0 = none
     cone_max: int
+    repeats: tuple[bool, ...]  # reach[b] equals reach[b - 1]
+
+    @staticmethod
+    def _repeats(reach: np.ndarray) -> tuple[bool, ...]:
+        return (False, *(bool(np.array_equal(reach[b], reach[b - 1])) for b in range(1, reach.shape[0])))
 
     @classmethod
     def plan(cls, radius_mm: float, spacing: Sequence[float] | np.ndarray, like: np.ndarray) -> _Passes:
@@ -143,12 +148,13 @@ class _Passes:
         for b in range(inside.shape[2]):
             for t in range(cap):
                 reach[b, t] = np.count_nonzero(flat_max[:, b] >= t)  # flat_max falls with a: a prefix
-        return cls(perm, cap, reach, cone_max)
+        return cls(perm, cap, reach, cone_max, cls._repeats(reach))
 
     def widened(self, cap: int) -> _Passes:
         """The same passes reading flat distances up to ``cap`` (larger ones reach nothing)."""
         extra = max(0, cap - self.flat_cap)
-        return _Passes(self.perm, self.flat_cap + extra, np.pad(self.reach, ((0, 0), (0, extra))), self.cone_max)
+        reach = np.pad(self.reach, ((0, 0), (0, extra)))
+        return _Passes(self.perm, self.flat_cap + extra, reach, self.cone_max, self._repeats(reach))
 
 
 def _flat_distance(sub: np.ndarray, cap: int) -> np.ndarray:
@@ -253,8 +259,10 @@ def _middle(t_flat: np.ndarray, best: np.ndarray, tm: slice, passes: _Passes) ->
     vals = np.empty(t_flat.shape, dtype=best.dtype)
     t_flat = t_flat.astype(np.intp)
     for b in range(passes.reach.shape[0]):
-        # every t_flat indexes the table (<= its flat_cap): "wrap" only skips numpy's bounds check (4x faster)
-        np.take(passes.reach[b], t_flat, out=vals, mode="wrap")
+        # every t_flat indexes the table (<= its flat_cap): "wrap" only skips numpy's bounds check (4x faster);
+        # a row equal to the one before it (offsets 0 and 1 at 10 mm / 1.5 mm) has those values already
+        if not passes.repeats[b]:
+            np.take(passes.reach[b], t_flat, out=vals, mode="wrap")
         for lo in {tm.start + b, tm.start - b}:
             s0, s1 = max(lo, 0), min(lo + (tm.stop - tm.start), n_mid)
             if s0 < s1:
