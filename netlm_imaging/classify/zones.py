@@ -444,7 +444,7 @@ def _lesion_box(
     tc, tm, tf = (slice(tight_box[a].start - box3[a].start, tight_box[a].stop - box3[a].start) for a in perm)
     lesion_rows = lab[tc, tm, :] == lid  # all the flat pass reads
     non_tumour = lab == 0
-    in_liver = np.ascontiguousarray(liver[box3].transpose(perm))
+    in_liver = liver[box3].transpose(perm)  # a view, read by _on_liver: no copy pass per box
     seg = _labels(ctx, box3).transpose(perm) if ctx.segment_labels is not None else None
     shape = (lab.shape[0], lab.shape[1], lab.shape[2])
     return _Box(lid, box3, shape, lesion_rows, non_tumour, in_liver, seg, (tc, tm, tf))
