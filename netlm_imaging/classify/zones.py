@@ -254,10 +254,19 @@ def _middle_and_cone(t_flat: np.ndarray, shape: tuple[int, ...], tc: slice, tm: 
 
 def _middle(t_flat: np.ndarray, best: np.ndarray, tm: slice, passes: _Passes) -> None:
     """The middle pass into ``best`` (zeros; the mask's cone rows x every middle x every flat position):
-    A + 1 of each voxel (0 = none), a windowed maximum over the middle offsets through the table."""
+    A + 1 of each voxel (0 = none), a windowed maximum over the middle offsets through the table.
+
+    ``best`` may be wider along the flat axis than ``t_flat`` (a group's padding): those cells read the
+    distance ``flat_cap``, which reaches nothing (0, as they were), and the maxima then run on whole
+    planes of ``best`` (middle and flat axes contiguous) instead of one short row at a time.
+    """
     n_mid = best.shape[1]
+    width = t_flat.shape[2]
+    index = np.empty((*t_flat.shape[:2], best.shape[2]), dtype=np.intp)
+    index[:, :, :width] = t_flat
+    index[:, :, width:] = passes.flat_cap
+    t_flat = index
     vals = np.empty(t_flat.shape, dtype=best.dtype)
-    t_flat = t_flat.astype(np.intp)
     for b in range(passes.reach.shape[0]):
         # every t_flat indexes the table (<= its flat_cap): "wrap" only skips numpy's bounds check (4x faster);
         # a row equal to the one before it (offsets 0 and 1 at 10 mm / 1.5 mm) has those values already
@@ -292,7 +301,7 @@ def _middle_and_cone_many(
         best = np.zeros((n_cone, len(group), n_mid, n_flat), dtype=dtype)
         for g, n in enumerate(group):
             t_flat, shape, tc, tm = items[n]
-            _middle(t_flat, best[tc, g, : shape[1], : shape[2]], tm, passes)
+            _middle(t_flat, best[tc, g, : shape[1]], tm, passes)
         best -= 1  # A, -1 = none
         r0, r1 = min(items[n][2].start for n in group), max(items[n][2].stop for n in group)
         reached = _cone(best, r0, r1, passes.cone_max)
