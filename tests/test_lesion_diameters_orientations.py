@@ -72,9 +72,9 @@ def test_all_48_orientations_of_an_oblique_volume_agree():
             np.testing.assert_allclose(np.array(a, dtype=float), np.array(b, dtype=float), atol=1e-6)
 
 
-def _brute_axial(points_by_slice: list[np.ndarray]) -> tuple[float, float]:
+def _brute_axial(points_by_slice: list[np.ndarray], normal=(0.0, 0.0, 1.0)) -> tuple[float, float]:
     """Longest in-slice diameter over all voxel-centre pairs, and the widest extent perpendicular to any
-    pair of that length (ties included)."""
+    pair of that length (ties included) within the slice plane (unit ``normal``)."""
     longest = max(float(pdist(p).max()) for p in points_by_slice if len(p) > 1)
     widest = 0.0
     for p in points_by_slice:
@@ -83,16 +83,24 @@ def _brute_axial(points_by_slice: list[np.ndarray]) -> tuple[float, float]:
         d = squareform(pdist(p))
         for i, j in zip(*np.nonzero(d >= longest - 1e-6)):
             u = (p[j] - p[i]) / d[i, j]
-            v = np.cross([0.0, 0.0, 1.0], u)
+            v = np.cross(normal, u)
             proj = p @ (v / np.linalg.norm(v))
             widest = max(widest, float(proj.max() - proj.min()))
     return longest, widest
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_axial_diameters_equal_brute_force_including_ties(seed):
-    # in-plane isotropic, axis-aligned grid (non-identity spacing and origin): equal-length diagonals are common
-    aff = grid_affine((0.8, 0.8, 2.5), (-31.0, 12.5, 70.0))
+@pytest.mark.parametrize("turn", ["aligned", "in-plane rotation", "tilt within the axial tolerance"])
+def test_axial_diameters_equal_brute_force_including_ties(seed, turn):
+    # in-plane isotropic grid (non-identity spacing and origin): equal-length diagonals are common. Axis-aligned
+    # or turned about S, the slices' S coordinate is constant (the distance search leaves it out); tilted by
+    # 0.5 degrees (still transverse within AXIAL_TOLERANCE), every patient coordinate varies in a slice
+    if turn == "aligned":
+        aff = grid_affine((0.8, 0.8, 2.5), (-31.0, 12.5, 70.0))
+    else:
+        tilt = (0.4, -0.3) if turn.startswith("tilt") else (0.0, 0.0)
+        aff = oblique_affine(spacing=(0.8, 0.8, 2.5), angles_deg=(*tilt, 25.0), origin=(-31.0, 12.5, 70.0))
+        assert (aff[2, :2] != 0.0).all() == turn.startswith("tilt")
     shape = (24, 24, 5)
     rng = np.random.default_rng(seed)
     lesion = np.zeros(shape, bool)
@@ -107,6 +115,6 @@ def test_axial_diameters_equal_brute_force_including_ties(seed):
     flat = lesion.ravel()
     k_of = np.indices(shape)[2].ravel()
     by_slice = [centres[flat & (k_of == k)] for k in range(shape[2])]
-    longest, widest = _brute_axial(by_slice)
+    longest, widest = _brute_axial(by_slice, aff[:3, 2] / np.linalg.norm(aff[:3, 2]))
     assert les.longest_axial_diameter_mm == pytest.approx(longest, abs=1e-9)
     assert les.short_axis_diameter_mm == pytest.approx(widest, abs=1e-9)

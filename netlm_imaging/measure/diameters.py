@@ -151,7 +151,8 @@ def _max_pair(
     matrix of all distances (or, up to 32 points, of their squares) then comes
     back for the short-axis search of the same points
     (:func:`_widest_perpendicular_extent`), which needs the same pairs.
-    ``xyz``: the coordinate rows of ``pts`` when already at hand.
+    ``xyz``: the coordinate rows of ``pts`` when already at hand (rows equal for all the points may be
+    left out: their differences are exact zeros).
 
     Returns
     -------
@@ -232,6 +233,11 @@ def axial_diameters_of_points(
     bounds = [0, *np.cumsum(counts).tolist()]
     starts = bounds[:-1]
     xyz_all = np.ascontiguousarray(pts_all.T)
+    # a patient coordinate that the in-plane index columns do not move is the same float for every point
+    # of a slice (zero terms add exactly): its differences are exact zeros, and the slices' distance
+    # matrices leave it out (the same floats: adding 0.0 changes no square sum)
+    varying = [r for r in range(3) if any(affine[r, a] != 0.0 for a in range(3) if a != slice_axis)]
+    xyz_matrix = xyz_all if len(varying) in (0, 3) else xyz_all[varying]
     # upper bound of a slice's diameter: twice the largest distance from its centroid (tight for round
     # slices); slices are visited by decreasing bound until none can beat the best: same result, few searches
     centroids = np.add.reduceat(pts_all, starts, axis=0) / counts[:, None]
@@ -246,7 +252,7 @@ def axial_diameters_of_points(
         if bound_mm[n] < best - _TIE_TOLERANCE_MM:
             break
         groups[n] = pts_all[bounds[n] : bounds[n + 1]], xyz_all[:, bounds[n] : bounds[n + 1]]
-        d, u, dmat, sq = _max_pair(*groups[n])
+        d, u, dmat, sq = _max_pair(groups[n][0], xyz_matrix[:, bounds[n] : bounds[n + 1]])
         found[n] = d, dmat, sq
         if d > best:
             best, best_dir = d, u
