@@ -108,17 +108,26 @@ def _candidate_points(mask: np.ndarray, known: ComponentFacts, k_axis: int) -> t
     points = np.unravel_index(known.line_ends, mask.shape, order="F" if line == 0 else "C")
     for axis in (3 - line - k_axis, k_axis):
         first, last = _line_first_last(mask, axis)
-        across = tuple(points[a] for a in range(3) if a != axis)
-        keep = (points[axis] == first[across]) | (points[axis] == last[across])
+        u, v = (points[a] for a in range(3) if a != axis)
+        at = u * first.shape[1] + v  # each point's line, as a flat index into the C-order first / last
+        keep = (points[axis] == first.ravel()[at]) | (points[axis] == last.ravel()[at])
         points = tuple(c[keep] for c in points)
         if axis != k_axis:
             inplane = points
     s = mask.shape
-    ext_rows = np.stack(np.unravel_index(_sorted_once((points[0] * s[1] + points[1]) * s[2] + points[2]), s), axis=1)
+    ext_rows = _rows_of(_sorted_once((points[0] * s[1] + points[1]) * s[2] + points[2]), s)
     p, q = (a for a in range(3) if a != k_axis)
     flat = (inplane[k_axis] * s[p] + inplane[p]) * s[q] + inplane[q]
-    by_slice = np.stack(np.unravel_index(_sorted_once(flat), (s[k_axis], s[p], s[q])), axis=1)
+    by_slice = _rows_of(_sorted_once(flat), (s[k_axis], s[p], s[q]))
     return by_slice, ext_rows
+
+
+def _rows_of(keys: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    """``np.stack(np.unravel_index(keys, shape), axis=1)`` of non-negative C-order keys (two ``divmod``)."""
+    rows = np.empty((len(keys), 3), dtype=np.intp)
+    head, rows[:, 2] = np.divmod(keys, shape[2])
+    rows[:, 0], rows[:, 1] = np.divmod(head, shape[1])
+    return rows
 
 
 def _sorted_once(keys: np.ndarray) -> np.ndarray:
