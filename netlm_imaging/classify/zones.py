@@ -161,7 +161,9 @@ def _flat_distance(sub: np.ndarray, cap: int) -> np.ndarray:
     """Index distance along axis 2 to the nearest ``True`` of ``sub``, at most ``cap`` (C order)."""
     far = np.ascontiguousarray(~sub.transpose(2, 0, 1))  # swept plane by plane: contiguous planes
     n = far.shape[0]
-    d = np.empty(far.shape, dtype=np.uint16)
+    # the sweeps' values stay below cap + 2 n (a row without True: cap + n - 1 forwards, then n - 1 more
+    # backwards): bytes when they fit, half the memory traffic of uint16
+    d = np.empty(far.shape, dtype=np.uint8 if cap + 2 * n < 256 else np.uint16)
     np.multiply(far[0], cap, out=d[0], casting="unsafe")
     for p in range(1, n):  # numpy's accumulate along an axis is several times slower than these sweeps
         np.add(d[p - 1], 1, out=d[p])
@@ -172,7 +174,7 @@ def _flat_distance(sub: np.ndarray, cap: int) -> np.ndarray:
         np.multiply(cur, far[p], out=cur)
         np.minimum(d[p], cur, out=d[p])
     np.minimum(d, cap, out=d)
-    return np.ascontiguousarray((d.astype(np.uint8) if cap < 256 else d).transpose(1, 2, 0))
+    return np.ascontiguousarray((d.astype(np.uint8, copy=False) if cap < 256 else d).transpose(1, 2, 0))
 
 
 def _groups(
