@@ -39,6 +39,17 @@ def _cases() -> list[np.ndarray]:
         c = pts.mean(0)
         r = np.linalg.norm((pts - c) / [9.0, 7.0, 6.0], axis=1)
         out.append(pts[(r <= 1.0) & (r > 0.8)])
+    # shells of rotated, roundish voxel-centre ellipsoids, where many points survive the bound from the box
+    # centre and the bound from the known pair's midpoint prunes them again (seeds 7 and 9: from over 100
+    # survivors, the Gram blocks, to fewer, the direct search; 19: Gram blocks either way; 30: direct either way)
+    g = np.indices((45, 45, 23)).reshape(3, -1).T.astype(np.float64)
+    for seed in (7, 9, 19, 30):
+        rs = np.random.default_rng(seed)
+        rot, _ = np.linalg.qr(rs.normal(size=(3, 3)))
+        axes = rs.uniform(8.0, 15.0, 3)
+        pts = g * (0.75, 0.75, 1.5) - 16.5 + rs.uniform(-0.5, 0.5, 3)
+        r = np.linalg.norm((pts @ rot) / axes, axis=1)
+        out.append(pts[(r <= 1.0) & (r > 0.8)])
     cube = np.indices((4, 4, 4)).reshape(3, -1).T.astype(np.float64) * 2.5  # 4 tied space diagonals
     out.append(cube)
     out.append(rng.permutation(cube))
