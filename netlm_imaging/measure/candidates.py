@@ -112,7 +112,7 @@ def _candidate_points(mask: np.ndarray, known: ComponentFacts, k_axis: int) -> t
         ``np.argwhere`` of their mask gives them.
     """
     line = known.line_axis
-    points = np.unravel_index(known.line_ends, mask.shape, order="F" if line == 0 else "C")
+    points = _unravel(known.line_ends, mask.shape, "F" if line == 0 else "C")
     for axis in (3 - line - k_axis, k_axis):
         first, last = _line_first_last(mask, axis)
         u, v = (points[a] for a in range(3) if a != axis)
@@ -129,11 +129,21 @@ def _candidate_points(mask: np.ndarray, known: ComponentFacts, k_axis: int) -> t
     return by_slice, ext_rows
 
 
+def _unravel(keys: np.ndarray, shape: tuple[int, ...], order: Literal["C", "F"]) -> tuple[np.ndarray, ...]:
+    """``np.unravel_index(keys, shape, order=order)`` of flat indices within a 3-D ``shape``: two ``divmod``."""
+    if order == "F":
+        head, i = np.divmod(keys, shape[0])
+        k, j = np.divmod(head, shape[1])
+    else:
+        head, k = np.divmod(keys, shape[2])
+        i, j = np.divmod(head, shape[1])
+    return i, j, k
+
+
 def _rows_of(keys: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
-    """``np.stack(np.unravel_index(keys, shape), axis=1)`` of non-negative C-order keys (two ``divmod``)."""
+    """``np.stack(np.unravel_index(keys, shape), axis=1)`` of flat C-order indices within ``shape``."""
     rows = np.empty((len(keys), 3), dtype=np.intp)
-    head, rows[:, 2] = np.divmod(keys, shape[2])
-    rows[:, 0], rows[:, 1] = np.divmod(head, shape[1])
+    rows[:, 0], rows[:, 1], rows[:, 2] = _unravel(keys, shape, "C")
     return rows
 
 
