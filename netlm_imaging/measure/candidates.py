@@ -12,14 +12,36 @@ known, as index rows (:func:`_candidate_points`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from .lesions import ComponentFacts
+__all__ = ["ComponentFacts"]
 
-__all__: list[str] = []
+
+@dataclass(frozen=True)
+class ComponentFacts:
+    """What the connected-components pass already knows of one component, within its box.
+
+    Parameters
+    ----------
+    voxel_count : int
+        Number of voxels.
+    mean_index : numpy.ndarray
+        Mean voxel index (3,) within the box (exact integer sums divided once).
+    line_axis : int
+        The memory-fastest axis of the label array (0: Fortran order, 2: C order).
+    line_ends : numpy.ndarray
+        Flat indices, in the box's memory order along ``line_axis`` first, of
+        the first and the last voxel of the component on each grid line along
+        ``line_axis`` (the mask of :func:`_axis_extremes` for that axis).
+    """
+
+    voxel_count: int
+    mean_index: np.ndarray
+    line_axis: int
+    line_ends: np.ndarray
 
 
 def _axis_extremes(mask: np.ndarray, axis: int) -> np.ndarray:

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..geometry import resample_array
 from ..volume import Volume, nonzero_bbox
-from .candidates import _axis_extremes, _candidate_points, _extreme_masks
+from .candidates import ComponentFacts, _axis_extremes, _candidate_points, _extreme_masks
 from .diameters import _argwhere, _nonzero, axial_diameters, axial_diameters_of_points, max_pairwise_distance
 
 __all__ = [
@@ -109,30 +109,6 @@ class LesionGrid:
             axial=bool(abs(abs(image.direction[2, k]) - 1.0) <= AXIAL_TOLERANCE),
             normal=column / np.linalg.norm(column),
         )
-
-
-@dataclass(frozen=True)
-class ComponentFacts:
-    """What the connected-components pass already knows of one component, within its box.
-
-    Parameters
-    ----------
-    voxel_count : int
-        Number of voxels.
-    mean_index : numpy.ndarray
-        Mean voxel index (3,) within the box (exact integer sums divided once).
-    line_axis : int
-        The memory-fastest axis of the label array (0: Fortran order, 2: C order).
-    line_ends : numpy.ndarray
-        Flat indices, in the box's memory order along ``line_axis`` first, of
-        the first and the last voxel of the component on each grid line along
-        ``line_axis`` (the mask of :func:`_axis_extremes` for that axis).
-    """
-
-    voxel_count: int
-    mean_index: np.ndarray
-    line_axis: int
-    line_ends: np.ndarray
 
 
 #: How the ``*_edge_mm`` diameters are defined (quoted in the report).
