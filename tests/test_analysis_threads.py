@@ -1,4 +1,4 @@
-"""The second thread of one analysis (``netlm_imaging.measure.threads``): the same numbers on one thread or two.
+"""The second thread of one analysis (``netlm_imaging.threads.in_background``): the same numbers on one thread or two.
 
 The liver's memory pass (its box copied into the total-liver mask, its voxel count and exact
 intensity sum) runs beside the lesions when two threads are allowed. Expected values come from

@@ -27,7 +27,7 @@ from seg_factory import SegmentSpec, write_seg
 from netlm_imaging import threads
 from netlm_imaging.errors import DicomError
 from netlm_imaging.io import _dicom_pixels, dicom_series
-from netlm_imaging.io._threads import PendingTasks
+from netlm_imaging.threads import PendingTasks
 
 INT16 = np.iinfo(np.int16)
 

@@ -167,7 +167,7 @@ def share_cores(parallel: int) -> int:
     from threadpoolctl import threadpool_limits
 
     from ..measure.burden import lesion_threads, set_lesion_threads
-    from ..measure.threads import analysis_threads, set_analysis_threads
+    from ..threads import analysis_threads, set_analysis_threads
 
     share = max(1, (os.cpu_count() or 1) // max(1, parallel))
     set_lesion_threads(max(1, min(lesion_threads(), share)))

@@ -74,7 +74,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DicomError, UnsupportedError, UsageError
-from ..threads import analysis_threads
+from ..threads import PendingTasks, analysis_threads
 from ..volume import Volume
 from ._dicom_common import (
     IMAGE,
@@ -95,7 +95,6 @@ from ._dicom_pixels import (
     write_modality_frame,
 )
 from ._inflate import dcmread as bounded_dcmread
-from ._threads import PendingTasks
 from .budget import check_voxel_budget
 
 __all__ = [

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..segmentation import MaskLayer, segment_number
+from ..threads import Pending, in_background
 from ..volume import Volume, sparse_zeros
 from .context import Lesion, MeasurementContext
 from .lesions import (
@@ -29,7 +30,6 @@ from .lesions import (
     label_instances_cropped,
     measure_instance,
 )
-from .threads import Pending, in_background
 
 __all__ = [
     "DEFAULT_LESION_THREADS",
