@@ -1,4 +1,4 @@
-"""The second thread of one analysis (``netlm_imaging.threads.in_background``): the same numbers on one thread or two.
+"""The second thread of one analysis (``threads.in_background``): the same numbers on one thread or two.
 
 The liver's memory pass (its box copied into the total-liver mask, its voxel count and exact
 intensity sum) runs beside the lesions when two threads are allowed. Expected values come from
@@ -18,7 +18,7 @@ from conftest import oblique_affine
 from phantoms import physical_grid, write_nifti
 
 from netlm_imaging import threads as netlm_threads
-from netlm_imaging.measure import burden, threads
+from netlm_imaging.measure import burden
 from netlm_imaging.measure.summary import liver_facts
 from netlm_imaging.segmentation import MaskLayer
 from netlm_imaging.volume import Volume
@@ -62,7 +62,7 @@ def _masks() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _burden(image: np.ndarray, n_threads: int) -> tuple[burden.BurdenResult, dict]:
-    threads.set_analysis_threads(n_threads)
+    netlm_threads.set_analysis_threads(n_threads)
     img = Volume(image, AFFINE)
     liver, lesions, _t, _d = _masks()
     layers = [
@@ -120,12 +120,12 @@ def test_the_liver_pass_runs_on_a_second_thread_only_when_allowed(monkeypatch) -
 
 
 def test_a_failing_background_pass_raises_on_the_caller_s_thread() -> None:
-    threads.set_analysis_threads(2)
+    netlm_threads.set_analysis_threads(2)
 
     def boom() -> int:
         raise MemoryError("no room")
 
-    pending = threads.in_background(boom)
+    pending = netlm_threads.in_background(boom)
     with pytest.raises(MemoryError, match="no room"):
         pending.result()
 
@@ -144,7 +144,7 @@ def test_threaded_and_one_thread_analyses_write_the_same_report(tmp_path, monkey
     (tmp_path / "clinical.json").write_text(json.dumps({"height_cm": 150.0, "weight_kg": 45.0}))
     texts = []
     for n in (2, 1, 2):
-        threads.set_analysis_threads(n)
+        netlm_threads.set_analysis_threads(n)
         out = tmp_path / f"out{len(texts)}"
         args = ["analyze", "--image", str(tmp_path / "ct.nii.gz"), "--seg", str(tmp_path / "seg.nii.gz")]
         rc = main([*args, "--clinical", str(tmp_path / "clinical.json"), "--out", str(out), "--quiet"])
@@ -172,11 +172,11 @@ def test_pool_workers_cap_the_analysis_threads_at_their_share(monkeypatch) -> No
     monkeypatch.setattr(burden, "_LESION_THREADS", None)
     monkeypatch.setattr(pool, "_STARTED", None)
     monkeypatch.setattr(_gzip, "_KEPT", None)
-    assert threads.analysis_threads() == 2
+    assert netlm_threads.analysis_threads() == 2
     with threadpool_limits(None):
         pool.init_worker(None, 2)
-    assert threads.analysis_threads() == 1
-    threads.set_analysis_threads(None)
+    assert netlm_threads.analysis_threads() == 1
+    netlm_threads.set_analysis_threads(None)
     with threadpool_limits(None):
         pool.init_worker(None, 1)
-    assert threads.analysis_threads() == 2
+    assert netlm_threads.analysis_threads() == 2
