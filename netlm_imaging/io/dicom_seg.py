@@ -82,6 +82,7 @@ from ..errors import DicomError, GeometryError, ResourceLimitError
 from ..segmentation import MaskLayer
 from ..volume import Volume, sparse_zeros
 from ._dicom_common import guard_malformed
+from ._dicom_resampled import grid_slice_of_original, nearest_original_slices, resampled_note
 from ._inflate import dcmread as bounded_dcmread
 from ._seg_fast import FrameTable, decode_binary, read_frame_table
 from ._seg_header import PlainSeg
@@ -426,7 +427,9 @@ def _frame_geometry(
             )
         k = k_uid
         msg = (
-            f"frame {f + 1}: position lies at slice {p0[2]:.2f}, between slices; placed on slice {k_uid} "
+            "frames between the slices of the resampled image were placed on the slice nearest their source image"
+            if reference.meta.get("resampled")
+            else f"frame {f + 1}: position lies at slice {p0[2]:.2f}, between slices; placed on slice {k_uid} "
             "by its source image UID"
         )
         if msg not in warnings:
@@ -624,7 +627,8 @@ def read_dicom_seg(
         ref_series = str(getattr(rss[0], "SeriesInstanceUID", "") or "")
     hdr.warnings.extend(_series_warning(ref_series, reference))
     uids = reference.meta.get("sop_instance_uids") or []
-    uid_to_k = {str(u): k for k, u in enumerate(uids)}
+    g = grid_slice_of_original(reference)  # a resampled reference: original slice s lies on grid slice g[s]
+    uid_to_k = {str(u): (k if g is None or k >= g.size else int(g[k])) for k, u in enumerate(uids)}
     grid = reference
     written: set[int] | None = None  # segments known to hold pixels (the one-pass decoder's arrays)
     try:
@@ -635,6 +639,8 @@ def read_dicom_seg(
             arrays = _decode(hdr, reference, wanted, uid_to_k)
     except GeometryError as exc:  # frames off the image grid: build the SEG's own grid, resampled later
         grid, arrays = _decode_own_grid(hdr, reference, wanted, str(exc))
+    if grid is reference:
+        arrays = _onto_resampled(arrays, reference, hdr.warnings)
     frac_type = str(getattr(ds, "SegmentationFractionalType", "") or "")
     if hdr.seg_type == "FRACTIONAL" and frac_type.upper() == "PROBABILITY":
         hdr.warnings.append("FRACTIONAL type PROBABILITY: the sum of fractions is an expected volume, not occupancy")
@@ -651,6 +657,21 @@ def read_dicom_seg(
     return _layers(
         ident, hdr.segments, roles, wanted, arrays, grid, reference, hdr.warnings, fractional_threshold, source, written
     )
+
+
+def _onto_resampled(arrays: dict[int, np.ndarray], reference: Volume, warnings: list[str]) -> dict[int, np.ndarray]:
+    """Masks placed on the original slices of a resampled reference, filled onto its other grid slices.
+
+    A series read with a missing slice or non-uniform steps was resampled onto a regular grid;
+    the SEG has frames on the original slices only. Each grid slice takes the mask of the
+    nearest original slice (:mod:`._dicom_resampled`), so a missing slice is no hole.
+    """
+    kmap = nearest_original_slices(reference)
+    note = None if kmap is None else resampled_note(kmap)
+    if kmap is None or note is None or not arrays:
+        return arrays
+    warnings.append(note)
+    return {n: np.asarray(np.take(a, kmap, axis=2), order=_order(reference)) for n, a in arrays.items()}
 
 
 @dataclass(frozen=True)
@@ -744,6 +765,7 @@ def _read_plain(
         n_frames=n_frames,
     )
     warnings = _series_warning(plain.first_referenced_series, reference)
+    arrays = _onto_resampled(arrays, reference, warnings)
     return _layers(
         ident,
         segments,

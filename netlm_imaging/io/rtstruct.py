@@ -60,6 +60,7 @@ from ..errors import DicomError, GeometryError, ResourceLimitError
 from ..segmentation import MaskLayer
 from ..volume import Volume
 from ._dicom_common import guard_malformed
+from ._dicom_resampled import nearest_original_slices, resampled_note
 from ._inflate import dcmread as bounded_dcmread
 from ._polygon import collapse_repeated_traversal, fill_polygon, shoelace_area
 from .budget import check_voxel_budget
@@ -358,6 +359,8 @@ def read_rtstruct(
                 list(getattr(rc, "ContourSequence", None) or [])
             )
     ni, nj, nk = reference.shape
+    kmap = nearest_original_slices(reference)  # a resampled reference: fill its slices from the original ones
+    fill_note = None if kmap is None else resampled_note(kmap)
     layers: list[MaskLayer] = []
     for roi in rois:
         role = roles.get(roi.number)
@@ -391,6 +394,9 @@ def read_rtstruct(
             filled[id(plane)] = acc
         for k, plane in pairs:
             mask[:, :, k] |= filled[id(plane)]
+        if kmap is not None and fill_note is not None and mask.any():
+            mask = np.ascontiguousarray(mask[:, :, kmap])
+            warnings.append(f"ROI {roi.describe()}: {fill_note}")
         n_used = sum(len(pl.polygons) for pl in planes)
         if not contours:
             warnings.append(f"ROI {roi.describe()} has no contours")
