@@ -20,7 +20,6 @@ themselves carry no identifiers and name files relative to the study folder.
 
 from __future__ import annotations
 
-import csv
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..spreadsheet import read_table
 
 __all__ = ["PATH_COLUMNS", "Study", "discover_cohort", "studies_from_csv", "studies_from_folder"]
 
@@ -139,7 +139,9 @@ def studies_from_csv(csv_path: str | os.PathLike[str], *, rules: Any = None) -> 
     Parameters
     ----------
     csv_path : path-like
-        Cohort CSV with a header row.
+        Cohort CSV with a header row, separated by commas, semicolons or tabs as a spreadsheet
+        saves it (:func:`netlm_imaging.spreadsheet.read_table`: with semicolons or tabs, clinical
+        numbers may have a decimal comma).
     rules : path or Rules, optional
         The rules of the run (``--rules``): the clinical columns are validated with its
         ``body`` ranges (default: the shipped rules).
@@ -156,27 +158,18 @@ def studies_from_csv(csv_path: str | os.PathLike[str], *, rules: Any = None) -> 
         study id, or an invalid clinical value.
     """
     path = Path(csv_path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read the cohort CSV ({exc}); pass a UTF-8 CSV file") from None
-    reader = csv.DictReader(text.splitlines())
-    header = [h.strip() for h in (reader.fieldnames or [])]
-    lower = {h.lower(): h for h in header}
-    path_col = next((lower[c] for c in PATH_COLUMNS if c in lower), None)
+    table = read_table(path, PATH_COLUMNS, text_columns=(*PATH_COLUMNS, _ID_COLUMN), what="cohort CSV")
+    path_col = table.column(*PATH_COLUMNS)
     if path_col is None:
         raise InputError(
-            f"{path}: no study path column (found columns {header}); add a header column named 'path' "
+            f"{path}: no study path column (found columns {table.header}); add a header column named 'path' "
             "holding each study folder relative to the CSV"
         )
-    id_col = lower.get(_ID_COLUMN)
+    id_col = table.column(_ID_COLUMN)
     base = path.resolve().parent
     studies = []
     body = None
-    for n, raw in enumerate(reader, start=2):
-        row = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
-        if not any(row.values()):
-            continue
+    for n, row in table.rows:
         rel = row.get(path_col, "")
         where = f"{path} line {n}"
         if not rel:

@@ -123,7 +123,9 @@ def _as_number(source: str, name: str, value: Any, from_text: bool) -> float:
         try:
             out = float(value.strip())
         except ValueError:
-            raise _bad(source, name, value, "a number") from None
+            # a decimal comma in a comma-separated table cannot be told from a thousands separator
+            hint = " written with a decimal point (12.5)" if "," in value else ""
+            raise _bad(source, name, value, f"a number{hint}") from None
     else:
         raise _bad(source, name, value, "a number")
     if not math.isfinite(out):

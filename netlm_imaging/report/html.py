@@ -424,10 +424,10 @@ def _flags(report: Mapping[str, Any] | None, discrepant: set[str], sid: str) -> 
 def _read_discrepant(path: str | os.PathLike[str] | None) -> set[str]:
     if path is None:
         return set()
-    import csv
+    from ..spreadsheet import read_table
 
-    with open(path, newline="", encoding="utf-8") as fh:
-        cells = [r.get("study") or "" for r in csv.DictReader(fh) if r.get("verdict") == "DISCREPANT"]
+    table = read_table(path, ("study", "verdict"), text_columns=("study", "verdict"), what="discrepancies CSV")
+    cells = [r.get("study") or "" for _n, r in table.rows if r.get("verdict") == "DISCREPANT"]
     # the check table names study folders (relative to its CSV); batch study ids are folder names
     return set(cells) | {Path(c).name for c in cells if c}
 

@@ -30,6 +30,7 @@ from typing import Any
 from ..atomic import atomic_open
 from ..errors import InputError, NetlmError
 from ..rules_data import default_section
+from ..spreadsheet import delimiter_name, read_table
 
 __all__ = [
     "DEFAULT_ABS_TOL",
@@ -278,29 +279,24 @@ def _against_report(
 
 
 def _read_csv(path: Path) -> tuple[list[tuple[int, str, dict[str, float]]], list[str]]:
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            fields = [f.strip() for f in (reader.fieldnames or [])]
-            raw = list(reader)
-    except FileNotFoundError:
-        raise InputError(f"{path}: CSV not found; check the path.") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise InputError(f"{path}: cannot read the CSV ({type(exc).__name__}: {exc}); save it as UTF-8 CSV.") from exc
+    table = read_table(path, ("study",), text_columns=("study",), what="CSV")
+    fields = table.header
     if "study" not in fields:
         raise InputError(
             f"{path}: no 'study' column (columns: {', '.join(fields) or 'none'}); add a column 'study' "
             "with each study folder relative to the CSV."
         )
     notes = []
+    if table.delimiter != ",":
+        sep = delimiter_name(table.delimiter)
+        notes.append(f"read as a table separated by {sep} (numbers may have a decimal comma)")
     unknown = [f for f in fields if f not in ("study", *QUANTITIES)]
     if unknown:
         notes.append(f"columns not checked (unknown): {', '.join(unknown)}")
     if not any(f in QUANTITIES for f in fields):
         notes.append(f"no quantity columns; expected any of {', '.join(QUANTITIES)}")
     rows = []
-    for n, rec in enumerate(raw, start=2):  # line 1 is the header
-        rec = {(k or "").strip(): (v or "").strip() if isinstance(v, str) else "" for k, v in rec.items()}
+    for n, rec in table.rows:
         study = rec.get("study", "")
         if not study:
             raise InputError(f"{path}: row {n} has an empty 'study' cell; give the study folder relative to the CSV.")
