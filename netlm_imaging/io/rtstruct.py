@@ -65,7 +65,7 @@ from ._inflate import dcmread as bounded_dcmread
 from ._polygon import collapse_repeated_traversal, fill_polygon, shoelace_area
 from .budget import check_voxel_budget
 from .formats import RTSTRUCT_SOP_CLASS
-from .labels import LabelSpec, RoleDecision, assign_roles
+from .labels import LabelSpec, RoleDecision, assign_roles, flag_for
 
 __all__ = ["RASTERISATION_RULE", "RTSTRUCT_SOP_CLASS", "SLICE_TOLERANCE", "RoiInfo", "read_rt_rois", "read_rtstruct"]
 
@@ -175,6 +175,41 @@ def _structure_set_for(ds: Dataset) -> set[str]:
         for item in getattr(ds, "ReferencedFrameOfReferenceSequence", None) or []
         if getattr(item, "FrameOfReferenceUID", None)
     }
+
+
+def _check_frames_of_reference(
+    ds: Dataset, rois: list[RoiInfo], roles: dict[int, str], ref_for: str, source: str
+) -> None:
+    """Refuse an ROI that is used (has a role) and lies in another frame of reference than the image.
+
+    A structure set may cover several frames of reference (ReferencedFrameOfReferenceSequence lists
+    each; planning systems put ROIs drawn on a registered MR or an earlier CT beside the planning
+    CT's, OHIF #3537, rt-utils #76): ROIs of another frame of reference that get no role (or
+    ``ignore``) are left out with a note; one that is used is an error, as contours cannot be placed
+    on an image of another frame of reference. An ROI without its own ReferencedFrameOfReferenceUID
+    is in the structure set's frame of reference when it lists exactly one.
+    """
+    listed = _structure_set_for(ds)
+    default = next(iter(listed)) if len(listed) == 1 else None
+    frames = {roi.number: roi.frame_of_reference_uid or default for roi in rois}
+    for roi in rois:
+        for_uid = frames[roi.number]
+        if for_uid in (None, ref_for):
+            continue
+        if roles.get(roi.number) in (None, "ignore"):
+            logger.info(
+                "%s: ROI %s is in frame of reference %s, not the image's; unused", source, roi.describe(), for_uid
+            )
+            continue
+        other = ""
+        keep = [r for r in rois if frames[r.number] in (None, ref_for) and roles.get(r.number) not in (None, "ignore")]
+        items = [f'{roles[r.number]}="{r.name}"' for r in keep] + [f'ignore="{roi.name}"']
+        if keep and all(flag_for(r.name).startswith("--labels ") for r in [*keep, roi]):  # names --labels can carry
+            other = f"; or read the {len(keep)} ROI(s) on the image with --labels {','.join(items)}"
+        raise DicomError(
+            f"{source}: ROI {roi.describe()}: its FrameOfReferenceUID {for_uid} differs from the image's {ref_for}; "
+            f"it belongs to another image. Pass the series it references{other}."
+        )
 
 
 def _planes_of_roi(
@@ -340,15 +375,15 @@ def read_rtstruct(
     ds = _read(p)
     rois = _rois(ds, source)
     ref_for = reference.frame_of_reference_uid
-    if ref_for:
-        bad = sorted(_structure_set_for(ds) | {r.frame_of_reference_uid for r in rois if r.frame_of_reference_uid})
-        bad = [u for u in bad if u != ref_for]
-        if bad:
-            raise DicomError(
-                f"{source}: the structure set's FrameOfReferenceUID {bad[0]} differs from the image's {ref_for}; "
-                "the RTSTRUCT belongs to another image. Pass the series it references."
-            )
+    listed = _structure_set_for(ds) | {r.frame_of_reference_uid for r in rois if r.frame_of_reference_uid}
+    if ref_for and listed and ref_for not in listed:
+        raise DicomError(
+            f"{source}: the structure set's FrameOfReferenceUID {sorted(listed)[0]} differs from the image's "
+            f"{ref_for}; the RTSTRUCT belongs to another image. Pass the series it references."
+        )
     roles = assign_roles(rois, spec, source, noun="ROIs", log=role_log)
+    if ref_for:
+        _check_frames_of_reference(ds, rois, roles, ref_for, source)
     mode = off_slice
     if mode == "auto":
         mode = "nearest" if reference.meta.get("resampled") else "error"

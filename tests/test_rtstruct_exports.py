@@ -1,0 +1,91 @@
+"""RTSTRUCT as planning systems export it: structure sets that cover several frames of reference.
+
+A structure set lists every frame of reference its ROIs are drawn in
+(ReferencedFrameOfReferenceSequence); planning systems keep ROIs drawn on a registered MR or an
+earlier CT beside the planning CT's (OHIF #3537, rt-utils #76). The liver and tumour ROIs on the
+CT are unambiguous; an unused ROI of the other frame of reference must not make the file
+unreadable, and a used one must be refused naming it.
+
+Phantom: an oblique anisotropic CT; the liver is a box outlined through voxel edges (so its voxel
+count is the box's, computed here), the tumour a smaller box inside it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.dataset import Dataset
+
+from netlm_imaging.errors import DicomError
+from netlm_imaging.io.dicom_series import read_dicom_series
+from netlm_imaging.io.labels import parse_label_spec
+from netlm_imaging.io.rtstruct import read_rtstruct
+from tests.conftest import oblique_affine
+from tests.dicom_factory import write_image_series
+from tests.seg_factory import Contour, RoiSpec, write_rtstruct
+
+SHAPE = (30, 28, 12)
+SPACING = (0.9, 0.8, 2.0)
+AFFINE = oblique_affine(spacing=SPACING, angles_deg=(6.0, -4.0, 15.0), origin=(-40.0, 20.0, 300.0))
+MR_FOR = "1.2.826.0.1.3680043.8.498.4242.1"
+LIVER = ((4, 26), (3, 25), range(2, 10))  # voxel index ranges (i, j half-open; k slices)
+TUMOUR = ((10, 16), (9, 14), range(4, 7))
+
+
+def _outline(box, k: int) -> Contour:
+    """The box's outline on slice k through the voxel edges (every centre inside is strictly inside)."""
+    (i0, i1), (j0, j1), _ = box
+    corners = [(i0 - 0.5, j0 - 0.5), (i1 - 0.5, j0 - 0.5), (i1 - 0.5, j1 - 0.5), (i0 - 0.5, j1 - 0.5)]
+    return Contour(np.array([(AFFINE @ [i, j, k, 1.0])[:3] for i, j in corners]))
+
+
+def _voxels(box) -> int:
+    (i0, i1), (j0, j1), ks = box
+    return (i1 - i0) * (j1 - j0) * len(ks)
+
+
+@pytest.fixture(scope="module")
+def ct(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ct")
+    paths = write_image_series(folder, np.zeros(SHAPE), AFFINE, seed=23)
+    return paths, read_dicom_series(folder)
+
+
+def _two_frames_rtstruct(path, paths, other_name: str):
+    """CT ROIs Liver and Tumour, and ``other_name`` drawn in an MR's frame of reference (listed too)."""
+    mr_contour = Contour(np.array([[0.0, 0.0, 10.0], [30.0, 0.0, 10.0], [30.0, 30.0, 10.0]]))
+    rois = [
+        RoiSpec("Liver", [_outline(LIVER, k) for k in LIVER[2]]),
+        RoiSpec("Tumour", [_outline(TUMOUR, k) for k in TUMOUR[2]], interpreted_type="GTV"),
+        RoiSpec(other_name, [mr_contour], frame_of_reference_uid=MR_FOR),
+    ]
+    out = write_rtstruct(path, paths, rois)
+    ds = pydicom.dcmread(out)
+    item = Dataset()
+    item.FrameOfReferenceUID = MR_FOR
+    ds.ReferencedFrameOfReferenceSequence.append(item)
+    ds.save_as(out)
+    return out
+
+
+def test_unused_roi_in_another_frame_of_reference_does_not_block_the_ct_rois(ct, tmp_path):
+    paths, ref = ct
+    rt = _two_frames_rtstruct(tmp_path / "rt.dcm", paths, "Kidney_L MR")  # an organ with no role here
+    layers = read_rtstruct(rt, ref, parse_label_spec(None), role_log=[])
+    got = {layer.role: int(layer.mask.array.sum()) for layer in layers}
+    assert got == {"liver": _voxels(LIVER), "lesion": _voxels(TUMOUR)}
+
+
+def test_used_roi_in_another_frame_of_reference_is_refused_naming_it(ct, tmp_path):
+    paths, ref = ct
+    rt = _two_frames_rtstruct(tmp_path / "rt.dcm", paths, "Liver MR")  # a liver drawn on the MR
+    with pytest.raises(
+        DicomError,
+        match=rf"rt\.dcm: ROI 3 'Liver MR': its FrameOfReferenceUID {MR_FOR} differs from the image's .*"
+        r'or read the 2 ROI\(s\) on the image with --labels liver="Liver",lesion="Tumour",ignore="Liver MR"\.$',
+    ) as err:
+        read_rtstruct(rt, ref, parse_label_spec(None), role_log=[])
+    flag = str(err.value).rsplit("--labels ", 1)[1].rstrip(".")  # the mapping the message suggests works
+    layers = read_rtstruct(rt, ref, parse_label_spec(flag), role_log=[])
+    assert [int(layer.mask.array.sum()) for layer in layers] == [_voxels(LIVER), _voxels(TUMOUR)]
