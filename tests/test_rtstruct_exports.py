@@ -89,3 +89,35 @@ def test_used_roi_in_another_frame_of_reference_is_refused_naming_it(ct, tmp_pat
     flag = str(err.value).rsplit("--labels ", 1)[1].rstrip(".")  # the mapping the message suggests works
     layers = read_rtstruct(rt, ref, parse_label_spec(flag), role_log=[])
     assert [int(layer.mask.array.sum()) for layer in layers] == [_voxels(LIVER), _voxels(TUMOUR)]
+
+
+def _box_on(box2d, k: int) -> Contour:
+    return _outline((*box2d, range(k, k + 1)), k)
+
+
+def test_a_contour_repeated_on_its_slice_is_not_xored_away(ct, tmp_path):
+    """Two copies of one outline (another start point and direction) on slice 5: XOR would leave slice 5 empty."""
+    paths, ref = ct
+    liver = [_outline(LIVER, k) for k in LIVER[2]]
+    twin = Contour(np.roll(liver[3].points[::-1], 2, axis=0))  # slice 5 again, reversed and started elsewhere
+    rt = write_rtstruct(tmp_path / "rt.dcm", paths, [RoiSpec("Liver", [*liver, twin])])
+    (layer,) = read_rtstruct(rt, ref, parse_label_spec(None), role_log=[])
+    assert int(layer.mask.array[:, :, 5].sum()) == _voxels((*LIVER[:2], range(1)))
+    assert int(layer.mask.array.sum()) == _voxels(LIVER)
+    assert any("repeats another contour" in w for w in layer.mask.meta["warnings"])
+
+
+def test_crossing_outlines_on_a_slice_are_xored_and_the_overlap_reported(ct, tmp_path):
+    """Two boxes crossing on slice 4 (neither inside the other): XOR leaves out their overlap, and says so."""
+    paths, ref = ct
+    a, b = ((4, 14), (3, 13)), ((10, 20), (9, 19))  # overlap 4 x 4 voxels
+    rt = write_rtstruct(tmp_path / "rt.dcm", paths, [RoiSpec("Liver", [_box_on(a, 4), _box_on(b, 4)])])
+    (layer,) = read_rtstruct(rt, ref, parse_label_spec(None), role_log=[])
+    assert int(layer.mask.array.sum()) == 100 + 100 - 2 * 16
+    assert any("their 16 shared voxel(s) are left out" in w for w in layer.mask.meta["warnings"])
+    hole = write_rtstruct(  # a hole inside the region is what XOR is for: no warning
+        tmp_path / "hole.dcm", paths, [RoiSpec("Liver", [_box_on(((4, 20), (3, 19)), 4), _box_on(a, 4)])]
+    )
+    (layer,) = read_rtstruct(hole, ref, parse_label_spec(None), role_log=[])
+    assert int(layer.mask.array.sum()) == 16 * 16 - 100
+    assert not any("overlap" in w for w in layer.mask.meta["warnings"])

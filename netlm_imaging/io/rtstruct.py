@@ -31,6 +31,8 @@ Rasterisation rule
    the repeated outline would enclose nothing. A self-crossing (figure-eight)
    contour is filled by the same even-odd rule, every lobe once, as those
    tools do, with a warning; its zero *signed* area does not make it degenerate.
+   A contour repeating another of its slice point for point is read once (XOR would
+   erase the slice); outlines that cross without nesting are XOR-ed with a warning.
 7. Guards: contours with fewer than 3 points, zero area, OPEN_PLANAR /
    OPEN_NONPLANAR / POINT types are skipped with a warning; a contour that
    encloses no voxel centre (sub-pixel) changes nothing, so it can never erase
@@ -210,6 +212,29 @@ def _check_frames_of_reference(
             f"{source}: ROI {roi.describe()}: its FrameOfReferenceUID {for_uid} differs from the image's {ref_for}; "
             f"it belongs to another image. Pass the series it references{other}."
         )
+
+
+def _outline_key(poly: np.ndarray) -> frozenset[tuple[float, float]]:
+    """The contour's points (voxel units, to 1e-3 voxel) whatever its start point and direction."""
+    return frozenset(map(tuple, np.round(poly, 3).tolist()))
+
+
+def _warn_partial_overlap(acc: np.ndarray, fill: np.ndarray, roi: RoiInfo, k: float, warnings: list[str]) -> None:
+    """Warn when a contour overlaps the slice's earlier ones without being nested (XOR then cuts the overlap out).
+
+    A hole lies inside the region (``fill`` within ``acc``), an outline around it (``acc`` within
+    ``fill``), an island apart from it: XOR gives what they mean. Two outlines that cross each other
+    are neither; XOR (the DICOM reading, as platipy and dcmrtstruct2nii combine) removes their
+    overlap, where a union would keep it, so the report says how many voxels that is.
+    """
+    inter = np.logical_and(acc, fill)
+    n = int(np.count_nonzero(inter))
+    if n == 0 or n == int(np.count_nonzero(fill)) or n == int(np.count_nonzero(acc)):
+        return
+    warnings.append(
+        f"ROI {roi.describe()}: contours on slice index {k:.2f} overlap without one lying inside the other; "
+        f"combined by XOR (the DICOM even-odd reading), their {n} shared voxel(s) are left out"
+    )
 
 
 def _planes_of_roi(
@@ -409,7 +434,16 @@ def read_rtstruct(
         filled: dict[int, np.ndarray] = {}
         for plane in planes:
             acc = np.zeros((ni, nj), dtype=bool)
+            outlines: list[frozenset[tuple[float, float]]] = []
             for poly in plane.polygons:
+                outline = _outline_key(poly)
+                if outline in outlines:  # XOR with its twin would erase the region on this slice
+                    warnings.append(
+                        f"ROI {roi.describe()}: a contour on slice index {plane.k_float:.2f} repeats another contour "
+                        "of the slice point for point; the copy was ignored (combined by XOR it would erase the region)"
+                    )
+                    continue
+                outlines.append(outline)
                 fill = fill_polygon(poly, (ni, nj))
                 if not fill.any():
                     warnings.append(
@@ -425,6 +459,7 @@ def read_rtstruct(
                         "(figure-eight); filled by the even-odd rule, every lobe once, as plastimatch and "
                         "dcmrtstruct2nii do"
                     )
+                _warn_partial_overlap(acc, fill, roi, plane.k_float, warnings)
                 np.logical_xor(acc, fill, out=acc)
             filled[id(plane)] = acc
         for k, plane in pairs:
