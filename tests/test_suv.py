@@ -138,6 +138,32 @@ def test_injection_before_midnight(tmp_path):
     assert any("midnight" in w for w in vol.meta["warnings"])
 
 
+def test_beds_after_midnight_without_acquisition_date(tmp_path):
+    """De-identified export: AcquisitionDate removed, AcquisitionTime kept; the scan starts at 23:50 and its
+    last beds are acquired after midnight. 00:04 is the next morning, not the morning before the series, so
+    the series time stays the decay reference: 60 min after the 22:50 injection (not 74 min)."""
+    a = activity(seed=12)
+    folder = tmp_path / "pet"
+    files = write_pet_series(
+        folder,
+        a,
+        AFFINE,
+        slopes=SLOPES,
+        series_date="20240102",
+        series_time="235000",
+        injection_time="225000",
+        acquisition_times=["235200", "235800", "000400", "001000"],
+    )
+    for f in files:
+        ds = pydicom.dcmread(f)
+        del ds.AcquisitionDate
+        ds.save_as(f)
+    vol = load_suv_volume(folder)
+    np.testing.assert_allclose(vol.array, qiba_suv(a, WEIGHT_KG, DOSE_BQ, 3600.0, GA68_T), rtol=2e-6)
+    assert vol.meta["suv"]["scan_datetime"] == "2024-01-02T23:50:00"
+    assert not any("post-processed" in w for w in vol.meta["warnings"])
+
+
 def test_full_injection_datetime_multi_day(tmp_path):
     """RadiopharmaceuticalStartDateTime wins over the time-only tag (Slicer-PETDICOMExtension #28)."""
     a = activity(seed=10)

@@ -41,7 +41,9 @@ Injection date/time
 Scan date/time
     Series Date/Time (0008,0021/0031), unless it is after the earliest
     Acquisition Date/Time (0008,0022/0032) of the series (post-processed
-    series); then the GE private scan DateTime (0009,100d, creator
+    series; an AcquisitionTime without its AcquisitionDate is the one within
+    12 h of the series time, so a bed acquired after midnight is not read as
+    the morning before); then the GE private scan DateTime (0009,100d, creator
     ``GEMS_PETD_01``) if present, else the earliest Acquisition Date/Time.
 Half-life
     Radionuclide Half Life (0018,1075) from the file is used. The nuclide is
@@ -278,18 +280,21 @@ def _scan_datetime(datasets: Sequence[Any], source: str, warnings: list[str]) ->
     first = datasets[0]
     series_date = _parse_date(_text(first, "SeriesDate"))
     series_time = _parse_time(_text(first, "SeriesTime"))
+    series_dt = datetime.combine(series_date, series_time) if series_date and series_time else None
     acq: list[datetime] = []
     for ds in datasets:
         adt = _parse_datetime(_text(ds, "AcquisitionDateTime"))
         if adt is None:
-            d = _parse_date(_text(ds, "AcquisitionDate")) or series_date
+            own_date = _parse_date(_text(ds, "AcquisitionDate"))
+            d = own_date or series_date
             t = _parse_time(_text(ds, "AcquisitionTime"))
             if d is not None and t is not None:
                 adt = datetime.combine(d, t)
+                if own_date is None and series_dt is not None:  # a time without its date: the one nearest the series
+                    adt = _nearest_day(adt, series_dt)
         if adt is not None:
             acq.append(adt)
     earliest_acq = min(acq) if acq else None
-    series_dt = datetime.combine(series_date, series_time) if series_date and series_time else None
     if series_dt is not None and (earliest_acq is None or series_dt <= earliest_acq):
         return series_dt
     if series_dt is not None:
@@ -312,6 +317,21 @@ def _scan_datetime(datasets: Sequence[Any], source: str, warnings: list[str]) ->
         f"{source}: PET scan time unknown: Series Date/Time (0008,0021/0031) and Acquisition Date/Time "
         "(0008,0022/0032) are missing; SUV needs them. Export the series with its original headers."
     )
+
+
+def _nearest_day(moment: datetime, reference: datetime) -> datetime:
+    """``moment`` moved by whole days to within 12 h of ``reference``.
+
+    An AcquisitionTime without its AcquisitionDate (removed by de-identification) takes the
+    Series Date; a bed acquired after midnight then reads as the morning before the series
+    (00:04 before 23:50 of one day) and would replace the series time as the decay reference.
+    """
+    half_day = timedelta(hours=12)
+    while moment < reference - half_day:
+        moment += timedelta(days=1)
+    while moment > reference + half_day:
+        moment -= timedelta(days=1)
+    return moment
 
 
 def _str_value(value: Any) -> str | None:
