@@ -164,6 +164,15 @@ def test_beds_after_midnight_without_acquisition_date(tmp_path):
     assert not any("post-processed" in w for w in vol.meta["warnings"])
 
 
+def test_injection_datetime_of_day_precision_takes_the_start_time(tmp_path):
+    """RadiopharmaceuticalStartDateTime "20240102" (a valid DT of day precision) and StartTime 10:00: the
+    injection is 2024-01-02 10:00, 60 min before the 11:00 series, not midnight (11 h, refused as implausible)."""
+    a = activity(seed=13)
+    vol = load(tmp_path, values=a, slopes=SLOPES, injection_datetime="20240102", injection_time="100000")
+    np.testing.assert_allclose(vol.array, qiba_suv(a, WEIGHT_KG, DOSE_BQ, 3600.0, GA68_T), rtol=2e-6)
+    assert vol.meta["suv"]["injection_datetime"] == "2024-01-02T10:00:00"
+
+
 def test_full_injection_datetime_multi_day(tmp_path):
     """RadiopharmaceuticalStartDateTime wins over the time-only tag (Slicer-PETDICOMExtension #28)."""
     a = activity(seed=10)

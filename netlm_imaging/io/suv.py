@@ -35,8 +35,10 @@ Decay Correction (0054,1102)
     and the ``START`` rule follows, with a warning.
 Injection date/time
     RadiopharmaceuticalStartDateTime (0018,1078) when present (full date:
-    multi-day delays are right). Otherwise Series Date (0008,0021) +
-    RadiopharmaceuticalStartTime (0018,1072); when that lies after the scan
+    multi-day delays are right); one that holds only a date (day precision)
+    gives the date, RadiopharmaceuticalStartTime the time. Otherwise Series
+    Date (0008,0021) + RadiopharmaceuticalStartTime (0018,1072); when that
+    lies after the scan
     time the injection is taken to be the day before (midnight crossing).
 Scan date/time
     Series Date/Time (0008,0021/0031), unless it is after the earliest
@@ -357,8 +359,12 @@ def _clock_gap_s(a: Any, b: Any) -> float:
 def _injection_datetime(
     info: Any, scan: datetime, series_date: date | None, source: str, warnings: list[str]
 ) -> datetime:
-    full = _parse_datetime(_text(info, "RadiopharmaceuticalStartDateTime"))
+    full_text = _text(info, "RadiopharmaceuticalStartDateTime")
+    full = _parse_datetime(full_text)
     t = _parse_time(_text(info, "RadiopharmaceuticalStartTime"))
+    date_only = re.match(r"\s*\d*", full_text or "")
+    if full is not None and t is not None and date_only is not None and len(date_only.group().strip()) <= 8:
+        return datetime.combine(full.date(), t)  # a DateTime of day precision: its date, the StartTime's time
     if full is not None:
         if t is not None and _clock_gap_s(t, full.time()) > INJECTION_TIME_AGREEMENT.total_seconds():
             warnings.append(
