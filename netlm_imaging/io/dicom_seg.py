@@ -17,9 +17,10 @@ reference grid:
    ImagePositionPatient) mapped through :meth:`Volume.lps_to_index`, when it
    lies on a slice within :data:`GRID_TOLERANCE_VOXELS`; otherwise (position
    missing or between slices) by the frame's source image
-   (DerivationImageSequence > SourceImageSequence > ReferencedSOPInstanceUID)
-   when that UID is one of the reference's ``meta["sop_instance_uids"]``
-   (slice order), with a warning. Position first keeps the per-frame header
+   (DerivationImageSequence > SourceImageSequence > ReferencedSOPInstanceUID
+   and, for an Enhanced multi-frame image, ReferencedFrameNumber) when it is
+   one of the reference's slices (``meta["sop_instance_uids"]`` and
+   ``meta["frame_numbers"]``, slice order), with a warning. Position first keeps the per-frame header
    parsing to the minimum on SEGs with thousands of frames.
 2. **In-plane offset and axes**: from the same position and the SEG's
    ImageOrientationPatient / PixelSpacing. The SEG's pixel grid must coincide
@@ -286,8 +287,35 @@ def _source_ref(ds: Dataset, f: int) -> tuple[str | None, int | None]:
     return None, None
 
 
-def _source_uid(ds: Dataset, f: int) -> str | None:
-    return _source_ref(ds, f)[0]
+class _SourceSlices:
+    """Reference slice of each source image frame: (SOPInstanceUID, frame number) -> ``k``.
+
+    Frames of one Enhanced (multi-frame) image share its UID and differ by frame number, so the
+    UID alone does not name a slice. On a resampled reference, original slice ``s`` lies on grid
+    slice ``g[s]`` (:func:`~._dicom_resampled.grid_slice_of_original`).
+    """
+
+    def __init__(self, reference: Volume) -> None:
+        uids = [str(u) for u in reference.meta.get("sop_instance_uids") or []]
+        numbers = reference.meta.get("frame_numbers") or [1] * len(uids)
+        g = grid_slice_of_original(reference)
+        self.k: dict[tuple[str, int], int] = {}
+        self.frames: dict[str, int] = {}
+        for s, (uid, number) in enumerate(zip(uids, numbers)):
+            self.k[(uid, int(number))] = s if g is None or s >= g.size else int(g[s])
+            self.frames[uid] = self.frames.get(uid, 0) + 1
+
+    def known(self, uid: str) -> bool:
+        """Whether the reference holds the image ``uid``."""
+        return uid in self.frames
+
+    def k_of(self, uid: str | None, number: int | None) -> int | None:
+        """The slice of frame ``number`` of ``uid`` (the image itself when it has one frame); None if unknown."""
+        if uid is None:
+            return None
+        if number is None:
+            return self.k.get((uid, 1)) if self.frames.get(uid) == 1 else None
+        return self.k.get((uid, number))
 
 
 class _RefCheck:
@@ -304,14 +332,15 @@ class _RefCheck:
         self.planes: dict[tuple[int, int], int] = {}
         self.conflicts: list[tuple[int, int, int, int]] = []
 
-    def frame(self, ds: Dataset, f: int, k: int, uid_to_k: dict[str, int], by_position: bool) -> None:
+    def frame(self, ds: Dataset, f: int, k: int, slices: _SourceSlices, by_position: bool) -> None:
         uid, number = _source_ref(ds, f)
         if uid is None:
             return
-        if uid not in uid_to_k:
+        k_src = slices.k_of(uid, number)
+        if not slices.known(uid):
             self.unknown.append(f)
-        elif by_position and uid_to_k[uid] != k:
-            self.shuffled.append((f, uid_to_k[uid], k))
+        elif by_position and k_src is not None and k_src != k:
+            self.shuffled.append((f, k_src, k))
         if number is not None and uid in self.frames_per_sop and not 1 <= number <= self.frames_per_sop[uid]:
             self.bad_frame.append((f, number))
 
@@ -378,14 +407,13 @@ def _axis_map(step: np.ndarray, n: int, what: str, f: int, source: str) -> tuple
 
 
 def _frame_geometry(
-    ds: Dataset, f: int, reference: Volume, uid_to_k: dict[str, int], source: str, warnings: list[str]
+    ds: Dataset, f: int, reference: Volume, slices: _SourceSlices, source: str, warnings: list[str]
 ) -> _FrameGeometry:
     rows, cols = int(ds.Rows), int(ds.Columns)
     ipp, iop, spacing = _plane_of(ds, f)
     k_uid: int | None = None
     if ipp is None or iop is None or spacing is None:
-        src_uid = _source_uid(ds, f)
-        k_uid = uid_to_k.get(src_uid) if src_uid else None
+        k_uid = slices.k_of(*_source_ref(ds, f))
         if k_uid is None:
             raise DicomError(
                 f"{source}: frame {f + 1} has no plane position/orientation/spacing and its source image "
@@ -418,8 +446,7 @@ def _frame_geometry(
     k = int(r0[2])
     on_slice = abs(float(p0[2] - r0[2])) <= GRID_TOLERANCE_VOXELS
     if not on_slice:
-        src_uid = _source_uid(ds, f)
-        k_uid = uid_to_k.get(src_uid) if src_uid else None
+        k_uid = slices.k_of(*_source_ref(ds, f))
         if k_uid is None:
             raise GeometryError(
                 f"{source}: frame {f + 1} lies between reference slices (index {p0[2]:.3f}); the SEG was made on "
@@ -626,9 +653,7 @@ def read_dicom_seg(
     if rss:
         ref_series = str(getattr(rss[0], "SeriesInstanceUID", "") or "")
     hdr.warnings.extend(_series_warning(ref_series, reference))
-    uids = reference.meta.get("sop_instance_uids") or []
-    g = grid_slice_of_original(reference)  # a resampled reference: original slice s lies on grid slice g[s]
-    uid_to_k = {str(u): (k if g is None or k >= g.size else int(g[k])) for k, u in enumerate(uids)}
+    slices = _SourceSlices(reference)
     grid = reference
     written: set[int] | None = None  # segments known to hold pixels (the one-pass decoder's arrays)
     try:
@@ -636,7 +661,7 @@ def read_dicom_seg(
         if arrays is not None:
             written = set(arrays)
         else:
-            arrays = _decode(hdr, reference, wanted, uid_to_k)
+            arrays = _decode(hdr, reference, wanted, slices)
     except GeometryError as exc:  # frames off the image grid: build the SEG's own grid, resampled later
         grid, arrays = _decode_own_grid(hdr, reference, wanted, str(exc))
     if grid is reference:
@@ -864,7 +889,7 @@ def _decode_plain(
     )
 
 
-def _decode(hdr: _SegHeader, reference: Volume, wanted: set[int], uid_to_k: dict[str, int]) -> dict[int, np.ndarray]:
+def _decode(hdr: _SegHeader, reference: Volume, wanted: set[int], slices: _SourceSlices) -> dict[int, np.ndarray]:
     """Decode every needed frame once and place it on per-segment reference arrays."""
     ds, source = hdr.ds, hdr.source
     shape = reference.shape
@@ -893,9 +918,9 @@ def _decode(hdr: _SegHeader, reference: Volume, wanted: set[int], uid_to_k: dict
             continue
         g = geom_cache.get(f)
         if g is None:
-            g = _frame_geometry(ds, f, reference, uid_to_k, source, hdr.warnings)
+            g = _frame_geometry(ds, f, reference, slices, source, hdr.warnings)
             geom_cache[f] = g
-            refs.frame(ds, f, g.k, uid_to_k, _fg(ds, f, "PlanePositionSequence") is not None)
+            refs.frame(ds, f, g.k, slices, _fg(ds, f, "PlanePositionSequence") is not None)
         if labelmap:
             values = np.unique(frame)
             for v in values:

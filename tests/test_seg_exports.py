@@ -1,0 +1,88 @@
+"""DICOM SEG made on an Enhanced (multi-frame) CT, as highdicom writes it.
+
+All frames of an Enhanced CT share one SOPInstanceUID; a SEG frame names its source slice by
+that UID *and* ReferencedFrameNumber. Matching by UID alone took every frame for the last
+slice of the image: a false "references a source image on another slice" warning on every
+such SEG, and frames without a plane position all placed on one slice.
+
+Phantom: an oblique anisotropic Enhanced CT whose frames are stored out of slice order; the
+liver is a box (truth computed here in index space). The SEG comes from highdicom.
+"""
+
+from __future__ import annotations
+
+import highdicom as hd
+import numpy as np
+import pydicom
+import pytest
+from pydicom.sr.codedict import codes
+
+from netlm_imaging.io.dicom_seg import read_dicom_seg
+from netlm_imaging.io.dicom_series import read_dicom_series
+from netlm_imaging.io.labels import parse_label_spec
+from tests.conftest import oblique_affine
+from tests.dicom_factory import write_enhanced_series
+
+SHAPE = (32, 30, 12)
+AFFINE = oblique_affine(spacing=(0.9, 0.8, 2.0), angles_deg=(7.0, -5.0, 18.0), origin=(-60.0, 40.0, 120.0))
+FRAME_ORDER = [int(k) for k in np.random.default_rng(2).permutation(SHAPE[2])]  # slice k stored in frame n
+
+
+def _liver() -> np.ndarray:
+    m = np.zeros(SHAPE, bool)
+    m[4:28, 4:26, 2:10] = True
+    m[10:14, 8:12, 5] = False  # a notch on one slice: a frame on the wrong slice shows
+    return m
+
+
+@pytest.fixture(scope="module")
+def enhanced(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ect")
+    (folder / "ct").mkdir()
+    image = np.random.default_rng(0).normal(40.0, 5.0, SHAPE).round()
+    path = write_enhanced_series(folder / "ct" / "ect.dcm", image, AFFINE, frame_order=FRAME_ORDER, seed=31)
+    source = pydicom.dcmread(path)
+    liver = _liver()
+    pixels = np.stack([liver[:, :, k].T for k in FRAME_ORDER]).astype(np.uint8)  # the source's frame order
+    seg = hd.seg.Segmentation(
+        source_images=[source],
+        pixel_array=pixels,
+        segmentation_type="BINARY",
+        segment_descriptions=[
+            hd.seg.SegmentDescription(
+                segment_number=1,
+                segment_label="Liver",
+                segmented_property_category=codes.SCT.Organ,
+                segmented_property_type=codes.SCT.Liver,
+                algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL,
+            )
+        ],
+        series_instance_uid=hd.UID(),
+        series_number=9,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="netlm tests",
+        manufacturer_model_name="test_seg_exports",
+        software_versions="1",
+        device_serial_number="0",
+    )
+    seg.save_as(folder / "seg.dcm")
+    return folder, read_dicom_series(folder / "ct")
+
+
+def test_seg_on_enhanced_ct_gives_no_false_reference_warning(enhanced):
+    folder, ref = enhanced
+    (layer,) = read_dicom_seg(folder / "seg.dcm", ref, parse_label_spec(None))
+    np.testing.assert_array_equal(layer.mask.array, _liver())
+    assert layer.mask.meta["warnings"] == []
+
+
+def test_seg_frames_without_position_are_placed_by_source_frame_number(enhanced, tmp_path):
+    folder, ref = enhanced
+    ds = pydicom.dcmread(folder / "seg.dcm")
+    for item in ds.PerFrameFunctionalGroupsSequence:  # placed by the source image frame only
+        del item.PlanePositionSequence
+    ds.save_as(tmp_path / "noposition.dcm")
+    (layer,) = read_dicom_seg(tmp_path / "noposition.dcm", ref, parse_label_spec(None))
+    np.testing.assert_array_equal(layer.mask.array, _liver())
+    assert int(layer.mask.array.sum()) == 24 * 22 * 8 - 16
