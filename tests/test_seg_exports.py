@@ -1,4 +1,4 @@
-"""DICOM SEG made on an Enhanced (multi-frame) CT, as highdicom writes it.
+"""DICOM SEG as exporters write it: on an Enhanced (multi-frame) CT, and on the thick reconstruction of a thin CT.
 
 All frames of an Enhanced CT share one SOPInstanceUID; a SEG frame names its source slice by
 that UID *and* ReferencedFrameNumber. Matching by UID alone took every frame for the last
@@ -7,9 +7,18 @@ such SEG, and frames without a plane position all placed on one slice.
 
 Phantom: an oblique anisotropic Enhanced CT whose frames are stored out of slice order; the
 liver is a box (truth computed here in index space). The SEG comes from highdicom.
+
+A SEG made on the 5 mm reconstruction of an acquisition and read with its 2.5 mm one (same
+frame of reference, every second thin slice at a thick slice's position) has frames that fall
+exactly on thin slices: placed there, the slices between stayed empty (half the volume, a
+lesion cut into one-slice pieces). Each frame is a 5 mm slab (SpacingBetweenSlices).
 """
 
 from __future__ import annotations
+
+import json
+import subprocess
+import sys
 
 import highdicom as hd
 import numpy as np
@@ -21,7 +30,8 @@ from netlm_imaging.io.dicom_seg import read_dicom_seg
 from netlm_imaging.io.dicom_series import read_dicom_series
 from netlm_imaging.io.labels import parse_label_spec
 from tests.conftest import oblique_affine
-from tests.dicom_factory import write_enhanced_series
+from tests.dicom_factory import write_enhanced_series, write_image_series
+from tests.seg_factory import SegmentSpec, write_seg
 
 SHAPE = (32, 30, 12)
 AFFINE = oblique_affine(spacing=(0.9, 0.8, 2.0), angles_deg=(7.0, -5.0, 18.0), origin=(-60.0, 40.0, 120.0))
@@ -86,3 +96,35 @@ def test_seg_frames_without_position_are_placed_by_source_frame_number(enhanced,
     (layer,) = read_dicom_seg(tmp_path / "noposition.dcm", ref, parse_label_spec(None))
     np.testing.assert_array_equal(layer.mask.array, _liver())
     assert int(layer.mask.array.sum()) == 24 * 22 * 8 - 16
+
+
+def test_seg_of_the_thick_reconstruction_on_the_thin_one(tmp_path):
+    thin_aff = oblique_affine(spacing=(0.9, 0.8, 2.5), angles_deg=(5.0, -4.0, 10.0), origin=(-20.0, 10.0, 200.0))
+    thick_aff = thin_aff @ np.diag([1.0, 1.0, 2.0, 1.0])  # thick slice j sits on thin slice 2j
+    for_uid = "1.2.826.0.1.3680043.8.498.4242.7"
+    write_image_series(tmp_path / "thin", np.zeros((40, 36, 20)), thin_aff, frame_of_reference_uid=for_uid, seed=1)
+    thick = write_image_series(
+        tmp_path / "thick", np.zeros((40, 36, 10)), thick_aff, frame_of_reference_uid=for_uid, seed=2
+    )
+    liver = np.zeros((40, 36, 10), bool)
+    liver[5:35, 5:30, 2:7] = True
+    lesion = np.zeros((40, 36, 10), bool)
+    lesion[15:22, 12:20, 3:6] = True
+    tumour = SegmentSpec("Tumour", lesion, codes.SCT.Neoplasm, codes.SCT.MorphologicallyAbnormalStructure)
+    write_seg(tmp_path / "seg.dcm", thick, [SegmentSpec("Liver", liver), tumour])
+    args = ["analyze", "--image", str(tmp_path / "thin"), "--seg", str(tmp_path / "seg.dcm"), "--json", "-"]
+    res = subprocess.run(
+        [sys.executable, "-m", "netlm_imaging.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr
+    rep = json.loads(res.stdout)
+    thick_voxel_ml = 0.9 * 0.8 * 5.0 / 1000.0
+    thin_layer_ml = 30 * 25 * 0.9 * 0.8 * 2.5 / 1000.0  # one thin slice of the liver box
+    # each 5 mm frame covers two 2.5 mm slices; nearest-neighbour ties at the two ends may move one thin slice
+    assert abs(rep["liver"]["volume_ml"] - int(liver.sum()) * thick_voxel_ml) <= thin_layer_ml + 1e-9
+    assert len(rep["lesions"]) == 1
+    assert rep["lesions"][0]["volume_ml"] == pytest.approx(int(lesion.sum()) * thick_voxel_ml, abs=7 * 8 * 0.0018)
+    assert any("5 mm apart (SpacingBetweenSlices)" in w for w in rep["warnings"])

@@ -30,7 +30,11 @@ reference grid:
    the masks are built on the SEG's **own grid** (its frames' positions,
    orientation and spacing, same frame of reference) and returned on it, with a
    warning; the caller resamples them by physical position as for label maps
-   (:func:`~netlm_imaging.measure.grid.reconcile_layers`).
+   (:func:`~netlm_imaging.measure.grid.reconcile_layers`). So are frames of a
+   coarser slice grid that happen to fall on image slices (a SEG of the 5 mm
+   reconstruction read on the 2.5 mm one: SpacingBetweenSlices at least
+   :data:`_COARSER_RATIO` times the image's step, frames on that spacing), whose
+   frames are slabs of several image slices.
 4. Source-image references that contradict the positions are reported by
    ``_RefCheck`` (the plane positions are believed).
 5. Non-empty frames that fall outside the reference grid raise
@@ -656,7 +660,10 @@ def read_dicom_seg(
     slices = _SourceSlices(reference)
     grid = reference
     written: set[int] | None = None  # segments known to hold pixels (the one-pass decoder's arrays)
+    coarser = _coarser_slices(ds, reference, None if table is None else table.positions, source)
     try:
+        if coarser is not None:  # frames on every n-th image slice, each a slab of n slices
+            raise GeometryError(coarser)
         arrays = _decode_plain(hdr, table, reference, wanted) if table is not None else None
         if arrays is not None:
             written = set(arrays)
@@ -682,6 +689,50 @@ def read_dicom_seg(
     return _layers(
         ident, hdr.segments, roles, wanted, arrays, grid, reference, hdr.warnings, fractional_threshold, source, written
     )
+
+
+#: A SEG whose declared slice spacing is at least this many times the image's is on a coarser grid.
+_COARSER_RATIO = 1.5
+
+
+def _plane_step_mm(positions: np.ndarray, reference: Volume) -> float:
+    """Smallest distance between the distinct frame planes along the image's normal (inf for one plane)."""
+    normal = reference.affine[:3, 2] / np.linalg.norm(reference.affine[:3, 2])
+    d = np.sort(np.asarray(positions, dtype=np.float64) @ normal)  # (np.unique would import numpy.ma)
+    gaps = np.diff(d)
+    gaps = gaps[gaps > 1e-3]  # frames of several segments share a plane
+    return float(gaps.min()) if gaps.size else float("inf")
+
+
+def _coarser_slices(ds: Dataset, reference: Volume, positions: np.ndarray | None, source: str) -> str | None:
+    """Why the SEG's frames are slabs of a coarser slice grid than the image's, or None.
+
+    A SEG made on a thick reconstruction (5 mm) and read on a thin one of the same acquisition
+    (2.5 mm, same frame of reference) has frames that fall exactly on every second image slice:
+    placed there, the slices between stay empty (half the volume, every lesion cut in slices).
+    When the SEG declares a SpacingBetweenSlices (as highdicom and dcmqi write it) at least
+    :data:`_COARSER_RATIO` times the image's step, and its frame planes lie on that spacing, the
+    masks are built on the SEG's own grid and resampled onto the image by position.
+    """
+    pm = _fg(ds, 0, "PixelMeasuresSequence")
+    try:
+        declared = abs(float(getattr(pm, "SpacingBetweenSlices", 0) or 0)) if pm is not None else 0.0
+    except (TypeError, ValueError):
+        return None
+    step = float(reference.spacing[2])
+    if not declared > _COARSER_RATIO * step:
+        return None
+    if positions is None:
+        ipps = [_plane_of(ds, f)[0] for f in range(int(getattr(ds, "NumberOfFrames", 1) or 1))]
+        if any(p is None for p in ipps):
+            return None
+        positions = np.asarray([[float(x) for x in p] for p in ipps], dtype=np.float64)
+    normal = reference.affine[:3, 2] / np.linalg.norm(reference.affine[:3, 2])
+    d = np.unique(np.round(np.asarray(positions, dtype=np.float64) @ normal, 3))
+    n = (d - d[0]) / declared
+    if float(np.max(np.abs(n - np.round(n)), initial=0.0)) > 0.1:
+        return None  # the declared spacing does not fit the frame positions: believe the positions
+    return f"{source}: its slices are {declared:g} mm apart (SpacingBetweenSlices), the image's {step:g} mm"
 
 
 def _onto_resampled(arrays: dict[int, np.ndarray], reference: Volume, warnings: list[str]) -> dict[int, np.ndarray]:
@@ -765,6 +816,8 @@ def _read_plain(
         pixel_data = plain.pixel_bytes()
     except OSError:  # the file changed since the scan: pydicom reads it again and says what is wrong
         return None
+    if _plane_step_mm(plain.table.positions, reference) > _COARSER_RATIO * float(reference.spacing[2]):
+        return None  # perhaps slabs of a coarser grid: the general path reads SpacingBetweenSlices
     arrays = decode_binary(
         pixel_data,
         plain.table,
