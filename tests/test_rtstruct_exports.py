@@ -16,6 +16,7 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.dataset import Dataset
+from scipy import ndimage
 
 from netlm_imaging.errors import DicomError
 from netlm_imaging.io.dicom_series import read_dicom_series
@@ -121,3 +122,38 @@ def test_crossing_outlines_on_a_slice_are_xored_and_the_overlap_reported(ct, tmp
     (layer,) = read_rtstruct(hole, ref, parse_label_spec(None), role_log=[])
     assert int(layer.mask.array.sum()) == 16 * 16 - 100
     assert not any("overlap" in w for w in layer.mask.meta["warnings"])
+
+
+@pytest.mark.parametrize("offset", [0.0, 0.5], ids=["thick-on-thin-slices", "thick-between-thin-slices"])
+def test_structure_set_of_the_thick_reconstruction_on_the_thin_one(tmp_path, offset):
+    """An RTSTRUCT drawn on the 5 mm reconstruction, read on the 2.5 mm one (same frame of reference).
+
+    Each 5 mm contour plane is a slab of two thin slices: the liver box (30 x 25 voxels on 5 planes) covers
+    exactly 2 x 5 thin slices, the tumour box (7 x 8 on 3 planes) 2 x 3, whether the thick planes fall on thin
+    slices (they filled every second slice) or half-way between them (they were refused as off-slice).
+    """
+    thin_aff = oblique_affine(spacing=(0.9, 0.8, 2.5), angles_deg=(5.0, -4.0, 10.0), origin=(-20.0, 10.0, 200.0))
+    thick_aff = thin_aff @ np.diag([1.0, 1.0, 2.0, 1.0])
+    thick_aff[:3, 3] += offset * thin_aff[:3, 2]
+    for_uid = "1.2.826.0.1.3680043.8.498.4242.8"
+    write_image_series(tmp_path / "thin", np.zeros((40, 36, 20)), thin_aff, frame_of_reference_uid=for_uid, seed=1)
+    thick = write_image_series(
+        tmp_path / "thick", np.zeros((40, 36, 10)), thick_aff, frame_of_reference_uid=for_uid, seed=2
+    )
+
+    def box(k: int, i0: int, i1: int, j0: int, j1: int) -> Contour:
+        corners = [(i0 - 0.5, j0 - 0.5), (i1 - 0.5, j0 - 0.5), (i1 - 0.5, j1 - 0.5), (i0 - 0.5, j1 - 0.5)]
+        return Contour(np.array([(thick_aff @ [i, j, k, 1.0])[:3] for i, j in corners]))
+
+    rois = [
+        RoiSpec("Liver", [box(k, 5, 35, 5, 30) for k in range(2, 7)]),
+        RoiSpec("Tumour", [box(k, 15, 22, 12, 20) for k in range(3, 6)], interpreted_type="GTV"),
+    ]
+    rt = write_rtstruct(tmp_path / "rt.dcm", thick, rois)
+    layers = read_rtstruct(rt, read_dicom_series(tmp_path / "thin"), parse_label_spec(None), role_log=[])
+    by_role = {layer.role: layer.mask.array for layer in layers}
+    assert int(by_role["liver"].sum()) == 30 * 25 * 5 * 2
+    assert int(by_role["lesion"].sum()) == 7 * 8 * 3 * 2
+    _, n_instances = ndimage.label(by_role["lesion"], structure=np.ones((3, 3, 3)))
+    assert n_instances == 1
+    assert all(any("5 mm apart" in w for w in layer.mask.meta["warnings"]) for layer in layers)

@@ -18,7 +18,12 @@ Rasterisation rule
    resampled (``reference.meta["resampled"]``, e.g. a non-uniform PET made
    regular) or ``off_slice="nearest"``: then each reference slice takes the
    contours of the nearest contour plane within half the plane spacing
-   (nearest-neighbour along the slice normal) and a warning says so.
+   (nearest-neighbour along the slice normal) and a warning says so. A
+   structure set drawn on **another series** (RTReferencedSeriesSequence names
+   none of the image's) whose contour planes are at least :data:`SLAB_RATIO`
+   slices apart was drawn on a coarser reconstruction: each plane is a slab of
+   that spacing and fills the image slices within half of it (on or between
+   image slices), with a warning.
 4. In-plane, a voxel belongs to a contour when its **centre** is inside the
    polygon (even-odd rule, half-open on edges; :mod:`netlm_imaging.io._polygon`).
    Coordinates within :data:`SNAP_TOLERANCE` voxel of a centre are snapped to
@@ -50,6 +55,7 @@ C.8.8.6 (ROI Contour Module).
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -298,6 +304,87 @@ def _planes_of_roi(
     return planes
 
 
+def _referenced_images(ds: Dataset) -> tuple[set[str], set[str]]:
+    """(series UIDs, image SOP instance UIDs) the structure set says it was drawn on."""
+    series: set[str] = set()
+    images: set[str] = set()
+    for ref_for in getattr(ds, "ReferencedFrameOfReferenceSequence", None) or []:
+        for study in getattr(ref_for, "RTReferencedStudySequence", None) or []:
+            for ser in getattr(study, "RTReferencedSeriesSequence", None) or []:
+                if getattr(ser, "SeriesInstanceUID", None):
+                    series.add(str(ser.SeriesInstanceUID))
+                for img in getattr(ser, "ContourImageSequence", None) or []:
+                    if getattr(img, "ReferencedSOPInstanceUID", None):
+                        images.add(str(img.ReferencedSOPInstanceUID))
+    return series, images
+
+
+#: Contour planes of a structure set drawn on another series at least this many image slices apart are slabs.
+SLAB_RATIO = 1.5
+
+
+def _slab_of_other_series(ds: Dataset, reference: Volume, roi_planes: list[list[_Plane]]) -> float | None:
+    """The plane spacing (image slices) of a structure set drawn on a coarser series, or None.
+
+    An RTSTRUCT drawn on the 5 mm reconstruction of an acquisition and read on its 2.5 mm one
+    (same frame of reference) has its contour planes on every second image slice (or between
+    slices): drawn only there, the slices between stay empty. When the structure set references
+    another series than the image (RTReferencedSeriesSequence, none of its images in the image)
+    and the closest contour planes of its ROIs are at least :data:`SLAB_RATIO` slices apart, that
+    spacing is the drawing series' slice step, and each contour plane is a slab of it.
+    """
+    own_series = reference.meta.get("series_instance_uid")
+    series, images = _referenced_images(ds)
+    if not own_series or not series or own_series in series:
+        return None
+    if images & {str(u) for u in reference.meta.get("sop_instance_uids") or []}:
+        return None
+    gaps = [
+        b.k_float - a.k_float
+        for planes in roi_planes
+        for a, b in itertools.pairwise(planes)
+        if b.k_float - a.k_float > SLICE_TOLERANCE
+    ]
+    if not gaps or min(gaps) < SLAB_RATIO:
+        return None
+    step = min(gaps)
+    for planes in roi_planes:  # every ROI's planes on that spacing, or it is not one drawing grid
+        n = np.array([(p.k_float - planes[0].k_float) / step for p in planes])
+        if n.size and float(np.max(np.abs(n - np.round(n)))) > 0.1:
+            return None
+    return float(step)
+
+
+def _slab_assignment(
+    planes: list[_Plane], nk: int, slab: float, step_mm: float, source: str, roi: RoiInfo, warnings: list[str]
+) -> list[tuple[int, _Plane]]:
+    """(slice, plane) pairs when each contour plane is a slab ``slab`` slices thick (:func:`_slab_of_other_series`).
+
+    Plane ``p`` fills the image slices ``k`` with ``p - slab / 2 < k <= p + slab / 2``: a slice half-way
+    between two planes goes to the lower one, so each plane fills ``slab`` slices on average and the
+    volume is the drawing series' (two 2.5 mm slices per 5 mm plane).
+    """
+    ks = np.array([p.k_float for p in planes])
+    half = 0.5 * slab
+    if ks.min() + half < -0.5 or ks.max() - half > nk - 0.5:
+        raise DicomError(
+            f"{source}: ROI {roi.describe()} has contours outside the image (slice index {ks.min():.2f}.."
+            f"{ks.max():.2f} of 0..{nk - 1}); pass the series the RTSTRUCT references."
+        )
+    pairs: list[tuple[int, _Plane]] = []
+    for k in range(nk):
+        d = k - ks
+        inside = np.flatnonzero((d > -half + 1e-6) & (d <= half + 1e-6))
+        if inside.size:
+            pairs.append((k, planes[int(inside[np.argmin(np.abs(d[inside]))])]))
+    warnings.append(
+        f"ROI {roi.describe()}: drawn on another series with contour planes {slab * step_mm:.4g} mm apart "
+        f"(the image's slices {step_mm:.4g} mm); each contour plane fills the image slices within half that "
+        "spacing of it (a slice half-way between two planes goes to the lower one)"
+    )
+    return pairs
+
+
 def _slice_assignment(
     planes: list[_Plane], nk: int, mode: str, source: str, roi: RoiInfo, warnings: list[str]
 ) -> list[tuple[int, _Plane]]:
@@ -422,14 +509,26 @@ def read_rtstruct(
     kmap = nearest_original_slices(reference)  # a resampled reference: fill its slices from the original ones
     fill_note = None if kmap is None else resampled_note(kmap)
     layers: list[MaskLayer] = []
-    for roi in rois:
-        role = roles.get(roi.number)
-        if role is None or role == "ignore":
-            continue
-        warnings: list[str] = []
+    used = [roi for roi in rois if roles.get(roi.number) not in (None, "ignore")]
+    roi_warnings: dict[int, list[str]] = {roi.number: [] for roi in used}
+    roi_planes = {
+        roi.number: _planes_of_roi(
+            contours_by_roi.get(roi.number, []), reference, roi, source, roi_warnings[roi.number]
+        )
+        for roi in used
+    }
+    slab = _slab_of_other_series(ds, reference, list(roi_planes.values()))
+    for roi in used:
+        role = roles[roi.number]
+        warnings = roi_warnings[roi.number]
         contours = contours_by_roi.get(roi.number, [])
-        planes = _planes_of_roi(contours, reference, roi, source, warnings)
-        pairs = _slice_assignment(planes, nk, mode, source, roi, warnings) if planes else []
+        planes = roi_planes[roi.number]
+        if not planes:
+            pairs = []
+        elif slab is not None:
+            pairs = _slab_assignment(planes, nk, slab, float(reference.spacing[2]), source, roi, warnings)
+        else:
+            pairs = _slice_assignment(planes, nk, mode, source, roi, warnings)
         mask = np.zeros(reference.shape, dtype=bool)
         filled: dict[int, np.ndarray] = {}
         for plane in planes:
