@@ -70,6 +70,8 @@ def test_the_users_labels_win(tmp_path, image):
         ({"background": 0, "liver": 1, "tumor": 2, "hepatic_vessel": 3}, "liver=1,lesion=2,ignore=3"),
         ({"background": 0, "Liver": 1, "Metastases": 2, "Spleen": 3}, "liver=1,lesion=2,spleen=3"),
         ({"background": 0, "liver": 1, "tumor": 2, "cyst": 3, "metastasis": 4}, "liver=1,lesion=2+4,ignore=3"),
+        # a model trained on TotalSegmentator's names: the same rules as its --ml label table
+        ({"background": 0, "liver": 1, "liver_tumor": 2, "kidney_left": 3}, "liver=1,lesion=2,kidney=3"),
     ],
 )
 def test_layouts_and_names(tmp_path, labels, expected):

@@ -34,6 +34,7 @@ from ..errors import DicomError, InputError
 from ._dicom_common import IMAGE, RTSTRUCT, SEG, DicomFileInfo, scan_dicom_folder
 from .dicom_series import SeriesGroup, group_image_series
 from .formats import VOLUME_EXTENSIONS, file_format
+from .labels import ROLE_MASK_PATTERNS  # the names single-role masks get their roles by
 
 __all__ = [
     "IMAGE_NAMES",
@@ -58,16 +59,6 @@ IMAGE_NAMES = ("image", "ct", "mr", "mri", "img", "volume", "scan")
 PET_NAMES = ("pet", "pt", "suv")
 #: Regular expressions (on the lower-case base name) of label maps.
 LABEL_MAP_PATTERNS = (r"^(seg|segmentation|label|labels|labelmap|mask)$", r"seg", r"label")
-#: Regular expressions of single-role binary masks, mapped to roles.
-ROLE_MASK_PATTERNS: tuple[tuple[str, str], ...] = (
-    (r"^liver$", "liver"),
-    # TotalSegmentator's liver_vessels task writes liver_tumor.nii.gz beside liver_vessels.nii.gz
-    (r"^((liver|hepatic)[_-])?(lesion|lesions|tumou?r|tumou?rs|metastas[ie]s)([_-]?\d+)?$", "lesion"),
-    (r"^spleen$", "spleen"),
-    # the PET grade-4 reference after splenectomy (docs/pet.md); TotalSegmentator: kidney_left, kidney_right
-    (r"^kidneys?([_-](left|right|l|r))?$", "kidney"),
-    (r"^segment[_-]?([1-8])$", "segment"),
-)
 _MANIFEST_KEYS = {"image", "segmentations", "labels", "pet", "modality", "clinical"}
 _SEG_OPTION = "--seg-choice N|UID"
 _SERIES_OPTION = "--image-series UID"

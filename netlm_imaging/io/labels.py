@@ -35,10 +35,12 @@ __all__ = [
     "IGNORED_INTERPRETED_TYPES",
     "LITS_LABELS",
     "REASONS",
+    "ROLE_MASK_PATTERNS",
     "LabelSpec",
     "RoleDecision",
     "assign_roles",
     "check_decisions",
+    "decide_label_name",
     "decide_role",
     "flag_for",
     "layers_from_label_map",
@@ -82,6 +84,19 @@ DEFAULT_NAME_PATTERNS: list[tuple[str, str]] = [
     (r"(liver|hepar|hepatic|leber)", "liver"),
 ]
 
+#: Whole names (lower case, spaces as ``_``) that TotalSegmentator gives its structures, as files
+#: (``liver_tumor.nii.gz``) and as label names (``--ml``): the names a study folder's masks get their
+#: roles by, and the last resort for a label name the patterns above leave without a role.
+ROLE_MASK_PATTERNS: tuple[tuple[str, str], ...] = (
+    (r"^liver$", "liver"),
+    # TotalSegmentator's liver_vessels task writes liver_tumor.nii.gz beside liver_vessels.nii.gz
+    (r"^((liver|hepatic)[_-])?(lesion|lesions|tumou?r|tumou?rs|metastas[ie]s)([_-]?\d+)?$", "lesion"),
+    (r"^spleen$", "spleen"),
+    # the PET grade-4 reference after splenectomy (docs/pet.md); TotalSegmentator: kidney_left, kidney_right
+    (r"^kidneys?([_-](left|right|l|r))?$", "kidney"),
+    (r"^segment[_-]?([1-8])$", "segment"),
+)
+
 
 @dataclass(frozen=True)
 class LabelSpec:
@@ -95,12 +110,18 @@ class LabelSpec:
         Whether the user supplied it (then unmapped values are an error).
     name_patterns : list of (str, str)
         Regex -> role for named segments.
+    user_pattern_count : int
+        How many of ``name_patterns`` are the user's (``--segment-pattern``), first.
+    origin : str
+        Where the mapping came from, for messages: ``--labels``, or the label table of a label map
+        (:func:`netlm_imaging.io.label_tables.layers_from_label_table`).
     """
 
     mapping: dict[str, list[int | str]] = field(default_factory=lambda: dict(LITS_LABELS))
     user_given: bool = False
     name_patterns: list[tuple[str, str]] = field(default_factory=lambda: list(DEFAULT_NAME_PATTERNS))
     user_pattern_count: int = 0
+    origin: str = "--labels"
 
     @property
     def exclusive(self) -> bool:
@@ -430,6 +451,40 @@ def role_for_segment(
     return decide_role(name, code, spec, code_roles=code_roles, interpreted_type=interpreted_type).role
 
 
+def decide_label_name(
+    name: str,
+    spec: LabelSpec,
+    *,
+    value: int = 0,
+    code: tuple[str, str] | None = None,
+    code_meaning: str = "",
+    source: str = "",
+) -> RoleDecision:
+    """The role of one value of a label map by the name its exporter gave it (nnU-Net, TotalSegmentator, Slicer ...).
+
+    :func:`decide_role` first; a name it leaves without a role and without a code (and with no
+    user mapping) is then compared whole with :data:`ROLE_MASK_PATTERNS`, the names TotalSegmentator
+    gives its structures (``liver_tumor``, ``kidney_left``), spaces read as ``_`` (Slicer color tables
+    store ``liver_tumor`` and read it back as ``liver tumor``).
+
+    Examples
+    --------
+    >>> spec = parse_label_spec(None)
+    >>> [decide_label_name(n, spec).role for n in ("liver", "liver_tumor", "kidney left", "liver_vessels")]
+    ['liver', 'lesion', 'kidney', None]
+    """
+    decision = decide_role(name, code, spec, number=value, code_meaning=code_meaning, source=source)
+    if decision.role is not None or spec.exclusive or code is not None:
+        return decision
+    whole = re.sub(r"\s+", "_", decision.name.lower())
+    for pattern, role in ROLE_MASK_PATTERNS:
+        if role != "segment" and re.fullmatch(pattern, whole):
+            return RoleDecision(
+                source, value, decision.name, None, "", None, role, "pattern", f"TotalSegmentator's name of the {role}"
+            )
+    return decision
+
+
 def _present_values(arr: np.ndarray) -> list[int]:
     """Sorted non-zero values of an integer array, without copying it to C order.
 
@@ -644,7 +699,7 @@ def check_decisions(
     )
 
 
-def layers_from_label_map(label_map: Volume, spec: LabelSpec) -> list[MaskLayer]:
+def layers_from_label_map(label_map: Volume, spec: LabelSpec, *, notes: Sequence[str] = ()) -> list[MaskLayer]:
     """Split an integer label map into role layers.
 
     Every non-zero value must be mapped (or mapped to ``ignore``); values
@@ -656,6 +711,8 @@ def layers_from_label_map(label_map: Volume, spec: LabelSpec) -> list[MaskLayer]
         Integer-valued label image.
     spec : LabelSpec
         Value -> role mapping.
+    notes : sequence of str
+        Notes of the reading the layers carry (``meta["notes"]``), before this function's own.
 
     Returns
     -------
@@ -667,7 +724,7 @@ def layers_from_label_map(label_map: Volume, spec: LabelSpec) -> list[MaskLayer]
         If the map holds non-integer values or values without a role.
     """
     arr = np.asarray(label_map.array)
-    notes: list[str] = []
+    notes = list(notes)
     if arr.dtype.kind == "f":
         if not np.all(np.isfinite(arr)):
             raise LabelError(f"{label_map.source}: label map contains NaN or inf; a label map must hold integers.")
@@ -705,7 +762,7 @@ def layers_from_label_map(label_map: Volume, spec: LabelSpec) -> list[MaskLayer]
             f"(1 liver, 2 lesion); {hint}."
         )
     if unmapped:
-        notes.append(f"{label_map.source}: label values {unmapped[:20]} are not in --labels and were ignored")
+        notes.append(f"{label_map.source}: label values {unmapped[:20]} are not in {spec.origin} and were ignored")
         logger.info(notes[-1])
     by_role: dict[str, list[int]] = {}
     for v in values:
@@ -733,7 +790,7 @@ def layers_from_label_map(label_map: Volume, spec: LabelSpec) -> list[MaskLayer]
             )
         )
     mapped = [x for vs in spec.mapping.values() for x in vs if isinstance(x, int)]
-    if spec.user_given and mapped and not layers:
+    if spec.user_given and spec.origin == "--labels" and mapped and not layers:
         raise LabelError(
             f"{label_map.source}: none of the labels given in --labels ({sorted(set(mapped))}) occur in the map "
             f"(values present: {values[:20]}); check the label numbers."

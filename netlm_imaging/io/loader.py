@@ -174,6 +174,25 @@ def _binary_layer(vol: Volume, role: str, p: Path) -> MaskLayer:
     return MaskLayer(role, vol.with_array(arr != 0), label=role, source=str(p))
 
 
+def _label_map_layers(vol: Volume, p: Path, spec: LabelSpec, role_log: list[RoleDecision] | None) -> list[MaskLayer]:
+    """A label map's role layers: by ``--labels`` values when given, else by its exporter's names, else LiTS.
+
+    The names are a TotalSegmentator label table in the NIfTI header, or a Slicer color table /
+    ITK-SNAP label description file named after the map (:mod:`netlm_imaging.io.label_tables`).
+    """
+    if spec.user_given and any(isinstance(v, int) for vals in spec.mapping.values() for v in vals):
+        return layers_from_label_map(vol, spec)  # --labels values always win
+    from .label_tables import label_table_for, layers_from_label_table
+
+    notes: list[str] = []
+    table = label_table_for(p, notes=notes)
+    for note in notes:
+        logger.warning("%s", note)
+    if table is None:
+        return layers_from_label_map(vol, spec, notes=notes)
+    return layers_from_label_table(vol, table, spec, log=role_log, notes=notes)
+
+
 def load_segmentation(
     arg: str | Path,
     reference: Volume,
@@ -251,7 +270,7 @@ def load_segmentation(
             return _couinaud_layers(vol, p)
         if role:
             return [_binary_layer(vol, role, p)]
-        return layers_from_label_map(vol, spec)
+        return _label_map_layers(vol, p, spec, role_log)
     if fmt == "itk":
         from .sitk_io import read_itk_segments
 
@@ -266,7 +285,7 @@ def load_segmentation(
                 vol = vol.with_array(merged)
             return [_binary_layer(vol, role, p)]
         if not segments:
-            return layers_from_label_map(vol, spec)
+            return _label_map_layers(vol, p, spec, role_log)
         items = [_NrrdSegment(n + 1, str(s["name"]), *_slicer_code(s.get("tags", ""))) for n, s in enumerate(segments)]
         roles = assign_roles(items, spec, str(p), noun="segments", log=role_log)
         layers: list[MaskLayer] = []

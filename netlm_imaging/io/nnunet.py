@@ -5,10 +5,11 @@ dataset's ``dataset.json``, and ``nnUNetv2_predict`` copies that file into the
 output folder. When the user gives no ``--labels``, a label map with a
 ``dataset.json`` in its folder is read with that numbering instead of the LiTS
 default: a model trained with ``{"tumour": 1, "liver": 2}`` would otherwise have
-its liver taken as tumour. The label names get their roles by the conservative
-name patterns of :func:`netlm_imaging.io.labels.decide_role` (``liver``,
-``tumour`` / ``cancer`` / ``lesion``, ``spleen``, Couinaud segments); a name
-without a role is ignored, named in the note.
+its liver taken as tumour. The label names get their roles as every exporter's
+label names do, by :func:`netlm_imaging.io.labels.decide_label_name` (the
+conservative name patterns: ``liver``, ``tumour`` / ``cancer`` / ``lesion``,
+``spleen``, Couinaud segments; then TotalSegmentator's whole names such as
+``liver_tumor``, ``kidney_left``); a name without a role is ignored, named in the note.
 
 Both layouts of ``labels`` are read: v2 ``{"background": 0, "liver": 1, "tumor": 2}``
 and v1 / Medical Segmentation Decathlon ``{"0": "background", "1": "liver", "2": "cancer"}``.
@@ -66,10 +67,10 @@ def _label_items(raw: object) -> list[tuple[str, int]] | None:
 
 
 def _role_of(name: str) -> str | None:
-    """The role a label name gets by the built-in name patterns (None: no role)."""
-    from .labels import decide_role, parse_label_spec
+    """The role a label name gets by the rules of exporters' label names (None: no role)."""
+    from .labels import decide_label_name, parse_label_spec
 
-    return decide_role(name, None, parse_label_spec(None)).role
+    return decide_label_name(name, parse_label_spec(None)).role
 
 
 def labels_from_dataset_json(segs: Sequence[str]) -> NnunetLabels | None:

@@ -1,0 +1,356 @@
+"""Label maps read with the names their exporter wrote (io/label_tables.py, docs/roles.md).
+
+The files are written as the exporters write them (formats checked in their sources):
+TotalSegmentator v2 ``--ml`` appends a NIfTI header extension (code 0) holding a CaretExtension
+XML LabelTable (``nifti_ext_header.add_label_map_to_nifti``); 3D Slicer saves a labelmap
+volume's color node as ``<name>_ColorTable.ctbl`` (``# Color table file``, ``# N values``,
+``index name R G B A`` with spaces as ``_``) or as the Slicer 5 CSV (``LabelValue,Name,Color_R,
+...,Type_CodingScheme,Type_CodeValue,Type_CodeMeaning,...``); ITK-SNAP exports label descriptions
+as ``IDX R G B A VIS MSH "LABEL"`` lines under its ``#`` header. Truths: voxel counts of boxes
+placed here x |det(affine)|, never read back from the code under test.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import nibabel as nib
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from conftest import ROOT, oblique_affine
+from phantoms import write_nifti
+
+from netlm_imaging.api import analyze
+from netlm_imaging.errors import LabelError
+from netlm_imaging.volume import lps_to_ras
+
+AFF = oblique_affine(spacing=(1.2, 0.9, 2.5), angles_deg=(12.0, -6.0, 25.0), origin=(-80.0, 40.0, 300.0))
+SHAPE = (36, 32, 18)
+VOXEL_ML = abs(np.linalg.det(AFF[:3, :3])) / 1000.0
+LIVER = (slice(4, 30), slice(4, 26), slice(2, 14))  # 26 x 22 x 12 = 6864 voxels
+TUMOUR = (slice(8, 14), slice(8, 13), slice(4, 8))  # 6 x 5 x 4 = 120 voxels, inside the liver
+SPLEEN = (slice(31, 35), slice(2, 8), slice(2, 8))  # 4 x 6 x 6 = 144 voxels
+KIDNEY_R = (slice(0, 3), slice(27, 31), slice(2, 6))  # 3 x 4 x 4 = 48
+KIDNEY_L = (slice(31, 35), slice(27, 31), slice(10, 14))  # 4 x 4 x 4 = 64
+STOMACH = (slice(0, 3), slice(0, 3), slice(14, 18))  # 3 x 3 x 4 = 36
+
+LIVER_N = 26 * 22 * 12
+TUMOUR_N = 6 * 5 * 4
+
+#: TotalSegmentator's "total" task numbering (map_to_binary.class_map["total"]), first six values.
+TOTAL = {1: "spleen", 2: "kidney_right", 3: "kidney_left", 4: "gallbladder", 5: "liver", 6: "stomach"}
+
+
+def _caret_xml(labels: dict[int, str]) -> str:
+    """A CaretExtension document laid out as TotalSegmentator v2 writes it."""
+    rows = "".join(
+        f'<Label Key="{k}" Red="1.0" Green="0.0" Blue="0.0" Alpha="1"><![CDATA[{v}]]></Label>\n'
+        for k, v in labels.items()
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?> <CaretExtension>  <Date><![CDATA[2013-07-14T05:45:09]]></Date>'
+        '   <VolumeInformation Index="0">   <LabelTable>\n'
+        + rows
+        + "\n  </LabelTable>  <StudyMetaDataLinkSet>  </StudyMetaDataLinkSet>  <VolumeType><![CDATA[Label]]>"
+        "</VolumeType>   </VolumeInformation></CaretExtension>\n              "
+    )
+
+
+def _total_map() -> np.ndarray:
+    lab = np.zeros(SHAPE, np.uint8)
+    lab[LIVER] = 5
+    lab[SPLEEN] = 1
+    lab[KIDNEY_R] = 2
+    lab[KIDNEY_L] = 3
+    lab[STOMACH] = 6
+    return lab
+
+
+def _write_ml(path, lab: np.ndarray, xml: str | None, *, extra_ext: bytes | None = None):
+    """A multilabel NIfTI as TotalSegmentator saves it: uint8, the CT's header, the XML as extension code 0."""
+    ras = lps_to_ras(AFF)
+    img = nib.Nifti1Image(lab.astype(np.uint8), ras)
+    img.set_sform(ras, code=1)
+    img.set_qform(ras, code=1)
+    if extra_ext is not None:  # an extension copied over from the input CT's header
+        img.header.extensions.append(nib.nifti1.Nifti1Extension(6, extra_ext))
+    if xml is not None:
+        img.header.extensions.append(nib.nifti1.Nifti1Extension(0, xml.encode("utf-8")))
+    nib.save(img, str(path))
+    return path
+
+
+@pytest.fixture
+def ct(tmp_path):
+    return write_nifti(tmp_path / "ct.nii.gz", np.full(SHAPE, 40, np.int16), AFF)
+
+
+def _roles(rep) -> dict[str, str | None]:
+    return {r["name"]: r["role"] for r in rep.study["segment_roles"]}
+
+
+# --- 1. TotalSegmentator --ml ---------------------------------------------------------------
+
+
+def test_totalsegmentator_ml_is_read_with_its_own_label_table(tmp_path, ct):
+    seg = _write_ml(tmp_path / "total.nii.gz", _total_map(), _caret_xml(TOTAL), extra_ext=b"a comment")
+    rep = analyze(image=ct, segs=[seg])
+    assert rep.liver["volume_ml"] == pytest.approx(LIVER_N * VOXEL_ML, rel=1e-9)
+    assert rep.tumor["lesions_segmented"] is False  # the total task has no tumour class: not 0 %
+    assert rep.involvement_percent is None
+    roles = _roles(rep)
+    assert roles["liver"] == "liver"
+    assert roles["spleen"] == "spleen"
+    assert roles["kidney_left"] == roles["kidney_right"] == "kidney"
+    assert roles["gallbladder"] is None
+    assert roles["stomach"] is None
+    assert any("TotalSegmentator label table" in w and "liver=5" in w for w in rep.warnings)
+    # without the table the same map is refused by the LiTS default (values 3, 5, 6 have no role)
+    plain = _write_ml(tmp_path / "plain.nii.gz", _total_map(), None)
+    with pytest.raises(LabelError, match=r"plain\.nii\.gz: label values \[3, 5, 6\] have no role"):
+        analyze(image=ct, segs=[plain])
+
+
+def test_real_totalsegmentator_output_needs_no_labels(shared):
+    # MANIFEST: liver on example_ct_sm via example_seg.nii.gz (the total task's --ml output): 1043.12 mL
+    ts = ("totalseg_example", "tests", "reference_files")
+    rep = analyze(image=shared(*ts, "example_ct_sm.nii.gz"), segs=[shared(*ts, "example_seg.nii.gz")])
+    assert rep.liver["volume_ml"] == pytest.approx(1043.12, abs=0.01)
+    assert rep.tumor["lesions_segmented"] is False
+    roles = _roles(rep)
+    assert (roles["liver"], roles["spleen"], roles["kidney_left"], roles["portal_vein_and_splenic_vein"]) == (
+        "liver",
+        "spleen",
+        "kidney",
+        None,
+    )
+    # --roi_subset liver brain: a table of two values, 5 liver and 90 brain; truth counted here with nibabel
+    sub = nib.load(shared(*ts, "example_seg_roi_subset.nii.gz"))
+    truth_ml = np.count_nonzero(np.asarray(sub.dataobj) == 5) * abs(np.linalg.det(sub.affine[:3, :3])) / 1000
+    subset = analyze(image=shared(*ts, "example_ct_sm.nii.gz"), segs=[shared(*ts, "example_seg_roi_subset.nii.gz")])
+    assert subset.liver["volume_ml"] == pytest.approx(truth_ml, abs=0.001)
+    assert _roles(subset) == {"liver": "liver", "brain": None}
+
+
+def test_total_and_liver_vessels_maps_together(tmp_path, ct):
+    total = _write_ml(tmp_path / "total.nii.gz", _total_map(), _caret_xml(TOTAL))
+    vessels_map = np.zeros(SHAPE, np.uint8)
+    vessels_map[LIVER][::4] = 1  # vessels inside the liver
+    vessels_map[TUMOUR] = 2
+    vessels_xml = _caret_xml({1: "liver_vessels", 2: "liver_tumor"})  # TotalSegmentator's liver_vessels task
+    vessels = _write_ml(tmp_path / "liver_vessels.nii.gz", vessels_map, vessels_xml)
+    rep = analyze(image=ct, segs=[total, vessels])
+    assert rep.tumor["lesions_segmented"] is True
+    assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(TUMOUR_N * VOXEL_ML, rel=1e-9)
+    assert rep.liver["volume_ml"] == pytest.approx(LIVER_N * VOXEL_ML, rel=1e-9)
+    assert _roles(rep)["liver_vessels"] is None
+
+
+def test_the_users_labels_win_over_the_table(tmp_path, ct):
+    lab = np.zeros(SHAPE, np.uint8)
+    lab[LIVER] = 1
+    lab[TUMOUR] = 2
+    # a table that says the opposite of LiTS: --labels decides, the table is not read
+    seg = _write_ml(tmp_path / "ml.nii.gz", lab, _caret_xml({1: "liver_tumor", 2: "liver"}))
+    told = analyze(image=ct, segs=[seg], labels="liver=1,lesion=2")
+    assert told.tumor["intrahepatic_volume_ml"] == pytest.approx(TUMOUR_N * VOXEL_ML, rel=1e-9)
+    assert "segment_roles" not in told.study or not told.study["segment_roles"]
+    by_table = analyze(image=ct, segs=[seg])  # without --labels the table decides: value 1 is the tumour
+    assert _roles(by_table) == {"liver_tumor": "lesion", "liver": "liver"}
+    assert by_table.tumor["lesion_count"] == 1
+    lesion_ml = by_table.tumor["intrahepatic_volume_ml"] + by_table.tumor["extrahepatic_volume_ml"]
+    assert lesion_ml == pytest.approx((LIVER_N - TUMOUR_N) * VOXEL_ML, rel=1e-9)
+
+
+def test_names_in_labels_map_the_tables_names(tmp_path, ct):
+    seg = _write_ml(tmp_path / "total.nii.gz", _total_map(), _caret_xml(TOTAL))
+    # exclusive, as for named segments: the user's names decide, every other value is ignored
+    rep = analyze(image=ct, segs=[seg], labels='liver="liver",lesion="stomach"')
+    assert rep.liver["volume_ml"] == pytest.approx(LIVER_N * VOXEL_ML, rel=1e-9)
+    roles = _roles(rep)
+    assert roles["stomach"] == "lesion"
+    assert roles["spleen"] is None
+
+
+@pytest.mark.parametrize(
+    ("xml", "needle"),
+    [
+        (_caret_xml({1: "liver", 2: "liver_tumor"}).replace('Key="2"', 'Key="1"'), "gives label value 1 two names"),
+        (_caret_xml({1: "liver"}).replace("</LabelTable>", ""), "not well-formed XML"),
+        (_caret_xml({1: "liver"}).replace('Key="1"', 'Key="one"'), "Label Key 'one' that is not an integer"),
+    ],
+    ids=["value-named-twice", "broken-xml", "key-not-integer"],
+)
+def test_tables_that_cannot_be_decided_are_refused(tmp_path, ct, xml, needle):
+    lab = np.zeros(SHAPE, np.uint8)
+    lab[LIVER] = 1
+    seg = _write_ml(tmp_path / "bad.nii.gz", lab, xml)
+    with pytest.raises(LabelError, match=rf"bad\.nii\.gz: .*{needle}.*--labels"):
+        analyze(image=ct, segs=[seg])
+
+
+def test_two_different_tables_in_one_header(tmp_path, ct):
+    lab = np.zeros(SHAPE, np.uint8)
+    lab[LIVER] = 1
+    seg = _write_ml(tmp_path / "two.nii.gz", lab, _caret_xml({1: "liver"}), extra_ext=_caret_xml({1: "tumor"}).encode())
+    with pytest.raises(LabelError, match=r"two\.nii\.gz: its header holds 2 different label tables"):
+        analyze(image=ct, segs=[seg])
+
+
+def test_a_table_without_liver_or_lesion_is_exit_3_on_the_command_line(tmp_path, ct):
+    lab = np.zeros(SHAPE, np.uint8)
+    lab[LIVER] = 1
+    seg = _write_ml(tmp_path / "body.nii.gz", lab, _caret_xml({1: "body_trunc", 2: "body_extremities"}))
+    argv = [sys.executable, "-m", "netlm_imaging.cli", "analyze", "--image", str(ct), "--seg", str(seg)]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run(
+        [*argv, "--out", str(tmp_path / "out")], capture_output=True, text=True, cwd=ROOT, env=env, timeout=180
+    )
+    assert proc.returncode == 3
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "Traceback" not in proc.stderr
+    assert "body.nii.gz" in lines[0]
+    assert "no liver and no lesion" in lines[0]
+    assert "--labels" in lines[0]
+    assert not (tmp_path / "out" / "report.json").exists()
+
+
+# --- 2. 3D Slicer color tables ----------------------------------------------------------------
+
+
+def _write_nrrd(path, lab: np.ndarray, meta: dict[str, str] | None = None):
+    """A labelmap volume as Slicer saves it (NRRD, LPS)."""
+    from netlm_imaging.volume import Volume
+
+    img = Volume(lab.astype(np.int16), AFF).to_sitk()
+    for k, v in (meta or {}).items():
+        img.SetMetaData(k, v)
+    sitk.WriteImage(img, str(path), True)
+    return path
+
+
+def _ctbl(path, rows: list[tuple[int, str, int, int, int, int]]):
+    """A color table as Slicer's ``WriteCtblFile`` lays it out (spaces in names stored as ``_``)."""
+    lines = [f"# Color table file {path}", f"# {max(r[0] for r in rows) + 1} values"]
+    lines += [f"{i} {name.replace(' ', '_') or '_'} {r} {g} {b} {a}" for i, name, r, g, b, a in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _swapped_map() -> np.ndarray:
+    lab = np.zeros(SHAPE, np.uint8)
+    lab[LIVER] = 2
+    lab[TUMOUR] = 1
+    return lab
+
+
+def test_slicer_ctbl_beside_a_labelmap_volume(tmp_path, ct):
+    seg = _write_nrrd(tmp_path / "Segmentation-label.nrrd", _swapped_map())
+    _ctbl(
+        tmp_path / "Segmentation_ColorTable.ctbl",
+        [(0, "background", 0, 0, 0, 0), (1, "Tumor 1", 255, 0, 0, 255), (2, "Liver", 221, 130, 101, 255)],
+    )
+    rep = analyze(image=ct, segs=[seg])
+    assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(TUMOUR_N * VOXEL_ML, rel=1e-9)
+    assert rep.liver["volume_ml"] == pytest.approx(LIVER_N * VOXEL_ML, rel=1e-9)
+    assert _roles(rep) == {"Tumor 1": "lesion", "Liver": "liver"}
+    assert any("3D Slicer color table Segmentation_ColorTable.ctbl" in w for w in rep.warnings)
+
+
+def test_slicer_csv_color_table_with_terminology_codes(tmp_path, ct):
+    seg = _write_nrrd(tmp_path / "scan-label.nrrd", _swapped_map())
+    head = (
+        "LabelValue,Name,Color_R,Color_G,Color_B,Color_A,Category_CodingScheme,Category_CodeValue,"
+        "Category_CodeMeaning,Type_CodingScheme,Type_CodeValue,Type_CodeMeaning,TypeModifier_CodingScheme,"
+        "TypeModifier_CodeValue,TypeModifier_CodeMeaning,Region_CodingScheme,Region_CodeValue,Region_CodeMeaning,"
+        "RegionModifier_CodingScheme,RegionModifier_CodeValue,RegionModifier_CodeMeaning"
+    )
+    rows = [
+        "0,background,0,0,0,0,,,,,,,,,,,,,,,",
+        "1,Structure A,255,0,0,255,SCT,49755003,Morphologically abnormal structure,SCT,108369006,Neoplasm,,,,,,,,,",
+        "2,Structure B,221,130,101,255,SCT,123037004,Anatomical Structure,SCT,10200004,Liver,,,,,,,,,",
+    ]
+    (tmp_path / "scan_ColorTable.csv").write_text("\n".join([head, *rows]) + "\n")
+    rep = analyze(image=ct, segs=[seg])
+    assert rep.liver["volume_ml"] == pytest.approx(LIVER_N * VOXEL_ML, rel=1e-9)
+    assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(TUMOUR_N * VOXEL_ML, rel=1e-9)
+    reasons = {r["name"]: r["reason"] for r in rep.study["segment_roles"]}
+    assert reasons == {"Structure A": "code", "Structure B": "code"}
+
+
+def test_a_table_named_after_no_label_map_is_noted_not_used(tmp_path, ct):
+    lab = np.zeros(SHAPE, np.uint8)
+    lab[LIVER] = 1
+    lab[TUMOUR] = 2
+    seg = _write_nrrd(tmp_path / "seg.nrrd", lab)
+    _ctbl(tmp_path / "colors.ctbl", [(1, "Tumor", 255, 0, 0, 255), (2, "Liver", 0, 255, 0, 255)])
+    rep = analyze(image=ct, segs=[seg])  # LiTS, as without the table
+    assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(TUMOUR_N * VOXEL_ML, rel=1e-9)
+    assert any("colors.ctbl" in w and "named after no label map: not used" in w for w in rep.warnings)
+
+
+def test_two_tables_named_after_one_map(tmp_path, ct):
+    seg = _write_nrrd(tmp_path / "seg-label.nrrd", _swapped_map())
+    _ctbl(tmp_path / "seg-label.ctbl", [(1, "Tumor", 255, 0, 0, 255), (2, "Liver", 0, 255, 0, 255)])
+    _ctbl(tmp_path / "seg_ColorTable.txt", [(1, "Tumor", 255, 0, 0, 255), (2, "Liver", 0, 255, 0, 255)])
+    rep = analyze(image=ct, segs=[seg])  # two copies of one table: used
+    assert rep.liver["volume_ml"] == pytest.approx(LIVER_N * VOXEL_ML, rel=1e-9)
+    _ctbl(tmp_path / "seg_ColorTable.txt", [(1, "Liver", 255, 0, 0, 255), (2, "Tumor", 0, 255, 0, 255)])
+    with pytest.raises(LabelError, match=r"seg-label\.nrrd: the label tables named after it disagree"):
+        analyze(image=ct, segs=[seg])
+
+
+def test_a_plain_nrrd_with_slicer_segment_keys(tmp_path, ct):
+    meta = {
+        "Segment0_ID": "Segment_1",
+        "Segment0_Name": "Liver",
+        "Segment0_LabelValue": "2",
+        "Segment0_Layer": "0",
+        "Segment1_ID": "Segment_2",
+        "Segment1_Name": "Tumor",
+        "Segment1_LabelValue": "1",
+        "Segment1_Layer": "0",
+    }
+    seg = _write_nrrd(tmp_path / "labels.nrrd", _swapped_map(), meta)
+    rep = analyze(image=ct, segs=[seg])
+    # value 2 is the liver (its volume includes the tumour inside it), value 1 the tumour
+    assert rep.liver["volume_ml"] == pytest.approx(LIVER_N * VOXEL_ML, rel=1e-9)
+    assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(TUMOUR_N * VOXEL_ML, rel=1e-9)
+
+
+# --- 3. ITK-SNAP label descriptions -----------------------------------------------------------
+
+ITKSNAP_HEAD = """################################################
+# ITK-SnAP Label Description File
+# File format:
+# IDX   -R-  -G-  -B-  -A--  VIS MSH  LABEL
+# Fields:
+#    IDX:   Zero-based index
+#    -R-:   Red color component (0..255)
+#    -G-:   Green color component (0..255)
+#    -B-:   Blue color component (0..255)
+#    -A-:   Label transparency (0.00 .. 1.00)
+#    VIS:   Label visibility (0 or 1)
+#    IDX:   Label mesh visibility (0 or 1)
+#  LABEL:   Label description
+################################################
+"""
+
+
+@pytest.mark.parametrize("table_name", ["case7_seg.label", "case7_seg.txt"])
+def test_itksnap_label_descriptions(tmp_path, ct, table_name):
+    seg = write_nifti(tmp_path / "case7_seg.nii.gz", _swapped_map(), AFF)
+    (tmp_path / table_name).write_text(
+        ITKSNAP_HEAD
+        + '    0     0    0    0        0  0  0    "Clear Label"\n'
+        + '    1   255    0    0        1  1  1    "Metastasis"\n'
+        + '    2     0  255    0        1  1  1    "Liver"\n'
+    )
+    rep = analyze(image=ct, segs=[seg])
+    assert rep.liver["volume_ml"] == pytest.approx(LIVER_N * VOXEL_ML, rel=1e-9)
+    assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(TUMOUR_N * VOXEL_ML, rel=1e-9)
+    assert any("ITK-SNAP label description file" in w for w in rep.warnings)
