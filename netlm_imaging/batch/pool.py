@@ -73,6 +73,7 @@ PRELOAD = (
     "netlm_imaging.io.study",
     "netlm_imaging.io.discover",
     "netlm_imaging.io.nnunet",
+    "netlm_imaging.io.label_tables",
     "netlm_imaging.io.nifti",
     "netlm_imaging.io._gzip",
     "netlm_imaging.io.dicom_series",
