@@ -149,6 +149,14 @@ def test_total_and_liver_vessels_maps_together(tmp_path, ct):
     assert _roles(rep)["liver_vessels"] is None
 
 
+def test_values_missing_from_the_table_are_ignored_with_a_note(tmp_path, ct):
+    lab = _total_map()  # values 1, 2, 3, 5, 6; the table names only the liver (as --roi_subset liver writes it)
+    seg = _write_ml(tmp_path / "subset.nii.gz", lab, _caret_xml({5: "liver"}))
+    rep = analyze(image=ct, segs=[seg])
+    assert rep.liver["volume_ml"] == pytest.approx(LIVER_N * VOXEL_ML, rel=1e-9)
+    assert any("label values [1, 2, 3, 6] are not in its TotalSegmentator label table" in w for w in rep.warnings)
+
+
 def test_the_users_labels_win_over_the_table(tmp_path, ct):
     lab = np.zeros(SHAPE, np.uint8)
     lab[LIVER] = 1
@@ -302,6 +310,19 @@ def test_two_tables_named_after_one_map(tmp_path, ct):
     _ctbl(tmp_path / "seg_ColorTable.txt", [(1, "Liver", 255, 0, 0, 255), (2, "Tumor", 0, 255, 0, 255)])
     with pytest.raises(LabelError, match=r"seg-label\.nrrd: the label tables named after it disagree"):
         analyze(image=ct, segs=[seg])
+
+
+def test_a_table_file_that_cannot_be_read_is_refused(tmp_path, ct):
+    seg = _write_nrrd(tmp_path / "seg.nrrd", _swapped_map())
+    (tmp_path / "seg.ctbl").write_text("1 Liver Tumor 255 0 0 255\n2 Liver 0 255 0 255\n")  # a name with a space
+    with pytest.raises(LabelError, match=r"seg\.ctbl: named after the label map seg\.nrrd but not a color table"):
+        analyze(image=ct, segs=[seg])
+    (tmp_path / "seg.ctbl").unlink()
+    (tmp_path / "seg.txt").write_text("Liver and tumour drawn by reader 2, 2024-03-01\n")  # a .txt note, not a table
+    lits = analyze(image=ct, segs=[seg])  # read as without it: LiTS, 1 liver, 2 lesion
+    assert lits.tumor["intrahepatic_volume_ml"] + lits.tumor["extrahepatic_volume_ml"] == pytest.approx(
+        (LIVER_N - TUMOUR_N) * VOXEL_ML, rel=1e-9
+    )
 
 
 def test_a_plain_nrrd_with_slicer_segment_keys(tmp_path, ct):

@@ -310,7 +310,17 @@ def sidecar_label_table(label_map: str | Path, notes: list[str] | None = None) -
     except OSError:
         return None
     paired = [f for f in siblings if _pairs(f, p)]
-    tables = [t for t in (_read_table_file(f) for f in paired) if t is not None]
+    tables = []
+    for f in paired:
+        table = _read_table_file(f)
+        if table is not None:
+            tables.append(table)
+        elif f.name.lower().endswith((".ctbl", ".label")):  # meant as a table, but not one this reads
+            raise LabelError(
+                f"{f}: named after the label map {p.name} but not a color table / label description file "
+                f"(lines 'index name R G B A', or ITK-SNAP's 'IDX R G B A VIS MSH \"LABEL\"'); fix the table, "
+                f"or {_FIX}."
+            )
     if notes is not None and not tables:
         volumes = [f for f in p.parent.iterdir() if _stem(f.name, VOLUME_EXTENSIONS) is not None]
         for f in siblings:
@@ -406,7 +416,7 @@ def layers_from_label_table(
         mapping.setdefault(d.role or "ignore", []).append(d.number)
     roles = ",".join(f"{r}={'+'.join(str(v) for v in vs)}" for r, vs in mapping.items() if r != "ignore")
     ignored = len(mapping.get("ignore", []))
-    note = f"{source}: label names from {described} ({table.source}): {roles or 'no value with a role'}" + (
+    note = f"{source}: label names from {described}: {roles or 'no value with a role'}" + (
         f"; {ignored} named value(s) without a role ignored (study.segment_roles)" if ignored else ""
     )
     logger.info("%s", note)
