@@ -13,6 +13,7 @@ import itertools
 import numpy as np
 import pytest
 from phantoms_verify import grid_affine, rotation
+from rules_coverage import covers
 
 from netlm_imaging.errors import GeometryError
 from netlm_imaging.verify.segcompare import compare_masks, compare_segmentations, detect_lesions
@@ -301,3 +302,40 @@ def test_compare_seg_cli_on_files_with_different_grids(tmp_path, capsys):
         )
         == 2
     )
+
+
+@covers("compare_seg.detection_iou")
+def test_rules_detection_iou_decides_what_compare_seg_detects(tmp_path, capsys):
+    import json
+
+    from phantoms_verify import write_nifti
+
+    from netlm_imaging.cli import main
+
+    shape, n = (30, 28, 16), 6
+    aff = grid_affine(shape, SPACING, ANGLES, centre=(5.0, -10.0, 120.0))
+    liver = _box(shape, (2, 2, 2), (26, 24, 12))
+    a = liver.astype(np.uint8) + _box(shape, (8, 8, 4), (n, n, n))
+    b = liver.astype(np.uint8) + _box(shape, (9, 8, 4), (n, n, n))  # shifted one voxel: IoU (n-1)/(n+1) = 5/7
+    for name, lab in (("img", liver.astype(np.float32)), ("a", a), ("b", b)):
+        write_nifti(tmp_path / f"{name}.nii.gz", lab, aff)
+    args = ["compare-seg", "--image", str(tmp_path / "img.nii.gz"), "--seg-a", str(tmp_path / "a.nii.gz")]
+    args += ["--seg-b", str(tmp_path / "b.nii.gz"), "--json", "-"]
+
+    def detection(*extra):
+        assert main([*args, *extra]) == 0
+        out = json.loads(capsys.readouterr().out)
+        det = out["detection"]
+        assert f"IoU > {det['iou_threshold']:g} " in out["definitions"]["detection"]
+        return det["true_positives"], det["false_positives"], det["false_negatives"], det["iou_threshold"]
+
+    assert detection() == (1, 0, 0, 0.5)
+    strict = tmp_path / "strict.toml"
+    strict.write_text(f"[compare_seg]\ndetection_iou = {(5 / 7 + 0.8) / 2}\n")  # between 5/7 and 0.8
+    assert detection("--rules", str(strict)) == (0, 1, 1, pytest.approx((5 / 7 + 0.8) / 2))
+    loose = tmp_path / "loose.toml"
+    loose.write_text("[compare_seg]\ndetection_iou = 0.4\n")
+    assert main([*args, "--rules", str(loose)]) == 3
+    err = capsys.readouterr().err
+    assert "compare_seg.detection_iou" in err
+    assert "0.5 <= value < 1" in err

@@ -265,6 +265,12 @@ def _check_values(data: dict[str, Any], source: str) -> None:
         for q, v in data["check"][kind].items():
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 raise InputError(f"{source}: rules key 'check.{kind}.{q}' must be a finite number >= 0, got {v!r}")
+    iou = data["compare_seg"]["detection_iou"]
+    if isinstance(iou, bool) or not isinstance(iou, (int, float)) or not 0.5 <= iou < 1.0:
+        raise InputError(
+            f"{source}: rules key 'compare_seg.detection_iou' must be a number with 0.5 <= value < 1 (below 0.5 "
+            f"a lesion could match several), got {iou!r}"
+        )
     for table, key in (("body", "height_cm_range"), ("body", "weight_kg_range"), ("pet", "sul_height_m_range")):
         _check_range(data[table][key], f"{table}.{key}", source)
     _check_mri(data["mri"], source)

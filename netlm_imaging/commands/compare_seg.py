@@ -31,6 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--labels", help="role mapping of A (and B), e.g. liver=1,lesion=2 (default LiTS)")
     p.add_argument("--labels-b", help="role mapping of B when it differs from A's")
     p.add_argument("--max-voxels", type=int, help="refuse images declaring more voxels than this")
+    p.add_argument(
+        "--rules", help="rules file (TOML/JSON); its compare_seg.detection_iou is the lesion detection IoU (0.5)"
+    )
     p.add_argument("--json", dest="json_out", metavar="-", help="'-' prints the comparison JSON to stdout")
     p.add_argument("--out", help="folder to write compare_seg.json into")
 
@@ -80,6 +83,12 @@ def run(args: argparse.Namespace) -> int:
 
     check_output(args)
     res = compare_segmentation_files(
-        args.image, args.seg_a, args.seg_b, labels=args.labels, labels_b=args.labels_b, max_voxels=args.max_voxels
+        args.image,
+        args.seg_a,
+        args.seg_b,
+        labels=args.labels,
+        labels_b=args.labels_b,
+        max_voxels=args.max_voxels,
+        rules=args.rules,
     )
     return emit(res.to_dict(), args, "compare_seg.json", format_table)

@@ -44,6 +44,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import GeometryError, LabelError
+from ..rules_data import default_section
 from ..segmentation import MaskLayer
 from ..volume import Volume
 from .registration import dice_coefficient, resample_nearest
@@ -66,7 +67,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: LiTS: a reference lesion is detected when IoU with a predicted lesion exceeds this.
-DETECTION_IOU = 0.5
+DETECTION_IOU = float(default_section("compare_seg")["detection_iou"])
 _STRUCT_26 = ndimage.generate_binary_structure(3, 3)
 _STRUCT_6 = ndimage.generate_binary_structure(3, 1)
 
@@ -356,7 +357,11 @@ class SegComparison:
                 "hd95_mm": "95th percentile of pooled directed surface distances A->B and B->A (MedPy/LiTS), mm",
                 "hd95_max_directed_mm": "max of the two directed 95th percentiles, mm",
                 "volume_difference": "B - A; percent relative to A",
-                "detection": "LiTS: reference (A) lesion detected when IoU > 0.5 with a B lesion (26-connected)",
+                "detection": (
+                    f"LiTS: reference (A) lesion detected when IoU > "
+                    f"{DETECTION_IOU if self.detection is None else self.detection.iou_threshold:g} with a B lesion "
+                    "(26-connected; rules compare_seg.detection_iou)"
+                ),
                 "burden_percent": "100 x lesion / (liver UNION lesion) voxels",
             },
             "grid": self.grid,
@@ -387,6 +392,7 @@ def compare_segmentations(
     masks_b: Mapping[str, Volume],
     *,
     reference_grid: Volume | None = None,
+    detection_iou: float = DETECTION_IOU,
 ) -> SegComparison:
     """Compare two segmentations structure by structure.
 
@@ -400,6 +406,8 @@ def compare_segmentations(
     reference_grid : Volume, optional
         The common grid; default the grid of A's first mask. Masks not on it
         are resampled by physical position (a warning says so).
+    detection_iou : float
+        Lesion detection threshold (rules ``compare_seg.detection_iou``; :func:`detect_lesions`).
 
     Returns
     -------
@@ -469,7 +477,7 @@ def compare_segmentations(
             )
         )
         if name == "lesion":
-            detection = detect_lesions(a, b, ref.affine)
+            detection = detect_lesions(a, b, ref.affine, iou_threshold=detection_iou)
     if resampled:
         warnings.append(
             "segmentation masks were resampled onto the reference grid by physical position (nearest "
@@ -515,6 +523,7 @@ def compare_segmentation_files(
     labels: str | None = None,
     labels_b: str | None = None,
     max_voxels: int | None = None,
+    rules: Any = None,
 ) -> SegComparison:
     """Load an image and two segmentations of it and compare them on the image grid.
 
@@ -528,12 +537,17 @@ def compare_segmentation_files(
         ``--labels`` mappings for A and B (B defaults to A's).
     max_voxels : int, optional
         Declared-size limit.
+    rules : path or Rules, optional
+        Rules file (``--rules``) whose ``compare_seg.detection_iou`` decides lesion detection.
 
     Returns
     -------
     SegComparison
     """
+    from ..classify.rules import Rules, load_rules
     from ..io.labels import parse_label_spec
+
+    detection_iou = float((rules if isinstance(rules, Rules) else load_rules(rules))["compare_seg"]["detection_iou"])
     from ..io.loader import load_image, load_segmentation
 
     img = load_image(image, max_voxels=max_voxels)
@@ -548,4 +562,4 @@ def compare_segmentation_files(
         if not m:
             raise LabelError(f"{items[0]}: no liver, lesion or other structure found; map labels with --labels.")
         masks.append(m)
-    return compare_segmentations(masks[0], masks[1], reference_grid=img)
+    return compare_segmentations(masks[0], masks[1], reference_grid=img, detection_iou=detection_iou)
