@@ -149,6 +149,27 @@ def test_total_and_liver_vessels_maps_together(tmp_path, ct):
     assert _roles(rep)["liver_vessels"] is None
 
 
+def test_liver_segments_and_liver_lesions_maps(tmp_path, ct):
+    # TotalSegmentator's liver_segments task (liver_segment_1..8) and liver_lesions task (liver_lesions),
+    # each an --ml map with its table, beside the total map that gives the liver
+    total = _write_ml(tmp_path / "total.nii.gz", _total_map(), _caret_xml(TOTAL))
+    couinaud = np.zeros(SHAPE, np.uint8)
+    edges = [4, 7, 10, 13, 17, 20, 23, 26, 30]  # eight slabs of the liver box along i
+    for n in range(8):
+        couinaud[edges[n] : edges[n + 1], LIVER[1], LIVER[2]] = n + 1
+    names = {n: f"liver_segment_{n}" for n in range(1, 9)}
+    segments = _write_ml(tmp_path / "liver_segments.nii.gz", couinaud, _caret_xml(names))
+    lesions_map = np.zeros(SHAPE, np.uint8)
+    lesions_map[TUMOUR] = 1
+    lesions = _write_ml(tmp_path / "liver_lesions.nii.gz", lesions_map, _caret_xml({1: "liver_lesions"}))
+    rep = analyze(image=ct, segs=[total, segments, lesions])
+    assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(TUMOUR_N * VOXEL_ML, rel=1e-9)
+    by_segment = {s["segment"]: s["liver_volume_ml"] for s in rep.segments}
+    expected = {n + 1: (edges[n + 1] - edges[n]) * 22 * 12 * VOXEL_ML for n in range(8)}
+    assert by_segment == pytest.approx(expected, rel=1e-6)
+    assert _roles(rep)["liver_lesions"] == "lesion"
+
+
 def test_values_missing_from_the_table_are_ignored_with_a_note(tmp_path, ct):
     lab = _total_map()  # values 1, 2, 3, 5, 6; the table names only the liver (as --roi_subset liver writes it)
     seg = _write_ml(tmp_path / "subset.nii.gz", lab, _caret_xml({5: "liver"}))
