@@ -170,6 +170,16 @@ def test_liver_segments_and_liver_lesions_maps(tmp_path, ct):
     assert _roles(rep)["liver_lesions"] == "lesion"
 
 
+def test_the_files_own_table_wins_over_a_dataset_json_in_its_folder(tmp_path, ct):
+    import json
+
+    seg = _write_ml(tmp_path / "total.nii.gz", _total_map(), _caret_xml(TOTAL))
+    (tmp_path / "dataset.json").write_text(json.dumps({"labels": {"background": 0, "liver": 1, "tumour": 2}}))
+    rep = analyze(image=ct, segs=[seg])
+    assert rep.liver["volume_ml"] == pytest.approx(LIVER_N * VOXEL_ML, rel=1e-9)  # 5, not the spleen's 1
+    assert not any("dataset.json" in n for n in rep.extra.get("notes", []))
+
+
 def test_values_missing_from_the_table_are_ignored_with_a_note(tmp_path, ct):
     lab = _total_map()  # values 1, 2, 3, 5, 6; the table names only the liver (as --roi_subset liver writes it)
     seg = _write_ml(tmp_path / "subset.nii.gz", lab, _caret_xml({5: "liver"}))

@@ -73,14 +73,25 @@ def _role_of(name: str) -> str | None:
     return decide_label_name(name, parse_label_spec(None)).role
 
 
+def _has_own_names(path: Path) -> bool:
+    """Whether a label map carries its exporter's names (:mod:`.label_tables`): they win over the folder's file."""
+    from ..errors import LabelError
+    from .label_tables import label_table_for
+
+    try:
+        return label_table_for(path) is not None
+    except LabelError:  # a table that cannot be decided: the reader says so
+        return True
+
+
 def labels_from_dataset_json(segs: Sequence[str]) -> NnunetLabels | None:
     """The ``--labels`` of the label maps among ``segs`` from the ``dataset.json`` in their folder.
 
     Parameters
     ----------
     segs : sequence of str
-        The ``--seg`` arguments (``ROLE=PATH`` masks, DICOM and ``.seg.nrrd`` files are skipped:
-        they carry their own roles).
+        The ``--seg`` arguments (``ROLE=PATH`` masks, DICOM and ``.seg.nrrd`` files, and label maps
+        with their own label table (:mod:`.label_tables`) are skipped: they carry their own roles).
 
     Returns
     -------
@@ -103,7 +114,7 @@ def labels_from_dataset_json(segs: Sequence[str]) -> NnunetLabels | None:
         if role is not None or file_format(path) is None or path.name.lower().endswith(".seg.nrrd"):
             continue
         candidate = path.parent / DATASET_JSON
-        if candidate.is_file():
+        if candidate.is_file() and not _has_own_names(path):
             files.add(candidate)
     if not files:
         return None
