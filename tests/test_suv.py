@@ -74,6 +74,18 @@ def test_admin_is_never_decay_corrected_again(tmp_path):
     assert float(np.max(np.abs(vol.array - start) / start)) > 0.5
 
 
+def test_admin_needs_no_injection_time(tmp_path):
+    """ADMIN values are corrected to the injection already: a series whose export dropped the injection time
+    still gives SUV = A * weight / dose (QIBA), with a warning that the uptake time was not checked."""
+    a = activity(seed=14)
+    vol = load(tmp_path, values=a, slopes=SLOPES, decay_correction="ADMIN", injection_time=None)
+    np.testing.assert_allclose(vol.array, a * WEIGHT_KG * 1000.0 / DOSE_BQ, rtol=2e-6)
+    assert vol.meta["suv"]["decay_time_s"] is None
+    assert any("uptake time was not checked" in w for w in vol.meta["warnings"])
+    with pytest.raises(DicomError, match=r"injection time missing"):  # START needs it: still refused
+        load(tmp_path, name="start", values=a, slopes=SLOPES, injection_time=None)
+
+
 def test_weight_override(tmp_path):
     a = activity(seed=5)
     vol = load(tmp_path, values=a, slopes=SLOPES, weight_kg=None, injection_time="104500")

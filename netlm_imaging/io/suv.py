@@ -28,7 +28,9 @@ Units (0054,1001)
 Decay Correction (0054,1102)
     ``START``: ``decayed_dose = dose * 2 ** (-(scan - injection) / half_life)``.
     ``ADMIN``: pixels are already decay-corrected to the injection time, so
-    ``decayed_dose = dose`` (never decay-corrected again; Horos #653).
+    ``decayed_dose = dose`` (never decay-corrected again; Horos #653); the
+    injection and scan times are then not needed (missing: a warning, the
+    uptake time unchecked).
     ``NONE``: refused, unless **every** slice carries Decay Factor
     (0054,1321). Then each slice's values are multiplied by its Decay Factor
     (taken as the factor that corrects that slice to the scan start time)
@@ -539,15 +541,27 @@ def suv_conversion(
         )
     half_life = _half_life(info, nuclide, src, warnings)
 
-    scan = _scan_datetime(datasets, src, warnings)
-    injection = _injection_datetime(info, scan, _parse_date(_text(first, "SeriesDate")), src, warnings)
-    decay_time = (scan - injection).total_seconds()
-    if decay_time < 0:
-        raise DicomError(
-            f"{src}: injection ({injection.isoformat()}) is after the scan ({scan.isoformat()}); "
-            "the PET times are inconsistent. Fix RadiopharmaceuticalStartDateTime (0018,1078)."
+    scan: datetime | None = None
+    injection: datetime | None = None
+    try:
+        scan = _scan_datetime(datasets, src, warnings)
+        injection = _injection_datetime(info, scan, _parse_date(_text(first, "SeriesDate")), src, warnings)
+    except DicomError:
+        if decay != "ADMIN":
+            raise
+        scan = injection = None  # ADMIN: values already corrected to the injection; no time is needed
+        warnings.append(
+            "PET injection or scan time missing; not needed for Decay Correction ADMIN (values already corrected "
+            "to the injection), so the uptake time was not checked"
         )
-    if decay_time > 10 * half_life:
+    decay_time = None if scan is None or injection is None else (scan - injection).total_seconds()
+    if decay_time is not None and decay_time < 0:
+        raise DicomError(
+            f"{src}: injection ({injection.isoformat() if injection else ''}) is after the scan "
+            f"({scan.isoformat() if scan else ''}); the PET times are inconsistent. Fix "
+            "RadiopharmaceuticalStartDateTime (0018,1078)."
+        )
+    if decay_time is not None and decay_time > 10 * half_life:
         warnings.append(
             f"PET scan is {decay_time / 3600:.1f} h ({decay_time / half_life:.1f} half-lives) after injection; "
             "check the injection date and time"
@@ -557,6 +571,7 @@ def suv_conversion(
         decayed = dose
         per_slice_decay = np.ones(len(datasets), dtype=np.float64)
     elif decay == "START":
+        assert decay_time is not None  # only ADMIN reads on without the times
         decayed = dose * 2.0 ** (-decay_time / half_life)
         per_slice_decay = np.ones(len(datasets), dtype=np.float64)
     elif decay == "NONE":
@@ -567,6 +582,7 @@ def suv_conversion(
                 "the pixel values are not decay-corrected and SUV would be wrong. Export a decay-corrected "
                 "(START) series."
             )
+        assert decay_time is not None
         decayed = dose * 2.0 ** (-decay_time / half_life)
         per_slice_decay = np.array(dfs, dtype=np.float64)
         warnings.append(
@@ -593,7 +609,7 @@ def suv_conversion(
         injected_dose_bq=dose,
         decayed_dose_bq=float(decayed),
         weight_kg=weight,
-        decay_time_s=float(decay_time),
+        decay_time_s=None if decay_time is None else float(decay_time),
         nuclide=nuclide,
         method=method,
         warnings=warnings,
