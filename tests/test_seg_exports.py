@@ -20,7 +20,6 @@ import json
 import subprocess
 import sys
 
-import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
@@ -52,31 +51,8 @@ def enhanced(tmp_path_factory):
     image = np.random.default_rng(0).normal(40.0, 5.0, SHAPE).round()
     path = write_enhanced_series(folder / "ct" / "ect.dcm", image, AFFINE, frame_order=FRAME_ORDER, seed=31)
     source = pydicom.dcmread(path)
-    liver = _liver()
-    pixels = np.stack([liver[:, :, k].T for k in FRAME_ORDER]).astype(np.uint8)  # the source's frame order
-    seg = hd.seg.Segmentation(
-        source_images=[source],
-        pixel_array=pixels,
-        segmentation_type="BINARY",
-        segment_descriptions=[
-            hd.seg.SegmentDescription(
-                segment_number=1,
-                segment_label="Liver",
-                segmented_property_category=codes.SCT.Organ,
-                segmented_property_type=codes.SCT.Liver,
-                algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL,
-            )
-        ],
-        series_instance_uid=hd.UID(),
-        series_number=9,
-        sop_instance_uid=hd.UID(),
-        instance_number=1,
-        manufacturer="netlm tests",
-        manufacturer_model_name="test_seg_exports",
-        software_versions="1",
-        device_serial_number="0",
-    )
-    seg.save_as(folder / "seg.dcm")
+    # the mask's k-th plane is the source's frame k (highdicom pairs frames with source frames in order)
+    write_seg(folder / "seg.dcm", [source], [SegmentSpec("Liver", _liver()[:, :, FRAME_ORDER])], seed=31)
     return folder, read_dicom_series(folder / "ct")
 
 
