@@ -34,13 +34,17 @@ __all__ = [
     "Interpolation",
     "array_from_sitk",
     "array_to_sitk",
+    "ball_offsets",
     "bbox",
     "crop_affine",
     "dilate_mm",
+    "dilate_mm_affine",
     "grid_image",
+    "is_orthogonal",
     "register_rigid",
     "resample_array",
     "sitk_affine",
+    "within_mm",
 ]
 
 
@@ -221,3 +225,72 @@ def register_rigid(
     tx = reg.Execute(f, m)
     out = sitk.Resample(m, f, tx, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
     return np.ascontiguousarray(array_from_sitk(out))
+
+
+def is_orthogonal(affine: np.ndarray, tol: float = 1e-3) -> bool:
+    """Whether the affine's three axes are orthogonal (direction cosines within ``tol``)."""
+    cols = np.asarray(affine, dtype=np.float64)[:3, :3]
+    unit = cols / np.linalg.norm(cols, axis=0)
+    return bool(np.allclose(unit.T @ unit, np.eye(3), atol=tol))
+
+
+def ball_offsets(affine: np.ndarray, radius_mm: float) -> np.ndarray:
+    """Integer index offsets ``d`` (N x 3) whose length in patient space ``|A d|`` is at most ``radius_mm``.
+
+    ``A`` is the affine's 3 x 3 part, so this is the ball of any grid, sheared (gantry tilt) or not;
+    the radius gets the dilations' relative tolerance of 1e-6 (a voxel at exactly the radius is in).
+
+    Examples
+    --------
+    >>> len(ball_offsets(np.diag([1.0, 1.0, 1.0, 1.0]), 1.0))  # the centre and its 6 face neighbours
+    7
+    """
+    a3 = np.asarray(affine, dtype=np.float64)[:3, :3]
+    r = float(radius_mm) * (1.0 + 1e-6)
+    # |d_i| = |(A^-1 A d)_i| <= |row i of A^-1| |A d|: no offset in the ball lies beyond these
+    reach = np.floor(r * np.linalg.norm(np.linalg.inv(a3), axis=1) + 1e-9).astype(int)
+    axes = [np.arange(-int(n), int(n) + 1) for n in reach]
+    d = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+    mm = d @ a3.T
+    return d[np.einsum("ij,ij->i", mm, mm) <= r * r]
+
+
+def within_mm(mask: np.ndarray, affine: np.ndarray, radius_mm: float, points: np.ndarray) -> np.ndarray:
+    """For each voxel index of ``points`` (N x 3): does a ``True`` voxel of ``mask`` lie within ``radius_mm``?
+
+    Exact on any grid (distances between voxel centres in patient space, ``+1e-6`` relative, as
+    :func:`ball_offsets`): the nearest mask voxel of each point, from a k-d tree of the mask's voxels.
+    """
+    from scipy.spatial import cKDTree
+
+    a3 = np.asarray(affine, dtype=np.float64)[:3, :3]
+    src = np.argwhere(mask)
+    if src.size == 0 or len(points) == 0:
+        return np.zeros(len(points), dtype=bool)
+    r = float(radius_mm) * (1.0 + 1e-6)
+    dist, _ = cKDTree(src @ a3.T).query(np.asarray(points, dtype=np.float64) @ a3.T, distance_upper_bound=r)
+    return np.asarray(dist <= r)
+
+
+def dilate_mm_affine(mask: np.ndarray, affine: np.ndarray, radius_mm: float) -> np.ndarray:
+    """:func:`dilate_mm` on the grid of ``affine``: exact on a sheared grid (gantry tilt) too.
+
+    On an orthogonal grid this is :func:`dilate_mm` with the axes' spacings; on a sheared one the
+    voxels within ``radius_mm`` of the mask's bounding box are tested with :func:`within_mm`.
+    """
+    if is_orthogonal(affine):
+        return dilate_mm(mask, np.linalg.norm(np.asarray(affine)[:3, :3], axis=0), radius_mm)
+    if radius_mm <= 0 or not mask.any():
+        return mask.copy()
+    pad = int(np.max(np.abs(ball_offsets(affine, radius_mm)))) if radius_mm > 0 else 0
+    box = bbox(mask, pad)
+    assert box is not None  # mask.any()
+    lo, hi = box
+    sub = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+    part = mask[sub]
+    pts = np.argwhere(~part)
+    out = mask.copy()
+    hits = within_mm(part, affine, radius_mm, pts)
+    view = out[sub]
+    view[tuple(pts[hits].T)] = True
+    return out

@@ -13,6 +13,7 @@ fields such as NIfTI pixdim or DICOM SliceThickness.
 
 from __future__ import annotations
 
+import math
 import weakref
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -41,6 +42,9 @@ SPACING_TOLERANCE_MM = 1e-3
 DIRECTION_TOLERANCE = 1e-4
 #: Orthogonality tolerance of the direction cosines when building a Volume.
 ORTHOGONALITY_TOLERANCE = 1e-3
+#: A sheared grid (gantry tilt) is a Volume when its slice axis leans off the normal of the plane of the
+#: other two (which must be orthogonal) by at most this angle (CT gantries tilt up to about 30 degrees).
+MAX_SHEAR_DEG = 45.0
 
 _RAS_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
@@ -64,6 +68,28 @@ def ras_to_lps(affine_ras: np.ndarray) -> np.ndarray:
 def lps_to_ras(affine_lps: np.ndarray) -> np.ndarray:
     """Convert an index->LPS affine to index->RAS (the inverse of :func:`ras_to_lps`)."""
     return _RAS_LPS @ np.asarray(affine_lps, dtype=np.float64)
+
+
+def _shear_axis(affine: np.ndarray) -> int | None:
+    """2 on a gantry-tilt shear, else None (an orthogonal grid, or a shear of another kind).
+
+    A gantry-tilted CT series has orthogonal row and column directions (array axes 0 and 1); its
+    slices step along the table, off the slice normal. So the third axis leans off the normal of
+    the plane of the other two by more than the orthogonality tolerance and at most
+    :data:`MAX_SHEAR_DEG`, and those two are orthogonal. (Readers put the slices on the third axis,
+    as DICOM series and dcm2niix's sheared NIfTI do.)
+    """
+    cols = np.asarray(affine, dtype=np.float64)[:3, :3]
+    norms = np.linalg.norm(cols, axis=0)
+    if np.any(norms < 1e-6):
+        return None
+    unit = cols / norms
+    gram = unit.T @ unit
+    if np.allclose(gram, np.eye(3), atol=ORTHOGONALITY_TOLERANCE) or abs(float(gram[0, 1])) > ORTHOGONALITY_TOLERANCE:
+        return None
+    n = np.cross(unit[:, 0], unit[:, 1])
+    cos = abs(float(n @ unit[:, 2])) / float(np.linalg.norm(n))
+    return 2 if cos >= math.cos(math.radians(MAX_SHEAR_DEG)) else None
 
 
 def sparse_zeros(shape: tuple[int, ...], dtype: Any, order: str = "C") -> np.ndarray:
@@ -253,10 +279,11 @@ class Volume:
             )
         unit = cols / norms
         gram = unit.T @ unit
-        if not np.allclose(gram, np.eye(3), atol=ORTHOGONALITY_TOLERANCE):
+        if not np.allclose(gram, np.eye(3), atol=ORTHOGONALITY_TOLERANCE) and _shear_axis(aff) is None:
             raise GeometryError(
-                f"{self.source}: affine axes are not orthogonal (sheared grid, e.g. gantry tilt); "
-                "resample the image onto an orthogonal grid first."
+                f"{self.source}: affine axes are not orthogonal and not a gantry-tilt shear (orthogonal first "
+                f"two axes, the third within {MAX_SHEAR_DEG:g} degrees of their normal); resample the image onto an "
+                "orthogonal grid first."
             )
 
     # ------------------------------------------------------------------ geometry
@@ -293,8 +320,39 @@ class Volume:
 
     @property
     def slice_axis(self) -> int:
-        """Array axis most aligned with the patient superior-inferior (S) axis."""
-        return int(np.argmax(np.abs(self.direction[2, :])))
+        """Array axis most aligned with the patient superior-inferior (S) axis (the sheared axis of a sheared grid)."""
+        sheared = _shear_axis(self.affine)
+        return int(np.argmax(np.abs(self.direction[2, :]))) if sheared is None else sheared
+
+    @property
+    def sheared(self) -> bool:
+        """True on a sheared grid: the slice axis leans off the slice planes' normal (gantry tilt)."""
+        return _shear_axis(self.affine) is not None
+
+    @property
+    def slice_normal(self) -> np.ndarray:
+        """Unit normal of the planes of constant :attr:`slice_axis` index (the slice planes), pointing along it."""
+        k = self.slice_axis
+        a, b = (x for x in range(3) if x != k)
+        n = np.cross(self.affine[:3, a], self.affine[:3, b])
+        n = n / np.linalg.norm(n)
+        return n if float(n @ self.affine[:3, k]) >= 0 else -n
+
+    @property
+    def slice_separation_mm(self) -> float:
+        """Distance between neighbouring slice planes (mm): the slice spacing, on a sheared grid along the normal."""
+        if not self.sheared:
+            return float(self.spacing[self.slice_axis])
+        return float(abs(self.slice_normal @ self.affine[:3, self.slice_axis]))
+
+    @property
+    def shear_deg(self) -> float:
+        """Angle (degrees) between the slice axis and the slice planes' normal: 0 unless :attr:`sheared`."""
+        if not self.sheared:
+            return 0.0
+        k = self.slice_axis
+        c = self.affine[:3, k] / np.linalg.norm(self.affine[:3, k])
+        return float(np.degrees(np.arccos(min(1.0, abs(float(c @ self.slice_normal))))))
 
     def index_to_lps(self, ijk: np.ndarray) -> np.ndarray:
         """Map voxel indices (N x 3) to LPS positions (N x 3, mm)."""
@@ -401,7 +459,7 @@ class Volume:
 
     def dilate_mm(self, radius_mm: float) -> Volume:
         """This boolean mask dilated by a physical radius (voxel centres within ``radius_mm``)."""
-        return self.with_array(geometry.dilate_mm(np.asarray(self.array, dtype=bool), self.spacing, radius_mm))
+        return self.with_array(geometry.dilate_mm_affine(np.asarray(self.array, dtype=bool), self.affine, radius_mm))
 
     def geometry_summary(self) -> dict[str, Any]:
         """Shape and spacing for the report's ``study.grid`` block."""

@@ -418,7 +418,7 @@ def assess(
 
     fr = frilling_type(intra, dist["distribution"], rules["frilling"], involvement)
     rationale += fr["rationale"]
-    slice_mm = float(ctx.image.spacing[ctx.image.slice_axis])
+    slice_mm = ctx.image.slice_separation_mm  # along the slice normal on a sheared (tilted) grid
     rec = recist_targets(ctx.lesions, rules["recist"], slice_mm)
     rationale += rec["rationale"]
     lesion_recist = {

@@ -400,6 +400,8 @@ def compute_zones(
     labels = np.asarray(ctx.lesion_labels)
     liver = np.asarray(ctx.liver, dtype=bool) if ctx.liver is not None else np.ones(labels.shape, bool)
     margins = (margin_mm, ablation_margin_mm)
+    if ctx.image.sheared:  # gantry tilt: the passes need orthogonal axes; the exact point test instead
+        return _zones_sheared(ctx, labels, liver, lesion_ids, margins, (enucleation_ids, ablation_ids))
     passes = [_Passes.plan(m, spacing, labels) for m in margins]
     cap = max(ps.flat_cap for ps in passes)
     passes = [ps.widened(cap) for ps in passes]  # one flat pass serves both margins
@@ -438,6 +440,55 @@ def compute_zones(
         b.lesion_id: LesionZones(b.lesion_id, b.box, enuc[0], abl[0], enuc[1], abl[1])
         for b, (enuc, abl) in zip(boxes, found)
     }
+
+
+def _zones_sheared(
+    ctx: MeasurementContext,
+    labels: np.ndarray,
+    liver: np.ndarray,
+    lesion_ids: Iterable[int],
+    margins: tuple[float, float],
+    only: tuple[Collection[int] | None, Collection[int] | None],
+) -> dict[int, LesionZones]:
+    """:func:`compute_zones` on a sheared grid (gantry tilt), voxel for voxel by the same rule.
+
+    A voxel is in a zone when some lesion voxel centre lies within the margin in patient space
+    (``+1e-6`` relative), tested with a k-d tree of the lesion's voxels
+    (:func:`~netlm_imaging.geometry.within_mm`) on its box padded by the larger margin's reach
+    (:func:`~netlm_imaging.geometry.ball_offsets`).
+    """
+    from ..geometry import ball_offsets, within_mm
+
+    affine = ctx.image.affine
+    pad = np.max(np.abs(ball_offsets(affine, max(margins))), axis=0)
+    known = _lesion_boxes(ctx, labels)
+    voxel_ml = ctx.voxel_volume_ml
+    out: dict[int, LesionZones] = {}
+    for lid in (int(x) for x in lesion_ids):
+        if lid not in known:
+            continue
+        box3 = _padded(known[lid], [int(p) for p in pad], labels.shape)
+        lab = np.asarray(labels[box3])
+        lesion = lab == lid
+        in_liver = np.asarray(liver[box3], dtype=bool)
+        seg = _labels(ctx, box3) if ctx.segment_labels is not None else None
+        points = np.argwhere(np.ones(lab.shape, dtype=bool))
+        found: list[tuple[np.ndarray | None, np.ndarray | None]] = []
+        for m, ids in zip(margins, only):
+            if ids is not None and lid not in ids:
+                found.append((None, None))
+                continue
+            zone = within_mm(lesion, affine, m, points).reshape(lab.shape) & in_liver
+            cost = zone & (lab == 0)
+            if seg is None:
+                counts = np.zeros(_N_LABELS, dtype=np.int64)
+                counts[0] = np.count_nonzero(cost)
+            else:
+                counts = np.bincount(seg[cost], minlength=_N_LABELS)[:_N_LABELS]
+            found.append((zone, counts.astype(np.float64) * voxel_ml))
+        (enuc, enuc_ml), (abl, abl_ml) = found
+        out[lid] = LesionZones(lid, box3, enuc, abl, enuc_ml, abl_ml)
+    return out
 
 
 def _lesion_box(

@@ -31,7 +31,11 @@ Rules
   ``nonuniform="resample"``: then the series is linearly interpolated onto a
   regular grid by physical position and ``meta["resampled"]`` is True.
 * Gantry tilt (slice origins moving off the normal by more than
-  :data:`TILT_SHEAR_TOLERANCE_PIXELS` of a pixel across the stack) is refused.
+  :data:`TILT_SHEAR_TOLERANCE_PIXELS` of a pixel across the stack, in proportion to the
+  slice position) gives a sheared grid: the affine's slice column is the step from one
+  slice origin to the next, so every voxel lies where the scanner put it and nothing is
+  resampled (``meta["gantry_tilt_deg"]``). Drift that is not a tilt, tilt with irregular
+  steps, or more than :data:`~netlm_imaging.volume.MAX_SHEAR_DEG` is refused.
 * RescaleSlope/RescaleIntercept are applied per slice (per frame for Enhanced
   images); ``meta["rescale"]`` keeps each slice's ``[slope, intercept]``.
 
@@ -75,7 +79,7 @@ import numpy as np
 
 from ..errors import DicomError, UnsupportedError, UsageError
 from ..threads import PendingTasks, analysis_threads
-from ..volume import Volume
+from ..volume import MAX_SHEAR_DEG, Volume
 from ._dicom_common import (
     IMAGE,
     DicomFileInfo,
@@ -599,24 +603,49 @@ def _consistency(slices: list[_Slice], where: str) -> tuple[list[_Slice], list[s
     return slices, warnings
 
 
-def _check_tilt(slices: list[_Slice], normal: np.ndarray, pixel_spacing: tuple[float, float], where: str) -> list[str]:
+def _check_tilt(
+    slices: list[_Slice], normal: np.ndarray, pixel_spacing: tuple[float, float], where: str, irregular: bool
+) -> tuple[np.ndarray | None, list[str]]:
+    """(in-plane drift of the slice origins per mm along the normal, or None; warnings).
+
+    A gantry-tilted series moves its origins off the slice normal in proportion to the slice position
+    (the table moves, the gantry leans): the series is read on that sheared grid, whose slice axis is
+    the step from one origin to the next. Drift that is not proportional to the position, or tilt
+    together with irregular steps, has no single grid and is refused.
+    """
     if len(slices) < 2:
-        return []
+        return None, []
     ipp = np.array([s.frame.position for s in slices], dtype=np.float64)
     rel = ipp - ipp[0]
-    inplane = rel - np.outer(rel @ normal, normal)
+    t = rel @ normal
+    inplane = rel - np.outer(t, normal)
     shear_mm = float(np.max(np.linalg.norm(inplane, axis=1)))
     span = rel[-1]
     tilt_deg = math.degrees(math.acos(min(1.0, abs(float(span @ normal)) / max(float(np.linalg.norm(span)), 1e-12))))
-    if shear_mm > TILT_SHEAR_TOLERANCE_PIXELS * min(pixel_spacing):
+    tolerance_mm = TILT_SHEAR_TOLERANCE_PIXELS * min(pixel_spacing)
+    if shear_mm <= tolerance_mm:
+        if shear_mm > 0.01:
+            return None, [f"{where}: slice origins drift {shear_mm:.3f} mm in-plane (below half a pixel; ignored)."]
+        return None, []
+    fix = (
+        "resample the series onto an orthogonal grid first, e.g. dcm2niix (writes a tilt-corrected *_Tilt_1.nii) "
+        "and pass that NIfTI and a segmentation on its grid with --image/--seg."
+    )
+    drift = (inplane.T @ t) / float(t @ t)  # in-plane mm per mm along the normal (least squares)
+    residual = float(np.max(np.linalg.norm(inplane - np.outer(t, drift), axis=1)))
+    if residual > tolerance_mm:
         raise DicomError(
-            f"{where}: gantry tilt of {tilt_deg:.1f} degrees (slice origins drift {shear_mm:.2f} mm off the slice "
-            "normal); resample the series onto an orthogonal grid first, e.g. dcm2niix (writes a tilt-corrected "
-            "*_Tilt_1.nii) and pass that NIfTI and a segmentation on its grid with --image/--seg."
+            f"{where}: slice origins drift {shear_mm:.2f} mm off the slice normal, not in proportion to the slice "
+            f"position (up to {residual:.2f} mm off a gantry tilt); {fix}"
         )
-    if shear_mm > 0.01:
-        return [f"{where}: slice origins drift {shear_mm:.3f} mm in-plane (below half a pixel; ignored)."]
-    return []
+    if irregular or tilt_deg > MAX_SHEAR_DEG:
+        why = "irregular slice steps" if irregular else f"more than {MAX_SHEAR_DEG:g} degrees"
+        raise DicomError(f"{where}: gantry tilt of {tilt_deg:.1f} degrees with {why}; {fix}")
+    return drift, [
+        f"{where}: gantry tilt of {tilt_deg:.1f} degrees: measured on the acquired, sheared grid (slices "
+        f"{float(np.median(np.diff(t))):.4g} mm apart along their normal; voxel volume and distances in patient "
+        "space, nothing resampled)."
+    ]
 
 
 def _sorted_slices(group: SeriesGroup, normal: np.ndarray, where: str) -> list[_Slice]:
@@ -1059,7 +1088,8 @@ def read_series_from_index(
         step, step_warnings = _check_steps(slices, where_series, nonuniform)
         irregular = bool(step_warnings)
         warnings += step_warnings
-    warnings += _check_tilt(slices, normal, pixel_spacing, where_series)
+    drift, tilt_warnings = _check_tilt(slices, normal, pixel_spacing, where_series, irregular)
+    warnings += tilt_warnings
     first = slices[0].info
     n_i, n_j, n_k = first.columns, first.rows, len(slices)
     check_voxel_budget((n_i, n_j, n_k), max_voxels, where_series)
@@ -1086,7 +1116,7 @@ def read_series_from_index(
     affine = np.eye(4)
     affine[:3, 0] = row * pixel_spacing[1]
     affine[:3, 1] = col * pixel_spacing[0]
-    affine[:3, 2] = normal * step
+    affine[:3, 2] = normal * step if drift is None else (normal + drift) * step  # a tilted gantry: sheared
     affine[:3, 3] = slices[0].frame.position
     for w in warnings:
         logger.info("%s", w)  # they go into the report; the CLI prints the report's warnings on stderr
@@ -1108,6 +1138,7 @@ def read_series_from_index(
             for s in slices
         ],
         "resampled": resampled,
+        "gantry_tilt_deg": None if drift is None else round(math.degrees(math.atan(float(np.linalg.norm(drift)))), 3),
         "warnings": warnings,
         "header": series_header_facts(first.path),
     }

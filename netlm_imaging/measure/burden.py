@@ -16,6 +16,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import InputError
+from ..geometry import ball_offsets
 from ..segmentation import MaskLayer, segment_number
 from ..threads import Pending, in_background
 from ..volume import Volume, sparse_zeros
@@ -102,6 +103,21 @@ def _ball(margin_mm: float, spacing: np.ndarray) -> np.ndarray:
     for axis in range(3):
         for step in (-1, 1):
             idx = list(centre)
+            idx[axis] += step
+            ball[tuple(idx)] = True
+    return ball
+
+
+def _ball_sheared(margin_mm: float, affine: np.ndarray) -> np.ndarray:
+    """:func:`_ball` on a sheared grid (gantry tilt): the offsets within ``margin_mm`` in patient space
+    (:func:`~netlm_imaging.geometry.ball_offsets`), plus the six face neighbours."""
+    offsets = ball_offsets(affine, margin_mm)
+    r = np.maximum(1, np.max(np.abs(offsets), axis=0))
+    ball = np.zeros(tuple(int(2 * x + 1) for x in r), dtype=bool)
+    ball[tuple((offsets + r).T)] = True
+    for axis in range(3):
+        for step in (-1, 1):
+            idx = [int(x) for x in r]
             idx[axis] += step
             ball[tuple(idx)] = True
     return ball
@@ -331,8 +347,8 @@ def measure_burden(
                 instances.append((bb, m, w, name if n == 1 else None, stats[i - 1]))
 
     # ---- intrahepatic test and lesion geometry
-    spacing = image.spacing
-    ball = _ball(margin_mm, spacing)
+    # the margin's voxels: per-axis spacings on an orthogonal grid, the patient-space ball on a sheared one
+    ball = _ball_sheared(margin_mm, image.affine) if image.sheared else _ball(margin_mm, image.spacing)
     label_dtype = np.uint16 if len(instances) < 65535 else np.int32
     # calloc'ed, written only inside lesion boxes: untouched pages never become resident
     lesion_labels = sparse_zeros(shape, label_dtype, "F" if image.array.flags.f_contiguous else "C")

@@ -101,13 +101,17 @@ class LesionGrid:
         """The grid facts of ``image``."""
         k = image.slice_axis
         column = image.affine[:3, k]
+        # a sheared grid's (gantry tilt) slice axis leans off its slice planes: their normal decides
+        normal = image.slice_normal if image.sheared else column / np.linalg.norm(column)
         return cls(
             affine=image.affine,
             shape=image.shape,
             voxel_volume_ml=image.voxel_volume_ml,
             slice_axis=k,
-            axial=bool(abs(abs(image.direction[2, k]) - 1.0) <= AXIAL_TOLERANCE),
-            normal=column / np.linalg.norm(column),
+            axial=bool(abs(abs(float(normal[2])) - 1.0) <= AXIAL_TOLERANCE)
+            if image.sheared
+            else bool(abs(abs(image.direction[2, k]) - 1.0) <= AXIAL_TOLERANCE),
+            normal=normal,
         )
 
 

@@ -82,7 +82,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import GeometryError, InputError, UsageError
-from ..geometry import bbox, crop_affine, dilate_mm, resample_array
+from ..geometry import bbox, crop_affine, dilate_mm_affine, resample_array
 from ..rules_data import default_section
 from ..volume import Volume
 from .context import MeasurementContext
@@ -383,6 +383,11 @@ def measure_pet(
     warnings: list[str] = []
     missing: list[str] = []
     grid = ctx.image
+    if suv.sheared:  # a PET gantry does not tilt: the SUV kernels and references assume orthogonal axes
+        raise InputError(
+            f"{suv.source}: the PET grid is sheared ({suv.shear_deg:.1f} degrees, as a gantry tilt); resample the "
+            "PET series onto an orthogonal grid first (e.g. dcm2niix), then pass it with --pet."
+        )
     _check_frame_of_reference(grid, suv, "the image the masks were drawn on", warnings)
     values = np.asarray(suv.array, dtype=np.float64)
     same = grid.same_grid(suv)
@@ -398,7 +403,7 @@ def measure_pet(
     spleen = on_pet(np.asarray(ctx.spleen, dtype=bool)) if ctx.spleen is not None else None
     hepatic = None
     if ctx.liver is not None:
-        dil = dilate_mm(np.asarray(ctx.liver, dtype=bool), grid.spacing, float(pr["intrahepatic_margin_mm"]))
+        dil = dilate_mm_affine(np.asarray(ctx.liver, dtype=bool), grid.affine, float(pr["intrahepatic_margin_mm"]))
         hepatic = on_pet(dil)
 
     fwhm, fwhm_source = _resolution_fwhm(suv, pr)

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..errors import InputError
 from ..measure.context import MeasurementContext
 from .load_mr import MrInputs
 
@@ -34,6 +35,11 @@ def measure_study_mr(ctx: MeasurementContext, mr: MrInputs, rules: Mapping[str, 
 
     mri_rules = rules["mri"]
     img = ctx.image
+    if img.sheared:  # the erosions and the bias field take the axes as orthogonal; MR has no gantry tilt
+        raise InputError(
+            f"{img.source}: the MR grid is sheared ({img.shear_deg:.1f} degrees); resample the series onto an "
+            "orthogonal grid first (e.g. dcm2niix), then analyse that image."
+        )
     array, pre_arr = img.array, mr.pre_contrast
     bias: dict[str, Any] = {"applied": False}
     spacing = [float(s) for s in img.spacing]

@@ -228,7 +228,7 @@ def volumetric_response(
 
 
 def _slice_mm(ctx: MeasurementContext | None) -> float | None:
-    return None if ctx is None else float(ctx.image.spacing[ctx.image.slice_axis])
+    return None if ctx is None else ctx.image.slice_separation_mm
 
 
 def select_targets(
