@@ -1,5 +1,9 @@
 """Parenchyma lost to wedge resection / enucleation and ablation, measured on the masks.
 
+Why one module (~610 lines): the zones and their costs are one table for the planner, computed
+by three linear passes on orthogonal grids and by the exact point test on a gantry-tilted (sheared)
+one (:func:`_zones_sheared`), from the same lesion boxes and with the same costs.
+
 For each intrahepatic lesion the zone of a sparing treatment is the lesion
 dilated by a margin (every voxel whose centre lies within ``margin_mm`` of a
 lesion voxel centre), intersected with the total-liver mask. Its parenchyma cost is the
