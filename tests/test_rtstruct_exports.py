@@ -157,3 +157,22 @@ def test_structure_set_of_the_thick_reconstruction_on_the_thin_one(tmp_path, off
     _, n_instances = ndimage.label(by_role["lesion"], structure=np.ones((3, 3, 3)))
     assert n_instances == 1
     assert all(any("5 mm apart" in w for w in layer.mask.meta["warnings"]) for layer in layers)
+
+
+def test_closedplanar_xor_contours_are_regions(ct, tmp_path):
+    """CLOSEDPLANAR_XOR (PS3.3 C.8.8.6.3): an outer box, a hole in it and an island in the hole, XOR-combined.
+
+    They were ignored as "not CLOSED_PLANAR": the ROI came out empty.
+    """
+    paths, ref = ct
+    outer, hole, island = ((4, 20), (3, 19)), ((7, 17), (6, 16)), ((10, 13), (9, 12))
+
+    def xor(box2d, k):
+        return Contour(_box_on(box2d, k).points, "CLOSEDPLANAR_XOR")
+
+    rt = write_rtstruct(
+        tmp_path / "rt.dcm", paths, [RoiSpec("Liver", [xor(b, k) for k in (4, 5) for b in (outer, hole, island)])]
+    )
+    (layer,) = read_rtstruct(rt, ref, parse_label_spec(None), role_log=[])
+    assert int(layer.mask.array.sum()) == 2 * (16 * 16 - 10 * 10 + 3 * 3)
+    assert not any("overlap" in w or "ignored" in w for w in layer.mask.meta["warnings"])

@@ -5,7 +5,7 @@ per ROI, each a boolean mask on the grid of the reference image.
 
 Rasterisation rule
 ------------------
-1. Every CLOSED_PLANAR contour's points (patient LPS mm) are mapped into
+1. Every CLOSED_PLANAR (and CLOSEDPLANAR_XOR) contour's points (patient LPS mm) are mapped into
    continuous voxel indices with :meth:`Volume.lps_to_index`, so oblique
    series are handled exactly like axial ones.
 2. The contour must be planar in the reference slice plane: all its points
@@ -29,7 +29,9 @@ Rasterisation rule
    Coordinates within :data:`SNAP_TOLERANCE` voxel of a centre are snapped to
    it first, so decimal round-off in ContourData cannot flip edge voxels.
 5. Contours on the same slice combine by **XOR**, so holes (a ring's inner
-   contour) and islands inside holes come out right.
+   contour) and islands inside holes come out right. Contours typed
+   CLOSEDPLANAR_XOR (PS3.3 C.8.8.6.3, the exporter declaring the XOR) are
+   combined exactly so, without the two checks below.
 6. Contours exported with the same outline traversed twice (or more) keep one
    traversal, with a warning: filled even-odd per contour -- what plastimatch
    (``rasterize_slice``) and dcmrtstruct2nii (skimage ``draw.polygon``) do --
@@ -87,6 +89,8 @@ SLICE_TOLERANCE = 0.25
 SNAP_TOLERANCE = 1e-4
 #: Area below which a contour is degenerate (mm^2).
 MIN_AREA_MM2 = 1e-6
+#: ContourGeometricType values that enclose a region (PS3.3 C.8.8.6.1; CLOSEDPLANAR_XOR: combined by XOR, C.8.8.6.3).
+REGION_TYPES = ("CLOSED_PLANAR", "CLOSEDPLANAR_XOR")
 #: The rule, as recorded in every mask's meta.
 RASTERISATION_RULE = "voxel centre inside polygon (even-odd, half-open edges); contours on a slice combined by XOR"
 
@@ -111,6 +115,8 @@ class RoiInfo:
 class _Plane:
     k_float: float
     polygons: list[np.ndarray] = field(default_factory=list)
+    #: per polygon: ContourGeometricType CLOSEDPLANAR_XOR (the exporter declares the XOR combination)
+    declared_xor: list[bool] = field(default_factory=list)
 
 
 def _read(path: Path) -> Dataset:
@@ -220,6 +226,45 @@ def _check_frames_of_reference(
         )
 
 
+def _fill_plane(
+    plane: _Plane, shape: tuple[int, int], pixel_mm2: float, roi: RoiInfo, warnings: list[str]
+) -> np.ndarray:
+    """The in-plane mask of one contour plane: its contours filled (voxel centres) and combined by XOR.
+
+    A CLOSED_PLANAR contour repeating another point for point is read once, and crossing outlines get a
+    warning (:func:`_warn_partial_overlap`); CLOSEDPLANAR_XOR contours are combined as the exporter declares.
+    """
+    acc = np.zeros(shape, dtype=bool)
+    outlines: list[frozenset[tuple[float, float]]] = []
+    for poly, declared_xor in zip(plane.polygons, plane.declared_xor):
+        outline = _outline_key(poly)
+        if outline in outlines and not declared_xor:  # XOR with its twin would erase the region on this slice
+            warnings.append(
+                f"ROI {roi.describe()}: a contour on slice index {plane.k_float:.2f} repeats another contour "
+                "of the slice point for point; the copy was ignored (combined by XOR it would erase the region)"
+            )
+            continue
+        outlines.append(outline)
+        fill = fill_polygon(poly, shape)
+        if not fill.any():
+            warnings.append(
+                f"ROI {roi.describe()}: a contour on slice index {plane.k_float:.2f} encloses no voxel "
+                f"centre (area {shoelace_area(poly) * pixel_mm2:.3g} mm^2); it changes nothing"
+            )
+            continue
+        n_fill = int(np.count_nonzero(fill))
+        if n_fill >= 4 and shoelace_area(poly) < 0.5 * n_fill:  # lobes winding opposite ways cancel
+            warnings.append(
+                f"ROI {roi.describe()}: a contour on slice index {plane.k_float:.2f} crosses itself "
+                "(figure-eight); filled by the even-odd rule, every lobe once, as plastimatch and "
+                "dcmrtstruct2nii do"
+            )
+        if not declared_xor:
+            _warn_partial_overlap(acc, fill, roi, plane.k_float, warnings)
+        np.logical_xor(acc, fill, out=acc)
+    return acc
+
+
 def _outline_key(poly: np.ndarray) -> frozenset[tuple[float, float]]:
     """The contour's points (voxel units, to 1e-3 voxel) whatever its start point and direction."""
     return frozenset(map(tuple, np.round(poly, 3).tolist()))
@@ -255,8 +300,10 @@ def _planes_of_roi(
         raw = getattr(c, "ContourData", None)
         npts = 0 if raw is None else len(raw) // 3
         where = f"ROI {roi.describe()} contour {n}"
-        if gtype != "CLOSED_PLANAR":
-            warnings.append(f"{where}: {gtype or 'untyped'} contour ignored (only CLOSED_PLANAR is a region)")
+        if gtype not in REGION_TYPES:
+            warnings.append(
+                f"{where}: {gtype or 'untyped'} contour ignored (only CLOSED_PLANAR and CLOSEDPLANAR_XOR are regions)"
+            )
             continue
         if raw is None or len(raw) % 3 != 0:
             raise DicomError(f"{source}: {where}: ContourData does not hold x,y,z triplets; the RTSTRUCT is corrupt.")
@@ -297,9 +344,10 @@ def _planes_of_roi(
         for plane in planes:
             if abs(plane.k_float - k_mean) <= SLICE_TOLERANCE:
                 plane.polygons.append(ij)
+                plane.declared_xor.append(gtype == "CLOSEDPLANAR_XOR")
                 break
         else:
-            planes.append(_Plane(k_mean, [ij]))
+            planes.append(_Plane(k_mean, [ij], [gtype == "CLOSEDPLANAR_XOR"]))
     planes.sort(key=lambda p: p.k_float)
     return planes
 
@@ -532,35 +580,9 @@ def read_rtstruct(
         mask = np.zeros(reference.shape, dtype=bool)
         filled: dict[int, np.ndarray] = {}
         for plane in planes:
-            acc = np.zeros((ni, nj), dtype=bool)
-            outlines: list[frozenset[tuple[float, float]]] = []
-            for poly in plane.polygons:
-                outline = _outline_key(poly)
-                if outline in outlines:  # XOR with its twin would erase the region on this slice
-                    warnings.append(
-                        f"ROI {roi.describe()}: a contour on slice index {plane.k_float:.2f} repeats another contour "
-                        "of the slice point for point; the copy was ignored (combined by XOR it would erase the region)"
-                    )
-                    continue
-                outlines.append(outline)
-                fill = fill_polygon(poly, (ni, nj))
-                if not fill.any():
-                    warnings.append(
-                        f"ROI {roi.describe()}: a contour on slice index {plane.k_float:.2f} encloses no voxel "
-                        f"centre (area {shoelace_area(poly) * float(reference.spacing[0] * reference.spacing[1]):.3g}"
-                        " mm^2); it changes nothing"
-                    )
-                    continue
-                n_fill = int(np.count_nonzero(fill))
-                if n_fill >= 4 and shoelace_area(poly) < 0.5 * n_fill:  # lobes winding opposite ways cancel
-                    warnings.append(
-                        f"ROI {roi.describe()}: a contour on slice index {plane.k_float:.2f} crosses itself "
-                        "(figure-eight); filled by the even-odd rule, every lobe once, as plastimatch and "
-                        "dcmrtstruct2nii do"
-                    )
-                _warn_partial_overlap(acc, fill, roi, plane.k_float, warnings)
-                np.logical_xor(acc, fill, out=acc)
-            filled[id(plane)] = acc
+            filled[id(plane)] = _fill_plane(
+                plane, (ni, nj), float(reference.spacing[0] * reference.spacing[1]), roi, warnings
+            )
         for k, plane in pairs:
             mask[:, :, k] |= filled[id(plane)]
         if kmap is not None and fill_note is not None and mask.any():
