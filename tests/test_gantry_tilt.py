@@ -269,3 +269,25 @@ def test_a_sheared_mr_grid_is_refused(tilted_study):
     _report, ctx = analyze_with_context(root)
     with pytest.raises(InputError, match=r"the MR grid is sheared \(30\.0 degrees\).*dcm2niix"):
         measure_study_mr(ctx, None, {"mri": {}}, n4=False)  # type: ignore[arg-type]
+
+
+def test_recist_takes_the_slice_separation_along_the_normal(tmp_path):
+    """6 mm table steps at 30 degrees: slices 5.196 mm apart, so RECIST's measurable minimum is 10.39 mm (not 12)."""
+    shape = (48, 44, 12)
+    aff = _tilted_affine(step=6.0)
+    liver = np.zeros(shape, bool)
+    liver[2:46, 2:42, 1:11] = True
+    les = np.zeros(shape, bool)
+    les[5:15, 10:20, 5] = True  # 10 x 10 voxels on one slice
+    files = write_image_series(tmp_path / "ct", np.where(les, 120.0, np.where(liver, 60.0, -50.0)), aff, seed=2)
+    lesion_spec = SegmentSpec(
+        "Lesion", les, property_type=codes.SCT.Neoplasm, property_category=codes.SCT.MorphologicallyAbnormalStructure
+    )
+    write_seg(tmp_path / "seg.dcm", files, [SegmentSpec("Liver", liver & ~les), lesion_spec])
+    report, _ctx = analyze_with_context(tmp_path)
+    (lesion,) = report.to_dict()["lesions"]
+    separation = 6.0 * math.cos(math.radians(TILT_DEG))
+    minimum = max(10.0, 2.0 * separation)  # RECIST 1.1 on slices thicker than 5 mm
+    diameter = lesion["longest_axial_diameter_edge_mm"]
+    assert minimum <= diameter < 2.0 * 6.0  # measurable by the separation, not by the 6 mm step
+    assert lesion["recist_measurable"] is True
