@@ -291,3 +291,24 @@ def test_recist_takes_the_slice_separation_along_the_normal(tmp_path):
     diameter = lesion["longest_axial_diameter_edge_mm"]
     assert minimum <= diameter < 2.0 * 6.0  # measurable by the separation, not by the 6 mm step
     assert lesion["recist_measurable"] is True
+
+
+def test_a_sheared_nifti_pair_gives_the_dicom_numbers_and_says_it_is_sheared(tmp_path, tilted_study):
+    """The tilted series as a NIfTI with the shear in its sform (as dcm2niix writes it untilted)."""
+    import nibabel as nib
+
+    from netlm_imaging.volume import lps_to_ras
+
+    root, aff, liver, les, _files = tilted_study
+    ct = read_dicom_series(root / "ct")
+    lab = np.where(les > 0, 2, np.where(liver, 1, 0)).astype(np.uint8)
+    nib.save(nib.Nifti1Image(np.asarray(ct.array), lps_to_ras(ct.affine)), tmp_path / "ct.nii.gz")
+    nib.save(nib.Nifti1Image(lab, lps_to_ras(aff)), tmp_path / "seg.nii.gz")
+    report, _ctx = analyze_with_context(image=tmp_path / "ct.nii.gz", segs=[tmp_path / "seg.nii.gz"])
+    d = report.to_dict()
+    vox_ml = abs(float(np.linalg.det(aff[:3, :3]))) / 1000.0
+    assert d["tumor"]["intrahepatic_volume_ml"] == pytest.approx(
+        int(((les == 1) | (les == 2)).sum()) * vox_ml, abs=1e-6
+    )
+    assert d["tumor"]["extrahepatic_volume_ml"] == pytest.approx(int((les == 3).sum()) * vox_ml, abs=1e-6)
+    assert any("the image grid is sheared (30.0 degrees" in w for w in d["warnings"])

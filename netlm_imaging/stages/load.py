@@ -135,6 +135,13 @@ def load_study(inputs: StudyInputs, opts: AnalyzeOptions, *, rules: Any = None, 
     )
     rec = reconcile_layers(img, segs.layers)
     warnings = [*img.meta.get("warnings", []), *segs.warnings, *rec.warnings]
+    if img.sheared and img.meta.get("gantry_tilt_deg") is None:  # a sheared NIfTI/NRRD (the DICOM reader says it)
+        warnings.insert(
+            0,
+            f"{img.source}: the image grid is sheared ({img.shear_deg:.1f} degrees, as a gantry tilt): measured on "
+            f"that grid (slices {img.slice_separation_mm:.4g} mm apart along their normal; voxel volume and "
+            "distances in patient space, nothing resampled).",
+        )
     suv = img if img.meta.get("units") == "SUVbw" else None
     if inputs.pet is not None:
         suv = read_study_pet(
