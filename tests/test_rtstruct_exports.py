@@ -124,13 +124,19 @@ def test_crossing_outlines_on_a_slice_are_xored_and_the_overlap_reported(ct, tmp
     assert not any("overlap" in w for w in layer.mask.meta["warnings"])
 
 
-@pytest.mark.parametrize("offset", [0.0, 0.5], ids=["thick-on-thin-slices", "thick-between-thin-slices"])
-def test_structure_set_of_the_thick_reconstruction_on_the_thin_one(tmp_path, offset):
+@pytest.mark.parametrize(
+    ("offset", "declared"),
+    [(0.0, None), (0.5, None), (0.0, "ContourSlabThickness"), (0.5, "SourcePixelPlanes")],
+    ids=["thick-on-thin-slices", "thick-between-thin-slices", "slab-thickness-declared", "source-planes-declared"],
+)
+def test_structure_set_of_the_thick_reconstruction_on_the_thin_one(tmp_path, offset, declared):
     """An RTSTRUCT drawn on the 5 mm reconstruction, read on the 2.5 mm one (same frame of reference).
 
     Each 5 mm contour plane is a slab of two thin slices: the liver box (30 x 25 voxels on 5 planes) covers
     exactly 2 x 5 thin slices, the tumour box (7 x 8 on 3 planes) 2 x 3, whether the thick planes fall on thin
-    slices (they filled every second slice) or half-way between them (they were refused as off-slice).
+    slices (they filled every second slice) or half-way between them (they were refused as off-slice). The
+    structure set says so by referencing the thick series, or (referencing the thin one) by declaring the slab:
+    ContourSlabThickness (3006,0044) on each contour, or the Source Pixel Planes (3006,004A) spacing.
     """
     thin_aff = oblique_affine(spacing=(0.9, 0.8, 2.5), angles_deg=(5.0, -4.0, 10.0), origin=(-20.0, 10.0, 200.0))
     thick_aff = thin_aff @ np.diag([1.0, 1.0, 2.0, 1.0])
@@ -149,14 +155,32 @@ def test_structure_set_of_the_thick_reconstruction_on_the_thin_one(tmp_path, off
         RoiSpec("Liver", [box(k, 5, 35, 5, 30) for k in range(2, 7)]),
         RoiSpec("Tumour", [box(k, 15, 22, 12, 20) for k in range(3, 6)], interpreted_type="GTV"),
     ]
+    thin = read_dicom_series(tmp_path / "thin")
     rt = write_rtstruct(tmp_path / "rt.dcm", thick, rois)
-    layers = read_rtstruct(rt, read_dicom_series(tmp_path / "thin"), parse_label_spec(None), role_log=[])
+    if declared is not None:  # the structure set names the thin series (and none of the thick images)
+        ds = pydicom.dcmread(rt)
+        ref_series = ds.ReferencedFrameOfReferenceSequence[0].RTReferencedStudySequence[0].RTReferencedSeriesSequence
+        ref_series[0].SeriesInstanceUID = thin.meta["series_instance_uid"]
+        del ref_series[0].ContourImageSequence
+        for rc in ds.ROIContourSequence:
+            for c in rc.ContourSequence:
+                del c.ContourImageSequence
+                if declared == "ContourSlabThickness":
+                    c.ContourSlabThickness = 5.0
+            if declared == "SourcePixelPlanes":
+                planes = Dataset()
+                planes.SpacingBetweenSlices = 5.0
+                planes.PixelSpacing = [0.8, 0.9]
+                rc.SourcePixelPlanesCharacteristicsSequence = [planes]
+        ds.save_as(rt)
+    layers = read_rtstruct(rt, thin, parse_label_spec(None), role_log=[])
     by_role = {layer.role: layer.mask.array for layer in layers}
     assert int(by_role["liver"].sum()) == 30 * 25 * 5 * 2
     assert int(by_role["lesion"].sum()) == 7 * 8 * 3 * 2
     _, n_instances = ndimage.label(by_role["lesion"], structure=np.ones((3, 3, 3)))
     assert n_instances == 1
-    assert all(any("5 mm apart" in w for w in layer.mask.meta["warnings"]) for layer in layers)
+    said = "5 mm apart" if declared is None else "5 mm slabs"
+    assert all(any(said in w for w in layer.mask.meta["warnings"]) for layer in layers)
 
 
 def test_closedplanar_xor_contours_are_regions(ct, tmp_path):

@@ -23,7 +23,10 @@ Rasterisation rule
    none of the image's) whose contour planes are at least :data:`SLAB_RATIO`
    slices apart was drawn on a coarser reconstruction: each plane is a slab of
    that spacing and fills the image slices within half of it (on or between
-   image slices), with a warning.
+   image slices), with a warning. So does a contour whose slab the structure
+   set declares, at least :data:`SLAB_RATIO` image slices thick:
+   ContourSlabThickness (3006,0044), or the SpacingBetweenSlices of the Source
+   Pixel Planes Characteristics Sequence (3006,004A) (PS3.3 C.8.8.6.2/.4).
 4. In-plane, a voxel belongs to a contour when its **centre** is inside the
    polygon (even-odd rule, half-open on edges; :mod:`netlm_imaging.io._polygon`).
    Coordinates within :data:`SNAP_TOLERANCE` voxel of a centre are snapped to
@@ -403,8 +406,41 @@ def _slab_of_other_series(ds: Dataset, reference: Volume, roi_planes: list[list[
     return float(step)
 
 
+def _declared_slab_mm(rc: Dataset) -> tuple[float, str] | None:
+    """The slab thickness (mm) an ROI's contours declare, and the attribute that says so, or None.
+
+    ContourSlabThickness (3006,0044) on every contour (one value), else the SpacingBetweenSlices of the
+    Source Pixel Planes Characteristics Sequence (3006,004A): the planes the contours were drawn on
+    (PS3.3 C.8.8.6.2, C.8.8.6.4).
+    """
+
+    def positive(value: Any) -> float | None:
+        try:
+            v = abs(float(value))
+        except (TypeError, ValueError):
+            return None
+        return v if np.isfinite(v) and v > 0 else None
+
+    thick = [positive(getattr(c, "ContourSlabThickness", None)) for c in getattr(rc, "ContourSequence", None) or []]
+    first = thick[0] if thick else None
+    if first is not None and all(t == first for t in thick):
+        return first, "ContourSlabThickness (3006,0044)"
+    for item in getattr(rc, "SourcePixelPlanesCharacteristicsSequence", None) or []:
+        spacing = positive(getattr(item, "SpacingBetweenSlices", None))
+        if spacing is not None:
+            return spacing, "Source Pixel Planes SpacingBetweenSlices (3006,004A)"
+    return None
+
+
 def _slab_assignment(
-    planes: list[_Plane], nk: int, slab: float, step_mm: float, source: str, roi: RoiInfo, warnings: list[str]
+    planes: list[_Plane],
+    nk: int,
+    slab: float,
+    step_mm: float,
+    source: str,
+    roi: RoiInfo,
+    warnings: list[str],
+    declared_by: str | None = None,
 ) -> list[tuple[int, _Plane]]:
     """(slice, plane) pairs when each contour plane is a slab ``slab`` slices thick (:func:`_slab_of_other_series`).
 
@@ -425,10 +461,14 @@ def _slab_assignment(
         inside = np.flatnonzero((d > -half + 1e-6) & (d <= half + 1e-6))
         if inside.size:
             pairs.append((k, planes[int(inside[np.argmin(np.abs(d[inside]))])]))
+    why = (
+        f"its contours are {slab * step_mm:.4g} mm slabs ({declared_by})"
+        if declared_by
+        else f"drawn on another series with contour planes {slab * step_mm:.4g} mm apart"
+    )
     warnings.append(
-        f"ROI {roi.describe()}: drawn on another series with contour planes {slab * step_mm:.4g} mm apart "
-        f"(the image's slices {step_mm:.4g} mm); each contour plane fills the image slices within half that "
-        "spacing of it (a slice half-way between two planes goes to the lower one)"
+        f"ROI {roi.describe()}: {why} (the image's slices {step_mm:.4g} mm); each contour plane fills the image "
+        "slices within half that thickness of it (a slice half-way between two planes goes to the lower one)"
     )
     return pairs
 
@@ -548,11 +588,15 @@ def read_rtstruct(
     if mode == "auto":
         mode = "nearest" if reference.meta.get("resampled") else "error"
     contours_by_roi: dict[int, list[Dataset]] = {}
+    declared_slab_mm: dict[int, tuple[float, str]] = {}
     for rc in getattr(ds, "ROIContourSequence", None) or []:
         if "ReferencedROINumber" in rc:
             contours_by_roi.setdefault(int(rc.ReferencedROINumber), []).extend(
                 list(getattr(rc, "ContourSequence", None) or [])
             )
+            declared = _declared_slab_mm(rc)
+            if declared is not None:
+                declared_slab_mm[int(rc.ReferencedROINumber)] = declared
     ni, nj, nk = reference.shape
     kmap = nearest_original_slices(reference)  # a resampled reference: fill its slices from the original ones
     fill_note = None if kmap is None else resampled_note(kmap)
@@ -571,10 +615,14 @@ def read_rtstruct(
         warnings = roi_warnings[roi.number]
         contours = contours_by_roi.get(roi.number, [])
         planes = roi_planes[roi.number]
+        step_mm = float(reference.spacing[2])
+        declared = declared_slab_mm.get(roi.number)
         if not planes:
             pairs = []
+        elif declared is not None and declared[0] >= SLAB_RATIO * step_mm:  # the exporter says how thick
+            pairs = _slab_assignment(planes, nk, declared[0] / step_mm, step_mm, source, roi, warnings, declared[1])
         elif slab is not None:
-            pairs = _slab_assignment(planes, nk, slab, float(reference.spacing[2]), source, roi, warnings)
+            pairs = _slab_assignment(planes, nk, slab, step_mm, source, roi, warnings)
         else:
             pairs = _slice_assignment(planes, nk, mode, source, roi, warnings)
         mask = np.zeros(reference.shape, dtype=bool)
