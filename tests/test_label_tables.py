@@ -321,6 +321,27 @@ def test_slicer_csv_color_table_with_terminology_codes(tmp_path, ct):
     assert reasons == {"Structure A": "code", "Structure B": "code"}
 
 
+def test_totalsegmentator_names_through_a_slicer_ctbl(tmp_path, ct):
+    # a TotalSegmentator map loaded into Slicer and saved: the ctbl stores liver_tumor, Slicer reads "liver tumor"
+    seg = _write_nrrd(tmp_path / "ts-label.nrrd", _swapped_map())
+    _ctbl(tmp_path / "ts-label.ctbl", [(0, "background", 0, 0, 0, 0), (1, "liver tumor", 255, 0, 0, 255)])
+    with (tmp_path / "ts-label.ctbl").open("a") as fh:
+        fh.write("2 liver 221 130 101 255\n")
+    rep = analyze(image=ct, segs=[seg])
+    assert _roles(rep) == {"liver tumor": "lesion", "liver": "liver"}
+    assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(TUMOUR_N * VOXEL_ML, rel=1e-9)
+
+
+def test_slicer_labels_csv_suffix(tmp_path, ct):
+    seg = write_nifti(tmp_path / "case3.nii.gz", _swapped_map(), AFF)
+    (tmp_path / "case3.labels.csv").write_text(
+        "LabelValue,Name,Color_R,Color_G,Color_B,Color_A\n0,background,0,0,0,0\n1,Tumor,255,0,0,255\n"
+        "2,Liver,221,130,101,255\n"
+    )
+    rep = analyze(image=ct, segs=[seg])
+    assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(TUMOUR_N * VOXEL_ML, rel=1e-9)
+
+
 def test_a_table_named_after_no_label_map_is_noted_not_used(tmp_path, ct):
     lab = np.zeros(SHAPE, np.uint8)
     lab[LIVER] = 1
