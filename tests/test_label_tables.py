@@ -107,7 +107,7 @@ def test_totalsegmentator_ml_is_read_with_its_own_label_table(tmp_path, ct):
     assert roles["kidney_left"] == roles["kidney_right"] == "kidney"
     assert roles["gallbladder"] is None
     assert roles["stomach"] is None
-    assert any("TotalSegmentator label table" in w and "liver=5" in w for w in rep.warnings)
+    assert any("TotalSegmentator label table" in n and "liver=5" in n for n in rep.extra["notes"])
     # without the table the same map is refused by the LiTS default (values 3, 5, 6 have no role)
     plain = _write_ml(tmp_path / "plain.nii.gz", _total_map(), None)
     with pytest.raises(LabelError, match=r"plain\.nii\.gz: label values \[3, 5, 6\] have no role"):
@@ -297,7 +297,7 @@ def test_slicer_ctbl_beside_a_labelmap_volume(tmp_path, ct):
     assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(TUMOUR_N * VOXEL_ML, rel=1e-9)
     assert rep.liver["volume_ml"] == pytest.approx(LIVER_N * VOXEL_ML, rel=1e-9)
     assert _roles(rep) == {"Tumor 1": "lesion", "Liver": "liver"}
-    assert any("3D Slicer color table Segmentation_ColorTable.ctbl" in w for w in rep.warnings)
+    assert any("3D Slicer color table Segmentation_ColorTable.ctbl" in n for n in rep.extra["notes"])
 
 
 def test_slicer_csv_color_table_with_terminology_codes(tmp_path, ct):
@@ -426,4 +426,4 @@ def test_itksnap_label_descriptions(tmp_path, ct, table_name):
     rep = analyze(image=ct, segs=[seg])
     assert rep.liver["volume_ml"] == pytest.approx(LIVER_N * VOXEL_ML, rel=1e-9)
     assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(TUMOUR_N * VOXEL_ML, rel=1e-9)
-    assert any("ITK-SNAP label description file" in w for w in rep.warnings)
+    assert any("ITK-SNAP label description file" in n for n in rep.extra["notes"])

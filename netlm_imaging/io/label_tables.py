@@ -374,6 +374,7 @@ def layers_from_label_table(
     *,
     log: list[RoleDecision] | None = None,
     notes: Sequence[str] = (),
+    source_notes: list[str] | None = None,
 ) -> list[MaskLayer]:
     """Split a label map into role layers by the names of its table.
 
@@ -395,6 +396,9 @@ def layers_from_label_table(
         table must give a liver or a lesion, else :class:`LabelError`.
     notes : sequence of str
         Notes the layers carry before this function's own.
+    source_notes : list of str, optional
+        Gets the note of where the names came from and the mapping they gave; without it the
+        layers carry it.
 
     Returns
     -------
@@ -421,4 +425,7 @@ def layers_from_label_table(
     )
     logger.info("%s", note)
     file_spec = LabelSpec(mapping, True, spec.name_patterns, spec.user_pattern_count, origin=f"{described}")
+    if source_notes is not None:
+        source_notes.append(note)
+        return layers_from_label_map(label_map, file_spec, notes=notes)
     return layers_from_label_map(label_map, file_spec, notes=[*notes, note])

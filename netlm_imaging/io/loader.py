@@ -174,11 +174,14 @@ def _binary_layer(vol: Volume, role: str, p: Path) -> MaskLayer:
     return MaskLayer(role, vol.with_array(arr != 0), label=role, source=str(p))
 
 
-def _label_map_layers(vol: Volume, p: Path, spec: LabelSpec, role_log: list[RoleDecision] | None) -> list[MaskLayer]:
+def _label_map_layers(
+    vol: Volume, p: Path, spec: LabelSpec, role_log: list[RoleDecision] | None, label_notes: list[str] | None
+) -> list[MaskLayer]:
     """A label map's role layers: by ``--labels`` values when given, else by its exporter's names, else LiTS.
 
     The names are a TotalSegmentator label table in the NIfTI header, or a Slicer color table /
     ITK-SNAP label description file named after the map (:mod:`netlm_imaging.io.label_tables`).
+    The note of where they came from goes to ``label_notes`` when given, else with the layers.
     """
     if spec.user_given and any(isinstance(v, int) for vals in spec.mapping.values() for v in vals):
         return layers_from_label_map(vol, spec)  # --labels values always win
@@ -190,7 +193,7 @@ def _label_map_layers(vol: Volume, p: Path, spec: LabelSpec, role_log: list[Role
         logger.warning("%s", note)
     if table is None:
         return layers_from_label_map(vol, spec, notes=notes)
-    return layers_from_label_table(vol, table, spec, log=role_log, notes=notes)
+    return layers_from_label_table(vol, table, spec, log=role_log, notes=notes, source_notes=label_notes)
 
 
 def load_segmentation(
@@ -202,6 +205,7 @@ def load_segmentation(
     fractional_threshold: float = 0.5,
     role_log: list[RoleDecision] | None = None,
     scanned: Any = None,
+    label_notes: list[str] | None = None,
 ) -> list[MaskLayer]:
     """Load one ``--seg`` argument into role layers (on their own grid for label maps).
 
@@ -225,6 +229,9 @@ def load_segmentation(
     scanned : pydicom.Dataset or PlainSeg, optional
         The file's header from the study folder scan (``DicomFileInfo.dataset``: a pydicom dataset,
         or the raw header of a plain BINARY SEG): a DICOM SEG is then not parsed a second time.
+    label_notes : list of str, optional
+        Gets one note per label map read with its exporter's names, saying where they came from
+        (for the report's ``notes``); without it the note travels with the layers (``meta["notes"]``).
 
     Returns
     -------
@@ -270,7 +277,7 @@ def load_segmentation(
             return _couinaud_layers(vol, p)
         if role:
             return [_binary_layer(vol, role, p)]
-        return _label_map_layers(vol, p, spec, role_log)
+        return _label_map_layers(vol, p, spec, role_log, label_notes)
     if fmt == "itk":
         from .sitk_io import read_itk_segments
 
@@ -285,7 +292,7 @@ def load_segmentation(
                 vol = vol.with_array(merged)
             return [_binary_layer(vol, role, p)]
         if not segments:
-            return _label_map_layers(vol, p, spec, role_log)
+            return _label_map_layers(vol, p, spec, role_log, label_notes)
         items = [_NrrdSegment(n + 1, str(s["name"]), *_slicer_code(s.get("tags", ""))) for n, s in enumerate(segments)]
         roles = assign_roles(items, spec, str(p), noun="segments", log=role_log)
         layers: list[MaskLayer] = []

@@ -9,7 +9,7 @@ datasets are passed in).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,8 @@ class StudySegmentations:
         lesion role (even an empty one), a ``lesion=PATH`` mask, or a label map read with a
         mapping that has lesion values (the default LiTS mapping: 2). When False the study's
         lesions were not segmented, which is not the same as "no lesions".
+    notes : list of str
+        Where the label names of label maps came from (their exporter's label tables).
     """
 
     layers: list[MaskLayer]
@@ -56,6 +58,7 @@ class StudySegmentations:
     role_decisions: list[RoleDecision]
     warnings: list[str]
     lesions_declared: bool = True
+    notes: list[str] = field(default_factory=list)
 
 
 def seg_source(seg_arg: str | Path) -> str:
@@ -158,6 +161,7 @@ def read_study_segmentations(
 
     layers: list[MaskLayer] = []
     role_log: list[RoleDecision] = []
+    label_notes: list[str] = []
     # SEG datasets the folder scan parsed: handed to the SEG reader explicitly (no second parse)
     scanned = {str(Path(i.path).resolve()): i.dataset for i in dicom_index if getattr(i, "dataset", None) is not None}
     for s in segs:
@@ -170,6 +174,7 @@ def read_study_segmentations(
                 fractional_threshold=fractional_threshold,
                 role_log=role_log,
                 scanned=scanned.get(_resolved(s)),
+                label_notes=label_notes,
             )
         )
     check_decisions(role_log, spec, found_roles={la.role for la in layers})
@@ -186,7 +191,7 @@ def read_study_segmentations(
             "or map its labels with --labels liver=N,lesion=M."
         )
     declared = any(la.role == "lesion" for la in layers) or _declares_lesions(segs, role_log, spec)
-    return StudySegmentations(layers, sources, role_log, warnings, declared)
+    return StudySegmentations(layers, sources, role_log, warnings, declared, label_notes)
 
 
 def _declares_lesions(segs: Sequence[str], role_log: Sequence[RoleDecision], spec: LabelSpec) -> bool:

@@ -60,6 +60,8 @@ class LoadedStudy:
         Whether the segmentations declare a lesion role at all (False: a liver-only
         segmentation, whose lesions were not segmented; see
         :class:`~netlm_imaging.io.study.StudySegmentations`).
+    notes : tuple of str
+        Where the label maps' names came from (their exporters' label tables), for the report's notes.
     """
 
     inputs: StudyInputs
@@ -77,6 +79,7 @@ class LoadedStudy:
     identifiers: dict[str, Any] | None
     warnings: tuple[str, ...]
     lesions_segmented: bool = True
+    notes: tuple[str, ...] = ()
 
 
 def load_study(inputs: StudyInputs, opts: AnalyzeOptions, *, rules: Any = None, clinical: Any = None) -> LoadedStudy:
@@ -182,4 +185,5 @@ def load_study(inputs: StudyInputs, opts: AnalyzeOptions, *, rules: Any = None, 
         identifiers=identifiers,
         warnings=tuple(warnings),
         lesions_segmented=segs.lesions_declared,
+        notes=tuple(segs.notes),
     )

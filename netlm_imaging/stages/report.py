@@ -60,7 +60,8 @@ def build_report(loaded: LoadedStudy, measured: Measurements, decided: Decisions
     if pet is not None and pet.missing_inputs:
         missing = classification.setdefault("missing_inputs", [])
         missing.extend(m for m in pet.missing_inputs if m not in missing)
-    extra: dict[str, Any] = {"notes": list(loaded.inputs.notes)} if loaded.inputs.notes else {}
+    notes = [*loaded.inputs.notes, *loaded.notes]  # the discovery's, then where label maps' names came from
+    extra: dict[str, Any] = {"notes": notes} if notes else {}
     liver = dict(measured.liver)
     lesion_mr: dict[int, dict[str, Any]] = {}
     warnings = list(dict.fromkeys([*loaded.warnings, *measured.warnings, *sa.warnings]))
