@@ -342,6 +342,21 @@ def test_slicer_labels_csv_suffix(tmp_path, ct):
     assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(TUMOUR_N * VOXEL_ML, rel=1e-9)
 
 
+def test_a_study_folder_with_a_slicer_export(tmp_path):
+    study = tmp_path / "study"
+    study.mkdir()
+    write_nifti(study / "image.nii.gz", np.full(SHAPE, 40, np.int16), AFF)
+    _write_nrrd(study / "Segmentation-label.nrrd", _swapped_map())
+    (study / "Segmentation_ColorTable.csv").write_text(
+        "LabelValue,Name,Color_R,Color_G,Color_B,Color_A\n0,background,0,0,0,0\n1,Tumor,255,0,0,255\n"
+        "2,Liver,221,130,101,255\n"
+    )
+    rep = analyze(study)
+    assert rep.liver["volume_ml"] == pytest.approx(LIVER_N * VOXEL_ML, rel=1e-9)
+    assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(TUMOUR_N * VOXEL_ML, rel=1e-9)
+    assert any("Segmentation_ColorTable.csv" in n for n in rep.extra["notes"])
+
+
 def test_a_table_named_after_no_label_map_is_noted_not_used(tmp_path, ct):
     lab = np.zeros(SHAPE, np.uint8)
     lab[LIVER] = 1
