@@ -363,9 +363,11 @@ def test_a_table_named_after_no_label_map_is_noted_not_used(tmp_path, ct):
     lab[TUMOUR] = 2
     seg = _write_nrrd(tmp_path / "seg.nrrd", lab)
     _ctbl(tmp_path / "colors.ctbl", [(1, "Tumor", 255, 0, 0, 255), (2, "Liver", 0, 255, 0, 255)])
+    _ctbl(tmp_path / "other.ctbl", [(1, "Tumor", 255, 0, 0, 255), (1, "Liver", 0, 255, 0, 255)])  # not ours
     rep = analyze(image=ct, segs=[seg])  # LiTS, as without the table
     assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(TUMOUR_N * VOXEL_ML, rel=1e-9)
     assert any("colors.ctbl" in w and "named after no label map: not used" in w for w in rep.warnings)
+    assert any("other.ctbl" in w and "named after no label map: not used" in w for w in rep.warnings)
 
 
 def test_two_tables_named_after_one_map(tmp_path, ct):

@@ -269,6 +269,14 @@ def _read_table_file(path: Path) -> LabelTable | None:
     return LabelTable(str(path), kind, _entries(entries, str(path), kind))
 
 
+def _is_table(path: Path) -> bool:
+    """Whether a file holds a label table (also one that would be refused: it is not used either way)."""
+    try:
+        return _read_table_file(path) is not None
+    except LabelError:
+        return True
+
+
 def _stem(name: str, suffixes: Sequence[str]) -> str | None:
     low = name.lower()
     return next((low[: -len(s)] for s in suffixes if low.endswith(s) and len(low) > len(s)), None)
@@ -324,7 +332,7 @@ def sidecar_label_table(label_map: str | Path, notes: list[str] | None = None) -
     if notes is not None and not tables:
         volumes = [f for f in p.parent.iterdir() if _stem(f.name, VOLUME_EXTENSIONS) is not None]
         for f in siblings:
-            if f in paired or any(_pairs(f, v) for v in volumes) or _read_table_file(f) is None:
+            if f in paired or any(_pairs(f, v) for v in volumes) or not _is_table(f):
                 continue
             notes.append(
                 f"{f}: a label table in the folder of {p.name} that is named after no label map: not used "
