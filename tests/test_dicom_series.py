@@ -186,6 +186,27 @@ def test_duplicate_positions_refused(tmp_path):
         read_dicom_series(tmp_path)
 
 
+def test_a_slice_archived_twice_under_new_uids_is_read_once(tmp_path):
+    """A PACS re-archived slice 2 under a new SOPInstanceUID: same position, byte-identical pixels, one image.
+
+    Different pixels at one position (the next check) are still several phases and refused.
+    """
+    aff = oblique_affine()
+    image = _phantom((6, 5, 4), seed=4)
+    files = write_image_series(tmp_path, image, aff, seed=3)
+    ds = pydicom.dcmread(files[2])
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = "1.2.826.0.1.3680043.8.498.4242.99"
+    ds.save_as(tmp_path / "resent.dcm")
+    vol = read_dicom_series(tmp_path)
+    assert vol.shape == image.shape
+    np.testing.assert_array_equal(vol.array, image)
+    np.testing.assert_allclose(vol.affine, aff, atol=1e-5)
+    ds.PixelData = (ds.pixel_array + 1).astype(ds.pixel_array.dtype).tobytes()
+    ds.save_as(tmp_path / "resent.dcm")
+    with pytest.raises(DicomError, match=r"2 images share the slice position"):
+        read_dicom_series(tmp_path)
+
+
 def test_identifiers_never_in_meta(tmp_path):
     write_image_series(tmp_path, _phantom((4, 4, 2)), oblique_affine(), modality="PT")
     vol = read_dicom_series(tmp_path)

@@ -648,6 +648,32 @@ def _check_tilt(
     ]
 
 
+def _same_image(a: _Slice, b: _Slice) -> bool:
+    """Whether two single-frame slices hold the same image: same rescale and byte-identical native pixel data.
+
+    A PACS that re-sends or re-archives an instance under a new SOPInstanceUID leaves two copies of one
+    slice in the series; different pixels at one position are several phases or echoes instead.
+    """
+    if (
+        a.info.is_multiframe
+        or b.info.is_multiframe
+        or (a.frame.slope, a.frame.intercept) != (b.frame.slope, b.frame.intercept)
+    ):
+        return False
+    data = []
+    for s in (a, b):
+        off, length = s.info.pixel_data_offset, s.info.pixel_data_length
+        if off is None or length is None:
+            return False
+        try:
+            with open(s.info.path, "rb") as fh:
+                fh.seek(off)
+                data.append(fh.read(length))
+        except OSError:
+            return False
+    return data[0] == data[1] and len(data[0]) == b.info.pixel_data_length
+
+
 def _sorted_slices(group: SeriesGroup, normal: np.ndarray, where: str) -> list[_Slice]:
     slices = [
         _Slice(info=f, frame=fr, position_mm=float(np.dot(fr.position, normal)))  # type: ignore[arg-type]
@@ -665,6 +691,11 @@ def _sorted_slices(group: SeriesGroup, normal: np.ndarray, where: str) -> list[_
                 and s.frame.frame_index == prev.frame.frame_index
             ):
                 logger.info("%s duplicates %s (same SOPInstanceUID); ignored", s.info.path, prev.info.path)
+                continue
+            if _same_image(prev, s):
+                logger.info(
+                    "%s repeats the image of %s (same position and pixels); ignored", s.info.path, prev.info.path
+                )
                 continue
             n_same = sum(1 for t in slices if abs(t.position_mm - s.position_mm) <= DUPLICATE_TOLERANCE_MM)
             raise DicomError(
