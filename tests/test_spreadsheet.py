@@ -175,3 +175,18 @@ def test_the_review_queue_reads_a_semicolon_discrepancies_table(tmp_path):
     text = write_cohort_index(tmp_path, rows, discrepancies=disc).read_text()
     flags = dict(re.findall(r'<tr data-study="(\w+)" data-flags="(\d+)">', text))
     assert flags == {"s1": "0", "s2": "1"}
+
+
+def test_a_cohort_written_on_windows_finds_its_folders(tmp_path):
+    import csv as csv_module
+
+    _tiny_study(tmp_path / "studies" / "p1", 1)
+    csv_path = _write(tmp_path / "cohort.csv", "path,study_id\nstudies\\p1,P1\nC:\\data\\p2,P2\n", bom=False)
+    p1, _p2 = studies_from_csv(csv_path)
+    assert p1.path == (tmp_path / "studies" / "p1").resolve()  # the backslash separates folders
+    assert main(["batch", str(csv_path), "--out", str(tmp_path / "out"), "--quiet"]) == 4  # P2 fails, P1 not
+    with (tmp_path / "out" / "cohort.csv").open() as fh:
+        rows = {r["study_id"]: r for r in csv_module.DictReader(fh)}
+    assert rows["P1"]["status"] == "ok"
+    assert rows["P2"]["status"] == "failed"
+    assert "study folder not found (a Windows path: give the folder relative to the cohort CSV)" in rows["P2"]["error"]

@@ -24,6 +24,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,9 @@ def study_files(study: str | os.PathLike[str]) -> list[Path]:
     if root.is_file():
         return [root]
     if not root.is_dir():
-        raise InputError(f"{root}: study folder not found; check the cohort listing or the path")
+        windows = "\\" in str(root) or re.search(r"(^|/)[A-Za-z]:($|[\\/])", str(root)) is not None
+        hint = " (a Windows path: give the folder relative to the cohort CSV)" if windows else ""
+        raise InputError(f"{root}: study folder not found{hint}; check the cohort listing or the path")
     found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
