@@ -29,7 +29,7 @@ from pathlib import Path
 
 from .errors import InputError
 
-__all__ = ["DELIMITERS", "Table", "delimiter_name", "read_table"]
+__all__ = ["DELIMITERS", "Table", "delimiter_name", "read_table", "table_path"]
 
 #: Cell delimiters tried on the header, in order of preference.
 DELIMITERS = (",", ";", "\t")
@@ -158,3 +158,18 @@ def read_table(
 def delimiter_name(delimiter: str) -> str:
     """``"semicolons"`` for ``";"`` and so on (for notes and messages)."""
     return _NAMES.get(delimiter, repr(delimiter))
+
+
+def table_path(base: Path, rel: str) -> Path:
+    """The file or folder a table's cell names, relative to the table's folder ``base`` (resolved).
+
+    A table written on Windows separates folders with backslashes (``studies\\p1``); on Linux and
+    macOS that is one odd name. When the name as written does not exist and the one with ``/``
+    does, that one is meant.
+    """
+    path = (base / rel).resolve()
+    if "\\" in rel and not path.exists():
+        slashed = (base / rel.replace("\\", "/")).resolve()
+        if slashed.exists():
+            return slashed
+    return path

@@ -152,7 +152,7 @@ def test_check_reads_a_semicolon_table_of_reported_burdens(tmp_path):
 
     truth = _tiny_study(tmp_path / "studies" / "p1", 2)
     wrong = truth["tumor_volume_ml"] * 1.5 + 2.0
-    text = f"study;liver_volume_ml;tumor_volume_ml\nstudies/p1;{truth['liver_volume_ml']:.3f};{wrong:.3f}\n".replace(
+    text = f"study;liver_volume_ml;tumor_volume_ml\nstudies\\p1;{truth['liver_volume_ml']:.3f};{wrong:.3f}\n".replace(
         ".", ","
     )
     res = check_reported(_write(tmp_path / "reported.csv", text))

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..spreadsheet import read_table
+from ..spreadsheet import read_table, table_path
 
 __all__ = ["PATH_COLUMNS", "Study", "discover_cohort", "studies_from_csv", "studies_from_folder"]
 
@@ -133,21 +133,6 @@ def _validate_clinical(row: dict[str, str], where: str, body: Any) -> None:
     clinical_from_row(row, where, body=body)
 
 
-def _study_path(base: Path, rel: str) -> Path:
-    """The study folder a cohort CSV names, relative to the CSV.
-
-    A CSV written on Windows separates folders with backslashes (``studies\\p1``); on Linux and macOS
-    that is one odd name. When the name as written does not exist and the one with ``/`` does, that
-    one is meant.
-    """
-    path = (base / rel).resolve()
-    if "\\" in rel and not path.exists():
-        slashed = (base / rel.replace("\\", "/")).resolve()
-        if slashed.exists():
-            return slashed
-    return path
-
-
 def studies_from_csv(csv_path: str | os.PathLike[str], *, rules: Any = None) -> list[Study]:
     """Studies listed in a cohort CSV (paths relative to the CSV file).
 
@@ -189,7 +174,7 @@ def studies_from_csv(csv_path: str | os.PathLike[str], *, rules: Any = None) -> 
         where = f"{path} line {n}"
         if not rel:
             raise InputError(f"{where}: empty '{path_col}' value; give the study folder relative to the CSV")
-        study_path = _study_path(base, rel)
+        study_path = table_path(base, rel)
         sid_raw = row.get(id_col, "") if id_col else ""
         sid = _check_id(sid_raw if sid_raw else study_path.name, where)
         clinical = {k: v for k, v in row.items() if k not in (path_col, id_col) and k}

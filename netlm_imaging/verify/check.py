@@ -30,7 +30,7 @@ from typing import Any
 from ..atomic import atomic_open
 from ..errors import InputError, NetlmError
 from ..rules_data import default_section
-from ..spreadsheet import delimiter_name, read_table
+from ..spreadsheet import delimiter_name, read_table, table_path
 
 __all__ = [
     "DEFAULT_ABS_TOL",
@@ -360,7 +360,7 @@ def check_reported(
     for line, study, values in rows:
         if not values:
             continue
-        folder = path.parent / study
+        folder = table_path(path.parent, study)  # backslashes of a table written on Windows too
         try:
             report = analyze_fn(folder, **analyze_kwargs)
             data = report.to_dict() if hasattr(report, "to_dict") else report
