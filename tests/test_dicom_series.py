@@ -207,6 +207,37 @@ def test_a_slice_archived_twice_under_new_uids_is_read_once(tmp_path):
         read_dicom_series(tmp_path)
 
 
+def _strip_preamble(files, implicit=True):
+    """Rewrite files as old exports wrote them: no 128-byte preamble, no DICM marker, no file meta group."""
+    for f in files:
+        ds = pydicom.dcmread(f)
+        del ds.file_meta
+        ds.preamble = None
+        pydicom.dcmwrite(f, ds, implicit_vr=implicit, little_endian=True, enforce_file_format=False)
+
+
+@pytest.mark.parametrize("implicit", [True, False], ids=["implicit-vr", "explicit-vr"])
+def test_series_without_preamble_or_file_meta_is_read(tmp_path, implicit):
+    """Old CD / research exports: raw datasets without the Part-10 header (the scan already took them for
+    DICOM). Pixels and geometry as pydicom reads them with force=True; they were refused as corrupt."""
+    aff = oblique_affine()
+    image = _phantom((10, 9, 4), seed=6)
+    files = write_image_series(tmp_path, image, aff, seed=8, per_slice_rescale=[(1.0, -1024.0), (2.0, -1000.0)] * 2)
+    _strip_preamble(files, implicit)
+    assert files[0].read_bytes()[:2] == b"\x08\x00"  # starts with group 0008: no preamble
+    vol = read_dicom_series(tmp_path)
+    peer = [pydicom.dcmread(f, force=True) for f in files]
+    for k, ds in enumerate(peer):  # pydicom's modality values of each slice, [row, column] -> [i, j]
+        ds.file_meta = pydicom.dataset.FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = (
+            pydicom.uid.ImplicitVRLittleEndian if implicit else pydicom.uid.ExplicitVRLittleEndian
+        )
+        expected = ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+        np.testing.assert_array_equal(vol.array[:, :, k], expected.T)
+    np.testing.assert_allclose(vol.affine, aff, atol=1e-5)
+    assert vol.meta["header"]["rescale_type"] == "HU"
+
+
 def test_identifiers_never_in_meta(tmp_path):
     write_image_series(tmp_path, _phantom((4, 4, 2)), oblique_affine(), modality="PT")
     vol = read_dicom_series(tmp_path)

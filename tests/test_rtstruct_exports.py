@@ -200,3 +200,15 @@ def test_closedplanar_xor_contours_are_regions(ct, tmp_path):
     (layer,) = read_rtstruct(rt, ref, parse_label_spec(None), role_log=[])
     assert int(layer.mask.array.sum()) == 2 * (16 * 16 - 10 * 10 + 3 * 3)
     assert not any("overlap" in w or "ignored" in w for w in layer.mask.meta["warnings"])
+
+
+def test_structure_set_without_preamble(ct, tmp_path):
+    """A planning system's old export: the RTSTRUCT as a raw dataset (no preamble, DICM or file meta)."""
+    paths, ref = ct
+    rt = write_rtstruct(tmp_path / "rt.dcm", paths, [RoiSpec("Liver", [_outline(LIVER, k) for k in LIVER[2]])])
+    ds = pydicom.dcmread(rt)
+    del ds.file_meta
+    ds.preamble = None
+    pydicom.dcmwrite(rt, ds, implicit_vr=True, little_endian=True, enforce_file_format=False)
+    (layer,) = read_rtstruct(rt, ref, parse_label_spec(None), role_log=[])
+    assert int(layer.mask.array.sum()) == _voxels(LIVER)

@@ -104,3 +104,42 @@ def test_seg_of_the_thick_reconstruction_on_the_thin_one(tmp_path):
     assert len(rep["lesions"]) == 1
     assert rep["lesions"][0]["volume_ml"] == pytest.approx(int(lesion.sum()) * thick_voxel_ml, abs=7 * 8 * 0.0018)
     assert any("5 mm apart (SpacingBetweenSlices)" in w for w in rep["warnings"])
+
+
+def _strip_preamble(path, implicit: bool) -> None:
+    ds = pydicom.dcmread(path)
+    del ds.file_meta
+    ds.preamble = None
+    pydicom.dcmwrite(path, ds, implicit_vr=implicit, little_endian=True, enforce_file_format=False)
+
+
+def test_study_of_raw_datasets_without_preamble(tmp_path):
+    """An old export: CT slices (implicit VR) and their SEG (explicit VR) as raw datasets, no Part-10 header.
+
+    The folder scan took them for DICOM; the readers then refused them as corrupt. Truth: the box volumes.
+    """
+    aff = oblique_affine(spacing=(0.9, 0.8, 2.0), angles_deg=(3.0, -6.0, 9.0), origin=(10.0, -30.0, 80.0))
+    shape = (30, 28, 10)
+    files = write_image_series(tmp_path / "study" / "ct", np.zeros(shape), aff, seed=12)
+    liver = np.zeros(shape, bool)
+    liver[3:27, 4:24, 1:9] = True
+    lesion = np.zeros(shape, bool)
+    lesion[10:15, 10:16, 3:6] = True
+    tumour = SegmentSpec("Tumour", lesion, codes.SCT.Neoplasm, codes.SCT.MorphologicallyAbnormalStructure)
+    seg = write_seg(tmp_path / "study" / "seg.dcm", files, [SegmentSpec("Liver", liver), tumour])
+    for f in files:
+        _strip_preamble(f, implicit=True)
+    _strip_preamble(seg, implicit=False)
+    res = subprocess.run(
+        [sys.executable, "-m", "netlm_imaging.cli", "analyze", str(tmp_path / "study"), "--json", "-"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr
+    rep = json.loads(res.stdout)
+    voxel_ml = 0.9 * 0.8 * 2.0 / 1000.0
+    assert rep["liver"]["volume_ml"] == pytest.approx(int(liver.sum()) * voxel_ml, abs=1e-6)
+    assert [round(les["volume_ml"], 6) for les in rep["lesions"]] == [round(int(lesion.sum()) * voxel_ml, 6)]
+    layers = read_dicom_seg(seg, read_dicom_series(tmp_path / "study" / "ct"), parse_label_spec(None))  # the API
+    assert [int(layer.mask.array.sum()) for layer in layers] == [int(liver.sum()), int(lesion.sum())]

@@ -86,6 +86,19 @@ def test_admin_needs_no_injection_time(tmp_path):
         load(tmp_path, name="start", values=a, slopes=SLOPES, injection_time=None)
 
 
+def test_pet_without_preamble_or_file_meta(tmp_path):
+    """An old export of raw PET datasets (no preamble, no DICM, no file meta): the SUV is the QIBA value."""
+    a = activity(seed=15)
+    files = write_pet_series(tmp_path / "pet", a, AFFINE, slopes=SLOPES)
+    for f in files:
+        ds = pydicom.dcmread(f)
+        del ds.file_meta
+        ds.preamble = None
+        pydicom.dcmwrite(f, ds, implicit_vr=True, little_endian=True, enforce_file_format=False)
+    vol = load_suv_volume(tmp_path / "pet")
+    np.testing.assert_allclose(vol.array, qiba_suv(a, WEIGHT_KG, DOSE_BQ, 3600.0, GA68_T), rtol=2e-6)
+
+
 def test_weight_override(tmp_path):
     a = activity(seed=5)
     vol = load(tmp_path, values=a, slopes=SLOPES, weight_kg=None, injection_time="104500")

@@ -69,6 +69,9 @@ __all__ = [
     "fast_text_values",
     "iter_candidate_files",
     "scan_dicom_folder",
+    "transfer_syntax_of",
+    "with_transfer_syntax",
+    "without_preamble",
 ]
 
 logger = logging.getLogger(__name__)
@@ -318,6 +321,47 @@ class DicomFileInfo:
 # ---------------------------------------------------------------------- files
 #: File name extensions that say "this is a DICOM file".
 DICOM_SUFFIXES = (".dcm", ".dicom", ".dic", ".ima")
+
+
+def transfer_syntax_of(ds: Any) -> str:
+    """The dataset's TransferSyntaxUID; for a file without file meta (an old export read with ``force``)
+    the encoding pydicom found: implicit VR little endian, explicit VR little or big endian. A Part-10
+    file (with its preamble) that lacks it is damaged and gives ``""``."""
+    meta = getattr(ds, "file_meta", None)
+    uid = str(meta.get("TransferSyntaxUID", "") or "") if meta else ""
+    if uid or getattr(ds, "preamble", None) is not None:  # a Part-10 file without its syntax is damaged
+        return uid
+    encoding = getattr(ds, "original_encoding", (None, None))
+    if encoding == (True, True):
+        return "1.2.840.10008.1.2"
+    if encoding == (False, True):
+        return "1.2.840.10008.1.2.1"
+    if encoding == (False, False):
+        return "1.2.840.10008.1.2.2"
+    return ""
+
+
+def with_transfer_syntax(ds: Any) -> Any:
+    """``ds`` with a file meta TransferSyntaxUID (:func:`transfer_syntax_of`), so pydicom can decode its pixels."""
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and meta.get("TransferSyntaxUID"):
+        return ds
+    uid = transfer_syntax_of(ds)
+    if uid:
+        from pydicom.dataset import FileMetaDataset
+
+        if meta is None:
+            ds.file_meta = meta = FileMetaDataset()
+        meta.TransferSyntaxUID = uid
+    return ds
+
+
+def without_preamble(path: Path) -> bool:
+    """Whether ``path`` is a DICOM dataset without the Part-10 preamble (read it with ``force=True``)."""
+    try:
+        return _looks_like_dicom(path)[1]
+    except OSError:
+        return False
 
 
 def _looks_like_dicom(path: Path) -> tuple[bool, bool, str | None]:
@@ -1233,7 +1277,7 @@ def _read_header_pydicom(path: Path) -> DicomFileInfo | None:
         pixel_representation=int(ds.get("PixelRepresentation", 0) or 0),
         samples_per_pixel=int(ds.get("SamplesPerPixel", 1) or 1),
         has_modality_lut_sequence="ModalityLUTSequence" in ds,
-        transfer_syntax_uid=str(meta.get("TransferSyntaxUID", "")) if meta else "",
+        transfer_syntax_uid=transfer_syntax_of(ds),
         frames=frames,
         pixel_data_offset=offset,
         pixel_data_length=length,

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DicomError, ResourceLimitError, UnsupportedError
-from ._dicom_common import DicomFileInfo
+from ._dicom_common import DicomFileInfo, with_transfer_syntax
 from ._inflate import dcmread as bounded_dcmread
 
 __all__ = [
@@ -324,7 +324,7 @@ def decode_frames(info: DicomFileInfo) -> tuple[np.ndarray, Any]:
         return fast, None
 
     try:
-        ds = bounded_dcmread(info.path)
+        ds = with_transfer_syntax(bounded_dcmread(info.path, force=True))  # the scan took it for an image
     except ResourceLimitError:  # a deflate bomb or an oversized header: say so
         raise
     except Exception as exc:

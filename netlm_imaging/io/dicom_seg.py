@@ -86,7 +86,7 @@ import numpy as np
 from ..errors import DicomError, GeometryError, ResourceLimitError
 from ..segmentation import MaskLayer
 from ..volume import Volume, sparse_zeros
-from ._dicom_common import guard_malformed
+from ._dicom_common import guard_malformed, with_transfer_syntax, without_preamble
 from ._dicom_resampled import grid_slice_of_original, nearest_original_slices, resampled_note
 from ._inflate import dcmread as bounded_dcmread
 from ._seg_fast import FrameTable, decode_binary, read_frame_table
@@ -171,7 +171,7 @@ def _read_dataset(path: Path, scanned: Dataset | None = None) -> Dataset:
     if scanned is not None:  # parsed moments ago by study discovery (DicomFileInfo.dataset)
         return _check_sop(scanned, source)
     try:
-        ds = bounded_dcmread(str(path))
+        ds = with_transfer_syntax(bounded_dcmread(str(path), force=without_preamble(path)))  # old exports
     except ResourceLimitError:  # a deflate bomb or an oversized header: say so
         raise
     except Exception as exc:  # InvalidDicomError, EOFError, struct.error, ... on broken files

@@ -738,7 +738,7 @@ def _single_slice_step(path: Path, frame_index: int = 0) -> tuple[float, str]:
         The step in mm and the phrase the warning uses (which attribute gave it).
     """
 
-    ds = bounded_dcmread(path, stop_before_pixels=True, defer_size=4096)
+    ds = bounded_dcmread(path, stop_before_pixels=True, defer_size=4096, force=True)  # no preamble: old exports
     sources: list[Any] = [ds]
     for seq_name in ("PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence"):
         seq = ds.get(seq_name)
@@ -786,7 +786,7 @@ def _header_facts_pydicom(path: Path) -> dict[str, Any]:
     """:func:`series_header_facts` through a pydicom header parse (every file the raw reader declines)."""
     import pydicom
 
-    ds = bounded_dcmread(path, stop_before_pixels=True, defer_size=4096)
+    ds = bounded_dcmread(path, stop_before_pixels=True, defer_size=4096, force=True)  # no preamble: old exports
 
     def num(keyword: str) -> float | None:
         v = ds.get(keyword)

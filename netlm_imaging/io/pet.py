@@ -27,6 +27,7 @@ import numpy as np
 
 from ..errors import DicomError, InputError, UnsupportedError
 from ..volume import Volume
+from ._dicom_common import with_transfer_syntax
 from ._inflate import dcmread as bounded_dcmread
 
 __all__ = ["load_suv_volume", "read_study_pet", "suv_from_modality_volume"]
@@ -218,7 +219,7 @@ def _series_headers(meta: Mapping[str, Any], files: Sequence[str], where: str) -
 
     def read(path: str) -> Any:
         try:
-            return bounded_dcmread(path, stop_before_pixels=True)
+            return bounded_dcmread(path, stop_before_pixels=True, force=True)  # files the scan took for images
         except (OSError, pydicom.errors.InvalidDicomError) as exc:
             raise DicomError(f"{where}: cannot re-read PET headers ({exc}); check the series files.") from exc
 
@@ -277,7 +278,7 @@ def _resampled_per_slice(vol: Volume, files: list[str], factors: np.ndarray) -> 
 
     def slice_suv(k: int) -> np.ndarray:
         if k not in cache:
-            ds = bounded_dcmread(files[k])
+            ds = with_transfer_syntax(bounded_dcmread(files[k], force=True))
             arr = np.asarray(apply_modality_lut(ds.pixel_array, ds), dtype=np.float64).T
             if arr.shape != (ni, nj):
                 raise DicomError(f"{files[k]}: slice shape {arr.shape} differs from the series ({ni}, {nj}).")

@@ -72,7 +72,7 @@ from pydicom.dataset import Dataset
 from ..errors import DicomError, GeometryError, ResourceLimitError
 from ..segmentation import MaskLayer
 from ..volume import Volume
-from ._dicom_common import guard_malformed
+from ._dicom_common import guard_malformed, without_preamble
 from ._dicom_resampled import nearest_original_slices, resampled_note
 from ._inflate import dcmread as bounded_dcmread
 from ._polygon import collapse_repeated_traversal, fill_polygon, shoelace_area
@@ -129,7 +129,7 @@ def _read(path: Path) -> Dataset:
     if path.stat().st_size == 0:
         raise DicomError(f"{source}: file is empty (0 bytes); export the RTSTRUCT again.")
     try:
-        ds = bounded_dcmread(str(path))
+        ds = bounded_dcmread(str(path), force=without_preamble(path))  # no preamble: old planning-system exports
     except ResourceLimitError:  # a deflate bomb or an oversized header: say so
         raise
     except Exception as exc:  # InvalidDicomError, EOFError, ... on broken files
