@@ -214,6 +214,24 @@ def test_names_in_labels_map_the_tables_names(tmp_path, ct):
     assert roles["spleen"] is None
 
 
+def test_segment_patterns_select_among_the_tables_names(tmp_path, ct):
+    from netlm_imaging.api import AnalyzeOptions
+
+    seg = _write_ml(tmp_path / "total.nii.gz", _total_map(), _caret_xml(TOTAL))
+    opts = AnalyzeOptions(name_patterns=(("^liver$", "liver"), ("^kidney_", "lesion")))
+    rep = analyze(image=ct, segs=[seg], options=opts)
+    roles = _roles(rep)
+    assert (roles["liver"], roles["kidney_left"], roles["kidney_right"], roles["spleen"]) == (
+        "liver",
+        "lesion",
+        "lesion",
+        None,
+    )
+    # the two kidney boxes (48 + 64 voxels) are the lesions, both outside the liver
+    lesion_ml = rep.tumor["intrahepatic_volume_ml"] + rep.tumor["extrahepatic_volume_ml"]
+    assert lesion_ml == pytest.approx((48 + 64) * VOXEL_ML, rel=1e-9)
+
+
 @pytest.mark.parametrize(
     ("xml", "needle"),
     [
