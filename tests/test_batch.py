@@ -477,3 +477,42 @@ def test_in_process_cohort_keeps_inflate_buffers_only_while_it_runs(tmp_path: Pa
     assert seen == [2, 2, 2]  # image and label map of every study in the same two buffers
     for row in result.rows:
         assert float(row["liver_volume_ml"]) == pytest.approx(truths[row["study_id"]]["liver_volume_ml"], rel=1e-6)
+
+
+def test_a_nifti_cohort_preloads_no_dicom_stack(tmp_path: Path) -> None:
+    """may_hold_dicom tells NIfTI/NRRD study folders from ones that may hold DICOM files; after
+    preload(dicom=False) a NIfTI analysis loads neither pydicom nor any module of the package."""
+    from netlm_imaging.batch.pool import may_hold_dicom
+
+    nifti = tmp_path / "nifti"
+    nifti.mkdir()
+    lab = np.zeros(SHAPE, np.int16)
+    lab[5:35, 5:35, 3:17] = 1
+    lab[12:18, 12:18, 8:12] = 2
+    aff = np.diag([-0.8, -0.8, 2.5, 1.0])
+    nib.save(nib.Nifti1Image(np.where(lab > 0, 60, -40).astype(np.int16), aff), nifti / "image.nii.gz")
+    nib.save(nib.Nifti1Image(lab, aff), nifti / "seg.nii.gz")
+    (nifti / "clinical.json").write_text("{}")
+    (nifti / ".DS_Store").write_bytes(b"\0")  # hidden entries are skipped
+    assert not may_hold_dicom(nifti)
+    assert not may_hold_dicom(nifti / "image.nii.gz")
+    for name in ("IM0001", "slice.dcm", "1.2.840.113619.2.1.5"):  # no suffix, .dcm, a UID as name
+        other = tmp_path / f"d_{name}"
+        (other / "ct").mkdir(parents=True)
+        (other / "ct" / name).write_bytes(b"\0")
+        assert may_hold_dicom(other), name
+    code = f"""
+import sys
+from pathlib import Path
+from netlm_imaging.batch import pool, runner
+from netlm_imaging.batch.cohort import Study
+pool.preload(dicom=False)
+before = set(sys.modules)
+row = runner.analyze_one(Study("nifti", Path({str(nifti)!r})), Path({str(tmp_path / "out")!r}), runner.BatchOptions())
+assert row["status"] == "ok", row
+print("pydicom" in sys.modules, " ".join(sorted(m for m in set(sys.modules) - before if m.startswith("netlm_imaging"))))
+"""
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["False"], f"loaded after the preload: {proc.stdout}"

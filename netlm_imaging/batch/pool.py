@@ -22,6 +22,7 @@ from .cohort import Study
 from .options import BatchOptions
 
 __all__ = [
+    "DICOM_PRELOAD",
     "MAX_WORKER_DEATHS",
     "PRELOAD",
     "START_METHOD",
@@ -30,6 +31,7 @@ __all__ = [
     "executor_results",
     "init_worker",
     "largest_first",
+    "may_hold_dicom",
     "preload",
     "share_cores",
 ]
@@ -58,7 +60,6 @@ _STARTED: Any = None
 #: checks that a NIfTI and a DICOM analysis import nothing more of the package or its libraries).
 PRELOAD = (
     "numpy",
-    "pydicom",
     "nibabel",
     "cc3d",
     "isal.isal_zlib",
@@ -92,9 +93,22 @@ PRELOAD = (
 )
 
 
-def preload() -> None:
-    """Import :data:`PRELOAD` and freeze what is loaded, before the fork pool starts.
+#: Imported by :func:`preload` only for a cohort that may hold DICOM files (a NIfTI/NRRD cohort never needs them).
+DICOM_PRELOAD = ("pydicom",)
+#: Files with these name endings are never DICOM (volumes and the sidecars a study folder may hold).
+_NOT_DICOM = (
+    *(".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".raw", ".raw.gz", ".img", ".hdr"),
+    *(".json", ".toml", ".csv", ".tsv", ".txt", ".md", ".ctbl", ".label", ".xml", ".yaml", ".yml"),
+    *(".png", ".jpg", ".jpeg", ".html", ".pdf", ".log"),
+)
 
+
+def preload(dicom: bool = True) -> None:
+    """Import :data:`PRELOAD` (and :data:`DICOM_PRELOAD` when ``dicom``) and freeze what is loaded,
+    before the fork pool starts.
+
+    nibabel comes without pydicom (:mod:`netlm_imaging.io._nibabel`), so a cohort of NIfTI
+    studies never loads the DICOM stack; a worker that meets a DICOM file after all imports it then.
     ``gc.freeze`` moves every object the parent holds into the collector's
     permanent generation, so a worker's garbage collections never walk (and
     so never copy, page by page) the objects it inherited.
@@ -102,10 +116,36 @@ def preload() -> None:
     import gc
     import importlib
 
-    for name in PRELOAD:
+    from ..io._nibabel import import_nibabel
+
+    for name in (*PRELOAD, *(DICOM_PRELOAD if dicom else ())):
         with contextlib.suppress(ImportError):
-            importlib.import_module(name)
+            if name == "nibabel":
+                import_nibabel()
+            else:
+                importlib.import_module(name)
     gc.freeze()
+
+
+def may_hold_dicom(path: Path) -> bool:
+    """Whether a study (folder or file) has a file that may be DICOM: any name not ending as a volume or
+    sidecar file does (``.dcm``, no suffix, a UID as name ...); hidden entries are skipped."""
+    try:
+        if not path.is_dir():
+            return not path.name.lower().endswith(_NOT_DICOM)
+        folders = [str(path)]
+        while folders:
+            with os.scandir(folders.pop()) as entries:
+                for e in entries:
+                    if e.name.startswith("."):
+                        continue
+                    if e.is_dir(follow_symlinks=True):
+                        folders.append(e.path)
+                    elif not e.name.lower().endswith(_NOT_DICOM):
+                        return True
+        return False
+    except OSError:  # unreadable: its worker says so; preload as for DICOM
+        return True
 
 
 def input_bytes(path: Path) -> int:
@@ -250,9 +290,9 @@ def executor_results(
 
     ctx = multiprocessing.get_context(START_METHOD)
     if START_METHOD == "forkserver":
-        ctx.set_forkserver_preload(["netlm_imaging.batch.runner", *PRELOAD])
+        ctx.set_forkserver_preload(["netlm_imaging.batch.runner", *PRELOAD, *DICOM_PRELOAD])
     elif START_METHOD == "fork":
-        preload()
+        preload(dicom=any(may_hold_dicom(Path(s.path)) for s in studies))
     queue: collections.deque[Study] = collections.deque(largest_first(studies))
     solo: collections.deque[Study] = collections.deque()
     deaths: collections.Counter[str] = collections.Counter()

@@ -362,10 +362,10 @@ def label_table_for(path: str | Path, *, header: Any = None, notes: list[str] | 
     """
     p = Path(path)
     if header is None and p.name.lower().endswith((".nii", ".nii.gz")):
-        import nibabel as nib
+        from ._nibabel import import_nibabel
 
         try:
-            header = nib.load(str(p)).header
+            header = import_nibabel().load(str(p)).header
         except Exception:  # the reader has already said what is wrong with the file
             header = None
     if header is not None:

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import GeometryError, InputError, ResourceLimitError
 from ..volume import Volume, ras_to_lps
+from ._nibabel import import_nibabel
 from .budget import check_voxel_budget
 
 __all__ = ["read_nifti"]
@@ -26,7 +27,7 @@ def _fast_gzip_data(img: Any) -> np.ndarray | None:
     Scaled data (scl_slope / scl_inter) and anything that is not a plain
     nibabel array proxy on one gzip file go through nibabel.
     """
-    import nibabel as nib
+    nib = import_nibabel()
 
     proxy = img.dataobj
     file_like = getattr(proxy, "file_like", None)
@@ -68,7 +69,7 @@ def read_nifti(path: str | Path, *, max_voxels: int | None = None, as_float: boo
     InputError
         If the file cannot be parsed as NIfTI, is not 3-D, or holds no data.
     """
-    import nibabel as nib
+    nib = import_nibabel()
 
     p = Path(path)
     img: Any  # a nibabel spatial image (nib.load is typed as returning the file-based base class)
