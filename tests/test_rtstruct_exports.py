@@ -126,8 +126,14 @@ def test_crossing_outlines_on_a_slice_are_xored_and_the_overlap_reported(ct, tmp
 
 @pytest.mark.parametrize(
     ("offset", "declared"),
-    [(0.0, None), (0.5, None), (0.0, "ContourSlabThickness"), (0.5, "SourcePixelPlanes")],
-    ids=["thick-on-thin-slices", "thick-between-thin-slices", "slab-thickness-declared", "source-planes-declared"],
+    [(0.0, None), (0.5, None), (0.0, "both-series-listed"), (0.0, "ContourSlabThickness"), (0.5, "SourcePixelPlanes")],
+    ids=[
+        "thick-on-thin-slices",
+        "thick-between-thin-slices",
+        "both-series-listed",
+        "slab-thickness-declared",
+        "source-planes-declared",
+    ],
 )
 def test_structure_set_of_the_thick_reconstruction_on_the_thin_one(tmp_path, offset, declared):
     """An RTSTRUCT drawn on the 5 mm reconstruction, read on the 2.5 mm one (same frame of reference).
@@ -157,6 +163,14 @@ def test_structure_set_of_the_thick_reconstruction_on_the_thin_one(tmp_path, off
     ]
     thin = read_dicom_series(tmp_path / "thin")
     rt = write_rtstruct(tmp_path / "rt.dcm", thick, rois)
+    if declared == "both-series-listed":  # RTReferencedSeriesSequence lists the thin series too; contours: thick
+        ds = pydicom.dcmread(rt)
+        study = ds.ReferencedFrameOfReferenceSequence[0].RTReferencedStudySequence[0]
+        item = Dataset()
+        item.SeriesInstanceUID = thin.meta["series_instance_uid"]
+        study.RTReferencedSeriesSequence.append(item)
+        ds.save_as(rt)
+        declared = None
     if declared is not None:  # the structure set names the thin series (and none of the thick images)
         ds = pydicom.dcmread(rt)
         ref_series = ds.ReferencedFrameOfReferenceSequence[0].RTReferencedStudySequence[0].RTReferencedSeriesSequence

@@ -64,9 +64,8 @@ C.8.8.6 (ROI Contour Module).
 
 from __future__ import annotations
 
-import itertools
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -83,14 +82,21 @@ from ._polygon import collapse_repeated_traversal, fill_polygon, shoelace_area
 from .budget import check_voxel_budget
 from .formats import RTSTRUCT_SOP_CLASS
 from .labels import LabelSpec, RoleDecision, assign_roles, flag_for
+from .rtstruct_slices import (
+    SLAB_RATIO,
+    SLICE_TOLERANCE,
+    ContourPlane,
+    declared_slab_mm,
+    slab_assignment,
+    slab_of_other_series,
+    slice_assignment,
+)
 
 __all__ = ["RASTERISATION_RULE", "RTSTRUCT_SOP_CLASS", "SLICE_TOLERANCE", "RoiInfo", "read_rt_rois", "read_rtstruct"]
 
 logger = logging.getLogger(__name__)
 
 #: RT Structure Set Storage SOP class.
-#: A contour lies on a slice when within this fraction of the slice step of it.
-SLICE_TOLERANCE = 0.25
 #: Contour coordinates within this many voxels of a voxel centre are snapped onto it, so that the
 #: rounding of stored decimal strings does not decide the half-open edge rule.
 SNAP_TOLERANCE = 1e-4
@@ -116,14 +122,6 @@ class RoiInfo:
     def describe(self) -> str:
         """``3 'BODY'`` for messages."""
         return f"{self.number} {self.name!r}"
-
-
-@dataclass
-class _Plane:
-    k_float: float
-    polygons: list[np.ndarray] = field(default_factory=list)
-    #: per polygon: ContourGeometricType CLOSEDPLANAR_XOR (the exporter declares the XOR combination)
-    declared_xor: list[bool] = field(default_factory=list)
 
 
 def _read(path: Path) -> Dataset:
@@ -234,7 +232,7 @@ def _check_frames_of_reference(
 
 
 def _fill_plane(
-    plane: _Plane, shape: tuple[int, int], pixel_mm2: float, roi: RoiInfo, warnings: list[str]
+    plane: ContourPlane, shape: tuple[int, int], pixel_mm2: float, roi: RoiInfo, warnings: list[str]
 ) -> np.ndarray:
     """The in-plane mask of one contour plane: its contours filled (voxel centres) and combined by XOR.
 
@@ -297,10 +295,10 @@ def _warn_partial_overlap(acc: np.ndarray, fill: np.ndarray, roi: RoiInfo, k: fl
 
 def _planes_of_roi(
     contours: list[Dataset], reference: Volume, roi: RoiInfo, source: str, warnings: list[str]
-) -> list[_Plane]:
+) -> list[ContourPlane]:
     """Map an ROI's closed planar contours to index space and group them by plane."""
     sp = reference.spacing
-    planes: list[_Plane] = []
+    planes: list[ContourPlane] = []
     ni, nj, _ = reference.shape
     for n, c in enumerate(contours, start=1):
         gtype = str(getattr(c, "ContourGeometricType", "") or "").upper()
@@ -354,172 +352,9 @@ def _planes_of_roi(
                 plane.declared_xor.append(gtype == "CLOSEDPLANAR_XOR")
                 break
         else:
-            planes.append(_Plane(k_mean, [ij], [gtype == "CLOSEDPLANAR_XOR"]))
+            planes.append(ContourPlane(k_mean, [ij], [gtype == "CLOSEDPLANAR_XOR"]))
     planes.sort(key=lambda p: p.k_float)
     return planes
-
-
-def _referenced_images(ds: Dataset) -> tuple[set[str], set[str]]:
-    """(series UIDs, image SOP instance UIDs) the structure set says it was drawn on."""
-    series: set[str] = set()
-    images: set[str] = set()
-    for ref_for in getattr(ds, "ReferencedFrameOfReferenceSequence", None) or []:
-        for study in getattr(ref_for, "RTReferencedStudySequence", None) or []:
-            for ser in getattr(study, "RTReferencedSeriesSequence", None) or []:
-                if getattr(ser, "SeriesInstanceUID", None):
-                    series.add(str(ser.SeriesInstanceUID))
-                for img in getattr(ser, "ContourImageSequence", None) or []:
-                    if getattr(img, "ReferencedSOPInstanceUID", None):
-                        images.add(str(img.ReferencedSOPInstanceUID))
-    return series, images
-
-
-#: Contour planes of a structure set drawn on another series at least this many image slices apart are slabs.
-SLAB_RATIO = 1.5
-
-
-def _slab_of_other_series(ds: Dataset, reference: Volume, roi_planes: list[list[_Plane]]) -> float | None:
-    """The plane spacing (image slices) of a structure set drawn on a coarser series, or None.
-
-    An RTSTRUCT drawn on the 5 mm reconstruction of an acquisition and read on its 2.5 mm one
-    (same frame of reference) has its contour planes on every second image slice (or between
-    slices): drawn only there, the slices between stay empty. When the structure set references
-    another series than the image (RTReferencedSeriesSequence, none of its images in the image)
-    and the closest contour planes of its ROIs are at least :data:`SLAB_RATIO` slices apart, that
-    spacing is the drawing series' slice step, and each contour plane is a slab of it.
-    """
-    own_series = reference.meta.get("series_instance_uid")
-    series, images = _referenced_images(ds)
-    if not own_series or not series or own_series in series:
-        return None
-    if images & {str(u) for u in reference.meta.get("sop_instance_uids") or []}:
-        return None
-    gaps = [
-        b.k_float - a.k_float
-        for planes in roi_planes
-        for a, b in itertools.pairwise(planes)
-        if b.k_float - a.k_float > SLICE_TOLERANCE
-    ]
-    if not gaps or min(gaps) < SLAB_RATIO:
-        return None
-    step = min(gaps)
-    for planes in roi_planes:  # every ROI's planes on that spacing, or it is not one drawing grid
-        n = np.array([(p.k_float - planes[0].k_float) / step for p in planes])
-        if n.size and float(np.max(np.abs(n - np.round(n)))) > 0.1:
-            return None
-    return float(step)
-
-
-def _declared_slab_mm(rc: Dataset) -> tuple[float, str] | None:
-    """The slab thickness (mm) an ROI's contours declare, and the attribute that says so, or None.
-
-    ContourSlabThickness (3006,0044) on every contour (one value), else the SpacingBetweenSlices of the
-    Source Pixel Planes Characteristics Sequence (3006,004A): the planes the contours were drawn on
-    (PS3.3 C.8.8.6.2, C.8.8.6.4).
-    """
-
-    def positive(value: Any) -> float | None:
-        try:
-            v = abs(float(value))
-        except (TypeError, ValueError):
-            return None
-        return v if np.isfinite(v) and v > 0 else None
-
-    thick = [positive(getattr(c, "ContourSlabThickness", None)) for c in getattr(rc, "ContourSequence", None) or []]
-    first = thick[0] if thick else None
-    if first is not None and all(t == first for t in thick):
-        return first, "ContourSlabThickness (3006,0044)"
-    for item in getattr(rc, "SourcePixelPlanesCharacteristicsSequence", None) or []:
-        spacing = positive(getattr(item, "SpacingBetweenSlices", None))
-        if spacing is not None:
-            return spacing, "Source Pixel Planes SpacingBetweenSlices (3006,004A)"
-    return None
-
-
-def _slab_assignment(
-    planes: list[_Plane],
-    nk: int,
-    slab: float,
-    step_mm: float,
-    source: str,
-    roi: RoiInfo,
-    warnings: list[str],
-    declared_by: str | None = None,
-) -> list[tuple[int, _Plane]]:
-    """(slice, plane) pairs when each contour plane is a slab ``slab`` slices thick (:func:`_slab_of_other_series`).
-
-    Plane ``p`` fills the image slices ``k`` with ``p - slab / 2 < k <= p + slab / 2``: a slice half-way
-    between two planes goes to the lower one, so each plane fills ``slab`` slices on average and the
-    volume is the drawing series' (two 2.5 mm slices per 5 mm plane).
-    """
-    ks = np.array([p.k_float for p in planes])
-    half = 0.5 * slab
-    if ks.min() + half < -0.5 or ks.max() - half > nk - 0.5:
-        raise DicomError(
-            f"{source}: ROI {roi.describe()} has contours outside the image (slice index {ks.min():.2f}.."
-            f"{ks.max():.2f} of 0..{nk - 1}); pass the series the RTSTRUCT references."
-        )
-    pairs: list[tuple[int, _Plane]] = []
-    for k in range(nk):
-        d = k - ks
-        inside = np.flatnonzero((d > -half + 1e-6) & (d <= half + 1e-6))
-        if inside.size:
-            pairs.append((k, planes[int(inside[np.argmin(np.abs(d[inside]))])]))
-    why = (
-        f"its contours are {slab * step_mm:.4g} mm slabs ({declared_by})"
-        if declared_by
-        else f"drawn on another series with contour planes {slab * step_mm:.4g} mm apart"
-    )
-    warnings.append(
-        f"ROI {roi.describe()}: {why} (the image's slices {step_mm:.4g} mm); each contour plane fills the image "
-        "slices within half that thickness of it (a slice half-way between two planes goes to the lower one)"
-    )
-    return pairs
-
-
-def _slice_assignment(
-    planes: list[_Plane], nk: int, mode: str, source: str, roi: RoiInfo, warnings: list[str]
-) -> list[tuple[int, _Plane]]:
-    """(slice, plane) pairs: on-slice planes directly, else nearest plane when allowed."""
-    off = [p for p in planes if abs(p.k_float - round(p.k_float)) > SLICE_TOLERANCE]
-    if not off:
-        pairs: list[tuple[int, _Plane]] = [(round(p.k_float), p) for p in planes]
-        outside = [k for k, _ in pairs if not 0 <= k < nk]
-        if outside:
-            raise DicomError(
-                f"{source}: ROI {roi.describe()} has contours on slice(s) {sorted(set(outside))[:5]} outside the "
-                f"image's 0..{nk - 1}; the RTSTRUCT was drawn on another series. Pass the series it references."
-            )
-        return pairs
-    if mode != "nearest":
-        p = off[0]
-        raise GeometryError(
-            f"{source}: ROI {roi.describe()} has contours between image slices (slice index {p.k_float:.2f}, "
-            f"{len(off)} plane(s) off the grid); the RTSTRUCT was drawn on another series or the image was "
-            "resampled. Pass the series it references."
-        )
-    ks = np.array([p.k_float for p in planes])
-    if ks.min() < -0.5 or ks.max() > nk - 0.5:
-        raise DicomError(
-            f"{source}: ROI {roi.describe()} has contours outside the image (slice index {ks.min():.2f}.."
-            f"{ks.max():.2f} of 0..{nk - 1}); pass the series the RTSTRUCT references."
-        )
-    gaps = np.diff(ks)
-    pairs = []
-    for k in range(nk):
-        n = int(np.argmin(np.abs(ks - k)))
-        d = k - ks[n]
-        if d >= 0:
-            gap = gaps[n] if n < gaps.size else (gaps[n - 1] if n > 0 else 1.0)
-        else:
-            gap = gaps[n - 1] if n > 0 else (gaps[n] if gaps.size else 1.0)
-        if abs(d) <= 0.5 * max(float(gap), 1.0) + 1e-9:
-            pairs.append((k, planes[n]))
-    warnings.append(
-        f"ROI {roi.describe()}: {len(off)} contour plane(s) lie between slices of the (resampled) image; "
-        "each slice took the nearest contour plane"
-    )
-    return pairs
 
 
 @guard_malformed("RTSTRUCT")
@@ -592,15 +427,15 @@ def read_rtstruct(
     if mode == "auto":
         mode = "nearest" if reference.meta.get("resampled") else "error"
     contours_by_roi: dict[int, list[Dataset]] = {}
-    declared_slab_mm: dict[int, tuple[float, str]] = {}
+    declared_slabs: dict[int, tuple[float, str]] = {}
     for rc in getattr(ds, "ROIContourSequence", None) or []:
         if "ReferencedROINumber" in rc:
             contours_by_roi.setdefault(int(rc.ReferencedROINumber), []).extend(
                 list(getattr(rc, "ContourSequence", None) or [])
             )
-            declared = _declared_slab_mm(rc)
+            declared = declared_slab_mm(rc)
             if declared is not None:
-                declared_slab_mm[int(rc.ReferencedROINumber)] = declared
+                declared_slabs[int(rc.ReferencedROINumber)] = declared
     ni, nj, nk = reference.shape
     kmap = nearest_original_slices(reference)  # a resampled reference: fill its slices from the original ones
     fill_note = None if kmap is None else resampled_note(kmap)
@@ -613,22 +448,29 @@ def read_rtstruct(
         )
         for roi in used
     }
-    slab = _slab_of_other_series(ds, reference, list(roi_planes.values()))
+    contour_images = {  # the images the used ROIs' contours were drawn on, where the file names them
+        str(img.ReferencedSOPInstanceUID)
+        for roi in used
+        for c in contours_by_roi.get(roi.number, [])
+        for img in getattr(c, "ContourImageSequence", None) or []
+        if getattr(img, "ReferencedSOPInstanceUID", None)
+    }
+    slab = slab_of_other_series(ds, reference, list(roi_planes.values()), contour_images)
     for roi in used:
         role = roles[roi.number]
         warnings = roi_warnings[roi.number]
         contours = contours_by_roi.get(roi.number, [])
         planes = roi_planes[roi.number]
         step_mm = float(reference.spacing[2])
-        declared = declared_slab_mm.get(roi.number)
+        declared = declared_slabs.get(roi.number)
         if not planes:
             pairs = []
         elif declared is not None and declared[0] >= SLAB_RATIO * step_mm:  # the exporter says how thick
-            pairs = _slab_assignment(planes, nk, declared[0] / step_mm, step_mm, source, roi, warnings, declared[1])
+            pairs = slab_assignment(planes, nk, declared[0] / step_mm, step_mm, source, roi, warnings, declared[1])
         elif slab is not None:
-            pairs = _slab_assignment(planes, nk, slab, step_mm, source, roi, warnings)
+            pairs = slab_assignment(planes, nk, slab, step_mm, source, roi, warnings)
         else:
-            pairs = _slice_assignment(planes, nk, mode, source, roi, warnings)
+            pairs = slice_assignment(planes, nk, mode, source, roi, warnings)
         mask = np.zeros(reference.shape, dtype=bool)
         filled: dict[int, np.ndarray] = {}
         for plane in planes:

@@ -1,0 +1,220 @@
+"""Which image slices the contour planes of an RTSTRUCT ROI fill.
+
+Private helper of :mod:`netlm_imaging.io.rtstruct` (which rasterises each plane in-plane).
+A contour plane lies on an image slice (within :data:`SLICE_TOLERANCE` of its step) and
+fills that slice; planes between slices are refused unless the image was resampled (each
+slice then takes the nearest plane). A plane is a **slab** several image slices thick when
+the structure set declares it (ContourSlabThickness (3006,0044), Source Pixel Planes
+Characteristics (3006,004A); PS3.3 C.8.8.6.2/.4) or was drawn on a coarser series than the
+image (its contour planes :data:`SLAB_RATIO` or more slices apart, another series referenced):
+it fills the image slices within half its thickness.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+from pydicom.dataset import Dataset
+
+from ..errors import DicomError, GeometryError
+from ..volume import Volume
+
+__all__ = [
+    "SLAB_RATIO",
+    "SLICE_TOLERANCE",
+    "ContourPlane",
+    "declared_slab_mm",
+    "referenced_images",
+    "slab_assignment",
+    "slab_of_other_series",
+    "slice_assignment",
+]
+
+#: A contour lies on a slice when within this fraction of the slice step of it.
+SLICE_TOLERANCE = 0.25
+
+
+class _Described(Protocol):
+    def describe(self) -> str: ...
+
+
+@dataclass
+class ContourPlane:
+    """The contours of one ROI in one plane (continuous slice index ``k_float``), in voxel units."""
+
+    k_float: float
+    polygons: list[np.ndarray] = field(default_factory=list)
+    #: per polygon: ContourGeometricType CLOSEDPLANAR_XOR (the exporter declares the XOR combination)
+    declared_xor: list[bool] = field(default_factory=list)
+
+
+def referenced_images(ds: Dataset) -> tuple[set[str], set[str]]:
+    """(series UIDs, image SOP instance UIDs) the structure set says it was drawn on."""
+    series: set[str] = set()
+    images: set[str] = set()
+    for ref_for in getattr(ds, "ReferencedFrameOfReferenceSequence", None) or []:
+        for study in getattr(ref_for, "RTReferencedStudySequence", None) or []:
+            for ser in getattr(study, "RTReferencedSeriesSequence", None) or []:
+                if getattr(ser, "SeriesInstanceUID", None):
+                    series.add(str(ser.SeriesInstanceUID))
+                for img in getattr(ser, "ContourImageSequence", None) or []:
+                    if getattr(img, "ReferencedSOPInstanceUID", None):
+                        images.add(str(img.ReferencedSOPInstanceUID))
+    return series, images
+
+
+#: Contour planes of a structure set drawn on another series at least this many image slices apart are slabs.
+SLAB_RATIO = 1.5
+
+
+def slab_of_other_series(
+    ds: Dataset, reference: Volume, roi_planes: list[list[ContourPlane]], contour_images: set[str] | None = None
+) -> float | None:
+    """The plane spacing (image slices) of a structure set drawn on a coarser series, or None.
+
+    An RTSTRUCT drawn on the 5 mm reconstruction of an acquisition and read on its 2.5 mm one
+    (same frame of reference) has its contour planes on every second image slice (or between
+    slices): drawn only there, the slices between stay empty. When the structure set was drawn on
+    another series than the image -- its contours' ContourImageSequence names images, none of them
+    the image's, or else its RTReferencedSeriesSequence names other series only, none of its images
+    the image's -- and the closest contour planes of its ROIs are at least :data:`SLAB_RATIO` slices
+    apart, that spacing is the drawing series' slice step, and each contour plane is a slab of it.
+    """
+    own_images = {str(u) for u in reference.meta.get("sop_instance_uids") or []}
+    if contour_images and own_images:  # (an image without its slices' UIDs cannot tell)
+        if contour_images & own_images:
+            return None
+    else:
+        own_series = reference.meta.get("series_instance_uid")
+        series, images = referenced_images(ds)
+        if not own_series or not series or own_series in series or images & own_images:
+            return None
+    gaps = [
+        b.k_float - a.k_float
+        for planes in roi_planes
+        for a, b in itertools.pairwise(planes)
+        if b.k_float - a.k_float > SLICE_TOLERANCE
+    ]
+    if not gaps or min(gaps) < SLAB_RATIO:
+        return None
+    step = min(gaps)
+    for planes in roi_planes:  # every ROI's planes on that spacing, or it is not one drawing grid
+        n = np.array([(p.k_float - planes[0].k_float) / step for p in planes])
+        if n.size and float(np.max(np.abs(n - np.round(n)))) > 0.1:
+            return None
+    return float(step)
+
+
+def declared_slab_mm(rc: Dataset) -> tuple[float, str] | None:
+    """The slab thickness (mm) an ROI's contours declare, and the attribute that says so, or None.
+
+    ContourSlabThickness (3006,0044) on every contour (one value), else the SpacingBetweenSlices of the
+    Source Pixel Planes Characteristics Sequence (3006,004A): the planes the contours were drawn on
+    (PS3.3 C.8.8.6.2, C.8.8.6.4).
+    """
+
+    def positive(value: Any) -> float | None:
+        try:
+            v = abs(float(value))
+        except (TypeError, ValueError):
+            return None
+        return v if np.isfinite(v) and v > 0 else None
+
+    thick = [positive(getattr(c, "ContourSlabThickness", None)) for c in getattr(rc, "ContourSequence", None) or []]
+    first = thick[0] if thick else None
+    if first is not None and all(t == first for t in thick):
+        return first, "ContourSlabThickness (3006,0044)"
+    for item in getattr(rc, "SourcePixelPlanesCharacteristicsSequence", None) or []:
+        spacing = positive(getattr(item, "SpacingBetweenSlices", None))
+        if spacing is not None:
+            return spacing, "Source Pixel Planes SpacingBetweenSlices (3006,004A)"
+    return None
+
+
+def slab_assignment(
+    planes: list[ContourPlane],
+    nk: int,
+    slab: float,
+    step_mm: float,
+    source: str,
+    roi: _Described,
+    warnings: list[str],
+    declared_by: str | None = None,
+) -> list[tuple[int, ContourPlane]]:
+    """(slice, plane) pairs when each contour plane is a slab ``slab`` slices thick (:func:`slab_of_other_series`).
+
+    Plane ``p`` fills the image slices ``k`` with ``p - slab / 2 < k <= p + slab / 2``: a slice half-way
+    between two planes goes to the lower one, so each plane fills ``slab`` slices on average and the
+    volume is the drawing series' (two 2.5 mm slices per 5 mm plane).
+    """
+    ks = np.array([p.k_float for p in planes])
+    half = 0.5 * slab
+    if ks.min() + half < -0.5 or ks.max() - half > nk - 0.5:
+        raise DicomError(
+            f"{source}: ROI {roi.describe()} has contours outside the image (slice index {ks.min():.2f}.."
+            f"{ks.max():.2f} of 0..{nk - 1}); pass the series the RTSTRUCT references."
+        )
+    pairs: list[tuple[int, ContourPlane]] = []
+    for k in range(nk):
+        d = k - ks
+        inside = np.flatnonzero((d > -half + 1e-6) & (d <= half + 1e-6))
+        if inside.size:
+            pairs.append((k, planes[int(inside[np.argmin(np.abs(d[inside]))])]))
+    why = (
+        f"its contours are {slab * step_mm:.4g} mm slabs ({declared_by})"
+        if declared_by
+        else f"drawn on another series with contour planes {slab * step_mm:.4g} mm apart"
+    )
+    warnings.append(
+        f"ROI {roi.describe()}: {why} (the image's slices {step_mm:.4g} mm); each contour plane fills the image "
+        "slices within half that thickness of it (a slice half-way between two planes goes to the lower one)"
+    )
+    return pairs
+
+
+def slice_assignment(
+    planes: list[ContourPlane], nk: int, mode: str, source: str, roi: _Described, warnings: list[str]
+) -> list[tuple[int, ContourPlane]]:
+    """(slice, plane) pairs: on-slice planes directly, else nearest plane when allowed."""
+    off = [p for p in planes if abs(p.k_float - round(p.k_float)) > SLICE_TOLERANCE]
+    if not off:
+        pairs: list[tuple[int, ContourPlane]] = [(round(p.k_float), p) for p in planes]
+        outside = [k for k, _ in pairs if not 0 <= k < nk]
+        if outside:
+            raise DicomError(
+                f"{source}: ROI {roi.describe()} has contours on slice(s) {sorted(set(outside))[:5]} outside the "
+                f"image's 0..{nk - 1}; the RTSTRUCT was drawn on another series. Pass the series it references."
+            )
+        return pairs
+    if mode != "nearest":
+        p = off[0]
+        raise GeometryError(
+            f"{source}: ROI {roi.describe()} has contours between image slices (slice index {p.k_float:.2f}, "
+            f"{len(off)} plane(s) off the grid); the RTSTRUCT was drawn on another series or the image was "
+            "resampled. Pass the series it references."
+        )
+    ks = np.array([p.k_float for p in planes])
+    if ks.min() < -0.5 or ks.max() > nk - 0.5:
+        raise DicomError(
+            f"{source}: ROI {roi.describe()} has contours outside the image (slice index {ks.min():.2f}.."
+            f"{ks.max():.2f} of 0..{nk - 1}); pass the series the RTSTRUCT references."
+        )
+    gaps = np.diff(ks)
+    pairs = []
+    for k in range(nk):
+        n = int(np.argmin(np.abs(ks - k)))
+        d = k - ks[n]
+        if d >= 0:
+            gap = gaps[n] if n < gaps.size else (gaps[n - 1] if n > 0 else 1.0)
+        else:
+            gap = gaps[n - 1] if n > 0 else (gaps[n] if gaps.size else 1.0)
+        if abs(d) <= 0.5 * max(float(gap), 1.0) + 1e-9:
+            pairs.append((k, planes[n]))
+    warnings.append(
+        f"ROI {roi.describe()}: {len(off)} contour plane(s) lie between slices of the (resampled) image; "
+        "each slice took the nearest contour plane"
+    )
+    return pairs
