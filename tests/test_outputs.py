@@ -160,3 +160,19 @@ def test_cohort_csv_carries_the_classifications(tmp_path):
     for col in ("mahuron_type", "burden_category", "distribution"):
         assert rows[0][col] == str(report["classification"][col]) != ""
     assert result.exit_code == 0
+
+
+def test_an_earlier_runs_file_not_rewritten_is_kept_and_named(demo, tmp_path, caplog):
+    """A QA page from a run with --html beside the report.json of a later run without it: kept, warned."""
+    report, ctx = demo
+    write_outputs(report, ctx, tmp_path, OutputSet.study(html=True))
+    page = (tmp_path / "report.html").read_bytes()
+    with caplog.at_level("WARNING", logger="netlm_imaging.report.outputs"):
+        write_outputs(report, ctx, tmp_path, OutputSet.study())
+    assert (tmp_path / "report.html").read_bytes() == page  # nothing already written is lost
+    (msg,) = [r.getMessage() for r in caplog.records]
+    assert f"{tmp_path}: report.html left by an earlier run is not rewritten" in msg
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="netlm_imaging.report.outputs"):
+        write_outputs(report, ctx, tmp_path, OutputSet.study(html=True))  # asked again: rewritten, no warning
+    assert caplog.records == []

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -44,6 +45,8 @@ from ..atomic import atomic_write_text, output_error
 from ..errors import NetlmError
 
 __all__ = ["OutputSet", "report_json", "write_dicom", "write_html", "write_json", "write_outputs"]
+
+logger = logging.getLogger(__name__)
 
 # ----------------------------------------------------------------------------- formats
 
@@ -153,6 +156,9 @@ class OutputSet:
     thumbnail: str | None = None
     json_extra: Mapping[str, Any] | None = None
     html_budget_mb: float | None = None
+    #: Every file name of this set's scheme, written or not: one of them left in the folder by an
+    #: earlier run, and not rewritten by this one, no longer belongs to the new report.
+    family: tuple[str, ...] = ()
 
     @classmethod
     def study(
@@ -172,6 +178,7 @@ class OutputSet:
             seg="derived_seg.dcm" if seg or sr else None,
             sr="report_sr.dcm" if sr else None,
             html_budget_mb=html_budget_mb,
+            family=("report.json", "report.html", "derived_seg.dcm", "report_sr.dcm"),
         )
 
     @classmethod
@@ -280,5 +287,17 @@ def write_outputs(
     except OSError as exc:
         _unstage(staged)
         raise output_error(out, exc) from None
+    left = [n for n in outputs.family if n not in names and (out / n).exists()]
+    if left:  # kept (nothing written is lost), but a reader must not take it for this run's
+        logger.warning(
+            "%s: %s left by an earlier run %s not rewritten and no longer match%s this report; delete %s or "
+            "ask for %s again",
+            out,
+            ", ".join(left),
+            "is" if len(left) == 1 else "are",
+            "es" if len(left) == 1 else "",
+            "it" if len(left) == 1 else "them",
+            "it" if len(left) == 1 else "them",
+        )
     by_name = {final.relative_to(out).as_posix(): final for _, final in staged}
     return [by_name[n] for n in names]
