@@ -346,3 +346,25 @@ def test_quoted_labels_values_are_names():
     }
     assert parse_label_spec('lesion="5"').mapping == {"lesion": ["5"]}  # quoted: the segment named 5
     assert parse_label_spec("lesion=5").mapping == {"lesion": [5]}
+
+
+def test_a_hundred_ignored_structures_are_named_in_a_short_warning():
+    """TotalSegmentator's real --ml map (../shared/data/totalseg_example, Apache-2.0) names 117 structures;
+    the 113 without a role are summed up by the first 10 and a count, all of them in study.segment_roles."""
+    import re
+
+    from conftest import shared_path
+
+    from netlm_imaging.api import analyze
+
+    ref = shared_path("totalseg_example", "tests", "reference_files")
+    table = nib.load(ref / "example_seg.nii.gz").header.extensions[0].get_content().decode()
+    names = re.findall(r"<!\[CDATA\[([^\]]+)\]\]></Label>", table)
+    with_role = {"spleen", "kidney_right", "kidney_left", "liver"}
+    n_ignored = len(names) - len(with_role & set(names))
+    report = analyze(image=ref / "example_ct_sm.nii.gz", segs=[ref / "example_seg.nii.gz"]).to_dict()
+    (warning,) = [w for w in report["warnings"] if "got no role and were ignored" in w]
+    assert f"{n_ignored} segment(s)/ROI(s) got no role" in warning
+    assert f"and {n_ignored - 10} more" in warning
+    assert warning.count("(unmatched-ignored)") == 10
+    assert sum(r["role"] is None for r in report["study"]["segment_roles"]) == n_ignored

@@ -508,6 +508,10 @@ def _present_values(arr: np.ndarray) -> list[int]:
 _UNSAFE_FOR_LABELS = re.compile(r"[,+|=\"']")
 
 
+#: At most this many ignored segment names are listed in the warning (study.segment_roles lists them all).
+_SHOWN_IGNORED = 10
+
+
 def flag_for(name: str, role: str = "lesion") -> str:
     """The exact command-line flag that maps ``name`` to ``role``.
 
@@ -605,8 +609,9 @@ def summarize_decisions(decisions: Sequence[RoleDecision], spec: LabelSpec) -> l
                 f"{_mapping_flag(decisions, d)}"
             )
     for source, ignored in by_source.items():
-        shown = ", ".join(f"{d.name!r} ({d.reason})" for d in ignored[:25])
-        more = f" and {len(ignored) - 25} more" if len(ignored) > 25 else ""
+        # a TotalSegmentator map names 100+ structures: the first few say what kind they are
+        shown = ", ".join(f"{d.name!r} ({d.reason})" for d in ignored[:_SHOWN_IGNORED])
+        more = f" and {len(ignored) - _SHOWN_IGNORED} more" if len(ignored) > _SHOWN_IGNORED else ""
         if spec.exclusive:
             lines.append(
                 f"{source}: {len(ignored)} segment(s)/ROI(s) not in the user mapping were ignored: {shown}{more} "
