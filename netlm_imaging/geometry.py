@@ -228,7 +228,19 @@ def register_rigid(
 
 
 def is_orthogonal(affine: np.ndarray, tol: float = 1e-3) -> bool:
-    """Whether the affine's three axes are orthogonal (direction cosines within ``tol``)."""
+    """Whether the affine's three axes are orthogonal (direction cosines within ``tol``).
+
+    Parameters
+    ----------
+    affine : numpy.ndarray
+        4x4 (or 3x3) index -> LPS affine.
+    tol : float
+        Largest off-diagonal entry of the unit columns' Gram matrix still taken as orthogonal.
+
+    Returns
+    -------
+    bool
+    """
     cols = np.asarray(affine, dtype=np.float64)[:3, :3]
     unit = cols / np.linalg.norm(cols, axis=0)
     return bool(np.allclose(unit.T @ unit, np.eye(3), atol=tol))
@@ -239,6 +251,18 @@ def ball_offsets(affine: np.ndarray, radius_mm: float) -> np.ndarray:
 
     ``A`` is the affine's 3 x 3 part, so this is the ball of any grid, sheared (gantry tilt) or not;
     the radius gets the dilations' relative tolerance of 1e-6 (a voxel at exactly the radius is in).
+
+    Parameters
+    ----------
+    affine : numpy.ndarray
+        4x4 (or 3x3) index -> LPS affine of the grid.
+    radius_mm : float
+        Ball radius (mm).
+
+    Returns
+    -------
+    numpy.ndarray
+        (N, 3) integer offsets, the centre (0, 0, 0) included.
 
     Examples
     --------
@@ -260,6 +284,22 @@ def within_mm(mask: np.ndarray, affine: np.ndarray, radius_mm: float, points: np
 
     Exact on any grid (distances between voxel centres in patient space, ``+1e-6`` relative, as
     :func:`ball_offsets`): the nearest mask voxel of each point, from a k-d tree of the mask's voxels.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray
+        Boolean mask; ``points`` index the same array.
+    affine : numpy.ndarray
+        4x4 (or 3x3) index -> LPS affine of the grid (only its 3 x 3 part is used).
+    radius_mm : float
+        Distance (mm).
+    points : numpy.ndarray
+        (N, 3) voxel indices.
+
+    Returns
+    -------
+    numpy.ndarray
+        (N,) boolean.
     """
     from scipy.spatial import cKDTree
 
@@ -277,12 +317,26 @@ def dilate_mm_affine(mask: np.ndarray, affine: np.ndarray, radius_mm: float) -> 
 
     On an orthogonal grid this is :func:`dilate_mm` with the axes' spacings; on a sheared one the
     voxels within ``radius_mm`` of the mask's bounding box are tested with :func:`within_mm`.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray
+        Boolean mask on the grid of ``affine``.
+    affine : numpy.ndarray
+        4x4 index -> LPS affine.
+    radius_mm : float
+        Radius (0 or less: a copy of the mask).
+
+    Returns
+    -------
+    numpy.ndarray
+        New boolean mask.
     """
     if is_orthogonal(affine):
         return dilate_mm(mask, np.linalg.norm(np.asarray(affine)[:3, :3], axis=0), radius_mm)
     if radius_mm <= 0 or not mask.any():
         return mask.copy()
-    pad = int(np.max(np.abs(ball_offsets(affine, radius_mm)))) if radius_mm > 0 else 0
+    pad = int(np.max(np.abs(ball_offsets(affine, radius_mm))))
     box = bbox(mask, pad)
     assert box is not None  # mask.any()
     lo, hi = box

@@ -166,6 +166,17 @@ def table_path(base: Path, rel: str) -> Path:
     A table written on Windows separates folders with backslashes (``studies\\p1``); on Linux and
     macOS that is one odd name. When the name as written does not exist and the one with ``/``
     does, that one is meant.
+
+    Parameters
+    ----------
+    base : pathlib.Path
+        The folder of the table.
+    rel : str
+        The cell: a path relative to ``base`` (or absolute).
+
+    Returns
+    -------
+    pathlib.Path
     """
     path = (base / rel).resolve()
     if "\\" in rel and not path.exists():
