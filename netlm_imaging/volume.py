@@ -462,8 +462,13 @@ class Volume:
         return self.with_array(geometry.dilate_mm_affine(np.asarray(self.array, dtype=bool), self.affine, radius_mm))
 
     def geometry_summary(self) -> dict[str, Any]:
-        """Shape and spacing for the report's ``study.grid`` block."""
-        return {
+        """Shape and spacing for the report's ``study.grid`` block (and, on a sheared grid, ``shear_deg`` and
+        ``slice_separation_mm``)."""
+        out: dict[str, Any] = {
             "shape": list(self.shape),
             "spacing_mm": [round(float(s), 6) for s in self.spacing],
         }
+        if self.sheared:  # gantry tilt: the slice axis leans off the slices' normal (spacing_mm is along it)
+            out["shear_deg"] = round(self.shear_deg, 3)
+            out["slice_separation_mm"] = round(self.slice_separation_mm, 6)
+        return out

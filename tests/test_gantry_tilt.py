@@ -157,6 +157,10 @@ def test_volumes_distances_and_the_margin_on_a_tilted_ct(tilted_study):
     for x in by_size:
         assert x["max_3d_diameter_mm"] == pytest.approx(_max_distance_mm(les == where[x["voxel_count"]], aff), abs=1e-3)
     assert any("gantry tilt of 30.0 degrees" in w for w in d["warnings"])
+    grid = d["study"]["grid"]
+    assert grid["shear_deg"] == pytest.approx(TILT_DEG, abs=1e-3)
+    assert grid["slice_separation_mm"] == pytest.approx(1.5 * math.cos(math.radians(TILT_DEG)), abs=1e-6)
+    assert grid["spacing_mm"] == pytest.approx([0.8, 0.8, 1.5])  # the steps along the array axes
 
 
 def test_zones_on_a_tilted_grid_are_the_voxels_within_the_margin(tilted_study):
