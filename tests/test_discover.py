@@ -107,6 +107,10 @@ def test_rtstruct_by_frame_of_reference_prefers_ct_over_pet(tmp_path):
     ds = pydicom.dcmread(paths["rt"])
     for rfor in ds.ReferencedFrameOfReferenceSequence:  # keep only the FrameOfReferenceUID
         del rfor.RTReferencedStudySequence
+    for rc in ds.ROIContourSequence:  # and no contour names its image (else those images decide)
+        for contour in rc.ContourSequence:
+            if "ContourImageSequence" in contour:
+                del contour.ContourImageSequence
     ds.save_as(paths["rt"])
     found = discover_study(tmp_path)
     assert found.image_series_uid == CT_UID

@@ -12,6 +12,10 @@ count is the box's, computed here), the tumour a smaller box inside it.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pydicom
 import pytest
@@ -226,3 +230,29 @@ def test_structure_set_without_preamble(ct, tmp_path):
     pydicom.dcmwrite(rt, ds, implicit_vr=True, little_endian=True, enforce_file_format=False)
     (layer,) = read_rtstruct(rt, ref, parse_label_spec(None), role_log=[])
     assert int(layer.mask.array.sum()) == _voxels(LIVER)
+
+
+def test_folder_image_from_the_contours_own_images(tmp_path):
+    """No RTReferencedStudySequence (Type 3, dropped by exports: rt-utils #33), two kernels of one acquisition
+    (same frame of reference): each contour's ContourImageSequence names the soft-kernel images, so that series
+    is the image (the run stopped: "2 image series share its frame of reference"). Truth: box volume, 60 HU."""
+    for_uid = "1.2.826.0.1.3680043.8.498.4242.9"
+    study = tmp_path / "study"
+    soft = write_image_series(
+        study / "soft", np.full(SHAPE, 60.0), AFFINE, frame_of_reference_uid=for_uid, seed=61, series_number=2
+    )
+    write_image_series(study / "bone", np.full(SHAPE, 200.0), AFFINE, frame_of_reference_uid=for_uid, seed=62)
+    rt = write_rtstruct(study / "rt.dcm", soft, [RoiSpec("Liver", [_outline(LIVER, k) for k in LIVER[2]])])
+    ds = pydicom.dcmread(rt)
+    del ds.ReferencedFrameOfReferenceSequence[0].RTReferencedStudySequence
+    ds.save_as(rt)
+    res = subprocess.run(
+        [sys.executable, "-m", "netlm_imaging.cli", "analyze", str(study), "--json", "-"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr
+    rep = json.loads(res.stdout)
+    assert rep["liver"]["volume_ml"] == pytest.approx(_voxels(LIVER) * 0.9 * 0.8 * 2.0 / 1000.0, abs=1e-6)
+    assert rep["liver"]["mean_intensity"] == pytest.approx(60.0)

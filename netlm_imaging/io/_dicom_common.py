@@ -589,7 +589,11 @@ def _seg_references(ds: Any) -> tuple[tuple[str, ...], tuple[str, ...], tuple[st
 
 
 def _rtstruct_references(ds: Any) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
-    """(series UIDs, SOP instance UIDs, FrameOfReference UIDs) an RTSTRUCT references."""
+    """(series UIDs, SOP instance UIDs, FrameOfReference UIDs) an RTSTRUCT references.
+
+    The images are those of RTReferencedSeriesSequence; without it, those its contours name
+    (ContourImageSequence of each contour).
+    """
     series: list[str] = []
     sops: list[str] = []
     fors: list[str] = []
@@ -601,6 +605,12 @@ def _rtstruct_references(ds: Any) -> tuple[tuple[str, ...], tuple[str, ...], tup
                 if ser.get("SeriesInstanceUID"):
                     series.append(str(ser.SeriesInstanceUID))
                 for img in ser.get("ContourImageSequence") or []:
+                    if img.get("ReferencedSOPInstanceUID"):
+                        sops.append(str(img.ReferencedSOPInstanceUID))
+    if not series and not sops:  # no RTReferencedStudySequence (Type 3, rt-utils #33): the contours' own images
+        for rc in ds.get("ROIContourSequence") or []:
+            for contour in rc.get("ContourSequence") or []:
+                for img in contour.get("ContourImageSequence") or []:
                     if img.get("ReferencedSOPInstanceUID"):
                         sops.append(str(img.ReferencedSOPInstanceUID))
     for roi in ds.get("StructureSetROISequence") or []:
