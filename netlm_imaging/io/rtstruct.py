@@ -1,8 +1,7 @@
 """Rasterise DICOM RT Structure Sets (RTSTRUCT) onto a reference image grid.
 
-Why one module (~660 lines): the reading rules below (planes to slices, slabs, XOR holes,
-frames of reference) decide together which voxels an ROI fills; the polygon fill itself
-lives in _polygon.py.
+The reading rules below decide together which voxels an ROI fills; which image slices a
+contour plane fills (slices, slabs) lives in rtstruct_slices.py, the polygon fill in _polygon.py.
 
 :func:`read_rtstruct` returns one :class:`~netlm_imaging.segmentation.MaskLayer`
 per ROI, each a boolean mask on the grid of the reference image.
