@@ -1,6 +1,6 @@
 """Header-only index of a DICOM folder: one pass, each header read once.
 
-Why one module (~1330 lines): the one-pass header index (fast tag parser and pydicom fallback)
+Why one module (~1380 lines): the one-pass header index (fast tag parser and pydicom fallback)
 must classify every file of a folder in one read; it is a private module of the io readers.
 
 :func:`scan_dicom_folder` walks a folder (or takes a list of files), skips what
