@@ -198,6 +198,24 @@ def test_injection_datetime_of_day_precision_takes_the_start_time(tmp_path):
     assert vol.meta["suv"]["injection_datetime"] == "2024-01-02T10:00:00"
 
 
+def test_injection_datetime_in_utc_is_moved_to_local_time(tmp_path):
+    """RadiopharmaceuticalStartDateTime written in UTC ("...090000+0000") while the instance's DA/TM values
+    are local time (TimezoneOffsetFromUTC +0100, PS3.3 C.12.1.1.8): the injection is 10:00 local, 60 min
+    before the 11:00 series (read as written it was 9:00, 120 min: SUV 1.85 x too high for Ga-68)."""
+    a = activity(seed=16)
+    folder = tmp_path / "pet"
+    files = write_pet_series(
+        folder, a, AFFINE, slopes=SLOPES, injection_time=None, injection_datetime="20240102090000+0000"
+    )
+    for f in files:
+        ds = pydicom.dcmread(f)
+        ds.TimezoneOffsetFromUTC = "+0100"
+        ds.save_as(f)
+    vol = load_suv_volume(folder)
+    np.testing.assert_allclose(vol.array, qiba_suv(a, WEIGHT_KG, DOSE_BQ, 3600.0, GA68_T), rtol=2e-6)
+    assert vol.meta["suv"]["injection_datetime"] == "2024-01-02T10:00:00"
+
+
 def test_full_injection_datetime_multi_day(tmp_path):
     """RadiopharmaceuticalStartDateTime wins over the time-only tag (Slicer-PETDICOMExtension #28)."""
     a = activity(seed=10)

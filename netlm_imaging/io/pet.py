@@ -200,7 +200,16 @@ def _check_suv_scale(
 
 
 #: Series-level elements of the first header that every slice shares (checked on the last header too).
-_SHARED = ("Modality", "Units", "DecayCorrection", "SeriesInstanceUID", "PatientWeight", "SeriesDate", "SeriesTime")
+_SHARED = (
+    "Modality",
+    "Units",
+    "DecayCorrection",
+    "SeriesInstanceUID",
+    "PatientWeight",
+    "SeriesDate",
+    "SeriesTime",
+    "TimezoneOffsetFromUTC",
+)
 
 
 def _series_headers(meta: Mapping[str, Any], files: Sequence[str], where: str) -> list[Any]:

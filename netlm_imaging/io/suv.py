@@ -1,6 +1,6 @@
 """SUVbw conversion factors from PET DICOM headers (QIBA vendor-neutral recipe).
 
-Why one module (~710 lines): the QIBA vendor-neutral recipe is one algorithm (units, decay,
+Why one module (~750 lines): the QIBA vendor-neutral recipe is one algorithm (units, decay,
 injection and scan times, half-life, weight) whose steps share the header parsing; about
 half of the module is this documentation of it.
 
@@ -42,6 +42,10 @@ Injection date/time
     Date (0008,0021) + RadiopharmaceuticalStartTime (0018,1072); when that
     lies after the scan
     time the injection is taken to be the day before (midnight crossing).
+Time zones
+    A DT value with its own offset from UTC (``...090000+0000``) is moved into
+    the instance's local time when TimezoneOffsetFromUTC (0008,0201) gives
+    another one (the offset of its DA and TM values, PS3.3 C.12.1.1.8).
 Scan date/time
     Series Date/Time (0008,0021/0031), unless it is after the earliest
     Acquisition Date/Time (0008,0022/0032) of the series (post-processed
@@ -287,7 +291,7 @@ def _scan_datetime(datasets: Sequence[Any], source: str, warnings: list[str]) ->
     series_dt = datetime.combine(series_date, series_time) if series_date and series_time else None
     acq: list[datetime] = []
     for ds in datasets:
-        adt = _parse_datetime(_text(ds, "AcquisitionDateTime"))
+        adt = _local_datetime(_text(ds, "AcquisitionDateTime"), ds)
         if adt is None:
             own_date = _parse_date(_text(ds, "AcquisitionDate"))
             d = own_date or series_date
@@ -321,6 +325,33 @@ def _scan_datetime(datasets: Sequence[Any], source: str, warnings: list[str]) ->
         f"{source}: PET scan time unknown: Series Date/Time (0008,0021/0031) and Acquisition Date/Time "
         "(0008,0022/0032) are missing; SUV needs them. Export the series with its original headers."
     )
+
+
+_UTC_OFFSET = re.compile(r"([+-])(\d{2})(\d{2})\s*$")
+
+
+def _utc_offset(text: str | None) -> timedelta | None:
+    """The ``&ZZXX`` offset from UTC a DT or TimezoneOffsetFromUTC value ends with, or None."""
+    m = _UTC_OFFSET.search(text or "")
+    if m is None:
+        return None
+    sign = -1 if m.group(1) == "-" else 1
+    return sign * timedelta(hours=int(m.group(2)), minutes=int(m.group(3)))
+
+
+def _local_datetime(text: str | None, ds: Any, local_offset: timedelta | None = None) -> datetime | None:
+    """A DT value in the instance's local time, the time of its DA/TM values (Series Time ...).
+
+    A DT may carry its own offset from UTC (``20240102090000+0000``); TimezoneOffsetFromUTC
+    (0008,0201) gives the offset of the instance's DA and TM values (PS3.3 C.12.1.1.8). When both
+    are known and differ, the DT is moved into local time; otherwise it is read as written.
+    """
+    moment = _parse_datetime(text)
+    own = _utc_offset(text) if moment is not None and len((text or "").strip()) > 14 else None
+    local = local_offset if local_offset is not None else _utc_offset(_text(ds, "TimezoneOffsetFromUTC"))
+    if moment is None or own is None or local is None or own == local:
+        return moment
+    return moment + (local - own)
 
 
 def _nearest_day(moment: datetime, reference: datetime) -> datetime:
@@ -359,10 +390,15 @@ def _clock_gap_s(a: Any, b: Any) -> float:
 
 
 def _injection_datetime(
-    info: Any, scan: datetime, series_date: date | None, source: str, warnings: list[str]
+    info: Any,
+    scan: datetime,
+    series_date: date | None,
+    source: str,
+    warnings: list[str],
+    local_offset: timedelta | None = None,
 ) -> datetime:
     full_text = _text(info, "RadiopharmaceuticalStartDateTime")
-    full = _parse_datetime(full_text)
+    full = _local_datetime(full_text, info, local_offset)
     t = _parse_time(_text(info, "RadiopharmaceuticalStartTime"))
     date_only = re.match(r"\s*\d*", full_text or "")
     if full is not None and t is not None and date_only is not None and len(date_only.group().strip()) <= 8:
@@ -545,7 +581,14 @@ def suv_conversion(
     injection: datetime | None = None
     try:
         scan = _scan_datetime(datasets, src, warnings)
-        injection = _injection_datetime(info, scan, _parse_date(_text(first, "SeriesDate")), src, warnings)
+        injection = _injection_datetime(
+            info,
+            scan,
+            _parse_date(_text(first, "SeriesDate")),
+            src,
+            warnings,
+            _utc_offset(_text(first, "TimezoneOffsetFromUTC")),
+        )
     except DicomError:
         if decay != "ADMIN":
             raise
