@@ -101,6 +101,63 @@ def test_unreadable_tables_name_the_file_and_the_fix(tmp_path, content, message)
     assert str(p) in str(exc.value)
 
 
+def test_the_required_column_decides_the_delimiter_before_the_cell_count(tmp_path):
+    # split by commas this header has three cells and no "path"; split by semicolons, two and "Path"
+    t = read_table(_write(tmp_path / "c.csv", "Path;remark, free, text\np1;a\n"), ("path",))
+    assert t.delimiter == ";"
+    assert t.header == ["Path", "remark, free, text"]
+    assert t.column("path") == "Path"
+
+
+def test_without_the_required_column_the_delimiter_splitting_most_is_taken(tmp_path):
+    t = read_table(_write(tmp_path / "c.csv", "case\tvolume\tnote;x\na\t1\tb\n"), ("path",))
+    assert t.delimiter == "\t"  # tabs give 3 cells, semicolons 2, commas 1
+    assert t.header == ["case", "volume", "note;x"]
+
+
+def test_a_sep_line_wins_over_the_header(tmp_path):
+    # split by commas the header would hold "path"; Excel's sep= line says semicolons
+    t = read_table(_write(tmp_path / "c.csv", "sep=;\npath;origin, path\np1;a,b\n"), ("path",))
+    assert t.delimiter == ";"
+    assert t.header == ["path", "origin, path"]
+    assert t.rows == [(3, {"path": "p1", "origin, path": "a,b"})]
+
+
+def test_blank_lines_short_rows_and_line_numbers(tmp_path):
+    text = "\n\n\npath;age;note\np1;61\n\n;;\np2;70;x\n"
+    p = _write(tmp_path / "c.csv", text, bom=False, newline="\n")
+    t = read_table(p, ("path",))
+    assert t.path == p
+    assert t.header == ["path", "age", "note"]
+    # a row shorter than the header has empty cells; blank rows are skipped, not the end
+    lines = text.split("\n")
+    assert t.rows == [
+        (lines.index("p1;61") + 1, {"path": "p1", "age": "61", "note": ""}),
+        (lines.index("p2;70;x") + 1, {"path": "p2", "age": "70", "note": "x"}),
+    ]
+
+
+def test_an_empty_file_and_a_folder_are_refused(tmp_path):
+    p = tmp_path / "empty.csv"
+    p.write_bytes(b"")
+    with pytest.raises(InputError, match=r"empty\.csv: the CSV is empty"):
+        read_table(p, ("path",))
+    with pytest.raises(InputError, match=r"cannot read the cohort CSV \(Is a directory\); check the file") as exc:
+        read_table(tmp_path, ("path",), what="cohort CSV")
+    assert str(tmp_path) in str(exc.value)
+
+
+def test_a_name_with_a_backslash_that_exists_is_taken_as_written(tmp_path):
+    from netlm_imaging.spreadsheet import table_path
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "b").mkdir()
+    assert table_path(tmp_path, "a\\b") == (tmp_path / "a" / "b").resolve()
+    (tmp_path / "a\\b").mkdir()  # on Linux a folder may be named so
+    assert table_path(tmp_path, "a\\b") == (tmp_path / "a\\b").resolve()
+    assert table_path(tmp_path, "missing") == (tmp_path / "missing").resolve()
+
+
 # --------------------------------------------------------------------------- through the commands
 def _tiny_study(folder, seed):
     shape, spacing = (30, 28, 12), (1.4, 1.6, 3.0)
