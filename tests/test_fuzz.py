@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import os
 import shutil
 import struct
@@ -524,19 +525,29 @@ def _orthogonal(rot_deg: tuple[float, float, float], spacing: tuple[float, float
     angles=st.tuples(*[st.floats(-90, 90)] * 3),
     spacing=st.tuples(*[st.sampled_from([0.5, 0.8, 1.0, 2.5, 5.0])] * 3),
     shear=st.sampled_from([0.0, 0.0, 0.0, 0.3]),
+    tilt=st.sampled_from([0.0, 0.0, 0.0, 25.0]),
     singular=st.booleans(),
     special=st.sampled_from(["none", "nan", "inf", "-inf"]),
     n_special=st.integers(0, 3),
     mask_kind=st.sampled_from(["phantom", "empty", "full_liver", "full_lesion", "lesion_only", "random"]),
 )
-def test_analyze_cli_on_random_geometry_and_values(angles, spacing, shear, singular, special, n_special, mask_kind):
-    """`netlm analyze` gives exit 0 with volumes the test recomputes, or exit 3 with one clean line."""
+def test_analyze_cli_on_random_geometry_and_values(
+    angles, spacing, shear, tilt, singular, special, n_special, mask_kind
+):
+    """`netlm analyze` gives exit 0 with volumes the test recomputes, or exit 3 with one clean line.
+
+    ``shear`` leans the columns onto the rows (no scanner's grid: refused); ``tilt`` leans the slice
+    axis toward the columns by that angle, as a gantry tilt does (measured on that sheared grid).
+    """
     d = _fresh_dir()
     img, lab = _phantom()
     img = img.astype(np.float32)
     aff = _orthogonal(angles, spacing)
     if shear:
         aff[:3, 1] += shear * aff[:3, 0]
+    if tilt:
+        col = aff[:3, 1] / np.linalg.norm(aff[:3, 1])
+        aff[:3, 2] += math.tan(math.radians(tilt)) * np.linalg.norm(aff[:3, 2]) * col
     if singular:
         aff[:3, 2] = aff[:3, 0] * 0.5
     rng = np.random.default_rng(n_special)
