@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +47,18 @@ def shared_schema() -> dict:
 def shared():
     """Function returning paths under ../shared/data (skip/fail as documented in :func:`shared_file`)."""
     return shared_path
+
+
+def analyze_json(*args: str) -> dict:
+    """The report of ``netlm analyze ARGS --json -`` run as a user runs it (exit 0 asserted, stderr shown)."""
+    res = subprocess.run(
+        [sys.executable, "-m", "netlm_imaging.cli", "analyze", *args, "--json", "-"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
 
 
 def oblique_affine(spacing=(0.8, 0.9, 2.5), angles_deg=(10.0, -7.0, 20.0), origin=(-120.5, 33.2, 410.0)) -> np.ndarray:

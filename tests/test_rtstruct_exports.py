@@ -12,10 +12,6 @@ count is the box's, computed here), the tumour a smaller box inside it.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import numpy as np
 import pydicom
 import pytest
@@ -26,7 +22,7 @@ from netlm_imaging.errors import DicomError
 from netlm_imaging.io.dicom_series import read_dicom_series
 from netlm_imaging.io.labels import parse_label_spec
 from netlm_imaging.io.rtstruct import read_rtstruct
-from tests.conftest import oblique_affine
+from tests.conftest import analyze_json, oblique_affine
 from tests.dicom_factory import write_image_series
 from tests.seg_factory import Contour, RoiSpec, write_rtstruct
 
@@ -246,13 +242,6 @@ def test_folder_image_from_the_contours_own_images(tmp_path):
     ds = pydicom.dcmread(rt)
     del ds.ReferencedFrameOfReferenceSequence[0].RTReferencedStudySequence
     ds.save_as(rt)
-    res = subprocess.run(
-        [sys.executable, "-m", "netlm_imaging.cli", "analyze", str(study), "--json", "-"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert res.returncode == 0, res.stderr
-    rep = json.loads(res.stdout)
+    rep = analyze_json(str(study))
     assert rep["liver"]["volume_ml"] == pytest.approx(_voxels(LIVER) * 0.9 * 0.8 * 2.0 / 1000.0, abs=1e-6)
     assert rep["liver"]["mean_intensity"] == pytest.approx(60.0)

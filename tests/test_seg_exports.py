@@ -16,10 +16,6 @@ lesion cut into one-slice pieces). Each frame is a 5 mm slab (SpacingBetweenSlic
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import numpy as np
 import pydicom
 import pytest
@@ -28,7 +24,7 @@ from pydicom.sr.codedict import codes
 from netlm_imaging.io.dicom_seg import read_dicom_seg
 from netlm_imaging.io.dicom_series import read_dicom_series
 from netlm_imaging.io.labels import parse_label_spec
-from tests.conftest import oblique_affine
+from tests.conftest import analyze_json, oblique_affine
 from tests.dicom_factory import write_enhanced_series, write_image_series
 from tests.seg_factory import SegmentSpec, write_seg
 
@@ -88,15 +84,7 @@ def test_seg_of_the_thick_reconstruction_on_the_thin_one(tmp_path):
     lesion[15:22, 12:20, 3:6] = True
     tumour = SegmentSpec("Tumour", lesion, codes.SCT.Neoplasm, codes.SCT.MorphologicallyAbnormalStructure)
     write_seg(tmp_path / "seg.dcm", thick, [SegmentSpec("Liver", liver), tumour])
-    args = ["analyze", "--image", str(tmp_path / "thin"), "--seg", str(tmp_path / "seg.dcm"), "--json", "-"]
-    res = subprocess.run(
-        [sys.executable, "-m", "netlm_imaging.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert res.returncode == 0, res.stderr
-    rep = json.loads(res.stdout)
+    rep = analyze_json("--image", str(tmp_path / "thin"), "--seg", str(tmp_path / "seg.dcm"))
     thick_voxel_ml = 0.9 * 0.8 * 5.0 / 1000.0
     thin_layer_ml = 30 * 25 * 0.9 * 0.8 * 2.5 / 1000.0  # one thin slice of the liver box
     # each 5 mm frame covers two 2.5 mm slices; nearest-neighbour ties at the two ends may move one thin slice
@@ -130,14 +118,7 @@ def test_study_of_raw_datasets_without_preamble(tmp_path):
     for f in files:
         _strip_preamble(f, implicit=True)
     _strip_preamble(seg, implicit=False)
-    res = subprocess.run(
-        [sys.executable, "-m", "netlm_imaging.cli", "analyze", str(tmp_path / "study"), "--json", "-"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert res.returncode == 0, res.stderr
-    rep = json.loads(res.stdout)
+    rep = analyze_json(str(tmp_path / "study"))
     voxel_ml = 0.9 * 0.8 * 2.0 / 1000.0
     assert rep["liver"]["volume_ml"] == pytest.approx(int(liver.sum()) * voxel_ml, abs=1e-6)
     assert [round(les["volume_ml"], 6) for les in rep["lesions"]] == [round(int(lesion.sum()) * voxel_ml, 6)]
