@@ -117,3 +117,89 @@ def test_simpleitk_arrays_cross_only_in_geometry():
     ]
     assert offenders == []
     assert sitk.Version.MajorVersion() >= 2
+
+
+# --------------------------------------------------------------------------- sheared grids (gantry tilt)
+def _tilted(tilt_deg=30.0, step=1.5):
+    c, s = np.cos(np.radians(tilt_deg)), np.sin(np.radians(tilt_deg))
+    aff = np.eye(4)
+    aff[:3, 0], aff[:3, 1], aff[:3, 2] = [0.8, 0, 0], [0, 0.8 * c, -0.8 * s], [0, 0, step]
+    aff[:3, 3] = [-40.0, 20.0, 300.0]
+    return aff
+
+
+def _brute_within(mask, aff, r, shape):
+    ijk = np.argwhere(np.ones(shape, bool))
+    seeds = np.argwhere(mask) @ aff[:3, :3].T
+    d = np.linalg.norm((ijk @ aff[:3, :3].T)[:, None, :] - seeds[None], axis=-1).min(1)
+    return (d <= r * (1 + 1e-6)).reshape(shape)
+
+
+def test_is_orthogonal_tells_a_rotation_from_a_shear():
+    from netlm_imaging.geometry import is_orthogonal
+
+    assert is_orthogonal(oblique_affine((0.7, 1.1, 3.0)))
+    assert not is_orthogonal(_tilted(30.0))
+    assert not is_orthogonal(_tilted(0.5))  # cos 89.5 deg = 8.7e-3: beyond 1e-3
+    assert is_orthogonal(_tilted(0.03))  # cos 89.97 deg = 5.2e-4: within 1e-3
+    assert not is_orthogonal(_tilted(0.03), tol=1e-4)
+
+
+def test_ball_offsets_on_a_sheared_grid_are_the_offsets_within_the_radius():
+    from netlm_imaging.geometry import ball_offsets
+
+    aff = _tilted()
+    cube = np.stack(np.meshgrid(*[np.arange(-8, 9)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    r = float(np.linalg.norm(aff[:3, :3] @ [1, -1, 1]))  # a voxel at exactly the radius is in
+    expected = {tuple(d) for d in cube if np.linalg.norm(aff[:3, :3] @ d) <= r * (1 + 1e-6)}
+    got = ball_offsets(aff, r)
+    assert {tuple(d) for d in got} == expected
+    assert len(got) == len(expected)
+    assert (1, -1, 1) in expected
+    assert (0, 0, 2) not in expected
+
+
+def test_within_mm_one_point_an_empty_mask_and_no_points():
+    from netlm_imaging.geometry import within_mm
+
+    aff = _tilted()
+    mask = np.zeros((5, 5, 5), bool)
+    mask[2, 2, 2] = True
+    assert within_mm(mask, aff, 1.5, np.array([[2, 2, 3]])).tolist() == [True]  # one step of 1.5 mm
+    assert within_mm(mask, aff, 1.4, np.array([[2, 2, 3]])).tolist() == [False]
+    none = within_mm(np.zeros((5, 5, 5), bool), aff, 3.0, np.array([[2, 2, 3], [0, 0, 0]]))
+    assert none.dtype == bool
+    assert none.tolist() == [False, False]
+    empty = within_mm(mask, aff, 3.0, np.zeros((0, 3), int))
+    assert empty.dtype == bool
+    assert empty.shape == (0,)
+
+
+def test_dilate_mm_on_a_sheared_grid_is_the_set_of_centres_within_the_radius():
+    aff = _tilted()
+    shape = (9, 8, 7)
+    mask = np.zeros(shape, bool)
+    mask[0, 3, 3] = mask[4, 7, 0] = mask[5, 2, 5] = True  # two on the array's faces: the box is clipped there
+    v = Volume(mask, aff)
+    assert v.sheared
+    for r in (0.8, 1.5, float(np.linalg.norm(aff[:3, :3] @ [1, -1, 1])), 2.9):  # 0.8: one pixel along the rows
+        out = v.dilate_mm(r).array
+        np.testing.assert_array_equal(out, _brute_within(mask, aff, r, shape), err_msg=str(r))
+        assert out.dtype == bool
+    np.testing.assert_array_equal(v.dilate_mm(0.0).array, mask)
+    np.testing.assert_array_equal(v.dilate_mm(-1.0).array, mask)
+    assert not Volume(np.zeros(shape, bool), aff).dilate_mm(2.0).array.any()
+
+
+def test_dilate_mm_affine_on_an_oblique_grid_takes_the_axes_spacings():
+    """The orthogonal branch (the PET margin's): spacings are the affine's column lengths, not its rows'."""
+    from netlm_imaging.geometry import dilate_mm_affine
+
+    aff = oblique_affine((0.7, 1.1, 3.0), angles_deg=(25.0, -30.0, 40.0))
+    shape = (13, 11, 7)
+    mask = np.zeros(shape, bool)
+    mask[6, 5, 3] = mask[2, 9, 1] = True
+    for r in (0.7, 1.1, 1.6, 3.0, 3.3):
+        np.testing.assert_array_equal(
+            dilate_mm_affine(mask, aff, r), _brute_within(mask, aff, r, shape), err_msg=str(r)
+        )

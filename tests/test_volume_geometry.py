@@ -154,3 +154,55 @@ def test_nrrd_round_trip_through_simpleitk(tmp_path):
             sitk.ReadImage(str(p)).TransformIndexToPhysicalPoint(idx),
             atol=1e-3,
         )
+
+
+# --------------------------------------------------------------------------- which grids are sheared
+def _tilt(tilt_deg=30.0, step=1.5):
+    c, s = np.cos(np.radians(tilt_deg)), np.sin(np.radians(tilt_deg))
+    aff = np.eye(4)
+    aff[:3, 0], aff[:3, 1], aff[:3, 2] = [0.8, 0, 0], [0, 0.8 * c, -0.8 * s], [0, 0, step]
+    aff[:3, 3] = [-40.0, 20.0, 300.0]
+    return aff
+
+
+def test_an_oblique_anisotropic_grid_is_not_sheared():
+    spacing = (0.7, 1.1, 3.0)
+    aff = oblique_affine(spacing)
+    v = Volume(np.zeros((3, 4, 5)), aff)
+    assert not v.sheared
+    assert v.shear_deg == 0.0
+    k = v.slice_axis
+    assert v.slice_separation_mm == pytest.approx(spacing[k], rel=1e-12)
+    col = aff[:3, k] / np.linalg.norm(aff[:3, k])
+    np.testing.assert_allclose(v.slice_normal, col, atol=1e-12)
+
+
+def test_a_grid_off_orthogonal_by_header_rounding_is_not_sheared():
+    """DICOM writes direction cosines to about six digits: 2e-4 rad off is under the 1e-3 tolerance."""
+    aff = np.diag([0.8, 0.8, 2.5, 1.0])
+    aff[:3, 2] = 2.5 * np.array([0.0, np.sin(2e-4), np.cos(2e-4)])
+    v = Volume(np.zeros((3, 4, 5)), aff)
+    assert not v.sheared
+    assert v.shear_deg == 0.0
+
+
+def test_slices_stepping_against_the_plane_normal_give_the_normal_along_the_slice_axis():
+    """A tilted grid with its slices written head to feet: the normal points the way the slice index grows."""
+    t = np.radians(30.0)
+    v = Volume(np.zeros((3, 4, 5)), _tilt(step=-1.5))
+    assert v.sheared
+    np.testing.assert_allclose(v.slice_normal, [0.0, -np.sin(t), -np.cos(t)], atol=1e-12)
+    assert v.slice_separation_mm == pytest.approx(1.5 * np.cos(t), rel=1e-12)
+    assert v.shear_deg == pytest.approx(30.0, abs=1e-9)
+
+
+def test_the_slice_axis_of_a_sheared_grid_is_the_sheared_axis_even_when_another_is_nearer_to_s():
+    """Coronal planes (rows along x, columns leaning 20 degrees off -z), slices stepping 1.5 mm along y."""
+    t = np.radians(20.0)
+    aff = np.eye(4)
+    aff[:3, 0], aff[:3, 1], aff[:3, 2] = [0.8, 0, 0], [0, 0.8 * np.sin(t), -0.8 * np.cos(t)], [0, 1.5, 0]
+    v = Volume(np.zeros((3, 4, 5)), aff)
+    assert v.sheared
+    assert v.slice_axis == 2  # column 1 is the one nearest to S
+    assert v.slice_separation_mm == pytest.approx(1.5 * np.cos(t), rel=1e-12)
+    assert v.shear_deg == pytest.approx(20.0, abs=1e-9)
