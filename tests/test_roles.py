@@ -66,6 +66,32 @@ VESSEL = ("SCT", "59820001")
         ("Lesion no 3", None, None, "lesion", "pattern"),
         ("Lesion_arterial", None, None, "lesion", "pattern"),  # a phase, not an artery
         ("Liver scar", None, None, None, "unmatched-ignored"),
+        # short lesion words between non-letters: two roles, never guessed (was the liver: metastases as liver)
+        ("Liver_mets", None, "GTV", None, "unmatched-ignored"),
+        ("Leber_Met1", None, None, None, "unmatched-ignored"),
+        ("Liver_NET", None, None, None, "unmatched-ignored"),
+        ("Met1", None, None, "lesion", "pattern"),
+        ("NET_2", None, None, "lesion", "pattern"),
+        ("mets-3", None, None, "lesion", "pattern"),
+        ("Magnet", None, None, None, "unmatched-ignored"),  # not inside words
+        ("Comet", None, None, None, "unmatched-ignored"),
+        # the names of other languages
+        ("Foie", None, "ORGAN", "liver", "pattern"),
+        ("Hígado", None, None, "liver", "pattern"),
+        ("Fígado", None, None, "liver", "pattern"),
+        ("Fegato", None, None, "liver", "pattern"),
+        ("Lever", None, None, "liver", "pattern"),
+        ("Clever", None, None, None, "unmatched-ignored"),
+        ("Tumeur 1", None, None, "lesion", "pattern"),
+        ("Métastase", None, None, "lesion", "pattern"),
+        ("Metástasis 2", None, None, "lesion", "pattern"),
+        ("Lésion", None, None, "lesion", "pattern"),
+        ("Le\u0301sion", None, None, "lesion", "pattern"),  # the accent as its own code point (NFD)
+        ("Läsion", None, None, "lesion", "pattern"),
+        ("Nódulo", None, None, "lesion", "pattern"),
+        ("Metástasis hepática", None, None, None, "unmatched-ignored"),  # as 'hepatic metastasis': two roles
+        ("Metastasi epatica", None, None, None, "unmatched-ignored"),
+        ("Vena hepatica", None, None, None, "unmatched-ignored"),
     ],
 )
 def test_decide_role_without_a_user_mapping(name, code, itype, role, reason):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,9 +80,15 @@ DEFAULT_NAME_PATTERNS: list[tuple[str, str]] = [
     (r"^((couinaud|liver|hepatic)[\s_-]*)?seg(ment)?[\s_-]*(6|vi)$", "segment6"),
     (r"^((couinaud|liver|hepatic)[\s_-]*)?seg(ment)?[\s_-]*(7|vii)$", "segment7"),
     (r"^((couinaud|liver|hepatic)[\s_-]*)?seg(ment)?[\s_-]*(8|viii)$", "segment8"),
-    (r"(tumou?r|lesion|metast|nodule|mass|gtv|neoplasm|cancer|carcinoma|\bnet\b|netlm|\bmet\b|\bmets\b)", "lesion"),
+    # short words count between non-letters (Liver_mets, Met1, NET-2), not inside words (magnet, comet);
+    # French, Spanish, Portuguese, Italian, German and Dutch words too (tumeur, lésion, metástasis, nódulo)
+    (
+        r"(tum(ou?|eu)r|l[eéä]sion|m[eé]t[aá]st|n[oó]dul|mass|gtv|neoplas|cancer|carcinom|netlm|"
+        r"(?<![a-z])(net|mets?)(?![a-z]))",
+        "lesion",
+    ),
     (r"(spleen|splenic|milz)", "spleen"),
-    (r"(liver|hepar|hepatic|leber)", "liver"),
+    (r"(liver|hepar|h?[eé]p[aá]ti[cq]|leber|foie|h[ií]gado|f[ií]gado|fegato|(?<![a-z])lever(?![a-z]))", "liver"),
 ]
 
 #: Whole names (lower case, spaces as ``_``) that TotalSegmentator gives its structures, as files
@@ -325,6 +332,7 @@ class RoleDecision:
 
 
 def _pattern_roles(name: str, patterns: Iterable[tuple[str, str]]) -> list[str]:
+    name = unicodedata.normalize("NFC", name)  # an accent stored as its own code point (e + U+0301) is é
     found: list[str] = []
     for pattern, role in patterns:
         if re.search(pattern, name, flags=re.IGNORECASE) and role not in found:
