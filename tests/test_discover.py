@@ -297,3 +297,14 @@ def test_empty_folder_and_missing_pieces(tmp_path):
     shutil.rmtree(tmp_path)
     with pytest.raises(InputError, match=r"not a folder"):
         discover_study(tmp_path)
+
+
+def test_mask_files_named_mets_are_lesions(tmp_path):
+    """A study folder of single-role masks named as radiologists save them: liver_mets, mets_2."""
+    for name in ("ct.nii.gz", "liver.nii.gz", "liver_mets.nii.gz", "mets_2.nii.gz", "magnets.nii.gz"):
+        (tmp_path / name).write_bytes(b"x")
+    found = discover_study(tmp_path)
+    assert sorted(found.segmentation_args) == sorted(
+        f"{role}={tmp_path / name}"
+        for role, name in [("liver", "liver.nii.gz"), ("lesion", "liver_mets.nii.gz"), ("lesion", "mets_2.nii.gz")]
+    )

@@ -97,7 +97,7 @@ DEFAULT_NAME_PATTERNS: list[tuple[str, str]] = [
 ROLE_MASK_PATTERNS: tuple[tuple[str, str], ...] = (
     (r"^liver$", "liver"),
     # TotalSegmentator's liver_vessels task writes liver_tumor.nii.gz beside liver_vessels.nii.gz
-    (r"^((liver|hepatic)[_-])?(lesion|lesions|tumou?r|tumou?rs|metastas[ie]s)([_-]?\d+)?$", "lesion"),
+    (r"^((liver|hepatic)[_-])?(lesion|lesions|tumou?r|tumou?rs|metastas[ie]s|mets?)([_-]?\d+)?$", "lesion"),
     (r"^spleen$", "spleen"),
     # the PET grade-4 reference after splenectomy (docs/pet.md); TotalSegmentator: kidney_left, kidney_right
     (r"^kidneys?([_-](left|right|l|r))?$", "kidney"),
