@@ -308,3 +308,65 @@ def test_mask_files_named_mets_are_lesions(tmp_path):
         f"{role}={tmp_path / name}"
         for role, name in [("liver", "liver.nii.gz"), ("lesion", "liver_mets.nii.gz"), ("lesion", "mets_2.nii.gz")]
     )
+
+
+def _frame_only_rtstruct_study(root, with_mip):
+    """A soft-kernel CT, its topogram (and a MIP) in one frame of reference, and an RTSTRUCT naming only that."""
+    shape = (30, 28, 12)
+    aff = oblique_affine(spacing=(0.8, 0.8, 2.5), angles_deg=(0.0, 0.0, 9.0), origin=(-20.0, -10.0, 100.0))
+    liver = np.zeros(shape, bool)
+    liver[4:26, 4:24, 2:10] = True
+    hu = np.where(liver, 60.0, -50.0)
+    frame = deterministic_uid("for-only", 1)
+    common = {"frame_of_reference_uid": frame, "modality": "CT"}
+    soft = write_image_series(
+        root / "soft",
+        hu,
+        aff,
+        seed=1,
+        series_number=2,
+        extra_tags={"ImageType": ["ORIGINAL", "PRIMARY", "AXIAL"]},
+        **common,
+    )
+    write_image_series(
+        root / "topo",
+        hu[:, :, :1],
+        aff,
+        seed=2,
+        series_number=1,
+        extra_tags={"ImageType": ["ORIGINAL", "PRIMARY", "LOCALIZER"]},
+        **common,
+    )
+    if with_mip:
+        write_image_series(
+            root / "mip",
+            hu,
+            aff,
+            seed=3,
+            series_number=5,
+            extra_tags={"ImageType": ["DERIVED", "SECONDARY", "MIP"]},
+            **common,
+        )
+    corners = np.array([[3.5, 3.5, 0.0], [25.5, 3.5, 0.0], [25.5, 23.5, 0.0], [3.5, 23.5, 0.0]])
+    contours = [Contour((corners + np.array([0.0, 0.0, k])) @ aff[:3, :3].T + aff[:3, 3]) for k in range(2, 10)]
+    rt = write_rtstruct(root / "rtss.dcm", soft, [RoiSpec("Liver", contours)], contour_image_sequence=False)
+    ds = pydicom.dcmread(rt)
+    for item in ds.ReferencedFrameOfReferenceSequence:
+        if "RTReferencedStudySequence" in item:
+            del item.RTReferencedStudySequence  # only the frame of reference is named
+    ds.save_as(rt)
+    return int(liver.sum()) * abs(float(np.linalg.det(aff[:3, :3]))) / 1000.0
+
+
+def test_a_frame_of_reference_shared_with_a_topogram_names_the_volume(tmp_path, capsys):
+    """The topogram (LOCALIZER, one image) is never what a structure set was drawn on; a MIP may be (4D planning)."""
+    from netlm_imaging.api import analyze
+    from netlm_imaging.cli import main
+
+    truth = _frame_only_rtstruct_study(tmp_path / "two", with_mip=False)
+    assert analyze(tmp_path / "two").to_dict()["liver"]["volume_ml"] == pytest.approx(truth, abs=1e-6)
+    _frame_only_rtstruct_study(tmp_path / "three", with_mip=True)
+    assert main(["analyze", str(tmp_path / "three"), "--out", str(tmp_path / "out"), "--quiet"]) == 3
+    err = capsys.readouterr().err
+    assert "3 image series share its frame of reference" in err
+    assert "--image-series" in err

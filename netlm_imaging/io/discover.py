@@ -375,6 +375,14 @@ def _referenced_group(seg: SegmentationCandidate, groups: list[SeriesGroup], fol
     )
     same_for = [g for g in groups if g.frame_of_reference_uid and g.frame_of_reference_uid in fors]
     anatomical = [g for g in same_for if g.modality not in ("PT", "NM")] or same_for
+    # a scout (ImageType LOCALIZER) or a single image is never the volume a segmentation was drawn on
+    volumetric = [g for g in anatomical if not _is_scout(g)]
+    if len(volumetric) == 1 and len(anatomical) > 1:
+        scouts = ", ".join(g.uid for g in anatomical if g is not volumetric[0])
+        return volumetric[0], (
+            f"{seg.path.name} shares FrameOfReferenceUID with series {volumetric[0].uid} "
+            f"(and with the scouts or single images {scouts})"
+        )
     if len(anatomical) == 1:
         return anatomical[0], f"{seg.path.name} shares FrameOfReferenceUID with series {anatomical[0].uid}"
     if not anatomical:
@@ -387,6 +395,13 @@ def _referenced_group(seg: SegmentationCandidate, groups: list[SeriesGroup], fol
         f"{seg.path}: {len(anatomical)} image series share its frame of reference: {listing}; "
         f"choose one with {_SERIES_OPTION}."
     )
+
+
+def _is_scout(group: SeriesGroup) -> bool:
+    """A localizer (every image typed LOCALIZER) or a series of one image (one frame)."""
+    if all("LOCALIZER" in f.image_type for f in group.files):
+        return True
+    return sum(max(1, len(f.frames)) for f in group.files) <= 1
 
 
 def _referenced_stack(
