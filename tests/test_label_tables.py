@@ -462,3 +462,177 @@ def test_itksnap_label_descriptions(tmp_path, ct, table_name):
     assert rep.liver["volume_ml"] == pytest.approx(LIVER_N * VOXEL_ML, rel=1e-9)
     assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(TUMOUR_N * VOXEL_ML, rel=1e-9)
     assert any("ITK-SNAP label description file" in n for n in rep.extra["notes"])
+
+
+# --- 4. the readers' edge cases, one by one (mutation round 5) ------------------------------------
+
+
+def _entries_of(table):
+    return [(e.value, e.name) for e in table.entries]
+
+
+def test_a_header_table_after_a_dicom_extension_and_padded_with_nuls(tmp_path):
+    """An uncompressed .nii whose header carries a DICOM extension (code 2) first, then the table padded with NULs."""
+    from netlm_imaging.io.label_tables import label_table_for
+
+    img = nib.Nifti1Image(_swapped_map(), lps_to_ras(AFF))
+    img.header.extensions.append(nib.nifti1.Nifti1Extension(2, b"\x08\x00\x05\x00CS\x0a\x00ISO_IR 100"))
+    xml = _caret_xml({1: "liver_tumor", 2: "liver"}).encode("utf-8") + b"\x00" * 7
+    img.header.extensions.append(nib.nifti1.Nifti1Extension(0, xml))
+    nib.save(img, str(tmp_path / "seg.nii"))
+    table = label_table_for(tmp_path / "seg.nii")
+    assert table is not None
+    assert _entries_of(table) == [(1, "liver_tumor"), (2, "liver")]
+    assert table.source == str(tmp_path / "seg.nii")
+
+
+def test_negative_and_background_values_of_a_table(tmp_path):
+    from netlm_imaging.io.label_tables import sidecar_label_table
+
+    seg = tmp_path / "seg.nrrd"
+    seg.write_bytes(b"")
+    _ctbl(tmp_path / "seg.ctbl", [(0, "background", 0, 0, 0, 0), (2, "Liver", 1, 2, 3, 255)])
+    assert _entries_of(sidecar_label_table(seg)) == [(2, "Liver")]  # 0 is the background, not a label
+    (tmp_path / "seg.ctbl").write_text("-1 air 0 0 0 0\n2 Liver 1 2 3 255\n")
+    with pytest.raises(LabelError, match=r"seg\.ctbl: its 3D Slicer color table names the negative label value -1"):
+        sidecar_label_table(seg)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1 liver 10 20 30\n", [(1, "liver")]),  # five columns (no alpha) are a table too
+        ("1 _ 10 20 30 255\n2 'hepatic_vein' 1 2 3 255\n", [(1, ""), (2, "hepatic vein")]),
+        ("1 liver 2 3\n", None),  # four columns
+        ("1 liver x 2 3 255\n", None),  # a colour that is not a number
+        ("a liver 1 2 3 255\n", None),  # an index that is not an integer
+        ("# Color procedural file x.txt\n0 a 1 2 3 4\n", None),  # Slicer's procedural colours: no names
+        ("\ufeffLabelValue,Name,Color_R\n2,liver,1\n", [(2, "liver")]),  # the Slicer CSV saved with a BOM
+    ],
+)
+def test_slicer_color_table_lines(text, expected):
+    from netlm_imaging.io.label_tables import parse_slicer_color_table
+
+    rows = parse_slicer_color_table(text)
+    assert (None if rows is None else [(e.value, e.name) for e in rows]) == expected
+
+
+def test_slicer_csv_rows_codes_and_meanings():
+    from netlm_imaging.io.label_tables import parse_slicer_color_table
+
+    text = (
+        "LabelValue,Name,Type_CodingScheme,Type_CodeValue,Type_CodeMeaning\n"
+        ",,,,\n"  # an empty row, then more rows
+        "1,Liver,SCT,10200004,Liver\n"
+        "2,Tumour,SCT,,Neoplasm\n"  # a scheme without a code value: no code
+        "3,Vessel,,,\n"
+    )
+    rows = parse_slicer_color_table(text)
+    assert [(e.value, e.name, e.code, e.meaning) for e in rows] == [
+        (1, "Liver", ("SCT", "10200004"), "Liver"),
+        (2, "Tumour", None, "Neoplasm"),
+        (3, "Vessel", None, ""),
+    ]
+
+
+def test_an_itksnap_file_with_indented_comments_and_latin1_names(tmp_path):
+    from netlm_imaging.io.label_tables import sidecar_label_table
+
+    seg = tmp_path / "case.nii.gz"
+    seg.write_bytes(b"")
+    text = '  # ITK-SnAP Label Description File\n    1 255 0 0 1 1 1 "L\xe9sion"\n    2 0 255 0 1 1 1 "Liver"\n'
+    (tmp_path / "case.label").write_bytes(text.encode("cp1252"))  # saved by a Windows editor
+    table = sidecar_label_table(seg)
+    assert table.kind == "ITK-SNAP label description file"
+    assert _entries_of(table) == [(1, "L\ufffdsion"), (2, "Liver")]  # the byte that is not UTF-8 is replaced
+
+
+def test_a_label_file_named_after_the_map_that_is_not_a_table_is_refused(tmp_path):
+    from netlm_imaging.io.label_tables import sidecar_label_table
+
+    seg = tmp_path / "seg.nii.gz"
+    seg.write_bytes(b"")
+    (tmp_path / "seg.label").write_text("liver and tumour, reader 2\n")
+    with pytest.raises(LabelError, match=r"seg\.label: named after the label map seg\.nii\.gz but not a color table"):
+        sidecar_label_table(seg)
+
+
+def test_only_tables_named_after_no_label_map_are_noted(tmp_path):
+    from netlm_imaging.io.label_tables import label_table_for, sidecar_label_table
+
+    for name in ("seg.nii.gz", "other.nii.gz"):
+        (tmp_path / name).write_bytes(b"")
+    _ctbl(tmp_path / "other.ctbl", [(1, "Liver", 1, 2, 3, 255)])  # named after other.nii.gz
+    _ctbl(tmp_path / "unpaired.ctbl", [(1, "Liver", 1, 2, 3, 255)])  # sorts last; named after no map
+    (tmp_path / "readme.txt").write_text("exported 2024-03-01\n")  # not a table
+    notes: list[str] = []
+    assert sidecar_label_table(tmp_path / "seg.nii.gz", notes) is None
+    assert [n.split(":")[0] for n in notes] == [str(tmp_path / "unpaired.ctbl")]
+    assert "name it seg.ctbl / .txt / .label to pair it, or pass --labels" in notes[0]
+    assert sidecar_label_table(tmp_path / "seg.nii.gz") is None  # without a list for notes: nothing to say
+    assert label_table_for(tmp_path / "seg.nii.gz") is None  # not a NIfTI nibabel reads: no header table either
+
+
+def test_a_table_split_without_a_decision_log_checks_itself_and_carries_its_note(tmp_path):
+    from netlm_imaging.io.label_tables import label_table_for, layers_from_label_table
+    from netlm_imaging.io.labels import parse_label_spec
+    from netlm_imaging.volume import Volume
+
+    vol = Volume(_swapped_map(), AFF, source="seg.nrrd")
+    _ctbl(tmp_path / "seg.ctbl", [(1, "Tumor", 255, 0, 0, 255), (2, "Liver", 1, 2, 3, 255), (3, "Vein", 0, 0, 9, 255)])
+    table = label_table_for(tmp_path / "seg.nrrd")
+    layers = layers_from_label_table(vol, table, parse_label_spec(None), notes=["before"])
+    by_role = {layer.role: layer for layer in layers}
+    assert int(np.count_nonzero(by_role["liver"].mask.array)) == LIVER_N - TUMOUR_N
+    assert int(np.count_nonzero(by_role["lesion"].mask.array)) == TUMOUR_N
+    note = "seg.nrrd: label names from the 3D Slicer color table seg.ctbl: lesion=1,liver=2"
+    for layer in layers:
+        assert layer.mask.meta["notes"][:1] == ["before"]
+        assert note in layer.mask.meta["notes"][1]
+        assert "; 1 named value(s) without a role ignored" in layer.mask.meta["notes"][1]
+    body = _ctbl(tmp_path / "seg.ctbl", [(1, "body_trunc", 1, 2, 3, 255), (2, "body_extremities", 1, 2, 3, 255)])
+    with pytest.raises(LabelError, match="no liver and no lesion"):
+        layers_from_label_table(vol, label_table_for(body.with_suffix(".nrrd")), parse_label_spec(None))
+
+
+def test_header_extensions_that_are_not_label_tables(tmp_path):
+    """A Workbench CaretExtension of an anatomical volume (no LabelTable), and a comment that mentions one."""
+    from netlm_imaging.io.label_tables import label_table_for
+
+    img = nib.Nifti1Image(_swapped_map(), lps_to_ras(AFF))
+    anatomy = "<CaretExtension><VolumeInformation><VolumeType>Anatomy</VolumeType></VolumeInformation></CaretExtension>"
+    img.header.extensions.append(nib.nifti1.Nifti1Extension(0, anatomy.encode()))
+    img.header.extensions.append(nib.nifti1.Nifti1Extension(6, b"LabelTable: see the study's protocol"))
+    nib.save(img, str(tmp_path / "seg.nii.gz"))
+    assert label_table_for(tmp_path / "seg.nii.gz") is None
+
+
+def test_a_table_pairs_by_the_whole_name_of_the_map():
+    from pathlib import Path
+
+    from netlm_imaging.io.label_tables import _pairs
+
+    assert _pairs(Path("case_12_seg_ColorTable.ctbl"), Path("case_12_seg.nii.gz"))
+    assert _pairs(Path("case_12_seg.ctbl"), Path("case_12_seg-label.nrrd"))
+    assert not _pairs(Path("case.ctbl"), Path("case_12_seg.nii.gz"))  # "case" is not "case_12_seg" less a tail
+
+
+def test_the_loader_path_keeps_earlier_notes_and_logs_the_code_meanings(tmp_path):
+    from netlm_imaging.io.label_tables import label_table_for, layers_from_label_table
+    from netlm_imaging.io.labels import parse_label_spec
+    from netlm_imaging.volume import Volume
+
+    vol = Volume(_swapped_map(), AFF, source="seg.nrrd")
+    (tmp_path / "seg.csv").write_text(
+        "LabelValue,Name,Type_CodingScheme,Type_CodeValue,Type_CodeMeaning\n"
+        "1,Tumor,SCT,108369006,Neoplasm\n2,Liver,SCT,10200004,Liver\n"
+    )
+    log, source_notes = [], []
+    table = label_table_for(tmp_path / "seg.nrrd")
+    layers = layers_from_label_table(
+        vol, table, parse_label_spec(None), log=log, notes=["before"], source_notes=source_notes
+    )
+    assert [(d.number, d.role, d.code_meaning) for d in log] == [(1, "lesion", "Neoplasm"), (2, "liver", "Liver")]
+    assert source_notes == ["seg.nrrd: label names from the 3D Slicer color table seg.csv: lesion=1,liver=2"]
+    for layer in layers:
+        assert layer.mask.meta["notes"] == ["before"]

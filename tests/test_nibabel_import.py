@@ -41,13 +41,14 @@ from netlm_imaging.cli import main
 rc = main(["analyze", "--image", {str(tmp_path / "ct.nii.gz")!r}, "--seg", {str(tmp_path / "seg.nii.gz")!r},
            "--out", {str(tmp_path / "out")!r}, "--quiet"])
 print(rc, "pydicom" in sys.modules)
+print(any(type(f).__name__ == "_NoPydicomForNibabel" for f in sys.meta_path))  # the finder is removed
 import nibabel
 print(nibabel.nifti1.have_dicom)
 import pydicom  # the finder is gone: any later import works
 print(pydicom.dcmread.__name__)
 """
     )
-    assert out == ["0", "False", "False", "dcmread"]  # the code-2 extension is kept as bytes, not decoded
+    assert out == ["0", "False", "False", "False", "dcmread"]  # the code-2 extension is kept as bytes, not decoded
     report = (tmp_path / "out" / "report.json").read_text()
     assert '"volume_ml": ' in report
 
