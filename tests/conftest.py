@@ -71,3 +71,13 @@ def oblique_affine(spacing=(0.8, 0.9, 2.5), angles_deg=(10.0, -7.0, 20.0), origi
     a[:3, :3] = (rz @ ry @ rx) @ np.diag(spacing)
     a[:3, 3] = origin
     return a
+
+
+def tilted_affine(tilt_deg: float = 30.0, step: float = 1.5) -> np.ndarray:
+    """A gantry-tilted CT grid (index->LPS): 0.8 mm rows along x, columns leaning ``tilt_deg`` off y towards -z,
+    slices ``step`` mm apart along the table (z), off the planes' normal by ``tilt_deg``."""
+    c, s = np.cos(np.radians(tilt_deg)), np.sin(np.radians(tilt_deg))
+    a = np.eye(4)
+    a[:3, 0], a[:3, 1], a[:3, 2] = [0.8, 0.0, 0.0], [0.0, 0.8 * c, -0.8 * s], [0.0, 0.0, step]
+    a[:3, 3] = [-40.0, 20.0, 300.0]
+    return a

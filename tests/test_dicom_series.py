@@ -19,7 +19,7 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
-from conftest import oblique_affine, shared_path
+from conftest import oblique_affine, shared_path, tilted_affine
 from dicom_factory import SLICE_THICKNESS_FACTOR, deterministic_uid, write_enhanced_series, write_image_series
 from pydicom.uid import RLELossless
 
@@ -392,17 +392,6 @@ def test_fdg_pet_nonuniform_steps_error_then_resample():
 
 
 # --------------------------------------------------------------------------- gantry tilt: where a drift is a tilt
-def _tilt_affine(tilt_deg: float, step: float = 1.5) -> np.ndarray:
-    """0.8 mm pixels; columns in a plane leaning ``tilt_deg`` about x; the table moving ``step`` mm along z."""
-    c, s = math.cos(math.radians(tilt_deg)), math.sin(math.radians(tilt_deg))
-    aff = np.eye(4)
-    aff[:3, 0] = [0.8, 0.0, 0.0]
-    aff[:3, 1] = [0.0, 0.8 * c, -0.8 * s]
-    aff[:3, 2] = [0.0, 0.0, step]
-    aff[:3, 3] = [-40.0, 20.0, 300.0]
-    return aff
-
-
 def _drifting_series(folder, aff, n, drift_mm=None, noise_mm=0.0, seed=0):
     """``n`` slices on the grid of ``aff``; each origin moved in-plane (along the rows) by ``drift_mm[k]``."""
     files = write_image_series(folder, np.zeros((4, 4, n)), aff, modality="CT", seed=1)
@@ -417,7 +406,7 @@ def _drifting_series(folder, aff, n, drift_mm=None, noise_mm=0.0, seed=0):
 
 
 def test_a_tilt_of_two_slices_is_read_on_its_sheared_grid(tmp_path):
-    aff = _tilt_affine(30.0)
+    aff = tilted_affine(30.0)
     _drifting_series(tmp_path, aff, 2)
     vol = read_dicom_series(tmp_path)
     assert vol.sheared
@@ -427,7 +416,7 @@ def test_a_tilt_of_two_slices_is_read_on_its_sheared_grid(tmp_path):
 
 def test_in_plane_drift_below_half_a_pixel_is_ignored_above_it_is_a_tilt(tmp_path):
     """Half of the 0.8 mm pixel is 0.4 mm: a drift of 0.36 mm over the series is noise, 0.48 mm a tilt."""
-    aff = _tilt_affine(0.0)
+    aff = tilted_affine(0.0)
     small = read_dicom_series(_drifting_series(tmp_path / "a", aff, 6, np.linspace(0.0, 0.36, 6))[0].parent)
     assert not small.sheared
     ignored = "slice origins drift 0.360 mm in-plane (below half a pixel; ignored)"
@@ -441,7 +430,7 @@ def test_in_plane_drift_below_half_a_pixel_is_ignored_above_it_is_a_tilt(tmp_pat
 
 def test_a_tilt_with_rounded_origins_is_still_a_tilt(tmp_path):
     """24 slices at 30 degrees, each origin off by up to 0.15 mm (rounding by an exporter): under the tolerance."""
-    aff = _tilt_affine(30.0)
+    aff = tilted_affine(30.0)
     vol = read_dicom_series(_drifting_series(tmp_path, aff, 24, noise_mm=0.15, seed=7)[0].parent)
     assert vol.sheared
     assert vol.shear_deg == pytest.approx(30.0, abs=0.5)
@@ -450,6 +439,6 @@ def test_a_tilt_with_rounded_origins_is_still_a_tilt(tmp_path):
 
 
 def test_a_tilt_beyond_45_degrees_is_refused_as_such(tmp_path):
-    _drifting_series(tmp_path, _tilt_affine(50.0), 6)
+    _drifting_series(tmp_path, tilted_affine(50.0), 6)
     with pytest.raises(DicomError, match=r"gantry tilt of 50\.0 degrees with more than 45 degrees; resample"):
         read_dicom_series(tmp_path)

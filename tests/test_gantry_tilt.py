@@ -27,23 +27,12 @@ from netlm_imaging.cli import main
 from netlm_imaging.errors import DicomError, GeometryError, InputError
 from netlm_imaging.io.dicom_series import read_dicom_series
 from netlm_imaging.volume import Volume
-from tests.conftest import shared_path
+from tests.conftest import shared_path, tilted_affine
 from tests.dicom_factory import write_image_series
 from tests.seg_factory import Contour, RoiSpec, SegmentSpec, write_rtstruct, write_seg
 
 TILT_DEG = 30.0
 SHAPE = (40, 36, 24)
-
-
-def _tilted_affine(tilt_deg: float = TILT_DEG, step: float = 1.5) -> np.ndarray:
-    """Rows along x, columns in the tilted plane (y leaning to -z), the table moving along z."""
-    c, s = math.cos(math.radians(tilt_deg)), math.sin(math.radians(tilt_deg))
-    aff = np.eye(4)
-    aff[:3, 0] = [0.8, 0.0, 0.0]
-    aff[:3, 1] = [0.0, 0.8 * c, -0.8 * s]
-    aff[:3, 2] = [0.0, 0.0, step]
-    aff[:3, 3] = [-40.0, 20.0, 300.0]
-    return aff
 
 
 def _phantom():
@@ -74,7 +63,7 @@ def _max_distance_mm(a: np.ndarray, aff: np.ndarray) -> float:
 @pytest.fixture(scope="module")
 def tilted_study(tmp_path_factory):
     root = tmp_path_factory.mktemp("tilt")
-    aff = _tilted_affine()
+    aff = tilted_affine()
     liver, les = _phantom()
     hu = np.where(les > 0, 120.0, np.where(liver, 60.0, -50.0))
     files = write_image_series(root / "ct", hu, aff, modality="CT", seed=3)
@@ -119,7 +108,7 @@ def test_real_tilted_series_is_read_on_its_sheared_grid():
 
 
 def test_sheared_volume_properties_and_other_shears_refused():
-    aff = _tilted_affine()
+    aff = tilted_affine()
     vol = Volume(np.zeros((4, 4, 3)), aff)
     assert vol.sheared
     assert vol.slice_axis == 2
@@ -133,7 +122,7 @@ def test_sheared_volume_properties_and_other_shears_refused():
     bad[:3, 1] = [0.3, 0.74, 0.0]  # rows and columns not orthogonal: no scanner writes that
     with pytest.raises(GeometryError, match="not a gantry-tilt shear"):
         Volume(np.zeros((4, 4, 3)), bad)
-    steep = _tilted_affine(tilt_deg=50.0)
+    steep = tilted_affine(tilt_deg=50.0)
     with pytest.raises(GeometryError, match="within 45 degrees"):
         Volume(np.zeros((4, 4, 3)), steep)
 
@@ -240,7 +229,7 @@ def _series(tmp_path, aff, positions=None, n=6):
 
 
 def test_drift_that_is_not_a_tilt_is_refused(tmp_path):
-    aff = _tilted_affine()
+    aff = tilted_affine()
     ipp = [aff[:3, :3] @ [0, 0, k] + aff[:3, 3] for k in range(6)]
     ipp[3] = ipp[3] + np.array([2.0, 0.0, 0.0])  # one slice off along the rows
     _series(tmp_path, aff, ipp)
@@ -249,7 +238,7 @@ def test_drift_that_is_not_a_tilt_is_refused(tmp_path):
 
 
 def test_tilt_with_a_missing_slice_is_refused_even_with_resampling(tmp_path):
-    aff = _tilted_affine()
+    aff = tilted_affine()
     ipp = [aff[:3, :3] @ [0, 0, k] + aff[:3, 3] for k in (0, 1, 2, 4, 5, 6)]
     _series(tmp_path, aff, ipp)
     with pytest.raises(DicomError, match=r"gantry tilt of 30\.0 degrees with irregular slice steps.*dcm2niix"):
@@ -278,7 +267,7 @@ def test_a_sheared_mr_grid_is_refused(tilted_study):
 def test_recist_takes_the_slice_separation_along_the_normal(tmp_path):
     """6 mm table steps at 30 degrees: slices 5.196 mm apart, so RECIST's measurable minimum is 10.39 mm (not 12)."""
     shape = (48, 44, 12)
-    aff = _tilted_affine(step=6.0)
+    aff = tilted_affine(step=6.0)
     liver = np.zeros(shape, bool)
     liver[2:46, 2:42, 1:11] = True
     les = np.zeros(shape, bool)

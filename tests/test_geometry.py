@@ -16,7 +16,7 @@ import SimpleITK as sitk
 
 from netlm_imaging.geometry import bbox, crop_affine, dilate_mm
 from netlm_imaging.volume import Volume
-from tests.conftest import oblique_affine
+from tests.conftest import oblique_affine, tilted_affine
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPE = (7, 5, 4)
@@ -120,14 +120,6 @@ def test_simpleitk_arrays_cross_only_in_geometry():
 
 
 # --------------------------------------------------------------------------- sheared grids (gantry tilt)
-def _tilted(tilt_deg=30.0, step=1.5):
-    c, s = np.cos(np.radians(tilt_deg)), np.sin(np.radians(tilt_deg))
-    aff = np.eye(4)
-    aff[:3, 0], aff[:3, 1], aff[:3, 2] = [0.8, 0, 0], [0, 0.8 * c, -0.8 * s], [0, 0, step]
-    aff[:3, 3] = [-40.0, 20.0, 300.0]
-    return aff
-
-
 def _brute_within(mask, aff, r, shape):
     ijk = np.argwhere(np.ones(shape, bool))
     seeds = np.argwhere(mask) @ aff[:3, :3].T
@@ -139,16 +131,16 @@ def test_is_orthogonal_tells_a_rotation_from_a_shear():
     from netlm_imaging.geometry import is_orthogonal
 
     assert is_orthogonal(oblique_affine((0.7, 1.1, 3.0)))
-    assert not is_orthogonal(_tilted(30.0))
-    assert not is_orthogonal(_tilted(0.5))  # cos 89.5 deg = 8.7e-3: beyond 1e-3
-    assert is_orthogonal(_tilted(0.03))  # cos 89.97 deg = 5.2e-4: within 1e-3
-    assert not is_orthogonal(_tilted(0.03), tol=1e-4)
+    assert not is_orthogonal(tilted_affine(30.0))
+    assert not is_orthogonal(tilted_affine(0.5))  # cos 89.5 deg = 8.7e-3: beyond 1e-3
+    assert is_orthogonal(tilted_affine(0.03))  # cos 89.97 deg = 5.2e-4: within 1e-3
+    assert not is_orthogonal(tilted_affine(0.03), tol=1e-4)
 
 
 def test_ball_offsets_on_a_sheared_grid_are_the_offsets_within_the_radius():
     from netlm_imaging.geometry import ball_offsets
 
-    aff = _tilted()
+    aff = tilted_affine()
     cube = np.stack(np.meshgrid(*[np.arange(-8, 9)] * 3, indexing="ij"), -1).reshape(-1, 3)
     r = float(np.linalg.norm(aff[:3, :3] @ [1, -1, 1]))  # a voxel at exactly the radius is in
     expected = {tuple(d) for d in cube if np.linalg.norm(aff[:3, :3] @ d) <= r * (1 + 1e-6)}
@@ -162,7 +154,7 @@ def test_ball_offsets_on_a_sheared_grid_are_the_offsets_within_the_radius():
 def test_within_mm_one_point_an_empty_mask_and_no_points():
     from netlm_imaging.geometry import within_mm
 
-    aff = _tilted()
+    aff = tilted_affine()
     mask = np.zeros((5, 5, 5), bool)
     mask[2, 2, 2] = True
     assert within_mm(mask, aff, 1.5, np.array([[2, 2, 3]])).tolist() == [True]  # one step of 1.5 mm
@@ -176,7 +168,7 @@ def test_within_mm_one_point_an_empty_mask_and_no_points():
 
 
 def test_dilate_mm_on_a_sheared_grid_is_the_set_of_centres_within_the_radius():
-    aff = _tilted()
+    aff = tilted_affine()
     shape = (9, 8, 7)
     mask = np.zeros(shape, bool)
     mask[0, 3, 3] = mask[4, 7, 0] = mask[5, 2, 5] = True  # two on the array's faces: the box is clipped there

@@ -8,7 +8,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from conftest import oblique_affine
+from conftest import oblique_affine, tilted_affine
 from phantoms import grid_affine, write_nifti
 
 from netlm_imaging.errors import GeometryError
@@ -157,14 +157,6 @@ def test_nrrd_round_trip_through_simpleitk(tmp_path):
 
 
 # --------------------------------------------------------------------------- which grids are sheared
-def _tilt(tilt_deg=30.0, step=1.5):
-    c, s = np.cos(np.radians(tilt_deg)), np.sin(np.radians(tilt_deg))
-    aff = np.eye(4)
-    aff[:3, 0], aff[:3, 1], aff[:3, 2] = [0.8, 0, 0], [0, 0.8 * c, -0.8 * s], [0, 0, step]
-    aff[:3, 3] = [-40.0, 20.0, 300.0]
-    return aff
-
-
 def test_an_oblique_anisotropic_grid_is_not_sheared():
     spacing = (0.7, 1.1, 3.0)
     aff = oblique_affine(spacing)
@@ -189,7 +181,7 @@ def test_a_grid_off_orthogonal_by_header_rounding_is_not_sheared():
 def test_slices_stepping_against_the_plane_normal_give_the_normal_along_the_slice_axis():
     """A tilted grid with its slices written head to feet: the normal points the way the slice index grows."""
     t = np.radians(30.0)
-    v = Volume(np.zeros((3, 4, 5)), _tilt(step=-1.5))
+    v = Volume(np.zeros((3, 4, 5)), tilted_affine(step=-1.5))
     assert v.sheared
     np.testing.assert_allclose(v.slice_normal, [0.0, -np.sin(t), -np.cos(t)], atol=1e-12)
     assert v.slice_separation_mm == pytest.approx(1.5 * np.cos(t), rel=1e-12)
