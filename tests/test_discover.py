@@ -318,35 +318,26 @@ def _frame_only_rtstruct_study(root, with_mip):
     liver[4:26, 4:24, 2:10] = True
     hu = np.where(liver, 60.0, -50.0)
     frame = deterministic_uid("for-only", 1)
-    common = {"frame_of_reference_uid": frame, "modality": "CT"}
-    soft = write_image_series(
-        root / "soft",
-        hu,
-        aff,
-        seed=1,
-        series_number=2,
-        extra_tags={"ImageType": ["ORIGINAL", "PRIMARY", "AXIAL"]},
-        **common,
-    )
-    write_image_series(
-        root / "topo",
-        hu[:, :, :1],
-        aff,
-        seed=2,
-        series_number=1,
-        extra_tags={"ImageType": ["ORIGINAL", "PRIMARY", "LOCALIZER"]},
-        **common,
-    )
+    series = [
+        ("soft", hu, 2, ["ORIGINAL", "PRIMARY", "AXIAL"]),
+        ("topo", hu[:, :, :1], 1, ["ORIGINAL", "PRIMARY", "LOCALIZER"]),
+    ]
     if with_mip:
-        write_image_series(
-            root / "mip",
-            hu,
+        series.append(("mip", hu, 5, ["DERIVED", "SECONDARY", "MIP"]))
+    files = {
+        name: write_image_series(
+            root / name,
+            arr,
             aff,
-            seed=3,
-            series_number=5,
-            extra_tags={"ImageType": ["DERIVED", "SECONDARY", "MIP"]},
-            **common,
+            seed=n,
+            series_number=number,
+            extra_tags={"ImageType": kind},
+            frame_of_reference_uid=frame,
+            modality="CT",
         )
+        for n, (name, arr, number, kind) in enumerate(series, start=1)
+    }
+    soft = files["soft"]
     corners = np.array([[3.5, 3.5, 0.0], [25.5, 3.5, 0.0], [25.5, 23.5, 0.0], [3.5, 23.5, 0.0]])
     contours = [Contour((corners + np.array([0.0, 0.0, k])) @ aff[:3, :3].T + aff[:3, 3]) for k in range(2, 10)]
     rt = write_rtstruct(root / "rtss.dcm", soft, [RoiSpec("Liver", contours)], contour_image_sequence=False)

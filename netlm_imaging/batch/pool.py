@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -127,23 +127,27 @@ def preload(dicom: bool = True) -> None:
     gc.freeze()
 
 
+def _study_files(path: Path) -> Iterator[os.DirEntry[str]]:
+    """The files of a study folder, recursively (hidden entries skipped). Raises OSError."""
+    folders = [str(path)]
+    while folders:
+        with os.scandir(folders.pop()) as entries:
+            for e in entries:
+                if e.name.startswith("."):
+                    continue
+                if e.is_dir(follow_symlinks=True):
+                    folders.append(e.path)
+                elif e.is_file(follow_symlinks=True):
+                    yield e
+
+
 def may_hold_dicom(path: Path) -> bool:
     """Whether a study (folder or file) has a file that may be DICOM: any name not ending as a volume or
     sidecar file does (``.dcm``, no suffix, a UID as name ...); hidden entries are skipped."""
     try:
         if not path.is_dir():
             return not path.name.lower().endswith(_NOT_DICOM)
-        folders = [str(path)]
-        while folders:
-            with os.scandir(folders.pop()) as entries:
-                for e in entries:
-                    if e.name.startswith("."):
-                        continue
-                    if e.is_dir(follow_symlinks=True):
-                        folders.append(e.path)
-                    elif not e.name.lower().endswith(_NOT_DICOM):
-                        return True
-        return False
+        return any(not e.name.lower().endswith(_NOT_DICOM) for e in _study_files(path))
     except OSError:  # unreadable: its worker says so; preload as for DICOM
         return True
 
@@ -153,17 +157,7 @@ def input_bytes(path: Path) -> int:
     try:
         if not path.is_dir():
             return path.stat().st_size
-        total, folders = 0, [str(path)]
-        while folders:
-            with os.scandir(folders.pop()) as entries:
-                for e in entries:
-                    if e.name.startswith("."):
-                        continue
-                    if e.is_dir(follow_symlinks=True):
-                        folders.append(e.path)
-                    elif e.is_file(follow_symlinks=True):
-                        total += e.stat(follow_symlinks=True).st_size
-        return total
+        return sum(e.stat(follow_symlinks=True).st_size for e in _study_files(path))
     except OSError:  # a missing study fails in its worker, with its own message
         return 0
 
