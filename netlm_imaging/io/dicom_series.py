@@ -99,6 +99,7 @@ from ._dicom_pixels import (
     write_modality_frame,
 )
 from ._inflate import dcmread as bounded_dcmread
+from ._pixel_buffers import pixel_buffer
 from .budget import check_voxel_budget
 
 __all__ = [
@@ -1018,7 +1019,9 @@ def start_native_read(
     plain = all(c is not None for c in intercepts)
     if threads < 2 and not plain:
         return None
-    buf = np.empty(shape, dtype=dtype)  # (k, row, col): F-order view as (i, j, k)
+    # (k, row, col): F-order view as (i, j, k). Every slice is read whole into its own rows, or the
+    # buffer is dropped: the memory an earlier series left can be reused without zeroing it first
+    buf = pixel_buffer(shape, dtype)
     if plain:  # a CT's usual encoding: the lean per-slice loop (on this thread alone when threads is 1)
         items = [(s.info.path, s.info.pixel_data_offset, k, c) for k, (s, c) in enumerate(zip(slices, intercepts))]
 
