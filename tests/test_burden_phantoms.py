@@ -307,3 +307,24 @@ def test_lesion_abutting_across_a_thick_slice_is_intrahepatic(side):
     lesion[6:9, 6:9, 1 if side == "below" else 7] = True  # one more slice away (5 mm): outside
     (les,) = measure_burden(vol, _layers(vol, liver=liver, lesion=lesion)).ctx.lesions
     assert les.location == "extrahepatic"
+
+
+@pytest.mark.parametrize("n", [254, 255, 300])
+def test_the_lesion_label_map_holds_every_id(n):
+    """n one-voxel lesions two voxels apart: the map gives each its own id, whatever the count (the uint8 map
+    holds at most 254 lesions; beyond, a wider type)."""
+    side = int(np.ceil(np.sqrt(n)))
+    shape = (2 * side + 2, 2 * side + 2, 5)
+    vol = Volume(np.zeros(shape, np.int16), oblique_affine(spacing=(1.0, 1.2, 2.0)))
+    liver = np.zeros(shape, bool)
+    liver[:, :, 1:4] = True
+    lesion = np.zeros(shape, bool)
+    spots = [(1 + 2 * (m % side), 1 + 2 * (m // side), 2) for m in range(n)]
+    for s in spots:
+        lesion[s] = True
+    res = measure_burden(vol, _layers(vol, liver=liver & ~lesion, lesion=lesion))
+    labels = np.asarray(res.ctx.lesion_labels)
+    assert len(res.ctx.lesions) == n
+    ids = sorted(int(labels[s]) for s in spots)
+    assert ids == list(range(1, n + 1))  # distinct: none wrapped around
+    assert int(np.count_nonzero(labels)) == n

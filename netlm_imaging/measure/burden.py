@@ -349,7 +349,8 @@ def measure_burden(
     # ---- intrahepatic test and lesion geometry
     # the margin's voxels: per-axis spacings on an orthogonal grid, the patient-space ball on a sheared one
     ball = _ball_sheared(margin_mm, image.affine) if image.sheared else _ball(margin_mm, image.spacing)
-    label_dtype = np.uint16 if len(instances) < 65535 else np.int32
+    # the narrowest type that holds every id: a uint8 map touches half the pages of a uint16 one
+    label_dtype = np.uint8 if len(instances) < 255 else np.uint16 if len(instances) < 65535 else np.int32
     # calloc'ed, written only inside lesion boxes: untouched pages never become resident
     lesion_labels = sparse_zeros(shape, label_dtype, "F" if image.array.flags.f_contiguous else "C")
     lesions: list[Lesion] = []

@@ -169,9 +169,10 @@ def label_instances_cropped(
         # several times slower than a copy in the view's own order
         sub = sub.copy(order="K")
     conn: Literal[6, 26] = 6 if connectivity == 6 else 26
-    if sum(d == 1 for d in sub.shape) >= 2:
-        # cc3d 4.1 sizes its union-find for a boolean line of voxels too small ("maximum length
-        # exception" for [1, 0, 1, 0, 1] along one axis); the same bytes as uint8 label alike
+    if 1 in sub.shape:
+        # cc3d 4.1 sizes its union-find for a boolean box one voxel thick too small ("maximum length
+        # exception" for [1, 0, 1, 0, 1] along one axis, or isolated voxels on a plane every other
+        # voxel); the same bytes as uint8 label alike
         sub = sub.view(np.uint8)
     crop, n = cc3d.connected_components(sub, connectivity=conn, return_N=True, out_dtype=np.uint32)
     return bb, crop, int(n)
