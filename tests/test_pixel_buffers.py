@@ -62,3 +62,26 @@ def test_a_smaller_series_in_a_larger_buffer_and_the_pool_stays_small(tmp_path):
     small = read_dicom_series(tmp_path / "small")  # 16 of 24 slices: within twice its size, reused
     np.testing.assert_array_equal(np.asarray(small.array, np.int32), truth_small)
     assert len(_pixel_buffers._KEPT) <= _pixel_buffers.MAX_KEPT
+
+
+def test_a_release_while_the_pool_is_locked_does_not_wait_for_the_lock(tmp_path):
+    """The garbage collector can free a buffer (run its finalizer) inside pixel_buffer's locked section."""
+    import threading
+
+    _series(tmp_path / "c", (48, 40, 18), 5)
+    vol = read_dicom_series(tmp_path / "c")
+    cycle = [vol]
+    cycle.append(cycle)  # only the cyclic collector frees it
+    del vol
+    done = threading.Event()
+
+    def collect_under_the_lock():
+        with _pixel_buffers._LOCK:
+            gc.collect()  # the finalizer of the series' buffer runs here, on this thread
+        done.set()
+
+    worker = threading.Thread(target=collect_under_the_lock, daemon=True)
+    del cycle
+    worker.start()
+    worker.join(timeout=10)
+    assert done.is_set(), "the finalizer waited for the pool's lock"

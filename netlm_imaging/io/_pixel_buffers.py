@@ -47,11 +47,14 @@ _KEPT: list[_Region] = []
 
 
 def _release(region: _Region) -> None:
-    """The last array over ``region`` is gone: its pages may be taken back lazily; it may be handed out again."""
+    """The last array over ``region`` is gone: its pages may be taken back lazily; it may be handed out again.
+
+    A finalizer may run inside any allocation, the garbage collector's included, so also while this
+    thread holds :data:`_LOCK` in :func:`pixel_buffer`: it takes no lock (one attribute set under the GIL).
+    """
     with contextlib.suppress(AttributeError, OSError, ValueError):
         region.memory.madvise(mmap.MADV_FREE)
-    with _LOCK:
-        region.idle = True
+    region.idle = True
 
 
 def _new_region(nbytes: int) -> _Region | None:
