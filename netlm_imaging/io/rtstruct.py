@@ -465,11 +465,13 @@ def read_rtstruct(
         if not planes:
             pairs = []
         elif declared is not None and declared[0] >= SLAB_RATIO * step_mm:  # the exporter says how thick
-            pairs = slab_assignment(planes, nk, declared[0] / step_mm, step_mm, source, roi, warnings, declared[1])
+            pairs = slab_assignment(
+                planes, nk, declared[0] / step_mm, step_mm, source, roi.describe(), warnings, declared[1]
+            )
         elif slab is not None:
-            pairs = slab_assignment(planes, nk, slab, step_mm, source, roi, warnings)
+            pairs = slab_assignment(planes, nk, slab, step_mm, source, roi.describe(), warnings)
         else:
-            pairs = slice_assignment(planes, nk, mode, source, roi, warnings)
+            pairs = slice_assignment(planes, nk, mode, source, roi.describe(), warnings)
         mask = np.zeros(reference.shape, dtype=bool)
         filled: dict[int, np.ndarray] = {}
         for plane in planes:

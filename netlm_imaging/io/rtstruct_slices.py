@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -35,10 +35,6 @@ __all__ = [
 
 #: A contour lies on a slice when within this fraction of the slice step of it.
 SLICE_TOLERANCE = 0.25
-
-
-class _Described(Protocol):
-    def describe(self) -> str: ...
 
 
 @dataclass
@@ -140,7 +136,7 @@ def slab_assignment(
     slab: float,
     step_mm: float,
     source: str,
-    roi: _Described,
+    roi: str,
     warnings: list[str],
     declared_by: str | None = None,
 ) -> list[tuple[int, ContourPlane]]:
@@ -154,7 +150,7 @@ def slab_assignment(
     half = 0.5 * slab
     if ks.min() + half < -0.5 or ks.max() - half > nk - 0.5:
         raise DicomError(
-            f"{source}: ROI {roi.describe()} has contours outside the image (slice index {ks.min():.2f}.."
+            f"{source}: ROI {roi} has contours outside the image (slice index {ks.min():.2f}.."
             f"{ks.max():.2f} of 0..{nk - 1}); pass the series the RTSTRUCT references."
         )
     pairs: list[tuple[int, ContourPlane]] = []
@@ -169,14 +165,14 @@ def slab_assignment(
         else f"drawn on another series with contour planes {slab * step_mm:.4g} mm apart"
     )
     warnings.append(
-        f"ROI {roi.describe()}: {why} (the image's slices {step_mm:.4g} mm); each contour plane fills the image "
+        f"ROI {roi}: {why} (the image's slices {step_mm:.4g} mm); each contour plane fills the image "
         "slices within half that thickness of it (a slice half-way between two planes goes to the lower one)"
     )
     return pairs
 
 
 def slice_assignment(
-    planes: list[ContourPlane], nk: int, mode: str, source: str, roi: _Described, warnings: list[str]
+    planes: list[ContourPlane], nk: int, mode: str, source: str, roi: str, warnings: list[str]
 ) -> list[tuple[int, ContourPlane]]:
     """(slice, plane) pairs: on-slice planes directly, else nearest plane when allowed."""
     off = [p for p in planes if abs(p.k_float - round(p.k_float)) > SLICE_TOLERANCE]
@@ -185,21 +181,21 @@ def slice_assignment(
         outside = [k for k, _ in pairs if not 0 <= k < nk]
         if outside:
             raise DicomError(
-                f"{source}: ROI {roi.describe()} has contours on slice(s) {sorted(set(outside))[:5]} outside the "
+                f"{source}: ROI {roi} has contours on slice(s) {sorted(set(outside))[:5]} outside the "
                 f"image's 0..{nk - 1}; the RTSTRUCT was drawn on another series. Pass the series it references."
             )
         return pairs
     if mode != "nearest":
         p = off[0]
         raise GeometryError(
-            f"{source}: ROI {roi.describe()} has contours between image slices (slice index {p.k_float:.2f}, "
+            f"{source}: ROI {roi} has contours between image slices (slice index {p.k_float:.2f}, "
             f"{len(off)} plane(s) off the grid); the RTSTRUCT was drawn on another series or the image was "
             "resampled. Pass the series it references."
         )
     ks = np.array([p.k_float for p in planes])
     if ks.min() < -0.5 or ks.max() > nk - 0.5:
         raise DicomError(
-            f"{source}: ROI {roi.describe()} has contours outside the image (slice index {ks.min():.2f}.."
+            f"{source}: ROI {roi} has contours outside the image (slice index {ks.min():.2f}.."
             f"{ks.max():.2f} of 0..{nk - 1}); pass the series the RTSTRUCT references."
         )
     gaps = np.diff(ks)
@@ -214,7 +210,7 @@ def slice_assignment(
         if abs(d) <= 0.5 * max(float(gap), 1.0) + 1e-9:
             pairs.append((k, planes[n]))
     warnings.append(
-        f"ROI {roi.describe()}: {len(off)} contour plane(s) lie between slices of the (resampled) image; "
+        f"ROI {roi}: {len(off)} contour plane(s) lie between slices of the (resampled) image; "
         "each slice took the nearest contour plane"
     )
     return pairs
