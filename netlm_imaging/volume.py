@@ -13,6 +13,7 @@ fields such as NIfTI pixdim or DICOM SliceThickness.
 
 from __future__ import annotations
 
+import functools
 import math
 import weakref
 from dataclasses import dataclass, field
@@ -318,16 +319,20 @@ class Volume:
         """Volume of one voxel in mL."""
         return self.voxel_volume_mm3 / 1000.0
 
+    @functools.cached_property
+    def _shear(self) -> int | None:
+        """The sheared axis (:func:`_shear_axis`), found once: the affine never changes."""
+        return _shear_axis(self.affine)
+
     @property
     def slice_axis(self) -> int:
         """Array axis most aligned with the patient superior-inferior (S) axis (the sheared axis of a sheared grid)."""
-        sheared = _shear_axis(self.affine)
-        return int(np.argmax(np.abs(self.direction[2, :]))) if sheared is None else sheared
+        return int(np.argmax(np.abs(self.direction[2, :]))) if self._shear is None else self._shear
 
     @property
     def sheared(self) -> bool:
         """True on a sheared grid: the slice axis leans off the slice planes' normal (gantry tilt)."""
-        return _shear_axis(self.affine) is not None
+        return self._shear is not None
 
     @property
     def slice_normal(self) -> np.ndarray:

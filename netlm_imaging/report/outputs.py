@@ -289,15 +289,10 @@ def write_outputs(
         raise output_error(out, exc) from None
     left = [n for n in outputs.family if n not in names and (out / n).exists()]
     if left:  # kept (nothing written is lost), but a reader must not take it for this run's
+        be, match, it = ("is", "matches", "it") if len(left) == 1 else ("are", "match", "them")
         logger.warning(
-            "%s: %s left by an earlier run %s not rewritten and no longer match%s this report; delete %s or "
-            "ask for %s again",
-            out,
-            ", ".join(left),
-            "is" if len(left) == 1 else "are",
-            "es" if len(left) == 1 else "",
-            "it" if len(left) == 1 else "them",
-            "it" if len(left) == 1 else "them",
+            f"{out}: {', '.join(left)} left by an earlier run {be} not rewritten and no longer {match} this "
+            f"report; delete {it} or ask for {it} again"
         )
     by_name = {final.relative_to(out).as_posix(): final for _, final in staged}
     return [by_name[n] for n in names]
