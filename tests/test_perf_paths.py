@@ -878,6 +878,32 @@ def _dp_full_grid(vals, ce, ca, capacity, k_max, resolution):
     return float(vals[choice != _NONE].sum()), cost, choice
 
 
+def _best_by_enumeration(vals, ce, ca, capacity, k_max, resolution):
+    """The most treated volume over all 3^n choices (none / wedge / ablation), costs rounded up to the resolution."""
+    import itertools
+    import math
+
+    if capacity < 0:
+        return 0.0
+    units = math.floor(capacity / resolution + 1e-12)
+    best = 0.0
+    for combo in itertools.product((0, 1, 2), repeat=len(vals)):
+        cost, value, abl = 0, 0.0, 0
+        for kind, v, e, a in zip(combo, vals, ce, ca):
+            if kind == 0:
+                continue
+            c = e if kind == 1 else a
+            if np.isnan(c):
+                break
+            cost += math.ceil(c / resolution - 1e-12)
+            value += float(v)
+            abl += kind == 2
+        else:
+            if cost <= units and abl <= k_max:
+                best = max(best, value)
+    return best
+
+
 def test_planner_dp_on_views_equals_the_full_grid_dp():
     """The DP updated on views of the shifted region, in each item's corner of ablation counts and costs, chooses
     what the full-grid DP chose (seeded, NaNs, ties)."""
@@ -897,6 +923,8 @@ def test_planner_dp_on_views_equals_the_full_grid_dp():
         assert value == ref_value
         assert cost == ref_cost
         np.testing.assert_array_equal(choice, ref_choice)
+        if n <= 7:  # and both against every combination of the rounded problem (an independent truth)
+            assert value == pytest.approx(_best_by_enumeration(vals, ce, ca, capacity, k_max, res), abs=1e-9)
     # the planner's order: the largest lesions first, too large to ablate (their rows of ablation counts
     # stay copies), then small ones; more items than the enumeration takes
     for _ in range(30):
