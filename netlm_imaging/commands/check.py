@@ -18,7 +18,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "reported",
         help="CSV (columns: study + any of liver_volume_ml, tumor_volume_ml, "
-        "involvement_percent, lesion_count, remnant_volume_ml) or a DICOM SR TID 1500 file",
+        "involvement_percent, lesion_count, remnant_volume_ml; any case; volumes may be _cm3, _cc, "
+        "_mm3 or _l instead of _ml) or a DICOM SR TID 1500 file",
     )
     p.add_argument("--study", help="study folder the DICOM SR describes (SR input only)")
     p.add_argument(

@@ -673,12 +673,52 @@ def _segment_of(group: Any) -> dict[str, Any] | None:
     }
 
 
+class _Finding:
+    """The measurement groups of one finding (one Tracking Unique Identifier) read as one group.
+
+    TID 1500 lets a tool report one lesion in several groups -- a volumetric group with its volume
+    and a planar group with its long axis, say -- that share the tracking UID; counted group by
+    group, such a lesion would be two lesions, each with part of its measurements.
+    """
+
+    def __init__(self, groups: Sequence[Any]) -> None:
+        self.groups = list(groups)
+        first = self.groups[0]
+        self.tracking_identifier = first.tracking_identifier
+        self.finding_type = next((g.finding_type for g in self.groups if g.finding_type is not None), None)
+        self.finding_sites = [s for g in self.groups for s in (g.finding_sites or [])]
+        self.referenced_segment = next(
+            (ref for g in self.groups if (ref := getattr(g, "referenced_segment", None)) is not None), None
+        )
+
+    def get_measurements(self, name: Any = None) -> list[Any]:
+        """The measurements named ``name`` of all the finding's groups, in document order."""
+        return [m for g in self.groups for m in g.get_measurements(name=name)]
+
+
+def _findings(groups: Sequence[Any]) -> list[_Finding]:
+    """Groups joined by Tracking Unique Identifier (groups without one stay alone), in document order."""
+    by_uid: dict[str, list[Any]] = {}
+    order: list[list[Any]] = []
+    for g in groups:
+        uid = str(getattr(g, "tracking_uid", None) or "")
+        if uid and uid in by_uid:
+            by_uid[uid].append(g)
+            continue
+        bucket = [g]
+        order.append(bucket)
+        if uid:
+            by_uid[uid] = bucket
+    return [_Finding(b) for b in order]
+
+
 def read_sr_measurements(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Parse a TID 1500 SR (written by :func:`write_sr` or another tool) back into numbers.
 
     Groups are recognised by their tracking identifier (as written by
     :func:`write_sr`), otherwise by finding type: Liver is the liver, any
-    other finding is a lesion. Volumes are returned in mL and diameters in mm
+    other finding is a lesion. Groups sharing a Tracking Unique Identifier are
+    one finding (a lesion's volumetric and planar groups are one lesion). Volumes are returned in mL and diameters in mm
     whatever UCUM unit the file uses (ml, cm3, mm3, l; mm, cm, m).
 
     Parameters
@@ -691,7 +731,8 @@ def read_sr_measurements(path: str | os.PathLike[str]) -> dict[str, Any]:
     dict
         ``liver_volume_ml``, ``tumor_volume_ml``, ``involvement_percent``,
         ``remnant_volume_ml`` (None when absent), ``lesion_count`` (intrahepatic
-        lesions), ``lesions`` (list of dicts: ``id``, ``location``, ``volume_ml``,
+        lesions; None when the SR has neither a lesion group nor netlm's tumour group, so it does not
+        report a count), ``lesions`` (list of dicts: ``id``, ``location``, ``volume_ml``,
         ``longest_axial_diameter_mm``, ``short_axis_diameter_mm``,
         ``max_3d_diameter_mm``, ``suv_max``, ``suv_mean``, ``suv_peak``, ``referenced_segment``),
         ``sretv_ml`` and ``tlsre`` (PET; None when absent), ``liver_referenced_segment``
@@ -742,7 +783,8 @@ def read_sr_measurements(path: str | os.PathLike[str]) -> dict[str, Any]:
             series.add(str(s.SeriesInstanceUID))
     result["referenced_series_instance_uids"] = sorted(series)
     anonymous = 0
-    for g in groups:
+    tumour_group = False
+    for g in _findings(groups):
         tracking = str(g.tracking_identifier or "")
         vol = _first(g, codes.SCT.Volume)
         vol_ml = _value(vol, _VOLUME_UNITS, p, f"volume of '{tracking}'") if vol is not None else None
@@ -751,6 +793,7 @@ def read_sr_measurements(path: str | os.PathLike[str]) -> dict[str, Any]:
             result["liver_referenced_segment"] = _segment_of(g)
             result.update(_mr_signal_of(g))
         elif tracking == _TUMOUR_ID:
+            tumour_group = True
             result["tumor_volume_ml"] = vol_ml
             inv = _first(g, involvement)
             if inv is not None:
@@ -794,7 +837,8 @@ def read_sr_measurements(path: str | os.PathLike[str]) -> dict[str, Any]:
             result["lesions"].append(lesion)
     result["lesions"].sort(key=lambda les: les["id"])
     intra = [les for les in result["lesions"] if les["location"] == "intrahepatic"]
-    result["lesion_count"] = len(intra)
+    # no tumour group and no lesion group: the SR does not report lesions (a 0 would be checked as one)
+    result["lesion_count"] = len(intra) if intra or tumour_group else None
     if result["tumor_volume_ml"] is None and intra and all(les["volume_ml"] is not None for les in intra):
         result["tumor_volume_ml"] = float(sum(les["volume_ml"] for les in intra))
     if result["involvement_percent"] is None and result["tumor_volume_ml"] is not None and result["liver_volume_ml"]:

@@ -1,7 +1,8 @@
 """Check reported burden numbers against a recomputation from the segmentations.
 
 Input: a CSV with a ``study`` column (study folder, path relative to the CSV)
-and any of the quantity columns in :data:`QUANTITIES`; or a DICOM SR TID 1500
+and any of the quantity columns in :data:`QUANTITIES` (:func:`column_quantity`: any case, volume
+columns in another unit are converted); or a DICOM SR TID 1500
 file with the measurements of one study (:func:`check_sr`).
 
 Tolerances
@@ -41,6 +42,7 @@ __all__ = [
     "check_reported",
     "check_sr",
     "check_values",
+    "column_quantity",
     "quantities_from_report",
     "undefined_reasons",
 ]
@@ -278,10 +280,41 @@ def _against_report(
     return check_values(study, reported, recomputed, abs_tol=abs_tol, rel_tol=rel_tol, rules=rules, reasons=reasons)
 
 
+#: Volume columns may carry another unit in their name: unit suffix -> factor to mL.
+_VOLUME_SUFFIXES = {"_ml": 1.0, "_cm3": 1.0, "_cc": 1.0, "_mm3": 1e-3, "_l": 1e3}
+_VOLUMES = ("liver_volume", "tumor_volume", "remnant_volume")
+
+
+def column_quantity(name: str) -> tuple[str, float] | None:
+    """The quantity a CSV column reports and the factor to its unit, or None for another column.
+
+    Names are matched without regard to case (``liver_volume_mL``); a volume column may name its
+    unit (``_ml``, ``_cm3``, ``_cc``, ``_mm3``, ``_l``) and the British ``tumour``.
+
+    Examples
+    --------
+    >>> column_quantity("Tumour_Volume_mm3")
+    ('tumor_volume_ml', 0.001)
+    >>> column_quantity("lesion_count")
+    ('lesion_count', 1.0)
+    >>> column_quantity("tumor_volume") is None  # no unit: not guessed
+    True
+    """
+    key = name.strip().lower().replace("tumour", "tumor")
+    if key in QUANTITIES:
+        return key, 1.0
+    for base in _VOLUMES:
+        for suffix, factor in _VOLUME_SUFFIXES.items():
+            if key == base + suffix:
+                return f"{base}_ml", factor
+    return None
+
+
 def _read_csv(path: Path) -> tuple[list[tuple[int, str, dict[str, float]]], list[str]]:
     table = read_table(path, ("study",), text_columns=("study",), what="CSV")
     fields = table.header
-    if "study" not in fields:
+    study_col = table.column("study")
+    if study_col is None:
         raise InputError(
             f"{path}: no 'study' column (columns: {', '.join(fields) or 'none'}); add a column 'study' "
             "with each study folder relative to the CSV."
@@ -290,31 +323,43 @@ def _read_csv(path: Path) -> tuple[list[tuple[int, str, dict[str, float]]], list
     if table.delimiter != ",":
         sep = delimiter_name(table.delimiter)
         notes.append(f"read as a table separated by {sep} (numbers may have a decimal comma)")
-    unknown = [f for f in fields if f not in ("study", *QUANTITIES)]
+    columns: dict[str, tuple[str, float]] = {}  # column -> (quantity, factor)
+    for f in fields:
+        found = column_quantity(f)
+        if found is None:
+            continue
+        other = next((c for c, (q, _) in columns.items() if q == found[0]), None)
+        if other is not None:
+            raise InputError(f"{path}: columns {other!r} and {f!r} both report {found[0]}; keep one of them.")
+        columns[f] = found
+        if f != found[0]:
+            unit = "" if found[1] == 1.0 else f" (x {found[1]:g})"
+            notes.append(f"column {f} read as {found[0]}{unit}")
+    unknown = [f for f in fields if f != study_col and f not in columns]
     if unknown:
         notes.append(f"columns not checked (unknown): {', '.join(unknown)}")
-    if not any(f in QUANTITIES for f in fields):
+    if not columns:
         notes.append(f"no quantity columns; expected any of {', '.join(QUANTITIES)}")
     rows = []
     for n, rec in table.rows:
-        study = rec.get("study", "")
+        study = rec.get(study_col, "")
         if not study:
             raise InputError(f"{path}: row {n} has an empty 'study' cell; give the study folder relative to the CSV.")
         values = {}
-        for q in QUANTITIES:
-            cell = rec.get(q, "")
+        for col, (q, factor) in columns.items():
+            cell = rec.get(col, "")
             if cell == "":
                 continue
             try:
                 v = float(cell)
             except ValueError:
                 raise InputError(
-                    f"{path}: row {n}, column {q}: {cell!r} is not a number; use a plain number "
+                    f"{path}: row {n}, column {col}: {cell!r} is not a number; use a plain number "
                     "(decimal point) or leave the cell empty."
                 ) from None
             if not math.isfinite(v):
-                raise InputError(f"{path}: row {n}, column {q}: {cell!r} is not a finite number.")
-            values[q] = v
+                raise InputError(f"{path}: row {n}, column {col}: {cell!r} is not a finite number.")
+            values[q] = v * factor
         rows.append((n, study, values))
     return rows, notes
 

@@ -1,0 +1,164 @@
+"""``netlm check`` on TID 1500 SRs written by other tools (highdicom, as a third-party writer would).
+
+Phantom: the CT series + SEG of tests/test_sr.py (liver box, two lesion spheres; truth from voxel
+counts and the spacing, computed there independently of the package). The SRs are built here with
+highdicom alone, volumes in mm3, the way another tool reports them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import highdicom as hd
+import numpy as np
+import pydicom
+import pytest
+from pydicom.sr.codedict import codes
+
+from netlm_imaging.cli import main
+from netlm_imaging.report.dicom_sr import read_sr_measurements
+from netlm_imaging.verify.check import check_sr
+from tests.test_sr import write_phantom_study
+
+MM3 = hd.sr.CodedConcept("mm3", "UCUM", "cubic millimeter")
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("foreign_sr")
+    d = write_phantom_study(root / "study")
+    d["root"] = root / "study"
+    d["evidence"] = [pydicom.dcmread(f, stop_before_pixels=True) for f in d["files"]]
+    d["evidence"].append(pydicom.dcmread(d["seg"], stop_before_pixels=True))
+    return d
+
+
+def _save(study: dict, groups: list, path: Path) -> Path:
+    content = hd.sr.MeasurementReport(
+        observation_context=hd.sr.ObservationContext(),
+        procedure_reported=codes.LN.CTUnspecifiedBodyRegion,
+        imaging_measurements=groups,
+    )
+    sr = hd.sr.Comprehensive3DSR(
+        evidence=study["evidence"],
+        content=content,
+        series_instance_uid=hd.UID(),
+        series_number=7,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+    )
+    sr.save_as(path)
+    return path
+
+
+def _liver_group(volume_mm3: float) -> hd.sr.MeasurementsAndQualitativeEvaluations:
+    return hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(identifier="Liver", uid=hd.UID()),
+        finding_type=codes.SCT.Liver,
+        measurements=[hd.sr.Measurement(name=codes.SCT.Volume, value=volume_mm3, unit=MM3)],
+    )
+
+
+def test_an_sr_without_lesion_groups_reports_no_lesion_count(study: dict, tmp_path: Path) -> None:
+    """A liver-volume-only SR says nothing about lesions: no 'lesion_count 0' cell to be DISCREPANT."""
+    truth = study["truth"]
+    sr = _save(study, [_liver_group(truth["liver_volume_ml"] * 1000.0)], tmp_path / "liver_only.dcm")
+    got = read_sr_measurements(sr)
+    assert got["liver_volume_ml"] == pytest.approx(truth["liver_volume_ml"], rel=1e-9)  # mm3 -> mL
+    assert got["lesion_count"] is None
+    assert got["tumor_volume_ml"] is None
+    result = check_sr(sr, study["root"])
+    assert [(r.quantity, r.verdict) for r in result.rows] == [("liver_volume_ml", "agree")]
+    assert result.rows[0].recomputed == pytest.approx(truth["liver_volume_ml"], rel=1e-9)
+    assert main(["check", str(sr), "--study", str(study["root"])]) == 0
+
+
+def test_groups_of_one_tracking_uid_are_one_lesion(study: dict, tmp_path: Path) -> None:
+    """Each lesion as a volumetric group (volume, mm3) + a planar group (long axis) sharing the tracking UID."""
+    truth = study["truth"]
+    seg = study["evidence"][-1]
+    frame_uid = study["evidence"][0].FrameOfReferenceUID
+    groups: list = [_liver_group(truth["liver_volume_ml"] * 1000.0)]
+    long_axes = (9.5, 6.25)
+    for n, (vol_ml, axis_mm) in enumerate(zip(truth["lesion_volumes_ml"], long_axes), start=1):
+        uid = hd.UID()
+        sites = [hd.sr.FindingSite(anatomic_location=codes.SCT.Liver)]
+        groups.append(
+            hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
+                tracking_identifier=hd.sr.TrackingIdentifier(identifier=f"met {n}", uid=uid),
+                finding_type=codes.SCT.Neoplasm,
+                finding_sites=sites,
+                referenced_segment=hd.sr.ReferencedSegment(
+                    sop_class_uid=seg.SOPClassUID,
+                    sop_instance_uid=seg.SOPInstanceUID,
+                    segment_number=n + 1,
+                    source_series=hd.sr.SourceSeriesForSegmentation(seg.ReferencedSeriesSequence[0].SeriesInstanceUID),
+                ),
+                measurements=[hd.sr.Measurement(name=codes.SCT.Volume, value=vol_ml * 1000.0, unit=MM3)],
+            )
+        )
+        groups.append(
+            hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+                tracking_identifier=hd.sr.TrackingIdentifier(identifier=f"met {n}", uid=uid),
+                finding_type=codes.SCT.Neoplasm,
+                finding_sites=sites,
+                referenced_region=hd.sr.ImageRegion3D(
+                    graphic_type=hd.sr.GraphicTypeValues3D.POLYLINE,
+                    graphic_data=np.array([[0.0, 0.0, 0.0], [axis_mm, 0.0, 0.0]]),
+                    frame_of_reference_uid=frame_uid,
+                ),
+                measurements=[hd.sr.Measurement(name=codes.SCT.LongAxis, value=axis_mm, unit=codes.UCUM.Millimeter)],
+            )
+        )
+    sr = _save(study, groups, tmp_path / "two_groups_per_lesion.dcm")
+    got = read_sr_measurements(sr)
+    assert got["lesion_count"] == 2
+    assert sorted(les["volume_ml"] for les in got["lesions"]) == pytest.approx(truth["lesion_volumes_ml"])
+    assert [les["longest_axial_diameter_mm"] for les in got["lesions"]] == list(long_axes)
+    assert all(les["referenced_segment"] is not None for les in got["lesions"])
+    assert got["tumor_volume_ml"] == pytest.approx(truth["tumor_volume_ml"])
+    assert got["involvement_percent"] == pytest.approx(truth["involvement_percent"])
+    verdicts = {r.quantity: r.verdict for r in check_sr(sr, study["root"]).rows}
+    assert verdicts == dict.fromkeys(
+        ("liver_volume_ml", "tumor_volume_ml", "involvement_percent", "lesion_count"), "agree"
+    )
+
+
+def test_spreadsheet_headers_in_any_case_and_volume_units(study: dict, tmp_path: Path) -> None:
+    """'Study', 'Liver_Volume_mL', 'tumour_volume_mm3': unambiguous headers a spreadsheet user writes."""
+    truth = study["truth"]
+    table = study["root"].parent / "reported.csv"  # the study column is relative to the table
+    table.write_text(
+        "Study;Liver_Volume_mL;tumour_volume_mm3;Lesion_Count;tumor_volume\n"
+        f"study;{truth['liver_volume_ml']:.4f};{truth['tumor_volume_ml'] * 1000:.1f};2;12\n"
+        f"study;{truth['liver_volume_ml']:.4f};{truth['tumor_volume_ml'] * 1000 + 3000:.1f};2;12\n",
+        encoding="utf-8",
+    )
+    from netlm_imaging.verify.check import check_reported
+
+    result = check_reported(table)
+    rows = [(r.quantity, r.verdict) for r in result.rows]
+    assert rows == [
+        ("liver_volume_ml", "agree"),
+        ("tumor_volume_ml", "agree"),
+        ("lesion_count", "agree"),
+        ("liver_volume_ml", "agree"),
+        ("tumor_volume_ml", "DISCREPANT"),
+        ("lesion_count", "agree"),
+    ]
+    tumour = [r for r in result.rows if r.quantity == "tumor_volume_ml"]
+    assert tumour[0].reported == pytest.approx(truth["tumor_volume_ml"], abs=1e-4)  # mm3 -> mL
+    assert tumour[1].difference == pytest.approx(3.0, abs=1e-3)  # 3000 mm3 too much = 3 mL
+    assert any("tumour_volume_mm3 read as tumor_volume_ml" in n for n in result.notes)
+    assert any("not checked (unknown): tumor_volume" in n for n in result.notes)  # no unit: not guessed
+
+
+def test_two_columns_of_one_quantity_are_refused(study: dict, tmp_path: Path, capsys) -> None:
+    table = tmp_path / "reported.csv"
+    table.write_text("study,liver_volume_ml,liver_volume_cm3\nstudy,21.2,21.2\n", encoding="utf-8")
+    assert main(["check", str(table)]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert str(table) in err[0]
+    assert "'liver_volume_ml' and 'liver_volume_cm3'" in err[0]
+    assert "keep one" in err[0]
