@@ -10,16 +10,22 @@ Matching [D]
     The follow-up lesion map is resampled onto the baseline grid through the
     alignment; pairs are matched greedily by overlap (largest first), then
     remaining lesions by centroid distance (follow-up centroid mapped into
-    baseline space) up to ``match_distance_mm``. Unmatched baseline lesions
-    have **disappeared**, unmatched follow-up lesions are **new**.
+    baseline space) up to ``match_distance_mm``. An unmatched follow-up lesion
+    that overlaps a matched baseline lesion is a fragment of it (**split**), an
+    unmatched baseline lesion that overlaps a matched follow-up lesion has
+    coalesced into it (**merged**); the other unmatched baseline lesions have
+    **disappeared**, the other unmatched follow-up lesions are **new**.
 RECIST 1.1 (clinical_rules.md section 8)
     Targets and diameters come from :func:`netlm_imaging.classify.recist.recist_assessment`,
     the implementation ``analyze`` reports (organ per lesion, lymph nodes on
     their short axis, at most 5 targets and 2 per organ, edge-to-edge
     diameters, the rules file's ``[recist]`` limits). Follow-up diameter of a disappeared
-    target is 0 mm. Categories on the target sum and new lesions: PD if any
+    target is 0 mm; a target's fragments add their diameters, and a coalesced lesion's
+    diameter counts once, for a target of its group (RECIST 1.1, Eisenhauer 2009: lesions
+    that split or coalesce [U]). Categories on the target sum and new lesions: PD if any
     new lesion or an increase >= 20 % over the nadir (here the baseline) AND
-    >= 5 mm absolute; CR if all targets disappeared; PR if a decrease >= 30 %
+    >= 5 mm absolute; CR if all non-nodal targets disappeared and every nodal target's
+    short axis is < 10 mm (the rules' ``node_pathological_short_axis_mm``); PR if a decrease >= 30 %
     from baseline; else SD; NE without targets. Non-target progression is not
     assessed.
 Volumetric response [D] (design choices, configurable)
@@ -138,6 +144,7 @@ def recist_response(
     new_lesions: int = 0,
     nadir_sum_mm: float | None = None,
     thresholds: ResponseThresholds | None = None,
+    targets_resolved: bool | None = None,
 ) -> tuple[str, list[str]]:
     """RECIST 1.1 target-lesion response category with its rationale.
 
@@ -150,6 +157,10 @@ def recist_response(
     nadir_sum_mm : float, optional
         Smallest sum so far (default: the baseline sum).
     thresholds : ResponseThresholds, optional
+    targets_resolved : bool, optional
+        Whether every target resolved: non-nodal targets gone and nodal targets' short axes below
+        10 mm (RECIST 1.1 CR: "any pathological lymph nodes must have reduction in short axis to
+        < 10 mm", so a CR may keep a non-zero sum). Default: the follow-up sum is 0.
 
     Returns
     -------
@@ -184,7 +195,12 @@ def recist_response(
         )
     if new_lesions or pd_size:
         return "PD", why
-    if followup_sum_mm <= 0:
+    if followup_sum_mm <= 0 if targets_resolved is None else targets_resolved:
+        if followup_sum_mm > 0:
+            return "CR", [
+                f"all non-nodal targets disappeared and every nodal target's short axis is < 10 mm "
+                f"(target sum {followup_sum_mm:.1f} mm, lymph nodes only)"
+            ]
         return "CR", ["all target lesions disappeared"]
     if change_pct <= -t.recist_pr_decrease_percent + 1e-9:
         return "PR", [
@@ -259,7 +275,7 @@ def select_targets(
 class LesionChange:
     """One lesion across the two studies (ids are each study's ``Lesion.id``)."""
 
-    status: str  # "matched" | "new" | "disappeared"
+    status: str  # "matched" | "new" | "disappeared" | "split" (fragment of baseline_id) | "merged" (into followup_id)
     baseline_id: int | None
     followup_id: int | None
     baseline_volume_ml: float | None
@@ -340,12 +356,16 @@ class LongitudinalComparison:
 
 def _match(
     baseline: MeasurementContext, followup: MeasurementContext, al: Alignment, t: ResponseThresholds
-) -> list[tuple[Lesion, Lesion, str, float, float]]:
-    """Greedy matching: overlap first, then centroid distance. Returns (b, f, how, distance_mm, overlap_ml)."""
+) -> tuple[list[tuple[Lesion, Lesion, str, float, float]], dict[tuple[int, int], float]]:
+    """Greedy matching: overlap first, then centroid distance.
+
+    Returns the pairs (b, f, how, distance_mm, overlap_ml) and the overlap (mL) of every
+    (baseline id, follow-up id) that overlaps after the alignment.
+    """
     b_by_id = {les.id: les for les in baseline.lesions}
     f_by_id = {les.id: les for les in followup.lesions}
     if not b_by_id or not f_by_id:
-        return []
+        return [], {}
     moving = followup.image.with_array(np.asarray(followup.lesion_labels, dtype=np.int32))
     warped = resample_nearest(moving, baseline.image, al.sitk_transform())
     bl = np.asarray(baseline.lesion_labels, dtype=np.int64)
@@ -375,7 +395,66 @@ def _match(
             used_b.add(b)
             used_f.add(f)
             out.append((b_by_id[b], f_by_id[f], "centroid_distance", d, 0.0))
-    return out
+    overlap_ml = {k: c * vox_ml for k, c in overlap.items() if k[0] in b_by_id and k[1] in f_by_id}
+    return out, overlap_ml
+
+
+def _fragments(
+    pairs: Sequence[tuple[Lesion, Lesion, str, float, float]],
+    overlap_ml: Mapping[tuple[int, int], float],
+    baseline_ids: Sequence[int],
+    followup_ids: Sequence[int],
+) -> tuple[dict[int, tuple[int, float]], dict[int, tuple[int, float]]]:
+    """Lesions that split or coalesced (RECIST 1.1, Eisenhauer 2009 [U]: fragments' diameters add up).
+
+    After the one-to-one matching, an unmatched follow-up lesion that overlaps a matched baseline
+    lesion is a **fragment** of it (split), and an unmatched baseline lesion that overlaps a matched
+    follow-up lesion has **coalesced** into it (merged): neither is new nor disappeared. (The greedy
+    matching leaves no overlapping pair with both lesions unmatched.)
+
+    Returns
+    -------
+    (dict, dict)
+        Follow-up id -> (baseline id, overlap mL) of the fragments, and baseline id ->
+        (follow-up id, overlap mL) of the coalesced lesions; the partner with the largest overlap.
+    """
+    matched_b = {b.id for b, *_ in pairs}
+    matched_f = {f.id for _, f, *_ in pairs}
+    split: dict[int, tuple[int, float]] = {}
+    merged: dict[int, tuple[int, float]] = {}
+    for (b, f), ml in sorted(overlap_ml.items(), key=lambda kv: (-kv[1], kv[0])):
+        if f not in matched_f and b in matched_b and f not in split and f in followup_ids:
+            split[f] = (b, ml)
+        elif b not in matched_b and f in matched_f and b not in merged and b in baseline_ids:
+            merged[b] = (f, ml)
+    return split, merged
+
+
+def _credited_targets(
+    changes: Sequence[LesionChange], targets: set[int], overlap_ml: Mapping[tuple[int, int], float]
+) -> dict[int, int]:
+    """Follow-up lesion id -> the baseline target its diameter counts for at follow-up.
+
+    Each follow-up lesion is linked to the baseline lesions it continues (its match, the lesions
+    that coalesced into it, the lesion it split from). It counts for one target among them: its
+    match when that is a target, else the linked target with the largest overlap; a follow-up
+    lesion linked to no target counts for none. So a fragment adds its diameter to its target, and
+    a coalesced lesion's diameter counts once, for a target, the others of the group 0 mm.
+    """
+    links: dict[int, list[LesionChange]] = {}
+    for c in changes:
+        if c.followup_id is not None and c.baseline_id is not None:
+            links.setdefault(c.followup_id, []).append(c)
+    credit: dict[int, int] = {}
+    for f, cs in links.items():
+        tgt = [c for c in cs if c.baseline_id in targets]
+        if not tgt:
+            continue
+        main = next((c for c in tgt if c.status in ("matched", "split")), None)
+        if main is None:
+            main = max(tgt, key=lambda c: (overlap_ml.get((int(c.baseline_id or 0), f), 0.0), -int(c.baseline_id or 0)))
+        credit[f] = int(main.baseline_id or 0)
+    return credit
 
 
 def compare_studies(
@@ -419,11 +498,15 @@ def compare_studies(
     warnings: list[str] = []
     al = study_alignment(baseline, followup, registration, warnings, min_dice=t.registration_min_liver_dice)
     warnings.extend(al.warnings)
-    pairs = _match(baseline, followup, al, t)
+    pairs, overlap_ml = _match(baseline, followup, al, t)
     recist_rules = recist if recist is not None else load_rules()["recist"]
     base_rec = recist_assessment(baseline.lesions, recist_rules, _slice_mm(baseline))
     fu_rec = recist_assessment(followup.lesions, recist_rules, _slice_mm(followup))
     targets = {r["lesion_id"] for r in base_rec["targets"]}
+    split, merged = _fragments(
+        pairs, overlap_ml, [les.id for les in baseline.lesions], [les.id for les in followup.lesions]
+    )
+    b_by_id = {les.id: les for les in baseline.lesions}
     changes: list[LesionChange] = []
     matched_b = {b.id for b, *_ in pairs}
     matched_f = {f.id for _, f, *_ in pairs}
@@ -446,30 +529,54 @@ def compare_studies(
             )
         )
     for b in baseline.lesions:
-        if b.id not in matched_b:
+        if b.id in matched_b:
+            continue
+        if b.id in merged:  # coalesced into a matched follow-up lesion: not gone
+            f_id, ov = merged[b.id]
             changes.append(
                 LesionChange(
-                    "disappeared",
+                    "merged",
                     b.id,
-                    None,
+                    f_id,
                     b.volume_ml,
-                    0.0,
-                    -b.volume_ml,
-                    -100.0,
+                    None,
+                    None,
+                    None,
                     b.longest_axial_diameter_mm,
-                    0.0,
                     None,
                     None,
-                    None,
+                    ov,
+                    "overlap",
                     b.id in targets,
                 )
             )
+            continue
+        changes.append(
+            LesionChange(
+                "disappeared",
+                b.id,
+                None,
+                b.volume_ml,
+                0.0,
+                -b.volume_ml,
+                -100.0,
+                b.longest_axial_diameter_mm,
+                0.0,
+                None,
+                None,
+                None,
+                b.id in targets,
+            )
+        )
     for f in followup.lesions:
-        if f.id not in matched_f:
+        if f.id in matched_f:
+            continue
+        if f.id in split:  # a fragment of a matched baseline lesion: not new
+            b_id, ov = split[f.id]
             changes.append(
                 LesionChange(
-                    "new",
-                    None,
+                    "split",
+                    b_id,
                     f.id,
                     None,
                     f.volume_ml,
@@ -477,28 +584,75 @@ def compare_studies(
                     None,
                     None,
                     f.longest_axial_diameter_mm,
-                    None,
-                    None,
-                    None,
-                    False,
+                    float(
+                        np.linalg.norm(
+                            np.asarray(b_by_id[b_id].centroid_lps_mm, dtype=float)
+                            - al.moving_to_fixed(np.array([f.centroid_lps_mm], dtype=float))[0]
+                        )
+                    ),
+                    ov,
+                    "overlap",
+                    b_id in targets,
                 )
             )
+            continue
+        changes.append(
+            LesionChange(
+                "new",
+                None,
+                f.id,
+                None,
+                f.volume_ml,
+                None,
+                None,
+                None,
+                f.longest_axial_diameter_mm,
+                None,
+                None,
+                None,
+                False,
+            )
+        )
+    f_by_id = {les.id: les for les in followup.lesions}
     new_intra = [
-        c
-        for c in changes
-        if c.status == "new"
-        and next(les for les in followup.lesions if les.id == c.followup_id).location == "intrahepatic"
+        c for c in changes if c.status == "new" and f_by_id[int(c.followup_id or 0)].location == "intrahepatic"
     ]
     new_count = len([c for c in changes if c.status == "new"])
-    tgt = [c for c in changes if c.target]
-    # the same diameter (edge-to-edge long axis, or short axis of a node) at both time points
-    base_sum = float(sum(base_rec["lesions"][c.baseline_id]["diameter_mm"] or 0.0 for c in tgt if c.baseline_id))
-    fu_sum = float(
-        sum(fu_rec["lesions"][c.followup_id]["diameter_mm"] or 0.0 for c in tgt if c.followup_id is not None)
+    # the same diameter (edge-to-edge long axis, or short axis of a node) at both time points; a
+    # target's follow-up diameter adds those of the follow-up lesions credited to it (its match,
+    # its fragments, the lesion it coalesced into: once)
+    credit = _credited_targets(changes, targets, overlap_ml)
+    target_ids = [int(r["lesion_id"]) for r in base_rec["targets"]]
+    fu_by_target: dict[int, list[int]] = {b_id: [] for b_id in target_ids}
+    for f_id, b_id in sorted(credit.items()):
+        fu_by_target[b_id].append(f_id)
+    fu_diam = {
+        b_id: float(sum(fu_rec["lesions"][f_id]["diameter_mm"] or 0.0 for f_id in f_ids))
+        for b_id, f_ids in fu_by_target.items()
+    }
+    base_sum = float(sum(base_rec["lesions"][b_id]["diameter_mm"] or 0.0 for b_id in target_ids))
+    fu_sum = float(sum(fu_diam.values()))
+    node_normal_mm = float(recist_rules["node_pathological_short_axis_mm"])
+    resolved = all(
+        fu_diam[r["lesion_id"]] < node_normal_mm if r["lymph_node"] else fu_diam[r["lesion_id"]] <= 0.0
+        for r in base_rec["targets"]
     )
-    cat, why = recist_response(base_sum, fu_sum, new_lesions=new_count, thresholds=t)
+    cat, why = recist_response(
+        base_sum, fu_sum, new_lesions=new_count, thresholds=t, targets_resolved=resolved if target_ids else None
+    )
+    for c in changes:
+        if c.status == "split":
+            why.append(
+                f"follow-up lesion {c.followup_id} is a fragment of baseline lesion {c.baseline_id} (it overlaps it): "
+                "not new; RECIST 1.1 adds the fragments' diameters"
+            )
+        elif c.status == "merged":
+            why.append(
+                f"baseline lesion {c.baseline_id} coalesced into follow-up lesion {c.followup_id}: not gone; "
+                "RECIST 1.1 counts the coalesced lesion's diameter once"
+            )
     recist = {
-        "target_baseline_ids": sorted(c.baseline_id for c in tgt if c.baseline_id is not None),
+        "target_baseline_ids": sorted(target_ids),
         "baseline_sum_mm": round(base_sum, 3),
         "followup_sum_mm": round(fu_sum, 3),
         "change_percent": round(100.0 * (fu_sum - base_sum) / base_sum, 3) if base_sum > 0 else None,
@@ -509,9 +663,18 @@ def compare_studies(
             {k: r[k] for k in ("lesion_id", "organ", "lymph_node", "diameter_mm", "diameter_axis")}
             for r in base_rec["targets"]
         ],
+        "targets_followup": [
+            {
+                "baseline_id": b_id,
+                "followup_ids": fu_by_target[b_id],
+                "followup_diameter_mm": round(fu_diam[b_id], 3),
+            }
+            for b_id in target_ids
+        ],
         "method": base_rec["method"],
         "scope": "target lesions (RECIST 1.1: at most 5, 2 per organ, the same selection as analyze) and new "
-        "lesions; non-target progression not assessed",
+        "lesions; lesions that split or coalesced are followed, not new or gone; non-target progression not "
+        "assessed",
     }
     vcat, vwhy = volumetric_response(
         baseline.intrahepatic_tumor_ml, followup.intrahepatic_tumor_ml, new_lesions=len(new_intra), thresholds=t

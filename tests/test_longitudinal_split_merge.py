@@ -1,0 +1,108 @@
+"""compare: lesions that split or coalesce, and a nodal complete response (RECIST 1.1).
+
+RECIST 1.1 (Eisenhauer et al. 2009, "lesions that split or coalesce on treatment"; clinical_rules.md
+section 8 for the thresholds): the longest diameters of a lesion's fragments are added into the
+target sum, a coalesced lesion's diameter counts once, and a CR needs every nodal target's short
+axis below 10 mm. Truths come from the phantom definition (make_context: diameter 2 r, volumes the
+voxel counts), independently of the package; the follow-up patient is moved by a known rotation
+and translation on another grid without a shared frame of reference.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from phantoms_verify import LiverPhantom, Sphere, grid_affine, make_context, rotation
+
+from netlm_imaging.verify.longitudinal import compare_studies, recist_response
+
+SHAPE_B, SPACING_B = (80, 64, 36), (2.0, 2.0, 2.5)
+SHAPE_F, SPACING_F = (72, 72, 44), (2.4, 2.1, 2.5)
+AFF_B = grid_affine(SHAPE_B, SPACING_B, (0.0, 0.0, 8.0), (5.0, 0.0, 0.0))
+AFF_F = grid_affine(SHAPE_F, SPACING_F, (6.0, 3.0, -5.0), (0.0, 4.0, 2.0))
+ROT, SHIFT = rotation((4.0, -3.0, 6.0)), np.array([7.0, -5.0, 4.0])
+
+
+def _contexts(base_lesions, fu_lesions, *, shared: bool):
+    base = LiverPhantom(base_lesions)
+    fu = LiverPhantom(fu_lesions) if shared else LiverPhantom(fu_lesions, ROT, SHIFT)
+    ctx_b = make_context(base, SHAPE_B, AFF_B, frame_of_reference_uid="1.2.3", seed=1)
+    ctx_f = make_context(fu, SHAPE_F, AFF_F, frame_of_reference_uid="1.2.3" if shared else "9.8.7", seed=2)
+    return ctx_b, ctx_f
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_a_lesion_that_split_is_followed_not_new(shared):
+    # baseline A (r 12 mm) splits into two r 6 mm fragments inside its former extent; B (r 8) stays
+    a, b = (-25.0, 5.0, 0.0), (40.0, -10.0, 12.0)
+    frag1, frag2 = (-33.0, 5.0, 0.0), (-17.0, 5.0, 0.0)
+    ctx_b, ctx_f = _contexts(
+        [Sphere(a, 12.0), Sphere(b, 8.0)], [Sphere(frag1, 6.0), Sphere(frag2, 6.0), Sphere(b, 8.0)], shared=shared
+    )
+    res = compare_studies(ctx_b, ctx_f)
+    assert res.new_lesions == []
+    status = sorted((c.status, c.baseline_id) for c in res.lesions)
+    assert status == [("matched", 1), ("matched", 2), ("split", 1)]
+    rec = res.recist
+    assert rec["new_lesions"] == 0
+    assert rec["baseline_sum_mm"] == pytest.approx(24.0 + 16.0)
+    assert rec["followup_sum_mm"] == pytest.approx(12.0 + 12.0 + 16.0)  # the fragments' diameters add up
+    assert rec["category"] == "SD"
+    by_target = {t["baseline_id"]: t for t in rec["targets_followup"]}
+    assert sorted(by_target[1]["followup_ids"]) == [1, 2]
+    assert by_target[1]["followup_diameter_mm"] == pytest.approx(24.0)
+    assert any("fragment of baseline lesion 1" in w for w in rec["rationale"])
+    # volumetric: no new lesion, so the change decides; truth from the voxel counts of the contexts
+    change = 100.0 * (ctx_f.intrahepatic_tumor_ml - ctx_b.intrahepatic_tumor_ml) / ctx_b.intrahepatic_tumor_ml
+    assert -65.0 < change < 0.0  # sphere truth: (2 * 6^3 + 8^3) / (12^3 + 8^3) - 1 = -57.9 %
+    assert res.volumetric["category"] == "SD"
+
+
+def test_coalesced_lesions_count_once_for_the_target():
+    # liver targets A (r 9) and B (r 8); C (r 7.5) is a non-target (2 targets per organ). At follow-up
+    # C and B have coalesced into one r 11 mm lesion that holds C and part of B: it overlaps C more, so
+    # it is C's match, and its diameter counts for the target B. A is unchanged.
+    a, b, c = (-45.0, 10.0, 0.0), (24.0, -10.0, 5.0), (10.0, -10.0, 5.0)
+    blob = (14.0, -10.0, 5.0)
+    ctx_b, ctx_f = _contexts(
+        [Sphere(a, 9.0), Sphere(b, 8.0), Sphere(c, 7.5)], [Sphere(a, 9.0), Sphere(blob, 11.0)], shared=True
+    )
+    res = compare_studies(ctx_b, ctx_f)
+    rows = {c.baseline_id: c for c in res.lesions}
+    assert rows[3].status == "matched"  # C, the larger overlap
+    assert rows[2].status == "merged"
+    assert rows[2].followup_id == rows[3].followup_id
+    assert res.disappeared_lesions == []
+    rec = res.recist
+    assert rec["target_baseline_ids"] == [1, 2]
+    assert rec["baseline_sum_mm"] == pytest.approx(18.0 + 16.0)
+    assert rec["followup_sum_mm"] == pytest.approx(18.0 + 22.0)  # +17.6 %: SD, not a PR from a "gone" B
+    assert rec["category"] == "SD"
+
+
+def test_nodal_target_below_10_mm_is_a_complete_response():
+    # a lymph-node target, short axis 18 mm at baseline, 8 mm at follow-up (a normal node): CR,
+    # although the target sum is 8 mm (RECIST 1.1: nodes < 10 mm short axis)
+    node = (60.0, 30.0, -10.0)
+    ctx_b, ctx_f = _contexts([Sphere(node, 9.0)], [Sphere(node, 4.0)], shared=True)
+    for ctx in (ctx_b, ctx_f):
+        for les in ctx.lesions:
+            les.location, les.label = "extrahepatic", "lymph node 1"
+    res = compare_studies(ctx_b, ctx_f)
+    rec = res.recist
+    assert rec["targets"][0]["lymph_node"] is True
+    assert rec["baseline_sum_mm"] == pytest.approx(18.0)
+    assert rec["followup_sum_mm"] == pytest.approx(8.0)
+    assert rec["category"] == "CR"
+    # 11 mm at follow-up is still pathological: a PR (-39 %), not a CR
+    ctx_b, ctx_f = _contexts([Sphere(node, 9.0)], [Sphere(node, 5.5)], shared=True)
+    for ctx in (ctx_b, ctx_f):
+        for les in ctx.lesions:
+            les.location, les.label = "extrahepatic", "lymph node 1"
+    assert compare_studies(ctx_b, ctx_f).recist["category"] == "PR"
+
+
+def test_recist_response_targets_resolved():
+    assert recist_response(18.0, 8.0, targets_resolved=True)[0] == "CR"
+    assert recist_response(18.0, 8.0, targets_resolved=False)[0] == "PR"
+    assert recist_response(18.0, 8.0)[0] == "PR"  # by the sum alone
