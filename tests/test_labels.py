@@ -87,3 +87,30 @@ def test_labels_values_and_names_parse():
     assert spec.role_of_value(3) == "lesion"
     assert spec.role_of_value(1) is None  # the LiTS default no longer applies once --labels is given
     assert parse_label_spec(None).role_of_value(1) == "liver"
+
+
+def test_a_value_of_two_roles_is_in_both_layers(tmp_path):
+    """``--labels liver=1+2,lesion=2``: the voxels of 2 are lesion and liver (a region-based liver holds its tumour).
+
+    Truth: the voxel counts of the boxes placed here x |det(affine)| of an oblique grid; the same
+    map read with the LiTS numbering (1 liver, 2 lesion) gives the same volumes, since the total
+    liver is the union of the liver and its lesions (DESIGN.md).
+    """
+    import numpy as np
+    from conftest import oblique_affine
+    from phantoms import write_nifti
+
+    from netlm_imaging.api import analyze
+
+    aff = oblique_affine(spacing=(1.5, 1.5, 3.0))
+    lab = np.zeros((40, 36, 20), np.uint8)
+    lab[5:35, 5:30, 3:15] = 1  # 30 x 25 x 12 = 9000 voxels
+    lab[10:16, 10:16, 5:9] = 2  # 6 x 6 x 4 = 144 voxels
+    voxel_ml = abs(np.linalg.det(aff[:3, :3])) / 1000
+    write_nifti(tmp_path / "seg.nii.gz", lab, aff)
+    write_nifti(tmp_path / "ct.nii.gz", np.full(lab.shape, 50, np.int16), aff)
+    for labels in ("liver=1+2,lesion=2", "lesion=2,liver=1+2", None):
+        rep = analyze(image=tmp_path / "ct.nii.gz", segs=[tmp_path / "seg.nii.gz"], labels=labels)
+        assert rep.liver["volume_ml"] == pytest.approx(9000 * voxel_ml, rel=1e-6), labels
+        assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(144 * voxel_ml, rel=1e-6), labels
+        assert rep.tumor["lesion_count"] == 1, labels

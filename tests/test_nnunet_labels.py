@@ -86,7 +86,6 @@ def test_layouts_and_names(tmp_path, labels, expected):
 @pytest.mark.parametrize(
     "content",
     [
-        {"labels": {"background": 0, "liver": [1, 2], "tumor": 2}},  # region-based
         {"labels": {"background": 0, "liver": 1, "tumor": 1}},  # one value twice
         {"labels": {"background": 0, "liver": "1"}},  # a value as text under a name: neither layout
         {"labels": {"background": 0}},  # no foreground label

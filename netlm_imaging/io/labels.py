@@ -137,11 +137,22 @@ class LabelSpec:
         return named or self.user_pattern_count > 0
 
     def role_of_value(self, value: int) -> str | None:
-        """Role for a label-map value, or ``None`` if unmapped."""
-        for role, vals in self.mapping.items():
-            if any(isinstance(v, int) and v == value for v in vals):
-                return role
-        return None
+        """The first role of a label-map value, or ``None`` if unmapped."""
+        roles = self.roles_of_value(value)
+        return roles[0] if roles else None
+
+    def roles_of_value(self, value: int) -> list[str]:
+        """Every role a label-map value has, in the mapping's order.
+
+        A value may have several: ``liver=1+2,lesion=2`` (an nnU-Net region-based model's liver region
+        holds its tumour value) makes the voxels of 2 both liver and lesion.
+
+        Examples
+        --------
+        >>> parse_label_spec("liver=1+2,lesion=2").roles_of_value(2)
+        ['liver', 'lesion']
+        """
+        return [role for role, vals in self.mapping.items() if any(isinstance(v, int) and v == value for v in vals)]
 
     def role_of_name(self, name: str) -> str | None:
         """Role given explicitly for a segment name (exact, case-insensitive)."""
@@ -767,7 +778,7 @@ def layers_from_label_map(label_map: Volume, spec: LabelSpec, *, notes: Sequence
     box = nonzero_bbox(arr)
     sub = arr[box] if box is not None else arr[:0, :0, :0]
     values = _present_values(sub)
-    unmapped = [v for v in values if spec.role_of_value(v) is None]
+    unmapped = [v for v in values if not spec.roles_of_value(v)]
     if unmapped and not spec.user_given:
         hint = "map them with --labels (e.g. liver=5,lesion=2; values you do not map are then ignored)"
         raise LabelError(
@@ -779,10 +790,8 @@ def layers_from_label_map(label_map: Volume, spec: LabelSpec, *, notes: Sequence
         logger.info(notes[-1])
     by_role: dict[str, list[int]] = {}
     for v in values:
-        role = spec.role_of_value(v)
-        if role is None:
-            continue
-        by_role.setdefault(role, []).append(v)
+        for role in spec.roles_of_value(v):  # a value of two roles (liver=1+2,lesion=2) is in both layers
+            by_role.setdefault(role, []).append(v)
     layers: list[MaskLayer] = []
     for role, vals in by_role.items():
         if role == "ignore":

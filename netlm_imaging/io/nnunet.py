@@ -12,9 +12,24 @@ conservative name patterns: ``liver``, ``tumour`` / ``cancer`` / ``lesion``,
 ``liver_tumor``, ``kidney_left``); a name without a role is ignored, named in the note.
 
 Both layouts of ``labels`` are read: v2 ``{"background": 0, "liver": 1, "tumor": 2}``
-and v1 / Medical Segmentation Decathlon ``{"0": "background", "1": "liver", "2": "cancer"}``.
-Region-based labels (v2 ``"liver": [1, 2]``) and files that cannot be read are not
-guessed: the LiTS default stays, with a note saying to pass ``--labels``.
+(a value may be a one-element list, ``"tumor": [2]``, as nnU-Net allows) and v1 / Medical
+Segmentation Decathlon ``{"0": "background", "1": "liver", "2": "cancer"}``. Files that
+cannot be read, or whose plain numbering names one value twice, are not guessed: the LiTS
+default stays, with a note saying to pass ``--labels``.
+
+Region-based labels (v2 ``{"background": 0, "liver": [1, 2], "tumour": 2}`` with
+``"regions_class_order": [1, 2]``) are read as ``nnUNetv2_predict`` writes them: it places the
+i-th value of ``regions_class_order`` wherever the i-th region (the i-th non-background entry
+of ``labels``) is on, later regions overwriting earlier ones, so a voxel's value is a label of
+every region whose list names it. A region's role therefore spans the values its list names:
+the liver region ``[1, 2]`` is ``liver=1+2`` and holds the tumour region ``2`` (the lesions
+counted as liver, as with LiTS). Without ``regions_class_order`` (nnU-Net cannot predict without
+it) the order is derived when every region has one value of its own. What cannot be decided is
+exit 3 (:class:`~netlm_imaging.errors.LabelError`) naming the file and ``--labels``: regions with
+roles that overlap without one holding the other, a region holding one of another role other
+than a liver holding its lesions or segments, a ``regions_class_order`` that does not fit the
+regions, or one that writes an encompassing region after a region it holds (the map then shows
+no voxel of the inner region: its lesions were overwritten).
 """
 
 from __future__ import annotations
@@ -24,6 +39,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import LabelError
 from .formats import file_format
 
 __all__ = ["NnunetLabels", "labels_from_dataset_json"]
@@ -54,6 +70,8 @@ def _label_items(raw: object) -> list[tuple[str, int]] | None:
         return None
     items: list[tuple[str, int]] = []
     for key, val in raw.items():
+        if isinstance(val, list) and len(val) == 1:  # nnU-Net reads "tumor": [3] as "tumor": 3
+            val = val[0]
         if isinstance(val, bool):
             return None
         if isinstance(val, int):  # v2: name -> value
@@ -128,11 +146,14 @@ def labels_from_dataset_json(segs: Sequence[str]) -> NnunetLabels | None:
         return NnunetLabels(
             None, f"{source}: not read ({type(exc).__name__}); the LiTS numbering applies unless --labels"
         )
-    items = _label_items(data.get("labels") if isinstance(data, dict) else None)
+    raw = data.get("labels") if isinstance(data, dict) else None
+    if isinstance(raw, dict) and _is_region_based(raw):
+        return _region_labels(source, raw, data.get("regions_class_order"))
+    items = _label_items(raw)
     if items is None:
         return NnunetLabels(
             None,
-            f"{source}: its labels are not a plain numbering (region-based, or missing); the LiTS numbering "
+            f"{source}: its labels are not a numbering (a value named twice, or missing); the LiTS numbering "
             "applies unless --labels gives the values",
         )
     by_role: dict[str, list[int]] = {}
@@ -151,4 +172,146 @@ def labels_from_dataset_json(segs: Sequence[str]) -> NnunetLabels | None:
     skipped = f"; ignored (no role by name): {', '.join(ignored)}" if ignored else ""
     return NnunetLabels(
         text, f"label numbering from the nnU-Net {source.name} beside the label map ({source}): {text}{skipped}"
+    )
+
+
+def _is_region_based(raw: dict[str, object]) -> bool:
+    """nnU-Net's test (``LabelManager``): some label is a list of more than one value."""
+    return any(isinstance(v, (list, tuple)) and len(v) > 1 for v in raw.values())
+
+
+@dataclass(frozen=True)
+class _Region:
+    """One region of a region-based ``labels`` table."""
+
+    name: str
+    values: frozenset[int]
+    role: str | None
+    written: int = 0  # the value nnU-Net places where the region is on (its regions_class_order entry)
+
+
+def _plus(values: frozenset[int] | set[int]) -> str:
+    return "+".join(str(v) for v in sorted(values))
+
+
+def _undecidable(source: Path, why: str) -> LabelError:
+    return LabelError(
+        f"{source}: its region-based labels cannot be read as a numbering: {why}; pass the values of the "
+        "label map yourself, e.g. --labels liver=1+2,lesion=2 (a value may have two roles)"
+    )
+
+
+def _regions(source: Path, raw: dict[str, object]) -> list[_Region]:
+    """The regions in nnU-Net's order: every entry but the background (all values 0) and ``ignore``."""
+    regions = []
+    for name, val in raw.items():
+        if name == "ignore":  # nnU-Net's ignore label is never predicted
+            continue
+        listed = list(val) if isinstance(val, (list, tuple)) else [val]
+        vals = [v for v in listed if isinstance(v, int) and not isinstance(v, bool)]
+        if not vals or len(vals) != len(listed):
+            raise _undecidable(source, f"label {name!r} is {val!r}, not an integer or a list of integers")
+        if set(vals) == {0}:
+            continue
+        if 0 in vals:
+            raise _undecidable(source, f"region {name!r} {list(vals)} holds the background value 0")
+        regions.append(_Region(str(name), frozenset(vals), _role_of(str(name))))
+    return regions
+
+
+def _class_order(source: Path, regions: Sequence[_Region], order: object) -> list[int]:
+    """The value written for each region: ``regions_class_order``, or derived from values of their own."""
+    if order is None:
+        derived = []
+        for r in regions:
+            inner = set().union(*(o.values for o in regions if o.values < r.values))
+            own = r.values - inner
+            if len(own) != 1:
+                raise _undecidable(
+                    source,
+                    f"it has no regions_class_order and region {r.name!r} {_plus(r.values)} has "
+                    f"{'no value' if not own else 'several values'} of its own, so the value nnU-Net wrote for it "
+                    "is unknown",
+                )
+            derived.append(next(iter(own)))
+        return derived
+    if (
+        not isinstance(order, list)
+        or len(order) != len(regions)
+        or any(isinstance(v, bool) or not isinstance(v, int) for v in order)
+    ):
+        raise _undecidable(
+            source, f"regions_class_order {order!r} is not one integer per region ({len(regions)} regions)"
+        )
+    for r, value in zip(regions, order, strict=True):
+        if value not in r.values:
+            raise _undecidable(
+                source, f"regions_class_order writes {value} for region {r.name!r}, whose values are {_plus(r.values)}"
+            )
+    return list(order)
+
+
+#: An inner region of another role that may nest in an outer one: a liver region holds its lesions and segments.
+_NESTS_IN_LIVER = frozenset({"lesion", *(f"segment{i}" for i in range(1, 9))})
+
+
+def _check_roles(source: Path, regions: Sequence[_Region]) -> None:
+    """Refuse regions whose roles cannot be told apart, and an order that hides a region of a role."""
+    for i, a in enumerate(regions):
+        for b in regions[i + 1 :]:
+            if a.role is not None and b.role is not None and a.role != b.role and a.values & b.values:
+                _check_nesting(source, a, b)
+            if a.written in b.values and a.role is not None and a.role != b.role:
+                raise _undecidable(
+                    source,
+                    f"regions_class_order writes region {b.name!r} ({b.written}) after region {a.name!r} "
+                    f"({a.written}), which it holds, so nnU-Net overwrote the {a.role} voxels of {a.name!r} with "
+                    f"{b.written} and the map cannot show them (the encompassing region must come first; "
+                    "predict again with that order)",
+                )
+
+
+def _check_nesting(source: Path, a: _Region, b: _Region) -> None:
+    """Refuse two overlapping regions of different roles unless a liver region holds a lesion / segment region."""
+    outer, inner = (a, b) if b.values < a.values else (b, a) if a.values < b.values else (None, None)
+    if outer is None or inner is None:
+        how = "name the same values" if a.values == b.values else "overlap without one holding the other"
+        raise _undecidable(
+            source,
+            f"regions {a.name!r} ({a.role}, {_plus(a.values)}) and {b.name!r} ({b.role}, {_plus(b.values)}) {how}",
+        )
+    if outer.role != "liver" or inner.role not in _NESTS_IN_LIVER:
+        raise _undecidable(
+            source,
+            f"region {outer.name!r} ({outer.role}, {_plus(outer.values)}) holds region {inner.name!r} "
+            f"({inner.role}, {_plus(inner.values)}); only a liver region holding its lesions or segments "
+            "is read",
+        )
+
+
+def _region_labels(source: Path, raw: dict[str, object], order: object) -> NnunetLabels:
+    """The ``--labels`` of a region-based ``labels`` table (module docstring); LabelError when undecidable."""
+    regions = _regions(source, raw)
+    written = _class_order(source, regions, order)
+    regions = [_Region(r.name, r.values, r.role, w) for r, w in zip(regions, written, strict=True)]
+    _check_roles(source, regions)
+    by_role: dict[str, set[int]] = {}
+    for r in regions:
+        if r.role is not None:
+            by_role.setdefault(r.role, set()).update(r.values)
+    with_role = set().union(*by_role.values()) if by_role else set()
+    unused = set().union(*(r.values for r in regions if r.role is None)) - with_role
+    if not by_role:
+        raise _undecidable(source, "no region has a role by its name")
+    text = ",".join(f"{role}={_plus(vals)}" for role, vals in by_role.items())
+    if unused:
+        text += f",ignore={_plus(unused)}"
+    ignored = [f"{r.name!r}={_plus(r.values)}" for r in regions if r.role is None]
+    skipped = f"; ignored (no role by name): {', '.join(ignored)}" if ignored else ""
+    how = "regions_class_order" if order is not None else "the order derived from the regions' own values"
+    return NnunetLabels(
+        text,
+        f"label numbering from the region-based nnU-Net {source.name} beside the label map ({source}): {text} "
+        f"(a voxel holds the value of the last region of {how} {written} that is on, so a region spans the "
+        f"values its list names){skipped}",
     )
