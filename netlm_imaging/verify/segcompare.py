@@ -6,7 +6,9 @@ Common grid
     Segmentation B is resampled onto segmentation A's grid **by physical
     (LPS) position**, nearest neighbour (never index by index). Volumes are
     taken on each segmentation's own grid; Dice, distances and detection on
-    the common grid.
+    the common grid. A mask partly outside the common grid gets a warning
+    with the fraction of its voxels left out; a mask wholly outside it is
+    refused (it segments another image, or its geometry is wrong).
 Dice
     ``2 |A ∩ B| / (|A| + |B|)``; 1.0 when both are empty (LiTS convention).
 Surface
@@ -60,6 +62,7 @@ __all__ = [
     "compare_segmentations",
     "detect_lesions",
     "masks_by_role",
+    "outside_fraction",
     "surface_distances_mm",
     "surface_points_lps",
 ]
@@ -374,6 +377,24 @@ class SegComparison:
         }
 
 
+def outside_fraction(mask: Volume, grid: Volume) -> float:
+    """Fraction of a mask's voxels whose centres lie outside ``grid`` (0.0 for an empty mask).
+
+    A voxel centre is inside when its continuous index on ``grid`` is within half a voxel of
+    the array, as nearest-neighbour resampling onto ``grid`` would keep it.
+    """
+    idx = np.argwhere(np.asarray(mask.array) != 0)
+    if not len(idx):
+        return 0.0
+    if mask.same_grid(grid):
+        return 0.0
+    lps = idx.astype(np.float64) @ mask.affine[:3, :3].T + mask.affine[:3, 3]
+    inv = np.linalg.inv(grid.affine)
+    ijk = lps @ inv[:3, :3].T + inv[:3, 3]
+    inside = np.all((ijk >= -0.5) & (ijk < np.asarray(grid.shape, dtype=np.float64) - 0.5), axis=1)
+    return 1.0 - float(np.count_nonzero(inside)) / len(idx)
+
+
 def _burden(masks: Mapping[str, Volume]) -> float | None:
     les = masks.get("lesion")
     liv = masks.get("liver")
@@ -381,8 +402,8 @@ def _burden(masks: Mapping[str, Volume]) -> float | None:
         return None
     lesion = np.asarray(les.array, dtype=bool)
     liver = np.asarray(liv.array, dtype=bool)
-    if liver.shape != lesion.shape:
-        lesion = resample_nearest(les, liv)
+    if not les.same_grid(liv):  # same shape is not the same grid: never index by index across files
+        lesion = resample_nearest(les.with_array(lesion), liv)
     total = int((liver | lesion).sum())
     return 100.0 * int(lesion.sum()) / total if total else None
 
@@ -423,6 +444,19 @@ def compare_segmentations(
         nonlocal resampled
         if vol.same_grid(ref):
             return np.asarray(vol.array, dtype=bool)
+        lost = outside_fraction(vol, ref)
+        source = f" ({vol.source})" if vol.source else ""
+        if lost >= 1.0:
+            raise GeometryError(
+                f"{which} {name}{source}: none of its voxels lies inside the reference grid "
+                f"({ref.source or 'the image'}); it segments another image or carries a wrong geometry: "
+                "give the segmentation drawn on this image."
+            )
+        if lost > 0.0:
+            warnings.append(
+                f"{which} {name}{source}: {100.0 * lost:.1f}% of its voxels lie outside the reference grid; "
+                "Dice, distances and detection count only the part inside, its volume is the whole mask"
+            )
         if (
             ref.frame_of_reference_uid
             and vol.frame_of_reference_uid

@@ -1,0 +1,89 @@
+"""compare-seg with masks that are not on the reference grid: burden across files, masks off the image.
+
+Truths are computed here from the construction: integer-voxel shifts of oblique, anisotropic grids,
+so every voxel centre of one file is a voxel centre of the other (no interpolation in the truth).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from phantoms_verify import grid_affine, write_nifti
+
+from netlm_imaging.cli import main
+from netlm_imaging.verify.segcompare import compare_segmentations, outside_fraction
+from netlm_imaging.volume import Volume
+
+SHAPE = (30, 26, 16)
+AFF = grid_affine(SHAPE, (1.2, 0.9, 2.5), (6.0, -4.0, 18.0), centre=(0.0, 10.0, 50.0))
+
+
+def _shifted(affine: np.ndarray, voxels: tuple[int, int, int]) -> np.ndarray:
+    """The affine of a grid whose voxel (0, 0, 0) is voxel ``voxels`` of ``affine``."""
+    out = affine.copy()
+    out[:3, 3] = affine[:3, :3] @ np.asarray(voxels, dtype=float) + affine[:3, 3]
+    return out
+
+
+def _box(lo, hi):
+    m = np.zeros(SHAPE, bool)
+    m[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] = True
+    return m
+
+
+def test_burden_of_a_lesion_file_on_another_grid_of_the_same_shape():
+    """Liver and lesion masks from two files of one shape but different origins: burden by position."""
+    liver = _box((4, 4, 2), (26, 22, 14))
+    lesion = _box((0, 4, 2), (4, 22, 14))  # in its own file, whose grid starts 10 voxels further along i
+    les_aff = _shifted(AFF, (10, 0, 0))
+    # truth on the liver grid: the lesion occupies i 10..13, inside the liver box (index by index it
+    # would lie beside the liver, at i 0..3)
+    lesion_on_liver = np.zeros(SHAPE, bool)
+    lesion_on_liver[10:14, 4:22, 2:14] = True
+    truth = 100.0 * lesion_on_liver.sum() / (liver | lesion_on_liver).sum()
+    index_by_index = 100.0 * lesion.sum() / (liver | lesion).sum()
+    assert abs(truth - index_by_index) > 2.0  # the wrong pairing would be seen
+    masks = {"liver": Volume(liver, AFF), "lesion": Volume(lesion, les_aff)}
+    res = compare_segmentations(masks, masks, reference_grid=Volume(np.zeros(SHAPE, np.float32), AFF))
+    assert res.burden_a_percent == pytest.approx(truth, abs=1e-9)
+    assert res.burden_b_percent == pytest.approx(truth, abs=1e-9)
+
+
+def test_outside_fraction_of_a_shifted_mask():
+    m = _box((20, 4, 2), (30, 10, 8))  # i 20..29 on a grid shifted by 25 voxels: 5 of 10 columns fall off
+    grid = Volume(np.zeros(SHAPE, np.float32), AFF)
+    assert outside_fraction(Volume(m, _shifted(AFF, (5, 0, 0))), grid) == pytest.approx(0.5)
+    assert outside_fraction(Volume(m, AFF), grid) == 0.0
+    assert outside_fraction(Volume(m, _shifted(AFF, (40, 0, 0))), grid) == 1.0
+
+
+def test_segmentation_off_the_image_is_refused_and_partly_off_is_warned(tmp_path, capsys):
+    img = np.random.default_rng(3).normal(50, 5, SHAPE).astype(np.float32)
+    a = np.zeros(SHAPE, np.uint8)
+    a[4:26, 4:22, 2:14] = 1
+    write_nifti(tmp_path / "ct.nii.gz", img, AFF)
+    write_nifti(tmp_path / "a.nii.gz", a, AFF)
+    # B: the same liver, stored on a grid shifted by 16 slices: slices 2..13 of B are 18..29 of the image
+    # grid, of which 18..15 do not exist: 12 of its 12 slices lie outside
+    write_nifti(tmp_path / "off.nii.gz", a, _shifted(AFF, (0, 0, 16)))
+    args = ["compare-seg", "--image", str(tmp_path / "ct.nii.gz"), "--seg-a", str(tmp_path / "a.nii.gz")]
+    assert main([*args, "--seg-b", str(tmp_path / "off.nii.gz")]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "off.nii.gz" in err[0]
+    assert "none of its voxels lies inside the reference grid" in err[0]
+    assert "Traceback" not in err[0]
+    # B shifted by 6 slices: its slices 2..13 are 8..19 of the image grid; 16..19 (4 of 12) fall off
+    write_nifti(tmp_path / "part.nii.gz", a, _shifted(AFF, (0, 0, 6)))
+    assert main([*args, "--seg-b", str(tmp_path / "part.nii.gz"), "--json", "-"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert any("part.nii.gz" in w and "33.3% of its voxels lie outside" in w for w in out["warnings"])
+    liver = out["structures"][0]
+    vox_ml = abs(np.linalg.det(AFF[:3, :3])) / 1000.0
+    assert liver["volume_b_ml"] == pytest.approx(a.sum() * vox_ml, abs=1e-4)  # the whole mask
+    inside_b = np.zeros(SHAPE, bool)
+    inside_b[4:26, 4:22, 8:16] = True  # the part of B on the image grid
+    overlap = (a.astype(bool) & inside_b).sum()
+    assert liver["dice"] == pytest.approx(2 * overlap / (a.sum() + inside_b.sum()), abs=1e-4)
