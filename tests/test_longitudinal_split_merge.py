@@ -106,3 +106,41 @@ def test_recist_response_targets_resolved():
     assert recist_response(18.0, 8.0, targets_resolved=True)[0] == "CR"
     assert recist_response(18.0, 8.0, targets_resolved=False)[0] == "PR"
     assert recist_response(18.0, 8.0)[0] == "PR"  # by the sum alone
+
+
+def test_compare_cli_takes_a_rules_file(tmp_path, capsys):
+    """--rules: its recist.pr_decrease_percent decides the category (a sphere r 8 -> 6.5 mm: SD by default)."""
+    from phantoms_verify import write_nifti
+    from rules_coverage import user_rules
+
+    from netlm_imaging.cli import main
+
+    a = (-25.0, 5.0, 0.0)
+    for name, r, aff, shape in (("b", 8.0, AFF_B, SHAPE_B), ("f", 6.5, AFF_F, SHAPE_F)):
+        ph = LiverPhantom([Sphere(a, r)])
+        write_nifti(tmp_path / f"{name}_ct.nii.gz", ph.ct_image(shape, aff), aff)
+        write_nifti(tmp_path / f"{name}_seg.nii.gz", ph.label_map(shape, aff), aff)
+    args = [
+        "compare",
+        str(tmp_path / "b_ct.nii.gz"),
+        str(tmp_path / "f_ct.nii.gz"),
+        "--baseline-seg",
+        str(tmp_path / "b_seg.nii.gz"),
+        "--followup-seg",
+        str(tmp_path / "f_seg.nii.gz"),
+        "--json",
+        "-",
+    ]
+    import json
+
+    assert main(args) == 0
+    default = json.loads(capsys.readouterr().out)["recist_1_1"]
+    assert -30.0 < default["change_percent"] < -5.0  # edge-to-edge diameters of the voxelised spheres
+    assert default["category"] == "SD"
+    user_rules(tmp_path, {"recist.pr_decrease_percent": 5.0})
+    assert main([*args, "--rules", str(tmp_path / "user_rules.json")]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["recist_1_1"]["category"] == "PR"
+    assert d["thresholds"]["recist_pr_decrease_percent"] == 5.0
+    assert main([*args, "--rules", str(tmp_path / "nope.toml")]) == 2
+    assert "--rules" in capsys.readouterr().err

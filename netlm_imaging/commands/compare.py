@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from ._common import check_json_and_voxels, check_output, emit
@@ -53,6 +54,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="PERCENT",
         help="[D] volumetric PD: tumour volume increase (default: rules response.volume_pd_increase_percent)",
     )
+    p.add_argument(
+        "--rules",
+        help="rules file (TOML/JSON): its [recist] limits and [response] thresholds replace the defaults "
+        "(the options above still override it)",
+    )
     p.add_argument("--max-voxels", type=int, help="refuse images declaring more voxels than this")
     p.add_argument("--json", dest="json_out", metavar="-", help="'-' prints the comparison JSON to stdout")
     p.add_argument("--out", help="folder to write comparison.json into")
@@ -101,8 +107,10 @@ def run(args: argparse.Namespace) -> int:
     check_json_and_voxels(args, "comparison.json")
 
     check_output(args)
+    if args.rules is not None and not Path(args.rules).is_file():
+        raise UsageError(f"--rules {args.rules}: file not found")
     thresholds = ResponseThresholds.from_rules(
-        getattr(args, "rules", None),
+        args.rules,
         match_distance_mm=args.match_distance,
         volume_pr_decrease_percent=args.volume_pr,
         volume_pd_increase_percent=args.volume_pd,
@@ -119,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         options=AnalyzeOptions(max_voxels=args.max_voxels),
         thresholds=thresholds,
         registration=args.registration,
-        recist=_recist_rules(getattr(args, "rules", None)),
+        recist=_recist_rules(args.rules),
     )
     return emit(res.to_dict(), args, "comparison.json", format_summary)
 
