@@ -162,3 +162,35 @@ def test_slicer_terminology_codes_decide_roles(tmp_path):
     roles = [(r["name"], r["role"], r["reason"], r["code"]["value"]) for r in rep.study["segment_roles"]]
     assert roles == [("Structure A", "liver", "code", "10200004"), ("Structure B", "lesion", "code", "108369006")]
     assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(np.count_nonzero(lesion) * VOX_ML)
+
+
+def test_layered_seg_nrrd_without_layer_and_label_value_keys(tmp_path):
+    """One segment per layer, 0/1, and no ``SegmentN_Layer`` / ``_LabelValue`` (Slicer before 4.11, slicerio).
+
+    Slicer reads such a segment from the layer of its index with the value 1 (its storage node:
+    no Layer key -> layer = segment index; no LabelValue -> the segment's default 1); taking the
+    value index + 1 in layer 0 instead left the second segment empty, a tumour of 0 mL.
+    """
+    liver, lesion = _masks()
+    layers = np.stack([liver.astype(np.uint8), lesion.astype(np.uint8)], axis=-1)
+    seg = _seg_nrrd(
+        tmp_path / "old.seg.nrrd",
+        layers,
+        {0: {"ID": "Segment_1", "Name": "Liver"}, 1: {"ID": "Segment_2", "Name": "Tumor"}},
+        vector=True,
+    )
+    _, segs = read_itk_segments(seg)
+    assert [(s["name"], s["layer"], s["label_value"]) for s in segs] == [("Liver", 0, 1), ("Tumor", 1, 1)]
+    np.testing.assert_array_equal(segs[1]["mask"], lesion)
+    sitk.WriteImage(_itk_image(np.zeros(SHAPE, np.int16)), str(tmp_path / "ct.mha"))
+    rep = analyze(image=tmp_path / "ct.mha", segs=[seg])
+    assert rep.liver["volume_ml"] == pytest.approx(np.count_nonzero(liver) * VOX_ML)
+    assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(np.count_nonzero(lesion) * VOX_ML)
+
+
+def test_single_layer_seg_nrrd_without_label_values_keeps_the_order(tmp_path):
+    liver, lesion = _masks()
+    lab = np.where(lesion, 2, np.where(liver, 1, 0)).astype(np.uint8)
+    seg = _seg_nrrd(tmp_path / "one.seg.nrrd", lab, {0: {"Name": "Liver"}, 1: {"Name": "Tumor"}})
+    _, segs = read_itk_segments(seg)
+    assert [(s["name"], s["layer"], s["label_value"]) for s in segs] == [("Liver", 0, 1), ("Tumor", 0, 2)]

@@ -109,8 +109,12 @@ def read_itk_segments(path: str | Path, *, max_voxels: int | None = None) -> tup
     for idx in sorted(segs):
         info = segs[idx]
         try:
-            value = int(info.get("LabelValue", idx + 1))
-            layer = int(info.get("Layer", 0))
+            # as Slicer reads them: a segment without a Layer has the layer of its index, without a
+            # LabelValue the value 1 (Slicer before 4.11 and slicerio-style writers store one segment
+            # per layer, 0/1); a single-layer file without the keys keeps the values 1, 2, ... in order
+            own_layer = "Layer" not in info and arr.shape[3] > 1
+            value = int(info.get("LabelValue", 1 if own_layer else idx + 1))
+            layer = int(info.get("Layer", idx if own_layer else 0))
         except ValueError as exc:
             raise InputError(f"{p}: segment {idx} has a non-integer LabelValue/Layer; the file is corrupt.") from exc
         if layer >= arr.shape[3]:
