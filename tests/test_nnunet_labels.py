@@ -140,3 +140,23 @@ def test_a_slicer_seg_nrrd_carries_its_own_names(tmp_path):
     _prediction(tmp_path, 2, 1, {"background": 0, "tumour": 1, "liver": 2})
     assert labels_from_dataset_json([str(tmp_path / "Segmentation.SEG.NRRD")]) is None
     assert labels_from_dataset_json([str(tmp_path / "case.nrrd")]).labels == "lesion=1,liver=2"
+
+
+def test_a_decathlon_task_keeps_its_dataset_json_above_labels_tr(tmp_path):
+    # Medical Segmentation Decathlon Task08_HepaticVessel (and raw nnU-Net datasets): dataset.json sits beside
+    # imagesTr/ and labelsTr/, and its 1 is the vessels, not the liver the LiTS numbering would take it for
+    task = tmp_path / "Task08_HepaticVessel"
+    (task / "imagesTr").mkdir(parents=True)
+    write_nifti(task / "imagesTr" / "hepaticvessel_001.nii.gz", np.full(SHAPE, 50, np.int16), AFF)
+    pred = _prediction(task / "labelsTr", 1, 2, None, name="hepaticvessel_001")
+    labels = {"0": "background", "1": "Vessel", "2": "Tumour"}
+    (task / "dataset.json").write_text(json.dumps({"name": "HepaticVessel", "labels": labels}))
+    found = labels_from_dataset_json([str(pred)])
+    assert found is not None
+    assert found.labels == "ignore=1,lesion=2"
+    rep = analyze(image=task / "imagesTr" / "hepaticvessel_001.nii.gz", segs=[pred])
+    assert rep.liver["volume_ml"] is None  # no liver in this task: the vessels are not taken for it
+    assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(144 * VOXEL_ML)  # lesion-only input
+    # a dataset.json two folders up is not looked for elsewhere than above labelsTr / labelsTs
+    other = _prediction(tmp_path / "Task08_HepaticVessel" / "predictions", 1, 2, None, name="hepaticvessel_001")
+    assert labels_from_dataset_json([str(other)]) is None

@@ -102,8 +102,28 @@ def _has_own_names(path: Path) -> bool:
         return True
 
 
+#: The folders of a raw nnU-Net dataset / Medical Segmentation Decathlon task that hold its label maps:
+#: their ``dataset.json`` is one folder up (``Task08_HepaticVessel/labelsTr/hepaticvessel_001.nii.gz``).
+RAW_LABEL_FOLDERS = ("labelstr", "labelsts")
+
+
+def _dataset_json_of(path: Path) -> Path | None:
+    """The ``dataset.json`` of a label map: beside it (a prediction folder), or above ``labelsTr`` / ``labelsTs``."""
+    beside = path.parent / DATASET_JSON
+    if beside.is_file():
+        return beside
+    above = path.parent.parent / DATASET_JSON
+    if path.parent.name.lower() in RAW_LABEL_FOLDERS and above.is_file():
+        return above
+    return None
+
+
 def labels_from_dataset_json(segs: Sequence[str]) -> NnunetLabels | None:
-    """The ``--labels`` of the label maps among ``segs`` from the ``dataset.json`` in their folder.
+    """The ``--labels`` of the label maps among ``segs`` from the ``dataset.json`` of their folder.
+
+    The file is the one beside the label map (``nnUNetv2_predict`` copies it into its output folder),
+    or, for a map in a dataset's ``labelsTr`` / ``labelsTs`` folder (a raw nnU-Net dataset, a Medical
+    Segmentation Decathlon task), the one in the dataset's folder above it.
 
     Parameters
     ----------
@@ -131,8 +151,8 @@ def labels_from_dataset_json(segs: Sequence[str]) -> NnunetLabels | None:
         role, path = parse_seg_argument(s)
         if role is not None or file_format(path) is None or path.name.lower().endswith(".seg.nrrd"):
             continue
-        candidate = path.parent / DATASET_JSON
-        if candidate.is_file() and not _has_own_names(path):
+        candidate = _dataset_json_of(path)
+        if candidate is not None and not _has_own_names(path):
             files.add(candidate)
     if not files:
         return None
@@ -171,7 +191,7 @@ def labels_from_dataset_json(segs: Sequence[str]) -> NnunetLabels | None:
         return NnunetLabels(None, f"{source}: no foreground label; the LiTS numbering applies unless --labels")
     skipped = f"; ignored (no role by name): {', '.join(ignored)}" if ignored else ""
     return NnunetLabels(
-        text, f"label numbering from the nnU-Net {source.name} beside the label map ({source}): {text}{skipped}"
+        text, f"label numbering from the nnU-Net {source.name} of the label map's folder ({source}): {text}{skipped}"
     )
 
 
@@ -311,7 +331,7 @@ def _region_labels(source: Path, raw: dict[str, object], order: object) -> Nnune
     how = "regions_class_order" if order is not None else "the order derived from the regions' own values"
     return NnunetLabels(
         text,
-        f"label numbering from the region-based nnU-Net {source.name} beside the label map ({source}): {text} "
+        f"label numbering from the region-based nnU-Net {source.name} of the label map's folder ({source}): {text} "
         f"(a voxel holds the value of the last region of {how} {written} that is on, so a region spans the "
         f"values its list names){skipped}",
     )
