@@ -162,3 +162,28 @@ def test_two_columns_of_one_quantity_are_refused(study: dict, tmp_path: Path, ca
     assert str(table) in err[0]
     assert "'liver_volume_ml' and 'liver_volume_cm3'" in err[0]
     assert "keep one" in err[0]
+
+
+def test_a_lesion_sited_in_a_liver_segment_is_intrahepatic(study: dict, tmp_path: Path) -> None:
+    """Finding sites 'Segment VI of liver' (a local code) and the legacy SRT Liver are the liver; a lung is not."""
+    truth = study["truth"]
+    sites = [
+        hd.sr.CodedConcept("SEG6", "99LOCAL", "Segment VI of liver"),
+        hd.sr.CodedConcept("T-62000", "SRT", "Liver"),
+        codes.SCT.Lung,
+    ]
+    volumes = [*truth["lesion_volumes_ml"], 4.0]
+    groups: list = [_liver_group(truth["liver_volume_ml"] * 1000.0)]
+    for n, (site, vol_ml) in enumerate(zip(sites, volumes), start=1):
+        groups.append(
+            hd.sr.MeasurementsAndQualitativeEvaluations(
+                tracking_identifier=hd.sr.TrackingIdentifier(identifier=f"finding {n}"),
+                finding_type=codes.SCT.Neoplasm,
+                finding_sites=[hd.sr.FindingSite(anatomic_location=site)],
+                measurements=[hd.sr.Measurement(name=codes.SCT.Volume, value=vol_ml * 1000.0, unit=MM3)],
+            )
+        )
+    got = read_sr_measurements(_save(study, groups, tmp_path / "sites.dcm"))
+    assert [les["location"] for les in got["lesions"]] == ["intrahepatic", "intrahepatic", "extrahepatic"]
+    assert got["lesion_count"] == 2
+    assert got["tumor_volume_ml"] == pytest.approx(truth["tumor_volume_ml"])

@@ -649,6 +649,30 @@ def _is_code(concept: Any, code: Any) -> bool:
     return concept is not None and concept == code
 
 
+#: Finding-site meanings naming a part of the liver (SNOMED CT "Segment VI of liver", "Right lobe of
+#: liver", "Structure of hepatic segment ...", Couinaud segments): the lesion is intrahepatic.
+_LIVER_PART = re.compile(r"\bliver\b|\bhepatic (?:segment|lobe|sector|section)|\bcouinaud\b", re.IGNORECASE)
+
+
+def _site_in_liver(concept: Any, liver: Any) -> bool:
+    """Whether a finding site is the liver (its code, SRT or SCT) or names a part of it.
+
+    Examples
+    --------
+    >>> from pydicom.sr.coding import Code
+    >>> liver = Code("10200004", "SCT", "Liver")
+    >>> _site_in_liver(Code("T-62000", "SRT", "Liver"), liver)
+    True
+    >>> _site_in_liver(Code("x", "99L", "Segment VI of liver"), liver)
+    True
+    >>> _site_in_liver(Code("39607008", "SCT", "Lung"), liver)
+    False
+    """
+    if _is_code(concept, liver):
+        return True
+    return bool(_LIVER_PART.search(str(getattr(concept, "meaning", "") or "")))
+
+
 def _mr_signal_of(group: Any) -> dict[str, float]:
     """``mean_signal_au`` / ``sd_signal_au`` from DCM 110852 measurements (derivation Mean / SD)."""
     from pydicom.sr.codedict import codes
@@ -815,7 +839,7 @@ def read_sr_measurements(path: str | os.PathLike[str]) -> dict[str, Any]:
                 anonymous += 1
                 lid = anonymous
                 sites = g.finding_sites or []
-                in_liver = any(_is_code(getattr(s, "value", s), codes.SCT.Liver) for s in sites)
+                in_liver = any(_site_in_liver(getattr(s, "value", s), codes.SCT.Liver) for s in sites)
                 location = "intrahepatic" if in_liver or not sites else "extrahepatic"
             lesion: dict[str, Any] = {"id": lid, "location": location, "label": tracking, "volume_ml": vol_ml}
             for key, code in (
