@@ -187,3 +187,43 @@ def test_a_lesion_sited_in_a_liver_segment_is_intrahepatic(study: dict, tmp_path
     assert [les["location"] for les in got["lesions"]] == ["intrahepatic", "intrahepatic", "extrahepatic"]
     assert got["lesion_count"] == 2
     assert got["tumor_volume_ml"] == pytest.approx(truth["tumor_volume_ml"])
+
+
+def test_a_colleagues_cohort_csv_is_checked_as_it_is(tmp_path: Path, capsys) -> None:
+    """netlm batch's own cohort.csv (study_id, intrahepatic_tumor_ml, ...) in another folder, with --studies."""
+    import csv
+
+    from tests.test_check import _study
+
+    cohort = tmp_path / "cohort"
+    truths = {
+        "p1": _study(cohort / "p1", (1.5, 1.6, 3.0), (0.0, 0.0, 12.0), [((6, 6, 4), (5, 5, 4))], 1),
+        "p2": _study(cohort / "p2", (2.0, 1.8, 2.5), (10.0, -6.0, 4.0), [((8, 8, 5), (8, 8, 6))], 2),
+    }
+    out = tmp_path / "colleague_run"
+    assert main(["batch", str(cohort), "--out", str(out), "-j", "1"]) == 0
+    table = out / "cohort.csv"
+    rows = list(csv.DictReader(table.open(encoding="utf-8")))
+    assert [r["study_id"] for r in rows] == ["p1", "p2"]
+    # plant one wrong cell: p2's tumour volume + 5 mL
+    rows[1]["intrahepatic_tumor_ml"] = f"{truths['p2']['tumor_volume_ml'] + 5.0:.4f}"
+    with table.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    capsys.readouterr()
+    disc = tmp_path / "d.csv"
+    assert main(["check", str(table), "--studies", str(cohort), "--out", str(disc)]) == 1
+    got = list(csv.DictReader(disc.open(encoding="utf-8")))
+    checked = {(r["study"], r["quantity"]) for r in got}
+    for sid in ("p1", "p2"):
+        for q in ("liver_volume_ml", "tumor_volume_ml", "involvement_percent", "lesion_count", "remnant_volume_ml"):
+            assert (sid, q) in checked
+    bad = [(r["study"], r["quantity"]) for r in got if r["verdict"] != "agree"]
+    assert bad == [("p2", "tumor_volume_ml")]
+    p2 = next(r for r in got if r["study"] == "p2" and r["quantity"] == "tumor_volume_ml")
+    assert float(p2["recomputed"]) == pytest.approx(truths["p2"]["tumor_volume_ml"], rel=1e-5)
+    # without --studies the paths are relative to the CSV's folder, where the studies are not
+    assert main(["check", str(table)]) == 3
+    assert main(["check", str(table), "--studies", str(tmp_path / "nowhere")]) == 2
+    assert "--studies" in capsys.readouterr().err

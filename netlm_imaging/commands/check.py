@@ -23,6 +23,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--study", help="study folder the DICOM SR describes (SR input only)")
     p.add_argument(
+        "--studies",
+        metavar="DIR",
+        help="folder the CSV's study paths are relative to (default: the CSV's folder), e.g. the COHORT_DIR "
+        "of the netlm batch run whose cohort.csv is checked",
+    )
+    p.add_argument(
         "--abs-tol",
         metavar="Q=V,...",
         help="absolute tolerances, e.g. tumor_volume_ml=0.5,lesion_count=0 "
@@ -98,11 +104,15 @@ def run(args: argparse.Namespace) -> int:
     if _is_dicom(reported):
         if not args.study:
             raise UsageError(f"{reported}: a DICOM SR needs --study STUDY_DIR (the study it describes)")
+        if args.studies is not None:
+            raise UsageError("--studies is for CSV input; a DICOM SR's study is given with --study")
         result = check_sr(reported, args.study, abs_tol=abs_tol, rel_tol=rel_tol, **kwargs)
     else:
         if args.study:
             raise UsageError("--study is for DICOM SR input; a CSV names its studies in the 'study' column")
-        result = check_reported(reported, abs_tol=abs_tol, rel_tol=rel_tol, **kwargs)
+        if args.studies is not None and not Path(args.studies).is_dir():
+            raise UsageError(f"--studies {args.studies}: not a folder")
+        result = check_reported(reported, abs_tol=abs_tol, rel_tol=rel_tol, studies_dir=args.studies, **kwargs)
     print(result.format_table())
     if args.out:
         path = result.write_csv(args.out)

@@ -283,6 +283,10 @@ def _against_report(
 #: Volume columns may carry another unit in their name: unit suffix -> factor to mL.
 _VOLUME_SUFFIXES = {"_ml": 1.0, "_cm3": 1.0, "_cc": 1.0, "_mm3": 1e-3, "_l": 1e3}
 _VOLUMES = ("liver_volume", "tumor_volume", "remnant_volume")
+#: ``netlm batch``'s cohort.csv names of the quantities (a colleague's cohort.csv can be checked as it is).
+_COHORT_NAMES = {"intrahepatic_tumor_ml": "tumor_volume_ml", "non_tumorous_liver_volume_ml": "remnant_volume_ml"}
+#: Columns naming the study, in order of preference (``study_id``: cohort.csv's).
+_STUDY_COLUMNS = ("study", "study_id")
 
 
 def column_quantity(name: str) -> tuple[str, float] | None:
@@ -303,6 +307,8 @@ def column_quantity(name: str) -> tuple[str, float] | None:
     key = name.strip().lower().replace("tumour", "tumor")
     if key in QUANTITIES:
         return key, 1.0
+    if key in _COHORT_NAMES:
+        return _COHORT_NAMES[key], 1.0
     for base in _VOLUMES:
         for suffix, factor in _VOLUME_SUFFIXES.items():
             if key == base + suffix:
@@ -311,13 +317,13 @@ def column_quantity(name: str) -> tuple[str, float] | None:
 
 
 def _read_csv(path: Path) -> tuple[list[tuple[int, str, dict[str, float]]], list[str]]:
-    table = read_table(path, ("study",), text_columns=("study",), what="CSV")
+    table = read_table(path, _STUDY_COLUMNS, text_columns=_STUDY_COLUMNS, what="CSV")
     fields = table.header
-    study_col = table.column("study")
+    study_col = table.column(*_STUDY_COLUMNS)
     if study_col is None:
         raise InputError(
             f"{path}: no 'study' column (columns: {', '.join(fields) or 'none'}); add a column 'study' "
-            "with each study folder relative to the CSV."
+            "with each study folder relative to the CSV (or to --studies DIR)."
         )
     notes = []
     if table.delimiter != ",":
@@ -335,7 +341,8 @@ def _read_csv(path: Path) -> tuple[list[tuple[int, str, dict[str, float]]], list
         if f != found[0]:
             unit = "" if found[1] == 1.0 else f" (x {found[1]:g})"
             notes.append(f"column {f} read as {found[0]}{unit}")
-    unknown = [f for f in fields if f != study_col and f not in columns]
+    other_ids = [f for f in fields if f != study_col and f.lower() in _STUDY_COLUMNS]
+    unknown = [f for f in fields if f != study_col and f not in columns and f not in other_ids]
     if unknown:
         notes.append(f"columns not checked (unknown): {', '.join(unknown)}")
     if not columns:
@@ -344,7 +351,9 @@ def _read_csv(path: Path) -> tuple[list[tuple[int, str, dict[str, float]]], list
     for n, rec in table.rows:
         study = rec.get(study_col, "")
         if not study:
-            raise InputError(f"{path}: row {n} has an empty 'study' cell; give the study folder relative to the CSV.")
+            raise InputError(
+                f"{path}: row {n} has an empty {study_col!r} cell; give the study folder relative to the CSV."
+            )
         values = {}
         for col, (q, factor) in columns.items():
             cell = rec.get(col, "")
@@ -370,6 +379,7 @@ def check_reported(
     abs_tol: Mapping[str, float] | None = None,
     rel_tol: Mapping[str, float] | None = None,
     analyze: Callable[..., Any] | None = None,
+    studies_dir: str | os.PathLike[str] | None = None,
     **analyze_kwargs: Any,
 ) -> CheckResult:
     """Recompute every study of a reported-values CSV and compare cell by cell.
@@ -377,12 +387,16 @@ def check_reported(
     Parameters
     ----------
     csv_path : path-like
-        CSV with a ``study`` column (folder relative to the CSV) and any of :data:`QUANTITIES`.
+        CSV with a ``study`` (or cohort.csv's ``study_id``) column (folder relative to the CSV, or
+        to ``studies_dir``) and any of :data:`QUANTITIES` (:func:`column_quantity`).
     abs_tol, rel_tol : mapping, optional
         Per-quantity overrides of the tolerances (the rules' ``[check]`` tables, shipped:
         :data:`DEFAULT_ABS_TOL` / :data:`DEFAULT_REL_TOL`).
     analyze : callable, optional
         The analysis function (default :func:`netlm_imaging.api.analyze`).
+    studies_dir : path-like, optional
+        The folder the study paths are relative to (default: the CSV's folder), e.g. the
+        ``COHORT_DIR`` of the ``netlm batch`` run that wrote a cohort.csv.
     **analyze_kwargs
         Passed to ``analyze`` (``labels``, ``options``, ``rules``, ...). A ``rules`` file or
         ``Rules`` is read once: the recomputation and the tolerances both use it.
@@ -405,7 +419,8 @@ def check_reported(
     for line, study, values in rows:
         if not values:
             continue
-        folder = table_path(path.parent, study)  # backslashes of a table written on Windows too
+        base = path.parent if studies_dir is None else Path(studies_dir)
+        folder = table_path(base, study)  # backslashes of a table written on Windows too
         try:
             report = analyze_fn(folder, **analyze_kwargs)
             data = report.to_dict() if hasattr(report, "to_dict") else report
