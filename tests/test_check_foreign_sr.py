@@ -227,3 +227,20 @@ def test_a_colleagues_cohort_csv_is_checked_as_it_is(tmp_path: Path, capsys) -> 
     assert main(["check", str(table)]) == 3
     assert main(["check", str(table), "--studies", str(tmp_path / "nowhere")]) == 2
     assert "--studies" in capsys.readouterr().err
+
+
+def test_an_sr_checked_against_another_study_is_refused(study: dict, tmp_path: Path, capsys) -> None:
+    """The SR's StudyInstanceUID is not the --study folder's: exit 3 naming both, not a table of discrepancies."""
+    other = write_phantom_study(tmp_path / "other", seed=4)
+    other_uid = str(pydicom.dcmread(other["files"][0], stop_before_pixels=True).StudyInstanceUID)
+    sr_uid = str(study["evidence"][0].StudyInstanceUID)
+    assert other_uid != sr_uid
+    sr = _save(study, [_liver_group(study["truth"]["liver_volume_ml"] * 1000.0)], tmp_path / "sr.dcm")
+    assert main(["check", str(sr), "--study", str(tmp_path / "other")]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert str(sr) in err[0]
+    assert sr_uid in err[0]
+    assert other_uid in err[0]
+    assert "--study" in err[0]
+    assert main(["check", str(sr), "--study", str(study["root"])]) == 0  # its own study

@@ -474,6 +474,12 @@ def check_sr(
     Returns
     -------
     CheckResult
+
+    Raises
+    ------
+    InputError
+        An unreadable SR, an SR without checkable quantities, or an SR whose StudyInstanceUID is
+        not the study's (both known).
     """
     from ..report.dicom_sr import read_sr_measurements
 
@@ -492,5 +498,12 @@ def check_sr(
         result.rows.extend(CheckRow(name, q, v, None, None, None, "error", str(exc)) for q, v in values.items())
         return result
     data = report.to_dict() if hasattr(report, "to_dict") else report
+    sr_uid = found.get("study_instance_uid")
+    study_uid = (data.get("study") or {}).get("study_instance_uid")
+    if sr_uid and study_uid and str(sr_uid) != str(study_uid):  # every cell would be compared with another study
+        raise InputError(
+            f"{sr_path}: the SR describes the study {sr_uid}, but {study} is the study {study_uid}; "
+            "give the study folder the SR describes with --study."
+        )
     result.rows.extend(_against_report(name, values, data, abs_tol, rel_tol, rules))
     return result
