@@ -17,7 +17,8 @@ from ..measure.context import MeasurementContext
 from ..measure.lesions import EDGE_DIAMETER_METHOD
 from ..measure.segments import SegmentTable, segments_block
 from .anatomy import remnant_check
-from .body_size import flr_basis, standardized
+from .assessment_text import describe_plan, summary_lines
+from .body_size import FlrBasis, flr_basis, standardized
 from .classifications import (
     burden_category,
     cloyd_resectability,
@@ -29,6 +30,7 @@ from .classifications import (
 )
 from .clinical import ClinicalInputs, clinical_inputs_used
 from .distribution import lesion_distribution
+from .plan_block import plan_block
 from .planner import DebulkingPlan, plan_debulking
 from .rules import Rules, meets
 from .sparing import planner_zones
@@ -37,12 +39,6 @@ from .staging import staged_strategies
 __all__ = ["SurgicalAssessment", "assess", "flr_adequacy"]
 
 logger = logging.getLogger(__name__)
-
-PARENCHYMA_COST_MODEL = (
-    "measured on the masks: enucleation/wedge zone = lesion dilated by margin_mm within the liver mask, ablation "
-    "zone = lesion dilated by ablation_margin_mm within the liver mask; cost = non-tumorous liver of the zone in the "
-    "kept segments; remnant_ml counts overlapping zones once"
-)
 
 
 @dataclass
@@ -128,78 +124,250 @@ def _add(missing: list[str], items: Sequence[str]) -> None:
             missing.append(m)
 
 
-def _plan_dict(
-    plan: DebulkingPlan,
+@dataclass
+class _Trail:
+    """What the steps of :func:`assess` say on the way: rationale, missing inputs, warnings (in order)."""
+
+    rationale: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def take(self, decision: Mapping[str, Any]) -> None:
+        """Add a decision's ``rationale`` and ``missing_inputs``."""
+        self.rationale += decision["rationale"]
+        _add(self.missing, decision["missing_inputs"])
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The debulking plan step: the one-stage plan, its staged strategies and what it lacked."""
+
+    plan: DebulkingPlan | None = None
+    staged: dict[str, Any] | None = None
+    missing: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Achievable:
+    """The achievable debulking percentage, or its lower bound when a segment map could add more."""
+
+    percent: float | None
+    lower_bound: float | None
+    missing: list[str]
+
+
+def _standard_resections(
+    table: SegmentTable, remnants: Sequence[Mapping[str, Any]], fb: FlrBasis, rules: Rules
+) -> list[dict[str, Any]]:
+    """Each measured resection's standardized FLR, its adequacy and its anatomy check."""
+    flr_rules = rules["flr"]
+    std = [
+        {
+            **r,
+            **flr_adequacy(
+                r,
+                threshold_percent=fb.threshold_percent,
+                denominator=flr_rules["denominator"],
+                comparator=flr_rules["comparator"],
+            ),
+        }
+        for r in (standardized(r, fb.telv_ml) for r in remnants)
+    ]
+    present = [k for k in range(1, 9) if table.liver_voxels[k] > 0]
+    for r in std:
+        ok, why = remnant_check(set(present) - set(r["removed_segments"]), rules["anatomy"], present)
+        r["anatomically_feasible"] = ok
+        r["anatomy_check"] = why
+    return std
+
+
+def _debulking_plan(
+    ctx: MeasurementContext,
     table: SegmentTable | None,
-    *,
-    non_tumorous_ml: float,
-    telv: float | None,
-    threshold: float,
-    basis: str,
+    rules: Rules,
+    fb: FlrBasis,
+    non_tumorous: float | None,
+    trail: _Trail,
+) -> _Plan:
+    """The one-stage debulking plan and its staged strategies (None with what is missing to plan)."""
+    intra = ctx.intrahepatic_lesions
+    if not intra:
+        trail.rationale.append(
+            "no lesion segmentation: no debulking plan"
+            if not ctx.lesions_segmented
+            else "no intrahepatic lesions: no debulking plan"
+        )
+        return _Plan()
+    denom, threshold = fb.denominator_ml, fb.threshold_percent
+    if non_tumorous is None:
+        return _Plan(missing=["liver mask"])
+    if denom is None or denom <= 0:
+        return _Plan(missing=["height/weight"])
+    comparator = rules["flr"]["comparator"]
+    kw: dict[str, Any] = {
+        "non_tumorous_total_ml": non_tumorous,
+        "comparator": comparator,
+        "zones": planner_zones(ctx, intra, rules["planner"]),
+    }
+    plan = plan_debulking(ctx, table, rules, required_flr_ml=threshold / 100.0 * denom, **kw)
+    clearing = plan if plan.clears_all else plan_debulking(ctx, table, rules, required_flr_ml=-math.inf, **kw)
+    staged = staged_strategies(
+        one_stage=plan,
+        clearing=clearing,
+        denominator_ml=denom,
+        basis=fb.basis,
+        threshold_percent=threshold,
+        comparator=comparator,
+        staging=rules["staging"],
+    )
+    if staged["needed"]:
+        trail.rationale.append("staged strategies: " + staged["reason"])
+    return _Plan(plan, staged)
+
+
+def _achievable(planned: _Plan, table: SegmentTable | None, rules: Rules, fb: FlrBasis, trail: _Trail) -> _Achievable:
+    """The plan's debulking percentage on the rules' primary measure, and the plan's rationale."""
+    plan = planned.plan
+    if plan is None:
+        return _Achievable(None, None, list(planned.missing))
+    deb = rules["debulking"]
+    achievable = plan.debulking_percent_volume if deb["primary_measure"] == "volume" else plan.debulking_percent_count
+    lower_bound: float | None = None
+    missing: list[str] = []
+    if table is None and not plan.clears_all and rules["planner"]["allow_segment_resection"]:
+        # without the map no segment resection can be planned: the figure is only a lower bound
+        lower_bound, achievable = achievable, None
+        missing = ["segment map"]
+        trail.rationale.append(
+            f"achievable debulking not determined without a segment map: at least {lower_bound:.1f}% by "
+            "lesion-level treatments; segment resections could add more"
+        )
+    threshold, basis = fb.threshold_percent, fb.basis
+    if not plan.feasible:
+        trail.rationale.append(
+            f"no plan keeps an adequate FLR: the untreated liver's FLR is below {threshold:g}% on {basis}"
+        )
+    trail.rationale.append(
+        f"debulking plan ({describe_plan(plan)}): {plan.treated_ml:.2f} of {plan.total_tumor_ml:.2f} mL "
+        f"treated = {plan.debulking_percent_volume or 0.0:.1f}% by volume, {plan.treated_count}/"
+        f"{plan.total_count} = {plan.debulking_percent_count or 0.0:.1f}% by count; "
+        f"remnant {plan.remnant_ml:.1f} mL (threshold {threshold:g}% of {basis})"
+    )
+    trail.rationale += plan.notes
+    return _Achievable(achievable, lower_bound, missing)
+
+
+def _mahuron(
+    reach: _Achievable, staged: dict[str, Any] | None, mkw: Mapping[str, Any], rules: Rules
+) -> tuple[dict[str, Any], list[str] | None]:
+    """The Mahuron type and, when a missing segment map leaves it open, the types it could be."""
+    mah = mahuron_type(achievable_percent=reach.percent, achievable_missing=reach.missing, **mkw)
+    mah_range: list[str] | None = None
+    lower_bound = reach.lower_bound
+    if lower_bound is not None:
+        thr = float(rules["debulking"]["threshold_percent"])
+        cands = [lower_bound, 100.0] + ([thr + 1e-6] if lower_bound < thr else [])
+        found = {mahuron_type(achievable_percent=a, achievable_missing=[], **mkw)["type"] or "3 or 4" for a in cands}
+        if len(found) == 1:
+            only = found.pop()
+            mah = mahuron_type(achievable_percent=lower_bound, achievable_missing=[], **mkw)
+            mah["rationale"].append(f"the segment map cannot change type {only}")
+        else:
+            mah_range = sorted(found)
+            mah["rationale"] = [
+                f"Mahuron type {' or '.join(mah_range)} depending on the segment map (at least {lower_bound:.1f}% "
+                "debulking without resection)"
+            ]
+    mah["rationale"].append(
+        "Mahuron type judged on a one-stage plan (no staged approach assumed)"
+        if not (staged is not None and staged["needed"] and staged.get("possible"))
+        else "Mahuron type judged on a one-stage plan; a staged approach could clear the liver (staged_strategies)"
+    )
+    return mah, mah_range
+
+
+def _cloyd_bound(lower_bound: float | None, cloyd: Any) -> float | None:
+    """A lower bound decides Cloyd's resection criterion only when it already passes."""
+    if lower_bound is not None and meets(lower_bound, float(cloyd["resection_percent"]), cloyd["comparator"]):
+        return lower_bound
+    return None
+
+
+def _cloyd(
+    ctx: MeasurementContext,
+    clinical: ClinicalInputs | None,
+    planned: _Plan,
+    reach: _Achievable,
+    grade: dict[str, Any],
     rules: Rules,
 ) -> dict[str, Any]:
-    deb = rules["debulking"]
-    primary = plan.debulking_percent_volume if deb["primary_measure"] == "volume" else plan.debulking_percent_count
-    seg_of = table.lesion_segment if table is not None else {}
-    treatments = [
-        {
-            "lesion_id": lid,
-            "treatment": kind,
-            "parenchyma_cost_ml": cost,
-            "couinaud_segment": seg_of.get(lid),
-            "untreated_reason": plan.untreated_reasons.get(lid) if kind is None else None,
+    """Cloyd's resectability criteria on the one-stage plan."""
+    n_lesions = len(ctx.intrahepatic_lesions)
+    achievable = reach.percent if reach.percent is not None else _cloyd_bound(reach.lower_bound, rules["cloyd"])
+    why_none = "lesion segmentation" if not ctx.lesions_segmented else "intrahepatic lesions"
+    cloyd = cloyd_resectability(
+        clinical=clinical,
+        extrahepatic_lesions_seen=len(ctx.lesions) - n_lesions,
+        flr_adequate=None if planned.plan is None else planned.plan.feasible,
+        flr_missing=planned.missing,
+        achievable_percent=achievable if n_lesions else None,
+        achievable_missing=reach.missing or ([why_none] if n_lesions == 0 else []),
+        cloyd=rules["cloyd"],
+        grade=grade,
+    )
+    cloyd["rationale"].append("Cloyd criteria judged on a one-stage plan (no staged approach assumed)")
+    return cloyd
+
+
+def _recist(ctx: MeasurementContext, rules: Rules) -> tuple[dict[str, Any], dict[int, dict[str, Any]]]:
+    """RECIST 1.1 targets and each lesion's RECIST fields."""
+    slice_mm = ctx.image.slice_separation_mm  # along the slice normal on a sheared (tilted) grid
+    rec = recist_targets(ctx.lesions, rules["recist"], slice_mm)
+    lesion_recist = {
+        lid: {
+            "recist_measurable": r["category"] in ("target", "measurable"),
+            "recist_category": r["category"],
+            "recist_organ": r["organ"],
         }
-        for lid, (kind, cost) in sorted(plan.treatments.items())
-    ]
-    return {
-        "segment_map_used": table is not None,
-        "feasible": plan.feasible,
-        "resected_segments": plan.resected_segments,
-        "resection_name": plan.resection_name,
-        "remnant_anatomy_check": plan.remnant_check,
-        "lesion_treatments": treatments,
-        "treated_tumor_ml": plan.treated_ml,
-        "total_tumor_ml": plan.total_tumor_ml,
-        "treated_lesion_count": plan.treated_count,
-        "lesion_count": plan.total_count,
-        "debulking_percent_volume": plan.debulking_percent_volume,
-        "debulking_percent_count": plan.debulking_percent_count,
-        "debulking_threshold_percent": float(deb["threshold_percent"]),
-        "meets_debulking_threshold": None
-        if primary is None
-        else meets(primary, deb["threshold_percent"], deb["comparator"]),
-        "remnant_ml": plan.remnant_ml,
-        # segment -> non-tumorous mL of the union of the chosen sparing zones (what remnant_ml subtracts)
-        "zone_union_ml_by_segment": {str(k): v for k, v in sorted(plan.zone_union_ml_by_label.items())},
-        "flr_percent_of_non_tumorous": 100.0 * plan.remnant_ml / non_tumorous_ml if non_tumorous_ml > 0 else None,
-        "standardized_flr_percent": 100.0 * plan.remnant_ml / telv if telv else None,
-        "flr_threshold_percent": threshold,
-        "adequacy_basis": basis,
-        "parenchyma_cost_model": PARENCHYMA_COST_MODEL,
-        "margin_mm": float(rules["planner"]["margin_mm"]),
-        "ablation_max_diameter_mm": float(rules["planner"]["ablation_max_diameter_mm"]),
-        "ablation_margin_mm": float(rules["planner"]["ablation_margin_mm"]),
-        "enucleation_max_diameter_mm": float(rules["planner"]["enucleation_max_diameter_mm"]),
-        "max_ablations_per_operation": int(rules["planner"]["max_ablations_per_operation"]),
-        "diameter_method": "maximum 3D diameter, edge to edge",
-        "optimiser": plan.optimiser,
-        "notes": list(plan.notes),
+        for lid, r in rec["lesions"].items()
     }
+    return rec, lesion_recist
 
 
-def _describe_plan(plan: DebulkingPlan) -> str:
-    kinds = [k for k, _ in plan.treatments.values()]
-    parts = []
-    if plan.resected_segments:
-        parts.append(f"{plan.resection_name} (segment(s) {','.join(map(str, plan.resected_segments))})")
-    for kind, verb in (("enucleation", "enucleate/wedge"), ("ablation", "ablate")):
-        n = kinds.count(kind)
-        if n:
-            parts.append(f"{verb} {n} lesion(s)")
-    untreated = kinds.count(None)
-    if untreated:
-        parts.append(f"{untreated} lesion(s) untreated")
-    return "; ".join(parts) if parts else "no treatment"
+def _remnant_block(
+    plan: DebulkingPlan | None,
+    table: SegmentTable | None,
+    fb: FlrBasis,
+    non_tumorous: float,
+    std: list[dict[str, Any]],
+    rules: Rules,
+) -> dict[str, Any]:
+    """The report's ``remnant`` block: the plan's FLR on each denominator, the body size and the resections."""
+    telv, threshold, basis, body = fb.telv_ml, fb.threshold_percent, fb.basis, rules["body"]
+    flr_ml = plan.remnant_ml if plan is not None else None
+    return {
+        "non_tumorous_liver_volume_ml": max(0.0, non_tumorous),
+        "future_liver_remnant_ml": flr_ml,
+        "flr_percent_of_non_tumorous": 100.0 * flr_ml / non_tumorous
+        if flr_ml is not None and non_tumorous > 0
+        else None,
+        "standardized_flr_percent": 100.0 * flr_ml / telv if flr_ml is not None and telv else None,
+        "telv_ml": telv,
+        "resection_plan": None
+        if plan is None
+        else plan_block(
+            plan, table, non_tumorous_ml=non_tumorous, telv=telv, threshold=threshold, basis=basis, rules=rules
+        ),
+        "bsa_m2": fb.bsa_m2,
+        "bsa_formula": body["bsa_formula"] if fb.bsa_m2 is not None else None,
+        "telv_formula": body["telv_formula"] if telv is not None else None,
+        "height_cm": fb.height_cm,
+        "weight_kg": fb.weight_kg,
+        "flr_threshold_percent": threshold,
+        "liver_condition": fb.liver_condition,
+        "adequacy_basis": basis if fb.denominator_ml is not None else None,
+        "standard_resections": std,
+    }
 
 
 def assess(
@@ -213,6 +381,10 @@ def assess(
     resections: Sequence[Sequence[int]] = (),
 ) -> SurgicalAssessment:
     """Segments, remnant, debulking plan and classifications for one study.
+
+    The steps run in the order of clinical_rules.md: burden, body size and the FLR threshold,
+    the standard resections, the one-stage debulking plan (and staged strategies), the
+    distribution, the WHO grade, Mahuron, primary-tumour advice, Cloyd, Frilling and RECIST.
 
     Parameters
     ----------
@@ -237,219 +409,132 @@ def assess(
     -------
     SurgicalAssessment
     """
-    warnings: list[str] = []
-    missing: list[str] = []
-    rationale: list[str] = []
+    trail = _Trail()
     intra = ctx.intrahepatic_lesions
-    n_lesions = len(intra)
-
+    unsegmented = not ctx.lesions_segmented
     if table is not None:
-        warnings += table.warnings
+        trail.warnings += table.warnings
     elif ctx.segment_labels is None:
-        rationale.append(
+        trail.rationale.append(
             "no Couinaud segment map given: per-segment volumes, standard resections and distribution are not available"
         )
 
-    # involvement and burden
     involvement = ctx.involvement_percent
-    unsegmented = not ctx.lesions_segmented
     unknown_because = "lesion segmentation" if unsegmented and ctx.liver_volume_ml else "liver mask"
     burden = burden_category(involvement, rules["burden"], unknown_because=unknown_because)
-    rationale += burden["rationale"]
-    _add(missing, burden["missing_inputs"])
+    trail.take(burden)
 
-    # body size, TELV, the FLR threshold and its denominator
-    non_tumorous = non_tumorous_ml  # total liver minus intrahepatic tumour, >= 0
-    fb = flr_basis(clinical, ctx.header, rules, non_tumorous)
-    rationale += fb.rationale
-    _add(missing, fb.missing_inputs)
-    height, weight, bsa, telv = fb.height_cm, fb.weight_kg, fb.bsa_m2, fb.telv_ml
-    condition, threshold, basis, denom = fb.liver_condition, fb.threshold_percent, fb.basis, fb.denominator_ml
-    body, flr_rules = rules["body"], rules["flr"]
+    fb = flr_basis(clinical, ctx.header, rules, non_tumorous_ml)  # non-tumorous: total liver minus tumour, >= 0
+    trail.rationale += fb.rationale
+    _add(trail.missing, fb.missing_inputs)
 
-    # standard resections
     std: list[dict[str, Any]] = []
     if table is not None:
-        measured = [standardized(r, telv) for r in remnants]
-        std = [
-            {
-                **r,
-                **flr_adequacy(
-                    r,
-                    threshold_percent=threshold,
-                    denominator=flr_rules["denominator"],
-                    comparator=flr_rules["comparator"],
-                ),
-            }
-            for r in measured
-        ]
-        present = [k for k in range(1, 9) if table.liver_voxels[k] > 0]
-        for r in std:
-            ok, why = remnant_check(set(present) - set(r["removed_segments"]), rules["anatomy"], present)
-            r["anatomically_feasible"] = ok
-            r["anatomy_check"] = why
+        std = _standard_resections(table, remnants, fb, rules)
     elif resections:
-        warnings.append("resections were requested but there is no Couinaud segment map; they were not evaluated")
+        trail.warnings.append("resections were requested but there is no Couinaud segment map; they were not evaluated")
 
-    # plan
-    plan: DebulkingPlan | None = None
-    staged: dict[str, Any] | None = None
-    plan_missing: list[str] = []
-    if n_lesions == 0:
-        rationale.append(
-            "no lesion segmentation: no debulking plan" if unsegmented else "no intrahepatic lesions: no debulking plan"
-        )
-    elif non_tumorous is None:
-        plan_missing = ["liver mask"]
-    elif denom is None or denom <= 0:
-        plan_missing = ["height/weight"]
-    else:
-        pl = rules["planner"]
-        zones = planner_zones(ctx, intra, pl)
-        kw: dict[str, Any] = {
-            "non_tumorous_total_ml": non_tumorous,
-            "comparator": flr_rules["comparator"],
-            "zones": zones,
-        }
-        plan = plan_debulking(ctx, table, rules, required_flr_ml=threshold / 100.0 * denom, **kw)
-        clearing = plan if plan.clears_all else plan_debulking(ctx, table, rules, required_flr_ml=-math.inf, **kw)
-        staged = staged_strategies(
-            one_stage=plan,
-            clearing=clearing,
-            denominator_ml=denom,
-            basis=basis,
-            threshold_percent=threshold,
-            comparator=flr_rules["comparator"],
-            staging=rules["staging"],
-        )
-        if staged["needed"]:
-            rationale.append("staged strategies: " + staged["reason"])
-    _add(missing, plan_missing)
+    planned = _debulking_plan(ctx, table, rules, fb, non_tumorous_ml, trail)
+    _add(trail.missing, planned.missing)
+    reach = _achievable(planned, table, rules, fb, trail)
 
-    deb = rules["debulking"]
-    achievable = None
-    lower_bound: float | None = None
-    achievable_missing = list(plan_missing)
-    if plan is not None:
-        achievable = (
-            plan.debulking_percent_volume if deb["primary_measure"] == "volume" else plan.debulking_percent_count
-        )
-        if table is None and not plan.clears_all and rules["planner"]["allow_segment_resection"]:
-            # without the map no segment resection can be planned: the figure is only a lower bound
-            lower_bound, achievable = achievable, None
-            achievable_missing = ["segment map"]
-            rationale.append(
-                f"achievable debulking not determined without a segment map: at least {lower_bound:.1f}% by "
-                "lesion-level treatments; segment resections could add more"
-            )
-        if not plan.feasible:
-            rationale.append(
-                f"no plan keeps an adequate FLR: the untreated liver's FLR is below {threshold:g}% on {basis}"
-            )
-        rationale.append(
-            f"debulking plan ({_describe_plan(plan)}): {plan.treated_ml:.2f} of {plan.total_tumor_ml:.2f} mL "
-            f"treated = {plan.debulking_percent_volume or 0.0:.1f}% by volume, {plan.treated_count}/"
-            f"{plan.total_count} = {plan.debulking_percent_count or 0.0:.1f}% by count; "
-            f"remnant {plan.remnant_ml:.1f} mL (threshold {threshold:g}% of {basis})"
-        )
-        rationale += plan.notes
-
-    # distribution
-    dist = lesion_distribution(table, rules["anatomy"], n_lesions)
-    rationale += dist["rationale"]
-    _add(missing, dist["missing_inputs"])
-
+    dist = lesion_distribution(table, rules["anatomy"], len(intra))
+    trail.take(dist)
     grade = who_grade(clinical, rules["grade"])
-    rationale += grade["rationale"]
-    symptoms = clinical.symptoms if clinical else None
+    trail.rationale += grade["rationale"]
     mkw: dict[str, Any] = {
-        "n_lesions": n_lesions,
-        "symptoms": symptoms,
+        "n_lesions": len(intra),
+        "symptoms": clinical.symptoms if clinical else None,
         "distribution": dist["distribution"],
-        "debulking": deb,
+        "debulking": rules["debulking"],
         "mahuron": rules["mahuron"],
         "lesions_segmented": not unsegmented,
     }
-    mah = mahuron_type(achievable_percent=achievable, achievable_missing=achievable_missing, **mkw)
-    mah_range: list[str] | None = None
-    if lower_bound is not None:
-        thr = float(deb["threshold_percent"])
-        cands = [lower_bound, 100.0] + ([thr + 1e-6] if lower_bound < thr else [])
-        found = {mahuron_type(achievable_percent=a, achievable_missing=[], **mkw)["type"] or "3 or 4" for a in cands}
-        if len(found) == 1:
-            only = found.pop()
-            mah = mahuron_type(achievable_percent=lower_bound, achievable_missing=[], **mkw)
-            mah["rationale"].append(f"the segment map cannot change type {only}")
-        else:
-            mah_range = sorted(found)
-            mah["rationale"] = [
-                f"Mahuron type {' or '.join(mah_range)} depending on the segment map (at least {lower_bound:.1f}% "
-                "debulking without resection)"
-            ]
-    mah["rationale"].append(
-        "Mahuron type judged on a one-stage plan (no staged approach assumed)"
-        if not (staged is not None and staged["needed"] and staged.get("possible"))
-        else "Mahuron type judged on a one-stage plan; a staged approach could clear the liver (staged_strategies)"
-    )
-    rationale += mah["rationale"]
-    _add(missing, mah["missing_inputs"])
+    mah, mah_range = _mahuron(reach, planned.staged, mkw, rules)
+    trail.take(mah)
     ptr = primary_tumour_advice(mah["type"], clinical.primary_resected if clinical else None, rules["primary"])
-    rationale += ptr["rationale"]
-    _add(missing, ptr["missing_inputs"])
-
-    flr_adequate = None if plan is None else plan.feasible
-    n_extra = len(ctx.lesions) - n_lesions
-    cloyd = cloyd_resectability(
-        clinical=clinical,
-        extrahepatic_lesions_seen=n_extra,
-        flr_adequate=flr_adequate,
-        flr_missing=plan_missing,
-        achievable_percent=(
-            (achievable if achievable is not None else _cloyd_bound(lower_bound, rules["cloyd"])) if n_lesions else None
-        ),
-        achievable_missing=achievable_missing
-        or ([("lesion segmentation" if unsegmented else "intrahepatic lesions")] if n_lesions == 0 else []),
-        cloyd=rules["cloyd"],
-        grade=grade,
-    )
-    cloyd["rationale"].append("Cloyd criteria judged on a one-stage plan (no staged approach assumed)")
-    rationale += cloyd["rationale"]
-    _add(missing, cloyd["missing_inputs"])
-
+    trail.take(ptr)
+    cloyd = _cloyd(ctx, clinical, planned, reach, grade, rules)
+    trail.take(cloyd)
     fr = frilling_type(intra, dist["distribution"], rules["frilling"], involvement)
-    rationale += fr["rationale"]
-    slice_mm = ctx.image.slice_separation_mm  # along the slice normal on a sheared (tilted) grid
-    rec = recist_targets(ctx.lesions, rules["recist"], slice_mm)
-    rationale += rec["rationale"]
-    lesion_recist = {
-        lid: {
-            "recist_measurable": r["category"] in ("target", "measurable"),
-            "recist_category": r["category"],
-            "recist_organ": r["organ"],
-        }
-        for lid, r in rec["lesions"].items()
-    }
+    trail.rationale += fr["rationale"]
+    rec, lesion_recist = _recist(ctx, rules)
+    trail.rationale += rec["rationale"]
 
-    classification: dict[str, Any] = {
+    plan = planned.plan
+    classification = _classification_block(
+        ctx, clinical, rules, fb, plan, planned.staged, reach, burden, dist, grade, mah, mah_range, ptr, cloyd, fr, rec
+    )
+    classification["rationale"], classification["missing_inputs"] = trail.rationale, trail.missing
+    remnant = None if non_tumorous_ml is None else _remnant_block(plan, table, fb, non_tumorous_ml, std, rules)
+    lesion_segments = {lid: s for lid, s in (table.lesion_segment.items() if table else []) if s is not None}
+    summary = summary_lines(
+        mahuron=mah,
+        mahuron_range=mah_range,
+        burden=burden,
+        involvement=involvement,
+        plan=plan,
+        achievable=reach.percent,
+        lower_bound=reach.lower_bound,
+        threshold=fb.threshold_percent,
+        basis=fb.basis,
+        telv=fb.telv_ml,
+        cloyd=cloyd,
+        grade=grade,
+        staged=planned.staged,
+        debulking=rules["debulking"],
+    )
+    return SurgicalAssessment(
+        remnant,
+        segments_block(table) if table is not None else None,
+        classification,
+        lesion_segments,
+        lesion_recist,
+        trail.warnings,
+        summary,
+    )
+
+
+def _classification_block(
+    ctx: MeasurementContext,
+    clinical: ClinicalInputs | None,
+    rules: Rules,
+    fb: FlrBasis,
+    plan: DebulkingPlan | None,
+    staged: dict[str, Any] | None,
+    reach: _Achievable,
+    burden: dict[str, Any],
+    dist: dict[str, Any],
+    grade: dict[str, Any],
+    mah: dict[str, Any],
+    mah_range: list[str] | None,
+    ptr: dict[str, Any],
+    cloyd: dict[str, Any],
+    fr: dict[str, Any],
+    rec: dict[str, Any],
+) -> dict[str, Any]:
+    """The report's ``classification`` block (its rationale and missing inputs are the caller's)."""
+    achievable = reach.percent
+    return {
         "rules_version": rules.version,
         "mahuron_type": mah["type"],
         "mahuron_inferred": mah["inferred"],
         "burden_category": burden["category"],
         "clarinet_split": burden["clarinet_split"],
-        "involvement_percent": involvement,
+        "involvement_percent": ctx.involvement_percent,
         "distribution": dist["distribution"],
         "caudate_involved": dist.get("caudate_involved"),
         "caudate_only": dist.get("caudate_only"),
         "resectable_cloyd": cloyd["resectable"],
         "cloyd_criteria": cloyd["criteria"],
         "achievable_debulking_percent": achievable,
-        "achievable_debulking_lower_bound_percent": lower_bound,
+        "achievable_debulking_lower_bound_percent": reach.lower_bound,
         "mahuron_type_range": mah_range,
         "mahuron_assumes_staged_approach": False,
         "cloyd_assumes_staged_approach": False,
         "staged_strategies": staged,
         "achievable_debulking_count_percent": plan.debulking_percent_count if plan and achievable is not None else None,
-        "debulking_measure": deb["primary_measure"],
+        "debulking_measure": rules["debulking"]["primary_measure"],
         "frilling_type": fr["type"],
         "who_grade": grade["grade"],
         "who_category": grade["category"],
@@ -461,117 +546,5 @@ def assess(
         "recist_measurable_limit_mm": rec["measurable_limit_mm"],
         "recist_diameter_method": rec["method"],
         "lesion_diameter_method": EDGE_DIAMETER_METHOD,
-        "clinical_inputs_used": clinical_inputs_used(clinical, ctx.header, height, weight),
-        "rationale": rationale,
-        "missing_inputs": missing,
+        "clinical_inputs_used": clinical_inputs_used(clinical, ctx.header, fb.height_cm, fb.weight_kg),
     }
-
-    remnant: dict[str, Any] | None = None
-    if non_tumorous is not None:
-        flr_ml = plan.remnant_ml if plan is not None else None
-        remnant = {
-            "non_tumorous_liver_volume_ml": max(0.0, non_tumorous),
-            "future_liver_remnant_ml": flr_ml,
-            "flr_percent_of_non_tumorous": 100.0 * flr_ml / non_tumorous
-            if flr_ml is not None and non_tumorous > 0
-            else None,
-            "standardized_flr_percent": 100.0 * flr_ml / telv if flr_ml is not None and telv else None,
-            "telv_ml": telv,
-            "resection_plan": None
-            if plan is None
-            else _plan_dict(
-                plan, table, non_tumorous_ml=non_tumorous, telv=telv, threshold=threshold, basis=basis, rules=rules
-            ),
-            "bsa_m2": bsa,
-            "bsa_formula": body["bsa_formula"] if bsa is not None else None,
-            "telv_formula": body["telv_formula"] if telv is not None else None,
-            "height_cm": height,
-            "weight_kg": weight,
-            "flr_threshold_percent": threshold,
-            "liver_condition": condition,
-            "adequacy_basis": basis if denom is not None else None,
-            "standard_resections": std,
-        }
-
-    lesion_segments = {lid: s for lid, s in (table.lesion_segment.items() if table else []) if s is not None}
-    summary = _summary(mah, burden, involvement, plan, achievable, threshold, basis, telv, cloyd, deb)
-    summary += _extra_summary(mah_range, lower_bound, staged, grade)
-    return SurgicalAssessment(
-        remnant,
-        segments_block(table) if table is not None else None,
-        classification,
-        lesion_segments,
-        lesion_recist,
-        warnings,
-        summary,
-    )
-
-
-def _cloyd_bound(lower_bound: float | None, cloyd: Any) -> float | None:
-    """A lower bound decides Cloyd's resection criterion only when it already passes."""
-    if lower_bound is not None and meets(lower_bound, float(cloyd["resection_percent"]), cloyd["comparator"]):
-        return lower_bound
-    return None
-
-
-def _extra_summary(
-    mah_range: list[str] | None, lower_bound: float | None, staged: dict[str, Any] | None, grade: dict[str, Any]
-) -> list[str]:
-    lines = []
-    if mah_range:
-        lines.append(
-            f"Mahuron type {' or '.join(mah_range)} depending on the segment map "
-            f"(at least {lower_bound or 0.0:.1f}% debulking without resection)"
-        )
-    if grade["conflict"]:
-        lines.append(f"Grade conflict: {grade['rationale'][0]}")
-    if staged is not None and staged["needed"]:
-        lines.append("Staged strategies: " + staged["reason"])
-    return lines
-
-
-def _summary(
-    mah: dict[str, Any],
-    burden: dict[str, Any],
-    involvement: float | None,
-    plan: DebulkingPlan | None,
-    achievable: float | None,
-    threshold: float,
-    basis: str,
-    telv: float | None,
-    cloyd: dict[str, Any],
-    deb: Any,
-) -> list[str]:
-    lines = []
-    if mah["type"] is not None:
-        lines.append(
-            f"Mahuron type {mah['type']}"
-            + (" (types 3-4: inferred reading, Figure 2 not verified)" if mah["inferred"] else "")
-        )
-    else:
-        miss = ", ".join(mah["missing_inputs"]) or "not applicable"
-        lines.append(f"Mahuron type: undetermined (missing {miss})" if mah["missing_inputs"] else "Mahuron type: n/a")
-    if involvement is not None:
-        lines.append(
-            f"Hepatic tumour burden {involvement:.1f}% ({burden['category']}; CLARINET {burden['clarinet_split']})"
-        )
-    if plan is not None:
-        sflr = f", sFLR {100.0 * plan.remnant_ml / telv:.1f}%" if telv else ""
-        if achievable is None:
-            ok = "undetermined: lower bound without a segment map,"
-        elif meets(achievable, deb["threshold_percent"], deb["comparator"]):
-            ok = "meets"
-        else:
-            ok = "below: untreated lesions " + ",".join(str(k) for k in sorted(plan.untreated_reasons)) + ";"
-        lines.append(
-            f"Debulking plan: {_describe_plan(plan)} -> {plan.debulking_percent_volume or 0.0:.1f}% by volume, "
-            f"{plan.debulking_percent_count or 0.0:.1f}% by count ({ok} {deb['threshold_percent']:g}%); "
-            f"FLR {plan.remnant_ml:.0f} mL{sflr} (threshold {threshold:g}% of {basis})"
-        )
-    verdict = {True: "yes", False: "no", None: "undetermined"}[cloyd["resectable"]]
-    if cloyd["resectable"] is False:
-        verdict += " (" + "; ".join(cloyd["failed"]) + ")"
-    elif cloyd["resectable"] is None:
-        verdict += " (missing " + ", ".join(cloyd["missing_inputs"]) + ")"
-    lines.append(f"Cloyd resectable: {verdict}")
-    return lines

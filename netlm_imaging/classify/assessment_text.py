@@ -1,0 +1,124 @@
+"""The console summary of a surgical assessment: the lines ``netlm analyze`` prints.
+
+:func:`describe_plan` words one debulking plan (also used in the rationale);
+:func:`summary_lines` gives the Mahuron type, the burden, the plan and Cloyd's verdict, then
+the range, grade-conflict and staged-strategy lines when they apply.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .planner import DebulkingPlan
+from .rules import meets
+
+__all__ = ["describe_plan", "summary_lines"]
+
+
+def describe_plan(plan: DebulkingPlan) -> str:
+    """The treatments of ``plan`` in a few words.
+
+    For example ``"right hemihepatectomy (segment(s) 5,6,7,8); ablate 1 lesion(s)"``.
+    """
+    kinds = [k for k, _ in plan.treatments.values()]
+    parts = []
+    if plan.resected_segments:
+        parts.append(f"{plan.resection_name} (segment(s) {','.join(map(str, plan.resected_segments))})")
+    for kind, verb in (("enucleation", "enucleate/wedge"), ("ablation", "ablate")):
+        n = kinds.count(kind)
+        if n:
+            parts.append(f"{verb} {n} lesion(s)")
+    untreated = kinds.count(None)
+    if untreated:
+        parts.append(f"{untreated} lesion(s) untreated")
+    return "; ".join(parts) if parts else "no treatment"
+
+
+def summary_lines(
+    *,
+    mahuron: dict[str, Any],
+    mahuron_range: list[str] | None,
+    burden: dict[str, Any],
+    involvement: float | None,
+    plan: DebulkingPlan | None,
+    achievable: float | None,
+    lower_bound: float | None,
+    threshold: float,
+    basis: str,
+    telv: float | None,
+    cloyd: dict[str, Any],
+    grade: dict[str, Any],
+    staged: dict[str, Any] | None,
+    debulking: Any,
+) -> list[str]:
+    """Short lines for the console summary of one assessment.
+
+    Parameters
+    ----------
+    mahuron, burden, cloyd, grade : dict
+        The decisions of :mod:`netlm_imaging.classify.classifications`.
+    mahuron_range : list of str or None
+        The Mahuron types a missing segment map leaves open.
+    involvement : float or None
+        Hepatic involvement in percent.
+    plan : DebulkingPlan or None
+    achievable, lower_bound : float or None
+        The achievable debulking percentage, or its lower bound without a segment map.
+    threshold : float
+        The FLR threshold percentage, on ``basis``.
+    basis : str
+    telv : float or None
+        Total estimated liver volume in mL.
+    staged : dict or None
+        The staged-strategies block.
+    debulking : mapping
+        The rules' ``debulking`` table.
+
+    Returns
+    -------
+    list of str
+    """
+    lines = []
+    if mahuron["type"] is not None:
+        lines.append(
+            f"Mahuron type {mahuron['type']}"
+            + (" (types 3-4: inferred reading, Figure 2 not verified)" if mahuron["inferred"] else "")
+        )
+    else:
+        miss = ", ".join(mahuron["missing_inputs"]) or "not applicable"
+        lines.append(
+            f"Mahuron type: undetermined (missing {miss})" if mahuron["missing_inputs"] else "Mahuron type: n/a"
+        )
+    if involvement is not None:
+        lines.append(
+            f"Hepatic tumour burden {involvement:.1f}% ({burden['category']}; CLARINET {burden['clarinet_split']})"
+        )
+    if plan is not None:
+        sflr = f", sFLR {100.0 * plan.remnant_ml / telv:.1f}%" if telv else ""
+        if achievable is None:
+            ok = "undetermined: lower bound without a segment map,"
+        elif meets(achievable, debulking["threshold_percent"], debulking["comparator"]):
+            ok = "meets"
+        else:
+            ok = "below: untreated lesions " + ",".join(str(k) for k in sorted(plan.untreated_reasons)) + ";"
+        lines.append(
+            f"Debulking plan: {describe_plan(plan)} -> {plan.debulking_percent_volume or 0.0:.1f}% by volume, "
+            f"{plan.debulking_percent_count or 0.0:.1f}% by count ({ok} {debulking['threshold_percent']:g}%); "
+            f"FLR {plan.remnant_ml:.0f} mL{sflr} (threshold {threshold:g}% of {basis})"
+        )
+    verdict = {True: "yes", False: "no", None: "undetermined"}[cloyd["resectable"]]
+    if cloyd["resectable"] is False:
+        verdict += " (" + "; ".join(cloyd["failed"]) + ")"
+    elif cloyd["resectable"] is None:
+        verdict += " (missing " + ", ".join(cloyd["missing_inputs"]) + ")"
+    lines.append(f"Cloyd resectable: {verdict}")
+    if mahuron_range:
+        lines.append(
+            f"Mahuron type {' or '.join(mahuron_range)} depending on the segment map "
+            f"(at least {lower_bound or 0.0:.1f}% debulking without resection)"
+        )
+    if grade["conflict"]:
+        lines.append(f"Grade conflict: {grade['rationale'][0]}")
+    if staged is not None and staged["needed"]:
+        lines.append("Staged strategies: " + staged["reason"])
+    return lines
