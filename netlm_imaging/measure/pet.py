@@ -1,7 +1,8 @@
 """PET uptake: healthy-liver and spleen reference, lesion SUVs, Krenning score, SRETV / TLSRE.
 
-Why one module (~820 lines): the PET measurements share the grid rule and the resampling
-of masks onto the PET grid; reference regions are already in pet_reference.py.
+The measurement is here; its settings (the delineation rule and the rules tables) are in
+pet_settings.py, the masks' way onto the PET grid in pet_grid.py, the reference regions in
+pet_reference.py, the Krenning estimate in pet_krenning.py and PET-derived lesions in pet_derive.py.
 
 Grid rule
 ---------
@@ -81,14 +82,23 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import GeometryError, InputError, UsageError
-from ..geometry import bbox, crop_affine, dilate_mm_affine, resample_array
-from ..rules_data import default_section
+from ..errors import InputError
+from ..geometry import dilate_mm_affine
 from ..volume import Volume
 from .context import MeasurementContext
+from .pet_derive import derive_pet_lesions
+from .pet_grid import add_tiny_lesions, check_frame_of_reference, to_pet_grid
 from .pet_kernels import peak_map, suv_peak_kernel
-from .pet_krenning import KrenningSetting, assess_lesion, grade
-from .pet_reference import liver_reference, organ_reference
+from .pet_krenning import KrenningSetting, assess_lesion
+from .pet_reference import ReferenceRegion, liver_reference, organ_reference
+from .pet_settings import (
+    Delineation,
+    check_pet_rules,
+    krenning_rules,
+    krenning_score,
+    parse_delineation,
+    rules_section,
+)
 
 __all__ = [
     "Delineation",
@@ -102,205 +112,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-_STRING_CHOICES: dict[str, tuple[str, ...]] = {
-    "lesion_statistic": ("suv_mean_core", "suv_peak", "suv_max"),
-    "avid_threshold": ("liver_suv_max", "liver_suv_mean_multiple", "liver_suv_mean_plus_sd", "none"),
-    "upper_reference_fallback": ("kidney", "none"),
-}
-
-_DELINEATION_RE = re.compile(r"^\s*(rel|liver|abs)\s*:\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*$", re.IGNORECASE)
-
-
-# ------------------------------------------------------------------ delineation
-@dataclass(frozen=True)
-class Delineation:
-    """A PET lesion delineation rule.
-
-    Attributes
-    ----------
-    kind : {"rel", "liver", "abs"}
-        Threshold family.
-    value : float
-        ``P`` (fraction of lesion SUVmax), ``K`` (multiple of healthy-liver
-        SUVmean) or ``T`` (SUV).
-    """
-
-    kind: str
-    value: float
-
-    def __str__(self) -> str:
-        return f"{self.kind}:{self.value:g}"
-
-    def threshold(self, *, lesion_suv_max: float | None, liver_suv_mean: float | None) -> float | None:
-        """SUV threshold for one lesion, or None when its reference is unknown."""
-        if self.kind == "abs":
-            return self.value
-        if self.kind == "rel":
-            return None if lesion_suv_max is None else self.value * lesion_suv_max
-        return None if liver_suv_mean is None else self.value * liver_suv_mean
-
-
-def parse_delineation(text: str) -> Delineation:
-    """Parse ``rel:P``, ``liver:K`` or ``abs:T``.
-
-    Parameters
-    ----------
-    text : str
-        E.g. ``"rel:0.45"`` (45 % of lesion SUVmax), ``"liver:1.5"``,
-        ``"abs:3"``.
-
-    Returns
-    -------
-    Delineation
-
-    Raises
-    ------
-    UsageError
-        Unknown form, ``P`` outside (0, 1], ``K`` or ``T`` not positive.
-
-    Examples
-    --------
-    >>> str(parse_delineation("REL:0.45")), parse_delineation("abs:3").value
-    ('rel:0.45', 3.0)
-    """
-    m = _DELINEATION_RE.match(str(text))
-    if not m:
-        raise UsageError(
-            f"--delineation {text!r}: expected rel:P (fraction of lesion SUVmax), liver:K (multiple of the "
-            "healthy-liver SUVmean) or abs:T (SUV), e.g. rel:0.45."
-        )
-    kind, value = m.group(1).lower(), float(m.group(2))
-    if kind == "rel" and not 0.0 < value <= 1.0:
-        raise UsageError(f"--delineation {text!r}: rel:P needs 0 < P <= 1 (a fraction of SUVmax), e.g. rel:0.45.")
-    if value <= 0.0 or not math.isfinite(value):
-        raise UsageError(f"--delineation {text!r}: the threshold must be positive, e.g. {kind}:1.5.")
-    return Delineation(kind, value)
-
-
-# ------------------------------------------------------------------ rules
-def _shipped_settings(name: str) -> dict[str, Any]:
-    """The settings of table ``name`` of the shipped rules file (its ``source`` texts left out)."""
-    return {k: v for k, v in default_section(name).items() if k != "source" and not k.endswith("_source")}
-
-
-def _rules_section(rules: Mapping[str, Any] | None, name: str) -> dict[str, Any]:
-    """Table ``name`` of ``rules`` over the shipped one, type-checked (the shipped file is the only default)."""
-    defaults = _shipped_settings(name)
-    out = dict(defaults)
-    section = (rules or {}).get(name) if rules is not None else None
-    if section is None:
-        return out
-    if not isinstance(section, Mapping):
-        raise InputError(f"rules file: [{name}] must be a table of settings, got {type(section).__name__}.")
-    for key, value in section.items():
-        if key not in defaults:
-            continue
-        default = defaults[key]
-        if key in ("derived_delineation", "default_delineation"):
-            parse_delineation(str(value))
-            out[key] = str(value)
-            continue
-        if isinstance(default, bool) or isinstance(default, str):
-            if type(value) is not type(default):
-                raise InputError(
-                    f"rules file: [{name}] {key} = {value!r} must be a {type(default).__name__}; fix the rules file."
-                )
-            if key in _STRING_CHOICES and value not in _STRING_CHOICES[key]:
-                raise InputError(
-                    f"rules file: [{name}] {key} = {value!r}: use one of {', '.join(_STRING_CHOICES[key])}."
-                )
-            out[key] = value
-            continue
-        if isinstance(default, list):  # a [low, high] range (checked by the rules loader)
-            out[key] = list(value) if isinstance(value, list) else value
-            continue
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(float(value)):
-            raise InputError(f"rules file: [{name}] {key} = {value!r} is not a number; fix the rules file.")
-        if float(value) < 0:
-            raise InputError(f"rules file: [{name}] {key} = {value!r} is negative; fix the rules file.")
-        out[key] = float(value)
-    return out
-
-
-def check_pet_rules(rules: Mapping[str, Any]) -> None:
-    """Refuse bad [krenning], [pet] and [pet_reference] values now (choices, delineations, signs, band order).
-
-    Raises
-    ------
-    InputError
-        As :func:`measure_pet` would, naming the table and key.
-    """
-    _krenning_rules(rules)
-    _rules_section(rules, "pet")
-    _rules_section(rules, "pet_reference")
-
-
-def _krenning_rules(rules: Mapping[str, Any] | None) -> dict[str, Any]:
-    k = _rules_section(rules, "krenning")
-    if not k["liver_band_fraction"] < 1.0 or not k["no_uptake_suv_fraction"] < 1.0 - k["liver_band_fraction"]:
-        raise InputError(
-            "rules file: [krenning] needs no_uptake_suv_fraction < 1 - liver_band_fraction < 1 "
-            f"(got {k['no_uptake_suv_fraction']} and {k['liver_band_fraction']}); fix the rules file."
-        )
-    if k["spleen_ratio"] <= 0:
-        raise InputError(f"rules file: [krenning] spleen_ratio = {k['spleen_ratio']} must be positive.")
-    return k
-
-
-def krenning_score(
-    lesion_suv: float | None,
-    liver_suv_mean: float | None,
-    spleen_suv_mean: float | None,
-    *,
-    rules: Mapping[str, Any] | None = None,
-) -> tuple[int | None, int | None]:
-    """Estimated Krenning score of one lesion (rule in the module docstring).
-
-    Parameters
-    ----------
-    lesion_suv : float or None
-        The lesion statistic (``rules["krenning"]["lesion_statistic"]``).
-    liver_suv_mean, spleen_suv_mean : float or None
-        Liver-reference and spleen- (or kidney-) reference SUVmean.
-    rules : mapping, optional
-        Rules with an optional ``"krenning"`` table.
-
-    Returns
-    -------
-    (score, lower_bound) : tuple of int or None
-        ``score`` None when undecidable; ``lower_bound`` 3 when only the
-        spleen is missing to tell 3 from 4, else equal to ``score``.
-
-    Examples
-    --------
-    >>> krenning_score(5.2, 5.0, 15.0), krenning_score(20.0, 5.0, 15.0), krenning_score(9.0, 5.0, None)
-    ((2, 2), (4, 4), (None, 3))
-    """
-    return grade(lesion_suv, liver_suv_mean, spleen_suv_mean, _krenning_rules(rules))
-
-
-# ------------------------------------------------------------------ geometry helpers
-def _check_frame_of_reference(a: Volume, b: Volume, what: str, warnings: list[str]) -> None:
-    fa, fb = a.frame_of_reference_uid, b.frame_of_reference_uid
-    if fa and fb and fa != fb:
-        raise GeometryError(
-            f"{b.source}: PET FrameOfReferenceUID differs from that of {what} ({a.source}); the masks were drawn "
-            "on a scan in another patient coordinate system. Use the CT of the same PET/CT acquisition, or "
-            "register and resample the masks onto the PET first."
-        )
-    if not (fa and fb) and not a.same_grid(b):
-        warnings.append(f"FrameOfReferenceUID unknown for the PET or {what}: assumed they share patient coordinates")
-
-
-def _to_pet_grid(array: np.ndarray, grid: Volume, pet: Volume) -> np.ndarray:
-    """Nearest-neighbour resampling of a mask / label map onto the PET grid (cropped to its content)."""
-    box = bbox(array != 0, 1)
-    if box is None:
-        return np.zeros(pet.shape, dtype=array.dtype)
-    lo, hi = box
-    crop = np.ascontiguousarray(array[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]])
-    return resample_array(crop, crop_affine(grid.affine, lo), pet.shape, pet.affine)
 
 
 # ------------------------------------------------------------------ result
@@ -327,6 +138,196 @@ class PetResult:
     missing_inputs: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _PetMasks:
+    """The masks on the PET grid: lesion labels, liver, spleen and the liver dilated by the margin."""
+
+    labels: np.ndarray
+    liver: np.ndarray | None
+    spleen: np.ndarray | None
+    hepatic: np.ndarray | None
+    same_grid: bool
+
+
+def _masks_on_pet(ctx: MeasurementContext, suv: Volume, margin_mm: float, warnings: list[str]) -> _PetMasks:
+    """The study's masks on the PET grid (as they are when the masks were drawn on the PET)."""
+    grid = ctx.image
+    same = grid.same_grid(suv)
+
+    def on_pet(arr: np.ndarray) -> np.ndarray:
+        return np.asarray(arr) if same else to_pet_grid(np.asarray(arr), grid, suv)
+
+    labels = on_pet(np.asarray(ctx.lesion_labels, dtype=np.int32))
+    if not same:
+        labels = add_tiny_lesions(ctx, labels, suv, warnings)
+    liver = on_pet(np.asarray(ctx.liver, dtype=bool)) if ctx.liver is not None else None
+    spleen = on_pet(np.asarray(ctx.spleen, dtype=bool)) if ctx.spleen is not None else None
+    hepatic = None
+    if ctx.liver is not None:
+        hepatic = on_pet(dilate_mm_affine(np.asarray(ctx.liver, dtype=bool), grid.affine, margin_mm))
+    return _PetMasks(labels, liver, spleen, hepatic, same)
+
+
+def _references(
+    ctx: MeasurementContext,
+    suv: Volume,
+    values: np.ndarray,
+    masks: _PetMasks,
+    kernel: np.ndarray,
+    settings: tuple[dict[str, Any], dict[str, Any]],
+    extra_organs: Mapping[str, np.ndarray] | None,
+    warnings: list[str],
+) -> tuple[ReferenceRegion | None, ReferenceRegion | None]:
+    """The healthy-liver reference and the grade-4 (spleen, else the fallback organ's) reference."""
+    kr, rr = settings
+    liver_ref = None
+    if masks.liver is not None:
+        liver_ref = liver_reference(
+            values,
+            masks.liver & (masks.labels == 0),
+            suv,
+            sphere_diameter_mm=float(rr["liver_sphere_diameter_mm"]),
+            sphere_margin_mm=float(rr["liver_sphere_margin_mm"]),
+            erosion_mm=float(rr["erosion_mm"]),
+            kernel=kernel,
+            prefer_right_lobe=bool(rr["prefer_right_lobe"]),
+        )
+        warnings.extend(liver_ref.warnings)
+    upper_ref = None
+    fallback = str(kr["upper_reference_fallback"])
+    organ = masks.spleen
+    if organ is None and fallback != "none" and extra_organs and extra_organs.get(fallback) is not None:
+        fallback_mask = np.asarray(extra_organs[fallback], dtype=bool)
+        organ = fallback_mask if masks.same_grid else to_pet_grid(fallback_mask, ctx.image, suv)
+    if organ is not None:
+        upper_ref = organ_reference(
+            values,
+            organ,
+            suv,
+            "spleen" if masks.spleen is not None else fallback,
+            erosion_mm=float(rr["erosion_mm"]),
+            min_reference_ml=float(rr["min_reference_ml"]),
+        )
+        if masks.spleen is None:
+            warnings.append(f"no spleen mask: the Krenning grade-4 reference is the {fallback} (as after splenectomy)")
+        warnings.extend(upper_ref.warnings)
+    liver_mean = liver_ref.suv_mean if liver_ref else None
+    upper_mean = upper_ref.suv_mean if upper_ref else None
+    if upper_mean is not None and liver_mean is not None and upper_mean <= liver_mean:
+        warnings.append(
+            f"{upper_ref.organ if upper_ref else 'spleen'} reference SUVmean {upper_mean:.2f} is not above the "
+            f"liver reference SUVmean {liver_mean:.2f}; Krenning 4 (above it) is unreliable"
+        )
+    return liver_ref, upper_ref
+
+
+@dataclass
+class _Uptake:
+    """Every lesion's uptake and the sums over them (hepatic and whole-body SRETV / TLSRE, maxima, id lists)."""
+
+    updates: dict[int, dict[str, Any]] = field(default_factory=dict)
+    hep_sretv: float = 0.0
+    hep_tlsre: float = 0.0
+    wb_sretv: float = 0.0
+    wb_tlsre: float = 0.0
+    lesion_maxima: list[float] = field(default_factory=list)
+    hepatic_maxima: list[float] = field(default_factory=list)
+    need_upper: bool = False
+    pv_ids: list[int] = field(default_factory=list)
+    low_ids: list[int] = field(default_factory=list)
+    fdg_ids: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Delineated:
+    """What SRETV counts: the delineation, the avid floor, the voxel volume and the SUL factor."""
+
+    delineation: Delineation
+    floor: float | None
+    liver_mean: float | None
+    voxel_ml: float
+    sul_factor: float | None
+
+
+def _lesion_uptake(
+    ctx: MeasurementContext,
+    suv: Volume,
+    values: np.ndarray,
+    masks: _PetMasks,
+    kernel: np.ndarray,
+    ksetting: KrenningSetting,
+    counted: _Delineated,
+    warnings: list[str],
+) -> _Uptake:
+    """SUVmax / mean / peak, the Krenning estimate and SRETV / TLSRE of each lesion, on the PET grid."""
+    from scipy import ndimage
+
+    labels, hepatic, voxel_ml, floor = masks.labels, masks.hepatic, counted.voxel_ml, counted.floor
+    half = np.array(kernel.shape) // 2
+    n_ids = int(labels.max()) if labels.size else 0
+    slices = ndimage.find_objects(labels) if n_ids > 0 else []
+    up = _Uptake()
+    for les in ctx.lesions:
+        sl = slices[les.id - 1] if 0 < les.id <= len(slices) else None
+        if sl is None:
+            warnings.append(f"lesion {les.id} lies outside the PET field of view: no SUV")
+            up.updates[les.id] = {"suv_max": None, "suv_mean": None, "suv_peak": None, "krenning_score": None}
+            continue
+        lo = np.array([s.start for s in sl])
+        hi = np.array([s.stop for s in sl])
+        plo = np.maximum(lo - half, 0)
+        phi = np.minimum(hi + half, np.array(suv.shape))
+        region = tuple(slice(int(a), int(b)) for a, b in zip(plo, phi))
+        sub_vals = values[region]
+        in_les = labels[region] == les.id
+        les_vals = sub_vals[in_les]
+        smax, smean = float(les_vals.max()), float(les_vals.mean())
+        peak = float(peak_map(sub_vals, kernel)[in_les].max())
+        kren = assess_lesion(sub_vals, in_les, smax, peak, ksetting)
+        score, bound = kren.pop("krenning_score"), kren.pop("krenning_score_lower_bound")
+        up.need_upper = up.need_upper or (score is None and bound == 3)
+        if kren["partial_volume_warning"]:
+            up.pv_ids.append(les.id)
+        if kren["krenning_confidence"] == "low":
+            up.low_ids.append(les.id)
+        if kren["fdg_pet_advised"]:
+            up.fdg_ids.append(les.id)
+        thr = counted.delineation.threshold(lesion_suv_max=smax, liver_suv_mean=counted.liver_mean)
+        upd: dict[str, Any] = {
+            "suv_max": smax,
+            "suv_mean": smean,
+            "suv_peak": peak,
+            "krenning_score": score,
+            "pet_voxel_count": int(les_vals.size),
+            **kren,
+        }
+        if counted.sul_factor is not None:
+            f = counted.sul_factor
+            upd.update(sul_max=smax * f, sul_peak=peak * f, sul_mean=smean * f)
+        if score is None and bound is not None:
+            upd["krenning_score_lower_bound"] = bound
+        if thr is not None:
+            sel = in_les & (sub_vals >= thr)
+            if floor is not None:
+                sel &= sub_vals > floor
+            v_ml, tl = _volume_and_tl(sub_vals[sel], voxel_ml)
+            upd["sretv_ml"], upd["tlsre"] = v_ml, tl
+            upd["sretv_threshold_suv"] = max(thr, floor) if floor is not None else thr
+            up.wb_sretv += v_ml
+            up.wb_tlsre += tl
+            if les.location == "intrahepatic" and hepatic is not None:
+                h_ml, h_tl = _volume_and_tl(sub_vals[sel & hepatic[region]], voxel_ml)
+                up.hep_sretv += h_ml
+                up.hep_tlsre += h_tl
+        else:
+            upd["sretv_ml"] = upd["tlsre"] = None
+        up.lesion_maxima.append(smax)
+        if les.location == "intrahepatic":
+            up.hepatic_maxima.append(smax)
+        up.updates[les.id] = upd
+    return up
+
+
 def measure_pet(
     ctx: MeasurementContext,
     suv: Volume,
@@ -339,6 +340,9 @@ def measure_pet(
     extra_organs: Mapping[str, np.ndarray] | None = None,
 ) -> PetResult:
     """Measure uptake of the reference organs and every lesion on an SUVbw volume.
+
+    The steps: the masks onto the PET grid, the liver and grade-4 references, the avid floor
+    and SUL factor, each lesion's uptake, then the report's ``pet`` block.
 
     Parameters
     ----------
@@ -374,101 +378,40 @@ def measure_pet(
     InputError
         Invalid rules values.
     """
-    from scipy import ndimage
-
-    kr = _krenning_rules(rules)
-    pr = _rules_section(rules, "pet")
-    rr = _rules_section(rules, "pet_reference")
+    kr = krenning_rules(rules)
+    pr = rules_section(rules, "pet")
+    rr = rules_section(rules, "pet_reference")
     delin = parse_delineation(delineation if delineation is not None else str(pr["default_delineation"]))
     warnings: list[str] = []
     missing: list[str] = []
-    grid = ctx.image
     if suv.sheared:  # a PET gantry does not tilt: the SUV kernels and references assume orthogonal axes
         raise InputError(
             f"{suv.source}: the PET grid is sheared ({suv.shear_deg:.1f} degrees, as a gantry tilt); resample the "
             "PET series onto an orthogonal grid first (e.g. dcm2niix), then pass it with --pet."
         )
-    _check_frame_of_reference(grid, suv, "the image the masks were drawn on", warnings)
+    check_frame_of_reference(ctx.image, suv, "the image the masks were drawn on", warnings)
     values = np.asarray(suv.array, dtype=np.float64)
-    same = grid.same_grid(suv)
-    spacing = np.asarray(suv.spacing, dtype=np.float64)
-
-    def on_pet(arr: np.ndarray) -> np.ndarray:
-        return np.asarray(arr) if same else _to_pet_grid(np.asarray(arr), grid, suv)
-
-    labels = on_pet(np.asarray(ctx.lesion_labels, dtype=np.int32))
-    if not same:
-        labels = _add_tiny_lesions(ctx, labels, suv, warnings)
-    liver = on_pet(np.asarray(ctx.liver, dtype=bool)) if ctx.liver is not None else None
-    spleen = on_pet(np.asarray(ctx.spleen, dtype=bool)) if ctx.spleen is not None else None
-    hepatic = None
-    if ctx.liver is not None:
-        dil = dilate_mm_affine(np.asarray(ctx.liver, dtype=bool), grid.affine, float(pr["intrahepatic_margin_mm"]))
-        hepatic = on_pet(dil)
-
+    masks = _masks_on_pet(ctx, suv, float(pr["intrahepatic_margin_mm"]), warnings)
     fwhm, fwhm_source = _resolution_fwhm(suv, pr)
     kernel = suv_peak_kernel(suv.spacing, float(pr["suv_peak_sphere_ml"]))
-    liver_ref = None
-    if liver is None:
+    if masks.liver is None:
         missing.append("liver mask")
-    else:
-        liver_ref = liver_reference(
-            values,
-            liver & (labels == 0),
-            suv,
-            sphere_diameter_mm=float(rr["liver_sphere_diameter_mm"]),
-            sphere_margin_mm=float(rr["liver_sphere_margin_mm"]),
-            erosion_mm=float(rr["erosion_mm"]),
-            kernel=kernel,
-            prefer_right_lobe=bool(rr["prefer_right_lobe"]),
-        )
-        warnings.extend(liver_ref.warnings)
-    upper_ref = None
-    fallback = str(kr["upper_reference_fallback"])
-    if spleen is not None:
-        upper_ref = organ_reference(
-            values,
-            spleen,
-            suv,
-            "spleen",
-            erosion_mm=float(rr["erosion_mm"]),
-            min_reference_ml=float(rr["min_reference_ml"]),
-        )
-    elif fallback != "none" and extra_organs and extra_organs.get(fallback) is not None:
-        upper_ref = organ_reference(
-            values,
-            on_pet(np.asarray(extra_organs[fallback], dtype=bool)),
-            suv,
-            fallback,
-            erosion_mm=float(rr["erosion_mm"]),
-            min_reference_ml=float(rr["min_reference_ml"]),
-        )
-        warnings.append(f"no spleen mask: the Krenning grade-4 reference is the {fallback} (as after splenectomy)")
-    if upper_ref is not None:
-        warnings.extend(upper_ref.warnings)
+    liver_ref, upper_ref = _references(ctx, suv, values, masks, kernel, (kr, rr), extra_organs, warnings)
     liver_mean = liver_ref.suv_mean if liver_ref else None
     liver_sd = liver_ref.suv_sd if liver_ref else None
     liver_max = liver_ref.suv_max if liver_ref else None
     upper_mean = upper_ref.suv_mean if upper_ref else None
-    if upper_mean is not None and liver_mean is not None and upper_mean <= liver_mean:
-        warnings.append(
-            f"{upper_ref.organ if upper_ref else 'spleen'} reference SUVmean {upper_mean:.2f} is not above the "
-            f"liver reference SUVmean {liver_mean:.2f}; Krenning 4 (above it) is unreliable"
-        )
     # noise of a 1 mL mean, relative (for the confidence band)
     cv_1ml = liver_ref.cv_1ml if liver_ref else None
     cv_voxel = (liver_sd / liver_mean) if (liver_sd is not None and liver_mean) else None
     floor, floor_method = _avid_floor(pr, liver_mean, liver_sd, liver_max)
     if floor_method.startswith("liver") and liver_mean is None:
         warnings.append("no liver reference: SRETV counts voxels above the absolute cut-off only (avid_min_suv)")
-
     sul_factor, sul_block, sul_missing = _sul(_meta_weight(suv), height_m, sex, body_sources)
 
-    half = np.array(kernel.shape) // 2
     voxel_ml = suv.voxel_volume_ml
     core_margin = float(kr["core_margin_fwhm"]) * fwhm
     pv_diameter = float(pr["partial_volume_fwhm_multiple"]) * fwhm
-    statistic = str(kr["lesion_statistic"])
     ksetting = KrenningSetting(
         rules=kr,
         liver_mean=liver_mean,
@@ -478,91 +421,26 @@ def measure_pet(
         core_margin_mm=core_margin,
         pv_diameter_mm=pv_diameter,
         kernel=kernel,
-        spacing=spacing,
+        spacing=np.asarray(suv.spacing, dtype=np.float64),
         voxel_ml=voxel_ml,
     )
-    updates: dict[int, dict[str, Any]] = {}
-    n_ids = int(labels.max()) if labels.size else 0
-    slices = ndimage.find_objects(labels) if n_ids > 0 else []
-    hep_sretv = hep_tlsre = wb_sretv = wb_tlsre = 0.0
-    lesion_maxima: list[float] = []
-    hepatic_maxima: list[float] = []
-    need_upper = False
-    pv_ids: list[int] = []
-    low_ids: list[int] = []
-    fdg_ids: list[int] = []
-    for les in ctx.lesions:
-        sl = slices[les.id - 1] if 0 < les.id <= len(slices) else None
-        if sl is None:
-            warnings.append(f"lesion {les.id} lies outside the PET field of view: no SUV")
-            updates[les.id] = {"suv_max": None, "suv_mean": None, "suv_peak": None, "krenning_score": None}
-            continue
-        lo = np.array([s.start for s in sl])
-        hi = np.array([s.stop for s in sl])
-        plo = np.maximum(lo - half, 0)
-        phi = np.minimum(hi + half, np.array(suv.shape))
-        region = tuple(slice(int(a), int(b)) for a, b in zip(plo, phi))
-        sub_vals = values[region]
-        in_les = labels[region] == les.id
-        les_vals = sub_vals[in_les]
-        smax, smean = float(les_vals.max()), float(les_vals.mean())
-        peak = float(peak_map(sub_vals, kernel)[in_les].max())
-        kren = assess_lesion(sub_vals, in_les, smax, peak, ksetting)
-        score, bound = kren.pop("krenning_score"), kren.pop("krenning_score_lower_bound")
-        need_upper = need_upper or (score is None and bound == 3)
-        if kren["partial_volume_warning"]:
-            pv_ids.append(les.id)
-        if kren["krenning_confidence"] == "low":
-            low_ids.append(les.id)
-        if kren["fdg_pet_advised"]:
-            fdg_ids.append(les.id)
-        thr = delin.threshold(lesion_suv_max=smax, liver_suv_mean=liver_mean)
-        upd: dict[str, Any] = {
-            "suv_max": smax,
-            "suv_mean": smean,
-            "suv_peak": peak,
-            "krenning_score": score,
-            "pet_voxel_count": int(les_vals.size),
-            **kren,
-        }
-        if sul_factor is not None:
-            upd.update(sul_max=smax * sul_factor, sul_peak=peak * sul_factor, sul_mean=smean * sul_factor)
-        if score is None and bound is not None:
-            upd["krenning_score_lower_bound"] = bound
-        if thr is not None:
-            sel = in_les & (sub_vals >= thr)
-            if floor is not None:
-                sel &= sub_vals > floor
-            v_ml, tl = _volume_and_tl(sub_vals[sel], voxel_ml)
-            upd["sretv_ml"], upd["tlsre"] = v_ml, tl
-            upd["sretv_threshold_suv"] = max(thr, floor) if floor is not None else thr
-            wb_sretv += v_ml
-            wb_tlsre += tl
-            if les.location == "intrahepatic" and hepatic is not None:
-                h_ml, h_tl = _volume_and_tl(sub_vals[sel & hepatic[region]], voxel_ml)
-                hep_sretv += h_ml
-                hep_tlsre += h_tl
-        else:
-            upd["sretv_ml"] = upd["tlsre"] = None
-        lesion_maxima.append(smax)
-        if les.location == "intrahepatic":
-            hepatic_maxima.append(smax)
-        updates[les.id] = upd
-    if need_upper and "spleen mask" not in missing:
+    counted = _Delineated(delin, floor, liver_mean, voxel_ml, sul_factor)
+    up = _lesion_uptake(ctx, suv, values, masks, kernel, ksetting, counted, warnings)
+    if up.need_upper and "spleen mask" not in missing:
         missing.append("spleen mask")
-    if pv_ids:
+    if up.pv_ids:
         warnings.append(
-            f"{len(pv_ids)} lesion(s) smaller than {pv_diameter:g} mm (3 x the PET FWHM {fwhm:g} mm): SUVs "
-            f"underestimated by partial volume, Krenning estimate uncertain (lesions {_ids(pv_ids)})"
+            f"{len(up.pv_ids)} lesion(s) smaller than {pv_diameter:g} mm (3 x the PET FWHM {fwhm:g} mm): SUVs "
+            f"underestimated by partial volume, Krenning estimate uncertain (lesions {_ids(up.pv_ids)})"
         )
-    if fdg_ids:
+    if up.fdg_ids:
         warnings.append(
-            f"{len(fdg_ids)} lesion(s) with estimated Krenning <= {int(kr['fdg_advice_max_score'])} (low SSTR "
-            f"expression; FDG PET is often advised): lesions {_ids(fdg_ids)}"
+            f"{len(up.fdg_ids)} lesion(s) with estimated Krenning <= {int(kr['fdg_advice_max_score'])} (low SSTR "
+            f"expression; FDG PET is often advised): lesions {_ids(up.fdg_ids)}"
         )
 
     liver_ref_ok = delin.kind != "liver" or liver_mean is not None
-    hepatic_ok = hepatic is not None and liver_ref_ok
+    hepatic_ok = masks.hepatic is not None and liver_ref_ok
     suv_meta = suv.meta.get("suv", {}) if isinstance(suv.meta.get("suv"), dict) else {}
     block: dict[str, Any] = {
         "suv_type": "SUVbw",
@@ -570,29 +448,29 @@ def measure_pet(
         "decay_correction": str(suv_meta.get("decay_correction") or "unknown"),
         "liver_suv_mean": liver_mean,
         "spleen_suv_mean": upper_mean if upper_ref is not None and upper_ref.organ == "spleen" else None,
-        "suv_max": max(lesion_maxima) if lesion_maxima else None,
-        "sretv_ml": hep_sretv if hepatic_ok else None,
-        "tlsre": hep_tlsre if hepatic_ok else None,
+        "suv_max": max(up.lesion_maxima) if up.lesion_maxima else None,
+        "sretv_ml": up.hep_sretv if hepatic_ok else None,
+        "tlsre": up.hep_tlsre if hepatic_ok else None,
         "delineation": str(delin),
         "measured_on_grid": "pet",
-        "mask_resampling": "none" if same else "nearest-neighbour onto the PET grid",
+        "mask_resampling": "none" if masks.same_grid else "nearest-neighbour onto the PET grid",
         "liver_suv_sd": liver_sd,
         "liver_suv_max": liver_max,
         "liver_reference": liver_ref.to_dict() if liver_ref else None,
         "upper_reference": upper_ref.to_dict() if upper_ref else None,
-        "hepatic_lesion_suv_max": max(hepatic_maxima) if hepatic_maxima else None,
-        "whole_body_sretv_ml": wb_sretv if liver_ref_ok else None,
-        "whole_body_tlsre": wb_tlsre if liver_ref_ok else None,
+        "hepatic_lesion_suv_max": max(up.hepatic_maxima) if up.hepatic_maxima else None,
+        "whole_body_sretv_ml": up.wb_sretv if liver_ref_ok else None,
+        "whole_body_tlsre": up.wb_tlsre if liver_ref_ok else None,
         "sretv_avid_floor_suv": floor,
         "sretv_avid_floor_method": floor_method,
         "suv_peak_sphere_ml": float(pr["suv_peak_sphere_ml"]),
         "intrahepatic_margin_mm": float(pr["intrahepatic_margin_mm"]),
-        "krenning_lesion_statistic": statistic,
+        "krenning_lesion_statistic": str(kr["lesion_statistic"]),
         "krenning_core_margin_mm": core_margin,
         "krenning_noise_cv_1ml": cv_1ml,
-        "krenning_low_confidence_lesion_ids": low_ids,
-        "fdg_pet_advised_lesion_ids": fdg_ids,
-        "partial_volume_lesion_ids": pv_ids,
+        "krenning_low_confidence_lesion_ids": up.low_ids,
+        "fdg_pet_advised_lesion_ids": up.fdg_ids,
+        "partial_volume_lesion_ids": up.pv_ids,
         "resolution_fwhm_mm": fwhm,
         "resolution_fwhm_source": fwhm_source,
         "partial_volume_diameter_mm": pv_diameter,
@@ -601,11 +479,11 @@ def measure_pet(
         "sul": sul_block,
         "sul_missing_inputs": sul_missing,
         "liver_sul_mean": liver_mean * sul_factor if (sul_factor is not None and liver_mean is not None) else None,
-        "sul_max": max(lesion_maxima) * sul_factor if (sul_factor is not None and lesion_maxima) else None,
+        "sul_max": max(up.lesion_maxima) * sul_factor if (sul_factor is not None and up.lesion_maxima) else None,
     }
     if delin.kind == "liver" and liver_mean is None:
         warnings.append(f"delineation {delin} needs the healthy-liver SUVmean: no SRETV without a liver mask")
-    return PetResult(block=block, lesion_updates=updates, warnings=warnings, missing_inputs=missing)
+    return PetResult(block=block, lesion_updates=up.updates, warnings=warnings, missing_inputs=missing)
 
 
 def _sul(
@@ -702,127 +580,3 @@ def _volume_and_tl(vals: np.ndarray, voxel_ml: float) -> tuple[float, float]:
         return 0.0, 0.0
     v = vals.size * voxel_ml
     return v, v * float(vals.mean())
-
-
-def _add_tiny_lesions(ctx: MeasurementContext, labels: np.ndarray, pet: Volume, warnings: list[str]) -> np.ndarray:
-    """Give lesions with no PET voxel centre the PET voxels containing their voxel centres."""
-    present = set(np.unique(labels).tolist())
-    out = labels
-    for les in ctx.lesions:
-        if les.id in present:
-            continue
-        ijk = np.argwhere(np.asarray(ctx.lesion_labels) == les.id)
-        if ijk.size == 0:
-            continue
-        idx = np.rint(pet.lps_to_index(ctx.image.index_to_lps(ijk))).astype(np.int64)
-        ok = np.all((idx >= 0) & (idx < np.array(pet.shape)), axis=1)
-        if not ok.any():
-            continue
-        if out is labels:
-            out = labels.copy()
-        idx = idx[ok]
-        free = out[idx[:, 0], idx[:, 1], idx[:, 2]] == 0
-        idx = idx[free]
-        if idx.size == 0:
-            continue
-        out[idx[:, 0], idx[:, 1], idx[:, 2]] = les.id
-        warnings.append(
-            f"lesion {les.id} is smaller than a PET voxel: its SUV comes from the {len(np.unique(idx, axis=0))} "
-            "PET voxel(s) containing it (partial-volume effect: SUV underestimated)"
-        )
-    return out
-
-
-# ------------------------------------------------------------------ PET-derived lesions
-def derive_pet_lesions(
-    suv: Volume,
-    liver: np.ndarray,
-    liver_grid: Volume,
-    *,
-    delineation: str | None = None,
-    rules: Mapping[str, Any] | None = None,
-) -> np.ndarray:
-    """PET-avid lesion voxels inside the liver, for studies without a lesion mask.
-
-    The SUV is resampled (linear) onto the liver grid, cropped to the liver's
-    bounding box. Voxels of the liver mask at or above the threshold are
-    kept; 26-connected components smaller than
-    ``rules["pet"]["derived_min_volume_ml"]`` (0.5 mL) are dropped as noise.
-
-    The default ``liver:1.5`` (``rules["pet"]["derived_delineation"]``)
-    marks voxels at least 1.5 x the liver background: clearly above the
-    Krenning "equal to liver" band (+-10 %) so only uptake greater than liver
-    (Krenning 3-4, the lesions SSTR PET is read for) is segmented, while the
-    voxel noise of normal liver (about 15-20 % SD) rarely forms 0.5 mL
-    components at +50 %. Because the lesions are not known yet, the liver
-    background is the **median** SUV of the liver mask (robust to the
-    lesions it contains), not the healthy-liver mean. ``abs:T`` is accepted;
-    ``rel:P`` is refused (it needs lesion regions).
-
-    Parameters
-    ----------
-    suv : Volume
-        SUVbw volume.
-    liver : numpy.ndarray
-        Boolean liver mask on ``liver_grid``.
-    liver_grid : Volume
-        Grid of ``liver`` (the study image).
-    delineation : str, optional
-        ``liver:K`` or ``abs:T``; default from the rules (``liver:1.5``).
-    rules : mapping, optional
-        Rules with an optional ``"pet"`` table.
-
-    Returns
-    -------
-    numpy.ndarray
-        Boolean mask on ``liver_grid``, inside ``liver``.
-
-    Raises
-    ------
-    UsageError
-        ``rel:P`` or malformed delineation.
-    GeometryError
-        Different FrameOfReferenceUIDs or a liver mask of the wrong shape.
-    """
-    from scipy import ndimage
-
-    pr = _rules_section(rules, "pet")
-    delin = parse_delineation(delineation if delineation is not None else str(pr["derived_delineation"]))
-    if delin.kind == "rel":
-        raise UsageError(
-            f"--delineation {delin}: PET-derived lesions need liver:K or abs:T (rel:P needs lesion regions, "
-            "and no lesion mask was given)."
-        )
-    liver = np.asarray(liver, dtype=bool)
-    if liver.shape != liver_grid.shape:
-        raise GeometryError(
-            f"{liver_grid.source}: liver mask shape {liver.shape} differs from grid {liver_grid.shape}."
-        )
-    _check_frame_of_reference(liver_grid, suv, "the liver mask", [])
-    out = np.zeros(liver.shape, dtype=bool)
-    box = bbox(liver)
-    if box is None:
-        return out
-    lo, hi = box
-    crop_liver = liver[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
-    crop_aff = crop_affine(liver_grid.affine, lo)
-    crop_suv = resample_array(
-        np.asarray(suv.array, dtype=np.float32), suv.affine, crop_liver.shape, crop_aff, interpolation="linear"
-    )
-    inside = crop_suv[crop_liver]
-    if delin.kind == "liver":
-        background = float(np.median(inside))
-        threshold = delin.value * background
-        logger.info("PET-derived lesions: liver median SUV %.3f, threshold %.3f", background, threshold)
-    else:
-        threshold = delin.value
-    cand = crop_liver & (crop_suv >= threshold)
-    comps, n = ndimage.label(cand, structure=np.ones((3, 3, 3), dtype=bool))
-    if n:
-        sizes = np.bincount(comps.ravel())
-        voxel_ml = liver_grid.voxel_volume_ml
-        keep = sizes * voxel_ml >= float(pr["derived_min_volume_ml"])
-        keep[0] = False
-        cand = keep[comps]
-    out[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] = cand
-    return out

@@ -1,0 +1,70 @@
+"""Masks onto the PET grid: the frame-of-reference check and nearest-neighbour resampling by position.
+
+Everything PET is measured on the PET grid (:mod:`netlm_imaging.measure.pet`, "Grid rule"):
+:func:`to_pet_grid` resamples a mask or label map drawn on another grid of the same frame of
+reference; :func:`add_tiny_lesions` gives a lesion smaller than a PET voxel the PET voxels that
+contain it, so no lesion silently loses its SUV.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import GeometryError
+from ..geometry import bbox, crop_affine, resample_array
+from ..volume import Volume
+from .context import MeasurementContext
+
+__all__ = ["add_tiny_lesions", "check_frame_of_reference", "to_pet_grid"]
+
+
+def check_frame_of_reference(a: Volume, b: Volume, what: str, warnings: list[str]) -> None:
+    """Refuse a PET ``b`` in another frame of reference than ``a``; warn when either does not name one."""
+    fa, fb = a.frame_of_reference_uid, b.frame_of_reference_uid
+    if fa and fb and fa != fb:
+        raise GeometryError(
+            f"{b.source}: PET FrameOfReferenceUID differs from that of {what} ({a.source}); the masks were drawn "
+            "on a scan in another patient coordinate system. Use the CT of the same PET/CT acquisition, or "
+            "register and resample the masks onto the PET first."
+        )
+    if not (fa and fb) and not a.same_grid(b):
+        warnings.append(f"FrameOfReferenceUID unknown for the PET or {what}: assumed they share patient coordinates")
+
+
+def to_pet_grid(array: np.ndarray, grid: Volume, pet: Volume) -> np.ndarray:
+    """Nearest-neighbour resampling of a mask / label map onto the PET grid (cropped to its content)."""
+    box = bbox(array != 0, 1)
+    if box is None:
+        return np.zeros(pet.shape, dtype=array.dtype)
+    lo, hi = box
+    crop = np.ascontiguousarray(array[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]])
+    return resample_array(crop, crop_affine(grid.affine, lo), pet.shape, pet.affine)
+
+
+def add_tiny_lesions(ctx: MeasurementContext, labels: np.ndarray, pet: Volume, warnings: list[str]) -> np.ndarray:
+    """Give lesions with no PET voxel centre the PET voxels containing their voxel centres."""
+    present = set(np.unique(labels).tolist())
+    out = labels
+    for les in ctx.lesions:
+        if les.id in present:
+            continue
+        ijk = np.argwhere(np.asarray(ctx.lesion_labels) == les.id)
+        if ijk.size == 0:
+            continue
+        idx = np.rint(pet.lps_to_index(ctx.image.index_to_lps(ijk))).astype(np.int64)
+        ok = np.all((idx >= 0) & (idx < np.array(pet.shape)), axis=1)
+        if not ok.any():
+            continue
+        if out is labels:
+            out = labels.copy()
+        idx = idx[ok]
+        free = out[idx[:, 0], idx[:, 1], idx[:, 2]] == 0
+        idx = idx[free]
+        if idx.size == 0:
+            continue
+        out[idx[:, 0], idx[:, 1], idx[:, 2]] = les.id
+        warnings.append(
+            f"lesion {les.id} is smaller than a PET voxel: its SUV comes from the {len(np.unique(idx, axis=0))} "
+            "PET voxel(s) containing it (partial-volume effect: SUV underestimated)"
+        )
+    return out
