@@ -941,15 +941,15 @@ def test_planner_dp_on_views_equals_the_full_grid_dp():
 
 
 def test_cohort_tables_rewritten_row_by_row_match_formatting_every_row(tmp_path):
-    # the batch parent formats each row once (runner._Tables); its files must be the text that
+    # the batch parent formats each row once (batch.tables.CohortTables); its files must be the text that
     # format_csv / format_lesions_csv give for all rows at once, after every change of a row
-    from netlm_imaging.batch.runner import LESIONS_KEY, _Tables, format_csv
+    from netlm_imaging.batch.tables import LESIONS_KEY, CohortTables, format_csv
     from netlm_imaging.report.tables import failure_row, format_lesions_csv
 
     rng = np.random.default_rng(7)
     ids = [f"s{i:02d}" for i in rng.permutation(9)]
     rows = {sid: failure_row(sid, "", "", "pending") for sid in ids}
-    tables = _Tables()
+    tables = CohortTables()
 
     def expect() -> tuple[str, str]:
         lesions = [r for row in rows.values() for r in row.get(LESIONS_KEY) or []]

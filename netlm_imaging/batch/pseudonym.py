@@ -27,7 +27,7 @@ from ..atomic import atomic_write_text
 from ..errors import InputError
 from .cohort import Study
 
-__all__ = ["default_key_path", "pseudonym", "pseudonymize_studies"]
+__all__ = ["default_key_path", "pseudonym", "pseudonymize_studies", "scrub_study_path"]
 
 
 def default_key_path(out_dir: str | os.PathLike[str]) -> Path:
@@ -100,3 +100,19 @@ def pseudonymize_studies(studies: Sequence[Study], key_path: str | os.PathLike[s
     with contextlib.suppress(OSError):
         path.chmod(0o600)
     return sorted(out, key=lambda s: s.study_id)
+
+
+def scrub_study_path(text: str, study: Study) -> str:
+    """``text`` with the study folder (any spelling of its path) replaced by the study id (its pseudonym).
+
+    Error lines name the files they are about; for a pseudonymized study they must name
+    ``<pseudonym>/...``, never the real folder, which often carries the patient's name.
+
+    Examples
+    --------
+    >>> scrub_study_path("/data/DOE_JOHN/ct: bad", Study("S-0a1b2c3d4e5f", Path("/data/DOE_JOHN")))
+    'S-0a1b2c3d4e5f/ct: bad'
+    """
+    for form in sorted({str(study.path), os.path.abspath(study.path), str(Path(study.path).resolve())}, key=len)[::-1]:
+        text = text.replace(form, study.study_id)
+    return text

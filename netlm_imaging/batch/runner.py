@@ -1,8 +1,9 @@
 """Run the analysis over a cohort: resumable, local processes or a Dask cluster.
 
 The process pool (:mod:`netlm_imaging.batch.pool`) and the Dask cluster
-(:mod:`netlm_imaging.batch.dask_mode`) run the same per-study task; this module holds that task,
-resume by fingerprint, the crash-safe cohort tables and the run itself.
+(:mod:`netlm_imaging.batch.dask_mode`) run the same per-study task (:mod:`netlm_imaging.batch.task`:
+the analysis, resume by fingerprint, failure records); the crash-safe cohort tables are
+:mod:`netlm_imaging.batch.tables`; this module is the run itself.
 
 One function, :func:`analyze_one`, analyses one study and returns its
 ``cohort.csv`` row. :func:`run_cohort` calls it in this process (``jobs=1``),
@@ -43,36 +44,23 @@ and the study folders must be on a file system every worker sees.
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
-import json
 import logging
 import os
-import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_write_text
-from ..errors import InputError, NetlmError, OutputError, only_accepted_flags
+from ..errors import InputError, OutputError
 from ..outdir import OutputLock, prepare_output_dir
-from ..report.tables import (
-    CSV_COLUMNS,
-    LESION_COLUMNS,
-    LESIONS_KEY,
-    NUMBER_COLUMNS,
-    RUN_COLUMNS,
-    csv_cell,
-    failure_row,
-    one_line,
-    row_from_report,
-)
+from ..report.tables import CSV_COLUMNS, LESIONS_KEY, NUMBER_COLUMNS, RUN_COLUMNS, failure_row, row_from_report
 from .cohort import Study
-from .fingerprint import study_fingerprint
 from .options import BatchOptions
 from .pool import WorkerDied, executor_results
+from .progress import Progress
+from .tables import CohortTables, format_csv
+from .task import analyze_one, record_failure
 
 __all__ = [
     "CSV_COLUMNS",
@@ -125,250 +113,6 @@ class CohortResult:
     def exit_code(self) -> int:
         """4 when any study failed, else 0."""
         return 4 if self.failed else 0
-
-
-# ----------------------------------------------------------------------------- rows
-
-
-class _Tables:
-    """Writes cohort.csv and lesions.csv after every finished study, formatting each row once.
-
-    The text is that of :func:`format_csv` and :func:`format_lesions_csv` over
-    all rows (rows sorted by study id; a study's lesions by lesion id): the
-    lines of a row are kept until the row object changes, so the parent's
-    rewrite after each of n studies formats one row, not all n again.
-    """
-
-    def __init__(self) -> None:
-        self._lines: dict[str, tuple[dict[str, Any], str, str]] = {}
-
-    def _row_lines(self, row: dict[str, Any]) -> tuple[str, str]:
-        sid = row["study_id"]
-        kept = self._lines.get(sid)
-        if kept is not None and kept[0] is row:
-            return kept[1], kept[2]
-        study_line = _csv_lines([row], CSV_COLUMNS, key=None)
-        lesions = sorted(row.get(LESIONS_KEY) or [], key=lambda r: (str(r["study_id"]), int(r["lesion_id"] or 0)))
-        lesion_lines = _csv_lines(lesions, LESION_COLUMNS, key=None)
-        self._lines[sid] = (row, study_line, lesion_lines)
-        return study_line, lesion_lines
-
-    def write(self, out: Path, rows: Iterable[dict[str, Any]]) -> None:
-        ordered = sorted(rows, key=lambda r: r["study_id"])
-        lines = [self._row_lines(r) for r in ordered]
-        atomic_write_text(
-            out / "cohort.csv", _csv_lines([], CSV_COLUMNS, key=None, header=True) + "".join(a for a, _ in lines)
-        )
-        atomic_write_text(
-            out / "lesions.csv", _csv_lines([], LESION_COLUMNS, key=None, header=True) + "".join(b for _, b in lines)
-        )
-
-
-def _csv_lines(rows: Iterable[dict[str, Any]], columns: Sequence[str], *, key: Any, header: bool = False) -> str:
-    """CSV text of ``rows`` (in the given order, or sorted by ``key``) under ``columns``, optionally with the header."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    if header:
-        w.writerow(columns)
-    for row in rows if key is None else sorted(rows, key=key):
-        w.writerow([csv_cell(row.get(c)) for c in columns])
-    return buf.getvalue()
-
-
-def format_csv(rows: Iterable[dict[str, Any]]) -> str:
-    """cohort.csv text: header :data:`CSV_COLUMNS`, rows sorted by study id, floats as shortest repr.
-
-    Parameters
-    ----------
-    rows : iterable of dict
-        Rows keyed by column name.
-
-    Returns
-    -------
-    str
-        CSV text with ``\\n`` line ends.
-    """
-    return _csv_lines(rows, CSV_COLUMNS, key=lambda r: r["study_id"], header=True)
-
-
-# ----------------------------------------------------------------------------- one study
-
-
-def _report_path(out_dir: Path, study_id: str, suffix: str = ".json") -> Path:
-    return out_dir / "reports" / f"{study_id}{suffix}"
-
-
-def _fingerprint(study: Study, options: BatchOptions) -> str:
-    from .._version import __version__
-
-    opts = options.fingerprint_options()
-    opts["clinical"] = dict(sorted(study.clinical.items()))
-    return study_fingerprint(study.path, opts, tool_version=__version__, rules=options.rules)
-
-
-def _previous_row(out_dir: Path, study_id: str, fingerprint: str) -> dict[str, Any] | None:
-    """Row rebuilt from a stored report or kept failure with this fingerprint, else None."""
-    ok_path = _report_path(out_dir, study_id)
-    if ok_path.is_file():
-        with contextlib.suppress(OSError, ValueError):
-            data = json.loads(ok_path.read_text(encoding="utf-8"))
-            if (data.get("batch") or {}).get("fingerprint") == fingerprint:
-                return row_from_report(study_id, data, fingerprint)
-    failed_path = _report_path(out_dir, study_id, ".failed.json")
-    if failed_path.is_file():
-        with contextlib.suppress(OSError, ValueError):
-            data = json.loads(failed_path.read_text(encoding="utf-8"))
-            if data.get("fingerprint") == fingerprint and not data.get("retry", True):
-                return failure_row(study_id, data.get("error", ""), fingerprint)
-    return None
-
-
-def _clinical(study: Study) -> Any:
-    """The study's clinical columns for the load stage to validate (None when the row has none)."""
-    if not study.clinical or not any(study.clinical.values()):
-        return None
-    from ..classify.clinical import ClinicalRow
-
-    return ClinicalRow(study.clinical, f"cohort row of study {study.study_id}")
-
-
-def _analyze(study: Study, out_dir: Path, options: BatchOptions, fingerprint: str) -> dict[str, Any]:
-    from .. import api
-
-    kwargs: dict[str, Any] = {"labels": options.labels, "rules": options.rules, "clinical": _clinical(study)}
-    if options.analyze_options or options.include_identifiers:
-        aopts = dict(options.analyze_options)
-        if options.include_identifiers:
-            aopts["include_identifiers"] = True
-        kwargs["options"] = api.AnalyzeOptions(**aopts)
-    report, ctx = api.analyze_with_context(study.path, **kwargs)
-    from ..report.dicom_outputs import has_dicom_source
-    from ..report.outputs import OutputSet, write_outputs
-
-    sr = options.sr
-    if sr and not has_dicom_source(ctx):  # the study's report stands; the SR is skipped with a note
-        note = "no DICOM SR written: the image is not a DICOM series (an SR references the DICOM images measured)"
-        report = replace(report, extra={**report.extra, "notes": [*report.extra.get("notes", []), note]})
-        logger.info("study %s: %s", study.study_id, note)
-        sr = False
-    batch = {"study_id": study.study_id, "fingerprint": fingerprint}
-    outputs = OutputSet.batch(
-        study.study_id, html=options.html, sr=sr, json_extra={"batch": batch}, html_budget_mb=options.html_budget_mb
-    )
-    data = report.to_dict()
-    write_outputs(data, ctx, out_dir, outputs, include_identifiers=options.include_identifiers)
-    data["batch"] = batch
-    return row_from_report(study.study_id, data, fingerprint)
-
-
-def analyze_one(study: Study, out_dir: str | os.PathLike[str], options: BatchOptions) -> dict[str, Any]:
-    """Analyse one study and write its outputs; never raises for a bad study.
-
-    This is the per-study task of every execution mode (in process, process
-    pool, Dask). It is a module-level function of picklable arguments.
-
-    Parameters
-    ----------
-    study : Study
-        The study.
-    out_dir : path-like
-        Batch output folder.
-    options : BatchOptions
-        Analysis options (``options.resume`` enables skipping).
-
-    Returns
-    -------
-    dict
-        The study's cohort.csv row; ``status`` is ``"ok"`` or ``"failed"`` and
-        ``resumed`` tells whether the stored result was reused.
-    """
-    t0 = time.perf_counter()
-    out = Path(out_dir)
-    fingerprint = ""
-    failed_path = _report_path(out, study.study_id, ".failed.json")
-    retry = False
-    try:
-        fingerprint = _fingerprint(study, options)
-        if options.resume:
-            prev = _previous_row(out, study.study_id, fingerprint)
-            if prev is not None:
-                prev.update(resumed=True, elapsed_s=round(time.perf_counter() - t0, 3))
-                return prev
-        row = _analyze(study, out, options, fingerprint)
-        with contextlib.suppress(FileNotFoundError):
-            failed_path.unlink()
-    except OutputError:
-        raise  # the output folder or disk failed, not this study: the cohort stops (see run_cohort)
-    except NetlmError as exc:
-        error = only_accepted_flags(str(exc), options.accepted_flags, "batch") if options.accepted_flags else str(exc)
-        row = failure_row(study.study_id, error, fingerprint)
-    except MemoryError:
-        error, retry = "out of memory; lower -j or --max-voxels", True
-        row = failure_row(study.study_id, error, fingerprint)
-    except Exception as exc:  # one study's bug never stops the cohort
-        logger.debug("internal error on study %s", study.study_id, exc_info=True)
-        error, retry = f"internal error: {type(exc).__name__}: {exc} (a bug in netlm-imaging; please report it)", True
-        row = failure_row(study.study_id, error, fingerprint)
-    if row["status"] == "failed":
-        if study.pseudonymized:  # name files as <pseudonym>/..., never by the real folder name
-            row["error"] = _scrub(row["error"], study)
-        _record_failure(out, study.study_id, row["error"], fingerprint, retry)
-    row["elapsed_s"] = round(time.perf_counter() - t0, 3)
-    return row
-
-
-def _scrub(text: str, study: Study) -> str:
-    """``text`` with the study folder (any spelling) replaced by the study id."""
-    for form in sorted({str(study.path), os.path.abspath(study.path), str(Path(study.path).resolve())}, key=len)[::-1]:
-        text = text.replace(form, study.study_id)
-    return text
-
-
-def _record_failure(out: Path, study_id: str, error: str, fingerprint: str, retry: bool) -> None:
-    """Write ``reports/<id>.failed.json`` and remove a stale report beside it."""
-    with contextlib.suppress(FileNotFoundError):
-        _report_path(out, study_id).unlink()  # never leave a stale result beside a failure
-    record = {"study_id": study_id, "error": one_line(error), "fingerprint": fingerprint, "retry": retry}
-    atomic_write_text(_report_path(out, study_id, ".failed.json"), json.dumps(record, indent=2) + "\n")
-
-
-# ----------------------------------------------------------------------------- progress
-
-
-class _Progress:
-    """tqdm bar with ETA on a terminal, one plain line per study otherwise, nothing when disabled."""
-
-    def __init__(self, total: int, enabled: bool, stream: Any = None) -> None:
-        self.total, self.done, self.enabled = total, 0, enabled
-        self.stream = stream if stream is not None else sys.stderr
-        self.t0 = time.perf_counter()
-        self.bar = None
-        if enabled and hasattr(self.stream, "isatty") and self.stream.isatty():
-            from tqdm import tqdm
-
-            tqdm.monitor_interval = 0  # no monitor thread: the local pool forks workers
-            self.bar = tqdm(total=total, unit="study", file=self.stream, dynamic_ncols=True)
-
-    def update(self, row: dict[str, Any]) -> None:
-        self.done += 1
-        if not self.enabled:
-            return
-        state = "resumed" if row.get("resumed") else row["status"]
-        if self.bar is not None:
-            self.bar.set_postfix_str(f"{row['study_id']} {state}", refresh=False)
-            self.bar.update(1)
-            return
-        elapsed = time.perf_counter() - self.t0
-        eta = elapsed / self.done * (self.total - self.done)
-        msg = f"netlm batch: {self.done}/{self.total} {row['study_id']} {state}"
-        if row["status"] == "failed":
-            msg += f": {row['error']}"
-        self.stream.write(f"{msg} (elapsed {elapsed:.0f} s, ETA {eta:.0f} s)\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 # ----------------------------------------------------------------------------- cohort
@@ -480,10 +224,10 @@ def _run_locked(
     prepare_output_dir(out / "reports", "--out")
     rows: dict[str, dict[str, Any]] = {s.study_id: failure_row(s.study_id, "", "", _PENDING) for s in studies}
     csv_path = out / "cohort.csv"
-    tables = _Tables()
+    tables = CohortTables()
     tables.write(out, rows.values())
     result = CohortResult(rows=[], csv_path=csv_path)
-    bar = _Progress(len(studies), progress, progress_stream)
+    bar = Progress(len(studies), progress, progress_stream)
 
     results: Iterable[tuple[Study, dict[str, Any] | BaseException]]
     if scheduler is not None:
@@ -508,7 +252,7 @@ def _run_locked(
                     why = f"{type(outcome).__name__}: {outcome}"
                     msg = f"the worker running this study failed ({why}); rerun with --resume"
                 row = failure_row(study.study_id, msg, "")
-                _record_failure(out, study.study_id, msg, "", retry=True)
+                record_failure(out, study.study_id, msg, "", retry=True)
             else:
                 row = outcome
             rows[study.study_id] = row
