@@ -46,9 +46,9 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import GeometryError, LabelError
-from ..rules_data import default_section
 from ..segmentation import MaskLayer
 from ..volume import Volume
+from .detection import DETECTION_IOU, DetectionResult, LesionMatch, detect_lesions
 from .registration import dice_coefficient, resample_nearest
 
 __all__ = [
@@ -69,9 +69,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: LiTS: a reference lesion is detected when IoU with a predicted lesion exceeds this.
-DETECTION_IOU = float(default_section("compare_seg")["detection_iou"])
-_STRUCT_26 = ndimage.generate_binary_structure(3, 3)
 _STRUCT_6 = ndimage.generate_binary_structure(3, 1)
 
 
@@ -192,139 +189,6 @@ def compare_masks(
         hd95_max_directed_mm=hd95_dir,
         hd_mm=hd,
         assd_mm=assd,
-    )
-
-
-@dataclass
-class LesionMatch:
-    """A reference lesion detected by a predicted lesion (IoU > 0.5)."""
-
-    reference_id: int
-    predicted_id: int
-    iou: float
-    dice: float
-    volume_reference_ml: float
-    volume_predicted_ml: float
-    volume_difference_ml: float
-    volume_difference_percent: float
-    centroid_reference_lps_mm: list[float]
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (rounded)."""
-        d = asdict(self)
-        d["centroid_reference_lps_mm"] = [round(float(v), 2) for v in self.centroid_reference_lps_mm]
-        return {k: (_r(v) if isinstance(v, float) else v) for k, v in d.items()}
-
-
-@dataclass
-class DetectionResult:
-    """LiTS-style lesion detection counts and matched-lesion agreement."""
-
-    true_positives: int
-    false_positives: int
-    false_negatives: int
-    matches: list[LesionMatch]
-    missed_reference_ids: list[int]
-    false_positive_ids: list[int]
-    iou_threshold: float = DETECTION_IOU
-
-    @property
-    def precision(self) -> float | None:
-        """TP / (TP + FP), ``None`` without predictions."""
-        n = self.true_positives + self.false_positives
-        return self.true_positives / n if n else None
-
-    @property
-    def recall(self) -> float | None:
-        """TP / (TP + FN), ``None`` without reference lesions."""
-        n = self.true_positives + self.false_negatives
-        return self.true_positives / n if n else None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        return {
-            "iou_threshold": self.iou_threshold,
-            "true_positives": self.true_positives,
-            "false_positives": self.false_positives,
-            "false_negatives": self.false_negatives,
-            "precision": _r(self.precision),
-            "recall": _r(self.recall),
-            "missed_reference_ids": self.missed_reference_ids,
-            "false_positive_ids": self.false_positive_ids,
-            "matches": [m.to_dict() for m in self.matches],
-        }
-
-
-def detect_lesions(
-    reference: np.ndarray,
-    predicted: np.ndarray,
-    affine: np.ndarray,
-    *,
-    iou_threshold: float = DETECTION_IOU,
-) -> DetectionResult:
-    """LiTS lesion detection between two lesion masks on one grid.
-
-    Parameters
-    ----------
-    reference, predicted : numpy.ndarray
-        Boolean lesion masks (or instance maps; non-zero is lesion) on one grid.
-    affine : numpy.ndarray
-        4x4 index -> LPS affine of the grid (volumes, centroids).
-    iou_threshold : float
-        Detected when IoU > this (0.5 in LiTS; must be >= 0.5 for one-to-one matching).
-
-    Returns
-    -------
-    DetectionResult
-        Lesion ids are the connected-component numbers (1..n, scan order).
-    """
-    if iou_threshold < 0.5:
-        raise ValueError("iou_threshold must be >= 0.5 (below it matches are not one-to-one)")
-    ref_lab, n_ref = ndimage.label(np.asarray(reference) != 0, structure=_STRUCT_26)
-    pred_lab, n_pred = ndimage.label(np.asarray(predicted) != 0, structure=_STRUCT_26)
-    vox_ml = abs(float(np.linalg.det(affine[:3, :3]))) / 1000.0
-    ref_sizes = np.bincount(ref_lab.ravel(), minlength=n_ref + 1)
-    pred_sizes = np.bincount(pred_lab.ravel(), minlength=n_pred + 1)
-    both = (ref_lab > 0) & (pred_lab > 0)
-    pairs = ref_lab[both].astype(np.int64) * (n_pred + 1) + pred_lab[both]
-    uniq, counts = np.unique(pairs, return_counts=True)
-    matches: list[LesionMatch] = []
-    matched_pred: set[int] = set()
-    matched_ref: set[int] = set()
-    centroids = ndimage.center_of_mass(ref_lab > 0, ref_lab, range(1, n_ref + 1)) if n_ref else []
-    for key, inter in zip(uniq.tolist(), counts.tolist()):
-        r, p = divmod(int(key), n_pred + 1)
-        union = int(ref_sizes[r]) + int(pred_sizes[p]) - int(inter)
-        iou = inter / union
-        if iou > iou_threshold:
-            vr, vp = float(ref_sizes[r]) * vox_ml, float(pred_sizes[p]) * vox_ml
-            c = np.asarray(centroids[r - 1], dtype=np.float64) @ affine[:3, :3].T + affine[:3, 3]
-            matches.append(
-                LesionMatch(
-                    reference_id=r,
-                    predicted_id=p,
-                    iou=float(iou),
-                    dice=2.0 * inter / (int(ref_sizes[r]) + int(pred_sizes[p])),
-                    volume_reference_ml=vr,
-                    volume_predicted_ml=vp,
-                    volume_difference_ml=vp - vr,
-                    volume_difference_percent=100.0 * (vp - vr) / vr,
-                    centroid_reference_lps_mm=[float(v) for v in c],
-                )
-            )
-            matched_ref.add(r)
-            matched_pred.add(p)
-    matches.sort(key=lambda m: m.reference_id)
-    missed = [i for i in range(1, n_ref + 1) if i not in matched_ref]
-    fps = [i for i in range(1, n_pred + 1) if i not in matched_pred]
-    return DetectionResult(
-        true_positives=len(matches),
-        false_positives=len(fps),
-        false_negatives=len(missed),
-        matches=matches,
-        missed_reference_ids=missed,
-        false_positive_ids=fps,
-        iou_threshold=iou_threshold,
     )
 
 
