@@ -87,3 +87,45 @@ def test_segmentation_off_the_image_is_refused_and_partly_off_is_warned(tmp_path
     inside_b[4:26, 4:22, 8:16] = True  # the part of B on the image grid
     overlap = (a.astype(bool) & inside_b).sum()
     assert liver["dice"] == pytest.approx(2 * overlap / (a.sum() + inside_b.sum()), abs=1e-4)
+
+
+def test_touching_lesions_given_as_segments_are_two_lesions(tmp_path, capsys):
+    """Two abutting lesions, one SEG segment each (as analyze counts them): two lesions, not one component.
+
+    Truth by construction: lesion 1 = i 8..13, lesion 2 = i 14..19 (they share a face), same j, k boxes.
+    Reader B draws lesion 2 one voxel further along i (IoU 5/7 > 0.5). The same two lesions as A in one
+    label map (connected components) are one lesion of 12 columns, whose IoU with each A lesion is
+    6/12, not > 0.5: two missed, one false positive, as LiTS counts it.
+    """
+    from pydicom.sr.codedict import codes
+
+    from tests.dicom_factory import write_image_series
+    from tests.seg_factory import SegmentSpec, write_seg
+
+    liver = _box((3, 3, 2), (27, 23, 14))
+    l1, l2 = _box((8, 6, 4), (14, 12, 10)), _box((14, 6, 4), (20, 12, 10))
+    l2_b = _box((15, 6, 4), (21, 12, 10))
+    hu = np.where(l1 | l2, 120.0, np.where(liver, 60.0, -50.0))
+    files = write_image_series(tmp_path / "ct", hu, AFF, modality="CT", seed=5)
+
+    def lesion(name, m):
+        return SegmentSpec(
+            name, m, property_type=codes.SCT.Neoplasm, property_category=codes.SCT.MorphologicallyAbnormalStructure
+        )
+
+    write_seg(tmp_path / "a.dcm", files, [SegmentSpec("Liver", liver), lesion("Lesion 1", l1), lesion("Lesion 2", l2)])
+    write_seg(
+        tmp_path / "b.dcm", files, [SegmentSpec("Liver", liver), lesion("Lesion 1", l1), lesion("Lesion 2", l2_b)]
+    )
+    lab = liver.astype(np.uint8)
+    lab[l1 | l2] = 2  # the same lesions as A, in one label map: one 26-connected component
+    write_nifti(tmp_path / "b_map.nii.gz", lab, AFF)
+    base = ["compare-seg", "--image", str(tmp_path / "ct"), "--seg-a", str(tmp_path / "a.dcm"), "--json", "-"]
+    assert main([*base, "--seg-b", str(tmp_path / "b.dcm")]) == 0
+    det = json.loads(capsys.readouterr().out)["detection"]
+    assert (det["true_positives"], det["false_negatives"], det["false_positives"]) == (2, 0, 0)
+    ious = sorted(m["iou"] for m in det["matches"])
+    assert ious == pytest.approx([5 / 7, 1.0], abs=1e-4)
+    assert main([*base, "--seg-b", str(tmp_path / "b_map.nii.gz")]) == 0
+    det = json.loads(capsys.readouterr().out)["detection"]
+    assert (det["true_positives"], det["false_negatives"], det["false_positives"]) == (0, 2, 1)

@@ -89,33 +89,49 @@ class DetectionResult:
         }
 
 
+def _lesion_labels(array: np.ndarray, instances: bool) -> tuple[np.ndarray, int]:
+    """Lesion label map and the largest label: the instance values as given, or 26-connected components."""
+    a = np.asarray(array)
+    if instances:
+        lab = a.astype(np.int64)
+        return lab, int(lab.max()) if lab.size else 0
+    lab, n = ndimage.label(a != 0, structure=_STRUCT_26)
+    return lab, int(n)
+
+
 def detect_lesions(
     reference: np.ndarray,
     predicted: np.ndarray,
     affine: np.ndarray,
     *,
     iou_threshold: float = DETECTION_IOU,
+    reference_instances: bool = False,
+    predicted_instances: bool = False,
 ) -> DetectionResult:
     """LiTS lesion detection between two lesion masks on one grid.
 
     Parameters
     ----------
     reference, predicted : numpy.ndarray
-        Boolean lesion masks (or instance maps; non-zero is lesion) on one grid.
+        Boolean lesion masks (non-zero is lesion), or lesion instance maps (see below) on one grid.
     affine : numpy.ndarray
         4x4 index -> LPS affine of the grid (volumes, centroids).
     iou_threshold : float
         Detected when IoU > this (0.5 in LiTS; must be >= 0.5 for one-to-one matching).
+    reference_instances, predicted_instances : bool
+        The array is an instance map whose values 1..n are the lesions (one per segment, so two
+        touching lesions stay two); otherwise the lesions are its 26-connected components.
 
     Returns
     -------
     DetectionResult
-        Lesion ids are the connected-component numbers (1..n, scan order).
+        Lesion ids are the instance values, or the connected-component numbers (1..n, scan order);
+        an instance with no voxel on the grid is neither missed nor a false positive.
     """
     if iou_threshold < 0.5:
         raise ValueError("iou_threshold must be >= 0.5 (below it matches are not one-to-one)")
-    ref_lab, n_ref = ndimage.label(np.asarray(reference) != 0, structure=_STRUCT_26)
-    pred_lab, n_pred = ndimage.label(np.asarray(predicted) != 0, structure=_STRUCT_26)
+    ref_lab, n_ref = _lesion_labels(reference, reference_instances)
+    pred_lab, n_pred = _lesion_labels(predicted, predicted_instances)
     vox_ml = abs(float(np.linalg.det(affine[:3, :3]))) / 1000.0
     ref_sizes = np.bincount(ref_lab.ravel(), minlength=n_ref + 1)
     pred_sizes = np.bincount(pred_lab.ravel(), minlength=n_pred + 1)
@@ -149,8 +165,8 @@ def detect_lesions(
             matched_ref.add(r)
             matched_pred.add(p)
     matches.sort(key=lambda m: m.reference_id)
-    missed = [i for i in range(1, n_ref + 1) if i not in matched_ref]
-    fps = [i for i in range(1, n_pred + 1) if i not in matched_pred]
+    missed = [i for i in range(1, n_ref + 1) if i not in matched_ref and ref_sizes[i]]
+    fps = [i for i in range(1, n_pred + 1) if i not in matched_pred and pred_sizes[i]]
     return DetectionResult(
         true_positives=len(matches),
         false_positives=len(fps),

@@ -22,8 +22,10 @@ HD95 (``hd95_mm``)
     of the two directed 95th percentiles, the other convention in use) and
     the full Hausdorff distance ``hd_mm`` and the average symmetric surface
     distance ``assd_mm`` are reported too. ``None`` when either mask is empty.
-Lesion detection (LiTS)
-    Lesions are 26-connected components. A reference lesion (A) is detected
+Lesion detection (LiTS, :mod:`netlm_imaging.verify.detection`)
+    Lesions are one per segment when a segmentation gives one segment per
+    lesion (as ``analyze`` counts them: touching lesions stay two), otherwise
+    26-connected components. A reference lesion (A) is detected
     when a predicted lesion (B) has IoU > 0.5 with it. Such a match is
     necessarily one-to-one (IoU > 0.5 means each holds more than half of the
     other), so TP = matched reference lesions, FN = unmatched reference
@@ -61,6 +63,7 @@ __all__ = [
     "compare_segmentation_files",
     "compare_segmentations",
     "detect_lesions",
+    "lesion_instances",
     "masks_by_role",
     "outside_fraction",
     "surface_distances_mm",
@@ -227,7 +230,8 @@ class SegComparison:
                 "detection": (
                     f"LiTS: reference (A) lesion detected when IoU > "
                     f"{DETECTION_IOU if self.detection is None else self.detection.iou_threshold:g} with a B lesion "
-                    "(26-connected; rules compare_seg.detection_iou)"
+                    "(one lesion per segment when a segmentation gives one per lesion, else 26-connected "
+                    "components; rules compare_seg.detection_iou)"
                 ),
                 "burden_percent": "100 x lesion / (liver UNION lesion) voxels",
             },
@@ -278,6 +282,8 @@ def compare_segmentations(
     *,
     reference_grid: Volume | None = None,
     detection_iou: float = DETECTION_IOU,
+    instances_a: Volume | None = None,
+    instances_b: Volume | None = None,
 ) -> SegComparison:
     """Compare two segmentations structure by structure.
 
@@ -293,6 +299,9 @@ def compare_segmentations(
         are resampled by physical position (a warning says so).
     detection_iou : float
         Lesion detection threshold (rules ``compare_seg.detection_iou``; :func:`detect_lesions`).
+    instances_a, instances_b : Volume, optional
+        Lesion instance maps (:func:`lesion_instances`: one value per lesion segment) for the
+        detection; without one a segmentation's lesions are its 26-connected components.
 
     Returns
     -------
@@ -375,7 +384,18 @@ def compare_segmentations(
             )
         )
         if name == "lesion":
-            detection = detect_lesions(a, b, ref.affine, iou_threshold=detection_iou)
+            inst = [
+                None if v is None else (v.array if v.same_grid(ref) else resample_nearest(v, ref))
+                for v in (instances_a, instances_b)
+            ]
+            detection = detect_lesions(
+                a if inst[0] is None else inst[0],
+                b if inst[1] is None else inst[1],
+                ref.affine,
+                iou_threshold=detection_iou,
+                reference_instances=inst[0] is not None,
+                predicted_instances=inst[1] is not None,
+            )
     if resampled:
         warnings.append(
             "segmentation masks were resampled onto the reference grid by physical position (nearest "
@@ -411,6 +431,31 @@ def masks_by_role(layers: Sequence[MaskLayer]) -> dict[str, Volume]:
             arr = resample_nearest(la.mask.with_array(arr), prev)
         out[la.role] = prev.with_array(np.asarray(prev.array, dtype=bool) | arr)
     return out
+
+
+def lesion_instances(layers: Sequence[MaskLayer]) -> Volume | None:
+    """Instance map of the lesion segments (values 1..n in input order), or None with fewer than two.
+
+    A segmentation that gives one segment per lesion keeps two touching lesions two, as ``analyze``
+    counts them; a voxel in several segments belongs to the smallest of them (ties: the first in
+    input order), the rule of ``analyze``'s ``method.lesion_overlap``. Empty segments get no value.
+    Layers on other grids are put on the first lesion layer's grid (physical position).
+    """
+    lesion = [la for la in layers if la.role == "lesion"]
+    if len(lesion) < 2:
+        return None
+    grid = lesion[0].mask
+    masks = []
+    for la in lesion:
+        arr = la.binary()
+        if not la.mask.same_grid(grid):
+            arr = resample_nearest(la.mask.with_array(arr), grid)
+        if arr.any():
+            masks.append(arr)
+    out = np.zeros(grid.shape, dtype=np.int32)
+    for n in sorted(range(len(masks)), key=lambda i: (int(np.count_nonzero(masks[i])), i)):  # smallest first
+        out[masks[n] & (out == 0)] = n + 1
+    return grid.with_array(out)
 
 
 def compare_segmentation_files(
@@ -450,6 +495,7 @@ def compare_segmentation_files(
 
     img = load_image(image, max_voxels=max_voxels)
     masks = []
+    instances: list[Volume | None] = []
     for segs, lab in ((seg_a, labels), (seg_b, labels_b if labels_b is not None else labels)):
         spec = parse_label_spec(lab)
         items = [segs] if isinstance(segs, str | Path) else list(segs)
@@ -460,4 +506,12 @@ def compare_segmentation_files(
         if not m:
             raise LabelError(f"{items[0]}: no liver, lesion or other structure found; map labels with --labels.")
         masks.append(m)
-    return compare_segmentations(masks[0], masks[1], reference_grid=img, detection_iou=detection_iou)
+        instances.append(lesion_instances(layers))
+    return compare_segmentations(
+        masks[0],
+        masks[1],
+        reference_grid=img,
+        detection_iou=detection_iou,
+        instances_a=instances[0],
+        instances_b=instances[1],
+    )
