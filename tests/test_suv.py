@@ -269,6 +269,31 @@ def test_series_after_acquisition_prefers_ge_private_scan_time(tmp_path):
     assert any("0009,100d" in w for w in vol.meta["warnings"])
 
 
+def test_ge_private_scan_datetime_in_utc_is_moved_to_local_time(tmp_path):
+    """The GE private scan DateTime (0009,100d) is a DT: written with its own offset from UTC (10:03 UTC) while
+    the DA/TM values are local (TimezoneOffsetFromUTC +0100), the scan is 11:03 local, 63 min after the 10:00
+    injection (read as written it was 3 min: Ga-68 SUV 1.8 x too low)."""
+    a = activity(seed=17)
+    folder = tmp_path / "pet"
+    files = write_pet_series(
+        folder,
+        a,
+        AFFINE,
+        slopes=SLOPES,
+        series_time="120000",
+        acquisition_times=["110500"] * 4,
+        injection_time="100000",
+        ge_scan_datetime="20240102100300+0000",
+    )
+    for f in files:
+        ds = pydicom.dcmread(f)
+        ds.TimezoneOffsetFromUTC = "+0100"
+        ds.save_as(f)
+    vol = load_suv_volume(folder)
+    np.testing.assert_allclose(vol.array, qiba_suv(a, WEIGHT_KG, DOSE_BQ, 3780.0, GA68_T), rtol=2e-6)
+    assert vol.meta["suv"]["decay_time_s"] == pytest.approx(3780.0)
+
+
 def test_series_time_before_acquisition_is_used(tmp_path):
     """Siemens-style: acquisition times per bed are later; the series time is the reference (dcm2niix #983)."""
     a = activity(seed=13)

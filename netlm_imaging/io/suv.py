@@ -43,8 +43,9 @@ Injection date/time
     lies after the scan
     time the injection is taken to be the day before (midnight crossing).
 Time zones
-    A DT value with its own offset from UTC (``...090000+0000``) is moved into
-    the instance's local time when TimezoneOffsetFromUTC (0008,0201) gives
+    A DT value with its own offset from UTC (``...090000+0000``: the
+    injection DateTime, the acquisition DateTime, the GE private scan
+    DateTime) is moved into the instance's local time when TimezoneOffsetFromUTC (0008,0201) gives
     another one (the offset of its DA and TM values, PS3.3 C.12.1.1.8).
 Scan date/time
     Series Date/Time (0008,0021/0031), unless it is after the earliest
@@ -306,7 +307,8 @@ def _scan_datetime(datasets: Sequence[Any], source: str, warnings: list[str]) ->
     if series_dt is not None and (earliest_acq is None or series_dt <= earliest_acq):
         return series_dt
     if series_dt is not None:
-        ge = _parse_datetime(_str_value(_private(first, 0x0009, _GE_CREATOR, 0x0D)))
+        # a DT: with its own offset from UTC it is moved into the local time of the DA/TM values
+        ge = _local_datetime(_str_value(_private(first, 0x0009, _GE_CREATOR, 0x0D)), first)
         if ge is not None:
             warnings.append(
                 "PET Series Date/Time is after the Acquisition Date/Time (post-processed series); "
