@@ -195,3 +195,76 @@ def test_dilate_mm_affine_on_an_oblique_grid_takes_the_axes_spacings():
         np.testing.assert_array_equal(
             dilate_mm_affine(mask, aff, r), _brute_within(mask, aff, r, shape), err_msg=str(r)
         )
+
+
+def _sheared(pixel_mm: float, step_mm: float, tilt_deg: float, lean: tuple[float, float], angles_deg) -> np.ndarray:
+    """A rotated gantry-tilt grid: orthogonal rows and columns, the slice step leaning ``tilt_deg`` off their
+    normal towards the in-plane direction ``lean`` (a mix of rows and columns), the whole frame rotated."""
+    rot = oblique_affine((1.0, 1.0, 1.0), angles_deg=angles_deg)[:3, :3]
+    t = np.radians(tilt_deg)
+    u = np.array([lean[0], lean[1], 0.0]) / np.hypot(*lean)
+    a = np.eye(4)
+    a[:3, 0], a[:3, 1] = rot @ [pixel_mm, 0.0, 0.0], rot @ [0.0, pixel_mm * 1.1, 0.0]
+    a[:3, 2] = rot @ (step_mm * (np.cos(t) * np.array([0.0, 0.0, 1.0]) + np.sin(t) * u))
+    a[:3, 3] = [12.0, -30.0, 85.0]
+    return a
+
+
+@pytest.mark.parametrize(
+    ("pixel_mm", "step_mm", "tilt_deg", "lean"),
+    [
+        (0.8, 1.5, 14.0, (0.0, 1.0)),
+        (0.7, 2.5, 30.0, (1.0, -0.6)),
+        (0.5, 5.0, 30.0, (0.0, -1.0)),
+        (0.4, 3.0, 40.0, (1, 1)),
+    ],
+    ids=["ct-14deg", "oblique-lean-30deg", "thin-pixels-thick-slices-30deg", "40deg"],
+)
+def test_fast_sheared_dilation_is_the_brute_force_set(pixel_mm, step_mm, tilt_deg, lean):
+    """Random seeded masks on rotated, tilted grids: the dilation is the set of voxel centres within the radius
+    of a mask voxel, by brute force over every pair in patient space. The thin-pixel grids step several pixels
+    in-plane per slice, so a mask voxel's nearest outside neighbours are not among its 26 index neighbours."""
+    from scipy import ndimage
+
+    from netlm_imaging.geometry import dilate_mm_affine
+
+    aff = _sheared(pixel_mm, step_mm, tilt_deg, lean, (17.0, -11.0, 33.0))
+    assert Volume(np.zeros((2, 2, 2)), aff).shear_deg == pytest.approx(tilt_deg, abs=1e-9)
+    rng = np.random.default_rng(int(10 * tilt_deg + step_mm))
+    shape = (22, 20, 9)
+    for trial in range(3):
+        noise = ndimage.gaussian_filter(rng.standard_normal(shape), (1.5, 1.5, 0.7))
+        mask = noise > np.quantile(noise, 0.93 - 0.2 * trial)  # blobs with holes and several components
+        mask[0, rng.integers(0, 20), rng.integers(0, 9)] = True  # one on the array's face
+        for r in (pixel_mm, step_mm, 1.7 * step_mm + 0.3):
+            got = dilate_mm_affine(mask, aff, r)
+            np.testing.assert_array_equal(got, _brute_within(mask, aff, r, shape), err_msg=f"{trial} {r}")
+            assert got.dtype == bool
+
+
+def test_sheared_dilation_finds_a_nearest_voxel_none_of_whose_face_neighbours_is_outside():
+    """Near the 45 degree limit, thin pixels under thick slices: the nearest mask voxel ``m`` of an outside
+    voxel ``x`` can have all six face neighbours in the mask (no face step from ``x - m = (0, -11, 1)``
+    gets closer to ``x``), so a boundary of face neighbours would miss it. The mask is every voxel at
+    least ``|A (x - m)|`` from ``x``; ``x`` is within that radius of ``m`` and of no other mask voxel."""
+    from netlm_imaging.geometry import dilate_mm_affine
+
+    aff = _sheared(0.3, 5.0, 44.0, (0.0, 1.0), (17.0, -11.0, 33.0))
+    a3 = aff[:3, :3]
+    e = np.array([0, -11, 1])
+    faces = np.vstack([np.eye(3, dtype=int), -np.eye(3, dtype=int)])
+    d0 = float(np.linalg.norm(a3 @ e))
+    assert all(np.linalg.norm(a3 @ (e - f)) >= d0 for f in faces)  # no face step from m gets nearer x
+    shape = (7, 40, 7)
+    x = np.array([3, 20, 3])
+    ijk = np.argwhere(np.ones(shape, bool))
+    dist = np.linalg.norm((ijk - x) @ a3.T, axis=1).reshape(shape)
+    mask = dist >= d0 * (1 - 1e-9)
+    m = tuple(x - e)
+    assert mask[m]
+    assert all(mask[tuple(np.asarray(m) + f)] for f in faces)
+    for r in (d0, d0 * 1.01):
+        got = dilate_mm_affine(mask, aff, r)
+        np.testing.assert_array_equal(got, _brute_within(mask, aff, r, shape))
+        assert got[tuple(x)]
+    assert not dilate_mm_affine(mask, aff, d0 * 0.999)[tuple(x)]
