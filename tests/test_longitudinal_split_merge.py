@@ -144,3 +144,45 @@ def test_compare_cli_takes_a_rules_file(tmp_path, capsys):
     assert d["thresholds"]["recist_pr_decrease_percent"] == 5.0
     assert main([*args, "--rules", str(tmp_path / "nope.toml")]) == 2
     assert "--rules" in capsys.readouterr().err
+
+
+def test_a_change_of_modality_is_warned_about():
+    """RECIST 1.1 (clinical_rules.md section 8): the same technique at every assessment, CT or MRI only."""
+    lesions = [Sphere((-25.0, 5.0, 0.0), 8.0)]
+    ctx_b = make_context(LiverPhantom(lesions), SHAPE_B, AFF_B, frame_of_reference_uid="1.2", seed=1)
+    ctx_f = make_context(LiverPhantom(lesions), SHAPE_F, AFF_F, frame_of_reference_uid="1.2", seed=2, modality="MR")
+    res = compare_studies(ctx_b, ctx_f)
+    assert any(w.startswith("baseline CT, follow-up MR: RECIST 1.1 measures") for w in res.warnings)
+    same = compare_studies(ctx_b, make_context(LiverPhantom(lesions), SHAPE_F, AFF_F, frame_of_reference_uid="1.2"))
+    assert not any("RECIST 1.1 measures" in w for w in same.warnings)
+    pet = make_context(LiverPhantom(lesions), SHAPE_F, AFF_F, frame_of_reference_uid="1.2", modality="PT")
+    assert any(w.startswith("PT: RECIST 1.1 measures on CT or MRI") for w in compare_studies(ctx_b, pet).warnings)
+
+
+def test_mr_time_points_in_different_contrast_phases_are_warned_about(tmp_path):
+    """Gadoxetic MR: hepatobiliary (20 min) at baseline, portal venous (70 s) at follow-up (the sidecars' times)."""
+    from mri_factory import mr_headers, signal_image, write_nifti_study
+
+    from netlm_imaging.api import AnalyzeOptions
+    from netlm_imaging.verify.longitudinal import compare_study_inputs
+
+    img = signal_image(400.0, 200.0, 120.0)
+    hbp = write_nifti_study(tmp_path / "hbp", img, sidecar=mr_headers("101500", "103500"))
+    pv = write_nifti_study(tmp_path / "pv", img, sidecar=mr_headers("101500", "101610"))
+    hbp2 = write_nifti_study(tmp_path / "hbp2", img, sidecar=mr_headers("091000", "093000"))
+    opts = AnalyzeOptions(modality="MR")
+
+    def compare(a, b):
+        return compare_study_inputs(
+            a["image"],
+            b["image"],
+            baseline_segs=[a["seg"]],
+            followup_segs=[b["seg"]],
+            labels="liver=1,lesion=2",
+            options=opts,
+            registration="never",
+        )
+
+    res = compare(hbp, pv)
+    assert any("MR contrast phase hepatobiliary at baseline, portal_venous at follow-up" in w for w in res.warnings)
+    assert not any("contrast phase" in w for w in compare(hbp, hbp2).warnings)

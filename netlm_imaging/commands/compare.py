@@ -92,6 +92,7 @@ def format_summary(d: dict) -> str:
         f"{r['new_lesions']} new lesion(s))"
     )
     lines.extend(f"  {x}" for x in r["rationale"])
+    lines.append(f"  (the table's mm: longest axial diameters between voxel centres; the RECIST sums: {r['method']})")
     v = d["volumetric"]
     lines.append(f"volumetric [D]: {v['category']}: {'; '.join(v['rationale'])}")
     lines.extend(f"warning: {w}" for w in d.get("warnings", []))

@@ -366,7 +366,7 @@ def compare_studies(
                 "(--labels lesion=N or a segment name)."
             )
     t = thresholds or ResponseThresholds()
-    warnings: list[str] = []
+    warnings: list[str] = _technique_warnings(baseline.header.get("modality"), followup.header.get("modality"))
     al = study_alignment(baseline, followup, registration, warnings, min_dice=t.registration_min_liver_dice)
     warnings.extend(al.warnings)
     pairs, overlap_ml = match_lesions(baseline, followup, al, t.match_distance_mm)
@@ -461,6 +461,40 @@ def compare_studies(
     )
 
 
+def _technique_warnings(
+    modality_b: str | None, modality_f: str | None, phase_b: str | None = None, phase_f: str | None = None
+) -> list[str]:
+    """What makes the two time points' diameters not comparable by RECIST 1.1 (clinical_rules.md section 8).
+
+    RECIST measures CT or MRI, each lesion with the same technique at every assessment, liver
+    lesions in the same contrast phase (same sequence for MRI).
+
+    Examples
+    --------
+    >>> _technique_warnings("CT", "MR")[0][:46]
+    'baseline CT, follow-up MR: RECIST 1.1 measures'
+    >>> _technique_warnings("MR", "MR", "hepatobiliary", "portal_venous")[0][:40]
+    'MR contrast phase hepatobiliary at basel'
+    >>> _technique_warnings("CT", "CT", None, None)
+    []
+    """
+    out = []
+    if modality_b and modality_f and modality_b != modality_f:
+        out.append(
+            f"baseline {modality_b}, follow-up {modality_f}: RECIST 1.1 measures each lesion with the same "
+            "modality and technique at every assessment; the diameters may not be comparable"
+        )
+    for mod in sorted({m for m in (modality_b, modality_f) if m and m not in ("CT", "MR")}):
+        out.append(f"{mod}: RECIST 1.1 measures on CT or MRI; the {mod} sizes are not RECIST measurements")
+    known = {"unknown", None, ""}
+    if phase_b not in known and phase_f not in known and phase_b != phase_f:
+        out.append(
+            f"MR contrast phase {phase_b} at baseline, {phase_f} at follow-up: liver lesions are measured in the "
+            "same contrast phase on every exam (RECIST 1.1, clinical_rules.md section 8)"
+        )
+    return out
+
+
 def compare_study_inputs(
     baseline: str | Path,
     followup: str | Path,
@@ -494,15 +528,23 @@ def compare_study_inputs(
     """
     from ..api import analyze_with_context
 
+    phases: list[str | None] = []
+
     def load(path: str | Path, segs: Sequence[str | Path]) -> MeasurementContext:
         if segs:
-            return analyze_with_context(image=path, segs=segs, labels=labels, options=options)[1]
-        return analyze_with_context(path, labels=labels, options=options)[1]
+            report, ctx = analyze_with_context(image=path, segs=segs, labels=labels, options=options)
+        else:
+            report, ctx = analyze_with_context(path, labels=labels, options=options)
+        phase = ((report.to_dict().get("mri") or {}).get("phase") or {}).get("phase")
+        phases.append(None if phase is None else str(phase))
+        return ctx
 
-    return compare_studies(
+    result = compare_studies(
         load(baseline, baseline_segs),
         load(followup, followup_segs),
         thresholds=thresholds,
         registration=registration,
         recist=recist,
     )
+    result.warnings.extend(_technique_warnings(None, None, *phases))
+    return result

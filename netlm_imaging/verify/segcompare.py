@@ -226,6 +226,7 @@ class SegComparison:
             "definitions": {
                 "hd95_mm": "95th percentile of pooled directed surface distances A->B and B->A (MedPy/LiTS), mm",
                 "hd95_max_directed_mm": "max of the two directed 95th percentiles, mm",
+                "volume": "voxel count x voxel volume of each mask on its own grid (FRACTIONAL SEG: voxels >= 0.5)",
                 "volume_difference": "B - A; percent relative to A",
                 "detection": (
                     f"LiTS: reference (A) lesion detected when IoU > "
