@@ -361,3 +361,33 @@ def test_a_frame_of_reference_shared_with_a_topogram_names_the_volume(tmp_path, 
     err = capsys.readouterr().err
     assert "3 image series share its frame of reference" in err
     assert "--image-series" in err
+
+
+def test_totalsegmentator_liver_segments_folder(tmp_path):
+    # the total task's liver + liver_tumor beside the liver_segments task's liver_segment_1 .. _8 masks:
+    # the segment files contain "seg", and were taken for label maps mixed with masks (refused)
+    from phantoms import write_nifti
+
+    from netlm_imaging.api import analyze
+
+    aff = oblique_affine(spacing=(1.5, 1.25, 3.0))
+    voxel_ml = abs(np.linalg.det(aff[:3, :3])) / 1000
+    shape = (40, 36, 20)
+    write_nifti(tmp_path / "ct.nii.gz", np.full(shape, 50, np.int16), aff)
+    liver = np.zeros(shape, np.uint8)
+    liver[4:36, 5:30, 3:15] = 1  # 32 x 25 x 12
+    tumour = np.zeros(shape, np.uint8)
+    tumour[10:16, 10:16, 5:9] = 1  # 144 voxels, in segment 2 (i 8..12) and 3 (i 12..16)
+    write_nifti(tmp_path / "liver.nii.gz", liver, aff)
+    write_nifti(tmp_path / "liver_tumor.nii.gz", tumour, aff)
+    for n in range(1, 9):
+        seg = np.zeros(shape, np.uint8)
+        seg[4 * n : 4 * n + 4, 5:30, 3:15] = 1  # eight slabs of 4 x 25 x 12 voxels along i
+        write_nifti(tmp_path / f"liver_segment_{n}.nii.gz", seg, aff)
+    found = discover_study(tmp_path)
+    assert f"segment5={tmp_path / 'liver_segment_5.nii.gz'}" in found.segmentation_args
+    rep = analyze(tmp_path)
+    assert rep.liver["volume_ml"] == pytest.approx(32 * 25 * 12 * voxel_ml)
+    assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(144 * voxel_ml)
+    by_segment = {s["segment"]: s["liver_volume_ml"] for s in rep.segments}
+    assert by_segment == pytest.approx(dict.fromkeys(range(1, 9), 4 * 25 * 12 * voxel_ml))

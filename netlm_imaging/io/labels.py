@@ -101,7 +101,8 @@ ROLE_MASK_PATTERNS: tuple[tuple[str, str], ...] = (
     (r"^spleen$", "spleen"),
     # the PET grade-4 reference after splenectomy (docs/pet.md); TotalSegmentator: kidney_left, kidney_right
     (r"^kidneys?([_-](left|right|l|r))?$", "kidney"),
-    (r"^segment[_-]?([1-8])$", "segment"),
+    # TotalSegmentator's liver_segments / liver_segments_mr tasks write liver_segment_1.nii.gz .. liver_segment_8
+    (r"^(?:liver[_-])?segment[_-]?([1-8])$", "segment"),
 )
 
 
