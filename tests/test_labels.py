@@ -114,3 +114,9 @@ def test_a_value_of_two_roles_is_in_both_layers(tmp_path):
         assert rep.liver["volume_ml"] == pytest.approx(9000 * voxel_ml, rel=1e-6), labels
         assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(144 * voxel_ml, rel=1e-6), labels
         assert rep.tumor["lesion_count"] == 1, labels
+
+
+@pytest.mark.parametrize("text", ["liver=Liver,spleen=Liver", "lesion=Tumor,ignore=tumor"])
+def test_a_segment_name_of_two_roles_other_than_liver_and_lesion_is_refused(text):
+    with pytest.raises(UsageError, match=r"has two roles .* a segment has one role"):
+        parse_label_spec(text)

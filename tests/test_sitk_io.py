@@ -194,3 +194,17 @@ def test_single_layer_seg_nrrd_without_label_values_keeps_the_order(tmp_path):
     seg = _seg_nrrd(tmp_path / "one.seg.nrrd", lab, {0: {"Name": "Liver"}, 1: {"Name": "Tumor"}})
     _, segs = read_itk_segments(seg)
     assert [(s["name"], s["layer"], s["label_value"]) for s in segs] == [("Liver", 0, 1), ("Tumor", 0, 2)]
+
+
+@pytest.mark.parametrize("labels", ["liver=Liver+Tumor,lesion=Tumor", "lesion=Tumor,liver=Liver+Tumor"])
+def test_a_segment_named_for_the_liver_and_the_lesion_is_the_lesion(tmp_path, labels):
+    # a user who counts the tumour in the liver names it for both; the first role in --labels made it liver
+    # only (no lesion, involvement null), whatever the order it is the lesion, inside the total liver
+    liver, lesion = _masks()
+    lab = np.where(lesion, 2, np.where(liver, 1, 0)).astype(np.uint8)
+    sitk.WriteImage(_itk_image(np.zeros(SHAPE, np.int16)), str(tmp_path / "ct.mha"))
+    seg = _seg_nrrd(tmp_path / "s.seg.nrrd", lab, {0: _fields("Liver", "1", "0"), 1: _fields("Tumor", "2", "0")})
+    rep = analyze(image=tmp_path / "ct.mha", segs=[seg], labels=labels)
+    assert rep.liver["volume_ml"] == pytest.approx(np.count_nonzero(liver | lesion) * VOX_ML)
+    assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(np.count_nonzero(lesion) * VOX_ML)
+    assert rep.involvement_percent == pytest.approx(100.0 * np.count_nonzero(lesion) / np.count_nonzero(liver))

@@ -156,12 +156,25 @@ class LabelSpec:
         return [role for role, vals in self.mapping.items() if any(isinstance(v, int) and v == value for v in vals)]
 
     def role_of_name(self, name: str) -> str | None:
-        """Role given explicitly for a segment name (exact, case-insensitive)."""
+        """Role given explicitly for a segment name (exact, case-insensitive).
+
+        A segment has one role. A name given both the liver and the lesion role
+        (``liver=Liver+Tumor,lesion=Tumor``) is the lesion, whatever the order: the total liver is
+        the union of the liver and its lesions (DESIGN.md), so the tumour still counts as liver.
+        (:func:`parse_label_spec` refuses any other name given two roles.)
+
+        Examples
+        --------
+        >>> parse_label_spec("liver=Liver+Tumor,lesion=Tumor").role_of_name("tumor")
+        'lesion'
+        """
         low = name.strip().lower()
-        for role, vals in self.mapping.items():
-            if any(isinstance(v, str) and v.strip().lower() == low for v in vals):
-                return role
-        return None
+        roles = [
+            r for r, vals in self.mapping.items() if any(isinstance(v, str) and v.strip().lower() == low for v in vals)
+        ]
+        if not roles:
+            return None
+        return "lesion" if "lesion" in roles else roles[0]
 
 
 def parse_label_spec(text: str | None, *, name_patterns: Iterable[tuple[str, str]] | None = None) -> LabelSpec:
@@ -219,7 +232,23 @@ def parse_label_spec(text: str | None, *, name_patterns: Iterable[tuple[str, str
                 out.append(v[1:-1])  # a quoted value is always a name, even "5"
                 continue
             out.append(int(v) if re.fullmatch(r"-?\d+", v) else v)
+    _check_named_twice(mapping)
     return LabelSpec(mapping, True, patterns, len(user_patterns))
+
+
+def _check_named_twice(mapping: Mapping[str, Sequence[int | str]]) -> None:
+    """Refuse a segment name given two roles, except liver and lesion (the lesion, the liver holding it)."""
+    by_name: dict[str, list[str]] = {}
+    for role, vals in mapping.items():
+        for v in vals:
+            if isinstance(v, str) and role not in by_name.setdefault(v.strip().lower(), []):
+                by_name[v.strip().lower()].append(role)
+    for name, roles in by_name.items():
+        if len(roles) > 1 and set(roles) != {"liver", "lesion"}:
+            raise UsageError(
+                f"--labels: the segment name {name!r} has two roles ({', '.join(roles)}); a segment has one role, "
+                "so give it one (label values, unlike names, may have several: liver=1+2,lesion=2)."
+            )
 
 
 #: RTROIInterpretedType values that are never a liver, lesion or spleen: the ROI is ignored with a note.
