@@ -244,3 +244,30 @@ def test_an_sr_checked_against_another_study_is_refused(study: dict, tmp_path: P
     assert other_uid in err[0]
     assert "--study" in err[0]
     assert main(["check", str(sr), "--study", str(study["root"])]) == 0  # its own study
+
+
+def test_cells_as_a_spreadsheet_shows_them(study: dict, capsys) -> None:
+    """'3,64 %', '770,4 mm3', '21,17 mL' in a semicolon table (Excel, decimal-comma locale, unit formats)."""
+    truth = study["truth"]
+    table = study["root"].parent / "formatted.csv"
+    liver = f"{truth['liver_volume_ml']:.4f}".replace(".", ",")
+    tumour_mm3 = f"{truth['tumor_volume_ml'] * 1000:.1f}".replace(".", ",")
+    inv = f"{truth['involvement_percent']:.3f}".replace(".", ",")
+    table.write_text(
+        f"study;liver_volume_ml;tumor_volume_ml;involvement_percent\nstudy;{liver} mL;{tumour_mm3} mm3;{inv} %\n",
+        encoding="utf-8",
+    )
+    from netlm_imaging.verify.check import check_reported
+
+    rows = {r.quantity: r for r in check_reported(table).rows}
+    assert {q: r.verdict for q, r in rows.items()} == dict.fromkeys(
+        ("liver_volume_ml", "tumor_volume_ml", "involvement_percent"), "agree"
+    )
+    assert rows["tumor_volume_ml"].reported == pytest.approx(truth["tumor_volume_ml"], abs=1e-4)  # mm3 -> mL
+    assert rows["involvement_percent"].reported == pytest.approx(truth["involvement_percent"], abs=1e-3)
+    # a length where a volume is reported: refused, naming the row and column
+    table.write_text("study,tumor_volume_ml\nstudy,12 mm\n", encoding="utf-8")
+    assert main(["check", str(table)]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "row 2, column tumor_volume_ml: '12 mm' is not a number" in err[0]

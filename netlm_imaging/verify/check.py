@@ -23,6 +23,7 @@ import csv
 import logging
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,7 @@ __all__ = [
     "QUANTITIES",
     "CheckResult",
     "CheckRow",
+    "cell_number",
     "check_reported",
     "check_sr",
     "check_values",
@@ -316,6 +318,49 @@ def column_quantity(name: str) -> tuple[str, float] | None:
     return None
 
 
+_CELL = re.compile(r"^([+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d+)?)\s*(%|[A-Za-z][A-Za-z0-9^]*)?$")
+#: Units a volume cell may carry (as a spreadsheet's number format writes it): factor to mL.
+_CELL_VOLUME_UNITS = {"ml": 1.0, "cm3": 1.0, "cm^3": 1.0, "cc": 1.0, "mm3": 1e-3, "mm^3": 1e-3, "l": 1e3}
+
+
+def cell_number(cell: str, quantity: str, *, decimal_comma: bool = False) -> tuple[float, float | None] | None:
+    """The number of a reported cell and the factor its own unit gives (None: the column's), or None.
+
+    A spreadsheet saves a cell as it shows it: ``3.64%`` in a percentage column, ``21.2 mL`` or
+    ``770 mm3`` with a unit number format. The unit must fit the quantity (``%`` for the
+    percentages, a volume unit for the volumes, none for the count); a decimal comma is read in
+    tables separated by semicolons or tabs.
+
+    Examples
+    --------
+    >>> cell_number("3.64%", "involvement_percent")
+    (3.64, None)
+    >>> cell_number("770 mm3", "tumor_volume_ml")
+    (770.0, 0.001)
+    >>> cell_number("3,5 %", "involvement_percent", decimal_comma=True)
+    (3.5, None)
+    >>> cell_number("12 mm", "tumor_volume_ml") is None  # not a volume
+    True
+    """
+    m = _CELL.match(cell.strip())
+    if m is None:
+        return None
+    number, unit = m.group(1), m.group(2)
+    if "," in number:
+        if not decimal_comma or "." in number:
+            return None
+        number = number.replace(",", ".")
+    factor: float | None = None
+    if unit is not None:
+        if quantity.endswith("_percent") and unit == "%":
+            pass
+        elif quantity.endswith("_ml") and unit.lower() in _CELL_VOLUME_UNITS:
+            factor = _CELL_VOLUME_UNITS[unit.lower()]
+        else:
+            return None
+    return float(number), factor
+
+
 def _read_csv(path: Path) -> tuple[list[tuple[int, str, dict[str, float]]], list[str]]:
     table = read_table(path, _STUDY_COLUMNS, text_columns=_STUDY_COLUMNS, what="CSV")
     fields = table.header
@@ -359,16 +404,17 @@ def _read_csv(path: Path) -> tuple[list[tuple[int, str, dict[str, float]]], list
             cell = rec.get(col, "")
             if cell == "":
                 continue
-            try:
-                v = float(cell)
-            except ValueError:
+            parsed = cell_number(cell, q, decimal_comma=table.decimal_comma)
+            if parsed is None:
                 raise InputError(
                     f"{path}: row {n}, column {col}: {cell!r} is not a number; use a plain number "
-                    "(decimal point) or leave the cell empty."
-                ) from None
+                    "(decimal point), a number with a unit that fits the column (21.2 mL, 770 mm3, 3.6 %), "
+                    "or leave the cell empty."
+                )
+            v, cell_factor = parsed
             if not math.isfinite(v):
                 raise InputError(f"{path}: row {n}, column {col}: {cell!r} is not a finite number.")
-            values[q] = v * factor
+            values[q] = v * (factor if cell_factor is None else cell_factor)
         rows.append((n, study, values))
     return rows, notes
 
