@@ -186,3 +186,23 @@ def test_mr_time_points_in_different_contrast_phases_are_warned_about(tmp_path):
     res = compare(hbp, pv)
     assert any("MR contrast phase hepatobiliary at baseline, portal_venous at follow-up" in w for w in res.warnings)
     assert not any("contrast phase" in w for w in compare(hbp, hbp2).warnings)
+
+
+def test_an_image_file_without_its_segmentation_names_the_compare_option(tmp_path, capsys):
+    from phantoms_verify import write_nifti
+
+    from netlm_imaging.cli import main
+
+    ph = LiverPhantom([Sphere((-25.0, 5.0, 0.0), 8.0)])
+    for name in ("b", "f"):
+        write_nifti(tmp_path / f"{name}_ct.nii.gz", ph.ct_image(SHAPE_B, AFF_B), AFF_B)
+        write_nifti(tmp_path / f"{name}_seg.nii.gz", ph.label_map(SHAPE_B, AFF_B), AFF_B)
+    b, f = str(tmp_path / "b_ct.nii.gz"), str(tmp_path / "f_ct.nii.gz")
+    assert main(["compare", b, f, "--baseline-seg", str(tmp_path / "b_seg.nii.gz")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert f in err[0]
+    assert "--followup-seg PATH" in err[0]
+    assert "netlm analyze" not in err[0]  # only options compare accepts
+    assert main(["compare", b, f, "--followup-seg", str(tmp_path / "f_seg.nii.gz")]) == 2
+    assert "--baseline-seg PATH" in capsys.readouterr().err

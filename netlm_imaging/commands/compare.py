@@ -108,6 +108,14 @@ def run(args: argparse.Namespace) -> int:
     check_json_and_voxels(args, "comparison.json")
 
     check_output(args)
+    for when, path, segs, flag in (
+        ("baseline", args.baseline, args.baseline_seg, "--baseline-seg"),
+        ("follow-up", args.followup, args.followup_seg, "--followup-seg"),
+    ):
+        if Path(path).is_file() and not segs:  # an image file alone: its segmentation is missing
+            raise UsageError(
+                f"{path}: the {when} is an image file; give its segmentation with {flag} PATH, or pass the study folder"
+            )
     if args.rules is not None and not Path(args.rules).is_file():
         raise UsageError(f"--rules {args.rules}: file not found")
     thresholds = ResponseThresholds.from_rules(
