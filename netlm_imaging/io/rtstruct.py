@@ -30,6 +30,11 @@ Rasterisation rule
    set declares, at least :data:`SLAB_RATIO` image slices thick:
    ContourSlabThickness (3006,0044), or the SpacingBetweenSlices of the Source
    Pixel Planes Characteristics Sequence (3006,004A) (PS3.3 C.8.8.6.2/.4).
+   A slab extends along the slice planes' normal: its thickness is counted in
+   plane separations (:attr:`Volume.slice_separation_mm`), and on a gantry-tilted
+   grid, whose slices step off the normal, the contours are moved by that step's
+   in-plane drift onto each slice they fill (their footprint, not their index
+   position, is kept).
 4. In-plane, a voxel belongs to a contour when its **centre** is inside the
    polygon (even-odd rule, half-open on edges; :mod:`netlm_imaging.io._polygon`).
    Coordinates within :data:`SNAP_TOLERANCE` voxel of a centre are snapped to
@@ -269,6 +274,42 @@ def _fill_plane(
     return acc
 
 
+def _normal_drift(reference: Volume) -> np.ndarray | None:
+    """In-plane index offset (i, j) per slice of a point moving along the slice normal; None on an orthogonal grid.
+
+    On a gantry-tilted grid the slices' origins move off the normal, so a contour's footprint on a
+    neighbouring slice (a slab's, or a contour plane's between slices) lies this far from its own
+    index position: ``A^-1`` of the normal step of one slice separation is ``(di, dj, 1)``.
+    """
+    if not reference.sheared:
+        return None
+    a3 = reference.affine[:3, :3]
+    step = np.linalg.solve(a3, reference.slice_normal * reference.slice_separation_mm)
+    return np.asarray(step[:2], dtype=np.float64)
+
+
+def _fill_off_plane(
+    plane: ContourPlane, k: int, drift: np.ndarray | None, fill: np.ndarray, shape: tuple[int, int], roi: RoiInfo
+) -> np.ndarray:
+    """The in-plane mask of ``plane`` on slice ``k``: its fill moved along the slice normal onto that slice.
+
+    ``fill`` (the plane rasterised at its own index position) serves on an orthogonal grid and whenever
+    the move is below :data:`SNAP_TOLERANCE`; on a sheared grid the contours are shifted by the normal's
+    in-plane drift (:func:`_normal_drift`) and filled again (their warnings were given for ``fill``).
+    """
+    if drift is None:
+        return fill
+    off = (k - plane.k_float) * drift
+    if float(np.max(np.abs(off))) < SNAP_TOLERANCE:
+        return fill
+    moved = []
+    for poly in plane.polygons:
+        ij = poly + off
+        snapped = np.round(ij)
+        moved.append(np.where(np.abs(ij - snapped) < SNAP_TOLERANCE, snapped, ij))
+    return _fill_plane(ContourPlane(float(k), moved, list(plane.declared_xor)), shape, 1.0, roi, [])
+
+
 def _outline_key(poly: np.ndarray) -> frozenset[tuple[float, float]]:
     """The contour's points (voxel units, to 1e-3 voxel) whatever its start point and direction."""
     return frozenset(map(tuple, np.round(poly, 3).tolist()))
@@ -436,6 +477,7 @@ def read_rtstruct(
             if declared is not None:
                 declared_slabs[int(rc.ReferencedROINumber)] = declared
     ni, nj, nk = reference.shape
+    drift = _normal_drift(reference)
     kmap = nearest_original_slices(reference)  # a resampled reference: fill its slices from the original ones
     fill_note = None if kmap is None else resampled_note(kmap)
     layers: list[MaskLayer] = []
@@ -460,7 +502,7 @@ def read_rtstruct(
         warnings = roi_warnings[roi.number]
         contours = contours_by_roi.get(roi.number, [])
         planes = roi_planes[roi.number]
-        step_mm = float(reference.spacing[2])
+        step_mm = reference.slice_separation_mm  # a slab's thickness is across the planes (a tilt's step is longer)
         declared = declared_slabs.get(roi.number)
         if not planes:
             pairs = []
@@ -479,7 +521,7 @@ def read_rtstruct(
                 plane, (ni, nj), float(reference.spacing[0] * reference.spacing[1]), roi, warnings
             )
         for k, plane in pairs:
-            mask[:, :, k] |= filled[id(plane)]
+            mask[:, :, k] |= _fill_off_plane(plane, k, drift, filled[id(plane)], (ni, nj), roi)
         if kmap is not None and fill_note is not None and mask.any():
             mask = np.ascontiguousarray(mask[:, :, kmap])
             warnings.append(f"ROI {roi.describe()}: {fill_note}")
