@@ -153,6 +153,8 @@ def test_one_element_lists_are_plain_values(tmp_path, image):
         ({"background": 0, "liver": [1, 2], "tumour": [1, 2]}, [1, 2], "name the same values"),
         ({"background": 0, "liver": [1, 2], "tumour": 2}, [1], "not one integer per region"),
         ({"background": 0, "liver": [1, 2], "tumour": 2}, [1, 3], "whose values are 2"),
+        # the liver written as 2 would make every liver voxel a tumour voxel
+        ({"background": 0, "liver": [1, 2], "tumour": 2}, [2, 2], "whose own value is 1"),
         ({"background": 0, "liver": [1, 2, 3], "tumour": [2, 3]}, None, "several values of its own"),
         ({"background": 0, "spleen": [1, 2], "tumour": 2}, [1, 2], "only a liver region holding"),
     ],
@@ -184,3 +186,28 @@ def test_brats_style_nested_tumour_regions_are_one_lesion_role(tmp_path):
     found = labels_from_dataset_json([str(pred)])
     assert found is not None
     assert found.labels == "lesion=1+2+3"
+
+
+def test_couinaud_segment_regions_written_over_their_liver_keep_the_liver(tmp_path, image):
+    # liver [1..9] = eight segment regions (one value each) and a tumour region 9; the segments and the
+    # tumour are written over the liver, whose role their values keep
+    s = SHAPES
+    i = np.indices(SHAPE)[0]
+    segments = [s["liver"] & (i >= 5 + 5 * n) & (i < 10 + 5 * n) for n in range(8)]
+    segments[0] |= s["liver"] & (i < 5)
+    segments[7] |= s["liver"] & (i >= 45)
+    tumour = s["tumour"] | s["vessel"]  # one tumour region here: the vessel tube is tumour too
+    labels = {"background": 0, "liver": list(range(1, 10))}
+    labels.update({f"liver_segment_{n}": n for n in range(1, 9)})
+    labels["tumour"] = 9
+    order = [1, *range(1, 9), 9]
+    seg = _nnunet_write([s["liver"], *segments, tumour], order)
+    pred = _prediction(tmp_path / "pred", labels, order, seg)
+    found = labels_from_dataset_json([str(pred)])
+    assert found is not None
+    expected = "liver=1+2+3+4+5+6+7+8+9," + ",".join(f"segment{n}={n}" for n in range(1, 9)) + ",lesion=9"
+    assert found.labels == expected
+    rep = analyze(image=image, segs=[pred])
+    assert rep.liver["volume_ml"] == pytest.approx(LIVER_ML, rel=1e-6)
+    assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(int(tumour.sum()) * VOXEL_ML, rel=1e-6)
+    assert sorted(x["segment"] for x in rep.segments) == list(range(1, 9))

@@ -28,8 +28,9 @@ it) the order is derived when every region has one value of its own. What cannot
 exit 3 (:class:`~netlm_imaging.errors.LabelError`) naming the file and ``--labels``: regions with
 roles that overlap without one holding the other, a region holding one of another role other
 than a liver holding its lesions or segments, a ``regions_class_order`` that does not fit the
-regions, or one that writes an encompassing region after a region it holds (the map then shows
-no voxel of the inner region: its lesions were overwritten).
+regions (one value per region, a value of the region's own when it has one), or one that writes
+a region over an earlier one it overlaps with a value of another role (a liver written over its
+tumour: the map then shows no tumour voxel inside the liver).
 """
 
 from __future__ import annotations
@@ -244,8 +245,7 @@ def _class_order(source: Path, regions: Sequence[_Region], order: object) -> lis
     if order is None:
         derived = []
         for r in regions:
-            inner = set().union(*(o.values for o in regions if o.values < r.values))
-            own = r.values - inner
+            own = _own_values(r, regions)
             if len(own) != 1:
                 raise _undecidable(
                     source,
@@ -264,11 +264,22 @@ def _class_order(source: Path, regions: Sequence[_Region], order: object) -> lis
             source, f"regions_class_order {order!r} is not one integer per region ({len(regions)} regions)"
         )
     for r, value in zip(regions, order, strict=True):
-        if value not in r.values:
+        own = _own_values(r, regions)
+        if value not in r.values or (own and value not in own):
+            whose = (
+                f"whose values are {_plus(r.values)}" if value not in r.values else f"whose own value is {_plus(own)}"
+            )
             raise _undecidable(
-                source, f"regions_class_order writes {value} for region {r.name!r}, whose values are {_plus(r.values)}"
+                source,
+                f"regions_class_order writes {value} for region {r.name!r}, {whose}, so its voxels outside the "
+                "regions inside it would read as another region's",
             )
     return list(order)
+
+
+def _own_values(region: _Region, regions: Sequence[_Region]) -> set[int]:
+    """The values of a region that no region inside it names (``liver [1, 2]`` holding ``tumour 2``: 1)."""
+    return set(region.values - set().union(*(o.values for o in regions if o.values < region.values)))
 
 
 #: An inner region of another role that may nest in an outer one: a liver region holds its lesions and segments.
@@ -276,17 +287,23 @@ _NESTS_IN_LIVER = frozenset({"lesion", *(f"segment{i}" for i in range(1, 9))})
 
 
 def _check_roles(source: Path, regions: Sequence[_Region]) -> None:
-    """Refuse regions whose roles cannot be told apart, and an order that hides a region of a role."""
+    """Refuse regions whose roles cannot be told apart, and an order that overwrites a role's voxels.
+
+    Where regions ``a`` and a later ``b`` overlap (their lists share a value), nnU-Net wrote ``b``'s value
+    over ``a``'s; ``a``'s role survives when ``b``'s value is one of that role's (a Couinaud segment written
+    over its liver), and is lost otherwise (a liver written over its tumour).
+    """
     for i, a in enumerate(regions):
         for b in regions[i + 1 :]:
             if a.role is not None and b.role is not None and a.role != b.role and a.values & b.values:
                 _check_nesting(source, a, b)
-            if a.written in b.values and a.role is not None and a.role != b.role:
+            kept = set().union(*(r.values for r in regions if r.role == a.role))
+            if a.role is not None and a.values & b.values and b.written not in kept:
                 raise _undecidable(
                     source,
                     f"regions_class_order writes region {b.name!r} ({b.written}) after region {a.name!r} "
-                    f"({a.written}), which it holds, so nnU-Net overwrote the {a.role} voxels of {a.name!r} with "
-                    f"{b.written} and the map cannot show them (the encompassing region must come first; "
+                    f"({a.written}), which overlaps it, so nnU-Net overwrote the {a.role} voxels of {a.name!r} "
+                    f"with {b.written} and the map cannot show them (the encompassing region must come first; "
                     "predict again with that order)",
                 )
 
