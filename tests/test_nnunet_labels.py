@@ -15,6 +15,7 @@ from conftest import oblique_affine
 from phantoms import write_nifti
 
 from netlm_imaging.api import analyze
+from netlm_imaging.errors import LabelError
 from netlm_imaging.io.discover import discover_study
 from netlm_imaging.io.nnunet import labels_from_dataset_json
 
@@ -126,14 +127,26 @@ def test_nnunet_study_folder_pairs_image_and_prediction(tmp_path):
     assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(144 * VOXEL_ML)
 
 
-def test_two_folders_two_dataset_json_files(tmp_path):
+def test_two_folders_two_dataset_json_files(tmp_path, image):
+    # two numberings for one study: the LiTS numbering read a as 1 liver, 2 lesion (swapped) with only a note
     a = _prediction(tmp_path / "a", 2, 1, {"background": 0, "tumour": 1, "liver": 2})
     b = _prediction(tmp_path / "b", 1, 2, {"background": 0, "liver": 1, "tumour": 2}, name="case_002")
+    with pytest.raises(LabelError, match=r"give different numberings \(.*a/dataset\.json: lesion=1,liver=2; "):
+        labels_from_dataset_json([str(a), str(b)])
+    # two copies of one numbering are that numbering
+    (tmp_path / "b" / "dataset.json").write_text((tmp_path / "a" / "dataset.json").read_text())
+    found = labels_from_dataset_json([str(a), str(b)])
+    assert found is not None
+    assert found.labels == "lesion=1,liver=2"
+    rep = analyze(image=image, segs=[a])
+    assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(144 * VOXEL_ML)
+    # two files that cannot be read: nothing is used, as for one
+    for f in ("a", "b"):
+        (tmp_path / f / "dataset.json").write_text("{")
     found = labels_from_dataset_json([str(a), str(b)])
     assert found is not None
     assert found.labels is None
     assert "several nnU-Net dataset.json files" in found.note
-    assert str(tmp_path / "a" / "dataset.json") in found.note
 
 
 def test_a_slicer_seg_nrrd_carries_its_own_names(tmp_path):

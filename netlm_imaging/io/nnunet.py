@@ -157,10 +157,25 @@ def labels_from_dataset_json(segs: Sequence[str]) -> NnunetLabels | None:
             files.add(candidate)
     if not files:
         return None
-    if len(files) > 1:
-        names = ", ".join(sorted(str(f) for f in files))
+    if len(files) == 1:
+        return _read_dataset_json(files.pop())
+    found = {f: _read_dataset_json(f) for f in sorted(files)}
+    names = ", ".join(str(f) for f in found)
+    texts = {r.labels for r in found.values()}
+    if texts == {None}:
         return NnunetLabels(None, f"several nnU-Net {DATASET_JSON} files ({names}): none used; pass --labels")
-    source = files.pop()
+    if len(texts) == 1:  # copies of one dataset's file (a prediction folder and the dataset's labelsTr)
+        return NnunetLabels(next(iter(found.values())).labels, f"{names}: one numbering; " + found[min(found)].note)
+    given = "; ".join(f"{f}: {r.labels or 'none'}" for f, r in found.items())
+    raise LabelError(
+        f"the label maps' nnU-Net {DATASET_JSON} files give different numberings ({given}) and one numbering "
+        "applies to every label map of a study; analyze the maps in separate runs, or pass --labels ROLE=VALUE "
+        "for all of them"
+    )
+
+
+def _read_dataset_json(source: Path) -> NnunetLabels:
+    """The numbering one ``dataset.json`` gives (module docstring); LabelError for undecidable regions."""
     try:
         data = json.loads(source.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
