@@ -1,6 +1,6 @@
 """SUVbw conversion factors from PET DICOM headers (QIBA vendor-neutral recipe).
 
-Why one module (~750 lines): the QIBA vendor-neutral recipe is one algorithm (units, decay,
+Why one module (~800 lines): the QIBA vendor-neutral recipe is one algorithm (units, decay,
 injection and scan times, half-life, weight) whose steps share the header parsing; about
 half of the module is this documentation of it.
 
@@ -479,110 +479,133 @@ def suv_conversion(
         raise InputError(f"{src}: Modality is {modality!r}, not PT; pass the PET series to --pet.")
     _check_single_series(datasets, src)
     limits = plausibility_limits(plausibility)
-
     units = (_text(first, "Units") or "").upper()
     decay = (_text(first, "DecayCorrection") or "").upper()
-    slopes = np.array([_float(ds.get("RescaleSlope")) or 1.0 for ds in datasets], dtype=np.float64)
-    intercepts = np.array([_float(ds.get("RescaleIntercept")) or 0.0 for ds in datasets], dtype=np.float64)
     _check_corrections(first, decay, src, warnings)
-
     if units not in ("BQML", "CNTS", "GML"):
         raise UnsupportedError(
             f"{src}: PET Units (0054,1001) is {units or 'missing'!r}; SUV can be computed only from BQML, CNTS "
             "(Philips, with its private scale factors) or GML. Export the series in Bq/mL."
         )
-    nuclide = identify_nuclide(first)
-    header_weight = _float(first.get("PatientWeight"))
+    series = _Series(
+        datasets=datasets,
+        source=src,
+        units=units,
+        decay=decay,
+        slopes=np.array([_float(ds.get("RescaleSlope")) or 1.0 for ds in datasets], dtype=np.float64),
+        intercepts=np.array([_float(ds.get("RescaleIntercept")) or 0.0 for ds in datasets], dtype=np.float64),
+        nuclide=identify_nuclide(first),
+        header_weight=_float(first.get("PatientWeight")),
+        weight_kg=weight_kg,
+        limits=limits,
+        kernel=_text(first, "ConvolutionKernel"),
+        warnings=warnings,
+    )
+    if units == "GML":
+        warnings.append("PET Units GML: values taken to be SUVbw already (factor 1.0)")
+        return series.scanner_scaled(np.ones(len(datasets), dtype=np.float64), weight_kg, "GML")
+    if units == "CNTS":
+        philips = _philips_suv_scale(series)
+        if philips is not None:
+            return philips
+        to_bqml, method = _philips_concentration_scale(series), "CNTS:7053,1009"
+    else:
+        to_bqml, method = np.ones(len(datasets), dtype=np.float64), "BQML"
+    return _bqml_conversion(series, to_bqml, method)
 
-    def plausible(weight: float | None, dose: float | None, uptake_s: float | None) -> list[str]:
+
+@dataclass
+class _Series:
+    """The facts of one PET series every path of :func:`suv_conversion` uses."""
+
+    datasets: Sequence[Any]
+    source: str
+    units: str
+    decay: str
+    slopes: np.ndarray
+    intercepts: np.ndarray
+    nuclide: str | None
+    header_weight: float | None
+    weight_kg: float | None  # --weight
+    limits: Any
+    kernel: str | None
+    warnings: list[str]
+
+    def plausible(self, weight: float | None, dose: float | None, uptake_s: float | None) -> list[str]:
+        """The plausibility warnings of a weight, dose and uptake time (refusals raise)."""
         return check_conversion(
             weight_kg=weight,
-            weight_from_option=weight_kg is not None,
+            weight_from_option=self.weight_kg is not None,
             dose_bq=dose,
             uptake_s=uptake_s,
-            nuclide=nuclide,
-            limits=limits,
-            source=src,
+            nuclide=self.nuclide,
+            limits=self.limits,
+            source=self.source,
         )
 
-    kernel = _text(first, "ConvolutionKernel")
-
-    def scanner_scaled(factors: np.ndarray, weight: float | None, method: str) -> SuvConversion:
+    def scanner_scaled(self, factors: np.ndarray, weight: float | None, method: str) -> SuvConversion:
         """GML or the Philips SUV Scale Factor: the scanner's scale, no decay or dose facts."""
         return SuvConversion(
             factors=factors,
-            rescale_slopes=slopes,
-            rescale_intercepts=intercepts,
-            units=units,
-            decay_correction=decay,
+            rescale_slopes=self.slopes,
+            rescale_intercepts=self.intercepts,
+            units=self.units,
+            decay_correction=self.decay,
             scan_datetime=None,
             injection_datetime=None,
             half_life_s=None,
             injected_dose_bq=None,
             decayed_dose_bq=None,
-            weight_kg=weight if weight is not None else header_weight,
-            nuclide=nuclide,
+            weight_kg=weight if weight is not None else self.header_weight,
+            nuclide=self.nuclide,
             method=method,
-            warnings=warnings,
-            convolution_kernel=kernel,
+            warnings=self.warnings,
+            convolution_kernel=self.kernel,
         )
 
-    if units == "GML":
-        warnings.append("PET Units GML: values taken to be SUVbw already (factor 1.0)")
-        return scanner_scaled(np.ones(len(datasets), dtype=np.float64), weight_kg, "GML")
 
-    if units == "CNTS":
-        suv_scale = [_float(_private(ds, 0x7053, _PHILIPS_CREATOR, 0x00)) for ds in datasets]
-        if all(v is not None and v != 0.0 for v in suv_scale):
-            factors = np.array(suv_scale, dtype=np.float64)
-            method = "CNTS:7053,1000"
-            if weight_kg is not None:
-                if header_weight is None or header_weight <= 0:
-                    raise UnsupportedError(
-                        f"{src}: --weight cannot be applied to the Philips SUV Scale Factor (7053,1000) because "
-                        "Patient's Weight (0010,1030) is missing; drop --weight."
-                    )
-                _check_weight(weight_kg, src)
-                factors = factors * (float(weight_kg) / header_weight)
-                warnings.append(
-                    f"Philips SUV Scale Factor rescaled from the header weight {header_weight:g} kg to --weight "
-                    f"{float(weight_kg):g} kg"
-                )
-            warnings += plausible(float(weight_kg) if weight_kg is not None else header_weight, None, None)
-            return scanner_scaled(factors, float(weight_kg) if weight_kg is not None else None, method)
-        conc_scale = [_float(_private(ds, 0x7053, _PHILIPS_CREATOR, 0x09)) for ds in datasets]
-        if not all(v is not None and v != 0.0 for v in conc_scale):
+def _philips_suv_scale(series: _Series) -> SuvConversion | None:
+    """CNTS with the Philips private SUV Scale Factor (7053,1000) on every slice (None without it)."""
+    src, weight_kg, header_weight = series.source, series.weight_kg, series.header_weight
+    suv_scale = [_float(_private(ds, 0x7053, _PHILIPS_CREATOR, 0x00)) for ds in series.datasets]
+    if not all(v is not None and v != 0.0 for v in suv_scale):
+        return None
+    factors = np.array(suv_scale, dtype=np.float64)
+    if weight_kg is not None:
+        if header_weight is None or header_weight <= 0:
             raise UnsupportedError(
-                f"{src}: PET Units are CNTS but the Philips private SUV Scale Factor (7053,1000) and Activity "
-                "Concentration Scale Factor (7053,1009) are missing (private tags stripped by the export?); "
-                "SUV cannot be computed. Re-export with private tags or in Bq/mL (BQML)."
+                f"{src}: --weight cannot be applied to the Philips SUV Scale Factor (7053,1000) because "
+                "Patient's Weight (0010,1030) is missing; drop --weight."
             )
-        to_bqml = np.array(conc_scale, dtype=np.float64)
-        method = "CNTS:7053,1009"
-    else:
-        to_bqml = np.ones(len(datasets), dtype=np.float64)
-        method = "BQML"
-
-    # ---- BQML path (also CNTS with the activity concentration scale factor)
-    weight = _weight(header_weight, weight_kg, src)
-    info = _radiopharm(first)
-    if info is None:
-        raise DicomError(
-            f"{src}: Radiopharmaceutical Information Sequence (0054,0016) is missing; SUV needs the injected "
-            "dose, injection time and half-life. Export the series with its original PET headers."
+        _check_weight(weight_kg, src)
+        factors = factors * (float(weight_kg) / header_weight)
+        series.warnings.append(
+            f"Philips SUV Scale Factor rescaled from the header weight {header_weight:g} kg to --weight "
+            f"{float(weight_kg):g} kg"
         )
-    dose = _float(info.get("RadionuclideTotalDose"))
-    if dose is None or dose <= 0:
-        raise InputError(
-            f"{src}: injected dose Radionuclide Total Dose (0018,1074) is {'missing' if dose is None else dose}; "
-            "SUV cannot be computed. Fix the header (dose in Bq) or use a series that records it."
-        )
-    half_life = _half_life(info, nuclide, src, warnings)
+    series.warnings.extend(series.plausible(float(weight_kg) if weight_kg is not None else header_weight, None, None))
+    return series.scanner_scaled(factors, float(weight_kg) if weight_kg is not None else None, "CNTS:7053,1000")
 
+
+def _philips_concentration_scale(series: _Series) -> np.ndarray:
+    """CNTS without an SUV scale: the Activity Concentration Scale Factor (7053,1009) turns counts into Bq/mL."""
+    conc_scale = [_float(_private(ds, 0x7053, _PHILIPS_CREATOR, 0x09)) for ds in series.datasets]
+    if not all(v is not None and v != 0.0 for v in conc_scale):
+        raise UnsupportedError(
+            f"{series.source}: PET Units are CNTS but the Philips private SUV Scale Factor (7053,1000) and Activity "
+            "Concentration Scale Factor (7053,1009) are missing (private tags stripped by the export?); "
+            "SUV cannot be computed. Re-export with private tags or in Bq/mL (BQML)."
+        )
+    return np.array(conc_scale, dtype=np.float64)
+
+
+def _uptake(series: _Series, info: Any, half_life: float) -> tuple[datetime | None, datetime | None, float | None]:
+    """(scan, injection, seconds between them): none of them needed, and None, for Decay Correction ADMIN."""
+    src, first, warnings = series.source, series.datasets[0], series.warnings
     scan: datetime | None = None
     injection: datetime | None = None
     try:
-        scan = _scan_datetime(datasets, src, warnings)
+        scan = _scan_datetime(series.datasets, src, warnings)
         injection = _injection_datetime(
             info,
             scan,
@@ -592,7 +615,7 @@ def suv_conversion(
             _utc_offset(_text(first, "TimezoneOffsetFromUTC")),
         )
     except DicomError:
-        if decay != "ADMIN":
+        if series.decay != "ADMIN":
             raise
         scan = injection = None  # ADMIN: values already corrected to the injection; no time is needed
         warnings.append(
@@ -611,16 +634,19 @@ def suv_conversion(
             f"PET scan is {decay_time / 3600:.1f} h ({decay_time / half_life:.1f} half-lives) after injection; "
             "check the injection date and time"
         )
+    return scan, injection, decay_time
 
+
+def _decayed_dose(series: _Series, dose: float, decay_time: float | None, half_life: float) -> tuple[float, np.ndarray]:
+    """The dose at the time the pixels are corrected to, and each slice's own Decay Factor (for NONE)."""
+    n, src, decay = len(series.datasets), series.source, series.decay
     if decay == "ADMIN":
-        decayed = dose
-        per_slice_decay = np.ones(len(datasets), dtype=np.float64)
-    elif decay == "START":
+        return dose, np.ones(n, dtype=np.float64)
+    if decay == "START":
         assert decay_time is not None  # only ADMIN reads on without the times
-        decayed = dose * 2.0 ** (-decay_time / half_life)
-        per_slice_decay = np.ones(len(datasets), dtype=np.float64)
-    elif decay == "NONE":
-        dfs = [_float(ds.get("DecayFactor")) for ds in datasets]
+        return dose * 2.0 ** (-decay_time / half_life), np.ones(n, dtype=np.float64)
+    if decay == "NONE":
+        dfs = [_float(ds.get("DecayFactor")) for ds in series.datasets]
         if not all(v is not None and v > 0 for v in dfs):
             raise UnsupportedError(
                 f"{src}: PET Decay Correction (0054,1102) is NONE and Decay Factor (0054,1321) is missing; "
@@ -628,26 +654,44 @@ def suv_conversion(
                 "(START) series."
             )
         assert decay_time is not None
-        decayed = dose * 2.0 ** (-decay_time / half_life)
-        per_slice_decay = np.array(dfs, dtype=np.float64)
-        warnings.append(
+        series.warnings.append(
             "PET Decay Correction is NONE: each slice was multiplied by its Decay Factor (0054,1321) to correct "
             "it to the scan start, then SUV computed as for START; verify against the scanner's SUV"
         )
-    else:
-        raise UnsupportedError(
-            f"{src}: PET Decay Correction (0054,1102) is {decay or 'missing'!r}; expected START, ADMIN or NONE. "
-            "Export the series with its PET Series module."
-        )
+        return dose * 2.0 ** (-decay_time / half_life), np.array(dfs, dtype=np.float64)
+    raise UnsupportedError(
+        f"{src}: PET Decay Correction (0054,1102) is {decay or 'missing'!r}; expected START, ADMIN or NONE. "
+        "Export the series with its PET Series module."
+    )
 
-    warnings += plausible(weight, dose, decay_time)
+
+def _bqml_conversion(series: _Series, to_bqml: np.ndarray, method: str) -> SuvConversion:
+    """The QIBA rule on Bq/mL values: weight / (injected dose decayed to the scan start)."""
+    src = series.source
+    weight = _weight(series.header_weight, series.weight_kg, src)
+    info = _radiopharm(series.datasets[0])
+    if info is None:
+        raise DicomError(
+            f"{src}: Radiopharmaceutical Information Sequence (0054,0016) is missing; SUV needs the injected "
+            "dose, injection time and half-life. Export the series with its original PET headers."
+        )
+    dose = _float(info.get("RadionuclideTotalDose"))
+    if dose is None or dose <= 0:
+        raise InputError(
+            f"{src}: injected dose Radionuclide Total Dose (0018,1074) is {'missing' if dose is None else dose}; "
+            "SUV cannot be computed. Fix the header (dose in Bq) or use a series that records it."
+        )
+    half_life = _half_life(info, series.nuclide, src, series.warnings)
+    scan, injection, decay_time = _uptake(series, info, half_life)
+    decayed, per_slice_decay = _decayed_dose(series, dose, decay_time, half_life)
+    series.warnings.extend(series.plausible(weight, dose, decay_time))
     factors = to_bqml * per_slice_decay * (weight * 1000.0 / decayed)
     return SuvConversion(
         factors=factors,
-        rescale_slopes=slopes,
-        rescale_intercepts=intercepts,
-        units=units,
-        decay_correction=decay,
+        rescale_slopes=series.slopes,
+        rescale_intercepts=series.intercepts,
+        units=series.units,
+        decay_correction=series.decay,
         scan_datetime=scan,
         injection_datetime=injection,
         half_life_s=half_life,
@@ -655,10 +699,10 @@ def suv_conversion(
         decayed_dose_bq=float(decayed),
         weight_kg=weight,
         decay_time_s=None if decay_time is None else float(decay_time),
-        nuclide=nuclide,
+        nuclide=series.nuclide,
         method=method,
-        warnings=warnings,
-        convolution_kernel=kernel,
+        warnings=series.warnings,
+        convolution_kernel=series.kernel,
     )
 
 
