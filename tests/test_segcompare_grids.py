@@ -129,3 +129,35 @@ def test_touching_lesions_given_as_segments_are_two_lesions(tmp_path, capsys):
     assert main([*base, "--seg-b", str(tmp_path / "b_map.nii.gz")]) == 0
     det = json.loads(capsys.readouterr().out)["detection"]
     assert (det["true_positives"], det["false_negatives"], det["false_positives"]) == (0, 2, 1)
+
+
+def test_a_reader_who_found_no_lesion_is_compared_as_zero_lesions(tmp_path, capsys):
+    """B: a LiTS label map (lesion = 2) without any 2: every A lesion missed, lesion Dice 0, burden 0 %.
+
+    With ``--labels-b liver=1`` B has no lesion role at all (a liver-only segmentation): no lesion
+    comparison, as analyze does not read such a segmentation as tumour-free.
+    """
+    img = np.zeros(SHAPE, np.float32)
+    a = np.zeros(SHAPE, np.uint8)
+    a[4:26, 4:22, 2:14] = 1
+    b = a.copy()
+    a[8:14, 6:12, 4:10] = 2
+    a[18:22, 14:18, 8:11] = 2  # two separate lesions
+    for name, arr in (("ct", img), ("a", a), ("b", b)):
+        write_nifti(tmp_path / f"{name}.nii.gz", arr, AFF)
+    args = ["compare-seg", "--image", str(tmp_path / "ct.nii.gz"), "--seg-a", str(tmp_path / "a.nii.gz")]
+    assert main([*args, "--seg-b", str(tmp_path / "b.nii.gz"), "--json", "-"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    lesion = next(s for s in out["structures"] if s["structure"] == "lesion")
+    vox_ml = abs(np.linalg.det(AFF[:3, :3])) / 1000.0
+    assert lesion["volume_a_ml"] == pytest.approx((6 * 6 * 6 + 4 * 4 * 3) * vox_ml, abs=1e-4)
+    assert lesion["volume_b_ml"] == 0.0
+    assert lesion["dice"] == 0.0
+    det = out["detection"]
+    assert (det["true_positives"], det["false_negatives"], det["false_positives"]) == (0, 2, 0)
+    assert out["burden_b_percent"] == 0.0
+    assert any("B: the lesion segmentation holds no lesion" in w for w in out["warnings"])
+    assert main([*args, "--seg-b", str(tmp_path / "b.nii.gz"), "--labels-b", "liver=1", "--json", "-"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [s["structure"] for s in out["structures"]] == ["liver"]
+    assert out["detection"] is None

@@ -492,23 +492,29 @@ def compare_segmentation_files(
     from ..io.labels import parse_label_spec
 
     detection_iou = float((rules if isinstance(rules, Rules) else load_rules(rules))["compare_seg"]["detection_iou"])
-    from ..io.loader import load_image, load_segmentation
+    from ..io.loader import load_image
+    from ..io.study import read_study_segmentations
 
     img = load_image(image, max_voxels=max_voxels)
     masks = []
     instances: list[Volume | None] = []
-    for segs, lab in ((seg_a, labels), (seg_b, labels_b if labels_b is not None else labels)):
+    notes: list[str] = []
+    for which, segs, lab in (("A", seg_a, labels), ("B", seg_b, labels_b if labels_b is not None else labels)):
         spec = parse_label_spec(lab)
-        items = [segs] if isinstance(segs, str | Path) else list(segs)
-        layers: list[MaskLayer] = []
-        for s in items:
-            layers.extend(load_segmentation(s, img, spec, max_voxels=max_voxels))
-        m = masks_by_role(layers)
+        items = [str(segs)] if isinstance(segs, str | Path) else [str(x) for x in segs]
+        study = read_study_segmentations(items, img, spec, max_voxels=max_voxels)
+        notes.extend(f"{which}: {w}" for w in study.warnings)  # roles given, values ignored
+        m = masks_by_role(study.layers)
         if not m:
             raise LabelError(f"{items[0]}: no liver, lesion or other structure found; map labels with --labels.")
+        if "lesion" not in m and study.lesions_declared:
+            # lesions segmented and none found (a LiTS map without a 2, an empty lesion segment): 0 lesions,
+            # compared as such (all of the other's lesions missed), not left out
+            m["lesion"] = img.with_array(np.zeros(img.shape, dtype=bool))
+            notes.append(f"{which}: the lesion segmentation holds no lesion (compared as 0 lesions)")
         masks.append(m)
-        instances.append(lesion_instances(layers))
-    return compare_segmentations(
+        instances.append(lesion_instances(study.layers))
+    result = compare_segmentations(
         masks[0],
         masks[1],
         reference_grid=img,
@@ -516,3 +522,5 @@ def compare_segmentation_files(
         instances_a=instances[0],
         instances_b=instances[1],
     )
+    result.warnings.extend(notes)
+    return result
