@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from netlm_imaging.atomic import output_error
-from netlm_imaging.batch import discover_cohort, pool, run_cohort, runner, tables, task
+from netlm_imaging.batch import discover_cohort, pool, records, run_cohort, runner, tables
 from netlm_imaging.cli import main
 from netlm_imaging.errors import OutputError
 from netlm_imaging.report import outputs
@@ -44,7 +44,7 @@ def small_cohort(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def _killing_analyze(monkeypatch: pytest.MonkeyPatch, marks: Path, once: set[str], always: set[str]) -> None:
     """Patch the per-study work so a worker SIGKILLs itself on the chosen studies (forked workers inherit it)."""
-    real = task._analyze
+    real = runner._analyze
     parent = os.getpid()
     marks.mkdir(exist_ok=True)
 
@@ -56,7 +56,7 @@ def _killing_analyze(monkeypatch: pytest.MonkeyPatch, marks: Path, once: set[str
                 os.kill(os.getpid(), signal.SIGKILL)
         return real(study, out_dir, options, fingerprint)
 
-    monkeypatch.setattr(task, "_analyze", analyze)
+    monkeypatch.setattr(runner, "_analyze", analyze)
 
 
 def _deaths(marks: Path, sid: str) -> int:
@@ -209,7 +209,7 @@ def test_disk_full_stops_the_batch_cleanly(small_cohort, tmp_path, monkeypatch):
         pytest.skip("no /dev/full on this system")
     root, ref = small_cohort
     out = tmp_path / "out"
-    real_write = task.atomic_write_text
+    real_write = records.atomic_write_text
     count = {"n": 0}
 
     def write(path, text):
@@ -225,7 +225,7 @@ def test_disk_full_stops_the_batch_cleanly(small_cohort, tmp_path, monkeypatch):
                         raise output_error(p, exc) from None
         real_write(path, text)
 
-    monkeypatch.setattr(task, "atomic_write_text", write)  # the failure records
+    monkeypatch.setattr(records, "atomic_write_text", write)  # the failure records
     monkeypatch.setattr(tables, "atomic_write_text", write)  # cohort.csv and lesions.csv
     monkeypatch.setattr(outputs, "atomic_write_text", write)  # the reports go through the one writer
     code = main(["batch", str(root), "--out", str(out), "--quiet"])
@@ -238,7 +238,7 @@ def test_disk_full_stops_the_batch_cleanly(small_cohort, tmp_path, monkeypatch):
     assert all((out / "reports" / f"{r['study_id']}.json").is_file() for r in ok)
     assert not (out / ".netlm.lock").exists()
     # after freeing space, --resume finishes the rest: the CSV of an uninterrupted run
-    monkeypatch.setattr(task, "atomic_write_text", real_write)
+    monkeypatch.setattr(records, "atomic_write_text", real_write)
     monkeypatch.setattr(tables, "atomic_write_text", real_write)
     monkeypatch.setattr(outputs, "atomic_write_text", real_write)
     assert main(["batch", str(root), "--out", str(out), "--quiet", "--resume"]) == 4

@@ -24,7 +24,7 @@ __all__ = ["allowed_failures", "dask_results"]
 def _dask_task(
     study: Study, *, task: Task, out_dir: str, options: BatchOptions, threads_by_host: dict[str, int]
 ) -> dict[str, Any]:
-    """``task`` (:func:`~netlm_imaging.batch.task.analyze_one`) on a Dask worker, its threads capped
+    """``task`` (:func:`~netlm_imaging.batch.runner.analyze_one`) on a Dask worker, its threads capped
     at the worker's share of its host's cores.
 
     ``threads_by_host`` is the scheduler's count of worker threads per host (every worker process

@@ -1,6 +1,6 @@
 """The process-pool mode of ``netlm batch -j k``: workers that share the cores and survive dying.
 
-:func:`executor_results` runs a task (:func:`netlm_imaging.batch.task.analyze_one`) over the
+:func:`executor_results` runs a task (:func:`netlm_imaging.batch.runner.analyze_one`) over the
 studies in a :class:`concurrent.futures.ProcessPoolExecutor` of ``k`` forked workers, largest
 studies first, and rebuilds the pool when a worker dies (the out-of-memory killer), so every
 other study completes. Each worker caps its threads at its share of the cores
@@ -212,7 +212,7 @@ def share_cores(parallel: int) -> int:
 
 
 def _pool_task(task: Task, study: Study, out_dir: str, options: BatchOptions) -> dict[str, Any]:
-    """``task`` (:func:`~netlm_imaging.batch.task.analyze_one`) in a pool worker, announcing first
+    """``task`` (:func:`~netlm_imaging.batch.runner.analyze_one`) in a pool worker, announcing first
     which process runs which study."""
     if _STARTED is not None:
         _STARTED.put((study.study_id, os.getpid()))

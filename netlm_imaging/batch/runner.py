@@ -1,9 +1,9 @@
 """Run the analysis over a cohort: resumable, local processes or a Dask cluster.
 
 The process pool (:mod:`netlm_imaging.batch.pool`) and the Dask cluster
-(:mod:`netlm_imaging.batch.dask_mode`) run the same per-study task (:mod:`netlm_imaging.batch.task`:
-the analysis, resume by fingerprint, failure records); the crash-safe cohort tables are
-:mod:`netlm_imaging.batch.tables`; this module is the run itself.
+(:mod:`netlm_imaging.batch.dask_mode`) run the same per-study task, :func:`analyze_one`, which
+is here with the run itself; the stored results (resume by fingerprint, failure records) are
+:mod:`netlm_imaging.batch.records` and the crash-safe cohort tables :mod:`netlm_imaging.batch.tables`.
 
 One function, :func:`analyze_one`, analyses one study and returns its
 ``cohort.csv`` row. :func:`run_cohort` calls it in this process (``jobs=1``),
@@ -52,15 +52,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError, OutputError
+from ..errors import InputError, NetlmError, OutputError, only_accepted_flags
 from ..outdir import OutputLock, prepare_output_dir
 from ..report.tables import CSV_COLUMNS, LESIONS_KEY, NUMBER_COLUMNS, RUN_COLUMNS, failure_row, row_from_report
 from .cohort import Study
 from .options import BatchOptions
 from .pool import WorkerDied, executor_results
 from .progress import Progress
+from .pseudonym import scrub_study_path
+from .records import fingerprint_of, previous_row, record_failure, report_path
 from .tables import CohortTables, format_csv
-from .task import analyze_one, record_failure
 
 __all__ = [
     "CSV_COLUMNS",
@@ -113,6 +114,103 @@ class CohortResult:
     def exit_code(self) -> int:
         """4 when any study failed, else 0."""
         return 4 if self.failed else 0
+
+
+# ----------------------------------------------------------------------------- one study
+
+
+def _clinical(study: Study) -> Any:
+    """The study's clinical columns for the load stage to validate (None when the row has none)."""
+    if not study.clinical or not any(study.clinical.values()):
+        return None
+    from ..classify.clinical import ClinicalRow
+
+    return ClinicalRow(study.clinical, f"cohort row of study {study.study_id}")
+
+
+def _analyze(study: Study, out_dir: Path, options: BatchOptions, fingerprint: str) -> dict[str, Any]:
+    from .. import api
+
+    kwargs: dict[str, Any] = {"labels": options.labels, "rules": options.rules, "clinical": _clinical(study)}
+    if options.analyze_options or options.include_identifiers:
+        aopts = dict(options.analyze_options)
+        if options.include_identifiers:
+            aopts["include_identifiers"] = True
+        kwargs["options"] = api.AnalyzeOptions(**aopts)
+    report, ctx = api.analyze_with_context(study.path, **kwargs)
+    from ..report.dicom_outputs import has_dicom_source
+    from ..report.outputs import OutputSet, write_outputs
+
+    sr = options.sr
+    if sr and not has_dicom_source(ctx):  # the study's report stands; the SR is skipped with a note
+        note = "no DICOM SR written: the image is not a DICOM series (an SR references the DICOM images measured)"
+        report = replace(report, extra={**report.extra, "notes": [*report.extra.get("notes", []), note]})
+        logger.info("study %s: %s", study.study_id, note)
+        sr = False
+    batch = {"study_id": study.study_id, "fingerprint": fingerprint}
+    outputs = OutputSet.batch(
+        study.study_id, html=options.html, sr=sr, json_extra={"batch": batch}, html_budget_mb=options.html_budget_mb
+    )
+    data = report.to_dict()
+    write_outputs(data, ctx, out_dir, outputs, include_identifiers=options.include_identifiers)
+    data["batch"] = batch
+    return row_from_report(study.study_id, data, fingerprint)
+
+
+def analyze_one(study: Study, out_dir: str | os.PathLike[str], options: BatchOptions) -> dict[str, Any]:
+    """Analyse one study and write its outputs; never raises for a bad study.
+
+    This is the per-study task of every execution mode (in process, process
+    pool, Dask). It is a module-level function of picklable arguments.
+
+    Parameters
+    ----------
+    study : Study
+        The study.
+    out_dir : path-like
+        Batch output folder.
+    options : BatchOptions
+        Analysis options (``options.resume`` enables skipping).
+
+    Returns
+    -------
+    dict
+        The study's cohort.csv row; ``status`` is ``"ok"`` or ``"failed"`` and
+        ``resumed`` tells whether the stored result was reused.
+    """
+    t0 = time.perf_counter()
+    out = Path(out_dir)
+    fingerprint = ""
+    failed_path = report_path(out, study.study_id, ".failed.json")
+    retry = False
+    try:
+        fingerprint = fingerprint_of(study, options)
+        if options.resume:
+            prev = previous_row(out, study.study_id, fingerprint)
+            if prev is not None:
+                prev.update(resumed=True, elapsed_s=round(time.perf_counter() - t0, 3))
+                return prev
+        row = _analyze(study, out, options, fingerprint)
+        with contextlib.suppress(FileNotFoundError):
+            failed_path.unlink()
+    except OutputError:
+        raise  # the output folder or disk failed, not this study: the cohort stops (see run_cohort)
+    except NetlmError as exc:
+        error = only_accepted_flags(str(exc), options.accepted_flags, "batch") if options.accepted_flags else str(exc)
+        row = failure_row(study.study_id, error, fingerprint)
+    except MemoryError:
+        error, retry = "out of memory; lower -j or --max-voxels", True
+        row = failure_row(study.study_id, error, fingerprint)
+    except Exception as exc:  # one study's bug never stops the cohort
+        logger.debug("internal error on study %s", study.study_id, exc_info=True)
+        error, retry = f"internal error: {type(exc).__name__}: {exc} (a bug in netlm-imaging; please report it)", True
+        row = failure_row(study.study_id, error, fingerprint)
+    if row["status"] == "failed":
+        if study.pseudonymized:  # name files as <pseudonym>/..., never by the real folder name
+            row["error"] = scrub_study_path(row["error"], study)
+        record_failure(out, study.study_id, row["error"], fingerprint, retry)
+    row["elapsed_s"] = round(time.perf_counter() - t0, 3)
+    return row
 
 
 # ----------------------------------------------------------------------------- cohort
