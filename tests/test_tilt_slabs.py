@@ -103,3 +103,82 @@ def test_structure_set_of_the_thick_tilted_reconstruction_on_the_thin_one(tmp_pa
         truth = _in_slabs(lps, rects, separation).reshape(THIN_SHAPE)
         assert int(truth.sum()) == {"liver": 30 * 25 * 10, "lesion": 7 * 8 * 6}[role]  # two thin slices per plane
         np.testing.assert_array_equal(layers[role], truth, err_msg=role)
+
+
+def _frame_slabs(points: np.ndarray, thick_aff: np.ndarray, thick_mask: np.ndarray) -> np.ndarray:
+    """Brute force: each point takes the thick frame whose slab along the normal holds it, at its projection."""
+    normal = np.cross(thick_aff[:3, 0], thick_aff[:3, 1])
+    normal /= np.linalg.norm(normal)
+    thickness = abs(float(normal @ thick_aff[:3, 2]))
+    inv = np.linalg.inv(thick_aff)
+    out = np.zeros(len(points), bool)
+    for m in range(thick_mask.shape[2]):
+        d = (points - thick_aff[:3, 3] - m * thick_aff[:3, 2]) @ normal
+        slab = (d > -thickness / 2 + 1e-6) & (d <= thickness / 2 + 1e-6)
+        foot = points[slab] - np.outer(d[slab], normal)  # projected along the normal onto frame m's plane
+        ijk = foot @ inv[:3, :3].T + inv[:3, 3]
+        assert np.allclose(ijk[:, 2], m)
+        i, j = (np.floor(ijk[:, 0] + 0.5).astype(int), np.floor(ijk[:, 1] + 0.5).astype(int))
+        ok = (i >= 0) & (i < thick_mask.shape[0]) & (j >= 0) & (j < thick_mask.shape[1])
+        hit = np.zeros(int(slab.sum()), bool)
+        hit[ok] = thick_mask[i[ok], j[ok], m]
+        out[np.flatnonzero(slab)] |= hit
+    return out
+
+
+@pytest.mark.parametrize("declared", ["across-planes", "table-step"])
+def test_seg_of_the_thick_tilted_reconstruction_on_the_thin_one(tmp_path, series, declared):
+    """A SEG of the thick tilted reconstruction (SpacingBetweenSlices as dcmqi writes it: across the planes,
+    4.53 mm, or the table increment, 5 mm) read on the thin one: each frame is a slab along the normal."""
+    from pydicom.sr.codedict import codes
+
+    from netlm_imaging.io.dicom_seg import read_dicom_seg
+    from tests.seg_factory import SegmentSpec, write_seg
+
+    _root, thin, thick = series
+    _thin_aff, thick_aff = _grids()
+    liver = np.zeros(THICK_SHAPE, bool)
+    liver[5:35, 5:30, 2:7] = True
+    liver[12:20, 10:14, 4] = False  # a notch in one frame: a frame placed on the wrong slab shows
+    lesion = np.zeros(THICK_SHAPE, bool)
+    lesion[15:22, 16:24, 3:6] = True
+    tumour = SegmentSpec("Tumour", lesion, codes.SCT.Neoplasm, codes.SCT.MorphologicallyAbnormalStructure)
+    path = write_seg(tmp_path / "seg.dcm", thick, [SegmentSpec("Liver", liver), tumour])
+    ds = pydicom.dcmread(path)
+    normal = np.cross(thick_aff[:3, 0], thick_aff[:3, 1])
+    across = abs(float(normal @ thick_aff[:3, 2])) / float(np.linalg.norm(normal))
+    pm = ds.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0]
+    pm.SpacingBetweenSlices = round(across if declared == "across-planes" else 5.0, 6)
+    ds.save_as(path)
+    layers = {layer.role: layer.mask for layer in read_dicom_seg(path, thin, parse_label_spec(None))}
+    lps = thin.index_to_lps(np.argwhere(np.ones(THIN_SHAPE, bool)))
+    for role, thick_mask in (("liver", liver), ("lesion", lesion)):
+        mask = layers[role]
+        assert mask.same_grid(thin)
+        truth = _frame_slabs(lps, thick_aff, thick_mask).reshape(THIN_SHAPE)
+        assert int(truth.sum()) == 2 * int(thick_mask.sum())  # two thin slices per 5 mm frame
+        np.testing.assert_array_equal(mask.array, truth, err_msg=role)
+        assert any("slab along the slice normal" in w for w in mask.meta["warnings"])
+
+
+def test_original_slices_of_a_resampled_grid_are_counted_in_plane_separations():
+    """``slice_positions_mm`` are along the normal; on a sheared grid the slice index is position / separation.
+
+    (The series reader refuses tilt with irregular steps, but a resampled grid may be sheared: the rule holds.)
+    """
+    from netlm_imaging.io._dicom_resampled import grid_slice_of_original, nearest_original_slices
+    from netlm_imaging.volume import Volume
+
+    aff = tilted_affine(TILT_DEG, step=2.5)
+    sep = 2.5 * np.cos(np.radians(TILT_DEG))
+    original = [0, 1, 2, 4, 5, 6, 7, 9, 10, 11]  # slices 3 and 8 missing from the acquisition
+    vol = Volume(
+        np.zeros((4, 4, 12)),
+        aff,
+        meta={"resampled": True, "slice_positions_mm": [100.0 + k * sep for k in original]},
+    )
+    assert vol.slice_separation_mm == pytest.approx(sep)
+    np.testing.assert_array_equal(grid_slice_of_original(vol), original)
+    kmap = nearest_original_slices(vol)
+    assert kmap is not None
+    assert kmap.tolist() == [0, 1, 2, 2, 4, 5, 6, 7, 7, 9, 10, 11]  # ties go to the lower original slice

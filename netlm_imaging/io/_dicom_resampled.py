@@ -38,7 +38,7 @@ def grid_slice_of_original(reference: Volume) -> np.ndarray | None:
     pos = _positions(reference)
     if pos is None:
         return None
-    step = float(reference.spacing[2])
+    step = reference.slice_separation_mm  # the positions are along the normal, as the planes' separation
     nk = reference.shape[2]
     return np.clip(np.rint((pos - pos[0]) / step).astype(np.int64), 0, nk - 1)
 
@@ -53,7 +53,7 @@ def nearest_original_slices(reference: Volume) -> np.ndarray | None:
     g = grid_slice_of_original(reference)
     if pos is None or g is None:
         return None
-    target = pos[0] + float(reference.spacing[2]) * np.arange(reference.shape[2])
+    target = pos[0] + reference.slice_separation_mm * np.arange(reference.shape[2])
     nearest = np.argmin(np.abs(target[:, None] - pos[None, :]), axis=1)  # first (lower) on ties
     return g[nearest]
 

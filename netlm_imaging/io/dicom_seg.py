@@ -34,7 +34,10 @@ reference grid:
    coarser slice grid that happen to fall on image slices (a SEG of the 5 mm
    reconstruction read on the 2.5 mm one: SpacingBetweenSlices at least
    :data:`_COARSER_RATIO` times the image's step, frames on that spacing), whose
-   frames are slabs of several image slices.
+   frames are slabs of several image slices. On a gantry-tilted image the
+   spacing is across the planes (or the tilted step, whichever fits the frames),
+   and the slabs are filled onto the image along the planes' normal
+   (:mod:`._seg_slabs`), not by index.
 4. Source-image references that contradict the positions are reported by
    ``_RefCheck`` (the plane positions are believed).
 5. Non-empty frames that fall outside the reference grid raise
@@ -91,6 +94,7 @@ from ._dicom_resampled import grid_slice_of_original, nearest_original_slices, r
 from ._inflate import dcmread as bounded_dcmread
 from ._seg_fast import FrameTable, decode_binary, read_frame_table
 from ._seg_header import PlainSeg
+from ._seg_slabs import slabs_along_normal
 from .budget import check_voxel_budget
 from .labels import LabelSpec, RoleDecision, assign_roles
 
@@ -671,6 +675,14 @@ def read_dicom_seg(
             arrays = _decode(hdr, reference, wanted, slices)
     except GeometryError as exc:  # frames off the image grid: build the SEG's own grid, resampled later
         grid, arrays = _decode_own_grid(hdr, reference, wanted, str(exc))
+        if coarser is not None and reference.sheared:  # tilted slabs: along the normal, not by index (_seg_slabs)
+            on_reference = slabs_along_normal(grid, arrays, reference)
+            if on_reference is not None:
+                note = _SLABS_NOTE.format(why=coarser.split(": ", 1)[-1], shape=grid.shape)
+                hdr.warnings[-1:] = (
+                    [note] if hdr.warnings[-1].startswith("the SEG is not on") else [hdr.warnings[-1], note]
+                )
+                grid, arrays = reference, on_reference
     if grid is reference:
         arrays = _onto_resampled(arrays, reference, hdr.warnings)
     frac_type = str(getattr(ds, "SegmentationFractionalType", "") or "")
@@ -695,9 +707,17 @@ def read_dicom_seg(
 _COARSER_RATIO = 1.5
 
 
+#: The warning of a coarser SEG's frames filled onto a tilted image as slabs along the normal.
+_SLABS_NOTE = (
+    "the SEG is not on the image grid ({why}); its frames are slabs of a coarser slice grid (shape {shape}) and "
+    "each image voxel took the frame whose slab along the slice normal holds it, at its projection (gantry tilt: "
+    "not by index)"
+)
+
+
 def _plane_step_mm(positions: np.ndarray, reference: Volume) -> float:
     """Smallest distance between the distinct frame planes along the image's normal (inf for one plane)."""
-    normal = reference.affine[:3, 2] / np.linalg.norm(reference.affine[:3, 2])
+    normal = reference.slice_normal
     d = np.sort(np.asarray(positions, dtype=np.float64) @ normal)  # (np.unique would import numpy.ma)
     gaps = np.diff(d)
     gaps = gaps[gaps > 1e-3]  # frames of several segments share a plane
@@ -719,7 +739,7 @@ def _coarser_slices(ds: Dataset, reference: Volume, positions: np.ndarray | None
         declared = abs(float(getattr(pm, "SpacingBetweenSlices", 0) or 0)) if pm is not None else 0.0
     except (TypeError, ValueError):
         return None
-    step = float(reference.spacing[2])
+    step = reference.slice_separation_mm  # the distance between the image's planes (a tilt's step is longer)
     if not declared > _COARSER_RATIO * step:
         return None
     if positions is None:
@@ -727,12 +747,24 @@ def _coarser_slices(ds: Dataset, reference: Volume, positions: np.ndarray | None
         if any(p is None for p in ipps):
             return None
         positions = np.asarray([[float(x) for x in p] for p in ipps], dtype=np.float64)
-    normal = reference.affine[:3, 2] / np.linalg.norm(reference.affine[:3, 2])
-    d = np.unique(np.round(np.asarray(positions, dtype=np.float64) @ normal, 3))
-    n = (d - d[0]) / declared
-    if float(np.max(np.abs(n - np.round(n)), initial=0.0)) > 0.1:
+    d = np.unique(np.round(np.asarray(positions, dtype=np.float64) @ reference.slice_normal, 3))
+    if _across_planes(declared, d, reference) is None:
         return None  # the declared spacing does not fit the frame positions: believe the positions
     return f"{source}: its slices are {declared:g} mm apart (SpacingBetweenSlices), the image's {step:g} mm"
+
+
+def _across_planes(declared: float, d: np.ndarray, reference: Volume) -> float | None:
+    """The SEG's declared slice spacing as a distance between its planes, if it fits them (``d``: along the normal).
+
+    Exporters give a tilted reconstruction's spacing across its planes or along its tilted step (the table
+    increment, ``1 / cos(tilt)`` times longer); the image's tilt tells which fits the frames. None: neither.
+    """
+    cos_tilt = reference.slice_separation_mm / float(reference.spacing[reference.slice_axis])
+    for spacing in (declared, declared * cos_tilt) if reference.sheared else (declared,):
+        n = (d - d[0]) / spacing
+        if float(np.max(np.abs(n - np.round(n)), initial=0.0)) <= 0.1:
+            return spacing
+    return None
 
 
 def _onto_resampled(arrays: dict[int, np.ndarray], reference: Volume, warnings: list[str]) -> dict[int, np.ndarray]:
@@ -816,7 +848,7 @@ def _read_plain(
         pixel_data = plain.pixel_bytes()
     except OSError:  # the file changed since the scan: pydicom reads it again and says what is wrong
         return None
-    if _plane_step_mm(plain.table.positions, reference) > _COARSER_RATIO * float(reference.spacing[2]):
+    if _plane_step_mm(plain.table.positions, reference) > _COARSER_RATIO * reference.slice_separation_mm:
         return None  # perhaps slabs of a coarser grid: the general path reads SpacingBetweenSlices
     arrays = decode_binary(
         pixel_data,
@@ -1040,15 +1072,22 @@ def _decode_own_grid(
     pts = np.asarray(ipps, dtype=np.float64)
     d = pts @ normal
     in_plane = pts - np.outer(d, normal)
+    drift = np.zeros(3)  # in-plane move of the frame origins per mm along the normal (a gantry tilt)
     if float(np.max(np.abs(in_plane - in_plane[0]))) > 1e-2:
-        raise GeometryError(f"{source}: {why}; and its frames do not share one in-plane origin.")
+        rel = d - d[0]
+        if float(rel @ rel) > 0:
+            drift = ((in_plane - in_plane[0]).T @ rel) / float(rel @ rel)
+        if float(np.max(np.abs(in_plane - in_plane[0] - np.outer(rel, drift)))) > 1e-2:
+            raise GeometryError(f"{source}: {why}; and its frames do not share one in-plane origin.")
     order = np.sort(d)
     planes = np.split(order, np.flatnonzero(np.diff(order) > 1e-3) + 1)  # frames of one plane (several segments)
     uniq = np.array([float(p.mean()) for p in planes])
     pm = _fg(ds, 0, "PixelMeasuresSequence")
     between = float(getattr(pm, "SpacingBetweenSlices", 0) or 0) if pm is not None else 0.0
+    if between > 0 and reference.sheared:  # across the planes or along the tilted step: whichever fits
+        between = _across_planes(between, uniq, reference) or between
     if between <= 0:
-        between = float(np.min(np.diff(uniq))) if uniq.size > 1 else float(reference.spacing[2])
+        between = float(np.min(np.diff(uniq))) if uniq.size > 1 else reference.slice_separation_mm
     ks = (d - uniq[0]) / between
     if float(np.max(np.abs(ks - np.round(ks)))) > 0.1:
         raise GeometryError(f"{source}: {why}; and its frame positions are not on regular slices.")
@@ -1057,8 +1096,8 @@ def _decode_own_grid(
     affine = np.eye(4)
     affine[:3, 0] = row_dir * float(spacing_ref[1])
     affine[:3, 1] = col_dir * float(spacing_ref[0])
-    affine[:3, 2] = normal * between
-    affine[:3, 3] = in_plane[0] + uniq[0] * normal
+    affine[:3, 2] = (normal + drift) * between
+    affine[:3, 3] = in_plane[0] + (uniq[0] - d[0]) * drift + uniq[0] * normal
     grid = Volume(np.zeros((cols, rows, nk), dtype=bool), affine, reference.frame_of_reference_uid, source=source)
     labelmap = hdr.seg_type == "LABELMAP"
     fractional = hdr.seg_type == "FRACTIONAL"
