@@ -271,3 +271,39 @@ def test_cells_as_a_spreadsheet_shows_them(study: dict, capsys) -> None:
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert "row 2, column tumor_volume_ml: '12 mm' is not a number" in err[0]
+
+
+def test_check_and_compare_accept_the_study_folder_choices(study: dict, tmp_path: Path, capsys) -> None:
+    """A study folder with two SEGs: the message's --seg-choice is an option check and compare accept."""
+    import shutil
+
+    import highdicom as hd
+
+    folder = tmp_path / "s1"
+    shutil.copytree(study["root"], folder)
+    copy = pydicom.dcmread(folder / "seg" / "seg.dcm")
+    copy.SOPInstanceUID, copy.SeriesInstanceUID = hd.UID(), hd.UID()
+    copy.save_as(folder / "seg" / "seg_copy.dcm")
+    table = tmp_path / "reported.csv"
+    table.write_text(f"study,liver_volume_ml\ns1,{study['truth']['liver_volume_ml']:.4f}\n", encoding="utf-8")
+    from netlm_imaging.verify.check import check_reported
+
+    row = check_reported(table).rows[0]
+    assert row.verdict == "error"
+    assert "--seg-choice" in row.note
+    capsys.readouterr()
+    assert main(["check", str(table), "--seg-choice", "1"]) == 0
+    assert "1 agree" in capsys.readouterr().out
+    # compare: the same study as its own follow-up, the follow-up folder holding the two SEGs
+    args = ["compare", str(study["root"]), str(folder), "--json", "-"]
+    assert main(args) == 3
+    err = capsys.readouterr().err
+    assert "--seg-choice" in err
+    assert "netlm analyze --seg-choice" not in err  # compare accepts it itself
+    assert main([*args, "--seg-choice", "1"]) == 0
+    import json
+
+    out = json.loads(capsys.readouterr().out)
+    assert [c["status"] for c in out["lesions"]] == ["matched", "matched"]
+    assert out["tumor"]["change_ml"] == 0.0
+    assert out["tumor"]["baseline_intrahepatic_volume_ml"] == pytest.approx(study["truth"]["tumor_volume_ml"], abs=1e-4)

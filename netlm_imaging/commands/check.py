@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ._common import add_selection_arguments
+
 __all__ = ["add_arguments", "parse_tolerances", "run"]
 
 
@@ -47,7 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "[check.rel_tolerance] tables replace the default tolerances",
     )
     p.add_argument("--labels", help="role mapping for the recomputation, e.g. liver=1,lesion=2 (default LiTS)")
-    p.add_argument("--max-voxels", type=int, help="refuse images declaring more voxels than this")
+    add_selection_arguments(p, per_study=True)
 
 
 def parse_tolerances(text: str | None, option: str) -> dict[str, float]:
@@ -87,15 +89,16 @@ def _is_dicom(p: Path) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``netlm check``; returns the exit code."""
-    from ..api import AnalyzeOptions
     from ..errors import UsageError
     from ..verify.check import check_reported, check_sr
+    from .analyze import options_from_args
 
     abs_tol = parse_tolerances(args.abs_tol, "--abs-tol")
     rel_tol = parse_tolerances(args.rel_tol, "--rel-tol")
     if args.max_voxels is not None and args.max_voxels <= 0:
         raise UsageError("--max-voxels must be positive")
-    kwargs = {"labels": args.labels, "options": AnalyzeOptions(max_voxels=args.max_voxels)}
+    # the study-folder choices of analyze (--seg-choice, --image-series, --segment-pattern, ...)
+    kwargs = {"labels": args.labels, "options": options_from_args(args)}
     if args.rules is not None:
         if not Path(args.rules).is_file():
             raise UsageError(f"--rules {args.rules}: file not found")

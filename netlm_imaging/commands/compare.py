@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ._common import check_json_and_voxels, check_output, emit
+from ._common import add_selection_arguments, check_json_and_voxels, check_output, emit
 
 __all__ = ["add_arguments", "format_summary", "run"]
 
@@ -59,7 +59,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="rules file (TOML/JSON): its [recist] limits and [response] thresholds replace the defaults "
         "(the options above still override it)",
     )
-    p.add_argument("--max-voxels", type=int, help="refuse images declaring more voxels than this")
+    add_selection_arguments(p, per_study=True)
     p.add_argument("--json", dest="json_out", metavar="-", help="'-' prints the comparison JSON to stdout")
     p.add_argument("--out", help="folder to write comparison.json into")
 
@@ -101,9 +101,9 @@ def format_summary(d: dict) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``netlm compare``; returns the exit code."""
-    from ..api import AnalyzeOptions
     from ..errors import UsageError
     from ..verify.longitudinal import ResponseThresholds, compare_study_inputs
+    from .analyze import options_from_args
 
     check_json_and_voxels(args, "comparison.json")
 
@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         baseline_segs=args.baseline_seg,
         followup_segs=args.followup_seg,
         labels=args.labels,
-        options=AnalyzeOptions(max_voxels=args.max_voxels),
+        options=options_from_args(args),  # --seg-choice, --image-series, ... as analyze reads a study folder
         thresholds=thresholds,
         registration=args.registration,
         recist=_recist_rules(args.rules),
