@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from phantoms_verify import LiverPhantom, Sphere, grid_affine, make_context, rotation
+from rules_coverage import covers, user_rules
 
 from netlm_imaging.verify.longitudinal import compare_studies, recist_response
 
@@ -111,7 +112,6 @@ def test_recist_response_targets_resolved():
 def test_compare_cli_takes_a_rules_file(tmp_path, capsys):
     """--rules: its recist.pr_decrease_percent decides the category (a sphere r 8 -> 6.5 mm: SD by default)."""
     from phantoms_verify import write_nifti
-    from rules_coverage import user_rules
 
     from netlm_imaging.cli import main
 
@@ -206,3 +206,25 @@ def test_an_image_file_without_its_segmentation_names_the_compare_option(tmp_pat
     assert "netlm analyze" not in err[0]  # only options compare accepts
     assert main(["compare", b, f, "--followup-seg", str(tmp_path / "f_seg.nii.gz")]) == 2
     assert "--baseline-seg PATH" in capsys.readouterr().err
+
+
+@covers("recist.too_small_default_mm")
+def test_a_target_too_small_to_measure_counts_5_mm(tmp_path):
+    """EORTC clarification of RECIST 1.1 (clinical_rules.md section 8): present but too small -> 5 mm.
+
+    Targets A 20 mm (unchanged) and B 12 mm; at follow-up B is still there but 2 mm across. The sum
+    32 -> 22 mm (-31 %) would be a PR; with B at 5 mm it is 32 -> 25 mm (-22 %): SD.
+    """
+    a, b = (-40.0, 5.0, 0.0), (30.0, -10.0, 5.0)
+    ctx_b, ctx_f = _contexts([Sphere(a, 10.0), Sphere(b, 6.0)], [Sphere(a, 10.0), Sphere(b, 3.0)], shared=True)
+    small = next(les for les in ctx_f.lesions if les.id == 2)
+    small.longest_axial_diameter_mm = 2.0  # a 2 mm remnant (the voxelised sphere keeps the match)
+    rec = compare_studies(ctx_b, ctx_f).recist
+    assert rec["baseline_sum_mm"] == pytest.approx(32.0)
+    assert rec["followup_sum_mm"] == pytest.approx(25.0)
+    assert rec["category"] == "SD"
+    assert any("below 5 mm: counted as 5 mm" in w for w in rec["rationale"])
+    off = user_rules(tmp_path, {"recist.too_small_default_mm": 0.0})
+    rec = compare_studies(ctx_b, ctx_f, recist=off["recist"]).recist
+    assert rec["followup_sum_mm"] == pytest.approx(22.0)
+    assert rec["category"] == "PR"

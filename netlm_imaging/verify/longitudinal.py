@@ -388,10 +388,19 @@ def compare_studies(
     fu_by_target: dict[int, list[int]] = {b_id: [] for b_id in target_ids}
     for f_id, b_id in sorted(credit.items()):
         fu_by_target[b_id].append(f_id)
-    fu_diam = {
-        b_id: float(sum(fu_rec["lesions"][f_id]["diameter_mm"] or 0.0 for f_id in f_ids))
-        for b_id, f_ids in fu_by_target.items()
-    }
+    # a non-nodal lesion present but too small to measure counts the rules' default (EORTC: 5 mm)
+    too_small = float(recist_rules.get("too_small_default_mm", 0.0))
+    small: list[int] = []
+
+    def fu_diameter(f_id: int) -> float:
+        rec = fu_rec["lesions"][f_id]
+        d = float(rec["diameter_mm"] or 0.0)
+        if not rec["lymph_node"] and d < too_small:
+            small.append(f_id)
+            return too_small
+        return d
+
+    fu_diam = {b_id: float(sum(fu_diameter(f_id) for f_id in f_ids)) for b_id, f_ids in fu_by_target.items()}
     base_sum = float(sum(base_rec["lesions"][b_id]["diameter_mm"] or 0.0 for b_id in target_ids))
     fu_sum = float(sum(fu_diam.values()))
     node_normal_mm = float(recist_rules["node_pathological_short_axis_mm"])
@@ -402,6 +411,11 @@ def compare_studies(
     cat, why = recist_response(
         base_sum, fu_sum, new_lesions=new_count, thresholds=t, targets_resolved=resolved if target_ids else None
     )
+    if small:
+        why.append(
+            f"follow-up lesion(s) {', '.join(map(str, small))} present but below {too_small:g} mm: counted as "
+            f"{too_small:g} mm (too small to measure: EORTC RECIST 1.1 clarification, recist.too_small_default_mm)"
+        )
     for c in changes:
         if c.status == "split":
             why.append(
