@@ -178,6 +178,18 @@ def _http_error(exc: Exception, url: str, what: str) -> InputError:
     return InputError(f"{url}: {what} failed ({type(exc).__name__}, HTTP {status}); check the PACS log")
 
 
+#: WADO-RS Accept: each instance in the transfer syntax it is stored in (the default, Explicit VR Little Endian,
+#: makes the server transcode; Orthanc 1.10 cannot transcode JPEG 2000 and answers HTTP 500).
+_AS_STORED = (("application/dicom", "*"),)
+
+
+def _stream(datasets: Any, out: Path, paths: list[Path]) -> None:
+    for ds in datasets:
+        p = out / f"{ds.SOPInstanceUID}.dcm"
+        ds.save_as(p, enforce_file_format=True)
+        paths.append(p)
+
+
 def retrieve_study(client: Any, study_uid: str, folder: str | os.PathLike[str]) -> list[Path]:
     """WADO-RS retrieve every instance of a study into ``folder``, streaming (one instance in memory at a time).
 
@@ -193,12 +205,17 @@ def retrieve_study(client: Any, study_uid: str, folder: str | os.PathLike[str]) 
     check_uid(study_uid)
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    paths = []
+    paths: list[Path] = []
     try:
-        for ds in client.iter_study(study_uid):
-            p = out / f"{ds.SOPInstanceUID}.dcm"
-            ds.save_as(p, enforce_file_format=True)
-            paths.append(p)
+        try:
+            _stream(client.iter_study(study_uid, media_types=_AS_STORED), out, paths)
+        except requests.HTTPError as exc:
+            status = getattr(exc.response, "status_code", None)
+            if paths or status not in (400, 406, 415):
+                raise
+            # a server that does not take transfer-syntax=* (PS3.18 8.7.3.5.2): its default, Explicit VR LE
+            logger.info("HTTP %s for transfer-syntax=*: retrieving in the server's default syntax", status)
+            _stream(client.iter_study(study_uid), out, paths)
     except (requests.RequestException, OSError) as exc:
         raise _http_error(exc, client.base_url, f"retrieving study {study_uid}") from None
     if not paths:

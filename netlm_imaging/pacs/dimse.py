@@ -93,49 +93,92 @@ class DimseEndpoint:
         return f"{self.called_ae}@{self.host}:{self.port}"
 
 
+#: Classes whose pixels are measured: offered in every transfer syntax we decode, one presentation context per
+#: compressed syntax, so a PACS sends each instance as stored instead of transcoding it (PS3.8 9.3.2.2: the
+#: acceptor picks one syntax per context; a context listing several gets the PACS's choice, often an uncompressed
+#: one it cannot transcode a JPEG 2000 instance to).
+_PIXEL_CLASSES = (
+    "CTImageStorage",
+    "EnhancedCTImageStorage",
+    "MRImageStorage",
+    "EnhancedMRImageStorage",
+    "PositronEmissionTomographyImageStorage",
+    "EnhancedPETImageStorage",
+    "NuclearMedicineImageStorage",
+    "SegmentationStorage",
+    "LabelMapSegmentationStorage",
+)
+#: Other objects a liver study holds (structure sets, reports, key objects, presentation states, dose reports,
+#: screenshots): offered uncompressed so that their C-GET sub-operations do not fail the retrieval.
+_OTHER_CLASSES = (
+    "RTStructureSetStorage",
+    "Comprehensive3DSRStorage",
+    "ComprehensiveSRStorage",
+    "EnhancedSRStorage",
+    "BasicTextSRStorage",
+    "ExtensibleSRStorage",
+    "KeyObjectSelectionDocumentStorage",
+    "GrayscaleSoftcopyPresentationStateStorage",
+    "ColorSoftcopyPresentationStateStorage",
+    "XRayRadiationDoseSRStorage",
+    "EnhancedXRayRadiationDoseSRStorage",
+    "RadiopharmaceuticalRadiationDoseSRStorage",
+    "PatientRadiationDoseSRStorage",
+    "EncapsulatedPDFStorage",
+    "SecondaryCaptureImageStorage",
+    "UltrasoundImageStorage",
+    "DigitalXRayImageStorageForPresentation",
+    "RTDoseStorage",
+    "RTPlanStorage",
+    "SurfaceSegmentationStorage",
+)
+
+
 def _storage_classes() -> list[str]:
-    """SOP classes a retrieved study may hold (images, SEG, RTSTRUCT, SR)."""
+    """SOP classes a retrieved study may hold (images, SEG, RTSTRUCT, SR, KO, PR ...)."""
     from pynetdicom import sop_class as s
 
-    names = (
-        "CTImageStorage",
-        "EnhancedCTImageStorage",
-        "MRImageStorage",
-        "EnhancedMRImageStorage",
-        "PositronEmissionTomographyImageStorage",
-        "EnhancedPETImageStorage",
-        "NuclearMedicineImageStorage",
-        "SegmentationStorage",
-        "LabelMapSegmentationStorage",
-        "RTStructureSetStorage",
-        "Comprehensive3DSRStorage",
-        "ComprehensiveSRStorage",
-        "EnhancedSRStorage",
-        "BasicTextSRStorage",
-        "SecondaryCaptureImageStorage",
-        "UltrasoundImageStorage",
-        "DigitalXRayImageStorageForPresentation",
-    )
-    return [str(getattr(s, n)) for n in names if hasattr(s, n)]
+    return [str(getattr(s, n)) for n in (*_PIXEL_CLASSES, *_OTHER_CLASSES) if hasattr(s, n)]
 
 
-def _transfer_syntaxes() -> list[str]:
+def _uncompressed_syntaxes() -> list[str]:
+    from pydicom import uid
+
+    return [uid.ExplicitVRLittleEndian, uid.ImplicitVRLittleEndian, uid.DeflatedExplicitVRLittleEndian]
+
+
+def _compressed_syntaxes() -> list[str]:
     from pydicom import uid
 
     return [
-        uid.ExplicitVRLittleEndian,
-        uid.ImplicitVRLittleEndian,
-        uid.DeflatedExplicitVRLittleEndian,
+        uid.JPEGLSLossless,
+        uid.JPEG2000Lossless,
+        uid.RLELossless,
+        uid.JPEGLosslessSV1,
+        uid.JPEGLossless,
+        uid.JPEGLSNearLossless,
+        uid.JPEG2000,
         uid.JPEGBaseline8Bit,
         uid.JPEGExtended12Bit,
-        uid.JPEGLossless,
-        uid.JPEGLosslessSV1,
-        uid.JPEGLSLossless,
-        uid.JPEGLSNearLossless,
-        uid.JPEG2000Lossless,
-        uid.JPEG2000,
-        uid.RLELossless,
     ]
+
+
+def _transfer_syntaxes() -> list[str]:
+    return [*_uncompressed_syntaxes(), *_compressed_syntaxes()]
+
+
+def _get_contexts() -> list[tuple[str, list[str]]]:
+    """(SOP class, transfer syntaxes) of the presentation contexts a C-GET proposes (at most 127 + the GET one)."""
+    from pynetdicom import sop_class as s
+
+    contexts: list[tuple[str, list[str]]] = []
+    for name in _PIXEL_CLASSES:
+        if hasattr(s, name):
+            sop = str(getattr(s, name))
+            contexts.append((sop, _uncompressed_syntaxes()))
+            contexts.extend((sop, [ts]) for ts in _compressed_syntaxes())
+    contexts.extend((str(getattr(s, n)), _uncompressed_syntaxes()) for n in _OTHER_CLASSES if hasattr(s, n))
+    return contexts
 
 
 def _safe_name(uid: str) -> str | None:
@@ -308,12 +351,11 @@ def retrieve_study(
 
     handler = storage_handler(lambda ds: out, stored)
     ae = _ae(ep)
-    storage, syntaxes = _storage_classes(), _transfer_syntaxes()
     if method == "get":
         ae.add_requested_context(GET)
-        for sop in storage:
+        for sop, syntaxes in _get_contexts():
             ae.add_requested_context(sop, syntaxes)
-        roles = [build_role(sop, scp_role=True) for sop in storage]
+        roles = [build_role(sop, scp_role=True) for sop in _storage_classes()]
         assoc = _associate(ae, ep, ext_neg=roles, evt_handlers=[(evt.EVT_C_STORE, handler)])
         try:
             _check_retrieve_status(assoc.send_c_get(_query(study_uid), GET), ep, f"C-GET of study {study_uid}")
@@ -322,8 +364,11 @@ def retrieve_study(
     elif method == "move":
         if move_port is None:
             raise UsageError("--retrieve move needs --port (where our C-STORE SCP listens for the PACS)")
-        for sop in storage:
-            ae.add_supported_context(sop, syntaxes)
+        from pydicom import uid as tsuid
+        from pynetdicom import AllStoragePresentationContexts
+
+        for cx in AllStoragePresentationContexts:  # our SCP takes whatever the study holds, as stored
+            ae.add_supported_context(str(cx.abstract_syntax), [*tsuid.AllTransferSyntaxes])
         ae.add_requested_context(MOVE)
         try:
             server = ae.start_server((bind, move_port), block=False, evt_handlers=[(evt.EVT_C_STORE, handler)])
