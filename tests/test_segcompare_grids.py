@@ -161,3 +161,49 @@ def test_a_reader_who_found_no_lesion_is_compared_as_zero_lesions(tmp_path, caps
     out = json.loads(capsys.readouterr().out)
     assert [s["structure"] for s in out["structures"]] == ["liver"]
     assert out["detection"] is None
+
+
+def test_an_extrahepatic_lesion_is_no_part_of_the_liver_or_the_burden(tmp_path, capsys):
+    """DESIGN.md: total liver = liver UNION intrahepatic lesions (touching the liver + 2 mm); burden likewise.
+
+    A and B agree on the liver, an intrahepatic lesion and a lesion abutting the liver from outside (which
+    counts as intrahepatic); A also has a distant lesion (a node, say). Truths from box arithmetic.
+    """
+    img = np.zeros(SHAPE, np.float32)
+    b = np.zeros(SHAPE, np.uint8)
+    b[4:20, 4:22, 2:14] = 1  # liver
+    b[8:12, 8:12, 4:8] = 2  # inside the liver
+    b[20:23, 10:14, 5:9] = 2  # abutting the liver's i = 19 face from outside: intrahepatic
+    a = b.copy()
+    a[26:29, 20:24, 10:13] = 2  # 6+ voxels away from the liver: extrahepatic
+    for name, arr in (("ct", img), ("a", a), ("b", b)):
+        write_nifti(tmp_path / f"{name}.nii.gz", arr, AFF)
+    assert (
+        main(
+            [
+                "compare-seg",
+                "--image",
+                str(tmp_path / "ct.nii.gz"),
+                "--seg-a",
+                str(tmp_path / "a.nii.gz"),
+                "--seg-b",
+                str(tmp_path / "b.nii.gz"),
+                "--json",
+                "-",
+            ]
+        )
+        == 0
+    )
+    out = json.loads(capsys.readouterr().out)
+    vox_ml = abs(np.linalg.det(AFF[:3, :3])) / 1000.0
+    total = int((b > 0).sum())  # liver + both intrahepatic lesions
+    liver = next(s for s in out["structures"] if s["structure"] == "liver")
+    assert liver["volume_a_ml"] == pytest.approx(total * vox_ml, abs=1e-4)
+    assert liver["volume_b_ml"] == pytest.approx(total * vox_ml, abs=1e-4)
+    assert liver["dice"] == 1.0
+    intra = 4 * 4 * 4 + 3 * 4 * 4
+    assert out["burden_a_percent"] == pytest.approx(100.0 * intra / total, abs=1e-4)
+    assert out["burden_b_percent"] == pytest.approx(100.0 * intra / total, abs=1e-4)
+    assert any(w.startswith("A: 36 lesion voxel(s) lie in lesions outside the liver") for w in out["warnings"])
+    det = out["detection"]
+    assert (det["true_positives"], det["false_negatives"], det["false_positives"]) == (2, 1, 0)

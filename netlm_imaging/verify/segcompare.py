@@ -32,8 +32,11 @@ Lesion detection (LiTS, :mod:`netlm_imaging.verify.detection`)
     lesions, FP = unmatched predicted lesions. Split predictions are not
     merged before matching [D].
 Burden
-    LiTS tumour burden as a percentage: ``100 x lesion voxels / (liver ∪
-    lesion) voxels`` of each segmentation on its own grid.
+    LiTS tumour burden as a percentage: ``100 x intrahepatic lesion voxels /
+    (liver ∪ intrahepatic lesion) voxels`` of each segmentation on its own
+    grid; the total liver is liver ∪ intrahepatic lesions too. A lesion is
+    intrahepatic when it touches the liver dilated by 2 mm (DESIGN.md), as in
+    ``analyze``; extrahepatic lesions are compared in ``lesion`` only.
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ __all__ = [
     "compare_segmentation_files",
     "compare_segmentations",
     "detect_lesions",
+    "intrahepatic_lesion",
     "lesion_instances",
     "masks_by_role",
     "outside_fraction",
@@ -73,6 +77,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _STRUCT_6 = ndimage.generate_binary_structure(3, 1)
+_STRUCT_26 = ndimage.generate_binary_structure(3, 3)
 
 
 def _r(v: float | None, nd: int = 4) -> float | None:
@@ -234,7 +239,8 @@ class SegComparison:
                     "(one lesion per segment when a segmentation gives one per lesion, else 26-connected "
                     "components; rules compare_seg.detection_iou)"
                 ),
-                "burden_percent": "100 x lesion / (liver UNION lesion) voxels",
+                "burden_percent": "100 x intrahepatic lesion / (liver UNION intrahepatic lesion) voxels "
+                "(intrahepatic: a lesion touching the liver dilated by 2 mm)",
             },
             "grid": self.grid,
             "structures": [s.to_dict() for s in self.structures],
@@ -264,17 +270,51 @@ def outside_fraction(mask: Volume, grid: Volume) -> float:
     return 1.0 - float(np.count_nonzero(inside)) / len(idx)
 
 
-def _burden(masks: Mapping[str, Volume]) -> float | None:
-    les = masks.get("lesion")
+def intrahepatic_lesion(liver: np.ndarray, lesion: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """The lesion voxels of the intrahepatic lesions (DESIGN.md): components touching the liver + 2 mm.
+
+    A lesion (26-connected component) is intrahepatic when it overlaps the liver mask dilated by
+    :data:`~netlm_imaging.measure.burden.DEFAULT_MARGIN_MM` (voxel centres within 2 mm, plus the six
+    face neighbours, as ``analyze`` tests it); the others are extrahepatic and are no part of the
+    total liver or of the burden.
+    """
+    from ..geometry import dilate_mm_affine
+    from ..measure.burden import DEFAULT_MARGIN_MM
+
+    les = np.asarray(lesion, dtype=bool)
+    if not les.any():
+        return les
+    liv = np.asarray(liver, dtype=bool)
+    near = dilate_mm_affine(liv, affine, DEFAULT_MARGIN_MM) | ndimage.binary_dilation(liv, structure=_STRUCT_6)
+    lab, n = ndimage.label(les, structure=_STRUCT_26)
+    keep = np.zeros(n + 1, dtype=bool)
+    keep[np.unique(lab[near & les])] = True
+    keep[0] = False
+    return np.asarray(keep[lab])
+
+
+def _liver_and_intrahepatic(masks: Mapping[str, Volume]) -> tuple[Volume, np.ndarray] | None:
+    """The liver mask and the intrahepatic lesion voxels on the liver's grid (None without a liver)."""
     liv = masks.get("liver")
-    if les is None or liv is None:
+    if liv is None:
         return None
-    lesion = np.asarray(les.array, dtype=bool)
     liver = np.asarray(liv.array, dtype=bool)
+    les = masks.get("lesion")
+    if les is None:
+        return liv, np.zeros(liver.shape, dtype=bool)
+    lesion = np.asarray(les.array, dtype=bool)
     if not les.same_grid(liv):  # same shape is not the same grid: never index by index across files
         lesion = resample_nearest(les.with_array(lesion), liv)
-    total = int((liver | lesion).sum())
-    return 100.0 * int(lesion.sum()) / total if total else None
+    return liv, intrahepatic_lesion(liver, lesion, liv.affine)
+
+
+def _burden(masks: Mapping[str, Volume]) -> float | None:
+    found = _liver_and_intrahepatic(masks)
+    if found is None or "lesion" not in masks:
+        return None
+    liv, intra = found
+    total = int((np.asarray(liv.array, dtype=bool) | intra).sum())
+    return 100.0 * int(intra.sum()) / total if total else None
 
 
 def compare_segmentations(
@@ -343,18 +383,20 @@ def compare_segmentations(
         return resample_nearest(vol.with_array(np.asarray(vol.array, dtype=bool)), ref)
 
     def total_liver(masks: Mapping[str, Volume], which: str) -> tuple[np.ndarray, float] | None:
-        if "liver" not in masks:
+        found = _liver_and_intrahepatic(masks)
+        if found is None:
             return None
-        liv = masks["liver"]
-        native = np.asarray(liv.array, dtype=bool)
+        liv, intra = found
         if "lesion" in masks:
             les = masks["lesion"]
-            les_native = (
-                np.asarray(les.array, dtype=bool)
-                if les.same_grid(liv)
-                else resample_nearest(les.with_array(np.asarray(les.array, dtype=bool)), liv)
-            )
-            native = native | les_native
+            n_all = int(np.count_nonzero(les.array))
+            n_out = n_all - int(np.count_nonzero(intra)) if les.same_grid(liv) else None
+            if n_out:
+                warnings.append(
+                    f"{which}: {n_out} lesion voxel(s) lie in lesions outside the liver (2 mm rule): extrahepatic, "
+                    "no part of the total liver or the burden (compared in 'lesion')"
+                )
+        native = np.asarray(liv.array, dtype=bool) | intra
         vol_ml = float(native.sum()) * liv.voxel_volume_ml
         return on_ref(liv.with_array(native), which, "liver"), vol_ml
 
