@@ -31,11 +31,15 @@ from typing import Any, Literal
 import numpy as np
 
 __all__ = [
+    "Box",
     "Interpolation",
     "array_from_sitk",
     "array_to_sitk",
     "ball_offsets",
     "bbox",
+    "box_from_frame",
+    "box_in_frame",
+    "box_union",
     "crop_affine",
     "dilate_mm",
     "dilate_mm_affine",
@@ -153,6 +157,56 @@ def bbox(mask: np.ndarray, margin: int = 0) -> tuple[np.ndarray, np.ndarray] | N
     lo = np.array([max(0, int(ix.min()) - margin) for ix in idx])
     hi = np.array([min(s, int(ix.max()) + 1 + margin) for ix, s in zip(idx, mask.shape)])
     return lo, hi
+
+
+#: An index box of a 3-D array: one slice per axis (steps of 1).
+Box = tuple[slice, slice, slice]
+
+
+def box_union(*boxes: Box | None) -> Box | None:
+    """Smallest box holding every given box (``None`` when none is given).
+
+    Examples
+    --------
+    >>> box_union((slice(1, 3), slice(0, 2), slice(5, 6)), None, (slice(2, 4), slice(1, 2), slice(0, 1)))
+    (slice(1, 4, None), slice(0, 2, None), slice(0, 6, None))
+    """
+    given = [b for b in boxes if b is not None]
+    if not given:
+        return None
+    return (
+        slice(min(b[0].start for b in given), max(b[0].stop for b in given)),
+        slice(min(b[1].start for b in given), max(b[1].stop for b in given)),
+        slice(min(b[2].start for b in given), max(b[2].stop for b in given)),
+    )
+
+
+def box_in_frame(box: Box, frame: Box) -> Box:
+    """``box`` in the coordinates of the crop ``frame`` (whose first voxel is index 0 there)."""
+    return (
+        slice(box[0].start - frame[0].start, box[0].stop - frame[0].start),
+        slice(box[1].start - frame[1].start, box[1].stop - frame[1].start),
+        slice(box[2].start - frame[2].start, box[2].stop - frame[2].start),
+    )
+
+
+def box_from_frame(box: Box, frame: Box) -> Box:
+    """A box given in the coordinates of the crop ``frame``, in the coordinates of the whole array.
+
+    Examples
+    --------
+    >>> frame = (slice(10, 20), slice(5, 9), slice(0, 4))
+    >>> inner = (slice(2, 3), slice(0, 4), slice(1, 2))
+    >>> box_from_frame(inner, frame)
+    (slice(12, 13, None), slice(5, 9, None), slice(1, 2, None))
+    >>> box_in_frame(box_from_frame(inner, frame), frame) == inner
+    True
+    """
+    return (
+        slice(box[0].start + frame[0].start, box[0].stop + frame[0].start),
+        slice(box[1].start + frame[1].start, box[1].stop + frame[1].start),
+        slice(box[2].start + frame[2].start, box[2].stop + frame[2].start),
+    )
 
 
 def crop_affine(affine: np.ndarray, lo: Sequence[int] | np.ndarray) -> np.ndarray:

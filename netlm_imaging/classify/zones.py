@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..measure.context import MeasurementContext
-from ..measure.lesions import bbox_slices
+from ..volume import nonzero_bbox
 
 __all__ = ["LesionZones", "compute_zones", "dilate_ball", "union_cost_ml", "union_voxels_by_label"]
 
@@ -552,7 +552,7 @@ def dilate_ball(mask: np.ndarray, radius_mm: float, spacing: np.ndarray) -> np.n
     7
     """
     mask = np.asarray(mask, dtype=bool)
-    tight = bbox_slices(mask)
+    tight = nonzero_bbox(mask)
     if tight is None:
         return np.zeros(mask.shape, dtype=bool)
     return np.ascontiguousarray(_dilate_box(mask, tight, _Passes.plan(radius_mm, spacing, mask)))

@@ -16,13 +16,13 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import InputError
-from ..geometry import ball_offsets
+from ..geometry import Box, ball_offsets, box_from_frame, box_in_frame, box_union
 from ..segmentation import MaskLayer, segment_number
 from ..threads import Pending, in_background
-from ..volume import Volume, sparse_zeros
+from ..volume import Volume, nonzero_bbox, sparse_zeros
 from .context import Lesion, MeasurementContext
-from .lesion_instances import Box, Instance, lesion_instances
-from .lesions import OVERLAP_RULE, InstanceGeometry, LesionGrid, bbox_slices, measure_instance
+from .lesion_instances import Instance, lesion_instances
+from .lesions import OVERLAP_RULE, InstanceGeometry, LesionGrid, measure_instance
 
 __all__ = [
     "DEFAULT_LESION_THREADS",
@@ -169,30 +169,6 @@ def _liver_pass(
     if not _exact_integer_sums(values):
         return n_liver, None
     return n_liver, int(np.add.reduce(values[work], axis=None, where=liver_w, dtype=np.int64))
-
-
-def _box_union(*boxes: tuple[slice, slice, slice] | None) -> tuple[slice, slice, slice] | None:
-    """Smallest box holding every given box (``None`` when none is given)."""
-    given = [b for b in boxes if b is not None]
-    if not given:
-        return None
-    return (
-        slice(min(b[0].start for b in given), max(b[0].stop for b in given)),
-        slice(min(b[1].start for b in given), max(b[1].stop for b in given)),
-        slice(min(b[2].start for b in given), max(b[2].stop for b in given)),
-    )
-
-
-def _shift(
-    box: tuple[slice, slice, slice], frame: tuple[slice, slice, slice], *, back: bool = False
-) -> tuple[slice, slice, slice]:
-    """``box`` in the coordinates of the crop ``frame`` (or, ``back``, from crop to full coordinates)."""
-    sign = 1 if back else -1
-    return (
-        slice(box[0].start + sign * frame[0].start, box[0].stop + sign * frame[0].start),
-        slice(box[1].start + sign * frame[1].start, box[1].stop + sign * frame[1].start),
-        slice(box[2].start + sign * frame[2].start, box[2].stop + sign * frame[2].start),
-    )
 
 
 def _union(layers: list[MaskLayer], shape: tuple[int, ...], threshold: float) -> tuple[np.ndarray, np.ndarray | None]:
@@ -364,7 +340,7 @@ def _binary_totals(
     if liver_only_sum is not None and placed.outside_sum is not None:
         out.liver_sums = (n_total, liver_only_sum + placed.outside_sum)
     out.total_liver = total_liver
-    out.liver_bbox = _box_union(liver_box, *(bb for bb, _m, outside in placed.intrahepatic if outside))
+    out.liver_bbox = box_union(liver_box, *(bb for bb, _m, outside in placed.intrahepatic if outside))
     out.liver_ml = float(n_total) * voxel_ml
     out.extra["liver_mask_included_lesions"] = n_total == n_liver
     return out
@@ -386,7 +362,7 @@ def _fractional_totals(
     if placed.extrahepatic:
         intra_w = union_w.copy()
         for bb, m in placed.extrahepatic:
-            intra_w[_shift(bb, work)] &= ~m
+            intra_w[box_in_frame(bb, work)] &= ~m
     lesion_frac_w = lesion_frac[work] if lesion_frac is not None else None
     lf = lesion_frac_w if lesion_frac_w is not None else union_w.astype(np.float32)
     extra_w = union_w & ~intra_w
@@ -403,8 +379,8 @@ def _fractional_totals(
     order: Literal["C", "F"] = "F" if image.array.flags.f_contiguous else "C"
     out.total_liver = sparse_zeros(image.shape, bool, order)  # calloc: only the box is ever written
     out.total_liver[work] = total_w
-    total_box = bbox_slices(total_w)
-    out.liver_bbox = _shift(total_box, work, back=True) if total_box is not None else None
+    total_box = nonzero_bbox(total_w)
+    out.liver_bbox = box_from_frame(total_box, work) if total_box is not None else None
     n_total = int(np.count_nonzero(total_w))
     lvf = liver_frac[work] if liver_frac is not None else liver_w.astype(np.float32)
     combined = np.maximum(np.where(liver_w, lvf, 0.0), np.where(intra_w, lf, 0.0))
@@ -484,7 +460,7 @@ def measure_burden(
     liver_layers, lesion_layers = _role_layers(image, layers)
     fractional = any(la.fractional for la in (*liver_layers, *lesion_layers))
     liver_mask, liver_frac = _union(liver_layers, shape, fractional_threshold)
-    liver_box = bbox_slices(liver_mask) if liver_layers else None
+    liver_box = nonzero_bbox(liver_mask) if liver_layers else None
     if liver_layers and liver_box is None:
         srcs = ", ".join(sorted({la.source for la in liver_layers}))
         raise InputError(f"{srcs}: the liver mask is empty; check the label mapping (--labels liver=N) or the file.")
@@ -495,9 +471,9 @@ def measure_burden(
             "lesions are assumed to be hepatic"
         )
     lesion_union, lesion_frac = _union(lesion_layers, shape, fractional_threshold)
-    lesion_box = bbox_slices(lesion_union) if lesion_layers else None
+    lesion_box = nonzero_bbox(lesion_union) if lesion_layers else None
     # totals, inside the box holding the liver and every lesion (nothing outside it is set)
-    work = _box_union(liver_box, lesion_box)
+    work = box_union(liver_box, lesion_box)
     total_liver: np.ndarray | None = None
     liver_pass: Pending[tuple[int, int | None]] | None = None
     if work is not None and not fractional and has_liver:

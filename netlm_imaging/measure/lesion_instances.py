@@ -10,20 +10,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..geometry import Box, box_from_frame
 from ..segmentation import MaskLayer
+from ..volume import nonzero_bbox
 from .lesions import (
     OVERLAP_RULE,
     ComponentFacts,
     attribute_overlaps,
-    bbox_slices,
     component_boxes_and_centroids,
     label_instances_cropped,
 )
 
 __all__ = ["Box", "Instance", "lesion_instances"]
 
-#: Index box of a mask in its image (three slices).
-Box = tuple[slice, slice, slice]
 #: A lesion instance: its box, mask and weights (fractional) in the box, label, and its components' facts when known.
 Instance = tuple[Box, np.ndarray, np.ndarray | None, str | None, ComponentFacts | None]
 
@@ -33,7 +32,7 @@ def _segment_instances(lesion_layers: list[MaskLayer], threshold: float, warning
     instances: list[Instance] = []
     for layer in lesion_layers:
         m = layer.mask.array > 0 if layer.fractional else layer.binary(threshold)
-        bb = bbox_slices(m)
+        bb = nonzero_bbox(m)
         if bb is None:
             warnings.append(f"{layer.source}: lesion segment {layer.label!r} is empty and was skipped")
             continue
@@ -70,11 +69,7 @@ def _component_instances(
     for i, local in enumerate(boxes, start=1):
         if local is None:
             continue
-        bb = (
-            slice(cropped[0].start + local[0].start, cropped[0].start + local[0].stop),
-            slice(cropped[1].start + local[1].start, cropped[1].start + local[1].stop),
-            slice(cropped[2].start + local[2].start, cropped[2].start + local[2].stop),
-        )
+        bb = box_from_frame(local, cropped)
         m = labels_cc[local] == i
         w = fractions[bb] if fractions is not None else None
         instances.append((bb, m, w, name if n == 1 else None, stats[i - 1]))

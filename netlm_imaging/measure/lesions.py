@@ -35,7 +35,6 @@ __all__ = [
     "InstanceGeometry",
     "LesionGrid",
     "attribute_overlaps",
-    "bbox_slices",
     "component_boxes",
     "component_boxes_and_centroids",
     "label_instances_cropped",
@@ -141,11 +140,6 @@ def voxel_extent_mm(affine: np.ndarray, direction: np.ndarray | None) -> float:
     return float(np.abs(a.T @ u).sum())
 
 
-def bbox_slices(mask: np.ndarray, pad: int = 0) -> tuple[slice, slice, slice] | None:
-    """Bounding box of the non-zero voxels (``None`` when empty): :func:`netlm_imaging.volume.nonzero_bbox`."""
-    return nonzero_bbox(mask, pad)
-
-
 def label_instances_cropped(
     mask: np.ndarray, connectivity: int = 26, *, bbox: tuple[slice, slice, slice] | None = None
 ) -> tuple[tuple[slice, slice, slice] | None, np.ndarray, int]:
@@ -160,7 +154,7 @@ def label_instances_cropped(
 
     if connectivity not in (6, 26):
         raise ValueError("connectivity must be 6 or 26")
-    bb = bbox if bbox is not None else bbox_slices(mask)
+    bb = bbox if bbox is not None else nonzero_bbox(mask)
     if bb is None:
         return None, np.zeros((0, 0, 0), dtype=np.int32), 0
     sub = np.asarray(mask[bb], dtype=bool)
