@@ -120,3 +120,26 @@ def test_a_value_of_two_roles_is_in_both_layers(tmp_path):
 def test_a_segment_name_of_two_roles_other_than_liver_and_lesion_is_refused(text):
     with pytest.raises(UsageError, match=r"has two roles .* a segment has one role"):
         parse_label_spec(text)
+
+
+@pytest.mark.parametrize(("name", "role"), [("masseter_left", None), ("Masseter_R", None), ("Mass 2", "lesion")])
+def test_the_masseter_is_not_a_mass(name, role):
+    # TotalSegmentator's head_muscles names (masseter_left / _right) and RTSTRUCT Masseter ROIs held "mass"
+    from netlm_imaging.io.labels import decide_label_name
+
+    assert decide_label_name(name, parse_label_spec(None)).role == role
+
+
+@pytest.mark.parametrize(
+    "name", ["A_Hepatic", "V_Hepatic", "LN_Hepatic", "Hepatic_Lymph_Nodes", "hepatic node", "LN_Splenic"]
+)
+def test_vessels_and_lymph_nodes_named_after_the_organ_are_not_the_organ(name):
+    # AAPM TG-263 names an artery A_*, a vein V_*, lymph nodes LN_*: they were taken for the liver / spleen
+    assert role_for_segment(name, None, parse_label_spec(None)) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "role"), [("Liver", "liver"), ("Liver_Normal", "liver"), ("Lymph_Node_Met", "lesion")]
+)
+def test_the_organ_and_nodal_metastases_keep_their_roles(name, role):
+    assert role_for_segment(name, None, parse_label_spec(None)) == role

@@ -83,7 +83,7 @@ DEFAULT_NAME_PATTERNS: list[tuple[str, str]] = [
     # short words count between non-letters (Liver_mets, Met1, NET-2), not inside words (magnet, comet);
     # French, Spanish, Portuguese, Italian, German and Dutch words too (tumeur, lésion, metástasis, nódulo)
     (
-        r"(tum(ou?|eu)r|l[eéä]sion|m[eé]t[aá]st|n[oó]dul|mass|gtv|neoplas|cancer|carcinom|netlm|"
+        r"(tum(ou?|eu)r|l[eéä]sion|m[eé]t[aá]st|n[oó]dul|mass(?!eter)|gtv|neoplas|cancer|carcinom|netlm|"
         r"(?<![a-z])(net|mets?)(?![a-z]))",
         "lesion",
     ),
@@ -299,9 +299,13 @@ COMPOUND_WORDS = re.compile(
     r"\band\b|\bor\b|\bnot\b|free|remnant|\bflr\b|resect|[+&]|\d+\s*mm)",
     re.IGNORECASE,
 )
-#: Structures whose names mention an organ without being it (hepatic vein, splenic artery, bile duct ...).
+#: Structures whose names mention an organ without being it (hepatic vein, splenic artery, bile duct, the
+#: hepatic lymph nodes ...), also by the AAPM TG-263 prefixes of arteries, veins and lymph nodes (``A_Hepatic``,
+#: ``V_Hepatic``, ``LN_Hepatic``).
 NOT_THE_ORGAN = re.compile(
-    r"(vessel|vein|vena|cava|\bivc\b|arter|portal|duct|bile|biliar|flexure|ligament)", re.IGNORECASE
+    r"(vessel|vein|vena|cava|\bivc\b|arter|portal|duct|bile|biliar|flexure|ligament|lymph|\bnodes?\b|"
+    r"^(a|v|ln)_)",
+    re.IGNORECASE,
 )
 #: Lesion-like words that are not tumour (oedema, tumour bed, scar, a boost block).
 NOT_TUMOUR = re.compile(r"(o?edema|\bbed\b|cavity|scar|boost|block)", re.IGNORECASE)
