@@ -45,6 +45,14 @@ def load(tmp_path, name="pet", weight_kg=None, plausibility=None, **kw):
     return load_suv_volume(tmp_path / name, weight_kg=weight_kg, plausibility=plausibility)
 
 
+def _local_time_zone(files, offset):
+    """Give every instance TimezoneOffsetFromUTC ``offset``: the zone of its DA/TM values (PS3.3 C.12.1.1.8)."""
+    for f in files:
+        ds = pydicom.dcmread(f)
+        ds.TimezoneOffsetFromUTC = offset
+        ds.save_as(f)
+
+
 def headers(folder):
     return [pydicom.dcmread(f, stop_before_pixels=True) for f in sorted(glob.glob(str(folder / "*.dcm")))]
 
@@ -207,10 +215,7 @@ def test_injection_datetime_in_utc_is_moved_to_local_time(tmp_path):
     files = write_pet_series(
         folder, a, AFFINE, slopes=SLOPES, injection_time=None, injection_datetime="20240102090000+0000"
     )
-    for f in files:
-        ds = pydicom.dcmread(f)
-        ds.TimezoneOffsetFromUTC = "+0100"
-        ds.save_as(f)
+    _local_time_zone(files, "+0100")
     vol = load_suv_volume(folder)
     np.testing.assert_allclose(vol.array, qiba_suv(a, WEIGHT_KG, DOSE_BQ, 3600.0, GA68_T), rtol=2e-6)
     assert vol.meta["suv"]["injection_datetime"] == "2024-01-02T10:00:00"
@@ -285,10 +290,7 @@ def test_ge_private_scan_datetime_in_utc_is_moved_to_local_time(tmp_path):
         injection_time="100000",
         ge_scan_datetime="20240102100300+0000",
     )
-    for f in files:
-        ds = pydicom.dcmread(f)
-        ds.TimezoneOffsetFromUTC = "+0100"
-        ds.save_as(f)
+    _local_time_zone(files, "+0100")
     vol = load_suv_volume(folder)
     np.testing.assert_allclose(vol.array, qiba_suv(a, WEIGHT_KG, DOSE_BQ, 3780.0, GA68_T), rtol=2e-6)
     assert vol.meta["suv"]["decay_time_s"] == pytest.approx(3780.0)
