@@ -228,3 +228,28 @@ def test_a_target_too_small_to_measure_counts_5_mm(tmp_path):
     rec = compare_studies(ctx_b, ctx_f, recist=off["recist"]).recist
     assert rec["followup_sum_mm"] == pytest.approx(22.0)
     assert rec["category"] == "PR"
+
+
+def test_a_lesion_outside_the_followup_field_of_view_is_not_imaged_not_gone():
+    """The follow-up scan stops at z = 0 mm; baseline lesion B (z 14..26 mm) was never imaged: NE, not a PR.
+
+    Targets A (16 mm, unchanged) and B (12 mm). Counting B as gone would give 28 -> 16 mm (-43 %): a PR.
+    RECIST 1.1: a target that is not evaluated makes the response NE (unless PD).
+    """
+    a, b = (-25.0, 5.0, -15.0), (40.0, -10.0, 20.0)
+    aff_f = grid_affine((80, 64, 16), (2.0, 2.0, 2.5), (0.0, 0.0, 8.0), (5.0, 0.0, -20.0))  # z -40 .. 0 mm
+    ctx_b = make_context(LiverPhantom([Sphere(a, 8.0), Sphere(b, 6.0)]), SHAPE_B, AFF_B, frame_of_reference_uid="1.2")
+    ctx_f = make_context(
+        LiverPhantom([Sphere(a, 8.0), Sphere(b, 6.0)]), (80, 64, 16), aff_f, frame_of_reference_uid="1.2"
+    )
+    assert [les.id for les in ctx_f.lesions if les.voxel_count] == [1]  # B is not in the follow-up image
+    ctx_f.lesions = [les for les in ctx_f.lesions if les.voxel_count]  # as an analysis of that image finds them
+    res = compare_studies(ctx_b, ctx_f)
+    rows = {c.baseline_id: c for c in res.lesions}
+    assert rows[1].status == "matched"
+    assert rows[2].status == "not_imaged"
+    assert res.disappeared_lesions == []
+    assert res.recist["target_baseline_ids"] == [1, 2]
+    assert res.recist["category"] == "NE"
+    assert res.volumetric["category"] == "NE"
+    assert any("baseline lesion(s) 2 lie outside the follow-up image" in w for w in res.warnings)

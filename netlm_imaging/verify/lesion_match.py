@@ -10,7 +10,9 @@ Split and coalesced lesions (RECIST 1.1, Eisenhauer et al. 2009 [U])
     fragment of it (**split**); an unmatched baseline lesion that overlaps a
     matched follow-up lesion has coalesced into it (**merged**). The other
     unmatched baseline lesions have **disappeared**, the other unmatched
-    follow-up lesions are **new**. :func:`credited_targets` says which
+    follow-up lesions are **new**; an unmatched baseline lesion that lies (even partly) outside
+    the follow-up image is **not_imaged** (not assessable), not disappeared.
+    :func:`credited_targets` says which
     baseline target each follow-up lesion's diameter counts for.
 """
 
@@ -25,14 +27,16 @@ import numpy as np
 from ..measure.context import Lesion, MeasurementContext
 from .registration import Alignment, resample_nearest
 
-__all__ = ["LesionChange", "credited_targets", "lesion_changes", "match_lesions"]
+__all__ = ["LesionChange", "credited_targets", "lesion_changes", "match_lesions", "outside_followup_fraction"]
 
 
 @dataclass
 class LesionChange:
     """One lesion across the two studies (ids are each study's ``Lesion.id``)."""
 
-    status: str  # "matched" | "new" | "disappeared" | "split" (fragment of baseline_id) | "merged" (into followup_id)
+    # "matched" | "new" | "disappeared" | "split" (fragment of baseline_id) | "merged" (into followup_id) |
+    # "not_imaged" (where the baseline lesion was, the follow-up image has no voxel: not assessable)
+    status: str
     baseline_id: int | None
     followup_id: int | None
     baseline_volume_ml: float | None
@@ -154,6 +158,27 @@ def credited_targets(
     return credit
 
 
+def outside_followup_fraction(
+    baseline: MeasurementContext, followup: MeasurementContext, al: Alignment, lesion_id: int
+) -> float:
+    """Fraction of a baseline lesion's voxels that fall outside the follow-up image (its field of view).
+
+    The voxel centres are mapped through the alignment (baseline -> follow-up LPS) onto the
+    follow-up grid; a centre more than half a voxel beyond the array is outside.
+    """
+    idx = np.argwhere(np.asarray(baseline.lesion_labels) == lesion_id)
+    if not len(idx):
+        return 0.0
+    lps = idx.astype(np.float64) @ baseline.image.affine[:3, :3].T + baseline.image.affine[:3, 3]
+    m = al.matrix_fixed_to_moving
+    moved = lps @ m[:3, :3].T + m[:3, 3]
+    inv = np.linalg.inv(followup.image.affine)
+    ijk = moved @ inv[:3, :3].T + inv[:3, 3]
+    shape = np.asarray(followup.image.shape[:3], dtype=np.float64)
+    inside = np.all((ijk >= -0.5) & (ijk < shape - 0.5), axis=1)
+    return 1.0 - float(np.count_nonzero(inside)) / len(idx)
+
+
 def lesion_changes(
     pairs: Sequence[tuple[Lesion, Lesion, str, float, float]],
     overlap_ml: Mapping[tuple[int, int], float],
@@ -174,6 +199,11 @@ def lesion_changes(
     targets : set of int
         Baseline target ids (``target`` flag of the rows).
     """
+    unseen = {
+        les.id
+        for les in baseline.lesions
+        if les.id not in {b.id for b, *_ in pairs} and outside_followup_fraction(baseline, followup, al, les.id) > 0
+    }
     split, merged = _fragments(
         pairs, overlap_ml, [les.id for les in baseline.lesions], [les.id for les in followup.lesions]
     )
@@ -218,6 +248,25 @@ def lesion_changes(
                     None,
                     ov,
                     "overlap",
+                    b.id in targets,
+                )
+            )
+            continue
+        if b.id in unseen:  # where it was, the follow-up image has no voxel: not seen, not gone
+            changes.append(
+                LesionChange(
+                    "not_imaged",
+                    b.id,
+                    None,
+                    b.volume_ml,
+                    None,
+                    None,
+                    None,
+                    b.longest_axial_diameter_mm,
+                    None,
+                    None,
+                    None,
+                    None,
                     b.id in targets,
                 )
             )

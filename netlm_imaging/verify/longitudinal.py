@@ -411,6 +411,18 @@ def compare_studies(
     cat, why = recist_response(
         base_sum, fu_sum, new_lesions=new_count, thresholds=t, targets_resolved=resolved if target_ids else None
     )
+    unseen = [c.baseline_id for c in changes if c.status == "not_imaged"]
+    unseen_targets = [b_id for b_id in unseen if b_id in targets]
+    if unseen:
+        warnings.append(
+            f"baseline lesion(s) {', '.join(map(str, unseen))} lie outside the follow-up image (its field of view): "
+            "not assessable, not disappeared; the follow-up tumour volume does not include them"
+        )
+    if unseen_targets and cat != "PD":  # RECIST 1.1: a target not evaluated makes the response NE, unless PD
+        cat, why = "NE", [
+            f"target lesion(s) {', '.join(map(str, unseen_targets))} outside the follow-up image: not evaluable "
+            "(RECIST 1.1: NE unless progression)"
+        ]
     if small:
         why.append(
             f"follow-up lesion(s) {', '.join(map(str, small))} present but below {too_small:g} mm: counted as "
@@ -455,6 +467,8 @@ def compare_studies(
     vcat, vwhy = volumetric_response(
         baseline.intrahepatic_tumor_ml, followup.intrahepatic_tumor_ml, new_lesions=len(new_intra), thresholds=t
     )
+    if unseen and vcat != "PD":
+        vcat, vwhy = "NE", [f"baseline lesion(s) {', '.join(map(str, unseen))} not imaged at follow-up [D]"]
     volumetric = {
         "category": vcat,
         "rationale": vwhy,
