@@ -419,10 +419,13 @@ def compare_studies(
             "not assessable, not disappeared; the follow-up tumour volume does not include them"
         )
     if unseen_targets and cat != "PD":  # RECIST 1.1: a target not evaluated makes the response NE, unless PD
-        cat, why = "NE", [
-            f"target lesion(s) {', '.join(map(str, unseen_targets))} outside the follow-up image: not evaluable "
-            "(RECIST 1.1: NE unless progression)"
-        ]
+        cat, why = (
+            "NE",
+            [
+                f"target lesion(s) {', '.join(map(str, unseen_targets))} outside the follow-up image: not evaluable "
+                "(RECIST 1.1: NE unless progression)"
+            ],
+        )
     if small:
         why.append(
             f"follow-up lesion(s) {', '.join(map(str, small))} present but below {too_small:g} mm: counted as "
