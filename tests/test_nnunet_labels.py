@@ -73,6 +73,8 @@ def test_the_users_labels_win(tmp_path, image):
         ({"background": 0, "liver": 1, "tumor": 2, "cyst": 3, "metastasis": 4}, "liver=1,lesion=2+4,ignore=3"),
         # a model trained on TotalSegmentator's names: the same rules as its --ml label table
         ({"background": 0, "liver": 1, "liver_tumor": 2, "kidney_left": 3}, "liver=1,lesion=2,kidney=3"),
+        # v2 with its values as text, as hand-written conversions store them (nnU-Net reads them with int())
+        ({"background": "0", "tumour": "1", "liver": "2"}, "lesion=1,liver=2"),
     ],
 )
 def test_layouts_and_names(tmp_path, labels, expected):
@@ -88,7 +90,7 @@ def test_layouts_and_names(tmp_path, labels, expected):
     "content",
     [
         {"labels": {"background": 0, "liver": 1, "tumor": 1}},  # one value twice
-        {"labels": {"background": 0, "liver": "1"}},  # a value as text under a name: neither layout
+        {"labels": {"background": 0, "1": "2"}},  # a value as text under a value: neither layout
         {"labels": {"background": 0}},  # no foreground label
         {"name": "no labels key"},
         "not json {",

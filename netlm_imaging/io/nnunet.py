@@ -12,7 +12,7 @@ conservative name patterns: ``liver``, ``tumour`` / ``cancer`` / ``lesion``,
 ``liver_tumor``, ``kidney_left``); a name without a role is ignored, named in the note.
 
 Both layouts of ``labels`` are read: v2 ``{"background": 0, "liver": 1, "tumor": 2}``
-(a value may be a one-element list, ``"tumor": [2]``, as nnU-Net allows) and v1 / Medical
+(a value may be a one-element list, ``"tumor": [2]``, or text, ``"tumor": "2"``, as nnU-Net allows) and v1 / Medical
 Segmentation Decathlon ``{"0": "background", "1": "liver", "2": "cancer"}``. Files that
 cannot be read, or whose plain numbering names one value twice, are not guessed: the LiTS
 default stays, with a note saying to pass ``--labels``.
@@ -75,14 +75,21 @@ def _label_items(raw: object) -> list[tuple[str, int]] | None:
             val = val[0]
         if isinstance(val, bool):
             return None
+        key_is_value = _is_integer_text(key)
         if isinstance(val, int):  # v2: name -> value
             items.append((str(key), val))
-        elif isinstance(val, str) and str(key).strip().lstrip("-").isdigit():  # v1: "value" -> name
+        elif isinstance(val, str) and key_is_value and not _is_integer_text(val):  # v1: "value" -> name
             items.append((val, int(str(key).strip())))
-        else:  # region-based (a list of values) or anything else
+        elif isinstance(val, str) and not key_is_value and _is_integer_text(val):  # v2 as text: nnU-Net int()s it
+            items.append((str(key), int(val.strip())))
+        else:  # region-based (a list of values), "1": "2", or anything else
             return None
     values = [v for _, v in items]
     return items if len(set(values)) == len(values) else None
+
+
+def _is_integer_text(text: object) -> bool:
+    return isinstance(text, str) and text.strip().lstrip("-").isdigit()
 
 
 def _role_of(name: str) -> str | None:
