@@ -253,3 +253,18 @@ def test_a_lesion_outside_the_followup_field_of_view_is_not_imaged_not_gone():
     assert res.recist["category"] == "NE"
     assert res.volumetric["category"] == "NE"
     assert any("baseline lesion(s) 2 lie outside the follow-up image" in w for w in res.warnings)
+
+
+def test_a_lesion_cut_by_the_followup_field_of_view_is_warned_about():
+    """Lesion A (z -8 .. +8 mm) at the edge of a follow-up scan ending at z = 0 mm: its follow-up size is partial."""
+    a = (-25.0, 5.0, 0.0)
+    aff_f = grid_affine((80, 64, 16), (2.0, 2.0, 2.5), (0.0, 0.0, 8.0), (5.0, 0.0, -20.0))  # z -40 .. 0 mm
+    ctx_b = make_context(LiverPhantom([Sphere(a, 8.0)]), SHAPE_B, AFF_B, frame_of_reference_uid="1.2")
+    ctx_f = make_context(LiverPhantom([Sphere(a, 8.0)]), (80, 64, 16), aff_f, frame_of_reference_uid="1.2")
+    res = compare_studies(ctx_b, ctx_f)
+    assert [c.status for c in res.lesions] == ["matched"]
+    assert any("baseline lesion(s) 1 lie partly outside the follow-up image" in w for w in res.warnings)
+    whole = compare_studies(
+        ctx_b, make_context(LiverPhantom([Sphere(a, 8.0)]), SHAPE_F, AFF_F, frame_of_reference_uid="1.2")
+    )
+    assert not any("outside the follow-up image" in w for w in whole.warnings)

@@ -46,7 +46,7 @@ from ..classify.rules import load_rules
 from ..errors import InputError
 from ..measure.context import Lesion, MeasurementContext
 from ..rules_data import default_section
-from .lesion_match import LesionChange, credited_targets, lesion_changes, match_lesions
+from .lesion_match import LesionChange, credited_targets, lesion_changes, match_lesions, outside_followup_fraction
 from .registration import Alignment, study_alignment
 
 __all__ = [
@@ -412,6 +412,16 @@ def compare_studies(
         base_sum, fu_sum, new_lesions=new_count, thresholds=t, targets_resolved=resolved if target_ids else None
     )
     unseen = [c.baseline_id for c in changes if c.status == "not_imaged"]
+    cut = [
+        c.baseline_id
+        for c in changes
+        if c.status == "matched" and outside_followup_fraction(baseline, followup, al, int(c.baseline_id or 0)) > 0
+    ]
+    if cut:
+        warnings.append(
+            f"baseline lesion(s) {', '.join(map(str, cut))} lie partly outside the follow-up image: their follow-up "
+            "volumes and diameters may be cut off by its field of view"
+        )
     unseen_targets = [b_id for b_id in unseen if b_id in targets]
     if unseen:
         warnings.append(
