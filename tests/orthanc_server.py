@@ -119,8 +119,14 @@ def start_orthanc(
     lua_scripts: list[Path] | None = None,
     env: dict[str, str] | None = None,
     http_port: int | None = None,
+    settings: dict[str, object] | None = None,
+    modality_permissions: dict[str, bool] | None = None,
 ) -> OrthancServer:
     """Start Orthanc with a generated configuration in ``workdir``.
+
+    ``settings`` overrides top-level options (e.g. ``DicomAlwaysAllowMove``);
+    ``modality_permissions`` the ``Allow*`` flags of every registered modality
+    (e.g. ``{"AllowGet": False}`` for a PACS that serves C-MOVE only).
 
     Raises
     ------
@@ -160,6 +166,7 @@ def start_orthanc(
                 "AllowMove": True,
                 "AllowGet": True,
                 "AllowStore": True,
+                **(modality_permissions or {}),
             }
             for name, (_, mport) in (modalities or {}).items()
         },
@@ -173,6 +180,7 @@ def start_orthanc(
         "HttpThreadsCount": 10,
         "SaveJobs": False,
         "LuaScripts": [str(p) for p in lua_scripts or []],
+        **(settings or {}),
     }
     cfg_path = workdir / "orthanc.json"
     cfg_path.write_text(json.dumps(config, indent=2))

@@ -132,8 +132,16 @@ def test_pacs_dimse_refusals(pacs: dict, tmp_path: Path, capsys) -> None:
     assert "not found" in capsys.readouterr().err
     assert main([*base, "--called-ae", "WRONG_AE", "--study", pacs["study_uid"]]) == 3
     err = capsys.readouterr().err
-    assert "no DICOM association" in err
+    assert "rejected the association (Called AE title not recognised): 'WRONG_AE' is not" in err
+    assert "check --called-ae" in err
     assert "Traceback" not in err
+    # an AE title the PACS does not know (Orthanc: not in DicomModalities) is named, with the fix
+    stranger_args = ["pacs", "--dimse", _address(server), "--called-ae", "ORTHANC", "--calling-ae", "STRANGER"]
+    assert main([*stranger_args, "--study", pacs["study_uid"], "--quiet"]) == 3
+    err = capsys.readouterr().err
+    assert "does not know our AE title 'STRANGER'" in err
+    assert "DicomModalities" in err
+    assert len(err.strip().splitlines()) == 1
     assert main([*base, "--study", pacs["study_uid"]]) == 2  # no --called-ae
     assert "--called-ae" in capsys.readouterr().err
     assert main(["pacs", "--dimse", "nohostport", "--called-ae", "X", "--study", pacs["study_uid"]]) == 2

@@ -236,13 +236,34 @@ def storage_handler(
 
 
 def _associate(ae: Any, ep: DimseEndpoint, **kwargs: Any) -> Any:
-    assoc = ae.associate(ep.host, ep.port, ae_title=ep.called_ae, **kwargs)
-    if not assoc.is_established:
-        raise InputError(
-            f"{ep.name}: no DICOM association (rejected, aborted or nobody listening); check --dimse HOST:PORT, "
-            f"--called-ae, and that the PACS accepts our AE title {ep.calling_ae!r} (--calling-ae)"
-        )
-    return assoc
+    from pynetdicom import evt
+    from pynetdicom.pdu import A_ASSOCIATE_RJ
+
+    reasons: list[str] = []
+
+    def on_pdu(event: Any) -> None:
+        if isinstance(event.pdu, A_ASSOCIATE_RJ):
+            reasons.append(str(event.pdu.reason_str))
+
+    handlers = [*kwargs.pop("evt_handlers", []), (evt.EVT_PDU_RECV, on_pdu)]
+    assoc = ae.associate(ep.host, ep.port, ae_title=ep.called_ae, evt_handlers=handlers, **kwargs)
+    if assoc.is_established:
+        assoc.unbind(evt.EVT_PDU_RECV, on_pdu)
+        return assoc
+    if assoc.is_rejected:
+        reason = reasons[0] if reasons else "no reason given"
+        if "Called AE" in reason:
+            fix = f"{ep.called_ae!r} is not the PACS's AE title: check --called-ae"
+        else:
+            fix = (
+                f"it does not know our AE title {ep.calling_ae!r} (or not from this host): register it in the PACS "
+                "(Orthanc: DicomModalities) or give a registered one with --calling-ae; check --called-ae"
+            )
+        raise InputError(f"{ep.name}: the PACS rejected the association ({reason}): {fix}")
+    raise InputError(
+        f"{ep.name}: no DICOM association (aborted or nobody listening); check --dimse HOST:PORT, --called-ae, "
+        f"and that the PACS accepts our AE title {ep.calling_ae!r} (--calling-ae)"
+    )
 
 
 def _ae(ep: DimseEndpoint) -> Any:
@@ -274,6 +295,7 @@ def find_study(ep: DimseEndpoint, study_uid: str) -> bool:
     ae = _ae(ep)
     ae.add_requested_context(FIND)
     assoc = _associate(ae, ep)
+    _require_context(assoc, FIND, ep, "C-FIND (Study Root)", "check the PACS's settings for our AE title")
     found = False
     try:
         for status, ident in assoc.send_c_find(_query(study_uid), FIND):
@@ -290,15 +312,79 @@ def find_study(ep: DimseEndpoint, study_uid: str) -> bool:
     return found
 
 
-def _check_retrieve_status(statuses: Iterable[tuple[Any, Any]], ep: DimseEndpoint, what: str) -> None:
+def _count(status: Any, keyword: str) -> int:
+    value = getattr(status, keyword, None)
+    return int(value) if value is not None else 0
+
+
+def _move_destination_help(ep: DimseEndpoint, move_port: int | None) -> str:
+    port = move_port if move_port is not None else "P"
+    return (
+        f"register AE title {ep.calling_ae!r} with this computer's address and port {port} (--port) in the PACS "
+        f'(Orthanc: DicomModalities, e.g. "{ep.calling_ae}": ["{ep.calling_ae}", "<this host>", {port}]), '
+        "or give the AE title it has for this computer with --calling-ae"
+    )
+
+
+def _check_retrieve_status(
+    statuses: Iterable[tuple[Any, Any]], ep: DimseEndpoint, study_uid: str, method: str, move_port: int | None = None
+) -> None:
+    """Raise unless the C-GET / C-MOVE ended in success with every sub-operation done.
+
+    A warning (0xB000: some sub-operations failed) is an error too: the study would be measured without the
+    instances that did not arrive.
+    """
+    what = f"C-{method.upper()} of study {study_uid}"
+    final = None
     for status, _ in statuses:
-        code = int(getattr(status, "Status", 0xC000)) if status else 0xC000
-        if code in (0x0000, 0xFF00, 0xB000):
-            continue
+        if status is None or "Status" not in status:  # no answer, an abort, or a DIMSE timeout
+            final = None
+            break
+        final = status
+        if int(status.Status) not in (0xFF00, 0xFF01):
+            break
+    if final is None:
+        if method == "get":
+            raise InputError(
+                f"{ep.name}: the PACS gave no answer to the {what} (it ended or aborted it): it does not allow "
+                f"C-GET for AE {ep.calling_ae!r} (many PACS allow only C-MOVE); retry with --retrieve move --port P, "
+                f"the PACS knowing AE {ep.calling_ae!r} at this computer's address and port P"
+            )
         raise InputError(
-            f"{ep.name}: {what} failed (status 0x{code:04X}); check that the PACS allows it for AE "
-            f"{ep.calling_ae!r}" + (" and knows it as a move destination (host, --port)" if "MOVE" in what else "")
+            f"{ep.name}: the PACS gave no answer to the {what} (it ended or aborted it): check that it allows "
+            f"C-MOVE for AE {ep.calling_ae!r} and the PACS log"
         )
+    code = int(final.Status)
+    done, failed = _count(final, "NumberOfCompletedSuboperations"), _count(final, "NumberOfFailedSuboperations")
+    if code == 0x0000 and failed == 0:
+        return
+    counts = f"status 0x{code:04X}, {done} instance(s) sent, {failed} failed"
+    if method == "move" and (code == 0xA801 or (0xC000 <= code <= 0xCFFF and done == 0 and failed == 0)):
+        raise InputError(
+            f"{ep.name}: the PACS refused to send study {study_uid} to AE {ep.calling_ae!r} ({what}: {counts}): "
+            f"{ep.calling_ae!r} is not registered in the PACS as a move destination (or not at this host and "
+            f"port); {_move_destination_help(ep, move_port)}"
+        )
+    if failed or 0xA700 <= code <= 0xA7FF or code in (0xB000, 0xA702):
+        hint = (
+            "a SOP class or transfer syntax we did not offer? retry with --retrieve move --port P"
+            if method == "get"
+            else "check the PACS log"
+        )
+        raise InputError(
+            f"{ep.name}: {what} incomplete ({counts}): the study would be measured without the missing instances; "
+            f"{hint}"
+        )
+    raise InputError(
+        f"{ep.name}: {what} refused ({counts}); check that the PACS allows C-{method.upper()} for AE "
+        f"{ep.calling_ae!r} and the PACS log"
+    )
+
+
+def _require_context(assoc: Any, sop: str, ep: DimseEndpoint, what: str, fix: str) -> None:
+    if not any(str(cx.abstract_syntax) == sop for cx in assoc.accepted_contexts):
+        assoc.release()
+        raise InputError(f"{ep.name}: the PACS does not accept {what} from AE {ep.calling_ae!r}; {fix}")
 
 
 def retrieve_study(
@@ -357,8 +443,9 @@ def retrieve_study(
             ae.add_requested_context(sop, syntaxes)
         roles = [build_role(sop, scp_role=True) for sop in _storage_classes()]
         assoc = _associate(ae, ep, ext_neg=roles, evt_handlers=[(evt.EVT_C_STORE, handler)])
+        _require_context(assoc, GET, ep, "C-GET", "retry with --retrieve move --port P")
         try:
-            _check_retrieve_status(assoc.send_c_get(_query(study_uid), GET), ep, f"C-GET of study {study_uid}")
+            _check_retrieve_status(assoc.send_c_get(_query(study_uid), GET), ep, study_uid, "get")
         finally:
             assoc.release()
     elif method == "move":
@@ -376,9 +463,10 @@ def retrieve_study(
             raise InputError(f"--port {move_port}: cannot listen for the C-MOVE ({exc}); choose a free port") from None
         try:
             assoc = _associate(ae, ep)
+            _require_context(assoc, MOVE, ep, "C-MOVE", "retry with --retrieve get")
             try:
                 statuses = assoc.send_c_move(_query(study_uid), ep.calling_ae, MOVE)
-                _check_retrieve_status(statuses, ep, f"C-MOVE of study {study_uid}")
+                _check_retrieve_status(statuses, ep, study_uid, "move", move_port)
             finally:
                 assoc.release()
         finally:

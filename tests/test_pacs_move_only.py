@@ -1,0 +1,87 @@
+"""A PACS that serves C-MOVE only, and only to the AE titles it knows (a real Orthanc on loopback).
+
+Orthanc runs with ``AllowGet: false`` for its one registered modality (NETLM, at 127.0.0.1 and a free
+port) and ``DicomAlwaysAllowFind`` / ``DicomAlwaysAllowMove`` on, so an unregistered AE title may query and
+ask for a C-MOVE, but Orthanc has nowhere to send the study. What the user of ``netlm pacs --dimse`` is
+told in each case (exit 3, one line, the fix named) and that the registered C-MOVE measures the phantom's
+truth (voxel counts of tests/test_sr.py's study).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from netlm_imaging.cli import main
+from netlm_imaging.report.dicom_sr import read_sr_measurements
+from tests.orthanc_server import _free_port, require_orthanc, start_orthanc
+from tests.test_sr import write_phantom_study
+
+
+@pytest.fixture(scope="module")
+def pacs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    require_orthanc()
+    move_port = _free_port()
+    server = start_orthanc(
+        tmp_path_factory.mktemp("orthanc_move_only"),
+        dicom=True,
+        modalities={"NETLM": ("NETLM", move_port)},
+        modality_permissions={"AllowGet": False},
+        settings={"DicomAlwaysAllowFind": True, "DicomAlwaysAllowMove": True},
+    )
+    try:
+        d = write_phantom_study(tmp_path_factory.mktemp("move_only_study"), seed=31)
+        for f in [*d["files"], d["seg"]]:
+            server.upload(f)
+        d.update(
+            server=server,
+            move_port=move_port,
+            study_uid=str(pydicom.dcmread(d["files"][0], stop_before_pixels=True).StudyInstanceUID),
+        )
+        yield d
+    finally:
+        server.stop()
+
+
+def _run(pacs: dict, tmp_path: Path, capsys, *extra: str) -> tuple[int, str]:
+    server = pacs["server"]
+    args = ["pacs", "--dimse", f"127.0.0.1:{server.dicom_port}", "--called-ae", "ORTHANC", "--study", pacs["study_uid"]]
+    code = main([*args, "--out", str(tmp_path / "out"), "--quiet", *extra])
+    return code, capsys.readouterr().err
+
+
+def test_cget_refused_says_to_use_cmove(pacs: dict, tmp_path: Path, capsys) -> None:
+    for ae in ("NETLM", "VISITOR"):  # registered without C-GET, or not registered at all
+        code, err = _run(pacs, tmp_path, capsys, "--calling-ae", ae)
+        assert code == 3, err
+        assert f"does not allow C-GET for AE {ae!r}" in err
+        assert "retry with --retrieve move --port P" in err
+        assert len(err.strip().splitlines()) == 1
+        assert "Traceback" not in err
+        assert not (tmp_path / "out").exists()
+
+
+def test_cmove_to_an_unregistered_ae_title_says_so_and_how_to_register_it(pacs: dict, tmp_path: Path, capsys) -> None:
+    port = _free_port()
+    code, err = _run(pacs, tmp_path, capsys, "--calling-ae", "VISITOR", "--retrieve", "move", "--port", str(port))
+    assert code == 3, err
+    assert "the PACS refused to send study" in err
+    assert "'VISITOR' is not registered in the PACS as a move destination" in err
+    assert f'DicomModalities, e.g. "VISITOR": ["VISITOR", "<this host>", {port}]' in err
+    assert "--calling-ae" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_cmove_to_the_registered_ae_title_measures_the_truth(pacs: dict, tmp_path: Path, capsys) -> None:
+    code, err = _run(
+        pacs, tmp_path, capsys, "--calling-ae", "NETLM", "--retrieve", "move", "--port", str(pacs["move_port"]),
+        "--bind", "127.0.0.1",
+    )  # fmt: skip
+    assert code == 0, err
+    got = read_sr_measurements(tmp_path / "out" / "report_sr.dcm")
+    truth = pacs["truth"]
+    for key in ("liver_volume_ml", "tumor_volume_ml", "involvement_percent"):
+        assert got[key] == pytest.approx(truth[key], rel=1e-4), key
