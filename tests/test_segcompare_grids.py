@@ -249,3 +249,22 @@ def test_real_liver_against_simpleitk_overlap_and_hausdorff(tmp_path, capsys, sh
     assert s["volume_b_ml"] == pytest.approx(float(sitk.GetArrayViewFromImage(b).sum()) * 2.5**3 / 1000.0, abs=1e-3)
     assert s["dice"] == pytest.approx(overlap.GetDiceCoefficient(), abs=1e-4)
     assert s["hd_mm"] == pytest.approx(hausdorff.GetHausdorffDistance(), abs=1e-3)
+
+
+def test_compare_seg_takes_the_image_series_of_a_folder_with_two(tmp_path, capsys):
+    from tests.dicom_factory import write_image_series
+
+    a = np.zeros(SHAPE, np.uint8)
+    a[4:26, 4:22, 2:14] = 1
+    write_image_series(tmp_path / "ct" / "s1", np.zeros(SHAPE), AFF, series_uid="1.2.826.0.1.3680043.8.498.71", seed=1)
+    write_image_series(tmp_path / "ct" / "s2", np.zeros(SHAPE), AFF, series_uid="1.2.826.0.1.3680043.8.498.72", seed=2)
+    write_nifti(tmp_path / "a.nii.gz", a, AFF)
+    args = ["compare-seg", "--image", str(tmp_path / "ct"), "--seg-a", str(tmp_path / "a.nii.gz")]
+    args += ["--seg-b", str(tmp_path / "a.nii.gz"), "--json", "-"]
+    assert main(args) == 3
+    err = capsys.readouterr().err
+    assert "--image-series" in err
+    assert "netlm analyze" not in err  # compare-seg accepts the option itself
+    assert main([*args, "--image-series", "1.2.826.0.1.3680043.8.498.72"]) == 0
+    liver = json.loads(capsys.readouterr().out)["structures"][0]
+    assert liver["volume_a_ml"] == pytest.approx(a.sum() * abs(np.linalg.det(AFF[:3, :3])) / 1000.0, abs=1e-4)

@@ -31,6 +31,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--labels", help="role mapping of A (and B), e.g. liver=1,lesion=2 (default LiTS)")
     p.add_argument("--labels-b", help="role mapping of B when it differs from A's")
     p.add_argument("--max-voxels", type=int, help="refuse images declaring more voxels than this")
+    p.add_argument("--image-series", help="SeriesInstanceUID of the image when its DICOM folder holds several")
+    p.add_argument(
+        "--allow-resample",
+        action="store_true",
+        help="resample a DICOM series with a missing slice or irregular steps onto a regular grid",
+    )
     p.add_argument(
         "--rules", help="rules file (TOML/JSON); its compare_seg.detection_iou is the lesion detection IoU (0.5)"
     )
@@ -90,5 +96,7 @@ def run(args: argparse.Namespace) -> int:
         labels_b=args.labels_b,
         max_voxels=args.max_voxels,
         rules=args.rules,
+        image_series=args.image_series,
+        allow_resample=args.allow_resample,
     )
     return emit(res.to_dict(), args, "compare_seg.json", format_table)

@@ -510,6 +510,8 @@ def compare_segmentation_files(
     labels_b: str | None = None,
     max_voxels: int | None = None,
     rules: Any = None,
+    image_series: str | None = None,
+    allow_resample: bool = False,
 ) -> SegComparison:
     """Load an image and two segmentations of it and compare them on the image grid.
 
@@ -525,6 +527,10 @@ def compare_segmentation_files(
         Declared-size limit.
     rules : path or Rules, optional
         Rules file (``--rules``) whose ``compare_seg.detection_iou`` decides lesion detection.
+    image_series : str, optional
+        DICOM: the SeriesInstanceUID of the image when the folder holds several.
+    allow_resample : bool
+        DICOM: resample a series with a missing slice or irregular steps onto a regular grid.
 
     Returns
     -------
@@ -537,7 +543,9 @@ def compare_segmentation_files(
     from ..io.loader import load_image
     from ..io.study import read_study_segmentations
 
-    img = load_image(image, max_voxels=max_voxels)
+    img = load_image(
+        image, max_voxels=max_voxels, series_uid=image_series, nonuniform="resample" if allow_resample else "error"
+    )
     masks = []
     instances: list[Volume | None] = []
     notes: list[str] = []
