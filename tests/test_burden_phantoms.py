@@ -328,3 +328,42 @@ def test_the_lesion_label_map_holds_every_id(n):
     ids = sorted(int(labels[s]) for s in spots)
     assert ids == list(range(1, n + 1))  # distinct: none wrapped around
     assert int(np.count_nonzero(labels)) == n
+
+
+def test_fractional_total_liver_takes_the_bulging_lesion_and_not_the_distant_one():
+    """Fractional masks (SEG FRACTIONAL): total liver = per-voxel max(liver fraction, intrahepatic lesion fraction),
+    summed; a lesion bulging out of the liver adds its outside fractions, a distant one adds nothing. Truths are
+    sums over the arrays built here (oblique anisotropic grid)."""
+    aff = oblique_affine(spacing=(0.7, 0.9, 2.0))
+    shape = (40, 36, 16)
+    vol = Volume(np.zeros(shape, dtype=np.float32), aff)
+    rng = np.random.default_rng(11)
+    liver = np.zeros(shape, np.float32)
+    liver[4:24, 4:30, 2:14] = rng.integers(1, 256, size=(20, 26, 12)) / 255.0
+    bulging = np.zeros(shape, np.float32)
+    bulging[18:30, 10:20, 5:10] = rng.integers(1, 256, size=(12, 10, 5)) / 255.0  # i 24..29 outside the liver
+    bulging[26:28, 12:14, 6] = 0.5  # exactly at the binary view's threshold (>= 0.5 counts)
+    liver[6:8, 6:8, 3] = 0.5
+    distant = np.zeros(shape, np.float32)
+    distant[34:38, 30:34, 10:13] = rng.integers(1, 256, size=(4, 4, 3)) / 255.0
+    lesions = bulging + distant
+    layers = [
+        MaskLayer("liver", vol.with_array(liver), fractional=True),
+        MaskLayer("lesion", vol.with_array(lesions), fractional=True),
+    ]
+    res = measure_burden(vol, layers)
+    vox_ml = abs(np.linalg.det(aff[:3, :3])) / 1000.0
+    f64 = np.float64
+    assert res.method["volume"] == "fractional_sum"
+    assert res.ctx.intrahepatic_tumor_ml == pytest.approx(bulging.sum(dtype=f64) * vox_ml, rel=1e-6)
+    assert res.ctx.extrahepatic_tumor_ml == pytest.approx(distant.sum(dtype=f64) * vox_ml, rel=1e-6)
+    total = np.maximum(liver, bulging)  # the distant lesion is not liver
+    assert res.ctx.liver_volume_ml == pytest.approx(total.sum(dtype=f64) * vox_ml, rel=1e-6)
+    assert res.ctx.liver_volume_ml > liver.sum(dtype=f64) * vox_ml + 0.01  # the bulge counts: the rule matters
+    binary = (liver >= 0.5) | (bulging >= 0.5)
+    assert res.extra["liver_volume_ml_binary"] == pytest.approx(np.count_nonzero(binary) * vox_ml, rel=1e-9)
+    assert res.extra["intrahepatic_volume_ml_binary"] == pytest.approx(
+        np.count_nonzero(bulging >= 0.5) * vox_ml, rel=1e-9
+    )
+    assert res.extra["liver_mask_included_lesions"] is False
+    np.testing.assert_array_equal(np.asarray(res.ctx.liver), (liver > 0) | (bulging > 0))
