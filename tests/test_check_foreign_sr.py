@@ -307,3 +307,29 @@ def test_check_and_compare_accept_the_study_folder_choices(study: dict, tmp_path
     assert [c["status"] for c in out["lesions"]] == ["matched", "matched"]
     assert out["tumor"]["change_ml"] == 0.0
     assert out["tumor"]["baseline_intrahepatic_volume_ml"] == pytest.approx(study["truth"]["tumor_volume_ml"], abs=1e-4)
+
+
+def test_headers_with_the_unit_in_brackets_and_a_table_with_nothing_to_check(study: dict, capsys) -> None:
+    """'Tumor volume (mL)', 'Involvement (%)' are read; a table whose columns hold nothing checkable exits 3."""
+    truth = study["truth"]
+    table = study["root"].parent / "bracketed.csv"
+    table.write_text(
+        "study,Liver volume (cm3),Tumour volume [mm3],Involvement (%),Lesion count\n"
+        f"study,{truth['liver_volume_ml']:.4f},{truth['tumor_volume_ml'] * 1000:.1f},"
+        f"{truth['involvement_percent']:.4f},2\n",
+        encoding="utf-8",
+    )
+    from netlm_imaging.verify.check import check_reported
+
+    rows = {r.quantity: r for r in check_reported(table).rows}
+    assert {q: r.verdict for q, r in rows.items()} == dict.fromkeys(
+        ("liver_volume_ml", "tumor_volume_ml", "involvement_percent", "lesion_count"), "agree"
+    )
+    assert rows["tumor_volume_ml"].reported == pytest.approx(truth["tumor_volume_ml"], abs=1e-4)
+    for text in ("study,Foo,Tumor volume\nstudy,1,2\n", "study,tumor_volume_ml\nstudy,\n"):
+        table.write_text(text, encoding="utf-8")
+        assert main(["check", str(table)]) == 3  # not "0 cells, 0 DISCREPANT": exit 0 would read as a pass
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1
+        assert str(table) in err[0]
+        assert "nothing to check" in err[0] or "no column to check" in err[0]

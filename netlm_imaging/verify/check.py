@@ -287,6 +287,8 @@ _VOLUME_SUFFIXES = {"_ml": 1.0, "_cm3": 1.0, "_cc": 1.0, "_mm3": 1e-3, "_l": 1e3
 _VOLUMES = ("liver_volume", "tumor_volume", "remnant_volume")
 #: ``netlm batch``'s cohort.csv names of the quantities (a colleague's cohort.csv can be checked as it is).
 _COHORT_NAMES = {"intrahepatic_tumor_ml": "tumor_volume_ml", "non_tumorous_liver_volume_ml": "remnant_volume_ml"}
+#: A header with its unit in brackets: ``Tumor volume (mL)``.
+_BRACKET_UNIT = re.compile(r"^(.*?)\s*[(\[]\s*([^)\]]+?)\s*[)\]]$")
 #: Columns naming the study, in order of preference (``study_id``: cohort.csv's).
 _STUDY_COLUMNS = ("study", "study_id")
 
@@ -294,19 +296,30 @@ _STUDY_COLUMNS = ("study", "study_id")
 def column_quantity(name: str) -> tuple[str, float] | None:
     """The quantity a CSV column reports and the factor to its unit, or None for another column.
 
-    Names are matched without regard to case (``liver_volume_mL``); a volume column may name its
-    unit (``_ml``, ``_cm3``, ``_cc``, ``_mm3``, ``_l``) and the British ``tumour``.
+    Names are matched without regard to case (``liver_volume_mL``), with spaces or hyphens for
+    underscores and the unit in brackets as a spreadsheet header has it (``Tumor volume (mL)``,
+    ``Involvement (%)``); a volume column may name its unit (``_ml``, ``_cm3``, ``_cc``, ``_mm3``,
+    ``_l``) and the British ``tumour``.
 
     Examples
     --------
     >>> column_quantity("Tumour_Volume_mm3")
     ('tumor_volume_ml', 0.001)
-    >>> column_quantity("lesion_count")
+    >>> column_quantity("Liver volume (cm3)")
+    ('liver_volume_ml', 1.0)
+    >>> column_quantity("Involvement [%]")
+    ('involvement_percent', 1.0)
+    >>> column_quantity("Lesion count")
     ('lesion_count', 1.0)
     >>> column_quantity("tumor_volume") is None  # no unit: not guessed
     True
     """
-    key = name.strip().lower().replace("tumour", "tumor")
+    key = name.strip().lower().replace("tumour", "tumor").replace("³", "3")
+    bracket = _BRACKET_UNIT.match(key)
+    if bracket:
+        unit = bracket.group(2).strip()
+        key = f"{bracket.group(1)}_{'percent' if unit == '%' else unit}"
+    key = re.sub(r"[\s\-]+", "_", key.strip())
     if key in QUANTITIES:
         return key, 1.0
     if key in _COHORT_NAMES:
@@ -390,8 +403,11 @@ def _read_csv(path: Path) -> tuple[list[tuple[int, str, dict[str, float]]], list
     unknown = [f for f in fields if f != study_col and f not in columns and f not in other_ids]
     if unknown:
         notes.append(f"columns not checked (unknown): {', '.join(unknown)}")
-    if not columns:
-        notes.append(f"no quantity columns; expected any of {', '.join(QUANTITIES)}")
+    if not columns:  # nothing would be checked, and "0 cells, all agree" would read as a pass
+        raise InputError(
+            f"{path}: no column to check (columns: {', '.join(fields)}); name the reported columns "
+            f"{', '.join(QUANTITIES)} (any case; e.g. 'Tumor volume (mL)' or tumor_volume_mm3 also work)."
+        )
     rows = []
     for n, rec in table.rows:
         study = rec.get(study_col, "")
@@ -475,6 +491,8 @@ def check_reported(
             result.rows.extend(CheckRow(study, q, v, None, None, None, "error", str(exc)) for q, v in values.items())
             continue
         result.rows.extend(_against_report(study, values, data, abs_tol, rel_tol, rules))
+    if not result.rows:
+        raise InputError(f"{path}: every reported cell is empty; nothing to check (fill in the reported values).")
     return result
 
 
