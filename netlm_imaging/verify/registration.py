@@ -10,7 +10,10 @@ otherwise :func:`align_liver_masks` estimates the transform with SimpleITK:
 
 Both stages minimise the **mean squares** difference between the two livers'
 signed distance maps (mm, clipped to +/- :data:`DISTANCE_CLIP_MM`), on a
-three-level pyramid. Distance maps give a smooth cost with a wide capture
+three-level pyramid. A liver on a gantry-tilted (sheared) grid is resampled
+(nearest neighbour) onto the orthogonal grid of its slice planes for its
+distance map, which SimpleITK computes from index steps and spacings only
+(:func:`orthogonal_twin`); the alignment's warnings say so. Distance maps give a smooth cost with a wide capture
 range, unlike binary masks whose mean squares cost is flat away from the edge.
 
 Transform convention (SimpleITK's): the transform ``T`` maps a point of the
@@ -41,6 +44,8 @@ __all__ = [
     "align_liver_masks",
     "dice_coefficient",
     "identity_alignment",
+    "liver_distance_map",
+    "orthogonal_twin",
     "resample_nearest",
     "study_alignment",
 ]
@@ -182,7 +187,53 @@ def identity_alignment(baseline_liver: Volume | None, followup_liver: Volume | N
     return al
 
 
+def orthogonal_twin(vol: Volume) -> Volume:
+    """A sheared (gantry-tilted) mask resampled onto the orthogonal grid of its slice planes; others as they are.
+
+    The grid's axes are the rows, the columns and the slice normal, its spacing the pixel spacing and the
+    plane separation (the voxel volume is kept), its extent the sheared grid's; each voxel takes the mask
+    voxel nearest to it in index space by physical position (SimpleITK nearest neighbour). A distance
+    map on the result is in patient space: SimpleITK's distance maps scale index steps by the spacing and
+    ignore the direction matrix, which on a sheared grid makes a step along the tilt and across it look
+    ``|a_j| + |a_k|``-apart instead of ``|a_j + a_k|`` (24 % too far at 25 degrees).
+
+    Parameters
+    ----------
+    vol : Volume
+        Boolean mask.
+
+    Returns
+    -------
+    Volume
+        ``vol`` itself when it is not sheared.
+    """
+    if not vol.sheared:
+        return vol
+    a = vol.affine[:3, :3]
+    frame = np.column_stack([a[:, 0] / vol.spacing[0], a[:, 1] / vol.spacing[1], vol.slice_normal])
+    spacing = np.array([vol.spacing[0], vol.spacing[1], vol.slice_separation_mm])
+    corners = np.array(np.meshgrid(*[[0, n - 1] for n in vol.shape], indexing="ij")).reshape(3, -1).T
+    local = (corners @ a.T) @ frame  # the corners in the frame's axes, from the origin (mm)
+    lo, hi = local.min(axis=0), local.max(axis=0)
+    shape = tuple(int(n) for n in np.ceil((hi - lo) / spacing - 1e-9).astype(int) + 1)
+    affine = np.eye(4)
+    affine[:3, :3] = frame * spacing
+    affine[:3, 3] = vol.affine[:3, 3] + frame @ lo
+    arr = resample_array(np.asarray(vol.array, dtype=bool), vol.affine, shape, affine)
+    return Volume(arr, affine, vol.frame_of_reference_uid, source=vol.source)
+
+
+def liver_distance_map(vol: Volume, clip_mm: float = DISTANCE_CLIP_MM) -> Any:
+    """The registration's signed distance map of a mask (SimpleITK float32 image, mm, negative inside), clipped.
+
+    Distances are in patient space on any grid: a sheared mask is first put on its
+    :func:`orthogonal_twin` (the image returned is on that grid).
+    """
+    return _distance_map(orthogonal_twin(vol), clip_mm)
+
+
 def _distance_map(vol: Volume, clip_mm: float) -> Any:
+    """Signed distance map (mm, negative inside) of a mask on an orthogonal grid, clipped to ``+/- clip_mm``."""
     import SimpleITK as sitk
 
     img = vol.to_sitk(np.asarray(vol.array, dtype=bool))
@@ -254,10 +305,11 @@ def align_liver_masks(
                 "(or studies sharing a FrameOfReferenceUID)."
             )
     before = dice_coefficient(baseline_liver.array, resample_nearest(followup_liver, baseline_liver))
-    fixed = _distance_map(baseline_liver, clip_mm)
-    moving = _distance_map(followup_liver, clip_mm)
-    fixed_mask = baseline_liver.to_sitk(np.asarray(baseline_liver.array, dtype=bool))
-    moving_mask = followup_liver.to_sitk(np.asarray(followup_liver.array, dtype=bool))
+    fixed_liver, moving_liver = orthogonal_twin(baseline_liver), orthogonal_twin(followup_liver)
+    fixed = _distance_map(fixed_liver, clip_mm)
+    moving = _distance_map(moving_liver, clip_mm)
+    fixed_mask = fixed_liver.to_sitk(np.asarray(fixed_liver.array, dtype=bool))
+    moving_mask = moving_liver.to_sitk(np.asarray(moving_liver.array, dtype=bool))
     init = sitk.CenteredTransformInitializer(
         fixed_mask, moving_mask, sitk.Euler3DTransform(), sitk.CenteredTransformInitializerFilter.MOMENTS
     )
@@ -287,6 +339,13 @@ def align_liver_masks(
         rigid_translation_mm=[round(float(v), 3) for v in rigid.GetTranslation()],
         final_metric=metric,
     )
+    for name, vol in (("baseline", baseline_liver), ("follow-up", followup_liver)):
+        if vol.sheared:
+            al.warnings.append(
+                f"the {name} liver is on a sheared (gantry-tilt, {vol.shear_deg:.1f} degrees) grid: for the "
+                "registration's distance maps it was resampled (nearest neighbour) onto the orthogonal grid of its "
+                "slice planes (same voxel size); the Dice values are on the acquired grids"
+            )
     al.liver_dice_after = dice_coefficient(
         baseline_liver.array, resample_nearest(followup_liver, baseline_liver, al.sitk_transform())
     )
