@@ -229,108 +229,65 @@ def lesion_changes(
                 target=b.id in targets,
             )
         )
-    for b in baseline.lesions:
-        if b.id in matched_b:
-            continue
-        if b.id in merged:  # coalesced into a matched follow-up lesion: not gone
-            f_id, ov = merged[b.id]
-            changes.append(
-                LesionChange(
-                    "merged",
-                    b.id,
-                    f_id,
-                    b.volume_ml,
-                    None,
-                    None,
-                    None,
-                    b.longest_axial_diameter_mm,
-                    None,
-                    None,
-                    ov,
-                    "overlap",
-                    b.id in targets,
-                )
-            )
-            continue
-        if b.id in unseen:  # where it was, the follow-up image has no voxel: not seen, not gone
-            changes.append(
-                LesionChange(
-                    "not_imaged",
-                    b.id,
-                    None,
-                    b.volume_ml,
-                    None,
-                    None,
-                    None,
-                    b.longest_axial_diameter_mm,
-                    None,
-                    None,
-                    None,
-                    None,
-                    b.id in targets,
-                )
-            )
-            continue
+
+    def baseline_only(les: Lesion, status: str, gone: bool, f_id: int | None = None, ov: float | None = None) -> None:
+        """A baseline lesion without a match: disappeared (gone: 0 at follow-up), merged or not imaged."""
         changes.append(
             LesionChange(
-                "disappeared",
-                b.id,
+                status,
+                les.id,
+                f_id,
+                les.volume_ml,
+                0.0 if gone else None,
+                -les.volume_ml if gone else None,
+                -100.0 if gone else None,
+                les.longest_axial_diameter_mm,
+                0.0 if gone else None,
                 None,
-                b.volume_ml,
-                0.0,
-                -b.volume_ml,
-                -100.0,
-                b.longest_axial_diameter_mm,
-                0.0,
-                None,
-                None,
-                None,
-                b.id in targets,
+                ov,
+                None if ov is None else "overlap",
+                les.id in targets,
             )
         )
-    for f in followup.lesions:
-        if f.id in matched_f:
-            continue
-        if f.id in split:  # a fragment of a matched baseline lesion: not new
-            b_id, ov = split[f.id]
-            changes.append(
-                LesionChange(
-                    "split",
-                    b_id,
-                    f.id,
-                    None,
-                    f.volume_ml,
-                    None,
-                    None,
-                    None,
-                    f.longest_axial_diameter_mm,
-                    float(
-                        np.linalg.norm(
-                            np.asarray(b_by_id[b_id].centroid_lps_mm, dtype=float)
-                            - al.moving_to_fixed(np.array([f.centroid_lps_mm], dtype=float))[0]
-                        )
-                    ),
-                    ov,
-                    "overlap",
-                    b_id in targets,
-                )
-            )
-            continue
+
+    def followup_only(les: Lesion, status: str, b_id: int | None = None, ov: float | None = None) -> None:
+        """A follow-up lesion without a match: new, or a fragment (split) of baseline lesion ``b_id``."""
+        dist = None
+        if b_id is not None:
+            moved = al.moving_to_fixed(np.array([les.centroid_lps_mm], dtype=float))[0]
+            dist = float(np.linalg.norm(np.asarray(b_by_id[b_id].centroid_lps_mm, dtype=float) - moved))
         changes.append(
             LesionChange(
-                "new",
+                status,
+                b_id,
+                les.id,
                 None,
-                f.id,
-                None,
-                f.volume_ml,
-                None,
-                None,
-                None,
-                f.longest_axial_diameter_mm,
+                les.volume_ml,
                 None,
                 None,
                 None,
-                False,
+                les.longest_axial_diameter_mm,
+                dist,
+                ov,
+                None if ov is None else "overlap",
+                b_id in targets,
             )
         )
+
+    for les in baseline.lesions:
+        if les.id in matched_b:
+            continue
+        if les.id in merged:  # coalesced into a matched follow-up lesion: not gone
+            baseline_only(les, "merged", False, *merged[les.id])
+        elif les.id in unseen:  # where it was, the follow-up image has no voxel: not seen, not gone
+            baseline_only(les, "not_imaged", False)
+        else:
+            baseline_only(les, "disappeared", True)
+    for les in followup.lesions:
+        if les.id in matched_f:
+            continue
+        if les.id in split:  # a fragment of a matched baseline lesion: not new
+            followup_only(les, "split", *split[les.id])
+        else:
+            followup_only(les, "new")
     return changes
