@@ -178,22 +178,9 @@ def test_an_extrahepatic_lesion_is_no_part_of_the_liver_or_the_burden(tmp_path, 
     a[26:29, 20:24, 10:13] = 2  # 6+ voxels away from the liver: extrahepatic
     for name, arr in (("ct", img), ("a", a), ("b", b)):
         write_nifti(tmp_path / f"{name}.nii.gz", arr, AFF)
-    assert (
-        main(
-            [
-                "compare-seg",
-                "--image",
-                str(tmp_path / "ct.nii.gz"),
-                "--seg-a",
-                str(tmp_path / "a.nii.gz"),
-                "--seg-b",
-                str(tmp_path / "b.nii.gz"),
-                "--json",
-                "-",
-            ]
-        )
-        == 0
-    )
+    files = {k: str(tmp_path / f"{k}.nii.gz") for k in ("ct", "a", "b")}
+    args = ["compare-seg", "--image", files["ct"], "--seg-a", files["a"], "--seg-b", files["b"], "--json", "-"]
+    assert main(args) == 0
     out = json.loads(capsys.readouterr().out)
     vox_ml = abs(np.linalg.det(AFF[:3, :3])) / 1000.0
     total = int((b > 0).sum())  # liver + both intrahepatic lesions
