@@ -93,3 +93,38 @@ def _eroded(mask: np.ndarray) -> np.ndarray:
     from scipy import ndimage
 
     return ndimage.binary_erosion(mask)
+
+
+def test_surface_distances_of_compare_seg_on_a_tilted_grid_are_in_patient_space():
+    """HD and HD95 of two masks on a 25 degree tilted grid: surface voxel centres (a face neighbour outside)
+    by brute force, every pairwise distance in LPS mm. A spacing-only metric (index steps times spacings,
+    as SimpleITK's and MedPy's distance maps measure) gives another number on this grid."""
+    from netlm_imaging.verify.segcompare import compare_masks
+
+    aff = tilted_affine(25.0, step=2.5)
+    shape = (24, 22, 14)
+    a = np.zeros(shape, bool)
+    a[4:18, 5:15, 3:10] = True
+    b = np.zeros(shape, bool)
+    b[6:20, 3:13, 5:12] = True  # moved two rows, back two columns, up two slices: across the tilt
+
+    def surface(m):
+        p = np.pad(m, 1)
+        inner = np.ones(shape, bool)
+        for axis in range(3):
+            for step in (-1, 1):
+                inner &= np.roll(p, step, axis=axis)[1:-1, 1:-1, 1:-1]
+        return np.argwhere(m & ~inner)
+
+    def directed(pa, pb, metric):
+        return np.sqrt((((pa[:, None, :] - pb[None, :, :]) @ metric.T) ** 2).sum(-1)).min(1)
+
+    sa, sb = surface(a), surface(b)
+    lps = aff[:3, :3]
+    pooled = np.concatenate([directed(sa, sb, lps), directed(sb, sa, lps)])
+    got = compare_masks("liver", a, b, aff)
+    assert got.hd_mm == pytest.approx(float(pooled.max()), abs=1e-9)
+    assert got.hd95_mm == pytest.approx(float(np.percentile(pooled, 95)), abs=1e-9)
+    spacing_only = np.diag(np.linalg.norm(lps, axis=0))
+    index_metric = np.concatenate([directed(sa, sb, spacing_only), directed(sb, sa, spacing_only)])
+    assert abs(float(index_metric.max()) - got.hd_mm) > 0.5
