@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..volume import Volume
+from ..volume import Volume, sparse_zeros
 
 __all__ = ["slabs_along_normal"]
 
@@ -22,7 +22,9 @@ __all__ = ["slabs_along_normal"]
 _PARALLEL_TOLERANCE = 1e-4
 
 
-def slabs_along_normal(grid: Volume, arrays: dict[int, np.ndarray], reference: Volume) -> dict[int, np.ndarray] | None:
+def slabs_along_normal(
+    grid: Volume, arrays: dict[int, np.ndarray], reference: Volume, order: str = "C"
+) -> dict[int, np.ndarray] | None:
     """The masks of ``grid`` (a SEG's own grid of frames) on ``reference``'s grid, slab by slab along the normal.
 
     Parameters
@@ -33,6 +35,8 @@ def slabs_along_normal(grid: Volume, arrays: dict[int, np.ndarray], reference: V
         Masks (bool, or uint16 fractions) on ``grid``.
     reference : Volume
         The image grid (slices on axis 2).
+    order : {"C", "F"}
+        Memory order of the masks returned (the image's).
 
     Returns
     -------
@@ -49,7 +53,7 @@ def slabs_along_normal(grid: Volume, arrays: dict[int, np.ndarray], reference: V
     ni, nj, nk = reference.shape
     gi, gj, gk = grid.shape
     ii, jj = np.meshgrid(np.arange(ni, dtype=np.float64), np.arange(nj, dtype=np.float64), indexing="ij")
-    out = {num: np.zeros(reference.shape, dtype=a.dtype) for num, a in arrays.items()}
+    out = {num: sparse_zeros(reference.shape, a.dtype, order) for num, a in arrays.items()}
     ref_a = reference.affine
     for k in range(nk):
         origin = ref_a[:3, 3] + k * ref_a[:3, 2]

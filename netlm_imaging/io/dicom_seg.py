@@ -676,7 +676,7 @@ def read_dicom_seg(
     except GeometryError as exc:  # frames off the image grid: build the SEG's own grid, resampled later
         grid, arrays = _decode_own_grid(hdr, reference, wanted, str(exc))
         if coarser is not None and reference.sheared:  # tilted slabs: along the normal, not by index (_seg_slabs)
-            on_reference = slabs_along_normal(grid, arrays, reference)
+            on_reference = slabs_along_normal(grid, arrays, reference, _order(reference))
             if on_reference is not None:
                 note = _SLABS_NOTE.format(why=coarser.split(": ", 1)[-1], shape=grid.shape)
                 hdr.warnings[-1:] = (

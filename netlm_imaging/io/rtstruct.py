@@ -32,9 +32,9 @@ Rasterisation rule
    Pixel Planes Characteristics Sequence (3006,004A) (PS3.3 C.8.8.6.2/.4).
    A slab extends along the slice planes' normal: its thickness is counted in
    plane separations (:attr:`Volume.slice_separation_mm`), and on a gantry-tilted
-   grid, whose slices step off the normal, the contours are moved by that step's
-   in-plane drift onto each slice they fill (their footprint, not their index
-   position, is kept).
+   grid, whose slices step off the normal, a slab's contours are moved by that
+   step's in-plane drift onto each slice they fill (their footprint, not their
+   index position, is kept).
 4. In-plane, a voxel belongs to a contour when its **centre** is inside the
    polygon (even-odd rule, half-open on edges; :mod:`netlm_imaging.io._polygon`).
    Coordinates within :data:`SNAP_TOLERANCE` voxel of a centre are snapped to
@@ -504,6 +504,7 @@ def read_rtstruct(
         planes = roi_planes[roi.number]
         step_mm = reference.slice_separation_mm  # a slab's thickness is across the planes (a tilt's step is longer)
         declared = declared_slabs.get(roi.number)
+        along = drift  # slabs extend along the normal; a contour on a slice plane is filled where it lies
         if not planes:
             pairs = []
         elif declared is not None and declared[0] >= SLAB_RATIO * step_mm:  # the exporter says how thick
@@ -514,6 +515,7 @@ def read_rtstruct(
             pairs = slab_assignment(planes, nk, slab, step_mm, source, roi.describe(), warnings)
         else:
             pairs = slice_assignment(planes, nk, mode, source, roi.describe(), warnings)
+            along = None
         mask = np.zeros(reference.shape, dtype=bool)
         filled: dict[int, np.ndarray] = {}
         for plane in planes:
@@ -521,7 +523,7 @@ def read_rtstruct(
                 plane, (ni, nj), float(reference.spacing[0] * reference.spacing[1]), roi, warnings
             )
         for k, plane in pairs:
-            mask[:, :, k] |= _fill_off_plane(plane, k, drift, filled[id(plane)], (ni, nj), roi)
+            mask[:, :, k] |= _fill_off_plane(plane, k, along, filled[id(plane)], (ni, nj), roi)
         if kmap is not None and fill_note is not None and mask.any():
             mask = np.ascontiguousarray(mask[:, :, kmap])
             warnings.append(f"ROI {roi.describe()}: {fill_note}")
