@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import UsageError
+from ..errors import NetlmError, UsageError
 
 __all__ = ["PacsResult", "analyze_retrieved", "check_uid", "redact_url", "retrieve_analyze_push"]
 
@@ -177,15 +177,19 @@ def retrieve_analyze_push(
     with tempfile.TemporaryDirectory(prefix="netlm-pacs-") as tmp:
         study_dir = Path(tmp) / "study"
         retrieve(study_dir)
-        result = analyze_retrieved(
-            study_dir,
-            source,
-            out_dir=out_dir,
-            push_dir=Path(tmp) if push else None,
-            labels=labels,
-            rules=rules,
-            options=options,
-        )
+        try:
+            result = analyze_retrieved(
+                study_dir,
+                source,
+                out_dir=out_dir,
+                push_dir=Path(tmp) if push else None,
+                labels=labels,
+                rules=rules,
+                options=options,
+            )
+        except NetlmError as exc:  # name the PACS study, not the temporary folder that is about to be removed
+            exc.args = tuple(str(a).replace(str(study_dir), source) for a in exc.args)
+            raise
         if push:
             result.pushed_sop_instance_uids = store(result.push_files)
         result.push_files = []
