@@ -255,3 +255,14 @@ def test_compare_seg_takes_the_image_series_of_a_folder_with_two(tmp_path, capsy
     assert main([*args, "--image-series", "1.2.826.0.1.3680043.8.498.72"]) == 0
     liver = json.loads(capsys.readouterr().out)["structures"][0]
     assert liver["volume_a_ml"] == pytest.approx(a.sum() * abs(np.linalg.det(AFF[:3, :3])) / 1000.0, abs=1e-4)
+
+
+def test_a_bad_labels_b_is_named_as_labels_b(tmp_path, capsys):
+    a = np.zeros(SHAPE, np.uint8)
+    a[4:26, 4:22, 2:14] = 1
+    write_nifti(tmp_path / "ct.nii.gz", np.zeros(SHAPE, np.float32), AFF)
+    write_nifti(tmp_path / "a.nii.gz", a, AFF)
+    seg = str(tmp_path / "a.nii.gz")
+    args = ["compare-seg", "--image", str(tmp_path / "ct.nii.gz"), "--seg-a", seg, "--seg-b", seg]
+    assert main([*args, "--labels-b", "garbage"]) == 2
+    assert capsys.readouterr().err.startswith("netlm: error: --labels-b: item 'garbage'")
