@@ -126,17 +126,23 @@ def _frame_slabs(points: np.ndarray, thick_aff: np.ndarray, thick_mask: np.ndarr
     return out
 
 
-@pytest.mark.parametrize("declared", ["across-planes", "table-step"])
-def test_seg_of_the_thick_tilted_reconstruction_on_the_thin_one(tmp_path, series, declared):
+@pytest.mark.parametrize(("declared", "offset"), [("across-planes", 0.0), ("table-step", 0.0), ("across-planes", 0.5)])
+def test_seg_of_the_thick_tilted_reconstruction_on_the_thin_one(tmp_path, series, declared, offset):
     """A SEG of the thick tilted reconstruction (SpacingBetweenSlices as dcmqi writes it: across the planes,
-    4.53 mm, or the table increment, 5 mm) read on the thin one: each frame is a slab along the normal."""
+    4.53 mm, or the table increment, 5 mm) read on the thin one: each frame is a slab along the normal, whether
+    the thick planes lie on thin slices or half-way between them (``offset`` 0.5 thin slice)."""
     from pydicom.sr.codedict import codes
 
     from netlm_imaging.io.dicom_seg import read_dicom_seg
     from tests.seg_factory import SegmentSpec, write_seg
 
     _root, thin, thick = series
-    _thin_aff, thick_aff = _grids()
+    thin_aff, thick_aff = _grids()
+    if offset:
+        thick_aff[:3, 3] += offset * thin_aff[:3, 2]
+        thick = write_image_series(
+            tmp_path / "thick", np.zeros(THICK_SHAPE), thick_aff, frame_of_reference_uid=FOR_UID, seed=3
+        )
     liver = np.zeros(THICK_SHAPE, bool)
     liver[5:35, 5:30, 2:7] = True
     liver[12:20, 10:14, 4] = False  # a notch in one frame: a frame placed on the wrong slab shows
