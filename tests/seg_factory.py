@@ -268,3 +268,26 @@ def write_rtstruct(
     out = Path(path)
     pydicom.dcmwrite(str(out), ds, enforce_file_format=True)
     return out
+
+
+def declare_slabs(path: str | Path, series_uid: str, how: str, thickness_mm: float, pixel_spacing) -> None:
+    """Make a structure set name ``series_uid`` (and none of its images) and declare its contours' slab.
+
+    ``how``: ``"ContourSlabThickness"`` (3006,0044) on every contour, or ``"SourcePixelPlanes"`` (the Source
+    Pixel Planes Characteristics Sequence (3006,004A) with that SpacingBetweenSlices and ``pixel_spacing``).
+    """
+    ds = pydicom.dcmread(path)
+    ref_series = ds.ReferencedFrameOfReferenceSequence[0].RTReferencedStudySequence[0].RTReferencedSeriesSequence
+    ref_series[0].SeriesInstanceUID = series_uid
+    del ref_series[0].ContourImageSequence
+    for rc in ds.ROIContourSequence:
+        for c in rc.ContourSequence:
+            del c.ContourImageSequence
+            if how == "ContourSlabThickness":
+                c.ContourSlabThickness = thickness_mm
+        if how == "SourcePixelPlanes":
+            planes = Dataset()
+            planes.SpacingBetweenSlices = thickness_mm
+            planes.PixelSpacing = list(pixel_spacing)
+            rc.SourcePixelPlanesCharacteristicsSequence = [planes]
+    ds.save_as(path)

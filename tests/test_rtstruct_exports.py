@@ -24,7 +24,7 @@ from netlm_imaging.io.labels import parse_label_spec
 from netlm_imaging.io.rtstruct import read_rtstruct
 from tests.conftest import analyze_json, oblique_affine
 from tests.dicom_factory import write_image_series
-from tests.seg_factory import Contour, RoiSpec, write_rtstruct
+from tests.seg_factory import Contour, RoiSpec, declare_slabs, write_rtstruct
 
 SHAPE = (30, 28, 12)
 SPACING = (0.9, 0.8, 2.0)
@@ -172,21 +172,7 @@ def test_structure_set_of_the_thick_reconstruction_on_the_thin_one(tmp_path, off
         ds.save_as(rt)
         declared = None
     if declared is not None:  # the structure set names the thin series (and none of the thick images)
-        ds = pydicom.dcmread(rt)
-        ref_series = ds.ReferencedFrameOfReferenceSequence[0].RTReferencedStudySequence[0].RTReferencedSeriesSequence
-        ref_series[0].SeriesInstanceUID = thin.meta["series_instance_uid"]
-        del ref_series[0].ContourImageSequence
-        for rc in ds.ROIContourSequence:
-            for c in rc.ContourSequence:
-                del c.ContourImageSequence
-                if declared == "ContourSlabThickness":
-                    c.ContourSlabThickness = 5.0
-            if declared == "SourcePixelPlanes":
-                planes = Dataset()
-                planes.SpacingBetweenSlices = 5.0
-                planes.PixelSpacing = [0.8, 0.9]
-                rc.SourcePixelPlanesCharacteristicsSequence = [planes]
-        ds.save_as(rt)
+        declare_slabs(rt, thin.meta["series_instance_uid"], declared, 5.0, (0.8, 0.9))
     layers = read_rtstruct(rt, thin, parse_label_spec(None), role_log=[])
     by_role = {layer.role: layer.mask.array for layer in layers}
     assert int(by_role["liver"].sum()) == 30 * 25 * 5 * 2

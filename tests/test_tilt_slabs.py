@@ -15,14 +15,13 @@ from __future__ import annotations
 import numpy as np
 import pydicom
 import pytest
-from pydicom.dataset import Dataset
 
 from netlm_imaging.io.dicom_series import read_dicom_series
 from netlm_imaging.io.labels import parse_label_spec
 from netlm_imaging.io.rtstruct import read_rtstruct
 from tests.conftest import tilted_affine
 from tests.dicom_factory import write_image_series
-from tests.seg_factory import Contour, RoiSpec, write_rtstruct
+from tests.seg_factory import Contour, RoiSpec, declare_slabs, write_rtstruct
 
 TILT_DEG = 25.0
 THIN_SHAPE, THICK_SHAPE = (40, 36, 20), (40, 36, 10)
@@ -81,21 +80,7 @@ def test_structure_set_of_the_thick_tilted_reconstruction_on_the_thin_one(tmp_pa
         [RoiSpec("Liver", [Contour(r) for r in liver]), RoiSpec("Tumour", [Contour(r) for r in tumour], "GTV")],
     )
     if declared is not None:  # the structure set names the thin series and says how thick its contours are
-        ds = pydicom.dcmread(rt)
-        ref_series = ds.ReferencedFrameOfReferenceSequence[0].RTReferencedStudySequence[0].RTReferencedSeriesSequence
-        ref_series[0].SeriesInstanceUID = thin.meta["series_instance_uid"]
-        del ref_series[0].ContourImageSequence
-        for rc in ds.ROIContourSequence:
-            for c in rc.ContourSequence:
-                del c.ContourImageSequence
-                if declared == "ContourSlabThickness":
-                    c.ContourSlabThickness = round(separation, 6)
-            if declared == "SourcePixelPlanes":
-                planes = Dataset()
-                planes.SpacingBetweenSlices = round(separation, 6)
-                planes.PixelSpacing = [0.8, 0.8]
-                rc.SourcePixelPlanesCharacteristicsSequence = [planes]
-        ds.save_as(rt)
+        declare_slabs(rt, thin.meta["series_instance_uid"], declared, round(separation, 6), (0.8, 0.8))
     layers = {layer.role: layer.mask.array for layer in read_rtstruct(rt, thin, parse_label_spec(None), role_log=[])}
     centres = np.argwhere(np.ones(THIN_SHAPE, bool))
     lps = thin.index_to_lps(centres)
