@@ -314,7 +314,7 @@ def test_headers_with_the_unit_in_brackets_and_a_table_with_nothing_to_check(stu
     truth = study["truth"]
     table = study["root"].parent / "bracketed.csv"
     table.write_text(
-        "study,Liver volume (cm3),Tumour volume [mm3],Involvement (%),Lesion count\n"
+        "study,Liver volume (cm3),Tumour volume [mm3],Tumour burden (%),Number of lesions\n"
         f"study,{truth['liver_volume_ml']:.4f},{truth['tumor_volume_ml'] * 1000:.1f},"
         f"{truth['involvement_percent']:.4f},2\n",
         encoding="utf-8",

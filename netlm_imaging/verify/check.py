@@ -285,8 +285,14 @@ def _against_report(
 #: Volume columns may carry another unit in their name: unit suffix -> factor to mL.
 _VOLUME_SUFFIXES = {"_ml": 1.0, "_cm3": 1.0, "_cc": 1.0, "_mm3": 1e-3, "_l": 1e3}
 _VOLUMES = ("liver_volume", "tumor_volume", "remnant_volume")
-#: ``netlm batch``'s cohort.csv names of the quantities (a colleague's cohort.csv can be checked as it is).
-_COHORT_NAMES = {"intrahepatic_tumor_ml": "tumor_volume_ml", "non_tumorous_liver_volume_ml": "remnant_volume_ml"}
+#: Other names of the quantities: ``netlm batch``'s cohort.csv ones (a colleague's cohort.csv can be
+#: checked as it is), the LiTS "tumour burden" as a percentage (DESIGN.md: the involvement), a count.
+_COHORT_NAMES = {
+    "intrahepatic_tumor_ml": "tumor_volume_ml",
+    "non_tumorous_liver_volume_ml": "remnant_volume_ml",
+    "tumor_burden_percent": "involvement_percent",
+    "number_of_lesions": "lesion_count",
+}
 #: A header with its unit in brackets: ``Tumor volume (mL)``.
 _BRACKET_UNIT = re.compile(r"^(.*?)\s*[(\[]\s*([^)\]]+?)\s*[)\]]$")
 #: Columns naming the study, in order of preference (``study_id``: cohort.csv's).
@@ -308,6 +314,8 @@ def column_quantity(name: str) -> tuple[str, float] | None:
     >>> column_quantity("Liver volume (cm3)")
     ('liver_volume_ml', 1.0)
     >>> column_quantity("Involvement [%]")
+    ('involvement_percent', 1.0)
+    >>> column_quantity("Tumour burden (%)")
     ('involvement_percent', 1.0)
     >>> column_quantity("Lesion count")
     ('lesion_count', 1.0)
