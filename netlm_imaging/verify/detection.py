@@ -93,7 +93,7 @@ def _lesion_labels(array: np.ndarray, instances: bool) -> tuple[np.ndarray, int]
     """Lesion label map and the largest label: the instance values as given, or 26-connected components."""
     a = np.asarray(array)
     if instances:
-        lab = a.astype(np.int64)
+        lab = np.asarray(a, dtype=np.int32)  # no copy of an int32 instance map
         return lab, int(lab.max()) if lab.size else 0
     lab, n = ndimage.label(a != 0, structure=_STRUCT_26)
     return lab, int(n)
