@@ -128,6 +128,8 @@ def test_compare_cli_takes_a_rules_file(tmp_path, capsys):
         str(tmp_path / "b_seg.nii.gz"),
         "--followup-seg",
         str(tmp_path / "f_seg.nii.gz"),
+        "--registration",
+        "never",  # the same patient position (NIfTI has no frame of reference): no registration needed
         "--json",
         "-",
     ]
