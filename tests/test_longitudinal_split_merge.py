@@ -270,3 +270,21 @@ def test_a_lesion_cut_by_the_followup_field_of_view_is_warned_about():
         ctx_b, make_context(LiverPhantom([Sphere(a, 8.0)]), SHAPE_F, AFF_F, frame_of_reference_uid="1.2")
     )
     assert not any("outside the follow-up image" in w for w in whole.warnings)
+
+
+def test_a_nodal_target_is_measured_on_its_short_axis_at_follow_up_too():
+    """Baseline 'lymph node 1' (short axis 18 mm); the follow-up reader calls it 'Lesion 1' (14 x 8 mm).
+
+    RECIST 1.1 compares the same measurement: the node's short axis, 8 mm < 10 mm: CR. Reading the
+    follow-up lesion as a non-nodal one (long axis 14 mm) would give an SD.
+    """
+    node = (60.0, 30.0, -10.0)
+    ctx_b, ctx_f = _contexts([Sphere(node, 9.0)], [Sphere(node, 6.0)], shared=True)
+    ctx_b.lesions[0].location, ctx_b.lesions[0].label = "extrahepatic", "lymph node 1"
+    fu = ctx_f.lesions[0]
+    fu.location, fu.label = "extrahepatic", "Lesion 1"
+    fu.longest_axial_diameter_mm, fu.short_axis_diameter_mm = 14.0, 8.0
+    rec = compare_studies(ctx_b, ctx_f).recist
+    assert rec["targets"][0]["lymph_node"] is True
+    assert rec["followup_sum_mm"] == pytest.approx(8.0)
+    assert rec["category"] == "CR"

@@ -372,7 +372,6 @@ def compare_studies(
     pairs, overlap_ml = match_lesions(baseline, followup, al, t.match_distance_mm)
     recist_rules = recist if recist is not None else load_rules()["recist"]
     base_rec = recist_assessment(baseline.lesions, recist_rules, _slice_mm(baseline))
-    fu_rec = recist_assessment(followup.lesions, recist_rules, _slice_mm(followup))
     targets = {r["lesion_id"] for r in base_rec["targets"]}
     changes = lesion_changes(pairs, overlap_ml, baseline, followup, al, targets)
     f_by_id = {les.id: les for les in followup.lesions}
@@ -392,15 +391,20 @@ def compare_studies(
     too_small = float(recist_rules.get("too_small_default_mm", 0.0))
     small: list[int] = []
 
-    def fu_diameter(f_id: int) -> float:
-        rec = fu_rec["lesions"][f_id]
-        d = float(rec["diameter_mm"] or 0.0)
-        if not rec["lymph_node"] and d < too_small:
+    def fu_diameter(f_id: int, nodal: bool) -> float:
+        # on the target's own axis (a node's short axis, else the long axis) whatever the follow-up
+        # segmentation calls the lesion: the same measurement at both time points
+        d = _axis_diameter_mm(f_by_id[f_id], nodal, str(recist_rules["diameter_method"]))
+        if not nodal and d < too_small:
             small.append(f_id)
             return too_small
         return d
 
-    fu_diam = {b_id: float(sum(fu_diameter(f_id) for f_id in f_ids)) for b_id, f_ids in fu_by_target.items()}
+    nodal_target = {int(r["lesion_id"]): bool(r["lymph_node"]) for r in base_rec["targets"]}
+    fu_diam = {
+        b_id: float(sum(fu_diameter(f_id, nodal_target[b_id]) for f_id in f_ids))
+        for b_id, f_ids in fu_by_target.items()
+    }
     base_sum = float(sum(base_rec["lesions"][b_id]["diameter_mm"] or 0.0 for b_id in target_ids))
     fu_sum = float(sum(fu_diam.values()))
     node_normal_mm = float(recist_rules["node_pathological_short_axis_mm"])
@@ -500,6 +504,21 @@ def compare_studies(
         thresholds=t,
         warnings=warnings,
     )
+
+
+def _axis_diameter_mm(les: Lesion, short_axis: bool, method: str) -> float:
+    """A lesion's short axis or longest axial diameter, edge to edge when ``method`` is "edge" and known.
+
+    Examples
+    --------
+    >>> les = Lesion(1, "extrahepatic", 1.0, 10, [0.0, 0.0, 0.0], 14.0, 8.0, 15.0, None, False, None)
+    >>> _axis_diameter_mm(les, True, "edge"), _axis_diameter_mm(les, False, "edge")
+    (8.0, 14.0)
+    """
+    centre = les.short_axis_diameter_mm if short_axis else les.longest_axial_diameter_mm
+    edge = les.short_axis_diameter_edge_mm if short_axis else les.longest_axial_diameter_edge_mm
+    value = edge if method == "edge" and edge is not None else centre
+    return 0.0 if value is None else float(value)
 
 
 def _technique_warnings(
