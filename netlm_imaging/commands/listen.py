@@ -29,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--quiet-seconds",
         type=float,
         metavar="N",
-        help="analyse a study after N seconds without a new instance (default 10, or NETLM_LISTEN_QUIET_S)",
+        help="analyse a study N s after its associations ended with no new instance (default 10, NETLM_LISTEN_QUIET_S)",
     )
     p.add_argument("--dest", metavar="HOST:PORT", help="C-STORE the SR and derived SEG to this DICOM node")
     p.add_argument("--dest-ae", metavar="AE", help="AE title of --dest")

@@ -189,7 +189,7 @@ def _safe_name(uid: str) -> str | None:
 
 
 def storage_handler(
-    folder_for: Callable[[Any], Path | None], on_stored: Callable[[Path, Any], None] | None = None
+    folder_for: Callable[[Any], Path | None], on_stored: Callable[[Path, Any, Any], None] | None = None
 ) -> Callable[[Any], int]:
     """A pynetdicom ``EVT_C_STORE`` handler writing each instance to disk as it arrives.
 
@@ -199,7 +199,7 @@ def storage_handler(
         ``folder_for(dataset) -> Path`` (None: accept and drop the instance,
         e.g. the tool's own SR / SEG coming back).
     on_stored : callable, optional
-        Called with the written path and the dataset.
+        Called with the written path, the dataset and the association that brought it.
 
     Returns
     -------
@@ -229,7 +229,7 @@ def storage_handler(
             logger.warning("cannot write %s (%s)", path, exc)
             return 0xA700
         if on_stored is not None:
-            on_stored(path, ds)
+            on_stored(path, ds, event.assoc)
         return 0x0000
 
     return handle
@@ -431,7 +431,7 @@ def retrieve_study(
     written: list[Path] = []
     lock = threading.Lock()
 
-    def stored(path: Path, ds: Any) -> None:
+    def stored(path: Path, ds: Any, assoc: Any) -> None:
         with lock:
             written.append(path)
 

@@ -1,9 +1,13 @@
 """``netlm listen``: a C-STORE SCP that analyses every study it receives.
 
 Instances are written to ``OUT/incoming/<StudyInstanceUID>/<SOPInstanceUID>.dcm``
-as they arrive. When no instance of a study has arrived for ``quiet_s``
-seconds, the study is analysed (one study at a time, in a worker thread, so
-the SCP keeps accepting instances) and its outputs written to
+as they arrive. When every association that brought instances of a study
+has ended and ``quiet_s`` seconds have passed with no new instance, the study
+is analysed (a sender pausing inside its association does not get a study
+analysed half-received; an association left open holds it back for at most
+``OPEN_ASSOCIATION_QUIET_PERIODS`` quiet periods after its last instance),
+one study at a time, in a worker thread, so the SCP keeps accepting
+instances, and its outputs are written to
 ``OUT/<StudyInstanceUID>/``: ``report.json``, ``report_sr.dcm`` and
 ``derived_seg.dcm`` (de-identified unless ``include_identifiers``). With a
 destination, the SR and SEG (with the source Patient and Study modules) are
@@ -80,10 +84,19 @@ class ListenerConfig:
     accepted_flags: tuple[str, ...] = ()
 
 
+#: An association still open that brought instances of a study holds its analysis back until it ends, or
+#: until this many quiet periods have passed since its last instance (a sender that never releases).
+OPEN_ASSOCIATION_QUIET_PERIODS = 30
+
+
 @dataclass
 class _Pending:
     last_arrival: float
     instances: int = 0
+    #: associations that brought instances of the study and have not ended
+    open_associations: set[int] = field(default_factory=set)
+    #: the last instance, or the end of the last association that brought one
+    last_activity: float = 0.0
 
 
 @dataclass
@@ -115,18 +128,41 @@ class StudyListener:
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
-    def _stored(self, path: Path, ds: Any) -> None:
+    def _stored(self, path: Path, ds: Any, assoc: Any) -> None:
         study = str(ds.StudyInstanceUID)
+        now = time.monotonic()
         with self._lock:
-            p = self._pending.setdefault(study, _Pending(time.monotonic()))
-            p.last_arrival = time.monotonic()
+            p = self._pending.setdefault(study, _Pending(now))
+            p.last_arrival = p.last_activity = now
             p.instances += 1
+            if assoc is not None and not self._ended(assoc):
+                p.open_associations.add(id(assoc))
+
+    @staticmethod
+    def _ended(assoc: Any) -> bool:
+        return bool(getattr(assoc, "is_released", False) or getattr(assoc, "is_aborted", False))
+
+    def _association_ended(self, event: Any) -> None:
+        """EVT_RELEASED / EVT_ABORTED / EVT_CONN_CLOSE: the studies it brought may settle now."""
+        key, now = id(event.assoc), time.monotonic()
+        with self._lock:
+            for p in self._pending.values():
+                if key in p.open_associations:
+                    p.open_associations.discard(key)
+                    p.last_activity = now
 
     # ------------------------------------------------------------------ analysing
     def _due(self) -> list[str]:
-        now = time.monotonic()
+        """Studies whose every association has ended ``quiet_s`` ago with no instance since (an association
+        left open holds a study back for at most ``OPEN_ASSOCIATION_QUIET_PERIODS`` quiet periods)."""
+        now, quiet = time.monotonic(), self.config.quiet_s
+        stale = max(quiet, 1.0) * OPEN_ASSOCIATION_QUIET_PERIODS
         with self._lock:
-            due = [s for s, p in self._pending.items() if now - p.last_arrival >= self.config.quiet_s]
+            due = [
+                s
+                for s, p in self._pending.items()
+                if (not p.open_associations and now - p.last_activity >= quiet) or now - p.last_arrival >= stale
+            ]
             for s in due:
                 self._pending.pop(s)
         return sorted(due)
@@ -213,7 +249,14 @@ class StudyListener:
         handler = storage_handler(self._folder_for, self._stored)
         try:
             self._server = ae.start_server(
-                (self.config.bind, self.config.port), block=False, evt_handlers=[(evt.EVT_C_STORE, handler)]
+                (self.config.bind, self.config.port),
+                block=False,
+                evt_handlers=[
+                    (evt.EVT_C_STORE, handler),
+                    (evt.EVT_RELEASED, self._association_ended),
+                    (evt.EVT_ABORTED, self._association_ended),
+                    (evt.EVT_CONN_CLOSE, self._association_ended),
+                ],
             )
         except OSError as exc:
             raise InputError(f"--port {self.config.port}: cannot listen ({exc}); choose a free port") from None
