@@ -394,3 +394,24 @@ def test_a_hundred_ignored_structures_are_named_in_a_short_warning():
     assert f"and {n_ignored - 10} more" in warning
     assert warning.count("(unmatched-ignored)") == 10
     assert sum(r["role"] is None for r in report["study"]["segment_roles"]) == n_ignored
+
+
+def test_totalsegmentator_rtstruct_names_its_liver_tumour(tmp_path):
+    # TotalSegmentator --output_type dicom_rtstruct (rt_utils): ROIs named after its classes, no codes; the
+    # liver_vessels task's liver_tumor (and liver_lesions) matched the liver and the lesion pattern: ignored
+    files = write_image_series(tmp_path / "ct", np.zeros(SHAPE, np.float32), AFF, seed=21)
+    rois = [
+        RoiSpec("liver", _box(*LIVER_BOX), interpreted_type=""),
+        RoiSpec("liver_tumor", _box(*MASS_BOX), interpreted_type=""),
+        RoiSpec("liver_vessels", _box(20, 24, 20, 24, 2, 8), interpreted_type=""),
+    ]
+    rt = write_rtstruct(tmp_path / "totalseg_rtstruct.dcm", files, rois, seed=21)
+    res = _run("--image", str(tmp_path / "ct"), "--seg", str(rt))
+    assert res.returncode == 0, res.stderr
+    rep = json.loads(res.stdout)
+    assert rep["liver"]["volume_ml"] == pytest.approx(_count(*LIVER_BOX) * VOXEL_ML, rel=1e-6)
+    assert rep["tumor"]["intrahepatic_volume_ml"] == pytest.approx(_count(*MASS_BOX) * VOXEL_ML, rel=1e-6)
+    assert rep["involvement_percent"] == pytest.approx(100 * _count(*MASS_BOX) / _count(*LIVER_BOX), abs=0.01)
+    roles = {r["name"]: r["role"] for r in rep["study"]["segment_roles"]}
+    assert roles == {"liver": "liver", "liver_tumor": "lesion", "liver_vessels": None}
+    assert decide_role("liver_lesions", None, parse_label_spec(None)).role == "lesion"

@@ -462,11 +462,18 @@ def decide_role(
     return out(*_by_name(text, builtin))
 
 
+#: TotalSegmentator's names of the liver tumour (``liver_vessels`` task) and lesions (``liver_lesions``): its
+#: RTSTRUCT output (rt_utils) names the ROIs so, without codes; both the liver and the lesion pattern match them.
+TOTALSEGMENTATOR_LESION_NAMES = frozenset({"liver_tumor", "liver_lesions"})
+
+
 def _by_name(text: str, patterns: Sequence[tuple[str, str]]) -> tuple[str | None, str, str]:
     """(role, reason, note) of a segment name by the built-in patterns alone (the last step of :func:`decide_role`)."""
     roles = _pattern_roles(text, patterns)
     if not roles:
         return None, "unmatched-ignored", "name matches no role pattern (an organ or structure not measured)"
+    if text.strip().lower() in TOTALSEGMENTATOR_LESION_NAMES:
+        return "lesion", "pattern", "TotalSegmentator's name of the liver tumour / lesions"
     if len(roles) > 1 or COMPOUND_WORDS.search(text):
         return None, "unmatched-ignored", "a compound name (derived or Boolean structure): never guessed"
     if NOT_TUMOUR.search(text) or (roles[0] != "lesion" and NOT_THE_ORGAN.search(text)):
