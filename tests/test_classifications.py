@@ -80,6 +80,9 @@ def test_missing_height_weight_without_fallback_blocks_the_plan(tmp_path):
     assert c["mahuron_type"] is None
     assert "height/weight" in c["missing_inputs"]
     assert out.remnant["resection_plan"] is None
+    # no denominator to judge adequacy on: the basis is not stated (the threshold still is, for the reader)
+    assert out.remnant["adequacy_basis"] is None
+    assert out.remnant["flr_threshold_percent"] == 20.0  # clinical_rules.md section 6: normal liver
     # with the default fallback the plan is made on the non-tumorous denominator and says so
     out2 = assess(p.ctx(), ClinicalInputs(symptoms="none", liver_condition="normal"), load_rules())
     assert out2.remnant["resection_plan"]["adequacy_basis"] == "non_tumorous"

@@ -328,6 +328,7 @@ def test_no_lesion_ablatable(tmp_path):
     # without a segment map nothing decides how much a resection would add: no figure, no type, a range
     c = out.classification
     assert c["achievable_debulking_percent"] is None
+    assert c["achievable_debulking_count_percent"] is None  # a count beside a lower bound would read as decided
     assert c["achievable_debulking_lower_bound_percent"] == 0.0
     assert c["mahuron_type"] is None
     assert c["mahuron_type_range"] == ["1", "2", "4"]  # 0% -> 4 (no symptoms); >= 70% -> 2; 100% of 3 -> 1
