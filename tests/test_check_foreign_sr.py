@@ -118,10 +118,15 @@ def test_groups_of_one_tracking_uid_are_one_lesion(study: dict, tmp_path: Path) 
     assert all(les["referenced_segment"] is not None for les in got["lesions"])
     assert got["tumor_volume_ml"] == pytest.approx(truth["tumor_volume_ml"])
     assert got["involvement_percent"] == pytest.approx(truth["involvement_percent"])
-    verdicts = {r.quantity: r.verdict for r in check_sr(sr, study["root"]).rows}
-    assert verdicts == dict.fromkeys(
+    rows = {r.quantity: r for r in check_sr(sr, study["root"]).rows}
+    assert {q: r.verdict for q, r in rows.items()} == dict.fromkeys(
         ("liver_volume_ml", "tumor_volume_ml", "involvement_percent", "lesion_count"), "agree"
     )
+    # the SR states neither the tumour volume nor the involvement: their cells say how they were derived
+    assert got["derived"].keys() == {"tumor_volume_ml", "involvement_percent"}
+    assert rows["tumor_volume_ml"].note.startswith("derived: the sum of the SR's intrahepatic lesion volumes")
+    assert rows["involvement_percent"].note.startswith("derived: 100 x")
+    assert rows["liver_volume_ml"].note == ""
 
 
 def test_spreadsheet_headers_in_any_case_and_volume_units(study: dict, tmp_path: Path) -> None:

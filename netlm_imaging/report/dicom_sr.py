@@ -759,6 +759,8 @@ def read_sr_measurements(path: str | os.PathLike[str]) -> dict[str, Any]:
         report a count), ``lesions`` (list of dicts: ``id``, ``location``, ``volume_ml``,
         ``longest_axial_diameter_mm``, ``short_axis_diameter_mm``,
         ``max_3d_diameter_mm``, ``suv_max``, ``suv_mean``, ``suv_peak``, ``referenced_segment``),
+        ``derived`` (quantity -> how it was derived when the SR does not state it: the tumour
+        volume as the sum of the lesion volumes, the involvement from the tumour and liver volumes),
         ``sretv_ml`` and ``tlsre`` (PET; None when absent), ``liver_referenced_segment``
         (``{"sop_instance_uid", "segment_number"}`` or None), ``study_instance_uid``
         and ``referenced_series_instance_uids``.
@@ -863,8 +865,12 @@ def read_sr_measurements(path: str | os.PathLike[str]) -> dict[str, Any]:
     intra = [les for les in result["lesions"] if les["location"] == "intrahepatic"]
     # no tumour group and no lesion group: the SR does not report lesions (a 0 would be checked as one)
     result["lesion_count"] = len(intra) if intra or tumour_group else None
+    derived: dict[str, str] = {}
     if result["tumor_volume_ml"] is None and intra and all(les["volume_ml"] is not None for les in intra):
         result["tumor_volume_ml"] = float(sum(les["volume_ml"] for les in intra))
+        derived["tumor_volume_ml"] = "the sum of the SR's intrahepatic lesion volumes"
     if result["involvement_percent"] is None and result["tumor_volume_ml"] is not None and result["liver_volume_ml"]:
         result["involvement_percent"] = 100.0 * result["tumor_volume_ml"] / result["liver_volume_ml"]
+        derived["involvement_percent"] = "100 x the SR's tumour volume / its liver volume"
+    result["derived"] = derived
     return result

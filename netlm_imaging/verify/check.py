@@ -577,5 +577,10 @@ def check_sr(
             f"{sr_path}: the SR describes the study {sr_uid}, but {study} is the study {study_uid}; "
             "give the study folder the SR describes with --study."
         )
-    result.rows.extend(_against_report(name, values, data, abs_tol, rel_tol, rules))
+    rows = _against_report(name, values, data, abs_tol, rel_tol, rules)
+    for row in rows:  # a value the SR does not state itself says how it was derived
+        how = (found.get("derived") or {}).get(row.quantity)
+        if how:
+            row.note = "; ".join(n for n in (f"derived: {how}", row.note) if n)
+    result.rows.extend(rows)
     return result
