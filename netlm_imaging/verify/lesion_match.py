@@ -27,7 +27,7 @@ import numpy as np
 from ..measure.context import Lesion, MeasurementContext
 from .registration import Alignment, resample_nearest
 
-__all__ = ["LesionChange", "credited_targets", "lesion_changes", "match_lesions", "outside_followup_fraction"]
+__all__ = ["LesionChange", "credited_targets", "lesion_changes", "match_lesions", "outside_followup_fractions"]
 
 
 @dataclass
@@ -158,25 +158,28 @@ def credited_targets(
     return credit
 
 
-def outside_followup_fraction(
-    baseline: MeasurementContext, followup: MeasurementContext, al: Alignment, lesion_id: int
-) -> float:
-    """Fraction of a baseline lesion's voxels that fall outside the follow-up image (its field of view).
+def outside_followup_fractions(
+    baseline: MeasurementContext, followup: MeasurementContext, al: Alignment
+) -> dict[int, float]:
+    """Baseline lesion id -> fraction of its voxels that fall outside the follow-up image (field of view).
 
     The voxel centres are mapped through the alignment (baseline -> follow-up LPS) onto the
-    follow-up grid; a centre more than half a voxel beyond the array is outside.
+    follow-up grid; a centre more than half a voxel beyond the array is outside. One pass over
+    the lesion voxels of all lesions.
     """
-    idx = np.argwhere(np.asarray(baseline.lesion_labels) == lesion_id)
+    labels = np.asarray(baseline.lesion_labels)
+    idx = np.argwhere(labels > 0)
     if not len(idx):
-        return 0.0
-    lps = idx.astype(np.float64) @ baseline.image.affine[:3, :3].T + baseline.image.affine[:3, 3]
-    m = al.matrix_fixed_to_moving
-    moved = lps @ m[:3, :3].T + m[:3, 3]
-    inv = np.linalg.inv(followup.image.affine)
-    ijk = moved @ inv[:3, :3].T + inv[:3, 3]
+        return {}
+    ids = labels[tuple(idx.T)].astype(np.int64)
+    m = al.matrix_fixed_to_moving @ baseline.image.affine  # baseline index -> follow-up LPS
+    to_ijk = np.linalg.inv(followup.image.affine) @ m  # baseline index -> follow-up index
+    ijk = idx.astype(np.float64) @ to_ijk[:3, :3].T + to_ijk[:3, 3]
     shape = np.asarray(followup.image.shape[:3], dtype=np.float64)
-    inside = np.all((ijk >= -0.5) & (ijk < shape - 0.5), axis=1)
-    return 1.0 - float(np.count_nonzero(inside)) / len(idx)
+    outside = ~np.all((ijk >= -0.5) & (ijk < shape - 0.5), axis=1)
+    total = np.bincount(ids)
+    out_n = np.bincount(ids, weights=outside.astype(np.float64), minlength=len(total))
+    return {int(i): float(out_n[i] / total[i]) for i in np.nonzero(total)[0]}
 
 
 def lesion_changes(
@@ -186,6 +189,7 @@ def lesion_changes(
     followup: MeasurementContext,
     al: Alignment,
     targets: set[int],
+    fov: Mapping[int, float] | None = None,
 ) -> list[LesionChange]:
     """One :class:`LesionChange` per lesion: the matched pairs, then merged / disappeared, then split / new.
 
@@ -198,11 +202,12 @@ def lesion_changes(
         Follow-up -> baseline alignment (centroid distances of fragments).
     targets : set of int
         Baseline target ids (``target`` flag of the rows).
+    fov : mapping, optional
+        :func:`outside_followup_fractions` when the caller has it.
     """
+    outside = outside_followup_fractions(baseline, followup, al) if fov is None else fov
     unseen = {
-        les.id
-        for les in baseline.lesions
-        if les.id not in {b.id for b, *_ in pairs} and outside_followup_fraction(baseline, followup, al, les.id) > 0
+        les.id for les in baseline.lesions if les.id not in {b.id for b, *_ in pairs} and outside.get(les.id, 0.0)
     }
     split, merged = _fragments(
         pairs, overlap_ml, [les.id for les in baseline.lesions], [les.id for les in followup.lesions]

@@ -46,7 +46,7 @@ from ..classify.rules import load_rules
 from ..errors import InputError
 from ..measure.context import Lesion, MeasurementContext
 from ..rules_data import default_section
-from .lesion_match import LesionChange, credited_targets, lesion_changes, match_lesions, outside_followup_fraction
+from .lesion_match import LesionChange, credited_targets, lesion_changes, match_lesions, outside_followup_fractions
 from .registration import Alignment, study_alignment
 
 __all__ = [
@@ -373,7 +373,8 @@ def compare_studies(
     recist_rules = recist if recist is not None else load_rules()["recist"]
     base_rec = recist_assessment(baseline.lesions, recist_rules, _slice_mm(baseline))
     targets = {r["lesion_id"] for r in base_rec["targets"]}
-    changes = lesion_changes(pairs, overlap_ml, baseline, followup, al, targets)
+    fov = outside_followup_fractions(baseline, followup, al)
+    changes = lesion_changes(pairs, overlap_ml, baseline, followup, al, targets, fov)
     f_by_id = {les.id: les for les in followup.lesions}
     new_intra = [
         c for c in changes if c.status == "new" and f_by_id[int(c.followup_id or 0)].location == "intrahepatic"
@@ -416,11 +417,7 @@ def compare_studies(
         base_sum, fu_sum, new_lesions=new_count, thresholds=t, targets_resolved=resolved if target_ids else None
     )
     unseen = [c.baseline_id for c in changes if c.status == "not_imaged"]
-    cut = [
-        c.baseline_id
-        for c in changes
-        if c.status == "matched" and outside_followup_fraction(baseline, followup, al, int(c.baseline_id or 0)) > 0
-    ]
+    cut = [c.baseline_id for c in changes if c.status == "matched" and fov.get(int(c.baseline_id or 0), 0.0) > 0]
     if cut:
         warnings.append(
             f"baseline lesion(s) {', '.join(map(str, cut))} lie partly outside the follow-up image: their follow-up "
