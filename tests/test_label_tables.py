@@ -636,3 +636,15 @@ def test_the_loader_path_keeps_earlier_notes_and_logs_the_code_meanings(tmp_path
     assert source_notes == ["seg.nrrd: label names from the 3D Slicer color table seg.csv: lesion=1,liver=2"]
     for layer in layers:
         assert layer.mask.meta["notes"] == ["before"]
+
+
+@pytest.mark.parametrize("table_name", ["Segmentation-label.ctbl", "Segmentation-label.txt"])
+def test_a_table_saved_with_a_byte_order_mark(tmp_path, ct, table_name):
+    # a color table / label description edited in a Windows editor starts with a UTF-8 BOM: the .ctbl was
+    # refused as not a table, the .txt not used (the swapped map then read with the LiTS numbering)
+    seg = _write_nrrd(tmp_path / "Segmentation-label.nrrd", _swapped_map())
+    text = ITKSNAP_HEAD + '    1   255    0    0        1  1  1    "Metastasis"\n    2  0 255 0  1  1  1    "Liver"\n'
+    (tmp_path / table_name).write_bytes(b"\xef\xbb\xbf" + text.encode())
+    rep = analyze(image=ct, segs=[seg])
+    assert rep.liver["volume_ml"] == pytest.approx(LIVER_N * VOXEL_ML, rel=1e-9)
+    assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(TUMOUR_N * VOXEL_ML, rel=1e-9)

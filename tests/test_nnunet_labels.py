@@ -175,3 +175,13 @@ def test_a_decathlon_task_keeps_its_dataset_json_above_labels_tr(tmp_path):
     # a dataset.json two folders up is not looked for elsewhere than above labelsTr / labelsTs
     other = _prediction(tmp_path / "Task08_HepaticVessel" / "predictions", 1, 2, None, name="hepaticvessel_001")
     assert labels_from_dataset_json([str(other)]) is None
+
+
+def test_a_dataset_json_saved_with_a_byte_order_mark(tmp_path, image):
+    # a dataset.json edited in a Windows editor starts with a UTF-8 BOM, which json.loads refuses
+    pred = _prediction(tmp_path / "pred", 2, 1, None)
+    text = json.dumps({"labels": {"background": 0, "tumour": 1, "liver": 2}})
+    (tmp_path / "pred" / "dataset.json").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    rep = analyze(image=image, segs=[pred])
+    assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(144 * VOXEL_ML)
+    assert rep.liver["volume_ml"] == pytest.approx(9000 * VOXEL_ML)

@@ -255,7 +255,7 @@ def _read_table_file(path: Path) -> LabelTable | None:
     try:
         if path.stat().st_size > MAX_TABLE_BYTES:
             return None
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = path.read_text(encoding="utf-8-sig", errors="replace")
     except OSError:
         return None
     if "ITK-SnAP Label Description" in text[:2000] or "ITK-SNAP Label Description" in text[:2000]:

@@ -184,7 +184,7 @@ def labels_from_dataset_json(segs: Sequence[str]) -> NnunetLabels | None:
 def _read_dataset_json(source: Path) -> NnunetLabels:
     """The numbering one ``dataset.json`` gives (module docstring); LabelError for undecidable regions."""
     try:
-        data = json.loads(source.read_text(encoding="utf-8"))
+        data = json.loads(source.read_text(encoding="utf-8-sig"))  # a BOM from a Windows editor
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         return NnunetLabels(
             None, f"{source}: not read ({type(exc).__name__}); the LiTS numbering applies unless --labels"
