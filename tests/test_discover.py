@@ -391,3 +391,28 @@ def test_totalsegmentator_liver_segments_folder(tmp_path):
     assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(144 * voxel_ml)
     by_segment = {s["segment"]: s["liver_volume_ml"] for s in rep.segments}
     assert by_segment == pytest.approx(dict.fromkeys(range(1, 9), 4 * 25 * 12 * voxel_ml))
+
+
+def test_macos_resource_forks_beside_the_files_are_not_volumes(tmp_path):
+    # a Mac copying a study to a USB / network drive writes ._NAME beside each file (AppleDouble): ._seg.nii.gz
+    # was a second label map candidate and the study was refused
+    from phantoms import write_nifti
+
+    from netlm_imaging.api import analyze
+
+    aff = oblique_affine(spacing=(1.5, 1.5, 3.0))
+    shape = (40, 36, 20)
+    write_nifti(tmp_path / "ct.nii.gz", np.full(shape, 50, np.int16), aff)
+    lab = np.zeros(shape, np.uint8)
+    lab[5:35, 5:30, 3:15] = 1
+    lab[10:16, 10:16, 5:9] = 2
+    write_nifti(tmp_path / "seg.nii.gz", lab, aff)
+    for name in ("._ct.nii.gz", "._seg.nii.gz"):
+        (tmp_path / name).write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ")
+    found = discover_study(tmp_path)
+    assert found.image_path == tmp_path / "ct.nii.gz"
+    assert found.segmentation_args == [str(tmp_path / "seg.nii.gz")]
+    rep = analyze(tmp_path)
+    voxel_ml = abs(np.linalg.det(aff[:3, :3])) / 1000
+    assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(144 * voxel_ml)
+    assert rep.liver["volume_ml"] == pytest.approx(30 * 25 * 12 * voxel_ml)

@@ -504,8 +504,13 @@ def _base_name(p: Path) -> str | None:
     return None
 
 
+def _is_apple_double(p: Path) -> bool:
+    """A macOS resource-fork file (``._seg.nii.gz``) a Mac writes beside each file on a USB / network drive."""
+    return p.name.startswith("._")
+
+
 def _from_files(folder: Path, seg_choice: str | None) -> DiscoveredStudy:
-    vols = sorted(p for p in folder.iterdir() if p.is_file() and _base_name(p) is not None)
+    vols = sorted(p for p in folder.iterdir() if p.is_file() and _base_name(p) is not None and not _is_apple_double(p))
     images, pets, label_maps, masks = [], [], [], []
     unused: list[Path] = []  # volumes whose name has no role (other organs, vessels): listed in a note
     for p in vols:
