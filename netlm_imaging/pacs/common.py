@@ -191,6 +191,15 @@ def retrieve_analyze_push(
             exc.args = tuple(str(a).replace(str(study_dir), source) for a in exc.args)
             raise
         if push:
-            result.pushed_sop_instance_uids = store(result.push_files)
+            try:
+                result.pushed_sop_instance_uids = store(result.push_files)
+            except NetlmError as exc:  # the analysis is done: say where its outputs are (or how to keep them)
+                kept = (
+                    f"the local outputs are kept in {out_dir}"
+                    if out_dir is not None
+                    else "nothing was kept locally (add --out DIR to keep the report, SR and SEG)"
+                )
+                exc.args = (f"{exc}; {kept}",)
+                raise
         result.push_files = []
     return result

@@ -226,22 +226,64 @@ def retrieve_study(client: Any, study_uid: str, folder: str | os.PathLike[str]) 
     return paths
 
 
+def _held(client: Any, ds: Any) -> bool | None:
+    """QIDO-RS whether the server now holds ``ds``; None when it cannot be asked."""
+    import requests
+
+    try:
+        found = client.search_for_instances(
+            study_instance_uid=str(ds.StudyInstanceUID),
+            series_instance_uid=str(ds.SeriesInstanceUID),
+            search_filters={"SOPInstanceUID": str(ds.SOPInstanceUID)},
+        )
+    except (requests.RequestException, OSError, ValueError):
+        return None
+    return any(str(ds.SOPInstanceUID) in map(str, item.get("00080018", {}).get("Value", [])) for item in found)
+
+
 def store_files(client: Any, paths: list[Path]) -> list[str]:
     """STOW-RS store DICOM files; returns the stored SOP Instance UIDs.
+
+    The STOW-RS response's Failed SOP Sequence (PS3.18 10.5.3) is read, and a QIDO-RS query checks
+    that the server holds each object: some answer success and discard what a rule filters out
+    (Orthanc's ``ReceivedInstanceFilter``).
 
     Raises
     ------
     InputError
-        When the PACS refuses the objects.
+        When the PACS refuses or discards an object.
     """
     import pydicom
     import requests
 
     datasets = [pydicom.dcmread(p) for p in paths]
+    url = redact_url(client.base_url)
     try:
-        client.store_instances(datasets)
+        response = client.store_instances(datasets)
     except (requests.RequestException, OSError) as exc:
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        if status in (400, 409, 415):
+            raise InputError(
+                f"{url}: the PACS refused the results (STOW-RS HTTP {status}): it does not accept the "
+                f"{' / '.join(str(ds.Modality) for ds in datasets)} objects (SOP class or transfer syntax); "
+                "check the PACS log"
+            ) from None
         raise _http_error(exc, client.base_url, "storing the results (STOW-RS)") from None
+    modality = {str(ds.SOPInstanceUID): str(ds.Modality) for ds in datasets}
+    for item in getattr(response, "FailedSOPSequence", None) or []:
+        uid = str(getattr(item, "ReferencedSOPInstanceUID", ""))
+        reason = getattr(item, "FailureReason", None)
+        raise InputError(
+            f"{url}: the PACS refused the {modality.get(uid, 'result')} object {uid} (STOW-RS failure reason "
+            f"{'unknown' if reason is None else f'0x{int(reason):04X}'}); check the PACS log"
+        )
+    for ds in datasets:
+        if _held(client, ds) is False:
+            raise InputError(
+                f"{url}: the PACS answered success to the STOW-RS of the {ds.Modality} result ({ds.SOPInstanceUID}) "
+                "but does not hold it: a rule of the PACS discards it (Orthanc: a ReceivedInstanceFilter); check "
+                "the PACS log"
+            )
     uids = [str(ds.SOPInstanceUID) for ds in datasets]
     logger.info("stored %d result objects", len(uids))
     return uids

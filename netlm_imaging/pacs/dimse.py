@@ -237,13 +237,16 @@ def storage_handler(
 
 def _associate(ae: Any, ep: DimseEndpoint, **kwargs: Any) -> Any:
     from pynetdicom import evt
-    from pynetdicom.pdu import A_ASSOCIATE_RJ
+    from pynetdicom.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ
 
     reasons: list[str] = []
+    what = kwargs.pop("what", "")
 
     def on_pdu(event: Any) -> None:
         if isinstance(event.pdu, A_ASSOCIATE_RJ):
             reasons.append(str(event.pdu.reason_str))
+        elif isinstance(event.pdu, A_ASSOCIATE_AC):
+            reasons.append("accepted")
 
     handlers = [*kwargs.pop("evt_handlers", []), (evt.EVT_PDU_RECV, on_pdu)]
     assoc = ae.associate(ep.host, ep.port, ae_title=ep.called_ae, evt_handlers=handlers, **kwargs)
@@ -260,6 +263,13 @@ def _associate(ae: Any, ep: DimseEndpoint, **kwargs: Any) -> Any:
                 "(Orthanc: DicomModalities) or give a registered one with --calling-ae; check --called-ae"
             )
         raise InputError(f"{ep.name}: the PACS rejected the association ({reason}): {fix}")
+    if "accepted" in reasons:  # pynetdicom aborts an association whose every presentation context was rejected
+        offered = dict.fromkeys(str(ts) for cx in ae.requested_contexts for ts in cx.transfer_syntax)
+        raise InputError(
+            f"{ep.name}: the PACS accepts none of the SOP classes / transfer syntaxes offered"
+            + (f" for the {what}" if what else "")
+            + f" ({_syntax_names(offered)}); check the PACS's accepted transfer syntaxes and SOP classes"
+        )
     raise InputError(
         f"{ep.name}: no DICOM association (aborted or nobody listening); check --dimse HOST:PORT, --called-ae, "
         f"and that the PACS accepts our AE title {ep.calling_ae!r} (--calling-ae)"
@@ -479,26 +489,69 @@ def retrieve_study(
     return sorted(written)
 
 
+def _held(assoc: Any, ds: Any) -> bool | None:
+    """C-FIND (IMAGE level) whether the PACS now holds ``ds``; None when it cannot be asked."""
+    if not any(str(cx.abstract_syntax) == FIND for cx in assoc.accepted_contexts):
+        return None
+    q = _query(str(ds.StudyInstanceUID), "IMAGE")
+    q.SeriesInstanceUID = str(ds.SeriesInstanceUID)
+    q.SOPInstanceUID = str(ds.SOPInstanceUID)
+    found, answered = False, False
+    for status, ident in assoc.send_c_find(q, FIND):
+        code = int(getattr(status, "Status", -1)) if status else -1
+        if code in (0xFF00, 0xFF01):
+            found = found or str(getattr(ident, "SOPInstanceUID", "")) == str(ds.SOPInstanceUID)
+        answered = code == 0x0000
+    return found if answered else None
+
+
+def _syntax_names(uids: Iterable[str]) -> str:
+    from pydicom.uid import UID
+
+    return ", ".join(UID(u).name for u in uids)
+
+
 def store_files(ep: DimseEndpoint, paths: list[Path]) -> list[str]:
     """C-STORE files (the SR and SEG) to ``ep``; returns the stored SOP Instance UIDs.
+
+    After the C-STOREs, a C-FIND (IMAGE level) on the same association checks that the PACS holds each
+    object: some answer success and discard what a rule filters out (Orthanc's ``ReceivedInstanceFilter``).
 
     Raises
     ------
     InputError
-        No association or a refused instance.
+        No association, a SOP class or transfer syntax the PACS does not accept, a refused instance, or
+        an instance answered as stored that the PACS does not hold.
     """
     import pydicom
+    from pydicom.uid import UID
 
     datasets = [pydicom.dcmread(p) for p in paths]
     ae = _ae(ep)
-    for sop in sorted({str(ds.SOPClassUID) for ds in datasets}):
-        ae.add_requested_context(
-            sop, [str(datasets[0].file_meta.TransferSyntaxUID), pydicom.uid.ImplicitVRLittleEndian]
-        )
-    assoc = _associate(ae, ep)
+    offered: dict[str, list[str]] = {}
+    for ds in datasets:
+        syntaxes = offered.setdefault(str(ds.SOPClassUID), [])
+        for ts in (
+            str(ds.file_meta.TransferSyntaxUID),
+            pydicom.uid.ExplicitVRLittleEndian,
+            pydicom.uid.ImplicitVRLittleEndian,
+        ):
+            if ts not in syntaxes:
+                syntaxes.append(ts)
+    for sop, syntaxes in offered.items():
+        ae.add_requested_context(sop, syntaxes)
+    ae.add_requested_context(FIND)
+    assoc = _associate(ae, ep, what="storage of the results")
     uids = []
     try:
         for ds in datasets:
+            sop = str(ds.SOPClassUID)
+            if not any(str(cx.abstract_syntax) == sop for cx in assoc.accepted_contexts):
+                raise InputError(
+                    f"{ep.name}: the PACS does not accept the {ds.Modality} result ({UID(sop).name}) in any transfer "
+                    f"syntax offered ({_syntax_names(offered[sop])}); ask its administrator to accept this SOP class "
+                    f"in one of these transfer syntaxes from AE {ep.calling_ae!r}"
+                )
             status = assoc.send_c_store(ds)
             code = int(getattr(status, "Status", 0xC000)) if status else 0xC000
             if code != 0x0000 and not 0xB000 <= code <= 0xBFFF:
@@ -507,6 +560,13 @@ def store_files(ep: DimseEndpoint, paths: list[Path]) -> list[str]:
                     f"log and that it accepts storage from AE {ep.calling_ae!r}"
                 )
             uids.append(str(ds.SOPInstanceUID))
+        for ds in datasets:
+            if _held(assoc, ds) is False:
+                raise InputError(
+                    f"{ep.name}: the PACS answered success to the C-STORE of the {ds.Modality} result "
+                    f"({ds.SOPInstanceUID}) but does not hold it: a rule of the PACS discards it (Orthanc: a "
+                    "ReceivedInstanceFilter); check the PACS log"
+                )
     finally:
         assoc.release()
     logger.info("stored %d result objects at %s (C-STORE)", len(uids), ep.name)

@@ -192,19 +192,24 @@ class StudyListener:
                     rules=self.config.rules,
                     options=self.config.options,
                 )
-                sent = store_files(dest, result.push_files) if dest is not None else []
-            (out / "failed.json").unlink(missing_ok=True)
-            r = result.report
-            liver = r.liver.get("volume_ml")
-            line = (
-                f"study {study}: {n} instances: ok: liver {'n/a' if liver is None else f'{liver:.1f}'} mL, "
-                f"{r.lesion_count} lesion(s), involvement "
-                f"{'n/a' if r.involvement_percent is None else f'{r.involvement_percent:.1f}'} %"
-            )
-            if dest is not None:
-                line += f"; sent {len(sent)} object(s) to {dest.name}"
+                (out / "failed.json").unlink(missing_ok=True)
+                r = result.report
+                liver = r.liver.get("volume_ml")
+                line = (
+                    f"study {study}: {n} instances: ok: liver {'n/a' if liver is None else f'{liver:.1f}'} mL, "
+                    f"{r.lesion_count} lesion(s), involvement "
+                    f"{'n/a' if r.involvement_percent is None else f'{r.involvement_percent:.1f}'} %"
+                )
+                if dest is not None:
+                    try:
+                        sent = store_files(dest, result.push_files)
+                        line += f"; sent {len(sent)} object(s) to {dest.name}"
+                    except NetlmError as exc:  # the outputs are written: say so, and record what was not sent
+                        reason = self._as_destination(str(exc))
+                        line += f"; not sent: {reason}; the outputs are kept in {out}"
+                        self._record_failure(out, study, f"analysed, not sent: {reason}")
         except NetlmError as exc:
-            message = only_accepted_flags(str(exc), self.config.accepted_flags, "listen")
+            message = only_accepted_flags(self._as_destination(str(exc)), self.config.accepted_flags, "listen")
             line = f"study {study}: {n} instances: failed: {message}"
             self._record_failure(out, study, str(exc))
         except Exception as exc:  # one study's bug never stops the listener
@@ -213,6 +218,17 @@ class StudyListener:
             self._record_failure(out, study, line)
         self.analysed += 1
         self._log(line)
+
+    @staticmethod
+    def _as_destination(message: str) -> str:
+        """A DIMSE error names `netlm pacs` options; for the destination they are listen's own."""
+        for pacs_flag, listen_flag in (
+            ("--dimse HOST:PORT", "--dest HOST:PORT"),
+            ("--called-ae", "--dest-ae"),
+            ("--calling-ae", "--ae-title"),
+        ):
+            message = message.replace(pacs_flag, listen_flag)
+        return message
 
     @staticmethod
     def _record_failure(out: Path, study: str, error: str) -> None:
