@@ -381,3 +381,57 @@ def test_pet_without_rules_uses_the_shipped_rules_file(pet_phantom):
     shipped = measure_pet(ctx, vol, rules=load_rules())
     assert plain.block["krenning_rules"] == shipped.block["krenning_rules"]
     assert plain.lesion_updates == shipped.lesion_updates
+
+
+def test_sretv_threshold_reported_is_the_avid_floor_when_it_is_higher():
+    """abs:10 under an absolute avid floor of 20 (rules [pet] avid_min_suv): the voxels counted are those above 20,
+    and the threshold the lesion states is 20, the one that counted (truth: the phantom's SUV = 30 - r)."""
+    vol, liver, les, _r = radial_phantom()
+    rules = {"pet": {"avid_threshold": "none", "avid_min_suv": 20.0}}
+    res = measure_pet(context(vol, liver, les.astype(np.int32), [lesion(1)]), vol, delineation="abs:10", rules=rules)
+    u = res.lesion_updates[1]
+    assert u["sretv_threshold_suv"] == 20.0
+    suv = np.asarray(vol.array)
+    assert u["sretv_ml"] == pytest.approx(np.count_nonzero(les & (suv > 20.0)) * 0.008, rel=1e-9)
+    assert np.count_nonzero(les & (suv > 20.0)) < np.count_nonzero(les & (suv >= 10.0))  # the floor matters here
+
+
+def test_no_hepatic_sretv_without_a_liver_mask():
+    """Without a liver mask there is no liver to restrict to: hepatic SRETV is null, the whole-body one is counted."""
+    vol, _, les, _ = radial_phantom()
+    res = measure_pet(context(vol, None, les.astype(np.int32), [lesion(1)]), vol, delineation="abs:10")
+    assert res.block["sretv_ml"] is None
+    assert res.block["tlsre"] is None
+    suv = np.asarray(vol.array)
+    assert res.block["whole_body_sretv_ml"] == pytest.approx(np.count_nonzero(les & (suv >= 10.0)) * 0.008, rel=1e-9)
+
+
+def test_extrahepatic_lesion_never_counts_in_hepatic_sretv():
+    """An extrahepatic lesion within a wide PET margin of the liver (rules [pet] intrahepatic_margin_mm 30) is still
+    extrahepatic: the hepatic SRETV is the intrahepatic lesion's alone."""
+    aff = oblique_affine(spacing=(2.0, 2.0, 2.0), angles_deg=(5.0, 3.0, -8.0), origin=(-70.0, -60.0, -50.0))
+    shape = (64, 60, 56)
+    pts = grid_points(shape, aff)
+    centre = aff[:3, :3] @ np.array([30.0, 30.0, 28.0]) + aff[:3, 3]
+    liver = dist(pts, centre) <= 30.0
+    inside = dist(pts, centre + np.array([-10.0, 0.0, 0.0])) <= 8.0
+    outside = dist(pts, centre + np.array([45.0, 0.0, 0.0])) <= 8.0  # 7 mm from the liver surface
+    suv = np.where(liver, 5.0, 1.0)
+    suv[inside | outside] = 20.0
+    labels = inside.astype(np.int32) + 2 * outside.astype(np.int32)
+    vol = Volume(suv.astype(np.float32), aff, FOR)
+    ctx = context(vol, liver, labels, [lesion(1), lesion(2, "extrahepatic")])
+    res = measure_pet(ctx, vol, delineation="abs:10", rules={"pet": {"intrahepatic_margin_mm": 30.0}})
+    assert res.block["sretv_ml"] == pytest.approx(np.count_nonzero(inside) * 0.008, rel=1e-9)
+    assert res.block["whole_body_sretv_ml"] == pytest.approx(np.count_nonzero(inside | outside) * 0.008, rel=1e-9)
+
+
+def test_spleen_reference_equal_to_the_liver_is_flagged(pet_phantom):
+    """Krenning 4 is uptake above the spleen, the spleen above the liver: a spleen equal to the liver warns."""
+    vol, liver, labels, spleen = pet_phantom
+    suv = np.array(vol.array)
+    suv[spleen] = L_SUV
+    flat = vol.with_array(suv)
+    res = measure_pet(context(flat, liver, labels, [lesion(i) for i in LESIONS], spleen), flat)
+    assert res.block["spleen_suv_mean"] == pytest.approx(res.block["liver_suv_mean"], rel=1e-6)
+    assert any("is not above the liver reference" in w for w in res.warnings)
