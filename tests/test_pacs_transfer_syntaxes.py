@@ -119,6 +119,8 @@ def test_retrieved_pixels_equal_the_originals(pacs: dict, tmp_path: Path) -> Non
     client = dicomweb.make_client(
         server.dicomweb_url, dicomweb.PacsCredentials(user=server.user, password=server.password)
     )
+    # Orthanc answers QIDO-RS with the study's instance count, which the WADO-RS retrieval is checked against
+    assert dicomweb._instance_count(client, d["study_uid"]) == len(originals) + 1
     for got in (
         dimse.retrieve_study(ep, d["study_uid"], tmp_path / "get"),
         dicomweb.retrieve_study(client, d["study_uid"], tmp_path / "web"),

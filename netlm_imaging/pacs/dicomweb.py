@@ -157,8 +157,49 @@ def make_client(url: str, credentials: PacsCredentials, *, timeout_s: float = 60
         session.headers["Authorization"] = f"Bearer {credentials.token}"
     elif credentials.kind == "basic":
         session.auth = (credentials.user or "", credentials.password or "")
+    session.hooks["response"].append(_skip_multipart_preamble)
     logger.info("DICOMweb %s (credentials: %s from %s)", redact_url(url), credentials.kind, credentials.source)
     return DICOMwebClient(url, session=session, timeout=timeout_s)
+
+
+def _multipart_boundary(content_type: str) -> bytes | None:
+    media, *params = (p.strip() for p in content_type.split(";"))
+    if media.lower() != "multipart/related":
+        return None
+    for param in params:
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "boundary":
+            return value.strip().strip('"').encode("utf-8")
+    return None
+
+
+def _skip_multipart_preamble(response: Any, *args: Any, **kwargs: Any) -> Any:
+    """requests response hook: drop a multipart/related preamble (RFC 2046 5.1.1: text before the first
+    boundary) that dicomweb-client takes for a part ("ValueError: subsection not found")."""
+    boundary = _multipart_boundary(response.headers.get("content-type", ""))
+    if boundary is None:
+        return response
+    marker, read = b"--" + boundary, response.iter_content
+
+    def iter_content(chunk_size: int | None = 1, decode_unicode: bool = False) -> Any:
+        buffer, started = b"", False
+        for chunk in read(chunk_size, decode_unicode):
+            if started:
+                yield chunk
+                continue
+            buffer += chunk
+            at = 0 if buffer.startswith(marker) else buffer.find(b"\r\n" + marker)
+            if at >= 0:
+                started = True
+                yield buffer[at + (2 if at else 0) :] if at else buffer
+            elif len(buffer) > 1 << 20:  # no boundary in the first MiB: leave the body as it is
+                started = True
+                yield buffer
+        if not started and buffer:
+            yield buffer
+
+    response.iter_content = iter_content
+    return response
 
 
 def _http_error(exc: Exception, url: str, what: str) -> InputError:
@@ -201,6 +242,7 @@ def retrieve_study(client: Any, study_uid: str, folder: str | os.PathLike[str]) 
         ``study_uid`` is not a UID.
     """
     import requests
+    from pydicom.errors import InvalidDicomError
 
     check_uid(study_uid)
     out = Path(folder)
@@ -218,27 +260,76 @@ def retrieve_study(client: Any, study_uid: str, folder: str | os.PathLike[str]) 
             _stream(client.iter_study(study_uid), out, paths)
     except (requests.RequestException, OSError) as exc:
         raise _http_error(exc, client.base_url, f"retrieving study {study_uid}") from None
+    except (ValueError, EOFError, InvalidDicomError) as exc:  # an undecodable multipart part or instance
+        raise InputError(
+            f"{redact_url(client.base_url)}: the WADO-RS answer for study {study_uid} could not be decoded after "
+            f"{len(paths)} instance(s) ({type(exc).__name__}: {exc}); check the PACS log"
+        ) from None
     if not paths:
         raise InputError(
             f"{redact_url(client.base_url)}: study {study_uid} has no instances; check the Study Instance UID"
+        )
+    expected = _instance_count(client, study_uid)
+    if expected is not None and len(paths) < expected:
+        raise InputError(
+            f"{redact_url(client.base_url)}: WADO-RS sent {len(paths)} of the {expected} instances of study "
+            f"{study_uid} (QIDO-RS NumberOfStudyRelatedInstances): the study would be measured without the missing "
+            "ones; check the PACS log"
         )
     logger.info("retrieved %d instances of study %s", len(paths), study_uid)
     return paths
 
 
-def _held(client: Any, ds: Any) -> bool | None:
-    """QIDO-RS whether the server now holds ``ds``; None when it cannot be asked."""
+def _instance_count(client: Any, study_uid: str) -> int | None:
+    """QIDO-RS NumberOfStudyRelatedInstances of a study; None when the server does not say (an optional
+    attribute: servers answering with partial attribute sets leave it out) or cannot be asked."""
     import requests
 
     try:
-        found = client.search_for_instances(
-            study_instance_uid=str(ds.StudyInstanceUID),
-            series_instance_uid=str(ds.SeriesInstanceUID),
-            search_filters={"SOPInstanceUID": str(ds.SOPInstanceUID)},
-        )
+        found = client.search_for_studies(search_filters={"StudyInstanceUID": study_uid}, fields=["00201208"])
     except (requests.RequestException, OSError, ValueError):
+        logger.info("QIDO-RS query for study %s failed: instance count not checked", study_uid)
         return None
-    return any(str(ds.SOPInstanceUID) in map(str, item.get("00080018", {}).get("Value", [])) for item in found)
+    counts = [
+        item.get("00201208", {}).get("Value", [None])[0]
+        for item in found
+        if study_uid in map(str, item.get("0020000D", {}).get("Value", []))
+    ]
+    if len(counts) != 1 or counts[0] is None:
+        logger.info("QIDO-RS gave no NumberOfStudyRelatedInstances for study %s: count not checked", study_uid)
+        return None
+    try:
+        return int(counts[0])
+    except (TypeError, ValueError):
+        return None
+
+
+def _held(client: Any, ds: Any) -> bool | None:
+    """QIDO-RS whether the server now holds ``ds``; None when it cannot be asked or does not say.
+
+    A server that indexes a little after the STOW-RS answer is asked three times over about 2 s.
+    """
+    import time
+
+    import requests
+
+    uid = str(ds.SOPInstanceUID)
+    for pause in (0.0, 0.5, 1.5):
+        time.sleep(pause)
+        try:
+            found = client.search_for_instances(
+                study_instance_uid=str(ds.StudyInstanceUID),
+                series_instance_uid=str(ds.SeriesInstanceUID),
+                search_filters={"SOPInstanceUID": uid},
+                fields=["00080018"],
+            )
+        except (requests.RequestException, OSError, ValueError):
+            return None
+        if any("00080018" not in item for item in found):
+            return None  # a partial attribute set: it does not say which instances it holds
+        if any(uid in map(str, item["00080018"].get("Value", [])) for item in found):
+            return True
+    return False
 
 
 def store_files(client: Any, paths: list[Path]) -> list[str]:
