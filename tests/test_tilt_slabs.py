@@ -173,3 +173,31 @@ def test_original_slices_of_a_resampled_grid_are_counted_in_plane_separations():
     kmap = nearest_original_slices(vol)
     assert kmap is not None
     assert kmap.tolist() == [0, 1, 2, 2, 4, 5, 6, 7, 7, 9, 10, 11]  # ties go to the lower original slice
+
+
+def test_seg_on_a_shifted_tilted_grid_is_resampled_not_refused(tmp_path):
+    """A SEG on the tilted CT's grid moved 0.4 pixel along the rows and 0.3 along the columns (off the voxel
+    grid): its own grid is sheared like its frames' origins and resampled by position. It was refused ("its
+    frames do not share one in-plane origin": the tilt moves them). Truth: each image voxel centre mapped into
+    the SEG's grid by its affine, rounded to the nearest SEG voxel."""
+    from netlm_imaging.api import analyze_with_context
+    from tests.seg_factory import SegmentSpec, write_seg
+
+    aff = tilted_affine(TILT_DEG, step=2.5)
+    shape = (40, 36, 20)
+    write_image_series(tmp_path / "ct", np.zeros(shape), aff, frame_of_reference_uid=FOR_UID, seed=1)
+    seg_aff = aff.copy()
+    seg_aff[:3, 3] += 0.4 * aff[:3, 0] + 0.3 * aff[:3, 1]
+    src = write_image_series(tmp_path / "src", np.zeros(shape), seg_aff, frame_of_reference_uid=FOR_UID, seed=2)
+    liver = np.zeros(shape, bool)
+    liver[8:30, 6:28, 4:15] = True
+    liver[12:16, 10:13, 9] = False
+    write_seg(tmp_path / "seg.dcm", src, [SegmentSpec("Liver", liver)])
+    _report, ctx = analyze_with_context(image=tmp_path / "ct", segs=[tmp_path / "seg.dcm"])
+    centres = np.argwhere(np.ones(shape, bool))
+    inv = np.linalg.inv(seg_aff)
+    idx = np.floor((centres @ aff[:3, :3].T + aff[:3, 3]) @ inv[:3, :3].T + inv[:3, 3] + 0.5).astype(int)
+    ok = np.all((idx >= 0) & (idx < shape), axis=1)
+    truth = np.zeros(len(centres), bool)
+    truth[ok] = liver[tuple(idx[ok].T)]
+    np.testing.assert_array_equal(np.asarray(ctx.liver, bool), truth.reshape(shape))
