@@ -124,10 +124,38 @@ def test_refusals(orthanc, uploaded, tmp_path: Path, monkeypatch, capsys) -> Non
     monkeypatch.setenv("NETLM_PACS_USER", orthanc.user)
     monkeypatch.setenv("NETLM_PACS_PASSWORD", "wrong-password-xyz")
     base = ["pacs", "--url", orthanc.dicomweb_url, "--study", uploaded["study_uid"], "--quiet"]
+    assert main(["-vv", *base]) == 3
+    err = capsys.readouterr().err
+    assert "refused (HTTP 401): authentication failed with the user name and password from the environment" in err
+    assert "check NETLM_PACS_USER / NETLM_PACS_PASSWORD" in err
+    assert "wrong-password-xyz" not in err
+    assert len([line for line in err.splitlines() if line.startswith("netlm: error:")]) == 1
+    assert "Traceback" not in err
+    # the same wrong password from a private config file: the file is named
+    cfg = tmp_path / "pacs.toml"
+    cfg.write_text(f'user = "{orthanc.user}"\npassword = "wrong-password-xyz"\n')
+    cfg.chmod(0o600)
+    monkeypatch.delenv("NETLM_PACS_USER")
+    monkeypatch.delenv("NETLM_PACS_PASSWORD")
+    assert main([*base, "--pacs-config", str(cfg)]) == 3
+    err = capsys.readouterr().err
+    assert f"with the user name and password from {cfg}; check user / password in {cfg}" in err
+    assert "wrong-password-xyz" not in err
+    # no credentials at all (no config file in HOME): says that the PACS wants some and how to give them
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert main(base) == 3
     err = capsys.readouterr().err
-    assert "authentication failed" in err
-    assert "wrong-password-xyz" not in err
+    assert "the PACS requires authentication and no credentials are set; set NETLM_PACS_USER" in err
+    # a refused bearer token
+    monkeypatch.setenv("NETLM_PACS_TOKEN", "expired-token-abc")
+    assert main(base) == 3
+    err = capsys.readouterr().err
+    assert (
+        "authentication failed with the token from the environment (expired or wrong?); check NETLM_PACS_TOKEN" in err
+    )
+    assert "expired-token-abc" not in err
+    monkeypatch.delenv("NETLM_PACS_TOKEN")
+    monkeypatch.setenv("NETLM_PACS_USER", orthanc.user)
     monkeypatch.setenv("NETLM_PACS_PASSWORD", orthanc.password)
     assert main(["pacs", "--url", orthanc.dicomweb_url, "--study", "1.2.3.4.5.404", "--quiet"]) == 3
     assert "not found" in capsys.readouterr().err

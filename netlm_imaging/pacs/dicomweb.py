@@ -159,7 +159,9 @@ def make_client(url: str, credentials: PacsCredentials, *, timeout_s: float = 60
         session.auth = (credentials.user or "", credentials.password or "")
     session.hooks["response"].append(_skip_multipart_preamble)
     logger.info("DICOMweb %s (credentials: %s from %s)", redact_url(url), credentials.kind, credentials.source)
-    return DICOMwebClient(url, session=session, timeout=timeout_s)
+    client = DICOMwebClient(url, session=session, timeout=timeout_s)
+    setattr(client, "netlm_credentials", credentials)  # noqa: B010 - which credentials an HTTP 401 refused
+    return client
 
 
 def _multipart_boundary(content_type: str) -> bytes | None:
@@ -202,16 +204,46 @@ def _skip_multipart_preamble(response: Any, *args: Any, **kwargs: Any) -> Any:
     return response
 
 
-def _http_error(exc: Exception, url: str, what: str) -> InputError:
+def _auth_failure(status: int, url: str, what: str, credentials: PacsCredentials | None) -> InputError:
+    """The one line for HTTP 401 / 403, naming which credentials were used (never their values)."""
+    if status == 403:
+        return InputError(
+            f"{url}: {what} refused (HTTP 403): the credentials were accepted but are not allowed to do this; "
+            "ask the PACS administrator for access"
+        )
+    kind = credentials.kind if credentials is not None else "unknown"
+    source = credentials.source if credentials is not None else ""
+    where = "the environment" if source == "environment" else source
+    if kind == "none":
+        return InputError(
+            f"{url}: {what} refused (HTTP 401): the PACS requires authentication and no credentials are set; set "
+            "NETLM_PACS_USER and NETLM_PACS_PASSWORD (or NETLM_PACS_TOKEN), or use a private --pacs-config file"
+        )
+    if kind == "bearer":
+        fix = "NETLM_PACS_TOKEN" if source == "environment" else f"the token in {where}"
+        return InputError(
+            f"{url}: {what} refused (HTTP 401): authentication failed with the token from {where} (expired or "
+            f"wrong?); check {fix}"
+        )
+    if kind == "basic":
+        fix = "NETLM_PACS_USER / NETLM_PACS_PASSWORD" if source == "environment" else f"user / password in {where}"
+        return InputError(
+            f"{url}: {what} refused (HTTP 401): authentication failed with the user name and password from "
+            f"{where}; check {fix}"
+        )
+    return InputError(
+        f"{url}: {what} refused (HTTP 401): authentication failed; check NETLM_PACS_USER / "
+        "NETLM_PACS_PASSWORD, NETLM_PACS_TOKEN or the --pacs-config file"
+    )
+
+
+def _http_error(exc: Exception, client: Any, what: str) -> InputError:
     import requests
 
-    url = redact_url(url)
+    url = redact_url(client.base_url)
     status = getattr(getattr(exc, "response", None), "status_code", None)
     if status in (401, 403):
-        return InputError(
-            f"{url}: {what} refused (HTTP {status}): authentication failed; check NETLM_PACS_USER / "
-            "NETLM_PACS_PASSWORD, NETLM_PACS_TOKEN or the --pacs-config file"
-        )
+        return _auth_failure(int(status), url, what, getattr(client, "netlm_credentials", None))
     if status == 404:
         return InputError(f"{url}: {what}: not found (HTTP 404); check the Study Instance UID and the DICOMweb root")
     if isinstance(exc, requests.ConnectionError):
@@ -259,7 +291,7 @@ def retrieve_study(client: Any, study_uid: str, folder: str | os.PathLike[str]) 
             logger.info("HTTP %s for transfer-syntax=*: retrieving in the server's default syntax", status)
             _stream(client.iter_study(study_uid), out, paths)
     except (requests.RequestException, OSError) as exc:
-        raise _http_error(exc, client.base_url, f"retrieving study {study_uid}") from None
+        raise _http_error(exc, client, f"retrieving study {study_uid}") from None
     except (ValueError, EOFError, InvalidDicomError) as exc:  # an undecodable multipart part or instance
         raise InputError(
             f"{redact_url(client.base_url)}: the WADO-RS answer for study {study_uid} could not be decoded after "
@@ -359,7 +391,7 @@ def store_files(client: Any, paths: list[Path]) -> list[str]:
                 f"{' / '.join(str(ds.Modality) for ds in datasets)} objects (SOP class or transfer syntax); "
                 "check the PACS log"
             ) from None
-        raise _http_error(exc, client.base_url, "storing the results (STOW-RS)") from None
+        raise _http_error(exc, client, "storing the results (STOW-RS)") from None
     modality = {str(ds.SOPInstanceUID): str(ds.Modality) for ds in datasets}
     for item in getattr(response, "FailedSOPSequence", None) or []:
         uid = str(getattr(item, "ReferencedSOPInstanceUID", ""))
