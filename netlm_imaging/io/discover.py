@@ -34,7 +34,7 @@ from ..errors import DicomError, InputError
 from ._dicom_common import IMAGE, RTSTRUCT, SEG, DicomFileInfo, scan_dicom_folder
 from .dicom_series import SeriesGroup, group_image_series
 from .formats import VOLUME_EXTENSIONS, file_format
-from .labels import ROLE_MASK_PATTERNS  # the names single-role masks get their roles by
+from .labels import ROLE_MASK_PATTERNS, role_of_mask_name  # the names single-role masks get their roles by
 
 __all__ = [
     "IMAGE_NAMES",
@@ -515,12 +515,7 @@ def _from_files(folder: Path, seg_choice: str | None) -> DiscoveredStudy:
     unused: list[Path] = []  # volumes whose name has no role (other organs, vessels): listed in a note
     for p in vols:
         base = _base_name(p) or ""
-        role = None
-        for pattern, r in ROLE_MASK_PATTERNS:
-            m = re.match(pattern, base)
-            if m:
-                role = f"segment{m.group(1)}" if r == "segment" else r
-                break
+        role = role_of_mask_name(base)
         if role:
             masks.append(SegmentationCandidate(path=p, kind=_file_kind(p), role=role))
         elif base in IMAGE_NAMES or base.endswith("_0000"):

@@ -46,7 +46,9 @@ __all__ = [
     "flag_for",
     "layers_from_label_map",
     "parse_label_spec",
+    "present_label_values",
     "role_for_segment",
+    "role_of_mask_name",
     "summarize_decisions",
 ]
 
@@ -104,6 +106,26 @@ ROLE_MASK_PATTERNS: tuple[tuple[str, str], ...] = (
     # TotalSegmentator's liver_segments / liver_segments_mr tasks write liver_segment_1.nii.gz .. liver_segment_8
     (r"^(?:liver[_-])?segment[_-]?([1-8])$", "segment"),
 )
+
+
+def role_of_mask_name(base: str) -> str | None:
+    """The role a mask file's name gives (:data:`ROLE_MASK_PATTERNS`), ``segmentN`` for a segment; None without one.
+
+    Parameters
+    ----------
+    base : str
+        The file name without its extension (``liver_tumor`` of ``liver_tumor.nii.gz``), any case.
+
+    Examples
+    --------
+    >>> [role_of_mask_name(n) for n in ("liver_tumor", "Spleen", "liver_segment_4", "liver_vessels")]
+    ['lesion', 'spleen', 'segment4', None]
+    """
+    for pattern, role in ROLE_MASK_PATTERNS:
+        m = re.match(pattern, base.lower())
+        if m:
+            return f"segment{m.group(1)}" if role == "segment" else role
+    return None
 
 
 @dataclass(frozen=True)
@@ -543,6 +565,11 @@ def decide_label_name(
                 source, value, decision.name, None, "", None, role, "pattern", f"TotalSegmentator's name of the {role}"
             )
     return decision
+
+
+def present_label_values(arr: np.ndarray) -> list[int]:
+    """Sorted non-zero values of an integer label array (:func:`_present_values`)."""
+    return _present_values(arr)
 
 
 def _present_values(arr: np.ndarray) -> list[int]:

@@ -18,7 +18,14 @@ from ..segmentation import ROLES, MaskLayer
 from ..volume import Volume
 from ._inflate import dcmread as bounded_dcmread
 from .formats import RTSTRUCT_SOP_CLASS, SEGMENTATION_SOP_CLASSES, VOLUME_EXTENSIONS, file_format
-from .labels import LabelSpec, RoleDecision, assign_roles, layers_from_label_map
+from .labels import (
+    LabelSpec,
+    RoleDecision,
+    assign_roles,
+    layers_from_label_map,
+    present_label_values,
+    role_of_mask_name,
+)
 
 __all__ = ["RTSTRUCT_SOP_CLASS", "SEG_SOP_CLASSES", "load_image", "load_segmentation", "parse_seg_argument"]
 
@@ -192,8 +199,31 @@ def _label_map_layers(
     for note in notes:
         logger.warning("%s", note)
     if table is None:
-        return layers_from_label_map(vol, spec, notes=notes)
+        named = None if spec.user_given else _mask_named_by_file(vol, p, notes)
+        return [named] if named is not None else layers_from_label_map(vol, spec, notes=notes)
     return layers_from_label_table(vol, table, spec, log=role_log, notes=notes, source_notes=label_notes)
+
+
+def _mask_named_by_file(vol: Volume, p: Path, notes: list[str]) -> MaskLayer | None:
+    """A 0/1 map named after its structure (``liver_tumor.nii.gz``, ``spleen.nii.gz``) passed without ``ROLE=``.
+
+    It is the mask of the role its name gives, as in a study folder (docs/study_folders.md): read
+    with the LiTS numbering its 1 would be the liver, TotalSegmentator's per-structure tumour, spleen
+    or kidney masks taken for liver (a tumour of 0 mL). None for other names and other values.
+    """
+    base = next((p.name[: -len(s)] for s in VOLUME_EXTENSIONS if p.name.lower().endswith(s)), p.stem)
+    role = role_of_mask_name(base)
+    arr = np.asarray(vol.array)
+    if role is None or arr.dtype.kind not in "iub" or present_label_values(arr) != [1]:
+        return None
+    lits = "the liver of the LiTS numbering" if role != "liver" else "a LiTS map of a tumour-free liver"
+    note = (
+        f"{p}: read as the {role} mask its file name says (its only value is 1), not as {lits}; pass --labels "
+        "or --seg ROLE=PATH to read it otherwise"
+    )
+    logger.info(note)
+    meta = {**vol.meta, "notes": [*notes, note], "named_mask": True}  # a mask: it declares no other role
+    return MaskLayer(role, vol.with_array(arr == 1, meta=meta), label=role, source=str(p))
 
 
 def load_segmentation(

@@ -9,6 +9,7 @@ datasets are passed in).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -190,17 +191,21 @@ def read_study_segmentations(
             f"{', '.join(sources)}: the segmentation holds {found}; pass the right --seg file, "
             "or map its labels with --labels liver=N,lesion=M."
         )
-    declared = any(la.role == "lesion" for la in layers) or _declares_lesions(segs, role_log, spec)
+    named_masks = {la.source for la in layers if la.mask.meta.get("named_mask")}
+    declared = any(la.role == "lesion" for la in layers) or _declares_lesions(segs, role_log, spec, named_masks)
     return StudySegmentations(layers, sources, role_log, warnings, declared, label_notes)
 
 
-def _declares_lesions(segs: Sequence[str], role_log: Sequence[RoleDecision], spec: LabelSpec) -> bool:
+def _declares_lesions(
+    segs: Sequence[str], role_log: Sequence[RoleDecision], spec: LabelSpec, named_masks: AbstractSet[str] = frozenset()
+) -> bool:
     """Whether any ``--seg`` argument declares a lesion role (see ``StudySegmentations.lesions_declared``).
 
     A file with named segments or ROIs declares one when one of them got the lesion role (also an
     empty one, which gives no layer); a ``lesion=PATH`` mask is a lesion layer even when empty, so
-    the caller has seen it; any other file is a label map, which declares one when the mapping
-    gives a value the lesion role.
+    the caller has seen it, and so is a 0/1 file read as the mask its name says (``named_masks``,
+    their sources); any other file is a label map, which declares one when the mapping gives a value
+    the lesion role.
     """
     from .loader import parse_seg_argument
 
@@ -210,7 +215,8 @@ def _declares_lesions(segs: Sequence[str], role_log: Sequence[RoleDecision], spe
     map_has_lesion = any(isinstance(v, int) for v in spec.mapping.get("lesion", []))
     for s in segs:
         role, path = parse_seg_argument(s)
-        if role is None and path.name not in named and map_has_lesion:  # ROLE=PATH: a layer of its role
+        label_map = role is None and path.name not in named and str(path) not in named_masks
+        if label_map and map_has_lesion:  # ROLE=PATH: a layer of its role
             return True
     return False
 
