@@ -253,14 +253,22 @@ def test_totalsegmentator_output_folder_by_name(tmp_path):
     assert "--seg ROLE=PATH" in unused[0]
 
 
+def _ct_beside(folder, shape=(40, 36, 20), spacing=(1.5, 1.5, 3.0)) -> np.ndarray:
+    """Write ``ct.nii.gz`` (an oblique grid) into ``folder``; its affine."""
+    from phantoms import write_nifti
+
+    aff = oblique_affine(spacing=spacing)
+    write_nifti(folder / "ct.nii.gz", np.full(shape, 50, np.int16), aff)
+    return aff
+
+
 def test_totalsegmentator_folder_measures_the_liver_tumour(tmp_path):
     from phantoms import write_nifti
 
     from netlm_imaging.api import analyze
 
-    aff = oblique_affine(spacing=(1.5, 1.5, 3.0))
     shape = (40, 36, 20)
-    write_nifti(tmp_path / "ct.nii.gz", np.full(shape, 50, np.int16), aff)
+    aff = _ct_beside(tmp_path, shape)
     liver = np.zeros(shape, np.uint8)
     liver[5:35, 5:30, 3:15] = 1
     tumour = np.zeros(shape, np.uint8)
@@ -370,10 +378,9 @@ def test_totalsegmentator_liver_segments_folder(tmp_path):
 
     from netlm_imaging.api import analyze
 
-    aff = oblique_affine(spacing=(1.5, 1.25, 3.0))
-    voxel_ml = abs(np.linalg.det(aff[:3, :3])) / 1000
     shape = (40, 36, 20)
-    write_nifti(tmp_path / "ct.nii.gz", np.full(shape, 50, np.int16), aff)
+    aff = _ct_beside(tmp_path, shape, spacing=(1.5, 1.25, 3.0))
+    voxel_ml = abs(np.linalg.det(aff[:3, :3])) / 1000
     liver = np.zeros(shape, np.uint8)
     liver[4:36, 5:30, 3:15] = 1  # 32 x 25 x 12
     tumour = np.zeros(shape, np.uint8)
@@ -400,9 +407,8 @@ def test_macos_resource_forks_beside_the_files_are_not_volumes(tmp_path):
 
     from netlm_imaging.api import analyze
 
-    aff = oblique_affine(spacing=(1.5, 1.5, 3.0))
     shape = (40, 36, 20)
-    write_nifti(tmp_path / "ct.nii.gz", np.full(shape, 50, np.int16), aff)
+    aff = _ct_beside(tmp_path, shape)
     lab = np.zeros(shape, np.uint8)
     lab[5:35, 5:30, 3:15] = 1
     lab[10:16, 10:16, 5:9] = 2
