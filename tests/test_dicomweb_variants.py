@@ -21,6 +21,7 @@ import pydicom
 import pytest
 
 from netlm_imaging.cli import main
+from tests.pacs_reports import measured
 from tests.test_sr import write_phantom_study
 
 
@@ -99,16 +100,6 @@ def run(study: dict, tmp_path: Path, capsys, monkeypatch) -> Iterator:
         s.server_close()
 
 
-def _measured(report: dict) -> dict:
-    def clean(x: object) -> object:
-        if isinstance(x, dict):
-            skip = {"image_source", "segmentation_sources", "source", "notes"}
-            return {k: clean(v) for k, v in x.items() if k not in skip}
-        return [clean(v) for v in x] if isinstance(x, list) else x
-
-    return clean(report)  # type: ignore[return-value]
-
-
 @pytest.mark.parametrize(
     "variant",
     [
@@ -125,7 +116,7 @@ def test_framing_variants_give_the_local_numbers(run, study: dict, variant: dict
     assert code == 0, err
     assert report is not None
     assert report["liver"]["volume_ml"] == pytest.approx(study["truth"]["liver_volume_ml"], rel=1e-4)
-    assert _measured(report) == _measured(study["local"])
+    assert measured(report) == measured(study["local"])
 
 
 def test_an_answer_that_stops_early_is_an_error(run, study: dict) -> None:

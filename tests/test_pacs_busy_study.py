@@ -23,6 +23,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 from netlm_imaging.cli import main
 from tests.dicom_factory import deterministic_uid, write_image_series
 from tests.orthanc_server import _free_port, require_orthanc, start_orthanc
+from tests.pacs_reports import measured
 from tests.seg_factory import SegmentSpec, write_seg
 from tests.test_sr import AFFINE, SHAPE, phantom_masks, write_phantom_study
 
@@ -116,21 +117,6 @@ def _pacs_args(pacs: dict, how: str, monkeypatch) -> list[str]:
     return [*args, "--study", pacs["study_uid"], "--quiet"]
 
 
-def _measured(report: dict) -> dict:
-    """A report without the names of the files it came from (temporary SOP-UID names vs the local ones)."""
-
-    def clean(x: object) -> object:
-        if isinstance(x, dict):
-            return {
-                k: clean(v)
-                for k, v in x.items()
-                if k not in {"image_source", "segmentation_sources", "source", "notes"}
-            }
-        return [clean(v) for v in x] if isinstance(x, list) else x
-
-    return clean(report)  # type: ignore[return-value]
-
-
 def _local_report(folder: Path, out: Path, *extra: str) -> dict:
     assert main(["analyze", str(folder), "--out", str(out), "--quiet", *extra]) == 0
     return json.loads((out / "report.json").read_text())
@@ -144,7 +130,7 @@ def test_busy_study_is_measured_as_analyze_measures_its_folder(
     assert local["liver"]["volume_ml"] == pytest.approx(pacs["truth"]["liver_volume_ml"], rel=1e-4)
     assert main([*_pacs_args(pacs, how, monkeypatch), "--out", str(tmp_path / "out")]) == 0, capsys.readouterr().err
     got = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert _measured(got) == _measured(local)
+    assert measured(got) == measured(local)
 
 
 def test_second_seg_is_refused_as_analyze_refuses_it_naming_the_pacs_study(
@@ -156,7 +142,7 @@ def test_second_seg_is_refused_as_analyze_refuses_it_naming_the_pacs_study(
     assert main([*_pacs_args(pacs, "get", monkeypatch), "--push"]) == 0, capsys.readouterr().err
     local = _local_report(pacs["root"], tmp_path / "local")
     assert main([*_pacs_args(pacs, "get", monkeypatch), "--out", str(tmp_path / "again")]) == 0
-    assert _measured(json.loads((tmp_path / "again" / "report.json").read_text())) == _measured(local)
+    assert measured(json.loads((tmp_path / "again" / "report.json").read_text())) == measured(local)
     # then another tool's SEG: two candidate segmentations, for analyze and for pacs
     folder = tmp_path / "with_seg2"
     shutil.copytree(pacs["root"], folder)
@@ -177,5 +163,5 @@ def test_second_seg_is_refused_as_analyze_refuses_it_naming_the_pacs_study(
     seg_uid = str(pydicom.dcmread(pacs["seg"], stop_before_pixels=True).SOPInstanceUID)
     local = _local_report(folder, tmp_path / "l3", "--seg-choice", seg_uid)
     assert main([*_pacs_args(pacs, "get", monkeypatch), "--seg-choice", seg_uid, "--out", str(tmp_path / "o3")]) == 0
-    assert _measured(json.loads((tmp_path / "o3" / "report.json").read_text())) == _measured(local)
+    assert measured(json.loads((tmp_path / "o3" / "report.json").read_text())) == measured(local)
     assert local["liver"]["volume_ml"] == pytest.approx(pacs["truth"]["liver_volume_ml"], rel=1e-4)

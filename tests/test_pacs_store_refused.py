@@ -19,8 +19,11 @@ from pathlib import Path
 import pydicom
 import pytest
 from pydicom import uid
+from pynetdicom import sop_class
 
 from netlm_imaging.cli import main
+from netlm_imaging.errors import InputError
+from netlm_imaging.pacs import dimse
 from netlm_imaging.pacs.dimse import DimseEndpoint
 from netlm_imaging.pacs.listener import ListenerConfig, StudyListener
 from netlm_imaging.report.dicom_sr import read_sr_measurements
@@ -98,6 +101,24 @@ def test_a_discarded_seg_is_an_error_and_the_local_outputs_are_kept(
     assert "add --out DIR" in capsys.readouterr().err
 
 
+def _listen_and_send(study: dict, out: Path, listen_port: int, dest: DimseEndpoint) -> list[str]:
+    """An in-process `netlm listen` with ``dest``, sent the study by a pynetdicom SCU; its log lines."""
+    config = ListenerConfig(
+        port=listen_port, ae_title="LISTENER", out_dir=out, bind="127.0.0.1", quiet_s=0.5, destination=dest
+    )
+    listener = StudyListener(config, on_line=lambda line: None)
+    listener.start()
+    try:
+        sender = _Sender(listen_port, [*study["files"], study["seg"]])
+        sender.send(sender.datasets)
+        sender.release()
+        _wait_lines(listener, 1)
+        time.sleep(1.0)  # nothing more comes
+    finally:
+        listener.stop()
+    return (out / "listen.log").read_text().splitlines()
+
+
 def test_listen_dest_refusing_every_transfer_syntax_keeps_the_outputs_and_says_why(
     tmp_path_factory: pytest.TempPathFactory, study: dict, tmp_path: Path
 ) -> None:
@@ -110,20 +131,15 @@ def test_listen_dest_refusing_every_transfer_syntax_keeps_the_outputs_and_says_w
         settings={"AcceptedTransferSyntaxes": [uid.JPEGBaseline8Bit]},
     )
     out = tmp_path / "listen"
-    dest = DimseEndpoint("127.0.0.1", int(server.dicom_port or 0), "ORTHANC", "LISTENER")
-    config = ListenerConfig(
-        port=listen_port, ae_title="LISTENER", out_dir=out, bind="127.0.0.1", quiet_s=0.5, destination=dest
-    )
-    listener = StudyListener(config, on_line=lambda line: None)
-    listener.start()
     try:
-        sender = _Sender(listen_port, [*study["files"], study["seg"]])
-        sender.send(sender.datasets)
-        sender.release()
-        lines = _wait_lines(listener, 1)
-        time.sleep(1.0)
+        dest = DimseEndpoint("127.0.0.1", int(server.dicom_port or 0), "ORTHANC", "LISTENER")
+        lines = _listen_and_send(study, out, listen_port, dest)
+        # an association whose every presentation context the PACS rejects (pynetdicom aborts it) says so
+        ae = dimse._ae(dest)
+        ae.add_requested_context(sop_class.CTImageStorage, uid.ExplicitVRLittleEndian)
+        with pytest.raises(InputError, match=r"accepts none of the SOP classes / transfer syntaxes offered for the x"):
+            dimse._associate(ae, dest, what="x")
     finally:
-        listener.stop()
         server.stop()
     assert len(lines) == 1, lines
     line = lines[0]
@@ -144,18 +160,9 @@ def test_listen_dest_nobody_listening_names_listen_options(study: dict, tmp_path
     the --dimse / --called-ae / --calling-ae of `netlm pacs` (nor `netlm analyze --called-ae`)."""
     out, listen_port = tmp_path / "listen", _free_port()
     dest = DimseEndpoint("127.0.0.1", _free_port(), "NOBODY", "LISTENER")  # nothing listens there
-    config = ListenerConfig(
-        port=listen_port, ae_title="LISTENER", out_dir=out, bind="127.0.0.1", quiet_s=0.5, destination=dest
-    )
-    listener = StudyListener(config, on_line=lambda line: None)
-    listener.start()
-    try:
-        sender = _Sender(listen_port, [*study["files"], study["seg"]])
-        sender.send(sender.datasets)
-        sender.release()
-        line = _wait_lines(listener, 1)[0]
-    finally:
-        listener.stop()
+    lines = _listen_and_send(study, out, listen_port, dest)
+    assert len(lines) == 1, lines
+    line = lines[0]
     assert "ok: liver" in line
     assert "not sent: NOBODY@127.0.0.1:" in line
     assert "check --dest HOST:PORT, --dest-ae" in line

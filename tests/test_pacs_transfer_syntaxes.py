@@ -20,6 +20,7 @@ from pydicom import uid
 
 from netlm_imaging.cli import main
 from tests.orthanc_server import _free_port, require_orthanc, start_orthanc
+from tests.pacs_reports import measured
 from tests.test_sr import write_phantom_study
 
 SYNTAXES = {
@@ -71,20 +72,6 @@ def pacs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         server.stop()
 
 
-def _numbers(report: dict) -> dict:
-    """The measured content of a report: everything but the names of the files it came from."""
-    skip = {"image_source", "segmentation_sources", "source", "notes"}
-
-    def clean(x: object) -> object:
-        if isinstance(x, dict):
-            return {k: clean(v) for k, v in x.items() if k not in skip}
-        if isinstance(x, list):
-            return [clean(v) for v in x]
-        return x
-
-    return clean(report)  # type: ignore[return-value]
-
-
 @pytest.mark.parametrize("how", ["get", "move", "web"])
 @pytest.mark.parametrize("name", list(SYNTAXES))
 def test_compressed_study_is_measured_as_the_uncompressed_one(
@@ -106,7 +93,7 @@ def test_compressed_study_is_measured_as_the_uncompressed_one(
     truth = d["truth"]
     assert report["liver"]["volume_ml"] == pytest.approx(truth["liver_volume_ml"], rel=1e-4)
     assert report["involvement_percent"] == pytest.approx(truth["involvement_percent"], rel=1e-4)
-    assert _numbers(report) == _numbers(d["local_report"])
+    assert measured(report) == measured(d["local_report"])
 
 
 def test_retrieved_pixels_equal_the_originals(pacs: dict, tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from typing import Any
 from ..atomic import atomic_write_bytes
 from ..errors import InputError, UsageError
 from .common import PacsResult, check_uid, retrieve_analyze_push
+from .contexts import get_contexts, storage_classes
 
 __all__ = [
     "DEFAULT_CALLING_AE",
@@ -91,94 +92,6 @@ class DimseEndpoint:
     def name(self) -> str:
         """``AE@host:port`` for messages."""
         return f"{self.called_ae}@{self.host}:{self.port}"
-
-
-#: Classes whose pixels are measured: offered in every transfer syntax we decode, one presentation context per
-#: compressed syntax, so a PACS sends each instance as stored instead of transcoding it (PS3.8 9.3.2.2: the
-#: acceptor picks one syntax per context; a context listing several gets the PACS's choice, often an uncompressed
-#: one it cannot transcode a JPEG 2000 instance to).
-_PIXEL_CLASSES = (
-    "CTImageStorage",
-    "EnhancedCTImageStorage",
-    "MRImageStorage",
-    "EnhancedMRImageStorage",
-    "PositronEmissionTomographyImageStorage",
-    "EnhancedPETImageStorage",
-    "NuclearMedicineImageStorage",
-    "SegmentationStorage",
-    "LabelMapSegmentationStorage",
-)
-#: Other objects a liver study holds (structure sets, reports, key objects, presentation states, dose reports,
-#: screenshots): offered uncompressed so that their C-GET sub-operations do not fail the retrieval.
-_OTHER_CLASSES = (
-    "RTStructureSetStorage",
-    "Comprehensive3DSRStorage",
-    "ComprehensiveSRStorage",
-    "EnhancedSRStorage",
-    "BasicTextSRStorage",
-    "ExtensibleSRStorage",
-    "KeyObjectSelectionDocumentStorage",
-    "GrayscaleSoftcopyPresentationStateStorage",
-    "ColorSoftcopyPresentationStateStorage",
-    "XRayRadiationDoseSRStorage",
-    "EnhancedXRayRadiationDoseSRStorage",
-    "RadiopharmaceuticalRadiationDoseSRStorage",
-    "PatientRadiationDoseSRStorage",
-    "EncapsulatedPDFStorage",
-    "SecondaryCaptureImageStorage",
-    "UltrasoundImageStorage",
-    "DigitalXRayImageStorageForPresentation",
-    "RTDoseStorage",
-    "RTPlanStorage",
-    "SurfaceSegmentationStorage",
-)
-
-
-def _storage_classes() -> list[str]:
-    """SOP classes a retrieved study may hold (images, SEG, RTSTRUCT, SR, KO, PR ...)."""
-    from pynetdicom import sop_class as s
-
-    return [str(getattr(s, n)) for n in (*_PIXEL_CLASSES, *_OTHER_CLASSES) if hasattr(s, n)]
-
-
-def _uncompressed_syntaxes() -> list[str]:
-    from pydicom import uid
-
-    return [uid.ExplicitVRLittleEndian, uid.ImplicitVRLittleEndian, uid.DeflatedExplicitVRLittleEndian]
-
-
-def _compressed_syntaxes() -> list[str]:
-    from pydicom import uid
-
-    return [
-        uid.JPEGLSLossless,
-        uid.JPEG2000Lossless,
-        uid.RLELossless,
-        uid.JPEGLosslessSV1,
-        uid.JPEGLossless,
-        uid.JPEGLSNearLossless,
-        uid.JPEG2000,
-        uid.JPEGBaseline8Bit,
-        uid.JPEGExtended12Bit,
-    ]
-
-
-def _transfer_syntaxes() -> list[str]:
-    return [*_uncompressed_syntaxes(), *_compressed_syntaxes()]
-
-
-def _get_contexts() -> list[tuple[str, list[str]]]:
-    """(SOP class, transfer syntaxes) of the presentation contexts a C-GET proposes (at most 127 + the GET one)."""
-    from pynetdicom import sop_class as s
-
-    contexts: list[tuple[str, list[str]]] = []
-    for name in _PIXEL_CLASSES:
-        if hasattr(s, name):
-            sop = str(getattr(s, name))
-            contexts.append((sop, _uncompressed_syntaxes()))
-            contexts.extend((sop, [ts]) for ts in _compressed_syntaxes())
-    contexts.extend((str(getattr(s, n)), _uncompressed_syntaxes()) for n in _OTHER_CLASSES if hasattr(s, n))
-    return contexts
 
 
 def _safe_name(uid: str) -> str | None:
@@ -449,9 +362,9 @@ def retrieve_study(
     ae = _ae(ep)
     if method == "get":
         ae.add_requested_context(GET)
-        for sop, syntaxes in _get_contexts():
+        for sop, syntaxes in get_contexts():
             ae.add_requested_context(sop, syntaxes)
-        roles = [build_role(sop, scp_role=True) for sop in _storage_classes()]
+        roles = [build_role(sop, scp_role=True) for sop in storage_classes()]
         assoc = _associate(ae, ep, ext_neg=roles, evt_handlers=[(evt.EVT_C_STORE, handler)])
         _require_context(assoc, GET, ep, "C-GET", "retry with --retrieve move --port P")
         try:

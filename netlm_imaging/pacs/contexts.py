@@ -1,0 +1,98 @@
+"""The presentation contexts of our DIMSE associations: which SOP classes, in which transfer syntaxes.
+
+A C-GET association must propose every SOP class the PACS will send back on it (PS3.4 C.4.3): a class
+left out fails its C-STORE sub-operation. For the classes whose pixels are measured, each compressed
+syntax gets its own presentation context, so the PACS can send an instance as it is stored. pynetdicom
+allows 128 presentation contexts per association.
+"""
+
+from __future__ import annotations
+
+__all__ = ["compressed_syntaxes", "get_contexts", "storage_classes", "transfer_syntaxes", "uncompressed_syntaxes"]
+
+#: Classes whose pixels are measured: offered in every transfer syntax we decode, one presentation context per
+#: compressed syntax, so a PACS sends each instance as stored instead of transcoding it (PS3.8 9.3.2.2: the
+#: acceptor picks one syntax per context; a context listing several gets the PACS's choice, often an uncompressed
+#: one it cannot transcode a JPEG 2000 instance to).
+_PIXEL_CLASSES = (
+    "CTImageStorage",
+    "EnhancedCTImageStorage",
+    "MRImageStorage",
+    "EnhancedMRImageStorage",
+    "PositronEmissionTomographyImageStorage",
+    "EnhancedPETImageStorage",
+    "NuclearMedicineImageStorage",
+    "SegmentationStorage",
+    "LabelMapSegmentationStorage",
+)
+#: Other objects a liver study holds (structure sets, reports, key objects, presentation states, dose reports,
+#: screenshots): offered uncompressed so that their C-GET sub-operations do not fail the retrieval.
+_OTHER_CLASSES = (
+    "RTStructureSetStorage",
+    "Comprehensive3DSRStorage",
+    "ComprehensiveSRStorage",
+    "EnhancedSRStorage",
+    "BasicTextSRStorage",
+    "ExtensibleSRStorage",
+    "KeyObjectSelectionDocumentStorage",
+    "GrayscaleSoftcopyPresentationStateStorage",
+    "ColorSoftcopyPresentationStateStorage",
+    "XRayRadiationDoseSRStorage",
+    "EnhancedXRayRadiationDoseSRStorage",
+    "RadiopharmaceuticalRadiationDoseSRStorage",
+    "PatientRadiationDoseSRStorage",
+    "EncapsulatedPDFStorage",
+    "SecondaryCaptureImageStorage",
+    "UltrasoundImageStorage",
+    "DigitalXRayImageStorageForPresentation",
+    "RTDoseStorage",
+    "RTPlanStorage",
+    "SurfaceSegmentationStorage",
+)
+
+
+def storage_classes() -> list[str]:
+    """SOP classes a retrieved study may hold (images, SEG, RTSTRUCT, SR, KO, PR ...)."""
+    from pynetdicom import sop_class as s
+
+    return [str(getattr(s, n)) for n in (*_PIXEL_CLASSES, *_OTHER_CLASSES) if hasattr(s, n)]
+
+
+def uncompressed_syntaxes() -> list[str]:
+    from pydicom import uid
+
+    return [uid.ExplicitVRLittleEndian, uid.ImplicitVRLittleEndian, uid.DeflatedExplicitVRLittleEndian]
+
+
+def compressed_syntaxes() -> list[str]:
+    from pydicom import uid
+
+    return [
+        uid.JPEGLSLossless,
+        uid.JPEG2000Lossless,
+        uid.RLELossless,
+        uid.JPEGLosslessSV1,
+        uid.JPEGLossless,
+        uid.JPEGLSNearLossless,
+        uid.JPEG2000,
+        uid.JPEGBaseline8Bit,
+        uid.JPEGExtended12Bit,
+    ]
+
+
+def transfer_syntaxes() -> list[str]:
+    return [*uncompressed_syntaxes(), *compressed_syntaxes()]
+
+
+def get_contexts() -> list[tuple[str, list[str]]]:
+    """(SOP class, transfer syntaxes) of the presentation contexts a C-GET proposes (at most 127 + the GET one)."""
+    from pynetdicom import sop_class as s
+
+    contexts: list[tuple[str, list[str]]] = []
+    for name in _PIXEL_CLASSES:
+        if hasattr(s, name):
+            sop = str(getattr(s, name))
+            contexts.append((sop, uncompressed_syntaxes()))
+            contexts.extend((sop, [ts]) for ts in compressed_syntaxes())
+    contexts.extend((str(getattr(s, n)), uncompressed_syntaxes()) for n in _OTHER_CLASSES if hasattr(s, n))
+    return contexts
