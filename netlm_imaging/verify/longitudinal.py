@@ -46,6 +46,7 @@ from ..classify.rules import load_rules
 from ..errors import InputError
 from ..measure.context import Lesion, MeasurementContext
 from ..rules_data import default_section
+from .comparability import technique_warnings
 from .lesion_match import LesionChange, credited_targets, lesion_changes, match_lesions, outside_followup_fractions
 from .registration import Alignment, study_alignment
 
@@ -366,7 +367,7 @@ def compare_studies(
                 "(--labels lesion=N or a segment name)."
             )
     t = thresholds or ResponseThresholds()
-    warnings: list[str] = _technique_warnings(baseline.header.get("modality"), followup.header.get("modality"))
+    warnings: list[str] = technique_warnings(baseline.header.get("modality"), followup.header.get("modality"))
     al = study_alignment(baseline, followup, registration, warnings, min_dice=t.registration_min_liver_dice)
     warnings.extend(al.warnings)
     pairs, overlap_ml = match_lesions(baseline, followup, al, t.match_distance_mm)
@@ -518,40 +519,6 @@ def _axis_diameter_mm(les: Lesion, short_axis: bool, method: str) -> float:
     return 0.0 if value is None else float(value)
 
 
-def _technique_warnings(
-    modality_b: str | None, modality_f: str | None, phase_b: str | None = None, phase_f: str | None = None
-) -> list[str]:
-    """What makes the two time points' diameters not comparable by RECIST 1.1 (clinical_rules.md section 8).
-
-    RECIST measures CT or MRI, each lesion with the same technique at every assessment, liver
-    lesions in the same contrast phase (same sequence for MRI).
-
-    Examples
-    --------
-    >>> _technique_warnings("CT", "MR")[0][:46]
-    'baseline CT, follow-up MR: RECIST 1.1 measures'
-    >>> _technique_warnings("MR", "MR", "hepatobiliary", "portal_venous")[0][:40]
-    'MR contrast phase hepatobiliary at basel'
-    >>> _technique_warnings("CT", "CT", None, None)
-    []
-    """
-    out = []
-    if modality_b and modality_f and modality_b != modality_f:
-        out.append(
-            f"baseline {modality_b}, follow-up {modality_f}: RECIST 1.1 measures each lesion with the same "
-            "modality and technique at every assessment; the diameters may not be comparable"
-        )
-    for mod in sorted({m for m in (modality_b, modality_f) if m and m not in ("CT", "MR")}):
-        out.append(f"{mod}: RECIST 1.1 measures on CT or MRI; the {mod} sizes are not RECIST measurements")
-    known = {"unknown", None, ""}
-    if phase_b not in known and phase_f not in known and phase_b != phase_f:
-        out.append(
-            f"MR contrast phase {phase_b} at baseline, {phase_f} at follow-up: liver lesions are measured in the "
-            "same contrast phase on every exam (RECIST 1.1, clinical_rules.md section 8)"
-        )
-    return out
-
-
 def compare_study_inputs(
     baseline: str | Path,
     followup: str | Path,
@@ -603,5 +570,5 @@ def compare_study_inputs(
         registration=registration,
         recist=recist,
     )
-    result.warnings.extend(_technique_warnings(None, None, *phases))
+    result.warnings.extend(technique_warnings(None, None, *phases))
     return result
