@@ -338,3 +338,18 @@ def test_headers_with_the_unit_in_brackets_and_a_table_with_nothing_to_check(stu
         assert len(err) == 1
         assert str(table) in err[0]
         assert "nothing to check" in err[0] or "no column to check" in err[0]
+
+
+def test_the_review_queue_finds_studies_of_a_discrepancy_table_written_on_windows(tmp_path: Path) -> None:
+    """A check table whose study cells are Windows paths ('studies\\\\p1') flags the batch study 'p1'."""
+    from netlm_imaging.report.html import _read_discrepant
+
+    table = tmp_path / "d.csv"
+    table.write_text(
+        "study,quantity,verdict\nstudies\\p1,tumor_volume_ml,DISCREPANT\nstudies/p2,lesion_count,agree\n"
+        "cohort/p3/,liver_volume_ml,DISCREPANT\n",
+        encoding="utf-8",
+    )
+    found = _read_discrepant(table)
+    assert {"p1", "p3"} <= found
+    assert "p2" not in found

@@ -31,6 +31,7 @@ import base64
 import json
 import logging
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -428,8 +429,9 @@ def _read_discrepant(path: str | os.PathLike[str] | None) -> set[str]:
 
     table = read_table(path, ("study", "verdict"), text_columns=("study", "verdict"), what="discrepancies CSV")
     cells = [r.get("study") or "" for _n, r in table.rows if r.get("verdict") == "DISCREPANT"]
-    # the check table names study folders (relative to its CSV); batch study ids are folder names
-    return set(cells) | {Path(c).name for c in cells if c}
+    # the check table names study folders (relative to its CSV, as written: "studies\\p1" from a table
+    # saved on Windows too); batch study ids are folder names
+    return set(cells) | {re.split(r"[\\/]", c.rstrip("\\/"))[-1] for c in cells if c}
 
 
 def _rel(out_dir: Path, target: Any, default: Path) -> str | None:
