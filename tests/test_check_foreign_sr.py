@@ -353,3 +353,27 @@ def test_the_review_queue_finds_studies_of_a_discrepancy_table_written_on_window
     found = _read_discrepant(table)
     assert {"p1", "p3"} <= found
     assert "p2" not in found
+
+
+def test_a_study_on_several_rows_is_analysed_once(study: dict) -> None:
+    """A reader study: one row per reader for the same study; each row is checked, the study analysed once."""
+    from netlm_imaging.api import analyze
+    from netlm_imaging.verify.check import check_reported
+
+    truth = study["truth"]
+    table = study["root"].parent / "readers.csv"
+    table.write_text(
+        "study,reader,tumor_volume_ml\n"
+        f"study,R1,{truth['tumor_volume_ml']:.4f}\nstudy,R2,{truth['tumor_volume_ml'] + 2:.4f}\n./study,R3,0.77\n",
+        encoding="utf-8",
+    )
+    calls = []
+
+    def counted(folder, **kw):
+        calls.append(folder)
+        return analyze(folder, **kw)
+
+    rows = check_reported(table, analyze=counted).rows
+    assert [r.verdict for r in rows] == ["agree", "DISCREPANT", "agree"]
+    assert rows[1].difference == pytest.approx(2.0, abs=1e-3)
+    assert len(calls) == 1

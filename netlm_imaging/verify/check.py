@@ -486,17 +486,23 @@ def check_reported(
     rows, notes = _read_csv(path)
     analyze_fn = analyze if analyze is not None else _default_analyze()
     result = CheckResult(notes=notes)
+    done: dict[str, dict[str, Any] | NetlmError] = {}  # a study on several rows (one per reader) is analysed once
     for line, study, values in rows:
         if not values:
             continue
         base = path.parent if studies_dir is None else Path(studies_dir)
         folder = table_path(base, study)  # backslashes of a table written on Windows too
-        try:
-            report = analyze_fn(folder, **analyze_kwargs)
-            data = report.to_dict() if hasattr(report, "to_dict") else report
-        except NetlmError as exc:
-            logger.info("row %d (%s): %s", line, study, exc)
-            result.rows.extend(CheckRow(study, q, v, None, None, None, "error", str(exc)) for q, v in values.items())
+        key = str(folder.resolve())
+        if key not in done:
+            try:
+                report = analyze_fn(folder, **analyze_kwargs)
+                done[key] = report.to_dict() if hasattr(report, "to_dict") else report
+            except NetlmError as exc:
+                done[key] = exc
+        data = done[key]
+        if isinstance(data, NetlmError):
+            logger.info("row %d (%s): %s", line, study, data)
+            result.rows.extend(CheckRow(study, q, v, None, None, None, "error", str(data)) for q, v in values.items())
             continue
         result.rows.extend(_against_report(study, values, data, abs_tol, rel_tol, rules))
     if not result.rows:
