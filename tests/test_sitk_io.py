@@ -208,3 +208,18 @@ def test_a_segment_named_for_the_liver_and_the_lesion_is_the_lesion(tmp_path, la
     assert rep.liver["volume_ml"] == pytest.approx(np.count_nonzero(liver | lesion) * VOX_ML)
     assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(np.count_nonzero(lesion) * VOX_ML)
     assert rep.involvement_percent == pytest.approx(100.0 * np.count_nonzero(lesion) / np.count_nonzero(liver))
+
+
+@pytest.mark.parametrize("name", ["Liver.seg.nrrd", "Tumor.seg.nrrd"])
+def test_a_seg_nrrd_named_after_an_organ_in_a_study_folder_keeps_its_segments(tmp_path, name):
+    # the file name made it a liver (or lesion) mask: every segment merged into that one role
+    from netlm_imaging.io.discover import discover_study
+
+    liver, lesion = _masks()
+    lab = np.where(lesion, 2, np.where(liver, 1, 0)).astype(np.uint8)
+    sitk.WriteImage(_itk_image(np.zeros(SHAPE, np.int16)), str(tmp_path / "ct.mha"))
+    _seg_nrrd(tmp_path / name, lab, {0: _fields("Liver", "1", "0"), 1: _fields("Tumor 1", "2", "0")})
+    assert discover_study(tmp_path).segmentation_args == [str(tmp_path / name)]
+    rep = analyze(tmp_path)
+    assert rep.liver["volume_ml"] == pytest.approx(np.count_nonzero(liver | lesion) * VOX_ML)
+    assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(np.count_nonzero(lesion) * VOX_ML)

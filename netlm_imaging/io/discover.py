@@ -515,6 +515,9 @@ def _from_files(folder: Path, seg_choice: str | None) -> DiscoveredStudy:
     unused: list[Path] = []  # volumes whose name has no role (other organs, vessels): listed in a note
     for p in vols:
         base = _base_name(p) or ""
+        if p.name.lower().endswith(".seg.nrrd"):  # Slicer names its segments: Liver.seg.nrrd is no liver mask
+            label_maps.append(SegmentationCandidate(path=p, kind=_file_kind(p)))
+            continue
         role = role_of_mask_name(base)
         if role:
             masks.append(SegmentationCandidate(path=p, kind=_file_kind(p), role=role))
