@@ -344,8 +344,9 @@ def test_fractional_total_liver_takes_the_bulging_lesion_and_not_the_distant_one
     bulging[18:30, 10:20, 5:10] = rng.integers(1, 256, size=(12, 10, 5)) / 255.0  # i 24..29 outside the liver
     bulging[26:28, 12:14, 6] = 0.5  # exactly at the binary view's threshold (>= 0.5 counts)
     liver[6:8, 6:8, 3] = 0.5
-    distant = np.zeros(shape, np.float32)
-    distant[34:38, 30:34, 10:13] = rng.integers(1, 256, size=(4, 4, 3)) / 255.0
+    ii, jj, kk = np.indices(shape)
+    ball = (ii - 35.5) ** 2 + (jj - 31.5) ** 2 + 4 * (kk - 11) ** 2 <= 6.5  # its box holds voxels outside it
+    distant = np.where(ball, rng.integers(1, 256, size=shape) / 255.0, 0.0).astype(np.float32)
     lesions = bulging + distant
     layers = [
         MaskLayer("liver", vol.with_array(liver), fractional=True),
@@ -366,4 +367,28 @@ def test_fractional_total_liver_takes_the_bulging_lesion_and_not_the_distant_one
         np.count_nonzero(bulging >= 0.5) * vox_ml, rel=1e-9
     )
     assert res.extra["liver_mask_included_lesions"] is False
-    np.testing.assert_array_equal(np.asarray(res.ctx.liver), (liver > 0) | (bulging > 0))
+    truth = (liver > 0) | (bulging > 0)
+    np.testing.assert_array_equal(np.asarray(res.ctx.liver), truth)
+    assert res.ctx.liver_bbox == tuple(slice(int(a.min()), int(a.max()) + 1) for a in np.nonzero(truth))
+
+
+def test_fractional_liver_with_a_binary_lesion_inside_it():
+    """A fractional liver with a binary lesion mask inside it (a model's probabilities and a drawn lesion): the
+    lesion's voxels count whole (fraction 1) in the total liver, and the liver mask already includes them."""
+    aff = oblique_affine(spacing=(0.8, 0.8, 2.5))
+    shape = (36, 32, 14)
+    vol = Volume(np.zeros(shape, dtype=np.float32), aff)
+    rng = np.random.default_rng(12)
+    liver = np.zeros(shape, np.float32)
+    liver[3:33, 3:29, 1:13] = rng.integers(1, 256, size=(30, 26, 12)) / 255.0
+    lesion = np.zeros(shape, bool)
+    lesion[10:16, 8:14, 4:9] = True
+    layers = [MaskLayer("liver", vol.with_array(liver), fractional=True), MaskLayer("lesion", vol.with_array(lesion))]
+    res = measure_burden(vol, layers)
+    vox_ml = abs(np.linalg.det(aff[:3, :3])) / 1000.0
+    assert res.method["volume"] == "fractional_sum"
+    assert res.ctx.intrahepatic_tumor_ml == pytest.approx(lesion.sum() * vox_ml, rel=1e-9)
+    total = np.where(lesion, 1.0, liver)
+    assert res.ctx.liver_volume_ml == pytest.approx(total.sum(dtype=np.float64) * vox_ml, rel=1e-6)
+    assert res.extra["liver_mask_included_lesions"] is True
+    np.testing.assert_array_equal(np.asarray(res.ctx.liver), liver > 0)
