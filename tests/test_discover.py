@@ -422,3 +422,26 @@ def test_macos_resource_forks_beside_the_files_are_not_volumes(tmp_path):
     voxel_ml = abs(np.linalg.det(aff[:3, :3])) / 1000
     assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(144 * voxel_ml)
     assert rep.liver["volume_ml"] == pytest.approx(30 * 25 * 12 * voxel_ml)
+
+
+def test_a_lits_case_folder(tmp_path):
+    # the LiTS challenge names its files volume-N.nii and segmentation-N.nii: the folder had no image
+    from phantoms import write_nifti
+
+    from netlm_imaging.api import analyze
+
+    shape = (40, 36, 20)
+    aff = oblique_affine(spacing=(0.7, 0.7, 2.5))
+    write_nifti(tmp_path / "volume-12.nii", np.full(shape, 50, np.int16), aff)
+    lab = np.zeros(shape, np.uint8)
+    lab[5:35, 5:30, 3:15] = 1
+    lab[10:16, 10:16, 5:9] = 2
+    write_nifti(tmp_path / "segmentation-12.nii", lab, aff)
+    found = discover_study(tmp_path)
+    assert found.image_path == tmp_path / "volume-12.nii"
+    assert found.segmentation_args == [str(tmp_path / "segmentation-12.nii")]
+    rep = analyze(tmp_path)
+    voxel_ml = abs(np.linalg.det(aff[:3, :3])) / 1000
+    assert rep.liver["volume_ml"] == pytest.approx(30 * 25 * 12 * voxel_ml)
+    # LiTS' tumour burden: lesion voxels / liver voxels (lesions included)
+    assert rep.involvement_percent == pytest.approx(100 * 144 / (30 * 25 * 12), abs=0.01)

@@ -55,6 +55,8 @@ logger = logging.getLogger(__name__)
 MANIFEST_NAMES = ("netlm.json", "netlm.toml")
 #: Base names (case-insensitive, without extension) taken as the image.
 IMAGE_NAMES = ("image", "ct", "mr", "mri", "img", "volume", "scan")
+#: The LiTS challenge's image names (``volume-12.nii`` beside its ``segmentation-12.nii``).
+LITS_IMAGE = re.compile(r"volume-\d+")
 #: Base names taken as a PET image.
 PET_NAMES = ("pet", "pt", "suv")
 #: Regular expressions (on the lower-case base name) of label maps.
@@ -521,7 +523,7 @@ def _from_files(folder: Path, seg_choice: str | None) -> DiscoveredStudy:
         role = role_of_mask_name(base)
         if role:
             masks.append(SegmentationCandidate(path=p, kind=_file_kind(p), role=role))
-        elif base in IMAGE_NAMES or base.endswith("_0000"):
+        elif base in IMAGE_NAMES or base.endswith("_0000") or LITS_IMAGE.fullmatch(base):
             images.append(p)
         elif base in PET_NAMES:
             pets.append(p)
