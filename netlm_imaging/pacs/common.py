@@ -20,9 +20,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import NetlmError, UsageError
+from ..errors import InputError, NetlmError, UsageError
 
-__all__ = ["PacsResult", "analyze_retrieved", "check_uid", "redact_url", "retrieve_analyze_push"]
+__all__ = [
+    "HELD_RETRY_PAUSES_S",
+    "PacsResult",
+    "analyze_retrieved",
+    "check_uid",
+    "not_held_error",
+    "redact_url",
+    "retrieve_analyze_push",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +66,21 @@ def check_uid(uid: str, option: str = "--study") -> str:
             "give the Study Instance UID"
         )
     return text
+
+
+#: After a store, the PACS is asked whether it holds each object at these pauses (s): one that indexes a
+#: little after answering is not taken for one that discarded the object.
+HELD_RETRY_PAUSES_S = (0.0, 0.5, 1.5)
+
+
+def not_held_error(where: str, how: str, modality: str, sop_instance_uid: str) -> InputError:
+    """The PACS answered success to ``how`` (C-STORE, STOW-RS) but does not hold the object."""
+    waited = sum(HELD_RETRY_PAUSES_S)
+    return InputError(
+        f"{where}: the PACS answered success to the {how} of the {modality} result ({sop_instance_uid}) but does "
+        f"not hold it {waited:g} s later: a rule of the PACS discards it (Orthanc: a ReceivedInstanceFilter), or "
+        "it is still indexing; check the PACS log"
+    )
 
 
 def redact_url(url: str) -> str:

@@ -35,7 +35,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import InputError, UsageError
-from .common import PacsResult, check_uid, redact_url, retrieve_analyze_push
+from .common import HELD_RETRY_PAUSES_S, PacsResult, check_uid, not_held_error, redact_url, retrieve_analyze_push
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -346,7 +346,7 @@ def _held(client: Any, ds: Any) -> bool | None:
     import requests
 
     uid = str(ds.SOPInstanceUID)
-    for pause in (0.0, 0.5, 1.5):
+    for pause in HELD_RETRY_PAUSES_S:
         time.sleep(pause)
         try:
             found = client.search_for_instances(
@@ -402,11 +402,7 @@ def store_files(client: Any, paths: list[Path]) -> list[str]:
         )
     for ds in datasets:
         if _held(client, ds) is False:
-            raise InputError(
-                f"{url}: the PACS answered success to the STOW-RS of the {ds.Modality} result ({ds.SOPInstanceUID}) "
-                "but does not hold it: a rule of the PACS discards it (Orthanc: a ReceivedInstanceFilter); check "
-                "the PACS log"
-            )
+            raise not_held_error(url, "STOW-RS", str(ds.Modality), str(ds.SOPInstanceUID))
     uids = [str(ds.SOPInstanceUID) for ds in datasets]
     logger.info("stored %d result objects", len(uids))
     return uids

@@ -27,7 +27,7 @@ from typing import Any
 
 from ..atomic import atomic_write_bytes
 from ..errors import InputError, UsageError
-from .common import PacsResult, check_uid, retrieve_analyze_push
+from .common import HELD_RETRY_PAUSES_S, PacsResult, check_uid, not_held_error, retrieve_analyze_push
 from .contexts import get_contexts, storage_classes
 
 __all__ = [
@@ -404,18 +404,26 @@ def retrieve_study(
 
 def _held(assoc: Any, ds: Any) -> bool | None:
     """C-FIND (IMAGE level) whether the PACS now holds ``ds``; None when it cannot be asked."""
+    import time
+
     if not any(str(cx.abstract_syntax) == FIND for cx in assoc.accepted_contexts):
         return None
     q = _query(str(ds.StudyInstanceUID), "IMAGE")
     q.SeriesInstanceUID = str(ds.SeriesInstanceUID)
     q.SOPInstanceUID = str(ds.SOPInstanceUID)
-    found, answered = False, False
-    for status, ident in assoc.send_c_find(q, FIND):
-        code = int(getattr(status, "Status", -1)) if status else -1
-        if code in (0xFF00, 0xFF01):
-            found = found or str(getattr(ident, "SOPInstanceUID", "")) == str(ds.SOPInstanceUID)
-        answered = code == 0x0000
-    return found if answered else None
+    for pause in HELD_RETRY_PAUSES_S:
+        time.sleep(pause)
+        found, answered = False, False
+        for status, ident in assoc.send_c_find(q, FIND):
+            code = int(getattr(status, "Status", -1)) if status else -1
+            if code in (0xFF00, 0xFF01):
+                found = found or str(getattr(ident, "SOPInstanceUID", "")) == str(ds.SOPInstanceUID)
+            answered = code == 0x0000
+        if not answered:
+            return None
+        if found:
+            return True
+    return False
 
 
 def _syntax_names(uids: Iterable[str]) -> str:
@@ -475,11 +483,7 @@ def store_files(ep: DimseEndpoint, paths: list[Path]) -> list[str]:
             uids.append(str(ds.SOPInstanceUID))
         for ds in datasets:
             if _held(assoc, ds) is False:
-                raise InputError(
-                    f"{ep.name}: the PACS answered success to the C-STORE of the {ds.Modality} result "
-                    f"({ds.SOPInstanceUID}) but does not hold it: a rule of the PACS discards it (Orthanc: a "
-                    "ReceivedInstanceFilter); check the PACS log"
-                )
+                raise not_held_error(ep.name, "C-STORE", str(ds.Modality), str(ds.SOPInstanceUID))
     finally:
         assoc.release()
     logger.info("stored %d result objects at %s (C-STORE)", len(uids), ep.name)
