@@ -85,3 +85,13 @@ def test_cmove_to_the_registered_ae_title_measures_the_truth(pacs: dict, tmp_pat
     truth = pacs["truth"]
     for key in ("liver_volume_ml", "tumor_volume_ml", "involvement_percent"):
         assert got[key] == pytest.approx(truth[key], rel=1e-4), key
+
+
+def test_cmove_with_a_port_the_pacs_does_not_have_for_us_says_so(pacs: dict, tmp_path: Path, capsys) -> None:
+    """NETLM is registered at another port than the --port our SCP listens on: Orthanc cannot reach it."""
+    port = _free_port()
+    assert port != pacs["move_port"]
+    code, err = _run(pacs, tmp_path, capsys, "--calling-ae", "NETLM", "--retrieve", "move", "--port", str(port))
+    assert code == 3, err
+    assert "'NETLM' is not registered in the PACS as a move destination (or not at this host and port)" in err
+    assert f'"NETLM": ["NETLM", "<this host>", {port}]' in err
