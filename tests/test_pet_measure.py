@@ -435,3 +435,30 @@ def test_spleen_reference_equal_to_the_liver_is_flagged(pet_phantom):
     res = measure_pet(context(flat, liver, labels, [lesion(i) for i in LESIONS], spleen), flat)
     assert res.block["spleen_suv_mean"] == pytest.approx(res.block["liver_suv_mean"], rel=1e-6)
     assert any("is not above the liver reference" in w for w in res.warnings)
+
+
+def test_suv_peak_of_every_lesion_equals_the_whole_image_definition(pet_phantom):
+    """SUVpeak is computed on each lesion's box padded by the sphere's reach: it must equal the definition on the
+    whole image (the best 1 mL sphere centred on a lesion voxel, parts outside the image left out), also for the
+    cold lesions whose best sphere reaches into the brighter liver around them."""
+    from netlm_imaging.measure.pet_kernels import peak_map, suv_peak_kernel
+
+    vol, liver, labels, spleen = pet_phantom
+    res = measure_pet(context(vol, liver, labels, [lesion(i) for i in LESIONS], spleen), vol)
+    whole = peak_map(np.asarray(vol.array, dtype=np.float64), suv_peak_kernel(vol.spacing, 1.0))
+    for lid in LESIONS:
+        assert res.lesion_updates[lid]["suv_peak"] == pytest.approx(float(whole[labels == lid].max()), rel=1e-9), lid
+    # on 1.5 mm voxels the sphere reaches four voxels beyond a cold lesion's edge into the liver
+    aff = oblique_affine(spacing=(1.5, 1.5, 1.5), angles_deg=(7.0, -5.0, 10.0), origin=(-45.0, -40.0, -35.0))
+    shape = (60, 56, 52)
+    pts = grid_points(shape, aff)
+    centre = aff[:3, :3] @ np.array([30.0, 28.0, 26.0]) + aff[:3, 3]
+    liver2 = dist(pts, centre) <= 35.0
+    cold = dist(pts, centre) <= 7.0
+    suv = np.where(liver2, 5.0, 1.0)
+    suv[cold] = 0.5
+    fine = Volume(suv.astype(np.float32), aff, FOR)
+    res2 = measure_pet(context(fine, liver2, cold.astype(np.int32), [lesion(1)]), fine)
+    whole2 = peak_map(np.asarray(fine.array, dtype=np.float64), suv_peak_kernel(fine.spacing, 1.0))
+    assert res2.lesion_updates[1]["suv_peak"] == pytest.approx(float(whole2[cold].max()), rel=1e-9)
+    assert res2.lesion_updates[1]["suv_peak"] > 2.0  # the best sphere sits on the edge, mostly in the liver
