@@ -230,6 +230,31 @@ def test_discretised_dp_is_feasible_and_within_its_bound(seed):
     assert sum(1 for kind, _ in dp.treatments.values() if kind == "ablation") <= k
     exact = optimise_plan(options, flr_by, required, exact_max_lesions=20, max_ablations=k)
     assert exact.treated_ml == pytest.approx(upper)
+    for plan in (dp, exact):  # the remnant is the resection's FLR less the parenchyma the treatments cost
+        used = sum(c for kind, c in plan.treatments.values() if kind in ("enucleation", "ablation"))
+        assert plan.remnant_ml == pytest.approx(flr_by[frozenset(plan.resected_segments)] - used)
+
+
+@pytest.mark.parametrize(("comparator", "treated"), [(">=", True), (">", False)])
+def test_a_plan_leaving_exactly_the_required_flr_follows_the_comparator(comparator, treated):
+    """FLR 200 mL, 150 mL required, an enucleation costing 50 mL: the remnant is exactly the threshold, adequate
+    under the rules' ">=" (clinical_rules.md section 6) and not under ">"."""
+    options = [_opt(1, 12.0, 3, 50.0, None)]
+    plan = optimise_plan(options, {frozenset(): 200.0}, 150.0, comparator=comparator, exact_max_lesions=20)
+    assert (plan.treatments[1][0] == "enucleation") is treated
+    assert plan.treated_ml == (12.0 if treated else 0.0)
+    dp = optimise_plan(options, {frozenset(): 200.0}, 150.0, comparator=comparator, exact_max_lesions=0)
+    assert dp.treated_ml == plan.treated_ml
+
+
+def test_of_equal_plans_the_one_resecting_fewer_segments_wins():
+    """Two resections take the lesion and leave the same FLR (segment 3 holds no liver left to keep): the plan
+    resects the fewer segments."""
+    options = [_opt(1, 20.0, 2, None, None)]
+    flr_by = {frozenset({2, 3}): 400.0, frozenset({2}): 400.0, frozenset(): 450.0}
+    plan = optimise_plan(options, flr_by, 300.0, exact_max_lesions=20)
+    assert plan.resected_segments == [2]
+    assert plan.treatments[1] == ("resection", 0.0)
 
 
 def _boundary_rules(tmp_path, extra=""):
