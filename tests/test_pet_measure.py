@@ -462,3 +462,38 @@ def test_suv_peak_of_every_lesion_equals_the_whole_image_definition(pet_phantom)
     whole2 = peak_map(np.asarray(fine.array, dtype=np.float64), suv_peak_kernel(fine.spacing, 1.0))
     assert res2.lesion_updates[1]["suv_peak"] == pytest.approx(float(whole2[cold].max()), rel=1e-9)
     assert res2.lesion_updates[1]["suv_peak"] > 2.0  # the best sphere sits on the edge, mostly in the liver
+
+
+def test_a_lesion_outside_the_pet_field_of_view_has_no_suv_and_the_others_keep_theirs():
+    """A PET/CT whose PET beds cover less than the CT: lesion 1 lies beyond the PET's axial extent (no SUV, a
+    warning), lesion 2 inside it keeps its SUV, lesion 3 is cut by the PET's first plane and its hottest voxels
+    lie on it; the hepatic SUVmax is lesion 2's (truths: the phantom's values)."""
+    ct_aff = oblique_affine(spacing=(2.0, 2.0, 2.0), angles_deg=(0.0, 0.0, 0.0), origin=(-80.0, -80.0, -150.0))
+    ct_shape = (80, 80, 150)  # z from -150 to +148 mm
+    pet_aff = oblique_affine(spacing=(4.0, 4.0, 4.0), angles_deg=(0.0, 0.0, 0.0), origin=(-82.0, -82.0, -42.0))
+    pet_shape = (42, 42, 22)  # z from -42 to +42 mm
+    ct_pts, pet_pts = grid_points(ct_shape, ct_aff), grid_points(pet_shape, pet_aff)
+    liver_c, far_c, near_c = np.array([0.0, 0.0, 0.0]), np.array([0.0, 0.0, 110.0]), np.array([10.0, 5.0, 0.0])
+    labels = np.zeros(ct_shape, np.int32)
+    labels[dist(ct_pts, far_c) <= 10.0] = 1
+    labels[dist(ct_pts, near_c) <= 10.0] = 2
+    edge_c = np.array([-50.0, -40.0, -44.0])  # lesion 3 reaches below the PET's first plane (z = -42 mm)
+    labels[dist(ct_pts, edge_c) <= 10.0] = 3
+    liver = (dist(ct_pts, liver_c) <= 35.0) | (labels == 2)
+    suv = np.where(dist(pet_pts, liver_c) <= 35.0, 5.0, 1.0)
+    suv[dist(pet_pts, near_c) <= 10.0] = 12.0
+    suv[dist(pet_pts, edge_c) <= 13.0] = 9.0  # beyond the lesion's edge on either grid
+    hottest = (dist(pet_pts, edge_c) <= 7.0) & (np.arange(pet_shape[2]) == 0)[None, None, :]
+    assert hottest.any()
+    suv[hottest] = 16.0  # its hottest voxels lie on the PET's first plane
+    ct = Volume(np.zeros(ct_shape, np.float32), ct_aff, FOR)
+    pet = Volume(suv.astype(np.float32), pet_aff, FOR)
+    res = measure_pet(
+        context(ct, liver, labels, [lesion(1, "extrahepatic"), lesion(2), lesion(3, "extrahepatic")]), pet
+    )
+    assert res.lesion_updates[1] == {"suv_max": None, "suv_mean": None, "suv_peak": None, "krenning_score": None}
+    assert any("lesion 1 lies outside the PET field of view" in w for w in res.warnings)
+    assert res.lesion_updates[2]["suv_max"] == pytest.approx(12.0, rel=1e-6)
+    assert res.block["hepatic_lesion_suv_max"] == pytest.approx(12.0, rel=1e-6)
+    assert res.lesion_updates[3]["suv_max"] == pytest.approx(16.0, rel=1e-6)  # the border plane is measured
+    assert res.block["mask_resampling"] == "nearest-neighbour onto the PET grid"
