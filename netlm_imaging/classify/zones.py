@@ -17,7 +17,9 @@ in when some lesion voxel lies at an index offset whose length times the
 spacing is at most ``margin_mm`` (+1e-6 relative, so voxels at exactly the
 margin stay in when the affine went through float32). For an oblique grid with
 orthogonal axes (any rotation) that is the Euclidean distance in patient
-space; for a sheared grid an approximation. It is computed on each lesion's
+space. On a sheared grid (gantry tilt) the zones are the exact patient-space
+point test instead (:func:`_zones_sheared`: voxels within ``margin_mm`` of a
+lesion voxel centre, :func:`~netlm_imaging.geometry.within_mm`). It is computed on each lesion's
 box padded by the margin in three passes that are linear in the box's voxels
 (numpy only, :func:`_dilate_box`), with the same offsets as the ball. The sweeps are
 many small numpy calls, so the flat sweeps of all lesions run as one and the cone
