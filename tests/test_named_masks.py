@@ -20,6 +20,7 @@ from conftest import ROOT, oblique_affine
 from phantoms import write_nifti
 
 from netlm_imaging.api import analyze
+from netlm_imaging.errors import LabelError
 
 AFF = oblique_affine(spacing=(1.5, 1.25, 3.0), angles_deg=(6.0, -9.0, 18.0))
 SHAPE = (44, 40, 20)
@@ -85,3 +86,17 @@ def test_labels_and_other_maps_are_read_as_before(totalseg):
     rep = analyze(image=totalseg / "ct.nii.gz", segs=[totalseg / "case_007.nii.gz"])
     assert rep.liver["volume_ml"] == pytest.approx(9000 * VOXEL_ML, rel=1e-6)
     assert rep.tumor["lesions_segmented"] is True  # a LiTS map without value 2: a tumour-free liver
+
+
+def test_a_float_mask_named_after_its_structure(totalseg):
+    # masks saved by scripts as float 0.0 / 1.0 are masks too
+    write_nifti(totalseg / "tumor.nii.gz", _mask(TUMOUR).astype(np.float32), AFF)
+    segs = [totalseg / "segmentations" / "liver.nii.gz", totalseg / "tumor.nii.gz"]
+    rep = analyze(image=totalseg / "ct.nii.gz", segs=segs)
+    assert rep.liver["volume_ml"] == pytest.approx(9000 * VOXEL_ML, rel=1e-6)
+    assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(144 * VOXEL_ML, rel=1e-6)
+    # a float map with other values is no mask: the LiTS reading (and its checks) as before
+    half = _mask(TUMOUR).astype(np.float32) * 0.5
+    write_nifti(totalseg / "tumor.nii.gz", half, AFF)
+    with pytest.raises(LabelError, match="non-integer values"):
+        analyze(image=totalseg / "ct.nii.gz", segs=segs)

@@ -204,6 +204,16 @@ def _label_map_layers(
     return layers_from_label_table(vol, table, spec, log=role_log, notes=notes, source_notes=label_notes)
 
 
+def _only_ones(arr: np.ndarray) -> bool:
+    """Whether the array holds 0 and 1 only, and some 1 (a 0/1 mask, also saved as float 0.0 / 1.0)."""
+    if arr.dtype.kind in "iub":
+        return present_label_values(arr) == [1]
+    if arr.dtype.kind == "f":
+        ones = arr == 1
+        return bool(ones.any()) and bool(((arr == 0) | ones).all())
+    return False
+
+
 def _mask_named_by_file(vol: Volume, p: Path, notes: list[str]) -> MaskLayer | None:
     """A 0/1 map named after its structure (``liver_tumor.nii.gz``, ``spleen.nii.gz``) passed without ``ROLE=``.
 
@@ -214,7 +224,7 @@ def _mask_named_by_file(vol: Volume, p: Path, notes: list[str]) -> MaskLayer | N
     base = next((p.name[: -len(s)] for s in VOLUME_EXTENSIONS if p.name.lower().endswith(s)), p.stem)
     role = role_of_mask_name(base)
     arr = np.asarray(vol.array)
-    if role is None or arr.dtype.kind not in "iub" or present_label_values(arr) != [1]:
+    if role is None or not _only_ones(arr):
         return None
     lits = "the liver of the LiTS numbering" if role != "liver" else "a LiTS map of a tumour-free liver"
     note = (
