@@ -397,6 +397,49 @@ class Volume:
             return False
         return bool(np.max(np.abs(self.direction - other.direction)) <= direction_tol)
 
+    def box_in(
+        self,
+        other: Volume,
+        *,
+        origin_tol_mm: float = ORIGIN_TOLERANCE_MM,
+        spacing_tol_mm: float = SPACING_TOLERANCE_MM,
+        direction_tol: float = DIRECTION_TOLERANCE,
+    ) -> tuple[slice, slice, slice] | None:
+        """Where this grid lies in ``other``'s as an index box: a crop of it (None when it is not one).
+
+        This grid is a crop of ``other`` when both have the same spacing and direction (within the
+        tolerances of :meth:`same_grid`), its first voxel centre is a voxel centre of ``other`` and it
+        fits inside ``other``; its voxels are then ``other``'s voxels of the box, one for one, and a
+        mask on it is placed on ``other`` by copying, not resampling (Slicer crops a ``.seg.nrrd`` to
+        its segments' extent).
+
+        Examples
+        --------
+        >>> big = Volume(np.zeros((10, 8, 6)), np.diag([0.8, 0.8, 2.5, 1.0]))
+        >>> aff = np.diag([0.8, 0.8, 2.5, 1.0]); aff[:3, 3] = [1.6, 0.8, 5.0]
+        >>> Volume(np.zeros((4, 3, 2)), aff).box_in(big)
+        (slice(2, 6, None), slice(1, 4, None), slice(2, 4, None))
+        """
+        if (
+            self.frame_of_reference_uid
+            and other.frame_of_reference_uid
+            and self.frame_of_reference_uid != other.frame_of_reference_uid
+        ):
+            return None
+        if np.max(np.abs(self.spacing - other.spacing)) > spacing_tol_mm:
+            return None
+        if np.max(np.abs(self.direction - other.direction)) > direction_tol:
+            return None
+        offset = other.lps_to_index(self.origin[None, :])[0]
+        start = np.rint(offset)
+        if np.max(np.abs(other.index_to_lps(start[None, :])[0] - self.origin)) > origin_tol_mm:
+            return None
+        lo = [int(v) for v in start]
+        hi = [a + n for a, n in zip(lo, self.shape)]
+        if min(lo) < 0 or any(h > n for h, n in zip(hi, other.shape)):
+            return None
+        return (slice(lo[0], hi[0]), slice(lo[1], hi[1]), slice(lo[2], hi[2]))
+
     def with_array(self, array: np.ndarray, **changes: Any) -> Volume:
         """Return a new Volume on the same grid with another array."""
         arr = np.asarray(array)

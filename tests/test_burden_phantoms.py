@@ -221,15 +221,26 @@ def test_masks_on_another_grid_are_resampled_by_physical_position(tmp_path):
     full = np.zeros(shape, np.uint8)
     full[5:35, 5:35, 2:14] = 1
     full[10:16, 10:16, 5:9] = 2
-    # the label map is a crop of the same grid: shape and origin differ, voxel positions coincide
+    vox_ml = 2.0 / 1000
+    # a label map on a twice finer in-plane grid with the same origin: every image voxel centre is one of its
+    # voxel centres, so nearest-neighbour resampling by position returns the image-grid masks
+    fine = np.repeat(np.repeat(full, 2, axis=0), 2, axis=1)
+    fine_aff = aff.copy()
+    fine_aff[:3, :2] *= 0.5
+    write_nifti(tmp_path / "fine.nii.gz", fine, fine_aff)
+    report = analyze(image=tmp_path / "img.nii.gz", segs=[tmp_path / "fine.nii.gz"])
+    assert report.study["grid"]["resampled"] is True
+    assert any("resampled onto the image grid" in w for w in report.warnings)
+    assert report.liver["volume_ml"] == pytest.approx(30 * 30 * 12 * vox_ml)
+    assert report.tumor["intrahepatic_volume_ml"] == pytest.approx(6 * 6 * 4 * vox_ml)
+    # a crop of the same grid (shape and origin differ, voxel positions coincide) is placed, not resampled
     crop = full[4:37, 3:38, 1:15]
     crop_aff = aff.copy()
     crop_aff[:3, 3] = aff[:3, :3] @ np.array([4, 3, 1]) + aff[:3, 3]
     write_nifti(tmp_path / "seg.nii.gz", crop, crop_aff)
     report = analyze(image=tmp_path / "img.nii.gz", segs=[tmp_path / "seg.nii.gz"])
-    assert report.study["grid"]["resampled"] is True
-    assert any("resampled onto the image grid" in w for w in report.warnings)
-    vox_ml = 2.0 / 1000
+    assert report.study["grid"]["resampled"] is False
+    assert not any("resampled" in w for w in report.warnings)
     assert report.liver["volume_ml"] == pytest.approx(30 * 30 * 12 * vox_ml)
     assert report.tumor["intrahepatic_volume_ml"] == pytest.approx(6 * 6 * 4 * vox_ml)
 

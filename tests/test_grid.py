@@ -90,3 +90,34 @@ def test_mask_without_geometry_of_the_same_shape_is_assumed_on_the_image_grid():
     assert any("no orientation in its header" in w and "seg.nii" in w for w in out.warnings)
     np.testing.assert_array_equal(out.layers[0].mask.affine, AFF)
     np.testing.assert_array_equal(out.layers[0].mask.array, _mask())
+
+
+def _crop_affine_at(lo) -> np.ndarray:
+    a = AFF.copy()
+    a[:3, 3] = AFF[:3, :3] @ np.asarray(lo, dtype=float) + AFF[:3, 3]  # the voxel lo of the image, computed here
+    return a
+
+
+def test_a_crop_of_the_image_grid_is_placed_voxel_for_voxel_not_resampled():
+    """Slicer writes a .seg.nrrd cropped to its segments' extent: a grid whose first voxel is the image's voxel
+    (4, 3, 2), same spacing and direction. Its voxels are copied into that box (truth: the mask itself), and the
+    report says nothing was resampled; the same crop moved by half a voxel is resampled, as before."""
+    full = _mask()
+    crop = full[4:15, 3:12, 2:6]
+    assert crop.all()
+    mask = Volume(crop, _crop_affine_at((4, 3, 2)), source="Segmentation.seg.nrrd")
+    assert mask.box_in(_image()) == (slice(4, 15), slice(3, 12), slice(2, 6))
+    rec = reconcile_layers(_image(), [MaskLayer("liver", mask)])
+    np.testing.assert_array_equal(rec.layers[0].mask.array, full)
+    assert rec.resampled is False
+    assert rec.warnings == []
+    assert any("index offset [4, 3, 2]" in n and "nothing resampled" in n for n in rec.notes)
+    half = _crop_affine_at((4.5, 3, 2))
+    moved = reconcile_layers(_image(), [MaskLayer("liver", Volume(crop, half, source="moved.nrrd"))])
+    assert moved.resampled is True
+    assert moved.notes == []
+    # a crop reaching past the image, or on another spacing, is not a box of it
+    assert Volume(crop, _crop_affine_at((12, 3, 2))).box_in(_image()) is None
+    finer = _crop_affine_at((4, 3, 2))
+    finer[:3, :3] *= 0.5
+    assert Volume(crop, finer).box_in(_image()) is None

@@ -223,3 +223,32 @@ def test_a_seg_nrrd_named_after_an_organ_in_a_study_folder_keeps_its_segments(tm
     rep = analyze(tmp_path)
     assert rep.liver["volume_ml"] == pytest.approx(np.count_nonzero(liver | lesion) * VOX_ML)
     assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(np.count_nonzero(lesion) * VOX_ML)
+
+
+def test_a_seg_nrrd_cropped_to_its_segments_is_placed_not_resampled(tmp_path):
+    """Slicer saves a .seg.nrrd cropped to its segments' extent: a sub-grid of the CT starting at voxel (3, 2, 1).
+    The numbers equal the uncropped file's, and the report says nothing was resampled (it said resampled, with a
+    nearest-neighbour warning, although every voxel was the CT's)."""
+    liver, lesion = _masks()
+    lab = np.where(lesion, 2, np.where(liver, 1, 0)).astype(np.uint8)
+    crop = lab[3:19, 2:15, 1:8]
+    img = sitk.GetImageFromArray(np.ascontiguousarray(np.transpose(crop, (2, 1, 0))))
+    spacing = np.linalg.norm(AFF[:3, :3], axis=0)
+    img.SetSpacing([float(s) for s in spacing])
+    img.SetOrigin([float(o) for o in AFF[:3, :3] @ np.array([3.0, 2.0, 1.0]) + AFF[:3, 3]])  # the CT's voxel (3,2,1)
+    img.SetDirection([float(d) for d in (AFF[:3, :3] / spacing).ravel()])
+    img.SetMetaData("Segment0_Name", "Liver")
+    img.SetMetaData("Segment0_LabelValue", "1")
+    img.SetMetaData("Segment0_Layer", "0")
+    img.SetMetaData("Segment1_Name", "Tumour 1")
+    img.SetMetaData("Segment1_LabelValue", "2")
+    img.SetMetaData("Segment1_Layer", "0")
+    seg = tmp_path / "Segmentation.seg.nrrd"
+    sitk.WriteImage(img, str(seg), useCompression=True)
+    sitk.WriteImage(_itk_image(np.zeros(SHAPE, np.int16)), str(tmp_path / "ct.mha"))
+    rep = analyze(image=tmp_path / "ct.mha", segs=[seg])
+    assert rep.liver["voxel_count"] == int(np.count_nonzero(liver | lesion))
+    assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(np.count_nonzero(lesion) * VOX_ML)
+    assert rep.study["grid"]["resampled"] is False
+    assert not any("resampled" in w for w in rep.warnings)
+    assert any("index offset [3, 2, 1]" in n for n in rep.extra["notes"])

@@ -10,7 +10,7 @@ import numpy as np
 from ..errors import GeometryError
 from ..geometry import resample_array
 from ..segmentation import MaskLayer
-from ..volume import Volume
+from ..volume import Volume, sparse_zeros
 
 __all__ = ["ReconciledLayers", "reconcile_layers", "resample_to_grid"]
 
@@ -48,13 +48,16 @@ class ReconciledLayers:
     layers: list[MaskLayer] = field(default_factory=list)
     resampled: bool = False
     warnings: list[str] = field(default_factory=list)
+    #: masks placed from a crop of the image grid (nothing resampled)
+    notes: list[str] = field(default_factory=list)
 
 
 def reconcile_layers(image: Volume, layers: list[MaskLayer]) -> ReconciledLayers:
     """Bring every layer onto the image grid.
 
     Same grid within the named tolerances of :meth:`Volume.same_grid`: used
-    as is. Otherwise the mask is resampled by physical coordinates (nearest
+    as is. A crop of the image grid (:meth:`Volume.box_in`) is copied into its box, voxel for
+    voxel, with a note. Otherwise the mask is resampled by physical coordinates (nearest
     neighbour; fractional masks linearly), a warning is added and
     ``resampled`` is set. Never compares arrays index by index across files.
 
@@ -94,6 +97,16 @@ def reconcile_layers(image: Volume, layers: list[MaskLayer]) -> ReconciledLayers
                 f"{layer.source}: mask FrameOfReferenceUID differs from the image's; it was drawn on another scan. "
                 "Pass the image it was drawn on."
             )
+        box = m.box_in(image)
+        if box is not None:  # a crop of the image grid (Slicer's .seg.nrrd): its voxels are the image's, copied
+            placed = sparse_zeros(image.shape, m.array.dtype, "F" if image.array.flags.f_contiguous else "C")
+            placed[box] = m.array
+            out.notes.append(
+                f"{layer.source}: {layer.role} mask on a crop of the image grid (index offset "
+                f"{[b.start for b in box]}); placed voxel for voxel, nothing resampled"
+            )
+            out.layers.append(layer.with_mask(image.with_array(placed, source=m.source, meta=m.meta)))
+            continue
         arr = resample_to_grid(m, image, linear=layer.fractional)
         n_before = float(np.count_nonzero(m.array))
         if n_before > 0 and not np.any(arr):

@@ -185,5 +185,5 @@ def load_study(inputs: StudyInputs, opts: AnalyzeOptions, *, rules: Any = None, 
         identifiers=identifiers,
         warnings=tuple(warnings),
         lesions_segmented=segs.lesions_declared,
-        notes=tuple(segs.notes),
+        notes=(*segs.notes, *rec.notes),
     )
