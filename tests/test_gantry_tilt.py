@@ -305,3 +305,21 @@ def test_a_sheared_nifti_pair_gives_the_dicom_numbers_and_says_it_is_sheared(tmp
     )
     assert d["tumor"]["extrahepatic_volume_ml"] == pytest.approx(int((les == 3).sum()) * vox_ml, abs=1e-6)
     assert any("the image grid is sheared (30.0 degrees" in w for w in d["warnings"])
+
+
+def test_the_qa_views_of_a_tilted_ct_are_scaled_by_the_plane_separation(tilted_study):
+    """The QA page draws the views as rectangles: a tilted CT's slice axis spans the distance between its slice
+    planes (step x cos(tilt)), not the longer step along the tilted axis (15 % taller at 30 degrees)."""
+    from netlm_imaging.report.viewer_data import build_viewer_data
+
+    root, aff, _liver, _les, _files = tilted_study
+    report, ctx = analyze_with_context(root)
+    data = build_viewer_data(ctx, report.to_dict(), modality="CT")
+    payload = data.payload
+    step = aff[:3, 2]
+    normal = np.cross(aff[:3, 0], aff[:3, 1])
+    separation = abs(float(step @ normal)) / np.linalg.norm(normal)  # computed here from the written affine
+    assert separation == pytest.approx(np.linalg.norm(step) * np.cos(np.deg2rad(TILT_DEG)), rel=1e-6)
+    assert payload["spacing"][2] == pytest.approx(separation, rel=1e-6)
+    assert payload["spacing"][:2] == pytest.approx([np.linalg.norm(aff[:3, 0]), np.linalg.norm(aff[:3, 1])])
+    assert any("30.0 degrees of gantry tilt" in n for n in data.notes)

@@ -238,6 +238,14 @@ def _downsample_uint8(arr: np.ndarray, f: tuple[int, int, int], lo: float, hi: f
 
 
 # ----------------------------------------------------------------------------- PET
+def _display_spacing(image: Volume) -> list[float]:
+    """Per-axis mm of the views' pixels: the spacing, with the plane separation on a sheared grid's slice axis."""
+    spacing = [float(s) for s in image.spacing]
+    if image.sheared:
+        spacing[image.slice_axis] = float(image.slice_separation_mm)
+    return spacing
+
+
 def _pet_on_grid(image: Volume, pet: Volume) -> tuple[np.ndarray, tuple[int, int, int]]:
     """PET SUV sampled (linear) on the image grid with blocks about the PET spacing."""
     from scipy import ndimage
@@ -378,10 +386,17 @@ def build_viewer_data(
     else:
         notes.append("masks at full resolution")
 
+    if image.sheared:
+        notes.append(
+            f"the image grid is sheared ({image.shear_deg:.1f} degrees of gantry tilt): the coronal and sagittal "
+            "views stack its slice planes without the shear, each plane's distance from the next to scale"
+        )
     payload: dict[str, Any] = {
         "shape": list(image.shape),
         "affine": np.asarray(image.affine).tolist(),
-        "spacing": [float(s) for s in image.spacing],
+        # the views are drawn as rectangles: on a sheared grid (gantry tilt) the slice axis's extent is the
+        # distance between the slice planes, not the longer step along the tilted axis
+        "spacing": _display_spacing(image),
         "views": orientation_views(image.direction),
         "mask_stride": list(mstride),
         "mask_shape": list(mshape),
