@@ -185,3 +185,22 @@ def test_a_dataset_json_saved_with_a_byte_order_mark(tmp_path, image):
     rep = analyze(image=image, segs=[pred])
     assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(144 * VOXEL_ML)
     assert rep.liver["volume_ml"] == pytest.approx(9000 * VOXEL_ML)
+
+
+def test_compare_seg_reads_each_prediction_with_its_dataset_json(tmp_path, image):
+    """A model trained with {"tumour": 1, "liver": 2} against a LiTS-numbered ground truth: compare-seg reads the
+    prediction with the dataset.json beside it, as analyze does, so identical masks give Dice 1 and equal burdens
+    (read with the LiTS numbering, the prediction's liver was its tumour: Dice near 0)."""
+    from netlm_imaging.verify.segcompare import compare_segmentation_files
+
+    truth = _prediction(tmp_path / "labelsTs", 1, 2, None)
+    pred = _prediction(tmp_path / "pred", 2, 1, {"background": 0, "tumour": 1, "liver": 2})
+    res = compare_segmentation_files(image, truth, pred)
+    assert res.structure("liver").dice == pytest.approx(1.0)
+    assert res.structure("lesion").dice == pytest.approx(1.0)
+    assert res.burden_a_percent == pytest.approx(100.0 * 144 / 9000)
+    assert res.burden_b_percent == pytest.approx(res.burden_a_percent)
+    assert any(w.startswith("B: ") and "dataset.json" in w for w in res.warnings)
+    # --labels for both sides wins over the file (then B is read the LiTS way, and disagrees)
+    forced = compare_segmentation_files(image, truth, pred, labels="liver=1,lesion=2")
+    assert forced.structure("lesion").dice < 0.1

@@ -522,7 +522,8 @@ def compare_segmentation_files(
     seg_a, seg_b : path or sequence of paths
         Segmentation A (reference) and B: label maps, DICOM SEG, RTSTRUCT or ``ROLE=PATH`` masks.
     labels, labels_b : str, optional
-        ``--labels`` mappings for A and B (B defaults to A's).
+        ``--labels`` mappings for A and B (B defaults to A's). Without them, a side's label maps are
+        read with the numbering of an nnU-Net ``dataset.json`` beside them, as ``analyze`` reads them.
     max_voxels : int, optional
         Declared-size limit.
     rules : path or Rules, optional
@@ -550,8 +551,15 @@ def compare_segmentation_files(
     instances: list[Volume | None] = []
     notes: list[str] = []
     for which, segs, lab in (("A", seg_a, labels), ("B", seg_b, labels_b if labels_b is not None else labels)):
-        spec = parse_label_spec(lab)
         items = [str(segs)] if isinstance(segs, str | Path) else [str(x) for x in segs]
+        if lab is None:  # as analyze: the numbering of an nnU-Net dataset.json beside a label map (noted)
+            from ..io.nnunet import labels_from_dataset_json
+
+            found = labels_from_dataset_json(items)
+            if found is not None:
+                lab = found.labels
+                notes.append(f"{which}: {found.note}")
+        spec = parse_label_spec(lab)
         study = read_study_segmentations(items, img, spec, max_voxels=max_voxels)
         notes.extend(f"{which}: {w}" for w in study.warnings)  # roles given, values ignored
         m = masks_by_role(study.layers)
