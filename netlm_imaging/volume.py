@@ -383,15 +383,17 @@ class Volume:
         Compares shape, origin, spacing, direction and (when both are known)
         FrameOfReferenceUID.
         """
-        if self.shape != other.shape:
+        if self.shape != other.shape or not self._same_axes(other, spacing_tol_mm, direction_tol):
             return False
+        return bool(np.max(np.abs(self.origin - other.origin)) <= origin_tol_mm)
+
+    def _same_axes(self, other: Volume, spacing_tol_mm: float, direction_tol: float) -> bool:
+        """Same frame of reference (when both are known), spacing and direction within the tolerances."""
         if (
             self.frame_of_reference_uid
             and other.frame_of_reference_uid
             and self.frame_of_reference_uid != other.frame_of_reference_uid
         ):
-            return False
-        if np.max(np.abs(self.origin - other.origin)) > origin_tol_mm:
             return False
         if np.max(np.abs(self.spacing - other.spacing)) > spacing_tol_mm:
             return False
@@ -420,15 +422,7 @@ class Volume:
         >>> Volume(np.zeros((4, 3, 2)), aff).box_in(big)
         (slice(2, 6, None), slice(1, 4, None), slice(2, 4, None))
         """
-        if (
-            self.frame_of_reference_uid
-            and other.frame_of_reference_uid
-            and self.frame_of_reference_uid != other.frame_of_reference_uid
-        ):
-            return None
-        if np.max(np.abs(self.spacing - other.spacing)) > spacing_tol_mm:
-            return None
-        if np.max(np.abs(self.direction - other.direction)) > direction_tol:
+        if not self._same_axes(other, spacing_tol_mm, direction_tol):
             return None
         offset = other.lps_to_index(self.origin[None, :])[0]
         start = np.rint(offset)
