@@ -43,7 +43,7 @@ from pathlib import Path
 from ..errors import LabelError
 from .formats import file_format
 
-__all__ = ["NnunetLabels", "labels_from_dataset_json"]
+__all__ = ["NnunetLabels", "labels_from_dataset_json", "labels_or_dataset_json"]
 
 #: The file nnU-Net keeps the label numbering in.
 DATASET_JSON = "dataset.json"
@@ -179,6 +179,21 @@ def labels_from_dataset_json(segs: Sequence[str]) -> NnunetLabels | None:
         "applies to every label map of a study; analyze the maps in separate runs, or pass --labels ROLE=VALUE "
         "for all of them"
     )
+
+
+def labels_or_dataset_json(labels: str | None, segs: Sequence[str], notes: list[str]) -> str | None:
+    """The user's ``--labels``, else the numbering of a ``dataset.json`` beside the label maps (its note added).
+
+    The one rule of every command that reads label maps (``analyze``, ``batch``, ``compare-seg``):
+    ``--labels`` always wins; None leaves the default (LiTS) numbering.
+    """
+    if labels is not None:
+        return labels
+    found = labels_from_dataset_json(segs)
+    if found is None:
+        return None
+    notes.append(found.note)
+    return found.labels
 
 
 def _read_dataset_json(source: Path) -> NnunetLabels:

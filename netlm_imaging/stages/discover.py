@@ -66,6 +66,7 @@ def resolve_inputs(
         if not folder.is_dir():
             raise InputError(f"{folder}: is a file; pass the study folder, or use --image/--seg for single files.")
         from ..io.discover import discover_study
+        from ..io.nnunet import labels_or_dataset_json
 
         found = discover_study(
             folder, seg_choice=options.seg_choice, image_series=options.image_series, manifest=options.manifest
@@ -75,7 +76,7 @@ def resolve_inputs(
         return StudyInputs(
             image=found.image_path,
             segs=all_segs,
-            labels=_labels(labels if labels is not None else found.labels, all_segs, notes),
+            labels=labels_or_dataset_json(labels if labels is not None else found.labels, all_segs, notes),
             pet=pet if pet is not None else found.pet_path,
             image_series=found.image_series_uid or options.image_series,
             notes=notes,
@@ -89,31 +90,19 @@ def resolve_inputs(
         raise UsageError("give a study folder, or --image PATH with at least one --seg PATH")
     if not segs:
         raise UsageError("--image needs at least one --seg (label map, DICOM SEG, RTSTRUCT or ROLE=PATH)")
+    from ..io.nnunet import labels_or_dataset_json
     from ..io.study import seg_source
 
     explicit_notes: list[str] = []
     return StudyInputs(
         image=image,
         segs=[str(s) for s in segs],
-        labels=_labels(labels, [str(s) for s in segs], explicit_notes),
+        labels=labels_or_dataset_json(labels, [str(s) for s in segs], explicit_notes),
         notes=explicit_notes,
         pet=pet,
         image_series=options.image_series,
         root=_common_folder([*(Path(seg_source(s)) for s in segs), Path(image)]),
     )
-
-
-def _labels(labels: str | None, segs: Sequence[str], notes: list[str]) -> str | None:
-    """The user's ``--labels``, else the numbering of an nnU-Net ``dataset.json`` beside a label map (noted)."""
-    if labels is not None:
-        return labels
-    from ..io.nnunet import labels_from_dataset_json
-
-    found = labels_from_dataset_json(segs)
-    if found is None:
-        return None
-    notes.append(found.note)
-    return found.labels
 
 
 def _common_folder(files: Sequence[Path]) -> Path | None:

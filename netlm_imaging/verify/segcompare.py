@@ -539,6 +539,7 @@ def compare_segmentation_files(
     """
     from ..classify.rules import Rules, load_rules
     from ..io.labels import parse_label_spec
+    from ..io.nnunet import labels_or_dataset_json
 
     detection_iou = float((rules if isinstance(rules, Rules) else load_rules(rules))["compare_seg"]["detection_iou"])
     from ..io.loader import load_image
@@ -552,14 +553,9 @@ def compare_segmentation_files(
     notes: list[str] = []
     for which, segs, lab in (("A", seg_a, labels), ("B", seg_b, labels_b if labels_b is not None else labels)):
         items = [str(segs)] if isinstance(segs, str | Path) else [str(x) for x in segs]
-        if lab is None:  # as analyze: the numbering of an nnU-Net dataset.json beside a label map (noted)
-            from ..io.nnunet import labels_from_dataset_json
-
-            found = labels_from_dataset_json(items)
-            if found is not None:
-                lab = found.labels
-                notes.append(f"{which}: {found.note}")
-        spec = parse_label_spec(lab)
+        found: list[str] = []  # as analyze: else the numbering of an nnU-Net dataset.json beside a label map
+        spec = parse_label_spec(labels_or_dataset_json(lab, items, found))
+        notes.extend(f"{which}: {n}" for n in found)
         study = read_study_segmentations(items, img, spec, max_voxels=max_voxels)
         notes.extend(f"{which}: {w}" for w in study.warnings)  # roles given, values ignored
         m = masks_by_role(study.layers)
