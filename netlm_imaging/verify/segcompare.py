@@ -308,8 +308,8 @@ def _liver_and_intrahepatic(masks: Mapping[str, Volume]) -> tuple[Volume, np.nda
     return liv, intrahepatic_lesion(liver, lesion, liv.affine)
 
 
-def _burden(masks: Mapping[str, Volume]) -> float | None:
-    found = _liver_and_intrahepatic(masks)
+def _burden(masks: Mapping[str, Volume], found: tuple[Volume, np.ndarray] | None) -> float | None:
+    """LiTS burden from :func:`_liver_and_intrahepatic`'s ``found`` (None without a liver or lesion)."""
     if found is None or "lesion" not in masks:
         return None
     liv, intra = found
@@ -353,6 +353,8 @@ def compare_segmentations(
     ref = reference_grid if reference_grid is not None else next(iter(masks_a.values()))
     warnings: list[str] = []
     resampled = False
+    # the liver and its intrahepatic lesions of each side, once: the total liver and the burden use them
+    parts = {"A": _liver_and_intrahepatic(masks_a), "B": _liver_and_intrahepatic(masks_b)}
 
     def on_ref(vol: Volume, which: str, name: str) -> np.ndarray:
         nonlocal resampled
@@ -383,7 +385,7 @@ def compare_segmentations(
         return resample_nearest(vol.with_array(np.asarray(vol.array, dtype=bool)), ref)
 
     def total_liver(masks: Mapping[str, Volume], which: str) -> tuple[np.ndarray, float] | None:
-        found = _liver_and_intrahepatic(masks)
+        found = parts[which]
         if found is None:
             return None
         liv, intra = found
@@ -448,8 +450,8 @@ def compare_segmentations(
     return SegComparison(
         structures=structures,
         detection=detection,
-        burden_a_percent=_burden(masks_a),
-        burden_b_percent=_burden(masks_b),
+        burden_a_percent=_burden(masks_a, parts["A"]),
+        burden_b_percent=_burden(masks_b, parts["B"]),
         grid=grid,
         warnings=warnings,
     )
