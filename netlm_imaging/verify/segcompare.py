@@ -258,14 +258,12 @@ def outside_fraction(mask: Volume, grid: Volume) -> float:
     A voxel centre is inside when its continuous index on ``grid`` is within half a voxel of
     the array, as nearest-neighbour resampling onto ``grid`` would keep it.
     """
+    if mask.same_grid(grid):
+        return 0.0
     idx = np.argwhere(np.asarray(mask.array) != 0)
     if not len(idx):
         return 0.0
-    if mask.same_grid(grid):
-        return 0.0
-    lps = idx.astype(np.float64) @ mask.affine[:3, :3].T + mask.affine[:3, 3]
-    inv = np.linalg.inv(grid.affine)
-    ijk = lps @ inv[:3, :3].T + inv[:3, 3]
+    ijk = grid.lps_to_index(mask.index_to_lps(idx))
     inside = np.all((ijk >= -0.5) & (ijk < np.asarray(grid.shape, dtype=np.float64) - 0.5), axis=1)
     return 1.0 - float(np.count_nonzero(inside)) / len(idx)
 
