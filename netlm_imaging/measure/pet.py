@@ -147,29 +147,36 @@ class _PetMasks:
     spleen: np.ndarray | None
     hepatic: np.ndarray | None
     same_grid: bool
+    grid: Volume  # the grid the masks were drawn on
+    pet: Volume
+
+    def onto_pet(self, mask: np.ndarray) -> np.ndarray:
+        """A mask of the drawing grid on the PET grid (as it is when that is the PET's)."""
+        return _onto_pet(mask, self.grid, self.pet, self.same_grid)
+
+
+def _onto_pet(mask: np.ndarray, grid: Volume, pet: Volume, same: bool) -> np.ndarray:
+    arr = np.asarray(mask)
+    return arr if same else to_pet_grid(arr, grid, pet)
 
 
 def _masks_on_pet(ctx: MeasurementContext, suv: Volume, margin_mm: float, warnings: list[str]) -> _PetMasks:
     """The study's masks on the PET grid (as they are when the masks were drawn on the PET)."""
     grid = ctx.image
     same = grid.same_grid(suv)
-
-    def on_pet(arr: np.ndarray) -> np.ndarray:
-        return np.asarray(arr) if same else to_pet_grid(np.asarray(arr), grid, suv)
-
-    labels = on_pet(np.asarray(ctx.lesion_labels, dtype=np.int32))
+    labels = _onto_pet(np.asarray(ctx.lesion_labels, dtype=np.int32), grid, suv, same)
     if not same:
         labels = add_tiny_lesions(ctx, labels, suv, warnings)
-    liver = on_pet(np.asarray(ctx.liver, dtype=bool)) if ctx.liver is not None else None
-    spleen = on_pet(np.asarray(ctx.spleen, dtype=bool)) if ctx.spleen is not None else None
+    liver = _onto_pet(np.asarray(ctx.liver, dtype=bool), grid, suv, same) if ctx.liver is not None else None
+    spleen = _onto_pet(np.asarray(ctx.spleen, dtype=bool), grid, suv, same) if ctx.spleen is not None else None
     hepatic = None
     if ctx.liver is not None:
-        hepatic = on_pet(dilate_mm_affine(np.asarray(ctx.liver, dtype=bool), grid.affine, margin_mm))
-    return _PetMasks(labels, liver, spleen, hepatic, same)
+        dilated = dilate_mm_affine(np.asarray(ctx.liver, dtype=bool), grid.affine, margin_mm)
+        hepatic = _onto_pet(dilated, grid, suv, same)
+    return _PetMasks(labels, liver, spleen, hepatic, same, grid, suv)
 
 
 def _references(
-    ctx: MeasurementContext,
     suv: Volume,
     values: np.ndarray,
     masks: _PetMasks,
@@ -197,8 +204,7 @@ def _references(
     fallback = str(kr["upper_reference_fallback"])
     organ = masks.spleen
     if organ is None and fallback != "none" and extra_organs and extra_organs.get(fallback) is not None:
-        fallback_mask = np.asarray(extra_organs[fallback], dtype=bool)
-        organ = fallback_mask if masks.same_grid else to_pet_grid(fallback_mask, ctx.image, suv)
+        organ = masks.onto_pet(np.asarray(extra_organs[fallback], dtype=bool))
     if organ is not None:
         upper_ref = organ_reference(
             values,
@@ -396,7 +402,7 @@ def measure_pet(
     kernel = suv_peak_kernel(suv.spacing, float(pr["suv_peak_sphere_ml"]))
     if masks.liver is None:
         missing.append("liver mask")
-    liver_ref, upper_ref = _references(ctx, suv, values, masks, kernel, (kr, rr), extra_organs, warnings)
+    liver_ref, upper_ref = _references(suv, values, masks, kernel, (kr, rr), extra_organs, warnings)
     liver_mean = liver_ref.suv_mean if liver_ref else None
     liver_sd = liver_ref.suv_sd if liver_ref else None
     liver_max = liver_ref.suv_max if liver_ref else None
