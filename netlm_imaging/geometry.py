@@ -151,12 +151,14 @@ def bbox(mask: np.ndarray, margin: int = 0) -> tuple[np.ndarray, np.ndarray] | N
     (numpy.ndarray, numpy.ndarray) or None
         None for an empty mask.
     """
-    idx = np.nonzero(mask)
-    if idx[0].size == 0:
-        return None
-    lo = np.array([max(0, int(ix.min()) - margin) for ix in idx])
-    hi = np.array([min(s, int(ix.max()) + 1 + margin) for ix, s in zip(idx, mask.shape)])
-    return lo, hi
+    lo, hi = [], []
+    for axis in range(mask.ndim):  # from the projections: no index list of every voxel
+        hit = np.flatnonzero(np.any(mask, axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        if hit.size == 0:
+            return None
+        lo.append(max(0, int(hit[0]) - margin))
+        hi.append(min(mask.shape[axis], int(hit[-1]) + 1 + margin))
+    return np.array(lo), np.array(hi)
 
 
 #: An index box of a 3-D array: one slice per axis (steps of 1).
@@ -411,16 +413,6 @@ def _box_dilate(mask: np.ndarray, reach: Sequence[int]) -> np.ndarray:
     return out.astype(bool, copy=False)
 
 
-def _any_box(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`bbox` of a non-empty mask from its projections (no index list of every voxel)."""
-    lo, hi = [], []
-    for axis in range(3):
-        hit = np.flatnonzero(np.any(mask, axis=tuple(a for a in range(3) if a != axis)))
-        lo.append(int(hit[0]))
-        hi.append(int(hit[-1]) + 1)
-    return np.array(lo), np.array(hi)
-
-
 def dilate_mm_affine(mask: np.ndarray, affine: np.ndarray, radius_mm: float) -> np.ndarray:
     """:func:`dilate_mm` on the grid of ``affine``: exact on a sheared grid (gantry tilt) too.
 
@@ -453,7 +445,9 @@ def dilate_mm_affine(mask: np.ndarray, affine: np.ndarray, radius_mm: float) -> 
     a3 = np.asarray(affine, dtype=np.float64)[:3, :3]
     r = float(radius_mm) * (1.0 + 1e-6)
     reach = np.floor(r * np.linalg.norm(np.linalg.inv(a3), axis=1) + 1e-9).astype(int)  # as ball_offsets
-    lo, hi = _any_box(mask)
+    box = bbox(mask)
+    assert box is not None  # mask.any()
+    lo, hi = box
     edge = (
         np.argwhere(
             _boundary(
