@@ -302,6 +302,14 @@ def is_orthogonal(affine: np.ndarray, tol: float = 1e-3) -> bool:
     return bool(np.allclose(unit.T @ unit, np.eye(3), atol=tol))
 
 
+def _ball_reach(a3: np.ndarray, r: float) -> np.ndarray:
+    """Per-axis index half-widths of the ball of radius ``r`` (mm) on the grid of ``a3``.
+
+    ``|d_i| = |(A^-1 A d)_i| <= |row i of A^-1| |A d|``: no offset in the ball lies beyond these.
+    """
+    return np.floor(r * np.linalg.norm(np.linalg.inv(a3), axis=1) + 1e-9).astype(int)
+
+
 def ball_offsets(affine: np.ndarray, radius_mm: float) -> np.ndarray:
     """Integer index offsets ``d`` (N x 3) whose length in patient space ``|A d|`` is at most ``radius_mm``.
 
@@ -327,8 +335,7 @@ def ball_offsets(affine: np.ndarray, radius_mm: float) -> np.ndarray:
     """
     a3 = np.asarray(affine, dtype=np.float64)[:3, :3]
     r = float(radius_mm) * (1.0 + 1e-6)
-    # |d_i| = |(A^-1 A d)_i| <= |row i of A^-1| |A d|: no offset in the ball lies beyond these
-    reach = np.floor(r * np.linalg.norm(np.linalg.inv(a3), axis=1) + 1e-9).astype(int)
+    reach = _ball_reach(a3, r)
     axes = [np.arange(-int(n), int(n) + 1) for n in reach]
     d = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
     mm = d @ a3.T
@@ -402,7 +409,7 @@ def _boundary(mask: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return mask & ~inner
 
 
-def _box_dilate(mask: np.ndarray, reach: Sequence[int]) -> np.ndarray:
+def _box_dilate(mask: np.ndarray, reach: Sequence[int] | np.ndarray) -> np.ndarray:
     """``mask`` dilated in index space by the box of half-widths ``reach`` (separable maxima)."""
     from scipy import ndimage
 
@@ -418,7 +425,7 @@ def dilate_mm_affine(mask: np.ndarray, affine: np.ndarray, radius_mm: float) -> 
 
     On an orthogonal grid this is :func:`dilate_mm` with the axes' spacings. On a sheared one each voxel
     centre outside the mask within the ball's index reach of it (a box dilation, a superset) is tested
-    against a k-d tree of the mask's boundary voxels in patient space (``|A (p - q)|``, ``+1e-6``
+    against the mask's boundary voxels in patient space by :func:`within_mm` (``|A (p - q)|``, ``+1e-6``
     relative, as :func:`ball_offsets`): a nearest mask voxel of an outside voxel is always a boundary one
     (:func:`_relevant_offsets`), so the result is the brute-force set, in a fraction of the time.
 
@@ -436,27 +443,19 @@ def dilate_mm_affine(mask: np.ndarray, affine: np.ndarray, radius_mm: float) -> 
     numpy.ndarray
         New boolean mask.
     """
-    from scipy.spatial import cKDTree
-
     if is_orthogonal(affine):
         return dilate_mm(mask, np.linalg.norm(np.asarray(affine)[:3, :3], axis=0), radius_mm)
     if radius_mm <= 0 or not mask.any():
         return mask.copy()
     a3 = np.asarray(affine, dtype=np.float64)[:3, :3]
-    r = float(radius_mm) * (1.0 + 1e-6)
-    reach = np.floor(r * np.linalg.norm(np.linalg.inv(a3), axis=1) + 1e-9).astype(int)  # as ball_offsets
+    reach = _ball_reach(a3, float(radius_mm) * (1.0 + 1e-6))
     box = bbox(mask)
     assert box is not None  # mask.any()
-    lo, hi = box
-    edge = (
-        np.argwhere(
-            _boundary(
-                np.asarray(mask[tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))], bool), _relevant_offsets(a3)
-            )
-        )
-        + lo
+    tight_lo, hi = box
+    edge = _boundary(
+        np.asarray(mask[tuple(slice(int(a), int(b)) for a, b in zip(tight_lo, hi))], bool), _relevant_offsets(a3)
     )
-    lo = np.maximum(lo - reach, 0)
+    lo = np.maximum(tight_lo - reach, 0)
     hi = np.minimum(hi + reach, mask.shape)
     sub = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
     part = np.asarray(mask[sub], dtype=bool)
@@ -464,8 +463,7 @@ def dilate_mm_affine(mask: np.ndarray, affine: np.ndarray, radius_mm: float) -> 
     out = mask.copy()
     if len(pts) == 0:
         return out
-    dist, _ = cKDTree(edge @ a3.T).query((pts + lo) @ a3.T, distance_upper_bound=r)
-    hits = pts[dist <= r]
+    hits = pts[within_mm(edge, a3, radius_mm, pts + (lo - tight_lo))]  # points in the edge's box coordinates
     view = out[sub]
     view[tuple(hits.T)] = True
     return out
