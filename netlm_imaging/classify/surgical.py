@@ -462,9 +462,8 @@ def assess(
     trail.rationale += rec["rationale"]
 
     plan = planned.plan
-    classification = _classification_block(
-        ctx, clinical, rules, fb, plan, planned.staged, reach, burden, dist, grade, mah, mah_range, ptr, cloyd, fr, rec
-    )
+    verdicts = _Verdicts(burden, dist, grade, mah, mah_range, ptr, cloyd, fr, rec)
+    classification = _classification_block(ctx, clinical, rules, fb, planned, reach, verdicts)
     classification["rationale"], classification["missing_inputs"] = trail.rationale, trail.missing
     remnant = None if non_tumorous_ml is None else _remnant_block(plan, table, fb, non_tumorous_ml, std, rules)
     lesion_segments = {lid: s for lid, s in (table.lesion_segment.items() if table else []) if s is not None}
@@ -495,26 +494,33 @@ def assess(
     )
 
 
+@dataclass(frozen=True)
+class _Verdicts:
+    """The classifications of one study (each a decision of :mod:`netlm_imaging.classify.classifications`)."""
+
+    burden: dict[str, Any]
+    dist: dict[str, Any]
+    grade: dict[str, Any]
+    mah: dict[str, Any]
+    mah_range: list[str] | None
+    ptr: dict[str, Any]
+    cloyd: dict[str, Any]
+    fr: dict[str, Any]
+    rec: dict[str, Any]
+
+
 def _classification_block(
     ctx: MeasurementContext,
     clinical: ClinicalInputs | None,
     rules: Rules,
     fb: FlrBasis,
-    plan: DebulkingPlan | None,
-    staged: dict[str, Any] | None,
+    planned: _Plan,
     reach: _Achievable,
-    burden: dict[str, Any],
-    dist: dict[str, Any],
-    grade: dict[str, Any],
-    mah: dict[str, Any],
-    mah_range: list[str] | None,
-    ptr: dict[str, Any],
-    cloyd: dict[str, Any],
-    fr: dict[str, Any],
-    rec: dict[str, Any],
+    v: _Verdicts,
 ) -> dict[str, Any]:
     """The report's ``classification`` block (its rationale and missing inputs are the caller's)."""
-    achievable = reach.percent
+    achievable, plan = reach.percent, planned.plan
+    burden, dist, grade, mah, cloyd, rec = v.burden, v.dist, v.grade, v.mah, v.cloyd, v.rec
     return {
         "rules_version": rules.version,
         "mahuron_type": mah["type"],
@@ -529,18 +535,18 @@ def _classification_block(
         "cloyd_criteria": cloyd["criteria"],
         "achievable_debulking_percent": achievable,
         "achievable_debulking_lower_bound_percent": reach.lower_bound,
-        "mahuron_type_range": mah_range,
+        "mahuron_type_range": v.mah_range,
         "mahuron_assumes_staged_approach": False,
         "cloyd_assumes_staged_approach": False,
-        "staged_strategies": staged,
+        "staged_strategies": planned.staged,
         "achievable_debulking_count_percent": plan.debulking_percent_count if plan and achievable is not None else None,
         "debulking_measure": rules["debulking"]["primary_measure"],
-        "frilling_type": fr["type"],
+        "frilling_type": v.fr["type"],
         "who_grade": grade["grade"],
         "who_category": grade["category"],
         "grade_conflict": grade["conflict"],
         "grade_assessment": {k: v for k, v in grade.items() if k not in ("rationale", "missing_inputs")},
-        "primary_tumour_advice": ptr["advice"],
+        "primary_tumour_advice": v.ptr["advice"],
         "recist_targets": rec["targets"],
         "recist_sum_of_diameters_mm": rec["sum_of_diameters_mm"],
         "recist_measurable_limit_mm": rec["measurable_limit_mm"],
