@@ -88,14 +88,10 @@ def run(args: argparse.Namespace) -> int:
     check_json_and_voxels(args, "compare_seg.json")
 
     check_output(args)
-    if args.labels_b is not None:  # its errors name --labels-b, not --labels
-        from ..errors import UsageError
+    if args.labels_b is not None:  # a malformed --labels-b fails before the image is read
         from ..io.labels import parse_label_spec
 
-        try:
-            parse_label_spec(args.labels_b)
-        except UsageError as exc:
-            raise UsageError(str(exc).replace("--labels", "--labels-b", 1)) from None
+        parse_label_spec(args.labels_b, option="--labels-b")
     res = compare_segmentation_files(
         args.image,
         args.seg_a,

@@ -199,7 +199,9 @@ class LabelSpec:
         return "lesion" if "lesion" in roles else roles[0]
 
 
-def parse_label_spec(text: str | None, *, name_patterns: Iterable[tuple[str, str]] | None = None) -> LabelSpec:
+def parse_label_spec(
+    text: str | None, *, name_patterns: Iterable[tuple[str, str]] | None = None, option: str = "--labels"
+) -> LabelSpec:
     """Parse ``--labels`` text such as ``liver=5,lesion=2+3`` or ``liver=Liver``.
 
     Values separated by ``+`` (or ``|``) map several labels to one role;
@@ -213,6 +215,9 @@ def parse_label_spec(text: str | None, *, name_patterns: Iterable[tuple[str, str
         The option's value; ``None`` gives the LiTS default.
     name_patterns : iterable of (str, str), optional
         Extra regex -> role pairs tried before the defaults.
+    option : str
+        The option the text came from, named in messages and kept as :attr:`LabelSpec.origin`
+        (``--labels-b`` of ``compare-seg``).
 
     Returns
     -------
@@ -240,25 +245,25 @@ def parse_label_spec(text: str | None, *, name_patterns: Iterable[tuple[str, str
         if not item:
             continue
         if "=" not in item:
-            raise UsageError(f"--labels: item {item!r} is not ROLE=VALUE; write e.g. liver=5,lesion=2.")
+            raise UsageError(f"{option}: item {item!r} is not ROLE=VALUE; write e.g. liver=5,lesion=2.")
         role, _, vals = item.partition("=")
         role = role.strip().lower()
         if role not in ROLES:
-            raise UsageError(f"--labels: unknown role {role!r}; use one of {', '.join(ROLES)}.")
+            raise UsageError(f"{option}: unknown role {role!r}; use one of {', '.join(ROLES)}.")
         out = mapping.setdefault(role, [])
         for v in re.split(r"[+|]", vals):
             v = v.strip()
             if not v:
-                raise UsageError(f"--labels: role {role!r} has an empty value; write e.g. {role}=5.")
+                raise UsageError(f"{option}: role {role!r} has an empty value; write e.g. {role}=5.")
             if len(v) >= 2 and v[0] == v[-1] and v[0] in "\"'":  # lesion="Tumor" passed without a shell
                 out.append(v[1:-1])  # a quoted value is always a name, even "5"
                 continue
             out.append(int(v) if re.fullmatch(r"-?\d+", v) else v)
-    _check_named_twice(mapping)
-    return LabelSpec(mapping, True, patterns, len(user_patterns))
+    _check_named_twice(mapping, option)
+    return LabelSpec(mapping, True, patterns, len(user_patterns), origin=option)
 
 
-def _check_named_twice(mapping: Mapping[str, Sequence[int | str]]) -> None:
+def _check_named_twice(mapping: Mapping[str, Sequence[int | str]], option: str = "--labels") -> None:
     """Refuse a segment name given two roles, except liver and lesion (the lesion, the liver holding it)."""
     by_name: dict[str, list[str]] = {}
     for role, vals in mapping.items():
@@ -268,7 +273,7 @@ def _check_named_twice(mapping: Mapping[str, Sequence[int | str]]) -> None:
     for name, roles in by_name.items():
         if len(roles) > 1 and set(roles) != {"liver", "lesion"}:
             raise UsageError(
-                f"--labels: the segment name {name!r} has two roles ({', '.join(roles)}); a segment has one role, "
+                f"{option}: the segment name {name!r} has two roles ({', '.join(roles)}); a segment has one role, "
                 "so give it one (label values, unlike names, may have several: liver=1+2,lesion=2)."
             )
 
@@ -880,9 +885,9 @@ def layers_from_label_map(label_map: Volume, spec: LabelSpec, *, notes: Sequence
             )
         )
     mapped = [x for vs in spec.mapping.values() for x in vs if isinstance(x, int)]
-    if spec.user_given and spec.origin == "--labels" and mapped and not layers:
+    if spec.user_given and spec.origin.startswith("--labels") and mapped and not layers:
         raise LabelError(
-            f"{label_map.source}: none of the labels given in --labels ({sorted(set(mapped))}) occur in the map "
+            f"{label_map.source}: none of the labels given in {spec.origin} ({sorted(set(mapped))}) occur in the map "
             f"(values present: {values[:20]}); check the label numbers."
         )
     return layers

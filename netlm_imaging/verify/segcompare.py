@@ -554,7 +554,8 @@ def compare_segmentation_files(
     for which, segs, lab in (("A", seg_a, labels), ("B", seg_b, labels_b if labels_b is not None else labels)):
         items = [str(segs)] if isinstance(segs, str | Path) else [str(x) for x in segs]
         found: list[str] = []  # as analyze: else the numbering of an nnU-Net dataset.json beside a label map
-        spec = parse_label_spec(labels_or_dataset_json(lab, items, found))
+        option = "--labels-b" if which == "B" and labels_b is not None else "--labels"
+        spec = parse_label_spec(labels_or_dataset_json(lab, items, found), option=option)
         notes.extend(f"{which}: {n}" for n in found)
         study = read_study_segmentations(items, img, spec, max_voxels=max_voxels)
         notes.extend(f"{which}: {w}" for w in study.warnings)  # roles given, values ignored
