@@ -52,7 +52,7 @@ from scipy import ndimage
 
 from ..errors import GeometryError, LabelError
 from ..segmentation import MaskLayer
-from ..volume import Volume
+from ..volume import Volume, nonzero_bbox
 from .detection import DETECTION_IOU, DetectionResult, LesionMatch, detect_lesions
 from .registration import dice_coefficient, resample_nearest
 
@@ -487,17 +487,21 @@ def lesion_instances(layers: Sequence[MaskLayer]) -> Volume | None:
     lesion = [la for la in layers if la.role == "lesion"]
     if len(lesion) < 2:
         return None
+    from ..measure.lesions import attribute_overlaps
+
     grid = lesion[0].mask
-    masks = []
+    boxed = []  # (box, mask in it) of each non-empty segment
     for la in lesion:
         arr = la.binary()
         if not la.mask.same_grid(grid):
             arr = resample_nearest(la.mask.with_array(arr), grid)
-        if arr.any():
-            masks.append(arr)
+        bb = nonzero_bbox(arr)
+        if bb is not None:
+            boxed.append((bb, arr[bb]))
+    owned, _ = attribute_overlaps(boxed)
     out = np.zeros(grid.shape, dtype=np.int32)
-    for n in sorted(range(len(masks)), key=lambda i: (int(np.count_nonzero(masks[i])), i)):  # smallest first
-        out[masks[n] & (out == 0)] = n + 1
+    for n, ((bb, _), m) in enumerate(zip(boxed, owned)):
+        out[bb][m] = n + 1
     return grid.with_array(out)
 
 
