@@ -8,7 +8,16 @@ allows 128 presentation contexts per association.
 
 from __future__ import annotations
 
-__all__ = ["compressed_syntaxes", "get_contexts", "storage_classes", "transfer_syntaxes", "uncompressed_syntaxes"]
+from typing import Any
+
+__all__ = [
+    "add_storage_scp_contexts",
+    "compressed_syntaxes",
+    "get_contexts",
+    "storage_classes",
+    "transfer_syntaxes",
+    "uncompressed_syntaxes",
+]
 
 #: Classes whose pixels are measured: offered in every transfer syntax we decode, one presentation context per
 #: compressed syntax, so a PACS sends each instance as stored instead of transcoding it (PS3.8 9.3.2.2: the
@@ -96,3 +105,17 @@ def get_contexts() -> list[tuple[str, list[str]]]:
             contexts.extend((sop, [ts]) for ts in compressed_syntaxes())
     contexts.extend((str(getattr(s, n)), uncompressed_syntaxes()) for n in _OTHER_CLASSES if hasattr(s, n))
     return contexts
+
+
+def add_storage_scp_contexts(ae: Any) -> None:
+    """Make ``ae`` a storage SCP that takes whatever is sent, as stored: every storage class, every transfer syntax.
+
+    Our C-STORE SCPs (the C-MOVE destination, ``netlm listen``) accept each storage SOP class pynetdicom
+    knows in every transfer syntax pydicom knows, so no sender has to transcode.
+    """
+    from pydicom import uid as tsuid
+    from pynetdicom import AllStoragePresentationContexts
+
+    syntaxes = [*tsuid.AllTransferSyntaxes]
+    for cx in AllStoragePresentationContexts:
+        ae.add_supported_context(str(cx.abstract_syntax), syntaxes)

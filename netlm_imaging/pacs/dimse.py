@@ -28,7 +28,7 @@ from typing import Any
 from ..atomic import atomic_write_bytes
 from ..errors import InputError, UsageError
 from .common import HELD_RETRY_PAUSES_S, PacsResult, check_uid, not_held_error, retrieve_analyze_push
-from .contexts import get_contexts, storage_classes
+from .contexts import add_storage_scp_contexts, get_contexts, storage_classes
 
 __all__ = [
     "DEFAULT_CALLING_AE",
@@ -374,11 +374,7 @@ def retrieve_study(
     elif method == "move":
         if move_port is None:
             raise UsageError("--retrieve move needs --port (where our C-STORE SCP listens for the PACS)")
-        from pydicom import uid as tsuid
-        from pynetdicom import AllStoragePresentationContexts
-
-        for cx in AllStoragePresentationContexts:  # our SCP takes whatever the study holds, as stored
-            ae.add_supported_context(str(cx.abstract_syntax), [*tsuid.AllTransferSyntaxes])
+        add_storage_scp_contexts(ae)  # our SCP takes whatever the study holds, as stored
         ae.add_requested_context(MOVE)
         try:
             server = ae.start_server((bind, move_port), block=False, evt_handlers=[(evt.EVT_C_STORE, handler)])

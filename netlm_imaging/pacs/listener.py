@@ -37,6 +37,7 @@ from typing import Any
 from ..atomic import atomic_write_text
 from ..errors import InputError, NetlmError, UsageError, only_accepted_flags
 from .common import analyze_retrieved, check_uid
+from .contexts import add_storage_scp_contexts
 from .dimse import VERIFICATION, DimseEndpoint, storage_handler, store_files
 
 __all__ = ["ListenerConfig", "StudyListener"]
@@ -253,14 +254,11 @@ class StudyListener:
         InputError
             The port cannot be bound.
         """
-        from pydicom import uid as tsuid
-        from pynetdicom import AE, AllStoragePresentationContexts, evt
+        from pynetdicom import AE, evt
 
         self.config.out_dir.mkdir(parents=True, exist_ok=True)
         ae = AE(ae_title=self.config.ae_title)
-        syntaxes = [*tsuid.AllTransferSyntaxes]
-        for cx in AllStoragePresentationContexts:
-            ae.add_supported_context(str(cx.abstract_syntax), syntaxes)
+        add_storage_scp_contexts(ae)
         ae.add_supported_context(VERIFICATION)
         handler = storage_handler(self._folder_for, self._stored)
         try:
