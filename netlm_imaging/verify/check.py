@@ -486,13 +486,13 @@ def check_reported(
     rows, notes = _read_csv(path)
     analyze_fn = analyze if analyze is not None else _default_analyze()
     result = CheckResult(notes=notes)
+    base = path.parent if studies_dir is None else Path(studies_dir)
     done: dict[str, dict[str, Any] | NetlmError] = {}  # a study on several rows (one per reader) is analysed once
     for line, study, values in rows:
         if not values:
             continue
-        base = path.parent if studies_dir is None else Path(studies_dir)
-        folder = table_path(base, study)  # backslashes of a table written on Windows too
-        key = str(folder.resolve())
+        folder = table_path(base, study)  # resolved; backslashes of a table written on Windows too
+        key = str(folder)
         if key not in done:
             try:
                 report = analyze_fn(folder, **analyze_kwargs)
