@@ -33,7 +33,7 @@ from ..creator import is_own_output
 from ..errors import DicomError, InputError
 from ._dicom_common import IMAGE, RTSTRUCT, SEG, DicomFileInfo, scan_dicom_folder
 from .dicom_series import SeriesGroup, group_image_series
-from .formats import VOLUME_EXTENSIONS, file_format
+from .formats import file_format, volume_base_name
 from .labels import ROLE_MASK_PATTERNS, role_of_mask_name  # the names single-role masks get their roles by
 
 __all__ = [
@@ -498,25 +498,19 @@ def _from_dicom(
 
 
 # ------------------------------------------------------------------ NIfTI etc.
-def _base_name(p: Path) -> str | None:
-    name = p.name.lower()
-    for ext in VOLUME_EXTENSIONS:
-        if name.endswith(ext):
-            return name[: -len(ext)]
-    return None
-
-
 def _is_apple_double(p: Path) -> bool:
     """A macOS resource-fork file (``._seg.nii.gz``) a Mac writes beside each file on a USB / network drive."""
     return p.name.startswith("._")
 
 
 def _from_files(folder: Path, seg_choice: str | None) -> DiscoveredStudy:
-    vols = sorted(p for p in folder.iterdir() if p.is_file() and _base_name(p) is not None and not _is_apple_double(p))
+    vols = sorted(
+        p for p in folder.iterdir() if p.is_file() and volume_base_name(p) is not None and not _is_apple_double(p)
+    )
     images, pets, label_maps, masks = [], [], [], []
     unused: list[Path] = []  # volumes whose name has no role (other organs, vessels): listed in a note
     for p in vols:
-        base = _base_name(p) or ""
+        base = volume_base_name(p) or ""
         if p.name.lower().endswith(".seg.nrrd"):  # Slicer names its segments: Liver.seg.nrrd is no liver mask
             label_maps.append(SegmentationCandidate(path=p, kind=_file_kind(p)))
             continue
@@ -531,11 +525,11 @@ def _from_files(folder: Path, seg_choice: str | None) -> DiscoveredStudy:
             label_maps.append(SegmentationCandidate(path=p, kind=_file_kind(p)))
         else:
             unused.append(p)
-    if len(images) == 1 and (_base_name(images[0]) or "").endswith("_0000"):
+    if len(images) == 1 and (volume_base_name(images[0]) or "").endswith("_0000"):
         # nnU-Net: the prediction of case_001_0000.nii.gz is case_001.nii.gz (its numbering: io/nnunet.py)
-        case = (_base_name(images[0]) or "")[: -len("_0000")]
-        label_maps += [SegmentationCandidate(path=p, kind=_file_kind(p)) for p in unused if _base_name(p) == case]
-        unused = [p for p in unused if _base_name(p) != case]
+        case = (volume_base_name(images[0]) or "")[: -len("_0000")]
+        label_maps += [SegmentationCandidate(path=p, kind=_file_kind(p)) for p in unused if volume_base_name(p) == case]
+        unused = [p for p in unused if volume_base_name(p) != case]
     if not vols:
         raise InputError(
             f"{folder}: no DICOM files and no NIfTI/NRRD/MHA volumes; see docs/study_folders.md for the layout, "

@@ -28,6 +28,7 @@ __all__ = [
     "VOLUME_EXTENSIONS",
     "FileFormat",
     "file_format",
+    "volume_base_name",
 ]
 
 #: DICOM Segmentation Storage and Label Map Segmentation Storage.
@@ -79,3 +80,12 @@ def file_format(path: str | os.PathLike[str]) -> FileFormat | None:
         if name.endswith(fmt.suffixes):
             return fmt
     return None
+
+
+def volume_base_name(path: str | os.PathLike[str]) -> str | None:
+    """A volume file's name without its suffix, lower case (``liver_tumor`` of ``Liver_Tumor.nii.gz``).
+
+    None when the name has no volume suffix (:data:`VOLUME_EXTENSIONS`).
+    """
+    name = os.path.basename(os.fspath(path)).lower()
+    return next((name[: -len(ext)] for ext in VOLUME_EXTENSIONS if name.endswith(ext)), None)

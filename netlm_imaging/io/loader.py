@@ -17,7 +17,7 @@ from ..errors import InputError, LabelError, ResourceLimitError, UsageError
 from ..segmentation import ROLES, MaskLayer
 from ..volume import Volume
 from ._inflate import dcmread as bounded_dcmread
-from .formats import RTSTRUCT_SOP_CLASS, SEGMENTATION_SOP_CLASSES, VOLUME_EXTENSIONS, file_format
+from .formats import RTSTRUCT_SOP_CLASS, SEGMENTATION_SOP_CLASSES, VOLUME_EXTENSIONS, file_format, volume_base_name
 from .labels import (
     LabelSpec,
     RoleDecision,
@@ -221,8 +221,7 @@ def _mask_named_by_file(vol: Volume, p: Path, notes: list[str]) -> MaskLayer | N
     with the LiTS numbering its 1 would be the liver, TotalSegmentator's per-structure tumour, spleen
     or kidney masks taken for liver (a tumour of 0 mL). None for other names and other values.
     """
-    base = next((p.name[: -len(s)] for s in VOLUME_EXTENSIONS if p.name.lower().endswith(s)), p.stem)
-    role = role_of_mask_name(base)
+    role = role_of_mask_name(volume_base_name(p) or p.stem)
     arr = np.asarray(vol.array)
     if role is None or not _only_ones(arr):
         return None
