@@ -50,6 +50,7 @@ CASES = {
     "dose_in_mbq": ({"dose_bq": 150.0}, 20.0, [], 3, ["(0018,1074)", "150 Bq", "Ga-68", "Correct the header"]),
     "uptake_400_min": ({"series_time": "164000"}, 20.0, [], 3, ["uptake time 400.0 min", "(0018,1078)"]),
     "suv_max_300": ({}, 300.0, [], 3, ["SUVmax 300", "above 200", "--weight"]),
+    "half_life_in_minutes": ({"half_life_s": 67.83}, 20.0, [], 3, ["(0018,1075)", "67.83", "Ga-68 in minutes"]),
     "unusual_weight_warns": ({"weight_kg": 25.0}, 20.0, [], 0, []),
 }
 

@@ -155,6 +155,30 @@ def test_gml_is_taken_as_suv(tmp_path):
     assert any("GML" in w for w in vol.meta["warnings"])
 
 
+@pytest.mark.parametrize("suv_type", ["BW", None])
+def test_gml_suvbw_type_is_taken_as_suv(tmp_path, suv_type):
+    a = activity(seed=8) / 1000.0
+    write_pet_series(tmp_path / "p", a, AFFINE, slopes=[s / 1000.0 for s in SLOPES], units="GML", weight_kg=None)
+    hs = headers(tmp_path / "p")
+    for h in hs:
+        if suv_type is not None:
+            h.SUVType = suv_type
+    conv = suv_conversion(hs, source="p")
+    assert np.all(conv.factors == 1.0)
+
+
+@pytest.mark.parametrize("suv_type", ["LBM", "BSA", "IBW"])
+def test_gml_of_another_suv_type_is_refused(tmp_path, suv_type):
+    # Units GML (g/mL) with SUV Type (0054,1006) LBM: the scanner stored SUVlbm (SUL); taking it for
+    # SUVbw would report every SUV and every absolute threshold on the wrong scale
+    write_pet_series(tmp_path / "p", activity() / 1000.0, AFFINE, units="GML", weight_kg=None)
+    hs = headers(tmp_path / "p")
+    for h in hs:
+        h.SUVType = suv_type
+    with pytest.raises(UnsupportedError, match=rf"^p: PET Units GML with SUV Type \(0054,1006\) {suv_type}.*BQML"):
+        suv_conversion(hs, source="p")
+
+
 # ------------------------------------------------------------------ dates and times
 def test_injection_before_midnight(tmp_path):
     a = activity(seed=9)
@@ -321,6 +345,23 @@ def test_f18_half_life_no_warning_and_ga68_mismatch_warns(tmp_path):
     bad = load(tmp_path, "ga", values=a, slopes=SLOPES, nuclide="Ga-68", half_life_s=6588.0)
     np.testing.assert_allclose(bad.array, qiba_suv(a, WEIGHT_KG, DOSE_BQ, 3600.0, 6588.0), rtol=2e-6)
     assert any("6588 s disagrees with Ga-68" in w for w in bad.meta["warnings"])
+
+
+@pytest.mark.parametrize(
+    ("nuclide", "seconds", "written", "unit"),
+    [("Ga-68", GA68_T, 67.83, "minutes"), ("F-18", F18_T, 109.77, "minutes"), ("F-18", F18_T, 1.8295, "hours")],
+)
+def test_half_life_written_in_minutes_or_hours_is_refused(tmp_path, nuclide, seconds, written, unit):
+    # 67.83 (min) read as seconds decays 60 min of uptake by 2**-53: SUVs of 1e17, refused before
+    # only by the SUVmax limit, whose message blamed the weight, the dose or the units
+    write_pet_series(tmp_path / "p", activity(), AFFINE, nuclide=nuclide, half_life_s=written)
+    with pytest.raises(
+        DicomError, match=rf"Half Life \(0018,1075\) is {written:g}, the half-life of {nuclide} in {unit}"
+    ):
+        suv_conversion(headers(tmp_path / "p"), source="p")
+    # a half-life merely far from the nuclide's (another nuclide's) is still used, with the warning above
+    write_pet_series(tmp_path / "q", activity(), AFFINE, nuclide=nuclide, half_life_s=seconds * 0.5)
+    assert suv_conversion(headers(tmp_path / "q"), source="q").half_life_s == pytest.approx(seconds * 0.5)
 
 
 def test_nuclide_from_radiopharmaceutical_name_when_no_code(tmp_path):

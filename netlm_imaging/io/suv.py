@@ -23,7 +23,9 @@ Units (0054,1001)
     is ``f``; if it is absent or zero but the Activity Concentration Scale
     Factor (7053,1009) is present, ``value * (7053,1009)`` is Bq/mL and the
     BQML rule follows (``f = (7053,1009) * weight_g / decayed_dose_bq``).
-    ``GML``: ``f = 1`` (assumed to be SUVbw already; a warning says so).
+    ``GML``: ``f = 1`` (assumed to be SUVbw already; a warning says so),
+    unless SUV Type (0054,1006) names another SUV (``LBM``, ``BSA``, ``IBW``):
+    :class:`~netlm_imaging.errors.UnsupportedError`.
     Anything else: :class:`~netlm_imaging.errors.UnsupportedError`.
 Decay Correction (0054,1102)
     ``START``: ``decayed_dose = dose * 2 ** (-(scan - injection) / half_life)``.
@@ -58,7 +60,9 @@ Half-life
     Radionuclide Half Life (0018,1075) from the file is used. The nuclide is
     identified from Radionuclide Code Sequence (0054,0300) or the
     radiopharmaceutical name; a half-life more than 0.5 % from the nuclide's
-    value gives a warning (the file's value is still used). Missing
+    value gives a warning (the file's value is still used), except a value
+    that is the nuclide's half-life in minutes or hours (a unit mistake):
+    :class:`~netlm_imaging.errors.DicomError`. Missing
     half-life: the nuclide's reference value with a warning, or
     :class:`~netlm_imaging.errors.DicomError` when the nuclide is unknown.
 Weight
@@ -502,6 +506,7 @@ def suv_conversion(
         warnings=warnings,
     )
     if units == "GML":
+        _check_gml_suv_type(first, src)
         warnings.append("PET Units GML: values taken to be SUVbw already (factor 1.0)")
         return series.scanner_scaled(np.ones(len(datasets), dtype=np.float64), weight_kg, "GML")
     if units == "CNTS":
@@ -724,9 +729,29 @@ def _weight(header_weight: float | None, weight_kg: float | None, src: str) -> f
     return header_weight
 
 
+def _check_gml_suv_type(ds: Any, src: str) -> None:
+    """Refuse GML values whose SUV Type (0054,1006) says they are not SUVbw (SUVlbm, SUVibw: also g/mL)."""
+    suv_type = (_text(ds, "SUVType") or "BW").upper()
+    if suv_type != "BW":
+        raise UnsupportedError(
+            f"{src}: PET Units GML with SUV Type (0054,1006) {suv_type}: the values are SUV{suv_type.lower()}, not "
+            "SUVbw, and cannot be turned back into SUVbw. Export the series in Bq/mL (BQML)."
+        )
+
+
+#: A file's half-life this many times below the nuclide's was written in minutes or hours, not seconds.
+_TIME_UNITS = ((60.0, "minutes"), (3600.0, "hours"))
+
+
 def _half_life(info: Any, nuclide: str | None, src: str, warnings: list[str]) -> float:
     half_life = _float(info.get("RadionuclideHalfLife"))
     ref = NUCLIDE_HALF_LIFE_S.get(nuclide) if nuclide else None
+    for per_unit, unit in _TIME_UNITS:
+        if ref is not None and half_life is not None and abs(half_life * per_unit - ref) <= 0.02 * ref:
+            raise DicomError(
+                f"{src}: Radionuclide Half Life (0018,1075) is {half_life:g}, the half-life of {nuclide} in {unit} "
+                f"({ref:g} s); DICOM wants seconds and SUV would be wrong. Correct the header to {ref:g}."
+            )
     if half_life is None or half_life <= 0:
         if ref is None:
             raise DicomError(
