@@ -1,6 +1,6 @@
 """Read a DICOM image series (CT, MR, PET; single-frame or Enhanced) into a Volume.
 
-Why one module (~1260 lines): slice ordering, geometry checks (spacing from positions, missing
+Why one module (~1300 lines): slice ordering, geometry checks (spacing from positions, missing
 slices, resampling) and the pixel read of single-frame and Enhanced series are one reader;
 the decoders live in _dicom_pixels.py.
 
@@ -19,6 +19,8 @@ Rules
 -----
 * Slices are grouped by SeriesInstanceUID; when it is empty (anonymised
   exports) by FrameOfReferenceUID + orientation + matrix + pixel spacing.
+  Scouts filed with the series (ImageType LOCALIZER, or a lone image of another
+  orientation or matrix beside the one stack of several) are left out with a warning.
 * The slice step comes from ImagePositionPatient projected on the normal,
   never from SliceThickness or SpacingBetweenSlices -- except for a
   **single-slice** series, where positions cannot give one: then
@@ -144,11 +146,16 @@ class SeriesGroup:
         SeriesInstanceUID, or a synthetic ``"nouid:..."`` key for files without one.
     files : tuple of DicomFileInfo
         Its files.
+    stack : str
+        The reconstruction's label when several were split off one SeriesInstanceUID.
+    notes : tuple of str
+        What was left out of the series (localizers, single scout images), for the reader's warnings.
     """
 
     uid: str
     files: tuple[DicomFileInfo, ...]
     stack: str = ""
+    notes: tuple[str, ...] = ()
 
     @property
     def series_uid(self) -> str:
@@ -266,35 +273,62 @@ def group_image_series(infos: Sequence[DicomFileInfo]) -> list[SeriesGroup]:
         groups.setdefault(key, []).append(info)
     out = []
     for key, files in groups.items():
-        stacks: dict[tuple[Any, ...], list[DicomFileInfo]] = {}
-        for f in files:
-            stacks.setdefault(_stack_key(f), []).append(f)
-        if len(stacks) > 1:
-            keep = {k: v for k, v in stacks.items() if not all("LOCALIZER" in f.image_type for f in v)}
-            dropped = sum(len(v) for k, v in stacks.items() if k not in keep)
-            if dropped:
-                logger.info("series %s: %d localizer image(s) ignored", key, dropped)
-            if len(keep) > 1:
-                desc = "; ".join(
-                    f"{len(v)} files {v[0].rows}x{v[0].columns} orientation {_round_tuple(v[0].orientation, 3)}"
-                    for v in keep.values()
-                )
-                raise DicomError(
-                    f"{files[0].path.parent}: series {key} mixes image stacks of different orientation or size "
-                    f"({desc}); export each stack as its own series."
-                )
-            files = next(iter(keep.values()))
+        files, notes = _without_scouts(key, files)
         stacks_found = split_reconstructions(files)
         if len(stacks_found) == 1:
-            out.append(SeriesGroup(key, tuple(sorted(files, key=lambda f: str(f.path)))))
+            out.append(SeriesGroup(key, tuple(sorted(files, key=lambda f: str(f.path))), notes=notes))
             continue
         for n, (label, stack) in enumerate(stacks_found, start=1):
-            out.append(SeriesGroup(f"{key}#{n}", tuple(sorted(stack, key=lambda f: str(f.path))), label))
+            out.append(SeriesGroup(f"{key}#{n}", tuple(sorted(stack, key=lambda f: str(f.path))), label, notes))
         logger.info(
             "series %s holds %d reconstructions: %s", key, len(stacks_found), "; ".join(lb for lb, _ in stacks_found)
         )
     out.sort(key=lambda g: (g.files[0].series_number if g.files[0].series_number is not None else 1 << 30, g.uid))
     return out
+
+
+def _is_localizer(info: DicomFileInfo) -> bool:
+    return "LOCALIZER" in info.image_type
+
+
+def _without_scouts(key: str, files: list[DicomFileInfo]) -> tuple[list[DicomFileInfo], tuple[str, ...]]:
+    """The files of one series without the scouts filed with it, and a note naming what was left out.
+
+    Scanners and PACS file the topogram / scout (ImageType LOCALIZER) or a dose screen under the
+    series UID of the axial stack. Images typed LOCALIZER are never part of a volume, whatever their
+    orientation or matrix; a lone image of another orientation or matrix beside the one stack of
+    several images is a scout too (untyped topograms, screen captures). Several stacks of several
+    images each (an axial and a coronal reconstruction under one UID) are ambiguous and refused.
+    """
+    kept = [f for f in files if not _is_localizer(f)] or files
+    left_out: list[DicomFileInfo] = [f for f in files if f not in kept] if len(kept) < len(files) else []
+    stacks: dict[tuple[Any, ...], list[DicomFileInfo]] = {}
+    for f in kept:
+        stacks.setdefault(_stack_key(f), []).append(f)
+    if len(stacks) > 1:
+        several = [v for v in stacks.values() if len(v) > 1 or any(f.is_multiframe for f in v)]
+        if len(several) != 1:
+            desc = "; ".join(
+                f"{len(v)} files {v[0].rows}x{v[0].columns} orientation {_round_tuple(v[0].orientation, 3)}"
+                for v in stacks.values()
+            )
+            raise DicomError(
+                f"{files[0].path.parent}: series {key} mixes image stacks of different orientation or size "
+                f"({desc}); export each stack as its own series."
+            )
+        left_out += [f for v in stacks.values() if v is not several[0] for f in v]
+        kept = several[0]
+    if not left_out:
+        return kept, ()
+    names = ", ".join(sorted(f"{f.path.parent.name}/{f.path.name}" for f in left_out)[:5]) + (
+        " ..." if len(left_out) > 5 else ""
+    )
+    note = (
+        f"series {key}: {len(left_out)} scout/localizer image(s) filed with the series were left out "
+        f"({names}: ImageType LOCALIZER, or a single image of another orientation or matrix)"
+    )
+    logger.info("%s", note)
+    return kept, (note,)
 
 
 #: What tells two reconstructions of one acquisition apart (DicomFileInfo attribute, label in messages).
@@ -1116,6 +1150,7 @@ def read_series_from_index(
     where_series = f"{where} (series {group.uid})"
     slices = _sorted_slices(group, normal, where_series)
     slices, warnings = _consistency(slices, where_series)
+    warnings = [*group.notes, *warnings]
     step = 0.0
     irregular = False
     if len(slices) > 1:

@@ -1,0 +1,93 @@
+"""Scouts filed under the series UID of the axial stack, as scanners and PACS export them.
+
+GE and Philips file the topogram (ImageType ORIGINAL\\PRIMARY\\LOCALIZER) with the axial images;
+some exports add an untyped topogram or a dose screen capture (one image of another orientation
+or matrix). None of them is a slice of the volume: the stack is read without them, with a warning
+naming them. Two stacks of several images each under one UID stay ambiguous and are refused.
+
+Truths: the factory's own affine and pixel values (written by pydicom), and the liver box's
+voxel count times the affine's determinant, computed here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pydicom
+import pytest
+
+from netlm_imaging.errors import DicomError
+from netlm_imaging.io.dicom_series import read_dicom_series
+from tests.conftest import analyze_json, oblique_affine
+from tests.dicom_factory import deterministic_uid, write_image_series
+from tests.seg_factory import SegmentSpec, write_seg
+
+SHAPE = (20, 18, 10)
+AFFINE = oblique_affine(spacing=(0.9, 0.8, 2.0), angles_deg=(5.0, -3.0, 12.0), origin=(-40.0, 20.0, 300.0))
+SEED = 5
+CORONAL = np.array([[1.5, 0, 0, -60.0], [0, 0, 1.2, 0.0], [0, 1.5, 0, 250.0], [0, 0, 0, 1.0]])
+LOCALIZER = ["ORIGINAL", "PRIMARY", "LOCALIZER"]
+
+
+def _ct(folder):
+    rng = np.random.default_rng(SEED)
+    values = rng.integers(-100, 200, SHAPE).astype(float)
+    return write_image_series(folder, values, AFFINE, seed=SEED), values
+
+
+def _scouts(folder, shape, affine, image_type):
+    """Images filed under the CT's SeriesInstanceUID (own SOP instance UIDs), in a subfolder."""
+    paths = write_image_series(
+        folder,
+        np.full(shape, 500.0),
+        affine,
+        seed=SEED,
+        series_uid=deterministic_uid("series", SEED, "CT"),
+        extra_tags={"ImageType": image_type},
+    )
+    for n, p in enumerate(paths):
+        ds = pydicom.dcmread(p)
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = deterministic_uid("scout", n, image_type)
+        ds.save_as(p)
+    return paths
+
+
+@pytest.mark.parametrize(
+    ("shape", "affine", "image_type"),
+    [
+        ((30, 10, 2), CORONAL, LOCALIZER),  # AP and lateral topograms, typed
+        ((30, 10, 1), CORONAL, ["ORIGINAL", "PRIMARY", "OTHER"]),  # an untyped topogram
+        ((64, 48, 1), AFFINE, ["DERIVED", "SECONDARY", "SCREEN SAVE"]),  # a dose screen, another matrix
+        ((20, 18, 1), AFFINE, LOCALIZER),  # a localizer of the stack's own orientation and matrix
+    ],
+    ids=["typed-topograms", "untyped-topogram", "screen-capture", "axial-localizer"],
+)
+def test_scouts_in_the_series_are_left_out_with_a_warning(tmp_path, shape, affine, image_type):
+    _, values = _ct(tmp_path / "ct")
+    scouts = _scouts(tmp_path / "ct" / "scout", shape, affine, image_type)
+    vol = read_dicom_series(tmp_path / "ct")
+    assert vol.array.shape == SHAPE
+    np.testing.assert_allclose(vol.affine, AFFINE, atol=1e-4)
+    np.testing.assert_array_equal(np.asarray(vol.array, float), values)
+    (note,) = [w for w in vol.meta["warnings"] if "scout/localizer" in w]
+    assert f"{len(scouts)} scout/localizer image(s)" in note
+    assert all(f"scout/{p.name}" in note for p in scouts)
+
+
+def test_two_stacks_of_several_images_under_one_uid_are_refused(tmp_path):
+    _ct(tmp_path / "ct")
+    _scouts(tmp_path / "ct" / "coronal", (30, 10, 3), CORONAL, ["DERIVED", "SECONDARY", "REFORMATTED"])
+    with pytest.raises(DicomError, match=r"mixes image stacks of different orientation or size .*own series\.$"):
+        read_dicom_series(tmp_path / "ct")
+
+
+def test_study_with_a_topogram_in_the_ct_series_measures_the_liver(tmp_path):
+    study = tmp_path / "study"
+    paths, _ = _ct(study / "ct")
+    _scouts(study / "ct" / "scout", (30, 10, 1), CORONAL, LOCALIZER)
+    liver = np.zeros(SHAPE, bool)
+    liver[3:17, 2:15, 2:8] = True
+    write_seg(study / "seg.dcm", paths, [SegmentSpec("Liver", liver)])
+    report = analyze_json(str(study))
+    truth_ml = 14 * 13 * 6 * abs(np.linalg.det(AFFINE[:3, :3])) / 1000.0
+    assert report["liver"]["volume_ml"] == pytest.approx(truth_ml, abs=1e-3)
+    assert any("scout/localizer" in w for w in report["warnings"])
