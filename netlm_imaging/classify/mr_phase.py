@@ -14,7 +14,16 @@ a guess:
 * no agent and no timing -> ``"unknown"`` (a missing attribute is not proof that
   no contrast was given).
 
-A user statement (``--mr-phase``) wins and is reported as such.
+The agent is hepatocyte-specific (``True``) when its text matches
+``hepatocyte_specific_agent_patterns``, extracellular (``False``) when it matches
+``extracellular_agent_patterns`` (gadobutrol, gadoterate, ...), and unidentified
+(``None``) otherwise: a text such as "GADOLINIUM" or "contrast" names no agent.
+
+A user statement (``--mr-phase``) wins when the headers do not contradict it. When
+they do (``--mr-phase hepatobiliary`` for a series whose headers name an
+extracellular agent, or whose delay puts it in another phase), the phase is
+``"unknown"`` with ``basis: "conflict"`` and a note naming both: a hepatocyte index
+computed from a non-hepatobiliary image would be a silently wrong number.
 
 Examples
 --------
@@ -64,12 +73,33 @@ def _agent_text(facts: Mapping[str, Any]) -> str:
     return " ".join(str(facts.get(k) or "") for k in ("contrast_agent", "contrast_ingredient")).strip()
 
 
+def _matches(text: str, patterns: Any) -> bool:
+    return any(re.search(p, text, re.IGNORECASE) for p in patterns)
+
+
 def is_hepatocyte_specific(facts: Mapping[str, Any], rules: Mapping[str, Any]) -> bool | None:
-    """Whether the stated agent is hepatocyte-specific; ``None`` when no agent is stated."""
+    """Whether the stated agent is hepatocyte-specific.
+
+    ``True`` for a gadoxetic-acid name, ``False`` for a named extracellular agent, ``None`` when
+    no agent is stated or its text identifies none (e.g. "GADOLINIUM", "contrast").
+    """
     text = _agent_text(facts)
     if not text:
         return None
-    return any(re.search(p, text, re.IGNORECASE) for p in rules["mri"]["hepatocyte_specific_agent_patterns"])
+    if _matches(text, rules["mri"]["hepatocyte_specific_agent_patterns"]):
+        return True
+    if _matches(text, rules["mri"]["extracellular_agent_patterns"]):
+        return False
+    return None
+
+
+def _agent_reason(facts: Mapping[str, Any], hs: bool | None) -> str:
+    text = _agent_text(facts)
+    if not text:
+        return "no agent is named"
+    if hs is False:
+        return f"the agent {text!r} is not hepatocyte-specific"
+    return f"the agent {text!r} is not identified as hepatocyte-specific (gadoxetic acid)"
 
 
 def _says_no_contrast(facts: Mapping[str, Any], rules: Mapping[str, Any]) -> bool:
@@ -115,7 +145,17 @@ def classify_mr_phase(
     }
     notes: list[str] = out["notes"]
     if user_phase is not None:
-        out.update(phase=check_phase_name(user_phase), basis="user")
+        stated = check_phase_name(user_phase)
+        headers = classify_mr_phase(facts, rules)
+        conflict = _conflict(stated, headers, hs, facts)
+        if conflict:
+            out.update(basis="conflict", window_s=headers["window_s"])
+            notes.append(
+                f"--mr-phase {stated} contradicts the headers ({conflict}): phase unknown, no hepatocyte "
+                "index; check the series, or correct its headers"
+            )
+            return out
+        out.update(phase=stated, basis="user", window_s=headers["window_s"])
         notes.append("phase stated by the user (--mr-phase), not read from the headers")
         return out
     if _says_no_contrast(facts, rules):
@@ -137,7 +177,7 @@ def classify_mr_phase(
         if lo <= delay < hi:
             out["window_s"] = [lo, hi]
             if name == "hepatobiliary" and hs is not True:
-                why = "no agent is named" if hs is None else "the agent is not hepatocyte-specific"
+                why = _agent_reason(facts, hs)
                 notes.append(
                     f"delay {delay / 60:.1f} min is in the hepatobiliary window but {why}: phase unknown "
                     "(use --mr-phase hepatobiliary if it is a gadoxetic-acid hepatobiliary phase)"
@@ -152,3 +192,15 @@ def classify_mr_phase(
             return out
     notes.append(f"delay {delay:.0f} s after injection is outside every phase window of the rules: phase unknown")
     return out
+
+
+def _conflict(stated: str, headers: Mapping[str, Any], hs: bool | None, facts: Mapping[str, Any]) -> str | None:
+    """Why the headers contradict a user's phase statement, or ``None`` when they do not."""
+    if stated == "hepatobiliary" and hs is False:
+        return _agent_reason(facts, hs)
+    if headers["basis"] in ("delay", "agent") and headers["phase"] != stated:
+        delay = headers.get("delay_s")
+        if headers["basis"] == "delay" and delay is not None:
+            return f"they give {headers['phase']}: acquired {float(delay):.0f} s after ContrastBolusStartTime"
+        return f"they give {headers['phase']}: {headers['notes'][0]}"
+    return None

@@ -195,11 +195,14 @@ def _acquisition(ds_list: Sequence[Any], notes: list[str]) -> tuple[datetime | N
         got = [v for v in vals if v is not None]
         if got:
             return min(got), keyword
-    times = [parse_time(_text(ds, "AcquisitionTime")) for ds in ds_list]
-    if any(t is not None for t in times):
-        day = next((parse_date(_text(ds, "AcquisitionDate")) for ds in ds_list if _text(ds, "AcquisitionDate")), None)
-        stamp = min(t for t in times if t is not None)
-        return datetime.combine(day or datetime(2000, 1, 1).date(), stamp), "AcquisitionTime"
+    # each header's own AcquisitionDate: a series acquired across midnight starts on the earlier day
+    stamps = [
+        datetime.combine(parse_date(_text(ds, "AcquisitionDate")) or datetime(2000, 1, 1).date(), t)
+        for ds in ds_list
+        if (t := parse_time(_text(ds, "AcquisitionTime"))) is not None
+    ]
+    if stamps:
+        return min(stamps), "AcquisitionTime"
     st = next((parse_time(_text(ds, "SeriesTime")) for ds in ds_list if _text(ds, "SeriesTime")), None)
     if st is not None:
         notes.append("no AcquisitionTime in the headers: SeriesTime used as the acquisition time")
@@ -215,9 +218,13 @@ def _delay_s(start_text: str | None, acq: datetime | None, notes: list[str]) -> 
         notes.append(f"ContrastBolusStartTime {start_text!r} is not a DICOM time: delay unknown")
         return None
     delay = seconds_of_day(acq.time()) - seconds_of_day(start)
+    # ContrastBolusStartTime has no date: the two times are taken within 12 h of each other
     if delay < -_DAY_S / 2:
         delay += _DAY_S
         notes.append("the acquisition is after midnight of the injection day: 24 h added to the delay")
+    elif delay > _DAY_S / 2:
+        delay -= _DAY_S
+        notes.append("the injection is after midnight of the acquisition day: 24 h subtracted from the delay")
     return round(delay, 3)
 
 
