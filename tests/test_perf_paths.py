@@ -15,7 +15,7 @@ import pytest
 from scipy import ndimage
 from scipy.spatial.distance import pdist, squareform
 
-from netlm_imaging.measure.burden import _ball, _touches_liver
+from netlm_imaging.measure.intrahepatic import _ball, touches_liver
 from netlm_imaging.measure.lesions import max_pairwise_distance
 
 
@@ -325,7 +325,7 @@ def test_touches_liver_equals_scipy_dilation():
                 continue
             bb = tuple(slice(int(a), int(b)) for a, b in zip(lo, np.minimum(hi, shape)))
             expected = bool(np.any(ndimage.binary_dilation(lesion, structure=ball) & liver))
-            assert _touches_liver(liver, bb, lesion[bb], ball) is expected
+            assert touches_liver(liver, bb, lesion[bb], ball) is expected
 
 
 def test_touches_liver_face_neighbours_at_the_image_edges_equal_scipy_dilation():
@@ -349,7 +349,7 @@ def test_touches_liver_face_neighbours_at_the_image_edges_equal_scipy_dilation()
                 liver[tuple(int(rng.integers(0, n)) for n in shape)] = True
                 liver &= ~lesion
                 expected = bool(np.any(ndimage.binary_dilation(lesion, structure=ball) & liver))
-                assert _touches_liver(liver, bb, lesion[bb], ball) is expected
+                assert touches_liver(liver, bb, lesion[bb], ball) is expected
                 checked[expected] += 1
     assert min(checked.values()) >= 10, checked  # both answers were tested
 

@@ -279,3 +279,64 @@ def test_labels_b_that_match_nothing_in_b_are_named_as_labels_b(tmp_path, capsys
     assert main([*args, "--labels-b", "liver=5"]) == 3
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "none of the labels given in --labels-b ([5])" in line
+
+
+def _intrahepatic_truth(liver: np.ndarray, lesions: list[np.ndarray], affine: np.ndarray) -> list[bool]:
+    """DESIGN.md's rule by brute force: some lesion voxel centre within 2 mm (patient space, + 1e-6
+    relative) of a liver voxel centre, or face to face with one, or overlapping it."""
+    from scipy.spatial.distance import cdist
+
+    liver_idx = np.argwhere(liver)
+    liver_pts = liver_idx @ affine[:3, :3].T + affine[:3, 3]
+    liver_set = {tuple(v) for v in liver_idx}
+    out = []
+    for les in lesions:
+        idx = np.argwhere(les)
+        pts = idx @ affine[:3, :3].T + affine[:3, 3]
+        near = bool((cdist(pts, liver_pts) <= 2.0 * (1 + 1e-6)).any())
+        face = any(
+            tuple(v + d) in liver_set for v in idx for d in np.vstack([np.eye(3, dtype=int), -np.eye(3, dtype=int)])
+        )
+        out.append(near or face)
+    return out
+
+
+@pytest.mark.parametrize("sheared", [False, True])
+def test_compare_seg_and_analyze_apply_one_intrahepatic_rule_at_the_margin(sheared):
+    """Lesions 1.5, 1.8, 2.16, 2.7 mm from the liver and one face to face across a 2.5 mm slice step, on a
+    rotated anisotropic grid (and a gantry-tilted one): compare-seg's burden and analyze's lesion
+    locations both follow the brute-force rule (one function decides both)."""
+    from netlm_imaging.measure.burden import measure_burden
+    from netlm_imaging.segmentation import MaskLayer
+
+    aff = grid_affine(SHAPE, (1.2, 0.9, 2.5), (6.0, -4.0, 18.0), centre=(0.0, 10.0, 50.0))
+    if sheared:
+        aff[:3, 2] += 0.45 * aff[:3, 1] / np.linalg.norm(aff[:3, 1])  # ~10 degrees of gantry tilt
+    liver = _box((4, 2, 2), (14, 20, 8))
+    lesions = [
+        _box((15, 10, 3), (17, 13, 5)),  # one empty i voxel between: 2.4 mm, out
+        _box((6, 21, 3), (9, 23, 5)),  # one empty j voxel between: 1.8 mm, in
+        _box((9, 22, 6), (12, 24, 8)),  # two empty j voxels: 2.7 mm, out
+        _box((6, 6, 8), (9, 9, 10)),  # face to face across the 2.5 mm slice step: in
+        _box((14, 20, 3), (16, 22, 5)),  # diagonal to the liver's edge: 1.5 mm, in
+        _box((2, 21, 5), (4, 23, 7)),  # one i and two j voxels off its corner: 2.16 mm, out
+    ]
+    truth = _intrahepatic_truth(liver, lesions, aff)
+    assert truth == [False, True, False, True, True, False]  # the brute force agrees with the distances above
+    lesion = np.logical_or.reduce(lesions)
+    grid = Volume(np.zeros(SHAPE, np.float32), aff)
+    res = compare_segmentations(
+        {"liver": grid.with_array(liver), "lesion": grid.with_array(lesion)},
+        {"liver": grid.with_array(liver), "lesion": grid.with_array(lesion)},
+    )
+    intra = sum(int(m.sum()) for m, t in zip(lesions, truth) if t)
+    assert res.burden_a_percent == pytest.approx(100.0 * intra / (int(liver.sum()) + intra), abs=1e-9)
+    burden = measure_burden(
+        grid, [MaskLayer("liver", grid.with_array(liver)), MaskLayer("lesion", grid.with_array(lesion))]
+    )
+    centres = [np.argwhere(m).mean(axis=0) @ aff[:3, :3].T + aff[:3, 3] for m in lesions]
+    found = {}
+    for les in burden.ctx.lesions:
+        n = int(np.argmin([np.linalg.norm(np.asarray(les.centroid_lps_mm) - c) for c in centres]))
+        found[n] = les.location == "intrahepatic"
+    assert [found.get(n) for n in range(len(lesions))] == truth

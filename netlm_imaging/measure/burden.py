@@ -16,11 +16,12 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import InputError
-from ..geometry import Box, ball_offsets, box_from_frame, box_in_frame, box_union
+from ..geometry import Box, box_from_frame, box_in_frame, box_union
 from ..segmentation import MaskLayer, segment_number
 from ..threads import Pending, in_background
 from ..volume import Volume, nonzero_bbox, sparse_zeros
 from .context import Lesion, MeasurementContext
+from .intrahepatic import DEFAULT_MARGIN_MM, margin_ball, touches_liver
 from .lesion_instances import Instance, lesion_instances
 from .lesions import OVERLAP_RULE, InstanceGeometry, LesionGrid, measure_instance
 
@@ -59,10 +60,6 @@ def lesion_threads() -> int:
     return _LESION_THREADS if _LESION_THREADS is not None else DEFAULT_LESION_THREADS
 
 
-#: A lesion abutting the liver within this distance is intrahepatic (mm).
-DEFAULT_MARGIN_MM = 2.0
-
-
 @dataclass
 class BurdenResult:
     """Context plus the method facts and warnings of the burden measurement."""
@@ -74,77 +71,6 @@ class BurdenResult:
     #: (voxel count, exact integer intensity sum) of the total liver for binary masks on an integer
     #: image of at most 16 bits (None otherwise): its mean intensity without another pass over its box
     liver_sums: tuple[int, int] | None = None
-
-
-def _ball(margin_mm: float, spacing: np.ndarray) -> np.ndarray:
-    """Structuring element: voxel centres within ``margin_mm``, plus the six face neighbours.
-
-    The face neighbours make "abutting" hold on any grid: with voxels larger
-    than the margin, a lesion touching the liver face to face is still
-    intrahepatic (a lesion enclosed by a liver label that excludes it).
-    """
-    r = np.maximum(1, np.floor(margin_mm / spacing + 1e-9)).astype(int)
-    grids = np.ogrid[tuple(slice(-int(x), int(x) + 1) for x in r)]
-    d2 = sum((g * s) ** 2 for g, s in zip(grids, spacing))
-    ball = np.asarray(d2 <= margin_mm**2 + 1e-9)
-    centre = tuple(int(x) for x in r)
-    for axis in range(3):
-        for step in (-1, 1):
-            idx = list(centre)
-            idx[axis] += step
-            ball[tuple(idx)] = True
-    return ball
-
-
-def _ball_sheared(margin_mm: float, affine: np.ndarray) -> np.ndarray:
-    """:func:`_ball` on a sheared grid (gantry tilt): the offsets within ``margin_mm`` in patient space
-    (:func:`~netlm_imaging.geometry.ball_offsets`), plus the six face neighbours."""
-    offsets = ball_offsets(affine, margin_mm)
-    r = np.maximum(1, np.max(np.abs(offsets), axis=0))
-    ball = np.zeros(tuple(int(2 * x + 1) for x in r), dtype=bool)
-    ball[tuple((offsets + r).T)] = True
-    for axis in range(3):
-        for step in (-1, 1):
-            idx = [int(x) for x in r]
-            idx[axis] += step
-            ball[tuple(idx)] = True
-    return ball
-
-
-def _touches_liver(liver: np.ndarray, bbox: tuple[slice, slice, slice], mask: np.ndarray, ball: np.ndarray) -> bool:
-    """Does the instance, dilated by the ball, overlap the liver? (Called when the instance itself does not.)"""
-    shape = liver.shape
-    # face neighbours first (always inside the ball): the mask against the liver's box moved by one voxel
-    # along each axis (the part of it inside the image), no padded copy and no dilation
-    for axis in range(3):
-        start, stop = bbox[axis].start, bbox[axis].stop
-        for step in (1, -1):
-            lo, hi = max(start + step, 0), min(stop + step, shape[axis])
-            if lo >= hi:
-                continue
-            moved = list(bbox)
-            moved[axis] = slice(lo, hi)
-            part = [slice(None)] * 3
-            part[axis] = slice(lo - step - start, hi - step - start)
-            if np.any(mask[tuple(part)] & liver[tuple(moved)]):
-                return True
-    pad = [b // 2 for b in ball.shape]
-    big = tuple(slice(max(0, bbox[a].start - pad[a]), min(shape[a], bbox[a].stop + pad[a])) for a in range(3))
-    local = np.zeros(tuple(s.stop - s.start for s in big), dtype=bool)
-    inner = tuple(slice(bbox[a].start - big[a].start, bbox[a].stop - big[a].start) for a in range(3))
-    local[inner] = mask
-    region = liver[big]
-    # the dilation by the ball, one offset at a time on the small box (no full dilated copy)
-    centre = [b // 2 for b in ball.shape]
-    for off in np.argwhere(ball) - centre:
-        src, dst = [], []
-        for ax in range(3):
-            o, n = int(off[ax]), local.shape[ax]
-            src.append(slice(max(0, -o), min(n, n - o)))
-            dst.append(slice(max(0, o), min(n, n + o)))
-        if np.any(local[tuple(src)] & region[tuple(dst)]):
-            return True
-    return False
 
 
 #: Integer sums are exact in float64 below this magnitude (so either gives the same mean).
@@ -219,15 +145,14 @@ def _measure_instances(
     image: Volume, instances: list[Instance], liver_mask: np.ndarray, has_liver: bool, margin_mm: float
 ) -> list[_Measured]:
     """Each instance's geometry and whether it is intrahepatic (on a thread pool for many lesions)."""
-    # the margin's voxels: per-axis spacings on an orthogonal grid, the patient-space ball on a sheared one
-    ball = _ball_sheared(margin_mm, image.affine) if image.sheared else _ball(margin_mm, image.spacing)
+    ball = margin_ball(image, margin_mm)
     grid = LesionGrid.of(image)
 
     def _one(inst: Instance) -> _Measured:
         bb, m, w, name, stat = inst
         # lesion voxels inside the liver mask: any of them makes it intrahepatic without the 2 mm dilation
         in_liver = int(np.count_nonzero(m & liver_mask[bb])) if has_liver else 0
-        inside = True if not has_liver else in_liver > 0 or _touches_liver(liver_mask, bb, m, ball)
+        inside = True if not has_liver else in_liver > 0 or touches_liver(liver_mask, bb, m, ball)
         geom = measure_instance(image, bb, m, weights=w, grid=grid, known=stat)
         return bb, m, w, name, inside, geom, in_liver
 

@@ -35,8 +35,9 @@ Burden
     LiTS tumour burden as a percentage: ``100 x intrahepatic lesion voxels /
     (liver ∪ intrahepatic lesion) voxels`` of each segmentation on its own
     grid; the total liver is liver ∪ intrahepatic lesions too. A lesion is
-    intrahepatic when it touches the liver dilated by 2 mm (DESIGN.md), as in
-    ``analyze``; extrahepatic lesions are compared in ``lesion`` only.
+    intrahepatic when it touches the liver dilated by 2 mm (DESIGN.md), by
+    ``analyze``'s own test (:mod:`netlm_imaging.measure.intrahepatic`);
+    extrahepatic lesions are compared in ``lesion`` only.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import GeometryError, LabelError
+from ..measure.intrahepatic import intrahepatic_voxels
 from ..segmentation import MaskLayer
 from ..volume import Volume, nonzero_bbox
 from .detection import DETECTION_IOU, DetectionResult, LesionMatch, detect_lesions
@@ -66,7 +68,6 @@ __all__ = [
     "compare_segmentation_files",
     "compare_segmentations",
     "detect_lesions",
-    "intrahepatic_lesion",
     "lesion_instances",
     "masks_by_role",
     "outside_fraction",
@@ -77,7 +78,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _STRUCT_6 = ndimage.generate_binary_structure(3, 1)
-_STRUCT_26 = ndimage.generate_binary_structure(3, 3)
 
 
 def _r(v: float | None, nd: int = 4) -> float | None:
@@ -268,29 +268,6 @@ def outside_fraction(mask: Volume, grid: Volume) -> float:
     return 1.0 - float(np.count_nonzero(inside)) / len(idx)
 
 
-def intrahepatic_lesion(liver: np.ndarray, lesion: np.ndarray, affine: np.ndarray) -> np.ndarray:
-    """The lesion voxels of the intrahepatic lesions (DESIGN.md): components touching the liver + 2 mm.
-
-    A lesion (26-connected component) is intrahepatic when it overlaps the liver mask dilated by
-    :data:`~netlm_imaging.measure.burden.DEFAULT_MARGIN_MM` (voxel centres within 2 mm, plus the six
-    face neighbours, as ``analyze`` tests it); the others are extrahepatic and are no part of the
-    total liver or of the burden.
-    """
-    from ..geometry import dilate_mm_affine
-    from ..measure.burden import DEFAULT_MARGIN_MM
-
-    les = np.asarray(lesion, dtype=bool)
-    if not les.any():
-        return les
-    liv = np.asarray(liver, dtype=bool)
-    near = dilate_mm_affine(liv, affine, DEFAULT_MARGIN_MM) | ndimage.binary_dilation(liv, structure=_STRUCT_6)
-    lab, n = ndimage.label(les, structure=_STRUCT_26)
-    keep = np.zeros(n + 1, dtype=bool)
-    keep[np.unique(lab[near & les])] = True
-    keep[0] = False
-    return np.asarray(keep[lab])
-
-
 def _liver_and_intrahepatic(masks: Mapping[str, Volume]) -> tuple[Volume, np.ndarray] | None:
     """The liver mask and the intrahepatic lesion voxels on the liver's grid (None without a liver)."""
     liv = masks.get("liver")
@@ -303,7 +280,7 @@ def _liver_and_intrahepatic(masks: Mapping[str, Volume]) -> tuple[Volume, np.nda
     lesion = np.asarray(les.array, dtype=bool)
     if not les.same_grid(liv):  # same shape is not the same grid: never index by index across files
         lesion = resample_nearest(les.with_array(lesion), liv)
-    return liv, intrahepatic_lesion(liver, lesion, liv.affine)
+    return liv, intrahepatic_voxels(liver, lesion, liv)
 
 
 def _burden(masks: Mapping[str, Volume], found: tuple[Volume, np.ndarray] | None) -> float | None:
