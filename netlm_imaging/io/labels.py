@@ -827,6 +827,13 @@ def layers_from_label_map(label_map: Volume, spec: LabelSpec, *, notes: Sequence
             raise LabelError(f"{label_map.source}: label map contains NaN or inf; a label map must hold integers.")
         rounded = np.round(arr)
         off = float(np.max(np.abs(arr - rounded))) if arr.size else 0.0
+        scaling = label_map.meta.get("scaling")
+        if off > LABEL_ROUNDING_TOLERANCE and scaling:
+            raise LabelError(
+                f"{label_map.source}: label map's header scales its stored values (scl_slope {scaling[0]:g}, "
+                f"scl_inter {scaling[1]:g}) to non-integers (up to {off:.3g} from an integer); re-save it with "
+                "scl_slope 1 and scl_inter 0 (nibabel: img.header.set_slope_inter(1, 0))."
+            )
         if off > LABEL_ROUNDING_TOLERANCE:
             raise LabelError(
                 f"{label_map.source}: label map holds non-integer values (up to {off:.3g} from an integer, more than "

@@ -43,6 +43,16 @@ def _fast_gzip_data(img: Any) -> np.ndarray | None:
         return None
 
 
+def _scaling(img: Any) -> tuple[float, float] | None:
+    """(scl_slope, scl_inter) nibabel applies to the stored values, or None when it applies none."""
+    proxy = img.dataobj
+    try:
+        slope, inter = float(proxy.slope), float(proxy.inter)
+    except (AttributeError, TypeError, ValueError):
+        return None
+    return None if (slope, inter) == (1.0, 0.0) else (slope, inter)
+
+
 def read_nifti(path: str | Path, *, max_voxels: int | None = None, as_float: bool = True) -> Volume:
     """Read a .nii / .nii.gz file into a :class:`Volume` with an LPS affine.
 
@@ -83,7 +93,7 @@ def read_nifti(path: str | Path, *, max_voxels: int | None = None, as_float: boo
             f"{p}: not a readable NIfTI file ({type(exc).__name__}: {str(exc)[:120]}); re-export the {what} as NIfTI."
         ) from exc
     shape = tuple(int(s) for s in img.shape)
-    if len(shape) == 4 and shape[3] == 1:
+    if len(shape) > 3 and all(s == 1 for s in shape[3:]):  # (x, y, z, 1) or ITK's (x, y, z, 1, 1)
         shape = shape[:3]
     if len(shape) != 3:
         raise InputError(f"{p}: expected a 3-D image, got shape {tuple(img.shape)}; split 4-D series first.")
@@ -97,12 +107,18 @@ def read_nifti(path: str | Path, *, max_voxels: int | None = None, as_float: boo
         qform = hdr.get_qform()
         if not np.allclose(sform, qform, atol=QFORM_SFORM_TOLERANCE):
             warnings.append(f"{p.name}: sform and qform disagree; the sform (code {sform_code}) was used")
+    scaling = _scaling(img)
+    if scaling is not None and not as_float:
+        warnings.append(
+            f"{p.name}: its header scales the stored values (scl_slope {scaling[0]:g}, scl_inter {scaling[1]:g}); "
+            "the labels are the scaled values, as nibabel and SimpleITK read them"
+        )
     try:
         data = _fast_gzip_data(img)
         if data is None:
             data = np.asanyarray(img.dataobj)
-        if data.ndim == 4:
-            data = data[..., 0]
+        if data.ndim > 3:
+            data = data.reshape(shape, order="A")
         # integer data without scaling stays in its stored type (exact, and half the memory of float32
         # for int16 CT); scaled or float data becomes float32
         if as_float and not (data.dtype.kind in "iu" and data.dtype.itemsize <= 4):
@@ -121,6 +137,7 @@ def read_nifti(path: str | Path, *, max_voxels: int | None = None, as_float: boo
         "geometry_known": bool(sform_code > 0 or qform_code > 0),
         "warnings": warnings,
         "files": [str(p)],
+        "scaling": None if scaling is None else list(scaling),
     }
     try:
         return Volume(data, ras_to_lps(img.affine), source=str(p), meta=meta)
