@@ -11,7 +11,7 @@ from conftest import shared_schema
 from surgical_phantoms import FULL_CLINICAL, NY, NZ, SLICES, VOXEL_ML, SlabLiver, assess
 
 from netlm_imaging.classify.classifications import burden_category, cloyd_resectability, recist_targets
-from netlm_imaging.classify.clinical import ClinicalInputs
+from netlm_imaging.classify.clinical import ClinicalInputs, clinical_from_row
 from netlm_imaging.classify.rules import load_rules
 
 FULL = FULL_CLINICAL
@@ -252,3 +252,16 @@ def test_blocks_validate_against_the_report_schema():
         jsonschema.validate(value, schema["properties"][key])
     assert out.lesion_segments == {1: 3, 2: 6}
     assert out.remnant["non_tumorous_liver_volume_ml"] == pytest.approx((12000 - 32 - 75) * VOXEL_ML)
+
+
+@pytest.mark.parametrize(("cell", "expected"), [("yes", "3"), ("Y", "3"), ("no", "4"), ("N", "4"), ("", None)])
+def test_mahuron_3_4_from_symptom_cells_as_spreadsheets_write_them(tmp_path, cell, expected):
+    """A cohort CSV's "symptoms" cell yes/no: symptomatic (kind not stated) is type 3, none type 4,
+    blank undetermined with "symptoms" missing (Mahuron 2023 types 3/4, the project's reading, CR section 1)."""
+    f = tmp_path / "tight.toml"
+    f.write_text('[flr]\ndenominator = "non_tumorous"\n[flr.non_tumorous_threshold_percent]\nnormal = 85.0\n')
+    clin = clinical_from_row({"symptoms": cell, "liver_condition": "normal"}, "cohort.csv line 2")
+    c = assess(_unreachable_liver().ctx(), clin, load_rules(f)).classification
+    assert c["achievable_debulking_percent"] < 70.0
+    assert c["mahuron_type"] == expected
+    assert ("symptoms" in c["missing_inputs"]) is (expected is None)

@@ -64,12 +64,12 @@ def test_csv_row_text_values_and_empty_cells():
 @pytest.mark.parametrize(
     ("data", "pattern"),
     [
-        ({"symptom": "none"}, r"unknown clinical field\(s\) 'symptom'; known fields: symptoms, grade"),
+        ({"symtoms": "none"}, r"unknown clinical field\(s\) 'symtoms'; known fields: symptoms, grade"),
         ({"symptoms": 1}, r"'symptoms' has invalid value 1; allowed: none \| hormonal \| bulk"),
         ({"symptoms": "severe"}, r"'symptoms' has invalid value 'severe'"),
         ({"grade": 4}, r"'grade' has invalid value 4; allowed: a whole number 1-3"),
         ({"grade": 2.5}, r"'grade' has invalid value 2.5"),
-        ({"grade": "2"}, r"'grade' has invalid value '2'; allowed: a number"),
+        ({"grade": "G2/G3"}, r"'grade' has invalid value 'G2/G3'; allowed: a number"),
         ({"grade": True}, r"'grade' has invalid value True"),
         ({"performance_status": 5}, r"'performance_status' has invalid value 5; allowed: a whole number 0-4"),
         ({"ki67_percent": 150}, r"'ki67_percent' has invalid value 150.0; allowed: 0-100 %"),
@@ -80,9 +80,15 @@ def test_csv_row_text_values_and_empty_cells():
             r"\(impossible value, rules key body.height_cm_range\)",
         ),
         ({"weight_kg": 700}, r"'weight_kg' has invalid value 700.0; allowed: 25-350 kg"),
-        ({"extrahepatic_disease": "yes"}, r"'extrahepatic_disease' has invalid value 'yes'; allowed: true or false"),
-        ({"primary_resected": 1}, r"'primary_resected' has invalid value 1"),
-        ({"liver_condition": "steatosis"}, r"allowed: normal \| chemotherapy \| cirrhosis"),
+        (
+            {"extrahepatic_disease": "maybe"},
+            r"'extrahepatic_disease' has invalid value 'maybe'; allowed: true or false",
+        ),
+        ({"primary_resected": 2}, r"'primary_resected' has invalid value 2"),
+        ({"liver_condition": "hepatitis"}, r"allowed: normal \| chemotherapy \| steatosis \| fibrosis \| cirrhosis"),
+        ({"weight_kg": "72 st"}, r"'weight_kg' has invalid value '72 st'; allowed: a number \(units: kg, .*lb"),
+        ({"ki67_percent": "25 kg"}, r"'ki67_percent' has invalid value '25 kg'"),
+        ({"weight": 70, "weight_kg": 71}, r"clinical columns 'weight' and 'weight_kg' both give 'weight_kg'"),
         ({"weight_kg": [70]}, r"'weight_kg' has invalid value \[70\]"),
     ],
 )
@@ -149,3 +155,66 @@ def test_body_size_from_file_then_dicom_header():
     assert (h, w) == (None, None)
     assert any("ignored" in n for n in notes)
     assert resolve_body_size(None, {})[:2] == (None, None)
+
+
+# The international pound is 0.45359237 kg exactly (1959 agreement); an inch is 2.54 cm.
+_LB_KG = 0.45359237
+
+
+@pytest.mark.parametrize(
+    ("row", "expected"),
+    [
+        # units in the values, converted to the field's unit
+        ({"weight_kg": "72 kg", "height_cm": "175 cm"}, {"weight_kg": 72.0, "height_cm": 175.0}),
+        ({"weight_kg": "160 lb", "height_cm": "1.75 m"}, {"weight_kg": 160 * _LB_KG, "height_cm": 175.0}),
+        ({"weight_kg": "72kg", "height_cm": "69 in"}, {"weight_kg": 72.0, "height_cm": 69 * 2.54}),
+        ({"ki67_percent": "25%"}, {"ki67_percent": 25.0}),
+        ({"ki67_percent": "2.5 %"}, {"ki67_percent": 2.5}),
+        # column names as spreadsheets spell them
+        (
+            {"Weight (kg)": "80", "Height (m)": "1.8", "Ki-67 (%)": "4"},
+            {"weight_kg": 80.0, "height_cm": 180.0, "ki67_percent": 4.0},
+        ),
+        ({"ECOG": "ECOG 1", "WHO grade": "G2"}, {"performance_status": 1, "grade": 2}),
+        ({"Grade": "NET G3", "PS": "0"}, {"grade": 3, "performance_status": 0}),
+        # booleans in every common spelling, "not known" words as empty cells
+        (
+            {"extrahepatic_disease": "Y", "primary_resected": "N"},
+            {"extrahepatic_disease": True, "primary_resected": False},
+        ),
+        (
+            {"extrahepatic_disease": "TRUE", "primary_resected": "no"},
+            {"extrahepatic_disease": True, "primary_resected": False},
+        ),
+        ({"extrahepatic_disease": "NA", "primary_resected": "unknown", "grade": "n/a"}, {}),
+        # symptoms: yes/no mean symptomatic (kind not stated) / none
+        ({"symptoms": "No"}, {"symptoms": "none"}),
+        ({"symptoms": "yes"}, {"symptoms": "symptomatic"}),
+        ({"symptoms": "Carcinoid syndrome"}, {"symptoms": "hormonal"}),
+        # liver condition words and flag columns (the most demanding true flag)
+        ({"liver_condition": "chemo"}, {"liver_condition": "chemotherapy"}),
+        ({"liver_condition": "Fatty liver"}, {"liver_condition": "steatosis"}),
+        ({"cirrhosis": "yes", "chemotherapy": "yes"}, {"liver_condition": "cirrhosis"}),
+        ({"chemo": "Y", "cirrhosis": "N"}, {"liver_condition": "chemotherapy"}),
+        ({"cirrhosis": "N"}, {}),  # other injuries not stated: the condition stays unknown
+        (
+            {"chemotherapy": "0", "steatosis": "0", "fibrosis": "0", "cirrhosis": "0"},
+            {"liver_condition": "normal"},
+        ),
+        ({"differentiation": "Well-differentiated", "sex": "F"}, {"differentiation": "well", "sex": "female"}),
+    ],
+)
+def test_csv_real_world_spellings(row, expected):
+    c = clinical_from_row(row, "cohort.csv row 3")
+    got = {k: v for k, v in c.to_dict().items() if v is not None}
+    assert got.keys() == expected.keys()
+    for k, v in expected.items():
+        assert got[k] == pytest.approx(v) if isinstance(v, float) else got[k] == v
+
+
+def test_json_sidecar_text_values_as_written(tmp_path):
+    """A sidecar written by hand: "72 kg", "G2", "yes" are unambiguous and read like the CSV cells."""
+    p = tmp_path / "clinical.json"
+    p.write_text(json.dumps({"weight": "72 kg", "height_cm": "1.68 m", "grade": "G2", "primary_resected": "yes"}))
+    c = load_clinical(p)
+    assert (c.weight_kg, c.height_cm, c.grade, c.primary_resected) == (72.0, pytest.approx(168.0), 2, True)

@@ -21,7 +21,16 @@ def test_default_rules_values_match_clinical_rules_md():
     assert r["cloyd"]["resection_percent"] == 90.0
     assert r["burden"]["bin_upper_edges_percent"] == [10.0, 25.0, 50.0]
     assert r["burden"]["clarinet_split_percent"] == 25.0
-    assert dict(r["flr"]["threshold_percent"]) == {"normal": 20.0, "chemotherapy": 30.0, "cirrhosis": 40.0}
+    # section 6: 20 % normal, 30 % "compromised function (extensive systemic chemotherapy or steatosis)",
+    # 40 % cirrhosis (and Azoulay's "fibrosis/cirrhosis" group)
+    assert dict(r["flr"]["threshold_percent"]) == {
+        "normal": 20.0,
+        "chemotherapy": 30.0,
+        "steatosis": 30.0,
+        "fibrosis": 40.0,
+        "cirrhosis": 40.0,
+    }
+    assert dict(r["flr"]["non_tumorous_threshold_percent"]) == {"normal": 25.0, "fibrosis": 40.0, "cirrhosis": 40.0}
     assert r["body"]["telv_intercept_ml"] == -794.41
     assert r["body"]["telv_slope_ml_per_m2"] == 1267.28
     assert r["body"]["bsa_formula"] == "mosteller"
@@ -153,8 +162,8 @@ def test_bad_rules_files(tmp_path):
 
 
 def test_unknown_liver_condition_threshold():
-    with pytest.raises(InputError, match="no FLR threshold for liver condition 'steatosis'"):
-        load_rules().flr_threshold_percent("steatosis")
+    with pytest.raises(InputError, match=r"no FLR threshold for liver condition 'steatosis' in 'flr\.non_tumorous"):
+        load_rules().flr_threshold_percent("steatosis", "non_tumorous")
 
 
 def test_comparator():

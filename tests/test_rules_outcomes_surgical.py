@@ -294,13 +294,26 @@ def test_flr_comparator_at_exactly_the_threshold(tmp_path):
     assert _std(changed, "left_lateral_sectionectomy")["adequate"] is True
 
 
-@covers("flr.threshold_percent.normal", "flr.threshold_percent.chemotherapy", "flr.threshold_percent.cirrhosis")
+@covers(
+    "flr.threshold_percent.normal",
+    "flr.threshold_percent.chemotherapy",
+    "flr.threshold_percent.steatosis",
+    "flr.threshold_percent.fibrosis",
+    "flr.threshold_percent.cirrhosis",
+)
 @pytest.mark.parametrize(
     ("condition", "shipped_adequate", "new_threshold"),
-    [("normal", True, 35.0), ("chemotherapy", True, 35.0), ("cirrhosis", False, 30.0)],
+    [
+        ("normal", True, 35.0),
+        ("chemotherapy", True, 35.0),
+        ("steatosis", True, 35.0),
+        ("fibrosis", False, 30.0),
+        ("cirrhosis", False, 30.0),
+    ],
 )
 def test_flr_threshold_per_liver_condition(tmp_path, condition, shipped_adequate, new_threshold):
-    """Right hepatectomy keeps 480 mL: sFLR = 480 / TELV(175 cm, 70 kg) = 31.1 % vs 20 / 30 / 40 % (CR 6)."""
+    """Right hepatectomy keeps 480 mL: sFLR = 480 / TELV(175 cm, 70 kg) = 31.1 % vs 20 (normal) / 30
+    (chemotherapy, steatosis: "compromised function") / 40 % (fibrosis/cirrhosis) (CR 6)."""
     sflr = 100 * _right_hep_flr_ml() / _telv()
     assert 30.0 < sflr < 35.0
     p = _liver()
@@ -312,9 +325,14 @@ def test_flr_threshold_per_liver_condition(tmp_path, condition, shipped_adequate
     assert _std(assess(p.ctx(), clin, changed), "right_hepatectomy")["adequate"] is (not shipped_adequate)
 
 
-@covers("flr.non_tumorous_threshold_percent.normal", "flr.non_tumorous_threshold_percent.cirrhosis")
+@covers(
+    "flr.non_tumorous_threshold_percent.normal",
+    "flr.non_tumorous_threshold_percent.fibrosis",
+    "flr.non_tumorous_threshold_percent.cirrhosis",
+)
 @pytest.mark.parametrize(
-    ("condition", "shipped_adequate", "new_threshold"), [("normal", True, 45.0), ("cirrhosis", False, 35.0)]
+    ("condition", "shipped_adequate", "new_threshold"),
+    [("normal", True, 45.0), ("fibrosis", False, 35.0), ("cirrhosis", False, 35.0)],
 )
 def test_flr_non_tumorous_threshold_per_liver_condition(tmp_path, condition, shipped_adequate, new_threshold):
     """Right hepatectomy keeps 480 of 1200 mL = 40 % vs 25 % (Shoup) / 40 % (Azoulay; '>' needs more)."""

@@ -297,12 +297,13 @@ def mahuron_type(
                 *extra,
             ],
         }
-    if symptoms in ("hormonal", "bulk"):
+    if symptoms in ("hormonal", "bulk", "symptomatic"):
+        kind = "symptoms (kind not stated)" if symptoms == "symptomatic" else f"{symptoms} symptoms"
         return {
             "type": "3",
             "inferred": True,
             "missing_inputs": [],
-            "rationale": [f"Mahuron type 3: {base}; {symptoms} symptoms present ({note})", *extra],
+            "rationale": [f"Mahuron type 3: {base}; {kind} present ({note})", *extra],
         }
     return {
         "type": "4",

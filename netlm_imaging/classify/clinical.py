@@ -26,6 +26,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..rules_data import default_section
+from .clinical_text import CONDITION_COLUMNS, UNITS, canonical_field, is_missing_text, number_with_unit, strip_prefix
 
 __all__ = [
     "ClinicalInputs",
@@ -39,12 +40,34 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-SYMPTOMS = ("none", "hormonal", "bulk")
+SYMPTOMS = ("none", "hormonal", "bulk", "symptomatic")
 SEXES = ("male", "female")
-LIVER_CONDITIONS = ("normal", "chemotherapy", "cirrhosis")
+#: Liver conditions with an FLR threshold in the rules (``flr.threshold_percent``), least demanding first.
+LIVER_CONDITIONS = ("normal", "chemotherapy", "steatosis", "fibrosis", "cirrhosis")
 DIFFERENTIATION = ("well", "poor")
-_TRUE = {"true", "yes", "y", "1"}
-_FALSE = {"false", "no", "n", "0"}
+_TRUE = {"true", "yes", "y", "1", "t"}
+_FALSE = {"false", "no", "n", "0", "f"}
+#: Real-world words for each allowed value (lower-case; the value itself is always accepted).
+_WORDS: dict[str, dict[str, str]] = {
+    "symptoms": {
+        **dict.fromkeys(("no", "n", "false", "0", "asymptomatic", "absent", "nil"), "none"),
+        **dict.fromkeys(("functional", "carcinoid syndrome", "hormonal syndrome", "syndrome"), "hormonal"),
+        **dict.fromkeys(("mass effect", "bulk symptoms", "pain"), "bulk"),
+        **dict.fromkeys(("yes", "y", "true", "1", "present"), "symptomatic"),
+    },
+    "liver_condition": {
+        **dict.fromkeys(("healthy", "none", "no", "normal liver"), "normal"),
+        **dict.fromkeys(("chemo", "post-chemotherapy", "chemotherapy-injured", "chemotherapy injured"), "chemotherapy"),
+        **dict.fromkeys(("steatotic", "fatty liver", "fatty", "nafld", "masld", "steatohepatitis"), "steatosis"),
+        **dict.fromkeys(("fibrotic",), "fibrosis"),
+        **dict.fromkeys(("cirrhotic",), "cirrhosis"),
+    },
+    "differentiation": {
+        **dict.fromkeys(("well differentiated", "well-differentiated", "wd", "well-diff"), "well"),
+        **dict.fromkeys(("poorly differentiated", "poorly-differentiated", "poorly", "pd", "poorly-diff"), "poor"),
+    },
+    "sex": {**dict.fromkeys(("m", "man"), "male"), **dict.fromkeys(("f", "woman"), "female")},
+}
 
 
 @dataclass(frozen=True)
@@ -53,8 +76,9 @@ class ClinicalInputs:
 
     Attributes
     ----------
-    symptoms : {"none", "hormonal", "bulk"} or None
-        Hormonal (functional syndrome) or bulk symptoms, or none.
+    symptoms : {"none", "hormonal", "bulk", "symptomatic"} or None
+        Hormonal (functional syndrome) or bulk symptoms, symptoms of unstated kind
+        ("yes"), or none.
     grade : int or None
         WHO tumour grade 1-3 as reported.
     ki67_percent : float or None
@@ -68,8 +92,10 @@ class ClinicalInputs:
         Body size for BSA/TELV.
     sex : {"male", "female"} or None
         For the PET SUL (lean body mass, Janmahasatian formula).
-    liver_condition : {"normal", "chemotherapy", "cirrhosis"} or None
-        Selects the FLR threshold (``None`` uses ``normal`` and says so).
+    liver_condition : {"normal", "chemotherapy", "steatosis", "fibrosis", "cirrhosis"} or None
+        Selects the FLR threshold (``None`` uses ``normal`` and says so). Also given by the
+        flag columns ``chemotherapy`` / ``steatosis`` / ``fibrosis`` / ``cirrhosis``: the most
+        demanding true flag.
     performance_status : int or None
         ECOG 0-4.
     differentiation : {"well", "poor"} or None
@@ -106,26 +132,33 @@ def _bad(source: str, name: str, value: Any, allowed: str) -> InputError:
     return InputError(f"{source}: clinical field {name!r} has invalid value {value!r}; allowed: {allowed}")
 
 
-def _as_bool(source: str, name: str, value: Any, from_text: bool) -> bool:
+def _as_bool(source: str, name: str, value: Any) -> bool:
     if isinstance(value, bool):
         return value
-    if from_text and isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
         return value.strip().lower() in _TRUE
-    raise _bad(source, name, value, "true or false")
+    raise _bad(source, name, value, "true or false (yes/no, y/n, 1/0)")
 
 
-def _as_number(source: str, name: str, value: Any, from_text: bool) -> float:
+def _as_number(source: str, name: str, value: Any, default_unit: str | None = None) -> float:
+    units = UNITS.get(name)
+    with_units = f" (units: {', '.join(units)})" if units else ""
     if isinstance(value, bool):
         raise _bad(source, name, value, "a number")
     if isinstance(value, (int, float)):
-        out = float(value)
-    elif from_text and isinstance(value, str):
+        out = float(value) * (units[default_unit] if units and default_unit else 1.0)
+    elif isinstance(value, str):
         try:
-            out = float(value.strip())
-        except ValueError:
+            parsed = number_with_unit(value, name, default_unit)
+        except ValueError as exc:
+            raise _bad(source, name, value, f"a number{with_units}: {exc}") from None
+        if parsed is None:
             # a decimal comma in a comma-separated table cannot be told from a thousands separator
             hint = " written with a decimal point (12.5)" if "," in value else ""
-            raise _bad(source, name, value, f"a number{hint}") from None
+            raise _bad(source, name, value, f"a number{hint}{with_units}")
+        out = parsed
     else:
         raise _bad(source, name, value, "a number")
     if not math.isfinite(out):
@@ -133,17 +166,24 @@ def _as_number(source: str, name: str, value: Any, from_text: bool) -> float:
     return out
 
 
-def _as_int(source: str, name: str, value: Any, from_text: bool, lo: int, hi: int) -> int:
-    num = _as_number(source, name, value, from_text)
+def _as_int(source: str, name: str, value: Any, lo: int, hi: int, prefixes: tuple[str, ...]) -> int:
+    text = strip_prefix(value, prefixes) if isinstance(value, str) else value
+    try:
+        num = _as_number(source, name, text)
+    except InputError:
+        raise _bad(source, name, value, f"a number, a whole number {lo}-{hi}") from None
     if not num.is_integer() or not lo <= num <= hi:
         raise _bad(source, name, value, f"a whole number {lo}-{hi}")
     return int(num)
 
 
 def _as_choice(source: str, name: str, value: Any, choices: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value.strip().lower() not in choices:
-        raise _bad(source, name, value, " | ".join(choices))
-    return value.strip().lower()
+    if isinstance(value, str):
+        text = " ".join(value.strip().lower().split())
+        text = _WORDS.get(name, {}).get(text, text)
+        if text in choices:
+            return text
+    raise _bad(source, name, value, " | ".join(choices))
 
 
 def _in_range(source: str, name: str, value: float, lo: float, hi: float, unit: str, key: str = "") -> float:
@@ -159,44 +199,94 @@ def _ranges(body: Mapping[str, Any] | None) -> tuple[tuple[float, float], tuple[
     return (float(h0), float(h1)), (float(w0), float(w1))
 
 
+def _canonical(data: Mapping[str, Any], source: str) -> dict[str, tuple[Any, str | None, str]]:
+    """Field -> (value, unit of its bare numbers, the column / key it came from); empty values dropped.
+
+    Raises
+    ------
+    InputError
+        An unknown column, or two columns for one field with different values.
+    """
+    out: dict[str, tuple[Any, str | None, str]] = {}
+    unknown = []
+    for key, raw in data.items():
+        name, unit = canonical_field(str(key), _FIELDS)
+        if name not in _FIELDS and name not in CONDITION_COLUMNS:
+            unknown.append(str(key))
+            continue
+        if raw is None or is_missing_text(raw):
+            continue
+        if name in out and out[name][0] != raw:
+            raise InputError(
+                f"{source}: clinical columns {out[name][2]!r} and {key!r} both give {name!r} "
+                f"({out[name][0]!r} vs {raw!r}); keep one"
+            )
+        out[name] = (raw, unit, str(key))
+    if unknown:
+        raise InputError(
+            f"{source}: unknown clinical field(s) {', '.join(map(repr, sorted(unknown)))}; known fields: "
+            f"{', '.join(_FIELDS)} (and the liver-condition flags {', '.join(CONDITION_COLUMNS)})"
+        )
+    return out
+
+
+def _liver_condition(source: str, given: str | None, flags: Mapping[str, bool]) -> str | None:
+    """The most demanding liver condition of the ``liver_condition`` value and the true flags.
+
+    All four flags false (and no value) is a normal liver; some false and none true says nothing.
+    """
+    found = [c for c, on in flags.items() if on] + ([given] if given else [])
+    if found:
+        return max(found, key=LIVER_CONDITIONS.index)
+    if flags and set(flags) == set(CONDITION_COLUMNS):
+        return "normal"
+    if flags:
+        logger.info(
+            "%s: liver-condition flags %s are false but %s not given: liver condition unknown",
+            source,
+            ", ".join(sorted(flags)),
+            ", ".join(c for c in CONDITION_COLUMNS if c not in flags),
+        )
+    return None
+
+
 def _validate(
     data: Mapping[str, Any], source: str, from_text: bool, body: Mapping[str, Any] | None = None
 ) -> ClinicalInputs:
+    """Validate the fields of a sidecar (``from_text`` False) or a CSV row (text cells)."""
     (h0, h1), (w0, w1) = _ranges(body)
-    unknown = sorted(set(data) - set(_FIELDS))
-    if unknown:
-        raise InputError(
-            f"{source}: unknown clinical field(s) {', '.join(map(repr, unknown))}; known fields: {', '.join(_FIELDS)}"
-        )
     values: dict[str, Any] = {}
-    for name, raw in data.items():
-        if raw is None or (from_text and isinstance(raw, str) and raw.strip() == ""):
-            continue
-        if name == "symptoms":
+    flags: dict[str, bool] = {}
+    for name, (raw, unit, _col) in _canonical(data, source).items():
+        if name in CONDITION_COLUMNS:
+            flags[name] = _as_bool(source, name, raw)
+        elif name == "symptoms":
             values[name] = _as_choice(source, name, raw, SYMPTOMS)
         elif name == "liver_condition":
             values[name] = _as_choice(source, name, raw, LIVER_CONDITIONS)
         elif name == "differentiation":
             values[name] = _as_choice(source, name, raw, DIFFERENTIATION)
         elif name == "sex":
-            values[name] = {"m": "male", "f": "female"}.get(str(raw).strip().lower(), raw)
-            values[name] = _as_choice(source, name, values[name], SEXES)
+            values[name] = _as_choice(source, name, raw, SEXES)
         elif name == "grade":
-            values[name] = _as_int(source, name, raw, from_text, 1, 3)
+            values[name] = _as_int(source, name, raw, 1, 3, ("net g", "who g", "grade", "g"))
         elif name == "performance_status":
-            values[name] = _as_int(source, name, raw, from_text, 0, 4)
+            values[name] = _as_int(source, name, raw, 0, 4, ("ecog ps", "ecog", "who ps", "ps"))
         elif name in ("extrahepatic_disease", "primary_resected"):
-            values[name] = _as_bool(source, name, raw, from_text)
+            values[name] = _as_bool(source, name, raw)
         elif name == "ki67_percent":
-            values[name] = _in_range(source, name, _as_number(source, name, raw, from_text), 0.0, 100.0, "%")
+            values[name] = _in_range(source, name, _as_number(source, name, raw), 0.0, 100.0, "%")
         elif name == "height_cm":
             values[name] = _in_range(
-                source, name, _as_number(source, name, raw, from_text), h0, h1, "cm", "body.height_cm_range"
+                source, name, _as_number(source, name, raw, unit), h0, h1, "cm", "body.height_cm_range"
             )
         elif name == "weight_kg":
             values[name] = _in_range(
-                source, name, _as_number(source, name, raw, from_text), w0, w1, "kg", "body.weight_kg_range"
+                source, name, _as_number(source, name, raw, unit), w0, w1, "kg", "body.weight_kg_range"
             )
+    condition = _liver_condition(source, values.pop("liver_condition", None), flags)
+    if condition is not None:
+        values["liver_condition"] = condition
     return ClinicalInputs(**values, source=source)
 
 
