@@ -35,7 +35,7 @@ def _distribution(segments, *, caudate_side="separate", unassigned=0):
         ([1, 5], "left", 0, 1, 1, 1, "bilobar"),  # the caudate lesion counts on the left
         ([1, 3], "left", 0, 0, 2, 1, "unilobar"),
         ([2, 4], "left", 0, 0, 2, 0, "unilobar"),  # the left hemiliver keeps 2-4 when 1 joins it
-        ([8], "separate", 2, 1, 0, 0, "unilobar"),
+        ([8, 5], "separate", 0, 2, 0, 0, "unilobar"),
     ],
 )
 def test_counts_per_hemiliver(segments, caudate_side, unassigned, right, left, caudate, expected):
@@ -63,10 +63,28 @@ def test_caudate_only_and_all_unassigned():
     assert (only["distribution"], only["caudate_only"], only["caudate_involved"]) == ("unilobar", True, True)
     assert "caudate-only disease: every assigned lesion lies in segment 1" in only["rationale"]
     assert only["caudate_lesion_count"] == 2
-    # every lesion outside the segments: nothing to call uni- or bilobar
+    # every lesion outside the segments: nothing to call uni- or bilobar; the lesions are named
     none = _distribution([], unassigned=2)
     assert (none["distribution"], none["caudate_only"], none["caudate_involved"]) == ("unknown", False, False)
     assert (none["right_lesion_count"], none["left_lesion_count"]) == (0, 0)
+    assert none["missing_inputs"] == ["segment map covering lesion(s) 1, 2"]
+
+
+@pytest.mark.parametrize(
+    ("segments", "expected", "missing"),
+    [
+        # lesions 2 and 3 (ids after the segment lesions) lie in liver without a segment label: they could be
+        # on the left, so one right-liver lesion does not make the disease unilobar
+        ([8], "unknown", ["segment map covering lesion(s) 2, 3"]),
+        ([1], "unknown", ["segment map covering lesion(s) 2, 3"]),  # nor caudate-only
+        ([8, 3], "bilobar", []),  # already both hemilivers: the unassigned ones cannot change it
+    ],
+)
+def test_lesions_outside_every_segment_leave_unilobar_open(segments, expected, missing):
+    d = _distribution(segments, unassigned=2)
+    assert d["distribution"] == expected
+    assert d["missing_inputs"] == missing
+    assert d["caudate_only"] is False
 
 
 def test_without_lesions_or_segment_map():

@@ -5,7 +5,9 @@ its voxels (:class:`~netlm_imaging.measure.segments.SegmentTable`); hemilivers a
 (Cantlie's line): right = segments 5-8, left = 2-4 (from the rules file); segment 1 is
 ``caudate_side = "separate"`` (no side, flagged) or ``"left"``; ``bilobar`` = intrahepatic
 lesions in both hemilivers, else ``unilobar`` (no published definition [U]; this convention
-is [D]).
+is [D]). A lesion outside every segment (liver without a segment label) could lie on either
+side: unless the others are already bilobar the distribution is ``unknown``, with the
+lesions named in ``missing_inputs``.
 """
 
 from __future__ import annotations
@@ -63,11 +65,17 @@ def lesion_distribution(table: SegmentTable | None, anatomy: Mapping[str, Any], 
     n_right = sum(1 for s in segs if s in right)
     n_left = sum(1 for s in segs if s in left)
     n_caudate = sum(1 for s in segs if s == 1)
-    unassigned = sum(1 for s in table.lesion_segment.values() if s is None)
+    outside = sorted(lid for lid, s in table.lesion_segment.items() if s is None)
+    unassigned = len(outside)
     rationale = []
-    caudate_only = n_caudate > 0 and n_caudate == len(segs)
+    missing: list[str] = []
+    caudate_only = n_caudate > 0 and n_caudate == len(segs) and not outside
     if n_right and n_left:
-        dist = "bilobar"
+        dist = "bilobar"  # whatever the unassigned lesions are
+    elif outside:
+        # a lesion outside every segment could lie in either hemiliver: uni- vs bilobar is not known
+        dist = "unknown"
+        missing.append(f"segment map covering lesion(s) {', '.join(map(str, outside))}")
     elif n_right or n_left or caudate_only:
         dist = "unilobar"
     else:
@@ -84,6 +92,11 @@ def lesion_distribution(table: SegmentTable | None, anatomy: Mapping[str, Any], 
         rationale.append("caudate-only disease: every assigned lesion lies in segment 1")
     if unassigned:
         rationale.append(f"{unassigned} lesion(s) lie outside every Couinaud segment and are not counted")
+        if dist == "unknown":
+            rationale.append(
+                f"distribution unknown: lesion(s) {', '.join(map(str, outside))} outside every segment could lie in "
+                "either hemiliver"
+            )
     return {
         "distribution": dist,
         "caudate_involved": n_caudate > 0,
@@ -92,5 +105,5 @@ def lesion_distribution(table: SegmentTable | None, anatomy: Mapping[str, Any], 
         "left_lesion_count": n_left,
         "caudate_lesion_count": n_caudate,
         "rationale": rationale,
-        "missing_inputs": [],
+        "missing_inputs": missing,
     }
