@@ -7,14 +7,20 @@ clock arithmetic done here, and the rules file's own window values.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pydicom
 import pytest
-from mri_factory import mr_headers, signal_image, write_nifti_study
+from dicom_factory import deterministic_uid, write_image_series
+from mri_factory import AFFINE, couinaud_map, label_map, mr_headers, signal_image, write_nifti_study
 from rules_coverage import covers
+from seg_factory import SegmentSpec, write_seg
 
 from netlm_imaging import analyze
 from netlm_imaging.api import AnalyzeOptions
 from netlm_imaging.classify.mr_phase import classify_mr_phase, is_hepatocyte_specific
 from netlm_imaging.classify.rules import load_rules
+from netlm_imaging.io.mr_headers import image_component, mr_provenance_from_dicom
 
 RULES = load_rules()
 LABELS = "liver=1,lesion=2,spleen=3"
@@ -132,3 +138,124 @@ def test_pre_contrast_acquired_before_midnight_with_the_injection_after_it(tmp_p
     assert phase["delay_s"] == pytest.approx(-15 * 60.0)
     assert phase["phase"] == "pre-contrast"
     assert any("after midnight of the acquisition day" in n for n in rep["mri"]["notes"])
+
+
+# ---------------------------------------------------------------- what the pixels are: Dixon, subtraction, phase
+def _series_folder(root: Path, stacks, *, refer: int, series_number: int = 8) -> Path:
+    """One SeriesInstanceUID holding several stacks at the same positions (``stacks``: (tags, image));
+    the SEG references stack ``refer``."""
+    study, frame, series = (deterministic_uid(root.name, x) for x in ("study", "for", "series"))
+    written = []
+    for n, (tags, image) in enumerate(stacks):
+        written.append(
+            write_image_series(
+                root / f"stack{n}",
+                image,
+                AFFINE,
+                modality="MR",
+                study_uid=study,
+                frame_of_reference_uid=frame,
+                series_uid=series,
+                series_number=series_number,
+                extra_tags=tags,
+                seed=40 + n,
+            )
+        )
+    lab, seg = label_map(), couinaud_map()
+    specs = [
+        SegmentSpec("Liver", lab == 1),
+        SegmentSpec("Lesion", lab == 2),
+        SegmentSpec("Spleen", lab == 3),
+        *[SegmentSpec(f"Segment {n}", seg == n) for n in range(1, 9)],
+    ]
+    write_seg(root / "seg.dcm", written[refer], specs, seed=3)
+    return root
+
+
+DICOM_LABELS = "liver=Liver,lesion=Lesion,spleen=Spleen," + ",".join(f"segment{n}=Segment {n}" for n in range(1, 9))
+
+
+def _lava_flex(root: Path, refer: int) -> dict:
+    comps = [("WATER", 400.0, 200.0), ("FAT", 40.0, 10.0), ("IN_PHASE", 420.0, 210.0), ("OUT_PHASE", 380.0, 200.0)]
+    stacks = [
+        (
+            mr_headers("101500", "103500", ImageType=["DERIVED", "PRIMARY", c], ContrastBolusAgent="EOVIST"),
+            signal_image(liver, spleen, 120.0),
+        )
+        for c, liver, spleen in comps
+    ]
+    return analyze(_series_folder(root, stacks, refer=refer), labels=DICOM_LABELS).to_dict()["mri"]
+
+
+def test_lava_flex_water_stack_gives_the_ratios_of_its_own_signal(tmp_path):
+    mri = _lava_flex(tmp_path / "flex_w", 0)
+    assert mri["provenance"]["image_component"] == "water"
+    assert mri["liver_to_spleen_contrast_ratio"] == pytest.approx(400.0 / 200.0)
+    assert mri["hepatic_uptake_index_ml"] is not None
+
+
+def test_lava_flex_fat_stack_gives_no_ratio_and_says_why(tmp_path):
+    mri = _lava_flex(tmp_path / "flex_f", 1)
+    assert mri["provenance"]["image_component"] == "fat"
+    assert mri["liver_reference"]["mean_signal_au"] == pytest.approx(40.0)  # the fat stack was measured
+    assert mri["liver_to_spleen_contrast_ratio"] is None  # 40 / 10 = 4 would be a wrong LSC
+    assert mri["hepatic_uptake_index_ml"] is None
+    assert mri["functional_flr"] is None
+    assert any("Dixon fat image" in n for n in mri["notes"])
+    assert any("T1-weighted signal image" in m for m in mri["missing_inputs"])
+
+
+def test_lava_flex_opposed_phase_stack_is_measured_with_a_note(tmp_path):
+    mri = _lava_flex(tmp_path / "flex_op", 3)
+    assert mri["provenance"]["image_component"] == "opposed_phase"
+    assert mri["liver_to_spleen_contrast_ratio"] == pytest.approx(380.0 / 200.0)
+    assert any("opposed-phase" in n for n in mri["notes"])
+
+
+def test_siemens_subtraction_series_gives_means_but_no_ratio(tmp_path):
+    tags = mr_headers(
+        "101500",
+        "103500",
+        ImageType=["DERIVED", "PRIMARY", "SUBTRACTION", "MOCO"],
+        Manufacturer="SIEMENS",
+        SequenceName="*fl3d1",
+        ContrastBolusAgent="Primovist",
+    )
+    stacks = [(tags, signal_image(150.0, 20.0, 5.0))]  # post - pre: 150 / 20 is no LSC
+    rep = analyze(_series_folder(tmp_path / "sub", stacks, refer=0), labels=DICOM_LABELS).to_dict()
+    mri = rep["mri"]
+    assert mri["provenance"]["image_component"] == "subtraction"
+    assert mri["provenance"]["image_type"] == "DERIVED\\PRIMARY\\SUBTRACTION\\MOCO"
+    assert mri["phase"]["phase"] == "hepatobiliary"  # the timing is still read
+    assert mri["liver_reference"]["mean_signal_au"] == pytest.approx(150.0)
+    assert mri["liver_to_spleen_contrast_ratio"] is None
+    assert mri["hepatic_uptake_index_ml"] is None
+    assert all(les.get("lesion_to_liver_contrast") is None for les in rep["lesions"])
+    assert any("subtraction image" in n for n in mri["notes"])
+
+
+@pytest.mark.parametrize(
+    ("image_type", "complex_component", "private", "expected"),
+    [
+        ("ORIGINAL\\PRIMARY\\M\\ND\\NORM", None, None, None),  # Siemens magnitude
+        ("ORIGINAL\\PRIMARY\\P\\ND", None, None, "phase"),  # Siemens phase
+        ("DERIVED\\PRIMARY\\DIXON\\WATER", None, None, "water"),  # Siemens Dixon
+        ("DERIVED\\PRIMARY\\DIXON\\OPP_PHASE", None, None, "opposed_phase"),
+        ("ORIGINAL\\PRIMARY\\W\\W\\DERIVED", None, None, "water"),  # Philips mDIXON
+        ("ORIGINAL\\PRIMARY\\M_FFE\\M\\FFE", None, "F", "fat"),  # Philips private image type
+        ("ORIGINAL\\PRIMARY\\T1\\NONE", "MAGNITUDE", None, None),  # Enhanced MR
+        ("ORIGINAL\\PRIMARY\\T1\\NONE", "PHASE", None, "phase"),
+        ("DERIVED\\PRIMARY\\FF", None, None, "fat_fraction"),
+    ],
+)
+def test_image_component_from_vendor_image_types(image_type, complex_component, private, expected):
+    assert image_component(image_type, complex_component, private) == expected
+
+
+def test_philips_private_image_type_fat_is_read_from_the_file(tmp_path):
+    files = write_image_series(tmp_path / "ph", signal_image(40.0, 10.0, 5.0), AFFINE, modality="MR", seed=5)
+    for f in files:
+        ds = pydicom.dcmread(f)
+        ds.private_block(0x2005, "Philips MR Imaging DD 001", create=True).add_new(0x11, "CS", "F")
+        ds.save_as(f)
+    assert mr_provenance_from_dicom(files).image_component == "fat"

@@ -66,7 +66,10 @@ def functional_remnant(
     from ..measure.mri import functional_remnant_percent
 
     missing: list[str] = []
-    if not hepatobiliary:
+    withheld = getattr(signal, "ratios_withheld", None)
+    if withheld:
+        missing.append("a T1-weighted signal image (not a subtraction, Dixon fat, phase or parametric map)")
+    elif not hepatobiliary:
         missing.append("hepatobiliary-phase MR series (gadoxetic acid, phase from the headers or --mr-phase)")
     if ctx.spleen is None or not ctx.spleen.any():
         missing.append("spleen mask (role 'spleen')")

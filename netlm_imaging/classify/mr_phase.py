@@ -45,7 +45,14 @@ from typing import Any
 
 from ..errors import UsageError
 
-__all__ = ["MR_PHASES", "check_phase_name", "classify_mr_phase", "is_hepatocyte_specific"]
+__all__ = [
+    "MR_PHASES",
+    "check_phase_name",
+    "classify_mr_phase",
+    "component_note",
+    "is_hepatocyte_specific",
+    "ratios_withheld",
+]
 
 #: Every phase name the report can carry.
 MR_PHASES = ("pre-contrast", "arterial", "portal_venous", "transitional", "hepatobiliary", "unknown")
@@ -203,4 +210,51 @@ def _conflict(stated: str, headers: Mapping[str, Any], hs: bool | None, facts: M
         if headers["basis"] == "delay" and delay is not None:
             return f"they give {headers['phase']}: acquired {float(delay):.0f} s after ContrastBolusStartTime"
         return f"they give {headers['phase']}: {headers['notes'][0]}"
+    return None
+
+
+#: Image components whose pixel values are not a T1-weighted signal: no ratio means anything on them.
+_NOT_SIGNAL = {
+    "subtraction": "a subtraction image (post- minus pre-contrast): its values are differences",
+    "fat": "a Dixon fat image: it shows fat, not the hepatocyte uptake",
+    "fat_fraction": "a fat-fraction map (percent), not a signal",
+    "parametric_map": "a parametric map, not a T1-weighted signal",
+    "phase": "a phase image, not the signal magnitude",
+    "real": "a real-part image, not the signal magnitude",
+    "imaginary": "an imaginary-part image, not the signal magnitude",
+}
+
+
+def ratios_withheld(component: str | None) -> str | None:
+    """Why LSC, lesion-to-liver contrast, RE and HUI are not computed on this image, or ``None``.
+
+    Parameters
+    ----------
+    component : str or None
+        :attr:`netlm_imaging.io.mr_headers.MrProvenance.image_component`.
+
+    Examples
+    --------
+    >>> ratios_withheld("water") is None
+    True
+    >>> ratios_withheld("subtraction").startswith("a subtraction image")
+    True
+    """
+    why = _NOT_SIGNAL.get(component or "")
+    if why is None:
+        return None
+    return (
+        f"{why}: no signal ratio (LSC, lesion-to-liver, RE) or HUI is computed; analyse the water or "
+        "fat-suppressed image"
+    )
+
+
+def component_note(component: str | None) -> str | None:
+    """A note for Dixon in-/opposed-phase images, whose ratios fat in the liver changes."""
+    if component in ("in_phase", "opposed_phase"):
+        kind = component.replace("_", "-")
+        return (
+            f"a Dixon {kind} image: fat in the liver changes its signal, so the ratios are not those of the "
+            "water or fat-suppressed image usually read in the hepatobiliary phase"
+        )
     return None

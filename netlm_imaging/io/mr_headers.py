@@ -40,6 +40,7 @@ from ._inflate import dcmread as bounded_dcmread
 __all__ = [
     "MrProvenance",
     "MrSeries",
+    "image_component",
     "mr_provenance",
     "mr_provenance_from_dicom",
     "mr_provenance_from_sidecar",
@@ -82,6 +83,13 @@ class MrProvenance:
     fat_suppression : bool or None
         True when ScanOptions holds FS or SpectrallySelectedSuppression names fat; False when
         SpectrallySelectedSuppression is NONE; None when the headers do not say.
+    image_type : str or None
+        ImageType (Enhanced MR: FrameType), values joined by backslash.
+    image_component : str or None
+        What the pixel values are, from ImageType / FrameType, ComplexImageComponent and Philips'
+        private image type (2005,1011): ``"water"``, ``"fat"``, ``"in_phase"``, ``"opposed_phase"``
+        (Dixon), ``"subtraction"``, ``"phase"``, ``"real"``, ``"imaginary"``, ``"fat_fraction"``,
+        ``"parametric_map"``; ``None`` for a plain magnitude image or when the headers do not say.
     manufacturer : str or None
         Manufacturer.
     series_instance_uid : str or None
@@ -114,6 +122,8 @@ class MrProvenance:
     inversion_time_ms: float | None = None
     field_strength_t: float | None = None
     fat_suppression: bool | None = None
+    image_type: str | None = None
+    image_component: str | None = None
     manufacturer: str | None = None
     series_instance_uid: str | None = None
     series_number: int | None = None
@@ -242,6 +252,66 @@ def _fat_suppression(scan_options: str | None, sss: str | None) -> bool | None:
     return None
 
 
+#: ImageType / FrameType values (from the third on) and what they say the pixels are, checked in
+#: this order (a Siemens "DERIVED\\PRIMARY\\SUBTRACTION" is a subtraction whatever else it says).
+_COMPONENT_TOKENS: tuple[tuple[str, frozenset[str]], ...] = (
+    ("subtraction", frozenset({"SUBTRACTION", "SUB", "SUBTRACTED"})),
+    ("fat_fraction", frozenset({"FF", "FAT_FRACTION", "FATFRACTION", "FAT FRACTION", "PDFF"})),
+    (
+        "parametric_map",
+        frozenset({"ADC", "T1MAP", "T1_MAP", "T1 MAP", "T2MAP", "T2_MAP", "T2 MAP", "R2STAR", "T2STAR", "T2_STAR"}),
+    ),
+    ("phase", frozenset({"P", "PHASE", "PHASE MAP", "PHASE_MAP"})),
+    ("real", frozenset({"R", "REAL"})),
+    ("imaginary", frozenset({"I", "IMAGINARY"})),
+    ("fat", frozenset({"FAT", "F"})),
+    ("water", frozenset({"WATER", "W"})),
+    ("in_phase", frozenset({"IN_PHASE", "IN PHASE", "INPHASE", "IP"})),
+    (
+        "opposed_phase",
+        frozenset({"OPP_PHASE", "OPP PHASE", "OPPOSED_PHASE", "OUT_PHASE", "OUT PHASE", "OUTPHASE", "OP"}),
+    ),
+)
+_COMPLEX = {"PHASE": "phase", "REAL": "real", "IMAGINARY": "imaginary"}
+
+
+def _philips_image_type(ds: Any) -> str | None:
+    """Philips' private image type (2005,1011) (W, F, IP, OP, M, P, ...), when the file has it."""
+    if isinstance(ds, dict):
+        return None
+    try:
+        elem = ds.get_private_item(0x2005, 0x11, "Philips MR Imaging DD 001")
+    except (KeyError, ValueError, AttributeError):
+        return None
+    value = elem.value if elem is not None else None
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    return str(value).strip() or None if value is not None else None
+
+
+def image_component(
+    image_type: str | None, complex_component: str | None, private_type: str | None = None
+) -> str | None:
+    r"""What an MR image's pixel values are, from its ImageType, ComplexImageComponent and private type.
+
+    Examples
+    --------
+    >>> image_component("DERIVED\\PRIMARY\\SUBTRACTION", None)
+    'subtraction'
+    >>> image_component("DERIVED\\PRIMARY\\DIXON\\FAT", None)
+    'fat'
+    >>> image_component("ORIGINAL\\PRIMARY\\M\\ND\\NORM", None) is None
+    True
+    """
+    tokens = {t.strip().upper() for t in (image_type or "").split("\\")[2:] if t.strip()}
+    if private_type:
+        tokens.add(private_type.strip().upper())
+    for name, values in _COMPONENT_TOKENS:
+        if tokens & values:
+            return name
+    return _COMPLEX.get((complex_component or "").strip().upper())
+
+
 def _provenance(ds_list: Sequence[Any], source: str) -> MrProvenance:
     """Provenance from one or more headers of one series (first one wins for static facts)."""
     first = ds_list[0]
@@ -258,6 +328,8 @@ def _provenance(ds_list: Sequence[Any], source: str) -> MrProvenance:
         notes.append("no acquisition time in the headers")
     scan_options = _text(first, "ScanOptions")
     series_number = parse_float(_text(first, "SeriesNumber"))
+    image_type = _text(first, "ImageType") or _text(first, "FrameType")
+    component = image_component(image_type, _text(first, "ComplexImageComponent"), _philips_image_type(first))
     return MrProvenance(
         source=source,
         contrast_agent=agent,
@@ -279,6 +351,8 @@ def _provenance(ds_list: Sequence[Any], source: str) -> MrProvenance:
         inversion_time_ms=parse_float(_text(first, "InversionTime")),
         field_strength_t=parse_float(_text(first, "MagneticFieldStrength")),
         fat_suppression=_fat_suppression(scan_options, _text(first, "SpectrallySelectedSuppression")),
+        image_type=image_type,
+        image_component=component,
         manufacturer=_text(first, "Manufacturer"),
         series_instance_uid=_text(first, "SeriesInstanceUID"),
         series_number=int(series_number) if series_number is not None else None,

@@ -157,6 +157,8 @@ class MrSignal:
         Non-tumorous volume per segment (mL) (the charge rate of parenchyma-sparing treatments).
     notes : list of str
         Fallbacks and reasons.
+    ratios_withheld : str or None
+        Why no ratio or HUI was computed on this image (a subtraction, Dixon fat or phase image).
     """
 
     liver_reference: RegionSignal | None = None
@@ -172,6 +174,7 @@ class MrSignal:
     hui_unassigned_ml: float | None = None
     nontumorous_ml_by_segment: dict[int, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    ratios_withheld: str | None = None
 
 
 def _re(post: float | None, pre: float | None) -> float | None:
@@ -224,6 +227,7 @@ def measure_mr_signal(
     pre_contrast: np.ndarray | None = None,
     reference_erosion_mm: float | None = None,
     functional: bool = False,
+    ratios: bool = True,
 ) -> MrSignal:
     """Signal statistics, ratios and (when ``functional``) the hepatic uptake index.
 
@@ -252,6 +256,10 @@ def measure_mr_signal(
         rules key ``mri.reference_erosion_mm``.
     functional : bool
         Compute LSC and HUI (the image is a hepatobiliary phase).
+    ratios : bool
+        Compute the ratios (lesion-to-liver, RE, and with ``functional`` LSC and HUI); False for an
+        image whose values are not a signal magnitude (a subtraction, Dixon fat or phase image):
+        then only the means and SDs are measured.
 
     Returns
     -------
@@ -281,9 +289,9 @@ def measure_mr_signal(
         res.spleen_reference, core_s = _reference(
             array[spleen_box], spleen[spleen_box], spacing_mm, reference_erosion_mm, "spleen", notes
         )
-    liver_ref = res.liver_reference.mean_signal_au if res.liver_reference else None
-    res.lesions = _lesion_numbers(array, pre_contrast, lesion_labels, lesion_ids, liver_ref)
-    if pre_contrast is not None:
+    liver_ref = res.liver_reference.mean_signal_au if res.liver_reference and ratios else None
+    res.lesions = _lesion_numbers(array, pre_contrast if ratios else None, lesion_labels, lesion_ids, liver_ref)
+    if pre_contrast is not None and ratios:
         for name, box, core in (("liver", liver_box, core_l), ("spleen", spleen_box, core_s)):
             if box is None or core is None:
                 continue
@@ -293,7 +301,7 @@ def measure_mr_signal(
                 post.mean_signal_au if post else None, pre.mean_signal_au if pre else None
             )
     spleen_ref = res.spleen_reference.mean_signal_au if res.spleen_reference else None
-    if not functional or spleen_ref is None or par is None or liver_ref is None or liver_box is None:
+    if not functional or not ratios or spleen_ref is None or par is None or liver_ref is None or liver_box is None:
         return res
     if spleen_ref <= 0:
         notes.append("spleen signal is not positive: LSC and HUI undefined")

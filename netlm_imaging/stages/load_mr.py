@@ -98,6 +98,7 @@ def load_mr(
             "files": s.files,
             "phase": classify_mr_phase(s.provenance.to_dict(), rules)["phase"],
             "delay_s": s.provenance.delay_s,
+            "image_component": s.provenance.image_component,
             "same_frame_of_reference": bool(s.provenance.frame_of_reference_uid)
             and s.provenance.frame_of_reference_uid == img.frame_of_reference_uid,
         }

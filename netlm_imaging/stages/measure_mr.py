@@ -30,6 +30,7 @@ class MrMeasurement:
 
 def measure_study_mr(ctx: MeasurementContext, mr: MrInputs, rules: Mapping[str, Any], *, n4: bool) -> MrMeasurement:
     """Signal, ratios and (hepatobiliary phase) the hepatic uptake index of an MR study."""
+    from ..classify.mr_phase import component_note, ratios_withheld
     from ..measure.mri import measure_mr_signal
     from ..measure.mri_bias import n4_bias_correct
 
@@ -52,7 +53,8 @@ def measure_study_mr(ctx: MeasurementContext, mr: MrInputs, rules: Mapping[str, 
         array, bias = n4_bias_correct(array, spacing, **kw)
         if pre_arr is not None:
             pre_arr, _ = n4_bias_correct(pre_arr, spacing, **kw)
-    functional = mr.phase["phase"] == "hepatobiliary"
+    withheld = ratios_withheld(mr.provenance.image_component)
+    functional = mr.phase["phase"] == "hepatobiliary" and withheld is None
     sig = measure_mr_signal(
         array,
         spacing_mm=spacing,
@@ -65,5 +67,11 @@ def measure_study_mr(ctx: MeasurementContext, mr: MrInputs, rules: Mapping[str, 
         pre_contrast=pre_arr,
         reference_erosion_mm=float(mri_rules["reference_erosion_mm"]),
         functional=functional,
+        ratios=withheld is None,
     )
+    if withheld is not None:
+        sig.notes.insert(0, withheld)
+        sig.ratios_withheld = withheld
+    elif (note := component_note(mr.provenance.image_component)) is not None:
+        sig.notes.insert(0, note)
     return MrMeasurement(sig, bias, functional, pre_arr is not None)
