@@ -179,3 +179,26 @@ def test_node_words(tmp_path):
     assert categories(user_rules(tmp_path), [station])[0] == {1: "target"}  # judged on its 18 mm long axis
     changed = user_rules(tmp_path, {"recist.node_words": ["lymph", "node", "ln "]})
     assert categories(changed, [station])[0] == {1: "normal_node"}  # short axis 8 mm < 10 mm
+
+
+def test_targets_represent_every_involved_organ_before_second_lesions(tmp_path):
+    """RECIST 1.1: up to 5 targets, 2 per organ, "representative of all involved organs" and chosen by size.
+
+    Liver 50/45/40 mm, lung 30/28 mm, a node with a 20 mm short axis, bone 15 mm: the five places go to
+    the largest lesion of each of the four organs (50, 30, 20, 15) and then the largest second lesion
+    (liver 45); the 5 largest by size alone (50, 45, 30, 28, 20) would leave the bone out.
+    """
+    lesions = [
+        les(1, 50.0),
+        les(2, 45.0),
+        les(3, 40.0),
+        les(4, 30.0, location="extrahepatic", organ="lung"),
+        les(5, 28.0, location="extrahepatic", organ="lung"),
+        les(6, 25.0, short_mm=20.0, location="extrahepatic", label="lymph node 1"),
+        les(7, 15.0, location="extrahepatic", organ="bone"),
+    ]
+    cats, targets = categories(user_rules(tmp_path), lesions)
+    assert targets == [1, 2, 4, 6, 7]
+    assert cats == {1: "target", 2: "target", 3: "measurable", 4: "target", 5: "measurable", 6: "target", 7: "target"}
+    rec = recist_assessment(lesions, user_rules(tmp_path)["recist"], 2.5)
+    assert rec["sum_of_diameters_mm"] == 50.0 + 45.0 + 30.0 + 20.0 + 15.0  # node: its short axis

@@ -17,8 +17,10 @@ rules file's ``[recist]`` table:
 - other lesions are measurable when their longest axial diameter is >=
   ``measurable_min_diameter_mm`` (10) on slices <= ``thin_slice_limit_mm``
   (5) thick, else >= ``thick_slice_min_multiple`` (2) x the slice thickness; the others are non-target;
-- targets: the largest measurable lesions, at most ``max_targets_per_organ``
-  (2) per organ and ``max_targets`` (5) in all; the sum of diameters adds the
+- targets: at most ``max_targets_per_organ`` (2) per organ and ``max_targets`` (5)
+  in all, "selected on the basis of their size" and "representative of all involved
+  organs" (RECIST 1.1 [C]): every involved organ's largest measurable lesion first
+  (largest first), then the organs' second lesions; the sum of diameters adds the
   longest diameters of non-nodal targets and the short axes of nodal ones.
 
 Diameters are edge to edge (``*_edge_mm``: the voxel-centre distance plus one
@@ -140,6 +142,24 @@ def _lesion_record(les: Lesion, recist: Mapping[str, Any], limit_mm: float) -> d
     }
 
 
+def _choose_targets(
+    by_organ: Mapping[str, list[dict[str, Any]]], per_organ: int, max_total: int
+) -> list[dict[str, Any]]:
+    """Targets "representative of all involved organs", chosen by size (RECIST 1.1 [C]).
+
+    Round ``k`` offers the ``k``-th largest measurable lesion of every organ, largest first,
+    until ``max_total``: each involved organ gets its largest lesion before any organ gets a
+    second (so with more organs than places no organ is left out for a second lesion of
+    another). Returned largest first.
+    """
+    ranked = {o: sorted(items, key=lambda r: (-r["diameter_mm"], r["lesion_id"])) for o, items in by_organ.items()}
+    chosen: list[dict[str, Any]] = []
+    for k in range(per_organ):
+        offer = sorted((v[k] for v in ranked.values() if len(v) > k), key=lambda r: (-r["diameter_mm"], r["lesion_id"]))
+        chosen += offer[: max(0, max_total - len(chosen))]
+    return sorted(chosen, key=lambda r: (-r["diameter_mm"], r["lesion_id"]))
+
+
 def recist_assessment(
     lesions: Sequence[Lesion], recist: Mapping[str, Any], slice_thickness_mm: float | None = None
 ) -> dict[str, Any]:
@@ -170,12 +190,7 @@ def recist_assessment(
     for rec in records.values():
         if rec["category"] == "measurable":
             by_organ.setdefault(rec["organ"], []).append(rec)
-    candidates: list[dict[str, Any]] = []
-    for items in by_organ.values():
-        items.sort(key=lambda r: (-r["diameter_mm"], r["lesion_id"]))
-        candidates += items[:per_organ]
-    candidates.sort(key=lambda r: (-r["diameter_mm"], r["lesion_id"]))
-    targets = candidates[:max_total]
+    targets = _choose_targets(by_organ, per_organ, max_total)
     for rec in targets:
         rec["category"] = "target"
     total = float(sum(r["diameter_mm"] for r in targets))
