@@ -14,10 +14,12 @@ Rasterisation rule
 2. The contour must be planar in the reference slice plane: all its points
    within :data:`SLICE_TOLERANCE` slices of their mean ``k``; otherwise a
    :class:`~netlm_imaging.errors.GeometryError`.
-3. Contours are matched to slices **by position**, never by
-   ContourImageSequence (an optional attribute that exports drop). A contour
-   plane within :data:`SLICE_TOLERANCE` of slice ``k`` is drawn on slice
-   ``k``. A plane between slices is an error, unless the reference was
+3. Contours are matched to slices **by position**; ContourImageSequence (an optional
+   attribute that exports drop) decides only a plane between slices. A contour plane
+   within :data:`SLICE_TOLERANCE` of slice ``k`` is drawn on slice ``k``. A plane between
+   slices whose contours name one of the two image slices beside it fills that slice, with
+   a warning (a structure set drawn on this series, its positions offset or rounded by the
+   exporter); any other plane between slices is an error, unless the reference was
    resampled (``reference.meta["resampled"]``, e.g. a non-uniform PET made
    regular) or ``off_slice="nearest"``: then each reference slice takes the
    contours of the nearest contour plane within half the plane spacing
@@ -91,6 +93,7 @@ from .rtstruct_slices import (
     SLICE_TOLERANCE,
     ContourPlane,
     declared_slab_mm,
+    image_slices,
     slab_assignment,
     slab_of_other_series,
     slice_assignment,
@@ -386,13 +389,19 @@ def _planes_of_roi(
 
         if ij[:, 0].min() < -0.5 or ij[:, 1].min() < -0.5 or ij[:, 0].max() > ni - 0.5 or ij[:, 1].max() > nj - 0.5:
             warnings.append(f"{where}: contour extends beyond the image field of view; the part outside is lost")
+        images = {
+            str(img.ReferencedSOPInstanceUID)
+            for img in getattr(c, "ContourImageSequence", None) or []
+            if getattr(img, "ReferencedSOPInstanceUID", None)
+        }
         for plane in planes:
             if abs(plane.k_float - k_mean) <= SLICE_TOLERANCE:
                 plane.polygons.append(ij)
                 plane.declared_xor.append(gtype == "CLOSEDPLANAR_XOR")
+                plane.images |= images
                 break
         else:
-            planes.append(ContourPlane(k_mean, [ij], [gtype == "CLOSEDPLANAR_XOR"]))
+            planes.append(ContourPlane(k_mean, [ij], [gtype == "CLOSEDPLANAR_XOR"], images))
     planes.sort(key=lambda p: p.k_float)
     return planes
 
@@ -497,6 +506,7 @@ def read_rtstruct(
         if getattr(img, "ReferencedSOPInstanceUID", None)
     }
     slab = slab_of_other_series(ds, reference, list(roi_planes.values()), contour_images)
+    own_slices = image_slices(reference)
     for roi in used:
         role = roles[roi.number]
         warnings = roi_warnings[roi.number]
@@ -514,7 +524,7 @@ def read_rtstruct(
         elif slab is not None:
             pairs = slab_assignment(planes, nk, slab, step_mm, source, roi.describe(), warnings)
         else:
-            pairs = slice_assignment(planes, nk, mode, source, roi.describe(), warnings)
+            pairs = slice_assignment(planes, nk, mode, source, roi.describe(), warnings, own_slices)
             along = None
         mask = np.zeros(reference.shape, dtype=bool)
         filled: dict[int, np.ndarray] = {}

@@ -2,8 +2,9 @@
 
 Private helper of :mod:`netlm_imaging.io.rtstruct` (which rasterises each plane in-plane).
 A contour plane lies on an image slice (within :data:`SLICE_TOLERANCE` of its step) and
-fills that slice; planes between slices are refused unless the image was resampled (each
-slice then takes the nearest plane). A plane is a **slab** several image slices thick when
+fills that slice; a plane between slices fills the adjacent slice its contours name
+(ContourImageSequence), with a warning; other planes between slices are refused unless the
+image was resampled (each slice then takes the nearest plane). A plane is a **slab** several image slices thick when
 the structure set declares it (ContourSlabThickness (3006,0044), Source Pixel Planes
 Characteristics (3006,004A); PS3.3 C.8.8.6.2/.4) or was drawn on a coarser series than the
 image (its contour planes :data:`SLAB_RATIO` or more slices apart, another series referenced):
@@ -27,6 +28,7 @@ __all__ = [
     "SLICE_TOLERANCE",
     "ContourPlane",
     "declared_slab_mm",
+    "image_slices",
     "referenced_images",
     "slab_assignment",
     "slab_of_other_series",
@@ -45,6 +47,8 @@ class ContourPlane:
     polygons: list[np.ndarray] = field(default_factory=list)
     #: per polygon: ContourGeometricType CLOSEDPLANAR_XOR (the exporter declares the XOR combination)
     declared_xor: list[bool] = field(default_factory=list)
+    #: the images its contours name (ContourImageSequence ReferencedSOPInstanceUID), where the file names them
+    images: set[str] = field(default_factory=set)
 
 
 def referenced_images(ds: Dataset) -> tuple[set[str], set[str]]:
@@ -171,11 +175,59 @@ def slab_assignment(
     return pairs
 
 
+def image_slices(reference: Volume) -> dict[str, int]:
+    """SOP instance UID -> slice index of a single-frame series (empty for Enhanced or resampled images)."""
+    uids = [str(u) for u in reference.meta.get("sop_instance_uids") or []]
+    if reference.meta.get("resampled") or len(uids) != reference.shape[2] or len(set(uids)) != len(uids):
+        return {}
+    return {u: k for k, u in enumerate(uids)}
+
+
+def _referenced_slices(
+    off: list[ContourPlane], planes: list[ContourPlane], slices: dict[str, int]
+) -> dict[int, int] | None:
+    """id(plane) -> the slice its contours name, when every off-grid plane names one adjacent slice of the image.
+
+    A contour plane between two slices whose contours' ContourImageSequence names one of those two
+    images was drawn on that image (rt-utils places contours by this reference alone); two planes
+    naming one slice, a plane naming no image, several images or a farther one are not decided.
+    """
+    if not slices:
+        return None
+    chosen: dict[int, int] = {}
+    for p in off:
+        ks = {slices.get(u, -1) for u in p.images}
+        if len(ks) != 1:
+            return None
+        (k,) = ks
+        if k < 0 or abs(k - p.k_float) >= 1.0:
+            return None
+        chosen[id(p)] = k
+    on = [round(p.k_float) for p in planes if id(p) not in chosen]
+    targets = [*chosen.values(), *on]
+    return chosen if len(set(targets)) == len(targets) else None
+
+
 def slice_assignment(
-    planes: list[ContourPlane], nk: int, mode: str, source: str, roi: str, warnings: list[str]
+    planes: list[ContourPlane],
+    nk: int,
+    mode: str,
+    source: str,
+    roi: str,
+    warnings: list[str],
+    slices: dict[str, int] | None = None,
 ) -> list[tuple[int, ContourPlane]]:
-    """(slice, plane) pairs: on-slice planes directly, else nearest plane when allowed."""
+    """(slice, plane) pairs: on-slice planes directly, off-grid planes on the slice their contours name
+    (``slices``: :func:`image_slices`), else nearest plane when allowed."""
     off = [p for p in planes if abs(p.k_float - round(p.k_float)) > SLICE_TOLERANCE]
+    named = _referenced_slices(off, planes, slices or {}) if off and mode != "nearest" else None
+    if named is not None:
+        worst = max(abs(named[id(p)] - p.k_float) for p in off)
+        warnings.append(
+            f"ROI {roi}: {len(off)} contour plane(s) lie between image slices (up to {worst:.2f} slice from the "
+            "slice they name); each was filled on the image its ContourImageSequence names"
+        )
+        return [(named.get(id(p), round(p.k_float)), p) for p in planes]
     if not off:
         pairs: list[tuple[int, ContourPlane]] = [(round(p.k_float), p) for p in planes]
         outside = [k for k, _ in pairs if not 0 <= k < nk]
@@ -185,6 +237,14 @@ def slice_assignment(
                 f"image's 0..{nk - 1}; the RTSTRUCT was drawn on another series. Pass the series it references."
             )
         return pairs
+    if mode != "nearest" and slices and any(u in slices for q in off for u in q.images):
+        p = off[0]
+        raise GeometryError(
+            f"{source}: ROI {roi} has contours between image slices (slice index {p.k_float:.2f}, "
+            f"{len(off)} plane(s) off the grid) although they name this series' images, and the images they name "
+            "do not give each plane one adjacent slice of its own; the structure set is inconsistent with the "
+            "series. Re-export the RTSTRUCT from the planning system on this series."
+        )
     if mode != "nearest":
         p = off[0]
         raise GeometryError(
