@@ -36,12 +36,28 @@ def _hostname() -> str:
     return socket.gethostname()
 
 
-__all__ = ["LOCK_NAME", "OutputLock", "prepare_output_dir"]
+__all__ = ["LOCK_NAME", "OutputLock", "close_inherited_locks", "prepare_output_dir"]
 
 logger = logging.getLogger(__name__)
 
 #: Name of the lock file inside a locked output folder.
 LOCK_NAME = ".netlm.lock"
+
+#: Descriptors of the locks this process holds (a forked worker closes its copies: :func:`close_inherited_locks`).
+_HELD: set[int] = set()
+
+
+def close_inherited_locks() -> None:
+    """In a forked child: close the copies of the parent's lock descriptors.
+
+    ``flock`` locks belong to the open file, which a fork shares: a pool worker that kept its copy
+    would hold the output folder's lock after its parent died, and every later run (``--resume``)
+    would be refused as "in use" by a PID that no longer runs.
+    """
+    for fd in list(_HELD):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD.clear()
 
 
 def prepare_output_dir(path: str | os.PathLike[str], option: str = "--out") -> Path:
@@ -174,6 +190,7 @@ class OutputLock:
                 os.close(fd)
                 continue
             self._fd = fd
+            _HELD.add(fd)
             break
         else:  # pragma: no cover - five lost races in a row
             raise self._busy()
@@ -210,6 +227,7 @@ class OutputLock:
             self.path.unlink()
         with contextlib.suppress(OSError):
             os.close(self._fd)
+        _HELD.discard(self._fd)
         self._fd = None
 
     def __enter__(self) -> OutputLock:

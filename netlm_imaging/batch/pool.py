@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -188,9 +188,49 @@ def init_worker(started: Any, jobs: int = 1) -> None:
     global _STARTED
     _STARTED = started
     from ..io._gzip import keep_buffers
+    from ..outdir import close_inherited_locks
+
+    close_inherited_locks()
+    _follow_parent()
 
     share_cores(jobs)
     keep_buffers()  # a worker reads study after study: the next .nii.gz inflates into the last one's memory
+
+
+def _follow_parent() -> None:
+    """A worker stops with its parent: Ctrl-C and SIGTERM are the parent's to handle, and it dies
+    when the parent dies.
+
+    The parent stops the workers itself when it is interrupted (SIGINT of the terminal's process
+    group is ignored here; SIGTERM, inherited as the parent's clean-up handler, is reset to its
+    default). When the parent is killed (``kill -9``, the out-of-memory killer), the kernel kills
+    the worker too (Linux ``PR_SET_PDEATHSIG``; elsewhere a thread watches the parent PID): an
+    orphaned worker would otherwise wait on the pool's pipe for ever.
+    """
+    import signal
+    import threading
+    import time
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
+    parent = os.getppid()
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(1, int(signal.SIGKILL), 0, 0, 0) == 0:  # PR_SET_PDEATHSIG = 1
+            if os.getppid() != parent:  # the parent died before the call
+                os._exit(1)
+            return
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="netlm-parent-watch", daemon=True).start()
 
 
 def share_cores(parallel: int) -> int:
@@ -230,7 +270,7 @@ def _drain(queue: Any) -> dict[str, int]:
 
 def _pool_round(
     task: Task, todo: Sequence[Study], out_dir: Path, options: BatchOptions, jobs: int, ctx: Any
-) -> Iterable[tuple[Study, dict[str, Any] | BaseException | None, int | None]]:
+) -> Generator[tuple[Study, dict[str, Any] | BaseException | None, int | None], None, None]:
     """One process pool over ``todo``: (study, outcome, None) per finished study, then, if the pool
     broke, (study, None, exit code of its worker or None if it was not running) per unfinished one."""
     from concurrent.futures import as_completed
@@ -249,8 +289,8 @@ def _pool_round(
                 unfinished.append(futures[fut])
             except Exception as exc:  # e.g. an OutputError raised in the worker
                 yield futures[fut], exc, None
-    except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
+    except BaseException:  # interrupted (Ctrl-C, SIGTERM) or the output failed: stop every worker now
+        _stop_workers(pool)
         raise
     pool.shutdown(wait=True)
     if not unfinished:
@@ -261,6 +301,23 @@ def _pool_round(
         pid = started.get(s.study_id)
         proc = procs.get(pid) if pid is not None else None
         yield s, None, (proc.exitcode if proc is not None else (0 if pid is not None else None))
+
+
+def _stop_workers(pool: Any) -> None:
+    """Kill the pool's workers and wait for them, so no study is still writing when the run stops.
+
+    ``shutdown(cancel_futures=True)`` only cancels studies not yet started: the running ones
+    would go on writing reports the stopped run never records. Their temporary files are
+    removed by the caller, which holds the output folder.
+    """
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    for proc in procs:
+        with contextlib.suppress(Exception):
+            proc.kill()
+    for proc in procs:
+        with contextlib.suppress(Exception):
+            proc.join(10)
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def executor_results(
@@ -303,11 +360,15 @@ def executor_results(
             todo, n = list(queue), min(jobs, len(queue))
             queue.clear()
         lost: list[tuple[Study, int | None]] = []
-        for study, outcome, exitcode in _pool_round(task, todo, out_dir, options, n, ctx):
-            if outcome is None:
-                lost.append((study, exitcode))
-            else:
-                yield study, outcome
+        pool_round = _pool_round(task, todo, out_dir, options, n, ctx)
+        try:
+            for study, outcome, exitcode in pool_round:
+                if outcome is None:
+                    lost.append((study, exitcode))
+                else:
+                    yield study, outcome
+        finally:
+            pool_round.close()  # when this generator is closed (interrupt), the pool's workers are stopped
         if not lost:
             continue
         # every worker of the broken pool is gone: the temp files the pool's SIGTERM cut short are stale

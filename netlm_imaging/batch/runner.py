@@ -52,10 +52,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ..atomic import remove_stale_temp_files
 from ..errors import InputError, NetlmError, OutputError, only_accepted_flags
 from ..outdir import OutputLock, prepare_output_dir
 from ..report.tables import CSV_COLUMNS, LESIONS_KEY, NUMBER_COLUMNS, RUN_COLUMNS, failure_row, row_from_report
 from .cohort import Study
+from .interrupt import Interrupted, signum_of
 from .options import BatchOptions
 from .pool import WorkerDied, executor_results
 from .progress import Progress
@@ -307,6 +309,13 @@ def run_cohort(
     return result
 
 
+def _close(results: Iterable[Any]) -> None:
+    """Stop the pool (its workers killed) or cancel the Dask futures behind ``results``."""
+    close = getattr(results, "close", None)
+    if close is not None:
+        close()
+
+
 def _run_locked(
     studies: Sequence[Study],
     out: Path,
@@ -362,10 +371,18 @@ def _run_locked(
             bar.update(row)
             if on_row is not None:
                 on_row(row)
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP (batch.interrupt): keep what finished
+        _close(results)
+        remove_stale_temp_files(out)  # the stopped workers' (or this process's) unfinished files
+        done = sum(1 for r in rows.values() if r["status"] != _PENDING)
+        tables.write(out, rows.values())
+        raise Interrupted(
+            signum_of(exc),
+            f"{done} of {len(rows)} studies had finished and are recorded in {csv_path} "
+            f"(the other {len(rows) - done} are 'pending'); rerun with --resume to finish them",
+        ) from None
     except OutputError as exc:
-        close = getattr(results, "close", None)
-        if close is not None:
-            close()  # stops the pool / cancels the Dask futures
+        _close(results)
         done = sum(1 for r in rows.values() if r["status"] != _PENDING)
         with contextlib.suppress(OutputError):
             tables.write(out, rows.values())

@@ -79,7 +79,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``netlm batch``; returns the exit code (0, or 4 when any study failed)."""
+    """Run ``netlm batch``; returns the exit code (0, or 4 when any study failed).
+
+    Ctrl-C, SIGTERM or SIGHUP stop the run: the workers are stopped, the studies that finished
+    are kept in cohort.csv (the others ``pending``), one line says so; exit ``128 + signal``
+    (130, 143, 129).
+    """
+    from ..batch.interrupt import interrupt_line, signals_interrupt
+
+    try:
+        with signals_interrupt():
+            return _run(args)
+    except KeyboardInterrupt as exc:
+        line, code = interrupt_line(exc)
+        print(line, file=sys.stderr)
+        return code
+
+
+def _run(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from ..batch import BatchOptions, discover_cohort, run_cohort

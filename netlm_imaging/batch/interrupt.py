@@ -1,0 +1,106 @@
+"""Stopping a run cleanly on Ctrl-C (SIGINT) or ``kill`` (SIGTERM, SIGHUP): one exception for both.
+
+Python turns SIGINT into :class:`KeyboardInterrupt`, but SIGTERM (what ``kill``, job schedulers and
+``systemctl stop`` send) and SIGHUP (a closed terminal) end the process at once: no ``finally``
+block runs, temporary files stay, and the pool workers of ``batch -j N`` outlive their parent.
+:func:`signals_interrupt` makes those signals raise :class:`Interrupted` (a ``KeyboardInterrupt``)
+in the main thread instead, so the same clean-up runs as for Ctrl-C; the exit code is
+``128 + signal number`` (130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP), the shell convention.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+__all__ = ["STOP_SIGNALS", "Interrupted", "interrupt_line", "signals_interrupt", "signum_of"]
+
+#: Signals that stop a run like Ctrl-C does (SIGINT already raises KeyboardInterrupt).
+STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run was stopped by a signal.
+
+    Parameters
+    ----------
+    signum : int
+        The signal (``signal.SIGINT`` for Ctrl-C).
+    summary : str
+        What was kept, for the one line the command prints (may be empty).
+
+    Attributes
+    ----------
+    exit_code : int
+        ``128 + signum``.
+    """
+
+    def __init__(self, signum: int = signal.SIGINT, summary: str = "") -> None:
+        super().__init__(summary or _name(signum))
+        self.signum = int(signum)
+        self.summary = summary
+
+    @property
+    def exit_code(self) -> int:
+        """``128 + signum`` (130 for SIGINT, 143 for SIGTERM)."""
+        return 128 + self.signum
+
+    @property
+    def signal_name(self) -> str:
+        """``SIGINT``, ``SIGTERM`` ..."""
+        return _name(self.signum)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.signum, self.summary))
+
+
+def _name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def signum_of(exc: BaseException) -> int:
+    """The signal behind a ``KeyboardInterrupt`` (SIGINT unless it is an :class:`Interrupted`)."""
+    return exc.signum if isinstance(exc, Interrupted) else int(signal.SIGINT)
+
+
+def _raise(signum: int, frame: Any) -> None:
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def signals_interrupt() -> Iterator[None]:
+    """While the block runs, SIGTERM and SIGHUP raise :class:`Interrupted` in the main thread.
+
+    Outside the main thread (where Python cannot set handlers) this does nothing. The previous
+    handlers are restored on leaving.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, _raise) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h if h is not None else signal.SIG_DFL)
+
+
+def interrupt_line(exc: BaseException) -> tuple[str, int]:
+    """The one stderr line and the exit code of a run stopped by ``exc`` (a ``KeyboardInterrupt``).
+
+    Examples
+    --------
+    >>> interrupt_line(Interrupted(15, "3 of 9 studies had finished"))
+    ('netlm: interrupted by SIGTERM: 3 of 9 studies had finished', 143)
+    >>> interrupt_line(KeyboardInterrupt())
+    ('netlm: interrupted by SIGINT', 130)
+    """
+    stop = exc if isinstance(exc, Interrupted) else Interrupted(signum_of(exc))
+    line = f"netlm: interrupted by {stop.signal_name}" + (f": {stop.summary}" if stop.summary else "")
+    return line, stop.exit_code

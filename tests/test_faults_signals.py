@@ -1,0 +1,185 @@
+"""A batch stopped from outside: Ctrl-C, SIGTERM or SIGHUP of the run, and SIGKILL of the parent.
+
+A real ``netlm batch -j 2`` runs in its own session over three quick studies and one whose image is
+a FIFO (its read blocks for ever, as a hung network mount does), so the run is certainly still busy
+when the signal comes. Expected: exit 128 + signal with one line naming what was kept; cohort.csv
+holds the finished studies and the hanging one as ``pending``; no worker outlives the run (the
+output folder's lock is free at once, no report appears afterwards); no temporary file is left;
+``--resume`` then finishes the cohort with no lost or duplicated row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from netlm_imaging.atomic import TEMP_PATTERN
+from netlm_imaging.outdir import OutputLock
+from tests.test_batch import write_study
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICK = ("s00", "s01", "s02")
+HANG = "s03 hangs"
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs (POSIX)")
+
+
+def _cohort(root: Path) -> Path:
+    for n, sid in enumerate(QUICK):
+        write_study(root / sid, n)
+    hang = root / HANG
+    write_study(hang, 3)
+    image = next(p for p in hang.iterdir() if p.name.startswith("image"))
+    image.unlink()
+    os.mkfifo(image)
+    return image
+
+
+@pytest.fixture(autouse=True)
+def _no_leftovers():
+    """Whatever a failing test leaves of the runs it started (each in its own process group) is killed."""
+    yield
+    for pgid in _STARTED:
+        with contextlib.suppress(OSError):
+            os.killpg(pgid, signal.SIGKILL)
+    _STARTED.clear()
+
+
+_STARTED: list[int] = []
+
+
+def _start(root: Path, out: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "netlm_imaging.cli",
+            "batch",
+            str(root),
+            "--out",
+            str(out),
+            "-j",
+            "2",
+            "--quiet",
+            *extra,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    _STARTED.append(proc.pid)
+    return proc
+
+
+def _rows(out: Path) -> dict[str, dict[str, str]]:
+    with open(out / "cohort.csv", newline="", encoding="utf-8") as fh:
+        return {r["study_id"]: r for r in csv.DictReader(fh)}
+
+
+def _wait_for_quick_studies(proc: subprocess.Popen, out: Path) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        try:
+            if all(_rows(out).get(s, {}).get("status") == "ok" for s in QUICK):
+                return
+        except (OSError, KeyError):
+            pass
+        time.sleep(0.05)
+    proc.kill()
+    pytest.fail("the quick studies did not finish")
+
+
+def _temp_files(out: Path) -> list[str]:
+    return [p.name for p in out.rglob(".*") if TEMP_PATTERN.match(p.name)]
+
+
+def _lock_is_free(out: Path) -> bool:
+    try:
+        with OutputLock(out, clean=False):
+            return True
+    except Exception:
+        return False
+
+
+@pytest.mark.parametrize(
+    ("signum", "group", "code"),
+    [(signal.SIGTERM, False, 143), (signal.SIGINT, True, 130), (signal.SIGHUP, False, 129)],
+    ids=["sigterm-parent", "ctrl-c-process-group", "sighup-parent"],
+)
+def test_signal_stops_the_batch_cleanly_and_resume_finishes_it(tmp_path, signum, group, code):
+    root, out = tmp_path / "cohort", tmp_path / "out"
+    fifo = _cohort(root)
+    proc = _start(root, out)
+    _wait_for_quick_studies(proc, out)
+    (os.killpg if group else os.kill)(proc.pid, signum)
+    _stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == code, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    name = signal.Signals(signum).name
+    assert lines[0].startswith(f"netlm: interrupted by {name}: 3 of 4 studies had finished"), lines
+    assert str(out / "cohort.csv") in lines[0]
+    assert "--resume" in lines[0]
+    rows = _rows(out)
+    assert {s: r["status"] for s, r in rows.items()} == {**dict.fromkeys(QUICK, "ok"), HANG: "pending"}
+    assert _lock_is_free(out), "a worker of the stopped run still holds the output folder"
+    assert _temp_files(out) == []
+    assert sorted(p.name for p in (out / "reports").iterdir()) == [f"{s}.json" for s in QUICK]
+    # the hanging study is mended; --resume analyses it alone and keeps the three others
+    fifo.unlink()
+    write_study(tmp_path / "mended", 3)
+    mended = next(p for p in (tmp_path / "mended").iterdir() if p.name.startswith("image"))
+    shutil.copy(mended, fifo)
+    again = _start(root, out, "--resume")
+    _stdout, stderr = again.communicate(timeout=120)
+    assert again.returncode == 0, stderr
+    rows = _rows(out)
+    assert sorted(rows) == sorted((*QUICK, HANG))
+    assert {r["status"] for r in rows.values()} == {"ok"}
+    assert [rows[s]["resumed"] for s in (*QUICK, HANG)] == ["true", "true", "true", "false"]
+    _lesion_rows_match_reports(out)
+
+
+def _lesion_rows_match_reports(out: Path) -> None:
+    """lesions.csv holds exactly the lesions of the reports, once each."""
+    with open(out / "lesions.csv", newline="", encoding="utf-8") as fh:
+        got = sorted((r["study_id"], int(r["lesion_id"])) for r in csv.DictReader(fh))
+    want = []
+    for p in (out / "reports").glob("*.json"):
+        rep = json.loads(p.read_text())
+        want += [(p.stem, int(les["id"])) for les in rep["lesions"]]
+    assert got == sorted(want)
+    assert len(set(got)) == len(got)
+
+
+def test_sigkill_of_the_parent_takes_its_workers_along(tmp_path):
+    """kill -9 of the parent (no clean-up runs): the workers die with it, so the folder is free
+    for ``--resume`` at once and no report appears later."""
+    root, out = tmp_path / "cohort", tmp_path / "out"
+    _cohort(root)
+    proc = _start(root, out)
+    _wait_for_quick_studies(proc, out)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    deadline = time.monotonic() + 10
+    while not _lock_is_free(out) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _lock_is_free(out), "an orphaned worker still holds the output folder's lock"
+    rows = _rows(out)
+    assert {s: r["status"] for s, r in rows.items()} == {**dict.fromkeys(QUICK, "ok"), HANG: "pending"}
