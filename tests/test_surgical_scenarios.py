@@ -113,6 +113,7 @@ def test_an_inadequate_flr_reports_the_pve_two_stage_and_alpps_numbers():
     assert pve["expected_flr_percent"] == pytest.approx(20.7 * 1.379)  # 28.5 % < 30 %
     assert pve["reaches_threshold"] is False
     assert two["first_stage_clears_lesions"] == [small.id]
+    assert two["applicable"] is True
     assert two["reaches_threshold"] is False
     assert alpps["expected_flr_percent"] == pytest.approx(20.7 * 1.843)  # 38.2 % > 30 %
     assert alpps["reaches_threshold"] is True
@@ -188,3 +189,26 @@ def test_ball_dilation_equals_kd_tree_distances(radius):
     idx = np.indices(mask.shape).reshape(3, -1).T * spacing
     d, _ = cKDTree(np.argwhere(mask) * spacing).query(idx, k=1)
     assert np.array_equal(got.ravel(), d <= radius + 1e-9)
+
+
+def test_two_stage_hepatectomy_needs_a_lesion_in_the_future_remnant():
+    """A single mass in segments 4-8 of a chemotherapy liver: the extended right hepatectomy that clears it
+    leaves segments 1-3 (counted here) below 30 % of TELV. PVE and ALPPS apply; a two-stage hepatectomy
+    (Kawaguchi 2019: the first stage clears the future remnant) has nothing to do in its first stage."""
+    p = SlabLiver(SLICES, ny=NY, nz=NZ)
+    p.add_box(10, 16, 2, 16, 2, 16, max_3d_diameter_mm=150.0)  # x 10..25: segments 4-8 only
+    flr_now = (SLICES[1] + SLICES[2] + SLICES[3]) * SLICE_ML  # 8 slices, no tumour: 320 mL
+    telv = flr_now / 0.25  # sFLR 25 %: PVE's 37.9 % growth reaches 34.5 % > 30 %
+    clin = ClinicalInputs(
+        **{**FULL.__dict__, "weight_kg": weight_for_telv(telv, 175.0), "liver_condition": "chemotherapy"}
+    )
+    st = assess(p.ctx(), clin, load_rules()).classification["staged_strategies"]
+    assert st["flr_now_ml"] == pytest.approx(flr_now)
+    two = st["strategies"]["two_stage_hepatectomy"]
+    assert two["first_stage_clears_lesions"] == []
+    assert two["applicable"] is False
+    assert "no lesion in the future remnant" in two["note"]
+    assert st["strategies"]["portal_vein_embolisation"]["reaches_threshold"] is True
+    assert st["possible"] is True
+    assert "two_stage_hepatectomy" not in st["reason"]
+    assert "portal_vein_embolisation" in st["reason"]

@@ -12,7 +12,8 @@ sources) and whether the expected FLR passes the threshold:
   clearing resection;
 - two-stage hepatectomy: first stage clears the future remnant (the sparing
   treatments of the lesions left in the kept segments), PVE, then the
-  resection; expected growth as after PVE [D];
+  resection; expected growth as after PVE [D]; not applicable when no lesion lies in
+  the future remnant (it is then PVE and the resection);
 - ALPPS (liver partition and portal vein ligation), with its own expected growth.
 """
 
@@ -45,7 +46,9 @@ def staged_strategies(
         ``needed`` (bool), ``possible`` (bool or None), ``reason``, and when
         relevant ``flr_now_ml``, ``flr_now_percent``, ``flr_needed_ml``,
         ``flr_needed_percent``, ``growth_needed_percent``, ``clearing_resection``
-        and ``strategies`` (name -> expected growth, expected FLR, reaches).
+        and ``strategies`` (name -> expected growth, expected FLR, reaches; the two-stage entry
+        also ``applicable``: False when no lesion lies in the future remnant, and it is then not
+        listed among the strategies expected to reach the threshold).
     """
     if one_stage.clears_all:
         return {"needed": False, "possible": None, "reason": "the one-stage plan clears every lesion"}
@@ -93,8 +96,15 @@ def staged_strategies(
         if first is not None:
             entry["first_stage_clears_lesions"] = first
             entry["second_stage"] = clearing.resection_name
+            # a first stage has something to do only when lesions lie in the future remnant
+            entry["applicable"] = bool(first)
+            if not first:
+                entry["note"] = (
+                    "no lesion in the future remnant for a first stage to clear: a two-stage hepatectomy "
+                    "reduces to portal vein embolisation then the resection"
+                )
         out["strategies"][name] = entry
-    reach = [n for n, e in out["strategies"].items() if e["reaches_threshold"]]
+    reach = [n for n, e in out["strategies"].items() if e["reaches_threshold"] and e.get("applicable", True)]
     out["possible"] = bool(reach)
     out["reason"] = (
         f"clearing needs {clearing.resection_name} leaving FLR {now * pct:.1f}% of {basis} "
