@@ -259,3 +259,35 @@ def test_philips_private_image_type_fat_is_read_from_the_file(tmp_path):
         ds.private_block(0x2005, "Philips MR Imaging DD 001", create=True).add_new(0x11, "CS", "F")
         ds.save_as(f)
     assert mr_provenance_from_dicom(files).image_component == "fat"
+
+
+# ---------------------------------------------------------------- several dynamic phases in one series (GE)
+def test_ge_dynamic_phases_in_one_series_use_the_referenced_phase_and_find_the_pre_contrast_one(tmp_path):
+    # TemporalPositionIdentifier 1..4, injection 10:15:00; the SEG is drawn on phase 4 (20 min)
+    phases = [("100000", 200.0, 150.0), ("101530", 450.0, 400.0), ("101630", 380.0, 300.0), ("103500", 400.0, 200.0)]
+    stacks = [
+        (
+            mr_headers(
+                "101500",
+                acq,
+                TemporalPositionIdentifier=n,
+                NumberOfTemporalPositions=4,
+                Manufacturer="GE MEDICAL SYSTEMS",
+                ContrastBolusAgent="EOVIST",
+            ),
+            signal_image(liver, spleen, 120.0),
+        )
+        for n, (acq, liver, spleen) in enumerate(phases, start=1)
+    ]
+    mri = analyze(_series_folder(tmp_path / "ge", stacks, refer=3), labels=DICOM_LABELS).to_dict()["mri"]
+    assert (mri["phase"]["phase"], mri["phase"]["delay_s"]) == ("hepatobiliary", pytest.approx(1200.0))
+    assert mri["liver_to_spleen_contrast_ratio"] == pytest.approx(400.0 / 200.0)
+    others = [(o["stack"], o["phase"], o["delay_s"]) for o in mri["other_series"]]
+    assert others == [
+        ("TemporalPositionIdentifier 1", "pre-contrast", -900.0),
+        ("TemporalPositionIdentifier 2", "arterial", 30.0),
+        ("TemporalPositionIdentifier 3", "portal_venous", 90.0),
+    ]
+    assert mri["pre_contrast"]["series_instance_uid"].endswith("#1")
+    assert mri["relative_enhancement"]["liver"] == pytest.approx((400.0 - 200.0) / 200.0)
+    assert mri["relative_enhancement"]["spleen"] == pytest.approx((200.0 - 150.0) / 150.0)

@@ -296,6 +296,7 @@ class DicomFileInfo:
     acquisition_datetime: str = ""
     decay_factor: float | None = None
     acquisition_number: int | None = None
+    temporal_position: int | None = None
     convolution_kernel: str = ""
     slice_thickness: float | None = None
     #: The parsed SEG header of a SEG file, handed to the SEG reader: no second parse (a pydicom dataset with
@@ -679,6 +680,7 @@ _FAST_TAGS: dict[int, bytes] = {
     0x00200032: b"DS",  # ImagePositionPatient
     0x00200037: b"DS",  # ImageOrientationPatient
     0x00200052: b"UI",  # FrameOfReferenceUID
+    0x00200100: b"IS",  # TemporalPositionIdentifier (dynamic MR phases in one series)
     0x00280002: b"US",  # SamplesPerPixel
     0x00280008: b"IS",  # NumberOfFrames
     0x00280010: b"US",  # Rows
@@ -1103,6 +1105,7 @@ def _fast_common(v: dict[int, bytes], charset: str) -> dict[str, Any]:
         "acquisition_datetime": _fast_text(v.get(0x0008002A)).strip(),
         "decay_factor": _fast_optional(v.get(0x00541321)),
         "acquisition_number": _fast_int(v.get(0x00200012)),
+        "temporal_position": _fast_int(v.get(0x00200100)),
         "convolution_kernel": _fast_text(v.get(0x00181210), charset).strip(),
         "slice_thickness": _fast_optional(v.get(0x00180050)),
     }
@@ -1301,6 +1304,7 @@ def _read_header_pydicom(path: Path) -> DicomFileInfo | None:
         acquisition_datetime=_ds_text(ds, "AcquisitionDateTime"),
         decay_factor=_ds_float(ds, "DecayFactor"),
         acquisition_number=_ds_int(ds, "AcquisitionNumber"),
+        temporal_position=_ds_int(ds, "TemporalPositionIdentifier"),
         convolution_kernel=_ds_multi_text(ds, "ConvolutionKernel"),
         slice_thickness=_ds_float(ds, "SliceThickness"),
         dataset=ds if kind == SEG else None,

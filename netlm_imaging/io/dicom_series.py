@@ -337,6 +337,7 @@ RECONSTRUCTION_KEYS: tuple[tuple[str, str], ...] = (
     ("convolution_kernel", "kernel"),
     ("slice_thickness", "SliceThickness"),
     ("acquisition_number", "AcquisitionNumber"),
+    ("temporal_position", "TemporalPositionIdentifier"),
     ("image_type", "ImageType"),
 )
 

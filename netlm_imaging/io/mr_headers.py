@@ -445,23 +445,28 @@ class MrSeries:
     series_number: int | None
     files: int
     provenance: MrProvenance
+    #: what tells this stack from the others of its SeriesInstanceUID ("TemporalPositionIdentifier 2")
+    stack: str = ""
 
 
 def other_mr_series(img: Volume, index: Sequence[Any]) -> list[MrSeries]:
-    """The MR image series of a scanned study folder other than ``img``'s, in series-number order.
+    """The MR image stacks of a scanned study folder other than ``img``'s, in series-number order.
 
-    One header pair (first and last file by path) is read per series.
+    A series holding several stacks at the same positions (GE dynamic phases told apart by
+    TemporalPositionIdentifier, LAVA-Flex water/fat/in/opposed-phase) gives one entry per stack,
+    named ``UID#n`` as ``--image-series`` takes it; the stack ``img`` was read from is left out.
+    One header pair (first and last file by path) is read per stack.
     """
+    from .dicom_series import group_image_series
+
+    mine = {str(Path(f)) for f in img.meta.get("files") or []}
     main_uid = img.meta.get("series_instance_uid")
-    by_series: dict[str, list[Any]] = {}
-    for info in index:
-        if getattr(info, "kind", "") == "IMAGE" and getattr(info, "modality", "") == "MR" and info.series_uid:
-            by_series.setdefault(info.series_uid, []).append(info)
+    images = [i for i in index if getattr(i, "kind", "") == "IMAGE" and getattr(i, "modality", "") == "MR"]
     out = []
-    for uid, infos in sorted(by_series.items(), key=lambda kv: (kv[1][0].series_number or 0, kv[0])):
-        if uid == main_uid:
+    for group in group_image_series(images):
+        paths = sorted(str(i.path) for i in group.files)
+        if (mine and mine.issuperset(paths)) or (not mine and group.uid == main_uid):
             continue
-        infos = sorted(infos, key=lambda i: str(i.path))
-        prov = mr_provenance_from_dicom([infos[0].path, infos[-1].path])
-        out.append(MrSeries(uid, infos[0].series_number, len(infos), prov))
+        prov = mr_provenance_from_dicom([paths[0], paths[-1]])
+        out.append(MrSeries(group.uid, group.files[0].series_number, len(paths), prov, group.stack))
     return out

@@ -96,6 +96,7 @@ def load_mr(
             "series_instance_uid": s.series_instance_uid,
             "series_number": s.series_number,
             "files": s.files,
+            "stack": s.stack or None,
             "phase": classify_mr_phase(s.provenance.to_dict(), rules)["phase"],
             "delay_s": s.provenance.delay_s,
             "image_component": s.provenance.image_component,
