@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import math
-import weakref
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -24,12 +23,16 @@ import numpy as np
 from . import geometry
 from .errors import GeometryError, InputError
 
+# their home is geometry; kept here for callers
+from .geometry import nonzero_bbox, nonzero_count, remember_nonzero_bbox
+
 __all__ = [
     "DIRECTION_TOLERANCE",
     "ORIGIN_TOLERANCE_MM",
     "SPACING_TOLERANCE_MM",
     "Volume",
     "lps_to_ras",
+    "nonzero_bbox",
     "nonzero_count",
     "ras_to_lps",
     "remember_nonzero_bbox",
@@ -111,105 +114,6 @@ def sparse_zeros(shape: tuple[int, ...], dtype: Any, order: str = "C") -> np.nda
         return np.zeros(shape, dtype=dtype, order="F" if order == "F" else "C")
     finally:
         setter(previous)
-
-
-_Box = tuple[slice, slice, slice]
-#: id(array) -> (weak reference to it, the box of its non-zero voxels or None when all zero)
-_KNOWN_BOXES: dict[int, tuple[weakref.ref[np.ndarray], _Box | None]] = {}
-
-
-def remember_nonzero_bbox(arr: np.ndarray, box: _Box | None) -> None:
-    """Record the bounding box of a read-only array's non-zero voxels, known to the reader that wrote it.
-
-    :func:`nonzero_bbox` then answers for this array object without reading it (a first read of a
-    mostly untouched mask faults in every zero page: ~8 ms at 512 x 512 x 200). The array must be
-    read-only and its writer must keep no writeable reference to its buffer; the entry goes with
-    the array.
-
-    Parameters
-    ----------
-    arr : numpy.ndarray
-        Read-only 3-D array.
-    box : tuple of slice or None
-        The tight box of its non-zero voxels (``None``: all zero), as :func:`nonzero_bbox` gives it.
-
-    Raises
-    ------
-    ValueError
-        If ``arr`` is writeable (its box could change).
-    """
-    if arr.flags.writeable:
-        raise ValueError("remember_nonzero_bbox: the array must be read-only")
-    key = id(arr)
-    _KNOWN_BOXES[key] = (weakref.ref(arr, lambda _ref: _KNOWN_BOXES.pop(key, None)), box)
-
-
-def _known_box(arr: np.ndarray) -> tuple[bool, _Box | None]:
-    """(known, box) for an array recorded by :func:`remember_nonzero_bbox` and still read-only."""
-    entry = _KNOWN_BOXES.get(id(arr))
-    if entry is None or entry[0]() is not arr or arr.flags.writeable:
-        return False, None
-    return True, entry[1]
-
-
-def nonzero_count(arr: np.ndarray) -> int:
-    """``np.count_nonzero(arr)``, counted inside the box recorded by :func:`remember_nonzero_bbox` when there is one.
-
-    Examples
-    --------
-    >>> a = np.zeros((3, 4, 5), bool); a[1, 2, 3:] = True; a.flags.writeable = False
-    >>> remember_nonzero_bbox(a, (slice(1, 2), slice(2, 3), slice(3, 5)))
-    >>> nonzero_count(a)
-    2
-    """
-    known, box = _known_box(arr)
-    if not known:
-        return int(np.count_nonzero(arr))
-    return 0 if box is None else int(np.count_nonzero(arr[box]))
-
-
-def nonzero_bbox(arr: np.ndarray, pad: int = 0) -> tuple[slice, slice, slice] | None:
-    """Bounding box of the non-zero voxels of a 3-D array as slices (``None`` when all zero), padded and clipped.
-
-    One pass over the array, then a pass over a box only (no boolean copy). A C-ordered array is reduced
-    along its long rows first (``any`` of each i-slab, then ``any`` over axis 0 of the slabs in range):
-    ``any`` along a short last axis is ~4x slower per byte than along long contiguous runs.
-
-    Examples
-    --------
-    >>> a = np.zeros((4, 5, 6), np.uint8); a[1, 2:4, 5] = 3
-    >>> nonzero_bbox(a)
-    (slice(1, 2, None), slice(2, 4, None), slice(5, 6, None))
-    """
-    known, box = _known_box(arr)
-    if known:  # the reader that wrote it recorded its box (remember_nonzero_bbox)
-        if box is None:
-            return None
-        i0, i1, j0, j1, k0, k1 = box[0].start, box[0].stop, box[1].start, box[1].stop, box[2].start, box[2].stop
-    elif arr.flags.c_contiguous and not arr.flags.f_contiguous:
-        ii = np.flatnonzero(arr.reshape(arr.shape[0], -1).any(axis=1))
-        if ii.size == 0:
-            return None
-        i0, i1 = int(ii[0]), int(ii[-1]) + 1
-        plane = np.any(arr[i0:i1], axis=0)
-        jj = np.flatnonzero(plane.any(axis=1))
-        kk = np.flatnonzero(plane.any(axis=0))
-        j0, j1, k0, k1 = int(jj[0]), int(jj[-1]) + 1, int(kk[0]), int(kk[-1]) + 1
-    else:
-        plane = np.any(arr, axis=2)
-        ii = np.flatnonzero(plane.any(axis=1))
-        if ii.size == 0:
-            return None
-        jj = np.flatnonzero(plane.any(axis=0))
-        i0, i1, j0, j1 = int(ii[0]), int(ii[-1]) + 1, int(jj[0]), int(jj[-1]) + 1
-        kk = np.flatnonzero(np.any(arr[i0:i1, j0:j1], axis=(0, 1)))
-        k0, k1 = int(kk[0]), int(kk[-1]) + 1
-    shape = arr.shape
-    return (
-        slice(max(0, i0 - pad), min(shape[0], i1 + pad)),
-        slice(max(0, j0 - pad), min(shape[1], j1 + pad)),
-        slice(max(0, k0 - pad), min(shape[2], k1 + pad)),
-    )
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,4 +1,4 @@
-"""Boxes known to a reader (``volume.remember_nonzero_bbox``): the one-pass SEG decoder records each segment's box,
+"""Boxes known to a reader (``geometry.remember_nonzero_bbox``): the one-pass SEG decoder records each segment's box,
 and ``nonzero_bbox`` answers from it only while it is true; the expected boxes come from ``np.argwhere``."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import gc
 import numpy as np
 import pytest
 
-from netlm_imaging import volume
-from netlm_imaging.volume import nonzero_bbox, nonzero_count, remember_nonzero_bbox
+from netlm_imaging import geometry
+from netlm_imaging.geometry import nonzero_bbox, nonzero_count, remember_nonzero_bbox
 
 
 def _argwhere_box(arr: np.ndarray) -> tuple[slice, slice, slice] | None:
@@ -61,7 +61,7 @@ def test_one_pass_seg_reader_records_each_segments_box(tmp_path, monkeypatch, co
         arr = layer.mask.array
         np.testing.assert_array_equal(arr, truth)
         assert not arr.flags.writeable
-        known, box = volume._known_box(arr)
+        known, box = geometry._known_box(arr)
         assert known
         assert box == _argwhere_box(truth)
         assert nonzero_count(arr) == int(truth.sum())
@@ -91,7 +91,7 @@ def test_a_remembered_box_answers_only_for_its_read_only_array():
     assert nonzero_bbox(arr) == _argwhere_box(arr)
     arr.flags.writeable = False
     key = id(arr)
-    assert key in volume._KNOWN_BOXES
+    assert key in geometry._KNOWN_BOXES
     del arr
     gc.collect()
-    assert key not in volume._KNOWN_BOXES  # the record goes with the array
+    assert key not in geometry._KNOWN_BOXES  # the record goes with the array

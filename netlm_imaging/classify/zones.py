@@ -36,8 +36,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..geometry import nonzero_bbox
 from ..measure.context import MeasurementContext
-from ..volume import nonzero_bbox
 
 __all__ = ["LesionZones", "compute_zones", "dilate_ball", "union_cost_ml", "union_voxels_by_label"]
 

@@ -16,10 +16,10 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import InputError
-from ..geometry import Box, box_from_frame, box_in_frame, box_union
+from ..geometry import Box, box_from_frame, box_in_frame, box_union, nonzero_bbox
 from ..segmentation import MaskLayer, segment_number
 from ..threads import Pending, in_background
-from ..volume import Volume, nonzero_bbox, sparse_zeros
+from ..volume import Volume, sparse_zeros
 from .context import Lesion, MeasurementContext
 from .intrahepatic import DEFAULT_MARGIN_MM, margin_ball, touches_liver
 from .lesion_instances import Instance, lesion_instances

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..geometry import Box, box_from_frame
+from ..geometry import Box, box_from_frame, nonzero_bbox
 from ..segmentation import MaskLayer
-from ..volume import nonzero_bbox
 from .lesions import (
     OVERLAP_RULE,
     ComponentFacts,

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from ..geometry import nonzero_count
 from ..rounding import round_or_none
 from ..segmentation import MaskLayer
-from ..volume import nonzero_count
 from .context import MeasurementContext
 
 __all__ = ["liver_facts", "non_tumorous_liver_ml", "segmentation_refs", "tumor_facts"]

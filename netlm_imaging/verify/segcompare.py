@@ -52,9 +52,10 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import GeometryError, LabelError
+from ..geometry import nonzero_bbox
 from ..measure.intrahepatic import intrahepatic_voxels
 from ..segmentation import MaskLayer
-from ..volume import Volume, nonzero_bbox
+from ..volume import Volume
 from .detection import DETECTION_IOU, DetectionResult, LesionMatch, detect_lesions
 from .registration import dice_coefficient, resample_nearest
 
