@@ -216,15 +216,17 @@ def test_recist_target_selection():
     p.add_box(22, 1, NY + 1, 1, 0, 1, longest_axial_diameter_mm=8.0, extra={"organ": "lung"})  # < 10 mm
     rec = recist_targets(p.lesions, load_rules()["recist"], 2.5)
     got = [(t["organ"], t["diameter_mm"]) for t in rec["targets"]]
-    # candidates 50, 40, 35, 30, 25, 15 (lung 8 not measurable; liver 20 third in its organ) -> the 5 largest
+    # five organs (liver, lesions 4, 5, 6 each its own, lung; lung 8 not measurable): RECIST 1.1 wants targets
+    # "representative of all involved organs", so each organ's largest (50, 40, 35, 25, 15) fills the five
+    # places before the liver's second lesion (30)
     assert got == [
         ("extrahepatic lesion 4", 50.0),
         ("liver", 40.0),
         ("extrahepatic lesion 5", 35.0),
-        ("liver", 30.0),
         ("lung", 25.0),
+        ("extrahepatic lesion 6", 15.0),
     ]
-    assert rec["sum_of_diameters_mm"] == pytest.approx(50 + 40 + 35 + 30 + 25)
+    assert rec["sum_of_diameters_mm"] == pytest.approx(50 + 40 + 35 + 25 + 15)
     assert rec["lesions"][8]["category"] == "non_target"
     assert any("counted as its own organ" in r for r in rec["rationale"])
 

@@ -178,10 +178,20 @@ GRADE_RULES = load_rules()["grade"]
     ("ki67", "expected"), [(0.0, 1), (2.99, 1), (3.0, 2), (20.0, 2), (20.01, 3), (25.0, 3), (100.0, 3)]
 )
 def test_ki67_cut_offs(ki67, expected):
-    g = who_grade(ClinicalInputs(ki67_percent=ki67), GRADE_RULES)
+    g = who_grade(ClinicalInputs(ki67_percent=ki67, differentiation="well"), GRADE_RULES)
     assert g["grade"] == expected
     assert g["category"] == f"NET G{expected}"
     assert g["conflict"] is False
+
+
+@pytest.mark.parametrize(("ki67", "category"), [(2.0, "NET G1"), (15.0, "NET G2"), (25.0, None), (60.0, None)])
+def test_g3_without_the_differentiation_is_net_g3_or_nec(ki67, category):
+    """WHO 2019: Ki-67 > 20 % is a NET G3 when well differentiated and a NEC when poorly differentiated;
+    up to 20 % only a NET. Without the differentiation a G3 gets no category, with "differentiation" missing."""
+    g = who_grade(ClinicalInputs(ki67_percent=ki67), GRADE_RULES)
+    assert g["category"] == category
+    assert ("differentiation" in g["missing_inputs"]) is (category is None)
+    assert g["grade"] == (3 if category is None else int(category[-1]))
 
 
 def test_ki67_25_alone_is_g3_and_not_resectable_by_cloyd():
@@ -191,7 +201,8 @@ def test_ki67_25_alone_is_g3_and_not_resectable_by_cloyd():
     out = assess(p.ctx(), clin, load_rules())
     c = out.classification
     assert c["who_grade"] == 3
-    assert c["who_category"] == "NET G3"
+    assert c["who_category"] is None  # NET G3 or NEC: the differentiation is not given
+    assert any("NET G3 (well differentiated) or NEC (poorly differentiated) undetermined" in r for r in c["rationale"])
     assert "grade or ki67_percent" not in c["missing_inputs"]
     assert c["cloyd_criteria"]["grade"]["met"] is False
     assert c["resectable_cloyd"] is False

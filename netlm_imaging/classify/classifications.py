@@ -59,15 +59,18 @@ def who_grade(clinical: ClinicalInputs | None, grade_rules: Mapping[str, Any]) -
     -------
     dict
         ``grade`` (1-3 or None), ``category`` ("NET G1".."NET G3", "NEC" or
-        None), ``ki67_grade``, ``reported_grade``, ``conflict`` (bool),
+        None: no grade, or G3 without the differentiation, which alone separates a NET G3
+        from a NEC), ``ki67_grade``, ``reported_grade``, ``conflict`` (bool),
         ``rationale``, ``missing_inputs``.
 
     Examples
     --------
     >>> rules = {"ki67_g2_min_percent": 3.0, "ki67_g3_above_percent": 20.0}
-    >>> g = who_grade(ClinicalInputs(grade=1, ki67_percent=25.0), rules)
+    >>> g = who_grade(ClinicalInputs(grade=1, ki67_percent=25.0, differentiation="well"), rules)
     >>> g["grade"], g["category"], g["conflict"]
     (3, 'NET G3', True)
+    >>> who_grade(ClinicalInputs(ki67_percent=25.0), rules)["missing_inputs"]
+    ['differentiation']
     """
     c = clinical or ClinicalInputs()
     ki = c.ki67_percent
@@ -101,14 +104,18 @@ def who_grade(clinical: ClinicalInputs | None, grade_rules: Mapping[str, Any]) -
         grade = 3
     elif grade is None:
         category = None
+    elif grade == 3 and c.differentiation is None:
+        # Ki-67 > 20 % is both NET G3 and NEC territory: only the differentiation tells them apart (WHO 2019)
+        category = None
+        why.append(
+            "G3 without the differentiation: NET G3 (well differentiated) or NEC (poorly differentiated) "
+            "undetermined; give differentiation"
+        )
     else:
         category = f"NET G{grade}"
-        if grade == 3 and c.differentiation is None:
-            why.append(
-                "G3 without the differentiation: well-differentiated NET G3 assumed for the name; "
-                "a poorly differentiated tumour would be a NEC"
-            )
     missing = [] if grade is not None else ["grade or ki67_percent"]
+    if grade == 3 and category is None:
+        missing.append("differentiation")
     if grade is None:
         why.append("grade unknown: neither grade, Ki-67 nor a poor differentiation given")
     return {
