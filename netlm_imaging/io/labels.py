@@ -321,21 +321,27 @@ GENERIC_CODES: frozenset[tuple[str, str]] = frozenset(
 #: A planning volume by name (PTV_Liver, CTV 50, ITV, PRV_cord): ignored like the typed ones.
 PLANNING_NAME = re.compile(r"(^|[^a-z])(ptv|ctv|itv|prv)([^a-z]|$)", re.IGNORECASE)
 #: Words that make a name a derived / Boolean / other structure: never guessed into a role.
+#: Short words count between non-alphanumerics: ``_`` separates words in planning names (Liver_ring, Tumor_bed),
+#: where ``\b`` would not. Planning-system helper structures (TG-263: a ``z`` or ``_`` prefix; optimisation,
+#: evaluation, avoidance, hollow and sparing structures) are derived structures too.
+_W0, _W1 = r"(?<![a-z0-9])", r"(?![a-z0-9])"
 COMPOUND_WORDS = re.compile(
-    r"(minus|plus|without|w/o|excl|except|subtract|union|\bring\b|shell|wall|margin|expan|crop|"
-    r"\band\b|\bor\b|\bnot\b|free|remnant|\bflr\b|resect|[+&]|\d+\s*mm)",
+    r"(minus|plus|without|w/o|excl|except|subtract|union|shell|wall|margin|expan|crop|free|remnant|resect|"
+    rf"{_W0}(ring|and|or|not|flr|opti?|optim\w*|eval|dose|hollow|avoid\w*|spar(e|ing)|inner|outer|sub|exp|"
+    rf"help(er)?|dummy|te?mp){_W1}|^z|^_|[+&]|\d+\s*mm)",
     re.IGNORECASE,
 )
 #: Structures whose names mention an organ without being it (hepatic vein, splenic artery, bile duct, the
 #: hepatic lymph nodes ...), also by the AAPM TG-263 prefixes of arteries, veins and lymph nodes (``A_Hepatic``,
 #: ``V_Hepatic``, ``LN_Hepatic``).
 NOT_THE_ORGAN = re.compile(
-    r"(vessel|vein|vena|cava|\bivc\b|arter|portal|duct|bile|biliar|flexure|ligament|lymph|\bnodes?\b|"
+    r"(vessel|vein|vena|cava|(?<![a-z0-9])ivc(?![a-z0-9])|arter|portal|duct|bile|biliar|flexure|ligament|lymph|"
+    r"(?<![a-z0-9])nodes?(?![a-z0-9])|"
     r"^(a|v|ln)_)",
     re.IGNORECASE,
 )
 #: Lesion-like words that are not tumour (oedema, tumour bed, scar, a boost block).
-NOT_TUMOUR = re.compile(r"(o?edema|\bbed\b|cavity|scar|boost|block)", re.IGNORECASE)
+NOT_TUMOUR = re.compile(r"(o?edema|(?<![a-z0-9])bed(?![a-z0-9])|cavity|scar|boost|block)", re.IGNORECASE)
 
 #: Why a segment / ROI got its role (``segment_roles[].reason`` in the report).
 REASONS = ("user", "code", "pattern", "type-ignored", "unmatched-ignored")

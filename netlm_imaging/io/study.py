@@ -183,6 +183,8 @@ def read_study_segmentations(
     for la in layers:
         warnings.extend(la.mask.meta.get("notes", []))
         warnings.extend(str(w) for w in la.mask.meta.get("warnings", []))
+    if not spec.user_given:
+        warnings.extend(_versions_of_one_organ(layers))
     sources = tuple(seg_source(s) for s in segs)
     if sources and not any(la.role in ("liver", "lesion") for la in layers):
         roles = sorted({la.role for la in layers})
@@ -194,6 +196,56 @@ def read_study_segmentations(
     named_masks = {la.source for la in layers if la.mask.meta.get("named_mask")}
     declared = any(la.role == "lesion" for la in layers) or _declares_lesions(segs, role_log, spec, named_masks)
     return StudySegmentations(layers, sources, role_log, warnings, declared, label_notes)
+
+
+#: Two masks of one organ role sharing more than this fraction of the smaller one are two versions of it.
+VERSION_OVERLAP = 0.5
+_ORGANS = ("liver", "spleen", "kidney")
+
+
+def _versions_of_one_organ(layers: Sequence[MaskLayer]) -> list[str]:
+    """A warning per organ role given to several overlapping segments / ROIs by name or code.
+
+    A structure set with ``Liver`` and ``Liver_1`` (MIM numbers a second liver so), or two ROIs
+    named ``Liver`` (an automatic and an edited one), holds two versions of one organ, not two
+    parts: their union, which is measured, is larger than either. Disjoint parts (two lobes)
+    and identical copies change nothing and are not warned about.
+    """
+    from ..volume import nonzero_bbox
+
+    out: list[str] = []
+    for role in _ORGANS:
+        chosen = [la for la in layers if la.role == role and la.label]
+        if len(chosen) < 2 or len({(la.mask.shape, la.mask.affine.tobytes()) for la in chosen}) > 1:
+            continue
+        masks = [la.binary() for la in chosen]
+        voxel_ml = chosen[0].mask.voxel_volume_ml
+        pairs = []
+        for a in range(len(chosen)):
+            for b in range(a + 1, len(chosen)):
+                box = nonzero_bbox(masks[a] | masks[b])
+                if box is None:
+                    continue
+                ma, mb = masks[a][box], masks[b][box]
+                na, nb, both = int(np.count_nonzero(ma)), int(np.count_nonzero(mb)), int(np.count_nonzero(ma & mb))
+                if both > VERSION_OVERLAP * min(na, nb) and not (both == na == nb):
+                    pairs.append((a, b, na, nb, both))
+        if not pairs:
+            continue
+        a, b, na, nb, both = pairs[0]
+        union_n = int(np.count_nonzero(np.logical_or.reduce(masks)))
+        name_a, name_b = chosen[a].label, chosen[b].label
+        out.append(
+            f"{chosen[a].source}: {role} segments {name_a!r} ({na * voxel_ml:.2f} mL) and {name_b!r} "
+            f"({nb * voxel_ml:.2f} mL) overlap by {100.0 * both / min(na, nb):.0f} % of the smaller: two versions "
+            f"of the {role}, not two parts of it; their union ({union_n * voxel_ml:.2f} mL) was measured"
+            + (
+                f'. Choose one with --labels {role}="{name_a}" (the mapping then reads only what it names)'
+                if name_a != name_b
+                else " (they have one name, so --labels cannot choose between them: re-export the one you mean)"
+            )
+        )
+    return out
 
 
 def _declares_lesions(
