@@ -90,7 +90,8 @@ def studies_from_folder(cohort_dir: str | os.PathLike[str], *, exclude: Sequence
     cohort_dir : path-like
         The cohort folder.
     exclude : sequence of pathlib.Path
-        Folders to skip (e.g. the batch output folder when it lies inside).
+        Output folders: neither they nor their ``reports/`` (a sub-folder of the cohort folder
+        when ``--out`` is the cohort folder itself) are studies.
 
     Returns
     -------
@@ -105,7 +106,8 @@ def studies_from_folder(cohort_dir: str | os.PathLike[str], *, exclude: Sequence
     root = Path(cohort_dir).resolve()
     if not root.is_dir():
         raise InputError(f"{cohort_dir}: cohort folder not found; pass a folder of study folders or a cohort CSV")
-    skip = {Path(p).resolve() for p in exclude}
+    # the output folder, and its reports/ (a sub-folder of the cohort folder when --out is the cohort folder)
+    skip = {q for p in exclude for q in (Path(p).resolve(), Path(p).resolve() / "reports")}
     studies = []
     for child in sorted(root.iterdir()):
         if child.name.startswith(".") or not child.is_dir() or child.resolve() in skip:

@@ -4,8 +4,8 @@ A study is re-analysed only when its fingerprint changed. The fingerprint is a
 SHA-256 over, in this order:
 
 1. every regular file under the study folder (recursively, hidden files and
-   folders excluded): its path relative to the study folder (POSIX form), its
-   size in bytes and the SHA-256 of its **content**;
+   folders excluded, and the batch output folder when it lies inside): its
+   path relative to the study folder (POSIX form), its size in bytes and the SHA-256 of its **content**;
 2. the analysis options (canonical JSON, keys sorted);
 3. the tool version (``netlm_imaging.__version__``);
 4. the rules version: the SHA-256 of the rules file given with ``--rules``, or
@@ -61,16 +61,20 @@ def file_digest(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
-def study_files(study: str | os.PathLike[str]) -> list[Path]:
+def study_files(study: str | os.PathLike[str], exclude: Iterable[str | os.PathLike[str]] = ()) -> list[Path]:
     """Regular files of a study (a folder, searched recursively, or a single file), sorted.
 
     Hidden files and folders (name starting with ``.``) are ignored, so
-    temporary files of an interrupted atomic write never change a fingerprint.
+    temporary files of an interrupted atomic write never change a fingerprint;
+    so are the ``exclude`` folders (the batch output folder when it lies inside
+    the study: its own outputs are not the study's inputs).
 
     Parameters
     ----------
     study : path-like
         Study folder or file.
+    exclude : iterable of path-like
+        Folders whose files are not the study's.
 
     Returns
     -------
@@ -89,9 +93,12 @@ def study_files(study: str | os.PathLike[str]) -> list[Path]:
         windows = "\\" in str(root) or re.search(r"(^|/)[A-Za-z]:($|[\\/])", str(root)) is not None
         hint = " (a Windows path: give the folder relative to the cohort CSV)" if windows else ""
         raise InputError(f"{root}: study folder not found{hint}; check the cohort listing or the path")
+    skip = {os.path.realpath(e) for e in exclude}
     found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        dirnames[:] = sorted(
+            d for d in dirnames if not d.startswith(".") and os.path.realpath(os.path.join(dirpath, d)) not in skip
+        )
         found.extend(Path(dirpath) / f for f in filenames if not f.startswith("."))
     return sorted((p for p in found if p.is_file()), key=lambda p: p.relative_to(root).as_posix())
 
@@ -139,6 +146,7 @@ def study_fingerprint(
     tool_version: str,
     rules: str | os.PathLike[str] | None = None,
     extra_files: Iterable[str | os.PathLike[str]] = (),
+    exclude: Iterable[str | os.PathLike[str]] = (),
 ) -> str:
     """Fingerprint of one study's inputs and of everything that changes its result.
 
@@ -155,6 +163,8 @@ def study_fingerprint(
         ``--rules`` file; default rules when None.
     extra_files : iterable of path-like
         Other input files outside the study folder (hashed by content).
+    exclude : iterable of path-like
+        Folders inside the study that are not its inputs (:func:`study_files`).
 
     Returns
     -------
@@ -164,7 +174,7 @@ def study_fingerprint(
     root = Path(study)
     h = hashlib.sha256()
     h.update(f"netlm-fingerprint-{FINGERPRINT_VERSION}\n".encode())
-    for p in study_files(root):
+    for p in study_files(root, exclude):
         rel = p.name if root.is_file() else p.relative_to(root).as_posix()
         h.update(f"file {rel} {p.stat().st_size} {file_digest(p)}\n".encode())
     for extra in extra_files:

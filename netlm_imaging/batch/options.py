@@ -33,6 +33,9 @@ class BatchOptions:
     accepted_flags : tuple of str
         Options of the running command: error messages naming other options
         are rewritten to name ``netlm analyze`` (not part of the fingerprint).
+    out_dir : str
+        The batch output folder (set by the run; not part of the fingerprint): when it lies
+        inside a study folder, its files are not that study's inputs.
     """
 
     labels: str | None = None
@@ -44,6 +47,7 @@ class BatchOptions:
     analyze_options: dict[str, Any] = field(default_factory=dict)
     resume: bool = False
     accepted_flags: tuple[str, ...] = ()
+    out_dir: str = ""
 
     def fingerprint_options(self) -> dict[str, Any]:
         """The options that change a study's outputs (hashed into its fingerprint)."""
@@ -52,6 +56,7 @@ class BatchOptions:
         d = asdict(self)
         d.pop("resume")
         d.pop("accepted_flags")
+        d.pop("out_dir")
         d.pop("rules")  # the rules file is hashed by content instead
         # defaults filled in, so the API's BatchOptions() and the CLI's explicit defaults hash alike
         d["analyze_options"] = asdict(AnalyzeOptions(**self.analyze_options))

@@ -34,7 +34,8 @@ def fingerprint_of(study: Study, options: BatchOptions) -> str:
 
     opts = options.fingerprint_options()
     opts["clinical"] = dict(sorted(study.clinical.items()))
-    return study_fingerprint(study.path, opts, tool_version=__version__, rules=options.rules)
+    exclude = (options.out_dir,) if options.out_dir else ()
+    return study_fingerprint(study.path, opts, tool_version=__version__, rules=options.rules, exclude=exclude)
 
 
 def previous_row(out_dir: Path, study_id: str, fingerprint: str) -> dict[str, Any] | None:

@@ -291,7 +291,7 @@ def run_cohort(
             out,
             jobs,
             scheduler,
-            replace(options or BatchOptions(), resume=resume),
+            replace(options or BatchOptions(), resume=resume, out_dir=str(out.resolve())),
             progress,
             progress_stream,
             on_row,
