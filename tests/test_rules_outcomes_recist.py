@@ -13,6 +13,7 @@ from phantoms_verify import LiverPhantom, Sphere, grid_affine, make_context
 from rules_coverage import covers, user_rules
 
 from netlm_imaging.classify.recist import recist_assessment
+from netlm_imaging.classify.rules import load_rules
 from netlm_imaging.measure.context import Lesion
 from netlm_imaging.verify.longitudinal import (
     ResponseThresholds,
@@ -174,11 +175,25 @@ def test_rules_version_is_reported(tmp_path):
 
 @covers("recist.node_words")
 def test_node_words(tmp_path):
-    """'LN station 7' (18 x 8 mm) is a lesion of its own organ, or a normal node once 'ln' names nodes."""
+    """'LN station 7' (18 x 8 mm) is a lymph node, normal by RECIST 1.1 (short axis 8 mm < 10 mm); without 'ln'
+    among the node words it would be a lesion of its own organ judged on its 18 mm long axis (a target)."""
     station = les(1, 18.0, short_mm=8.0, location="extrahepatic", label="LN station 7")
-    assert categories(user_rules(tmp_path), [station])[0] == {1: "target"}  # judged on its 18 mm long axis
-    changed = user_rules(tmp_path, {"recist.node_words": ["lymph", "node", "ln "]})
-    assert categories(changed, [station])[0] == {1: "normal_node"}  # short axis 8 mm < 10 mm
+    assert categories(user_rules(tmp_path), [station])[0] == {1: "normal_node"}
+    changed = user_rules(tmp_path, {"recist.node_words": ["lymph", "node"]})
+    assert categories(changed, [station])[0] == {1: "target"}
+
+
+def test_node_labels_as_written():
+    """Node labels as ROI names spell them: 'LN 4R', 'ln_hilar', 'LNs', 'nodal met' are nodes (judged on the
+    short axis: 12 mm is in [10, 15) mm, non-target); a word merely containing 'ln' ('kiln') is not."""
+    rules = load_rules()
+    for i, label in enumerate(("LN 4R", "ln_hilar", "LNs portal", "nodal met 2"), start=1):
+        rec = recist_assessment(
+            [les(i, 25.0, short_mm=12.0, location="extrahepatic", label=label)], rules["recist"], 2.5
+        )
+        assert (rec["lesions"][i]["lymph_node"], rec["lesions"][i]["category"]) == (True, "non_target"), label
+    other = recist_assessment([les(9, 25.0, short_mm=12.0, location="extrahepatic", label="kiln 1")], rules["recist"])
+    assert (other["lesions"][9]["lymph_node"], other["lesions"][9]["category"]) == (False, "target")
 
 
 def test_targets_represent_every_involved_organ_before_second_lesions(tmp_path):

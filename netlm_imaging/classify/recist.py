@@ -32,6 +32,7 @@ value and the record says so.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -44,7 +45,29 @@ NODES_ORGAN = "lymph nodes"
 
 
 def _is_node_name(text: str | None, node_words: Sequence[str]) -> bool:
-    return bool(text) and any(w.lower() in str(text).lower() for w in node_words)
+    """Whether a label names a lymph node: a word of ``node_words`` in it.
+
+    Words of up to 3 letters (the abbreviation "LN") must be a whole token of the label
+    ("LN station 7", "ln_4R", "LNs"), not a part of another word; longer words may be
+    part of one ("lymphadenopathy", "nodal").
+
+    Examples
+    --------
+    >>> [_is_node_name(t, ["lymph", "node", "nodal", "ln"]) for t in ("LN station 7", "LNs", "kiln", "Nodal met")]
+    [True, True, False, True]
+    """
+    if not text:
+        return False
+    low = str(text).lower()
+    tokens = set(re.split(r"[^a-z]+", low))
+    for word in (w.strip().lower() for w in node_words):
+        if not word:
+            continue
+        if len(word) <= 3 and (word in tokens or word + "s" in tokens):
+            return True
+        if len(word) > 3 and word in low:
+            return True
+    return False
 
 
 def lesion_organ(
