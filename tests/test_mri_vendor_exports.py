@@ -291,3 +291,104 @@ def test_ge_dynamic_phases_in_one_series_use_the_referenced_phase_and_find_the_p
     assert mri["pre_contrast"]["series_instance_uid"].endswith("#1")
     assert mri["relative_enhancement"]["liver"] == pytest.approx((400.0 - 200.0) / 200.0)
     assert mri["relative_enhancement"]["spleen"] == pytest.approx((200.0 - 150.0) / 150.0)
+
+
+# ---------------------------------------------------------------- relative enhancement needs one sequence and one scale
+def _pre_and_hbp(root: Path, pre_series, hbp_tags=None, hbp_values=(400.0, 200.0, 120.0), hbp_rescale=None) -> Path:
+    """A study folder: the HBP series (SEG drawn on it) and pre-contrast series ``pre_series``
+    (list of (tags, (liver, spleen, lesion), rescale_slope, philips_scale_slope))."""
+    study, frame = deterministic_uid(root.name, "study"), deterministic_uid(root.name, "for")
+
+    def series(name, tags, values, number, slope, philips):
+        files = write_image_series(
+            root / name,
+            signal_image(*values),
+            AFFINE,
+            modality="MR",
+            study_uid=study,
+            frame_of_reference_uid=frame,
+            series_uid=deterministic_uid(root.name, name),
+            series_number=number,
+            rescale_slope=slope,
+            extra_tags=tags,
+            seed=number,
+        )
+        if philips is not None:
+            for f in files:
+                ds = pydicom.dcmread(f)
+                ds.private_block(0x2005, "Philips MR Imaging DD 001", create=True).add_new(0x0E, "FL", philips)
+                ds.save_as(f)
+        return files
+
+    slope, philips = hbp_rescale or (None, None)
+    hbp = series("hbp", hbp_tags or mr_headers("101500", "103500"), hbp_values, 9, slope, philips)
+    for n, (tags, values, pre_slope, pre_philips) in enumerate(pre_series):
+        series(f"pre{n}", tags, values, 3 + n, pre_slope, pre_philips)
+    lab = label_map()
+    specs = [SegmentSpec("Liver", lab == 1), SegmentSpec("Lesion", lab == 2), SegmentSpec("Spleen", lab == 3)]
+    write_seg(root / "seg.dcm", hbp, specs, seed=3)
+    return root
+
+
+PRE_TAGS = mr_headers("101500", "100900")  # acquired before the injection, same sequence as MR_HEADERS
+
+
+def test_philips_series_on_different_scales_compare_their_floating_point_values(tmp_path):
+    # Philips floating-point value FP = DV / (RescaleSlope x ScaleSlope); liver FP 250 pre, 400 HBP.
+    # pre: RS 1.5, SS 4 -> DV = FP x 6; HBP: RS 2, SS 2 -> DV = FP x 4 (all values exact in the stored integers)
+    pre_fp, hbp_fp = (250.0, 180.0, 100.0), (400.0, 200.0, 120.0)
+    root = _pre_and_hbp(
+        tmp_path / "philips",
+        [(PRE_TAGS, tuple(v * 6.0 for v in pre_fp), 1.5, 4.0)],
+        hbp_values=tuple(v * 4.0 for v in hbp_fp),
+        hbp_rescale=(2.0, 2.0),
+    )
+    rep = analyze(root, labels="liver=Liver,lesion=Lesion,spleen=Spleen").to_dict()
+    mri = rep["mri"]
+    assert mri["provenance"]["philips_scale_slope"] == pytest.approx(2.0)
+    assert mri["pre_contrast"]["compared_on"].startswith("Philips floating-point")
+    assert mri["relative_enhancement"]["liver"] == pytest.approx((400.0 - 250.0) / 250.0)  # 0.6, not 1600/1500 - 1
+    assert mri["relative_enhancement"]["spleen"] == pytest.approx((200.0 - 180.0) / 180.0)
+    les = rep["lesions"][0]
+    assert les["relative_enhancement"] == pytest.approx((120.0 - 100.0) / 100.0)
+    assert mri["liver_reference"]["mean_signal_au"] == pytest.approx(1600.0)  # means stay the image's values
+
+
+def test_a_philips_scaled_pre_contrast_beside_an_unscaled_image_gives_no_re(tmp_path):
+    root = _pre_and_hbp(tmp_path / "mixed", [(PRE_TAGS, (250.0, 180.0, 100.0), 1.0, 4.0)])
+    mri = analyze(root, labels="liver=Liver,lesion=Lesion,spleen=Spleen").to_dict()["mri"]
+    assert mri["relative_enhancement"] is None
+    assert "different scales" in mri["pre_contrast"]["relative_enhancement_withheld"]
+    assert any("RE not computed" in n for n in mri["notes"])
+
+
+def test_the_pre_contrast_twin_is_the_one_of_the_same_sequence(tmp_path):
+    other = mr_headers("101500", "100500", FlipAngle="15")  # an earlier pre-contrast run with another flip angle
+    root = _pre_and_hbp(
+        tmp_path / "twin", [(other, (900.0, 700.0, 300.0), None, None), (PRE_TAGS, (250.0, 180.0, 100.0), None, None)]
+    )
+    mri = analyze(root, labels="liver=Liver,lesion=Lesion,spleen=Spleen").to_dict()["mri"]
+    assert mri["pre_contrast"]["series_instance_uid"] == deterministic_uid("twin", "pre1")
+    assert mri["relative_enhancement"]["liver"] == pytest.approx(0.6)
+
+
+def test_a_pre_contrast_image_of_another_sequence_gives_no_re(tmp_path):
+    other = mr_headers("101500", "100500", FlipAngle="15")
+    root = _pre_and_hbp(tmp_path / "fa", [(other, (250.0, 180.0, 100.0), None, None)])
+    rep = analyze(root, labels="liver=Liver,lesion=Lesion,spleen=Spleen").to_dict()
+    mri = rep["mri"]
+    assert mri["relative_enhancement"] is None
+    assert "flip angle 15 vs 10" in mri["pre_contrast"]["relative_enhancement_withheld"]
+    assert all(les.get("relative_enhancement") is None for les in rep["lesions"])
+
+
+@covers("mri.pre_contrast_parameter_tolerance_percent")
+def test_rules_key_pre_contrast_parameter_tolerance_percent(tmp_path):
+    from netlm_imaging.classify.mr_phase import relative_enhancement_withheld
+
+    stored = (("stored", 1.0, 0.0), ("stored", 1.0, 0.0))
+    image, pre = {"flip_angle_deg": 10.0, "echo_time_ms": 1.8}, {"flip_angle_deg": 10.15, "echo_time_ms": 1.8}
+    assert relative_enhancement_withheld(image, pre, stored, RULES) is None  # 1.5 % apart, within 2 %
+    path = tmp_path / "r.toml"
+    path.write_text("[mri]\npre_contrast_parameter_tolerance_percent = 1.0\n")
+    assert "flip angle" in relative_enhancement_withheld(image, pre, stored, load_rules(path))

@@ -52,6 +52,7 @@ __all__ = [
     "component_note",
     "is_hepatocyte_specific",
     "ratios_withheld",
+    "relative_enhancement_withheld",
 ]
 
 #: Every phase name the report can carry.
@@ -256,5 +257,70 @@ def component_note(component: str | None) -> str | None:
         return (
             f"a Dixon {kind} image: fat in the liver changes its signal, so the ratios are not those of the "
             "water or fat-suppressed image usually read in the hepatobiliary phase"
+        )
+    return None
+
+
+#: Sequence facts a pre-contrast image must share with the image for RE to mean anything.
+_SAME_SEQUENCE = (
+    ("image_component", "image component"),
+    ("scanning_sequence", "ScanningSequence"),
+    ("sequence_variant", "SequenceVariant"),
+    ("fat_suppression", "fat suppression"),
+    ("field_strength_t", "field strength"),
+    ("flip_angle_deg", "flip angle"),
+    ("repetition_time_ms", "TR"),
+    ("echo_time_ms", "TE"),
+)
+
+
+def relative_enhancement_withheld(
+    image: Mapping[str, Any], pre: Mapping[str, Any], scales: tuple[Any, Any], rules: Mapping[str, Any]
+) -> str | None:
+    """Why RE against this pre-contrast image would be no number, or ``None`` when it is comparable.
+
+    RE = (SI - SI_pre) / SI_pre compares two images' values, so both must be the same sequence
+    (the facts both headers state are equal: image component, ScanningSequence, SequenceVariant,
+    fat suppression, field strength; flip angle, TR and TE within
+    ``rules["mri"]["pre_contrast_parameter_tolerance_percent"]``) and on one scale (the same kind
+    of :func:`netlm_imaging.io.mr_headers.signal_scale`: both Philips floating-point, both real-world
+    values, or both stored values).
+
+    Parameters
+    ----------
+    image, pre : mapping
+        :meth:`MrProvenance.to_dict` of the image and of the pre-contrast image.
+    scales : (tuple or None, tuple or None)
+        :func:`~netlm_imaging.io.mr_headers.signal_scale` of each.
+    rules : mapping
+        The rules (``rules["mri"]``).
+
+    Examples
+    --------
+    >>> from netlm_imaging.classify.rules import load_rules
+    >>> relative_enhancement_withheld({"flip_angle_deg": 10.0}, {"flip_angle_deg": 15.0},
+    ...                               (("stored", 1.0, 0.0), ("stored", 1.0, 0.0)), load_rules())
+    'the pre-contrast image is another sequence (flip angle 15 vs 10): RE not computed'
+    """
+    tol = float(rules["mri"]["pre_contrast_parameter_tolerance_percent"]) / 100.0
+    differ = []
+    for key, name in _SAME_SEQUENCE:
+        a, b = image.get(key), pre.get(key)
+        if a is None or b is None:
+            continue
+        if isinstance(a, float) and isinstance(b, float):
+            if abs(a - b) > tol * max(abs(a), abs(b)):
+                differ.append(f"{name} {b:g} vs {a:g}")
+        elif str(a).strip().upper() != str(b).strip().upper():
+            differ.append(f"{name} {b} vs {a}")
+    if differ:
+        return f"the pre-contrast image is another sequence ({', '.join(differ)}): RE not computed"
+    post_scale, pre_scale = scales
+    if post_scale is None or pre_scale is None:
+        return "a scale slope of 0 in the headers: the images' values cannot be compared; RE not computed"
+    if post_scale[0] != pre_scale[0]:
+        return (
+            f"the images are on different scales ({pre_scale[0].replace('_', ' ')} vs "
+            f"{post_scale[0].replace('_', ' ')} values): RE not computed"
         )
     return None

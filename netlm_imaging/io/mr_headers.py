@@ -46,6 +46,7 @@ __all__ = [
     "mr_provenance_from_sidecar",
     "other_mr_series",
     "sidecar_for",
+    "signal_scale",
 ]
 
 logger = logging.getLogger(__name__)
@@ -90,6 +91,14 @@ class MrProvenance:
         private image type (2005,1011): ``"water"``, ``"fat"``, ``"in_phase"``, ``"opposed_phase"``
         (Dixon), ``"subtraction"``, ``"phase"``, ``"real"``, ``"imaginary"``, ``"fat_fraction"``,
         ``"parametric_map"``; ``None`` for a plain magnitude image or when the headers do not say.
+    rescale_slope, rescale_intercept : float or None
+        RescaleSlope / RescaleIntercept of the first header (Enhanced MR: Pixel Value Transformation),
+        which the reader applies: the image holds ``stored x slope + intercept``.
+    philips_scale_slope : float or None
+        Philips' private MR scale slope (2005,100E), when present: the value comparable across
+        series is Philips' floating-point value ``(stored x slope + intercept) / (slope x scale slope)``.
+    real_world_value_slope, real_world_value_intercept : float or None
+        The first RealWorldValueMappingSequence item (root or functional groups).
     manufacturer : str or None
         Manufacturer.
     series_instance_uid : str or None
@@ -124,6 +133,11 @@ class MrProvenance:
     fat_suppression: bool | None = None
     image_type: str | None = None
     image_component: str | None = None
+    rescale_slope: float | None = None
+    rescale_intercept: float | None = None
+    philips_scale_slope: float | None = None
+    real_world_value_slope: float | None = None
+    real_world_value_intercept: float | None = None
     manufacturer: str | None = None
     series_instance_uid: str | None = None
     series_number: int | None = None
@@ -289,6 +303,80 @@ def _philips_image_type(ds: Any) -> str | None:
     return str(value).strip() or None if value is not None else None
 
 
+def _private_float(ds: Any, element: int, creator: str = "Philips MR Imaging DD 001") -> float | None:
+    """A float private element of group 2005 (bytes as little-endian FL when the VR is unknown).
+
+    For a dcm2niix sidecar, ``PhilipsScaleSlope`` (or 1 when ``UsePhilipsFloatNotDisplayScaling``
+    says the NIfTI already holds Philips' floating-point values).
+    """
+    if isinstance(ds, dict):
+        if element != 0x0E or ds.get("PhilipsScaleSlope") is None:
+            return None
+        return 1.0 if ds.get("UsePhilipsFloatNotDisplayScaling") == 1 else parse_float(ds.get("PhilipsScaleSlope"))
+    try:
+        elem = ds.get_private_item(0x2005, element, creator)
+    except (KeyError, ValueError, AttributeError):
+        elem = None
+    if elem is None:
+        return None
+    value = elem.value
+    if isinstance(value, bytes) and len(value) == 4:
+        import struct
+
+        value = struct.unpack("<f", value)[0]
+    return parse_float(value)
+
+
+def _real_world_mapping(ds: Any) -> tuple[float | None, float | None]:
+    """(slope, intercept) of the first RealWorldValueMappingSequence item, root or functional groups."""
+    holders = [ds]
+    if not isinstance(ds, dict):
+        for groups_kw in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
+            groups = ds.get(groups_kw)
+            if groups:
+                holders.append(groups[0])
+    for holder in holders:
+        seq = holder.get("RealWorldValueMappingSequence")
+        if seq and not isinstance(seq, (str, dict)):
+            try:
+                item = seq[0]
+            except (IndexError, TypeError):
+                continue
+            return parse_float(item.get("RealWorldValueSlope")), parse_float(item.get("RealWorldValueIntercept"))
+    return None, None
+
+
+def _rescale(ds: Any, what: str) -> float | None:
+    """RescaleSlope / RescaleIntercept; in a dcm2niix sidecar PhilipsRescaleSlope / Intercept (1 / 0 when
+    the NIfTI holds Philips' floating-point values)."""
+    if isinstance(ds, dict) and ds.get(f"PhilipsRescale{what}") is not None:
+        if ds.get("UsePhilipsFloatNotDisplayScaling") == 1:
+            return 1.0 if what == "Slope" else 0.0
+        return parse_float(ds.get(f"PhilipsRescale{what}"))
+    return parse_float(_text(ds, f"Rescale{what}"))
+
+
+def signal_scale(prov: MrProvenance) -> tuple[str, float, float] | None:
+    """How to turn the image's values into values comparable across series: ``(kind, a, b)`` with
+    comparable = ``a x value + b``, or ``None`` when the scale stated is unusable.
+
+    * ``"philips_fp"``: Philips' private scale slope, ``a = 1 / (RescaleSlope x ScaleSlope)``, ``b = 0``;
+    * ``"real_world_value"``: RealWorldValueMapping over the stored values,
+      ``a = RWVslope / RescaleSlope``, ``b = RWVintercept - RescaleIntercept x a``;
+    * ``"stored"``: no scale stated, ``a = 1``, ``b = 0``.
+    """
+    rs = prov.rescale_slope if prov.rescale_slope not in (None, 0.0) else 1.0
+    ri = prov.rescale_intercept or 0.0
+    if prov.philips_scale_slope is not None:
+        if prov.philips_scale_slope == 0:
+            return None
+        return "philips_fp", 1.0 / (rs * prov.philips_scale_slope), 0.0
+    if prov.real_world_value_slope is not None:
+        a = prov.real_world_value_slope / rs
+        return "real_world_value", a, (prov.real_world_value_intercept or 0.0) - ri * a
+    return "stored", 1.0, 0.0
+
+
 def image_component(
     image_type: str | None, complex_component: str | None, private_type: str | None = None
 ) -> str | None:
@@ -330,6 +418,7 @@ def _provenance(ds_list: Sequence[Any], source: str) -> MrProvenance:
     series_number = parse_float(_text(first, "SeriesNumber"))
     image_type = _text(first, "ImageType") or _text(first, "FrameType")
     component = image_component(image_type, _text(first, "ComplexImageComponent"), _philips_image_type(first))
+    rwv = _real_world_mapping(first)
     return MrProvenance(
         source=source,
         contrast_agent=agent,
@@ -353,6 +442,11 @@ def _provenance(ds_list: Sequence[Any], source: str) -> MrProvenance:
         fat_suppression=_fat_suppression(scan_options, _text(first, "SpectrallySelectedSuppression")),
         image_type=image_type,
         image_component=component,
+        rescale_slope=_rescale(first, "Slope"),
+        rescale_intercept=_rescale(first, "Intercept"),
+        philips_scale_slope=_private_float(first, 0x0E),
+        real_world_value_slope=rwv[0],
+        real_world_value_intercept=rwv[1],
         manufacturer=_text(first, "Manufacturer"),
         series_instance_uid=_text(first, "SeriesInstanceUID"),
         series_number=int(series_number) if series_number is not None else None,

@@ -177,8 +177,13 @@ class MrSignal:
     ratios_withheld: str | None = None
 
 
-def _re(post: float | None, pre: float | None) -> float | None:
-    if post is None or pre is None or pre == 0:
+def _re(post: float | None, pre: float | None, scale: tuple[float, float, float, float] | None = None) -> float | None:
+    """RE of two means, each first mapped ``a x mean + b`` onto comparable values (``scale``)."""
+    if post is None or pre is None:
+        return None
+    if scale is not None:
+        post, pre = scale[0] * post + scale[1], scale[2] * pre + scale[3]
+    if pre == 0:
         return None
     return (post - pre) / pre
 
@@ -189,6 +194,7 @@ def _lesion_numbers(
     lesion_labels: np.ndarray,
     lesion_ids: Iterable[int],
     liver_ref: float | None,
+    re_scale: tuple[float, float, float, float] | None = None,
 ) -> dict[int, dict[str, float | None]]:
     import cc3d
 
@@ -209,7 +215,7 @@ def _lesion_numbers(
             "sd_signal_au": sig.sd_signal_au,
             "lesion_to_liver_signal_ratio": ratio,
             "lesion_to_liver_contrast": None if ratio is None else 1.0 - ratio,
-            "relative_enhancement": _re(sig.mean_signal_au, pre_sig.mean_signal_au if pre_sig else None),
+            "relative_enhancement": _re(sig.mean_signal_au, pre_sig.mean_signal_au if pre_sig else None, re_scale),
         }
     return out
 
@@ -228,6 +234,7 @@ def measure_mr_signal(
     reference_erosion_mm: float | None = None,
     functional: bool = False,
     ratios: bool = True,
+    re_scale: tuple[float, float, float, float] | None = None,
 ) -> MrSignal:
     """Signal statistics, ratios and (when ``functional``) the hepatic uptake index.
 
@@ -260,6 +267,9 @@ def measure_mr_signal(
         Compute the ratios (lesion-to-liver, RE, and with ``functional`` LSC and HUI); False for an
         image whose values are not a signal magnitude (a subtraction, Dixon fat or phase image):
         then only the means and SDs are measured.
+    re_scale : tuple of float, optional
+        ``(a, b, a_pre, b_pre)``: RE compares ``a x mean + b`` of the image with ``a_pre x mean_pre +
+        b_pre`` (two series on different Philips scales, for instance); default the values as they are.
 
     Returns
     -------
@@ -290,7 +300,9 @@ def measure_mr_signal(
             array[spleen_box], spleen[spleen_box], spacing_mm, reference_erosion_mm, "spleen", notes
         )
     liver_ref = res.liver_reference.mean_signal_au if res.liver_reference and ratios else None
-    res.lesions = _lesion_numbers(array, pre_contrast if ratios else None, lesion_labels, lesion_ids, liver_ref)
+    res.lesions = _lesion_numbers(
+        array, pre_contrast if ratios else None, lesion_labels, lesion_ids, liver_ref, re_scale
+    )
     if pre_contrast is not None and ratios:
         for name, box, core in (("liver", liver_box, core_l), ("spleen", spleen_box, core_s)):
             if box is None or core is None:
@@ -298,7 +310,7 @@ def measure_mr_signal(
             post = region_signal(array[box], core)
             pre = region_signal(pre_contrast[box], core)
             res.relative_enhancement[name] = _re(
-                post.mean_signal_au if post else None, pre.mean_signal_au if pre else None
+                post.mean_signal_au if post else None, pre.mean_signal_au if pre else None, re_scale
             )
     spleen_ref = res.spleen_reference.mean_signal_au if res.spleen_reference else None
     if not functional or not ratios or spleen_ref is None or par is None or liver_ref is None or liver_box is None:

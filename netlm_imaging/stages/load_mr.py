@@ -40,6 +40,9 @@ class MrInputs:
         Where it came from and how it was aligned (the report's ``mri.pre_contrast``).
     notes : list of str
         How the series were chosen and aligned.
+    re_scale : tuple of float, optional
+        ``(a_image, b_image, a_pre, b_pre)``: relative enhancement compares ``a x mean + b`` of the
+        two images (:func:`netlm_imaging.io.mr_headers.signal_scale`).
     """
 
     provenance: MrProvenance
@@ -48,6 +51,7 @@ class MrInputs:
     pre_contrast: np.ndarray | None = None
     pre_contrast_info: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    re_scale: tuple[float, float, float, float] | None = None
 
 
 def load_mr(
@@ -108,40 +112,86 @@ def load_mr(
     notes: list[str] = []
     pre_vol: Volume | None = None
     pre_info: dict[str, Any] | None = None
-    pre = [o for o in others if o["phase"] == "pre-contrast"]
+    pre_prov: MrProvenance | None = None
+    pre = [(o, s) for o, s in zip(others, series, strict=True) if o["phase"] == "pre-contrast"]
     if pre_contrast is not None:
         from ..io.loader import load_image
 
         pre_vol = load_image(pre_contrast, max_voxels=max_voxels, nonuniform="resample")
         pre_info = {"source": "user (--pre-contrast)", "path": Path(pre_contrast).name}
+        pre_prov = mr_provenance(pre_vol)
     elif pre:
         from ..io.dicom_series import read_series_from_index
 
-        chosen = ([o for o in pre if o["same_frame_of_reference"]] or pre)[0]
+        chosen, chosen_series = min(pre, key=lambda p: _twin_rank(p[0], p[1].provenance, prov, rules))
         if len(pre) > 1:
             notes.append(
                 f"{len(pre)} pre-contrast MR series in the study folder; series {chosen['series_number']} "
-                f"({chosen['series_instance_uid']}) is used for relative enhancement"
+                f"({chosen['series_instance_uid']}) is used for relative enhancement (same frame of reference, "
+                "image component and sequence first)"
             )
         uid = chosen["series_instance_uid"]
         pre_vol = read_series_from_index(dicom_index, series_uid=uid, nonuniform="resample", max_voxels=max_voxels)
         pre_info = {"source": "study folder", "series_instance_uid": uid}
+        pre_prov = chosen_series.provenance
     pre_arr = None
-    if pre_vol is not None and pre_info is not None:
-        pre_for, img_for = pre_vol.frame_of_reference_uid, img.frame_of_reference_uid
-        if pre_for is None or img_for is None or pre_for == img_for:
-            from ..measure.grid import resample_to_grid
+    re_scale = None
+    if pre_vol is not None and pre_info is not None and pre_prov is not None:
+        withheld, re_scale = _comparable(prov, pre_prov, rules, pre_info)
+        if withheld is not None:
+            pre_info["relative_enhancement_withheld"] = withheld
+            notes.append(withheld)
+            return MrInputs(prov, phase, others, None, pre_info, notes)
+        pre_arr = _aligned(pre_vol, img, pre_info, notes)
+    return MrInputs(prov, phase, others, pre_arr, pre_info, notes, re_scale)
 
-            if pre_for is None or pre_for != img_for:
-                notes.append("no frame of reference to compare: the pre-contrast image is placed by its own geometry")
-            moving = (
-                pre_vol if pre_vol.array.dtype.kind == "f" else pre_vol.with_array(pre_vol.array.astype(np.float32))
-            )
-            pre_arr = resample_to_grid(moving, img, linear=True)
-            pre_info["aligned_by"] = "physical position (same frame of reference)"
-        else:  # two frames of reference: the images are registered
-            from ..geometry import register_rigid
 
-            pre_arr = register_rigid(pre_vol.array, pre_vol.affine, img.array, img.affine)
-            pre_info["aligned_by"] = "rigid registration (Mattes mutual information, SimpleITK)"
-    return MrInputs(prov, phase, others, pre_arr, pre_info, notes)
+def _twin_rank(other: Mapping[str, Any], pre: MrProvenance, image: MrProvenance, rules: Mapping[str, Any]) -> tuple:
+    """Sort key of a pre-contrast candidate: same frame of reference, then comparable for RE, then series number."""
+    from ..classify.mr_phase import relative_enhancement_withheld
+    from ..io.mr_headers import signal_scale
+
+    comparable = (
+        relative_enhancement_withheld(image.to_dict(), pre.to_dict(), (signal_scale(image), signal_scale(pre)), rules)
+        is None
+    )
+    return (not other["same_frame_of_reference"], not comparable, other["series_number"] or 0)
+
+
+def _comparable(
+    image: MrProvenance, pre: MrProvenance, rules: Mapping[str, Any], info: dict[str, Any]
+) -> tuple[str | None, tuple[float, float, float, float] | None]:
+    """Why RE is withheld (or ``None``) and the affine maps onto comparable values; ``info`` gets the scale used."""
+    from ..classify.mr_phase import relative_enhancement_withheld
+    from ..io.mr_headers import signal_scale
+
+    scales = (signal_scale(image), signal_scale(pre))
+    withheld = relative_enhancement_withheld(image.to_dict(), pre.to_dict(), scales, rules)
+    post_scale, pre_scale = scales
+    if withheld is not None or post_scale is None or pre_scale is None:
+        return withheld, None
+    info["compared_on"] = {
+        "philips_fp": "Philips floating-point values: value / (RescaleSlope x ScaleSlope (2005,100E))",
+        "real_world_value": "real-world values (RealWorldValueMappingSequence)",
+        "stored": "the images' values (no scale stated in the headers)",
+    }[post_scale[0]]
+    if image.source == "none" or pre.source == "none":
+        info["compared_on"] += "; sequence and scale of an image without headers could not be checked"
+    return None, (post_scale[1], post_scale[2], pre_scale[1], pre_scale[2])
+
+
+def _aligned(pre_vol: Volume, img: Volume, pre_info: dict[str, Any], notes: list[str]) -> np.ndarray:
+    """The pre-contrast image on the image grid: by position in one frame of reference, else registered."""
+    pre_for, img_for = pre_vol.frame_of_reference_uid, img.frame_of_reference_uid
+    if pre_for is None or img_for is None or pre_for == img_for:
+        from ..measure.grid import resample_to_grid
+
+        if pre_for is None or pre_for != img_for:
+            notes.append("no frame of reference to compare: the pre-contrast image is placed by its own geometry")
+        moving = pre_vol if pre_vol.array.dtype.kind == "f" else pre_vol.with_array(pre_vol.array.astype(np.float32))
+        pre_info["aligned_by"] = "physical position (same frame of reference)"
+        return resample_to_grid(moving, img, linear=True)
+    from ..geometry import register_rigid  # two frames of reference: the images are registered
+
+    pre_info["aligned_by"] = "rigid registration (Mattes mutual information, SimpleITK)"
+    return register_rigid(pre_vol.array, pre_vol.affine, img.array, img.affine)

@@ -68,6 +68,7 @@ def measure_study_mr(ctx: MeasurementContext, mr: MrInputs, rules: Mapping[str, 
         reference_erosion_mm=float(mri_rules["reference_erosion_mm"]),
         functional=functional,
         ratios=withheld is None,
+        re_scale=mr.re_scale,
     )
     if withheld is not None:
         sig.notes.insert(0, withheld)
