@@ -218,3 +218,13 @@ def test_json_sidecar_text_values_as_written(tmp_path):
     p.write_text(json.dumps({"weight": "72 kg", "height_cm": "1.68 m", "grade": "G2", "primary_resected": "yes"}))
     c = load_clinical(p)
     assert (c.weight_kg, c.height_cm, c.grade, c.primary_resected) == (72.0, pytest.approx(168.0), 2, True)
+
+
+def test_primary_site_is_accepted_and_echoed_only_when_given():
+    """A cohort column "Primary site" is a clinical fact no rule reads: accepted (not an unknown field) and echoed."""
+    from netlm_imaging.classify.clinical import clinical_inputs_used
+
+    c = clinical_from_row({"Primary site": "  small   bowel ", "grade": "1"}, "cohort.csv line 2")
+    assert c.primary_site == "small bowel"
+    assert clinical_inputs_used(c, {}, None, None)["primary_site"]["value"] == "small bowel"
+    assert "primary_site" not in clinical_inputs_used(clinical_from_row({"grade": "1"}, "row 3"), {}, None, None)

@@ -101,6 +101,9 @@ class ClinicalInputs:
     differentiation : {"well", "poor"} or None
         Histological differentiation: "poor" is a neuroendocrine carcinoma
         (NEC), never a NET.
+    primary_site : str or None
+        Site of the primary tumour as written (e.g. "small bowel", "pancreas"); echoed in the
+        report, no rule reads it.
     source : str
         File (and row) the values came from, for messages.
     """
@@ -116,6 +119,7 @@ class ClinicalInputs:
     performance_status: int | None = None
     differentiation: str | None = None
     sex: str | None = None
+    primary_site: str | None = None
     source: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -126,6 +130,8 @@ class ClinicalInputs:
 
 
 _FIELDS = tuple(f.name for f in fields(ClinicalInputs) if f.name != "source")
+#: Fields no rule reads: echoed in ``clinical_inputs_used`` only when given.
+_ECHOED_WHEN_GIVEN = ("primary_site",)
 
 
 def _bad(source: str, name: str, value: Any, allowed: str) -> InputError:
@@ -272,6 +278,10 @@ def _validate(
             values[name] = _as_int(source, name, raw, 1, 3, ("net g", "who g", "grade", "g"))
         elif name == "performance_status":
             values[name] = _as_int(source, name, raw, 0, 4, ("ecog ps", "ecog", "who ps", "ps"))
+        elif name == "primary_site":
+            if not isinstance(raw, str):
+                raise _bad(source, name, raw, "text naming the site, e.g. 'small bowel'")
+            values[name] = " ".join(raw.split())
         elif name in ("extrahepatic_disease", "primary_resected"):
             values[name] = _as_bool(source, name, raw)
         elif name == "ki67_percent":
@@ -460,7 +470,8 @@ def clinical_inputs_used(
     -------
     dict
         Field -> ``{"value": ..., "source": ...}``; the source is the clinical
-        file's name (no directory), a DICOM attribute, or ``"not given"``.
+        file's name (no directory), a DICOM attribute, or ``"not given"``
+        (``primary_site``, which no rule reads, only when given).
 
     Examples
     --------
@@ -473,6 +484,8 @@ def clinical_inputs_used(
     out: dict[str, dict[str, Any]] = {}
     for name in _FIELDS:
         value = getattr(c, name)
+        if name in _ECHOED_WHEN_GIVEN and value is None:
+            continue
         out[name] = {"value": value, "source": src if value is not None else "not given"}
     if c.height_cm is None and height_cm is not None:
         out["height_cm"] = {"value": height_cm, "source": "DICOM PatientSize (0010,1020)"}

@@ -66,6 +66,10 @@ FIELD_ALIASES: Mapping[str, str] = {
     "who_ps": "performance_status",
     "ecog_performance_status": "performance_status",
     "gender": "sex",
+    "primary": "primary_site",
+    "primary_tumour_site": "primary_site",
+    "primary_tumor_site": "primary_site",
+    "primary_location": "primary_site",
     "chemo": "chemotherapy",
 }
 
