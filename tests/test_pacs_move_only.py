@@ -95,3 +95,98 @@ def test_cmove_with_a_port_the_pacs_does_not_have_for_us_says_so(pacs: dict, tmp
     assert code == 3, err
     assert "'NETLM' is not registered in the PACS as a move destination (or not at this host and port)" in err
     assert f'"NETLM": ["NETLM", "<this host>", {port}]' in err
+
+
+def test_cmove_to_a_move_ae_other_than_the_calling_ae_measures_the_truth(pacs: dict, tmp_path: Path, capsys) -> None:
+    """A PACS that knows this computer's C-STORE SCP as NETLM while we query as VISITOR (a workstation whose
+    SCU and SCP titles differ): ``--move-ae NETLM`` sends the study there; without it the study goes nowhere."""
+    args = ("--calling-ae", "VISITOR", "--retrieve", "move", "--port", str(pacs["move_port"]), "--bind", "127.0.0.1")
+    code, err = _run(pacs, tmp_path, capsys, *args)
+    assert code == 3, err
+    assert "'VISITOR' is not registered in the PACS as a move destination" in err
+    assert "--move-ae" in err
+    code, err = _run(pacs, tmp_path, capsys, *args, "--move-ae", "NETLM")
+    assert code == 0, err
+    got = read_sr_measurements(tmp_path / "out" / "report_sr.dcm")
+    for key in ("liver_volume_ml", "tumor_volume_ml", "involvement_percent"):
+        assert got[key] == pytest.approx(pacs["truth"][key], rel=1e-4), key
+
+
+def test_an_unregistered_move_ae_is_named_in_the_refusal(pacs: dict, tmp_path: Path, capsys) -> None:
+    port = _free_port()
+    code, err = _run(pacs, tmp_path, capsys, "--retrieve", "move", "--port", str(port), "--move-ae", "NETLM_SCP")
+    assert code == 3, err
+    assert "the PACS refused to send study" in err
+    assert "to AE 'NETLM_SCP'" in err
+    assert f'"NETLM_SCP": ["NETLM_SCP", "<this host>", {port}]' in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--move-ae", "NETLM"), "--move-ae is the C-MOVE destination: use it with --retrieve move --port P"),
+        (("--retrieve", "move", "--port", "4242", "--move-ae", "A\\B"), "--move-ae 'A\\\\B': an AE title is 1 to 16"),
+        (("--timeout", "0"), "--timeout 0.0: give the seconds to wait for each PACS answer, a number above 0"),
+        (("--timeout", "nan"), "--timeout nan: give the seconds to wait"),
+        (("--timeout", "-5"), "--timeout -5.0: give the seconds to wait"),
+    ],
+)
+def test_move_ae_and_timeout_misuse_is_a_usage_error(tmp_path: Path, capsys, extra, message) -> None:
+    """Checked before any association: no PACS is needed (nothing listens on the address)."""
+    port = _free_port()
+    args = ["pacs", "--dimse", f"127.0.0.1:{port}", "--called-ae", "ORTHANC", "--study", "1.2.3", *extra]
+    assert main([*args, "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert message in err, err
+    assert len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
+
+
+def test_move_ae_with_dicomweb_is_refused(tmp_path: Path, capsys) -> None:
+    args = ["pacs", "--url", "http://127.0.0.1:1/dicom-web", "--study", "1.2.3", "--move-ae", "NETLM", "--quiet"]
+    assert main(args) == 2
+    assert "--move-ae is for --dimse" in capsys.readouterr().err
+
+
+def test_a_pacs_that_never_answers_fails_after_the_timeout(tmp_path: Path, capsys) -> None:
+    """A PACS that takes the TCP connection and then says nothing (a hung server, a firewall that holds the
+    connection): ``--timeout 2`` ends the wait with one line naming the PACS, long before the 60 s default."""
+    import socket
+    import threading
+    import time
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def hold() -> None:
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(srv.accept()[0])
+            except OSError:
+                continue
+
+    t = threading.Thread(target=hold, daemon=True)
+    t.start()
+    try:
+        port = srv.getsockname()[1]
+        args = ["pacs", "--dimse", f"127.0.0.1:{port}", "--called-ae", "ORTHANC", "--study", "1.2.3", "--quiet"]
+        start = time.monotonic()
+        code = main([*args, "--timeout", "2"])
+        elapsed = time.monotonic() - start
+    finally:
+        stop.set()
+        t.join()
+        for c in held:
+            c.close()
+        srv.close()
+    err = capsys.readouterr().err
+    assert code == 3, err
+    assert elapsed < 20, elapsed
+    assert f"ORTHANC@127.0.0.1:{port}: no DICOM association" in err
+    assert len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err

@@ -32,9 +32,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="with --dimse: C-GET (default) or C-MOVE to our C-STORE SCP on --port",
     )
     p.add_argument("--port", type=int, help="with --retrieve move: port our C-STORE SCP listens on")
+    p.add_argument(
+        "--move-ae",
+        metavar="AE",
+        help="with --retrieve move: the AE title the PACS sends the study to (default --calling-ae), "
+        "when it knows this computer's C-STORE SCP under another title",
+    )
     p.add_argument("--bind", default="0.0.0.0", help="with --retrieve move: address to listen on (default all)")
     p.add_argument(
         "--push", action="store_true", help="store the DICOM SR and the derived SEG it references back in the PACS"
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        default=60.0,
+        help="seconds to wait for each answer of the PACS (default 60); raise it for a PACS that fetches "
+        "studies from its archive",
     )
     p.add_argument("--out", metavar="DIR", help="also write report.json, report_sr.dcm and derived_seg.dcm to DIR")
     p.add_argument("--seg-out", action="store_true", help="(kept for compatibility: the SEG always comes with the SR)")
@@ -62,8 +76,10 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("--dimse needs --called-ae AE (the PACS's AE title)")
         if args.pacs_config:
             raise UsageError("--pacs-config holds DICOMweb credentials; DIMSE uses AE titles (--calling-ae)")
+        if args.move_ae is not None and args.retrieve != "move":
+            raise UsageError("--move-ae is the C-MOVE destination: use it with --retrieve move --port P")
         host, port = parse_address(args.dimse)
-        ep = DimseEndpoint(host, port, args.called_ae, args.calling_ae)
+        ep = DimseEndpoint(host, port, args.called_ae, args.calling_ae, args.move_ae, args.timeout)
         result = analyze_dimse_study(
             ep,
             args.study,
@@ -79,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         from ..pacs.dicomweb import analyze_pacs_study, load_credentials
 
-        for flag, given in (("--called-ae", args.called_ae), ("--port", args.port)):
+        for flag, given in (("--called-ae", args.called_ae), ("--port", args.port), ("--move-ae", args.move_ae)):
             if given is not None:
                 raise UsageError(f"{flag} is for --dimse; with --url the DICOMweb root says where the PACS is")
         result = analyze_pacs_study(
@@ -91,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
             labels=args.labels,
             rules=args.rules,
             options=opts,
+            timeout_s=args.timeout,
         )
     if not args.quiet:
         print(result.report.summary())

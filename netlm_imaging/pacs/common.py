@@ -26,6 +26,7 @@ __all__ = [
     "HELD_RETRY_PAUSES_S",
     "PacsResult",
     "analyze_retrieved",
+    "check_timeout",
     "check_uid",
     "not_held_error",
     "redact_url",
@@ -36,6 +37,30 @@ logger = logging.getLogger(__name__)
 
 #: PS3.5 9.1: digits and dots, no empty or zero-led component, at most 64 characters.
 _UID_RE = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))+$")
+
+
+def check_timeout(seconds: float, option: str = "--timeout") -> float:
+    """Validate a PACS timeout: a finite number of seconds above 0.
+
+    Raises
+    ------
+    UsageError
+        Not a finite positive number.
+
+    Examples
+    --------
+    >>> check_timeout(300)
+    300.0
+    """
+    import math
+
+    try:
+        value = float(seconds)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise UsageError(f"{option} {seconds!r}: give the seconds to wait for each PACS answer, a number above 0")
+    return value
 
 
 def check_uid(uid: str, option: str = "--study") -> str:

@@ -35,7 +35,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import InputError, UsageError
-from .common import HELD_RETRY_PAUSES_S, PacsResult, check_uid, not_held_error, redact_url, retrieve_analyze_push
+from .common import (
+    HELD_RETRY_PAUSES_S,
+    PacsResult,
+    check_timeout,
+    check_uid,
+    not_held_error,
+    redact_url,
+    retrieve_analyze_push,
+)
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -419,6 +427,7 @@ def analyze_pacs_study(
     labels: str | None = None,
     rules: str | None = None,
     options: Any = None,
+    timeout_s: float = 60.0,
 ) -> PacsResult:
     """Retrieve a study (WADO-RS), analyse it, write outputs, optionally store SR + SEG back (STOW-RS).
 
@@ -443,6 +452,8 @@ def analyze_pacs_study(
         As for :func:`netlm_imaging.api.analyze`.
     options : AnalyzeOptions, optional
         Analysis options (``include_identifiers`` also applies to local SR/SEG copies).
+    timeout_s : float
+        Seconds to wait for each answer of the server (``--timeout``).
 
     Returns
     -------
@@ -451,7 +462,7 @@ def analyze_pacs_study(
     del seg_out  # the SR always comes with the SEG it references
     check_uid(study_uid)
     creds = credentials if credentials is not None else load_credentials()
-    client = make_client(url, creds)
+    client = make_client(url, creds, timeout_s=check_timeout(timeout_s))
     base = redact_url(_check_url(url))
     return retrieve_analyze_push(
         lambda folder: retrieve_study(client, study_uid, folder),

@@ -6,7 +6,8 @@
 2. the instances are retrieved to a temporary folder, one file per instance as
    it arrives (never the whole study in memory): C-GET on the same association
    (default), or C-MOVE to a C-STORE SCP started here on ``--port`` (the PACS
-   must know our AE title, host and port as a destination);
+   must know our AE title, or the one given with ``--move-ae``, with this
+   host and port as a destination);
 3. the study is analysed (the tool's own SR / SEG in the study are ignored);
 4. with ``--push``, the SR and the derived SEG it references are C-STOREd to
    the PACS with the source Patient and Study modules. Their UIDs derive from
@@ -27,11 +28,12 @@ from typing import Any
 
 from ..atomic import atomic_write_bytes
 from ..errors import InputError, UsageError
-from .common import HELD_RETRY_PAUSES_S, PacsResult, check_uid, not_held_error, retrieve_analyze_push
+from .common import HELD_RETRY_PAUSES_S, PacsResult, check_timeout, check_uid, not_held_error, retrieve_analyze_push
 from .contexts import add_storage_scp_contexts, get_contexts, storage_classes
 
 __all__ = [
     "DEFAULT_CALLING_AE",
+    "DEFAULT_TIMEOUT_S",
     "DimseEndpoint",
     "analyze_dimse_study",
     "find_study",
@@ -51,7 +53,8 @@ GET = "1.2.840.10008.5.1.4.1.2.2.3"
 VERIFICATION = "1.2.840.10008.1.1"
 #: Our AE title when none is given.
 DEFAULT_CALLING_AE = "NETLM"
-_TIMEOUT_S = 60.0
+#: Seconds to wait for each answer of the PACS (association, each DIMSE message, the network) by default.
+DEFAULT_TIMEOUT_S = 60.0
 
 
 def parse_address(text: str, option: str = "--dimse") -> tuple[str, int]:
@@ -83,10 +86,23 @@ class DimseEndpoint:
     port: int
     called_ae: str
     calling_ae: str = DEFAULT_CALLING_AE
+    #: The AE title a C-MOVE sends the study to (default :attr:`calling_ae`): some PACS register
+    #: the C-STORE SCP of a workstation under another title than the one it queries with.
+    move_ae: str | None = None
+    #: Seconds to wait for the association, for each DIMSE message and on the network.
+    timeout_s: float = DEFAULT_TIMEOUT_S
 
     def __post_init__(self) -> None:
         _check_ae(self.called_ae, "--called-ae")
         _check_ae(self.calling_ae, "--calling-ae")
+        if self.move_ae is not None:
+            _check_ae(self.move_ae, "--move-ae")
+        check_timeout(self.timeout_s)
+
+    @property
+    def move_destination(self) -> str:
+        """The C-MOVE destination AE title: :attr:`move_ae`, else :attr:`calling_ae`."""
+        return (self.move_ae or self.calling_ae).strip()
 
     @property
     def name(self) -> str:
@@ -193,7 +209,7 @@ def _ae(ep: DimseEndpoint) -> Any:
     from pynetdicom import AE
 
     ae = AE(ae_title=ep.calling_ae)
-    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = _TIMEOUT_S
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = ep.timeout_s
     return ae
 
 
@@ -242,10 +258,11 @@ def _count(status: Any, keyword: str) -> int:
 
 def _move_destination_help(ep: DimseEndpoint, move_port: int | None) -> str:
     port = move_port if move_port is not None else "P"
+    dest = ep.move_destination
     return (
-        f"register AE title {ep.calling_ae!r} with this computer's address and port {port} (--port) in the PACS "
-        f'(Orthanc: DicomModalities, e.g. "{ep.calling_ae}": ["{ep.calling_ae}", "<this host>", {port}]), '
-        "or give the AE title it has for this computer with --calling-ae"
+        f"register AE title {dest!r} with this computer's address and port {port} (--port) in the PACS "
+        f'(Orthanc: DicomModalities, e.g. "{dest}": ["{dest}", "<this host>", {port}]), '
+        "or give the AE title it has for this computer with --move-ae (or --calling-ae)"
     )
 
 
@@ -284,8 +301,8 @@ def _check_retrieve_status(
     counts = f"status 0x{code:04X}, {done} instance(s) sent, {failed} failed"
     if method == "move" and (code == 0xA801 or (0xC000 <= code <= 0xCFFF and done == 0 and failed == 0)):
         raise InputError(
-            f"{ep.name}: the PACS refused to send study {study_uid} to AE {ep.calling_ae!r} ({what}: {counts}): "
-            f"{ep.calling_ae!r} is not registered in the PACS as a move destination (or not at this host and "
+            f"{ep.name}: the PACS refused to send study {study_uid} to AE {ep.move_destination!r} ({what}: {counts}): "
+            f"{ep.move_destination!r} is not registered in the PACS as a move destination (or not at this host and "
             f"port); {_move_destination_help(ep, move_port)}"
         )
     if failed or 0xA700 <= code <= 0xA7FF or code in (0xB000, 0xA702):
@@ -384,7 +401,7 @@ def retrieve_study(
             assoc = _associate(ae, ep)
             _require_context(assoc, MOVE, ep, "C-MOVE", "retry with --retrieve get")
             try:
-                statuses = assoc.send_c_move(_query(study_uid), ep.calling_ae, MOVE)
+                statuses = assoc.send_c_move(_query(study_uid), ep.move_destination, MOVE)
                 _check_retrieve_status(statuses, ep, study_uid, "move", move_port)
             finally:
                 assoc.release()
