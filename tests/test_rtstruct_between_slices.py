@@ -23,6 +23,7 @@ from netlm_imaging.io.rtstruct import read_rtstruct
 from tests.conftest import analyze_json, oblique_affine
 from tests.dicom_factory import write_image_series
 from tests.seg_factory import Contour, RoiSpec, write_rtstruct
+from tests.test_faults_messages import netlm, one_line
 
 SHAPE = (34, 30, 14)
 AFFINE = oblique_affine(spacing=(0.9, 0.8, 2.0), angles_deg=(6.0, -4.0, 15.0), origin=(-40.0, 20.0, 300.0))
@@ -103,3 +104,22 @@ def test_planes_naming_a_slice_they_are_not_beside_are_refused_as_inconsistent(c
     rt = _structure_set(tmp_path / "rt.dcm", paths, 0.3, shift_named=2)  # 1.7 slices from the image named
     with pytest.raises(GeometryError, match=r"although they name this series' images.*Re-export the RTSTRUCT"):
         read_rtstruct(rt, ref, parse_label_spec(None), role_log=[])
+
+
+def test_real_structure_set_beyond_its_one_exported_slice_says_the_series_is_incomplete(shared, tmp_path):
+    """dicompyler's real breast RTSTRUCT with ONE of its CT slices (MANIFEST): Breast has 48 contours, none on it.
+
+    Its contours name images of the CT's own series that the folder lacks, so the message says the
+    series is incomplete (it said the structure set was drawn on another series).
+    """
+    folder = shared("dicompyler_rtss", "tests", "testdata", "example_data")
+    ds = pydicom.dcmread(folder / "rtss.dcm", stop_before_pixels=True)
+    (breast,) = [r.ROINumber for r in ds.StructureSetROISequence if r.ROIName == "Breast"]
+    (contours,) = [rc.ContourSequence for rc in ds.ROIContourSequence if rc.ReferencedROINumber == breast]
+    named = {str(c.ContourImageSequence[0].ReferencedSOPInstanceUID) for c in contours}
+    ct_uid = str(pydicom.dcmread(folder / "ct.0.dcm", stop_before_pixels=True).SOPInstanceUID)
+    assert ct_uid not in named  # truth from the file: none of Breast's images is the shipped slice
+    line = one_line(netlm("analyze", folder, "--labels", "lesion=Breast", "--out", tmp_path / "out"))
+    assert line.startswith(f"netlm: error: {folder / 'rtss.dcm'}: ROI 4 'Breast' has contours on slice(s) ")
+    assert f"they name {len(named)} image(s) of this series that are not among its 1 slice(s)" in line
+    assert line.endswith("the series is incomplete. Export the complete series with the RTSTRUCT.")

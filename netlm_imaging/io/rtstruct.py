@@ -94,6 +94,7 @@ from .rtstruct_slices import (
     ContourPlane,
     declared_slab_mm,
     image_slices,
+    referenced_images,
     slab_assignment,
     slab_of_other_series,
     slice_assignment,
@@ -507,6 +508,7 @@ def read_rtstruct(
     }
     slab = slab_of_other_series(ds, reference, list(roi_planes.values()), contour_images)
     own_slices = image_slices(reference)
+    names_own = reference.meta.get("series_instance_uid") in referenced_images(ds)[0]
     for roi in used:
         role = roles[roi.number]
         warnings = roi_warnings[roi.number]
@@ -524,7 +526,7 @@ def read_rtstruct(
         elif slab is not None:
             pairs = slab_assignment(planes, nk, slab, step_mm, source, roi.describe(), warnings)
         else:
-            pairs = slice_assignment(planes, nk, mode, source, roi.describe(), warnings, own_slices)
+            pairs = slice_assignment(planes, nk, mode, source, roi.describe(), warnings, own_slices, names_own)
             along = None
         mask = np.zeros(reference.shape, dtype=bool)
         filled: dict[int, np.ndarray] = {}

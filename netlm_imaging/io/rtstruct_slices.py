@@ -216,9 +216,14 @@ def slice_assignment(
     roi: str,
     warnings: list[str],
     slices: dict[str, int] | None = None,
+    names_own_series: bool = False,
 ) -> list[tuple[int, ContourPlane]]:
     """(slice, plane) pairs: on-slice planes directly, off-grid planes on the slice their contours name
-    (``slices``: :func:`image_slices`), else nearest plane when allowed."""
+    (``slices``: :func:`image_slices`), else nearest plane when allowed.
+
+    ``names_own_series``: the structure set names the image's series (RTReferencedSeriesSequence), so
+    contours beyond the image whose images are not among its slices mean an incomplete series.
+    """
     off = [p for p in planes if abs(p.k_float - round(p.k_float)) > SLICE_TOLERANCE]
     named = _referenced_slices(off, planes, slices or {}) if off and mode != "nearest" else None
     if named is not None:
@@ -231,6 +236,13 @@ def slice_assignment(
     if not off:
         pairs: list[tuple[int, ContourPlane]] = [(round(p.k_float), p) for p in planes]
         outside = [k for k, _ in pairs if not 0 <= k < nk]
+        absent = {u for k, p in pairs if not 0 <= k < nk for u in p.images if u not in (slices or {})}
+        if outside and names_own_series and absent and slices:
+            raise DicomError(
+                f"{source}: ROI {roi} has contours on slice(s) {sorted(set(outside))[:5]} outside the image's "
+                f"0..{nk - 1}; they name {len(absent)} image(s) of this series that are not among its {nk} "
+                "slice(s): the series is incomplete. Export the complete series with the RTSTRUCT."
+            )
         if outside:
             raise DicomError(
                 f"{source}: ROI {roi} has contours on slice(s) {sorted(set(outside))[:5]} outside the "
