@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from conftest import shared_path
 from dicom_factory import deterministic_uid, write_image_series
 from mri_factory import AFFINE, couinaud_map, label_map, mr_headers, signal_image, write_nifti_study
 from rules_coverage import covers
@@ -392,3 +393,48 @@ def test_rules_key_pre_contrast_parameter_tolerance_percent(tmp_path):
     path = tmp_path / "r.toml"
     path.write_text("[mri]\npre_contrast_parameter_tolerance_percent = 1.0\n")
     assert "flip angle" in relative_enhancement_withheld(image, pre, stored, load_rules(path))
+
+
+# ---------------------------------------------------------------- what the phase was decided from
+def test_the_phase_names_the_header_values_it_was_decided_from(tmp_path):
+    side = mr_headers("235800", "001800", ContrastBolusAgent="Gd-EOB-DTPA")
+    phase = _analyze(write_nifti_study(tmp_path / "a", signal_image(400.0, 200.0, 120.0), sidecar=side))["mri"]["phase"]
+    assert phase["decided_from"] == [
+        "ContrastBolusAgent 'Gd-EOB-DTPA'",
+        "ContrastBolusStartTime '235800'",
+        "AcquisitionTime '00:18:00'",
+        "delay 1200 s",
+    ]
+    assert phase["reason"] is None
+    bare = _analyze(write_nifti_study(tmp_path / "b", signal_image(400.0, 200.0, 120.0)))["mri"]["phase"]
+    assert (bare["phase"], bare["decided_from"]) == ("unknown", [])
+    assert "neither a contrast agent nor an injection time" in bare["reason"]
+    no_time = mr_headers(None, "103500", ContrastBolusAgent="Primovist")
+    one = _analyze(write_nifti_study(tmp_path / "c", signal_image(400.0, 200.0, 120.0), sidecar=no_time))
+    assert one["mri"]["phase"]["phase"] == "unknown"
+    assert "delay after injection is not" in one["mri"]["phase"]["reason"]
+
+
+# ---------------------------------------------------------------- real MR headers (../shared/data/MANIFEST.md)
+@pytest.mark.parametrize(
+    "parts",
+    [
+        ("pydicom_data_seg_enhanced", "data_store", "data", "emri_small.dcm"),  # Enhanced MR, pydicom-data (MIT)
+        ("dcm_qa_ts", "In", "1.dcm"),  # Siemens MR, neurolabusc/dcm_qa_ts (BSD-2-Clause)
+    ],
+)
+def test_real_mr_headers_give_their_own_facts_and_an_unknown_phase(parts):
+    path = shared_path(*parts)
+    ds = pydicom.dcmread(path, stop_before_pixels=True)  # the peer reading of the same header
+    prov = mr_provenance_from_dicom([path])
+    assert prov.image_type == "\\".join(ds.ImageType)
+    assert prov.image_component is None  # magnitude images
+    assert prov.field_strength_t == pytest.approx(float(ds.MagneticFieldStrength))
+    if "FlipAngle" in ds:
+        assert prov.flip_angle_deg == pytest.approx(float(ds.FlipAngle))
+        assert prov.scanning_sequence == str(ds.ScanningSequence)
+    assert prov.contrast_agent is None
+    assert prov.contrast_start_time is None
+    phase = classify_mr_phase(prov.to_dict(), RULES)
+    assert phase["phase"] == "unknown"
+    assert "neither a contrast agent nor an injection time" in phase["reason"]

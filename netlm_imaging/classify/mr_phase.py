@@ -120,6 +120,41 @@ def _says_no_contrast(facts: Mapping[str, Any], rules: Mapping[str, Any]) -> boo
 def classify_mr_phase(
     facts: Mapping[str, Any], rules: Mapping[str, Any], *, user_phase: str | None = None
 ) -> dict[str, Any]:
+    """Phase of one MR series, with what it was decided from (``decided_from``) and, when it is
+    ``"unknown"``, why (``reason``); the other keys are those of :func:`_classify`.
+
+    Examples
+    --------
+    >>> from netlm_imaging.classify.rules import load_rules
+    >>> out = classify_mr_phase({"contrast_agent": "Primovist", "contrast_start_time": "101500",
+    ...                          "acquisition_time": "10:35:00", "acquisition_time_source": "AcquisitionTime",
+    ...                          "delay_s": 1200.0}, load_rules())
+    >>> out["decided_from"]
+    ["ContrastBolusAgent 'Primovist'", "ContrastBolusStartTime '101500'", "AcquisitionTime '10:35:00'", 'delay 1200 s']
+    >>> classify_mr_phase({}, load_rules())["reason"]
+    'the headers state neither a contrast agent nor an injection time: phase unknown'
+    """
+    out = _classify(facts, rules, user_phase=user_phase)
+    used = []
+    for key, name in (("contrast_agent", "ContrastBolusAgent"), ("contrast_ingredient", "ContrastBolusIngredient")):
+        if facts.get(key):
+            used.append(f"{name} {facts[key]!r}")
+    if facts.get("contrast_administered") is not None:
+        used.append(f"ContrastBolusAgentAdministered {'YES' if facts['contrast_administered'] else 'NO'}")
+    if facts.get("contrast_start_time"):
+        used.append(f"ContrastBolusStartTime {facts['contrast_start_time']!r}")
+    if facts.get("acquisition_time"):
+        used.append(f"{facts.get('acquisition_time_source') or 'acquisition time'} {facts['acquisition_time']!r}")
+    if facts.get("delay_s") is not None:
+        used.append(f"delay {float(facts['delay_s']):.0f} s")
+    if user_phase is not None:
+        used.append(f"--mr-phase {user_phase}")
+    out["decided_from"] = used
+    out["reason"] = out["notes"][0] if out["phase"] == "unknown" and out["notes"] else None
+    return out
+
+
+def _classify(facts: Mapping[str, Any], rules: Mapping[str, Any], *, user_phase: str | None = None) -> dict[str, Any]:
     """Phase of one MR series.
 
     Parameters
@@ -135,9 +170,9 @@ def classify_mr_phase(
     Returns
     -------
     dict
-        ``phase`` (one of :data:`MR_PHASES`), ``basis`` (``"user"``, ``"delay"``, ``"agent"`` or
-        ``"none"``), ``delay_s``, ``window_s`` (the matched ``[start, end)``), ``hepatocyte_specific_agent``,
-        ``notes`` and ``source`` (the rules' phase source).
+        ``phase`` (one of :data:`MR_PHASES`), ``basis`` (``"user"``, ``"delay"``, ``"agent"``,
+        ``"conflict"`` or ``"none"``), ``delay_s``, ``window_s`` (the matched ``[start, end)``),
+        ``hepatocyte_specific_agent``, ``notes`` and ``source`` (the rules' phase source).
     """
     mri = rules["mri"]
     delay = facts.get("delay_s")
@@ -154,7 +189,7 @@ def classify_mr_phase(
     notes: list[str] = out["notes"]
     if user_phase is not None:
         stated = check_phase_name(user_phase)
-        headers = classify_mr_phase(facts, rules)
+        headers = _classify(facts, rules)
         conflict = _conflict(stated, headers, hs, facts)
         if conflict:
             out.update(basis="conflict", window_s=headers["window_s"])
