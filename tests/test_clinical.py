@@ -114,6 +114,9 @@ def test_nan_is_rejected(tmp_path):
         ({"extrahepatic_disease": "maybe"}, r"true or false"),
         ({"height_cm": "1.75"}, r"impossible value"),
         ({"study": "x"}, r"unknown clinical field"),
+        ({"ki67_percent": "<150%"}, r"'ki67_percent' has invalid value '<150%'; allowed: bounds within 0-100"),
+        ({"ki67_percent": "5-2%"}, r"low <= high"),
+        ({"ki67_range": "12"}, r"'ki67_range' has invalid value '12'; allowed: bounds such as"),
     ],
 )
 def test_csv_rejections(row, pattern):

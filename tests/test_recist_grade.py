@@ -18,7 +18,8 @@ import SimpleITK as sitk
 from surgical_phantoms import FULL_CLINICAL, NY, NZ, SLICES, SlabLiver, assess, weight_for_telv
 
 from netlm_imaging.classify.classifications import who_grade
-from netlm_imaging.classify.clinical import ClinicalInputs
+from netlm_imaging.classify.clinical import ClinicalInputs, clinical_from_row
+from netlm_imaging.classify.clinical_text import parse_interval
 from netlm_imaging.classify.rules import load_rules
 from netlm_imaging.measure.lesions import measure_instance
 from netlm_imaging.verify.longitudinal import compare_studies
@@ -350,3 +351,37 @@ def test_recist_category_and_organ_are_registered_lesion_columns():
         assert key in keys
         assert key in [c.key for c in csv_columns()]
         assert key in [c.key for c in html_columns()]
+
+
+@pytest.mark.parametrize(
+    ("cell", "rep", "grade", "conflict"),
+    [
+        # WHO 2019 (CR grade table): G1 < 3 %, G2 3-20 %, G3 > 20 %; every value in the bounds must agree
+        ("<2%", None, 1, False),  # all below 3 %
+        ("<1 %", 2, 2, True),  # reported G2 vs Ki-67 G1: the higher, flagged
+        ("<5%", None, None, False),  # 0-5 %: G1 or G2
+        ("<5%", 2, 2, False),  # G1 or G2 with a reported G2: G2 either way (the higher decides)
+        (">20%", None, 3, False),  # all above 20 %
+        (">=20%", None, None, False),  # 20 % itself is G2
+        ("1-2%", None, 1, False),
+        ("15-25 %", 1, None, True),  # G2 or G3, above the reported G1: at least G2, undetermined
+    ],
+)
+def test_ki67_given_as_bounds_decides_only_when_every_value_agrees(cell, rep, grade, conflict):
+    row = {"ki67_percent": cell, "grade": "" if rep is None else str(rep), "differentiation": "well"}
+    g = who_grade(clinical_from_row(row, "cohort.csv line 2"), GRADE_RULES)
+    assert g["grade"] == grade
+    assert g["conflict"] is conflict
+    assert ("grade or ki67_percent" in g["missing_inputs"]) is (grade is None)
+    assert g["category"] == (None if grade is None else f"NET G{grade}")
+
+
+def test_ki67_bounds_reach_cloyd():
+    """Ki-67 "<2 %" alone is G1 (Cloyd's grade criterion met); "<5 %" leaves it undetermined, named."""
+    p = _liver()
+    p.add_in_segment(3, 2, 4, 4, max_3d_diameter_mm=40.0)
+    for cell, met in (("<2 %", True), ("<5 %", None)):
+        clin = replace(FULL, grade=None, ki67_percent=None, ki67_range=parse_interval(cell).text())
+        c = assess(p.ctx(), clin, load_rules()).classification
+        assert c["cloyd_criteria"]["grade"]["met"] is met
+        assert ("grade or ki67_percent" in c["cloyd_criteria"]["grade"]["missing_inputs"]) is (met is None)

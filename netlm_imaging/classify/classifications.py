@@ -25,6 +25,7 @@ from typing import Any
 
 from ..measure.context import Lesion
 from .clinical import ClinicalInputs
+from .clinical_text import Interval, parse_interval
 from .recist import recist_assessment
 from .rules import meets
 
@@ -43,6 +44,27 @@ def _ki67_grade(ki67: float, grade_rules: Mapping[str, Any]) -> int:
     if ki67 > float(grade_rules["ki67_g3_above_percent"]):
         return 3
     return 2 if ki67 >= float(grade_rules["ki67_g2_min_percent"]) else 1
+
+
+def _ki67_range_grades(bounds: Interval, grade_rules: Mapping[str, Any]) -> tuple[int, int]:
+    """The lowest and highest WHO grade of the Ki-67 values within ``bounds`` (G3 above g3, G2 from g2).
+
+    Examples
+    --------
+    >>> r = {"ki67_g2_min_percent": 3.0, "ki67_g3_above_percent": 20.0}
+    >>> [_ki67_range_grades(parse_interval(t), r) for t in ("<3", "<=3", "<5", ">20", ">=20", "1-2")]
+    [(1, 1), (1, 2), (1, 2), (3, 3), (2, 3), (1, 1)]
+    """
+    g2, g3 = float(grade_rules["ki67_g2_min_percent"]), float(grade_rules["ki67_g3_above_percent"])
+    if bounds.low_open:  # values just above low
+        lowest = 3 if bounds.low >= g3 else (2 if bounds.low >= g2 else 1)
+    else:
+        lowest = _ki67_grade(bounds.low, grade_rules)
+    if bounds.high_open:  # values just below high
+        highest = 3 if bounds.high > g3 else (2 if bounds.high > g2 else 1)
+    else:
+        highest = _ki67_grade(bounds.high, grade_rules)
+    return lowest, highest
 
 
 def who_grade(clinical: ClinicalInputs | None, grade_rules: Mapping[str, Any]) -> dict[str, Any]:
@@ -74,20 +96,31 @@ def who_grade(clinical: ClinicalInputs | None, grade_rules: Mapping[str, Any]) -
     """
     c = clinical or ClinicalInputs()
     ki = c.ki67_percent
-    kg = None if ki is None else _ki67_grade(ki, grade_rules)
     rep = c.grade
     why: list[str] = []
     src = grade_rules.get("source", "WHO 2019")
+    cuts = f"G1 < {float(grade_rules['ki67_g2_min_percent']):g}%, G3 > {float(grade_rules['ki67_g3_above_percent']):g}%"
+    bounds = parse_interval(c.ki67_range) if ki is None and c.ki67_range else None
     if ki is not None:
-        why.append(
-            f"Ki-67 {ki:g}% -> G{kg} (G1 < {float(grade_rules['ki67_g2_min_percent']):g}%, "
-            f"G3 > {float(grade_rules['ki67_g3_above_percent']):g}%; {src})"
-        )
-    conflict = rep is not None and kg is not None and rep != kg
-    grades = [g for g in (rep, kg) if g is not None]
-    grade = max(grades) if grades else None
+        lo = hi = _ki67_grade(ki, grade_rules)
+        why.append(f"Ki-67 {ki:g}% -> G{lo} ({cuts}; {src})")
+    elif bounds is not None:
+        lo, hi = _ki67_range_grades(bounds, grade_rules)
+        span = f"G{lo}" if lo == hi else f"G{lo} or G{hi}: undetermined"
+        why.append(f"Ki-67 {c.ki67_range}% -> {span} ({cuts}; {src})")
+    kg = lo if ki is not None or (bounds is not None and lo == hi) else None
+    if ki is None and bounds is None:
+        conflict, grade = False, rep
+    else:
+        conflict = rep is not None and not lo <= rep <= hi
+        # WHO: the index placing the tumour in the higher grade decides; decided only when every
+        # Ki-67 value within the bounds gives the same answer
+        options = {max(g, rep or 0) for g in range(lo, hi + 1)}
+        grade = options.pop() if len(options) == 1 else None
     if conflict:
-        why.append(f"CONFLICT: reported grade {rep} vs Ki-67 grade {kg}; the higher grade G{grade} is used")
+        higher = f"the higher grade G{grade} is used" if grade is not None else "the higher grade is undetermined"
+        ki_g = f"{kg}" if kg is not None else f"G{lo}-G{hi}"
+        why.append(f"CONFLICT: reported grade {rep} vs Ki-67 grade {ki_g}; {higher}")
     elif rep is not None:
         why.append(f"reported grade {rep}")
     poor = c.differentiation == "poor"
@@ -117,12 +150,17 @@ def who_grade(clinical: ClinicalInputs | None, grade_rules: Mapping[str, Any]) -
     if grade == 3 and category is None:
         missing.append("differentiation")
     if grade is None:
-        why.append("grade unknown: neither grade, Ki-67 nor a poor differentiation given")
+        why.append(
+            "grade undetermined: the Ki-67 bounds allow more than one grade"
+            if bounds is not None
+            else "grade unknown: neither grade, Ki-67 nor a poor differentiation given"
+        )
     return {
         "grade": grade,
         "category": category,
         "reported_grade": rep,
         "ki67_percent": ki,
+        **({"ki67_range": c.ki67_range} if c.ki67_range else {}),
         "ki67_grade": kg,
         "differentiation": c.differentiation,
         "conflict": bool(conflict),

@@ -26,7 +26,15 @@ from typing import Any
 
 from ..errors import InputError
 from ..rules_data import default_section
-from .clinical_text import CONDITION_COLUMNS, UNITS, canonical_field, is_missing_text, number_with_unit, strip_prefix
+from .clinical_text import (
+    CONDITION_COLUMNS,
+    UNITS,
+    canonical_field,
+    is_missing_text,
+    number_with_unit,
+    parse_interval,
+    strip_prefix,
+)
 
 __all__ = [
     "ClinicalInputs",
@@ -104,6 +112,10 @@ class ClinicalInputs:
     primary_site : str or None
         Site of the primary tumour as written (e.g. "small bowel", "pancreas"); echoed in the
         report, no rule reads it.
+    ki67_range : str or None
+        A Ki-67 given only within bounds, as pathology reports write it ("<2", ">20",
+        "1-2", percent); ``ki67_percent`` is then None. It decides the grade when every
+        value in it gives the same one (e.g. "<2" is G1, "<5" is G1 or G2: undetermined).
     source : str
         File (and row) the values came from, for messages.
     """
@@ -120,6 +132,7 @@ class ClinicalInputs:
     differentiation: str | None = None
     sex: str | None = None
     primary_site: str | None = None
+    ki67_range: str | None = None
     source: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -131,7 +144,7 @@ class ClinicalInputs:
 
 _FIELDS = tuple(f.name for f in fields(ClinicalInputs) if f.name != "source")
 #: Fields no rule reads: echoed in ``clinical_inputs_used`` only when given.
-_ECHOED_WHEN_GIVEN = ("primary_site",)
+_ECHOED_WHEN_GIVEN = ("primary_site", "ki67_range")
 
 
 def _bad(source: str, name: str, value: Any, allowed: str) -> InputError:
@@ -284,8 +297,16 @@ def _validate(
             values[name] = " ".join(raw.split())
         elif name in ("extrahepatic_disease", "primary_resected"):
             values[name] = _as_bool(source, name, raw)
-        elif name == "ki67_percent":
-            values[name] = _in_range(source, name, _as_number(source, name, raw), 0.0, 100.0, "%")
+        elif name in ("ki67_percent", "ki67_range"):
+            bounds = parse_interval(raw) if isinstance(raw, str) else None
+            if bounds is not None:
+                if not 0.0 <= bounds.low <= bounds.high <= 100.0:
+                    raise _bad(source, name, raw, "bounds within 0-100 %, low <= high (e.g. <2 %, 1-2 %)")
+                values["ki67_range"] = bounds.text()
+            elif name == "ki67_range":
+                raise _bad(source, name, raw, "bounds such as <2 %, >20 %, 1-2 % (a single value goes in ki67_percent)")
+            else:
+                values[name] = _in_range(source, name, _as_number(source, name, raw), 0.0, 100.0, "%")
         elif name == "height_cm":
             values[name] = _in_range(
                 source, name, _as_number(source, name, raw, unit), h0, h1, "cm", "body.height_cm_range"
@@ -471,7 +492,7 @@ def clinical_inputs_used(
     dict
         Field -> ``{"value": ..., "source": ...}``; the source is the clinical
         file's name (no directory), a DICOM attribute, or ``"not given"``
-        (``primary_site``, which no rule reads, only when given).
+        (``primary_site`` and ``ki67_range`` only when given).
 
     Examples
     --------

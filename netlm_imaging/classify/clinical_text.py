@@ -16,15 +16,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import NamedTuple
 
 __all__ = [
     "CONDITION_COLUMNS",
     "FIELD_ALIASES",
     "MISSING_WORDS",
     "UNITS",
+    "Interval",
     "canonical_field",
     "is_missing_text",
     "number_with_unit",
+    "parse_interval",
     "strip_prefix",
 ]
 
@@ -159,3 +162,47 @@ def strip_prefix(text: str, prefixes: tuple[str, ...]) -> str:
             if rest:
                 return rest
     return t
+
+
+class Interval(NamedTuple):
+    """A value known only within bounds, as pathology reports give a Ki-67 ("<2 %", ">20 %", "1-2 %")."""
+
+    low: float
+    low_open: bool
+    high: float
+    high_open: bool
+
+    def text(self) -> str:
+        """The interval as written canonically: ``<2``, ``<=2``, ``>20``, ``>=20``, ``1-2``."""
+        if self.low == 0.0 and not self.low_open and self.high < 100.0:
+            return ("<" if self.high_open else "<=") + f"{self.high:g}"
+        if self.high == 100.0 and not self.high_open and self.low > 0.0:
+            return (">" if self.low_open else ">=") + f"{self.low:g}"
+        return f"{self.low:g}-{self.high:g}"
+
+
+_NUM = r"(\d+(?:\.\d*)?|\.\d+)\s*%?"
+_BOUND = re.compile(rf"^\s*(<=|>=|<|>|≤|≥)\s*{_NUM}\s*$")
+_RANGE = re.compile(rf"^\s*{_NUM}\s*(?:-|–|to)\s*{_NUM}\s*$", re.IGNORECASE)
+
+
+def parse_interval(text: str, top: float = 100.0) -> Interval | None:
+    """The bounds a text like ``"<2%"``, ``"≤ 2"``, ``">20 %"`` or ``"1-2%"`` gives (None: not such a text).
+
+    Examples
+    --------
+    >>> parse_interval("<2%"), parse_interval(">20 %").text(), parse_interval("1 - 2%").text()
+    (Interval(low=0.0, low_open=False, high=2.0, high_open=True), '>20', '1-2')
+    >>> parse_interval("2") is None
+    True
+    """
+    m = _BOUND.match(text)
+    if m is not None:
+        op, value = m.group(1), float(m.group(2))
+        if op in ("<", "<=", "≤"):
+            return Interval(0.0, False, value, op == "<")
+        return Interval(value, op == ">", top, False)
+    m = _RANGE.match(text)
+    if m is not None:
+        return Interval(float(m.group(1)), False, float(m.group(2)), False)
+    return None
