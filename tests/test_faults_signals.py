@@ -37,12 +37,7 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs (
 def _cohort(root: Path) -> Path:
     for n, sid in enumerate(QUICK):
         write_study(root / sid, n)
-    hang = root / HANG
-    write_study(hang, 3)
-    image = next(p for p in hang.iterdir() if p.name.startswith("image"))
-    image.unlink()
-    os.mkfifo(image)
-    return image
+    return _cohort_hang_only(root)
 
 
 @pytest.fixture(autouse=True)
@@ -58,22 +53,11 @@ def _no_leftovers():
 _STARTED: list[int] = []
 
 
-def _start(root: Path, out: Path, *extra: str) -> subprocess.Popen:
+def _start(root: Path, out: Path, *extra: str, jobs: str = "2") -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "netlm_imaging.cli", "batch", str(root), "--out", str(out), "-j", jobs]
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "netlm_imaging.cli",
-            "batch",
-            str(root),
-            "--out",
-            str(out),
-            "-j",
-            "2",
-            "--quiet",
-            *extra,
-        ],
+        [*cmd, "--quiet", *extra],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -183,3 +167,57 @@ def test_sigkill_of_the_parent_takes_its_workers_along(tmp_path):
     assert _lock_is_free(out), "an orphaned worker still holds the output folder's lock"
     rows = _rows(out)
     assert {s: r["status"] for s, r in rows.items()} == {**dict.fromkeys(QUICK, "ok"), HANG: "pending"}
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_timeout_stops_a_hanging_study_and_the_others_finish(tmp_path, jobs):
+    """``--timeout``: the hanging study's worker is killed, the study is recorded as failed with a
+    one-line reason; the others finish with their true volumes, and ``--resume`` retries it."""
+    root, out = tmp_path / "cohort", tmp_path / "out"
+    truths = {sid: write_study(root / sid, n) for n, sid in enumerate(QUICK)}
+    fifo = _cohort_hang_only(root)
+    proc = _start(root, out, "--timeout", "2", jobs=jobs)
+    _stdout, err = proc.communicate(timeout=90)  # without --timeout working it would hang for ever
+    assert proc.returncode == 4, err
+    assert "Traceback" not in err
+    rows = _rows(out)
+    assert rows[HANG]["status"] == "failed"
+    assert rows[HANG]["error"].startswith("timed out: still running after 2 s (--timeout)")
+    assert "raise --timeout" in rows[HANG]["error"]
+    for sid, truth in truths.items():
+        assert rows[sid]["status"] == "ok"
+        assert float(rows[sid]["liver_volume_ml"]) == pytest.approx(truth["liver_volume_ml"], abs=1e-5)
+    assert json.loads((out / "reports" / f"{HANG}.failed.json").read_text())["error"] == rows[HANG]["error"]
+    assert _temp_files(out) == []
+    fifo.unlink()
+    write_study(tmp_path / "mended", 3)
+    shutil.copy(next(p for p in (tmp_path / "mended").iterdir() if p.name.startswith("image")), fifo)
+    again = _start(root, out, "--timeout", "60", "--resume", jobs=jobs)
+    _stdout, err = again.communicate(timeout=90)
+    assert again.returncode == 0, err
+    rows = _rows(out)
+    assert rows[HANG]["status"] == "ok"
+    assert [rows[s]["resumed"] for s in QUICK] == ["true"] * 3
+
+
+def _cohort_hang_only(root: Path) -> Path:
+    hang = root / HANG
+    write_study(hang, 3)
+    image = next(p for p in hang.iterdir() if p.name.startswith("image"))
+    image.unlink()
+    os.mkfifo(image)
+    return image
+
+
+@pytest.mark.parametrize(
+    ("args", "text"),
+    [(["--timeout", "0"], "positive number"), (["--timeout", "5", "--scheduler", "tcp://127.0.0.1:9"], "Dask")],
+)
+def test_timeout_usage_errors(tmp_path, capfd, args, text):
+    from netlm_imaging.cli import main
+
+    write_study(tmp_path / "c" / "s00", 0)
+    assert main(["batch", str(tmp_path / "c"), "--out", str(tmp_path / "o"), *args]) == 2
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert text in err[0]

@@ -26,7 +26,9 @@ __all__ = [
     "MAX_WORKER_DEATHS",
     "PRELOAD",
     "START_METHOD",
+    "TIMED_OUT",
     "WORKER_DIED",
+    "StudyTimedOut",
     "WorkerDied",
     "executor_results",
     "init_worker",
@@ -259,48 +261,102 @@ def _pool_task(task: Task, study: Study, out_dir: str, options: BatchOptions) ->
     return task(study, out_dir, options)
 
 
-def _drain(queue: Any) -> dict[str, int]:
-    started: dict[str, int] = {}
+def _drain(queue: Any, started: dict[str, tuple[int, float]]) -> dict[str, tuple[int, float]]:
+    """Add to ``started`` the (pid, time first seen here) of each study a worker announced."""
+    import time
+
+    now = time.monotonic()
     with contextlib.suppress(OSError, EOFError):
         while not queue.empty():
             sid, pid = queue.get()
-            started[sid] = pid
+            started[sid] = (pid, now)
     return started
 
 
+class StudyTimedOut(Exception):
+    """A study ran longer than ``batch --timeout`` and its worker was killed."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(TIMED_OUT.format(s=f"{seconds:g}"))
+
+
+#: The failure recorded for a study stopped by ``--timeout`` (retried by ``--resume``).
+TIMED_OUT = (
+    "timed out: still running after {s} s (--timeout), so its worker was stopped; a read that hangs "
+    "(an unreachable network folder, a FIFO or device file in the study) or a study too large for the "
+    "limit; check the study's files or raise --timeout, then rerun with --resume"
+)
+
+
 def _pool_round(
-    task: Task, todo: Sequence[Study], out_dir: Path, options: BatchOptions, jobs: int, ctx: Any
+    task: Task,
+    todo: Sequence[Study],
+    out_dir: Path,
+    options: BatchOptions,
+    jobs: int,
+    ctx: Any,
+    timeout_s: float | None = None,
 ) -> Generator[tuple[Study, dict[str, Any] | BaseException | None, int | None], None, None]:
     """One process pool over ``todo``: (study, outcome, None) per finished study, then, if the pool
-    broke, (study, None, exit code of its worker or None if it was not running) per unfinished one."""
-    from concurrent.futures import as_completed
+    broke, (study, None, exit code of its worker or None if it was not running) per unfinished one.
+
+    With ``timeout_s``, the worker of a study running longer is killed (SIGKILL: a read blocked in the
+    kernel ignores everything else); the study's outcome is a :class:`StudyTimedOut`, and the pool,
+    broken by the kill, hands back the other unfinished studies as above.
+    """
+    import signal
+    import time
+    from concurrent.futures import FIRST_COMPLETED, wait
     from concurrent.futures.process import BrokenProcessPool, ProcessPoolExecutor
 
     started_q = ctx.SimpleQueue()
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=init_worker, initargs=(started_q, jobs))
     unfinished: list[Study] = []
+    started: dict[str, tuple[int, float]] = {}
+    timed_out: set[str] = set()
+    poll = None if timeout_s is None else min(1.0, max(0.05, timeout_s / 4))
     try:
         futures = {pool.submit(_pool_task, task, s, str(out_dir), options): s for s in todo}
         procs = dict(getattr(pool, "_processes", None) or {})  # pid -> Process, to tell which one died
-        for fut in as_completed(futures):
-            try:
-                yield futures[fut], fut.result(), None
-            except BrokenProcessPool:
-                unfinished.append(futures[fut])
-            except Exception as exc:  # e.g. an OutputError raised in the worker
-                yield futures[fut], exc, None
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=poll, return_when=FIRST_COMPLETED)
+            for fut in done:
+                study = futures[fut]
+                if study.study_id in timed_out:
+                    yield study, StudyTimedOut(float(timeout_s or 0)), None
+                    continue
+                try:
+                    yield study, fut.result(), None
+                except BrokenProcessPool:
+                    unfinished.append(study)
+                except Exception as exc:  # e.g. an OutputError raised in the worker
+                    yield study, exc, None
+            if timeout_s is None or not pending:
+                continue
+            now = time.monotonic()
+            for fut in pending:
+                sid = futures[fut].study_id
+                pid, t0 = _drain(started_q, started).get(sid, (0, now))
+                if pid and sid not in timed_out and now - t0 > timeout_s:
+                    logger.warning(
+                        "study %s: still running after %g s (--timeout); stopping its worker", sid, timeout_s
+                    )
+                    timed_out.add(sid)
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signal.SIGKILL)
     except BaseException:  # interrupted (Ctrl-C, SIGTERM) or the output failed: stop every worker now
         _stop_workers(pool)
         raise
     pool.shutdown(wait=True)
     if not unfinished:
         return
-    started = _drain(started_q)
+    _drain(started_q, started)
     procs.update(getattr(pool, "_processes", None) or {})
     for s in unfinished:
-        pid = started.get(s.study_id)
-        proc = procs.get(pid) if pid is not None else None
-        yield s, None, (proc.exitcode if proc is not None else (0 if pid is not None else None))
+        run = started.get(s.study_id)
+        proc = procs.get(run[0]) if run is not None else None
+        yield s, None, (proc.exitcode if proc is not None else (0 if run is not None else None))
 
 
 def _stop_workers(pool: Any) -> None:
@@ -321,7 +377,12 @@ def _stop_workers(pool: Any) -> None:
 
 
 def executor_results(
-    task: Task, studies: Sequence[Study], out_dir: Path, options: BatchOptions, jobs: int
+    task: Task,
+    studies: Sequence[Study],
+    out_dir: Path,
+    options: BatchOptions,
+    jobs: int,
+    timeout_s: float | None = None,
 ) -> Iterable[tuple[Study, dict[str, Any] | BaseException]]:
     """(study, row or exception) in completion order, from a process pool that survives dying workers.
 
@@ -334,6 +395,10 @@ def executor_results(
     were running are re-run one at a time, where it can. A study with
     :data:`MAX_WORKER_DEATHS` strikes is recorded as failed with
     :data:`WORKER_DIED`; every other study completes.
+
+    With ``timeout_s`` (``batch --timeout``), a study running longer has its worker killed and is
+    recorded as :class:`StudyTimedOut`; the studies the broken pool did not finish are queued again
+    without a strike.
     """
     import collections
     import multiprocessing
@@ -360,19 +425,25 @@ def executor_results(
             todo, n = list(queue), min(jobs, len(queue))
             queue.clear()
         lost: list[tuple[Study, int | None]] = []
-        pool_round = _pool_round(task, todo, out_dir, options, n, ctx)
+        stopped = False  # a worker was killed here for --timeout: the broken pool is no study's fault
+        pool_round = _pool_round(task, todo, out_dir, options, n, ctx, timeout_s)
         try:
             for study, outcome, exitcode in pool_round:
                 if outcome is None:
                     lost.append((study, exitcode))
                 else:
+                    stopped = stopped or isinstance(outcome, StudyTimedOut)
                     yield study, outcome
         finally:
             pool_round.close()  # when this generator is closed (interrupt), the pool's workers are stopped
+        if stopped or lost:
+            # every worker of the broken pool is gone: the temp files the pool's SIGTERM cut short are stale
+            remove_stale_temp_files(out_dir)
+        if stopped:
+            queue.extend(s for s, _ in lost)
+            continue
         if not lost:
             continue
-        # every worker of the broken pool is gone: the temp files the pool's SIGTERM cut short are stale
-        remove_stale_temp_files(out_dir)
         running = [(s, code) for s, code in lost if code is not None]
         culprits = [s for s, code in running if code not in (0, -signal.SIGTERM)]
         if not culprits and len(running) == 1:

@@ -59,7 +59,7 @@ from ..report.tables import CSV_COLUMNS, LESIONS_KEY, NUMBER_COLUMNS, RUN_COLUMN
 from .cohort import Study
 from .interrupt import Interrupted, signum_of
 from .options import BatchOptions
-from .pool import WorkerDied, executor_results
+from .pool import StudyTimedOut, WorkerDied, executor_results
 from .progress import Progress
 from .pseudonym import scrub_study_path
 from .records import fingerprint_of, previous_row, record_failure, report_path
@@ -241,6 +241,7 @@ def run_cohort(
     progress_stream: Any = None,
     on_row: Callable[[dict[str, Any]], None] | None = None,
     connect_timeout_s: float = 20.0,
+    timeout_s: float | None = None,
 ) -> CohortResult:
     """Analyse every study; write ``cohort.csv`` and ``reports/`` atomically as studies finish.
 
@@ -266,6 +267,10 @@ def run_cohort(
         Called with each finished row (in completion order).
     connect_timeout_s : float
         How long to try reaching the Dask scheduler.
+    timeout_s : float, optional
+        Longest time one study may run (local processes only; ``jobs=1`` then runs in one worker
+        process): a study still running is stopped and recorded as failed ("timed out", retried by
+        ``resume``), and the others go on.
 
     Returns
     -------
@@ -280,6 +285,11 @@ def run_cohort(
     t0 = time.perf_counter()
     if jobs < 1:
         raise InputError(f"-j {jobs}: the number of local processes must be at least 1")
+    if timeout_s is not None and (not timeout_s > 0 or scheduler is not None):
+        raise InputError(
+            f"--timeout {timeout_s}: give a positive number of seconds, for local processes (-j N); "
+            "on a Dask cluster use its own limits"
+        )
     ids = [s.study_id for s in studies]
     if len(set(ids)) != len(ids):
         dup = sorted({i for i in ids if ids.count(i) > 1})
@@ -296,6 +306,7 @@ def run_cohort(
             progress_stream,
             on_row,
             connect_timeout_s,
+            timeout_s,
         )
     result.elapsed_s = time.perf_counter() - t0
     logger.info(
@@ -326,6 +337,7 @@ def _run_locked(
     progress_stream: Any,
     on_row: Callable[[dict[str, Any]], None] | None,
     connect_timeout_s: float,
+    timeout_s: float | None = None,
 ) -> CohortResult:
     """The body of :func:`run_cohort`, run while holding the output folder's lock."""
     prepare_output_dir(out / "reports", "--out")
@@ -341,8 +353,8 @@ def _run_locked(
         from .dask_mode import dask_results
 
         results = dask_results(analyze_one, studies, out, opts, scheduler, connect_timeout_s)
-    elif jobs > 1 and len(studies) > 1:
-        results = executor_results(analyze_one, studies, out, opts, min(jobs, len(studies)))
+    elif (jobs > 1 and len(studies) > 1) or timeout_s is not None:  # a hung study's process can be killed
+        results = executor_results(analyze_one, studies, out, opts, min(jobs, len(studies)), timeout_s)
     else:
         results = _in_process_results(studies, out, opts)
 
@@ -353,7 +365,7 @@ def _run_locked(
             if isinstance(outcome, BaseException):
                 if isinstance(outcome, KeyboardInterrupt):
                     raise outcome
-                if isinstance(outcome, WorkerDied):
+                if isinstance(outcome, (WorkerDied, StudyTimedOut)):
                     msg = str(outcome)
                 else:
                     why = f"{type(outcome).__name__}: {outcome}"

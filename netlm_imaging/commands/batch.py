@@ -36,6 +36,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="skip studies whose stored result has unchanged inputs, options, tool and rules versions",
     )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="stop a study still running after this long (a read that hangs on a network folder) and record it "
+        "as failed; the others go on (local processes only)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress output and no summary")
     p.add_argument("--sr", action="store_true", help="also write reports/<study>.sr.dcm (DICOM SR TID 1500)")
     p.add_argument(
@@ -107,6 +114,10 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"-j {args.jobs}: give at least 1 process")
     if args.scheduler is not None and args.jobs != 1:
         raise UsageError("-j and --scheduler exclude each other: the Dask cluster decides the parallelism")
+    if args.timeout is not None and not args.timeout > 0:
+        raise UsageError(f"--timeout {args.timeout}: give a positive number of seconds")
+    if args.timeout is not None and args.scheduler is not None:
+        raise UsageError("--timeout stops local worker processes; drop it with --scheduler (Dask has its own limits)")
     if args.rules is not None and not Path(args.rules).is_file():
         raise UsageError(f"--rules {args.rules}: file not found")
     if args.discrepancies is not None and not args.html:
@@ -151,6 +162,7 @@ def _run(args: argparse.Namespace) -> int:
         resume=args.resume,
         options=options,
         progress=not args.quiet,
+        timeout_s=args.timeout,
     )
     index = None
     if args.html:
