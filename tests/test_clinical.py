@@ -205,6 +205,19 @@ _LB_KG = 0.45359237
             {"liver_condition": "normal"},
         ),
         ({"differentiation": "Well-differentiated", "sex": "F"}, {"differentiation": "well", "sex": "female"}),
+        # several conditions in one cell: the most demanding threshold's (CR section 6: cirrhosis 40 %)
+        ({"liver_condition": "chemotherapy, cirrhosis"}, {"liver_condition": "cirrhosis"}),
+        ({"liver_condition": "steatosis and chemo"}, {"liver_condition": "steatosis"}),
+        # words that state a yes or no
+        (
+            {"extrahepatic_disease": "none", "primary_resected": "in situ"},
+            {"extrahepatic_disease": False, "primary_resected": False},
+        ),
+        (
+            {"extrahepatic_disease": "present", "primary_resected": "resected"},
+            {"extrahepatic_disease": True, "primary_resected": True},
+        ),
+        ({"symptoms": "both"}, {"symptoms": "symptomatic"}),
     ],
 )
 def test_csv_real_world_spellings(row, expected):

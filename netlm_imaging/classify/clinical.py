@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
@@ -61,7 +62,9 @@ _WORDS: dict[str, dict[str, str]] = {
         **dict.fromkeys(("no", "n", "false", "0", "asymptomatic", "absent", "nil"), "none"),
         **dict.fromkeys(("functional", "carcinoid syndrome", "hormonal syndrome", "syndrome"), "hormonal"),
         **dict.fromkeys(("mass effect", "bulk symptoms", "pain"), "bulk"),
-        **dict.fromkeys(("yes", "y", "true", "1", "present"), "symptomatic"),
+        **dict.fromkeys(
+            ("yes", "y", "true", "1", "present", "symptomatic", "both", "hormonal and bulk"), "symptomatic"
+        ),
     },
     "liver_condition": {
         **dict.fromkeys(("healthy", "none", "no", "normal liver"), "normal"),
@@ -151,13 +154,30 @@ def _bad(source: str, name: str, value: Any, allowed: str) -> InputError:
     return InputError(f"{source}: clinical field {name!r} has invalid value {value!r}; allowed: {allowed}")
 
 
+#: Field -> words that state its truth value (lower-case), beside yes/no/true/false/1/0.
+_BOOL_WORDS: dict[str, dict[str, bool]] = {
+    "extrahepatic_disease": {
+        **dict.fromkeys(("none", "absent", "nil", "not present"), False),
+        **dict.fromkeys(("present",), True),
+    },
+    "primary_resected": {
+        **dict.fromkeys(("resected",), True),
+        **dict.fromkeys(("not resected", "in situ", "in place", "unresected"), False),
+    },
+}
+
+
 def _as_bool(source: str, name: str, value: Any) -> bool:
     if isinstance(value, bool):
         return value
     if isinstance(value, int) and value in (0, 1):
         return bool(value)
-    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-        return value.strip().lower() in _TRUE
+    if isinstance(value, str):
+        text = " ".join(value.strip().lower().split())
+        if text in _TRUE | _FALSE:
+            return text in _TRUE
+        if text in _BOOL_WORDS.get(name, {}):
+            return _BOOL_WORDS[name][text]
     raise _bad(source, name, value, "true or false (yes/no, y/n, 1/0)")
 
 
@@ -282,7 +302,14 @@ def _validate(
         elif name == "symptoms":
             values[name] = _as_choice(source, name, raw, SYMPTOMS)
         elif name == "liver_condition":
-            values[name] = _as_choice(source, name, raw, LIVER_CONDITIONS)
+            # several conditions in one cell ("chemotherapy, steatosis"): the most demanding one
+            parts = (
+                [t for t in re.split(r"\s*(?:[,;/+&]|\band\b)\s*", raw.strip()) if t] if isinstance(raw, str) else []
+            )
+            found = [_as_choice(source, name, t, LIVER_CONDITIONS) for t in parts] or [
+                _as_choice(source, name, raw, LIVER_CONDITIONS)
+            ]
+            values[name] = max(found, key=LIVER_CONDITIONS.index)
         elif name == "differentiation":
             values[name] = _as_choice(source, name, raw, DIFFERENTIATION)
         elif name == "sex":
