@@ -282,6 +282,19 @@ def test_no_extrahepatic_disease_reads_right():
     assert (crit["value"], crit["extrahepatic_disease"], crit["met"]) == (False, True, False)
 
 
+def test_segmented_extrahepatic_lesion_against_a_clinical_no_is_flagged():
+    """The clinical file says no extrahepatic disease but the segmentation holds an extrahepatic lesion:
+    Cloyd's criterion fails on the segmentation and the rule says the two disagree."""
+    p = _liver()
+    p.add_in_segment(3, 1, 2, 2)
+    p.add_box(5, 1, NY + 1, 1, 0, 1)  # outside the liver rows
+    c = assess(p.ctx(), replace(FULL, extrahepatic_disease=False), load_rules()).classification
+    crit = c["cloyd_criteria"]["no_extrahepatic_disease"]
+    assert crit["met"] is False
+    assert "although the clinical input says extrahepatic_disease = false" in crit["rule"]
+    assert c["resectable_cloyd"] is False
+
+
 # --------------------------------------------------------------------------- FLR comparator and fallback
 
 

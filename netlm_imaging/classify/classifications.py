@@ -427,7 +427,12 @@ def cloyd_resectability(
             "met": False,
             "missing_inputs": [],
             "rule": f"no extrahepatic disease [C]; {extrahepatic_lesions_seen} extrahepatic "
-            "lesion(s) in the segmentation",
+            "lesion(s) in the segmentation"
+            + (
+                " although the clinical input says extrahepatic_disease = false (check the segmentation)"
+                if c.extrahepatic_disease is False
+                else ""
+            ),
         }
     else:
         ehd_value = c.extrahepatic_disease
