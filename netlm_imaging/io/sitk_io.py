@@ -44,6 +44,35 @@ def _reader(p: Path, max_voxels: int | None) -> Any:
     return reader
 
 
+#: Header fields that place an image in patient space (NRRD: PS of the teem format; MetaImage: its keys).
+_NRRD_GEOMETRY = ("space directions", "space origin")
+_META_GEOMETRY = ("offset", "origin", "position", "transformmatrix", "orientation", "rotation")
+
+
+def _geometry_declared(p: Path) -> bool:
+    """Whether a NRRD / MetaImage header places the image in space; False for a bare ``spacings`` NRRD.
+
+    SimpleITK gives such an image origin 0 and identity directions, a placement nobody declared: the
+    file's masks are then treated like a NIfTI without sform / qform (assumed on the image grid when
+    the shapes agree, with a warning; refused otherwise).
+    """
+    name = p.name.lower()
+    if not name.endswith((".nrrd", ".nhdr", ".mha", ".mhd")):
+        return True
+    try:
+        with p.open("rb") as f:
+            head = f.read(65536)
+    except OSError:
+        return True
+    if name.endswith((".nrrd", ".nhdr")):
+        text = head.split(b"\n\n", 1)[0].decode("latin-1").lower()
+        keys = {line.split(":", 1)[0].strip() for line in text.splitlines() if ":" in line}
+        return any(k in keys for k in _NRRD_GEOMETRY)
+    text = head.split(b"ElementDataFile", 1)[0].decode("latin-1").lower()
+    keys = {line.split("=", 1)[0].strip() for line in text.splitlines() if "=" in line}
+    return any(k in keys for k in _META_GEOMETRY)
+
+
 def read_itk(path: str | Path, *, max_voxels: int | None = None, as_float: bool = True) -> Volume:
     """Read a NRRD / MHA / MHD scalar image into a Volume (LPS).
 
@@ -68,7 +97,8 @@ def read_itk(path: str | Path, *, max_voxels: int | None = None, as_float: bool 
         raise InputError(f"{p}: pixel data cannot be read; the file is truncated or corrupt.") from exc
     if img.GetNumberOfComponentsPerPixel() != 1:
         raise InputError(f"{p}: has {img.GetNumberOfComponentsPerPixel()} components per voxel; expected one.")
-    vol = Volume.from_sitk(img, source=str(p), meta={"format": "itk", "geometry_known": True, "files": [str(p)]})
+    meta = {"format": "itk", "geometry_known": _geometry_declared(p), "files": [str(p)]}
+    vol = Volume.from_sitk(img, source=str(p), meta=meta)
     if as_float:
         vol = vol.with_array(vol.array.astype(np.float32))
     return vol
@@ -104,7 +134,8 @@ def read_itk_segments(path: str | Path, *, max_voxels: int | None = None) -> tup
     arr = array_from_sitk(img)
     arr = arr if ncomp > 1 else arr[..., None]
     base = img if ncomp == 1 else sitk.VectorIndexSelectionCast(img, 0)
-    grid = Volume.from_sitk(base, source=str(p), meta={"format": "itk", "geometry_known": True, "files": [str(p)]})
+    meta = {"format": "itk", "geometry_known": _geometry_declared(p), "files": [str(p)]}
+    grid = Volume.from_sitk(base, source=str(p), meta=meta)
     out: list[dict[str, Any]] = []
     for idx in sorted(segs):
         info = segs[idx]
