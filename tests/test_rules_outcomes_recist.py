@@ -114,6 +114,19 @@ def test_organ_words(tmp_path):
     assert categories(user_rules(tmp_path, {"recist.organ_words": ["bone"]}), lungs)[1] == [3, 2, 1]
 
 
+def test_organ_synonyms_make_one_organ():
+    """'lung met 1', 'Pulmonary nodule', 'pulmonary met 3' are one organ: 2 targets (RECIST 1.1, 2 per organ),
+    not three organs of one lesion each; 'peritoneal' and 'omental' deposits are the peritoneum; an adrenal
+    lesion stays adrenal although 'renal' (kidney) is in the word."""
+    labels = ["lung met 1", "Pulmonary nodule", "pulmonary met 3", "peritoneal 1", "omental cake", "adrenal L"]
+    lesions = [les(i, 40.0 - i, location="extrahepatic", label=t) for i, t in enumerate(labels, start=1)]
+    rec = recist_assessment(lesions, load_rules()["recist"], 2.5)
+    organs = {lid: r["organ"] for lid, r in rec["lesions"].items()}
+    assert organs == {1: "lung", 2: "lung", 3: "lung", 4: "peritoneum", 5: "peritoneum", 6: "adrenal"}
+    assert [r["lesion_id"] for r in rec["targets"]] == [1, 2, 4, 5, 6]  # each organ's 2 largest, 5 in all
+    assert not any("counted as its own organ" in r for r in rec["rationale"])
+
+
 def _recist(rules, base, fu):
     return recist_response(base, fu, thresholds=ResponseThresholds.from_rules(rules))[0]
 

@@ -70,6 +70,25 @@ def _is_node_name(text: str | None, node_words: Sequence[str]) -> bool:
     return False
 
 
+def _organ_of_label(label: str, organ_words: Sequence[str]) -> str | None:
+    """The organ an ROI label names: the first ``organ_words`` entry with a word in it.
+
+    An entry ``"lung|pulmonary"`` names the organ by its first word and also matches the others,
+    so "pulmonary met" and "lung 2" are one organ (RECIST's 2 targets per organ).
+
+    Examples
+    --------
+    >>> _organ_of_label("Pulmonary met 2", ["bone|osseous", "lung|pulmonary"]), _organ_of_label("x", ["lung"])
+    ('lung', None)
+    """
+    text = label.lower()
+    for entry in organ_words:
+        words = [w.strip().lower() for w in entry.split("|") if w.strip()]
+        if any(w in text for w in words):
+            return words[0]
+    return None
+
+
 def lesion_organ(
     les: Lesion, organ_words: Sequence[str] = (), node_words: Sequence[str] | None = None
 ) -> tuple[str, bool, str | None]:
@@ -94,8 +113,7 @@ def lesion_organ(
     if organ is None and _is_node_name(les.label, nodes):
         organ = NODES_ORGAN
     if organ is None and les.label:
-        text = str(les.label).lower()
-        organ = next((w for w in organ_words if w.lower() in text), None)
+        organ = _organ_of_label(str(les.label), organ_words)
     if organ:
         if _is_node_name(str(organ), nodes):
             return NODES_ORGAN, True, None
