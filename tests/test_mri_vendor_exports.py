@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pydicom
 import pytest
 from conftest import shared_path
-from dicom_factory import deterministic_uid, write_image_series
-from mri_factory import AFFINE, couinaud_map, label_map, mr_headers, signal_image, write_nifti_study
+from dicom_factory import deterministic_uid, write_enhanced_series, write_image_series
+from mri_factory import AFFINE, SHAPE, couinaud_map, label_map, mr_headers, signal_image, write_nifti_study
+from phantoms import write_nifti
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence as DicomSequence
 from rules_coverage import covers
 from seg_factory import SegmentSpec, write_seg
 
@@ -21,6 +25,7 @@ from netlm_imaging import analyze
 from netlm_imaging.api import AnalyzeOptions
 from netlm_imaging.classify.mr_phase import classify_mr_phase, is_hepatocyte_specific
 from netlm_imaging.classify.rules import load_rules
+from netlm_imaging.errors import DicomError
 from netlm_imaging.io.mr_headers import image_component, mr_provenance_from_dicom
 
 RULES = load_rules()
@@ -438,3 +443,63 @@ def test_real_mr_headers_give_their_own_facts_and_an_unknown_phase(parts):
     phase = classify_mr_phase(prov.to_dict(), RULES)
     assert phase["phase"] == "unknown"
     assert "neither a contrast agent nor an injection time" in phase["reason"]
+
+
+# ---------------------------------------------------------------- one Enhanced MR file with several stacks (Philips)
+def _enhanced_two_stacks(path: Path, split: str) -> Path:
+    """An Enhanced MR file: pre-contrast (10:09) and HBP (10:35) frames by TemporalPositionIndex, or
+    Dixon water and fat frames by FrameType, at the same positions; injection 10:15."""
+    nk = SHAPE[2]
+    first, second = (
+        (signal_image(250.0, 180.0, 100.0), signal_image(400.0, 200.0, 120.0))
+        if split == "temporal"
+        else (signal_image(400.0, 200.0, 120.0), signal_image(40.0, 10.0, 5.0))
+    )
+    write_enhanced_series(path, np.concatenate([first, second], axis=2), AFFINE, modality="MR", seed=7)
+    ds = pydicom.dcmread(path)
+    for n, item in enumerate(ds.PerFrameFunctionalGroupsSequence):
+        k, t = n % nk, n // nk
+        item.PlanePositionSequence[0].ImagePositionPatient = [float(x) for x in (AFFINE @ [0.0, 0.0, k, 1.0])[:3]]
+        content = Dataset()
+        content.TemporalPositionIndex = t + 1 if split == "temporal" else 1
+        content.FrameAcquisitionDateTime = "20240101" + ("100900" if split == "temporal" and t == 0 else "103500")
+        item.FrameContentSequence = DicomSequence([content])
+        frame_type = Dataset()
+        frame_type.FrameType = ["ORIGINAL", "PRIMARY", "T1", "WATER" if split == "temporal" or t == 0 else "FAT"]
+        item.MRImageFrameTypeSequence = DicomSequence([frame_type])
+    ds.ContrastBolusAgent = "Primovist"
+    ds.ContrastBolusStartTime = "101500"
+    ds.save_as(path)
+    return path
+
+
+def _analyze_stack(path: Path, seg: Path, stack: int | None) -> dict:
+    uid = pydicom.dcmread(path, stop_before_pixels=True).SeriesInstanceUID
+    opts = AnalyzeOptions(modality="MR", image_series=None if stack is None else f"{uid}#{stack}")
+    return analyze(image=path, segs=[seg], labels=LABELS, options=opts).to_dict()["mri"]
+
+
+def test_enhanced_mr_with_two_dynamic_phases_reads_each_phase_from_its_own_frames(tmp_path):
+    path = _enhanced_two_stacks(tmp_path / "enh.dcm", "temporal")
+    seg = write_nifti(tmp_path / "seg.nii.gz", label_map(), AFFINE)
+    with pytest.raises(DicomError, match=r"TemporalPositionIndex 1.*TemporalPositionIndex 2.*--image-series"):
+        _analyze_stack(path, seg, None)  # which phase the NIfTI was drawn on is not stated: ambiguous
+    pre = _analyze_stack(path, seg, 1)
+    assert (pre["phase"]["phase"], pre["phase"]["delay_s"]) == ("pre-contrast", pytest.approx(-360.0))
+    assert pre["liver_reference"]["mean_signal_au"] == pytest.approx(250.0)
+    hbp = _analyze_stack(path, seg, 2)
+    assert (hbp["phase"]["phase"], hbp["phase"]["delay_s"]) == ("hepatobiliary", pytest.approx(1200.0))
+    assert hbp["provenance"]["acquisition_time_source"] == "FrameAcquisitionDateTime"
+    assert hbp["liver_to_spleen_contrast_ratio"] == pytest.approx(400.0 / 200.0)
+
+
+def test_enhanced_mr_with_dixon_water_and_fat_frames_measures_the_chosen_one(tmp_path):
+    path = _enhanced_two_stacks(tmp_path / "dixon.dcm", "frame_type")
+    seg = write_nifti(tmp_path / "seg.nii.gz", label_map(), AFFINE)
+    water = _analyze_stack(path, seg, 2)  # stacks in FrameType order: ...FAT, ...WATER
+    assert water["provenance"]["image_component"] == "water"
+    assert water["liver_to_spleen_contrast_ratio"] == pytest.approx(2.0)
+    fat = _analyze_stack(path, seg, 1)
+    assert fat["provenance"]["image_component"] == "fat"
+    assert fat["liver_reference"]["mean_signal_au"] == pytest.approx(40.0)
+    assert fat["liver_to_spleen_contrast_ratio"] is None

@@ -217,6 +217,10 @@ class FrameGeometry:
         Modality LUT (RescaleSlope / RescaleIntercept); 1 and 0 when absent.
     frame_index : int
         0-based frame number in the file.
+    temporal_position : int or None
+        Enhanced images: FrameContentSequence TemporalPositionIndex (dynamic phases in one file).
+    frame_type : tuple of str
+        Enhanced MR: the frame's FrameType (MR Image Frame Type), e.g. Dixon water / fat frames in one file.
     """
 
     position: tuple[float, float, float] | None
@@ -225,6 +229,8 @@ class FrameGeometry:
     slope: float = 1.0
     intercept: float = 0.0
     frame_index: int = 0
+    temporal_position: int | None = None
+    frame_type: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -543,6 +549,9 @@ def _frame_geometry(ds: Any) -> tuple[FrameGeometry, ...]:
         ori = group(item, "PlaneOrientationSequence")
         meas = group(item, "PixelMeasuresSequence")
         pvt = group(item, "PixelValueTransformationSequence")
+        content = _first_item(item, "FrameContentSequence") if item is not None else None
+        frame_type = group(item, "MRImageFrameTypeSequence")
+        temporal = content.get("TemporalPositionIndex") if content is not None else None
         frames.append(
             FrameGeometry(
                 position=_floats(pos.get("ImagePositionPatient"), 3) if pos is not None else None,  # type: ignore[arg-type]
@@ -551,6 +560,10 @@ def _frame_geometry(ds: Any) -> tuple[FrameGeometry, ...]:
                 slope=_slope(pvt.get("RescaleSlope")) if pvt is not None else 1.0,
                 intercept=float(pvt.get("RescaleIntercept", 0.0) or 0.0) if pvt is not None else 0.0,
                 frame_index=index,
+                temporal_position=int(temporal) if temporal is not None else None,
+                frame_type=tuple(str(t).upper() for t in frame_type.get("FrameType") or ())
+                if frame_type is not None
+                else (),
             )
         )
     return tuple(frames)

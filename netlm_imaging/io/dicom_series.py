@@ -367,6 +367,8 @@ def split_reconstructions(files: Sequence[DicomFileInfo]) -> list[tuple[str, lis
     list of (str, list of DicomFileInfo)
         One (label, files) per reconstruction; one item when nothing is split.
     """
+    if len(files) == 1 and len(files[0].frames) > 1:
+        return _split_frames(files[0])
     if len(files) < 2 or any("MOSAIC" in f.image_type for f in files):  # mosaics are refused as one series
         return [("", list(files))]
     for attr, _name in RECONSTRUCTION_KEYS:
@@ -392,6 +394,37 @@ def split_reconstructions(files: Sequence[DicomFileInfo]) -> list[tuple[str, lis
             ]
             return [(_stack_label(st, stacks), st) for st in stacks]
     return [("", list(files))]
+
+
+#: What tells the stacks of one Enhanced file apart (FrameGeometry attribute, label in messages).
+FRAME_STACK_KEYS: tuple[tuple[str, str], ...] = (
+    ("temporal_position", "TemporalPositionIndex"),
+    ("frame_type", "FrameType"),
+)
+
+
+def _split_frames(info: DicomFileInfo) -> list[tuple[str, list[DicomFileInfo]]]:
+    """Split one Enhanced file into the stacks its frames hold at the same positions.
+
+    A Philips or Siemens Enhanced MR file can hold every dynamic phase (TemporalPositionIndex) or
+    every Dixon image (FrameType) of an acquisition. Frames are grouped by those attributes when
+    the groups **repeat** positions; each stack is the file with only its frames.
+    """
+    for attr, name in FRAME_STACK_KEYS:
+        groups: dict[Any, list[FrameGeometry]] = {}
+        for fr in info.frames:
+            groups.setdefault(getattr(fr, attr), []).append(fr)
+        if len(groups) < 2:
+            continue
+        seen = [{_round_tuple(fr.position, 2) for fr in g} for g in groups.values()]
+        if not any(a & b for a, b in itertools.combinations(seen, 2)):
+            continue
+        out = []
+        for value, frames in sorted(groups.items(), key=lambda kv: str(kv[0])):
+            text = chr(92).join(value) if isinstance(value, tuple) else str(value)
+            out.append((f"{name} {text}", [replace(info, frames=tuple(frames))]))
+        return out
+    return [("", [info])]
 
 
 def _stack_label(stack: list[DicomFileInfo], stacks: list[list[DicomFileInfo]]) -> str:
@@ -967,7 +1000,7 @@ def _fill_slices(
 
     Raises :class:`_Widen` when ``buf`` is an integer array too narrow for this file's values.
     """
-    if len(info.frames) == 1:  # a plain single-frame native file: read straight into its slice
+    if len(info.frames) == 1 and info.number_of_frames == 1:  # a plain single-frame native file: its slice
         k = k_of.get((path, info.frames[0].frame_index))
         if k is None:
             return

@@ -416,7 +416,7 @@ def _provenance(ds_list: Sequence[Any], source: str) -> MrProvenance:
         notes.append("no acquisition time in the headers")
     scan_options = _text(first, "ScanOptions")
     series_number = parse_float(_text(first, "SeriesNumber"))
-    image_type = _text(first, "ImageType") or _text(first, "FrameType")
+    image_type = _text(first, "FrameType") or _text(first, "ImageType")  # Enhanced: the frame's own type
     component = image_component(image_type, _text(first, "ComplexImageComponent"), _philips_image_type(first))
     rwv = _real_world_mapping(first)
     return MrProvenance(
@@ -455,7 +455,7 @@ def _provenance(ds_list: Sequence[Any], source: str) -> MrProvenance:
     )
 
 
-def mr_provenance_from_dicom(files: Sequence[str | Path]) -> MrProvenance:
+def mr_provenance_from_dicom(files: Sequence[str | Path], frames: Sequence[int] | None = None) -> MrProvenance:
     """Provenance of a DICOM MR series from the headers of its first and last file.
 
     Parameters
@@ -464,6 +464,10 @@ def mr_provenance_from_dicom(files: Sequence[str | Path]) -> MrProvenance:
         The series' files in slice order (``Volume.meta["files"]``). Only the first and the
         last header are read (the acquisition time is the earlier of the two: a 2-D multi-slice
         series is acquired over time; a 3-D series has one time).
+    frames : sequence of int, optional
+        For one Enhanced file holding several stacks (dynamic phases): the 1-based frame numbers
+        of the stack measured (``Volume.meta["frame_numbers"]``); the per-frame functional groups
+        of its first and last frame are read instead of the file's first frame.
 
     Returns
     -------
@@ -485,7 +489,28 @@ def mr_provenance_from_dicom(files: Sequence[str | Path]) -> MrProvenance:
             headers.append(bounded_dcmread(f, stop_before_pixels=True))
         except (OSError, pydicom.errors.InvalidDicomError) as exc:
             raise InputError(f"{f}: cannot read the MR header ({exc}); re-export the series.") from exc
+    if frames and len({str(f) for f in files}) == 1:
+        headers = _frame_views(headers[0], [frames[0], frames[-1]])
     return _provenance(headers, "dicom")
+
+
+def _frame_views(ds: Any, frame_numbers: Sequence[int]) -> list[Any]:
+    """The header as seen from each given frame: its per-frame functional groups are that frame's only."""
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence as DicomSequence
+
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    if not per_frame:
+        return [ds]
+    views = []
+    for number in dict.fromkeys(frame_numbers):
+        if not 1 <= number <= len(per_frame):
+            continue
+        view = Dataset()
+        view.update(ds)
+        view.PerFrameFunctionalGroupsSequence = DicomSequence([per_frame[number - 1]])
+        views.append(view)
+    return views or [ds]
 
 
 def sidecar_for(image: str | Path) -> Path | None:
@@ -527,7 +552,7 @@ def mr_provenance(img: Volume) -> MrProvenance:
     """Provenance of an MR image: its DICOM headers, else the JSON sidecar of a NIfTI/NRRD file."""
     files = img.meta.get("files") or []
     if img.meta.get("format") == "dicom" and files:
-        return mr_provenance_from_dicom(files)
+        return mr_provenance_from_dicom(files, img.meta.get("frame_numbers"))
     return mr_provenance_from_sidecar(img.source)
 
 
@@ -554,13 +579,17 @@ def other_mr_series(img: Volume, index: Sequence[Any]) -> list[MrSeries]:
     from .dicom_series import group_image_series
 
     mine = {str(Path(f)) for f in img.meta.get("files") or []}
+    my_frames = set(img.meta.get("frame_numbers") or [])
     main_uid = img.meta.get("series_instance_uid")
     images = [i for i in index if getattr(i, "kind", "") == "IMAGE" and getattr(i, "modality", "") == "MR"]
     out = []
     for group in group_image_series(images):
         paths = sorted(str(i.path) for i in group.files)
-        if (mine and mine.issuperset(paths)) or (not mine and group.uid == main_uid):
+        first = group.files[0]
+        frames = [fr.frame_index + 1 for fr in first.frames] if len(group.files) == 1 and first.is_multiframe else None
+        same_files = bool(mine) and mine.issuperset(paths)
+        if (same_files and (frames is None or my_frames.issuperset(frames))) or (not mine and group.uid == main_uid):
             continue
-        prov = mr_provenance_from_dicom([paths[0], paths[-1]])
+        prov = mr_provenance_from_dicom([paths[0], paths[-1]], frames)
         out.append(MrSeries(group.uid, group.files[0].series_number, len(paths), prov, group.stack))
     return out
