@@ -436,3 +436,24 @@ def test_zones_are_measured_only_for_the_treatments_the_rules_allow(tmp_path):
     too_few = compute_zones(ctx, ids, *margins, ablation_ids=[])
     with pytest.raises(ValueError, match="ablation zone was not computed"):
         lesion_options(ctx, None, planner, too_few)
+
+
+def test_a_map_missing_segments_says_the_plan_is_a_lower_bound():
+    """A segment map without segment 4 (its slab left unlabelled in the liver mask): the planner cannot count that
+    liver as FLR nor route the remnant through segment 4, and says so with the unlabelled volume (4 slices here)."""
+    from surgical_phantoms import FULL_CLINICAL, NY, NZ, SLICES, VOXEL_ML, SlabLiver, assess
+
+    from netlm_imaging.classify.rules import load_rules
+
+    p = SlabLiver(SLICES, ny=NY, nz=NZ)
+    p.add_in_segment(6, 1, 2, 2)
+    p.seg[p.seg == 4] = 0
+    c = assess(p.ctx(), FULL_CLINICAL, load_rules()).classification
+    expected = SLICES[4] * NY * NZ * VOXEL_ML  # 160 mL, no tumour there
+    note = f"segment(s) 4 absent from the map while {expected:.1f} mL of non-tumorous liver has no segment label"
+    assert any(r.startswith(note) for r in c["rationale"])
+    full = SlabLiver(SLICES, ny=NY, nz=NZ)
+    full.add_in_segment(6, 1, 2, 2)
+    assert not any(
+        "absent from the map" in r for r in assess(full.ctx(), FULL_CLINICAL, load_rules()).classification["rationale"]
+    )

@@ -566,6 +566,14 @@ def plan_debulking(
                 f"{len(checks)} segment sets have an anatomically possible remnant; {rejected} were rejected "
                 "(remnant not contiguous, < minimum segments, or a kept segment without inflow/outflow/biliary)"
             )
+        absent = [k for k in range(1, N_SEGMENTS + 1) if table.liver_voxels[k] == 0]
+        unlabelled_ml = float(table.non_tumorous_voxels[0]) * table.voxel_volume_ml
+        if absent and unlabelled_ml > 0:
+            notes.append(
+                f"segment(s) {', '.join(map(str, absent))} absent from the map while {unlabelled_ml:.1f} mL of "
+                "non-tumorous liver has no segment label: that liver is not counted as FLR and the anatomy test "
+                "treats the absent segments as missing, so the plan is a conservative lower bound if they exist"
+            )
         outside = [o.lesion_id for o in options if not o.segments]
         if outside:
             notes.append(f"lesions {outside} lie outside every segment: only sparing treatment can treat them")
