@@ -242,5 +242,8 @@ def test_primary_site_is_accepted_and_echoed_only_when_given():
 
     c = clinical_from_row({"Primary site": "  small   bowel ", "grade": "1"}, "cohort.csv line 2")
     assert c.primary_site == "small bowel"
-    assert clinical_inputs_used(c, {}, None, None)["primary_site"]["value"] == "small bowel"
+    assert clinical_inputs_used(c, {}, None, None)["primary_site"] == {
+        "value": "small bowel",
+        "source": "cohort.csv line 2",
+    }
     assert "primary_site" not in clinical_inputs_used(clinical_from_row({"grade": "1"}, "row 3"), {}, None, None)

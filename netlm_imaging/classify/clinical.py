@@ -528,7 +528,12 @@ def clinical_inputs_used(
     ({'value': 2, 'source': 'clinical file clinical.json'}, 'not given')
     """
     c = clinical or ClinicalInputs()
-    src = f"clinical file {Path(c.source).name}" if c.source else "clinical input"
+    if not c.source:
+        src = "clinical input"
+    elif Path(c.source).suffix.lower() in (".json", ".toml"):
+        src = f"clinical file {Path(c.source).name}"
+    else:  # a cohort CSV row ("cohort row of study p01")
+        src = c.source
     out: dict[str, dict[str, Any]] = {}
     for name in _FIELDS:
         value = getattr(c, name)
