@@ -7,6 +7,10 @@ clock arithmetic done here, and the rules file's own window values.
 
 from __future__ import annotations
 
+import json
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +33,7 @@ from netlm_imaging.errors import DicomError
 from netlm_imaging.io.mr_headers import image_component, mr_provenance_from_dicom
 
 RULES = load_rules()
+ROOT = Path(__file__).resolve().parents[1]
 LABELS = "liver=1,lesion=2,spleen=3"
 
 
@@ -503,3 +508,35 @@ def test_enhanced_mr_with_dixon_water_and_fat_frames_measures_the_chosen_one(tmp
     assert fat["provenance"]["image_component"] == "fat"
     assert fat["liver_reference"]["mean_signal_au"] == pytest.approx(40.0)
     assert fat["liver_to_spleen_contrast_ratio"] is None
+
+
+def test_a_dcm2niix_sidecar_states_tr_and_te_in_seconds(tmp_path):
+    # dcm2niix / BIDS: "RepetitionTime": 0.0039 (s), "EchoTime": 0.0018 (s); the DICOM values are 3.9 / 1.8 ms
+    side = {
+        **mr_headers("101500", "103500"),
+        "RepetitionTime": 0.0039,
+        "EchoTime": 0.0018,
+        "ConversionSoftware": "dcm2niix",
+        "ImageType": ["ORIGINAL", "PRIMARY", "M", "ND", "NORM"],
+    }
+    prov = _analyze(write_nifti_study(tmp_path, signal_image(400.0, 200.0, 120.0), sidecar=side))["mri"]["provenance"]
+    assert prov["repetition_time_ms"] == pytest.approx(3.9)
+    assert prov["echo_time_ms"] == pytest.approx(1.8)
+    assert prov["image_type"] == "ORIGINAL\\PRIMARY\\M\\ND\\NORM"
+    assert any("in seconds" in n for n in prov["notes"])
+
+
+def test_cli_warns_when_the_headers_contradict_mr_phase(tmp_path):
+    side = mr_headers("101500", "103500", ContrastBolusAgent="Gadovist")
+    paths = write_nifti_study(tmp_path / "s", signal_image(400.0, 200.0, 120.0), sidecar=side)
+    args = ["analyze", "--image", str(paths["image"]), "--seg", str(paths["seg"]), "--labels", LABELS]
+    args += ["--modality", "MR", "--mr-phase", "hbp", "--out", str(tmp_path / "out")]
+    run = subprocess.run(
+        [sys.executable, "-m", "netlm_imaging.cli", *args], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
+    assert run.returncode == 0, run.stderr
+    assert "contradicts the headers" in run.stderr + run.stdout
+    assert "Gadovist" in run.stderr + run.stdout
+    assert not re.search(r"HUI \d", run.stdout)  # no "HUI 83.9 mL"
+    rep = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert any("contradicts the headers" in w for w in rep.get("warnings", []))

@@ -544,8 +544,29 @@ def mr_provenance_from_sidecar(image: str | Path) -> MrProvenance:
         raise InputError(f"{side}: not a readable JSON sidecar ({exc}); fix or remove it.") from exc
     if not isinstance(data, dict):
         raise InputError(f"{side}: the sidecar must be a JSON object of DICOM keywords; fix or remove it.")
+    data, note = _bids_milliseconds(data)
     prov = _provenance([data], "sidecar")
+    if note:
+        prov.notes.append(note)
     return prov
+
+
+def _bids_milliseconds(data: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """A BIDS / dcm2niix sidecar states RepetitionTime, EchoTime and InversionTime in seconds: in ms.
+
+    The sidecar is BIDS when it names dcm2niix (ConversionSoftware), carries BIDSVersion, or states a
+    RepetitionTime below 1 (no MR sequence repeats in under 1 ms; in seconds every one does).
+    """
+    software = str(data.get("ConversionSoftware") or "").lower()
+    tr = parse_float(data.get("RepetitionTime"))
+    bids = "dcm2niix" in software or "BIDSVersion" in data or (tr is not None and tr < 1.0)
+    keys = [k for k in ("RepetitionTime", "EchoTime", "InversionTime") if parse_float(data.get(k)) is not None]
+    if not bids or not keys:
+        return data, None
+    out = dict(data)
+    for k in keys:
+        out[k] = float(parse_float(data[k]) or 0.0) * 1000.0
+    return out, f"sidecar {', '.join(keys)} in seconds (BIDS / dcm2niix): reported in ms"
 
 
 def mr_provenance(img: Volume) -> MrProvenance:

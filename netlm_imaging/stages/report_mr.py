@@ -144,5 +144,8 @@ def mr_report(
         liver_fields=liver_fields,
         remnant=with_functional,
         console_lines=mr_lines(block),
-        warnings=[n for n in phase["notes"] if "hepatocyte uptake may not" in n],
+        warnings=[
+            *(n for n in phase["notes"] if "hepatocyte uptake may not" in n or phase["basis"] == "conflict"),
+            *([sig.ratios_withheld] if sig.ratios_withheld else []),
+        ],
     )
