@@ -221,3 +221,41 @@ def test_timeout_usage_errors(tmp_path, capfd, args, text):
     err = capfd.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert text in err[0]
+
+
+def test_analyze_into_a_folder_another_run_holds_is_refused_up_front(tmp_path, capfd):
+    """Two ``analyze`` runs into one ``--out`` would mix one run's report.json with the other's
+    SR/SEG (new UIDs each run): the second stops at once, naming the holder, and writes nothing."""
+    from netlm_imaging.cli import main
+
+    write_study(tmp_path / "s00", 0)
+    out = tmp_path / "out"
+    out.mkdir()
+    with OutputLock(out, command="netlm analyze"):
+        code = main(["analyze", str(tmp_path / "s00"), "--out", str(out)])
+    err = capfd.readouterr().err.strip().splitlines()
+    assert code == 3
+    assert len(err) == 1
+    assert f"{out}: this output folder is in use by another netlm analyze run (PID {os.getpid()}" in err[0]
+    assert sorted(p.name for p in out.iterdir()) == []
+    assert main(["analyze", str(tmp_path / "s00"), "--out", str(out), "--quiet"]) == 0  # free again
+    assert sorted(p.name for p in out.iterdir()) == ["report.json"]
+
+
+def test_sigterm_of_analyze_leaves_nothing_half_written(tmp_path):
+    root = tmp_path / "cohort"
+    _cohort_hang_only(root)
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "netlm_imaging.cli", "analyze", str(root / HANG), "--out", str(out), "--html"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    _STARTED.append(proc.pid)
+    deadline = time.monotonic() + 60
+    while not (out / ".netlm.lock").exists() and time.monotonic() < deadline:  # the run is under way
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    _stdout, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err
+    assert err.strip() == "netlm: interrupted by SIGTERM"
+    assert list(out.iterdir()) == []  # no report, no temporary file, and the lock file is gone

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from pathlib import Path
+from typing import Any
 
 from ._common import check_json_and_voxels, check_output, print_warnings, write_stdout
 
@@ -151,12 +153,39 @@ def _mr_phase(value: str | None) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``netlm analyze``; returns the exit code."""
-    from ..api import analyze_with_context
+    """Run ``netlm analyze``; returns the exit code.
 
+    ``--out DIR`` is locked for the run (:class:`~netlm_imaging.outdir.OutputLock`): a second run
+    into the same folder stops at once (exit 3), instead of mixing its report.json with the first
+    run's SR and SEG. Ctrl-C, SIGTERM and SIGHUP leave no half-written file (exit 128 + signal).
+    """
+    from ..batch.interrupt import interrupt_line, signals_interrupt
+
+    try:
+        with signals_interrupt():
+            return _run(args)
+    except KeyboardInterrupt as exc:
+        line, code = interrupt_line(exc)
+        print(line, file=sys.stderr)
+        return code
+
+
+def _run(args: argparse.Namespace) -> int:
     check_json_and_voxels(args, "report.json")
     opts = options_from_args(args)
     check_output(args)
+    if args.json_out == "-":
+        return _analyze(args, opts)
+    from ..outdir import OutputLock
+
+    # clean=False: --out may be any folder (the current one by default); nothing of others is removed
+    with OutputLock(Path(args.out), command="netlm analyze", clean=False):
+        return _analyze(args, opts)
+
+
+def _analyze(args: argparse.Namespace, opts: Any) -> int:
+    from ..api import analyze_with_context
+
     report, ctx = analyze_with_context(
         args.study_dir,
         image=args.image,
