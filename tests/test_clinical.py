@@ -171,6 +171,7 @@ _LB_KG = 0.45359237
         ({"weight_kg": "72 kg", "height_cm": "175 cm"}, {"weight_kg": 72.0, "height_cm": 175.0}),
         ({"weight_kg": "160 lb", "height_cm": "1.75 m"}, {"weight_kg": 160 * _LB_KG, "height_cm": 175.0}),
         ({"weight_kg": "72kg", "height_cm": "69 in"}, {"weight_kg": 72.0, "height_cm": 69 * 2.54}),
+        ({"height_cm": "5.5 ft"}, {"height_cm": 5.5 * 12 * 2.54}),  # a foot is 12 inches
         ({"ki67_percent": "25%"}, {"ki67_percent": 25.0}),
         ({"ki67_percent": "2.5 %"}, {"ki67_percent": 2.5}),
         # column names as spreadsheets spell them
