@@ -36,7 +36,16 @@ MISSING_WORDS = frozenset({"na", "n/a", "n.a.", "nan", "unknown", "unk", "not kn
 
 #: Field -> unit word (lower-case) -> factor to the field's unit. The first entry is the field's own unit.
 UNITS: Mapping[str, Mapping[str, float]] = {
-    "height_cm": {"cm": 1.0, "m": 100.0, "mm": 0.1, "in": 2.54, "inch": 2.54, "inches": 2.54, "ft": 30.48, "feet": 30.48},
+    "height_cm": {
+        "cm": 1.0,
+        "m": 100.0,
+        "mm": 0.1,
+        "in": 2.54,
+        "inch": 2.54,
+        "inches": 2.54,
+        "ft": 30.48,
+        "feet": 30.48,
+    },
     "weight_kg": {"kg": 1.0, "kgs": 1.0, "g": 0.001, "lb": 0.45359237, "lbs": 0.45359237, "pounds": 0.45359237},
     "ki67_percent": {"%": 1.0, "percent": 1.0, "pct": 1.0},
 }
