@@ -27,7 +27,8 @@ Rules
   SpacingBetweenSlices, else SliceThickness (as SimpleITK and highdicom do),
   with a warning naming which.
 * Steps are uniform when every step is within :data:`STEP_TOLERANCE_MM` of
-  the median step. A step close to a multiple of the median is a missing
+  the median step, or when positions written rounded (to 0.1 mm, say) lie within
+  that unit of a least-squares regular grid, whose slope is then the step (warned). A step close to a multiple of the median is a missing
   slice; any other deviation is a non-uniform series. Both raise
   :class:`~netlm_imaging.errors.DicomError` naming the gap, unless
   ``nonuniform="resample"``: then the series is linearly interpolated onto a
@@ -597,17 +598,68 @@ def _median(values: np.ndarray) -> float:
     return float(s[n // 2]) if n % 2 else float(np.mean(s[n // 2 - 1 : n // 2 + 1]))
 
 
-def _check_steps(slices: list[_Slice], where: str, nonuniform: str) -> tuple[float, list[str]]:
-    """Median step, or raise naming the gap; warnings when resampling is allowed."""
+def _written_quantum_mm(slices: Sequence[_Slice]) -> float:
+    """The decimal unit the slices' ImagePositionPatient values are written to (0.1 for ``-101.3``), at most 1 mm.
+
+    Returns 0 when they carry more than 4 decimals (no rounding worth allowing for).
+    """
+    values = np.abs(np.array([s.frame.position for s in slices], dtype=np.float64).ravel())
+    for decimals in range(5):
+        scaled = values * 10.0**decimals
+        if np.all(np.abs(scaled - np.round(scaled)) < 1e-6 * np.maximum(1.0, scaled)):
+            return 10.0**-decimals
+    return 0.0
+
+
+def _rounded_regular_step(slices: Sequence[_Slice], pos: np.ndarray) -> float | None:
+    """The step of a regular series whose positions were written rounded (steps 1.2 / 1.3 mm of a 1.25 mm CT).
+
+    Positions written to a decimal unit ``q`` deviate from the regular grid by up to ``q / 2`` each, so
+    steps alternate by up to ``q``; a least-squares line through them then leaves residuals within
+    ``q``. Allowed when ``q`` is under a fifth of the step (a missing slice leaves residuals near half
+    a step, an irregular bed overlap of 2-decimal positions more than ``q``): the fitted slope is the
+    step. None when the positions are not such a rounding of a regular grid.
+    """
+    q = _written_quantum_mm(slices)
+    n = pos.size
+    if q <= STEP_TOLERANCE_MM or n < 3:
+        return None
+    k = np.arange(n, dtype=np.float64)
+    slope, intercept = np.polyfit(k, pos, 1)
+    if abs(slope) <= 0 or q > 0.2 * abs(slope):
+        return None
+    residual = float(np.max(np.abs(pos - (intercept + slope * k))))
+    return float(slope) if residual <= q else None
+
+
+def _check_steps(slices: list[_Slice], where: str, nonuniform: str) -> tuple[float, list[str], bool]:
+    """(step, warnings, irregular): the median step, or raise naming the gap; irregular when resampling is
+    allowed (the warnings say so); a rounded regular series is not irregular."""
     pos = np.array([s.position_mm for s in slices])
     steps = np.diff(pos)
     step = _median(steps)
     bad = np.flatnonzero(np.abs(steps - step) > STEP_TOLERANCE_MM)
     if bad.size == 0:
-        return step, []
+        return step, [], False
+    rounded = _rounded_regular_step(slices, pos)
+    if rounded is not None:
+        return (
+            rounded,
+            [
+                f"{where}: slice positions are written to {_written_quantum_mm(slices):g} mm, so the steps read "
+                f"{_step_summary(steps)}; they are a regular {rounded:.4f} mm step rounded (least-squares fit "
+                "through the positions), used as the slice step"
+            ],
+            False,
+        )
+    q = _written_quantum_mm(slices)
+    tol = 1.01 * q if STEP_TOLERANCE_MM < q <= 0.2 * step else STEP_TOLERANCE_MM  # steps of rounded positions
+    beyond_rounding = np.flatnonzero(np.abs(steps - step) > tol)
+    if beyond_rounding.size:
+        bad = beyond_rounding
     i = int(bad[0])
     ratio = steps[i] / step
-    missing = abs(ratio - round(ratio)) * step <= STEP_TOLERANCE_MM and round(ratio) >= 2
+    missing = abs(ratio - round(ratio)) * step <= tol and round(ratio) >= 2
     pair = (
         f"between slices {i} and {i + 1} at {_fmt(pos[i])} and {_fmt(pos[i + 1])} mm along the normal "
         f"({slices[i].info.path.name}, {slices[i + 1].info.path.name})"
@@ -629,7 +681,7 @@ def _check_steps(slices: list[_Slice], where: str, nonuniform: str) -> tuple[flo
             f"{where}: {what}; re-export the complete series, or rerun with {_RESAMPLE_OPTION} to resample "
             "onto a regular grid (stated in the report)."
         )
-    return step, [f"{where}: {what}; resampled onto a regular grid by linear interpolation."]
+    return step, [f"{where}: {what}; resampled onto a regular grid by linear interpolation."], True
 
 
 def _majority_for(slices: Sequence[_Slice]) -> str:
@@ -1188,8 +1240,7 @@ def read_series_from_index(
     step = 0.0
     irregular = False
     if len(slices) > 1:
-        step, step_warnings = _check_steps(slices, where_series, nonuniform)
-        irregular = bool(step_warnings)
+        step, step_warnings, irregular = _check_steps(slices, where_series, nonuniform)
         warnings += step_warnings
     drift, tilt_warnings = _check_tilt(slices, normal, pixel_spacing, where_series, irregular)
     warnings += tilt_warnings
