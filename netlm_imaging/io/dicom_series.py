@@ -28,8 +28,8 @@ Rules
   with a warning naming which.
 * Steps are uniform when every step is within :data:`STEP_TOLERANCE_MM` of
   the median step, or when positions written rounded (to 0.1 mm, say) lie within
-  that unit of a least-squares regular grid, whose slope is then the step (warned). A step close to a multiple of the median is a missing
-  slice; any other deviation is a non-uniform series. Both raise
+  that unit of a least-squares regular grid, whose slope is then the step (warned).
+  A step close to a multiple of the median is a missing slice; any other deviation is a non-uniform series. Both raise
   :class:`~netlm_imaging.errors.DicomError` naming the gap, unless
   ``nonuniform="resample"``: then the series is linearly interpolated onto a
   regular grid by physical position and ``meta["resampled"]`` is True.
