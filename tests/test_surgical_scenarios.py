@@ -212,3 +212,21 @@ def test_two_stage_hepatectomy_needs_a_lesion_in_the_future_remnant():
     assert st["possible"] is True
     assert "two_stage_hepatectomy" not in st["reason"]
     assert "portal_vein_embolisation" in st["reason"]
+
+
+def test_the_console_says_why_each_untreated_lesion_stays_untreated(tmp_path):
+    """Enucleation off, lesions of 40 mm (> the 30 mm ablation limit) in segments 2, 3, 5, 6, 7, 8: the plan leaves
+    some untreated and the summary gives each one's reason (ablation size limit, not covered by the resection)."""
+    p = SlabLiver(SLICES, ny=NY, nz=NZ)
+    for seg in (2, 3, 5, 6, 7, 8):
+        p.add_in_segment(seg, 1, 4, 4, max_3d_diameter_mm=40.0)
+    out = assess(p.ctx(), FULL, _rules(tmp_path, "[planner]\nallow_enucleation = false\n"))
+    untreated = sorted(
+        t["lesion_id"] for t in out.remnant["resection_plan"]["lesion_treatments"] if t["treatment"] is None
+    )
+    assert untreated
+    lines = [ln for ln in out.summary_lines if ln.startswith("Untreated lesion ")]
+    assert [int(ln.split()[2].rstrip(":")) for ln in lines] == untreated[:3]
+    assert all("ablation: diameter 40.0 mm > 30 mm" in ln and "enucleation/wedge disabled" in ln for ln in lines)
+    if len(untreated) > 3:
+        assert any(ln.startswith(f"... and {len(untreated) - 3} more untreated") for ln in out.summary_lines)

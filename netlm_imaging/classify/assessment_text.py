@@ -1,8 +1,9 @@
 """The console summary of a surgical assessment: the lines ``netlm analyze`` prints.
 
 :func:`describe_plan` words one debulking plan (also used in the rationale);
-:func:`summary_lines` gives the Mahuron type, the burden, the plan and Cloyd's verdict, then
-the range, grade-conflict and staged-strategy lines when they apply.
+:func:`summary_lines` gives the Mahuron type, the burden, the plan (with why each untreated lesion,
+up to three, stays untreated) and Cloyd's verdict, then the range, grade-conflict and
+staged-strategy lines when they apply.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from .planner import DebulkingPlan
 from .rules import meets
 
 __all__ = ["describe_plan", "summary_lines"]
+
+#: Untreated lesions whose reason the console prints (the rest are counted; all are in the report).
+_MAX_UNTREATED_LINES = 3
 
 
 def describe_plan(plan: DebulkingPlan) -> str:
@@ -106,6 +110,11 @@ def summary_lines(
             f"{plan.debulking_percent_count or 0.0:.1f}% by count ({ok} {debulking['threshold_percent']:g}%); "
             f"FLR {plan.remnant_ml:.0f} mL{sflr} (threshold {threshold:g}% of {basis})"
         )
+        for lid in sorted(plan.untreated_reasons)[:_MAX_UNTREATED_LINES]:
+            lines.append(f"Untreated lesion {lid}: {plan.untreated_reasons[lid]}")
+        if len(plan.untreated_reasons) > _MAX_UNTREATED_LINES:
+            rest = len(plan.untreated_reasons) - _MAX_UNTREATED_LINES
+            lines.append(f"... and {rest} more untreated lesion(s) (report: remnant.resection_plan.lesion_treatments)")
     verdict = {True: "yes", False: "no", None: "undetermined"}[cloyd["resectable"]]
     if cloyd["resectable"] is False:
         verdict += " (" + "; ".join(cloyd["failed"]) + ")"
