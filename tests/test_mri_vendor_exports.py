@@ -18,7 +18,7 @@ import pydicom
 import pytest
 from conftest import shared_path
 from dicom_factory import deterministic_uid, write_enhanced_series, write_image_series
-from mri_factory import AFFINE, SHAPE, couinaud_map, label_map, mr_headers, signal_image, write_nifti_study
+from mri_factory import AFFINE, SHAPE, couinaud_map, label_map, linear_bias, mr_headers, signal_image, write_nifti_study
 from phantoms import write_nifti
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
@@ -540,3 +540,16 @@ def test_cli_warns_when_the_headers_contradict_mr_phase(tmp_path):
     assert not re.search(r"HUI \d", run.stdout)  # no "HUI 83.9 mL"
     rep = json.loads((tmp_path / "out" / "report.json").read_text())
     assert any("contradicts the headers" in w for w in rep.get("warnings", []))
+
+
+def test_n4_divides_the_pre_contrast_image_by_the_same_field_so_re_is_kept(tmp_path):
+    # one coil field over both acquisitions: RE = SI / SI_pre - 1 on the same voxels is free of it
+    field = linear_bias(0.5)
+    pre = signal_image(250.0, 180.0, 100.0, background=40.0) * field
+    post = signal_image(400.0, 200.0, 120.0, background=40.0) * field
+    paths = write_nifti_study(tmp_path, post, sidecar=mr_headers("101500", "103500"), pre=pre)
+    mri = _analyze(paths, pre_contrast=paths["pre"], n4=True)["mri"]
+    assert mri["bias_field_correction"]["applied"] is True
+    assert "image's bias field" in mri["bias_field_correction"]["pre_contrast"]
+    assert mri["relative_enhancement"]["liver"] == pytest.approx((400.0 - 250.0) / 250.0, rel=1e-3)
+    assert mri["relative_enhancement"]["spleen"] == pytest.approx((200.0 - 180.0) / 180.0, rel=1e-2)  # was -0.18

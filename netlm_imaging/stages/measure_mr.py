@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from ..errors import InputError
 from ..measure.context import MeasurementContext
 from .load_mr import MrInputs
@@ -50,9 +52,16 @@ def measure_study_mr(ctx: MeasurementContext, mr: MrInputs, rules: Mapping[str, 
             "iterations": int(mri_rules["n4_iterations"]),
             "fitting_levels": int(mri_rules["n4_fitting_levels"]),
         }
-        array, bias = n4_bias_correct(array, spacing, **kw)
+        corrected, bias = n4_bias_correct(array, spacing, **kw)
         if pre_arr is not None:
-            pre_arr, _ = n4_bias_correct(pre_arr, spacing, **kw)
+            # the coil's field is the same in both acquisitions: the pre-contrast image is divided by the
+            # image's field (not by an N4 field of its own, fitted to other contents: RE would take the
+            # difference of two estimates); corrected / array is 1 / field where the image has signal
+            with np.errstate(divide="ignore", invalid="ignore"):
+                gain = np.where(array != 0, corrected / array, np.float32(1.0)).astype(np.float32)
+            pre_arr = (pre_arr * gain).astype(np.float32)
+            bias["pre_contrast"] = "divided by the image's bias field (one coil field for both acquisitions)"
+        array = corrected
     withheld = ratios_withheld(mr.provenance.image_component)
     functional = mr.phase["phase"] == "hepatobiliary" and withheld is None
     sig = measure_mr_signal(
