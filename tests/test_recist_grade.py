@@ -398,3 +398,23 @@ def test_ki67_bounds_reach_cloyd():
         c = assess(p.ctx(), clin, load_rules()).classification
         assert c["cloyd_criteria"]["grade"]["met"] is met
         assert ("grade or ki67_percent" in c["cloyd_criteria"]["grade"]["missing_inputs"]) is (met is None)
+
+
+def _who_grade_of(value):
+    """WHO 2019 written here: G1 < 3 %, G2 3-20 %, G3 > 20 %."""
+    return 3 if value > 20.0 else (2 if value >= 3.0 else 1)
+
+
+@pytest.mark.parametrize("text", ["<3", "<=3", "<3.01", "<20", "<=20", "<20.01", ">2.99", ">=3", ">20", ">=20", "3-20"])
+def test_ki67_bounds_grades_against_the_values_inside(text):
+    """The grade range of Ki-67 bounds equals the grades of the values inside them, sampled on a 0.001 % grid
+    with the open ends left out (independent of the code's case analysis)."""
+    bounds = parse_interval(text)
+    grid = np.round(np.arange(0.0, 100.0005, 0.001), 3)
+    inside = grid[
+        ((grid > bounds.low) if bounds.low_open else (grid >= bounds.low))
+        & ((grid < bounds.high) if bounds.high_open else (grid <= bounds.high))
+    ]
+    grades = {_who_grade_of(float(v)) for v in inside}
+    g = who_grade(ClinicalInputs(ki67_range=bounds.text(), differentiation="well"), GRADE_RULES)
+    assert g["grade"] == (grades.pop() if len(grades) == 1 else None)
