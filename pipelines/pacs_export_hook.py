@@ -16,7 +16,9 @@ NETLM_PACS_USER / NETLM_PACS_PASSWORD, NETLM_PACS_TOKEN or a private
 ``--pacs-config`` file (see netlm_imaging.pacs.dicomweb). Only the package's
 public API is used.
 
-Exit codes: 0 success, 3 input error (one line on stderr), 2 usage error.
+Exit codes: 0 success, 3 input or environment error (one line on stderr), 2 usage error,
+130 / 143 stopped by Ctrl-C / SIGTERM (nothing half-written is left), 70 an internal error (a bug:
+one line too; rerun by hand to report it).
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ import sys
 from pathlib import Path
 
 from netlm_imaging.api import AnalyzeOptions, analyze_with_context
+from netlm_imaging.batch.interrupt import interrupt_line, signals_interrupt
 from netlm_imaging.errors import NetlmError, UsageError, only_accepted_flags
 from netlm_imaging.pacs.dicomweb import analyze_pacs_study, load_credentials
+from netlm_imaging.report.dicom_outputs import has_dicom_source
 from netlm_imaging.report.outputs import OutputSet, write_outputs
 
 logger = logging.getLogger("netlm.pacs_export_hook")
@@ -55,46 +59,57 @@ def run(argv: list[str] | None = None) -> int:
     """Run the hook; returns the exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
-    options = AnalyzeOptions(seg_choice=args.seg_choice, image_series=args.image_series)
     logging.basicConfig(level=logging.INFO, format="netlm-hook: %(levelname)s: %(message)s", stream=sys.stderr)
     try:
-        if args.study_uid:
-            if not args.url:
-                raise UsageError("--study-uid needs --url (the DICOMweb root)")
-            out = args.out / args.study_uid
-            result = analyze_pacs_study(
-                args.url,
-                args.study_uid,
-                out_dir=out,
-                push=args.push,
-                seg_out=args.seg_out,
-                credentials=load_credentials(args.pacs_config),
-                labels=args.labels,
-                rules=args.rules,
-                options=options,
-            )
-            written = result.written
-            logger.info(
-                "study %s: %d object(s) stored in the PACS", args.study_uid, len(result.pushed_sop_instance_uids)
-            )
-        else:
-            if args.push:
-                raise UsageError("--push needs --study-uid and --url (a folder export has no PACS to push to)")
-            out = args.out / args.folder.name
-            report, ctx = analyze_with_context(args.folder, labels=args.labels, rules=args.rules, options=options)
-            try:  # the SR and the derived SEG whose segments it references
-                written = write_outputs(report, ctx, out, OutputSet.study(sr=True))
-            except NetlmError as exc:  # e.g. a NIfTI folder: the JSON report stands alone
-                logger.warning("no DICOM SR/SEG: %s", exc)
-                written = write_outputs(report, ctx, out, OutputSet.study())
+        with signals_interrupt():  # SIGTERM (e.g. Orthanc stopping) cleans up like Ctrl-C
+            written = _run(args)
     except NetlmError as exc:
-        # suggest only options this hook accepts (a library message may name netlm analyze's)
-        message = only_accepted_flags(str(exc), parser._option_string_actions, "hook")
-        print(f"netlm-hook: error: {message}", file=sys.stderr)
+        # suggest only options this hook accepts (a library message may name netlm analyze's or netlm pacs's)
+        text = str(exc).replace("--study ", "--study-uid ")
+        print(f"netlm-hook: error: {only_accepted_flags(text, parser._option_string_actions, 'hook')}", file=sys.stderr)
         return exc.exit_code
+    except KeyboardInterrupt as exc:
+        line, code = interrupt_line(exc)
+        print(line.replace("netlm:", "netlm-hook:", 1), file=sys.stderr)
+        return code
+    except MemoryError:
+        print("netlm-hook: error: out of memory analysing the study; free memory and rerun", file=sys.stderr)
+        return 3
+    except Exception as exc:  # never a traceback in the PACS's log, but say it is a bug
+        logger.debug("internal error", exc_info=True)
+        print(f"netlm-hook: internal error: {type(exc).__name__}: {exc} (a bug: please report it)", file=sys.stderr)
+        return 70
     for w in written:
         print(f"wrote {w}")
     return 0
+
+
+def _run(args: argparse.Namespace) -> list[Path]:
+    options = AnalyzeOptions(seg_choice=args.seg_choice, image_series=args.image_series)
+    if args.study_uid:
+        if not args.url:
+            raise UsageError("--study-uid needs --url (the DICOMweb root)")
+        result = analyze_pacs_study(
+            args.url,
+            args.study_uid,
+            out_dir=args.out / args.study_uid,
+            push=args.push,
+            seg_out=args.seg_out,
+            credentials=load_credentials(args.pacs_config),
+            labels=args.labels,
+            rules=args.rules,
+            options=options,
+        )
+        logger.info("study %s: %d object(s) stored in the PACS", args.study_uid, len(result.pushed_sop_instance_uids))
+        return list(result.written)
+    if args.push:
+        raise UsageError("--push needs --study-uid and --url (a folder export has no PACS to push to)")
+    out = args.out / args.folder.resolve().name  # "--folder ." names the current folder
+    report, ctx = analyze_with_context(args.folder, labels=args.labels, rules=args.rules, options=options)
+    if not has_dicom_source(ctx):  # e.g. a NIfTI folder: the JSON report stands alone
+        logger.warning("no DICOM SR/SEG: the image is not a DICOM series (an SR references the DICOM images)")
+        return write_outputs(report, ctx, out, OutputSet.study())
+    return write_outputs(report, ctx, out, OutputSet.study(sr=True))  # the SR and the derived SEG it references
 
 
 if __name__ == "__main__":

@@ -154,3 +154,43 @@ def test_hook_errors_suggest_only_its_own_options(tmp_path: Path) -> None:
     assert read_sr_measurements(tmp_path / "out" / "two" / "report_sr.dcm")["liver_volume_ml"] == pytest.approx(
         d["truth"]["liver_volume_ml"], rel=1e-4
     )
+
+
+def test_hook_errors_are_one_line_naming_its_own_flag_and_the_real_cause(tmp_path: Path) -> None:
+    """A bad --study-uid names --study-uid (not a flag of another command); an output folder that
+    cannot be written is one error line, not also a warning that blames the image."""
+    r = _hook("--study-uid", "../../system", "--url", "http://127.0.0.1:9/dicom-web", "--out", str(tmp_path / "o"))
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert lines == [
+        "netlm-hook: error: --study-uid '../../system' is not a DICOM UID (digits and dots, "
+        "e.g. 1.2.840.113619.2.55.3.1234); give the Study Instance UID"
+    ]
+    write_phantom_study(tmp_path / "export" / "study1", seed=34)
+    (tmp_path / "taken").write_text("a file where the results folder should be")
+    r = _hook("--folder", str(tmp_path / "export" / "study1"), "--out", str(tmp_path / "taken"))
+    assert r.returncode == 3
+    problems = [ln for ln in r.stderr.splitlines() if ": INFO: " not in ln]
+    assert len(problems) == 1, r.stderr
+    assert problems[0].startswith(f"netlm-hook: error: {tmp_path / 'taken' / 'study1'}: cannot write (Not a directory)")
+    assert "Traceback" not in r.stderr
+
+
+def test_hook_bug_is_one_line_with_exit_70(tmp_path: Path, monkeypatch, capsys) -> None:
+    """An unexpected exception (a bug) never prints a traceback into the PACS's log."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("pacs_export_hook", HOOK)
+    assert spec is not None
+    assert spec.loader is not None
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("float division by zero")
+
+    monkeypatch.setattr(hook, "analyze_with_context", broken)
+    write_study(tmp_path / "nifti1", 1)
+    assert hook.run(["--folder", str(tmp_path / "nifti1"), "--out", str(tmp_path / "o")]) == 70
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["netlm-hook: internal error: ZeroDivisionError: float division by zero (a bug: please report it)"]
