@@ -553,3 +553,15 @@ def test_n4_divides_the_pre_contrast_image_by_the_same_field_so_re_is_kept(tmp_p
     assert "image's bias field" in mri["bias_field_correction"]["pre_contrast"]
     assert mri["relative_enhancement"]["liver"] == pytest.approx((400.0 - 250.0) / 250.0, rel=1e-3)
     assert mri["relative_enhancement"]["spleen"] == pytest.approx((200.0 - 180.0) / 180.0, rel=1e-2)  # was -0.18
+
+
+def test_prescan_normalised_image_and_a_pre_contrast_without_it_give_no_re():
+    from netlm_imaging.classify.mr_phase import relative_enhancement_withheld
+
+    stored = (("stored", 1.0, 0.0), ("stored", 1.0, 0.0))
+    norm = {"image_type": "ORIGINAL\\PRIMARY\\M\\ND\\NORM", "flip_angle_deg": 10.0}
+    plain = {"image_type": "ORIGINAL\\PRIMARY\\M\\ND", "flip_angle_deg": 10.0}
+    why = relative_enhancement_withheld(norm, plain, stored, RULES)
+    assert "intensity normalisation none vs NORM" in why
+    assert relative_enhancement_withheld(norm, dict(norm), stored, RULES) is None
+    assert relative_enhancement_withheld(norm, {"flip_angle_deg": 10.0}, stored, RULES) is None  # not stated

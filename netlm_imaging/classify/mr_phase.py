@@ -309,6 +309,18 @@ _SAME_SEQUENCE = (
 )
 
 
+#: ImageType values that name an intensity normalisation of the reconstruction (Siemens prescan
+#: normalise NORM, elliptical filter FIL): two images of which one has it are on different intensity profiles.
+_INTENSITY_FILTERS = frozenset({"NORM", "FIL"})
+
+
+def _intensity_filters(image_type: Any) -> frozenset[str] | None:
+    """The intensity normalisations an ImageType names (``None`` when no ImageType is stated)."""
+    if not image_type:
+        return None
+    return frozenset(t.strip().upper() for t in str(image_type).split("\\")) & _INTENSITY_FILTERS
+
+
 def relative_enhancement_withheld(
     image: Mapping[str, Any], pre: Mapping[str, Any], scales: tuple[Any, Any], rules: Mapping[str, Any]
 ) -> str | None:
@@ -316,7 +328,8 @@ def relative_enhancement_withheld(
 
     RE = (SI - SI_pre) / SI_pre compares two images' values, so both must be the same sequence
     (the facts both headers state are equal: image component, ScanningSequence, SequenceVariant,
-    fat suppression, field strength; flip angle, TR and TE within
+    fat suppression, field strength, the intensity normalisation ImageType names (Siemens NORM,
+    FIL); flip angle, TR and TE within
     ``rules["mri"]["pre_contrast_parameter_tolerance_percent"]``) and on one scale (the same kind
     of :func:`netlm_imaging.io.mr_headers.signal_scale`: both Philips floating-point, both real-world
     values, or both stored values).
@@ -348,6 +361,11 @@ def relative_enhancement_withheld(
                 differ.append(f"{name} {b:g} vs {a:g}")
         elif str(a).strip().upper() != str(b).strip().upper():
             differ.append(f"{name} {b} vs {a}")
+    norm = [_intensity_filters(x.get("image_type")) for x in (image, pre)]
+    if norm[0] is not None and norm[1] is not None and norm[0] != norm[1]:
+        differ.append(
+            f"intensity normalisation {'+'.join(sorted(norm[1])) or 'none'} vs {'+'.join(sorted(norm[0])) or 'none'}"
+        )
     if differ:
         return f"the pre-contrast image is another sequence ({', '.join(differ)}): RE not computed"
     post_scale, pre_scale = scales
