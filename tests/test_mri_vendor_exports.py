@@ -565,3 +565,28 @@ def test_prescan_normalised_image_and_a_pre_contrast_without_it_give_no_re():
     assert "intensity normalisation none vs NORM" in why
     assert relative_enhancement_withheld(norm, dict(norm), stored, RULES) is None
     assert relative_enhancement_withheld(norm, {"flip_angle_deg": 10.0}, stored, RULES) is None  # not stated
+
+
+# ---------------------------------------------------------------- functional FLR of every standard resection
+def test_functional_flr_of_every_standard_resection_from_a_known_uptake_per_segment(tmp_path):
+    # segment s has signal 260 + 30 s over a spleen of 200 (segment 1 barely above the spleen); the two
+    # lesion boxes (signal 90, no hepatocytes) are not liver parenchyma. Truth per segment, by box arithmetic:
+    # HUI_s = (non-tumorous voxels of s) x voxel mL x (SI_s / SI_spleen - 1)
+    from mri_factory import LESION_BOXES, box_voxels, lesion_segment, segment_boxes
+
+    signal = {s: 260.0 + 30.0 * s for s in range(1, 9)}
+    rep = _analyze(write_nifti_study(tmp_path, signal_image(signal, 200.0, 90.0), sidecar=mr_headers("1015", "1035")))
+    voxel_ml = abs(float(np.linalg.det(AFFINE[:3, :3]))) / 1000.0
+    lesion_voxels = dict.fromkeys(range(1, 9), 0)
+    for n, lb in enumerate(LESION_BOXES):
+        lesion_voxels[lesion_segment(n)] += box_voxels(lb)
+    hui = {
+        s: (box_voxels(b) - lesion_voxels[s]) * voxel_ml * (signal[s] / 200.0 - 1.0) for s, b in segment_boxes().items()
+    }
+    total = sum(hui.values())
+    rows = {r["name"]: r for r in rep["mri"]["functional_flr"]}
+    assert set(rows) == set(RULES["resections"])
+    for name, res in RULES["resections"].items():
+        expected = 100.0 * sum(v for s, v in hui.items() if s not in res["segments"]) / total
+        assert rows[name]["removed_segments"] == list(res["segments"])
+        assert rows[name]["functional_flr_percent"] == pytest.approx(expected, abs=0.01), name
