@@ -137,3 +137,19 @@ def test_two_parts_of_the_liver_are_not_called_versions(tmp_path):
     report = analyze_json(str(_study(tmp_path, rois)))
     assert report["liver"]["volume_ml"] == pytest.approx((_voxels(left) + _voxels(right)) * VOXEL_ML, abs=1e-3)
     assert not any("two versions" in w for w in report["warnings"])
+
+
+def test_the_flag_suggested_for_an_ignored_roi_keeps_the_liver(tmp_path):
+    """A user mapping is exclusive: the example flag for the ignored 'Liver tumor' must name 'Liver' too.
+
+    It suggested --labels lesion="Liver tumor" alone, which drops the liver the rules had found.
+    """
+    rois = [RoiSpec("Liver", _contours(LIVER)), RoiSpec("Liver tumor", _contours(GTV), interpreted_type="GTV")]
+    study = _study(tmp_path, rois)
+    report = analyze_json(str(study))
+    (warning,) = [w for w in report["warnings"] if "got no role and were ignored" in w]
+    flag = warning.split("map one with e.g. --labels ", 1)[1].split(" (study.segment_roles", 1)[0]
+    assert flag == 'liver="Liver",lesion="Liver tumor"'
+    mapped = analyze_json(str(study), "--labels", flag)
+    assert mapped["liver"]["volume_ml"] == pytest.approx(_voxels(LIVER) * VOXEL_ML, abs=1e-3)
+    assert mapped["tumor"]["intrahepatic_volume_ml"] == pytest.approx(_voxels(GTV) * VOXEL_ML, abs=1e-4)

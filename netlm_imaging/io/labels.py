@@ -718,9 +718,31 @@ def summarize_decisions(decisions: Sequence[RoleDecision], spec: LabelSpec) -> l
         else:
             lines.append(
                 f"{source}: {len(ignored)} segment(s)/ROI(s) got no role and were ignored: {shown}{more}; "
-                f"map one with e.g. {flag_for(ignored[0].name)} (study.segment_roles in report.json says why)"
+                f"map one with e.g. {_flag_adding(decisions, ignored[0])} (study.segment_roles in report.json says "
+                "why)"
             )
     return lines
+
+
+def _flag_adding(decisions: Sequence[RoleDecision], ignored: RoleDecision, role: str = "lesion") -> str:
+    """The ``--labels`` that maps ``ignored`` to ``role`` and keeps the roles its file's other segments got.
+
+    A user mapping is exclusive: ``--labels lesion="Liver tumor"`` alone would drop the ``Liver`` the
+    rules had found, so the example names it too.
+
+    Examples
+    --------
+    >>> liver = RoleDecision("rt.dcm", 1, "Liver", None, "", "ORGAN", "liver", "pattern", "")
+    >>> other = RoleDecision("rt.dcm", 2, "Liver tumor", None, "", "GTV", None, "unmatched-ignored", "")
+    >>> _flag_adding([liver, other], other)
+    '--labels liver="Liver",lesion="Liver tumor"'
+    """
+    pairs = [(d.role, d.name) for d in decisions if d.source == ignored.source and d.role not in (None, "ignore")] + [
+        (role, ignored.name)
+    ]
+    if any(_UNSAFE_FOR_LABELS.search(name) or not name.strip() for _, name in pairs):
+        return flag_for(ignored.name, role) + (" (and the other segments' roles)" if len(pairs) > 1 else "")
+    return "--labels " + ",".join(f'{r}="{name}"' for r, name in pairs)
 
 
 def _mapping_flag(decisions: Sequence[RoleDecision], changed: RoleDecision) -> str:
