@@ -590,3 +590,27 @@ def test_functional_flr_of_every_standard_resection_from_a_known_uptake_per_segm
         expected = 100.0 * sum(v for s, v in hui.items() if s not in res["segments"]) / total
         assert rows[name]["removed_segments"] == list(res["segments"])
         assert rows[name]["functional_flr_percent"] == pytest.approx(expected, abs=0.01), name
+
+
+def test_a_pre_contrast_slab_that_misses_part_of_the_liver_gives_no_liver_re(tmp_path):
+    # the pre-contrast series holds only slices k 10..23 of the image grid: the liver (k 2..21) is partly
+    # outside it, the spleen (k 6..17) too, and lesion 2 (k 14..19) wholly inside
+    from mri_factory import LESION_BOXES
+
+    pre_full = signal_image(250.0, 180.0, 100.0)
+    pre_affine = AFFINE.copy()
+    pre_affine[:3, 3] = (AFFINE @ [0.0, 0.0, 10.0, 1.0])[:3]
+    paths = write_nifti_study(
+        tmp_path,
+        signal_image(400.0, 200.0, 120.0),
+        sidecar=mr_headers("101500", "103500"),
+        pre=pre_full[:, :, 10:],
+        pre_affine=pre_affine,
+    )
+    rep = _analyze(paths, pre_contrast=paths["pre"])
+    mri = rep["mri"]
+    assert mri["relative_enhancement"] == {"liver": None, "spleen": None}  # 0.6 only over the covered part
+    assert mri["pre_contrast"]["covers_percent_of_image"] == pytest.approx(100.0 * 14 / 24, abs=0.01)
+    by_box = {les["id"]: les.get("relative_enhancement") for les in rep["lesions"]}
+    assert sorted(by_box.values(), key=lambda v: v is None) == [pytest.approx(0.2), None]
+    assert LESION_BOXES[1][2][0] >= 10  # the covered lesion is the second box

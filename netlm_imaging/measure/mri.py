@@ -30,6 +30,7 @@ Every per-lesion number of one lesion comes from one voxel set: the voxels of
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -183,7 +184,7 @@ def _re(post: float | None, pre: float | None, scale: tuple[float, float, float,
         return None
     if scale is not None:
         post, pre = scale[0] * post + scale[1], scale[2] * pre + scale[3]
-    if pre == 0:
+    if pre == 0 or not math.isfinite(pre) or not math.isfinite(post):  # NaN: a voxel the pre-contrast misses
         return None
     return (post - pre) / pre
 

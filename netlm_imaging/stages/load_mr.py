@@ -190,8 +190,20 @@ def _aligned(pre_vol: Volume, img: Volume, pre_info: dict[str, Any], notes: list
             notes.append("no frame of reference to compare: the pre-contrast image is placed by its own geometry")
         moving = pre_vol if pre_vol.array.dtype.kind == "f" else pre_vol.with_array(pre_vol.array.astype(np.float32))
         pre_info["aligned_by"] = "physical position (same frame of reference)"
-        return resample_to_grid(moving, img, linear=True)
-    from ..geometry import register_rigid  # two frames of reference: the images are registered
+        out = resample_to_grid(moving, img, linear=True)
+        # voxels the pre-contrast image does not cover (fully) are NaN: a region reaching them gets no RE
+        inside = resample_to_grid(pre_vol.with_array(np.ones(pre_vol.shape, dtype=np.float32)), img, linear=True)
+        covered = inside >= 0.999
+    else:
+        from ..geometry import register_rigid  # two frames of reference: the images are registered
 
-    pre_info["aligned_by"] = "rigid registration (Mattes mutual information, SimpleITK)"
-    return register_rigid(pre_vol.array, pre_vol.affine, img.array, img.affine)
+        pre_info["aligned_by"] = "rigid registration (Mattes mutual information, SimpleITK)"
+        return register_rigid(pre_vol.array, pre_vol.affine, img.array, img.affine)
+    share = float(np.count_nonzero(covered)) / covered.size
+    if share < 1.0:
+        out = np.where(covered, out, np.float32(np.nan)).astype(np.float32)
+        pre_info["covers_percent_of_image"] = round(100.0 * share, 2)
+        notes.append(
+            f"the pre-contrast image covers {100.0 * share:.1f}% of the image: RE only for regions wholly inside it"
+        )
+    return out
