@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from netlm_imaging.atomic import output_error
-from netlm_imaging.batch import discover_cohort, pool, records, run_cohort, runner, tables
+from netlm_imaging.batch import discover_cohort, pool, records, run_cohort, runner
 from netlm_imaging.cli import main
 from netlm_imaging.errors import OutputError
 from netlm_imaging.report import outputs
@@ -226,7 +226,6 @@ def test_disk_full_stops_the_batch_cleanly(small_cohort, tmp_path, monkeypatch):
         real_write(path, text)
 
     monkeypatch.setattr(records, "atomic_write_text", write)  # the failure records
-    monkeypatch.setattr(tables, "atomic_write_text", write)  # cohort.csv and lesions.csv
     monkeypatch.setattr(outputs, "atomic_write_text", write)  # the reports go through the one writer
     code = main(["batch", str(root), "--out", str(out), "--quiet"])
     assert code == 3
@@ -239,7 +238,6 @@ def test_disk_full_stops_the_batch_cleanly(small_cohort, tmp_path, monkeypatch):
     assert not (out / ".netlm.lock").exists()
     # after freeing space, --resume finishes the rest: the CSV of an uninterrupted run
     monkeypatch.setattr(records, "atomic_write_text", real_write)
-    monkeypatch.setattr(tables, "atomic_write_text", real_write)
     monkeypatch.setattr(outputs, "atomic_write_text", real_write)
     assert main(["batch", str(root), "--out", str(out), "--quiet", "--resume"]) == 4
     assert without_run_columns(out / "cohort.csv") == without_run_columns(ref / "cohort.csv")

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_write_text
+from ..atomic import atomic_write_texts
 from ..report.tables import CSV_COLUMNS, LESION_COLUMNS, LESIONS_KEY, csv_cell
 
 __all__ = ["CohortTables", "format_csv"]
@@ -46,11 +46,13 @@ class CohortTables:
     def write(self, out: Path, rows: Iterable[dict[str, Any]]) -> None:
         ordered = sorted(rows, key=lambda r: r["study_id"])
         lines = [self._row_lines(r) for r in ordered]
-        atomic_write_text(
-            out / "cohort.csv", _csv_lines([], CSV_COLUMNS, key=None, header=True) + "".join(a for a, _ in lines)
-        )
-        atomic_write_text(
-            out / "lesions.csv", _csv_lines([], LESION_COLUMNS, key=None, header=True) + "".join(b for _, b in lines)
+        # both or neither: a full disk while writing lesions.csv must not leave cohort.csv a study ahead
+        atomic_write_texts(
+            {
+                out / "cohort.csv": _csv_lines([], CSV_COLUMNS, key=None, header=True) + "".join(a for a, _ in lines),
+                out / "lesions.csv": _csv_lines([], LESION_COLUMNS, key=None, header=True)
+                + "".join(b for _, b in lines),
+            }
         )
 
 
