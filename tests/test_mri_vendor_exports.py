@@ -614,3 +614,12 @@ def test_a_pre_contrast_slab_that_misses_part_of_the_liver_gives_no_liver_re(tmp
     by_box = {les["id"]: les.get("relative_enhancement") for les in rep["lesions"]}
     assert sorted(by_box.values(), key=lambda v: v is None) == [pytest.approx(0.2), None]
     assert LESION_BOXES[1][2][0] >= 10  # the covered lesion is the second box
+
+
+def test_a_non_hepatobiliary_statement_against_the_headers_is_the_users_call():
+    out = classify_mr_phase({"contrast_agent": "Primovist", "delay_s": 46.0}, RULES, user_phase="arterial")
+    assert (out["phase"], out["basis"]) == ("arterial", "user")
+    assert any("would give portal_venous" in n for n in out["notes"])
+    # calling a hepatobiliary series portal venous turns the hepatocyte indices off: allowed
+    out = classify_mr_phase({"contrast_agent": "Primovist", "delay_s": 1200.0}, RULES, user_phase="pv")
+    assert (out["phase"], out["basis"]) == ("portal_venous", "user")

@@ -19,11 +19,11 @@ The agent is hepatocyte-specific (``True``) when its text matches
 ``extracellular_agent_patterns`` (gadobutrol, gadoterate, ...), and unidentified
 (``None``) otherwise: a text such as "GADOLINIUM" or "contrast" names no agent.
 
-A user statement (``--mr-phase``) wins when the headers do not contradict it. When
-they do (``--mr-phase hepatobiliary`` for a series whose headers name an
-extracellular agent, or whose delay puts it in another phase), the phase is
-``"unknown"`` with ``basis: "conflict"`` and a note naming both: a hepatocyte index
-computed from a non-hepatobiliary image would be a silently wrong number.
+A user statement (``--mr-phase``) wins unless it is ``hepatobiliary`` and the headers
+contradict it (an extracellular agent, a delay in another phase, no contrast): then the
+phase is ``"unknown"`` with ``basis: "conflict"`` and a note naming both, because a
+hepatocyte index computed from a non-hepatobiliary image would be a silently wrong
+number. Another phase stated against the headers is used, with a note.
 
 Examples
 --------
@@ -200,6 +200,8 @@ def _classify(facts: Mapping[str, Any], rules: Mapping[str, Any], *, user_phase:
             return out
         out.update(phase=stated, basis="user", window_s=headers["window_s"])
         notes.append("phase stated by the user (--mr-phase), not read from the headers")
+        if headers["basis"] in ("delay", "agent") and headers["phase"] != stated:  # no hepatocyte index at stake
+            notes.append(f"the headers would give {headers['phase']}; the user's {stated} is used")
         return out
     if _says_no_contrast(facts, rules):
         out.update(phase="pre-contrast", basis="agent")
@@ -238,8 +240,14 @@ def _classify(facts: Mapping[str, Any], rules: Mapping[str, Any], *, user_phase:
 
 
 def _conflict(stated: str, headers: Mapping[str, Any], hs: bool | None, facts: Mapping[str, Any]) -> str | None:
-    """Why the headers contradict a user's phase statement, or ``None`` when they do not."""
-    if stated == "hepatobiliary" and hs is False:
+    """Why the headers contradict a user's hepatobiliary statement, or ``None``.
+
+    Only a hepatobiliary statement can be contradicted: it alone turns on the hepatocyte indices.
+    Another phase stated against the headers (a 46 s series called arterial) is the user's call.
+    """
+    if stated != "hepatobiliary":
+        return None
+    if hs is False:
         return _agent_reason(facts, hs)
     if headers["basis"] in ("delay", "agent") and headers["phase"] != stated:
         delay = headers.get("delay_s")
