@@ -623,3 +623,36 @@ def test_a_non_hepatobiliary_statement_against_the_headers_is_the_users_call():
     # calling a hepatobiliary series portal venous turns the hepatocyte indices off: allowed
     out = classify_mr_phase({"contrast_agent": "Primovist", "delay_s": 1200.0}, RULES, user_phase="pv")
     assert (out["phase"], out["basis"]) == ("portal_venous", "user")
+
+
+def test_scales_philips_private_real_world_values_and_dcm2niix_sidecars(tmp_path):
+    from netlm_imaging.io.mr_headers import MrProvenance, mr_provenance_from_sidecar, signal_scale
+
+    # Philips FP = DV / (RS x SS): RS 2, SS 0.5 -> a = 1
+    assert signal_scale(MrProvenance("dicom", rescale_slope=2.0, philips_scale_slope=0.5)) == ("philips_fp", 1.0, 0.0)
+    # real-world value = stored x 3 + 7 with DV = stored x 2 + 10: a = 3 / 2, b = 7 - 10 x 1.5
+    rwv = MrProvenance(
+        "dicom", rescale_slope=2.0, rescale_intercept=10.0, real_world_value_slope=3.0, real_world_value_intercept=7.0
+    )
+    assert signal_scale(rwv) == ("real_world_value", 1.5, 7.0 - 15.0)
+    assert signal_scale(MrProvenance("dicom", philips_scale_slope=0.0)) is None
+    # an Enhanced MR file with the mapping in its per-frame functional groups
+    path = write_enhanced_series(tmp_path / "rwv.dcm", signal_image(400.0, 200.0, 120.0), AFFINE, modality="MR")
+    ds = pydicom.dcmread(path)
+    for item in ds.PerFrameFunctionalGroupsSequence:
+        m = Dataset()
+        m.RealWorldValueSlope, m.RealWorldValueIntercept = 0.25, 0.0
+        item.RealWorldValueMappingSequence = DicomSequence([m])
+    ds.save_as(path)
+    prov = mr_provenance_from_dicom([path])
+    assert (prov.real_world_value_slope, prov.real_world_value_intercept) == (0.25, 0.0)
+    # dcm2niix sidecars: display values with Philips scaling, or already floating point
+    image = tmp_path / "mr.nii.gz"
+    image.write_bytes(b"")
+    side = tmp_path / "mr.json"
+    side.write_text(json.dumps({"PhilipsRescaleSlope": 2.0, "PhilipsScaleSlope": 0.25}))
+    assert signal_scale(mr_provenance_from_sidecar(image)) == ("philips_fp", 2.0, 0.0)
+    side.write_text(
+        json.dumps({"PhilipsRescaleSlope": 2.0, "PhilipsScaleSlope": 0.25, "UsePhilipsFloatNotDisplayScaling": 1})
+    )
+    assert signal_scale(mr_provenance_from_sidecar(image)) == ("philips_fp", 1.0, 0.0)
