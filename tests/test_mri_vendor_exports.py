@@ -656,3 +656,13 @@ def test_scales_philips_private_real_world_values_and_dcm2niix_sidecars(tmp_path
         json.dumps({"PhilipsRescaleSlope": 2.0, "PhilipsScaleSlope": 0.25, "UsePhilipsFloatNotDisplayScaling": 1})
     )
     assert signal_scale(mr_provenance_from_sidecar(image)) == ("philips_fp", 1.0, 0.0)
+
+
+def test_ge_private_image_type_phase_and_a_worded_water_type(tmp_path):
+    files = write_image_series(tmp_path / "ge", signal_image(400.0, 200.0, 120.0), AFFINE, modality="MR", seed=9)
+    ds = pydicom.dcmread(files[0])
+    ds.private_block(0x0043, "GEMS_PARM_01", create=True).add_new(0x2F, "SS", 1)  # 1 = phase
+    ds.save_as(files[0])
+    assert mr_provenance_from_dicom([files[0]]).image_component == "phase"
+    assert image_component("DERIVED\\PRIMARY\\IDEAL WATER", None) == "water"
+    assert image_component("ORIGINAL\\PRIMARY\\OTHER", "MAGNITUDE") is None

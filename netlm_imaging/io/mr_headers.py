@@ -303,6 +303,27 @@ def _philips_image_type(ds: Any) -> str | None:
     return str(value).strip() or None if value is not None else None
 
 
+#: GE's private image type (0043,102F), as dcm2niix reads it: 0 magnitude, 1 phase, 2 real, 3 imaginary.
+_GE_IMAGE_TYPES = {1: "PHASE", 2: "REAL", 3: "IMAGINARY"}
+
+
+def _ge_image_type(ds: Any) -> str | None:
+    """GE's private image type (0043,102F) as a complex component (PHASE / REAL / IMAGINARY), else ``None``."""
+    if isinstance(ds, dict):
+        return None
+    try:
+        elem = ds.get_private_item(0x0043, 0x2F, "GEMS_PARM_01")
+    except (KeyError, ValueError, AttributeError):
+        return None
+    value = elem.value if elem is not None else None
+    if isinstance(value, bytes) and len(value) == 2:
+        value = int.from_bytes(value, "little", signed=True)
+    try:
+        return _GE_IMAGE_TYPES.get(int(value)) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
 def _private_float(ds: Any, element: int, creator: str = "Philips MR Imaging DD 001") -> float | None:
     """A float private element of group 2005 (bytes as little-endian FL when the VR is unknown).
 
@@ -397,6 +418,8 @@ def image_component(
     for name, values in _COMPONENT_TOKENS:
         if tokens & values:
             return name
+    if any("WATER" in t.replace("_", " ").split() for t in tokens):  # GE "IDEAL WATER", "WATER_IMAGE"
+        return "water"
     return _COMPLEX.get((complex_component or "").strip().upper())
 
 
@@ -417,7 +440,8 @@ def _provenance(ds_list: Sequence[Any], source: str) -> MrProvenance:
     scan_options = _text(first, "ScanOptions")
     series_number = parse_float(_text(first, "SeriesNumber"))
     image_type = _text(first, "FrameType") or _text(first, "ImageType")  # Enhanced: the frame's own type
-    component = image_component(image_type, _text(first, "ComplexImageComponent"), _philips_image_type(first))
+    complex_part = _text(first, "ComplexImageComponent") or _ge_image_type(first)
+    component = image_component(image_type, complex_part, _philips_image_type(first))
     rwv = _real_world_mapping(first)
     return MrProvenance(
         source=source,
