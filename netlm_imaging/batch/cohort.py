@@ -3,7 +3,9 @@
 A cohort is either
 
 * a folder: every sub-folder one level below it is one study, keyed by its
-  folder name (hidden folders and the batch output folder are skipped); or
+  folder name (hidden folders and the batch output folder are skipped); an
+  archive file there (``.zip``, ``.tar.gz`` ...: a study exported as one file)
+  is listed too, and fails with the command that unpacks it; or
 * a CSV file with a header row and one study per row: a ``path`` column
   (also accepted: ``study``, ``study_dir``, ``folder``) holding the study
   folder relative to the CSV file (or absolute), an optional ``study_id``
@@ -29,7 +31,16 @@ from typing import Any
 from ..errors import InputError
 from ..spreadsheet import read_table, table_path
 
-__all__ = ["PATH_COLUMNS", "Study", "discover_cohort", "studies_from_csv", "studies_from_folder"]
+__all__ = [
+    "ARCHIVE_SUFFIXES",
+    "PATH_COLUMNS",
+    "Study",
+    "archive_error",
+    "archive_kind",
+    "discover_cohort",
+    "studies_from_csv",
+    "studies_from_folder",
+]
 
 
 #: Accepted names (case-insensitive) of the study-path column of a cohort CSV.
@@ -82,6 +93,51 @@ def _check_unique(studies: Sequence[Study], source: str) -> list[Study]:
     return sorted(studies, key=lambda s: s.study_id)
 
 
+#: Name endings of the archives a PACS or a colleague exports a study as.
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tgz", ".tar.gz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".7z", ".rar")
+
+
+def archive_kind(path: str | os.PathLike[str]) -> str | None:
+    """``"zip"``, ``"tar"`` ... when ``path`` is an archive file (by its name ending), else None."""
+    p = Path(path)
+    name = p.name.lower()
+    if not name.endswith(ARCHIVE_SUFFIXES) or not p.is_file():
+        return None
+    return (
+        "zip" if name.endswith(".zip") else "7z" if name.endswith(".7z") else "rar" if name.endswith(".rar") else "tar"
+    )
+
+
+def archive_error(path: str | os.PathLike[str], kind: str, *, private_label: str | None = None) -> str:
+    """The one-line refusal of a study given as an archive, with the command that unpacks it.
+
+    With ``private_label`` (a pseudonym) the line names that instead of any path (the archive's
+    name often carries the patient's) and gives no command line.
+    """
+    if private_label is not None:
+        return (
+            f"{private_label}: a {kind} archive, not a study folder (netlm reads study folders); unpack it into "
+            "a folder, then move the archive out of the cohort folder and pass the folder"
+        )
+    p = Path(path)
+    stem = p.name
+    for suffix in sorted(ARCHIVE_SUFFIXES, key=len, reverse=True):
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)] or stem
+            break
+    folder = p.with_name(stem)
+    unpack = {
+        "zip": f"unzip '{p}' -d '{folder}'",
+        "tar": f"mkdir '{folder}' && tar -xf '{p}' -C '{folder}'",
+        "7z": f"7z x '{p}' -o'{folder}'",
+        "rar": f"unrar x '{p}' '{folder}/'",
+    }[kind]
+    return (
+        f"{p}: a {kind} archive, not a study folder (netlm reads study folders); unpack it ({unpack}), "
+        "then move the archive out of the cohort folder and pass the folder"
+    )
+
+
 def studies_from_folder(cohort_dir: str | os.PathLike[str], *, exclude: Sequence[Path] = ()) -> list[Study]:
     """Every sub-folder one level under ``cohort_dir`` is a study.
 
@@ -110,9 +166,11 @@ def studies_from_folder(cohort_dir: str | os.PathLike[str], *, exclude: Sequence
     skip = {q for p in exclude for q in (Path(p).resolve(), Path(p).resolve() / "reports")}
     studies = []
     for child in sorted(root.iterdir()):
-        if child.name.startswith(".") or not child.is_dir() or child.resolve() in skip:
+        if child.name.startswith(".") or child.resolve() in skip:
             continue
-        studies.append(Study(_check_id(child.name, str(child)), child.resolve()))
+        # a study exported as an archive is listed (and fails with how to unpack it), never silently left out
+        if child.is_dir() or archive_kind(child):
+            studies.append(Study(_check_id(child.name, str(child)), child.resolve()))
     if not studies:
         raise InputError(
             f"{cohort_dir}: no study folder found one level below it; put each study in its own sub-folder "

@@ -56,7 +56,7 @@ from ..atomic import remove_stale_temp_files
 from ..errors import InputError, NetlmError, OutputError, only_accepted_flags
 from ..outdir import OutputLock, prepare_output_dir
 from ..report.tables import CSV_COLUMNS, LESIONS_KEY, NUMBER_COLUMNS, RUN_COLUMNS, failure_row, row_from_report
-from .cohort import Study
+from .cohort import Study, archive_error, archive_kind
 from .interrupt import Interrupted, signum_of
 from .options import BatchOptions
 from .pool import StudyTimedOut, WorkerDied, executor_results
@@ -348,6 +348,16 @@ def _run_locked(
     result = CohortResult(rows=[], csv_path=csv_path)
     bar = Progress(len(studies), progress, progress_stream)
 
+    archives = {s.study_id: kind for s in studies if (kind := archive_kind(s.path))}
+    if archives:  # a study exported as one archive file: recorded with how to unpack it, never analysed
+        for s in studies:
+            if s.study_id in archives:
+                msg = archive_error(s.path, archives[s.study_id], private_label=s.study_id if s.pseudonymized else None)
+                rows[s.study_id] = failure_row(s.study_id, msg, "")
+                record_failure(out, s.study_id, msg, "", retry=True)
+                bar.update(rows[s.study_id])
+        tables.write(out, rows.values())
+        studies = [s for s in studies if s.study_id not in archives]
     results: Iterable[tuple[Study, dict[str, Any] | BaseException]]
     if scheduler is not None:
         from .dask_mode import dask_results

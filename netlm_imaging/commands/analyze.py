@@ -171,6 +171,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.study_dir is not None:
+        from ..batch.cohort import archive_error, archive_kind
+
+        if kind := archive_kind(args.study_dir):  # a PACS export as one file: say how to unpack it
+            from ..errors import InputError
+
+            raise InputError(archive_error(args.study_dir, kind).replace(" out of the cohort folder", " aside"))
     check_json_and_voxels(args, "report.json")
     opts = options_from_args(args)
     check_output(args)
