@@ -53,7 +53,9 @@ Rasterisation rule
    tools do, with a warning; its zero *signed* area does not make it degenerate.
    A contour repeating another of its slice point for point is read once (XOR would
    erase the slice); outlines that cross without nesting are XOR-ed with a warning.
-7. Guards: contours with fewer than 3 points, zero area, OPEN_PLANAR /
+7. Guards: a contour without ContourGeometricType (Type 1, left out by some scripts) is
+   read as CLOSED_PLANAR, as rt-utils, plastimatch and dcmrtstruct2nii read every contour,
+   with a warning; contours with fewer than 3 points (also 0: an emptied contour), zero area, OPEN_PLANAR /
    OPEN_NONPLANAR / POINT types are skipped with a warning; a contour that
    encloses no voxel centre (sub-pixel) changes nothing, so it can never erase
    a slice (vv PR #117).
@@ -349,12 +351,21 @@ def _planes_of_roi(
         raw = getattr(c, "ContourData", None)
         npts = 0 if raw is None else len(raw) // 3
         where = f"ROI {roi.describe()} contour {n}"
+        if not gtype and npts >= 3:  # Type 1, yet left out by some exporters: peers fill every contour as a polygon
+            warnings.append(
+                f"{where}: no ContourGeometricType; read as CLOSED_PLANAR (as rt-utils, plastimatch and "
+                "dcmrtstruct2nii read every contour)"
+            )
+            gtype = "CLOSED_PLANAR"
         if gtype not in REGION_TYPES:
             warnings.append(
                 f"{where}: {gtype or 'untyped'} contour ignored (only CLOSED_PLANAR and CLOSEDPLANAR_XOR are regions)"
             )
             continue
-        if raw is None or len(raw) % 3 != 0:
+        if raw is None or len(raw) == 0:  # NumberOfContourPoints 0: an emptied contour, not a damaged file
+            warnings.append(f"{where}: contour with 0 point(s) ignored (a region needs 3)")
+            continue
+        if len(raw) % 3 != 0:
             raise DicomError(f"{source}: {where}: ContourData does not hold x,y,z triplets; the RTSTRUCT is corrupt.")
         if npts < 3:
             warnings.append(f"{where}: contour with {npts} point(s) ignored (a region needs 3)")
