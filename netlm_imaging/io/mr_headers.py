@@ -289,15 +289,24 @@ _COMPONENT_TOKENS: tuple[tuple[str, frozenset[str]], ...] = (
 _COMPLEX = {"PHASE": "phase", "REAL": "real", "IMAGINARY": "imaginary"}
 
 
-def _philips_image_type(ds: Any) -> str | None:
-    """Philips' private image type (2005,1011) (W, F, IP, OP, M, P, ...), when the file has it."""
+_PHILIPS = (0x2005, "Philips MR Imaging DD 001")
+_GE = (0x0043, "GEMS_PARM_01")
+
+
+def _private_value(ds: Any, block: tuple[int, str], element: int) -> Any:
+    """The value of a vendor's private element (``block``: group and private creator), ``None`` when absent."""
     if isinstance(ds, dict):
         return None
     try:
-        elem = ds.get_private_item(0x2005, 0x11, "Philips MR Imaging DD 001")
+        elem = ds.get_private_item(block[0], element, block[1])
     except (KeyError, ValueError, AttributeError):
         return None
-    value = elem.value if elem is not None else None
+    return elem.value if elem is not None else None
+
+
+def _philips_image_type(ds: Any) -> str | None:
+    """Philips' private image type (2005,1011) (W, F, IP, OP, M, P, ...), when the file has it."""
+    value = _private_value(ds, _PHILIPS, 0x11)
     if isinstance(value, bytes):
         value = value.decode("ascii", "replace")
     return str(value).strip() or None if value is not None else None
@@ -309,13 +318,7 @@ _GE_IMAGE_TYPES = {1: "PHASE", 2: "REAL", 3: "IMAGINARY"}
 
 def _ge_image_type(ds: Any) -> str | None:
     """GE's private image type (0043,102F) as a complex component (PHASE / REAL / IMAGINARY), else ``None``."""
-    if isinstance(ds, dict):
-        return None
-    try:
-        elem = ds.get_private_item(0x0043, 0x2F, "GEMS_PARM_01")
-    except (KeyError, ValueError, AttributeError):
-        return None
-    value = elem.value if elem is not None else None
+    value = _private_value(ds, _GE, 0x2F)
     if isinstance(value, bytes) and len(value) == 2:
         value = int.from_bytes(value, "little", signed=True)
     try:
@@ -324,23 +327,19 @@ def _ge_image_type(ds: Any) -> str | None:
         return None
 
 
-def _private_float(ds: Any, element: int, creator: str = "Philips MR Imaging DD 001") -> float | None:
-    """A float private element of group 2005 (bytes as little-endian FL when the VR is unknown).
+def _philips_scale_slope(ds: Any) -> float | None:
+    """Philips' private MR scale slope (2005,100E) (bytes as little-endian FL when the VR is unknown).
 
     For a dcm2niix sidecar, ``PhilipsScaleSlope`` (or 1 when ``UsePhilipsFloatNotDisplayScaling``
     says the NIfTI already holds Philips' floating-point values).
     """
     if isinstance(ds, dict):
-        if element != 0x0E or ds.get("PhilipsScaleSlope") is None:
+        if ds.get("PhilipsScaleSlope") is None:
             return None
         return 1.0 if ds.get("UsePhilipsFloatNotDisplayScaling") == 1 else parse_float(ds.get("PhilipsScaleSlope"))
-    try:
-        elem = ds.get_private_item(0x2005, element, creator)
-    except (KeyError, ValueError, AttributeError):
-        elem = None
-    if elem is None:
+    value = _private_value(ds, _PHILIPS, 0x0E)
+    if value is None:
         return None
-    value = elem.value
     if isinstance(value, bytes) and len(value) == 4:
         import struct
 
@@ -468,7 +467,7 @@ def _provenance(ds_list: Sequence[Any], source: str) -> MrProvenance:
         image_component=component,
         rescale_slope=_rescale(first, "Slope"),
         rescale_intercept=_rescale(first, "Intercept"),
-        philips_scale_slope=_private_float(first, 0x0E),
+        philips_scale_slope=_philips_scale_slope(first),
         real_world_value_slope=rwv[0],
         real_world_value_intercept=rwv[1],
         manufacturer=_text(first, "Manufacturer"),
