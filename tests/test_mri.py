@@ -556,6 +556,8 @@ def test_batch_cohort_and_lesion_tables_carry_the_mri_columns(tmp_path):
     report = json.loads((out / "reports" / "mr1.json").read_text())
     (row,) = list(csv.DictReader((out / "cohort.csv").open()))
     assert row["mri_phase"] == "hepatobiliary"
+    assert row["mri_phase_basis"] == "delay"
+    assert row["mri_image_component"] == ""  # a plain magnitude image
     assert float(row["mri_delay_s"]) == pytest.approx(1200.0)
     assert float(row["mri_hepatic_uptake_index_ml"]) == pytest.approx(report["mri"]["hepatic_uptake_index_ml"])
     assert float(row["mri_liver_to_spleen_contrast_ratio"]) == pytest.approx(
