@@ -135,12 +135,16 @@ class SegmentInfo:
         (CodingSchemeDesignator, CodeValue) of SegmentedPropertyTypeCodeSequence.
     meaning : str
         CodeMeaning of that code (for messages).
+    unnamed : bool
+        No SegmentLabel in the file (``label`` is then ``Segment N``, not a name to judge).
     """
 
     number: int
     label: str
     code: tuple[str, str] | None
     meaning: str = ""
+    #: the SEG gave no SegmentLabel: ``label`` is ``Segment N``, made up here for messages
+    unnamed: bool = False
 
     def describe(self) -> str:
         """``2 'ORANGE' (SCT 51114001 Artery)`` for messages."""
@@ -245,7 +249,8 @@ def _segment_list(items: Sequence[tuple[int, Any, tuple[str, str] | None, str]],
     for num, label, code, meaning in items:
         if num == 0 or code == _BACKGROUND_CODE:
             continue
-        out.append(SegmentInfo(num, str(label or "") or f"Segment {num}", code, meaning))
+        text = str(label or "").strip()
+        out.append(SegmentInfo(num, text or f"Segment {num}", code, meaning, unnamed=not text))
     return out
 
 

@@ -16,7 +16,7 @@ import logging
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -668,17 +668,19 @@ def assign_roles(
     decisions: list[RoleDecision] = []
     for item in items:
         name = getattr(item, "label", None) or getattr(item, "name", None)
-        decisions.append(
-            decide_role(
-                name,
-                item.code,
-                spec,
-                number=int(item.number),
-                code_meaning=str(getattr(item, "meaning", "") or ""),
-                interpreted_type=getattr(item, "interpreted_type", None),
-                source=source,
-            )
+        # a name the reader made up for an unlabelled segment ("Segment 2") says nothing: only a user mapping
+        # may take it (it is the name messages show), the rules judge the segment by its code
+        made_up = bool(getattr(item, "unnamed", False)) and not spec.exclusive
+        decision = decide_role(
+            None if made_up else name,
+            item.code,
+            spec,
+            number=int(item.number),
+            code_meaning=str(getattr(item, "meaning", "") or ""),
+            interpreted_type=getattr(item, "interpreted_type", None),
+            source=source,
         )
+        decisions.append(replace(decision, name=str(name or "")) if made_up else decision)
     if log is not None:
         log.extend(decisions)
     else:
