@@ -213,7 +213,7 @@ def test_lava_flex_fat_stack_gives_no_ratio_and_says_why(tmp_path):
     assert mri["hepatic_uptake_index_ml"] is None
     assert mri["functional_flr"] is None
     assert any("Dixon fat image" in n for n in mri["notes"])
-    assert any("T1-weighted signal image" in m for m in mri["missing_inputs"])
+    assert any("T1-weighted gradient-echo signal image" in m for m in mri["missing_inputs"])
 
 
 def test_lava_flex_opposed_phase_stack_is_measured_with_a_note(tmp_path):
@@ -666,3 +666,22 @@ def test_ge_private_image_type_phase_and_a_worded_water_type(tmp_path):
     assert mr_provenance_from_dicom([files[0]]).image_component == "phase"
     assert image_component("DERIVED\\PRIMARY\\IDEAL WATER", None) == "water"
     assert image_component("ORIGINAL\\PRIMARY\\OTHER", "MAGNITUDE") is None
+
+
+@pytest.mark.parametrize(
+    ("tags", "why"),
+    [
+        ({"ScanningSequence": "SE", "SequenceVariant": "SK\\SP", "EchoTime": "90", "ScanOptions": ""}, "SE sequence"),
+        ({"ScanningSequence": "EP", "ImageType": ["DERIVED", "PRIMARY", "DIFFUSION", "TRACEW"]}, "diffusion"),
+        ({"ScanningSequence": "GR\\EP"}, "sequence (not a T1 gradient echo)"),
+    ],
+)
+def test_a_t2_or_diffusion_series_in_the_hepatobiliary_window_gives_no_hepatocyte_index(tmp_path, tags, why):
+    # T2 HASTE / DWI are often acquired while waiting for the HBP: 12 min after Primovist, not a T1 image
+    side = mr_headers("101500", "102700", **tags)
+    mri = _analyze(write_nifti_study(tmp_path, signal_image(400.0, 200.0, 120.0), sidecar=side))["mri"]
+    assert mri["phase"]["phase"] == "hepatobiliary"  # the timing is what it is
+    assert mri["liver_to_spleen_contrast_ratio"] is None
+    assert mri["hepatic_uptake_index_ml"] is None
+    assert any(why in n for n in mri["notes"])
+    assert any("T1-weighted gradient-echo" in m for m in mri["missing_inputs"])

@@ -68,7 +68,9 @@ def functional_remnant(
     missing: list[str] = []
     withheld = getattr(signal, "ratios_withheld", None)
     if withheld:
-        missing.append("a T1-weighted signal image (not a subtraction, Dixon fat, phase or parametric map)")
+        missing.append(
+            "a T1-weighted gradient-echo signal image (not a subtraction, Dixon fat, phase, diffusion, T2 or map)"
+        )
     elif not hepatobiliary:
         missing.append("hepatobiliary-phase MR series (gadoxetic acid, phase from the headers or --mr-phase)")
     if ctx.spleen is None or not ctx.spleen.any():

@@ -50,6 +50,7 @@ __all__ = [
     "check_phase_name",
     "classify_mr_phase",
     "component_note",
+    "hepatocyte_indices_withheld",
     "is_hepatocyte_specific",
     "ratios_withheld",
     "relative_enhancement_withheld",
@@ -384,4 +385,37 @@ def relative_enhancement_withheld(
             f"the images are on different scales ({pre_scale[0].replace('_', ' ')} vs "
             f"{post_scale[0].replace('_', ' ')} values): RE not computed"
         )
+    return None
+
+
+def hepatocyte_indices_withheld(facts: Mapping[str, Any]) -> str | None:
+    """Why LSC and HUI are not computed on this image although its timing is hepatobiliary, or ``None``.
+
+    Hepatocyte uptake of gadoxetic acid shortens T1: it shows on T1-weighted gradient-echo images
+    (VIBE, LAVA, THRIVE). A T2-weighted or diffusion series acquired in the hepatobiliary window (they
+    are often run while waiting for it) is no hepatobiliary-phase image. Decided from what the headers
+    state: ScanningSequence (GR, not EP), else Enhanced MR EchoPulseSequence / EchoPlanarPulseSequence,
+    and a diffusion image type; nothing stated (a bare NIfTI) is not a reason.
+
+    Examples
+    --------
+    >>> hepatocyte_indices_withheld({"scanning_sequence": "GR", "image_component": None}) is None
+    True
+    >>> hepatocyte_indices_withheld({"scanning_sequence": "SE"}).startswith("a SE sequence")
+    True
+    """
+    tail = (
+        ": hepatocyte uptake shows on T1-weighted gradient-echo images, so LSC and HUI are not computed "
+        "on it; analyse the hepatobiliary-phase T1 gradient-echo series"
+    )
+    if facts.get("image_component") == "diffusion":
+        return "a diffusion-weighted image" + tail
+    seq = {t.strip().upper() for t in str(facts.get("scanning_sequence") or "").split("\\") if t.strip()}
+    if seq and ("GR" not in seq or "EP" in seq):
+        return f"a {'/'.join(sorted(seq))} sequence (not a T1 gradient echo)" + tail
+    if facts.get("echo_planar") is True:
+        return "an echo-planar sequence" + tail
+    pulse = str(facts.get("echo_pulse_sequence") or "").strip().upper()
+    if not seq and pulse and pulse != "GRADIENT":
+        return f"a {pulse} echo sequence (not a gradient echo)" + tail
     return None

@@ -79,6 +79,10 @@ class MrProvenance:
         unwrapped when the difference is below -12 h); negative means acquired before the injection.
     scanning_sequence, sequence_variant, scan_options, mr_acquisition_type : str or None
         As in the headers (multi-valued joined by backslash).
+    echo_pulse_sequence : str or None
+        Enhanced MR EchoPulseSequence (GRADIENT, SPIN, BOTH), which replaces ScanningSequence there.
+    echo_planar : bool or None
+        Enhanced MR EchoPlanarPulseSequence (YES / NO).
     flip_angle_deg, repetition_time_ms, echo_time_ms, inversion_time_ms, field_strength_t : float or None
         Sequence parameters.
     fat_suppression : bool or None
@@ -89,8 +93,8 @@ class MrProvenance:
     image_component : str or None
         What the pixel values are, from ImageType / FrameType, ComplexImageComponent and Philips'
         private image type (2005,1011): ``"water"``, ``"fat"``, ``"in_phase"``, ``"opposed_phase"``
-        (Dixon), ``"subtraction"``, ``"phase"``, ``"real"``, ``"imaginary"``, ``"fat_fraction"``,
-        ``"parametric_map"``; ``None`` for a plain magnitude image or when the headers do not say.
+        (Dixon), ``"subtraction"``, ``"diffusion"``, ``"phase"``, ``"real"``, ``"imaginary"``,
+        ``"fat_fraction"``, ``"parametric_map"``; ``None`` for a plain magnitude image or when the headers do not say.
     rescale_slope, rescale_intercept : float or None
         RescaleSlope / RescaleIntercept of the first header (Enhanced MR: Pixel Value Transformation),
         which the reader applies: the image holds ``stored x slope + intercept``.
@@ -123,6 +127,8 @@ class MrProvenance:
     delay_s: float | None = None
     scanning_sequence: str | None = None
     sequence_variant: str | None = None
+    echo_pulse_sequence: str | None = None
+    echo_planar: bool | None = None
     scan_options: str | None = None
     mr_acquisition_type: str | None = None
     flip_angle_deg: float | None = None
@@ -275,6 +281,7 @@ _COMPONENT_TOKENS: tuple[tuple[str, frozenset[str]], ...] = (
         "parametric_map",
         frozenset({"ADC", "T1MAP", "T1_MAP", "T1 MAP", "T2MAP", "T2_MAP", "T2 MAP", "R2STAR", "T2STAR", "T2_STAR"}),
     ),
+    ("diffusion", frozenset({"DIFFUSION", "TRACEW", "TRACE", "DWI", "EADC"})),
     ("phase", frozenset({"P", "PHASE", "PHASE MAP", "PHASE_MAP"})),
     ("real", frozenset({"R", "REAL"})),
     ("imaginary", frozenset({"I", "IMAGINARY"})),
@@ -455,6 +462,8 @@ def _provenance(ds_list: Sequence[Any], source: str) -> MrProvenance:
         delay_s=delay,
         scanning_sequence=_text(first, "ScanningSequence"),
         sequence_variant=_text(first, "SequenceVariant"),
+        echo_pulse_sequence=_text(first, "EchoPulseSequence"),
+        echo_planar={"YES": True, "NO": False}.get((_text(first, "EchoPlanarPulseSequence") or "").upper()),
         scan_options=scan_options,
         mr_acquisition_type=_text(first, "MRAcquisitionType"),
         flip_angle_deg=parse_float(_text(first, "FlipAngle")),

@@ -159,7 +159,8 @@ class MrSignal:
     notes : list of str
         Fallbacks and reasons.
     ratios_withheld : str or None
-        Why no ratio or HUI was computed on this image (a subtraction, Dixon fat or phase image).
+        Why no ratio (a subtraction, Dixon fat or phase image), or no LSC and HUI (a T2 or diffusion image in the
+        hepatobiliary window), was computed on this image.
     """
 
     liver_reference: RegionSignal | None = None

@@ -32,7 +32,7 @@ class MrMeasurement:
 
 def measure_study_mr(ctx: MeasurementContext, mr: MrInputs, rules: Mapping[str, Any], *, n4: bool) -> MrMeasurement:
     """Signal, ratios and (hepatobiliary phase) the hepatic uptake index of an MR study."""
-    from ..classify.mr_phase import component_note, ratios_withheld
+    from ..classify.mr_phase import component_note, hepatocyte_indices_withheld, ratios_withheld
     from ..measure.mri import measure_mr_signal
     from ..measure.mri_bias import n4_bias_correct
 
@@ -63,7 +63,9 @@ def measure_study_mr(ctx: MeasurementContext, mr: MrInputs, rules: Mapping[str, 
             bias["pre_contrast"] = "divided by the image's bias field (one coil field for both acquisitions)"
         array = corrected
     withheld = ratios_withheld(mr.provenance.image_component)
-    functional = mr.phase["phase"] == "hepatobiliary" and withheld is None
+    hbp = mr.phase["phase"] == "hepatobiliary"
+    not_t1 = hepatocyte_indices_withheld(mr.provenance.to_dict()) if hbp and withheld is None else None
+    functional = hbp and withheld is None and not_t1 is None
     sig = measure_mr_signal(
         array,
         spacing_mm=spacing,
@@ -82,6 +84,9 @@ def measure_study_mr(ctx: MeasurementContext, mr: MrInputs, rules: Mapping[str, 
     if withheld is not None:
         sig.notes.insert(0, withheld)
         sig.ratios_withheld = withheld
+    elif not_t1 is not None:
+        sig.notes.insert(0, not_t1)
+        sig.ratios_withheld = not_t1
     elif (note := component_note(mr.provenance.image_component)) is not None:
         sig.notes.insert(0, note)
     return MrMeasurement(sig, bias, functional, pre_arr is not None)
