@@ -60,3 +60,26 @@ def test_an_unlabelled_segment_with_a_generic_code_is_no_couinaud_segment(tmp_pa
     assert (decision["role"], decision["reason"]) == (None, "unmatched-ignored")
     mapped = analyze_json(study, "--labels", 'liver="Liver",lesion="Segment 2"')  # the name messages show
     assert mapped["tumor"]["intrahepatic_volume_ml"] == pytest.approx(TUMOUR.sum() * VOXEL_ML, abs=1e-4)
+
+
+def test_an_unnamed_slicer_segment_is_no_couinaud_segment(tmp_path):
+    """A .seg.nrrd segment without SegmentN_Name was shown as Segment_1 and became Couinaud segment 1."""
+    import nibabel as nib
+    import SimpleITK as sitk
+
+    ras = np.diag([-0.8, -0.8, 2.0, 1.0])
+    labels = LIVER.astype(np.uint8)
+    labels[TUMOUR] = 2
+    nib.save(nib.Nifti1Image(np.zeros(SHAPE, np.int16), ras), tmp_path / "ct.nii.gz")
+    img = sitk.GetImageFromArray(np.transpose(labels, (2, 1, 0)))
+    img.SetSpacing((0.8, 0.8, 2.0))  # the NIfTI's grid in LPS: identity directions, origin 0
+    for key, value in {"Segment0_Name": "Liver", "Segment0_LabelValue": "1", "Segment0_Layer": "0"}.items():
+        img.SetMetaData(key, value)
+    img.SetMetaData("Segment1_LabelValue", "2")  # no Segment1_Name
+    img.SetMetaData("Segment1_Layer", "0")
+    sitk.WriteImage(img, str(tmp_path / "case.seg.nrrd"))
+    report = analyze_json("--image", str(tmp_path / "ct.nii.gz"), "--seg", str(tmp_path / "case.seg.nrrd"))
+    (decision,) = [r for r in report["study"]["segment_roles"] if r["number"] == 2]
+    assert (decision["name"], decision["role"], decision["reason"]) == ("Segment_1", None, "unmatched-ignored")
+    liver_only = int(np.count_nonzero(LIVER & ~TUMOUR))  # the ignored segment's voxels are not the liver
+    assert report["liver"]["volume_ml"] == pytest.approx(liver_only * 0.8 * 0.8 * 2.0 / 1000.0, abs=1e-4)

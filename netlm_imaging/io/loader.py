@@ -45,6 +45,8 @@ class _NrrdSegment:
     label: str
     code: tuple[str, str] | None
     meaning: str = ""
+    #: no SegmentN_Name in the file: ``label`` is the ``Segment_N`` made up for messages (never judged by name)
+    unnamed: bool = False
 
 
 def _slicer_code(tags: str) -> tuple[tuple[str, str] | None, str]:
@@ -332,7 +334,10 @@ def load_segmentation(
             return [_binary_layer(vol, role, p)]
         if not segments:
             return _label_map_layers(vol, p, spec, role_log, label_notes)
-        items = [_NrrdSegment(n + 1, str(s["name"]), *_slicer_code(s.get("tags", ""))) for n, s in enumerate(segments)]
+        items = [
+            _NrrdSegment(n + 1, str(s["name"]), *_slicer_code(s.get("tags", "")), unnamed=not s.get("named", True))
+            for n, s in enumerate(segments)
+        ]
         roles = assign_roles(items, spec, str(p), noun="segments", log=role_log)
         layers: list[MaskLayer] = []
         for item, s in zip(items, segments, strict=True):

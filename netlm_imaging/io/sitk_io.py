@@ -152,7 +152,8 @@ def read_itk_segments(path: str | Path, *, max_voxels: int | None = None) -> tup
             raise InputError(f"{p}: segment {idx} refers to layer {layer} but the file has {arr.shape[3]} layers.")
         out.append(
             {
-                "name": info.get("Name", f"Segment_{idx}"),
+                "name": info.get("Name", "").strip() or f"Segment_{idx}",
+                "named": bool(info.get("Name", "").strip()),
                 "tags": info.get("Tags", ""),
                 "label_value": value,
                 "layer": layer,
