@@ -567,8 +567,7 @@ def plan_debulking(
                 "(remnant not contiguous, < minimum segments, or a kept segment without inflow/outflow/biliary)"
             )
         absent = [k for k in range(1, N_SEGMENTS + 1) if table.liver_voxels[k] == 0]
-        unlabelled_ml = float(table.non_tumorous_voxels[0]) * table.voxel_volume_ml
-        if absent and unlabelled_ml > 0:
+        if absent and (unlabelled_ml := float(table.non_tumorous_voxels[0]) * table.voxel_volume_ml) > 0:
             notes.append(
                 f"segment(s) {', '.join(map(str, absent))} absent from the map while {unlabelled_ml:.1f} mL of "
                 "non-tumorous liver has no segment label: that liver is not counted as FLR and the anatomy test "
