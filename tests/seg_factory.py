@@ -23,7 +23,16 @@ from pydicom.sequence import Sequence as DicomSequence
 from pydicom.sr.codedict import codes
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-__all__ = ["Contour", "RoiSpec", "SegmentSpec", "ellipse_points", "seg_identity", "write_rtstruct", "write_seg"]
+__all__ = [
+    "Contour",
+    "RoiSpec",
+    "SegmentSpec",
+    "box_outline",
+    "ellipse_points",
+    "seg_identity",
+    "write_rtstruct",
+    "write_seg",
+]
 
 RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
 
@@ -152,6 +161,17 @@ def ellipse_points(
     u = np.asarray(axis_u, float) / np.linalg.norm(axis_u)
     v = np.asarray(axis_v, float) / np.linalg.norm(axis_v)
     return np.asarray(center_lps, float) + np.outer(a_mm * np.cos(t), u) + np.outer(b_mm * np.sin(t), v)
+
+
+def box_outline(affine: np.ndarray, box, k: int, dk: float = 0.0) -> Contour:
+    """The outline of ``box`` (``((i0, i1), (j0, j1), ...)``, half-open) on slice ``k + dk`` through its voxel edges.
+
+    Every voxel centre of the box is strictly inside it and every other one strictly outside, so the
+    box's voxel count is the truth of any inclusion rule; ``dk`` moves the plane off the slice.
+    """
+    (i0, i1), (j0, j1) = box[0], box[1]
+    corners = [(i0 - 0.5, j0 - 0.5), (i1 - 0.5, j0 - 0.5), (i1 - 0.5, j1 - 0.5), (i0 - 0.5, j1 - 0.5)]
+    return Contour(np.array([(np.asarray(affine) @ [i, j, k + dk, 1.0])[:3] for i, j in corners]))
 
 
 def write_rtstruct(

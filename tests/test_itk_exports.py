@@ -17,13 +17,7 @@ import pytest
 
 from tests.conftest import analyze_json
 from tests.test_faults_messages import netlm, one_line
-
-SHAPE = (30, 28, 12)
-C, S = np.cos(0.3), np.sin(0.3)
-AFFINE_RAS = np.eye(4)
-AFFINE_RAS[:3, :3] = np.array([[C, -S, 0], [S, C, 0], [0, 0, 1]]) @ np.diag([-0.8, -0.9, 2.5])
-AFFINE_RAS[:3, 3] = [50.0, 40.0, -100.0]
-VOXEL_ML = abs(np.linalg.det(AFFINE_RAS[:3, :3])) / 1000.0
+from tests.test_nifti_exports import AFFINE_RAS, SHAPE, VOXEL_ML
 
 
 def _labels(shape=SHAPE) -> np.ndarray:
@@ -39,27 +33,25 @@ def _ct(tmp_path):
     return path
 
 
-def _bare_nrrd(path, lab):
-    header = (
-        f"NRRD0004\ntype: unsigned char\ndimension: 3\nsizes: {' '.join(map(str, lab.shape))}\n"
-        "spacings: 0.8 0.9 2.5\nkinds: domain domain domain\nencoding: raw\n\n"
-    )
-    path.write_bytes(header.encode() + lab.tobytes(order="F"))
+#: Headers that give the size and spacings only: a NRRD (teem) and a MetaImage.
+NRRD_HEADER = (
+    "NRRD0004\ntype: unsigned char\ndimension: 3\nsizes: {sizes}\nspacings: 0.8 0.9 2.5\n"
+    "kinds: domain domain domain\nencoding: raw\n\n"
+)
+MHA_HEADER = (
+    "ObjectType = Image\nNDims = 3\nDimSize = {sizes}\nElementSpacing = 0.8 0.9 2.5\n"
+    "ElementType = MET_UCHAR\nElementDataFile = LOCAL\n"
+)
+
+
+def _bare(path, lab, header=NRRD_HEADER):
+    path.write_bytes(header.format(sizes=" ".join(map(str, lab.shape))).encode() + lab.tobytes(order="F"))
     return path
 
 
-def _bare_mha(path, lab):
-    header = (
-        f"ObjectType = Image\nNDims = 3\nDimSize = {' '.join(map(str, lab.shape))}\n"
-        "ElementSpacing = 0.8 0.9 2.5\nElementType = MET_UCHAR\nElementDataFile = LOCAL\n"
-    )
-    path.write_bytes(header.encode() + lab.tobytes(order="F"))
-    return path
-
-
-@pytest.mark.parametrize("writer", [_bare_nrrd, _bare_mha], ids=["nrrd", "mha"])
-def test_label_map_without_placement_is_taken_on_the_image_grid_with_a_warning(tmp_path, writer):
-    seg = writer(tmp_path / ("seg.nrrd" if writer is _bare_nrrd else "seg.mha"), _labels())
+@pytest.mark.parametrize(("name", "header"), [("seg.nrrd", NRRD_HEADER), ("seg.mha", MHA_HEADER)])
+def test_label_map_without_placement_is_taken_on_the_image_grid_with_a_warning(tmp_path, name, header):
+    seg = _bare(tmp_path / name, _labels(), header)
     report = analyze_json("--image", str(_ct(tmp_path)), "--seg", str(seg))
     assert report["liver"]["volume_ml"] == pytest.approx(20 * 17 * 8 * VOXEL_ML, abs=1e-3)
     assert report["tumor"]["intrahepatic_volume_ml"] == pytest.approx(4 * 4 * 3 * VOXEL_ML, abs=1e-4)
@@ -67,6 +59,6 @@ def test_label_map_without_placement_is_taken_on_the_image_grid_with_a_warning(t
 
 
 def test_label_map_without_placement_and_another_shape_is_refused(tmp_path):
-    seg = _bare_nrrd(tmp_path / "seg.nrrd", _labels((30, 28, 10)))
+    seg = _bare(tmp_path / "seg.nrrd", _labels((30, 28, 10)))
     line = one_line(netlm("analyze", "--image", _ct(tmp_path), "--seg", seg, "--out", tmp_path / "out"))
     assert line.startswith(f"netlm: error: {seg}: mask shape (30, 28, 10) differs from image shape (30, 28, 12)")

@@ -21,7 +21,7 @@ import pytest
 from netlm_imaging.io.labels import decide_role, parse_label_spec
 from tests.conftest import analyze_json, oblique_affine
 from tests.dicom_factory import write_image_series
-from tests.seg_factory import Contour, RoiSpec, write_rtstruct
+from tests.seg_factory import Contour, RoiSpec, box_outline, write_rtstruct
 
 SHAPE = (40, 36, 14)
 AFFINE = oblique_affine(spacing=(0.9, 0.8, 2.0), angles_deg=(6.0, -4.0, 15.0), origin=(-40.0, 20.0, 300.0))
@@ -34,9 +34,7 @@ BED = ((8, 18), (7, 16), range(3, 8))
 
 
 def _outline(box, k: int) -> Contour:
-    (i0, i1), (j0, j1), _ = box
-    corners = [(i0 - 0.5, j0 - 0.5), (i1 - 0.5, j0 - 0.5), (i1 - 0.5, j1 - 0.5), (i0 - 0.5, j1 - 0.5)]
-    return Contour(np.array([(AFFINE @ [i, j, k, 1.0])[:3] for i, j in corners]))
+    return box_outline(AFFINE, box, k)
 
 
 def _contours(*boxes) -> list[Contour]:

@@ -22,7 +22,7 @@ from netlm_imaging.io.labels import parse_label_spec
 from netlm_imaging.io.rtstruct import read_rtstruct
 from tests.conftest import analyze_json, oblique_affine
 from tests.dicom_factory import write_image_series
-from tests.seg_factory import Contour, RoiSpec, write_rtstruct
+from tests.seg_factory import Contour, RoiSpec, box_outline, write_rtstruct
 from tests.test_faults_messages import netlm, one_line
 
 SHAPE = (34, 30, 14)
@@ -32,9 +32,7 @@ TUMOUR = ((10, 16), (9, 14), range(4, 7))
 
 
 def _outline(box, k: int, dk: float) -> Contour:
-    (i0, i1), (j0, j1), _ = box
-    corners = [(i0 - 0.5, j0 - 0.5), (i1 - 0.5, j0 - 0.5), (i1 - 0.5, j1 - 0.5), (i0 - 0.5, j1 - 0.5)]
-    return Contour(np.array([(AFFINE @ [i, j, k + dk, 1.0])[:3] for i, j in corners]))
+    return box_outline(AFFINE, box, k, dk)
 
 
 def _voxels(box) -> int:

@@ -21,7 +21,7 @@ from netlm_imaging.io.labels import parse_label_spec
 from netlm_imaging.io.rtstruct import read_rtstruct
 from tests.conftest import oblique_affine
 from tests.dicom_factory import write_image_series
-from tests.seg_factory import Contour, RoiSpec, write_rtstruct
+from tests.seg_factory import Contour, RoiSpec, box_outline, write_rtstruct
 
 SHAPE = (30, 28, 12)
 AFFINE = oblique_affine(spacing=(0.9, 0.8, 2.0), angles_deg=(6.0, -4.0, 15.0), origin=(-40.0, 20.0, 300.0))
@@ -30,9 +30,7 @@ GTV = ((10, 16), (9, 14), range(4, 7))
 
 
 def _outline(box, k: int) -> Contour:
-    (i0, i1), (j0, j1), _ = box
-    corners = [(i0 - 0.5, j0 - 0.5), (i1 - 0.5, j0 - 0.5), (i1 - 0.5, j1 - 0.5), (i0 - 0.5, j1 - 0.5)]
-    return Contour(np.array([(AFFINE @ [i, j, k, 1.0])[:3] for i, j in corners]))
+    return box_outline(AFFINE, box, k)
 
 
 def _area(box) -> int:
