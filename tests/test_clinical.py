@@ -117,6 +117,10 @@ def test_nan_is_rejected(tmp_path):
         ({"ki67_percent": "<150%"}, r"'ki67_percent' has invalid value '<150%'; allowed: bounds within 0-100"),
         ({"ki67_percent": "5-2%"}, r"low <= high"),
         ({"ki67_range": "12"}, r"'ki67_range' has invalid value '12'; allowed: bounds such as"),
+        (
+            {"grade": "NEC", "differentiation": "well"},
+            r"'grade' has invalid value 'NEC'; allowed: a NEC grade with a well",
+        ),
     ],
 )
 def test_csv_rejections(row, pattern):
@@ -219,6 +223,8 @@ _LB_KG = 0.45359237
             {"extrahepatic_disease": True, "primary_resected": True},
         ),
         ({"symptoms": "both"}, {"symptoms": "symptomatic"}),
+        # "NEC" in the grade column: neuroendocrine carcinoma = poorly differentiated, high grade (WHO 2019)
+        ({"grade": "NEC"}, {"grade": 3, "differentiation": "poor"}),
     ],
 )
 def test_csv_real_world_spellings(row, expected):

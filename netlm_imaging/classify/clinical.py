@@ -56,6 +56,8 @@ LIVER_CONDITIONS = ("normal", "chemotherapy", "steatosis", "fibrosis", "cirrhosi
 DIFFERENTIATION = ("well", "poor")
 _TRUE = {"true", "yes", "y", "1", "t"}
 _FALSE = {"false", "no", "n", "0", "f"}
+#: Grade cells that name a neuroendocrine carcinoma (poorly differentiated, G3).
+_NEC_WORDS = {"nec", "g3 nec", "nec g3", "neuroendocrine carcinoma"}
 #: Real-world words for each allowed value (lower-case; the value itself is always accepted).
 _WORDS: dict[str, dict[str, str]] = {
     "symptoms": {
@@ -314,6 +316,9 @@ def _validate(
             values[name] = _as_choice(source, name, raw, DIFFERENTIATION)
         elif name == "sex":
             values[name] = _as_choice(source, name, raw, SEXES)
+        elif name == "grade" and isinstance(raw, str) and raw.strip().lower() in _NEC_WORDS:
+            # "NEC" in the grade column: a neuroendocrine carcinoma, poorly differentiated and high grade (WHO 2019)
+            values[name], values["differentiation_from_grade"] = 3, "poor"
         elif name == "grade":
             values[name] = _as_int(source, name, raw, 1, 3, ("net g", "who g", "grade", "g"))
         elif name == "performance_status":
@@ -342,6 +347,11 @@ def _validate(
             values[name] = _in_range(
                 source, name, _as_number(source, name, raw, unit), w0, w1, "kg", "body.weight_kg_range"
             )
+    implied = values.pop("differentiation_from_grade", None)
+    if implied is not None:
+        if values.get("differentiation", implied) != implied:
+            raise _bad(source, "grade", data.get("grade"), "a NEC grade with a well differentiation contradicts it")
+        values["differentiation"] = implied
     condition = _liver_condition(source, values.pop("liver_condition", None), flags)
     if condition is not None:
         values["liver_condition"] = condition
