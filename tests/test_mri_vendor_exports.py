@@ -685,3 +685,34 @@ def test_a_t2_or_diffusion_series_in_the_hepatobiliary_window_gives_no_hepatocyt
     assert mri["hepatic_uptake_index_ml"] is None
     assert any(why in n for n in mri["notes"])
     assert any("T1-weighted gradient-echo" in m for m in mri["missing_inputs"])
+
+
+# ---------------------------------------------------------------- contrast attributes only on some series of the study
+def _study_without_contrast_on_the_hbp(root: Path, second_start: str | None) -> dict:
+    no_contrast = {"ContrastBolusAgent": None, "ContrastBolusStartTime": None}
+    series = [(mr_headers("101500", "101545"), (450.0, 400.0, 150.0), None, None)]  # arterial, states both
+    if second_start is not None:
+        series.append((mr_headers(second_start, "101700"), (380.0, 300.0, 130.0), None, None))
+    series.append((mr_headers(None, "100900", **no_contrast), (250.0, 180.0, 100.0), None, None))  # pre, bare
+    hbp_tags = mr_headers(None, "103500", **no_contrast)
+    root = _pre_and_hbp(root, series, hbp_tags=hbp_tags)
+    return analyze(root, labels="liver=Liver,lesion=Lesion,spleen=Spleen").to_dict()["mri"]
+
+
+def test_a_series_without_contrast_attributes_takes_the_studys_one_injection(tmp_path):
+    mri = _study_without_contrast_on_the_hbp(tmp_path / "one", None)
+    phase = mri["phase"]
+    assert (phase["phase"], phase["delay_s"]) == ("hepatobiliary", pytest.approx(1200.0))  # 10:35 - 10:15
+    assert mri["provenance"]["contrast_from"] == "series 3"
+    assert "ContrastBolusStartTime '101500' (from series 3)" in phase["decided_from"]
+    assert any("taken from series 3 of the same study" in n for n in mri["notes"])
+    assert mri["liver_to_spleen_contrast_ratio"] == pytest.approx(2.0)
+    # the bare pre-contrast series gets its delay too, and is the twin
+    assert mri["relative_enhancement"]["liver"] == pytest.approx(0.6)
+
+
+def test_series_that_disagree_on_the_injection_time_lend_nothing(tmp_path):
+    mri = _study_without_contrast_on_the_hbp(tmp_path / "two", "102000")  # a second start time
+    assert mri["phase"]["phase"] == "unknown"
+    assert mri["provenance"]["contrast_from"] is None
+    assert mri["hepatic_uptake_index_ml"] is None

@@ -143,7 +143,8 @@ def classify_mr_phase(
     if facts.get("contrast_administered") is not None:
         used.append(f"ContrastBolusAgentAdministered {'YES' if facts['contrast_administered'] else 'NO'}")
     if facts.get("contrast_start_time"):
-        used.append(f"ContrastBolusStartTime {facts['contrast_start_time']!r}")
+        borrowed = f" (from {facts['contrast_from']})" if facts.get("contrast_from") else ""
+        used.append(f"ContrastBolusStartTime {facts['contrast_start_time']!r}{borrowed}")
     if facts.get("acquisition_time"):
         used.append(f"{facts.get('acquisition_time_source') or 'acquisition time'} {facts['acquisition_time']!r}")
     if facts.get("delay_s") is not None:

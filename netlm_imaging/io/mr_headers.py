@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,13 @@ from ..dicom_values import parse_date, parse_datetime, parse_float, parse_time, 
 from ..errors import InputError
 from ..volume import Volume
 from ._inflate import dcmread as bounded_dcmread
+from .mr_image_type import (
+    ge_image_type,
+    image_component,
+    philips_image_type,
+    philips_scale_slope,
+    real_world_mapping,
+)
 
 __all__ = [
     "MrProvenance",
@@ -47,6 +54,7 @@ __all__ = [
     "other_mr_series",
     "sidecar_for",
     "signal_scale",
+    "with_study_contrast",
 ]
 
 logger = logging.getLogger(__name__)
@@ -72,6 +80,9 @@ class MrProvenance:
         Enhanced MR ContrastBolusAgentAdministered (YES/NO), when stated.
     contrast_start_time : str or None
         ContrastBolusStartTime as written (TM).
+    contrast_from : str or None
+        ``None`` when agent and injection time are this series' own; else the series of the same
+        study they were taken from (:func:`with_study_contrast`).
     acquisition_time : str or None
         The acquisition time used (ISO time of day), and ``acquisition_time_source`` names the attribute.
     delay_s : float or None
@@ -122,6 +133,7 @@ class MrProvenance:
     contrast_volume_ml: float | None = None
     contrast_administered: bool | None = None
     contrast_start_time: str | None = None
+    contrast_from: str | None = None
     acquisition_time: str | None = None
     acquisition_time_source: str | None = None
     delay_s: float | None = None
@@ -272,107 +284,6 @@ def _fat_suppression(scan_options: str | None, sss: str | None) -> bool | None:
     return None
 
 
-#: ImageType / FrameType values (from the third on) and what they say the pixels are, checked in
-#: this order (a Siemens "DERIVED\\PRIMARY\\SUBTRACTION" is a subtraction whatever else it says).
-_COMPONENT_TOKENS: tuple[tuple[str, frozenset[str]], ...] = (
-    ("subtraction", frozenset({"SUBTRACTION", "SUB", "SUBTRACTED"})),
-    ("fat_fraction", frozenset({"FF", "FAT_FRACTION", "FATFRACTION", "FAT FRACTION", "PDFF"})),
-    (
-        "parametric_map",
-        frozenset({"ADC", "T1MAP", "T1_MAP", "T1 MAP", "T2MAP", "T2_MAP", "T2 MAP", "R2STAR", "T2STAR", "T2_STAR"}),
-    ),
-    ("diffusion", frozenset({"DIFFUSION", "TRACEW", "TRACE", "DWI", "EADC"})),
-    ("phase", frozenset({"P", "PHASE", "PHASE MAP", "PHASE_MAP"})),
-    ("real", frozenset({"R", "REAL"})),
-    ("imaginary", frozenset({"I", "IMAGINARY"})),
-    ("fat", frozenset({"FAT", "F"})),
-    ("water", frozenset({"WATER", "W"})),
-    ("in_phase", frozenset({"IN_PHASE", "IN PHASE", "INPHASE", "IP"})),
-    (
-        "opposed_phase",
-        frozenset({"OPP_PHASE", "OPP PHASE", "OPPOSED_PHASE", "OUT_PHASE", "OUT PHASE", "OUTPHASE", "OP"}),
-    ),
-)
-_COMPLEX = {"PHASE": "phase", "REAL": "real", "IMAGINARY": "imaginary"}
-
-
-_PHILIPS = (0x2005, "Philips MR Imaging DD 001")
-_GE = (0x0043, "GEMS_PARM_01")
-
-
-def _private_value(ds: Any, block: tuple[int, str], element: int) -> Any:
-    """The value of a vendor's private element (``block``: group and private creator), ``None`` when absent."""
-    if isinstance(ds, dict):
-        return None
-    try:
-        elem = ds.get_private_item(block[0], element, block[1])
-    except (KeyError, ValueError, AttributeError):
-        return None
-    return elem.value if elem is not None else None
-
-
-def _philips_image_type(ds: Any) -> str | None:
-    """Philips' private image type (2005,1011) (W, F, IP, OP, M, P, ...), when the file has it."""
-    value = _private_value(ds, _PHILIPS, 0x11)
-    if isinstance(value, bytes):
-        value = value.decode("ascii", "replace")
-    return str(value).strip() or None if value is not None else None
-
-
-#: GE's private image type (0043,102F), as dcm2niix reads it: 0 magnitude, 1 phase, 2 real, 3 imaginary.
-_GE_IMAGE_TYPES = {1: "PHASE", 2: "REAL", 3: "IMAGINARY"}
-
-
-def _ge_image_type(ds: Any) -> str | None:
-    """GE's private image type (0043,102F) as a complex component (PHASE / REAL / IMAGINARY), else ``None``."""
-    value = _private_value(ds, _GE, 0x2F)
-    if isinstance(value, bytes) and len(value) == 2:
-        value = int.from_bytes(value, "little", signed=True)
-    try:
-        return _GE_IMAGE_TYPES.get(int(value)) if value is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _philips_scale_slope(ds: Any) -> float | None:
-    """Philips' private MR scale slope (2005,100E) (bytes as little-endian FL when the VR is unknown).
-
-    For a dcm2niix sidecar, ``PhilipsScaleSlope`` (or 1 when ``UsePhilipsFloatNotDisplayScaling``
-    says the NIfTI already holds Philips' floating-point values).
-    """
-    if isinstance(ds, dict):
-        if ds.get("PhilipsScaleSlope") is None:
-            return None
-        return 1.0 if ds.get("UsePhilipsFloatNotDisplayScaling") == 1 else parse_float(ds.get("PhilipsScaleSlope"))
-    value = _private_value(ds, _PHILIPS, 0x0E)
-    if value is None:
-        return None
-    if isinstance(value, bytes) and len(value) == 4:
-        import struct
-
-        value = struct.unpack("<f", value)[0]
-    return parse_float(value)
-
-
-def _real_world_mapping(ds: Any) -> tuple[float | None, float | None]:
-    """(slope, intercept) of the first RealWorldValueMappingSequence item, root or functional groups."""
-    holders = [ds]
-    if not isinstance(ds, dict):
-        for groups_kw in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
-            groups = ds.get(groups_kw)
-            if groups:
-                holders.append(groups[0])
-    for holder in holders:
-        seq = holder.get("RealWorldValueMappingSequence")
-        if seq and not isinstance(seq, (str, dict)):
-            try:
-                item = seq[0]
-            except (IndexError, TypeError):
-                continue
-            return parse_float(item.get("RealWorldValueSlope")), parse_float(item.get("RealWorldValueIntercept"))
-    return None, None
-
-
 def _rescale(ds: Any, what: str) -> float | None:
     """RescaleSlope / RescaleIntercept; in a dcm2niix sidecar PhilipsRescaleSlope / Intercept (1 / 0 when
     the NIfTI holds Philips' floating-point values)."""
@@ -404,31 +315,6 @@ def signal_scale(prov: MrProvenance) -> tuple[str, float, float] | None:
     return "stored", 1.0, 0.0
 
 
-def image_component(
-    image_type: str | None, complex_component: str | None, private_type: str | None = None
-) -> str | None:
-    r"""What an MR image's pixel values are, from its ImageType, ComplexImageComponent and private type.
-
-    Examples
-    --------
-    >>> image_component("DERIVED\\PRIMARY\\SUBTRACTION", None)
-    'subtraction'
-    >>> image_component("DERIVED\\PRIMARY\\DIXON\\FAT", None)
-    'fat'
-    >>> image_component("ORIGINAL\\PRIMARY\\M\\ND\\NORM", None) is None
-    True
-    """
-    tokens = {t.strip().upper() for t in (image_type or "").split("\\")[2:] if t.strip()}
-    if private_type:
-        tokens.add(private_type.strip().upper())
-    for name, values in _COMPONENT_TOKENS:
-        if tokens & values:
-            return name
-    if any("WATER" in t.replace("_", " ").split() for t in tokens):  # GE "IDEAL WATER", "WATER_IMAGE"
-        return "water"
-    return _COMPLEX.get((complex_component or "").strip().upper())
-
-
 def _provenance(ds_list: Sequence[Any], source: str) -> MrProvenance:
     """Provenance from one or more headers of one series (first one wins for static facts)."""
     first = ds_list[0]
@@ -446,9 +332,9 @@ def _provenance(ds_list: Sequence[Any], source: str) -> MrProvenance:
     scan_options = _text(first, "ScanOptions")
     series_number = parse_float(_text(first, "SeriesNumber"))
     image_type = _text(first, "FrameType") or _text(first, "ImageType")  # Enhanced: the frame's own type
-    complex_part = _text(first, "ComplexImageComponent") or _ge_image_type(first)
-    component = image_component(image_type, complex_part, _philips_image_type(first))
-    rwv = _real_world_mapping(first)
+    complex_part = _text(first, "ComplexImageComponent") or ge_image_type(first)
+    component = image_component(image_type, complex_part, philips_image_type(first))
+    rwv = real_world_mapping(first)
     return MrProvenance(
         source=source,
         contrast_agent=agent,
@@ -476,7 +362,7 @@ def _provenance(ds_list: Sequence[Any], source: str) -> MrProvenance:
         image_component=component,
         rescale_slope=_rescale(first, "Slope"),
         rescale_intercept=_rescale(first, "Intercept"),
-        philips_scale_slope=_philips_scale_slope(first),
+        philips_scale_slope=philips_scale_slope(first),
         real_world_value_slope=rwv[0],
         real_world_value_intercept=rwv[1],
         manufacturer=_text(first, "Manufacturer"),
@@ -543,6 +429,47 @@ def _frame_views(ds: Any, frame_numbers: Sequence[int]) -> list[Any]:
         view.PerFrameFunctionalGroupsSequence = DicomSequence([per_frame[number - 1]])
         views.append(view)
     return views or [ds]
+
+
+def with_study_contrast(prov: MrProvenance, others: Sequence[MrSeries]) -> MrProvenance:
+    """``prov`` with the agent and injection time its series does not state, taken from the study's other
+    series when those state one agent and one ContrastBolusStartTime (one injection per study).
+
+    A series exported without the contrast attributes (they are often written only on the dynamic
+    series) then gets its delay; when the other series disagree, or state nothing, ``prov`` is returned.
+    """
+    if prov.source != "dicom" or prov.acquisition_time is None:
+        return prov
+    need_start = prov.contrast_start_time is None
+    need_agent = prov.contrast_agent is None and prov.contrast_ingredient is None
+    if not need_start:
+        return prov
+    stating = [o for o in others if o.provenance.contrast_start_time]
+    starts = {o.provenance.contrast_start_time for o in stating}
+    named = {o.provenance.contrast_agent.strip() for o in stating if o.provenance.contrast_agent}
+    own = (prov.contrast_agent or "").strip()
+    if len(starts) != 1 or len(named) > 1 or (own and named and {own.lower()} != {a.lower() for a in named}):
+        return prov  # the study's series disagree (or another agent): nothing is taken
+    need_agent = need_agent and bool(named)
+    donor = next((o for o in stating if o.provenance.contrast_agent), stating[0])
+    where = f"series {donor.series_number}" if donor.series_number is not None else donor.series_instance_uid
+    notes = [
+        n for n in prov.notes if "no ContrastBolusStartTime" not in n and (not need_agent or "no contrast" not in n)
+    ]
+    acq = parse_time(prov.acquisition_time)
+    if acq is None:
+        return prov
+    delay = _delay_s(donor.provenance.contrast_start_time, datetime.combine(datetime(2000, 1, 1).date(), acq), notes)
+    taken = "ContrastBolusStartTime" + (" and ContrastBolusAgent" if need_agent else "")
+    notes.append(f"{taken} taken from {where} of the same study: this series does not state them")
+    return replace(
+        prov,
+        contrast_start_time=donor.provenance.contrast_start_time,
+        contrast_agent=donor.provenance.contrast_agent if need_agent else prov.contrast_agent,
+        contrast_from=where,
+        delay_s=delay,
+        notes=notes,
+    )
 
 
 def sidecar_for(image: str | Path) -> Path | None:

@@ -8,7 +8,7 @@ stage needs it to know whether hepatocyte function can be measured. Nothing here
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -90,10 +90,17 @@ def load_mr(
     MrInputs
     """
     from ..classify.mr_phase import classify_mr_phase
-    from ..io.mr_headers import mr_provenance, other_mr_series
+    from ..io.mr_headers import MrSeries, mr_provenance, other_mr_series, with_study_contrast
 
     prov = mr_provenance(img)
     series = other_mr_series(img, dicom_index) if dicom_index else []
+    # one injection per study: a series that does not state it takes the agent and time the others agree on
+    own = MrSeries(str(img.meta.get("series_instance_uid") or ""), prov.series_number, 0, prov)
+    series = [
+        replace(s, provenance=with_study_contrast(s.provenance, [own, *(x for x in series if x is not s)]))
+        for s in series
+    ]
+    prov = with_study_contrast(prov, series)
     phase = classify_mr_phase(prov.to_dict(), rules, user_phase=user_phase)
     others = [
         {
