@@ -91,3 +91,20 @@ def test_study_with_a_topogram_in_the_ct_series_measures_the_liver(tmp_path):
     truth_ml = 14 * 13 * 6 * abs(np.linalg.det(AFFINE[:3, :3])) / 1000.0
     assert report["liver"]["volume_ml"] == pytest.approx(truth_ml, abs=1e-3)
     assert any("scout/localizer" in w for w in report["warnings"])
+
+
+@pytest.mark.parametrize("jitter", [3e-5, 4e-4])
+def test_cosines_jittered_across_a_rounding_boundary_stay_one_stack(tmp_path, jitter):
+    """Exporters jitter the last digits of ImageOrientationPatient. Slices whose cosine straddles a 3-decimal
+    rounding boundary (0.3395 +- jitter) were split into two stacks and the series refused as mixed."""
+    paths, values = _ct(tmp_path / "ct")
+    for n, p in enumerate(paths):
+        ds = pydicom.dcmread(p)
+        iop = [float(v) for v in ds.ImageOrientationPatient]
+        iop[1] = round(iop[1], 3) + 0.0005 + (jitter if n % 2 else -jitter)  # half the slices round up, half down
+        ds.ImageOrientationPatient = [f"{v:.7f}" for v in iop]
+        ds.save_as(p)
+    vol = read_dicom_series(tmp_path / "ct")
+    assert vol.array.shape == SHAPE
+    np.testing.assert_array_equal(np.asarray(vol.array, float), values)
+    np.testing.assert_allclose(vol.affine, AFFINE, atol=0.02)  # the cosine moved by <= 1e-3: <= 0.02 mm here

@@ -126,8 +126,11 @@ logger = logging.getLogger(__name__)
 STEP_TOLERANCE_MM = 0.01
 #: Two slices closer than this along the normal share a position (mm).
 DUPLICATE_TOLERANCE_MM = 1e-3
-#: Direction cosines that differ by more than this are different orientations.
-ORIENTATION_TOLERANCE = 1e-4
+#: Slices of one series whose direction cosines differ by more than this are refused (1e-3: 0.06 degrees, a
+#: quarter millimetre 250 mm from the origin; exporters jitter the cosines' last written digits).
+ORIENTATION_TOLERANCE = 1e-3
+#: Images whose direction cosines differ by more than this are other stacks (a scout, a coronal reformat).
+STACK_ORIENTATION_TOLERANCE = 1e-2
 #: Refuse a stack whose slice origins drift in-plane by more than this many
 #: pixels from the first slice's normal line (gantry tilt / sheared grid).
 TILT_SHEAR_TOLERANCE_PIXELS = 0.5
@@ -200,8 +203,23 @@ def _round_tuple(values: tuple[float, ...] | None, ndigits: int) -> tuple[float,
     return None if values is None else tuple(round(v, ndigits) + 0.0 for v in values)
 
 
-def _stack_key(info: DicomFileInfo) -> tuple[Any, ...]:
-    return (_round_tuple(info.orientation, 3), info.rows, info.columns)
+def _stacks(files: Sequence[DicomFileInfo]) -> list[list[DicomFileInfo]]:
+    """The files grouped by matrix and orientation, orientations within :data:`STACK_ORIENTATION_TOLERANCE`
+    of a stack's first file together (rounding them to a key split a stack whose cosines straddle a
+    rounding boundary: 0.33950 and 0.33949)."""
+    stacks: list[list[DicomFileInfo]] = []
+    for f in files:
+        ori = None if f.orientation is None else np.asarray(f.orientation, dtype=np.float64)
+        for stack in stacks:
+            first = stack[0]
+            if (first.rows, first.columns) != (f.rows, f.columns) or (first.orientation is None) != (ori is None):
+                continue
+            if ori is None or np.max(np.abs(np.asarray(first.orientation) - ori)) <= STACK_ORIENTATION_TOLERANCE:
+                stack.append(f)
+                break
+        else:
+            stacks.append([f])
+    return stacks
 
 
 def _check_finite_geometry(infos: Sequence[DicomFileInfo]) -> None:
@@ -303,21 +321,19 @@ def _without_scouts(key: str, files: list[DicomFileInfo]) -> tuple[list[DicomFil
     """
     kept = [f for f in files if not _is_localizer(f)] or files
     left_out: list[DicomFileInfo] = [f for f in files if f not in kept] if len(kept) < len(files) else []
-    stacks: dict[tuple[Any, ...], list[DicomFileInfo]] = {}
-    for f in kept:
-        stacks.setdefault(_stack_key(f), []).append(f)
+    stacks = _stacks(kept)
     if len(stacks) > 1:
-        several = [v for v in stacks.values() if len(v) > 1 or any(f.is_multiframe for f in v)]
+        several = [v for v in stacks if len(v) > 1 or any(f.is_multiframe for f in v)]
         if len(several) != 1:
             desc = "; ".join(
                 f"{len(v)} files {v[0].rows}x{v[0].columns} orientation {_round_tuple(v[0].orientation, 3)}"
-                for v in stacks.values()
+                for v in stacks
             )
             raise DicomError(
                 f"{files[0].path.parent}: series {key} mixes image stacks of different orientation or size "
                 f"({desc}); export each stack as its own series."
             )
-        left_out += [f for v in stacks.values() if v is not several[0] for f in v]
+        left_out += [f for v in stacks if v is not several[0] for f in v]
         kept = several[0]
     if not left_out:
         return kept, ()
