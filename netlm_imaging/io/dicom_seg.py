@@ -1,6 +1,6 @@
 """Read DICOM Segmentation objects (SEG and Label Map SEG) onto a reference grid.
 
-Why one module (~1090 lines): SEG decoding (binary, fractional, label map) onto a reference
+Why one module (~1140 lines): SEG decoding (binary, fractional, label map) onto a reference
 grid shares the frame-to-slice mapping and its checks; the fast path lives in _seg_fast.py.
 
 :func:`read_dicom_seg` returns one :class:`~netlm_imaging.segmentation.MaskLayer`

@@ -1,6 +1,6 @@
 """Read a DICOM image series (CT, MR, PET; single-frame or Enhanced) into a Volume.
 
-Why one module (~1300 lines): slice ordering, geometry checks (spacing from positions, missing
+Why one module (~1400 lines): slice ordering, geometry checks (spacing from positions, missing
 slices, resampling) and the pixel read of single-frame and Enhanced series are one reader;
 the decoders live in _dicom_pixels.py.
 
