@@ -63,7 +63,7 @@ from .pool import StudyTimedOut, WorkerDied, executor_results
 from .progress import Progress
 from .pseudonym import scrub_study_path
 from .records import fingerprint_of, previous_row, record_failure, report_path
-from .tables import CohortTables, format_csv
+from .tables import CohortTables, OutputFolderGone, format_csv
 
 __all__ = [
     "CSV_COLUMNS",
@@ -408,9 +408,13 @@ def _run_locked(
         done = sum(1 for r in rows.values() if r["status"] != _PENDING)
         with contextlib.suppress(OutputError):
             tables.write(out, rows.values())
+        where = (
+            ""
+            if isinstance(exc, OutputFolderGone)
+            else f" and are recorded in {out / 'reports'} (and {csv_path} where it could be written)"
+        )
         raise OutputError(
-            f"{exc}. The batch stopped; {done} of {len(rows)} studies had finished and are recorded in "
-            f"{out / 'reports'} (and {csv_path} where it could be written)",
+            f"{exc}. The batch stopped; {done} of {len(rows)} studies had finished{where}",
             path=exc.path,
             disk_full=exc.disk_full,
         ) from None

@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..atomic import atomic_write_texts
+from ..errors import OutputError
 from ..report.tables import CSV_COLUMNS, LESION_COLUMNS, LESIONS_KEY, csv_cell
 
-__all__ = ["CohortTables", "format_csv"]
+__all__ = ["CohortTables", "OutputFolderGone", "format_csv"]
+
+
+class OutputFolderGone(OutputError):
+    """The output folder was deleted, moved or replaced during the run."""
 
 
 class CohortTables:
@@ -31,6 +37,28 @@ class CohortTables:
 
     def __init__(self) -> None:
         self._lines: dict[str, tuple[dict[str, Any], str, str]] = {}
+        self._folder: tuple[int, int] | None = None  # (device, inode) of the output folder at the first write
+
+    def _check_folder(self, out: Path) -> None:
+        """Refuse to write into an output folder that is no longer the one the run started in.
+
+        Writing recreates a missing folder (``mkdir -p``): a folder deleted or moved away during the
+        run would come back holding a cohort.csv that lists studies whose reports went with the
+        old folder. The run stops instead (an :class:`~netlm_imaging.errors.OutputError`).
+        """
+        try:
+            st = os.stat(out)
+            now: tuple[int, int] | None = (st.st_dev, st.st_ino)
+        except OSError:
+            now = None
+        if self._folder is None and now is not None:
+            self._folder = now
+        elif now != self._folder:
+            raise OutputFolderGone(
+                f"{out}: the output folder was deleted, moved or replaced while the batch ran; keep it in place "
+                "and rerun with --resume (the studies that finished are in its reports/, wherever it went)",
+                path=str(out),
+            )
 
     def _row_lines(self, row: dict[str, Any]) -> tuple[str, str]:
         sid = row["study_id"]
@@ -44,6 +72,7 @@ class CohortTables:
         return study_line, lesion_lines
 
     def write(self, out: Path, rows: Iterable[dict[str, Any]]) -> None:
+        self._check_folder(out)
         ordered = sorted(rows, key=lambda r: r["study_id"])
         lines = [self._row_lines(r) for r in ordered]
         # both or neither: a full disk while writing lesions.csv must not leave cohort.csv a study ahead
