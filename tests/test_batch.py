@@ -272,7 +272,7 @@ def test_cohort_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     (tmp_path / "a" / "s").mkdir(parents=True)
     (tmp_path / "b" / "s").mkdir(parents=True)
     dup.write_text("path\na/s\nb/s\n")
-    with pytest.raises(InputError, match="study id 's' is used by both"):
+    with pytest.raises(InputError, match="lines 2 and 3 both give study id 's', with another folder"):
         discover_cohort(dup)
     badid = tmp_path / "badid.csv"
     badid.write_text("path,study_id\na/s,../escape\n")

@@ -22,6 +22,7 @@ themselves carry no identifiers and name files relative to the study folder.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -42,6 +43,8 @@ __all__ = [
     "studies_from_folder",
 ]
 
+
+logger = logging.getLogger(__name__)
 
 #: Accepted names (case-insensitive) of the study-path column of a cohort CSV.
 PATH_COLUMNS = ("path", "study", "study_dir", "folder")
@@ -228,6 +231,7 @@ def studies_from_csv(csv_path: str | os.PathLike[str], *, rules: Any = None) -> 
     id_col = table.column(_ID_COLUMN)
     base = path.resolve().parent
     studies = []
+    first_line: dict[str, tuple[int, Study]] = {}
     body = None
     for n, row in table.rows:
         rel = row.get(path_col, "")
@@ -241,7 +245,23 @@ def studies_from_csv(csv_path: str | os.PathLike[str], *, rules: Any = None) -> 
         if any(clinical.values()):
             body = _body_rules(rules) if body is None else body
             _validate_clinical(clinical, where, body)
-        studies.append(Study(sid, study_path, clinical))
+        study = Study(sid, study_path, clinical)
+        if sid in first_line:
+            n0, other = first_line[sid]
+            if other == study:  # a row pasted twice in the spreadsheet: the same study, the same values
+                logger.warning("%s: line %d repeats line %d (study %r, same values); analysed once", path, n, n0, sid)
+                continue
+            what = "another folder" if other.path != study.path else "other clinical values"
+            diff = [k for k in sorted({*other.clinical, *clinical}) if other.clinical.get(k) != clinical.get(k)]
+            detail = (
+                f" ({', '.join(diff)})" if diff and other.path == study.path else f" ({other.path} vs {study.path})"
+            )
+            raise InputError(
+                f"{path}: lines {n0} and {n} both give study id {sid!r}, with {what}{detail}; delete one of the rows "
+                "or give each a unique study_id column value"
+            )
+        first_line[sid] = (n, study)
+        studies.append(study)
     if not studies:
         raise InputError(f"{path}: the cohort CSV lists no study; add one row per study folder")
     return _check_unique(studies, str(path))
