@@ -16,7 +16,15 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["STOP_SIGNALS", "Interrupted", "interrupt_line", "signals_interrupt", "signum_of"]
+__all__ = [
+    "STOP_SIGNALS",
+    "DeferredSignals",
+    "Interrupted",
+    "ignore_stop_signals",
+    "interrupt_line",
+    "signals_interrupt",
+    "signum_of",
+]
 
 #: Signals that stop a run like Ctrl-C does (SIGINT already raises KeyboardInterrupt).
 STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n))
@@ -104,3 +112,48 @@ def interrupt_line(exc: BaseException) -> tuple[str, int]:
     stop = exc if isinstance(exc, Interrupted) else Interrupted(signum_of(exc))
     line = f"netlm: interrupted by {stop.signal_name}" + (f": {stop.summary}" if stop.summary else "")
     return line, stop.exit_code
+
+
+class DeferredSignals:
+    """While active, SIGINT, SIGTERM and SIGHUP only note themselves; :meth:`check` raises
+    :class:`Interrupted` at a point the caller chose.
+
+    The parent of a process pool must not be interrupted at an arbitrary point: a
+    ``KeyboardInterrupt`` raised while it holds one of the executor's internal locks (inside
+    ``concurrent.futures.wait`` or ``submit``) leaves the lock held, and the executor's manager
+    thread, which the interpreter joins at exit, then waits for ever. The pool's wait loop polls
+    :meth:`check` instead. Leaving the block normally with a signal noted but not yet raised
+    raises it then. Outside the main thread this does nothing.
+    """
+
+    def __init__(self) -> None:
+        self.signum = 0
+        self._previous: dict[int, Any] = {}
+
+    def _note(self, signum: int, frame: Any) -> None:
+        self.signum = self.signum or signum
+
+    def check(self) -> None:
+        """Raise :class:`Interrupted` if a stop signal came."""
+        if self.signum:
+            raise Interrupted(self.signum)
+
+    def __enter__(self) -> DeferredSignals:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._note) for s in (signal.SIGINT, *STOP_SIGNALS)}
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        for s, h in self._previous.items():
+            signal.signal(s, h if h is not None else signal.SIG_DFL)
+        self._previous = {}
+        if exc_type is None:
+            self.check()
+
+
+def ignore_stop_signals() -> None:
+    """After a run was interrupted: ignore further stop signals while the process exits, so a second
+    Ctrl-C cannot cut its clean-up short (and the exit code stays 128 + the first signal)."""
+    if threading.current_thread() is threading.main_thread():
+        for s in (signal.SIGINT, *STOP_SIGNALS):
+            signal.signal(s, signal.SIG_IGN)

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..atomic import remove_stale_temp_files
 from .cohort import Study
+from .interrupt import DeferredSignals
 from .options import BatchOptions
 
 __all__ = [
@@ -296,6 +297,7 @@ def _pool_round(
     jobs: int,
     ctx: Any,
     timeout_s: float | None = None,
+    signals: DeferredSignals | None = None,
 ) -> Generator[tuple[Study, dict[str, Any] | BaseException | None, int | None], None, None]:
     """One process pool over ``todo``: (study, outcome, None) per finished study, then, if the pool
     broke, (study, None, exit code of its worker or None if it was not running) per unfinished one.
@@ -314,12 +316,14 @@ def _pool_round(
     unfinished: list[Study] = []
     started: dict[str, tuple[int, float]] = {}
     timed_out: set[str] = set()
-    poll = None if timeout_s is None else min(1.0, max(0.05, timeout_s / 4))
+    poll = 0.25 if timeout_s is None else min(0.25, max(0.05, timeout_s / 4))
     try:
         futures = {pool.submit(_pool_task, task, s, str(out_dir), options): s for s in todo}
         procs = dict(getattr(pool, "_processes", None) or {})  # pid -> Process, to tell which one died
         pending = set(futures)
         while pending:
+            if signals is not None:
+                signals.check()  # Ctrl-C / SIGTERM raise here, never inside the executor's locks
             done, pending = wait(pending, timeout=poll, return_when=FIRST_COMPLETED)
             for fut in done:
                 study = futures[fut]
@@ -398,22 +402,39 @@ def executor_results(
 
     With ``timeout_s`` (``batch --timeout``), a study running longer has its worker killed and is
     recorded as :class:`StudyTimedOut`; the studies the broken pool did not finish are queued again
-    without a strike.
+    without a strike. Stop signals are deferred to the wait loop (:class:`DeferredSignals`).
     """
-    import collections
     import multiprocessing
-    import signal
 
     ctx = multiprocessing.get_context(START_METHOD)
     if START_METHOD == "forkserver":
         ctx.set_forkserver_preload(["netlm_imaging.batch.runner", *PRELOAD, *DICOM_PRELOAD])
     elif START_METHOD == "fork":
         preload(dicom=any(may_hold_dicom(Path(s.path)) for s in studies))
+    with DeferredSignals() as signals:
+        yield from _rounds(task, studies, out_dir, options, jobs, timeout_s, ctx, signals)
+
+
+def _rounds(
+    task: Task,
+    studies: Sequence[Study],
+    out_dir: Path,
+    options: BatchOptions,
+    jobs: int,
+    timeout_s: float | None,
+    ctx: Any,
+    signals: DeferredSignals,
+) -> Iterator[tuple[Study, dict[str, Any] | BaseException]]:
+    """The rounds of :func:`executor_results`: one pool each, until no study is left to run."""
+    import collections
+    import signal
+
     queue: collections.deque[Study] = collections.deque(largest_first(studies))
     solo: collections.deque[Study] = collections.deque()
     deaths: collections.Counter[str] = collections.Counter()
     rounds = 0
     while queue or solo:
+        signals.check()
         rounds += 1
         if rounds > 4 * len(studies) + 8:  # workers die for reasons no study explains: stop retrying
             for s in [*queue, *solo]:
@@ -426,7 +447,7 @@ def executor_results(
             queue.clear()
         lost: list[tuple[Study, int | None]] = []
         stopped = False  # a worker was killed here for --timeout: the broken pool is no study's fault
-        pool_round = _pool_round(task, todo, out_dir, options, n, ctx, timeout_s)
+        pool_round = _pool_round(task, todo, out_dir, options, n, ctx, timeout_s, signals)
         try:
             for study, outcome, exitcode in pool_round:
                 if outcome is None:

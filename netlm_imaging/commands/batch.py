@@ -92,12 +92,13 @@ def run(args: argparse.Namespace) -> int:
     are kept in cohort.csv (the others ``pending``), one line says so; exit ``128 + signal``
     (130, 143, 129).
     """
-    from ..batch.interrupt import interrupt_line, signals_interrupt
+    from ..batch.interrupt import ignore_stop_signals, interrupt_line, signals_interrupt
 
     try:
         with signals_interrupt():
             return _run(args)
     except KeyboardInterrupt as exc:
+        ignore_stop_signals()  # a second Ctrl-C must not cut the exit short
         line, code = interrupt_line(exc)
         print(line, file=sys.stderr)
         return code
