@@ -284,3 +284,73 @@ def test_sul_from_the_clinical_sidecar_overrides_the_header(tmp_path):
     assert rep.pet["sul"]["sul_per_suvbw"] == pytest.approx(lbm / WEIGHT_KG, rel=1e-3)
     assert rep.pet["sul"]["height_source"] == "clinical file"
     assert rep.pet["sul_missing_inputs"] == []
+
+
+def _without_patient_weight(src: Path, dst: Path) -> Path:
+    """A copy of the PET/CT study whose PET lost Patient's Weight (0010,1030), as de-identification removes it."""
+    import shutil
+
+    shutil.copytree(src, dst)
+    for f in sorted((dst / "pet").iterdir()):
+        ds = pydicom.dcmread(f)
+        del ds.PatientWeight
+        ds.save_as(f)
+    return dst
+
+
+def test_pet_without_body_weight_gives_null_suvs_and_the_same_krenning(petct, tmp_path):
+    # PS3.15's Basic Profile removes PatientWeight: the CT burden must still be measured, every SUV must
+    # be null with the reason, and what needs no weight (Krenning: uptake ratios; rel:0.45 SRETV) must
+    # equal the analysis with the weight (the expected grade 4 is the phantom's: SUV 20 > spleen 15)
+    study = _without_patient_weight(petct, tmp_path / "study")
+    full, bare = analyze(petct), analyze(study)
+    assert bare.liver["volume_ml"] == full.liver["volume_ml"]
+    (les,) = bare.lesions
+    assert les["krenning_score"] == full.lesions[0]["krenning_score"] == 4
+    for key in ("suv_max", "suv_mean", "suv_peak"):
+        assert les[key] is None
+    pet = bare.pet
+    for key in ("suv_max", "liver_suv_mean", "spleen_suv_mean", "tlsre", "liver_suv_max", "whole_body_tlsre"):
+        assert pet[key] is None, key
+    assert pet["liver_reference"]["suv_mean"] is None
+    assert pet["sretv_ml"] == pytest.approx(full.pet["sretv_ml"], rel=1e-6)
+    assert pet["units"] == "BQML"
+    assert "(0010,1030)" in pet["suv_missing_inputs"][0]
+    assert "--weight" in pet["suv_missing_inputs"][0]
+    assert "body weight (for SUV)" in bare.classification["missing_inputs"]
+    bare.to_dict()
+
+
+def test_pet_without_body_weight_through_the_cli_with_every_output(petct, tmp_path):
+    study = _without_patient_weight(petct, tmp_path / "study")
+    out = tmp_path / "out"
+    assert main(["analyze", str(study), "--out", str(out), "--quiet", "--sr", "--html"]) == 0
+    import json
+
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["lesions"][0]["suv_max"] is None
+    assert rep["lesions"][0]["krenning_score"] == 4
+    assert (out / "report_sr.dcm").exists()
+    assert (out / "report.html").exists()
+    # an absolute SUV cut-off cannot be applied without the weight: SRETV null, the grade unchanged
+    out2 = tmp_path / "out_abs"
+    assert main(["analyze", str(study), "--out", str(out2), "--quiet", "--delineation", "abs:8"]) == 0
+    rep2 = json.loads((out2 / "report.json").read_text())
+    assert rep2["pet"]["sretv_ml"] is None
+    assert rep2["lesions"][0]["krenning_score"] == 4
+
+
+@pytest.mark.parametrize("header_weight", [None, WEIGHT_KG])
+def test_clinical_file_weight_gives_the_suv(petct, tmp_path, header_weight):
+    # the clinical sidecar's weight_kg is the patient's weight (batch has no per-study --weight): SUVbw
+    # scales with it by the QIBA formula (SUV 20 at 70 kg is 20 x 84 / 70 at 84 kg)
+    import json
+
+    study = petct if header_weight is not None else _without_patient_weight(petct, tmp_path / "study")
+    clinical = tmp_path / "clinical.json"
+    clinical.write_text(json.dumps({"weight_kg": 84.0}))
+    rep = analyze(study, clinical=clinical)
+    assert rep.lesions[0]["suv_max"] == pytest.approx(20.0 * 84.0 / WEIGHT_KG, rel=2e-3)
+    assert "suv_missing_inputs" not in rep.pet
+    if header_weight is not None:
+        assert any("84 kg of the clinical file's weight_kg, not Patient's Weight" in w for w in rep.warnings)

@@ -107,3 +107,20 @@ def test_rules_ranges_are_validated():
     ] == [1.0, 2.0]
     with pytest.raises(InputError, match=r"weight_kg_range = \[5, 1\] must be \[low, high\]"):
         plausibility_limits({"weight_kg_range": [5, 1]})
+
+
+def test_pet_image_without_weight_is_measured_with_null_suvs(tmp_path):
+    # the PET itself is the image and lost PatientWeight: volumes are measured, SUVs null with the reason
+    pet = tmp_path / "pet_no_weight"
+    write_pet_series(pet, activity(), AFF, slopes=[8.0] * SHAPE[2], weight_kg=None)
+    seg = write_nifti(tmp_path / "labels.nii.gz", np.where(LESION, 2, np.where(LIVER, 1, 0)).astype(np.uint8), AFF)
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "netlm_imaging.cli", "analyze", "--image", str(pet), "--seg", str(seg)]
+    proc = subprocess.run([*argv, "--out", str(out), "--quiet"], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["liver"]["volume_ml"] == pytest.approx(np.count_nonzero(LIVER) * 64.0 / 1000.0, rel=1e-6)
+    assert rep["lesions"][0]["suv_max"] is None
+    assert rep["pet"]["suv_max"] is None
+    assert "Patient's Weight (0010,1030) is missing" in rep["pet"]["suv_missing_inputs"][0]
+    assert "no SUV: body weight unknown" in proc.stderr

@@ -410,6 +410,17 @@ def test_bad_headers_raise_clear_errors(tmp_path, kw, exc, pattern):
     assert "SECRET" not in str(info.value)
 
 
+def test_without_weight_the_factors_give_activity_concentration(tmp_path):
+    a = activity(seed=21)
+    write_pet_series(tmp_path / "p", a, AFFINE, slopes=SLOPES, weight_kg=None)
+    conv = suv_conversion(headers(tmp_path / "p"), source="p", require_weight=False)
+    np.testing.assert_array_equal(conv.factors, np.ones(SHAPE[2]))  # BQML START: the values are Bq/mL already
+    assert conv.weight_kg is None
+    assert "(0010,1030) is missing" in conv.suv_unavailable
+    with pytest.raises(InputError, match=r"\(0010,1030\) is missing.*--weight"):
+        suv_conversion(headers(tmp_path / "p"), source="p")
+
+
 def test_bad_weight_option(tmp_path):
     write_pet_series(tmp_path / "p", activity(), AFFINE)
     with pytest.raises(InputError, match=r"--weight -3"):

@@ -42,6 +42,8 @@ def load_suv_volume(
     series_uid: str | None = None,
     max_voxels: int | None = None,
     plausibility: Mapping[str, Any] | None = None,
+    weight_source: str = "--weight",
+    require_weight: bool = True,
 ) -> Volume:
     """Read a PET series and convert it to SUVbw.
 
@@ -59,6 +61,8 @@ def load_suv_volume(
     plausibility : mapping, optional
         ``rules["pet_plausibility"]`` (weight, dose, uptake time, SUVmax
         limits); None uses the defaults.
+    weight_source, require_weight
+        As :func:`suv_from_modality_volume`.
 
     Returns
     -------
@@ -81,11 +85,18 @@ def load_suv_volume(
     from .dicom_series import read_dicom_series
 
     vol = read_dicom_series(source, series_uid=series_uid, nonuniform="resample", max_voxels=max_voxels)
-    return suv_from_modality_volume(vol, weight_kg=weight_kg, plausibility=plausibility)
+    return suv_from_modality_volume(
+        vol, weight_kg=weight_kg, plausibility=plausibility, weight_source=weight_source, require_weight=require_weight
+    )
 
 
 def suv_from_modality_volume(
-    vol: Volume, *, weight_kg: float | None = None, plausibility: Mapping[str, Any] | None = None
+    vol: Volume,
+    *,
+    weight_kg: float | None = None,
+    plausibility: Mapping[str, Any] | None = None,
+    weight_source: str = "--weight",
+    require_weight: bool = True,
 ) -> Volume:
     """Convert a PET Volume returned by the DICOM series reader to SUVbw.
 
@@ -99,11 +110,20 @@ def suv_from_modality_volume(
         Body weight override (``--weight``).
     plausibility : mapping, optional
         ``rules["pet_plausibility"]``; None uses the defaults.
+    weight_source : str
+        Where ``weight_kg`` came from, named in messages (``"--weight"``,
+        ``"the clinical file's weight_kg"``).
+    require_weight : bool
+        False: without any body weight the volume is the activity
+        concentration (Bq/mL, ``meta["units"] = "BQML"``) and
+        ``meta["suv"]["suv_unavailable"]`` says why, instead of an error
+        (the study's other measurements and the uptake ratios still stand).
 
     Returns
     -------
     Volume
-        float32 SUVbw on the same grid (see :func:`load_suv_volume`).
+        float32 SUVbw on the same grid (see :func:`load_suv_volume`); Bq/mL
+        when the weight is unknown and ``require_weight`` is False.
 
     Raises
     ------
@@ -131,7 +151,14 @@ def suv_from_modality_volume(
         )
     where = _series_location(vol.source, files)
     headers = _series_headers(meta, files, where)
-    conv = suv_conversion(headers, weight_kg=weight_kg, source=where, plausibility=plausibility)
+    conv = suv_conversion(
+        headers,
+        weight_kg=weight_kg,
+        source=where,
+        plausibility=plausibility,
+        weight_source=weight_source,
+        require_weight=require_weight,
+    )
     if conv.uniform:
         suv = np.asarray(vol.array, dtype=np.float64) * float(conv.factors[0])
     elif not meta.get("resampled"):
@@ -143,10 +170,11 @@ def suv_from_modality_volume(
     for w in conv.warnings:
         logger.warning("%s: %s", where, w)
     meta["suv"] = conv.summary()
-    meta["units"] = "SUVbw"
+    meta["units"] = "SUVbw" if conv.suv_unavailable is None else "BQML"
     meta["warnings"] = [*list(meta.get("warnings") or []), *conv.warnings]
     suv32 = suv.astype(np.float32)
-    _check_suv_scale(suv32, meta["suv"], plausibility, vol.source)
+    if conv.suv_unavailable is None:
+        _check_suv_scale(suv32, meta["suv"], plausibility, vol.source)
     return vol.with_array(suv32, meta=meta)
 
 
@@ -157,11 +185,14 @@ def read_study_pet(
     weight_kg: float | None = None,
     max_voxels: int | None = None,
     plausibility: Mapping[str, Any] | None = None,
+    weight_source: str = "--weight",
+    require_weight: bool = True,
 ) -> Volume:
     """The ``--pet`` series of a study in SUVbw, with its SUVmax checked.
 
     When the study folder's scan (``dicom_index``) indexed every PET file, the series is read
-    from it (no second scan); otherwise as :func:`load_suv_volume`.
+    from it (no second scan); otherwise as :func:`load_suv_volume`. ``weight_source`` and
+    ``require_weight`` are those of :func:`suv_from_modality_volume`.
 
     Raises
     ------
@@ -175,8 +206,21 @@ def read_study_pet(
         vol = read_series_from_index(
             scanned, nonuniform="resample", max_voxels=max_voxels, where=str(scanned[0].path.parent)
         )
-        return suv_from_modality_volume(vol, weight_kg=weight_kg, plausibility=plausibility)
-    return load_suv_volume(pet, weight_kg=weight_kg, max_voxels=max_voxels, plausibility=plausibility)
+        return suv_from_modality_volume(
+            vol,
+            weight_kg=weight_kg,
+            plausibility=plausibility,
+            weight_source=weight_source,
+            require_weight=require_weight,
+        )
+    return load_suv_volume(
+        pet,
+        weight_kg=weight_kg,
+        max_voxels=max_voxels,
+        plausibility=plausibility,
+        weight_source=weight_source,
+        require_weight=require_weight,
+    )
 
 
 def _scanned_files(pet: str | Path | Sequence[str | Path], dicom_index: Sequence[Any]) -> list[Any]:

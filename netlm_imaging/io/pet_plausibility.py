@@ -75,6 +75,7 @@ def check_conversion(
     nuclide: str | None,
     limits: Mapping[str, Any],
     source: str,
+    option_name: str = "--weight",
 ) -> list[str]:
     """Refuse impossible weight / dose / uptake time; return warnings for unusual ones.
 
@@ -83,7 +84,7 @@ def check_conversion(
     weight_kg : float or None
         Weight used for SUVbw.
     weight_from_option : bool
-        It came from ``--weight`` (else Patient's Weight (0010,1030)).
+        It came from the user (``option_name``), else Patient's Weight (0010,1030).
     dose_bq, uptake_s : float or None
         Radionuclide Total Dose (0018,1074) and scan - injection time.
     nuclide : str or None
@@ -93,6 +94,8 @@ def check_conversion(
         From :func:`plausibility_limits`.
     source : str
         The PET series, named in messages.
+    option_name : str
+        Where a user's weight came from (``"--weight"``, or the clinical file's key).
 
     Returns
     -------
@@ -110,7 +113,8 @@ def check_conversion(
         if _outside(weight_kg, limits["weight_kg_range"]):
             if weight_from_option:
                 raise InputError(
-                    f"{source}: --weight {weight_kg:g} kg is outside the plausible {lo:g}-{hi:g} kg; fix --weight."
+                    f"{source}: {option_name} {weight_kg:g} kg is outside the plausible {lo:g}-{hi:g} kg; "
+                    f"fix {option_name}."
                 )
             raise InputError(
                 f"{source}: Patient's Weight (0010,1030) is {weight_kg:g} kg, outside the plausible {lo:g}-{hi:g} kg "

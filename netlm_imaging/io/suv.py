@@ -66,8 +66,12 @@ Half-life
     half-life: the nuclide's reference value with a warning, or
     :class:`~netlm_imaging.errors.DicomError` when the nuclide is unknown.
 Weight
-    ``weight_kg`` (``--weight``) overrides Patient's Weight (0010,1030);
-    missing both: :class:`~netlm_imaging.errors.InputError`.
+    ``weight_kg`` (``--weight``, or the clinical file's ``weight_kg``) overrides
+    Patient's Weight (0010,1030). Missing both:
+    :class:`~netlm_imaging.errors.InputError`, or with ``require_weight=False``
+    no SUV: the factors then give the activity concentration (Bq/mL, decay-corrected as
+    the series says) and :attr:`SuvConversion.suv_unavailable` says why. Ratios of
+    uptake (the Krenning estimate, liver-relative thresholds) need no weight.
 
 References
 ----------
@@ -168,6 +172,9 @@ class SuvConversion:
     convolution_kernel : str or None
         Convolution Kernel (0018,1210), where vendors name the post-filter
         (``"Gauss5.00"``); the PET resolution is read from it.
+    suv_unavailable : str or None
+        Why no SUV could be computed (the body weight is unknown): the
+        factors then give the activity concentration in Bq/mL, not SUVbw.
     """
 
     factors: np.ndarray
@@ -186,6 +193,7 @@ class SuvConversion:
     method: str = ""
     warnings: list[str] = field(default_factory=list)
     convolution_kernel: str | None = None
+    suv_unavailable: str | None = None
 
     @property
     def uniform(self) -> bool:
@@ -215,6 +223,7 @@ class SuvConversion:
             "factor_min": float(np.min(self.factors)),
             "factor_max": float(np.max(self.factors)),
             "convolution_kernel": self.convolution_kernel,
+            "suv_unavailable": self.suv_unavailable,
         }
 
 
@@ -441,6 +450,8 @@ def suv_conversion(
     weight_kg: float | None = None,
     source: str = "",
     plausibility: Mapping[str, Any] | None = None,
+    weight_source: str = "--weight",
+    require_weight: bool = True,
 ) -> SuvConversion:
     """Per-slice factors turning a PET series' modality-LUT values into SUVbw.
 
@@ -456,6 +467,12 @@ def suv_conversion(
         ``rules["pet_plausibility"]``
         (:func:`~netlm_imaging.io.pet_plausibility.plausibility_limits`);
         None uses the defaults.
+    weight_source : str
+        Where ``weight_kg`` came from, named in messages (``"--weight"``, or
+        ``"the clinical file's weight_kg"``).
+    require_weight : bool
+        False: a missing weight gives activity-concentration factors and
+        :attr:`SuvConversion.suv_unavailable` instead of an error.
 
     Returns
     -------
@@ -504,6 +521,8 @@ def suv_conversion(
         limits=limits,
         kernel=_text(first, "ConvolutionKernel"),
         warnings=warnings,
+        weight_source=weight_source,
+        require_weight=require_weight,
     )
     if units == "GML":
         _check_gml_suv_type(first, src)
@@ -535,12 +554,15 @@ class _Series:
     limits: Any
     kernel: str | None
     warnings: list[str]
+    weight_source: str = "--weight"
+    require_weight: bool = True
 
     def plausible(self, weight: float | None, dose: float | None, uptake_s: float | None) -> list[str]:
         """The plausibility warnings of a weight, dose and uptake time (refusals raise)."""
         return check_conversion(
             weight_kg=weight,
             weight_from_option=self.weight_kg is not None,
+            option_name=self.weight_source,
             dose_bq=dose,
             uptake_s=uptake_s,
             nuclide=self.nuclide,
@@ -576,16 +598,22 @@ def _philips_suv_scale(series: _Series) -> SuvConversion | None:
     if not all(v is not None and v != 0.0 for v in suv_scale):
         return None
     factors = np.array(suv_scale, dtype=np.float64)
+    if weight_kg is not None and (header_weight is None or header_weight <= 0) and series.weight_source != "--weight":
+        series.warnings.append(
+            f"the Philips SUV Scale Factor (7053,1000) was used as written: {series.weight_source} "
+            f"({float(weight_kg):g} kg) cannot rescale it because Patient's Weight (0010,1030) is missing"
+        )
+        weight_kg = None
     if weight_kg is not None:
         if header_weight is None or header_weight <= 0:
             raise UnsupportedError(
                 f"{src}: --weight cannot be applied to the Philips SUV Scale Factor (7053,1000) because "
                 "Patient's Weight (0010,1030) is missing; drop --weight."
             )
-        _check_weight(weight_kg, src)
+        _check_weight(weight_kg, src, series.weight_source)
         factors = factors * (float(weight_kg) / header_weight)
         series.warnings.append(
-            f"Philips SUV Scale Factor rescaled from the header weight {header_weight:g} kg to --weight "
+            f"Philips SUV Scale Factor rescaled from the header weight {header_weight:g} kg to {series.weight_source} "
             f"{float(weight_kg):g} kg"
         )
     series.warnings.extend(series.plausible(float(weight_kg) if weight_kg is not None else header_weight, None, None))
@@ -673,7 +701,7 @@ def _decayed_dose(series: _Series, dose: float, decay_time: float | None, half_l
 def _bqml_conversion(series: _Series, to_bqml: np.ndarray, method: str) -> SuvConversion:
     """The QIBA rule on Bq/mL values: weight / (injected dose decayed to the scan start)."""
     src = series.source
-    weight = _weight(series.header_weight, series.weight_kg, src)
+    weight = _weight(series, src)
     info = _radiopharm(series.datasets[0])
     if info is None:
         raise DicomError(
@@ -690,7 +718,17 @@ def _bqml_conversion(series: _Series, to_bqml: np.ndarray, method: str) -> SuvCo
     scan, injection, decay_time = _uptake(series, info, half_life)
     decayed, per_slice_decay = _decayed_dose(series, dose, decay_time, half_life)
     series.warnings.extend(series.plausible(weight, dose, decay_time))
-    factors = to_bqml * per_slice_decay * (weight * 1000.0 / decayed)
+    unavailable = None
+    if weight is None:  # Bq/mL (decay-corrected as the series says): ratios of uptake need no weight
+        factors = to_bqml * per_slice_decay
+        unavailable = (
+            f"body weight unknown: Patient's Weight (0010,1030) is "
+            f"{'missing' if series.header_weight is None else series.header_weight} and no weight was given "
+            "(--weight KG or the clinical file's weight_kg)"
+        )
+        series.warnings.append(f"no SUV: {unavailable}; SUV values are null")
+    else:
+        factors = to_bqml * per_slice_decay * (weight * 1000.0 / decayed)
     return SuvConversion(
         factors=factors,
         rescale_slopes=series.slopes,
@@ -708,20 +746,29 @@ def _bqml_conversion(series: _Series, to_bqml: np.ndarray, method: str) -> SuvCo
         method=method,
         warnings=series.warnings,
         convolution_kernel=series.kernel,
+        suv_unavailable=unavailable,
     )
 
 
-def _check_weight(weight_kg: float, src: str) -> None:
+def _check_weight(weight_kg: float, src: str, option: str = "--weight") -> None:
     w = _float(weight_kg)
     if w is None or not w > 0:
-        raise InputError(f"{src}: --weight {weight_kg!r} kg is not a positive body weight; fix --weight.")
+        raise InputError(f"{src}: {option} {weight_kg!r} kg is not a positive body weight; fix {option}.")
 
 
-def _weight(header_weight: float | None, weight_kg: float | None, src: str) -> float:
+def _weight(series: _Series, src: str) -> float | None:
+    header_weight, weight_kg = series.header_weight, series.weight_kg
     if weight_kg is not None:
-        _check_weight(weight_kg, src)
+        _check_weight(weight_kg, src, series.weight_source)
+        if header_weight is not None and header_weight > 0 and abs(header_weight - float(weight_kg)) > 1.0:
+            series.warnings.append(
+                f"SUV uses the weight {float(weight_kg):g} kg of {series.weight_source}, not Patient's Weight "
+                f"(0010,1030) {header_weight:g} kg"
+            )
         return float(weight_kg)
     if header_weight is None or header_weight <= 0:
+        if not series.require_weight:
+            return None
         raise InputError(
             f"{src}: Patient's Weight (0010,1030) is {'missing' if header_weight is None else header_weight}; "
             "SUVbw needs the body weight. Pass it with --weight KG."

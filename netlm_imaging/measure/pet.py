@@ -489,7 +489,68 @@ def measure_pet(
     }
     if delin.kind == "liver" and liver_mean is None:
         warnings.append(f"delineation {delin} needs the healthy-liver SUVmean: no SRETV without a liver mask")
+    unavailable = suv_meta.get("suv_unavailable")
+    if unavailable:
+        scale_free_sretv = delin.kind != "abs" and float(pr["avid_min_suv"]) <= 0
+        _drop_absolute_uptake(block, up.updates, scale_free_sretv)
+        block["suv_missing_inputs"] = [str(unavailable)]
+        missing.append("body weight (for SUV)")
+        warnings.append(
+            "PET without body weight: every SUV is null; the Krenning estimate"
+            + (f" and SRETV ({delin})" if scale_free_sretv else "")
+            + " are ratios of uptake and were measured on the activity concentration"
+        )
     return PetResult(block=block, lesion_updates=up.updates, warnings=warnings, missing_inputs=missing)
+
+
+#: Fields in SUV (or SUL, or SUV x mL) units: unknown when the body weight is (the Krenning grade and
+#: its confidence, the voxel counts and the volumes of a liver-relative or lesion-relative delineation are ratios).
+_ABSOLUTE_BLOCK = (
+    "liver_suv_mean",
+    "spleen_suv_mean",
+    "suv_max",
+    "tlsre",
+    "liver_suv_sd",
+    "liver_suv_max",
+    "hepatic_lesion_suv_max",
+    "whole_body_tlsre",
+    "sretv_avid_floor_suv",
+    "sul",
+    "liver_sul_mean",
+    "sul_max",
+)
+_ABSOLUTE_LESION = (
+    "suv_max",
+    "suv_mean",
+    "suv_peak",
+    "suv_mean_core",
+    "suv_peak_inside",
+    "krenning_statistic_suv",
+    "sul_max",
+    "sul_peak",
+    "sul_mean",
+    "tlsre",
+    "sretv_threshold_suv",
+)
+
+
+def _drop_absolute_uptake(block: dict[str, Any], updates: dict[int, dict[str, Any]], keep_sretv: bool) -> None:
+    """Null every SUV-valued field of the block and the lesions (the values are Bq/mL, not SUV)."""
+    for key in _ABSOLUTE_BLOCK:
+        if key in block:
+            block[key] = None
+    for key in ("liver_reference", "upper_reference"):
+        ref = block.get(key)
+        if isinstance(ref, dict):
+            block[key] = {**ref, "suv_mean": None, "suv_sd": None, "suv_max": None}
+    if not keep_sretv:
+        block["sretv_ml"] = block["whole_body_sretv_ml"] = None
+    for upd in updates.values():
+        for key in _ABSOLUTE_LESION:
+            if key in upd:
+                upd[key] = None
+        if not keep_sretv and "sretv_ml" in upd:
+            upd["sretv_ml"] = None
 
 
 def _sul(

@@ -125,8 +125,14 @@ def load_study(inputs: StudyInputs, opts: AnalyzeOptions, *, rules: Any = None, 
         max_voxels=opts.max_voxels,
     )
     identifiers = read_identifiers(img) if opts.include_identifiers else None
+    # SUV weight: --weight, else the clinical file's weight_kg, else PatientWeight; none: SUV null with the reason
+    weight_kg, weight_source = opts.weight_kg, "--weight"
+    if weight_kg is None and clinical_inputs is not None and clinical_inputs.weight_kg is not None:
+        weight_kg, weight_source = clinical_inputs.weight_kg, "the clinical file's weight_kg"
     if img.meta.get("modality") == "PT":
-        img = suv_from_modality_volume(img, weight_kg=opts.weight_kg, plausibility=plausibility)
+        img = suv_from_modality_volume(
+            img, plausibility=plausibility, weight_kg=weight_kg, weight_source=weight_source, require_weight=False
+        )
     check_image_values(img)
     segs = read_study_segmentations(
         inputs.segs,
@@ -145,14 +151,16 @@ def load_study(inputs: StudyInputs, opts: AnalyzeOptions, *, rules: Any = None, 
             f"that grid (slices {img.slice_separation_mm:.4g} mm apart along their normal; voxel volume and "
             "distances in patient space, nothing resampled).",
         )
-    suv = img if img.meta.get("units") == "SUVbw" else None
+    suv = img if img.meta.get("units") == "SUVbw" or img.meta.get("suv") else None
     if inputs.pet is not None:
         suv = read_study_pet(
             inputs.pet,
             dicom_index=inputs.dicom_index,
-            weight_kg=opts.weight_kg,
             max_voxels=opts.max_voxels,
             plausibility=plausibility,
+            weight_kg=weight_kg,
+            weight_source=weight_source,
+            require_weight=False,
         )
         warnings.extend(suv.meta.get("warnings", []))
     declared = (opts.modality or inputs.modality or img.meta.get("modality") or "OT").upper()

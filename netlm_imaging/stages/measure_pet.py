@@ -81,6 +81,8 @@ def measure_study_pet(
             val = upd.pop(key, None)
             setattr(les, key, None if val is None else (round(float(val), 3) if key != "krenning_score" else int(val)))
         les.extra.update(rounded(upd, 4))
+    if suv.meta.get("suv", {}).get("suv_unavailable") and ctx.pet_suv is suv:
+        ctx.pet_suv = None  # Bq/mL, not SUV: the QA page's SUV scales would misread it
     block = dict(res.block)
     for key, val in list(block.items()):
         if isinstance(val, float):
