@@ -164,11 +164,9 @@ CASES = {
     "seg_references_absent_series": _seg_of_absent_series,
     "missing_slice": _missing_slice,
     "two_candidate_segmentations": _two_candidates,
-    "pet_missing_weight": _pet_without_weight,
     "pet_missing_dose": _pet_without_dose,
     "pet_units_not_convertible": _pet_units,
     "pet_decay_none_without_factor": _pet_decay_none,
-    "pet_option_missing_weight": _pet_option_without_weight,
     "clinical_invalid_value": _clinical_values,
     "clinical_sidecar_in_folder": _clinical_sidecar_in_folder,
     "rules_unknown_key": _rules_unknown_key,
@@ -231,3 +229,28 @@ def test_bad_input_exits_3_with_one_line_naming_file_and_fix(runs, case):
     assert stdout == ""
     for secret in ("Doe", "SECRET-ID-123", "19700101"):  # dicom_factory's identifiers never reach the message
         assert secret not in line
+
+
+@pytest.mark.parametrize("build", [_pet_without_weight, _pet_option_without_weight], ids=["folder", "option"])
+def test_pet_without_weight_is_measured_with_null_suvs_and_the_fix_named(tmp_path, build):
+    # no body weight anywhere is not a reason to lose the study: exit 0, every SUV null with the
+    # reason, and the warning names the PET series and the fix (--weight)
+    import json
+
+    base = tmp_path / "base"
+    ct = write_image_series(base / "ct", np.where(_liver(), 60.0, -50.0), CT_AFF, seed=SEED, shuffle_names=True)
+    write_seg(base / "seg.dcm", ct, [SegmentSpec("Liver", _liver())])
+    args, needles = build(base, tmp_path)
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "netlm_imaging.cli", "analyze", *map(str, args), "--out", str(out), "--quiet"]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, env=env, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    line = next(ln for ln in proc.stderr.splitlines() if "no SUV" in ln)
+    for needle in needles:
+        assert needle in line, (needle, line)
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["pet"]["suv_max"] is None
+    assert rep["pet"]["liver_suv_mean"] is None
+    assert rep["liver"]["volume_ml"] > 0
