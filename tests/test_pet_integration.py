@@ -354,3 +354,46 @@ def test_clinical_file_weight_gives_the_suv(petct, tmp_path, header_weight):
     assert "suv_missing_inputs" not in rep.pet
     if header_weight is not None:
         assert any("84 kg of the clinical file's weight_kg, not Patient's Weight" in w for w in rep.warnings)
+
+
+def test_lesion_cut_by_the_pet_field_of_view_is_flagged(tmp_path):
+    # the CT reaches 10 mm further than the PET's axial field of view (z -46..32 mm) and a lesion
+    # (centre z 30 mm, radius 10 mm) straddles the PET's edge: its PET numbers describe the part
+    # inside only, which the report must say (it did not: SRETV 2.56 of a 4.1 mL lesion, no word)
+    for_uid = pydicom.uid.generate_uid(entropy_srcs=["netlm-fov-for"])
+    ct_aff = grid_affine((2.0, 2.0, 3.0), (-60.0, -50.0, -45.0))
+    ct_shape = (60, 50, 30)
+    liver = sphere_mask(ct_shape, ct_aff, (0.0, 0.0, 0.0), 40.0)
+    lesion = sphere_mask(ct_shape, ct_aff, (8.0, 4.0, 30.0), 10.0)
+    whole = sphere_mask(ct_shape, ct_aff, (-20.0, -10.0, -10.0), 8.0)
+    files = write_image_series(
+        tmp_path / "ct", np.where(liver, 60.0, -50.0), ct_aff, modality="CT", frame_of_reference_uid=for_uid, seed=1
+    )
+    neo = pydicom.sr.codedict.codes.SCT.Neoplasm
+    write_seg(
+        tmp_path / "seg.dcm",
+        files,
+        [
+            SegmentSpec("Liver", liver),
+            SegmentSpec("Tumour 1", lesion, property_type=neo),
+            SegmentSpec("Tumour 2", whole, property_type=neo),
+        ],
+    )
+    pet_aff = grid_affine((4.0, 4.0, 4.0), (-62.0, -52.0, -46.0))
+    pet_shape = (31, 26, 20)
+    act = np.zeros(pet_shape)
+    act[sphere_mask(pet_shape, pet_aff, (0.0, 0.0, 0.0), 40.0)] = _suv_to_bqml(5.0)
+    act[sphere_mask(pet_shape, pet_aff, (8.0, 4.0, 30.0), 10.0)] = _suv_to_bqml(20.0)
+    act[sphere_mask(pet_shape, pet_aff, (-20.0, -10.0, -10.0), 8.0)] = _suv_to_bqml(20.0)
+    write_pet_series(tmp_path / "pet", act, pet_aff, frame_of_reference_uid=for_uid, seed=2)
+    rep = analyze(tmp_path)
+    # truth: the lesion's CT voxel centres at z <= 30 + 4 / 2 mm (the PET's last slice and its half step)
+    z = ct_aff[2, 3] + ct_aff[2, 2] * np.nonzero(lesion)[2]
+    expected = np.count_nonzero(z <= 32.0) / z.size
+    by_height = sorted(rep.lesions, key=lambda les: les["centroid_lps_mm"][2])
+    inner, cut = by_height
+    assert cut["pet_fov_fraction"] == pytest.approx(expected, abs=1e-4)  # reported to 4 decimals
+    assert 0.3 < expected < 0.9
+    assert "pet_fov_fraction" not in inner
+    assert rep.pet["pet_fov_cut_lesion_ids"] == [cut["id"]]
+    assert any(f"lesion {cut['id']} lies partly outside the PET field of view" in w for w in rep.warnings)

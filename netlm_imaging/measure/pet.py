@@ -74,8 +74,6 @@ SUL
 from __future__ import annotations
 
 import logging
-import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,7 +85,7 @@ from ..geometry import dilate_mm_affine
 from ..volume import Volume
 from .context import MeasurementContext
 from .pet_derive import derive_pet_lesions
-from .pet_grid import add_tiny_lesions, check_frame_of_reference, to_pet_grid
+from .pet_grid import add_tiny_lesions, check_frame_of_reference, fov_fractions, to_pet_grid
 from .pet_kernels import peak_map, suv_peak_kernel
 from .pet_krenning import KrenningSetting, assess_lesion
 from .pet_reference import ReferenceRegion, liver_reference, organ_reference
@@ -97,8 +95,10 @@ from .pet_settings import (
     krenning_rules,
     krenning_score,
     parse_delineation,
+    resolution_fwhm,
     rules_section,
 )
+from .pet_unscaled import drop_absolute_uptake
 
 __all__ = [
     "Delineation",
@@ -242,6 +242,7 @@ class _Uptake:
     pv_ids: list[int] = field(default_factory=list)
     low_ids: list[int] = field(default_factory=list)
     fdg_ids: list[int] = field(default_factory=list)
+    cut_ids: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -272,6 +273,7 @@ def _lesion_uptake(
     half = np.array(kernel.shape) // 2
     n_ids = int(labels.max()) if labels.size else 0
     slices = ndimage.find_objects(labels) if n_ids > 0 else []
+    inside = {} if masks.same_grid else fov_fractions(ctx, suv)
     up = _Uptake()
     for les in ctx.lesions:
         sl = slices[les.id - 1] if 0 < les.id <= len(slices) else None
@@ -307,6 +309,13 @@ def _lesion_uptake(
             "pet_voxel_count": int(les_vals.size),
             **kren,
         }
+        if inside.get(les.id, 1.0) < 1.0:
+            upd["pet_fov_fraction"] = inside[les.id]
+            up.cut_ids.append(les.id)
+            warnings.append(
+                f"lesion {les.id} lies partly outside the PET field of view ({100.0 * inside[les.id]:.0f} % of its "
+                "volume inside): its SUVs, Krenning estimate and SRETV describe only that part"
+            )
         if counted.sul_factor is not None:
             f = counted.sul_factor
             upd.update(sul_max=smax * f, sul_peak=peak * f, sul_mean=smean * f)
@@ -398,7 +407,7 @@ def measure_pet(
     check_frame_of_reference(ctx.image, suv, "the image the masks were drawn on", warnings)
     values = np.asarray(suv.array, dtype=np.float64)
     masks = _masks_on_pet(ctx, suv, float(pr["intrahepatic_margin_mm"]), warnings)
-    fwhm, fwhm_source = _resolution_fwhm(suv, pr)
+    fwhm, fwhm_source = resolution_fwhm(suv, pr)
     kernel = suv_peak_kernel(suv.spacing, float(pr["suv_peak_sphere_ml"]))
     if masks.liver is None:
         missing.append("liver mask")
@@ -477,6 +486,7 @@ def measure_pet(
         "krenning_low_confidence_lesion_ids": up.low_ids,
         "fdg_pet_advised_lesion_ids": up.fdg_ids,
         "partial_volume_lesion_ids": up.pv_ids,
+        "pet_fov_cut_lesion_ids": up.cut_ids,
         "resolution_fwhm_mm": fwhm,
         "resolution_fwhm_source": fwhm_source,
         "partial_volume_diameter_mm": pv_diameter,
@@ -492,7 +502,7 @@ def measure_pet(
     unavailable = suv_meta.get("suv_unavailable")
     if unavailable:
         scale_free_sretv = delin.kind != "abs" and float(pr["avid_min_suv"]) <= 0
-        _drop_absolute_uptake(block, up.updates, scale_free_sretv)
+        drop_absolute_uptake(block, up.updates, scale_free_sretv)
         block["suv_missing_inputs"] = [str(unavailable)]
         missing.append("body weight (for SUV)")
         warnings.append(
@@ -501,56 +511,6 @@ def measure_pet(
             + " are ratios of uptake and were measured on the activity concentration"
         )
     return PetResult(block=block, lesion_updates=up.updates, warnings=warnings, missing_inputs=missing)
-
-
-#: Fields in SUV (or SUL, or SUV x mL) units: unknown when the body weight is (the Krenning grade and
-#: its confidence, the voxel counts and the volumes of a liver-relative or lesion-relative delineation are ratios).
-_ABSOLUTE_BLOCK = (
-    "liver_suv_mean",
-    "spleen_suv_mean",
-    "suv_max",
-    "tlsre",
-    "liver_suv_sd",
-    "liver_suv_max",
-    "hepatic_lesion_suv_max",
-    "whole_body_tlsre",
-    "sretv_avid_floor_suv",
-    "sul",
-    "liver_sul_mean",
-    "sul_max",
-)
-_ABSOLUTE_LESION = (
-    "suv_max",
-    "suv_mean",
-    "suv_peak",
-    "suv_mean_core",
-    "suv_peak_inside",
-    "krenning_statistic_suv",
-    "sul_max",
-    "sul_peak",
-    "sul_mean",
-    "tlsre",
-    "sretv_threshold_suv",
-)
-
-
-def _drop_absolute_uptake(block: dict[str, Any], updates: dict[int, dict[str, Any]], keep_sretv: bool) -> None:
-    """Null every SUV-valued field of the block and the lesions (the values are Bq/mL, not SUV)."""
-    for key in _ABSOLUTE_BLOCK:
-        if key in block:
-            block[key] = None
-    for key in ("liver_reference", "upper_reference"):
-        ref = block.get(key)
-        if isinstance(ref, dict):
-            block[key] = {**ref, "suv_mean": None, "suv_sd": None, "suv_max": None}
-    if not keep_sretv:
-        block["sretv_ml"] = block["whole_body_sretv_ml"] = None
-    for upd in updates.values():
-        for key in _ABSOLUTE_LESION:
-            if key in upd:
-                upd[key] = None
-        if not keep_sretv and "sretv_ml" in upd:
-            upd["sretv_ml"] = None
 
 
 def _sul(
@@ -616,30 +576,6 @@ def _avid_floor(
     if abs_min > 0:
         text += f" and abs:{abs_min:g}"
     return (max(values) if values else None), text
-
-
-#: A post-reconstruction filter width in ConvolutionKernel: "Gauss5.00", "XYZGAUSSIAN5.00", "6.4 mm", "FWHM 4".
-_KERNEL_FWHM_RE = re.compile(
-    r"(?:gauss[a-z_]*|fwhm|filter)\s*[:=]?\s*([0-9]+(?:\.[0-9]+)?)|([0-9]+(?:\.[0-9]+)?)\s*mm", re.IGNORECASE
-)
-
-
-def _resolution_fwhm(suv: Volume, pr: Mapping[str, Any]) -> tuple[float, str]:
-    """PET resolution FWHM (mm) and where it came from (header filter + system, or the rules)."""
-    meta = suv.meta.get("suv")
-    kernel = meta.get("convolution_kernel") if isinstance(meta, dict) else None
-    if kernel:
-        m = _KERNEL_FWHM_RE.search(str(kernel))
-        if m:
-            filt = float(m.group(1) or m.group(2))
-            if 0.0 < filt < float(pr["header_filter_fwhm_max_mm"]):
-                system = float(pr["system_fwhm_mm"])
-                fwhm = math.sqrt(filt**2 + system**2)
-                return fwhm, (
-                    f"ConvolutionKernel (0018,1210) {str(kernel)!r}: {filt:g} mm filter combined with "
-                    f"system_fwhm_mm {system:g} (rules)"
-                )
-    return float(pr["resolution_fwhm_mm"]), "rules [pet] resolution_fwhm_mm (no filter FWHM in the header)"
 
 
 def _volume_and_tl(vals: np.ndarray, voxel_ml: float) -> tuple[float, float]:

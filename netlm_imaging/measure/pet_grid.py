@@ -15,7 +15,7 @@ from ..geometry import bbox, crop_affine, resample_array
 from ..volume import Volume
 from .context import MeasurementContext
 
-__all__ = ["add_tiny_lesions", "check_frame_of_reference", "to_pet_grid"]
+__all__ = ["add_tiny_lesions", "check_frame_of_reference", "fov_fractions", "to_pet_grid"]
 
 
 def check_frame_of_reference(a: Volume, b: Volume, what: str, warnings: list[str]) -> None:
@@ -68,3 +68,21 @@ def add_tiny_lesions(ctx: MeasurementContext, labels: np.ndarray, pet: Volume, w
             "PET voxel(s) containing it (partial-volume effect: SUV underestimated)"
         )
     return out
+
+
+def fov_fractions(ctx: MeasurementContext, pet: Volume) -> dict[int, float]:
+    """Fraction of each lesion's voxels (on the grid the masks were drawn on) with centres inside the PET image.
+
+    A lesion the PET's axial field of view cuts (the CT of a PET/CT often reaches further) keeps only
+    its part inside the PET: its SUVs and SRETV describe that part, so the fraction is reported.
+    """
+    labels = np.asarray(ctx.lesion_labels)
+    ijk = np.argwhere(labels > 0)
+    if ijk.size == 0:
+        return {}
+    ids = labels[tuple(ijk.T)].astype(np.int64)
+    idx = pet.lps_to_index(ctx.image.index_to_lps(ijk))
+    inside = np.all((idx >= -0.5) & (idx <= np.array(pet.shape) - 0.5), axis=1)
+    total = np.bincount(ids)
+    within = np.bincount(ids, weights=inside.astype(np.float64), minlength=total.size)
+    return {int(i): float(within[i] / total[i]) for i in np.nonzero(total)[0]}

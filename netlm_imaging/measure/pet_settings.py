@@ -16,9 +16,18 @@ from typing import Any
 
 from ..errors import InputError, UsageError
 from ..rules_data import default_section
+from ..volume import Volume
 from .pet_krenning import grade
 
-__all__ = ["Delineation", "check_pet_rules", "krenning_rules", "krenning_score", "parse_delineation", "rules_section"]
+__all__ = [
+    "Delineation",
+    "check_pet_rules",
+    "krenning_rules",
+    "krenning_score",
+    "parse_delineation",
+    "resolution_fwhm",
+    "rules_section",
+]
 
 _STRING_CHOICES: dict[str, tuple[str, ...]] = {
     "lesion_statistic": ("suv_mean_core", "suv_peak", "suv_max"),
@@ -196,3 +205,40 @@ def krenning_score(
     ((2, 2), (4, 4), (None, 3))
     """
     return grade(lesion_suv, liver_suv_mean, spleen_suv_mean, krenning_rules(rules))
+
+
+#: A post-reconstruction filter width in ConvolutionKernel: "Gauss5.00", "XYZGAUSSIAN5.00", "6.4 mm", "FWHM 4".
+_KERNEL_FWHM_RE = re.compile(
+    r"(?:gauss[a-z_]*|fwhm|filter)\s*[:=]?\s*([0-9]+(?:\.[0-9]+)?)|([0-9]+(?:\.[0-9]+)?)\s*mm", re.IGNORECASE
+)
+
+
+def resolution_fwhm(suv: Volume, pr: Mapping[str, Any]) -> tuple[float, str]:
+    """PET resolution FWHM (mm) and where it came from (header filter + system, or the rules).
+
+    Parameters
+    ----------
+    suv : Volume
+        The PET; ``meta["suv"]["convolution_kernel"]`` may name the post-filter width.
+    pr : mapping
+        ``rules["pet"]`` (``system_fwhm_mm``, ``header_filter_fwhm_max_mm``, ``resolution_fwhm_mm``).
+
+    Returns
+    -------
+    tuple of (float, str)
+        FWHM in mm and its source.
+    """
+    meta = suv.meta.get("suv")
+    kernel = meta.get("convolution_kernel") if isinstance(meta, dict) else None
+    if kernel:
+        m = _KERNEL_FWHM_RE.search(str(kernel))
+        if m:
+            filt = float(m.group(1) or m.group(2))
+            if 0.0 < filt < float(pr["header_filter_fwhm_max_mm"]):
+                system = float(pr["system_fwhm_mm"])
+                fwhm = math.sqrt(filt**2 + system**2)
+                return fwhm, (
+                    f"ConvolutionKernel (0018,1210) {str(kernel)!r}: {filt:g} mm filter combined with "
+                    f"system_fwhm_mm {system:g} (rules)"
+                )
+    return float(pr["resolution_fwhm_mm"]), "rules [pet] resolution_fwhm_mm (no filter FWHM in the header)"

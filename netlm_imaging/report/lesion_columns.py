@@ -136,6 +136,7 @@ LESION_COLUMNS: tuple[LesionColumn, ...] = (
     LesionColumn("sul_mean", "SULmean", 4),
     LesionColumn("sretv_threshold_suv", "SRETV threshold (SUV)", 4),
     LesionColumn("pet_voxel_count", "PET voxels"),
+    LesionColumn("pet_fov_fraction", "fraction inside the PET field of view", 4),
     LesionColumn("mean_signal_au", "mean signal (a.u.)", html_decimals=2),
     LesionColumn("lesion_to_liver_contrast", "lesion-to-liver contrast", html_decimals=2),
     LesionColumn("relative_enhancement", "relative enhancement", html_decimals=2),
