@@ -19,6 +19,7 @@ leaks into its neighbour.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,8 +30,9 @@ from ..errors import DicomError, InputError, UnsupportedError
 from ..volume import Volume
 from ._dicom_common import with_transfer_syntax
 from ._inflate import dcmread as bounded_dcmread
+from .formats import volume_base_name
 
-__all__ = ["load_suv_volume", "read_study_pet", "suv_from_modality_volume"]
+__all__ = ["load_suv_volume", "read_study_pet", "suv_from_image_values", "suv_from_modality_volume"]
 
 logger = logging.getLogger(__name__)
 
@@ -199,6 +201,11 @@ def read_study_pet(
     InputError
         As :func:`load_suv_volume`; or SUVmax above the limit.
     """
+    volume_file = _volume_file(pet)
+    if volume_file is not None:
+        from .loader import load_image
+
+        return suv_from_image_values(load_image(volume_file, max_voxels=max_voxels), plausibility=plausibility)
     scanned = _scanned_files(pet, dicom_index)
     if scanned:
         from .dicom_series import read_series_from_index
@@ -221,6 +228,75 @@ def read_study_pet(
         weight_source=weight_source,
         require_weight=require_weight,
     )
+
+
+def suv_from_image_values(
+    vol: Volume, *, plausibility: Mapping[str, Any] | None = None, required: bool = True
+) -> Volume:
+    """A NIfTI / NRRD / MHA PET taken as SUVbw: such files carry no PET units, dose, weight or times.
+
+    Public PET/CT collections publish SUV volumes (AutoPET's ``SUV.nii.gz``); a converted series
+    without its headers (dcm2niix) holds Bq/mL, thousands per mL where SUVs stay below
+    ``pet_plausibility.suv_max_limit``. So the values are taken as SUVbw, with a warning, when their
+    maximum is within that limit, and refused when it is above (they cannot be converted without
+    the DICOM headers).
+
+    Parameters
+    ----------
+    vol : Volume
+        The PET read from a NIfTI / NRRD / MHA file.
+    plausibility : mapping, optional
+        ``rules["pet_plausibility"]``; None uses the defaults.
+    required : bool
+        False (the PET is the image measured, not a ``--pet`` for uptake): values that are not
+        SUVs leave the image as it is, with a warning that no uptake is measured.
+
+    Returns
+    -------
+    Volume
+        The same values as float32 SUVbw (``meta["units"] = "SUVbw"``, ``meta["suv"]`` says they
+        were assumed).
+
+    Raises
+    ------
+    InputError
+        ``required`` and values above the SUV limit (activity concentration), or no finite value.
+    """
+    from .pet_plausibility import plausibility_limits
+
+    arr = np.asarray(vol.array, dtype=np.float32)
+    finite = arr[np.isfinite(arr)]
+    limit = float(plausibility_limits(plausibility)["suv_max_limit"])
+    top = float(finite.max()) if finite.size else math.nan
+    if not finite.size or top > limit:
+        why = (
+            f"{vol.source}: PET values reach {top:.6g}, above SUV {limit:g}: activity concentration (Bq/mL) or "
+            "counts, which a NIfTI/NRRD file gives no dose, weight or times to convert"
+        )
+        if not required:
+            warning = f"{why}; no PET uptake was measured (give the PET DICOM series for SUV)"
+            logger.warning("%s", warning)
+            return vol.with_array(vol.array, meta={**vol.meta, "warnings": [*vol.meta.get("warnings", []), warning]})
+        raise InputError(f"{why}. Pass the PET DICOM series folder instead, or an SUV image.")
+    note = (
+        f"PET {Path(vol.source).name}: a NIfTI/NRRD/MHA file carries no PET units; its values (maximum "
+        f"{top:.4g}) were taken as SUVbw"
+    )
+    meta = dict(vol.meta)
+    meta["modality"] = "PT"
+    meta["units"] = "SUVbw"
+    meta["suv"] = {"suv_type": "SUVbw", "units": "SUVbw (assumed)", "decay_correction": "unknown", "method": "file"}
+    meta["warnings"] = [*list(meta.get("warnings") or []), note]
+    logger.warning("%s", note)
+    return vol.with_array(arr, meta=meta)
+
+
+def _volume_file(pet: str | Path | Sequence[str | Path]) -> Path | None:
+    """The NIfTI / NRRD / MHA file ``pet`` names (a path, or a list of that one path), else None."""
+    one = pet[0] if isinstance(pet, list | tuple) and len(pet) == 1 else pet
+    if isinstance(one, str | Path) and Path(one).is_file() and volume_base_name(one) is not None:
+        return Path(one)
+    return None
 
 
 def _scanned_files(pet: str | Path | Sequence[str | Path], dicom_index: Sequence[Any]) -> list[Any]:

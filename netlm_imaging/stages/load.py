@@ -107,7 +107,7 @@ def load_study(inputs: StudyInputs, opts: AnalyzeOptions, *, rules: Any = None, 
     from ..classify.clinical import as_clinical_inputs
     from ..classify.rules import Rules, load_rules
     from ..io.labels import parse_label_spec
-    from ..io.pet import read_study_pet, suv_from_modality_volume
+    from ..io.pet import read_study_pet, suv_from_image_values, suv_from_modality_volume
     from ..io.study import check_image_values, read_identifiers, read_study_image, read_study_segmentations
     from ..measure.grid import reconcile_layers
 
@@ -133,6 +133,8 @@ def load_study(inputs: StudyInputs, opts: AnalyzeOptions, *, rules: Any = None, 
         img = suv_from_modality_volume(
             img, plausibility=plausibility, weight_kg=weight_kg, weight_source=weight_source, require_weight=False
         )
+    elif (opts.modality or inputs.modality or "").upper() == "PT" and img.meta.get("format") != "dicom":
+        img = suv_from_image_values(img, plausibility=plausibility, required=False)  # AutoPET's SUV.nii.gz
     check_image_values(img)
     segs = read_study_segmentations(
         inputs.segs,
