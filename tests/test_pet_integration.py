@@ -397,3 +397,24 @@ def test_lesion_cut_by_the_pet_field_of_view_is_flagged(tmp_path):
     assert "pet_fov_fraction" not in inner
     assert rep.pet["pet_fov_cut_lesion_ids"] == [cut["id"]]
     assert any(f"lesion {cut['id']} lies partly outside the PET field of view" in w for w in rep.warnings)
+
+
+def test_pet_in_another_frame_of_reference_is_named_not_silently_dropped(petct, tmp_path):
+    # a PET whose FrameOfReferenceUID is not the CT's (separately de-identified series, another
+    # scanner) cannot be placed on the CT's masks; the report had no PET and said nothing about it
+    import shutil
+
+    study = tmp_path / "study"
+    shutil.copytree(petct, study)
+    other = pydicom.uid.generate_uid(entropy_srcs=["netlm-petct-other-for"])
+    for f in sorted((study / "pet").iterdir()):
+        ds = pydicom.dcmread(f)
+        ds.FrameOfReferenceUID = other
+        pet_uid = ds.SeriesInstanceUID
+        ds.save_as(f)
+    rep = analyze(study)
+    assert rep.pet is None
+    assert rep.lesions[0]["suv_max"] is None
+    (note,) = [n for n in rep.to_dict()["notes"] if pet_uid in n]
+    assert "not used, no uptake measured" in note
+    assert "FrameOfReferenceUID differs" in note

@@ -428,6 +428,13 @@ def _pet_for(image: SeriesGroup, groups: list[SeriesGroup], notes: list[str]) ->
     if image.modality in ("PT", "NM") or not image.frame_of_reference_uid:
         return None
     pets = [g for g in groups if g.modality == "PT" and g.frame_of_reference_uid == image.frame_of_reference_uid]
+    apart = [g for g in groups if g.modality == "PT" and g.frame_of_reference_uid != image.frame_of_reference_uid]
+    if not pets and apart:
+        notes.append(
+            f"PET series {', '.join(g.uid for g in apart)} not used, no uptake measured: its FrameOfReferenceUID "
+            "differs from the image's, so its positions need not be the image's; measure uptake with masks drawn on "
+            "the PET (--image PET_FOLDER --seg ...) or on a CT of its own frame of reference."
+        )
     if len(pets) == 1:
         notes.append(f"PET series {pets[0].uid} shares the frame of reference of the image.")
         return pets[0]
