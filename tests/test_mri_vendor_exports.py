@@ -716,3 +716,29 @@ def test_series_that_disagree_on_the_injection_time_lend_nothing(tmp_path):
     assert mri["phase"]["phase"] == "unknown"
     assert mri["provenance"]["contrast_from"] is None
     assert mri["hepatic_uptake_index_ml"] is None
+
+
+def test_enhanced_mr_contrast_start_time_in_the_administration_profile(tmp_path):
+    # Enhanced Contrast/Bolus Module: the start time sits in ContrastBolusAgentSequence >
+    # ContrastAdministrationProfileSequence, the agent is a code; FrameAcquisitionDateTime per frame
+    path = write_enhanced_series(tmp_path / "e.dcm", signal_image(400.0, 200.0, 120.0), AFFINE, modality="MR")
+    ds = pydicom.dcmread(path)
+    profile = Dataset()
+    profile.ContrastBolusVolume = "7.5"
+    profile.ContrastBolusStartTime = "101500"
+    agent = Dataset()
+    agent.CodeValue, agent.CodingSchemeDesignator, agent.CodeMeaning = "C0000", "99LOCAL", "Gadoxetate disodium"
+    agent.ContrastBolusAgentNumber = 1
+    agent.ContrastAdministrationProfileSequence = DicomSequence([profile])
+    ds.ContrastBolusAgentSequence = DicomSequence([agent])
+    for item in ds.PerFrameFunctionalGroupsSequence:
+        content = Dataset()
+        content.FrameAcquisitionDateTime = "20240101103000"
+        item.FrameContentSequence = DicomSequence([content])
+    ds.save_as(path)
+    prov = mr_provenance_from_dicom([path])
+    assert prov.contrast_agent == "Gadoxetate disodium"
+    assert prov.contrast_start_time == "101500"
+    assert prov.contrast_volume_ml == pytest.approx(7.5)
+    assert prov.delay_s == pytest.approx(15 * 60.0)
+    assert classify_mr_phase(prov.to_dict(), RULES)["phase"] == "hepatobiliary"

@@ -214,6 +214,26 @@ def _agent_from_sequence(ds: Any) -> str | None:
     return str(meaning).strip() or None if meaning is not None else None
 
 
+def _administration_profile(ds: Any, keyword: str) -> str | None:
+    """An attribute of the Enhanced Contrast/Bolus Module, where it sits in ContrastBolusAgentSequence >
+    ContrastAdministrationProfileSequence (the earliest value over the profile items)."""
+    if isinstance(ds, dict):
+        return None
+    values = []
+    for agent in ds.get("ContrastBolusAgentSequence") or []:
+        for item in agent.get("ContrastAdministrationProfileSequence") or []:
+            value = item.get(keyword)
+            if value is not None and str(value).strip():
+                values.append(str(value).strip())
+    if not values:
+        return None
+    if keyword == "ContrastBolusStartTime":
+        timed = [(parse_time(v), v) for v in values]
+        known = [t for t in timed if t[0] is not None]
+        return min(known)[1] if known else values[0]
+    return values[0]
+
+
 def _administered(ds: Any) -> bool | None:
     usage = _get(ds, "ContrastBolusUsageSequence")
     value = None
@@ -320,7 +340,7 @@ def _provenance(ds_list: Sequence[Any], source: str) -> MrProvenance:
     first = ds_list[0]
     notes: list[str] = []
     agent = _text(first, "ContrastBolusAgent") or _agent_from_sequence(first)
-    start = _text(first, "ContrastBolusStartTime")
+    start = _text(first, "ContrastBolusStartTime") or _administration_profile(first, "ContrastBolusStartTime")
     acq, acq_src = _acquisition(ds_list, notes)
     delay = _delay_s(start, acq, notes)
     if agent is None and _text(first, "ContrastBolusIngredient") is None:
@@ -340,7 +360,9 @@ def _provenance(ds_list: Sequence[Any], source: str) -> MrProvenance:
         contrast_agent=agent,
         contrast_ingredient=_text(first, "ContrastBolusIngredient"),
         contrast_route=_text(first, "ContrastBolusRoute"),
-        contrast_volume_ml=parse_float(_text(first, "ContrastBolusVolume")),
+        contrast_volume_ml=parse_float(
+            _text(first, "ContrastBolusVolume") or _administration_profile(first, "ContrastBolusVolume")
+        ),
         contrast_administered=_administered(first),
         contrast_start_time=start,
         acquisition_time=acq.time().isoformat() if acq is not None else None,
