@@ -536,6 +536,7 @@ def test_cli_warns_when_the_headers_contradict_mr_phase(tmp_path):
     )
     assert run.returncode == 0, run.stderr
     assert "contradicts the headers" in run.stderr + run.stdout
+    assert "basis: conflict" in run.stdout
     assert "Gadovist" in run.stderr + run.stdout
     assert not re.search(r"HUI \d", run.stdout)  # no "HUI 83.9 mL"
     rep = json.loads((tmp_path / "out" / "report.json").read_text())
@@ -742,3 +743,12 @@ def test_enhanced_mr_contrast_start_time_in_the_administration_profile(tmp_path)
     assert prov.contrast_volume_ml == pytest.approx(7.5)
     assert prov.delay_s == pytest.approx(15 * 60.0)
     assert classify_mr_phase(prov.to_dict(), RULES)["phase"] == "hepatobiliary"
+
+
+def test_the_console_names_the_image_component(tmp_path):
+    side = mr_headers("101500", "103500", ImageType=["DERIVED", "PRIMARY", "DIXON", "FAT"])
+    paths = write_nifti_study(tmp_path / "s", signal_image(40.0, 10.0, 5.0), sidecar=side)
+    rep = analyze(image=paths["image"], segs=[paths["seg"]], labels=LABELS, options=AnalyzeOptions(modality="MR"))
+    summary = rep.summary()
+    assert "basis: delay; fat image)" in summary
+    assert "Hepatocyte function not measured" in summary

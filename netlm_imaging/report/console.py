@@ -64,7 +64,8 @@ def mr_lines(block: Mapping[str, Any]) -> list[str]:
     delay = phase.get("delay_s")
     when = f"{float(delay) / 60:.1f} min after injection" if delay is not None else "delay not in headers"
     agent = prov.get("contrast_agent") or prov.get("contrast_ingredient") or "agent not stated"
-    lines = [f"MR: phase {phase['phase']} ({when}; {agent}; basis: {phase['basis']})"]
+    component = f"; {str(prov['image_component']).replace('_', '-')} image" if prov.get("image_component") else ""
+    lines = [f"MR: phase {phase['phase']} ({when}; {agent}; basis: {phase['basis']}{component})"]
     ref = block.get("liver_reference")
     spl = block.get("spleen_reference")
     parts = []
