@@ -104,6 +104,25 @@ def run(args: argparse.Namespace) -> int:
         return code
 
 
+def _check_inputs_up_front(args: argparse.Namespace) -> None:
+    """A broken --rules file or a --discrepancies table without its columns is one error (exit 3)
+    before any study starts, not a failure recorded for every study of the cohort."""
+    if args.rules is not None:
+        from ..classify.rules import load_rules
+
+        load_rules(args.rules)
+    if args.discrepancies is not None:
+        from ..errors import InputError
+        from ..spreadsheet import read_table
+
+        table = read_table(args.discrepancies, ("study", "verdict"), what="discrepancies CSV")
+        if table.column("study") is None or table.column("verdict") is None:
+            raise InputError(
+                f"--discrepancies {args.discrepancies}: no 'study' and 'verdict' columns (found {table.header}); "
+                "give the table netlm check --out writes"
+            )
+
+
 def _run(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
@@ -128,6 +147,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..io.labels import parse_label_spec
 
     parse_label_spec(args.labels)  # a bad --labels is a usage error before any study starts
+    _check_inputs_up_front(args)
     aopts = asdict(options_from_args(args))
     out = Path(args.out)
     studies = discover_cohort(args.cohort, out_dir=out, rules=args.rules)
