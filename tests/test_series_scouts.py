@@ -108,3 +108,19 @@ def test_cosines_jittered_across_a_rounding_boundary_stay_one_stack(tmp_path, ji
     assert vol.array.shape == SHAPE
     np.testing.assert_array_equal(np.asarray(vol.array, float), values)
     np.testing.assert_allclose(vol.affine, AFFINE, atol=0.02)  # the cosine moved by <= 1e-3: <= 0.02 mm here
+
+
+def test_an_anonymised_series_with_jittered_cosines_is_one_series(tmp_path):
+    """Without a SeriesInstanceUID slices are grouped by frame of reference, matrix, spacing and orientation:
+    cosines straddling a rounding boundary made two 'series' of one stack (exit 3: choose one)."""
+    paths, values = _ct(tmp_path / "ct")
+    for n, p in enumerate(paths):
+        ds = pydicom.dcmread(p)
+        ds.SeriesInstanceUID = ""
+        iop = [float(v) for v in ds.ImageOrientationPatient]
+        iop[1] = round(iop[1], 3) + 0.0005 + (3e-5 if n % 2 else -3e-5)
+        ds.ImageOrientationPatient = [f"{v:.7f}" for v in iop]
+        ds.save_as(p)
+    vol = read_dicom_series(tmp_path / "ct")
+    assert vol.array.shape == SHAPE
+    np.testing.assert_array_equal(np.asarray(vol.array, float), values)

@@ -272,24 +272,26 @@ def group_image_series(infos: Sequence[DicomFileInfo]) -> list[SeriesGroup]:
     """
     _check_finite_geometry(infos)
     groups: dict[str, list[DicomFileInfo]] = {}
+    anonymous: dict[tuple[Any, ...], list[DicomFileInfo]] = {}
     for info in infos:
         if info.kind != IMAGE:
             continue
         if info.series_uid:
-            key = info.series_uid
+            groups.setdefault(info.series_uid, []).append(info)
         else:
             spacing = info.frames[0].pixel_spacing if info.frames else None
-            key = "nouid:" + "|".join(
-                str(x)
-                for x in (
-                    info.frame_of_reference_uid or "-",
-                    _round_tuple(info.orientation, 3),
-                    f"{info.rows}x{info.columns}",
-                    _round_tuple(spacing, 4),
-                    info.modality,
-                )
+            facts = (
+                info.frame_of_reference_uid or "-",
+                info.rows,
+                info.columns,
+                _round_tuple(spacing, 4),
+                info.modality,
             )
-        groups.setdefault(key, []).append(info)
+            anonymous.setdefault(facts, []).append(info)
+    for (for_uid, rows, columns, spacing, modality), files in anonymous.items():
+        for stack in _stacks(files):  # by orientation within a tolerance, named by the first file's
+            fields = (for_uid, _round_tuple(stack[0].orientation, 3), f"{rows}x{columns}", spacing, modality)
+            groups.setdefault("nouid:" + "|".join(str(x) for x in fields), []).extend(stack)
     out = []
     for key, files in groups.items():
         files, notes = _without_scouts(key, files)
