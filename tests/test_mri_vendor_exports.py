@@ -752,3 +752,17 @@ def test_the_console_names_the_image_component(tmp_path):
     summary = rep.summary()
     assert "basis: delay; fat image)" in summary
     assert "Hepatocyte function not measured" in summary
+
+
+def test_multi_valued_sequence_facts_compare_in_any_order():
+    from netlm_imaging.classify.mr_phase import relative_enhancement_withheld
+
+    stored = (("stored", 1.0, 0.0), ("stored", 1.0, 0.0))
+    a, b = (
+        {"sequence_variant": "SP\\SK", "scanning_sequence": "GR"},
+        {"sequence_variant": "SK\\SP", "scanning_sequence": "GR"},
+    )
+    assert relative_enhancement_withheld(a, b, stored, RULES) is None
+    assert "SequenceVariant" in relative_enhancement_withheld(
+        a, {**b, "sequence_variant": "SK\\SP\\OSP"}, stored, RULES
+    )

@@ -331,6 +331,10 @@ def _intensity_filters(image_type: Any) -> frozenset[str] | None:
     return frozenset(t.strip().upper() for t in str(image_type).split("\\")) & _INTENSITY_FILTERS
 
 
+def _values(value: Any) -> frozenset[str]:
+    return frozenset(t.strip().upper() for t in str(value).split("\\") if t.strip())
+
+
 def relative_enhancement_withheld(
     image: Mapping[str, Any], pre: Mapping[str, Any], scales: tuple[Any, Any], rules: Mapping[str, Any]
 ) -> str | None:
@@ -369,7 +373,7 @@ def relative_enhancement_withheld(
         if isinstance(a, float) and isinstance(b, float):
             if abs(a - b) > tol * max(abs(a), abs(b)):
                 differ.append(f"{name} {b:g} vs {a:g}")
-        elif str(a).strip().upper() != str(b).strip().upper():
+        elif _values(a) != _values(b):  # multi-valued (SequenceVariant SK\\SP) in any order
             differ.append(f"{name} {b} vs {a}")
     norm = [_intensity_filters(x.get("image_type")) for x in (image, pre)]
     if norm[0] is not None and norm[1] is not None and norm[0] != norm[1]:
