@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 
 from netlm_imaging.api import AnalyzeOptions, analyze_with_context
-from netlm_imaging.batch.interrupt import interrupt_line, signals_interrupt
+from netlm_imaging.batch.interrupt import run_until_stopped
 from netlm_imaging.errors import NetlmError, UsageError, only_accepted_flags
 from netlm_imaging.pacs.dicomweb import analyze_pacs_study, load_credentials
 from netlm_imaging.report.dicom_outputs import has_dicom_source
@@ -60,18 +60,22 @@ def run(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="netlm-hook: %(levelname)s: %(message)s", stream=sys.stderr)
+    written: list[Path] = []
+
+    def body() -> int:
+        written.extend(_run(args))
+        return 0
+
     try:
-        with signals_interrupt():  # SIGTERM (e.g. Orthanc stopping) cleans up like Ctrl-C
-            written = _run(args)
+        code, stopped = run_until_stopped(body)  # SIGTERM (e.g. Orthanc stopping) cleans up like Ctrl-C
+        if stopped:
+            print(stopped.replace("netlm:", "netlm-hook:", 1), file=sys.stderr)
+            return code
     except NetlmError as exc:
         # suggest only options this hook accepts (a library message may name netlm analyze's or netlm pacs's)
         text = str(exc).replace("--study ", "--study-uid ")
         print(f"netlm-hook: error: {only_accepted_flags(text, parser._option_string_actions, 'hook')}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt as exc:
-        line, code = interrupt_line(exc)
-        print(line.replace("netlm:", "netlm-hook:", 1), file=sys.stderr)
-        return code
     except MemoryError:
         print("netlm-hook: error: out of memory analysing the study; free memory and rerun", file=sys.stderr)
         return 3

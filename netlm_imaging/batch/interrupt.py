@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "Interrupted",
     "ignore_stop_signals",
     "interrupt_line",
+    "run_until_stopped",
     "signals_interrupt",
     "signum_of",
 ]
@@ -157,3 +158,22 @@ def ignore_stop_signals() -> None:
     if threading.current_thread() is threading.main_thread():
         for s in (signal.SIGINT, *STOP_SIGNALS):
             signal.signal(s, signal.SIG_IGN)
+
+
+def run_until_stopped(body: Callable[[], int]) -> tuple[int, str | None]:
+    """Run a command's ``body`` with SIGTERM and SIGHUP raising like Ctrl-C.
+
+    Returns
+    -------
+    tuple of (int, str or None)
+        ``body``'s exit code and None; or, when a stop signal ended it, ``128 + signal`` and the one
+        line for stderr (:func:`interrupt_line`), further stop signals then being ignored
+        (:func:`ignore_stop_signals`) while the process exits.
+    """
+    try:
+        with signals_interrupt():
+            return body(), None
+    except KeyboardInterrupt as exc:
+        ignore_stop_signals()  # a second Ctrl-C must not cut the exit short
+        line, code = interrupt_line(exc)
+        return code, line

@@ -159,16 +159,12 @@ def run(args: argparse.Namespace) -> int:
     into the same folder stops at once (exit 3), instead of mixing its report.json with the first
     run's SR and SEG. Ctrl-C, SIGTERM and SIGHUP leave no half-written file (exit 128 + signal).
     """
-    from ..batch.interrupt import ignore_stop_signals, interrupt_line, signals_interrupt
+    from ..batch.interrupt import run_until_stopped
 
-    try:
-        with signals_interrupt():
-            return _run(args)
-    except KeyboardInterrupt as exc:
-        ignore_stop_signals()  # a second Ctrl-C must not cut the exit short
-        line, code = interrupt_line(exc)
-        print(line, file=sys.stderr)
-        return code
+    code, stopped = run_until_stopped(lambda: _run(args))
+    if stopped:
+        print(stopped, file=sys.stderr)
+    return code
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -92,16 +92,12 @@ def run(args: argparse.Namespace) -> int:
     are kept in cohort.csv (the others ``pending``), one line says so; exit ``128 + signal``
     (130, 143, 129).
     """
-    from ..batch.interrupt import ignore_stop_signals, interrupt_line, signals_interrupt
+    from ..batch.interrupt import run_until_stopped
 
-    try:
-        with signals_interrupt():
-            return _run(args)
-    except KeyboardInterrupt as exc:
-        ignore_stop_signals()  # a second Ctrl-C must not cut the exit short
-        line, code = interrupt_line(exc)
-        print(line, file=sys.stderr)
-        return code
+    code, stopped = run_until_stopped(lambda: _run(args))
+    if stopped:
+        print(stopped, file=sys.stderr)
+    return code
 
 
 def _check_inputs_up_front(args: argparse.Namespace) -> None:
