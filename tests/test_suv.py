@@ -245,6 +245,21 @@ def test_injection_datetime_in_utc_is_moved_to_local_time(tmp_path):
     assert vol.meta["suv"]["injection_datetime"] == "2024-01-02T10:00:00"
 
 
+def test_injection_datetime_with_an_offset_but_no_local_zone_warns(tmp_path):
+    # "...100000+0100" with no TimezoneOffsetFromUTC: the series' local zone is unknown, so the DT is read
+    # as written (10:00, 60 min), and the user is told that a scanner clock on another zone changes every SUV
+    a = activity(seed=17)
+    write_pet_series(
+        tmp_path / "p", a, AFFINE, slopes=SLOPES, injection_time=None, injection_datetime="20240102100000+0100"
+    )
+    vol = load_suv_volume(tmp_path / "p")
+    np.testing.assert_allclose(vol.array, qiba_suv(a, WEIGHT_KG, DOSE_BQ, 3600.0, GA68_T), rtol=2e-6)
+    assert any("20240102100000+0100 gives its offset from UTC" in w for w in vol.meta["warnings"])
+    # with the zone given (the case above) or a DT without an offset, no such warning
+    write_pet_series(tmp_path / "q", a, AFFINE, slopes=SLOPES, injection_time=None, injection_datetime="20240102100000")
+    assert not any("offset from UTC" in w for w in load_suv_volume(tmp_path / "q").meta["warnings"])
+
+
 def test_full_injection_datetime_multi_day(tmp_path):
     """RadiopharmaceuticalStartDateTime wins over the time-only tag (Slicer-PETDICOMExtension #28)."""
     a = activity(seed=10)

@@ -414,6 +414,13 @@ def _injection_datetime(
 ) -> datetime:
     full_text = _text(info, "RadiopharmaceuticalStartDateTime")
     full = _local_datetime(full_text, info, local_offset)
+    own = _utc_offset(full_text) if full is not None and len((full_text or "").strip()) > 14 else None
+    if own is not None and local_offset is None:
+        warnings.append(
+            f"PET RadiopharmaceuticalStartDateTime (0018,1078) {full_text} gives its offset from UTC but the series "
+            "has no TimezoneOffsetFromUTC (0008,0201): read as the local time of the Series Time; if the scanner "
+            "clock is not on that offset, the uptake time and every SUV are wrong"
+        )
     t = _parse_time(_text(info, "RadiopharmaceuticalStartTime"))
     date_only = re.match(r"\s*\d*", full_text or "")
     if full is not None and t is not None and date_only is not None and len(date_only.group().strip()) <= 8:
