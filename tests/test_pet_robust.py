@@ -295,3 +295,35 @@ def test_a_noise_free_image_has_no_finite_boundary_margin(phantom):
     noisy = run(phantom, "noise12")
     margins = [u["krenning_boundary_margin_sd"] for u in noisy.lesion_updates.values()]
     assert all(m is not None and 0 <= m < 1e3 for m in margins)
+
+
+def _sphere_weights_1ml(spacing: float, sub: int = 11) -> np.ndarray:
+    """Fraction of each voxel of a cubic grid inside a 1 mL sphere centred on a voxel centre (sub^3 samples)."""
+    radius = (3.0 * 1000.0 / (4.0 * math.pi)) ** (1.0 / 3.0)
+    n = math.ceil(radius / spacing + 0.5)
+    offs = (np.arange(sub) + 0.5) / sub - 0.5
+    w = np.zeros((2 * n + 1,) * 3)
+    for idx in np.ndindex(w.shape):
+        c = (np.array(idx) - n) * spacing
+        pts = np.stack(np.meshgrid(*[c[d] + offs * spacing for d in range(3)], indexing="ij"), -1)
+        w[idx] = np.mean(np.linalg.norm(pts, axis=-1) <= radius)
+    return w
+
+
+@pytest.mark.parametrize("pct", [10, 12, 15])
+def test_suv_peak_moves_with_noise_only_as_a_1ml_mean_can(phantom, pct):
+    # noise of a 1 mL sphere mean: pct x SUV x sqrt(sum w^2) / sum w (independent voxels), with the weights
+    # computed here by 11^3 sub-samples; SUVpeak is the highest of the lesion's N centres, so it may rise
+    # by about sqrt(2 ln N) of those SDs (the expected maximum of N normals) and hardly fall
+    w = _sphere_weights_1ml(SPACING)
+    rel_sd = pct / 100.0 * math.sqrt(float((w**2).sum())) / float(w.sum())
+    clean, noisy = run(phantom, "clean"), run(phantom, f"noise{pct}")
+    _, _, labels, _ = phantom
+    for lid, (v, _) in LESIONS.items():
+        n = int((labels == lid).sum())
+        sd = rel_sd * max(v, L_SUV)  # the sphere may reach the liver around a cold lesion
+        c, x = clean.lesion_updates[lid]["suv_peak"], noisy.lesion_updates[lid]["suv_peak"]
+        assert c - 2.0 * sd <= x <= c + (math.sqrt(2.0 * math.log(n)) + 2.0) * sd, (pct, lid, c, x, sd)
+    # hot lesions (not colder than the liver around them) covering their 1 mL spheres read their true uptake
+    for lid in (1, 2, 4, 5):
+        assert clean.lesion_updates[lid]["suv_peak"] == pytest.approx(LESIONS[lid][0], rel=1e-6)
