@@ -418,3 +418,26 @@ def test_pet_in_another_frame_of_reference_is_named_not_silently_dropped(petct, 
     (note,) = [n for n in rep.to_dict()["notes"] if pet_uid in n]
     assert "not used, no uptake measured" in note
     assert "FrameOfReferenceUID differs" in note
+
+
+def test_attenuation_corrected_pet_is_chosen_beside_the_nac_series(petct, tmp_path):
+    # a PET/CT export holds the AC PET and the non-attenuation-corrected (NAC) PET, both in the CT's
+    # frame of reference; "several PET series: none used" lost the PET of every such study
+    import shutil
+
+    study = tmp_path / "study"
+    shutil.copytree(petct, study)
+    for_uid = pydicom.dcmread(next((petct / "pet").iterdir())).FrameOfReferenceUID
+    pet_aff = grid_affine((4.0, 4.0, 4.0), (-62.0, -52.0, -46.0))
+    nac = np.full((31, 26, 23), _suv_to_bqml(2.0))  # NAC values: not quantitative
+    write_pet_series(
+        study / "pet_nac", nac, pet_aff, frame_of_reference_uid=for_uid, corrected_image=("NORM", "DECY"), seed=9
+    )
+    rep = analyze(study)
+    assert rep.lesions[0]["suv_max"] == pytest.approx(20.0, rel=2e-3)  # the AC series' lesion
+    ac_uid = pydicom.dcmread(next((petct / "pet").iterdir())).SeriesInstanceUID
+    assert any(ac_uid in n and "attenuation-corrected one of 2" in n for n in rep.to_dict()["notes"])
+    # two attenuation-corrected series (two reconstructions) stay a choice for the user
+    write_pet_series(study / "pet_ac2", nac, pet_aff, frame_of_reference_uid=for_uid, seed=10)
+    shutil.rmtree(study / "pet_nac")
+    assert analyze(study).pet is None

@@ -435,6 +435,17 @@ def _pet_for(image: SeriesGroup, groups: list[SeriesGroup], notes: list[str]) ->
             "differs from the image's, so its positions need not be the image's; measure uptake with masks drawn on "
             "the PET (--image PET_FOLDER --seg ...) or on a CT of its own frame of reference."
         )
+    if len(pets) > 1:  # a PET/CT export: the attenuation-corrected series beside the NAC one
+        from .pet import attenuation_corrected
+
+        flags = [attenuation_corrected(g.files[0].path) for g in pets]
+        if flags.count(True) == 1 and flags.count(False) == len(pets) - 1:
+            chosen = pets[flags.index(True)]
+            notes.append(
+                f"PET series {chosen.uid} is the attenuation-corrected one of {len(pets)} sharing the image's frame "
+                "of reference (the others lack ATTN in Corrected Image (0028,0051): not quantitative); used."
+            )
+            return chosen
     if len(pets) == 1:
         notes.append(f"PET series {pets[0].uid} shares the frame of reference of the image.")
         return pets[0]

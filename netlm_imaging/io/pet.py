@@ -32,7 +32,13 @@ from ._dicom_common import with_transfer_syntax
 from ._inflate import dcmread as bounded_dcmread
 from .formats import volume_base_name
 
-__all__ = ["load_suv_volume", "read_study_pet", "suv_from_image_values", "suv_from_modality_volume"]
+__all__ = [
+    "attenuation_corrected",
+    "load_suv_volume",
+    "read_study_pet",
+    "suv_from_image_values",
+    "suv_from_modality_volume",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -289,6 +295,34 @@ def suv_from_image_values(
     meta["warnings"] = [*list(meta.get("warnings") or []), note]
     logger.warning("%s", note)
     return vol.with_array(arr, meta=meta)
+
+
+def attenuation_corrected(path: str | Path) -> bool | None:
+    """Whether one PET file's Corrected Image (0028,0051) holds ATTN (None: not stated, or unreadable).
+
+    PET/CT exports hold the attenuation-corrected series beside the non-corrected one (NAC, not
+    quantitative), both in the CT's frame of reference; this tells them apart.
+
+    Parameters
+    ----------
+    path : str or Path
+        A file of the series.
+
+    Returns
+    -------
+    bool or None
+    """
+    import pydicom
+
+    try:
+        ds = bounded_dcmread(path, stop_before_pixels=True, force=True, specific_tags=["CorrectedImage"])
+    except (OSError, pydicom.errors.InvalidDicomError):
+        return None
+    value = ds.get("CorrectedImage")
+    if value is None:
+        return None
+    terms = [value] if isinstance(value, str) else list(value)
+    return "ATTN" in {str(t).strip().upper() for t in terms}
 
 
 def _volume_file(pet: str | Path | Sequence[str | Path]) -> Path | None:
