@@ -74,3 +74,19 @@ def test_label_map_scaled_to_non_integers_is_refused_naming_the_scaling(tmp_path
     line = one_line(netlm("analyze", "--image", _ct(tmp_path), "--seg", seg, "--out", tmp_path / "out"))
     assert line.startswith(f"netlm: error: {seg}: label map's header scales its stored values (scl_slope 0.5")
     assert "re-save it with scl_slope 1 and scl_inter 0" in line
+
+
+def test_masks_saved_as_0_255_named_after_their_structure(tmp_path):
+    """Image tools save binary masks as 0/255. A --seg liver.nii.gz of 0/255 was refused ('label values [255]
+    have no role in the LiTS mapping'), although a study folder reads the same file as the liver mask."""
+    lab = _labels()
+    liver, tumour = tmp_path / "liver.nii.gz", tmp_path / "liver_tumor.nii.gz"
+    nib.save(nib.Nifti1Image(((lab > 0) * 255).astype(np.uint8), AFFINE_RAS), liver)
+    nib.save(nib.Nifti1Image(((lab == 2) * 255).astype(np.uint8), AFFINE_RAS), tumour)
+    report = analyze_json("--image", str(_ct(tmp_path)), "--seg", str(liver), "--seg", str(tumour))
+    assert report["liver"]["volume_ml"] == pytest.approx(LIVER_ML, abs=1e-3)
+    assert report["tumor"]["intrahepatic_volume_ml"] == pytest.approx(TUMOUR_ML, abs=1e-4)
+    assert any(
+        "liver.nii.gz: read as the liver mask its file name says (its only value is 255)" in w
+        for w in report["warnings"]
+    )

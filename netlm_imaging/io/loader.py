@@ -206,14 +206,18 @@ def _label_map_layers(
     return layers_from_label_table(vol, table, spec, log=role_log, notes=notes, source_notes=label_notes)
 
 
-def _only_ones(arr: np.ndarray) -> bool:
-    """Whether the array holds 0 and 1 only, and some 1 (a 0/1 mask, also saved as float 0.0 / 1.0)."""
+def _only_value(arr: np.ndarray) -> int | None:
+    """The one non-zero value of a map (also saved as float), else None."""
     if arr.dtype.kind in "iub":
-        return present_label_values(arr) == [1]
+        values = present_label_values(arr)
+        return values[0] if len(values) == 1 else None
     if arr.dtype.kind == "f":
-        ones = arr == 1
-        return bool(ones.any()) and bool(((arr == 0) | ones).all())
-    return False
+        nonzero = arr[arr != 0]
+        if nonzero.size == 0 or not np.all(nonzero == nonzero.flat[0]):
+            return None
+        v = float(nonzero.flat[0])
+        return int(v) if v.is_integer() and v > 0 else None
+    return None
 
 
 def _mask_named_by_file(vol: Volume, p: Path, notes: list[str]) -> MaskLayer | None:
@@ -225,16 +229,20 @@ def _mask_named_by_file(vol: Volume, p: Path, notes: list[str]) -> MaskLayer | N
     """
     role = role_of_mask_name(volume_base_name(p) or p.stem)
     arr = np.asarray(vol.array)
-    if role is None or not _only_ones(arr):
+    value = _only_value(arr) if role is not None else None
+    if role is None or value not in (1, 255):  # 255: image tools' masks; another lone value keeps the LiTS reading
         return None
-    lits = "the liver of the LiTS numbering" if role != "liver" else "a LiTS map of a tumour-free liver"
+    if value == 1:
+        lits = "the liver of the LiTS numbering" if role != "liver" else "a LiTS map of a tumour-free liver"
+    else:
+        lits = f"a label map whose value {value} the LiTS numbering does not know"
     note = (
-        f"{p}: read as the {role} mask its file name says (its only value is 1), not as {lits}; pass --labels "
+        f"{p}: read as the {role} mask its file name says (its only value is {value}), not as {lits}; pass --labels "
         "or --seg ROLE=PATH to read it otherwise"
     )
     logger.info(note)
     meta = {**vol.meta, "notes": [*notes, note], "named_mask": True}  # a mask: it declares no other role
-    return MaskLayer(role, vol.with_array(arr == 1, meta=meta), label=role, source=str(p))
+    return MaskLayer(role, vol.with_array(arr == value, meta=meta), label=role, source=str(p))
 
 
 def load_segmentation(
