@@ -58,3 +58,19 @@ def test_rows_that_disagree_about_one_study_are_refused_naming_both_lines(tmp_pa
     assert str(err.value).startswith(
         f"{ids}: lines 2 and 3 both give study id 'A', with another folder ({tmp_path / 'p1'} vs {tmp_path / 'p2'})"
     )
+
+
+def test_csv_name_in_nfc_finds_a_folder_copied_from_a_mac_in_nfd(tmp_path):
+    """'Müller é' typed in a spreadsheet (NFC) names the folder a Mac copy wrote decomposed (NFD)."""
+    import unicodedata
+
+    nfd = unicodedata.normalize("NFD", "Müller é")
+    truth = write_study(tmp_path / "studies" / nfd, 0)
+    cohort = tmp_path / "cohort.csv"
+    _excel(cohort, ["path", unicodedata.normalize("NFC", "studies/Müller é")])
+    [study] = discover_cohort(cohort)
+    assert study.path == (tmp_path / "studies" / nfd).resolve()
+    out = tmp_path / "out"
+    assert main(["batch", str(cohort), "--out", str(out), "--quiet"]) == 0
+    [row] = read_rows(out / "cohort.csv")
+    assert float(row["liver_volume_ml"]) == pytest.approx(truth["liver_volume_ml"], abs=1e-5)

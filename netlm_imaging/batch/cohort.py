@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -182,6 +183,32 @@ def studies_from_folder(cohort_dir: str | os.PathLike[str], *, exclude: Sequence
     return _check_unique(studies, str(cohort_dir))
 
 
+def _same_name_normalised(path: Path) -> Path:
+    """``path``, or the existing path whose names differ from it only in Unicode normalisation.
+
+    A cohort CSV typed in a spreadsheet holds ``é`` as one character (NFC); folders copied from a
+    Mac keep it as ``e`` + a combining accent (NFD). Both spell the same name, so the folder is found.
+    """
+    if path.exists():
+        return path
+    parts = path.parts
+    found = Path(parts[0])
+    for i, name in enumerate(parts[1:], start=1):
+        if not (found / name).exists():
+            want = unicodedata.normalize("NFC", name)
+            try:
+                match = [e for e in os.listdir(found) if unicodedata.normalize("NFC", e) == want]
+            except OSError:
+                return path
+            if len(match) != 1:
+                return path
+            name = match[0]
+        found = found / name
+        if i < len(parts) - 1 and not found.is_dir():
+            return path
+    return found
+
+
 def _body_rules(rules: Any) -> Any:
     """The ``body`` table of the run's rules (its height and weight ranges bound the clinical columns)."""
     from ..classify.rules import Rules, load_rules
@@ -238,7 +265,7 @@ def studies_from_csv(csv_path: str | os.PathLike[str], *, rules: Any = None) -> 
         where = f"{path} line {n}"
         if not rel:
             raise InputError(f"{where}: empty '{path_col}' value; give the study folder relative to the CSV")
-        study_path = table_path(base, rel)
+        study_path = _same_name_normalised(table_path(base, rel))
         sid_raw = row.get(id_col, "") if id_col else ""
         sid = _check_id(sid_raw if sid_raw else study_path.name, where)
         clinical = {k: v for k, v in row.items() if k not in (path_col, id_col) and k}
