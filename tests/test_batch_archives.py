@@ -67,3 +67,17 @@ def test_analyze_of_a_tar_archive_is_one_line_with_the_unpack_command(tmp_path, 
         f"(mkdir '{tmp_path / 'p3'}' && tar -xf '{archive}' -C '{tmp_path / 'p3'}'), then move the archive aside "
         "and pass the folder"
     ]
+
+
+def test_link_to_a_missing_study_folder_is_a_failed_row_not_left_out(tmp_path):
+    """A study linked from another disk that is not mounted: a failed row naming the target."""
+    root = tmp_path / "cohort"
+    write_study(root / "p1", 0)
+    target = tmp_path / "unmounted" / "p2"
+    (root / "p2").symlink_to(target, target_is_directory=True)
+    out = tmp_path / "out"
+    assert main(["batch", str(root), "--out", str(out), "--quiet"]) == 4
+    rows = {r["study_id"]: r for r in read_rows(out / "cohort.csv")}
+    assert rows["p1"]["status"] == "ok"
+    assert rows["p2"]["status"] == "failed"
+    assert rows["p2"]["error"] == f"{target}: study folder not found; check the cohort listing or the path"

@@ -172,8 +172,9 @@ def studies_from_folder(cohort_dir: str | os.PathLike[str], *, exclude: Sequence
     for child in sorted(root.iterdir()):
         if child.name.startswith(".") or child.resolve() in skip:
             continue
-        # a study exported as an archive is listed (and fails with how to unpack it), never silently left out
-        if child.is_dir() or archive_kind(child):
+        # a study exported as an archive (it fails saying how to unpack it), or a link whose target is gone (an
+        # unmounted disk: it fails naming the target), is listed, never silently left out
+        if child.is_dir() or archive_kind(child) or (child.is_symlink() and not child.exists()):
             studies.append(Study(_check_id(child.name, str(child)), child.resolve()))
     if not studies:
         raise InputError(
