@@ -4,7 +4,8 @@ A study is re-analysed only when its fingerprint changed. The fingerprint is a
 SHA-256 over, in this order:
 
 1. every regular file under the study folder (recursively, hidden files and
-   folders excluded, and the batch output folder when it lies inside): its
+   folders excluded, and the batch output folder when it lies inside; folders
+   linked into the study are followed, each real folder once): its
    path relative to the study folder (POSIX form), its size in bytes and the SHA-256 of its **content**;
 2. the analysis options (canonical JSON, keys sorted);
 3. the tool version (``netlm_imaging.__version__``);
@@ -94,11 +95,16 @@ def study_files(study: str | os.PathLike[str], exclude: Iterable[str | os.PathLi
         hint = " (a Windows path: give the folder relative to the cohort CSV)" if windows else ""
         raise InputError(f"{root}: study folder not found{hint}; check the cohort listing or the path")
     skip = {os.path.realpath(e) for e in exclude}
+    seen = {os.path.realpath(root)}  # linked folders are followed (a series linked into the study), cycles not
     found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(
-            d for d in dirnames if not d.startswith(".") and os.path.realpath(os.path.join(dirpath, d)) not in skip
-        )
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        keep = []
+        for d in sorted(dirnames):
+            real = os.path.realpath(os.path.join(dirpath, d))
+            if not d.startswith(".") and real not in skip and real not in seen:
+                seen.add(real)
+                keep.append(d)
+        dirnames[:] = keep
         found.extend(Path(dirpath) / f for f in filenames if not f.startswith("."))
     return sorted((p for p in found if p.is_file()), key=lambda p: p.relative_to(root).as_posix())
 
