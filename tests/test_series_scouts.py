@@ -124,3 +124,36 @@ def test_an_anonymised_series_with_jittered_cosines_is_one_series(tmp_path):
     vol = read_dicom_series(tmp_path / "ct")
     assert vol.array.shape == SHAPE
     np.testing.assert_array_equal(np.asarray(vol.array, float), values)
+
+
+SAGITTAL = np.array([[0, 0, 1.2, 0.0], [1.5, 0, 0, -60.0], [0, 1.5, 0, 250.0], [0, 0, 0, 1.0]])
+
+
+@pytest.mark.parametrize("image_type", [LOCALIZER, ["ORIGINAL", "PRIMARY", "OTHER"]], ids=["typed", "untyped"])
+def test_a_topogram_series_of_two_orientations_does_not_stop_the_study(tmp_path, image_type):
+    """The AP and lateral topograms in their own series beside the CT (the usual CT export): the grouping of
+    the folder refused the study for the topogram series ('mixes image stacks'; before that an internal
+    StopIteration), although the SEG references the CT."""
+    study = tmp_path / "study"
+    paths, _ = _ct(study / "ct")
+    for n, affine in enumerate((CORONAL, SAGITTAL)):
+        (p,) = write_image_series(
+            study / "topo" / str(n),
+            np.full((30, 10, 1), 500.0),
+            affine,
+            seed=SEED,
+            series_uid=deterministic_uid("topograms"),
+            extra_tags={"ImageType": image_type},
+        )
+        ds = pydicom.dcmread(p)
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = deterministic_uid("topogram", n)
+        ds.save_as(p)
+    liver = np.zeros(SHAPE, bool)
+    liver[3:17, 2:15, 2:8] = True
+    write_seg(study / "seg.dcm", paths, [SegmentSpec("Liver", liver)])
+    report = analyze_json(str(study))
+    assert report["liver"]["volume_ml"] == pytest.approx(
+        14 * 13 * 6 * abs(np.linalg.det(AFFINE[:3, :3])) / 1000.0, abs=1e-3
+    )
+    with pytest.raises(DicomError, match="mixes image stacks of different orientation or size"):
+        read_dicom_series(study / "topo")  # read on its own, it is still no volume

@@ -154,12 +154,16 @@ class SeriesGroup:
         The reconstruction's label when several were split off one SeriesInstanceUID.
     notes : tuple of str
         What was left out of the series (localizers, single scout images), for the reader's warnings.
+    refusal : str
+        Why the series cannot be read as one volume (several stacks of several images under one UID, or
+        topograms of several orientations): raised when it is read, so another series of the folder can be.
     """
 
     uid: str
     files: tuple[DicomFileInfo, ...]
     stack: str = ""
     notes: tuple[str, ...] = ()
+    refusal: str = ""
 
     @property
     def series_uid(self) -> str:
@@ -294,7 +298,11 @@ def group_image_series(infos: Sequence[DicomFileInfo]) -> list[SeriesGroup]:
             groups.setdefault("nouid:" + "|".join(str(x) for x in fields), []).extend(stack)
     out = []
     for key, files in groups.items():
-        files, notes = _without_scouts(key, files)
+        try:
+            files, notes = _without_scouts(key, files)
+        except DicomError as exc:  # refused when read, not while grouping: a scout series must not stop a study
+            out.append(SeriesGroup(key, tuple(sorted(files, key=lambda f: str(f.path))), refusal=str(exc)))
+            continue
         stacks_found = split_reconstructions(files)
         if len(stacks_found) == 1:
             out.append(SeriesGroup(key, tuple(sorted(files, key=lambda f: str(f.path))), notes=notes))
@@ -1249,6 +1257,8 @@ def read_series_from_index(
             "point to the folder holding the CT, MR or PET slices."
         )
     group = _choose_series(groups, series_uid, where)
+    if group.refusal:
+        raise DicomError(group.refusal)
     row, col, pixel_spacing = _check_common_geometry(group, where)
     normal = np.cross(row, col)
     where_series = f"{where} (series {group.uid})"
