@@ -259,3 +259,36 @@ def test_sigterm_of_analyze_leaves_nothing_half_written(tmp_path):
     assert proc.returncode == 143, err
     assert err.strip() == "netlm: interrupted by SIGTERM"
     assert list(out.iterdir()) == []  # no report, no temporary file, and the lock file is gone
+
+
+def test_a_report_written_just_before_the_stop_is_recorded_in_the_tables(tmp_path, monkeypatch):
+    """A worker wrote its study's report, and the run is stopped before that result reaches the
+    parent: the stopped run's cohort.csv and lesions.csv still list that study, as reports/ does.
+
+    The forked workers inherit the patched per-study function: study s01 writes its report, then
+    asks the parent to stop (SIGINT) and waits, as a result still in the pipe would."""
+    from netlm_imaging.batch import discover_cohort, run_cohort, runner
+    from netlm_imaging.batch.interrupt import Interrupted
+
+    root, out = tmp_path / "cohort", tmp_path / "out"
+    for n, sid in enumerate(QUICK):
+        write_study(root / sid, n)
+    real = runner._analyze
+    parent = os.getpid()
+
+    def analyze(study, out_dir, options, fingerprint):
+        row = real(study, out_dir, options, fingerprint)
+        if os.getpid() != parent and study.study_id == "s01":
+            os.kill(parent, signal.SIGINT)
+            time.sleep(120)  # the parent stops this worker long before
+        return row
+
+    monkeypatch.setattr(runner, "_analyze", analyze)
+    with pytest.raises(Interrupted):
+        run_cohort(discover_cohort(root), out, jobs=2)
+    rows = _rows(out)
+    reports = sorted(p.name.removesuffix(".json") for p in (out / "reports").glob("*.json"))
+    assert "s01" in reports
+    assert sorted(s for s, r in rows.items() if r["status"] == "ok") == reports
+    assert rows["s01"]["liver_volume_ml"] != ""
+    _lesion_rows_match_reports(out)

@@ -44,6 +44,7 @@ and the study folders must be on a file system every worker sees.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import time
@@ -320,6 +321,27 @@ def run_cohort(
     return result
 
 
+def _finished_meanwhile(out: Path, study_id: str, since: float) -> dict[str, Any] | None:
+    """The row of a study whose worker wrote its report (or failure record) during this run but was
+    stopped before the result reached this process, so the tables agree with ``reports/``.
+
+    Only this run writes in the locked folder, so a file newer than its start is this run's.
+    """
+    for suffix in (".json", ".failed.json"):
+        path = report_path(out, study_id, suffix)
+        try:
+            if path.stat().st_mtime < since:
+                continue
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if suffix == ".json":
+            fingerprint = str((data.get("batch") or {}).get("fingerprint") or "")
+            return {**row_from_report(study_id, data, fingerprint), "resumed": False}
+        return failure_row(study_id, str(data.get("error", "")), str(data.get("fingerprint", "")))
+    return None
+
+
 def _close(results: Iterable[Any]) -> None:
     """Stop the pool (its workers killed) or cancel the Dask futures behind ``results``."""
     close = getattr(results, "close", None)
@@ -340,6 +362,7 @@ def _run_locked(
     timeout_s: float | None = None,
 ) -> CohortResult:
     """The body of :func:`run_cohort`, run while holding the output folder's lock."""
+    started = time.time()
     prepare_output_dir(out / "reports", "--out")
     rows: dict[str, dict[str, Any]] = {s.study_id: failure_row(s.study_id, "", "", _PENDING) for s in studies}
     csv_path = out / "cohort.csv"
@@ -396,6 +419,9 @@ def _run_locked(
     except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP (batch.interrupt): keep what finished
         _close(results)
         remove_stale_temp_files(out)  # the stopped workers' (or this process's) unfinished files
+        for sid, row in rows.items():
+            if row["status"] == _PENDING:
+                rows[sid] = _finished_meanwhile(out, sid, started) or row
         done = sum(1 for r in rows.values() if r["status"] != _PENDING)
         tables.write(out, rows.values())
         raise Interrupted(
