@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 
 from netlm_imaging.api import AnalyzeOptions, analyze_with_context
-from netlm_imaging.batch.interrupt import run_until_stopped
+from netlm_imaging.batch.interrupt import exit_stopped, run_until_stopped
 from netlm_imaging.errors import NetlmError, UsageError, only_accepted_flags
 from netlm_imaging.pacs.dicomweb import analyze_pacs_study, load_credentials
 from netlm_imaging.report.dicom_outputs import has_dicom_source
@@ -70,7 +70,7 @@ def run(argv: list[str] | None = None) -> int:
         code, stopped = run_until_stopped(body)  # SIGTERM (e.g. Orthanc stopping) cleans up like Ctrl-C
         if stopped:
             print(stopped.replace("netlm:", "netlm-hook:", 1), file=sys.stderr)
-            return code
+            exit_stopped(code)
     except NetlmError as exc:
         # suggest only options this hook accepts (a library message may name netlm analyze's or netlm pacs's)
         text = str(exc).replace("--study ", "--study-uid ")

@@ -14,12 +14,13 @@ import contextlib
 import signal
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 __all__ = [
     "STOP_SIGNALS",
     "DeferredSignals",
     "Interrupted",
+    "exit_stopped",
     "ignore_stop_signals",
     "interrupt_line",
     "run_until_stopped",
@@ -177,3 +178,24 @@ def run_until_stopped(body: Callable[[], int]) -> tuple[int, str | None]:
         ignore_stop_signals()  # a second Ctrl-C must not cut the exit short
         line, code = interrupt_line(exc)
         return code, line
+
+
+def exit_stopped(code: int) -> NoReturn:
+    """End the process of a stopped command at once with ``code`` (its clean-up is done).
+
+    A Ctrl-C that came while a module was being imported leaves CPython marked as "interrupted"
+    even after the command handled it, and the interpreter then ends by killing itself with SIGINT
+    (exit status -2, not 130); its exit hooks would also join the process pool's manager thread.
+    Standard streams and logging are flushed first.
+    """
+    import logging
+    import os
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            if stream is not None:
+                stream.flush()
+    with contextlib.suppress(Exception):
+        logging.shutdown()
+    os._exit(code)

@@ -406,12 +406,12 @@ def executor_results(
     """
     import multiprocessing
 
-    ctx = multiprocessing.get_context(START_METHOD)
-    if START_METHOD == "forkserver":
-        ctx.set_forkserver_preload(["netlm_imaging.batch.runner", *PRELOAD, *DICOM_PRELOAD])
-    elif START_METHOD == "fork":
-        preload(dicom=any(may_hold_dicom(Path(s.path)) for s in studies))
-    with DeferredSignals() as signals:
+    with DeferredSignals() as signals:  # also over the preload: an import cut by Ctrl-C is left half done
+        ctx = multiprocessing.get_context(START_METHOD)
+        if START_METHOD == "forkserver":
+            ctx.set_forkserver_preload(["netlm_imaging.batch.runner", *PRELOAD, *DICOM_PRELOAD])
+        elif START_METHOD == "fork":
+            preload(dicom=any(may_hold_dicom(Path(s.path)) for s in studies))
         yield from _rounds(task, studies, out_dir, options, jobs, timeout_s, ctx, signals)
 
 

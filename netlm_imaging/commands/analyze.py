@@ -159,11 +159,12 @@ def run(args: argparse.Namespace) -> int:
     into the same folder stops at once (exit 3), instead of mixing its report.json with the first
     run's SR and SEG. Ctrl-C, SIGTERM and SIGHUP leave no half-written file (exit 128 + signal).
     """
-    from ..batch.interrupt import run_until_stopped
+    from ..batch.interrupt import exit_stopped, run_until_stopped
 
     code, stopped = run_until_stopped(lambda: _run(args))
     if stopped:
         print(stopped, file=sys.stderr)
+        exit_stopped(code)
     return code
 
 

@@ -92,11 +92,12 @@ def run(args: argparse.Namespace) -> int:
     are kept in cohort.csv (the others ``pending``), one line says so; exit ``128 + signal``
     (130, 143, 129).
     """
-    from ..batch.interrupt import run_until_stopped
+    from ..batch.interrupt import exit_stopped, run_until_stopped
 
     code, stopped = run_until_stopped(lambda: _run(args))
     if stopped:
         print(stopped, file=sys.stderr)
+        exit_stopped(code)
     return code
 
 
