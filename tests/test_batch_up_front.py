@@ -37,3 +37,19 @@ def test_discrepancies_table_without_its_columns_is_refused(tmp_path, capfd):
         "give the table netlm check --out writes"
     ]
     assert not out.exists()
+
+
+def test_study_folder_name_too_long_for_its_report_files_is_refused_up_front(tmp_path, capfd):
+    """A 248-byte folder name cannot name ``reports/<id>.failed.json``: it stopped the batch midway
+    with "File name too long" and a fix about the output folder; now one line before any work."""
+    root = tmp_path / "cohort"
+    write_study(root / "p1", 0)
+    long_name = "é" * 124  # 248 bytes in UTF-8
+    write_study(root / long_name, 1)
+    out = tmp_path / "out"
+    assert main(["batch", str(root), "--out", str(out), "--quiet"]) == 3
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith(f"netlm: error: {root / long_name}: study id {'é' * 40}... is 248 bytes")
+    assert "rename the folder, or list the cohort in a CSV with a shorter study_id column" in err[0]
+    assert not out.exists()

@@ -75,12 +75,23 @@ class Study:
     pseudonymized: bool = False
 
 
+#: Longest study id in bytes: ``reports/<id>.failed.json`` and its temporary sibling must fit in a
+#: file name (255 bytes on common file systems).
+MAX_ID_BYTES = 200
+
+
 def _check_id(study_id: str, where: str) -> str:
     sid = study_id.strip()
     if not sid or sid in (".", "..") or sid.startswith(".") or "/" in sid or "\\" in sid or "\x00" in sid:
         raise InputError(
             f"{where}: study id {study_id!r} cannot name a report file; use a non-empty name without '/' "
             "that does not start with '.'"
+        )
+    if len(sid.encode("utf-8")) > MAX_ID_BYTES:
+        raise InputError(
+            f"{where}: study id {sid[:40]}... is {len(sid.encode('utf-8'))} bytes, too long to name its report "
+            f"files (at most {MAX_ID_BYTES}); rename the folder, or list the cohort in a CSV with a shorter "
+            "study_id column"
         )
     return sid
 
