@@ -267,3 +267,27 @@ def test_mahuron_3_4_from_symptom_cells_as_spreadsheets_write_them(tmp_path, cel
     assert c["achievable_debulking_percent"] < 70.0
     assert c["mahuron_type"] == expected
     assert ("symptoms" in c["missing_inputs"]) is (expected is None)
+
+
+def test_frilling_undetermined_by_lesions_outside_the_segments_names_them_not_the_map():
+    """A segment map that exists but leaves two lesions in unlabelled liver: the distribution (and so Frilling
+    II vs III) is unknown because of those lesions, and the classification says so, not "segment map"."""
+    from surgical_phantoms import SlabLiver as Slab
+
+    p = Slab(SLICES, ny=NY, nz=NZ, unlabeled_slices=6)
+    p.add_in_segment(7, 2, 4, 4)
+    p.add_in_segment(6, 2, 4, 4)
+    unassigned = [p.add_box(p.nx - 6 + x, 2, 0, 4, 0, 4).id for x in (0, 3)]
+    c = assess(p.ctx(), FULL, load_rules()).classification
+    assert c["frilling_type"] is None
+    named = f"segment map covering lesion(s) {', '.join(map(str, unassigned))}"
+    assert named in c["missing_inputs"]
+    assert "segment map" not in c["missing_inputs"]
+    assert any("Frilling type II or III undetermined: 4 lesions, distribution unknown" in r for r in c["rationale"])
+    # the function itself names what the distribution lacked (its default: no segment map at all)
+    from netlm_imaging.classify.classifications import frilling_type
+
+    rules = load_rules()["frilling"]
+    intra = [les for les in p.lesions if les.location == "intrahepatic"]
+    assert frilling_type(intra, "unknown", rules, 5.0, [named])["missing_inputs"] == [named]
+    assert frilling_type(intra, "unknown", rules, 5.0)["missing_inputs"] == ["segment map"]

@@ -484,6 +484,7 @@ def frilling_type(
     distribution: str | None,
     frilling: Mapping[str, Any],
     involvement_percent: float | None = None,
+    distribution_missing: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Frilling 2009 growth pattern by the quoted wording ([U]) read operationally ([D]).
 
@@ -493,7 +494,9 @@ def frilling_type(
     spread, both lobes ... little normal parenchyma": bilobar, no dominant
     lesion and involvement >= ``diffuse_min_involvement_percent``. Multiple
     unilobar lesions, and bilobar disease fitting neither, get no type with
-    the reason (the wording does not cover them).
+    the reason (the wording does not cover them). ``distribution_missing`` is what the distribution
+    lacked (:func:`~netlm_imaging.classify.distribution.lesion_distribution`'s ``missing_inputs``),
+    named when it is unknown; default the segment map.
     """
     flag = "Frilling 2009 wording unverified [U]; operational reading [D]"
     n = len(intrahepatic)
@@ -506,7 +509,8 @@ def frilling_type(
     if n == 1:
         return out("I", "Frilling type I: single metastasis")
     if distribution is None or distribution == "unknown":
-        return out(None, f"Frilling type II or III undetermined: {n} lesions, distribution unknown", ["segment map"])
+        lacking = list(distribution_missing or ["segment map"])
+        return out(None, f"Frilling type II or III undetermined: {n} lesions, distribution unknown", lacking)
     if distribution == "unilobar":
         return out(
             None,

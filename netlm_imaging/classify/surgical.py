@@ -456,8 +456,8 @@ def assess(
     trail.take(ptr)
     cloyd = _cloyd(ctx, clinical, planned, reach, grade, rules)
     trail.take(cloyd)
-    fr = frilling_type(intra, dist["distribution"], rules["frilling"], involvement)
-    trail.rationale += fr["rationale"]
+    fr = frilling_type(intra, dist["distribution"], rules["frilling"], involvement, dist["missing_inputs"])
+    trail.take(fr)
     rec, lesion_recist = _recist(ctx, rules)
     trail.rationale += rec["rationale"]
 
