@@ -46,7 +46,8 @@ def test_unmatched_segment_is_ignored_with_a_note_then_mapped_by_a_user_pattern(
     assert res.returncode == 0, res.stderr  # a liver was found: the unmatched segment is ignored, not fatal
     rep = json.loads(res.stdout)
     assert rep["tumor"]["lesion_count"] == 0
-    assert any("Target A" in w and "--labels lesion=" in w for w in rep["warnings"])
+    # the example flag keeps the liver the rules found (a user mapping is exclusive)
+    assert any('--labels liver="Liver",lesion="Target A"' in w for w in rep["warnings"])
     roles = {r["name"]: (r["role"], r["reason"]) for r in rep["study"]["segment_roles"]}
     assert roles == {"Liver": ("liver", "code"), "Target A": (None, "unmatched-ignored")}
     # user patterns are exclusive: the liver needs one too
