@@ -379,6 +379,21 @@ def test_half_life_written_in_minutes_or_hours_is_refused(tmp_path, nuclide, sec
     assert suv_conversion(headers(tmp_path / "q"), source="q").half_life_s == pytest.approx(seconds * 0.5)
 
 
+@pytest.mark.parametrize(
+    ("name", "nuclide"),
+    [("64Cu-DOTATATE", "Cu-64"), ("Cu-64 DOTATATE", "Cu-64"), ("Ga68-DOTATATE", "Ga-68"), ("DOTATATE", "Ga-68")],
+)
+def test_the_named_nuclide_beats_the_ligand(tmp_path, name, nuclide):
+    # Detectnet (64Cu-DOTATATE) read as Ga-68 through "DOTATATE": without (0018,1075) the decay used
+    # Ga-68's 67.8 min instead of Cu-64's 12.7 h, SUV 1.7 x too high at 60 min
+    a = activity(seed=22)
+    write_pet_series(tmp_path / "p", a, AFFINE, slopes=SLOPES, nuclide=None, radiopharmaceutical=name, half_life_s=None)
+    vol = load_suv_volume(tmp_path / "p")
+    t_half = {"Cu-64": 12.701 * 3600.0, "Ga-68": 67.83 * 60.0}[nuclide]  # NUDAT half-lives, written here
+    np.testing.assert_allclose(vol.array, qiba_suv(a, WEIGHT_KG, DOSE_BQ, 3600.0, t_half), rtol=2e-4)
+    assert vol.meta["suv"]["nuclide"] == nuclide
+
+
 def test_nuclide_from_radiopharmaceutical_name_when_no_code(tmp_path):
     write_pet_series(
         tmp_path / "p", activity(), AFFINE, nuclide=None, radiopharmaceutical="68Ga-DOTATATE", half_life_s=1000.0

@@ -129,13 +129,16 @@ _NUCLIDE_CODES = {
     "C-105A1": "C-11",
     "21576001": "C-11",
 }
-_NUCLIDE_PATTERNS = (  # Lu-177 first: "177Lu-DOTATATE" must not read as Ga-68 through "dotata"
+_NUCLIDE_PATTERNS = (  # the nuclide named; the somatostatin ligands only after (_LIGAND_PATTERNS)
     ("Lu-177", re.compile(r"(?<![0-9])177\W*lu|lu(tetium)?\W*177", re.IGNORECASE)),
-    ("Ga-68", re.compile(r"(?<![0-9])68\W*ga(?!\w*germ)|ga(llium)?\W*68|dotata|dotatoc|dotanoc", re.IGNORECASE)),
+    ("Ga-68", re.compile(r"(?<![0-9])68\W*ga(?!\w*germ)|ga(llium)?\W*68", re.IGNORECASE)),
     ("F-18", re.compile(r"(?<![0-9])18\W*f|f(luorine)?\W*18|fdg|fluoro", re.IGNORECASE)),
     ("Cu-64", re.compile(r"(?<![0-9])64\W*cu|cu(pper)?\W*64", re.IGNORECASE)),
     ("C-11", re.compile(r"(?<![0-9])11\W*c(?!u)|carbon\W*11|\bc\W*11\b", re.IGNORECASE)),
 )
+#: A ligand name without its nuclide ("DOTATATE") is taken as Ga-68, the PET nuclide it is usually labelled
+#: with, only when no text names a nuclide: "64Cu-DOTATATE" (Detectnet) is Cu-64, "177Lu-DOTATATE" Lu-177.
+_LIGAND_PATTERNS = (("Ga-68", re.compile(r"dotata|dotatoc|dotanoc", re.IGNORECASE)),)
 
 _GE_CREATOR = "GEMS_PETD_01"
 _PHILIPS_CREATOR = "Philips PET Private Group"
@@ -283,10 +286,11 @@ def identify_nuclide(ds: Any) -> str | None:
         texts.append(str(info.get("Radiopharmaceutical", "") or ""))
         for code in info.get("RadiopharmaceuticalCodeSequence", []) or []:
             texts.append(str(code.get("CodeMeaning", "") or ""))
-    for text in texts:
-        for name, pattern in _NUCLIDE_PATTERNS:
-            if text and pattern.search(text):
-                return name
+    for patterns in (_NUCLIDE_PATTERNS, _LIGAND_PATTERNS):
+        for text in texts:
+            for name, pattern in patterns:
+                if text and pattern.search(text):
+                    return name
     return None
 
 
