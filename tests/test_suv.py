@@ -394,6 +394,15 @@ def test_the_named_nuclide_beats_the_ligand(tmp_path, name, nuclide):
     assert vol.meta["suv"]["nuclide"] == nuclide
 
 
+def test_cu64_dose_in_mbq_is_refused_by_its_own_range(tmp_path):
+    # Detectnet's 148 MBq written as 148 (Bq): the Cu-64 table of the rules file refuses it
+    write_pet_series(
+        tmp_path / "p", activity(), AFFINE, nuclide=None, radiopharmaceutical="64Cu-DOTATATE", dose_bq=148.0
+    )
+    with pytest.raises(InputError, match=r"148 Bq = 0.000148 MBq, outside the plausible 10-1000 MBq for Cu-64"):
+        suv_conversion(headers(tmp_path / "p"), source="p")
+
+
 def test_nuclide_from_radiopharmaceutical_name_when_no_code(tmp_path):
     write_pet_series(
         tmp_path / "p", activity(), AFFINE, nuclide=None, radiopharmaceutical="68Ga-DOTATATE", half_life_s=1000.0
