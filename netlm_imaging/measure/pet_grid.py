@@ -77,12 +77,20 @@ def fov_fractions(ctx: MeasurementContext, pet: Volume) -> dict[int, float]:
     its part inside the PET: its SUVs and SRETV describe that part, so the fraction is reported.
     """
     labels = np.asarray(ctx.lesion_labels)
-    ijk = np.argwhere(labels > 0)
-    if ijk.size == 0:
+    box = bbox(labels != 0)
+    if box is None:
         return {}
-    ids = labels[tuple(ijk.T)].astype(np.int64)
-    idx = pet.lps_to_index(ctx.image.index_to_lps(ijk))
-    inside = np.all((idx >= -0.5) & (idx <= np.array(pet.shape) - 0.5), axis=1)
+    lo, hi = box[0], box[1] - 1
+    corners = np.array([[(lo, hi)[b][d] for d, b in enumerate(bits)] for bits in np.ndindex(2, 2, 2)])
+    top = np.array(pet.shape) - 0.5
+    at = pet.lps_to_index(ctx.image.index_to_lps(corners))
+    if np.all((at >= -0.5) & (at <= top)):
+        return {}  # every lesion voxel lies in the box whose corners the PET covers (both grids are affine)
+    crop = labels[lo[0] : hi[0] + 1, lo[1] : hi[1] + 1, lo[2] : hi[2] + 1]
+    ijk = np.argwhere(crop > 0)
+    ids = crop[tuple(ijk.T)].astype(np.int64)
+    idx = pet.lps_to_index(ctx.image.index_to_lps(ijk + lo))
+    inside = np.all((idx >= -0.5) & (idx <= top), axis=1)
     total = np.bincount(ids)
     within = np.bincount(ids, weights=inside.astype(np.float64), minlength=total.size)
     return {int(i): float(within[i] / total[i]) for i in np.nonzero(total)[0]}
