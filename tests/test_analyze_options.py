@@ -56,3 +56,20 @@ def test_margin_must_be_a_distance():
 )
 def test_boundary_values_are_accepted(kwargs):
     assert AnalyzeOptions(**kwargs) is not None
+
+
+def test_mr_only_options_on_a_ct_are_ignored_with_a_warning(tmp_path):
+    """--mr-phase and --n4 on the CT demo: the numbers are those of the plain run, and the report says the
+    options were ignored (they used to vanish silently)."""
+    import json
+
+    assert main(["analyze", str(DEMO), "--out", str(tmp_path / "plain"), "--quiet"]) == 0
+    assert main(["analyze", str(DEMO), "--out", str(tmp_path / "mr"), "--quiet", "--mr-phase", "hbp", "--n4"]) == 0
+    plain = json.loads((tmp_path / "plain" / "report.json").read_text())
+    mr = json.loads((tmp_path / "mr" / "report.json").read_text())
+    assert plain["study"]["modality"] == "CT"
+    for key in ("liver", "tumor", "involvement_percent", "remnant", "lesions", "classification"):
+        assert mr[key] == plain[key], key
+    added = [w for w in mr["warnings"] if w not in plain["warnings"]]
+    assert len(added) == 1, added
+    assert added[0].endswith("--mr-phase, --n4 apply to MR images only and this image is CT: ignored")

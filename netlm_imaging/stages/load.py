@@ -82,6 +82,12 @@ class LoadedStudy:
     notes: tuple[str, ...] = ()
 
 
+def _mr_only_options(opts: AnalyzeOptions) -> list[str]:
+    """The MR-only options given (``--mr-phase``, ``--pre-contrast``, ``--n4``)."""
+    given = (("--mr-phase", opts.mr_phase is not None), ("--pre-contrast", opts.pre_contrast is not None))
+    return [flag for flag, on in (*given, ("--n4", opts.n4)) if on]
+
+
 def load_study(inputs: StudyInputs, opts: AnalyzeOptions, *, rules: Any = None, clinical: Any = None) -> LoadedStudy:
     """Read the image, the masks, PET and MR series, the clinical inputs and the rules of one study.
 
@@ -178,6 +184,10 @@ def load_study(inputs: StudyInputs, opts: AnalyzeOptions, *, rules: Any = None, 
             pre_contrast=opts.pre_contrast,
             user_phase=opts.mr_phase,
             max_voxels=opts.max_voxels,
+        )
+    elif ignored := _mr_only_options(opts):
+        warnings.append(
+            f"{img.source}: {', '.join(ignored)} apply to MR images only and this image is {modality}: ignored"
         )
     return LoadedStudy(
         inputs=inputs,
