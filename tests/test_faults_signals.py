@@ -292,3 +292,34 @@ def test_a_report_written_just_before_the_stop_is_recorded_in_the_tables(tmp_pat
     assert sorted(s for s, r in rows.items() if r["status"] == "ok") == reports
     assert rows["s01"]["liver_volume_ml"] != ""
     _lesion_rows_match_reports(out)
+
+
+def test_analyze_timeout_ends_a_hanging_read_with_one_line(tmp_path):
+    """``analyze --timeout``: a study whose image read blocks for ever ends with exit 3, one line
+    naming the study and the fix, and leaves nothing in --out (a run without it would hang)."""
+    root = tmp_path / "cohort"
+    _cohort_hang_only(root)
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "netlm_imaging.cli", "analyze", str(root / HANG), "--out", str(out), "--timeout", "1"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    _STARTED.append(proc.pid)
+    _stdout, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, err
+    assert err.strip().splitlines() == [
+        f"netlm: error: {root / HANG}: still being analysed after 1 s (--timeout): a read that hangs (an "
+        "unreachable network folder, a FIFO or device file among the inputs) or a study too large for the "
+        "limit; check the files or raise --timeout"
+    ]
+    assert list(out.iterdir()) == []
+
+
+def test_analyze_timeout_long_enough_changes_nothing(tmp_path, capfd):
+    from netlm_imaging.cli import main
+
+    truth = write_study(tmp_path / "s00", 0)
+    assert main(["analyze", str(tmp_path / "s00"), "--out", str(tmp_path / "out"), "--timeout", "300", "--quiet"]) == 0
+    rep = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert rep["liver"]["volume_ml"] == pytest.approx(truth["liver_volume_ml"], abs=1e-5)
+    assert main(["analyze", str(tmp_path / "s00"), "--out", str(tmp_path / "o2"), "--timeout", "-1"]) == 2
+    assert "--timeout -1: give a positive number of seconds" in capfd.readouterr().err

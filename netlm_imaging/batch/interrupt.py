@@ -16,16 +16,20 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
+from ..errors import InputError
+
 __all__ = [
     "STOP_SIGNALS",
     "DeferredSignals",
     "Interrupted",
+    "TimeLimitExceeded",
     "exit_stopped",
     "ignore_stop_signals",
     "interrupt_line",
     "run_until_stopped",
     "signals_interrupt",
     "signum_of",
+    "time_limit",
 ]
 
 #: Signals that stop a run like Ctrl-C does (SIGINT already raises KeyboardInterrupt).
@@ -199,3 +203,37 @@ def exit_stopped(code: int) -> NoReturn:
     with contextlib.suppress(Exception):
         logging.shutdown()
     os._exit(code)
+
+
+class _TimeUp(BaseException):
+    """Raised by the timer of :func:`time_limit`."""
+
+
+class TimeLimitExceeded(InputError):
+    """``analyze --timeout`` ran out (exit 3). A thread may still hang in a read: end with :func:`exit_stopped`."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float | None, message: str) -> Iterator[None]:
+    """Raise :class:`~netlm_imaging.errors.InputError` with ``message`` when the block is still running
+    after ``seconds`` (``analyze --timeout``).
+
+    A read blocked in the kernel (a FIFO, an unreachable network folder) is cut by the timer's
+    SIGALRM. ``None`` (or outside the main thread, or without SIGALRM) sets no limit.
+    """
+    if seconds is None or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
+        yield
+        return
+
+    def _expired(signum: int, frame: Any) -> None:
+        raise _TimeUp  # a BaseException: the readers' own error handling cannot turn it into another message
+
+    previous = signal.signal(signal.SIGALRM, _expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    except _TimeUp:
+        raise TimeLimitExceeded(message) from None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous if previous is not None else signal.SIG_DFL)

@@ -93,6 +93,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seg-out", action="store_true", help="also write derived masks as a DICOM SEG (derived_seg.dcm)")
     p.add_argument("--quiet", action="store_true", help="no console summary")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="give up (exit 3) when the study is still being analysed after this long (a read that hangs "
+        "on an unreachable network folder or a FIFO)",
+    )
 
 
 def options_from_args(args: argparse.Namespace):
@@ -159,9 +166,13 @@ def run(args: argparse.Namespace) -> int:
     into the same folder stops at once (exit 3), instead of mixing its report.json with the first
     run's SR and SEG. Ctrl-C, SIGTERM and SIGHUP leave no half-written file (exit 128 + signal).
     """
-    from ..batch.interrupt import exit_stopped, run_until_stopped
+    from ..batch.interrupt import TimeLimitExceeded, exit_stopped, run_until_stopped
 
-    code, stopped = run_until_stopped(lambda: _run(args))
+    try:
+        code, stopped = run_until_stopped(lambda: _run(args))
+    except TimeLimitExceeded as exc:  # a reading thread may still hang: end now, not at its join
+        print(f"netlm: error: {exc}", file=sys.stderr)
+        exit_stopped(exc.exit_code)
     if stopped:
         print(stopped, file=sys.stderr)
         exit_stopped(code)
@@ -179,12 +190,25 @@ def _run(args: argparse.Namespace) -> int:
     check_json_and_voxels(args, "report.json")
     opts = options_from_args(args)
     check_output(args)
+    if args.timeout is not None and not args.timeout > 0:
+        from ..errors import UsageError
+
+        raise UsageError(f"--timeout {args.timeout:g}: give a positive number of seconds")
+    from ..batch.interrupt import time_limit
+
+    source = args.study_dir or args.image
+    expired = (
+        f"{source}: still being analysed after {args.timeout or 0:g} s (--timeout): a read that hangs (an "
+        "unreachable network folder, a FIFO or device file among the inputs) or a study too large for the "
+        "limit; check the files or raise --timeout"
+    )
     if args.json_out == "-":
-        return _analyze(args, opts)
+        with time_limit(args.timeout, expired):
+            return _analyze(args, opts)
     from ..outdir import OutputLock
 
     # clean=False: --out may be any folder (the current one by default); nothing of others is removed
-    with OutputLock(Path(args.out), command="netlm analyze", clean=False):
+    with OutputLock(Path(args.out), command="netlm analyze", clean=False), time_limit(args.timeout, expired):
         return _analyze(args, opts)
 
 
