@@ -157,3 +157,26 @@ def test_a_topogram_series_of_two_orientations_does_not_stop_the_study(tmp_path,
     )
     with pytest.raises(DicomError, match="mixes image stacks of different orientation or size"):
         read_dicom_series(study / "topo")  # read on its own, it is still no volume
+
+
+def test_a_corrupt_unrelated_series_does_not_stop_the_study(tmp_path):
+    """A NaN ImageOrientationPatient in a series the SEG does not reference (a dose report or a
+    reformat exported beside the CT) refused the whole study; the CT the SEG references is measured, and
+    the corrupt series is still refused, naming its file, when it is read itself."""
+    study = tmp_path / "study"
+    paths, _ = _ct(study / "ct")
+    other = write_image_series(
+        study / "other", np.full((20, 18, 3), 10.0), AFFINE, seed=SEED + 1, series_uid=deterministic_uid("other")
+    )
+    ds = pydicom.dcmread(other[1])
+    ds.ImageOrientationPatient = ["nan", 0, 0, 0, 1, 0]
+    ds.save_as(other[1])
+    liver = np.zeros(SHAPE, bool)
+    liver[3:17, 2:15, 2:8] = True
+    write_seg(study / "seg.dcm", paths, [SegmentSpec("Liver", liver)])
+    report = analyze_json(str(study))
+    assert report["liver"]["volume_ml"] == pytest.approx(
+        14 * 13 * 6 * abs(np.linalg.det(AFFINE[:3, :3])) / 1000.0, abs=1e-3
+    )
+    with pytest.raises(DicomError, match=r"ImageOrientationPatient \(0020,0037\) holds a non-finite value"):
+        read_dicom_series(study / "other")

@@ -226,8 +226,9 @@ def _stacks(files: Sequence[DicomFileInfo]) -> list[list[DicomFileInfo]]:
     return stacks
 
 
-def _check_finite_geometry(infos: Sequence[DicomFileInfo]) -> None:
-    """Refuse, naming the file, a NaN or infinite ImageOrientationPatient / ImagePositionPatient / PixelSpacing.
+def _nonfinite_geometry(infos: Sequence[DicomFileInfo]) -> dict[int, str]:
+    """``id(info)`` -> the refusal of each image file with a NaN or infinite ImageOrientationPatient /
+    ImagePositionPatient / PixelSpacing, naming the file.
 
     Without this a NaN orientation reads as "a stack of another orientation" and an
     infinite position as "a missing slice" (or an overflow when resampling).
@@ -237,18 +238,20 @@ def _check_finite_geometry(infos: Sequence[DicomFileInfo]) -> None:
         ("position", "ImagePositionPatient (0020,0032)"),
         ("pixel_spacing", "PixelSpacing (0028,0030)"),
     )
+    bad: dict[int, str] = {}
     for info in infos:
         if info.kind != IMAGE:
             continue
         for fr in info.frames:
             for attr, tag in tags:
                 values = getattr(fr, attr, None)
-                if values is not None and not all(math.isfinite(float(v)) for v in values):
+                if id(info) not in bad and values is not None and not all(math.isfinite(float(v)) for v in values):
                     frame = f" (frame {fr.frame_index + 1})" if info.is_multiframe else ""
-                    raise DicomError(
+                    bad[id(info)] = (
                         f"{info.path}{frame}: {tag} holds a non-finite value {list(values)}; the header is corrupt. "
                         "Re-export the series, or move this file out of the folder if it is not part of the volume."
                     )
+    return bad
 
 
 def group_image_series(infos: Sequence[DicomFileInfo]) -> list[SeriesGroup]:
@@ -274,14 +277,16 @@ def group_image_series(infos: Sequence[DicomFileInfo]) -> list[SeriesGroup]:
     DicomError
         A series mixing stacks of different orientation or matrix size.
     """
-    _check_finite_geometry(infos)
+    # a series with a corrupt geometry is refused when it is read, not while the folder is grouped:
+    # another series of the study (the one the segmentation references) is still measured
+    corrupt = _nonfinite_geometry(infos)
     groups: dict[str, list[DicomFileInfo]] = {}
     anonymous: dict[tuple[Any, ...], list[DicomFileInfo]] = {}
     for info in infos:
         if info.kind != IMAGE:
             continue
-        if info.series_uid:
-            groups.setdefault(info.series_uid, []).append(info)
+        if info.series_uid or id(info) in corrupt:  # an anonymous corrupt file cannot be grouped by its geometry
+            groups.setdefault(info.series_uid or f"nouid:{info.path}", []).append(info)
         else:
             spacing = info.frames[0].pixel_spacing if info.frames else None
             facts = (
@@ -298,6 +303,10 @@ def group_image_series(infos: Sequence[DicomFileInfo]) -> list[SeriesGroup]:
             groups.setdefault("nouid:" + "|".join(str(x) for x in fields), []).extend(stack)
     out = []
     for key, files in groups.items():
+        refused = next((corrupt[id(f)] for f in files if id(f) in corrupt), None)
+        if refused is not None:
+            out.append(SeriesGroup(key, tuple(sorted(files, key=lambda f: str(f.path))), refusal=refused))
+            continue
         try:
             files, notes = _without_scouts(key, files)
         except DicomError as exc:  # refused when read, not while grouping: a scout series must not stop a study
