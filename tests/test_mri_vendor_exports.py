@@ -766,3 +766,23 @@ def test_multi_valued_sequence_facts_compare_in_any_order():
     assert "SequenceVariant" in relative_enhancement_withheld(
         a, {**b, "sequence_variant": "SK\\SP\\OSP"}, stored, RULES
     )
+
+
+def test_enhanced_mr_stacks_whose_positions_round_apart_are_still_split(tmp_path):
+    """The two phases' positions differ by 0.0002 mm, placed on each side of a 0.01 mm rounding boundary
+    (x.xx5 -/+ 0.0001 in every coordinate): one position each, as a tolerance says, not two as rounding to
+    2 decimals said (the file was then read as one stack of twice the slices)."""
+    path = _enhanced_two_stacks(tmp_path / "enh.dcm", "temporal")
+    ds = pydicom.dcmread(path)
+    nk = SHAPE[2]
+    for n, item in enumerate(ds.PerFrameFunctionalGroupsSequence):
+        k, t = n % nk, n // nk
+        base = np.round((AFFINE @ [0.0, 0.0, k, 1.0])[:3], 2) + 0.005
+        item.PlanePositionSequence[0].ImagePositionPatient = [f"{x:.4f}" for x in base + (1e-4 if t else -1e-4)]
+    ds.save_as(path)
+    seg = write_nifti(tmp_path / "seg.nii.gz", label_map(), AFFINE)
+    with pytest.raises(DicomError, match=r"TemporalPositionIndex 1.*TemporalPositionIndex 2.*--image-series"):
+        _analyze_stack(path, seg, None)
+    hbp = _analyze_stack(path, seg, 2)
+    assert hbp["phase"]["phase"] == "hepatobiliary"
+    assert hbp["liver_reference"]["mean_signal_au"] == pytest.approx(400.0)

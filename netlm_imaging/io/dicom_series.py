@@ -439,6 +439,23 @@ FRAME_STACK_KEYS: tuple[tuple[str, str], ...] = (
 )
 
 
+#: Frame positions closer than this (mm, each coordinate) are one position.
+_SAME_POSITION_MM = 0.01
+
+
+def _share_a_position(a: np.ndarray, b: np.ndarray) -> bool:
+    """Do two (n, 3) position lists hold a common position (within :data:`_SAME_POSITION_MM` per coordinate)?
+
+    A tolerance, not rounding: 10.004999 and 10.005001 mm are one position, though they round apart.
+    """
+    if a.size == 0 or b.size == 0:
+        return False
+    from scipy.spatial import cKDTree
+
+    dist, _ = cKDTree(b).query(a, k=1, p=np.inf, distance_upper_bound=_SAME_POSITION_MM * (1 + 1e-9))
+    return bool(np.isfinite(dist).any())
+
+
 def _split_frames(info: DicomFileInfo) -> list[tuple[str, list[DicomFileInfo]]]:
     """Split one Enhanced file into the stacks its frames hold at the same positions.
 
@@ -452,8 +469,8 @@ def _split_frames(info: DicomFileInfo) -> list[tuple[str, list[DicomFileInfo]]]:
             groups.setdefault(getattr(fr, attr), []).append(fr)
         if len(groups) < 2:
             continue
-        seen = [{_round_tuple(fr.position, 2) for fr in g} for g in groups.values()]
-        if not any(a & b for a, b in itertools.combinations(seen, 2)):
+        seen = [np.array([fr.position for fr in g], dtype=np.float64) for g in groups.values()]
+        if not any(_share_a_position(a, b) for a, b in itertools.combinations(seen, 2)):
             continue
         out = []
         for value, frames in sorted(groups.items(), key=lambda kv: str(kv[0])):
