@@ -63,3 +63,32 @@ def test_summary_shows_pet_uptake(tmp_path, capsys):
     assert f"lesion SUVmax {suv:.2f}" in pet_line
     table = out[out.index("SUVmax\n") :]
     assert table.splitlines()[1].split()[-1] == f"{suv:.1f}"  # the lesion row carries its SUVmax
+
+
+def _pet_only_study(folder, weight_kg):
+    """A PET series (uniform 5000 Bq/mL) with a SEG of the liver and a lesion drawn on it."""
+    aff = oblique_affine(spacing=(3.0, 3.0, 4.0), angles_deg=(0.0, 8.0, 0.0), origin=(-20.0, -15.0, 100.0))
+    shape = (12, 10, 6)
+    liver = np.zeros(shape, bool)
+    liver[2:10, 2:8, 1:5] = True
+    lesion = np.zeros(shape, bool)
+    lesion[4:6, 4:6, 2:4] = True
+    pet = write_pet_series(folder / "pet", np.full(shape, 5000.0), aff, weight_kg=weight_kg, seed=3)
+    write_seg(
+        folder / "seg.dcm",
+        pet,
+        [SegmentSpec("Liver", liver), SegmentSpec("Tumour", lesion, property_type=codes.SCT.Neoplasm)],
+    )
+    return folder
+
+
+def test_summary_of_a_pet_image_states_its_unit(tmp_path, capsys):
+    """The liver mean of a PET image is in SUV when it was converted, and in Bq/mL when the body weight is
+    missing (it said SUV either way)."""
+    suv = 5000.0 * 70.0 * 1000.0 / (150e6 * 2.0 ** (-3600.0 / 4069.8))
+    assert main(["analyze", str(_pet_only_study(tmp_path / "w", 70.0)), "--out", str(tmp_path / "ow")]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if "Liver mean intensity" in ln)
+    assert line.rstrip().endswith(f"{suv:.1f} SUV"), line
+    assert main(["analyze", str(_pet_only_study(tmp_path / "n", None)), "--out", str(tmp_path / "on")]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if "Liver mean intensity" in ln)
+    assert line.rstrip().endswith("5000.0 Bq/mL"), line

@@ -205,6 +205,14 @@ class StudyReport:
         return to_frame([row], ["study_instance_uid", *STUDY_COLUMNS])
 
     # ---------------------------------------------------------------- summary
+    def _pet_image_unit(self) -> str:
+        """The unit of a PET image's values: SUV, or the stored units when no SUV could be computed."""
+        pet = self.pet or {}
+        if not pet.get("suv_missing_inputs"):
+            return " SUV"
+        units = str(pet.get("units") or "")
+        return " Bq/mL" if units.upper() == "BQML" else f" {units} (no SUV)" if units else " (no SUV)"
+
     def summary(self, include_warnings: bool = True) -> str:
         """A short human-readable table for the console.
 
@@ -244,7 +252,7 @@ class StudyReport:
                 ("Liver mean signal", f"{self.liver['mean_signal_au']:.1f} a.u." + (f" (SD {sd:.1f})" if sd else ""))
             )
         elif self.liver.get("mean_intensity") is not None:
-            unit = {"CT": " HU", "PT": " SUV"}.get(str(self.study.get("modality")), " (units unknown)")
+            unit = {"CT": " HU", "PT": self._pet_image_unit()}.get(str(self.study.get("modality")), " (units unknown)")
             rows.append(("Liver mean intensity", f"{self.liver['mean_intensity']:.1f}{unit}"))
         for n, line in enumerate(self.console_lines):
             rows.append(("Assessment" if n == 0 else "", str(line)))
