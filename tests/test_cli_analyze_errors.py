@@ -111,7 +111,7 @@ def _pet_without_weight(base, root):
 def _pet_without_dose(base, root):
     d = _copy(base, root, "pet_dose")
     pet = _pet(d, dose_bq=None)
-    return [d], [str(pet), "Radionuclide Total Dose (0018,1074) is missing", "Fix the header"]
+    return [d], [str(pet), "Radionuclide Total Dose (0018,1074) is missing", "fix the header"]
 
 
 def _pet_units(base, root):
@@ -164,7 +164,6 @@ CASES = {
     "seg_references_absent_series": _seg_of_absent_series,
     "missing_slice": _missing_slice,
     "two_candidate_segmentations": _two_candidates,
-    "pet_missing_dose": _pet_without_dose,
     "pet_units_not_convertible": _pet_units,
     "pet_decay_none_without_factor": _pet_decay_none,
     "clinical_invalid_value": _clinical_values,
@@ -231,7 +230,9 @@ def test_bad_input_exits_3_with_one_line_naming_file_and_fix(runs, case):
         assert secret not in line
 
 
-@pytest.mark.parametrize("build", [_pet_without_weight, _pet_option_without_weight], ids=["folder", "option"])
+@pytest.mark.parametrize(
+    "build", [_pet_without_weight, _pet_option_without_weight, _pet_without_dose], ids=["folder", "option", "dose"]
+)
 def test_pet_without_weight_is_measured_with_null_suvs_and_the_fix_named(tmp_path, build):
     # no body weight anywhere is not a reason to lose the study: exit 0, every SUV null with the
     # reason, and the warning names the PET series and the fix (--weight)
@@ -254,3 +255,5 @@ def test_pet_without_weight_is_measured_with_null_suvs_and_the_fix_named(tmp_pat
     assert rep["pet"]["suv_max"] is None
     assert rep["pet"]["liver_suv_mean"] is None
     assert rep["liver"]["volume_ml"] > 0
+    what = "injected dose" if build is _pet_without_dose else "body weight"
+    assert f"{what} (for SUV)" in rep["classification"]["missing_inputs"]

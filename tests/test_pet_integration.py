@@ -321,6 +321,28 @@ def test_pet_without_body_weight_gives_null_suvs_and_the_same_krenning(petct, tm
     bare.to_dict()
 
 
+def test_pet_without_injected_dose_gives_null_suvs_and_the_same_krenning(petct, tmp_path):
+    """Radionuclide Total Dose (0018,1074) missing: as without the weight, the burden, the Krenning grade and
+    the liver-relative SRETV are those of the complete study; every SUV is null, the dose named as missing."""
+    import shutil
+
+    study = tmp_path / "study"
+    shutil.copytree(petct, study)
+    for f in sorted((study / "pet").iterdir()):
+        ds = pydicom.dcmread(f)
+        del ds.RadiopharmaceuticalInformationSequence[0].RadionuclideTotalDose
+        ds.save_as(f)
+    full, bare = analyze(petct), analyze(study)
+    assert bare.liver["volume_ml"] == full.liver["volume_ml"]
+    (les,) = bare.lesions
+    assert les["krenning_score"] == full.lesions[0]["krenning_score"] == 4
+    assert (les["suv_max"], les["suv_mean"], les["suv_peak"]) == (None, None, None)
+    assert bare.pet["sretv_ml"] == pytest.approx(full.pet["sretv_ml"], rel=1e-6)
+    assert "Radionuclide Total Dose (0018,1074) is missing" in bare.pet["suv_missing_inputs"][0]
+    assert "injected dose (for SUV)" in bare.classification["missing_inputs"]
+    assert "body weight (for SUV)" not in bare.classification["missing_inputs"]
+
+
 def test_pet_without_body_weight_through_the_cli_with_every_output(petct, tmp_path):
     study = _without_patient_weight(petct, tmp_path / "study")
     out = tmp_path / "out"

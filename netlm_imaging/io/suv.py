@@ -72,6 +72,7 @@ Weight
     no SUV: the factors then give the activity concentration (Bq/mL, decay-corrected as
     the series says) and :attr:`SuvConversion.suv_unavailable` says why. Ratios of
     uptake (the Krenning estimate, liver-relative thresholds) need no weight.
+    A missing injected dose, Radionuclide Total Dose (0018,1074), is handled the same way.
 
 References
 ----------
@@ -482,7 +483,7 @@ def suv_conversion(
         Where ``weight_kg`` came from, named in messages (``"--weight"``, or
         ``"the clinical file's weight_kg"``).
     require_weight : bool
-        False: a missing weight gives activity-concentration factors and
+        False: a missing weight or injected dose gives activity-concentration factors and
         :attr:`SuvConversion.suv_unavailable` instead of an error.
 
     Returns
@@ -493,7 +494,8 @@ def suv_conversion(
     Raises
     ------
     InputError
-        Missing weight (0010,1030) or dose (0018,1074), invalid ``weight_kg``,
+        Missing weight (0010,1030) or dose (0018,1074) with ``require_weight``, a dose of 0 or less,
+        invalid ``weight_kg``,
         implausible weight, dose or uptake time (``plausibility``).
     DicomError
         Inconsistent slices, missing times or half-life, injection after scan.
@@ -720,25 +722,33 @@ def _bqml_conversion(series: _Series, to_bqml: np.ndarray, method: str) -> SuvCo
             "dose, injection time and half-life. Export the series with its original PET headers."
         )
     dose = _float(info.get("RadionuclideTotalDose"))
-    if dose is None or dose <= 0:
+    if (dose is None and series.require_weight) or (dose is not None and dose <= 0):
         raise InputError(
             f"{src}: injected dose Radionuclide Total Dose (0018,1074) is {'missing' if dose is None else dose}; "
             "SUV cannot be computed. Fix the header (dose in Bq) or use a series that records it."
         )
     half_life = _half_life(info, series.nuclide, src, series.warnings)
     scan, injection, decay_time = _uptake(series, info, half_life)
-    decayed, per_slice_decay = _decayed_dose(series, dose, decay_time, half_life)
+    # each slice's own decay factor does not depend on the dose (1 Bq stands in when it is missing)
+    decayed, per_slice_decay = _decayed_dose(series, dose if dose is not None else 1.0, decay_time, half_life)
     series.warnings.extend(series.plausible(weight, dose, decay_time))
-    unavailable = None
-    if weight is None:  # Bq/mL (decay-corrected as the series says): ratios of uptake need no weight
-        factors = to_bqml * per_slice_decay
-        unavailable = (
+    lacking = []
+    if weight is None:
+        lacking.append(
             f"body weight unknown: Patient's Weight (0010,1030) is "
             f"{'missing' if series.header_weight is None else series.header_weight} and no weight was given "
             "(--weight KG or the clinical file's weight_kg)"
         )
+    if dose is None:
+        lacking.append(
+            "injected dose unknown: Radionuclide Total Dose (0018,1074) is missing (fix the header: dose in Bq)"
+        )
+    unavailable = "; ".join(lacking) or None
+    if unavailable:  # Bq/mL (decay-corrected as the series says): ratios of uptake need no weight or dose
+        factors = to_bqml * per_slice_decay
         series.warnings.append(f"no SUV: {unavailable}; SUV values are null")
     else:
+        assert weight is not None
         factors = to_bqml * per_slice_decay * (weight * 1000.0 / decayed)
     return SuvConversion(
         factors=factors,
@@ -750,7 +760,7 @@ def _bqml_conversion(series: _Series, to_bqml: np.ndarray, method: str) -> SuvCo
         injection_datetime=injection,
         half_life_s=half_life,
         injected_dose_bq=dose,
-        decayed_dose_bq=float(decayed),
+        decayed_dose_bq=float(decayed) if dose is not None else None,
         weight_kg=weight,
         decay_time_s=None if decay_time is None else float(decay_time),
         nuclide=series.nuclide,

@@ -504,13 +504,18 @@ def measure_pet(
         scale_free_sretv = delin.kind != "abs" and float(pr["avid_min_suv"]) <= 0
         drop_absolute_uptake(block, up.updates, scale_free_sretv)
         block["suv_missing_inputs"] = [str(unavailable)]
-        missing.append("body weight (for SUV)")
+        lacking = [name for key, name in _SUV_FACTS if suv_meta.get(key) is None] or ["body weight"]
+        missing.extend(f"{name} (for SUV)" for name in lacking)
         warnings.append(
-            "PET without body weight: every SUV is null; the Krenning estimate"
+            f"PET without {' and '.join(lacking)}: every SUV is null; the Krenning estimate"
             + (f" and SRETV ({delin})" if scale_free_sretv else "")
             + " are ratios of uptake and were measured on the activity concentration"
         )
     return PetResult(block=block, lesion_updates=up.updates, warnings=warnings, missing_inputs=missing)
+
+
+#: The facts of SUVbw a PET series may lack (SuvConversion field, name in missing_inputs).
+_SUV_FACTS = (("weight_kg", "body weight"), ("injected_dose_bq", "injected dose"))
 
 
 def _sul(
