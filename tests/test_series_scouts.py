@@ -126,6 +126,17 @@ def test_an_anonymised_series_with_jittered_cosines_is_one_series(tmp_path):
     np.testing.assert_array_equal(np.asarray(vol.array, float), values)
 
 
+def _assert_the_ct_liver_is_measured(study, paths):
+    """A SEG of a liver box on the CT ``paths``; the study's liver volume is the box's voxels x |det A|."""
+    liver = np.zeros(SHAPE, bool)
+    liver[3:17, 2:15, 2:8] = True
+    write_seg(study / "seg.dcm", paths, [SegmentSpec("Liver", liver)])
+    report = analyze_json(str(study))
+    assert report["liver"]["volume_ml"] == pytest.approx(
+        14 * 13 * 6 * abs(np.linalg.det(AFFINE[:3, :3])) / 1000.0, abs=1e-3
+    )
+
+
 SAGITTAL = np.array([[0, 0, 1.2, 0.0], [1.5, 0, 0, -60.0], [0, 1.5, 0, 250.0], [0, 0, 0, 1.0]])
 
 
@@ -148,13 +159,7 @@ def test_a_topogram_series_of_two_orientations_does_not_stop_the_study(tmp_path,
         ds = pydicom.dcmread(p)
         ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = deterministic_uid("topogram", n)
         ds.save_as(p)
-    liver = np.zeros(SHAPE, bool)
-    liver[3:17, 2:15, 2:8] = True
-    write_seg(study / "seg.dcm", paths, [SegmentSpec("Liver", liver)])
-    report = analyze_json(str(study))
-    assert report["liver"]["volume_ml"] == pytest.approx(
-        14 * 13 * 6 * abs(np.linalg.det(AFFINE[:3, :3])) / 1000.0, abs=1e-3
-    )
+    _assert_the_ct_liver_is_measured(study, paths)
     with pytest.raises(DicomError, match="mixes image stacks of different orientation or size"):
         read_dicom_series(study / "topo")  # read on its own, it is still no volume
 
@@ -171,12 +176,6 @@ def test_a_corrupt_unrelated_series_does_not_stop_the_study(tmp_path):
     ds = pydicom.dcmread(other[1])
     ds.ImageOrientationPatient = ["nan", 0, 0, 0, 1, 0]
     ds.save_as(other[1])
-    liver = np.zeros(SHAPE, bool)
-    liver[3:17, 2:15, 2:8] = True
-    write_seg(study / "seg.dcm", paths, [SegmentSpec("Liver", liver)])
-    report = analyze_json(str(study))
-    assert report["liver"]["volume_ml"] == pytest.approx(
-        14 * 13 * 6 * abs(np.linalg.det(AFFINE[:3, :3])) / 1000.0, abs=1e-3
-    )
+    _assert_the_ct_liver_is_measured(study, paths)
     with pytest.raises(DicomError, match=r"ImageOrientationPatient \(0020,0037\) holds a non-finite value"):
         read_dicom_series(study / "other")
