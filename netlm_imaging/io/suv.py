@@ -1,6 +1,6 @@
 """SUVbw conversion factors from PET DICOM headers (QIBA vendor-neutral recipe).
 
-Why one module (~800 lines): the QIBA vendor-neutral recipe is one algorithm (units, decay,
+Why one module (~890 lines): the QIBA vendor-neutral recipe is one algorithm (units, decay,
 injection and scan times, half-life, weight) whose steps share the header parsing; about
 half of the module is this documentation of it.
 
