@@ -19,6 +19,8 @@ from conftest import oblique_affine
 from dicom_factory import write_image_series
 from seg_factory import Contour, RoiSpec, SegmentSpec, seg_identity, write_rtstruct, write_seg
 
+from netlm_imaging.io._dicom_common import iter_candidate_files
+
 
 def _analyze(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -119,6 +121,27 @@ def test_junk_in_a_study_folder_is_skipped_with_a_note(tmp_path, junk):
     rep = json.loads(res.stdout)
     assert rep["liver"]["volume_ml"] == pytest.approx(n_liver * abs(np.linalg.det(JUNK_AFF[:3, :3])) / 1000, abs=1e-6)
     assert any(name in n for n in rep["notes"]), rep["notes"]
+
+
+def test_a_study_assembled_with_linked_folders_is_read_each_real_folder_once(tmp_path):
+    """``ln -s ../export/ct ct``: the linked series is read (it was 'no DICOM files'); a second link to
+    the same folder and a link back to the study (a cycle) add no file twice."""
+    export = tmp_path / "export"
+    _, n_liver = _junk_study(export)
+    study = tmp_path / "study"
+    study.mkdir()
+    (study / "ct").symlink_to(export / "ct", target_is_directory=True)
+    (study / "seg").symlink_to(export / "seg", target_is_directory=True)
+    (study / "seg_again").symlink_to(export / "seg", target_is_directory=True)
+    (study / "loop").symlink_to(study, target_is_directory=True)
+    listed = [p.relative_to(study).as_posix() for p in iter_candidate_files(study)]
+    n_ct = len(list((export / "ct").iterdir()))
+    assert sorted(listed) == sorted([f"ct/{p.name}" for p in (export / "ct").iterdir()] + ["seg/seg.dcm"])
+    assert len(listed) == n_ct + 1
+    res = _analyze(str(study))
+    assert res.returncode == 0, res.stderr
+    rep = json.loads(res.stdout)
+    assert rep["liver"]["volume_ml"] == pytest.approx(n_liver * abs(np.linalg.det(JUNK_AFF[:3, :3])) / 1000, abs=1e-6)
 
 
 @pytest.mark.parametrize("damage", ["preamble", "file_meta", "zero_bytes"])

@@ -1,6 +1,6 @@
 """Header-only index of a DICOM folder: one pass, each header read once.
 
-Why one module (~1380 lines): the one-pass header index (fast tag parser and pydicom fallback)
+Why one module (~1420 lines): the one-pass header index (fast tag parser and pydicom fallback)
 must classify every file of a folder in one read; it is a private module of the io readers.
 
 :func:`scan_dicom_folder` walks a folder (or takes a list of files), skips what
@@ -454,11 +454,26 @@ def _is_litter_name(path: Path) -> bool:
     return suffix in _LITTER_SUFFIXES or path.name.lower() in ("thumbs.db", "desktop.ini", "dicomdir.bak")
 
 
+def _unseen_folders(dirpath: str, dirnames: list[str], seen: set[str]) -> list[str]:
+    """The visible sub-folders of ``dirpath`` whose real folder is not yet walked (sorted); adds them to ``seen``.
+
+    A folder linked twice, or a link back to a folder above (a cycle), is walked once.
+    """
+    keep = []
+    for d in sorted(dirnames):
+        real = os.path.realpath(os.path.join(dirpath, d))
+        if not d.startswith(".") and real not in seen:
+            seen.add(real)
+            keep.append(d)
+    return keep
+
+
 def iter_candidate_files(source: str | Path | Sequence[str | Path], notes: list[str] | None = None) -> list[Path]:
     """Files under a folder (recursive, sorted) or the given list of files.
 
     Hidden files and folders (``.DS_Store``, ``.git``) are skipped; so are
-    dangling symbolic links and symbolic link cycles, with a note.
+    dangling symbolic links and symbolic link cycles, with a note. Linked
+    folders are followed (``ln -s ../ct ct``), each real folder once.
 
     Parameters
     ----------
@@ -484,8 +499,11 @@ def iter_candidate_files(source: str | Path | Sequence[str | Path], notes: list[
         if root.is_file():
             return [root]
         out: list[Path] = []
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        seen = {
+            os.path.realpath(root)
+        }  # linked folders are followed (a study assembled with ln -s), each real one once
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+            dirnames[:] = _unseen_folders(dirpath, dirnames, seen)
             base = Path(dirpath)
             links = _symlink_names(dirpath) if filenames else frozenset()
             for name in sorted(filenames):
