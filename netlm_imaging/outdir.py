@@ -206,8 +206,11 @@ class OutputLock:
             }
         )
         try:
-            os.ftruncate(self._fd, 0)
-            os.pwrite(self._fd, text.encode("utf-8"), 0)
+            # written, then cut to its length: a truncation to 0 followed by a write makes ext4 flush the
+            # file to disk when it is closed (auto_da_alloc), 1-4 ms per run for a lock file
+            data = text.encode("utf-8")
+            os.pwrite(self._fd, data, 0)
+            os.ftruncate(self._fd, len(data))
         except OSError as exc:
             self.release()
             raise output_error(self.path, exc) from None

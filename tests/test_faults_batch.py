@@ -313,3 +313,20 @@ def test_dask_lost_workers_are_replaced_and_a_study_killing_twice_is_recorded(sm
                 c: v for c, v in r.items() if c not in runner.RUN_COLUMNS
             }, sid
     assert result.failed == 3
+
+
+def test_a_longer_stale_lock_file_is_rewritten_whole(tmp_path):
+    """A dead run's lock file longer than ours: the held lock names only this process (no tail of the old text)."""
+    from netlm_imaging.outdir import LOCK_NAME, OutputLock
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / LOCK_NAME).write_text(json.dumps({"pid": 999999999, "command": "x" * 500}))
+    lock = OutputLock(out, command="netlm analyze").acquire()
+    try:
+        held = json.loads((out / LOCK_NAME).read_text())
+        assert held["pid"] == os.getpid()
+        assert held["command"] == "netlm analyze"
+    finally:
+        lock.release()
+    assert not (out / LOCK_NAME).exists()
