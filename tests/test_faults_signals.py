@@ -18,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -53,20 +54,42 @@ def _no_leftovers():
 _STARTED: list[int] = []
 
 
-def _start(root: Path, out: Path, *extra: str, jobs: str = "2") -> subprocess.Popen:
+def _die_with_the_tests() -> None:
+    """In the started ``netlm`` (before exec): Linux kills it when the test process dies, so a test
+    run that is itself killed (a CI time limit, Ctrl-C of pytest) leaves no run behind; its pool
+    workers then follow their parent (``batch.pool``)."""
+    with contextlib.suppress(Exception):
+        _LIBC.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+
+
+try:
+    import ctypes
+
+    _LIBC = ctypes.CDLL(None)
+except (ImportError, OSError):  # pragma: no cover - not Linux
+    _LIBC = None
+
+
+def _popen(cmd: list[str], **kw) -> subprocess.Popen:
+    """Start ``netlm`` in its own session, killed with its group when the test ends (or dies)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "netlm_imaging.cli", "batch", str(root), "--out", str(out), "-j", jobs]
     proc = subprocess.Popen(
-        [*cmd, "--quiet", *extra],
+        cmd,
         cwd=ROOT,
         env=env,
-        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=_die_with_the_tests if _LIBC is not None and sys.platform == "linux" else None,
+        **kw,
     )
     _STARTED.append(proc.pid)
     return proc
+
+
+def _start(root: Path, out: Path, *extra: str, jobs: str = "2") -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "netlm_imaging.cli", "batch", str(root), "--out", str(out), "-j", jobs]
+    return _popen([*cmd, "--quiet", *extra], stdout=subprocess.PIPE)
 
 
 def _rows(out: Path) -> dict[str, dict[str, str]]:
@@ -246,10 +269,7 @@ def test_sigterm_of_analyze_leaves_nothing_half_written(tmp_path):
     root = tmp_path / "cohort"
     _cohort_hang_only(root)
     out = tmp_path / "out"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "netlm_imaging.cli", "analyze", str(root / HANG), "--out", str(out), "--html"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    _STARTED.append(proc.pid)
+    proc = _popen([sys.executable, "-m", "netlm_imaging.cli", "analyze", str(root / HANG), "--out", str(out), "--html"])
     deadline = time.monotonic() + 60
     while not (out / ".netlm.lock").exists() and time.monotonic() < deadline:  # the run is under way
         time.sleep(0.05)
@@ -284,8 +304,13 @@ def test_a_report_written_just_before_the_stop_is_recorded_in_the_tables(tmp_pat
         return row
 
     monkeypatch.setattr(runner, "_analyze", analyze)
-    with pytest.raises(Interrupted):
-        run_cohort(discover_cohort(root), out, jobs=2)
+    guard = threading.Timer(120, os.kill, (parent, signal.SIGINT))  # a worker that never starts cannot hang the suite
+    guard.start()
+    try:
+        with pytest.raises(Interrupted):
+            run_cohort(discover_cohort(root), out, jobs=2)
+    finally:
+        guard.cancel()
     rows = _rows(out)
     reports = sorted(p.name.removesuffix(".json") for p in (out / "reports").glob("*.json"))
     assert "s01" in reports
@@ -300,10 +325,9 @@ def test_analyze_timeout_ends_a_hanging_read_with_one_line(tmp_path):
     root = tmp_path / "cohort"
     _cohort_hang_only(root)
     out = tmp_path / "out"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "netlm_imaging.cli", "analyze", str(root / HANG), "--out", str(out), "--timeout", "1"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    _STARTED.append(proc.pid)
+    proc = _popen(
+        [sys.executable, "-m", "netlm_imaging.cli", "analyze", str(root / HANG), "--out", str(out), "--timeout", "1"]
+    )
     _stdout, err = proc.communicate(timeout=60)
     assert proc.returncode == 3, err
     assert err.strip().splitlines() == [
