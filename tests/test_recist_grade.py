@@ -405,10 +405,14 @@ def _who_grade_of(value):
     return 3 if value > 20.0 else (2 if value >= 3.0 else 1)
 
 
-@pytest.mark.parametrize("text", ["<3", "<=3", "<3.01", "<20", "<=20", "<20.01", ">2.99", ">=3", ">20", ">=20", "3-20"])
-def test_ki67_bounds_grades_against_the_values_inside(text):
+@pytest.mark.parametrize(
+    "text", ["<3", "<=3", "<3.01", "<20", "<=20", "<20.01", ">2.99", ">3", ">=3", ">20", ">=20", "3-20"]
+)
+@pytest.mark.parametrize("rep", [None, 1, 2, 3])
+def test_ki67_bounds_grades_against_the_values_inside(text, rep):
     """The grade range of Ki-67 bounds equals the grades of the values inside them, sampled on a 0.001 % grid
-    with the open ends left out (independent of the code's case analysis)."""
+    with the open ends left out (independent of the code's case analysis); a reported grade outside that
+    range is a conflict and the higher grade decides (WHO 2019)."""
     bounds = parse_interval(text)
     grid = np.round(np.arange(0.0, 100.0005, 0.001), 3)
     inside = grid[
@@ -416,5 +420,7 @@ def test_ki67_bounds_grades_against_the_values_inside(text):
         & ((grid < bounds.high) if bounds.high_open else (grid <= bounds.high))
     ]
     grades = {_who_grade_of(float(v)) for v in inside}
-    g = who_grade(ClinicalInputs(ki67_range=bounds.text(), differentiation="well"), GRADE_RULES)
-    assert g["grade"] == (grades.pop() if len(grades) == 1 else None)
+    decided = {max(g, rep or 0) for g in grades}
+    g = who_grade(ClinicalInputs(grade=rep, ki67_range=bounds.text(), differentiation="well"), GRADE_RULES)
+    assert g["grade"] == (next(iter(decided)) if len(decided) == 1 else None)
+    assert g["conflict"] is (rep is not None and rep not in grades)
