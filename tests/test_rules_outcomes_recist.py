@@ -197,10 +197,12 @@ def test_node_words(tmp_path):
 
 
 def test_node_labels_as_written():
-    """Node labels as ROI names spell them: 'LN 4R', 'ln_hilar', 'LNs', 'nodal met' are nodes (judged on the
-    short axis: 12 mm is in [10, 15) mm, non-target); a word merely containing 'ln' ('kiln') is not."""
+    """Node labels as ROI names spell them: 'LN 4R', 'ln_hilar', 'LNs', 'nodal met', 'Lymphadenopathy', 'nodes'
+    are nodes (judged on the short axis: 12 mm is in [10, 15) mm, non-target); a word merely containing 'ln'
+    ('kiln') is not, while the longer node words may be part of a word."""
     rules = load_rules()
-    for i, label in enumerate(("LN 4R", "ln_hilar", "LNs portal", "nodal met 2"), start=1):
+    labels = ("LN 4R", "ln_hilar", "LNs portal", "nodal met 2", "Lymphadenopathy 3", "nodes_mesenteric")
+    for i, label in enumerate(labels, start=1):
         rec = recist_assessment(
             [les(i, 25.0, short_mm=12.0, location="extrahepatic", label=label)], rules["recist"], 2.5
         )
