@@ -254,3 +254,17 @@ def test_primary_site_is_accepted_and_echoed_only_when_given():
         "source": "cohort.csv line 2",
     }
     assert "primary_site" not in clinical_inputs_used(clinical_from_row({"grade": "1"}, "row 3"), {}, None, None)
+
+
+def test_json_sidecar_numbers_in_a_unit_column_and_flags_as_0_1(tmp_path):
+    """A JSON sidecar's bare numbers under 'Weight (lb)' / 'Height (m)' are in that unit (160 lb = 160 x 0.45359237 kg,
+    the international avoirdupois pound; 1.75 m = 175 cm), not kg / cm; 1 / 0 are true / false, 2 is refused."""
+    p = tmp_path / "clinical.json"
+    p.write_text(json.dumps({"Weight (lb)": 160, "Height (m)": 1.75, "extrahepatic_disease": 0, "primary_resected": 1}))
+    c = load_clinical(p)
+    assert c.weight_kg == pytest.approx(160 * 0.45359237)
+    assert c.height_cm == pytest.approx(175.0)
+    assert (c.extrahepatic_disease, c.primary_resected) == (False, True)
+    p.write_text(json.dumps({"extrahepatic_disease": 2}))
+    with pytest.raises(InputError, match=r"clinical\.json: clinical field 'extrahepatic_disease' has invalid value 2"):
+        load_clinical(p)
