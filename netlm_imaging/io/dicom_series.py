@@ -213,17 +213,23 @@ def _stacks(files: Sequence[DicomFileInfo]) -> list[list[DicomFileInfo]]:
     rounding boundary: 0.33950 and 0.33949)."""
     stacks: list[list[DicomFileInfo]] = []
     for f in files:
-        ori = None if f.orientation is None else np.asarray(f.orientation, dtype=np.float64)
+        ori = f.orientation
         for stack in stacks:
             first = stack[0]
             if (first.rows, first.columns) != (f.rows, f.columns) or (first.orientation is None) != (ori is None):
                 continue
-            if ori is None or np.max(np.abs(np.asarray(first.orientation) - ori)) <= STACK_ORIENTATION_TOLERANCE:
+            # plain floats: a numpy call per file cost more than the rest of the grouping
+            if ori is None or first.orientation is None or _within(first.orientation, ori, STACK_ORIENTATION_TOLERANCE):
                 stack.append(f)
                 break
         else:
             stacks.append([f])
     return stacks
+
+
+def _within(a: Sequence[float], b: Sequence[float], tolerance: float) -> bool:
+    """Is every component of ``a`` within ``tolerance`` of ``b``'s?"""
+    return all(abs(float(x) - float(y)) <= tolerance for x, y in zip(a, b, strict=True))
 
 
 def _nonfinite_geometry(infos: Sequence[DicomFileInfo]) -> dict[int, str]:
@@ -245,7 +251,9 @@ def _nonfinite_geometry(infos: Sequence[DicomFileInfo]) -> dict[int, str]:
         for fr in info.frames:
             for attr, tag in tags:
                 values = getattr(fr, attr, None)
-                if id(info) not in bad and values is not None and not all(math.isfinite(float(v)) for v in values):
+                if values is None or id(info) in bad or math.isfinite(sum(values)):
+                    continue  # a finite sum: every value is finite (one call instead of one per value)
+                if not all(math.isfinite(float(v)) for v in values):
                     frame = f" (frame {fr.frame_index + 1})" if info.is_multiframe else ""
                     bad[id(info)] = (
                         f"{info.path}{frame}: {tag} holds a non-finite value {list(values)}; the header is corrupt. "
