@@ -347,3 +347,37 @@ def test_analyze_timeout_long_enough_changes_nothing(tmp_path, capfd):
     assert rep["liver"]["volume_ml"] == pytest.approx(truth["liver_volume_ml"], abs=1e-5)
     assert main(["analyze", str(tmp_path / "s00"), "--out", str(tmp_path / "o2"), "--timeout", "-1"]) == 2
     assert "--timeout -1: give a positive number of seconds" in capfd.readouterr().err
+
+
+def test_timeout_kill_requeues_the_studies_its_pool_had_not_run(tmp_path):
+    """``-j 1 --timeout``: the hanging study runs first (its folder holds the most bytes), so the pool
+    that the kill breaks still holds the three quick studies: they run in a new pool, without a strike."""
+    root, out = tmp_path / "cohort", tmp_path / "out"
+    truths = {sid: write_study(root / sid, n) for n, sid in enumerate(QUICK)}
+    _cohort_hang_only(root)
+    (root / HANG / "notes.txt").write_bytes(b"x" * 4_000_000)  # the largest study: scheduled first
+    proc = _start(root, out, "--timeout", "2", jobs="1")
+    _stdout, err = proc.communicate(timeout=90)
+    assert proc.returncode == 4, err
+    rows = _rows(out)
+    assert rows[HANG]["error"].startswith("timed out: still running after 2 s (--timeout)")
+    for sid, truth in truths.items():
+        assert rows[sid]["status"] == "ok", rows[sid]
+        assert float(rows[sid]["liver_volume_ml"]) == pytest.approx(truth["liver_volume_ml"], abs=1e-5)
+
+
+def test_a_stop_signal_noted_after_the_last_check_is_raised_on_leaving():
+    """The pool's wait loop polls for stop signals; one that came after its last poll is not lost:
+    leaving the deferred block raises it, and the handlers before the block are back."""
+    from netlm_imaging.batch.interrupt import DeferredSignals, Interrupted
+
+    def sigterm_inside() -> None:
+        with DeferredSignals():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)  # the handler runs; the process is not ended
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Interrupted) as info:
+        sigterm_inside()
+    assert info.value.exit_code == 143
+    assert signal.getsignal(signal.SIGTERM) is before
