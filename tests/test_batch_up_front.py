@@ -53,3 +53,14 @@ def test_study_folder_name_too_long_for_its_report_files_is_refused_up_front(tmp
     assert err[0].startswith(f"netlm: error: {root / long_name}: study id {'é' * 40}... is 248 bytes")
     assert "rename the folder, or list the cohort in a CSV with a shorter study_id column" in err[0]
     assert not out.exists()
+
+
+def test_study_folder_name_of_200_bytes_is_analysed(tmp_path, capfd):
+    """The limit is the longest id whose report files and their temporary siblings
+    (``.<id>.failed.json.XXXXXXXX.tmp``, 226 bytes) fit a 255-byte file name: 200 bytes work."""
+    root = tmp_path / "cohort"
+    name = "é" * 100  # 200 bytes in UTF-8
+    write_study(root / name, 1)
+    out = tmp_path / "out"
+    assert main(["batch", str(root), "--out", str(out), "--quiet"]) == 0, capfd.readouterr().err
+    assert (out / "reports" / f"{name}.json").is_file()

@@ -74,3 +74,18 @@ def test_csv_name_in_nfc_finds_a_folder_copied_from_a_mac_in_nfd(tmp_path):
     assert main(["batch", str(cohort), "--out", str(out), "--quiet"]) == 0
     [row] = read_rows(out / "cohort.csv")
     assert float(row["liver_volume_ml"]) == pytest.approx(truth["liver_volume_ml"], abs=1e-5)
+
+
+def test_csv_name_matching_two_folders_by_normalisation_picks_neither(tmp_path):
+    """Two folders that both spell the typed name in other Unicode forms: no guess between them."""
+    import unicodedata
+
+    fully = unicodedata.normalize("NFD", "Müller é")
+    mixed = "Müller " + unicodedata.normalize("NFD", "é")  # ü composed, é decomposed
+    assert len({fully, mixed, unicodedata.normalize("NFC", fully)}) == 3
+    for name in (fully, mixed):
+        (tmp_path / "studies" / name).mkdir(parents=True)
+    cohort = tmp_path / "cohort.csv"
+    _excel(cohort, ["path", unicodedata.normalize("NFC", "studies/Müller é")])
+    [study] = discover_cohort(cohort)
+    assert study.path.name == unicodedata.normalize("NFC", "Müller é")
