@@ -27,7 +27,7 @@ from seg_factory import SegmentSpec, write_seg
 
 from netlm_imaging import analyze
 from netlm_imaging.api import AnalyzeOptions
-from netlm_imaging.classify.mr_phase import classify_mr_phase, is_hepatocyte_specific
+from netlm_imaging.classify.mr_phase import classify_mr_phase, is_hepatocyte_specific, relative_enhancement_withheld
 from netlm_imaging.classify.rules import load_rules
 from netlm_imaging.errors import DicomError
 from netlm_imaging.io.mr_headers import image_component, mr_provenance_from_dicom
@@ -395,8 +395,6 @@ def test_a_pre_contrast_image_of_another_sequence_gives_no_re(tmp_path):
 
 @covers("mri.pre_contrast_parameter_tolerance_percent")
 def test_rules_key_pre_contrast_parameter_tolerance_percent(tmp_path):
-    from netlm_imaging.classify.mr_phase import relative_enhancement_withheld
-
     stored = (("stored", 1.0, 0.0), ("stored", 1.0, 0.0))
     image, pre = {"flip_angle_deg": 10.0, "echo_time_ms": 1.8}, {"flip_angle_deg": 10.15, "echo_time_ms": 1.8}
     assert relative_enhancement_withheld(image, pre, stored, RULES) is None  # 1.5 % apart, within 2 %
@@ -557,8 +555,6 @@ def test_n4_divides_the_pre_contrast_image_by_the_same_field_so_re_is_kept(tmp_p
 
 
 def test_prescan_normalised_image_and_a_pre_contrast_without_it_give_no_re():
-    from netlm_imaging.classify.mr_phase import relative_enhancement_withheld
-
     stored = (("stored", 1.0, 0.0), ("stored", 1.0, 0.0))
     norm = {"image_type": "ORIGINAL\\PRIMARY\\M\\ND\\NORM", "flip_angle_deg": 10.0}
     plain = {"image_type": "ORIGINAL\\PRIMARY\\M\\ND", "flip_angle_deg": 10.0}
@@ -755,8 +751,6 @@ def test_the_console_names_the_image_component(tmp_path):
 
 
 def test_multi_valued_sequence_facts_compare_in_any_order():
-    from netlm_imaging.classify.mr_phase import relative_enhancement_withheld
-
     stored = (("stored", 1.0, 0.0), ("stored", 1.0, 0.0))
     a, b = (
         {"sequence_variant": "SP\\SK", "scanning_sequence": "GR"},
@@ -786,3 +780,62 @@ def test_enhanced_mr_stacks_whose_positions_round_apart_are_still_split(tmp_path
     hbp = _analyze_stack(path, seg, 2)
     assert hbp["phase"]["phase"] == "hepatobiliary"
     assert hbp["liver_reference"]["mean_signal_au"] == pytest.approx(400.0)
+
+
+@pytest.mark.parametrize(
+    ("tags", "withheld"),
+    [
+        ({"EchoPulseSequence": "SPIN", "EchoPlanarPulseSequence": "NO"}, "a SPIN echo sequence"),
+        ({"EchoPulseSequence": "GRADIENT", "EchoPlanarPulseSequence": "YES"}, "an echo-planar sequence"),
+        ({"EchoPulseSequence": "GRADIENT", "EchoPlanarPulseSequence": "NO"}, None),
+    ],
+)
+def test_an_enhanced_mr_spin_echo_or_epi_in_the_hepatobiliary_window_gives_no_hepatocyte_index(
+    tmp_path, tags, withheld
+):
+    # Enhanced MR states the sequence in EchoPulseSequence / EchoPlanarPulseSequence, not ScanningSequence
+    path = write_enhanced_series(tmp_path / "e.dcm", signal_image(400.0, 200.0, 120.0), AFFINE, modality="MR")
+    ds = pydicom.dcmread(path)
+    for key, value in tags.items():
+        setattr(ds, key, value)
+    ds.ContrastBolusAgent, ds.ContrastBolusStartTime = "Primovist", "101500"
+    for item in ds.PerFrameFunctionalGroupsSequence:
+        content = Dataset()
+        content.FrameAcquisitionDateTime = "20240101103500"  # 20 min after the injection
+        item.FrameContentSequence = DicomSequence([content])
+    ds.save_as(path)
+    seg = write_nifti(tmp_path / "seg.nii.gz", label_map(), AFFINE)
+    mri = analyze(image=path, segs=[seg], labels=LABELS, options=AnalyzeOptions(modality="MR")).to_dict()["mri"]
+    assert mri["phase"]["phase"] == "hepatobiliary"
+    if withheld is None:
+        assert mri["liver_to_spleen_contrast_ratio"] == pytest.approx(400.0 / 200.0)
+    else:
+        assert mri["liver_to_spleen_contrast_ratio"] is None
+        assert any(withheld in n for n in mri["notes"]), mri["notes"]
+
+
+_STORED = (("stored", 1.0, 0.0), ("stored", 1.0, 0.0))
+
+
+@pytest.mark.parametrize(
+    ("image", "pre", "named"),
+    [
+        ({"fat_suppression": True}, {"fat_suppression": False}, "fat suppression"),
+        ({"field_strength_t": 3.0}, {"field_strength_t": 1.5}, "field strength 1.5 vs 3"),
+        ({"echo_time_ms": 1.8}, {"echo_time_ms": 2.3}, "TE 2.3 vs 1.8"),
+        (
+            {"image_type": "ORIGINAL\\PRIMARY\\M\\FIL"},
+            {"image_type": "ORIGINAL\\PRIMARY\\M"},
+            "normalisation none vs FIL",
+        ),
+    ],
+)
+def test_each_sequence_fact_a_pre_contrast_image_must_share_for_re(image, pre, named):
+    assert named in relative_enhancement_withheld(image, pre, _STORED, RULES)
+    assert relative_enhancement_withheld(image, image, _STORED, RULES) is None
+
+
+def test_a_scale_slope_of_zero_gives_no_re():
+    why = relative_enhancement_withheld({}, {}, (("stored", 1.0, 0.0), None), RULES)
+    assert why is not None
+    assert "scale slope of 0" in why

@@ -328,11 +328,12 @@ def _intensity_filters(image_type: Any) -> frozenset[str] | None:
     """The intensity normalisations an ImageType names (``None`` when no ImageType is stated)."""
     if not image_type:
         return None
-    return frozenset(t.strip().upper() for t in str(image_type).split("\\")) & _INTENSITY_FILTERS
+    return _values(image_type) & _INTENSITY_FILTERS
 
 
 def _values(value: Any) -> frozenset[str]:
-    return frozenset(t.strip().upper() for t in str(value).split("\\") if t.strip())
+    """The values of a multi-valued DICOM text (``SK\\SP``), upper case, as a set; empty for ``None``."""
+    return frozenset(t.strip().upper() for t in ("" if value is None else str(value)).split("\\") if t.strip())
 
 
 def relative_enhancement_withheld(
@@ -415,7 +416,7 @@ def hepatocyte_indices_withheld(facts: Mapping[str, Any]) -> str | None:
     )
     if facts.get("image_component") == "diffusion":
         return "a diffusion-weighted image" + tail
-    seq = {t.strip().upper() for t in str(facts.get("scanning_sequence") or "").split("\\") if t.strip()}
+    seq = _values(facts.get("scanning_sequence"))
     if seq and ("GR" not in seq or "EP" in seq):
         return f"a {'/'.join(sorted(seq))} sequence (not a T1 gradient echo)" + tail
     if facts.get("echo_planar") is True:
