@@ -560,3 +560,35 @@ def test_suv_reuses_the_folder_scan_not_every_header(shared, monkeypatch):
     assert summary["decay_time_s"] == pytest.approx(full.decay_time_s)
     assert summary["factor_min"] == pytest.approx(float(full.factors.min()), rel=1e-12)
     assert summary["scan_datetime"] == full.scan_datetime.isoformat()
+
+
+def test_without_the_dose_no_suv_and_no_decayed_dose_but_a_zero_dose_is_refused(tmp_path):
+    """No Radionuclide Total Dose with require_weight=False: the factors give Bq/mL (BQML START: 1 per slice),
+    nothing is reported as injected or decayed dose, and the reason names (0018,1074); a dose of 0 stays refused."""
+    write_pet_series(tmp_path / "p", activity(seed=22), AFFINE, slopes=SLOPES, dose_bq=None)
+    conv = suv_conversion(headers(tmp_path / "p"), source="p", require_weight=False)
+    np.testing.assert_array_equal(conv.factors, np.ones(SHAPE[2]))
+    assert (conv.injected_dose_bq, conv.decayed_dose_bq) == (None, None)
+    assert conv.summary()["decayed_dose_bq"] is None
+    assert "(0018,1074) is missing" in conv.suv_unavailable
+    write_pet_series(tmp_path / "z", activity(seed=22), AFFINE, slopes=SLOPES, dose_bq=0.0)
+    with pytest.raises(InputError, match=r"^z: injected dose Radionuclide Total Dose \(0018,1074\) is 0\.0; "):
+        suv_conversion(headers(tmp_path / "z"), source="z", require_weight=False)
+
+
+def test_philips_suv_scale_without_header_weight_is_used_as_written_with_a_clinical_file_weight(tmp_path):
+    """Philips CNTS with SUV Scale Factor (7053,1000) and no Patient's Weight: the clinical file's weight cannot
+    rescale the factor (the scanner's weight is unknown), so it is used as written with a warning; an explicit
+    --weight is refused, naming --weight."""
+    counts = activity(seed=23)
+    scale = [2.5e-4, 1.25e-4, 5e-4, 3.75e-4]
+    write_pet_series(
+        tmp_path / "p", counts, AFFINE, slopes=SLOPES, units="CNTS", philips_suv_scale=scale, weight_kg=None
+    )
+    conv = suv_conversion(
+        headers(tmp_path / "p"), weight_kg=80.0, source="p", weight_source="the clinical file's weight_kg"
+    )
+    np.testing.assert_allclose(conv.factors, scale, rtol=1e-12)  # per modality-LUT value, as written
+    assert any("used as written" in w and "clinical file's weight_kg" in w for w in conv.warnings)
+    with pytest.raises(UnsupportedError, match=r"--weight cannot be applied .*drop --weight"):
+        suv_conversion(headers(tmp_path / "p"), weight_kg=80.0, source="p")
