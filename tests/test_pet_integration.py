@@ -321,6 +321,20 @@ def test_pet_without_body_weight_gives_null_suvs_and_the_same_krenning(petct, tm
     bare.to_dict()
 
 
+def test_pet_without_body_weight_and_an_absolute_avid_floor_gives_no_sretv(petct, tmp_path):
+    """An avid floor in SUV (rules [pet] avid_min_suv 2) cannot be applied to Bq/mL values: without the weight
+    the SRETV of the study and of the lesion are null, not volumes counted against a floor of 2 Bq/mL."""
+    from rules_coverage import user_rules
+
+    rules = user_rules(tmp_path, {"pet.avid_min_suv": 2.0})
+    study = _without_patient_weight(petct, tmp_path / "study")
+    full, bare = analyze(petct, rules=rules), analyze(study, rules=rules)
+    assert full.pet["sretv_ml"] > 0
+    assert full.lesions[0]["sretv_ml"] > 0
+    assert (bare.pet["sretv_ml"], bare.pet["whole_body_sretv_ml"], bare.lesions[0]["sretv_ml"]) == (None, None, None)
+    assert bare.lesions[0]["krenning_score"] == 4
+
+
 def test_pet_without_injected_dose_gives_null_suvs_and_the_same_krenning(petct, tmp_path):
     """Radionuclide Total Dose (0018,1074) missing: as without the weight, the burden, the Krenning grade and
     the liver-relative SRETV are those of the complete study; every SUV is null, the dose named as missing."""
