@@ -487,6 +487,34 @@ def test_suv_max_limit_refuses_a_wrong_suv_scale(tmp_path):
     check_suv_max(250.0, {}, plausibility_limits(changed["pet_plausibility"]), "pet")  # no longer refused
 
 
+@covers("pet_plausibility.weight_disagreement_warn_kg")
+def test_weight_disagreement_with_the_header_warns(tmp_path):
+    """A given weight 3 kg from Patient's Weight (70 kg in the series) is named beside the SUV; 0.5 kg is not,
+    and a 5 kg tolerance silences the 3 kg one. The given weight is used either way (SUV scales with it)."""
+    import glob
+
+    import pydicom
+    from pet_factory import write_pet_series
+
+    from netlm_imaging.io.suv import suv_conversion
+
+    aff = oblique_affine(spacing=(3.0, 3.0, 4.0), angles_deg=(5.0, 0.0, 10.0), origin=(0.0, 0.0, 0.0))
+    write_pet_series(tmp_path / "pet", np.full((4, 4, 3), 1000.0), aff, weight_kg=70.0)
+    hdr = [pydicom.dcmread(f, stop_before_pixels=True) for f in sorted(glob.glob(str(tmp_path / "pet" / "*.dcm")))]
+
+    def named(weight, rules):
+        conv = suv_conversion(hdr, weight_kg=weight, source="pet", plausibility=rules["pet_plausibility"])
+        assert conv.weight_kg == weight
+        return any("not Patient's Weight (0010,1030) 70 kg" in w for w in conv.warnings)
+
+    defaults = user_rules(tmp_path)
+    assert named(73.0, defaults)
+    assert not named(70.5, defaults)
+    assert not named(73.0, user_rules(tmp_path, {"pet_plausibility.weight_disagreement_warn_kg": 5.0}))
+    with pytest.raises(InputError, match=r"weight_disagreement_warn_kg = 0\.0 must be positive"):
+        plausibility_limits({"weight_disagreement_warn_kg": 0.0})
+
+
 @covers("pet_plausibility.nuclides.*.dose_mbq_range")
 def test_nuclide_dose_range_refuses_impossible_doses(tmp_path):
     with pytest.raises(InputError, match="1200 MBq, outside the plausible 10-1000 MBq for Ga-68"):

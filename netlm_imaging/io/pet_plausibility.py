@@ -41,7 +41,7 @@ def plausibility_limits(rules_section: Mapping[str, Any] | None) -> dict[str, An
     Raises
     ------
     InputError
-        A range that is not ``[low, high]`` or a non-positive SUVmax limit.
+        A range that is not ``[low, high]``, or a non-positive SUVmax limit or weight disagreement.
     """
     out = default_section("pet_plausibility")
     if not rules_section:
@@ -49,11 +49,12 @@ def plausibility_limits(rules_section: Mapping[str, Any] | None) -> dict[str, An
     for key in ("weight_kg_range", "weight_kg_usual"):
         if key in rules_section:
             out[key] = _pair(rules_section[key], key)
-    if "suv_max_limit" in rules_section:
-        limit = float(rules_section["suv_max_limit"])
-        if not limit > 0:
-            raise InputError(f"rules file: [pet_plausibility] suv_max_limit = {limit!r} must be positive.")
-        out["suv_max_limit"] = limit
+    for key in ("suv_max_limit", "weight_disagreement_warn_kg"):
+        if key in rules_section:
+            limit = float(rules_section[key])
+            if not limit > 0:
+                raise InputError(f"rules file: [pet_plausibility] {key} = {limit!r} must be positive.")
+            out[key] = limit
     for nuclide, table in dict(rules_section.get("nuclides") or {}).items():
         entry = dict(out["nuclides"].get(nuclide, {}))
         for key, value in dict(table).items():

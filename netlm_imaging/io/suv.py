@@ -781,7 +781,8 @@ def _weight(series: _Series, src: str) -> float | None:
     header_weight, weight_kg = series.header_weight, series.weight_kg
     if weight_kg is not None:
         _check_weight(weight_kg, src, series.weight_source)
-        if header_weight is not None and header_weight > 0 and abs(header_weight - float(weight_kg)) > 1.0:
+        apart = float(series.limits["weight_disagreement_warn_kg"])
+        if header_weight is not None and header_weight > 0 and abs(header_weight - float(weight_kg)) > apart:
             series.warnings.append(
                 f"SUV uses the weight {float(weight_kg):g} kg of {series.weight_source}, not Patient's Weight "
                 f"(0010,1030) {header_weight:g} kg"
