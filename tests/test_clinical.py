@@ -119,8 +119,11 @@ def test_nan_is_rejected(tmp_path):
         ({"ki67_range": "12"}, r"'ki67_range' has invalid value '12'; allowed: bounds such as"),
         (
             {"grade": "NEC", "differentiation": "well"},
-            r"'grade' has invalid value 'NEC'; allowed: a NEC grade with a well",
+            r"row 7: clinical grade 'NEC' is a neuroendocrine carcinoma \(poorly differentiated\) but differentiation "
+            r"is 'well'; correct one of the two$",
         ),
+        # the grade under another column name (the value was lost: "invalid value None")
+        ({"WHO grade": "NEC", "Differentiation": "well differentiated"}, r"clinical grade 'NEC' is a neuroendocrine"),
     ],
 )
 def test_csv_rejections(row, pattern):

@@ -298,6 +298,7 @@ def _validate(
     (h0, h1), (w0, w1) = _ranges(body)
     values: dict[str, Any] = {}
     flags: dict[str, bool] = {}
+    nec_cell: Any = None  # the grade cell that named a NEC
     for name, (raw, unit, _col) in _canonical(data, source).items():
         if name in CONDITION_COLUMNS:
             flags[name] = _as_bool(source, name, raw)
@@ -318,7 +319,7 @@ def _validate(
             values[name] = _as_choice(source, name, raw, SEXES)
         elif name == "grade" and isinstance(raw, str) and raw.strip().lower() in _NEC_WORDS:
             # "NEC" in the grade column: a neuroendocrine carcinoma, poorly differentiated and high grade (WHO 2019)
-            values[name], values["differentiation_from_grade"] = 3, "poor"
+            values[name], values["differentiation_from_grade"], nec_cell = 3, "poor", raw
         elif name == "grade":
             values[name] = _as_int(source, name, raw, 1, 3, ("net g", "who g", "grade", "g"))
         elif name == "performance_status":
@@ -350,7 +351,10 @@ def _validate(
     implied = values.pop("differentiation_from_grade", None)
     if implied is not None:
         if values.get("differentiation", implied) != implied:
-            raise _bad(source, "grade", data.get("grade"), "a NEC grade with a well differentiation contradicts it")
+            raise InputError(
+                f"{source}: clinical grade {nec_cell!r} is a neuroendocrine carcinoma (poorly differentiated) but "
+                f"differentiation is {values['differentiation']!r}; correct one of the two"
+            )
         values["differentiation"] = implied
     condition = _liver_condition(source, values.pop("liver_condition", None), flags)
     if condition is not None:
