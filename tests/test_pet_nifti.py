@@ -88,3 +88,20 @@ def test_pet_nifti_as_the_image(folder, tmp_path, scale, measured):
     else:  # Bq/mL: the volumes stand, no SUV is invented, and the warning says why
         assert rep["pet"] is None
         assert any("no PET uptake was measured" in w for w in rep["warnings"])
+
+
+def test_pet_nifti_at_the_suv_limit_is_suv_and_just_above_is_refused(tmp_path):
+    """The rules file's pet_plausibility.suv_max_limit is 200: a maximum of 200 is still an SUV image, 200.5 is not."""
+    from netlm_imaging.errors import InputError
+    from netlm_imaging.io.loader import load_image
+    from netlm_imaging.io.pet import suv_from_image_values
+
+    for top, accepted in ((200.0, True), (200.5, False)):
+        path = tmp_path / f"pet_{top:g}.nii.gz"
+        write_nifti(path, _suv(lesion=top), AFF)
+        vol = load_image(path)
+        if accepted:
+            assert suv_from_image_values(vol).meta["units"] == "SUVbw"
+        else:
+            with pytest.raises(InputError, match=r"reach 200\.5, above SUV 200"):
+                suv_from_image_values(vol)
