@@ -23,14 +23,19 @@ SHAPE = (20, 18, 40)
 STEP = 1.25
 
 
-def _series(folder, decimals: int, *, drop: int | None = None):
-    affine = np.diag([0.7, 0.7, STEP, 1.0])
+def _series(folder, decimals: int, *, drop: int | None = None, step: float = STEP, shift_from: int | None = None):
+    """The factory's series, positions written to ``decimals``; slices from ``shift_from`` on moved 0.3 mm
+    along the normal (one step of ``step + 0.3`` mm: an irregular acquisition, not a rounding)."""
+    affine = np.diag([0.7, 0.7, step, 1.0])
     affine[:3, 3] = [-100.0, -90.0, -100.0]
     ks = [k for k in range(SHAPE[2]) if k != drop]
     paths = write_image_series(folder, np.zeros(SHAPE), affine, seed=7, slice_indices=ks)
     for p in paths:
         ds = pydicom.dcmread(p)
-        ds.ImagePositionPatient = [f"{float(v):.{decimals}f}" for v in ds.ImagePositionPatient]
+        position = [float(v) for v in ds.ImagePositionPatient]
+        if shift_from is not None and int(ds.InstanceNumber) - 1 >= shift_from:
+            position[2] += 0.3
+        ds.ImagePositionPatient = [f"{v:.{decimals}f}" for v in position]
         ds.save_as(p)
     return paths
 
@@ -49,6 +54,20 @@ def test_positions_rounded_to_a_tenth_read_as_the_regular_step(tmp_path):
 def test_a_missing_slice_of_a_rounded_series_is_still_a_missing_slice(tmp_path):
     _series(tmp_path / "ct", 1, drop=17)
     with pytest.raises(DicomError, match=r"missing slice: a gap of 2\.5 mm"):
+        read_dicom_series(tmp_path / "ct")
+
+
+def test_an_irregular_step_beyond_the_written_unit_stays_refused(tmp_path):
+    # 2.5 mm steps written to 0.1 mm, one step of 2.8 mm: 0.3 mm off is three units, not a rounding
+    _series(tmp_path / "ct", 1, step=2.5, shift_from=20)
+    with pytest.raises(DicomError, match=r"non-uniform slice steps.*first irregular step 2\.8 mm"):
+        read_dicom_series(tmp_path / "ct")
+
+
+def test_positions_written_to_whole_millimetres_of_a_2_5_mm_series_stay_refused(tmp_path):
+    # steps 2 / 3 mm: a whole-mm unit is 40 % of the step, too coarse to tell a rounding from an irregular series
+    _series(tmp_path / "ct", 0, step=2.5)
+    with pytest.raises(DicomError, match=r"non-uniform slice steps"):
         read_dicom_series(tmp_path / "ct")
 
 

@@ -1,6 +1,6 @@
 """Read a DICOM image series (CT, MR, PET; single-frame or Enhanced) into a Volume.
 
-Why one module (~1400 lines): slice ordering, geometry checks (spacing from positions, missing
+Why one module (~1440 lines): slice ordering, geometry checks (spacing from positions, missing
 slices, resampling) and the pixel read of single-frame and Enhanced series are one reader;
 the decoders live in _dicom_pixels.py.
 
@@ -347,7 +347,7 @@ def _without_scouts(key: str, files: list[DicomFileInfo]) -> tuple[list[DicomFil
     images each (an axial and a coronal reconstruction under one UID) are ambiguous and refused.
     """
     kept = [f for f in files if not _is_localizer(f)] or files
-    left_out: list[DicomFileInfo] = [f for f in files if f not in kept] if len(kept) < len(files) else []
+    left_out: list[DicomFileInfo] = [f for f in files if _is_localizer(f)] if kept is not files else []
     stacks = _stacks(kept)
     if len(stacks) > 1:
         several = [v for v in stacks if len(v) > 1 or any(f.is_multiframe for f in v)]
@@ -446,6 +446,10 @@ FRAME_STACK_KEYS: tuple[tuple[str, str], ...] = (
     ("frame_type", "FrameType"),
 )
 
+
+#: Positions written to a decimal unit up to this fraction of the slice step are taken as a rounding
+#: of a regular grid (0.1 mm of a 1.25 mm CT); a coarser unit could hide a missing slice.
+_ROUNDING_MAX_STEP_FRACTION = 0.2
 
 #: Frame positions closer than this (mm, each coordinate) are one position.
 _SAME_POSITION_MM = 0.01
@@ -686,7 +690,7 @@ def _rounded_regular_step(slices: Sequence[_Slice], pos: np.ndarray) -> float | 
         return None
     k = np.arange(n, dtype=np.float64)
     slope, intercept = np.polyfit(k, pos, 1)
-    if abs(slope) <= 0 or q > 0.2 * abs(slope):
+    if abs(slope) <= 0 or q > _ROUNDING_MAX_STEP_FRACTION * abs(slope):
         return None
     residual = float(np.max(np.abs(pos - (intercept + slope * k))))
     return float(slope) if residual <= q else None
@@ -713,7 +717,9 @@ def _check_steps(slices: list[_Slice], where: str, nonuniform: str) -> tuple[flo
             False,
         )
     q = _written_quantum_mm(slices)
-    tol = 1.01 * q if STEP_TOLERANCE_MM < q <= 0.2 * step else STEP_TOLERANCE_MM  # steps of rounded positions
+    tol = (
+        1.01 * q if STEP_TOLERANCE_MM < q <= _ROUNDING_MAX_STEP_FRACTION * step else STEP_TOLERANCE_MM
+    )  # steps of rounded positions
     beyond_rounding = np.flatnonzero(np.abs(steps - step) > tol)
     if beyond_rounding.size:
         bad = beyond_rounding

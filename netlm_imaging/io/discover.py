@@ -1,6 +1,6 @@
 """Study-folder discovery: which files are the image, the segmentation(s) and the PET.
 
-Why one module (~670 lines): the precedence of a study folder's conventions (manifest, DICOM
+Why one module (~690 lines): the precedence of a study folder's conventions (manifest, DICOM
 references, NIfTI names, sidecars) is one decision that reads top to bottom; split it only
 with that order kept in one place.
 
