@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import multiprocessing
 import os
 import shutil
 import signal
@@ -305,12 +306,15 @@ def test_a_report_written_just_before_the_stop_is_recorded_in_the_tables(tmp_pat
 
     monkeypatch.setattr(runner, "_analyze", analyze)
     guard = threading.Timer(120, os.kill, (parent, signal.SIGINT))  # a worker that never starts cannot hang the suite
+    children = {p.pid for p in multiprocessing.active_children()}
     guard.start()
     try:
         with pytest.raises(Interrupted):
             run_cohort(discover_cohort(root), out, jobs=2)
     finally:
         guard.cancel()
+    # the stopped run's workers are gone (s01's, asleep, would write nothing more, but it must not linger)
+    assert {p.pid for p in multiprocessing.active_children()} <= children
     rows = _rows(out)
     reports = sorted(p.name.removesuffix(".json") for p in (out / "reports").glob("*.json"))
     assert "s01" in reports
@@ -381,3 +385,26 @@ def test_a_stop_signal_noted_after_the_last_check_is_raised_on_leaving():
         sigterm_inside()
     assert info.value.exit_code == 143
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_second_stop_signal_during_the_clean_up_is_ignored():
+    """After the first stop signal, a second one (Ctrl-C pressed again) cannot cut the clean-up
+    short or change the exit code: run_until_stopped leaves the stop signals ignored."""
+    from netlm_imaging.batch.interrupt import run_until_stopped
+
+    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    saved = {s: signal.getsignal(s) for s in stops}
+
+    def body() -> int:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # not reached: the handler raises
+        return 0
+
+    try:
+        assert run_until_stopped(body) == (143, "netlm: interrupted by SIGTERM")
+        os.kill(os.getpid(), signal.SIGINT)  # the second Ctrl-C, while the command would be exiting
+        time.sleep(0.05)
+        assert all(signal.getsignal(s) == signal.SIG_IGN for s in stops)
+    finally:
+        for s, h in saved.items():
+            signal.signal(s, h)
