@@ -81,3 +81,20 @@ def test_link_to_a_missing_study_folder_is_a_failed_row_not_left_out(tmp_path):
     assert rows["p1"]["status"] == "ok"
     assert rows["p2"]["status"] == "failed"
     assert rows["p2"]["error"] == f"{target}: study folder not found; check the cohort listing or the path"
+
+
+def test_the_unpack_command_in_the_error_works_for_a_name_with_a_quote(tmp_path, capfd):
+    """An archive named after the patient, O'Brien: the command the error gives, run by a shell,
+    unpacks it, and the folder it makes is then analysed."""
+    import subprocess
+
+    write_study(tmp_path / "src" / "ct", 2)
+    archive = tmp_path / "O'Brien 2024.tar.gz"
+    with tarfile.open(archive, "w:gz") as tf:
+        for f in (tmp_path / "src" / "ct").iterdir():
+            tf.add(f, arcname=f.name)
+    assert main(["analyze", str(archive), "--out", str(tmp_path / "out")]) == 3
+    [line] = capfd.readouterr().err.strip().splitlines()
+    command = line.split("; unpack it (", 1)[1].rsplit("), then move the archive aside", 1)[0]
+    subprocess.run(["sh", "-c", command], check=True)
+    assert main(["analyze", str(tmp_path / "O'Brien 2024"), "--out", str(tmp_path / "out"), "--quiet"]) == 0

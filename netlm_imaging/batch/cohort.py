@@ -123,16 +123,20 @@ def archive_kind(path: str | os.PathLike[str]) -> str | None:
     )
 
 
-def archive_error(path: str | os.PathLike[str], kind: str, *, private_label: str | None = None) -> str:
+def archive_error(
+    path: str | os.PathLike[str], kind: str, *, private_label: str | None = None, in_cohort: bool = True
+) -> str:
     """The one-line refusal of a study given as an archive, with the command that unpacks it.
 
     With ``private_label`` (a pseudonym) the line names that instead of any path (the archive's
-    name often carries the patient's) and gives no command line.
+    name often carries the patient's) and gives no command line. ``in_cohort`` False (``netlm
+    analyze`` of the archive): the archive need only be moved aside, not out of a cohort folder.
     """
+    move = "out of the cohort folder" if in_cohort else "aside"
     if private_label is not None:
         return (
             f"{private_label}: a {kind} archive, not a study folder (netlm reads study folders); unpack it into "
-            "a folder, then move the archive out of the cohort folder and pass the folder"
+            f"a folder, then move the archive {move} and pass the folder"
         )
     p = Path(path)
     stem = p.name
@@ -140,17 +144,22 @@ def archive_error(path: str | os.PathLike[str], kind: str, *, private_label: str
         if stem.lower().endswith(suffix):
             stem = stem[: -len(suffix)] or stem
             break
-    folder = p.with_name(stem)
+    a, f = _sh_quote(str(p)), _sh_quote(str(p.with_name(stem)))
     unpack = {
-        "zip": f"unzip '{p}' -d '{folder}'",
-        "tar": f"mkdir '{folder}' && tar -xf '{p}' -C '{folder}'",
-        "7z": f"7z x '{p}' -o'{folder}'",
-        "rar": f"unrar x '{p}' '{folder}/'",
+        "zip": f"unzip {a} -d {f}",
+        "tar": f"mkdir {f} && tar -xf {a} -C {f}",
+        "7z": f"7z x {a} -o{f}",
+        "rar": f"unrar x {a} {_sh_quote(str(p.with_name(stem)) + '/')}",
     }[kind]
     return (
         f"{p}: a {kind} archive, not a study folder (netlm reads study folders); unpack it ({unpack}), "
-        "then move the archive out of the cohort folder and pass the folder"
+        f"then move the archive {move} and pass the folder"
     )
+
+
+def _sh_quote(text: str) -> str:
+    """``text`` in single quotes for a POSIX shell (an ``'`` in a name, as in O'Brien, included)."""
+    return "'" + text.replace("'", "'\\''") + "'"
 
 
 def studies_from_folder(cohort_dir: str | os.PathLike[str], *, exclude: Sequence[Path] = ()) -> list[Study]:

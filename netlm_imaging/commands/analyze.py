@@ -186,7 +186,7 @@ def _run(args: argparse.Namespace) -> int:
         if kind := archive_kind(args.study_dir):  # a PACS export as one file: say how to unpack it
             from ..errors import InputError
 
-            raise InputError(archive_error(args.study_dir, kind).replace(" out of the cohort folder", " aside"))
+            raise InputError(archive_error(args.study_dir, kind, in_cohort=False))
     check_json_and_voxels(args, "report.json")
     opts = options_from_args(args)
     check_output(args)
