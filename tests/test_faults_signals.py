@@ -349,6 +349,10 @@ def test_analyze_timeout_long_enough_changes_nothing(tmp_path, capfd):
     assert main(["analyze", str(tmp_path / "s00"), "--out", str(tmp_path / "out"), "--timeout", "300", "--quiet"]) == 0
     rep = json.loads((tmp_path / "out" / "report.json").read_text())
     assert rep["liver"]["volume_ml"] == pytest.approx(truth["liver_volume_ml"], abs=1e-5)
+    for no_limit in ("inf", "1e300"):  # beyond what the interval timer takes: no limit (it was an internal error)
+        out = tmp_path / f"out-{no_limit}"
+        assert main(["analyze", str(tmp_path / "s00"), "--out", str(out), "--timeout", no_limit, "--quiet"]) == 0
+        assert (out / "report.json").read_bytes() == (tmp_path / "out" / "report.json").read_bytes()
     assert main(["analyze", str(tmp_path / "s00"), "--out", str(tmp_path / "o2"), "--timeout", "-1"]) == 2
     assert "--timeout -1: give a positive number of seconds" in capfd.readouterr().err
 

@@ -205,6 +205,10 @@ def exit_stopped(code: int) -> NoReturn:
     os._exit(code)
 
 
+#: A longer ``--timeout`` (``inf``) is no limit: the interval timer takes at most a ``time_t`` of seconds.
+_LONGEST_TIMER_S = 10.0**8
+
+
 class _TimeUp(BaseException):
     """Raised by the timer of :func:`time_limit`."""
 
@@ -219,9 +223,15 @@ def time_limit(seconds: float | None, message: str) -> Iterator[None]:
     after ``seconds`` (``analyze --timeout``).
 
     A read blocked in the kernel (a FIFO, an unreachable network folder) is cut by the timer's
-    SIGALRM. ``None`` (or outside the main thread, or without SIGALRM) sets no limit.
+    SIGALRM. ``None``, infinity or more than :data:`_LONGEST_TIMER_S` (beyond what the timer takes),
+    or outside the main thread, or without SIGALRM, sets no limit.
     """
-    if seconds is None or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
+    if (
+        seconds is None
+        or not seconds <= _LONGEST_TIMER_S
+        or threading.current_thread() is not threading.main_thread()
+        or not hasattr(signal, "SIGALRM")
+    ):
         yield
         return
 
