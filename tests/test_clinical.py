@@ -228,6 +228,11 @@ _LB_KG = 0.45359237
         ({"symptoms": "both"}, {"symptoms": "symptomatic"}),
         # "NEC" in the grade column: neuroendocrine carcinoma = poorly differentiated, high grade (WHO 2019)
         ({"grade": "NEC"}, {"grade": 3, "differentiation": "poor"}),
+        ({"grade": "Neuroendocrine carcinoma"}, {"grade": 3, "differentiation": "poor"}),
+        ({"grade": "G3 NEC"}, {"grade": 3, "differentiation": "poor"}),
+        # ECOG / WHO performance status as clinic letters write it
+        ({"ECOG": "ECOG PS 1"}, {"performance_status": 1}),
+        ({"performance_status": "WHO PS 2"}, {"performance_status": 2}),
     ],
 )
 def test_csv_real_world_spellings(row, expected):
