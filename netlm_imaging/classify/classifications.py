@@ -67,6 +67,26 @@ def _ki67_range_grades(bounds: Interval, grade_rules: Mapping[str, Any]) -> tupl
     return lowest, highest
 
 
+def _ki67_span(c: ClinicalInputs, grade_rules: Mapping[str, Any], why: list[str]) -> tuple[int, int] | None:
+    """The lowest and highest WHO grade the Ki-67 (a value, else bounds) gives, its reading added to ``why``.
+
+    None when no Ki-67 is given.
+    """
+    src = grade_rules.get("source", "WHO 2019")
+    cuts = f"G1 < {float(grade_rules['ki67_g2_min_percent']):g}%, G3 > {float(grade_rules['ki67_g3_above_percent']):g}%"
+    if c.ki67_percent is not None:
+        lo = _ki67_grade(c.ki67_percent, grade_rules)
+        why.append(f"Ki-67 {c.ki67_percent:g}% -> G{lo} ({cuts}; {src})")
+        return lo, lo
+    bounds = parse_interval(c.ki67_range) if c.ki67_range else None
+    if bounds is None:
+        return None
+    lo, hi = _ki67_range_grades(bounds, grade_rules)
+    span = f"G{lo}" if lo == hi else f"G{lo} or G{hi}: undetermined"
+    why.append(f"Ki-67 {c.ki67_range}% -> {span} ({cuts}; {src})")
+    return lo, hi
+
+
 def who_grade(clinical: ClinicalInputs | None, grade_rules: Mapping[str, Any]) -> dict[str, Any]:
     """WHO 2019 grade from the reported grade, the Ki-67 index and the differentiation.
 
@@ -98,20 +118,12 @@ def who_grade(clinical: ClinicalInputs | None, grade_rules: Mapping[str, Any]) -
     ki = c.ki67_percent
     rep = c.grade
     why: list[str] = []
-    src = grade_rules.get("source", "WHO 2019")
-    cuts = f"G1 < {float(grade_rules['ki67_g2_min_percent']):g}%, G3 > {float(grade_rules['ki67_g3_above_percent']):g}%"
-    bounds = parse_interval(c.ki67_range) if ki is None and c.ki67_range else None
-    if ki is not None:
-        lo = hi = _ki67_grade(ki, grade_rules)
-        why.append(f"Ki-67 {ki:g}% -> G{lo} ({cuts}; {src})")
-    elif bounds is not None:
-        lo, hi = _ki67_range_grades(bounds, grade_rules)
-        span = f"G{lo}" if lo == hi else f"G{lo} or G{hi}: undetermined"
-        why.append(f"Ki-67 {c.ki67_range}% -> {span} ({cuts}; {src})")
-    kg = lo if ki is not None or (bounds is not None and lo == hi) else None
-    if ki is None and bounds is None:
+    span = _ki67_span(c, grade_rules, why)
+    kg = span[0] if span is not None and span[0] == span[1] else None
+    if span is None:
         conflict, grade = False, rep
     else:
+        lo, hi = span
         conflict = rep is not None and not lo <= rep <= hi
         # WHO: the index placing the tumour in the higher grade decides; decided only when every
         # Ki-67 value within the bounds gives the same answer
@@ -152,7 +164,7 @@ def who_grade(clinical: ClinicalInputs | None, grade_rules: Mapping[str, Any]) -
     if grade is None:
         why.append(
             "grade undetermined: the Ki-67 bounds allow more than one grade"
-            if bounds is not None
+            if span is not None
             else "grade unknown: neither grade, Ki-67 nor a poor differentiation given"
         )
     return {
