@@ -291,6 +291,28 @@ def _liver_condition(source: str, given: str | None, flags: Mapping[str, bool]) 
     return None
 
 
+def _condition_cell(source: str, raw: Any) -> str:
+    """A ``liver_condition`` cell; several conditions in one ("chemotherapy, steatosis") give the most demanding."""
+    name = "liver_condition"
+    parts = [t for t in re.split(r"\s*(?:[,;/+&]|\band\b)\s*", raw.strip()) if t] if isinstance(raw, str) else []
+    found = [_as_choice(source, name, t, LIVER_CONDITIONS) for t in parts] or [
+        _as_choice(source, name, raw, LIVER_CONDITIONS)
+    ]
+    return max(found, key=LIVER_CONDITIONS.index)
+
+
+def _ki67_cell(source: str, name: str, raw: Any) -> tuple[str, Any]:
+    """A Ki-67 cell: ``("ki67_range", "<2")`` for bounds ("<2 %", "1-2 %"), else ``("ki67_percent", value)``."""
+    bounds = parse_interval(raw) if isinstance(raw, str) else None
+    if bounds is not None:
+        if not 0.0 <= bounds.low <= bounds.high <= 100.0:
+            raise _bad(source, name, raw, "bounds within 0-100 %, low <= high (e.g. <2 %, 1-2 %)")
+        return "ki67_range", bounds.text()
+    if name == "ki67_range":
+        raise _bad(source, name, raw, "bounds such as <2 %, >20 %, 1-2 % (a single value goes in ki67_percent)")
+    return name, _in_range(source, name, _as_number(source, name, raw), 0.0, 100.0, "%")
+
+
 def _validate(
     data: Mapping[str, Any], source: str, from_text: bool, body: Mapping[str, Any] | None = None
 ) -> ClinicalInputs:
@@ -305,14 +327,7 @@ def _validate(
         elif name == "symptoms":
             values[name] = _as_choice(source, name, raw, SYMPTOMS)
         elif name == "liver_condition":
-            # several conditions in one cell ("chemotherapy, steatosis"): the most demanding one
-            parts = (
-                [t for t in re.split(r"\s*(?:[,;/+&]|\band\b)\s*", raw.strip()) if t] if isinstance(raw, str) else []
-            )
-            found = [_as_choice(source, name, t, LIVER_CONDITIONS) for t in parts] or [
-                _as_choice(source, name, raw, LIVER_CONDITIONS)
-            ]
-            values[name] = max(found, key=LIVER_CONDITIONS.index)
+            values[name] = _condition_cell(source, raw)
         elif name == "differentiation":
             values[name] = _as_choice(source, name, raw, DIFFERENTIATION)
         elif name == "sex":
@@ -331,15 +346,8 @@ def _validate(
         elif name in ("extrahepatic_disease", "primary_resected"):
             values[name] = _as_bool(source, name, raw)
         elif name in ("ki67_percent", "ki67_range"):
-            bounds = parse_interval(raw) if isinstance(raw, str) else None
-            if bounds is not None:
-                if not 0.0 <= bounds.low <= bounds.high <= 100.0:
-                    raise _bad(source, name, raw, "bounds within 0-100 %, low <= high (e.g. <2 %, 1-2 %)")
-                values["ki67_range"] = bounds.text()
-            elif name == "ki67_range":
-                raise _bad(source, name, raw, "bounds such as <2 %, >20 %, 1-2 % (a single value goes in ki67_percent)")
-            else:
-                values[name] = _in_range(source, name, _as_number(source, name, raw), 0.0, 100.0, "%")
+            key, ki67 = _ki67_cell(source, name, raw)
+            values[key] = ki67
         elif name == "height_cm":
             values[name] = _in_range(
                 source, name, _as_number(source, name, raw, unit), h0, h1, "cm", "body.height_cm_range"
