@@ -370,13 +370,16 @@ def _stop_workers(pool: Any) -> None:
     would go on writing reports the stopped run never records. Their temporary files are
     removed by the caller, which holds the output folder.
     """
+    import time
+
     procs = list((getattr(pool, "_processes", None) or {}).values())
     for proc in procs:
         with contextlib.suppress(Exception):
             proc.kill()
+    deadline = time.monotonic() + 10  # for all of them: -j 8 workers stuck in the kernel wait 10 s, not 80
     for proc in procs:
         with contextlib.suppress(Exception):
-            proc.join(10)
+            proc.join(max(0.0, deadline - time.monotonic()))
     pool.shutdown(wait=False, cancel_futures=True)
 
 
