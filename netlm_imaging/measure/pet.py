@@ -98,7 +98,7 @@ from .pet_settings import (
     resolution_fwhm,
     rules_section,
 )
-from .pet_unscaled import drop_absolute_uptake
+from .pet_unscaled import without_suv_scale
 
 __all__ = [
     "Delineation",
@@ -499,23 +499,12 @@ def measure_pet(
     }
     if delin.kind == "liver" and liver_mean is None:
         warnings.append(f"delineation {delin} needs the healthy-liver SUVmean: no SRETV without a liver mask")
-    unavailable = suv_meta.get("suv_unavailable")
-    if unavailable:
+    if suv_meta.get("suv_unavailable"):
         scale_free_sretv = delin.kind != "abs" and float(pr["avid_min_suv"]) <= 0
-        drop_absolute_uptake(block, up.updates, scale_free_sretv)
-        block["suv_missing_inputs"] = [str(unavailable)]
-        lacking = [name for key, name in _SUV_FACTS if suv_meta.get(key) is None] or ["body weight"]
-        missing.extend(f"{name} (for SUV)" for name in lacking)
-        warnings.append(
-            f"PET without {' and '.join(lacking)}: every SUV is null; the Krenning estimate"
-            + (f" and SRETV ({delin})" if scale_free_sretv else "")
-            + " are ratios of uptake and were measured on the activity concentration"
-        )
+        lacking, warning = without_suv_scale(block, up.updates, suv_meta, str(delin) if scale_free_sretv else None)
+        missing.extend(lacking)
+        warnings.append(warning)
     return PetResult(block=block, lesion_updates=up.updates, warnings=warnings, missing_inputs=missing)
-
-
-#: The facts of SUVbw a PET series may lack (SuvConversion field, name in missing_inputs).
-_SUV_FACTS = (("weight_kg", "body weight"), ("injected_dose_bq", "injected dose"))
 
 
 def _sul(
