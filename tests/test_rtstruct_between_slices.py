@@ -121,3 +121,37 @@ def test_real_structure_set_beyond_its_one_exported_slice_says_the_series_is_inc
     assert line.startswith(f"netlm: error: {folder / 'rtss.dcm'}: ROI 4 'Breast' has contours on slice(s) ")
     assert f"they name {len(named)} image(s) of this series that are not among its 1 slice(s)" in line
     assert line.endswith("the series is incomplete. Export the complete series with the RTSTRUCT.")
+
+
+def _edit_liver_contours(rt, paths, edit) -> None:
+    uids = [pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID for p in paths]
+    ds = pydicom.dcmread(rt)
+    edit(list(ds.ROIContourSequence[0].ContourSequence), uids)
+    ds.save_as(rt)
+
+
+def test_a_plane_naming_both_slices_beside_it_is_refused_as_inconsistent(ct, tmp_path):
+    paths, ref = ct
+    rt = _structure_set(tmp_path / "rt.dcm", paths, 0.5)
+
+    def name_two(contours, uids):  # the liver plane at 4.5 names images 4 and 5: which slice is not stated
+        both = pydicom.Dataset()
+        both.ReferencedSOPClassUID = contours[2].ContourImageSequence[0].ReferencedSOPClassUID
+        both.ReferencedSOPInstanceUID = uids[5]
+        contours[2].ContourImageSequence.append(both)
+
+    _edit_liver_contours(rt, paths, name_two)
+    with pytest.raises(GeometryError, match=r"ROI 1 'Liver' has contours between image slices.*inconsistent"):
+        read_rtstruct(rt, ref, parse_label_spec(None), role_log=[])
+
+
+def test_two_planes_naming_one_slice_are_refused_as_inconsistent(ct, tmp_path):
+    paths, ref = ct
+    rt = _structure_set(tmp_path / "rt.dcm", paths, 0.3)
+
+    def collide(contours, uids):  # the planes at 4.3 and 5.3 both name image 5
+        contours[2].ContourImageSequence[0].ReferencedSOPInstanceUID = uids[5]
+
+    _edit_liver_contours(rt, paths, collide)
+    with pytest.raises(GeometryError, match=r"ROI 1 'Liver' has contours between image slices.*inconsistent"):
+        read_rtstruct(rt, ref, parse_label_spec(None), role_log=[])
