@@ -16,7 +16,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from netlm_imaging.errors import GeometryError
+from netlm_imaging.errors import DicomError, GeometryError
 from netlm_imaging.io.dicom_series import read_dicom_series
 from netlm_imaging.io.labels import parse_label_spec
 from netlm_imaging.io.rtstruct import read_rtstruct
@@ -155,3 +155,22 @@ def test_two_planes_naming_one_slice_are_refused_as_inconsistent(ct, tmp_path):
     _edit_liver_contours(rt, paths, collide)
     with pytest.raises(GeometryError, match=r"ROI 1 'Liver' has contours between image slices.*inconsistent"):
         read_rtstruct(rt, ref, parse_label_spec(None), role_log=[])
+
+
+def test_contours_beyond_the_image_naming_another_series_say_another_series(ct, tmp_path):
+    # a longer CT of the same frame of reference, another series: its structure set reaches slice 17 of 20
+    paths, ref = ct
+    longer = write_image_series(
+        tmp_path / "long",
+        np.zeros((*SHAPE[:2], 20)),
+        AFFINE,
+        seed=32,
+        frame_of_reference_uid=pydicom.dcmread(paths[0], stop_before_pixels=True).FrameOfReferenceUID,
+    )
+    rt = write_rtstruct(
+        tmp_path / "rt.dcm", longer, [RoiSpec("Liver", [_outline(LIVER, k, 0.0) for k in range(2, 18)])]
+    )
+    with pytest.raises((GeometryError, DicomError)) as err:
+        read_rtstruct(rt, ref, parse_label_spec(None), role_log=[])
+    assert "another series" in str(err.value)
+    assert "incomplete" not in str(err.value)

@@ -362,12 +362,9 @@ def _planes_of_roi(
                 f"{where}: {gtype or 'untyped'} contour ignored (only CLOSED_PLANAR and CLOSEDPLANAR_XOR are regions)"
             )
             continue
-        if raw is None or len(raw) == 0:  # NumberOfContourPoints 0: an emptied contour, not a damaged file
-            warnings.append(f"{where}: contour with 0 point(s) ignored (a region needs 3)")
-            continue
-        if len(raw) % 3 != 0:
+        if raw is not None and len(raw) % 3 != 0:
             raise DicomError(f"{source}: {where}: ContourData does not hold x,y,z triplets; the RTSTRUCT is corrupt.")
-        if npts < 3:
+        if raw is None or npts < 3:  # NumberOfContourPoints 0 is an emptied contour, not a damaged file
             warnings.append(f"{where}: contour with {npts} point(s) ignored (a region needs 3)")
             continue
         pts = np.asarray([float(v) for v in raw], dtype=np.float64).reshape(-1, 3)
