@@ -335,13 +335,12 @@ COMPOUND_WORDS = re.compile(
 #: hepatic lymph nodes ...), also by the AAPM TG-263 prefixes of arteries, veins and lymph nodes (``A_Hepatic``,
 #: ``V_Hepatic``, ``LN_Hepatic``).
 NOT_THE_ORGAN = re.compile(
-    r"(vessel|vein|vena|cava|(?<![a-z0-9])ivc(?![a-z0-9])|arter|portal|duct|bile|biliar|flexure|ligament|lymph|"
-    r"(?<![a-z0-9])nodes?(?![a-z0-9])|"
+    rf"(vessel|vein|vena|cava|{_W0}ivc{_W1}|arter|portal|duct|bile|biliar|flexure|ligament|lymph|{_W0}nodes?{_W1}|"
     r"^(a|v|ln)_)",
     re.IGNORECASE,
 )
 #: Lesion-like words that are not tumour (oedema, tumour bed, scar, a boost block).
-NOT_TUMOUR = re.compile(r"(o?edema|(?<![a-z0-9])bed(?![a-z0-9])|cavity|scar|boost|block)", re.IGNORECASE)
+NOT_TUMOUR = re.compile(rf"(o?edema|{_W0}bed{_W1}|cavity|scar|boost|block)", re.IGNORECASE)
 
 #: Why a segment / ROI got its role (``segment_roles[].reason`` in the report).
 REASONS = ("user", "code", "pattern", "type-ignored", "unmatched-ignored")
