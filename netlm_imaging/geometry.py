@@ -376,9 +376,14 @@ def dilate_mm(mask: np.ndarray, spacing: Sequence[float] | np.ndarray, radius_mm
 
 
 def register_rigid(
-    moving: np.ndarray, moving_affine: np.ndarray, fixed: np.ndarray, fixed_affine: np.ndarray
+    moving: np.ndarray,
+    moving_affine: np.ndarray,
+    fixed: np.ndarray,
+    fixed_affine: np.ndarray,
+    default_value: float = 0.0,
 ) -> np.ndarray:
-    """``moving`` rigidly registered onto ``fixed``'s grid (linear), as a float32 array.
+    """``moving`` rigidly registered onto ``fixed``'s grid (linear), as a float32 array; voxels of the
+    grid that ``moving`` does not cover take ``default_value``.
 
     Euler 3-D transform initialised on the image centres, Mattes mutual information (32 bins,
     20 % random samples, seed 1234), regular-step gradient descent over three levels
@@ -403,7 +408,7 @@ def register_rigid(
     reg.SetSmoothingSigmasPerLevel([2, 1, 0])
     reg.SetInitialTransform(init, inPlace=False)
     tx = reg.Execute(f, m)
-    out = sitk.Resample(m, f, tx, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+    out = sitk.Resample(m, f, tx, sitk.sitkLinear, float(default_value), sitk.sitkFloat32)
     return np.ascontiguousarray(array_from_sitk(out))
 
 

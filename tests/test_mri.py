@@ -624,6 +624,33 @@ def test_pre_contrast_in_another_frame_of_reference_is_registered(tmp_path):
     assert rep["mri"]["relative_enhancement"]["spleen"] == pytest.approx(20.0 / 180.0, abs=0.02)
 
 
+def test_a_registered_pre_contrast_slab_gives_no_re_where_it_does_not_reach(tmp_path):
+    # another session (other frame of reference) holding only slices k 10..23 of the image grid: the liver
+    # (k 2..21) and the spleen (k 6..17) reach beyond it. Registered, the uncovered voxels were zero and
+    # the RE of liver and spleen silent wrong numbers (1.71 and 0.64 for truths 0.6 and 0.11)
+    hbp = write_image_series(
+        tmp_path / "hbp", signal_image(400.0, 200.0, 120.0), AFFINE, modality="MR", extra_tags=HBP, seed=11
+    )
+    moved = AFFINE.copy()
+    moved[:3, 3] = (AFFINE @ [3.0, 0.0, 10.0, 1.0])[:3]
+    write_image_series(
+        tmp_path / "pre",
+        signal_image(250.0, 180.0, 100.0)[:, :, 10:],
+        moved,
+        modality="MR",
+        frame_of_reference_uid=deterministic_uid("other-session"),
+        extra_tags=mr_headers("101500", "100900"),
+        seed=12,
+    )
+    masks = write_nifti_study(tmp_path / "masks", signal_image(400.0, 200.0, 120.0))
+    rep = analyze(
+        image=hbp[0].parent, segs=[masks["seg"]], labels=LABELS, options=AnalyzeOptions(pre_contrast=tmp_path / "pre")
+    ).to_dict()
+    assert rep["mri"]["pre_contrast"]["aligned_by"].startswith("rigid registration")
+    assert rep["mri"]["relative_enhancement"] == {"liver": None, "spleen": None}
+    assert rep["mri"]["pre_contrast"]["covers_percent_of_image"] < 100.0
+
+
 # ---------------------------------------------------------------- every [mri] rules key changes its outcome
 def _rules_file(tmp_path: Path, name: str, text: str) -> Path:
     path = tmp_path / f"{name}.toml"

@@ -205,7 +205,9 @@ def _aligned(pre_vol: Volume, img: Volume, pre_info: dict[str, Any], notes: list
         from ..geometry import register_rigid  # two frames of reference: the images are registered
 
         pre_info["aligned_by"] = "rigid registration (Mattes mutual information, SimpleITK)"
-        return register_rigid(pre_vol.array, pre_vol.affine, img.array, img.affine)
+        # NaN beyond the registered image, as beyond a slab placed by position: no RE over zero fill
+        out = register_rigid(pre_vol.array, pre_vol.affine, img.array, img.affine, default_value=np.nan)
+        covered = np.isfinite(out)
     share = float(np.count_nonzero(covered)) / covered.size
     if share < 1.0:
         out = np.where(covered, out, np.float32(np.nan)).astype(np.float32)
