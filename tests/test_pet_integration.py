@@ -436,6 +436,35 @@ def test_lesion_cut_by_the_pet_field_of_view_is_flagged(tmp_path):
     assert any(f"lesion {cut['id']} lies partly outside the PET field of view" in w for w in rep.warnings)
 
 
+def test_lesion_cut_at_the_first_pet_slice_counts_the_half_step_below_it(tmp_path):
+    # the CT starts 4 mm below the PET's first slice centre (z -46 mm, 4 mm slices): CT voxel centres at
+    # z -47 mm lie in that slice (within its half step, down to -48 mm) and count as inside, -50 mm does not
+    for_uid = pydicom.uid.generate_uid(entropy_srcs=["netlm-fov-low-for"])
+    ct_aff = grid_affine((2.0, 2.0, 3.0), (-60.0, -50.0, -50.0))
+    ct_shape = (60, 50, 30)
+    liver = sphere_mask(ct_shape, ct_aff, (0.0, 0.0, -10.0), 38.0)
+    lesion = sphere_mask(ct_shape, ct_aff, (0.0, 0.0, -44.0), 8.0)
+    files = write_image_series(
+        tmp_path / "ct", np.where(liver, 60.0, -50.0), ct_aff, modality="CT", frame_of_reference_uid=for_uid, seed=1
+    )
+    neo = pydicom.sr.codedict.codes.SCT.Neoplasm
+    write_seg(
+        tmp_path / "seg.dcm", files, [SegmentSpec("Liver", liver), SegmentSpec("Tumour 1", lesion, property_type=neo)]
+    )
+    pet_aff = grid_affine((4.0, 4.0, 4.0), (-62.0, -52.0, -46.0))
+    pet_shape = (31, 26, 23)
+    act = np.zeros(pet_shape)
+    act[sphere_mask(pet_shape, pet_aff, (0.0, 0.0, -10.0), 38.0)] = _suv_to_bqml(5.0)
+    act[sphere_mask(pet_shape, pet_aff, (0.0, 0.0, -44.0), 8.0)] = _suv_to_bqml(20.0)
+    write_pet_series(tmp_path / "pet", act, pet_aff, frame_of_reference_uid=for_uid, seed=2)
+    rep = analyze(tmp_path)
+    z = ct_aff[2, 3] + ct_aff[2, 2] * np.nonzero(lesion)[2]
+    expected = np.count_nonzero(z >= -48.0) / z.size
+    assert np.any((z > -48.0) & (z < -46.0))  # the half step below the first PET slice holds lesion voxels
+    (les,) = rep.lesions
+    assert les["pet_fov_fraction"] == pytest.approx(expected, abs=1e-4)
+
+
 def test_pet_in_another_frame_of_reference_is_named_not_silently_dropped(petct, tmp_path):
     # a PET whose FrameOfReferenceUID is not the CT's (separately de-identified series, another
     # scanner) cannot be placed on the CT's masks; the report had no PET and said nothing about it
