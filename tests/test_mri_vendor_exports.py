@@ -18,7 +18,17 @@ import pydicom
 import pytest
 from conftest import shared_path
 from dicom_factory import deterministic_uid, write_enhanced_series, write_image_series
-from mri_factory import AFFINE, SHAPE, couinaud_map, label_map, linear_bias, mr_headers, signal_image, write_nifti_study
+from mri_factory import (
+    AFFINE,
+    MR_HEADERS,
+    SHAPE,
+    couinaud_map,
+    label_map,
+    linear_bias,
+    mr_headers,
+    signal_image,
+    write_nifti_study,
+)
 from phantoms import write_nifti
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
@@ -839,3 +849,39 @@ def test_a_scale_slope_of_zero_gives_no_re():
     why = relative_enhancement_withheld({}, {}, (("stored", 1.0, 0.0), None), RULES)
     assert why is not None
     assert "scale slope of 0" in why
+
+
+def _bare_hbp_study(root: Path, arterial_agent: str, hbp_agent: str | None) -> dict:
+    """An arterial series (the factory's agent, 10:15) and a second one naming ``arterial_agent`` at the same
+    time; the HBP (10:35) states no ContrastBolusStartTime and ``hbp_agent`` (None: no agent either)."""
+    series = [
+        (mr_headers("101500", "101545"), (450.0, 400.0, 150.0), None, None),
+        (mr_headers("101500", "101700", ContrastBolusAgent=arterial_agent), (380.0, 300.0, 130.0), None, None),
+        (
+            mr_headers(None, "100900", ContrastBolusAgent=None, ContrastBolusStartTime=None),
+            (250.0, 180.0, 100.0),
+            None,
+            None,
+        ),
+    ]
+    hbp_tags = mr_headers(None, "103500", ContrastBolusAgent=hbp_agent, ContrastBolusStartTime=None)
+    root = _pre_and_hbp(root, series, hbp_tags=hbp_tags)
+    return analyze(root, labels="liver=Liver,lesion=Lesion,spleen=Spleen").to_dict()["mri"]
+
+
+@pytest.mark.parametrize(
+    ("arterial_agent", "hbp_agent"),
+    [("Dotarem", None), (MR_HEADERS["ContrastBolusAgent"], "Gadovist")],
+    ids=["the study's series name two agents", "the series names another agent than the study's"],
+)
+def test_series_that_name_other_agents_lend_no_injection(tmp_path, arterial_agent, hbp_agent):
+    mri = _bare_hbp_study(tmp_path / "s", arterial_agent, hbp_agent)
+    assert mri["provenance"]["contrast_from"] is None
+    assert mri["phase"]["phase"] == "unknown"
+    assert mri["hepatic_uptake_index_ml"] is None
+
+
+def test_the_study_lends_its_one_agent_and_time(tmp_path):  # the control of the two above: one agent, one time
+    mri = _bare_hbp_study(tmp_path / "s", MR_HEADERS["ContrastBolusAgent"], None)
+    assert mri["provenance"]["contrast_agent"] == MR_HEADERS["ContrastBolusAgent"]
+    assert (mri["phase"]["phase"], mri["phase"]["delay_s"]) == ("hepatobiliary", pytest.approx(1200.0))
