@@ -17,7 +17,7 @@ NETLM_PACS_USER / NETLM_PACS_PASSWORD, NETLM_PACS_TOKEN or a private
 public API is used.
 
 Exit codes: 0 success, 3 input or environment error (one line on stderr), 2 usage error,
-130 / 143 stopped by Ctrl-C / SIGTERM (nothing half-written is left), 70 an internal error (a bug:
+130 / 143 / 129 stopped by Ctrl-C / SIGTERM / SIGHUP (nothing half-written is left), 70 an internal error (a bug:
 one line too; rerun by hand to report it).
 """
 

@@ -349,6 +349,47 @@ def _close(results: Iterable[Any]) -> None:
         close()
 
 
+def _record_archives(
+    studies: Sequence[Study], out: Path, rows: dict[str, dict[str, Any]], tables: CohortTables, bar: Progress
+) -> list[Study]:
+    """Record each study exported as one archive file as failed, with how to unpack it; the others."""
+    archives = {s.study_id: kind for s in studies if (kind := archive_kind(s.path))}
+    if not archives:
+        return list(studies)
+    for s in studies:
+        if s.study_id in archives:
+            msg = archive_error(s.path, archives[s.study_id], private_label=s.study_id if s.pseudonymized else None)
+            rows[s.study_id] = failure_row(s.study_id, msg, "")
+            record_failure(out, s.study_id, msg, "", retry=True)
+            bar.update(rows[s.study_id])
+    tables.write(out, rows.values())
+    return [s for s in studies if s.study_id not in archives]
+
+
+def _worker_failure(outcome: BaseException) -> str:
+    """The recorded error of a study whose worker raised ``outcome`` (died, timed out, or a bug)."""
+    if isinstance(outcome, (WorkerDied, StudyTimedOut)):
+        return str(outcome)
+    return f"the worker running this study failed ({type(outcome).__name__}: {outcome}); rerun with --resume"
+
+
+def _stopped(
+    exc: BaseException, out: Path, rows: dict[str, dict[str, Any]], tables: CohortTables, started: float
+) -> Interrupted:
+    """After a stop signal (the pool already stopped): record what finished, and the one-line summary."""
+    remove_stale_temp_files(out)  # the stopped workers' (or this process's) unfinished files
+    for sid, row in rows.items():
+        if row["status"] == _PENDING:
+            rows[sid] = _finished_meanwhile(out, sid, started) or row
+    done = sum(1 for r in rows.values() if r["status"] != _PENDING)
+    tables.write(out, rows.values())
+    return Interrupted(
+        signum_of(exc),
+        f"{done} of {len(rows)} studies had finished and are recorded in {out / 'cohort.csv'} "
+        f"(the other {len(rows) - done} are 'pending'); rerun with --resume to finish them",
+    )
+
+
 def _run_locked(
     studies: Sequence[Study],
     out: Path,
@@ -371,16 +412,7 @@ def _run_locked(
     result = CohortResult(rows=[], csv_path=csv_path)
     bar = Progress(len(studies), progress, progress_stream)
 
-    archives = {s.study_id: kind for s in studies if (kind := archive_kind(s.path))}
-    if archives:  # a study exported as one archive file: recorded with how to unpack it, never analysed
-        for s in studies:
-            if s.study_id in archives:
-                msg = archive_error(s.path, archives[s.study_id], private_label=s.study_id if s.pseudonymized else None)
-                rows[s.study_id] = failure_row(s.study_id, msg, "")
-                record_failure(out, s.study_id, msg, "", retry=True)
-                bar.update(rows[s.study_id])
-        tables.write(out, rows.values())
-        studies = [s for s in studies if s.study_id not in archives]
+    studies = _record_archives(studies, out, rows, tables, bar)
     results: Iterable[tuple[Study, dict[str, Any] | BaseException]]
     if scheduler is not None:
         from .dask_mode import dask_results
@@ -398,11 +430,7 @@ def _run_locked(
             if isinstance(outcome, BaseException):
                 if isinstance(outcome, KeyboardInterrupt):
                     raise outcome
-                if isinstance(outcome, (WorkerDied, StudyTimedOut)):
-                    msg = str(outcome)
-                else:
-                    why = f"{type(outcome).__name__}: {outcome}"
-                    msg = f"the worker running this study failed ({why}); rerun with --resume"
+                msg = _worker_failure(outcome)
                 row = failure_row(study.study_id, msg, "")
                 record_failure(out, study.study_id, msg, "", retry=True)
             else:
@@ -418,17 +446,7 @@ def _run_locked(
                 on_row(row)
     except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP (batch.interrupt): keep what finished
         _close(results)
-        remove_stale_temp_files(out)  # the stopped workers' (or this process's) unfinished files
-        for sid, row in rows.items():
-            if row["status"] == _PENDING:
-                rows[sid] = _finished_meanwhile(out, sid, started) or row
-        done = sum(1 for r in rows.values() if r["status"] != _PENDING)
-        tables.write(out, rows.values())
-        raise Interrupted(
-            signum_of(exc),
-            f"{done} of {len(rows)} studies had finished and are recorded in {csv_path} "
-            f"(the other {len(rows) - done} are 'pending'); rerun with --resume to finish them",
-        ) from None
+        raise _stopped(exc, out, rows, tables, started) from None
     except OutputError as exc:
         _close(results)
         done = sum(1 for r in rows.values() if r["status"] != _PENDING)
