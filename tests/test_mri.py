@@ -594,23 +594,29 @@ def test_sr_carries_the_mr_signal_in_arbitrary_units_and_reads_back(tmp_path):
     assert_dciodvfy_clean(out / "report_sr.dcm")
 
 
-def test_pre_contrast_in_another_frame_of_reference_is_registered(tmp_path):
-    # the pre-contrast series comes from another session: other FrameOfReferenceUID and the patient
-    # 4.5 mm (3 voxels) further along the image's first axis; position alone would misplace it
-    hbp = write_image_series(
-        tmp_path / "hbp", signal_image(400.0, 200.0, 120.0), AFFINE, modality="MR", extra_tags=HBP, seed=11
-    )
+def _pre_of_another_session(folder, start_index):
+    """The pre-contrast image in another frame of reference (a second session), its first voxel at image
+    index ``start_index`` and its slices from there to the end of the image grid."""
     moved = AFFINE.copy()
-    moved[:3, 3] = AFFINE[:3, 3] + 3 * AFFINE[:3, 0]
+    moved[:3, 3] = (AFFINE @ [*start_index, 1.0])[:3]
     write_image_series(
-        tmp_path / "pre",
-        signal_image(250.0, 180.0, 100.0),
+        folder,
+        signal_image(250.0, 180.0, 100.0)[:, :, int(start_index[2]) :],
         moved,
         modality="MR",
         frame_of_reference_uid=deterministic_uid("other-session"),
         extra_tags=mr_headers("101500", "100900"),
         seed=12,
     )
+
+
+def test_pre_contrast_in_another_frame_of_reference_is_registered(tmp_path):
+    # the pre-contrast series comes from another session: other FrameOfReferenceUID and the patient
+    # 4.5 mm (3 voxels) further along the image's first axis; position alone would misplace it
+    hbp = write_image_series(
+        tmp_path / "hbp", signal_image(400.0, 200.0, 120.0), AFFINE, modality="MR", extra_tags=HBP, seed=11
+    )
+    _pre_of_another_session(tmp_path / "pre", (3.0, 0.0, 0.0))
     masks = write_nifti_study(tmp_path / "masks", signal_image(400.0, 200.0, 120.0))
     rep = analyze(
         image=hbp[0].parent,
@@ -631,17 +637,7 @@ def test_a_registered_pre_contrast_slab_gives_no_re_where_it_does_not_reach(tmp_
     hbp = write_image_series(
         tmp_path / "hbp", signal_image(400.0, 200.0, 120.0), AFFINE, modality="MR", extra_tags=HBP, seed=11
     )
-    moved = AFFINE.copy()
-    moved[:3, 3] = (AFFINE @ [3.0, 0.0, 10.0, 1.0])[:3]
-    write_image_series(
-        tmp_path / "pre",
-        signal_image(250.0, 180.0, 100.0)[:, :, 10:],
-        moved,
-        modality="MR",
-        frame_of_reference_uid=deterministic_uid("other-session"),
-        extra_tags=mr_headers("101500", "100900"),
-        seed=12,
-    )
+    _pre_of_another_session(tmp_path / "pre", (3.0, 0.0, 10.0))
     masks = write_nifti_study(tmp_path / "masks", signal_image(400.0, 200.0, 120.0))
     rep = analyze(
         image=hbp[0].parent, segs=[masks["seg"]], labels=LABELS, options=AnalyzeOptions(pre_contrast=tmp_path / "pre")
