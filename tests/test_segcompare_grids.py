@@ -257,25 +257,25 @@ def test_compare_seg_takes_the_image_series_of_a_folder_with_two(tmp_path, capsy
     assert liver["volume_a_ml"] == pytest.approx(a.sum() * abs(np.linalg.det(AFF[:3, :3])) / 1000.0, abs=1e-4)
 
 
-def test_a_bad_labels_b_is_named_as_labels_b(tmp_path, capsys):
+def _one_liver_file_twice(tmp_path):
+    """compare-seg arguments comparing one liver label map (label 1) with itself."""
     a = np.zeros(SHAPE, np.uint8)
     a[4:26, 4:22, 2:14] = 1
     write_nifti(tmp_path / "ct.nii.gz", np.zeros(SHAPE, np.float32), AFF)
     write_nifti(tmp_path / "a.nii.gz", a, AFF)
     seg = str(tmp_path / "a.nii.gz")
-    args = ["compare-seg", "--image", str(tmp_path / "ct.nii.gz"), "--seg-a", seg, "--seg-b", seg]
+    return ["compare-seg", "--image", str(tmp_path / "ct.nii.gz"), "--seg-a", seg, "--seg-b", seg]
+
+
+def test_a_bad_labels_b_is_named_as_labels_b(tmp_path, capsys):
+    args = _one_liver_file_twice(tmp_path)
     assert main([*args, "--labels-b", "garbage"]) == 2
     assert capsys.readouterr().err.startswith("netlm: error: --labels-b: item 'garbage'")
 
 
 def test_labels_b_that_match_nothing_in_b_are_named_as_labels_b(tmp_path, capsys):
     """B's label map read with --labels-b: a label number it does not hold is named --labels-b, not --labels."""
-    a = np.zeros(SHAPE, np.uint8)
-    a[4:26, 4:22, 2:14] = 1
-    write_nifti(tmp_path / "ct.nii.gz", np.zeros(SHAPE, np.float32), AFF)
-    write_nifti(tmp_path / "a.nii.gz", a, AFF)
-    seg = str(tmp_path / "a.nii.gz")
-    args = ["compare-seg", "--image", str(tmp_path / "ct.nii.gz"), "--seg-a", seg, "--seg-b", seg]
+    args = _one_liver_file_twice(tmp_path)
     assert main([*args, "--labels-b", "liver=5"]) == 3
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "none of the labels given in --labels-b ([5])" in line
