@@ -19,6 +19,7 @@ from ..volume import Volume
 from ._inflate import dcmread as bounded_dcmread
 from .formats import RTSTRUCT_SOP_CLASS, SEGMENTATION_SOP_CLASSES, VOLUME_EXTENSIONS, file_format, volume_base_name
 from .labels import (
+    LABEL_ROUNDING_TOLERANCE,
     LabelSpec,
     RoleDecision,
     assign_roles,
@@ -175,6 +176,15 @@ def _binary_layer(vol: Volume, role: str, p: Path) -> MaskLayer:
     if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
         raise LabelError(f"{p}: mask contains NaN or inf; a mask must hold 0 and 1.")
     values = np.unique(arr)
+    if arr.dtype.kind == "f" and values.size > 2:
+        off = float(np.max(np.abs(values - np.round(values))))
+        if off > LABEL_ROUNDING_TOLERANCE:  # a softmax / sigmoid channel: nonzero is nearly every voxel
+            nonzero = values[values != 0]
+            raise LabelError(
+                f"{p}: a {role} mask holds {values.size} non-integer values from {nonzero.min():.3g} to "
+                f"{nonzero.max():.3g} (a probability or soft mask?), where a mask holds 0 and 1; threshold it "
+                "first (e.g. probability >= 0.5) and pass the binary mask."
+            )
     if values.size > 2 and role != "lesion":
         raise LabelError(
             f"{p}: a {role} mask must be binary but holds {values.size} values; pass it without {role}= and map "
