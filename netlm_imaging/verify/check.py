@@ -12,7 +12,9 @@ A reported value **agrees** when ``|reported - recomputed| <= abs_tol`` **or**
 the reference of the relative difference). The tolerances are the rules keys
 ``check.abs_tolerance`` and ``check.rel_tolerance`` (shipped: :data:`DEFAULT_ABS_TOL`,
 :data:`DEFAULT_REL_TOL`: volumes 1 mL or 2 %; involvement 0.5 percentage points or
-2 %; lesion count exact); ``abs_tol`` / ``rel_tol`` override single quantities. A cell
+2 %; lesion count exact); ``abs_tol`` / ``rel_tol`` override single quantities. A CSV cell
+written with decimals also agrees when it is the recomputed value rounded as written
+(``0.9`` in a litre column for 856.3 mL: within half its last decimal, 50 mL). A cell
 that cannot be recomputed (the study fails, or the quantity is undefined) gets the
 verdict ``error``.
 """
@@ -40,12 +42,14 @@ __all__ = [
     "QUANTITIES",
     "CheckResult",
     "CheckRow",
+    "ReportedCell",
     "cell_number",
     "check_reported",
     "check_sr",
     "check_values",
     "column_quantity",
     "quantities_from_report",
+    "read_cell",
     "undefined_reasons",
 ]
 
@@ -230,6 +234,7 @@ def check_values(
     rel_tol: Mapping[str, float] | None = None,
     rules: Mapping[str, Any] | None = None,
     reasons: Mapping[str, str] | None = None,
+    rounding: Mapping[str, float] | None = None,
 ) -> list[CheckRow]:
     """Compare reported with recomputed values of one study (see the module docstring for the rule).
 
@@ -247,6 +252,9 @@ def check_values(
         Rules whose ``check.abs_tolerance`` / ``check.rel_tolerance`` replace the shipped tolerances.
     reasons : mapping, optional
         Quantity -> why it is undefined (:func:`undefined_reasons`), for the note of its cell.
+    rounding : mapping, optional
+        Quantity -> half the unit of the last decimal the reported value was written with (in the
+        quantity's unit): a value that is the recomputed one rounded as written agrees.
 
     Returns
     -------
@@ -263,9 +271,38 @@ def check_values(
             continue
         diff = float(rep) - float(rec)
         rel = diff / abs(float(rec)) if rec != 0 else None
-        ok = abs(diff) <= a[q] + 1e-12 or (rel is not None and abs(rel) <= r[q] + 1e-12)
-        rows.append(CheckRow(study, q, float(rep), float(rec), diff, rel, "agree" if ok else "DISCREPANT"))
+
+        def agrees(value: float, q: str = q, rec: float = float(rec)) -> bool:
+            d = value - rec
+            return abs(d) <= a[q] + 1e-12 or (rec != 0 and abs(d / rec) <= r[q] + 1e-12)
+
+        ok, note = agrees(float(rep)), ""
+        half = (rounding or {}).get(q)
+        if not ok and half is not None and abs(diff) <= half * (1 + 1e-9):
+            ok, note = True, f"the recomputed value rounded as reported (+/- {half:g} {_UNITS[q]})"
+        elif not ok:
+            note = _unit_slip(q, float(rep), agrees)
+        rows.append(CheckRow(study, q, float(rep), float(rec), diff, rel, "agree" if ok else "DISCREPANT", note))
     return rows
+
+
+#: The unit of each quantity, for notes.
+_UNITS = {q: "mL" if q.endswith("_ml") else "points" if q.endswith("_percent") else "" for q in QUANTITIES}
+#: Slips of unit a reviewer meets: (factor, how the reported number then reads) per kind of quantity.
+_SLIPS = {
+    "_percent": ((100.0, "a fraction (x 100)"),),
+    "_ml": ((1e-3, "mm3 (x 0.001)"), (1e3, "litres (x 1000)")),
+}
+
+
+def _unit_slip(quantity: str, reported: float, agrees: Callable[[float], bool]) -> str:
+    """A note when a discrepant value agrees once read in another unit (the verdict stays DISCREPANT)."""
+    for suffix, slips in _SLIPS.items():
+        if quantity.endswith(suffix):
+            for factor, how in slips:
+                if reported != 0 and agrees(reported * factor):
+                    return f"agrees if the reported value is {how}: check the unit of the column"
+    return ""
 
 
 def _against_report(
@@ -275,11 +312,14 @@ def _against_report(
     abs_tol: Mapping[str, float] | None,
     rel_tol: Mapping[str, float] | None,
     rules: Mapping[str, Any] | None,
+    rounding: Mapping[str, float] | None = None,
 ) -> list[CheckRow]:
     """:func:`check_values` against a recomputed report dict, each undefined cell with its reason."""
     recomputed = quantities_from_report(report)
     reasons = undefined_reasons(report)
-    return check_values(study, reported, recomputed, abs_tol=abs_tol, rel_tol=rel_tol, rules=rules, reasons=reasons)
+    return check_values(
+        study, reported, recomputed, abs_tol=abs_tol, rel_tol=rel_tol, rules=rules, reasons=reasons, rounding=rounding
+    )
 
 
 #: Volume columns may carry another unit in their name: unit suffix -> factor to mL.
@@ -342,28 +382,71 @@ def column_quantity(name: str) -> tuple[str, float] | None:
 _CELL = re.compile(r"^([+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d+)?)\s*(%|[A-Za-z][A-Za-z0-9^]*)?$")
 #: Units a volume cell may carry (as a spreadsheet's number format writes it): factor to mL.
 _CELL_VOLUME_UNITS = {"ml": 1.0, "cm3": 1.0, "cm^3": 1.0, "cc": 1.0, "mm3": 1e-3, "mm^3": 1e-3, "l": 1e3}
+#: Digits grouped by thousands (one separator throughout), then an optional decimal part and unit.
+_GROUPED = re.compile(r"^([+-]?)(\d{1,3}((?:([,.\u00a0\u202f' \u2019])\d{3})(?:\4\d{3})*))([.,]\d*)?(\s*[^\d\s.,].*)?$")
+#: Thousands separators that are never a decimal separator (a space, no-break spaces, Swiss apostrophes).
+_SPACE_GROUPERS = "\u00a0\u202f' \u2019"
 
 
-def cell_number(cell: str, quantity: str, *, decimal_comma: bool = False) -> tuple[float, float | None] | None:
-    """The number of a reported cell and the factor its own unit gives (None: the column's), or None.
+def _ungrouped(cell: str, decimal_comma: bool) -> str:
+    """``cell`` without its thousands separators when they are unambiguous, else ``cell`` unchanged.
 
-    A spreadsheet saves a cell as it shows it: ``3.64%`` in a percentage column, ``21.2 mL`` or
-    ``770 mm3`` with a unit number format. The unit must fit the quantity (``%`` for the
-    percentages, a volume unit for the volumes, none for the count); a decimal comma is read in
-    tables separated by semicolons or tabs.
+    A space or apostrophe between groups of three digits is always a thousands separator; a comma is
+    one in a table with decimal points (a point in one with decimal commas) when the number also
+    has the table's decimal separator (``1,043.12``) or several groups (``1,043,120``): ``1,043``
+    alone may be a decimal comma, and stays refused. The decimal part is returned with a point.
+    """
+    m = _GROUPED.match(cell.strip())
+    if m is None:
+        return cell
+    sign, digits, groups, grouper, dec, rest = m.group(1), m.group(2), m.group(3), m.group(4), m.group(5), m.group(6)
+    point = "," if decimal_comma else "."
+    if grouper not in _SPACE_GROUPERS:
+        if grouper == point or (dec is not None and dec[0] != point):
+            return cell  # the grouper is the table's decimal separator, or two decimal separators
+        if dec is None and groups.count(grouper) < 2:
+            return cell  # 1,043: a thousands separator or a decimal comma
+    elif dec is not None and dec[0] != point:
+        return cell
+    number = digits.replace(grouper, "") + ("" if dec is None else "." + dec[1:])
+    return sign + number + (rest or "")
+
+
+@dataclass(frozen=True)
+class ReportedCell:
+    """A reported cell read as a number.
+
+    Attributes
+    ----------
+    value : float
+        The number as written (in the column's or the cell's own unit).
+    factor : float or None
+        The factor to the quantity's unit the cell's own unit gives (None: the column's).
+    half_step : float or None
+        Half the unit of the last decimal written (``0.9`` -> 0.05): the rounding of a value written
+        with a decimal part; None for an integer (``900`` may be exact).
+    """
+
+    value: float
+    factor: float | None
+    half_step: float | None
+
+
+def read_cell(cell: str, quantity: str, *, decimal_comma: bool = False) -> ReportedCell | None:
+    """A reported cell as a number, its own unit and its rounding (:class:`ReportedCell`), or None.
+
+    As :func:`cell_number`; the rounding is that of the decimals written (``2.6e2`` -> 5).
 
     Examples
     --------
-    >>> cell_number("3.64%", "involvement_percent")
-    (3.64, None)
-    >>> cell_number("770 mm3", "tumor_volume_ml")
-    (770.0, 0.001)
-    >>> cell_number("3,5 %", "involvement_percent", decimal_comma=True)
-    (3.5, None)
-    >>> cell_number("12 mm", "tumor_volume_ml") is None  # not a volume
+    >>> read_cell("0.9", "liver_volume_ml").half_step
+    0.05
+    >>> read_cell("1 043,5", "liver_volume_ml", decimal_comma=True)
+    ReportedCell(value=1043.5, factor=None, half_step=0.05)
+    >>> read_cell("900", "liver_volume_ml").half_step is None
     True
     """
-    m = _CELL.match(cell.strip())
+    m = _CELL.match(_ungrouped(cell, decimal_comma).strip())
     if m is None:
         return None
     number, unit = m.group(1), m.group(2)
@@ -379,10 +462,45 @@ def cell_number(cell: str, quantity: str, *, decimal_comma: bool = False) -> tup
             factor = _CELL_VOLUME_UNITS[unit.lower()]
         else:
             return None
-    return float(number), factor
+    mantissa, _, exponent = number.lower().partition("e")
+    half_step = None
+    if "." in mantissa:
+        decimals = len(mantissa.partition(".")[2])
+        half_step = 0.5 * 10.0 ** (int(exponent or 0) - decimals)
+    return ReportedCell(float(number), factor, half_step)
 
 
-def _read_csv(path: Path) -> tuple[list[tuple[int, str, dict[str, float]]], list[str]]:
+def cell_number(cell: str, quantity: str, *, decimal_comma: bool = False) -> tuple[float, float | None] | None:
+    """The number of a reported cell and the factor its own unit gives (None: the column's), or None.
+
+    A spreadsheet saves a cell as it shows it: ``3.64%`` in a percentage column, ``21.2 mL`` or
+    ``770 mm3`` with a unit number format, ``1,043.12`` with thousands separators. The unit must
+    fit the quantity (``%`` for the percentages, a volume unit for the volumes, none for the
+    count); a decimal comma is read in tables separated by semicolons or tabs. Thousands
+    separators are read where unambiguous (:func:`_ungrouped`).
+
+    Examples
+    --------
+    >>> cell_number("3.64%", "involvement_percent")
+    (3.64, None)
+    >>> cell_number("770 mm3", "tumor_volume_ml")
+    (770.0, 0.001)
+    >>> cell_number("3,5 %", "involvement_percent", decimal_comma=True)
+    (3.5, None)
+    >>> cell_number("1,043.12 mL", "liver_volume_ml")
+    (1043.12, 1.0)
+    >>> cell_number("1.043,12", "liver_volume_ml", decimal_comma=True)
+    (1043.12, None)
+    >>> cell_number("1,043", "liver_volume_ml") is None  # 1043, or 1.043 with a decimal comma
+    True
+    >>> cell_number("12 mm", "tumor_volume_ml") is None  # not a volume
+    True
+    """
+    read = read_cell(cell, quantity, decimal_comma=decimal_comma)
+    return None if read is None else (read.value, read.factor)
+
+
+def _read_csv(path: Path) -> tuple[list[tuple[int, str, dict[str, float], dict[str, float]]], list[str]]:
     table = read_table(path, _STUDY_COLUMNS, text_columns=_STUDY_COLUMNS, what="CSV")
     fields = table.header
     study_col = table.column(*_STUDY_COLUMNS)
@@ -423,23 +541,26 @@ def _read_csv(path: Path) -> tuple[list[tuple[int, str, dict[str, float]]], list
             raise InputError(
                 f"{path}: row {n} has an empty {study_col!r} cell; give the study folder relative to the CSV."
             )
-        values = {}
+        values: dict[str, float] = {}
+        rounding: dict[str, float] = {}  # quantity -> half the unit of the last decimal written
         for col, (q, factor) in columns.items():
             cell = rec.get(col, "")
             if cell == "":
                 continue
-            parsed = cell_number(cell, q, decimal_comma=table.decimal_comma)
+            parsed = read_cell(cell, q, decimal_comma=table.decimal_comma)
             if parsed is None:
                 raise InputError(
                     f"{path}: row {n}, column {col}: {cell!r} is not a number; use a plain number "
                     "(decimal point), a number with a unit that fits the column (21.2 mL, 770 mm3, 3.6 %), "
                     "or leave the cell empty."
                 )
-            v, cell_factor = parsed
-            if not math.isfinite(v):
+            if not math.isfinite(parsed.value):
                 raise InputError(f"{path}: row {n}, column {col}: {cell!r} is not a finite number.")
-            values[q] = v * (factor if cell_factor is None else cell_factor)
-        rows.append((n, study, values))
+            scale = factor if parsed.factor is None else parsed.factor
+            values[q] = parsed.value * scale
+            if parsed.half_step is not None:
+                rounding[q] = parsed.half_step * scale
+        rows.append((n, study, values, rounding))
     return rows, notes
 
 
@@ -488,7 +609,7 @@ def check_reported(
     result = CheckResult(notes=notes)
     base = path.parent if studies_dir is None else Path(studies_dir)
     done: dict[str, dict[str, Any] | NetlmError] = {}  # a study on several rows (one per reader) is analysed once
-    for line, study, values in rows:
+    for line, study, values, rounding in rows:
         if not values:
             continue
         folder = table_path(base, study)  # resolved; backslashes of a table written on Windows too
@@ -504,7 +625,7 @@ def check_reported(
             logger.info("row %d (%s): %s", line, study, data)
             result.rows.extend(CheckRow(study, q, v, None, None, None, "error", str(data)) for q, v in values.items())
             continue
-        result.rows.extend(_against_report(study, values, data, abs_tol, rel_tol, rules))
+        result.rows.extend(_against_report(study, values, data, abs_tol, rel_tol, rules, rounding))
     if not result.rows:
         raise InputError(f"{path}: every reported cell is empty; nothing to check (fill in the reported values).")
     return result

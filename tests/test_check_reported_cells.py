@@ -1,0 +1,108 @@
+"""``netlm check`` reads reported cells as a reviewer's spreadsheet writes them: thousands separators,
+values rounded to the decimals shown (litres), and a value in another unit is named as such.
+
+Truths: sample_data/netlm_demo/truth.json (computed by make_sample.py from its own voxel counts,
+without the package): liver 856.32 mL, intrahepatic tumour 22.333 mL, involvement 2.608 %.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from netlm_imaging.cli import main
+from netlm_imaging.verify.check import check_values, read_cell
+
+DEMO = Path(__file__).resolve().parents[1] / "sample_data" / "netlm_demo"
+TRUTH = json.loads((DEMO / "truth.json").read_text())
+
+
+def _study(tmp_path: Path) -> Path:
+    (tmp_path / "s1").symlink_to(DEMO, target_is_directory=True)
+    return tmp_path
+
+
+def _cells(out: str) -> list[list[str]]:
+    """The rows of the console table (study, quantity, reported, recomputed, diff, rel, verdict, note...)."""
+    return [line.split() for line in out.splitlines() if line.startswith("s1 ")]
+
+
+def test_thousands_separators_are_read_where_unambiguous(tmp_path: Path, capsys) -> None:
+    root = _study(tmp_path)
+    mm3 = TRUTH["liver_volume_ml"] * 1000.0  # 856,320 mm3
+    assert mm3 == pytest.approx(856320.0)
+    (root / "comma.csv").write_text(
+        'study,liver_volume_mm3\ns1,"856,320.0"\ns1,856 320\ns1,856\u2019320\ns1,"956,320.0"\n', encoding="utf-8"
+    )
+    assert main(["check", str(root / "comma.csv")]) == 1
+    rows = _cells(capsys.readouterr().out)
+    assert [r[2] for r in rows] == ["856.32", "856.32", "856.32", "956.32"]
+    assert [r[6] for r in rows] == ["agree", "agree", "agree", "DISCREPANT"]
+    # a table with decimal commas groups with points
+    (root / "semi.csv").write_text("study;liver_volume_mm3\ns1;856.320,0\ns1;856\u00a0320,0\n", encoding="utf-8")
+    assert main(["check", str(root / "semi.csv")]) == 0
+    assert [r[6] for r in _cells(capsys.readouterr().out)] == ["agree", "agree"]
+
+
+@pytest.mark.parametrize(
+    ("table", "cell"),
+    [
+        ('study,liver_volume_mm3\ns1,"856,320"\n', "856,320"),  # 856320, or 856.320 with a decimal comma
+        ('study,liver_volume_mm3\ns1,"856,320,0"\n', "856,320,0"),  # a decimal comma in a table of points
+        ("study;liver_volume_mm3\ns1;856,320.0\n", "856,320.0"),  # a decimal point in a table of commas
+        ('study,liver_volume_mm3\ns1,"85,6320.0"\n', "85,6320.0"),  # not groups of three
+        ('study,liver_volume_mm3\ns1,"8,563,2000.0"\n', "8,563,2000.0"),
+    ],
+)
+def test_ambiguous_or_malformed_grouping_is_refused(tmp_path: Path, capsys, table: str, cell: str) -> None:
+    root = _study(tmp_path)
+    (root / "r.csv").write_text(table, encoding="utf-8")
+    assert main(["check", str(root / "r.csv")]) == 3
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert f"r.csv: row 2, column liver_volume_mm3: {cell!r} is not a number" in err
+
+
+def test_a_value_rounded_to_the_decimals_shown_agrees(tmp_path: Path, capsys) -> None:
+    root = _study(tmp_path)
+    liver_l = TRUTH["liver_volume_ml"] / 1000.0  # 0.856 L: 0.9 L to one decimal, outside 2 % of 856 mL
+    assert round(liver_l, 1) == 0.9
+    assert abs(900.0 - TRUTH["liver_volume_ml"]) > 0.02 * TRUTH["liver_volume_ml"]
+    (root / "l.csv").write_text("study,liver_volume_l\ns1,0.9\ns1,0.8\ns1,1\ns1,0.90\ns1,0.857\n", encoding="utf-8")
+    assert main(["check", str(root / "l.csv")]) == 1
+    rows = _cells(capsys.readouterr().out)
+    # 0.9 rounds 0.856; 0.8 does not; 1 (no decimal written) states no rounding; 0.90 is +/- 0.005 L
+    assert [r[6] for r in rows] == ["agree", "DISCREPANT", "DISCREPANT", "DISCREPANT", "agree"]
+    assert "rounded as reported (+/- 50 mL)" in " ".join(rows[0])
+    assert len(rows[4]) == 7  # 0.857 agrees within the tolerance itself: no note
+
+
+def test_rounding_of_a_cell_follows_its_decimals_and_exponent() -> None:
+    assert read_cell("0.9", "liver_volume_ml").half_step == pytest.approx(0.05)
+    assert read_cell("1.25e3", "liver_volume_ml").half_step == pytest.approx(5.0)
+    assert read_cell("22.30 mL", "tumor_volume_ml").half_step == pytest.approx(0.005)
+    assert read_cell("900", "liver_volume_ml").half_step is None
+    # the rule itself: within half the last decimal agrees, beyond it does not (rec 10, tol 1 mL / 2 %)
+    at = check_values("s", {"tumor_volume_ml": 11.5}, {"tumor_volume_ml": 10.0}, rounding={"tumor_volume_ml": 1.5})
+    beyond = check_values("s", {"tumor_volume_ml": 11.5}, {"tumor_volume_ml": 10.0}, rounding={"tumor_volume_ml": 1.4})
+    assert [at[0].verdict, beyond[0].verdict] == ["agree", "DISCREPANT"]
+
+
+def test_a_value_in_another_unit_is_discrepant_and_says_which_unit_it_fits(tmp_path: Path, capsys) -> None:
+    root = _study(tmp_path)
+    fraction = TRUTH["involvement_percent"] / 100.0  # 0.026 written in a percent column
+    mm3 = TRUTH["intrahepatic_tumor_ml"] * 1000.0  # 22333 written in a mL column
+    (root / "u.csv").write_text(
+        f"study,involvement_percent,tumor_volume_ml\ns1,{fraction:.4f},{mm3:.0f}\n", encoding="utf-8"
+    )
+    assert main(["check", str(root / "u.csv")]) == 1
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.startswith("s1 ")]
+    assert "DISCREPANT  agrees if the reported value is a fraction (x 100)" in lines[0]
+    assert "DISCREPANT  agrees if the reported value is mm3 (x 0.001)" in lines[1]
+    # a plainly wrong value gets no such note
+    (root / "w.csv").write_text("study,involvement_percent\ns1,7.5\n", encoding="utf-8")
+    assert main(["check", str(root / "w.csv")]) == 1
+    assert "agrees if" not in capsys.readouterr().out
