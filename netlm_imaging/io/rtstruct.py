@@ -97,6 +97,7 @@ from .rtstruct_slices import (
     declared_slab_mm,
     image_slices,
     referenced_images,
+    skipped_slices,
     slab_assignment,
     slab_of_other_series,
     slice_assignment,
@@ -278,6 +279,12 @@ def _fill_plane(
             _warn_partial_overlap(acc, fill, roi, plane.k_float, warnings)
         np.logical_xor(acc, fill, out=acc)
     return acc
+
+
+def _slice_list(ks: list[int], shown: int = 8) -> str:
+    """Slice indices as ``4, 6, 8`` (the first ``shown`` and the count when there are more)."""
+    head = ", ".join(str(k) for k in ks[:shown])
+    return head if len(ks) <= shown else f"{head} ... ({len(ks)} in all)"
 
 
 def _normal_drift(reference: Volume) -> np.ndarray | None:
@@ -544,6 +551,15 @@ def read_rtstruct(
             )
         for k, plane in pairs:
             mask[:, :, k] |= _fill_off_plane(plane, k, along, filled[id(plane)], (ni, nj), roi)
+        skipped = skipped_slices(mask) if along is None else []
+        if skipped:
+            warnings.append(
+                f"ROI {roi.describe()}: no contour on image slice(s) {_slice_list(skipped)} between contoured "
+                "slices whose outlines overlap (drawn on every 2nd or 3rd slice and not interpolated?); they "
+                "are left empty, as plastimatch and rt-utils leave them, so the volume counts the contoured "
+                "slices only and one structure may count as several lesions: interpolate the ROI in the "
+                "planning system and export it again"
+            )
         if kmap is not None and fill_note is not None and mask.any():
             mask = np.ascontiguousarray(mask[:, :, kmap])
             warnings.append(f"ROI {roi.describe()}: {fill_note}")

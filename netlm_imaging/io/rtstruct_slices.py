@@ -30,6 +30,7 @@ __all__ = [
     "declared_slab_mm",
     "image_slices",
     "referenced_images",
+    "skipped_slices",
     "slab_assignment",
     "slab_of_other_series",
     "slice_assignment",
@@ -106,6 +107,26 @@ def slab_of_other_series(
         if n.size and float(np.max(np.abs(n - np.round(n)))) > 0.1:
             return None
     return float(step)
+
+
+#: At most this many empty slices between two contoured slices whose outlines overlap are skipped slices.
+MAX_SKIPPED = 3
+
+
+def skipped_slices(mask: np.ndarray) -> list[int]:
+    """The image slices an ROI's contours skip: empty, between two contoured slices whose fills overlap in-plane.
+
+    A structure drawn on every second (or third) slice and not interpolated before export: the
+    slices between are empty, as plastimatch, dcmrtstruct2nii and rt-utils leave them, while the
+    outlines either side show the structure runs through them. Runs of more than
+    :data:`MAX_SKIPPED` empty slices are taken as two structures one above the other.
+    """
+    ks = np.flatnonzero(mask.any(axis=(0, 1)))
+    skipped: list[int] = []
+    for a, b in itertools.pairwise(ks.tolist()):
+        if 1 < b - a <= MAX_SKIPPED + 1 and bool(np.logical_and(mask[:, :, a], mask[:, :, b]).any()):
+            skipped.extend(range(a + 1, b))
+    return skipped
 
 
 def declared_slab_mm(rc: Dataset) -> tuple[float, str] | None:
