@@ -48,12 +48,12 @@ FWHM_MM = 7.0  # the rules' resolution_fwhm_mm (no ConvolutionKernel in this pha
 
 def true_krenning(v: float, liver: float = L_SUV, spleen: float = S_SUV) -> int:
     """The project's Krenning rule (clinical_rules.md 7.3: band +-10 %, 0 below 25 % of liver), written out."""
-    if v <= 0.25 * liver:
+    if v < 0.25 * liver:
         return 0
-    if v < 0.9 * liver:
-        return 1
-    if v <= 1.1 * liver:
+    if abs(v - liver) < 0.1 * liver:
         return 2
+    if v < liver:
+        return 1
     return 4 if v > spleen else 3
 
 

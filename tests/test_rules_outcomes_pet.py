@@ -55,13 +55,14 @@ def depth_mm(mask: np.ndarray) -> np.ndarray:
 
 
 def published_grade(m, liver, upper, *, band=0.10, no_uptake=0.25, ratio=1.0):
-    """clinical_rules.md 7.3 (project rule): 0 <= f L; 1 < (1-b) L; 2 within the band; 4 > ratio x S; else 3."""
-    if m <= no_uptake * liver:
+    """clinical_rules.md 7.3 (project rule): 0 below f L; 2 when m differs from L by less than b (the band,
+    edges excluded); 1 below it, 3 above it; 4 greater than ratio x S."""
+    if m < no_uptake * liver:
         return 0
-    if m < (1 - band) * liver:
-        return 1
-    if m <= (1 + band) * liver:
+    if abs(m - liver) < band * liver:
         return 2
+    if m < liver:
+        return 1
     return 4 if m > ratio * upper else 3
 
 

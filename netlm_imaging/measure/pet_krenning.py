@@ -24,26 +24,40 @@ def grade(
 ) -> tuple[int | None, int | None]:
     """(score, lower bound) by the project's rule (clinical_rules.md 7.3) with validated ``rules["krenning"]``.
 
+    Grade 2 is uptake that differs from the liver SUVmean by LESS than ``liver_band_fraction``
+    (clinical_rules.md 7.3), so a lesion exactly at a band edge is outside the band: 1 at
+    ``(1 - b) x liver``, 3 at ``(1 + b) x liver``. Score 0 is uptake below
+    ``no_uptake_suv_fraction`` x liver; 4 is uptake greater than ``spleen_ratio`` x the spleen
+    (or kidney) SUVmean. An edge is met within a relative 1e-9 (floating-point noise).
+
     Examples
     --------
     >>> k = {"liver_band_fraction": 0.1, "no_uptake_suv_fraction": 0.25, "spleen_ratio": 1.0}
     >>> grade(1.0, 5.0, 15.0, k), grade(5.4, 5.0, 15.0, k), grade(14.0, 5.0, 15.0, k), grade(9.0, 5.0, None, k)
     ((0, 0), (2, 2), (3, 3), (None, 3))
+    >>> [grade(x, 5.0, 15.0, k)[0] for x in (1.25, 4.5, 5.5, 15.0)]
+    [1, 1, 3, 3]
     """
     if lesion_suv is None or liver_mean is None or liver_mean <= 0:
         return None, None
     band = float(k["liver_band_fraction"])
-    if lesion_suv <= float(k["no_uptake_suv_fraction"]) * liver_mean:
+    if lesion_suv < _edge(float(k["no_uptake_suv_fraction"]) * liver_mean, -1):
         return 0, 0
-    if lesion_suv < (1.0 - band) * liver_mean:
+    if lesion_suv <= _edge((1.0 - band) * liver_mean, +1):
         return 1, 1
-    if lesion_suv <= (1.0 + band) * liver_mean:
+    if lesion_suv < _edge((1.0 + band) * liver_mean, -1):
         return 2, 2
     if upper_mean is None:
         return None, 3
-    if lesion_suv > float(k["spleen_ratio"]) * upper_mean:
+    if lesion_suv > _edge(float(k["spleen_ratio"]) * upper_mean, +1):
         return 4, 4
     return 3, 3
+
+
+def _edge(value: float, side: int) -> float:
+    """``value`` moved by a relative 1e-9 towards ``side``, so that a statistic equal to an edge up to
+    floating-point noise counts as at the edge."""
+    return value + side * 1e-9 * max(abs(value), 1e-9)
 
 
 @dataclass(frozen=True)
