@@ -81,3 +81,32 @@ def test_contour_data_that_is_not_triplets_is_refused_as_corrupt(ct, tmp_path):
     paths, ref = ct
     with pytest.raises(DicomError, match=r"rt\.dcm: ROI 2 'GTV' contour 1: ContourData does not hold x,y,z triplets"):
         _gtv_voxels(tmp_path, paths, ref, lambda c: setattr(c, "ContourData", list(c.ContourData)[:-1]))
+
+
+def _open_planar(closed: bool):
+    def edit(c):
+        pts = list(c.ContourData)
+        c.ContourGeometricType = "OPEN_PLANAR"
+        if closed:  # the outline ends where it began, as exporters that type every contour OPEN_PLANAR write it
+            pts = pts + pts[:3]
+        # else: the four corners, not back to the first: three sides of the box, a line, no region
+        c.ContourData = pts
+        c.NumberOfContourPoints = len(pts) // 3
+
+    return edit
+
+
+def test_an_open_planar_contour_that_closes_itself_is_its_outline(ct, tmp_path):
+    paths, ref = ct
+    n, warnings = _gtv_voxels(tmp_path, paths, ref, _open_planar(closed=True))
+    assert n == _area(GTV) * len(GTV[2])  # was the other two slices: the slice of the lesion lost
+    assert any(
+        "OPEN_PLANAR contour whose last point repeats its first; read as the closed outline" in w for w in warnings
+    )
+
+
+def test_an_open_planar_line_stays_ignored(ct, tmp_path):
+    paths, ref = ct
+    n, warnings = _gtv_voxels(tmp_path, paths, ref, _open_planar(closed=False))
+    assert n == _area(GTV) * (len(GTV[2]) - 1)
+    assert any("OPEN_PLANAR contour ignored" in w for w in warnings)

@@ -55,9 +55,10 @@ Rasterisation rule
    erase the slice); outlines that cross without nesting are XOR-ed with a warning.
 7. Guards: a contour without ContourGeometricType (Type 1, left out by some scripts) is
    read as CLOSED_PLANAR, as rt-utils, plastimatch and dcmrtstruct2nii read every contour,
-   with a warning; contours with fewer than 3 points (also 0: an emptied contour), zero area, OPEN_PLANAR /
-   OPEN_NONPLANAR / POINT types are skipped with a warning; a contour that
-   encloses no voxel centre (sub-pixel) changes nothing, so it can never erase
+   with a warning; an OPEN_PLANAR contour whose last point repeats its first is the closed outline
+   it draws (read as CLOSED_PLANAR, with a warning); contours with fewer than 3 points (also 0: an
+   emptied contour), zero area, other OPEN_PLANAR / OPEN_NONPLANAR / POINT contours are skipped with
+   a warning; a contour that encloses no voxel centre (sub-pixel) changes nothing, so it can never erase
    a slice (vv PR #117).
 
 Volumes from this rule differ from a TPS's planimetric numbers by a few per
@@ -281,6 +282,18 @@ def _fill_plane(
     return acc
 
 
+def _closes_itself(raw: Any, npts: int) -> bool:
+    """True when ContourData ends on its first point (within 1e-3 mm) and holds 3 other points: a closed outline."""
+    if raw is None or npts < 4 or len(raw) % 3 != 0:
+        return False
+    try:
+        first = np.asarray([float(v) for v in raw[:3]])
+        last = np.asarray([float(v) for v in raw[-3:]])
+    except (TypeError, ValueError):
+        return False
+    return bool(np.all(np.isfinite(first)) and np.max(np.abs(first - last)) < 1e-3)
+
+
 def _slice_list(ks: list[int], shown: int = 8) -> str:
     """Slice indices as ``4, 6, 8`` (the first ``shown`` and the count when there are more)."""
     head = ", ".join(str(k) for k in ks[:shown])
@@ -362,6 +375,12 @@ def _planes_of_roi(
             warnings.append(
                 f"{where}: no ContourGeometricType; read as CLOSED_PLANAR (as rt-utils, plastimatch and "
                 "dcmrtstruct2nii read every contour)"
+            )
+            gtype = "CLOSED_PLANAR"
+        if gtype == "OPEN_PLANAR" and _closes_itself(raw, npts):
+            warnings.append(
+                f"{where}: OPEN_PLANAR contour whose last point repeats its first; read as the closed outline it "
+                "draws (CLOSED_PLANAR), as rt-utils, plastimatch and dcmrtstruct2nii fill every contour"
             )
             gtype = "CLOSED_PLANAR"
         if gtype not in REGION_TYPES:
