@@ -91,6 +91,12 @@ class OrthancServer:
         r.raise_for_status()
         return r.json()
 
+    def post_json(self, route: str, body: object) -> dict:
+        """POST a JSON body to a REST route and decode the JSON answer."""
+        r = requests.post(f"{self.url}{route}", json=body, auth=self.auth, timeout=300)
+        r.raise_for_status()
+        return r.json()
+
     def get_bytes(self, route: str) -> bytes:
         """GET a REST route's raw body."""
         r = requests.get(f"{self.url}{route}", auth=self.auth, timeout=30)

@@ -150,6 +150,7 @@ def analyze_retrieved(
     labels: str | None = None,
     rules: str | None = None,
     options: Any = None,
+    when_incomplete: str = "retrieve the study again once the PACS holds all of it",
 ) -> PacsResult:
     """Analyse a retrieved study folder and write its outputs.
 
@@ -167,16 +168,32 @@ def analyze_retrieved(
         Write the SR / SEG in ``out_dir`` (they are always built for ``push_dir``).
     labels, rules, options
         As for :func:`netlm_imaging.api.analyze_with_context`.
+    when_incomplete : str
+        What to do when the analysis fails and a segmentation names images the
+        folder does not hold (added to the error, which then says so first).
 
     Returns
     -------
     PacsResult
+
+    Raises
+    ------
+    NetlmError
+        The analysis failed; when the study is incomplete the message starts by saying so.
     """
     from ..api import analyze_with_context
     from ..report.outputs import OutputSet, write_outputs
+    from .completeness import missing_images
 
     study = Path(study_dir)
-    report, ctx = analyze_with_context(study, labels=labels, rules=rules, options=options)
+    try:
+        report, ctx = analyze_with_context(study, labels=labels, rules=rules, options=options)
+    except NetlmError as exc:
+        gaps = missing_images(study)
+        if gaps and exc.args:
+            said = "; ".join(g.describe() for g in gaps)
+            exc.args = (f"{said}; {when_incomplete} (the reader said: {exc.args[0]})", *exc.args[1:])
+        raise
     sources = [s.replace(str(study), source) for s in report.study.get("segmentation_sources", [])]
     report = replace(report, study={**report.study, "image_source": source, "segmentation_sources": sources})
     result = PacsResult(report=report)

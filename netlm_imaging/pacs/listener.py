@@ -192,6 +192,7 @@ class StudyListener:
                     labels=self.config.labels,
                     rules=self.config.rules,
                     options=self.config.options,
+                    when_incomplete="it is analysed again when the missing instances arrive",
                 )
                 (out / "failed.json").unlink(missing_ok=True)
                 r = result.report
