@@ -10,6 +10,9 @@ the rules file), and the percentages from voxel counts chosen here.
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
 from cli_studies import fill, run_analyze, stored_voxel_ml
 from surgical_phantoms import NY, NZ, SLICES, SlabLiver, weight_for_telv
@@ -270,3 +273,53 @@ def test_unilobar_bilobar_and_caudate(tmp_path, layout, distribution, caudate_on
 def test_caudate_counted_with_the_left_hemiliver_makes_caudate_plus_right_bilobar(tmp_path):
     c = _distribution(tmp_path, lambda p: [_box(p, 0, 2), _box(p, 17, 19)], rules='[anatomy]\ncaudate_side = "left"\n')
     assert c["distribution"] == "bilobar"
+
+
+# ------------------------------------------------------------------ planner size limits (issue 13 rules keys)
+def _line_liver_treatment(tmp_path, n: int, rules: str, angle_deg: float) -> dict:
+    """One lesion, a line of ``n`` voxels along the first axis of a 0.5 mm grid rotated in plane (maximum 3-D
+    diameter edge to edge = n x 0.5 mm; at 12 degrees the float32 affine makes 60 voxels read 30.0000007 mm),
+    in a liver without a segment map."""
+    c, s = math.cos(math.radians(angle_deg)), math.sin(math.radians(angle_deg))
+    aff = np.eye(4)
+    aff[:3, :3] = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]) @ np.diag([0.5, 0.5, 2.5])
+    shape = (140, 60, 6)
+    liver = np.ones(shape, dtype=bool)
+    lesion = np.zeros(shape, dtype=bool)
+    lesion[10 : 10 + n, 30, 3] = True
+    rep = run_analyze(tmp_path, aff, liver & ~lesion, lesion, clinical=RESECTABLE, rules=rules)
+    (les,) = rep["lesions"]
+    assert les["max_3d_diameter_edge_mm"] == pytest.approx(n * 0.5, abs=1e-4)
+    (t,) = rep["remnant"]["resection_plan"]["lesion_treatments"]
+    return t
+
+
+@pytest.mark.parametrize("angle_deg", [30.0, 12.0])
+@pytest.mark.parametrize(("n", "ablated"), [(59, True), (60, True), (61, False)])
+def test_ablation_up_to_30_mm_inclusive(tmp_path, n, ablated, angle_deg):
+    """Ablation "of lesions up to a configurable diameter, 30 mm default" (issue 4): 30.0 mm is ablatable."""
+    t = _line_liver_treatment(tmp_path, n, "[planner]\nallow_enucleation = false\n", angle_deg)
+    assert (t["treatment"] == "ablation") is ablated
+    if not ablated:
+        assert "ablation: diameter 30.5 mm > 30 mm" in t["untreated_reason"]
+
+
+@pytest.mark.parametrize("angle_deg", [30.0, 12.0])
+@pytest.mark.parametrize(("n", "enucleated"), [(99, True), (100, True), (101, False)])
+def test_enucleation_up_to_50_mm_inclusive(tmp_path, n, enucleated, angle_deg):
+    t = _line_liver_treatment(tmp_path, n, "[planner]\nallow_ablation = false\n", angle_deg)
+    assert (t["treatment"] == "enucleation") is enucleated
+
+
+@pytest.mark.parametrize(("n_lesions", "n_ablated"), [(6, 6), (7, 6)])
+def test_at_most_6_ablations_per_operation(tmp_path, n_lesions, n_ablated):
+    p = _liver()
+    lesion = p.liver & False
+    for i in range(n_lesions):
+        lesion |= fill(p.shape, (slice(2 + 4 * i, 4 + 4 * i), slice(8, 10), slice(8, 10)), 8)
+    rules = "[planner]\nallow_enucleation = false\nallow_segment_resection = false\n"
+    rep = run_analyze(tmp_path, p.affine, p.liver & ~lesion, lesion, clinical=RESECTABLE, rules=rules)
+    treatments = [t["treatment"] for t in rep["remnant"]["resection_plan"]["lesion_treatments"]]
+    assert len(treatments) == n_lesions
+    assert treatments.count("ablation") == n_ablated
+    assert rep["classification"]["achievable_debulking_percent"] == pytest.approx(100.0 * n_ablated / n_lesions)

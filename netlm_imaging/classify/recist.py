@@ -38,6 +38,7 @@ from typing import Any
 
 from ..measure.context import Lesion
 from ..rules_data import default_section
+from .rules import DIAMETER_REL_TOL, meets
 
 __all__ = ["lesion_organ", "measurable_limit_mm", "recist_assessment"]
 
@@ -154,9 +155,9 @@ def _lesion_record(les: Lesion, recist: Mapping[str, Any], limit_mm: float) -> d
         path_min = float(recist["node_pathological_short_axis_mm"])
         if d is None:
             cat, why = "non_target", "lymph node without a short axis: non-target"
-        elif d >= target_min:
+        elif meets(d, target_min, ">=", DIAMETER_REL_TOL):
             cat, why = "measurable", f"lymph node short axis {d:.1f} mm >= {target_min:g} mm: measurable"
-        elif d >= path_min:
+        elif meets(d, path_min, ">=", DIAMETER_REL_TOL):
             cat = "non_target"
             why = f"lymph node short axis {d:.1f} mm in [{path_min:g}, {target_min:g}) mm: non-target"
         else:
@@ -165,7 +166,7 @@ def _lesion_record(les: Lesion, recist: Mapping[str, Any], limit_mm: float) -> d
     else:
         d, used = _diameter(les, "long", method)
         axis = "longest_axial"
-        if d is not None and d >= limit_mm:
+        if d is not None and meets(d, limit_mm, ">=", DIAMETER_REL_TOL):
             cat, why = "measurable", f"longest diameter {d:.1f} mm >= {limit_mm:g} mm: measurable"
         else:
             cat = "non_target"

@@ -58,18 +58,26 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 _NON_NEGATIVE_SUFFIXES = ("_percent", "_mm", "_ml", "_fraction", "_lesions", "_ratio", "max_ecog", "max_targets")
 
 
-def meets(value: float, threshold: float, comparator: str) -> bool:
+#: Relative tolerance of a diameter against a size limit (RECIST, ablation, enucleation). A lesion exactly
+#: at a limit on an oblique grid reads up to ~1e-7 below or above it: NIfTI stores the affine in float32
+#: (relative precision 6e-8) and DICOM direction cosines are decimal strings. 1e-5 is 0.1 um at 10 mm.
+DIAMETER_REL_TOL = 1e-5
+
+
+def meets(value: float, threshold: float, comparator: str, rel_tol: float = 1e-9) -> bool:
     """``value >= threshold`` or ``value > threshold`` as the rules' comparator says.
 
-    A relative tolerance of 1e-9 absorbs floating-point noise, so 70.0 computed
-    as 0.7 * 100 still meets ``>= 70``.
+    A relative tolerance (``rel_tol``, 1e-9 by default) absorbs floating-point noise, so 70.0
+    computed as 0.7 * 100 still meets ``>= 70``; diameters pass :data:`DIAMETER_REL_TOL`.
 
     Examples
     --------
     >>> meets(70.0, 70.0, ">="), meets(70.0, 70.0, ">")
     (True, False)
+    >>> meets(9.9999997, 10.0, ">="), meets(9.9999997, 10.0, ">=", DIAMETER_REL_TOL)
+    (False, True)
     """
-    tol = 1e-9 * max(1.0, abs(threshold))
+    tol = rel_tol * max(1.0, abs(threshold))
     if comparator == ">=":
         return value >= threshold - tol
     if comparator == ">":

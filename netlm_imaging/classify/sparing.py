@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..measure.context import Lesion, MeasurementContext
+from .rules import DIAMETER_REL_TOL, meets
 from .zones import LesionZones, compute_zones
 
 __all__ = ["SPARING", "planner_zones", "refusal", "zone_lesion_ids"]
@@ -39,7 +40,7 @@ def refusal(les: Lesion, planner: Mapping[str, Any], kind: str, label: str) -> s
     if not planner[f"allow_{kind}"]:
         return f"{label} disabled in the rules"
     d = _diameter_mm(les)
-    if d > limit:
+    if meets(d, limit, ">", DIAMETER_REL_TOL):  # up to the limit (within float noise) is allowed
         return f"{kind}: diameter {d:.1f} mm > {limit:g} mm"
     return None
 
