@@ -1,4 +1,4 @@
-"""``netlm check``: recompute reported burdens (CSV, or a DICOM SR with --study) and list discrepancies.
+"""``netlm check``: recompute reported burdens (CSV, or a DICOM SR or report.json with --study) and list discrepancies.
 
 Exit codes: 0 every checked cell agrees; 1 at least one DISCREPANT cell;
 3 unreadable input (the CSV/SR, or a study that cannot be recomputed: its
@@ -21,9 +21,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "reported",
         help="CSV (columns: study + any of liver_volume_ml, tumor_volume_ml, "
         "involvement_percent, lesion_count, remnant_volume_ml; any case; volumes may be _cm3, _cc, "
-        "_mm3 or _l instead of _ml) or a DICOM SR TID 1500 file",
+        "_mm3 or _l instead of _ml), a DICOM SR TID 1500 file, or a report.json of netlm analyze",
     )
-    p.add_argument("--study", help="study folder the DICOM SR describes (SR input only)")
+    p.add_argument("--study", help="study folder the DICOM SR or report.json describes (SR / report input only)")
     p.add_argument(
         "--studies",
         metavar="DIR",
@@ -87,10 +87,21 @@ def _is_dicom(p: Path) -> bool:
     return len(head) == 132 and head[128:132] == b"DICM"
 
 
+def _is_json(p: Path) -> bool:
+    if p.suffix.lower() == ".json":
+        return True
+    try:
+        with p.open("rb") as fh:
+            return fh.read(64).lstrip().startswith(b"{")
+    except OSError:
+        return False
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``netlm check``; returns the exit code."""
     from ..errors import UsageError
     from ..verify.check import check_reported, check_sr
+    from ..verify.check_report import check_report_json
     from .analyze import options_from_args
 
     abs_tol = parse_tolerances(args.abs_tol, "--abs-tol")
@@ -104,15 +115,21 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--rules {args.rules}: file not found")
         kwargs["rules"] = args.rules
     reported = Path(args.reported)
-    if _is_dicom(reported):
+    kind = "DICOM SR" if _is_dicom(reported) else "report.json" if _is_json(reported) else None
+    if kind is not None:
         if not args.study:
-            raise UsageError(f"{reported}: a DICOM SR needs --study STUDY_DIR (the study it describes)")
+            raise UsageError(f"{reported}: a {kind} needs --study STUDY_DIR (the study it describes)")
         if args.studies is not None:
-            raise UsageError("--studies is for CSV input; a DICOM SR's study is given with --study")
-        result = check_sr(reported, args.study, abs_tol=abs_tol, rel_tol=rel_tol, **kwargs)
+            raise UsageError(f"--studies is for CSV input; a {kind}'s study is given with --study")
+        if kind == "DICOM SR":
+            result = check_sr(reported, args.study, abs_tol=abs_tol, rel_tol=rel_tol, **kwargs)
+        else:
+            result = check_report_json(reported, args.study, abs_tol=abs_tol, rel_tol=rel_tol, **kwargs)
     else:
         if args.study:
-            raise UsageError("--study is for DICOM SR input; a CSV names its studies in the 'study' column")
+            raise UsageError(
+                "--study is for DICOM SR or report.json input; a CSV names its studies in the 'study' column"
+            )
         if args.studies is not None and not Path(args.studies).is_dir():
             raise UsageError(f"--studies {args.studies}: not a folder")
         result = check_reported(reported, abs_tol=abs_tol, rel_tol=rel_tol, studies_dir=args.studies, **kwargs)

@@ -44,6 +44,7 @@ __all__ = [
     "CheckRow",
     "ReportedCell",
     "cell_number",
+    "check_one_study",
     "check_reported",
     "check_sr",
     "check_values",
@@ -686,28 +687,51 @@ def check_sr(
     _tolerances(abs_tol, rel_tol, rules)
     found = read_sr_measurements(sr_path)
     values = {q: float(v) for q, v in found.items() if q in QUANTITIES and v is not None}
-    result = CheckResult()
     if not values:
         raise InputError(f"{sr_path}: the SR holds none of {', '.join(QUANTITIES)}; nothing to check.")
+    result, _ = check_one_study(
+        sr_path, "SR", values, study, found.get("study_instance_uid"), abs_tol, rel_tol, rules, analyze, analyze_kwargs
+    )
+    for row in result.rows:  # a value the SR does not state itself says how it was derived
+        how = (found.get("derived") or {}).get(row.quantity)
+        if how:
+            row.note = "; ".join(n for n in (f"derived: {how}", row.note) if n)
+    return result
+
+
+def check_one_study(
+    source: str | os.PathLike[str],
+    kind: str,
+    values: Mapping[str, float],
+    study: str | os.PathLike[str],
+    reported_uid: Any,
+    abs_tol: Mapping[str, float] | None,
+    rel_tol: Mapping[str, float] | None,
+    rules: Any,
+    analyze: Callable[..., Any] | None,
+    analyze_kwargs: dict[str, Any],
+) -> tuple[CheckResult, dict[str, Any] | None]:
+    """Recompute ``study`` and check the ``values`` one file (an SR, a report) reports for it.
+
+    Returns the result and the recomputed report dict (None when the study could not be
+    recomputed: every cell then has the verdict ``error``). An InputError when the file names
+    another StudyInstanceUID than the study's (both known): every cell would be compared with
+    another study.
+    """
     analyze_fn = analyze if analyze is not None else _default_analyze()
     name = str(study)
+    result = CheckResult()
     try:
         report = analyze_fn(Path(study), **analyze_kwargs)
     except NetlmError as exc:
         result.rows.extend(CheckRow(name, q, v, None, None, None, "error", str(exc)) for q, v in values.items())
-        return result
+        return result, None
     data = report.to_dict() if hasattr(report, "to_dict") else report
-    sr_uid = found.get("study_instance_uid")
     study_uid = (data.get("study") or {}).get("study_instance_uid")
-    if sr_uid and study_uid and str(sr_uid) != str(study_uid):  # every cell would be compared with another study
+    if reported_uid and study_uid and str(reported_uid) != str(study_uid):
         raise InputError(
-            f"{sr_path}: the SR describes the study {sr_uid}, but {study} is the study {study_uid}; "
-            "give the study folder the SR describes with --study."
+            f"{source}: the {kind} describes the study {reported_uid}, but {study} is the study {study_uid}; "
+            f"give the study folder the {kind} describes with --study."
         )
-    rows = _against_report(name, values, data, abs_tol, rel_tol, rules)
-    for row in rows:  # a value the SR does not state itself says how it was derived
-        how = (found.get("derived") or {}).get(row.quantity)
-        if how:
-            row.note = "; ".join(n for n in (f"derived: {how}", row.note) if n)
-    result.rows.extend(rows)
-    return result
+    result.rows.extend(_against_report(name, values, data, abs_tol, rel_tol, rules))
+    return result, data
