@@ -25,7 +25,6 @@ import csv
 import logging
 import math
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +34,7 @@ from ..atomic import atomic_open
 from ..errors import InputError, NetlmError
 from ..rules_data import default_section
 from ..spreadsheet import delimiter_name, read_table, table_path
+from .reported_cells import QUANTITIES, ReportedCell, cell_number, column_quantity, read_cell
 
 __all__ = [
     "DEFAULT_ABS_TOL",
@@ -56,14 +56,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Quantities a CSV or SR may report, with their units in the names.
-QUANTITIES: tuple[str, ...] = (
-    "liver_volume_ml",
-    "tumor_volume_ml",
-    "involvement_percent",
-    "lesion_count",
-    "remnant_volume_ml",
-)
 #: Shipped absolute tolerances (units of each quantity): the rules key ``check.abs_tolerance``.
 DEFAULT_ABS_TOL: dict[str, float] = {q: float(v) for q, v in default_section("check")["abs_tolerance"].items()}
 #: Shipped relative tolerances (fraction of the recomputed value): the rules key ``check.rel_tolerance``.
@@ -323,182 +315,8 @@ def _against_report(
     )
 
 
-#: Volume columns may carry another unit in their name: unit suffix -> factor to mL.
-_VOLUME_SUFFIXES = {"_ml": 1.0, "_cm3": 1.0, "_cc": 1.0, "_mm3": 1e-3, "_l": 1e3}
-_VOLUMES = ("liver_volume", "tumor_volume", "remnant_volume")
-#: Other names of the quantities: ``netlm batch``'s cohort.csv ones (a colleague's cohort.csv can be
-#: checked as it is), the LiTS "tumour burden" as a percentage (DESIGN.md: the involvement), a count.
-_COHORT_NAMES = {
-    "intrahepatic_tumor_ml": "tumor_volume_ml",
-    "non_tumorous_liver_volume_ml": "remnant_volume_ml",
-    "tumor_burden_percent": "involvement_percent",
-    "number_of_lesions": "lesion_count",
-}
-#: A header with its unit in brackets: ``Tumor volume (mL)``.
-_BRACKET_UNIT = re.compile(r"^(.*?)\s*[(\[]\s*([^)\]]+?)\s*[)\]]$")
 #: Columns naming the study, in order of preference (``study_id``: cohort.csv's).
 _STUDY_COLUMNS = ("study", "study_id")
-
-
-def column_quantity(name: str) -> tuple[str, float] | None:
-    """The quantity a CSV column reports and the factor to its unit, or None for another column.
-
-    Names are matched without regard to case (``liver_volume_mL``), with spaces or hyphens for
-    underscores and the unit in brackets as a spreadsheet header has it (``Tumor volume (mL)``,
-    ``Involvement (%)``); a volume column may name its unit (``_ml``, ``_cm3``, ``_cc``, ``_mm3``,
-    ``_l``) and the British ``tumour``.
-
-    Examples
-    --------
-    >>> column_quantity("Tumour_Volume_mm3")
-    ('tumor_volume_ml', 0.001)
-    >>> column_quantity("Liver volume (cm3)")
-    ('liver_volume_ml', 1.0)
-    >>> column_quantity("Involvement [%]")
-    ('involvement_percent', 1.0)
-    >>> column_quantity("Tumour burden (%)")
-    ('involvement_percent', 1.0)
-    >>> column_quantity("Lesion count")
-    ('lesion_count', 1.0)
-    >>> column_quantity("tumor_volume") is None  # no unit: not guessed
-    True
-    """
-    key = name.strip().lower().replace("tumour", "tumor").replace("³", "3")
-    bracket = _BRACKET_UNIT.match(key)
-    if bracket:
-        unit = bracket.group(2).strip()
-        key = f"{bracket.group(1)}_{'percent' if unit == '%' else unit}"
-    key = re.sub(r"[\s\-]+", "_", key.strip())
-    if key in QUANTITIES:
-        return key, 1.0
-    if key in _COHORT_NAMES:
-        return _COHORT_NAMES[key], 1.0
-    for base in _VOLUMES:
-        for suffix, factor in _VOLUME_SUFFIXES.items():
-            if key == base + suffix:
-                return f"{base}_ml", factor
-    return None
-
-
-_CELL = re.compile(r"^([+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d+)?)\s*(%|[A-Za-z][A-Za-z0-9^]*)?$")
-#: Units a volume cell may carry (as a spreadsheet's number format writes it): factor to mL.
-_CELL_VOLUME_UNITS = {"ml": 1.0, "cm3": 1.0, "cm^3": 1.0, "cc": 1.0, "mm3": 1e-3, "mm^3": 1e-3, "l": 1e3}
-#: Digits grouped by thousands (one separator throughout), then an optional decimal part and unit.
-_GROUPED = re.compile(r"^([+-]?)(\d{1,3}((?:([,.\u00a0\u202f' \u2019])\d{3})(?:\4\d{3})*))([.,]\d*)?(\s*[^\d\s.,].*)?$")
-#: Thousands separators that are never a decimal separator (a space, no-break spaces, Swiss apostrophes).
-_SPACE_GROUPERS = "\u00a0\u202f' \u2019"
-
-
-def _ungrouped(cell: str, decimal_comma: bool) -> str:
-    """``cell`` without its thousands separators when they are unambiguous, else ``cell`` unchanged.
-
-    A space or apostrophe between groups of three digits is always a thousands separator; a comma is
-    one in a table with decimal points (a point in one with decimal commas) when the number also
-    has the table's decimal separator (``1,043.12``) or several groups (``1,043,120``): ``1,043``
-    alone may be a decimal comma, and stays refused. The decimal part is returned with a point.
-    """
-    m = _GROUPED.match(cell.strip())
-    if m is None:
-        return cell
-    sign, digits, groups, grouper, dec, rest = m.group(1), m.group(2), m.group(3), m.group(4), m.group(5), m.group(6)
-    point = "," if decimal_comma else "."
-    if grouper not in _SPACE_GROUPERS:
-        if grouper == point or (dec is not None and dec[0] != point):
-            return cell  # the grouper is the table's decimal separator, or two decimal separators
-        if dec is None and groups.count(grouper) < 2:
-            return cell  # 1,043: a thousands separator or a decimal comma
-    elif dec is not None and dec[0] != point:
-        return cell
-    number = digits.replace(grouper, "") + ("" if dec is None else "." + dec[1:])
-    return sign + number + (rest or "")
-
-
-@dataclass(frozen=True)
-class ReportedCell:
-    """A reported cell read as a number.
-
-    Attributes
-    ----------
-    value : float
-        The number as written (in the column's or the cell's own unit).
-    factor : float or None
-        The factor to the quantity's unit the cell's own unit gives (None: the column's).
-    half_step : float or None
-        Half the unit of the last decimal written (``0.9`` -> 0.05): the rounding of a value written
-        with a decimal part; None for an integer (``900`` may be exact).
-    """
-
-    value: float
-    factor: float | None
-    half_step: float | None
-
-
-def read_cell(cell: str, quantity: str, *, decimal_comma: bool = False) -> ReportedCell | None:
-    """A reported cell as a number, its own unit and its rounding (:class:`ReportedCell`), or None.
-
-    As :func:`cell_number`; the rounding is that of the decimals written (``2.6e2`` -> 5).
-
-    Examples
-    --------
-    >>> read_cell("0.9", "liver_volume_ml").half_step
-    0.05
-    >>> read_cell("1 043,5", "liver_volume_ml", decimal_comma=True)
-    ReportedCell(value=1043.5, factor=None, half_step=0.05)
-    >>> read_cell("900", "liver_volume_ml").half_step is None
-    True
-    """
-    m = _CELL.match(_ungrouped(cell, decimal_comma).strip())
-    if m is None:
-        return None
-    number, unit = m.group(1), m.group(2)
-    if "," in number:
-        if not decimal_comma or "." in number:
-            return None
-        number = number.replace(",", ".")
-    factor: float | None = None
-    if unit is not None:
-        if quantity.endswith("_percent") and unit == "%":
-            pass
-        elif quantity.endswith("_ml") and unit.lower() in _CELL_VOLUME_UNITS:
-            factor = _CELL_VOLUME_UNITS[unit.lower()]
-        else:
-            return None
-    mantissa, _, exponent = number.lower().partition("e")
-    half_step = None
-    if "." in mantissa:
-        decimals = len(mantissa.partition(".")[2])
-        half_step = 0.5 * 10.0 ** (int(exponent or 0) - decimals)
-    return ReportedCell(float(number), factor, half_step)
-
-
-def cell_number(cell: str, quantity: str, *, decimal_comma: bool = False) -> tuple[float, float | None] | None:
-    """The number of a reported cell and the factor its own unit gives (None: the column's), or None.
-
-    A spreadsheet saves a cell as it shows it: ``3.64%`` in a percentage column, ``21.2 mL`` or
-    ``770 mm3`` with a unit number format, ``1,043.12`` with thousands separators. The unit must
-    fit the quantity (``%`` for the percentages, a volume unit for the volumes, none for the
-    count); a decimal comma is read in tables separated by semicolons or tabs. Thousands
-    separators are read where unambiguous (:func:`_ungrouped`).
-
-    Examples
-    --------
-    >>> cell_number("3.64%", "involvement_percent")
-    (3.64, None)
-    >>> cell_number("770 mm3", "tumor_volume_ml")
-    (770.0, 0.001)
-    >>> cell_number("3,5 %", "involvement_percent", decimal_comma=True)
-    (3.5, None)
-    >>> cell_number("1,043.12 mL", "liver_volume_ml")
-    (1043.12, 1.0)
-    >>> cell_number("1.043,12", "liver_volume_ml", decimal_comma=True)
-    (1043.12, None)
-    >>> cell_number("1,043", "liver_volume_ml") is None  # 1043, or 1.043 with a decimal comma
-    True
-    >>> cell_number("12 mm", "tumor_volume_ml") is None  # not a volume
-    True
-    """
-    read = read_cell(cell, quantity, decimal_comma=decimal_comma)
-    return None if read is None else (read.value, read.factor)
 
 
 def _read_csv(path: Path) -> tuple[list[tuple[int, str, dict[str, float], dict[str, float]]], list[str]]:
