@@ -36,6 +36,7 @@ class LesionChange:
 
     # "matched" | "new" | "disappeared" | "split" (fragment of baseline_id) | "merged" (into followup_id) |
     # "not_imaged" (where the baseline lesion was, the follow-up image has no voxel: not assessable)
+    # | "normal_node" (a new lymph node of short axis < 10 mm: normal in RECIST 1.1, not a new lesion)
     status: str
     baseline_id: int | None
     followup_id: int | None

@@ -18,8 +18,9 @@ RECIST 1.1 (clinical_rules.md section 8)
     diameters, the rules file's ``[recist]`` limits). Follow-up diameter of a disappeared
     target is 0 mm; a target's fragments add their diameters, and a coalesced lesion's
     diameter counts once, for a target of its group (RECIST 1.1, Eisenhauer 2009: lesions
-    that split or coalesce [U]). Categories on the target sum and new lesions: PD if any
-    new lesion or an increase >= 20 % over the nadir (here the baseline) AND
+    that split or coalesce [U]). A follow-up lymph node with no baseline counterpart and a short
+    axis < 10 mm is normal, not a new lesion (status ``normal_node``). Categories on the target
+    sum and new lesions: PD if any new lesion or an increase >= 20 % over the nadir (here the baseline) AND
     >= 5 mm absolute; CR if all non-nodal targets disappeared and every nodal target's
     short axis is < 10 mm (the rules' ``node_pathological_short_axis_mm``); PR if a decrease >= 30 %
     from baseline; else SD; NE without targets. Non-target progression is not
@@ -376,6 +377,7 @@ def compare_studies(
     targets = {r["lesion_id"] for r in base_rec["targets"]}
     fov = outside_followup_fractions(baseline, followup, al)
     changes = lesion_changes(pairs, overlap_ml, baseline, followup, al, targets, fov)
+    normal_nodes = _normal_new_nodes(changes, followup, recist_rules)
     f_by_id = {les.id: les for les in followup.lesions}
     new_intra = [
         c for c in changes if c.status == "new" and f_by_id[int(c.followup_id or 0)].location == "intrahepatic"
@@ -437,6 +439,11 @@ def compare_studies(
                 f"target lesion(s) {', '.join(map(str, unseen_targets))} outside the follow-up image: not evaluable "
                 "(RECIST 1.1: NE unless progression)"
             ],
+        )
+    if normal_nodes:
+        why.append(
+            f"follow-up lymph node(s) {', '.join(f'{i} (short axis {d:.1f} mm)' for i, d in normal_nodes.items())} "
+            f"without a baseline counterpart: short axis < {node_normal_mm:g} mm, normal (RECIST 1.1), not new lesions"
         )
     if small:
         why.append(
@@ -502,6 +509,25 @@ def compare_studies(
         thresholds=t,
         warnings=warnings,
     )
+
+
+def _normal_new_nodes(
+    changes: Sequence[LesionChange], followup: MeasurementContext, recist_rules: Mapping[str, Any]
+) -> dict[int, float]:
+    """Follow-up lesions without a baseline counterpart that are normal lymph nodes: id -> short axis (mm).
+
+    RECIST 1.1: a node whose short axis is below ``node_pathological_short_axis_mm`` (10 mm) is
+    normal, not a lesion (``analyze`` reports it so), so it is no new lesion. Their status becomes
+    ``normal_node`` (in ``changes``).
+    """
+    fu_rec = recist_assessment(followup.lesions, recist_rules, _slice_mm(followup))["lesions"]
+    found: dict[int, float] = {}
+    for c in changes:
+        rec = fu_rec.get(int(c.followup_id or 0))
+        if c.status == "new" and rec is not None and rec["category"] == "normal_node":
+            c.status = "normal_node"
+            found[int(c.followup_id or 0)] = float(rec["diameter_mm"])
+    return found
 
 
 def _axis_diameter_mm(les: Lesion, short_axis: bool, method: str) -> float:
