@@ -116,3 +116,35 @@ def test_hepatic_sretv_counts_only_tissue_above_the_liver_suvmax(tmp_path, v):
     expected_ml = float(np.count_nonzero(LESION)) * VOXEL_ML if v > L_SUV else 0.0
     assert pet["sretv_ml"] == pytest.approx(expected_ml, abs=1e-6)
     assert pet["tlsre"] == pytest.approx(expected_ml * v, rel=1e-5, abs=1e-6)
+
+
+INNER = _ball((10.0, 0.0, 0.0), 8.0)  # the lesion's hot centre (SUV 20); its shell is LESION minus INNER
+
+
+@pytest.mark.parametrize(
+    ("delineation", "edge"),
+    [("rel:0.45", 0.45 * 20.0), ("abs:9", 9.0), ("liver:1.8", 1.8 * L_SUV)],  # all three put the edge at SUV 9
+)
+@pytest.mark.parametrize("shell", [8.9, 9.0, 9.1])
+def test_sretv_delineations_count_voxels_at_their_threshold(tmp_path, delineation, edge, shell):
+    """Section 7.4: rel:p counts voxels >= p x the lesion SUVmax, abs:t >= t, liver:k >= k x liver SUVmean.
+    A lesion with a 20 SUV centre and a shell at 8.9 / 9.0 / 9.1: the shell counts from 9.0 (both are above the
+    liver SUVmax 5, the avid floor)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "rules.toml").write_text(f'[pet]\ndefault_delineation = "{delineation}"\n')
+    suv = np.ones(SHAPE, dtype=np.float32)
+    suv[LIVER] = L_SUV
+    suv[ORGAN] = UPPER_SUV
+    suv[LESION] = shell
+    suv[INNER] = 20.0
+    labels = np.where(LESION, 2, np.where(LIVER, 1, np.where(ORGAN, 3, 0))).astype(np.uint8)
+    for name, arr in (("ct", np.where(LIVER, 60, -50).astype(np.int16)), ("pet", suv), ("seg", labels)):
+        write_nifti(tmp_path / f"{name}.nii.gz", arr, AFFINE)
+    argv = ["analyze", "--image", str(tmp_path / "ct.nii.gz"), "--seg", str(tmp_path / "seg.nii.gz")]
+    argv += ["--pet", str(tmp_path / "pet.nii.gz"), "--labels", "liver=1,lesion=2,spleen=3", "--rules"]
+    argv += [str(tmp_path / "rules.toml"), "--out", str(tmp_path / "out"), "--quiet"]
+    assert main(argv) == 0
+    pet = json.loads((tmp_path / "out" / "report.json").read_text())["pet"]
+    assert pet["delineation"] == delineation
+    counted = np.count_nonzero(INNER) + (np.count_nonzero(LESION & ~INNER) if shell >= edge else 0)
+    assert pet["sretv_ml"] == pytest.approx(counted * VOXEL_ML, abs=1e-6)
