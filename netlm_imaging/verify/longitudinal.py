@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from ..classify.recist import recist_assessment
-from ..classify.rules import load_rules
+from ..classify.rules import DIAMETER_REL_TOL, load_rules
 from ..errors import InputError
 from ..measure.context import Lesion, MeasurementContext
 from ..rules_data import default_section
@@ -175,9 +175,7 @@ def recist_response(
     """
     t = thresholds or ResponseThresholds()
     nadir = baseline_sum_mm if nadir_sum_mm is None else nadir_sum_mm
-    why: list[str] = []
-    if new_lesions:
-        why.append(f"{new_lesions} new lesion(s): progressive disease")
+    why = [f"{new_lesions} new lesion(s): progressive disease"] if new_lesions else []
     if baseline_sum_mm <= 0:
         if new_lesions:
             return "PD", why
@@ -185,7 +183,8 @@ def recist_response(
     inc_mm = followup_sum_mm - nadir
     inc_pct = 100.0 * inc_mm / nadir if nadir > 0 else (np.inf if inc_mm > 0 else 0.0)
     change_pct = 100.0 * (followup_sum_mm - baseline_sum_mm) / baseline_sum_mm
-    pd_size = inc_pct >= t.recist_pd_increase_percent - 1e-9 and inc_mm >= t.recist_pd_min_increase_mm - 1e-9
+    tol = DIAMETER_REL_TOL * max(nadir, followup_sum_mm, baseline_sum_mm)  # edges met within the diameters' noise
+    pd_size = inc_mm >= max(t.recist_pd_increase_percent / 100.0 * nadir, t.recist_pd_min_increase_mm) - tol
     if pd_size:
         why.append(
             f"target sum {followup_sum_mm:.1f} mm is {inc_pct:+.1f}% ({inc_mm:+.1f} mm) over the nadir "
@@ -201,7 +200,7 @@ def recist_response(
                 f"(target sum {followup_sum_mm:.1f} mm, lymph nodes only)"
             ]
         return "CR", ["all target lesions disappeared"]
-    if change_pct <= -t.recist_pr_decrease_percent + 1e-9:
+    if baseline_sum_mm - followup_sum_mm >= t.recist_pr_decrease_percent / 100.0 * baseline_sum_mm - tol:
         return "PR", [
             f"target sum {baseline_sum_mm:.1f} -> {followup_sum_mm:.1f} mm ({change_pct:+.1f}%; PR needs "
             f"<= -{t.recist_pr_decrease_percent:g}%)"
