@@ -323,3 +323,58 @@ def test_at_most_6_ablations_per_operation(tmp_path, n_lesions, n_ablated):
     assert len(treatments) == n_lesions
     assert treatments.count("ablation") == n_ablated
     assert rep["classification"]["achievable_debulking_percent"] == pytest.approx(100.0 * n_ablated / n_lesions)
+
+
+# ------------------------------------------------------------------ section 2: Frilling (wording [U], reading [D])
+@pytest.mark.parametrize(
+    ("sizes", "frilling"),
+    [
+        ({6: 40}, "I"),  # a single metastasis
+        ({2: 51, 6: 49}, "II"),  # bilobar, the largest holds 51 % > 50 % of the tumour: a dominant bulk
+        ({2: 50, 6: 50}, None),  # exactly half: no dominant lesion; involvement 0.8 % < 25 %: neither II nor III
+        ({2: 1000, 6: 1000, 8: 999}, None),  # no dominant lesion, involvement 2999 / 12000 < 25 %
+        ({2: 1000, 6: 1000, 8: 1000}, "III"),  # exactly 25 %: the rules' "at least" (diffuse_min_involvement_percent)
+        ({2: 1000, 6: 1000, 8: 1001}, "III"),
+        ({6: 30, 7: 20}, None),  # several lesions in one hemiliver: the wording covers no type
+    ],
+)
+def test_frilling_types_at_their_edges(tmp_path, sizes, frilling):
+    p = _liver()
+    lesion = p.liver & False
+    for seg, n in sizes.items():
+        lesion |= _in_segment(p, seg, n)
+    c = run_analyze(tmp_path, p.affine, p.liver & ~lesion, lesion, segments=p.seg)["classification"]
+    assert c["frilling_type"] == frilling
+    assert any("Frilling 2009 wording unverified" in r for r in c["rationale"])
+
+
+# ------------------------------------------------------------------ section 9: the standard resections
+#: clinical_rules.md section 9 (Brisbane 2000): removed segments of each standard resection (caudate kept)
+BRISBANE = {
+    "right_hepatectomy": [5, 6, 7, 8],
+    "left_hepatectomy": [2, 3, 4],
+    "extended_right_hepatectomy": [4, 5, 6, 7, 8],
+    "extended_left_hepatectomy": [2, 3, 4, 5, 8],
+    "left_lateral_sectionectomy": [2, 3],
+    "right_anterior_sectionectomy": [5, 8],
+    "right_posterior_sectionectomy": [6, 7],
+}
+
+
+def test_standard_resections_remove_the_brisbane_segments_and_subtract_tumour_in_the_remnant(tmp_path):
+    """Each resection's FLR = non-tumorous liver of the kept segments (the tumour inside the remnant subtracted,
+    section 6), counted here from the slabs: segment s holds 400 voxels per x-slice."""
+    p = _liver()
+    lesion = _in_segment(p, 3, 150) | _in_segment(p, 6, 90)
+    rep = run_analyze(tmp_path, p.affine, p.liver & ~lesion, lesion, segments=p.seg)
+    v = stored_voxel_ml(tmp_path / "grid", p.affine)
+    tumour = {3: 150, 6: 90}
+    got = {r["name"]: r for r in rep["remnant"]["standard_resections"]}
+    assert set(got) == set(BRISBANE)
+    for name, removed in BRISBANE.items():
+        kept = [s for s in range(1, 9) if s not in removed]
+        assert got[name]["removed_segments"] == removed
+        assert got[name]["remnant_segments"] == kept
+        voxels = sum((X[s][1] - X[s][0]) * NY * NZ - tumour.get(s, 0) for s in kept)
+        assert got[name]["flr_ml"] == pytest.approx(voxels * v, abs=1e-5)
+        assert got[name]["tumor_in_remnant_ml"] == pytest.approx(sum(tumour.get(s, 0) for s in kept) * v, abs=1e-5)
