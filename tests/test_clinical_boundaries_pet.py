@@ -148,3 +148,45 @@ def test_sretv_delineations_count_voxels_at_their_threshold(tmp_path, delineatio
     assert pet["delineation"] == delineation
     counted = np.count_nonzero(INNER) + (np.count_nonzero(LESION & ~INNER) if shell >= edge else 0)
     assert pet["sretv_ml"] == pytest.approx(counted * VOXEL_ML, abs=1e-6)
+
+
+#: (true SUV, expected grade) of four lesions on a ring in the liver, away from the grade edges
+RING = {0: (5.0, 2), 90: (14.0, 3), 180: (1.0, 0), 270: (20.0, 4)}
+
+
+def _ring_centre(angle: int) -> np.ndarray:
+    a = np.radians(angle)
+    return np.array([-20.0, 0.0, 0.0]) + 35.0 * np.array([np.cos(a), np.sin(a), 0.0])
+
+
+@pytest.mark.parametrize("image", ["clean", "noise 12 %", "blur 7 mm"])
+def test_a_noisy_or_blurred_pet_keeps_every_grade(tmp_path, image):
+    """Issue 14's cases through ``netlm analyze``: equal to liver stays 2, SUV 14 (spleen 15) stays 3, background
+    stays 0, above the spleen stays 4, with seeded 12 % voxel noise or a 7 mm FWHM blur."""
+    from scipy import ndimage
+
+    truth = np.ones(SHAPE)
+    truth[LIVER] = L_SUV
+    truth[ORGAN] = UPPER_SUV
+    lesions = np.zeros(SHAPE, dtype=bool)
+    for angle, (v, _) in RING.items():
+        ball = _ball(_ring_centre(angle), 14.0)
+        truth[ball] = v
+        lesions |= ball
+    if image.startswith("noise"):
+        truth = truth * (1.0 + 0.12 * np.random.default_rng(35).standard_normal(SHAPE))
+    elif image.startswith("blur"):
+        truth = ndimage.gaussian_filter(truth, 7.0 / (2.0 * np.sqrt(2.0 * np.log(2.0))) / 4.0)
+    labels = np.where(lesions, 2, np.where(LIVER, 1, np.where(ORGAN, 3, 0))).astype(np.uint8)
+    for name, arr in (("ct", np.where(LIVER, 60, -50).astype(np.int16)), ("pet", truth.astype(np.float32))):
+        write_nifti(tmp_path / f"{name}.nii.gz", arr, AFFINE)
+    write_nifti(tmp_path / "seg.nii.gz", labels, AFFINE)
+    argv = ["analyze", "--image", str(tmp_path / "ct.nii.gz"), "--seg", str(tmp_path / "seg.nii.gz")]
+    argv += ["--pet", str(tmp_path / "pet.nii.gz"), "--labels", "liver=1,lesion=2,spleen=3"]
+    assert main([*argv, "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    rep = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert len(rep["lesions"]) == 4
+    for les in rep["lesions"]:
+        angle = min(RING, key=lambda a: np.linalg.norm(np.asarray(les["centroid_lps_mm"]) - _ring_centre(a)))
+        assert np.linalg.norm(np.asarray(les["centroid_lps_mm"]) - _ring_centre(angle)) < 2.0
+        assert les["krenning_score"] == RING[angle][1], (image, RING[angle][0], les["krenning_statistic_suv"])
