@@ -41,6 +41,7 @@ import numpy as np
 
 from ..atomic import atomic_write_bytes
 from ..errors import GeometryError, InputError, UnsupportedError
+from ._seg_frames import frame_count, frame_plan, reference_measured_frames
 
 __all__ = ["masks_from_context", "write_seg", "write_seg_with_header"]
 
@@ -201,12 +202,21 @@ def _source_datasets(image_datasets: Sequence[Any] | None, ctx: Any, path: Path)
         )
     from ._hd_sources import highdicom_sources
 
-    dss = [s if isinstance(s, pydicom.Dataset) else pydicom.dcmread(str(s), stop_before_pixels=True) for s in sources]
+    read: dict[str, Any] = {}  # an Enhanced (multi-frame) image is listed once per slice: read it once
+    dss = []
+    for s in sources:
+        key = None if isinstance(s, pydicom.Dataset) else str(s)
+        if key is not None and key in read:
+            continue
+        ds = s if key is None else pydicom.dcmread(key, stop_before_pixels=True)
+        if key is not None:
+            read[key] = ds
+        dss.append(ds)
     dss = highdicom_sources(dss)
-    if len(dss) == 1 and int(getattr(dss[0], "NumberOfFrames", 1) or 1) > 1:
+    if len(dss) > 1 and any(frame_count(ds) > 1 for ds in dss):
         raise UnsupportedError(
-            f"{path}: writing a SEG on a multi-frame (Enhanced) image is not supported; convert the series to "
-            "single-frame images or use the JSON report"
+            f"{path}: the image spans several multi-frame (Enhanced) files; a DICOM SEG is written on one "
+            "multi-frame file or on single-frame slices. Use the JSON report, or convert the series to single-frame"
         )
     return dss
 
@@ -374,7 +384,8 @@ def write_seg_with_header(
     Raises
     ------
     UnsupportedError
-        No DICOM source images, or a multi-frame source.
+        No DICOM source images, or an image spanning several multi-frame files
+        (one multi-frame file is written on frame by frame, in its stored order).
     InputError
         No non-empty mask, or a mask whose shape is not the image grid's.
     GeometryError
@@ -426,16 +437,7 @@ def write_seg_with_header(
     from ._hd_sources import no_person_name_warnings
 
     dss = _source_datasets(image_datasets, ctx, out)
-    ks = []
-    for ds in dss:
-        ijk = np.asarray(ctx.image.lps_to_index(np.asarray(ds.ImagePositionPatient, float)[None, :]), float).reshape(3)
-        k = round(float(ijk[2]))
-        if abs(ijk[2] - k) > 0.05 or not 0 <= k < shape[2] or np.abs(ijk[:2]).max() > 0.05:
-            raise GeometryError(
-                f"{getattr(ds, 'filename', 'source image')}: its position is not slice origin of the measured grid "
-                f"(index {np.round(ijk, 3).tolist()}); pass the series the masks were measured on"
-            )
-        ks.append(k)
+    ks, plane_positions, frame_of_k = frame_plan(dss, ctx)
     descriptions = []
     for n, (label, role, _) in enumerate(items, start=1):
         category, prop = _ROLE_CODES.get(role, _ROLE_CODES["lesion"])
@@ -467,6 +469,8 @@ def write_seg_with_header(
         "device_serial_number": "0",
         "series_description": "netlm derived masks",
     }
+    if plane_positions is not None:
+        common["plane_positions"] = plane_positions
     frame_pixels = int(dss[0].Rows) * int(dss[0].Columns)
     if groups is not None and (len(groups) == 1 or frame_pixels % 8 == 0):
         parts, start = [], 0
@@ -487,6 +491,8 @@ def write_seg_with_header(
         stack = np.stack([np.stack([m[:, :, k].T for _, _, m in items], axis=-1) for k in ks]).astype(np.uint8)
         with no_person_name_warnings():
             seg = hd.seg.Segmentation(pixel_array=stack, segment_descriptions=descriptions, **common)
+    if frame_of_k is not None:
+        reference_measured_frames(seg, ctx, frame_of_k)
     if not include_identifiers:
         deidentify(seg)
     buf = io.BytesIO()
