@@ -112,6 +112,12 @@ class Alignment:
         Liver Dice in patient space before alignment (identity).
     liver_dice_after : float or None
         Liver Dice after alignment (follow-up liver resampled onto the baseline grid).
+    baseline_liver_in_view_percent : float or None
+        Share of the baseline liver that lies inside the follow-up image after alignment (its field
+        of view): below 100 the follow-up shows only part of the liver.
+    liver_dice_after_in_view : float or None
+        Liver Dice after alignment within the follow-up's field of view (the baseline liver
+        outside it left out); equals ``liver_dice_after`` when the view holds the whole liver.
     rigid_rotation_deg : list of float or None
         Euler angles (x, y, z; degrees) of the rigid stage.
     rigid_translation_mm : list of float or None
@@ -131,6 +137,8 @@ class Alignment:
     rigid_translation_mm: list[float] | None = None
     final_metric: float | None = None
     warnings: list[str] = field(default_factory=list)
+    baseline_liver_in_view_percent: float | None = None
+    liver_dice_after_in_view: float | None = None
 
     def sitk_transform(self) -> Any:
         """The transform as a SimpleITK AffineTransform (baseline -> follow-up points)."""
@@ -159,6 +167,8 @@ class Alignment:
             "rigid_rotation_deg": self.rigid_rotation_deg,
             "rigid_translation_mm": self.rigid_translation_mm,
             "final_metric_mm2": _r(self.final_metric),
+            "baseline_liver_in_view_percent": _r(self.baseline_liver_in_view_percent, 2),
+            "liver_dice_after_in_view": _r(self.liver_dice_after_in_view),
             "warnings": list(self.warnings),
         }
 
@@ -184,7 +194,37 @@ def identity_alignment(baseline_liver: Volume | None, followup_liver: Volume | N
     if baseline_liver is not None and followup_liver is not None:
         warped = resample_nearest(followup_liver, baseline_liver)
         al.liver_dice_before = al.liver_dice_after = dice_coefficient(baseline_liver.array, warped)
+        _judge_view(al, baseline_liver, followup_liver, warped, None)
     return al
+
+
+def _judge_view(
+    al: Alignment, baseline_liver: Volume, followup_liver: Volume, warped: np.ndarray, transform: Any
+) -> None:
+    """Set how much of the baseline liver the follow-up image holds and the Dice within it; warn when partial.
+
+    A follow-up that images only part of the liver (a shorter scan, an MR slab) gives a low Dice over
+    the whole liver however good the alignment, and liver volumes of different extents.
+    """
+    inside = resample_array(
+        np.ones(followup_liver.shape, dtype=bool),
+        followup_liver.affine,
+        baseline_liver.shape,
+        baseline_liver.affine,
+        transform=transform,
+    )
+    liver = np.asarray(baseline_liver.array, dtype=bool)
+    n = int(np.count_nonzero(liver))
+    held = int(np.count_nonzero(liver & inside))
+    al.baseline_liver_in_view_percent = 100.0 * held / n if n else None
+    al.liver_dice_after_in_view = dice_coefficient(liver & inside, warped)
+    if n and held < n:
+        al.warnings.append(
+            f"the follow-up image holds {al.baseline_liver_in_view_percent:.1f}% of the baseline liver (the rest lies "
+            "outside its field of view): the liver volumes measure different extents; the liver Dice after alignment "
+            f"is {al.liver_dice_after:.3f} over the whole baseline liver, {al.liver_dice_after_in_view:.3f} within "
+            "the follow-up's view"
+        )
 
 
 def orthogonal_twin(vol: Volume) -> Volume:
@@ -346,12 +386,14 @@ def align_liver_masks(
                 "registration's distance maps it was resampled (nearest neighbour) onto the orthogonal grid of its "
                 "slice planes (same voxel size); the Dice values are on the acquired grids"
             )
-    al.liver_dice_after = dice_coefficient(
-        baseline_liver.array, resample_nearest(followup_liver, baseline_liver, al.sitk_transform())
-    )
-    if al.liver_dice_after < min_dice:
+    warped = resample_nearest(followup_liver, baseline_liver, al.sitk_transform())
+    al.liver_dice_after = dice_coefficient(baseline_liver.array, warped)
+    _judge_view(al, baseline_liver, followup_liver, warped, al.sitk_transform())
+    judged = al.liver_dice_after_in_view if al.liver_dice_after_in_view is not None else al.liver_dice_after
+    if judged < min_dice:
+        where = "" if judged == al.liver_dice_after else " within the follow-up's field of view"
         al.warnings.append(
-            f"liver alignment is doubtful: liver Dice after registration {al.liver_dice_after:.3f} < {min_dice}; "
+            f"liver alignment is doubtful: liver Dice after registration{where} {judged:.3f} < {min_dice}; "
             "lesion matching may be wrong, check the livers or give studies a shared frame of reference"
         )
     logger.info("liver alignment: Dice %.3f -> %.3f", before, al.liver_dice_after)
