@@ -81,16 +81,25 @@
     if (i >= MS[0] || j >= MS[1] || k >= MS[2]) { return 0; }
     return L.data[i * L.strides[0] + j * L.strides[1] + k * L.strides[2]];
   }
-  function imageValue(q) {
+  function imageCode(q) {  // the 8-bit code of the image at q (0 and 255 hold everything beyond the range)
     var i = Math.min(IS[0] - 1, Math.floor(q[0] / IF[0])), j = Math.min(IS[1] - 1, Math.floor(q[1] / IF[1]));
     var k = Math.min(IS[2] - 1, Math.floor(q[2] / IF[2]));
-    return IMG.lo + img[i * IST[0] + j * IST[1] + k * IST[2]] * (IMG.hi - IMG.lo) / 255;
+    return img[i * IST[0] + j * IST[1] + k * IST[2]];
   }
-  function petValue(q) {
+  function petCode(q) {
     if (!pet) { return null; }
     var i = Math.min(pet.s[0] - 1, Math.floor(q[0] / pet.f[0])), j = Math.min(pet.s[1] - 1, Math.floor(q[1] / pet.f[1]));
     var k = Math.min(pet.s[2] - 1, Math.floor(q[2] / pet.f[2]));
-    return pet.d[(i * pet.s[1] + j) * pet.s[2] + k] * pet.max / 255;
+    return pet.d[(i * pet.s[1] + j) * pet.s[2] + k];
+  }
+  // A value read back from its 8-bit code over [lo, hi], with the decimals its step resolves; a code at
+  // an end of the range says so ("≥ 300 HU"): the page embeds values beyond it as the end, so a
+  // calcification or the hottest PET voxel must not read as the end value. lo = null: no lower end (SUV 0).
+  function codeText(code, lo, hi) {
+    var step = (hi - (lo || 0)) / 255, nd = Math.max(0, Math.min(2, Math.ceil(-Math.log10(step))));
+    if (code >= 255) { return "\u2265 " + hi.toFixed(nd); }
+    if (code <= 0 && lo !== null) { return "\u2264 " + lo.toFixed(nd); }
+    return ((lo || 0) + code * step).toFixed(nd);
   }
 
   // ------------------------------------------------------------------ state
@@ -235,9 +244,9 @@
     else { parts.push("outside liver and lesions"); }
     var s = maskAt("segments", q);
     if (s && !id) { parts.push("segment " + s); }
-    parts.push(imageValue(q).toFixed(0) + " " + IMG.unit);
-    var pv = petValue(q);
-    if (pv !== null) { parts.push("SUV " + pv.toFixed(1)); }
+    parts.push(codeText(imageCode(q), IMG.lo, IMG.hi) + " " + IMG.unit);
+    var pc = petCode(q);
+    if (pc !== null) { parts.push("SUV " + codeText(pc, null, pet.max)); }
     return parts.join("; ");
   }
 
