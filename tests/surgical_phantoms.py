@@ -23,6 +23,16 @@ from netlm_imaging.classify.clinical import ClinicalInputs
 from netlm_imaging.measure.context import Lesion, MeasurementContext
 from netlm_imaging.volume import Volume
 
+#: clinical_rules.md section 9 (Brisbane 2000): segments removed by each standard resection (caudate kept)
+BRISBANE_RESECTIONS = {
+    "right_hepatectomy": [5, 6, 7, 8],
+    "left_hepatectomy": [2, 3, 4],
+    "extended_right_hepatectomy": [4, 5, 6, 7, 8],
+    "extended_left_hepatectomy": [2, 3, 4, 5, 8],
+    "left_lateral_sectionectomy": [2, 3],
+    "right_anterior_sectionectomy": [5, 8],
+    "right_posterior_sectionectomy": [6, 7],
+}
 SPACING = (4.0, 5.0, 5.0)  # mm -> 100 mm3 = 0.1 mL per voxel
 #: The standard slab liver of the classification tests: 30 x-slices, 20 x 20 voxels each.
 SLICES = {1: 2, 2: 3, 3: 3, 4: 4, 5: 4, 6: 4, 7: 5, 8: 5}

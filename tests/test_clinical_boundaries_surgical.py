@@ -15,7 +15,7 @@ import math
 import numpy as np
 import pytest
 from cli_studies import fill, run_analyze, stored_voxel_ml
-from surgical_phantoms import NY, NZ, SLICES, SlabLiver, weight_for_telv
+from surgical_phantoms import BRISBANE_RESECTIONS, NY, NZ, SLICES, SlabLiver, weight_for_telv
 
 LIVER_VOXELS = 30 * NY * NZ  # 12000
 #: x-slice ranges of the segments in the slab liver
@@ -349,18 +349,6 @@ def test_frilling_types_at_their_edges(tmp_path, sizes, frilling):
 
 
 # ------------------------------------------------------------------ section 9: the standard resections
-#: clinical_rules.md section 9 (Brisbane 2000): removed segments of each standard resection (caudate kept)
-BRISBANE = {
-    "right_hepatectomy": [5, 6, 7, 8],
-    "left_hepatectomy": [2, 3, 4],
-    "extended_right_hepatectomy": [4, 5, 6, 7, 8],
-    "extended_left_hepatectomy": [2, 3, 4, 5, 8],
-    "left_lateral_sectionectomy": [2, 3],
-    "right_anterior_sectionectomy": [5, 8],
-    "right_posterior_sectionectomy": [6, 7],
-}
-
-
 def test_standard_resections_remove_the_brisbane_segments_and_subtract_tumour_in_the_remnant(tmp_path):
     """Each resection's FLR = non-tumorous liver of the kept segments (the tumour inside the remnant subtracted,
     section 6), counted here from the slabs: segment s holds 400 voxels per x-slice."""
@@ -370,8 +358,8 @@ def test_standard_resections_remove_the_brisbane_segments_and_subtract_tumour_in
     v = stored_voxel_ml(tmp_path / "grid", p.affine)
     tumour = {3: 150, 6: 90}
     got = {r["name"]: r for r in rep["remnant"]["standard_resections"]}
-    assert set(got) == set(BRISBANE)
-    for name, removed in BRISBANE.items():
+    assert set(got) == set(BRISBANE_RESECTIONS)
+    for name, removed in BRISBANE_RESECTIONS.items():
         kept = [s for s in range(1, 9) if s not in removed]
         assert got[name]["removed_segments"] == removed
         assert got[name]["remnant_segments"] == kept

@@ -7,6 +7,7 @@ import re
 import tomllib
 
 import pytest
+from surgical_phantoms import BRISBANE_RESECTIONS
 
 from netlm_imaging.classify.rules import default_rules_text, load_rules, meets
 from netlm_imaging.errors import InputError
@@ -35,15 +36,7 @@ def test_default_rules_values_match_clinical_rules_md():
     assert r["body"]["telv_slope_ml_per_m2"] == 1267.28
     assert r["body"]["bsa_formula"] == "mosteller"
     res = {k: sorted(v["segments"]) for k, v in r["resections"].items()}
-    assert res == {
-        "right_hepatectomy": [5, 6, 7, 8],
-        "left_hepatectomy": [2, 3, 4],
-        "extended_right_hepatectomy": [4, 5, 6, 7, 8],
-        "extended_left_hepatectomy": [2, 3, 4, 5, 8],
-        "left_lateral_sectionectomy": [2, 3],
-        "right_anterior_sectionectomy": [5, 8],
-        "right_posterior_sectionectomy": [6, 7],
-    }
+    assert res == BRISBANE_RESECTIONS
     assert r["anatomy"]["caudate_side"] == "separate"
     assert r["planner"]["ablation_max_diameter_mm"] == 30.0
     assert (
