@@ -43,6 +43,15 @@ class MrInputs:
     re_scale : tuple of float, optional
         ``(a_image, b_image, a_pre, b_pre)``: relative enhancement compares ``a x mean + b`` of the
         two images (:func:`netlm_imaging.io.mr_headers.signal_scale`).
+    ratios_withheld : str, optional
+        Why no signal ratio (LSC, lesion-to-liver, RE) or HUI is computed on this image (what its
+        pixels are: subtraction, Dixon fat, phase, map), else ``None``.
+    hepatocyte_withheld : str, optional
+        Why a hepatobiliary-timed signal image gets no LSC or HUI (no T1 gradient echo), else ``None``.
+    functional : bool
+        A hepatobiliary-phase T1 signal image: the hepatocyte indices (HUI) are measured.
+    component_note : str, optional
+        A note on what the pixels are that does not withhold the ratios (Dixon in-/opposed-phase).
     """
 
     provenance: MrProvenance
@@ -52,6 +61,10 @@ class MrInputs:
     pre_contrast_info: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
     re_scale: tuple[float, float, float, float] | None = None
+    ratios_withheld: str | None = None
+    hepatocyte_withheld: str | None = None
+    functional: bool = False
+    component_note: str | None = None
 
 
 def load_mr(
@@ -89,9 +102,16 @@ def load_mr(
     -------
     MrInputs
     """
-    from ..classify.mr_phase import classify_mr_phase
-    from ..io.mr_headers import MrSeries, mr_provenance, other_mr_series, with_study_contrast
+    from ..classify.mr_phase import (
+        classify_mr_phase,
+        component_note,
+        hepatocyte_indices_withheld,
+        ratios_withheld,
+        relative_enhancement_withheld,
+    )
+    from ..io.mr_headers import MrSeries, mr_provenance, other_mr_series, signal_scale, with_study_contrast
 
+    # the headers (io): this series, the study's other MR series, the user's pre-contrast image
     prov = mr_provenance(img)
     series = other_mr_series(img, dicom_index) if dicom_index else []
     # one injection per study: a series that does not state it takes the agent and time the others agree on
@@ -101,7 +121,30 @@ def load_mr(
         for s in series
     ]
     prov = with_study_contrast(prov, series)
+    user_pre: tuple[Volume, MrProvenance] | None = None
+    if pre_contrast is not None:
+        from ..io.loader import load_image
+
+        user_vol = load_image(pre_contrast, max_voxels=max_voxels, nonuniform="resample")
+        user_pre = (user_vol, mr_provenance(user_vol))
+    scale = signal_scale(prov)
+    scales = [signal_scale(s.provenance) for s in series]
+    user_scale = signal_scale(user_pre[1]) if user_pre is not None else None
+
+    # the decisions (classify): the phases, what the image can be used for, which pre-contrast images compare
     phase = classify_mr_phase(prov.to_dict(), rules, user_phase=user_phase)
+    component_withheld = ratios_withheld(prov.image_component)
+    hbp = phase["phase"] == "hepatobiliary"
+    not_t1 = hepatocyte_indices_withheld(prov.to_dict()) if hbp and component_withheld is None else None
+    found = MrInputs(
+        prov,
+        phase,
+        [],
+        ratios_withheld=component_withheld,
+        hepatocyte_withheld=not_t1,
+        functional=hbp and component_withheld is None and not_t1 is None,
+        component_note=component_note(prov.image_component),
+    )
     others = [
         {
             "series_instance_uid": s.series_instance_uid,
@@ -116,75 +159,71 @@ def load_mr(
         }
         for s in series
     ]
-    notes: list[str] = []
-    pre_vol: Volume | None = None
-    pre_info: dict[str, Any] | None = None
-    pre_prov: MrProvenance | None = None
-    pre = [(o, s) for o, s in zip(others, series, strict=True) if o["phase"] == "pre-contrast"]
-    if pre_contrast is not None:
-        from ..io.loader import load_image
+    found = replace(found, other_series=others)
+    candidates: list[tuple[MrProvenance, tuple[str, float, float] | None, dict[str, Any] | None]]
+    if user_pre is not None:
+        candidates = [(user_pre[1], user_scale, None)]
+    else:
+        candidates = [(s.provenance, sc, o) for o, s, sc in zip(others, series, scales, strict=True)]
+        candidates = [c for c in candidates if c[2] is not None and c[2]["phase"] == "pre-contrast"]
+    re_withheld = [
+        relative_enhancement_withheld(prov.to_dict(), p.to_dict(), (scale, sc), rules) for p, sc, _ in candidates
+    ]
 
-        pre_vol = load_image(pre_contrast, max_voxels=max_voxels, nonuniform="resample")
-        pre_info = {"source": "user (--pre-contrast)", "path": Path(pre_contrast).name}
-        pre_prov = mr_provenance(pre_vol)
-    elif pre:
+    # the pre-contrast image (io), then placed on the image grid
+    notes: list[str] = []
+    if not candidates:
+        return found
+    if user_pre is not None:
+        pre_vol = user_pre[0]
+        pre_info: dict[str, Any] = {"source": "user (--pre-contrast)", "path": Path(str(pre_contrast)).name}
+        n = 0
+    else:
         from ..io.dicom_series import read_series_from_index
 
-        chosen, chosen_series = min(pre, key=lambda p: _twin_rank(p[0], p[1].provenance, prov, rules))
-        if len(pre) > 1:
+        # same frame of reference, then comparable for RE, then the lowest series number
+        n = min(
+            range(len(candidates)),
+            key=lambda i: (
+                not (candidates[i][2] or {}).get("same_frame_of_reference"),
+                re_withheld[i] is not None,
+                (candidates[i][2] or {}).get("series_number") or 0,
+            ),
+        )
+        chosen = candidates[n][2]
+        assert chosen is not None
+        if len(candidates) > 1:
             notes.append(
-                f"{len(pre)} pre-contrast MR series in the study folder; series {chosen['series_number']} "
+                f"{len(candidates)} pre-contrast MR series in the study folder; series {chosen['series_number']} "
                 f"({chosen['series_instance_uid']}) is used for relative enhancement (same frame of reference, "
                 "image component and sequence first)"
             )
         uid = chosen["series_instance_uid"]
         pre_vol = read_series_from_index(dicom_index, series_uid=uid, nonuniform="resample", max_voxels=max_voxels)
         pre_info = {"source": "study folder", "series_instance_uid": uid}
-        pre_prov = chosen_series.provenance
-    pre_arr = None
+    pre_prov, pre_scale, _ = candidates[n]
+    why = re_withheld[n]
+    if why is not None:
+        pre_info["relative_enhancement_withheld"] = why
+        return replace(found, pre_contrast_info=pre_info, notes=[*notes, why])
     re_scale = None
-    if pre_vol is not None and pre_info is not None and pre_prov is not None:
-        withheld, re_scale = _comparable(prov, pre_prov, rules, pre_info)
-        if withheld is not None:
-            pre_info["relative_enhancement_withheld"] = withheld
-            notes.append(withheld)
-            return MrInputs(prov, phase, others, None, pre_info, notes)
-        pre_arr = _aligned(pre_vol, img, pre_info, notes)
-    return MrInputs(prov, phase, others, pre_arr, pre_info, notes, re_scale)
+    if scale is not None and pre_scale is not None:
+        pre_info["compared_on"] = _compared_on(scale[0], prov, pre_prov)
+        re_scale = (scale[1], scale[2], pre_scale[1], pre_scale[2])
+    pre_arr = _aligned(pre_vol, img, pre_info, notes)
+    return replace(found, pre_contrast=pre_arr, pre_contrast_info=pre_info, notes=notes, re_scale=re_scale)
 
 
-def _twin_rank(other: Mapping[str, Any], pre: MrProvenance, image: MrProvenance, rules: Mapping[str, Any]) -> tuple:
-    """Sort key of a pre-contrast candidate: same frame of reference, then comparable for RE, then series number."""
-    from ..classify.mr_phase import relative_enhancement_withheld
-    from ..io.mr_headers import signal_scale
-
-    comparable = (
-        relative_enhancement_withheld(image.to_dict(), pre.to_dict(), (signal_scale(image), signal_scale(pre)), rules)
-        is None
-    )
-    return (not other["same_frame_of_reference"], not comparable, other["series_number"] or 0)
-
-
-def _comparable(
-    image: MrProvenance, pre: MrProvenance, rules: Mapping[str, Any], info: dict[str, Any]
-) -> tuple[str | None, tuple[float, float, float, float] | None]:
-    """Why RE is withheld (or ``None``) and the affine maps onto comparable values; ``info`` gets the scale used."""
-    from ..classify.mr_phase import relative_enhancement_withheld
-    from ..io.mr_headers import signal_scale
-
-    scales = (signal_scale(image), signal_scale(pre))
-    withheld = relative_enhancement_withheld(image.to_dict(), pre.to_dict(), scales, rules)
-    post_scale, pre_scale = scales
-    if withheld is not None or post_scale is None or pre_scale is None:
-        return withheld, None
-    info["compared_on"] = {
+def _compared_on(kind: str, image: MrProvenance, pre: MrProvenance) -> str:
+    """What the relative enhancement compares (the report's ``mri.pre_contrast.compared_on``)."""
+    text = {
         "philips_fp": "Philips floating-point values: value / (RescaleSlope x ScaleSlope (2005,100E))",
         "real_world_value": "real-world values (RealWorldValueMappingSequence)",
         "stored": "the images' values (no scale stated in the headers)",
-    }[post_scale[0]]
+    }[kind]
     if image.source == "none" or pre.source == "none":
-        info["compared_on"] += "; sequence and scale of an image without headers could not be checked"
-    return None, (post_scale[1], post_scale[2], pre_scale[1], pre_scale[2])
+        text += "; sequence and scale of an image without headers could not be checked"
+    return text
 
 
 def _aligned(pre_vol: Volume, img: Volume, pre_info: dict[str, Any], notes: list[str]) -> np.ndarray:

@@ -32,7 +32,6 @@ class MrMeasurement:
 
 def measure_study_mr(ctx: MeasurementContext, mr: MrInputs, rules: Mapping[str, Any], *, n4: bool) -> MrMeasurement:
     """Signal, ratios and (hepatobiliary phase) the hepatic uptake index of an MR study."""
-    from ..classify.mr_phase import component_note, hepatocyte_indices_withheld, ratios_withheld
     from ..measure.mri import measure_mr_signal
     from ..measure.mri_bias import n4_bias_correct
 
@@ -62,10 +61,7 @@ def measure_study_mr(ctx: MeasurementContext, mr: MrInputs, rules: Mapping[str, 
             pre_arr = (pre_arr * gain).astype(np.float32)
             bias["pre_contrast"] = "divided by the image's bias field (one coil field for both acquisitions)"
         array = corrected
-    withheld = ratios_withheld(mr.provenance.image_component)
-    hbp = mr.phase["phase"] == "hepatobiliary"
-    not_t1 = hepatocyte_indices_withheld(mr.provenance.to_dict()) if hbp and withheld is None else None
-    functional = hbp and withheld is None and not_t1 is None
+    withheld, not_t1, functional = mr.ratios_withheld, mr.hepatocyte_withheld, mr.functional
     sig = measure_mr_signal(
         array,
         spacing_mm=spacing,
@@ -87,6 +83,6 @@ def measure_study_mr(ctx: MeasurementContext, mr: MrInputs, rules: Mapping[str, 
     elif not_t1 is not None:
         sig.notes.insert(0, not_t1)
         sig.ratios_withheld = not_t1
-    elif (note := component_note(mr.provenance.image_component)) is not None:
+    elif (note := mr.component_note) is not None:
         sig.notes.insert(0, note)
     return MrMeasurement(sig, bias, functional, pre_arr is not None)
