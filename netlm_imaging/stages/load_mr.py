@@ -1,5 +1,5 @@
 """MR in the load stage: the series' provenance and phase, the study's other MR series, and a
-pre-contrast image placed on the main grid.
+comparable pre-contrast image.
 
 The phase is read here because it says what the image is (hepatobiliary or not): the measure
 stage needs it to know whether hepatocyte function can be measured. Nothing here measures.
@@ -11,8 +11,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
 
 from ..volume import Volume
 
@@ -34,12 +32,13 @@ class MrInputs:
         The classified contrast phase (``phase``, ``basis``, ``delay_s``, ``notes``).
     other_series : list of dict
         The study folder's other MR image series with their phase.
-    pre_contrast : numpy.ndarray, optional
-        The pre-contrast image on the main image's grid.
+    pre_contrast : Volume, optional
+        The pre-contrast image as read (the measure stage places it on the image grid), when it is
+        comparable with the image.
     pre_contrast_info : dict, optional
-        Where it came from and how it was aligned (the report's ``mri.pre_contrast``).
+        Where it came from and what relative enhancement compares (the report's ``mri.pre_contrast``).
     notes : list of str
-        How the series were chosen and aligned.
+        How the series were chosen.
     re_scale : tuple of float, optional
         ``(a_image, b_image, a_pre, b_pre)``: relative enhancement compares ``a x mean + b`` of the
         two images (:func:`netlm_imaging.io.mr_headers.signal_scale`).
@@ -57,7 +56,7 @@ class MrInputs:
     provenance: MrProvenance
     phase: dict[str, Any]
     other_series: list[dict[str, Any]]
-    pre_contrast: np.ndarray | None = None
+    pre_contrast: Volume | None = None
     pre_contrast_info: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
     re_scale: tuple[float, float, float, float] | None = None
@@ -65,6 +64,16 @@ class MrInputs:
     hepatocyte_withheld: str | None = None
     functional: bool = False
     component_note: str | None = None
+
+
+#: What relative enhancement compares, by the kind of :func:`netlm_imaging.io.mr_headers.signal_scale`
+#: (the report's ``mri.pre_contrast.compared_on``).
+_COMPARED_ON = {
+    "philips_fp": "Philips floating-point values: value / (RescaleSlope x ScaleSlope (2005,100E))",
+    "real_world_value": "real-world values (RealWorldValueMappingSequence)",
+    "stored": "the images' values (no scale stated in the headers)",
+}
+_HEADLESS = "; sequence and scale of an image without headers could not be checked"
 
 
 def load_mr(
@@ -76,12 +85,11 @@ def load_mr(
     user_phase: str | None = None,
     max_voxels: int | None = None,
 ) -> MrInputs:
-    """Provenance, phase, the other MR series and the aligned pre-contrast image of an MR study.
+    """Provenance, phase, the other MR series and the pre-contrast image of an MR study.
 
     The pre-contrast image is the user's (``--pre-contrast``), else the study folder's
     pre-contrast series (the one in the image's frame of reference when there are several).
-    It is placed on the image grid by physical position when both share a frame of reference
-    (or one has none), else by rigid registration.
+    The measure stage places it on the image grid (:func:`netlm_imaging.stages.measure_mr.measure_study_mr`).
 
     Parameters
     ----------
@@ -208,50 +216,7 @@ def load_mr(
         return replace(found, pre_contrast_info=pre_info, notes=[*notes, why])
     re_scale = None
     if scale is not None and pre_scale is not None:
-        pre_info["compared_on"] = _compared_on(scale[0], prov, pre_prov)
+        headless = "none" in (prov.source, pre_prov.source)
+        pre_info["compared_on"] = _COMPARED_ON[scale[0]] + (_HEADLESS if headless else "")
         re_scale = (scale[1], scale[2], pre_scale[1], pre_scale[2])
-    pre_arr = _aligned(pre_vol, img, pre_info, notes)
-    return replace(found, pre_contrast=pre_arr, pre_contrast_info=pre_info, notes=notes, re_scale=re_scale)
-
-
-def _compared_on(kind: str, image: MrProvenance, pre: MrProvenance) -> str:
-    """What the relative enhancement compares (the report's ``mri.pre_contrast.compared_on``)."""
-    text = {
-        "philips_fp": "Philips floating-point values: value / (RescaleSlope x ScaleSlope (2005,100E))",
-        "real_world_value": "real-world values (RealWorldValueMappingSequence)",
-        "stored": "the images' values (no scale stated in the headers)",
-    }[kind]
-    if image.source == "none" or pre.source == "none":
-        text += "; sequence and scale of an image without headers could not be checked"
-    return text
-
-
-def _aligned(pre_vol: Volume, img: Volume, pre_info: dict[str, Any], notes: list[str]) -> np.ndarray:
-    """The pre-contrast image on the image grid: by position in one frame of reference, else registered."""
-    pre_for, img_for = pre_vol.frame_of_reference_uid, img.frame_of_reference_uid
-    if pre_for is None or img_for is None or pre_for == img_for:
-        from ..measure.grid import resample_to_grid
-
-        if pre_for is None or pre_for != img_for:
-            notes.append("no frame of reference to compare: the pre-contrast image is placed by its own geometry")
-        moving = pre_vol if pre_vol.array.dtype.kind == "f" else pre_vol.with_array(pre_vol.array.astype(np.float32))
-        pre_info["aligned_by"] = "physical position (same frame of reference)"
-        out = resample_to_grid(moving, img, linear=True)
-        # voxels the pre-contrast image does not cover (fully) are NaN: a region reaching them gets no RE
-        inside = resample_to_grid(pre_vol.with_array(np.ones(pre_vol.shape, dtype=np.float32)), img, linear=True)
-        covered = inside >= 0.999
-    else:
-        from ..geometry import register_rigid  # two frames of reference: the images are registered
-
-        pre_info["aligned_by"] = "rigid registration (Mattes mutual information, SimpleITK)"
-        # NaN beyond the registered image, as beyond a slab placed by position: no RE over zero fill
-        out = register_rigid(pre_vol.array, pre_vol.affine, img.array, img.affine, default_value=np.nan)
-        covered = np.isfinite(out)
-    share = float(np.count_nonzero(covered)) / covered.size
-    if share < 1.0:
-        out = np.where(covered, out, np.float32(np.nan)).astype(np.float32)
-        pre_info["covers_percent_of_image"] = round(100.0 * share, 2)
-        notes.append(
-            f"the pre-contrast image covers {100.0 * share:.1f}% of the image: RE only for regions wholly inside it"
-        )
-    return out
+    return replace(found, pre_contrast=pre_vol, pre_contrast_info=pre_info, notes=notes, re_scale=re_scale)

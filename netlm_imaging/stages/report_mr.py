@@ -72,12 +72,17 @@ def mr_report(
     sig, prov, phase = measured.signal, loaded.provenance, loaded.phase
     erosion = float(mri_rules["reference_erosion_mm"])
     hui = sig.hui_ml
+    pre_contrast = loaded.pre_contrast_info
+    if pre_contrast is not None:  # where it came from (load), then how it was placed (measure)
+        pre_contrast = {**pre_contrast, **measured.pre_contrast_alignment}
     block: dict[str, Any] = {
         "units": _UNITS,
         "provenance": prov.to_dict(),
         "phase": phase,
         "other_series": loaded.other_series,
-        "pre_contrast": loaded.pre_contrast_info,
+        "pre_contrast": None
+        if loaded.pre_contrast_info is None
+        else {**loaded.pre_contrast_info, **measured.pre_contrast_alignment},
         "bias_field_correction": measured.bias_field_correction,
         "liver_reference": sig.liver_reference.to_dict() if sig.liver_reference else None,
         "liver_parenchyma": sig.liver_parenchyma.to_dict() if sig.liver_parenchyma else None,
@@ -101,7 +106,11 @@ def mr_report(
         "research_measure": True,
         "source": mri_rules["hui_source"],
         "missing_inputs": functional.missing_inputs,
-        "notes": list(dict.fromkeys([*prov.notes, *phase["notes"], *loaded.notes, *sig.notes, *functional.notes])),
+        "notes": list(
+            dict.fromkeys(
+                [*prov.notes, *phase["notes"], *loaded.notes, *measured.alignment_notes, *sig.notes, *functional.notes]
+            )
+        ),
         "method": {
             "liver_reference": f"non-tumorous liver eroded by {erosion:g} mm",
             "spleen_reference": f"spleen eroded by {erosion:g} mm",
