@@ -106,3 +106,19 @@ def test_a_value_in_another_unit_is_discrepant_and_says_which_unit_it_fits(tmp_p
     (root / "w.csv").write_text("study,involvement_percent\ns1,7.5\n", encoding="utf-8")
     assert main(["check", str(root / "w.csv")]) == 1
     assert "agrees if" not in capsys.readouterr().out
+
+
+def test_a_burden_that_includes_the_extrahepatic_lesion_says_so(tmp_path: Path, capsys) -> None:
+    """The demo has 5 intrahepatic lesions (22.33 mL) and 1 extrahepatic (1.43 mL): 6 lesions, 23.76 mL in all."""
+    root = _study(tmp_path)
+    total_ml = TRUTH["intrahepatic_tumor_ml"] + TRUTH["extrahepatic_tumor_ml"]
+    total_n = TRUTH["intrahepatic_lesion_count"] + TRUTH["extrahepatic_lesion_count"]
+    assert abs(total_ml - TRUTH["intrahepatic_tumor_ml"]) > 1.0  # outside the 1 mL tolerance
+    (root / "t.csv").write_text(
+        f"study,tumor_volume_ml,lesion_count\ns1,{total_ml:.2f},{total_n}\ns1,30,{total_n + 1}\n", encoding="utf-8"
+    )
+    assert main(["check", str(root / "t.csv")]) == 1
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("s1 ")]
+    assert f"DISCREPANT  agrees with all lesions, extrahepatic ones included ({total_ml:.2f} mL)" in lines[0]
+    assert f"DISCREPANT  agrees with all lesions, extrahepatic ones included ({total_n})" in lines[1]
+    assert all("agrees" not in line for line in lines[2:])  # 30 mL and 7 lesions fit neither

@@ -310,9 +310,43 @@ def _against_report(
     """:func:`check_values` against a recomputed report dict, each undefined cell with its reason."""
     recomputed = quantities_from_report(report)
     reasons = undefined_reasons(report)
-    return check_values(
+    rows = check_values(
         study, reported, recomputed, abs_tol=abs_tol, rel_tol=rel_tol, rules=rules, reasons=reasons, rounding=rounding
     )
+    totals = _with_extrahepatic(report, recomputed)
+    for row in rows:  # a count or volume of all lesions, where the column means the intrahepatic ones
+        total = totals.get(row.quantity)
+        if row.verdict == "DISCREPANT" and not row.note and total is not None:
+            alt = check_values(
+                study,
+                {row.quantity: row.reported},
+                {row.quantity: total},
+                abs_tol=abs_tol,
+                rel_tol=rel_tol,
+                rules=rules,
+                rounding=rounding,
+            )[0]
+            if alt.verdict == "agree":
+                value = f"{total:.2f} mL" if row.quantity.endswith("_ml") else f"{total:g}"
+                row.note = (
+                    f"agrees with all lesions, extrahepatic ones included ({value}); "
+                    f"{row.quantity} is of the intrahepatic ones"
+                )
+    return rows
+
+
+def _with_extrahepatic(report: Mapping[str, Any], recomputed: Mapping[str, float | None]) -> dict[str, float]:
+    """The lesion count and tumour volume with the extrahepatic lesions, when the study has any."""
+    tumor = report.get("tumor") or {}
+    out: dict[str, float] = {}
+    for q, extra in (
+        ("lesion_count", tumor.get("extrahepatic_lesion_count")),
+        ("tumor_volume_ml", tumor.get("extrahepatic_volume_ml")),
+    ):
+        base = recomputed.get(q)
+        if base is not None and extra:
+            out[q] = float(base) + float(extra)
+    return out
 
 
 #: Columns naming the study, in order of preference (``study_id``: cohort.csv's).
