@@ -122,3 +122,20 @@ def test_a_burden_that_includes_the_extrahepatic_lesion_says_so(tmp_path: Path, 
     assert f"DISCREPANT  agrees with all lesions, extrahepatic ones included ({total_ml:.2f} mL)" in lines[0]
     assert f"DISCREPANT  agrees with all lesions, extrahepatic ones included ({total_n})" in lines[1]
     assert all("agrees" not in line for line in lines[2:])  # 30 mL and 7 lesions fit neither
+
+
+def test_an_involvement_column_given_as_a_fraction_is_read_as_one(tmp_path: Path, capsys) -> None:
+    """LiTS' tumour burden is a fraction of 1: 'Involvement (fraction)' 0.0261 is 2.61 %; a cell written '2.61%'
+    in it is a percentage already."""
+    root = _study(tmp_path)
+    fraction = TRUTH["involvement_percent"] / 100.0
+    (root / "f.csv").write_text(
+        f"study,Involvement (fraction)\ns1,{fraction:.4f}\ns1,{TRUTH['involvement_percent']:.2f}%\ns1,0.05\n",
+        encoding="utf-8",
+    )
+    assert main(["check", str(root / "f.csv")]) == 1
+    out = capsys.readouterr().out
+    rows = _cells(out)
+    assert [float(r[2]) for r in rows] == pytest.approx([100 * float(f"{fraction:.4f}"), 2.61, 5.0])
+    assert [r[6] for r in rows] == ["agree", "agree", "DISCREPANT"]
+    assert "column Involvement (fraction) read as involvement_percent (x 100)" in out

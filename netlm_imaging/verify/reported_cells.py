@@ -30,6 +30,8 @@ _COHORT_NAMES = {
     "tumor_burden_percent": "involvement_percent",
     "number_of_lesions": "lesion_count",
 }
+#: The involvement as a fraction of 1 (LiTS' tumour burden is one): its names -> factor to percent.
+_FRACTION_NAMES = {"involvement_fraction": 100.0, "tumor_burden_fraction": 100.0}
 #: A header with its unit in brackets: ``Tumor volume (mL)``.
 _BRACKET_UNIT = re.compile(r"^(.*?)\s*[(\[]\s*([^)\]]+?)\s*[)\]]$")
 
@@ -54,6 +56,8 @@ def column_quantity(name: str) -> tuple[str, float] | None:
     ('involvement_percent', 1.0)
     >>> column_quantity("Lesion count")
     ('lesion_count', 1.0)
+    >>> column_quantity("Involvement (fraction)")  # 0.026 is 2.6 %
+    ('involvement_percent', 100.0)
     >>> column_quantity("tumor_volume") is None  # no unit: not guessed
     True
     """
@@ -67,6 +71,8 @@ def column_quantity(name: str) -> tuple[str, float] | None:
         return key, 1.0
     if key in _COHORT_NAMES:
         return _COHORT_NAMES[key], 1.0
+    if key in _FRACTION_NAMES:
+        return "involvement_percent", _FRACTION_NAMES[key]
     for base in _VOLUMES:
         for suffix, factor in _VOLUME_SUFFIXES.items():
             if key == base + suffix:
@@ -152,7 +158,7 @@ def read_cell(cell: str, quantity: str, *, decimal_comma: bool = False) -> Repor
     factor: float | None = None
     if unit is not None:
         if quantity.endswith("_percent") and unit == "%":
-            pass
+            factor = 1.0  # a percentage whatever the column's unit (3.6 % in a fraction column)
         elif quantity.endswith("_ml") and unit.lower() in _CELL_VOLUME_UNITS:
             factor = _CELL_VOLUME_UNITS[unit.lower()]
         else:
@@ -177,11 +183,11 @@ def cell_number(cell: str, quantity: str, *, decimal_comma: bool = False) -> tup
     Examples
     --------
     >>> cell_number("3.64%", "involvement_percent")
-    (3.64, None)
+    (3.64, 1.0)
     >>> cell_number("770 mm3", "tumor_volume_ml")
     (770.0, 0.001)
     >>> cell_number("3,5 %", "involvement_percent", decimal_comma=True)
-    (3.5, None)
+    (3.5, 1.0)
     >>> cell_number("1,043.12 mL", "liver_volume_ml")
     (1043.12, 1.0)
     >>> cell_number("1.043,12", "liver_volume_ml", decimal_comma=True)
