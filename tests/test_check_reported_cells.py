@@ -119,7 +119,10 @@ def test_a_burden_that_includes_the_extrahepatic_lesion_says_so(tmp_path: Path, 
     )
     assert main(["check", str(root / "t.csv")]) == 1
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("s1 ")]
-    assert f"DISCREPANT  agrees with all lesions, extrahepatic ones included ({total_ml:.2f} mL)" in lines[0]
+    assert (
+        f"DISCREPANT  agrees with all lesions, extrahepatic ones included ({total_ml:.2f} mL); "
+        "tumor_volume_ml is of the intrahepatic lesions" in lines[0]
+    )
     assert f"DISCREPANT  agrees with all lesions, extrahepatic ones included ({total_n})" in lines[1]
     assert all("agrees" not in line for line in lines[2:])  # 30 mL and 7 lesions fit neither
 
@@ -139,3 +142,19 @@ def test_an_involvement_column_given_as_a_fraction_is_read_as_one(tmp_path: Path
     assert [float(r[2]) for r in rows] == pytest.approx([100 * float(f"{fraction:.4f}"), 2.61, 5.0])
     assert [r[6] for r in rows] == ["agree", "agree", "DISCREPANT"]
     assert "column Involvement (fraction) read as involvement_percent (x 100)" in out
+
+
+def test_a_remnant_reported_as_the_future_liver_remnant_says_so(tmp_path: Path, capsys) -> None:
+    """remnant_volume_ml is the non-tumorous liver (833.99 mL); a surgeon's 'remnant' is often the plan's FLR."""
+    root = _study(tmp_path)
+    out_dir = tmp_path / "out"
+    assert main(["analyze", str(DEMO), "--out", str(out_dir)]) == 0
+    flr = json.loads((out_dir / "report.json").read_text())["remnant"]["future_liver_remnant_ml"]
+    non_tumorous = TRUTH["liver_volume_ml"] - TRUTH["intrahepatic_tumor_ml"]
+    assert abs(flr - non_tumorous) > 0.02 * non_tumorous  # the FLR differs beyond the tolerance
+    (root / "r.csv").write_text(f"study,remnant_volume_ml\ns1,{flr:.1f}\ns1,{non_tumorous:.1f}\n", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["check", str(root / "r.csv")]) == 1
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("s1 ")]
+    assert f"DISCREPANT  agrees with the future liver remnant of the plan ({flr:.2f} mL)" in lines[0]
+    assert lines[1].rstrip().endswith("agree")

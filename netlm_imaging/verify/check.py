@@ -313,39 +313,53 @@ def _against_report(
     rows = check_values(
         study, reported, recomputed, abs_tol=abs_tol, rel_tol=rel_tol, rules=rules, reasons=reasons, rounding=rounding
     )
-    totals = _with_extrahepatic(report, recomputed)
-    for row in rows:  # a count or volume of all lesions, where the column means the intrahepatic ones
-        total = totals.get(row.quantity)
-        if row.verdict == "DISCREPANT" and not row.note and total is not None:
+    others = _other_readings(report, recomputed)
+    for row in rows:  # a number that another quantity of the study gives: say which (the verdict stays)
+        if row.verdict != "DISCREPANT" or row.note:
+            continue
+        for value, what in others.get(row.quantity, ()):
             alt = check_values(
                 study,
                 {row.quantity: row.reported},
-                {row.quantity: total},
+                {row.quantity: value},
                 abs_tol=abs_tol,
                 rel_tol=rel_tol,
                 rules=rules,
                 rounding=rounding,
             )[0]
             if alt.verdict == "agree":
-                value = f"{total:.2f} mL" if row.quantity.endswith("_ml") else f"{total:g}"
-                row.note = (
-                    f"agrees with all lesions, extrahepatic ones included ({value}); "
-                    f"{row.quantity} is of the intrahepatic ones"
-                )
+                shown = f"{value:.2f} mL" if row.quantity.endswith("_ml") else f"{value:g}"
+                row.note = f"agrees with {what} ({shown}); {row.quantity} is {_MEANING[row.quantity]}"
+                break
     return rows
 
 
-def _with_extrahepatic(report: Mapping[str, Any], recomputed: Mapping[str, float | None]) -> dict[str, float]:
-    """The lesion count and tumour volume with the extrahepatic lesions, when the study has any."""
+#: What each quantity is, for the notes of a cell that agrees with another reading.
+_MEANING = {
+    "lesion_count": "of the intrahepatic lesions",
+    "tumor_volume_ml": "of the intrahepatic lesions",
+    "remnant_volume_ml": "the non-tumorous liver",
+}
+
+
+def _other_readings(report: Mapping[str, Any], recomputed: Mapping[str, float | None]) -> dict[str, list[tuple]]:
+    """Other numbers a reviewer may have reported under a quantity's name: quantity -> [(value, what)].
+
+    The lesion count and tumour volume with the extrahepatic lesions (another tool's total of all
+    lesions), and the plan's future liver remnant for the remnant (a surgeon's "remnant").
+    """
     tumor = report.get("tumor") or {}
-    out: dict[str, float] = {}
+    flr = (report.get("remnant") or {}).get("future_liver_remnant_ml")
+    out: dict[str, list[tuple]] = {}
     for q, extra in (
         ("lesion_count", tumor.get("extrahepatic_lesion_count")),
         ("tumor_volume_ml", tumor.get("extrahepatic_volume_ml")),
     ):
         base = recomputed.get(q)
         if base is not None and extra:
-            out[q] = float(base) + float(extra)
+            out[q] = [(float(base) + float(extra), "all lesions, extrahepatic ones included")]
+    if flr is not None and recomputed.get("remnant_volume_ml") is not None:
+        out["remnant_volume_ml"] = [(float(flr), "the future liver remnant of the plan")]
     return out
 
 
