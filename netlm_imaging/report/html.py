@@ -201,9 +201,13 @@ def _mri_section(report: Mapping[str, Any]) -> dict[str, Any] | None:
     }
 
 
-def _lesion_columns(lesions: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def _lesion_columns(lesions: list[Mapping[str, Any]], image_unit: str | None = None) -> list[dict[str, Any]]:
+    """The lesion table's columns: those the lesions have, the mean intensity in the image's unit."""
     present = {k for les in lesions for k, v in les.items() if v is not None}
     cols = [{"key": k, "title": t, "nd": nd} for k, t, nd in LESION_COLUMNS if k in present or k in ("id", "volume_ml")]
+    for c in cols:
+        if c["key"] == "mean_intensity" and image_unit:
+            c["title"] = f"{c['title']} ({image_unit})"
     known = {k for k, _, _ in LESION_COLUMNS} | _LESION_SKIP
     extra = sorted(
         k
@@ -324,7 +328,7 @@ def _study_chunks(
             rationale=list(cls.get("rationale") or []),
             missing=[str(m) for m in cls.get("missing_inputs") or []],
             lesions=lesions,
-            lesion_cols=_lesion_columns(lesions),
+            lesion_cols=_lesion_columns(lesions, payload["image"].get("unit")),
             segments=_segments(report),
             method=[(k.replace("_", " "), v) for k, v in (report.get("method") or {}).items()],
         )
