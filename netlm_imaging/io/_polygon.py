@@ -20,7 +20,14 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["collapse_repeated_traversal", "fill_polygon", "shoelace_area"]
+__all__ = [
+    "add_outline_centres",
+    "collapse_repeated_traversal",
+    "fill_polygon",
+    "on_centres",
+    "outline_centres",
+    "shoelace_area",
+]
 
 
 def shoelace_area(points: np.ndarray) -> float:
@@ -77,6 +84,52 @@ def fill_polygon(points_ij: np.ndarray, shape_ij: tuple[int, int]) -> np.ndarray
     parity = (np.cumsum(toggles, axis=0)[:ni] & 1).astype(bool)
     out[:, j_lo : j_hi + 1] = parity
     return out
+
+
+def on_centres(points_ij: np.ndarray) -> bool:
+    """True when every vertex lies exactly on a pixel centre (integer coordinates)."""
+    p = np.asarray(points_ij, dtype=np.float64)
+    return bool(p.size) and bool(np.all(p == np.round(p)))
+
+
+def outline_centres(points_ij: np.ndarray, shape_ij: tuple[int, int]) -> np.ndarray:
+    """Boolean mask of the pixel centres lying on the edges of a polygon whose vertices are on centres.
+
+    An edge from ``p`` to ``q`` (integer points) passes through the centres ``p + t (q - p) / g`` for
+    ``t = 0 .. g``, ``g = gcd(|dx|, |dy|)``; centres outside ``shape_ij`` are dropped.
+
+    Examples
+    --------
+    >>> m = outline_centres(np.array([[1, 1], [3, 1], [3, 2], [1, 2]]), (5, 4))
+    >>> np.argwhere(m).tolist()
+    [[1, 1], [1, 2], [2, 1], [2, 2], [3, 1], [3, 2]]
+    """
+    ni, nj = int(shape_ij[0]), int(shape_ij[1])
+    out = np.zeros((ni, nj), dtype=bool)
+    p = np.round(np.asarray(points_ij, dtype=np.float64)).astype(np.int64)
+    for a, b in zip(p, np.roll(p, -1, axis=0)):
+        d = b - a
+        g = max(int(np.gcd(abs(int(d[0])), abs(int(d[1])))), 1)
+        pts = a[None, :] + np.arange(g + 1)[:, None] * (d // g)[None, :]
+        ok = (pts[:, 0] >= 0) & (pts[:, 0] < ni) & (pts[:, 1] >= 0) & (pts[:, 1] < nj)
+        out[pts[ok, 0], pts[ok, 1]] = True
+    return out
+
+
+def add_outline_centres(fill: np.ndarray, polygons: list[np.ndarray]) -> int:
+    """Add to ``fill`` the pixels whose centres lie on the polygons' outlines; return how many were added.
+
+    For an ROI whose every vertex is a pixel centre (:func:`on_centres`): rt-utils (cv2.findContours)
+    and other mask-to-RTSTRUCT writers trace the centres of the mask's edge pixels, for outer borders
+    and holes alike, so the pixels on the outline belong to the mask; the half-open centre rule alone
+    keeps only half of them (a traced 10 x 10 square would come back as 9 x 9; rt-utils PR #141).
+    """
+    edge = np.zeros_like(fill)
+    for poly in polygons:
+        edge |= outline_centres(poly, fill.shape)
+    added = int(np.count_nonzero(edge & ~fill))
+    fill |= edge
+    return added
 
 
 def collapse_repeated_traversal(points: np.ndarray, tol: float = 1e-3) -> tuple[np.ndarray, int]:

@@ -896,6 +896,26 @@ def _read_plain(
     )
 
 
+def _fractions(stored: np.ndarray, max_fractional: float, segment: str, source: str, warns: list[str]) -> np.ndarray:
+    """Fractions ``stored / MaximumFractionalValue`` in [0, 1] of one FRACTIONAL segment.
+
+    A segment that stores only 0 and 1 under a MaximumFractionalValue above 1 is a binary mask
+    written as FRACTIONAL with the wrong scale (OHIF #1346, dcmjs PR #309: the declared maximum is
+    not reliable). Read literally, every voxel would be 1/255 inside: the sum of fractions would be
+    255 times too small and the thresholded mask empty. It is read as binary (1 = inside), with a warning.
+    """
+    if max_fractional > 1 and stored.size and int(stored.max()) == 1:
+        msg = (
+            f"segment {segment}: FRACTIONAL with MaximumFractionalValue {max_fractional:g} but no stored value "
+            "above 1; read as a binary mask (1 = inside), as written by exporters that store binary masks as "
+            "FRACTIONAL"
+        )
+        warns.append(msg)
+        logger.warning("%s: %s", source, msg)
+        return (stored > 0).astype(np.float32)
+    return (stored.astype(np.float32) / np.float32(max_fractional)).clip(0.0, 1.0)
+
+
 def _layers(
     ident: _SegIdentity,
     segments: list[SegmentInfo],
@@ -925,7 +945,7 @@ def _layers(
             arr = np.zeros(grid.shape, dtype=dtype, order=_order(reference))
         warns = list(warnings)
         if fractional:
-            arr = (arr.astype(np.float32) / np.float32(ident.max_fractional)).clip(0.0, 1.0)
+            arr = _fractions(arr, ident.max_fractional, info.describe(), source, warns)
         if (num not in written) if written is not None else not np.any(arr):
             warns.append(f"segment {info.describe()} is empty")
             logger.warning("%s: segment %s is empty", source, info.describe())

@@ -41,6 +41,11 @@ Rasterisation rule
    polygon (even-odd rule, half-open on edges; :mod:`netlm_imaging.io._polygon`).
    Coordinates within :data:`SNAP_TOLERANCE` voxel of a centre are snapped to
    it first, so decimal round-off in ContourData cannot flip edge voxels.
+   An ROI whose **every** vertex lies on a voxel centre was traced from a mask
+   through its edge voxels' centres (rt-utils, cv2.findContours, for outer
+   borders and holes alike): the voxels whose centres lie on its outlines are
+   counted too (:data:`TRACED_RULE`, with a warning), so the mask comes back
+   voxel for voxel instead of losing half its edge (rt-utils PR #141).
 5. Contours on the same slice combine by **XOR**, so holes (a ring's inner
    contour) and islands inside holes come out right. Contours typed
    CLOSEDPLANAR_XOR (PS3.3 C.8.8.6.3, the exporter declaring the XOR) are
@@ -87,7 +92,7 @@ from ..volume import Volume
 from ._dicom_common import guard_malformed, without_preamble
 from ._dicom_resampled import nearest_original_slices, resampled_note
 from ._inflate import dcmread as bounded_dcmread
-from ._polygon import collapse_repeated_traversal, fill_polygon, shoelace_area
+from ._polygon import add_outline_centres, collapse_repeated_traversal, fill_polygon, on_centres, shoelace_area
 from .budget import check_voxel_budget
 from .formats import RTSTRUCT_SOP_CLASS
 from .labels import LabelSpec, RoleDecision, assign_roles, flag_for
@@ -104,7 +109,15 @@ from .rtstruct_slices import (
     slice_assignment,
 )
 
-__all__ = ["RASTERISATION_RULE", "RTSTRUCT_SOP_CLASS", "SLICE_TOLERANCE", "RoiInfo", "read_rt_rois", "read_rtstruct"]
+__all__ = [
+    "RASTERISATION_RULE",
+    "RTSTRUCT_SOP_CLASS",
+    "SLICE_TOLERANCE",
+    "TRACED_RULE",
+    "RoiInfo",
+    "read_rt_rois",
+    "read_rtstruct",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +131,8 @@ MIN_AREA_MM2 = 1e-6
 REGION_TYPES = ("CLOSED_PLANAR", "CLOSEDPLANAR_XOR")
 #: The rule, as recorded in every mask's meta.
 RASTERISATION_RULE = "voxel centre inside polygon (even-odd, half-open edges); contours on a slice combined by XOR"
+#: Added to the rule for an ROI whose every vertex lies on a voxel centre (see :func:`~._polygon.add_outline_centres`).
+TRACED_RULE = "; outlines traced through voxel centres also take the centres on them"
 
 
 @dataclass(frozen=True)
@@ -564,9 +579,18 @@ def read_rtstruct(
             along = None
         mask = np.zeros(reference.shape, dtype=bool)
         filled: dict[int, np.ndarray] = {}
+        traced = bool(planes) and all(on_centres(poly) for pl in planes for poly in pl.polygons)
+        on_outline = 0
         for plane in planes:
-            filled[id(plane)] = _fill_plane(
-                plane, (ni, nj), float(reference.spacing[0] * reference.spacing[1]), roi, warnings
+            fill = _fill_plane(plane, (ni, nj), float(reference.spacing[0] * reference.spacing[1]), roi, warnings)
+            if traced:
+                on_outline += add_outline_centres(fill, plane.polygons)
+            filled[id(plane)] = fill
+        if traced:
+            warnings.append(
+                f"ROI {roi.describe()}: every contour vertex lies on a voxel centre, as in outlines traced through "
+                f"the edge voxels of a mask (rt-utils, OpenCV); the {on_outline} voxel(s) whose centres lie on the "
+                "outlines are counted, as in the mask they were traced from (rt-utils PR #141)"
             )
         for k, plane in pairs:
             mask[:, :, k] |= _fill_off_plane(plane, k, along, filled[id(plane)], (ni, nj), roi)
@@ -596,7 +620,7 @@ def read_rtstruct(
             "roi_name": roi.name,
             "n_contours": len(contours),
             "n_contours_used": n_used,
-            "rasterisation": RASTERISATION_RULE,
+            "rasterisation": RASTERISATION_RULE + (TRACED_RULE if traced else ""),
             "warnings": warnings,
         }
         for w in warnings:
