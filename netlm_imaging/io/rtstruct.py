@@ -1,7 +1,8 @@
 """Rasterise DICOM RT Structure Sets (RTSTRUCT) onto a reference image grid.
 
 The reading rules below decide together which voxels an ROI fills; which image slices a
-contour plane fills (slices, slabs) lives in rtstruct_slices.py, the polygon fill in _polygon.py.
+contour plane fills (slices, slabs) lives in rtstruct_slices.py, the fill of one plane (XOR, twins, traced
+outlines) in rtstruct_planes.py, the polygon fill in _polygon.py.
 
 :func:`read_rtstruct` returns one :class:`~netlm_imaging.segmentation.MaskLayer`
 per ROI, each a boolean mask on the grid of the reference image.
@@ -92,10 +93,11 @@ from ..volume import Volume
 from ._dicom_common import guard_malformed, without_preamble
 from ._dicom_resampled import nearest_original_slices, resampled_note
 from ._inflate import dcmread as bounded_dcmread
-from ._polygon import add_outline_centres, collapse_repeated_traversal, fill_polygon, on_centres, shoelace_area
+from ._polygon import collapse_repeated_traversal, fill_polygon, shoelace_area
 from .budget import check_voxel_budget
 from .formats import RTSTRUCT_SOP_CLASS
 from .labels import LabelSpec, RoleDecision, assign_roles, flag_for
+from .rtstruct_planes import TRACED_RULE, fill_plane, fill_planes
 from .rtstruct_slices import (
     SLAB_RATIO,
     SLICE_TOLERANCE,
@@ -131,8 +133,6 @@ MIN_AREA_MM2 = 1e-6
 REGION_TYPES = ("CLOSED_PLANAR", "CLOSEDPLANAR_XOR")
 #: The rule, as recorded in every mask's meta.
 RASTERISATION_RULE = "voxel centre inside polygon (even-odd, half-open edges); contours on a slice combined by XOR"
-#: Added to the rule for an ROI whose every vertex lies on a voxel centre (see :func:`~._polygon.add_outline_centres`).
-TRACED_RULE = "; outlines traced through voxel centres also take the centres on them"
 
 
 @dataclass(frozen=True)
@@ -258,63 +258,6 @@ def _check_frames_of_reference(
         )
 
 
-def _fill_plane(
-    plane: ContourPlane, shape: tuple[int, int], pixel_mm2: float, roi: RoiInfo, warnings: list[str]
-) -> np.ndarray:
-    """The in-plane mask of one contour plane: its contours filled (voxel centres) and combined by XOR.
-
-    A CLOSED_PLANAR contour repeating another point for point is read once, and crossing outlines get a
-    warning (:func:`_warn_partial_overlap`); CLOSEDPLANAR_XOR contours are combined as the exporter declares.
-    """
-    acc = np.zeros(shape, dtype=bool)
-    outlines: list[frozenset[tuple[float, float]]] = []
-    for poly, declared_xor in zip(plane.polygons, plane.declared_xor):
-        outline = _outline_key(poly)
-        if outline in outlines and not declared_xor:  # XOR with its twin would erase the region on this slice
-            warnings.append(
-                f"ROI {roi.describe()}: a contour on slice index {plane.k_float:.2f} repeats another contour "
-                "of the slice point for point; the copy was ignored (combined by XOR it would erase the region)"
-            )
-            continue
-        outlines.append(outline)
-        fill = fill_polygon(poly, shape)
-        if not fill.any():
-            warnings.append(
-                f"ROI {roi.describe()}: a contour on slice index {plane.k_float:.2f} encloses no voxel "
-                f"centre (area {shoelace_area(poly) * pixel_mm2:.3g} mm^2); it changes nothing"
-            )
-            continue
-        n_fill = int(np.count_nonzero(fill))
-        if n_fill >= 4 and shoelace_area(poly) < 0.5 * n_fill:  # lobes winding opposite ways cancel
-            warnings.append(
-                f"ROI {roi.describe()}: a contour on slice index {plane.k_float:.2f} crosses itself "
-                "(figure-eight); filled by the even-odd rule, every lobe once, as plastimatch and "
-                "dcmrtstruct2nii do"
-            )
-        if not declared_xor:
-            _warn_partial_overlap(acc, fill, roi, plane.k_float, warnings)
-        np.logical_xor(acc, fill, out=acc)
-    return acc
-
-
-def _closes_itself(raw: Any, npts: int) -> bool:
-    """True when ContourData ends on its first point (within 1e-3 mm) and holds 3 other points: a closed outline."""
-    if raw is None or npts < 4 or len(raw) % 3 != 0:
-        return False
-    try:
-        first = np.asarray([float(v) for v in raw[:3]])
-        last = np.asarray([float(v) for v in raw[-3:]])
-    except (TypeError, ValueError):
-        return False
-    return bool(np.all(np.isfinite(first)) and np.max(np.abs(first - last)) < 1e-3)
-
-
-def _slice_list(ks: list[int], shown: int = 8) -> str:
-    """Slice indices as ``4, 6, 8`` (the first ``shown`` and the count when there are more)."""
-    head = ", ".join(str(k) for k in ks[:shown])
-    return head if len(ks) <= shown else f"{head} ... ({len(ks)} in all)"
-
-
 def _normal_drift(reference: Volume) -> np.ndarray | None:
     """In-plane index offset (i, j) per slice of a point moving along the slice normal; None on an orthogonal grid.
 
@@ -348,30 +291,25 @@ def _fill_off_plane(
         ij = poly + off
         snapped = np.round(ij)
         moved.append(np.where(np.abs(ij - snapped) < SNAP_TOLERANCE, snapped, ij))
-    return _fill_plane(ContourPlane(float(k), moved, list(plane.declared_xor)), shape, 1.0, roi, [])
+    return fill_plane(ContourPlane(float(k), moved, list(plane.declared_xor)), shape, 1.0, roi, [])
 
 
-def _outline_key(poly: np.ndarray) -> frozenset[tuple[float, float]]:
-    """The contour's points (voxel units, to 1e-3 voxel) whatever its start point and direction."""
-    return frozenset(map(tuple, np.round(poly, 3).tolist()))
+def _closes_itself(raw: Any, npts: int) -> bool:
+    """True when ContourData ends on its first point (within 1e-3 mm) and holds 3 other points: a closed outline."""
+    if raw is None or npts < 4 or len(raw) % 3 != 0:
+        return False
+    try:
+        first = np.asarray([float(v) for v in raw[:3]])
+        last = np.asarray([float(v) for v in raw[-3:]])
+    except (TypeError, ValueError):
+        return False
+    return bool(np.all(np.isfinite(first)) and np.max(np.abs(first - last)) < 1e-3)
 
 
-def _warn_partial_overlap(acc: np.ndarray, fill: np.ndarray, roi: RoiInfo, k: float, warnings: list[str]) -> None:
-    """Warn when a contour overlaps the slice's earlier ones without being nested (XOR then cuts the overlap out).
-
-    A hole lies inside the region (``fill`` within ``acc``), an outline around it (``acc`` within
-    ``fill``), an island apart from it: XOR gives what they mean. Two outlines that cross each other
-    are neither; XOR (the DICOM reading, as platipy and dcmrtstruct2nii combine) removes their
-    overlap, where a union would keep it, so the report says how many voxels that is.
-    """
-    inter = np.logical_and(acc, fill)
-    n = int(np.count_nonzero(inter))
-    if n == 0 or n == int(np.count_nonzero(fill)) or n == int(np.count_nonzero(acc)):
-        return
-    warnings.append(
-        f"ROI {roi.describe()}: contours on slice index {k:.2f} overlap without one lying inside the other; "
-        f"combined by XOR (the DICOM even-odd reading), their {n} shared voxel(s) are left out"
-    )
+def _slice_list(ks: list[int], shown: int = 8) -> str:
+    """Slice indices as ``4, 6, 8`` (the first ``shown`` and the count when there are more)."""
+    head = ", ".join(str(k) for k in ks[:shown])
+    return head if len(ks) <= shown else f"{head} ... ({len(ks)} in all)"
 
 
 def _planes_of_roi(
@@ -578,20 +516,9 @@ def read_rtstruct(
             pairs = slice_assignment(planes, nk, mode, source, roi.describe(), warnings, own_slices, names_own)
             along = None
         mask = np.zeros(reference.shape, dtype=bool)
-        filled: dict[int, np.ndarray] = {}
-        traced = bool(planes) and all(on_centres(poly) for pl in planes for poly in pl.polygons)
-        on_outline = 0
-        for plane in planes:
-            fill = _fill_plane(plane, (ni, nj), float(reference.spacing[0] * reference.spacing[1]), roi, warnings)
-            if traced:
-                on_outline += add_outline_centres(fill, plane.polygons)
-            filled[id(plane)] = fill
-        if traced:
-            warnings.append(
-                f"ROI {roi.describe()}: every contour vertex lies on a voxel centre, as in outlines traced through "
-                f"the edge voxels of a mask (rt-utils, OpenCV); the {on_outline} voxel(s) whose centres lie on the "
-                "outlines are counted, as in the mask they were traced from (rt-utils PR #141)"
-            )
+        filled, traced = fill_planes(
+            planes, (ni, nj), float(reference.spacing[0] * reference.spacing[1]), roi, warnings
+        )
         for k, plane in pairs:
             mask[:, :, k] |= _fill_off_plane(plane, k, along, filled[id(plane)], (ni, nj), roi)
         skipped = skipped_slices(mask) if along is None else []
