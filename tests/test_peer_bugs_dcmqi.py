@@ -1,0 +1,117 @@
+"""PEERS.md, dcmqi: segmentations written and converted by dcmqi's own command-line tools.
+
+dcmqi #462 / #513: ``segimage2itkimage`` writes only the slices the SEG holds and ``itkimage2segimage``
+leaves out empty frames, so the SEG's and the converted image's grids are not the CT's ("Dimensions of
+volume and segmentations are not matching"). Both directions must give the numbers of the mask they
+came from: the real dcmqi liver converted to NRRD by dcmqi (107,098 voxels = 70.362 mL, MANIFEST.md),
+and a SEG that dcmqi writes from a SimpleITK label map on an oblique anisotropic CT (truth: numpy
+counts times the voxel volume from the affine's determinant).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import numpy as np
+import pydicom
+import pytest
+import SimpleITK as sitk
+
+from tests.conftest import analyze_json, oblique_affine, shared_path
+from tests.dicom_factory import write_image_series
+from tests.dicom_tools import require_tool
+
+SHAPE = (36, 34, 12)
+AFFINE = oblique_affine(spacing=(0.8, 0.75, 2.0), angles_deg=(8.0, -5.0, 17.0), origin=(-80.0, 40.0, 380.0))
+
+
+def _code(value: str, meaning: str) -> dict[str, str]:
+    return {"CodeValue": value, "CodingSchemeDesignator": "SCT", "CodeMeaning": meaning}
+
+
+def _segment(label_id: int, name: str, category: dict, prop: dict) -> dict:
+    return {
+        "labelID": label_id,
+        "SegmentDescription": name,
+        "SegmentAlgorithmType": "MANUAL",
+        "SegmentedPropertyCategoryCodeSequence": category,
+        "SegmentedPropertyTypeCodeSequence": prop,
+    }
+
+
+NEOPLASM = _code("108369006", "Neoplasm")
+META = {  # dcmqi's metadata JSON (as its qiicr.org/dcmqi web generator writes it)
+    "ContentCreatorName": "Reader1",
+    "ClinicalTrialSeriesID": "Session1",
+    "ClinicalTrialTimePointID": "1",
+    "ClinicalTrialCoordinatingCenterName": "dcmqi",
+    "SeriesDescription": "Liver and tumour",
+    "SeriesNumber": "300",
+    "InstanceNumber": "1",
+    "BodyPartExamined": "LIVER",
+    "ContentLabel": "SEGMENTATION",
+    "ContentDescription": "netlm test",
+    "segmentAttributes": [
+        [
+            _segment(1, "Liver", _code("123037004", "Anatomical Structure"), _code("10200004", "Liver")),
+            _segment(2, "Tumor", _code("49755003", "Morphologically Altered Structure"), NEOPLASM),
+        ]
+    ],
+}
+
+
+def _label_image(labels: np.ndarray) -> sitk.Image:
+    """The label map ``[i, j, k]`` as a SimpleITK image on the CT's LPS geometry."""
+    img = sitk.GetImageFromArray(np.ascontiguousarray(np.transpose(labels, (2, 1, 0))))
+    a3 = AFFINE[:3, :3]
+    spacing = np.linalg.norm(a3, axis=0)
+    img.SetSpacing(spacing.tolist())
+    img.SetOrigin(AFFINE[:3, 3].tolist())
+    img.SetDirection((a3 / spacing).flatten().tolist())
+    return img
+
+
+def test_seg_written_by_itkimage2segimage_on_an_oblique_ct(tmp_path):
+    tool = require_tool("itkimage2segimage", "PyPI dcmqi")
+    paths = write_image_series(tmp_path / "ct", np.full(SHAPE, 60.0), AFFINE, seed=17)
+    labels = np.zeros(SHAPE, np.uint8)
+    labels[4:32, 5:30, 1:11] = 1
+    labels[10:20, 12:24, 3:8] = 2
+    sitk.WriteImage(_label_image(labels), str(tmp_path / "labels.nrrd"))
+    (tmp_path / "meta.json").write_text(json.dumps(META))
+    seg = tmp_path / "seg.dcm"
+    args = ["--inputImageList", str(tmp_path / "labels.nrrd"), "--inputDICOMDirectory", str(paths[0].parent)]
+    run = subprocess.run(
+        [tool, *args, "--outputDICOM", str(seg), "--inputMetadata", str(tmp_path / "meta.json")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    # dcmqi leaves the empty frames out: 10 liver + 5 tumour frames of 2 x 12 slices
+    assert int(pydicom.dcmread(seg).NumberOfFrames) == 15
+    rep = analyze_json("--image", str(paths[0].parent), "--seg", str(seg))
+    voxel_ml = abs(np.linalg.det(AFFINE[:3, :3])) / 1000.0
+    assert rep["liver"]["voxel_count"] == int(np.count_nonzero(labels))
+    assert rep["tumor"]["intrahepatic_volume_ml"] == pytest.approx((labels == 2).sum() * voxel_ml, abs=1e-4)
+    assert rep["tumor"]["lesion_count"] == 1
+    assert rep["study"]["grid"]["resampled"] is False
+
+
+def test_real_liver_converted_by_segimage2itkimage_gives_70_362_ml(tmp_path):
+    tool = require_tool("segimage2itkimage", "PyPI dcmqi")
+    data = shared_path("dcmqi_ct3slice_seg", "data", "segmentations")
+    out = tmp_path / "nrrd"
+    out.mkdir()
+    run = subprocess.run(
+        [tool, "--inputDICOM", str(data / "liver.dcm"), "--outputDirectory", str(out), "-t", "nrrd"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    rep = analyze_json("--image", str(data / "ct-3slice"), "--seg", str(out / "1.nrrd"), "--labels", "liver=1")
+    assert rep["liver"]["voxel_count"] == 107_098
+    assert rep["liver"]["volume_ml"] == pytest.approx(70.362, abs=1e-3)
+    assert rep["liver"]["mean_intensity"] == pytest.approx(37.3, abs=0.05)
