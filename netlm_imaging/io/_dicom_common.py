@@ -267,6 +267,10 @@ class DicomFileInfo:
         AcquisitionDate / Time / DateTime as written ("" when absent); with
         ``decay_factor`` (PET Decay Factor (0054,1321), None when absent) the
         per-slice facts SUV conversion needs, so it does not re-read headers.
+    echo_number, echo_time, diffusion_b_value : int, float or None
+        EchoNumbers, EchoTime (ms) and DiffusionBValue (0018,9087) (None when absent or
+        multi-valued): what tells the echoes of a multi-echo series, or the b-values of a
+        diffusion series, apart when the scanner files them under one SeriesInstanceUID.
     """
 
     path: Path
@@ -305,6 +309,9 @@ class DicomFileInfo:
     temporal_position: int | None = None
     convolution_kernel: str = ""
     slice_thickness: float | None = None
+    echo_number: int | None = None
+    echo_time: float | None = None
+    diffusion_b_value: float | None = None
     #: The parsed SEG header of a SEG file, handed to the SEG reader: no second parse (a pydicom dataset with
     #: deferred PixelData, or the raw-byte header of a plain BINARY SEG, :class:`._seg_header.PlainSeg`).
     dataset: Any = field(default=None, repr=False, compare=False)
@@ -702,7 +709,10 @@ _FAST_TAGS: dict[int, bytes] = {
     0x00080032: b"TM",  # AcquisitionTime
     0x00080060: b"CS",  # Modality
     0x00180050: b"DS",  # SliceThickness
+    0x00180081: b"DS",  # EchoTime
+    0x00180086: b"IS",  # EchoNumbers
     0x00181210: b"SH",  # ConvolutionKernel
+    0x00189087: b"FD",  # DiffusionBValue
     0x0008103E: b"LO",  # SeriesDescription
     0x0020000D: b"UI",  # StudyInstanceUID
     0x0020000E: b"UI",  # SeriesInstanceUID
@@ -735,6 +745,7 @@ _MAX_HEADER_BYTES = 1 << 24
 _NUMBER_CHARS = frozenset("0123456789+-.eE")
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
+_F64 = struct.Struct("<d")
 _TAG = struct.Struct("<HH")
 #: An explicit VR element's tag, VR and 2-byte length; an implicit VR element's tag and 4-byte length.
 _EXPLICIT_ELEMENT = struct.Struct("<HH2sH")
@@ -1002,6 +1013,23 @@ def _fast_int(raw: bytes | None) -> int | None:
     return int(values[0])
 
 
+def _fast_single(raw: bytes | None) -> float | None:
+    """A DS value when there is exactly one, else None (as :func:`_ds_single` gives it)."""
+    values = _fast_numbers(raw)
+    return float(values[0]) if values is not None and len(values) == 1 else None
+
+
+def _fast_single_int(raw: bytes | None) -> int | None:
+    """An IS value when there is exactly one, else None (as :func:`_ds_single_int` gives it)."""
+    values = _fast_numbers(raw, integer=True)
+    return int(values[0]) if values is not None and len(values) == 1 else None
+
+
+def _fast_fd(raw: bytes | None) -> float | None:
+    """A single little-endian FD value, or None when absent (or not 8 bytes: several values)."""
+    return float(_F64.unpack(raw)[0]) if raw is not None and len(raw) == 8 else None
+
+
 def _fast_us(raw: bytes | None) -> int:
     if raw is None or len(raw) == 0:
         return 0
@@ -1139,6 +1167,9 @@ def _fast_common(v: dict[int, bytes], charset: str) -> dict[str, Any]:
         "temporal_position": _fast_int(v.get(0x00200100)),
         "convolution_kernel": _fast_text(v.get(0x00181210), charset).strip(),
         "slice_thickness": _fast_optional(v.get(0x00180050)),
+        "echo_number": _fast_single_int(v.get(0x00180086)),
+        "echo_time": _fast_single(v.get(0x00180081)),
+        "diffusion_b_value": _fast_fd(v.get(0x00189087)),
     }
 
 
@@ -1338,6 +1369,9 @@ def _read_header_pydicom(path: Path) -> DicomFileInfo | None:
         temporal_position=_ds_int(ds, "TemporalPositionIdentifier"),
         convolution_kernel=_ds_multi_text(ds, "ConvolutionKernel"),
         slice_thickness=_ds_float(ds, "SliceThickness"),
+        echo_number=_ds_single_int(ds, "EchoNumbers"),
+        echo_time=_ds_single(ds, "EchoTime"),
+        diffusion_b_value=_ds_single(ds, "DiffusionBValue"),
         dataset=ds if kind == SEG else None,
     )
 
@@ -1362,6 +1396,24 @@ def _ds_int(ds: Any, keyword: str) -> int | None:
         return None if value in (None, "") else int(value)
     except (TypeError, ValueError):
         return None
+
+
+def _ds_single(ds: Any, keyword: str) -> float | None:
+    """A numeric element with exactly one value, else None (absent, empty, several values, not a number)."""
+    from pydicom.multival import MultiValue
+
+    value = ds.get(keyword)
+    if value is None or value == "" or isinstance(value, (list, tuple, MultiValue)):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _ds_single_int(ds: Any, keyword: str) -> int | None:
+    value = _ds_single(ds, keyword)
+    return int(value) if value is not None and value.is_integer() else None
 
 
 def _ds_float(ds: Any, keyword: str) -> float | None:

@@ -383,6 +383,9 @@ RECONSTRUCTION_KEYS: tuple[tuple[str, str], ...] = (
     ("acquisition_number", "AcquisitionNumber"),
     ("temporal_position", "TemporalPositionIdentifier"),
     ("image_type", "ImageType"),
+    ("echo_number", "EchoNumbers"),
+    ("echo_time", "EchoTime"),
+    ("diffusion_b_value", "b-value"),
 )
 
 
@@ -434,10 +437,19 @@ def split_reconstructions(files: Sequence[DicomFileInfo]) -> list[tuple[str, lis
             if not overlapping:
                 continue
             stacks = [
-                sub for _, g in sorted(groups.items(), key=lambda kv: str(kv[0])) for _, sub in split_reconstructions(g)
+                sub
+                for _, g in sorted(groups.items(), key=lambda kv: _value_order(kv[0]))
+                for _, sub in split_reconstructions(g)
             ]
             return [(_stack_label(st, stacks), st) for st in stacks]
     return [("", list(files))]
+
+
+def _value_order(value: Any) -> tuple[int, float, str]:
+    """Sort key of the values that split a series: numbers by value (b 0, 50, 400, 800; SeriesNumber 2 before 10)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (0, float(value), "")
+    return (1, 0.0, str(value))
 
 
 #: What tells the stacks of one Enhanced file apart (FrameGeometry attribute, label in messages).
@@ -499,7 +511,10 @@ def _stack_label(stack: list[DicomFileInfo], stacks: list[list[DicomFileInfo]]) 
         values = [getattr(st[0], attr) for st in stacks]
         if len({str(v) for v in values}) > 1:
             value = getattr(stack[0], attr)
-            parts.append(f"{name} {chr(92).join(value) if isinstance(value, tuple) else value}")
+            text = (
+                chr(92).join(value) if isinstance(value, tuple) else f"{value:g}" if isinstance(value, float) else value
+            )
+            parts.append(f"{name} {text}")
     return ", ".join(parts)
 
 
@@ -885,9 +900,11 @@ def _sorted_slices(group: SeriesGroup, normal: np.ndarray, where: str) -> list[_
                 )
                 continue
             n_same = sum(1 for t in slices if abs(t.position_mm - s.position_mm) <= DUPLICATE_TOLERANCE_MM)
+            a, b = prev.info.path, s.info.path
+            names = (a.name, b.name) if a.name != b.name else (f"{a.parent.name}/{a.name}", f"{b.parent.name}/{b.name}")
             raise DicomError(
                 f"{where}: {n_same} images share the slice position {_fmt(s.position_mm)} mm "
-                f"({prev.info.path.name}, {s.info.path.name}): several phases, echoes or time points in one "
+                f"({names[0]}, {names[1]}): several phases, echoes or time points in one "
                 "series; export one volume per series."
             )
         out.append(s)
