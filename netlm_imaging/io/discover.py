@@ -45,6 +45,7 @@ __all__ = [
     "SegmentationCandidate",
     "candidates_in",
     "discover_study",
+    "expand_segmentation_folders",
     "load_manifest",
     "study_facts",
 ]
@@ -521,6 +522,89 @@ def _is_apple_double(p: Path) -> bool:
     return p.name.startswith("._")
 
 
+def _role_masks_in(folder: Path) -> tuple[list[SegmentationCandidate], list[Path]]:
+    """The masks named after their role directly in ``folder`` (TotalSegmentator's one file per structure) and
+    the other volumes there (other organs, vessels: no role by their names)."""
+    masks: list[SegmentationCandidate] = []
+    others: list[Path] = []
+    for p in sorted(folder.iterdir()):
+        base = volume_base_name(p) if p.is_file() and not _is_apple_double(p) else None
+        if base is None:
+            continue
+        role = None if p.name.lower().endswith(".seg.nrrd") else role_of_mask_name(base)
+        if role:
+            masks.append(SegmentationCandidate(path=p, kind=_file_kind(p), role=role))
+        else:
+            others.append(p)
+    return masks, others
+
+
+def _unused_note(unused: list[Path], where: str = "") -> str:
+    shown = ", ".join(p.name for p in unused[:20]) + (f" and {len(unused) - 20} more" if len(unused) > 20 else "")
+    return (
+        f"not used{where} (no role by their names, docs/study_folders.md): {shown}; pass one with --seg ROLE=PATH "
+        "or list it in a netlm.json manifest"
+    )
+
+
+def _mask_subfolder(folder: Path) -> tuple[Path, list[SegmentationCandidate], list[Path]] | None:
+    """The one subfolder of ``folder`` holding masks named after their role (``TotalSegmentator -o segmentations``).
+
+    None when no subfolder holds such masks; several such subfolders are an :class:`InputError` naming them.
+    """
+    found = []
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        masks, others = _role_masks_in(sub)
+        if masks:
+            found.append((sub, masks, others))
+    if len(found) > 1:
+        raise InputError(
+            f"{folder}: masks named after their structure in {len(found)} subfolders "
+            f"({', '.join(f[0].name for f in found)}); pass the one to measure with --seg FOLDER, or use a "
+            "netlm.json manifest."
+        )
+    return found[0] if found else None
+
+
+def expand_segmentation_folders(segs: list[str]) -> tuple[list[str], list[str]]:
+    """``--seg`` arguments with each folder replaced by the segmentation(s) it holds, and a note per folder.
+
+    A folder of masks named after their structure (TotalSegmentator's ``segmentations/``: ``liver.nii.gz``,
+    ``liver_tumor.nii.gz``, ``spleen.nii.gz`` ...) gives each as ``ROLE=PATH``; a folder holding one DICOM
+    SEG or RTSTRUCT (a PACS export's series folder) gives that file. Other folders are an
+    :class:`InputError` saying what they hold.
+    """
+    out: list[str] = []
+    notes: list[str] = []
+    for arg in segs:
+        path = Path(arg)
+        if not path.is_dir():
+            out.append(arg)
+            continue
+        masks, others = _role_masks_in(path)
+        if masks:
+            out.extend(m.argument for m in masks)
+            notes.append(
+                f"{path}: the masks named after their structure: " + ", ".join(f"{m.role}={m.path.name}" for m in masks)
+            )
+            if others:
+                notes.append(_unused_note(others, f" in {path}"))
+            continue
+        objects = [i for i in scan_dicom_folder(path) if i.kind in (SEG, RTSTRUCT)]
+        if len(objects) == 1:
+            out.append(str(objects[0].path))
+            notes.append(f"{path}: its one segmentation object {objects[0].path.name} ({objects[0].kind})")
+            continue
+        held = (
+            f"{len(objects)} segmentation objects ({', '.join(i.path.name for i in objects[:10])}); pass one file"
+            if objects
+            else "no mask named after its structure (liver.nii.gz, liver_tumor.nii.gz ...) and no DICOM SEG / "
+            "RTSTRUCT; pass the segmentation file"
+        )
+        raise InputError(f"{path}: --seg names a folder holding {held}.")
+    return out, notes
+
+
 def _from_files(folder: Path, seg_choice: str | None) -> DiscoveredStudy:
     vols = sorted(
         p for p in folder.iterdir() if p.is_file() and volume_base_name(p) is not None and not _is_apple_double(p)
@@ -564,6 +648,13 @@ def _from_files(folder: Path, seg_choice: str | None) -> DiscoveredStudy:
             f"{folder}: both label maps ({', '.join(c.path.name for c in label_maps)}) and binary masks "
             f"({', '.join(c.path.name for c in masks)}); keep one convention or add a netlm.json manifest."
         )
+    sub_notes: list[str] = []
+    sub = None if label_maps or masks else _mask_subfolder(folder)
+    if sub is not None:  # TotalSegmentator's default: ct.nii.gz beside its output folder segmentations/
+        masks = sub[1]
+        sub_notes.append(f"the masks named after their structure in the subfolder {sub[0].name}/")
+        if sub[2]:
+            sub_notes.append(_unused_note(sub[2], f" in {sub[0].name}/"))
     if label_maps:
         segs = _choose_segmentations(label_maps, seg_choice, folder)
     elif masks:
@@ -575,11 +666,8 @@ def _from_files(folder: Path, seg_choice: str | None) -> DiscoveredStudy:
         )
     notes = [f"image {images[0].name} and segmentation(s) {', '.join(s.path.name for s in segs)} found by name."]
     if unused:
-        shown = ", ".join(p.name for p in unused[:20]) + (f" and {len(unused) - 20} more" if len(unused) > 20 else "")
-        notes.append(
-            f"not used (no role by their names, docs/study_folders.md): {shown}; pass one with --seg ROLE=PATH "
-            "or list it in a netlm.json manifest"
-        )
+        notes.append(_unused_note(unused))
+    notes.extend(sub_notes)
     if len(pets) > 1:
         raise InputError(
             f"{folder}: several PET files ({', '.join(p.name for p in pets)}); keep one or use a manifest."

@@ -157,12 +157,13 @@ def read_study_segmentations(
     InputError
         No liver and no lesion mask came out of the segmentation files.
     """
+    from .discover import expand_segmentation_folders
     from .labels import check_decisions, summarize_decisions
     from .loader import load_segmentation
 
     layers: list[MaskLayer] = []
     role_log: list[RoleDecision] = []
-    label_notes: list[str] = []
+    segs, label_notes = expand_segmentation_folders(list(segs))
     # SEG datasets the folder scan parsed: handed to the SEG reader explicitly (no second parse)
     scanned = {str(Path(i.path).resolve()): i.dataset for i in dicom_index if getattr(i, "dataset", None) is not None}
     for s in segs:

@@ -1,0 +1,113 @@
+"""Segmentations handed over as a folder: TotalSegmentator's output folder, a PACS export's SEG series folder.
+
+``TotalSegmentator -i ct.nii.gz -o segmentations`` writes one mask per structure into
+``segmentations/`` beside the CT. That study folder was refused ("no segmentation file"), and so
+was ``--seg segmentations/`` ("is a folder"), although the masks' names say what each is, as they
+do for the same files directly in the folder. A PACS export puts each series in its own folder,
+the SEG alone in one: ``--seg SEG_FOLDER/`` with one segmentation object is that object. Folders
+that do not say which file to use stay exit 3 with one line.
+
+Truths: voxel counts of the boxes placed here x |det(affine)|.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import analyze_json, oblique_affine
+from dicom_factory import write_image_series
+from phantoms import write_nifti
+from seg_factory import SegmentSpec, write_seg
+from test_faults_messages import netlm, one_line
+
+AFF = oblique_affine(spacing=(1.5, 1.5, 3.0))
+SHAPE = (40, 36, 20)
+VOXEL_ML = 1.5 * 1.5 * 3.0 / 1000
+BOXES = {
+    "liver": (slice(5, 35), slice(5, 30), slice(3, 15)),  # 30 x 25 x 12 = 9000 voxels
+    "liver_tumor": (slice(10, 16), slice(10, 16), slice(5, 9)),  # 6 x 6 x 4 = 144
+    "spleen": (slice(36, 39), slice(5, 10), slice(3, 6)),  # 3 x 5 x 3 = 45
+    "heart": (slice(1, 4), slice(1, 4), slice(16, 19)),
+}
+
+
+def _mask(name) -> np.ndarray:
+    a = np.zeros(SHAPE, np.uint8)
+    a[BOXES[name]] = 1
+    return a
+
+
+def _totalsegmentator(study, out="segmentations"):
+    study.mkdir(parents=True, exist_ok=True)
+    write_nifti(study / "ct.nii.gz", np.full(SHAPE, 50, np.int16), AFF)
+    (study / out).mkdir()
+    for name in BOXES:
+        write_nifti(study / out / f"{name}.nii.gz", _mask(name), AFF)
+    write_nifti(study / out / "aorta.nii.gz", np.zeros(SHAPE, np.uint8), AFF)  # an empty structure
+    return study
+
+
+def _check(rep):
+    assert rep["liver"]["volume_ml"] == pytest.approx(9000 * VOXEL_ML, abs=1e-5)  # the tumour lies inside
+    assert rep["tumor"]["intrahepatic_volume_ml"] == pytest.approx(144 * VOXEL_ML, abs=1e-5)
+    assert rep["tumor"]["lesion_count"] == 1
+    unused = [n for n in rep["notes"] if n.startswith("not used in segmentations")]
+    assert len(unused) == 1
+    assert "aorta.nii.gz, heart.nii.gz" in unused[0]
+
+
+def test_a_study_folder_with_totalsegmentators_output_folder(tmp_path):
+    study = _totalsegmentator(tmp_path / "study")
+    rep = analyze_json(str(study))
+    _check(rep)
+    assert sorted(rep["study"]["segmentation_sources"]) == [
+        "segmentations/liver.nii.gz",
+        "segmentations/liver_tumor.nii.gz",
+        "segmentations/spleen.nii.gz",
+    ]
+
+
+def test_seg_naming_totalsegmentators_output_folder(tmp_path):
+    study = _totalsegmentator(tmp_path / "study")
+    _check(analyze_json("--image", str(study / "ct.nii.gz"), "--seg", str(study / "segmentations")))
+
+
+def test_two_mask_subfolders_are_named_not_guessed(tmp_path):
+    study = _totalsegmentator(tmp_path / "study")
+    (study / "rater2").mkdir()
+    write_nifti(study / "rater2" / "liver.nii.gz", _mask("liver"), AFF)
+    line = one_line(netlm("analyze", study, "--json", "-"))
+    assert "masks named after their structure in 2 subfolders (rater2, segmentations)" in line
+    assert "--seg FOLDER" in line
+
+
+@pytest.fixture(scope="module")
+def dicom_study(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pacs")
+    files = write_image_series(root / "series_001", np.full(SHAPE, 40.0), AFF, seed=71)
+    segs = [SegmentSpec("Liver", _mask("liver").astype(bool))]
+    (root / "series_002").mkdir()
+    write_seg(root / "series_002" / "IM0001", files, segs, seed=1)
+    (root / "two").mkdir()
+    for n in (1, 2):
+        write_seg(root / "two" / f"IM000{n}", files, segs, seed=n)
+    (root / "empty").mkdir()
+    return root
+
+
+def test_seg_naming_a_pacs_series_folder_with_one_seg(dicom_study):
+    rep = analyze_json("--image", str(dicom_study / "series_001"), "--seg", str(dicom_study / "series_002"))
+    assert rep["liver"]["volume_ml"] == pytest.approx(9000 * VOXEL_ML, abs=1e-5)
+    assert any("its one segmentation object IM0001 (SEG)" in n for n in rep["notes"])
+
+
+@pytest.mark.parametrize(
+    ("folder", "says"),
+    [
+        ("two", "--seg names a folder holding 2 segmentation objects (IM0001, IM0002); pass one file"),
+        ("empty", "--seg names a folder holding no mask named after its structure"),
+    ],
+)
+def test_seg_folders_that_do_not_say_which_file(dicom_study, folder, says):
+    line = one_line(netlm("analyze", "--image", dicom_study / "series_001", "--seg", dicom_study / folder))
+    assert f"{dicom_study / folder}: {says}" in line
