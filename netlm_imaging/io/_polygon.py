@@ -18,11 +18,14 @@ contain a centre changes nothing (it can never erase a slice; cf. vv PR #117).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 __all__ = [
     "add_outline_centres",
     "collapse_repeated_traversal",
+    "ends_on_its_start",
     "fill_polygon",
     "on_centres",
     "outline_centres",
@@ -174,3 +177,15 @@ def collapse_repeated_traversal(points: np.ndarray, tol: float = 1e-3) -> tuple[
         if n % period == 0 and np.all(np.abs(q[period:] - q[:-period]) <= tol):
             return q[:period], n // period
     return p, 1
+
+
+def ends_on_its_start(raw: Any, npts: int) -> bool:
+    """True when ContourData ends on its first point (within 1e-3 mm) and holds 3 other points: a closed outline."""
+    if raw is None or npts < 4 or len(raw) % 3 != 0:
+        return False
+    try:
+        first = np.asarray([float(v) for v in raw[:3]])
+        last = np.asarray([float(v) for v in raw[-3:]])
+    except (TypeError, ValueError):
+        return False
+    return bool(np.all(np.isfinite(first)) and np.max(np.abs(first - last)) < 1e-3)

@@ -93,7 +93,7 @@ from ..volume import Volume
 from ._dicom_common import guard_malformed, without_preamble
 from ._dicom_resampled import nearest_original_slices, resampled_note
 from ._inflate import dcmread as bounded_dcmread
-from ._polygon import collapse_repeated_traversal, fill_polygon, shoelace_area
+from ._polygon import collapse_repeated_traversal, ends_on_its_start, fill_polygon, shoelace_area
 from .budget import check_voxel_budget
 from .formats import RTSTRUCT_SOP_CLASS
 from .labels import LabelSpec, RoleDecision, assign_roles, flag_for
@@ -105,7 +105,7 @@ from .rtstruct_slices import (
     declared_slab_mm,
     image_slices,
     referenced_images,
-    skipped_slices,
+    skipped_slices_note,
     slab_assignment,
     slab_of_other_series,
     slice_assignment,
@@ -294,24 +294,6 @@ def _fill_off_plane(
     return fill_plane(ContourPlane(float(k), moved, list(plane.declared_xor)), shape, 1.0, roi, [])
 
 
-def _closes_itself(raw: Any, npts: int) -> bool:
-    """True when ContourData ends on its first point (within 1e-3 mm) and holds 3 other points: a closed outline."""
-    if raw is None or npts < 4 or len(raw) % 3 != 0:
-        return False
-    try:
-        first = np.asarray([float(v) for v in raw[:3]])
-        last = np.asarray([float(v) for v in raw[-3:]])
-    except (TypeError, ValueError):
-        return False
-    return bool(np.all(np.isfinite(first)) and np.max(np.abs(first - last)) < 1e-3)
-
-
-def _slice_list(ks: list[int], shown: int = 8) -> str:
-    """Slice indices as ``4, 6, 8`` (the first ``shown`` and the count when there are more)."""
-    head = ", ".join(str(k) for k in ks[:shown])
-    return head if len(ks) <= shown else f"{head} ... ({len(ks)} in all)"
-
-
 def _planes_of_roi(
     contours: list[Dataset], reference: Volume, roi: RoiInfo, source: str, warnings: list[str]
 ) -> list[ContourPlane]:
@@ -330,7 +312,7 @@ def _planes_of_roi(
                 "dcmrtstruct2nii read every contour)"
             )
             gtype = "CLOSED_PLANAR"
-        if gtype == "OPEN_PLANAR" and _closes_itself(raw, npts):
+        if gtype == "OPEN_PLANAR" and ends_on_its_start(raw, npts):
             warnings.append(
                 f"{where}: OPEN_PLANAR contour whose last point repeats its first; read as the closed outline it "
                 "draws (CLOSED_PLANAR), as rt-utils, plastimatch and dcmrtstruct2nii fill every contour"
@@ -521,15 +503,9 @@ def read_rtstruct(
         )
         for k, plane in pairs:
             mask[:, :, k] |= _fill_off_plane(plane, k, along, filled[id(plane)], (ni, nj), roi)
-        skipped = skipped_slices(mask) if along is None else []
+        skipped = skipped_slices_note(mask, roi.describe()) if along is None else None
         if skipped:
-            warnings.append(
-                f"ROI {roi.describe()}: no contour on image slice(s) {_slice_list(skipped)} between contoured "
-                "slices whose outlines overlap (drawn on every 2nd or 3rd slice and not interpolated?); they "
-                "are left empty, as plastimatch and rt-utils leave them, so the volume counts the contoured "
-                "slices only and one structure may count as several lesions: interpolate the ROI in the "
-                "planning system and export it again"
-            )
+            warnings.append(skipped)
         if kmap is not None and fill_note is not None and mask.any():
             mask = np.ascontiguousarray(mask[:, :, kmap])
             warnings.append(f"ROI {roi.describe()}: {fill_note}")

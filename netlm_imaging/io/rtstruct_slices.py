@@ -31,6 +31,7 @@ __all__ = [
     "image_slices",
     "referenced_images",
     "skipped_slices",
+    "skipped_slices_note",
     "slab_assignment",
     "slab_of_other_series",
     "slice_assignment",
@@ -127,6 +128,25 @@ def skipped_slices(mask: np.ndarray) -> list[int]:
         if 1 < b - a <= MAX_SKIPPED + 1 and bool(np.logical_and(mask[:, :, a], mask[:, :, b]).any()):
             skipped.extend(range(a + 1, b))
     return skipped
+
+
+def _slice_list(ks: list[int], shown: int = 8) -> str:
+    """Slice indices as ``4, 6, 8`` (the first ``shown`` and the count when there are more)."""
+    head = ", ".join(str(k) for k in ks[:shown])
+    return head if len(ks) <= shown else f"{head} ... ({len(ks)} in all)"
+
+
+def skipped_slices_note(mask: np.ndarray, roi: str) -> str | None:
+    """The warning for an ROI whose contours skip slices (:func:`skipped_slices`), or None."""
+    skipped = skipped_slices(mask)
+    if not skipped:
+        return None
+    return (
+        f"ROI {roi}: no contour on image slice(s) {_slice_list(skipped)} between contoured slices whose "
+        "outlines overlap (drawn on every 2nd or 3rd slice and not interpolated?); they are left empty, as "
+        "plastimatch and rt-utils leave them, so the volume counts the contoured slices only and one structure "
+        "may count as several lesions: interpolate the ROI in the planning system and export it again"
+    )
 
 
 def declared_slab_mm(rc: Dataset) -> tuple[float, str] | None:
