@@ -69,3 +69,33 @@ def test_float_zero_one_masks_and_an_integer_lesion_map_stay_masks(study):
     assert rep["tumor"]["intrahepatic_volume_ml"] == pytest.approx((144 + 48) * VOXEL_ML, abs=1e-5)
     assert rep["tumor"]["lesion_count"] == 2
     assert rep["liver"]["volume_ml"] == pytest.approx(9000 * VOXEL_ML, abs=1e-5)
+
+
+def _nnunet_output_with_probabilities(folder):
+    """nnUNetv2_predict --save_probabilities: case.nii.gz, case.npz, case.pkl, dataset.json, plans.json."""
+    import json
+    import pickle
+
+    folder.mkdir(parents=True, exist_ok=True)
+    lab = np.zeros(SHAPE, np.uint8)
+    lab[LIVER] = 2
+    lab[TUMOUR] = 1
+    write_nifti(folder / "case_001.nii.gz", lab, AFF)
+    labels = {"background": 0, "tumour": 1, "liver": 2}
+    (folder / "dataset.json").write_text(json.dumps({"channel_names": {"0": "CT"}, "labels": labels}))
+    (folder / "plans.json").write_text(json.dumps({"dataset_name": "Dataset003_Liver"}))
+    np.savez_compressed(folder / "case_001.npz", probabilities=np.zeros((3, *SHAPE[::-1]), np.float16))
+    (folder / "case_001.pkl").write_bytes(pickle.dumps({"spacing": [3.0, 1.5, 1.5]}))
+    write_nifti(folder / "case_001_0000.nii.gz", np.full(SHAPE, 50, np.int16), AFF)
+    return folder
+
+
+def test_an_nnunet_output_saved_with_its_probabilities(tmp_path):
+    study = _nnunet_output_with_probabilities(tmp_path / "pred")
+    rep = analyze_json(str(study))  # the .npz / .pkl / plans.json beside the prediction change nothing
+    assert rep["liver"]["volume_ml"] == pytest.approx(9000 * VOXEL_ML, abs=1e-5)
+    assert rep["tumor"]["intrahepatic_volume_ml"] == pytest.approx(144 * VOXEL_ML, abs=1e-5)
+    for name in ("case_001.npz", "case_001.pkl"):
+        line = one_line(netlm("analyze", "--image", study / "case_001_0000.nii.gz", "--seg", study / name))
+        assert f"{study / name}: a .{name.split('.')[1]} file (nnU-Net's softmax probabilities" in line
+        assert "pass the prediction it was saved with (case_001.nii.gz)" in line

@@ -364,6 +364,12 @@ def load_segmentation(
                 layers.append(MaskLayer(r, vol.with_array(s["mask"]), label=s["name"], source=str(p)))
         return layers
     ext = _suffix(p)
+    if ext in (".npz", ".npy", ".pkl"):  # nnU-Net's --save_probabilities beside its prediction
+        beside = next((q.name for q in p.parent.glob(f"{p.name[: -len(ext)]}.*") if volume_base_name(q)), None)
+        raise InputError(
+            f"{p}: a {ext} file (nnU-Net's softmax probabilities or their properties) is no segmentation; pass "
+            f"the prediction it was saved with{f' ({beside})' if beside else ''}, a label map."
+        )
     raise InputError(
         f"{p}: unknown segmentation format {ext or '(no extension)'}; use NIfTI, NRRD, DICOM SEG/RTSTRUCT."
     )
