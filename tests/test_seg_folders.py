@@ -111,3 +111,15 @@ def test_seg_naming_a_pacs_series_folder_with_one_seg(dicom_study):
 def test_seg_folders_that_do_not_say_which_file(dicom_study, folder, says):
     line = one_line(netlm("analyze", "--image", dicom_study / "series_001", "--seg", dicom_study / folder))
     assert f"{dicom_study / folder}: {says}" in line
+
+
+def test_seg_folder_picks_the_reconstruction_its_seg_references(tmp_path):
+    from test_real_world_inputs import RECON_AFF, _two_reconstructions
+
+    a, _, liver = _two_reconstructions(tmp_path)
+    (tmp_path / "seg_series").mkdir()
+    write_seg(tmp_path / "seg_series" / "IM0001", a, [SegmentSpec("Liver", liver)])
+    rep = analyze_json("--image", str(tmp_path / "ct"), "--seg", str(tmp_path / "seg_series"))
+    assert rep["liver"]["voxel_count"] == int(liver.sum())  # reconstruction A's grid, not both merged
+    assert rep["liver"]["volume_ml"] == pytest.approx(int(liver.sum()) * abs(np.linalg.det(RECON_AFF[:3, :3])) / 1000)
+    assert rep["liver"]["mean_intensity"] == pytest.approx(60.0, abs=0.01)

@@ -544,6 +544,8 @@ def series_referenced_by(infos: Sequence[DicomFileInfo], seg_args: Sequence[str 
             info = read_header(path)
             if info is not None:
                 wanted.update(info.referenced_sop_uids)
+        elif path.is_dir():  # --seg FOLDER: the SEG / RTSTRUCT it holds
+            wanted.update(u for i in scan_dicom_folder(path) for u in i.referenced_sop_uids)
     hit = [g for g in split if any(f.sop_instance_uid in wanted for f in g.files)]
     return hit[0].uid if len(hit) == 1 else None
 
