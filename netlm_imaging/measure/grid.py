@@ -52,6 +52,41 @@ class ReconciledLayers:
     notes: list[str] = field(default_factory=list)
 
 
+#: How far (image voxels per mask voxel) the mask's axes may be from the image's, axis for axis, to be re-indexed.
+_AXIS_TOLERANCE = 1e-3
+
+
+def _axes_aligned(m: Volume, image: Volume) -> Volume | None:
+    """``m`` re-indexed so that its axes run along the image's (axes permuted and reversed), or None.
+
+    A mask written by a tool that reorients (dcm2niix and dicom2nifti flip the rows of a DICOM
+    CT; TotalSegmentator keeps the orientation of its NIfTI input) has the image's voxel centres
+    in another index order: transposed and flipped, its voxels are the image's one for one
+    (:meth:`Volume.box_in` then places them). None when its axes are already the image's, or are
+    not a signed permutation of them (another spacing or an oblique mask: resampled).
+    """
+    r = np.linalg.solve(image.affine[:3, :3], m.affine[:3, :3])  # mask axis j in image index units: column j
+    perm = np.argmax(np.abs(r), axis=0)
+    signs = np.sign(r[perm, np.arange(3)])
+    expected = np.zeros((3, 3))
+    expected[perm, np.arange(3)] = signs
+    if sorted(perm.tolist()) != [0, 1, 2] or float(np.max(np.abs(r - expected))) > _AXIS_TOLERANCE:
+        return None
+    if perm.tolist() == [0, 1, 2] and bool(np.all(signs > 0)):
+        return None
+    arr = m.array
+    corner = np.zeros(3)
+    for j in range(3):
+        if signs[j] < 0:
+            arr = np.flip(arr, axis=j)
+            corner[j] = m.shape[j] - 1
+    order = [int(np.flatnonzero(perm == i)[0]) for i in range(3)]  # image axis i is mask axis order[i]
+    affine = np.eye(4)
+    affine[:3, :3] = m.affine[:3, :3][:, order] * signs[order]
+    affine[:3, 3] = (m.affine @ np.append(corner, 1.0))[:3]
+    return m.with_grid(np.ascontiguousarray(np.transpose(arr, order)), affine)
+
+
 def reconcile_layers(image: Volume, layers: list[MaskLayer]) -> ReconciledLayers:
     """Bring every layer onto the image grid.
 
@@ -97,12 +132,16 @@ def reconcile_layers(image: Volume, layers: list[MaskLayer]) -> ReconciledLayers
                 f"{layer.source}: mask FrameOfReferenceUID differs from the image's; it was drawn on another scan. "
                 "Pass the image it was drawn on."
             )
-        box = m.box_in(image)
+        aligned = _axes_aligned(m, image)
+        box = (aligned if aligned is not None else m).box_in(image)
         if box is not None:  # a crop of the image grid (Slicer's .seg.nrrd): its voxels are the image's, copied
-            placed = sparse_zeros(image.shape, m.array.dtype, "F" if image.array.flags.f_contiguous else "C")
-            placed[box] = m.array
+            src = aligned if aligned is not None else m
+            placed = sparse_zeros(image.shape, src.array.dtype, "F" if image.array.flags.f_contiguous else "C")
+            placed[box] = src.array
+            what = "the image grid" if src.shape == image.shape else "a crop of the image grid"
+            turned = " with its axes in another order or direction (re-indexed)" if aligned is not None else ""
             out.notes.append(
-                f"{layer.source}: {layer.role} mask on a crop of the image grid (index offset "
+                f"{layer.source}: {layer.role} mask on {what}{turned} (index offset "
                 f"{[b.start for b in box]}); placed voxel for voxel, nothing resampled"
             )
             out.layers.append(layer.with_mask(image.with_array(placed, source=m.source, meta=m.meta)))
