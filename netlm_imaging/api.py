@@ -18,7 +18,8 @@ Examples
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -64,12 +65,12 @@ def analyze(
     study_dir: str | Path | None = None,
     *,
     image: str | Path | None = None,
-    segs: Sequence[str | Path] = (),
-    labels: str | None = None,
-    clinical: str | Path | Any | None = None,
+    segs: str | Path | Sequence[str | Path] = (),
+    labels: str | Mapping[str, Any] | None = None,
+    clinical: str | Path | Mapping[str, Any] | Any | None = None,
     rules: str | Path | Any | None = None,
     pet: str | Path | None = None,
-    options: AnalyzeOptions | None = None,
+    options: AnalyzeOptions | Mapping[str, Any] | None = None,
 ) -> StudyReport:
     """Analyse one study and return its :class:`StudyReport` (see :func:`analyze_with_context`)."""
     return analyze_with_context(
@@ -82,12 +83,12 @@ def analyze_with_context(
     study_dir: str | Path | None = None,
     *,
     image: str | Path | None = None,
-    segs: Sequence[str | Path] = (),
-    labels: str | None = None,
-    clinical: str | Path | Any | None = None,
+    segs: str | Path | Sequence[str | Path] = (),
+    labels: str | Mapping[str, Any] | None = None,
+    clinical: str | Path | Mapping[str, Any] | Any | None = None,
     rules: str | Path | Any | None = None,
     pet: str | Path | None = None,
-    options: AnalyzeOptions | None = None,
+    options: AnalyzeOptions | Mapping[str, Any] | None = None,
 ) -> tuple[StudyReport, MeasurementContext]:
     """Analyse one study and return the report and the measurement context.
 
@@ -97,19 +98,22 @@ def analyze_with_context(
         A study folder (DICOM export, or NIfTI/NRRD folder convention).
     image : str or Path, optional
         Image file or DICOM series folder (instead of ``study_dir``).
-    segs : sequence of str or Path
-        Segmentations: label maps, DICOM SEG, RTSTRUCT, or ``ROLE=PATH`` binary masks.
-    labels : str, optional
-        Role mapping, e.g. ``"liver=5,lesion=2"`` (default LiTS: 1 liver, 2 lesion).
-    clinical : path, ClinicalInputs or ClinicalRow, optional
-        Clinical sidecar (JSON/TOML), an already loaded ``ClinicalInputs``, or a cohort row's
-        clinical columns (``ClinicalRow``, validated by the load stage).
+    segs : str, Path or sequence of them
+        Segmentations: label maps, DICOM SEG, RTSTRUCT, or ``ROLE=PATH`` binary masks (one path
+        alone is one segmentation).
+    labels : str or mapping, optional
+        Role mapping, e.g. ``"liver=5,lesion=2"`` or ``{"liver": 5, "lesion": [2, 3]}`` (default
+        LiTS: 1 liver, 2 lesion).
+    clinical : path, mapping, ClinicalInputs or ClinicalRow, optional
+        Clinical sidecar (JSON/TOML), its fields as a mapping (``{"weight_kg": 72, ...}``), an
+        already loaded ``ClinicalInputs``, or a cohort row's clinical columns (``ClinicalRow``),
+        validated by the load stage.
     rules : path or Rules, optional
         A rules file overriding the default rules.
     pet : str or Path, optional
         A PET series (DICOM folder) in the same frame of reference as the image.
-    options : AnalyzeOptions, optional
-        Everything else.
+    options : AnalyzeOptions or mapping, optional
+        Everything else (a mapping holds AnalyzeOptions' fields, e.g. ``{"margin_mm": 2.0}``).
 
     Returns
     -------
@@ -120,7 +124,9 @@ def analyze_with_context(
     NetlmError
         Any input problem, with a one-line message naming the file and the fix.
     """
-    opts = options or AnalyzeOptions()  # AnalyzeOptions validated itself: bad values fail before any reading
+    opts = AnalyzeOptions.of(options)  # AnalyzeOptions validated itself: bad values fail before any reading
+    if isinstance(segs, (str, os.PathLike)):  # one path, not a sequence of characters
+        segs = [segs]
     inputs = resolve_inputs(study_dir, image=image, segs=segs, labels=labels, pet=pet, options=opts)
     loaded = load_study(inputs, opts, rules=rules, clinical=clinical)
     measured = measure_study(loaded, opts)

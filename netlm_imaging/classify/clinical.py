@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -25,7 +26,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from ..errors import InputError, UsageError
 from ..rules_data import default_section
 from .clinical_text import (
     CONDITION_COLUMNS,
@@ -429,15 +430,25 @@ class ClinicalRow:
 
 
 def as_clinical_inputs(
-    clinical: str | Path | ClinicalInputs | ClinicalRow | None, *, body: Mapping[str, Any] | None = None
+    clinical: str | Path | Mapping[str, Any] | ClinicalInputs | ClinicalRow | None,
+    *,
+    body: Mapping[str, Any] | None = None,
 ) -> ClinicalInputs | None:
     """The clinical inputs of an analysis: a loaded :class:`ClinicalInputs` as it is, a path read
-    with :func:`load_clinical`, a cohort row validated with :func:`clinical_from_row` (both within
-    the ``body`` ranges of the rules), None for none."""
+    with :func:`load_clinical`, a cohort row validated with :func:`clinical_from_row`, a mapping
+    of fields given from Python validated as a sidecar's (all within the ``body`` ranges of the
+    rules), None for none."""
     if clinical is None or isinstance(clinical, ClinicalInputs):
         return clinical
     if isinstance(clinical, ClinicalRow):
         return clinical_from_row(clinical.values, clinical.source, body=body)
+    if isinstance(clinical, Mapping):
+        return _validate(clinical, "clinical (the mapping given to analyze)", from_text=False, body=body)
+    if not isinstance(clinical, (str, os.PathLike)):
+        raise UsageError(
+            f"clinical: a file path, a mapping of clinical fields or ClinicalInputs was expected, not "
+            f"{type(clinical).__name__}; e.g. clinical={{'weight_kg': 72, 'height_cm': 175}}."
+        )
     return load_clinical(clinical, body=body)
 
 

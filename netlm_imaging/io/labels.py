@@ -199,19 +199,28 @@ class LabelSpec:
         return "lesion" if "lesion" in roles else roles[0]
 
 
+#: What a label mapping passed from Python holds: role -> a label value or segment name, or several.
+LabelMapping = Mapping[str, "int | str | Sequence[int | str]"]
+
+
 def parse_label_spec(
-    text: str | None, *, name_patterns: Iterable[tuple[str, str]] | None = None, option: str = "--labels"
+    text: str | LabelMapping | None,
+    *,
+    name_patterns: Iterable[tuple[str, str]] | None = None,
+    option: str = "--labels",
 ) -> LabelSpec:
-    """Parse ``--labels`` text such as ``liver=5,lesion=2+3`` or ``liver=Liver``.
+    """Parse ``--labels`` text such as ``liver=5,lesion=2+3`` or ``liver=Liver``, or the same as a mapping.
 
     Values separated by ``+`` (or ``|``) map several labels to one role;
     integers are label values, anything else is a segment name. A value in
     quotes (``lesion="Tumor"`` as a script passes it without a shell) is the
-    name inside them.
+    name inside them. A mapping from Python (``{"liver": 5, "lesion": [2, 3]}``,
+    or a class map ``{5: "liver", 2: "lesion"}``) says the same without the text: its
+    ints are label values and its strings segment names.
 
     Parameters
     ----------
-    text : str or None
+    text : str, mapping or None
         The option's value; ``None`` gives the LiTS default.
     name_patterns : iterable of (str, str), optional
         Extra regex -> role pairs tried before the defaults.
@@ -234,33 +243,93 @@ def parse_label_spec(
     {'liver': [5], 'lesion': [2, 3]}
     >>> parse_label_spec('liver="Liver",lesion="5"').mapping
     {'liver': ['Liver'], 'lesion': ['5']}
+    >>> parse_label_spec({"liver": 5, "lesion": [2, 3]}).mapping
+    {'liver': [5], 'lesion': [2, 3]}
+    >>> parse_label_spec({5: "liver", 2: "lesion", 3: "lesion"}).mapping
+    {'liver': [5], 'lesion': [2, 3]}
     """
     user_patterns = list(name_patterns or [])
     patterns = [*user_patterns, *DEFAULT_NAME_PATTERNS]
-    if text is None or not str(text).strip():
+    named = option
+    if isinstance(text, Mapping) and text:
+        named = option.lstrip("-")  # given from Python: messages name the argument "labels", not a flag
+        items = _mapping_items(text, named)
+    elif text is None or isinstance(text, Mapping) or not str(text).strip():
         return LabelSpec(dict(LITS_LABELS), False, patterns, len(user_patterns))
+    else:
+        items = _text_items(str(text), option)
     mapping: dict[str, list[int | str]] = {}
-    for item in str(text).split(","):
+    for role, values in items:
+        role = role.strip().lower()
+        if role not in ROLES:
+            raise UsageError(f"{named}: unknown role {role!r}; use one of {', '.join(ROLES)}.")
+        mapping.setdefault(role, []).extend(values)
+    _check_named_twice(mapping, named)
+    return LabelSpec(mapping, True, patterns, len(user_patterns), origin=option)
+
+
+def _text_items(text: str, option: str) -> list[tuple[str, list[int | str]]]:
+    """The ``(role, values)`` items of ``--labels`` text (:func:`parse_label_spec`)."""
+    items: list[tuple[str, list[int | str]]] = []
+    for item in text.split(","):
         item = item.strip()
         if not item:
             continue
         if "=" not in item:
             raise UsageError(f"{option}: item {item!r} is not ROLE=VALUE; write e.g. liver=5,lesion=2.")
         role, _, vals = item.partition("=")
-        role = role.strip().lower()
-        if role not in ROLES:
-            raise UsageError(f"{option}: unknown role {role!r}; use one of {', '.join(ROLES)}.")
-        out = mapping.setdefault(role, [])
+        out: list[int | str] = []
         for v in re.split(r"[+|]", vals):
             v = v.strip()
             if not v:
-                raise UsageError(f"{option}: role {role!r} has an empty value; write e.g. {role}=5.")
+                raise UsageError(f"{option}: role {role.strip().lower()!r} has an empty value; write e.g. {role}=5.")
             if len(v) >= 2 and v[0] == v[-1] and v[0] in "\"'":  # lesion="Tumor" passed without a shell
                 out.append(v[1:-1])  # a quoted value is always a name, even "5"
                 continue
             out.append(int(v) if re.fullmatch(r"-?\d+", v) else v)
-    _check_named_twice(mapping, option)
-    return LabelSpec(mapping, True, patterns, len(user_patterns), origin=option)
+        items.append((role, out))
+    return items
+
+
+def _mapping_items(mapping: LabelMapping, option: str) -> list[tuple[str, list[int | str]]]:
+    """The ``(role, values)`` items of a label mapping given from Python (:func:`parse_label_spec`).
+
+    Role -> value(s), or value -> role (a class map: every key a label value and every value a role).
+    """
+
+    def one(role: Any, v: Any) -> int | str:
+        if isinstance(v, (float, np.floating)) and float(v).is_integer():  # 5.0 from a JSON or a DataFrame
+            return int(v)
+        if isinstance(v, bool) or not isinstance(v, (int, str, np.integer)):
+            raise UsageError(
+                f"{option}: role {role!r} maps to {v!r}; give a label value (int) or a segment name (str), or a "
+                "list of them, e.g. {'liver': 5, 'lesion': [2, 3]}."
+            )
+        if isinstance(v, str) and not v.strip():
+            raise UsageError(f"{option}: role {role!r} has an empty value; write e.g. {{{role!r}: 5}}.")
+        return int(v) if isinstance(v, (int, np.integer)) else v
+
+    keys_are_values = all(isinstance(k, (int, np.integer)) and not isinstance(k, bool) for k in mapping)
+    if mapping and keys_are_values and all(isinstance(r, str) for r in mapping.values()):
+        return [(str(r), [one(r, k)]) for k, r in mapping.items()]
+    items: list[tuple[str, list[int | str]]] = []
+    vals: Any
+    for role, vals in mapping.items():
+        if not isinstance(role, str):
+            raise UsageError(
+                f"{option}: key {role!r} is no role; give role -> value(s), e.g. {{'liver': 5, 'lesion': [2, 3]}}, "
+                "or a class map value -> role, e.g. {5: 'liver', 2: 'lesion'}."
+            )
+        many = isinstance(vals, (list, tuple, set, frozenset))
+        values = (
+            [one(role, v) for v in (sorted(vals, key=str) if isinstance(vals, (set, frozenset)) else vals)]
+            if many
+            else [one(role, vals)]
+        )
+        if not values:
+            raise UsageError(f"{option}: role {role!r} has no value; write e.g. {{{role!r}: 5}}.")
+        items.append((role, values))
+    return items
 
 
 def _check_named_twice(mapping: Mapping[str, Sequence[int | str]], option: str = "--labels") -> None:

@@ -36,9 +36,10 @@ tumour: the map then shows no tumour voxel inside the liver).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import LabelError
 from .formats import file_format
@@ -181,7 +182,9 @@ def labels_from_dataset_json(segs: Sequence[str]) -> NnunetLabels | None:
     )
 
 
-def labels_or_dataset_json(labels: str | None, segs: Sequence[str], notes: list[str]) -> str | None:
+def labels_or_dataset_json(
+    labels: str | Mapping[str, Any] | None, segs: Sequence[str], notes: list[str]
+) -> str | Mapping[str, Any] | None:
     """The user's ``--labels``, else the numbering of a ``dataset.json`` beside the label maps (its note added).
 
     The one rule of every command that reads label maps (``analyze``, ``batch``, ``compare-seg``):

@@ -7,7 +7,7 @@ travels on in :attr:`StudyInputs.dicom_index`, so the load stage reads no header
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ class StudyInputs:
 
     image: str | Path
     segs: list[str] = field(default_factory=list)
-    labels: str | None = None
+    labels: str | Mapping[str, Any] | None = None
     pet: str | Path | list[Path] | None = None
     image_series: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -46,7 +46,7 @@ def resolve_inputs(
     *,
     image: str | Path | None,
     segs: Sequence[str | Path],
-    labels: str | None,
+    labels: str | Mapping[str, Any] | None,
     pet: str | Path | None,
     options: AnalyzeOptions,
 ) -> StudyInputs:

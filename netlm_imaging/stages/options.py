@@ -7,8 +7,10 @@ message, naming the flag.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from ..errors import UsageError
 from ..measure.burden import DEFAULT_MARGIN_MM
@@ -85,6 +87,37 @@ class AnalyzeOptions:
         """Refuse impossible values with the message the CLI gives (naming the flag)."""
         for message in _option_errors(self):
             raise UsageError(message)
+
+    @classmethod
+    def of(cls, options: AnalyzeOptions | Mapping[str, Any] | None) -> AnalyzeOptions:
+        """The options given to the Python API: an AnalyzeOptions, a mapping of its fields, or None (the defaults).
+
+        Examples
+        --------
+        >>> AnalyzeOptions.of({"margin_mm": 3.0}).margin_mm
+        3.0
+        >>> AnalyzeOptions.of({"margin": 3.0})
+        Traceback (most recent call last):
+        ...
+        netlm_imaging.errors.UsageError: options: unknown option 'margin' (AnalyzeOptions has ...margin_mm...
+        """
+        if options is None:
+            return cls()
+        if isinstance(options, cls):
+            return options
+        if isinstance(options, Mapping):
+            names = [f.name for f in fields(cls)]
+            unknown = [k for k in options if k not in names]
+            if unknown:
+                raise UsageError(
+                    f"options: unknown option {', '.join(repr(k) for k in unknown)} (AnalyzeOptions has "
+                    f"{', '.join(names)}); rename or drop it."
+                )
+            return cls(**options)
+        raise UsageError(
+            f"options: an AnalyzeOptions or a mapping of its fields was expected, not {type(options).__name__}; "
+            "e.g. options={'margin_mm': 2.0}."
+        )
 
 
 def _option_errors(o: AnalyzeOptions) -> list[str]:
