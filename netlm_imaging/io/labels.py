@@ -1,6 +1,6 @@
 """Map label values, segment names and codes to roles.
 
-Why one module (~930 lines): label values, segment names and codes are one role decision
+Why one module (~1000 lines): label values, segment names and codes are one role decision
 with one precedence (user mapping, codes, name patterns) and one log of it.
 
 Label maps default to the LiTS convention (1 liver, 2 lesion). A user mapping

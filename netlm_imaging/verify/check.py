@@ -1,5 +1,9 @@
 """Check reported burden numbers against a recomputation from the segmentations.
 
+Why one module (~600 lines): reading a reported table (its columns, units, number formats and
+tolerances) and explaining each discrepancy are one comparison of a reported burden with its
+recomputation; a report.json's own checks are in :mod:`netlm_imaging.verify.check_report`.
+
 Input: a CSV with a ``study`` column (study folder, path relative to the CSV)
 and any of the quantity columns in :data:`QUANTITIES` (:func:`column_quantity`: any case, volume
 columns in another unit are converted); or a DICOM SR TID 1500
