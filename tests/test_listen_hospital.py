@@ -13,7 +13,9 @@ dcmtk's storescu. Scenarios:
 - a partial series (the scanner sent half the CT with the SEG, the rest
   later): a failure that says the study is incomplete, then the result;
 - a study resent by the PACS administrator: analysed again, nothing new in
-  Orthanc.
+  Orthanc;
+- two studies interleaved instance by instance in one association (a PACS
+  moving a worklist; pynetdicom sender, no Orthanc): each measured once.
 
 Studies: CT + SEG phantoms built here (liver box, one lesion sphere, on an
 oblique anisotropic grid), different per patient; truth from voxel counts and
@@ -302,3 +304,36 @@ def test_a_study_resent_by_the_pacs_is_analysed_again_and_changes_nothing_in_it(
     assert report["liver"] == first_report["liver"]
     assert report["lesions"] == first_report["lesions"]
     assert sorted(server.get_json("/instances")) == before  # same SR and SEG UIDs: Orthanc stored nothing new
+
+
+def test_two_studies_interleaved_in_one_association_are_each_measured_once(studies: dict, tmp_path: Path) -> None:
+    """A PACS moving a worklist sends both studies over one association, instance by instance alternately."""
+    from pynetdicom import AE
+
+    a, b = studies["a"], studies["b"]
+    listener = StudyListener(
+        ListenerConfig(
+            port=_free_port(), ae_title="LISTENER", out_dir=tmp_path / "listen", bind="127.0.0.1", quiet_s=QUIET_S
+        ),
+        on_line=lambda line: None,
+    )
+    listener.start()
+    try:
+        datasets = [pydicom.dcmread(f) for pair in zip([*a["files"], a["seg"]], [*b["files"], b["seg"]]) for f in pair]
+        ae = AE(ae_title="ARCHIVE")
+        for sop in sorted({str(ds.SOPClassUID) for ds in datasets}):
+            ae.add_requested_context(sop, str(datasets[0].file_meta.TransferSyntaxUID))
+        assoc = ae.associate("127.0.0.1", listener.config.port, ae_title="LISTENER")
+        assert assoc.is_established
+        assert [assoc.send_c_store(ds).Status for ds in datasets] == [0x0000] * 42
+        assoc.release()
+        out = tmp_path / "listen"
+        _wait(lambda: len(_log_lines(out)) >= 2, "both studies' lines")
+        time.sleep(3 * QUIET_S)
+    finally:
+        listener.stop()
+    assert len(_log_lines(out)) == 2, _log_lines(out)
+    for d in (a, b):
+        (line,) = _lines_for(out, d["study_uid"])
+        assert "21 instances: ok" in line, line
+        _assert_truth(json.loads((out / d["study_uid"] / "report.json").read_text()), d["truth"])
