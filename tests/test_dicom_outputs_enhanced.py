@@ -19,7 +19,6 @@ import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
-from pydicom.sr.codedict import codes
 from pydicom.valuerep import DSfloat
 
 from netlm_imaging.cli import main
@@ -28,7 +27,7 @@ from tests.dicom_factory import write_enhanced_series
 from tests.dicom_tools import assert_dciodvfy_clean
 from tests.seg_factory import SegmentSpec, write_seg
 from tests.test_dicom_outputs_dcmqi import _indices, _phantom_indices
-from tests.test_sr import AFFINE, SHAPE, VOXEL_ML, phantom_masks
+from tests.test_sr import AFFINE, SHAPE, VOXEL_ML, phantom_hu_and_segments, phantom_masks
 
 FRAME_ORDER = [7, 2, 19, 0, 11, 5, 14, 1, 18, 9, 3, 16, 12, 6, 10, 17, 4, 13, 8, 15]
 
@@ -46,23 +45,11 @@ def _format_ds(ds: pydicom.Dataset) -> None:
 def enhanced(tmp_path_factory: pytest.TempPathFactory) -> dict:
     base = tmp_path_factory.mktemp("enhanced_outputs")
     liver, spheres = phantom_masks()
-    hu = np.full(SHAPE, -50.0)
-    hu[liver] = 60.0
-    for s in spheres:
-        hu[s] = 120.0
+    hu, segments = phantom_hu_and_segments()
     path = write_enhanced_series(base / "study" / "ct.dcm", hu, AFFINE, seed=51, frame_order=FRAME_ORDER)
     ds = pydicom.dcmread(path)
     _format_ds(ds)
     ds.save_as(path)
-    segments = [SegmentSpec("Liver", liver)] + [
-        SegmentSpec(
-            f"Lesion {n + 1}",
-            s,
-            property_type=codes.SCT.Neoplasm,
-            property_category=codes.SCT.MorphologicallyAbnormalStructure,
-        )
-        for n, s in enumerate(spheres)
-    ]
     # highdicom pairs mask plane n with source frame n: give it the planes in frame order
     in_frame_order = [
         SegmentSpec(x.label, x.mask[:, :, FRAME_ORDER], x.property_type, x.property_category) for x in segments

@@ -43,14 +43,13 @@ def phantom_masks() -> tuple[np.ndarray, list[np.ndarray]]:
     return liver, spheres
 
 
-def write_phantom_study(folder: Path, *, seed: int = 0, extra_tags: dict | None = None) -> dict:
-    """CT series + SEG (liver, Lesion 1, Lesion 2); returns paths and the truth."""
+def phantom_hu_and_segments() -> tuple[np.ndarray, list[SegmentSpec]]:
+    """The phantom's CT values (HU: -50 outside, 60 liver, 120 lesions) and its SEG segments (Liver, Lesion N)."""
     liver, spheres = phantom_masks()
     hu = np.full(SHAPE, -50.0)
     hu[liver] = 60.0
     for s in spheres:
         hu[s] = 120.0
-    files = write_image_series(folder / "ct", hu, AFFINE, modality="CT", seed=seed, extra_tags=extra_tags)
     segs = [SegmentSpec("Liver", liver)] + [
         SegmentSpec(
             f"Lesion {n + 1}",
@@ -60,6 +59,14 @@ def write_phantom_study(folder: Path, *, seed: int = 0, extra_tags: dict | None 
         )
         for n, s in enumerate(spheres)
     ]
+    return hu, segs
+
+
+def write_phantom_study(folder: Path, *, seed: int = 0, extra_tags: dict | None = None) -> dict:
+    """CT series + SEG (liver, Lesion 1, Lesion 2); returns paths and the truth."""
+    liver, spheres = phantom_masks()
+    hu, segs = phantom_hu_and_segments()
+    files = write_image_series(folder / "ct", hu, AFFINE, modality="CT", seed=seed, extra_tags=extra_tags)
     (folder / "seg").mkdir(parents=True, exist_ok=True)
     seg_path = write_seg(folder / "seg" / "seg.dcm", files, segs, seed=seed)
     total = liver | np.any(spheres, axis=0)
