@@ -33,6 +33,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import struct
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,38 @@ _ROLE_CODES = {
     "spleen": (("91772007", "SCT", "Organ"), ("78961009", "SCT", "Spleen")),
     "lesion": (("49755003", "SCT", "Morphologically Abnormal Structure"), ("108369006", "SCT", "Neoplasm")),
 }
+
+#: Recommended display colours (sRGB -> the CIELab triplet DICOM stores, as highdicom's
+#: ``CIELabColor.from_rgb`` converts it; tests/test_seg_colours.py checks the table against it). Without
+#: them dcmqi (3D Slicer) shows every segment in one colour and the lesions vanish in the liver. Liver
+#: and spleen as in 3D Slicer's anatomy colours; lesions cycle through 6 colours far from both.
+_ORGAN_COLOURS = {"liver": ((221, 130, 101), (41661, 41167, 40792)), "spleen": ((157, 108, 162), (34340, 40315, 27407))}
+_LESION_COLOURS = (
+    ((255, 255, 0), (63660, 27356, 57178)),
+    ((0, 200, 255), (49254, 27161, 23005)),
+    ((255, 0, 255), (39531, 58147, 17259)),
+    ((255, 128, 0), (43941, 43904, 51921)),
+    ((0, 255, 128), (57989, 13172, 44865)),
+    ((255, 64, 64), (37593, 51031, 44414)),
+)
+
+
+def display_colours(roles: Sequence[str]) -> list[tuple[tuple[int, int, int], tuple[int, int, int]]]:
+    """(sRGB, DICOM CIELab) of each segment, in order: the organ's colour, or the next lesion colour.
+
+    Examples
+    --------
+    >>> [rgb for rgb, _ in display_colours(["liver", "lesion", "lesion"])]
+    [(221, 130, 101), (255, 255, 0), (0, 200, 255)]
+    """
+    out, lesions = [], 0
+    for role in roles:
+        if role in _ORGAN_COLOURS:
+            out.append(_ORGAN_COLOURS[role])
+        else:
+            out.append(_LESION_COLOURS[lesions % len(_LESION_COLOURS)])
+            lesions += 1
+    return out
 
 
 def masks_from_context(ctx: Any) -> list[tuple[str, str, np.ndarray]]:
@@ -229,7 +262,8 @@ def _description_items(items: Sequence[tuple[str, str, Any]], version: str) -> l
     family = B.sequence(0x0066002F, [B.code_item("123109", "DCM", "Manual Processing")])
     algorithm = B.sequence(0x00620007, [family + B.text(0x00660031, "LO", version) + B.text(0x00660036, "LO", CREATOR)])
     out = []
-    for n, (label, role, _) in enumerate(items, start=1):
+    colours = display_colours([role for _, role, _ in items])
+    for n, ((label, role, _), (_, lab)) in enumerate(zip(items, colours), start=1):
         category, prop = _ROLE_CODES.get(role, _ROLE_CODES["lesion"])
         out.append(
             B.sequence(0x00620003, [B.code_item(*category)])
@@ -238,6 +272,7 @@ def _description_items(items: Sequence[tuple[str, str, Any]], version: str) -> l
             + algorithm
             + B.text(0x00620008, "CS", "SEMIAUTOMATIC")
             + B.text(0x00620009, "LO", CREATOR)
+            + B.element(0x0062000D, "US", struct.pack("<3H", *lab))
             + B.sequence(0x0062000F, [B.code_item(*prop)])
         )
     return out
@@ -439,7 +474,8 @@ def write_seg_with_header(
     dss = _source_datasets(image_datasets, ctx, out)
     ks, plane_positions, frame_of_k = frame_plan(dss, ctx)
     descriptions = []
-    for n, (label, role, _) in enumerate(items, start=1):
+    colours = display_colours([role for _, role, _ in items])
+    for n, ((label, role, _), (rgb, _)) in enumerate(zip(items, colours), start=1):
         category, prop = _ROLE_CODES.get(role, _ROLE_CODES["lesion"])
         descriptions.append(
             hd.seg.SegmentDescription(
@@ -453,6 +489,7 @@ def write_seg_with_header(
                     version=__version__,
                     family=hd.sr.CodedConcept("123109", "DCM", "Manual Processing"),
                 ),
+                display_color=hd.color.CIELabColor.from_rgb(*rgb),
             )
         )
     uid_base = uid_parts(str(getattr(dss[0], "StudyInstanceUID", "")), str(getattr(dss[0], "SeriesInstanceUID", "")))
