@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import GeometryError
-from ..geometry import resample_array
+from ..geometry import bbox, resample_array
 from ..segmentation import MaskLayer
 from ..volume import Volume, sparse_zeros
 
@@ -39,6 +39,35 @@ def resample_to_grid(moving: Volume, reference: Volume, *, linear: bool = False)
     return resample_array(
         arr, moving.affine, reference.shape, reference.affine, interpolation="linear" if linear else "nearest"
     )
+
+
+def _voxels_outside(mask: Volume, image: Volume) -> int:
+    """How many non-zero voxels of ``mask`` have their centre outside the image's extent (Slicer PR #6739).
+
+    The extent is the image's voxels' boxes (index -0.5 .. n-0.5 on each axis); a mask voxel centred
+    beyond it is never sampled by the resampling onto the image grid. The mask's non-zero box is tested
+    first, so a mask inside the image costs one pass for its box.
+    """
+    box = bbox(mask.array)
+    if box is None:
+        return 0
+    lo, hi = box[0], box[1] - 1
+    to_image = np.linalg.solve(image.affine, mask.affine)
+    corners = np.array([[c[0], c[1], c[2], 1.0] for c in np.array(np.meshgrid(*zip(lo, hi))).T.reshape(-1, 3)])
+    idx = (corners @ to_image.T)[:, :3]
+    limit = np.asarray(image.shape, float) - 0.5
+    if np.all(idx >= -0.5) and np.all(idx <= limit):
+        return 0
+    sub = mask.array[lo[0] : hi[0] + 1, lo[1] : hi[1] + 1, lo[2] : hi[2] + 1]
+    n_out = 0
+    for k in range(sub.shape[2]):  # slice by slice: memory of one slice's voxel list
+        ij = np.argwhere(sub[:, :, k])
+        if ij.size == 0:
+            continue
+        pts = np.column_stack([ij + lo[:2], np.full(len(ij), lo[2] + k), np.ones(len(ij))]) @ to_image.T
+        inside = np.all((pts[:, :3] >= -0.5) & (pts[:, :3] <= limit), axis=1)
+        n_out += int(np.count_nonzero(~inside))
+    return n_out
 
 
 @dataclass
@@ -152,6 +181,14 @@ def reconcile_layers(image: Volume, layers: list[MaskLayer]) -> ReconciledLayers
             raise GeometryError(
                 f"{layer.source}: the {layer.role} mask lies entirely outside the image after placing it by physical "
                 "coordinates; mask and image do not overlap (wrong image, or an LPS/RAS flip in one header)."
+            )
+        n_out = _voxels_outside(m, image)
+        if n_out:
+            out.warnings.append(
+                f"{layer.source}: {n_out} of the {layer.role} mask's {int(n_before)} voxels "
+                f"({100.0 * n_out / n_before:.1f} %, {n_out * m.voxel_volume_ml:.2f} mL) lie outside the image and "
+                "are not counted; its volumes are of the part inside the image (Slicer's scalar-volume statistics "
+                "count so too)"
             )
         out.resampled = True
         out.warnings.append(
