@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import subprocess
 
+import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
@@ -115,3 +116,34 @@ def test_real_liver_converted_by_segimage2itkimage_gives_70_362_ml(tmp_path):
     assert rep["liver"]["voxel_count"] == 107_098
     assert rep["liver"]["volume_ml"] == pytest.approx(70.362, abs=1e-3)
     assert rep["liver"]["mean_intensity"] == pytest.approx(37.3, abs=0.05)
+
+
+def test_merged_segments_files_of_overlapping_segments_give_the_numbers_of_the_seg(tmp_path):
+    """``--mergeSegments`` on overlapping segments writes several label files, each free of overlaps."""
+    tool = require_tool("segimage2itkimage", "PyPI dcmqi")
+    data = shared_path("dcmqi_ct3slice_seg", "data", "segmentations")
+    out = tmp_path / "merged"
+    out.mkdir()
+    args = ["--inputDICOM", str(data / "partial_overlaps.dcm"), "--outputDirectory", str(out), "-t", "nifti"]
+    run = subprocess.run([tool, *args, "--mergeSegments"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    meta = json.loads((out / "meta.json").read_text())
+    where = {
+        s["SegmentLabel"]: (n, s["labelID"]) for n, group in enumerate(meta["segmentAttributes"], 1) for s in group
+    }
+    (f_liver, v_liver), (f_lesion, v_lesion) = where["GREEN"], where["PURPLE"]
+    assert f_liver != f_lesion  # the two overlap, so dcmqi put them in different files
+    liver = np.asarray(nib.load(out / f"{f_liver}.nii.gz").dataobj) == v_liver
+    lesion = np.asarray(nib.load(out / f"{f_lesion}.nii.gz").dataobj) == v_lesion
+    assert np.count_nonzero(liver & lesion) > 0
+    ct = str(data / "ct-3slice")
+    files = ["--seg", str(out / f"{f_liver}.nii.gz"), "--seg", str(out / f"{f_lesion}.nii.gz")]
+    merged = analyze_json("--image", ct, *files, "--labels", f"liver={v_liver},lesion={v_lesion}")
+    seg = analyze_json(
+        "--image", ct, "--seg", str(data / "partial_overlaps.dcm"), "--labels", "liver=GREEN,lesion=PURPLE"
+    )
+    voxel_ml = 0.810547**2 * 1.0 / 1000.0
+    for rep in (merged, seg):
+        assert rep["liver"]["voxel_count"] == int(np.count_nonzero(liver | lesion))
+        assert rep["tumor"]["intrahepatic_volume_ml"] == pytest.approx(np.count_nonzero(lesion) * voxel_ml, abs=1e-3)
+        assert rep["tumor"]["lesion_count"] == 1
