@@ -43,3 +43,16 @@ def grid_affine(spacing, origin, rotation: np.ndarray | None = None) -> np.ndarr
     a[:3, :3] = r @ np.diag(spacing)
     a[:3, 3] = origin
     return a
+
+
+def sitk_image(array: np.ndarray, affine_lps: np.ndarray):
+    """``array[i, j, k]`` as a SimpleITK image on the index->LPS affine (as Slicer / ITK write NRRD)."""
+    import SimpleITK as sitk
+
+    img = sitk.GetImageFromArray(np.ascontiguousarray(np.transpose(array, (2, 1, 0))))
+    a3 = np.asarray(affine_lps, float)[:3, :3]
+    spacing = np.linalg.norm(a3, axis=0)
+    img.SetSpacing(spacing.tolist())
+    img.SetOrigin(np.asarray(affine_lps, float)[:3, 3].tolist())
+    img.SetDirection((a3 / spacing).flatten().tolist())
+    return img

@@ -22,6 +22,7 @@ import SimpleITK as sitk
 from tests.conftest import analyze_json, oblique_affine, shared_path
 from tests.dicom_factory import write_image_series
 from tests.dicom_tools import require_tool
+from tests.phantoms import sitk_image
 
 SHAPE = (36, 34, 12)
 AFFINE = oblique_affine(spacing=(0.8, 0.75, 2.0), angles_deg=(8.0, -5.0, 17.0), origin=(-80.0, 40.0, 380.0))
@@ -62,24 +63,13 @@ META = {  # dcmqi's metadata JSON (as its qiicr.org/dcmqi web generator writes i
 }
 
 
-def _label_image(labels: np.ndarray) -> sitk.Image:
-    """The label map ``[i, j, k]`` as a SimpleITK image on the CT's LPS geometry."""
-    img = sitk.GetImageFromArray(np.ascontiguousarray(np.transpose(labels, (2, 1, 0))))
-    a3 = AFFINE[:3, :3]
-    spacing = np.linalg.norm(a3, axis=0)
-    img.SetSpacing(spacing.tolist())
-    img.SetOrigin(AFFINE[:3, 3].tolist())
-    img.SetDirection((a3 / spacing).flatten().tolist())
-    return img
-
-
 def test_seg_written_by_itkimage2segimage_on_an_oblique_ct(tmp_path):
     tool = require_tool("itkimage2segimage", "PyPI dcmqi")
     paths = write_image_series(tmp_path / "ct", np.full(SHAPE, 60.0), AFFINE, seed=17)
     labels = np.zeros(SHAPE, np.uint8)
     labels[4:32, 5:30, 1:11] = 1
     labels[10:20, 12:24, 3:8] = 2
-    sitk.WriteImage(_label_image(labels), str(tmp_path / "labels.nrrd"))
+    sitk.WriteImage(sitk_image(labels, AFFINE), str(tmp_path / "labels.nrrd"))
     (tmp_path / "meta.json").write_text(json.dumps(META))
     seg = tmp_path / "seg.dcm"
     args = ["--inputImageList", str(tmp_path / "labels.nrrd"), "--inputDICOMDirectory", str(paths[0].parent)]

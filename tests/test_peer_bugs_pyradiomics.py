@@ -17,21 +17,10 @@ import pytest
 import SimpleITK as sitk
 
 from tests.conftest import analyze_json, oblique_affine
-from tests.phantoms import sphere_mask, write_nifti
+from tests.phantoms import sitk_image, sphere_mask, write_nifti
 
 SHAPE = (48, 44, 20)
 AFFINE = oblique_affine(spacing=(0.7813, 0.7813, 2.5), angles_deg=(3.7, -11.3, 21.9), origin=(-187.34, -61.27, 1042.5))
-
-
-def _sitk_image(labels: np.ndarray) -> sitk.Image:
-    """``labels[i, j, k]`` as a SimpleITK image with the double-precision LPS geometry (Slicer's NRRD)."""
-    img = sitk.GetImageFromArray(np.ascontiguousarray(np.transpose(labels, (2, 1, 0))))
-    a3 = AFFINE[:3, :3]
-    spacing = np.linalg.norm(a3, axis=0)
-    img.SetSpacing(spacing.tolist())
-    img.SetOrigin(AFFINE[:3, 3].tolist())
-    img.SetDirection((a3 / spacing).flatten().tolist())
-    return img
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +33,7 @@ def study(tmp_path_factory):
     centre = (AFFINE @ [20.0, 18.0, 9.0, 1.0])[:3]
     labels[sphere_mask(SHAPE, AFFINE, centre, 9.0)] = 2
     seg = root / "Segmentation-label.nrrd"
-    sitk.WriteImage(_sitk_image(labels), str(seg))
+    sitk.WriteImage(sitk_image(labels, AFFINE), str(seg))
     return image, seg, labels
 
 
@@ -66,9 +55,9 @@ def test_volume_method_and_values_match_simpleitk_label_shape_statistics(study):
     assert rep["method"]["volume"] == "voxel_count"
     stats = sitk.LabelShapeStatisticsImageFilter()
     stats.ComputeFeretDiameterOn()
-    stats.Execute(_sitk_image((labels == 2).astype(np.uint8)))
+    stats.Execute(sitk_image((labels == 2).astype(np.uint8), AFFINE))
     (lesion,) = rep["lesions"]
     assert lesion["volume_ml"] == pytest.approx(stats.GetPhysicalSize(1) / 1000.0, abs=1e-5)
     assert lesion["max_3d_diameter_mm"] == pytest.approx(stats.GetFeretDiameter(1), abs=1e-3)
-    stats.Execute(_sitk_image((labels > 0).astype(np.uint8)))
+    stats.Execute(sitk_image((labels > 0).astype(np.uint8), AFFINE))
     assert rep["liver"]["volume_ml"] == pytest.approx(stats.GetPhysicalSize(1) / 1000.0, abs=1e-4)

@@ -15,7 +15,7 @@ import pytest
 import SimpleITK as sitk
 
 from tests.conftest import analyze_json, oblique_affine
-from tests.phantoms import write_nifti
+from tests.phantoms import sitk_image, write_nifti
 
 SHAPE = (40, 36, 16)
 AFFINE = oblique_affine(spacing=(0.9, 0.9, 2.0), angles_deg=(0.0, 6.0, 14.0), origin=(-30.0, 55.0, 210.0))
@@ -29,16 +29,6 @@ def _seg_affine() -> np.ndarray:
     return a
 
 
-def _sitk(arr: np.ndarray, affine: np.ndarray) -> sitk.Image:
-    img = sitk.GetImageFromArray(np.ascontiguousarray(np.transpose(arr, (2, 1, 0))))
-    a3 = affine[:3, :3]
-    spacing = np.linalg.norm(a3, axis=0)
-    img.SetSpacing(spacing.tolist())
-    img.SetOrigin(affine[:3, 3].tolist())
-    img.SetDirection((a3 / spacing).flatten().tolist())
-    return img
-
-
 def test_a_segmentation_beyond_the_image_counts_the_part_inside_and_says_what_is_outside(tmp_path):
     ct = np.full(SHAPE, 55, np.int16)
     image = write_nifti(tmp_path / "ct.nii.gz", ct, AFFINE)
@@ -46,11 +36,13 @@ def test_a_segmentation_beyond_the_image_counts_the_part_inside_and_says_what_is
     labels[2:30, 6:36, 5:17] = 1  # seg i 2..5 lie before the image (i < PAD[0] = 6): 4 columns outside
     labels[14:22, 12:20, 8:12] = 2  # the tumour is inside the image
     seg = tmp_path / "Segmentation.seg.nrrd"
-    sitk.WriteImage(_sitk(labels, _seg_affine()), str(seg))
+    sitk.WriteImage(sitk_image(labels, _seg_affine()), str(seg))
     rep = analyze_json("--image", str(image), "--seg", str(seg))
 
     on_image = sitk.GetArrayFromImage(
-        sitk.Resample(_sitk(labels, _seg_affine()), _sitk(ct, AFFINE), sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+        sitk.Resample(
+            sitk_image(labels, _seg_affine()), sitk_image(ct, AFFINE), sitk.Transform(), sitk.sitkNearestNeighbor, 0
+        )
     ).transpose(2, 1, 0)
     voxel_ml = abs(np.linalg.det(AFFINE[:3, :3])) / 1000.0
     assert rep["liver"]["voxel_count"] == int(np.count_nonzero(on_image))
