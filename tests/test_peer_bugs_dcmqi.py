@@ -63,31 +63,59 @@ META = {  # dcmqi's metadata JSON (as its qiicr.org/dcmqi web generator writes i
 }
 
 
-def test_seg_written_by_itkimage2segimage_on_an_oblique_ct(tmp_path):
-    tool = require_tool("itkimage2segimage", "PyPI dcmqi")
-    paths = write_image_series(tmp_path / "ct", np.full(SHAPE, 60.0), AFFINE, seed=17)
+def _labels() -> np.ndarray:
     labels = np.zeros(SHAPE, np.uint8)
-    labels[4:32, 5:30, 1:11] = 1
+    labels[4:32, 5:30, 1:11] = 1  # slices 1..10 of 0..11
     labels[10:20, 12:24, 3:8] = 2
-    sitk.WriteImage(sitk_image(labels, AFFINE), str(tmp_path / "labels.nrrd"))
-    (tmp_path / "meta.json").write_text(json.dumps(META))
-    seg = tmp_path / "seg.dcm"
-    args = ["--inputImageList", str(tmp_path / "labels.nrrd"), "--inputDICOMDirectory", str(paths[0].parent)]
+    return labels
+
+
+@pytest.fixture(scope="module")
+def dcmqi_seg(tmp_path_factory):
+    """The CT folder and the SEG dcmqi's itkimage2segimage writes from a SimpleITK NRRD label map."""
+    tool = require_tool("itkimage2segimage", "PyPI dcmqi")
+    root = tmp_path_factory.mktemp("dcmqi")
+    paths = write_image_series(root / "ct", np.full(SHAPE, 60.0), AFFINE, seed=17)
+    sitk.WriteImage(sitk_image(_labels(), AFFINE), str(root / "labels.nrrd"))
+    (root / "meta.json").write_text(json.dumps(META))
+    seg = root / "seg.dcm"
+    args = ["--inputImageList", str(root / "labels.nrrd"), "--inputDICOMDirectory", str(paths[0].parent)]
     run = subprocess.run(
-        [tool, *args, "--outputDICOM", str(seg), "--inputMetadata", str(tmp_path / "meta.json")],
+        [tool, *args, "--outputDICOM", str(seg), "--inputMetadata", str(root / "meta.json")],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert run.returncode == 0, run.stderr
-    # dcmqi leaves the empty frames out: 10 liver + 5 tumour frames of 2 x 12 slices
-    assert int(pydicom.dcmread(seg).NumberOfFrames) == 15
-    rep = analyze_json("--image", str(paths[0].parent), "--seg", str(seg))
+    return paths[0].parent, seg
+
+
+def _assert_numbers(rep: dict, labels: np.ndarray) -> None:
     voxel_ml = abs(np.linalg.det(AFFINE[:3, :3])) / 1000.0
     assert rep["liver"]["voxel_count"] == int(np.count_nonzero(labels))
     assert rep["tumor"]["intrahepatic_volume_ml"] == pytest.approx((labels == 2).sum() * voxel_ml, abs=1e-4)
     assert rep["tumor"]["lesion_count"] == 1
     assert rep["study"]["grid"]["resampled"] is False
+
+
+def test_seg_written_by_itkimage2segimage_on_an_oblique_ct(dcmqi_seg):
+    ct, seg = dcmqi_seg
+    # dcmqi leaves the empty frames out: 10 liver + 5 tumour frames of 2 x 12 slices
+    assert int(pydicom.dcmread(seg).NumberOfFrames) == 15
+    _assert_numbers(analyze_json("--image", str(ct), "--seg", str(seg)), _labels())
+
+
+def test_its_conversion_back_covers_only_the_segs_slices_and_is_placed_on_the_ct(dcmqi_seg, tmp_path):
+    """dcmqi #513: segimage2itkimage's NRRD spans the SEG's 10 slices, not the CT's 12."""
+    ct, seg = dcmqi_seg
+    tool = require_tool("segimage2itkimage", "PyPI dcmqi")
+    args = ["--inputDICOM", str(seg), "--outputDirectory", str(tmp_path), "-t", "nrrd", "--mergeSegments"]
+    run = subprocess.run([tool, *args], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert sitk.ReadImage(str(tmp_path / "1.nrrd")).GetSize() == (SHAPE[0], SHAPE[1], 10)
+    rep = analyze_json("--image", str(ct), "--seg", str(tmp_path / "1.nrrd"))
+    _assert_numbers(rep, _labels())
+    assert [n for n in rep["notes"] if "crop of the image grid (index offset [0, 0, 1])" in n] != []
 
 
 def test_real_liver_converted_by_segimage2itkimage_gives_70_362_ml(tmp_path):
