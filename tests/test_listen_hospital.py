@@ -15,7 +15,9 @@ dcmtk's storescu. Scenarios:
 - a study resent by the PACS administrator: analysed again, nothing new in
   Orthanc;
 - two studies interleaved instance by instance in one association (a PACS
-  moving a worklist; pynetdicom sender, no Orthanc): each measured once.
+  moving a worklist; pynetdicom sender, no Orthanc): each measured once;
+- a restart of the listener after a study arrived and before it settled: the
+  study is analysed after the restart, once.
 
 Studies: CT + SEG phantoms built here (liver box, one lesion sphere, on an
 oblique anisotropic grid), different per patient; truth from voxel counts and
@@ -306,10 +308,21 @@ def test_a_study_resent_by_the_pacs_is_analysed_again_and_changes_nothing_in_it(
     assert sorted(server.get_json("/instances")) == before  # same SR and SEG UIDs: Orthanc stored nothing new
 
 
-def test_two_studies_interleaved_in_one_association_are_each_measured_once(studies: dict, tmp_path: Path) -> None:
-    """A PACS moving a worklist sends both studies over one association, instance by instance alternately."""
+def _send_all(port: int, files: list[Path]) -> None:
     from pynetdicom import AE
 
+    datasets = [pydicom.dcmread(f) for f in files]
+    ae = AE(ae_title="ARCHIVE")
+    for sop in sorted({str(ds.SOPClassUID) for ds in datasets}):
+        ae.add_requested_context(sop, str(datasets[0].file_meta.TransferSyntaxUID))
+    assoc = ae.associate("127.0.0.1", port, ae_title="LISTENER")
+    assert assoc.is_established
+    assert [assoc.send_c_store(ds).Status for ds in datasets] == [0x0000] * len(datasets)
+    assoc.release()
+
+
+def test_two_studies_interleaved_in_one_association_are_each_measured_once(studies: dict, tmp_path: Path) -> None:
+    """A PACS moving a worklist sends both studies over one association, instance by instance alternately."""
     a, b = studies["a"], studies["b"]
     listener = StudyListener(
         ListenerConfig(
@@ -319,14 +332,9 @@ def test_two_studies_interleaved_in_one_association_are_each_measured_once(studi
     )
     listener.start()
     try:
-        datasets = [pydicom.dcmread(f) for pair in zip([*a["files"], a["seg"]], [*b["files"], b["seg"]]) for f in pair]
-        ae = AE(ae_title="ARCHIVE")
-        for sop in sorted({str(ds.SOPClassUID) for ds in datasets}):
-            ae.add_requested_context(sop, str(datasets[0].file_meta.TransferSyntaxUID))
-        assoc = ae.associate("127.0.0.1", listener.config.port, ae_title="LISTENER")
-        assert assoc.is_established
-        assert [assoc.send_c_store(ds).Status for ds in datasets] == [0x0000] * 42
-        assoc.release()
+        _send_all(
+            listener.config.port, [f for pair in zip([*a["files"], a["seg"]], [*b["files"], b["seg"]]) for f in pair]
+        )
         out = tmp_path / "listen"
         _wait(lambda: len(_log_lines(out)) >= 2, "both studies' lines")
         time.sleep(3 * QUIET_S)
@@ -337,3 +345,35 @@ def test_two_studies_interleaved_in_one_association_are_each_measured_once(studi
         (line,) = _lines_for(out, d["study_uid"])
         assert "21 instances: ok" in line, line
         _assert_truth(json.loads((out / d["study_uid"] / "report.json").read_text()), d["truth"])
+
+
+def test_a_study_received_before_a_restart_is_analysed_after_it_once(studies: dict, tmp_path: Path) -> None:
+    """The service is restarted (an update, a reboot) after a study arrived and before it settled."""
+    a = studies["a"]
+    out = tmp_path / "listen"
+
+    def listener(quiet_s: float) -> StudyListener:
+        config = ListenerConfig(port=_free_port(), ae_title="LISTENER", out_dir=out, bind="127.0.0.1", quiet_s=quiet_s)
+        started = StudyListener(config, on_line=lambda line: None)
+        started.start()
+        return started
+
+    before = listener(600.0)  # it would wait 10 min for more instances
+    try:
+        _send_all(before.config.port, [*a["files"], a["seg"]])
+    finally:
+        before.stop()  # stopped before the study settled: received, not analysed
+    assert _log_lines(out) == []
+    after = listener(QUIET_S)
+    try:
+        (line,) = _wait(lambda: _lines_for(out, a["study_uid"]), "the resumed study's line")
+    finally:
+        after.stop()
+    assert "21 instances: ok" in line, line
+    _assert_truth(json.loads((out / a["study_uid"] / "report.json").read_text()), a["truth"])
+    again = listener(QUIET_S)  # restarted once more: the study was analysed, nothing to resume
+    try:
+        time.sleep(4 * QUIET_S)
+    finally:
+        again.stop()
+    assert len(_log_lines(out)) == 1, _log_lines(out)

@@ -13,6 +13,10 @@ instances, and its outputs are written to
 destination, the SR and SEG (with the source Patient and Study modules) are
 C-STOREd to it, e.g. back to the PACS that sent the study.
 
+A study received before a restart and not analysed since (the listener was
+stopped or killed between its last instance and its analysis) is queued when
+the listener starts again, and analysed after ``quiet_s`` like a new arrival.
+
 A bad study (no segmentation, corrupt files, a failing destination) is logged
 and recorded in ``OUT/<uid>/failed.json``; the listener keeps serving. Every
 study gives exactly one line in the log and in ``OUT/listen.log``. The
@@ -275,6 +279,7 @@ class StudyListener:
             )
         except OSError as exc:
             raise InputError(f"--port {self.config.port}: cannot listen ({exc}); choose a free port") from None
+        self._resume_received()
         self._worker = threading.Thread(target=self._run_worker, name="netlm-listen-worker", daemon=True)
         self._worker.start()
         logger.info(
@@ -284,6 +289,32 @@ class StudyListener:
             self.config.port,
             self.config.quiet_s,
         )
+
+    def _resume_received(self) -> list[str]:
+        """Queue the studies received before a restart and not analysed since (no outputs, or instances
+        newer than them): a listener stopped or killed between the last instance and the analysis would
+        otherwise never analyse them. Returns their UIDs."""
+        incoming = self.config.out_dir / "incoming"
+        resumed = []
+        for folder in sorted(incoming.iterdir()) if incoming.is_dir() else []:
+            try:
+                study = check_uid(folder.name, "StudyInstanceUID")
+            except UsageError:
+                continue
+            received = [p.stat().st_mtime for p in folder.glob("*.dcm")]
+            if not received:
+                continue
+            outputs = self.config.out_dir / study
+            done = [p.stat().st_mtime for p in (outputs / "report.json", outputs / "failed.json") if p.exists()]
+            if done and max(done) >= max(received):
+                continue
+            now = time.monotonic()
+            with self._lock:
+                self._pending.setdefault(study, _Pending(now, len(received), last_activity=now))
+            resumed.append(study)
+        if resumed:
+            logger.info("%d study(ies) received before the restart and not analysed since: queued", len(resumed))
+        return resumed
 
     def wait(self, timeout_s: float | None = None) -> bool:
         """Block until stopped (``max_studies`` reached or :meth:`stop`); True when stopped."""
