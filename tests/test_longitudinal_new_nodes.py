@@ -67,3 +67,32 @@ def test_a_new_small_lesion_that_is_no_node_is_still_new() -> None:
     res = compare_studies(*_pair(3.5, shared=True, label="lung met 2"))
     assert res.to_dict()["new_lesion_ids"] == [2]
     assert res.recist["category"] == "PD"
+
+
+def test_a_pd_resting_only_on_a_small_new_lesion_says_so() -> None:
+    """RECIST 1.1: a new lesion counts when unequivocal; one equivocal for its small size is confirmed later.
+
+    The category stays PD (the tool cannot tell equivocal), and the rationale and warnings say that it rests
+    only on a new lesion below the 10 mm measurable size, and what the response is without it.
+    """
+    res = compare_studies(*_pair(3.5, shared=True, label="lung met 2"))  # a new 7 mm nodule
+    assert res.recist["category"] == "PD"
+    text = "the PD rests only on new lesion(s) 2 (7.0 mm) below the measurable size"
+    assert any(text in r and "without them the target response is SD" in r for r in res.recist["rationale"])
+    assert any(text in w for w in res.warnings)
+    # a new 12 mm lesion is measurable: an unequivocal PD, nothing to say
+    big = compare_studies(*_pair(6.0, shared=True, label="lung met 2"))
+    assert big.recist["category"] == "PD"
+    assert not any("rests only" in r for r in big.recist["rationale"] + big.warnings)
+
+
+def test_a_pd_by_size_is_not_said_to_rest_on_a_small_new_lesion() -> None:
+    """The liver target grows 16 -> 22 mm (+37.5 %, +6 mm): PD without the new 7 mm nodule too."""
+    base = LiverPhantom([Sphere(LIVER_LESION, 8.0)])
+    fu = LiverPhantom([Sphere(LIVER_LESION, 11.0), Sphere(NODE, 3.5)])
+    ctx_b = make_context(base, SHAPE_B, AFF_B, frame_of_reference_uid="1.2.3", seed=1)
+    ctx_f = make_context(fu, SHAPE_F, AFF_F, frame_of_reference_uid="1.2.3", seed=2)
+    ctx_f.lesions[1].location, ctx_f.lesions[1].label = "extrahepatic", "lung met 2"
+    res = compare_studies(ctx_b, ctx_f)
+    assert res.recist["category"] == "PD"
+    assert not any("rests only" in r for r in res.recist["rationale"])

@@ -49,6 +49,7 @@ from ..measure.context import Lesion, MeasurementContext
 from ..rules_data import default_section
 from .comparability import technique_warnings
 from .lesion_match import LesionChange, credited_targets, lesion_changes, match_lesions, outside_followup_fractions
+from .new_lesions import normal_new_nodes, small_new_lesions, small_pd_note
 from .registration import Alignment, study_alignment
 
 __all__ = [
@@ -376,7 +377,8 @@ def compare_studies(
     targets = {r["lesion_id"] for r in base_rec["targets"]}
     fov = outside_followup_fractions(baseline, followup, al)
     changes = lesion_changes(pairs, overlap_ml, baseline, followup, al, targets, fov)
-    normal_nodes = _normal_new_nodes(changes, followup, recist_rules)
+    fu_rec = recist_assessment(followup.lesions, recist_rules, _slice_mm(followup))["lesions"]
+    normal_nodes = normal_new_nodes(changes, fu_rec)
     f_by_id = {les.id: les for les in followup.lesions}
     new_intra = [
         c for c in changes if c.status == "new" and f_by_id[int(c.followup_id or 0)].location == "intrahepatic"
@@ -415,9 +417,19 @@ def compare_studies(
         fu_diam[r["lesion_id"]] < node_normal_mm if r["lymph_node"] else fu_diam[r["lesion_id"]] <= 0.0
         for r in base_rec["targets"]
     )
+    resolved_if_targets = resolved if target_ids else None
     cat, why = recist_response(
-        base_sum, fu_sum, new_lesions=new_count, thresholds=t, targets_resolved=resolved if target_ids else None
+        base_sum, fu_sum, new_lesions=new_count, thresholds=t, targets_resolved=resolved_if_targets
     )
+    small_new = small_new_lesions(changes, fu_rec)  # RECIST 1.1: a new lesion must be unequivocal
+    if cat == "PD" and small_new:
+        left = new_count - len(small_new)
+        without = recist_response(
+            base_sum, fu_sum, new_lesions=left, thresholds=t, targets_resolved=resolved_if_targets
+        )
+        if without[0] != "PD":
+            why.append(small_pd_note(small_new, without[0]))
+            warnings.append(why[-1])
     unseen = [c.baseline_id for c in changes if c.status == "not_imaged"]
     cut = [c.baseline_id for c in changes if c.status == "matched" and fov.get(int(c.baseline_id or 0), 0.0) > 0]
     if cut:
@@ -508,25 +520,6 @@ def compare_studies(
         thresholds=t,
         warnings=warnings,
     )
-
-
-def _normal_new_nodes(
-    changes: Sequence[LesionChange], followup: MeasurementContext, recist_rules: Mapping[str, Any]
-) -> dict[int, float]:
-    """Follow-up lesions without a baseline counterpart that are normal lymph nodes: id -> short axis (mm).
-
-    RECIST 1.1: a node whose short axis is below ``node_pathological_short_axis_mm`` (10 mm) is
-    normal, not a lesion (``analyze`` reports it so), so it is no new lesion. Their status becomes
-    ``normal_node`` (in ``changes``).
-    """
-    fu_rec = recist_assessment(followup.lesions, recist_rules, _slice_mm(followup))["lesions"]
-    found: dict[int, float] = {}
-    for c in changes:
-        rec = fu_rec.get(int(c.followup_id or 0))
-        if c.status == "new" and rec is not None and rec["category"] == "normal_node":
-            c.status = "normal_node"
-            found[int(c.followup_id or 0)] = float(rec["diameter_mm"])
-    return found
 
 
 def _axis_diameter_mm(les: Lesion, short_axis: bool, method: str) -> float:
