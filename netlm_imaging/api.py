@@ -68,7 +68,7 @@ def analyze(
     segs: str | Path | Sequence[str | Path] = (),
     labels: str | Mapping[str, Any] | None = None,
     clinical: str | Path | Mapping[str, Any] | Any | None = None,
-    rules: str | Path | Any | None = None,
+    rules: str | Path | Mapping[str, Any] | Any | None = None,
     pet: str | Path | None = None,
     options: AnalyzeOptions | Mapping[str, Any] | None = None,
 ) -> StudyReport:
@@ -86,7 +86,7 @@ def analyze_with_context(
     segs: str | Path | Sequence[str | Path] = (),
     labels: str | Mapping[str, Any] | None = None,
     clinical: str | Path | Mapping[str, Any] | Any | None = None,
-    rules: str | Path | Any | None = None,
+    rules: str | Path | Mapping[str, Any] | Any | None = None,
     pet: str | Path | None = None,
     options: AnalyzeOptions | Mapping[str, Any] | None = None,
 ) -> tuple[StudyReport, MeasurementContext]:
@@ -108,8 +108,9 @@ def analyze_with_context(
         Clinical sidecar (JSON/TOML), its fields as a mapping (``{"weight_kg": 72, ...}``), an
         already loaded ``ClinicalInputs``, or a cohort row's clinical columns (``ClinicalRow``),
         validated by the load stage.
-    rules : path or Rules, optional
-        A rules file overriding the default rules.
+    rules : path, mapping or Rules, optional
+        A rules file overriding the default rules, or the keys it would change as a mapping
+        (``{"flr": {"threshold_percent": {"normal": 25.0}}}``).
     pet : str or Path, optional
         A PET series (DICOM folder) in the same frame of reference as the image.
     options : AnalyzeOptions or mapping, optional

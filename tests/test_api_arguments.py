@@ -116,3 +116,29 @@ def test_options_as_a_mapping():
 def test_options_that_cannot_be_read(options, exc, pattern):
     with pytest.raises(exc, match=pattern):
         analyze(image=IMAGE, segs=[SEG], labels=LABELS, options=options)
+
+
+def _left_hepatectomy(rep: dict) -> dict:
+    return next(r for r in rep["remnant"]["standard_resections"] if r["name"] == "left_hepatectomy")
+
+
+def test_rules_as_a_mapping_change_the_decision_as_a_file_would(tmp_path):
+    # the demo folder's manifest gives the Couinaud map and a clinical file with height, weight and a normal
+    # liver: the sFLR of each standard resection is judged on the TELV
+    base = analyze(DEMO).to_dict()
+    left = _left_hepatectomy(base)
+    assert left["threshold_percent"] == 20.0 and left["adequate"] is True  # the shipped normal-liver threshold
+    stricter = {"flr": {"threshold_percent": {"normal": left["standardized_flr_percent"] + 1.0}}}
+    by_dict = analyze(DEMO, rules=stricter).to_dict()
+    (tmp_path / "rules.json").write_text(json.dumps(stricter))
+    by_file = analyze(DEMO, rules=tmp_path / "rules.json")
+    for rep in (by_dict, by_file.to_dict()):
+        assert _left_hepatectomy(rep)["adequate"] is False
+        assert _left_hepatectomy(rep)["standardized_flr_percent"] == left["standardized_flr_percent"]
+    assert by_dict["classification"]["rules_version"].endswith("+user:mapping")
+    assert stricter == {"flr": {"threshold_percent": {"normal": left["standardized_flr_percent"] + 1.0}}}  # not consumed
+
+
+def test_rules_mapping_with_an_unknown_key_is_refused_naming_it():
+    with pytest.raises(InputError, match=r"^rules \(the mapping given to analyze\): .*'flr\.treshold_percent'"):
+        analyze(image=IMAGE, segs=[SEG], labels=LABELS, rules={"flr": {"treshold_percent": {"normal": 25.0}}})

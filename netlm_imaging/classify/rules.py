@@ -323,21 +323,22 @@ def _check_mri(mri: dict[str, Any], source: str) -> None:
             raise InputError(f"{source}: rules key 'mri.{key}' must be >= 1, got {mri[key]!r}")
 
 
-def load_rules(path: str | Path | None = None) -> Rules:
+def load_rules(path: str | Path | Mapping[str, Any] | None = None) -> Rules:
     """Load the default rules, optionally deep-merged with a user file.
 
     Parameters
     ----------
-    path : str or pathlib.Path or None
+    path : str, pathlib.Path, mapping or None
         User rules file (``.toml`` or ``.json``) giving only the keys it
-        changes. ``None`` returns the shipped defaults.
+        changes, or the same keys as a mapping (``{"flr": {"threshold_percent":
+        {"normal": 25.0}}}``). ``None`` returns the shipped defaults.
 
     Returns
     -------
     Rules
         Validated rules. ``version`` is the default version, or
-        ``"<default>+user:<file name>"`` (``"...@<user version>"`` when the
-        user file sets ``rules_version``).
+        ``"<default>+user:<file name>"`` (``+user:mapping`` for a mapping;
+        ``"...@<user version>"`` when the user file sets ``rules_version``).
 
     Raises
     ------
@@ -355,16 +356,19 @@ def load_rules(path: str | Path | None = None) -> Rules:
     if path is None:
         _check_values(default, "default rules")
         return Rules(default, base_version, "default rules")
-    p = Path(path)
-    user = _read_user_file(p)
+    if isinstance(path, Mapping):  # the keys it changes, given from Python as a file would give them
+        source, name, user = "rules (the mapping given to analyze)", "mapping", copy.deepcopy(dict(path))
+    else:
+        p = Path(path)
+        source, name, user = str(p), p.name, _read_user_file(p)
     user_version = user.pop("rules_version", None)
     if user_version is not None and not isinstance(user_version, str):
-        raise InputError(f"{p}: rules key 'rules_version' must be a string, got {user_version!r}")
-    merged = _merge(default, user, "", str(p))
-    _check_values(merged, str(p))
-    version = f"{base_version}+user:{p.name}"
+        raise InputError(f"{source}: rules key 'rules_version' must be a string, got {user_version!r}")
+    merged = _merge(default, user, "", source)
+    _check_values(merged, source)
+    version = f"{base_version}+user:{name}"
     if user_version:
         version += f"@{user_version}"
     merged["rules_version"] = version
-    logger.info("rules %s loaded from %s", version, p)
-    return Rules(merged, version, str(p))
+    logger.info("rules %s loaded from %s", version, source)
+    return Rules(merged, version, source)
