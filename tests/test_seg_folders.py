@@ -105,7 +105,7 @@ def test_seg_naming_a_pacs_series_folder_with_one_seg(dicom_study):
     ("folder", "says"),
     [
         ("two", "--seg names a folder holding 2 segmentation objects (IM0001, IM0002); pass one file"),
-        ("empty", "--seg names a folder holding no mask named after its structure"),
+        ("empty", "--seg names a folder holding 0 volumes, none named after its structure"),
     ],
 )
 def test_seg_folders_that_do_not_say_which_file(dicom_study, folder, says):
@@ -123,3 +123,16 @@ def test_seg_folder_picks_the_reconstruction_its_seg_references(tmp_path):
     assert rep["liver"]["voxel_count"] == int(liver.sum())  # reconstruction A's grid, not both merged
     assert rep["liver"]["volume_ml"] == pytest.approx(int(liver.sum()) * abs(np.linalg.det(RECON_AFF[:3, :3])) / 1000)
     assert rep["liver"]["mean_intensity"] == pytest.approx(60.0, abs=0.01)
+
+
+def test_seg_naming_a_folder_with_one_label_map(tmp_path):
+    study = _totalsegmentator(tmp_path / "study")
+    (tmp_path / "slicer").mkdir()
+    lab = _mask("liver") + _mask("liver_tumor")  # 1 liver, 2 tumour (LiTS)
+    write_nifti(tmp_path / "slicer" / "Segmentation-label.nii.gz", lab, AFF)
+    rep = analyze_json("--image", str(study / "ct.nii.gz"), "--seg", str(tmp_path / "slicer"))
+    assert rep["tumor"]["intrahepatic_volume_ml"] == pytest.approx(144 * VOXEL_ML, abs=1e-5)
+    assert any("its one segmentation file Segmentation-label.nii.gz" in n for n in rep["notes"])
+    write_nifti(tmp_path / "slicer" / "other.nii.gz", lab, AFF)
+    line = one_line(netlm("analyze", "--image", study / "ct.nii.gz", "--seg", tmp_path / "slicer"))
+    assert "--seg names a folder holding 2 volumes, none named after its structure" in line

@@ -571,8 +571,8 @@ def expand_segmentation_folders(segs: list[str]) -> tuple[list[str], list[str]]:
 
     A folder of masks named after their structure (TotalSegmentator's ``segmentations/``: ``liver.nii.gz``,
     ``liver_tumor.nii.gz``, ``spleen.nii.gz`` ...) gives each as ``ROLE=PATH``; a folder holding one DICOM
-    SEG or RTSTRUCT (a PACS export's series folder) gives that file. Other folders are an
-    :class:`InputError` saying what they hold.
+    SEG or RTSTRUCT (a PACS export's series folder), or else one volume (a Slicer ``.seg.nrrd``, an nnU-Net
+    prediction), gives that file. Other folders are an :class:`InputError` saying what they hold.
     """
     out: list[str] = []
     notes: list[str] = []
@@ -591,6 +591,10 @@ def expand_segmentation_folders(segs: list[str]) -> tuple[list[str], list[str]]:
                 notes.append(_unused_note(others, f" in {path}"))
             continue
         objects = [i for i in scan_dicom_folder(path) if i.kind in (SEG, RTSTRUCT)]
+        if not objects and len(others) == 1:  # one label map / .seg.nrrd (a Slicer or nnU-Net output folder)
+            out.append(str(others[0]))
+            notes.append(f"{path}: its one segmentation file {others[0].name}")
+            continue
         if len(objects) == 1:
             out.append(str(objects[0].path))
             notes.append(f"{path}: its one segmentation object {objects[0].path.name} ({objects[0].kind})")
@@ -598,8 +602,8 @@ def expand_segmentation_folders(segs: list[str]) -> tuple[list[str], list[str]]:
         held = (
             f"{len(objects)} segmentation objects ({', '.join(i.path.name for i in objects[:10])}); pass one file"
             if objects
-            else "no mask named after its structure (liver.nii.gz, liver_tumor.nii.gz ...) and no DICOM SEG / "
-            "RTSTRUCT; pass the segmentation file"
+            else f"{len(others)} volumes, none named after its structure (liver.nii.gz, liver_tumor.nii.gz ...), and "
+            "no DICOM SEG / RTSTRUCT; pass the segmentation file"
         )
         raise InputError(f"{path}: --seg names a folder holding {held}.")
     return out, notes
