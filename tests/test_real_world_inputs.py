@@ -292,6 +292,8 @@ def test_seg_twice_coarser_is_resampled_by_position(tmp_path):
     assert rep["study"]["grid"]["resampled"] is True
     assert any("not on the image grid" in w for w in rep["warnings"])
     assert any("resampled onto the image grid by physical coordinates" in w for w in rep["warnings"])
+    # the advice of the error it would have been (resample it yourself, pass another series) is not given
+    assert not any("resample the segmentation" in w or "pass the image series" in w for w in rep["warnings"])
 
 
 def test_seg_half_pixel_shift_is_resampled_by_position(tmp_path):

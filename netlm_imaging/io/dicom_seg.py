@@ -683,7 +683,7 @@ def read_dicom_seg(
         if coarser is not None and reference.sheared:  # tilted slabs: along the normal, not by index (_seg_slabs)
             on_reference = slabs_along_normal(grid, arrays, reference, _order(reference))
             if on_reference is not None:
-                note = _SLABS_NOTE.format(why=coarser.split(": ", 1)[-1], shape=grid.shape)
+                note = _SLABS_NOTE.format(why=_without_advice(coarser), shape=grid.shape)
                 hdr.warnings[-1:] = (
                     [note] if hdr.warnings[-1].startswith("the SEG is not on") else [hdr.warnings[-1], note]
                 )
@@ -710,6 +710,17 @@ def read_dicom_seg(
 
 #: A SEG whose declared slice spacing is at least this many times the image's is on a coarser grid.
 _COARSER_RATIO = 1.5
+
+
+def _without_advice(reason: str) -> str:
+    """The finding of a grid error without its file name and its advice (resample it, pass another series).
+
+    The SEG was then placed by its own positions, so the advice of the error it would have been does not apply.
+    """
+    text = reason.split(": ", 1)[-1]
+    for advice in ("; resample the ", "; pass the ", ". Pass the "):
+        text = text.split(advice, 1)[0]
+    return text.rstrip(" .")
 
 
 #: The warning of a coarser SEG's frames filled onto a tilted image as slabs along the normal.
@@ -1148,7 +1159,7 @@ def _decode_own_grid(
         else:
             target[:, :, k] |= frame.T.astype(bool)
     hdr.warnings.append(
-        f"the SEG is not on the image grid ({why.split(': ', 1)[-1]}); its masks were built on its own grid "
+        f"the SEG is not on the image grid ({_without_advice(why)}); its masks were built on its own grid "
         f"(shape {grid.shape}, spacing {np.round(grid.spacing, 4).tolist()} mm) in the image's frame of reference "
         "and resampled onto the image by physical position"
     )
