@@ -718,7 +718,7 @@ def _without_advice(reason: str) -> str:
     The SEG was then placed by its own positions, so the advice of the error it would have been does not apply.
     """
     text = reason.split(": ", 1)[-1]
-    for advice in ("; resample the ", "; pass the ", ". Pass the "):
+    for advice in ("; resample the ", "; pass the ", ". Pass the ", ". Resample it"):
         text = text.split(advice, 1)[0]
     return text.rstrip(" .")
 
