@@ -197,9 +197,11 @@ def test_sflr_null_without_body_size():
     rh = _standard(a, "right_hepatectomy")
     assert rh["standardized_flr_percent"] is None
     assert rh["telv_ml"] is None
-    assert rh["adequate"] is None
     assert rh["missing_inputs"] == ["height/weight"]
-    assert rh["flr_percent_of_non_tumorous"] == pytest.approx(100 * (12 * SLICE_VOX - 4) / (30 * SLICE_VOX - 4))
+    flr = 100 * (12 * SLICE_VOX - 4) / (30 * SLICE_VOX - 4)
+    assert rh["flr_percent_of_non_tumorous"] == pytest.approx(flr)
+    # judged as the plan is, on the fallback denominator (the CT non-tumorous liver) with its own 25 %
+    assert (rh["adequacy_basis"], rh["threshold_percent"], rh["adequate"]) == ("non_tumorous", 25.0, flr > 25.0)
     assert "height/weight" in a.classification["missing_inputs"]
     assert a.remnant["standardized_flr_percent"] is None
 

@@ -230,3 +230,34 @@ def test_the_console_says_why_each_untreated_lesion_stays_untreated(tmp_path):
     assert all("ablation: diameter 40.0 mm > 30 mm" in ln and "enucleation/wedge disabled" in ln for ln in lines)
     if len(untreated) > 3:
         assert any(ln.startswith(f"... and {len(untreated) - 3} more untreated") for ln in out.summary_lines)
+
+
+def test_without_height_and_weight_the_standard_resections_are_judged_as_the_plan_on_the_non_tumorous_liver():
+    """No height or weight: no TELV, so the plan falls back to the CT non-tumorous liver and its 25 % (rules
+    ``flr.fallback_denominator``); each standard resection is judged on that same basis. It showed the 25 % beside
+    ``adequacy_basis: telv`` and no verdict. Truth: the demo's own per-segment voxel counts (truth.json)."""
+    import json
+    from pathlib import Path
+
+    from netlm_imaging import analyze
+
+    demo = Path(__file__).resolve().parents[1] / "sample_data" / "netlm_demo"
+    seg = json.loads((demo / "truth.json").read_text())["segments"]
+    non_tumorous = sum(s["liver_voxels_excluding_lesions"] for s in seg.values())
+    rep = analyze(
+        image=demo / "ct.nii.gz",
+        segs=[demo / "seg.nii.gz", f"segments={demo / 'couinaud.nii.gz'}"],
+        labels="liver=1,lesion=2,spleen=3",
+    ).to_dict()
+    assert rep["remnant"]["adequacy_basis"] == "non_tumorous"
+    flr_rules = load_rules()["flr"]
+    threshold = flr_rules["non_tumorous_threshold_percent"]["normal"]
+    for r in rep["remnant"]["standard_resections"]:
+        kept = sum(seg[str(k)]["liver_voxels_excluding_lesions"] for k in r["remnant_segments"])
+        flr = 100.0 * kept / non_tumorous
+        assert r["flr_percent_of_non_tumorous"] == pytest.approx(flr, rel=1e-6)
+        assert (r["adequacy_basis"], r["threshold_percent"]) == ("non_tumorous", threshold)
+        assert r["adequate"] is (flr > threshold if flr_rules["comparator"] == ">" else flr >= threshold), r["name"]
+    verdicts = {r["name"]: r["adequate"] for r in rep["remnant"]["standard_resections"]}
+    assert verdicts["right_hepatectomy"] is False  # 21.6 % of the non-tumorous liver
+    assert verdicts["left_hepatectomy"] is True  # 80.0 %

@@ -159,7 +159,11 @@ class _Achievable:
 def _standard_resections(
     table: SegmentTable, remnants: Sequence[Mapping[str, Any]], fb: FlrBasis, rules: Rules
 ) -> list[dict[str, Any]]:
-    """Each measured resection's standardized FLR, its adequacy and its anatomy check."""
+    """Each measured resection's standardized FLR, its adequacy and its anatomy check.
+
+    Judged as the plan is: on ``fb.basis`` with its threshold (the fallback denominator's, when
+    the rules' one is missing and a sourced threshold exists for it; its missing input is still named).
+    """
     flr_rules = rules["flr"]
     std = [
         {
@@ -167,7 +171,7 @@ def _standard_resections(
             **flr_adequacy(
                 r,
                 threshold_percent=fb.threshold_percent,
-                denominator=flr_rules["denominator"],
+                denominator=fb.basis,
                 comparator=flr_rules["comparator"],
             ),
         }
@@ -175,6 +179,8 @@ def _standard_resections(
     ]
     present = [k for k in range(1, 9) if table.liver_voxels[k] > 0]
     for r in std:
+        if fb.basis != flr_rules["denominator"] and not r.get("telv_ml"):
+            r["missing_inputs"] = ["height/weight"]  # judged on the fallback: the rules' own basis lacks its TELV
         ok, why = remnant_check(set(present) - set(r["removed_segments"]), rules["anatomy"], present)
         r["anatomically_feasible"] = ok
         r["anatomy_check"] = why
