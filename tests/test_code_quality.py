@@ -104,3 +104,65 @@ def test_long_modules_say_why_at_their_top():
         if "Why one module" not in doc.split("\n\n", 2)[1 if "\n\n" in doc else 0]:
             unexplained.append(p.relative_to(ROOT).as_posix())
     assert unexplained == []
+
+
+def _module_imports() -> dict[str, set[str]]:
+    """Each module of the package -> the package modules it imports anywhere (top level, in functions, under
+    TYPE_CHECKING), relative imports resolved; ``from pkg import name`` counts ``pkg.name`` when it is a module."""
+    import ast
+
+    pkg = ROOT / "netlm_imaging"
+    names = {
+        ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p for p in pkg.rglob("*.py")
+    }
+    graph: dict[str, set[str]] = {}
+    for mod, path in names.items():
+        package = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
+        out: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join([*parts, base] if base else parts)
+                for alias in node.names:
+                    target = f"{base}.{alias.name}"
+                    out.add(target if target in names else base)
+            elif isinstance(node, ast.Import):
+                out.update(a.name for a in node.names)
+        graph[mod] = {m for m in out if m in names and m != mod}
+    return graph
+
+
+def test_no_import_cycles_between_modules():
+    """One-way house (issue 11): no two modules import each other, not even for type hints or inside functions."""
+    graph = _module_imports()
+    assert "netlm_imaging.io.rtstruct_planes" in graph  # the walk reads the package
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(v: str) -> None:  # Tarjan's strongly connected components
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                cycles.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    assert cycles == []

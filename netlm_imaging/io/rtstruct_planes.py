@@ -8,24 +8,30 @@ for every plane of an ROI and, for an ROI traced through voxel centres, adds the
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
 from ._polygon import add_outline_centres, fill_polygon, on_centres, shoelace_area
 from .rtstruct_slices import ContourPlane
 
-if TYPE_CHECKING:
-    from .rtstruct import RoiInfo
-
 __all__ = ["TRACED_RULE", "fill_plane", "fill_planes"]
+
+
+class NamedRoi(Protocol):
+    """What the fill needs of an ROI (:class:`netlm_imaging.io.rtstruct.RoiInfo`): its name for messages."""
+
+    def describe(self) -> str:
+        """``3 'BODY'`` for messages."""
+        ...
+
 
 #: Added to the rule for an ROI whose every vertex lies on a voxel centre (see :func:`~._polygon.add_outline_centres`).
 TRACED_RULE = "; outlines traced through voxel centres also take the centres on them"
 
 
 def fill_planes(
-    planes: list[ContourPlane], shape: tuple[int, int], pixel_mm2: float, roi: RoiInfo, warnings: list[str]
+    planes: list[ContourPlane], shape: tuple[int, int], pixel_mm2: float, roi: NamedRoi, warnings: list[str]
 ) -> tuple[dict[int, np.ndarray], bool]:
     """The in-plane mask of every plane of one ROI (keyed by ``id(plane)``), and whether it was traced.
 
@@ -51,7 +57,7 @@ def fill_planes(
 
 
 def fill_plane(
-    plane: ContourPlane, shape: tuple[int, int], pixel_mm2: float, roi: RoiInfo, warnings: list[str]
+    plane: ContourPlane, shape: tuple[int, int], pixel_mm2: float, roi: NamedRoi, warnings: list[str]
 ) -> np.ndarray:
     """The in-plane mask of one contour plane: its contours filled (voxel centres) and combined by XOR.
 
@@ -94,7 +100,7 @@ def _outline_key(poly: np.ndarray) -> frozenset[tuple[float, float]]:
     return frozenset(map(tuple, np.round(poly, 3).tolist()))
 
 
-def _warn_partial_overlap(acc: np.ndarray, fill: np.ndarray, roi: RoiInfo, k: float, warnings: list[str]) -> None:
+def _warn_partial_overlap(acc: np.ndarray, fill: np.ndarray, roi: NamedRoi, k: float, warnings: list[str]) -> None:
     """Warn when a contour overlaps the slice's earlier ones without being nested (XOR then cuts the overlap out).
 
     A hole lies inside the region (``fill`` within ``acc``), an outline around it (``acc`` within
