@@ -14,6 +14,7 @@ voxels above the liver-reference SUVmax (section 7.4, normal-liver-background fa
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 import numpy as np
 import pytest
@@ -50,10 +51,10 @@ def _expected_grade(v: float, upper: float | None = UPPER_SUV) -> int | None:
     return published_grade(v, L_SUV, upper)
 
 
-def _run(tmp_path, v: float, organ: str | None = "spleen") -> dict:
+def _run(tmp_path, v: float, organ: str | None = "spleen", liver: float = L_SUV) -> dict:
     tmp_path.mkdir(parents=True, exist_ok=True)
     suv = np.ones(SHAPE, dtype=np.float32)
-    suv[LIVER] = L_SUV
+    suv[LIVER] = liver
     suv[ORGAN] = UPPER_SUV
     suv[LESION] = v
     labels = np.where(LESION, 2, np.where(LIVER, 1, np.where(ORGAN & (organ is not None), 3, 0))).astype(np.uint8)
@@ -87,6 +88,23 @@ def test_krenning_grade_and_fdg_advice_at_each_edge(tmp_path, v):
     assert les["krenning_score"] == grade
     assert les["fdg_pet_advised"] is (grade <= 2)
     assert (les["id"] in pet["fdg_pet_advised_lesion_ids"]) is (grade <= 2)
+
+
+@pytest.mark.parametrize(
+    ("liver", "v"),
+    [("4.7", "4.23"), ("4.7", "5.17"), ("5.3", "4.77"), ("5.3", "5.83"), ("5.3", "1.325"), ("5.3", "5.82")],
+)
+def test_a_float32_pet_exactly_at_a_band_edge_is_graded_as_the_edge(tmp_path, liver, v):
+    """A float32 PET (most NIfTI PETs) stores a liver of 4.7 and a lesion of 4.23 (= 0.9 x 4.7) each rounded to
+    float32: the lesion reads 4.5e-8 above 0.9 x the liver it reads, and was graded 2, inside the band; 5.83 =
+    1.1 x 5.3 read 4.9e-8 below 1.1 x liver and was 2, not 3. The expected grade is section 7.3 in exact decimal
+    arithmetic."""
+    rep = _run(tmp_path, float(v), liver=float(liver))
+    les = rep["lesions"][0]
+    assert les["krenning_statistic_suv"] == pytest.approx(float(v), rel=1e-6)
+    exact = published_grade(Decimal(v), Decimal(liver), Decimal(UPPER_SUV), band=Decimal("0.10"),
+                            no_uptake=Decimal("0.25"), ratio=Decimal(1))  # fmt: skip
+    assert les["krenning_score"] == exact
 
 
 @pytest.mark.parametrize("v", [14.9, 15.0, 15.1])

@@ -16,7 +16,7 @@ import numpy as np
 from .pet_kernels import convolve_same
 from .pet_reference import region_depth_mm
 
-__all__ = ["KrenningSetting", "assess_lesion", "grade"]
+__all__ = ["SUV_EDGE_REL_TOL", "KrenningSetting", "assess_lesion", "grade"]
 
 
 def grade(
@@ -28,7 +28,7 @@ def grade(
     (clinical_rules.md 7.3), so a lesion exactly at a band edge is outside the band: 1 at
     ``(1 - b) x liver``, 3 at ``(1 + b) x liver``. Score 0 is uptake below
     ``no_uptake_suv_fraction`` x liver; 4 is uptake greater than ``spleen_ratio`` x the spleen
-    (or kidney) SUVmean. An edge is met within a relative 1e-9 (floating-point noise).
+    (or kidney) SUVmean. An edge is met within a relative :data:`SUV_EDGE_REL_TOL` (float32 rounding).
 
     Examples
     --------
@@ -54,10 +54,16 @@ def grade(
     return 3, 3
 
 
+#: Relative tolerance of a Krenning edge. A float32 PET (most NIfTI PETs; DICOM rescaled pixels) stores the
+#: liver and the lesion each rounded to 6e-8: a lesion of 4.23 at 0.9 x a liver of 4.7 reads 4.5e-8 above the
+#: edge computed from the liver it reads. 1e-6 is 5e-6 SUV at SUV 5, far below any uptake difference.
+SUV_EDGE_REL_TOL = 1e-6
+
+
 def _edge(value: float, side: int) -> float:
-    """``value`` moved by a relative 1e-9 towards ``side``, so that a statistic equal to an edge up to
-    floating-point noise counts as at the edge."""
-    return value + side * 1e-9 * max(abs(value), 1e-9)
+    """``value`` moved by a relative :data:`SUV_EDGE_REL_TOL` towards ``side``, so that a statistic equal to an
+    edge up to float32 rounding counts as at the edge."""
+    return value + side * SUV_EDGE_REL_TOL * max(abs(value), 1e-9)
 
 
 @dataclass(frozen=True)
