@@ -45,9 +45,10 @@ Krenning score (estimated, clinical_rules.md 7.3, project decision)
     ``core_margin_fwhm`` x the PET FWHM inside the lesion edge, its deepest
     voxels when none is that deep), ``suv_peak`` or ``suv_max``;
     ``b = liver_band_fraction`` (0.10): 0 if
-    ``M <= no_uptake_suv_fraction * L`` (0.25); 1 if ``M < (1 - b) L``; 2 if
-    ``(1 - b) L <= M <= (1 + b) L``; above the band 4 if
-    ``M > spleen_ratio * S`` (1.0), else 3. Without ``S`` a lesion above the
+    ``M < no_uptake_suv_fraction * L`` (0.25); 1 if ``M <= (1 - b) L``; 2 if
+    ``(1 - b) L < M < (1 + b) L`` (differs from the liver by less than ``b``);
+    above the band 4 if ``M > spleen_ratio * S`` (1.0), else 3; each edge met
+    within a relative ``SUV_EDGE_REL_TOL`` (float32 rounding). Without ``S`` a lesion above the
     band is 3 or 4: score null, lower bound 3, and "spleen mask" in
     ``missing_inputs``. Confidence is "low" within ``confidence_z`` noise SDs
     of a boundary, for lesions below 3 x FWHM (partial volume) or without a
