@@ -151,3 +151,15 @@ def test_at_most_5_targets_and_2_per_organ_with_the_sum_of_diameters(tmp_path):
     }
     assert {k: (o, pytest.approx(d, abs=1e-4)) for k, (o, d) in got.items()} == expected
     assert c["recist_sum_of_diameters_mm"] == pytest.approx(30 + 25 + 24 + 20 + 14, abs=1e-3)
+
+
+def test_three_measurable_liver_lesions_alone_give_two_targets(tmp_path):
+    """With every lesion in one organ the 2-per-organ limit binds before the 5 targets (above it never does): the
+    30 and 25 mm lesions are targets, the 20 mm one is measurable but not a target; the sum is 30 + 25 mm."""
+    segs = [("Liver metastasis 1", _line(60, 10, 10)), ("Liver metastasis 2", _line(50, 10, 30))]
+    rep = _seg_study(tmp_path, [*segs, ("Liver metastasis 3", _line(40, 10, 50))])
+    c = rep["classification"]
+    by_name = {les["label"]: les for les in rep["lesions"]}
+    assert {t["lesion_id"] for t in c["recist_targets"]} == {by_name[f"Liver metastasis {i}"]["id"] for i in (1, 2)}
+    assert by_name["Liver metastasis 3"]["recist_measurable"] is True
+    assert c["recist_sum_of_diameters_mm"] == pytest.approx(30 + 25, abs=1e-3)
