@@ -236,6 +236,21 @@ def test_heterogeneity_z_decides_when_an_avid_part_makes_the_grade_uncertain(tmp
     assert not flagged(s.run(user_rules(tmp_path, {"krenning.heterogeneity_z": 1000.0})))
 
 
+@covers("krenning.heterogeneity_z")
+def test_an_avid_part_above_the_band_is_flagged_without_a_spleen_too(tmp_path):
+    """The lesion of the test above on a study without a spleen or kidney mask: the 1 mL part above the liver
+    band is 3 or 4 (which one needs the spleen) and still above the core mean's grade 2, so the grade is as
+    uncertain as with a spleen (it was "high": an undecided 3-or-4 peak was not compared)."""
+    s = Scene(spleen=False, liver_noise_sd=0.75)
+    m = s.add((0.0, 0.0, 0.0), 20.0, 2.5)
+    s.suv[m & (PTS[..., 0] > LIVER_C[0])] = 7.5
+    u = s.run(user_rules(tmp_path)).lesion_updates[1]
+    assert u["krenning_score"] == published_grade(u["suv_mean_core"], L_SUV, math.inf) == 2
+    assert u["suv_peak_inside"] >= 1.1 * L_SUV  # the avid part lies above the liver band
+    assert u["krenning_confidence"] == "low"
+    assert any(r.startswith("heterogeneous uptake") for r in u["krenning_confidence_reasons"])
+
+
 # ------------------------------------------------------------------ [pet]
 def _sretv(res, lid=1):
     return res.lesion_updates[lid]["sretv_ml"]

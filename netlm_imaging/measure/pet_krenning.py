@@ -146,17 +146,20 @@ def assess_lesion(
         )
     inner = _inner_peak(values, lesion, core, ks.kernel)
     if statistic == "suv_mean_core" and ks.liver_mean is not None and score is not None:
-        peak_score, _ = grade(inner, ks.liver_mean, ks.upper_mean, k)
+        # above the band without a spleen the peak is 3 or 4: its lower bound 3 still outranks the core's grade
+        peak_score, peak_bound = grade(inner, ks.liver_mean, ks.upper_mean, k)
+        peak = peak_score if peak_score is not None else peak_bound
         noise = ks.cv_1ml if ks.cv_1ml is not None else (ks.cv_voxel or 0.0)
         if (
-            peak_score is not None
-            and peak_score > score
-            and inner > (1.0 + float(k["liver_band_fraction"])) * ks.liver_mean
+            peak is not None
+            and peak >= 3  # the 1 mL part lies above the liver band
+            and peak > score
             and inner > core_mean * (1.0 + float(k["heterogeneity_z"]) * noise)
         ):
+            shown = peak_score if peak_score is not None else f">= {peak_bound}, the spleen mask missing"
             reasons.append(
                 f"heterogeneous uptake: a 1 mL part of the lesion reaches SUV {inner:.2f} "
-                f"(grade {peak_score}) above the core mean {core_mean:.2f}"
+                f"(grade {shown}) above the core mean {core_mean:.2f}"
             )
     return {
         "krenning_score": score,
