@@ -9,7 +9,7 @@ import tomllib
 import pytest
 from surgical_phantoms import BRISBANE_RESECTIONS
 
-from netlm_imaging.classify.rules import default_rules_text, load_rules, meets
+from netlm_imaging.classify.rules import DIAMETER_REL_TOL, default_rules_text, load_rules, meets
 from netlm_imaging.errors import InputError
 
 
@@ -165,6 +165,15 @@ def test_comparator():
     assert meets(0.7 * 100, 70.0, ">=")  # 70.00000000000001 style noise
     assert not meets(69.99, 70.0, ">=")
     assert meets(70.01, 70.0, ">")
+
+
+def test_a_size_limit_absorbs_float32_geometry_noise_but_not_a_hundredth_of_a_millimetre():
+    """DIAMETER_REL_TOL: 10.0 mm read as 9.9999997 mm on a float32 oblique grid meets a 10 mm limit (and is not
+    above a 30 mm ablation limit read as 30.0000009); 9.99 mm stays under 10 mm and 30.01 mm over 30 mm."""
+    assert meets(9.9999997, 10.0, ">=", DIAMETER_REL_TOL)
+    assert not meets(30.0000009, 30.0, ">", DIAMETER_REL_TOL)
+    assert not meets(9.99, 10.0, ">=", DIAMETER_REL_TOL)
+    assert meets(30.01, 30.0, ">", DIAMETER_REL_TOL)
 
 
 @pytest.mark.parametrize(
