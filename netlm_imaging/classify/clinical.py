@@ -314,10 +314,8 @@ def _ki67_cell(source: str, name: str, raw: Any) -> tuple[str, Any]:
     return name, _in_range(source, name, _as_number(source, name, raw), 0.0, 100.0, "%")
 
 
-def _validate(
-    data: Mapping[str, Any], source: str, from_text: bool, body: Mapping[str, Any] | None = None
-) -> ClinicalInputs:
-    """Validate the fields of a sidecar (``from_text`` False) or a CSV row (text cells)."""
+def _validate(data: Mapping[str, Any], source: str, body: Mapping[str, Any] | None = None) -> ClinicalInputs:
+    """Validate the fields of a sidecar, a mapping given from Python or a CSV row (text cells alike)."""
     (h0, h1), (w0, w1) = _ranges(body)
     values: dict[str, Any] = {}
     flags: dict[str, bool] = {}
@@ -410,7 +408,7 @@ def load_clinical(path: str | Path, *, body: Mapping[str, Any] | None = None) ->
         raise InputError(f"{p}: clinical file is not valid {suffix[1:].upper()}: {exc}; fix the syntax") from exc
     if not isinstance(data, dict):
         raise InputError(f"{p}: clinical file must hold an object/table of fields, got {type(data).__name__}")
-    return _validate(data, str(p), from_text=False, body=body)
+    return _validate(data, str(p), body=body)
 
 
 @dataclass(frozen=True)
@@ -443,7 +441,7 @@ def as_clinical_inputs(
     if isinstance(clinical, ClinicalRow):
         return clinical_from_row(clinical.values, clinical.source, body=body)
     if isinstance(clinical, Mapping):
-        return _validate(clinical, "clinical (the mapping given to analyze)", from_text=False, body=body)
+        return _validate(clinical, "clinical (the mapping given to analyze)", body=body)
     if not isinstance(clinical, (str, os.PathLike)):
         raise UsageError(
             f"clinical: a file path, a mapping of clinical fields or ClinicalInputs was expected, not "
@@ -476,7 +474,7 @@ def clinical_from_row(row: Mapping[str, str], source: str, *, body: Mapping[str,
     InputError
         As :func:`load_clinical`.
     """
-    return _validate(dict(row), source, from_text=True, body=body)
+    return _validate(dict(row), source, body=body)
 
 
 def resolve_body_size(
