@@ -143,3 +143,10 @@ def test_rules_as_a_mapping_change_the_decision_as_a_file_would(tmp_path):
 def test_rules_mapping_with_an_unknown_key_is_refused_naming_it():
     with pytest.raises(InputError, match=r"^rules \(the mapping given to analyze\): .*'flr\.treshold_percent'"):
         analyze(image=IMAGE, segs=[SEG], labels=LABELS, rules={"flr": {"treshold_percent": {"normal": 25.0}}})
+
+
+@pytest.mark.parametrize("rules", [42, ["flr"], b"rules.toml"])
+def test_rules_that_are_neither_a_path_nor_a_mapping_name_the_argument(rules):
+    """As clinical= does: one UsageError naming the argument and the forms it takes (it was a TypeError)."""
+    with pytest.raises(UsageError, match=r"^rules: a rules file path or a mapping of the keys it changes"):
+        analyze(image=IMAGE, segs=[SEG], labels=LABELS, rules=rules)

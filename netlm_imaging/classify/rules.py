@@ -24,12 +24,13 @@ import copy
 import json
 import logging
 import math
+import os
 import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from ..errors import InputError, UsageError
 from ..rules_data import default_rules_text, default_rules_tree
 from .anatomy import validate_anatomy
 
@@ -345,6 +346,8 @@ def load_rules(path: str | Path | Mapping[str, Any] | None = None) -> Rules:
     InputError
         Missing/unparsable file, unknown key (named), wrong type, or a value
         outside its allowed set.
+    UsageError
+        ``path`` is neither a path nor a mapping.
 
     Examples
     --------
@@ -358,9 +361,14 @@ def load_rules(path: str | Path | Mapping[str, Any] | None = None) -> Rules:
         return Rules(default, base_version, "default rules")
     if isinstance(path, Mapping):  # the keys it changes, given from Python as a file would give them
         source, name, user = "rules (the mapping given to analyze)", "mapping", copy.deepcopy(dict(path))
-    else:
+    elif isinstance(path, (str, os.PathLike)):
         p = Path(path)
         source, name, user = str(p), p.name, _read_user_file(p)
+    else:
+        raise UsageError(
+            f"rules: a rules file path or a mapping of the keys it changes was expected, not {type(path).__name__}; "
+            "e.g. rules={'flr': {'threshold_percent': {'normal': 25.0}}}."
+        )
     user_version = user.pop("rules_version", None)
     if user_version is not None and not isinstance(user_version, str):
         raise InputError(f"{source}: rules key 'rules_version' must be a string, got {user_version!r}")
