@@ -68,3 +68,26 @@ def test_a_follow_up_holding_the_whole_liver_says_nothing_about_its_view() -> No
     assert res.alignment.liver_dice_after_in_view == res.alignment.liver_dice_after
     assert not any("of the baseline liver" in w for w in res.warnings)
     assert all(c.status == "matched" for c in res.lesions)
+
+
+def test_a_view_missing_a_few_liver_voxels_never_reads_100_percent() -> None:
+    """A follow-up scan ending one slice short of a liver dome of 3 voxels: 99.99 % in view, 3 voxels outside.
+
+    The warning said 'holds 100.0% of the baseline liver (the rest lies outside ...)'. Truth: counted here.
+    """
+    from netlm_imaging.verify.registration import identity_alignment
+    from netlm_imaging.volume import Volume
+
+    aff = grid_affine((40, 36, 30), (0.8, 0.9, 1.5), (5.0, -3.0, 8.0), (10.0, -20.0, 30.0))
+    liver = np.zeros((40, 36, 30), bool)
+    liver[2:38, 2:34, 1:29] = True
+    liver[10:13, 10, 29] = True  # the dome: 3 voxels on the last slice
+    followup = Volume(liver[:, :, :29], aff)  # same grid, one slice shorter
+    al = identity_alignment(Volume(liver, aff), followup, "shared frame of reference")
+    n = int(liver.sum())
+    assert al.baseline_liver_in_view_percent == pytest.approx(100.0 * (n - 3) / n)
+    assert al.baseline_liver_in_view_percent > 99.95
+    (warning,) = al.warnings
+    assert "100.0%" not in warning
+    assert "holds more than 99.9% of the baseline liver" in warning
+    assert f"({3 * 0.8 * 0.9 * 1.5 / 1000:.3g} mL of it lies outside its field of view)" in warning

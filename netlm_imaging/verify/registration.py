@@ -219,8 +219,11 @@ def _judge_view(
     al.baseline_liver_in_view_percent = 100.0 * held / n if n else None
     al.liver_dice_after_in_view = dice_coefficient(liver & inside, warped)
     if n and held < n:
+        pct = 100.0 * held / n
+        shown = f"{pct:.1f}%" if round(pct, 1) < 100.0 else "more than 99.9%"  # never '100.0%' of a partial view
+        outside_ml = (n - held) * baseline_liver.voxel_volume_ml
         al.warnings.append(
-            f"the follow-up image holds {al.baseline_liver_in_view_percent:.1f}% of the baseline liver (the rest lies "
+            f"the follow-up image holds {shown} of the baseline liver ({outside_ml:.3g} mL of it lies "
             "outside its field of view): the liver volumes measure different extents; the liver Dice after alignment "
             f"is {al.liver_dice_after:.3f} over the whole baseline liver, {al.liver_dice_after_in_view:.3f} within "
             "the follow-up's view"
