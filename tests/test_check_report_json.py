@@ -102,6 +102,10 @@ def test_report_input_errors(old_report: Path, tmp_path: Path, capsys) -> None:
     broken.write_text('{"schema_version": "1.1", "liver": ')
     assert main(["check", str(broken), "--study", str(DEMO)]) == 3
     assert f"{broken}: not a JSON file" in capsys.readouterr().err
+    listed = tmp_path / "list.json"  # named .json: read as a report whatever it holds (it is no CSV)
+    listed.write_text("[856.3, 22.3]")
+    assert main(["check", str(listed), "--study", str(DEMO)]) == 3
+    assert f"{listed}: not a netlm report" in capsys.readouterr().err
     empty = json.loads(old_report.read_text())
     empty["liver"]["volume_ml"] = None
     empty["tumor"]["lesions_segmented"] = False  # nothing the report measured
@@ -126,3 +130,14 @@ def test_a_report_of_another_study_is_refused(tmp_path: Path, capsys) -> None:
     assert uid_b in err[0]
     assert "--study" in err[0]
     assert main(["check", str(report), "--study", str(tmp_path / "a")]) == 0
+
+
+def test_a_report_saved_again_with_a_byte_order_mark_is_read(old_report: Path, tmp_path: Path, capsys) -> None:
+    """A report.json opened and saved by a Windows editor starts with a UTF-8 BOM (and may lose its name)."""
+    saved = tmp_path / "report_copy"
+    saved.write_bytes(b"\xef\xbb\xbf" + old_report.read_bytes())
+    capsys.readouterr()
+    assert main(["check", str(saved), "--study", str(DEMO)]) == 0
+    rows = _rows(capsys.readouterr().out, str(DEMO)[-28:])
+    assert float(rows["liver_volume_ml"][2]) == pytest.approx(TRUTH["liver_volume_ml"], abs=1e-3)
+    assert all(r[6] == "agree" for r in rows.values())

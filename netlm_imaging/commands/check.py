@@ -92,7 +92,7 @@ def _is_json(p: Path) -> bool:
         return True
     try:
         with p.open("rb") as fh:
-            return fh.read(64).lstrip().startswith(b"{")
+            return fh.read(64).removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"{")
     except OSError:
         return False
 

@@ -32,7 +32,7 @@ def read_report_json(path: str | os.PathLike[str]) -> dict[str, Any]:
     """
     p = Path(path)
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
+        data = json.loads(p.read_text(encoding="utf-8-sig"))  # a report saved again by a Windows editor has a BOM
     except OSError as exc:
         raise InputError(f"{p}: cannot read the report ({exc.strerror}); check the path") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
