@@ -102,6 +102,12 @@ def test_a_value_in_another_unit_is_discrepant_and_says_which_unit_it_fits(tmp_p
     lines = [line for line in out.splitlines() if line.startswith("s1 ")]
     assert "DISCREPANT  agrees if the reported value is a fraction (x 100)" in lines[0]
     assert "DISCREPANT  agrees if the reported value is mm3 (x 0.001)" in lines[1]
+    # litres in a mL column (0.856 for 856.32 mL)
+    (root / "l.csv").write_text(
+        f"study,liver_volume_ml\ns1,{TRUTH['liver_volume_ml'] / 1000.0:.3f}\n", encoding="utf-8"
+    )
+    assert main(["check", str(root / "l.csv")]) == 1
+    assert "DISCREPANT  agrees if the reported value is litres (x 1000)" in capsys.readouterr().out
     # a plainly wrong value gets no such note
     (root / "w.csv").write_text("study,involvement_percent\ns1,7.5\n", encoding="utf-8")
     assert main(["check", str(root / "w.csv")]) == 1

@@ -96,3 +96,12 @@ def test_a_pd_by_size_is_not_said_to_rest_on_a_small_new_lesion() -> None:
     res = compare_studies(ctx_b, ctx_f)
     assert res.recist["category"] == "PD"
     assert not any("rests only" in r for r in res.recist["rationale"])
+
+
+def test_a_pd_on_a_new_pathological_node_is_not_said_to_rest_on_a_small_lesion() -> None:
+    """A new node of short axis 12 mm (10 to < 15: pathological, non-target) is an unequivocal new lesion:
+    PD, and no note that it is below the measurable size (that is for non-nodal lesions)."""
+    res = compare_studies(*_pair(6.0, shared=True))  # label "lymph node 2": short axis 12 mm
+    assert [c.status for c in res.lesions if c.followup_id == 2] == ["new"]
+    assert res.recist["category"] == "PD"
+    assert not any("rests only" in r for r in res.recist["rationale"] + res.warnings)
