@@ -59,6 +59,7 @@ def test_values_beyond_the_embedded_range_read_as_beyond_it(tmp_path):
         assert suv is not None
         assert suv.group(1) == "\u2265"  # the embedded PET ends at its 99.9th percentile (2): SUV 30 is beyond it
         assert float(suv.group(2)) == pytest.approx(float(np.percentile(pet.array, 99.9)), abs=0.01)
+        assert suv.group(2) == f"{float(np.percentile(pet.array, 99.9)):.2f}"  # a 2/255 = 0.008 SUV step: 2 decimals
         # inside the range the readout is the voxel's value within the 8-bit step (500 / 255 HU)
         hu = float(re.search(r"; (-?\d+) HU", text).group(1))
         assert hu == pytest.approx(float(image[tuple(pos)]), abs=(hi - lo) / 255)

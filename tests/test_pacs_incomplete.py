@@ -87,3 +87,19 @@ def test_slices_absent_where_nothing_is_segmented_still_measure_the_truth(writte
     assert missing_images(study)[0].missing == 2
     result = analyze_retrieved(study, "dicom://PACS/studies/1.2.3", out_dir=None, push_dir=None)
     assert result.report.liver["voxel_count"] == written["voxels"]
+
+
+def test_our_own_derived_seg_in_the_study_is_not_named(written: dict, tmp_path: Path) -> None:
+    """A PACS holding our derived SEG of the study sends it back with the rest: the error names the reader's
+    SEG only (ours is not read as the study's segmentation)."""
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    from netlm_imaging.creator import CREATOR
+
+    study = _study(tmp_path / "study", written["files"][:KEPT], written["seg"])
+    ours = pydicom.dcmread(written["seg"])
+    ours.Manufacturer, ours.SOPInstanceUID = CREATOR, generate_uid()
+    ours.file_meta.MediaStorageSOPInstanceUID = ours.SOPInstanceUID
+    ours.save_as(study / "derived_seg.dcm")
+    assert [(m.segmentation, m.missing) for m in missing_images(study)] == [("the SEG liver_seg.dcm", 20 - KEPT)]
