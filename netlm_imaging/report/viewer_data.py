@@ -171,6 +171,11 @@ def orientation_views(direction: np.ndarray) -> dict[str, dict[str, Any]]:
 
 
 # ----------------------------------------------------------------------------- image
+def _pet_unit(vol: Volume) -> str:
+    """A PET image's unit: SUV, or Bq/mL when it could not be converted (no patient weight: ``meta["units"]``)."""
+    return "Bq/mL" if vol.meta.get("units") == "BQML" else "SUV"
+
+
 def _encode_range(vol: Volume, modality: str, liver: np.ndarray | None) -> tuple[float, float, str, str]:
     if modality == "CT":
         lo, hi = CT_ENCODE_RANGE_HU
@@ -183,7 +188,7 @@ def _encode_range(vol: Volume, modality: str, liver: np.ndarray | None) -> tuple
         if lv is not None and lv.any():
             vals = vals[lv]
     vals = vals[np.isfinite(vals)]
-    unit = "SUV" if modality == "PT" else "a.u."
+    unit = _pet_unit(vol) if modality == "PT" else "a.u."
     if not vals.size:
         return 0.0, 1.0, unit, "no finite values"
     lo, hi = (float(v) for v in np.percentile(vals, [0.5, 99.5]))
@@ -438,7 +443,7 @@ def build_viewer_data(
         payload["image"]["presets"] = [{"name": n, "lo": lv - w / 2, "hi": lv + w / 2} for n, w, lv in CT_PRESETS]
     else:
         payload["image"]["presets"] = [{"name": "auto", "lo": lo, "hi": hi}]
-        if modality == "PT":
+        if modality == "PT" and unit == "SUV":
             payload["image"]["presets"] += [{"name": f"SUV 0-{s:g}", "lo": 0.0, "hi": s} for s in SUV_SCALES]
     payload["image"]["presets"].append({"name": "encoded range", "lo": lo, "hi": hi})
     if f == (1, 1, 1):
