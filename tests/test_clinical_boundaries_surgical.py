@@ -15,6 +15,7 @@ import math
 import numpy as np
 import pytest
 from cli_studies import fill, run_analyze, stored_voxel_ml
+from conftest import oblique_affine
 from surgical_phantoms import BRISBANE_RESECTIONS, NY, NZ, SLICES, SlabLiver, weight_for_telv
 
 LIVER_VOXELS = 30 * NY * NZ  # 12000
@@ -54,6 +55,32 @@ def test_burden_bins_and_clarinet_split_at_their_edges(tmp_path, tumour_voxels, 
     rep = run_analyze(tmp_path, p.affine, p.liver & ~lesion, lesion)
     c = rep["classification"]
     assert rep["involvement_percent"] == pytest.approx(100.0 * tumour_voxels / LIVER_VOXELS, abs=5e-5)
+    assert (c["burden_category"], c["clarinet_split"]) == (category, clarinet)
+
+
+@pytest.mark.parametrize(
+    ("tumour_voxels", "category", "clarinet"),
+    [
+        (16, "<=10", "<=25"),
+        (17, ">10-25", "<=25"),
+        (40, ">10-25", "<=25"),
+        (41, ">25-50", ">25"),
+        (80, ">25-50", ">25"),
+    ],
+)
+def test_an_edge_met_exactly_is_inside_on_any_voxel_size(tmp_path, tumour_voxels, category, clarinet):
+    """160 liver voxels of 0.064 mL (4 mm, oblique): 16, 40 and 80 of them are exactly 10, 25 and 50 %, but
+    100 x (n x v) / (160 x v) reads 10.000000000000002, 25.000000000000004 and 50.00000000000001 %: the report
+    showed 25.0 % beside '>25-50' and CLARINET '>25'."""
+    aff = oblique_affine(spacing=(4.0, 4.0, 4.0), angles_deg=(7.0, -5.0, 11.0))
+    v = stored_voxel_ml(tmp_path / "grid", aff)
+    shape, box = (10, 12, 4), (slice(1, 9), slice(1, 11), slice(1, 3))
+    liver, lesion = fill(shape, box, 160), fill(shape, box, tumour_voxels)
+    rep = run_analyze(tmp_path, aff, liver & ~lesion, lesion)
+    assert rep["involvement_percent"] == pytest.approx(100.0 * tumour_voxels / 160, abs=1e-9)
+    if tumour_voxels in (16, 40, 80):  # the grid this test needs: the float quotient lies above the exact edge
+        assert 100.0 * (tumour_voxels * v) / (160 * v) > 100.0 * tumour_voxels / 160
+    c = rep["classification"]
     assert (c["burden_category"], c["clarinet_split"]) == (category, clarinet)
 
 

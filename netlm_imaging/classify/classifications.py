@@ -234,9 +234,10 @@ def burden_category(
         }
     edges = burden["bin_upper_edges_percent"]
     labels = burden["bin_labels"]
-    idx = next((i for i, e in enumerate(edges) if involvement_percent <= e), len(edges))
+    # "<= edge" within float noise: 40 of 160 voxels of 0.064 mL is 100 x 2.56 / 10.24 = 25.000000000000004 %
+    idx = next((i for i, e in enumerate(edges) if not meets(involvement_percent, e, ">")), len(edges))
     split = float(burden["clarinet_split_percent"])
-    clarinet = f"<={split:g}" if involvement_percent <= split else f">{split:g}"
+    clarinet = f">{split:g}" if meets(involvement_percent, split, ">") else f"<={split:g}"
     return {
         "category": labels[idx],
         "clarinet_split": clarinet,
