@@ -375,6 +375,24 @@ def test_frilling_types_at_their_edges(tmp_path, sizes, frilling):
     assert any("Frilling 2009 wording unverified" in r for r in c["rationale"])
 
 
+def test_frilling_iii_at_exactly_25_percent_on_any_voxel_size(tmp_path):
+    """208 liver voxels of 0.064 mL (4 mm, oblique), two 26-voxel lesions, one per hemiliver: involvement is
+    exactly 25 % but 100 x (52 x v) / (208 x v) reads 24.999999999999996 %: it said 'involvement 25.0% < 25%:
+    neither II nor III'. Exactly 25 % is the rules' "at least" (diffuse_min_involvement_percent): type III."""
+    aff = oblique_affine(spacing=(4.0, 4.0, 4.0), angles_deg=(7.0, -5.0, 11.0))
+    v = stored_voxel_ml(tmp_path / "grid", aff)
+    assert 100.0 * (52 * v) / (208 * v) < 25.0  # the grid this test needs
+    shape = (10, 15, 4)
+    liver = np.zeros(shape, dtype=bool)
+    liver[1:9, 1:14, 1:3] = True
+    segments = np.where(liver, np.where(np.arange(10)[:, None, None] < 5, 2, 6), 0)  # left 2, right 6
+    lesion = np.zeros(shape, dtype=bool)
+    lesion[1, 1:14, 1:3] = lesion[8, 1:14, 1:3] = True
+    rep = run_analyze(tmp_path, aff, liver & ~lesion, lesion, segments=segments)
+    assert rep["involvement_percent"] == pytest.approx(25.0, abs=1e-9)
+    assert rep["classification"]["frilling_type"] == "III"
+
+
 # ------------------------------------------------------------------ section 9: the standard resections
 def test_standard_resections_remove_the_brisbane_segments_and_subtract_tumour_in_the_remnant(tmp_path):
     """Each resection's FLR = non-tumorous liver of the kept segments (the tumour inside the remnant subtracted,

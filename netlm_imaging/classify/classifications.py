@@ -533,7 +533,7 @@ def frilling_type(
     total = sum(vols)
     frac = vols[0] / total if total > 0 else 0.0
     need = float(frilling["dominant_lesion_fraction"])
-    if frac > need:
+    if meets(frac, need, ">"):  # the edges within float noise (the quotients of voxel volumes)
         return out(
             "II",
             f"Frilling type II: {n} bilobar lesions, a dominant bulk holding {100 * frac:.1f}% > {100 * need:g}% "
@@ -546,7 +546,7 @@ def frilling_type(
             f"Frilling type III undetermined: {n} bilobar lesions without a dominant one, involvement unknown",
             ["liver mask"],
         )
-    if involvement_percent >= diffuse:
+    if meets(involvement_percent, diffuse, ">="):
         return out(
             "III",
             f"Frilling type III: {n} bilobar lesions without a dominant one, involvement "
