@@ -141,3 +141,27 @@ def test_a_report_saved_again_with_a_byte_order_mark_is_read(old_report: Path, t
     rows = _rows(capsys.readouterr().out, str(DEMO)[-28:])
     assert float(rows["liver_volume_ml"][2]) == pytest.approx(TRUTH["liver_volume_ml"], abs=1e-3)
     assert all(r[6] == "agree" for r in rows.values())
+
+
+def test_a_report_of_another_tool_rules_and_grid_names_each(old_report: Path, tmp_path: Path, capsys) -> None:
+    """The report as an older run wrote it (another tool and rules version, volume method and grid spacing, as
+    edited here): each difference is one note, naming the report's value and the recomputation's."""
+    old = json.loads(old_report.read_text())
+    now = {"tool": old["tool"]["version"], "rules": old["classification"]["rules_version"]}
+    old["tool"]["version"], old["classification"]["rules_version"] = "0.0.9", "netlm-rules-2025.4"
+    old["method"]["volume"] = "fractional"
+    spacing = old["study"]["grid"]["spacing_mm"]
+    old["study"]["grid"]["spacing_mm"] = [1.0, 1.0, 1.0]
+    older = tmp_path / "older.json"
+    older.write_text(json.dumps(old))
+    capsys.readouterr()
+    assert main(["check", str(older), "--study", str(DEMO)]) == 0  # the quantities are unchanged: they agree
+    notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note: ")]
+    assert sorted(notes) == sorted(
+        [
+            f"note: the report's tool version 0.0.9 is now {now['tool']}",
+            f"note: the report's rules version netlm-rules-2025.4 is now {now['rules']}",
+            "note: the report's volume method fractional is now voxel_count",
+            f"note: the report's grid spacing (mm) [1.0, 1.0, 1.0] is now {spacing}",
+        ]
+    )
