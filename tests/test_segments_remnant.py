@@ -197,11 +197,14 @@ def test_sflr_null_without_body_size():
     rh = _standard(a, "right_hepatectomy")
     assert rh["standardized_flr_percent"] is None
     assert rh["telv_ml"] is None
-    assert rh["missing_inputs"] == ["height/weight"]
-    flr = 100 * (12 * SLICE_VOX - 4) / (30 * SLICE_VOX - 4)
+    flr = 100 * (12 * SLICE_VOX - 4) / (30 * SLICE_VOX - 4)  # 39.99 %
     assert rh["flr_percent_of_non_tumorous"] == pytest.approx(flr)
-    # judged as the plan is, on the fallback denominator (the CT non-tumorous liver) with its own 25 %
-    assert (rh["adequacy_basis"], rh["threshold_percent"], rh["adequate"]) == ("non_tumorous", 25.0, flr > 25.0)
+    # judged as the plan is, on the fallback denominator (the CT non-tumorous liver) with its own 25 %; adequate
+    # with a normal liver (25 %) but not a cirrhotic one (40 %): without the liver condition it stays open
+    assert (rh["adequacy_basis"], rh["threshold_percent"], rh["adequate"]) == ("non_tumorous", 25.0, None)
+    assert rh["missing_inputs"] == ["height/weight", "liver_condition"]
+    normal = _standard(assess(p.ctx(), ClinicalInputs(liver_condition="normal"), load_rules()), "right_hepatectomy")
+    assert (normal["adequate"], normal["missing_inputs"]) == (flr > 25.0, ["height/weight"])
     assert "height/weight" in a.classification["missing_inputs"]
     assert a.remnant["standardized_flr_percent"] is None
 

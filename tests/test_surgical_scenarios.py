@@ -261,3 +261,41 @@ def test_without_height_and_weight_the_standard_resections_are_judged_as_the_pla
     verdicts = {r["name"]: r["adequate"] for r in rep["remnant"]["standard_resections"]}
     assert verdicts["right_hepatectomy"] is False  # 21.6 % of the non-tumorous liver
     assert verdicts["left_hepatectomy"] is True  # 80.0 %
+
+
+@pytest.mark.parametrize(("sflr", "open_"), [(30.0, True), (45.0, False)], ids=["30%-open", "45%-decided"])
+def test_without_a_liver_condition_only_what_every_condition_decides_alike_is_decided(sflr, open_):
+    """One 150 mm lesion in segments 4-8 (no ablation or enucleation): only an extended right hepatectomy clears it,
+    leaving segments 1-3. At an sFLR of 30 % that is adequate for a normal liver (20 %) but not a cirrhotic one
+    (40 %, clinical_rules.md section 6): without liver_condition the type is 1 or 4 and named as missing. At 45 %
+    every condition decides alike and the type stays 1."""
+    p = SlabLiver(SLICES, ny=NY, nz=NZ)
+    p.add_box(10, 16, 2, 16, 2, 16, max_3d_diameter_mm=150.0)  # x 10..25: segments 4-8
+    lesion_vox = p.labels > 0
+    flr_now = sum(float(np.count_nonzero((p.seg == s) & ~lesion_vox)) * VOXEL_ML for s in (1, 2, 3))
+    weight = weight_for_telv(flr_now / (sflr / 100.0), 175.0)
+    rules = load_rules()
+
+    def verdicts(condition):
+        clin = ClinicalInputs(**{**FULL.__dict__, "weight_kg": weight, "liver_condition": condition})
+        out = assess(p.ctx(), clin, rules)
+        c = out.classification
+        ext = next(r for r in out.remnant["standard_resections"] if r["name"] == "extended_right_hepatectomy")
+        return c["mahuron_type"], c["mahuron_type_range"], c["resectable_cloyd"], ext, c["missing_inputs"]
+
+    normal, cirrhotic, unknown = verdicts("normal"), verdicts("cirrhosis"), verdicts(None)
+    assert normal[3]["standardized_flr_percent"] == pytest.approx(sflr, rel=1e-9)
+    assert normal[:3] == ("1", None, True)
+    assert normal[3]["adequate"] is True
+    if open_:
+        assert cirrhotic[:3] == ("4", None, False)  # nothing can be removed: 0 % debulking, no symptoms
+        assert cirrhotic[3]["adequate"] is False
+        assert unknown[:3] == (None, ["1", "4"], None)
+        assert unknown[3]["adequate"] is None
+        assert "liver_condition" in unknown[3]["missing_inputs"]
+    else:
+        assert cirrhotic[:3] == normal[:3]
+        assert unknown[:3] == normal[:3]
+        assert unknown[3]["adequate"] is True
+    assert "liver_condition" in unknown[4]
+    assert "liver_condition" not in normal[4]

@@ -158,7 +158,10 @@ def flr_basis(
     condition = clinical.liver_condition if clinical else None
     if condition is None:
         missing.append("liver_condition")
-        rationale.append("liver condition not given: the normal-liver FLR threshold is used")
+        rationale.append(
+            "liver condition not given: decided with the normal-liver FLR threshold where the most demanding "
+            "condition's threshold decides alike, else left open (liver_condition missing)"
+        )
     flr_rules = rules["flr"]
 
     basis = flr_rules["denominator"]

@@ -576,5 +576,5 @@ def clinical_inputs_used(
     if c.weight_kg is None and weight_kg is not None:
         out["weight_kg"] = {"value": weight_kg, "source": "DICOM PatientWeight (0010,1030)"}
     if c.liver_condition is None:
-        out["liver_condition"]["source"] = "not given (the normal-liver FLR threshold is used)"
+        out["liver_condition"]["source"] = "not given (normal-liver threshold where every condition decides alike)"
     return out

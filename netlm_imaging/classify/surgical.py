@@ -16,9 +16,8 @@ from typing import Any
 from ..measure.context import MeasurementContext
 from ..measure.lesions import EDGE_DIAMETER_METHOD
 from ..measure.segments import SegmentTable, segments_block
-from .anatomy import remnant_check
 from .assessment_text import describe_plan, summary_lines
-from .body_size import FlrBasis, flr_basis, standardized
+from .body_size import FlrBasis, flr_basis
 from .classifications import (
     burden_category,
     cloyd_resectability,
@@ -30,13 +29,14 @@ from .classifications import (
 )
 from .clinical import ClinicalInputs, clinical_inputs_used
 from .distribution import lesion_distribution
+from .flr import flr_adequacy, injured_liver_basis, standard_resection_rows
 from .plan_block import plan_block
 from .planner import DebulkingPlan, plan_debulking
 from .rules import Rules, meets
 from .sparing import planner_zones
 from .staging import staged_strategies
 
-__all__ = ["SurgicalAssessment", "assess", "flr_adequacy"]
+__all__ = ["SurgicalAssessment", "assess", "flr_adequacy"]  # flr_adequacy: from .flr, as before
 
 logger = logging.getLogger(__name__)
 
@@ -70,52 +70,6 @@ class SurgicalAssessment:
     lesion_recist: dict[int, dict[str, Any]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     summary_lines: list[str] = field(default_factory=list)
-
-
-def flr_adequacy(
-    measured: Mapping[str, Any], *, threshold_percent: float | None, denominator: str = "telv", comparator: str = ">="
-) -> dict[str, Any]:
-    """Whether a measured FLR is adequate (clinical_rules.md section 6).
-
-    Compares the FLR percentage on the deciding denominator (the rules'
-    ``flr.denominator``: ``"telv"`` uses the standardized FLR, ``"non_tumorous"``
-    the measured FLR%) with the threshold for the liver condition.
-
-    Parameters
-    ----------
-    measured : mapping
-        A measured remnant with its standardized FLR (:func:`netlm_imaging.classify.body_size.standardized`).
-    threshold_percent : float or None
-        Threshold for the liver condition; None: adequacy not judged.
-    denominator : {"telv", "non_tumorous"}
-    comparator : {">=", ">"}
-
-    Returns
-    -------
-    dict
-        ``threshold_percent``, ``adequacy_basis``, ``adequate`` (None when the
-        deciding percentage or the threshold is missing) and ``missing_inputs``.
-
-    Examples
-    --------
-    >>> flr_adequacy({"standardized_flr_percent": 20.0, "telv_ml": 1500.0}, threshold_percent=20.0)["adequate"]
-    True
-    >>> flr_adequacy({"standardized_flr_percent": None, "telv_ml": None}, threshold_percent=20.0)["missing_inputs"]
-    ['height/weight']
-    """
-    telv = measured.get("telv_ml")
-    key = "standardized_flr_percent" if denominator == "telv" else "flr_percent_of_non_tumorous"
-    deciding = measured.get(key)
-    adequate = None
-    if threshold_percent is not None and deciding is not None:
-        adequate = meets(deciding, threshold_percent, comparator)
-    missing: list[str] = [] if telv else ["height/weight"]
-    return {
-        "threshold_percent": threshold_percent,
-        "adequacy_basis": denominator,
-        "adequate": adequate,
-        "missing_inputs": missing if denominator == "telv" else [],
-    }
 
 
 def _add(missing: list[str], items: Sequence[str]) -> None:
@@ -154,37 +108,6 @@ class _Achievable:
     percent: float | None
     lower_bound: float | None
     missing: list[str]
-
-
-def _standard_resections(
-    table: SegmentTable, remnants: Sequence[Mapping[str, Any]], fb: FlrBasis, rules: Rules
-) -> list[dict[str, Any]]:
-    """Each measured resection's standardized FLR, its adequacy and its anatomy check.
-
-    Judged as the plan is: on ``fb.basis`` with its threshold (the fallback denominator's, when
-    the rules' one is missing and a sourced threshold exists for it; its missing input is still named).
-    """
-    flr_rules = rules["flr"]
-    std = [
-        {
-            **r,
-            **flr_adequacy(
-                r,
-                threshold_percent=fb.threshold_percent,
-                denominator=fb.basis,
-                comparator=flr_rules["comparator"],
-            ),
-        }
-        for r in (standardized(r, fb.telv_ml) for r in remnants)
-    ]
-    present = [k for k in range(1, 9) if table.liver_voxels[k] > 0]
-    for r in std:
-        if fb.basis != flr_rules["denominator"] and not r.get("telv_ml"):
-            r["missing_inputs"] = ["height/weight"]  # judged on the fallback: the rules' own basis lacks its TELV
-        ok, why = remnant_check(set(present) - set(r["removed_segments"]), rules["anatomy"], present)
-        r["anatomically_feasible"] = ok
-        r["anatomy_check"] = why
-    return std
 
 
 def _debulking_plan(
@@ -290,6 +213,24 @@ def _mahuron(
         else "Mahuron type judged on a one-stage plan; a staged approach could clear the liver (staged_strategies)"
     )
     return mah, mah_range
+
+
+def _either_liver(
+    mah: dict[str, Any], mah_range: list[str] | None, injured: dict[str, Any], i_range: list[str] | None, thr: float
+) -> tuple[dict[str, Any], list[str] | None]:
+    """The Mahuron type a normal and an injured liver share; else none, with the types it could be."""
+    if mah["type"] == injured["type"] and mah_range == i_range:
+        return mah, mah_range
+    found = sorted({*(mah_range or [mah["type"] or "3 or 4"]), *(i_range or [injured["type"] or "3 or 4"])})
+    out = {**mah, "type": None, "inferred": False}
+    out["missing_inputs"] = [*mah["missing_inputs"], "liver_condition"]
+    out["rationale"] = [
+        *mah["rationale"],
+        f"Mahuron type {' or '.join(found)} depending on the liver condition (not given): type "
+        f"{mah['type'] or ' or '.join(mah_range or [])} with a normal liver, "
+        f"{injured['type'] or ' or '.join(i_range or [])} with an injured one (FLR threshold {thr:g}%)",
+    ]
+    return out, found
 
 
 def _cloyd_bound(lower_bound: float | None, cloyd: Any) -> float | None:
@@ -434,9 +375,10 @@ def assess(
     trail.rationale += fb.rationale
     _add(trail.missing, fb.missing_inputs)
 
+    injured = injured_liver_basis(fb, rules)
     std: list[dict[str, Any]] = []
     if table is not None:
-        std = _standard_resections(table, remnants, fb, rules)
+        std = standard_resection_rows(table, remnants, fb, rules, injured)
     elif resections:
         trail.warnings.append("resections were requested but there is no Couinaud segment map; they were not evaluated")
 
@@ -457,10 +399,23 @@ def assess(
         "lesions_segmented": not unsegmented,
     }
     mah, mah_range = _mahuron(reach, planned.staged, mkw, rules)
+    cloyd = _cloyd(ctx, clinical, planned, reach, grade, rules)
+    if injured is not None:  # decided only where an injured liver's threshold decides alike
+        i_planned = _debulking_plan(ctx, table, rules, injured, non_tumorous_ml, _Trail())
+        i_reach = _achievable(i_planned, table, rules, injured, _Trail())
+        i_mah, i_range = _mahuron(i_reach, i_planned.staged, mkw, rules)
+        mah, mah_range = _either_liver(mah, mah_range, i_mah, i_range, injured.threshold_percent)
+        i_cloyd = _cloyd(ctx, clinical, i_planned, i_reach, grade, rules)
+        if i_cloyd["resectable"] != cloyd["resectable"]:
+            cloyd["resectable"] = None
+            cloyd["missing_inputs"] = [*cloyd["missing_inputs"], "liver_condition"]
+            cloyd["rationale"].append(
+                f"resectable with a normal liver but not with an injured one (FLR threshold "
+                f"{injured.threshold_percent:g}%): liver_condition decides it"
+            )
     trail.take(mah)
     ptr = primary_tumour_advice(mah["type"], clinical.primary_resected if clinical else None, rules["primary"])
     trail.take(ptr)
-    cloyd = _cloyd(ctx, clinical, planned, reach, grade, rules)
     trail.take(cloyd)
     fr = frilling_type(intra, dist["distribution"], rules["frilling"], involvement, dist["missing_inputs"])
     trail.take(fr)

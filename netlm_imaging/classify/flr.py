@@ -1,0 +1,126 @@
+"""FLR adequacy: each resection's future liver remnant against the threshold of the liver's condition.
+
+The threshold and its denominator come from :func:`netlm_imaging.classify.body_size.flr_basis`
+(clinical_rules.md section 6). Without a liver condition, :func:`injured_liver_basis` gives the
+most demanding condition's basis: a verdict stands only where both decide alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from ..measure.segments import SegmentTable
+from .anatomy import remnant_check
+from .body_size import FlrBasis, standardized
+from .rules import Rules, meets
+
+__all__ = ["flr_adequacy", "injured_liver_basis", "standard_resection_rows"]
+
+
+def flr_adequacy(
+    measured: Mapping[str, Any], *, threshold_percent: float | None, denominator: str = "telv", comparator: str = ">="
+) -> dict[str, Any]:
+    """Whether a measured FLR is adequate (clinical_rules.md section 6).
+
+    Compares the FLR percentage on the deciding denominator (the rules'
+    ``flr.denominator``: ``"telv"`` uses the standardized FLR, ``"non_tumorous"``
+    the measured FLR%) with the threshold for the liver condition.
+
+    Parameters
+    ----------
+    measured : mapping
+        A measured remnant with its standardized FLR (:func:`netlm_imaging.classify.body_size.standardized`).
+    threshold_percent : float or None
+        Threshold for the liver condition; None: adequacy not judged.
+    denominator : {"telv", "non_tumorous"}
+    comparator : {">=", ">"}
+
+    Returns
+    -------
+    dict
+        ``threshold_percent``, ``adequacy_basis``, ``adequate`` (None when the
+        deciding percentage or the threshold is missing) and ``missing_inputs``.
+
+    Examples
+    --------
+    >>> flr_adequacy({"standardized_flr_percent": 20.0, "telv_ml": 1500.0}, threshold_percent=20.0)["adequate"]
+    True
+    >>> flr_adequacy({"standardized_flr_percent": None, "telv_ml": None}, threshold_percent=20.0)["missing_inputs"]
+    ['height/weight']
+    """
+    telv = measured.get("telv_ml")
+    key = "standardized_flr_percent" if denominator == "telv" else "flr_percent_of_non_tumorous"
+    deciding = measured.get(key)
+    adequate = None
+    if threshold_percent is not None and deciding is not None:
+        adequate = meets(deciding, threshold_percent, comparator)
+    missing: list[str] = [] if telv else ["height/weight"]
+    return {
+        "threshold_percent": threshold_percent,
+        "adequacy_basis": denominator,
+        "adequate": adequate,
+        "missing_inputs": missing if denominator == "telv" else [],
+    }
+
+
+def standard_resection_rows(
+    table: SegmentTable,
+    remnants: Sequence[Mapping[str, Any]],
+    fb: FlrBasis,
+    rules: Rules,
+    injured: FlrBasis | None = None,
+) -> list[dict[str, Any]]:
+    """Each measured resection's standardized FLR, its adequacy and its anatomy check.
+
+    Judged as the plan is: on ``fb.basis`` with its threshold (the fallback denominator's, when
+    the rules' one is missing and a sourced threshold exists for it; its missing input is still named).
+    """
+    flr_rules = rules["flr"]
+    std = [
+        {
+            **r,
+            **flr_adequacy(
+                r,
+                threshold_percent=fb.threshold_percent,
+                denominator=fb.basis,
+                comparator=flr_rules["comparator"],
+            ),
+        }
+        for r in (standardized(r, fb.telv_ml) for r in remnants)
+    ]
+    present = [k for k in range(1, 9) if table.liver_voxels[k] > 0]
+    for r in std:
+        if fb.basis != flr_rules["denominator"] and not r.get("telv_ml"):
+            r["missing_inputs"] = ["height/weight"]  # judged on the fallback: the rules' own basis lacks its TELV
+        if injured is not None and r["adequate"] is not None:
+            strict = flr_adequacy(
+                r,
+                threshold_percent=injured.threshold_percent,
+                denominator=injured.basis,
+                comparator=flr_rules["comparator"],
+            )
+            if strict["adequate"] != r["adequate"]:  # adequate with a normal liver, not with an injured one
+                r["adequate"] = None
+                r["missing_inputs"] = [*r["missing_inputs"], "liver_condition"]
+        ok, why = remnant_check(set(present) - set(r["removed_segments"]), rules["anatomy"], present)
+        r["anatomically_feasible"] = ok
+        r["anatomy_check"] = why
+    return std
+
+
+def injured_liver_basis(fb: FlrBasis, rules: Rules) -> FlrBasis | None:
+    """Without a liver condition, the FLR basis of the most demanding one on the same denominator.
+
+    None when the condition is given, nothing was judged, or no condition of the rules' table asks
+    more than a normal liver. A decision of the study holds only if it is the same on both bases
+    (clinical_rules.md section 6: the threshold depends on the liver's condition).
+    """
+    if fb.liver_condition is not None or fb.denominator_ml is None:
+        return None
+    key = "threshold_percent" if fb.basis == "telv" else "non_tumorous_threshold_percent"
+    strictest = max(float(v) for v in rules["flr"][key].values())
+    if strictest <= fb.threshold_percent:
+        return None
+    return replace(fb, threshold_percent=strictest)
