@@ -281,7 +281,7 @@ def test_without_a_liver_condition_only_what_every_condition_decides_alike_is_de
         out = assess(p.ctx(), clin, rules)
         c = out.classification
         ext = next(r for r in out.remnant["standard_resections"] if r["name"] == "extended_right_hepatectomy")
-        return c["mahuron_type"], c["mahuron_type_range"], c["resectable_cloyd"], ext, c["missing_inputs"]
+        return c["mahuron_type"], c["mahuron_type_range"], c["resectable_cloyd"], ext, c["missing_inputs"], out
 
     normal, cirrhotic, unknown = verdicts("normal"), verdicts("cirrhosis"), verdicts(None)
     assert normal[3]["standardized_flr_percent"] == pytest.approx(sflr, rel=1e-9)
@@ -293,6 +293,8 @@ def test_without_a_liver_condition_only_what_every_condition_decides_alike_is_de
         assert unknown[:3] == (None, ["1", "4"], None)
         assert unknown[3]["adequate"] is None
         assert "liver_condition" in unknown[3]["missing_inputs"]
+        said = [x for x in unknown[5].summary_lines if x.startswith("Mahuron type 1 or 4")]
+        assert said == ["Mahuron type 1 or 4 depending on the liver condition (not given: give liver_condition)"]
     else:
         assert cirrhotic[:3] == normal[:3]
         assert unknown[:3] == normal[:3]

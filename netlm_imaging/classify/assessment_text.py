@@ -62,7 +62,7 @@ def summary_lines(
     mahuron, burden, cloyd, grade : dict
         The decisions of :mod:`netlm_imaging.classify.classifications`.
     mahuron_range : list of str or None
-        The Mahuron types a missing segment map leaves open.
+        The Mahuron types a missing segment map or liver condition leaves open.
     involvement : float or None
         Hepatic involvement in percent.
     plan : DebulkingPlan or None
@@ -122,10 +122,12 @@ def summary_lines(
         verdict += " (missing " + ", ".join(cloyd["missing_inputs"]) + ")"
     lines.append(f"Cloyd resectable: {verdict}")
     if mahuron_range:
-        lines.append(
-            f"Mahuron type {' or '.join(mahuron_range)} depending on the segment map "
-            f"(at least {lower_bound or 0.0:.1f}% debulking without resection)"
-        )
+        why = []
+        if lower_bound is not None:
+            why.append(f"the segment map (at least {lower_bound:.1f}% debulking without resection)")
+        if "liver_condition" in mahuron.get("missing_inputs", []):
+            why.append("the liver condition (not given: give liver_condition)")
+        lines.append(f"Mahuron type {' or '.join(mahuron_range)} depending on {' and '.join(why)}")
     if grade["conflict"]:
         lines.append(f"Grade conflict: {grade['rationale'][0]}")
     if staged is not None and staged["needed"]:
