@@ -49,7 +49,7 @@ from ..measure.context import Lesion, MeasurementContext
 from ..rules_data import default_section
 from .comparability import technique_warnings
 from .lesion_match import LesionChange, credited_targets, lesion_changes, match_lesions, outside_followup_fractions
-from .new_lesions import normal_new_nodes, small_new_lesions, small_pd_note
+from .new_lesions import normal_new_nodes, normal_nodes_note, small_new_lesions, small_pd_note
 from .registration import Alignment, study_alignment
 
 __all__ = [
@@ -452,10 +452,7 @@ def compare_studies(
             ],
         )
     if normal_nodes:
-        why.append(
-            f"follow-up lymph node(s) {', '.join(f'{i} (short axis {d:.1f} mm)' for i, d in normal_nodes.items())} "
-            f"without a baseline counterpart: short axis < {node_normal_mm:g} mm, normal (RECIST 1.1), not new lesions"
-        )
+        why.append(normal_nodes_note(normal_nodes, node_normal_mm))
     if small:
         why.append(
             f"follow-up lesion(s) {', '.join(map(str, small))} present but below {too_small:g} mm: counted as "

@@ -13,7 +13,7 @@ from typing import Any
 
 from .lesion_match import LesionChange
 
-__all__ = ["normal_new_nodes", "small_new_lesions", "small_pd_note"]
+__all__ = ["normal_new_nodes", "normal_nodes_note", "small_new_lesions", "small_pd_note"]
 
 
 def normal_new_nodes(changes: Sequence[LesionChange], fu_rec: Mapping[int, Mapping[str, Any]]) -> dict[int, float]:
@@ -30,6 +30,21 @@ def normal_new_nodes(changes: Sequence[LesionChange], fu_rec: Mapping[int, Mappi
             c.status = "normal_node"
             found[int(c.followup_id or 0)] = float(rec["diameter_mm"])
     return found
+
+
+def normal_nodes_note(normal_nodes: Mapping[int, float], node_normal_mm: float) -> str:
+    """The rationale of the follow-up nodes found normal (:func:`normal_new_nodes`).
+
+    Examples
+    --------
+    >>> normal_nodes_note({2: 7.0}, 10.0)[:52]
+    'follow-up lymph node(s) 2 (short axis 7.0 mm) withou'
+    """
+    nodes = ", ".join(f"{i} (short axis {d:.1f} mm)" for i, d in normal_nodes.items())
+    return (
+        f"follow-up lymph node(s) {nodes} without a baseline counterpart: short axis < {node_normal_mm:g} mm, "
+        "normal (RECIST 1.1), not new lesions"
+    )
 
 
 def small_new_lesions(
