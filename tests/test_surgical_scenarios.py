@@ -301,3 +301,28 @@ def test_without_a_liver_condition_only_what_every_condition_decides_alike_is_de
         assert unknown[3]["adequate"] is True
     assert "liver_condition" in unknown[4]
     assert "liver_condition" not in normal[4]
+
+
+def test_without_a_liver_condition_cloyd_says_what_each_liver_decides():
+    """The 30 % study above with the ECOG status unknown: Cloyd is undetermined with a normal liver (performance
+    status missing) and not resectable with a cirrhotic one (nothing can be removed). It said "resectable with a
+    normal liver but not with an injured one ... liver_condition decides it"; both inputs are missing."""
+    p = SlabLiver(SLICES, ny=NY, nz=NZ)
+    p.add_box(10, 16, 2, 16, 2, 16, max_3d_diameter_mm=150.0)  # x 10..25: segments 4-8
+    lesion_vox = p.labels > 0
+    flr_now = sum(float(np.count_nonzero((p.seg == s) & ~lesion_vox)) * VOXEL_ML for s in (1, 2, 3))
+    weight = weight_for_telv(flr_now / 0.30, 175.0)
+
+    def cloyd(condition):
+        clin = ClinicalInputs(
+            **{**FULL.__dict__, "weight_kg": weight, "liver_condition": condition, "performance_status": None}
+        )
+        return assess(p.ctx(), clin, load_rules()).classification
+
+    assert (cloyd("normal")["resectable_cloyd"], cloyd("cirrhosis")["resectable_cloyd"]) == (None, False)
+    unknown = cloyd(None)
+    assert unknown["resectable_cloyd"] is None
+    assert {"performance_status", "liver_condition"} <= set(unknown["missing_inputs"])
+    said = "undetermined with a normal liver, not resectable with an injured one (FLR threshold 40%)"
+    assert any(r.startswith(said) for r in unknown["rationale"])
+    assert not any(r.startswith("resectable with a normal liver") for r in unknown["rationale"])

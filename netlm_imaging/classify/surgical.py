@@ -407,12 +407,13 @@ def assess(
         mah, mah_range = _either_liver(mah, mah_range, i_mah, i_range, injured.threshold_percent)
         i_cloyd = _cloyd(ctx, clinical, i_planned, i_reach, grade, rules)
         if i_cloyd["resectable"] != cloyd["resectable"]:
+            said = {True: "resectable", False: "not resectable", None: "undetermined"}
+            cloyd["rationale"].append(
+                f"{said[cloyd['resectable']]} with a normal liver, {said[i_cloyd['resectable']]} with an injured one "
+                f"(FLR threshold {injured.threshold_percent:g}%): undetermined without liver_condition"
+            )
             cloyd["resectable"] = None
             cloyd["missing_inputs"] = [*cloyd["missing_inputs"], "liver_condition"]
-            cloyd["rationale"].append(
-                f"resectable with a normal liver but not with an injured one (FLR threshold "
-                f"{injured.threshold_percent:g}%): liver_condition decides it"
-            )
     trail.take(mah)
     ptr = primary_tumour_advice(mah["type"], clinical.primary_resected if clinical else None, rules["primary"])
     trail.take(ptr)
