@@ -190,6 +190,21 @@ def test_sflr_just_above_and_below_each_threshold(condition, threshold, side):
     assert a.remnant["flr_threshold_percent"] == threshold
 
 
+def test_without_body_size_or_liver_condition_the_fallback_is_judged_against_its_own_table():
+    """No height/weight: the right hepatectomy is judged on the non-tumorous liver (39.99 %). Without a liver
+    condition it stands where the most demanding condition OF THAT TABLE decides alike: with the non-tumorous
+    fibrosis/cirrhosis thresholds set to 35 % it is adequate (39.99 >= 35 and >= 25), though the TELV table
+    still asks 40 % of a cirrhotic liver."""
+    p = _liver()
+    p.add_in_segment(3, 1, 2, 2)
+    rules = load_rules({"flr": {"non_tumorous_threshold_percent": {"fibrosis": 35.0, "cirrhosis": 35.0}}})
+    assert rules.flr_threshold_percent("cirrhosis", "telv") == 40.0
+    rh = _standard(assess(p.ctx(), None, rules), "right_hepatectomy")
+    assert rh["flr_percent_of_non_tumorous"] == pytest.approx(100 * (12 * SLICE_VOX - 4) / (30 * SLICE_VOX - 4))
+    assert (rh["adequacy_basis"], rh["threshold_percent"], rh["adequate"]) == ("non_tumorous", 25.0, True)
+    assert rh["missing_inputs"] == ["height/weight"]
+
+
 def test_sflr_null_without_body_size():
     p = _liver()
     p.add_in_segment(3, 1, 2, 2)
