@@ -76,6 +76,8 @@ def standard_resection_rows(
 
     Judged as the plan is: on ``fb.basis`` with its threshold (the fallback denominator's, when
     the rules' one is missing and a sourced threshold exists for it; its missing input is still named).
+    With ``injured`` (no liver condition given: :func:`injured_liver_basis`) a verdict that the most
+    demanding condition's threshold would reverse is None, with ``liver_condition`` missing.
     """
     flr_rules = rules["flr"]
     std = [
