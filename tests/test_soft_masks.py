@@ -8,6 +8,7 @@ lesion stay masks. Truths: voxel counts of the boxes placed here x |det(affine)|
 
 from __future__ import annotations
 
+import nibabel as nib
 import numpy as np
 import pytest
 from conftest import analyze_json, oblique_affine
@@ -45,9 +46,25 @@ def test_a_probability_map_as_a_role_mask_is_refused_naming_the_threshold(study,
     segs = ["--seg", f"liver={study / 'liver.nii.gz'}"] if role == "lesion" else []
     line = one_line(netlm("analyze", "--image", study / "ct.nii.gz", *segs, "--seg", f"{role}={prob}", "--json", "-"))
     assert f"{prob}: a {role} mask holds" in line
-    assert "non-integer values from 1e-06 to 0.95" in line
+    n_soft = np.unique(np.asarray(nib.load(prob).dataobj)).size  # every value of the map is soft (none is 0 or 1)
+    assert f"{n_soft} non-integer value(s) from 1e-06 to 0.95" in line
     assert "probability >= 0.5" in line
     assert "--labels" not in line  # the label-map reading would refuse the map too
+
+
+def test_a_soft_mask_of_three_values_is_refused_and_counts_its_one_soft_value(study):
+    """A partial-volume lesion mask of 0, 0.5 and 1 (an edge of half voxels): three values, one of them soft.
+
+    Read as value != 0 the half voxels would be counted whole; the refusal counts the soft values, not all.
+    """
+    soft = np.zeros(SHAPE, np.float32)
+    soft[TUMOUR] = 1.0
+    soft[OTHER] = 0.5
+    path = write_nifti(study / "lesion_pv.nii.gz", soft, AFF)
+    liver = f"liver={study / 'liver.nii.gz'}"
+    line = one_line(netlm("analyze", "--image", study / "ct.nii.gz", "--seg", liver, "--seg", f"lesion={path}"))
+    assert f"{path}: a lesion mask holds 1 non-integer value(s) from 0.5 to 0.5" in line
+    assert "probability >= 0.5" in line
 
 
 def test_float_zero_one_masks_and_an_integer_lesion_map_stay_masks(study):

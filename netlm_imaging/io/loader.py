@@ -177,12 +177,12 @@ def _binary_layer(vol: Volume, role: str, p: Path) -> MaskLayer:
         raise LabelError(f"{p}: mask contains NaN or inf; a mask must hold 0 and 1.")
     values = np.unique(arr)
     if arr.dtype.kind == "f" and values.size > 2:
-        off = float(np.max(np.abs(values - np.round(values))))
-        if off > LABEL_ROUNDING_TOLERANCE:  # a softmax / sigmoid channel: nonzero is nearly every voxel
-            nonzero = values[values != 0]
+        off = np.abs(values - np.round(values))
+        if off.max() > LABEL_ROUNDING_TOLERANCE:  # a softmax / sigmoid channel: nonzero is nearly every voxel
+            soft = values[off > 0]  # named: every value that is no integer, not the integers beside them
             raise LabelError(
-                f"{p}: a {role} mask holds {values.size} non-integer values from {nonzero.min():.3g} to "
-                f"{nonzero.max():.3g} (a probability or soft mask?), where a mask holds 0 and 1; threshold it "
+                f"{p}: a {role} mask holds {soft.size} non-integer value(s) from {soft.min():.3g} to "
+                f"{soft.max():.3g} (a probability or soft mask?), where a mask holds 0 and 1; threshold it "
                 "first (e.g. probability >= 0.5) and pass the binary mask."
             )
     if values.size > 2 and role != "lesion":
