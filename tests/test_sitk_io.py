@@ -225,6 +225,19 @@ def test_a_seg_nrrd_named_after_an_organ_in_a_study_folder_keeps_its_segments(tm
     assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(np.count_nonzero(lesion) * VOX_ML)
 
 
+@pytest.mark.parametrize("name", ["Liver.seg.nrrd", "Tumor.seg.nrrd"])
+def test_a_folder_passed_as_seg_holding_a_seg_nrrd_named_after_an_organ_keeps_its_segments(tmp_path, name):
+    # --seg FOLDER: the file name is no role there either (read as liver=, the tumour segment was merged away)
+    liver, lesion = _masks()
+    lab = np.where(lesion, 2, np.where(liver, 1, 0)).astype(np.uint8)
+    sitk.WriteImage(_itk_image(np.zeros(SHAPE, np.int16)), str(tmp_path / "ct.mha"))
+    (tmp_path / "slicer").mkdir()
+    _seg_nrrd(tmp_path / "slicer" / name, lab, {0: _fields("Liver", "1", "0"), 1: _fields("Tumor 1", "2", "0")})
+    rep = analyze(image=tmp_path / "ct.mha", segs=[tmp_path / "slicer"])
+    assert rep.liver["volume_ml"] == pytest.approx(np.count_nonzero(liver | lesion) * VOX_ML)
+    assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(np.count_nonzero(lesion) * VOX_ML)
+
+
 def test_a_seg_nrrd_cropped_to_its_segments_is_placed_not_resampled(tmp_path):
     """Slicer saves a .seg.nrrd cropped to its segments' extent: a sub-grid of the CT starting at voxel (3, 2, 1).
     The numbers equal the uncropped file's, and the report says nothing was resampled (it said resampled, with a
