@@ -310,6 +310,37 @@ def test_seg_half_pixel_shift_is_resampled_by_position(tmp_path):
     assert "Resample it" not in line
 
 
+def test_seg_off_the_grid_and_off_regular_slices_is_one_line_naming_it_once(tmp_path):
+    """Off the grid by half a pixel and one frame 0.4 slice off its plane: no grid of its own either.
+
+    The refusal names the file once, says both findings and ends on the advice (it named the file twice
+    and gave the grid error's advice in the middle: '... made on.; and its frame positions ...').
+    """
+    import pydicom
+
+    files = write_image_series(tmp_path / "ct", np.zeros(GRID_SHAPE), GRID_AFF, seed=44)
+    mask = np.zeros(GRID_SHAPE, bool)
+    mask[8:20, 6:18, 2:9] = True
+    seg_aff = _shifted(GRID_AFF, (0.5, 0.0, 0.0))
+    seg_path = _seg_on_grid(tmp_path / "seg.dcm", files, mask, seg_aff)
+    ds = pydicom.dcmread(seg_path)
+    plane = ds.PerFrameFunctionalGroupsSequence[2].PlanePositionSequence[0]
+    plane.ImagePositionPatient = [
+        float(x) for x in np.asarray(plane.ImagePositionPatient, float) + 0.4 * seg_aff[:3, 2]
+    ]
+    ds.save_as(seg_path)
+    res = _analyze("--image", str(tmp_path / "ct"), "--seg", str(seg_path))
+    assert res.returncode == 3, res.stderr
+    (line,) = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert line.count(str(seg_path)) == 1
+    assert "off the voxel grid by more than 0.2 voxel; the SEG is on another grid, and its frame positions" in line
+    advice = (
+        "resample the segmentation onto the image (e.g. with dcmqi/Slicer) or pass the image series the SEG was made on"
+    )
+    assert line.endswith(advice + ".")
+    assert "Resample it" not in line
+
+
 def test_seg_100_mm_offset_same_frame_of_reference(tmp_path):
     # the SEG grid starts 100.25 mm away along the rows (off the voxel grid), its mask lies inside the image
     seg_aff = _shifted(GRID_AFF, (-100.25, 0.0, 0.0))

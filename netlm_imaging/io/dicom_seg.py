@@ -723,6 +723,18 @@ def _without_advice(reason: str) -> str:
     return text.rstrip(" .")
 
 
+def _own_grid_error(source: str, why: str, problem: str) -> GeometryError:
+    """The error of a SEG off the image grid that cannot be built on a grid of its own either: one line.
+
+    ``why`` is the grid error's text (it names the file and gives advice); the file is named once and the
+    advice once, at the end.
+    """
+    return GeometryError(
+        f"{source}: {_without_advice(why)}, and {problem}, so it cannot be resampled by position; resample the "
+        "segmentation onto the image (e.g. with dcmqi/Slicer) or pass the image series the SEG was made on."
+    )
+
+
 #: The warning of a coarser SEG's frames filled onto a tilted image as slabs along the normal.
 _SLABS_NOTE = (
     "the SEG is not on the image grid ({why}); its frames are slabs of a coarser slice grid (shape {shape}) and "
@@ -1093,13 +1105,13 @@ def _decode_own_grid(
     for f in range(n):
         ipp, iop, spc = _plane_of(ds, f)
         if ipp is None or iop is None or spc is None:
-            raise GeometryError(f"{source}: {why}; and frame {f + 1} has no position/orientation to place it by.")
+            raise _own_grid_error(source, why, f"frame {f + 1} has no position/orientation to place it by")
         iop_a = np.asarray([float(x) for x in iop])
         spc_a = np.asarray([float(x) for x in spc])
         if iop_ref is None:
             iop_ref, spacing_ref = iop_a, spc_a
         elif np.max(np.abs(iop_a - iop_ref)) > 1e-4 or np.max(np.abs(spc_a - spacing_ref)) > 1e-4:
-            raise GeometryError(f"{source}: {why}; and its frames differ in orientation or pixel spacing.")
+            raise _own_grid_error(source, why, "its frames differ in orientation or pixel spacing")
         ipps.append([float(x) for x in ipp])
     assert iop_ref is not None
     assert spacing_ref is not None
@@ -1114,7 +1126,7 @@ def _decode_own_grid(
         if float(rel @ rel) > 0:
             drift = ((in_plane - in_plane[0]).T @ rel) / float(rel @ rel)
         if float(np.max(np.abs(in_plane - in_plane[0] - np.outer(rel, drift)))) > 1e-2:
-            raise GeometryError(f"{source}: {why}; and its frames do not share one in-plane origin.")
+            raise _own_grid_error(source, why, "its frames do not share one in-plane origin")
     order = np.sort(d)
     planes = np.split(order, np.flatnonzero(np.diff(order) > 1e-3) + 1)  # frames of one plane (several segments)
     uniq = np.array([float(p.mean()) for p in planes])
@@ -1126,7 +1138,7 @@ def _decode_own_grid(
         between = float(np.min(np.diff(uniq))) if uniq.size > 1 else reference.slice_separation_mm
     ks = (d - uniq[0]) / between
     if float(np.max(np.abs(ks - np.round(ks)))) > 0.1:
-        raise GeometryError(f"{source}: {why}; and its frame positions are not on regular slices.")
+        raise _own_grid_error(source, why, "its frame positions are not on regular slices")
     k_of = np.round(ks).astype(int)
     nk = int(k_of.max()) + 1
     affine = np.eye(4)
