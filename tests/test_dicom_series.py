@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import nibabel as nib
@@ -182,8 +183,12 @@ def test_duplicate_positions_refused(tmp_path):
     aff = oblique_affine()
     write_image_series(tmp_path / "e1", _phantom((4, 4, 3)), aff, series_uid="1.2.826.0.1.9", seed=1)
     write_image_series(tmp_path / "e2", _phantom((4, 4, 3), seed=9), aff, series_uid="1.2.826.0.1.9", seed=2)
-    with pytest.raises(DicomError, match=r"2 images share the slice position .*one volume per series"):
+    with pytest.raises(DicomError, match=r"2 images share the slice position .*one volume per series") as err:
         read_dicom_series(tmp_path)
+    # the two files have one name: the message tells them apart by their folders
+    assert re.search(r"\((e1|e2)/[^,/]+, (e1|e2)/[^)/]+\)", str(err.value)), str(err.value)
+    assert "e1/" in str(err.value)
+    assert "e2/" in str(err.value)
 
 
 def test_a_slice_archived_twice_under_new_uids_is_read_once(tmp_path):
