@@ -326,3 +326,25 @@ def test_without_a_liver_condition_cloyd_says_what_each_liver_decides():
     said = "undetermined with a normal liver, not resectable with an injured one (FLR threshold 40%)"
     assert any(r.startswith(said) for r in unknown["rationale"])
     assert not any(r.startswith("resectable with a normal liver") for r in unknown["rationale"])
+
+
+def test_without_a_liver_condition_the_mahuron_rationale_names_both_livers_types():
+    """The 30 % study above with the symptoms unknown: type 1 with a normal liver; with a cirrhotic one nothing
+    can be removed and the symptoms decide 3 or 4. The rationale said 'type 1 with a normal liver,  with an
+    injured one' (the injured liver's undecided type was left blank)."""
+    p = SlabLiver(SLICES, ny=NY, nz=NZ)
+    p.add_box(10, 16, 2, 16, 2, 16, max_3d_diameter_mm=150.0)  # x 10..25: segments 4-8
+    lesion_vox = p.labels > 0
+    flr_now = sum(float(np.count_nonzero((p.seg == s) & ~lesion_vox)) * VOXEL_ML for s in (1, 2, 3))
+    clin = ClinicalInputs(
+        **{
+            **FULL.__dict__,
+            "weight_kg": weight_for_telv(flr_now / 0.30, 175.0),
+            "symptoms": None,
+            "liver_condition": None,
+        }
+    )
+    c = assess(p.ctx(), clin, load_rules()).classification
+    assert (c["mahuron_type"], c["mahuron_type_range"]) == (None, ["1", "3 or 4"])
+    said = "type 1 with a normal liver, 3 or 4 with an injured one (FLR threshold 40%)"
+    assert any(said in r for r in c["rationale"]), c["rationale"]

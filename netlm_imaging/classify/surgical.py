@@ -221,14 +221,16 @@ def _either_liver(
     """The Mahuron type a normal and an injured liver share; else none, with the types it could be."""
     if mah["type"] == injured["type"] and mah_range == i_range:
         return mah, mah_range
-    found = sorted({*(mah_range or [mah["type"] or "3 or 4"]), *(i_range or [injured["type"] or "3 or 4"])})
+    normal_types = mah_range or [mah["type"] or "3 or 4"]  # no type, no range: below 70 %, symptoms unknown
+    injured_types = i_range or [injured["type"] or "3 or 4"]
+    found = sorted({*normal_types, *injured_types})
     out = {**mah, "type": None, "inferred": False}
     out["missing_inputs"] = [*mah["missing_inputs"], "liver_condition"]
     out["rationale"] = [
         *mah["rationale"],
         f"Mahuron type {' or '.join(found)} depending on the liver condition (not given): type "
-        f"{mah['type'] or ' or '.join(mah_range or [])} with a normal liver, "
-        f"{injured['type'] or ' or '.join(i_range or [])} with an injured one (FLR threshold {thr:g}%)",
+        f"{' or '.join(normal_types)} with a normal liver, {' or '.join(injured_types)} with an injured one "
+        f"(FLR threshold {thr:g}%)",
     ]
     return out, found
 
