@@ -263,17 +263,23 @@ def test_without_height_and_weight_the_standard_resections_are_judged_as_the_pla
     assert verdicts["left_hepatectomy"] is True  # 80.0 %
 
 
+def _extended_right_study(sflr: float) -> tuple[SlabLiver, float]:
+    """One 150 mm lesion in segments 4-8 (no ablation or enucleation), and the weight (175 cm tall) that makes
+    the extended right hepatectomy's remnant (segments 1-3, counted here) ``sflr`` % of the TELV."""
+    p = SlabLiver(SLICES, ny=NY, nz=NZ)
+    p.add_box(10, 16, 2, 16, 2, 16, max_3d_diameter_mm=150.0)  # x 10..25: segments 4-8
+    lesion_vox = p.labels > 0
+    flr_now = sum(float(np.count_nonzero((p.seg == s) & ~lesion_vox)) * VOXEL_ML for s in (1, 2, 3))
+    return p, weight_for_telv(flr_now / (sflr / 100.0), 175.0)
+
+
 @pytest.mark.parametrize(("sflr", "open_"), [(30.0, True), (45.0, False)], ids=["30%-open", "45%-decided"])
 def test_without_a_liver_condition_only_what_every_condition_decides_alike_is_decided(sflr, open_):
     """One 150 mm lesion in segments 4-8 (no ablation or enucleation): only an extended right hepatectomy clears it,
     leaving segments 1-3. At an sFLR of 30 % that is adequate for a normal liver (20 %) but not a cirrhotic one
     (40 %, clinical_rules.md section 6): without liver_condition the type is 1 or 4 and named as missing. At 45 %
     every condition decides alike and the type stays 1."""
-    p = SlabLiver(SLICES, ny=NY, nz=NZ)
-    p.add_box(10, 16, 2, 16, 2, 16, max_3d_diameter_mm=150.0)  # x 10..25: segments 4-8
-    lesion_vox = p.labels > 0
-    flr_now = sum(float(np.count_nonzero((p.seg == s) & ~lesion_vox)) * VOXEL_ML for s in (1, 2, 3))
-    weight = weight_for_telv(flr_now / (sflr / 100.0), 175.0)
+    p, weight = _extended_right_study(sflr)
     rules = load_rules()
 
     def verdicts(condition):
@@ -307,11 +313,7 @@ def test_without_a_liver_condition_cloyd_says_what_each_liver_decides():
     """The 30 % study above with the ECOG status unknown: Cloyd is undetermined with a normal liver (performance
     status missing) and not resectable with a cirrhotic one (nothing can be removed). It said "resectable with a
     normal liver but not with an injured one ... liver_condition decides it"; both inputs are missing."""
-    p = SlabLiver(SLICES, ny=NY, nz=NZ)
-    p.add_box(10, 16, 2, 16, 2, 16, max_3d_diameter_mm=150.0)  # x 10..25: segments 4-8
-    lesion_vox = p.labels > 0
-    flr_now = sum(float(np.count_nonzero((p.seg == s) & ~lesion_vox)) * VOXEL_ML for s in (1, 2, 3))
-    weight = weight_for_telv(flr_now / 0.30, 175.0)
+    p, weight = _extended_right_study(30.0)
 
     def cloyd(condition):
         clin = ClinicalInputs(
@@ -332,18 +334,8 @@ def test_without_a_liver_condition_the_mahuron_rationale_names_both_livers_types
     """The 30 % study above with the symptoms unknown: type 1 with a normal liver; with a cirrhotic one nothing
     can be removed and the symptoms decide 3 or 4. The rationale said 'type 1 with a normal liver,  with an
     injured one' (the injured liver's undecided type was left blank)."""
-    p = SlabLiver(SLICES, ny=NY, nz=NZ)
-    p.add_box(10, 16, 2, 16, 2, 16, max_3d_diameter_mm=150.0)  # x 10..25: segments 4-8
-    lesion_vox = p.labels > 0
-    flr_now = sum(float(np.count_nonzero((p.seg == s) & ~lesion_vox)) * VOXEL_ML for s in (1, 2, 3))
-    clin = ClinicalInputs(
-        **{
-            **FULL.__dict__,
-            "weight_kg": weight_for_telv(flr_now / 0.30, 175.0),
-            "symptoms": None,
-            "liver_condition": None,
-        }
-    )
+    p, weight = _extended_right_study(30.0)
+    clin = ClinicalInputs(**{**FULL.__dict__, "weight_kg": weight, "symptoms": None, "liver_condition": None})
     c = assess(p.ctx(), clin, load_rules()).classification
     assert (c["mahuron_type"], c["mahuron_type_range"]) == (None, ["1", "3 or 4"])
     said = "type 1 with a normal liver, 3 or 4 with an injured one (FLR threshold 40%)"
