@@ -294,6 +294,16 @@ def test_seg_twice_coarser_is_resampled_by_position(tmp_path):
     assert any("resampled onto the image grid by physical coordinates" in w for w in rep["warnings"])
 
 
+def test_seg_of_twice_the_pixel_spacing_warns_its_finding_without_the_advice(tmp_path):
+    coarse = _shifted(GRID_AFF, (0.5, 0.5, 0.0)) @ np.diag([2.0, 2.0, 1.0, 1.0])  # slices shared, pixels 2 x 2
+    rep, mask = _grid_case(tmp_path, coarse, (20, 18, 12), (slice(3, 12), slice(4, 13), slice(2, 9)))
+    assert rep["liver"]["voxel_count"] == int(mask.sum()) * 4  # each SEG pixel holds 2 x 2 image pixel centres
+    (line,) = [w for w in rep["warnings"] if w.startswith("the SEG is not on the image grid")]
+    assert "(frame 1: the SEG pixel grid (column step = [2.0, 0.0, 0.0] reference voxels) is not the" in line
+    assert "(different orientation or pixel spacing)); its masks were built on its own grid" in line
+    assert "resample the segmentation" not in line
+
+
 def test_seg_half_pixel_shift_is_resampled_by_position(tmp_path):
     box = (slice(8, 20), slice(6, 18), slice(2, 9))
     rep, mask = _grid_case(tmp_path, _shifted(GRID_AFF, (0.5, 0.0, 0.0)), GRID_SHAPE, box)

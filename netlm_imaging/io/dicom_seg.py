@@ -410,10 +410,10 @@ def _axis_map(step: np.ndarray, n: int, what: str, f: int, source: str) -> tuple
         and float(np.linalg.norm(step - target)) * max(n - 1, 1) <= GRID_TOLERANCE_VOXELS
     )
     if not ok:
-        raise GeometryError(
-            f"{source}: frame {f + 1}: the SEG pixel grid ({what} step = {np.round(step, 4).tolist()} reference "
-            "voxels) is not the reference image grid (different orientation or pixel spacing); resample the "
-            "segmentation onto the image (e.g. with dcmqi/Slicer) or pass the image series the SEG was made on."
+        raise _OffGrid(
+            source,
+            f"frame {f + 1}: the SEG pixel grid ({what} step = {np.round(step, 4).tolist()} reference voxels) is "
+            "not the reference image grid (different orientation or pixel spacing)",
         )
     axis = int(np.flatnonzero(target)[0])
     return axis, int(target[axis])
@@ -452,18 +452,19 @@ def _frame_geometry(
     p0 = reference.lps_to_index(ipp_a)[0]
     r0 = np.round(p0)
     if float(np.max(np.abs(p0[:2] - r0[:2]))) > GRID_TOLERANCE_VOXELS:
-        raise GeometryError(
-            f"{source}: frame {f + 1} starts at reference index {np.round(p0, 3).tolist()}, off the voxel grid "
-            f"by more than {GRID_TOLERANCE_VOXELS} voxel; the SEG is on another grid. Resample it onto the image."
+        raise _OffGrid(
+            source,
+            f"frame {f + 1} starts at reference index {np.round(p0, 3).tolist()}, off the voxel grid by more than "
+            f"{GRID_TOLERANCE_VOXELS} voxel; the SEG is on another grid",
         )
     k = int(r0[2])
     on_slice = abs(float(p0[2] - r0[2])) <= GRID_TOLERANCE_VOXELS
     if not on_slice:
         k_uid = slices.k_of(*_source_ref(ds, f))
         if k_uid is None:
-            raise GeometryError(
-                f"{source}: frame {f + 1} lies between reference slices (index {p0[2]:.3f}); the SEG was made on "
-                "another series. Pass the image series the SEG references."
+            raise _OffGrid(
+                source,
+                f"frame {f + 1} lies between reference slices (index {p0[2]:.3f}); the SEG was made on another series",
             )
         k = k_uid
         msg = (
@@ -669,21 +670,21 @@ def read_dicom_seg(
     slices = _SourceSlices(reference)
     grid = reference
     written: set[int] | None = None  # segments known to hold pixels (the one-pass decoder's arrays)
-    coarser = _coarser_slices(ds, reference, None if table is None else table.positions, source)
+    coarser = _coarser_slices(ds, reference, None if table is None else table.positions)
     try:
         if coarser is not None:  # frames on every n-th image slice, each a slab of n slices
-            raise GeometryError(coarser)
+            raise _OffGrid(source, coarser)
         arrays = _decode_plain(hdr, table, reference, wanted) if table is not None else None
         if arrays is not None:
             written = set(arrays)
         else:
             arrays = _decode(hdr, reference, wanted, slices)
     except GeometryError as exc:  # frames off the image grid: build the SEG's own grid, resampled later
-        grid, arrays = _decode_own_grid(hdr, reference, wanted, str(exc))
+        grid, arrays = _decode_own_grid(hdr, reference, wanted, _finding(exc))
         if coarser is not None and reference.sheared:  # tilted slabs: along the normal, not by index (_seg_slabs)
             on_reference = slabs_along_normal(grid, arrays, reference, _order(reference))
             if on_reference is not None:
-                note = _SLABS_NOTE.format(why=_without_advice(coarser), shape=grid.shape)
+                note = _SLABS_NOTE.format(why=coarser, shape=grid.shape)
                 hdr.warnings[-1:] = (
                     [note] if hdr.warnings[-1].startswith("the SEG is not on") else [hdr.warnings[-1], note]
                 )
@@ -712,25 +713,31 @@ def read_dicom_seg(
 _COARSER_RATIO = 1.5
 
 
-def _without_advice(reason: str) -> str:
-    """The finding of a grid error without its file name and its advice (resample it, pass another series).
+class _OffGrid(GeometryError):
+    """A SEG's frames off the image grid (``finding``: what is off, without the file name), caught by the reader.
 
-    The SEG was then placed by its own positions, so the advice of the error it would have been does not apply.
+    It never reaches the user: :func:`read_dicom_seg` then builds the SEG on its own grid and resamples it by
+    position, its warning giving the finding; when that fails too, :func:`_own_grid_error` gives the finding and
+    the advice once.
     """
-    text = reason.split(": ", 1)[-1]
-    for advice in ("; resample the ", "; pass the ", ". Pass the ", ". Resample it"):
-        text = text.split(advice, 1)[0]
-    return text.rstrip(" .")
+
+    def __init__(self, source: str, finding: str) -> None:
+        super().__init__(f"{source}: {finding}")
+        self.finding = finding
+
+
+def _finding(exc: GeometryError) -> str:
+    """What a grid error found, without its file name and advice (another GeometryError: its text after the file)."""
+    return exc.finding if isinstance(exc, _OffGrid) else str(exc).split(": ", 1)[-1].rstrip(" .")
 
 
 def _own_grid_error(source: str, why: str, problem: str) -> GeometryError:
     """The error of a SEG off the image grid that cannot be built on a grid of its own either: one line.
 
-    ``why`` is the grid error's text (it names the file and gives advice); the file is named once and the
-    advice once, at the end.
+    ``why`` is the grid error's finding (:func:`_finding`); the file is named once and the advice once, at the end.
     """
     return GeometryError(
-        f"{source}: {_without_advice(why)}, and {problem}, so it cannot be resampled by position; resample the "
+        f"{source}: {why}, and {problem}, so it cannot be resampled by position; resample the "
         "segmentation onto the image (e.g. with dcmqi/Slicer) or pass the image series the SEG was made on."
     )
 
@@ -752,7 +759,7 @@ def _plane_step_mm(positions: np.ndarray, reference: Volume) -> float:
     return float(gaps.min()) if gaps.size else float("inf")
 
 
-def _coarser_slices(ds: Dataset, reference: Volume, positions: np.ndarray | None, source: str) -> str | None:
+def _coarser_slices(ds: Dataset, reference: Volume, positions: np.ndarray | None) -> str | None:
     """Why the SEG's frames are slabs of a coarser slice grid than the image's, or None.
 
     A SEG made on a thick reconstruction (5 mm) and read on a thin one of the same acquisition
@@ -778,7 +785,7 @@ def _coarser_slices(ds: Dataset, reference: Volume, positions: np.ndarray | None
     d = np.unique(np.round(np.asarray(positions, dtype=np.float64) @ reference.slice_normal, 3))
     if _across_planes(declared, d, reference) is None:
         return None  # the declared spacing does not fit the frame positions: believe the positions
-    return f"{source}: its slices are {declared:g} mm apart (SpacingBetweenSlices), the image's {step:g} mm"
+    return f"its slices are {declared:g} mm apart (SpacingBetweenSlices), the image's {step:g} mm"
 
 
 def _across_planes(declared: float, d: np.ndarray, reference: Volume) -> float | None:
@@ -1171,7 +1178,7 @@ def _decode_own_grid(
         else:
             target[:, :, k] |= frame.T.astype(bool)
     hdr.warnings.append(
-        f"the SEG is not on the image grid ({_without_advice(why)}); its masks were built on its own grid "
+        f"the SEG is not on the image grid ({why}); its masks were built on its own grid "
         f"(shape {grid.shape}, spacing {np.round(grid.spacing, 4).tolist()} mm) in the image's frame of reference "
         "and resampled onto the image by physical position"
     )
