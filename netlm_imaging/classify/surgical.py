@@ -99,6 +99,7 @@ class _Plan:
     plan: DebulkingPlan | None = None
     staged: dict[str, Any] | None = None
     missing: list[str] = field(default_factory=list)
+    zones: Any = None  # the lesions' zones the plan was searched with (another threshold reuses them)
 
 
 @dataclass(frozen=True)
@@ -117,8 +118,15 @@ def _debulking_plan(
     fb: FlrBasis,
     non_tumorous: float | None,
     trail: _Trail,
+    *,
+    zones: Any = None,
+    staged: bool = True,
 ) -> _Plan:
-    """The one-stage debulking plan and its staged strategies (None with what is missing to plan)."""
+    """The one-stage debulking plan and its staged strategies (None with what is missing to plan).
+
+    ``zones``: those of a plan of the same lesions (at another threshold); ``staged=False`` searches
+    the one-stage plan only.
+    """
     intra = ctx.intrahepatic_lesions
     if not intra:
         trail.rationale.append(
@@ -136,11 +144,13 @@ def _debulking_plan(
     kw: dict[str, Any] = {
         "non_tumorous_total_ml": non_tumorous,
         "comparator": comparator,
-        "zones": planner_zones(ctx, intra, rules["planner"]),
+        "zones": zones if zones is not None else planner_zones(ctx, intra, rules["planner"]),
     }
     plan = plan_debulking(ctx, table, rules, required_flr_ml=threshold / 100.0 * denom, **kw)
+    if not staged:
+        return _Plan(plan, zones=kw["zones"])
     clearing = plan if plan.clears_all else plan_debulking(ctx, table, rules, required_flr_ml=-math.inf, **kw)
-    staged = staged_strategies(
+    strategies = staged_strategies(
         one_stage=plan,
         clearing=clearing,
         denominator_ml=denom,
@@ -149,9 +159,9 @@ def _debulking_plan(
         comparator=comparator,
         staging=rules["staging"],
     )
-    if staged["needed"]:
-        trail.rationale.append("staged strategies: " + staged["reason"])
-    return _Plan(plan, staged)
+    if strategies["needed"]:
+        trail.rationale.append("staged strategies: " + strategies["reason"])
+    return _Plan(plan, strategies, zones=kw["zones"])
 
 
 def _achievable(planned: _Plan, table: SegmentTable | None, rules: Rules, fb: FlrBasis, trail: _Trail) -> _Achievable:
@@ -213,6 +223,20 @@ def _mahuron(
         else "Mahuron type judged on a one-stage plan; a staged approach could clear the liver (staged_strategies)"
     )
     return mah, mah_range
+
+
+def _plan_meets(planned: _Plan, basis: FlrBasis, rules: Rules) -> bool:
+    """Whether the plan found also keeps ``basis``'s FLR, as the optimiser counts it (its zone costs summed,
+    each within one cost step): the optimum of a lower threshold that a higher one allows is its optimum too,
+    so the decisions of both are the same and the plan need not be searched again."""
+    plan = planned.plan
+    if plan is None or not plan.feasible or basis.denominator_ml is None:
+        return False
+    flr_kept = plan.remnant_ml + sum(plan.zone_union_ml_by_label.values())  # remnant_after_zones_ml undone
+    sparing = [cost for kind, cost in plan.treatments.values() if kind in ("enucleation", "ablation")]
+    step = float(rules["planner"]["cost_resolution_ml"])
+    counted = flr_kept - sum(sparing) - step * len(sparing)
+    return meets(counted, basis.threshold_percent / 100.0 * basis.denominator_ml, rules["flr"]["comparator"])
 
 
 def _either_liver(
@@ -402,8 +426,10 @@ def assess(
     }
     mah, mah_range = _mahuron(reach, planned.staged, mkw, rules)
     cloyd = _cloyd(ctx, clinical, planned, reach, grade, rules)
-    if injured is not None:  # decided only where an injured liver's threshold decides alike
-        i_planned = _debulking_plan(ctx, table, rules, injured, non_tumorous_ml, _Trail())
+    if injured is not None and not _plan_meets(planned, injured, rules):  # decided where both livers decide alike
+        i_planned = _debulking_plan(
+            ctx, table, rules, injured, non_tumorous_ml, _Trail(), zones=planned.zones, staged=False
+        )
         i_reach = _achievable(i_planned, table, rules, injured, _Trail())
         i_mah, i_range = _mahuron(i_reach, i_planned.staged, mkw, rules)
         mah, mah_range = _either_liver(mah, mah_range, i_mah, i_range, injured.threshold_percent)
