@@ -291,7 +291,7 @@ def _fill_off_plane(
         ij = poly + off
         snapped = np.round(ij)
         moved.append(np.where(np.abs(ij - snapped) < SNAP_TOLERANCE, snapped, ij))
-    return fill_plane(ContourPlane(float(k), moved, list(plane.declared_xor)), shape, 1.0, roi, [])
+    return fill_plane(ContourPlane(float(k), moved, list(plane.declared_xor)), shape, 1.0, roi.describe(), [])
 
 
 def _planes_of_roi(
@@ -499,7 +499,7 @@ def read_rtstruct(
             along = None
         mask = np.zeros(reference.shape, dtype=bool)
         filled, traced = fill_planes(
-            planes, (ni, nj), float(reference.spacing[0] * reference.spacing[1]), roi, warnings
+            planes, (ni, nj), float(reference.spacing[0] * reference.spacing[1]), roi.describe(), warnings
         )
         for k, plane in pairs:
             mask[:, :, k] |= _fill_off_plane(plane, k, along, filled[id(plane)], (ni, nj), roi)
