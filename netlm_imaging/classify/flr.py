@@ -20,7 +20,12 @@ __all__ = ["flr_adequacy", "injured_liver_basis", "standard_resection_rows"]
 
 
 def flr_adequacy(
-    measured: Mapping[str, Any], *, threshold_percent: float | None, denominator: str = "telv", comparator: str = ">="
+    measured: Mapping[str, Any],
+    *,
+    threshold_percent: float | None,
+    denominator: str = "telv",
+    comparator: str = ">=",
+    needs_telv: bool | None = None,
 ) -> dict[str, Any]:
     """Whether a measured FLR is adequate (clinical_rules.md section 6).
 
@@ -36,6 +41,9 @@ def flr_adequacy(
         Threshold for the liver condition; None: adequacy not judged.
     denominator : {"telv", "non_tumorous"}
     comparator : {">=", ">"}
+    needs_telv : bool, optional
+        Whether a missing TELV (height/weight) is a missing input; default: ``denominator == "telv"``.
+        A fallback onto the non-tumorous liver still names it when the rules' own denominator is the TELV.
 
     Returns
     -------
@@ -56,12 +64,12 @@ def flr_adequacy(
     adequate = None
     if threshold_percent is not None and deciding is not None:
         adequate = meets(deciding, threshold_percent, comparator)
-    missing: list[str] = [] if telv else ["height/weight"]
+    needed = denominator == "telv" if needs_telv is None else needs_telv
     return {
         "threshold_percent": threshold_percent,
         "adequacy_basis": denominator,
         "adequate": adequate,
-        "missing_inputs": missing if denominator == "telv" else [],
+        "missing_inputs": ["height/weight"] if needed and not telv else [],
     }
 
 
@@ -80,29 +88,15 @@ def standard_resection_rows(
     demanding condition's threshold would reverse is None, with ``liver_condition`` missing.
     """
     flr_rules = rules["flr"]
+    kw = {"comparator": flr_rules["comparator"], "needs_telv": flr_rules["denominator"] == "telv"}
     std = [
-        {
-            **r,
-            **flr_adequacy(
-                r,
-                threshold_percent=fb.threshold_percent,
-                denominator=fb.basis,
-                comparator=flr_rules["comparator"],
-            ),
-        }
+        {**r, **flr_adequacy(r, threshold_percent=fb.threshold_percent, denominator=fb.basis, **kw)}
         for r in (standardized(r, fb.telv_ml) for r in remnants)
     ]
     present = [k for k in range(1, 9) if table.liver_voxels[k] > 0]
     for r in std:
-        if fb.basis != flr_rules["denominator"] and not r.get("telv_ml"):
-            r["missing_inputs"] = ["height/weight"]  # judged on the fallback: the rules' own basis lacks its TELV
         if injured is not None and r["adequate"] is not None:
-            strict = flr_adequacy(
-                r,
-                threshold_percent=injured.threshold_percent,
-                denominator=injured.basis,
-                comparator=flr_rules["comparator"],
-            )
+            strict = flr_adequacy(r, threshold_percent=injured.threshold_percent, denominator=injured.basis, **kw)
             if strict["adequate"] != r["adequate"]:  # adequate with a normal liver, not with an injured one
                 r["adequate"] = None
                 r["missing_inputs"] = [*r["missing_inputs"], "liver_condition"]

@@ -259,6 +259,19 @@ def _either_liver(
     return out, found
 
 
+def _cloyd_either_liver(cloyd: dict[str, Any], injured: dict[str, Any], thr: float) -> None:
+    """Cloyd's verdict stays only where an injured liver's agrees; else undetermined, ``liver_condition`` missing."""
+    if injured["resectable"] == cloyd["resectable"]:
+        return
+    said = {True: "resectable", False: "not resectable", None: "undetermined"}
+    cloyd["rationale"].append(
+        f"{said[cloyd['resectable']]} with a normal liver, {said[injured['resectable']]} with an injured one "
+        f"(FLR threshold {thr:g}%): undetermined without liver_condition"
+    )
+    cloyd["resectable"] = None
+    cloyd["missing_inputs"] = [*cloyd["missing_inputs"], "liver_condition"]
+
+
 def _cloyd_bound(lower_bound: float | None, cloyd: Any) -> float | None:
     """A lower bound decides Cloyd's resection criterion only when it already passes."""
     if lower_bound is not None and meets(lower_bound, float(cloyd["resection_percent"]), cloyd["comparator"]):
@@ -433,15 +446,7 @@ def assess(
         i_reach = _achievable(i_planned, table, rules, injured, _Trail())
         i_mah, i_range = _mahuron(i_reach, i_planned.staged, mkw, rules)
         mah, mah_range = _either_liver(mah, mah_range, i_mah, i_range, injured.threshold_percent)
-        i_cloyd = _cloyd(ctx, clinical, i_planned, i_reach, grade, rules)
-        if i_cloyd["resectable"] != cloyd["resectable"]:
-            said = {True: "resectable", False: "not resectable", None: "undetermined"}
-            cloyd["rationale"].append(
-                f"{said[cloyd['resectable']]} with a normal liver, {said[i_cloyd['resectable']]} with an injured one "
-                f"(FLR threshold {injured.threshold_percent:g}%): undetermined without liver_condition"
-            )
-            cloyd["resectable"] = None
-            cloyd["missing_inputs"] = [*cloyd["missing_inputs"], "liver_condition"]
+        _cloyd_either_liver(cloyd, _cloyd(ctx, clinical, i_planned, i_reach, grade, rules), injured.threshold_percent)
     trail.take(mah)
     ptr = primary_tumour_advice(mah["type"], clinical.primary_resected if clinical else None, rules["primary"])
     trail.take(ptr)
