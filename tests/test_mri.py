@@ -610,20 +610,25 @@ def _pre_of_another_session(folder, start_index):
     )
 
 
-def test_pre_contrast_in_another_frame_of_reference_is_registered(tmp_path):
-    # the pre-contrast series comes from another session: other FrameOfReferenceUID and the patient
-    # 4.5 mm (3 voxels) further along the image's first axis; position alone would misplace it
+def _hbp_with_pre_of_another_session(tmp_path, start_index) -> dict:
+    """The report of an HBP series given a pre-contrast series of another session (``--pre-contrast``)."""
     hbp = write_image_series(
         tmp_path / "hbp", signal_image(400.0, 200.0, 120.0), AFFINE, modality="MR", extra_tags=HBP, seed=11
     )
-    _pre_of_another_session(tmp_path / "pre", (3.0, 0.0, 0.0))
+    _pre_of_another_session(tmp_path / "pre", start_index)
     masks = write_nifti_study(tmp_path / "masks", signal_image(400.0, 200.0, 120.0))
-    rep = analyze(
+    return analyze(
         image=hbp[0].parent,
         segs=[masks["seg"], f"segments={masks['segments']}"],
         labels=LABELS,
         options=AnalyzeOptions(pre_contrast=tmp_path / "pre"),
     ).to_dict()
+
+
+def test_pre_contrast_in_another_frame_of_reference_is_registered(tmp_path):
+    # the pre-contrast series comes from another session: other FrameOfReferenceUID and the patient
+    # 4.5 mm (3 voxels) further along the image's first axis; position alone would misplace it
+    rep = _hbp_with_pre_of_another_session(tmp_path, (3.0, 0.0, 0.0))
     pre = rep["mri"]["pre_contrast"]
     assert pre["aligned_by"].startswith("rigid registration")
     assert rep["mri"]["relative_enhancement"]["liver"] == pytest.approx(0.6, rel=0.02)
@@ -634,14 +639,7 @@ def test_a_registered_pre_contrast_slab_gives_no_re_where_it_does_not_reach(tmp_
     # another session (other frame of reference) holding only slices k 10..23 of the image grid: the liver
     # (k 2..21) and the spleen (k 6..17) reach beyond it. Registered, the uncovered voxels were zero and
     # the RE of liver and spleen silent wrong numbers (1.71 and 0.64 for truths 0.6 and 0.11)
-    hbp = write_image_series(
-        tmp_path / "hbp", signal_image(400.0, 200.0, 120.0), AFFINE, modality="MR", extra_tags=HBP, seed=11
-    )
-    _pre_of_another_session(tmp_path / "pre", (3.0, 0.0, 10.0))
-    masks = write_nifti_study(tmp_path / "masks", signal_image(400.0, 200.0, 120.0))
-    rep = analyze(
-        image=hbp[0].parent, segs=[masks["seg"]], labels=LABELS, options=AnalyzeOptions(pre_contrast=tmp_path / "pre")
-    ).to_dict()
+    rep = _hbp_with_pre_of_another_session(tmp_path, (3.0, 0.0, 10.0))
     assert rep["mri"]["pre_contrast"]["aligned_by"].startswith("rigid registration")
     assert rep["mri"]["relative_enhancement"] == {"liver": None, "spleen": None}
     assert rep["mri"]["pre_contrast"]["covers_percent_of_image"] < 100.0
