@@ -144,15 +144,6 @@ def load_mr(
     component_withheld = ratios_withheld(prov.image_component)
     hbp = phase["phase"] == "hepatobiliary"
     not_t1 = hepatocyte_indices_withheld(prov.to_dict()) if hbp and component_withheld is None else None
-    found = MrInputs(
-        prov,
-        phase,
-        [],
-        ratios_withheld=component_withheld,
-        hepatocyte_withheld=not_t1,
-        functional=hbp and component_withheld is None and not_t1 is None,
-        component_note=component_note(prov.image_component),
-    )
     others = [
         {
             "series_instance_uid": s.series_instance_uid,
@@ -167,7 +158,15 @@ def load_mr(
         }
         for s in series
     ]
-    found = replace(found, other_series=others)
+    found = MrInputs(
+        prov,
+        phase,
+        others,
+        ratios_withheld=component_withheld,
+        hepatocyte_withheld=not_t1,
+        functional=hbp and component_withheld is None and not_t1 is None,
+        component_note=component_note(prov.image_component),
+    )
     candidates: list[tuple[MrProvenance, tuple[str, float, float] | None, dict[str, Any] | None]]
     if user_pre is not None:
         candidates = [(user_pre[1], user_scale, None)]
@@ -178,7 +177,7 @@ def load_mr(
         relative_enhancement_withheld(prov.to_dict(), p.to_dict(), (scale, sc), rules) for p, sc, _ in candidates
     ]
 
-    # the pre-contrast image (io), then placed on the image grid
+    # the chosen pre-contrast image (io), as read: the measure stage places it on the image grid
     notes: list[str] = []
     if not candidates:
         return found
