@@ -125,19 +125,24 @@ def _left_hepatectomy(rep: dict) -> dict:
 def test_rules_as_a_mapping_change_the_decision_as_a_file_would(tmp_path):
     # the demo folder's manifest gives the Couinaud map and a clinical file with height, weight and a normal
     # liver: the sFLR of each standard resection is judged on the TELV
-    base = analyze(DEMO).to_dict()
-    left = _left_hepatectomy(base)
+    # sFLR of the left hemihepatectomy (remnant 1, 5-8), computed here: the demo's non-tumorous voxels over the
+    # Vauthey TELV of a Mosteller BSA (clinical.json: 172 cm, 74 kg; clinical_rules.md section 6)
+    seg = TRUTH["segments"]
+    flr_ml = sum(seg[str(k)]["liver_voxels_excluding_lesions"] for k in (1, 5, 6, 7, 8)) * TRUTH["voxel_volume_ml"]
+    sflr = 100.0 * flr_ml / (-794.41 + 1267.28 * math.sqrt(172.0 * 74.0 / 3600.0))  # 41.98 %
+    left = _left_hepatectomy(analyze(DEMO).to_dict())
+    assert left["standardized_flr_percent"] == pytest.approx(sflr, rel=1e-6)
     assert left["threshold_percent"] == 20.0  # the shipped normal-liver threshold
     assert left["adequate"] is True
-    stricter = {"flr": {"threshold_percent": {"normal": left["standardized_flr_percent"] + 1.0}}}
+    stricter = {"flr": {"threshold_percent": {"normal": round(sflr) + 1.0}}}  # 43 %
     by_dict = analyze(DEMO, rules=stricter).to_dict()
     (tmp_path / "rules.json").write_text(json.dumps(stricter))
     by_file = analyze(DEMO, rules=tmp_path / "rules.json")
     for rep in (by_dict, by_file.to_dict()):
+        assert _left_hepatectomy(rep)["threshold_percent"] == round(sflr) + 1.0
         assert _left_hepatectomy(rep)["adequate"] is False
-        assert _left_hepatectomy(rep)["standardized_flr_percent"] == left["standardized_flr_percent"]
     assert by_dict["classification"]["rules_version"].endswith("+user:mapping")
-    assert stricter["flr"] == {"threshold_percent": {"normal": left["standardized_flr_percent"] + 1.0}}  # not consumed
+    assert stricter["flr"] == {"threshold_percent": {"normal": round(sflr) + 1.0}}  # not consumed
 
 
 def test_rules_mapping_with_an_unknown_key_is_refused_naming_it():
