@@ -27,8 +27,8 @@ SPACING = (1.5, 1.2, 2.5)
 _TH = np.deg2rad(12.0)
 #: oblique LPS index -> patient affine (rotated about z, anisotropic)
 LPS = np.eye(4)
-LPS[:3, :3] = (
-    np.array([[np.cos(_TH), -np.sin(_TH), 0.0], [np.sin(_TH), np.cos(_TH), 0.0], [0.0, 0.0, 1.0]]) @ np.diag(SPACING)
+LPS[:3, :3] = np.array([[np.cos(_TH), -np.sin(_TH), 0.0], [np.sin(_TH), np.cos(_TH), 0.0], [0.0, 0.0, 1.0]]) @ np.diag(
+    SPACING
 )
 LPS[:3, 3] = (-30.0, -20.0, -50.0)
 TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -50,7 +50,8 @@ def _masks() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     liver = ((i - 17) / 13.0) ** 2 + ((j - 15) / 11.0) ** 2 + ((k - 7) / 5.0) ** 2 <= 1
     lesion_a = ((i - 21) ** 2 + (j - 15) ** 2) / 16.0 + (k - 7) ** 2 / 4.0 <= 1
     lesion_b = ((i - 10) ** 2 + (j - 12) ** 2) / 9.0 + (k - 6) ** 2 / 4.0 <= 1
-    assert not (lesion_a & lesion_b).any() and (lesion_a | lesion_b).sum() == ((lesion_a | lesion_b) & liver).sum()
+    assert not (lesion_a & lesion_b).any()
+    assert (lesion_a | lesion_b).sum() == ((lesion_a | lesion_b) & liver).sum()
     return liver, lesion_a, lesion_b
 
 
@@ -133,7 +134,7 @@ def test_layered_cropped_seg_nrrd_with_slicer_default_names_is_read_by_its_codes
 
 @pytest.mark.parametrize("auto", [None, "1"])
 def test_slicer_default_names_with_the_default_tissue_code_ask_for_labels(tmp_path, auto):
-    """``Segment_1`` / ``Segment_2`` of Slicer's default 'Tissue' code say nothing: refused naming both, not Couinaud."""
+    """``Segment_1`` / ``Segment_2`` of Slicer's default code 'Tissue' say nothing: refused naming both."""
     liver, lesion_a, _ = _masks()
     tissue = f"TerminologyEntry:{_CTX}~SCT^85756007^Tissue~SCT^85756007^Tissue~^^~Anatomic codes~^^~^^|"
     lab = np.zeros((1, *SHAPE), np.uint8)
