@@ -65,7 +65,7 @@ def test_csv_row_text_values_and_empty_cells():
     ("data", "pattern"),
     [
         ({"symtoms": "none"}, r"unknown clinical field\(s\) 'symtoms'; known fields: symptoms, grade"),
-        ({"symptoms": 1}, r"'symptoms' has invalid value 1; allowed: none \| hormonal \| bulk"),
+        ({"symptoms": 2}, r"'symptoms' has invalid value 2; allowed: none \| hormonal \| bulk"),  # 1: symptomatic
         ({"symptoms": "severe"}, r"'symptoms' has invalid value 'severe'"),
         ({"grade": 4}, r"'grade' has invalid value 4; allowed: a whole number 1-3"),
         ({"grade": 2.5}, r"'grade' has invalid value 2.5"),

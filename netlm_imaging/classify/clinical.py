@@ -29,12 +29,14 @@ from typing import Any
 from ..errors import InputError, UsageError
 from ..rules_data import default_section
 from .clinical_text import (
+    CHOICE_WORDS,
     CONDITION_COLUMNS,
     UNITS,
     canonical_field,
     is_missing_text,
     number_with_unit,
     parse_interval,
+    spaced,
     strip_prefix,
 )
 
@@ -59,29 +61,6 @@ _TRUE = {"true", "yes", "y", "1", "t"}
 _FALSE = {"false", "no", "n", "0", "f"}
 #: Grade cells that name a neuroendocrine carcinoma (poorly differentiated, G3).
 _NEC_WORDS = {"nec", "g3 nec", "nec g3", "neuroendocrine carcinoma"}
-#: Real-world words for each allowed value (lower-case; the value itself is always accepted).
-_WORDS: dict[str, dict[str, str]] = {
-    "symptoms": {
-        **dict.fromkeys(("no", "n", "false", "0", "asymptomatic", "absent", "nil"), "none"),
-        **dict.fromkeys(("functional", "carcinoid syndrome", "hormonal syndrome", "syndrome"), "hormonal"),
-        **dict.fromkeys(("mass effect", "bulk symptoms", "pain"), "bulk"),
-        **dict.fromkeys(
-            ("yes", "y", "true", "1", "present", "symptomatic", "both", "hormonal and bulk"), "symptomatic"
-        ),
-    },
-    "liver_condition": {
-        **dict.fromkeys(("healthy", "none", "no", "normal liver"), "normal"),
-        **dict.fromkeys(("chemo", "post-chemotherapy", "chemotherapy-injured", "chemotherapy injured"), "chemotherapy"),
-        **dict.fromkeys(("steatotic", "fatty liver", "fatty", "nafld", "masld", "steatohepatitis"), "steatosis"),
-        **dict.fromkeys(("fibrotic",), "fibrosis"),
-        **dict.fromkeys(("cirrhotic",), "cirrhosis"),
-    },
-    "differentiation": {
-        **dict.fromkeys(("well differentiated", "well-differentiated", "wd", "well-diff"), "well"),
-        **dict.fromkeys(("poorly differentiated", "poorly-differentiated", "poorly", "pd", "poorly-diff"), "poor"),
-    },
-    "sex": {**dict.fromkeys(("m", "man"), "male"), **dict.fromkeys(("f", "woman"), "female")},
-}
 
 
 @dataclass(frozen=True)
@@ -222,15 +201,56 @@ def _as_int(source: str, name: str, value: Any, lo: int, hi: int, prefixes: tupl
 def _as_choice(source: str, name: str, value: Any, choices: tuple[str, ...]) -> str:
     if isinstance(value, str):
         text = " ".join(value.strip().lower().split())
-        text = _WORDS.get(name, {}).get(text, text)
+        words = CHOICE_WORDS.get(name, {})
+        # "post chemotherapy" / "post-chemotherapy", "well_differentiated": hyphens and underscores as spaces
+        folded = {spaced(k): v for k, v in words.items()}
+        text = words.get(text, folded.get(spaced(text), text))
         if text in choices:
             return text
     raise _bad(source, name, value, " | ".join(choices))
 
 
+def _symptoms_cell(source: str, raw: Any) -> str:
+    """A ``symptoms`` value: a word of :data:`SYMPTOMS` (or a spelling of one), a truth value, or several words.
+
+    ``true`` / ``1`` (JSON or TOML) is ``symptomatic``, ``false`` / ``0`` is ``none``, as the texts
+    "yes" / "no" are. Several words in one cell ("flushing, diarrhoea", "hormonal + bulk") give their
+    common value, ``symptomatic`` when they name different kinds of symptoms; "none" beside a symptom
+    is a contradiction and refused.
+    """
+    name = "symptoms"
+    if isinstance(raw, bool) or (isinstance(raw, int) and raw in (0, 1)):
+        return "symptomatic" if raw else "none"
+    if not isinstance(raw, str):
+        raise _bad(source, name, raw, " | ".join(SYMPTOMS) + " (or true/false)")
+    try:
+        return _as_choice(source, name, raw, SYMPTOMS)
+    except InputError:
+        parts = [t for t in re.split(r"\s*(?:[,;/+&]|\band\b)\s*", raw.strip()) if t]
+        if len(parts) < 2:
+            raise
+    found = {_as_choice(source, name, t, SYMPTOMS) for t in parts}
+    if "none" in found and len(found) > 1:
+        raise _bad(source, name, raw, "one of " + " | ".join(SYMPTOMS) + ": 'none' contradicts the symptoms named")
+    return found.pop() if len(found) == 1 else "symptomatic"
+
+
+def _unit_hint(name: str, value: float, lo: float, hi: float) -> str:
+    """For an impossible height / weight, the unit it would be plausible in ("; if it is in inches, write '68 in'")."""
+    named = {"m": "metres", "mm": "millimetres", "in": "inches", "ft": "feet", "lb": "pounds", "g": "grams"}
+    for unit, factor in UNITS.get(name, {}).items():
+        if unit in named and lo <= value * factor <= hi:
+            column = f"{name.split('_')[0]} ({unit})"
+            return f"; if it is in {named[unit]}, write '{value:g} {unit}' (or name the column '{column}')"
+    return ""
+
+
 def _in_range(source: str, name: str, value: float, lo: float, hi: float, unit: str, key: str = "") -> float:
     if not lo <= value <= hi:
-        raise _bad(source, name, value, f"{lo:g}-{hi:g} {unit} (impossible value{', rules key ' + key if key else ''})")
+        hint = _unit_hint(name, value, lo, hi)
+        raise _bad(
+            source, name, value, f"{lo:g}-{hi:g} {unit} (impossible value{', rules key ' + key if key else ''}){hint}"
+        )
     return value
 
 
@@ -324,7 +344,7 @@ def _validate(data: Mapping[str, Any], source: str, body: Mapping[str, Any] | No
         if name in CONDITION_COLUMNS:
             flags[name] = _as_bool(source, name, raw)
         elif name == "symptoms":
-            values[name] = _as_choice(source, name, raw, SYMPTOMS)
+            values[name] = _symptoms_cell(source, raw)
         elif name == "liver_condition":
             values[name] = _condition_cell(source, raw)
         elif name == "differentiation":

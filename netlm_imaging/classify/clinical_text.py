@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import NamedTuple
 
 __all__ = [
+    "CHOICE_WORDS",
     "CONDITION_COLUMNS",
     "FIELD_ALIASES",
     "MISSING_WORDS",
@@ -28,6 +29,7 @@ __all__ = [
     "is_missing_text",
     "number_with_unit",
     "parse_interval",
+    "spaced",
     "strip_prefix",
 ]
 
@@ -49,6 +51,56 @@ UNITS: Mapping[str, Mapping[str, float]] = {
     "weight_kg": {"kg": 1.0, "kgs": 1.0, "g": 0.001, "lb": 0.45359237, "lbs": 0.45359237, "pounds": 0.45359237},
     "ki67_percent": {"%": 1.0, "percent": 1.0, "pct": 1.0},
 }
+
+#: Real-world words for each allowed value (lower-case; the value itself is always accepted).
+CHOICE_WORDS: Mapping[str, Mapping[str, str]] = {
+    "symptoms": {
+        **dict.fromkeys(("no", "n", "false", "0", "asymptomatic", "absent", "nil"), "none"),
+        **dict.fromkeys(
+            (
+                "functional",
+                "functioning",
+                "carcinoid syndrome",
+                "carcinoid",
+                "hormonal syndrome",
+                "hormonal symptoms",
+                "syndrome",
+                "flushing",
+                "diarrhoea",
+                "diarrhea",
+            ),
+            "hormonal",
+        ),
+        **dict.fromkeys(("mass effect", "bulk symptoms", "pain", "abdominal pain"), "bulk"),
+        **dict.fromkeys(
+            ("yes", "y", "true", "1", "present", "symptomatic", "both", "hormonal and bulk"), "symptomatic"
+        ),
+    },
+    "liver_condition": {
+        **dict.fromkeys(("healthy", "none", "no", "normal liver"), "normal"),
+        **dict.fromkeys(("chemo", "post-chemotherapy", "chemotherapy-injured", "chemotherapy injured"), "chemotherapy"),
+        **dict.fromkeys(("steatotic", "fatty liver", "fatty", "nafld", "masld", "steatohepatitis"), "steatosis"),
+        **dict.fromkeys(("fibrotic",), "fibrosis"),
+        **dict.fromkeys(("cirrhotic",), "cirrhosis"),
+    },
+    "differentiation": {
+        **dict.fromkeys(("well differentiated", "well-differentiated", "wd", "well-diff"), "well"),
+        **dict.fromkeys(("poorly differentiated", "poorly-differentiated", "poorly", "pd", "poorly-diff"), "poor"),
+    },
+    "sex": {**dict.fromkeys(("m", "man"), "male"), **dict.fromkeys(("f", "woman"), "female")},
+}
+
+
+def spaced(text: str) -> str:
+    """``text`` with hyphens, underscores and runs of spaces as one space.
+
+    Examples
+    --------
+    >>> spaced("post-chemotherapy"), spaced("well_differentiated")
+    ('post chemotherapy', 'well differentiated')
+    """
+    return " ".join(t for t in re.split(r"[\s_-]+", text) if t)
+
 
 #: Liver-condition flag columns (true/false): a true flag gives that liver condition.
 CONDITION_COLUMNS = ("chemotherapy", "steatosis", "fibrosis", "cirrhosis")
@@ -85,8 +137,21 @@ FIELD_ALIASES: Mapping[str, str] = {
     "chemo": "chemotherapy",
 }
 
-#: Folded column names whose bare numbers are in another unit than the field's (``Height (m)``).
-_COLUMN_UNITS: Mapping[str, tuple[str, str]] = {"height_m": ("height_cm", "m"), "weight_lb": ("weight_kg", "lb")}
+#: Folded column names, without a unit, of the fields whose columns may name their unit: ``Height (in)``
+#: folds to ``height_in``, whose bare numbers are inches (any unit of :data:`UNITS` for that field).
+_UNIT_COLUMN_BASES: Mapping[str, str] = {
+    "height": "height_cm",
+    "body_height": "height_cm",
+    "weight": "weight_kg",
+    "body_weight": "weight_kg",
+}
+
+#: A height in feet and inches as US records write it: ``5'8"``, ``5' 8``, ``5 ft 8 in``, ``5ft``, ``68"``.
+_FEET_INCHES = re.compile(
+    r"^\s*(?:(\d+(?:\.\d+)?)\s*(?:'|’|′|ft\.?|feet|foot))?\s*"
+    r"(?:(\d+(?:\.\d+)?)\s*(?:\"|”|″|''|in\.?|inch|inches)?)?\s*$",
+    re.IGNORECASE,
+)
 
 _NUMBER = re.compile(r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*([A-Za-z%]*\.?)\s*$")
 
@@ -109,12 +174,16 @@ def canonical_field(name: str, known: tuple[str, ...]) -> tuple[str, str | None]
     (('weight_kg', None), ('ki67_percent', None))
     >>> canonical_field("ECOG", known), canonical_field("Height (m)", known)
     (('performance_status', None), ('height_cm', 'm'))
+    >>> canonical_field("Height (in)", known), canonical_field("weight_lbs", known)
+    (('height_cm', 'in'), ('weight_kg', 'lbs'))
     """
     folded = _fold(name)
     if folded in known or folded in CONDITION_COLUMNS:
         return folded, None
-    if folded in _COLUMN_UNITS:
-        return _COLUMN_UNITS[folded]
+    base, _, unit = folded.rpartition("_")
+    unit_field = _UNIT_COLUMN_BASES.get(base)
+    if unit_field is not None and unit in UNITS[unit_field]:
+        return unit_field, unit
     alias = FIELD_ALIASES.get(folded)
     if alias is not None:
         return alias, None
@@ -140,7 +209,13 @@ def number_with_unit(text: str, field: str, default_unit: str | None = None) -> 
     (72.0, 72.575)
     >>> number_with_unit("1.75 m", "height_cm"), number_with_unit("25%", "ki67_percent")
     (175.0, 25.0)
+    >>> number_with_unit("5' 8", "height_cm"), number_with_unit("5 ft 8 in", "height_cm")
+    (172.72, 172.72)
     """
+    if field == "height_cm":
+        feet_inches = _feet_inches_cm(text)
+        if feet_inches is not None:
+            return feet_inches
     m = _NUMBER.match(text)
     if m is None:
         return None
@@ -153,6 +228,30 @@ def number_with_unit(text: str, field: str, default_unit: str | None = None) -> 
         accepted = ", ".join(units) if units else "none (a plain number)"
         raise ValueError(f"unit {m.group(2)!r} is not one of: {accepted}")
     return value * units[unit]
+
+
+def _feet_inches_cm(text: str) -> float | None:
+    """A height written in feet and inches (``5'8"``, ``5 ft 8 in``, ``68"``) in cm; None if it is not one.
+
+    Inches after feet must be below 12 (``5'13"`` is not a height: ValueError). A bare number is not
+    read here (its unit is the column's).
+
+    Raises
+    ------
+    ValueError
+        Inches of 12 or more after a number of feet.
+    """
+    m = _FEET_INCHES.match(text)
+    if m is None or m.group(0).strip() == "" or (m.group(1) is None and m.group(2) is None):
+        return None
+    feet, inches = m.group(1), m.group(2)
+    marked = text.strip() != (inches or "").strip()  # a feet or inch mark was written
+    if not marked:
+        return None
+    if feet is not None and inches is not None and float(inches) >= 12.0:
+        raise ValueError(f"{text.strip()!r}: {inches} inches after {feet} feet (inches must be below 12)")
+    total_in = 12.0 * float(feet or 0.0) + float(inches or 0.0)
+    return round(total_in * 2.54, 6)
 
 
 def strip_prefix(text: str, prefixes: tuple[str, ...]) -> str:
