@@ -22,7 +22,25 @@ __all__ = [
     "UnsupportedError",
     "UsageError",
     "only_accepted_flags",
+    "readable",
 ]
+
+
+def readable(text: str) -> str:
+    """``text`` with the bytes of a file name that are not UTF-8 shown as U+FFFD.
+
+    Python keeps such bytes (a folder unpacked from a zip made on Windows: ``pat\\xe9``) as lone
+    surrogates, which no UTF-8 file (cohort.csv, report.json, the QA page) can hold; every text
+    naming a user's path passes through here before it is written.
+
+    Examples
+    --------
+    >>> readable("pat\\udce9_x") == "pat\\ufffd_x"
+    True
+    """
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 class NetlmError(Exception):

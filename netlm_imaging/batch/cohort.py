@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from ..errors import InputError, readable
 from ..spreadsheet import read_table, table_path
 
 __all__ = [
@@ -195,7 +195,7 @@ def studies_from_folder(cohort_dir: str | os.PathLike[str], *, exclude: Sequence
         # a study exported as an archive (it fails saying how to unpack it), or a link whose target is gone (an
         # unmounted disk: it fails naming the target), is listed, never silently left out
         if child.is_dir() or archive_kind(child) or (child.is_symlink() and not child.exists()):
-            studies.append(Study(_check_id(child.name, str(child)), child.resolve()))
+            studies.append(Study(_check_id(readable(child.name), readable(str(child))), child.resolve()))
     if not studies:
         raise InputError(
             f"{cohort_dir}: no study folder found one level below it; put each study in its own sub-folder "

@@ -182,9 +182,10 @@ def study_fingerprint(
     h.update(f"netlm-fingerprint-{FINGERPRINT_VERSION}\n".encode())
     for p in study_files(root, exclude):
         rel = p.name if root.is_file() else p.relative_to(root).as_posix()
-        h.update(f"file {rel} {p.stat().st_size} {file_digest(p)}\n".encode())
+        # a name's bytes as they are on disk (one not UTF-8, unpacked from a Windows zip, is no error)
+        h.update(f"file {rel} {p.stat().st_size} {file_digest(p)}\n".encode("utf-8", "surrogateescape"))
     for extra in extra_files:
-        h.update(f"extra {Path(extra).name} {file_digest(extra)}\n".encode())
+        h.update(f"extra {Path(extra).name} {file_digest(extra)}\n".encode("utf-8", "surrogateescape"))
     h.update(f"options {_canonical(dict(options))}\n".encode())
     h.update(f"tool {tool_version}\n".encode())
     h.update(f"rules {rules_version(rules)}\n".encode())

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..errors import readable
+
 __all__ = ["relative_paths"]
 
 
@@ -23,7 +25,8 @@ def relative_paths(fields: Mapping[str, Any], root: Path | None) -> dict[str, An
     ``study.image_source`` and ``study.segmentation_sources`` become relative paths (``.`` for
     the root itself); the root inside any other text (warnings, notes, sources) becomes
     "study folder". Every spelling of the root is replaced: as given, absolute, resolved and
-    relative to the current folder.
+    relative to the current folder. Bytes of a file name that are not UTF-8 become U+FFFD
+    (:func:`~netlm_imaging.errors.readable`), with or without a root.
 
     Examples
     --------
@@ -32,11 +35,10 @@ def relative_paths(fields: Mapping[str, Any], root: Path | None) -> dict[str, An
     >>> out["study"]["image_source"], out["warnings"]
     ('ct', ['study folder: x'])
     """
-    if root is None:
-        return dict(fields)
-    spellings = {str(root), os.path.abspath(root), str(root.resolve())}
+    spellings = {str(root), os.path.abspath(root), str(root.resolve())} if root is not None else set()
     with contextlib.suppress(ValueError):
-        spellings.add(os.path.relpath(root))  # how a path given relative to the current folder was written
+        if root is not None:
+            spellings.add(os.path.relpath(root))  # how a path given relative to the current folder was written
     forms = sorted((f for f in spellings if f not in (".", "") and not f.startswith("..")), key=len, reverse=True)
 
     def rel(text: str, bare: str) -> str:
@@ -51,7 +53,7 @@ def relative_paths(fields: Mapping[str, Any], root: Path | None) -> dict[str, An
 
     def walk(v: Any, bare: str) -> Any:
         if isinstance(v, str):
-            return rel(v, bare)
+            return readable(rel(v, bare))
         if isinstance(v, list):
             return [walk(x, bare) for x in v]
         if isinstance(v, dict):

@@ -14,6 +14,7 @@ import io
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..errors import readable
 from .lesion_columns import csv_columns, csv_names, csv_values
 
 __all__ = [
@@ -198,8 +199,9 @@ def to_frame(rows: list[dict[str, Any]], columns: Iterable[str]) -> Any:
 
 
 def one_line(text: str) -> str:
-    """``text`` on one line (runs of whitespace, newlines included, become one space)."""
-    return " ".join(str(text).split())
+    """``text`` on one line (runs of whitespace, newlines included, become one space), with the
+    bytes of a file name that are not UTF-8 as U+FFFD (:func:`~netlm_imaging.errors.readable`)."""
+    return " ".join(readable(str(text)).split())
 
 
 def row_from_report(study_id: str, report: dict[str, Any], fingerprint: str) -> dict[str, Any]:
