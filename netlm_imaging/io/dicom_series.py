@@ -103,6 +103,7 @@ from ._dicom_pixels import (
 )
 from ._inflate import dcmread as bounded_dcmread
 from ._pixel_buffers import pixel_buffer
+from ._time_stacks import split_by_acquisition_time
 from .budget import check_voxel_budget
 
 __all__ = [
@@ -442,7 +443,21 @@ def split_reconstructions(files: Sequence[DicomFileInfo]) -> list[tuple[str, lis
                 for _, sub in split_reconstructions(g)
             ]
             return [(_stack_label(st, stacks), st) for st in stacks]
-    return [("", list(files))]
+    by_time = _phases_by_time(files)
+    return by_time if by_time is not None else [("", list(files))]
+
+
+def _phases_by_time(files: Sequence[DicomFileInfo]) -> list[tuple[str, list[DicomFileInfo]]] | None:
+    """Dynamic phases at repeated positions that only AcquisitionTime tells apart (:mod:`._time_stacks`)."""
+    ori = files[0].orientation
+    if ori is None or any(f.position is None or f.is_multiframe for f in files):
+        return None
+    normal = np.cross(np.asarray(ori[:3]), np.asarray(ori[3:6]))
+    pos = np.asarray([f.position for f in files], dtype=np.float64) @ normal
+    # no position repeats: one stack (a set, as np.unique loads numpy.ma)
+    if len({round(float(p), 2) for p in pos}) == len(files):
+        return None
+    return split_by_acquisition_time(files, pos)
 
 
 def _value_order(value: Any) -> tuple[int, float, str]:

@@ -1,0 +1,99 @@
+"""Dynamic phases filed under one SeriesInstanceUID that only their acquisition time tells apart.
+
+A Siemens VIBE or GE LAVA dynamic series can hold every phase of the contrast study (pre-contrast,
+arterial, portal venous, ...) at the same slice positions with no attribute but AcquisitionTime
+(or AcquisitionDateTime) telling them apart: no TemporalPositionIdentifier, one AcquisitionNumber.
+The phases were acquired one after the other, so at every position the n-th image in time belongs
+to the n-th phase. They are split only when that reading is unambiguous:
+
+* every slice position holds the same number ``n >= 2`` of images;
+* the images of one position have distinct acquisition times;
+* every image of phase ``k`` was acquired before every image of phase ``k + 1`` (a 2-D acquisition
+  gives each slice its own time within a phase; the phases still follow each other).
+
+Anything else (a missing time, phases whose times interleave) is left to the duplicate-position
+refusal of the series reader.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from datetime import datetime
+
+import numpy as np
+
+from ..dicom_values import parse_datetime, parse_time, seconds_of_day
+from ._dicom_common import DicomFileInfo
+
+__all__ = ["split_by_acquisition_time"]
+
+#: Slice positions closer than this (mm, along the normal) are one position.
+_SAME_POSITION_MM = 0.01
+
+
+def _seconds(info: DicomFileInfo) -> float | None:
+    """The file's acquisition instant in seconds (AcquisitionDateTime, else AcquisitionDate + Time)."""
+    dt = parse_datetime(info.acquisition_datetime)
+    if dt is None and info.acquisition_time:
+        tm = parse_time(info.acquisition_time)
+        if tm is None:
+            return None
+        day = parse_datetime(info.acquisition_date) if info.acquisition_date else None
+        if day is None:
+            return seconds_of_day(tm)
+        dt = datetime.combine(day.date(), tm)
+    return None if dt is None else dt.timestamp()
+
+
+def _label(times: Sequence[float], files: Sequence[DicomFileInfo]) -> str:
+    first = files[int(np.argmin(times))]
+    written = first.acquisition_datetime or first.acquisition_time
+    return f"AcquisitionTime {written}"
+
+
+def split_by_acquisition_time(
+    files: Sequence[DicomFileInfo], positions_mm: np.ndarray
+) -> list[tuple[str, list[DicomFileInfo]]] | None:
+    """The phases of a series whose slice positions repeat, by acquisition time, or ``None``.
+
+    Parameters
+    ----------
+    files : sequence of DicomFileInfo
+        Single-frame image files of one SeriesInstanceUID.
+    positions_mm : numpy.ndarray
+        Their slice positions along the normal (as :func:`dicom_series._positions_mm` gives them).
+
+    Returns
+    -------
+    list of (str, list of DicomFileInfo) or None
+        One ``("AcquisitionTime 101530", files)`` per phase in time order, or ``None`` when the
+        positions do not repeat or the times do not tell the phases apart unambiguously.
+    """
+    if len(files) < 2 or positions_mm.size != len(files):
+        return None
+    seconds = [_seconds(f) for f in files]
+    if any(s is None for s in seconds):
+        return None
+    times = np.asarray(seconds, dtype=np.float64)
+    order = np.argsort(positions_mm, kind="stable")
+    breaks = np.flatnonzero(np.diff(positions_mm[order]) > _SAME_POSITION_MM) + 1
+    clusters = np.split(order, breaks)
+    n = len(clusters[0])
+    if n < 2 or any(len(c) != n for c in clusters):
+        return None
+    ranked = []
+    for c in clusters:
+        by_time = c[np.argsort(times[c], kind="stable")]
+        if np.any(np.diff(times[by_time]) <= 0):  # two images of one position at one time: no phase order
+            return None
+        ranked.append(by_time)
+    phases = np.stack(ranked, axis=1)  # (n phases, positions)
+    for earlier, later in itertools.pairwise(phases):
+        if times[earlier].max() >= times[later].min():  # the phases' times interleave
+            return None
+    out = []
+    for idx in phases:
+        stack = [files[i] for i in idx]
+        out.append((_label([float(times[i]) for i in idx], stack), stack))
+    return out

@@ -1,0 +1,93 @@
+"""Dynamic phases filed under one SeriesInstanceUID that only AcquisitionTime tells apart
+(Siemens VIBE / GE LAVA dynamics exported as one series: no TemporalPositionIdentifier, one
+AcquisitionNumber), and study folders holding derived series beside the HBP image.
+
+Truths: the constant signal per box of ``mri_factory`` and clock arithmetic done here
+(injection 10:15:00; a phase acquired at 10:35:00 is 1200 s after it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pydicom
+import pytest
+from dicom_factory import deterministic_uid, write_image_series
+from mri_factory import AFFINE, SHAPE, label_map, mr_headers, signal_image
+from seg_factory import SegmentSpec, write_seg
+
+from netlm_imaging import analyze
+from netlm_imaging.cli import main
+
+LABELS = "liver=Liver,lesion=Lesion,spleen=Spleen"
+#: (AcquisitionTime, liver, spleen) of four phases; the injection is at 10:15:00
+PHASES = (("100000", 200.0, 150.0), ("101530", 450.0, 400.0), ("101630", 380.0, 300.0), ("103500", 400.0, 200.0))
+
+
+def _dynamic_series(root: Path, *, refer: int, slice_step_s: float = 0.0, offsets_s=None) -> Path:
+    """One SeriesInstanceUID, one AcquisitionNumber, the phases of ``PHASES`` at the same positions;
+    a 2-D acquisition when ``slice_step_s`` gives each slice its own time (slice k at t + k x step)."""
+    study, frame, series = (deterministic_uid(root.name, x) for x in ("study", "for", "series"))
+    written = []
+    for n, (acq, liver, spleen) in enumerate(PHASES):
+        tags = mr_headers("101500", acq, Manufacturer="SIEMENS", ContrastBolusAgent="Primovist", AcquisitionNumber=1)
+        files = write_image_series(
+            root / f"phase{n}",
+            signal_image(liver, spleen, 120.0),
+            AFFINE,
+            modality="MR",
+            study_uid=study,
+            frame_of_reference_uid=frame,
+            series_uid=series,
+            series_number=8,
+            extra_tags=tags,
+            seed=40 + n,
+        )
+        h, m, s = int(acq[:2]), int(acq[2:4]), int(acq[4:6])
+        base = h * 3600 + m * 60 + s + (0.0 if offsets_s is None else offsets_s[n])
+        if slice_step_s or offsets_s is not None:
+            for k, f in enumerate(files):
+                t = base + k * slice_step_s
+                ds = pydicom.dcmread(f)
+                ds.AcquisitionTime = f"{int(t // 3600):02d}{int(t % 3600 // 60):02d}{t % 60:09.6f}"
+                ds.save_as(f)
+        written.append(files)
+    lab = label_map()
+    specs = [SegmentSpec("Liver", lab == 1), SegmentSpec("Lesion", lab == 2), SegmentSpec("Spleen", lab == 3)]
+    write_seg(root / "seg.dcm", written[refer], specs, seed=3)
+    return root
+
+
+def test_phases_told_apart_only_by_acquisition_time_are_split_and_the_referenced_one_measured(tmp_path):
+    mri = analyze(_dynamic_series(tmp_path / "vibe", refer=3), labels=LABELS).to_dict()["mri"]
+    assert (mri["phase"]["phase"], mri["phase"]["delay_s"]) == ("hepatobiliary", pytest.approx(1200.0))
+    assert mri["liver_reference"]["mean_signal_au"] == pytest.approx(400.0)  # the 10:35 phase, not another
+    assert mri["liver_to_spleen_contrast_ratio"] == pytest.approx(400.0 / 200.0)
+    others = [(o["stack"], o["phase"], o["delay_s"], o["files"]) for o in mri["other_series"]]
+    assert others == [
+        ("AcquisitionTime 100000", "pre-contrast", -900.0, SHAPE[2]),
+        ("AcquisitionTime 101530", "arterial", 30.0, SHAPE[2]),
+        ("AcquisitionTime 101630", "portal_venous", 90.0, SHAPE[2]),
+    ]
+    assert mri["pre_contrast"]["series_instance_uid"].endswith("#1")  # the 10:00 phase of the same series
+    assert mri["relative_enhancement"]["liver"] == pytest.approx((400.0 - 200.0) / 200.0)
+
+
+def test_a_2d_dynamic_whose_slices_each_have_their_own_time_is_split_by_phase(tmp_path):
+    # slice k of each phase 2 s after slice k-1 (46 s per phase): the phases still follow each other
+    root = _dynamic_series(tmp_path / "twod", refer=1, slice_step_s=2.0)
+    mri = analyze(root, labels=LABELS).to_dict()["mri"]
+    assert mri["liver_reference"]["mean_signal_au"] == pytest.approx(450.0)
+    assert (mri["phase"]["phase"], mri["phase"]["delay_s"]) == ("arterial", pytest.approx(30.0))  # first slice
+    assert [o["files"] for o in mri["other_series"]] == [SHAPE[2]] * 3
+
+
+def test_phases_whose_times_interleave_stay_refused(tmp_path, capsys):
+    # the 10:15:30 phase's slices run 2 s apart to 10:16:16, past the start of the 10:16:30 phase shifted
+    # back 30 s: which image of a position belongs to which phase is a guess
+    root = _dynamic_series(tmp_path / "mixed", refer=3, slice_step_s=2.0, offsets_s=(0.0, 0.0, -30.0, 0.0))
+    code = main(["analyze", str(root), "--labels", LABELS, "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert "share the slice position" in err
+    assert "Traceback" not in err
