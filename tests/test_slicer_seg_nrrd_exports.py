@@ -21,6 +21,7 @@ import pytest
 
 from netlm_imaging.api import analyze
 from netlm_imaging.errors import LabelError
+from netlm_imaging.verify.segcompare import compare_segmentation_files
 
 SHAPE = (34, 30, 14)
 SPACING = (1.5, 1.2, 2.5)
@@ -163,3 +164,27 @@ def test_a_segment_the_user_named_segment_1_is_still_couinaud_segment_one(tmp_pa
     rep = analyze(image=_ct(tmp_path), segs=[seg])
     roles = [(r["name"], r["role"]) for r in rep.study["segment_roles"]]
     assert roles == [("Liver", "liver"), ("Segment_1", "segment1")]
+
+
+def test_compare_seg_copies_a_cropped_seg_nrrd_into_place_and_scores_it_against_a_nifti_map(tmp_path):
+    """compare-seg called the cropped .seg.nrrd 'resampled' (and warned so); its voxels are the image's."""
+    liver, lesion_a, lesion_b = _masks()
+    layers = np.zeros((2, *SHAPE), np.uint8)
+    layers[0][liver] = 1
+    layers[1][lesion_a] = 1
+    layers[1][lesion_b] = 2
+    segments = [_segment(1, 0, 1, LIVER_TAG), _segment(2, 1, 1, NEOPLASM_TAG), _segment(3, 1, 2, NEOPLASM_TAG)]
+    seg_a = _write_seg_nrrd(tmp_path / "a.seg.nrrd", layers, segments, space="right-anterior-superior")
+    lab = np.zeros(SHAPE, np.uint8)  # B: the liver and only lesion A, a LiTS label map on the image grid
+    lab[liver] = 1
+    lab[lesion_a] = 2
+    seg_b = tmp_path / "b.nii.gz"
+    nib.save(nib.Nifti1Image(lab, TO_RAS @ LPS), seg_b)
+    res = compare_segmentation_files(_ct(tmp_path), [seg_a], [seg_b])
+    both = lesion_a | lesion_b
+    assert res.grid["resampled"] is False
+    assert not any("resampled" in w for w in res.warnings)
+    assert res.structure("liver").dice == pytest.approx(1.0)
+    assert res.structure("lesion").dice == pytest.approx(2 * lesion_a.sum() / (both.sum() + lesion_a.sum()), abs=1e-4)
+    assert res.structure("lesion").volume_a_ml == pytest.approx(both.sum() * VOXEL_ML, rel=1e-6)
+    assert (res.detection.true_positives, res.detection.false_negatives) == (1, 1)

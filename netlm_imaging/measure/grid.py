@@ -12,7 +12,7 @@ from ..geometry import bbox, resample_array
 from ..segmentation import MaskLayer
 from ..volume import Volume, sparse_zeros
 
-__all__ = ["ReconciledLayers", "reconcile_layers", "resample_to_grid"]
+__all__ = ["ReconciledLayers", "place_exactly", "reconcile_layers", "resample_to_grid"]
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +116,28 @@ def _axes_aligned(m: Volume, image: Volume) -> Volume | None:
     return m.with_grid(np.ascontiguousarray(np.transpose(arr, order)), affine)
 
 
+def place_exactly(m: Volume, image: Volume) -> tuple[np.ndarray, tuple[slice, slice, slice], bool] | None:
+    """``m``'s array placed on the image grid voxel for voxel, when its voxels are the image's; else None.
+
+    Its voxels are the image's when, its axes re-indexed to the image's (:func:`_axes_aligned`), it is
+    the image grid or a crop of it (:meth:`Volume.box_in`; Slicer crops a ``.seg.nrrd`` to its
+    segments). Nothing is interpolated: the array is copied into its box.
+
+    Returns
+    -------
+    (numpy.ndarray, box, bool) or None
+        The array on the image grid (zero outside the box), the box, and whether the axes were re-indexed.
+    """
+    aligned = _axes_aligned(m, image)
+    src = aligned if aligned is not None else m
+    box = src.box_in(image)
+    if box is None:
+        return None
+    placed = sparse_zeros(image.shape, src.array.dtype, "F" if image.array.flags.f_contiguous else "C")
+    placed[box] = src.array
+    return placed, box, aligned is not None
+
+
 def reconcile_layers(image: Volume, layers: list[MaskLayer]) -> ReconciledLayers:
     """Bring every layer onto the image grid.
 
@@ -161,14 +183,12 @@ def reconcile_layers(image: Volume, layers: list[MaskLayer]) -> ReconciledLayers
                 f"{layer.source}: mask FrameOfReferenceUID differs from the image's; it was drawn on another scan. "
                 "Pass the image it was drawn on."
             )
-        aligned = _axes_aligned(m, image)
-        box = (aligned if aligned is not None else m).box_in(image)
-        if box is not None:  # a crop of the image grid (Slicer's .seg.nrrd): its voxels are the image's, copied
-            src = aligned if aligned is not None else m
-            placed = sparse_zeros(image.shape, src.array.dtype, "F" if image.array.flags.f_contiguous else "C")
-            placed[box] = src.array
-            what = "the image grid" if src.shape == image.shape else "a crop of the image grid"
-            turned = " with its axes in another order or direction (re-indexed)" if aligned is not None else ""
+        exact = place_exactly(m, image)
+        if exact is not None:  # a crop of the image grid (Slicer's .seg.nrrd): its voxels are the image's, copied
+            placed, box, reindexed = exact
+            whole = all(b.stop - b.start == n for b, n in zip(box, image.shape, strict=True))
+            what = "the image grid" if whole else "a crop of the image grid"
+            turned = " with its axes in another order or direction (re-indexed)" if reindexed else ""
             out.notes.append(
                 f"{layer.source}: {layer.role} mask on {what}{turned} (index offset "
                 f"{[b.start for b in box]}); placed voxel for voxel, nothing resampled"

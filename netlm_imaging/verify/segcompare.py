@@ -4,7 +4,9 @@ Definitions
 -----------
 Common grid
     Segmentation B is resampled onto segmentation A's grid **by physical
-    (LPS) position**, nearest neighbour (never index by index). Volumes are
+    (LPS) position**, nearest neighbour (never index by index); a mask whose
+    voxels are the common grid's (a crop of it, as Slicer saves a ``.seg.nrrd``,
+    or its axes re-indexed) is copied into place, not resampled. Volumes are
     taken on each segmentation's own grid; Dice, distances and detection on
     the common grid. A mask partly outside the common grid gets a warning
     with the fraction of its voxels left out; a mask wholly outside it is
@@ -53,6 +55,7 @@ from scipy import ndimage
 
 from ..errors import GeometryError, LabelError
 from ..geometry import nonzero_bbox
+from ..measure.grid import place_exactly
 from ..measure.intrahepatic import intrahepatic_voxels
 from ..segmentation import MaskLayer
 from ..volume import Volume
@@ -312,8 +315,9 @@ def compare_segmentations(
         liver (liver ∪ lesion), as everywhere in netlm-imaging. A is the
         reference for detection and percentages.
     reference_grid : Volume, optional
-        The common grid; default the grid of A's first mask. Masks not on it
-        are resampled by physical position (a warning says so).
+        The common grid; default the grid of A's first mask. A mask on a crop of it or with its
+        axes in another order or direction is copied into place voxel for voxel; other masks are
+        resampled by physical position (a warning says so, and ``grid["resampled"]``).
     detection_iou : float
         Lesion detection threshold (rules ``compare_seg.detection_iou``; :func:`detect_lesions`).
     instances_a, instances_b : Volume, optional
@@ -357,8 +361,12 @@ def compare_segmentations(
             warnings.append(
                 f"{which} {name}: FrameOfReferenceUID differs from the reference grid's; compared in LPS anyway"
             )
+        mask = vol.with_array(np.asarray(vol.array, dtype=bool))
+        exact = place_exactly(mask, ref)
+        if exact is not None:  # a crop of the grid (Slicer's .seg.nrrd) or its axes re-indexed: copied, not resampled
+            return exact[0]
         resampled = True
-        return resample_nearest(vol.with_array(np.asarray(vol.array, dtype=bool)), ref)
+        return resample_nearest(mask, ref)
 
     def total_liver(masks: Mapping[str, Volume], which: str) -> tuple[np.ndarray, float] | None:
         found = parts[which]
