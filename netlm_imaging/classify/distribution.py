@@ -20,7 +20,9 @@ from ..measure.segments import SegmentTable
 __all__ = ["lesion_distribution"]
 
 
-def lesion_distribution(table: SegmentTable | None, anatomy: Mapping[str, Any], n_lesions: int) -> dict[str, Any]:
+def lesion_distribution(
+    table: SegmentTable | None, anatomy: Mapping[str, Any], n_lesions: int, *, no_table_because: str = "segment map"
+) -> dict[str, Any]:
     """Unilobar / bilobar distribution of the intrahepatic lesions.
 
     Parameters
@@ -32,6 +34,9 @@ def lesion_distribution(table: SegmentTable | None, anatomy: Mapping[str, Any], 
         ``caudate_side`` ("separate" | "left").
     n_lesions : int
         Number of intrahepatic lesions.
+    no_table_because : str
+        The missing input named when ``table`` is None: the segment map, or the liver mask the
+        segment table needs beside a given map.
 
     Returns
     -------
@@ -53,8 +58,12 @@ def lesion_distribution(table: SegmentTable | None, anatomy: Mapping[str, Any], 
             "distribution": "unknown",
             "caudate_involved": None,
             "caudate_only": None,
-            "rationale": ["no Couinaud segment map: distribution unknown"],
-            "missing_inputs": ["segment map"],
+            "rationale": [
+                "no Couinaud segment map: distribution unknown"
+                if no_table_because == "segment map"
+                else f"Couinaud segment map not measured without a {no_table_because}: distribution unknown"
+            ],
+            "missing_inputs": [no_table_because],
         }
     right = set(anatomy["right_hemiliver"])
     left = set(anatomy["left_hemiliver"])

@@ -290,17 +290,21 @@ def _cloyd(
     """Cloyd's resectability criteria on the one-stage plan."""
     n_lesions = len(ctx.intrahepatic_lesions)
     achievable = reach.percent if reach.percent is not None else _cloyd_bound(reach.lower_bound, rules["cloyd"])
-    why_none = "lesion segmentation" if not ctx.lesions_segmented else "intrahepatic lesions"
+    # no lesion segmentation is a missing input; a segmentation without liver lesions leaves nothing to resect
+    why_none = ["lesion segmentation"] if not ctx.lesions_segmented else []
     cloyd = cloyd_resectability(
         clinical=clinical,
         extrahepatic_lesions_seen=len(ctx.lesions) - n_lesions,
         flr_adequate=None if planned.plan is None else planned.plan.feasible,
         flr_missing=planned.missing,
         achievable_percent=achievable if n_lesions else None,
-        achievable_missing=reach.missing or ([why_none] if n_lesions == 0 else []),
+        achievable_missing=reach.missing or (why_none if n_lesions == 0 else []),
         cloyd=rules["cloyd"],
         grade=grade,
     )
+    if n_lesions == 0 and ctx.lesions_segmented:
+        cloyd["criteria"]["resection_feasible"]["rule"] += "; not applicable: no intrahepatic lesions"
+        cloyd["rationale"].append("Cloyd resection criteria not applicable: no liver metastases segmented")
     cloyd["rationale"].append("Cloyd criteria judged on a one-stage plan (no staged approach assumed)")
     return cloyd
 
@@ -404,6 +408,11 @@ def assess(
         trail.rationale.append(
             "no Couinaud segment map given: per-segment volumes, standard resections and distribution are not available"
         )
+    else:  # the segment table counts liver voxels per segment: a map without a liver mask is not measured
+        trail.rationale.append(
+            "Couinaud segment map given without a liver mask: per-segment volumes, standard resections and "
+            "distribution are not available (give the liver mask)"
+        )
 
     involvement = ctx.involvement_percent
     unknown_because = "lesion segmentation" if unsegmented and ctx.liver_volume_ml else "liver mask"
@@ -425,7 +434,8 @@ def assess(
     _add(trail.missing, planned.missing)
     reach = _achievable(planned, table, rules, fb, trail)
 
-    dist = lesion_distribution(table, rules["anatomy"], len(intra))
+    no_table = "segment map" if ctx.segment_labels is None else "liver mask"
+    dist = lesion_distribution(table, rules["anatomy"], len(intra), no_table_because=no_table)
     trail.take(dist)
     grade = who_grade(clinical, rules["grade"])
     trail.rationale += grade["rationale"]
