@@ -17,9 +17,11 @@ from netlm_imaging.classify.rules import load_rules
 
 def test_a_segmentation_without_liver_lesions_leaves_cloyd_open_with_nothing_missing():
     p = SlabLiver(SLICES, ny=NY, nz=NZ)
-    c = assess(p.ctx(), FULL_CLINICAL, load_rules()).classification
+    out = assess(p.ctx(), FULL_CLINICAL, load_rules())
+    c = out.classification
     assert c["mahuron_type"] is None
     assert c["resectable_cloyd"] is None
+    assert "Cloyd resectable: n/a (no intrahepatic lesions)" in out.summary_lines
     crit = c["cloyd_criteria"]["resection_feasible"]
     assert (crit["met"], crit["missing_inputs"]) == (None, [])
     assert "not applicable: no intrahepatic lesions" in crit["rule"]

@@ -118,8 +118,10 @@ def summary_lines(
     verdict = {True: "yes", False: "no", None: "undetermined"}[cloyd["resectable"]]
     if cloyd["resectable"] is False:
         verdict += " (" + "; ".join(cloyd["failed"]) + ")"
-    elif cloyd["resectable"] is None:
+    elif cloyd["resectable"] is None and cloyd["missing_inputs"]:
         verdict += " (missing " + ", ".join(cloyd["missing_inputs"]) + ")"
+    elif cloyd["resectable"] is None:  # nothing missing: no liver metastases to resect
+        verdict = "n/a (no intrahepatic lesions)"
     lines.append(f"Cloyd resectable: {verdict}")
     if mahuron_range:
         why = []
