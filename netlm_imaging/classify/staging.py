@@ -25,7 +25,7 @@ from typing import Any
 from .planner import DebulkingPlan
 from .rules import meets
 
-__all__ = ["staged_strategies"]
+__all__ = ["staged_strategies", "undecided_without_condition"]
 
 
 def staged_strategies(
@@ -114,3 +114,34 @@ def staged_strategies(
         + (f"expected to reach it: {', '.join(reach)}" if reach else "no staged strategy is expected to reach it")
     )
     return out
+
+
+def undecided_without_condition(staged: dict[str, Any], strict_percent: float) -> dict[str, Any]:
+    """Staged strategies judged without a liver condition: only what the most demanding condition decides alike.
+
+    The strategies of :func:`staged_strategies` were judged on the normal liver's threshold (the plan's).
+    Without a liver condition (clinical_rules.md section 6: the threshold depends on it) a strategy
+    expected to reach that threshold but not ``strict_percent`` is undetermined: ``reaches_threshold``
+    None with ``missing_inputs`` ``["liver_condition"]``; ``possible`` follows (True when a strategy
+    reaches both, None when one is undetermined, else False). Changes ``staged`` in place and returns it.
+    """
+    strategies = staged.get("strategies")
+    if not staged.get("needed") or not strategies:
+        return staged
+    comp = staged["comparator"]
+    opened = []
+    for name, entry in strategies.items():
+        if entry["reaches_threshold"] and not meets(entry["expected_flr_percent"], strict_percent, comp):
+            entry["reaches_threshold"] = None
+            entry["missing_inputs"] = ["liver_condition"]
+            opened.append(name)
+    if not opened:
+        return staged
+    applicable = [e["reaches_threshold"] for e in strategies.values() if e.get("applicable", True)]
+    staged["possible"] = True if True in applicable else (None if None in applicable else False)
+    staged["missing_inputs"] = ["liver_condition"] if staged["possible"] is None else []
+    staged["reason"] += (
+        f"; with an injured liver (threshold {comp} {strict_percent:g}%) {', '.join(opened)} would not reach it: "
+        "undetermined without liver_condition"
+    )
+    return staged

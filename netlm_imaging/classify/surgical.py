@@ -34,7 +34,7 @@ from .plan_block import plan_block
 from .planner import DebulkingPlan, plan_debulking
 from .rules import Rules, meets
 from .sparing import planner_zones
-from .staging import staged_strategies
+from .staging import staged_strategies, undecided_without_condition
 
 __all__ = ["SurgicalAssessment", "assess", "flr_adequacy"]  # flr_adequacy: from .flr, as before
 
@@ -121,11 +121,14 @@ def _debulking_plan(
     *,
     zones: Any = None,
     staged: bool = True,
+    strict: FlrBasis | None = None,
 ) -> _Plan:
     """The one-stage debulking plan and its staged strategies (None with what is missing to plan).
 
     ``zones``: those of a plan of the same lesions (at another threshold); ``staged=False`` searches
-    the one-stage plan only.
+    the one-stage plan only; ``strict``: without a liver condition, the most demanding condition's basis
+    (:func:`~netlm_imaging.classify.flr.injured_liver_basis`): a strategy it would not let reach its
+    threshold is undetermined.
     """
     intra = ctx.intrahepatic_lesions
     if not intra:
@@ -159,6 +162,8 @@ def _debulking_plan(
         comparator=comparator,
         staging=rules["staging"],
     )
+    if strict is not None:
+        undecided_without_condition(strategies, strict.threshold_percent)
     if strategies["needed"]:
         trail.rationale.append("staged strategies: " + strategies["reason"])
     return _Plan(plan, strategies, zones=kw["zones"])
@@ -430,7 +435,7 @@ def assess(
     elif resections:
         trail.warnings.append("resections were requested but there is no Couinaud segment map; they were not evaluated")
 
-    planned = _debulking_plan(ctx, table, rules, fb, non_tumorous_ml, trail)
+    planned = _debulking_plan(ctx, table, rules, fb, non_tumorous_ml, trail, strict=injured)
     _add(trail.missing, planned.missing)
     reach = _achievable(planned, table, rules, fb, trail)
 
