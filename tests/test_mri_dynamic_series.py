@@ -13,7 +13,7 @@ from pathlib import Path
 import pydicom
 import pytest
 from dicom_factory import deterministic_uid, write_image_series
-from mri_factory import AFFINE, SHAPE, label_map, mr_headers, signal_image
+from mri_factory import AFFINE, MR_HEADERS, SHAPE, label_map, mr_headers, signal_image
 from seg_factory import SegmentSpec, write_seg
 
 from netlm_imaging import analyze
@@ -91,3 +91,60 @@ def test_phases_whose_times_interleave_stay_refused(tmp_path, capsys):
     assert code == 3
     assert "share the slice position" in err
     assert "Traceback" not in err
+
+
+# ---------------------------------------------------------------- maps and diffusion beside the HBP image
+def _hbp_with_maps(root: Path, *, with_pre: bool) -> Path:
+    """HBP series (SEG drawn on it), a pre-contrast T1 map in ms (no sequence facts, as VFA maps are
+    exported), an ADC map and a b-50/b-800 DWI series acquired while waiting for the HBP, and optionally
+    a pre-contrast VIBE of the HBP's sequence."""
+    study, frame = deterministic_uid(root.name, "study"), deterministic_uid(root.name, "for")
+
+    def series(name, values, tags, number, uid=None, seed=None):
+        return write_image_series(
+            root / name,
+            signal_image(*values),
+            AFFINE,
+            modality="MR",
+            study_uid=study,
+            frame_of_reference_uid=frame,
+            series_uid=deterministic_uid(root.name, uid or name),
+            series_number=number,
+            extra_tags=tags,
+            seed=seed or number,
+        )
+
+    hbp = series("hbp", (400.0, 200.0, 120.0), mr_headers("101500", "103500"), 20)
+    if with_pre:
+        series("pre", (250.0, 180.0, 100.0), mr_headers("101500", "100900"), 3)
+    unstated = dict.fromkeys(("FlipAngle", "RepetitionTime", "EchoTime", "ScanOptions", "SequenceVariant"))
+    t1 = mr_headers("101500", "100500", ImageType=["DERIVED", "PRIMARY", "T1 MAP"], ScanningSequence=None, **unstated)
+    series("t1map", (800.0, 1200.0, 1400.0), t1, 4)  # T1 in ms: liver 800, spleen 1200
+    epi = {"ScanningSequence": "EP", "ContrastBolusStartTime": "101500", "AcquisitionTime": "102500"}
+    adc = dict(MR_HEADERS, ImageType=["DERIVED", "PRIMARY", "DIFFUSION", "ADC"], **epi)
+    series("adc", (1100.0, 800.0, 900.0), adc, 11)
+    for b, values in ((50.0, (300.0, 400.0, 200.0)), (800.0, (80.0, 150.0, 200.0))):
+        dwi = dict(MR_HEADERS, ImageType=["ORIGINAL", "PRIMARY", "DIFFUSION", "NONE"], DiffusionBValue=b, **epi)
+        series(f"dwi{b:g}", values, dwi, 10, uid="dwi", seed=100 + int(b))
+    lab = label_map()
+    specs = [SegmentSpec("Liver", lab == 1), SegmentSpec("Lesion", lab == 2), SegmentSpec("Spleen", lab == 3)]
+    write_seg(root / "seg.dcm", hbp, specs, seed=3)
+    return root
+
+
+def test_a_t1_map_is_no_pre_contrast_image_for_relative_enhancement(tmp_path):
+    # the only pre-contrast series is a T1 map (ms): (400 - 800) / 800 = -0.5 would be a wrong RE
+    mri = analyze(_hbp_with_maps(tmp_path / "maps", with_pre=False), labels=LABELS).to_dict()["mri"]
+    assert mri["liver_to_spleen_contrast_ratio"] == pytest.approx(400.0 / 200.0)  # the HBP's own signal
+    assert mri["relative_enhancement"] is None
+    assert "image component parametric_map vs magnitude" in mri["pre_contrast"]["relative_enhancement_withheld"]
+    listed = {(o["series_number"], o["stack"]): o["image_component"] for o in mri["other_series"]}
+    assert listed == {(4, None): "parametric_map", (10, "b-value 50"): "diffusion", (10, "b-value 800"): "diffusion",
+                      (11, None): "parametric_map"}  # fmt: skip
+
+
+def test_beside_a_t1_map_the_pre_contrast_of_the_same_sequence_gives_relative_enhancement(tmp_path):
+    mri = analyze(_hbp_with_maps(tmp_path / "maps_pre", with_pre=True), labels=LABELS).to_dict()["mri"]
+    assert mri["pre_contrast"]["series_instance_uid"] == deterministic_uid("maps_pre", "pre")
+    assert mri["relative_enhancement"]["liver"] == pytest.approx((400.0 - 250.0) / 250.0)
+    assert mri["relative_enhancement"]["spleen"] == pytest.approx((200.0 - 180.0) / 180.0)

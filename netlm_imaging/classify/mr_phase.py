@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from ..errors import UsageError
 
@@ -336,13 +336,23 @@ def _values(value: Any) -> frozenset[str]:
     return frozenset(t.strip().upper() for t in ("" if value is None else str(value)).split("\\") if t.strip())
 
 
+def _component(facts: Mapping[str, Any]) -> str | None:
+    """The image component, ``"magnitude"`` for an image whose ImageType names none (a plain signal image:
+    a T1 map beside it is another kind of value), ``None`` when no image type is known (a bare NIfTI)."""
+    component = facts.get("image_component")
+    if component is None and facts.get("image_type"):
+        return "magnitude"
+    return cast("str | None", component)
+
+
 def relative_enhancement_withheld(
     image: Mapping[str, Any], pre: Mapping[str, Any], scales: tuple[Any, Any], rules: Mapping[str, Any]
 ) -> str | None:
     """Why RE against this pre-contrast image would be no number, or ``None`` when it is comparable.
 
     RE = (SI - SI_pre) / SI_pre compares two images' values, so both must be the same sequence
-    (the facts both headers state are equal: image component, ScanningSequence, SequenceVariant,
+    (the facts both headers state are equal: image component (a plain image whose ImageType names no
+    component is a magnitude image), ScanningSequence, SequenceVariant,
     fat suppression, field strength, the intensity normalisation ImageType names (Siemens NORM,
     FIL); flip angle, TR and TE within
     ``rules["mri"]["pre_contrast_parameter_tolerance_percent"]``) and on one scale (the same kind
@@ -368,7 +378,7 @@ def relative_enhancement_withheld(
     tol = float(rules["mri"]["pre_contrast_parameter_tolerance_percent"]) / 100.0
     differ = []
     for key, name in _SAME_SEQUENCE:
-        a, b = image.get(key), pre.get(key)
+        a, b = (_component(image), _component(pre)) if key == "image_component" else (image.get(key), pre.get(key))
         if a is None or b is None:
             continue
         if isinstance(a, float) and isinstance(b, float):
