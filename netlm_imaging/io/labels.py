@@ -82,11 +82,13 @@ DEFAULT_NAME_PATTERNS: list[tuple[str, str]] = [
     (r"^((couinaud|liver|hepatic)[\s_-]*)?seg(ment)?[\s_-]*(6|vi)$", "segment6"),
     (r"^((couinaud|liver|hepatic)[\s_-]*)?seg(ment)?[\s_-]*(7|vii)$", "segment7"),
     (r"^((couinaud|liver|hepatic)[\s_-]*)?seg(ment)?[\s_-]*(8|viii)$", "segment8"),
-    # short words count between non-letters (Liver_mets, Met1, NET-2), not inside words (magnet, comet);
+    # short words count between non-letters (Liver_mets, Met1, NET-2, NETs), not inside words (magnet, comet),
+    # but where a capital starts them (LiverMets, LiverNET) or right after the organ (LIVERMETS): those names
+    # then match the liver too and are compound, never the liver itself; NELM: neuroendocrine liver metastases;
     # French, Spanish, Portuguese, Italian, German and Dutch words too (tumeur, lésion, metástasis, nódulo)
     (
-        r"(tum(ou?|eu)r|l[eéä]sion|m[eé]t[aá]st|n[oó]dul|mass(?!eter)|gtv|neoplas|cancer|carcinom|netlm|"
-        r"(?<![a-z])(net|mets?)(?![a-z]))",
+        r"(tum(ou?|eu)r|l[eéä]sion|m[eé]t[aá]st|n[oó]dul|mass(?!eter)|gtv|neoplas|cancer|carcinom|carcinoid|netlm|"
+        r"(?:(?<![a-z])|(?-i:(?<=[a-z])(?=[A-Z]))|(?<=liver)|(?<=hepatic))(nets?|mets?|nelm)(?![a-z]))",
         "lesion",
     ),
     (r"(spleen|splenic|milz)", "spleen"),
