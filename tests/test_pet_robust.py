@@ -135,9 +135,10 @@ def test_near_boundary_and_small_lesions_are_flagged(phantom):
     for seed in range(5):
         noisy = truth * (1.0 + 0.12 * np.random.default_rng(100 + seed).standard_normal(SHAPE))
         u = run((dict(images, noisy=noisy), liver, labels, spleen), "noisy").lesion_updates[8]
-        if u["krenning_confidence"] == "low":
-            low += 1
-            assert any("2/3 boundary" in r for r in u["krenning_confidence_reasons"])
+        # every boundary reason names the 2/3 boundary (a realization may also read as heterogeneous)
+        boundary = [r for r in u["krenning_confidence_reasons"] if "boundary" in r]
+        assert all("2/3 boundary" in r for r in boundary)
+        low += bool(boundary) and u["krenning_confidence"] == "low"
     assert low >= 4  # the band is +-2 SD: about 95 % of realizations fall inside it
     clean = run(phantom, "clean")
     small = clean.lesion_updates[9]

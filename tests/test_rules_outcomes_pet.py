@@ -190,6 +190,25 @@ def test_confidence_z_is_the_noise_band_around_a_grade_boundary(tmp_path):
     assert always.lesion_updates[1]["krenning_confidence"] == "low"
 
 
+@covers("krenning.noise_correlation_fwhm_multiple")
+def test_noise_correlation_lags_make_the_1ml_noise_that_of_correlated_noise(tmp_path):
+    """Liver noise smoothed by a 6 mm filter (15 % per voxel): with lags up to 2 x FWHM the 1 mL noise is the
+    exact SD of a 1 mL mean of that noise; with 0 (voxels independent) it is the white-noise value, 15 % x
+    ||w|| / sum(w), far lower (test_pet_noise computes both from the filter kernel and the sphere weights)."""
+    from test_pet_noise import NOISE, _sphere_weights, correlated_noise, mean_cv
+
+    s = Scene()
+    s.add((0.0, 0.0, 0.0), 14.0, 10.0)
+    s.suv[s.liver] *= 1.0 + NOISE * correlated_noise(3, SHAPE)[s.liver]
+    w = _sphere_weights(1.0)
+    default = s.run(user_rules(tmp_path)).block["krenning_noise_cv_1ml"]
+    white_rules = user_rules(tmp_path, {"krenning.noise_correlation_fwhm_multiple": 0.0})
+    white = s.run(white_rules).block["krenning_noise_cv_1ml"]
+    assert default == pytest.approx(mean_cv(w), rel=0.2)
+    assert white == pytest.approx(NOISE * math.sqrt(float((w**2).sum())) / float(w.sum()), rel=0.1)
+    assert white < 0.6 * default
+
+
 @covers("krenning.fdg_advice_max_score")
 def test_fdg_advice_max_score_flags_grades_up_to_it(tmp_path):
     s = Scene()

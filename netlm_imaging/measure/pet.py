@@ -185,6 +185,7 @@ def _references(
     settings: tuple[dict[str, Any], dict[str, Any]],
     extra_organs: Mapping[str, np.ndarray] | None,
     warnings: list[str],
+    noise_lag_mm: float,
 ) -> tuple[ReferenceRegion | None, ReferenceRegion | None]:
     """The healthy-liver reference and the grade-4 (spleen, else the fallback organ's) reference."""
     kr, rr = settings
@@ -199,6 +200,7 @@ def _references(
             erosion_mm=float(rr["erosion_mm"]),
             kernel=kernel,
             prefer_right_lobe=bool(rr["prefer_right_lobe"]),
+            noise_lag_mm=noise_lag_mm,
         )
         warnings.extend(liver_ref.warnings)
     upper_ref = None
@@ -214,6 +216,7 @@ def _references(
             "spleen" if masks.spleen is not None else fallback,
             erosion_mm=float(rr["erosion_mm"]),
             min_reference_ml=float(rr["min_reference_ml"]),
+            noise_lag_mm=noise_lag_mm,
         )
         if masks.spleen is None:
             warnings.append(f"no spleen mask: the Krenning grade-4 reference is the {fallback} (as after splenectomy)")
@@ -412,7 +415,8 @@ def measure_pet(
     kernel = suv_peak_kernel(suv.spacing, float(pr["suv_peak_sphere_ml"]))
     if masks.liver is None:
         missing.append("liver mask")
-    liver_ref, upper_ref = _references(suv, values, masks, kernel, (kr, rr), extra_organs, warnings)
+    noise_lag_mm = float(kr["noise_correlation_fwhm_multiple"]) * fwhm
+    liver_ref, upper_ref = _references(suv, values, masks, kernel, (kr, rr), extra_organs, warnings, noise_lag_mm)
     liver_mean = liver_ref.suv_mean if liver_ref else None
     liver_sd = liver_ref.suv_sd if liver_ref else None
     liver_max = liver_ref.suv_max if liver_ref else None
@@ -439,6 +443,9 @@ def measure_pet(
         kernel=kernel,
         spacing=np.asarray(suv.spacing, dtype=np.float64),
         voxel_ml=voxel_ml,
+        noise=liver_ref.noise if liver_ref else None,
+        liver_mean_cv=liver_ref.mean_cv if liver_ref else None,
+        upper_mean_cv=upper_ref.mean_cv if upper_ref else None,
     )
     counted = _Delineated(delin, floor, liver_mean, voxel_ml, sul_factor)
     up = _lesion_uptake(ctx, suv, values, masks, kernel, ksetting, counted, warnings)

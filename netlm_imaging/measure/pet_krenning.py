@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .pet_kernels import convolve_same
+from .pet_noise import NoiseModel
 from .pet_reference import region_depth_mm
 
 __all__ = ["SUV_EDGE_REL_TOL", "KrenningSetting", "assess_lesion", "grade"]
@@ -86,6 +87,10 @@ class KrenningSetting:
         PET voxel spacing (mm).
     voxel_ml : float
         PET voxel volume.
+    noise : NoiseModel or None
+        Noise autocovariance of the liver reference: the SD of the lesion core's mean.
+    liver_mean_cv, upper_mean_cv : float or None
+        Relative SD of the liver- and spleen/kidney-reference SUVmean (the grade boundaries' own noise).
     """
 
     rules: Mapping[str, Any]
@@ -98,6 +103,9 @@ class KrenningSetting:
     kernel: np.ndarray
     spacing: np.ndarray
     voxel_ml: float
+    noise: NoiseModel | None = None
+    liver_mean_cv: float | None = None
+    upper_mean_cv: float | None = None
 
 
 def assess_lesion(
@@ -138,7 +146,7 @@ def assess_lesion(
     pv = d_eq < ks.pv_diameter_mm
     if pv:
         reasons.append(f"partial volume: equivalent diameter {d_eq:.1f} mm < {ks.pv_diameter_mm:g} mm (3 x FWHM)")
-    margin_sd = _boundary_margin(stat, statistic, n_core, ks, reasons)
+    margin_sd = _boundary_margin(stat, statistic, core, ks, reasons)
     if deepest < ks.core_margin_mm:
         reasons.append(
             f"no voxel {ks.core_margin_mm:.1f} mm (1 x FWHM) inside the lesion edge: core = its deepest "
@@ -181,20 +189,29 @@ def assess_lesion(
 _NO_NOISE_CV = 1e-9
 
 
-def _boundary_margin(stat: float, statistic: str, n_core: int, ks: KrenningSetting, reasons: list[str]) -> float | None:
-    """Distance (noise SDs) to the nearest grade boundary; adds a reason when it is below ``confidence_z``."""
+def _boundary_margin(
+    stat: float, statistic: str, core: np.ndarray, ks: KrenningSetting, reasons: list[str]
+) -> float | None:
+    """Distance (noise SDs) to the nearest grade boundary; adds a reason when it is below ``confidence_z``.
+
+    The SD is that of the difference: the statistic's noise and the noise of the reference mean that
+    sets the boundary (``liver_mean_cv`` for 0/1, 1/2 and 2/3; ``upper_mean_cv`` for 3/4).
+    """
     boundaries = _grade_boundaries(ks.rules, ks.liver_mean, ks.upper_mean)
-    sd_rel = _statistic_noise(statistic, ks.cv_1ml, ks.cv_voxel, n_core * ks.voxel_ml, n_core)
+    sd_rel = _statistic_noise(statistic, core, ks)
     if sd_rel is None or not boundaries or stat <= 0:
         return None
-    sd_abs = sd_rel * stat
     name, value = min(boundaries, key=lambda nb: abs(stat - nb[1]))
+    ref_cv = (ks.upper_mean_cv if name == "3/4" else ks.liver_mean_cv) or 0.0
     # a noise-free image measures a rounding-level SD (~1e-16): no noise, no finite margin
-    margin = abs(stat - value) / sd_abs if sd_rel > _NO_NOISE_CV else math.inf
+    if sd_rel <= _NO_NOISE_CV and ref_cv <= _NO_NOISE_CV:
+        return None
+    sd_abs = math.hypot(sd_rel * stat, ref_cv * value)
+    margin = abs(stat - value) / sd_abs
     z = float(ks.rules["confidence_z"])
     if margin < z:
         reasons.append(f"within {z:g} noise SD of the grade {name} boundary ({value:.2f})")
-    return None if math.isinf(margin) else margin
+    return margin
 
 
 def _grade_boundaries(
@@ -214,22 +231,17 @@ def _grade_boundaries(
     return out
 
 
-def _statistic_noise(
-    statistic: str, cv_1ml: float | None, cv_voxel: float | None, stat_ml: float, n_voxels: int
-) -> float | None:
-    """Relative noise SD of the lesion statistic (1 mL or voxel noise scaled to its size; voxel CV for SUVmax)."""
+def _statistic_noise(statistic: str, core: np.ndarray, ks: KrenningSetting) -> float | None:
+    """Relative noise SD of the lesion statistic: of the core's mean from the reference noise
+    autocovariance; the 1 mL noise for SUVpeak; the voxel CV for SUVmax."""
     if statistic == "suv_max":
-        return cv_voxel
+        return ks.cv_voxel
     if statistic == "suv_peak":
-        return cv_1ml if cv_1ml is not None else cv_voxel
-    # the larger of: 1 mL-scale noise (spatial correlation included) scaled to the core volume, and the
-    # independent-voxel limit; each alone underestimates in the other's regime
-    cands = []
-    if cv_1ml is not None and stat_ml > 0:
-        cands.append(cv_1ml * math.sqrt(1.0 / stat_ml))
-    if cv_voxel is not None and n_voxels > 0:
-        cands.append(cv_voxel / math.sqrt(n_voxels))
-    return max(cands) if cands else None
+        return ks.cv_1ml if ks.cv_1ml is not None else ks.cv_voxel
+    if ks.noise is not None:
+        return ks.noise.mean_cv(core)
+    n_voxels = int(core.sum())
+    return ks.cv_voxel / math.sqrt(n_voxels) if ks.cv_voxel is not None and n_voxels > 0 else None
 
 
 def _inner_peak(values: np.ndarray, lesion: np.ndarray, core: np.ndarray, kernel: np.ndarray) -> float:

@@ -20,10 +20,14 @@ Spleen / fallback organ reference
     eroded organ holds less than ``min_reference_ml``, its deepest half
     (voxels at least half the maximal depth inside) is used, with a warning.
 Noise of a 1 mL mean
-    ``cv_1ml`` is the coefficient of variation of the 1 mL sphere means
-    (the SUVpeak kernel) whose sphere lies inside the liver reference. It
-    measures the image noise at the 1 mL scale, including its spatial
-    correlation, and sets the noise band of the Krenning confidence flag.
+    ``cv_1ml`` is the relative SD of the mean over a 1 mL sphere (the SUVpeak
+    kernel), from the noise autocovariance (:mod:`netlm_imaging.measure.pet_noise`:
+    its spatial correlation included) inside the healthy liver eroded by
+    ``erosion_mm`` (the reference region itself when that is larger: the
+    3 cm sphere alone holds too few independent noise samples). It sets the
+    noise band of the Krenning confidence flag; the region's
+    :class:`~netlm_imaging.measure.pet_noise.NoiseModel` gives the SD of any
+    other mean (a lesion core, the reference mean itself).
 
 Depths are Euclidean distances (mm, voxel spacing of the PET grid) from a
 voxel centre to the nearest voxel centre outside the region.
@@ -32,14 +36,13 @@ voxel centre to the nearest voxel centre outside the region.
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..volume import Volume
-from .pet_kernels import peak_map
+from .pet_noise import NoiseModel, noise_model
 
 __all__ = ["ReferenceRegion", "liver_reference", "organ_reference", "region_depth_mm"]
 
@@ -67,8 +70,12 @@ class ReferenceRegion:
     diameter_mm, erosion_mm : float or None
         Sphere diameter, or erosion depth used.
     cv_1ml : float or None
-        Coefficient of variation of 1 mL sphere means inside the region.
+        Relative SD of a 1 mL sphere mean (liver reference).
     warnings : list of str
+    noise : NoiseModel or None
+        The noise autocovariance inside the region (not reported).
+    mean_cv : float or None
+        Relative SD of ``suv_mean`` from that noise (not reported).
     """
 
     organ: str
@@ -84,6 +91,8 @@ class ReferenceRegion:
     erosion_mm: float | None = None
     cv_1ml: float | None = None
     warnings: list[str] = field(default_factory=list)
+    noise: NoiseModel | None = None
+    mean_cv: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The report's ``pet.*_reference`` object (mask left out)."""
@@ -150,23 +159,6 @@ def _crop(mask: np.ndarray, margin: int) -> tuple[slice, ...] | None:
     )
 
 
-def _cv_1ml(
-    values: np.ndarray, region: np.ndarray, depth: np.ndarray, kernel: np.ndarray, radius_1ml: float
-) -> float | None:
-    """CV of 1 mL sphere means whose sphere lies inside ``region`` (centres at depth >= the 1 mL radius)."""
-
-    centres = region & (depth >= radius_1ml)
-    if int(centres.sum()) < 2:
-        return None
-    box = _crop(region, max(kernel.shape) // 2 + 1)
-    assert box is not None
-    means = peak_map(values[box], kernel)[centres[box]]
-    mu = float(np.mean(means))
-    if mu <= 0:
-        return None
-    return float(np.std(means, ddof=1)) / mu
-
-
 def liver_reference(
     values: np.ndarray,
     healthy: np.ndarray,
@@ -177,6 +169,7 @@ def liver_reference(
     erosion_mm: float,
     kernel: np.ndarray,
     prefer_right_lobe: bool = True,
+    noise_lag_mm: float = 0.0,
 ) -> ReferenceRegion:
     """Healthy-liver reference region on the PET grid (rule in the module docstring).
 
@@ -194,6 +187,8 @@ def liver_reference(
         1 mL SUVpeak kernel on this grid (for ``cv_1ml``).
     prefer_right_lobe : bool
         Prefer centres in the patient's right half of the liver.
+    noise_lag_mm : float
+        Largest lag of the noise autocovariance (mm; 0: voxels uncorrelated).
 
     Returns
     -------
@@ -202,7 +197,6 @@ def liver_reference(
     spacing = np.asarray(pet.spacing, dtype=np.float64)
     voxel_ml = pet.voxel_volume_ml
     radius = sphere_diameter_mm / 2.0
-    radius_1ml = (3.0 * 1000.0 / (4.0 * math.pi)) ** (1.0 / 3.0)
     box = _crop(healthy, 1)
     if box is None:
         return ReferenceRegion("liver", "whole", healthy, None, None, None, 0, 0.0, warnings=[
@@ -254,11 +248,16 @@ def liver_reference(
     mean, sd, mx = _stats(vals, region)
     full = np.zeros(healthy.shape, dtype=bool)
     full[box] = region
-    cv = _cv_1ml(vals, region, region_depth_mm(region, spacing), kernel, radius_1ml) if mean else None
+    # the noise from as much uniform liver as there is: the healthy liver eroded by erosion_mm (a 3 cm sphere
+    # holds too few independent noise samples at 4 mm voxels: its estimate alone varied by 20 % between images)
+    wide = sub & (depth >= erosion_mm)
+    noise = noise_model(vals, wide if wide.sum() > region.sum() else region, spacing, noise_lag_mm) if mean else None
+    cv = noise.mean_cv(kernel) if noise is not None else None
     n = int(region.sum())
     return ReferenceRegion(
-        "liver", method, full, mean, sd, mx, n, n * voxel_ml, centre_lps, diameter, erosion, cv, warnings
-    )
+        "liver", method, full, mean, sd, mx, n, n * voxel_ml, centre_lps, diameter, erosion, cv, warnings,
+        noise, noise.mean_cv(region) if noise is not None else None,
+    )  # fmt: skip
 
 
 def organ_reference(
@@ -269,6 +268,7 @@ def organ_reference(
     *,
     erosion_mm: float,
     min_reference_ml: float,
+    noise_lag_mm: float = 0.0,
 ) -> ReferenceRegion:
     """Eroded-organ reference (spleen, kidney ...) on the PET grid (rule in the module docstring).
 
@@ -284,6 +284,8 @@ def organ_reference(
         Organ name for the report.
     erosion_mm, min_reference_ml : float
         Rules ``[pet_reference]`` values.
+    noise_lag_mm : float
+        Largest lag of the noise autocovariance (mm), for the SD of the region's mean.
 
     Returns
     -------
@@ -313,4 +315,8 @@ def organ_reference(
     full = np.zeros(mask.shape, dtype=bool)
     full[box] = region
     n = int(region.sum())
-    return ReferenceRegion(organ, method, full, mean, sd, mx, n, n * voxel_ml, None, None, erosion, None, warnings)
+    noise = noise_model(values[box], region, spacing, noise_lag_mm) if mean else None
+    return ReferenceRegion(
+        organ, method, full, mean, sd, mx, n, n * voxel_ml, None, None, erosion, None, warnings,
+        noise, noise.mean_cv(region) if noise is not None else None,
+    )  # fmt: skip
