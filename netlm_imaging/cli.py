@@ -74,6 +74,9 @@ def _configure_logging(verbosity: int) -> None:
     from .commands._common import WarningLog
 
     WarningLog.seen.clear()  # one run's memory (main may be called many times in one process)
+    # pynetdicom logs a peer's reset or abort at ERROR with its traceback, then our one error line (naming the
+    # PACS and the fix) says what failed; its records are for -vv only
+    logging.getLogger("pynetdicom").setLevel(logging.DEBUG if verbosity >= 2 else logging.CRITICAL)
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, WarningLog) for f in handler.filters):
             handler.addFilter(WarningLog())

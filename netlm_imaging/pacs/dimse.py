@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,6 +170,7 @@ def _associate(ae: Any, ep: DimseEndpoint, **kwargs: Any) -> Any:
     from pynetdicom.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ
 
     reasons: list[str] = []
+    connected: list[bool] = []
     what = kwargs.pop("what", "")
 
     def on_pdu(event: Any) -> None:
@@ -177,10 +179,15 @@ def _associate(ae: Any, ep: DimseEndpoint, **kwargs: Any) -> Any:
         elif isinstance(event.pdu, A_ASSOCIATE_AC):
             reasons.append("accepted")
 
-    handlers = [*kwargs.pop("evt_handlers", []), (evt.EVT_PDU_RECV, on_pdu)]
+    def on_open(event: Any) -> None:
+        connected.append(True)
+
+    handlers = [*kwargs.pop("evt_handlers", []), (evt.EVT_PDU_RECV, on_pdu), (evt.EVT_CONN_OPEN, on_open)]
+    started = time.monotonic()
     assoc = ae.associate(ep.host, ep.port, ae_title=ep.called_ae, evt_handlers=handlers, **kwargs)
     if assoc.is_established:
         assoc.unbind(evt.EVT_PDU_RECV, on_pdu)
+        assoc.unbind(evt.EVT_CONN_OPEN, on_open)
         return assoc
     if assoc.is_rejected:
         reason = reasons[0] if reasons else "no reason given"
@@ -199,9 +206,20 @@ def _associate(ae: Any, ep: DimseEndpoint, **kwargs: Any) -> Any:
             + (f" for the {what}" if what else "")
             + f" ({_syntax_names(offered)}); check the PACS's accepted transfer syntaxes and SOP classes"
         )
+    if not connected:
+        raise InputError(
+            f"{ep.name}: no DICOM association (nobody listening at {ep.host}:{ep.port}); check --dimse HOST:PORT "
+            "and that the PACS is running"
+        )
+    if time.monotonic() - started >= 0.9 * ep.timeout_s:
+        raise InputError(
+            f"{ep.name}: no DICOM association (the port took the connection but gave no DICOM answer within "
+            f"{ep.timeout_s:g} s); check --dimse HOST:PORT (the PACS's DICOM port), or raise --timeout for a busy PACS"
+        )
     raise InputError(
-        f"{ep.name}: no DICOM association (aborted or nobody listening); check --dimse HOST:PORT, --called-ae, "
-        f"and that the PACS accepts our AE title {ep.calling_ae!r} (--calling-ae)"
+        f"{ep.name}: no DICOM association (the port took the connection and closed it without a DICOM answer, as a "
+        "port that requires DICOM TLS does: netlm speaks DIMSE without TLS); check --dimse HOST:PORT (the PACS's "
+        f"plain DICOM port), --called-ae, and that the PACS accepts our AE title {ep.calling_ae!r} (--calling-ae)"
     )
 
 
