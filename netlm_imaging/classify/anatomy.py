@@ -13,15 +13,78 @@ sectionectomies) and segmentectomies for the rest.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..errors import InputError
 
-__all__ = ["ROLES", "remnant_check", "resection_name", "validate_anatomy"]
+__all__ = ["ROLES", "parse_segments", "remnant_check", "resection_name", "validate_anatomy"]
 
 ROLES = ("inflow", "outflow", "biliary")
 _SEGMENTS = tuple(range(1, 9))
+
+
+_ROMAN = {"i": 1, "ii": 2, "iii": 3, "iv": 4, "v": 5, "vi": 6, "vii": 7, "viii": 8}
+#: One segment as surgeons write it: 5, S5, seg5, V, 4a / 4b / IVa (a sub-segment of 4).
+_ONE = r"(?:s|seg|segment)?\s*(\d+|viii|vii|vi|iv|v|iii|ii|i)([ab])?"
+_ITEM = re.compile(rf"^{_ONE}(?:\s*(?:-|–|to)\s*{_ONE})?$", re.IGNORECASE)
+
+
+def _segment_number(token: str) -> int:
+    n = _ROMAN.get(token.lower())
+    return n if n is not None else int(token)
+
+
+def parse_segments(text: str) -> tuple[int, ...]:
+    """The Couinaud segments of a resection as surgeons write it, sorted.
+
+    Items are separated by commas, ``+``, ``/``, ``;``, ``&``, "and" or spaces; each is a segment (``5``, ``S5``,
+    ``seg 5``, Roman ``V``) or a range (``5-8``, ``S5-S8``, ``V-VIII``). A leading "segments" is
+    ignored. Sub-segments 4a and 4b count as segment 4 only together: the segment map has one
+    segment 4, so 4a or 4b alone cannot be evaluated.
+
+    Raises
+    ------
+    ValueError
+        A text naming no segment, or 4a / 4b alone; the message says what to write. (Whether the
+        numbers lie in 1-8 is the caller's to check.)
+
+    Examples
+    --------
+    >>> parse_segments("5-8"), parse_segments("S6, S7"), parse_segments("IV-VIII"), parse_segments("4a+4b,5")
+    ((5, 6, 7, 8), (6, 7), (4, 5, 6, 7, 8), (4, 5))
+    """
+    body = re.sub(r"^\s*(?:segments?|segs?)\b\.?", "", text.strip(), flags=re.IGNORECASE)
+    body = re.sub(r"\s*(-|–|\bto\b)\s*", r"\1", body)  # "5 - 8" is one range item
+    items = [t for t in re.split(r"[,+/;&\s]+|\band\b", body, flags=re.IGNORECASE) if t]
+    segs: set[int] = set()
+    halves: set[str] = set()
+    for item in items:
+        m = _ITEM.match(item)
+        if m is None:
+            raise ValueError(f"{item!r} is not a Couinaud segment (write 5, S5, V, or a range such as 5-8)")
+        first = _segment_number(m.group(1))
+        last = first if m.group(3) is None else _segment_number(m.group(3))
+        for sub, seg in ((m.group(2), first), (m.group(4), last)):
+            if sub is not None:
+                if seg != 4:
+                    raise ValueError(f"{item!r}: only segment 4 has sub-segments (4a, 4b)")
+                halves.add(sub.lower())
+        lo, hi = sorted((first, last))  # 1-8 is the caller's to check (AnalyzeOptions names the option)
+        if m.group(2) is not None and m.group(3) is None:
+            continue  # 4a / 4b alone: counted below
+        segs.update(range(lo, hi + 1))
+    if halves and 4 not in segs:
+        if halves != {"a", "b"}:
+            raise ValueError(
+                f"segment 4{halves.pop()} alone cannot be evaluated: the segment map has one segment 4 "
+                "(write 4 to remove all of it)"
+            )
+        segs.add(4)
+    if not segs:
+        raise ValueError("no segment named (write the removed segments, e.g. 5,6,7,8 or 5-8)")
+    return tuple(sorted(segs))
 
 
 def _seg_table(anatomy: Mapping[str, Any]) -> dict[int, Mapping[str, Any]]:

@@ -70,7 +70,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="SEGMENTS",
-        help="evaluate a user resection, e.g. 5,6,7,8 (removed Couinaud segments; repeatable)",
+        help="evaluate a user resection: the removed Couinaud segments, e.g. 5,6,7,8, 5-8, S6+S7, VI-VII (repeatable)",
     )
     p.add_argument("--max-voxels", type=int, help="refuse images declaring more voxels than this")
     p.add_argument(
@@ -105,14 +105,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def options_from_args(args: argparse.Namespace):
     """Build :class:`~netlm_imaging.api.AnalyzeOptions` from parsed arguments."""
     from ..api import AnalyzeOptions
+    from ..classify.anatomy import parse_segments
     from ..errors import UsageError
 
     resections = []
     for r in getattr(args, "resection", []) or []:
-        try:
-            segs = tuple(sorted({int(x) for x in str(r).replace("+", ",").split(",") if x.strip()}))
+        try:  # 5,6,7,8 / 5-8 / S6+S7 / VI-VII / 4a,4b
+            segs = parse_segments(str(r))
         except ValueError as exc:
-            raise UsageError(f"--resection {r}: write removed segments as numbers, e.g. 5,6,7,8") from exc
+            raise UsageError(f"--resection {r}: {exc}; e.g. 5,6,7,8 or 5-8") from exc
         resections.append(segs)  # the range is AnalyzeOptions' to check
     patterns = []
     for item in getattr(args, "segment_pattern", []) or []:
