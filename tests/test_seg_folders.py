@@ -136,3 +136,26 @@ def test_seg_naming_a_folder_with_one_label_map(tmp_path):
     write_nifti(tmp_path / "slicer" / "other.nii.gz", lab, AFF)
     line = one_line(netlm("analyze", "--image", study / "ct.nii.gz", "--seg", tmp_path / "slicer"))
     assert "--seg names a folder holding 2 volumes, none named after its structure" in line
+
+
+def test_masks_of_mixed_formats_are_read_but_one_structure_in_two_formats_is_named_not_unioned(tmp_path):
+    """``liver.nii`` beside ``liver.nii.gz`` (one gunzipped, one edited since): their union was measured with a
+    'two versions of the liver' warning; a folder or --seg FOLDER holding them is now exit 3 naming both."""
+    study = tmp_path / "study"
+    study.mkdir()
+    write_nifti(study / "ct.nii.gz", np.full(SHAPE, 50, np.int16), AFF)
+    write_nifti(study / "liver.nii", _mask("liver"), AFF)  # the formats may differ: .nii beside .nii.gz
+    write_nifti(study / "liver_tumor.nii.gz", _mask("liver_tumor"), AFF)
+    rep = analyze_json(str(study))
+    assert rep["liver"]["volume_ml"] == pytest.approx(9000 * VOXEL_ML, abs=1e-5)
+    assert rep["tumor"]["intrahepatic_volume_ml"] == pytest.approx(144 * VOXEL_ML, abs=1e-5)
+    edited = _mask("liver")
+    edited[:, :, :8] = 0  # an edited version: the union would be the first file again
+    write_nifti(study / "liver.nii.gz", edited, AFF)
+    line = one_line(netlm("analyze", study, "--json", "-"))
+    assert "one structure in two files (liver.nii and liver.nii.gz" in line
+    segs = _totalsegmentator(tmp_path / "ts")
+    write_nifti(segs / "segmentations" / "spleen.nii", _mask("spleen"), AFF)
+    for args in ([segs], ["--image", segs / "ct.nii.gz", "--seg", segs / "segmentations"]):
+        line = one_line(netlm("analyze", *args, "--json", "-"))
+        assert "segmentations: one structure in two files (spleen.nii and spleen.nii.gz" in line

@@ -522,6 +522,24 @@ def _is_apple_double(p: Path) -> bool:
     return p.name.startswith("._")
 
 
+def _one_file_per_name(masks: list[SegmentationCandidate], folder: Path) -> None:
+    """Refuse two role masks of one name in two formats (``liver.nii`` beside ``liver.nii.gz``).
+
+    Read both, they were one structure twice: their union was measured with a warning, a guess at
+    which file is the current one (an image named twice is refused the same way).
+    """
+    by_name: dict[str, list[Path]] = {}
+    for m in masks:
+        by_name.setdefault((volume_base_name(m.path) or m.path.name).lower(), []).append(m.path)
+    twice = [paths for paths in by_name.values() if len(paths) > 1]
+    if twice:
+        names = "; ".join(" and ".join(p.name for p in paths) for paths in twice)
+        raise InputError(
+            f"{folder}: one structure in two files ({names}: the same name in two formats); keep the one to "
+            "measure, or pass it with --seg ROLE=PATH."
+        )
+
+
 def _role_masks_in(folder: Path) -> tuple[list[SegmentationCandidate], list[Path]]:
     """The masks named after their role directly in ``folder`` (TotalSegmentator's one file per structure) and
     the other volumes there (other organs, vessels: no role by their names)."""
@@ -536,6 +554,7 @@ def _role_masks_in(folder: Path) -> tuple[list[SegmentationCandidate], list[Path
             masks.append(SegmentationCandidate(path=p, kind=_file_kind(p), role=role))
         else:
             others.append(p)
+    _one_file_per_name(masks, folder)
     return masks, others
 
 
@@ -647,6 +666,7 @@ def _from_files(folder: Path, seg_choice: str | None) -> DiscoveredStudy:
             f"{folder}: {what}; name the image image.nii.gz (or ct/mr/img), or add a netlm.json manifest, "
             "or pass --image PATH."
         )
+    _one_file_per_name(masks, folder)
     if label_maps and masks:
         raise InputError(
             f"{folder}: both label maps ({', '.join(c.path.name for c in label_maps)}) and binary masks "
