@@ -164,3 +164,58 @@ def test_a_remnant_reported_as_the_future_liver_remnant_says_so(tmp_path: Path, 
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("s1 ")]
     assert f"DISCREPANT  agrees with the future liver remnant of the plan ({flr:.2f} mL)" in lines[0]
     assert lines[1].rstrip().endswith("agree")
+
+
+def test_cells_as_a_reviewer_writes_them_with_a_label_and_a_decimal_comma(tmp_path: Path, capsys) -> None:
+    """'tumour 22.3 ml', 'involvement 2.6 %', '22 cc', '5 lesions' and, quoted in a comma table as a
+    spreadsheet of a decimal-comma locale writes it, '2,6 %' (one comma, not three digits after it:
+    never a thousands separator). Truth: 22.33 mL, 2.608 %, 856.32 mL, 5 lesions."""
+    root = _study(tmp_path)
+    (root / "t.csv").write_text(
+        "study,tumor_volume_ml,involvement_percent,liver_volume_ml,lesion_count\n"
+        's1,tumour 22.3 ml,"2,6 %",0.856 L,5 lesions\n'
+        "s1,22 cc,involvement: 2.6 %,856 cm3,n=5\n"
+        's1,Tumour volume 32.3 mL,"26 %","856,32 ml",lesions 6\n',
+        encoding="utf-8",
+    )
+    assert main(["check", str(root / "t.csv")]) == 1
+    out = capsys.readouterr().out
+    rows = _cells(out)
+    assert [float(r[2]) for r in rows] == pytest.approx(
+        [22.3, 2.6, 856.0, 5, 22.0, 2.6, 856.0, 5, 32.3, 26.0, 856.32, 6]
+    )  # 0.856 L is 856 mL; '2,6' is 2.6, not 26
+    assert [r[6] for r in rows] == ["agree"] * 8 + ["DISCREPANT", "DISCREPANT", "agree", "DISCREPANT"]
+    assert "row 2, column tumor_volume_ml: 'tumour 22.3 ml' read as 22.3 (the label 'tumour')" in out
+    assert "row 2, column involvement_percent: '2,6 %' read as 2.6 (a decimal comma)" in out
+
+
+@pytest.mark.parametrize(
+    ("cell", "said"),
+    [
+        ("liver 22.3 ml", "is labelled 'liver', which is not tumor_volume_ml"),  # another quantity's value
+        ("~22 ml", "is not a number"),  # an estimate
+        ("1,043 ml", "is not a number"),  # 1043, or 1.043 with a decimal comma
+    ],
+)
+def test_a_cell_labelled_as_another_quantity_or_ambiguous_is_refused(tmp_path: Path, capsys, cell, said) -> None:
+    root = _study(tmp_path)
+    (root / "t.csv").write_text(f'study,tumor_volume_ml\ns1,"{cell}"\n', encoding="utf-8")
+    assert main(["check", str(root / "t.csv")]) == 3
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert f"t.csv: row 2, column tumor_volume_ml: {cell!r} {said}" in err
+
+
+def test_values_exactly_at_the_tolerance_agree() -> None:
+    """Shipped tolerances (docs/verify.md, rules [check]): 1 mL / 0.5 points absolute, 2 % relative, count exact.
+    Each pair is exactly at its tolerance in decimal, and beyond it in binary floating point
+    (2.43 - 1.43 is 1.0000000000000002; 856.3 x 1.02 = 873.426 is a little more than 2 % above): a cell
+    written at the tolerance still agrees."""
+    reported = {"tumor_volume_ml": 2.43, "involvement_percent": 1.33, "liver_volume_ml": 873.426, "lesion_count": 5.0}
+    recomputed = {"tumor_volume_ml": 1.43, "involvement_percent": 0.83, "liver_volume_ml": 856.3, "lesion_count": 5}
+    assert reported["tumor_volume_ml"] - recomputed["tumor_volume_ml"] > 1.0  # the premise: binary is beyond
+    assert reported["involvement_percent"] - recomputed["involvement_percent"] > 0.5
+    assert (reported["liver_volume_ml"] - recomputed["liver_volume_ml"]) / recomputed["liver_volume_ml"] > 0.02
+    assert [r.verdict for r in check_values("s", reported, recomputed)] == ["agree"] * 4
+    beyond = {"tumor_volume_ml": 2.4301, "involvement_percent": 1.3301, "liver_volume_ml": 873.44, "lesion_count": 6.0}
+    assert [r.verdict for r in check_values("s", beyond, recomputed)] == ["DISCREPANT"] * 4

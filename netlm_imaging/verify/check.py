@@ -38,7 +38,7 @@ from ..atomic import atomic_open
 from ..errors import InputError, NetlmError
 from ..rules_data import default_section
 from ..spreadsheet import delimiter_name, read_table, table_path
-from .reported_cells import QUANTITIES, ReportedCell, cell_number, column_quantity, read_cell
+from .reported_cells import QUANTITIES, ReportedCell, cell_number, column_quantity, label_of_another_quantity, read_cell
 
 __all__ = [
     "DEFAULT_ABS_TOL",
@@ -419,6 +419,12 @@ def _read_csv(path: Path) -> tuple[list[tuple[int, str, dict[str, float], dict[s
             if cell == "":
                 continue
             parsed = read_cell(cell, q, decimal_comma=table.decimal_comma)
+            label = label_of_another_quantity(cell, q) if parsed is None else None
+            if label is not None:
+                raise InputError(
+                    f"{path}: row {n}, column {col}: {cell!r} is labelled {label!r}, which is not {q}; "
+                    "put the value in its own column, or write the number alone."
+                )
             if parsed is None:
                 raise InputError(
                     f"{path}: row {n}, column {col}: {cell!r} is not a number; use a plain number "
@@ -429,6 +435,8 @@ def _read_csv(path: Path) -> tuple[list[tuple[int, str, dict[str, float], dict[s
                 raise InputError(f"{path}: row {n}, column {col}: {cell!r} is not a finite number.")
             scale = factor if parsed.factor is None else parsed.factor
             values[q] = parsed.value * scale
+            if parsed.read_as:
+                notes.append(f"row {n}, column {col}: {cell!r} read as {values[q]:g} ({parsed.read_as})")
             if parsed.half_step is not None:
                 rounding[q] = parsed.half_step * scale
         rows.append((n, study, values, rounding))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["QUANTITIES", "ReportedCell", "cell_number", "column_quantity", "read_cell"]
+__all__ = ["QUANTITIES", "ReportedCell", "cell_number", "column_quantity", "label_of_another_quantity", "read_cell"]
 
 #: Quantities a CSV or SR may report, with their units in the names.
 QUANTITIES: tuple[str, ...] = (
@@ -113,6 +113,52 @@ def _ungrouped(cell: str, decimal_comma: bool) -> str:
     return sign + number + (rest or "")
 
 
+#: Words a reviewer writes before the number, naming the cell's own quantity (``tumour 22.3 ml``,
+#: ``involvement: 2.6 %``); lower case, ``tumour`` read as ``tumor``. A word of another quantity is refused.
+_CELL_LABELS: dict[str, frozenset[str]] = {
+    "liver_volume_ml": frozenset({"liver", "liver volume", "total liver", "total liver volume", "tlv"}),
+    "tumor_volume_ml": frozenset({"tumor", "tumor volume", "tumor load", "tumors", "lesions", "lesion volume"}),
+    "involvement_percent": frozenset(
+        {"involvement", "hepatic involvement", "liver involvement", "tumor burden", "burden", "hepatic tumor burden"}
+    ),
+    "lesion_count": frozenset({"lesions", "lesion count", "number of lesions", "n"}),
+    "remnant_volume_ml": frozenset({"remnant", "non-tumorous liver", "non tumorous liver"}),
+}
+_LABELLED = re.compile(r"^([A-Za-z][A-Za-z \-]*?)\s*[:=]?\s*(?=[+-]?[\d.,])")
+#: A count written with its noun after it: ``5 lesions``.
+_COUNT_NOUN = re.compile(r"\s*lesions?$", re.IGNORECASE)
+#: One comma and no point, followed by other than three digits: only a decimal comma (``2,6``, ``856,32``);
+#: ``1,043`` may be a thousands separator and is not matched.
+_ONLY_DECIMAL_COMMA = re.compile(r"^[+-]?\d+,(?:\d{1,2}|\d{4,})(?![\d.,])")
+
+
+def _without_label(cell: str, quantity: str) -> tuple[str, str] | None:
+    """``cell`` without a leading word naming its own quantity (and a count's trailing ``lesions``), and
+    the words taken off; ``None`` when the word names something else (``liver 856`` in a tumour column)."""
+    text = cell.strip()
+    taken = []
+    if quantity == "lesion_count" and _COUNT_NOUN.search(text):
+        taken.append(_COUNT_NOUN.search(text).group(0).strip())  # type: ignore[union-attr]
+        text = _COUNT_NOUN.sub("", text)
+    m = _LABELLED.match(text)
+    if m is not None:
+        label = m.group(1).strip()
+        if label.lower().replace("tumour", "tumor") not in _CELL_LABELS.get(quantity, frozenset()):
+            return None
+        taken.insert(0, label)
+        text = text[m.end() :]
+    return text, " / ".join(taken)
+
+
+def label_of_another_quantity(cell: str, quantity: str) -> str | None:
+    """The word before a cell's number when it names no part of ``quantity`` (``liver`` in
+    ``liver 856 ml`` of a tumour column), for the refusal; ``None`` otherwise."""
+    m = _LABELLED.match(cell.strip())
+    if m is None or m.group(1).strip().lower().replace("tumour", "tumor") in _CELL_LABELS.get(quantity, frozenset()):
+        return None
+    return m.group(1).strip()
+
+
 @dataclass(frozen=True)
 class ReportedCell:
     """A reported cell read as a number.
@@ -126,11 +172,15 @@ class ReportedCell:
     half_step : float or None
         Half the unit of the last decimal written (``0.9`` -> 0.05): the rounding of a value written
         with a decimal part; None for an integer (``900`` may be exact).
+    read_as : str
+        How a cell written otherwise than a plain number was read (``"a decimal comma"``, ``"the label
+        'tumor'"``), for the notes; ``""`` for a plain number or a number with its unit.
     """
 
     value: float
     factor: float | None
     half_step: float | None
+    read_as: str = ""
 
 
 def read_cell(cell: str, quantity: str, *, decimal_comma: bool = False) -> ReportedCell | None:
@@ -143,11 +193,29 @@ def read_cell(cell: str, quantity: str, *, decimal_comma: bool = False) -> Repor
     >>> read_cell("0.9", "liver_volume_ml").half_step
     0.05
     >>> read_cell("1 043,5", "liver_volume_ml", decimal_comma=True)
-    ReportedCell(value=1043.5, factor=None, half_step=0.05)
+    ReportedCell(value=1043.5, factor=None, half_step=0.05, read_as='')
     >>> read_cell("900", "liver_volume_ml").half_step is None
     True
+
+    A reviewer's cell may name its quantity before the number, and a comma that cannot separate
+    thousands (one comma, no point, not three digits after it) is a decimal comma in any table:
+
+    >>> read_cell("tumour 22.3 ml", "tumor_volume_ml")
+    ReportedCell(value=22.3, factor=1.0, half_step=0.05, read_as="the label 'tumour'")
+    >>> read_cell("2,6 %", "involvement_percent").value
+    2.6
+    >>> read_cell("liver 856 ml", "tumor_volume_ml") is None  # the label names another quantity
+    True
     """
-    m = _CELL.match(_ungrouped(cell, decimal_comma).strip())
+    unlabelled = _without_label(cell, quantity)
+    if unlabelled is None:
+        return None
+    read_as = [f"the label {unlabelled[1]!r}"] if unlabelled[1] else []
+    text = _ungrouped(unlabelled[0], decimal_comma).strip()
+    if not decimal_comma and _ONLY_DECIMAL_COMMA.match(text):
+        text = text.replace(",", ".", 1)
+        read_as.append("a decimal comma")
+    m = _CELL.match(text)
     if m is None:
         return None
     number, unit = m.group(1), m.group(2)
@@ -168,7 +236,7 @@ def read_cell(cell: str, quantity: str, *, decimal_comma: bool = False) -> Repor
     if "." in mantissa:
         decimals = len(mantissa.partition(".")[2])
         half_step = 0.5 * 10.0 ** (int(exponent or 0) - decimals)
-    return ReportedCell(float(number), factor, half_step)
+    return ReportedCell(float(number), factor, half_step, " and ".join(read_as))
 
 
 def cell_number(cell: str, quantity: str, *, decimal_comma: bool = False) -> tuple[float, float | None] | None:
