@@ -128,7 +128,7 @@ def _cv(values) -> float:
 def test_1ml_noise_estimate_is_the_sd_of_a_1ml_mean(runs):
     """krenning_noise_cv_1ml (from one image) averages over 20 images to the exact SD of a 1 mL mean.
 
-    The spread of overlapping 1 mL sphere means inside the 3 cm liver sphere read 0.74 x it here
+    The spread of overlapping 1 mL sphere means inside the 3 cm liver sphere read 0.87 x it here
     (the spheres share their noise), which made near-boundary Krenning grades look certain."""
     truth = mean_cv(_sphere_weights(1.0))
     estimates = [r.block["krenning_noise_cv_1ml"] for r in runs]
@@ -177,7 +177,8 @@ def test_boundary_margin_is_measured_in_the_exact_noise_sd(runs):
     """The margin (in noise SDs) a near-boundary lesion is given is its distance to the edge over the exact SD
     of that difference: of the core mean (voxels >= 1 FWHM, 7 mm, inside the lesion edge, depths by a k-d
     tree in LPS) and of the edge's 1.1 or 0.9 x the liver-reference mean (the 30 mm sphere), which are far apart
-    and so independent. The old estimate (spread of overlapping 1 mL means) put it 0.66 x too low."""
+    and so independent. The old estimate (spread of overlapping 1 mL means, scaled by sqrt(1 mL / core)) put
+    it at 0.7 x."""
     pts = _points()
     liver = runs[0].block["liver_reference"]
     sphere = np.linalg.norm(pts - np.array(liver["centre_lps_mm"]), axis=-1) <= 15.0

@@ -2,10 +2,11 @@
 
 Why not the spread of the 1 mL sphere means inside the liver reference: the spheres
 whose centres fit inside a 3 cm reference overlap (their centres lie within 9 mm of
-each other), so their sample SD misses the noise they share. On seeded noise (white,
-or smoothed by a 5-8 mm post-filter as reconstructed PET is) it read 0.72-0.74 x the
-SD of a 1 mL mean over noise realisations, and with it the Krenning confidence called
-lesions "high" whose grade noise had flipped.
+each other), so their sample SD misses the noise they share. On seeded noise smoothed
+by a 6 mm post-filter, as reconstructed PET is, it read 0.87 x the SD of a 1 mL mean,
+and scaled to a lesion core (``sqrt(1 mL / core volume)``) it gave 0.7 x the SD the
+core mean has; the Krenning confidence then called lesions "high" whose grade noise
+had flipped (``tests/test_pet_noise.py``).
 
 Here the noise is described by its autocovariance ``C(d)``, estimated inside the
 region from the residual ``x - mean`` for every lag ``d`` within a sphere of
