@@ -7,6 +7,7 @@ highdicom alone, volumes in mm3, the way another tool reports them.
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import highdicom as hd
@@ -249,6 +250,30 @@ def test_an_sr_checked_against_another_study_is_refused(study: dict, tmp_path: P
     assert other_uid in err[0]
     assert "--study" in err[0]
     assert main(["check", str(sr), "--study", str(study["root"])]) == 0  # its own study
+
+
+def test_a_table_row_of_another_study_is_an_error_not_a_discrepancy(study: dict, tmp_path: Path, capsys) -> None:
+    """A cohort table (cohort.csv's study_instance_uid column) whose row names another StudyInstanceUID than its
+    folder's (rows swapped, a folder reused): its cells are errors naming both UIDs, exit 3; the row of the
+    folder's own study is checked as usual against the phantom's truth."""
+    (tmp_path / "s").symlink_to(study["root"], target_is_directory=True)
+    uid = str(study["evidence"][0].StudyInstanceUID)
+    other = "1.2.826.0.1.3680043.8.498.1"
+    truth = study["truth"]
+    table = tmp_path / "t.csv"
+    table.write_text(
+        "study_id,study_instance_uid,liver_volume_ml,intrahepatic_tumor_ml\n"
+        f"s,{uid},{truth['liver_volume_ml']:.3f},{truth['tumor_volume_ml']:.3f}\n"
+        f"s,{other},{truth['liver_volume_ml'] + 40:.3f},{truth['tumor_volume_ml']:.3f}\n",
+        encoding="utf-8",
+    )
+    disc = tmp_path / "d.csv"
+    assert main(["check", str(table), "--out", str(disc)]) == 3
+    out = capsys.readouterr().out
+    got = [(r["verdict"], r["note"]) for r in csv.DictReader(disc.open(encoding="utf-8"))]
+    assert [v for v, _ in got] == ["agree", "agree", "error", "error"]
+    assert all(f"row 3 describes the study {other}, but s is the study {uid}" in n for _, n in got[2:])
+    assert "study_instance_uid" not in out.partition("not checked")[2]  # the column is read, not ignored
 
 
 def test_cells_as_a_spreadsheet_shows_them(study: dict, capsys) -> None:

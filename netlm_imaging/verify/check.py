@@ -37,8 +37,8 @@ from typing import Any
 from ..atomic import atomic_open
 from ..errors import InputError, NetlmError
 from ..rules_data import default_section
-from ..spreadsheet import delimiter_name, read_table, table_path
-from .reported_cells import QUANTITIES, ReportedCell, cell_number, column_quantity, label_of_another_quantity, read_cell
+from ..spreadsheet import table_path
+from .reported_cells import QUANTITIES, ReportedCell, cell_number, column_quantity, read_cell, read_reported_table
 
 __all__ = [
     "DEFAULT_ABS_TOL",
@@ -367,82 +367,6 @@ def _other_readings(report: Mapping[str, Any], recomputed: Mapping[str, float | 
     return out
 
 
-#: Columns naming the study, in order of preference (``study_id``: cohort.csv's).
-_STUDY_COLUMNS = ("study", "study_id")
-
-
-def _read_csv(path: Path) -> tuple[list[tuple[int, str, dict[str, float], dict[str, float]]], list[str]]:
-    table = read_table(path, _STUDY_COLUMNS, text_columns=_STUDY_COLUMNS, what="CSV")
-    fields = table.header
-    study_col = table.column(*_STUDY_COLUMNS)
-    if study_col is None:
-        raise InputError(
-            f"{path}: no 'study' column (columns: {', '.join(fields) or 'none'}); add a column 'study' "
-            "with each study folder relative to the CSV (or to --studies DIR)."
-        )
-    notes = []
-    if table.delimiter != ",":
-        sep = delimiter_name(table.delimiter)
-        notes.append(f"read as a table separated by {sep} (numbers may have a decimal comma)")
-    columns: dict[str, tuple[str, float]] = {}  # column -> (quantity, factor)
-    for f in fields:
-        found = column_quantity(f)
-        if found is None:
-            continue
-        other = next((c for c, (q, _) in columns.items() if q == found[0]), None)
-        if other is not None:
-            raise InputError(f"{path}: columns {other!r} and {f!r} both report {found[0]}; keep one of them.")
-        columns[f] = found
-        if f != found[0]:
-            unit = "" if found[1] == 1.0 else f" (x {found[1]:g})"
-            notes.append(f"column {f} read as {found[0]}{unit}")
-    other_ids = [f for f in fields if f != study_col and f.lower() in _STUDY_COLUMNS]
-    unknown = [f for f in fields if f != study_col and f not in columns and f not in other_ids]
-    if unknown:
-        notes.append(f"columns not checked (unknown): {', '.join(unknown)}")
-    if not columns:  # nothing would be checked, and "0 cells, all agree" would read as a pass
-        raise InputError(
-            f"{path}: no column to check (columns: {', '.join(fields)}); name the reported columns "
-            f"{', '.join(QUANTITIES)} (any case; e.g. 'Tumor volume (mL)' or tumor_volume_mm3 also work)."
-        )
-    rows = []
-    for n, rec in table.rows:
-        study = rec.get(study_col, "")
-        if not study:
-            raise InputError(
-                f"{path}: row {n} has an empty {study_col!r} cell; give the study folder relative to the CSV."
-            )
-        values: dict[str, float] = {}
-        rounding: dict[str, float] = {}  # quantity -> half the unit of the last decimal written
-        for col, (q, factor) in columns.items():
-            cell = rec.get(col, "")
-            if cell == "":
-                continue
-            parsed = read_cell(cell, q, decimal_comma=table.decimal_comma)
-            label = label_of_another_quantity(cell, q) if parsed is None else None
-            if label is not None:
-                raise InputError(
-                    f"{path}: row {n}, column {col}: {cell!r} is labelled {label!r}, which is not {q}; "
-                    "put the value in its own column, or write the number alone."
-                )
-            if parsed is None:
-                raise InputError(
-                    f"{path}: row {n}, column {col}: {cell!r} is not a number; use a plain number "
-                    "(decimal point), a number with a unit that fits the column (21.2 mL, 770 mm3, 3.6 %), "
-                    "or leave the cell empty."
-                )
-            if not math.isfinite(parsed.value):
-                raise InputError(f"{path}: row {n}, column {col}: {cell!r} is not a finite number.")
-            scale = factor if parsed.factor is None else parsed.factor
-            values[q] = parsed.value * scale
-            if parsed.read_as:
-                notes.append(f"row {n}, column {col}: {cell!r} read as {values[q]:g} ({parsed.read_as})")
-            if parsed.half_step is not None:
-                rounding[q] = parsed.half_step * scale
-        rows.append((n, study, values, rounding))
-    return rows, notes
-
-
 def check_reported(
     csv_path: str | os.PathLike[str],
     *,
@@ -483,12 +407,12 @@ def check_reported(
     path = Path(csv_path)
     rules = _loaded_rules(analyze_kwargs)
     _tolerances(abs_tol, rel_tol, rules)  # validate before any work
-    rows, notes = _read_csv(path)
+    rows, notes = read_reported_table(path)
     analyze_fn = analyze if analyze is not None else _default_analyze()
     result = CheckResult(notes=notes)
     base = path.parent if studies_dir is None else Path(studies_dir)
     done: dict[str, dict[str, Any] | NetlmError] = {}  # a study on several rows (one per reader) is analysed once
-    for line, study, values, rounding in rows:
+    for line, study, values, rounding, row_uid in rows:
         if not values:
             continue
         folder = table_path(base, study)  # resolved; backslashes of a table written on Windows too
@@ -503,6 +427,15 @@ def check_reported(
         if isinstance(data, NetlmError):
             logger.info("row %d (%s): %s", line, study, data)
             result.rows.extend(CheckRow(study, q, v, None, None, None, "error", str(data)) for q, v in values.items())
+            continue
+        folder_uid = (data.get("study") or {}).get("study_instance_uid")
+        if row_uid and folder_uid and row_uid != str(folder_uid):  # the row reports another study
+            why = (
+                f"row {line} describes the study {row_uid}, but {study} is the study {folder_uid}; "
+                "correct the row's study folder (or its StudyInstanceUID)"
+            )
+            logger.info("%s: %s", path, why)
+            result.rows.extend(CheckRow(study, q, v, None, None, None, "error", why) for q, v in values.items())
             continue
         result.rows.extend(_against_report(study, values, data, abs_tol, rel_tol, rules, rounding))
     if not result.rows:

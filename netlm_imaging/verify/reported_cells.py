@@ -5,10 +5,23 @@ thousands separators).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
-__all__ = ["QUANTITIES", "ReportedCell", "cell_number", "column_quantity", "label_of_another_quantity", "read_cell"]
+from ..errors import InputError
+from ..spreadsheet import delimiter_name, read_table
+
+__all__ = [
+    "QUANTITIES",
+    "ReportedCell",
+    "cell_number",
+    "column_quantity",
+    "label_of_another_quantity",
+    "read_cell",
+    "read_reported_table",
+]
 
 #: Quantities a CSV or SR may report, with their units in the names.
 QUANTITIES: tuple[str, ...] = (
@@ -267,3 +280,94 @@ def cell_number(cell: str, quantity: str, *, decimal_comma: bool = False) -> tup
     """
     read = read_cell(cell, quantity, decimal_comma=decimal_comma)
     return None if read is None else (read.value, read.factor)
+
+
+#: Columns naming the study, in order of preference (``study_id``: cohort.csv's).
+_STUDY_COLUMNS = ("study", "study_id")
+#: A column giving each row's StudyInstanceUID (cohort.csv's ``study_instance_uid``).
+_UID_COLUMNS = ("study_instance_uid", "StudyInstanceUID", "study_uid")
+
+#: One row of a reported table: line, study folder, values, their rounding, the StudyInstanceUID it states.
+_Row = tuple[int, str, dict[str, float], dict[str, float], str]
+
+
+def read_reported_table(path: Path) -> tuple[list[_Row], list[str]]:
+    """The rows of a reported table (one per study: line, study folder, values in each quantity's unit,
+    their rounding, the StudyInstanceUID the row states or ``""``) and the notes of how it was read.
+
+    Raises
+    ------
+    InputError
+        No study column, no checkable column, an empty study cell, or a cell that is not a number of
+        its column (naming the row and column).
+    """
+    table = read_table(path, _STUDY_COLUMNS, text_columns=_STUDY_COLUMNS + _UID_COLUMNS, what="CSV")
+    fields = table.header
+    study_col = table.column(*_STUDY_COLUMNS)
+    if study_col is None:
+        raise InputError(
+            f"{path}: no 'study' column (columns: {', '.join(fields) or 'none'}); add a column 'study' "
+            "with each study folder relative to the CSV (or to --studies DIR)."
+        )
+    notes = []
+    if table.delimiter != ",":
+        sep = delimiter_name(table.delimiter)
+        notes.append(f"read as a table separated by {sep} (numbers may have a decimal comma)")
+    columns: dict[str, tuple[str, float]] = {}  # column -> (quantity, factor)
+    for f in fields:
+        found = column_quantity(f)
+        if found is None:
+            continue
+        other = next((c for c, (q, _) in columns.items() if q == found[0]), None)
+        if other is not None:
+            raise InputError(f"{path}: columns {other!r} and {f!r} both report {found[0]}; keep one of them.")
+        columns[f] = found
+        if f != found[0]:
+            unit = "" if found[1] == 1.0 else f" (x {found[1]:g})"
+            notes.append(f"column {f} read as {found[0]}{unit}")
+    uid_col = table.column(*_UID_COLUMNS)
+    other_ids = [f for f in fields if f not in (study_col, uid_col) and f.lower() in _STUDY_COLUMNS]
+    unknown = [f for f in fields if f not in (study_col, uid_col) and f not in columns and f not in other_ids]
+    if unknown:
+        notes.append(f"columns not checked (unknown): {', '.join(unknown)}")
+    if not columns:  # nothing would be checked, and "0 cells, all agree" would read as a pass
+        raise InputError(
+            f"{path}: no column to check (columns: {', '.join(fields)}); name the reported columns "
+            f"{', '.join(QUANTITIES)} (any case; e.g. 'Tumor volume (mL)' or tumor_volume_mm3 also work)."
+        )
+    rows = []
+    for n, rec in table.rows:
+        study = rec.get(study_col, "")
+        if not study:
+            raise InputError(
+                f"{path}: row {n} has an empty {study_col!r} cell; give the study folder relative to the CSV."
+            )
+        values: dict[str, float] = {}
+        rounding: dict[str, float] = {}  # quantity -> half the unit of the last decimal written
+        for col, (q, factor) in columns.items():
+            cell = rec.get(col, "")
+            if cell == "":
+                continue
+            parsed = read_cell(cell, q, decimal_comma=table.decimal_comma)
+            label = label_of_another_quantity(cell, q) if parsed is None else None
+            if label is not None:
+                raise InputError(
+                    f"{path}: row {n}, column {col}: {cell!r} is labelled {label!r}, which is not {q}; "
+                    "put the value in its own column, or write the number alone."
+                )
+            if parsed is None:
+                raise InputError(
+                    f"{path}: row {n}, column {col}: {cell!r} is not a number; use a plain number "
+                    "(decimal point), a number with a unit that fits the column (21.2 mL, 770 mm3, 3.6 %), "
+                    "or leave the cell empty."
+                )
+            if not math.isfinite(parsed.value):
+                raise InputError(f"{path}: row {n}, column {col}: {cell!r} is not a finite number.")
+            scale = factor if parsed.factor is None else parsed.factor
+            values[q] = parsed.value * scale
+            if parsed.read_as:
+                notes.append(f"row {n}, column {col}: {cell!r} read as {values[q]:g} ({parsed.read_as})")
+            if parsed.half_step is not None:
+                rounding[q] = parsed.half_step * scale
+        rows.append((n, study, values, rounding, rec.get(uid_col, "").strip() if uid_col else ""))
+    return rows, notes
