@@ -12,6 +12,7 @@ from ..errors import GeometryError, UsageError
 from ..geometry import bbox, crop_affine, resample_array
 from ..volume import Volume
 from .pet_grid import check_frame_of_reference
+from .pet_kernels import peak_map, suv_peak_kernel
 from .pet_settings import parse_delineation, rules_section
 
 __all__ = ["derive_pet_lesions"]
@@ -32,7 +33,13 @@ def derive_pet_lesions(
     The SUV is resampled (linear) onto the liver grid, cropped to the liver's
     bounding box. Voxels of the liver mask at or above the threshold are
     kept; 26-connected components smaller than
-    ``rules["pet"]["derived_min_volume_ml"]`` (0.5 mL) are dropped as noise.
+    ``rules["pet"]["derived_min_volume_ml"]`` (0.5 mL) are dropped as noise, and
+    so are those whose SUVpeak (the highest mean of native PET values over a
+    ``suv_peak_sphere_ml`` sphere centred on one of their PET voxels) is below
+    the threshold: noise in a liver of 25 % voxel SD smoothed by a 6 mm
+    filter forms 10-17 components of 0.5 mL above 1.5 x the liver, whose
+    voxels exceed the threshold but not their 1 mL means; a lesion's 1 mL
+    mean does (``tests/test_pet_noise.py``).
 
     The default ``liver:1.5`` (``rules["pet"]["derived_delineation"]``)
     marks voxels at least 1.5 x the liver background: clearly above the
@@ -108,6 +115,33 @@ def derive_pet_lesions(
         voxel_ml = liver_grid.voxel_volume_ml
         keep = sizes * voxel_ml >= float(pr["derived_min_volume_ml"])
         keep[0] = False
+        peaks = _component_peaks(np.where(keep[comps], comps, 0), crop_aff, suv, n, float(pr["suv_peak_sphere_ml"]))
+        noise = keep[1:] & (peaks < threshold)
+        if noise.any():
+            logger.info(
+                "PET-derived lesions: %d noise cluster(s) with SUVpeak below %.3f dropped", int(noise.sum()), threshold
+            )
+        keep[1:] &= ~noise
         cand = keep[comps]
     out[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] = cand
     return out
+
+
+def _component_peaks(comps: np.ndarray, affine: np.ndarray, suv: Volume, n: int, sphere_ml: float) -> np.ndarray:
+    """SUVpeak of components ``1..n`` (on ``affine``): the highest mean of native PET values over a sphere of
+    ``sphere_ml`` centred on one of its PET voxels (``inf`` for a component without a PET voxel centre)."""
+    from scipy import ndimage
+
+    on_pet = resample_array(comps.astype(np.int32), affine, suv.shape, suv.affine)
+    peaks = np.full(n, np.inf)
+    kernel = suv_peak_kernel(suv.spacing, sphere_ml)
+    box = bbox(on_pet > 0, max(kernel.shape) // 2 + 1)
+    if box is None:
+        return peaks
+    sl = tuple(slice(int(a), int(b)) for a, b in zip(*box))
+    peak = peak_map(np.asarray(suv.array[sl], dtype=np.float64), kernel)
+    ids = np.unique(on_pet[sl])
+    ids = ids[ids > 0]
+    if ids.size:
+        peaks[ids - 1] = ndimage.maximum(peak, labels=on_pet[sl], index=ids)
+    return peaks
