@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from netlm_imaging.api import AnalyzeOptions
 from netlm_imaging.classify.anatomy import parse_segments
 from netlm_imaging.cli import main
+from netlm_imaging.errors import UsageError
 
 DEMO = Path(__file__).resolve().parents[1] / "sample_data" / "netlm_demo"
 TRUTH = json.loads((DEMO / "truth.json").read_text())
@@ -70,3 +72,11 @@ def test_the_cli_refuses_segment_4b_alone_with_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--resection 4b,5: segment 4b alone cannot be evaluated" in err
     assert "Traceback" not in err
+
+
+def test_the_python_api_reads_the_same_texts():
+    assert AnalyzeOptions(resections=("5-8", (2, 3), "VI,VII")).resections == ((5, 6, 7, 8), (2, 3), (6, 7))
+    with pytest.raises(UsageError, match="--resection 4a: segment 4a alone cannot be evaluated"):
+        AnalyzeOptions(resections=("4a",))
+    with pytest.raises(UsageError, match=r"--resection 9,10: segments must be 1\.\.8"):
+        AnalyzeOptions(resections=("9-10",))

@@ -51,7 +51,8 @@ class AnalyzeOptions:
     margin_mm : float
         Intrahepatic margin (the 2 mm rule).
     resections : sequence of sequence of int
-        Extra user-defined resections (removed Couinaud segments) to evaluate.
+        Extra user-defined resections (removed Couinaud segments) to evaluate; an entry may be a text
+        as ``--resection`` takes it ("5-8", "S6+S7", "VI-VII").
     name_patterns : sequence of (str, str)
         Extra (regular expression, role) pairs for segment / ROI names, tried
         before the built-in patterns.
@@ -85,6 +86,16 @@ class AnalyzeOptions:
 
     def __post_init__(self) -> None:
         """Refuse impossible values with the message the CLI gives (naming the flag)."""
+        if any(isinstance(r, str) for r in self.resections):  # "5-8", "VI,VII": read as the CLI reads them
+            from ..classify.anatomy import parse_segments
+
+            parsed = []
+            for r in self.resections:
+                try:
+                    parsed.append(parse_segments(r) if isinstance(r, str) else tuple(r))
+                except ValueError as exc:
+                    raise UsageError(f"--resection {r}: {exc}; e.g. 5,6,7,8 or 5-8") from exc
+            object.__setattr__(self, "resections", tuple(parsed))
         for message in _option_errors(self):
             raise UsageError(message)
 
