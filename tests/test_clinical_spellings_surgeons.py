@@ -105,6 +105,9 @@ def test_inches_and_pounds_give_the_telv_of_the_converted_body_size(tmp_path):
         ("hormonal + bulk", "symptomatic"),
         ("carcinoid syndrome; abdominal pain", "symptomatic"),
         ("mass-effect", "bulk"),
+        ("yes, flushing", "hormonal"),
+        ("No symptoms", "none"),
+        ("symptom-free", "none"),
     ],
 )
 def test_symptoms_as_flags_and_words(tmp_path, value, expected):
@@ -135,3 +138,5 @@ def test_a_symptom_flag_decides_mahuron_3_against_4(tmp_path):
 def test_liver_condition_with_a_space_for_the_hyphen(tmp_path):
     assert _sidecar(tmp_path, {"liver_condition": "post chemotherapy"}).liver_condition == "chemotherapy"
     assert _sidecar(tmp_path, {"differentiation": "well_differentiated"}).differentiation == "well"
+    assert _sidecar(tmp_path, {"liver_condition": "NASH"}).liver_condition == "steatosis"
+    assert _sidecar(tmp_path, {"liver_condition": "CALI"}).liver_condition == "chemotherapy"

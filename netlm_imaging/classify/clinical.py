@@ -214,8 +214,8 @@ def _symptoms_cell(source: str, raw: Any) -> str:
     """A ``symptoms`` value: a word of :data:`SYMPTOMS` (or a spelling of one), a truth value, or several words.
 
     ``true`` / ``1`` (JSON or TOML) is ``symptomatic``, ``false`` / ``0`` is ``none``, as the texts
-    "yes" / "no" are. Several words in one cell ("flushing, diarrhoea", "hormonal + bulk") give their
-    common value, ``symptomatic`` when they name different kinds of symptoms; "none" beside a symptom
+    "yes" / "no" are. Several words in one cell ("flushing, diarrhoea", "yes, flushing", "hormonal + bulk")
+    give the kind they name, ``symptomatic`` when they name different kinds; "none" beside a symptom
     is a contradiction and refused.
     """
     name = "symptoms"
@@ -232,7 +232,8 @@ def _symptoms_cell(source: str, raw: Any) -> str:
     found = {_as_choice(source, name, t, SYMPTOMS) for t in parts}
     if "none" in found and len(found) > 1:
         raise _bad(source, name, raw, "one of " + " | ".join(SYMPTOMS) + ": 'none' contradicts the symptoms named")
-    return found.pop() if len(found) == 1 else "symptomatic"
+    kinds = found - {"symptomatic"} or found  # "yes, flushing": the kind named
+    return kinds.pop() if len(kinds) == 1 else "symptomatic"
 
 
 def _unit_hint(name: str, value: float, lo: float, hi: float) -> str:

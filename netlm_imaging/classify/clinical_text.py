@@ -55,7 +55,21 @@ UNITS: Mapping[str, Mapping[str, float]] = {
 #: Real-world words for each allowed value (lower-case; the value itself is always accepted).
 CHOICE_WORDS: Mapping[str, Mapping[str, str]] = {
     "symptoms": {
-        **dict.fromkeys(("no", "n", "false", "0", "asymptomatic", "absent", "nil"), "none"),
+        **dict.fromkeys(
+            (
+                "no",
+                "n",
+                "false",
+                "0",
+                "asymptomatic",
+                "absent",
+                "nil",
+                "no symptoms",
+                "symptom free",
+                "not symptomatic",
+            ),
+            "none",
+        ),
         **dict.fromkeys(
             (
                 "functional",
@@ -78,8 +92,20 @@ CHOICE_WORDS: Mapping[str, Mapping[str, str]] = {
     },
     "liver_condition": {
         **dict.fromkeys(("healthy", "none", "no", "normal liver"), "normal"),
-        **dict.fromkeys(("chemo", "post-chemotherapy", "chemotherapy-injured", "chemotherapy injured"), "chemotherapy"),
-        **dict.fromkeys(("steatotic", "fatty liver", "fatty", "nafld", "masld", "steatohepatitis"), "steatosis"),
+        **dict.fromkeys(
+            (
+                "chemo",
+                "post-chemotherapy",
+                "chemotherapy-injured",
+                "chemotherapy injured",
+                "chemotherapy-associated liver injury",
+                "cali",
+            ),
+            "chemotherapy",
+        ),
+        **dict.fromkeys(
+            ("steatotic", "fatty liver", "fatty", "nafld", "masld", "steatohepatitis", "nash", "mash"), "steatosis"
+        ),
         **dict.fromkeys(("fibrotic",), "fibrosis"),
         **dict.fromkeys(("cirrhotic",), "cirrhosis"),
     },
