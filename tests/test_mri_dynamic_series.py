@@ -148,3 +148,78 @@ def test_beside_a_t1_map_the_pre_contrast_of_the_same_sequence_gives_relative_en
     assert mri["pre_contrast"]["series_instance_uid"] == deterministic_uid("maps_pre", "pre")
     assert mri["relative_enhancement"]["liver"] == pytest.approx((400.0 - 250.0) / 250.0)
     assert mri["relative_enhancement"]["spleen"] == pytest.approx((200.0 - 180.0) / 180.0)
+
+
+# ---------------------------------------------------------------- subtractions and MIPs beside the HBP image
+def _hbp_with_derived(root: Path, *, with_pre: bool) -> Path:
+    """HBP series (SEG drawn on it), a subtraction (HBP - pre) and a pre-contrast sliding-slab MIP on the
+    same grid (its values, the maxima along rays, are brighter than any voxel's signal), and optionally the
+    pre-contrast series itself."""
+    study, frame = deterministic_uid(root.name, "study"), deterministic_uid(root.name, "for")
+
+    def series(name, values, tags, number):
+        return write_image_series(
+            root / name,
+            signal_image(*values),
+            AFFINE,
+            modality="MR",
+            study_uid=study,
+            frame_of_reference_uid=frame,
+            series_uid=deterministic_uid(root.name, name),
+            series_number=number,
+            extra_tags=tags,
+            seed=number,
+        )
+
+    hbp = series("hbp", (400.0, 200.0, 120.0), mr_headers("101500", "103500"), 20)
+    sub = mr_headers("101500", "103500", ImageType=["DERIVED", "PRIMARY", "SUBTRACTION"])
+    series("sub", (150.0, 20.0, 20.0), sub, 120)
+    mip = mr_headers("101500", "100900", ImageType=["DERIVED", "SECONDARY", "PROJECTION IMAGE"])
+    series("mip", (330.0, 300.0, 330.0), mip, 103)
+    if with_pre:
+        series("pre", (250.0, 180.0, 100.0), mr_headers("101500", "100900"), 3)
+    lab = label_map()
+    specs = [SegmentSpec("Liver", lab == 1), SegmentSpec("Lesion", lab == 2), SegmentSpec("Spleen", lab == 3)]
+    write_seg(root / "seg.dcm", hbp, specs, seed=3)
+    return root
+
+
+def test_a_pre_contrast_mip_is_no_pre_contrast_image_for_relative_enhancement(tmp_path):
+    # against the MIP the liver RE would read (400 - 330) / 330 = 0.21 instead of (400 - 250) / 250 = 0.6
+    mri = analyze(_hbp_with_derived(tmp_path / "mip", with_pre=False), labels=LABELS).to_dict()["mri"]
+    assert mri["liver_reference"]["mean_signal_au"] == pytest.approx(400.0)  # the HBP the SEG references
+    assert mri["relative_enhancement"] is None
+    assert "image component projection vs magnitude" in mri["pre_contrast"]["relative_enhancement_withheld"]
+    listed = {o["series_number"]: (o["image_component"], o["phase"]) for o in mri["other_series"]}
+    assert listed == {103: ("projection", "pre-contrast"), 120: ("subtraction", "hepatobiliary")}
+
+
+def test_beside_a_mip_and_a_subtraction_the_pre_contrast_series_gives_relative_enhancement(tmp_path):
+    mri = analyze(_hbp_with_derived(tmp_path / "mip_pre", with_pre=True), labels=LABELS).to_dict()["mri"]
+    assert mri["pre_contrast"]["series_instance_uid"] == deterministic_uid("mip_pre", "pre")
+    assert mri["relative_enhancement"]["liver"] == pytest.approx((400.0 - 250.0) / 250.0)
+
+
+def test_a_mip_measured_as_the_image_gives_no_ratio(tmp_path):
+    from netlm_imaging.io.mr_image_type import image_component
+
+    assert image_component("DERIVED\\SECONDARY\\MIP_TRA", None) == "projection"  # Siemens
+    assert image_component("DERIVED\\SECONDARY\\PROJECTION IMAGE", None) == "projection"  # GE
+    assert image_component("DERIVED\\PRIMARY\\MPR", None) is None  # a reformat is still a voxel's signal
+    root = tmp_path / "mip_image"
+    files = write_image_series(
+        root / "mip",
+        signal_image(400.0, 200.0, 120.0),
+        AFFINE,
+        modality="MR",
+        extra_tags=mr_headers("101500", "103500", ImageType=["DERIVED", "SECONDARY", "MIP_TRA"]),
+        seed=7,
+    )
+    lab = label_map()
+    specs = [SegmentSpec("Liver", lab == 1), SegmentSpec("Lesion", lab == 2), SegmentSpec("Spleen", lab == 3)]
+    write_seg(root / "seg.dcm", files, specs, seed=3)
+    mri = analyze(root, labels=LABELS).to_dict()["mri"]
+    assert mri["liver_reference"]["mean_signal_au"] == pytest.approx(400.0)  # means are still reported
+    assert mri["liver_to_spleen_contrast_ratio"] is None  # 400 / 200 of maxima along rays is no LSC
+    assert mri["hepatic_uptake_index_ml"] is None
+    assert any("projection image" in n for n in mri["notes"])

@@ -262,6 +262,7 @@ def _conflict(stated: str, headers: Mapping[str, Any], hs: bool | None, facts: M
 #: Image components whose pixel values are not a T1-weighted signal: no ratio means anything on them.
 _NOT_SIGNAL = {
     "subtraction": "a subtraction image (post- minus pre-contrast): its values are differences",
+    "projection": "a projection image (MIP / MinIP): each value is the extreme along a ray, not a voxel's signal",
     "fat": "a Dixon fat image: it shows fat, not the hepatocyte uptake",
     "fat_fraction": "a fat-fraction map (percent), not a signal",
     "parametric_map": "a parametric map, not a T1-weighted signal",

@@ -20,6 +20,7 @@ __all__ = ["ge_image_type", "image_component", "philips_image_type", "philips_sc
 #: this order (a Siemens "DERIVED\\PRIMARY\\SUBTRACTION" is a subtraction whatever else it says).
 _COMPONENT_TOKENS: tuple[tuple[str, frozenset[str]], ...] = (
     ("subtraction", frozenset({"SUBTRACTION", "SUB", "SUBTRACTED"})),
+    ("projection", frozenset({"PROJECTION IMAGE", "PROJECTION", "MIP", "MINIP", "MIN IP", "MAX IP"})),
     ("fat_fraction", frozenset({"FF", "FAT_FRACTION", "FATFRACTION", "FAT FRACTION", "PDFF"})),
     (
         "parametric_map",
@@ -38,6 +39,9 @@ _COMPONENT_TOKENS: tuple[tuple[str, frozenset[str]], ...] = (
     ),
 )
 _COMPLEX = {"PHASE": "phase", "REAL": "real", "IMAGINARY": "imaginary"}
+#: Words of an ImageType value naming a maximum / minimum intensity projection (GE "PROJECTION IMAGE",
+#: Siemens "MIP_SAG", "MIP_TRA").
+_PROJECTION_WORDS = frozenset({"PROJECTION", "MIP", "MINIP"})
 
 
 _PHILIPS = (0x2005, "Philips MR Imaging DD 001")
@@ -128,6 +132,8 @@ def image_component(
     'fat'
     >>> image_component("ORIGINAL\\PRIMARY\\M\\ND\\NORM", None) is None
     True
+    >>> image_component("DERIVED\\SECONDARY\\MIP_SAG", None)
+    'projection'
     """
     tokens = {t.strip().upper() for t in (image_type or "").split("\\")[2:] if t.strip()}
     if private_type:
@@ -137,4 +143,6 @@ def image_component(
             return name
     if any("WATER" in t.replace("_", " ").split() for t in tokens):  # GE "IDEAL WATER", "WATER_IMAGE"
         return "water"
+    if any(_PROJECTION_WORDS & set(t.replace("_", " ").split()) for t in tokens):  # Siemens "MIP_SAG"
+        return "projection"
     return _COMPLEX.get((complex_component or "").strip().upper())
