@@ -140,3 +140,16 @@ def test_liver_condition_with_a_space_for_the_hyphen(tmp_path):
     assert _sidecar(tmp_path, {"differentiation": "well_differentiated"}).differentiation == "well"
     assert _sidecar(tmp_path, {"liver_condition": "NASH"}).liver_condition == "steatosis"
     assert _sidecar(tmp_path, {"liver_condition": "CALI"}).liver_condition == "chemotherapy"
+
+
+@pytest.mark.parametrize(
+    ("cell", "grade"), [("WHO grade 2", 2), ("NET grade 3", 3), ("Grade II", 2), ("GIII", 3), ("G I", 1), ("NET G2", 2)]
+)
+def test_grades_as_pathology_reports_write_them(tmp_path, cell, grade):
+    assert _sidecar(tmp_path, {"grade": cell}).grade == grade
+
+
+@pytest.mark.parametrize("cell", ["G1-2", "G4", "low grade"])
+def test_a_grade_that_is_not_one_whole_grade_is_refused(tmp_path, cell):
+    with pytest.raises(InputError, match=r"clinical field 'grade' has invalid value"):
+        _sidecar(tmp_path, {"grade": cell})

@@ -31,6 +31,8 @@ from ..rules_data import default_section
 from .clinical_text import (
     CHOICE_WORDS,
     CONDITION_COLUMNS,
+    GRADE_PREFIXES,
+    ROMAN_GRADES,
     UNITS,
     canonical_field,
     is_missing_text,
@@ -189,6 +191,8 @@ def _as_number(source: str, name: str, value: Any, default_unit: str | None = No
 
 def _as_int(source: str, name: str, value: Any, lo: int, hi: int, prefixes: tuple[str, ...]) -> int:
     text = strip_prefix(value, prefixes) if isinstance(value, str) else value
+    if name == "grade" and isinstance(text, str):  # "Grade II", "GIII"
+        text = ROMAN_GRADES.get(text.strip().lower(), text)
     try:
         num = _as_number(source, name, text)
     except InputError:
@@ -356,7 +360,7 @@ def _validate(data: Mapping[str, Any], source: str, body: Mapping[str, Any] | No
             # "NEC" in the grade column: a neuroendocrine carcinoma, poorly differentiated and high grade (WHO 2019)
             values[name], values["differentiation_from_grade"], nec_cell = 3, "poor", raw
         elif name == "grade":
-            values[name] = _as_int(source, name, raw, 1, 3, ("net g", "who g", "grade", "g"))
+            values[name] = _as_int(source, name, raw, 1, 3, GRADE_PREFIXES)
         elif name == "performance_status":
             values[name] = _as_int(source, name, raw, 0, 4, ("ecog ps", "ecog", "who ps", "ps"))
         elif name == "primary_site":

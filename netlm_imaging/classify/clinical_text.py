@@ -22,7 +22,9 @@ __all__ = [
     "CHOICE_WORDS",
     "CONDITION_COLUMNS",
     "FIELD_ALIASES",
+    "GRADE_PREFIXES",
     "MISSING_WORDS",
+    "ROMAN_GRADES",
     "UNITS",
     "Interval",
     "canonical_field",
@@ -127,6 +129,11 @@ def spaced(text: str) -> str:
     """
     return " ".join(t for t in re.split(r"[\s_-]+", text) if t)
 
+
+#: Words before a grade number, longest first ("WHO grade 2" must not read as "who g" + "rade 2").
+GRADE_PREFIXES = ("net grade", "who grade", "tumour grade", "tumor grade", "net g", "who g", "grade", "g")
+#: Roman grades ("Grade II", "GIII") as numbers.
+ROMAN_GRADES: Mapping[str, str] = {"i": "1", "ii": "2", "iii": "3"}
 
 #: Liver-condition flag columns (true/false): a true flag gives that liver condition.
 CONDITION_COLUMNS = ("chemotherapy", "steatosis", "fibrosis", "cirrhosis")
