@@ -153,3 +153,9 @@ def test_grades_as_pathology_reports_write_them(tmp_path, cell, grade):
 def test_a_grade_that_is_not_one_whole_grade_is_refused(tmp_path, cell):
     with pytest.raises(InputError, match=r"clinical field 'grade' has invalid value"):
         _sidecar(tmp_path, {"grade": cell})
+
+
+@pytest.mark.parametrize("cell", ["ECOG: 1", "ECOG performance status 1", "performance status 1", "WHO PS 1", "PS1"])
+def test_performance_status_as_written(tmp_path, cell):
+    assert _sidecar(tmp_path, {"performance_status": cell}).performance_status == 1
+    assert _sidecar(tmp_path, {"grade": "Grade: 2"}).grade == 2

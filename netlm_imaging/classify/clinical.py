@@ -31,6 +31,7 @@ from ..rules_data import default_section
 from .clinical_text import (
     CHOICE_WORDS,
     CONDITION_COLUMNS,
+    ECOG_PREFIXES,
     GRADE_PREFIXES,
     ROMAN_GRADES,
     UNITS,
@@ -362,7 +363,7 @@ def _validate(data: Mapping[str, Any], source: str, body: Mapping[str, Any] | No
         elif name == "grade":
             values[name] = _as_int(source, name, raw, 1, 3, GRADE_PREFIXES)
         elif name == "performance_status":
-            values[name] = _as_int(source, name, raw, 0, 4, ("ecog ps", "ecog", "who ps", "ps"))
+            values[name] = _as_int(source, name, raw, 0, 4, ECOG_PREFIXES)
         elif name == "primary_site":
             if not isinstance(raw, str):
                 raise _bad(source, name, raw, "text naming the site, e.g. 'small bowel'")

@@ -21,6 +21,7 @@ from typing import NamedTuple
 __all__ = [
     "CHOICE_WORDS",
     "CONDITION_COLUMNS",
+    "ECOG_PREFIXES",
     "FIELD_ALIASES",
     "GRADE_PREFIXES",
     "MISSING_WORDS",
@@ -132,6 +133,8 @@ def spaced(text: str) -> str:
 
 #: Words before a grade number, longest first ("WHO grade 2" must not read as "who g" + "rade 2").
 GRADE_PREFIXES = ("net grade", "who grade", "tumour grade", "tumor grade", "net g", "who g", "grade", "g")
+#: Words before an ECOG performance status, longest first.
+ECOG_PREFIXES = ("ecog performance status", "ecog ps", "ecog", "who ps", "performance status", "ps")
 #: Roman grades ("Grade II", "GIII") as numbers.
 ROMAN_GRADES: Mapping[str, str] = {"i": "1", "ii": "2", "iii": "3"}
 
@@ -299,7 +302,7 @@ def strip_prefix(text: str, prefixes: tuple[str, ...]) -> str:
     low = t.lower()
     for p in prefixes:
         if low.startswith(p):
-            rest = t[len(p) :].strip()
+            rest = t[len(p) :].strip().lstrip(":=").strip()  # "ECOG: 1", "grade = 2"
             if rest:
                 return rest
     return t
