@@ -507,3 +507,71 @@ def test_attenuation_corrected_pet_is_chosen_beside_the_nac_series(petct, tmp_pa
     write_pet_series(study / "pet_ac2", nac, pet_aff, frame_of_reference_uid=for_uid, seed=10)
     shutil.rmtree(study / "pet_nac")
     assert analyze(study).pet is None
+
+
+def test_rotated_pet_grid_over_midnight_with_two_beds_and_a_fine_ct_segmentation(tmp_path):
+    """A user's PET/CT: CT SEG on a 0.8 x 0.8 x 2 mm grid, PET on 4.07 x 4.07 x 3 mm rows and columns rotated 4
+    degrees in-plane and offset; Ga-68 (T 4062.6 s), 82 kg, 180 MBq injected 23:40, series 00:35 the next day,
+    two beds (acquisition times 00:35 and 00:38), a RescaleSlope per slice. The truth: the activity written is
+    SUV x dose x 2^(-3300 s / T) / weight_g (QIBA, solved here), so uniform regions read their SUV exactly;
+    the lesions' masks reach the PET through its rotated orientation (a wrong one misses them)."""
+    from conftest import oblique_affine
+
+    for_uid = pydicom.uid.generate_uid(entropy_srcs=["netlm-rotated-pet-for"])
+    ct_aff = grid_affine((0.8, 0.8, 2.0), (-56.0, -56.0, -50.0))
+    ct_shape = (140, 140, 50)
+    liver = sphere_mask(ct_shape, ct_aff, (0.0, 0.0, 0.0), 48.0)
+    lesions = {1: ((22.0, -18.0, 6.0), 12.0, 12.0), 2: ((-20.0, 18.0, -8.0), 12.0, 25.0)}  # centre, radius, SUV
+    masks = {k: sphere_mask(ct_shape, ct_aff, c, r) for k, (c, r, _) in lesions.items()}
+    spleen = sphere_mask(ct_shape, ct_aff, (40.0, 40.0, 30.0), 14.0) & ~liver
+    files = write_image_series(
+        tmp_path / "ct", np.where(liver, 60.0, -50.0), ct_aff, modality="CT", frame_of_reference_uid=for_uid, seed=5
+    )
+    neoplasm = pydicom.sr.codedict.codes.SCT.Neoplasm
+    write_seg(
+        tmp_path / "seg.dcm",
+        files,
+        [SegmentSpec("Liver", liver)]
+        + [SegmentSpec(f"Tumour {k}", m, property_type=neoplasm) for k, m in masks.items()]
+        + [SegmentSpec("Spleen", spleen, property_type=pydicom.sr.codedict.codes.SCT.Spleen)],
+    )
+    pet_aff = oblique_affine(spacing=(4.07, 4.07, 3.0), angles_deg=(0.0, 0.0, 4.0), origin=(-66.3, -63.1, -56.5))
+    pet_shape = (34, 34, 38)
+    weight, dose, half_life, uptake_s = 82.0, 180e6, 4062.6, 55 * 60.0
+    per_suv = dose * 2 ** (-uptake_s / half_life) / (weight * 1000.0)  # Bq/mL of SUV 1
+    suv = np.ones(pet_shape)
+    suv[sphere_mask(pet_shape, pet_aff, (0.0, 0.0, 0.0), 48.0)] = 5.0
+    suv[sphere_mask(pet_shape, pet_aff, (40.0, 40.0, 30.0), 14.0)] = 16.0
+    for c, r, v in lesions.values():
+        suv[sphere_mask(pet_shape, pet_aff, c, r)] = v
+    act = suv * per_suv
+    write_pet_series(
+        tmp_path / "pet",
+        act,
+        pet_aff,
+        slopes=[float(act[:, :, z].max()) / 30000.0 for z in range(pet_shape[2])],
+        frame_of_reference_uid=for_uid,
+        weight_kg=weight,
+        dose_bq=dose,
+        half_life_s=half_life,
+        series_date="20240103",
+        series_time="003500",
+        acquisition_times=["003500"] * 19 + ["003800"] * 19,
+        injection_time="234000",
+        seed=6,
+    )
+    rep = analyze(tmp_path)
+    assert rep.pet["liver_suv_mean"] == pytest.approx(5.0, rel=1e-4)
+    assert rep.pet["liver_reference"]["method"] == "sphere"
+    assert rep.pet["mask_resampling"].startswith("nearest")
+    by_label = {les["label"]: les for les in rep.lesions}
+    for k, (_, _, v) in lesions.items():
+        les = by_label[f"Tumour {k}"]
+        assert les["suv_max"] == pytest.approx(v, rel=1e-4)
+        assert les["suv_peak"] == pytest.approx(v, rel=1e-4)  # 24 mm balls hold a 1 mL sphere around a voxel
+        # PET voxels whose centre is in the CT-drawn ball: a few boundary ones may read the liver's 5
+        assert 5.0 + 0.9 * (v - 5.0) <= les["suv_mean"] <= v * (1 + 1e-4)
+        assert les["partial_volume_warning"] is False  # 24 mm > 3 x 7 mm
+    assert by_label["Tumour 1"]["krenning_score"] == 3  # 12: above the liver band, below the spleen's 16
+    assert by_label["Tumour 2"]["krenning_score"] == 4  # 25 > 16
+    assert any("midnight" in w for w in rep.warnings)
