@@ -15,6 +15,7 @@ from surgical_phantoms import FULL_CLINICAL, NY, NZ, SLICES, VOXEL_ML, SlabLiver
 
 from netlm_imaging.classify.clinical import ClinicalInputs
 from netlm_imaging.classify.rules import load_rules
+from netlm_imaging.errors import InputError
 
 
 def test_a_segmentation_without_liver_lesions_leaves_cloyd_open_with_nothing_missing():
@@ -95,3 +96,59 @@ def test_staged_strategies_without_a_liver_condition_decide_only_what_every_cond
         assert s["alpps"]["missing_inputs"] == ["liver_condition"]
         assert st["missing_inputs"] == ["liver_condition"]
         assert "undetermined without liver_condition" in st["reason"]
+
+
+def _non_tumorous_rules(tmp_path, extra=""):
+    f = tmp_path / "r.toml"
+    f.write_text('[flr]\ndenominator = "non_tumorous"\n' + extra)
+    return load_rules(f)
+
+
+def test_a_liver_condition_without_a_sourced_threshold_on_its_denominator_leaves_the_decisions_open(tmp_path):
+    """CR section 6: no study gives an FLR threshold after chemotherapy on the CT non-tumorous liver.
+    Judged on that denominator, a chemotherapy liver's FLR decisions are null, naming the rules key
+    that would give the threshold; the study is still measured (it stopped with exit 3)."""
+    p = SlabLiver(SLICES, ny=NY, nz=NZ)
+    p.add_in_segment(6, 1, 2, 2)
+    clin = ClinicalInputs(**{**FULL_CLINICAL.__dict__, "liver_condition": "chemotherapy"})
+    out = assess(p.ctx(), clin, _non_tumorous_rules(tmp_path))
+    key = "flr.non_tumorous_threshold_percent.chemotherapy"
+    c = out.classification
+    assert c["mahuron_type"] is None
+    assert c["resectable_cloyd"] is None
+    assert c["cloyd_criteria"]["adequate_flr"]["missing_inputs"] == [key]
+    assert key in c["missing_inputs"]
+    assert out.remnant["resection_plan"] is None
+    assert out.remnant["flr_threshold_percent"] is None
+    assert all(r["adequate"] is None and key in r["missing_inputs"] for r in out.remnant["standard_resections"])
+
+
+def test_a_user_threshold_for_that_condition_is_accepted_and_used(tmp_path):
+    """The user may give the missing threshold: 1 x 2 x 2 voxels in segment 6, right hemihepatectomy leaves
+    segments 1-4 (12 slices) of the non-tumorous liver: 12 / 30 slices = 40 %."""
+    p = SlabLiver(SLICES, ny=NY, nz=NZ)
+    p.add_in_segment(6, 1, 2, 2)
+    clin = ClinicalInputs(**{**FULL_CLINICAL.__dict__, "liver_condition": "chemotherapy"})
+    nt_ml = 30 * NY * NZ * VOXEL_ML - 4 * VOXEL_ML
+    right_flr = 100.0 * 12 * NY * NZ * VOXEL_ML / nt_ml  # 40.0 %
+    for thr, adequate in ((39.0, True), (41.0, False)):
+        rules = _non_tumorous_rules(tmp_path, f"[flr.non_tumorous_threshold_percent]\nchemotherapy = {thr}\n")
+        rows = {r["name"]: r for r in assess(p.ctx(), clin, rules).remnant["standard_resections"]}
+        right = rows["right_hepatectomy"]
+        assert right["flr_percent_of_non_tumorous"] == pytest.approx(right_flr)
+        assert (right["threshold_percent"], right["adequate"]) == (thr, adequate)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[flr.non_tumorous_threshold_percent]\nchemo = 30\n", "unknown rules key"),
+        ("[flr.non_tumorous_threshold_percent]\nsteatosis = -3\n", "must be >= 0"),
+        ("[flr.threshold_percent]\nnormal = -3\n", "must be >= 0"),
+    ],
+)
+def test_a_threshold_for_an_unknown_condition_or_below_zero_is_refused(tmp_path, text, message):
+    f = tmp_path / "r.toml"
+    f.write_text(text)
+    with pytest.raises(InputError, match=message):
+        load_rules(f)

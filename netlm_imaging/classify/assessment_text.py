@@ -47,7 +47,7 @@ def summary_lines(
     plan: DebulkingPlan | None,
     achievable: float | None,
     lower_bound: float | None,
-    threshold: float,
+    threshold: float | None,
     basis: str,
     telv: float | None,
     cloyd: dict[str, Any],
@@ -68,8 +68,8 @@ def summary_lines(
     plan : DebulkingPlan or None
     achievable, lower_bound : float or None
         The achievable debulking percentage, or its lower bound without a segment map.
-    threshold : float
-        The FLR threshold percentage, on ``basis``.
+    threshold : float or None
+        The FLR threshold percentage, on ``basis`` (None: no threshold for the liver condition; then no plan).
     basis : str
     telv : float or None
         Total estimated liver volume in mL.

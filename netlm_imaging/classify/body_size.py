@@ -24,7 +24,7 @@ from ..rules_data import default_section
 from .clinical import ClinicalInputs, resolve_body_size
 from .rules import Rules
 
-__all__ = ["FlrBasis", "bsa_m2", "flr_basis", "standardized", "telv_ml"]
+__all__ = ["FlrBasis", "bsa_m2", "flr_basis", "standardized", "telv_ml", "threshold_key", "threshold_or_none"]
 
 
 def bsa_m2(height_cm: float, weight_kg: float, formula: str = "mosteller") -> float:
@@ -92,6 +92,27 @@ def standardized(remnant: Mapping[str, Any], telv: float | None) -> dict[str, An
     return {**remnant, "standardized_flr_percent": 100.0 * flr / telv if telv else None, "telv_ml": telv}
 
 
+def threshold_key(condition: str | None, basis: str) -> str:
+    """The rules key of the FLR threshold of a liver condition on a denominator.
+
+    Examples
+    --------
+    >>> threshold_key("chemotherapy", "non_tumorous")
+    'flr.non_tumorous_threshold_percent.chemotherapy'
+    """
+    table = "threshold_percent" if basis == "telv" else "non_tumorous_threshold_percent"
+    return f"flr.{table}.{condition or 'normal'}"
+
+
+def threshold_or_none(rules: Rules, condition: str | None, basis: str) -> float | None:
+    """The FLR threshold of ``condition`` on ``basis`` (:meth:`Rules.flr_threshold_percent`); None when the
+    rules have none for it (a missing input of the FLR decisions, not a reason to stop the analysis)."""
+    try:
+        return rules.flr_threshold_percent(condition, basis)
+    except InputError:
+        return None
+
+
 @dataclass(frozen=True)
 class FlrBasis:
     """What an FLR is judged against: the body size, the TELV, the liver condition's threshold and its denominator.
@@ -104,8 +125,10 @@ class FlrBasis:
         None without height and weight.
     liver_condition : str or None
         The clinical file's (None: the normal-liver threshold is used).
-    threshold_percent : float
-        The FLR threshold (rules ``flr.threshold_percent`` or ``flr.non_tumorous_threshold_percent``).
+    threshold_percent : float or None
+        The FLR threshold (rules ``flr.threshold_percent`` or ``flr.non_tumorous_threshold_percent``);
+        None when the rules have none for the liver condition on the deciding denominator (the
+        rules key that would give it is in ``missing_inputs``).
     basis : str
         The denominator the threshold is for (``"telv"`` or ``"non_tumorous"``; the fallback when
         the rules' denominator is missing).
@@ -119,7 +142,7 @@ class FlrBasis:
     bsa_m2: float | None
     telv_ml: float | None
     liver_condition: str | None
-    threshold_percent: float
+    threshold_percent: float | None
     basis: str
     denominator_ml: float | None
     rationale: list[str]
@@ -166,8 +189,16 @@ def flr_basis(
 
     basis = flr_rules["denominator"]
     denom = telv if basis == "telv" else non_tumorous_ml
-    threshold = rules.flr_threshold_percent(condition, basis)
-    if denom is None and flr_rules["fallback_denominator"] != "none":
+    threshold = threshold_or_none(rules, condition, basis)
+    if threshold is None:  # e.g. chemotherapy on the non-tumorous liver: no study gives one (CR section 6)
+        key = threshold_key(condition, basis)
+        missing.append(key)
+        rationale.append(
+            f"no FLR threshold for liver condition '{condition}' on the '{basis}' denominator in the rules "
+            f"({key}; none is sourced in clinical_rules.md section 6): FLR adequacy, the debulking plan and the "
+            "decisions on it are not judged; give the key in a rules file to judge them"
+        )
+    if threshold is not None and denom is None and flr_rules["fallback_denominator"] != "none":
         fb = flr_rules["fallback_denominator"]
         fb_denom = telv if fb == "telv" else non_tumorous_ml
         fb_table = flr_rules["threshold_percent" if fb == "telv" else "non_tumorous_threshold_percent"]

@@ -94,7 +94,9 @@ def standard_resection_rows(
         for r in (standardized(r, fb.telv_ml) for r in remnants)
     ]
     present = [k for k in range(1, 9) if table.liver_voxels[k] > 0]
+    no_threshold = [m for m in fb.missing_inputs if m.startswith("flr.")] if fb.threshold_percent is None else []
     for r in std:
+        r["missing_inputs"] = [*r["missing_inputs"], *no_threshold]
         if injured is not None and r["adequate"] is not None:
             strict = flr_adequacy(r, threshold_percent=injured.threshold_percent, denominator=injured.basis, **kw)
             if strict["adequate"] != r["adequate"]:  # adequate with a normal liver, not with an injured one
@@ -113,7 +115,7 @@ def injured_liver_basis(fb: FlrBasis, rules: Rules) -> FlrBasis | None:
     more than a normal liver. A decision of the study holds only if it is the same on both bases
     (clinical_rules.md section 6: the threshold depends on the liver's condition).
     """
-    if fb.liver_condition is not None or fb.denominator_ml is None:
+    if fb.liver_condition is not None or fb.denominator_ml is None or fb.threshold_percent is None:
         return None
     key = "threshold_percent" if fb.basis == "telv" else "non_tumorous_threshold_percent"
     strictest = max(float(v) for v in rules["flr"][key].values())

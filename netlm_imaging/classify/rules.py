@@ -40,6 +40,10 @@ logger = logging.getLogger(__name__)
 
 #: Tables whose entries a user may add (each new entry must look like the first default entry).
 _OPEN_TABLES = ("resections", "pet_plausibility.nuclides", "anatomy.vessels")
+#: Tables of FLR thresholds by liver condition that ship without some conditions (no sourced value,
+#: clinical_rules.md section 6): a user file may add a threshold for any liver condition the tool knows.
+_CONDITION_TABLES = ("flr.non_tumorous_threshold_percent",)
+_LIVER_CONDITIONS = ("normal", "chemotherapy", "steatosis", "fibrosis", "cirrhosis")  # classify.clinical's
 
 #: Allowed values of string settings (dotted key -> allowed values).
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -204,6 +208,9 @@ def _merge(default: dict[str, Any], user: dict[str, Any], prefix: str, source: s
     for key, value in user.items():
         dotted = f"{prefix}{key}"
         if key not in default:
+            if prefix.rstrip(".") in _CONDITION_TABLES and key in _LIVER_CONDITIONS:
+                out[key] = _coerce(0.0, value, dotted, source)  # a percentage, as the table's others
+                continue
             if prefix.rstrip(".") in _OPEN_TABLES and isinstance(value, dict):
                 template = next(iter(default.values()))
                 missing = sorted(set(template) - set(value))
@@ -239,6 +246,8 @@ def _check_values(data: dict[str, Any], source: str) -> None:
                 f"{source}: rules key {dotted!r} = {value!r} is not allowed; use one of {', '.join(_CHOICES[dotted])}"
             )
         leaf = dotted.rsplit(".", 1)[-1]
+        if "threshold_percent." in dotted:  # a liver condition's FLR threshold (flr.*threshold_percent.<condition>)
+            leaf += "_percent"
         if isinstance(value, (int, float)) and not isinstance(value, bool) and leaf.endswith(_NON_NEGATIVE_SUFFIXES):
             if value < 0 and leaf != "telv_intercept_ml":
                 raise InputError(f"{source}: rules key {dotted!r} must be >= 0, got {value!r}")

@@ -141,6 +141,8 @@ def _debulking_plan(
     denom, threshold = fb.denominator_ml, fb.threshold_percent
     if non_tumorous is None:
         return _Plan(missing=["liver mask"])
+    if threshold is None:  # no threshold for the liver condition on this denominator: its rules key is missing
+        return _Plan(missing=[m for m in fb.missing_inputs if m.startswith("flr.")])
     if denom is None or denom <= 0:
         return _Plan(missing=["height/weight"])
     comparator = rules["flr"]["comparator"]
@@ -162,7 +164,7 @@ def _debulking_plan(
         comparator=comparator,
         staging=rules["staging"],
     )
-    if strict is not None:
+    if strict is not None and strict.threshold_percent is not None:
         undecided_without_condition(strategies, strict.threshold_percent)
     if strategies["needed"]:
         trail.rationale.append("staged strategies: " + strategies["reason"])
@@ -235,7 +237,7 @@ def _plan_meets(planned: _Plan, basis: FlrBasis, rules: Rules) -> bool:
     each within one cost step): the optimum of a lower threshold that a higher one allows is its optimum too,
     so the decisions of both are the same and the plan need not be searched again."""
     plan = planned.plan
-    if plan is None or not plan.feasible or basis.denominator_ml is None:
+    if plan is None or not plan.feasible or basis.denominator_ml is None or basis.threshold_percent is None:
         return False
     flr_kept = plan.remnant_ml + sum(plan.zone_union_ml_by_label.values())  # remnant_after_zones_ml undone
     sparing = [cost for kind, cost in plan.treatments.values() if kind in ("enucleation", "ablation")]
@@ -349,7 +351,7 @@ def _remnant_block(
         "standardized_flr_percent": 100.0 * flr_ml / telv if flr_ml is not None and telv else None,
         "telv_ml": telv,
         "resection_plan": None
-        if plan is None
+        if plan is None or threshold is None
         else plan_block(
             plan, table, non_tumorous_ml=non_tumorous, telv=telv, threshold=threshold, basis=basis, rules=rules
         ),
@@ -454,14 +456,16 @@ def assess(
     }
     mah, mah_range = _mahuron(reach, planned.staged, mkw, rules)
     cloyd = _cloyd(ctx, clinical, planned, reach, grade, rules)
-    if injured is not None and not _plan_meets(planned, injured, rules):  # decided where both livers decide alike
+    strict_thr = injured.threshold_percent if injured is not None else None
+    if injured is not None and strict_thr is not None and not _plan_meets(planned, injured, rules):
+        # decided where both livers decide alike
         i_planned = _debulking_plan(
             ctx, table, rules, injured, non_tumorous_ml, _Trail(), zones=planned.zones, staged=False
         )
         i_reach = _achievable(i_planned, table, rules, injured, _Trail())
         i_mah, i_range = _mahuron(i_reach, i_planned.staged, mkw, rules)
-        mah, mah_range = _either_liver(mah, mah_range, i_mah, i_range, injured.threshold_percent)
-        _cloyd_either_liver(cloyd, _cloyd(ctx, clinical, i_planned, i_reach, grade, rules), injured.threshold_percent)
+        mah, mah_range = _either_liver(mah, mah_range, i_mah, i_range, strict_thr)
+        _cloyd_either_liver(cloyd, _cloyd(ctx, clinical, i_planned, i_reach, grade, rules), strict_thr)
     trail.take(mah)
     ptr = primary_tumour_advice(mah["type"], clinical.primary_resected if clinical else None, rules["primary"])
     trail.take(ptr)
