@@ -231,3 +231,32 @@ def test_pet_derived_lesions_are_not_noise_clusters():
             assert float((num / den)[comps == c].max()) >= threshold, (seed, c)
         found = derived & lesion
         assert found.sum() >= 0.8 * lesion.sum(), seed  # at 25 % noise a few lesion voxels fall below 1.5 x
+
+
+def test_large_uniform_lesions_are_not_called_heterogeneous_but_an_avid_rim_is():
+    """The heterogeneity flag compares the highest 1 mL mean of the core with the core mean. On a uniform 56 mm
+    lesion (core 39 mL) that highest mean is, on noise alone, the maximum of ~39 independent 1 mL means, about
+    sqrt(2 ln 39) = 2.7 SDs up: compared with 3 SDs only, 7 of 20 seeds called a uniform SUV-14 lesion
+    heterogeneous (grade 4 part). A necrotic lesion (SUV 1 centre, SUV 22 rim) is still flagged in every seed."""
+    pts = _points()
+    liver = np.linalg.norm(pts - LIVER_C, axis=-1) <= LIVER_R
+    spleen = np.linalg.norm(pts - SPLEEN_C, axis=-1) <= SPLEEN_R
+    truth = np.where(liver, L_SUV, 1.0)
+    truth[spleen] = S_SUV
+    labels = np.zeros(SHAPE, dtype=np.int32)
+    r1 = np.linalg.norm(pts - (LIVER_C + np.array([35.0, 0.0, 0.0])), axis=-1)
+    r2 = np.linalg.norm(pts - (LIVER_C + np.array([-35.0, 0.0, 0.0])), axis=-1)
+    labels[r1 <= 28.0], truth[r1 <= 28.0] = 1, 14.0  # uniform, grade 3 (below the spleen's 16)
+    labels[r2 <= 28.0], truth[r2 <= 28.0] = 2, 22.0  # avid rim 28-18 mm ...
+    truth[r2 <= 18.0] = 1.0  # ... around a necrotic centre
+    lesions = [Lesion(i, "intrahepatic", 0.0, 0, [0.0] * 3, 0.0, None, 0.0, None, False, None) for i in (1, 2)]
+    for seed in SEEDS:
+        img = (truth * (1.0 + NOISE * correlated_noise(seed))).astype(np.float32)
+        vol = Volume(img, AFFINE, FOR, source=f"seed{seed}", meta={"suv": {"weight_kg": 70.0}})
+        ctx = MeasurementContext(
+            image=vol, liver=liver | (labels > 0), lesion_labels=labels, lesions=lesions, spleen=spleen
+        )
+        res = measure_pet(ctx, vol).lesion_updates
+        assert not any("heterogeneous" in x for x in res[1]["krenning_confidence_reasons"]), seed
+        assert res[1]["krenning_score"] == true_grade(14.0)
+        assert any(x.startswith("heterogeneous uptake") for x in res[2]["krenning_confidence_reasons"]), seed
