@@ -347,7 +347,7 @@ class _RefCheck:
 
     def frame(self, ds: Dataset, f: int, k: int, slices: _SourceSlices, by_position: bool) -> None:
         uid, number = _source_ref(ds, f)
-        if uid is None:
+        if uid is None or not slices.frames:  # a NIfTI / NRRD image names no source images to check against
             return
         k_src = slices.k_of(uid, number)
         if not slices.known(uid):
