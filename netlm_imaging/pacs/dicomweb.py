@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import stat
 import tomllib
 from dataclasses import dataclass, field
@@ -158,6 +159,7 @@ def make_client(url: str, credentials: PacsCredentials, *, timeout_s: float = 60
     """A ``dicomweb_client.DICOMwebClient`` with the credentials on its HTTP session."""
     import requests
     from dicomweb_client import DICOMwebClient
+    from requests.adapters import HTTPAdapter, Retry
 
     url = _check_url(url)
     session = requests.Session()
@@ -166,8 +168,26 @@ def make_client(url: str, credentials: PacsCredentials, *, timeout_s: float = 60
     elif credentials.kind == "basic":
         session.auth = (credentials.user or "", credentials.password or "")
     session.hooks["response"].append(_skip_multipart_preamble)
+    # a busy server's 429 / 503 / 504 is asked again (at most 3 times, after 0, 2 and 4 s), nothing else:
+    # dicomweb-client's own retrying repeats every failed request, a refused connection, a TLS error or a
+    # read timeout included, 5 times over 30 s (a PACS that never answers failed after 5 x --timeout + 30 s)
+    busy = Retry(
+        total=3,
+        connect=0,
+        read=0,
+        other=0,
+        status=3,
+        status_forcelist=(429, 503, 504),
+        backoff_factor=1,
+        respect_retry_after_header=False,  # a Retry-After of an hour would hold the run that long
+        raise_on_status=False,  # the last answer goes to the caller, who names its status
+    )
+    adapter = HTTPAdapter(max_retries=busy)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
     logger.info("DICOMweb %s (credentials: %s from %s)", redact_url(url), credentials.kind, credentials.source)
     client = DICOMwebClient(url, session=session, timeout=timeout_s)
+    client.set_http_retry_params(retry=False)
     setattr(client, "netlm_credentials", credentials)  # noqa: B010 - which credentials an HTTP 401 refused
     return client
 
@@ -245,6 +265,21 @@ def _auth_failure(status: int, url: str, what: str, credentials: PacsCredentials
     )
 
 
+def _tls_failure(text: str, url: str, what: str) -> InputError:
+    """The one line for a failed TLS handshake: a certificate not trusted here, or a port without TLS."""
+    verify = re.search(r"certificate verify failed: ([^(]*?)\.? \(_ssl", text)
+    if verify:
+        return InputError(
+            f"{url}: {what}: the PACS's TLS certificate is not trusted ({verify.group(1).strip()}); give the CA "
+            "certificate that signed it (PEM) with REQUESTS_CA_BUNDLE=FILE, and a --url host name the certificate names"
+        )
+    reason = re.search(r"\] ([^(]*?) \(_ssl", text)
+    return InputError(
+        f"{url}: {what}: the TLS handshake failed ({reason.group(1) if reason else 'no TLS answer'}: the port may "
+        "not speak TLS); check --url (http:// for a PACS port without TLS)"
+    )
+
+
 def _http_error(exc: Exception, client: Any, what: str) -> InputError:
     import requests
 
@@ -254,6 +289,8 @@ def _http_error(exc: Exception, client: Any, what: str) -> InputError:
         return _auth_failure(int(status), url, what, getattr(client, "netlm_credentials", None))
     if status == 404:
         return InputError(f"{url}: {what}: not found (HTTP 404); check the Study Instance UID and the DICOMweb root")
+    if isinstance(exc, requests.exceptions.SSLError):
+        return _tls_failure(str(exc), url, what)
     if isinstance(exc, requests.ConnectionError):
         return InputError(f"{url}: cannot connect for {what}; check --url and that the PACS is running")
     return InputError(f"{url}: {what} failed ({type(exc).__name__}, HTTP {status}); check the PACS log")
