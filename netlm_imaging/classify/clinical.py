@@ -29,6 +29,7 @@ from typing import Any
 from ..errors import InputError, UsageError
 from ..rules_data import default_section
 from .clinical_text import (
+    BOOL_WORDS,
     CHOICE_WORDS,
     CONDITION_COLUMNS,
     ECOG_PREFIXES,
@@ -139,19 +140,6 @@ def _bad(source: str, name: str, value: Any, allowed: str) -> InputError:
     return InputError(f"{source}: clinical field {name!r} has invalid value {value!r}; allowed: {allowed}")
 
 
-#: Field -> words that state its truth value (lower-case), beside yes/no/true/false/1/0.
-_BOOL_WORDS: dict[str, dict[str, bool]] = {
-    "extrahepatic_disease": {
-        **dict.fromkeys(("none", "absent", "nil", "not present"), False),
-        **dict.fromkeys(("present",), True),
-    },
-    "primary_resected": {
-        **dict.fromkeys(("resected",), True),
-        **dict.fromkeys(("not resected", "in situ", "in place", "unresected"), False),
-    },
-}
-
-
 def _as_bool(source: str, name: str, value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -161,8 +149,8 @@ def _as_bool(source: str, name: str, value: Any) -> bool:
         text = " ".join(value.strip().lower().split())
         if text in _TRUE | _FALSE:
             return text in _TRUE
-        if text in _BOOL_WORDS.get(name, {}):
-            return _BOOL_WORDS[name][text]
+        if text in BOOL_WORDS.get(name, {}):
+            return BOOL_WORDS[name][text]
     raise _bad(source, name, value, "true or false (yes/no, y/n, 1/0)")
 
 

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import NamedTuple
 
 __all__ = [
+    "BOOL_WORDS",
     "CHOICE_WORDS",
     "CONDITION_COLUMNS",
     "ECOG_PREFIXES",
@@ -130,6 +131,18 @@ def spaced(text: str) -> str:
     """
     return " ".join(t for t in re.split(r"[\s_-]+", text) if t)
 
+
+#: Field -> words that state its truth value (lower-case), beside yes/no/true/false/1/0.
+BOOL_WORDS: Mapping[str, Mapping[str, bool]] = {
+    "extrahepatic_disease": {
+        **dict.fromkeys(("none", "absent", "nil", "not present"), False),
+        **dict.fromkeys(("present",), True),
+    },
+    "primary_resected": {
+        **dict.fromkeys(("resected",), True),
+        **dict.fromkeys(("not resected", "in situ", "in place", "unresected"), False),
+    },
+}
 
 #: Words before a grade number, longest first ("WHO grade 2" must not read as "who g" + "rade 2").
 GRADE_PREFIXES = ("net grade", "who grade", "tumour grade", "tumor grade", "net g", "who g", "grade", "g")
