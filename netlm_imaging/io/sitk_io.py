@@ -7,6 +7,7 @@ order) is :mod:`netlm_imaging.geometry`'s, used through ``Volume.to_sitk`` /
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from pathlib import Path
@@ -105,6 +106,8 @@ def read_itk(path: str | Path, *, max_voxels: int | None = None, as_float: bool 
 
 
 _SEG_KEY = re.compile(r"^Segment(\d+)_(\w+)$")
+#: MITK's multilabel segmentation NRRD: its label groups (one layer each) and their labels, as JSON.
+_MITK_GROUPS = "org.mitk.multilabel.segmentation.labelgroups"
 #: Slicer's default name of a new segment (``Segment_1``, ``Segment_2`` ...), the same text as its default ID.
 _SLICER_DEFAULT_NAME = re.compile(r"Segment_\d+")
 
@@ -127,6 +130,33 @@ def _named(info: dict[str, str]) -> bool:
     if auto is not None:
         return auto.strip() != "1"
     return info.get("ID", "").strip() != name
+
+
+def _mitk_segments(p: Path, text: str, layers: int) -> dict[int, dict[str, str]]:
+    """The labels of a MITK multilabel NRRD (``[{"labels": [{"name": ..., "value": ...}]}, ...]``, a group per layer).
+
+    Its values are the order the labels were made in, not LiTS's: read as a plain label map, a tumour
+    drawn first (value 1) was the liver, and the groups after the first were dropped.
+    """
+    try:
+        groups = json.loads(text)
+        found: dict[int, dict[str, str]] = {}
+        for layer, group in enumerate(groups):
+            for label in group.get("labels") or []:
+                value = int(label.get("value", 1))
+                if value != 0:  # MITK's "unlabeled" value
+                    found[len(found)] = {
+                        "Name": str(label.get("name", "")),
+                        "LabelValue": str(value),
+                        "Layer": str(layer),
+                    }
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise InputError(
+            f"{p}: its MITK label groups ({_MITK_GROUPS}) cannot be read ({exc}); re-save it in MITK."
+        ) from exc
+    if len(groups) != layers:
+        raise InputError(f"{p}: its MITK header declares {len(groups)} label groups but the file has {layers} layers.")
+    return found
 
 
 def read_itk_segments(path: str | Path, *, max_voxels: int | None = None) -> tuple[Volume, list[dict[str, Any]]]:
@@ -155,6 +185,8 @@ def read_itk_segments(path: str | Path, *, max_voxels: int | None = None) -> tup
     ncomp = img.GetNumberOfComponentsPerPixel()
     arr = array_from_sitk(img)
     arr = arr if ncomp > 1 else arr[..., None]
+    if not segs and _MITK_GROUPS in keys:
+        segs = _mitk_segments(p, keys[_MITK_GROUPS], arr.shape[3])
     base = img if ncomp == 1 else sitk.VectorIndexSelectionCast(img, 0)
     meta = {"format": "itk", "geometry_known": _geometry_declared(p), "files": [str(p)]}
     grid = Volume.from_sitk(base, source=str(p), meta=meta)
