@@ -291,14 +291,26 @@ def _check_values(data: dict[str, Any], source: str) -> None:
         )
     for table, key in (("body", "height_cm_range"), ("body", "weight_kg_range"), ("pet", "sul_height_m_range")):
         _check_range(data[table][key], f"{table}.{key}", source)
+    hu = data["ct_plausibility"]["liver_mean_hu_range"]
+    if not (_numbers(hu) and len(hu) == 2 and hu[0] < hu[1]):
+        raise InputError(
+            f"{source}: rules key 'ct_plausibility.liver_mean_hu_range' must be [low, high] in HU with low < high, "
+            f"got {hu!r}"
+        )
     _check_mri(data["mri"], source)
     _check_pet(data, source)
 
 
+def _numbers(value: Any) -> bool:
+    """A list of finite numbers (not booleans)."""
+    return isinstance(value, list) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value
+    )
+
+
 def _check_range(value: Any, dotted: str, source: str) -> None:
     """A plausibility range: two numbers, 0 < low < high."""
-    numbers = isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-    if not (numbers and len(value) == 2 and 0 < value[0] < value[1]):
+    if not (_numbers(value) and len(value) == 2 and 0 < value[0] < value[1]):
         raise InputError(f"{source}: rules key {dotted!r} must be [low, high] with 0 < low < high, got {value!r}")
 
 

@@ -17,7 +17,7 @@ from .measure_mr import MrMeasurement
 from .measure_pet import PetMeasurement
 from .options import AnalyzeOptions
 
-__all__ = ["Measurements", "measure_study"]
+__all__ = ["Measurements", "ct_values_warning", "measure_study"]
 
 
 @dataclass(frozen=True)
@@ -139,10 +139,13 @@ def measure_study(loaded: LoadedStudy, opts: AnalyzeOptions) -> Measurements:
     remnants = standard_resections(
         table, rules["resections"], extra=opts.resections, non_tumorous_total_ml=non_tumorous
     )
+    liver_block = liver_facts(ctx, burden.extra, burden.liver_sums)
+    if loaded.modality == "CT":
+        warnings.extend(ct_values_warning(liver_block.get("mean_intensity"), rules, str(img.source)))
     return Measurements(
         ctx=ctx,
         method=burden.method,
-        liver=liver_facts(ctx, burden.extra, burden.liver_sums),
+        liver=liver_block,
         tumor=tumor_facts(ctx, burden.extra),
         non_tumorous_liver_ml=non_tumorous,
         segments=table,
@@ -152,3 +155,41 @@ def measure_study(loaded: LoadedStudy, opts: AnalyzeOptions) -> Measurements:
         mr=mr,
         warnings=tuple(warnings),
     )
+
+
+def ct_values_warning(liver_mean: float | None, rules: Any, source: str) -> list[str]:
+    """A warning when a CT's mean liver value cannot be in HU (``ct_plausibility.liver_mean_hu_range``).
+
+    Parameters
+    ----------
+    liver_mean : float or None
+        The mean image value inside the whole-liver mask (None: no liver, nothing to say).
+    rules : Rules or mapping
+        The loaded rules.
+    source : str
+        The image, named in the warning.
+
+    Returns
+    -------
+    list of str
+        One warning, or none.
+
+    Examples
+    --------
+    >>> ct_values_warning(60.0, None, "ct.nii.gz")
+    []
+    >>> ct_values_warning(1084.0, None, "ct.nii.gz")[0][:61]
+    'ct.nii.gz: the mean CT value of the liver is 1084.0, outside '
+    """
+    from ..rules_data import section_or_default
+
+    low, high = (float(v) for v in section_or_default(rules, "ct_plausibility")["liver_mean_hu_range"])
+    if liver_mean is None or low <= liver_mean <= high:
+        return []
+    return [
+        f"{source}: the mean CT value of the liver is {liver_mean:.1f}, outside {low:g} to {high:g} HU "
+        "(ct_plausibility.liver_mean_hu_range): the image values are probably not Hounsfield units (an export "
+        "that dropped RescaleIntercept, or a NIfTI without its scl_inter, leaves stored values, often 1024 "
+        "higher); the volumes do not depend on them, but every mean intensity of this report does. Re-export "
+        "the image with its rescale, or check it"
+    ]
