@@ -484,6 +484,69 @@ def test_two_reconstructions_with_explicit_seg_and_without_any_reference(tmp_pat
     assert "--image-series" in res.stderr
 
 
+@pytest.mark.parametrize(
+    ("attr", "value", "shown"),
+    [
+        ("SliceThickness", None, "(none)"),  # the attribute missing from one slice
+        ("SliceThickness", -1.0, "-1"),
+        ("ImageType", ["DERIVED", "SECONDARY"], "DERIVED\\SECONDARY"),
+        ("ConvolutionKernel", "B70f", "B70f"),
+    ],
+)
+def test_one_slice_with_another_reconstruction_attribute_stays_in_its_stack(tmp_path, attr, value, shown):
+    """One slice of a regular stack states another SliceThickness / ImageType / kernel: it fills its own
+    gap of the stack, every position once, so it is no second reconstruction (it was refused as "2
+    reconstructions" that the SEG references both of). Measured as one series, with a note naming the slice."""
+    import pydicom
+
+    study = tmp_path / "study"
+    ijk = np.indices(RECON_SHAPE)
+    liver = (ijk[0] >= 4) & (ijk[0] < 20) & (ijk[1] >= 3) & (ijk[1] < 18) & (ijk[2] >= 1) & (ijk[2] < 9)
+    files = write_image_series(
+        study / "ct", np.where(liver, 60.0, -80.0), RECON_AFF, seed=24, extra_tags={"ConvolutionKernel": "B30f"}
+    )
+    odd = files[4]  # an inner slice
+    ds = pydicom.dcmread(odd)
+    if value is None:
+        del ds[attr]
+    else:
+        setattr(ds, attr, value)
+    ds.save_as(odd)
+    write_seg(study / "seg.dcm", files, [SegmentSpec("Liver", liver)])
+    res = _analyze(str(study))
+    assert res.returncode == 0, res.stderr
+    rep = json.loads(res.stdout)
+    voxel_ml = abs(np.linalg.det(RECON_AFF[:3, :3])) / 1000.0
+    assert rep["liver"]["volume_ml"] == pytest.approx(int(liver.sum()) * voxel_ml, abs=1e-6)
+    assert rep["study"]["grid"]["shape"] == list(RECON_SHAPE)
+    (note,) = [n for n in rep["warnings"] + rep["notes"] if odd.name in n]
+    assert f"1 slice(s) ({odd.name})" in note
+    assert shown in note
+    assert "one regular stack" in note
+
+
+def test_three_odd_slices_of_ten_are_still_another_reconstruction(tmp_path):
+    """More than two slices (and more than a tenth) with another kernel inside the stack: two reconstructions."""
+    import pydicom
+
+    from netlm_imaging.io._dicom_common import scan_dicom_folder
+    from netlm_imaging.io.dicom_series import group_image_series
+
+    files = write_image_series(
+        tmp_path / "ct", np.zeros(RECON_SHAPE), RECON_AFF, seed=25, extra_tags={"ConvolutionKernel": "B30f"}
+    )
+    for f in files[3:6]:
+        ds = pydicom.dcmread(f)
+        ds.ConvolutionKernel = "B70f"
+        ds.save_as(f)
+    assert len(group_image_series(scan_dicom_folder(tmp_path / "ct"))) == 2
+    ds = pydicom.dcmread(files[3])  # two odd slices: one stack again
+    ds.ConvolutionKernel = "B30f"
+    ds.save_as(files[3])
+    (group,) = group_image_series(scan_dicom_folder(tmp_path / "ct"))
+    assert group.n_slices == RECON_SHAPE[2]
+
+
 def test_acquisitions_that_follow_each_other_stay_one_stack(tmp_path):
     """Two AcquisitionNumbers covering consecutive slabs are one series, not two reconstructions."""
     from netlm_imaging.io._dicom_common import scan_dicom_folder

@@ -321,7 +321,10 @@ def group_image_series(infos: Sequence[DicomFileInfo]) -> list[SeriesGroup]:
         except DicomError as exc:  # refused when read, not while grouping: a scout series must not stop a study
             out.append(SeriesGroup(key, tuple(sorted(files, key=lambda f: str(f.path))), refusal=str(exc)))
             continue
-        stacks_found = split_reconstructions(files)
+        stray = _stray_headers(key, files)
+        if stray is not None:
+            notes = (*notes, stray)
+        stacks_found = [("", list(files))] if stray is not None else split_reconstructions(files)
         if len(stacks_found) == 1:
             out.append(SeriesGroup(key, tuple(sorted(files, key=lambda f: str(f.path))), notes=notes))
             continue
@@ -377,6 +380,10 @@ def _without_scouts(key: str, files: list[DicomFileInfo]) -> tuple[list[DicomFil
 
 
 #: What tells two reconstructions of one acquisition apart (DicomFileInfo attribute, label in messages).
+#: At most this many slices of one regular stack (or a tenth of it) may state another reconstruction attribute
+#: and still be read with the others (:func:`_stray_headers`).
+STRAY_SLICES = 2
+
 RECONSTRUCTION_KEYS: tuple[tuple[str, str], ...] = (
     ("series_number", "SeriesNumber"),
     ("convolution_kernel", "kernel"),
@@ -397,6 +404,55 @@ def _positions_mm(files: Sequence[DicomFileInfo]) -> np.ndarray:
         return np.zeros(0)
     normal = np.cross(np.asarray(ori[:3]), np.asarray(ori[3:6]))
     return np.array([float(np.dot(np.asarray(f.position), normal)) for f in files])
+
+
+def _stray_headers(key: str, files: Sequence[DicomFileInfo]) -> str | None:
+    """A note when a few slices of one regular stack state another reconstruction attribute, else None.
+
+    One slice with an empty or odd SliceThickness (or ImageType, kernel...) lies in a gap of the
+    others: its group "interleaves" them, but the merged positions form one regular stack without a
+    repeat, which is no second reconstruction. At most :data:`STRAY_SLICES` slices (or a tenth of the
+    stack) may differ; two real reconstructions repeat positions, interleave evenly or leave the merged
+    steps irregular, and are still split.
+    """
+    pos = np.sort(_positions_mm(files))
+    if pos.size < 4:
+        return None
+    steps = np.diff(pos)
+    step = float(np.median(steps))
+    if step <= 0.01 or float(np.max(np.abs(steps - step))) > max(1e-3, 0.01 * step):
+        return None  # a repeat or irregular steps: not one regular stack
+    for attr, name in RECONSTRUCTION_KEYS:
+        groups: dict[Any, list[DicomFileInfo]] = {}
+        for f in files:
+            value = getattr(f, attr)
+            groups.setdefault(round(value, 3) if isinstance(value, float) else value, []).append(f)
+        if len(groups) < 2:
+            continue
+        major_value, major = max(groups.items(), key=lambda kv: len(kv[1]))
+        others = [f for v, g in groups.items() if v != major_value for f in g]
+        if len(others) > max(STRAY_SLICES, len(files) // 10):
+            return None
+        inside = _positions_mm(others)
+        lo, hi = float(np.min(_positions_mm(major))), float(np.max(_positions_mm(major)))
+        if not np.all((inside > lo) & (inside < hi)):
+            return None  # slices before or after the others: split_reconstructions keeps such a stack whole
+        names = ", ".join(sorted(f.path.name for f in others)[:5])
+        values = ", ".join(sorted({_text_of(getattr(f, attr)) for f in others}))
+        return (
+            f"series {key}: {len(others)} slice(s) ({names}) state {name} {values}, the other {len(major)} "
+            f"state {_text_of(major_value)}; the slices form one regular stack (every position once, "
+            f"steps {step:g} mm), read as one series with the majority's {name}"
+        )
+    return None
+
+
+def _text_of(value: Any) -> str:
+    if value is None or value == "":
+        return "(none)"
+    if isinstance(value, (tuple, list)):
+        return "\\".join(str(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def split_reconstructions(files: Sequence[DicomFileInfo]) -> list[tuple[str, list[DicomFileInfo]]]:
