@@ -189,8 +189,10 @@ def _associate(ae: Any, ep: DimseEndpoint, **kwargs: Any) -> Any:
         assoc.unbind(evt.EVT_PDU_RECV, on_pdu)
         assoc.unbind(evt.EVT_CONN_OPEN, on_open)
         return assoc
-    if assoc.is_rejected:
-        reason = reasons[0] if reasons else "no reason given"
+    # an A-ASSOCIATE-RJ that arrived is a rejection even when the peer closed the socket at once and
+    # pynetdicom recorded an abort (seen with Orthanc under load)
+    if assoc.is_rejected or any(r != "accepted" for r in reasons):
+        reason = next((r for r in reasons if r != "accepted"), "no reason given")
         if "Called AE" in reason:
             fix = f"{ep.called_ae!r} is not the PACS's AE title: check --called-ae"
         else:
