@@ -423,10 +423,7 @@ def _stray_headers(key: str, files: Sequence[DicomFileInfo]) -> str | None:
     if step <= 0.01 or float(np.max(np.abs(steps - step))) > max(1e-3, 0.01 * step):
         return None  # a repeat or irregular steps: not one regular stack
     for attr, name in RECONSTRUCTION_KEYS:
-        groups: dict[Any, list[DicomFileInfo]] = {}
-        for f in files:
-            value = getattr(f, attr)
-            groups.setdefault(round(value, 3) if isinstance(value, float) else value, []).append(f)
+        groups = _groups_by(files, attr)
         if len(groups) < 2:
             continue
         major_value, major = max(groups.items(), key=lambda kv: len(kv[1]))
@@ -445,6 +442,15 @@ def _stray_headers(key: str, files: Sequence[DicomFileInfo]) -> str | None:
             f"steps {step:g} mm), read as one series with the majority's {name}"
         )
     return None
+
+
+def _groups_by(files: Sequence[DicomFileInfo], attr: str) -> dict[Any, list[DicomFileInfo]]:
+    """The files by their value of ``attr`` (floats to 0.001)."""
+    groups: dict[Any, list[DicomFileInfo]] = {}
+    for f in files:
+        value = getattr(f, attr)
+        groups.setdefault(round(value, 3) if isinstance(value, float) else value, []).append(f)
+    return groups
 
 
 def _text_of(value: Any) -> str:
@@ -476,10 +482,7 @@ def split_reconstructions(files: Sequence[DicomFileInfo]) -> list[tuple[str, lis
     if len(files) < 2 or any("MOSAIC" in f.image_type for f in files):  # mosaics are refused as one series
         return [("", list(files))]
     for attr, _name in RECONSTRUCTION_KEYS:
-        groups: dict[Any, list[DicomFileInfo]] = {}
-        for f in files:
-            value = getattr(f, attr)
-            groups.setdefault(round(value, 3) if isinstance(value, float) else value, []).append(f)
+        groups = _groups_by(files, attr)
         if len(groups) < 2:
             continue
         ranges = []
