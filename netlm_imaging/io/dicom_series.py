@@ -419,7 +419,7 @@ def _stray_headers(key: str, files: Sequence[DicomFileInfo]) -> str | None:
     if pos.size < 4:
         return None
     steps = np.diff(pos)
-    step = float(np.median(steps))
+    step = float(np.sort(steps)[steps.size // 2])  # np.median would import numpy.ma
     if step <= 0.01 or float(np.max(np.abs(steps - step))) > max(1e-3, 0.01 * step):
         return None  # a repeat or irregular steps: not one regular stack
     for attr, name in RECONSTRUCTION_KEYS:
