@@ -106,6 +106,16 @@ def test_diameter_method(tmp_path):
     assert categories(user_rules(tmp_path, {"recist.diameter_method": "centre"}), [lesion])[0] == {1: "non_target"}
 
 
+def test_method_without_lesions_is_the_rules_method(tmp_path):
+    """No lesion: the method named is still the configured one, never an empty list."""
+    for setting, words in (({}, "edge to edge"), ({"recist.diameter_method": "centre"}, "diameters: centre")):
+        method = recist_assessment([], user_rules(tmp_path, setting)["recist"])["method"]
+        assert words in method
+        assert "diameters:  (" not in method
+    with_lesion = recist_assessment([les(1, 10.5, centre_mm=9.5)], user_rules(tmp_path)["recist"])["method"]
+    assert recist_assessment([], user_rules(tmp_path)["recist"])["method"] == with_lesion
+
+
 @covers("recist.organ_words")
 def test_organ_words(tmp_path):
     """Three 'lung met' lesions are one organ (2 targets) only while 'lung' is an organ word."""

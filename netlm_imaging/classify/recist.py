@@ -238,7 +238,8 @@ def recist_assessment(
     total = float(sum(r["diameter_mm"] for r in targets))
     n_meas = sum(len(v) for v in by_organ.values())
     notes = sorted({r["note"] for r in records.values() if r["note"]})
-    methods = sorted({r["diameter_method"] for r in records.values()})
+    # without lesions the method is the one the rules would have used
+    methods = sorted({r["diameter_method"] for r in records.values()} or {str(recist["diameter_method"])})
     method = (
         "diameters edge to edge (voxel-centre distance + one voxel along the measured direction)"
         if methods == ["edge"]
