@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -81,3 +82,17 @@ def tilted_affine(tilt_deg: float = 30.0, step: float = 1.5) -> np.ndarray:
     a[:3, 0], a[:3, 1], a[:3, 2] = [0.8, 0.0, 0.0], [0.0, 0.8 * c, -0.8 * s], [0.0, 0.0, step]
     a[:3, 3] = [-40.0, 20.0, 300.0]
     return a
+
+
+@pytest.fixture(scope="session")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A self-signed TLS certificate for 127.0.0.1 (the folder holding ``key.pem`` and ``cert.pem``), by openssl."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed")
+    folder = tmp_path_factory.mktemp("tls")
+    key, cert = str(folder / "key.pem"), str(folder / "cert.pem")
+    req = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=pacs.test"]
+    subprocess.run(
+        [*req, "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", cert], check=True, capture_output=True
+    )
+    return folder

@@ -11,9 +11,7 @@ the server (which knows no DICOMweb study: HTTP 404).
 from __future__ import annotations
 
 import http.server
-import shutil
 import ssl
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -24,17 +22,6 @@ from typing import ClassVar
 import pytest
 
 from netlm_imaging.cli import main
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl not installed")
-    folder = tmp_path_factory.mktemp("tls")
-    key, cert = str(folder / "key.pem"), str(folder / "cert.pem")
-    req = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=pacs.test"]
-    subprocess.run([*req, "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", cert], check=True)
-    return folder
 
 
 class _Quiet(http.server.BaseHTTPRequestHandler):
