@@ -16,7 +16,7 @@ from .anatomy import remnant_check
 from .body_size import FlrBasis, standardized
 from .rules import Rules, meets
 
-__all__ = ["flr_adequacy", "injured_liver_basis", "standard_resection_rows"]
+__all__ = ["absent_segment_warnings", "flr_adequacy", "injured_liver_basis", "standard_resection_rows"]
 
 
 def flr_adequacy(
@@ -106,6 +106,29 @@ def standard_resection_rows(
         r["anatomically_feasible"] = ok
         r["anatomy_check"] = why
     return std
+
+
+def absent_segment_warnings(rows: Sequence[Mapping[str, Any]], table: SegmentTable) -> list[str]:
+    """One warning per user resection (``--resection``) that removes segments the segment map lacks.
+
+    Nothing of an absent segment can be removed or measured: the row's FLR is that of the labelled
+    segments it keeps, the same as without the absent ones, so the plan the user named is not the one
+    evaluated (e.g. a caudate resection on a map that labels no segment 1).
+    """
+    out = []
+    for r in rows:
+        if not str(r.get("name", "")).startswith("custom:"):
+            continue
+        absent = [s for s in r["removed_segments"] if table.liver_voxels[s] == 0]
+        if absent:
+            kept = [s for s in r["removed_segments"] if s not in absent]
+            what = f"only segment(s) {','.join(map(str, kept))} are removed" if kept else "it removes no liver"
+            out.append(
+                f"--resection {','.join(map(str, r['removed_segments']))}: segment(s) {','.join(map(str, absent))} "
+                f"absent from the Couinaud segment map (no liver voxel labelled): {what}; its FLR counts only "
+                "the labelled segments it keeps"
+            )
+    return out
 
 
 def injured_liver_basis(fb: FlrBasis, rules: Rules) -> FlrBasis | None:

@@ -29,7 +29,7 @@ from .classifications import (
 )
 from .clinical import ClinicalInputs, clinical_inputs_used
 from .distribution import lesion_distribution
-from .flr import flr_adequacy, injured_liver_basis, standard_resection_rows
+from .flr import absent_segment_warnings, flr_adequacy, injured_liver_basis, standard_resection_rows
 from .plan_block import plan_block
 from .planner import DebulkingPlan, plan_debulking
 from .rules import Rules, meets
@@ -434,6 +434,7 @@ def assess(
     std: list[dict[str, Any]] = []
     if table is not None:
         std = standard_resection_rows(table, remnants, fb, rules, injured)
+        trail.warnings += absent_segment_warnings(std, table)
     elif resections:
         trail.warnings.append("resections were requested but there is no Couinaud segment map; they were not evaluated")
 

@@ -70,7 +70,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="SEGMENTS",
-        help="evaluate a user resection: the removed Couinaud segments, e.g. 5,6,7,8, 5-8, S6+S7, VI-VII (repeatable)",
+        help="evaluate a user resection: the removed Couinaud segments (5,6,7,8, 5-8, S6+S7, VI-VII) or its "
+        "name ('right hepatectomy + 1', 'left lateral sectionectomy', 'central hepatectomy') (repeatable)",
     )
     p.add_argument("--max-voxels", type=int, help="refuse images declaring more voxels than this")
     p.add_argument(
@@ -105,15 +106,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def options_from_args(args: argparse.Namespace):
     """Build :class:`~netlm_imaging.api.AnalyzeOptions` from parsed arguments."""
     from ..api import AnalyzeOptions
-    from ..classify.anatomy import parse_segments
+    from ..classify.resection_names import parse_resection
     from ..errors import UsageError
 
     resections = []
     for r in getattr(args, "resection", []) or []:
-        try:  # 5,6,7,8 / 5-8 / S6+S7 / VI-VII / 4a,4b
-            segs = parse_segments(str(r))
+        try:  # 5,6,7,8 / 5-8 / S6+S7 / VI-VII / 4a,4b / "right hepatectomy + 1"
+            segs = parse_resection(str(r))
         except ValueError as exc:
-            raise UsageError(f"--resection {r}: {exc}; e.g. 5,6,7,8 or 5-8") from exc
+            raise UsageError(f"--resection {r}: {exc}; e.g. 5,6,7,8, 5-8 or 'right hepatectomy'") from exc
         resections.append(segs)  # the range is AnalyzeOptions' to check
     patterns = []
     for item in getattr(args, "segment_pattern", []) or []:

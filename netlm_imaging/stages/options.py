@@ -52,7 +52,8 @@ class AnalyzeOptions:
         Intrahepatic margin (the 2 mm rule).
     resections : sequence of sequence of int
         Extra user-defined resections (removed Couinaud segments) to evaluate; an entry may be a text
-        as ``--resection`` takes it ("5-8", "S6+S7", "VI-VII").
+        as ``--resection`` takes it ("5-8", "S6+S7", "VI-VII", "right hepatectomy + 1": names as
+        :func:`~netlm_imaging.classify.resection_names.parse_resection` reads them).
     name_patterns : sequence of (str, str)
         Extra (regular expression, role) pairs for segment / ROI names, tried
         before the built-in patterns.
@@ -87,14 +88,14 @@ class AnalyzeOptions:
     def __post_init__(self) -> None:
         """Refuse impossible values with the message the CLI gives (naming the flag)."""
         if any(isinstance(r, str) for r in self.resections):  # "5-8", "VI,VII": read as the CLI reads them
-            from ..classify.anatomy import parse_segments
+            from ..classify.resection_names import parse_resection
 
             parsed = []
             for r in self.resections:
                 try:
-                    parsed.append(parse_segments(r) if isinstance(r, str) else tuple(r))
+                    parsed.append(parse_resection(r) if isinstance(r, str) else tuple(r))
                 except ValueError as exc:
-                    raise UsageError(f"--resection {r}: {exc}; e.g. 5,6,7,8 or 5-8") from exc
+                    raise UsageError(f"--resection {r}: {exc}; e.g. 5,6,7,8, 5-8 or 'right hepatectomy'") from exc
             object.__setattr__(self, "resections", tuple(parsed))
         for message in _option_errors(self):
             raise UsageError(message)
