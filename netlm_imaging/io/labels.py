@@ -993,6 +993,11 @@ def layers_from_label_map(label_map: Volume, spec: LabelSpec, *, notes: Sequence
         )
     mapped = [x for vs in spec.mapping.values() for x in vs if isinstance(x, int)]
     if spec.user_given and spec.origin.startswith("--labels") and mapped and not layers:
+        if not values:  # nothing labelled at all: no label number would help
+            raise LabelError(
+                f"{label_map.source}: the map is empty (every voxel is 0), so none of the labels given in "
+                f"{spec.origin} ({sorted(set(mapped))}) occur; pass the segmentation that holds the liver and lesions."
+            )
         raise LabelError(
             f"{label_map.source}: none of the labels given in {spec.origin} ({sorted(set(mapped))}) occur in the map "
             f"(values present: {values[:20]}); check the label numbers."
