@@ -48,14 +48,16 @@ def _refusal(proc: subprocess.CompletedProcess[str]) -> str:
 def test_an_all_zero_map_is_refused_as_empty(tmp_path):
     study = _study(tmp_path)
     line = _refusal(_run("analyze", str(study), "--out", str(tmp_path / "out")))
-    assert "seg.nii.gz" in line and "no voxel with a liver or lesion label" in line
+    assert "seg.nii.gz" in line
+    assert "no voxel with a liver or lesion label" in line
     assert not (tmp_path / "out" / "report.json").exists()
 
 
 def test_an_all_zero_map_with_labels_says_it_is_empty_not_wrong_numbers(tmp_path):
     study = _study(tmp_path)
     line = _refusal(_run("analyze", str(study), "--out", str(tmp_path / "out"), "--labels", "liver=1,lesion=2"))
-    assert "seg.nii.gz" in line and "the map is empty (every voxel is 0)" in line
+    assert "seg.nii.gz" in line
+    assert "the map is empty (every voxel is 0)" in line
     assert "check the label numbers" not in line
 
 
@@ -70,5 +72,7 @@ def test_an_empty_lesion_mask_beside_a_liver_is_zero_lesions(tmp_path):
     report = analyze_json(str(study), "--out", str(tmp_path / "out"))
     voxel_ml = abs(np.linalg.det(AFFINE[:3, :3])) / 1000.0
     assert abs(report["liver"]["volume_ml"] - 17 * 13 * 6 * voxel_ml) < 1e-5
-    assert report["tumor"]["lesion_count"] == 0 and report["tumor"]["intrahepatic_volume_ml"] == 0.0
-    assert report["involvement_percent"] == 0.0 and report["lesions"] == []
+    assert report["tumor"]["lesion_count"] == 0
+    assert report["tumor"]["intrahepatic_volume_ml"] == 0.0
+    assert report["involvement_percent"] == 0.0
+    assert report["lesions"] == []
