@@ -13,13 +13,15 @@ sectionectomies) and segmentectomies for the rest.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..errors import InputError
+from ..measure.segments import SegmentTable
 
-__all__ = ["ROLES", "parse_segments", "remnant_check", "resection_name", "validate_anatomy"]
+__all__ = ["ROLES", "candidate_resections", "parse_segments", "remnant_check", "resection_name", "validate_anatomy"]
 
 ROLES = ("inflow", "outflow", "biliary")
 _SEGMENTS = tuple(range(1, 9))
@@ -149,6 +151,28 @@ def remnant_check(
                 names = "/".join(table[s][role])
                 return False, f"segment {s} loses its {role} ({names} taken by the resection)"
     return True, f"contiguous remnant {label} with inflow, outflow and biliary drainage"
+
+
+def candidate_resections(
+    table: SegmentTable, anatomy: Mapping[str, Any], allow_resection: bool
+) -> tuple[dict[frozenset[int], str], int]:
+    """Resected segment sets whose remnant passes the anatomy test -> the test's verdict; and how many failed.
+
+    Only segments present in the map (any liver voxel) are considered.
+    """
+    present = [k for k in range(1, len(_SEGMENTS) + 1) if table.liver_voxels[k] > 0]
+    out: dict[frozenset[int], str] = {}
+    rejected = 0
+    sizes = range(len(present) + 1) if allow_resection else range(1)
+    for r in sizes:
+        for c in itertools.combinations(present, r):
+            s = frozenset(c)
+            ok, why = remnant_check(set(present) - s, anatomy, present)
+            if ok:
+                out[s] = why
+            else:
+                rejected += 1
+    return out, rejected
 
 
 def resection_name(resected: Iterable[int], anatomy: Mapping[str, Any], resections: Mapping[str, Any]) -> str:

@@ -11,15 +11,37 @@ programme keeps a table entry unless a candidate beats it by more than that.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["ABLATION", "NONE", "VALUE_TOL_ML", "WEDGE", "solve_dp", "solve_enum"]
+__all__ = ["ABLATION", "NONE", "VALUE_TOL_ML", "WEDGE", "objective_values", "solve_dp", "solve_enum"]
 
 #: Treated volumes closer than this (mL) count as equal.
 VALUE_TOL_ML = 1e-9
 #: Per-lesion choices: nothing, wedge resection / enucleation, ablation.
 NONE, WEDGE, ABLATION = 0, 1, 2
+
+
+def objective_values(volumes_ml: Sequence[float], objective: str) -> list[float]:
+    """Each lesion's value in the knapsack: its volume (mL), or 1 per lesion plus a volume share.
+
+    ``"count"`` (the rules' ``debulking.primary_measure``): the shares add up to at most 0.5 over all
+    lesions, so a plan treating more lesions always wins and, among plans treating as many, the one
+    treating more volume.
+
+    Examples
+    --------
+    >>> objective_values([3.0, 1.0], "count")
+    [1.375, 1.125]
+    """
+    if objective == "volume":
+        return [float(v) for v in volumes_ml]
+    if objective != "count":
+        raise ValueError(f"objective must be 'volume' or 'count', got {objective!r}")
+    total = float(sum(volumes_ml))
+    scale = 0.5 / total if total > 0 else 0.0
+    return [1.0 + float(v) * scale for v in volumes_ml]
 
 
 def solve_enum(

@@ -53,11 +53,12 @@ import numpy as np
 from ..measure.context import MeasurementContext
 from ..measure.segments import N_SEGMENTS, SegmentTable
 from ..rules_data import default_rules_tree
-from .anatomy import remnant_check, resection_name
+from .anatomy import candidate_resections, resection_name
 from .knapsack import ABLATION as _ABL
 from .knapsack import NONE as _NONE
 from .knapsack import VALUE_TOL_ML as _VALUE_TOL_ML
 from .knapsack import WEDGE as _WEDGE
+from .knapsack import objective_values as _objective_values
 from .knapsack import solve_dp as _solve_dp
 from .knapsack import solve_enum as _solve_enum
 from .sparing import SPARING, planner_zones, refusal
@@ -404,6 +405,7 @@ def optimise_plan(
     exact_max_lesions: int | None = None,
     cost_resolution_ml: float | None = None,
     max_ablations: int | None = None,
+    objective: str = "volume",
 ) -> DebulkingPlan:
     """Best plan over the candidate resections and the per-lesion sparing treatments.
 
@@ -432,6 +434,11 @@ def optimise_plan(
         ``planner.cost_resolution_ml``).
     max_ablations : int, optional
         Ablations allowed in one operation (None: no limit).
+    objective : {"volume", "count"}
+        What "the most tumour" means: treated volume, or (the rules' ``debulking.primary_measure =
+        "count"``) the number of lesions treated, ties broken by treated volume. The Mahuron and
+        Cloyd decisions read the achievable debulking on that measure (clinical_rules.md section 4),
+        so the plan maximises it: a volume-best plan may treat fewer lesions than another one.
 
     Returns
     -------
@@ -449,7 +456,8 @@ def optimise_plan(
     index = [
         i for i, o in enumerate(options) if o.enucleation_ml_by_label is not None or o.ablation_ml_by_label is not None
     ]
-    sparing = _Sparing(index, [options[i] for i in index], np.array([options[i].volume_ml for i in index], float))
+    values = _objective_values([o.volume_ml for o in options], objective)
+    sparing = _Sparing(index, [options[i] for i in index], np.array([values[i] for i in index], float))
     combos = _combos(sparing.options) if _n_combos(sparing.options) <= 2 ** int(exact_max_lesions) else None
     finite = math.isfinite(required_flr_ml)
     slack = 1e-9 * max(1.0, abs(required_flr_ml)) if finite else 0.0
@@ -461,7 +469,7 @@ def optimise_plan(
         if capacity < 0:
             continue
         covered = [_covered(o, s) for o in options]
-        covered_ml = float(sum(o.volume_ml for o, c in zip(options, covered) if c))
+        covered_ml = float(sum(v for v, c in zip(values, covered) if c))  # the objective's value
         free = np.array([not covered[i] for i in index], dtype=bool)
         if (
             best_key is not None
@@ -490,28 +498,6 @@ def optimise_plan(
         )
     s, choice = best
     return _plan(options, sparing, s, choice, flr_by_resection[s], total_ml, optimiser)
-
-
-def candidate_resections(
-    table: SegmentTable, anatomy: Mapping[str, Any], allow_resection: bool
-) -> tuple[dict[frozenset[int], str], int]:
-    """Resected segment sets whose remnant passes the anatomy test -> the test's verdict; and how many failed.
-
-    Only segments present in the map (any liver voxel) are considered.
-    """
-    present = [k for k in range(1, N_SEGMENTS + 1) if table.liver_voxels[k] > 0]
-    out: dict[frozenset[int], str] = {}
-    rejected = 0
-    sizes = range(len(present) + 1) if allow_resection else range(1)
-    for r in sizes:
-        for c in itertools.combinations(present, r):
-            s = frozenset(c)
-            ok, why = remnant_check(set(present) - s, anatomy, present)
-            if ok:
-                out[s] = why
-            else:
-                rejected += 1
-    return out, rejected
 
 
 def plan_debulking(
@@ -584,6 +570,7 @@ def plan_debulking(
         exact_max_lesions=int(planner["exact_enumeration_max_lesions"]),
         cost_resolution_ml=float(planner["cost_resolution_ml"]),
         max_ablations=int(planner["max_ablations_per_operation"]),
+        objective=str(rules.get("debulking", {}).get("primary_measure", "volume")),
     )
     if plan.feasible:
         s = frozenset(plan.resected_segments)
