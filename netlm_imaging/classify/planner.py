@@ -509,6 +509,7 @@ def plan_debulking(
     required_flr_ml: float,
     comparator: str = ">",
     zones: Mapping[int, LesionZones] | None = None,
+    require_resection: bool = False,
 ) -> DebulkingPlan:
     """Plan from the measured masks, the segment table and the rules.
 
@@ -527,6 +528,9 @@ def plan_debulking(
     comparator : {">", ">="}
     zones : Mapping, optional
         Precomputed :func:`~netlm_imaging.classify.sparing.planner_zones`.
+    require_resection : bool
+        Only plans whose segment resection takes at least one lesion (the staged strategies grow the
+        remnant of such a resection).
 
     Returns
     -------
@@ -562,6 +566,8 @@ def plan_debulking(
         outside = [o.lesion_id for o in options if not o.segments]
         if outside:
             notes.append(f"lesions {outside} lie outside every segment: only sparing treatment can treat them")
+    if require_resection:  # a resection that takes at least one lesion
+        flr_by = {k: v for k, v in flr_by.items() if any(_covered(o, k) for o in options)}
     plan = optimise_plan(
         options,
         flr_by,

@@ -15,6 +15,11 @@ sources) and whether the expected FLR passes the threshold:
   resection; expected growth as after PVE [D]; not applicable when no lesion lies in
   the future remnant (it is then PVE and the resection);
 - ALPPS (liver partition and portal vein ligation), with its own expected growth.
+
+The clearing plan must resect a segment: when wedges and ablations alone would clear the liver but
+spend too much FLR, the clearing plan is the best one with a segment resection (the caller's
+:func:`~netlm_imaging.classify.planner.plan_debulking` with ``require_resection``); without one there
+is no liver to embolise or ligate and no strategy applies (``possible`` False, ``strategies`` empty).
 """
 
 from __future__ import annotations
@@ -80,6 +85,17 @@ def staged_strategies(
         "source": staging["source"],
         "strategies": {},
     }
+    if not clearing.resected_segments:
+        # PVE and ALPPS grow the remnant of a resection by occluding the portal flow of the liver to be
+        # resected; a clearing plan of wedges and ablations alone resects no segment, so there is no portal
+        # branch to occlude and no remnant to grow: its FLR is spent by the sparing treatments themselves
+        out["possible"] = False
+        out["reason"] = (
+            f"only wedges / ablations (no segment resected) clear every lesion, leaving FLR {now * pct:.1f}% of "
+            f"{basis} (threshold {comparator} {threshold_percent:g}%), and no plan with a segment resection clears "
+            "them: PVE, two-stage hepatectomy and ALPPS grow the remnant of a segment resection, so none applies"
+        )
+        return out
     for name, key, first in (
         ("portal_vein_embolisation", "pve_expected_hypertrophy_percent", None),
         ("two_stage_hepatectomy", "pve_expected_hypertrophy_percent", flr_side),

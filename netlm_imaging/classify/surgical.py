@@ -155,6 +155,10 @@ def _debulking_plan(
     if not staged:
         return _Plan(plan, zones=kw["zones"])
     clearing = plan if plan.clears_all else plan_debulking(ctx, table, rules, required_flr_ml=-math.inf, **kw)
+    if not plan.clears_all and clearing.clears_all and not clearing.resected_segments and table is not None:
+        # wedges / ablations alone clear it but spend too much FLR: PVE / ALPPS need a resection to grow
+        resecting = plan_debulking(ctx, table, rules, required_flr_ml=-math.inf, require_resection=True, **kw)
+        clearing = resecting if resecting.clears_all else clearing
     strategies = staged_strategies(
         one_stage=plan,
         clearing=clearing,
