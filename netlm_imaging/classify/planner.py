@@ -53,7 +53,7 @@ import numpy as np
 from ..measure.context import MeasurementContext
 from ..measure.segments import N_SEGMENTS, SegmentTable
 from ..rules_data import default_rules_tree
-from .anatomy import candidate_resections, resection_name
+from .anatomy import candidate_resections, remnant_check, resection_name
 from .knapsack import ABLATION as _ABL
 from .knapsack import NONE as _NONE
 from .knapsack import VALUE_TOL_ML as _VALUE_TOL_ML
@@ -224,10 +224,8 @@ class DebulkingPlan:
 def remnant_after_zones_ml(flr_ml: float, zone_voxels: float, voxel_ml: float) -> float:
     """The remnant left when the sparing zones' parenchyma is taken from the kept segments.
 
-    The kept segments' volume is a sum of per-segment volumes and the zones' a voxel
-    count times the voxel volume, so a remnant that is truly empty comes out as a
-    float residue (1e-16 mL, either sign); a staged-strategy growth computed from it
-    would read 1e17 %. Less than half a voxel is no remnant: 0.
+    A truly empty remnant comes out as a float residue (1e-16 mL, either sign: per-segment sums
+    minus voxel counts), which a staged growth would read as 1e17 %. Under half a voxel is 0.
 
     Examples
     --------
@@ -510,6 +508,7 @@ def plan_debulking(
     comparator: str = ">",
     zones: Mapping[int, LesionZones] | None = None,
     require_resection: bool = False,
+    fixed_resection: frozenset[int] | None = None,
 ) -> DebulkingPlan:
     """Plan from the measured masks, the segment table and the rules.
 
@@ -529,8 +528,9 @@ def plan_debulking(
     zones : Mapping, optional
         Precomputed :func:`~netlm_imaging.classify.sparing.planner_zones`.
     require_resection : bool
-        Only plans whose segment resection takes at least one lesion (the staged strategies grow the
-        remnant of such a resection).
+        Only plans whose resection takes a lesion (the staged strategies grow such a remnant).
+    fixed_resection : frozenset of int, optional
+        Plan the sparing treatments beside this resection only (a user's ``--resection``).
 
     Returns
     -------
@@ -566,6 +566,12 @@ def plan_debulking(
         outside = [o.lesion_id for o in options if not o.segments]
         if outside:
             notes.append(f"lesions {outside} lie outside every segment: only sparing treatment can treat them")
+    if fixed_resection is not None and table is not None:
+        kept_segs = [k for k in range(1, N_SEGMENTS + 1) if k not in fixed_resection]
+        flr_by = {fixed_resection: table.non_tumorous_ml(kept_segs)}
+        present = {k for k in range(1, N_SEGMENTS + 1) if table.liver_voxels[k] > 0}
+        checks = {fixed_resection: remnant_check(present - fixed_resection, rules["anatomy"], present)[1]}
+        notes[0] = f"resection given by the user (remnant: {checks[fixed_resection]})"  # not the candidates' count
     if require_resection:  # a resection that takes at least one lesion
         flr_by = {k: v for k, v in flr_by.items() if any(_covered(o, k) for o in options)}
     plan = optimise_plan(

@@ -35,6 +35,7 @@ from .planner import DebulkingPlan, plan_debulking
 from .rules import Rules, meets
 from .sparing import planner_zones
 from .staging import staged_strategies, undecided_without_condition
+from .user_plans import add_user_plans
 
 __all__ = ["SurgicalAssessment", "assess", "flr_adequacy"]  # flr_adequacy: from .flr, as before
 
@@ -444,6 +445,10 @@ def assess(
 
     planned = _debulking_plan(ctx, table, rules, fb, non_tumorous_ml, trail, strict=injured)
     _add(trail.missing, planned.missing)
+    if table is not None and non_tumorous_ml is not None and ctx.intrahepatic_lesions:
+        trail.rationale += add_user_plans(
+            std, ctx, table, rules, fb, injured, non_tumorous_ml=non_tumorous_ml, zones=planned.zones
+        )
     reach = _achievable(planned, table, rules, fb, trail)
 
     no_table = "segment map" if ctx.segment_labels is None else "liver mask"

@@ -1,0 +1,109 @@
+"""A user's resection (``--resection``) with the best sparing treatment of the lesions it leaves.
+
+A surgeon who names a resection ("right hepatectomy + 1") wants to know what it achieves, not only
+its FLR: the lesions left in the remnant can be wedged / enucleated or ablated within the FLR the
+resection leaves (clinical_rules.md section 4: ablated lesions count as treated; section 6: the zones
+come out of the FLR). Each user row of ``remnant.standard_resections`` gets ``plan_with_sparing``: the
+planner's block (as ``remnant.resection_plan``) for that resection alone, judged on the study's FLR
+threshold. Without a threshold or its denominator it is None (the row names what is missing). Without
+a liver condition, a verdict the most demanding condition's threshold would change is None with
+``liver_condition`` in the block's ``missing_inputs``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..measure.context import MeasurementContext
+from ..measure.segments import SegmentTable
+from .anatomy import resection_name
+from .body_size import FlrBasis
+from .plan_block import plan_block
+from .planner import DebulkingPlan, plan_debulking
+from .rules import Rules
+
+__all__ = ["add_user_plans"]
+
+#: The block's verdicts that the liver condition's threshold can change.
+_VERDICTS = ("feasible", "meets_debulking_threshold", "debulking_percent_volume", "debulking_percent_count")
+
+
+def _plan(
+    ctx: MeasurementContext, table: SegmentTable, rules: Rules, fb: FlrBasis, s: frozenset[int], **kw: Any
+) -> DebulkingPlan | None:
+    if fb.threshold_percent is None or fb.denominator_ml is None:
+        return None
+    required = fb.threshold_percent / 100.0 * fb.denominator_ml
+    plan = plan_debulking(ctx, table, rules, required_flr_ml=required, fixed_resection=s, **kw)
+    if not plan.feasible:  # nothing is planned: state the resection and the FLR it leaves
+        plan.resected_segments = sorted(s)
+        plan.resection_name = resection_name(s, rules["anatomy"], rules["resections"])
+        plan.remnant_ml = table.non_tumorous_ml([k for k in range(1, 9) if k not in s])
+        thr = f"{fb.threshold_percent:g}% of {fb.basis}"
+        plan.notes = [f"the resection alone leaves less FLR than the threshold ({thr})"]
+        plan.untreated_reasons = dict.fromkeys(plan.treatments, "the resection alone leaves an inadequate FLR")
+    return plan
+
+
+def add_user_plans(
+    rows: Sequence[dict[str, Any]],
+    ctx: MeasurementContext,
+    table: SegmentTable,
+    rules: Rules,
+    fb: FlrBasis,
+    injured: FlrBasis | None,
+    *,
+    non_tumorous_ml: float,
+    zones: Mapping[int, Any] | None,
+) -> list[str]:
+    """Add ``plan_with_sparing`` to each user row (name ``custom:...``); return one rationale line per row."""
+    lines = []
+    kw = {"non_tumorous_total_ml": non_tumorous_ml, "comparator": rules["flr"]["comparator"], "zones": zones}
+    for row in rows:
+        if not str(row.get("name", "")).startswith("custom:"):
+            continue
+        s = frozenset(int(k) for k in row["removed_segments"])
+        plan = _plan(ctx, table, rules, fb, s, **kw)
+        if plan is None or fb.threshold_percent is None:
+            row["plan_with_sparing"] = None
+            continue
+        block = plan_block(
+            plan,
+            table,
+            non_tumorous_ml=non_tumorous_ml,
+            telv=fb.telv_ml,
+            threshold=fb.threshold_percent,
+            basis=fb.basis,
+            rules=rules,
+        )
+        block["missing_inputs"] = []
+        strict = _plan(ctx, table, rules, injured, s, **kw) if injured is not None else None
+        if strict is not None and injured is not None and injured.threshold_percent is not None:
+            other = plan_block(
+                strict,
+                table,
+                non_tumorous_ml=non_tumorous_ml,
+                telv=injured.telv_ml,
+                threshold=injured.threshold_percent,
+                basis=injured.basis,
+                rules=rules,
+            )
+            changed = [k for k in _VERDICTS if other[k] != block[k]]
+            for k in changed:
+                block[k] = None
+            if changed:
+                block["missing_inputs"] = ["liver_condition"]
+        row["plan_with_sparing"] = block
+        pct = block["debulking_percent_volume"]
+        lines.append(
+            f"user resection {'+'.join(map(str, sorted(s)))} ({plan.resection_name}) with sparing treatment of the "
+            f"lesions it leaves: "
+            + (
+                "the resection alone leaves an inadequate FLR"
+                if block["feasible"] is False
+                else f"{'undetermined' if pct is None else f'{pct:.1f}%'} debulked by volume, remnant "
+                f"{plan.remnant_ml:.1f} mL"
+            )
+        )
+    return lines
