@@ -8,9 +8,8 @@ impossible value (height 20 cm, weight 700 kg, Ki-67 150 %) raises
 :class:`~netlm_imaging.errors.InputError` naming the file, the field, the bad
 value and what is allowed.
 
-Height and weight fall back to the DICOM header facts (PatientSize (0010,1020)
-in metres, PatientWeight (0010,1030) in kg; clinical_rules.md section 6) when
-the sidecar lacks them; :func:`resolve_body_size` says which source was used.
+Height and weight fall back to the DICOM header facts (PatientSize (0010,1020) in metres, PatientWeight
+(0010,1030) in kg; clinical_rules.md section 6); :func:`resolve_body_size` says which source was used.
 """
 
 from __future__ import annotations
@@ -34,6 +33,8 @@ from .clinical_text import (
     CONDITION_COLUMNS,
     ECOG_PREFIXES,
     GRADE_PREFIXES,
+    NON_FUNCTIONING,
+    NON_FUNCTIONING_WHY,
     ROMAN_GRADES,
     UNITS,
     canonical_field,
@@ -219,7 +220,12 @@ def _symptoms_cell(source: str, raw: Any) -> str:
     try:
         return _as_choice(source, name, raw, SYMPTOMS)
     except InputError:
-        parts = [t for t in re.split(r"\s*(?:[,;/+&]|\band\b)\s*", raw.strip()) if t]
+        if nf := NON_FUNCTIONING.search(raw):  # no hormonal syndrome; bulk symptoms not stated
+            if rest := (raw[: nf.start()] + raw[nf.end() :]).strip(" ,;/+&:-()"):  # "non-functioning, pain"
+                return _symptoms_cell(source, rest)
+            raise _bad(source, name, raw, f"none or bulk ({NON_FUNCTIONING_WHY})") from None
+        # "flushing, diarrhoea", "yes - flushing", "carcinoid syndrome with flushing", "hormonal (flushing)"
+        parts = [t for t in re.split(r"\s*(?:[,;/+&():]|\s-\s|\band\b|\bwith\b)\s*", raw.strip()) if t]
         if len(parts) < 2:
             raise
     found = {_as_choice(source, name, t, SYMPTOMS) for t in parts}

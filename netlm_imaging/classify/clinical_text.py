@@ -26,6 +26,8 @@ __all__ = [
     "FIELD_ALIASES",
     "GRADE_PREFIXES",
     "MISSING_WORDS",
+    "NON_FUNCTIONING",
+    "NON_FUNCTIONING_WHY",
     "ROMAN_GRADES",
     "UNITS",
     "Interval",
@@ -55,6 +57,10 @@ UNITS: Mapping[str, Mapping[str, float]] = {
     "weight_kg": {"kg": 1.0, "kgs": 1.0, "g": 0.001, "lb": 0.45359237, "lbs": 0.45359237, "pounds": 0.45359237},
     "ki67_percent": {"%": 1.0, "percent": 1.0, "pct": 1.0},
 }
+
+#: "non-functioning (NET)" in a symptoms cell: no hormonal syndrome, bulk symptoms not stated.
+NON_FUNCTIONING_WHY = "a non-functioning tumour has no hormonal syndrome; say whether there are bulk symptoms"
+NON_FUNCTIONING = re.compile(r"\bnon[\s_-]?function\w*(?:\s+(?:neuroendocrine\s+)?(?:net|tumou?r|neoplasm))?", re.I)
 
 #: Real-world words for each allowed value (lower-case; the value itself is always accepted).
 CHOICE_WORDS: Mapping[str, Mapping[str, str]] = {
