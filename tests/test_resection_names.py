@@ -143,3 +143,19 @@ def test_a_resection_of_a_segment_the_map_lacks_is_warned_of():
     q = SlabLiver({1: 2, **slices}, ny=NY, nz=NZ)
     full = assess(q.ctx(), FULL_CLINICAL, load_rules(), resections=[(1,)])
     assert not [w for w in full.warnings if "--resection" in w]
+
+
+def test_the_console_states_each_named_resection(tmp_path, capsys):
+    """The demo's clinical file: 172 cm, 74 kg, normal liver (threshold 20 % of TELV, Vauthey / Mosteller)."""
+    import math
+
+    argv = ["analyze", str(DEMO), "--out", str(tmp_path / "o"), "--resection", "right hepatectomy"]
+    assert main(argv) == 0
+    telv = -794.41 + 1267.28 * math.sqrt(172.0 * 74.0 / 3600.0)
+    flr = _demo_flr_ml({5, 6, 7, 8})
+    verdict = "adequate" if 100 * flr / telv > 20.0 else "inadequate"
+    expected = (
+        f"Resection 5+6+7+8 (Right hemihepatectomy): FLR {flr:.0f} mL = {100 * flr / telv:.1f}% of TELV, "
+        f"{verdict} (threshold 20%); anatomically possible"
+    )
+    assert expected in capsys.readouterr().out

@@ -35,7 +35,7 @@ from .planner import DebulkingPlan, plan_debulking
 from .rules import Rules, meets
 from .sparing import planner_zones
 from .staging import staged_strategies, undecided_without_condition
-from .user_plans import add_user_plans
+from .user_plans import add_user_plans, user_resection_lines
 
 __all__ = ["SurgicalAssessment", "assess", "flr_adequacy"]  # flr_adequacy: from .flr, as before
 
@@ -506,7 +506,7 @@ def assess(
         grade=grade,
         staged=planned.staged,
         debulking=rules["debulking"],
-    )
+    ) + user_resection_lines(std)
     return SurgicalAssessment(
         remnant,
         segments_block(table) if table is not None else None,

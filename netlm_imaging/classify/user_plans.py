@@ -23,7 +23,7 @@ from .plan_block import plan_block
 from .planner import DebulkingPlan, plan_debulking
 from .rules import Rules
 
-__all__ = ["add_user_plans"]
+__all__ = ["add_user_plans", "user_resection_lines"]
 
 #: The block's verdicts that the liver condition's threshold can change.
 _VERDICTS = ("feasible", "meets_debulking_threshold", "debulking_percent_volume", "debulking_percent_count")
@@ -106,4 +106,36 @@ def add_user_plans(
                 f"{plan.remnant_ml:.1f} mL"
             )
         )
+    return lines
+
+
+def user_resection_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One console line per user resection: its FLR and adequacy, its anatomy, what it debulks with sparing."""
+    lines = []
+    said = {True: "adequate", False: "inadequate", None: "adequacy undetermined"}
+    for row in rows:
+        if not str(row.get("name", "")).startswith("custom:"):
+            continue
+        segs = "+".join(map(str, row["removed_segments"]))
+        pct = row.get("standardized_flr_percent")
+        if row.get("adequacy_basis") == "non_tumorous" or pct is None:
+            pct, of = row.get("flr_percent_of_non_tumorous"), "of the non-tumorous liver"
+        else:
+            of = "of TELV"
+        flr = f"FLR {row['flr_ml']:.0f} mL" + (f" = {pct:.1f}% {of}" if pct is not None else "")
+        thr = row.get("threshold_percent")
+        verdict = said[row.get("adequate")] + (f" (threshold {thr:g}%)" if thr is not None else "")
+        anatomy = (
+            "anatomically possible" if row.get("anatomically_feasible") else f"NOT possible: {row.get('anatomy_check')}"
+        )
+        plan = row.get("plan_with_sparing")
+        name = f" ({plan['resection_name']})" if plan else ""
+        line = f"Resection {segs}{name}: {flr}, {verdict}; {anatomy}"
+        if plan and plan["feasible"] and plan["debulking_percent_volume"] is not None:
+            ok = {True: "meets", False: "below", None: "undetermined vs"}[plan["meets_debulking_threshold"]]
+            line += (
+                f"; with sparing treatment of the rest {plan['debulking_percent_volume']:.1f}% debulked by volume "
+                f"({ok} {plan['debulking_threshold_percent']:g}%), FLR {plan['remnant_ml']:.0f} mL"
+            )
+        lines.append(line)
     return lines
