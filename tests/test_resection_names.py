@@ -56,6 +56,12 @@ TRUTH = json.loads((DEMO / "truth.json").read_text())
         ("segmentectomy VII", {7}),
         ("bisegmentectomy 6-7", {6, 7}),
         ("resection of segment 4", {4}),
+        ("anatomical resection of segment 8", {8}),
+        ("S8 segmentectomy", {8}),
+        # the approach is not the extent
+        ("laparoscopic right hepatectomy", {5, 6, 7, 8}),
+        ("Robotic left lateral sectionectomy", {2, 3}),
+        ("Open right hepatectomy + caudate", {1, 5, 6, 7, 8}),
         # the tool's own plan names read back (classify.anatomy.resection_name / assessment_text)
         ("Left lateral sectionectomy + segmentectomy 6", {2, 3, 6}),
         ("segmentectomies 2+3", {2, 3}),
@@ -77,6 +83,8 @@ def test_a_resection_name_removes_its_brisbane_segments(text, segments):
         ("left lobectomy", "names different segments in different nomenclatures"),
         ("left lateral sectorectomy", "Couinaud's sectors"),
         ("wedge resection of segment 6", "no set of Couinaud segments"),
+        ("non-anatomical resection of segment 6", "no set of Couinaud segments"),
+        ("laparoscopic wedge", "no set of Couinaud segments"),
         ("right hepatectomy + ablation", "no set of Couinaud segments"),
         ("right hepatectomy + foo", "'foo' is neither a Couinaud segment nor a resection name"),
         ("right hepatectomy (segments 5-7)", "removes segments 5,6,7,8, not 5,6,7"),

@@ -64,12 +64,15 @@ _AMBIGUOUS = {
     "sectorectomy": "a left 'sectorectomy' removes Couinaud's sectors (left lateral sector = segment 2 only), "
     "not the Brisbane sections",
 }
-_NON_ANATOMICAL = ("wedge", "enucleation", "ablation", "non-anatomical", "nonanatomical", "atypical", "metastasectomy")
-#: Words before segment numbers: "segmentectomy 6", "bisegmentectomy 6-7", "resection of segment 4".
+_NON_ANATOMICAL = ("wedge", "enucleation", "ablation", "non anatomical", "nonanatomical", "atypical", "metastasectomy")
+#: Words around segment numbers: "segmentectomy 6", "bisegmentectomy 6-7", "anatomical resection of segment 4",
+#: "S8 segmentectomy".
 _SEGMENT_WORDS = re.compile(
-    r"^(?:(?:bi|tri)?segmentectom(?:y|ies)|(?:bi|tri)?sectionectom(?:y|ies)|resection(?:\s+of)?)\s*",
+    r"\b(?:anatomic(?:al)?\s+)?(?:(?:bi|tri)?segmentectom(?:y|ies)|(?:bi|tri)?sectionectom(?:y|ies)|resection(?:\s+of)?)\b",
     re.IGNORECASE,
 )
+#: The approach, not the extent: "laparoscopic right hepatectomy" is a right hepatectomy.
+_APPROACH = re.compile(r"\b(?:laparoscopic|lap|robotic|robot assisted|open|formal|anatomic(?:al)?)\b\s*")
 #: Joins between parts of one resection (not "-" or "to": those are ranges of segments).
 _JOIN = re.compile(r"\s*(?:\+|,|;|&|\bplus\b|\bwith\b|\band\b|\bextended\s+to\b|\bincluding\b)\s*", re.IGNORECASE)
 
@@ -133,6 +136,8 @@ def _part(part: str, names: Mapping[str, tuple[int, ...]], whole: str) -> tuple[
             )
         return named
     key = _norm(part)
+    if _APPROACH.sub("", key).strip() in names and not any(w in key for w in _NON_ANATOMICAL):
+        return names[_APPROACH.sub("", key).strip()]
     if key in names:
         return names[key]
     for word in _NON_ANATOMICAL:
@@ -144,7 +149,7 @@ def _part(part: str, names: Mapping[str, tuple[int, ...]], whole: str) -> tuple[
     for word, why in _AMBIGUOUS.items():
         if word in key:
             raise ValueError(f"{why}; write the Brisbane 2000 name (e.g. right hemihepatectomy) or the segments")
-    rest = _SEGMENT_WORDS.sub("", part.strip())
+    rest = _SEGMENT_WORDS.sub(" ", _APPROACH.sub("", part.strip().lower())).strip()
     try:
         return parse_segments(rest)
     except ValueError as exc:
