@@ -59,3 +59,15 @@ def test_the_plan_maximises_the_primary_measure(tmp_path, measure, achievable, t
     c = a.classification
     assert c["achievable_debulking_percent"] == pytest.approx(achievable)
     assert c["mahuron_type"] == "2"  # >= 70 % on its measure, not complete clearance (Mahuron 2023 [C])
+
+
+@pytest.mark.parametrize(("symptoms", "named"), [(None, True), ("none", False)])
+def test_an_unknown_achievable_debulking_also_names_missing_symptoms(tmp_path, symptoms, named):
+    """No height/weight and no fallback: no plan, so the type is open; below 70 % the symptoms would decide
+    3 vs 4 (Mahuron 2023, clinical_rules.md section 1), so a missing symptoms input is named with it."""
+    p, *_ = _scene()
+    rules = user_rules(tmp_path, {"flr.fallback_denominator": "none"})
+    c = assess(p.ctx(), ClinicalInputs(symptoms=symptoms, liver_condition="normal"), rules).classification
+    assert c["mahuron_type"] is None
+    assert "height/weight" in c["missing_inputs"]
+    assert ("symptoms" in c["missing_inputs"]) is named

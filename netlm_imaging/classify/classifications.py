@@ -305,11 +305,11 @@ def mahuron_type(
             "missing_inputs": [],
             "rationale": ["Mahuron type not applicable: no intrahepatic lesions"],
         }
-    if achievable_percent is None:
+    if achievable_percent is None:  # symptoms decide 3 vs 4 should it be below the threshold: name them too
         return {
             "type": None,
             "inferred": False,
-            "missing_inputs": list(achievable_missing),
+            "missing_inputs": [*achievable_missing, *(["symptoms"] if symptoms is None else [])],
             "rationale": [
                 f"Mahuron type undetermined: achievable debulking unknown (missing {', '.join(achievable_missing)})"
             ],
