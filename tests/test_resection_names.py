@@ -167,3 +167,20 @@ def test_the_console_states_each_named_resection(tmp_path, capsys):
         f"{verdict} (threshold 20%); anatomically possible"
     )
     assert expected in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("right hepatectomy", ((5, 6, 7, 8),)),  # one text, not its characters
+        ((5, 6, 7, 8), ((5, 6, 7, 8),)),  # one resection's segments
+        ([[2, 3], "central hepatectomy"], ((2, 3), (4, 5, 8))),
+    ],
+)
+def test_the_python_api_takes_one_resection_or_several(given, expected):
+    assert AnalyzeOptions(resections=given).resections == expected
+
+
+def test_a_resection_mixing_numbers_and_texts_is_refused_with_the_form():
+    with pytest.raises(UsageError, match=r"give each resection as a text .* or a sequence of segment numbers"):
+        AnalyzeOptions(resections=(5, "x"))

@@ -87,15 +87,23 @@ class AnalyzeOptions:
 
     def __post_init__(self) -> None:
         """Refuse impossible values with the message the CLI gives (naming the flag)."""
-        if any(isinstance(r, str) for r in self.resections):  # "5-8", "VI,VII": read as the CLI reads them
+        given: Any = self.resections
+        if isinstance(given, str) or (given and all(isinstance(r, int) for r in given)):
+            given = (given,)  # one resection: "right hepatectomy", or its segments (5, 6, 7, 8)
+        if given is not self.resections or not isinstance(given, tuple) or any(isinstance(r, str) for r in given):
             from ..classify.resection_names import parse_resection
 
             parsed = []
-            for r in self.resections:
+            for r in given:  # "5-8", "VI,VII", "right hepatectomy": read as the CLI reads them
                 try:
                     parsed.append(parse_resection(r) if isinstance(r, str) else tuple(r))
                 except ValueError as exc:
                     raise UsageError(f"--resection {r}: {exc}; e.g. 5,6,7,8, 5-8 or 'right hepatectomy'") from exc
+                except TypeError:
+                    raise UsageError(
+                        f"resections {self.resections!r}: give each resection as a text ('5-8', 'right hepatectomy') "
+                        "or a sequence of segment numbers, e.g. resections=[(5, 6, 7, 8), '2,3']"
+                    ) from None
             object.__setattr__(self, "resections", tuple(parsed))
         for message in _option_errors(self):
             raise UsageError(message)
