@@ -184,3 +184,23 @@ def test_the_python_api_takes_one_resection_or_several(given, expected):
 def test_a_resection_mixing_numbers_and_texts_is_refused_with_the_form():
     with pytest.raises(UsageError, match=r"give each resection as a text .* or a sequence of segment numbers"):
         AnalyzeOptions(resections=(5, "x"))
+
+
+def test_an_anatomy_verdict_that_turns_on_a_segment_the_map_lacks_is_undetermined():
+    """Right anterior sectionectomy (5, 8) leaves 4 joined to 6-7 only through the caudate (segment 1: adjacent
+    to 4 and 7 in the Couinaud table, clinical_rules.md section 9). A map labelling no segment 1 cannot say the
+    remnant is split; with segment 1 labelled it is possible; right posterior sectionectomy does not depend on it."""
+    slices = {2: 3, 3: 3, 4: 4, 5: 4, 6: 4, 7: 5, 8: 5}
+    p = SlabLiver(slices, ny=NY, nz=NZ, unlabeled_slices=2)
+    p.add_in_segment(6, 2, 3, 3)
+    rows = {r["name"]: r for r in assess(p.ctx(), FULL_CLINICAL, load_rules()).remnant["standard_resections"]}
+    assert rows["right_anterior_sectionectomy"]["anatomically_feasible"] is None
+    assert (
+        "with segment(s) 1, absent from the map, the remnant would be possible"
+        in (rows["right_anterior_sectionectomy"]["anatomy_check"])
+    )
+    assert rows["right_posterior_sectionectomy"]["anatomically_feasible"] is True
+    q = SlabLiver({1: 2, **slices}, ny=NY, nz=NZ)
+    q.add_in_segment(6, 2, 3, 3)
+    full = {r["name"]: r for r in assess(q.ctx(), FULL_CLINICAL, load_rules()).remnant["standard_resections"]}
+    assert full["right_anterior_sectionectomy"]["anatomically_feasible"] is True

@@ -102,7 +102,16 @@ def standard_resection_rows(
             if strict["adequate"] != r["adequate"]:  # adequate with a normal liver, not with an injured one
                 r["adequate"] = None
                 r["missing_inputs"] = [*r["missing_inputs"], "liver_condition"]
-        ok, why = remnant_check(set(present) - set(r["removed_segments"]), rules["anatomy"], present)
+        feasible, why = remnant_check(set(present) - set(r["removed_segments"]), rules["anatomy"], present)
+        ok: bool | None = feasible
+        absent = [k for k in range(1, 9) if k not in present and k not in r["removed_segments"]]
+        if absent and remnant_check(set(range(1, 9)) - set(r["removed_segments"]), rules["anatomy"])[0] != ok:
+            # the verdict turns on segments the map does not label (e.g. no segment 1: 4 and 7 seem apart)
+            why += (
+                f"; undetermined: with segment(s) {','.join(map(str, absent))}, absent from the map, the remnant "
+                f"would {'not ' if ok else ''}be possible"
+            )
+            ok = None
         r["anatomically_feasible"] = ok
         r["anatomy_check"] = why
     return std

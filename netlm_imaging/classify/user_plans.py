@@ -125,9 +125,9 @@ def user_resection_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
         flr = f"FLR {row['flr_ml']:.0f} mL" + (f" = {pct:.1f}% {of}" if pct is not None else "")
         thr = row.get("threshold_percent")
         verdict = said[row.get("adequate")] + (f" (threshold {thr:g}%)" if thr is not None else "")
-        anatomy = (
-            "anatomically possible" if row.get("anatomically_feasible") else f"NOT possible: {row.get('anatomy_check')}"
-        )
+        possible = row.get("anatomically_feasible")
+        anatomy = "anatomically possible" if possible else f"anatomy: {row.get('anatomy_check')}"
+        anatomy = anatomy if possible is not False else f"NOT possible: {row.get('anatomy_check')}"
         plan = row.get("plan_with_sparing")
         name = f" ({plan['resection_name']})" if plan else ""
         line = f"Resection {segs}{name}: {flr}, {verdict}; {anatomy}"
