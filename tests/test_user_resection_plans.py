@@ -92,3 +92,22 @@ def test_without_height_and_weight_on_the_telv_there_is_no_user_plan(tmp_path):
     assert all(
         "plan_with_sparing" not in r for r in a.remnant["standard_resections"] if not r["name"].startswith("custom")
     )
+
+
+def test_an_inadequate_user_resection_gets_the_staged_numbers(tmp_path):
+    """FLR after the resection and the ablation below the threshold, within PVE's 37.9 % growth
+    (van Lienden 2013 via the rules' [staging], clinical_rules.md section 6: 'consider PVE')."""
+    p, _, small, nt_ml, flr_left, zone_ml = _scene()
+    now = flr_left - zone_ml
+    need = now * 1.2  # 20 % growth needed: PVE (37.9 %) reaches it
+    plan = _row(p, nt_ml, need, tmp_path)[0]["plan_with_sparing"]
+    staged = plan["staged_strategies"]
+    assert staged["clearing_resected_segments"] == [5, 6, 7, 8]
+    assert staged["flr_now_ml"] == pytest.approx(now)
+    assert staged["growth_needed_percent"] == pytest.approx(20.0, rel=1e-6)
+    pve = staged["strategies"]["portal_vein_embolisation"]
+    assert pve["expected_flr_ml"] == pytest.approx(now * 1.379)
+    assert pve["reaches_threshold"] is True
+    assert staged["strategies"]["two_stage_hepatectomy"]["first_stage_clears_lesions"] == [small.id]
+    # room for the ablation: one stage clears it, no staged figures
+    assert _row(p, nt_ml, flr_left - 2 * zone_ml, tmp_path)[0]["plan_with_sparing"]["staged_strategies"] is None

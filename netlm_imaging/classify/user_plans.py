@@ -12,6 +12,7 @@ a liver condition, a verdict the most demanding condition's threshold would chan
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,6 +23,7 @@ from .body_size import FlrBasis
 from .plan_block import plan_block
 from .planner import DebulkingPlan, plan_debulking
 from .rules import Rules
+from .staging import staged_strategies, undecided_without_condition
 
 __all__ = ["add_user_plans", "user_resection_lines"]
 
@@ -44,6 +46,38 @@ def _plan(
         plan.notes = [f"the resection alone leaves less FLR than the threshold ({thr})"]
         plan.untreated_reasons = dict.fromkeys(plan.treatments, "the resection alone leaves an inadequate FLR")
     return plan
+
+
+def _staged(
+    ctx: MeasurementContext,
+    table: SegmentTable,
+    rules: Rules,
+    fb: FlrBasis,
+    injured: FlrBasis | None,
+    s: frozenset[int],
+    plan: DebulkingPlan,
+    **kw: Any,
+) -> dict[str, Any] | None:
+    """PVE / two-stage / ALPPS for this resection when it and the sparing of the rest would clear every lesion
+    but the FLR does not allow it in one stage ("if insufficient, consider portal vein embolization",
+    clinical_rules.md section 6); None when the one-stage plan clears them or nothing clears them."""
+    if plan.clears_all or fb.threshold_percent is None or not fb.denominator_ml:
+        return None
+    clearing = plan_debulking(ctx, table, rules, required_flr_ml=-math.inf, fixed_resection=s, **kw)
+    if not clearing.clears_all:
+        return None
+    out = staged_strategies(
+        one_stage=plan,
+        clearing=clearing,
+        denominator_ml=fb.denominator_ml,
+        basis=fb.basis,
+        threshold_percent=fb.threshold_percent,
+        comparator=rules["flr"]["comparator"],
+        staging=rules["staging"],
+    )
+    if injured is not None and injured.threshold_percent is not None:
+        undecided_without_condition(out, injured.threshold_percent)
+    return out
 
 
 def add_user_plans(
@@ -94,6 +128,7 @@ def add_user_plans(
                 block[k] = None
             if changed:
                 block["missing_inputs"] = ["liver_condition"]
+        block["staged_strategies"] = _staged(ctx, table, rules, fb, injured, s, plan, **kw)
         row["plan_with_sparing"] = block
         pct = block["debulking_percent_volume"]
         lines.append(
@@ -137,5 +172,7 @@ def user_resection_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
                 f"; with sparing treatment of the rest {plan['debulking_percent_volume']:.1f}% debulked by volume "
                 f"({ok} {plan['debulking_threshold_percent']:g}%), FLR {plan['remnant_ml']:.0f} mL"
             )
+        if plan and plan.get("staged_strategies"):
+            line += "; staged: " + plan["staged_strategies"]["reason"]
         lines.append(line)
     return lines
