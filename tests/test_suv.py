@@ -592,3 +592,36 @@ def test_philips_suv_scale_without_header_weight_is_used_as_written_with_a_clini
     assert any("used as written" in w and "clinical file's weight_kg" in w for w in conv.warnings)
     with pytest.raises(UnsupportedError, match=r"--weight cannot be applied .*drop --weight"):
         suv_conversion(headers(tmp_path / "p"), weight_kg=80.0, source="p")
+
+
+@pytest.mark.parametrize("header_weight", [None, 0.0])
+@pytest.mark.parametrize("source", ["--weight", "the clinical file's weight_kg"])
+def test_philips_cnts_without_header_weight_uses_the_concentration_scale_with_the_given_weight(
+    tmp_path, header_weight, source
+):
+    """Philips CNTS as the scanner writes it, both private factors on every slice, Patient's Weight stripped (or
+    0) and the weight given: SUV = counts x (7053,1009) x weight / decayed dose. It was refused ('drop --weight')
+    or, with the clinical file's weight, the SUV Scale Factor was used as written for an unknown weight."""
+    counts = activity(seed=24)
+    conc = [0.75, 0.5, 1.25, 1.0]  # Bq/mL per count, per slice
+    # the scanner's SUV factors, for a 70 kg weight it knew: not the 80 kg patient's
+    suv_scale = [c * 70e3 / (DOSE_BQ * 2.0 ** (-3600.0 / GA68_T)) for c in conc]
+    write_pet_series(
+        tmp_path / "p",
+        counts,
+        AFFINE,
+        slopes=SLOPES,
+        units="CNTS",
+        philips_suv_scale=suv_scale,
+        philips_conc_scale=conc,
+        weight_kg=header_weight,
+    )
+    conv = suv_conversion(headers(tmp_path / "p"), weight_kg=80.0, source="p", weight_source=source)
+    expected = qiba_suv(np.asarray(conc), 80.0, DOSE_BQ, 3600.0, GA68_T)
+    np.testing.assert_allclose(conv.factors, expected, rtol=1e-12)
+    assert conv.method == "CNTS:7053,1009"
+    assert any("cannot be rescaled" in w and "(7053,1009)" in w for w in conv.warnings)
+    if source == "--weight":
+        vol = load_suv_volume(tmp_path / "p", weight_kg=80.0)
+        a = counts * np.asarray(conc)[None, None, :]
+        np.testing.assert_allclose(vol.array, qiba_suv(a, 80.0, DOSE_BQ, 3600.0, GA68_T), rtol=2e-6)

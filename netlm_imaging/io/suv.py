@@ -22,7 +22,10 @@ Units (0054,1001)
     ``CNTS`` (Philips): the private SUV Scale Factor (7053,1000) of each slice
     is ``f``; if it is absent or zero but the Activity Concentration Scale
     Factor (7053,1009) is present, ``value * (7053,1009)`` is Bq/mL and the
-    BQML rule follows (``f = (7053,1009) * weight_g / decayed_dose_bq``).
+    BQML rule follows (``f = (7053,1009) * weight_g / decayed_dose_bq``). The
+    BQML rule on (7053,1009) is also used when a weight is given but Patient's
+    Weight (0010,1030) is missing or 0: the weight inside (7053,1000) is then
+    unknown, so that factor cannot be rescaled to the given weight.
     ``GML``: ``f = 1`` (assumed to be SUVbw already; a warning says so),
     unless SUV Type (0054,1006) names another SUV (``LBM``, ``BSA``, ``IBW``):
     :class:`~netlm_imaging.errors.UnsupportedError`.
@@ -605,12 +608,26 @@ class _Series:
 
 
 def _philips_suv_scale(series: _Series) -> SuvConversion | None:
-    """CNTS with the Philips private SUV Scale Factor (7053,1000) on every slice (None without it)."""
+    """CNTS with the Philips private SUV Scale Factor (7053,1000) on every slice (None without it).
+
+    None too when a weight is given, Patient's Weight (0010,1030) is missing or 0 (the weight the factor
+    holds is unknown) and every slice has the Activity Concentration Scale Factor (7053,1009): the BQML
+    rule on ``value * (7053,1009)`` then uses the given weight.
+    """
     src, weight_kg, header_weight = series.source, series.weight_kg, series.header_weight
     suv_scale = [_float(_private(ds, 0x7053, _PHILIPS_CREATOR, 0x00)) for ds in series.datasets]
     if not all(v is not None and v != 0.0 for v in suv_scale):
         return None
     factors = np.array(suv_scale, dtype=np.float64)
+    if weight_kg is not None and (header_weight is None or header_weight <= 0) and _has_concentration_scale(series):
+        # the SUV factor holds an unknown weight; the Bq/mL factor and the given weight give the SUV (QIBA)
+        series.warnings.append(
+            f"Patient's Weight (0010,1030) is {'missing' if header_weight is None else f'{header_weight:g}'}: the "
+            f"Philips SUV Scale Factor (7053,1000) cannot be rescaled to {series.weight_source} "
+            f"({float(weight_kg):g} kg); SUV computed from the Activity Concentration Scale Factor (7053,1009) with "
+            "that weight"
+        )
+        return None
     if weight_kg is not None and (header_weight is None or header_weight <= 0) and series.weight_source != "--weight":
         series.warnings.append(
             f"the Philips SUV Scale Factor (7053,1000) was used as written: {series.weight_source} "
@@ -631,6 +648,12 @@ def _philips_suv_scale(series: _Series) -> SuvConversion | None:
         )
     series.warnings.extend(series.plausible(float(weight_kg) if weight_kg is not None else header_weight, None, None))
     return series.scanner_scaled(factors, float(weight_kg) if weight_kg is not None else None, "CNTS:7053,1000")
+
+
+def _has_concentration_scale(series: _Series) -> bool:
+    """Whether every slice carries a non-zero Philips Activity Concentration Scale Factor (7053,1009)."""
+    values = [_float(_private(ds, 0x7053, _PHILIPS_CREATOR, 0x09)) for ds in series.datasets]
+    return all(v is not None and v != 0.0 for v in values)
 
 
 def _philips_concentration_scale(series: _Series) -> np.ndarray:
