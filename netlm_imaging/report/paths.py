@@ -18,6 +18,25 @@ from ..errors import readable
 
 __all__ = ["relative_paths"]
 
+#: A spelling of the root is replaced only where it starts a token: "p2" inside "/mnt/p2/x" or
+#: "2" inside "132" or "1.92" is not the root.
+_BEFORE = r"(?<![\w.\-/\\])"
+
+
+def _reads_as_text(form: str) -> bool:
+    """A bare folder name (no separator) that the report's own texts also write: a number of up to
+    four digits or a name of one or two characters ("2", "17", "C"). A cohort folder named "2" is
+    no identifier, and replacing its name in free text made "ablate 2 lesion(s)" read "ablate study
+    folder lesion(s)" and "[C]" read "[study folder]"; such a name is replaced only as a path
+    (``2/ct.nii.gz``, not ``2/3`` lesions) or as the whole text.
+
+    Examples
+    --------
+    >>> [_reads_as_text(f) for f in ("2", "0017", "C", "p2x", "DOE_JOHN", "/data/2")]
+    [True, True, True, False, False, False]
+    """
+    return os.sep not in form and (re.fullmatch(r"\d{1,4}", form) is not None or len(form) <= 2)
+
 
 def relative_paths(fields: Mapping[str, Any], root: Path | None) -> dict[str, Any]:
     """The report's fields with every path written relative to ``root``.
@@ -47,8 +66,11 @@ def relative_paths(fields: Mapping[str, Any], root: Path | None) -> dict[str, An
         for f in forms:
             if text == f:
                 return "."
-            text = text.replace(f + os.sep, "")
-            text = re.sub(re.escape(f) + r"(?=$|[\s:;,()\]])", bare, text)
+            if _reads_as_text(f):  # "3/ct.nii.gz" is a path, "3/3 lesions" a count
+                text = re.sub(_BEFORE + re.escape(f + os.sep) + r"(?=[^\d\s])", "", text)
+                continue
+            text = re.sub(_BEFORE + re.escape(f + os.sep), "", text)
+            text = re.sub(_BEFORE + re.escape(f) + r"(?=$|[\s:;,()\]])", bare, text)
         return text
 
     def walk(v: Any, bare: str) -> Any:
