@@ -111,3 +111,35 @@ def test_an_inadequate_user_resection_gets_the_staged_numbers(tmp_path):
     assert staged["strategies"]["two_stage_hepatectomy"]["first_stage_clears_lesions"] == [small.id]
     # room for the ablation: one stage clears it, no staged figures
     assert _row(p, nt_ml, flr_left - 2 * zone_ml, tmp_path)[0]["plan_with_sparing"]["staged_strategies"] is None
+
+
+@pytest.mark.parametrize(
+    ("removed", "why"),
+    [
+        ((1, 4), "remnant segments 2,3,5,6,7,8 are not contiguous"),  # 2-3 touch only 1 and 4 (rules table, CR 9)
+        ((2, 3, 4, 5, 6, 7, 8), "remnant 1 keeps fewer than 2 segments"),
+    ],
+)
+def test_a_resection_leaving_an_impossible_remnant_plans_nothing_beside_it(tmp_path, removed, why):
+    """A remnant failing the anatomy test is no operation: the sparing plan beside it was 'feasible' with
+    the segment-3 lesion ablated (5.3 % debulked), and 2-8 got PVE / ALPPS figures for a 1-segment remnant."""
+    p, big, small, nt_ml, flr_left, zone_ml = _scene()
+    changes = {
+        "flr.denominator": "non_tumorous",
+        "flr.non_tumorous_threshold_percent.normal": 100 * (flr_left - 2 * zone_ml) / nt_ml,
+    }
+    a = assess(p.ctx(), FULL_CLINICAL, user_rules(tmp_path, changes), resections=[removed])
+    name = "custom:" + "+".join(map(str, removed))
+    row = next(r for r in a.remnant["standard_resections"] if r["name"] == name)
+    assert row["anatomically_feasible"] is False
+    assert row["anatomy_check"] == why
+    plan = row["plan_with_sparing"]
+    assert plan["feasible"] is False
+    assert {t["lesion_id"]: t["treatment"] for t in plan["lesion_treatments"]} == {big.id: None, small.id: None}
+    assert plan["debulking_percent_volume"] == 0.0
+    assert plan["meets_debulking_threshold"] is False
+    assert plan["staged_strategies"] is None
+    kept = [k for k in range(1, 9) if k not in removed]
+    tumour_kept = (144 if 7 in kept else 0) + (8 if 3 in kept else 0)
+    assert plan["remnant_ml"] == pytest.approx((sum(SLICES[k] for k in kept) * NY * NZ - tumour_kept) * VOXEL_ML)
+    assert any("not anatomically possible" in line for line in a.classification["rationale"])

@@ -31,6 +31,36 @@ __all__ = ["add_user_plans", "user_resection_lines"]
 _VERDICTS = ("feasible", "meets_debulking_threshold", "debulking_percent_volume", "debulking_percent_count")
 
 
+def _impossible(
+    ctx: MeasurementContext, table: SegmentTable, rules: Rules, s: frozenset[int], why: str
+) -> DebulkingPlan:
+    """The block of a resection whose remnant fails the anatomy test: nothing is planned beside it.
+
+    A remnant that is not contiguous, too small, or loses its inflow / outflow / biliary drainage
+    (clinical_rules.md section 9) is no operation, whatever FLR it would leave: the sparing plan
+    beside it was reported ``feasible: true`` with its debulking, and its PVE / ALPPS figures.
+    """
+    lesions = ctx.intrahepatic_lesions
+    note = f"the remnant is not anatomically possible ({why}): no plan beside this resection"
+    return DebulkingPlan(
+        False,
+        sorted(s),
+        {les.id: (None, 0.0) for les in lesions},
+        0.0,
+        float(sum(les.volume_ml for les in lesions)),
+        0,
+        len(lesions),
+        table.non_tumorous_ml([k for k in range(1, 9) if k not in s]),
+        "not planned: the remnant fails the anatomy test",
+        notes=[note],
+        untreated_reasons={
+            les.id: "the resection leaves a remnant that is not anatomically possible" for les in lesions
+        },
+        resection_name=resection_name(s, rules["anatomy"], rules["resections"]),
+        remnant_check=why,
+    )
+
+
 def _plan(
     ctx: MeasurementContext, table: SegmentTable, rules: Rules, fb: FlrBasis, s: frozenset[int], **kw: Any
 ) -> DebulkingPlan | None:
@@ -101,6 +131,22 @@ def add_user_plans(
         plan = _plan(ctx, table, rules, fb, s, **kw)
         if plan is None or fb.threshold_percent is None:
             row["plan_with_sparing"] = None
+            continue
+        if row.get("anatomically_feasible") is False:
+            block = plan_block(
+                _impossible(ctx, table, rules, s, str(row.get("anatomy_check"))),
+                table,
+                non_tumorous_ml=non_tumorous_ml,
+                telv=fb.telv_ml,
+                threshold=fb.threshold_percent,
+                basis=fb.basis,
+                rules=rules,
+            )
+            row["plan_with_sparing"] = {**block, "missing_inputs": [], "staged_strategies": None}
+            lines.append(
+                f"user resection {'+'.join(map(str, sorted(s)))} ({block['resection_name']}): the remnant is not "
+                f"anatomically possible ({row.get('anatomy_check')}), so nothing is planned beside it"
+            )
             continue
         block = plan_block(
             plan,
