@@ -625,3 +625,36 @@ def test_philips_cnts_without_header_weight_uses_the_concentration_scale_with_th
         vol = load_suv_volume(tmp_path / "p", weight_kg=80.0)
         a = counts * np.asarray(conc)[None, None, :]
         np.testing.assert_allclose(vol.array, qiba_suv(a, 80.0, DOSE_BQ, 3600.0, GA68_T), rtol=2e-6)
+
+
+@pytest.mark.parametrize(
+    ("series_date", "series_time", "acquisition_date", "acquisition_time", "injection_time", "decay_s"),
+    [
+        ("20240105", "090000", "20240102", "110000", "100000", 3600.0),  # reconstructed 3 days later
+        ("20240103", "090000", "20240102", "110000", "100000", 3600.0),  # the next morning
+        ("20240104", "083000", "20240103", "003000", "233000", 3600.0),  # a scan after midnight, re-saved next day
+    ],
+)
+def test_series_post_processed_on_a_later_day_takes_the_injection_on_the_scan_day(
+    tmp_path, series_date, series_time, acquisition_date, acquisition_time, injection_time, decay_s
+):
+    """A Siemens/GE series reconstructed or re-saved on a later day keeps its Acquisition Date; with only
+    RadiopharmaceuticalStartTime the injection is on the scan's day (or the day before it), not the Series
+    Date's. Three days later it was refused ('injection ... is after the scan'); the next day it was right
+    only through a false 'midnight crossing' warning, and a scan after midnight re-saved the next day was
+    refused."""
+    a = activity(seed=25)
+    vol = load(
+        tmp_path,
+        values=a,
+        slopes=SLOPES,
+        series_date=series_date,
+        series_time=series_time,
+        acquisition_date=acquisition_date,
+        acquisition_times=[acquisition_time] * SHAPE[2],
+        injection_time=injection_time,
+    )
+    np.testing.assert_allclose(vol.array, qiba_suv(a, WEIGHT_KG, DOSE_BQ, decay_s, GA68_T), rtol=2e-6)
+    assert vol.meta["suv"]["decay_time_s"] == pytest.approx(decay_s)
+    crossing = any("midnight crossing" in w for w in vol.meta["warnings"])
+    assert crossing == (injection_time > acquisition_time)

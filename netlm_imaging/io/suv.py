@@ -43,10 +43,11 @@ Decay Correction (0054,1102)
 Injection date/time
     RadiopharmaceuticalStartDateTime (0018,1078) when present (full date:
     multi-day delays are right); one that holds only a date (day precision)
-    gives the date, RadiopharmaceuticalStartTime the time. Otherwise Series
-    Date (0008,0021) + RadiopharmaceuticalStartTime (0018,1072); when that
-    lies after the scan
-    time the injection is taken to be the day before (midnight crossing).
+    gives the date, RadiopharmaceuticalStartTime the time. Otherwise the date
+    of the scan (below: the Series Date, or the Acquisition Date of a series
+    post-processed on a later day) + RadiopharmaceuticalStartTime (0018,1072);
+    when that lies after the scan time the injection is taken to be the day
+    before (midnight crossing).
 Time zones
     A DT value with its own offset from UTC (``...090000+0000``: the
     injection DateTime, the acquisition DateTime, the GE private scan
@@ -89,7 +90,7 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -415,7 +416,6 @@ def _clock_gap_s(a: Any, b: Any) -> float:
 def _injection_datetime(
     info: Any,
     scan: datetime,
-    series_date: date | None,
     source: str,
     warnings: list[str],
     local_offset: timedelta | None = None,
@@ -447,8 +447,9 @@ def _injection_datetime(
             "RadiopharmaceuticalStartTime (0018,1072) is set in (0054,0016); SUV needs it. "
             "Export the series with its Radiopharmaceutical Information Sequence."
         )
-    base = series_date or scan.date()
-    inj = datetime.combine(base, t)
+    # the scan's day, not the Series Date: a series reconstructed or re-saved on a later day keeps its
+    # Acquisition Date, and the injection was on the day of the scan (or the day before it)
+    inj = datetime.combine(scan.date(), t)
     if inj > scan:
         inj -= timedelta(days=1)
         warnings.append(
@@ -678,7 +679,6 @@ def _uptake(series: _Series, info: Any, half_life: float) -> tuple[datetime | No
         injection = _injection_datetime(
             info,
             scan,
-            _parse_date(_text(first, "SeriesDate")),
             src,
             warnings,
             _utc_offset(_text(first, "TimezoneOffsetFromUTC")),
