@@ -98,3 +98,25 @@ def test_pseudonym_key_inside_out_is_refused(named_cohort, tmp_path, capsys):
     assert code == 2
     assert "keep the key outside --out" in capsys.readouterr().err
     shutil.rmtree(out, ignore_errors=True)
+
+
+def test_a_study_folder_named_like_a_word_leaves_the_words_of_the_messages(tmp_path, monkeypatch):
+    # `netlm analyze c` (a folder of TotalSegmentator's liver_vessels output): the folder's relative spelling "c"
+    # was replaced wherever it ended a word, "lesions are assumed to be hepatic" read "... hepatistudy folder"
+    import nibabel as nib
+
+    shape = (20, 18, 12)
+    aff_ras = np.diag([-1.0, -1.0, 1.0, 1.0]) @ oblique_affine(spacing=(0.8, 0.9, 2.0))
+    i, j, k = np.ogrid[: shape[0], : shape[1], : shape[2]]
+    tumour = ((i - 10) ** 2 + (j - 9) ** 2 + (k - 6) ** 2) <= 9
+    study = tmp_path / "c"
+    study.mkdir()
+    nib.save(nib.Nifti1Image(np.full(shape, 40, np.int16), aff_ras), study / "ct.nii.gz")
+    nib.save(nib.Nifti1Image(tumour.astype(np.uint8), aff_ras), study / "liver_tumor.nii.gz")
+    monkeypatch.chdir(tmp_path)
+    assert main(["analyze", "c", "--out", "out", "--quiet"]) == 0
+    rep = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert rep["tumor"]["intrahepatic_volume_ml"] == pytest.approx(int(tumour.sum()) * 0.8 * 0.9 * 2.0 / 1000)
+    (no_liver,) = [w for w in rep["warnings"] if w.startswith("no liver mask")]
+    assert no_liver.endswith("lesions are assumed to be hepatic")
+    assert not any("study folder" in t for t in rep["warnings"] + rep["notes"])
