@@ -658,3 +658,36 @@ def test_series_post_processed_on_a_later_day_takes_the_injection_on_the_scan_da
     assert vol.meta["suv"]["decay_time_s"] == pytest.approx(decay_s)
     crossing = any("midnight crossing" in w for w in vol.meta["warnings"])
     assert crossing == (injection_time > acquisition_time)
+
+
+def _recode(files, value, meaning, radiopharmaceutical):
+    for f in files:
+        ds = pydicom.dcmread(f)
+        info = ds.RadiopharmaceuticalInformationSequence[0]
+        info.RadionuclideCodeSequence[0].CodeValue = value
+        info.RadionuclideCodeSequence[0].CodingSchemeDesignator = "SCT"
+        info.RadionuclideCodeSequence[0].CodeMeaning = meaning
+        info.Radiopharmaceutical = radiopharmaceutical
+        ds.save_as(f)
+
+
+def test_snomed_ct_codes_of_carbon_11_and_nitrogen_13():
+    """CID 4020 in SNOMED CT (pydicom's concept dictionary is the independent source): ^11^Carbon is 40565003,
+    21576001 is ^13^Nitrogen. 21576001 was read as C-11: an N-13 ammonia series without (0018,1075) was
+    decay-corrected with C-11's 20.4 min instead of N-13's 10 min (SUV 2.9x too low at 30 min)."""
+    from pydicom.sr.codedict import codes
+
+    assert codes.SCT._11Carbon.value == "40565003"
+    assert codes.SCT._13Nitrogen.value == "21576001"
+
+
+def test_nitrogen_13_code_is_not_carbon_11(tmp_path):
+    files = write_pet_series(tmp_path / "n13", activity(), AFFINE, half_life_s=None, injection_time="103000")
+    _recode(files, "21576001", "^13^Nitrogen", "Ammonia")
+    with pytest.raises(DicomError, match=r"Half Life \(0018,1075\) is missing and the radionuclide is unknown"):
+        suv_conversion(headers(tmp_path / "n13"), source="n13")
+    files = write_pet_series(tmp_path / "c11", activity(), AFFINE, half_life_s=None, injection_time="103000")
+    _recode(files, "40565003", "^11^Carbon", "Choline")
+    conv = suv_conversion(headers(tmp_path / "c11"), source="c11", plausibility=None)
+    assert conv.nuclide == "C-11"
+    assert conv.half_life_s == pytest.approx(20.36 * 60.0)  # C-11: 20.36 min

@@ -132,7 +132,7 @@ _NUCLIDE_CODES = {
     "C-127A2": "Cu-64",
     "3932008": "Cu-64",
     "C-105A1": "C-11",
-    "21576001": "C-11",
+    "40565003": "C-11",
 }
 _NUCLIDE_PATTERNS = (  # the nuclide named; the somatostatin ligands only after (_LIGAND_PATTERNS)
     ("Lu-177", re.compile(r"(?<![0-9])177\W*lu|lu(tetium)?\W*177", re.IGNORECASE)),
