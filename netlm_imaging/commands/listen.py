@@ -33,6 +33,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--dest", metavar="HOST:PORT", help="C-STORE the SR and derived SEG to this DICOM node")
     p.add_argument("--dest-ae", metavar="AE", help="AE title of --dest")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="with --dest: seconds to wait for each answer of the destination (default 60)",
+    )
     p.add_argument("--max-studies", type=int, metavar="N", help="exit after N analysed studies")
     add_pacs_analysis_arguments(p)
 
@@ -56,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         out_dir=Path(args.out),
         bind=args.bind,
         quiet_s=quiet,
-        destination=parse_destination(args.dest, args.dest_ae, args.ae_title),
+        destination=parse_destination(args.dest, args.dest_ae, args.ae_title, args.timeout),
         max_studies=args.max_studies,
         labels=args.labels,
         rules=args.rules,

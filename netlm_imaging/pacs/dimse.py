@@ -173,9 +173,15 @@ def _associate(ae: Any, ep: DimseEndpoint, **kwargs: Any) -> Any:
     connected: list[bool] = []
     what = kwargs.pop("what", "")
 
+    transient: list[bool] = []
+
     def on_pdu(event: Any) -> None:
         if isinstance(event.pdu, A_ASSOCIATE_RJ):
-            reasons.append(str(event.pdu.reason_str))
+            transient.append(event.pdu.result == 2 or event.pdu.source == 3)
+            try:
+                reasons.append(str(event.pdu.reason_str))
+            except ValueError:  # a reason code the standard does not define
+                reasons.append(f"reason code {event.pdu.reason_diagnostic}")
         elif isinstance(event.pdu, A_ASSOCIATE_AC):
             reasons.append("accepted")
 
@@ -193,6 +199,13 @@ def _associate(ae: Any, ep: DimseEndpoint, **kwargs: Any) -> Any:
     # pynetdicom recorded an abort (seen with Orthanc under load)
     if assoc.is_rejected or any(r != "accepted" for r in reasons):
         reason = next((r for r in reasons if r != "accepted"), "no reason given")
+        if any(transient):  # PS3.8 9.3.4: rejected-transient; the provider's congestion or association limit
+            fix = (
+                "it takes no more associations now (busy, or its limit of simultaneous associations is reached); "
+                "retry later, or ask its administrator to raise the limit"
+                + (f" for AE {ep.calling_ae!r}" if "limit" in reason else "")
+            )
+            raise InputError(f"{ep.name}: the PACS rejected the association ({reason}, transient): {fix}")
         if "Called AE" in reason:
             fix = f"{ep.called_ae!r} is not the PACS's AE title: check --called-ae"
         else:
@@ -242,6 +255,19 @@ def _query(study_uid: str, level: str = "STUDY") -> Any:
     return q
 
 
+def _silent(ep: DimseEndpoint, since: float) -> bool:
+    """True when the PACS has said nothing for (about) the whole ``--timeout`` since ``since``: pynetdicom
+    aborts the association after a DIMSE timeout and reports it as an empty answer, as when the PACS aborts."""
+    return time.monotonic() - since >= 0.9 * ep.timeout_s
+
+
+def _timeout_error(ep: DimseEndpoint, what: str, so_far: str = "") -> InputError:
+    return InputError(
+        f"{ep.name}: no answer to the {what} within {ep.timeout_s:g} s{so_far}; raise --timeout (the seconds each "
+        "PACS answer may take) for a slow PACS or one that fetches the study from its archive"
+    )
+
+
 def find_study(ep: DimseEndpoint, study_uid: str) -> bool:
     """C-FIND (Study Root, STUDY level): does the PACS hold the study?
 
@@ -257,8 +283,17 @@ def find_study(ep: DimseEndpoint, study_uid: str) -> bool:
     _require_context(assoc, FIND, ep, "C-FIND (Study Root)", "check the PACS's settings for our AE title")
     found = False
     try:
+        since = time.monotonic()
         for status, ident in assoc.send_c_find(_query(study_uid), FIND):
-            code = int(getattr(status, "Status", 0xC000)) if status else 0xC000
+            if not status or "Status" not in status:  # a DIMSE timeout (pynetdicom aborted) or the PACS aborted
+                if _silent(ep, since):
+                    raise _timeout_error(ep, f"C-FIND of study {study_uid}")
+                raise InputError(
+                    f"{ep.name}: the PACS aborted the C-FIND of study {study_uid} without an answer; check that it "
+                    f"allows queries from AE {ep.calling_ae!r} and the PACS log"
+                )
+            since = time.monotonic()
+            code = int(status.Status)
             if code in (0xFF00, 0xFF01) and ident is not None:
                 found = found or str(getattr(ident, "StudyInstanceUID", "")) == study_uid
             elif code not in (0x0000,):
@@ -287,20 +322,31 @@ def _move_destination_help(ep: DimseEndpoint, move_port: int | None) -> str:
 
 
 def _check_retrieve_status(
-    statuses: Iterable[tuple[Any, Any]], ep: DimseEndpoint, study_uid: str, method: str, move_port: int | None = None
+    statuses: Iterable[tuple[Any, Any]],
+    ep: DimseEndpoint,
+    study_uid: str,
+    method: str,
+    move_port: int | None = None,
+    received: Callable[[], tuple[int, float]] | None = None,
 ) -> None:
     """Raise unless the C-GET / C-MOVE ended in success with every sub-operation done.
 
     A warning (0xB000: some sub-operations failed) is an error too: the study would be measured without the
-    instances that did not arrive.
+    instances that did not arrive. ``received()`` gives the instances received so far and the
+    ``time.monotonic()`` of the last one (each is an answer of the PACS: a C-GET's C-STOREs reset the timeout).
     """
     what = f"C-{method.upper()} of study {study_uid}"
     final = None
+    since = time.monotonic()
     for status, _ in statuses:
         if status is None or "Status" not in status:  # no answer, an abort, or a DIMSE timeout
             final = None
+            count, last = received() if received is not None else (0, since)
+            if _silent(ep, max(since, last)):
+                raise _timeout_error(ep, what, f" ({count} instance(s) received)")
             break
         final = status
+        since = time.monotonic()
         if int(status.Status) not in (0xFF00, 0xFF01):
             break
     if final is None:
@@ -390,10 +436,16 @@ def retrieve_study(
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     lock = threading.Lock()
+    last_stored = [0.0]
 
     def stored(path: Path, ds: Any, assoc: Any) -> None:
         with lock:
             written.append(path)
+            last_stored[0] = time.monotonic()
+
+    def received() -> tuple[int, float]:
+        with lock:
+            return len(written), last_stored[0]
 
     handler = storage_handler(lambda ds: out, stored)
     ae = _ae(ep)
@@ -405,7 +457,7 @@ def retrieve_study(
         assoc = _associate(ae, ep, ext_neg=roles, evt_handlers=[(evt.EVT_C_STORE, handler)])
         _require_context(assoc, GET, ep, "C-GET", "retry with --retrieve move --port P")
         try:
-            _check_retrieve_status(assoc.send_c_get(_query(study_uid), GET), ep, study_uid, "get")
+            _check_retrieve_status(assoc.send_c_get(_query(study_uid), GET), ep, study_uid, "get", None, received)
         finally:
             assoc.release()
     elif method == "move":
@@ -422,7 +474,7 @@ def retrieve_study(
             _require_context(assoc, MOVE, ep, "C-MOVE", "retry with --retrieve get")
             try:
                 statuses = assoc.send_c_move(_query(study_uid), ep.move_destination, MOVE)
-                _check_retrieve_status(statuses, ep, study_uid, "move", move_port)
+                _check_retrieve_status(statuses, ep, study_uid, "move", move_port, received)
             finally:
                 assoc.release()
         finally:
@@ -465,6 +517,17 @@ def _syntax_names(uids: Iterable[str]) -> str:
     return ", ".join(UID(u).name for u in uids)
 
 
+#: C-STORE warning statuses (PS3.4 B.2.3, PS3.7 C.4): the instance is stored, perhaps not as sent.
+_STORE_WARNINGS = {
+    0x0001: "optional attributes not supported",
+    0x0107: "attribute list error",
+    0x0116: "attribute value out of range",
+    0xB000: "coercion of data elements",
+    0xB006: "elements discarded",
+    0xB007: "data set does not match SOP class",
+}
+
+
 def store_files(ep: DimseEndpoint, paths: list[Path]) -> list[str]:
     """C-STORE files (the SR and SEG) to ``ep``; returns the stored SOP Instance UIDs.
 
@@ -496,7 +559,7 @@ def store_files(ep: DimseEndpoint, paths: list[Path]) -> list[str]:
         ae.add_requested_context(sop, syntaxes)
     ae.add_requested_context(FIND)
     assoc = _associate(ae, ep, what="storage of the results")
-    uids = []
+    uids: list[str] = []
     try:
         for ds in datasets:
             sop = str(ds.SOPClassUID)
@@ -506,9 +569,26 @@ def store_files(ep: DimseEndpoint, paths: list[Path]) -> list[str]:
                     f"syntax offered ({_syntax_names(offered[sop])}); ask its administrator to accept this SOP class "
                     f"in one of these transfer syntaxes from AE {ep.calling_ae!r}"
                 )
+            since = time.monotonic()
             status = assoc.send_c_store(ds)
-            code = int(getattr(status, "Status", 0xC000)) if status else 0xC000
-            if code != 0x0000 and not 0xB000 <= code <= 0xBFFF:
+            if not status or "Status" not in status:  # a DIMSE timeout (pynetdicom aborted) or the PACS aborted
+                if _silent(ep, since):
+                    raise _timeout_error(ep, f"C-STORE of the {ds.Modality} result", f" ({len(uids)} stored before)")
+                raise InputError(
+                    f"{ep.name}: the PACS aborted the association during the C-STORE of the {ds.Modality} result "
+                    f"({len(uids)} stored before); check the PACS log and that it accepts storage from AE "
+                    f"{ep.calling_ae!r}"
+                )
+            code = int(status.Status)
+            if code in _STORE_WARNINGS or 0xB000 <= code <= 0xBFFF:  # stored, perhaps not as sent: say so
+                logger.warning(
+                    "%s: the PACS stored the %s result with a warning (status 0x%04X: %s); check how it shows there",
+                    ep.name,
+                    ds.Modality,
+                    code,
+                    _STORE_WARNINGS.get(code, "a warning of the PACS"),
+                )
+            elif code != 0x0000:
                 raise InputError(
                     f"{ep.name}: C-STORE of the {ds.Modality} result refused (status 0x{code:04X}); check the PACS "
                     f"log and that it accepts storage from AE {ep.calling_ae!r}"

@@ -335,18 +335,21 @@ class StudyListener:
             self._server = None
 
 
-def parse_destination(address: str | None, ae: str | None, calling_ae: str) -> DimseEndpoint | None:
-    """``--dest HOST:PORT --dest-ae AE`` -> endpoint (None without ``--dest``)."""
-    from .dimse import parse_address
+def parse_destination(
+    address: str | None, ae: str | None, calling_ae: str, timeout_s: float | None = None
+) -> DimseEndpoint | None:
+    """``--dest HOST:PORT --dest-ae AE [--timeout S]`` -> endpoint (None without ``--dest``)."""
+    from .dimse import DEFAULT_TIMEOUT_S, parse_address
 
     if address is None:
-        if ae is not None:
-            raise UsageError("--dest-ae needs --dest HOST:PORT")
+        for flag, given in (("--dest-ae", ae), ("--timeout", timeout_s)):
+            if given is not None:
+                raise UsageError(f"{flag} needs --dest HOST:PORT")
         return None
     if not ae:
         raise UsageError("--dest needs --dest-ae AE (the destination's AE title)")
     host, port = parse_address(address, "--dest")
-    return DimseEndpoint(host, port, ae, calling_ae)
+    return DimseEndpoint(host, port, ae, calling_ae, timeout_s=DEFAULT_TIMEOUT_S if timeout_s is None else timeout_s)
 
 
 def default_quiet_seconds() -> float:

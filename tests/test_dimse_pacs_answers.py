@@ -1,0 +1,229 @@
+"""`netlm pacs --dimse` against PACS answers Orthanc cannot be configured to give: a pynetdicom Q/R + storage SCP
+on a free 127.0.0.1 port, answering as hospital PACS do.
+
+- a slow PACS (C-FIND, C-GET, C-MOVE or C-STORE answered after ``--timeout``): one line naming the PACS, what
+  it did not answer within how many seconds, and ``--timeout`` (it said 'refused (status 0xC000)' or 'does not
+  allow C-GET');
+- its limit of simultaneous associations reached (A-ASSOCIATE-RJ transient, 'Local limit exceeded'): says so
+  (it said 'does not know our AE title');
+- C-STORE of the SR + SEG answered with a warning status (0xB007, 0x0107: stored): exit 0 and a warning
+  naming the status (0x0107 was taken for a refusal; 0xB007 passed in silence).
+
+Every timed-out or refused push keeps the local outputs. The study is tests/test_sr.py's CT + SEG phantom;
+its truth is the phantom's voxel counts.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pydicom
+import pytest
+from pydicom.dataset import Dataset
+
+from netlm_imaging.cli import main
+from netlm_imaging.report.dicom_sr import read_sr_measurements
+from tests.orthanc_server import _free_port
+from tests.test_sr import write_phantom_study
+
+FIND = "1.2.840.10008.5.1.4.1.2.2.1"
+MOVE = "1.2.840.10008.5.1.4.1.2.2.2"
+GET = "1.2.840.10008.5.1.4.1.2.2.3"
+#: --timeout of these tests (s) and how long the slow PACS keeps silent
+TIMEOUT_S, SILENCE_S = 1, 3.0
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    d = write_phantom_study(tmp_path_factory.mktemp("answers_study"), seed=47)
+    d["datasets"] = [pydicom.dcmread(f) for f in [*d["files"], d["seg"]]]
+    d["study_uid"] = str(d["datasets"][0].StudyInstanceUID)
+    return d
+
+
+@dataclass
+class _Pacs:
+    """A pynetdicom SCP: Study Root FIND / GET / MOVE of one study, storage; ``slow`` names the service
+    that keeps silent for SILENCE_S before answering."""
+
+    datasets: list[Any]
+    slow: str = ""
+    store_status: int = 0x0000
+    max_associations: int = 10
+    move_port: int = 0
+    stored: list[Any] = field(default_factory=list)
+    port: int = 0
+    _quit: threading.Event = field(default_factory=threading.Event)
+    _server: Any = None
+
+    def _wait(self, service: str) -> None:
+        if self.slow == service:
+            self._quit.wait(SILENCE_S)
+
+    def _find(self, event: Any) -> Iterator[tuple[int, Any]]:
+        self._wait("find")
+        q, study = event.identifier, str(self.datasets[0].StudyInstanceUID)
+        if q.QueryRetrieveLevel == "IMAGE":
+            for ds in self.stored:
+                if str(ds.SOPInstanceUID) == str(getattr(q, "SOPInstanceUID", "")):
+                    r = Dataset()
+                    r.QueryRetrieveLevel, r.StudyInstanceUID = "IMAGE", study
+                    r.SeriesInstanceUID, r.SOPInstanceUID = ds.SeriesInstanceUID, ds.SOPInstanceUID
+                    yield 0xFF00, r
+        elif str(q.StudyInstanceUID) == study:
+            r = Dataset()
+            r.QueryRetrieveLevel, r.StudyInstanceUID = "STUDY", study
+            yield 0xFF00, r
+        yield 0x0000, None
+
+    def _get(self, event: Any) -> Iterator[Any]:
+        yield len(self.datasets)
+        self._wait("get")
+        for ds in self.datasets:
+            yield 0xFF00, ds
+
+    def _move(self, event: Any) -> Iterator[Any]:
+        from pynetdicom.presentation import build_context
+
+        syntax = str(self.datasets[0].file_meta.TransferSyntaxUID)
+        contexts = [build_context(sop, syntax) for sop in sorted({str(ds.SOPClassUID) for ds in self.datasets})]
+        yield "127.0.0.1", self.move_port, {"contexts": contexts}
+        yield len(self.datasets)
+        self._wait("move")
+        for ds in self.datasets:
+            yield 0xFF00, ds
+
+    def _store(self, event: Any) -> int:
+        self._wait("store")
+        self.stored.append(event.dataset)
+        return self.store_status
+
+    def __enter__(self) -> _Pacs:
+        from pynetdicom import AE, StoragePresentationContexts, evt
+
+        ae = AE("PACS")
+        ae.maximum_associations = self.max_associations
+        for sop in ("1.2.840.10008.1.1", FIND, GET, MOVE):
+            ae.add_supported_context(sop)
+        for cx in StoragePresentationContexts:
+            ae.add_supported_context(cx.abstract_syntax, scu_role=False, scp_role=True)
+        handlers = [
+            (evt.EVT_C_FIND, self._find),
+            (evt.EVT_C_GET, self._get),
+            (evt.EVT_C_MOVE, self._move),
+            (evt.EVT_C_STORE, self._store),
+        ]
+        self._server = ae.start_server(("127.0.0.1", 0), block=False, evt_handlers=handlers)
+        self.port = int(self._server.socket.getsockname()[1])
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._quit.set()
+        self._server.shutdown()
+
+
+def _pacs_args(pacs: _Pacs, study: dict, *extra: str) -> list[str]:
+    args = ["pacs", "--dimse", f"127.0.0.1:{pacs.port}", "--called-ae", "PACS", "--study", study["study_uid"]]
+    return [*args, "--timeout", str(TIMEOUT_S), "--quiet", *extra]
+
+
+def _one_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def _check_outputs(out: Path, study: dict) -> None:
+    assert {"derived_seg.dcm", "report.json", "report_sr.dcm"} <= {p.name for p in out.iterdir()}
+    got = read_sr_measurements(out / "report_sr.dcm")
+    for key in ("liver_volume_ml", "tumor_volume_ml", "involvement_percent"):
+        assert got[key] == pytest.approx(study["truth"][key], rel=1e-4), key
+
+
+@pytest.mark.parametrize(("slow", "what"), [("find", "C-FIND"), ("get", "C-GET"), ("move", "C-MOVE")])
+def test_a_slow_pacs_query_or_retrieval_names_the_timeout(study: dict, slow: str, what: str, capsys) -> None:
+    move_port = _free_port()
+    extra = ["--retrieve", "move", "--port", str(move_port), "--bind", "127.0.0.1"] if slow == "move" else []
+    with _Pacs(study["datasets"], slow=slow, move_port=move_port) as pacs:
+        started = time.monotonic()
+        assert main(_pacs_args(pacs, study, *extra)) == 3
+        took = time.monotonic() - started
+    line = _one_line(capsys)
+    assert f"PACS@127.0.0.1:{pacs.port}: no answer to the {what} of study {study['study_uid']} within 1 s" in line
+    assert "raise --timeout" in line
+    assert "refused" not in line
+    assert "does not allow" not in line
+    assert took < SILENCE_S  # it gave up after --timeout, not when the PACS spoke again
+
+
+def test_a_slow_store_names_the_timeout_and_keeps_the_local_outputs(study: dict, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    with _Pacs(study["datasets"], slow="store") as pacs:
+        assert main(_pacs_args(pacs, study, "--push", "--out", str(out))) == 3
+    line = _one_line(capsys)
+    assert f"PACS@127.0.0.1:{pacs.port}: no answer to the C-STORE of the SEG result within 1 s" in line
+    assert "raise --timeout" in line
+    assert f"the local outputs are kept in {out}" in line
+    _check_outputs(out, study)
+
+
+def test_the_pacs_association_limit_reached_is_said_so(study: dict, capsys) -> None:
+    from pynetdicom import AE
+
+    with _Pacs(study["datasets"], max_associations=1) as pacs:
+        other = AE("OTHER")  # another workstation holds the PACS's one association
+        other.add_requested_context("1.2.840.10008.1.1")
+        held = other.associate("127.0.0.1", pacs.port, ae_title="PACS")
+        assert held.is_established
+        try:
+            assert main(_pacs_args(pacs, study)) == 3
+        finally:
+            held.release()
+    line = _one_line(capsys)
+    assert f"PACS@127.0.0.1:{pacs.port}: the PACS rejected the association (Local limit exceeded, transient)" in line
+    assert "retry later" in line
+    assert "does not know our AE title" not in line
+
+
+@pytest.mark.parametrize("status", [0xB007, 0x0107], ids=["B007", "0107"])
+def test_a_store_warning_is_stored_and_said(study: dict, status: int, tmp_path: Path, capsys, caplog) -> None:
+    out = tmp_path / "out"
+    with caplog.at_level(logging.WARNING, logger="netlm_imaging"), _Pacs(study["datasets"], store_status=status) as p:
+        assert main(_pacs_args(p, study, "--push", "--out", str(out))) == 0, capsys.readouterr().err
+    warned = [r.getMessage() for r in caplog.records if "with a warning" in r.getMessage()]
+    assert [w.split(" result")[0].rsplit(" ", 1)[-1] for w in warned] == ["SEG", "SR"]
+    assert all(f"status 0x{status:04X}" in w for w in warned)
+    assert sorted(str(ds.Modality) for ds in p.stored) == ["SEG", "SR"]
+    sr = next(ds for ds in p.stored if ds.Modality == "SR")
+    assert str(sr.StudyInstanceUID) == study["study_uid"]
+    _check_outputs(out, study)
+
+
+def test_listen_dest_slow_to_store_names_listen_timeout_and_keeps_the_outputs(study: dict, tmp_path: Path) -> None:
+    from netlm_imaging.pacs.listener import parse_destination
+    from tests.test_pacs_store_refused import _listen_and_send
+
+    out = tmp_path / "listen"
+    with _Pacs(study["datasets"], slow="store") as pacs:
+        dest = parse_destination(f"127.0.0.1:{pacs.port}", "PACS", "LISTENER", float(TIMEOUT_S))
+        assert dest is not None
+        lines = _listen_and_send(study, out, _free_port(), dest)
+    assert len(lines) == 1
+    assert f"study {study['study_uid']}: 21 instances: ok" in lines[0]
+    assert f"not sent: PACS@127.0.0.1:{pacs.port}: no answer to the C-STORE of the SEG result within 1 s" in lines[0]
+    assert "raise --timeout" in lines[0]
+    _check_outputs(out / study["study_uid"], study)
+
+
+def test_listen_timeout_without_dest_is_a_usage_error(tmp_path: Path, capsys) -> None:
+    args = ["listen", "--port", str(_free_port()), "--ae-title", "L", "--out", str(tmp_path), "--timeout", "5"]
+    assert main(args) == 2
+    assert "--timeout needs --dest HOST:PORT" in capsys.readouterr().err
