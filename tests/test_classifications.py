@@ -291,3 +291,12 @@ def test_frilling_undetermined_by_lesions_outside_the_segments_names_them_not_th
     intra = [les for les in p.lesions if les.location == "intrahepatic"]
     assert frilling_type(intra, "unknown", rules, 5.0, [named])["missing_inputs"] == [named]
     assert frilling_type(intra, "unknown", rules, 5.0)["missing_inputs"] == ["segment map"]
+
+
+def test_cloyd_quotes_the_achievable_resection_as_a_percentage():
+    """The console's 'Cloyd resectable: no (...)' quoted 'resection_feasible=83.93865458347855 not met'."""
+    r = _cloyd(achievable_percent=100 * 5 / 6)  # 5 of 6 equal lesions treated
+    assert r["failed"] == ["resection_feasible=83.3 not met: achievable resection >= 90% of metastases [C]"]
+    assert "resection_feasible=83.3 (NOT met)" in r["rationale"][0]
+    near = _cloyd(achievable_percent=89.96)  # 0.1 would print the threshold itself
+    assert near["failed"][0].startswith("resection_feasible=89.96 not met")

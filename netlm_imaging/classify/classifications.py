@@ -371,6 +371,21 @@ def mahuron_type(
     }
 
 
+def _value_text(value: Any, threshold: float) -> Any:
+    """A criterion's value as the rationale and the console quote it: a percentage to 0.1, or to
+    more digits when 0.1 would print the threshold itself (89.96 is not "90.0 NOT met").
+
+    Examples
+    --------
+    >>> _value_text(83.93865458347855, 90.0), _value_text(89.96, 90.0), _value_text(True, 90.0)
+    ('83.9', '89.96', True)
+    """
+    if not isinstance(value, float):
+        return value
+    text = f"{value:.1f}"
+    return text if float(text) != threshold or value == threshold else f"{value:.6g}"
+
+
 def cloyd_resectability(
     *,
     clinical: ClinicalInputs | None,
@@ -476,13 +491,13 @@ def cloyd_resectability(
     missing: list[str] = []
     for v in criteria.values():
         missing += [m for m in v["missing_inputs"] if m not in missing]
+    shown = {name: _value_text(v["value"], thr) for name, v in criteria.items()}
     parts = []
     for name, v in criteria.items():
         state = "unknown" if v["met"] is None else ("met" if v["met"] else "NOT met")
-        val = f"{v['value']:.1f}" if isinstance(v["value"], float) else v["value"]
-        parts.append(f"{name}={val} ({state})")
+        parts.append(f"{name}={shown[name]} ({state})")
     verdict = {True: "resectable", False: "not resectable", None: "undetermined"}[resectable]
-    failed = [f"{name}={v['value']} not met: {v['rule']}" for name, v in criteria.items() if v["met"] is False]
+    failed = [f"{name}={shown[name]} not met: {v['rule']}" for name, v in criteria.items() if v["met"] is False]
     return {
         "resectable": resectable,
         "criteria": criteria,
