@@ -152,3 +152,26 @@ def test_a_threshold_for_an_unknown_condition_or_below_zero_is_refused(tmp_path,
     f.write_text(text)
     with pytest.raises(InputError, match=message):
         load_rules(f)
+
+
+def test_without_a_segment_map_the_staged_strategies_are_undetermined_not_impossible():
+    """The 140 mm right mass (too big to wedge or ablate) that a right hemihepatectomy clears after PVE
+    (the test above): without the Couinaud map no resection can be planned, so whether staging (or one
+    stage) clears it is unknown. It read "no anatomically possible plan clears every lesion, whatever the
+    FLR: staging cannot make the disease clearable", and the lesion "outside every segment"."""
+    p = SlabLiver(SLICES, ny=NY, nz=NZ)
+    mass = p.add_box(13, 16, 2, 16, 2, 16, max_3d_diameter_mm=140.0)
+    flr_ml = (2 + 3 + 3 + 4) * NY * NZ * VOXEL_ML
+    clin = ClinicalInputs(**{**FULL_CLINICAL.__dict__, "weight_kg": weight_for_telv(flr_ml / 0.18, 175.0)})
+    mapped = assess(p.ctx(), clin, load_rules()).classification["staged_strategies"]
+    assert (mapped["needed"], mapped["possible"], mapped["clearing_resected_segments"]) == (True, True, [5, 6, 7, 8])
+    out = assess(p.ctx(with_segments=False), clin, load_rules())
+    staged = out.classification["staged_strategies"]
+    assert (staged["needed"], staged["possible"], staged["missing_inputs"]) == (None, None, ["segment map"])
+    assert "staging cannot make" not in staged["reason"]
+    assert any(
+        line.startswith("Staged strategies: undetermined without a Couinaud segment map") for line in out.summary_lines
+    )
+    why = next(t for t in out.remnant["resection_plan"]["lesion_treatments"] if t["lesion_id"] == mass.id)
+    assert "no Couinaud segment map" in why["untreated_reason"]
+    assert "outside every segment" not in why["untreated_reason"]

@@ -132,6 +132,6 @@ def summary_lines(
         lines.append(f"Mahuron type {' or '.join(mahuron_range)} depending on {' and '.join(why)}")
     if grade["conflict"]:
         lines.append(f"Grade conflict: {grade['rationale'][0]}")
-    if staged is not None and staged["needed"]:
+    if staged is not None and (staged["needed"] or (staged["needed"] is None and staged.get("missing_inputs"))):
         lines.append("Staged strategies: " + staged["reason"])
     return lines

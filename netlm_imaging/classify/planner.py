@@ -108,6 +108,8 @@ class LesionOption:
         (None = option not available).
     unavailable : list of str
         Why an option is not available (for the untreated lesion's reason).
+    mapped : bool
+        False when there is no Couinaud segment map (no segment resection is planned at all).
     """
 
     lesion_id: int
@@ -116,6 +118,7 @@ class LesionOption:
     enucleation_ml_by_label: np.ndarray | None = None
     ablation_ml_by_label: np.ndarray | None = None
     unavailable: list[str] = field(default_factory=list)
+    mapped: bool = True
 
     def cost_ml(self, kind: int, kept: np.ndarray) -> float | None:
         """Parenchyma cost of a sparing option in the kept labels (None if not available)."""
@@ -157,7 +160,7 @@ def lesion_options(
         if table is not None:  # with a map, unlabelled liver is not FLR and costs nothing
             enuc = None if enuc is None else np.concatenate([[0.0], enuc[1:]])
             abl = None if abl is None else np.concatenate([[0.0], abl[1:]])
-        out.append(LesionOption(les.id, float(les.volume_ml), segs, enuc, abl, why))
+        out.append(LesionOption(les.id, float(les.volume_ml), segs, enuc, abl, why, mapped=table is not None))
     return out
 
 
@@ -347,7 +350,9 @@ def _untreated_reason(opt: LesionOption, has_sparing: bool) -> str:
         why.append("a sparing option exists but was not chosen (FLR budget or ablation count)")
     else:
         why.append("no permitted sparing option")
-    if not opt.segments:
+    if not opt.mapped:
+        why.append("no Couinaud segment map: no segment resection was planned")
+    elif not opt.segments:
         why.append("outside every segment: no segment resection can take it")
     else:
         why.append(f"not covered by the resection (it lies in segment(s) {','.join(map(str, sorted(opt.segments)))})")

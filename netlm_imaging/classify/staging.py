@@ -30,7 +30,7 @@ from typing import Any
 from .planner import DebulkingPlan
 from .rules import meets
 
-__all__ = ["staged_strategies", "undecided_without_condition"]
+__all__ = ["staged_strategies", "staged_without_map", "undecided_without_condition"]
 
 
 def staged_strategies(
@@ -130,6 +130,25 @@ def staged_strategies(
         + (f"expected to reach it: {', '.join(reach)}" if reach else "no staged strategy is expected to reach it")
     )
     return out
+
+
+def staged_without_map(one_stage: DebulkingPlan) -> dict[str, Any]:
+    """The staged strategies when there is no Couinaud segment map and the lesion-level plan leaves lesions.
+
+    Without the map no segment resection is planned, so whether one (after PVE / ALPPS, or in one
+    stage) would clear the lesions is not known: ``needed`` and ``possible`` are None with
+    ``segment map`` missing. The block said "no anatomically possible plan clears every lesion,
+    whatever the FLR: staging cannot make the disease clearable" for a lesion a right hemihepatectomy
+    takes.
+    """
+    left = sorted(k for k, (t, _) in one_stage.treatments.items() if t is None)
+    return {
+        "needed": None,
+        "possible": None,
+        "missing_inputs": ["segment map"],
+        "reason": f"undetermined without a Couinaud segment map: no segment resection was planned, so whether "
+        f"one (in one stage, or after PVE / ALPPS) clears lesions {left} is not known",
+    }
 
 
 def undecided_without_condition(staged: dict[str, Any], strict_percent: float) -> dict[str, Any]:

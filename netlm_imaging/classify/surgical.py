@@ -34,7 +34,7 @@ from .plan_block import plan_block
 from .planner import DebulkingPlan, plan_debulking
 from .rules import Rules, meets
 from .sparing import planner_zones
-from .staging import staged_strategies, undecided_without_condition
+from .staging import staged_strategies, staged_without_map, undecided_without_condition
 from .user_plans import add_user_plans, user_resection_lines
 
 __all__ = ["SurgicalAssessment", "assess", "flr_adequacy"]  # flr_adequacy: from .flr, as before
@@ -155,6 +155,10 @@ def _debulking_plan(
     plan = plan_debulking(ctx, table, rules, required_flr_ml=threshold / 100.0 * denom, **kw)
     if not staged:
         return _Plan(plan, zones=kw["zones"])
+    if table is None and not plan.clears_all and rules["planner"]["allow_segment_resection"]:
+        strategies = staged_without_map(plan)
+        trail.rationale.append("staged strategies: " + strategies["reason"])
+        return _Plan(plan, strategies, zones=kw["zones"])
     clearing = plan if plan.clears_all else plan_debulking(ctx, table, rules, required_flr_ml=-math.inf, **kw)
     if not plan.clears_all and clearing.clears_all and not clearing.resected_segments and table is not None:
         # wedges / ablations alone clear it but spend too much FLR: PVE / ALPPS need a resection to grow
