@@ -691,3 +691,25 @@ def test_nitrogen_13_code_is_not_carbon_11(tmp_path):
     conv = suv_conversion(headers(tmp_path / "c11"), source="c11", plausibility=None)
     assert conv.nuclide == "C-11"
     assert conv.half_life_s == pytest.approx(20.36 * 60.0)  # C-11: 20.36 min
+
+
+@pytest.mark.parametrize("double", [False, True])
+def test_pet_in_float_pixel_data_is_refused_by_name(tmp_path, double):
+    """PET Image Storage with the pixels in Float Pixel Data (7FE0,0008) (or Double, 0009), as converters
+    write it: refused naming the element. It read 'DICOM file is truncated or corrupt (header ends before
+    PixelData)', which sent the user looking for a damaged copy."""
+    files = write_pet_series(tmp_path / "p", activity(), AFFINE, slopes=SLOPES)
+    for f in files:
+        ds = pydicom.dcmread(f)
+        values = ds.pixel_array.astype(np.float64) * float(ds.RescaleSlope)
+        del ds.PixelData, ds.RescaleSlope, ds.RescaleIntercept, ds.PixelRepresentation
+        ds.BitsAllocated = ds.BitsStored = 64 if double else 32
+        del ds.HighBit
+        if double:
+            ds.DoubleFloatPixelData = values.tobytes()
+        else:
+            ds.FloatPixelData = values.astype(np.float32).tobytes()
+        ds.save_as(f)
+    with pytest.raises(UnsupportedError, match=r"Float Pixel Data \(7FE0,0008/0009\).*original series") as info:
+        load_suv_volume(tmp_path / "p")
+    assert "truncated" not in str(info.value)

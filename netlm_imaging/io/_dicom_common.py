@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..errors import DicomError, InputError, ResourceLimitError
+from ..errors import DicomError, InputError, ResourceLimitError, UnsupportedError
 from ._inflate import DEFLATED_TS
 from ._inflate import dcmread as bounded_dcmread
 from .formats import LABELMAP_SEG_SOP_CLASS, RTSTRUCT_SOP_CLASS, SEG_SOP_CLASS
@@ -697,6 +697,8 @@ _SHORT_VRS = frozenset(
 )  # fmt: skip
 _ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _PIXEL_DATA = 0x7FE00010
+#: Float Pixel Data and Double Float Pixel Data: parametric maps only, never in CT/MR/PET image storage.
+_FLOAT_PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009})
 _TRANSFER_SYNTAX = 0x00020010
 #: Data set elements the fast path reads (tag -> VR); all others are skipped unparsed.
 _FAST_TAGS: dict[int, bytes] = {
@@ -1300,6 +1302,12 @@ def _read_header_pydicom(path: Path) -> DicomFileInfo | None:
         )
     kind = _kind(sop_class, ds)
     has_pixels = 0x7FE00010 in ds._dict
+    if sop_class in _PIXEL_SOP_CLASSES and not has_pixels and _FLOAT_PIXEL_TAGS & set(ds._dict):
+        raise UnsupportedError(
+            f"{path}: image stored as Float Pixel Data (7FE0,0008/0009), which CT, MR and PET image storage does "
+            "not allow (integers with Rescale Slope), probably written by a converter. Export the scanner's "
+            "original series."
+        )
     if sop_class in _PIXEL_SOP_CLASSES and not has_pixels:
         raise DicomError(
             f"{path}: DICOM file is truncated or corrupt (header ends before PixelData); re-export the series."
