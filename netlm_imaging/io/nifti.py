@@ -17,6 +17,9 @@ __all__ = ["read_nifti"]
 
 logger = logging.getLogger(__name__)
 
+#: A first axis up to this long, shorter than the last, is named as the likely channels of a channel-first array.
+_MAX_CHANNELS_FIRST = 16
+
 #: sform and qform disagreeing by more than this (mm, or direction cosine) earn a warning.
 QFORM_SFORM_TOLERANCE = 1e-3
 
@@ -51,6 +54,69 @@ def _scaling(img: Any) -> tuple[float, float] | None:
     except (AttributeError, TypeError, ValueError):
         return None
     return None if (slope, inter) == (1.0, 0.0) else (slope, inter)
+
+
+def _channel_count(shape: tuple[int, ...]) -> int | None:
+    """The channels of a segmentation stored with one channel per class after its 3 spatial axes, else None.
+
+    MONAI's NIfTI writer puts a channel-first output's channels last, ``(x, y, z, C)``; ITK and the NIfTI
+    vector intent put them in the 5th dimension, ``(x, y, z, 1, C)``.
+
+    Examples
+    --------
+    >>> [_channel_count(s) for s in [(4, 5, 6, 3), (4, 5, 6, 1, 3), (4, 5, 6), (3, 4, 5, 6), (4, 5, 6, 2, 3)]]
+    [3, 3, None, 6, None]
+    """
+    if len(shape) == 4 and shape[3] > 1:
+        return shape[3]
+    if len(shape) == 5 and shape[3] == 1 and shape[4] > 1:
+        return shape[4]
+    return None
+
+
+def _one_hot_labels(data: np.ndarray, path: Path) -> tuple[np.ndarray, str]:
+    """The label map of a one-hot segmentation ``(x, y, z, C)``: each voxel the number of its one channel.
+
+    Channel ``c`` is the class ``c`` (channel 0 the background, as MONAI's ``AsDiscrete(to_onehot=C)``
+    writes it), so the label map is that of the model before its one-hot encoding. Anything else (a
+    softmax / sigmoid output, channels that overlap, voxels in no channel) is not a label map: it is
+    refused with what to save instead.
+
+    Raises
+    ------
+    InputError
+        When the channels are not one-hot.
+    """
+    n = data.shape[3]
+    finite = np.isfinite(data).all()
+    binary = finite and bool(np.isin(data, (0, 1)).all())
+    total = data.sum(axis=3, dtype=np.int64) if binary else None
+    if total is None or (total != 1).any():
+        if not binary:
+            lo, hi = (float(np.nanmin(data)), float(np.nanmax(data))) if data.size else (0.0, 0.0)
+            what = f"values {lo:g}..{hi:g}, not only 0 and 1: a probability map?"
+        else:
+            assert total is not None
+            what = (
+                f"{int((total > 1).sum())} voxel(s) in several channels and {int((total == 0).sum())} in none: "
+                "not one class per voxel"
+            )
+        if data.shape[0] < n and data.shape[0] <= _MAX_CHANNELS_FIRST:
+            what += (
+                f"; its first axis of {data.shape[0]} looks like the channels of a channel-first array, whose "
+                "spatial axes the header does not place"
+            )
+        raise InputError(
+            f"{path}: a segmentation of {n} channels along its last axis that is not one-hot ({what}); save "
+            "one label map (the argmax over the channels, thresholded probabilities first) or one mask per "
+            "structure (--seg ROLE=PATH)."
+        )
+    labels = np.argmax(data, axis=3).astype(np.uint8 if n <= 256 else np.uint16)
+    note = (
+        f"{path.name}: a one-hot segmentation of {n} channels along its last axis (as MONAI writes a "
+        f"channel-first output); read as the label map of its channel numbers 0..{n - 1} (channel 0 background)"
+    )
+    return labels, note
 
 
 def read_nifti(path: str | Path, *, max_voxels: int | None = None, as_float: bool = True) -> Volume:
@@ -95,7 +161,13 @@ def read_nifti(path: str | Path, *, max_voxels: int | None = None, as_float: boo
     shape = tuple(int(s) for s in img.shape)
     if len(shape) > 3 and all(s == 1 for s in shape[3:]):  # (x, y, z, 1) or ITK's (x, y, z, 1, 1)
         shape = shape[:3]
-    if len(shape) != 3:
+    channels = None if as_float else _channel_count(shape)
+    if len(shape) != 3 and channels is None:
+        if not as_float:
+            raise InputError(
+                f"{p}: expected a 3-D segmentation, got shape {tuple(img.shape)}; save one label map (the argmax "
+                "over its channels) or one mask per structure (--seg ROLE=PATH)."
+            )
         raise InputError(f"{p}: expected a 3-D image, got shape {tuple(img.shape)}; split 4-D series first.")
     check_voxel_budget(shape, max_voxels, str(p))
     hdr = img.header
@@ -117,12 +189,18 @@ def read_nifti(path: str | Path, *, max_voxels: int | None = None, as_float: boo
         data = _fast_gzip_data(img)
         if data is None:
             data = np.asanyarray(img.dataobj)
+        if channels is not None:
+            data, note = _one_hot_labels(np.asarray(data).reshape((*shape[:3], channels), order="A"), p)
+            warnings.append(note)
+            shape = shape[:3]
         if data.ndim > 3:
             data = data.reshape(shape, order="A")
         # integer data without scaling stays in its stored type (exact, and half the memory of float32
         # for int16 CT); scaled or float data becomes float32
         if as_float and not (data.dtype.kind in "iu" and data.dtype.itemsize <= 4):
             data = np.asarray(data, dtype=np.float32)
+    except InputError:
+        raise
     except MemoryError:
         raise ResourceLimitError(
             f"{p}: out of memory reading its {'x'.join(map(str, shape))} voxels; lower --max-voxels to refuse "

@@ -1,0 +1,104 @@
+"""Segmentations as MONAI bundles save them: ``*_seg.nii.gz`` float32 label maps, and one-hot outputs.
+
+MONAI's ``SaveImage`` writes a channel-first one-hot output (``AsDiscrete(to_onehot=3)``: channel 0
+background, 1 liver, 2 tumour) with its channels last, ``(x, y, z, 3)`` (ITK's vector layout:
+``(x, y, z, 1, 3)``). Such a file was refused as a 4-D series ("split 4-D series first"); it is the
+label map of its channel numbers. Probabilities and channel-first arrays are refused in one line.
+Truths: voxel counts of the ellipsoids drawn here x |det(affine)|, on an oblique grid.
+"""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pytest
+from conftest import analyze_json, oblique_affine
+from phantoms import write_nifti
+from test_faults_messages import netlm, one_line
+
+AFF = oblique_affine(spacing=(1.25, 1.1, 2.5), angles_deg=(6.0, -4.0, 25.0))
+SHAPE = (34, 30, 16)
+VOXEL_ML = 1.25 * 1.1 * 2.5 / 1000
+
+
+def _phantom() -> tuple[np.ndarray, np.ndarray]:
+    i, j, k = np.ogrid[: SHAPE[0], : SHAPE[1], : SHAPE[2]]
+    liver = ((i - 16) / 11.0) ** 2 + ((j - 15) / 9.0) ** 2 + ((k - 8) / 5.0) ** 2 <= 1
+    tumour = ((i - 19) / 3.0) ** 2 + ((j - 13) / 3.0) ** 2 + ((k - 8) / 2.0) ** 2 <= 1
+    return liver, tumour
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    d = tmp_path_factory.mktemp("monai")
+    write_nifti(d / "ct.nii.gz", np.full(SHAPE, 45, np.int16), AFF)
+    liver, tumour = _phantom()
+    labels = np.zeros(SHAPE, np.float32)  # SaveImage's default output_dtype
+    labels[liver] = 1.0
+    labels[tumour] = 2.0
+    write_nifti(d / "ct_seg.nii.gz", labels, AFF)
+    onehot = np.stack([labels == c for c in range(3)], axis=-1).astype(np.float32)
+    (d / "onehot").mkdir()
+    write_nifti(d / "onehot" / "ct_seg.nii.gz", onehot, AFF)
+    write_nifti(d / "onehot" / "ct_vector_seg.nii.gz", onehot[:, :, :, None, :], AFF)
+    soft = onehot * np.float32(0.9) + np.float32(0.1 / 3)  # a softmax: every channel nonzero
+    write_nifti(d / "onehot" / "ct_prob.nii.gz", soft, AFF)
+    write_nifti(d / "onehot" / "ct_channel_first.nii.gz", np.moveaxis(onehot, -1, 0), AFF)
+    return d
+
+
+def _expected() -> tuple[float, float]:
+    liver, tumour = _phantom()
+    return np.count_nonzero(liver | tumour) * VOXEL_ML, np.count_nonzero(tumour) * VOXEL_ML
+
+
+def test_a_float32_label_map_beside_its_image_in_a_study_folder(study, tmp_path):
+    d = tmp_path / "s"
+    d.mkdir()
+    for name in ("ct.nii.gz", "ct_seg.nii.gz"):
+        (d / name).write_bytes((study / name).read_bytes())
+    rep = analyze_json(str(d))
+    liver_ml, tumour_ml = _expected()
+    assert rep["liver"]["volume_ml"] == pytest.approx(liver_ml, abs=1e-6)
+    assert rep["tumor"]["intrahepatic_volume_ml"] == pytest.approx(tumour_ml, abs=1e-6)
+
+
+@pytest.mark.parametrize("name", ["ct_seg.nii.gz", "ct_vector_seg.nii.gz"])
+def test_a_one_hot_output_is_the_label_map_of_its_channels(study, name):
+    rep = analyze_json("--image", str(study / "ct.nii.gz"), "--seg", str(study / "onehot" / name))
+    liver_ml, tumour_ml = _expected()
+    assert rep["liver"]["volume_ml"] == pytest.approx(liver_ml, abs=1e-6)
+    assert rep["tumor"]["intrahepatic_volume_ml"] == pytest.approx(tumour_ml, abs=1e-6)
+    assert rep["tumor"]["lesion_count"] == 1
+    assert any("one-hot segmentation of 3 channels" in w for w in rep["warnings"])
+
+
+def test_a_one_hot_output_with_labels(study):
+    # --labels reads the channel numbers: the tumour channel alone as the lesion
+    rep = analyze_json(
+        "--image", str(study / "ct.nii.gz"), "--seg", str(study / "onehot" / "ct_seg.nii.gz"), "--labels", "lesion=2"
+    )
+    assert rep["liver"]["volume_ml"] is None
+    assert rep["tumor"]["intrahepatic_volume_ml"] == pytest.approx(_expected()[1], abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("ct_prob.nii.gz", "not one-hot (values 0.0333333..0.933333, not only 0 and 1: a probability map?)"),
+        ("ct_channel_first.nii.gz", "its first axis of 3 looks like the channels of a channel-first array"),
+    ],
+)
+def test_outputs_that_are_not_one_hot_are_refused_in_one_line(study, name, says):
+    path = study / "onehot" / name
+    line = one_line(netlm("analyze", "--image", study / "ct.nii.gz", "--seg", path, "--json", "-"))
+    assert line.startswith(f"netlm: error: {path}: a segmentation of ")
+    assert says in line
+    assert "save one label map (the argmax over the channels" in line
+
+
+def test_an_image_with_a_fourth_dimension_is_still_refused(study, tmp_path):
+    four = tmp_path / "ct4d.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((*SHAPE, 3), np.int16), np.eye(4)), four)
+    line = one_line(netlm("analyze", "--image", four, "--seg", study / "ct_seg.nii.gz", "--json", "-"))
+    assert "expected a 3-D image" in line
