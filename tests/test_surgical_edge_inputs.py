@@ -11,6 +11,7 @@ missing is null with the missing inputs named, never a guess; an input that was 
 from __future__ import annotations
 
 import pytest
+from rules_coverage import user_rules
 from surgical_phantoms import FULL_CLINICAL, NY, NZ, SLICES, VOXEL_ML, SlabLiver, assess, weight_for_telv
 
 from netlm_imaging.classify.clinical import ClinicalInputs
@@ -175,3 +176,25 @@ def test_without_a_segment_map_the_staged_strategies_are_undetermined_not_imposs
     why = next(t for t in out.remnant["resection_plan"]["lesion_treatments"] if t["lesion_id"] == mass.id)
     assert "no Couinaud segment map" in why["untreated_reason"]
     assert "outside every segment" not in why["untreated_reason"]
+
+
+def test_the_console_quotes_the_flr_on_the_denominator_its_threshold_is_on(tmp_path):
+    """With flr.denominator = "non_tumorous" the console's plan line read "FLR 480 mL, sFLR 31.1% (threshold
+    25% of non_tumorous)": the TELV percentage beside a threshold on the non-tumorous liver. The 140 mm
+    mass (4096 voxels) fills segments 5-8; the right hemihepatectomy keeps segments 1-4 (12 slices x 400
+    voxels, tumour-free): 480 mL of 1200 - 409.6 = 790.4 mL non-tumorous liver = 60.7 %."""
+    p = SlabLiver(SLICES, ny=NY, nz=NZ)
+    p.add_box(13, 16, 2, 16, 2, 16, max_3d_diameter_mm=140.0)
+    flr_ml = (2 + 3 + 3 + 4) * NY * NZ * VOXEL_ML
+    non_tumorous = (30 * NY * NZ - 16**3) * VOXEL_ML
+    out = assess(p.ctx(), FULL_CLINICAL, user_rules(tmp_path, {"flr.denominator": "non_tumorous"}))
+    plan = out.remnant["resection_plan"]
+    assert plan["resected_segments"] == [5, 6, 7, 8]
+    assert plan["remnant_ml"] == pytest.approx(flr_ml)
+    line = next(x for x in out.summary_lines if x.startswith("Debulking plan:"))
+    pct = 100 * flr_ml / non_tumorous  # 60.73
+    assert line.endswith(f"FLR 480 mL = {pct:.1f}% of the non-tumorous liver (threshold 25% of non_tumorous)")
+    assert "sFLR" not in line
+    telv_line = next(x for x in assess(p.ctx(), FULL_CLINICAL, load_rules()).summary_lines if x.startswith("Debulking"))
+    assert ", sFLR " in telv_line  # on the TELV the sFLR is the deciding percentage
+    assert telv_line.endswith("(threshold 20% of telv)")

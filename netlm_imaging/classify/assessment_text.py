@@ -50,6 +50,7 @@ def summary_lines(
     threshold: float | None,
     basis: str,
     telv: float | None,
+    non_tumorous: float | None = None,
     cloyd: dict[str, Any],
     grade: dict[str, Any],
     staged: dict[str, Any] | None,
@@ -73,6 +74,9 @@ def summary_lines(
     basis : str
     telv : float or None
         Total estimated liver volume in mL.
+    non_tumorous : float or None
+        Non-tumorous liver volume in mL (the FLR percentage's denominator when ``basis`` is
+        ``"non_tumorous"``).
     staged : dict or None
         The staged-strategies block.
     debulking : mapping
@@ -98,7 +102,10 @@ def summary_lines(
             f"Hepatic tumour burden {involvement:.1f}% ({burden['category']}; CLARINET {burden['clarinet_split']})"
         )
     if plan is not None:
-        sflr = f", sFLR {100.0 * plan.remnant_ml / telv:.1f}%" if telv else ""
+        if basis == "non_tumorous":  # the percentage the threshold is on, not the sFLR of the TELV
+            sflr = f" = {100.0 * plan.remnant_ml / non_tumorous:.1f}% of the non-tumorous liver" if non_tumorous else ""
+        else:
+            sflr = f", sFLR {100.0 * plan.remnant_ml / telv:.1f}%" if telv else ""
         if achievable is None:
             ok = "undetermined: lower bound without a segment map,"
         elif meets(achievable, debulking["threshold_percent"], debulking["comparator"]):

@@ -506,6 +506,7 @@ def assess(
         threshold=fb.threshold_percent,
         basis=fb.basis,
         telv=fb.telv_ml,
+        non_tumorous=non_tumorous_ml,
         cloyd=cloyd,
         grade=grade,
         staged=planned.staged,
