@@ -1,6 +1,6 @@
 """SUVbw conversion factors from PET DICOM headers (QIBA vendor-neutral recipe).
 
-Why one module (~890 lines): the QIBA vendor-neutral recipe is one algorithm (units, decay,
+Why one module (~920 lines): the QIBA vendor-neutral recipe is one algorithm (units, decay,
 injection and scan times, half-life, weight) whose steps share the header parsing; about
 half of the module is this documentation of it.
 
@@ -55,7 +55,8 @@ Time zones
     another one (the offset of its DA and TM values, PS3.3 C.12.1.1.8).
 Scan date/time
     Series Date/Time (0008,0021/0031), unless it is after the earliest
-    Acquisition Date/Time (0008,0022/0032) of the series (post-processed
+    Acquisition Date/Time (0008,0022/0032) of the series (by more than
+    ``SERIES_AFTER_ACQUISITION_TOLERANCE``, 1 s: post-processed
     series; an AcquisitionTime without its AcquisitionDate is the one within
     12 h of the series time, so a bed acquired after midnight is not read as
     the morning before); then the GE private scan DateTime (0009,100d, creator
@@ -326,7 +327,9 @@ def _scan_datetime(datasets: Sequence[Any], source: str, warnings: list[str]) ->
         if adt is not None:
             acq.append(adt)
     earliest_acq = min(acq) if acq else None
-    if series_dt is not None and (earliest_acq is None or series_dt <= earliest_acq):
+    if series_dt is not None and (
+        earliest_acq is None or series_dt <= earliest_acq + SERIES_AFTER_ACQUISITION_TOLERANCE
+    ):
         return series_dt
     if series_dt is not None:
         # a DT: with its own offset from UTC it is moved into the local time of the DA/TM values
@@ -400,6 +403,10 @@ def _str_value(value: Any) -> str | None:
         return value.decode("ascii", "replace").strip("\x00 ")
     return str(value)
 
+
+#: A Series Time at most this much after the earliest Acquisition Time is the same moment, not a post-processed
+#: series: Siemens writes Series Time 12:35:15.000000 beside Acquisition Time 12:35:14.999995.
+SERIES_AFTER_ACQUISITION_TOLERANCE = timedelta(seconds=1)
 
 #: RadiopharmaceuticalStartTime and ...StartDateTime further apart than this earn a warning.
 INJECTION_TIME_AGREEMENT = timedelta(seconds=60)
