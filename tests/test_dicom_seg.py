@@ -190,7 +190,8 @@ def test_segments_without_role_and_ignore_mapping(ct, tmp_path):
         ("Liver", "liver", "code"),
         ("Blob", None, "unmatched-ignored"),
     ]
-    with pytest.raises(LabelError, match=r"no liver and no lesion among the segments: 1 'Liver'.*-> --labels lesion="):
+    no_role = r"no liver and no lesion among the segments: 1 'Liver'.*-> --labels liver=\"Liver\""
+    with pytest.raises(LabelError, match=no_role):
         read_dicom_seg(seg, ref, parse_label_spec("spleen=Liver"))
     layers = read_dicom_seg(seg, ref, parse_label_spec("liver=Liver,ignore=Blob"))
     assert [la.label for la in layers] == ["Liver"]

@@ -138,16 +138,16 @@ def test_two_parts_of_the_liver_are_not_called_versions(tmp_path):
 
 
 def test_the_flag_suggested_for_an_ignored_roi_keeps_the_liver(tmp_path):
-    """A user mapping is exclusive: the example flag for the ignored 'Liver tumor' must name 'Liver' too.
+    """A user mapping is exclusive: the example flag for the ignored 'Target A' must name 'Liver' too.
 
-    It suggested --labels lesion="Liver tumor" alone, which drops the liver the rules had found.
+    It suggested --labels lesion="Target A" alone, which drops the liver the rules had found.
     """
-    rois = [RoiSpec("Liver", _contours(LIVER)), RoiSpec("Liver tumor", _contours(GTV), interpreted_type="GTV")]
+    rois = [RoiSpec("Liver", _contours(LIVER)), RoiSpec("Target A", _contours(GTV), interpreted_type="GTV")]
     study = _study(tmp_path, rois)
     report = analyze_json(str(study))
     (warning,) = [w for w in report["warnings"] if "got no role and were ignored" in w]
     flag = warning.split("map one with e.g. --labels ", 1)[1].split(" (study.segment_roles", 1)[0]
-    assert flag == 'liver="Liver",lesion="Liver tumor"'
+    assert flag == 'liver="Liver",lesion="Target A"'
     mapped = analyze_json(str(study), "--labels", flag)
     assert mapped["liver"]["volume_ml"] == pytest.approx(_voxels(LIVER) * VOXEL_ML, abs=1e-3)
     assert mapped["tumor"]["intrahepatic_volume_ml"] == pytest.approx(_voxels(GTV) * VOXEL_ML, abs=1e-4)

@@ -1,10 +1,11 @@
 """ROI / segment names of neuroendocrine liver metastases as planning systems and readers write them.
 
 ``NETs`` (the plural of NET), ``NELM`` (neuroendocrine liver metastases) and ``Carcinoid 2`` are
-lesions; ``LiverMets``, ``LIVERMETS``, ``Liver NETs`` and ``HepaticMets`` name the organ and the
-tumour, compound names that are never guessed (docs/roles.md step 6a). Before, the short words met /
-mets / NET counted only between non-letters, so ``LiverMets`` was the liver (its tumour measured as
-liver, the tumour volume 0) and ``NETs`` nothing.
+lesions; ``LiverMets``, ``LIVERMETS``, ``Liver NETs`` and ``HepaticMets`` name the tumour by the organ
+it lies in: lesions too (docs/roles.md step 6). Before, the short words met / mets / NET counted only
+between non-letters, so ``LiverMets`` was the liver (its tumour measured as liver, the tumour volume
+0) and ``NETs`` nothing; then, as a name matching two roles, it was ignored and the study had no
+lesion (involvement null) until the user mapped it.
 
 Phantom: an oblique anisotropic CT, boxes outlined through voxel edges (``box_outline``), so each
 ROI's voxel count is its box's, computed here.
@@ -37,12 +38,12 @@ VOXEL_ML = float(np.prod(SPACING)) / 1000.0
         ("NELM", "lesion"),
         ("NELM_2", "lesion"),
         ("Carcinoid 1", "lesion"),
-        ("LiverMets", None),
-        ("LIVERMETS", None),
-        ("LiverNET", None),
-        ("Liver NETs", None),
-        ("HepaticMets", None),
-        ("LiverMet1", None),
+        ("LiverMets", "lesion"),
+        ("LIVERMETS", "lesion"),
+        ("LiverNET", "lesion"),
+        ("Liver NETs", "lesion"),
+        ("HepaticMets", "lesion"),
+        ("LiverMet1", "lesion"),
         ("NormalLiver", "liver"),
         ("Magnets", None),
         ("Helmet", None),
@@ -81,12 +82,13 @@ def test_an_roi_named_nets_is_measured_as_the_tumour(ct, tmp_path):
     assert rep.involvement_percent == pytest.approx(100.0 * _box_voxels(TUMOUR) / _box_voxels(LIVER), abs=0.01)
 
 
-def test_an_roi_named_livermets_is_not_a_second_liver(ct, tmp_path):
-    """It was the liver: the study had no tumour; now it is ignored with the flag that maps it."""
+def test_an_roi_named_livermets_is_the_tumour_not_a_second_liver(ct, tmp_path):
+    """It was the liver (the study had no tumour), then ignored; it is the tumour, as the mapping says too."""
     folder, paths = ct
     rt = write_rtstruct(tmp_path / "rt.dcm", paths, _rois("LiverMets"))
     rep = analyze(image=folder / "ct", segs=[rt])
-    assert [(r["name"], r["role"]) for r in rep.study["segment_roles"]] == [("Liver", "liver"), ("LiverMets", None)]
-    assert any('lesion="LiverMets"' in w for w in rep.warnings)
+    assert [(r["name"], r["role"]) for r in rep.study["segment_roles"]] == [("Liver", "liver"), ("LiverMets", "lesion")]
+    assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(_box_voxels(TUMOUR) * VOXEL_ML, rel=1e-6)
+    assert rep.liver["volume_ml"] == pytest.approx(_box_voxels(LIVER) * VOXEL_ML, rel=1e-6)
     rep = analyze(image=folder / "ct", segs=[rt], labels="liver=Liver,lesion=LiverMets")
     assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(_box_voxels(TUMOUR) * VOXEL_ML, rel=1e-6)

@@ -67,9 +67,9 @@ VESSEL = ("SCT", "59820001")
         ("Lesion_arterial", None, None, "lesion", "pattern"),  # a phase, not an artery
         ("Liver scar", None, None, None, "unmatched-ignored"),
         # short lesion words between non-letters: two roles, never guessed (was the liver: metastases as liver)
-        ("Liver_mets", None, "GTV", None, "unmatched-ignored"),
-        ("Leber_Met1", None, None, None, "unmatched-ignored"),
-        ("Liver_NET", None, None, None, "unmatched-ignored"),
+        ("Liver_mets", None, "GTV", "lesion", "pattern"),  # the tumour by its organ
+        ("Leber_Met1", None, None, "lesion", "pattern"),
+        ("Liver_NET", None, None, "lesion", "pattern"),
         ("Met1", None, None, "lesion", "pattern"),
         ("NET_2", None, None, "lesion", "pattern"),
         ("mets-3", None, None, "lesion", "pattern"),
@@ -89,8 +89,8 @@ VESSEL = ("SCT", "59820001")
         ("Le\u0301sion", None, None, "lesion", "pattern"),  # the accent as its own code point (NFD)
         ("Läsion", None, None, "lesion", "pattern"),
         ("Nódulo", None, None, "lesion", "pattern"),
-        ("Metástasis hepática", None, None, None, "unmatched-ignored"),  # as 'hepatic metastasis': two roles
-        ("Metastasi epatica", None, None, None, "unmatched-ignored"),
+        ("Metástasis hepática", None, None, "lesion", "pattern"),  # a metastasis qualified by its organ
+        ("Metastasi epatica", None, None, "lesion", "pattern"),
         ("Vena hepatica", None, None, None, "unmatched-ignored"),
     ],
 )
@@ -231,8 +231,9 @@ def test_no_liver_and_no_lesion_is_exit_3_listing_each_roi_and_its_flag(planning
     err = res.stderr.strip()
     assert len(err.splitlines()) == 1
     assert "Traceback" not in err
-    assert "1 'BODY' [EXTERNAL] type-ignored -> --labels lesion=\"BODY\"" in err
-    assert "'Heart' [ORGAN] unmatched-ignored -> --labels lesion=\"Heart\"" in err
+    # neither name says which role it would have: the flag leaves the role to the user
+    assert "1 'BODY' [EXTERNAL] type-ignored -> --labels ROLE=\"BODY\"" in err
+    assert "'Heart' [ORGAN] unmatched-ignored -> --labels ROLE=\"Heart\"" in err
     assert "'Spinal-Cord' [ORGAN]" in err
 
 

@@ -1,5 +1,8 @@
 """Published NETLM classifications applied to measured numbers, with rationale.
 
+Why one module (~600 lines): the Mahuron type, the burden category, Cloyd resectability and the WHO
+grade are one table of published decisions that share their missing-input and rationale conventions.
+
 Each function returns a dict with the decision, ``rationale`` (strings that
 quote the numbers and the rule) and ``missing_inputs`` (names of the inputs
 that would decide it; never a guess). Thresholds come from the rules file;

@@ -1,5 +1,8 @@
 """Debulking planner: the most tumour volume treatable by a plan a liver surgeon could do.
 
+Why one module (~600 lines): the search over segment resections and the sparing treatment of what
+they leave is one optimisation; split, its bound and its tie-breaks would be read in two places.
+
 A plan combines
 
 - resection of whole Couinaud segments ``S``, only when the remnant passes the

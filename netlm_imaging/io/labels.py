@@ -86,13 +86,25 @@ DEFAULT_NAME_PATTERNS: list[tuple[str, str]] = [
     # but where a capital starts them (LiverMets, LiverNET) or right after the organ (LIVERMETS): those names
     # then match the liver too and are compound, never the liver itself; NELM: neuroendocrine liver metastases;
     # French, Spanish, Portuguese, Italian, German and Dutch words too (tumeur, lésion, metástasis, nódulo)
+    # and Turkish / Polish ones (tümör, lezyon, przerzut); Japanese / Chinese (転移 转移 轉移 metastasis, 腫瘍 肿瘤
+    # 腫瘤 tumour, 病変 病灶 lesion, 結節 nodule, 癌 cancer), Russian (метастаз, опухоль, очаг) and Korean (종양
+    # tumour, 전이 metastasis, 병변 lesion, 결절 nodule, 종괴 mass, 암 cancer closing a word: 간암)
     (
-        r"(tum(ou?|eu)r|l[eéä]sion|m[eé]t[aá]st|n[oó]dul|mass(?!eter)|gtv|neoplas|cancer|carcinom|carcinoid|netlm|"
-        r"(?:(?<![a-z])|(?-i:(?<=[a-z])(?=[A-Z]))|(?<=liver)|(?<=hepatic))(nets?|mets?|nelm)(?![a-z]))",
+        r"(tum(ou?|eu)r|t[uü]m[oö]r|l[eéä]sion|lezyon|m[eé]t[aá]st|przerzut|n[oó]dul|mass(?!eter)|gtv|neoplas|"
+        r"cancer|carcinom|carcinoid|netlm|"
+        r"(?:(?<![a-z])|(?-i:(?<=[a-z])(?=[A-Z]))|(?<=liver)|(?<=hepatic))(nets?|mets?|nelm)(?![a-z])|"
+        r"転移|转移|轉移|腫瘍|肿瘤|腫瘤|肿块|腫塊|病変|病灶|病变|病變|結節|结节|癌|"
+        r"метастаз|опухол|очаг|종양|전이|병변|결절|종괴|암(?![가-힣]))",
         "lesion",
     ),
-    (r"(spleen|splenic|milz)", "spleen"),
-    (r"(liver|hepar|h?[eé]p[aá]ti[cq]|leber|foie|h[ií]gado|f[ií]gado|fegato|(?<![a-z])lever(?![a-z]))", "liver"),
+    (r"(spleen|splenic|milz|mjälte|(?<![a-z])milt(?![a-z])|śledzion|dalak|脾|селез[её]нк|비장)", "spleen"),
+    # ... and the liver: 肝 (Japanese / Chinese), печень / печёночный (Russian), 간 as a word or 간장 / 간실질 (Korean),
+    # karaciğer (Turkish), wątroba (Polish)
+    (
+        r"(liver|hepar|h?[eé]p[aá]ti[cq]|leber|foie|h[ií]gado|f[ií]gado|fegato|(?<![a-z])lever(?![a-z])|"
+        r"karaci[gğ]er|w[aą]trob|肝|печ[её]н|(?<![가-힣])간(?:장|실질)?(?![가-힣]))",
+        "liver",
+    ),
 ]
 
 #: Whole names (lower case, spaces as ``_``) that TotalSegmentator gives its structures, as files
@@ -399,19 +411,32 @@ _W0, _W1 = r"(?<![a-z0-9])", r"(?![a-z0-9])"
 COMPOUND_WORDS = re.compile(
     r"(minus|plus|without|w/o|excl|except|subtract|union|shell|wall|margin|expan|crop|free|remnant|resect|"
     rf"{_W0}(ring|and|or|not|flr|opti?|optim\w*|eval|dose|hollow|avoid\w*|spar(e|ing)|inner|outer|sub|exp|"
-    rf"help(er)?|dummy|te?mp){_W1}|^z|^_|[+&]|\d+\s*mm)",
+    rf"help(er)?|dummy|te?mp){_W1}|dose|dosis|^z|^_|[+&]|\d+(?:[.,]\d+)?\s*(?:mm|cm)(?![a-z]))",
     re.IGNORECASE,
 )
 #: Structures whose names mention an organ without being it (hepatic vein, splenic artery, bile duct, the
 #: hepatic lymph nodes ...), also by the AAPM TG-263 prefixes of arteries, veins and lymph nodes (``A_Hepatic``,
 #: ``V_Hepatic``, ``LN_Hepatic``).
 NOT_THE_ORGAN = re.compile(
-    rf"(vessel|vein|vena|cava|{_W0}ivc{_W1}|arter|portal|duct|bile|biliar|flexure|ligament|lymph|{_W0}nodes?{_W1}|"
-    r"^(a|v|ln)_)",
+    rf"(vessel|vein|vena|cava|{_W0}(ivc|art|pv|hv|[lmr]hv|ha){_W1}|arter|portal|duct|bile|biliar|flexure|ligament|"
+    rf"lymph|{_W0}nodes?{_W1}|^(a|v|ln)_|"
+    # Japanese / Chinese (静脈 动脉 門脈: 脈 / 脉, 胆 / 膽 bile, 血管 vessel), Russian (вена, артерия, воротная,
+    # желчный, проток, сосуд), Korean (정맥 동맥 문맥: 맥, 담관 bile duct, 혈관 vessel)
+    r"脈|脉|胆|膽|血管|вен|артер|ворот|желч|проток|сосуд|맥|담관|혈관)",
+    re.IGNORECASE,
+)
+#: A tumour named after its organ (``Liver tumor``, ``LiverMets``, ``GTV_Liver``, ``Hepatic metastasis``,
+#: ``Lebermetastase``, ``肝転移``, ``간전이``) is a lesion, unless the name subtracts one from the other: a hyphen
+#: between words is AAPM TG-263's Boolean minus (``Liver-GTV``, ``Liver - Tumor``) ...
+BOOLEAN_MINUS = re.compile(r"(?<=\w)\s*[-\u2212]\s*(?=[^\W\d_])")
+#: ... or names what is not tumour (``non-tumorous liver``, ``Liver_NoTumor``, ``normal liver``, ``非腫瘍肝``).
+NEGATED = re.compile(
+    r"((?<![a-z])(non|no|normal|healthy|parenchym\w*|background|ohne|sans|sin|sem|senza|kein\w*)(?![a-z])|"
+    r"(?-i:No(?=[A-Z]))|非|正常|以外|除外|без|кроме|정상|제외)",
     re.IGNORECASE,
 )
 #: Lesion-like words that are not tumour (oedema, tumour bed, scar, a boost block).
-NOT_TUMOUR = re.compile(rf"(o?edema|{_W0}bed{_W1}|cavity|scar|boost|block)", re.IGNORECASE)
+NOT_TUMOUR = re.compile(rf"(o?edema|{_W0}bed{_W1}|cavity|scar|boost|block|浮腫|水肿|отёк|отек|부종)", re.IGNORECASE)
 
 #: Why a segment / ROI got its role (``segment_roles[].reason`` in the report).
 REASONS = ("user", "code", "pattern", "type-ignored", "unmatched-ignored")
@@ -577,6 +602,15 @@ def _by_name(text: str, patterns: Sequence[tuple[str, str]]) -> tuple[str | None
         return None, "unmatched-ignored", "name matches no role pattern (an organ or structure not measured)"
     if text.strip().lower() in TOTALSEGMENTATOR_LESION_NAMES:
         return "lesion", "pattern", "TotalSegmentator's name of the liver tumour / lesions"
+    if (
+        len(roles) == 2
+        and "lesion" in roles
+        and set(roles) & {"liver", "spleen"}
+        and not (COMPOUND_WORDS.search(text) or BOOLEAN_MINUS.search(text) or NEGATED.search(text))
+        and not NOT_TUMOUR.search(text)
+    ):
+        organ = next(r for r in roles if r != "lesion")
+        return "lesion", "pattern", f"name matches the lesion pattern, qualified by the {organ} it lies in"
     if len(roles) > 1 or COMPOUND_WORDS.search(text):
         return None, "unmatched-ignored", "a compound name (derived or Boolean structure): never guessed"
     if NOT_TUMOUR.search(text) or (roles[0] != "lesion" and NOT_THE_ORGAN.search(text)):
@@ -790,10 +824,37 @@ def summarize_decisions(decisions: Sequence[RoleDecision], spec: LabelSpec) -> l
         else:
             lines.append(
                 f"{source}: {len(ignored)} segment(s)/ROI(s) got no role and were ignored: {shown}{more}; "
-                f"map one with e.g. {_flag_adding(decisions, ignored[0])} (study.segment_roles in report.json says "
+                f"map one with e.g. {_flag_adding(decisions, ignored[0], _suggested_role(decisions, ignored[0]))} "
+                "(study.segment_roles in report.json says "
                 "why)"
             )
     return lines
+
+
+def _suggested_role(decisions: Sequence[RoleDecision], ignored: RoleDecision, *, by_name_only: bool = False) -> str:
+    """The role an example flag offers for ``ignored``: the one its name suggests, else the one the study lacks.
+
+    A compound or qualified name matching one role pattern (``Liver_2cm``, ``肝臓_2``) suggests that role; any
+    other name the role the other segments leave missing (the liver before the lesion), ``ROLE`` when both
+    are there (the user must say) or ``by_name_only`` (a study with neither: which is which is the user's to say).
+
+    Examples
+    --------
+    >>> liver = RoleDecision("rt.dcm", 1, "Liver", None, "", "ORGAN", "liver", "pattern", "")
+    >>> blob = RoleDecision("rt.dcm", 2, "Blob", None, "", None, None, "unmatched-ignored", "")
+    >>> _suggested_role([liver, blob], blob), _suggested_role([blob], blob)
+    ('lesion', 'liver')
+    """
+    named = _pattern_roles(ignored.name, DEFAULT_NAME_PATTERNS) if ignored.name else []
+    if len(named) == 1:
+        return named[0]
+    if by_name_only:
+        return "ROLE"
+    found = {d.role for d in decisions}
+    for role in ("liver", "lesion"):
+        if role not in found:
+            return role
+    return "ROLE"
 
 
 def _flag_adding(decisions: Sequence[RoleDecision], ignored: RoleDecision, role: str = "lesion") -> str:
@@ -885,7 +946,7 @@ def check_decisions(
     listed = "; ".join(
         f"{d.describe()} {d.reason}"
         + (f" as {d.role}" if d.role else "")
-        + (f" -> {flag_for(d.name)}" if d.name else "")
+        + (f" -> {flag_for(d.name, _suggested_role(decisions, d, by_name_only=True))}" if d.name else "")
         for d in decisions
     )
     how = "--labels / --segment-pattern matched none of them. " if spec.exclusive else ""

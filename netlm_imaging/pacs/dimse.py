@@ -1,5 +1,8 @@
 """Classic DICOM networking (DIMSE) with pynetdicom: C-FIND, C-GET / C-MOVE, C-STORE.
 
+Why one module (~650 lines): the pull, the analysis and the push are one association's life, and
+its failures (rejection, abort, timeout, a refused or warning status) are named in one place.
+
 ``netlm pacs --dimse HOST:PORT --called-ae AE --study UID [--push]``:
 
 1. C-FIND (Study Root, STUDY level) checks that the study exists;
