@@ -14,6 +14,7 @@ __all__ = [
     "add_storage_scp_contexts",
     "compressed_syntaxes",
     "get_contexts",
+    "measured_classes",
     "storage_classes",
     "transfer_syntaxes",
     "uncompressed_syntaxes",
@@ -65,6 +66,14 @@ def storage_classes() -> list[str]:
     from pynetdicom import sop_class as s
 
     return [str(getattr(s, n)) for n in (*_PIXEL_CLASSES, *_OTHER_CLASSES) if hasattr(s, n)]
+
+
+def measured_classes() -> list[str]:
+    """SOP classes whose instances a measurement may need (images, SEG, RTSTRUCT): a retrieval may do without
+    the others (reports, key objects, presentation states, screenshots, raw data), never without these."""
+    from pynetdicom import sop_class as s
+
+    return [str(getattr(s, n)) for n in (*_PIXEL_CLASSES, "RTStructureSetStorage") if hasattr(s, n)]
 
 
 def uncompressed_syntaxes() -> list[str]:

@@ -33,7 +33,7 @@ from typing import Any
 from ..atomic import atomic_write_bytes
 from ..errors import InputError, UsageError
 from .common import HELD_RETRY_PAUSES_S, PacsResult, check_timeout, check_uid, not_held_error, retrieve_analyze_push
-from .contexts import add_storage_scp_contexts, get_contexts, storage_classes
+from .contexts import add_storage_scp_contexts, get_contexts, measured_classes, storage_classes
 
 __all__ = [
     "DEFAULT_CALLING_AE",
@@ -324,6 +324,10 @@ def _move_destination_help(ep: DimseEndpoint, move_port: int | None) -> str:
     )
 
 
+class _Incomplete(InputError):
+    """A C-GET / C-MOVE whose sub-operations failed (some instances did not arrive)."""
+
+
 def _check_retrieve_status(
     statuses: Iterable[tuple[Any, Any]],
     ep: DimseEndpoint,
@@ -380,7 +384,7 @@ def _check_retrieve_status(
             if method == "get"
             else "check the PACS log"
         )
-        raise InputError(
+        raise _Incomplete(
             f"{ep.name}: {what} incomplete ({counts}): the study would be measured without the missing instances; "
             f"{hint}"
         )
@@ -416,7 +420,9 @@ def retrieve_study(
     folder : path-like
         Destination (one ``<SOPInstanceUID>.dcm`` per instance, written as it arrives).
     method : {"get", "move"}
-        C-GET on the query association, or C-MOVE with our AE title as destination.
+        C-GET on the query association, or C-MOVE with our AE title as destination. A C-GET whose
+        sub-operations failed asks again series by series for what did not arrive; instances still missing
+        are accepted (with a warning) only when none is of a measured class (images, SEG, RTSTRUCT).
     move_port : int, optional
         Port of the local C-STORE SCP for C-MOVE (required with ``"move"``).
     bind : str
@@ -450,6 +456,10 @@ def retrieve_study(
         with lock:
             return len(written), last_stored[0]
 
+    def arrived() -> set[str]:
+        with lock:
+            return {p.stem for p in written}
+
     handler = storage_handler(lambda ds: out, stored)
     ae = _ae(ep)
     if method == "get":
@@ -457,10 +467,14 @@ def retrieve_study(
         for sop, syntaxes in get_contexts():
             ae.add_requested_context(sop, syntaxes)
         roles = [build_role(sop, scp_role=True) for sop in storage_classes()]
+        ae.add_requested_context(FIND)  # to list what a C-GET with failed sub-operations did not bring
         assoc = _associate(ae, ep, ext_neg=roles, evt_handlers=[(evt.EVT_C_STORE, handler)])
         _require_context(assoc, GET, ep, "C-GET", "retry with --retrieve move --port P")
         try:
-            _check_retrieve_status(assoc.send_c_get(_query(study_uid), GET), ep, study_uid, "get", None, received)
+            try:
+                _check_retrieve_status(assoc.send_c_get(_query(study_uid), GET), ep, study_uid, "get", None, received)
+            except _Incomplete as exc:
+                _get_missing_series(assoc, ep, study_uid, arrived(), exc, arrived)
         finally:
             assoc.release()
     elif method == "move":
@@ -487,7 +501,71 @@ def retrieve_study(
     if not written:
         raise InputError(f"{ep.name}: study {study_uid} sent no instance; check the Study Instance UID")
     logger.info("retrieved %d instances of study %s from %s (C-%s)", len(written), study_uid, ep.name, method.upper())
-    return sorted(written)
+    return sorted(set(written))  # a series asked again may bring an instance twice
+
+
+def _study_instances(assoc: Any, study_uid: str) -> dict[str, tuple[str, str]] | None:
+    """C-FIND (IMAGE level) of the study's instances: SOP Instance UID -> (Series Instance UID, SOP Class UID);
+    None when the PACS does not answer the query in full."""
+    if not any(str(cx.abstract_syntax) == FIND for cx in assoc.accepted_contexts):
+        return None
+    q = _query(study_uid, "IMAGE")
+    q.SeriesInstanceUID = q.SOPInstanceUID = q.SOPClassUID = ""
+    listing: dict[str, tuple[str, str]] = {}
+    for status, ident in assoc.send_c_find(q, FIND):
+        code = int(status.Status) if status and "Status" in status else -1
+        if code in (0xFF00, 0xFF01) and ident is not None:
+            sop = str(getattr(ident, "SOPInstanceUID", "") or "")
+            if sop:
+                listing[sop] = (
+                    str(getattr(ident, "SeriesInstanceUID", "") or ""),
+                    str(getattr(ident, "SOPClassUID", "") or ""),
+                )
+        elif code != 0x0000:
+            return None
+    return listing
+
+
+def _get_missing_series(
+    assoc: Any,
+    ep: DimseEndpoint,
+    study_uid: str,
+    have: set[str],
+    incomplete: InputError,
+    received: Callable[[], set[str]],
+) -> None:
+    """After a study C-GET with failed sub-operations: C-GET again, series by series, those holding instances
+    that did not arrive (a PACS may stop the study at its first failure: Orthanc does), then accept what is
+    still missing only when none of it is measured (a screenshot stored in a syntax the PACS cannot send us,
+    raw data): it is named in a warning. Otherwise ``incomplete`` is raised.
+    """
+    from pydicom.uid import UID
+
+    listing = _study_instances(assoc, study_uid)
+    if not listing:
+        raise incomplete
+    missing = {sop: v for sop, v in listing.items() if sop not in have}
+    for series in sorted({s for s, _ in missing.values() if s}):
+        q = _query(study_uid, "SERIES")
+        q.SeriesInstanceUID = series
+        for status, _ in assoc.send_c_get(q, GET):
+            if not status or "Status" not in status:
+                raise incomplete
+    arrived = received()
+    still = {sop: v for sop, v in missing.items() if sop not in arrived}
+    measured = set(measured_classes())
+    if not missing or any(cls in measured or not cls for _, cls in still.values()):
+        raise incomplete
+    if still:
+        classes = sorted({cls for _, cls in still.values()})
+        logger.warning(
+            "%s: %d instance(s) of study %s not retrieved (%s): the PACS could not send them on our C-GET (a SOP "
+            "class or transfer syntax not offered); nothing measured is in them (--retrieve move takes every one)",
+            ep.name,
+            len(still),
+            study_uid,
+            ", ".join(UID(c).name for c in classes),
+        )
 
 
 def _held(assoc: Any, ds: Any) -> bool | None:
