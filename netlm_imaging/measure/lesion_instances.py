@@ -26,14 +26,36 @@ __all__ = ["Box", "Instance", "lesion_instances"]
 Instance = tuple[Box, np.ndarray, np.ndarray | None, str | None, ComponentFacts | None]
 
 
-def _segment_instances(lesion_layers: list[MaskLayer], threshold: float, warnings: list[str]) -> list[Instance]:
-    """One instance per non-empty lesion segment, the voxels claimed by several given to one (OVERLAP_RULE)."""
+def _segment_instances(
+    lesion_layers: list[MaskLayer], threshold: float, warnings: list[str], connectivity: int = 26
+) -> list[Instance]:
+    """One instance per non-empty lesion segment, the voxels claimed by several given to one (OVERLAP_RULE).
+
+    A segment of several separate parts (``connectivity``-connected components) holds several lesions, each an
+    instance: TotalSegmentator's ``liver_tumor`` (``liver_vessels`` task) and ``liver_lesions`` masks hold every
+    tumour of the liver, and with both in a study folder their two tumours were one lesion spanning them.
+    """
     instances: list[Instance] = []
     for layer in lesion_layers:
         m = layer.mask.array > 0 if layer.fractional else layer.binary(threshold)
         bb = nonzero_bbox(m)
         if bb is None:
             warnings.append(f"{layer.source}: lesion segment {layer.label!r} is empty and was skipped")
+            continue
+        cropped, labels_cc, n = label_instances_cropped(m, connectivity, bbox=bb)
+        if n > 1 and cropped is not None:
+            warnings.append(
+                f"{layer.source}: lesion segment {layer.label!r} holds {n} separate parts ({connectivity}-connected "
+                "components): each is a lesion"
+            )
+            boxes, _ = component_boxes_and_centroids(labels_cc, n)
+            for i, local in enumerate(boxes, start=1):
+                if local is None:
+                    continue
+                part_bb = box_from_frame(local, cropped)
+                part = labels_cc[local] == i
+                w = (layer.mask.array[part_bb] * part).astype(np.float32) if layer.fractional else None
+                instances.append((part_bb, part, w, layer.label, None))
             continue
         w = layer.mask.array[bb].astype(np.float32) if layer.fractional else None
         instances.append((bb, m[bb], w, layer.label, None))
@@ -110,6 +132,6 @@ def lesion_instances(
         The instances, and ``"segments"`` or ``"connected_components_<connectivity>"``.
     """
     if len(lesion_layers) > 1:
-        return _segment_instances(lesion_layers, threshold, warnings), "segments"
+        return _segment_instances(lesion_layers, threshold, warnings, connectivity), "segments"
     name = lesion_layers[0].label if lesion_layers else None
     return _component_instances(union, box, fractions, connectivity, name), f"connected_components_{connectivity}"

@@ -467,13 +467,15 @@ def lesion_instances(layers: Sequence[MaskLayer]) -> Volume | None:
 
     A segmentation that gives one segment per lesion keeps two touching lesions two, as ``analyze``
     counts them; a voxel in several segments belongs to the smallest of them (ties: the first in
-    input order), the rule of ``analyze``'s ``method.lesion_overlap``. Empty segments get no value.
-    Layers on other grids are put on the first lesion layer's grid (physical position).
+    input order), the rule of ``analyze``'s ``method.lesion_overlap``. Empty segments get no value; a
+    segment of several separate parts (26-connected components) gives each part a value, as ``analyze``
+    counts them. Layers on other grids are put on the first lesion layer's grid (physical position).
     """
     lesion = [la for la in layers if la.role == "lesion"]
     if len(lesion) < 2:
         return None
-    from ..measure.lesions import attribute_overlaps
+    from ..geometry import box_from_frame
+    from ..measure.lesions import attribute_overlaps, component_boxes_and_centroids, label_instances_cropped
 
     grid = lesion[0].mask
     boxed = []  # (box, mask in it) of each non-empty segment
@@ -482,8 +484,14 @@ def lesion_instances(layers: Sequence[MaskLayer]) -> Volume | None:
         if not la.mask.same_grid(grid):
             arr = resample_nearest(la.mask.with_array(arr), grid)
         bb = nonzero_bbox(arr)
-        if bb is not None:
+        if bb is None:
+            continue
+        cropped, labels_cc, n = label_instances_cropped(arr, 26, bbox=bb)
+        if n < 2 or cropped is None:
             boxed.append((bb, arr[bb]))
+            continue
+        boxes, _ = component_boxes_and_centroids(labels_cc, n)
+        boxed += [(box_from_frame(b, cropped), labels_cc[b] == i) for i, b in enumerate(boxes, 1) if b is not None]
     owned, _ = attribute_overlaps(boxed)
     out = np.zeros(grid.shape, dtype=np.int32)
     for n, ((bb, _), m) in enumerate(zip(boxed, owned)):

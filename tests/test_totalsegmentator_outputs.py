@@ -1,0 +1,109 @@
+"""Output folders as TotalSegmentator writes them, with several of its liver tasks run into one folder.
+
+``TotalSegmentator -i ct.nii.gz -o segmentations`` writes one uint8 mask per class of the ``total`` task
+(117 files, most of them empty) with the CT's own header (nibabel, its scaling reset); ``-ta
+liver_vessels`` adds ``liver_vessels.nii.gz`` and ``liver_tumor.nii.gz``, ``-ta liver_lesions``
+``liver_lesions.nii.gz`` into the same folder. ``liver_tumor`` and ``liver_lesions`` each hold every
+tumour of the liver: with both, the study's two tumours were read as one lesion per file, the first
+file's lesion spanning both tumours (12.8 mm across two 6 mm spheres) and the second's left empty.
+
+Truths: voxel counts of the spheres drawn here x |det(affine)|; the class names are those of the
+``total`` task (tests/data/totalseg_total_v2_codes.csv).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from conftest import analyze_json, oblique_affine
+
+from netlm_imaging.volume import lps_to_ras
+
+DATA = Path(__file__).parent / "data"
+AFF_LPS = oblique_affine(spacing=(0.9, 0.8, 2.0), angles_deg=(4.0, -3.0, 12.0))
+SHAPE = (44, 40, 20)
+VOXEL_ML = 0.9 * 0.8 * 2.0 / 1000
+
+
+def _ball(centre: tuple[float, float, float], radii: tuple[float, float, float]) -> np.ndarray:
+    i, j, k = np.ogrid[: SHAPE[0], : SHAPE[1], : SHAPE[2]]
+    return ((i - centre[0]) / radii[0]) ** 2 + ((j - centre[1]) / radii[1]) ** 2 + (
+        (k - centre[2]) / radii[2]
+    ) ** 2 <= 1
+
+
+LIVER = _ball((22, 20, 10), (16, 14, 7))
+TUMOURS = (_ball((14, 20, 10), (3.4, 3.8, 1.6)), _ball((30, 20, 10), (3.4, 3.8, 1.6)))
+SPLEEN = _ball((40, 6, 10), (3, 4, 2))
+
+
+def _save_like_totalsegmentator(ct: nib.Nifti1Image, mask: np.ndarray, path: Path) -> None:
+    header = ct.header.copy()  # the CT's header, the data type changed to uint8
+    header.set_data_dtype(np.uint8)
+    nib.save(nib.Nifti1Image(mask.astype(np.uint8), ct.affine, header), path)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("ts") / "study"
+    (d / "segmentations").mkdir(parents=True)
+    ras = lps_to_ras(AFF_LPS)
+    stored = np.random.default_rng(24).integers(1000, 1100, SHAPE).astype(np.int16)
+    ct = nib.Nifti1Image(stored, ras)
+    ct.header.set_slope_inter(1.0, -1024.0)  # a scaled CT, as converters write it
+    ct.set_sform(ras, code=1)
+    ct.set_qform(ras, code=1)
+    nib.save(ct, d / "ct.nii.gz")
+    ct = nib.load(d / "ct.nii.gz")
+    with (DATA / "totalseg_total_v2_codes.csv").open() as fh:
+        names = [row["structure"] for row in csv.DictReader(fh)]
+    assert len(names) == 117
+    tumours = TUMOURS[0] | TUMOURS[1]
+    masks = {"liver": LIVER, "spleen": SPLEEN, "liver_vessels": LIVER & (np.arange(SHAPE[1]) == 8)[None, :, None]}
+    masks |= {"liver_tumor": tumours, "liver_lesions": tumours}
+    for name in [*names, "liver_vessels", "liver_tumor", "liver_lesions"]:
+        _save_like_totalsegmentator(ct, masks.get(name, np.zeros(SHAPE, bool)), d / "segmentations" / f"{name}.nii.gz")
+    return d
+
+
+def test_two_liver_tasks_in_one_folder_give_each_tumour_once(study):
+    rep = analyze_json(str(study))
+    assert rep["liver"]["volume_ml"] == pytest.approx(np.count_nonzero(LIVER) * VOXEL_ML, abs=1e-6)
+    each = [np.count_nonzero(t) * VOXEL_ML for t in TUMOURS]
+    assert rep["tumor"]["intrahepatic_volume_ml"] == pytest.approx(sum(each), abs=1e-6)
+    assert rep["tumor"]["lesion_count"] == 2
+    assert sorted(lesion["volume_ml"] for lesion in rep["lesions"]) == pytest.approx(sorted(each), abs=1e-6)
+    # each lesion is one sphere: its longest diameter is the largest distance between its voxel centres
+    for t in TUMOURS:
+        centres = np.argwhere(t) @ AFF_LPS[:3, :3].T
+        widest = float(np.max(np.linalg.norm(centres[:, None] - centres[None], axis=-1)))
+        assert any(abs(x["max_3d_diameter_mm"] - widest) < 0.01 for x in rep["lesions"]), widest
+    assert any("holds 2 separate parts" in w for w in rep["warnings"])
+
+
+def test_compare_seg_counts_the_lesions_of_both_tasks_as_analyze_does(study, tmp_path):
+    # the reference: a LiTS label map of the same liver and tumours; B: the two TotalSegmentator lesion masks
+    ras = lps_to_ras(AFF_LPS)
+    lits = LIVER.astype(np.uint8)
+    lits[TUMOURS[0] | TUMOURS[1]] = 2
+    nib.save(nib.Nifti1Image(lits, ras), tmp_path / "reference_seg.nii.gz")
+    masks = study / "segmentations"
+    args = ["compare-seg", "--image", str(study / "ct.nii.gz"), "--seg-a", str(tmp_path / "reference_seg.nii.gz")]
+    args += ["--seg-b", f"liver={masks / 'liver.nii.gz'}", "--seg-b", f"lesion={masks / 'liver_tumor.nii.gz'}"]
+    args += ["--seg-b", f"lesion={masks / 'liver_lesions.nii.gz'}", "--json", "-"]
+    out = subprocess.run(
+        [sys.executable, "-m", "netlm_imaging.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    det = json.loads(out.stdout)["detection"]
+    assert (det["true_positives"], det["false_positives"], det["false_negatives"]) == (2, 0, 0)
