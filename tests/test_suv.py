@@ -713,3 +713,52 @@ def test_pet_in_float_pixel_data_is_refused_by_name(tmp_path, double):
     with pytest.raises(UnsupportedError, match=r"Float Pixel Data \(7FE0,0008/0009\).*original series") as info:
         load_suv_volume(tmp_path / "p")
     assert "truncated" not in str(info.value)
+
+
+def _average_count_rate_offset_s(duration_s, half_life_s):
+    """Seconds into a frame at which the decaying count rate equals its frame mean (numerical quadrature)."""
+    t = np.linspace(0.0, duration_s, 200001)
+    rate = np.exp(-np.log(2.0) * t / half_life_s)
+    mean = float(np.sum((rate[1:] + rate[:-1]) / 2.0) * (t[1] - t[0]) / duration_s)
+    return -np.log(mean) * half_life_s / np.log(2.0)
+
+
+def _frame_times(files, bed_offsets_s, duration_s, half_life_s, manufacturer="SIEMENS"):
+    """Frame Reference Time (ms from the series reference) and Actual Frame Duration as Siemens writes them."""
+    for f, offset in zip(files, bed_offsets_s, strict=True):
+        ds = pydicom.dcmread(f)
+        ds.Manufacturer = manufacturer
+        ds.FrameReferenceTime = round((offset + _average_count_rate_offset_s(duration_s, half_life_s)) * 1000.0, 3)
+        ds.ActualFrameDuration = int(duration_s * 1000)
+        ds.save_as(f)
+
+
+def test_resaved_sub_series_takes_the_decay_reference_from_the_frame_reference_time(tmp_path):
+    """Beds 2 and 3 of a Siemens whole-body scan begun 11:00:00 (injection 10:00:00), re-saved at 14:00:00 as a
+    series of their own: the pixels stay decay-corrected to 11:00:00, which their Frame Reference Times count
+    from (QIBA). The earliest Acquisition Time (11:03:00, bed 2) was taken, decay 3780 s instead of 3600 s:
+    every SUV 3.1 % low."""
+    a = activity(seed=26)
+    files = write_pet_series(
+        tmp_path / "p",
+        a,
+        AFFINE,
+        slopes=SLOPES,
+        series_time="140000",
+        acquisition_times=["110300", "110300", "110600", "110600"],
+        injection_time="100000",
+    )
+    _frame_times(files, [180.0, 180.0, 360.0, 360.0], 180.0, GA68_T)
+    vol = load_suv_volume(tmp_path / "p")
+    np.testing.assert_allclose(vol.array, qiba_suv(a, WEIGHT_KG, DOSE_BQ, 3600.0, GA68_T), rtol=1e-5)
+    assert vol.meta["suv"]["decay_time_s"] == pytest.approx(3600.0, abs=0.01)
+    assert any("Frame Reference Time (0054,1300)" in w and "180 s before" in w for w in vol.meta["warnings"])
+
+    # Frame Reference Times that name two references (one slice 60 s off) are not believed
+    _frame_times(files, [180.0, 180.0, 360.0, 420.0], 180.0, GA68_T)
+    vol = load_suv_volume(tmp_path / "p")
+    assert vol.meta["suv"]["decay_time_s"] == pytest.approx(3780.0)
+    assert any("were not used" in w for w in vol.meta["warnings"])
+    # nor those of another vendor (Philips counts them from elsewhere: tests/test_suv_vendor_headers.py)
+    _frame_times(files, [180.0, 180.0, 360.0, 360.0], 180.0, GA68_T, manufacturer="Philips Medical Systems")
+    assert load_suv_volume(tmp_path / "p").meta["suv"]["decay_time_s"] == pytest.approx(3780.0)

@@ -116,9 +116,26 @@ VENDOR_HEADERS = {
 }
 
 
-def _header(series, acquisition_time, units, weight, dose, half_life, start_time, start_datetime, philips):
+#: name: (Manufacturer, Frame Reference Time ms, Actual Frame Duration ms) of the same first instances
+#: (the manufacturer from the sample's name; none is given for the two unnamed Siemens-style samples).
+FRAME_TIMES = {
+    "SIEMENS": ("SIEMENS", 38513.36, 74324),
+    "GE_MEDICAL_AND_BQML": ("GE MEDICAL SYSTEMS", 0, 120000),
+    "PHILIPS_BQML": ("Philips Medical Systems", 1328700, 120700),
+    "PHILIPS_CNTS_AND_BQML_SUV": ("Philips Medical Systems", 1183000, 120000),
+    "PHILIPS_CNTS_AND_SUV": ("Philips Medical Systems", 1755000, 180000),
+    "BQML_AC_DT_lessThan_S_DT_SIEMENS": ("SIEMENS", 59936.854672596, 120000),
+    "CPS_AND_BQML_AC_DT_-_S_DT": (None, 0, 180000),
+    "RADIOPHARM_DATETIME_UNDEFINED": (None, 1372857.9232493, 180000),
+}
+
+
+def _header(series, acquisition_time, units, weight, dose, half_life, start_time, start_datetime, philips, frames):
     ds = Dataset()
     ds.Modality = "PT"
+    manufacturer, ds.FrameReferenceTime, ds.ActualFrameDuration = frames
+    if manufacturer is not None:
+        ds.Manufacturer = manufacturer
     ds.SeriesDate, ds.SeriesTime = series
     ds.AcquisitionDate, ds.AcquisitionTime = series[0], acquisition_time
     ds.Units, ds.DecayCorrection = units, "START"
@@ -141,9 +158,34 @@ def _header(series, acquisition_time, units, weight, dose, half_life, start_time
 @pytest.mark.parametrize("name", sorted(VENDOR_HEADERS))
 def test_vendor_header_suv_factor_matches_the_precomputed_one(name):
     *facts, expected = VENDOR_HEADERS[name]
-    conv = suv_conversion([_header(*facts), _header(*facts)], source=name)
+    header = _header(*facts, FRAME_TIMES[name])
+    conv = suv_conversion([header, header], source=name)
     assert conv.factors == pytest.approx([expected, expected], rel=1e-6)
     post_processed = any("post-processed" in w for w in conv.warnings)
     # only the series saved 45 min after its acquisition is post-processed; Siemens writes its Series Time
     # 5 microseconds after the Acquisition Time (BQML_AC_DT_lessThan_S_DT_SIEMENS), which is no re-saved series
     assert post_processed == (name == "CPS_AND_BQML_AC_DT_-_S_DT")
+
+
+def test_a_resaved_philips_series_is_not_decayed_from_its_frame_reference_time():
+    """PHILIPS_BQML re-saved (Series Time moved to 15:00): its Frame Reference Time, 1328.7 s, is not counted from
+    the decay reference (that would be 10:40:07, 22 min before the acquisition); the scanner's own SUV Scale
+    Factor over its Activity Concentration Scale Factor (SUV per Bq/mL) says the pixels are decayed to about
+    the acquisition, 11:01:56, which the earliest Acquisition Time gives."""
+    facts = list(VENDOR_HEADERS["PHILIPS_BQML"][:-1])
+    facts[0] = ("20201217", "150000")
+    header = _header(*facts, FRAME_TIMES["PHILIPS_BQML"])
+    conv = suv_conversion([header, header], source="resaved")
+    assert conv.factors[0] == pytest.approx(0.003515736 / 4.709921, rel=2e-4)
+
+
+def test_a_resaved_siemens_series_is_decayed_from_its_frame_reference_time():
+    """SIEMENS (continuous bed motion: one Acquisition Time 10:48:30.351370, a Frame Reference Time and duration
+    per slice) re-saved at 15:00: the three slices' Frame Reference Times count back to 10:48:28.99, the original
+    Series Time 10:48:29 within 0.01 s, so the factor is the precomputed one of the original series."""
+    facts = list(VENDOR_HEADERS["SIEMENS"][:-1])
+    facts[0] = ("20201217", "150000")
+    frames = [(38513.36, 74324), (39189.36, 75676), (39864.86, 77027)]  # the sample's first three instances
+    conv = suv_conversion([_header(*facts, ("SIEMENS", *f)) for f in frames], source="resaved")
+    assert conv.factors == pytest.approx([VENDOR_HEADERS["SIEMENS"][-1]] * 3, rel=1e-5)
+    assert any("Frame Reference Time" in w for w in conv.warnings)

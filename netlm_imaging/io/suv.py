@@ -1,6 +1,6 @@
 """SUVbw conversion factors from PET DICOM headers (QIBA vendor-neutral recipe).
 
-Why one module (~920 lines): the QIBA vendor-neutral recipe is one algorithm (units, decay,
+Why one module (~980 lines): the QIBA vendor-neutral recipe is one algorithm (units, decay,
 injection and scan times, half-life, weight) whose steps share the header parsing; about
 half of the module is this documentation of it.
 
@@ -60,7 +60,11 @@ Scan date/time
     series; an AcquisitionTime without its AcquisitionDate is the one within
     12 h of the series time, so a bed acquired after midnight is not read as
     the morning before); then the GE private scan DateTime (0009,100d, creator
-    ``GEMS_PETD_01``) if present, else the earliest Acquisition Date/Time.
+    ``GEMS_PETD_01``) if present; else, for a Siemens series, the time its
+    slices' Frame Reference Times (0054,1300) count from (back-computed from
+    the Acquisition Time, the Actual Frame Duration and the half-life, QIBA),
+    when they agree within 2 s: a re-saved part of a whole-body scan stays
+    decay-corrected to the scan's start; else the earliest Acquisition Date/Time.
 Half-life
     Radionuclide Half Life (0018,1075) from the file is used. The nuclide is
     identified from Radionuclide Code Sequence (0054,0300) or the
@@ -88,6 +92,7 @@ Module), C.8.9.4 (PET Image Module).
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -308,12 +313,18 @@ def _radiopharm(ds: Any) -> Any:
 
 
 # ---------------------------------------------------------------- times
-def _scan_datetime(datasets: Sequence[Any], source: str, warnings: list[str]) -> datetime:
+def _scan_datetime(
+    datasets: Sequence[Any], source: str, warnings: list[str], half_life: float | None = None
+) -> datetime:
     first = datasets[0]
     series_date = _parse_date(_text(first, "SeriesDate"))
     series_time = _parse_time(_text(first, "SeriesTime"))
     series_dt = datetime.combine(series_date, series_time) if series_date and series_time else None
     acq: list[datetime] = []
+    frame_refs: list[datetime] = []  # the decay reference each slice's Frame Reference Time gives
+    # Siemens only: Philips counts its Frame Reference Time from elsewhere (22 min before a series whose own
+    # SUV factor is decayed to its Acquisition Time, calculate-suv's PHILIPS_BQML sample)
+    siemens = "SIEMENS" in (_text(first, "Manufacturer") or "").upper()
     for ds in datasets:
         adt = _local_datetime(_text(ds, "AcquisitionDateTime"), ds)
         if adt is None:
@@ -326,6 +337,9 @@ def _scan_datetime(datasets: Sequence[Any], source: str, warnings: list[str]) ->
                     adt = _nearest_day(adt, series_dt)
         if adt is not None:
             acq.append(adt)
+            ref = _frame_reference_origin(ds, adt, half_life) if siemens else None
+            if ref is not None:
+                frame_refs.append(ref)
     earliest_acq = min(acq) if acq else None
     if series_dt is not None and (
         earliest_acq is None or series_dt <= earliest_acq + SERIES_AFTER_ACQUISITION_TOLERANCE
@@ -340,11 +354,15 @@ def _scan_datetime(datasets: Sequence[Any], source: str, warnings: list[str]) ->
                 "used the GE private scan DateTime (0009,100d) as the decay reference"
             )
             return ge
+        assert earliest_acq is not None
+        origin = _agreed_frame_origin(frame_refs, earliest_acq, warnings)
+        if origin is not None:
+            return origin
         warnings.append(
             "PET Series Date/Time is after the earliest Acquisition Date/Time (post-processed series); "
             "used the earliest Acquisition Date/Time as the decay reference"
         )
-        return earliest_acq  # type: ignore[return-value]
+        return earliest_acq
     if earliest_acq is not None:
         warnings.append("PET Series Date/Time missing; used the earliest Acquisition Date/Time as the decay reference")
         return earliest_acq
@@ -352,6 +370,49 @@ def _scan_datetime(datasets: Sequence[Any], source: str, warnings: list[str]) ->
         f"{source}: PET scan time unknown: Series Date/Time (0008,0021/0031) and Acquisition Date/Time "
         "(0008,0022/0032) are missing; SUV needs them. Export the series with its original headers."
     )
+
+
+#: Decay references back-computed from the slices' Frame Reference Times further apart than this (their
+#: milliseconds are rounded; a start-corrected series has one reference) are not believed.
+FRAME_REFERENCE_AGREEMENT = timedelta(seconds=2)
+
+
+def _frame_reference_origin(ds: Any, acquisition: datetime, half_life: float | None) -> datetime | None:
+    """When a Siemens slice's pixels are decay-corrected to, from its Frame Reference Time (QIBA; PS3.3 C.8.9.4.1.5).
+
+    Frame Reference Time (0054,1300) is the offset (ms) from that time to the moment the frame's average
+    count rate occurred, which lies ``ln(l d / (1 - exp(-l d))) / l`` into a frame of duration ``d``
+    (Actual Frame Duration, 0018,1242) begun at ``acquisition``, ``l = ln 2 / half_life``. None when
+    either element is missing or not positive, or the half-life is unknown.
+    """
+    frame_ref_ms, duration_ms = _float(ds.get("FrameReferenceTime")), _float(ds.get("ActualFrameDuration"))
+    if half_life is None or half_life <= 0 or not frame_ref_ms or not duration_ms:
+        return None
+    if frame_ref_ms <= 0 or duration_ms <= 0:
+        return None
+    decay_in_frame = math.log(2.0) / half_life * duration_ms / 1000.0
+    average_count_s = math.log(decay_in_frame / -math.expm1(-decay_in_frame)) * half_life / math.log(2.0)
+    return acquisition + timedelta(seconds=average_count_s - frame_ref_ms / 1000.0)
+
+
+def _agreed_frame_origin(refs: Sequence[datetime], earliest_acq: datetime, warnings: list[str]) -> datetime | None:
+    """The decay reference the Frame Reference Times agree on (not after the acquisition), else None."""
+    if not refs:
+        return None
+    lo, hi = min(refs), max(refs)
+    if hi - lo > FRAME_REFERENCE_AGREEMENT or hi > earliest_acq + SERIES_AFTER_ACQUISITION_TOLERANCE:
+        warnings.append(
+            f"PET Frame Reference Times (0054,1300) give decay references from {lo.isoformat()} to {hi.isoformat()}, "
+            "not one time before the acquisition; they were not used"
+        )
+        return None
+    origin = lo + (hi - lo) / 2
+    warnings.append(
+        "PET Series Date/Time is after the earliest Acquisition Date/Time (post-processed series); used the time "
+        f"the Frame Reference Time (0054,1300) is counted from, {origin.isoformat()}, as the decay reference "
+        f"({(earliest_acq - origin).total_seconds():.0f} s before the earliest acquisition)"
+    )
+    return origin
 
 
 _UTC_OFFSET = re.compile(r"([+-])(\d{2})(\d{2})\s*$")
@@ -682,7 +743,7 @@ def _uptake(series: _Series, info: Any, half_life: float) -> tuple[datetime | No
     scan: datetime | None = None
     injection: datetime | None = None
     try:
-        scan = _scan_datetime(series.datasets, src, warnings)
+        scan = _scan_datetime(series.datasets, src, warnings, half_life)
         injection = _injection_datetime(
             info,
             scan,
