@@ -23,6 +23,7 @@ from ._inflate import dcmread as bounded_dcmread
 
 __all__ = [
     "apply_modality_lut_frame",
+    "check_native_length",
     "decode_frames",
     "native_into_applies",
     "plain_intercept",
@@ -48,6 +49,44 @@ def transfer_syntax_name(uid: str) -> str:
 
 def _truncated(path: Path) -> DicomError:
     return DicomError(f"{path}: pixel data is truncated (the file is shorter than declared); re-export the series.")
+
+
+def check_native_length(info: DicomFileInfo) -> None:
+    """Refuse native pixel data holding a whole frame or more beyond what the header describes.
+
+    Native (uncompressed little-endian) PixelData holds exactly Rows x Columns x
+    frames x SamplesPerPixel x BitsAllocated / 8 bytes, plus at most a pad byte.
+    A longer buffer (one frame or more of excess) means the header does not
+    describe the bytes: BitsAllocated 8 on 16-bit data, Rows or NumberOfFrames too
+    small. Reading the first bytes as the header says would give wrong values
+    without any sign (pydicom drops the excess with a warning).
+
+    Parameters
+    ----------
+    info : DicomFileInfo
+        Header facts of one image file.
+
+    Raises
+    ------
+    DicomError
+        If the pixel data is at least one frame longer than the header declares.
+    """
+    if (
+        info.transfer_syntax_uid not in _NATIVE_LE
+        or info.pixel_data_length is None
+        or info.bits_allocated not in (8, 16, 32)
+    ):
+        return
+    frame = info.rows * info.columns * max(info.samples_per_pixel, 1) * (info.bits_allocated // 8)
+    needed = frame * max(info.number_of_frames, 1)
+    if frame > 0 and info.pixel_data_length - needed >= frame:
+        raise DicomError(
+            f"{info.path}: PixelData holds {info.pixel_data_length} bytes, {info.pixel_data_length / needed:.3g} "
+            f"times the {needed} that Rows {info.rows} x Columns {info.columns} x {max(info.number_of_frames, 1)} "
+            f"frame(s) at BitsAllocated {info.bits_allocated} need; the header does not describe the pixel data "
+            "(a wrong BitsAllocated, Rows/Columns or NumberOfFrames). Re-export the series, or remove the file "
+            "from the folder."
+        )
 
 
 def _fast_native(info: DicomFileInfo) -> np.ndarray | None:
@@ -145,6 +184,7 @@ def read_native_into(
         return None
     if info.truncated:
         raise _truncated(info.path)
+    check_native_length(info)
     signed = info.pixel_representation == 1
     stored = _stored_dtype(signed, out.dtype.itemsize)
     if info.pixel_data_length is not None and info.pixel_data_length < out.nbytes:
@@ -204,6 +244,7 @@ def plain_intercept(info: DicomFileInfo, slope: float, intercept: float, out_dty
         return None
     if info.pixel_data_length is not None and info.pixel_data_length < nbytes:
         return None
+    check_native_length(info)
     limits = _limits(out_dtype)
     c = int(intercept)
     return c if limits.min <= c <= limits.max else None
@@ -318,6 +359,7 @@ def decode_frames(info: DicomFileInfo) -> tuple[np.ndarray, Any]:
         )
     if info.truncated:
         raise _truncated(info.path)
+    check_native_length(info)
     # a Modality LUT Sequence is applied by pydicom from the dataset, so that file needs the full read
     fast = None if info.has_modality_lut_sequence else _fast_native(info)
     if fast is not None:
