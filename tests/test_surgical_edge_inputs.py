@@ -198,3 +198,29 @@ def test_the_console_quotes_the_flr_on_the_denominator_its_threshold_is_on(tmp_p
     telv_line = next(x for x in assess(p.ctx(), FULL_CLINICAL, load_rules()).summary_lines if x.startswith("Debulking"))
     assert ", sFLR " in telv_line  # on the TELV the sFLR is the deciding percentage
     assert telv_line.endswith("(threshold 20% of telv)")
+
+
+def test_without_a_liver_condition_the_achievable_debulking_is_not_the_normal_livers():
+    """The 140 mm right mass: its right hemihepatectomy keeps segments 1-4 = 480 mL, set to 30 % of the TELV:
+    adequate for a normal liver (> 20 %), not for cirrhosis (> 40 %), whose best plan then treats nothing
+    (the untreated liver, 790.4 mL = 49.4 % of the TELV, is adequate). Without a liver condition the
+    report said achievable debulking 100 % and Cloyd's resection criterion met, beside a Cloyd verdict and
+    a Mahuron type left open for the liver condition."""
+    p = SlabLiver(SLICES, ny=NY, nz=NZ)
+    p.add_box(13, 16, 2, 16, 2, 16, max_3d_diameter_mm=140.0)
+    flr_ml = (2 + 3 + 3 + 4) * NY * NZ * VOXEL_ML
+    clin = {**FULL_CLINICAL.__dict__, "weight_kg": weight_for_telv(flr_ml / 0.30, 175.0)}
+    c = assess(p.ctx(), ClinicalInputs(**{**clin, "liver_condition": None}), load_rules()).classification
+    assert (c["mahuron_type"], c["mahuron_type_range"]) == (None, ["1", "4"])  # symptoms "none": 4 below 70 %
+    assert c["achievable_debulking_percent"] is None
+    assert c["achievable_debulking_count_percent"] is None
+    crit = c["cloyd_criteria"]["resection_feasible"]
+    assert (crit["value"], crit["met"], crit["missing_inputs"]) == (None, None, ["liver_condition"])
+    assert "100.0 with a normal liver, 0.0 with an injured one" in crit["rule"]
+    assert c["cloyd_criteria"]["adequate_flr"]["met"] is True  # both livers' plans keep an adequate FLR
+    assert c["resectable_cloyd"] is None
+    assert "liver_condition" in c["missing_inputs"]
+    for condition, pct in (("normal", 100.0), ("cirrhosis", 0.0)):  # each condition decides its own
+        given = assess(p.ctx(), ClinicalInputs(**{**clin, "liver_condition": condition}), load_rules()).classification
+        assert given["achievable_debulking_percent"] == pytest.approx(pct)
+        assert given["cloyd_criteria"]["resection_feasible"]["value"] == pytest.approx(pct)

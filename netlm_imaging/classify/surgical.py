@@ -276,7 +276,23 @@ def _either_liver(
 
 
 def _cloyd_either_liver(cloyd: dict[str, Any], injured: dict[str, Any], thr: float) -> None:
-    """Cloyd's verdict stays only where an injured liver's agrees; else undetermined, ``liver_condition`` missing."""
+    """Cloyd's verdict stays only where an injured liver's agrees; else undetermined, ``liver_condition`` missing.
+
+    So does each criterion: an FLR adequate or a resection feasible with a normal liver but not with an
+    injured one is ``met`` None (its value too) with ``liver_condition`` missing; all five read "met"
+    beside a verdict left undetermined for the liver condition.
+    """
+    for name, crit in cloyd["criteria"].items():
+        other = injured["criteria"][name]
+        if crit["met"] is None or other["met"] == crit["met"]:
+            continue
+        shown = [f"{v:.1f}" if isinstance(v, float) else str(v) for v in (crit["value"], other["value"])]
+        crit["rule"] += (
+            f"; {shown[0]} with a normal liver, {shown[1]} with an injured one (FLR threshold "
+            f"{thr:g}%): undetermined without liver_condition"
+        )
+        crit["value"], crit["met"] = None, None
+        crit["missing_inputs"] = [*crit["missing_inputs"], "liver_condition"]
     if injured["resectable"] == cloyd["resectable"]:
         return
     said = {True: "resectable", False: "not resectable", None: "undetermined"}
@@ -286,6 +302,21 @@ def _cloyd_either_liver(cloyd: dict[str, Any], injured: dict[str, Any], thr: flo
     )
     cloyd["resectable"] = None
     cloyd["missing_inputs"] = [*cloyd["missing_inputs"], "liver_condition"]
+
+
+def _reach_either_liver(reach: _Achievable, injured: _Achievable, thr: float, trail: _Trail) -> _Achievable:
+    """The achievable debulking a normal and an injured liver share; else None with ``liver_condition`` missing.
+
+    Without a liver condition the plan is made on the normal liver's FLR threshold; when the most demanding
+    condition's threshold allows less debulking, the percentage was still reported as achievable.
+    """
+    if reach.percent is None or injured.percent is None or math.isclose(reach.percent, injured.percent):
+        return reach
+    trail.rationale.append(
+        f"achievable debulking {reach.percent:.1f}% with a normal liver, {injured.percent:.1f}% with an injured one "
+        f"(FLR threshold {thr:g}%): undetermined without liver_condition"
+    )
+    return _Achievable(None, reach.lower_bound, [*reach.missing, "liver_condition"])
 
 
 def _cloyd_bound(lower_bound: float | None, cloyd: Any) -> float | None:
@@ -471,6 +502,7 @@ def assess(
     mah, mah_range = _mahuron(reach, planned.staged, mkw, rules)
     cloyd = _cloyd(ctx, clinical, planned, reach, grade, rules)
     strict_thr = injured.threshold_percent if injured is not None else None
+    reported = reach  # the achievable debulking the report states (the console's plan line is the plan's own)
     if injured is not None and strict_thr is not None and not _plan_meets(planned, injured, rules):
         # decided where both livers decide alike
         i_planned = _debulking_plan(
@@ -480,6 +512,7 @@ def assess(
         i_mah, i_range = _mahuron(i_reach, i_planned.staged, mkw, rules)
         mah, mah_range = _either_liver(mah, mah_range, i_mah, i_range, strict_thr)
         _cloyd_either_liver(cloyd, _cloyd(ctx, clinical, i_planned, i_reach, grade, rules), strict_thr)
+        reported = _reach_either_liver(reach, i_reach, strict_thr, trail)
     trail.take(mah)
     ptr = primary_tumour_advice(mah["type"], clinical.primary_resected if clinical else None, rules["primary"])
     trail.take(ptr)
@@ -491,7 +524,7 @@ def assess(
 
     plan = planned.plan
     verdicts = _Verdicts(burden, dist, grade, mah, mah_range, ptr, cloyd, fr, rec)
-    classification = _classification_block(ctx, clinical, rules, fb, planned, reach, verdicts)
+    classification = _classification_block(ctx, clinical, rules, fb, planned, reported, verdicts)
     classification["rationale"], classification["missing_inputs"] = trail.rationale, trail.missing
     remnant = None if non_tumorous_ml is None else _remnant_block(plan, table, fb, non_tumorous_ml, std, rules)
     lesion_segments = {lid: s for lid, s in (table.lesion_segment.items() if table else []) if s is not None}
