@@ -30,6 +30,7 @@ from .classifications import (
 from .clinical import ClinicalInputs, clinical_inputs_used
 from .distribution import lesion_distribution
 from .flr import absent_segment_warnings, flr_adequacy, injured_liver_basis, standard_resection_rows
+from .liver_open import cloyd_either_liver, either_liver
 from .plan_block import plan_block
 from .planner import DebulkingPlan, plan_debulking
 from .rules import Rules, meets
@@ -255,55 +256,6 @@ def _plan_meets(planned: _Plan, basis: FlrBasis, rules: Rules) -> bool:
     return meets(counted, basis.threshold_percent / 100.0 * basis.denominator_ml, rules["flr"]["comparator"])
 
 
-def _either_liver(
-    mah: dict[str, Any], mah_range: list[str] | None, injured: dict[str, Any], i_range: list[str] | None, thr: float
-) -> tuple[dict[str, Any], list[str] | None]:
-    """The Mahuron type a normal and an injured liver share; else none, with the types it could be."""
-    if mah["type"] == injured["type"] and mah_range == i_range:
-        return mah, mah_range
-    normal_types = mah_range or [mah["type"] or "3 or 4"]  # no type, no range: below 70 %, symptoms unknown
-    injured_types = i_range or [injured["type"] or "3 or 4"]
-    found = sorted({*normal_types, *injured_types})
-    out = {**mah, "type": None, "inferred": False}
-    out["missing_inputs"] = [*mah["missing_inputs"], "liver_condition"]
-    out["rationale"] = [
-        *mah["rationale"],
-        f"Mahuron type {' or '.join(found)} depending on the liver condition (not given): type "
-        f"{' or '.join(normal_types)} with a normal liver, {' or '.join(injured_types)} with an injured one "
-        f"(FLR threshold {thr:g}%)",
-    ]
-    return out, found
-
-
-def _cloyd_either_liver(cloyd: dict[str, Any], injured: dict[str, Any], thr: float) -> None:
-    """Cloyd's verdict stays only where an injured liver's agrees; else undetermined, ``liver_condition`` missing.
-
-    So does each criterion: an FLR adequate or a resection feasible with a normal liver but not with an
-    injured one is ``met`` None (its value too) with ``liver_condition`` missing; all five read "met"
-    beside a verdict left undetermined for the liver condition.
-    """
-    for name, crit in cloyd["criteria"].items():
-        other = injured["criteria"][name]
-        if crit["met"] is None or other["met"] == crit["met"]:
-            continue
-        shown = [f"{v:.1f}" if isinstance(v, float) else str(v) for v in (crit["value"], other["value"])]
-        crit["rule"] += (
-            f"; {shown[0]} with a normal liver, {shown[1]} with an injured one (FLR threshold "
-            f"{thr:g}%): undetermined without liver_condition"
-        )
-        crit["value"], crit["met"] = None, None
-        crit["missing_inputs"] = [*crit["missing_inputs"], "liver_condition"]
-    if injured["resectable"] == cloyd["resectable"]:
-        return
-    said = {True: "resectable", False: "not resectable", None: "undetermined"}
-    cloyd["rationale"].append(
-        f"{said[cloyd['resectable']]} with a normal liver, {said[injured['resectable']]} with an injured one "
-        f"(FLR threshold {thr:g}%): undetermined without liver_condition"
-    )
-    cloyd["resectable"] = None
-    cloyd["missing_inputs"] = [*cloyd["missing_inputs"], "liver_condition"]
-
-
 def _reach_either_liver(reach: _Achievable, injured: _Achievable, thr: float, trail: _Trail) -> _Achievable:
     """The achievable debulking a normal and an injured liver share; else None with ``liver_condition`` missing.
 
@@ -510,8 +462,8 @@ def assess(
         )
         i_reach = _achievable(i_planned, table, rules, injured, _Trail())
         i_mah, i_range = _mahuron(i_reach, i_planned.staged, mkw, rules)
-        mah, mah_range = _either_liver(mah, mah_range, i_mah, i_range, strict_thr)
-        _cloyd_either_liver(cloyd, _cloyd(ctx, clinical, i_planned, i_reach, grade, rules), strict_thr)
+        mah, mah_range = either_liver(mah, mah_range, i_mah, i_range, strict_thr)
+        cloyd_either_liver(cloyd, _cloyd(ctx, clinical, i_planned, i_reach, grade, rules), strict_thr)
         reported = _reach_either_liver(reach, i_reach, strict_thr, trail)
     trail.take(mah)
     ptr = primary_tumour_advice(mah["type"], clinical.primary_resected if clinical else None, rules["primary"])
