@@ -762,3 +762,26 @@ def test_resaved_sub_series_takes_the_decay_reference_from_the_frame_reference_t
     # nor those of another vendor (Philips counts them from elsewhere: tests/test_suv_vendor_headers.py)
     _frame_times(files, [180.0, 180.0, 360.0, 360.0], 180.0, GA68_T, manufacturer="Philips Medical Systems")
     assert load_suv_volume(tmp_path / "p").meta["suv"]["decay_time_s"] == pytest.approx(3780.0)
+
+
+def test_gml_is_rescaled_to_the_given_weight(tmp_path):
+    """Units GML: SUVbw a workstation computed with Patient's Weight 70 kg; --weight 80 makes every SUV 80/70 of it
+    (SUVbw = A x weight / dose). The values were left as they were while the report said weight 80 kg."""
+    a = activity(seed=27) / 1000.0
+    slopes = [s / 1000.0 for s in SLOPES]
+    write_pet_series(tmp_path / "p", a, AFFINE, slopes=slopes, units="GML", weight_kg=70.0)
+    vol = load_suv_volume(tmp_path / "p", weight_kg=80.0)
+    np.testing.assert_allclose(vol.array, a * 80.0 / 70.0, rtol=2e-6)
+    assert vol.meta["suv"]["weight_kg"] == 80.0
+    assert any("values: rescaled from the header weight 70 kg to --weight 80 kg" in w for w in vol.meta["warnings"])
+    # without Patient's Weight the scale cannot be moved: --weight is refused, a clinical file's weight ignored
+    write_pet_series(tmp_path / "q", a, AFFINE, slopes=slopes, units="GML", weight_kg=None)
+    with pytest.raises(
+        UnsupportedError, match=r"--weight cannot be applied to the GML \(SUVbw\) values.*drop --weight"
+    ):
+        load_suv_volume(tmp_path / "q", weight_kg=80.0)
+    conv = suv_conversion(
+        headers(tmp_path / "q"), weight_kg=80.0, source="q", weight_source="the clinical file's weight_kg"
+    )
+    assert np.all(conv.factors == 1.0)
+    assert any("GML (SUVbw) values: used as written" in w for w in conv.warnings)

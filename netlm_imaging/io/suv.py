@@ -26,7 +26,9 @@ Units (0054,1001)
     BQML rule on (7053,1009) is also used when a weight is given but Patient's
     Weight (0010,1030) is missing or 0: the weight inside (7053,1000) is then
     unknown, so that factor cannot be rescaled to the given weight.
-    ``GML``: ``f = 1`` (assumed to be SUVbw already; a warning says so),
+    ``GML``: ``f = 1`` (assumed to be SUVbw already; a warning says so; a
+    given weight rescales them, and the Philips SUV Scale Factor, by
+    ``weight / Patient's Weight``),
     unless SUV Type (0054,1006) names another SUV (``LBM``, ``BSA``, ``IBW``):
     :class:`~netlm_imaging.errors.UnsupportedError`.
     Anything else: :class:`~netlm_imaging.errors.UnsupportedError`.
@@ -611,8 +613,8 @@ def suv_conversion(
     )
     if units == "GML":
         _check_gml_suv_type(first, src)
-        warnings.append("PET Units GML: values taken to be SUVbw already (factor 1.0)")
-        return series.scanner_scaled(np.ones(len(datasets), dtype=np.float64), weight_kg, "GML")
+        warnings.append("PET Units GML: values taken to be SUVbw already")
+        return _scanner_weighted(series, np.ones(len(datasets), dtype=np.float64), "the GML (SUVbw) values", "GML")
     if units == "CNTS":
         philips = _philips_suv_scale(series)
         if philips is not None:
@@ -683,7 +685,7 @@ def _philips_suv_scale(series: _Series) -> SuvConversion | None:
     holds is unknown) and every slice has the Activity Concentration Scale Factor (7053,1009): the BQML
     rule on ``value * (7053,1009)`` then uses the given weight.
     """
-    src, weight_kg, header_weight = series.source, series.weight_kg, series.header_weight
+    weight_kg, header_weight = series.weight_kg, series.header_weight
     suv_scale = [_float(_private(ds, 0x7053, _PHILIPS_CREATOR, 0x00)) for ds in series.datasets]
     if not all(v is not None and v != 0.0 for v in suv_scale):
         return None
@@ -697,26 +699,37 @@ def _philips_suv_scale(series: _Series) -> SuvConversion | None:
             "that weight"
         )
         return None
+    return _scanner_weighted(series, factors, "the Philips SUV Scale Factor (7053,1000)", "CNTS:7053,1000")
+
+
+def _scanner_weighted(series: _Series, factors: np.ndarray, label: str, method: str) -> SuvConversion:
+    """SUVs the scanner scaled with Patient's Weight (0010,1030), rescaled to a given weight (SUVbw is linear in it).
+
+    Without a header weight the scale cannot be moved: a clinical file's weight is then ignored with a
+    warning, an explicit ``--weight`` refused.
+    """
+    src, weight_kg, header_weight = series.source, series.weight_kg, series.header_weight
     if weight_kg is not None and (header_weight is None or header_weight <= 0) and series.weight_source != "--weight":
         series.warnings.append(
-            f"the Philips SUV Scale Factor (7053,1000) was used as written: {series.weight_source} "
-            f"({float(weight_kg):g} kg) cannot rescale it because Patient's Weight (0010,1030) is missing"
+            f"{label}: used as written; {series.weight_source} ({float(weight_kg):g} kg) cannot rescale them "
+            "because Patient's Weight (0010,1030) is missing"
         )
         weight_kg = None
     if weight_kg is not None:
         if header_weight is None or header_weight <= 0:
             raise UnsupportedError(
-                f"{src}: --weight cannot be applied to the Philips SUV Scale Factor (7053,1000) because "
-                "Patient's Weight (0010,1030) is missing; drop --weight."
+                f"{src}: --weight cannot be applied to {label} because Patient's Weight (0010,1030) is "
+                f"{'missing' if header_weight is None else f'{header_weight:g}'}; drop --weight."
             )
         _check_weight(weight_kg, src, series.weight_source)
         factors = factors * (float(weight_kg) / header_weight)
-        series.warnings.append(
-            f"Philips SUV Scale Factor rescaled from the header weight {header_weight:g} kg to {series.weight_source} "
-            f"{float(weight_kg):g} kg"
-        )
+        if float(weight_kg) != header_weight:
+            series.warnings.append(
+                f"{label}: rescaled from the header weight {header_weight:g} kg to {series.weight_source} "
+                f"{float(weight_kg):g} kg"
+            )
     series.warnings.extend(series.plausible(float(weight_kg) if weight_kg is not None else header_weight, None, None))
-    return series.scanner_scaled(factors, float(weight_kg) if weight_kg is not None else None, "CNTS:7053,1000")
+    return series.scanner_scaled(factors, float(weight_kg) if weight_kg is not None else None, method)
 
 
 def _has_concentration_scale(series: _Series) -> bool:
