@@ -13,7 +13,7 @@ import pytest
 from conftest import oblique_affine
 
 from netlm_imaging.api import analyze
-from netlm_imaging.errors import InputError
+from netlm_imaging.errors import GeometryError, InputError
 from netlm_imaging.io.nifti import read_nifti
 
 FLIP = np.diag([-1.0, -1.0, 1.0, 1.0])  # LPS <-> RAS, written out here
@@ -113,3 +113,39 @@ def test_the_folder_scan_tells_nifti_from_dicom_without_importing_pydicom(tmp_pa
 
     facts = json.loads(out.stdout.strip().splitlines()[-1])
     assert facts == {"pydicom": False, "image": "image.nii.gz"}, out.stderr[-800:]
+
+
+def _zero_pixdim_on_disk(path, axis):
+    """Write pixdim[axis] = 0 into the stored header (nibabel would recompute it from the affine on save)."""
+    raw = bytearray(path.read_bytes())
+    hdr = nib.Nifti1Header(bytes(raw[:348]), check=False)
+    hdr["pixdim"][axis] = 0.0
+    raw[:348] = hdr.binaryblock
+    path.write_bytes(bytes(raw))
+    return path
+
+
+@pytest.mark.parametrize("with_qform", [True, False])
+def test_a_zero_pixdim_without_sform_is_refused_not_read_as_1_mm(tmp_path, with_qform):
+    # nibabel sets a zero pixdim to 1 when loading: 3 mm slices became 1 mm ones, every volume a third of the truth
+    seg = np.zeros(SHAPE, np.uint8)
+    seg[2:10, 2:8, 1:5] = 1
+    p_img = _save(tmp_path / "img.nii", np.zeros(SHAPE, np.int16), qform=LPS if with_qform else None)
+    p_seg = _save(tmp_path / "seg.nii", seg, qform=LPS if with_qform else None)
+    _zero_pixdim_on_disk(p_img, 3)
+    assert nib.Nifti1Header(p_img.read_bytes()[:348], check=False)["pixdim"][3] == 0.0  # the trap is on disk
+    with pytest.raises(GeometryError, match=r"img\.nii: pixdim\[3\] = 0: a voxel size of zero .*re-save the file"):
+        read_nifti(p_img)
+    with pytest.raises(GeometryError, match=r"img\.nii: pixdim\[3\] = 0"):
+        analyze(image=p_img, segs=[p_seg])
+
+
+def test_a_zero_pixdim_beside_an_sform_is_not_read(tmp_path):
+    # the sform gives the spacing (2 x 1.5 x 3 mm); pixdim is never a second source of it
+    seg = np.zeros(SHAPE, np.uint8)
+    seg[2:10, 2:8, 1:5] = 1
+    p_img = _zero_pixdim_on_disk(_save(tmp_path / "img.nii", np.zeros(SHAPE, np.int16), sform=LPS), 3)
+    p_seg = _zero_pixdim_on_disk(_save(tmp_path / "seg.nii", seg, sform=LPS), 3)
+    np.testing.assert_allclose(read_nifti(p_img).affine, LPS, atol=1e-5)
+    rep = analyze(image=p_img, segs=[p_seg])
+    assert rep.liver["volume_ml"] == pytest.approx(np.count_nonzero(seg) * 2.0 * 1.5 * 3.0 / 1000.0, rel=1e-6)

@@ -119,6 +119,37 @@ def _one_hot_labels(data: np.ndarray, path: Path) -> tuple[np.ndarray, str]:
     return labels, note
 
 
+def _raw_header(img: Any, p: Path) -> Any:
+    """The header as stored in the file, before nibabel's fixes (it sets a zero pixdim to 1 when loading)."""
+    nib = import_nibabel()
+    try:
+        with nib.openers.ImageOpener(str(p)) as fh:
+            return type(img.header).from_fileobj(fh, check=False)
+    except Exception:  # nibabel read it once already; its fixed header is the fallback
+        return img.header
+
+
+def _check_pixdim(img: Any, p: Path) -> None:
+    """Refuse a zero or non-finite voxel size when pixdim, not the sform, gives the spacing.
+
+    Without an sform (sform_code 0) the spacing comes from pixdim[1:4], through
+    the qform or alone. nibabel replaces a zero pixdim by 1 with a logged warning,
+    which turns 3 mm slices into 1 mm ones: every volume a third of the truth.
+    """
+    if "pixdim" not in img.header or int(img.header["sform_code"]) > 0:
+        return  # the sform gives the spacing; pixdim is not read (nor a second source)
+    raw = _raw_header(img, p)
+    zooms = [float(v) for v in raw["pixdim"][1:4]]
+    bad = [(axis + 1, v) for axis, v in enumerate(zooms) if not np.isfinite(v) or v == 0.0]
+    if bad:
+        which = ", ".join(f"pixdim[{axis}] = {v:g}" for axis, v in bad)
+        raise GeometryError(
+            f"{p}: {which}: a voxel size of zero (no sform gives the spacing instead), so no volume can be "
+            "measured; re-save the file with its voxel size (nibabel: img.header.set_zooms) or convert the "
+            "series again."
+        )
+
+
 def read_nifti(path: str | Path, *, max_voxels: int | None = None, as_float: bool = True) -> Volume:
     """Read a .nii / .nii.gz file into a :class:`Volume` with an LPS affine.
 
@@ -179,6 +210,7 @@ def read_nifti(path: str | Path, *, max_voxels: int | None = None, as_float: boo
         qform = hdr.get_qform()
         if not np.allclose(sform, qform, atol=QFORM_SFORM_TOLERANCE):
             warnings.append(f"{p.name}: sform and qform disagree; the sform (code {sform_code}) was used")
+    _check_pixdim(img, p)
     scaling = _scaling(img)
     if scaling is not None and not as_float:
         warnings.append(
