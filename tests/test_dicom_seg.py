@@ -17,8 +17,10 @@ import pytest
 from pydicom.encaps import encapsulate
 from pydicom.sr.codedict import codes
 
+from netlm_imaging.api import analyze
 from netlm_imaging.errors import DicomError, LabelError, ResourceLimitError, UnsupportedError
 from netlm_imaging.io.dicom_seg import read_dicom_seg, read_seg_segments
+from netlm_imaging.io.dicom_series import read_dicom_series
 from netlm_imaging.io.labels import parse_label_spec
 from netlm_imaging.volume import Volume
 from tests.conftest import oblique_affine, shared_path
@@ -383,3 +385,29 @@ def test_frames_between_slices_fall_back_to_source_uid(ct, tmp_path):
     (layer,) = read_dicom_seg(seg, moved, parse_label_spec(None))
     np.testing.assert_array_equal(layer.mask.array, box)
     assert any("by its source image UID" in w for w in layer.mask.meta["warnings"])
+
+
+def test_frames_whose_source_images_lie_slices_away_from_their_positions_are_placed_by_position(tmp_path):
+    # The image slices' positions were rewritten to twice their step (3 mm -> 6 mm) after the SEG was made on
+    # them: the SEG's even frames fall on image slices, its odd frames between them, and those frames' source
+    # images lie several slices away. Even frames went by position, odd ones by source UID: a 1.75x liver (the
+    # 8-frame box covered 7 image slices of 6 mm instead of 4). Believing every position (own grid, resampled)
+    # gives the box's own volume: 8 frames x 3 mm = 4 image slices x 6 mm.
+    spacing = (0.9, 0.8, 3.0)
+    aff = oblique_affine(spacing=spacing, angles_deg=(8.0, -5.0, 15.0), origin=(-60.0, 25.0, 300.0))
+    shape = (20, 18, 12)
+    files = write_image_series(tmp_path / "ct", np.zeros(shape), aff, seed=46)
+    box = np.zeros(shape, bool)
+    box[4:8, 5:10, 2:10] = True  # 4 x 5 pixels on frames 2..9
+    seg = write_seg(tmp_path / "seg.dcm", files, [SegmentSpec("Liver", box)], seed=46)
+    origin = np.asarray(aff[:3, 3])
+    for f in files:
+        ds = pydicom.dcmread(str(f))
+        pos = np.asarray([float(v) for v in ds.ImagePositionPatient])
+        ds.ImagePositionPatient = [float(v) for v in origin + 2.0 * (pos - origin)]
+        ds.save_as(str(f), enforce_file_format=False)
+    ref = read_dicom_series(tmp_path / "ct")
+    np.testing.assert_allclose(np.linalg.norm(ref.affine[:3, 2]), 6.0, atol=1e-3)  # the image really is 6 mm
+    truth_ml = 4 * 5 * 8 * spacing[0] * spacing[1] * spacing[2] / 1000.0
+    rep = analyze(image=tmp_path / "ct", segs=[seg], labels="liver=Liver")
+    assert rep.liver["volume_ml"] == pytest.approx(truth_ml, rel=1e-6)

@@ -466,6 +466,13 @@ def _frame_geometry(
                 source,
                 f"frame {f + 1} lies between reference slices (index {p0[2]:.3f}); the SEG was made on another series",
             )
+        if abs(k_uid - float(p0[2])) > 1.0:  # not a rounded position: the reference contradicts the position
+            raise _OffGrid(
+                source,
+                f"frame {f + 1} lies between reference slices (index {p0[2]:.2f}) while its source image is slice "
+                f"{k_uid}, more than a slice away: its position and its source image disagree, the positions "
+                "were believed",
+            )
         k = k_uid
         msg = (
             "frames between the slices of the resampled image were placed on the slice nearest their source image"
