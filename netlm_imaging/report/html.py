@@ -227,6 +227,35 @@ def _segments(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     return segs
 
 
+def _plan_section(report: Mapping[str, Any]) -> dict[str, Any] | None:
+    """report.json's debulking plan (``remnant.resection_plan``) and staged strategies as the page shows them.
+
+    The page showed the plan only as a rationale sentence ("ablate 2 lesion(s)"): not which lesion gets
+    which treatment, nor the FLR it leaves on the denominator its threshold is on.
+    """
+    plan = (report.get("remnant") or {}).get("resection_plan")
+    if not plan:
+        return None
+    on_telv = plan.get("adequacy_basis") == "telv"
+    pct = plan.get("standardized_flr_percent" if on_telv else "flr_percent_of_non_tumorous")
+    staged = (report.get("classification") or {}).get("staged_strategies") or {}
+    return {
+        "resection": plan.get("resection_name"),
+        "segments": plan.get("resected_segments") or [],
+        "feasible": plan.get("feasible"),
+        "anatomy": plan.get("remnant_anatomy_check"),
+        "remnant_ml": plan.get("remnant_ml"),
+        "flr_percent": pct,
+        "of": "of TELV" if on_telv else "of the non-tumorous liver",
+        "threshold": plan.get("flr_threshold_percent"),
+        "debulking_volume": plan.get("debulking_percent_volume"),
+        "debulking_count": plan.get("debulking_percent_count"),
+        "debulking_threshold": plan.get("debulking_threshold_percent"),
+        "treatments": list(plan.get("lesion_treatments") or []),
+        "staged": staged.get("reason") if staged.get("needed") is not False else None,
+    }
+
+
 # ----------------------------------------------------------------------------- pages
 def render_study_html(
     report: Mapping[str, Any],
@@ -325,6 +354,7 @@ def _study_chunks(
             pet_rows=_pet_rows(report),
             mri=_mri_section(report),
             classification=classification,
+            plan=_plan_section(report),
             rationale=list(cls.get("rationale") or []),
             missing=[str(m) for m in cls.get("missing_inputs") or []],
             lesions=lesions,
