@@ -23,6 +23,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 from conftest import analyze_json, oblique_affine
+from test_faults_messages import netlm, one_line
+from test_label_tables import _caret_xml
 
 from netlm_imaging.volume import lps_to_ras
 
@@ -107,3 +109,51 @@ def test_compare_seg_counts_the_lesions_of_both_tasks_as_analyze_does(study, tmp
     assert out.returncode == 0, out.stderr
     det = json.loads(out.stdout)["detection"]
     assert (det["true_positives"], det["false_positives"], det["false_negatives"]) == (2, 0, 0)
+
+
+def _couinaud() -> np.ndarray:
+    """liver_segments numbering: the liver split into octants numbered 1..8."""
+    i, j, k = np.ogrid[: SHAPE[0], : SHAPE[1], : SHAPE[2]]
+    octant = 1 + 4 * (i >= 22) + 2 * (j >= 20) + (k >= 10)
+    return np.where(LIVER, octant, 0).astype(np.uint8)
+
+
+def test_liver_segments_alone_are_refused_naming_what_else_to_give(study, tmp_path):
+    ct = nib.load(study / "ct.nii.gz")
+    header = ct.header.copy()
+    header.set_data_dtype(np.uint8)
+    img = nib.Nifti1Image(_couinaud(), ct.affine, header)
+    names = {n: f"liver_segment_{n}" for n in range(1, 9)}
+    img.header.extensions.append(nib.nifti1.Nifti1Extension(0, _caret_xml(names).encode()))
+    nib.save(img, tmp_path / "liver_segments.nii.gz")  # TotalSegmentator -ta liver_segments --ml
+    (tmp_path / "s" / "segmentations").mkdir(parents=True)  # ... and without --ml, one file per segment
+    (tmp_path / "s" / "ct.nii.gz").write_bytes((study / "ct.nii.gz").read_bytes())
+    for n, name in names.items():
+        _save_like_totalsegmentator(ct, _couinaud() == n, tmp_path / "s" / "segmentations" / f"{name}.nii.gz")
+    for args in (["--image", study / "ct.nii.gz", "--seg", tmp_path / "liver_segments.nii.gz"], [tmp_path / "s"]):
+        line = one_line(netlm("analyze", *args, "--json", "-"))
+        assert "Couinaud segments only (segment1, segment2, segment3" in line
+        assert "--seg liver=PATH --seg lesion=PATH" in line
+        assert 'lesion="liver_segment_1"' not in line  # the generic advice made a segment the lesion
+    # with the total task's liver and the liver_vessels tumours, the segments are measured
+    rep = analyze_json(
+        "--image", str(study / "ct.nii.gz"), "--seg", str(study / "segmentations" / "liver.nii.gz"),
+        "--seg", f"lesion={study / 'segmentations' / 'liver_tumor.nii.gz'}",
+        "--seg", f"segments={tmp_path / 'liver_segments.nii.gz'}",
+    )  # fmt: skip
+    by_segment = {s["segment"]: s["liver_volume_ml"] for s in rep["segments"]}
+    assert by_segment == {n: pytest.approx(np.count_nonzero(_couinaud() == n) * VOXEL_ML, abs=1e-6) for n in names}
+
+
+def test_a_total_map_without_its_label_table_is_refused_with_its_own_labels(study, tmp_path):
+    # TotalSegmentator v1 --ml (no table), or a map re-saved without its header extension: 1 spleen, 5 liver
+    total = np.where(SPLEEN, 1, np.where(LIVER, 5, 0)).astype(np.uint8)
+    nib.save(nib.Nifti1Image(total, lps_to_ras(AFF_LPS)), tmp_path / "total.nii.gz")
+    line = one_line(netlm("analyze", "--image", study / "ct.nii.gz", "--seg", tmp_path / "total.nii.gz", "--json", "-"))
+    assert f"{tmp_path / 'total.nii.gz'}: label values [5] have no role" in line
+    assert "values present: [1, 5]" in line
+    assert "--labels liver=5,spleen=1 for a TotalSegmentator 'total' map" in line
+    rep = analyze_json(
+        "--image", str(study / "ct.nii.gz"), "--seg", str(tmp_path / "total.nii.gz"), "--labels", "liver=5,spleen=1"
+    )
+    assert rep["liver"]["volume_ml"] == pytest.approx(np.count_nonzero(LIVER) * VOXEL_ML, abs=1e-6)

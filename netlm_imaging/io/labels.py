@@ -901,6 +901,26 @@ def _mapping_flag(decisions: Sequence[RoleDecision], changed: RoleDecision) -> s
     return "--labels " + ",".join(f'{role}="{name}"' for role, name in pairs)
 
 
+def couinaud_only(sources: Sequence[str], roles: Sequence[str]) -> str:
+    """The message for segmentations that hold Couinaud segments and no liver or lesion.
+
+    TotalSegmentator's ``liver_segments`` task alone: the segments need the liver and its lesions
+    from another input; mapping a segment as the lesion (the generic advice) would be wrong.
+
+    Examples
+    --------
+    >>> couinaud_only(["seg.dcm"], ["segment1", "segment2"])[:62]
+    'seg.dcm: Couinaud segments only (segment1, segment2), no liver'
+    """
+    where = ", ".join(sources[:3]) + (f" and {len(sources) - 3} more" if len(sources) > 3 else "")
+    return (
+        f"{where}: Couinaud segments only ({', '.join(roles)}), no liver and no lesion: give the liver and the "
+        "lesions too (e.g. TotalSegmentator's total task liver.nii.gz or --ml map beside its liver_vessels / "
+        "liver_lesions output, or --seg liver=PATH --seg lesion=PATH), with this map as --seg segments=PATH or "
+        "beside them."
+    )
+
+
 def check_decisions(
     decisions: Sequence[RoleDecision],
     spec: LabelSpec,
@@ -943,6 +963,9 @@ def check_decisions(
     if not require_role or roles & {"liver", "lesion"}:
         return
     sources = sorted({d.source for d in decisions})
+    couinaud = sorted({d.role for d in decisions if d.role and d.role.startswith("segment")})
+    if couinaud:  # TotalSegmentator's liver_segments alone: the segments of a liver no input gives
+        raise LabelError(couinaud_only(sources, couinaud))
     listed = "; ".join(
         f"{d.describe()} {d.reason}"
         + (f" as {d.role}" if d.role else "")
@@ -955,6 +978,18 @@ def check_decisions(
         "with --labels ROLE=NAME (roles: liver, lesion, spleen, kidney, segment1..segment8, ignore) or "
         "--segment-pattern REGEX=ROLE."
     )
+
+
+def _shown_values(values: Sequence[int], shown: int = 20) -> str:
+    """The values of a label map for a message: the first ``shown``, and how many more.
+
+    Examples
+    --------
+    >>> _shown_values([1, 5]), _shown_values(list(range(1, 118)), 3)
+    ('[1, 5]', '[1, 2, 3] and 114 more')
+    """
+    more = f" and {len(values) - shown} more" if len(values) > shown else ""
+    return f"{list(values[:shown])}{more}"
 
 
 def layers_from_label_map(label_map: Volume, spec: LabelSpec, *, notes: Sequence[str] = ()) -> list[MaskLayer]:
@@ -1021,10 +1056,16 @@ def layers_from_label_map(label_map: Volume, spec: LabelSpec, *, notes: Sequence
     values = _present_values(sub)
     unmapped = [v for v in values if not spec.roles_of_value(v)]
     if unmapped and not spec.user_given:
-        hint = "map them with --labels (e.g. liver=5,lesion=2; values you do not map are then ignored)"
+        # a TotalSegmentator `total` map saved without its label table (v1, or re-saved) numbers the spleen 1 and
+        # the kidney 2: read with the LiTS numbering they would be the liver and a lesion, so the example is its own
+        hint = (
+            "map each value's role with --labels (values you do not map are then ignored), e.g. --labels "
+            "liver=5,spleen=1 for a TotalSegmentator 'total' map saved without its label table, liver=1,lesion=2+3 "
+            "for a model with two tumour classes"
+        )
         raise LabelError(
             f"{label_map.source}: label values {unmapped[:20]} have no role in the default LiTS mapping "
-            f"(1 liver, 2 lesion); {hint}."
+            f"(1 liver, 2 lesion; values present: {_shown_values(values)}); {hint}."
         )
     if unmapped:
         notes.append(f"{label_map.source}: label values {unmapped[:20]} are not in {spec.origin} and were ignored")

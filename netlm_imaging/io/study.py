@@ -189,6 +189,10 @@ def read_study_segmentations(
     sources = tuple(seg_source(s) for s in segs)
     if sources and not any(la.role in ("liver", "lesion") for la in layers):
         roles = sorted({la.role for la in layers})
+        if roles and all(r.startswith("segment") for r in roles):
+            from .labels import couinaud_only
+
+            raise InputError(couinaud_only(sources, roles))
         found = f"only {', '.join(roles)} masks" if roles else "no voxel with a liver or lesion label (an empty mask?)"
         raise InputError(
             f"{', '.join(sources)}: the segmentation holds {found}; pass the right --seg file, "
