@@ -785,3 +785,48 @@ def test_gml_is_rescaled_to_the_given_weight(tmp_path):
     )
     assert np.all(conv.factors == 1.0)
     assert any("GML (SUVbw) values: used as written" in w for w in conv.warnings)
+
+
+def _without_dates(files):
+    """De-identified as HIPAA asks: every date blanked, the times of day kept."""
+    for f in files:
+        ds = pydicom.dcmread(f)
+        for kw in ("SeriesDate", "AcquisitionDate", "StudyDate", "ContentDate"):
+            if kw in ds:
+                setattr(ds, kw, "")
+        ds.save_as(f)
+
+
+@pytest.mark.parametrize(
+    ("series_time", "injection_time", "decay_s"),
+    [("110000", "100000", 3600.0), ("003000", "233000", 3600.0), ("101500", "093000", 2700.0)],
+)
+def test_undated_pet_takes_the_uptake_from_the_times_of_day(tmp_path, series_time, injection_time, decay_s):
+    """Dates removed by de-identification, times kept: for Ga-68 (imaged within 300 min) the uptake is the
+    difference of the times of day, across midnight when the injection is later in the day. It was refused as
+    'Series Date/Time ... missing' though the Series Time was there."""
+    a = activity(seed=28)
+    files = write_pet_series(
+        tmp_path / "p", a, AFFINE, slopes=SLOPES, series_time=series_time, injection_time=injection_time
+    )
+    _without_dates(files)
+    vol = load_suv_volume(tmp_path / "p")
+    np.testing.assert_allclose(vol.array, qiba_suv(a, WEIGHT_KG, DOSE_BQ, decay_s, GA68_T), rtol=2e-6)
+    assert vol.meta["suv"]["decay_time_s"] == pytest.approx(decay_s)
+    assert any("PET dates missing" in w for w in vol.meta["warnings"])
+
+
+def test_undated_lu177_is_refused_since_days_may_be_missing(tmp_path):
+    # post-therapy Lu-177 imaging is 4 h to 7 days after injection: 11:00 - 10:00 may be 1 h or 1 h + N days
+    files = write_pet_series(
+        tmp_path / "p",
+        activity(),
+        AFFINE,
+        nuclide=None,
+        radiopharmaceutical="177Lu-DOTATATE",
+        half_life_s=574300.0,
+        dose_bq=7.4e9,
+    )
+    _without_dates(files)
+    with pytest.raises(DicomError, match=r"dates are missing .* Lu-177 may be imaged days after injection"):
+        load_suv_volume(tmp_path / "p")

@@ -1,6 +1,6 @@
 """SUVbw conversion factors from PET DICOM headers (QIBA vendor-neutral recipe).
 
-Why one module (~980 lines): the QIBA vendor-neutral recipe is one algorithm (units, decay,
+Why one module (~1050 lines): the QIBA vendor-neutral recipe is one algorithm (units, decay,
 injection and scan times, half-life, weight) whose steps share the header parsing; about
 half of the module is this documentation of it.
 
@@ -49,7 +49,9 @@ Injection date/time
     of the scan (below: the Series Date, or the Acquisition Date of a series
     post-processed on a later day) + RadiopharmaceuticalStartTime (0018,1072);
     when that lies after the scan time the injection is taken to be the day
-    before (midnight crossing).
+    before (midnight crossing). With every date removed (de-identification)
+    and the times kept, the uptake is the difference of the times of day, for
+    a nuclide imaged within a day of injection only (``_undated_uptake_s``).
 Time zones
     A DT value with its own offset from UTC (``...090000+0000``: the
     injection DateTime, the acquisition DateTime, the GE private scan
@@ -765,6 +767,9 @@ def _uptake(series: _Series, info: Any, half_life: float) -> tuple[datetime | No
             _utc_offset(_text(first, "TimezoneOffsetFromUTC")),
         )
     except DicomError:
+        undated = _undated_uptake_s(series, info)
+        if undated is not None:
+            return None, None, undated
         if series.decay != "ADMIN":
             raise
         scan = injection = None  # ADMIN: values already corrected to the injection; no time is needed
@@ -785,6 +790,60 @@ def _uptake(series: _Series, info: Any, half_life: float) -> tuple[datetime | No
             "check the injection date and time"
         )
     return scan, injection, decay_time
+
+
+_DAY_S = 86400.0
+
+
+def _undated_uptake_s(series: _Series, info: Any) -> float | None:
+    """Uptake time (s) from the times of day alone, when de-identification removed every date but kept the times.
+
+    Series Date, Acquisition Date(Time) and the injection's date missing (HIPAA de-identification removes
+    dates, not times): the scan is the Series Time (the earliest Acquisition Time when the Series Time is
+    later or missing), the injection the RadiopharmaceuticalStartTime (or the time of a StartDateTime), the
+    day before when later in the day. That is unambiguous only for a nuclide imaged within a day of
+    injection (its ``uptake_min_range`` below 24 h); for another (Lu-177 is imaged days after) it is refused.
+    None when the times are missing too, or a date is present (the dated rules apply).
+    """
+    datasets, src = series.datasets, series.source
+    first = datasets[0]
+    dated = _text(first, "SeriesDate") or any(
+        _text(ds, "AcquisitionDate") or _text(ds, "AcquisitionDateTime") for ds in datasets
+    )
+    series_time = _parse_time(_text(first, "SeriesTime"))
+    acq_times = [t for ds in datasets if (t := _parse_time(_text(ds, "AcquisitionTime"))) is not None]
+    injection = _parse_time(_text(info, "RadiopharmaceuticalStartTime"))
+    full = _parse_datetime(_text(info, "RadiopharmaceuticalStartDateTime"))
+    if injection is None and full is not None:
+        injection = full.time()
+    if dated or injection is None or (series_time is None and not acq_times):
+        return None
+
+    def seconds(t: Any) -> float:
+        return t.hour * 3600.0 + t.minute * 60.0 + t.second + t.microsecond / 1e6
+
+    earliest = min((seconds(t) for t in acq_times), default=None)
+    scan = seconds(series_time) if series_time is not None else None
+    if scan is None or (earliest is not None and scan > earliest + SERIES_AFTER_ACQUISITION_TOLERANCE.total_seconds()):
+        scan = earliest
+    assert scan is not None
+    uptake = (scan - seconds(injection)) % _DAY_S
+    table = series.limits["nuclides"].get(series.nuclide) if series.nuclide else None
+    longest_min = float(table["uptake_min_range"][1]) if table and "uptake_min_range" in table else None
+    if longest_min is None or longest_min >= _DAY_S / 60.0:
+        raise DicomError(
+            f"{src}: the PET dates are missing (Series Date, Acquisition Date, RadiopharmaceuticalStartDateTime; "
+            f"de-identified?) and {series.nuclide or 'an unidentified radionuclide'} may be imaged days after "
+            f"injection, so the uptake time is not known from the times of day ({uptake / 60.0:.1f} min, or that plus "
+            "whole days). Restore the dates (date-shifting de-identification keeps the intervals)."
+        )
+    series.warnings.append(
+        f"PET dates missing (de-identified?): uptake time {uptake / 60.0:.1f} min taken from the times of day alone"
+        + (" (injection the day before, across midnight)" if seconds(injection) > scan else "")
+        + f"; {series.nuclide} is imaged within {longest_min:g} min of injection (pet_plausibility), so no whole "
+        "day can be missing"
+    )
+    return uptake
 
 
 def _decayed_dose(series: _Series, dose: float, decay_time: float | None, half_life: float) -> tuple[float, np.ndarray]:
