@@ -16,6 +16,7 @@ import pytest
 from surgical_phantoms import FULL_CLINICAL, NY, NZ, VOXEL_ML, SlabLiver, assess
 
 from netlm_imaging.api import AnalyzeOptions
+from netlm_imaging.classify.anatomy import resection_name
 from netlm_imaging.classify.resection_names import parse_resection
 from netlm_imaging.classify.rules import load_rules
 from netlm_imaging.cli import main
@@ -204,3 +205,24 @@ def test_an_anatomy_verdict_that_turns_on_a_segment_the_map_lacks_is_undetermine
     q.add_in_segment(6, 2, 3, 3)
     full = {r["name"]: r for r in assess(q.ctx(), FULL_CLINICAL, load_rules()).remnant["standard_resections"]}
     assert full["right_anterior_sectionectomy"]["anatomically_feasible"] is True
+
+
+@pytest.mark.parametrize(
+    ("segments", "name"),
+    [
+        # Brisbane sections inside a connected resected set (clinical_rules.md section 9): right posterior
+        # section = 6 + 7, left lateral = 2 + 3, right trisectionectomy = 4-8
+        ({6, 7, 8}, "Right posterior sectionectomy + segmentectomy 8"),
+        ({4, 6, 7, 8}, "Right posterior sectionectomy + segmentectomies 4+8"),
+        ({2, 3, 4, 5, 6, 7, 8}, "Extended right hemihepatectomy (right trisectionectomy) + Left lateral sectionectomy"),
+        ({5, 6}, "segmentectomies 5+6"),  # no section inside
+        ({2, 3, 6}, "Left lateral sectionectomy + segmentectomy 6"),  # two parts, as before
+        ({1, 5, 6, 7, 8}, "Right hemihepatectomy with segment 1"),
+    ],
+)
+def test_a_planned_set_is_named_by_the_sections_it_holds_and_reads_back(segments, name):
+    """The planner's {6, 7, 8} read "segmentectomies 6+7+8" while {2, 3, 6} read "Left lateral sectionectomy +
+    segmentectomy 6"."""
+    rules = load_rules()
+    assert resection_name(frozenset(segments), rules["anatomy"], rules["resections"]) == name
+    assert parse_resection(name) == tuple(sorted(segments))
