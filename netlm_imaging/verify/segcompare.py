@@ -54,7 +54,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import GeometryError, LabelError
-from ..geometry import nonzero_bbox
+from ..geometry import Box, nonzero_bbox
 from ..measure.grid import place_exactly
 from ..measure.intrahepatic import intrahepatic_voxels
 from ..segmentation import MaskLayer
@@ -468,30 +468,26 @@ def lesion_instances(layers: Sequence[MaskLayer]) -> Volume | None:
     A segmentation that gives one segment per lesion keeps two touching lesions two, as ``analyze``
     counts them; a voxel in several segments belongs to the smallest of them (ties: the first in
     input order), the rule of ``analyze``'s ``method.lesion_overlap``. Empty segments get no value; a
-    segment of several separate parts (26-connected components) gives each part a value, as ``analyze``
-    counts them. Layers on other grids are put on the first lesion layer's grid (physical position).
+    segment of several separate parts (26-connected components) that shares voxels with another segment
+    gives each part a value, as ``analyze`` counts them (``measure.lesion_instances.segment_parts``).
+    Layers on other grids are put on the first lesion layer's grid (physical position).
     """
     lesion = [la for la in layers if la.role == "lesion"]
     if len(lesion) < 2:
         return None
-    from ..geometry import box_from_frame
-    from ..measure.lesions import attribute_overlaps, component_boxes_and_centroids, label_instances_cropped
+    from ..measure.lesion_instances import segment_parts
+    from ..measure.lesions import attribute_overlaps
 
     grid = lesion[0].mask
-    boxed = []  # (box, mask in it) of each non-empty segment
+    full: list[tuple[Box, np.ndarray]] = []  # (box, full-grid mask) of each non-empty segment
     for la in lesion:
         arr = la.binary()
         if not la.mask.same_grid(grid):
             arr = resample_nearest(la.mask.with_array(arr), grid)
         bb = nonzero_bbox(arr)
-        if bb is None:
-            continue
-        cropped, labels_cc, n = label_instances_cropped(arr, 26, bbox=bb)
-        if n < 2 or cropped is None:
-            boxed.append((bb, arr[bb]))
-            continue
-        boxes, _ = component_boxes_and_centroids(labels_cc, n)
-        boxed += [(box_from_frame(b, cropped), labels_cc[b] == i) for i, b in enumerate(boxes, 1) if b is not None]
+        if bb is not None:
+            full.append((bb, arr))
+    boxed = [(bb, m) for _, bb, m in segment_parts(full)]
     owned, _ = attribute_overlaps(boxed)
     out = np.zeros(grid.shape, dtype=np.int32)
     for n, ((bb, _), m) in enumerate(zip(boxed, owned)):
