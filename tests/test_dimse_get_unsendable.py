@@ -1,11 +1,14 @@
-"""C-GET of a study holding objects the PACS cannot send on our association (a real Orthanc on loopback).
+"""C-GET / C-MOVE of a study holding objects the PACS cannot send on our association (a real Orthanc on loopback).
 
-A hospital CT study often carries a dose screenshot (Secondary Capture) the archive keeps in JPEG 2000, and raw
-data (Raw Data Storage) nobody proposes. Orthanc 1.10 cannot transcode JPEG 2000 and we offer Secondary Capture
-uncompressed only and Raw Data not at all, so their C-STORE sub-operations fail, and Orthanc ends the C-GET at
-its first failure: `netlm pacs --dimse` (C-GET, the default) failed the whole study ('incomplete, 0 instance(s)
-sent, 1 failed'). It must ask again series by series, measure the study as `netlm analyze` measures its CT +
-SEG on disk (the truth: tests/test_sr.py's phantom voxel counts), and name what it left in a warning.
+A hospital CT study often carries a dose screenshot (Secondary Capture) the archive keeps in JPEG 2000, raw
+data (Raw Data Storage) nobody proposes, and, from a Siemens scanner, CSA Non-Image objects (a private SOP
+class). Orthanc 1.10 cannot transcode JPEG 2000, we offer Secondary Capture uncompressed only and the others not
+at all, so their C-GET sub-operations fail, and Orthanc ends the C-GET at its first failure: `netlm pacs --dimse`
+(C-GET, the default) failed the whole study ('incomplete, 0 instance(s) sent, 1 failed'). It must ask again
+series by series, measure the study as `netlm analyze` measures its CT + SEG on disk (the truth:
+tests/test_sr.py's phantom voxel counts), and name what it left in a warning. Over C-MOVE our SCP rejected the
+private class, and Orthanc failed the whole move (0xC000, no sub-operation: 'Cannot transcode ... to one of
+[ ]'), which `netlm pacs` read as 'NETLM is not registered as a move destination'; it must take every object.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from tests.test_sr import write_phantom_study
 
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 RAW_DATA = "1.2.840.10008.5.1.4.1.1.66"
+SIEMENS_CSA_NON_IMAGE = "1.3.12.2.1107.5.9.1"
 
 
 def _extra(path: Path, study: Dataset, sop_class: str, name: str, series_number: int) -> Path:
@@ -61,8 +65,9 @@ def _extra(path: Path, study: Dataset, sop_class: str, name: str, series_number:
 @pytest.fixture(scope="module")
 def pacs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     require_orthanc()
+    move_port = _free_port()
     server = start_orthanc(
-        tmp_path_factory.mktemp("orthanc_unsendable"), dicom=True, modalities={"NETLM": ("NETLM", _free_port())}
+        tmp_path_factory.mktemp("orthanc_unsendable"), dicom=True, modalities={"NETLM": ("NETLM", move_port)}
     )
     try:
         root = tmp_path_factory.mktemp("unsendable_study")
@@ -73,11 +78,15 @@ def pacs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         extras = [
             _extra(root / "sc.dcm", ct, SECONDARY_CAPTURE, "dose screen", 90),
             _extra(root / "raw.dcm", ct, RAW_DATA, "raw", 91),
+            _extra(root / "csa.dcm", ct, SIEMENS_CSA_NON_IMAGE, "csa", 92),
         ]
         for f in [*extras, *d["files"], d["seg"]]:
             server.upload(f)
         d.update(
-            server=server, study_uid=str(ct.StudyInstanceUID), local=json.loads((local / "report.json").read_text())
+            server=server,
+            move_port=move_port,
+            study_uid=str(ct.StudyInstanceUID),
+            local=json.loads((local / "report.json").read_text()),
         )
         yield d
     finally:
@@ -97,6 +106,20 @@ def test_cget_measures_the_study_and_names_what_the_pacs_could_not_send(
     assert report["involvement_percent"] == pytest.approx(pacs["truth"]["involvement_percent"], rel=1e-4)
     warned = [r.getMessage() for r in caplog.records if "not retrieved" in r.getMessage()]
     assert len(warned) == 1, warned
-    assert f"2 instance(s) of study {pacs['study_uid']} not retrieved" in warned[0]
+    assert f"3 instance(s) of study {pacs['study_uid']} not retrieved" in warned[0]
     assert "Raw Data Storage" in warned[0]
     assert "Secondary Capture Image Storage" in warned[0]
+    assert SIEMENS_CSA_NON_IMAGE in warned[0]
+
+
+def test_cmove_takes_every_object_and_measures_the_study(pacs: dict, tmp_path: Path, capsys, caplog) -> None:
+    from pynetdicom import _config
+
+    server, out = pacs["server"], tmp_path / "out"
+    args = ["pacs", "--dimse", f"127.0.0.1:{server.dicom_port}", "--called-ae", "ORTHANC", "--study", pacs["study_uid"]]
+    args += ["--retrieve", "move", "--port", str(pacs["move_port"]), "--bind", "127.0.0.1"]
+    with caplog.at_level(logging.WARNING, logger="netlm_imaging"):
+        assert main([*args, "--out", str(out), "--quiet"]) == 0, capsys.readouterr().err
+    assert measured(json.loads((out / "report.json").read_text())) == measured(pacs["local"])
+    assert not [r for r in caplog.records if "not retrieved" in r.getMessage()]
+    assert _config.UNRESTRICTED_STORAGE_SERVICE is False  # pynetdicom's process-wide switch is restored

@@ -71,3 +71,49 @@ def test_a_study_sent_only_compressed_is_kept_as_sent_and_measured_as_the_uncomp
     n_tumour = round(truth["tumor_volume_ml"] / VOXEL_ML)
     mean_hu = ((n_total - n_tumour) * 60.0 + n_tumour * 120.0) / n_total  # the phantom's HU: liver 60, lesions 120
     assert report["liver"]["mean_intensity"] == pytest.approx(mean_hu, abs=1e-3)
+
+
+def test_a_private_sop_class_in_the_study_is_taken_and_the_study_measured(tmp_path: Path) -> None:
+    """A Siemens study's CSA Non-Image object (private SOP class 1.3.12.2.1107.5.9.1) routed with it: the
+    listener rejected its presentation context, so the sender failed it (a PACS routing rule retries it
+    or flags the study); it is now accepted and kept, and the CT + SEG are measured to the truth."""
+    from pynetdicom import AE, _config
+
+    from tests.test_dimse_get_unsendable import SIEMENS_CSA_NON_IMAGE, _extra
+
+    d = write_phantom_study(tmp_path / "study", seed=81)
+    ct = [pydicom.dcmread(f) for f in d["files"]]
+    seg = pydicom.dcmread(d["seg"])
+    csa = pydicom.dcmread(_extra(tmp_path / "csa.dcm", ct[0], SIEMENS_CSA_NON_IMAGE, "listen csa", 92))
+    listener = StudyListener(
+        ListenerConfig(
+            port=_free_port(), ae_title="LISTENER", out_dir=tmp_path / "listen", bind="127.0.0.1", quiet_s=0.5
+        ),
+        on_line=lambda line: None,
+    )
+    listener.start()
+    try:
+        ae = AE(ae_title="SIEMENS")
+        for ds in (ct[0], seg, csa):
+            ae.add_requested_context(str(ds.SOPClassUID), [str(ds.file_meta.TransferSyntaxUID)])
+        assoc = ae.associate("127.0.0.1", listener.config.port, ae_title="LISTENER")
+        assert assoc.is_established
+        accepted = {str(cx.abstract_syntax) for cx in assoc.accepted_contexts}
+        statuses = [assoc.send_c_store(ds).Status for ds in [csa, *ct, seg] if str(ds.SOPClassUID) in accepted]
+        assoc.release()
+        study = str(ct[0].StudyInstanceUID)
+        log = tmp_path / "listen" / "listen.log"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not log.exists():
+            time.sleep(0.1)
+    finally:
+        listener.stop()
+    assert SIEMENS_CSA_NON_IMAGE in accepted
+    assert statuses == [0x0000] * 22
+    assert (tmp_path / "listen" / "incoming" / study / f"{csa.SOPInstanceUID}.dcm").is_file()
+    (line,) = log.read_text().splitlines()
+    assert f"study {study}: 22 instances: ok" in line, line
+    report = json.loads((tmp_path / "listen" / study / "report.json").read_text())
+    assert report["liver"]["volume_ml"] == pytest.approx(d["truth"]["liver_volume_ml"], abs=1e-3)
+    assert report["tumor"]["intrahepatic_volume_ml"] == pytest.approx(d["truth"]["tumor_volume_ml"], abs=1e-3)
+    assert _config.UNRESTRICTED_STORAGE_SERVICE is False  # restored when the listener stopped

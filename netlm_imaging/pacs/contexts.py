@@ -8,13 +8,16 @@ allows 128 presentation contexts per association.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 __all__ = [
+    "accept_any_storage_class",
     "add_storage_scp_contexts",
     "compressed_syntaxes",
     "get_contexts",
     "measured_classes",
+    "release_any_storage_class",
     "storage_classes",
     "transfer_syntaxes",
     "uncompressed_syntaxes",
@@ -128,3 +131,34 @@ def add_storage_scp_contexts(ae: Any) -> None:
     syntaxes = [*tsuid.AllTransferSyntaxes]
     for cx in AllStoragePresentationContexts:
         ae.add_supported_context(str(cx.abstract_syntax), syntaxes)
+
+
+_any_class_lock = threading.Lock()
+_any_class_users: list[bool] = []  # one entry per running SCP; the first holds pynetdicom's setting before
+
+
+def accept_any_storage_class() -> None:
+    """While one of our storage SCPs runs, accept every storage SOP class, private and unknown ones too.
+
+    A Siemens study holds CSA Non-Image objects (1.3.12.2.1107.5.9.1), other vendors their own private
+    classes: an SCP that rejects their presentation context makes the sender fail them, and Orthanc then
+    fails the whole C-MOVE (0xC000, no sub-operation). pynetdicom's switch for this,
+    ``_config.UNRESTRICTED_STORAGE_SERVICE``, is process-wide: it is on from the first call to the last
+    matching :func:`release_any_storage_class`, and restored then.
+    """
+    from pynetdicom import _config
+
+    with _any_class_lock:
+        _any_class_users.append(bool(_config.UNRESTRICTED_STORAGE_SERVICE))
+        _config.UNRESTRICTED_STORAGE_SERVICE = True
+
+
+def release_any_storage_class() -> None:
+    """End one :func:`accept_any_storage_class` (the last one restores pynetdicom's setting)."""
+    from pynetdicom import _config
+
+    with _any_class_lock:
+        if _any_class_users:
+            before = _any_class_users.pop()
+            if not _any_class_users:
+                _config.UNRESTRICTED_STORAGE_SERVICE = before

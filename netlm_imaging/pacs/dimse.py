@@ -33,7 +33,14 @@ from typing import Any
 from ..atomic import atomic_write_bytes
 from ..errors import InputError, UsageError
 from .common import HELD_RETRY_PAUSES_S, PacsResult, check_timeout, check_uid, not_held_error, retrieve_analyze_push
-from .contexts import add_storage_scp_contexts, get_contexts, measured_classes, storage_classes
+from .contexts import (
+    accept_any_storage_class,
+    add_storage_scp_contexts,
+    get_contexts,
+    measured_classes,
+    release_any_storage_class,
+    storage_classes,
+)
 
 __all__ = [
     "DEFAULT_CALLING_AE",
@@ -335,12 +342,15 @@ def _check_retrieve_status(
     method: str,
     move_port: int | None = None,
     received: Callable[[], tuple[int, float]] | None = None,
+    called_back: Callable[[], bool] | None = None,
 ) -> None:
     """Raise unless the C-GET / C-MOVE ended in success with every sub-operation done.
 
     A warning (0xB000: some sub-operations failed) is an error too: the study would be measured without the
     instances that did not arrive. ``received()`` gives the instances received so far and the
     ``time.monotonic()`` of the last one (each is an answer of the PACS: a C-GET's C-STOREs reset the timeout).
+    ``called_back()`` tells whether the PACS opened an association to our C-MOVE SCP (then it knows the
+    destination, whatever it failed at).
     """
     what = f"C-{method.upper()} of study {study_uid}"
     final = None
@@ -372,7 +382,14 @@ def _check_retrieve_status(
     if code == 0x0000 and failed == 0:
         return
     counts = f"status 0x{code:04X}, {done} instance(s) sent, {failed} failed"
-    if method == "move" and (code == 0xA801 or (0xC000 <= code <= 0xCFFF and done == 0 and failed == 0)):
+    nothing_sent = 0xC000 <= code <= 0xCFFF and done == 0 and failed == 0
+    if method == "move" and nothing_sent and called_back is not None and called_back():
+        raise InputError(
+            f"{ep.name}: the PACS connected to our C-STORE SCP (--port {move_port}) for the {what} and sent nothing "
+            f"({counts}): it could not send the study on the presentation contexts we accept, or failed reading "
+            "it; check the PACS log"
+        )
+    if method == "move" and (code == 0xA801 or nothing_sent):
         raise InputError(
             f"{ep.name}: the PACS refused to send study {study_uid} to AE {ep.move_destination!r} ({what}: {counts}): "
             f"{ep.move_destination!r} is not registered in the PACS as a move destination (or not at this host and "
@@ -387,6 +404,12 @@ def _check_retrieve_status(
         raise _Incomplete(
             f"{ep.name}: {what} incomplete ({counts}): the study would be measured without the missing instances; "
             f"{hint}"
+        )
+    if done:  # it did send: not a refusal of the service, a failure on the way (an archive file it cannot read)
+        raise InputError(
+            f"{ep.name}: the PACS ended the {what} with a failure after sending {done} instance(s) ({counts}): it "
+            "failed reading or sending the next one; the study would be measured without the rest; check the "
+            "PACS log"
         )
     raise InputError(
         f"{ep.name}: {what} refused ({counts}); check that the PACS allows C-{method.upper()} for AE "
@@ -482,20 +505,28 @@ def retrieve_study(
             raise UsageError("--retrieve move needs --port (where our C-STORE SCP listens for the PACS)")
         add_storage_scp_contexts(ae)  # our SCP takes whatever the study holds, as stored
         ae.add_requested_context(MOVE)
+        called_back = threading.Event()  # the PACS opened an association to our SCP: it knows where we are
+        scp_handlers = [(evt.EVT_C_STORE, handler), (evt.EVT_REQUESTED, lambda event: called_back.set())]
+        accept_any_storage_class()  # private classes too (Siemens CSA Non-Image): Orthanc fails the move else
         try:
-            server = ae.start_server((bind, move_port), block=False, evt_handlers=[(evt.EVT_C_STORE, handler)])
-        except OSError as exc:
-            raise InputError(f"--port {move_port}: cannot listen for the C-MOVE ({exc}); choose a free port") from None
-        try:
-            assoc = _associate(ae, ep)
-            _require_context(assoc, MOVE, ep, "C-MOVE", "retry with --retrieve get")
             try:
-                statuses = assoc.send_c_move(_query(study_uid), ep.move_destination, MOVE)
-                _check_retrieve_status(statuses, ep, study_uid, "move", move_port, received)
+                server = ae.start_server((bind, move_port), block=False, evt_handlers=scp_handlers)
+            except OSError as exc:
+                raise InputError(
+                    f"--port {move_port}: cannot listen for the C-MOVE ({exc}); choose a free port"
+                ) from None
+            try:
+                assoc = _associate(ae, ep)
+                _require_context(assoc, MOVE, ep, "C-MOVE", "retry with --retrieve get")
+                try:
+                    statuses = assoc.send_c_move(_query(study_uid), ep.move_destination, MOVE)
+                    _check_retrieve_status(statuses, ep, study_uid, "move", move_port, received, called_back.is_set)
+                finally:
+                    assoc.release()
             finally:
-                assoc.release()
+                server.shutdown()
         finally:
-            server.shutdown()
+            release_any_storage_class()
     else:
         raise UsageError(f"--retrieve {method}: use get or move")
     if not written:

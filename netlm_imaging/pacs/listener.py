@@ -41,7 +41,7 @@ from typing import Any
 from ..atomic import atomic_write_text
 from ..errors import InputError, NetlmError, UsageError, only_accepted_flags
 from .common import analyze_retrieved, check_uid
-from .contexts import add_storage_scp_contexts
+from .contexts import accept_any_storage_class, add_storage_scp_contexts, release_any_storage_class
 from .dimse import VERIFICATION, DimseEndpoint, storage_handler, store_files
 
 __all__ = ["ListenerConfig", "StudyListener"]
@@ -266,6 +266,7 @@ class StudyListener:
         add_storage_scp_contexts(ae)
         ae.add_supported_context(VERIFICATION)
         handler = storage_handler(self._folder_for, self._stored)
+        accept_any_storage_class()  # a sender's private classes (Siemens CSA Non-Image) are taken, kept, not read
         try:
             self._server = ae.start_server(
                 (self.config.bind, self.config.port),
@@ -278,6 +279,7 @@ class StudyListener:
                 ],
             )
         except OSError as exc:
+            release_any_storage_class()
             raise InputError(f"--port {self.config.port}: cannot listen ({exc}); choose a free port") from None
         self._resume_received()
         self._worker = threading.Thread(target=self._run_worker, name="netlm-listen-worker", daemon=True)
@@ -333,6 +335,7 @@ class StudyListener:
         if self._server is not None:
             self._server.shutdown()
             self._server = None
+            release_any_storage_class()
 
 
 def parse_destination(
