@@ -180,7 +180,8 @@ def resection_name(resected: Iterable[int], anatomy: Mapping[str, Any], resectio
 
     Each connected part of the resected set (in the adjacency table) is named
     on its own; a part equal to a named resection (with or without segment 1)
-    takes its label, else it is "segmentectomy N" or "segmentectomies a+b".
+    takes its label, else the largest named resections inside it are named and the
+    rest is "segmentectomy N" or "segmentectomies a+b".
 
     Examples
     --------
@@ -190,6 +191,8 @@ def resection_name(resected: Iterable[int], anatomy: Mapping[str, Any], resectio
     'Right hemihepatectomy'
     >>> resection_name({2, 3, 6}, r["anatomy"], r["resections"])
     'Left lateral sectionectomy + segmentectomy 6'
+    >>> resection_name({6, 7, 8}, r["anatomy"], r["resections"])
+    'Right posterior sectionectomy + segmentectomy 8'
     """
     table = _seg_table(anatomy)
     rest = set(resected)
@@ -208,11 +211,28 @@ def resection_name(resected: Iterable[int], anatomy: Mapping[str, Any], resectio
             if comp in (segs, segs | {1}):
                 label = r["label"] + (" with segment 1" if comp == segs | {1} and 1 not in segs else "")
                 break
-        if label is None:
-            segs_l = "+".join(map(str, sorted(comp)))
-            label = f"segmentectomy {segs_l}" if len(comp) == 1 else f"segmentectomies {segs_l}"
-        names.append(label)
+        names.append(label if label is not None else _decomposed(comp, resections))
     return " + ".join(names)
+
+
+def _segmentectomies(segs: Iterable[int]) -> str:
+    s = sorted(segs)
+    return f"segmentectomy {s[0]}" if len(s) == 1 else f"segmentectomies {'+'.join(map(str, s))}"
+
+
+def _decomposed(comp: set[int], resections: Mapping[str, Any]) -> str:
+    """A connected resected set that is no named resection: the largest named resections inside it, then
+    segmentectomies of the rest ({6, 7, 8}: "Right posterior sectionectomy + segmentectomy 8", which
+    read "segmentectomies 6+7+8" while {2, 3, 6} read "Left lateral sectionectomy + segmentectomy 6")."""
+    left, names = set(comp), []
+    while True:
+        inside = [r for r in resections.values() if len(r["segments"]) >= 2 and set(r["segments"]) <= left]
+        if not inside:
+            break
+        best = max(inside, key=lambda r: len(r["segments"]))  # the first of the largest, in table order
+        names.append(str(best["label"]))
+        left -= set(best["segments"])
+    return " + ".join([*names, *([_segmentectomies(left)] if left else [])])
 
 
 def validate_anatomy(anatomy: Mapping[str, Any], source: str) -> None:
