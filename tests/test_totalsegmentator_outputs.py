@@ -157,3 +157,34 @@ def test_a_total_map_without_its_label_table_is_refused_with_its_own_labels(stud
         "--image", str(study / "ct.nii.gz"), "--seg", str(tmp_path / "total.nii.gz"), "--labels", "liver=5,spleen=1"
     )
     assert rep["liver"]["volume_ml"] == pytest.approx(np.count_nonzero(LIVER) * VOXEL_ML, abs=1e-6)
+
+
+def test_the_flag_offered_for_liver_vessels_keeps_the_total_maps_liver(study, tmp_path):
+    # TotalSegmentator --ml: the total map and the liver_vessels map, each with its label table
+    ct = nib.load(study / "ct.nii.gz")
+    with (DATA / "totalseg_total_v2_codes.csv").open() as fh:
+        total_names = {int(row["label"]): row["structure"] for row in csv.DictReader(fh)}
+    vessels = LIVER & (np.arange(SHAPE[1]) == 8)[None, :, None]
+    tumours = np.where(TUMOURS[0] | TUMOURS[1], 2, np.where(vessels, 1, 0))
+    maps = {
+        "total": (np.where(SPLEEN, 1, np.where(LIVER, 5, 0)), total_names),
+        "liver_vessels": (tumours, {1: "liver_vessels", 2: "liver_tumor"}),
+    }
+    args = ["--image", str(study / "ct.nii.gz")]
+    for task, (values, names) in maps.items():
+        header = ct.header.copy()
+        header.set_data_dtype(np.uint8)
+        img = nib.Nifti1Image(values.astype(np.uint8), ct.affine, header)
+        img.header.extensions.append(nib.nifti1.Nifti1Extension(0, _caret_xml(names).encode()))
+        nib.save(img, tmp_path / f"{task}.nii.gz")
+        args += ["--seg", str(tmp_path / f"{task}.nii.gz")]
+    rep = analyze_json(*args)
+    (warning,) = [w for w in rep["warnings"] if "liver_vessels.nii.gz: 1 segment(s)/ROI(s) got no role" in w]
+    flag = warning.split("map one with e.g. --labels ", 1)[1].split(" (study.segment_roles", 1)[0]
+    assert 'liver="liver"' in flag
+    assert flag.endswith('lesion="liver_tumor",ROLE="liver_vessels"')  # it offered liver="liver_vessels"
+    mapped = analyze_json(*args, "--labels", flag.replace("ROLE=", "ignore="))
+    liver_ml = np.count_nonzero(LIVER) * VOXEL_ML
+    assert rep["liver"]["volume_ml"] == mapped["liver"]["volume_ml"] == pytest.approx(liver_ml, abs=1e-6)
+    tumour_ml = np.count_nonzero(TUMOURS[0] | TUMOURS[1]) * VOXEL_ML
+    assert mapped["tumor"]["intrahepatic_volume_ml"] == pytest.approx(tumour_ml, abs=1e-6)

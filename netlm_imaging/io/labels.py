@@ -846,9 +846,14 @@ def _suggested_role(decisions: Sequence[RoleDecision], ignored: RoleDecision, *,
     ('lesion', 'liver')
     """
     named = _pattern_roles(ignored.name, DEFAULT_NAME_PATTERNS) if ignored.name else []
-    if len(named) == 1:
+    # a name of another structure that mentions the organ (TotalSegmentator's liver_vessels, a hepatic vein)
+    # suggests no role: offered as the liver the study lacks, the vessels were its liver volume
+    other = bool(named) and bool(
+        NOT_TUMOUR.search(ignored.name) or (named[0] != "lesion" and NOT_THE_ORGAN.search(ignored.name))
+    )
+    if len(named) == 1 and not other:
         return named[0]
-    if by_name_only:
+    if by_name_only or other:
         return "ROLE"
     found = {d.role for d in decisions}
     for role in ("liver", "lesion"):
@@ -869,10 +874,18 @@ def _flag_adding(decisions: Sequence[RoleDecision], ignored: RoleDecision, role:
     >>> other = RoleDecision("rt.dcm", 2, "Liver tumor", None, "", "GTV", None, "unmatched-ignored", "")
     >>> _flag_adding([liver, other], other)
     '--labels liver="Liver",lesion="Liver tumor"'
+
+    The mapping applies to every file of the study, so the roles of the other files' segments are named too
+    (a TotalSegmentator ``liver_vessels`` map beside its ``total`` map keeps the total map's liver):
+
+    >>> total = RoleDecision("total.nii.gz", 5, "liver", None, "", None, "liver", "pattern", "")
+    >>> tumour = RoleDecision("vessels.nii.gz", 2, "liver_tumor", None, "", None, "lesion", "pattern", "")
+    >>> vessels = RoleDecision("vessels.nii.gz", 1, "liver_vessels", None, "", None, None, "unmatched-ignored", "")
+    >>> _flag_adding([total, tumour, vessels], vessels, _suggested_role([total, tumour, vessels], vessels))
+    '--labels liver="liver",lesion="liver_tumor",ROLE="liver_vessels"'
     """
-    pairs = [(d.role, d.name) for d in decisions if d.source == ignored.source and d.role not in (None, "ignore")] + [
-        (role, ignored.name)
-    ]
+    pairs = list(dict.fromkeys((d.role, d.name) for d in decisions if d.role not in (None, "ignore")))
+    pairs.append((role, ignored.name))
     if any(_UNSAFE_FOR_LABELS.search(name) or not name.strip() for _, name in pairs):
         return flag_for(ignored.name, role) + (" (and the other segments' roles)" if len(pairs) > 1 else "")
     return "--labels " + ",".join(f'{r}="{name}"' for r, name in pairs)
