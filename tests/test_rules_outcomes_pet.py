@@ -578,3 +578,13 @@ def test_nuclide_uptake_usual_range_warns(tmp_path):
     assert any("150.0 min is unusual" in w for w in _check(user_rules(tmp_path), uptake_s=150 * 60.0))
     changed = user_rules(tmp_path, {"pet_plausibility.nuclides.Ga-68.uptake_min_usual": [30, 200]})
     assert _check(changed, uptake_s=150 * 60.0) == []
+
+
+@covers("pet_plausibility.suv_max_minimum")
+def test_suv_max_minimum_refuses_a_wrong_suv_scale(tmp_path):
+    """Below 0.5 no tissue reaches half the body's mean uptake (SUV 1 by definition): the scale is wrong."""
+    with pytest.raises(InputError, match=r"SUVmax 0.02 is below 0.5, lower than any patient's PET"):
+        check_suv_max(0.02, {}, plausibility_limits(user_rules(tmp_path)["pet_plausibility"]), "pet")
+    check_suv_max(0.5, {}, plausibility_limits(user_rules(tmp_path)["pet_plausibility"]), "pet")  # the edge: kept
+    changed = user_rules(tmp_path, {"pet_plausibility.suv_max_minimum": 0.01})
+    check_suv_max(0.02, {}, plausibility_limits(changed["pet_plausibility"]), "pet")  # no longer refused

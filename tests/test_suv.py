@@ -830,3 +830,17 @@ def test_undated_lu177_is_refused_since_days_may_be_missing(tmp_path):
     _without_dates(files)
     with pytest.raises(DicomError, match=r"dates are missing .* Lu-177 may be imaged days after injection"):
         load_suv_volume(tmp_path / "p")
+
+
+def test_suv_values_written_as_bqml_are_refused(tmp_path):
+    """A workstation's re-saved SUV series (values 0.5-20) labelled Units BQML: the QIBA factor (weight 70 kg, dose
+    150 MBq decayed 60 min) makes the hottest voxel SUV 20 x 70e3 / (150e6 x 2^(-3600/4069.8)) = 0.017, and the
+    liver 0.004. It was reported as measured, without a warning."""
+    rng = np.random.default_rng(29)
+    suv = rng.uniform(0.5, 20.0, size=SHAPE)
+    suv.flat[0] = 20.0
+    expected_max = qiba_suv(20.0, WEIGHT_KG, DOSE_BQ, 3600.0, GA68_T)
+    assert expected_max < 0.02
+    write_pet_series(tmp_path / "p", suv, AFFINE, slopes=[1.0 / 1024] * SHAPE[2])
+    with pytest.raises(InputError, match=rf"SUVmax {expected_max:.4g} is below 0.5.*Units \(GML for SUV values\)"):
+        load_suv_volume(tmp_path / "p")

@@ -49,7 +49,7 @@ def plausibility_limits(rules_section: Mapping[str, Any] | None) -> dict[str, An
     for key in ("weight_kg_range", "weight_kg_usual"):
         if key in rules_section:
             out[key] = _pair(rules_section[key], key)
-    for key in ("suv_max_limit", "weight_disagreement_warn_kg"):
+    for key in ("suv_max_limit", "suv_max_minimum", "weight_disagreement_warn_kg"):
         if key in rules_section:
             limit = float(rules_section[key])
             if not limit > 0:
@@ -157,16 +157,20 @@ def check_conversion(
 
 
 def check_suv_max(suv_max: float, summary: Mapping[str, Any], limits: Mapping[str, Any], source: str) -> None:
-    """Refuse an SUV image whose maximum exceeds ``suv_max_limit`` (the SUV scale is wrong).
+    """Refuse an SUV image whose maximum is above ``suv_max_limit`` or below ``suv_max_minimum`` (wrong SUV scale).
+
+    Below the minimum no tissue reaches the body's mean uptake (SUV 1 by definition): the values were
+    SUVs already, written with Units BQML (a workstation's re-saved SUV series), or the dose or weight
+    is far off.
 
     Raises
     ------
     InputError
-        ``suv_max`` above the limit; the message names the weight, dose and
+        ``suv_max`` outside the limits; the message names the weight, dose and
         units used and the fix.
     """
-    limit = float(limits["suv_max_limit"])
-    if not suv_max > limit:
+    limit, minimum = float(limits["suv_max_limit"]), float(limits["suv_max_minimum"])
+    if minimum <= suv_max <= limit:
         return
     w, d = summary.get("weight_kg"), summary.get("injected_dose_bq")
     facts = ", ".join(
@@ -178,6 +182,13 @@ def check_suv_max(suv_max: float, summary: Mapping[str, Any], limits: Mapping[st
         )
         if f
     )
+    if suv_max < minimum:
+        raise InputError(
+            f"{source}: SUVmax {suv_max:.4g} is below {minimum:g}, lower than any patient's PET ({facts}); the SUV "
+            "scale is wrong: values that are SUVs already are written with Units BQML, or the dose or weight is far "
+            "off. Correct Units (GML for SUV values), Radionuclide Total Dose (Bq) or Patient's Weight (kg) in the "
+            "header."
+        )
     raise InputError(
         f"{source}: SUVmax {suv_max:.4g} is above {limit:g}, not a physiological value ({facts}); the SUV scale "
         "is wrong. Correct Patient's Weight (kg), Radionuclide Total Dose (Bq) or Units in the header, or pass "
