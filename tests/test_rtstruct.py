@@ -280,3 +280,43 @@ def test_fdg_pet_gtv_mass_about_365_ml():
     assert planimetry_ml == pytest.approx(365.0, rel=0.02)  # MANIFEST.md: about 365 mL
     # 4.69 mm pixels: centre-rule rasterisation of a ~9-pixel-radius mass agrees to within 2%.
     assert got_ml == pytest.approx(planimetry_ml, rel=0.02)
+
+
+# dicompyler/dicompyler-core @0d5729d7 tests/testdata/example_data/rtss.dcm (BSD-3-Clause; shared/data/MANIFEST.md):
+# its contour counts per ROI, as the MANIFEST lists them
+DICOMPYLER_CONTOURS = {
+    "BODY": 141,
+    "Lt Lung": 165,
+    "Breast": 48,
+    "Heart": 33,
+    "Tumor Bed Block": 24,
+    "Tumor Bed": 18,
+    "Scar": 6,
+    "Nodes": 4,
+    "Borders": 2,
+    "Areola": 0,
+}
+
+
+def _contour_counts(ds):
+    names = {int(r.ROINumber): str(r.ROIName) for r in ds.StructureSetROISequence}
+    counts = dict.fromkeys(names.values(), 0)
+    for item in ds.ROIContourSequence:
+        if "ReferencedROINumber" not in item:  # an item the cut left without its number
+            continue
+        counts[names[int(item.ReferencedROINumber)]] = len(getattr(item, "ContourSequence", None) or [])
+    return counts
+
+
+@pytest.mark.parametrize("kept", [0.5, 0.9, 0.999])
+def test_a_cut_short_rtstruct_is_refused_not_read_with_contours_missing(tmp_path, kept):
+    real = shared_path("dicompyler_rtss", "tests", "testdata", "example_data", "rtss.dcm")
+    assert _contour_counts(pydicom.dcmread(str(real))) == DICOMPYLER_CONTOURS
+    assert len(read_rt_rois(real)) == 10  # the whole file is not refused
+    data = real.read_bytes()
+    cut = tmp_path / "rtss.dcm"
+    cut.write_bytes(data[: int(len(data) * kept)])
+    # the trap: pydicom reads the cut file without a word, and contours are missing
+    assert sum(_contour_counts(pydicom.dcmread(str(cut))).values()) < sum(DICOMPYLER_CONTOURS.values())
+    with pytest.raises(DicomError, match=r"rtss\.dcm: the RTSTRUCT file is truncated .*export it again"):
+        read_rt_rois(cut)

@@ -91,6 +91,7 @@ from ..errors import DicomError, GeometryError, ResourceLimitError
 from ..segmentation import MaskLayer
 from ..volume import Volume
 from ._dicom_common import guard_malformed, without_preamble
+from ._dicom_extent import cut_short
 from ._dicom_resampled import nearest_original_slices, resampled_note
 from ._inflate import dcmread as bounded_dcmread
 from ._polygon import collapse_repeated_traversal, ends_on_its_start, fill_polygon, shoelace_area
@@ -165,6 +166,11 @@ def _read(path: Path) -> Dataset:
         raise DicomError(
             f"{source}: not a readable DICOM file ({type(exc).__name__}: {exc}); export it again."
         ) from exc
+    if cut_short(path):
+        raise DicomError(
+            f"{source}: the RTSTRUCT file is truncated (it ends before the lengths its elements declare: an "
+            "interrupted copy or export), so its last ROIs or contours are missing; export it again."
+        )
     sop = str(getattr(ds, "SOPClassUID", ""))
     if sop != RTSTRUCT_SOP_CLASS:
         raise DicomError(
