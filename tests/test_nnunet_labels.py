@@ -129,6 +129,22 @@ def test_nnunet_study_folder_pairs_image_and_prediction(tmp_path):
     assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(144 * VOXEL_ML)
 
 
+def test_a_second_input_channel_is_named_as_a_channel_not_as_a_mask(tmp_path):
+    # AutoPET-style: case_001_0000 the CT, case_001_0001 the PET; the note offered --seg ROLE=PATH for the PET
+    study = tmp_path / "study"
+    _prediction(study, 1, 2, {"background": 0, "liver": 1, "tumour": 2})
+    write_nifti(study / "case_001_0000.nii.gz", np.full(SHAPE, 50, np.int16), AFF)
+    write_nifti(study / "case_001_0001.nii.gz", np.full(SHAPE, 2.0, np.float32), AFF)
+    found = discover_study(study)
+    assert found.image_path == study / "case_001_0000.nii.gz"
+    assert found.segmentation_args == [str(study / "case_001.nii.gz")]
+    assert not any("--seg ROLE=PATH" in n for n in found.notes)
+    assert any(n.startswith("nnU-Net input channel(s) case_001_0001.nii.gz of case_001 not used") for n in found.notes)
+    rep = analyze(study)
+    assert rep.liver["volume_ml"] == pytest.approx(9000 * VOXEL_ML)
+    assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(144 * VOXEL_ML)
+
+
 def test_two_folders_two_dataset_json_files(tmp_path, image):
     # two numberings for one study: the LiTS numbering read a as 1 liver, 2 lesion (swapped) with only a note
     a = _prediction(tmp_path / "a", 2, 1, {"background": 0, "tumour": 1, "liver": 2})

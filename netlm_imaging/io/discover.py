@@ -634,6 +634,7 @@ def _from_files(folder: Path, seg_choice: str | None) -> DiscoveredStudy:
     )
     images, pets, label_maps, masks = [], [], [], []
     unused: list[Path] = []  # volumes whose name has no role (other organs, vessels): listed in a note
+    channel_notes: list[str] = []
     for p in vols:
         base = volume_base_name(p) or ""
         if p.name.lower().endswith(".seg.nrrd"):  # Slicer names its segments: Liver.seg.nrrd is no liver mask
@@ -655,6 +656,14 @@ def _from_files(folder: Path, seg_choice: str | None) -> DiscoveredStudy:
         case = (volume_base_name(images[0]) or "")[: -len("_0000")]
         label_maps += [SegmentationCandidate(path=p, kind=_file_kind(p)) for p in unused if volume_base_name(p) == case]
         unused = [p for p in unused if volume_base_name(p) != case]
+        # its other input channels (case_001_0001: a PET, an MR sequence) are images, not masks without a role
+        channels = [p for p in unused if re.fullmatch(re.escape(case) + r"_\d{4}", volume_base_name(p) or "")]
+        unused = [p for p in unused if p not in channels]
+        if channels:
+            channel_notes.append(
+                f"nnU-Net input channel(s) {', '.join(p.name for p in channels)} of {case} not used (the image is "
+                f"its channel 0, {images[0].name}); a PET channel is read with --pet PATH"
+            )
     if not vols:
         raise InputError(
             f"{folder}: no DICOM files and no NIfTI/NRRD/MHA volumes; see docs/study_folders.md for the layout, "
@@ -691,7 +700,7 @@ def _from_files(folder: Path, seg_choice: str | None) -> DiscoveredStudy:
     notes = [f"image {images[0].name} and segmentation(s) {', '.join(s.path.name for s in segs)} found by name."]
     if unused:
         notes.append(_unused_note(unused))
-    notes.extend(sub_notes)
+    notes.extend(channel_notes + sub_notes)
     if len(pets) > 1:
         raise InputError(
             f"{folder}: several PET files ({', '.join(p.name for p in pets)}); keep one or use a manifest."
