@@ -9,10 +9,11 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
-from conftest import oblique_affine
+from conftest import oblique_affine, shared_path
 from dicom_factory import deterministic_uid, write_image_series
 from seg_factory import Contour, RoiSpec, SegmentSpec, ellipse_points, write_rtstruct, write_seg
 
+from netlm_imaging.api import analyze
 from netlm_imaging.errors import DicomError, InputError
 from netlm_imaging.io.dicom_series import read_series_from_index
 from netlm_imaging.io.discover import discover_study, study_facts
@@ -445,3 +446,29 @@ def test_a_lits_case_folder(tmp_path):
     assert rep.liver["volume_ml"] == pytest.approx(30 * 25 * 12 * voxel_ml)
     # LiTS' tumour burden: lesion voxels / liver voxels (lesions included)
     assert rep.involvement_percent == pytest.approx(100 * 144 / (30 * 25 * 12), abs=0.01)
+
+
+def test_a_byte_identical_copy_of_the_seg_is_read_once(tmp_path):
+    # a PACS export or a download that wrote the SEG twice was refused as '2 candidate segmentations' whose
+    # listing showed one UID twice (so --seg-choice UID could not pick either). Real files: the dcmqi GE CT and
+    # its liver SEG (QIICR/dcmqi @b6137d9e, BSD-3-Clause; MANIFEST: 107,098 voxels = 70.362 mL)
+    src = shared_path("dcmqi_ct3slice_seg", "data", "segmentations")
+    for name in ("01.dcm", "02.dcm", "03.dcm"):
+        shutil.copy(src / "ct-3slice" / name, tmp_path / name)
+    shutil.copy(src / "liver.dcm", tmp_path / "liver.dcm")
+    shutil.copy(src / "liver.dcm", tmp_path / "liver (1).dcm")
+    found = discover_study(tmp_path)
+    assert [p.name for p in found.segmentation_files] == ["liver (1).dcm"]
+    assert any("byte-identical copy" in n and "read once" in n for n in found.notes)
+    rep = analyze(tmp_path)
+    assert rep.liver["voxel_count"] == 107098
+    assert rep.liver["volume_ml"] == pytest.approx(70.362, abs=5e-4)
+
+
+def test_two_different_files_with_one_sop_instance_uid_stay_ambiguous(tmp_path):
+    paths = _study(tmp_path)
+    ds = pydicom.dcmread(paths["seg"])
+    ds.SeriesDescription = "edited after export"
+    ds.save_as(str(paths["seg"].with_name("seg_edited.dcm")), enforce_file_format=False)
+    with pytest.raises(DicomError, match=r"2 candidate segmentations"):
+        discover_study(tmp_path)

@@ -22,6 +22,7 @@ listing them and naming the option that chooses.
 
 from __future__ import annotations
 
+import filecmp
 import json
 import logging
 import re
@@ -325,6 +326,33 @@ def _header_or_path(cand: SegmentationCandidate) -> Any:
     return info.dataset if info is not None and info.dataset is not None else cand.path
 
 
+def _without_copies(cands: list[SegmentationCandidate], notes: list[str]) -> list[SegmentationCandidate]:
+    """The candidates with byte-identical copies of one SOP instance (an export that wrote it twice) taken once.
+
+    Copies that share a SOPInstanceUID but differ in content stay: which one is meant is ambiguous.
+    """
+    kept: list[SegmentationCandidate] = []
+    for cand in cands:
+        twin = next(
+            (
+                k
+                for k in kept
+                if cand.sop_instance_uid
+                and k.sop_instance_uid == cand.sop_instance_uid
+                and filecmp.cmp(k.path, cand.path, shallow=False)
+            ),
+            None,
+        )
+        if twin is None:
+            kept.append(cand)
+        else:
+            notes.append(
+                f"{cand.path.name} is a byte-identical copy of {twin.path.name} (SOPInstanceUID "
+                f"{cand.sop_instance_uid}); read once."
+            )
+    return kept
+
+
 def _choose_segmentations(
     cands: list[SegmentationCandidate], seg_choice: str | None, folder: Path
 ) -> list[SegmentationCandidate]:
@@ -469,6 +497,7 @@ def _from_dicom(
     if own:  # the tool's own derived SEG (a re-run on a study it already analysed) is never an input
         cands = [c for c in cands if c not in own]
         notes.append("netlm-imaging's own derived SEG not used as input: " + ", ".join(c.path.name for c in own))
+    cands = _without_copies(cands, notes)
     if not cands and own:
         raise DicomError(
             f"{folder}: the only segmentation is netlm-imaging's own derived SEG ({own[0].path.name}), which is never "
