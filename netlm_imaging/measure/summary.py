@@ -17,7 +17,7 @@ from ..rounding import round_or_none
 from ..segmentation import MaskLayer
 from .context import MeasurementContext
 
-__all__ = ["liver_facts", "non_tumorous_liver_ml", "segmentation_refs", "tumor_facts"]
+__all__ = ["liver_border_warning", "liver_facts", "non_tumorous_liver_ml", "segmentation_refs", "tumor_facts"]
 
 _REF_KEYS = ("sop_instance_uid", "series_instance_uid", "segment_number", "segment_label", "roi_number", "roi_name")
 
@@ -64,6 +64,45 @@ def liver_facts(
             name = key.replace("liver_", "", 1) if key.startswith("liver_volume") else key
             liver[name] = round_or_none(value, 6) if isinstance(value, float) else value
     return liver
+
+
+def liver_border_warning(ctx: MeasurementContext) -> list[str]:
+    """A warning when the liver mask reaches the edge of the image: the liver may extend beyond it.
+
+    A field of view that cuts off the dome or the inferior tip leaves liver, and perhaps lesions, out of
+    every number: the liver volume, the involvement, the lesion count, the FLR and the debulking plan
+    (a plan "clearing every lesion" clears the imaged ones). The report said so only in
+    ``liver.touches_image_border``, with no warning, beside a Mahuron type and a Cloyd "resectable".
+
+    Returns
+    -------
+    list of str
+        One warning naming the image faces the liver touches, or none.
+    """
+    if ctx.liver is None or not np.any(ctx.liver):
+        return []
+    shape = ctx.liver.shape
+    if ctx.liver_bbox is not None:
+        spans = [
+            (int(sl.start or 0), int(shape[a] if sl.stop is None else sl.stop)) for a, sl in enumerate(ctx.liver_bbox)
+        ]
+    else:
+        coords = [np.flatnonzero(np.any(ctx.liver, axis=tuple(a for a in range(3) if a != ax))) for ax in range(3)]
+        spans = [(int(c[0]), int(c[-1]) + 1) for c in coords]
+    faces = [
+        f"{'ijk'[a]} = {0 if end == 'first' else shape[a] - 1}"
+        for a, (lo, hi) in enumerate(spans)
+        for end, hit in (("first", lo == 0), ("last", hi == shape[a]))
+        if hit
+    ]
+    if not faces:
+        return []
+    return [
+        f"the liver mask reaches the edge of the image (voxel index {', '.join(faces)}): the liver may extend "
+        "beyond the "
+        "field of view, so the liver volume, involvement, lesions, FLR and debulking plan may cover only the "
+        "imaged part; check that the whole liver was scanned"
+    ]
 
 
 def tumor_facts(ctx: MeasurementContext, extra: Mapping[str, Any]) -> dict[str, Any]:

@@ -83,7 +83,13 @@ def measure_study(loaded: LoadedStudy, opts: AnalyzeOptions) -> Measurements:
     from ..measure.pet import derive_pet_lesions
     from ..measure.remnant import standard_resections
     from ..measure.segments import compute_segment_table
-    from ..measure.summary import liver_facts, non_tumorous_liver_ml, segmentation_refs, tumor_facts
+    from ..measure.summary import (
+        liver_border_warning,
+        liver_facts,
+        non_tumorous_liver_ml,
+        segmentation_refs,
+        tumor_facts,
+    )
     from ..rules_data import section_or_default
     from ..segmentation import MaskLayer, role_union
     from .measure_mr import measure_study_mr
@@ -140,6 +146,8 @@ def measure_study(loaded: LoadedStudy, opts: AnalyzeOptions) -> Measurements:
         table, rules["resections"], extra=opts.resections, non_tumorous_total_ml=non_tumorous
     )
     liver_block = liver_facts(ctx, burden.extra, burden.liver_sums)
+    if liver_block.get("touches_image_border"):
+        warnings.extend(liver_border_warning(ctx))
     if loaded.modality == "CT":
         warnings.extend(ct_values_warning(liver_block.get("mean_intensity"), rules, str(img.source)))
     return Measurements(
