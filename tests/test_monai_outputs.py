@@ -102,3 +102,27 @@ def test_an_image_with_a_fourth_dimension_is_still_refused(study, tmp_path):
     nib.save(nib.Nifti1Image(np.zeros((*SHAPE, 3), np.int16), np.eye(4)), four)
     line = one_line(netlm("analyze", "--image", four, "--seg", study / "ct_seg.nii.gz", "--json", "-"))
     assert "expected a 3-D image" in line
+
+
+@pytest.mark.parametrize("suffix", [".nrrd", ".mha"])
+def test_a_one_hot_output_written_by_itk_as_vector_components(study, tmp_path, suffix):
+    # MONAI's ITKWriter keeps the channels as vector components: component 0 (the background) alone was read
+    # as the label map, and its 1s as the liver (39 mL of background for an 8 mL liver)
+    import SimpleITK as sitk
+
+    onehot = np.asarray(nib.load(study / "onehot" / "ct_seg.nii.gz").dataobj)
+    img = sitk.GetImageFromArray(np.transpose(onehot, (2, 1, 0, 3)), isVector=True)
+    img.CopyInformation(sitk.ReadImage(str(study / "ct.nii.gz")))
+    sitk.WriteImage(img, str(tmp_path / f"ct_seg{suffix}"))
+    rep = analyze_json("--image", str(study / "ct.nii.gz"), "--seg", str(tmp_path / f"ct_seg{suffix}"))
+    liver_ml, tumour_ml = _expected()
+    assert rep["liver"]["volume_ml"] == pytest.approx(liver_ml, abs=1e-6)
+    assert rep["tumor"]["intrahepatic_volume_ml"] == pytest.approx(tumour_ml, abs=1e-6)
+    assert any("one-hot segmentation of 3 channels" in w for w in rep["warnings"])
+    soft = sitk.GetImageFromArray(np.transpose(onehot * 0.9 + 0.1 / 3, (2, 1, 0, 3)).astype(np.float32), isVector=True)
+    soft.CopyInformation(img)
+    sitk.WriteImage(soft, str(tmp_path / f"ct_prob{suffix}"))
+    line = one_line(
+        netlm("analyze", "--image", study / "ct.nii.gz", "--seg", tmp_path / f"ct_prob{suffix}", "--json", "-")
+    )
+    assert "not one-hot" in line

@@ -13,7 +13,7 @@ from ..volume import Volume, ras_to_lps
 from ._nibabel import import_nibabel
 from .budget import check_voxel_budget
 
-__all__ = ["read_nifti"]
+__all__ = ["one_hot_labels", "read_nifti"]
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def _channel_count(shape: tuple[int, ...]) -> int | None:
     return None
 
 
-def _one_hot_labels(data: np.ndarray, path: Path) -> tuple[np.ndarray, str]:
+def one_hot_labels(data: np.ndarray, path: Path) -> tuple[np.ndarray, str]:
     """The label map of a one-hot segmentation ``(x, y, z, C)``: each voxel the number of its one channel.
 
     Channel ``c`` is the class ``c`` (channel 0 the background, as MONAI's ``AsDiscrete(to_onehot=C)``
@@ -222,7 +222,7 @@ def read_nifti(path: str | Path, *, max_voxels: int | None = None, as_float: boo
         if data is None:
             data = np.asanyarray(img.dataobj)
         if channels is not None:
-            data, note = _one_hot_labels(np.asarray(data).reshape((*shape[:3], channels), order="A"), p)
+            data, note = one_hot_labels(np.asarray(data).reshape((*shape[:3], channels), order="A"), p)
             warnings.append(note)
             shape = shape[:3]
         if data.ndim > 3:

@@ -214,6 +214,14 @@ def read_itk_segments(path: str | Path, *, max_voxels: int | None = None) -> tup
                 "mask": np.ascontiguousarray(arr[..., layer] == value),
             }
         )
-    if not out:
+    if not out and arr.shape[3] > 1:
+        # components without a segment table: a one-hot map (MONAI's ITKWriter writes a channel-first output's
+        # channels as vector components) is the label map of its channel numbers; component 0 alone was its
+        # background, read as the liver
+        from .nifti import one_hot_labels
+
+        labels, note = one_hot_labels(arr, p)
+        grid = grid.with_array(labels, meta={**grid.meta, "warnings": [note]})
+    elif not out:
         grid = grid.with_array(np.ascontiguousarray(arr[..., 0]))
     return grid, out
