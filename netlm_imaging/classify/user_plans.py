@@ -124,6 +124,20 @@ def add_user_plans(
     """Add ``plan_with_sparing`` to each user row (name ``custom:...``); return one rationale line per row."""
     lines = []
     kw = {"non_tumorous_total_ml": non_tumorous_ml, "comparator": rules["flr"]["comparator"], "zones": zones}
+
+    def block_of(plan: Any, basis: FlrBasis) -> dict[str, Any]:
+        """The report block of ``plan`` judged on ``basis`` (the plan's FLR threshold and denominator)."""
+        assert basis.threshold_percent is not None  # callers plan only on a basis with a threshold
+        return plan_block(
+            plan,
+            table,
+            non_tumorous_ml=non_tumorous_ml,
+            telv=basis.telv_ml,
+            threshold=basis.threshold_percent,
+            basis=basis.basis,
+            rules=rules,
+        )
+
     for row in rows:
         if not str(row.get("name", "")).startswith("custom:"):
             continue
@@ -133,42 +147,18 @@ def add_user_plans(
             row["plan_with_sparing"] = None
             continue
         if row.get("anatomically_feasible") is False:
-            block = plan_block(
-                _impossible(ctx, table, rules, s, str(row.get("anatomy_check"))),
-                table,
-                non_tumorous_ml=non_tumorous_ml,
-                telv=fb.telv_ml,
-                threshold=fb.threshold_percent,
-                basis=fb.basis,
-                rules=rules,
-            )
+            block = block_of(_impossible(ctx, table, rules, s, str(row.get("anatomy_check"))), fb)
             row["plan_with_sparing"] = {**block, "missing_inputs": [], "staged_strategies": None}
             lines.append(
                 f"user resection {'+'.join(map(str, sorted(s)))} ({block['resection_name']}): the remnant is not "
                 f"anatomically possible ({row.get('anatomy_check')}), so nothing is planned beside it"
             )
             continue
-        block = plan_block(
-            plan,
-            table,
-            non_tumorous_ml=non_tumorous_ml,
-            telv=fb.telv_ml,
-            threshold=fb.threshold_percent,
-            basis=fb.basis,
-            rules=rules,
-        )
+        block = block_of(plan, fb)
         block["missing_inputs"] = []
         strict = _plan(ctx, table, rules, injured, s, **kw) if injured is not None else None
         if strict is not None and injured is not None and injured.threshold_percent is not None:
-            other = plan_block(
-                strict,
-                table,
-                non_tumorous_ml=non_tumorous_ml,
-                telv=injured.telv_ml,
-                threshold=injured.threshold_percent,
-                basis=injured.basis,
-                rules=rules,
-            )
+            other = block_of(strict, injured)
             changed = [k for k in _VERDICTS if other[k] != block[k]]
             for k in changed:
                 block[k] = None

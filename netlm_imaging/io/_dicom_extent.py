@@ -12,11 +12,13 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+# the element encoding is the fast header reader's (_dicom_common); this walker checks bounds instead of
+# giving up where the fast path would, so it keeps its own loop
+from ._dicom_common import _ITEM, _ITEM_END, _LONG_VRS, _SEQ_END
+from ._dicom_common import _UNDEFINED_LENGTH as _UNDEFINED
+
 __all__ = ["cut_short"]
 
-_UNDEFINED = 0xFFFFFFFF
-_ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
-_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
 _EXPLICIT_LE = "1.2.840.10008.1.2.1"
 _IMPLICIT_LE = "1.2.840.10008.1.2"
 _MAX_DEPTH = 64

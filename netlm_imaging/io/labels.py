@@ -595,6 +595,12 @@ def decide_role(
 TOTALSEGMENTATOR_LESION_NAMES = frozenset({"liver_tumor", "liver_lesions"})
 
 
+def _names_another_structure(text: str, role: str) -> bool:
+    """Whether a name matching ``role``'s pattern names something else: not tumour (oedema, bed), or another
+    structure than the organ (a vessel, a duct); a lesion's name may mention the vessel it lies by."""
+    return bool(NOT_TUMOUR.search(text) or (role != "lesion" and NOT_THE_ORGAN.search(text)))
+
+
 def _by_name(text: str, patterns: Sequence[tuple[str, str]]) -> tuple[str | None, str, str]:
     """(role, reason, note) of a segment name by the built-in patterns alone (the last step of :func:`decide_role`)."""
     roles = _pattern_roles(text, patterns)
@@ -613,7 +619,7 @@ def _by_name(text: str, patterns: Sequence[tuple[str, str]]) -> tuple[str | None
         return "lesion", "pattern", f"name matches the lesion pattern, qualified by the {organ} it lies in"
     if len(roles) > 1 or COMPOUND_WORDS.search(text):
         return None, "unmatched-ignored", "a compound name (derived or Boolean structure): never guessed"
-    if NOT_TUMOUR.search(text) or (roles[0] != "lesion" and NOT_THE_ORGAN.search(text)):
+    if _names_another_structure(text, roles[0]):
         return None, "unmatched-ignored", f"names another structure than the {roles[0]} (vessel, oedema, bed ...)"
     return roles[0], "pattern", f"name matches the {roles[0]} pattern"
 
@@ -848,9 +854,7 @@ def _suggested_role(decisions: Sequence[RoleDecision], ignored: RoleDecision, *,
     named = _pattern_roles(ignored.name, DEFAULT_NAME_PATTERNS) if ignored.name else []
     # a name of another structure that mentions the organ (TotalSegmentator's liver_vessels, a hepatic vein)
     # suggests no role: offered as the liver the study lacks, the vessels were its liver volume
-    other = bool(named) and bool(
-        NOT_TUMOUR.search(ignored.name) or (named[0] != "lesion" and NOT_THE_ORGAN.search(ignored.name))
-    )
+    other = bool(named) and _names_another_structure(ignored.name, named[0])
     if len(named) == 1 and not other:
         return named[0]
     if by_name_only or other:
@@ -865,15 +869,15 @@ def _suggested_role(decisions: Sequence[RoleDecision], ignored: RoleDecision, *,
 def _flag_adding(decisions: Sequence[RoleDecision], ignored: RoleDecision, role: str = "lesion") -> str:
     """The ``--labels`` that maps ``ignored`` to ``role`` and keeps the roles its file's other segments got.
 
-    A user mapping is exclusive: ``--labels lesion="Liver tumor"`` alone would drop the ``Liver`` the
+    A user mapping is exclusive: ``--labels lesion="Target A"`` alone would drop the ``Liver`` the
     rules had found, so the example names it too.
 
     Examples
     --------
     >>> liver = RoleDecision("rt.dcm", 1, "Liver", None, "", "ORGAN", "liver", "pattern", "")
-    >>> other = RoleDecision("rt.dcm", 2, "Liver tumor", None, "", "GTV", None, "unmatched-ignored", "")
+    >>> other = RoleDecision("rt.dcm", 2, "Target A", None, "", "GTV", None, "unmatched-ignored", "")
     >>> _flag_adding([liver, other], other)
-    '--labels liver="Liver",lesion="Liver tumor"'
+    '--labels liver="Liver",lesion="Target A"'
 
     The mapping applies to every file of the study, so the roles of the other files' segments are named too
     (a TotalSegmentator ``liver_vessels`` map beside its ``total`` map keeps the total map's liver):
