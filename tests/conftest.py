@@ -62,6 +62,18 @@ def analyze_json(*args: str) -> dict:
     return json.loads(res.stdout)
 
 
+def compare_seg_json(*args: str) -> dict:
+    """The comparison of ``netlm compare-seg ARGS --json -`` run as a user runs it (exit 0 asserted)."""
+    res = subprocess.run(
+        [sys.executable, "-m", "netlm_imaging.cli", "compare-seg", *args, "--json", "-"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
+
+
 def oblique_affine(spacing=(0.8, 0.9, 2.5), angles_deg=(10.0, -7.0, 20.0), origin=(-120.5, 33.2, 410.0)) -> np.ndarray:
     """An index->LPS affine with anisotropic spacing and a rotation (never identity)."""
     ax, ay, az = np.deg2rad(angles_deg)

@@ -11,15 +11,11 @@ Phantom: boxes on an oblique anisotropic grid; each lesion's voxel count is its 
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import nibabel as nib
 import numpy as np
 import pytest
 
-from tests.conftest import analyze_json, oblique_affine
+from tests.conftest import analyze_json, compare_seg_json, oblique_affine
 
 SHAPE = (40, 36, 20)
 AFFINE_LPS = oblique_affine(spacing=(0.9, 0.8, 2.0), angles_deg=(5.0, -4.0, 12.0), origin=(-30.0, 20.0, 200.0))
@@ -70,36 +66,7 @@ def test_a_lesion_drawn_with_a_gap_is_one_lesion(study):
 
 def test_compare_seg_counts_the_gapped_lesion_once(study):
     d, *_ = study
-    segs = [
-        "--seg-a",
-        f"liver={d / 'liver.nii.gz'}",
-        "--seg-a",
-        f"lesion={d / 'les1.nii.gz'}",
-        "--seg-a",
-        f"lesion={d / 'les2.nii.gz'}",
-        "--seg-b",
-        f"liver={d / 'liver.nii.gz'}",
-        "--seg-b",
-        f"lesion={d / 'les1.nii.gz'}",
-        "--seg-b",
-        f"lesion={d / 'les2.nii.gz'}",
-    ]
-    res = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "netlm_imaging.cli",
-            "compare-seg",
-            "--image",
-            str(d / "ct.nii.gz"),
-            *segs,
-            "--json",
-            "-",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert res.returncode == 0, res.stderr
-    det = json.loads(res.stdout)["detection"]
+    masks = _segs(d)[1::2]  # ROLE=PATH of the liver and the two lesions, for A and B alike
+    args = [a for side in ("--seg-a", "--seg-b") for m in masks for a in (side, m)]
+    det = compare_seg_json("--image", str(d / "ct.nii.gz"), *args)["detection"]
     assert (det["true_positives"], det["false_positives"], det["false_negatives"]) == (2, 0, 0)

@@ -14,15 +14,12 @@ Truths: voxel counts of the spheres drawn here x |det(affine)|; the class names 
 from __future__ import annotations
 
 import csv
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import analyze_json, oblique_affine
+from conftest import analyze_json, compare_seg_json, oblique_affine
 from test_faults_messages import netlm, one_line
 from test_label_tables import _caret_xml
 
@@ -97,17 +94,10 @@ def test_compare_seg_counts_the_lesions_of_both_tasks_as_analyze_does(study, tmp
     lits[TUMOURS[0] | TUMOURS[1]] = 2
     nib.save(nib.Nifti1Image(lits, ras), tmp_path / "reference_seg.nii.gz")
     masks = study / "segmentations"
-    args = ["compare-seg", "--image", str(study / "ct.nii.gz"), "--seg-a", str(tmp_path / "reference_seg.nii.gz")]
+    args = ["--image", str(study / "ct.nii.gz"), "--seg-a", str(tmp_path / "reference_seg.nii.gz")]
     args += ["--seg-b", f"liver={masks / 'liver.nii.gz'}", "--seg-b", f"lesion={masks / 'liver_tumor.nii.gz'}"]
-    args += ["--seg-b", f"lesion={masks / 'liver_lesions.nii.gz'}", "--json", "-"]
-    out = subprocess.run(
-        [sys.executable, "-m", "netlm_imaging.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr
-    det = json.loads(out.stdout)["detection"]
+    args += ["--seg-b", f"lesion={masks / 'liver_lesions.nii.gz'}"]
+    det = compare_seg_json(*args)["detection"]
     assert (det["true_positives"], det["false_positives"], det["false_negatives"]) == (2, 0, 0)
 
 
