@@ -29,6 +29,8 @@ BRISBANE_RESECTIONS = {
     "left_hepatectomy": [2, 3, 4],
     "extended_right_hepatectomy": [4, 5, 6, 7, 8],
     "extended_left_hepatectomy": [2, 3, 4, 5, 8],
+    "left_medial_sectionectomy": [4],  # the left medial section is segment 4 (4a + 4b)
+    "central_hepatectomy": [4, 5, 8],  # left medial + right anterior section
     "left_lateral_sectionectomy": [2, 3],
     "right_anterior_sectionectomy": [5, 8],
     "right_posterior_sectionectomy": [6, 7],

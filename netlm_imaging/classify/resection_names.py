@@ -8,9 +8,9 @@ either half of "Extended right hemihepatectomy (right trisectionectomy)"), from 
 names of the sections that table lacks, and from a few older synonyms whose segment set is not
 in doubt (clinical_rules.md section 9):
 
-- left medial sectionectomy = segment 4 (the left medial section is segments 4a + 4b [C]);
-- central hepatectomy / mesohepatectomy / central bisectionectomy = segments 4, 5, 8 (left medial
-  plus right anterior section; the segment set follows from the section anatomy [C], the names [U]);
+- central bisectionectomy = segments 4, 5, 8, the table's central hepatectomy (mesohepatectomy):
+  left medial plus right anterior section (the segment set follows from the section anatomy [C],
+  this name [U]);
 - caudate lobectomy / caudatectomy / caudate = segment 1 [C];
 - right / left trisegmentectomy (Starzl's terms) = right / left trisectionectomy, left lateral
   segmentectomy (or bisegmentectomy) = left lateral sectionectomy [C] (old "left lateral
@@ -40,10 +40,7 @@ __all__ = ["parse_resection", "resection_names"]
 
 #: Brisbane 2000 section names and synonyms the [resections] table has no entry for (module docstring).
 _NAMED_SEGMENTS: dict[str, tuple[int, ...]] = {
-    "left medial sectionectomy": (4,),
-    "central hepatectomy": (4, 5, 8),
     "central bisectionectomy": (4, 5, 8),
-    "mesohepatectomy": (4, 5, 8),
     "caudate lobectomy": (1,),
     "caudatectomy": (1,),
     "caudate": (1,),
