@@ -7,7 +7,9 @@ on a free 127.0.0.1 port, answering as hospital PACS do.
 - its limit of simultaneous associations reached (A-ASSOCIATE-RJ transient, 'Local limit exceeded'): says so
   (it said 'does not know our AE title');
 - C-STORE of the SR + SEG answered with a warning status (0xB007, 0x0107: stored): exit 0 and a warning
-  naming the status (0x0107 was taken for a refusal; 0xB007 passed in silence).
+  naming the status (0x0107 was taken for a refusal; 0xB007 passed in silence);
+- a C-FIND ending in a status of pynetdicom's Warning category (0xB000): the answers are used and the
+  warning logged (it said 'C-FIND refused'); a Failure (0xA700) stays a refusal.
 
 Every timed-out or refused push keeps the local outputs. The study is tests/test_sr.py's CT + SEG phantom;
 its truth is the phantom's voxel counts.
@@ -55,6 +57,7 @@ class _Pacs:
     datasets: list[Any]
     slow: str = ""
     store_status: int = 0x0000
+    find_final: int = 0x0000
     max_associations: int = 10
     move_port: int = 0
     stored: list[Any] = field(default_factory=list)
@@ -82,7 +85,7 @@ class _Pacs:
             r = Dataset()
             r.QueryRetrieveLevel, r.StudyInstanceUID = "STUDY", study
             yield 0xFF00, r
-        yield 0x0000, None
+        yield self.find_final, None
 
     def _get(self, event: Any) -> Iterator[Any]:
         q = event.identifier
@@ -248,3 +251,20 @@ def test_a_cget_missing_a_ct_slice_the_pacs_cannot_send_stays_an_error(study: di
     line = _one_line(capsys)
     assert f"C-GET of study {study['study_uid']} incomplete (status 0xB000, 20 instance(s) sent, 1 failed)" in line
     assert not [r for r in caplog.records if "not retrieved" in r.getMessage()]
+
+
+def test_a_find_ending_in_a_warning_is_a_success_logged(study: dict, tmp_path: Path, capsys, caplog) -> None:
+    out = tmp_path / "out"
+    with caplog.at_level(logging.WARNING, logger="netlm_imaging"), _Pacs(study["datasets"], find_final=0xB000) as p:
+        assert main(_pacs_args(p, study, "--out", str(out))) == 0, capsys.readouterr().err
+    warned = [r.getMessage() for r in caplog.records if "ended with a warning" in r.getMessage()]
+    assert len(warned) == 1, warned
+    assert f"C-FIND of study {study['study_uid']} ended with a warning (status 0xB000" in warned[0]
+    _check_outputs(out, study)
+
+
+def test_a_find_ending_in_a_failure_stays_refused(study: dict, capsys) -> None:
+    with _Pacs(study["datasets"], find_final=0xA700) as pacs:
+        assert main(_pacs_args(pacs, study)) == 3
+    line = _one_line(capsys)
+    assert f"C-FIND of study {study['study_uid']} refused (status 0xA700)" in line

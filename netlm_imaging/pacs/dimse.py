@@ -41,6 +41,7 @@ from .contexts import (
     release_any_storage_class,
     storage_classes,
 )
+from .dimse_status import category, describe
 
 __all__ = [
     "DEFAULT_CALLING_AE",
@@ -306,7 +307,14 @@ def find_study(ep: DimseEndpoint, study_uid: str) -> bool:
             code = int(status.Status)
             if code in (0xFF00, 0xFF01) and ident is not None:
                 found = found or str(getattr(ident, "StudyInstanceUID", "")) == study_uid
-            elif code not in (0x0000,):
+            elif category(code) == "Warning":  # the answers came, with a remark of the PACS: not a refusal
+                logger.warning(
+                    "%s: the C-FIND of study %s ended with a warning (status %s); its answers are used",
+                    ep.name,
+                    study_uid,
+                    describe(code, "find"),
+                )
+            elif code != 0x0000:
                 raise InputError(
                     f"{ep.name}: C-FIND of study {study_uid} refused (status 0x{code:04X}); check that the PACS "
                     f"allows queries from AE {ep.calling_ae!r}"
@@ -552,7 +560,7 @@ def _study_instances(assoc: Any, study_uid: str) -> dict[str, tuple[str, str]] |
                     str(getattr(ident, "SeriesInstanceUID", "") or ""),
                     str(getattr(ident, "SOPClassUID", "") or ""),
                 )
-        elif code != 0x0000:
+        elif code != 0x0000 and category(code) != "Warning":
             return None
     return listing
 
@@ -615,7 +623,7 @@ def _held(assoc: Any, ds: Any) -> bool | None:
             code = int(getattr(status, "Status", -1)) if status else -1
             if code in (0xFF00, 0xFF01):
                 found = found or str(getattr(ident, "SOPInstanceUID", "")) == str(ds.SOPInstanceUID)
-            answered = code == 0x0000
+            answered = code == 0x0000 or category(code) == "Warning"
         if not answered:
             return None
         if found:
