@@ -134,6 +134,13 @@ def _pet_option_without_weight(base, root):
     return [base, "--pet", pet], [str(pet), "(0010,1030)", "--weight"]
 
 
+def _pet_ga68_with_f18_half_life(base, root):
+    # a 68Ga-DOTATATE export carrying F-18's half-life: every SUV 21 % low if believed
+    d = _copy(base, root, "pet_half_life")
+    pet = _pet(d, half_life_s=6586.2)
+    return [d], [str(pet), "6586.2 s (the half-life of F-18)", "Ga-68", "4069.8 s", "--pet-half-life 4069.8"]
+
+
 def _clinical_values(base, root):
     clin = root / "clinical_bad.json"
     clin.write_text('{"grade": 4, "symptoms": "hormonal"}')
@@ -166,6 +173,7 @@ CASES = {
     "two_candidate_segmentations": _two_candidates,
     "pet_units_not_convertible": _pet_units,
     "pet_decay_none_without_factor": _pet_decay_none,
+    "pet_half_life_of_another_nuclide": _pet_ga68_with_f18_half_life,
     "clinical_invalid_value": _clinical_values,
     "clinical_sidecar_in_folder": _clinical_sidecar_in_folder,
     "rules_unknown_key": _rules_unknown_key,

@@ -350,16 +350,15 @@ def test_series_time_before_acquisition_is_used(tmp_path):
 
 
 # ------------------------------------------------------------------ half-life
-def test_f18_half_life_no_warning_and_ga68_mismatch_warns(tmp_path):
+def test_f18_half_life_no_warning_and_ga68_mismatch_is_refused(tmp_path):
     a = activity(seed=14)
     vol = load(tmp_path, "f18", values=a, slopes=SLOPES, nuclide="F-18", half_life_s=6588.0, radiopharmaceutical="FDG")
     np.testing.assert_allclose(vol.array, qiba_suv(a, WEIGHT_KG, DOSE_BQ, 3600.0, 6588.0), rtol=2e-6)
     assert vol.meta["suv"]["nuclide"] == "F-18"
     assert not any("disagrees" in w for w in vol.meta["warnings"])
-    # a Ga-68 study whose header carries the F-18 half-life: used, but flagged
-    bad = load(tmp_path, "ga", values=a, slopes=SLOPES, nuclide="Ga-68", half_life_s=6588.0)
-    np.testing.assert_allclose(bad.array, qiba_suv(a, WEIGHT_KG, DOSE_BQ, 3600.0, 6588.0), rtol=2e-6)
-    assert any("6588 s disagrees with Ga-68" in w for w in bad.meta["warnings"])
+    # a Ga-68 study whose header carries the F-18 half-life contradicts itself (tests/test_suv_half_life.py)
+    with pytest.raises(DicomError, match=r"6588 s \(the half-life of F-18\) contradicts the radionuclide Ga-68"):
+        load(tmp_path, "ga", values=a, slopes=SLOPES, nuclide="Ga-68", half_life_s=6588.0)
 
 
 @pytest.mark.parametrize(
@@ -374,9 +373,12 @@ def test_half_life_written_in_minutes_or_hours_is_refused(tmp_path, nuclide, sec
         DicomError, match=rf"Half Life \(0018,1075\) is {written:g}, the half-life of {nuclide} in {unit}"
     ):
         suv_conversion(headers(tmp_path / "p"), source="p")
-    # a half-life merely far from the nuclide's (another nuclide's) is still used, with the warning above
+    # a half-life merely far from the nuclide's contradicts it too; the user can state the right one
     write_pet_series(tmp_path / "q", activity(), AFFINE, nuclide=nuclide, half_life_s=seconds * 0.5)
-    assert suv_conversion(headers(tmp_path / "q"), source="q").half_life_s == pytest.approx(seconds * 0.5)
+    with pytest.raises(DicomError, match=f"contradicts the radionuclide {nuclide}"):
+        suv_conversion(headers(tmp_path / "q"), source="q")
+    stated = suv_conversion(headers(tmp_path / "q"), source="q", half_life_s=seconds * 0.5)
+    assert stated.half_life_s == pytest.approx(seconds * 0.5)
 
 
 @pytest.mark.parametrize(
@@ -397,7 +399,13 @@ def test_the_named_nuclide_beats_the_ligand(tmp_path, name, nuclide):
 def test_cu64_dose_in_mbq_is_refused_by_its_own_range(tmp_path):
     # Detectnet's 148 MBq written as 148 (Bq): the Cu-64 table of the rules file refuses it
     write_pet_series(
-        tmp_path / "p", activity(), AFFINE, nuclide=None, radiopharmaceutical="64Cu-DOTATATE", dose_bq=148.0
+        tmp_path / "p",
+        activity(),
+        AFFINE,
+        nuclide=None,
+        radiopharmaceutical="64Cu-DOTATATE",
+        dose_bq=148.0,
+        half_life_s=12.701 * 3600.0,  # Cu-64's own (the factory's default is Ga-68's)
     )
     with pytest.raises(InputError, match=r"148 Bq = 0.000148 MBq, outside the plausible 10-1000 MBq for Cu-64"):
         suv_conversion(headers(tmp_path / "p"), source="p")
@@ -405,11 +413,11 @@ def test_cu64_dose_in_mbq_is_refused_by_its_own_range(tmp_path):
 
 def test_nuclide_from_radiopharmaceutical_name_when_no_code(tmp_path):
     write_pet_series(
-        tmp_path / "p", activity(), AFFINE, nuclide=None, radiopharmaceutical="68Ga-DOTATATE", half_life_s=1000.0
+        tmp_path / "p", activity(), AFFINE, nuclide=None, radiopharmaceutical="68Ga-DOTATATE", half_life_s=4100.0
     )
     conv = suv_conversion(headers(tmp_path / "p"), source="p")
     assert conv.nuclide == "Ga-68"
-    assert any("disagrees with Ga-68" in w for w in conv.warnings)
+    assert any("4100 s disagrees with Ga-68" in w for w in conv.warnings)  # 0.7 % off: used, with the warning
 
 
 def test_decay_none_with_decay_factor(tmp_path):

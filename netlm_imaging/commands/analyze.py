@@ -39,6 +39,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rules", help="rules file (TOML/JSON) overriding the default clinical rules")
     p.add_argument("--pet", help="PET series folder in the same frame of reference as the image")
     p.add_argument("--weight", type=float, help="patient weight in kg for SUV (overrides DICOM PatientWeight)")
+    p.add_argument(
+        "--pet-half-life",
+        type=float,
+        metavar="SECONDS",
+        help="radionuclide half-life in s for SUV (overrides DICOM RadionuclideHalfLife; Ga-68: 4069.8)",
+    )
     p.add_argument("--delineation", help="PET lesion delineation: rel:0.45 (default), liver:K, abs:T")
     p.add_argument("--modality", help="modality of a NIfTI/NRRD image: CT, MR, PT, NM, OT")
     p.add_argument(
@@ -139,6 +145,7 @@ def options_from_args(args: argparse.Namespace):
         include_identifiers=bool(getattr(args, "include_identifiers", False)),
         modality=getattr(args, "modality", None),
         weight_kg=getattr(args, "weight", None),
+        pet_half_life_s=getattr(args, "pet_half_life", None),
         delineation=getattr(args, "delineation", None),
         seg_choice=getattr(args, "seg_choice", None),
         image_series=getattr(args, "image_series", None),

@@ -52,6 +52,7 @@ def load_suv_volume(
     plausibility: Mapping[str, Any] | None = None,
     weight_source: str = "--weight",
     require_weight: bool = True,
+    half_life_s: float | None = None,
 ) -> Volume:
     """Read a PET series and convert it to SUVbw.
 
@@ -69,7 +70,7 @@ def load_suv_volume(
     plausibility : mapping, optional
         ``rules["pet_plausibility"]`` (weight, dose, uptake time, SUVmax
         limits); None uses the defaults.
-    weight_source, require_weight
+    weight_source, require_weight, half_life_s
         As :func:`suv_from_modality_volume`.
 
     Returns
@@ -94,7 +95,12 @@ def load_suv_volume(
 
     vol = read_dicom_series(source, series_uid=series_uid, nonuniform="resample", max_voxels=max_voxels)
     return suv_from_modality_volume(
-        vol, weight_kg=weight_kg, plausibility=plausibility, weight_source=weight_source, require_weight=require_weight
+        vol,
+        weight_kg=weight_kg,
+        plausibility=plausibility,
+        weight_source=weight_source,
+        require_weight=require_weight,
+        half_life_s=half_life_s,
     )
 
 
@@ -105,6 +111,7 @@ def suv_from_modality_volume(
     plausibility: Mapping[str, Any] | None = None,
     weight_source: str = "--weight",
     require_weight: bool = True,
+    half_life_s: float | None = None,
 ) -> Volume:
     """Convert a PET Volume returned by the DICOM series reader to SUVbw.
 
@@ -126,6 +133,9 @@ def suv_from_modality_volume(
         concentration (Bq/mL, ``meta["units"] = "BQML"``) and
         ``meta["suv"]["suv_unavailable"]`` says why, instead of an error
         (the study's other measurements and the uptake ratios still stand).
+    half_life_s : float or None
+        Radionuclide half-life (s) stated by the user (``--pet-half-life``), used instead of
+        Radionuclide Half Life (0018,1075).
 
     Returns
     -------
@@ -166,6 +176,7 @@ def suv_from_modality_volume(
         plausibility=plausibility,
         weight_source=weight_source,
         require_weight=require_weight,
+        half_life_s=half_life_s,
     )
     if conv.uniform:
         suv = np.asarray(vol.array, dtype=np.float64) * float(conv.factors[0])
@@ -195,12 +206,13 @@ def read_study_pet(
     plausibility: Mapping[str, Any] | None = None,
     weight_source: str = "--weight",
     require_weight: bool = True,
+    half_life_s: float | None = None,
 ) -> Volume:
     """The ``--pet`` series of a study in SUVbw, with its SUVmax checked.
 
     When the study folder's scan (``dicom_index``) indexed every PET file, the series is read
-    from it (no second scan); otherwise as :func:`load_suv_volume`. ``weight_source`` and
-    ``require_weight`` are those of :func:`suv_from_modality_volume`.
+    from it (no second scan); otherwise as :func:`load_suv_volume`. ``weight_source``,
+    ``require_weight`` and ``half_life_s`` are those of :func:`suv_from_modality_volume`.
 
     Raises
     ------
@@ -225,6 +237,7 @@ def read_study_pet(
             plausibility=plausibility,
             weight_source=weight_source,
             require_weight=require_weight,
+            half_life_s=half_life_s,
         )
     return load_suv_volume(
         pet,
@@ -233,6 +246,7 @@ def read_study_pet(
         plausibility=plausibility,
         weight_source=weight_source,
         require_weight=require_weight,
+        half_life_s=half_life_s,
     )
 
 

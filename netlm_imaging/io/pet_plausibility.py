@@ -49,7 +49,13 @@ def plausibility_limits(rules_section: Mapping[str, Any] | None) -> dict[str, An
     for key in ("weight_kg_range", "weight_kg_usual"):
         if key in rules_section:
             out[key] = _pair(rules_section[key], key)
-    for key in ("suv_max_limit", "suv_max_minimum", "weight_disagreement_warn_kg"):
+    for key in (
+        "suv_max_limit",
+        "suv_max_minimum",
+        "weight_disagreement_warn_kg",
+        "half_life_warn_fraction",
+        "half_life_refuse_fraction",
+    ):
         if key in rules_section:
             limit = float(rules_section[key])
             if not limit > 0:
@@ -60,6 +66,11 @@ def plausibility_limits(rules_section: Mapping[str, Any] | None) -> dict[str, An
         for key, value in dict(table).items():
             entry[key] = _pair(value, f"nuclides.{nuclide}.{key}")
         out["nuclides"][nuclide] = entry
+    if not out["half_life_warn_fraction"] < out["half_life_refuse_fraction"]:
+        raise InputError(
+            f"rules file: [pet_plausibility] half_life_warn_fraction = {out['half_life_warn_fraction']!r} must be "
+            f"below half_life_refuse_fraction = {out['half_life_refuse_fraction']!r}."
+        )
     return out
 
 

@@ -70,12 +70,14 @@ Scan date/time
     when they agree within 2 s: a re-saved part of a whole-body scan stays
     decay-corrected to the scan's start; else the earliest Acquisition Date/Time.
 Half-life
-    Radionuclide Half Life (0018,1075) from the file is used. The nuclide is
-    identified from Radionuclide Code Sequence (0054,0300) or the
-    radiopharmaceutical name; a half-life more than 0.5 % from the nuclide's
-    value gives a warning (the file's value is still used), except a value
-    that is the nuclide's half-life in minutes or hours (a unit mistake):
-    :class:`~netlm_imaging.errors.DicomError`. Missing
+    Radionuclide Half Life (0018,1075) from the file is used, checked against
+    the nuclide identified from Radionuclide Code Sequence (0054,0300) or the
+    radiopharmaceutical name (:mod:`~netlm_imaging.io.pet_half_life`): more
+    than ``pet_plausibility.half_life_warn_fraction`` off, a warning; more than
+    ``half_life_refuse_fraction`` off (a Ga-68 series with F-18's 6586.2 s),
+    or the nuclide's half-life in minutes or hours:
+    :class:`~netlm_imaging.errors.DicomError` unless the user states the
+    half-life (``half_life_s``, ``--pet-half-life``). Missing
     half-life: the nuclide's reference value with a warning, or
     :class:`~netlm_imaging.errors.DicomError` when the nuclide is unknown.
 Weight
@@ -110,6 +112,7 @@ from ..dicom_values import parse_datetime as _parse_datetime
 from ..dicom_values import parse_float as _float
 from ..dicom_values import parse_time as _parse_time
 from ..errors import DicomError, InputError, UnsupportedError
+from .pet_half_life import NUCLIDE_HALF_LIFE_S, resolve_half_life
 from .pet_plausibility import check_conversion, plausibility_limits
 
 __all__ = [
@@ -121,17 +124,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Reference half-lives (s) and the relative tolerance within which a file's
-#: value is accepted silently. Ga-68: 67.83 min (Kuzmenko 2019); F-18:
-#: 109.77 min; Cu-64: 12.701 h; C-11: 20.36 min.
-NUCLIDE_HALF_LIFE_S: dict[str, float] = {
-    "Ga-68": 4069.8,
-    "F-18": 6586.2,
-    "Cu-64": 45724.0,
-    "C-11": 1221.6,
-    "Lu-177": 574300.0,
-}
-HALF_LIFE_TOLERANCE = 0.005
 
 # SNOMED-RT and SNOMED CT codes of CID 4020 "PET Radionuclide".
 _NUCLIDE_CODES = {
@@ -193,6 +185,9 @@ class SuvConversion:
     suv_unavailable : str or None
         Why no SUV could be computed (the body weight is unknown): the
         factors then give the activity concentration in Bq/mL, not SUVbw.
+    half_life_source, weight_source : str or None
+        Where the half-life and the weight came from (``"header (0018,1075)"``,
+        ``"user (--pet-half-life)"``, ``"header (0010,1030)"``, ``"user (--weight)"`` ...).
     """
 
     factors: np.ndarray
@@ -212,6 +207,8 @@ class SuvConversion:
     warnings: list[str] = field(default_factory=list)
     convolution_kernel: str | None = None
     suv_unavailable: str | None = None
+    half_life_source: str | None = None
+    weight_source: str | None = None
 
     @property
     def uniform(self) -> bool:
@@ -232,6 +229,8 @@ class SuvConversion:
             "method": self.method,
             "nuclide": self.nuclide,
             "half_life_s": self.half_life_s,
+            "half_life_source": self.half_life_source,
+            "weight_source": self.weight_source,
             "injected_dose_bq": self.injected_dose_bq,
             "decayed_dose_bq": self.decayed_dose_bq,
             "weight_kg": self.weight_kg,
@@ -540,6 +539,7 @@ def suv_conversion(
     plausibility: Mapping[str, Any] | None = None,
     weight_source: str = "--weight",
     require_weight: bool = True,
+    half_life_s: float | None = None,
 ) -> SuvConversion:
     """Per-slice factors turning a PET series' modality-LUT values into SUVbw.
 
@@ -561,6 +561,9 @@ def suv_conversion(
     require_weight : bool
         False: a missing weight or injected dose gives activity-concentration factors and
         :attr:`SuvConversion.suv_unavailable` instead of an error.
+    half_life_s : float or None
+        Radionuclide half-life (s) stated by the user (``--pet-half-life``), used instead of
+        Radionuclide Half Life (0018,1075) (:func:`~netlm_imaging.io.pet_half_life.resolve_half_life`).
 
     Returns
     -------
@@ -612,6 +615,7 @@ def suv_conversion(
         warnings=warnings,
         weight_source=weight_source,
         require_weight=require_weight,
+        half_life_s=half_life_s,
     )
     if units == "GML":
         _check_gml_suv_type(first, src)
@@ -645,6 +649,7 @@ class _Series:
     warnings: list[str]
     weight_source: str = "--weight"
     require_weight: bool = True
+    half_life_s: float | None = None  # --pet-half-life
 
     def plausible(self, weight: float | None, dose: float | None, uptake_s: float | None) -> list[str]:
         """The plausibility warnings of a weight, dose and uptake time (refusals raise)."""
@@ -677,6 +682,9 @@ class _Series:
             method=method,
             warnings=self.warnings,
             convolution_kernel=self.kernel,
+            weight_source=f"user ({self.weight_source})"
+            if weight is not None
+            else ("header (0010,1030)" if self.header_weight else None),
         )
 
 
@@ -890,7 +898,15 @@ def _bqml_conversion(series: _Series, to_bqml: np.ndarray, method: str) -> SuvCo
             f"{src}: injected dose Radionuclide Total Dose (0018,1074) is {'missing' if dose is None else dose}; "
             "SUV cannot be computed. Fix the header (dose in Bq) or use a series that records it."
         )
-    half_life = _half_life(info, series.nuclide, src, series.warnings)
+    half_life, half_life_source = resolve_half_life(
+        info,
+        series.nuclide,
+        limits=series.limits,
+        source=src,
+        warnings=series.warnings,
+        decay=series.decay,
+        user_half_life_s=series.half_life_s,
+    )
     scan, injection, decay_time = _uptake(series, info, half_life)
     # each slice's own decay factor does not depend on the dose (1 Bq stands in when it is missing)
     decayed, per_slice_decay = _decayed_dose(series, dose if dose is not None else 1.0, decay_time, half_life)
@@ -922,6 +938,7 @@ def _bqml_conversion(series: _Series, to_bqml: np.ndarray, method: str) -> SuvCo
         scan_datetime=scan,
         injection_datetime=injection,
         half_life_s=half_life,
+        half_life_source=half_life_source,
         injected_dose_bq=dose,
         decayed_dose_bq=float(decayed) if dose is not None else None,
         weight_kg=weight,
@@ -931,7 +948,13 @@ def _bqml_conversion(series: _Series, to_bqml: np.ndarray, method: str) -> SuvCo
         warnings=series.warnings,
         convolution_kernel=series.kernel,
         suv_unavailable=unavailable,
+        weight_source=None if weight is None else _weight_origin(series),
     )
+
+
+def _weight_origin(series: _Series) -> str:
+    """Where the SUV's body weight came from: the user (naming the option) or the header."""
+    return f"user ({series.weight_source})" if series.weight_kg is not None else "header (0010,1030)"
 
 
 def _check_weight(weight_kg: float, src: str, option: str = "--weight") -> None:
@@ -969,39 +992,6 @@ def _check_gml_suv_type(ds: Any, src: str) -> None:
             f"{src}: PET Units GML with SUV Type (0054,1006) {suv_type}: the values are SUV{suv_type.lower()}, not "
             "SUVbw, and cannot be turned back into SUVbw. Export the series in Bq/mL (BQML)."
         )
-
-
-#: A file's half-life this many times below the nuclide's was written in minutes or hours, not seconds.
-_TIME_UNITS = ((60.0, "minutes"), (3600.0, "hours"))
-
-
-def _half_life(info: Any, nuclide: str | None, src: str, warnings: list[str]) -> float:
-    half_life = _float(info.get("RadionuclideHalfLife"))
-    ref = NUCLIDE_HALF_LIFE_S.get(nuclide) if nuclide else None
-    for per_unit, unit in _TIME_UNITS:
-        if ref is not None and half_life is not None and abs(half_life * per_unit - ref) <= 0.02 * ref:
-            raise DicomError(
-                f"{src}: Radionuclide Half Life (0018,1075) is {half_life:g}, the half-life of {nuclide} in {unit} "
-                f"({ref:g} s); DICOM wants seconds and SUV would be wrong. Correct the header to {ref:g}."
-            )
-    if half_life is None or half_life <= 0:
-        if ref is None:
-            raise DicomError(
-                f"{src}: Radionuclide Half Life (0018,1075) is missing and the radionuclide is unknown; "
-                "SUV cannot be decay-corrected. Fix the PET header."
-            )
-        warnings.append(f"Radionuclide Half Life (0018,1075) missing; used {ref:g} s for {nuclide}")
-        return ref
-    if ref is not None and abs(half_life - ref) > HALF_LIFE_TOLERANCE * ref:
-        warnings.append(
-            f"Radionuclide Half Life (0018,1075) {half_life:g} s disagrees with {nuclide} ({ref:g} s); "
-            "the file's value was used: check the radionuclide and the SUV"
-        )
-    elif ref is None:
-        warnings.append(
-            f"radionuclide not identified from the header; half-life {half_life:g} s from (0018,1075) used unchecked"
-        )
-    return half_life
 
 
 def _check_corrections(ds: Any, decay: str, src: str, warnings: list[str]) -> None:

@@ -137,7 +137,12 @@ def load_study(inputs: StudyInputs, opts: AnalyzeOptions, *, rules: Any = None, 
         weight_kg, weight_source = clinical_inputs.weight_kg, "the clinical file's weight_kg"
     if img.meta.get("modality") == "PT":
         img = suv_from_modality_volume(
-            img, plausibility=plausibility, weight_kg=weight_kg, weight_source=weight_source, require_weight=False
+            img,
+            plausibility=plausibility,
+            weight_kg=weight_kg,
+            weight_source=weight_source,
+            require_weight=False,
+            half_life_s=opts.pet_half_life_s,
         )
     elif (opts.modality or inputs.modality or "").upper() == "PT" and img.meta.get("format") != "dicom":
         img = suv_from_image_values(img, plausibility=plausibility, required=False)  # AutoPET's SUV.nii.gz
@@ -169,6 +174,7 @@ def load_study(inputs: StudyInputs, opts: AnalyzeOptions, *, rules: Any = None, 
             weight_kg=weight_kg,
             weight_source=weight_source,
             require_weight=False,
+            half_life_s=opts.pet_half_life_s,
         )
         warnings.extend(suv.meta.get("warnings", []))
     declared = (opts.modality or inputs.modality or img.meta.get("modality") or "OT").upper()

@@ -38,6 +38,9 @@ class AnalyzeOptions:
         Override the modality (NIfTI/NRRD carry none): CT, MR, PT, NM, OT.
     weight_kg : float, optional
         PET: overrides DICOM PatientWeight.
+    pet_half_life_s : float, optional
+        PET: the radionuclide half-life in s, overriding Radionuclide Half Life (0018,1075)
+        (``--pet-half-life``; e.g. 4069.8 for a Ga-68 series exported with F-18's 6586.2 s).
     delineation : str, optional
         PET lesion delineation, e.g. ``rel:0.45``, ``liver:1.5``, ``abs:3``.
     seg_choice, image_series : str, optional
@@ -72,6 +75,7 @@ class AnalyzeOptions:
     include_identifiers: bool = False
     modality: str | None = None
     weight_kg: float | None = None
+    pet_half_life_s: float | None = None
     delineation: str | None = None
     seg_choice: str | None = None
     image_series: str | None = None
@@ -147,6 +151,10 @@ def _option_errors(o: AnalyzeOptions) -> list[str]:
         errors.append(f"--max-voxels {o.max_voxels}: must be positive")
     if o.weight_kg is not None and not (math.isfinite(o.weight_kg) and 0 < o.weight_kg < 700):
         errors.append(f"--weight {o.weight_kg}: give the patient weight in kg (0-700)")
+    if o.pet_half_life_s is not None and not (math.isfinite(o.pet_half_life_s) and o.pet_half_life_s > 0):
+        errors.append(
+            f"--pet-half-life {o.pet_half_life_s}: give the radionuclide half-life in seconds (Ga-68: 4069.8)"
+        )
     if not (math.isfinite(o.fractional_threshold) and 0.0 < o.fractional_threshold <= 1.0):
         errors.append(f"--fractional-threshold {o.fractional_threshold}: must be in (0, 1]")
     if o.connectivity not in (6, 26):
