@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..measure.segments import SegmentTable
+from .involvement import spill_entries
 from .planner import DebulkingPlan
 from .rules import Rules, meets
 
@@ -73,6 +74,10 @@ def plan_block(
         "resection_name": plan.resection_name,
         "remnant_anatomy_check": plan.remnant_check,
         "lesion_treatments": treatments,
+        # lesion parts over a segment boundary below planner.segment_involvement_min_ml / _min_fraction
+        "ignored_segment_overlaps": spill_entries(plan.segment_spills, plan.resected_segments),
+        "segment_involvement_min_ml": float(rules["planner"]["segment_involvement_min_ml"]),
+        "segment_involvement_min_fraction": float(rules["planner"]["segment_involvement_min_fraction"]),
         "treated_tumor_ml": plan.treated_ml,
         "total_tumor_ml": plan.total_tumor_ml,
         "treated_lesion_count": plan.treated_count,

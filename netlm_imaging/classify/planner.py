@@ -9,7 +9,9 @@ A plan combines
   anatomy test of :func:`~netlm_imaging.classify.anatomy.remnant_check`
   (contiguous, at least two segments, each with inflow, outflow and biliary
   drainage; the table is data in the rules file). A lesion is treated by the
-  resection when every one of its voxels that lies in a segment lies in ``S``;
+  resection when every segment it involves lies in ``S`` (a part below the rules'
+  ``planner.segment_involvement_min_ml`` / ``_min_fraction`` is a boundary spill, not an
+  involvement: :mod:`netlm_imaging.classify.involvement`);
 - parenchymal-sparing treatment of single lesions not covered by ``S``:
   wedge resection / enucleation (zone = the lesion dilated by ``margin_mm`` on
   the liver mask; only up to ``enucleation_max_diameter_mm``) or ablation
@@ -57,6 +59,7 @@ from ..measure.context import MeasurementContext
 from ..measure.segments import N_SEGMENTS, SegmentTable
 from ..rules_data import default_rules_tree
 from .anatomy import candidate_resections, remnant_check, resection_name
+from .involvement import SegmentSpill, involved_segments, spill_notes
 from .knapsack import ABLATION as _ABL
 from .knapsack import NONE as _NONE
 from .knapsack import VALUE_TOL_ML as _VALUE_TOL_ML
@@ -105,7 +108,8 @@ class LesionOption:
     lesion_id : int
     volume_ml : float
     segments : frozenset of int
-        Couinaud segments holding any of its voxels (empty: none / no map).
+        Couinaud segments it involves (empty: none / no map): its majority segment and every
+        segment holding at least the rules' involvement tolerance of it.
     enucleation_ml_by_label, ablation_ml_by_label : numpy.ndarray or None
         (9,) parenchyma cost (mL) of each sparing option per segment label
         (None = option not available).
@@ -113,6 +117,8 @@ class LesionOption:
         Why an option is not available (for the untreated lesion's reason).
     mapped : bool
         False when there is no Couinaud segment map (no segment resection is planned at all).
+    spills : list of SegmentSpill
+        Its parts in other segments, below the tolerance (not counted in ``segments``).
     """
 
     lesion_id: int
@@ -122,6 +128,7 @@ class LesionOption:
     ablation_ml_by_label: np.ndarray | None = None
     unavailable: list[str] = field(default_factory=list)
     mapped: bool = True
+    spills: list[SegmentSpill] = field(default_factory=list)
 
     def cost_ml(self, kind: int, kept: np.ndarray) -> float | None:
         """Parenchyma cost of a sparing option in the kept labels (None if not available)."""
@@ -145,8 +152,9 @@ def lesion_options(
     out = []
     for les in ctx.intrahepatic_lesions:
         segs: frozenset[int] = frozenset()
+        spills: list[SegmentSpill] = []
         if table is not None and les.id in table.lesion_ids:
-            segs = table.segments_touched[les.id]
+            segs, spills = involved_segments(table, les.id, planner)
         z = zones.get(les.id)
         why: list[str] = []
         costs: dict[str, np.ndarray | None] = {}
@@ -163,7 +171,9 @@ def lesion_options(
         if table is not None:  # with a map, unlabelled liver is not FLR and costs nothing
             enuc = None if enuc is None else np.concatenate([[0.0], enuc[1:]])
             abl = None if abl is None else np.concatenate([[0.0], abl[1:]])
-        out.append(LesionOption(les.id, float(les.volume_ml), segs, enuc, abl, why, mapped=table is not None))
+        out.append(
+            LesionOption(les.id, float(les.volume_ml), segs, enuc, abl, why, mapped=table is not None, spills=spills)
+        )
     return out
 
 
@@ -194,6 +204,8 @@ class DebulkingPlan:
     zone_union_ml_by_label : dict
         Kept segment label (0 = no segment) -> non-tumorous liver (mL) in the union of the
         chosen enucleation/ablation zones there (overlaps counted once; empty when infeasible).
+    segment_spills : list of SegmentSpill
+        The lesions' parts in segments below the involvement tolerance (set by :func:`plan_debulking`).
     """
 
     feasible: bool
@@ -210,6 +222,7 @@ class DebulkingPlan:
     resection_name: str = "no resection"
     remnant_check: str = ""
     zone_union_ml_by_label: dict[int, float] = field(default_factory=dict)
+    segment_spills: list[SegmentSpill] = field(default_factory=list)
 
     @property
     def debulking_percent_volume(self) -> float | None:
@@ -603,5 +616,7 @@ def plan_debulking(
         plan.zone_union_ml_by_label = {k: float(union[k]) * ctx.voxel_volume_ml for k in kept}
         plan.remnant_check = checks.get(s, "")
         plan.resection_name = resection_name(s, rules["anatomy"], rules["resections"])
+    plan.segment_spills = [sp for o in options for sp in o.spills]
+    notes += spill_notes(plan.segment_spills, plan.treatments, plan.resected_segments) if plan.feasible else []
     plan.notes = notes + plan.notes
     return plan

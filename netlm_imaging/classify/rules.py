@@ -268,6 +268,11 @@ def _check_values(data: dict[str, Any], source: str) -> None:
         )
     if data["planner"]["cost_resolution_ml"] <= 0:
         raise InputError(f"{source}: 'planner.cost_resolution_ml' must be > 0")
+    if data["planner"]["segment_involvement_min_fraction"] > 1:
+        raise InputError(
+            f"{source}: 'planner.segment_involvement_min_fraction' is a fraction of the lesion, 0-1 "
+            f"(got {data['planner']['segment_involvement_min_fraction']!r}; 0.05 is 5 %)"
+        )
     if not data["flr"]["threshold_percent"]:
         raise InputError(f"{source}: 'flr.threshold_percent' needs at least one liver condition")
     validate_anatomy(data["anatomy"], source)
