@@ -11,7 +11,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import oblique_affine
+from conftest import analyze_json, oblique_affine
 from phantoms import write_nifti
 
 from netlm_imaging.api import analyze
@@ -188,9 +188,9 @@ def test_a_decathlon_task_keeps_its_dataset_json_above_labels_tr(tmp_path):
     rep = analyze(image=task / "imagesTr" / "hepaticvessel_001.nii.gz", segs=[pred])
     assert rep.liver["volume_ml"] is None  # no liver in this task: the vessels are not taken for it
     assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(144 * VOXEL_ML)  # lesion-only input
-    # a dataset.json two folders up is not looked for elsewhere than above labelsTr / labelsTs
-    other = _prediction(tmp_path / "Task08_HepaticVessel" / "predictions", 1, 2, None, name="hepaticvessel_001")
-    assert labels_from_dataset_json([str(other)]) is None
+    # a dataset.json two folders up is not looked for
+    deeper = _prediction(task / "predictions" / "fold_0", 1, 2, None, name="hepaticvessel_001")
+    assert labels_from_dataset_json([str(deeper)]) is None
 
 
 def test_a_dataset_json_saved_with_a_byte_order_mark(tmp_path, image):
@@ -220,3 +220,46 @@ def test_compare_seg_reads_each_prediction_with_its_dataset_json(tmp_path, image
     # --labels for both sides wins over the file (then B is read the LiTS way, and disagrees)
     forced = compare_segmentation_files(image, truth, pred, labels="liver=1,lesion=2")
     assert forced.structure("lesion").dice < 0.1
+
+
+def test_a_dataset_json_in_the_folder_above_the_prediction(tmp_path):
+    """Predictions saved to <dataset>/imagesTs_pred/ with the dataset.json in <dataset>/: the file was not read and a
+    model trained with {"tumour": 1, "liver": 2} was read with the LiTS numbering without a word (tumour 59.78 mL,
+    the liver minus the tumour, for 0.972 mL); it is read from the folder above, and the note names it."""
+    dataset = tmp_path / "Dataset003_Liver"
+    pred = _prediction(dataset / "imagesTs_pred", 2, 1, None)
+    write_nifti(dataset / "imagesTs_pred" / "case_001_0000.nii.gz", np.full(SHAPE, 50, np.int16), AFF)
+    (dataset / "dataset.json").write_text(json.dumps({"labels": {"background": 0, "tumour": 1, "liver": 2}}))
+    rep = analyze(dataset / "imagesTs_pred")  # the study folder: image and prediction found by name
+    assert rep.liver["volume_ml"] == pytest.approx(9000 * VOXEL_ML)
+    assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(144 * VOXEL_ML)
+    source = dataset / "dataset.json"
+    assert any(f"folder above the label map's ({source}): lesion=1,liver=2" in n for n in rep.extra["notes"])
+    assert not any("LiTS numbering" in w for w in rep.warnings)
+    cli = analyze_json(str(dataset / "imagesTs_pred"))  # as a user runs it
+    assert cli["tumor"]["intrahepatic_volume_ml"] == pytest.approx(144 * VOXEL_ML)
+    assert any(str(source) in n for n in cli["notes"])
+    # the file beside the prediction comes first (here the LiTS way round, as the map is not written)
+    (dataset / "imagesTs_pred" / "dataset.json").write_text(json.dumps({"labels": {"background": 0, "liver": 1}}))
+    assert labels_from_dataset_json([str(pred)]).note.startswith(
+        "label numbering from the nnU-Net dataset.json of the label map's folder"
+    )
+
+
+def test_the_lits_numbering_assumed_is_a_warning(tmp_path, image):
+    """No dataset.json, no --labels, no label table: the map is read with the LiTS numbering, and the report says so
+    (it said nothing: a swapped model reads 59.78 mL of tumour for 0.972 mL with no warning)."""
+    pred = _prediction(tmp_path / "pred", 1, 2, None)
+    rep = analyze(image=image, segs=[pred])
+    assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(144 * VOXEL_ML)
+    lits = [w for w in rep.warnings if "read with the LiTS numbering 1 liver, 2 lesion" in w]
+    assert len(lits) == 1
+    assert lits[0].startswith("pred/case_001.nii.gz: ")  # the file, relative to the study root
+    assert "--labels liver=N,lesion=M" in lits[0]
+    # with the numbering given (--labels, or a dataset.json) there is nothing assumed
+    given = analyze(image=image, segs=[pred], labels="liver=1,lesion=2")
+    assert not any("LiTS numbering" in w for w in given.warnings)
+    (tmp_path / "pred" / "dataset.json").write_text(json.dumps({"labels": {"background": 0, "liver": 1, "tumour": 2}}))
+    found = analyze(image=image, segs=[pred])
+    assert not any("LiTS numbering" in w for w in found.warnings)
+    assert found.tumor["intrahepatic_volume_ml"] == pytest.approx(144 * VOXEL_ML)

@@ -36,6 +36,13 @@ logger = logging.getLogger(__name__)
 SEG_SOP_CLASSES = {sop for sop, reader in SEGMENTATION_SOP_CLASSES.items() if reader == "seg"}
 #: ``--seg segments=PATH``: a Couinaud map whose values 1..8 are segments 1..8 (TotalSegmentator liver_segments).
 COUINAUD_ROLES = ("segments", "couinaud")
+#: The warning of a label map read with the LiTS numbering because nothing gave its own (no ``--labels``, no
+#: nnU-Net ``dataset.json`` in its folder or the folder above, no exporter's label table).
+LITS_ASSUMED = (
+    "{path}: no label numbering found for this label map (no --labels, no nnU-Net dataset.json in its folder or "
+    "the folder above, no label table in or beside the file); read with the LiTS numbering 1 liver, 2 lesion: "
+    "if the model numbers its labels otherwise, pass --labels liver=N,lesion=M"
+)
 
 
 @dataclass(frozen=True)
@@ -212,7 +219,12 @@ def _label_map_layers(
         logger.warning("%s", note)
     if table is None:
         named = None if spec.user_given else _mask_named_by_file(vol, p, notes)
-        return [named] if named is not None else layers_from_label_map(vol, spec, notes=notes)
+        if named is not None:
+            return [named]
+        if not spec.user_given:  # the numbering is an assumption: a model trained otherwise reads swapped
+            notes.append(LITS_ASSUMED.format(path=p))
+            logger.info("%s", notes[-1])  # a report warning: the CLI prints it once
+        return layers_from_label_map(vol, spec, notes=notes)
     return layers_from_label_table(vol, table, spec, log=role_log, notes=notes, source_notes=label_notes)
 
 

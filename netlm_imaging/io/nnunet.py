@@ -3,9 +3,11 @@
 nnU-Net (v1 and v2) writes integer label maps whose numbering is only in the
 dataset's ``dataset.json``, and ``nnUNetv2_predict`` copies that file into the
 output folder. When the user gives no ``--labels``, a label map with a
-``dataset.json`` in its folder is read with that numbering instead of the LiTS
-default: a model trained with ``{"tumour": 1, "liver": 2}`` would otherwise have
-its liver taken as tumour. The label names get their roles as every exporter's
+``dataset.json`` in its folder, else in the folder above it (a dataset's
+``imagesTs_pred/`` or ``labelsTr/``, a study folder inside the dataset's folder), is read
+with that numbering instead of the LiTS default: a model trained with
+``{"tumour": 1, "liver": 2}`` would otherwise have its liver taken as tumour. The file
+used is logged and named in the report's note. The label names get their roles as every exporter's
 label names do, by :func:`netlm_imaging.io.labels.decide_label_name` (the
 conservative name patterns: ``liver``, ``tumour`` / ``cancer`` / ``lesion``,
 ``spleen``, Couinaud segments; then TotalSegmentator's whole names such as
@@ -36,6 +38,7 @@ tumour: the map then shows no tumour voxel inside the liver).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +48,8 @@ from ..errors import LabelError
 from .formats import file_format
 
 __all__ = ["NnunetLabels", "labels_from_dataset_json", "labels_or_dataset_json"]
+
+logger = logging.getLogger(__name__)
 
 #: The file nnU-Net keeps the label numbering in.
 DATASET_JSON = "dataset.json"
@@ -111,19 +116,18 @@ def _has_own_names(path: Path) -> bool:
         return True
 
 
-#: The folders of a raw nnU-Net dataset / Medical Segmentation Decathlon task that hold its label maps:
-#: their ``dataset.json`` is one folder up (``Task08_HepaticVessel/labelsTr/hepaticvessel_001.nii.gz``).
-RAW_LABEL_FOLDERS = ("labelstr", "labelsts")
+#: Where a label map's ``dataset.json`` is looked for, in this order: its folder (``nnUNetv2_predict`` copies
+#: the file into its output folder), then the folder above it (a raw dataset or Decathlon task keeps it beside
+#: ``labelsTr/``; predictions saved to ``<dataset>/imagesTs_pred/``; a study folder inside the dataset's folder).
+SEARCH_ORDER = ("the label map's folder", "the folder above the label map's")
 
 
-def _dataset_json_of(path: Path) -> Path | None:
-    """The ``dataset.json`` of a label map: beside it (a prediction folder), or above ``labelsTr`` / ``labelsTs``."""
-    beside = path.parent / DATASET_JSON
-    if beside.is_file():
-        return beside
-    above = path.parent.parent / DATASET_JSON
-    if path.parent.name.lower() in RAW_LABEL_FOLDERS and above.is_file():
-        return above
+def _dataset_json_of(path: Path) -> tuple[Path, str] | None:
+    """The ``dataset.json`` of a label map and where it was found (:data:`SEARCH_ORDER`), None when neither has one."""
+    for folder, where in zip((path.parent, path.parent.parent), SEARCH_ORDER, strict=True):
+        candidate = folder / DATASET_JSON
+        if candidate.is_file():
+            return candidate, where
     return None
 
 
@@ -131,8 +135,8 @@ def labels_from_dataset_json(segs: Sequence[str]) -> NnunetLabels | None:
     """The ``--labels`` of the label maps among ``segs`` from the ``dataset.json`` of their folder.
 
     The file is the one beside the label map (``nnUNetv2_predict`` copies it into its output folder),
-    or, for a map in a dataset's ``labelsTr`` / ``labelsTs`` folder (a raw nnU-Net dataset, a Medical
-    Segmentation Decathlon task), the one in the dataset's folder above it.
+    else the one in the folder above it (:data:`SEARCH_ORDER`: a raw nnU-Net dataset's or a Medical
+    Segmentation Decathlon task's ``labelsTr`` / ``labelsTs``, predictions in ``<dataset>/imagesTs_pred``).
 
     Parameters
     ----------
@@ -143,7 +147,7 @@ def labels_from_dataset_json(segs: Sequence[str]) -> NnunetLabels | None:
     Returns
     -------
     NnunetLabels or None
-        None when no label map has a ``dataset.json`` beside it.
+        None when no label map has a ``dataset.json`` in its folder or the folder above.
 
     Examples
     --------
@@ -155,19 +159,22 @@ def labels_from_dataset_json(segs: Sequence[str]) -> NnunetLabels | None:
     """
     from .loader import parse_seg_argument
 
-    files: set[Path] = set()
+    files: dict[Path, str] = {}
     for s in segs:
         role, path = parse_seg_argument(s)
         if role is not None or file_format(path) is None or path.name.lower().endswith(".seg.nrrd"):
             continue
         candidate = _dataset_json_of(path)
         if candidate is not None and not _has_own_names(path):
-            files.add(candidate)
+            files.setdefault(*candidate)
     if not files:
         return None
     if len(files) == 1:
-        return _read_dataset_json(files.pop())
-    found = {f: _read_dataset_json(f) for f in sorted(files)}
+        ((source, where),) = files.items()
+        found_one = _read_dataset_json(source, where)
+        logger.info("%s", found_one.note)
+        return found_one
+    found = {f: _read_dataset_json(f, files[f]) for f in sorted(files)}
     names = ", ".join(str(f) for f in found)
     texts = {r.labels for r in found.values()}
     if texts == {None}:
@@ -199,7 +206,7 @@ def labels_or_dataset_json(
     return found.labels
 
 
-def _read_dataset_json(source: Path) -> NnunetLabels:
+def _read_dataset_json(source: Path, where: str = SEARCH_ORDER[0]) -> NnunetLabels:
     """The numbering one ``dataset.json`` gives (module docstring); LabelError for undecidable regions."""
     try:
         data = json.loads(source.read_text(encoding="utf-8-sig"))  # a BOM from a Windows editor
@@ -209,7 +216,7 @@ def _read_dataset_json(source: Path) -> NnunetLabels:
         )
     raw = data.get("labels") if isinstance(data, dict) else None
     if isinstance(raw, dict) and _is_region_based(raw):
-        return _region_labels(source, raw, data.get("regions_class_order"))
+        return _region_labels(source, raw, data.get("regions_class_order"), where)
     items = _label_items(raw)
     if items is None:
         return NnunetLabels(
@@ -231,9 +238,7 @@ def _read_dataset_json(source: Path) -> NnunetLabels:
     if not text:
         return NnunetLabels(None, f"{source}: no foreground label; the LiTS numbering applies unless --labels")
     skipped = f"; ignored (no role by name): {', '.join(ignored)}" if ignored else ""
-    return NnunetLabels(
-        text, f"label numbering from the nnU-Net {source.name} of the label map's folder ({source}): {text}{skipped}"
-    )
+    return NnunetLabels(text, f"label numbering from the nnU-Net {source.name} of {where} ({source}): {text}{skipped}")
 
 
 def _is_region_based(raw: dict[str, object]) -> bool:
@@ -366,7 +371,7 @@ def _check_nesting(source: Path, a: _Region, b: _Region) -> None:
         )
 
 
-def _region_labels(source: Path, raw: dict[str, object], order: object) -> NnunetLabels:
+def _region_labels(source: Path, raw: dict[str, object], order: object, where: str) -> NnunetLabels:
     """The ``--labels`` of a region-based ``labels`` table (module docstring); LabelError when undecidable."""
     regions = _regions(source, raw)
     written = _class_order(source, regions, order)
@@ -388,7 +393,7 @@ def _region_labels(source: Path, raw: dict[str, object], order: object) -> Nnune
     how = "regions_class_order" if order is not None else "the order derived from the regions' own values"
     return NnunetLabels(
         text,
-        f"label numbering from the region-based nnU-Net {source.name} of the label map's folder ({source}): {text} "
+        f"label numbering from the region-based nnU-Net {source.name} of {where} ({source}): {text} "
         f"(a voxel holds the value of the last region of {how} {written} that is on, so a region spans the "
         f"values its list names){skipped}",
     )
