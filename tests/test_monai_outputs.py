@@ -4,7 +4,8 @@ MONAI's ``SaveImage`` writes a channel-first one-hot output (``AsDiscrete(to_one
 background, 1 liver, 2 tumour) with its channels last, ``(x, y, z, 3)`` (ITK's vector layout:
 ``(x, y, z, 1, 3)``). Such a file was refused as a 4-D series ("split 4-D series first"); it is the
 label map of its channel numbers. Probabilities and channel-first arrays are refused in one line.
-Truths: voxel counts of the ellipsoids drawn here x |det(affine)|, on an oblique grid.
+A study folder holding ``ct.nii.gz`` and SaveImage's output folder ``ct/ct_seg.nii.gz`` (``<stem>/<stem>_<postfix>``)
+is discovered. Truths: voxel counts of the ellipsoids drawn here x |det(affine)|, on an oblique grid.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ import pytest
 from conftest import analyze_json, oblique_affine
 from phantoms import write_nifti
 from test_faults_messages import netlm, one_line
+
+from netlm_imaging.api import analyze
+from netlm_imaging.io.discover import discover_study
 
 AFF = oblique_affine(spacing=(1.25, 1.1, 2.5), angles_deg=(6.0, -4.0, 25.0))
 SHAPE = (34, 30, 16)
@@ -126,3 +130,72 @@ def test_a_one_hot_output_written_by_itk_as_vector_components(study, tmp_path, s
         netlm("analyze", "--image", study / "ct.nii.gz", "--seg", tmp_path / f"ct_prob{suffix}", "--json", "-")
     )
     assert "not one-hot" in line
+
+
+def _saveimage_study(study, root, postfixes=("seg",)):
+    """A study folder as MONAI's SaveImage(output_dir=<study>, output_postfix=P) leaves it beside its input ct.nii.gz:
+    the prediction in <study>/ct/ct_P.nii.gz (separate_folder=True, its default)."""
+    root.mkdir()
+    (root / "ct.nii.gz").write_bytes((study / "ct.nii.gz").read_bytes())
+    (root / "ct").mkdir()
+    for postfix in postfixes:
+        (root / "ct" / f"ct_{postfix}.nii.gz").write_bytes((study / "ct_seg.nii.gz").read_bytes())
+    return root
+
+
+@pytest.mark.parametrize("postfix", ["seg", "trans", "liver_pred"])
+def test_saveimage_output_folder_beside_the_image(study, tmp_path, postfix):
+    """ct.nii.gz beside MONAI's ct/ct_seg.nii.gz was refused: 'no segmentation file' (exit 3)."""
+    root = _saveimage_study(study, tmp_path / "s", (postfix,))
+    found = discover_study(root)
+    seg = root / "ct" / f"ct_{postfix}.nii.gz"
+    assert found.image_path == root / "ct.nii.gz"
+    assert found.segmentation_args == [str(seg)]
+    assert any(n.startswith(f"ct/ct_{postfix}.nii.gz: MONAI's output of ct.nii.gz") for n in found.notes)
+    liver_ml, tumour_ml = _expected()
+    rep = analyze(root)
+    assert rep.liver["volume_ml"] == pytest.approx(liver_ml, abs=1e-6)
+    assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(tumour_ml, abs=1e-6)
+    cli = analyze_json(str(root))
+    assert cli["liver"]["volume_ml"] == pytest.approx(liver_ml, abs=1e-6)
+    assert cli["tumor"]["intrahepatic_volume_ml"] == pytest.approx(tumour_ml, abs=1e-6)
+    assert cli["tumor"]["lesion_count"] == 1
+
+
+def test_two_candidate_segmentations_name_both_files(study, tmp_path):
+    # the folder's own ct_seg.nii.gz and MONAI's ct/ct_seg.nii.gz: which one is meant is not guessed
+    root = _saveimage_study(study, tmp_path / "s")
+    (root / "ct_seg.nii.gz").write_bytes((study / "ct_seg.nii.gz").read_bytes())
+    line = one_line(netlm("analyze", root, "--json", "-"))
+    assert "2 candidate segmentations: 1) ct_seg.nii.gz (NIFTI); 2) ct/ct_seg.nii.gz (NIFTI)" in line
+    assert "choose with --seg-choice N|UID" in line
+    liver_ml, _ = _expected()
+    for choice in ("2", "ct/ct_seg.nii.gz"):
+        rep = analyze_json(str(root), "--seg-choice", choice)
+        assert rep["liver"]["volume_ml"] == pytest.approx(liver_ml, abs=1e-6)
+        assert rep["study"]["segmentation_sources"] == ["ct/ct_seg.nii.gz"]
+    # two outputs of one image in its folder (a run with output_postfix "seg", another with the default "trans")
+    both = _saveimage_study(study, tmp_path / "t", ("seg", "trans"))
+    line = one_line(netlm("analyze", both, "--json", "-"))
+    assert "2 candidate segmentations: 1) ct/ct_seg.nii.gz (NIFTI); 2) ct/ct_trans.nii.gz (NIFTI)" in line
+
+
+def test_a_monai_output_beside_a_totalsegmentator_folder_is_refused(study, tmp_path):
+    root = _saveimage_study(study, tmp_path / "s")
+    (root / "segmentations").mkdir()
+    liver, _ = _phantom()
+    write_nifti(root / "segmentations" / "liver.nii.gz", liver.astype(np.uint8), AFF)
+    line = one_line(netlm("analyze", root, "--json", "-"))
+    assert "two segmentations: the MONAI output ct/ct_seg.nii.gz and the masks named after their structure in " in line
+    assert "segmentations/; pass the one to measure with --seg PATH" in line
+
+
+def test_a_subfolder_not_named_after_the_image_is_no_monai_output(study, tmp_path):
+    root = _saveimage_study(study, tmp_path / "s")
+    (root / "ct").rename(root / "other")
+    line = one_line(netlm("analyze", root, "--json", "-"))
+    assert "no segmentation file" in line
+    (root / "other").rename(root / "ct")
+    (root / "ct" / "ct_seg.nii.gz").rename(root / "ct" / "prediction.nii.gz")  # not <stem>_<postfix>
+    line = one_line(netlm("analyze", root, "--json", "-"))
+    assert "no segmentation file" in line

@@ -14,7 +14,8 @@ Order of precedence (documented in docs/study_folders.md):
    FrameOfReferenceUID preferring CT/MR over PET). A PET series in the same
    frame of reference as a CT/MR image is reported as ``pet_files``.
 3. NIfTI / NRRD / MHA file names (see :data:`IMAGE_NAMES`, :data:`LABEL_MAP_PATTERNS`,
-   :data:`ROLE_MASK_PATTERNS`).
+   :data:`ROLE_MASK_PATTERNS`); beside the image ``ct.nii.gz``, MONAI's output subfolder
+   ``ct/ct_<postfix>.nii.gz`` (:mod:`netlm_imaging.io.monai_layout`).
 
 Ambiguity is never resolved by guessing: several candidates raise an error
 listing them and naming the option that chooses.
@@ -36,6 +37,7 @@ from ._dicom_common import IMAGE, RTSTRUCT, SEG, DicomFileInfo, scan_dicom_folde
 from .dicom_series import SeriesGroup, group_image_series
 from .formats import file_format, volume_base_name
 from .labels import ROLE_MASK_PATTERNS, role_of_mask_name  # the names single-role masks get their roles by
+from .monai_layout import monai_outputs, shown_name
 
 __all__ = [
     "IMAGE_NAMES",
@@ -87,6 +89,9 @@ class SegmentationCandidate:
         SEG segment labels / RTSTRUCT ROI names.
     info : DicomFileInfo or None
         Header facts for DICOM objects.
+    shown : str
+        The name messages give the file ("" for its name): its path in the study folder when it is in a
+        subfolder (``ct/ct_seg.nii.gz``, a MONAI output beside ``ct_seg.nii.gz``).
     """
 
     path: Path
@@ -97,6 +102,12 @@ class SegmentationCandidate:
     description: str = ""
     segment_names: tuple[str, ...] = ()
     info: DicomFileInfo | None = field(default=None, repr=False, compare=False)
+    shown: str = field(default="", compare=False)
+
+    @property
+    def name(self) -> str:
+        """The file's name in messages and for ``--seg-choice NAME``."""
+        return self.shown or self.path.name
 
     @property
     def argument(self) -> str:
@@ -108,7 +119,7 @@ class SegmentationCandidate:
         desc = f" '{self.description}'" if self.description else ""
         names = f" segments: {', '.join(self.segment_names)}" if self.segment_names else ""
         uid = f" {self.sop_instance_uid}" if self.sop_instance_uid else ""
-        return f"{index}) {self.path.name} ({self.kind}{desc}{uid}{names})"
+        return f"{index}) {self.name} ({self.kind}{desc}{uid}{names})"
 
 
 @dataclass
@@ -372,7 +383,8 @@ def _choose_segmentations(
                 raise InputError(f"{folder}: --seg-choice {n} is out of range 1..{len(cands)}; candidates: {listing}.")
             chosen.append(cands[n - 1])
             continue
-        match = [c for c in cands if token in (c.sop_instance_uid, c.series_uid) or token == c.path.name]
+        match = [c for c in cands if token in (c.sop_instance_uid, c.series_uid, c.name)]
+        match = match or [c for c in cands if token == c.path.name]  # ct_seg.nii.gz of ct/ct_seg.nii.gz
         if not match:
             raise InputError(f"{folder}: --seg-choice {token} matches no segmentation; candidates: {listing}.")
         chosen.extend(match)
@@ -705,13 +717,24 @@ def _from_files(folder: Path, seg_choice: str | None) -> DiscoveredStudy:
             "or pass --image PATH."
         )
     _one_file_per_name(masks, folder)
+    monai = [
+        SegmentationCandidate(path=p, kind=_file_kind(p), shown=shown_name(p, folder))
+        for p in monai_outputs(folder, images[0])
+    ]
+    label_maps += monai  # beside the folder's own label maps: several candidates, chosen with --seg-choice
     if label_maps and masks:
         raise InputError(
-            f"{folder}: both label maps ({', '.join(c.path.name for c in label_maps)}) and binary masks "
+            f"{folder}: both label maps ({', '.join(c.name for c in label_maps)}) and binary masks "
             f"({', '.join(c.path.name for c in masks)}); keep one convention or add a netlm.json manifest."
         )
     sub_notes: list[str] = []
-    sub = None if label_maps or masks else _mask_subfolder(folder)
+    sub = None if (label_maps and not monai) or masks else _mask_subfolder(folder)
+    if sub is not None and monai:
+        raise InputError(
+            f"{folder}: two segmentations: the MONAI output {', '.join(c.name for c in monai)} and the masks named "
+            f"after their structure in {sub[0].name}/; pass the one to measure with --seg PATH (or --seg FOLDER), "
+            "or use a netlm.json manifest."
+        )
     if sub is not None:  # TotalSegmentator's default: ct.nii.gz beside its output folder segmentations/
         masks = sub[1]
         sub_notes.append(f"the masks named after their structure in the subfolder {sub[0].name}/")
@@ -722,11 +745,17 @@ def _from_files(folder: Path, seg_choice: str | None) -> DiscoveredStudy:
     elif masks:
         segs = masks
     else:
+        stem = volume_base_name(images[0])
         raise InputError(
-            f"{folder}: no segmentation file (expected seg.nii.gz / label.nii.gz, or liver.nii.gz + lesion*.nii.gz); "
-            "see docs/study_folders.md."
+            f"{folder}: no segmentation file (expected seg.nii.gz / label.nii.gz, or liver.nii.gz + lesion*.nii.gz, or "
+            f"MONAI's {stem}/{stem}_seg.nii.gz); see docs/study_folders.md."
         )
-    notes = [f"image {images[0].name} and segmentation(s) {', '.join(s.path.name for s in segs)} found by name."]
+    notes = [f"image {images[0].name} and segmentation(s) {', '.join(s.name for s in segs)} found by name."]
+    notes.extend(
+        f"{s.name}: MONAI's output of {images[0].name} (SaveImage writes <stem>/<stem>_<postfix>)"
+        for s in segs
+        if s in monai
+    )
     if unused:
         notes.append(_unused_note(unused))
     notes.extend(channel_notes + sub_notes)
