@@ -8,6 +8,8 @@ on a free 127.0.0.1 port, answering as hospital PACS do.
   (it said 'does not know our AE title');
 - C-STORE of the SR + SEG answered with a warning status (0xB007, 0x0107: stored): exit 0 and a warning
   naming the status (0x0107 was taken for a refusal; 0xB007 passed in silence);
+- a push whose SEG is stored and whose SR is refused (0xA900): the line says the SEG is stored (its UID) and
+  only the SR is missing (it said 'C-STORE of the SR result refused' only);
 - a C-FIND ending in a status of pynetdicom's Warning category (0xB000): the answers are used and the
   warning logged (it said 'C-FIND refused'); a Failure (0xA700) stays a refusal.
 
@@ -58,6 +60,8 @@ class _Pacs:
     slow: str = ""
     store_status: int = 0x0000
     find_final: int = 0x0000
+    #: the C-STORE status of a modality's result, instead of ``store_status`` (kept only if not a failure)
+    store_statuses: dict[str, int] = field(default_factory=dict)
     max_associations: int = 10
     move_port: int = 0
     stored: list[Any] = field(default_factory=list)
@@ -108,9 +112,14 @@ class _Pacs:
             yield 0xFF00, ds
 
     def _store(self, event: Any) -> int:
+        from pynetdicom.status import code_to_category
+
         self._wait("store")
-        self.stored.append(event.dataset)
-        return self.store_status
+        ds = event.dataset
+        status = self.store_statuses.get(str(ds.Modality), self.store_status)
+        if code_to_category(status) != "Failure":
+            self.stored.append(ds)
+        return status
 
     def __enter__(self) -> _Pacs:
         from pynetdicom import AE, StoragePresentationContexts, evt
@@ -259,7 +268,7 @@ def test_a_find_ending_in_a_warning_is_a_success_logged(study: dict, tmp_path: P
         assert main(_pacs_args(p, study, "--out", str(out))) == 0, capsys.readouterr().err
     warned = [r.getMessage() for r in caplog.records if "ended with a warning" in r.getMessage()]
     assert len(warned) == 1, warned
-    assert f"C-FIND of study {study['study_uid']} ended with a warning (status 0xB000" in warned[0]
+    assert f"C-FIND of study {study['study_uid']} ended with a warning, status 0xB000" in warned[0]
     _check_outputs(out, study)
 
 
@@ -268,3 +277,18 @@ def test_a_find_ending_in_a_failure_stays_refused(study: dict, capsys) -> None:
         assert main(_pacs_args(pacs, study)) == 3
     line = _one_line(capsys)
     assert f"C-FIND of study {study['study_uid']} refused (status 0xA700)" in line
+
+
+def test_a_push_refused_half_way_says_what_is_already_stored(study: dict, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    with _Pacs(study["datasets"], store_statuses={"SR": 0xA900}) as pacs:
+        assert main(_pacs_args(pacs, study, "--push", "--out", str(out))) == 3
+    line = _one_line(capsys)
+    assert [str(ds.Modality) for ds in pacs.stored] == ["SEG"]
+    seg = str(pacs.stored[0].SOPInstanceUID)
+    assert (
+        f"C-STORE of the results: SEG stored ({seg}), SR refused with 0xA900 (Data Set Does Not Match SOP Class): "
+        "only the SR is missing in the PACS" in line
+    ), line
+    assert f"the local outputs are kept in {out}" in line
+    _check_outputs(out, study)

@@ -309,7 +309,7 @@ def find_study(ep: DimseEndpoint, study_uid: str) -> bool:
                 found = found or str(getattr(ident, "StudyInstanceUID", "")) == study_uid
             elif category(code) == "Warning":  # the answers came, with a remark of the PACS: not a refusal
                 logger.warning(
-                    "%s: the C-FIND of study %s ended with a warning (status %s); its answers are used",
+                    "%s: the C-FIND of study %s ended with a warning, status %s; its answers are used",
                     ep.name,
                     study_uid,
                     describe(code, "find"),
@@ -648,6 +648,26 @@ _STORE_WARNINGS = {
 }
 
 
+def _names(datasets: list[Any]) -> str:
+    """``SR`` / ``SEG and SR`` (the results' modalities), with ``is`` / ``are``."""
+    mods = [str(ds.Modality) for ds in datasets]
+    return (" and ".join(mods)) + (" is" if len(mods) == 1 else " are")
+
+
+def _push_state(stored: list[Any], failed: tuple[Any, str] | None, rest: list[Any]) -> str:
+    """What a push left in the PACS, e.g. ``SEG stored (UID), SR refused with 0xA700 (...), only the SR is missing
+    in the PACS``: ``failed`` is the result that failed and how (``refused with ...``, ``not answered``)."""
+    parts = [f"{ds.Modality} stored ({ds.SOPInstanceUID})" for ds in stored]
+    if failed is not None:
+        parts.append(f"{failed[0].Modality} {failed[1]}")
+    parts += [f"{ds.Modality} not sent" for ds in rest]
+    missing = ([failed[0]] if failed is not None else []) + rest
+    if not missing:
+        return ", ".join(parts)
+    said = "nothing is stored in the PACS" if not stored else f"only the {_names(missing)} missing in the PACS"
+    return f"{', '.join(parts)}: {said}"
+
+
 def store_files(ep: DimseEndpoint, paths: list[Path]) -> list[str]:
     """C-STORE files (the SR and SEG) to ``ep``; returns the stored SOP Instance UIDs.
 
@@ -679,7 +699,7 @@ def store_files(ep: DimseEndpoint, paths: list[Path]) -> list[str]:
         ae.add_requested_context(sop, syntaxes)
     ae.add_requested_context(FIND)
     assoc = _associate(ae, ep, what="storage of the results")
-    uids: list[str] = []
+    stored: list[Any] = []
     try:
         for ds in datasets:
             sop = str(ds.SOPClassUID)
@@ -689,15 +709,17 @@ def store_files(ep: DimseEndpoint, paths: list[Path]) -> list[str]:
                     f"syntax offered ({_syntax_names(offered[sop])}); ask its administrator to accept this SOP class "
                     f"in one of these transfer syntaxes from AE {ep.calling_ae!r}"
                 )
+        for n, ds in enumerate(datasets):
             since = time.monotonic()
             status = assoc.send_c_store(ds)
+            rest = datasets[n + 1 :]
             if not status or "Status" not in status:  # a DIMSE timeout (pynetdicom aborted) or the PACS aborted
+                state = _push_state(stored, (ds, "not answered"), rest)
                 if _silent(ep, since):
-                    raise _timeout_error(ep, f"C-STORE of the {ds.Modality} result", f" ({len(uids)} stored before)")
+                    raise _timeout_error(ep, f"C-STORE of the {ds.Modality} result", f" ({state})")
                 raise InputError(
                     f"{ep.name}: the PACS aborted the association during the C-STORE of the {ds.Modality} result "
-                    f"({len(uids)} stored before); check the PACS log and that it accepts storage from AE "
-                    f"{ep.calling_ae!r}"
+                    f"({state}); check the PACS log and that it accepts storage from AE {ep.calling_ae!r}"
                 )
             code = int(status.Status)
             if code in _STORE_WARNINGS or 0xB000 <= code <= 0xBFFF:  # stored, perhaps not as sent: say so
@@ -709,16 +731,22 @@ def store_files(ep: DimseEndpoint, paths: list[Path]) -> list[str]:
                     _STORE_WARNINGS.get(code, "a warning of the PACS"),
                 )
             elif code != 0x0000:
+                state = _push_state(stored, (ds, "refused with " + describe(code, "store")), rest)
                 raise InputError(
-                    f"{ep.name}: C-STORE of the {ds.Modality} result refused (status 0x{code:04X}); check the PACS "
-                    f"log and that it accepts storage from AE {ep.calling_ae!r}"
+                    f"{ep.name}: C-STORE of the results: {state}; check the PACS log and that it accepts storage "
+                    f"from AE {ep.calling_ae!r}"
                 )
-            uids.append(str(ds.SOPInstanceUID))
-        for ds in datasets:
-            if _held(assoc, ds) is False:
-                raise not_held_error(ep.name, "C-STORE", str(ds.Modality), str(ds.SOPInstanceUID))
+            stored.append(ds)
+        gone = [ds for ds in datasets if _held(assoc, ds) is False]
+        if gone:
+            err = not_held_error(ep.name, "C-STORE", str(gone[0].Modality), str(gone[0].SOPInstanceUID))
+            kept = [ds for ds in datasets if all(ds is not g for g in gone)]
+            if kept:
+                err.args = (f"{err}; {_push_state(kept, None, [])} and held: only the {_names(gone)} missing",)
+            raise err
     finally:
         assoc.release()
+    uids = [str(ds.SOPInstanceUID) for ds in stored]
     logger.info("stored %d result objects at %s (C-STORE)", len(uids), ep.name)
     return uids
 

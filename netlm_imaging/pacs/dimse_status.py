@@ -9,7 +9,7 @@ Examples
 >>> category(0xB000), category(0x0000), category(0xA700), category(0xFF00)
 ('Warning', 'Success', 'Failure', 'Pending')
 >>> describe(0xA700, "store")
-'0xA700: Refused: Out of Resources'
+'0xA700 (Refused: Out of Resources)'
 >>> out_of_resources(0xA702), out_of_resources(0xC000)
 (True, False)
 """
@@ -31,7 +31,7 @@ def category(code: int) -> str:
 
 
 def describe(code: int, service: str) -> str:
-    """``0xCODE: meaning`` of a status of ``service`` (``find``, ``get``, ``move``, ``store``) as pynetdicom says."""
+    """``0xCODE (meaning)`` of a status of ``service`` (``find``, ``get``, ``move``, ``store``) as pynetdicom says."""
     from pynetdicom import status
 
     tables = {
@@ -42,7 +42,7 @@ def describe(code: int, service: str) -> str:
     }
     known = {**status.GENERAL_STATUS, **tables.get(service, {})}
     meaning = known.get(int(code), (None, ""))[1]
-    return f"0x{int(code):04X}" + (f": {meaning}" if meaning else "")
+    return f"0x{int(code):04X}" + (f" ({meaning})" if meaning else "")
 
 
 def out_of_resources(code: int) -> bool:
