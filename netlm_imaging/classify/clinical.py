@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
-import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
@@ -27,22 +25,27 @@ from typing import Any
 
 from ..errors import InputError, UsageError
 from ..rules_data import default_section
+from .clinical_cells import (
+    DIFFERENTIATION,
+    LIVER_CONDITIONS,
+    NEC_WORDS,
+    SEXES,
+    as_bool,
+    as_choice,
+    as_int,
+    as_number,
+    bad,
+    condition_cell,
+    in_range,
+    ki67_cell,
+    symptoms_cell,
+)
 from .clinical_text import (
-    BOOL_WORDS,
-    CHOICE_WORDS,
     CONDITION_COLUMNS,
     ECOG_PREFIXES,
     GRADE_PREFIXES,
-    NON_FUNCTIONING,
-    NON_FUNCTIONING_WHY,
-    ROMAN_GRADES,
-    UNITS,
     canonical_field,
     is_missing_text,
-    number_with_unit,
-    parse_interval,
-    spaced,
-    strip_prefix,
 )
 
 __all__ = [
@@ -56,16 +59,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-SYMPTOMS = ("none", "hormonal", "bulk", "symptomatic")
-SEXES = ("male", "female")
-#: Liver conditions with an FLR threshold in the rules (``flr.threshold_percent``), least demanding first.
-LIVER_CONDITIONS = ("normal", "chemotherapy", "steatosis", "fibrosis", "cirrhosis")
-DIFFERENTIATION = ("well", "poor")
-_TRUE = {"true", "yes", "y", "1", "t"}
-_FALSE = {"false", "no", "n", "0", "f"}
-#: Grade cells that name a neuroendocrine carcinoma (poorly differentiated, G3).
-_NEC_WORDS = {"nec", "g3 nec", "nec g3", "neuroendocrine carcinoma"}
 
 
 @dataclass(frozen=True)
@@ -137,123 +130,6 @@ _FIELDS = tuple(f.name for f in fields(ClinicalInputs) if f.name != "source")
 _ECHOED_WHEN_GIVEN = ("primary_site", "ki67_range")
 
 
-def _bad(source: str, name: str, value: Any, allowed: str) -> InputError:
-    return InputError(f"{source}: clinical field {name!r} has invalid value {value!r}; allowed: {allowed}")
-
-
-def _as_bool(source: str, name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str):
-        text = " ".join(value.strip().lower().split())
-        if text in _TRUE | _FALSE:
-            return text in _TRUE
-        if text in BOOL_WORDS.get(name, {}):
-            return BOOL_WORDS[name][text]
-    raise _bad(source, name, value, "true or false (yes/no, y/n, 1/0)")
-
-
-def _as_number(source: str, name: str, value: Any, default_unit: str | None = None) -> float:
-    units = UNITS.get(name)
-    with_units = f" (units: {', '.join(units)})" if units else ""
-    if isinstance(value, bool):
-        raise _bad(source, name, value, "a number")
-    if isinstance(value, (int, float)):
-        out = float(value) * (units[default_unit] if units and default_unit else 1.0)
-    elif isinstance(value, str):
-        try:
-            parsed = number_with_unit(value, name, default_unit)
-        except ValueError as exc:
-            raise _bad(source, name, value, f"a number{with_units}: {exc}") from None
-        if parsed is None:
-            # a decimal comma in a comma-separated table cannot be told from a thousands separator
-            hint = " written with a decimal point (12.5)" if "," in value else ""
-            raise _bad(source, name, value, f"a number{hint}{with_units}")
-        out = parsed
-    else:
-        raise _bad(source, name, value, "a number")
-    if not math.isfinite(out):
-        raise _bad(source, name, value, "a finite number")
-    return out
-
-
-def _as_int(source: str, name: str, value: Any, lo: int, hi: int, prefixes: tuple[str, ...]) -> int:
-    text = strip_prefix(value, prefixes) if isinstance(value, str) else value
-    if name == "grade" and isinstance(text, str):  # "Grade II", "GIII"
-        text = ROMAN_GRADES.get(text.strip().lower(), text)
-    try:
-        num = _as_number(source, name, text)
-    except InputError:
-        raise _bad(source, name, value, f"a number, a whole number {lo}-{hi}") from None
-    if not num.is_integer() or not lo <= num <= hi:
-        raise _bad(source, name, value, f"a whole number {lo}-{hi}")
-    return int(num)
-
-
-def _as_choice(source: str, name: str, value: Any, choices: tuple[str, ...]) -> str:
-    if isinstance(value, str):
-        text = " ".join(value.strip().lower().split())
-        words = CHOICE_WORDS.get(name, {})
-        # "post chemotherapy" / "post-chemotherapy", "well_differentiated": hyphens and underscores as spaces
-        folded = {spaced(k): v for k, v in words.items()}
-        text = words.get(text, folded.get(spaced(text), text))
-        if text in choices:
-            return text
-    raise _bad(source, name, value, " | ".join(choices))
-
-
-def _symptoms_cell(source: str, raw: Any) -> str:
-    """A ``symptoms`` value: a word of :data:`SYMPTOMS` (or a spelling of one), a truth value, or several words.
-
-    ``true`` / ``1`` (JSON or TOML) is ``symptomatic``, ``false`` / ``0`` is ``none``, as the texts
-    "yes" / "no" are. Several words in one cell ("flushing, diarrhoea", "yes, flushing", "hormonal + bulk")
-    give the kind they name, ``symptomatic`` when they name different kinds; "none" beside a symptom
-    is a contradiction and refused.
-    """
-    name = "symptoms"
-    if isinstance(raw, bool) or (isinstance(raw, int) and raw in (0, 1)):
-        return "symptomatic" if raw else "none"
-    if not isinstance(raw, str):
-        raise _bad(source, name, raw, " | ".join(SYMPTOMS) + " (or true/false)")
-    try:
-        return _as_choice(source, name, raw, SYMPTOMS)
-    except InputError:
-        if nf := NON_FUNCTIONING.search(raw):  # no hormonal syndrome; bulk symptoms not stated
-            if rest := (raw[: nf.start()] + raw[nf.end() :]).strip(" ,;/+&:-()"):  # "non-functioning, pain"
-                return _symptoms_cell(source, rest)
-            raise _bad(source, name, raw, f"none or bulk ({NON_FUNCTIONING_WHY})") from None
-        # "flushing, diarrhoea", "yes - flushing", "carcinoid syndrome with flushing", "hormonal (flushing)"
-        parts = [t for t in re.split(r"\s*(?:[,;/+&():]|\s-\s|\band\b|\bwith\b)\s*", raw.strip()) if t]
-        if len(parts) < 2:
-            raise
-    found = {_as_choice(source, name, t, SYMPTOMS) for t in parts}
-    if "none" in found and len(found) > 1:
-        raise _bad(source, name, raw, "one of " + " | ".join(SYMPTOMS) + ": 'none' contradicts the symptoms named")
-    kinds = found - {"symptomatic"} or found  # "yes, flushing": the kind named
-    return kinds.pop() if len(kinds) == 1 else "symptomatic"
-
-
-def _unit_hint(name: str, value: float, lo: float, hi: float) -> str:
-    """For an impossible height / weight, the unit it would be plausible in ("; if it is in inches, write '68 in'")."""
-    named = {"m": "metres", "mm": "millimetres", "in": "inches", "ft": "feet", "lb": "pounds", "g": "grams"}
-    for unit, factor in UNITS.get(name, {}).items():
-        if unit in named and lo <= value * factor <= hi:
-            column = f"{name.split('_')[0]} ({unit})"
-            return f"; if it is in {named[unit]}, write '{value:g} {unit}' (or name the column '{column}')"
-    return ""
-
-
-def _in_range(source: str, name: str, value: float, lo: float, hi: float, unit: str, key: str = "") -> float:
-    if not lo <= value <= hi:
-        hint = _unit_hint(name, value, lo, hi)
-        raise _bad(
-            source, name, value, f"{lo:g}-{hi:g} {unit} (impossible value{', rules key ' + key if key else ''}){hint}"
-        )
-    return value
-
-
 def _ranges(body: Mapping[str, Any] | None) -> tuple[tuple[float, float], tuple[float, float]]:
     """The plausible height (cm) and weight (kg) ranges of ``rules["body"]`` (the shipped ones when None)."""
     b = default_section("body") if body is None else body
@@ -312,28 +188,6 @@ def _liver_condition(source: str, given: str | None, flags: Mapping[str, bool]) 
     return None
 
 
-def _condition_cell(source: str, raw: Any) -> str:
-    """A ``liver_condition`` cell; several conditions in one ("chemotherapy, steatosis") give the most demanding."""
-    name = "liver_condition"
-    parts = [t for t in re.split(r"\s*(?:[,;/+&]|\band\b)\s*", raw.strip()) if t] if isinstance(raw, str) else []
-    found = [_as_choice(source, name, t, LIVER_CONDITIONS) for t in parts] or [
-        _as_choice(source, name, raw, LIVER_CONDITIONS)
-    ]
-    return max(found, key=LIVER_CONDITIONS.index)
-
-
-def _ki67_cell(source: str, name: str, raw: Any) -> tuple[str, Any]:
-    """A Ki-67 cell: ``("ki67_range", "<2")`` for bounds ("<2 %", "1-2 %"), else ``("ki67_percent", value)``."""
-    bounds = parse_interval(raw) if isinstance(raw, str) else None
-    if bounds is not None:
-        if not 0.0 <= bounds.low <= bounds.high <= 100.0:
-            raise _bad(source, name, raw, "bounds within 0-100 %, low <= high (e.g. <2 %, 1-2 %)")
-        return "ki67_range", bounds.text()
-    if name == "ki67_range":
-        raise _bad(source, name, raw, "bounds such as <2 %, >20 %, 1-2 % (a single value goes in ki67_percent)")
-    return name, _in_range(source, name, _as_number(source, name, raw), 0.0, 100.0, "%")
-
-
 def _validate(data: Mapping[str, Any], source: str, body: Mapping[str, Any] | None = None) -> ClinicalInputs:
     """Validate the fields of a sidecar, a mapping given from Python or a CSV row (text cells alike)."""
     (h0, h1), (w0, w1) = _ranges(body)
@@ -342,38 +196,38 @@ def _validate(data: Mapping[str, Any], source: str, body: Mapping[str, Any] | No
     nec_cell: Any = None  # the grade cell that named a NEC
     for name, (raw, unit, _col) in _canonical(data, source).items():
         if name in CONDITION_COLUMNS:
-            flags[name] = _as_bool(source, name, raw)
+            flags[name] = as_bool(source, name, raw)
         elif name == "symptoms":
-            values[name] = _symptoms_cell(source, raw)
+            values[name] = symptoms_cell(source, raw)
         elif name == "liver_condition":
-            values[name] = _condition_cell(source, raw)
+            values[name] = condition_cell(source, raw)
         elif name == "differentiation":
-            values[name] = _as_choice(source, name, raw, DIFFERENTIATION)
+            values[name] = as_choice(source, name, raw, DIFFERENTIATION)
         elif name == "sex":
-            values[name] = _as_choice(source, name, raw, SEXES)
-        elif name == "grade" and isinstance(raw, str) and raw.strip().lower() in _NEC_WORDS:
+            values[name] = as_choice(source, name, raw, SEXES)
+        elif name == "grade" and isinstance(raw, str) and raw.strip().lower() in NEC_WORDS:
             # "NEC" in the grade column: a neuroendocrine carcinoma, poorly differentiated and high grade (WHO 2019)
             values[name], values["differentiation_from_grade"], nec_cell = 3, "poor", raw
         elif name == "grade":
-            values[name] = _as_int(source, name, raw, 1, 3, GRADE_PREFIXES)
+            values[name] = as_int(source, name, raw, 1, 3, GRADE_PREFIXES)
         elif name == "performance_status":
-            values[name] = _as_int(source, name, raw, 0, 4, ECOG_PREFIXES)
+            values[name] = as_int(source, name, raw, 0, 4, ECOG_PREFIXES)
         elif name == "primary_site":
             if not isinstance(raw, str):
-                raise _bad(source, name, raw, "text naming the site, e.g. 'small bowel'")
+                raise bad(source, name, raw, "text naming the site, e.g. 'small bowel'")
             values[name] = " ".join(raw.split())
         elif name in ("extrahepatic_disease", "primary_resected"):
-            values[name] = _as_bool(source, name, raw)
+            values[name] = as_bool(source, name, raw)
         elif name in ("ki67_percent", "ki67_range"):
-            key, ki67 = _ki67_cell(source, name, raw)
+            key, ki67 = ki67_cell(source, name, raw)
             values[key] = ki67
         elif name == "height_cm":
-            values[name] = _in_range(
-                source, name, _as_number(source, name, raw, unit), h0, h1, "cm", "body.height_cm_range"
+            values[name] = in_range(
+                source, name, as_number(source, name, raw, unit), h0, h1, "cm", "body.height_cm_range"
             )
         elif name == "weight_kg":
-            values[name] = _in_range(
-                source, name, _as_number(source, name, raw, unit), w0, w1, "kg", "body.weight_kg_range"
+            values[name] = in_range(
+                source, name, as_number(source, name, raw, unit), w0, w1, "kg", "body.weight_kg_range"
             )
     implied = values.pop("differentiation_from_grade", None)
     if implied is not None:
