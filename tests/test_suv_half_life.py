@@ -122,3 +122,71 @@ def test_the_warning_level_is_the_rules_files(tmp_path):
     assert not warned(user_rules(tmp_path, {"pet_plausibility.half_life_warn_fraction": 0.015}))
     with pytest.raises(InputError, match=r"half_life_warn_fraction = -0\.1 must be positive"):
         plausibility_limits({"half_life_warn_fraction": -0.1})
+
+
+def test_analyze_with_the_stated_half_life_reports_the_suv_inputs_it_used(tmp_path):
+    # a CT + liver SEG study with a uniform 5000 Bq/mL Ga-68 PET exported with F-18's half-life, through the
+    # CLI with --pet-half-life and --weight: the liver SUVmean is the Ga-68 value and pet.suv_inputs says
+    # which half-life, dose, uptake time and weight it used, and whose they were
+    import json
+    import subprocess
+    import sys
+
+    import jsonschema
+    from conftest import ROOT, analyze_json
+    from dicom_factory import deterministic_uid, write_image_series
+    from seg_factory import SegmentSpec, write_seg
+
+    ct_aff = oblique_affine(spacing=(2.0, 2.0, 4.0), angles_deg=(10.0, 0.0, 6.0), origin=(-40.0, -36.0, 100.0))
+    liver = np.zeros((40, 36, 16), bool)
+    liver[5:35, 4:32, 2:14] = True
+    ct = write_image_series(tmp_path / "study" / "ct", np.where(liver, 60.0, -50.0), ct_aff, seed=5)
+    write_seg(tmp_path / "study" / "seg.dcm", ct, [SegmentSpec("Liver", liver)])
+    pet_aff = oblique_affine(spacing=(4.0, 4.0, 6.0), angles_deg=(10.0, 0.0, 6.0), origin=(-44.0, -40.0, 94.0))
+    write_pet_series(
+        tmp_path / "pet",
+        np.full((24, 22, 14), 5000.0),
+        pet_aff,
+        half_life_s=F18_T,
+        frame_of_reference_uid=deterministic_uid("for", 5),
+        seed=6,
+    )
+    args = [str(tmp_path / "study"), "--pet", str(tmp_path / "pet"), "--weight", "72"]
+    refused = subprocess.run(
+        [sys.executable, "-m", "netlm_imaging.cli", "analyze", *args, "--json", "-"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert refused.returncode == 3, refused.stderr
+    assert "--pet-half-life 4069.8" in refused.stderr
+    rep = analyze_json(*args, "--pet-half-life", "4069.8")
+    pet = rep["pet"]
+    expected = float(suv(5000.0, GA68_T, weight_kg=72.0))  # 4.4309; F-18's half-life gives 3.5055
+    assert pet["liver_suv_mean"] == pytest.approx(expected, abs=6e-4)  # the report's rounding
+    inputs = pet["suv_inputs"]
+    assert inputs["half_life_s"] == pytest.approx(GA68_T)
+    assert inputs["half_life_source"] == "user (--pet-half-life)"
+    assert inputs["injected_dose_bq"] == pytest.approx(DOSE_BQ)
+    assert inputs["injected_dose_source"] == "header (0018,1074)"
+    assert inputs["decay_time_s"] == pytest.approx(UPTAKE_S)
+    assert inputs["decay_time_source"].startswith("header")
+    assert inputs["decayed_dose_bq"] == pytest.approx(DOSE_BQ * 2.0 ** (-UPTAKE_S / GA68_T), rel=1e-9)
+    assert inputs["weight_kg"] == 72.0
+    assert inputs["weight_source"] == "user (--weight)"
+    schema = json.loads((ROOT / "netlm_imaging" / "report" / "report.schema.json").read_text())
+    jsonschema.validate(rep, schema)
+    # the header's half-life and weight, when nobody overrides them, are named as the header's
+    write_pet_series(
+        tmp_path / "pet2",
+        np.full((24, 22, 14), 5000.0),
+        pet_aff,
+        frame_of_reference_uid=deterministic_uid("for", 5),
+        seed=7,
+    )
+    plain = analyze_json(str(tmp_path / "study"), "--pet", str(tmp_path / "pet2"))["pet"]["suv_inputs"]
+    assert plain["half_life_source"] == "header (0018,1075)"
+    assert plain["weight_source"] == "header (0010,1030)"
+    assert plain["weight_kg"] == 70.0
+    assert plain["half_life_s"] == pytest.approx(GA68_T)

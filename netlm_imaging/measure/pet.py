@@ -87,6 +87,7 @@ from ..volume import Volume
 from .context import MeasurementContext
 from .pet_derive import derive_pet_lesions
 from .pet_grid import add_tiny_lesions, check_frame_of_reference, fov_fractions, to_pet_grid
+from .pet_inputs import suv_inputs
 from .pet_kernels import peak_map, suv_peak_kernel
 from .pet_krenning import KrenningSetting, assess_lesion
 from .pet_reference import ReferenceRegion, liver_reference, organ_reference
@@ -469,6 +470,7 @@ def measure_pet(
         "suv_type": "SUVbw",
         "units": str(suv_meta.get("units") or suv.meta.get("units") or "SUVbw"),
         "decay_correction": str(suv_meta.get("decay_correction") or "unknown"),
+        "suv_inputs": suv_inputs(suv_meta),
         "liver_suv_mean": liver_mean,
         "spleen_suv_mean": upper_mean if upper_ref is not None and upper_ref.organ == "spleen" else None,
         "suv_max": max(up.lesion_maxima) if up.lesion_maxima else None,
