@@ -7,11 +7,16 @@ the voxel counts chosen here and from clinical_rules.md sections 6 and 9.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from cli_studies import run_analyze, stored_voxel_ml
+from phantoms import write_nifti
 from rules_coverage import covers
-from surgical_phantoms import NY, NZ, SLICES, SlabLiver
+from surgical_phantoms import NY, NZ, SLICES, SlabLiver, weight_for_telv
+
+from netlm_imaging.cli import main
 
 #: x-slice ranges of the segments in the slab liver
 X = {1: (0, 2), 2: (2, 5), 3: (5, 8), 4: (8, 12), 5: (12, 16), 6: (16, 20), 7: (20, 25), 8: (25, 30)}
@@ -107,3 +112,69 @@ def test_a_fraction_tolerance_below_the_spill_counts_it_as_involvement(tmp_path)
     plan = _spill_plan(tmp_path, "segment_involvement_min_fraction = 0.02\n")
     assert plan["resected_segments"] == [4, 5]
     assert plan["ignored_segment_overlaps"] == []
+
+
+# ------------------------------------------------------------------ the FLR threshold after chemotherapy
+#: TELV 1920 mL (Mosteller BSA, Vauthey TELV at 175 cm): the right hemihepatectomy's remnant, segments 1-4 = 12
+#: slices x 400 voxels x 0.1 mL = 480 mL, is 25 % of it: above the normal liver's 20 %, below 30 % after
+#: chemotherapy (clinical_rules.md section 6, Kishi / Shindoh).
+BODY = {"height_cm": 175.0, "weight_kg": weight_for_telv(1920.0, 175.0)}
+
+
+def _right_liver_lesion(tmp_path, clinical: dict) -> dict:
+    """One lesion across segments 5-8 (x 13..27, 15 x 4 x 4 voxels): only a right hemihepatectomy treats it."""
+    p = _liver()
+    lesion = _box(p, (13, 28))
+    return run_analyze(
+        tmp_path,
+        p.affine,
+        p.liver & ~lesion,
+        lesion,
+        segments=p.seg,
+        clinical={**CLINICAL, **BODY, **clinical},
+        rules=RESECTION_ONLY,
+    )
+
+
+def test_a_normal_liver_keeps_the_normal_threshold_without_a_warning(tmp_path):
+    rep = _right_liver_lesion(tmp_path, {"liver_condition": "normal"})
+    assert rep["remnant"]["flr_threshold_percent"] == 20.0
+    assert rep["remnant"]["resection_plan"]["resected_segments"] == [5, 6, 7, 8]
+    assert not [w for w in rep["warnings"] if "liver_condition" in w]
+
+
+def test_normal_liver_with_chemotherapy_uses_the_chemotherapy_threshold_and_says_so(tmp_path):
+    """liver_condition 'normal' beside chemotherapy 'yes': the threshold after chemotherapy (30 %) decides, and
+    the warning names both inputs and the threshold used; the report said nothing of the disagreement."""
+    rep = _right_liver_lesion(tmp_path, {"liver_condition": "normal", "chemotherapy": "yes"})
+    assert rep["remnant"]["flr_threshold_percent"] == 30.0
+    assert rep["remnant"]["liver_condition"] == "chemotherapy"
+    assert rep["remnant"]["resection_plan"]["resected_segments"] == []  # 25 % is below 30 %
+    [w] = [w for w in rep["warnings"] if "liver_condition" in w]
+    assert w.startswith("clinical file clinical.json: liver_condition 'normal' but chemotherapy 'yes': ")
+    assert "the FLR threshold used is the 'chemotherapy' one, 30% of telv" in w
+    assert "not the normal liver's 20%" in w
+
+
+def test_a_chemotherapy_cycle_count_is_chemotherapy(tmp_path):
+    """chemotherapy_cycles 6 beside liver_condition 'normal': was refused as an unknown clinical field."""
+    rep = _right_liver_lesion(tmp_path, {"liver_condition": "normal", "chemotherapy_cycles": 6})
+    assert rep["remnant"]["flr_threshold_percent"] == 30.0
+    [w] = [w for w in rep["warnings"] if "liver_condition" in w]
+    assert "liver_condition 'normal' but chemotherapy_cycles 6: the FLR threshold used is the 'chemotherapy'" in w
+    used = rep["classification"]["clinical_inputs_used"]
+    assert used["chemotherapy_cycles"] == {"value": 6, "source": "clinical file clinical.json"}
+
+
+def test_a_cycle_count_contradicting_the_chemotherapy_flag_is_refused(tmp_path, capsys):
+    p = _liver()
+    lesion = _box(p, (13, 28))
+    (tmp_path / "clinical.json").write_text(json.dumps({"chemotherapy": "no", "chemotherapy_cycles": 6}))
+    write_nifti(tmp_path / "ct.nii.gz", np.where(p.liver, 60, -100).astype(np.int16), p.affine)
+    write_nifti(tmp_path / "seg.nii.gz", np.where(lesion, 2, np.where(p.liver, 1, 0)).astype(np.uint8), p.affine)
+    argv = ["analyze", "--image", str(tmp_path / "ct.nii.gz"), "--seg", str(tmp_path / "seg.nii.gz")]
+    argv += ["--clinical", str(tmp_path / "clinical.json"), "--out", str(tmp_path / "out"), "--quiet"]
+    assert main(argv) == 3
+    err = capsys.readouterr().err.strip()
+    assert "clinical.json: clinical fields chemotherapy 'no' and chemotherapy_cycles 6 disagree" in err
+    assert "Traceback" not in err

@@ -14,17 +14,29 @@ resection from :mod:`netlm_imaging.measure.remnant`.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InputError
 from ..rules_data import default_section
-from .clinical import ClinicalInputs, resolve_body_size
+from .clinical import ClinicalInputs, resolve_body_size, source_label
 from .rules import Rules
 
-__all__ = ["FlrBasis", "bsa_m2", "flr_basis", "standardized", "telv_ml", "threshold_key", "threshold_or_none"]
+__all__ = [
+    "FlrBasis",
+    "bsa_m2",
+    "condition_conflict_warnings",
+    "flr_basis",
+    "standardized",
+    "telv_ml",
+    "threshold_key",
+    "threshold_or_none",
+]
+
+logger = logging.getLogger(__name__)
 
 
 def bsa_m2(height_cm: float, weight_kg: float, formula: str = "mosteller") -> float:
@@ -135,6 +147,8 @@ class FlrBasis:
     denominator_ml : float or None
         Its volume (None when missing).
     rationale, missing_inputs : list of str
+    warnings : list of str
+        Clinical inputs that disagreed on the liver condition, with the threshold used.
     """
 
     height_cm: float | None
@@ -147,6 +161,7 @@ class FlrBasis:
     denominator_ml: float | None
     rationale: list[str]
     missing_inputs: list[str]
+    warnings: list[str] = field(default_factory=list)
 
 
 def flr_basis(
@@ -215,4 +230,33 @@ def flr_basis(
                 f"no fallback: no sourced FLR threshold for liver condition '{condition or 'normal'}' on the "
                 f"'{fb}' denominator; adequacy needs '{basis}'"
             )
-    return FlrBasis(height, weight, bsa, telv, condition, threshold, basis, denom, rationale, missing)
+    warnings = [] if clinical is None else condition_conflict_warnings(clinical, rules, threshold, basis)
+    return FlrBasis(height, weight, bsa, telv, condition, threshold, basis, denom, rationale, missing, warnings)
+
+
+def condition_conflict_warnings(
+    clinical: ClinicalInputs, rules: Rules, threshold: float | None, basis: str
+) -> list[str]:
+    """A warning naming the clinical inputs that disagreed on the liver condition and the FLR threshold used.
+
+    The most demanding condition decides (clinical_rules.md section 6: the FLR threshold is higher after
+    chemotherapy, Shindoh 30 % of TELV for chemotherapy > 3 months, and with steatosis, fibrosis or cirrhosis);
+    ``liver_condition: normal`` beside ``chemotherapy: yes`` got that higher threshold without a word.
+    """
+    if clinical.condition_conflict is None:
+        return []
+    condition = clinical.liver_condition or "normal"
+    normal = threshold_or_none(rules, "normal", basis)
+    than = f", not the normal liver's {normal:g}%" if normal is not None and condition != "normal" else ""
+    key = threshold_key(condition, basis)
+    used = (
+        f"the FLR threshold used is the '{condition}' one, {threshold:g}% of {basis} ({key}){than}"
+        if threshold is not None
+        else f"the '{condition}' liver has no FLR threshold on {basis} ({key}): the FLR is not judged"
+    )
+    text = (
+        f"{source_label(clinical)}: {clinical.condition_conflict}: {used}; the most demanding condition given decides "
+        "(clinical_rules.md section 6); give one liver condition if this is not the patient's"
+    )
+    logger.warning(text)
+    return [text]

@@ -56,6 +56,7 @@ __all__ = [
     "clinical_inputs_used",
     "load_clinical",
     "resolve_body_size",
+    "source_label",
 ]
 
 logger = logging.getLogger(__name__)
@@ -86,7 +87,9 @@ class ClinicalInputs:
     liver_condition : {"normal", "chemotherapy", "steatosis", "fibrosis", "cirrhosis"} or None
         Selects the FLR threshold (``None`` uses ``normal`` and says so). Also given by the
         flag columns ``chemotherapy`` / ``steatosis`` / ``fibrosis`` / ``cirrhosis``: the most
-        demanding true flag.
+        demanding true flag (a ``chemotherapy_cycles`` count above 0 is ``chemotherapy`` true).
+        When the flags and ``liver_condition`` disagree the most demanding condition is used and
+        ``condition_conflict`` names both inputs.
     performance_status : int or None
         ECOG 0-4.
     differentiation : {"well", "poor"} or None
@@ -99,8 +102,14 @@ class ClinicalInputs:
         A Ki-67 given only within bounds, as pathology reports write it ("<2", ">20",
         "1-2", percent); ``ki67_percent`` is then None. It decides the grade when every
         value in it gives the same one (e.g. "<2" is G1, "<5" is G1 or G2: undetermined).
+    chemotherapy_cycles : int or None
+        Cycles of systemic chemotherapy before the operation (0-100); above 0 it is the
+        ``chemotherapy`` flag (the cycles' duration is not judged: it depends on the regimen).
     source : str
         File (and row) the values came from, for messages.
+    condition_conflict : str or None
+        The inputs that disagreed on the liver condition as written, e.g.
+        ``"liver_condition 'normal' but chemotherapy 'yes'"`` (None when they agree); not a field.
     """
 
     symptoms: str | None = None
@@ -116,18 +125,22 @@ class ClinicalInputs:
     sex: str | None = None
     primary_site: str | None = None
     ki67_range: str | None = None
+    chemotherapy_cycles: int | None = None
     source: str = ""
+    condition_conflict: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The given values (``source`` excluded)."""
+        """The given values (``source`` and ``condition_conflict`` excluded)."""
         d = asdict(self)
         d.pop("source")
+        d.pop("condition_conflict")
         return d
 
 
-_FIELDS = tuple(f.name for f in fields(ClinicalInputs) if f.name != "source")
-#: Fields no rule reads: echoed in ``clinical_inputs_used`` only when given.
-_ECHOED_WHEN_GIVEN = ("primary_site", "ki67_range")
+_FIELDS = tuple(f.name for f in fields(ClinicalInputs) if f.name not in ("source", "condition_conflict"))
+#: Fields echoed in ``clinical_inputs_used`` only when given (no rule reads them, or, for the cycles,
+#: the ``liver_condition`` they gave is echoed).
+_ECHOED_WHEN_GIVEN = ("primary_site", "ki67_range", "chemotherapy_cycles")
 
 
 def _ranges(body: Mapping[str, Any] | None) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -188,15 +201,49 @@ def _liver_condition(source: str, given: str | None, flags: Mapping[str, bool]) 
     return None
 
 
+def _chemotherapy_flag(source: str, flags: dict[str, bool], cycles: int | None, written: dict[str, str]) -> None:
+    """Fold a ``chemotherapy_cycles`` count into the ``chemotherapy`` flag; a count and a flag that disagree
+    (``chemotherapy: no`` with 6 cycles, ``yes`` with 0) are refused: which one holds is not knowable."""
+    if cycles is None:
+        return
+    given = cycles > 0
+    if "chemotherapy" in flags and flags["chemotherapy"] != given:
+        raise InputError(
+            f"{source}: clinical fields {written['chemotherapy']} and chemotherapy_cycles {cycles} disagree; "
+            "correct one of the two"
+        )
+    if "chemotherapy" not in flags:
+        flags["chemotherapy"] = given
+        written["chemotherapy"] = f"chemotherapy_cycles {cycles}"
+    else:
+        written["chemotherapy"] += f" ({cycles} cycles)"
+
+
+def _condition_conflict(given: str | None, flags: Mapping[str, bool], written: Mapping[str, str]) -> str | None:
+    """The inputs that disagree on the liver condition, as written: a true flag more demanding than the given
+    ``liver_condition`` ("liver_condition 'normal' but chemotherapy 'yes'"), or the given condition's own flag
+    false ("liver_condition 'chemotherapy' but chemotherapy 'no'")."""
+    if given is None:
+        return None
+    rank = LIVER_CONDITIONS.index
+    against = [c for c, on in flags.items() if (on and rank(c) > rank(given)) or (not on and c == given)]
+    if not against:
+        return None
+    return f"liver_condition {given!r} but " + ", ".join(written[c] for c in against)
+
+
 def _validate(data: Mapping[str, Any], source: str, body: Mapping[str, Any] | None = None) -> ClinicalInputs:
     """Validate the fields of a sidecar, a mapping given from Python or a CSV row (text cells alike)."""
     (h0, h1), (w0, w1) = _ranges(body)
     values: dict[str, Any] = {}
     flags: dict[str, bool] = {}
+    written: dict[str, str] = {}  # flag -> the input as written ("chemotherapy 'yes'"), for the conflict message
     nec_cell: Any = None  # the grade cell that named a NEC
     for name, (raw, unit, _col) in _canonical(data, source).items():
         if name in CONDITION_COLUMNS:
-            flags[name] = as_bool(source, name, raw)
+            flags[name], written[name] = as_bool(source, name, raw), f"{name} {raw!r}"
+        elif name == "chemotherapy_cycles":
+            values[name] = as_int(source, name, raw, 0, 100, ())
         elif name == "symptoms":
             values[name] = symptoms_cell(source, raw)
         elif name == "liver_condition":
@@ -237,7 +284,10 @@ def _validate(data: Mapping[str, Any], source: str, body: Mapping[str, Any] | No
                 f"differentiation is {values['differentiation']!r}; correct one of the two"
             )
         values["differentiation"] = implied
-    condition = _liver_condition(source, values.pop("liver_condition", None), flags)
+    _chemotherapy_flag(source, flags, values.get("chemotherapy_cycles"), written)
+    given = values.pop("liver_condition", None)
+    values["condition_conflict"] = _condition_conflict(given, flags, written)
+    condition = _liver_condition(source, given, flags)
     if condition is not None:
         values["liver_condition"] = condition
     return ClinicalInputs(**values, source=source)
@@ -403,6 +453,21 @@ def resolve_body_size(
     return height, weight, notes
 
 
+def source_label(clinical: ClinicalInputs) -> str:
+    """Where clinical inputs came from, for the report: the clinical file's name (no directory), the cohort row.
+
+    Examples
+    --------
+    >>> source_label(ClinicalInputs(source="/x/clinical.json")), source_label(ClinicalInputs())
+    ('clinical file clinical.json', 'clinical input')
+    """
+    if not clinical.source:
+        return "clinical input"
+    if Path(clinical.source).suffix.lower() in (".json", ".toml"):
+        return f"clinical file {Path(clinical.source).name}"
+    return clinical.source  # a cohort CSV row ("cohort row of study p01")
+
+
 def clinical_inputs_used(
     clinical: ClinicalInputs | None,
     header: Mapping[str, Any],
@@ -433,12 +498,7 @@ def clinical_inputs_used(
     ({'value': 2, 'source': 'clinical file clinical.json'}, 'not given')
     """
     c = clinical or ClinicalInputs()
-    if not c.source:
-        src = "clinical input"
-    elif Path(c.source).suffix.lower() in (".json", ".toml"):
-        src = f"clinical file {Path(c.source).name}"
-    else:  # a cohort CSV row ("cohort row of study p01")
-        src = c.source
+    src = source_label(c)
     out: dict[str, dict[str, Any]] = {}
     for name in _FIELDS:
         value = getattr(c, name)

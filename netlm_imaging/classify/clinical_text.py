@@ -190,6 +190,10 @@ FIELD_ALIASES: Mapping[str, str] = {
     "primary_tumor_site": "primary_site",
     "primary_location": "primary_site",
     "chemo": "chemotherapy",
+    "chemo_cycles": "chemotherapy_cycles",
+    "chemotherapy_cycle_count": "chemotherapy_cycles",
+    "cycles_of_chemotherapy": "chemotherapy_cycles",
+    "number_of_chemotherapy_cycles": "chemotherapy_cycles",
 }
 
 #: Folded column names, without a unit, of the fields whose columns may name their unit: ``Height (in)``

@@ -420,6 +420,7 @@ def assess(
 
     fb = flr_basis(clinical, ctx.header, rules, non_tumorous_ml)  # non-tumorous: total liver minus tumour, >= 0
     trail.rationale += fb.rationale
+    trail.warnings += fb.warnings
     _add(trail.missing, fb.missing_inputs)
 
     injured = injured_liver_basis(fb, rules)
