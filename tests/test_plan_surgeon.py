@@ -64,6 +64,19 @@ def test_segments_4_5_8_are_a_central_hepatectomy(tmp_path):
     assert rows["left_medial_sectionectomy"]["removed_segments"] == [4]
 
 
+def test_two_adjacent_segments_are_a_bisegmentectomy(tmp_path):
+    """One lesion across the 5 | 6 boundary (2 slices in each): the plan resects 5 + 6, the Brisbane 2000
+    third-order 'bisegmentectomy'; it read 'segmentectomies 5+6'."""
+    p = _liver()
+    lesion = _box(p, (14, 18))
+    rep = run_analyze(
+        tmp_path, p.affine, p.liver & ~lesion, lesion, segments=p.seg, clinical=CLINICAL, rules=RESECTION_ONLY
+    )
+    plan = rep["remnant"]["resection_plan"]
+    assert plan["resected_segments"] == [5, 6]
+    assert plan["resection_name"] == "bisegmentectomy 5+6"
+
+
 def _spilling_lesion(p: SlabLiver) -> np.ndarray:
     """A 3 x 4 x 4 box in segment 5 (48 voxels) and one voxel face-connected to it across the 4 | 5 boundary."""
     lesion = _box(p, (12, 15))

@@ -213,9 +213,10 @@ def test_an_anatomy_verdict_that_turns_on_a_segment_the_map_lacks_is_undetermine
         # Brisbane sections inside a connected resected set (clinical_rules.md section 9): right posterior
         # section = 6 + 7, left lateral = 2 + 3, right trisectionectomy = 4-8
         ({6, 7, 8}, "Right posterior sectionectomy + segmentectomy 8"),
-        ({4, 6, 7, 8}, "Right posterior sectionectomy + segmentectomies 4+8"),
+        ({4, 6, 7, 8}, "Right posterior sectionectomy + bisegmentectomy 4+8"),  # 4 and 8 touch
         ({2, 3, 4, 5, 6, 7, 8}, "Extended right hemihepatectomy (right trisectionectomy) + Left lateral sectionectomy"),
-        ({5, 6}, "segmentectomies 5+6"),  # no section inside
+        ({5, 6}, "bisegmentectomy 5+6"),  # no section inside: two adjacent segments (Brisbane third order)
+        ({1, 5, 6, 8}, "Right anterior sectionectomy + segmentectomies 1+6"),  # two that do not touch
         ({2, 3, 6}, "Left lateral sectionectomy + segmentectomy 6"),  # two parts, as before
         ({1, 5, 6, 7, 8}, "Right hemihepatectomy with segment 1"),
     ],

@@ -8,7 +8,8 @@ consensus resectability rule: the kept segments must be contiguous, at least
 ``min_remnant_segments`` of them, each with inflow, outflow and biliary
 drainage. :func:`resection_name` names a resected segment set by the
 Brisbane 2000 terms of ``[resections]`` (hemihepatectomies, trisectionectomies,
-sectionectomies) and segmentectomies for the rest.
+sectionectomies), then segmentectomies for the rest ("bisegmentectomy" for two
+adjacent segments, the Brisbane 2000 third-order term [U]).
 """
 
 from __future__ import annotations
@@ -181,7 +182,7 @@ def resection_name(resected: Iterable[int], anatomy: Mapping[str, Any], resectio
     Each connected part of the resected set (in the adjacency table) is named
     on its own; a part equal to a named resection (with or without segment 1)
     takes its label, else the largest named resections inside it are named and the
-    rest is "segmentectomy N" or "segmentectomies a+b".
+    rest is "segmentectomy N", "bisegmentectomy a+b" (two adjacent segments) or "segmentectomies a+b+c".
 
     Examples
     --------
@@ -193,6 +194,8 @@ def resection_name(resected: Iterable[int], anatomy: Mapping[str, Any], resectio
     'Left lateral sectionectomy + segmentectomy 6'
     >>> resection_name({6, 7, 8}, r["anatomy"], r["resections"])
     'Right posterior sectionectomy + segmentectomy 8'
+    >>> resection_name({5, 6}, r["anatomy"], r["resections"])
+    'bisegmentectomy 5+6'
     """
     table = _seg_table(anatomy)
     rest = set(resected)
@@ -211,16 +214,23 @@ def resection_name(resected: Iterable[int], anatomy: Mapping[str, Any], resectio
             if comp in (segs, segs | {1}):
                 label = r["label"] + (" with segment 1" if comp == segs | {1} and 1 not in segs else "")
                 break
-        names.append(label if label is not None else _decomposed(comp, resections))
+        names.append(label if label is not None else _decomposed(comp, resections, table))
     return " + ".join(names)
 
 
-def _segmentectomies(segs: Iterable[int]) -> str:
+def _segmentectomies(segs: Iterable[int], table: Mapping[int, Mapping[str, Any]]) -> str:
+    """Segments no named resection takes: Brisbane 2000's third order, "segmentectomy 6", "bisegmentectomy 5+6"
+    for two adjacent segments (the planner wrote "segmentectomies 5+6") [U: term from the Brisbane system, its
+    table not retrieved], else "segmentectomies a+b+c"."""
     s = sorted(segs)
-    return f"segmentectomy {s[0]}" if len(s) == 1 else f"segmentectomies {'+'.join(map(str, s))}"
+    if len(s) == 1:
+        return f"segmentectomy {s[0]}"
+    if len(s) == 2 and s[1] in table[s[0]]["adjacent"]:
+        return f"bisegmentectomy {s[0]}+{s[1]}"
+    return f"segmentectomies {'+'.join(map(str, s))}"
 
 
-def _decomposed(comp: set[int], resections: Mapping[str, Any]) -> str:
+def _decomposed(comp: set[int], resections: Mapping[str, Any], table: Mapping[int, Mapping[str, Any]]) -> str:
     """A connected resected set that is no named resection: the largest named resections inside it, then
     segmentectomies of the rest ({6, 7, 8}: "Right posterior sectionectomy + segmentectomy 8", which
     read "segmentectomies 6+7+8" while {2, 3, 6} read "Left lateral sectionectomy + segmentectomy 6")."""
@@ -232,7 +242,7 @@ def _decomposed(comp: set[int], resections: Mapping[str, Any]) -> str:
         best = max(inside, key=lambda r: len(r["segments"]))  # the first of the largest, in table order
         names.append(str(best["label"]))
         left -= set(best["segments"])
-    return " + ".join([*names, *([_segmentectomies(left)] if left else [])])
+    return " + ".join([*names, *([_segmentectomies(left, table)] if left else [])])
 
 
 def validate_anatomy(anatomy: Mapping[str, Any], source: str) -> None:
