@@ -18,6 +18,7 @@ from phantoms import write_nifti
 from test_faults_messages import netlm, one_line
 
 from netlm_imaging.api import analyze
+from netlm_imaging.errors import InputError
 from netlm_imaging.io.discover import discover_study
 
 AFF = oblique_affine(spacing=(1.25, 1.1, 2.5), angles_deg=(6.0, -4.0, 25.0))
@@ -199,3 +200,64 @@ def test_a_subfolder_not_named_after_the_image_is_no_monai_output(study, tmp_pat
     (root / "ct" / "ct_seg.nii.gz").rename(root / "ct" / "prediction.nii.gz")  # not <stem>_<postfix>
     line = one_line(netlm("analyze", root, "--json", "-"))
     assert "no segmentation file" in line
+
+
+def _second_model(folder):
+    """An nnU-Net prediction of the same CT (with its dataset.json) whose tumour is larger than MONAI's."""
+    import json
+
+    liver, tumour = _phantom()
+    i, j, k = np.ogrid[: SHAPE[0], : SHAPE[1], : SHAPE[2]]
+    bigger = ((i - 19) / 4.0) ** 2 + ((j - 13) / 4.0) ** 2 + ((k - 8) / 2.5) ** 2 <= 1
+    assert np.count_nonzero(bigger & ~tumour) > 0
+    lab = np.zeros(SHAPE, np.uint8)
+    lab[liver] = 1
+    lab[bigger & liver] = 2
+    folder.mkdir()
+    (folder / "dataset.json").write_text(json.dumps({"labels": {"background": 0, "liver": 1, "tumour": 2}}))
+    return write_nifti(folder / "ct.nii.gz", lab, AFF)
+
+
+def test_two_label_maps_each_with_liver_and_lesions_are_refused(study, tmp_path):
+    """MONAI's ct_seg and an nnU-Net prediction passed together were measured as their union (exit 0, a lesion
+    overlap warning): two segmentations of the study, not parts of one. Refused naming both files and the fix."""
+    ct, monai = study / "ct.nii.gz", study / "ct_seg.nii.gz"
+    nnunet = _second_model(tmp_path / "nnunet")
+    line = one_line(netlm("analyze", "--image", ct, "--seg", monai, "--seg", nnunet, "--json", "-"))
+    assert line.startswith(f"netlm: error: {monai} and {nnunet}: 2 label maps that each hold a liver and lesions ")
+    assert (
+        "pass one of them with --seg and analyze the other in its own run, or compare them with netlm compare-seg"
+        in line
+    )
+    assert f"--seg-a {monai} --seg-b {nnunet}." in line
+    with pytest.raises(InputError, match="label maps that each hold a liver and lesions"):
+        analyze(image=ct, segs=[monai, nnunet])
+    # one at a time each is measured (the nnU-Net one with its dataset.json)
+    liver, _ = _phantom()
+    rep = analyze_json("--image", str(ct), "--seg", str(nnunet))
+    assert rep["liver"]["volume_ml"] == pytest.approx(np.count_nonzero(liver) * VOXEL_ML, abs=1e-6)
+    # chosen together from a study folder (--seg-choice 1,2): refused the same way
+    root = _saveimage_study(study, tmp_path / "s")
+    (root / "ct_seg.nii.gz").write_bytes(nnunet.read_bytes())
+    line = one_line(netlm("analyze", root, "--seg-choice", "1,2", "--json", "-"))
+    assert f"{root / 'ct_seg.nii.gz'} and {root / 'ct' / 'ct_seg.nii.gz'}: 2 label maps that each hold" in line
+
+
+def test_parts_of_one_segmentation_in_two_label_maps_are_measured_together(study, tmp_path):
+    # a liver-only map (1) and a lesion-only map (2): parts, not versions; and two identical copies change nothing
+    liver, tumour = _phantom()
+    write_nifti(tmp_path / "liver_seg.nii.gz", liver.astype(np.uint8), AFF)
+    write_nifti(tmp_path / "tumour_seg.nii.gz", (tumour * 2).astype(np.uint8), AFF)
+    ct = study / "ct.nii.gz"
+    rep = analyze_json(
+        "--image", str(ct), "--seg", str(tmp_path / "liver_seg.nii.gz"), "--seg", str(tmp_path / "tumour_seg.nii.gz")
+    )
+    liver_ml, tumour_ml = _expected()
+    assert rep["liver"]["volume_ml"] == pytest.approx(liver_ml, abs=1e-6)
+    assert rep["tumor"]["intrahepatic_volume_ml"] == pytest.approx(tumour_ml, abs=1e-6)
+    (tmp_path / "copy_seg.nii.gz").write_bytes((study / "ct_seg.nii.gz").read_bytes())
+    rep = analyze_json(
+        "--image", str(ct), "--seg", str(study / "ct_seg.nii.gz"), "--seg", str(tmp_path / "copy_seg.nii.gz")
+    )
+    assert rep["liver"]["volume_ml"] == pytest.approx(liver_ml, abs=1e-6)
+    assert rep["tumor"]["intrahepatic_volume_ml"] == pytest.approx(tumour_ml, abs=1e-6)

@@ -180,6 +180,7 @@ def read_study_segmentations(
             )
         )
     check_decisions(role_log, spec, found_roles={la.role for la in layers})
+    _refuse_two_segmentations(segs, layers)
     warnings = list(summarize_decisions(role_log, spec))
     for la in layers:
         warnings.extend(la.mask.meta.get("notes", []))
@@ -201,6 +202,56 @@ def read_study_segmentations(
     named_masks = {la.source for la in layers if la.mask.meta.get("named_mask")}
     declared = any(la.role == "lesion" for la in layers) or _declares_lesions(segs, role_log, spec, named_masks)
     return StudySegmentations(layers, sources, role_log, warnings, declared, label_notes)
+
+
+def _refuse_two_segmentations(segs: Sequence[str], layers: Sequence[MaskLayer]) -> None:
+    """Refuse several label maps that each hold a liver and lesions: two segmentations of the study, not parts of it.
+
+    Two models' outputs (a MONAI ``ct_seg`` and an nnU-Net prediction, two ``--ml`` maps) passed together were
+    measured as their union, with a lesion-overlap warning at best. Parts of one segmentation are not refused:
+    maps of different roles (TotalSegmentator's ``total`` liver beside its ``liver_vessels`` tumour), a map whose
+    one structure has both roles (dcmqi's per-file split read with ``--labels liver=1,lesion=1``), and
+    voxel-identical copies.
+
+    Raises
+    ------
+    InputError
+        Naming the files and the fix (one of them per run, or ``netlm compare-seg``).
+    """
+    from .formats import file_format
+    from .loader import parse_seg_argument
+
+    complete: list[tuple[str, Volume, np.ndarray, np.ndarray]] = []
+    for s in dict.fromkeys(segs):
+        role, path = parse_seg_argument(s)
+        if role is not None or file_format(path) is None:  # ROLE=PATH masks, DICOM SEG / RTSTRUCT
+            continue
+        mine = [la for la in layers if la.source == str(path) and not la.mask.meta.get("named_mask")]
+        liver = [la.binary() for la in mine if la.role == "liver"]
+        lesion = [la.binary() for la in mine if la.role == "lesion"]
+        if not liver or not lesion:
+            continue
+        liver_mask, lesion_mask = np.logical_or.reduce(liver), np.logical_or.reduce(lesion)
+        if lesion_mask.any() and not np.array_equal(liver_mask, lesion_mask):
+            complete.append((str(path), next(la.mask for la in mine if la.role == "liver"), liver_mask, lesion_mask))
+    if len(complete) < 2:
+        return
+    first = complete[0]
+    if all(
+        c[1].shape == first[1].shape
+        and np.allclose(c[1].affine, first[1].affine)
+        and np.array_equal(c[2], first[2])
+        and np.array_equal(c[3], first[3])
+        for c in complete[1:]
+    ):
+        return  # copies of one segmentation: its union is itself
+    names = [c[0] for c in complete]
+    raise InputError(
+        f"{' and '.join(names)}: {len(names)} label maps that each hold a liver and lesions are {len(names)} "
+        "segmentations of the study, not parts of one, and their union would be a guess; pass one of them with "
+        f"--seg and analyze the other in its own run, or compare them with netlm compare-seg --image IMAGE "
+        f"--seg-a {names[0]} --seg-b {names[1]}."
+    )
 
 
 #: Two masks of one organ role sharing more than this fraction of the smaller one are two versions of it.
