@@ -55,6 +55,7 @@ def plausibility_limits(rules_section: Mapping[str, Any] | None) -> dict[str, An
         "weight_disagreement_warn_kg",
         "half_life_warn_fraction",
         "half_life_refuse_fraction",
+        "scanner_suv_disagreement_warn",
     ):
         if key in rules_section:
             limit = float(rules_section[key])

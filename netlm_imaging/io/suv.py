@@ -1,6 +1,6 @@
 """SUVbw conversion factors from PET DICOM headers (QIBA vendor-neutral recipe).
 
-Why one module (~1050 lines): the QIBA vendor-neutral recipe is one algorithm (units, decay,
+Why one module (~1130 lines): the QIBA vendor-neutral recipe is one algorithm (units, decay,
 injection and scan times, half-life, weight) whose steps share the header parsing; about
 half of the module is this documentation of it.
 
@@ -26,6 +26,11 @@ Units (0054,1001)
     BQML rule on (7053,1009) is also used when a weight is given but Patient's
     Weight (0010,1030) is missing or 0: the weight inside (7053,1000) is then
     unknown, so that factor cannot be rescaled to the given weight.
+    Where the header also gives the QIBA factor (BQML, whose Philips
+    (7053,1000) is per count, so ``(7053,1000) / (7053,1009)`` per Bq/mL; or
+    CNTS with (7053,1009)), the two are compared
+    (:mod:`~netlm_imaging.io.pet_scanner_check`): further apart than
+    ``pet_plausibility.scanner_suv_disagreement_warn``, a warning names both.
     ``GML``: ``f = 1`` (assumed to be SUVbw already; a warning says so; a
     given weight rescales them, and the Philips SUV Scale Factor, by
     ``weight / Patient's Weight``),
@@ -101,7 +106,7 @@ import logging
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -111,9 +116,10 @@ from ..dicom_values import parse_date as _parse_date
 from ..dicom_values import parse_datetime as _parse_datetime
 from ..dicom_values import parse_float as _float
 from ..dicom_values import parse_time as _parse_time
-from ..errors import DicomError, InputError, UnsupportedError
+from ..errors import DicomError, InputError, NetlmError, UnsupportedError
 from .pet_half_life import NUCLIDE_HALF_LIFE_S, resolve_half_life
 from .pet_plausibility import check_conversion, plausibility_limits
+from .pet_scanner_check import compare_with_scanner
 
 __all__ = [
     "NUCLIDE_HALF_LIFE_S",
@@ -188,6 +194,9 @@ class SuvConversion:
     half_life_source, weight_source : str or None
         Where the half-life and the weight came from (``"header (0018,1075)"``,
         ``"user (--pet-half-life)"``, ``"header (0010,1030)"``, ``"user (--weight)"`` ...).
+    scanner_check : dict or None
+        The Philips SUV Scale Factor (7053,1000) against the factor computed from the header
+        (:func:`~netlm_imaging.io.pet_scanner_check.compare_with_scanner`); None when not both known.
     """
 
     factors: np.ndarray
@@ -209,6 +218,7 @@ class SuvConversion:
     suv_unavailable: str | None = None
     half_life_source: str | None = None
     weight_source: str | None = None
+    scanner_check: dict[str, Any] | None = None
 
     @property
     def uniform(self) -> bool:
@@ -231,6 +241,7 @@ class SuvConversion:
             "half_life_s": self.half_life_s,
             "half_life_source": self.half_life_source,
             "weight_source": self.weight_source,
+            "scanner_suv_check": self.scanner_check,
             "injected_dose_bq": self.injected_dose_bq,
             "decayed_dose_bq": self.decayed_dose_bq,
             "weight_kg": self.weight_kg,
@@ -650,6 +661,7 @@ class _Series:
     weight_source: str = "--weight"
     require_weight: bool = True
     half_life_s: float | None = None  # --pet-half-life
+    cross_check: bool = True  # compare a computed factor with the Philips SUV Scale Factor (7053,1000)
 
     def plausible(self, weight: float | None, dose: float | None, uptake_s: float | None) -> list[str]:
         """The plausibility warnings of a weight, dose and uptake time (refusals raise)."""
@@ -709,7 +721,58 @@ def _philips_suv_scale(series: _Series) -> SuvConversion | None:
             "that weight"
         )
         return None
-    return _scanner_weighted(series, factors, "the Philips SUV Scale Factor (7053,1000)", "CNTS:7053,1000")
+    conv = _scanner_weighted(series, factors, "the Philips SUV Scale Factor (7053,1000)", "CNTS:7053,1000")
+    if not _has_concentration_scale(series):
+        return conv
+    # the same series through the QIBA rule on its Bq/mL scale (7053,1009), to see whether the scanner agrees
+    trial_series = replace(series, warnings=[], cross_check=False)
+    try:
+        trial = _bqml_conversion(trial_series, _philips_concentration_scale(trial_series), "CNTS:7053,1009")
+    except NetlmError as exc:  # the header cannot give the factor (times, dose ...): nothing to compare
+        logger.debug("%s: no computed SUV factor to compare with (7053,1000): %s", series.source, exc)
+        return conv
+    if trial.suv_unavailable is not None:
+        return conv
+    check = compare_with_scanner(
+        conv.factors,
+        trial.factors,
+        limit=float(series.limits["scanner_suv_disagreement_warn"]),
+        used="the Philips factor",
+        facts=_factor_facts(trial),
+        warnings=series.warnings,
+    )
+    return replace(conv, scanner_check=check)
+
+
+def _factor_facts(conv: SuvConversion) -> str:
+    """The inputs of a computed SUV factor, for messages."""
+    parts = [
+        f"weight {conv.weight_kg:g} kg" if conv.weight_kg is not None else "",
+        f"dose {conv.injected_dose_bq:g} Bq" if conv.injected_dose_bq is not None else "",
+        f"uptake {conv.decay_time_s:g} s" if conv.decay_time_s is not None else "",
+        f"half-life {conv.half_life_s:g} s" if conv.half_life_s is not None else "",
+    ]
+    return ", ".join(p for p in parts if p)
+
+
+def _scanner_suv_scale(series: _Series) -> np.ndarray:
+    """The Philips SUV factor per modality-LUT value of each slice read in full (NaN for the others, or absent).
+
+    (7053,1000) is SUV per count, the unit (7053,1009) turns into Bq/mL, in BQML series too (calculate-suv's
+    PHILIPS_BQML sample: its QIBA factor per Bq/mL is (7053,1000) / (7053,1009)); for Units CNTS the values
+    are those counts.
+    """
+    out = np.full(len(series.datasets), np.nan)
+    for k, ds in enumerate(series.datasets):
+        if not hasattr(ds, "private_block"):  # the light per-slice headers of pet._series_headers: no private tags
+            continue
+        value = _float(_private(ds, 0x7053, _PHILIPS_CREATOR, 0x00))
+        if series.units != "CNTS" and value is not None:
+            per_bqml = _float(_private(ds, 0x7053, _PHILIPS_CREATOR, 0x09))
+            value = value / per_bqml if per_bqml else None
+        if value is not None:
+            out[k] = value
+    return out
 
 
 def _scanner_weighted(series: _Series, factors: np.ndarray, label: str, method: str) -> SuvConversion:
@@ -929,6 +992,29 @@ def _bqml_conversion(series: _Series, to_bqml: np.ndarray, method: str) -> SuvCo
     else:
         assert weight is not None
         factors = to_bqml * per_slice_decay * (weight * 1000.0 / decayed)
+    scanner_check = None
+    header_weight = series.header_weight
+    if series.cross_check and unavailable is None and header_weight is not None and header_weight > 0:
+        assert weight is not None
+        scanner = _scanner_suv_scale(series)
+        if np.any(np.isfinite(scanner)):  # the scanner's factor holds Patient's Weight: compare at that weight
+            scanner_check = compare_with_scanner(
+                scanner,
+                factors * (header_weight / weight),
+                limit=float(series.limits["scanner_suv_disagreement_warn"]),
+                used="the computed factor",
+                facts=", ".join(
+                    f
+                    for f in (
+                        f"weight {header_weight:g} kg",
+                        f"dose {dose:g} Bq" if dose is not None else "",
+                        f"uptake {decay_time:g} s" if decay_time is not None else "",
+                        f"half-life {half_life:g} s",
+                    )
+                    if f
+                ),
+                warnings=series.warnings,
+            )
     return SuvConversion(
         factors=factors,
         rescale_slopes=series.slopes,
@@ -949,6 +1035,7 @@ def _bqml_conversion(series: _Series, to_bqml: np.ndarray, method: str) -> SuvCo
         convolution_kernel=series.kernel,
         suv_unavailable=unavailable,
         weight_source=None if weight is None else _weight_origin(series),
+        scanner_check=scanner_check,
     )
 
 

@@ -33,7 +33,8 @@ def suv_inputs(facts: Mapping[str, Any]) -> dict[str, Any]:
     -------
     dict
         ``half_life_s``, ``injected_dose_bq``, ``decay_time_s``, ``decayed_dose_bq``, ``weight_kg`` (null
-        when the SUV did not use them) and ``*_source`` beside each; ``method`` and ``nuclide``.
+        when the SUV did not use them) and ``*_source`` beside each; ``method`` and ``nuclide``;
+        ``scanner_suv_check``: the Philips SUV Scale Factor (7053,1000) against the computed factor, or null.
 
     Examples
     --------
@@ -77,4 +78,5 @@ def suv_inputs(facts: Mapping[str, Any]) -> dict[str, Any]:
         "decayed_dose_bq": facts.get("decayed_dose_bq"),
         "weight_kg": weight,
         "weight_source": facts.get("weight_source") if weight is not None else None,
+        "scanner_suv_check": facts.get("scanner_suv_check"),
     }
