@@ -190,3 +190,12 @@ def test_analyze_with_the_stated_half_life_reports_the_suv_inputs_it_used(tmp_pa
     assert plain["weight_source"] == "header (0010,1030)"
     assert plain["weight_kg"] == 70.0
     assert plain["half_life_s"] == pytest.approx(GA68_T)
+
+
+@pytest.mark.parametrize("bad", [-5.0, 0.0, float("nan")])
+def test_a_half_life_option_that_is_no_duration_is_a_usage_error(bad):
+    from netlm_imaging.errors import UsageError
+    from netlm_imaging.stages.options import AnalyzeOptions
+
+    with pytest.raises(UsageError, match="--pet-half-life"):
+        AnalyzeOptions.of({"pet_half_life_s": bad})
