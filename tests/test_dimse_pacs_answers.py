@@ -19,6 +19,7 @@ its truth is the phantom's voxel counts.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -30,6 +31,7 @@ from typing import Any
 import pydicom
 import pytest
 from pydicom.dataset import Dataset
+from rules_coverage import covers
 
 from netlm_imaging.cli import main
 from netlm_imaging.report.dicom_sr import read_sr_measurements
@@ -60,21 +62,35 @@ class _Pacs:
     slow: str = ""
     store_status: int = 0x0000
     find_final: int = 0x0000
-    #: the C-STORE status of a modality's result, instead of ``store_status`` (kept only if not a failure)
-    store_statuses: dict[str, int] = field(default_factory=dict)
+    #: statuses answered first, one per request, before serving as usual: keys "find", "get", "store:SR" ...
+    refusals: dict[str, list[int]] = field(default_factory=dict)
+    #: reject the first association transiently (its limit of simultaneous associations reached), accept after
+    transient_first: bool = False
+    #: reject a called AE title other than ``PACS`` (a permanent rejection)
+    require_called_aet: bool = False
+    requests: int = 0
     max_associations: int = 10
     move_port: int = 0
     stored: list[Any] = field(default_factory=list)
     port: int = 0
     _quit: threading.Event = field(default_factory=threading.Event)
     _server: Any = None
+    _held: Any = None
 
     def _wait(self, service: str) -> None:
         if self.slow == service:
             self._quit.wait(SILENCE_S)
 
+    def _refusal(self, service: str) -> int | None:
+        pending = self.refusals.get(service, [])
+        return pending.pop(0) if pending else None
+
     def _find(self, event: Any) -> Iterator[tuple[int, Any]]:
         self._wait("find")
+        refused = self._refusal("find")
+        if refused is not None:
+            yield refused, None
+            return
         q, study = event.identifier, str(self.datasets[0].StudyInstanceUID)
         if q.QueryRetrieveLevel == "IMAGE":  # one instance stored here, or the study's instances
             wanted = str(getattr(q, "SOPInstanceUID", "") or "")
@@ -96,6 +112,10 @@ class _Pacs:
         series = str(getattr(q, "SeriesInstanceUID", "") or "") if q.QueryRetrieveLevel == "SERIES" else ""
         chosen = [ds for ds in self.datasets if not series or str(ds.SeriesInstanceUID) == series]
         yield len(chosen)
+        refused = self._refusal("get")
+        if refused is not None:
+            yield refused, None
+            return
         self._wait("get")
         for ds in chosen:
             yield 0xFF00, ds
@@ -116,16 +136,25 @@ class _Pacs:
 
         self._wait("store")
         ds = event.dataset
-        status = self.store_statuses.get(str(ds.Modality), self.store_status)
+        refused = self._refusal(f"store:{ds.Modality}")
+        status = self.store_status if refused is None else refused
         if code_to_category(status) != "Failure":
             self.stored.append(ds)
         return status
+
+    def _requested(self, event: Any) -> None:
+        self.requests += 1
+
+    def _rejected(self, event: Any) -> None:
+        if self.transient_first:  # the other workstation's association is about to end: room for ours
+            event.assoc.ae.maximum_associations = 10
 
     def __enter__(self) -> _Pacs:
         from pynetdicom import AE, StoragePresentationContexts, evt
 
         ae = AE("PACS")
-        ae.maximum_associations = self.max_associations
+        ae.maximum_associations = 1 if self.transient_first else self.max_associations
+        ae.require_called_aet = self.require_called_aet
         for sop in ("1.2.840.10008.1.1", FIND, GET, MOVE):
             ae.add_supported_context(sop)
         for cx in StoragePresentationContexts:
@@ -135,19 +164,37 @@ class _Pacs:
             (evt.EVT_C_GET, self._get),
             (evt.EVT_C_MOVE, self._move),
             (evt.EVT_C_STORE, self._store),
+            (evt.EVT_REQUESTED, self._requested),
+            (evt.EVT_REJECTED, self._rejected),
         ]
         self._server = ae.start_server(("127.0.0.1", 0), block=False, evt_handlers=handlers)
         self.port = int(self._server.socket.getsockname()[1])
+        self._held = None
+        if self.transient_first:  # another workstation holds the PACS's one association
+            other = AE("OTHER")
+            other.add_requested_context("1.2.840.10008.1.1")
+            self._held = other.associate("127.0.0.1", self.port, ae_title="PACS")
+            assert self._held.is_established
+            self.requests = 0
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._quit.set()
+        if self._held is not None:
+            self._held.release()
         self._server.shutdown()
 
 
 def _pacs_args(pacs: _Pacs, study: dict, *extra: str) -> list[str]:
     args = ["pacs", "--dimse", f"127.0.0.1:{pacs.port}", "--called-ae", "PACS", "--study", study["study_uid"]]
     return [*args, "--timeout", str(TIMEOUT_S), "--quiet", *extra]
+
+
+def _pauses(tmp_path: Path, pauses: list[float]) -> Path:
+    """A user rules file setting ``pacs.transient_retry_pauses_s``."""
+    path = tmp_path / f"rules_{len(pauses)}.json"
+    path.write_text(json.dumps({"pacs": {"transient_retry_pauses_s": pauses}}))
+    return path
 
 
 def _one_line(capsys: pytest.CaptureFixture[str]) -> str:
@@ -192,7 +239,7 @@ def test_a_slow_store_names_the_timeout_and_keeps_the_local_outputs(study: dict,
     _check_outputs(out, study)
 
 
-def test_the_pacs_association_limit_reached_is_said_so(study: dict, capsys) -> None:
+def test_the_pacs_association_limit_reached_is_said_so(study: dict, tmp_path: Path, capsys) -> None:
     from pynetdicom import AE
 
     with _Pacs(study["datasets"], max_associations=1) as pacs:
@@ -201,12 +248,14 @@ def test_the_pacs_association_limit_reached_is_said_so(study: dict, capsys) -> N
         held = other.associate("127.0.0.1", pacs.port, ae_title="PACS")
         assert held.is_established
         try:
-            assert main(_pacs_args(pacs, study)) == 3
+            assert main(_pacs_args(pacs, study, "--rules", str(_pauses(tmp_path, [0.1, 0.2])))) == 3
         finally:
             held.release()
     line = _one_line(capsys)
     assert f"PACS@127.0.0.1:{pacs.port}: the PACS rejected the association (Local limit exceeded, transient)" in line
     assert "retry later" in line
+    assert "(refused 3 times, the last after 0.3 s of pauses)" in line
+    assert pacs.requests == 1 + 3  # the other workstation's, then ours three times
     assert "does not know our AE title" not in line
 
 
@@ -273,15 +322,16 @@ def test_a_find_ending_in_a_warning_is_a_success_logged(study: dict, tmp_path: P
 
 
 def test_a_find_ending_in_a_failure_stays_refused(study: dict, capsys) -> None:
-    with _Pacs(study["datasets"], find_final=0xA700) as pacs:
+    with _Pacs(study["datasets"], find_final=0xA900) as pacs:
         assert main(_pacs_args(pacs, study)) == 3
     line = _one_line(capsys)
-    assert f"C-FIND of study {study['study_uid']} refused (status 0xA700)" in line
+    assert f"C-FIND of study {study['study_uid']} refused (status 0xA900" in line
+    assert pacs.requests == 1  # a permanent failure: not asked again
 
 
 def test_a_push_refused_half_way_says_what_is_already_stored(study: dict, tmp_path: Path, capsys) -> None:
     out = tmp_path / "out"
-    with _Pacs(study["datasets"], store_statuses={"SR": 0xA900}) as pacs:
+    with _Pacs(study["datasets"], refusals={"store:SR": [0xA900]}) as pacs:
         assert main(_pacs_args(pacs, study, "--push", "--out", str(out))) == 3
     line = _one_line(capsys)
     assert [str(ds.Modality) for ds in pacs.stored] == ["SEG"]
@@ -292,3 +342,64 @@ def test_a_push_refused_half_way_says_what_is_already_stored(study: dict, tmp_pa
     ), line
     assert f"the local outputs are kept in {out}" in line
     _check_outputs(out, study)
+
+
+@covers("pacs.transient_retry_pauses_s")
+def test_a_transient_rejection_is_tried_again_after_the_rules_pauses(
+    study: dict, tmp_path: Path, capsys, caplog
+) -> None:
+    """A PACS whose one association another workstation holds rejects ours (rejected-transient) and then has room:
+    with no pause in the rules it is not asked again (exit 3); with one pause of 0.3 s the second try is accepted
+    and the study measured (the phantom's truth)."""
+    with _Pacs(study["datasets"], transient_first=True) as pacs:
+        assert main(_pacs_args(pacs, study, "--rules", str(_pauses(tmp_path, [])))) == 3
+    assert "rejected the association (Local limit exceeded, transient)" in _one_line(capsys)
+    assert pacs.requests == 1
+    out = tmp_path / "out"
+    with caplog.at_level(logging.WARNING, logger="netlm_imaging"), _Pacs(study["datasets"], transient_first=True) as p:
+        started = time.monotonic()
+        assert main(_pacs_args(p, study, "--rules", str(_pauses(tmp_path, [0.3])), "--out", str(out))) == 0
+        took = time.monotonic() - started
+    assert p.requests == 3  # C-FIND rejected, C-FIND accepted, C-GET
+    warned = [r.getMessage() for r in caplog.records if "trying again" in r.getMessage()]
+    assert len(warned) == 1, warned
+    assert "trying again in 0.3 s (try 2 of 2)" in warned[0]
+    assert took >= 0.3
+    _check_outputs(out, study)
+
+
+def test_a_permanent_rejection_is_not_tried_again(study: dict, tmp_path: Path, capsys) -> None:
+    with _Pacs(study["datasets"], require_called_aet=True) as pacs:
+        args = _pacs_args(pacs, study, "--rules", str(_pauses(tmp_path, [5.0])))
+        args[args.index("--called-ae") + 1] = "NOT_PACS"
+        started = time.monotonic()
+        assert main(args) == 3
+        assert time.monotonic() - started < 5.0
+    line = _one_line(capsys)
+    assert "rejected the association (Called AE title not recognised)" in line
+    assert pacs.requests == 1
+
+
+def test_out_of_resources_is_asked_again_find_get_and_store(study: dict, tmp_path: Path, capsys, caplog) -> None:
+    """0xA700 to the C-FIND, 0xA701 to the C-GET and 0xA700 to the C-STORE of the SR, once each: each is asked
+    again after the rules' pause and the run ends as if the PACS had not been short of resources."""
+    refusals = {"find": [0xA700], "get": [0xA701], "store:SR": [0xA700]}
+    out = tmp_path / "out"
+    with caplog.at_level(logging.WARNING, logger="netlm_imaging"), _Pacs(study["datasets"], refusals=refusals) as p:
+        rules = str(_pauses(tmp_path, [0.1]))
+        assert main(_pacs_args(p, study, "--rules", rules, "--push", "--out", str(out))) == 0, capsys.readouterr().err
+    assert sorted(str(ds.Modality) for ds in p.stored) == ["SEG", "SR"]
+    warned = [r.getMessage() for r in caplog.records if "trying again" in r.getMessage()]
+    assert len(warned) == 3, warned
+    assert "status 0xA700 (Refused: Out of Resources)" in warned[0]
+    assert "C-GET" in warned[1]
+    assert "the PACS refused the SR result for now (status 0xA700" in warned[2]
+    _check_outputs(out, study)
+
+
+def test_negative_retry_pauses_are_refused_naming_the_key(tmp_path: Path) -> None:
+    from netlm_imaging.classify.rules import load_rules
+    from netlm_imaging.errors import InputError
+
+    with pytest.raises(InputError, match=r"'pacs.transient_retry_pauses_s' must list pauses in seconds >= 0"):
+        load_rules(_pauses(tmp_path, [1.0, -2.0]))

@@ -26,7 +26,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ from .contexts import (
     release_any_storage_class,
     storage_classes,
 )
-from .dimse_status import category, describe
+from .dimse_status import Transient, category, describe, out_of_resources, retry_pauses, with_retries
 
 __all__ = [
     "DEFAULT_CALLING_AE",
@@ -103,6 +103,8 @@ class DimseEndpoint:
     move_ae: str | None = None
     #: Seconds to wait for the association, for each DIMSE message and on the network.
     timeout_s: float = DEFAULT_TIMEOUT_S
+    #: Pauses (s) before each new try after a transient refusal (rules key ``pacs.transient_retry_pauses_s``).
+    retry_pauses_s: tuple[float, ...] = field(default_factory=retry_pauses)
 
     def __post_init__(self) -> None:
         _check_ae(self.called_ae, "--called-ae")
@@ -177,6 +179,12 @@ def storage_handler(
 
 
 def _associate(ae: Any, ep: DimseEndpoint, **kwargs: Any) -> Any:
+    """An established association with ``ep``, asked again after each pause of ``ep.retry_pauses_s`` while the
+    PACS rejects it transiently (a permanent rejection is raised at once)."""
+    return with_retries(lambda: _associate_once(ae, ep, **kwargs), ep.retry_pauses_s)
+
+
+def _associate_once(ae: Any, ep: DimseEndpoint, **kwargs: Any) -> Any:
     from pynetdicom import evt
     from pynetdicom.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ
 
@@ -216,7 +224,7 @@ def _associate(ae: Any, ep: DimseEndpoint, **kwargs: Any) -> Any:
                 "retry later, or ask its administrator to raise the limit"
                 + (f" for AE {ep.calling_ae!r}" if "limit" in reason else "")
             )
-            raise InputError(f"{ep.name}: the PACS rejected the association ({reason}, transient): {fix}")
+            raise Transient(f"{ep.name}: the PACS rejected the association ({reason}, transient): {fix}")
         if "Called AE" in reason:
             fix = f"{ep.called_ae!r} is not the PACS's AE title: check --called-ae"
         else:
@@ -288,6 +296,10 @@ def find_study(ep: DimseEndpoint, study_uid: str) -> bool:
         No association, or the PACS refuses the query.
     """
     check_uid(study_uid)
+    return with_retries(lambda: _find_study_once(ep, study_uid), ep.retry_pauses_s)
+
+
+def _find_study_once(ep: DimseEndpoint, study_uid: str) -> bool:
     ae = _ae(ep)
     ae.add_requested_context(FIND)
     assoc = _associate(ae, ep)
@@ -315,9 +327,10 @@ def find_study(ep: DimseEndpoint, study_uid: str) -> bool:
                     describe(code, "find"),
                 )
             elif code != 0x0000:
-                raise InputError(
-                    f"{ep.name}: C-FIND of study {study_uid} refused (status 0x{code:04X}); check that the PACS "
-                    f"allows queries from AE {ep.calling_ae!r}"
+                error = Transient if out_of_resources(code) else InputError
+                raise error(
+                    f"{ep.name}: C-FIND of study {study_uid} refused (status {describe(code, 'find')}); check that "
+                    f"the PACS allows queries from AE {ep.calling_ae!r}"
                 )
     finally:
         assoc.release()
@@ -402,6 +415,10 @@ def _check_retrieve_status(
             f"{ep.name}: the PACS refused to send study {study_uid} to AE {ep.move_destination!r} ({what}: {counts}): "
             f"{ep.move_destination!r} is not registered in the PACS as a move destination (or not at this host and "
             f"port); {_move_destination_help(ep, move_port)}"
+        )
+    if out_of_resources(code) and done == 0 and (received is None or received()[0] == 0):
+        raise Transient(
+            f"{ep.name}: the PACS refused the {what} for want of resources ({counts}): it is busy; retry later"
         )
     if failed or 0xA700 <= code <= 0xA7FF or code in (0xB000, 0xA702):
         hint = (
@@ -503,7 +520,12 @@ def retrieve_study(
         _require_context(assoc, GET, ep, "C-GET", "retry with --retrieve move --port P")
         try:
             try:
-                _check_retrieve_status(assoc.send_c_get(_query(study_uid), GET), ep, study_uid, "get", None, received)
+                with_retries(
+                    lambda: _check_retrieve_status(
+                        assoc.send_c_get(_query(study_uid), GET), ep, study_uid, "get", None, received
+                    ),
+                    ep.retry_pauses_s,
+                )
             except _Incomplete as exc:
                 _get_missing_series(assoc, ep, study_uid, arrived(), exc, arrived)
         finally:
@@ -527,8 +549,18 @@ def retrieve_study(
                 assoc = _associate(ae, ep)
                 _require_context(assoc, MOVE, ep, "C-MOVE", "retry with --retrieve get")
                 try:
-                    statuses = assoc.send_c_move(_query(study_uid), ep.move_destination, MOVE)
-                    _check_retrieve_status(statuses, ep, study_uid, "move", move_port, received, called_back.is_set)
+                    with_retries(
+                        lambda: _check_retrieve_status(
+                            assoc.send_c_move(_query(study_uid), ep.move_destination, MOVE),
+                            ep,
+                            study_uid,
+                            "move",
+                            move_port,
+                            received,
+                            called_back.is_set,
+                        ),
+                        ep.retry_pauses_s,
+                    )
                 finally:
                     assoc.release()
             finally:
@@ -710,8 +742,21 @@ def store_files(ep: DimseEndpoint, paths: list[Path]) -> list[str]:
                     f"in one of these transfer syntaxes from AE {ep.calling_ae!r}"
                 )
         for n, ds in enumerate(datasets):
-            since = time.monotonic()
-            status = assoc.send_c_store(ds)
+            status = None
+            for pause in [*ep.retry_pauses_s, None]:
+                since = time.monotonic()
+                status = assoc.send_c_store(ds)
+                code = int(status.Status) if status and "Status" in status else None
+                if code is None or not out_of_resources(code) or pause is None:
+                    break
+                logger.warning(
+                    "%s: the PACS refused the %s result for now (status %s); trying again in %g s",
+                    ep.name,
+                    ds.Modality,
+                    describe(code, "store"),
+                    pause,
+                )
+                time.sleep(pause)
             rest = datasets[n + 1 :]
             if not status or "Status" not in status:  # a DIMSE timeout (pynetdicom aborted) or the PACS aborted
                 state = _push_state(stored, (ds, "not answered"), rest)
@@ -792,6 +837,8 @@ def analyze_dimse_study(
         Unknown study, network or analysis failure (one line naming the PACS).
     """
     check_uid(study_uid)
+    if rules is not None:  # the user's rules say how long to wait for a PACS refusing transiently
+        ep = replace(ep, retry_pauses_s=retry_pauses(rules))
     if not find_study(ep, study_uid):
         raise InputError(f"{ep.name}: study {study_uid} not found (C-FIND); check the Study Instance UID")
     return retrieve_analyze_push(

@@ -34,7 +34,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ from ..errors import InputError, NetlmError, UsageError, only_accepted_flags
 from .common import analyze_retrieved, check_uid
 from .contexts import accept_any_storage_class, add_storage_scp_contexts, release_any_storage_class
 from .dimse import VERIFICATION, DimseEndpoint, storage_handler, store_files
+from .dimse_status import retry_pauses
 
 __all__ = ["ListenerConfig", "StudyListener"]
 
@@ -208,6 +209,8 @@ class StudyListener:
                 )
                 if dest is not None:
                     try:
+                        if self.config.rules is not None:  # its pauses after a transient refusal
+                            dest = replace(dest, retry_pauses_s=retry_pauses(self.config.rules))
                         sent = store_files(dest, result.push_files)
                         line += f"; sent {len(sent)} object(s) to {dest.name}"
                     except NetlmError as exc:  # the outputs are written: say so, and record what was not sent
