@@ -10,6 +10,8 @@ on a free 127.0.0.1 port, answering as hospital PACS do.
   naming the status (0x0107 was taken for a refusal; 0xB007 passed in silence);
 - a push whose SEG is stored and whose SR is refused (0xA900): the line says the SEG is stored (its UID) and
   only the SR is missing (it said 'C-STORE of the SR result refused' only);
+- a study C-MOVE that did not bring the SEG series (0xB000, 20 sent, 1 failed): the SEG series alone is moved
+  again (SERIES level) and the study measured, the series that came logged (it refused the study);
 - a C-FIND ending in a status of pynetdicom's Warning category (0xB000): the answers are used and the
   warning logged (it said 'C-FIND refused'); a Failure (0xA700) stays a refusal.
 
@@ -69,6 +71,9 @@ class _Pacs:
     #: reject a called AE title other than ``PACS`` (a permanent rejection)
     require_called_aet: bool = False
     requests: int = 0
+    #: the modality whose series the first study-level C-MOVE does not send (it ends in 0xB000, 1 failed)
+    withheld_once: str = ""
+    moves: list[tuple[str, str]] = field(default_factory=list)
     max_associations: int = 10
     move_port: int = 0
     stored: list[Any] = field(default_factory=list)
@@ -99,7 +104,7 @@ class _Pacs:
                     r = Dataset()
                     r.QueryRetrieveLevel, r.StudyInstanceUID = "IMAGE", study
                     r.SeriesInstanceUID, r.SOPInstanceUID = ds.SeriesInstanceUID, ds.SOPInstanceUID
-                    r.SOPClassUID = ds.SOPClassUID
+                    r.SOPClassUID, r.Modality = ds.SOPClassUID, ds.Modality
                     yield 0xFF00, r
         elif str(q.StudyInstanceUID) == study:
             r = Dataset()
@@ -123,13 +128,21 @@ class _Pacs:
     def _move(self, event: Any) -> Iterator[Any]:
         from pynetdicom.presentation import build_context
 
+        q = event.identifier
+        series = str(getattr(q, "SeriesInstanceUID", "") or "") if q.QueryRetrieveLevel == "SERIES" else ""
+        self.moves.append((str(q.QueryRetrieveLevel), series))
+        chosen = [ds for ds in self.datasets if not series or str(ds.SeriesInstanceUID) == series]
         syntax = str(self.datasets[0].file_meta.TransferSyntaxUID)
-        contexts = [build_context(sop, syntax) for sop in sorted({str(ds.SOPClassUID) for ds in self.datasets})]
+        contexts = [build_context(sop, syntax) for sop in sorted({str(ds.SOPClassUID) for ds in chosen})]
         yield "127.0.0.1", self.move_port, {"contexts": contexts}
-        yield len(self.datasets)
+        yield len(chosen)
         self._wait("move")
-        for ds in self.datasets:
-            yield 0xFF00, ds
+        withheld, self.withheld_once = (self.withheld_once, "") if not series else ("", self.withheld_once)
+        for ds in chosen:
+            if str(ds.Modality) != withheld:
+                yield 0xFF00, ds
+        if withheld:  # the series it could not send this time: some sub-operations failed
+            yield 0xB000, None
 
     def _store(self, event: Any) -> int:
         from pynetdicom.status import code_to_category
@@ -403,3 +416,20 @@ def test_negative_retry_pauses_are_refused_naming_the_key(tmp_path: Path) -> Non
 
     with pytest.raises(InputError, match=r"'pacs.transient_retry_pauses_s' must list pauses in seconds >= 0"):
         load_rules(_pauses(tmp_path, [1.0, -2.0]))
+
+
+def test_a_cmove_missing_one_series_moves_that_series_again_only(study: dict, tmp_path: Path, capsys, caplog) -> None:
+    move_port, out = _free_port(), tmp_path / "out"
+    seg = next(ds for ds in study["datasets"] if ds.Modality == "SEG")
+    extra = ["--retrieve", "move", "--port", str(move_port), "--bind", "127.0.0.1", "--out", str(out)]
+    with (
+        caplog.at_level(logging.WARNING, logger="netlm_imaging"),
+        _Pacs(study["datasets"], move_port=move_port, withheld_once="SEG") as pacs,
+    ):
+        assert main(_pacs_args(pacs, study, *extra)) == 0, capsys.readouterr().err
+    assert pacs.moves == [("STUDY", ""), ("SERIES", str(seg.SeriesInstanceUID))]  # not the 20 CT slices again
+    warned = [r.getMessage() for r in caplog.records if "asked again series by series" in r.getMessage()]
+    assert len(warned) == 1, warned
+    assert f"the C-MOVE of study {study['study_uid']} was incomplete" in warned[0]
+    assert f"series {seg.SeriesInstanceUID} (SEG): 1 of 1 instance(s) came" in warned[0]
+    _check_outputs(out, study)

@@ -37,10 +37,10 @@ from .contexts import (
     accept_any_storage_class,
     add_storage_scp_contexts,
     get_contexts,
-    measured_classes,
     release_any_storage_class,
     storage_classes,
 )
+from .dimse_series import retrieve_missing_series
 from .dimse_status import Transient, category, describe, out_of_resources, retry_pauses, with_retries
 
 __all__ = [
@@ -468,9 +468,10 @@ def retrieve_study(
     folder : path-like
         Destination (one ``<SOPInstanceUID>.dcm`` per instance, written as it arrives).
     method : {"get", "move"}
-        C-GET on the query association, or C-MOVE with our AE title as destination. A C-GET whose
-        sub-operations failed asks again series by series for what did not arrive; instances still missing
-        are accepted (with a warning) only when none is of a measured class (images, SEG, RTSTRUCT).
+        C-GET on the query association, or C-MOVE with our AE title as destination. A C-GET / C-MOVE whose
+        sub-operations failed asks again series by series (SERIES level) for what did not arrive; instances
+        still missing are accepted (with a warning) only when none is of a measured class (images, SEG,
+        RTSTRUCT).
     move_port : int, optional
         Port of the local C-STORE SCP for C-MOVE (required with ``"move"``).
     bind : str
@@ -526,8 +527,16 @@ def retrieve_study(
                     ),
                     ep.retry_pauses_s,
                 )
-            except _Incomplete as exc:
-                _get_missing_series(assoc, ep, study_uid, arrived(), exc, arrived)
+            except _Incomplete as exc:  # ask again for the series that did not come, one by one
+                retrieve_missing_series(
+                    ep.name,
+                    study_uid,
+                    "get",
+                    exc,
+                    arrived,
+                    _finder(assoc),
+                    lambda series: assoc.send_c_get(_series_query(study_uid, series), GET),
+                )
         finally:
             assoc.release()
     elif method == "move":
@@ -535,6 +544,7 @@ def retrieve_study(
             raise UsageError("--retrieve move needs --port (where our C-STORE SCP listens for the PACS)")
         add_storage_scp_contexts(ae)  # our SCP takes whatever the study holds, as stored
         ae.add_requested_context(MOVE)
+        ae.add_requested_context(FIND)  # to list what a C-MOVE with failed sub-operations did not bring
         called_back = threading.Event()  # the PACS opened an association to our SCP: it knows where we are
         scp_handlers = [(evt.EVT_C_STORE, handler), (evt.EVT_REQUESTED, lambda event: called_back.set())]
         accept_any_storage_class()  # private classes too (Siemens CSA Non-Image): Orthanc fails the move else
@@ -561,6 +571,16 @@ def retrieve_study(
                         ),
                         ep.retry_pauses_s,
                     )
+                except _Incomplete as exc:  # ask again for the series that did not come, not the whole study
+                    retrieve_missing_series(
+                        ep.name,
+                        study_uid,
+                        "move",
+                        exc,
+                        arrived,
+                        _finder(assoc),
+                        lambda series: assoc.send_c_move(_series_query(study_uid, series), ep.move_destination, MOVE),
+                    )
                 finally:
                     assoc.release()
             finally:
@@ -575,68 +595,17 @@ def retrieve_study(
     return sorted(set(written))  # a series asked again may bring an instance twice
 
 
-def _study_instances(assoc: Any, study_uid: str) -> dict[str, tuple[str, str]] | None:
-    """C-FIND (IMAGE level) of the study's instances: SOP Instance UID -> (Series Instance UID, SOP Class UID);
-    None when the PACS does not answer the query in full."""
+def _finder(assoc: Any) -> Callable[[Any], Iterable[tuple[Any, Any]]] | None:
+    """``find(identifier)``: a Study Root C-FIND on ``assoc``; None when the PACS accepted no C-FIND context."""
     if not any(str(cx.abstract_syntax) == FIND for cx in assoc.accepted_contexts):
         return None
-    q = _query(study_uid, "IMAGE")
-    q.SeriesInstanceUID = q.SOPInstanceUID = q.SOPClassUID = ""
-    listing: dict[str, tuple[str, str]] = {}
-    for status, ident in assoc.send_c_find(q, FIND):
-        code = int(status.Status) if status and "Status" in status else -1
-        if code in (0xFF00, 0xFF01) and ident is not None:
-            sop = str(getattr(ident, "SOPInstanceUID", "") or "")
-            if sop:
-                listing[sop] = (
-                    str(getattr(ident, "SeriesInstanceUID", "") or ""),
-                    str(getattr(ident, "SOPClassUID", "") or ""),
-                )
-        elif code != 0x0000 and category(code) != "Warning":
-            return None
-    return listing
+    return lambda q: assoc.send_c_find(q, FIND)
 
 
-def _get_missing_series(
-    assoc: Any,
-    ep: DimseEndpoint,
-    study_uid: str,
-    have: set[str],
-    incomplete: InputError,
-    received: Callable[[], set[str]],
-) -> None:
-    """After a study C-GET with failed sub-operations: C-GET again, series by series, those holding instances
-    that did not arrive (a PACS may stop the study at its first failure: Orthanc does), then accept what is
-    still missing only when none of it is measured (a screenshot stored in a syntax the PACS cannot send us,
-    raw data): it is named in a warning. Otherwise ``incomplete`` is raised.
-    """
-    from pydicom.uid import UID
-
-    listing = _study_instances(assoc, study_uid)
-    if not listing:
-        raise incomplete
-    missing = {sop: v for sop, v in listing.items() if sop not in have}
-    for series in sorted({s for s, _ in missing.values() if s}):
-        q = _query(study_uid, "SERIES")
-        q.SeriesInstanceUID = series
-        for status, _ in assoc.send_c_get(q, GET):
-            if not status or "Status" not in status:
-                raise incomplete
-    arrived = received()
-    still = {sop: v for sop, v in missing.items() if sop not in arrived}
-    measured = set(measured_classes())
-    if not missing or any(cls in measured or not cls for _, cls in still.values()):
-        raise incomplete
-    if still:
-        classes = sorted({cls for _, cls in still.values()})
-        logger.warning(
-            "%s: %d instance(s) of study %s not retrieved (%s): the PACS could not send them on our C-GET (a SOP "
-            "class or transfer syntax not offered); nothing measured is in them (--retrieve move takes every one)",
-            ep.name,
-            len(still),
-            study_uid,
-            ", ".join(UID(c).name for c in classes),
-        )
+def _series_query(study_uid: str, series_uid: str) -> Any:
+    q = _query(study_uid, "SERIES")
+    q.SeriesInstanceUID = series_uid
+    return q
 
 
 def _held(assoc: Any, ds: Any) -> bool | None:
