@@ -8,6 +8,7 @@ datasets are passed in).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
@@ -221,19 +222,23 @@ def _refuse_two_segmentations(segs: Sequence[str], layers: Sequence[MaskLayer]) 
     from .formats import file_format
     from .loader import parse_seg_argument
 
-    complete: list[tuple[str, Volume, np.ndarray, np.ndarray]] = []
+    maps = []
     for s in dict.fromkeys(segs):
-        role, path = parse_seg_argument(s)
-        if role is not None or file_format(path) is None:  # ROLE=PATH masks, DICOM SEG / RTSTRUCT
-            continue
-        mine = [la for la in layers if la.source == str(path) and not la.mask.meta.get("named_mask")]
+        role, file = parse_seg_argument(s)
+        if role is None and file_format(file) is not None:  # not ROLE=PATH masks, not DICOM SEG / RTSTRUCT
+            maps.append(str(file))
+    if len(maps) < 2:  # the common case: no mask is looked at
+        return
+    complete: list[tuple[str, Volume, np.ndarray, np.ndarray]] = []
+    for path in maps:
+        mine = [la for la in layers if la.source == path and not la.mask.meta.get("named_mask")]
         liver = [la.binary() for la in mine if la.role == "liver"]
         lesion = [la.binary() for la in mine if la.role == "lesion"]
         if not liver or not lesion:
             continue
-        liver_mask, lesion_mask = np.logical_or.reduce(liver), np.logical_or.reduce(lesion)
+        liver_mask, lesion_mask = functools.reduce(np.logical_or, liver), functools.reduce(np.logical_or, lesion)
         if lesion_mask.any() and not np.array_equal(liver_mask, lesion_mask):
-            complete.append((str(path), next(la.mask for la in mine if la.role == "liver"), liver_mask, lesion_mask))
+            complete.append((path, next(la.mask for la in mine if la.role == "liver"), liver_mask, lesion_mask))
     if len(complete) < 2:
         return
     first = complete[0]
