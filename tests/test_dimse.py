@@ -125,6 +125,25 @@ def test_pacs_dimse_cmove_to_our_scp(pacs: dict, tmp_path: Path, capsys) -> None
     assert got["liver_volume_ml"] == pytest.approx(pacs["truth"]["liver_volume_ml"], rel=1e-4)
 
 
+def test_an_unknown_move_destination_falls_back_to_cget(pacs: dict, tmp_path: Path, capsys, caplog) -> None:
+    """C-MOVE to an AE title Orthanc does not know: refused before sending anything, so the study comes by
+    C-GET instead (logged), and is measured."""
+    import logging
+
+    server = pacs["server"]
+    args = ["pacs", "--dimse", _address(server), "--called-ae", "ORTHANC", "--calling-ae", "NETLM"]
+    args += ["--retrieve", "move", "--port", str(_free_port()), "--move-ae", "NOBODY", "--bind", "127.0.0.1"]
+    with caplog.at_level(logging.WARNING, logger="netlm_imaging"):
+        code = main([*args, "--study", pacs["study_uid"], "--out", str(tmp_path / "out"), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    warned = [r.getMessage() for r in caplog.records if "instead" in r.getMessage()]
+    assert len(warned) == 1, warned
+    assert "'NOBODY' is not registered in the PACS as a move destination" in warned[0]
+    assert warned[0].endswith("; retrieving the study with C-GET instead")
+    got = read_sr_measurements(tmp_path / "out" / "report_sr.dcm")
+    assert got["liver_volume_ml"] == pytest.approx(pacs["truth"]["liver_volume_ml"], rel=1e-4)
+
+
 def test_pacs_dimse_refusals(pacs: dict, tmp_path: Path, capsys) -> None:
     server = pacs["server"]
     base = ["pacs", "--dimse", _address(server), "--calling-ae", "NETLM", "--quiet"]

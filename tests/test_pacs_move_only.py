@@ -9,6 +9,7 @@ truth (voxel counts of tests/test_sr.py's study).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,6 +65,21 @@ def test_cget_refused_says_to_use_cmove(pacs: dict, tmp_path: Path, capsys) -> N
         assert not (tmp_path / "out").exists()
 
 
+def test_a_refused_cget_falls_back_to_cmove_when_a_port_is_given(pacs: dict, tmp_path: Path, capsys, caplog) -> None:
+    """The default C-GET is refused (AllowGet false); with --port the C-MOVE is tried instead, logged."""
+    extra = ("--calling-ae", "NETLM", "--port", str(pacs["move_port"]), "--bind", "127.0.0.1")
+    with caplog.at_level(logging.WARNING, logger="netlm_imaging"):
+        code, err = _run(pacs, tmp_path, capsys, *extra)
+    assert code == 0, err
+    warned = [r.getMessage() for r in caplog.records if "instead" in r.getMessage()]
+    assert len(warned) == 1, warned
+    assert "does not allow C-GET for AE 'NETLM'" in warned[0]
+    assert warned[0].endswith("; retrieving the study with C-MOVE instead")
+    got = read_sr_measurements(tmp_path / "out" / "report_sr.dcm")
+    for key in ("liver_volume_ml", "tumor_volume_ml", "involvement_percent"):
+        assert got[key] == pytest.approx(pacs["truth"][key], rel=1e-4), key
+
+
 def test_cmove_to_an_unregistered_ae_title_says_so_and_how_to_register_it(pacs: dict, tmp_path: Path, capsys) -> None:
     port = _free_port()
     code, err = _run(pacs, tmp_path, capsys, "--calling-ae", "VISITOR", "--retrieve", "move", "--port", str(port))
@@ -72,6 +88,7 @@ def test_cmove_to_an_unregistered_ae_title_says_so_and_how_to_register_it(pacs: 
     assert "'VISITOR' is not registered in the PACS as a move destination" in err
     assert f'DicomModalities, e.g. "VISITOR": ["VISITOR", "<this host>", {port}]' in err
     assert "--calling-ae" in err
+    assert "; C-GET instead: the PACS gave no answer to the C-GET" in err  # the fallback was refused too
     assert len(err.strip().splitlines()) == 1
 
 

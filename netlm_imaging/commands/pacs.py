@@ -31,7 +31,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="get",
         help="with --dimse: C-GET (default) or C-MOVE to our C-STORE SCP on --port",
     )
-    p.add_argument("--port", type=int, help="with --retrieve move: port our C-STORE SCP listens on")
+    p.add_argument(
+        "--port",
+        type=int,
+        help="with --retrieve move: port our C-STORE SCP listens on; with --retrieve get: where a C-MOVE is "
+        "received when the PACS refuses the C-GET (then tried instead)",
+    )
     p.add_argument(
         "--move-ae",
         metavar="AE",

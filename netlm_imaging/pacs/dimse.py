@@ -356,6 +356,12 @@ class _Incomplete(InputError):
     """A C-GET / C-MOVE whose sub-operations failed (some instances did not arrive)."""
 
 
+class _Refused(InputError):
+    """The PACS refused the C-GET / C-MOVE itself, before sending anything: no presentation context for it, an
+    answer ending it without an instance, a refusal status, an unknown move destination. The other retrieval
+    may work."""
+
+
 def _check_retrieve_status(
     statuses: Iterable[tuple[Any, Any]],
     ep: DimseEndpoint,
@@ -388,13 +394,15 @@ def _check_retrieve_status(
         if int(status.Status) not in (0xFF00, 0xFF01):
             break
     if final is None:
+        nothing = received is None or received()[0] == 0
+        error = _Refused if nothing else InputError
         if method == "get":
-            raise InputError(
+            raise error(
                 f"{ep.name}: the PACS gave no answer to the {what} (it ended or aborted it): it does not allow "
                 f"C-GET for AE {ep.calling_ae!r} (many PACS allow only C-MOVE); retry with --retrieve move --port P, "
                 f"the PACS knowing AE {ep.calling_ae!r} at this computer's address and port P"
             )
-        raise InputError(
+        raise error(
             f"{ep.name}: the PACS gave no answer to the {what} (it ended or aborted it): check that it allows "
             f"C-MOVE for AE {ep.calling_ae!r} and the PACS log"
         )
@@ -411,7 +419,7 @@ def _check_retrieve_status(
             "it; check the PACS log"
         )
     if method == "move" and (code == 0xA801 or nothing_sent):
-        raise InputError(
+        raise _Refused(
             f"{ep.name}: the PACS refused to send study {study_uid} to AE {ep.move_destination!r} ({what}: {counts}): "
             f"{ep.move_destination!r} is not registered in the PACS as a move destination (or not at this host and "
             f"port); {_move_destination_help(ep, move_port)}"
@@ -436,16 +444,18 @@ def _check_retrieve_status(
             "failed reading or sending the next one; the study would be measured without the rest; check the "
             "PACS log"
         )
-    raise InputError(
+    raise _Refused(
         f"{ep.name}: {what} refused ({counts}); check that the PACS allows C-{method.upper()} for AE "
         f"{ep.calling_ae!r} and the PACS log"
     )
 
 
-def _require_context(assoc: Any, sop: str, ep: DimseEndpoint, what: str, fix: str) -> None:
+def _require_context(
+    assoc: Any, sop: str, ep: DimseEndpoint, what: str, fix: str, error: type[InputError] = InputError
+) -> None:
     if not any(str(cx.abstract_syntax) == sop for cx in assoc.accepted_contexts):
         assoc.release()
-        raise InputError(f"{ep.name}: the PACS does not accept {what} from AE {ep.calling_ae!r}; {fix}")
+        raise error(f"{ep.name}: the PACS does not accept {what} from AE {ep.calling_ae!r}; {fix}")
 
 
 def retrieve_study(
@@ -468,7 +478,9 @@ def retrieve_study(
     folder : path-like
         Destination (one ``<SOPInstanceUID>.dcm`` per instance, written as it arrives).
     method : {"get", "move"}
-        C-GET on the query association, or C-MOVE with our AE title as destination. A C-GET / C-MOVE whose
+        C-GET on the query association, or C-MOVE with our AE title as destination. When the PACS refuses
+        one before sending anything (no presentation context for it, a refusal, an unknown move destination),
+        the other is tried, logged: C-MOVE only when ``move_port`` says where to receive it. A C-GET / C-MOVE whose
         sub-operations failed asks again series by series (SERIES level) for what did not arrive; instances
         still missing are accepted (with a warning) only when none is of a measured class (images, SEG,
         RTSTRUCT).
@@ -487,10 +499,28 @@ def retrieve_study(
     InputError
         No association, a refused or failed retrieval, or no instance received.
     """
+    check_uid(study_uid)
+    if method not in ("get", "move"):
+        raise UsageError(f"--retrieve {method}: use get or move")
+    if method == "move" and move_port is None:
+        raise UsageError("--retrieve move needs --port (where our C-STORE SCP listens for the PACS)")
+    try:
+        return _retrieve(ep, study_uid, Path(folder), method, move_port, bind)
+    except _Refused as refused:
+        other = "move" if method == "get" else "get"
+        if other == "move" and move_port is None:  # nowhere to receive a C-MOVE: the user says where (--port)
+            raise
+        logger.warning("%s; retrieving the study with C-%s instead", refused, other.upper())
+        try:
+            return _retrieve(ep, study_uid, Path(folder), other, move_port, bind)
+        except InputError as exc:
+            raise InputError(f"{refused}; C-{other.upper()} instead: {str(exc).removeprefix(ep.name + ': ')}") from None
+
+
+def _retrieve(ep: DimseEndpoint, study_uid: str, out: Path, method: str, port: int | None, bind: str) -> list[Path]:
+    """One C-GET or C-MOVE of the study into ``out`` (see :func:`retrieve_study`)."""
     from pynetdicom import build_role, evt
 
-    check_uid(study_uid)
-    out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     lock = threading.Lock()
@@ -518,7 +548,7 @@ def retrieve_study(
         roles = [build_role(sop, scp_role=True) for sop in storage_classes()]
         ae.add_requested_context(FIND)  # to list what a C-GET with failed sub-operations did not bring
         assoc = _associate(ae, ep, ext_neg=roles, evt_handlers=[(evt.EVT_C_STORE, handler)])
-        _require_context(assoc, GET, ep, "C-GET", "retry with --retrieve move --port P")
+        _require_context(assoc, GET, ep, "C-GET", "retry with --retrieve move --port P", _Refused)
         try:
             try:
                 with_retries(
@@ -539,9 +569,8 @@ def retrieve_study(
                 )
         finally:
             assoc.release()
-    elif method == "move":
-        if move_port is None:
-            raise UsageError("--retrieve move needs --port (where our C-STORE SCP listens for the PACS)")
+    else:
+        assert port is not None  # checked by retrieve_study
         add_storage_scp_contexts(ae)  # our SCP takes whatever the study holds, as stored
         ae.add_requested_context(MOVE)
         ae.add_requested_context(FIND)  # to list what a C-MOVE with failed sub-operations did not bring
@@ -550,14 +579,12 @@ def retrieve_study(
         accept_any_storage_class()  # private classes too (Siemens CSA Non-Image): Orthanc fails the move else
         try:
             try:
-                server = ae.start_server((bind, move_port), block=False, evt_handlers=scp_handlers)
+                server = ae.start_server((bind, port), block=False, evt_handlers=scp_handlers)
             except OSError as exc:
-                raise InputError(
-                    f"--port {move_port}: cannot listen for the C-MOVE ({exc}); choose a free port"
-                ) from None
+                raise InputError(f"--port {port}: cannot listen for the C-MOVE ({exc}); choose a free port") from None
             try:
                 assoc = _associate(ae, ep)
-                _require_context(assoc, MOVE, ep, "C-MOVE", "retry with --retrieve get")
+                _require_context(assoc, MOVE, ep, "C-MOVE", "retry with --retrieve get", _Refused)
                 try:
                     with_retries(
                         lambda: _check_retrieve_status(
@@ -565,7 +592,7 @@ def retrieve_study(
                             ep,
                             study_uid,
                             "move",
-                            move_port,
+                            port,
                             received,
                             called_back.is_set,
                         ),
@@ -587,8 +614,6 @@ def retrieve_study(
                 server.shutdown()
         finally:
             release_any_storage_class()
-    else:
-        raise UsageError(f"--retrieve {method}: use get or move")
     if not written:
         raise InputError(f"{ep.name}: study {study_uid} sent no instance; check the Study Instance UID")
     logger.info("retrieved %d instances of study %s from %s (C-%s)", len(written), study_uid, ep.name, method.upper())
