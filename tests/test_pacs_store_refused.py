@@ -93,8 +93,8 @@ def test_a_discarded_seg_is_an_error_and_the_local_outputs_are_kept(
     assert "answered success to the" in err
     assert "of the SEG result" in err
     assert "does not hold it" in err
-    if how == "dimse":  # what is stored is said: the SR came through
-        assert re.search(r"; SR stored \([0-9.]+\) and held: only the SEG is missing", err), err
+    # what is stored is said: the SR came through
+    assert re.search(r"; SR stored \([0-9.]+\) and held: only the SEG is missing", err), err
     assert f"the local outputs are kept in {out}" in err
     assert len(err.strip().splitlines()) == 1
     assert filtering.password not in err

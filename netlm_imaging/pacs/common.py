@@ -28,7 +28,9 @@ __all__ = [
     "analyze_retrieved",
     "check_timeout",
     "check_uid",
+    "modalities_are",
     "not_held_error",
+    "push_state",
     "redact_url",
     "retrieve_analyze_push",
 ]
@@ -106,6 +108,51 @@ def not_held_error(where: str, how: str, modality: str, sop_instance_uid: str) -
         f"not hold it {waited:g} s later: a rule of the PACS discards it (Orthanc: a ReceivedInstanceFilter), or "
         "it is still indexing; check the PACS log"
     )
+
+
+def modalities_are(datasets: list[Any]) -> str:
+    """The results' modalities with ``is`` / ``are``, for a message.
+
+    Parameters
+    ----------
+    datasets : list of Dataset
+        The results (each with a ``Modality``).
+
+    Returns
+    -------
+    str
+        E.g. ``SR is`` or ``SEG and SR are``.
+    """
+    mods = [str(ds.Modality) for ds in datasets]
+    return (" and ".join(mods)) + (" is" if len(mods) == 1 else " are")
+
+
+def push_state(stored: list[Any], failed: tuple[Any, str] | None, rest: list[Any]) -> str:
+    """What a push left in the PACS, for the message of a push that failed half-way.
+
+    Parameters
+    ----------
+    stored : list of Dataset
+        The results the PACS stored.
+    failed : (Dataset, str) or None
+        The result that failed and how (``refused with 0xA700 (...)``, ``not answered``).
+    rest : list of Dataset
+        The results not sent.
+
+    Returns
+    -------
+    str
+        E.g. ``SEG stored (UID), SR refused with 0xA700 (...): only the SR is missing in the PACS``.
+    """
+    parts = [f"{ds.Modality} stored ({ds.SOPInstanceUID})" for ds in stored]
+    if failed is not None:
+        parts.append(f"{failed[0].Modality} {failed[1]}")
+    parts += [f"{ds.Modality} not sent" for ds in rest]
+    missing = ([failed[0]] if failed is not None else []) + rest
+    if not missing:
+        return ", ".join(parts)
+    said = "nothing is stored in the PACS" if not stored else f"only the {modalities_are(missing)} missing in the PACS"
+    return f"{', '.join(parts)}: {said}"
 
 
 def redact_url(url: str) -> str:

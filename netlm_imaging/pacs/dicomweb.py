@@ -41,7 +41,9 @@ from .common import (
     PacsResult,
     check_timeout,
     check_uid,
+    modalities_are,
     not_held_error,
+    push_state,
     redact_url,
     retrieve_analyze_push,
 )
@@ -445,9 +447,13 @@ def store_files(client: Any, paths: list[Path]) -> list[str]:
             f"{url}: the PACS refused the {modality.get(uid, 'result')} object {uid} (STOW-RS failure reason "
             f"{'unknown' if reason is None else f'0x{int(reason):04X}'}); check the PACS log"
         )
-    for ds in datasets:
-        if _held(client, ds) is False:
-            raise not_held_error(url, "STOW-RS", str(ds.Modality), str(ds.SOPInstanceUID))
+    gone = [ds for ds in datasets if _held(client, ds) is False]
+    if gone:
+        err = not_held_error(url, "STOW-RS", str(gone[0].Modality), str(gone[0].SOPInstanceUID))
+        kept = [ds for ds in datasets if all(ds is not g for g in gone)]
+        if kept:
+            err.args = (f"{err}; {push_state(kept, None, [])} and held: only the {modalities_are(gone)} missing",)
+        raise err
     uids = [str(ds.SOPInstanceUID) for ds in datasets]
     logger.info("stored %d result objects", len(uids))
     return uids

@@ -32,7 +32,16 @@ from typing import Any
 
 from ..atomic import atomic_write_bytes
 from ..errors import InputError, UsageError
-from .common import HELD_RETRY_PAUSES_S, PacsResult, check_timeout, check_uid, not_held_error, retrieve_analyze_push
+from .common import (
+    HELD_RETRY_PAUSES_S,
+    PacsResult,
+    check_timeout,
+    check_uid,
+    modalities_are,
+    not_held_error,
+    push_state,
+    retrieve_analyze_push,
+)
 from .contexts import (
     accept_any_storage_class,
     add_storage_scp_contexts,
@@ -674,26 +683,6 @@ _STORE_WARNINGS = {
 }
 
 
-def _names(datasets: list[Any]) -> str:
-    """``SR`` / ``SEG and SR`` (the results' modalities), with ``is`` / ``are``."""
-    mods = [str(ds.Modality) for ds in datasets]
-    return (" and ".join(mods)) + (" is" if len(mods) == 1 else " are")
-
-
-def _push_state(stored: list[Any], failed: tuple[Any, str] | None, rest: list[Any]) -> str:
-    """What a push left in the PACS, e.g. ``SEG stored (UID), SR refused with 0xA700 (...), only the SR is missing
-    in the PACS``: ``failed`` is the result that failed and how (``refused with ...``, ``not answered``)."""
-    parts = [f"{ds.Modality} stored ({ds.SOPInstanceUID})" for ds in stored]
-    if failed is not None:
-        parts.append(f"{failed[0].Modality} {failed[1]}")
-    parts += [f"{ds.Modality} not sent" for ds in rest]
-    missing = ([failed[0]] if failed is not None else []) + rest
-    if not missing:
-        return ", ".join(parts)
-    said = "nothing is stored in the PACS" if not stored else f"only the {_names(missing)} missing in the PACS"
-    return f"{', '.join(parts)}: {said}"
-
-
 def store_files(ep: DimseEndpoint, paths: list[Path]) -> list[str]:
     """C-STORE files (the SR and SEG) to ``ep``; returns the stored SOP Instance UIDs.
 
@@ -753,7 +742,7 @@ def store_files(ep: DimseEndpoint, paths: list[Path]) -> list[str]:
                 time.sleep(pause)
             rest = datasets[n + 1 :]
             if not status or "Status" not in status:  # a DIMSE timeout (pynetdicom aborted) or the PACS aborted
-                state = _push_state(stored, (ds, "not answered"), rest)
+                state = push_state(stored, (ds, "not answered"), rest)
                 if _silent(ep, since):
                     raise _timeout_error(ep, f"C-STORE of the {ds.Modality} result", f" ({state})")
                 raise InputError(
@@ -770,7 +759,7 @@ def store_files(ep: DimseEndpoint, paths: list[Path]) -> list[str]:
                     _STORE_WARNINGS.get(code, "a warning of the PACS"),
                 )
             elif code != 0x0000:
-                state = _push_state(stored, (ds, "refused with " + describe(code, "store")), rest)
+                state = push_state(stored, (ds, "refused with " + describe(code, "store")), rest)
                 raise InputError(
                     f"{ep.name}: C-STORE of the results: {state}; check the PACS log and that it accepts storage "
                     f"from AE {ep.calling_ae!r}"
@@ -781,7 +770,7 @@ def store_files(ep: DimseEndpoint, paths: list[Path]) -> list[str]:
             err = not_held_error(ep.name, "C-STORE", str(gone[0].Modality), str(gone[0].SOPInstanceUID))
             kept = [ds for ds in datasets if all(ds is not g for g in gone)]
             if kept:
-                err.args = (f"{err}; {_push_state(kept, None, [])} and held: only the {_names(gone)} missing",)
+                err.args = (f"{err}; {push_state(kept, None, [])} and held: only the {modalities_are(gone)} missing",)
             raise err
     finally:
         assoc.release()
