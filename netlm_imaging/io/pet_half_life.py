@@ -70,7 +70,7 @@ def resolve_half_life(
     info : pydicom.Dataset
         The Radiopharmaceutical Information Sequence item.
     nuclide : str or None
-        The radionuclide the header names (:func:`~netlm_imaging.io.suv.identify_nuclide`).
+        The radionuclide the header names (:func:`~netlm_imaging.io.pet_nuclide.identify_nuclide`).
     limits : mapping
         Validated ``pet_plausibility`` (``half_life_warn_fraction``, ``half_life_refuse_fraction``).
     source : str
