@@ -34,6 +34,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "e.g. 'hcc|nodule=lesion'",
     )
     p.add_argument("--out", default=".", help="output folder for report.json (default: current folder)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the outputs of another study found in --out (a re-run of the same study always replaces its own)",
+    )
     p.add_argument("--json", dest="json_out", metavar="-", help="'-' prints the report JSON to stdout instead")
     p.add_argument("--clinical", help="clinical sidecar (JSON or TOML): symptoms, grade, height, weight, ...")
     p.add_argument("--rules", help="rules file (TOML/JSON) overriding the default clinical rules")
@@ -249,7 +254,9 @@ def _analyze(args: argparse.Namespace, opts: Any) -> int:
     from ..report.outputs import OutputSet, write_outputs
 
     outputs = OutputSet.study(html=args.html, sr=args.sr, seg=args.seg_out, html_budget_mb=args.html_budget_mb)
-    written = write_outputs(report, ctx, Path(args.out), outputs, include_identifiers=opts.include_identifiers)
+    written = write_outputs(
+        report, ctx, Path(args.out), outputs, include_identifiers=opts.include_identifiers, overwrite=args.overwrite
+    )
     if not args.quiet:
         print(report.summary(include_warnings=False))
         print("")

@@ -56,6 +56,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "studies from its archive",
     )
     p.add_argument("--out", metavar="DIR", help="also write report.json, report_sr.dcm and derived_seg.dcm to DIR")
+    p.add_argument("--overwrite", action="store_true", help="replace the outputs of another study found in --out")
     p.add_argument("--seg-out", action="store_true", help="(kept for compatibility: the SEG always comes with the SR)")
     p.add_argument(
         "--pacs-config",
@@ -96,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
             labels=args.labels,
             rules=args.rules,
             options=opts,
+            overwrite=args.overwrite,
         )
     else:
         from ..pacs.dicomweb import analyze_pacs_study, load_credentials
@@ -113,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
             rules=args.rules,
             options=opts,
             timeout_s=args.timeout,
+            overwrite=args.overwrite,
         )
     if not args.quiet:
         print(result.report.summary())

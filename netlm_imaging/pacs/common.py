@@ -197,6 +197,7 @@ def analyze_retrieved(
     labels: str | None = None,
     rules: str | None = None,
     options: Any = None,
+    overwrite: bool = False,
     when_incomplete: str = "retrieve the study again once the PACS holds all of it",
 ) -> PacsResult:
     """Analyse a retrieved study folder and write its outputs.
@@ -215,6 +216,8 @@ def analyze_retrieved(
         Write the SR / SEG in ``out_dir`` (they are always built for ``push_dir``).
     labels, rules, options
         As for :func:`netlm_imaging.api.analyze_with_context`.
+    overwrite : bool
+        Replace another study's outputs found in ``out_dir`` (off: refused, exit 3).
     when_incomplete : str
         What to do when the analysis fails and a segmentation names images the
         folder does not hold (added to the error, which then says so first).
@@ -247,7 +250,9 @@ def analyze_retrieved(
     include_ids = bool(getattr(options, "include_identifiers", False))
     if out_dir is not None:
         local = OutputSet.study(sr=dicom_outputs)
-        result.written.extend(write_outputs(report, ctx, Path(out_dir), local, include_identifiers=include_ids))
+        result.written.extend(
+            write_outputs(report, ctx, Path(out_dir), local, include_identifiers=include_ids, overwrite=overwrite)
+        )
     if push_dir is not None:
         push = OutputSet(json=None, seg="push_seg.dcm", sr="push_sr.dcm")
         # with identifiers: the PACS files them with the study they came from
@@ -265,6 +270,7 @@ def retrieve_analyze_push(
     labels: str | None = None,
     rules: str | None = None,
     options: Any = None,
+    overwrite: bool = False,
 ) -> PacsResult:
     """Retrieve a study into a temporary folder, analyse it, write outputs, and store SR + SEG back.
 
@@ -276,7 +282,7 @@ def retrieve_analyze_push(
         ``store(paths)`` sends the SR and SEG to the PACS; returns the stored SOP Instance UIDs.
     source : str
         The study's name in the report (no secrets).
-    out_dir, labels, rules, options
+    out_dir, labels, rules, options, overwrite
         As for :func:`analyze_retrieved`.
     push : bool
         Call ``store`` with the SR and SEG carrying the source Patient / Study modules.
@@ -298,6 +304,7 @@ def retrieve_analyze_push(
                 labels=labels,
                 rules=rules,
                 options=options,
+                overwrite=overwrite,
             )
         except NetlmError as exc:  # name the PACS study, not the temporary folder that is about to be removed
             exc.args = tuple(str(a).replace(str(study_dir), source) for a in exc.args)

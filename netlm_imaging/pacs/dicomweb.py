@@ -471,6 +471,7 @@ def analyze_pacs_study(
     rules: str | None = None,
     options: Any = None,
     timeout_s: float = 60.0,
+    overwrite: bool = False,
 ) -> PacsResult:
     """Retrieve a study (WADO-RS), analyse it, write outputs, optionally store SR + SEG back (STOW-RS).
 
@@ -497,6 +498,8 @@ def analyze_pacs_study(
         Analysis options (``include_identifiers`` also applies to local SR/SEG copies).
     timeout_s : float
         Seconds to wait for each answer of the server (``--timeout``).
+    overwrite : bool
+        Replace another study's outputs found in ``out_dir`` (off: refused, exit 3).
 
     Returns
     -------
@@ -516,4 +519,5 @@ def analyze_pacs_study(
         labels=labels,
         rules=rules,
         options=options,
+        overwrite=overwrite,
     )

@@ -791,6 +791,7 @@ def analyze_dimse_study(
     labels: str | None = None,
     rules: str | None = None,
     options: Any = None,
+    overwrite: bool = False,
 ) -> PacsResult:
     """C-FIND, retrieve (C-GET / C-MOVE), analyse, write outputs, optionally C-STORE SR + SEG back.
 
@@ -809,6 +810,8 @@ def analyze_dimse_study(
         As for :func:`retrieve_study`.
     labels, rules, options
         As for :func:`netlm_imaging.api.analyze_with_context`.
+    overwrite : bool
+        Replace another study's outputs found in ``out_dir`` (off: refused, exit 3).
 
     Returns
     -------
@@ -833,4 +836,5 @@ def analyze_dimse_study(
         labels=labels,
         rules=rules,
         options=options,
+        overwrite=overwrite,
     )

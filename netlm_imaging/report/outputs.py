@@ -215,7 +215,13 @@ def _unstage(staged: list[tuple[Path, Path]]) -> None:
 
 
 def write_outputs(
-    report: Any, ctx: Any, out_dir: str | os.PathLike[str], outputs: OutputSet, *, include_identifiers: bool = False
+    report: Any,
+    ctx: Any,
+    out_dir: str | os.PathLike[str],
+    outputs: OutputSet,
+    *,
+    include_identifiers: bool = False,
+    overwrite: bool = False,
 ) -> list[Path]:
     """Write the requested set of outputs of one study, all or none.
 
@@ -236,6 +242,10 @@ def write_outputs(
         Which files, under which names.
     include_identifiers : bool
         Copy patient identifiers into the SR / SEG (off by default).
+    overwrite : bool
+        Replace the outputs of another study found in a study's folder (``OutputSet.study``);
+        off: refused (:func:`netlm_imaging.report.ownership.check_same_study`), nothing written.
+        The outputs of the same study are always replaced.
 
     Returns
     -------
@@ -281,6 +291,15 @@ def write_outputs(
         if isinstance(exc, OSError):  # e.g. creating reports/ on a full or read-only disk
             raise output_error(out, exc) from None
         raise
+    if outputs.family and not overwrite:  # one study's folder: not another study's outputs
+        from .ownership import check_same_study
+
+        try:
+            image = getattr(getattr(ctx, "image", None), "source", None)
+            check_same_study(out, data.get("study") or {}, json_name=outputs.json or "report.json", image=image)
+        except BaseException:
+            _unstage(staged)
+            raise
     try:
         for tmp, final in staged:  # the JSON report was staged last: it is renamed last
             os.replace(tmp, final)

@@ -50,6 +50,10 @@ def build_report(loaded: LoadedStudy, measured: Measurements, decided: Decisions
         "grid": {**img.geometry_summary(), "resampled": bool(loaded.resampled)},
         "frame_of_reference_uid": img.frame_of_reference_uid,
     }
+    if study["study_instance_uid"] is None:  # what tells this study's outputs from another's (report/ownership.py)
+        from ..report.ownership import input_key
+
+        study["input_key"] = input_key(loaded.inputs.image)
     if loaded.identifiers is not None:
         study["identifiers"] = loaded.identifiers
     if loaded.segment_roles:  # how every named segment / ROI got its role (additive field, docs/roles.md)
