@@ -271,6 +271,9 @@ class DicomFileInfo:
         EchoNumbers, EchoTime (ms) and DiffusionBValue (0018,9087) (None when absent or
         multi-valued): what tells the echoes of a multi-echo series, or the b-values of a
         diffusion series, apart when the scanner files them under one SeriesInstanceUID.
+    trigger_time : float or None
+        TriggerTime (0018,1060) in ms (None when absent or multi-valued): what tells the phases
+        of a GE multiphase dynamic filed as one series apart.
     """
 
     path: Path
@@ -312,6 +315,7 @@ class DicomFileInfo:
     echo_number: int | None = None
     echo_time: float | None = None
     diffusion_b_value: float | None = None
+    trigger_time: float | None = None
     #: The parsed SEG header of a SEG file, handed to the SEG reader: no second parse (a pydicom dataset with
     #: deferred PixelData, or the raw-byte header of a plain BINARY SEG, :class:`._seg_header.PlainSeg`).
     dataset: Any = field(default=None, repr=False, compare=False)
@@ -713,6 +717,7 @@ _FAST_TAGS: dict[int, bytes] = {
     0x00180050: b"DS",  # SliceThickness
     0x00180081: b"DS",  # EchoTime
     0x00180086: b"IS",  # EchoNumbers
+    0x00181060: b"DS",  # TriggerTime (GE multiphase dynamics in one series)
     0x00181210: b"SH",  # ConvolutionKernel
     0x00189087: b"FD",  # DiffusionBValue
     0x0008103E: b"LO",  # SeriesDescription
@@ -1172,6 +1177,7 @@ def _fast_common(v: dict[int, bytes], charset: str) -> dict[str, Any]:
         "echo_number": _fast_single_int(v.get(0x00180086)),
         "echo_time": _fast_single(v.get(0x00180081)),
         "diffusion_b_value": _fast_fd(v.get(0x00189087)),
+        "trigger_time": _fast_single(v.get(0x00181060)),
     }
 
 
@@ -1380,6 +1386,7 @@ def _read_header_pydicom(path: Path) -> DicomFileInfo | None:
         echo_number=_ds_single_int(ds, "EchoNumbers"),
         echo_time=_ds_single(ds, "EchoTime"),
         diffusion_b_value=_ds_single(ds, "DiffusionBValue"),
+        trigger_time=_ds_single(ds, "TriggerTime"),
         dataset=ds if kind == SEG else None,
     )
 

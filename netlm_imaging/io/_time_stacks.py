@@ -1,4 +1,12 @@
-"""Dynamic phases filed under one SeriesInstanceUID that only their acquisition time tells apart.
+"""Dynamic phases filed under one SeriesInstanceUID that only their trigger or acquisition time tells apart.
+
+A GE multiphase dynamic (LAVA, DISCO) can file every phase under one SeriesInstanceUID with one
+AcquisitionTime and tell the phases apart only by TriggerTime (0018,1060, ms). Such a series is
+split by TriggerTime (:func:`split_by_trigger_time`) only when every TriggerTime value holds every
+slice position of the series exactly once (a complete stack at the same positions); otherwise
+the acquisition-time reading below is tried, and when that fails too the series reader's refusal
+says what TriggerTime left ambiguous (:func:`trigger_time_reason`). TemporalPositionIdentifier,
+where a scanner writes it, splits the series before either (``dicom_series.RECONSTRUCTION_KEYS``).
 
 A Siemens VIBE or GE LAVA dynamic series can hold every phase of the contrast study (pre-contrast,
 arterial, portal venous, ...) at the same slice positions with no attribute but AcquisitionTime
@@ -26,7 +34,7 @@ import numpy as np
 from ..dicom_values import parse_datetime, parse_time, seconds_of_day
 from ._dicom_common import DicomFileInfo
 
-__all__ = ["split_by_acquisition_time"]
+__all__ = ["split_by_acquisition_time", "split_by_trigger_time", "trigger_time_reason"]
 
 #: Slice positions closer than this (mm, along the normal) are one position.
 _SAME_POSITION_MM = 0.01
@@ -97,3 +105,71 @@ def split_by_acquisition_time(
         stack = [files[i] for i in idx]
         out.append((_label([float(times[i]) for i in idx], stack), stack))
     return out
+
+
+def _position_slots(positions_mm: np.ndarray) -> np.ndarray:
+    """Index of each file's slice position among the series' distinct positions (closer than 0.01 mm: one)."""
+    order = np.argsort(positions_mm, kind="stable")
+    slot_sorted = np.concatenate([[0], np.cumsum(np.diff(positions_mm[order]) > _SAME_POSITION_MM)])
+    slots = np.empty(len(order), dtype=np.int64)
+    slots[order] = slot_sorted
+    return slots
+
+
+def _by_trigger_time(
+    files: Sequence[DicomFileInfo], positions_mm: np.ndarray
+) -> tuple[list[tuple[str, list[DicomFileInfo]]] | None, str | None]:
+    """(phases, None), or (None, why TriggerTime does not split the series; None: it states no phases)."""
+    if len(files) < 2 or positions_mm.size != len(files):
+        return None, None
+    values = [f.trigger_time for f in files]
+    stated = {round(v, 3) for v in values if v is not None}
+    if len(stated) < 2:
+        return None, None
+    missing = sum(v is None for v in values)
+    if missing:
+        return None, f"TriggerTime states {len(stated)} values but is missing in {missing} of {len(files)} images"
+    slots = _position_slots(positions_mm)
+    n_slots = int(slots.max()) + 1
+    groups: dict[float, list[int]] = {}
+    for i, v in enumerate(values):
+        groups.setdefault(round(float(v), 3), []).append(i)  # type: ignore[arg-type]
+    for value, idx in sorted(groups.items()):
+        held = slots[idx]
+        if len(set(held.tolist())) != len(idx):
+            return None, (
+                f"TriggerTime tells {len(groups)} groups apart, but TriggerTime {value:g} ms holds "
+                f"{len(idx)} images at {len(set(held.tolist()))} positions (one position twice)"
+            )
+        if len(idx) != n_slots:
+            return None, (
+                f"TriggerTime tells {len(groups)} groups apart, but TriggerTime {value:g} ms holds "
+                f"{len(idx)} of the series' {n_slots} slice positions"
+            )
+    return [(f"TriggerTime {value:g} ms", [files[i] for i in idx]) for value, idx in sorted(groups.items())], None
+
+
+def split_by_trigger_time(
+    files: Sequence[DicomFileInfo], positions_mm: np.ndarray
+) -> list[tuple[str, list[DicomFileInfo]]] | None:
+    """The phases of a series by TriggerTime, or ``None`` (see the module).
+
+    Parameters
+    ----------
+    files : sequence of DicomFileInfo
+        Single-frame image files of one SeriesInstanceUID.
+    positions_mm : numpy.ndarray
+        Their slice positions along the normal.
+
+    Returns
+    -------
+    list of (str, list of DicomFileInfo) or None
+        One ``("TriggerTime 20000 ms", files)`` per phase in TriggerTime order, when at least two
+        TriggerTime values each hold every slice position of the series once; else ``None``.
+    """
+    return _by_trigger_time(files, positions_mm)[0]
+
+
+def trigger_time_reason(files: Sequence[DicomFileInfo], positions_mm: np.ndarray) -> str | None:
+    """Why TriggerTime, stating two or more values, does not split ``files`` into complete stacks, else ``None``."""
+    return _by_trigger_time(files, positions_mm)[1]

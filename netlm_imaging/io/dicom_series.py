@@ -103,7 +103,7 @@ from ._dicom_pixels import (
 )
 from ._inflate import dcmread as bounded_dcmread
 from ._pixel_buffers import pixel_buffer
-from ._time_stacks import split_by_acquisition_time
+from ._time_stacks import split_by_acquisition_time, split_by_trigger_time, trigger_time_reason
 from .budget import check_voxel_budget
 
 __all__ = [
@@ -507,7 +507,7 @@ def split_reconstructions(files: Sequence[DicomFileInfo]) -> list[tuple[str, lis
 
 
 def _phases_by_time(files: Sequence[DicomFileInfo]) -> list[tuple[str, list[DicomFileInfo]]] | None:
-    """Dynamic phases at repeated positions that only AcquisitionTime tells apart (:mod:`._time_stacks`)."""
+    """Dynamic phases at repeated positions told apart by TriggerTime, else AcquisitionTime (:mod:`._time_stacks`)."""
     ori = files[0].orientation
     if ori is None or any(f.position is None or f.is_multiframe for f in files):
         return None
@@ -516,7 +516,14 @@ def _phases_by_time(files: Sequence[DicomFileInfo]) -> list[tuple[str, list[Dico
     # no position repeats: one stack (a set, as np.unique loads numpy.ma)
     if len({round(float(p), 2) for p in pos}) == len(files):
         return None
-    return split_by_acquisition_time(files, pos)
+    by_trigger = split_by_trigger_time(files, pos)
+    return by_trigger if by_trigger is not None else split_by_acquisition_time(files, pos)
+
+
+def _why_not_split(files: Sequence[DicomFileInfo]) -> str | None:
+    """What kept the phases of a series with repeated positions together (TriggerTime's gaps), else None."""
+    pos = _positions_mm(files)
+    return trigger_time_reason(files, pos) if pos.size else None
 
 
 def _value_order(value: Any) -> tuple[int, float, str]:
@@ -978,10 +985,11 @@ def _sorted_slices(group: SeriesGroup, normal: np.ndarray, where: str) -> list[_
             n_same = sum(1 for t in slices if abs(t.position_mm - s.position_mm) <= DUPLICATE_TOLERANCE_MM)
             a, b = prev.info.path, s.info.path
             names = (a.name, b.name) if a.name != b.name else (f"{a.parent.name}/{a.name}", f"{b.parent.name}/{b.name}")
+            why = _why_not_split(group.files)
             raise DicomError(
                 f"{where}: {n_same} images share the slice position {_fmt(s.position_mm)} mm "
                 f"({names[0]}, {names[1]}): several phases, echoes or time points in one "
-                "series; export one volume per series."
+                f"series{f' ({why})' if why else ''}; export one volume per series."
             )
         out.append(s)
     return out
