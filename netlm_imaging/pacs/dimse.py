@@ -1,7 +1,9 @@
 """Classic DICOM networking (DIMSE) with pynetdicom: C-FIND, C-GET / C-MOVE, C-STORE.
 
-Why one module (~650 lines): the pull, the analysis and the push are one association's life, and
-its failures (rejection, abort, timeout, a refused or warning status) are named in one place.
+Why one module (~670 lines): the pull, the analysis and the push are one association's life, and
+its failures (an abort, a timeout, a refused or warning status) are named in one place. The association
+itself is :mod:`.dimse_assoc`, the status categories and retries :mod:`.dimse_status`, the series asked
+again after an incomplete retrieval :mod:`.dimse_series`.
 
 ``netlm pacs --dimse HOST:PORT --called-ae AE --study UID [--push]``:
 
@@ -26,7 +28,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,6 @@ from ..errors import InputError, UsageError
 from .common import (
     HELD_RETRY_PAUSES_S,
     PacsResult,
-    check_timeout,
     check_uid,
     modalities_are,
     not_held_error,
@@ -49,6 +50,21 @@ from .contexts import (
     release_any_storage_class,
     storage_classes,
 )
+from .dimse_assoc import (
+    DEFAULT_CALLING_AE,
+    DEFAULT_TIMEOUT_S,
+    FIND,
+    GET,
+    MOVE,
+    DimseEndpoint,
+    parse_address,
+)
+from .dimse_assoc import associate as _associate
+from .dimse_assoc import new_ae as _ae
+from .dimse_assoc import query as _query
+from .dimse_assoc import silent as _silent
+from .dimse_assoc import syntax_names as _syntax_names
+from .dimse_assoc import timeout_error as _timeout_error
 from .dimse_series import retrieve_missing_series
 from .dimse_status import Transient, category, describe, out_of_resources, retry_pauses, with_retries
 
@@ -65,72 +81,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-#: Study Root Query/Retrieve Information Model SOP classes (PS3.4 C.6.2).
-FIND = "1.2.840.10008.5.1.4.1.2.2.1"
-MOVE = "1.2.840.10008.5.1.4.1.2.2.2"
-GET = "1.2.840.10008.5.1.4.1.2.2.3"
-#: Verification SOP class (C-ECHO).
-VERIFICATION = "1.2.840.10008.1.1"
-#: Our AE title when none is given.
-DEFAULT_CALLING_AE = "NETLM"
-#: Seconds to wait for each answer of the PACS (association, each DIMSE message, the network) by default.
-DEFAULT_TIMEOUT_S = 60.0
-
-
-def parse_address(text: str, option: str = "--dimse") -> tuple[str, int]:
-    """``HOST:PORT`` -> (host, port).
-
-    Raises
-    ------
-    UsageError
-        Not ``HOST:PORT`` with a port in 1..65535.
-    """
-    host, sep, port = str(text).rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise UsageError(f"{option} {text}: give the PACS DICOM address as HOST:PORT, e.g. pacs.example.org:104")
-    return host, int(port)
-
-
-def _check_ae(title: str, option: str) -> str:
-    t = str(title)
-    if not 0 < len(t.strip()) <= 16 or "\\" in t or any(ord(c) < 32 for c in t):
-        raise UsageError(f"{option} {t!r}: an AE title is 1 to 16 characters without backslash or control characters")
-    return t.strip()
-
-
-@dataclass(frozen=True)
-class DimseEndpoint:
-    """A remote DICOM application entity and the AE title we call it with."""
-
-    host: str
-    port: int
-    called_ae: str
-    calling_ae: str = DEFAULT_CALLING_AE
-    #: The AE title a C-MOVE sends the study to (default :attr:`calling_ae`): some PACS register
-    #: the C-STORE SCP of a workstation under another title than the one it queries with.
-    move_ae: str | None = None
-    #: Seconds to wait for the association, for each DIMSE message and on the network.
-    timeout_s: float = DEFAULT_TIMEOUT_S
-    #: Pauses (s) before each new try after a transient refusal (rules key ``pacs.transient_retry_pauses_s``).
-    retry_pauses_s: tuple[float, ...] = field(default_factory=retry_pauses)
-
-    def __post_init__(self) -> None:
-        _check_ae(self.called_ae, "--called-ae")
-        _check_ae(self.calling_ae, "--calling-ae")
-        if self.move_ae is not None:
-            _check_ae(self.move_ae, "--move-ae")
-        check_timeout(self.timeout_s)
-
-    @property
-    def move_destination(self) -> str:
-        """The C-MOVE destination AE title: :attr:`move_ae`, else :attr:`calling_ae`."""
-        return (self.move_ae or self.calling_ae).strip()
-
-    @property
-    def name(self) -> str:
-        """``AE@host:port`` for messages."""
-        return f"{self.called_ae}@{self.host}:{self.port}"
 
 
 def _safe_name(uid: str) -> str | None:
@@ -185,115 +135,6 @@ def storage_handler(
         return 0x0000
 
     return handle
-
-
-def _associate(ae: Any, ep: DimseEndpoint, **kwargs: Any) -> Any:
-    """An established association with ``ep``, asked again after each pause of ``ep.retry_pauses_s`` while the
-    PACS rejects it transiently (a permanent rejection is raised at once)."""
-    return with_retries(lambda: _associate_once(ae, ep, **kwargs), ep.retry_pauses_s)
-
-
-def _associate_once(ae: Any, ep: DimseEndpoint, **kwargs: Any) -> Any:
-    from pynetdicom import evt
-    from pynetdicom.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ
-
-    reasons: list[str] = []
-    connected: list[bool] = []
-    what = kwargs.pop("what", "")
-
-    transient: list[bool] = []
-
-    def on_pdu(event: Any) -> None:
-        if isinstance(event.pdu, A_ASSOCIATE_RJ):
-            transient.append(event.pdu.result == 2 or event.pdu.source == 3)
-            try:
-                reasons.append(str(event.pdu.reason_str))
-            except ValueError:  # a reason code the standard does not define
-                reasons.append(f"reason code {event.pdu.reason_diagnostic}")
-        elif isinstance(event.pdu, A_ASSOCIATE_AC):
-            reasons.append("accepted")
-
-    def on_open(event: Any) -> None:
-        connected.append(True)
-
-    handlers = [*kwargs.pop("evt_handlers", []), (evt.EVT_PDU_RECV, on_pdu), (evt.EVT_CONN_OPEN, on_open)]
-    started = time.monotonic()
-    assoc = ae.associate(ep.host, ep.port, ae_title=ep.called_ae, evt_handlers=handlers, **kwargs)
-    if assoc.is_established:
-        assoc.unbind(evt.EVT_PDU_RECV, on_pdu)
-        assoc.unbind(evt.EVT_CONN_OPEN, on_open)
-        return assoc
-    # an A-ASSOCIATE-RJ that arrived is a rejection even when the peer closed the socket at once and
-    # pynetdicom recorded an abort (seen with Orthanc under load)
-    if assoc.is_rejected or any(r != "accepted" for r in reasons):
-        reason = next((r for r in reasons if r != "accepted"), "no reason given")
-        if any(transient):  # PS3.8 9.3.4: rejected-transient; the provider's congestion or association limit
-            fix = (
-                "it takes no more associations now (busy, or its limit of simultaneous associations is reached); "
-                "retry later, or ask its administrator to raise the limit"
-                + (f" for AE {ep.calling_ae!r}" if "limit" in reason else "")
-            )
-            raise Transient(f"{ep.name}: the PACS rejected the association ({reason}, transient): {fix}")
-        if "Called AE" in reason:
-            fix = f"{ep.called_ae!r} is not the PACS's AE title: check --called-ae"
-        else:
-            fix = (
-                f"it does not know our AE title {ep.calling_ae!r} (or not from this host): register it in the PACS "
-                "(Orthanc: DicomModalities) or give a registered one with --calling-ae; check --called-ae"
-            )
-        raise InputError(f"{ep.name}: the PACS rejected the association ({reason}): {fix}")
-    if "accepted" in reasons:  # pynetdicom aborts an association whose every presentation context was rejected
-        offered = dict.fromkeys(str(ts) for cx in ae.requested_contexts for ts in cx.transfer_syntax)
-        raise InputError(
-            f"{ep.name}: the PACS accepts none of the SOP classes / transfer syntaxes offered"
-            + (f" for the {what}" if what else "")
-            + f" ({_syntax_names(offered)}); check the PACS's accepted transfer syntaxes and SOP classes"
-        )
-    if not connected:
-        raise InputError(
-            f"{ep.name}: no DICOM association (nobody listening at {ep.host}:{ep.port}); check --dimse HOST:PORT "
-            "and that the PACS is running"
-        )
-    if time.monotonic() - started >= 0.9 * ep.timeout_s:
-        raise InputError(
-            f"{ep.name}: no DICOM association (the port took the connection but gave no DICOM answer within "
-            f"{ep.timeout_s:g} s); check --dimse HOST:PORT (the PACS's DICOM port), or raise --timeout for a busy PACS"
-        )
-    raise InputError(
-        f"{ep.name}: no DICOM association (the port took the connection and closed it without a DICOM answer, as a "
-        "port that requires DICOM TLS does: netlm speaks DIMSE without TLS); check --dimse HOST:PORT (the PACS's "
-        f"plain DICOM port), --called-ae, and that the PACS accepts our AE title {ep.calling_ae!r} (--calling-ae)"
-    )
-
-
-def _ae(ep: DimseEndpoint) -> Any:
-    from pynetdicom import AE
-
-    ae = AE(ae_title=ep.calling_ae)
-    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = ep.timeout_s
-    return ae
-
-
-def _query(study_uid: str, level: str = "STUDY") -> Any:
-    from pydicom.dataset import Dataset
-
-    q = Dataset()
-    q.QueryRetrieveLevel = level
-    q.StudyInstanceUID = study_uid
-    return q
-
-
-def _silent(ep: DimseEndpoint, since: float) -> bool:
-    """True when the PACS has said nothing for (about) the whole ``--timeout`` since ``since``: pynetdicom
-    aborts the association after a DIMSE timeout and reports it as an empty answer, as when the PACS aborts."""
-    return time.monotonic() - since >= 0.9 * ep.timeout_s
-
-
-def _timeout_error(ep: DimseEndpoint, what: str, so_far: str = "") -> InputError:
-    return InputError(
-        f"{ep.name}: no answer to the {what} within {ep.timeout_s:g} s{so_far}; raise --timeout (the seconds each "
-        "PACS answer may take) for a slow PACS or one that fetches the study from its archive"
-    )
 
 
 def find_study(ep: DimseEndpoint, study_uid: str) -> bool:
@@ -664,12 +505,6 @@ def _held(assoc: Any, ds: Any) -> bool | None:
         if found:
             return True
     return False
-
-
-def _syntax_names(uids: Iterable[str]) -> str:
-    from pydicom.uid import UID
-
-    return ", ".join(UID(u).name for u in uids)
 
 
 #: C-STORE warning statuses (PS3.4 B.2.3, PS3.7 C.4): the instance is stored, perhaps not as sent.

@@ -42,7 +42,8 @@ from ..atomic import atomic_write_text
 from ..errors import InputError, NetlmError, UsageError, only_accepted_flags
 from .common import analyze_retrieved, check_uid
 from .contexts import accept_any_storage_class, add_storage_scp_contexts, release_any_storage_class
-from .dimse import VERIFICATION, DimseEndpoint, storage_handler, store_files
+from .dimse import DimseEndpoint, storage_handler, store_files
+from .dimse_assoc import VERIFICATION
 from .dimse_status import retry_pauses
 
 __all__ = ["ListenerConfig", "StudyListener"]
