@@ -105,6 +105,10 @@ class ClinicalInputs:
     chemotherapy_cycles : int or None
         Cycles of systemic chemotherapy before the operation (0-100); above 0 it is the
         ``chemotherapy`` flag (the cycles' duration is not judged: it depends on the regimen).
+    pet_half_life_s : float or None
+        Radionuclide half-life (s, positive; a cell may say ``67.83 min``) of the study's PET, used for the
+        SUV instead of Radionuclide Half Life (0018,1075), as ``--pet-half-life`` (which must not say
+        another value): the per-study remedy for a header with the wrong nuclide's half-life.
     source : str
         File (and row) the values came from, for messages.
     condition_conflict : str or None
@@ -126,6 +130,7 @@ class ClinicalInputs:
     primary_site: str | None = None
     ki67_range: str | None = None
     chemotherapy_cycles: int | None = None
+    pet_half_life_s: float | None = None
     source: str = ""
     condition_conflict: str | None = None
 
@@ -139,8 +144,8 @@ class ClinicalInputs:
 
 _FIELDS = tuple(f.name for f in fields(ClinicalInputs) if f.name not in ("source", "condition_conflict"))
 #: Fields echoed in ``clinical_inputs_used`` only when given (no rule reads them, or, for the cycles,
-#: the ``liver_condition`` they gave is echoed).
-_ECHOED_WHEN_GIVEN = ("primary_site", "ki67_range", "chemotherapy_cycles")
+#: the ``liver_condition`` they gave is echoed; the PET half-life is in the report's SUV facts too).
+_ECHOED_WHEN_GIVEN = ("primary_site", "ki67_range", "chemotherapy_cycles", "pet_half_life_s")
 
 
 def _ranges(body: Mapping[str, Any] | None) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -232,6 +237,14 @@ def _condition_conflict(given: str | None, flags: Mapping[str, bool], written: M
     return f"liver_condition {given!r} but " + ", ".join(written[c] for c in against)
 
 
+def _half_life(source: str, raw: Any, unit: str | None) -> float:
+    """A ``pet_half_life_s`` cell: a positive, finite number of seconds (or minutes / hours it names)."""
+    value = as_number(source, "pet_half_life_s", raw, unit)
+    if not value > 0:
+        raise bad(source, "pet_half_life_s", raw, "the radionuclide half-life in seconds, above 0 (Ga-68: 4069.8)")
+    return value
+
+
 def _validate(data: Mapping[str, Any], source: str, body: Mapping[str, Any] | None = None) -> ClinicalInputs:
     """Validate the fields of a sidecar, a mapping given from Python or a CSV row (text cells alike)."""
     (h0, h1), (w0, w1) = _ranges(body)
@@ -276,6 +289,8 @@ def _validate(data: Mapping[str, Any], source: str, body: Mapping[str, Any] | No
             values[name] = in_range(
                 source, name, as_number(source, name, raw, unit), w0, w1, "kg", "body.weight_kg_range"
             )
+        elif name == "pet_half_life_s":
+            values[name] = _half_life(source, raw, unit)
     implied = values.pop("differentiation_from_grade", None)
     if implied is not None:
         if values.get("differentiation", implied) != implied:

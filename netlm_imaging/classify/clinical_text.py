@@ -56,6 +56,7 @@ UNITS: Mapping[str, Mapping[str, float]] = {
     },
     "weight_kg": {"kg": 1.0, "kgs": 1.0, "g": 0.001, "lb": 0.45359237, "lbs": 0.45359237, "pounds": 0.45359237},
     "ki67_percent": {"%": 1.0, "percent": 1.0, "pct": 1.0},
+    "pet_half_life_s": {"s": 1.0, "sec": 1.0, "seconds": 1.0, "min": 60.0, "minutes": 60.0, "h": 3600.0},
 }
 
 #: "non-functioning (NET)" in a symptoms cell: no hormonal syndrome, bulk symptoms not stated.
@@ -203,6 +204,8 @@ _UNIT_COLUMN_BASES: Mapping[str, str] = {
     "body_height": "height_cm",
     "weight": "weight_kg",
     "body_weight": "weight_kg",
+    "pet_half_life": "pet_half_life_s",
+    "half_life": "pet_half_life_s",
 }
 
 #: A height in feet and inches as US records write it: ``5'8"``, ``5' 8``, ``5 ft 8 in``, ``5ft``, ``68"``.

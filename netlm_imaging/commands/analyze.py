@@ -48,7 +48,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--pet-half-life",
         type=float,
         metavar="SECONDS",
-        help="radionuclide half-life in s for SUV (overrides DICOM RadionuclideHalfLife; Ga-68: 4069.8)",
+        help="radionuclide half-life in s for SUV (overrides DICOM RadionuclideHalfLife; Ga-68: 4069.8); the "
+        "clinical file may give it as pet_half_life_s, and a different value there is refused (exit 3)",
     )
     p.add_argument("--delineation", help="PET lesion delineation: rel:0.45 (default), liver:K, abs:T")
     p.add_argument("--modality", help="modality of a NIfTI/NRRD image: CT, MR, PT, NM, OT")

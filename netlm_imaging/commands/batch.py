@@ -64,6 +64,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--labels", help="role mapping, e.g. liver=5,lesion=2 (default LiTS: 1 liver, 2 lesion)")
     p.add_argument("--max-voxels", type=int, help="refuse images declaring more voxels than this")
     p.add_argument(
+        "--pet-half-life",
+        type=float,
+        metavar="SECONDS",
+        help="radionuclide half-life in s for the SUV of every study (overrides DICOM RadionuclideHalfLife; Ga-68: "
+        "4069.8); for one study give its pet_half_life_s (cohort CSV column or clinical.json key) instead; a study "
+        "whose pet_half_life_s says another value fails (exit 4)",
+    )
+    p.add_argument(
         "--allow-resample",
         action="store_true",
         help="resample DICOM series with a missing slice or irregular steps onto a regular grid",

@@ -53,6 +53,7 @@ def load_suv_volume(
     weight_source: str = "--weight",
     require_weight: bool = True,
     half_life_s: float | None = None,
+    half_life_source: str = "--pet-half-life",
 ) -> Volume:
     """Read a PET series and convert it to SUVbw.
 
@@ -70,7 +71,7 @@ def load_suv_volume(
     plausibility : mapping, optional
         ``rules["pet_plausibility"]`` (weight, dose, uptake time, SUVmax
         limits); None uses the defaults.
-    weight_source, require_weight, half_life_s
+    weight_source, require_weight, half_life_s, half_life_source
         As :func:`suv_from_modality_volume`.
 
     Returns
@@ -101,6 +102,7 @@ def load_suv_volume(
         weight_source=weight_source,
         require_weight=require_weight,
         half_life_s=half_life_s,
+        half_life_source=half_life_source,
     )
 
 
@@ -112,6 +114,7 @@ def suv_from_modality_volume(
     weight_source: str = "--weight",
     require_weight: bool = True,
     half_life_s: float | None = None,
+    half_life_source: str = "--pet-half-life",
 ) -> Volume:
     """Convert a PET Volume returned by the DICOM series reader to SUVbw.
 
@@ -136,6 +139,9 @@ def suv_from_modality_volume(
     half_life_s : float or None
         Radionuclide half-life (s) stated by the user (``--pet-half-life``), used instead of
         Radionuclide Half Life (0018,1075).
+    half_life_source : str
+        Where ``half_life_s`` came from, named in messages and the SUV facts (``"--pet-half-life"``, or
+        ``"the clinical file's pet_half_life_s"``).
 
     Returns
     -------
@@ -177,6 +183,7 @@ def suv_from_modality_volume(
         weight_source=weight_source,
         require_weight=require_weight,
         half_life_s=half_life_s,
+        half_life_source=half_life_source,
     )
     if conv.uniform:
         suv = np.asarray(vol.array, dtype=np.float64) * float(conv.factors[0])
@@ -207,12 +214,13 @@ def read_study_pet(
     weight_source: str = "--weight",
     require_weight: bool = True,
     half_life_s: float | None = None,
+    half_life_source: str = "--pet-half-life",
 ) -> Volume:
     """The ``--pet`` series of a study in SUVbw, with its SUVmax checked.
 
     When the study folder's scan (``dicom_index``) indexed every PET file, the series is read
     from it (no second scan); otherwise as :func:`load_suv_volume`. ``weight_source``,
-    ``require_weight`` and ``half_life_s`` are those of :func:`suv_from_modality_volume`.
+    ``require_weight``, ``half_life_s`` and ``half_life_source`` are those of :func:`suv_from_modality_volume`.
 
     Raises
     ------
@@ -238,6 +246,7 @@ def read_study_pet(
             weight_source=weight_source,
             require_weight=require_weight,
             half_life_s=half_life_s,
+            half_life_source=half_life_source,
         )
     return load_suv_volume(
         pet,
@@ -247,6 +256,7 @@ def read_study_pet(
         weight_source=weight_source,
         require_weight=require_weight,
         half_life_s=half_life_s,
+        half_life_source=half_life_source,
     )
 
 

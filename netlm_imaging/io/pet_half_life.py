@@ -25,7 +25,7 @@ from typing import Any
 from ..dicom_values import parse_float
 from ..errors import DicomError
 
-__all__ = ["HALF_LIFE_OPTION", "NUCLIDE_HALF_LIFE_S", "resolve_half_life"]
+__all__ = ["CLINICAL_HALF_LIFE_FIELD", "HALF_LIFE_OPTION", "NUCLIDE_HALF_LIFE_S", "resolve_half_life"]
 
 #: Reference half-lives (s). Ga-68: 67.83(20) min = 4069.8 s, the current evaluated value (Kuzmenko 2019,
 #: Appl Radiat Isot 152:188, cited in clinical_rules.md 7.2; the older 67.71 min = 4062.6 s is 0.18 % from
@@ -40,6 +40,8 @@ NUCLIDE_HALF_LIFE_S: dict[str, float] = {
 
 #: The option that states the half-life, named in the refusals.
 HALF_LIFE_OPTION = "--pet-half-life"
+#: The clinical input (cohort CSV column, clinical sidecar key) that states it for one study.
+CLINICAL_HALF_LIFE_FIELD = "pet_half_life_s"
 
 #: A file's half-life this many times below the nuclide's was written in minutes or hours, not seconds.
 _TIME_UNITS = ((60.0, "minutes"), (3600.0, "hours"))
@@ -62,6 +64,7 @@ def resolve_half_life(
     warnings: list[str],
     decay: str = "START",
     user_half_life_s: float | None = None,
+    user_half_life_option: str = HALF_LIFE_OPTION,
 ) -> tuple[float, str]:
     """The half-life (s) for the SUV decay correction, and where it came from.
 
@@ -82,11 +85,15 @@ def resolve_half_life(
         contradiction into a warning.
     user_half_life_s : float or None
         A half-life the user stated; used as given.
+    user_half_life_option : str
+        Where the user stated it (``"--pet-half-life"``, ``"the clinical file's pet_half_life_s"``),
+        named in the warnings and the source.
 
     Returns
     -------
     (float, str)
-        The half-life in s and its source: ``"header (0018,1075)"``, ``"user (--pet-half-life)"``
+        The half-life in s and its source: ``"header (0018,1075)"``, ``"user (--pet-half-life)"`` (or the
+        ``user_half_life_option``)
         or ``"reference value for <nuclide>"``.
 
     Raises
@@ -110,15 +117,15 @@ def resolve_half_life(
         value = float(user_half_life_s)
         if header is not None and header > 0 and abs(header - value) > warn_at * value:
             warnings.append(
-                f"SUV decay correction uses the half-life {value:g} s of {HALF_LIFE_OPTION}, not Radionuclide Half "
-                f"Life (0018,1075) {header:g} s"
+                f"SUV decay correction uses the half-life {value:g} s of {user_half_life_option}, not Radionuclide "
+                f"Half Life (0018,1075) {header:g} s"
             )
         if ref is not None and abs(value - ref) > refuse_at * ref:
             warnings.append(
-                f"{HALF_LIFE_OPTION} {value:g} s is not the half-life of {nuclide} ({ref:g} s), the radionuclide "
+                f"{user_half_life_option} {value:g} s is not the half-life of {nuclide} ({ref:g} s), the radionuclide "
                 "the header names: check the radionuclide"
             )
-        return value, f"user ({HALF_LIFE_OPTION})"
+        return value, f"user ({user_half_life_option})"
     for per_unit, unit in _TIME_UNITS:
         if ref is not None and header is not None and abs(header * per_unit - ref) <= refuse_at * ref:
             raise DicomError(
@@ -146,6 +153,7 @@ def resolve_half_life(
         fix = f"pass {HALF_LIFE_OPTION} {ref:g} if the tracer is {nuclide}" + (
             f" ({HALF_LIFE_OPTION} {NUCLIDE_HALF_LIFE_S[other]:g} if it is {other})" if other else ""
         )
+        fix += f" (for one study of a batch: the clinical {CLINICAL_HALF_LIFE_FIELD} of its cohort row or sidecar)"
         message = (
             f"Radionuclide Half Life (0018,1075) {header:g} s{what} contradicts the radionuclide {nuclide} the same "
             f"header names ({ref:g} s, {100 * off:.0f} % apart)"

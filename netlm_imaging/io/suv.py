@@ -139,6 +139,7 @@ def suv_conversion(
     weight_source: str = "--weight",
     require_weight: bool = True,
     half_life_s: float | None = None,
+    half_life_source: str = "--pet-half-life",
 ) -> SuvConversion:
     """Per-slice factors turning a PET series' modality-LUT values into SUVbw.
 
@@ -163,6 +164,9 @@ def suv_conversion(
     half_life_s : float or None
         Radionuclide half-life (s) stated by the user (``--pet-half-life``), used instead of
         Radionuclide Half Life (0018,1075) (:func:`~netlm_imaging.io.pet_half_life.resolve_half_life`).
+    half_life_source : str
+        Where ``half_life_s`` came from, named in messages (``"--pet-half-life"``, or
+        ``"the clinical file's pet_half_life_s"``).
 
     Returns
     -------
@@ -215,6 +219,7 @@ def suv_conversion(
         weight_source=weight_source,
         require_weight=require_weight,
         half_life_s=half_life_s,
+        half_life_source=half_life_source,
     )
     if units == "GML":
         check_gml_suv_type(first, src)

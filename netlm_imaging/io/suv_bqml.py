@@ -76,6 +76,7 @@ def bqml_conversion(series: SuvSeries, to_bqml: np.ndarray, method: str) -> SuvC
         warnings=series.warnings,
         decay=series.decay,
         user_half_life_s=series.half_life_s,
+        user_half_life_option=series.half_life_source,
     )
     scan, injection, decay_time = uptake_times(series, info, half_life)
     # each slice's own decay factor does not depend on the dose (1 Bq stands in when it is missing)

@@ -135,6 +135,7 @@ class SuvSeries:
     weight_source: str = "--weight"
     require_weight: bool = True
     half_life_s: float | None = None  # --pet-half-life
+    half_life_source: str = "--pet-half-life"  # where half_life_s came from
     cross_check: bool = True  # compare a computed factor with the Philips SUV Scale Factor (7053,1000)
 
     def plausible(self, weight: float | None, dose: float | None, uptake_s: float | None) -> list[str]:

@@ -88,6 +88,30 @@ def _mr_only_options(opts: AnalyzeOptions) -> list[str]:
     return [flag for flag, on in (*given, ("--n4", opts.n4)) if on]
 
 
+def _pet_half_life(opts: AnalyzeOptions, clinical: ClinicalInputs | None) -> tuple[float | None, str]:
+    """The stated PET half-life and where it came from: ``--pet-half-life`` or the clinical ``pet_half_life_s``.
+
+    Both given and more than 1e-6 apart is refused: each is the user's word for the study's nuclide, so the
+    one that is wrong cannot be told (a batch-wide option against one study's own value).
+    """
+    from ..classify.clinical import source_label
+    from ..errors import InputError
+    from ..io.pet_half_life import CLINICAL_HALF_LIFE_FIELD, HALF_LIFE_OPTION
+
+    given = clinical.pet_half_life_s if clinical is not None else None
+    if given is None:
+        return opts.pet_half_life_s, HALF_LIFE_OPTION
+    assert clinical is not None
+    field = CLINICAL_HALF_LIFE_FIELD
+    if opts.pet_half_life_s is not None and abs(opts.pet_half_life_s - given) > 1e-6 * given:
+        raise InputError(
+            f"{clinical.source or 'clinical input'}: clinical field {field!r} {given:g} s contradicts "
+            f"{HALF_LIFE_OPTION} {opts.pet_half_life_s:g} s; a half-life names one radionuclide: drop one of "
+            "the two or make them agree"
+        )
+    return given, f"{field} of the {source_label(clinical)}"
+
+
 def load_study(inputs: StudyInputs, opts: AnalyzeOptions, *, rules: Any = None, clinical: Any = None) -> LoadedStudy:
     """Read the image, the masks, PET and MR series, the clinical inputs and the rules of one study.
 
@@ -135,6 +159,7 @@ def load_study(inputs: StudyInputs, opts: AnalyzeOptions, *, rules: Any = None, 
     weight_kg, weight_source = opts.weight_kg, "--weight"
     if weight_kg is None and clinical_inputs is not None and clinical_inputs.weight_kg is not None:
         weight_kg, weight_source = clinical_inputs.weight_kg, "the clinical file's weight_kg"
+    half_life_s, half_life_source = _pet_half_life(opts, clinical_inputs)
     if img.meta.get("modality") == "PT":
         img = suv_from_modality_volume(
             img,
@@ -142,7 +167,8 @@ def load_study(inputs: StudyInputs, opts: AnalyzeOptions, *, rules: Any = None, 
             weight_kg=weight_kg,
             weight_source=weight_source,
             require_weight=False,
-            half_life_s=opts.pet_half_life_s,
+            half_life_s=half_life_s,
+            half_life_source=half_life_source,
         )
     elif (opts.modality or inputs.modality or "").upper() == "PT" and img.meta.get("format") != "dicom":
         img = suv_from_image_values(img, plausibility=plausibility, required=False)  # AutoPET's SUV.nii.gz
@@ -174,7 +200,8 @@ def load_study(inputs: StudyInputs, opts: AnalyzeOptions, *, rules: Any = None, 
             weight_kg=weight_kg,
             weight_source=weight_source,
             require_weight=False,
-            half_life_s=opts.pet_half_life_s,
+            half_life_s=half_life_s,
+            half_life_source=half_life_source,
         )
         warnings.extend(suv.meta.get("warnings", []))
     declared = (opts.modality or inputs.modality or img.meta.get("modality") or "OT").upper()
