@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 
 from ._version import __version__
-from .errors import NetlmError, only_accepted_flags
+from .errors import NetlmError, for_command
 
 __all__ = ["COMMANDS", "main"]
 
@@ -121,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args._module.run(args))
     except NetlmError as exc:
         # suggest only options this command accepts (a library message may name analyze's)
-        print(f"netlm: error: {only_accepted_flags(str(exc), args._options, args.command)}", file=sys.stderr)
+        print(f"netlm: error: {for_command(exc, args._options, args.command)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("netlm: interrupted", file=sys.stderr)

@@ -9,7 +9,8 @@ to fix it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 
 __all__ = [
     "DicomError",
@@ -21,6 +22,7 @@ __all__ = [
     "ResourceLimitError",
     "UnsupportedError",
     "UsageError",
+    "for_command",
     "only_accepted_flags",
     "readable",
 ]
@@ -53,6 +55,9 @@ class NetlmError(Exception):
     """
 
     exit_code: int = 3
+    #: Advice that depends on the running command, appended by :func:`for_command` (the library that
+    #: raises does not know whether ``analyze``, ``batch``, ``pacs`` or ``listen`` runs): command -> text.
+    advice_by_command: Mapping[str, str] = MappingProxyType({})
 
     def __init__(self, message: str) -> None:
         super().__init__(" ".join(str(message).split()))
@@ -145,3 +150,35 @@ def only_accepted_flags(message: str, accepted: Iterable[str], command: str) -> 
     if command == "analyze":
         return message
     return _FLAG_RE.sub(lambda m: m.group(0) if m.group(0) in known else f"`netlm analyze {m.group(0)}`", message)
+
+
+def for_command(exc: BaseException, accepted: Iterable[str] | None, command: str) -> str:
+    """The message of ``exc`` as the running command shows it.
+
+    Its :attr:`NetlmError.advice_by_command` text for ``command`` is appended, then the options are
+    those ``command`` accepts (:func:`only_accepted_flags`; ``accepted`` None: left as they are).
+
+    Parameters
+    ----------
+    exc : BaseException
+        The error.
+    accepted : iterable of str or None
+        Option strings of the running command.
+    command : str
+        The running command (``analyze``, ``batch``, ``pacs``, ``listen``).
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> err = InputError("pass --pet-half-life 4069.8")
+    >>> err.advice_by_command = {"listen": " (for every study received)"}
+    >>> for_command(err, {"--pet-half-life"}, "listen")
+    'pass --pet-half-life 4069.8 (for every study received)'
+    >>> for_command(err, {"--out"}, "batch")
+    'pass `netlm analyze --pet-half-life` 4069.8'
+    """
+    message = str(exc) + str(getattr(exc, "advice_by_command", {}).get(command, ""))
+    return message if accepted is None else only_accepted_flags(message, accepted, command)

@@ -109,6 +109,18 @@ def test_a_batch_wide_half_life_contradicting_a_studys_own_is_refused_for_that_s
     assert lesion["suv_max"] == pytest.approx(float(suv(LESION["good"], F18_T)), rel=1e-4)
 
 
+def test_without_a_stated_half_life_the_failed_row_says_how_batch_states_it(cohort, tmp_path):
+    table = _write_csv(tmp_path / "cohort.csv", [[cohort / "good", "good", ""], [cohort / "f18hl", "f18hl", ""]])
+    out = tmp_path / "out"
+    assert main(["batch", str(table), "--out", str(out), "--quiet"]) == 4
+    error = _cohort_rows(out)["f18hl"]["error"]
+    assert "contradicts the radionuclide Ga-68" in error, error
+    assert error.endswith(
+        "or pass --pet-half-life 4069.8 if the tracer is Ga-68 (--pet-half-life 6586.2 if it is F-18) (for every "
+        "study; for this one study: the clinical pet_half_life_s of its cohort row or sidecar)"
+    ), error
+
+
 @pytest.mark.parametrize("cell", ["-5", "0", "inf", "an hour", "4069.8 fortnights"])
 def test_a_half_life_cell_that_is_no_duration_stops_the_batch_naming_the_file_and_field(cohort, tmp_path, capsys, cell):
     table = _write_csv(tmp_path / "cohort.csv", [[cohort / "good", "good", ""], [cohort / "f18hl", "f18hl", cell]])

@@ -161,6 +161,8 @@ def test_analyze_with_the_stated_half_life_reports_the_suv_inputs_it_used(tmp_pa
     )
     assert refused.returncode == 3, refused.stderr
     assert "--pet-half-life 4069.8" in refused.stderr
+    # analyze's own ways to state it: the option, or the clinical file (not a batch's cohort row)
+    assert refused.stderr.strip().endswith("(or give it as pet_half_life_s in the clinical file)"), refused.stderr
     rep = analyze_json(*args, "--pet-half-life", "4069.8")
     pet = rep["pet"]
     expected = float(suv(5000.0, GA68_T, weight_kg=72.0))  # 4.4309; F-18's half-life gives 3.5055

@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import remove_stale_temp_files
-from ..errors import InputError, NetlmError, OutputError, only_accepted_flags
+from ..errors import InputError, NetlmError, OutputError, for_command
 from ..outdir import OutputLock, prepare_output_dir
 from ..report.tables import CSV_COLUMNS, LESIONS_KEY, NUMBER_COLUMNS, RUN_COLUMNS, failure_row, row_from_report
 from .cohort import Study, archive_error, archive_kind
@@ -199,7 +199,7 @@ def analyze_one(study: Study, out_dir: str | os.PathLike[str], options: BatchOpt
     except OutputError:
         raise  # the output folder or disk failed, not this study: the cohort stops (see run_cohort)
     except NetlmError as exc:
-        error = only_accepted_flags(str(exc), options.accepted_flags, "batch") if options.accepted_flags else str(exc)
+        error = for_command(exc, options.accepted_flags or None, "batch")
         row = failure_row(study.study_id, error, fingerprint)
     except MemoryError:
         error, retry = "out of memory; lower -j or --max-voxels", True

@@ -141,13 +141,20 @@ def add_selection_arguments(p: argparse.ArgumentParser, *, per_study: bool = Fal
         p.add_argument("--max-voxels", type=int, help="refuse images declaring more voxels than this")
 
 
-def add_pacs_analysis_arguments(p: argparse.ArgumentParser) -> None:
-    """Analysis options of the commands that get studies from a PACS (``pacs``, ``listen``)."""
+def add_pacs_analysis_arguments(p: argparse.ArgumentParser, *, listen: bool = False) -> None:
+    """Analysis options of the commands that get studies from a PACS (``pacs``, ``listen``: ``listen=True``)."""
     p.add_argument("--labels", help="role mapping for segment names/values, e.g. liver=Liver,lesion=Lesion*")
     p.add_argument("--rules", help="rules file (TOML/JSON) overriding the default clinical rules")
     p.add_argument(
         "--include-identifiers",
         action="store_true",
         help="keep patient identifiers in the local report/SR/SEG copies (off by default)",
+    )
+    p.add_argument(
+        "--pet-half-life",
+        type=float,
+        metavar="SECONDS",
+        help="radionuclide half-life in s for the SUV of a PET study (overrides DICOM RadionuclideHalfLife; "
+        "Ga-68: 4069.8)" + (" of every study received" if listen else ""),
     )
     add_selection_arguments(p)

@@ -40,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="with --dest: seconds to wait for each answer of the destination (default 60)",
     )
     p.add_argument("--max-studies", type=int, metavar="N", help="exit after N analysed studies")
-    add_pacs_analysis_arguments(p)
+    add_pacs_analysis_arguments(p, listen=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -43,6 +43,15 @@ HALF_LIFE_OPTION = "--pet-half-life"
 #: The clinical input (cohort CSV column, clinical sidecar key) that states it for one study.
 CLINICAL_HALF_LIFE_FIELD = "pet_half_life_s"
 
+#: How each command states the half-life of a study, added to the refusal (:func:`~netlm_imaging.errors.for_command`).
+_STATED_HALF_LIFE_ADVICE = {
+    "analyze": f" (or give it as {CLINICAL_HALF_LIFE_FIELD} in the clinical file)",
+    "batch": f" (for every study; for this one study: the clinical {CLINICAL_HALF_LIFE_FIELD} of its cohort row "
+    "or sidecar)",
+    "listen": f" to netlm listen (it applies to every study received), or `netlm analyze` the study's incoming "
+    f"folder with {HALF_LIFE_OPTION}",
+}
+
 #: A file's half-life this many times below the nuclide's was written in minutes or hours, not seconds.
 _TIME_UNITS = ((60.0, "minutes"), (3600.0, "hours"))
 
@@ -153,7 +162,6 @@ def resolve_half_life(
         fix = f"pass {HALF_LIFE_OPTION} {ref:g} if the tracer is {nuclide}" + (
             f" ({HALF_LIFE_OPTION} {NUCLIDE_HALF_LIFE_S[other]:g} if it is {other})" if other else ""
         )
-        fix += f" (for one study of a batch: the clinical {CLINICAL_HALF_LIFE_FIELD} of its cohort row or sidecar)"
         message = (
             f"Radionuclide Half Life (0018,1075) {header:g} s{what} contradicts the radionuclide {nuclide} the same "
             f"header names ({ref:g} s, {100 * off:.0f} % apart)"
@@ -161,10 +169,12 @@ def resolve_half_life(
         if decay == "ADMIN":  # values corrected to the injection: the half-life does not enter the SUV
             warnings.append(f"{message}; not used (Decay Correction ADMIN), the SUV does not depend on it")
             return header, "header (0018,1075)"
-        raise DicomError(
+        refusal = DicomError(
             f"{source}: {message}; the SUV decay correction would be wrong by the difference. Correct the header, "
-            f"or {fix}."
+            f"or {fix}"
         )
+        refusal.advice_by_command = _STATED_HALF_LIFE_ADVICE
+        raise refusal
     if off > warn_at:
         warnings.append(
             f"Radionuclide Half Life (0018,1075) {header:g} s disagrees with {nuclide} ({ref:g} s) by "

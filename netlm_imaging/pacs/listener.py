@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import atomic_write_text
-from ..errors import InputError, NetlmError, UsageError, only_accepted_flags
+from ..errors import InputError, NetlmError, UsageError, for_command, only_accepted_flags
 from .common import analyze_retrieved, check_uid
 from .contexts import accept_any_storage_class, add_storage_scp_contexts, release_any_storage_class
 from .dimse import DimseEndpoint, storage_handler, store_files
@@ -219,7 +219,8 @@ class StudyListener:
                         line += f"; not sent: {reason}; the outputs are kept in {out}"
                         self._record_failure(out, study, f"analysed, not sent: {reason}")
         except NetlmError as exc:
-            message = only_accepted_flags(self._as_destination(str(exc)), self.config.accepted_flags, "listen")
+            said = self._as_destination(for_command(exc, None, "listen"))  # with its advice for listen
+            message = only_accepted_flags(said, self.config.accepted_flags, "listen")
             line = f"study {study}: {n} instances: failed: {message}"
             self._record_failure(out, study, str(exc))
         except Exception as exc:  # one study's bug never stops the listener
