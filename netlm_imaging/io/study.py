@@ -158,7 +158,7 @@ def read_study_segmentations(
     InputError
         No liver and no lesion mask came out of the segmentation files.
     """
-    from .discover import expand_segmentation_folders
+    from .discover_names import expand_segmentation_folders
     from .labels import check_decisions, summarize_decisions
     from .loader import load_segmentation
 
