@@ -302,12 +302,13 @@ def _check_values(data: dict[str, Any], source: str) -> None:
             f"{source}: rules key 'ct_plausibility.liver_mean_hu_range' must be [low, high] in HU with low < high, "
             f"got {hu!r}"
         )
-    pauses = data["pacs"]["transient_retry_pauses_s"]
-    if not (_numbers(pauses) and all(p >= 0 for p in pauses)):
-        raise InputError(
-            f"{source}: rules key 'pacs.transient_retry_pauses_s' must list pauses in seconds >= 0 (one per new "
-            f"try, [] for none), got {pauses!r}"
-        )
+    for key in ("transient_retry_pauses_s", "held_retry_pauses_s"):
+        pauses = data["pacs"][key]
+        if not (_numbers(pauses) and all(p >= 0 for p in pauses)):
+            raise InputError(
+                f"{source}: rules key 'pacs.{key}' must list pauses in seconds >= 0 (one per new try, [] for "
+                f"none), got {pauses!r}"
+            )
     _check_mri(data["mri"], source)
     _check_pet(data, source)
 

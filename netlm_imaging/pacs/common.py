@@ -23,16 +23,17 @@ from urllib.parse import urlsplit
 from ..errors import InputError, NetlmError, UsageError
 
 __all__ = [
-    "HELD_RETRY_PAUSES_S",
     "PacsResult",
     "analyze_retrieved",
     "check_timeout",
     "check_uid",
+    "held_pauses",
     "modalities_are",
     "not_held_error",
     "push_state",
     "redact_url",
     "retrieve_analyze_push",
+    "rules_pauses",
 ]
 
 logger = logging.getLogger(__name__)
@@ -95,18 +96,55 @@ def check_uid(uid: str, option: str = "--study") -> str:
     return text
 
 
-#: After a store, the PACS is asked whether it holds each object at these pauses (s): one that indexes a
-#: little after answering is not taken for one that discarded the object.
-HELD_RETRY_PAUSES_S = (0.0, 0.5, 1.5)
+def rules_pauses(key: str, rules: Any = None) -> tuple[float, ...]:
+    """The pauses (s) of the rules key ``pacs.<key>`` (validated by the rules loader).
+
+    Parameters
+    ----------
+    key : str
+        ``transient_retry_pauses_s`` or ``held_retry_pauses_s``.
+    rules : path, mapping or None
+        A user rules file (``--rules``), as :func:`netlm_imaging.classify.rules.load_rules` takes it;
+        None: the shipped rules.
+
+    Returns
+    -------
+    tuple of float
+        One pause per new try (empty: no new try).
+
+    Examples
+    --------
+    >>> rules_pauses("held_retry_pauses_s")
+    (0.5, 1.5)
+    """
+    if rules is None:
+        from ..rules_data import default_section
+
+        return tuple(float(p) for p in default_section("pacs")[key])
+    from ..classify.rules import load_rules
+
+    return tuple(float(p) for p in load_rules(rules)["pacs"][key])
 
 
-def not_held_error(where: str, how: str, modality: str, sop_instance_uid: str) -> InputError:
-    """The PACS answered success to ``how`` (C-STORE, STOW-RS) but does not hold the object."""
-    waited = sum(HELD_RETRY_PAUSES_S)
+def held_pauses(rules: Any = None) -> tuple[float, ...]:
+    """After a store, the pauses (s) before asking the PACS again whether it holds each object.
+
+    Rules key ``pacs.held_retry_pauses_s``: the PACS is asked at once, then after each pause while it
+    does not hold the object, so that one indexing a little after its success answer is not taken for
+    one that discarded the object.
+    """
+    return rules_pauses("held_retry_pauses_s", rules)
+
+
+def not_held_error(
+    where: str, how: str, modality: str, sop_instance_uid: str, pauses: tuple[float, ...] | None = None
+) -> InputError:
+    """The PACS answered success to ``how`` (C-STORE, STOW-RS) but does not hold the object ``pauses`` later."""
+    waited = sum(held_pauses() if pauses is None else pauses)
     return InputError(
         f"{where}: the PACS answered success to the {how} of the {modality} result ({sop_instance_uid}) but does "
         f"not hold it {waited:g} s later: a rule of the PACS discards it (Orthanc: a ReceivedInstanceFilter), or "
-        "it is still indexing; check the PACS log"
+        "it is still indexing (wait longer: rules key pacs.held_retry_pauses_s); check the PACS log"
     )
 
 

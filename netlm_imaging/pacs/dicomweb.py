@@ -37,10 +37,10 @@ from urllib.parse import urlsplit
 
 from ..errors import InputError, UsageError
 from .common import (
-    HELD_RETRY_PAUSES_S,
     PacsResult,
     check_timeout,
     check_uid,
+    held_pauses,
     modalities_are,
     not_held_error,
     push_state,
@@ -383,17 +383,18 @@ def _instance_count(client: Any, study_uid: str) -> int | None:
         return None
 
 
-def _held(client: Any, ds: Any) -> bool | None:
+def _held(client: Any, ds: Any, pauses: tuple[float, ...]) -> bool | None:
     """QIDO-RS whether the server now holds ``ds``; None when it cannot be asked or does not say.
 
-    A server that indexes a little after the STOW-RS answer is asked three times over about 2 s.
+    A server that indexes a little after the STOW-RS answer is asked at once and again after each of
+    ``pauses`` (s; rules key ``pacs.held_retry_pauses_s``) while it does not hold it.
     """
     import time
 
     import requests
 
     uid = str(ds.SOPInstanceUID)
-    for pause in HELD_RETRY_PAUSES_S:
+    for pause in (0.0, *pauses):
         time.sleep(pause)
         try:
             found = client.search_for_instances(
@@ -411,12 +412,21 @@ def _held(client: Any, ds: Any) -> bool | None:
     return False
 
 
-def store_files(client: Any, paths: list[Path]) -> list[str]:
+def store_files(client: Any, paths: list[Path], held_pauses_s: tuple[float, ...] | None = None) -> list[str]:
     """STOW-RS store DICOM files; returns the stored SOP Instance UIDs.
 
     The STOW-RS response's Failed SOP Sequence (PS3.18 10.5.3) is read, and a QIDO-RS query checks
     that the server holds each object: some answer success and discard what a rule filters out
     (Orthanc's ``ReceivedInstanceFilter``).
+
+    Parameters
+    ----------
+    client : DICOMwebClient
+        The server.
+    paths : list of Path
+        The files.
+    held_pauses_s : tuple of float, optional
+        The pauses of the held check (default: the shipped rules' ``pacs.held_retry_pauses_s``).
 
     Raises
     ------
@@ -426,6 +436,7 @@ def store_files(client: Any, paths: list[Path]) -> list[str]:
     import pydicom
     import requests
 
+    pauses = held_pauses() if held_pauses_s is None else tuple(held_pauses_s)
     datasets = [pydicom.dcmread(p) for p in paths]
     url = redact_url(client.base_url)
     try:
@@ -447,9 +458,9 @@ def store_files(client: Any, paths: list[Path]) -> list[str]:
             f"{url}: the PACS refused the {modality.get(uid, 'result')} object {uid} (STOW-RS failure reason "
             f"{'unknown' if reason is None else f'0x{int(reason):04X}'}); check the PACS log"
         )
-    gone = [ds for ds in datasets if _held(client, ds) is False]
+    gone = [ds for ds in datasets if _held(client, ds, pauses) is False]
     if gone:
-        err = not_held_error(url, "STOW-RS", str(gone[0].Modality), str(gone[0].SOPInstanceUID))
+        err = not_held_error(url, "STOW-RS", str(gone[0].Modality), str(gone[0].SOPInstanceUID), pauses)
         kept = [ds for ds in datasets if all(ds is not g for g in gone)]
         if kept:
             err.args = (f"{err}; {push_state(kept, None, [])} and held: only the {modalities_are(gone)} missing",)
@@ -512,7 +523,7 @@ def analyze_pacs_study(
     base = redact_url(_check_url(url))
     return retrieve_analyze_push(
         lambda folder: retrieve_study(client, study_uid, folder),
-        lambda paths: store_files(client, paths),
+        lambda paths: store_files(client, paths, held_pauses(rules)),
         f"{base}/studies/{study_uid}",
         out_dir=out_dir,
         push=push,

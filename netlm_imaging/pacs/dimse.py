@@ -28,14 +28,12 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ..atomic import atomic_write_bytes
 from ..errors import InputError, UsageError
 from .common import (
-    HELD_RETRY_PAUSES_S,
     PacsResult,
     check_uid,
     modalities_are,
@@ -58,6 +56,7 @@ from .dimse_assoc import (
     MOVE,
     DimseEndpoint,
     parse_address,
+    with_rules,
 )
 from .dimse_assoc import associate as _associate
 from .dimse_assoc import new_ae as _ae
@@ -66,7 +65,7 @@ from .dimse_assoc import silent as _silent
 from .dimse_assoc import syntax_names as _syntax_names
 from .dimse_assoc import timeout_error as _timeout_error
 from .dimse_series import retrieve_missing_series
-from .dimse_status import Transient, category, describe, out_of_resources, retry_pauses, with_retries
+from .dimse_status import Transient, category, describe, out_of_resources, with_retries
 
 __all__ = [
     "DEFAULT_CALLING_AE",
@@ -483,8 +482,9 @@ def _series_query(study_uid: str, series_uid: str) -> Any:
     return q
 
 
-def _held(assoc: Any, ds: Any) -> bool | None:
-    """C-FIND (IMAGE level) whether the PACS now holds ``ds``; None when it cannot be asked."""
+def _held(assoc: Any, ds: Any, pauses: tuple[float, ...]) -> bool | None:
+    """C-FIND (IMAGE level) whether the PACS now holds ``ds``, at once and after each of ``pauses`` (s) while
+    it does not; None when it cannot be asked."""
     import time
 
     if not any(str(cx.abstract_syntax) == FIND for cx in assoc.accepted_contexts):
@@ -492,7 +492,7 @@ def _held(assoc: Any, ds: Any) -> bool | None:
     q = _query(str(ds.StudyInstanceUID), "IMAGE")
     q.SeriesInstanceUID = str(ds.SeriesInstanceUID)
     q.SOPInstanceUID = str(ds.SOPInstanceUID)
-    for pause in HELD_RETRY_PAUSES_S:
+    for pause in (0.0, *pauses):
         time.sleep(pause)
         found, answered = False, False
         for status, ident in assoc.send_c_find(q, FIND):
@@ -600,9 +600,11 @@ def store_files(ep: DimseEndpoint, paths: list[Path]) -> list[str]:
                     f"from AE {ep.calling_ae!r}"
                 )
             stored.append(ds)
-        gone = [ds for ds in datasets if _held(assoc, ds) is False]
+        gone = [ds for ds in datasets if _held(assoc, ds, ep.held_pauses_s) is False]
         if gone:
-            err = not_held_error(ep.name, "C-STORE", str(gone[0].Modality), str(gone[0].SOPInstanceUID))
+            err = not_held_error(
+                ep.name, "C-STORE", str(gone[0].Modality), str(gone[0].SOPInstanceUID), ep.held_pauses_s
+            )
             kept = [ds for ds in datasets if all(ds is not g for g in gone)]
             if kept:
                 err.args = (f"{err}; {push_state(kept, None, [])} and held: only the {modalities_are(gone)} missing",)
@@ -658,8 +660,7 @@ def analyze_dimse_study(
         Unknown study, network or analysis failure (one line naming the PACS).
     """
     check_uid(study_uid)
-    if rules is not None:  # the user's rules say how long to wait for a PACS refusing transiently
-        ep = replace(ep, retry_pauses_s=retry_pauses(rules))
+    ep = with_rules(ep, rules)  # how long to wait for a PACS refusing transiently, or indexing
     if not find_study(ep, study_uid):
         raise InputError(f"{ep.name}: study {study_uid} not found (C-FIND); check the Study Instance UID")
     return retrieve_analyze_push(

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import InputError, UsageError
-from .common import check_timeout
+from .common import check_timeout, held_pauses
 from .dimse_status import Transient, retry_pauses, with_retries
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "silent",
     "syntax_names",
     "timeout_error",
+    "with_rules",
 ]
 
 #: Study Root Query/Retrieve Information Model SOP classes (PS3.4 C.6.2).
@@ -89,6 +90,9 @@ class DimseEndpoint:
     timeout_s: float = DEFAULT_TIMEOUT_S
     #: Pauses (s) before each new try after a transient refusal (rules key ``pacs.transient_retry_pauses_s``).
     retry_pauses_s: tuple[float, ...] = field(default_factory=retry_pauses)
+    #: After a C-STORE, the pauses (s) before asking again whether the PACS holds the object (rules key
+    #: ``pacs.held_retry_pauses_s``).
+    held_pauses_s: tuple[float, ...] = field(default_factory=held_pauses)
 
     def __post_init__(self) -> None:
         _check_ae(self.called_ae, "--called-ae")
@@ -106,6 +110,25 @@ class DimseEndpoint:
     def name(self) -> str:
         """``AE@host:port`` for messages."""
         return f"{self.called_ae}@{self.host}:{self.port}"
+
+
+def with_rules(ep: DimseEndpoint, rules: Any = None) -> DimseEndpoint:
+    """``ep`` with the pauses of a user rules file: ``pacs.transient_retry_pauses_s`` and ``pacs.held_retry_pauses_s``.
+
+    Parameters
+    ----------
+    ep : DimseEndpoint
+        The PACS.
+    rules : path, mapping or None
+        A user rules file (``--rules``); None: ``ep`` unchanged (the shipped rules' pauses).
+
+    Returns
+    -------
+    DimseEndpoint
+    """
+    if rules is None:
+        return ep
+    return replace(ep, retry_pauses_s=retry_pauses(rules), held_pauses_s=held_pauses(rules))
 
 
 def associate(ae: Any, ep: DimseEndpoint, **kwargs: Any) -> Any:

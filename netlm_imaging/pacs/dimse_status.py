@@ -79,13 +79,9 @@ def retry_pauses(rules: Any = None) -> tuple[float, ...]:
     tuple of float
         One pause per new try (empty: never try again).
     """
-    if rules is None:
-        from ..rules_data import default_section
+    from .common import rules_pauses
 
-        return tuple(float(p) for p in default_section("pacs")["transient_retry_pauses_s"])
-    from ..classify.rules import load_rules
-
-    return tuple(float(p) for p in load_rules(rules)["pacs"]["transient_retry_pauses_s"])
+    return rules_pauses("transient_retry_pauses_s", rules)
 
 
 def with_retries(attempt: Callable[[], T], pauses: Sequence[float]) -> T:

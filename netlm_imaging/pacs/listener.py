@@ -34,7 +34,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +43,7 @@ from ..errors import InputError, NetlmError, UsageError, for_command, only_accep
 from .common import analyze_retrieved, check_uid
 from .contexts import accept_any_storage_class, add_storage_scp_contexts, release_any_storage_class
 from .dimse import DimseEndpoint, storage_handler, store_files
-from .dimse_assoc import VERIFICATION
-from .dimse_status import retry_pauses
+from .dimse_assoc import VERIFICATION, with_rules
 
 __all__ = ["ListenerConfig", "StudyListener"]
 
@@ -210,8 +209,7 @@ class StudyListener:
                 )
                 if dest is not None:
                     try:
-                        if self.config.rules is not None:  # its pauses after a transient refusal
-                            dest = replace(dest, retry_pauses_s=retry_pauses(self.config.rules))
+                        dest = with_rules(dest, self.config.rules)  # its pauses (transient refusal, indexing)
                         sent = store_files(dest, result.push_files)
                         line += f"; sent {len(sent)} object(s) to {dest.name}"
                     except NetlmError as exc:  # the outputs are written: say so, and record what was not sent
