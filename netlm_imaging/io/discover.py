@@ -9,7 +9,10 @@ Order of precedence (documented in docs/study_folders.md), each in a module of i
    (ReferencedSeriesSequence, referenced SOP instances, then
    FrameOfReferenceUID preferring CT/MR over PET). A PET series in the same
    frame of reference as a CT/MR image is reported as ``pet_files``
-   (:mod:`~netlm_imaging.io.discover_dicom`).
+   (:mod:`~netlm_imaging.io.discover_dicom`). NIfTI / NRRD / MHA segmentations named as
+   such beside a DICOM image series (nnU-Net, MONAI, TotalSegmentator run on it) are
+   measured on the series whose grid they lie on, never on another grid
+   (:mod:`~netlm_imaging.io.discover_beside`).
 3. NIfTI / NRRD / MHA file names (see :data:`IMAGE_NAMES`, :data:`LABEL_MAP_PATTERNS`,
    :data:`ROLE_MASK_PATTERNS`); beside the image ``ct.nii.gz``, MONAI's output subfolder
    ``ct/ct_<postfix>.nii.gz`` (:mod:`~netlm_imaging.io.discover_names`).
@@ -25,10 +28,18 @@ from typing import Any
 
 from ..errors import InputError
 from ._dicom_common import IMAGE, RTSTRUCT, SEG, scan_dicom_folder
+from .discover_beside import from_dicom_and_files
 from .discover_choice import DiscoveredStudy, SegmentationCandidate
 from .discover_dicom import from_dicom, seg_candidate
 from .discover_manifest import MANIFEST_NAMES, from_manifest, load_manifest
-from .discover_names import IMAGE_NAMES, LABEL_MAP_PATTERNS, ROLE_MASK_PATTERNS, expand_segmentation_folders, from_files
+from .discover_names import (
+    IMAGE_NAMES,
+    LABEL_MAP_PATTERNS,
+    ROLE_MASK_PATTERNS,
+    expand_segmentation_folders,
+    from_files,
+    segmentation_files,
+)
 
 __all__ = [
     "IMAGE_NAMES",
@@ -93,7 +104,13 @@ def discover_study(
     skipped: list[str] = []
     index = scan_dicom_folder(root, skipped)
     if any(i.kind in (IMAGE, SEG, RTSTRUCT) for i in index):
-        found = from_dicom(root, index, seg_choice, image_series)
+        label_maps, masks, file_notes = (
+            segmentation_files(root) if any(i.kind == IMAGE for i in index) else ([], [], [])
+        )
+        if label_maps or masks:  # a NIfTI segmentation of the DICOM series (nnU-Net, MONAI, TotalSegmentator)
+            found = from_dicom_and_files(root, index, label_maps, masks, file_notes, seg_choice, image_series)
+        else:
+            found = from_dicom(root, index, seg_choice, image_series)
     else:
         found = from_files(root, seg_choice)
     found.notes[:0] = skipped  # junk files skipped while reading the folder (issue 12)

@@ -8,6 +8,7 @@ preferring CT/MR over PET, never a scout). A PET series in the image's frame of 
 from __future__ import annotations
 
 import filecmp
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from ._dicom_common import RTSTRUCT, SEG, DicomFileInfo
 from .dicom_series import SeriesGroup, group_image_series
 from .discover_choice import SEG_OPTION, SERIES_OPTION, DiscoveredStudy, SegmentationCandidate, choose_segmentations
 
-__all__ = ["from_dicom", "seg_candidate"]
+__all__ = ["dicom_candidates", "from_dicom", "is_scout", "pet_for", "seg_candidate"]
 
 
 def seg_candidate(info: DicomFileInfo) -> SegmentationCandidate:
@@ -94,7 +95,7 @@ def _referenced_group(seg: SegmentationCandidate, groups: list[SeriesGroup], fol
     same_for = [g for g in groups if g.frame_of_reference_uid and g.frame_of_reference_uid in fors]
     anatomical = [g for g in same_for if g.modality not in ("PT", "NM")] or same_for
     # a scout (ImageType LOCALIZER) or a single image is never the volume a segmentation was drawn on
-    volumetric = [g for g in anatomical if not _is_scout(g)]
+    volumetric = [g for g in anatomical if not is_scout(g)]
     if len(volumetric) == 1 and len(anatomical) > 1:
         scouts = ", ".join(g.uid for g in anatomical if g is not volumetric[0])
         return volumetric[0], (
@@ -115,7 +116,7 @@ def _referenced_group(seg: SegmentationCandidate, groups: list[SeriesGroup], fol
     )
 
 
-def _is_scout(group: SeriesGroup) -> bool:
+def is_scout(group: SeriesGroup) -> bool:
     """A localizer (every image typed LOCALIZER) or a series of one image (one frame)."""
     if all("LOCALIZER" in f.image_type for f in group.files):
         return True
@@ -140,7 +141,7 @@ def _referenced_stack(
     )
 
 
-def _pet_for(image: SeriesGroup, groups: list[SeriesGroup], notes: list[str]) -> SeriesGroup | None:
+def pet_for(image: SeriesGroup, groups: list[SeriesGroup], notes: list[str]) -> SeriesGroup | None:
     if image.modality in ("PT", "NM") or not image.frame_of_reference_uid:
         return None
     pets = [g for g in groups if g.modality == "PT" and g.frame_of_reference_uid == image.frame_of_reference_uid]
@@ -174,18 +175,34 @@ def _pet_for(image: SeriesGroup, groups: list[SeriesGroup], notes: list[str]) ->
     return None
 
 
-def from_dicom(
-    folder: Path, index: list[DicomFileInfo], seg_choice: str | None, image_series: str | None
-) -> DiscoveredStudy:
-    """The segmentation(s) of a DICOM folder, the image series they reference and its PET."""
-    groups = group_image_series(index)
+def dicom_candidates(
+    index: list[DicomFileInfo], notes: list[str]
+) -> tuple[list[SegmentationCandidate], list[SegmentationCandidate]]:
+    """The SEG / RTSTRUCT objects of a folder's index that are inputs, and the tool's own derived SEGs (never one).
+
+    Byte-identical copies of one SOP instance are taken once; each exclusion is said in ``notes``.
+    """
     cands = [seg_candidate(i) for i in index if i.kind in (SEG, RTSTRUCT)]
-    notes: list[str] = []
     own = [c for c in cands if c.kind == SEG and is_own_output(_header_or_path(c))]
     if own:  # the tool's own derived SEG (a re-run on a study it already analysed) is never an input
         cands = [c for c in cands if c not in own]
         notes.append("netlm-imaging's own derived SEG not used as input: " + ", ".join(c.path.name for c in own))
-    cands = _without_copies(cands, notes)
+    return _without_copies(cands, notes), own
+
+
+def from_dicom(
+    folder: Path,
+    index: list[DicomFileInfo],
+    seg_choice: str | None,
+    image_series: str | None,
+    *,
+    chosen: list[SegmentationCandidate] | None = None,
+    found_notes: Sequence[str] = (),
+) -> DiscoveredStudy:
+    """The segmentation(s) of a DICOM folder, the image series they reference and its PET."""
+    groups = group_image_series(index)
+    notes: list[str] = list(found_notes)
+    cands, own = dicom_candidates(index, notes) if chosen is None else (list(chosen), [])
     if not cands and own:
         raise DicomError(
             f"{folder}: the only segmentation is netlm-imaging's own derived SEG ({own[0].path.name}), which is never "
@@ -197,7 +214,7 @@ def from_dicom(
             f"{folder}: no DICOM SEG or RTSTRUCT found (image series: {listing}); add the segmentation to the folder "
             "or pass it with --image PATH --seg PATH."
         )
-    chosen = choose_segmentations(cands, seg_choice, folder)
+    chosen = choose_segmentations(cands, seg_choice, folder) if chosen is None else list(chosen)
     if image_series:
         by_uid = {g.uid: g for g in groups}
         if image_series not in by_uid:
@@ -217,7 +234,7 @@ def from_dicom(
         notes.extend(why for _, why in resolved)
     if len(cands) > len(chosen):
         notes.append("segmentation(s) not used: " + ", ".join(c.path.name for c in cands if c not in chosen))
-    pet = _pet_for(image, groups, notes)
+    pet = pet_for(image, groups, notes)
     return DiscoveredStudy(
         folder=folder,
         image_path=folder,

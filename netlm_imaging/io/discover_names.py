@@ -27,6 +27,7 @@ __all__ = [
     "ROLE_MASK_PATTERNS",
     "expand_segmentation_folders",
     "from_files",
+    "segmentation_files",
 ]
 
 #: Base names (case-insensitive, without extension) taken as the image.
@@ -105,6 +106,39 @@ def _mask_subfolder(folder: Path) -> tuple[Path, list[SegmentationCandidate], li
             "netlm.json manifest."
         )
     return found[0] if found else None
+
+
+def segmentation_files(folder: Path) -> tuple[list[SegmentationCandidate], list[SegmentationCandidate], list[str]]:
+    """The segmentation volumes a folder of DICOM files holds beside its image series, found by their names.
+
+    Label maps named as such directly in ``folder`` (``seg.nii.gz``, nnU-Net's or MONAI's ``ct_seg.nii.gz``,
+    a Slicer ``.seg.nrrd``) and the masks named after their role there or in one subfolder (TotalSegmentator's
+    ``segmentations/``); the other volumes are named in a note.
+
+    Returns
+    -------
+    label_maps, masks : list of SegmentationCandidate
+        The label maps (each a candidate of its own) and the role masks (one segmentation together).
+    notes : list of str
+        The volumes not used.
+    """
+    masks, others = _role_masks_in(folder)
+    label_maps = [
+        SegmentationCandidate(path=p, kind=file_kind(p))
+        for p in others
+        if p.name.lower().endswith(".seg.nrrd")
+        or any(re.search(pat, volume_base_name(p) or "") for pat in LABEL_MAP_PATTERNS)
+    ]
+    unused = [p for p in others if all(c.path != p for c in label_maps)]
+    notes = [_unused_note(unused)] if unused and (label_maps or masks) else []
+    if not masks:
+        sub = _mask_subfolder(folder)
+        if sub is not None:
+            masks = sub[1]
+            notes.append(f"the masks named after their structure in the subfolder {sub[0].name}/")
+            if sub[2]:
+                notes.append(_unused_note(sub[2], f" in {sub[0].name}/"))
+    return label_maps, masks, notes
 
 
 def expand_segmentation_folders(segs: list[str]) -> tuple[list[str], list[str]]:
