@@ -83,6 +83,7 @@ PRELOAD = (
     "netlm_imaging.io.dicom_series",
     "netlm_imaging.io.dicom_seg",
     "netlm_imaging.io.pet",
+    "netlm_imaging.io.pet_half_life",
     "netlm_imaging.measure.burden",
     "netlm_imaging.measure.grid",
     "netlm_imaging.measure.pet",
@@ -93,6 +94,7 @@ PRELOAD = (
     "netlm_imaging.report.console",
     "netlm_imaging.report.dicom_outputs",
     "netlm_imaging.report.paths",
+    "netlm_imaging.report.ownership",
 )
 
 
