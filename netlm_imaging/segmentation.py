@@ -15,11 +15,62 @@ import numpy as np
 
 from .volume import Volume
 
-__all__ = ["ROLES", "SEGMENT_ROLES", "MaskLayer", "role_union", "segment_number"]
+__all__ = [
+    "LIVER_VESSELS",
+    "MAJOR_VESSELS",
+    "ROLES",
+    "SEGMENT_ROLES",
+    "MaskLayer",
+    "role_union",
+    "segment_number",
+    "vessel_name",
+]
 
 SEGMENT_ROLES: tuple[str, ...] = tuple(f"segment{i}" for i in range(1, 9))
-#: The roles a mask can take.
-ROLES: tuple[str, ...] = ("liver", "lesion", "spleen", "kidney", *SEGMENT_ROLES, "ignore")
+#: The roles a mask can take. ``vessel``: a hepatic vessel (portal vein, hepatic vein, IVC, hepatic artery,
+#: TotalSegmentator's liver_vessels), measured against the lesions only (measure/vessels.py), never liver.
+ROLES: tuple[str, ...] = ("liver", "lesion", "spleen", "kidney", *SEGMENT_ROLES, "vessel", "ignore")
+
+
+_B0, _B1 = r"(?<![a-z0-9])", r"(?![a-z0-9])"
+#: The named hepatic vessels (a name's first match wins), by the names TotalSegmentator (portal_vein_and_splenic_vein,
+#: inferior_vena_cava), Slicer and RTSTRUCT exports give them, the AAPM TG-263 prefixes (V_Hepatic, A_Hepatic) and
+#: the usual abbreviations (PV, RHV / MHV / LHV, IVC, HA).
+MAJOR_VESSELS: tuple[tuple[str, str], ...] = (
+    ("portal vein", rf"portal|{_B0}[lmr]?pv{_B1}|門脈|门静脉|воротн|문맥"),
+    (
+        "inferior vena cava",
+        rf"(?<!superior[\s_-])vena[\s_-]*cava|{_B0}ivc{_B1}|下大静脈|下腔静脉|нижн\w*\s*пол|하대정맥",
+    ),
+    (
+        "hepatic vein",
+        rf"(hepatic|liver)[\s_-]*veins?|lebervene|vena[\s_-]*hepatica|^v_hepatic|{_B0}[lmr]?hv{_B1}|肝静脈|肝静脉|간정맥",
+    ),
+    ("hepatic artery", rf"(hepatic|liver)[\s_-]*arter|^a_hepatic|{_B0}c?ha{_B1}|肝動脈|肝动脉|간동맥"),
+)
+#: Vessels of the liver without a name of which (TotalSegmentator's liver_vessels, MSD Task08's Vessel).
+LIVER_VESSELS = rf"(liver|hepatic)[\s_-]*vessels?|^vessels?$|^hepatic[\s_-]*vasculature$|{_B0}vasculature{_B1}"
+
+
+def vessel_name(name: str | None) -> str | None:
+    """The hepatic vessel a segment / ROI / file name names (a :data:`MAJOR_VESSELS` name, ``liver vessels``), or None.
+
+    Examples
+    --------
+    >>> [vessel_name(n) for n in ("Portal Vein", "portal_vein_and_splenic_vein", "IVC", "RHV", "liver_vessels")]
+    ['portal vein', 'portal vein', 'inferior vena cava', 'hepatic vein', 'liver vessels']
+    >>> [vessel_name(n) for n in ("Hepatic artery", "Liver", "splenic vein", "superior_vena_cava", None)]
+    ['hepatic artery', None, None, None, None]
+    """
+    import re
+
+    text = (name or "").strip()
+    for vessel, pattern in MAJOR_VESSELS:
+        if re.search(pattern, text, flags=re.IGNORECASE):
+            return vessel
+    if re.search(LIVER_VESSELS, text, flags=re.IGNORECASE):
+        return "liver vessels"
+    return None
 
 
 def segment_number(role: str) -> int | None:

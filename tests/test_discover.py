@@ -232,10 +232,12 @@ def test_nifti_binary_masks_by_role(tmp_path):
 
 def test_totalsegmentator_output_folder_by_name(tmp_path):
     # TotalSegmentator writes one mask per structure: liver, spleen, kidney_left/right, and the
-    # liver_vessels task liver_tumor + liver_vessels; vessels and other organs have no role
+    # liver_vessels task liver_tumor + liver_vessels; the vessels are measured against the lesions (vascular
+    # contact), other organs have no role
     names = ("ct.nii.gz", "liver.nii.gz", "liver_tumor.nii.gz", "liver_vessels.nii.gz", "spleen.nii.gz")
     for name in (*names, "kidney_left.nii.gz", "kidney_right.nii.gz", "portal_vein_and_splenic_vein.nii.gz"):
         (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "stomach.nii.gz").write_bytes(b"x")
     found = discover_study(tmp_path)
     assert sorted(found.segmentation_args) == sorted(
         f"{role}={tmp_path / name}"
@@ -245,12 +247,13 @@ def test_totalsegmentator_output_folder_by_name(tmp_path):
             ("spleen", "spleen.nii.gz"),
             ("kidney", "kidney_left.nii.gz"),
             ("kidney", "kidney_right.nii.gz"),
+            ("vessel", "liver_vessels.nii.gz"),
+            ("vessel", "portal_vein_and_splenic_vein.nii.gz"),
         ]
     )
     unused = [n for n in found.notes if n.startswith("not used")]
     assert len(unused) == 1
-    assert "liver_vessels.nii.gz" in unused[0]
-    assert "portal_vein_and_splenic_vein.nii.gz" in unused[0]
+    assert "stomach.nii.gz" in unused[0]
     assert "--seg ROLE=PATH" in unused[0]
 
 

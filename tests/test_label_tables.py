@@ -125,7 +125,7 @@ def test_real_totalsegmentator_output_needs_no_labels(shared):
         "liver",
         "spleen",
         "kidney",
-        None,
+        "vessel",  # measured against the lesions (vascular contact)
     )
     # --roi_subset liver brain: a table of two values, 5 liver and 90 brain; truth counted here with nibabel
     sub = nib.load(shared(*ts, "example_seg_roi_subset.nii.gz"))
@@ -146,7 +146,7 @@ def test_total_and_liver_vessels_maps_together(tmp_path, ct):
     assert rep.tumor["lesions_segmented"] is True
     assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(TUMOUR_N * VOXEL_ML, rel=1e-9)
     assert rep.liver["volume_ml"] == pytest.approx(LIVER_N * VOXEL_ML, rel=1e-9)
-    assert _roles(rep)["liver_vessels"] is None
+    assert _roles(rep)["liver_vessels"] == "vessel"  # measured against the lesions, never liver
 
 
 def test_liver_segments_and_liver_lesions_maps(tmp_path, ct):

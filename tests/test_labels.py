@@ -131,11 +131,20 @@ def test_the_masseter_is_not_a_mass(name, role):
 
 
 @pytest.mark.parametrize(
-    "name", ["A_Hepatic", "V_Hepatic", "LN_Hepatic", "Hepatic_Lymph_Nodes", "hepatic node", "LN_Splenic"]
+    ("name", "role"),
+    [
+        ("A_Hepatic", "vessel"),  # hepatic vessels: measured against the lesions (vascular contact)
+        ("V_Hepatic", "vessel"),
+        ("LN_Hepatic", None),
+        ("Hepatic_Lymph_Nodes", None),
+        ("hepatic node", None),
+        ("LN_Splenic", None),
+        ("V_Splenic", None),  # not a hepatic vessel
+    ],
 )
-def test_vessels_and_lymph_nodes_named_after_the_organ_are_not_the_organ(name):
+def test_vessels_and_lymph_nodes_named_after_the_organ_are_not_the_organ(name, role):
     # AAPM TG-263 names an artery A_*, a vein V_*, lymph nodes LN_*: they were taken for the liver / spleen
-    assert role_for_segment(name, None, parse_label_spec(None)) is None
+    assert role_for_segment(name, None, parse_label_spec(None)) == role
 
 
 @pytest.mark.parametrize(

@@ -96,13 +96,13 @@ def _study(ct, tmp_path, rois, charset=None):
         ("脾臓", "spleen"),
         ("Селезёнка", "spleen"),
         ("비장", "spleen"),
-        ("肝静脈", None),  # hepatic vein
-        ("門脈", None),  # portal vein
-        ("肝動脈", None),
+        ("肝静脈", "vessel"),  # hepatic vein: measured against the lesions
+        ("門脈", "vessel"),  # portal vein
+        ("肝動脈", "vessel"),
         ("肝内胆管", None),  # intrahepatic bile duct
-        ("воротная вена", None),
+        ("воротная вена", "vessel"),
         ("печёночная артерия", None),
-        ("간정맥", None),
+        ("간정맥", "vessel"),
         ("浮腫", None),
         ("간호", None),  # nursing: 간 inside a word is not the liver
         ("Liver_2cm", None),

@@ -68,7 +68,7 @@ def test_the_users_labels_win(tmp_path, image):
     ("labels", "expected"),
     [
         ({"0": "background", "1": "liver", "2": "cancer"}, "liver=1,lesion=2"),  # v1 / MSD Task03_Liver
-        ({"background": 0, "liver": 1, "tumor": 2, "hepatic_vessel": 3}, "liver=1,lesion=2,ignore=3"),
+        ({"background": 0, "liver": 1, "tumor": 2, "hepatic_vessel": 3}, "liver=1,lesion=2,vessel=3"),
         ({"background": 0, "Liver": 1, "Metastases": 2, "Spleen": 3}, "liver=1,lesion=2,spleen=3"),
         ({"background": 0, "liver": 1, "tumor": 2, "cyst": 3, "metastasis": 4}, "liver=1,lesion=2+4,ignore=3"),
         # a model trained on TotalSegmentator's names: the same rules as its --ml label table
@@ -83,7 +83,7 @@ def test_layouts_and_names(tmp_path, labels, expected):
     assert found is not None
     assert found.labels == expected
     if "hepatic_vessel" in labels:
-        assert "'hepatic_vessel'=3" in found.note
+        assert found.note.endswith("vessel=3")  # the hepatic vessels: measured against the lesions
 
 
 @pytest.mark.parametrize(
@@ -184,7 +184,7 @@ def test_a_decathlon_task_keeps_its_dataset_json_above_labels_tr(tmp_path):
     (task / "dataset.json").write_text(json.dumps({"name": "HepaticVessel", "labels": labels}))
     found = labels_from_dataset_json([str(pred)])
     assert found is not None
-    assert found.labels == "ignore=1,lesion=2"
+    assert found.labels == "vessel=1,lesion=2"  # measured against the lesion (vascular contact), never liver
     rep = analyze(image=task / "imagesTr" / "hepaticvessel_001.nii.gz", segs=[pred])
     assert rep.liver["volume_ml"] is None  # no liver in this task: the vessels are not taken for it
     assert rep.tumor["intrahepatic_volume_ml"] == pytest.approx(144 * VOXEL_ML)  # lesion-only input

@@ -53,9 +53,11 @@ VESSEL = ("SCT", "59820001")
         ("Spinal-Cord", None, "ORGAN", None, "unmatched-ignored"),
         ("Lung-Left", None, "ORGAN", None, "unmatched-ignored"),
         ("Heart", None, "ORGAN", None, "unmatched-ignored"),
-        ("Hepatic vein", None, None, None, "unmatched-ignored"),
-        ("portal_vein_and_splenic_vein", ("SCT", "110765007"), None, None, "unmatched-ignored"),
-        ("liver_vessels", VESSEL, None, None, "unmatched-ignored"),  # a specific code that is not ours
+        # hepatic vessels: measured against the lesions (vascular contact), never liver
+        ("Hepatic vein", None, None, "vessel", "pattern"),
+        ("portal_vein_and_splenic_vein", ("SCT", "110765007"), None, "vessel", "code"),
+        ("Liver_PV", None, None, None, "unmatched-ignored"),  # a helper beside the organ, not the organ's vessel
+        ("liver_vessels", VESSEL, None, "vessel", "code"),  # Blood vessel: TotalSegmentator's SEG
         ("kidney_left", KIDNEY, None, None, "unmatched-ignored"),
         ("liver_tumor", NEOPLASM, None, "lesion", "code"),  # TotalSegmentator liver_vessels task
         ("anything", LIVER, None, "liver", "code"),
@@ -91,7 +93,7 @@ VESSEL = ("SCT", "59820001")
         ("Nódulo", None, None, "lesion", "pattern"),
         ("Metástasis hepática", None, None, "lesion", "pattern"),  # a metastasis qualified by its organ
         ("Metastasi epatica", None, None, "lesion", "pattern"),
-        ("Vena hepatica", None, None, None, "unmatched-ignored"),
+        ("Vena hepatica", None, None, "vessel", "pattern"),
     ],
 )
 def test_decide_role_without_a_user_mapping(name, code, itype, role, reason):
@@ -300,7 +302,10 @@ def test_totalsegmentator_seg_gives_liver_and_spleen_by_code(shared, tmp_path):
     assert (by_name["liver"]["role"], by_name["liver"]["reason"]) == ("liver", "code")
     assert (by_name["spleen"]["role"], by_name["spleen"]["reason"]) == ("spleen", "code")
     assert by_name["liver"]["code"] == {"scheme": "SCT", "value": "10200004", "meaning": "Liver"}
-    others = [r for r in roles if r["name"] not in ("liver", "spleen")]
+    # TotalSegmentator's IVC and portal / splenic vein are vessels by their codes (vascular contact)
+    vessels = ("inferior_vena_cava", "portal_vein_and_splenic_vein")
+    assert [(by_name[n]["role"], by_name[n]["reason"]) for n in vessels] == [("vessel", "code")] * 2
+    others = [r for r in roles if r["name"] not in ("liver", "spleen", *vessels)]
     assert {r["role"] for r in others} == {None}
     assert {r["reason"] for r in others} == {"unmatched-ignored"}
     assert report.tumor["lesion_count"] == 0
@@ -388,6 +393,7 @@ def test_a_hundred_ignored_structures_are_named_in_a_short_warning():
     table = nib.load(ref / "example_seg.nii.gz").header.extensions[0].get_content().decode()
     names = re.findall(r"<!\[CDATA\[([^\]]+)\]\]></Label>", table)
     with_role = {"spleen", "kidney_right", "kidney_left", "liver"}
+    with_role |= {"inferior_vena_cava", "portal_vein_and_splenic_vein"}  # vessels (vascular contact)
     n_ignored = len(names) - len(with_role & set(names))
     report = analyze(image=ref / "example_ct_sm.nii.gz", segs=[ref / "example_seg.nii.gz"]).to_dict()
     (warning,) = [w for w in report["warnings"] if "got no role and were ignored" in w]
@@ -414,5 +420,6 @@ def test_totalsegmentator_rtstruct_names_its_liver_tumour(tmp_path):
     assert rep["tumor"]["intrahepatic_volume_ml"] == pytest.approx(_count(*MASS_BOX) * VOXEL_ML, rel=1e-6)
     assert rep["involvement_percent"] == pytest.approx(100 * _count(*MASS_BOX) / _count(*LIVER_BOX), abs=0.01)
     roles = {r["name"]: r["role"] for r in rep["study"]["segment_roles"]}
-    assert roles == {"liver": "liver", "liver_tumor": "lesion", "liver_vessels": None}
+    assert roles == {"liver": "liver", "liver_tumor": "lesion", "liver_vessels": "vessel"}  # vascular contact
+    assert set(rep["lesions"][0]["vessel_distances_mm"]) == {"liver vessels"}
     assert decide_role("liver_lesions", None, parse_label_spec(None)).role == "lesion"

@@ -149,8 +149,9 @@ def test_a_total_map_without_its_label_table_is_refused_with_its_own_labels(stud
     assert rep["liver"]["volume_ml"] == pytest.approx(np.count_nonzero(LIVER) * VOXEL_ML, abs=1e-6)
 
 
-def test_the_flag_offered_for_liver_vessels_keeps_the_total_maps_liver(study, tmp_path):
-    # TotalSegmentator --ml: the total map and the liver_vessels map, each with its label table
+def test_the_liver_vessels_map_beside_the_total_map_keeps_the_total_maps_liver(study, tmp_path):
+    # TotalSegmentator --ml: the total map and the liver_vessels map, each with its label table; its liver_vessels
+    # got no role (a --labels flag was offered for it) and is now the vessel the lesions are measured against
     ct = nib.load(study / "ct.nii.gz")
     with (DATA / "totalseg_total_v2_codes.csv").open() as fh:
         total_names = {int(row["label"]): row["structure"] for row in csv.DictReader(fh)}
@@ -169,12 +170,14 @@ def test_the_flag_offered_for_liver_vessels_keeps_the_total_maps_liver(study, tm
         nib.save(img, tmp_path / f"{task}.nii.gz")
         args += ["--seg", str(tmp_path / f"{task}.nii.gz")]
     rep = analyze_json(*args)
-    (warning,) = [w for w in rep["warnings"] if "liver_vessels.nii.gz: 1 segment(s)/ROI(s) got no role" in w]
-    flag = warning.split("map one with e.g. --labels ", 1)[1].split(" (study.segment_roles", 1)[0]
-    assert 'liver="liver"' in flag
-    assert flag.endswith('lesion="liver_tumor",ROLE="liver_vessels"')  # it offered liver="liver_vessels"
-    mapped = analyze_json(*args, "--labels", flag.replace("ROLE=", "ignore="))
+    assert not [w for w in rep["warnings"] if "liver_vessels.nii.gz: 1 segment(s)/ROI(s) got no role" in w]
+    roles = {
+        r["name"]: r["role"] for r in rep["study"]["segment_roles"] if r["source"].endswith("liver_vessels.nii.gz")
+    }
+    assert roles == {"liver_vessels": "vessel", "liver_tumor": "lesion"}
     liver_ml = np.count_nonzero(LIVER) * VOXEL_ML
-    assert rep["liver"]["volume_ml"] == mapped["liver"]["volume_ml"] == pytest.approx(liver_ml, abs=1e-6)
+    assert rep["liver"]["volume_ml"] == pytest.approx(liver_ml, abs=1e-6)  # the vessels are not taken for liver
     tumour_ml = np.count_nonzero(TUMOURS[0] | TUMOURS[1]) * VOXEL_ML
-    assert mapped["tumor"]["intrahepatic_volume_ml"] == pytest.approx(tumour_ml, abs=1e-6)
+    assert rep["tumor"]["intrahepatic_volume_ml"] == pytest.approx(tumour_ml, abs=1e-6)
+    assert rep["vascular_contact"]["vessels"] == ["liver vessels"]
+    assert all(set(les["vessel_distances_mm"]) == {"liver vessels"} for les in rep["lesions"])

@@ -266,6 +266,9 @@ def _check_values(data: dict[str, Any], source: str) -> None:
             f"{source}: 'burden.bin_upper_edges_percent' must be increasing and 'burden.bin_labels' must have "
             f"one more entry ({len(edges) + 1}), got {edges} and {len(burden['bin_labels'])} labels"
         )
+    for key in ("ablation_vessel_contact_mm", "resection_vessel_contact_mm"):
+        if not data["planner"][key] >= 0:
+            raise InputError(f"{source}: 'planner.{key}' is a distance in mm, >= 0 (got {data['planner'][key]!r})")
     if data["planner"]["cost_resolution_ml"] <= 0:
         raise InputError(f"{source}: 'planner.cost_resolution_ml' must be > 0")
     if data["planner"]["segment_involvement_min_fraction"] > 1:

@@ -435,5 +435,12 @@ def layers_from_label_table(
     file_spec = LabelSpec(mapping, True, spec.name_patterns, spec.user_pattern_count, origin=f"{described}")
     if source_notes is not None:
         source_notes.append(note)
-        return layers_from_label_map(label_map, file_spec, notes=notes)
-    return layers_from_label_map(label_map, file_spec, notes=[*notes, note])
+    layers = layers_from_label_map(label_map, file_spec, notes=notes if source_notes is not None else [*notes, note])
+    names = {str(d.number): d.name for d in decisions}
+    # a vessel layer is named by its table's names (the distances name the vessel), not by its values
+    return [
+        replace(la, label="+".join(names.get(v, v) for v in la.label.split("+")))
+        if la.role == "vessel" and la.label
+        else la
+        for la in layers
+    ]

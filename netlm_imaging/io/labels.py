@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import LabelError, UsageError
-from ..segmentation import ROLES, MaskLayer
+from ..segmentation import LIVER_VESSELS, MAJOR_VESSELS, ROLES, MaskLayer, vessel_name
 from ..volume import Volume
 
 logger = logging.getLogger(__name__)
@@ -70,6 +70,12 @@ DEFAULT_CODE_ROLES: dict[tuple[str, str], str] = {
     ("SCT", "4147007"): "lesion",  # Mass
     ("SCT", "126851005"): "lesion",  # Neoplasm of liver
     ("SCT", "300331000"): "lesion",  # Lesion of liver
+    ("SCT", "59820001"): "vessel",  # Blood vessel: TotalSegmentator's liver_vessels in its DICOM SEG
+    ("SCT", "64131007"): "vessel",  # Inferior vena cava (TotalSegmentator's DICOM SEG, tests/data codes table)
+    ("SCT", "32764006"): "vessel",  # Portal vein
+    ("SCT", "110765007"): "vessel",  # Portal vein and splenic vein (TotalSegmentator)
+    ("SCT", "8993003"): "vessel",  # Hepatic vein
+    ("SCT", "76015000"): "vessel",  # Common hepatic artery
 }
 
 #: Ordered (regex, role) pairs tried on segment / ROI names (case-insensitive).
@@ -119,6 +125,13 @@ ROLE_MASK_PATTERNS: tuple[tuple[str, str], ...] = (
     (r"^kidneys?([_-](left|right|l|r))?$", "kidney"),
     # TotalSegmentator's liver_segments / liver_segments_mr tasks write liver_segment_1.nii.gz .. liver_segment_8
     (r"^(?:liver[_-])?segment[_-]?([1-8])$", "segment"),
+    # the hepatic vessels (liver_vessels task; total task: portal_vein_and_splenic_vein, inferior_vena_cava):
+    # measured against the lesions (vascular contact, measure/vessels.py), never part of the liver
+    (
+        r"^(liver[_-]vessels?|portal[_-]vein([_-]and[_-]splenic[_-]vein)?|inferior[_-]vena[_-]cava|"
+        r"hepatic[_-]veins?|hepatic[_-]arter(y|ies))$",
+        "vessel",
+    ),
 )
 
 
@@ -601,9 +614,33 @@ def _names_another_structure(text: str, role: str) -> bool:
     return bool(NOT_TUMOUR.search(text) or (role != "lesion" and NOT_THE_ORGAN.search(text)))
 
 
+def _vessel_by_name(text: str, roles: Sequence[str], patterns: Sequence[tuple[str, str]]) -> str | None:
+    """The hepatic vessel a name names (:func:`~netlm_imaging.segmentation.vessel_name`), unless it also names a
+    lesion (``Tumor near portal vein``) or is a derived structure (``Liver-IVC``, ``IVC_ring``, ``non-PV``)."""
+    vessel = vessel_name(text)
+    if vessel is None or "lesion" in roles or NEGATED.search(text):
+        return None
+    if COMPOUND_WORDS.search(re.sub(r"(?<![a-z0-9])and(?![a-z0-9])", " ", text, flags=re.IGNORECASE)):
+        return None  # portal_vein_and_splenic_vein is one structure (TotalSegmentator), Liver_minus_PV is not
+    if roles and BOOLEAN_MINUS.search(text):
+        return None
+    if (
+        roles
+    ):  # the organ's word must be the vessel's own (Hepatic vein, V_Hepatic), not beside it (Liver_IVC, Liver_PV)
+        rest = text
+        for pattern in [p for _, p in MAJOR_VESSELS] + [LIVER_VESSELS]:
+            rest = re.sub(pattern, " ", rest, flags=re.IGNORECASE)
+        if _pattern_roles(rest, patterns):
+            return None
+    return vessel
+
+
 def _by_name(text: str, patterns: Sequence[tuple[str, str]]) -> tuple[str | None, str, str]:
     """(role, reason, note) of a segment name by the built-in patterns alone (the last step of :func:`decide_role`)."""
     roles = _pattern_roles(text, patterns)
+    vessel = _vessel_by_name(text, roles, patterns)
+    if vessel is not None:
+        return "vessel", "pattern", f"names the {vessel} (its distance to each lesion is measured; never liver)"
     if not roles:
         return None, "unmatched-ignored", "name matches no role pattern (an organ or structure not measured)"
     if text.strip().lower() in TOTALSEGMENTATOR_LESION_NAMES:

@@ -36,12 +36,16 @@ class Decisions:
         ``{lesion id: {field: value}}``: the Couinaud segment and the RECIST fields of each lesion.
     functional_remnant : FunctionalRemnant or None
         An MR study's functional FLR.
+    vascular_warnings, vascular_notes : tuple of str
+        What the plan's treatments next to a given vessel call for (classify/vascular.py); no plan is changed.
     """
 
     surgical: SurgicalAssessment
     remnant: dict[str, Any]
     lesion_fields: dict[int, dict[str, Any]]
     functional_remnant: FunctionalRemnant | None
+    vascular_warnings: tuple[str, ...] = ()
+    vascular_notes: tuple[str, ...] = ()
 
 
 def classify_study(measured: Measurements, clinical: Any, rules: Rules, opts: AnalyzeOptions) -> Decisions:
@@ -63,6 +67,16 @@ def classify_study(measured: Measurements, clinical: Any, rules: Rules, opts: An
     segment_of = {lid: {"couinaud_segment": int(s)} for lid, s in sa.lesion_segments.items() if s is not None}
     lesion_fields = {les.id: {**segment_of.get(les.id, {}), **sa.lesion_recist.get(les.id, {})} for les in ctx.lesions}
     remnant = rounded(sa.remnant or {})
+    vascular_warnings: list[str] = []
+    vascular_notes: list[str] = []
+    plan = remnant.get("resection_plan")
+    if isinstance(plan, dict) and measured.vascular.assessed:
+        from ..classify.vascular import vascular_plan_messages
+
+        vascular_warnings, vascular_notes = vascular_plan_messages(
+            plan.get("lesion_treatments") or [], measured.vascular.distances_mm, rules["planner"]
+        )
+        remnant["resection_plan"] = {**plan, "notes": [*plan.get("notes", []), *vascular_notes]}
     functional = None
     if measured.mr is not None:  # read from the remnant as the report states it
         functional = functional_remnant(
@@ -72,4 +86,11 @@ def classify_study(measured: Measurements, clinical: Any, rules: Rules, opts: An
             hepatobiliary=measured.mr.functional,
             unassigned_note_percent=float(rules["mri"]["hui_unassigned_note_percent"]),
         )
-    return Decisions(surgical=sa, remnant=remnant, lesion_fields=lesion_fields, functional_remnant=functional)
+    return Decisions(
+        surgical=sa,
+        remnant=remnant,
+        lesion_fields=lesion_fields,
+        functional_remnant=functional,
+        vascular_warnings=tuple(vascular_warnings),
+        vascular_notes=tuple(vascular_notes),
+    )

@@ -7,11 +7,12 @@ here decides (that is the classify stage) or reads a file (that was the load sta
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..measure.context import MeasurementContext
 from ..measure.segments import SegmentTable
+from ..measure.vessels import VascularContact
 from .load import LoadedStudy
 from .measure_mr import MrMeasurement
 from .measure_pet import PetMeasurement
@@ -47,6 +48,8 @@ class Measurements:
         The PET delineation of the lesions when no lesion mask was given.
     mr : MrMeasurement or None
     warnings : tuple of str
+    vascular : VascularContact
+        Each lesion's gap to each hepatic vessel given (not assessed without one; measure/vessels.py).
     """
 
     ctx: MeasurementContext
@@ -60,6 +63,7 @@ class Measurements:
     pet_derived: str | None
     mr: MrMeasurement | None
     warnings: tuple[str, ...]
+    vascular: VascularContact = field(default_factory=lambda: VascularContact((), {}))
 
 
 def measure_study(loaded: LoadedStudy, opts: AnalyzeOptions) -> Measurements:
@@ -90,6 +94,7 @@ def measure_study(loaded: LoadedStudy, opts: AnalyzeOptions) -> Measurements:
         segmentation_refs,
         tumor_facts,
     )
+    from ..measure.vessels import measure_vascular_contact
     from ..rules_data import section_or_default
     from ..segmentation import MaskLayer, role_union
     from .measure_mr import measure_study_mr
@@ -124,6 +129,10 @@ def measure_study(loaded: LoadedStudy, opts: AnalyzeOptions) -> Measurements:
             "of 0 are not measurements, and the involvement and the decisions that need it are left null; give the "
             "lesion segmentation too, or map its labels or segments (--labels lesion=N, --segment-pattern REGEX=lesion)"
         )
+    vascular = measure_vascular_contact(ctx, layers)
+    for les in ctx.lesions:  # additive lesion field: {vessel name: surface gap mm}
+        if les.id in vascular.distances_mm:
+            les.extra["vessel_distances_mm"] = vascular.distances_mm[les.id]
     ctx.header.setdefault("modality", loaded.modality)
     ctx.header["segmentation_refs"] = segmentation_refs(loaded.layers, img.shape, opts.fractional_threshold)
     pet = None
@@ -162,6 +171,7 @@ def measure_study(loaded: LoadedStudy, opts: AnalyzeOptions) -> Measurements:
         pet_derived=pet_derived,
         mr=mr,
         warnings=tuple(warnings),
+        vascular=vascular,
     )
 
 

@@ -66,9 +66,11 @@ def build_report(loaded: LoadedStudy, measured: Measurements, decided: Decisions
         missing.extend(m for m in pet.missing_inputs if m not in missing)
     notes = [*loaded.inputs.notes, *loaded.notes]  # the discovery's, then where label maps' names came from
     extra: dict[str, Any] = {"notes": notes} if notes else {}
+    # additive top-level block: which vessels the lesions were measured against, or that none was given
+    extra["vascular_contact"] = {**measured.vascular.block(), "plan_notes": list(decided.vascular_notes)}
     liver = dict(measured.liver)
     lesion_mr: dict[int, dict[str, Any]] = {}
-    warnings = list(dict.fromkeys([*loaded.warnings, *measured.warnings, *sa.warnings]))
+    warnings = list(dict.fromkeys([*loaded.warnings, *measured.warnings, *sa.warnings, *decided.vascular_warnings]))
     console = [*sa.summary_lines, *(pet_lines(pet.block, ctx.lesions) if pet is not None else [])]
     if loaded.mr is not None and measured.mr is not None and decided.functional_remnant is not None:
         mr = mr_report(loaded.mr, measured.mr, decided.functional_remnant, loaded.rules, remnant)

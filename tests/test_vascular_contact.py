@@ -1,0 +1,162 @@
+"""Vascular contact: each lesion's gap to each hepatic vessel, and what the plan says of it (never a change).
+
+The phantom lies on an oblique anisotropic grid (0.8 x 0.8 x 2.5 mm, rotated): a spherical lesion and a
+cylindrical vessel (the portal vein) whose axis runs at a known distance from the sphere's centre, in a
+direction that is none of the grid's axes. The truth is analytic: gap = distance(centre, axis) - r_sphere -
+r_cylinder, computed here from the geometry alone; the measured gap must lie within one voxel diagonal of it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import oblique_affine
+from phantoms import physical_grid, write_nifti
+from rules_coverage import covers
+
+from netlm_imaging.api import analyze
+
+SPACING = (0.8, 0.8, 2.5)
+AFFINE = oblique_affine(spacing=SPACING, angles_deg=(12.0, -9.0, 27.0), origin=(-31.0, 12.5, 140.0))
+SHAPE = (96, 96, 36)
+DIAGONAL_MM = float(np.sqrt(sum(s * s for s in SPACING)))  # 2.74 mm
+CENTRE = physical_grid(SHAPE, AFFINE)[48, 48, 18]
+R_SPHERE, R_CYL = 7.0, 3.0
+AXIS = np.array([0.3, -0.5, 0.81])
+AXIS = AXIS / np.linalg.norm(AXIS)
+OFFSET = np.cross(AXIS, [1.0, 0.0, 0.0])
+OFFSET = OFFSET / np.linalg.norm(OFFSET)  # perpendicular to the axis
+AXIS_DISTANCE = 16.0
+GAP_MM = AXIS_DISTANCE - R_SPHERE - R_CYL  # 6.0 mm: the analytic surface-to-surface gap
+
+
+def _masks() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    p = physical_grid(SHAPE, AFFINE)
+    lesion = ((p - CENTRE) ** 2).sum(-1) <= R_SPHERE**2
+    rel = p - (CENTRE + AXIS_DISTANCE * OFFSET)
+    radial = rel - (rel @ AXIS)[..., None] * AXIS
+    vessel = (radial**2).sum(-1) <= R_CYL**2
+    d = ((p - CENTRE) / np.array([30.0, 30.0, 30.0])) ** 2
+    liver = (d.sum(-1) <= 1.0) & ~vessel  # the liver around both, the vessel carved out of it
+    return liver, lesion, vessel
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    root = tmp_path_factory.mktemp("vascular")
+    liver, lesion, vessel = _masks()
+    write_nifti(root / "ct.nii.gz", np.full(SHAPE, 60, np.int16), AFFINE)
+    write_nifti(root / "liver.nii.gz", liver.astype(np.uint8), AFFINE)
+    write_nifti(root / "liver_tumor.nii.gz", lesion.astype(np.uint8), AFFINE)
+    write_nifti(root / "vessel_mask.nii.gz", vessel.astype(np.uint8), AFFINE)
+    return root
+
+
+def _segs(root, vessel: bool = True) -> list[str]:
+    out = [f"liver={root / 'liver.nii.gz'}", f"lesion={root / 'liver_tumor.nii.gz'}"]
+    return [*out, f"vessel={root / 'vessel_mask.nii.gz'}"] if vessel else out
+
+
+def test_the_gap_to_a_cylindrical_vessel_on_an_oblique_grid_is_the_analytic_gap(study):
+    _liver, lesion, vessel = _masks()
+    assert not (lesion & vessel).any()
+    assert lesion.sum() > 100
+    assert vessel.sum() > 100
+    rep = analyze(image=study / "ct.nii.gz", segs=_segs(study)).to_dict()
+    (les,) = rep["lesions"]
+    gaps = les["vessel_distances_mm"]
+    assert list(gaps) == ["vessel_mask"]  # named by its file
+    (gap,) = gaps.values()
+    assert abs(gap - GAP_MM) <= DIAGONAL_MM, (gap, GAP_MM)
+    assert rep["vascular_contact"]["assessed"] is True
+
+
+def test_a_vessel_named_portal_vein_is_found_by_its_name_in_a_study_folder(tmp_path):
+    liver, lesion, vessel = _masks()
+    write_nifti(tmp_path / "ct.nii.gz", np.full(SHAPE, 60, np.int16), AFFINE)
+    write_nifti(tmp_path / "liver.nii.gz", liver.astype(np.uint8), AFFINE)
+    write_nifti(tmp_path / "liver_tumor.nii.gz", lesion.astype(np.uint8), AFFINE)
+    write_nifti(tmp_path / "portal_vein.nii.gz", vessel.astype(np.uint8), AFFINE)
+    rep = analyze(tmp_path).to_dict()
+    (les,) = rep["lesions"]
+    assert set(les["vessel_distances_mm"]) == {"portal vein"}
+    assert abs(les["vessel_distances_mm"]["portal vein"] - GAP_MM) <= DIAGONAL_MM
+    assert rep["vascular_contact"]["vessels"] == ["portal vein"]
+
+
+def test_without_a_vessel_the_report_says_vascular_contact_was_not_assessed(study):
+    rep = analyze(image=study / "ct.nii.gz", segs=_segs(study, vessel=False)).to_dict()
+    (les,) = rep["lesions"]
+    assert "vessel_distances_mm" not in les
+    block = rep["vascular_contact"]
+    assert block["assessed"] is False
+    assert block["vessels"] == []
+    assert block["note"].startswith("vascular contact was not assessed")
+    assert not any("ablation" in w and "from the" in w for w in rep["warnings"])
+
+
+def _ablation_warnings(rep: dict) -> list[str]:
+    return [w for w in rep["warnings"] if "planner.ablation_vessel_contact_mm" in w]
+
+
+@covers("planner.ablation_vessel_contact_mm")
+def test_the_ablation_contact_key_decides_the_warning_and_never_the_plan(study):
+    below, above = 0.5 * (GAP_MM - DIAGONAL_MM), GAP_MM + DIAGONAL_MM  # 1.6 mm: never reached; 8.7: always
+    reps = {
+        key: analyze(
+            image=study / "ct.nii.gz", segs=_segs(study), rules={"planner": {"ablation_vessel_contact_mm": key}}
+        ).to_dict()
+        for key in (below, above)
+    }
+    plans = {k: r["remnant"]["resection_plan"]["lesion_treatments"] for k, r in reps.items()}
+    assert [t["treatment"] for t in plans[below]] == ["ablation"]
+    assert plans[below] == plans[above]  # the warning changes nothing in the plan
+    assert _ablation_warnings(reps[below]) == []
+    (warning,) = _ablation_warnings(reps[above])
+    assert warning.startswith("lesion 1 is planned for ablation ")
+    assert "heat-sink" in warning
+    gap = reps[above]["lesions"][0]["vessel_distances_mm"]["vessel_mask"]
+    assert f"{gap:.1f} mm from the vessel_mask" in warning
+
+
+@covers("planner.resection_vessel_contact_mm")
+def test_the_resection_contact_key_notes_a_wedge_next_to_a_named_major_vessel(tmp_path):
+    liver, lesion, vessel = _masks()
+    write_nifti(tmp_path / "ct.nii.gz", np.full(SHAPE, 60, np.int16), AFFINE)
+    write_nifti(tmp_path / "liver.nii.gz", liver.astype(np.uint8), AFFINE)
+    write_nifti(tmp_path / "liver_tumor.nii.gz", lesion.astype(np.uint8), AFFINE)
+    write_nifti(tmp_path / "portal_vein.nii.gz", vessel.astype(np.uint8), AFFINE)
+    no_ablation = {"allow_ablation": False}
+    reps = {
+        key: analyze(tmp_path, rules={"planner": {**no_ablation, "resection_vessel_contact_mm": key}}).to_dict()
+        for key in (0.0, GAP_MM + DIAGONAL_MM)
+    }
+    plans = {k: r["remnant"]["resection_plan"] for k, r in reps.items()}
+    assert [t["treatment"] for t in plans[0.0]["lesion_treatments"]] == ["enucleation"]
+    assert plans[0.0]["lesion_treatments"] == plans[GAP_MM + DIAGONAL_MM]["lesion_treatments"]
+    assert not any("portal vein" in n for n in plans[0.0]["notes"])
+    (note,) = [n for n in plans[GAP_MM + DIAGONAL_MM]["notes"] if "portal vein" in n]
+    assert note.startswith("lesion 1 (enucleation) is ")
+    assert "the plan is not changed" in note
+
+
+def test_the_cli_reports_the_gap_and_the_warning(study, tmp_path):
+    rules = tmp_path / "rules.toml"
+    rules.write_text(f"[planner]\nablation_vessel_contact_mm = {GAP_MM + DIAGONAL_MM}\n")
+    out = tmp_path / "out"
+    args = ["--image", str(study / "ct.nii.gz"), *(a for s in _segs(study) for a in ("--seg", s))]
+    res = subprocess.run(
+        [sys.executable, "-m", "netlm_imaging.cli", "analyze", *args, "--rules", str(rules), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr
+    rep = json.loads((out / "report.json").read_text())
+    (gap,) = rep["lesions"][0]["vessel_distances_mm"].values()
+    assert abs(gap - GAP_MM) <= DIAGONAL_MM
+    assert len(_ablation_warnings(rep)) == 1
