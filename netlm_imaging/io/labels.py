@@ -146,7 +146,7 @@ def role_of_mask_name(base: str) -> str | None:
     Examples
     --------
     >>> [role_of_mask_name(n) for n in ("liver_tumor", "Spleen", "liver_segment_4", "liver_vessels")]
-    ['lesion', 'spleen', 'segment4', None]
+    ['lesion', 'spleen', 'segment4', 'vessel']
     """
     for pattern, role in ROLE_MASK_PATTERNS:
         m = re.match(pattern, base.lower())
@@ -711,7 +711,7 @@ def decide_label_name(
     --------
     >>> spec = parse_label_spec(None)
     >>> [decide_label_name(n, spec).role for n in ("liver", "liver_tumor", "kidney left", "liver_vessels")]
-    ['liver', 'lesion', 'kidney', None]
+    ['liver', 'lesion', 'kidney', 'vessel']
     """
     decision = decide_role(name, code, spec, number=value, code_meaning=code_meaning, source=source)
     if decision.role is not None or spec.exclusive or code is not None:
