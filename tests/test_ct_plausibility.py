@@ -10,6 +10,7 @@ independent of the code); the stored value is computed here from the file's own 
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +45,7 @@ def _nifti_study(tmp_path: Path, liver_value: float, background: float = -1000.0
 
 
 def _run(tmp_path: Path, args: list[str], capsys) -> tuple[int, dict, str]:
-    out = tmp_path / "out"
+    out = Path(tempfile.mkdtemp(prefix="out", dir=tmp_path))  # one per run: --out refuses another study's outputs
     rc = main(["analyze", *args, "--out", str(out), "--quiet"])
     err = capsys.readouterr().err
     report = json.loads((out / "report.json").read_text()) if rc == 0 else {}
