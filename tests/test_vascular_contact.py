@@ -19,6 +19,7 @@ from phantoms import physical_grid, write_nifti
 from rules_coverage import covers
 
 from netlm_imaging.api import analyze
+from netlm_imaging.report.tables import lesion_rows
 
 SPACING = (0.8, 0.8, 2.5)
 AFFINE = oblique_affine(spacing=SPACING, angles_deg=(12.0, -9.0, 27.0), origin=(-31.0, 12.5, 140.0))
@@ -73,6 +74,8 @@ def test_the_gap_to_a_cylindrical_vessel_on_an_oblique_grid_is_the_analytic_gap(
     (gap,) = gaps.values()
     assert abs(gap - GAP_MM) <= DIAGONAL_MM, (gap, GAP_MM)
     assert rep["vascular_contact"]["assessed"] is True
+    assert les["nearest_vessel"] == "vessel_mask"
+    assert les["nearest_vessel_distance_mm"] == pytest.approx(gap, abs=1e-3)
 
 
 def test_a_vessel_named_portal_vein_is_found_by_its_name_in_a_study_folder(tmp_path):
@@ -92,6 +95,7 @@ def test_without_a_vessel_the_report_says_vascular_contact_was_not_assessed(stud
     rep = analyze(image=study / "ct.nii.gz", segs=_segs(study, vessel=False)).to_dict()
     (les,) = rep["lesions"]
     assert "vessel_distances_mm" not in les
+    assert les.get("nearest_vessel") is None
     block = rep["vascular_contact"]
     assert block["assessed"] is False
     assert block["vessels"] == []
@@ -160,3 +164,6 @@ def test_the_cli_reports_the_gap_and_the_warning(study, tmp_path):
     (gap,) = rep["lesions"][0]["vessel_distances_mm"].values()
     assert abs(gap - GAP_MM) <= DIAGONAL_MM
     assert len(_ablation_warnings(rep)) == 1
+    (row,) = lesion_rows(rep)  # the lesions.csv row of a cohort
+    assert row["nearest_vessel"] == "vessel_mask"
+    assert abs(row["nearest_vessel_distance_mm"] - GAP_MM) <= DIAGONAL_MM

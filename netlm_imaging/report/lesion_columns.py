@@ -112,6 +112,10 @@ LESION_COLUMNS: tuple[LesionColumn, ...] = (
     LesionColumn("recist_category", "RECIST category", html_decimals=0),
     LesionColumn("recist_organ", "RECIST organ", html_decimals=0),
     LesionColumn("couinaud_segment", "segment", html_decimals=0),
+    # vascular contact (docs/vascular_contact.md): the nearest given vessel and the gap to it; every vessel's gap
+    # is in the report's vessel_distances_mm
+    LesionColumn("nearest_vessel", "nearest vessel", html_decimals=0),
+    LesionColumn("nearest_vessel_distance_mm", "gap to nearest vessel (mm)", 3, 1),
     LesionColumn("touches_image_border", "touches border", html_decimals=0, csv=None),
     LesionColumn("mean_intensity", "mean intensity", 3, 1),
     LesionColumn("suv_max", "SUVmax", 3, 2),

@@ -130,9 +130,12 @@ def measure_study(loaded: LoadedStudy, opts: AnalyzeOptions) -> Measurements:
             "lesion segmentation too, or map its labels or segments (--labels lesion=N, --segment-pattern REGEX=lesion)"
         )
     vascular = measure_vascular_contact(ctx, layers)
-    for les in ctx.lesions:  # additive lesion field: {vessel name: surface gap mm}
-        if les.id in vascular.distances_mm:
-            les.extra["vessel_distances_mm"] = vascular.distances_mm[les.id]
+    for les in ctx.lesions:  # additive lesion fields: {vessel name: surface gap mm}, and the nearest for the tables
+        gaps = vascular.distances_mm.get(les.id)
+        if gaps:
+            les.extra["vessel_distances_mm"] = {name: round(gap, 3) for name, gap in gaps.items()}
+            nearest = min(gaps, key=lambda name: gaps[name])
+            les.extra["nearest_vessel"], les.extra["nearest_vessel_distance_mm"] = nearest, gaps[nearest]
     ctx.header.setdefault("modality", loaded.modality)
     ctx.header["segmentation_refs"] = segmentation_refs(loaded.layers, img.shape, opts.fractional_threshold)
     pet = None
