@@ -167,3 +167,22 @@ def test_the_cli_reports_the_gap_and_the_warning(study, tmp_path):
     (row,) = lesion_rows(rep)  # the lesions.csv row of a cohort
     assert row["nearest_vessel"] == "vessel_mask"
     assert abs(row["nearest_vessel_distance_mm"] - GAP_MM) <= DIAGONAL_MM
+
+
+@pytest.mark.parametrize("empty_slices", [0, 1, 3])
+def test_boxes_k_slices_apart_are_k_slice_thicknesses_apart(tmp_path, empty_slices):
+    # a lesion box and a vessel box on the oblique grid, separated by k empty slices along the 2.5 mm axis: their
+    # faces are k x 2.5 mm apart in patient space (0: touching faces, 0 mm)
+    liver = np.zeros(SHAPE, np.uint8)
+    liver[20:70, 20:70, 5:30] = 1
+    lesion = np.zeros(SHAPE, np.uint8)
+    lesion[40:46, 40:46, 10:14] = 1
+    vessel = np.zeros(SHAPE, np.uint8)
+    vessel[38:50, 38:50, 14 + empty_slices : 20 + empty_slices] = 1
+    liver[vessel.astype(bool)] = 0
+    for name, arr in (("ct", np.full(SHAPE, 60, np.int16)), ("liver", liver), ("liver_tumor", lesion)):
+        write_nifti(tmp_path / f"{name}.nii.gz", arr, AFFINE)
+    write_nifti(tmp_path / "inferior_vena_cava.nii.gz", vessel, AFFINE)
+    rep = analyze(tmp_path).to_dict()
+    (les,) = rep["lesions"]
+    assert les["vessel_distances_mm"] == {"inferior vena cava": pytest.approx(empty_slices * SPACING[2], abs=1e-6)}

@@ -107,11 +107,24 @@ def _file_base(source: str) -> str:
 
 
 def _boundary(mask: np.ndarray) -> np.ndarray:
-    """Voxels of ``mask`` with a 6-neighbour outside it (the grid's edge counts as outside)."""
+    """Indices of the voxels of ``mask`` with a 6-neighbour outside it (the grid's edge counts as outside).
+
+    Eroded on the mask's bounding box only (grown by one voxel), not on the whole grid.
+
+    >>> m = np.zeros((5, 5, 5), bool); m[1:4, 1:4, 1:4] = True
+    >>> len(_boundary(m)), len(_boundary(np.zeros((2, 2, 2), bool)))
+    (26, 0)
+    """
     from scipy import ndimage
 
-    inner = ndimage.binary_erosion(mask, structure=ndimage.generate_binary_structure(3, 1), border_value=0)
-    return np.argwhere(mask & ~inner)
+    from ..geometry import nonzero_bbox
+
+    box = nonzero_bbox(mask, 1)
+    if box is None:
+        return np.zeros((0, 3), dtype=np.intp)
+    sub = mask[box]
+    inner = ndimage.binary_erosion(sub, structure=ndimage.generate_binary_structure(3, 1), border_value=0)
+    return np.argwhere(sub & ~inner) + np.array([b.start for b in box])
 
 
 def _gap_mm(lesion_idx: np.ndarray, vessel_tree: object, vessel_mm: np.ndarray, affine: np.ndarray) -> float:
