@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from netlm_imaging.batch import run_cohort
 from netlm_imaging.batch.cohort import discover_cohort
 from netlm_imaging.errors import OutputError
 from netlm_imaging.report.outputs import OutputSet, write_outputs
+from netlm_imaging.report.ownership import check_same_study, input_key
 
 DEMO = ROOT / "sample_data" / "netlm_demo"
 UID_A = "1.2.826.0.1.3680043.8.498.11111"
@@ -157,3 +159,70 @@ def test_batch_resume_into_the_same_folder_is_unaffected(tmp_path):
     second = run_cohort(discover_cohort(cohort), out, resume=True)
     assert (second.analysed, second.resumed, second.failed) == (0, 2, 0)
     assert sorted(p.name for p in (out / "reports").glob("*.json")) == ["s01.json", "s02.json"]
+
+
+def _block(**study) -> dict:
+    return {"image_source": "ct.nii.gz", "grid": {"shape": [4, 5, 6], "spacing_mm": [0.8, 0.9, 2.5]}, **study}
+
+
+def _report(out: Path, study: dict, tool: object = None) -> None:
+    out.mkdir(exist_ok=True)
+    doc = {"tool": {"name": "netlm-imaging"} if tool is None else tool, "study": study}
+    (out / "report.json").write_text(json.dumps(doc))
+
+
+def test_a_uid_study_and_a_uidless_one_are_two_studies_even_with_the_same_image_and_grid(tmp_path):
+    # one side with a StudyInstanceUID decides by the UID alone: the same name and grid do not make them one
+    _report(tmp_path, _block(study_instance_uid=UID_A))
+    with pytest.raises(OutputError, match="another study"):
+        check_same_study(tmp_path, _block())
+    _report(tmp_path, _block())
+    with pytest.raises(OutputError, match="another study"):
+        check_same_study(tmp_path, _block(study_instance_uid=UID_B))
+    check_same_study(tmp_path, _block())  # both UID-less, no input_key, same name and grid: the same study
+
+
+def test_uidless_studies_of_another_image_name_are_two_studies(tmp_path):
+    _report(tmp_path, _block())
+    with pytest.raises(OutputError, match="another study"):
+        check_same_study(tmp_path, _block(image_source="mr.nii.gz"))
+
+
+def test_input_key_is_the_resolved_path_digest(tmp_path):
+    image = tmp_path / "p1" / "ct.nii.gz"
+    expected = hashlib.sha256(str(image.resolve()).encode()).hexdigest()[:16]  # the documented recipe
+    assert input_key(image) == expected
+    assert input_key(tmp_path / "p1" / ".." / "p1" / "ct.nii.gz") == expected
+    assert input_key(tmp_path / "p2" / "ct.nii.gz") != expected
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("not json {", "not a netlm-imaging report (JSONDecodeError)"),
+        ('{"tool": {"name": "other-tool"}, "study": {}}', "not a netlm-imaging report;"),
+        ('{"tool": {"name": "netlm-imaging"}, "study": "ct"}', "not a netlm-imaging report;"),
+    ],
+)
+def test_a_report_json_of_someone_else_is_refused_and_kept(tmp_path, text, why):
+    (tmp_path / "report.json").write_text(text)
+    with pytest.raises(OutputError, match=re.escape(why)) as err:
+        check_same_study(tmp_path, _block(study_instance_uid=UID_A))
+    assert err.value.exit_code == 3
+    assert (tmp_path / "report.json").read_text() == text
+
+
+@pytest.mark.parametrize("name", ["report_sr.dcm", "derived_seg.dcm"])
+def test_without_report_json_the_sr_or_seg_tells_the_study(tmp_path, name):
+    ds = pydicom.Dataset()
+    ds.StudyInstanceUID = UID_A
+    ds.SOPInstanceUID = "1.2.826.0.1.3680043.8.498.33333"
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.66.4"
+    ds.file_meta = pydicom.dataset.FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.save_as(tmp_path / name, enforce_file_format=True)
+    with pytest.raises(OutputError, match=f"another study \\(StudyInstanceUID {UID_A}\\)"):
+        check_same_study(tmp_path, _block(study_instance_uid=UID_B))
+    check_same_study(tmp_path, _block(study_instance_uid=UID_A))
