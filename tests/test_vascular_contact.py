@@ -9,6 +9,7 @@ r_cylinder, computed here from the geometry alone; the measured gap must lie wit
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -154,7 +155,18 @@ def test_the_cli_reports_the_gap_and_the_warning(study, tmp_path):
     out = tmp_path / "out"
     args = ["--image", str(study / "ct.nii.gz"), *(a for s in _segs(study) for a in ("--seg", s))]
     res = subprocess.run(
-        [sys.executable, "-m", "netlm_imaging.cli", "analyze", *args, "--rules", str(rules), "--out", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "netlm_imaging.cli",
+            "analyze",
+            *args,
+            "--rules",
+            str(rules),
+            "--out",
+            str(out),
+            "--html",
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -164,6 +176,9 @@ def test_the_cli_reports_the_gap_and_the_warning(study, tmp_path):
     (gap,) = rep["lesions"][0]["vessel_distances_mm"].values()
     assert abs(gap - GAP_MM) <= DIAGONAL_MM
     assert len(_ablation_warnings(rep)) == 1
+    page = (out / "report.html").read_text()
+    (para,) = re.findall(r'<p id="plan-vascular">(.*?)</p>', page)
+    assert f"measured against vessel_mask (nearest: lesion 1: {gap:.1f} mm to the vessel_mask)" in para
     (row,) = lesion_rows(rep)  # the lesions.csv row of a cohort
     assert row["nearest_vessel"] == "vessel_mask"
     assert abs(row["nearest_vessel_distance_mm"] - GAP_MM) <= DIAGONAL_MM

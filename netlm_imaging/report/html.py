@@ -253,7 +253,28 @@ def _plan_section(report: Mapping[str, Any]) -> dict[str, Any] | None:
         "debulking_threshold": plan.get("debulking_threshold_percent"),
         "treatments": list(plan.get("lesion_treatments") or []),
         "staged": staged.get("reason") if staged.get("needed") is not False else None,
+        "vascular": _vascular_lines(report),
     }
+
+
+def _vascular_lines(report: Mapping[str, Any]) -> list[str]:
+    """What the plan section says of the vessels (report.json ``vascular_contact``; docs/vascular_contact.md).
+
+    >>> _vascular_lines({"vascular_contact": {"assessed": False, "note": "vascular contact was not assessed: ..."}})
+    ['vascular contact was not assessed: ...']
+    """
+    block = report.get("vascular_contact") or {}
+    if not block:
+        return []
+    if not block.get("assessed"):
+        return [str(block.get("note") or "vascular contact was not assessed")]
+    gaps = [
+        f"lesion {les.get('id')}: {les['nearest_vessel_distance_mm']:.1f} mm to the {les['nearest_vessel']}"
+        for les in report.get("lesions") or []
+        if les.get("nearest_vessel") is not None
+    ]
+    head = f"measured against {', '.join(str(v) for v in block.get('vessels') or [])}"
+    return [head + (f" (nearest: {'; '.join(gaps)})" if gaps else ""), *(str(n) for n in block.get("plan_notes") or [])]
 
 
 # ----------------------------------------------------------------------------- pages
