@@ -40,17 +40,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..classify.recist import recist_assessment
-from ..classify.rules import DIAMETER_REL_TOL, load_rules
+from ..classify.rules import load_rules
 from ..errors import InputError
 from ..measure.context import Lesion, MeasurementContext
-from ..rules_data import default_section
 from .comparability import technique_warnings
 from .lesion_match import LesionChange, credited_targets, lesion_changes, match_lesions, outside_followup_fractions
 from .new_lesions import normal_new_nodes, normal_nodes_note, small_new_lesions, small_pd_note
 from .registration import Alignment, study_alignment
+from .response import ResponseThresholds, recist_response, volumetric_response
 
 __all__ = [
     "LesionChange",
@@ -64,182 +62,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-
-#: ResponseThresholds field -> (rules table, key) it is read from.
-_RULE_OF_FIELD: dict[str, tuple[str, str]] = {
-    **{f"recist_{k}": ("recist", k) for k in ("pr_decrease_percent", "pd_increase_percent", "pd_min_increase_mm")},
-    **{k: ("response", k) for k in ("volume_pr_decrease_percent", "volume_pd_increase_percent")},
-    **{k: ("response", k) for k in ("match_distance_mm", "registration_min_liver_dice")},
-    **{k: ("recist", k) for k in ("max_targets", "max_targets_per_organ")},
-    "measurable_diameter_mm": ("recist", "measurable_min_diameter_mm"),
-}
-
-
-def _shipped(name: str) -> Any:
-    """The default of field ``name``: its key in the shipped rules file (the one place its value is written)."""
-    table, key = _RULE_OF_FIELD[name]
-    return default_section(table)[key]
-
-
-@dataclass(frozen=True)
-class ResponseThresholds:
-    """Response thresholds and matching parameters ([D] marks design choices).
-
-    Parameters
-    ----------
-    recist_pr_decrease_percent : float
-        RECIST 1.1 PR: decrease of the target sum from baseline (rules ``recist.pr_decrease_percent``, 30).
-    recist_pd_increase_percent : float
-        RECIST 1.1 PD: increase over the nadir (rules ``recist.pd_increase_percent``, 20) ...
-    recist_pd_min_increase_mm : float
-        ... and at least this absolute increase (rules ``recist.pd_min_increase_mm``, 5 mm).
-    volume_pr_decrease_percent : float
-        [D] volumetric PR: total tumour volume decrease (rules ``response.volume_pr_decrease_percent``).
-    volume_pd_increase_percent : float
-        [D] volumetric PD: total tumour volume increase (rules ``response.volume_pd_increase_percent``).
-    match_distance_mm : float
-        [D] largest centroid distance matching two non-overlapping lesions (rules ``response.match_distance_mm``).
-    registration_min_liver_dice : float
-        [D] registered livers with a lower Dice get a warning (rules ``response.registration_min_liver_dice``).
-    max_targets, max_targets_per_organ, measurable_diameter_mm
-        Kept for callers; not used: target limits and measurability come from
-        the rules file's ``[recist]`` table, as in ``analyze``.
-    """
-
-    @classmethod
-    def from_rules(cls, rules: Any = None, **overrides: Any) -> ResponseThresholds:
-        """The thresholds of the rules file's ``[response]`` section (default rules when None), then ``overrides``.
-
-        Examples
-        --------
-        >>> ResponseThresholds.from_rules(None).volume_pd_increase_percent
-        73.0
-        """
-        from ..classify.rules import Rules, load_rules
-
-        tree = rules if isinstance(rules, Rules) else load_rules(rules)
-        known: dict[str, Any] = {
-            name: tree[table][key] for name, (table, key) in _RULE_OF_FIELD.items() if key in tree.get(table, {})
-        }
-        known.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**known)
-
-    recist_pr_decrease_percent: float = field(default_factory=lambda: _shipped("recist_pr_decrease_percent"))
-    recist_pd_increase_percent: float = field(default_factory=lambda: _shipped("recist_pd_increase_percent"))
-    recist_pd_min_increase_mm: float = field(default_factory=lambda: _shipped("recist_pd_min_increase_mm"))
-    volume_pr_decrease_percent: float = field(default_factory=lambda: _shipped("volume_pr_decrease_percent"))
-    volume_pd_increase_percent: float = field(default_factory=lambda: _shipped("volume_pd_increase_percent"))
-    match_distance_mm: float = field(default_factory=lambda: _shipped("match_distance_mm"))
-    registration_min_liver_dice: float = field(default_factory=lambda: _shipped("registration_min_liver_dice"))
-    max_targets: int = field(default_factory=lambda: _shipped("max_targets"))
-    max_targets_per_organ: int = field(default_factory=lambda: _shipped("max_targets_per_organ"))
-    measurable_diameter_mm: float = field(default_factory=lambda: _shipped("measurable_diameter_mm"))
-
-
-def recist_response(
-    baseline_sum_mm: float,
-    followup_sum_mm: float,
-    *,
-    new_lesions: int = 0,
-    nadir_sum_mm: float | None = None,
-    thresholds: ResponseThresholds | None = None,
-    targets_resolved: bool | None = None,
-) -> tuple[str, list[str]]:
-    """RECIST 1.1 target-lesion response category with its rationale.
-
-    Parameters
-    ----------
-    baseline_sum_mm, followup_sum_mm : float
-        Sums of target diameters (mm).
-    new_lesions : int
-        Number of new lesions at follow-up.
-    nadir_sum_mm : float, optional
-        Smallest sum so far (default: the baseline sum).
-    thresholds : ResponseThresholds, optional
-    targets_resolved : bool, optional
-        Whether every target resolved: non-nodal targets gone and nodal targets' short axes below
-        10 mm (RECIST 1.1 CR: "any pathological lymph nodes must have reduction in short axis to
-        < 10 mm", so a CR may keep a non-zero sum). Default: the follow-up sum is 0.
-
-    Returns
-    -------
-    (str, list of str)
-        ``"CR"``, ``"PR"``, ``"SD"``, ``"PD"`` or ``"NE"``, and the reasons.
-
-    Examples
-    --------
-    >>> recist_response(50.0, 35.0)[0]
-    'PR'
-    >>> recist_response(20.0, 24.0)[0]  # +20 % but only +4 mm
-    'SD'
-    """
-    t = thresholds or ResponseThresholds()
-    nadir = baseline_sum_mm if nadir_sum_mm is None else nadir_sum_mm
-    why = [f"{new_lesions} new lesion(s): progressive disease"] if new_lesions else []
-    if baseline_sum_mm <= 0:
-        if new_lesions:
-            return "PD", why
-        return "NE", ["no measurable target lesion at baseline"]
-    inc_mm = followup_sum_mm - nadir
-    inc_pct = 100.0 * inc_mm / nadir if nadir > 0 else (np.inf if inc_mm > 0 else 0.0)
-    change_pct = 100.0 * (followup_sum_mm - baseline_sum_mm) / baseline_sum_mm
-    tol = DIAMETER_REL_TOL * max(nadir, followup_sum_mm, baseline_sum_mm)  # edges met within the diameters' noise
-    pd_size = inc_mm >= max(t.recist_pd_increase_percent / 100.0 * nadir, t.recist_pd_min_increase_mm) - tol
-    if pd_size:
-        why.append(
-            f"target sum {followup_sum_mm:.1f} mm is {inc_pct:+.1f}% ({inc_mm:+.1f} mm) over the nadir "
-            f"{nadir:.1f} mm (PD needs >= +{t.recist_pd_increase_percent:g}% "
-            f"and >= +{t.recist_pd_min_increase_mm:g} mm)"
-        )
-    if new_lesions or pd_size:
-        return "PD", why
-    if followup_sum_mm <= 0 if targets_resolved is None else targets_resolved:
-        if followup_sum_mm > 0:
-            return "CR", [
-                f"all non-nodal targets disappeared and every nodal target's short axis is < 10 mm "
-                f"(target sum {followup_sum_mm:.1f} mm, lymph nodes only)"
-            ]
-        return "CR", ["all target lesions disappeared"]
-    if baseline_sum_mm - followup_sum_mm >= t.recist_pr_decrease_percent / 100.0 * baseline_sum_mm - tol:
-        return "PR", [
-            f"target sum {baseline_sum_mm:.1f} -> {followup_sum_mm:.1f} mm ({change_pct:+.1f}%; PR needs "
-            f"<= -{t.recist_pr_decrease_percent:g}%)"
-        ]
-    return "SD", [
-        f"target sum {baseline_sum_mm:.1f} -> {followup_sum_mm:.1f} mm ({change_pct:+.1f}% from baseline, "
-        f"{inc_mm:+.1f} mm over the nadir): neither PR nor PD"
-    ]
-
-
-def volumetric_response(
-    baseline_ml: float,
-    followup_ml: float,
-    *,
-    new_lesions: int = 0,
-    thresholds: ResponseThresholds | None = None,
-) -> tuple[str, list[str]]:
-    """[D] Volumetric response on the total intrahepatic tumour volume (see the module docstring).
-
-    Examples
-    --------
-    >>> volumetric_response(10.0, 3.0)[0]
-    'PR'
-    """
-    t = thresholds or ResponseThresholds()
-    if new_lesions:
-        return "PD", [f"{new_lesions} new lesion(s)"]
-    if baseline_ml <= 0:
-        return "NE", ["no tumour volume at baseline"]
-    change = 100.0 * (followup_ml - baseline_ml) / baseline_ml
-    text = f"total tumour volume {baseline_ml:.2f} -> {followup_ml:.2f} mL ({change:+.1f}%)"
-    if change >= t.volume_pd_increase_percent - 1e-9:
-        return "PD", [f"{text}; PD at >= +{t.volume_pd_increase_percent:g}% [D]"]
-    if followup_ml <= 0:
-        return "CR", [f"{text}; no tumour left"]
-    if change <= -t.volume_pr_decrease_percent + 1e-9:
-        return "PR", [f"{text}; PR at <= -{t.volume_pr_decrease_percent:g}% [D]"]
-    return "SD", [f"{text}; SD between -{t.volume_pr_decrease_percent:g}% and +{t.volume_pd_increase_percent:g}% [D]"]
 
 
 def _slice_mm(ctx: MeasurementContext | None) -> float | None:
@@ -360,13 +182,7 @@ def compare_studies(
     """
     if registration not in ("auto", "always", "never"):
         raise ValueError("registration must be 'auto', 'always' or 'never'")
-    for when, ctx in (("baseline", baseline), ("follow-up", followup)):
-        if not ctx.lesions_segmented:  # a liver-only segmentation: its "no tumour" would read as a response
-            raise InputError(
-                f"{ctx.image.source}: the {when} has no lesion segmentation (only a liver), so lesions that are "
-                "absent there were not segmented, not gone; give its lesion segmentation, or map it "
-                "(--labels lesion=N or a segment name)."
-            )
+    _check_lesions_segmented(baseline, followup)
     t = thresholds or ResponseThresholds()
     warnings: list[str] = technique_warnings(baseline.header.get("modality"), followup.header.get("modality"))
     al = study_alignment(baseline, followup, registration, warnings, min_dice=t.registration_min_liver_dice)
@@ -384,9 +200,55 @@ def compare_studies(
         c for c in changes if c.status == "new" and f_by_id[int(c.followup_id or 0)].location == "intrahepatic"
     ]
     new_count = len([c for c in changes if c.status == "new"])
-    # the same diameter (edge-to-edge long axis, or short axis of a node) at both time points; a
-    # target's follow-up diameter adds those of the follow-up lesions credited to it (its match,
-    # its fragments, the lesion it coalesced into: once)
+    fu_by_target, fu_diam, small = _followup_target_diameters(
+        changes, targets, overlap_ml, base_rec, f_by_id, recist_rules
+    )
+    node_normal_mm = float(recist_rules["node_pathological_short_axis_mm"])
+    cat, why, base_sum, fu_sum = _target_response(
+        base_rec, fu_diam, new_count, changes, fu_rec, t, node_normal_mm, warnings
+    )
+    unseen = _field_of_view_warnings(changes, fov, warnings)
+    cat, why = _recist_notes(cat, why, changes, unseen, targets, normal_nodes, node_normal_mm, small, recist_rules)
+    recist = _recist_block(base_rec, fu_by_target, fu_diam, base_sum, fu_sum, new_count, cat, why)
+    return LongitudinalComparison(
+        alignment=al,
+        lesions=changes,
+        baseline_tumor_ml=float(baseline.intrahepatic_tumor_ml),
+        followup_tumor_ml=float(followup.intrahepatic_tumor_ml),
+        baseline_liver_ml=baseline.liver_volume_ml,
+        followup_liver_ml=followup.liver_volume_ml,
+        recist=recist,
+        volumetric=_volumetric_block(baseline, followup, len(new_intra), unseen, t),
+        thresholds=t,
+        warnings=warnings,
+    )
+
+
+def _check_lesions_segmented(baseline: MeasurementContext, followup: MeasurementContext) -> None:
+    """Refuse a study whose segmentation has no lesions (only a liver): its "no tumour" is not a response."""
+    for when, ctx in (("baseline", baseline), ("follow-up", followup)):
+        if not ctx.lesions_segmented:  # a liver-only segmentation: its "no tumour" would read as a response
+            raise InputError(
+                f"{ctx.image.source}: the {when} has no lesion segmentation (only a liver), so lesions that are "
+                "absent there were not segmented, not gone; give its lesion segmentation, or map it "
+                "(--labels lesion=N or a segment name)."
+            )
+
+
+def _followup_target_diameters(
+    changes: Sequence[LesionChange],
+    targets: set[int],
+    overlap_ml: Mapping[tuple[int, int], float],
+    base_rec: Mapping[str, Any],
+    f_by_id: Mapping[int, Lesion],
+    recist_rules: Mapping[str, Any],
+) -> tuple[dict[int, list[int]], dict[int, float], list[int]]:
+    """Each target's follow-up lesions and summed diameter (mm), and the lesions counted at the too-small default.
+
+    The same diameter (edge-to-edge long axis, or short axis of a node) at both time points; a target's
+    follow-up diameter adds those of the follow-up lesions credited to it (its match, its fragments, the
+    lesion it coalesced into: once).
+    """
     credit = credited_targets(changes, targets, overlap_ml)
     target_ids = [int(r["lesion_id"]) for r in base_rec["targets"]]
     fu_by_target: dict[int, list[int]] = {b_id: [] for b_id in target_ids}
@@ -410,9 +272,27 @@ def compare_studies(
         b_id: float(sum(fu_diameter(f_id, nodal_target[b_id]) for f_id in f_ids))
         for b_id, f_ids in fu_by_target.items()
     }
+    return fu_by_target, fu_diam, small
+
+
+def _target_response(
+    base_rec: Mapping[str, Any],
+    fu_diam: Mapping[int, float],
+    new_count: int,
+    changes: Sequence[LesionChange],
+    fu_rec: Mapping[int, Mapping[str, Any]],
+    t: ResponseThresholds,
+    node_normal_mm: float,
+    warnings: list[str],
+) -> tuple[str, list[str], float, float]:
+    """The RECIST 1.1 category from the target diameter sums and the new lesions, and the two sums (mm).
+
+    A progression owed only to new lesions too small to be unequivocal says so in its rationale and in
+    ``warnings``.
+    """
+    target_ids = [int(r["lesion_id"]) for r in base_rec["targets"]]
     base_sum = float(sum(base_rec["lesions"][b_id]["diameter_mm"] or 0.0 for b_id in target_ids))
     fu_sum = float(sum(fu_diam.values()))
-    node_normal_mm = float(recist_rules["node_pathological_short_axis_mm"])
     resolved = all(
         fu_diam[r["lesion_id"]] < node_normal_mm if r["lymph_node"] else fu_diam[r["lesion_id"]] <= 0.0
         for r in base_rec["targets"]
@@ -430,6 +310,13 @@ def compare_studies(
         if without[0] != "PD":
             why.append(small_pd_note(small_new, without[0]))
             warnings.append(why[-1])
+    return cat, why, base_sum, fu_sum
+
+
+def _field_of_view_warnings(
+    changes: Sequence[LesionChange], fov: Mapping[int, float], warnings: list[str]
+) -> list[int | None]:
+    """Warn of baseline lesions partly or wholly outside the follow-up image; return those wholly outside."""
     unseen = [c.baseline_id for c in changes if c.status == "not_imaged"]
     cut = [c.baseline_id for c in changes if c.status == "matched" and fov.get(int(c.baseline_id or 0), 0.0) > 0]
     if cut:
@@ -437,12 +324,28 @@ def compare_studies(
             f"baseline lesion(s) {', '.join(map(str, cut))} lie partly outside the follow-up image: their follow-up "
             "volumes and diameters may be cut off by its field of view"
         )
-    unseen_targets = [b_id for b_id in unseen if b_id in targets]
     if unseen:
         warnings.append(
             f"baseline lesion(s) {', '.join(map(str, unseen))} lie outside the follow-up image (its field of view): "
             "not assessable, not disappeared; the follow-up tumour volume does not include them"
         )
+    return unseen
+
+
+def _recist_notes(
+    cat: str,
+    why: list[str],
+    changes: Sequence[LesionChange],
+    unseen: Sequence[int | None],
+    targets: set[int],
+    normal_nodes: Mapping[int, float],
+    node_normal_mm: float,
+    small: Sequence[int],
+    recist_rules: Mapping[str, Any],
+) -> tuple[str, list[str]]:
+    """NE for a target outside the follow-up image (unless PD), then the rationale's notes on the lesions."""
+    too_small = float(recist_rules.get("too_small_default_mm", 0.0))
+    unseen_targets = [b_id for b_id in unseen if b_id in targets]
     if unseen_targets and cat != "PD":  # RECIST 1.1: a target not evaluated makes the response NE, unless PD
         cat, why = (
             "NE",
@@ -469,7 +372,22 @@ def compare_studies(
                 f"baseline lesion {c.baseline_id} coalesced into follow-up lesion {c.followup_id}: not gone; "
                 "RECIST 1.1 counts the coalesced lesion's diameter once"
             )
-    recist = {
+    return cat, why
+
+
+def _recist_block(
+    base_rec: Mapping[str, Any],
+    fu_by_target: Mapping[int, list[int]],
+    fu_diam: Mapping[int, float],
+    base_sum: float,
+    fu_sum: float,
+    new_count: int,
+    cat: str,
+    why: list[str],
+) -> dict[str, Any]:
+    """The comparison's ``recist_1_1`` block: targets, diameter sums, category and rationale."""
+    target_ids = [int(r["lesion_id"]) for r in base_rec["targets"]]
+    return {
         "target_baseline_ids": sorted(target_ids),
         "baseline_sum_mm": round(base_sum, 3),
         "followup_sum_mm": round(fu_sum, 3),
@@ -494,29 +412,27 @@ def compare_studies(
         "lesions; lesions that split or coalesced are followed, not new or gone; non-target progression not "
         "assessed",
     }
+
+
+def _volumetric_block(
+    baseline: MeasurementContext,
+    followup: MeasurementContext,
+    new_intrahepatic: int,
+    unseen: Sequence[int | None],
+    t: ResponseThresholds,
+) -> dict[str, Any]:
+    """The comparison's ``volumetric`` block: the intrahepatic tumour volume response ([D])."""
     vcat, vwhy = volumetric_response(
-        baseline.intrahepatic_tumor_ml, followup.intrahepatic_tumor_ml, new_lesions=len(new_intra), thresholds=t
+        baseline.intrahepatic_tumor_ml, followup.intrahepatic_tumor_ml, new_lesions=new_intrahepatic, thresholds=t
     )
     if unseen and vcat != "PD":
         vcat, vwhy = "NE", [f"baseline lesion(s) {', '.join(map(str, unseen))} not imaged at follow-up [D]"]
-    volumetric = {
+    return {
         "category": vcat,
         "rationale": vwhy,
         "thresholds": f"[D] PR <= -{t.volume_pr_decrease_percent:g}%, PD >= +{t.volume_pd_increase_percent:g}% "
         "or a new intrahepatic lesion",
     }
-    return LongitudinalComparison(
-        alignment=al,
-        lesions=changes,
-        baseline_tumor_ml=float(baseline.intrahepatic_tumor_ml),
-        followup_tumor_ml=float(followup.intrahepatic_tumor_ml),
-        baseline_liver_ml=baseline.liver_volume_ml,
-        followup_liver_ml=followup.liver_volume_ml,
-        recist=recist,
-        volumetric=volumetric,
-        thresholds=t,
-        warnings=warnings,
-    )
 
 
 def _axis_diameter_mm(les: Lesion, short_axis: bool, method: str) -> float:
