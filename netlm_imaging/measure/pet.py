@@ -93,6 +93,7 @@ from .pet_krenning import KrenningSetting, assess_lesion
 from .pet_reference import ReferenceRegion, liver_reference, organ_reference
 from .pet_settings import (
     Delineation,
+    avid_floor,
     check_pet_rules,
     krenning_rules,
     krenning_score,
@@ -100,6 +101,7 @@ from .pet_settings import (
     resolution_fwhm,
     rules_section,
 )
+from .pet_sul import meta_weight, sul_factor
 from .pet_unscaled import without_suv_scale
 
 __all__ = [
@@ -404,11 +406,7 @@ def measure_pet(
     delin = parse_delineation(delineation if delineation is not None else str(pr["default_delineation"]))
     warnings: list[str] = []
     missing: list[str] = []
-    if suv.sheared:  # a PET gantry does not tilt: the SUV kernels and references assume orthogonal axes
-        raise InputError(
-            f"{suv.source}: the PET grid is sheared ({suv.shear_deg:.1f} degrees, as a gantry tilt); resample the "
-            "PET series onto an orthogonal grid first (e.g. dcm2niix), then pass it with --pet."
-        )
+    _check_not_sheared(suv)
     check_frame_of_reference(ctx.image, suv, "the image the masks were drawn on", warnings)
     values = np.asarray(suv.array, dtype=np.float64)
     masks = _masks_on_pet(ctx, suv, float(pr["intrahepatic_margin_mm"]), warnings)
@@ -420,36 +418,80 @@ def measure_pet(
     liver_ref, upper_ref = _references(suv, values, masks, kernel, (kr, rr), extra_organs, warnings, noise_lag_mm)
     liver_mean = liver_ref.suv_mean if liver_ref else None
     liver_sd = liver_ref.suv_sd if liver_ref else None
-    liver_max = liver_ref.suv_max if liver_ref else None
-    upper_mean = upper_ref.suv_mean if upper_ref else None
-    # noise of a 1 mL mean, relative (for the confidence band)
-    cv_1ml = liver_ref.cv_1ml if liver_ref else None
-    cv_voxel = (liver_sd / liver_mean) if (liver_sd is not None and liver_mean) else None
-    floor, floor_method = _avid_floor(pr, liver_mean, liver_sd, liver_max)
+    floor, floor_method = avid_floor(pr, liver_mean, liver_sd, liver_ref.suv_max if liver_ref else None)
     if floor_method.startswith("liver") and liver_mean is None:
         warnings.append("no liver reference: SRETV counts voxels above the absolute cut-off only (avid_min_suv)")
-    sul_factor, sul_block, sul_missing = _sul(_meta_weight(suv), height_m, sex, body_sources)
+    sul = sul_factor(meta_weight(suv), height_m, sex, body_sources)
+    ksetting = _krenning_setting(kr, pr, suv, kernel, fwhm, liver_ref, upper_ref)
+    counted = _Delineated(delin, floor, liver_mean, suv.voxel_volume_ml, sul[0])
+    up = _lesion_uptake(ctx, suv, values, masks, kernel, ksetting, counted, warnings)
+    _uptake_warnings(up, kr, ksetting.pv_diameter_mm, fwhm, missing, warnings)
+    block = _pet_block(
+        suv,
+        delin,
+        masks,
+        (liver_ref, upper_ref),
+        up,
+        (floor, floor_method),
+        (pr, kr),
+        ksetting,
+        (fwhm, fwhm_source),
+        sul,
+    )
+    if delin.kind == "liver" and liver_mean is None:
+        warnings.append(f"delineation {delin} needs the healthy-liver SUVmean: no SRETV without a liver mask")
+    suv_meta = _suv_meta(suv)
+    if suv_meta.get("suv_unavailable"):
+        scale_free_sretv = delin.kind != "abs" and float(pr["avid_min_suv"]) <= 0
+        lacking, warning = without_suv_scale(block, up.updates, suv_meta, str(delin) if scale_free_sretv else None)
+        missing.extend(lacking)
+        warnings.append(warning)
+    return PetResult(block=block, lesion_updates=up.updates, warnings=warnings, missing_inputs=missing)
 
-    voxel_ml = suv.voxel_volume_ml
-    core_margin = float(kr["core_margin_fwhm"]) * fwhm
-    pv_diameter = float(pr["partial_volume_fwhm_multiple"]) * fwhm
-    ksetting = KrenningSetting(
+
+def _check_not_sheared(suv: Volume) -> None:
+    """Refuse a sheared PET grid: the SUV kernels and references assume orthogonal axes."""
+    if suv.sheared:  # a PET gantry does not tilt: the SUV kernels and references assume orthogonal axes
+        raise InputError(
+            f"{suv.source}: the PET grid is sheared ({suv.shear_deg:.1f} degrees, as a gantry tilt); resample the "
+            "PET series onto an orthogonal grid first (e.g. dcm2niix), then pass it with --pet."
+        )
+
+
+def _krenning_setting(
+    kr: Mapping[str, Any],
+    pr: Mapping[str, Any],
+    suv: Volume,
+    kernel: np.ndarray,
+    fwhm: float,
+    liver_ref: ReferenceRegion | None,
+    upper_ref: ReferenceRegion | None,
+) -> KrenningSetting:
+    """What each lesion's Krenning estimate needs: the references, their noise, the margins and the kernel."""
+    liver_mean = liver_ref.suv_mean if liver_ref else None
+    liver_sd = liver_ref.suv_sd if liver_ref else None
+    return KrenningSetting(
         rules=kr,
         liver_mean=liver_mean,
-        upper_mean=upper_mean,
-        cv_1ml=cv_1ml,
-        cv_voxel=cv_voxel,
-        core_margin_mm=core_margin,
-        pv_diameter_mm=pv_diameter,
+        upper_mean=upper_ref.suv_mean if upper_ref else None,
+        # noise of a 1 mL mean, relative (for the confidence band)
+        cv_1ml=liver_ref.cv_1ml if liver_ref else None,
+        cv_voxel=(liver_sd / liver_mean) if (liver_sd is not None and liver_mean) else None,
+        core_margin_mm=float(kr["core_margin_fwhm"]) * fwhm,
+        pv_diameter_mm=float(pr["partial_volume_fwhm_multiple"]) * fwhm,
         kernel=kernel,
         spacing=np.asarray(suv.spacing, dtype=np.float64),
-        voxel_ml=voxel_ml,
+        voxel_ml=suv.voxel_volume_ml,
         noise=liver_ref.noise if liver_ref else None,
         liver_mean_cv=liver_ref.mean_cv if liver_ref else None,
         upper_mean_cv=upper_ref.mean_cv if upper_ref else None,
     )
-    counted = _Delineated(delin, floor, liver_mean, voxel_ml, sul_factor)
-    up = _lesion_uptake(ctx, suv, values, masks, kernel, ksetting, counted, warnings)
+
+
+def _uptake_warnings(
+    up: _Uptake, kr: Mapping[str, Any], pv_diameter: float, fwhm: float, missing: list[str], warnings: list[str]
+) -> None:
+    """Add the missing spleen mask and the partial-volume and FDG-advice warnings of the lesions' uptake."""
     if up.need_upper and "spleen mask" not in missing:
         missing.append("spleen mask")
     if up.pv_ids:
@@ -463,10 +505,36 @@ def measure_pet(
             f"expression; FDG PET is often advised): lesions {_ids(up.fdg_ids)}"
         )
 
+
+def _suv_meta(suv: Volume) -> dict[str, Any]:
+    """The SUV volume's ``suv`` metadata (how it was scaled; empty when unknown)."""
+    return suv.meta.get("suv", {}) if isinstance(suv.meta.get("suv"), dict) else {}
+
+
+def _pet_block(
+    suv: Volume,
+    delin: Delineation,
+    masks: _PetMasks,
+    refs: tuple[ReferenceRegion | None, ReferenceRegion | None],
+    up: _Uptake,
+    avid: tuple[float | None, str],
+    settings: tuple[Mapping[str, Any], Mapping[str, Any]],
+    ksetting: KrenningSetting,
+    resolution: tuple[float, str],
+    sul: tuple[float | None, dict[str, Any] | None, list[str]],
+) -> dict[str, Any]:
+    """The report's ``pet`` object from the references, the lesions' uptake and the settings used."""
+    liver_ref, upper_ref = refs
+    floor, floor_method = avid
+    pr, kr = settings
+    fwhm, fwhm_source = resolution
+    sul_factor, sul_block, sul_missing = sul
+    liver_mean = liver_ref.suv_mean if liver_ref else None
+    upper_mean = upper_ref.suv_mean if upper_ref else None
     liver_ref_ok = delin.kind != "liver" or liver_mean is not None
     hepatic_ok = masks.hepatic is not None and liver_ref_ok
-    suv_meta = suv.meta.get("suv", {}) if isinstance(suv.meta.get("suv"), dict) else {}
-    block: dict[str, Any] = {
+    suv_meta = _suv_meta(suv)
+    return {
         "suv_type": "SUVbw",
         "units": str(suv_meta.get("units") or suv.meta.get("units") or "SUVbw"),
         "decay_correction": str(suv_meta.get("decay_correction") or "unknown"),
@@ -479,8 +547,8 @@ def measure_pet(
         "delineation": str(delin),
         "measured_on_grid": "pet",
         "mask_resampling": "none" if masks.same_grid else "nearest-neighbour onto the PET grid",
-        "liver_suv_sd": liver_sd,
-        "liver_suv_max": liver_max,
+        "liver_suv_sd": liver_ref.suv_sd if liver_ref else None,
+        "liver_suv_max": liver_ref.suv_max if liver_ref else None,
         "liver_reference": liver_ref.to_dict() if liver_ref else None,
         "upper_reference": upper_ref.to_dict() if upper_ref else None,
         "hepatic_lesion_suv_max": max(up.hepatic_maxima) if up.hepatic_maxima else None,
@@ -491,95 +559,26 @@ def measure_pet(
         "suv_peak_sphere_ml": float(pr["suv_peak_sphere_ml"]),
         "intrahepatic_margin_mm": float(pr["intrahepatic_margin_mm"]),
         "krenning_lesion_statistic": str(kr["lesion_statistic"]),
-        "krenning_core_margin_mm": core_margin,
-        "krenning_noise_cv_1ml": cv_1ml,
+        "krenning_core_margin_mm": ksetting.core_margin_mm,
+        "krenning_noise_cv_1ml": ksetting.cv_1ml,
         "krenning_low_confidence_lesion_ids": up.low_ids,
         "fdg_pet_advised_lesion_ids": up.fdg_ids,
         "partial_volume_lesion_ids": up.pv_ids,
         "pet_fov_cut_lesion_ids": up.cut_ids,
         "resolution_fwhm_mm": fwhm,
         "resolution_fwhm_source": fwhm_source,
-        "partial_volume_diameter_mm": pv_diameter,
+        "partial_volume_diameter_mm": ksetting.pv_diameter_mm,
         "krenning_rules": dict(kr),
-        "pet_voxel_volume_ml": voxel_ml,
+        "pet_voxel_volume_ml": ksetting.voxel_ml,
         "sul": sul_block,
         "sul_missing_inputs": sul_missing,
         "liver_sul_mean": liver_mean * sul_factor if (sul_factor is not None and liver_mean is not None) else None,
         "sul_max": max(up.lesion_maxima) * sul_factor if (sul_factor is not None and up.lesion_maxima) else None,
     }
-    if delin.kind == "liver" and liver_mean is None:
-        warnings.append(f"delineation {delin} needs the healthy-liver SUVmean: no SRETV without a liver mask")
-    if suv_meta.get("suv_unavailable"):
-        scale_free_sretv = delin.kind != "abs" and float(pr["avid_min_suv"]) <= 0
-        lacking, warning = without_suv_scale(block, up.updates, suv_meta, str(delin) if scale_free_sretv else None)
-        missing.extend(lacking)
-        warnings.append(warning)
-    return PetResult(block=block, lesion_updates=up.updates, warnings=warnings, missing_inputs=missing)
-
-
-def _sul(
-    weight: float | None, height_m: float | None, sex: str | None, sources: Mapping[str, str] | None
-) -> tuple[float | None, dict[str, Any] | None, list[str]]:
-    """(SUL per SUVbw, the report's ``pet.sul`` object, missing inputs) by the Janmahasatian LBM."""
-    from .sul import lean_body_mass_kg
-
-    missing = [
-        name
-        for name, value in (
-            ("body weight", weight),
-            ("height", height_m if height_m and height_m > 0 else None),
-            ("sex (male/female)", sex if sex in ("M", "F") else None),
-        )
-        if value is None
-    ]
-    if missing or weight is None or height_m is None or sex is None:
-        return None, None, missing
-    factor = lean_body_mass_kg(weight, float(height_m), sex) / weight
-    srcs = dict(sources or {})
-    block = {
-        "formula": "Janmahasatian 2005",
-        "sul_per_suvbw": factor,
-        "height_source": srcs.get("height"),
-        "sex_source": srcs.get("sex"),
-    }
-    return factor, block, []
 
 
 def _ids(ids: list[int]) -> str:
     return ", ".join(str(i) for i in ids[:20]) + (" ..." if len(ids) > 20 else "")
-
-
-def _meta_weight(suv: Volume) -> float | None:
-    meta = suv.meta.get("suv")
-    w = meta.get("weight_kg") if isinstance(meta, dict) else None
-    try:
-        return float(w) if w is not None and float(w) > 0 else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _avid_floor(
-    pr: Mapping[str, Any], liver_mean: float | None, liver_sd: float | None, liver_max: float | None
-) -> tuple[float | None, str]:
-    """(SUV floor of avid tissue or None, method text) from ``rules["pet"]``."""
-    method = str(pr["avid_threshold"])
-    abs_min = float(pr["avid_min_suv"])
-    liver_value: float | None = None
-    text = method
-    if method == "liver_suv_max":
-        liver_value = liver_max
-    elif method == "liver_suv_mean_multiple":
-        k = float(pr["avid_liver_mean_multiple"])
-        liver_value = None if liver_mean is None else k * liver_mean
-        text = f"liver_suv_mean_multiple:{k:g}"
-    elif method == "liver_suv_mean_plus_sd":
-        n = float(pr["avid_liver_sd_multiple"])
-        liver_value = None if liver_mean is None or liver_sd is None else liver_mean + n * liver_sd
-        text = f"liver_suv_mean_plus_sd:{n:g}"
-    values = [v for v in (liver_value, abs_min if abs_min > 0 else None) if v is not None]
-    if abs_min > 0:
-        text += f" and abs:{abs_min:g}"
-    return (max(values) if values else None), text
 
 
 def _volume_and_tl(vals: np.ndarray, voxel_ml: float) -> tuple[float, float]:

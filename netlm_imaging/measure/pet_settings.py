@@ -21,6 +21,7 @@ from .pet_krenning import grade
 
 __all__ = [
     "Delineation",
+    "avid_floor",
     "check_pet_rules",
     "krenning_rules",
     "krenning_score",
@@ -242,3 +243,27 @@ def resolution_fwhm(suv: Volume, pr: Mapping[str, Any]) -> tuple[float, str]:
                     f"system_fwhm_mm {system:g} (rules)"
                 )
     return float(pr["resolution_fwhm_mm"]), "rules [pet] resolution_fwhm_mm (no filter FWHM in the header)"
+
+
+def avid_floor(
+    pr: Mapping[str, Any], liver_mean: float | None, liver_sd: float | None, liver_max: float | None
+) -> tuple[float | None, str]:
+    """(SUV floor of avid tissue or None, method text) from ``rules["pet"]``."""
+    method = str(pr["avid_threshold"])
+    abs_min = float(pr["avid_min_suv"])
+    liver_value: float | None = None
+    text = method
+    if method == "liver_suv_max":
+        liver_value = liver_max
+    elif method == "liver_suv_mean_multiple":
+        k = float(pr["avid_liver_mean_multiple"])
+        liver_value = None if liver_mean is None else k * liver_mean
+        text = f"liver_suv_mean_multiple:{k:g}"
+    elif method == "liver_suv_mean_plus_sd":
+        n = float(pr["avid_liver_sd_multiple"])
+        liver_value = None if liver_mean is None or liver_sd is None else liver_mean + n * liver_sd
+        text = f"liver_suv_mean_plus_sd:{n:g}"
+    values = [v for v in (liver_value, abs_min if abs_min > 0 else None) if v is not None]
+    if abs_min > 0:
+        text += f" and abs:{abs_min:g}"
+    return (max(values) if values else None), text
