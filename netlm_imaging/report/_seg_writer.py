@@ -275,17 +275,68 @@ def build_seg(
     rows, columns = src.rows, src.columns
     orientation = list(src.orientation)
     positions = np.array([p for _, _, p in sources], dtype=np.float64)
+    frames, rank = _frame_order(positions, orientation, plans, ks)
+    own = _own_elements(
+        src,
+        uids,
+        len(frames),
+        descriptions,
+        overlap=overlap,
+        series_number=series_number,
+        manufacturer=manufacturer,
+        software_version=software_version,
+        series_description=series_description,
+    )
+    own.append(_shared_functional_groups(src, orientation, positions))
+    refs, per_frame = _per_frame_items(sources, frames, rank)
+    series = B.sequence(0x0008114A, refs) + B.uid(0x0020000E, src.series_uid)
+    data = B.part10(
+        SEG_SOP_CLASS,
+        uids["instance"],
+        {
+            **identity,
+            **{B.tag_of(e): e for e in own},
+            0x00081115: B.sequence(0x00081115, [series]),
+            _SOURCE_IMAGE_SEQ: B.sequence(_SOURCE_IMAGE_SEQ, refs),
+            _PER_FRAME_SEQ: B.sequence(_PER_FRAME_SEQ, per_frame),
+            0x7FE00010: B.element(0x7FE00010, "OB", _pixels(frames, plans, rows, columns)),
+        },
+    )
+    header = SegHeader(SEG_SOP_CLASS, uids["instance"], src.study_uid, uids["series"], list(labels))
+    return header, data
+
+
+def _frame_order(
+    positions: np.ndarray, orientation: Sequence[float], plans: Sequence[SegmentPlan], ks: Sequence[int]
+) -> tuple[list[tuple[int, int, Any]], dict[int, int]]:
+    """The frames (:func:`_frames`) and each used source plane's position index along the normal."""
     distances = positions @ _normal(orientation)
     _, order = np.unique(distances, return_index=True)
-    if len(order) != len(sources):
+    if len(order) != len(positions):
         raise ValueError("source images share a position")
     frames = _frames(plans, ks, order)
     # position index: rank along the normal over the frames' planes (as the join of Segmentations numbered them)
     used = sorted({n for _, n, _ in frames}, key=lambda n: distances[n])
     rank = {n: r for r, n in enumerate(used, start=1)}
+    return frames, rank
 
+
+def _own_elements(
+    src: Any,
+    uids: dict[str, str],
+    n_frames: int,
+    descriptions: Sequence[bytes],
+    *,
+    overlap: bool,
+    series_number: int,
+    manufacturer: str,
+    software_version: str,
+    series_description: str,
+) -> list[bytes]:
+    """The SEG's own top-level elements: SOP, series, equipment, dimensions, image pixel and segmentation."""
+    rows, columns = src.rows, src.columns
     lossy = src.lossy
-    own = [
+    return [
         B.text(0x00080008, "CS", ["DERIVED", "PRIMARY"]),
         B.uid(0x00080016, SEG_SOP_CLASS),
         B.uid(0x00080018, uids["instance"]),
@@ -316,7 +367,7 @@ def build_seg(
         ),
         B.us(0x00280002, 1),
         B.text(0x00280004, "CS", "MONOCHROME2"),
-        B.text(0x00280008, "IS", str(len(frames))),
+        B.text(0x00280008, "IS", str(n_frames)),
         B.us(0x00280010, rows),
         B.us(0x00280011, columns),
         B.us(0x00280100, 1),
@@ -331,6 +382,10 @@ def build_seg(
         B.text(0x00700081, "LO", ""),
         B.text(0x20500020, "CS", "IDENTITY"),
     ]
+
+
+def _shared_functional_groups(src: Any, orientation: Sequence[float], positions: np.ndarray) -> bytes:
+    """The Shared Functional Groups Sequence: plane orientation and pixel measures (slice spacing)."""
     spacing = (
         src.spacing_between_slices
         if src.spacing_between_slices is not None
@@ -344,11 +399,19 @@ def build_seg(
     shared = B.sequence(0x00209116, [B.text(0x00200037, "DS", [_ds(v) for v in orientation])]) + B.sequence(
         0x00289110, [measures]
     )
-    own.append(B.sequence(0x52009229, [shared]))
+    return B.sequence(0x52009229, [shared])
 
-    # the bulky parts, encoded straight to bytes: source references and the per-frame items
+
+def _per_frame_items(
+    sources: Sequence[tuple[str, str, tuple[float, float, float]]],
+    frames: list[tuple[int, int, Any]],
+    rank: dict[int, int],
+) -> tuple[list[bytes], list[bytes]]:
+    """The source image references and the per-frame items (derivation, frame content, position, segment).
+
+    The bulky parts, encoded straight to bytes.
+    """
     refs = [B.uid(_REF_CLASS, c) + B.uid(_REF_INSTANCE, i) for c, i, _ in sources]
-    series = B.sequence(0x0008114A, refs) + B.uid(0x0020000E, src.series_uid)
     derivation = [
         B.sequence(
             _DERIVATION_IMAGE_SEQ,
@@ -372,20 +435,7 @@ def build_seg(
         + B.sequence(_SEGMENT_ID_SEQ, [B.us(_REF_SEGMENT_NUMBER, number)])
         for number, n, _ in frames
     ]
-    data = B.part10(
-        SEG_SOP_CLASS,
-        uids["instance"],
-        {
-            **identity,
-            **{B.tag_of(e): e for e in own},
-            0x00081115: B.sequence(0x00081115, [series]),
-            _SOURCE_IMAGE_SEQ: B.sequence(_SOURCE_IMAGE_SEQ, refs),
-            _PER_FRAME_SEQ: B.sequence(_PER_FRAME_SEQ, per_frame),
-            0x7FE00010: B.element(0x7FE00010, "OB", _pixels(frames, plans, rows, columns)),
-        },
-    )
-    header = SegHeader(SEG_SOP_CLASS, uids["instance"], src.study_uid, uids["series"], list(labels))
-    return header, data
+    return refs, per_frame
 
 
 def source_headers(files: Sequence[str | Path]) -> list[tuple[str, str, tuple[float, float, float]]] | None:
