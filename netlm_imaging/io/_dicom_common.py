@@ -1,6 +1,6 @@
 """Header-only index of a DICOM folder: one pass, each header read once.
 
-Why one module (~1420 lines): the one-pass header index (fast tag parser and pydicom fallback)
+Why one module (~1510 lines): the one-pass header index (fast tag parser and pydicom fallback)
 must classify every file of a folder in one read; it is a private module of the io readers.
 
 :func:`scan_dicom_folder` walks a folder (or takes a list of files), skips what
@@ -1263,82 +1263,19 @@ def _read_header_pydicom(path: Path) -> DicomFileInfo | None:
     leading DICOM group (a NIfTI, NRRD or any other non-DICOM file) is skipped
     or refused as damaged without importing pydicom (0.1 s in a fresh process).
     """
-    size = path.stat().st_size
-    if size == 0 and _is_litter_name(path):
-        logger.info("skipping zero-byte file %s", path)
+    parsed = _pydicom_dataset(path)
+    if parsed is None:
         return None
-    if size == 0:
-        raise DicomError(
-            f"{path}: zero-byte file (an interrupted copy or export); re-export the series or delete the file."
-        )
-    is_dicom, force, damaged = _looks_like_dicom(path)
-    if not is_dicom:
-        if damaged:
-            raise _damaged(path, damaged)
-        logger.info("skipping non-DICOM file %s", path)
-        return None
-    from pydicom.errors import InvalidDicomError
-
-    try:
-        ds = bounded_dcmread(path, defer_size=_DEFER_SIZE, force=force)
-    except ResourceLimitError:  # a deflate bomb or an oversized header: say so
-        raise
-    except InvalidDicomError:
-        if force:
-            if damaged:
-                raise _damaged(path, damaged) from None
-            logger.info("skipping non-DICOM file %s", path)
-            return None
-        raise DicomError(f"{path}: not a readable DICOM file; re-export it or remove it from the folder.") from None
-    except Exception as exc:  # pydicom raises many types on cut files
-        raise DicomError(
-            f"{path}: DICOM header is truncated or corrupt ({type(exc).__name__}); re-export the series."
-        ) from None
+    ds, size = parsed
     meta = getattr(ds, "file_meta", None)
     sop_class = str(ds.get("SOPClassUID", "") or (meta.get("MediaStorageSOPClassUID", "") if meta else ""))
-    if force and not sop_class and "Rows" not in ds:
-        if damaged:
-            raise _damaged(path, damaged)
-        logger.info("skipping non-DICOM file %s", path)
-        return None
-    if not force and not sop_class and len(ds) == 0:
-        raise DicomError(  # a 'DICM' preamble with a cut file meta group and nothing after it
-            f"{path}: DICOM file is truncated or corrupt (a DICOM preamble but no dataset after it); "
-            "re-export the series or delete the file."
-        )
     kind = _kind(sop_class, ds)
-    has_pixels = 0x7FE00010 in ds._dict
-    if sop_class in _PIXEL_SOP_CLASSES and not has_pixels and _FLOAT_PIXEL_TAGS & set(ds._dict):
-        raise UnsupportedError(
-            f"{path}: image stored as Float Pixel Data (7FE0,0008/0009), which CT, MR and PET image storage does "
-            "not allow (integers with Rescale Slope), probably written by a converter. Export the scanner's "
-            "original series."
-        )
-    if sop_class in _PIXEL_SOP_CLASSES and not has_pixels:
-        raise DicomError(
-            f"{path}: DICOM file is truncated or corrupt (header ends before PixelData); re-export the series."
-        )
-    if kind == OTHER and has_pixels and not sop_class.startswith(_NON_IMAGE_SOP_PREFIXES):
-        # an image whose matrix size is missing or 0 would otherwise vanish from its series
-        raise DicomError(
-            f"{path}: image with Rows {int(ds.get('Rows', 0) or 0)} x Columns {int(ds.get('Columns', 0) or 0)}: "
-            "the header is corrupt; re-export the series, or remove the file from the folder."
-        )
+    _check_pixel_header(path, ds, sop_class, kind)
     offset, length = _pixel_data_span(ds)
     if meta is not None and str(meta.get("TransferSyntaxUID", "")) == DEFLATED_TS:
         offset = length = None  # offsets into the inflated stream, not the file: no raw reads, no size check
     truncated = offset is not None and length is not None and size < offset + length
-    refs: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]] = ((), (), ())
-    labels: tuple[str, ...] = ()
-    frames: tuple[FrameGeometry, ...] = ()
-    if kind == SEG:
-        refs = _seg_references(ds)
-        labels = tuple(str(s.get("SegmentLabel", "")) for s in ds.get("SegmentSequence") or [])
-    elif kind == RTSTRUCT:
-        refs = _rtstruct_references(ds)
-        labels = tuple(str(r.get("ROIName", "")) for r in ds.get("StructureSetROISequence") or [])
-    elif kind == IMAGE:
-        frames = _frame_geometry(ds)
+    refs, labels, frames = _content_facts(ds, kind)
     try:
         series_number = int(ds.get("SeriesNumber")) if ds.get("SeriesNumber") not in (None, "") else None
     except (TypeError, ValueError):
@@ -1389,6 +1326,99 @@ def _read_header_pydicom(path: Path) -> DicomFileInfo | None:
         trigger_time=_ds_single(ds, "TriggerTime"),
         dataset=ds if kind == SEG else None,
     )
+
+
+def _pydicom_dataset(path: Path) -> tuple[Any, int] | None:
+    """The header dataset read by pydicom and the file's size; None for a file to skip (logged).
+
+    Raises
+    ------
+    DicomError
+        A zero-byte file, a damaged or truncated DICOM file.
+    """
+    size = path.stat().st_size
+    if size == 0 and _is_litter_name(path):
+        logger.info("skipping zero-byte file %s", path)
+        return None
+    if size == 0:
+        raise DicomError(
+            f"{path}: zero-byte file (an interrupted copy or export); re-export the series or delete the file."
+        )
+    is_dicom, force, damaged = _looks_like_dicom(path)
+    if not is_dicom:
+        if damaged:
+            raise _damaged(path, damaged)
+        logger.info("skipping non-DICOM file %s", path)
+        return None
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        ds = bounded_dcmread(path, defer_size=_DEFER_SIZE, force=force)
+    except ResourceLimitError:  # a deflate bomb or an oversized header: say so
+        raise
+    except InvalidDicomError:
+        if force:
+            if damaged:
+                raise _damaged(path, damaged) from None
+            logger.info("skipping non-DICOM file %s", path)
+            return None
+        raise DicomError(f"{path}: not a readable DICOM file; re-export it or remove it from the folder.") from None
+    except Exception as exc:  # pydicom raises many types on cut files
+        raise DicomError(
+            f"{path}: DICOM header is truncated or corrupt ({type(exc).__name__}); re-export the series."
+        ) from None
+    meta = getattr(ds, "file_meta", None)
+    sop_class = str(ds.get("SOPClassUID", "") or (meta.get("MediaStorageSOPClassUID", "") if meta else ""))
+    if force and not sop_class and "Rows" not in ds:
+        if damaged:
+            raise _damaged(path, damaged)
+        logger.info("skipping non-DICOM file %s", path)
+        return None
+    if not force and not sop_class and len(ds) == 0:
+        raise DicomError(  # a 'DICM' preamble with a cut file meta group and nothing after it
+            f"{path}: DICOM file is truncated or corrupt (a DICOM preamble but no dataset after it); "
+            "re-export the series or delete the file."
+        )
+    return ds, size
+
+
+def _check_pixel_header(path: Path, ds: Any, sop_class: str, kind: str) -> None:
+    """Refuse an image without integer Pixel Data (float pixels, a cut header) or with a 0 matrix size."""
+    has_pixels = 0x7FE00010 in ds._dict
+    if sop_class in _PIXEL_SOP_CLASSES and not has_pixels and _FLOAT_PIXEL_TAGS & set(ds._dict):
+        raise UnsupportedError(
+            f"{path}: image stored as Float Pixel Data (7FE0,0008/0009), which CT, MR and PET image storage does "
+            "not allow (integers with Rescale Slope), probably written by a converter. Export the scanner's "
+            "original series."
+        )
+    if sop_class in _PIXEL_SOP_CLASSES and not has_pixels:
+        raise DicomError(
+            f"{path}: DICOM file is truncated or corrupt (header ends before PixelData); re-export the series."
+        )
+    if kind == OTHER and has_pixels and not sop_class.startswith(_NON_IMAGE_SOP_PREFIXES):
+        # an image whose matrix size is missing or 0 would otherwise vanish from its series
+        raise DicomError(
+            f"{path}: image with Rows {int(ds.get('Rows', 0) or 0)} x Columns {int(ds.get('Columns', 0) or 0)}: "
+            "the header is corrupt; re-export the series, or remove the file from the folder."
+        )
+
+
+def _content_facts(
+    ds: Any, kind: str
+) -> tuple[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]], tuple[str, ...], tuple[FrameGeometry, ...]]:
+    """What a SEG / RTSTRUCT references and names (series, SOP and frame UIDs; labels), an image's frames."""
+    refs: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]] = ((), (), ())
+    labels: tuple[str, ...] = ()
+    frames: tuple[FrameGeometry, ...] = ()
+    if kind == SEG:
+        refs = _seg_references(ds)
+        labels = tuple(str(s.get("SegmentLabel", "")) for s in ds.get("SegmentSequence") or [])
+    elif kind == RTSTRUCT:
+        refs = _rtstruct_references(ds)
+        labels = tuple(str(r.get("ROIName", "")) for r in ds.get("StructureSetROISequence") or [])
+    elif kind == IMAGE:
+        frames = _frame_geometry(ds)
+    return refs, labels, frames
 
 
 def _ds_text(ds: Any, keyword: str) -> str:
