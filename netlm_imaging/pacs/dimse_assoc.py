@@ -36,6 +36,7 @@ __all__ = [
     "new_ae",
     "parse_address",
     "query",
+    "require_context",
     "silent",
     "syntax_names",
     "timeout_error",
@@ -234,6 +235,15 @@ def query(study_uid: str, level: str = "STUDY") -> Any:
     q.QueryRetrieveLevel = level
     q.StudyInstanceUID = study_uid
     return q
+
+
+def require_context(
+    assoc: Any, sop: str, ep: DimseEndpoint, what: str, fix: str, error: type[InputError] = InputError
+) -> None:
+    """Release ``assoc`` and raise ``error`` (naming ``what`` and ``fix``) unless it accepted ``sop``."""
+    if not any(str(cx.abstract_syntax) == sop for cx in assoc.accepted_contexts):
+        assoc.release()
+        raise error(f"{ep.name}: the PACS does not accept {what} from AE {ep.calling_ae!r}; {fix}")
 
 
 def silent(ep: DimseEndpoint, since: float) -> bool:
