@@ -421,5 +421,6 @@ def test_totalsegmentator_rtstruct_names_its_liver_tumour(tmp_path):
     assert rep["involvement_percent"] == pytest.approx(100 * _count(*MASS_BOX) / _count(*LIVER_BOX), abs=0.01)
     roles = {r["name"]: r["role"] for r in rep["study"]["segment_roles"]}
     assert roles == {"liver": "liver", "liver_tumor": "lesion", "liver_vessels": "vessel"}  # vascular contact
-    assert set(rep["lesions"][0]["vessel_distances_mm"]) == {"liver vessels"}
+    # the boxes' nearest edges: 4 empty voxels (1.5 mm) along i and along j, overlapping in k
+    assert rep["lesions"][0]["vessel_distances_mm"] == {"liver vessels": pytest.approx(np.hypot(6.0, 6.0), abs=1e-3)}
     assert decide_role("liver_lesions", None, parse_label_spec(None)).role == "lesion"

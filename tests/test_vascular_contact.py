@@ -201,3 +201,39 @@ def test_boxes_k_slices_apart_are_k_slice_thicknesses_apart(tmp_path, empty_slic
     rep = analyze(tmp_path).to_dict()
     (les,) = rep["lesions"]
     assert les["vessel_distances_mm"] == {"inferior vena cava": pytest.approx(empty_slices * SPACING[2], abs=1e-6)}
+
+
+def test_rtstruct_rois_named_portal_vein_and_ivc_are_measured_and_warned_of(tmp_path):
+    # an RTSTRUCT as a planning system exports it: Liver, Tumor, "Portal Vein", "IVC" (no codes), on a rotated
+    # 1.5 x 1.5 x 3 mm grid; boxes whose contours hold whole voxels, so the gaps are exact
+    from dicom_factory import write_image_series
+    from seg_factory import Contour, RoiSpec, write_rtstruct
+
+    aff = oblique_affine(spacing=(1.5, 1.5, 3.0), angles_deg=(0.0, 0.0, 15.0), origin=(-30.0, -20.0, 50.0))
+
+    def box(i0, i1, j0, j1, k0, k1):  # voxel centres i0..i1-1, j0..j1-1 on k0..k1-1
+        corners = [(i0 - 0.5, j0 - 0.5), (i1 - 0.5, j0 - 0.5), (i1 - 0.5, j1 - 0.5), (i0 - 0.5, j1 - 0.5)]
+        return [Contour(np.array([aff[:3, :3] @ [i, j, k] + aff[:3, 3] for i, j in corners])) for k in range(k0, k1)]
+
+    files = write_image_series(tmp_path / "ct", np.zeros((40, 40, 12), np.float32), aff, seed=29)
+    rois = [
+        RoiSpec("Liver", box(5, 35, 5, 35, 1, 11), interpreted_type="ORGAN"),
+        RoiSpec("Tumor", box(10, 16, 10, 16, 3, 7), interpreted_type="GTV"),
+        RoiSpec("Portal Vein", box(18, 22, 10, 16, 3, 7), interpreted_type="ORGAN"),  # i 16, 17 empty: 3.0 mm
+        RoiSpec("IVC", box(10, 16, 10, 16, 7, 10), interpreted_type="ORGAN"),  # the next slice: touching, 0 mm
+    ]
+    rt = write_rtstruct(tmp_path / "rt.dcm", files, rois, seed=29)
+    rep = analyze(image=tmp_path / "ct", segs=[rt]).to_dict()
+    (les,) = rep["lesions"]
+    assert les["vessel_distances_mm"] == {
+        "portal vein": pytest.approx(2 * 1.5, abs=1e-3),
+        "inferior vena cava": pytest.approx(0.0, abs=1e-9),
+    }
+    assert les["nearest_vessel"] == "inferior vena cava"
+    kinds = [t["treatment"] for t in rep["remnant"]["resection_plan"]["lesion_treatments"]]
+    assert kinds == ["ablation"]  # 9 x 9 x 12 mm: within ablation_max_diameter_mm
+    # both vessels within the shipped 5 mm: one warning each, nearest first
+    assert [w.split(" (within")[0] for w in _ablation_warnings(rep)] == [
+        "lesion 1 is planned for ablation 0.0 mm from the inferior vena cava",
+        "lesion 1 is planned for ablation 3.0 mm from the portal vein",
+    ]
