@@ -22,7 +22,7 @@ from ..volume import DIRECTION_TOLERANCE, SPACING_TOLERANCE_MM, Volume
 from ._dicom_common import RTSTRUCT, SEG, DicomFileInfo
 from .dicom_series import SeriesGroup, group_image_series, read_series_from_index
 from .discover_choice import SEG_OPTION, SERIES_OPTION, DiscoveredStudy, SegmentationCandidate, choose_segmentations
-from .discover_dicom import dicom_candidates, from_dicom, is_scout, pet_for
+from .discover_dicom import dicom_candidates, dicom_study, from_dicom, is_scout
 from .loader import load_image
 
 __all__ = ["from_dicom_and_files", "grid_difference"]
@@ -157,17 +157,4 @@ def from_dicom_and_files(
         "(same shape and affine)."
     )
     notes.extend(file_notes)
-    pet = pet_for(image, groups, notes)
-    return DiscoveredStudy(
-        folder=folder,
-        image_path=folder,
-        image_files=[f.path for f in image.files],
-        image_series_uid=image.uid,
-        image_modality=image.modality,
-        segmentations=chosen,
-        pet_files=[f.path for f in pet.files] if pet else None,
-        pet_series_uid=pet.uid if pet else None,
-        notes=notes,
-        source="dicom",
-        dicom_index=index,
-    )
+    return dicom_study(folder, image, chosen, groups, notes, index)

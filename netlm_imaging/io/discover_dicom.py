@@ -18,7 +18,7 @@ from ._dicom_common import RTSTRUCT, SEG, DicomFileInfo
 from .dicom_series import SeriesGroup, group_image_series
 from .discover_choice import SEG_OPTION, SERIES_OPTION, DiscoveredStudy, SegmentationCandidate, choose_segmentations
 
-__all__ = ["dicom_candidates", "from_dicom", "is_scout", "pet_for", "seg_candidate"]
+__all__ = ["dicom_candidates", "dicom_study", "from_dicom", "is_scout", "pet_for", "seg_candidate"]
 
 
 def seg_candidate(info: DicomFileInfo) -> SegmentationCandidate:
@@ -234,6 +234,38 @@ def from_dicom(
         notes.extend(why for _, why in resolved)
     if len(cands) > len(chosen):
         notes.append("segmentation(s) not used: " + ", ".join(c.path.name for c in cands if c not in chosen))
+    return dicom_study(folder, image, chosen, groups, notes, index)
+
+
+def dicom_study(
+    folder: Path,
+    image: SeriesGroup,
+    chosen: list[SegmentationCandidate],
+    groups: list[SeriesGroup],
+    notes: list[str],
+    index: list[DicomFileInfo],
+) -> DiscoveredStudy:
+    """The study of a DICOM folder: its image series, the chosen segmentations and the PET beside them.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        The study folder.
+    image : SeriesGroup
+        The image series the segmentations are measured on.
+    chosen : list of SegmentationCandidate
+        The segmentations to measure.
+    groups : list of SeriesGroup
+        Every image series of the folder (the PET is looked for among them).
+    notes : list of str
+        What discovery noted so far; :func:`pet_for` adds to it.
+    index : list of DicomFileInfo
+        The folder's DICOM index, kept for the readers.
+
+    Returns
+    -------
+    DiscoveredStudy
+    """
     pet = pet_for(image, groups, notes)
     return DiscoveredStudy(
         folder=folder,
