@@ -108,3 +108,33 @@ def test_the_disagreement_level_is_the_rules_files(tmp_path):
     assert not warns(user_rules(tmp_path, {"pet_plausibility.scanner_suv_disagreement_warn": 0.10}))
     with pytest.raises(InputError, match=r"scanner_suv_disagreement_warn = 0\.0 must be positive"):
         plausibility_limits({"scanner_suv_disagreement_warn": 0.0})
+
+
+def test_compare_with_scanner_reports_the_slice_that_differs_most():
+    """Per-slice factors written here: slice 0 agrees to 1 %, slice 2 differs by 25 %, slice 1 carries no scanner
+    factor, slice 3 has no computed factor (0): 2 slices compared, the warning at the 5 % of the rules."""
+    from netlm_imaging.io.pet_scanner_check import compare_with_scanner
+    from netlm_imaging.rules_data import default_section
+
+    limit = default_section("pet_plausibility")["scanner_suv_disagreement_warn"]
+    assert limit == 0.05
+    warnings: list[str] = []
+    scanner = np.array([1.01e-3, np.nan, 1.25e-3, 1.0e-3])
+    computed = np.array([1.0e-3, 1.0e-3, 1.0e-3, 0.0])
+    out = compare_with_scanner(scanner, computed, limit=limit, used="the computed factor", facts="f", warnings=warnings)
+    assert out == {
+        "scanner_suv_factor": pytest.approx(1.25e-3),
+        "computed_suv_factor": pytest.approx(1.0e-3),
+        "disagreement_fraction": pytest.approx(0.25),
+        "slices_compared": 2,
+    }
+    [text] = warnings
+    assert "(7053,1000) 0.00125 disagrees with the SUVbw factor 0.001 computed from the header (f) by 25.0 %" in text
+    assert "scanner_suv_disagreement_warn 5 %); the SUV uses the computed factor" in text
+    # a factor of exactly 1 is a factor (only 0 and NaN mean "not stored"); 1 % apart: no warning
+    warnings.clear()
+    out = compare_with_scanner(np.array([1.0]), np.array([1.01]), limit=limit, used="u", facts="f", warnings=warnings)
+    assert out is not None
+    assert out["slices_compared"] == 1
+    assert warnings == []
+    assert compare_with_scanner(np.array([0.0]), np.array([1.0]), limit=limit, used="u", facts="f", warnings=[]) is None
