@@ -261,3 +261,20 @@ def test_parts_of_one_segmentation_in_two_label_maps_are_measured_together(study
     )
     assert rep["liver"]["volume_ml"] == pytest.approx(liver_ml, abs=1e-6)
     assert rep["tumor"]["intrahepatic_volume_ml"] == pytest.approx(tumour_ml, abs=1e-6)
+
+
+def test_monai_outputs_are_only_stem_underscore_postfix_volumes_in_the_stems_folder(tmp_path):
+    """SaveImage's <stem>/<stem>_<postfix>: a volume named so in another folder, a subfolder of <stem>/, an empty
+    postfix and a file named <stem> beside the folder are not MONAI outputs (file names written here)."""
+    from netlm_imaging.io.monai_layout import monai_outputs
+
+    (tmp_path / "ct").mkdir()
+    (tmp_path / "other").mkdir()
+    (tmp_path / "ct" / "ct_old.nii.gz").mkdir()  # a folder, not a volume
+    for name in ("ct/ct_seg.nii.gz", "ct/ct_.nii.gz", "ct/ct_a.nii.gz", "ct/ct_trans.nrrd", "other/ct_seg.nii.gz", "ct.nii.gz"):
+        (tmp_path / name).write_bytes(b"")
+    assert [p.relative_to(tmp_path).as_posix() for p in monai_outputs(tmp_path, tmp_path / "ct.nii.gz")] == [
+        "ct/ct_a.nii.gz",
+        "ct/ct_seg.nii.gz",
+        "ct/ct_trans.nrrd",
+    ]
