@@ -271,7 +271,14 @@ def test_monai_outputs_are_only_stem_underscore_postfix_volumes_in_the_stems_fol
     (tmp_path / "ct").mkdir()
     (tmp_path / "other").mkdir()
     (tmp_path / "ct" / "ct_old.nii.gz").mkdir()  # a folder, not a volume
-    for name in ("ct/ct_seg.nii.gz", "ct/ct_.nii.gz", "ct/ct_a.nii.gz", "ct/ct_trans.nrrd", "other/ct_seg.nii.gz", "ct.nii.gz"):
+    for name in (
+        "ct/ct_seg.nii.gz",
+        "ct/ct_.nii.gz",
+        "ct/ct_a.nii.gz",
+        "ct/ct_trans.nrrd",
+        "other/ct_seg.nii.gz",
+        "ct.nii.gz",
+    ):
         (tmp_path / name).write_bytes(b"")
     assert [p.relative_to(tmp_path).as_posix() for p in monai_outputs(tmp_path, tmp_path / "ct.nii.gz")] == [
         "ct/ct_a.nii.gz",
