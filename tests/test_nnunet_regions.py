@@ -106,8 +106,11 @@ def test_region_based_liver_holds_its_vessels_and_tumours_on_the_command_line(tm
     assert rep["tumor"]["lesion_count"] == 2
     notes = " ".join(rep["notes"])
     assert "region-based nnU-Net dataset.json" in notes
-    assert "liver=1+2+3,lesion=2" in notes
-    assert "'hepatic_vessel'=3" in notes  # the vessel region has no role of its own: named as ignored
+    # the vessel region is the vessel (its voxels stay the liver's, as the liver region names them) and
+    # each lesion's gap to it is measured
+    assert "liver=1+2+3,vessel=3,lesion=2" in notes
+    assert rep["vascular_contact"]["assessed"] is True
+    assert sum("vessel_distances_mm" in les for les in rep["lesions"]) == 2
 
 
 def test_region_based_numbering_that_lits_would_read_swapped(tmp_path, image):

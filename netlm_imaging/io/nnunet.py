@@ -328,7 +328,7 @@ def _own_values(region: _Region, regions: Sequence[_Region]) -> set[int]:
 
 
 #: An inner region of another role that may nest in an outer one: a liver region holds its lesions and segments.
-_NESTS_IN_LIVER = frozenset({"lesion", *(f"segment{i}" for i in range(1, 9))})
+_NESTS_IN_LIVER = frozenset({"lesion", "vessel", *(f"segment{i}" for i in range(1, 9))})
 
 
 def _check_roles(source: Path, regions: Sequence[_Region]) -> None:

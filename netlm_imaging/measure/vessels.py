@@ -158,11 +158,11 @@ def measure_vascular_contact(ctx: MeasurementContext, layers: Sequence[MaskLayer
     VascularContact
         No vessels: ``assessed`` False and no distances.
     """
-    from scipy.spatial import cKDTree
-
     groups = vessel_groups(layers, tuple(ctx.lesion_labels.shape))
     if not groups:
         return VascularContact((), {})
+    from scipy.spatial import cKDTree  # only with vessels: a plain analysis loads no scipy (test_perf_paths)
+
     affine = np.asarray(ctx.image.affine, dtype=np.float64)
     trees = {}
     for name, mask in groups.items():
