@@ -197,7 +197,9 @@ def _binary_layer(vol: Volume, role: str, p: Path) -> MaskLayer:
             f"{p}: a {role} mask must be binary but holds {values.size} values; pass it without {role}= and map "
             "labels with --labels."
         )
-    return MaskLayer(role, vol.with_array(arr != 0), label=role, source=str(p))
+    # a vessel mask is named by its file (portal_vein.nii.gz: the portal vein), the other roles by the role
+    label = (volume_base_name(p) or role) if role == "vessel" else role
+    return MaskLayer(role, vol.with_array(arr != 0), label=label, source=str(p))
 
 
 def _label_map_layers(

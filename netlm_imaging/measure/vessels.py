@@ -80,8 +80,7 @@ def vessel_groups(layers: Sequence[MaskLayer], shape: tuple[int, ...]) -> dict[s
     for la in layers:
         if la.role != "vessel":
             continue
-        # a mask passed as vessel=PATH is labelled by its role: its file names it then
-        text = la.label if la.label and la.label != la.role else _file_base(la.source)
+        text = la.label or la.role  # a mask passed as vessel=PATH: its file's name (io.loader)
         if re.fullmatch(r"[\d+]+", text):  # a label map's values (--labels vessel=3): no name to read
             text = f"liver vessels (label {text})"
         name = vessel_name(text) if not text.startswith("liver vessels (") else None
@@ -94,16 +93,6 @@ def vessel_groups(layers: Sequence[MaskLayer], shape: tuple[int, ...]) -> dict[s
         else:
             out[name] = np.asarray(mask, dtype=bool).copy()
     return out
-
-
-def _file_base(source: str) -> str:
-    """``portal_vein`` of ``.../portal_vein.nii.gz``.
-
-    >>> _file_base("/x/portal_vein.nii.gz"), _file_base("ivc.nrrd")
-    ('portal_vein', 'ivc')
-    """
-    name = re.split(r"[\\/]", str(source))[-1]
-    return re.sub(r"(\.nii(\.gz)?|\.nrrd|\.nhdr|\.mha|\.mhd|\.dcm)$", "", name, flags=re.IGNORECASE) or name
 
 
 def _boundary(mask: np.ndarray) -> np.ndarray:
