@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from conftest import oblique_affine
 
-from netlm_imaging.classify.clinical import ClinicalInputs
+from netlm_imaging.clinical.inputs import ClinicalInputs
 from netlm_imaging.measure.context import Lesion, MeasurementContext
 from netlm_imaging.volume import Volume
 

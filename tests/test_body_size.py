@@ -13,7 +13,7 @@ import pytest
 from rules_coverage import user_rules
 
 from netlm_imaging.classify.body_size import bsa_m2, flr_basis, standardized, telv_ml
-from netlm_imaging.classify.clinical import ClinicalInputs
+from netlm_imaging.clinical.inputs import ClinicalInputs
 from netlm_imaging.errors import InputError
 
 

@@ -11,8 +11,8 @@ from conftest import shared_schema
 from surgical_phantoms import FULL_CLINICAL, NY, NZ, SLICES, VOXEL_ML, SlabLiver, assess
 
 from netlm_imaging.classify.classifications import burden_category, cloyd_resectability, recist_targets
-from netlm_imaging.classify.clinical import ClinicalInputs, clinical_from_row
 from netlm_imaging.classify.rules import load_rules
+from netlm_imaging.clinical.inputs import ClinicalInputs, clinical_from_row
 
 FULL = FULL_CLINICAL
 

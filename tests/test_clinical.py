@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from netlm_imaging.classify.clinical import ClinicalInputs, clinical_from_row, load_clinical, resolve_body_size
+from netlm_imaging.clinical.inputs import ClinicalInputs, clinical_from_row, load_clinical, resolve_body_size
 from netlm_imaging.errors import InputError
 
 
@@ -253,7 +253,7 @@ def test_json_sidecar_text_values_as_written(tmp_path):
 
 def test_primary_site_is_accepted_and_echoed_only_when_given():
     """A cohort column "Primary site" is a clinical fact no rule reads: accepted (not an unknown field) and echoed."""
-    from netlm_imaging.classify.clinical import clinical_inputs_used
+    from netlm_imaging.clinical.inputs import clinical_inputs_used
 
     c = clinical_from_row({"Primary site": "  small   bowel ", "grade": "1"}, "cohort.csv line 2")
     assert c.primary_site == "small bowel"

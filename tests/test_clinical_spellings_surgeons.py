@@ -14,8 +14,8 @@ import math
 import pytest
 from surgical_phantoms import NY, NZ, SLICES, SlabLiver, assess
 
-from netlm_imaging.classify.clinical import clinical_from_row, load_clinical
 from netlm_imaging.classify.rules import load_rules
+from netlm_imaging.clinical.inputs import clinical_from_row, load_clinical
 from netlm_imaging.errors import InputError
 
 INCH_CM = 2.54

@@ -17,7 +17,7 @@ import pytest
 from rules_coverage import user_rules
 from surgical_phantoms import NY, NZ, SLICES, VOXEL_ML, SlabLiver, assess, parenchyma_ml_by_segment, zone_mask
 
-from netlm_imaging.classify.clinical import ClinicalInputs
+from netlm_imaging.clinical.inputs import ClinicalInputs
 
 
 def _scene():

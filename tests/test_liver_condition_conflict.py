@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 
 from netlm_imaging.classify.body_size import condition_conflict_warnings
-from netlm_imaging.classify.clinical import ClinicalInputs, as_clinical_inputs
 from netlm_imaging.classify.rules import load_rules
+from netlm_imaging.clinical.inputs import ClinicalInputs, as_clinical_inputs
 from netlm_imaging.errors import InputError
 
 

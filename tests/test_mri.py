@@ -38,9 +38,9 @@ from seg_factory import SegmentSpec, write_seg
 
 from netlm_imaging import analyze
 from netlm_imaging.api import AnalyzeOptions
-from netlm_imaging.classify.mr_phase import classify_mr_phase
 from netlm_imaging.classify.rules import load_rules
 from netlm_imaging.errors import InputError, UsageError
+from netlm_imaging.io.mr_phase import classify_mr_phase
 from netlm_imaging.report.model import validate_report
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -37,10 +37,10 @@ from seg_factory import SegmentSpec, write_seg
 
 from netlm_imaging import analyze
 from netlm_imaging.api import AnalyzeOptions
-from netlm_imaging.classify.mr_phase import classify_mr_phase, is_hepatocyte_specific, relative_enhancement_withheld
 from netlm_imaging.classify.rules import load_rules
 from netlm_imaging.errors import DicomError
 from netlm_imaging.io.mr_headers import image_component, mr_provenance_from_dicom
+from netlm_imaging.io.mr_phase import classify_mr_phase, is_hepatocyte_specific, relative_enhancement_withheld
 
 RULES = load_rules()
 ROOT = Path(__file__).resolve().parents[1]

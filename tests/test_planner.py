@@ -27,9 +27,9 @@ from surgical_phantoms import (
     zone_mask,
 )
 
-from netlm_imaging.classify.clinical import ClinicalInputs
 from netlm_imaging.classify.planner import LesionOption, optimise_plan, remnant_after_zones_ml
 from netlm_imaging.classify.rules import load_rules
+from netlm_imaging.clinical.inputs import ClinicalInputs
 
 ANATOMY = load_rules()["anatomy"]
 

@@ -18,9 +18,9 @@ import SimpleITK as sitk
 from surgical_phantoms import FULL_CLINICAL, NY, NZ, SLICES, SlabLiver, assess, weight_for_telv
 
 from netlm_imaging.classify.classifications import who_grade
-from netlm_imaging.classify.clinical import ClinicalInputs, clinical_from_row
-from netlm_imaging.classify.clinical_text import parse_interval
 from netlm_imaging.classify.rules import load_rules
+from netlm_imaging.clinical.inputs import ClinicalInputs, clinical_from_row
+from netlm_imaging.clinical.text import parse_interval
 from netlm_imaging.measure.lesions import measure_instance
 from netlm_imaging.verify.longitudinal import compare_studies
 from netlm_imaging.volume import Volume
@@ -260,7 +260,7 @@ def test_primary_tumour_advice_for_type_1(resected, advice):
 def test_clinical_inputs_are_echoed_with_their_source(tmp_path):
     f = tmp_path / "clinical.json"
     f.write_text(json.dumps({"grade": 2, "symptoms": "none"}))
-    from netlm_imaging.classify.clinical import load_clinical
+    from netlm_imaging.clinical.inputs import load_clinical
 
     p = _liver()
     p.add_in_segment(3, 1, 2, 2)

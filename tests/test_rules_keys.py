@@ -21,8 +21,8 @@ import pytest
 from rules_coverage import COVERED, generic_key
 
 from netlm_imaging.classify.classifications import burden_category, who_grade
-from netlm_imaging.classify.clinical import ClinicalInputs
 from netlm_imaging.classify.rules import load_rules, meets
+from netlm_imaging.clinical.inputs import ClinicalInputs
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES_FILE = ROOT / "netlm_imaging" / "default_rules.toml"

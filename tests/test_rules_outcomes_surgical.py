@@ -42,8 +42,8 @@ from netlm_imaging.classify.classifications import (
     primary_tumour_advice,
     who_grade,
 )
-from netlm_imaging.classify.clinical import ClinicalInputs
 from netlm_imaging.classify.distribution import lesion_distribution
+from netlm_imaging.clinical.inputs import ClinicalInputs
 from netlm_imaging.errors import InputError
 from netlm_imaging.measure.segments import compute_segment_table
 

@@ -14,9 +14,9 @@ import pytest
 from surgical_phantoms import VOXEL_ML, SlabLiver, assess, weight_for_telv
 
 from netlm_imaging.classify.body_size import bsa_m2, telv_ml
-from netlm_imaging.classify.clinical import ClinicalInputs
 from netlm_imaging.classify.distribution import lesion_distribution
 from netlm_imaging.classify.rules import load_rules
+from netlm_imaging.clinical.inputs import ClinicalInputs
 from netlm_imaging.errors import GeometryError, InputError, LabelError
 from netlm_imaging.measure.remnant import remnant_for_resection, standard_resections
 from netlm_imaging.measure.segments import compute_segment_table

@@ -14,8 +14,8 @@ import pytest
 from rules_coverage import user_rules
 from surgical_phantoms import FULL_CLINICAL, NY, NZ, SLICES, VOXEL_ML, SlabLiver, assess, weight_for_telv
 
-from netlm_imaging.classify.clinical import ClinicalInputs
 from netlm_imaging.classify.rules import load_rules
+from netlm_imaging.clinical.inputs import ClinicalInputs
 from netlm_imaging.errors import InputError
 
 

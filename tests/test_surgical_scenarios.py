@@ -22,8 +22,8 @@ from surgical_phantoms import (
     zone_mask,
 )
 
-from netlm_imaging.classify.clinical import ClinicalInputs
 from netlm_imaging.classify.rules import load_rules
+from netlm_imaging.clinical.inputs import ClinicalInputs
 
 SLICE_ML = NY * NZ * VOXEL_ML  # 40 mL per x-slice
 ANATOMY = load_rules()["anatomy"]

@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from netlm_imaging.classify.clinical import clinical_from_row, load_clinical
+from netlm_imaging.clinical.inputs import clinical_from_row, load_clinical
 from netlm_imaging.errors import InputError
 
 

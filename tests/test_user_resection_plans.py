@@ -24,7 +24,7 @@ from surgical_phantoms import (
     zone_mask,
 )
 
-from netlm_imaging.classify.clinical import ClinicalInputs
+from netlm_imaging.clinical.inputs import ClinicalInputs
 
 
 def _scene():

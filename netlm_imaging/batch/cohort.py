@@ -10,7 +10,7 @@ A cohort is either
   (also accepted: ``study``, ``study_dir``, ``folder``) holding the study
   folder relative to the CSV file (or absolute), an optional ``study_id``
   column (default: the folder name), and any clinical columns, which are
-  handed to :func:`netlm_imaging.classify.clinical.clinical_from_row` (validated
+  handed to :func:`netlm_imaging.clinical.inputs.clinical_from_row` (validated
   before any study is analysed).
 
 Study ids name the output files (``reports/<study_id>.json``), so they must be
@@ -239,7 +239,7 @@ def _body_rules(rules: Any) -> Any:
 
 def _validate_clinical(row: dict[str, str], where: str, body: Any) -> None:
     """Run the clinical parser on a row now, so a bad value stops the run before any work."""
-    from ..classify.clinical import clinical_from_row
+    from ..clinical.inputs import clinical_from_row
 
     clinical_from_row(row, where, body=body)
 

@@ -126,7 +126,7 @@ def _clinical(study: Study) -> Any:
     """The study's clinical columns for the load stage to validate (None when the row has none)."""
     if not study.clinical or not any(study.clinical.values()):
         return None
-    from ..classify.clinical import ClinicalRow
+    from ..clinical.inputs import ClinicalRow
 
     return ClinicalRow(study.clinical, f"cohort row of study {study.study_id}")
 

@@ -7,7 +7,7 @@ Formulas (clinical_rules.md sections 6 and 10):
 - TELV (Vauthey) = -794.41 + 1267.28 x BSA (mL) [S]/[C] (the rules keys ``body.*``);
 - sFLR = FLR / TELV.
 
-The height and weight come from :func:`netlm_imaging.classify.clinical.resolve_body_size`
+The height and weight come from :func:`netlm_imaging.clinical.inputs.resolve_body_size`
 (the clinical file, else the header, within the rules' plausible ranges); the FLR of each
 resection from :mod:`netlm_imaging.measure.remnant`.
 """
@@ -20,9 +20,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..clinical.inputs import ClinicalInputs, resolve_body_size, source_label
 from ..errors import InputError
 from ..rules_data import default_section
-from .clinical import ClinicalInputs, resolve_body_size, source_label
 from .rules import Rules
 
 __all__ = [
@@ -132,7 +132,7 @@ class FlrBasis:
     Attributes
     ----------
     height_cm, weight_kg : float or None
-        From :func:`~netlm_imaging.classify.clinical.resolve_body_size`.
+        From :func:`~netlm_imaging.clinical.inputs.resolve_body_size`.
     bsa_m2, telv_ml : float or None
         None without height and weight.
     liver_condition : str or None

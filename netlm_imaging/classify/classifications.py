@@ -26,9 +26,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..clinical.inputs import ClinicalInputs
+from ..clinical.text import Interval, parse_interval
 from ..measure.context import Lesion
-from .clinical import ClinicalInputs
-from .clinical_text import Interval, parse_interval
 from .recist import recist_assessment
 from .rules import meets
 

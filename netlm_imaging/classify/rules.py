@@ -43,7 +43,7 @@ _OPEN_TABLES = ("resections", "pet_plausibility.nuclides", "anatomy.vessels")
 #: Tables of FLR thresholds by liver condition that ship without some conditions (no sourced value,
 #: clinical_rules.md section 6): a user file may add a threshold for any liver condition the tool knows.
 _CONDITION_TABLES = ("flr.non_tumorous_threshold_percent",)
-_LIVER_CONDITIONS = ("normal", "chemotherapy", "steatosis", "fibrosis", "cirrhosis")  # classify.clinical's
+_LIVER_CONDITIONS = ("normal", "chemotherapy", "steatosis", "fibrosis", "cirrhosis")  # clinical.inputs'
 
 #: Allowed values of string settings (dotted key -> allowed values).
 _CHOICES: dict[str, tuple[str, ...]] = {

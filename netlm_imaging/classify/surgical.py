@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..clinical.inputs import ClinicalInputs, clinical_inputs_used
 from ..measure.context import MeasurementContext
 from ..measure.lesions import EDGE_DIAMETER_METHOD
 from ..measure.segments import SegmentTable, segments_block
@@ -27,7 +28,6 @@ from .classifications import (
     recist_targets,
     who_grade,
 )
-from .clinical import ClinicalInputs, clinical_inputs_used
 from .distribution import lesion_distribution
 from .flr import absent_segment_warnings, flr_adequacy, injured_liver_basis, standard_resection_rows
 from .liver_open import cloyd_either_liver, either_liver

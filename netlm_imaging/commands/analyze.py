@@ -169,7 +169,7 @@ def options_from_args(args: argparse.Namespace):
 def _mr_phase(value: str | None) -> str | None:
     if value is None:
         return None
-    from ..classify.mr_phase import check_phase_name
+    from ..io.mr_phase import check_phase_name
 
     return check_phase_name(value)
 

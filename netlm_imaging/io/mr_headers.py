@@ -3,7 +3,7 @@
 The facts are read, never inferred: an attribute the headers do not carry is
 ``None`` and named in ``notes``. The phase (pre-contrast, arterial, ...) is a
 classification of these facts by the rules file and lives in
-:mod:`netlm_imaging.classify.mr_phase`.
+:mod:`netlm_imaging.io.mr_phase`.
 
 Sources, in order:
 

@@ -4,7 +4,7 @@ Private helper of :mod:`netlm_imaging.io.mr_headers`: ImageType / FrameType valu
 ComplexImageComponent, GE's private image type (0043,102F) and Philips' (2005,1011) name a Dixon
 water / fat / in- / opposed-phase image, a subtraction, a phase map ...; Philips' private scale slope
 (2005,100E) and the RealWorldValueMappingSequence say how values of two series compare. Facts only:
-what follows from them is decided in :mod:`netlm_imaging.classify.mr_phase`.
+what follows from them is decided in :mod:`netlm_imaging.io.mr_phase`.
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ from .load_mr import MrInputs
 from .options import MODALITIES, AnalyzeOptions
 
 if TYPE_CHECKING:
-    from ..classify.clinical import ClinicalInputs
     from ..classify.rules import Rules
+    from ..clinical.inputs import ClinicalInputs
 
 __all__ = ["LoadedStudy", "load_study"]
 
@@ -94,7 +94,7 @@ def _pet_half_life(opts: AnalyzeOptions, clinical: ClinicalInputs | None) -> tup
     Both given and more than 1e-6 apart is refused: each is the user's word for the study's nuclide, so the
     one that is wrong cannot be told (a batch-wide option against one study's own value).
     """
-    from ..classify.clinical import source_label
+    from ..clinical.inputs import source_label
     from ..errors import InputError
     from ..io.pet_half_life import CLINICAL_HALF_LIFE_FIELD, HALF_LIFE_OPTION
 
@@ -134,8 +134,8 @@ def load_study(inputs: StudyInputs, opts: AnalyzeOptions, *, rules: Any = None, 
     NetlmError
         A file that cannot be read, or whose content cannot be trusted.
     """
-    from ..classify.clinical import as_clinical_inputs
     from ..classify.rules import Rules, load_rules
+    from ..clinical.inputs import as_clinical_inputs
     from ..io.labels import parse_label_spec
     from ..io.pet import read_study_pet, suv_from_image_values, suv_from_modality_volume
     from ..io.study import check_image_values, read_identifiers, read_study_image, read_study_segmentations

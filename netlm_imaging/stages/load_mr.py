@@ -110,14 +110,14 @@ def load_mr(
     -------
     MrInputs
     """
-    from ..classify.mr_phase import (
+    from ..io.mr_headers import MrSeries, mr_provenance, other_mr_series, signal_scale, with_study_contrast
+    from ..io.mr_phase import (
         classify_mr_phase,
         component_note,
         hepatocyte_indices_withheld,
         ratios_withheld,
         relative_enhancement_withheld,
     )
-    from ..io.mr_headers import MrSeries, mr_provenance, other_mr_series, signal_scale, with_study_contrast
 
     # the headers (io): this series, the study's other MR series, the user's pre-contrast image
     prov = mr_provenance(img)

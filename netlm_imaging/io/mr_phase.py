@@ -1,10 +1,11 @@
 """The contrast phase of an MR series, classified from its header facts by the rules' windows.
 
-The phase is a decision, so it lives here and follows the rules file (``[mri]``):
-the delay from ContrastBolusStartTime to the acquisition falls in one of the
-``phase_window_start_s`` / ``phase_window_end_s`` windows (start inclusive, end
-exclusive). What the headers do not tell is ``"unknown"`` with the reason, never
-a guess:
+The phase says what the image is, as Modality does: the load stage reads it with the image (it tells
+the measure stage whether hepatocyte function can be measured), so it lives with the MR header
+readers and follows the rules file (``[mri]``), before anything is measured: the delay from
+ContrastBolusStartTime to the acquisition falls in one of the ``phase_window_start_s`` /
+``phase_window_end_s`` windows (start inclusive, end exclusive). What the headers do not tell is ``"unknown"`` with the
+reason, never a guess:
 
 * acquisition before the injection (negative delay), or an agent attribute that
   says no contrast was given -> ``"pre-contrast"``;

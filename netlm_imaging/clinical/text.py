@@ -1,6 +1,6 @@
 """Clinical values and column names as people write them: units, "G2", "ECOG 1", "yes", "NA".
 
-:mod:`netlm_imaging.classify.clinical` validates the fields; this module only reads the
+:mod:`netlm_imaging.clinical.inputs` validates the fields; this module only reads the
 spellings a spreadsheet or a hand-written sidecar holds, and refuses what is ambiguous:
 
 - a column / key name is matched case-insensitively with spaces, hyphens and a unit in

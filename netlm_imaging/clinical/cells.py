@@ -2,8 +2,8 @@
 
 Each function takes the ``source`` (file and row) and the field name for its one-line
 :class:`~netlm_imaging.errors.InputError` (the file, the field, the bad value and what is allowed);
-:mod:`netlm_imaging.classify.clinical` decides what the values together say (the liver condition,
-the grade a NEC cell implies) and builds :class:`~netlm_imaging.classify.clinical.ClinicalInputs`.
+:mod:`netlm_imaging.clinical.inputs` decides what the values together say (the liver condition,
+the grade a NEC cell implies) and builds :class:`~netlm_imaging.clinical.inputs.ClinicalInputs`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from ..errors import InputError
-from .clinical_text import (
+from .text import (
     BOOL_WORDS,
     CHOICE_WORDS,
     NON_FUNCTIONING,

@@ -25,7 +25,7 @@ from typing import Any
 
 from ..errors import InputError, UsageError
 from ..rules_data import default_section
-from .clinical_cells import (
+from .cells import (
     DIFFERENTIATION,
     LIVER_CONDITIONS,
     NEC_WORDS,
@@ -40,7 +40,7 @@ from .clinical_cells import (
     ki67_cell,
     symptoms_cell,
 )
-from .clinical_text import (
+from .text import (
     CONDITION_COLUMNS,
     ECOG_PREFIXES,
     GRADE_PREFIXES,
