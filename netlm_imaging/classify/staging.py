@@ -50,7 +50,8 @@ def staged_strategies(
     dict
         ``needed`` (bool), ``possible`` (bool or None), ``reason``, and when
         relevant ``flr_now_ml``, ``flr_now_percent``, ``flr_needed_ml``,
-        ``flr_needed_percent``, ``growth_needed_percent``, ``clearing_resection``
+        ``flr_needed_percent``, ``growth_needed_percent``, ``clearing_resection``,
+        ``clearing_lesion_treatments`` (``lesion_id``, ``treatment`` of the clearing plan)
         and ``strategies`` (name -> expected growth, expected FLR, reaches; the two-stage entry
         also ``applicable``: False when no lesion lies in the future remnant, and it is then not
         listed among the strategies expected to reach the threshold).
@@ -96,6 +97,11 @@ def staged_strategies(
             "them: PVE, two-stage hepatectomy and ALPPS grow the remnant of a segment resection, so none applies"
         )
         return out
+    # what the clearing plan does to each lesion (every strategy ends in it): the vessel notes of
+    # classify/vascular.py are given for it as for the one-stage plan
+    out["clearing_lesion_treatments"] = [
+        {"lesion_id": k, "treatment": t} for k, (t, _) in sorted(clearing.treatments.items())
+    ]
     for name, key, first in (
         ("portal_vein_embolisation", "pve_expected_hypertrophy_percent", None),
         ("two_stage_hepatectomy", "pve_expected_hypertrophy_percent", flr_side),

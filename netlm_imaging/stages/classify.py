@@ -37,7 +37,10 @@ class Decisions:
     functional_remnant : FunctionalRemnant or None
         An MR study's functional FLR.
     vascular_warnings, vascular_notes : tuple of str
-        What the plan's treatments next to a given vessel call for (classify/vascular.py); no plan is changed.
+        What the plans' treatments next to a given vessel call for (classify/vascular.py); no plan is changed.
+    classification : dict or None
+        The classification block as the report states it (its staged strategies with their vessel notes);
+        None: ``surgical.classification``.
     """
 
     surgical: SurgicalAssessment
@@ -46,6 +49,7 @@ class Decisions:
     functional_remnant: FunctionalRemnant | None
     vascular_warnings: tuple[str, ...] = ()
     vascular_notes: tuple[str, ...] = ()
+    classification: dict[str, Any] | None = None
 
 
 def classify_study(measured: Measurements, clinical: Any, rules: Rules, opts: AnalyzeOptions) -> Decisions:
@@ -69,14 +73,16 @@ def classify_study(measured: Measurements, clinical: Any, rules: Rules, opts: An
     remnant = rounded(sa.remnant or {})
     vascular_warnings: list[str] = []
     vascular_notes: list[str] = []
-    plan = remnant.get("resection_plan")
-    if isinstance(plan, dict) and measured.vascular.assessed:
-        from ..classify.vascular import vascular_plan_messages
+    classification = sa.classification
+    if measured.vascular.assessed:  # every plan naming its lesions' treatments: the tool's, the user's, staged
+        from ..classify.vascular import every_plan_messages
 
-        vascular_warnings, vascular_notes = vascular_plan_messages(
-            plan.get("lesion_treatments") or [], measured.vascular.distances_mm, rules["planner"]
+        said = every_plan_messages(
+            remnant, classification.get("staged_strategies"), measured.vascular.distances_mm, rules["planner"]
         )
-        remnant["resection_plan"] = {**plan, "notes": [*plan.get("notes", []), *vascular_notes]}
+        vascular_warnings, vascular_notes, remnant = said.warnings, said.plan_notes, said.remnant
+        if said.staged is not None:
+            classification = {**classification, "staged_strategies": said.staged}
     functional = None
     if measured.mr is not None:  # read from the remnant as the report states it
         functional = functional_remnant(
@@ -93,4 +99,5 @@ def classify_study(measured: Measurements, clinical: Any, rules: Rules, opts: An
         functional_remnant=functional,
         vascular_warnings=tuple(vascular_warnings),
         vascular_notes=tuple(vascular_notes),
+        classification=classification,
     )

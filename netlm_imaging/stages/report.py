@@ -60,7 +60,7 @@ def build_report(loaded: LoadedStudy, measured: Measurements, decided: Decisions
         study["segment_roles"] = loaded.segment_roles
     remnant = dict(decided.remnant)
     remnant.setdefault("non_tumorous_liver_volume_ml", round_or_none(measured.non_tumorous_liver_ml, 6))
-    classification = rounded(sa.classification)
+    classification = rounded(decided.classification if decided.classification is not None else sa.classification)
     if pet is not None and pet.missing_inputs:
         missing = classification.setdefault("missing_inputs", [])
         missing.extend(m for m in pet.missing_inputs if m not in missing)
