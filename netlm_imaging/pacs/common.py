@@ -165,15 +165,16 @@ def modalities_are(datasets: list[Any]) -> str:
     return (" and ".join(mods)) + (" is" if len(mods) == 1 else " are")
 
 
-def push_state(stored: list[Any], failed: tuple[Any, str] | None, rest: list[Any]) -> str:
+def push_state(stored: list[Any], failed: tuple[Any, str] | list[tuple[Any, str]] | None, rest: list[Any]) -> str:
     """What a push left in the PACS, for the message of a push that failed half-way.
 
     Parameters
     ----------
     stored : list of Dataset
         The results the PACS stored.
-    failed : (Dataset, str) or None
-        The result that failed and how (``refused with 0xA700 (...)``, ``not answered``).
+    failed : (Dataset, str), list of them, or None
+        The result(s) that failed and how (``refused with 0xA700 (...)``, ``not answered``); a STOW-RS
+        answer may refuse several.
     rest : list of Dataset
         The results not sent.
 
@@ -182,11 +183,11 @@ def push_state(stored: list[Any], failed: tuple[Any, str] | None, rest: list[Any
     str
         E.g. ``SEG stored (UID), SR refused with 0xA700 (...): only the SR is missing in the PACS``.
     """
+    failures = [] if failed is None else [failed] if isinstance(failed, tuple) else list(failed)
     parts = [f"{ds.Modality} stored ({ds.SOPInstanceUID})" for ds in stored]
-    if failed is not None:
-        parts.append(f"{failed[0].Modality} {failed[1]}")
+    parts += [f"{ds.Modality} {how}" for ds, how in failures]
     parts += [f"{ds.Modality} not sent" for ds in rest]
-    missing = ([failed[0]] if failed is not None else []) + rest
+    missing = [ds for ds, _ in failures] + rest
     if not missing:
         return ", ".join(parts)
     said = "nothing is stored in the PACS" if not stored else f"only the {modalities_are(missing)} missing in the PACS"

@@ -47,6 +47,7 @@ from .common import (
     redact_url,
     retrieve_analyze_push,
 )
+from .stow_answer import answer_body, read_stow_answer, refusal
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -415,9 +416,10 @@ def _held(client: Any, ds: Any, pauses: tuple[float, ...]) -> bool | None:
 def store_files(client: Any, paths: list[Path], held_pauses_s: tuple[float, ...] | None = None) -> list[str]:
     """STOW-RS store DICOM files; returns the stored SOP Instance UIDs.
 
-    The STOW-RS response's Failed SOP Sequence (PS3.18 10.5.3) is read, and a QIDO-RS query checks
-    that the server holds each object: some answer success and discard what a rule filters out
-    (Orthanc's ``ReceivedInstanceFilter``).
+    The STOW-RS response (PS3.18 10.5.3) is read: when its Failed SOP Sequence refuses objects, one line
+    names each refused object (modality, UID, failure reason) and each stored one
+    (:mod:`.stow_answer`). Otherwise a QIDO-RS query checks that the server holds each object: some
+    answer success and discard what a rule filters out (Orthanc's ``ReceivedInstanceFilter``).
 
     Parameters
     ----------
@@ -431,7 +433,7 @@ def store_files(client: Any, paths: list[Path], held_pauses_s: tuple[float, ...]
     Raises
     ------
     InputError
-        When the PACS refuses or discards an object.
+        When the PACS refuses or discards an object (every refused one named, and what was stored).
     """
     import pydicom
     import requests
@@ -442,7 +444,12 @@ def store_files(client: Any, paths: list[Path], held_pauses_s: tuple[float, ...]
     try:
         response = client.store_instances(datasets)
     except (requests.RequestException, OSError) as exc:
-        status = getattr(getattr(exc, "response", None), "status_code", None)
+        http = getattr(exc, "response", None)
+        status = getattr(http, "status_code", None)
+        if status == 409:  # PS3.18 10.5.3: none stored, the answer says why for each
+            said = refusal(url, read_stow_answer(answer_body(http), datasets), lambda ds: _held(client, ds, pauses))
+            if said is not None:
+                raise said from None
         if status in (400, 409, 415):
             raise InputError(
                 f"{url}: the PACS refused the results (STOW-RS HTTP {status}): it does not accept the "
@@ -450,14 +457,12 @@ def store_files(client: Any, paths: list[Path], held_pauses_s: tuple[float, ...]
                 "check the PACS log"
             ) from None
         raise _http_error(exc, client, "storing the results (STOW-RS)") from None
-    modality = {str(ds.SOPInstanceUID): str(ds.Modality) for ds in datasets}
-    for item in getattr(response, "FailedSOPSequence", None) or []:
-        uid = str(getattr(item, "ReferencedSOPInstanceUID", ""))
-        reason = getattr(item, "FailureReason", None)
-        raise InputError(
-            f"{url}: the PACS refused the {modality.get(uid, 'result')} object {uid} (STOW-RS failure reason "
-            f"{'unknown' if reason is None else f'0x{int(reason):04X}'}); check the PACS log"
-        )
+    answer = read_stow_answer(response, datasets)
+    refused = refusal(url, answer, lambda ds: _held(client, ds, pauses))
+    if refused is not None:
+        raise refused
+    if answer.strangers:
+        logger.warning("%s: the STOW-RS answer refuses objects not sent (%s)", url, ", ".join(answer.strangers))
     gone = [ds for ds in datasets if _held(client, ds, pauses) is False]
     if gone:
         err = not_held_error(url, "STOW-RS", str(gone[0].Modality), str(gone[0].SOPInstanceUID), pauses)
