@@ -28,7 +28,7 @@ from netlm_imaging.batch import run_cohort
 from netlm_imaging.batch.cohort import discover_cohort
 from netlm_imaging.errors import OutputError
 from netlm_imaging.report.outputs import OutputSet, write_outputs
-from netlm_imaging.report.ownership import check_same_study, input_key
+from netlm_imaging.report.ownership import check_same_study, input_key, path_key
 
 DEMO = ROOT / "sample_data" / "netlm_demo"
 UID_A = "1.2.826.0.1.3680043.8.498.11111"
@@ -94,7 +94,7 @@ def test_cli_refuses_another_dicom_study_and_keeps_its_outputs(tmp_path):
     assert json.loads((out / "report.json").read_text())["study"]["study_instance_uid"] == UID_B
 
 
-def test_cli_tells_uidless_studies_apart_by_their_image_path(tmp_path):
+def test_cli_tells_uidless_studies_apart_by_their_folder(tmp_path):
     shutil.copytree(DEMO, tmp_path / "p1")
     shutil.copytree(DEMO, tmp_path / "p2")  # the same files: only the folder tells them apart
     out = tmp_path / "out"
@@ -188,12 +188,62 @@ def test_uidless_studies_of_another_image_name_are_two_studies(tmp_path):
         check_same_study(tmp_path, _block(image_source="mr.nii.gz"))
 
 
-def test_input_key_is_the_resolved_path_digest(tmp_path):
+def test_path_key_is_the_resolved_path_digest(tmp_path):
     image = tmp_path / "p1" / "ct.nii.gz"
-    expected = hashlib.sha256(str(image.resolve()).encode()).hexdigest()[:16]  # the documented recipe
-    assert input_key(image) == expected
-    assert input_key(tmp_path / "p1" / ".." / "p1" / "ct.nii.gz") == expected
-    assert input_key(tmp_path / "p2" / "ct.nii.gz") != expected
+    expected = hashlib.sha256(str(image.resolve()).encode()).hexdigest()[:16]  # version 0.1's documented recipe
+    assert path_key(image) == expected
+    assert path_key(tmp_path / "p1" / ".." / "p1" / "ct.nii.gz") == expected
+    assert path_key(tmp_path / "p2" / "ct.nii.gz") != expected
+
+
+def _image(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def test_input_key_follows_the_file_not_the_disk_it_lies_on(tmp_path):
+    rng = np.random.default_rng(7)
+    data = rng.integers(0, 256, 3 * (1 << 20), dtype=np.uint8).tobytes()  # 3 MiB: both ends and a middle
+    key = input_key(_image(tmp_path / "disk1" / "cohort" / "s01" / "ct.nii.gz", data))
+    assert input_key(_image(tmp_path / "disk2" / "s01" / "ct.nii.gz", data)) == key  # moved: the same study
+    assert input_key(_image(tmp_path / "disk1" / "cohort" / "s02" / "ct.nii.gz", data)) != key  # another folder
+    assert input_key(_image(tmp_path / "disk2" / "s01" / "ct2.nii.gz", data)) != key  # another name
+    last = data[:-1] + bytes([data[-1] ^ 1])
+    assert input_key(_image(tmp_path / "disk3" / "s01" / "ct.nii.gz", last)) != key  # another image: last byte
+    first = bytes([data[0] ^ 1]) + data[1:]
+    assert input_key(_image(tmp_path / "disk4" / "s01" / "ct.nii.gz", first)) != key  # first byte
+    assert input_key(_image(tmp_path / "disk5" / "s01" / "ct.nii.gz", data + b"\0")) != key  # size
+
+
+def test_cli_rerun_of_a_moved_study_folder_replaces_its_own_outputs(tmp_path):
+    shutil.copytree(DEMO, tmp_path / "disk1" / "s01")
+    out = tmp_path / "out"
+    assert _netlm("analyze", str(tmp_path / "disk1" / "s01"), "--out", str(out), "--quiet").returncode == 0
+    first = json.loads((out / "report.json").read_text())
+    (out / "report.json").write_text(json.dumps({**first, "marker": "written by the first run"}))
+    shutil.move(tmp_path / "disk1", tmp_path / "disk2")  # the cohort moved to another disk
+    r = _netlm("analyze", str(tmp_path / "disk2" / "s01"), "--out", str(out), "--quiet")
+    assert r.returncode == 0, r.stderr  # no --overwrite needed: the same study
+    again = json.loads((out / "report.json").read_text())
+    assert again["study"]["input_key"] == first["study"]["input_key"]
+    assert "marker" not in again  # replaced by the new run
+
+
+def test_a_version_0_1_report_keyed_by_path_is_the_same_study_at_that_path(tmp_path):
+    study = tmp_path / "p1"
+    shutil.copytree(DEMO, study)
+    report, ctx = analyze_with_context(study)
+    old = report.to_dict()
+    old["study"]["input_key"] = path_key(ctx.image.source)  # what version 0.1 wrote
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "report.json").write_text(json.dumps(old))
+    write_outputs(report, ctx, tmp_path / "out", OutputSet.study())  # the same study: replaced
+    assert json.loads((tmp_path / "out" / "report.json").read_text()) == report.to_dict()
+    old["study"]["input_key"] = path_key(tmp_path / "elsewhere" / "ct.nii.gz")  # 0.1's report of another path
+    (tmp_path / "out" / "report.json").write_text(json.dumps(old))
+    with pytest.raises(OutputError, match="another study"):
+        write_outputs(report, ctx, tmp_path / "out", OutputSet.study())
 
 
 @pytest.mark.parametrize(

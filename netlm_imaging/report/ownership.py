@@ -8,8 +8,12 @@ refuses (:class:`~netlm_imaging.errors.OutputError`, exit 3) when the folder hol
 outputs, unless the caller asked to overwrite them (``--overwrite``).
 
 A study is known by its StudyInstanceUID; a study without one (a NIfTI / NRRD image) by
-``study.input_key``, a digest of its image's resolved path (it names no folder: the report keeps
-no path above the study). A report written before ``input_key`` existed is the same study when
+``study.input_key``, a digest of its image file: the names of the file and of its folder, its size
+and its first and last MiB (:func:`input_key`). It names no folder above the study, so a cohort
+moved to another disk or mount is still the same study there, while the same CT copied into two
+readers' folders (``readerA/ct.nii.gz``, ``readerB/ct.nii.gz``) is two. A report written by
+version 0.1, whose ``input_key`` digested the image's resolved path (:func:`path_key`), is the
+same study at that path. A report written before ``input_key`` existed is the same study when
 its image name and grid are. With no report.json in the folder, the SR and SEG there tell their
 StudyInstanceUID. A report.json that is not a netlm-imaging report is refused too: it is someone's
 file, not this tool's to replace.
@@ -21,24 +25,61 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import OutputError
 
-__all__ = ["StudyIdentity", "check_same_study", "input_key"]
+__all__ = ["StudyIdentity", "check_same_study", "input_key", "path_key"]
 
 #: The DICOM files of a study's output set that name their StudyInstanceUID.
 _DICOM_NAMES = ("report_sr.dcm", "derived_seg.dcm")
 
 
+#: Bytes read from each end of the image file for :func:`input_key`.
+_ENDS_BYTES = 1 << 20
+
+
 def input_key(image: str | os.PathLike[str]) -> str:
-    """16 hex digits of the SHA-256 of ``image``'s resolved path: tells two UID-less studies apart.
+    """16 hex digits that tell two UID-less studies apart, wherever their folder now lies.
+
+    The SHA-256 of the image's folder name and file name, its size and its first and last
+    :data:`_ENDS_BYTES` bytes (a compressed NIfTI differs there for any other image). A
+    directory (a DICOM series without StudyInstanceUID) is known by its resolved path, as
+    :func:`path_key`.
 
     Examples
     --------
-    >>> len(input_key("/data/ct.nii.gz")), input_key("/data/ct.nii.gz") == input_key("/data/./ct.nii.gz")
+    >>> import os, tempfile
+    >>> root = tempfile.mkdtemp()
+    >>> for folder in ("p1", "moved"):
+    ...     os.makedirs(os.path.join(root, folder, "s01"))
+    ...     with open(os.path.join(root, folder, "s01", "ct.nii"), "wb") as fh:
+    ...         _ = fh.write(b"image bytes")
+    >>> input_key(os.path.join(root, "p1", "s01", "ct.nii")) == input_key(os.path.join(root, "moved", "s01", "ct.nii"))
+    True
+    """
+    path = Path(image)
+    if not path.is_file():
+        return path_key(path)
+    digest = hashlib.sha256(f"{path.parent.name}/{path.name}".encode("utf-8", "surrogateescape"))
+    size = path.stat().st_size
+    digest.update(b"\0%d\0" % size)
+    with path.open("rb") as fh:
+        digest.update(fh.read(_ENDS_BYTES))
+        if size > _ENDS_BYTES:
+            fh.seek(max(_ENDS_BYTES, size - _ENDS_BYTES))
+            digest.update(fh.read())
+    return digest.hexdigest()[:16]
+
+
+def path_key(image: str | os.PathLike[str]) -> str:
+    """16 hex digits of the SHA-256 of ``image``'s resolved path (version 0.1's ``input_key``).
+
+    Examples
+    --------
+    >>> len(path_key("/data/ct.nii.gz")), path_key("/data/ct.nii.gz") == path_key("/data/./ct.nii.gz")
     (16, True)
     """
     return hashlib.sha256(str(Path(image).resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:16]
@@ -54,6 +95,8 @@ class StudyIdentity:
         StudyInstanceUID.
     key : str, optional
         ``study.input_key`` (UID-less studies).
+    also : tuple of str
+        Other keys of the same study (its :func:`path_key`, which version 0.1 wrote).
     image : str
         The image as the report names it (relative to its study folder) or as given.
     grid : tuple
@@ -62,6 +105,7 @@ class StudyIdentity:
 
     uid: str | None
     key: str | None = None
+    also: tuple[str, ...] = ()
     image: str = ""
     grid: tuple[Any, ...] = ()
 
@@ -81,7 +125,7 @@ class StudyIdentity:
         if self.uid or other.uid:
             return self.uid == other.uid
         if self.key and other.key:
-            return self.key == other.key
+            return bool({self.key, *self.also} & {other.key, *other.also})
         return Path(self.image).name == Path(other.image).name and self.grid == other.grid
 
     def describe(self) -> str:
@@ -142,6 +186,8 @@ def check_same_study(
     if held is None:
         return
     new = StudyIdentity.of(study, image)
+    if new.key and image is not None:
+        new = replace(new, also=(path_key(image),))
     fix = "nothing was written; choose another --out for this study, or add --overwrite to replace them"
     if isinstance(held, str):
         raise OutputError(f"{out}: {held}; this run is {new.describe()}; {fix}", path=str(out))
