@@ -84,6 +84,7 @@ PRELOAD = (
     "netlm_imaging.io.dicom_seg",
     "netlm_imaging.io.pet",
     "netlm_imaging.io.pet_half_life",
+    "netlm_imaging.io.suv_inputs",
     "netlm_imaging.measure.burden",
     "netlm_imaging.measure.grid",
     "netlm_imaging.measure.pet",

@@ -31,6 +31,7 @@ from ..volume import Volume
 from ._dicom_common import with_transfer_syntax
 from ._inflate import dcmread as bounded_dcmread
 from .formats import volume_base_name
+from .suv_inputs import SuvInputs, suv_inputs_from
 
 __all__ = [
     "attenuation_corrected",
@@ -54,6 +55,7 @@ def load_suv_volume(
     require_weight: bool = True,
     half_life_s: float | None = None,
     half_life_source: str = "--pet-half-life",
+    suv_inputs: SuvInputs | None = None,
 ) -> Volume:
     """Read a PET series and convert it to SUVbw.
 
@@ -73,6 +75,10 @@ def load_suv_volume(
         limits); None uses the defaults.
     weight_source, require_weight, half_life_s, half_life_source
         As :func:`suv_from_modality_volume`.
+    suv_inputs : SuvInputs, optional
+        ``weight_kg``, ``plausibility``, ``weight_source``, ``require_weight``, ``half_life_s`` and
+        ``half_life_source`` as one object (:class:`~netlm_imaging.io.suv_inputs.SuvInputs`), instead
+        of those keywords.
 
     Returns
     -------
@@ -87,16 +93,19 @@ def load_suv_volume(
     ------
     InputError
         Not a PET series, missing weight or dose (see
-        :func:`~netlm_imaging.io.suv.suv_conversion`), or an SUVmax above the limit.
+        :func:`~netlm_imaging.io.suv.suv_conversion`), a weight or half-life not above 0 (before the
+        series is read), or an SUVmax above the limit.
     UnsupportedError
         Units that cannot be converted, DecayCorrection NONE without Decay
         Factor, multi-frame (Enhanced) PET.
+    TypeError
+        ``suv_inputs`` and one of the keywords it replaces both given.
     """
     from .dicom_series import read_dicom_series
 
-    vol = read_dicom_series(source, series_uid=series_uid, nonuniform="resample", max_voxels=max_voxels)
-    return suv_from_modality_volume(
-        vol,
+    inputs = suv_inputs_from(
+        suv_inputs,
+        _source_name(source),
         weight_kg=weight_kg,
         plausibility=plausibility,
         weight_source=weight_source,
@@ -104,6 +113,8 @@ def load_suv_volume(
         half_life_s=half_life_s,
         half_life_source=half_life_source,
     )
+    vol = read_dicom_series(source, series_uid=series_uid, nonuniform="resample", max_voxels=max_voxels)
+    return suv_from_modality_volume(vol, suv_inputs=inputs)
 
 
 def suv_from_modality_volume(
@@ -115,6 +126,7 @@ def suv_from_modality_volume(
     require_weight: bool = True,
     half_life_s: float | None = None,
     half_life_source: str = "--pet-half-life",
+    suv_inputs: SuvInputs | None = None,
 ) -> Volume:
     """Convert a PET Volume returned by the DICOM series reader to SUVbw.
 
@@ -142,6 +154,9 @@ def suv_from_modality_volume(
     half_life_source : str
         Where ``half_life_s`` came from, named in messages and the SUV facts (``"--pet-half-life"``, or
         ``"the clinical file's pet_half_life_s"``).
+    suv_inputs : SuvInputs, optional
+        All of the keywords above as one object (:class:`~netlm_imaging.io.suv_inputs.SuvInputs`),
+        instead of those keywords.
 
     Returns
     -------
@@ -155,7 +170,10 @@ def suv_from_modality_volume(
         ``vol`` is not a DICOM PET series read by the project's reader; an
         implausible weight, dose or uptake time, or an SUVmax above
         ``suv_max_limit`` (the SUV scale is wrong:
-        :func:`~netlm_imaging.io.pet_plausibility.check_suv_max`), exit 3 with the fix.
+        :func:`~netlm_imaging.io.pet_plausibility.check_suv_max`), exit 3 with the fix; a weight or
+        half-life not above 0.
+    TypeError
+        ``suv_inputs`` and one of the keywords it replaces both given.
     """
 
     from .suv import suv_conversion
@@ -174,17 +192,18 @@ def suv_from_modality_volume(
             f"{vol.source}: multi-frame (Enhanced) PET is not supported for SUV; export one file per slice."
         )
     where = _series_location(vol.source, files)
-    headers = _series_headers(meta, files, where)
-    conv = suv_conversion(
-        headers,
+    inputs = suv_inputs_from(
+        suv_inputs,
+        where,
         weight_kg=weight_kg,
-        source=where,
         plausibility=plausibility,
         weight_source=weight_source,
         require_weight=require_weight,
         half_life_s=half_life_s,
         half_life_source=half_life_source,
     )
+    headers = _series_headers(meta, files, where)
+    conv = suv_conversion(headers, source=where, suv_inputs=inputs)
     if conv.uniform:
         suv = np.asarray(vol.array, dtype=np.float64) * float(conv.factors[0])
     elif not meta.get("resampled"):
@@ -200,7 +219,7 @@ def suv_from_modality_volume(
     meta["warnings"] = [*list(meta.get("warnings") or []), *conv.warnings]
     suv32 = suv.astype(np.float32)
     if conv.suv_unavailable is None:
-        _check_suv_scale(suv32, meta["suv"], plausibility, vol.source)
+        _check_suv_scale(suv32, meta["suv"], inputs.plausibility, vol.source)
     return vol.with_array(suv32, meta=meta)
 
 
@@ -215,23 +234,39 @@ def read_study_pet(
     require_weight: bool = True,
     half_life_s: float | None = None,
     half_life_source: str = "--pet-half-life",
+    suv_inputs: SuvInputs | None = None,
 ) -> Volume:
     """The ``--pet`` series of a study in SUVbw, with its SUVmax checked.
 
     When the study folder's scan (``dicom_index``) indexed every PET file, the series is read
     from it (no second scan); otherwise as :func:`load_suv_volume`. ``weight_source``,
-    ``require_weight``, ``half_life_s`` and ``half_life_source`` are those of :func:`suv_from_modality_volume`.
+    ``require_weight``, ``half_life_s`` and ``half_life_source`` are those of :func:`suv_from_modality_volume`;
+    ``suv_inputs`` gives them, ``weight_kg`` and ``plausibility`` as one
+    :class:`~netlm_imaging.io.suv_inputs.SuvInputs` instead. A NIfTI / NRRD / MHA PET uses only the
+    plausibility limits (:func:`suv_from_image_values`).
 
     Raises
     ------
     InputError
         As :func:`load_suv_volume`; or SUVmax above the limit.
+    TypeError
+        ``suv_inputs`` and one of the keywords it replaces both given.
     """
+    inputs = suv_inputs_from(
+        suv_inputs,
+        _source_name(pet),
+        weight_kg=weight_kg,
+        plausibility=plausibility,
+        weight_source=weight_source,
+        require_weight=require_weight,
+        half_life_s=half_life_s,
+        half_life_source=half_life_source,
+    )
     volume_file = _volume_file(pet)
     if volume_file is not None:
         from .loader import load_image
 
-        return suv_from_image_values(load_image(volume_file, max_voxels=max_voxels), plausibility=plausibility)
+        return suv_from_image_values(load_image(volume_file, max_voxels=max_voxels), plausibility=inputs.plausibility)
     scanned = _scanned_files(pet, dicom_index)
     if scanned:
         from .dicom_series import read_series_from_index
@@ -239,25 +274,8 @@ def read_study_pet(
         vol = read_series_from_index(
             scanned, nonuniform="resample", max_voxels=max_voxels, where=str(scanned[0].path.parent)
         )
-        return suv_from_modality_volume(
-            vol,
-            weight_kg=weight_kg,
-            plausibility=plausibility,
-            weight_source=weight_source,
-            require_weight=require_weight,
-            half_life_s=half_life_s,
-            half_life_source=half_life_source,
-        )
-    return load_suv_volume(
-        pet,
-        weight_kg=weight_kg,
-        max_voxels=max_voxels,
-        plausibility=plausibility,
-        weight_source=weight_source,
-        require_weight=require_weight,
-        half_life_s=half_life_s,
-        half_life_source=half_life_source,
-    )
+        return suv_from_modality_volume(vol, suv_inputs=inputs)
+    return load_suv_volume(pet, max_voxels=max_voxels, suv_inputs=inputs)
 
 
 def suv_from_image_values(
@@ -355,6 +373,20 @@ def _volume_file(pet: str | Path | Sequence[str | Path]) -> Path | None:
     if isinstance(one, str | Path) and Path(one).is_file() and volume_base_name(one) is not None:
         return Path(one)
     return None
+
+
+def _source_name(source: str | Path | Sequence[str | Path]) -> str:
+    """The PET series given, as a refusal of its SUV inputs names it before the series is read.
+
+    >>> _source_name("/s/pet")
+    '/s/pet'
+    >>> _source_name(["/s/pet/a.dcm", "/s/pet/b.dcm"])
+    '/s/pet [2 PET files]'
+    """
+    if isinstance(source, str | Path):
+        return str(source)
+    files = list(source)
+    return _series_location(f"{len(files)} PET file{'' if len(files) == 1 else 's'}", files)
 
 
 def _scanned_files(pet: str | Path | Sequence[str | Path], dicom_index: Sequence[Any]) -> list[Any]:

@@ -92,7 +92,9 @@ Weight
 
 Where each step lives
 ---------------------
-This module holds the recipe and its entry point, :func:`suv_conversion`; the steps are in
+This module holds the recipe and its entry point, :func:`suv_conversion`; the user's inputs (weight,
+half-life, where they came from, the plausibility limits) arrive as one
+:class:`~netlm_imaging.io.suv_inputs.SuvInputs`; the steps are in
 :mod:`~netlm_imaging.io.suv_checks` (one attenuation-corrected series),
 :mod:`~netlm_imaging.io.pet_nuclide` (the radionuclide),
 :mod:`~netlm_imaging.io.pet_half_life` (the half-life),
@@ -124,10 +126,11 @@ from .pet_tags import tag_text
 from .suv_bqml import bqml_conversion
 from .suv_checks import check_corrections, check_gml_suv_type, check_single_series
 from .suv_cnts import philips_suv_scale
+from .suv_inputs import SuvInputs, suv_inputs_from
 from .suv_result import SuvConversion, SuvSeries
 from .suv_weight import scanner_weighted
 
-__all__ = ["SuvConversion", "suv_conversion"]
+__all__ = ["SuvConversion", "SuvInputs", "suv_conversion"]
 
 
 def suv_conversion(
@@ -140,6 +143,7 @@ def suv_conversion(
     require_weight: bool = True,
     half_life_s: float | None = None,
     half_life_source: str = "--pet-half-life",
+    suv_inputs: SuvInputs | None = None,
 ) -> SuvConversion:
     """Per-slice factors turning a PET series' modality-LUT values into SUVbw.
 
@@ -167,6 +171,10 @@ def suv_conversion(
     half_life_source : str
         Where ``half_life_s`` came from, named in messages (``"--pet-half-life"``, or
         ``"the clinical file's pet_half_life_s"``).
+    suv_inputs : SuvInputs, optional
+        All of ``weight_kg``, ``plausibility``, ``weight_source``, ``require_weight``, ``half_life_s``
+        and ``half_life_source`` as one object (:class:`~netlm_imaging.io.suv_inputs.SuvInputs`),
+        instead of those keywords.
 
     Returns
     -------
@@ -177,15 +185,27 @@ def suv_conversion(
     ------
     InputError
         Missing weight (0010,1030) or dose (0018,1074) with ``require_weight``, a dose of 0 or less,
-        invalid ``weight_kg``,
+        ``weight_kg`` or ``half_life_s`` not above 0,
         implausible weight, dose or uptake time (``plausibility``).
     DicomError
         Inconsistent slices, missing times or half-life, injection after scan.
     UnsupportedError
         Units that cannot be converted, DecayCorrection NONE without Decay
         Factor, images without attenuation correction, unknown decay terms.
+    TypeError
+        ``suv_inputs`` and one of the keywords it replaces both given.
     """
     src = source or "PET series"
+    inputs = suv_inputs_from(
+        suv_inputs,
+        src,
+        weight_kg=weight_kg,
+        plausibility=plausibility,
+        weight_source=weight_source,
+        require_weight=require_weight,
+        half_life_s=half_life_s,
+        half_life_source=half_life_source,
+    )
     if not datasets:
         raise InputError(f"{src}: no PET instances given; pass a PET series folder.")
     first = datasets[0]
@@ -194,7 +214,7 @@ def suv_conversion(
     if modality not in (None, "PT"):
         raise InputError(f"{src}: Modality is {modality!r}, not PT; pass the PET series to --pet.")
     check_single_series(datasets, src)
-    limits = plausibility_limits(plausibility)
+    limits = plausibility_limits(inputs.plausibility)
     units = (tag_text(first, "Units") or "").upper()
     decay = (tag_text(first, "DecayCorrection") or "").upper()
     check_corrections(first, decay, src, warnings)
@@ -212,14 +232,10 @@ def suv_conversion(
         intercepts=np.array([_float(ds.get("RescaleIntercept")) or 0.0 for ds in datasets], dtype=np.float64),
         nuclide=identify_nuclide(first),
         header_weight=_float(first.get("PatientWeight")),
-        weight_kg=weight_kg,
+        inputs=inputs,
         limits=limits,
         kernel=tag_text(first, "ConvolutionKernel"),
         warnings=warnings,
-        weight_source=weight_source,
-        require_weight=require_weight,
-        half_life_s=half_life_s,
-        half_life_source=half_life_source,
     )
     if units == "GML":
         check_gml_suv_type(first, src)

@@ -63,7 +63,7 @@ def bqml_conversion(series: SuvSeries, to_bqml: np.ndarray, method: str) -> SuvC
             "dose, injection time and half-life. Export the series with its original PET headers."
         )
     dose = _float(info.get("RadionuclideTotalDose"))
-    if (dose is None and series.require_weight) or (dose is not None and dose <= 0):
+    if (dose is None and series.inputs.require_weight) or (dose is not None and dose <= 0):
         raise InputError(
             f"{src}: injected dose Radionuclide Total Dose (0018,1074) is {'missing' if dose is None else dose}; "
             "SUV cannot be computed. Fix the header (dose in Bq) or use a series that records it."
@@ -75,8 +75,8 @@ def bqml_conversion(series: SuvSeries, to_bqml: np.ndarray, method: str) -> SuvC
         source=src,
         warnings=series.warnings,
         decay=series.decay,
-        user_half_life_s=series.half_life_s,
-        user_half_life_option=series.half_life_source,
+        user_half_life_s=series.inputs.half_life_s,
+        user_half_life_option=series.inputs.half_life_source,
     )
     scan, injection, decay_time = uptake_times(series, info, half_life)
     # each slice's own decay factor does not depend on the dose (1 Bq stands in when it is missing)

@@ -33,7 +33,7 @@ def philips_suv_scale(series: SuvSeries) -> SuvConversion | None:
     holds is unknown) and every slice has the Activity Concentration Scale Factor (7053,1009): the BQML
     rule on ``value * (7053,1009)`` then uses the given weight.
     """
-    weight_kg, header_weight = series.weight_kg, series.header_weight
+    weight_kg, header_weight = series.inputs.weight_kg, series.header_weight
     suv_scale = [_float(private_value(ds, 0x7053, PHILIPS_CREATOR, 0x00)) for ds in series.datasets]
     if not all(v is not None and v != 0.0 for v in suv_scale):
         return None
@@ -42,7 +42,7 @@ def philips_suv_scale(series: SuvSeries) -> SuvConversion | None:
         # the SUV factor holds an unknown weight; the Bq/mL factor and the given weight give the SUV (QIBA)
         series.warnings.append(
             f"Patient's Weight (0010,1030) is {'missing' if header_weight is None else f'{header_weight:g}'}: the "
-            f"Philips SUV Scale Factor (7053,1000) cannot be rescaled to {series.weight_source} "
+            f"Philips SUV Scale Factor (7053,1000) cannot be rescaled to {series.inputs.weight_source} "
             f"({float(weight_kg):g} kg); SUV computed from the Activity Concentration Scale Factor (7053,1009) with "
             "that weight"
         )

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from .pet_plausibility import check_conversion
+from .suv_inputs import SuvInputs
 
 __all__ = ["SuvConversion", "SuvSeries"]
 
@@ -128,22 +129,18 @@ class SuvSeries:
     intercepts: np.ndarray
     nuclide: str | None
     header_weight: float | None
-    weight_kg: float | None  # --weight
+    inputs: SuvInputs  # the user's weight and half-life (--weight, --pet-half-life, the clinical file)
     limits: Any
     kernel: str | None
     warnings: list[str]
-    weight_source: str = "--weight"
-    require_weight: bool = True
-    half_life_s: float | None = None  # --pet-half-life
-    half_life_source: str = "--pet-half-life"  # where half_life_s came from
     cross_check: bool = True  # compare a computed factor with the Philips SUV Scale Factor (7053,1000)
 
     def plausible(self, weight: float | None, dose: float | None, uptake_s: float | None) -> list[str]:
         """The plausibility warnings of a weight, dose and uptake time (refusals raise)."""
         return check_conversion(
             weight_kg=weight,
-            weight_from_option=self.weight_kg is not None,
-            option_name=self.weight_source,
+            weight_from_option=self.inputs.weight_kg is not None,
+            option_name=self.inputs.weight_source,
             dose_bq=dose,
             uptake_s=uptake_s,
             nuclide=self.nuclide,
@@ -169,7 +166,7 @@ class SuvSeries:
             method=method,
             warnings=self.warnings,
             convolution_kernel=self.kernel,
-            weight_source=f"user ({self.weight_source})"
+            weight_source=f"user ({self.inputs.weight_source})"
             if weight is not None
             else ("header (0010,1030)" if self.header_weight else None),
         )

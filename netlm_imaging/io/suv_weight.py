@@ -9,37 +9,29 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..dicom_values import parse_float as _float
 from ..errors import InputError, UnsupportedError
 from .suv_result import SuvConversion, SuvSeries
 
-__all__ = ["body_weight", "check_weight", "scanner_weighted", "weight_origin"]
+__all__ = ["body_weight", "scanner_weighted", "weight_origin"]
 
 
 def weight_origin(series: SuvSeries) -> str:
     """Where the SUV's body weight came from: the user (naming the option) or the header."""
-    return f"user ({series.weight_source})" if series.weight_kg is not None else "header (0010,1030)"
-
-
-def check_weight(weight_kg: float, src: str, option: str = "--weight") -> None:
-    w = _float(weight_kg)
-    if w is None or not w > 0:
-        raise InputError(f"{src}: {option} {weight_kg!r} kg is not a positive body weight; fix {option}.")
+    return f"user ({series.inputs.weight_source})" if series.inputs.weight_kg is not None else "header (0010,1030)"
 
 
 def body_weight(series: SuvSeries, src: str) -> float | None:
-    header_weight, weight_kg = series.header_weight, series.weight_kg
-    if weight_kg is not None:
-        check_weight(weight_kg, src, series.weight_source)
+    header_weight, weight_kg = series.header_weight, series.inputs.weight_kg
+    if weight_kg is not None:  # above 0: SuvInputs checked it
         apart = float(series.limits["weight_disagreement_warn_kg"])
         if header_weight is not None and header_weight > 0 and abs(header_weight - float(weight_kg)) > apart:
             series.warnings.append(
-                f"SUV uses the weight {float(weight_kg):g} kg of {series.weight_source}, not Patient's Weight "
+                f"SUV uses the weight {float(weight_kg):g} kg of {series.inputs.weight_source}, not Patient's Weight "
                 f"(0010,1030) {header_weight:g} kg"
             )
         return float(weight_kg)
     if header_weight is None or header_weight <= 0:
-        if not series.require_weight:
+        if not series.inputs.require_weight:
             return None
         raise InputError(
             f"{src}: Patient's Weight (0010,1030) is {'missing' if header_weight is None else header_weight}; "
@@ -54,10 +46,11 @@ def scanner_weighted(series: SuvSeries, factors: np.ndarray, label: str, method:
     Without a header weight the scale cannot be moved: a clinical file's weight is then ignored with a
     warning, an explicit ``--weight`` refused.
     """
-    src, weight_kg, header_weight = series.source, series.weight_kg, series.header_weight
-    if weight_kg is not None and (header_weight is None or header_weight <= 0) and series.weight_source != "--weight":
+    src, weight_kg, header_weight = series.source, series.inputs.weight_kg, series.header_weight
+    option = series.inputs.weight_source
+    if weight_kg is not None and (header_weight is None or header_weight <= 0) and option != "--weight":
         series.warnings.append(
-            f"{label}: used as written; {series.weight_source} ({float(weight_kg):g} kg) cannot rescale them "
+            f"{label}: used as written; {option} ({float(weight_kg):g} kg) cannot rescale them "
             "because Patient's Weight (0010,1030) is missing"
         )
         weight_kg = None
@@ -67,12 +60,10 @@ def scanner_weighted(series: SuvSeries, factors: np.ndarray, label: str, method:
                 f"{src}: --weight cannot be applied to {label} because Patient's Weight (0010,1030) is "
                 f"{'missing' if header_weight is None else f'{header_weight:g}'}; drop --weight."
             )
-        check_weight(weight_kg, src, series.weight_source)
         factors = factors * (float(weight_kg) / header_weight)
         if float(weight_kg) != header_weight:
             series.warnings.append(
-                f"{label}: rescaled from the header weight {header_weight:g} kg to {series.weight_source} "
-                f"{float(weight_kg):g} kg"
+                f"{label}: rescaled from the header weight {header_weight:g} kg to {option} {float(weight_kg):g} kg"
             )
     series.warnings.extend(series.plausible(float(weight_kg) if weight_kg is not None else header_weight, None, None))
     return series.scanner_scaled(factors, float(weight_kg) if weight_kg is not None else None, method)

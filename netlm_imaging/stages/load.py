@@ -139,6 +139,7 @@ def load_study(inputs: StudyInputs, opts: AnalyzeOptions, *, rules: Any = None, 
     from ..io.labels import parse_label_spec
     from ..io.pet import read_study_pet, suv_from_image_values, suv_from_modality_volume
     from ..io.study import check_image_values, read_identifiers, read_study_image, read_study_segmentations
+    from ..io.suv_inputs import SuvInputs
     from ..measure.grid import reconcile_layers
 
     # the small text inputs first: a typo in the rules or clinical file fails before any pixel is read
@@ -160,16 +161,18 @@ def load_study(inputs: StudyInputs, opts: AnalyzeOptions, *, rules: Any = None, 
     if weight_kg is None and clinical_inputs is not None and clinical_inputs.weight_kg is not None:
         weight_kg, weight_source = clinical_inputs.weight_kg, "the clinical file's weight_kg"
     half_life_s, half_life_source = _pet_half_life(opts, clinical_inputs)
-    if img.meta.get("modality") == "PT":
-        img = suv_from_modality_volume(
-            img,
-            plausibility=plausibility,
+    suv_inputs = None  # a study without PET neither reads nor checks them
+    if img.meta.get("modality") == "PT" or inputs.pet is not None:
+        suv_inputs = SuvInputs(
             weight_kg=weight_kg,
             weight_source=weight_source,
             require_weight=False,
             half_life_s=half_life_s,
             half_life_source=half_life_source,
+            plausibility=plausibility,
         )
+    if img.meta.get("modality") == "PT":
+        img = suv_from_modality_volume(img, suv_inputs=suv_inputs)
     elif (opts.modality or inputs.modality or "").upper() == "PT" and img.meta.get("format") != "dicom":
         img = suv_from_image_values(img, plausibility=plausibility, required=False)  # AutoPET's SUV.nii.gz
     check_image_values(img)
@@ -193,15 +196,7 @@ def load_study(inputs: StudyInputs, opts: AnalyzeOptions, *, rules: Any = None, 
     suv = img if img.meta.get("units") == "SUVbw" or img.meta.get("suv") else None
     if inputs.pet is not None:
         suv = read_study_pet(
-            inputs.pet,
-            dicom_index=inputs.dicom_index,
-            max_voxels=opts.max_voxels,
-            plausibility=plausibility,
-            weight_kg=weight_kg,
-            weight_source=weight_source,
-            require_weight=False,
-            half_life_s=half_life_s,
-            half_life_source=half_life_source,
+            inputs.pet, dicom_index=inputs.dicom_index, max_voxels=opts.max_voxels, suv_inputs=suv_inputs
         )
         warnings.extend(suv.meta.get("warnings", []))
     declared = (opts.modality or inputs.modality or img.meta.get("modality") or "OT").upper()
