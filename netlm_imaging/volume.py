@@ -396,6 +396,29 @@ class Volume:
         return geometry.array_to_sitk(self.array if array is None else array, self.affine)
 
     @classmethod
+    def header_grid(
+        cls,
+        shape: tuple[int, ...],
+        affine: np.ndarray,
+        *,
+        frame_of_reference_uid: str | None = None,
+        source: str = "<grid>",
+    ) -> Volume:
+        """A Volume of a grid alone, read from a header: no pixel data behind it.
+
+        Its array is one zero broadcast to ``shape`` (read-only, no memory): the grid methods
+        (:meth:`same_grid`, :attr:`spacing`, ...) work on it as on the read Volume; its values mean nothing.
+
+        Examples
+        --------
+        >>> g = Volume.header_grid((64, 48, 30), np.diag([0.7, 0.7, 2.5, 1.0]))
+        >>> g.shape, g.array.strides, g.same_grid(Volume(np.zeros((64, 48, 30), bool), g.affine))
+        ((64, 48, 30), (0, 0, 0), True)
+        """
+        dims = tuple(int(s) for s in shape)
+        return cls(np.broadcast_to(np.zeros((), np.uint8), dims), affine, frame_of_reference_uid, source)
+
+    @classmethod
     def from_sitk(cls, img: Any, *, source: str = "<sitk>", meta: dict[str, Any] | None = None) -> Volume:
         """A Volume from a 3-D scalar SimpleITK image."""
         arr = geometry.array_from_sitk(img)

@@ -1,6 +1,6 @@
 """Read a DICOM image series (CT, MR, PET; single-frame or Enhanced) into a Volume.
 
-Why one module (~1440 lines): slice ordering, geometry checks (spacing from positions, missing
+Why one module (~1610 lines): slice ordering, geometry checks (spacing from positions, missing
 slices, resampling) and the pixel read of single-frame and Enhanced series are one reader;
 the decoders live in _dicom_pixels.py.
 
@@ -115,6 +115,7 @@ __all__ = [
     "group_image_series",
     "read_dicom_series",
     "read_series_from_index",
+    "series_grid",
     "series_header_facts",
 ]
 
@@ -1357,37 +1358,26 @@ def _read_pixels_in_order(
     return buf
 
 
-def read_series_from_index(
-    infos: Sequence[DicomFileInfo],
-    *,
-    series_uid: str | None = None,
-    nonuniform: str = "error",
-    max_voxels: int | None = None,
-    where: str = "DICOM input",
-) -> Volume:
-    """Read one image series from an already scanned file index.
+@dataclass(frozen=True)
+class _SeriesPlan:
+    """What a series' headers say its read gives: the slices in order and the grid of the result."""
 
-    Same rules and result as :func:`read_dicom_series`; study discovery uses it
-    to avoid scanning a folder twice.
+    group: SeriesGroup
+    slices: list[_Slice]
+    warnings: list[str]
+    where: str
+    step: float
+    irregular: bool
+    drift: np.ndarray | None
+    shape: tuple[int, int, int]
+    affine: np.ndarray
+    for_uid: str
 
-    Parameters
-    ----------
-    infos : sequence of DicomFileInfo
-        From :func:`~netlm_imaging.io._dicom_common.scan_dicom_folder`.
-    series_uid : str, optional
-        SeriesInstanceUID (or ``nouid:`` key) to read when there are several.
-    nonuniform : {"error", "resample"}
-        What to do with a missing slice or non-uniform steps.
-    max_voxels : int, optional
-        Voxel budget checked before allocating.
-    where : str
-        Folder or file named in messages.
 
-    Returns
-    -------
-    Volume
-        See :func:`read_dicom_series`.
-    """
+def _plan_series(
+    infos: Sequence[DicomFileInfo], series_uid: str | None, nonuniform: str, max_voxels: int | None, where: str
+) -> _SeriesPlan:
+    """The checks of :func:`read_series_from_index` that need headers alone, and the grid they give."""
     if nonuniform not in _NONUNIFORM_CHOICES:
         raise UsageError(f"nonuniform must be one of {_NONUNIFORM_CHOICES}, got {nonuniform!r}.")
     groups = group_image_series(infos)
@@ -1421,34 +1411,107 @@ def read_series_from_index(
             raise DicomError(
                 f"{s.info.path}: pixel data is truncated (the file is shorter than declared); re-export the series."
             )
-    dtype, check_range = _output_dtype(group.modality, slices)
-    buf = _read_pixels(slices, dtype, check_range, (n_k, n_j, n_i))
-    array = buf.transpose(2, 1, 0)
-    positions = np.array([s.position_mm for s in slices])
-    resampled = False
     if irregular:
-        n_out = round(float(positions[-1] - positions[0]) / step) + 1
-        check_voxel_budget((n_i, n_j, n_out), max_voxels, where_series)
-        step = float((positions[-1] - positions[0]) / (n_out - 1))
-        array, _ = _resample_linear(array, positions, n_out, step)
-        resampled = True
+        positions = np.array([s.position_mm for s in slices])
+        n_k = round(float(positions[-1] - positions[0]) / step) + 1
+        check_voxel_budget((n_i, n_j, n_k), max_voxels, where_series)
+        step = float((positions[-1] - positions[0]) / (n_k - 1))
     if len(slices) == 1:
         step, said = _single_slice_step(first.path, slices[0].frame.frame_index)
         warnings.append(f"{where_series}: single slice; {said}.")
-    for_uid = _majority_for(slices) or first.frame_of_reference_uid
     affine = np.eye(4)
     affine[:3, 0] = row * pixel_spacing[1]
     affine[:3, 1] = col * pixel_spacing[0]
     affine[:3, 2] = normal * step if drift is None else (normal + drift) * step  # a tilted gantry: sheared
     affine[:3, 3] = slices[0].frame.position
-    for w in warnings:
+    return _SeriesPlan(
+        group=group,
+        slices=slices,
+        warnings=warnings,
+        where=where_series,
+        step=step,
+        irregular=irregular,
+        drift=drift,
+        shape=(n_i, n_j, n_k),
+        affine=affine,
+        for_uid=_majority_for(slices) or first.frame_of_reference_uid,
+    )
+
+
+def series_grid(
+    infos: Sequence[DicomFileInfo],
+    *,
+    series_uid: str | None = None,
+    nonuniform: str = "error",
+    max_voxels: int | None = None,
+    where: str = "DICOM input",
+) -> Volume:
+    """The grid :func:`read_series_from_index` reads a series onto, from its headers alone (no pixel data).
+
+    The same checks and refusals as the read, up to the pixel data; the grid is that of the read's Volume
+    (shape, affine, FrameOfReferenceUID), computed by the same code.
+
+    Parameters
+    ----------
+    infos, series_uid, nonuniform, max_voxels, where
+        As for :func:`read_series_from_index`.
+
+    Returns
+    -------
+    Volume
+        A pixel-less Volume (:meth:`~netlm_imaging.volume.Volume.header_grid`) of the series' grid.
+    """
+    plan = _plan_series(infos, series_uid, nonuniform, max_voxels, where)
+    return Volume.header_grid(plan.shape, plan.affine, frame_of_reference_uid=plan.for_uid or None, source=plan.where)
+
+
+def read_series_from_index(
+    infos: Sequence[DicomFileInfo],
+    *,
+    series_uid: str | None = None,
+    nonuniform: str = "error",
+    max_voxels: int | None = None,
+    where: str = "DICOM input",
+) -> Volume:
+    """Read one image series from an already scanned file index.
+
+    Same rules and result as :func:`read_dicom_series`; study discovery uses it
+    to avoid scanning a folder twice.
+
+    Parameters
+    ----------
+    infos : sequence of DicomFileInfo
+        From :func:`~netlm_imaging.io._dicom_common.scan_dicom_folder`.
+    series_uid : str, optional
+        SeriesInstanceUID (or ``nouid:`` key) to read when there are several.
+    nonuniform : {"error", "resample"}
+        What to do with a missing slice or non-uniform steps.
+    max_voxels : int, optional
+        Voxel budget checked before allocating.
+    where : str
+        Folder or file named in messages.
+
+    Returns
+    -------
+    Volume
+        See :func:`read_dicom_series`.
+    """
+    plan = _plan_series(infos, series_uid, nonuniform, max_voxels, where)
+    slices, first = plan.slices, plan.slices[0].info
+    dtype, check_range = _output_dtype(plan.group.modality, slices)
+    buf = _read_pixels(slices, dtype, check_range, (len(slices), first.rows, first.columns))
+    array = buf.transpose(2, 1, 0)
+    positions = np.array([s.position_mm for s in slices])
+    if plan.irregular:
+        array, _ = _resample_linear(array, positions, plan.shape[2], plan.step)
+    for w in plan.warnings:
         logger.info("%s", w)  # they go into the report; the CLI prints the report's warnings on stderr
     meta: dict[str, Any] = {
         "format": "dicom",
-        "modality": group.modality,
+        "modality": plan.group.modality,
         "study_instance_uid": first.study_uid,
         "series_instance_uid": first.series_uid,
-        "frame_of_reference_uid": for_uid,
+        "frame_of_reference_uid": plan.for_uid,
         "sop_class_uid": first.sop_class_uid,
         "sop_instance_uids": [s.info.sop_instance_uid for s in slices],
         "frame_numbers": [s.frame.frame_index + 1 for s in slices],
@@ -1460,16 +1523,18 @@ def read_series_from_index(
             [s.info.acquisition_date, s.info.acquisition_time, s.info.acquisition_datetime, s.info.decay_factor]
             for s in slices
         ],
-        "resampled": resampled,
-        "gantry_tilt_deg": None if drift is None else round(math.degrees(math.atan(float(np.linalg.norm(drift)))), 3),
-        "warnings": warnings,
+        "resampled": plan.irregular,
+        "gantry_tilt_deg": (
+            None if plan.drift is None else round(math.degrees(math.atan(float(np.linalg.norm(plan.drift)))), 3)
+        ),
+        "warnings": plan.warnings,
         "header": series_header_facts(first.path),
     }
     return Volume(
         array,
-        affine,
-        frame_of_reference_uid=for_uid or None,
-        source=where_series,
+        plan.affine,
+        frame_of_reference_uid=plan.for_uid or None,
+        source=plan.where,
         meta=meta,
     )
 

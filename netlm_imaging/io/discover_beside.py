@@ -3,12 +3,14 @@
 A segmentation tool run on a DICOM CT (nnU-Net's or MONAI's prediction ``ct_seg.nii.gz``,
 TotalSegmentator's ``segmentations/`` folder) writes its volumes beside the series. They carry no
 DICOM reference, so the series they belong to is the one whose grid they lie on: same shape and
-affine within the tolerances of :meth:`netlm_imaging.volume.Volume.same_grid`, both read by the
-readers the analysis uses (:func:`~netlm_imaging.io.dicom_series.read_series_from_index`,
-:func:`~netlm_imaging.io.loader.load_image`), so both are in patient LPS. A volume on no series'
+affine within the tolerances of :meth:`netlm_imaging.volume.Volume.same_grid`, both from their headers
+alone, by the code that gives the grids of the readers the analysis uses
+(:func:`~netlm_imaging.io.dicom_series.series_grid`, :func:`~netlm_imaging.io.loader.volume_grid`), so
+both are in patient LPS and no pixel is read twice. A volume on no series'
 grid is refused, naming both and how the grids differ: a file named like a segmentation and not
 on the image's grid was drawn on another image. DICOM SEG / RTSTRUCT objects in the folder are
-candidates beside the volumes (chosen with ``--seg-choice``, several refused, listing all).
+candidates beside the volumes (chosen with ``--seg-choice``, several refused, listing all). A one-hot
+label map (MONAI's ``(x, y, z, C)``) lies on the grid of its 3 spatial axes.
 """
 
 from __future__ import annotations
@@ -20,10 +22,10 @@ import numpy as np
 from ..errors import DicomError, InputError
 from ..volume import DIRECTION_TOLERANCE, SPACING_TOLERANCE_MM, Volume
 from ._dicom_common import RTSTRUCT, SEG, DicomFileInfo
-from .dicom_series import SeriesGroup, group_image_series, read_series_from_index
+from .dicom_series import SeriesGroup, group_image_series, series_grid
 from .discover_choice import SEG_OPTION, SERIES_OPTION, DiscoveredStudy, SegmentationCandidate, choose_segmentations
 from .discover_dicom import dicom_candidates, dicom_study, from_dicom, is_scout
-from .loader import load_image
+from .loader import volume_grid
 
 __all__ = ["from_dicom_and_files", "grid_difference"]
 
@@ -58,11 +60,13 @@ def _files_shown(group: SeriesGroup, folder: Path) -> str:
 def _on_grid(
     files: list[SegmentationCandidate], series: list[SeriesGroup], index: list[DicomFileInfo], folder: Path
 ) -> SeriesGroup:
-    """The one series all ``files`` lie on; refused naming the difference when none or several."""
-    vols = [(c, load_image(c.path)) for c in files]
-    grids = [
-        (g, read_series_from_index(index, series_uid=g.uid, nonuniform="resample", where=str(folder))) for g in series
-    ]
+    """The one series all ``files`` lie on; refused naming the difference when none or several.
+
+    Headers alone decide (:func:`~netlm_imaging.io.loader.volume_grid`,
+    :func:`~netlm_imaging.io.dicom_series.series_grid`): the pixels are read once, by the analysis.
+    """
+    vols = [(c, volume_grid(c.path)) for c in files]
+    grids = [(g, series_grid(index, series_uid=g.uid, nonuniform="resample", where=str(folder))) for g in series]
     hits = [g for g, grid in grids if all(v.same_grid(grid) for _, v in vols)]
     if len(hits) == 1:
         return hits[0]

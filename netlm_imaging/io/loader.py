@@ -28,7 +28,14 @@ from .labels import (
     role_of_mask_name,
 )
 
-__all__ = ["RTSTRUCT_SOP_CLASS", "SEG_SOP_CLASSES", "load_image", "load_segmentation", "parse_seg_argument"]
+__all__ = [
+    "RTSTRUCT_SOP_CLASS",
+    "SEG_SOP_CLASSES",
+    "load_image",
+    "load_segmentation",
+    "parse_seg_argument",
+    "volume_grid",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -160,6 +167,27 @@ def load_image(
         return read_itk(p, max_voxels=max_voxels)
     ext = _suffix(p)
     raise InputError(f"{p}: unknown image format {ext or '(no extension)'}; use NIfTI, NRRD, MHA or a DICOM folder.")
+
+
+def volume_grid(path: str | Path, *, max_voxels: int | None = None) -> Volume:
+    """The grid of a NIfTI / NRRD / MHA segmentation from its header alone: no voxel data is read.
+
+    The grid its read gives (:func:`~netlm_imaging.io.nifti.nifti_grid`, :func:`~netlm_imaging.io.sitk_io.itk_grid`),
+    as a pixel-less Volume for :meth:`~netlm_imaging.volume.Volume.same_grid`.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: segmentation not found; check the path.")
+    fmt = _format_name(p)
+    if fmt == "nifti":
+        from .nifti import nifti_grid
+
+        return nifti_grid(p, max_voxels=max_voxels)
+    if fmt == "itk":
+        from .sitk_io import itk_grid
+
+        return itk_grid(p, max_voxels=max_voxels)
+    raise InputError(f"{p}: unknown segmentation format {_suffix(p) or '(no extension)'}; use NIfTI, NRRD or MHA.")
 
 
 def _couinaud_layers(vol: Volume, p: Path) -> list[MaskLayer]:

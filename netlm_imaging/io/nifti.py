@@ -13,7 +13,7 @@ from ..volume import Volume, ras_to_lps
 from ._nibabel import import_nibabel
 from .budget import check_voxel_budget
 
-__all__ = ["one_hot_labels", "read_nifti"]
+__all__ = ["nifti_grid", "one_hot_labels", "read_nifti"]
 
 logger = logging.getLogger(__name__)
 
@@ -150,6 +150,58 @@ def _check_pixdim(img: Any, p: Path) -> None:
         )
 
 
+def _open(p: Path, max_voxels: int | None, as_float: bool) -> tuple[Any, tuple[int, ...], int | None]:
+    """The file's nibabel image (header read, data not), its 3-D shape and its channels (None, or one-hot ones)."""
+    nib = import_nibabel()
+
+    img: Any  # a nibabel spatial image (nib.load is typed as returning the file-based base class)
+    try:
+        img = nib.load(str(p))
+    except FileNotFoundError as exc:
+        raise InputError(f"{p}: file not found; check the path.") from exc
+    except Exception as exc:
+        what = "image" if as_float else "segmentation"
+        raise InputError(
+            f"{p}: not a readable NIfTI file ({type(exc).__name__}: {str(exc)[:120]}); re-export the {what} as NIfTI."
+        ) from exc
+    shape = tuple(int(s) for s in img.shape)
+    if len(shape) > 3 and all(s == 1 for s in shape[3:]):  # (x, y, z, 1) or ITK's (x, y, z, 1, 1)
+        shape = shape[:3]
+    channels = None if as_float else _channel_count(shape)
+    if len(shape) != 3 and channels is None:
+        if not as_float:
+            raise InputError(
+                f"{p}: expected a 3-D segmentation, got shape {tuple(img.shape)}; save one label map (the argmax "
+                "over its channels) or one mask per structure (--seg ROLE=PATH)."
+            )
+        raise InputError(f"{p}: expected a 3-D image, got shape {tuple(img.shape)}; split 4-D series first.")
+    check_voxel_budget(shape, max_voxels, str(p))
+    return img, shape, channels
+
+
+def nifti_grid(path: str | Path, *, max_voxels: int | None = None) -> Volume:
+    """The grid of a NIfTI segmentation from its header alone: the data block is not read.
+
+    The grid :func:`read_nifti` gives the file read as a segmentation (``as_float=False``): the same shape
+    (the 3 spatial axes of a one-hot file), LPS affine and refusals of the header (unreadable header, not
+    3-D, voxel budget, zero pixdim, invalid affine); a truncated or corrupt data block is found by the read.
+
+    Returns
+    -------
+    Volume
+        A pixel-less Volume (:meth:`~netlm_imaging.volume.Volume.header_grid`).
+    """
+    p = Path(path)
+    img, shape, _channels = _open(p, max_voxels, as_float=False)
+    _check_pixdim(img, p)
+    try:
+        return Volume.header_grid(shape[:3], ras_to_lps(img.affine), source=str(p))
+    except GeometryError:
+        raise
+    except ValueError as exc:
+        raise InputError(f"{p}: {exc}") from exc
+
+
 def read_nifti(path: str | Path, *, max_voxels: int | None = None, as_float: bool = True) -> Volume:
     """Read a .nii / .nii.gz file into a :class:`Volume` with an LPS affine.
 
@@ -176,31 +228,8 @@ def read_nifti(path: str | Path, *, max_voxels: int | None = None, as_float: boo
     InputError
         If the file cannot be parsed as NIfTI, is not 3-D, or holds no data.
     """
-    nib = import_nibabel()
-
     p = Path(path)
-    img: Any  # a nibabel spatial image (nib.load is typed as returning the file-based base class)
-    try:
-        img = nib.load(str(p))
-    except FileNotFoundError as exc:
-        raise InputError(f"{p}: file not found; check the path.") from exc
-    except Exception as exc:
-        what = "image" if as_float else "segmentation"
-        raise InputError(
-            f"{p}: not a readable NIfTI file ({type(exc).__name__}: {str(exc)[:120]}); re-export the {what} as NIfTI."
-        ) from exc
-    shape = tuple(int(s) for s in img.shape)
-    if len(shape) > 3 and all(s == 1 for s in shape[3:]):  # (x, y, z, 1) or ITK's (x, y, z, 1, 1)
-        shape = shape[:3]
-    channels = None if as_float else _channel_count(shape)
-    if len(shape) != 3 and channels is None:
-        if not as_float:
-            raise InputError(
-                f"{p}: expected a 3-D segmentation, got shape {tuple(img.shape)}; save one label map (the argmax "
-                "over its channels) or one mask per structure (--seg ROLE=PATH)."
-            )
-        raise InputError(f"{p}: expected a 3-D image, got shape {tuple(img.shape)}; split 4-D series first.")
-    check_voxel_budget(shape, max_voxels, str(p))
+    img, shape, channels = _open(p, max_voxels, as_float)
     hdr = img.header
     sform_code = int(hdr["sform_code"]) if "sform_code" in hdr else 0
     qform_code = int(hdr["qform_code"]) if "qform_code" in hdr else 0

@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..geometry import array_from_sitk
+from ..geometry import array_from_sitk, sitk_affine
 from ..volume import Volume
 from .budget import check_voxel_budget
 
-__all__ = ["read_itk", "read_itk_segments"]
+__all__ = ["itk_grid", "read_itk", "read_itk_segments"]
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +72,22 @@ def _geometry_declared(p: Path) -> bool:
     text = head.split(b"ElementDataFile", 1)[0].decode("latin-1").lower()
     keys = {line.split("=", 1)[0].strip() for line in text.splitlines() if "=" in line}
     return any(k in keys for k in _META_GEOMETRY)
+
+
+def itk_grid(path: str | Path, *, max_voxels: int | None = None) -> Volume:
+    """The grid of a NRRD / MHA / MHD file from its header alone (SimpleITK's ReadImageInformation).
+
+    The grid :func:`read_itk` and :func:`read_itk_segments` give (shape, LPS affine), and the refusals
+    of the header (unreadable, not 3-D, voxel budget, invalid affine); the pixel data is not read.
+
+    Returns
+    -------
+    Volume
+        A pixel-less Volume (:meth:`~netlm_imaging.volume.Volume.header_grid`).
+    """
+    p = Path(path)
+    reader = _reader(p, max_voxels)
+    return Volume.header_grid(tuple(int(s) for s in reader.GetSize()), sitk_affine(reader), source=str(p))
 
 
 def read_itk(path: str | Path, *, max_voxels: int | None = None, as_float: bool = True) -> Volume:
