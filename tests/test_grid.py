@@ -1,4 +1,4 @@
-"""Grid reconciliation (measure/grid.py): the tolerance boundary and every rejecting branch.
+"""Grid reconciliation (placement.py): the tolerance boundary and every rejecting branch.
 
 ``reconcile_layers`` uses a mask as is when its grid matches the image within
 the named tolerances of ``Volume.same_grid`` and resamples it by physical
@@ -14,7 +14,7 @@ import pytest
 from conftest import oblique_affine
 
 from netlm_imaging.errors import GeometryError
-from netlm_imaging.measure.grid import reconcile_layers
+from netlm_imaging.placement import reconcile_layers
 from netlm_imaging.segmentation import MaskLayer
 from netlm_imaging.volume import ORIGIN_TOLERANCE_MM, SPACING_TOLERANCE_MM, Volume
 

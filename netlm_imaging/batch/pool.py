@@ -86,7 +86,7 @@ PRELOAD = (
     "netlm_imaging.io.pet_half_life",
     "netlm_imaging.io.suv_inputs",
     "netlm_imaging.measure.burden",
-    "netlm_imaging.measure.grid",
+    "netlm_imaging.placement",
     "netlm_imaging.measure.pet",
     "netlm_imaging.measure.remnant",
     "netlm_imaging.measure.summary",

@@ -30,7 +30,7 @@ reference grid:
    the masks are built on the SEG's **own grid** (its frames' positions,
    orientation and spacing, same frame of reference) and returned on it, with a
    warning; the caller resamples them by physical position as for label maps
-   (:func:`~netlm_imaging.measure.grid.reconcile_layers`). So are frames of a
+   (:func:`~netlm_imaging.placement.reconcile_layers`). So are frames of a
    coarser slice grid that happen to fall on image slices (a SEG of the 5 mm
    reconstruction read on the 2.5 mm one: SpacingBetweenSlices at least
    :data:`_COARSER_RATIO` times the image's step, frames on that spacing), whose
@@ -1105,7 +1105,7 @@ def _decode_own_grid(
 
     Used when the frames do not lie on the image grid (half-pixel shift, other pixel
     spacing, other slice positions) but share its frame of reference: the caller
-    resamples by physical position as for label maps (``measure.grid.reconcile_layers``).
+    resamples by physical position as for label maps (``placement.reconcile_layers``).
 
     Raises
     ------

@@ -140,7 +140,7 @@ def load_study(inputs: StudyInputs, opts: AnalyzeOptions, *, rules: Any = None, 
     from ..io.pet import read_study_pet, suv_from_image_values, suv_from_modality_volume
     from ..io.study import check_image_values, read_identifiers, read_study_image, read_study_segmentations
     from ..io.suv_inputs import SuvInputs
-    from ..measure.grid import reconcile_layers
+    from ..placement import reconcile_layers
 
     # the small text inputs first: a typo in the rules or clinical file fails before any pixel is read
     rules_obj = rules if isinstance(rules, Rules) else load_rules(rules)

@@ -99,15 +99,13 @@ def _aligned(pre_vol: Volume, img: Volume, pre_info: dict[str, Any], notes: list
     """The pre-contrast image on the image grid: by position in one frame of reference, else registered."""
     pre_for, img_for = pre_vol.frame_of_reference_uid, img.frame_of_reference_uid
     if pre_for is None or img_for is None or pre_for == img_for:
-        from ..measure.grid import resample_to_grid
-
         if pre_for is None or pre_for != img_for:
             notes.append("no frame of reference to compare: the pre-contrast image is placed by its own geometry")
-        moving = pre_vol if pre_vol.array.dtype.kind == "f" else pre_vol.with_array(pre_vol.array.astype(np.float32))
+        moving = pre_vol if pre_vol.array.dtype == np.float32 else pre_vol.with_array(pre_vol.array.astype(np.float32))
         pre_info["aligned_by"] = "physical position (same frame of reference)"
-        out = resample_to_grid(moving, img, linear=True)
+        out = moving.resample_to(img, "linear").array
         # voxels the pre-contrast image does not cover (fully) are NaN: a region reaching them gets no RE
-        inside = resample_to_grid(pre_vol.with_array(np.ones(pre_vol.shape, dtype=np.float32)), img, linear=True)
+        inside = pre_vol.with_array(np.ones(pre_vol.shape, dtype=np.float32)).resample_to(img, "linear").array
         covered = inside >= 0.999
     else:
         from ..geometry import register_rigid  # two frames of reference: the images are registered

@@ -55,8 +55,8 @@ from scipy import ndimage
 
 from ..errors import GeometryError, LabelError
 from ..geometry import Box, nonzero_bbox
-from ..measure.grid import place_exactly
 from ..measure.intrahepatic import intrahepatic_voxels
+from ..placement import place_exactly
 from ..segmentation import MaskLayer
 from ..volume import Volume
 from .detection import DETECTION_IOU, DetectionResult, LesionMatch, detect_lesions

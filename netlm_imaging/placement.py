@@ -1,4 +1,9 @@
-"""Put every mask on the image grid: use as is when the grids agree, else resample by physical position."""
+"""Put every mask on the image grid: use as is when the grids agree, else resample by physical position.
+
+The load stage calls it (:func:`reconcile_layers`), so that the measure stage receives the image
+and its masks on one grid; it is geometry of masks (:class:`~netlm_imaging.volume.Volume`'s
+``same_grid``, ``box_in`` and ``resample_to``), below both the readers and the measurements.
+"""
 
 from __future__ import annotations
 
@@ -7,38 +12,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import GeometryError
-from ..geometry import bbox, resample_array
-from ..segmentation import MaskLayer
-from ..volume import Volume, sparse_zeros
+from .errors import GeometryError
+from .geometry import bbox
+from .segmentation import MaskLayer
+from .volume import Volume, sparse_zeros
 
-__all__ = ["ReconciledLayers", "place_exactly", "reconcile_layers", "resample_to_grid"]
+__all__ = ["ReconciledLayers", "place_exactly", "reconcile_layers"]
 
 logger = logging.getLogger(__name__)
-
-
-def resample_to_grid(moving: Volume, reference: Volume, *, linear: bool = False) -> np.ndarray:
-    """Resample ``moving`` onto ``reference``'s grid by physical (LPS) coordinates.
-
-    Parameters
-    ----------
-    moving : Volume
-        Mask or image to resample.
-    reference : Volume
-        Target grid.
-    linear : bool
-        Linear interpolation (fractions, images); default nearest neighbour (masks).
-
-    Returns
-    -------
-    numpy.ndarray
-        Array on the reference grid (bool for boolean input with nearest neighbour).
-    """
-    src = moving.array
-    arr = src if src.dtype == bool else src.astype(np.float32)
-    return resample_array(
-        arr, moving.affine, reference.shape, reference.affine, interpolation="linear" if linear else "nearest"
-    )
 
 
 def _voxels_outside(mask: Volume, image: Volume) -> int:
@@ -195,7 +176,8 @@ def reconcile_layers(image: Volume, layers: list[MaskLayer]) -> ReconciledLayers
             )
             out.layers.append(layer.with_mask(image.with_array(placed, source=m.source, meta=m.meta)))
             continue
-        arr = resample_to_grid(m, image, linear=layer.fractional)
+        moving = m if m.array.dtype == bool else m.with_array(m.array.astype(np.float32))
+        arr = moving.resample_to(image, "linear" if layer.fractional else "nearest").array
         n_before = float(np.count_nonzero(m.array))
         if n_before > 0 and not np.any(arr):
             raise GeometryError(
