@@ -274,6 +274,9 @@ class DicomFileInfo:
     trigger_time : float or None
         TriggerTime (0018,1060) in ms (None when absent or multi-valued): what tells the phases
         of a GE multiphase dynamic filed as one series apart.
+    temporal_positions : int or None
+        NumberOfTemporalPositions (0020,0105): how many phases the scanner says the dynamic holds
+        (the cross-check of the phases TriggerTime tells apart).
     """
 
     path: Path
@@ -316,6 +319,7 @@ class DicomFileInfo:
     echo_time: float | None = None
     diffusion_b_value: float | None = None
     trigger_time: float | None = None
+    temporal_positions: int | None = None
     #: The parsed SEG header of a SEG file, handed to the SEG reader: no second parse (a pydicom dataset with
     #: deferred PixelData, or the raw-byte header of a plain BINARY SEG, :class:`._seg_header.PlainSeg`).
     dataset: Any = field(default=None, repr=False, compare=False)
@@ -729,6 +733,7 @@ _FAST_TAGS: dict[int, bytes] = {
     0x00200037: b"DS",  # ImageOrientationPatient
     0x00200052: b"UI",  # FrameOfReferenceUID
     0x00200100: b"IS",  # TemporalPositionIdentifier (dynamic MR phases in one series)
+    0x00200105: b"IS",  # NumberOfTemporalPositions
     0x00280002: b"US",  # SamplesPerPixel
     0x00280008: b"IS",  # NumberOfFrames
     0x00280010: b"US",  # Rows
@@ -1178,6 +1183,7 @@ def _fast_common(v: dict[int, bytes], charset: str) -> dict[str, Any]:
         "echo_time": _fast_single(v.get(0x00180081)),
         "diffusion_b_value": _fast_fd(v.get(0x00189087)),
         "trigger_time": _fast_single(v.get(0x00181060)),
+        "temporal_positions": _fast_int(v.get(0x00200105)),
     }
 
 
@@ -1324,6 +1330,7 @@ def _read_header_pydicom(path: Path) -> DicomFileInfo | None:
         echo_time=_ds_single(ds, "EchoTime"),
         diffusion_b_value=_ds_single(ds, "DiffusionBValue"),
         trigger_time=_ds_single(ds, "TriggerTime"),
+        temporal_positions=_ds_int(ds, "NumberOfTemporalPositions"),
         dataset=ds if kind == SEG else None,
     )
 

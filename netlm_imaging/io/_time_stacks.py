@@ -8,6 +8,13 @@ the acquisition-time reading below is tried, and when that fails too the series 
 says what TriggerTime left ambiguous (:func:`trigger_time_reason`). TemporalPositionIdentifier,
 where a scanner writes it, splits the series before either (``dicom_series.RECONSTRUCTION_KEYS``).
 
+What TriggerTime means in such a series is not documented: DICOM defines it for cardiac gating (R wave
+to echo, PS3.3 C.8.3.1), GE's fMRI ``epi`` multiphase writes slice timing in it (dcm2niix, GE/README.md)
+and GE's conformance statements only say it is always sent. So phases told apart by TriggerTime that
+share one acquisition time have no known delay after injection (:func:`trigger_time_phases`): the
+shared time is the delay of one phase at most, and which one is not stated. NumberOfTemporalPositions
+(0020,0105), where written, is checked against the number of TriggerTime stacks.
+
 A Siemens VIBE or GE LAVA dynamic series can hold every phase of the contrast study (pre-contrast,
 arterial, portal venous, ...) at the same slice positions with no attribute but AcquisitionTime
 (or AcquisitionDateTime) telling them apart: no TemporalPositionIdentifier, one AcquisitionNumber.
@@ -34,7 +41,7 @@ import numpy as np
 from ..dicom_values import parse_datetime, parse_time, seconds_of_day
 from ._dicom_common import DicomFileInfo
 
-__all__ = ["split_by_acquisition_time", "split_by_trigger_time", "trigger_time_reason"]
+__all__ = ["split_by_acquisition_time", "split_by_trigger_time", "trigger_time_phases", "trigger_time_reason"]
 
 #: Slice positions closer than this (mm, along the normal) are one position.
 _SAME_POSITION_MM = 0.01
@@ -173,3 +180,71 @@ def split_by_trigger_time(
 def trigger_time_reason(files: Sequence[DicomFileInfo], positions_mm: np.ndarray) -> str | None:
     """Why TriggerTime, stating two or more values, does not split ``files`` into complete stacks, else ``None``."""
     return _by_trigger_time(files, positions_mm)[1]
+
+
+def _temporal_positions_note(files: Sequence[DicomFileInfo], n_stacks: int) -> str | None:
+    """A note when NumberOfTemporalPositions (0020,0105) disagrees with the number of TriggerTime stacks."""
+    stated = sorted({f.temporal_positions for f in files if f.temporal_positions is not None})
+    if not stated or stated == [n_stacks]:
+        return None
+    said = " and ".join(str(n) for n in stated)
+    if len(stated) == 1 and stated[0] > n_stacks:
+        why = f"{stated[0] - n_stacks} phase(s) may be missing from the export"
+    elif len(stated) == 1:
+        why = "some TriggerTime stacks are not phases of the dynamic"
+    else:
+        why = "the images disagree on it"
+    return (
+        f"NumberOfTemporalPositions (0020,0105) states {said} phases but TriggerTime tells {n_stacks} stacks "
+        f"apart: {why}; check the series"
+    )
+
+
+def trigger_time_phases(
+    stacks: Sequence[Sequence[DicomFileInfo]],
+) -> tuple[list[float | None], str | None]:
+    """The TriggerTime of each stack whose delay after injection the headers do not give, and a count note.
+
+    Parameters
+    ----------
+    stacks : sequence of sequence of DicomFileInfo
+        The stacks split off one SeriesInstanceUID (``dicom_series.split_reconstructions``).
+
+    Returns
+    -------
+    (list of float or None, str or None)
+        Per stack, its TriggerTime (ms) when the stacks are told apart by TriggerTime (one value per
+        stack, a different one in each) and do not each have an acquisition time of their own (one
+        AcquisitionTime shared by all phases, as GE LAVA / DISCO multiphase exports write it, or a time
+        missing): the shared time is no phase's known acquisition; else ``None``. The note says when
+        NumberOfTemporalPositions disagrees with the number of TriggerTime stacks (else ``None``).
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> phase = lambda t: [DicomFileInfo(Path(f"{t}-{k}"), "IMAGE", acquisition_time="101400",
+    ...                                  trigger_time=t, temporal_positions=3) for k in range(2)]
+    >>> triggers, note = trigger_time_phases([phase(0.0), phase(18000.0)])
+    >>> triggers
+    [0.0, 18000.0]
+    >>> note.split(":")[0]
+    'NumberOfTemporalPositions (0020,0105) states 3 phases but TriggerTime tells 2 stacks apart'
+    """
+    none: list[float | None] = [None] * len(stacks)
+    values = [{f.trigger_time for f in st} for st in stacks]
+    if len(stacks) < 2 or any(len(v) != 1 or None in v for v in values):
+        return none, None
+    triggers = [float(next(iter(v))) for v in values]  # type: ignore[arg-type]
+    if len({round(t, 3) for t in triggers}) != len(triggers):
+        return none, None
+    note = _temporal_positions_note([f for st in stacks for f in st], len(stacks))
+    starts: list[float] = []
+    for st in stacks:
+        seconds = [_seconds(f) for f in st]
+        known = [s for s in seconds if s is not None]
+        if len(known) == len(seconds):
+            starts.append(round(min(known), 3))
+    if len(starts) == len(stacks) and len(set(starts)) == len(starts):
+        return none, note  # each phase has its own acquisition time: its delay is its own
+    shared: list[float | None] = list(triggers)
+    return shared, note

@@ -103,7 +103,12 @@ from ._dicom_pixels import (
 )
 from ._inflate import dcmread as bounded_dcmread
 from ._pixel_buffers import pixel_buffer
-from ._time_stacks import split_by_acquisition_time, split_by_trigger_time, trigger_time_reason
+from ._time_stacks import (
+    split_by_acquisition_time,
+    split_by_trigger_time,
+    trigger_time_phases,
+    trigger_time_reason,
+)
 from .budget import check_voxel_budget
 
 __all__ = [
@@ -159,6 +164,10 @@ class SeriesGroup:
     refusal : str
         Why the series cannot be read as one volume (several stacks of several images under one UID, or
         topograms of several orientations): raised when it is read, so another series of the folder can be.
+    trigger_time_ms : float or None
+        The TriggerTime of a dynamic phase told apart from the others of its SeriesInstanceUID by
+        TriggerTime while sharing their acquisition time (:func:`._time_stacks.trigger_time_phases`):
+        the headers do not give its delay after injection.
     """
 
     uid: str
@@ -166,6 +175,7 @@ class SeriesGroup:
     stack: str = ""
     notes: tuple[str, ...] = ()
     refusal: str = ""
+    trigger_time_ms: float | None = None
 
     @property
     def series_uid(self) -> str:
@@ -329,8 +339,12 @@ def group_image_series(infos: Sequence[DicomFileInfo]) -> list[SeriesGroup]:
         if len(stacks_found) == 1:
             out.append(SeriesGroup(key, tuple(sorted(files, key=lambda f: str(f.path))), notes=notes))
             continue
-        for n, (label, stack) in enumerate(stacks_found, start=1):
-            out.append(SeriesGroup(f"{key}#{n}", tuple(sorted(stack, key=lambda f: str(f.path))), label, notes))
+        triggers, count_note = trigger_time_phases([st for _, st in stacks_found])
+        if count_note is not None:  # a warning of the volume read from any of the stacks
+            notes = (*notes, f"series {key}: {count_note}")
+        for n, ((label, stack), trigger) in enumerate(zip(stacks_found, triggers, strict=True), start=1):
+            files_sorted = tuple(sorted(stack, key=lambda f: str(f.path)))
+            out.append(SeriesGroup(f"{key}#{n}", files_sorted, label, notes, trigger_time_ms=trigger))
         logger.info(
             "series %s holds %d reconstructions: %s", key, len(stacks_found), "; ".join(lb for lb, _ in stacks_found)
         )
@@ -1529,6 +1543,8 @@ def read_series_from_index(
         ),
         "warnings": plan.warnings,
         "header": series_header_facts(first.path),
+        # a dynamic phase told apart by TriggerTime alone, sharing the series' acquisition time
+        "phase_trigger_time_ms": group.trigger_time_ms,
     }
     return Volume(
         array,

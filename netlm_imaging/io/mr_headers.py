@@ -46,15 +46,12 @@ from .mr_image_type import (
 
 __all__ = [
     "MrProvenance",
-    "MrSeries",
     "image_component",
     "mr_provenance",
     "mr_provenance_from_dicom",
     "mr_provenance_from_sidecar",
-    "other_mr_series",
     "sidecar_for",
     "signal_scale",
-    "with_study_contrast",
 ]
 
 logger = logging.getLogger(__name__)
@@ -88,6 +85,11 @@ class MrProvenance:
     delay_s : float or None
         AcquisitionTime - ContrastBolusStartTime in seconds (a crossing of midnight is
         unwrapped when the difference is below -12 h); negative means acquired before the injection.
+        ``None`` for a phase with ``trigger_time_ms``.
+    trigger_time_ms : float or None
+        TriggerTime of a dynamic phase told apart from the other phases of its SeriesInstanceUID by
+        TriggerTime while all share one acquisition time (GE LAVA / DISCO multiphase): the shared time
+        is not this phase's, and what TriggerTime adds to it is not documented, so no delay is given.
     scanning_sequence, sequence_variant, scan_options, mr_acquisition_type : str or None
         As in the headers (multi-valued joined by backslash).
     echo_pulse_sequence : str or None
@@ -137,6 +139,7 @@ class MrProvenance:
     acquisition_time: str | None = None
     acquisition_time_source: str | None = None
     delay_s: float | None = None
+    trigger_time_ms: float | None = None
     scanning_sequence: str | None = None
     sequence_variant: str | None = None
     echo_pulse_sequence: str | None = None
@@ -395,7 +398,9 @@ def _provenance(ds_list: Sequence[Any], source: str) -> MrProvenance:
     )
 
 
-def mr_provenance_from_dicom(files: Sequence[str | Path], frames: Sequence[int] | None = None) -> MrProvenance:
+def mr_provenance_from_dicom(
+    files: Sequence[str | Path], frames: Sequence[int] | None = None, *, trigger_time_ms: float | None = None
+) -> MrProvenance:
     """Provenance of a DICOM MR series from the headers of its first and last file.
 
     Parameters
@@ -408,6 +413,9 @@ def mr_provenance_from_dicom(files: Sequence[str | Path], frames: Sequence[int] 
         For one Enhanced file holding several stacks (dynamic phases): the 1-based frame numbers
         of the stack measured (``Volume.meta["frame_numbers"]``); the per-frame functional groups
         of its first and last frame are read instead of the file's first frame.
+    trigger_time_ms : float, optional
+        The stack is a dynamic phase told apart by this TriggerTime from phases sharing its acquisition
+        time (``SeriesGroup.trigger_time_ms``): its delay after injection is not given.
 
     Returns
     -------
@@ -431,7 +439,16 @@ def mr_provenance_from_dicom(files: Sequence[str | Path], frames: Sequence[int] 
             raise InputError(f"{f}: cannot read the MR header ({exc}); re-export the series.") from exc
     if frames and len({str(f) for f in files}) == 1:
         headers = _frame_views(headers[0], [frames[0], frames[-1]])
-    return _provenance(headers, "dicom")
+    prov = _provenance(headers, "dicom")
+    if trigger_time_ms is None:
+        return prov
+    shared = f" ({prov.acquisition_time_source} {prov.acquisition_time})" if prov.acquisition_time else ""
+    note = (
+        f"a phase told apart by TriggerTime {trigger_time_ms:g} ms from the series' other phases, which share "
+        f"its acquisition time{shared}: that time is not this phase's and what TriggerTime adds to it is not "
+        "documented, so the delay after injection is unknown"
+    )
+    return replace(prov, trigger_time_ms=trigger_time_ms, delay_s=None, notes=[*prov.notes, note])
 
 
 def _frame_views(ds: Any, frame_numbers: Sequence[int]) -> list[Any]:
@@ -451,47 +468,6 @@ def _frame_views(ds: Any, frame_numbers: Sequence[int]) -> list[Any]:
         view.PerFrameFunctionalGroupsSequence = DicomSequence([per_frame[number - 1]])
         views.append(view)
     return views or [ds]
-
-
-def with_study_contrast(prov: MrProvenance, others: Sequence[MrSeries]) -> MrProvenance:
-    """``prov`` with the agent and injection time its series does not state, taken from the study's other
-    series when those state one agent and one ContrastBolusStartTime (one injection per study).
-
-    A series exported without the contrast attributes (they are often written only on the dynamic
-    series) then gets its delay; when the other series disagree, or state nothing, ``prov`` is returned.
-    """
-    if prov.source != "dicom" or prov.acquisition_time is None:
-        return prov
-    need_start = prov.contrast_start_time is None
-    need_agent = prov.contrast_agent is None and prov.contrast_ingredient is None
-    if not need_start:
-        return prov
-    stating = [o for o in others if o.provenance.contrast_start_time]
-    starts = {o.provenance.contrast_start_time for o in stating}
-    named = {o.provenance.contrast_agent.strip() for o in stating if o.provenance.contrast_agent}
-    own = (prov.contrast_agent or "").strip()
-    if len(starts) != 1 or len(named) > 1 or (own and named and {own.lower()} != {a.lower() for a in named}):
-        return prov  # the study's series disagree (or another agent): nothing is taken
-    need_agent = need_agent and bool(named)
-    donor = next((o for o in stating if o.provenance.contrast_agent), stating[0])
-    where = f"series {donor.series_number}" if donor.series_number is not None else donor.series_instance_uid
-    notes = [
-        n for n in prov.notes if "no ContrastBolusStartTime" not in n and (not need_agent or "no contrast" not in n)
-    ]
-    acq = parse_time(prov.acquisition_time)
-    if acq is None:
-        return prov
-    delay = _delay_s(donor.provenance.contrast_start_time, datetime.combine(datetime(2000, 1, 1).date(), acq), notes)
-    taken = "ContrastBolusStartTime" + (" and ContrastBolusAgent" if need_agent else "")
-    notes.append(f"{taken} taken from {where} of the same study: this series does not state them")
-    return replace(
-        prov,
-        contrast_start_time=donor.provenance.contrast_start_time,
-        contrast_agent=donor.provenance.contrast_agent if need_agent else prov.contrast_agent,
-        contrast_from=where,
-        delay_s=delay,
-        notes=notes,
-    )
 
 
 def sidecar_for(image: str | Path) -> Path | None:
@@ -554,44 +530,7 @@ def mr_provenance(img: Volume) -> MrProvenance:
     """Provenance of an MR image: its DICOM headers, else the JSON sidecar of a NIfTI/NRRD file."""
     files = img.meta.get("files") or []
     if img.meta.get("format") == "dicom" and files:
-        return mr_provenance_from_dicom(files, img.meta.get("frame_numbers"))
+        return mr_provenance_from_dicom(
+            files, img.meta.get("frame_numbers"), trigger_time_ms=img.meta.get("phase_trigger_time_ms")
+        )
     return mr_provenance_from_sidecar(img.source)
-
-
-@dataclass(frozen=True)
-class MrSeries:
-    """One MR image series of a scanned study folder, with the provenance of its headers."""
-
-    series_instance_uid: str
-    series_number: int | None
-    files: int
-    provenance: MrProvenance
-    #: what tells this stack from the others of its SeriesInstanceUID ("TemporalPositionIdentifier 2")
-    stack: str = ""
-
-
-def other_mr_series(img: Volume, index: Sequence[Any]) -> list[MrSeries]:
-    """The MR image stacks of a scanned study folder other than ``img``'s, in series-number order.
-
-    A series holding several stacks at the same positions (GE dynamic phases told apart by
-    TemporalPositionIdentifier, LAVA-Flex water/fat/in/opposed-phase) gives one entry per stack,
-    named ``UID#n`` as ``--image-series`` takes it; the stack ``img`` was read from is left out.
-    One header pair (first and last file by path) is read per stack.
-    """
-    from .dicom_series import group_image_series
-
-    mine = {str(Path(f)) for f in img.meta.get("files") or []}
-    my_frames = set(img.meta.get("frame_numbers") or [])
-    main_uid = img.meta.get("series_instance_uid")
-    images = [i for i in index if getattr(i, "kind", "") == "IMAGE" and getattr(i, "modality", "") == "MR"]
-    out = []
-    for group in group_image_series(images):
-        paths = sorted(str(i.path) for i in group.files)
-        first = group.files[0]
-        frames = [fr.frame_index + 1 for fr in first.frames] if len(group.files) == 1 and first.is_multiframe else None
-        same_files = bool(mine) and mine.issuperset(paths)
-        if (same_files and (frames is None or my_frames.issuperset(frames))) or (not mine and group.uid == main_uid):
-            continue
-        prov = mr_provenance_from_dicom([paths[0], paths[-1]], frames)
-        out.append(MrSeries(group.uid, group.files[0].series_number, len(paths), prov, group.stack))
-    return out

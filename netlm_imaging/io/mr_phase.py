@@ -13,7 +13,12 @@ reason, never a guess:
   hepatocyte-specific agent (gadoxetic acid); with another agent, or no agent
   named, it is ``"unknown"``;
 * no agent and no timing -> ``"unknown"`` (a missing attribute is not proof that
-  no contrast was given).
+  no contrast was given);
+* a dynamic phase told apart from the other phases of its series by TriggerTime alone, all sharing
+  one acquisition time (GE LAVA / DISCO multiphase, ``trigger_time_ms``) -> ``"unknown"``: the shared
+  time is no phase's known acquisition and what GE's TriggerTime adds to it is not documented (DICOM
+  defines it for cardiac gating; GE's fMRI ``epi`` writes slice timing in it, dcm2niix GE/README.md),
+  so each phase needs ``--mr-phase``; one label for every phase would be wrong for all but one.
 
 The agent is hepatocyte-specific (``True``) when its text matches
 ``hepatocyte_specific_agent_patterns``, extracellular (``False``) when it matches
@@ -148,6 +153,8 @@ def classify_mr_phase(
         used.append(f"ContrastBolusStartTime {facts['contrast_start_time']!r}{borrowed}")
     if facts.get("acquisition_time"):
         used.append(f"{facts.get('acquisition_time_source') or 'acquisition time'} {facts['acquisition_time']!r}")
+    if facts.get("trigger_time_ms") is not None:
+        used.append(f"TriggerTime {float(facts['trigger_time_ms']):g} ms")
     if facts.get("delay_s") is not None:
         used.append(f"delay {float(facts['delay_s']):.0f} s")
     if user_phase is not None:
@@ -209,6 +216,13 @@ def _classify(facts: Mapping[str, Any], rules: Mapping[str, Any], *, user_phase:
     if _says_no_contrast(facts, rules):
         out.update(phase="pre-contrast", basis="agent")
         notes.append("the headers state that no contrast agent was given")
+        return out
+    if facts.get("trigger_time_ms") is not None:
+        notes.append(
+            f"the phases of this series are told apart only by TriggerTime ({float(facts['trigger_time_ms']):g} ms "
+            "here) and share one acquisition time; what GE's TriggerTime means in a multiphase dynamic is not "
+            "documented, so this phase's delay after injection is unknown: phase unknown (state it with --mr-phase)"
+        )
         return out
     if delay is None:
         if _agent_text(facts) or facts.get("contrast_start_time"):

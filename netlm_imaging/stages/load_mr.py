@@ -110,7 +110,7 @@ def load_mr(
     -------
     MrInputs
     """
-    from ..io.mr_headers import MrSeries, mr_provenance, other_mr_series, signal_scale, with_study_contrast
+    from ..io.mr_headers import mr_provenance, signal_scale
     from ..io.mr_phase import (
         classify_mr_phase,
         component_note,
@@ -118,6 +118,7 @@ def load_mr(
         ratios_withheld,
         relative_enhancement_withheld,
     )
+    from ..io.mr_study import MrSeries, other_mr_series, with_study_contrast
 
     # the headers (io): this series, the study's other MR series, the user's pre-contrast image
     prov = mr_provenance(img)
@@ -180,6 +181,16 @@ def load_mr(
     # the chosen pre-contrast image (io), as read: the measure stage places it on the image grid
     notes: list[str] = []
     if not candidates:
+        untimed = [s for s in series if s.provenance.trigger_time_ms is not None]
+        if untimed:  # the pre-contrast phase may be among them: nothing says which
+            return replace(
+                found,
+                notes=[
+                    f"no pre-contrast series is known for relative enhancement: {len(untimed)} other phase(s) of "
+                    "the study are told apart only by TriggerTime and have no known delay; name the pre-contrast "
+                    "image with --pre-contrast PATH"
+                ],
+            )
         return found
     if user_pre is not None:
         pre_vol = user_pre[0]
