@@ -1544,7 +1544,7 @@ def read_series_from_index(
         "warnings": plan.warnings,
         "header": series_header_facts(first.path),
         # a dynamic phase told apart by TriggerTime alone, sharing the series' acquisition time
-        "phase_trigger_time_ms": group.trigger_time_ms,
+        "phase_trigger_time_ms": plan.group.trigger_time_ms,
     }
     return Volume(
         array,
