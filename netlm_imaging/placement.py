@@ -17,7 +17,7 @@ from .geometry import bbox
 from .segmentation import MaskLayer
 from .volume import Volume, sparse_zeros
 
-__all__ = ["ReconciledLayers", "place_exactly", "reconcile_layers"]
+__all__ = ["ReconciledLayers", "place_exactly", "reconcile_layers", "voxels_box"]
 
 logger = logging.getLogger(__name__)
 
@@ -66,14 +66,11 @@ class ReconciledLayers:
 _AXIS_TOLERANCE = 1e-3
 
 
-def _axes_aligned(m: Volume, image: Volume) -> Volume | None:
-    """``m`` re-indexed so that its axes run along the image's (axes permuted and reversed), or None.
+def _reindexing(m: Volume, image: Volume) -> tuple[list[int], np.ndarray, np.ndarray] | None:
+    """How ``m``'s axes map onto the image's: (image axis i is mask axis ``order[i]``, signs, new affine), or None.
 
-    A mask written by a tool that reorients (dcm2niix and dicom2nifti flip the rows of a DICOM
-    CT; TotalSegmentator keeps the orientation of its NIfTI input) has the image's voxel centres
-    in another index order: transposed and flipped, its voxels are the image's one for one
-    (:meth:`Volume.box_in` then places them). None when its axes are already the image's, or are
-    not a signed permutation of them (another spacing or an oblique mask: resampled).
+    None when its axes are already the image's, or are not a signed permutation of them. Grids
+    alone: no voxel is read.
     """
     r = np.linalg.solve(image.affine[:3, :3], m.affine[:3, :3])  # mask axis j in image index units: column j
     perm = np.argmax(np.abs(r), axis=0)
@@ -84,17 +81,53 @@ def _axes_aligned(m: Volume, image: Volume) -> Volume | None:
         return None
     if perm.tolist() == [0, 1, 2] and bool(np.all(signs > 0)):
         return None
-    arr = m.array
-    corner = np.zeros(3)
-    for j in range(3):
-        if signs[j] < 0:
-            arr = np.flip(arr, axis=j)
-            corner[j] = m.shape[j] - 1
-    order = [int(np.flatnonzero(perm == i)[0]) for i in range(3)]  # image axis i is mask axis order[i]
+    corner = np.array([m.shape[j] - 1 if signs[j] < 0 else 0 for j in range(3)], float)
+    order = [int(np.flatnonzero(perm == i)[0]) for i in range(3)]
     affine = np.eye(4)
     affine[:3, :3] = m.affine[:3, :3][:, order] * signs[order]
     affine[:3, 3] = (m.affine @ np.append(corner, 1.0))[:3]
+    return order, signs, affine
+
+
+def _axes_aligned(m: Volume, image: Volume) -> Volume | None:
+    """``m`` re-indexed so that its axes run along the image's (axes permuted and reversed), or None.
+
+    A mask written by a tool that reorients (dcm2niix and dicom2nifti flip the rows of a DICOM
+    CT; TotalSegmentator keeps the orientation of its NIfTI input) has the image's voxel centres
+    in another index order: transposed and flipped, its voxels are the image's one for one
+    (:meth:`Volume.box_in` then places them). None when its axes are already the image's, or are
+    not a signed permutation of them (another spacing or an oblique mask: resampled).
+    """
+    how = _reindexing(m, image)
+    if how is None:
+        return None
+    order, signs, affine = how
+    arr = m.array
+    for j in range(3):
+        if signs[j] < 0:
+            arr = np.flip(arr, axis=j)
     return m.with_grid(np.ascontiguousarray(np.transpose(arr, order)), affine)
+
+
+def voxels_box(m: Volume, image: Volume) -> tuple[slice, slice, slice] | None:
+    """The box of the image grid whose voxels are ``m``'s, one for one; None when they are not.
+
+    ``m`` is the image grid, a crop of it (Slicer's cropped ``.seg.nrrd``) or either with its axes
+    in another order or direction (:func:`_axes_aligned`): what :func:`place_exactly` copies into
+    place. Grids alone decide (a :meth:`Volume.header_grid` will do): no voxel is read.
+
+    Examples
+    --------
+    >>> image = Volume.header_grid((10, 8, 6), np.diag([0.8, 0.8, 2.5, 1.0]))
+    >>> crop = np.diag([-0.8, 0.8, 2.5, 1.0]); crop[:3, 3] = [4.8, 0.8, 5.0]  # i reversed: voxels 3..6
+    >>> voxels_box(Volume.header_grid((4, 3, 2), crop), image)
+    (slice(3, 7, None), slice(1, 4, None), slice(2, 4, None))
+    """
+    how = _reindexing(m, image)
+    if how is None:
+        return m.box_in(image)
+    order, _signs, affine = how
+    return Volume.header_grid(tuple(m.shape[o] for o in order), affine).box_in(image)
 
 
 def place_exactly(m: Volume, image: Volume) -> tuple[np.ndarray, tuple[slice, slice, slice], bool] | None:

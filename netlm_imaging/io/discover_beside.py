@@ -1,9 +1,12 @@
 """Discovery of a DICOM image series with a NIfTI / NRRD / MHA segmentation beside it.
 
 A segmentation tool run on a DICOM CT (nnU-Net's or MONAI's prediction ``ct_seg.nii.gz``,
-TotalSegmentator's ``segmentations/`` folder) writes its volumes beside the series. They carry no
-DICOM reference, so the series they belong to is the one whose grid they lie on: same shape and
-affine within the tolerances of :meth:`netlm_imaging.volume.Volume.same_grid`, both from their headers
+TotalSegmentator's ``segmentations/`` folder, 3D Slicer's ``Segmentation.seg.nrrd`` saved into the
+study folder) writes its volumes beside the series. They carry no DICOM reference, so the series they
+belong to is the one whose grid they lie on: their voxels are the series' voxels, one for one
+(:func:`~netlm_imaging.placement.voxels_box`: the same shape and affine within the tolerances of
+:meth:`netlm_imaging.volume.Volume.same_grid`, or a crop of that grid as Slicer writes it, or either
+with its axes in another order or direction as dcm2niix writes them), both from their headers
 alone, by the code that gives the grids of the readers the analysis uses
 (:func:`~netlm_imaging.io.dicom_series.series_grid`, :func:`~netlm_imaging.io.loader.volume_grid`), so
 both are in patient LPS and no pixel is read twice. A volume on no series'
@@ -20,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DicomError, InputError
+from ..placement import voxels_box
 from ..volume import DIRECTION_TOLERANCE, SPACING_TOLERANCE_MM, Volume
 from ._dicom_common import RTSTRUCT, SEG, DicomFileInfo
 from .dicom_series import SeriesGroup, group_image_series, series_grid
@@ -67,7 +71,7 @@ def _on_grid(
     """
     vols = [(c, volume_grid(c.path)) for c in files]
     grids = [(g, series_grid(index, series_uid=g.uid, nonuniform="resample", where=str(folder))) for g in series]
-    hits = [g for g, grid in grids if all(v.same_grid(grid) for _, v in vols)]
+    hits = [g for g, grid in grids if all(voxels_box(v, grid) is not None for _, v in vols)]
     if len(hits) == 1:
         return hits[0]
     if hits:
@@ -77,13 +81,14 @@ def _on_grid(
         )
     diffs = []
     for g, grid in grids:
-        off = next((c, v) for c, v in vols if not v.same_grid(grid))
+        off = next((c, v) for c, v in vols if voxels_box(v, grid) is None)
         diffs.append(
             f"{off[0].name} is not on the grid of DICOM series {g.uid} ({_files_shown(g, folder)}): "
             f"{grid_difference(off[1], grid)}"
         )
     raise InputError(
-        f"{folder}: {'; '.join(diffs)}; a segmentation found beside a DICOM series must be on its grid: pass the "
+        f"{folder}: {'; '.join(diffs)}; a segmentation found beside a DICOM series must be on its grid or a crop "
+        "of it: pass the "
         "image it was drawn on with --image PATH --seg PATH (masks on another grid are then resampled)."
     )
 
@@ -158,7 +163,7 @@ def from_dicom_and_files(
     image = _on_grid(chosen, series, index, folder)
     notes.append(
         f"{', '.join(c.name for c in chosen)} found by name beside DICOM series {image.uid}, on its grid "
-        "(same shape and affine)."
+        "(its voxels are the series' voxels: the same grid, or a crop of it)."
     )
     notes.extend(file_notes)
     return dicom_study(folder, image, chosen, groups, notes, index)
