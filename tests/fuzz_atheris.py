@@ -25,7 +25,7 @@ with atheris.instrument_imports():
     import numpy as np
 
     from netlm_imaging.errors import NetlmError
-    from netlm_imaging.io.labels import parse_label_spec
+    from netlm_imaging.io.label_spec import parse_label_spec
     from netlm_imaging.io.loader import load_image, load_segmentation
     from netlm_imaging.io.sitk_io import read_itk
 

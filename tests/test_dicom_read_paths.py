@@ -33,7 +33,7 @@ from seg_factory import SegmentSpec, write_seg
 from netlm_imaging.io import _dicom_common, dicom_seg, dicom_series
 from netlm_imaging.io._dicom_common import _plain_seg_header, _read_header_pydicom, scan_dicom_folder
 from netlm_imaging.io._seg_header import PlainSeg, read_plain_seg
-from netlm_imaging.io.labels import parse_label_spec
+from netlm_imaging.io.label_spec import parse_label_spec
 from netlm_imaging.volume import Volume
 
 SEGS = ("dcmqi_ct3slice_seg", "data", "segmentations")

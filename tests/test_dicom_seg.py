@@ -21,7 +21,7 @@ from netlm_imaging.api import analyze
 from netlm_imaging.errors import DicomError, LabelError, ResourceLimitError, UnsupportedError
 from netlm_imaging.io.dicom_seg import read_dicom_seg, read_seg_segments
 from netlm_imaging.io.dicom_series import read_dicom_series
-from netlm_imaging.io.labels import parse_label_spec
+from netlm_imaging.io.label_spec import parse_label_spec
 from netlm_imaging.volume import Volume
 from tests.conftest import oblique_affine, shared_path
 from tests.dicom_factory import write_image_series

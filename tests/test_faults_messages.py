@@ -230,7 +230,7 @@ def test_batch_bad_labels_is_a_usage_error_before_any_study(study, tmp_path):
 
 
 def test_float_label_map_within_tolerance_is_rounded_with_a_warning(tmp_path):
-    from netlm_imaging.io.labels import LABEL_ROUNDING_TOLERANCE
+    from netlm_imaging.io.label_values import LABEL_ROUNDING_TOLERANCE
 
     lab = np.where(_liver(), 1.0000001, 0.0).astype(np.float64)
     lab[6:9, 5:8, 2:4] = 2.0000002

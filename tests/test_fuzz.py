@@ -43,7 +43,7 @@ from netlm_imaging.cli import main as cli_main
 from netlm_imaging.errors import GeometryError, NetlmError, ResourceLimitError
 from netlm_imaging.io.dicom_seg import read_dicom_seg
 from netlm_imaging.io.dicom_series import read_dicom_series
-from netlm_imaging.io.labels import parse_label_spec
+from netlm_imaging.io.label_spec import parse_label_spec
 from netlm_imaging.io.loader import load_image, load_segmentation
 from netlm_imaging.io.nifti import read_nifti
 from netlm_imaging.io.rtstruct import read_rtstruct

@@ -29,7 +29,7 @@ def test_one_pass_seg_reader_records_each_segments_box(tmp_path, monkeypatch, co
     from seg_factory import SegmentSpec, write_seg
 
     from netlm_imaging.io import dicom_seg
-    from netlm_imaging.io.labels import parse_label_spec
+    from netlm_imaging.io.label_spec import parse_label_spec
     from netlm_imaging.volume import Volume
 
     shape = (columns, 30, 14)

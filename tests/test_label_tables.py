@@ -574,8 +574,8 @@ def test_only_tables_named_after_no_label_map_are_noted(tmp_path):
 
 
 def test_a_table_split_without_a_decision_log_checks_itself_and_carries_its_note(tmp_path):
+    from netlm_imaging.io.label_spec import parse_label_spec
     from netlm_imaging.io.label_tables import label_table_for, layers_from_label_table
-    from netlm_imaging.io.labels import parse_label_spec
     from netlm_imaging.volume import Volume
 
     vol = Volume(_swapped_map(), AFF, source="seg.nrrd")
@@ -618,8 +618,8 @@ def test_a_table_pairs_by_the_whole_name_of_the_map():
 
 
 def test_the_loader_path_keeps_earlier_notes_and_logs_the_code_meanings(tmp_path):
+    from netlm_imaging.io.label_spec import parse_label_spec
     from netlm_imaging.io.label_tables import label_table_for, layers_from_label_table
-    from netlm_imaging.io.labels import parse_label_spec
     from netlm_imaging.volume import Volume
 
     vol = Volume(_swapped_map(), AFF, source="seg.nrrd")

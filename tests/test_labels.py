@@ -1,4 +1,4 @@
-"""Segment roles (io/labels.py): codes, names, configurable patterns, and the precedence between them.
+"""Segment roles (io/role_precedence.py, role_patterns.py, label_spec.py): codes, names, patterns, and their precedence.
 
 The expected roles follow the documented order (docs/roles.md): a user mapping
 (``--labels`` names, ``--segment-pattern``) is exclusive; without one,
@@ -11,7 +11,8 @@ from __future__ import annotations
 import pytest
 
 from netlm_imaging.errors import UsageError
-from netlm_imaging.io.labels import parse_label_spec, role_for_segment
+from netlm_imaging.io.label_spec import parse_label_spec
+from netlm_imaging.io.role_precedence import role_for_segment
 
 LIVER = ("SCT", "10200004")
 NEOPLASM = ("SCT", "108369006")
@@ -125,7 +126,7 @@ def test_a_segment_name_of_two_roles_other_than_liver_and_lesion_is_refused(text
 @pytest.mark.parametrize(("name", "role"), [("masseter_left", None), ("Masseter_R", None), ("Mass 2", "lesion")])
 def test_the_masseter_is_not_a_mass(name, role):
     # TotalSegmentator's head_muscles names (masseter_left / _right) and RTSTRUCT Masseter ROIs held "mass"
-    from netlm_imaging.io.labels import decide_label_name
+    from netlm_imaging.io.role_precedence import decide_label_name
 
     assert decide_label_name(name, parse_label_spec(None)).role == role
 

@@ -1,4 +1,4 @@
-"""Structure names in other scripts and the names that only look like the liver (io/labels.py).
+"""Structure names in other scripts and the names that only look like the liver (io/role_patterns.py).
 
 Planning systems in Japan, China, Korea and Russia name ROIs in their own scripts: 肝臓 / 肝脏 (liver),
 腫瘍 / 肿瘤 (tumour), 肝転移 (liver metastasis), Печень (liver), 간 (liver), 종양 (tumour). None was
@@ -27,7 +27,8 @@ import numpy as np
 import pydicom
 import pytest
 
-from netlm_imaging.io.labels import decide_role, parse_label_spec
+from netlm_imaging.io.label_spec import parse_label_spec
+from netlm_imaging.io.role_precedence import decide_role
 from tests.conftest import analyze_json, oblique_affine
 from tests.dicom_factory import write_image_series
 from tests.seg_factory import RoiSpec, box_outline, write_rtstruct

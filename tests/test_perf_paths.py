@@ -640,7 +640,7 @@ def test_seg_out_from_label_maps_equals_highdicom_from_stacked_masks(tmp_path, w
 def _read_both_ways(monkeypatch, seg_path, reference, labels=None):
     """read_dicom_seg with the one-pass reader (if it applies) and forced down the frame-by-frame path."""
     from netlm_imaging.io import _seg_fast, dicom_seg
-    from netlm_imaging.io.labels import parse_label_spec
+    from netlm_imaging.io.label_spec import parse_label_spec
 
     used = []
     real = dicom_seg.decode_binary

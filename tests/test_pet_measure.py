@@ -317,7 +317,7 @@ FDG_FACTOR = 71.0 * 1000.0 / (3.88777472e8 * 2.0 ** (-(11 * 3600 + 20 * 60 + 11 
 
 def test_real_fdg_gtv_uptake_by_hand():
     from netlm_imaging.io.dicom_series import read_dicom_series
-    from netlm_imaging.io.labels import parse_label_spec
+    from netlm_imaging.io.label_spec import parse_label_spec
     from netlm_imaging.io.pet import load_suv_volume
     from netlm_imaging.io.rtstruct import read_rtstruct
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from netlm_imaging.io.labels import decide_role, parse_label_spec
+from netlm_imaging.io.label_spec import parse_label_spec
+from netlm_imaging.io.role_precedence import decide_role
 from tests.conftest import analyze_json, oblique_affine
 from tests.dicom_factory import write_image_series
 from tests.seg_factory import Contour, RoiSpec, box_outline, write_rtstruct

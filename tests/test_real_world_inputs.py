@@ -186,7 +186,7 @@ def _odd_contours(root):
 def test_twice_wound_and_figure_eight_contours_like_plastimatch(tmp_path):
     from skimage.draw import polygon2mask  # dcmrtstruct2nii's fill: the peer for one traversal
 
-    from netlm_imaging.io.labels import parse_label_spec
+    from netlm_imaging.io.label_spec import parse_label_spec
     from netlm_imaging.io.loader import load_image
     from netlm_imaging.io.rtstruct import read_rtstruct
 

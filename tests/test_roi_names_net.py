@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from netlm_imaging.api import analyze
-from netlm_imaging.io.labels import decide_role, parse_label_spec
+from netlm_imaging.io.label_spec import parse_label_spec
+from netlm_imaging.io.role_precedence import decide_role
 from tests.conftest import oblique_affine
 from tests.dicom_factory import write_image_series
 from tests.seg_factory import RoiSpec, box_outline, write_rtstruct

@@ -26,7 +26,9 @@ from dicom_factory import write_image_series
 from seg_factory import Contour, RoiSpec, seg_identity, write_rtstruct
 
 from netlm_imaging.api import analyze_with_context
-from netlm_imaging.io.labels import decide_role, flag_for, parse_label_spec
+from netlm_imaging.io.label_spec import parse_label_spec
+from netlm_imaging.io.role_checks import flag_for
+from netlm_imaging.io.role_precedence import decide_role
 
 DATA = Path(__file__).parent / "data"
 LIVER = ("SCT", "10200004")

@@ -14,7 +14,7 @@ import pydicom
 import pytest
 
 from netlm_imaging.errors import DicomError, GeometryError, ResourceLimitError
-from netlm_imaging.io.labels import parse_label_spec
+from netlm_imaging.io.label_spec import parse_label_spec
 from netlm_imaging.io.rtstruct import read_rt_rois, read_rtstruct
 from netlm_imaging.volume import Volume
 from tests.conftest import oblique_affine, shared_path

@@ -18,7 +18,7 @@ import pytest
 
 from netlm_imaging.errors import DicomError, GeometryError
 from netlm_imaging.io.dicom_series import read_dicom_series
-from netlm_imaging.io.labels import parse_label_spec
+from netlm_imaging.io.label_spec import parse_label_spec
 from netlm_imaging.io.rtstruct import read_rtstruct
 from tests.conftest import analyze_json, oblique_affine
 from tests.dicom_factory import write_image_series

@@ -23,7 +23,7 @@ from pydicom.sr.codedict import codes
 
 from netlm_imaging.io.dicom_seg import read_dicom_seg
 from netlm_imaging.io.dicom_series import read_dicom_series
-from netlm_imaging.io.labels import parse_label_spec
+from netlm_imaging.io.label_spec import parse_label_spec
 from tests.conftest import analyze_json, oblique_affine
 from tests.dicom_factory import write_enhanced_series, write_image_series
 from tests.seg_factory import SegmentSpec, write_seg

@@ -17,7 +17,7 @@ import pydicom
 import pytest
 
 from netlm_imaging.io.dicom_series import read_dicom_series
-from netlm_imaging.io.labels import parse_label_spec
+from netlm_imaging.io.label_spec import parse_label_spec
 from netlm_imaging.io.rtstruct import read_rtstruct
 from tests.conftest import tilted_affine
 from tests.dicom_factory import write_image_series

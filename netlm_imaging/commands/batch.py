@@ -149,7 +149,7 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError("--discrepancies flags studies in index.html: add --html")
     if args.discrepancies is not None and not Path(args.discrepancies).is_file():
         raise UsageError(f"--discrepancies {args.discrepancies}: file not found (write it with netlm check --out)")
-    from ..io.labels import parse_label_spec
+    from ..io.label_spec import parse_label_spec
 
     parse_label_spec(args.labels)  # a bad --labels is a usage error before any study starts
     _check_inputs_up_front(args)

@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_output(args)
     if args.labels_b is not None:  # a malformed --labels-b fails before the image is read
-        from ..io.labels import parse_label_spec
+        from ..io.label_spec import parse_label_spec
 
         parse_label_spec(args.labels_b, option="--labels-b")
     res = compare_segmentation_files(

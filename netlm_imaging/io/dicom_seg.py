@@ -58,7 +58,7 @@ Segment types
   PixelPaddingValue are not segments.
 
 Overlapping segments stay separate layers. Segment roles come from
-:func:`~netlm_imaging.io.labels.decide_role` (a user mapping is exclusive;
+:func:`~netlm_imaging.io.role_precedence.decide_role` (a user mapping is exclusive;
 otherwise the SegmentedPropertyType code, then conservative name patterns;
 see docs/roles.md).
 
@@ -96,7 +96,9 @@ from ._seg_fast import FrameTable, decode_binary, read_frame_table
 from ._seg_header import PlainSeg
 from ._seg_slabs import slabs_along_normal
 from .budget import check_voxel_budget
-from .labels import LabelSpec, RoleDecision, assign_roles
+from .label_spec import LabelSpec
+from .role_decision import RoleDecision
+from .role_precedence import assign_roles
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -602,7 +604,7 @@ def read_dicom_seg(
         ``meta["sop_instance_uids"]`` lists the slice SOP Instance UIDs in
         ``k`` order, frames are matched to slices by their source image UID.
     spec : LabelSpec
-        Segment name -> role mapping (see :func:`~netlm_imaging.io.labels.role_for_segment`).
+        Segment name -> role mapping (see :func:`~netlm_imaging.io.role_precedence.role_for_segment`).
     fractional_threshold : float, optional
         Threshold in (0, 1] recorded for FRACTIONAL segments: their thresholded
         mask is ``MaskLayer.binary(fractional_threshold)``, the volume the sum
@@ -611,7 +613,7 @@ def read_dicom_seg(
         Voxel budget for the declared frame stack and the reference grid.
     role_log : list of RoleDecision, optional
         Collects the role decision of every segment (see
-        :func:`~netlm_imaging.io.labels.assign_roles`); without it this file
+        :func:`~netlm_imaging.io.role_precedence.assign_roles`); without it this file
         alone must give a liver or a lesion.
     dataset : pydicom.Dataset or PlainSeg, optional
         The file's header as the folder scan parsed it (``DicomFileInfo.dataset``), so it is
@@ -644,7 +646,7 @@ def read_dicom_seg(
 
     Examples
     --------
-    >>> from netlm_imaging.io.labels import parse_label_spec
+    >>> from netlm_imaging.io.label_spec import parse_label_spec
     >>> layers = read_dicom_seg("seg.dcm", ct, parse_label_spec(None))  # doctest: +SKIP
     >>> [(layer.role, int(layer.mask.array.sum())) for layer in layers]  # doctest: +SKIP
     [('liver', 107098)]

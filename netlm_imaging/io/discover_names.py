@@ -16,8 +16,8 @@ from ..errors import InputError
 from ._dicom_common import RTSTRUCT, SEG, scan_dicom_folder
 from .discover_choice import DiscoveredStudy, SegmentationCandidate, choose_segmentations, file_kind
 from .formats import volume_base_name
-from .labels import ROLE_MASK_PATTERNS, role_of_mask_name  # the names single-role masks get their roles by
 from .monai_layout import monai_outputs, shown_name
+from .role_patterns import ROLE_MASK_PATTERNS, role_of_mask_name  # the names single-role masks get their roles by
 
 __all__ = [
     "IMAGE_NAMES",

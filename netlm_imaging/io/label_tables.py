@@ -13,8 +13,8 @@ the LiTS default (1 liver, 2 lesion):
 * **ITK-SNAP** label descriptions (``*.label`` / ``*.txt``: ``IDX R G B A VIS MSH "LABEL"``),
   named after the label map.
 
-The names get their roles by :func:`netlm_imaging.io.labels.decide_label_name` (the rules of
-named segments, docs/roles.md), one :class:`~netlm_imaging.io.labels.RoleDecision` per value
+The names get their roles by :func:`netlm_imaging.io.role_precedence.decide_label_name` (the rules of
+named segments, docs/roles.md), one :class:`~netlm_imaging.io.role_decision.RoleDecision` per value
 in ``study.segment_roles``. A table that is not well formed, gives one value two names, or
 two tables beside one map that disagree: nothing can be decided, exit 3 naming the file and
 ``--labels``. A table beside the map that pairs with no label map by name is noted, not used.
@@ -36,7 +36,11 @@ from ..errors import LabelError
 from ..segmentation import MaskLayer
 from ..volume import Volume
 from .formats import VOLUME_EXTENSIONS
-from .labels import LabelSpec, RoleDecision, check_decisions, decide_label_name, layers_from_label_map
+from .label_spec import LabelSpec
+from .label_values import layers_from_label_map
+from .role_checks import check_decisions
+from .role_decision import RoleDecision
+from .role_precedence import decide_label_name
 
 __all__ = [
     "LabelEntry",

@@ -18,15 +18,11 @@ from ..segmentation import ROLES, MaskLayer
 from ..volume import Volume
 from ._inflate import dcmread as bounded_dcmread
 from .formats import RTSTRUCT_SOP_CLASS, SEGMENTATION_SOP_CLASSES, VOLUME_EXTENSIONS, file_format, volume_base_name
-from .labels import (
-    LABEL_ROUNDING_TOLERANCE,
-    LabelSpec,
-    RoleDecision,
-    assign_roles,
-    layers_from_label_map,
-    present_label_values,
-    role_of_mask_name,
-)
+from .label_spec import LabelSpec
+from .label_values import LABEL_ROUNDING_TOLERANCE, layers_from_label_map, present_label_values
+from .role_decision import RoleDecision
+from .role_patterns import role_of_mask_name
+from .role_precedence import assign_roles
 
 __all__ = [
     "RTSTRUCT_SOP_CLASS",
@@ -325,7 +321,7 @@ def load_segmentation(
     role_log : list of RoleDecision, optional
         Collects the role decision of every named segment / ROI (DICOM SEG,
         RTSTRUCT, .seg.nrrd); the caller then checks the whole study with
-        :func:`~netlm_imaging.io.labels.check_decisions`. Without it, a file
+        :func:`~netlm_imaging.io.role_checks.check_decisions`. Without it, a file
         whose named segments give no liver and no lesion is refused.
     scanned : pydicom.Dataset or PlainSeg, optional
         The file's header from the study folder scan (``DicomFileInfo.dataset``: a pydicom dataset,

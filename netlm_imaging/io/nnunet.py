@@ -8,7 +8,7 @@ output folder. When the user gives no ``--labels``, a label map with a
 with that numbering instead of the LiTS default: a model trained with
 ``{"tumour": 1, "liver": 2}`` would otherwise have its liver taken as tumour. The file
 used is logged and named in the report's note. The label names get their roles as every exporter's
-label names do, by :func:`netlm_imaging.io.labels.decide_label_name` (the
+label names do, by :func:`netlm_imaging.io.role_precedence.decide_label_name` (the
 conservative name patterns: ``liver``, ``tumour`` / ``cancer`` / ``lesion``,
 ``spleen``, Couinaud segments; then TotalSegmentator's whole names such as
 ``liver_tumor``, ``kidney_left``); a name without a role is ignored, named in the note.
@@ -100,7 +100,8 @@ def _is_integer_text(text: object) -> bool:
 
 def _role_of(name: str) -> str | None:
     """The role a label name gets by the rules of exporters' label names (None: no role)."""
-    from .labels import decide_label_name, parse_label_spec
+    from .label_spec import parse_label_spec
+    from .role_precedence import decide_label_name
 
     return decide_label_name(name, parse_label_spec(None)).role
 

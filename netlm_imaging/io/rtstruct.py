@@ -97,7 +97,10 @@ from ._inflate import dcmread as bounded_dcmread
 from ._polygon import collapse_repeated_traversal, ends_on_its_start, fill_polygon, shoelace_area
 from .budget import check_voxel_budget
 from .formats import RTSTRUCT_SOP_CLASS
-from .labels import LabelSpec, RoleDecision, assign_roles, flag_for
+from .label_spec import LabelSpec
+from .role_checks import flag_for
+from .role_decision import RoleDecision
+from .role_precedence import assign_roles
 from .rtstruct_planes import TRACED_RULE, fill_plane, fill_planes
 from .rtstruct_slices import (
     SLAB_RATIO,
@@ -402,7 +405,7 @@ def read_rtstruct(
         The image whose grid the masks are drawn on (normally the series the
         structure set references).
     spec : LabelSpec
-        ROI name -> role mapping (:func:`~netlm_imaging.io.labels.role_for_segment`
+        ROI name -> role mapping (:func:`~netlm_imaging.io.role_precedence.role_for_segment`
         with the ROIName and the RTROIIdentificationCodeSequence code, if any).
     max_voxels : int, optional
         Voxel budget for the reference grid.

@@ -20,7 +20,8 @@ import numpy as np
 from ..errors import InputError
 from ..segmentation import MaskLayer
 from ..volume import Volume
-from .labels import LabelSpec, RoleDecision
+from .label_spec import LabelSpec
+from .role_decision import RoleDecision
 
 __all__ = [
     "StudySegmentations",
@@ -154,13 +155,13 @@ def read_study_segmentations(
     Raises
     ------
     LabelError
-        Roles that are ambiguous across the study (:func:`~netlm_imaging.io.labels.check_decisions`).
+        Roles that are ambiguous across the study (:func:`~netlm_imaging.io.role_checks.check_decisions`).
     InputError
         No liver and no lesion mask came out of the segmentation files.
     """
     from .discover_names import expand_segmentation_folders
-    from .labels import check_decisions, summarize_decisions
     from .loader import load_segmentation
+    from .role_checks import check_decisions, summarize_decisions
 
     layers: list[MaskLayer] = []
     role_log: list[RoleDecision] = []
@@ -192,7 +193,7 @@ def read_study_segmentations(
     if sources and not any(la.role in ("liver", "lesion") for la in layers):
         roles = sorted({la.role for la in layers})
         if roles and all(r.startswith("segment") for r in roles):
-            from .labels import couinaud_only
+            from .role_checks import couinaud_only
 
             raise InputError(couinaud_only(sources, roles))
         found = f"only {', '.join(roles)} masks" if roles else "no voxel with a liver or lesion label (an empty mask?)"

@@ -136,7 +136,7 @@ def load_study(inputs: StudyInputs, opts: AnalyzeOptions, *, rules: Any = None, 
     """
     from ..classify.rules import Rules, load_rules
     from ..clinical.inputs import as_clinical_inputs
-    from ..io.labels import parse_label_spec
+    from ..io.label_spec import parse_label_spec
     from ..io.pet import read_study_pet, suv_from_image_values, suv_from_modality_volume
     from ..io.study import check_image_values, read_identifiers, read_study_image, read_study_segmentations
     from ..io.suv_inputs import SuvInputs

@@ -532,7 +532,7 @@ def compare_segmentation_files(
     SegComparison
     """
     from ..classify.rules import Rules, load_rules
-    from ..io.labels import parse_label_spec
+    from ..io.label_spec import parse_label_spec
     from ..io.nnunet import labels_or_dataset_json
 
     detection_iou = float((rules if isinstance(rules, Rules) else load_rules(rules))["compare_seg"]["detection_iou"])
