@@ -1,4 +1,4 @@
-"""io/_dicom_common.guard_malformed: corrupt files become one DicomError; the project's own bugs stay visible."""
+"""io/_dicom_guard.guard_malformed: corrupt files become one DicomError; the project's own bugs stay visible."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pydicom
 import pytest
 
 from netlm_imaging.errors import DicomError
-from netlm_imaging.io._dicom_common import guard_malformed
+from netlm_imaging.io._dicom_guard import guard_malformed
 
 
 @guard_malformed("DICOM header")

@@ -1,6 +1,6 @@
 """DICOM image path: fast header scan, smallest exact image dtype, and two fuzz findings.
 
-* The fast header reader (``_dicom_common._fast_header``) must return exactly
+* The fast header reader (``_dicom_fast._fast_header``) must return exactly
   what the full pydicom parse returns (``_read_header_pydicom``), on every real
   file of shared/data and on synthetic files with the structures it skips
   (nested sequences of defined and undefined length, a private UN element of
@@ -36,7 +36,9 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from seg_factory import SegmentSpec, write_seg
 
 from netlm_imaging.errors import DicomError
-from netlm_imaging.io._dicom_common import _fast_header, _read_header_pydicom, read_header, scan_dicom_folder
+from netlm_imaging.io._dicom_common import read_header, scan_dicom_folder
+from netlm_imaging.io._dicom_fast import _fast_header
+from netlm_imaging.io._dicom_header import _read_header_pydicom
 from netlm_imaging.io.dicom_series import read_dicom_series
 from netlm_imaging.io.discover import discover_study
 
@@ -439,7 +441,7 @@ def test_non_dicom_files_are_still_skipped(tmp_path, caplog):
     (tmp_path / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1" + bytes(64))
     (tmp_path / "DICOMDIR.txt").write_text("not dicom")
     (tmp_path / "thumb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(300))
-    with caplog.at_level("INFO", logger="netlm_imaging.io._dicom_common"):
+    with caplog.at_level("INFO", logger="netlm_imaging.io"):
         vol = read_dicom_series(tmp_path)
     assert vol.shape == (9, 7, 4)
     skipped = " ".join(r.getMessage() for r in caplog.records)

@@ -1,6 +1,6 @@
 """The DICOM read path without pydicom: each raw-byte reader gives the pydicom path's answer (issue 17).
 
-* ``_dicom_common._plain_seg_header`` (the folder scan of a plain BINARY SEG from its raw
+* ``_dicom_fast._plain_seg_header`` (the folder scan of a plain BINARY SEG from its raw
   bytes) returns exactly what ``_read_header_pydicom`` returns, on every real DICOM file of
   shared/data and on generated SEGs, and declines everything else;
 * ``dicom_seg.read_dicom_seg`` given that raw header returns the layers, warnings and role
@@ -31,7 +31,9 @@ from dicom_factory import write_image_series
 from seg_factory import SegmentSpec, write_seg
 
 from netlm_imaging.io import _dicom_common, dicom_seg, dicom_series
-from netlm_imaging.io._dicom_common import _plain_seg_header, _read_header_pydicom, scan_dicom_folder
+from netlm_imaging.io._dicom_common import scan_dicom_folder
+from netlm_imaging.io._dicom_fast import _plain_seg_header
+from netlm_imaging.io._dicom_header import _read_header_pydicom
 from netlm_imaging.io._seg_header import PlainSeg, read_plain_seg
 from netlm_imaging.io.label_spec import parse_label_spec
 from netlm_imaging.volume import Volume
@@ -346,7 +348,7 @@ def test_plain_seg_reader_equals_the_frame_by_frame_reader(tmp_path, monkeypatch
 
 def test_image_header_fast_path_strips_acquisition_facts_like_pydicom(tmp_path):
     """Leading spaces in AcquisitionTime / ConvolutionKernel: the raw reader gives pydicom's stripped text."""
-    from netlm_imaging.io._dicom_common import _fast_header
+    from netlm_imaging.io._dicom_fast import _fast_header
 
     extra = {"AcquisitionTime": " 101500", "AcquisitionDate": "20240102", "ConvolutionKernel": " B30f"}
     files = write_image_series(tmp_path / "ct", np.zeros((6, 5, 2)), oblique_affine(), extra_tags=extra)

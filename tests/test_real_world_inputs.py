@@ -19,7 +19,7 @@ from conftest import oblique_affine
 from dicom_factory import write_image_series
 from seg_factory import Contour, RoiSpec, SegmentSpec, seg_identity, write_rtstruct, write_seg
 
-from netlm_imaging.io._dicom_common import iter_candidate_files
+from netlm_imaging.io._dicom_files import iter_candidate_files
 
 
 def _analyze(*args: str) -> subprocess.CompletedProcess[str]:

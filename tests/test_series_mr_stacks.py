@@ -23,7 +23,9 @@ import pydicom
 import pytest
 from pydicom.uid import ImplicitVRLittleEndian
 
-from netlm_imaging.io._dicom_common import _fast_header, _read_header_pydicom, read_header
+from netlm_imaging.io._dicom_common import read_header
+from netlm_imaging.io._dicom_fast import _fast_header
+from netlm_imaging.io._dicom_header import _read_header_pydicom
 from tests.conftest import oblique_affine
 from tests.dicom_factory import deterministic_uid, write_image_series
 from tests.phantoms import write_nifti

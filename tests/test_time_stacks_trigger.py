@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from netlm_imaging.io._dicom_common import DicomFileInfo
+from netlm_imaging.io._dicom_info import DicomFileInfo
 from netlm_imaging.io._time_stacks import split_by_trigger_time, trigger_time_phases, trigger_time_reason
 
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-# the element encoding is the fast header reader's (_dicom_common); this walker checks bounds instead of
+# the element encoding is the fast header reader's (_dicom_fast); this walker checks bounds instead of
 # giving up where the fast path would, so it keeps its own loop
-from ._dicom_common import _ITEM, _ITEM_END, _LONG_VRS, _SEQ_END
-from ._dicom_common import _UNDEFINED_LENGTH as _UNDEFINED
+from ._dicom_fast import _ITEM, _ITEM_END, _LONG_VRS, _SEQ_END
+from ._dicom_fast import _UNDEFINED_LENGTH as _UNDEFINED
 
 __all__ = ["cut_short"]
 

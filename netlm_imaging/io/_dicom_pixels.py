@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import DicomError, ResourceLimitError, UnsupportedError
-from ._dicom_common import DicomFileInfo, with_transfer_syntax
+from ._dicom_header import with_transfer_syntax
+from ._dicom_info import DicomFileInfo
 from ._inflate import dcmread as bounded_dcmread
 
 __all__ = [

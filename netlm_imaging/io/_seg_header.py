@@ -1,6 +1,6 @@
 """The header of a plain BINARY DICOM SEG from its raw bytes, without pydicom.
 
-Private helper of the folder scan (:mod:`netlm_imaging.io._dicom_common`) and of
+Private helper of the folder scan (:mod:`netlm_imaging.io._dicom_fast`) and of
 :mod:`netlm_imaging.io.dicom_seg`. The SEGs met in practice (highdicom, dcmqi,
 Slicer exports) are BINARY, native explicit VR little endian, in a character set
 the readers decode themselves, with their orientation and pixel spacing in the

@@ -39,7 +39,7 @@ from datetime import datetime
 import numpy as np
 
 from ..dicom_values import parse_datetime, parse_time, seconds_of_day
-from ._dicom_common import DicomFileInfo
+from ._dicom_info import DicomFileInfo
 
 __all__ = ["split_by_acquisition_time", "split_by_trigger_time", "trigger_time_phases", "trigger_time_reason"]
 

@@ -89,7 +89,9 @@ import numpy as np
 from ..errors import DicomError, GeometryError, ResourceLimitError
 from ..segmentation import MaskLayer
 from ..volume import Volume, sparse_zeros
-from ._dicom_common import guard_malformed, with_transfer_syntax, without_preamble
+from ._dicom_files import without_preamble
+from ._dicom_guard import guard_malformed
+from ._dicom_header import with_transfer_syntax
 from ._dicom_resampled import grid_slice_of_original, nearest_original_slices, resampled_note
 from ._inflate import dcmread as bounded_dcmread
 from ._seg_fast import FrameTable, decode_binary, read_frame_table

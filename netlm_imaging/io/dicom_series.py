@@ -83,15 +83,10 @@ import numpy as np
 from ..errors import DicomError, UnsupportedError, UsageError
 from ..threads import PendingTasks, analysis_threads
 from ..volume import MAX_SHEAR_DEG, Volume
-from ._dicom_common import (
-    IMAGE,
-    DicomFileInfo,
-    FrameGeometry,
-    fast_text_values,
-    guard_malformed,
-    read_header,
-    scan_dicom_folder,
-)
+from ._dicom_common import read_header, scan_dicom_folder
+from ._dicom_fast import fast_text_values
+from ._dicom_guard import guard_malformed
+from ._dicom_info import IMAGE, DicomFileInfo, FrameGeometry
 from ._dicom_pixels import (
     decode_frames,
     native_into_applies,

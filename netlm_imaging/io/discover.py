@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ._dicom_common import IMAGE, RTSTRUCT, SEG, scan_dicom_folder
+from ._dicom_common import scan_dicom_folder
+from ._dicom_info import IMAGE, RTSTRUCT, SEG
 from .discover_beside import from_dicom_and_files
 from .discover_choice import DiscoveredStudy, SegmentationCandidate
 from .discover_dicom import from_dicom, seg_candidate

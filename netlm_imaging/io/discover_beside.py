@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import DicomError, InputError
 from ..placement import voxels_box
 from ..volume import DIRECTION_TOLERANCE, SPACING_TOLERANCE_MM, Volume
-from ._dicom_common import RTSTRUCT, SEG, DicomFileInfo
+from ._dicom_info import RTSTRUCT, SEG, DicomFileInfo
 from .dicom_series import SeriesGroup, group_image_series, series_grid
 from .discover_choice import SEG_OPTION, SERIES_OPTION, DiscoveredStudy, SegmentationCandidate, choose_segmentations
 from .discover_dicom import dicom_candidates, dicom_study, from_dicom, is_scout

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import DicomError, InputError
-from ._dicom_common import DicomFileInfo
+from ._dicom_info import DicomFileInfo
 from .formats import file_format
 
 __all__ = [

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ._dicom_common import DicomFileInfo, scan_dicom_folder
+from ._dicom_common import scan_dicom_folder
+from ._dicom_info import DicomFileInfo
 from .dicom_series import SeriesGroup, group_image_series
 from .discover_choice import DiscoveredStudy, SegmentationCandidate, file_kind
 

@@ -13,7 +13,8 @@ import re
 from pathlib import Path
 
 from ..errors import InputError
-from ._dicom_common import RTSTRUCT, SEG, scan_dicom_folder
+from ._dicom_common import scan_dicom_folder
+from ._dicom_info import RTSTRUCT, SEG
 from .discover_choice import DiscoveredStudy, SegmentationCandidate, choose_segmentations, file_kind
 from .formats import volume_base_name
 from .monai_layout import monai_outputs, shown_name

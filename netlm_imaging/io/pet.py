@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import DicomError, InputError, UnsupportedError
 from ..volume import Volume
-from ._dicom_common import with_transfer_syntax
+from ._dicom_header import with_transfer_syntax
 from ._inflate import dcmread as bounded_dcmread
 from .formats import volume_base_name
 from .suv_inputs import SuvInputs, suv_inputs_from

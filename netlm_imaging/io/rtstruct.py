@@ -90,8 +90,9 @@ from pydicom.dataset import Dataset
 from ..errors import DicomError, GeometryError, ResourceLimitError
 from ..segmentation import MaskLayer
 from ..volume import Volume
-from ._dicom_common import guard_malformed, without_preamble
 from ._dicom_extent import cut_short
+from ._dicom_files import without_preamble
+from ._dicom_guard import guard_malformed
 from ._dicom_resampled import nearest_original_slices, resampled_note
 from ._inflate import dcmread as bounded_dcmread
 from ._polygon import collapse_repeated_traversal, ends_on_its_start, fill_polygon, shoelace_area
