@@ -35,18 +35,32 @@ ROLES: tuple[str, ...] = ("liver", "lesion", "spleen", "kidney", *SEGMENT_ROLES,
 _B0, _B1 = r"(?<![a-z0-9])", r"(?![a-z0-9])"
 #: The named hepatic vessels (a name's first match wins), by the names TotalSegmentator (portal_vein_and_splenic_vein,
 #: inferior_vena_cava), Slicer and RTSTRUCT exports give them, the AAPM TG-263 prefixes (V_Hepatic, A_Hepatic) and
-#: the usual abbreviations (PV, RHV / MHV / LHV, IVC, HA).
+#: the usual abbreviations (PV, RHV / MHV / LHV, IVC, HA), and in German, French, Spanish, Italian, Portuguese,
+#: Dutch, Russian, Japanese, Chinese and Korean (Pfortader, veine porte, vena porta, veia porta, poortader,
+#: воротная вена, 門脈 ...). The superior vena cava (Vena cava superior, obere Hohlvene) is none of them.
 MAJOR_VESSELS: tuple[tuple[str, str], ...] = (
-    ("portal vein", rf"portal|{_B0}[lmr]?pv{_B1}|門脈|门静脉|воротн|문맥"),
+    (
+        "portal vein",
+        rf"portal|{_B0}[lmr]?pv{_B1}|門脈|门静脉|воротн|문맥|pfortader|poortader|"
+        rf"{_B0}v(ena|eine|eia|\.)?[\s_-]*port(a|ae|e){_B1}",
+    ),
     (
         "inferior vena cava",
-        rf"(?<!superior[\s_-])vena[\s_-]*cava|{_B0}ivc{_B1}|下大静脈|下腔静脉|нижн\w*\s*пол|하대정맥",
+        rf"(?<!superior[\s_-])(vena|veine|veia|{_B0}v\.)[\s_-]*cav[ae](?![\s_-]*sup)|{_B0}ivc{_B1}|"
+        rf"untere[\s_-]*hohlvene|onderste[\s_-]*holle[\s_-]*ader|下大静脈|下腔静脉|нижн\w*\s*пол|하대정맥",
     ),
     (
         "hepatic vein",
-        rf"(hepatic|liver)[\s_-]*veins?|lebervene|vena[\s_-]*hepatica|^v_hepatic|{_B0}[lmr]?hv{_B1}|肝静脈|肝静脉|간정맥",
+        rf"(hepatic|liver)[\s_-]*veins?|leberven|leverader|^v_hepatic|{_B0}[lmr]?hv{_B1}|"
+        rf"(vena|venas|vene|veine|veines|veia|veias)[\s_-]*(sus[\s_-]*|sovra)?(h[eé]patiq|hep[aá]tic|ep[aá]tic)|"
+        rf"肝静脈|肝静脉|간정맥|печ[её]ночн\w*\s*вен",
     ),
-    ("hepatic artery", rf"(hepatic|liver)[\s_-]*arter|^a_hepatic|{_B0}c?ha{_B1}|肝動脈|肝动脉|간동맥"),
+    (
+        "hepatic artery",
+        rf"(hepatic|liver)[\s_-]*arter|^a_hepatic|{_B0}c?ha{_B1}|leberarterie|leverslagader|"
+        rf"(arteria|art[eè]re|art[eé]ria)[\s_-]*(h[eé]patique|hep[aá]tica|ep[aá]tica)|"
+        rf"肝動脈|肝动脉|간동맥|печ[её]ночн\w*\s*артер",
+    ),
 )
 #: Vessels of the liver without a name of which (TotalSegmentator's liver_vessels, MSD Task08's Vessel).
 LIVER_VESSELS = rf"(liver|hepatic)[\s_-]*vessels?|^vessels?$|^hepatic[\s_-]*vasculature$|{_B0}vasculature{_B1}"
@@ -63,8 +77,9 @@ def vessel_name(name: str | None) -> str | None:
     ['hepatic artery', None, None, None, None]
     """
     import re
+    import unicodedata
 
-    text = (name or "").strip()
+    text = unicodedata.normalize("NFC", (name or "").strip())  # an accent stored as its own code point
     for vessel, pattern in MAJOR_VESSELS:
         if re.search(pattern, text, flags=re.IGNORECASE):
             return vessel

@@ -29,6 +29,7 @@ import pytest
 
 from netlm_imaging.io.label_spec import parse_label_spec
 from netlm_imaging.io.role_precedence import decide_role
+from netlm_imaging.segmentation import vessel_name
 from tests.conftest import analyze_json, oblique_affine
 from tests.dicom_factory import write_image_series
 from tests.seg_factory import RoiSpec, box_outline, write_rtstruct
@@ -102,7 +103,20 @@ def _study(ct, tmp_path, rois, charset=None):
         ("肝動脈", "vessel"),
         ("肝内胆管", None),  # intrahepatic bile duct
         ("воротная вена", "vessel"),
-        ("печёночная артерия", None),
+        ("печёночная артерия", "vessel"),  # hepatic artery
+        ("Pfortader", "vessel"),  # portal vein, German
+        ("veine porte", "vessel"),
+        ("vena porta", "vessel"),
+        ("poortader", "vessel"),
+        ("veines sus-hépatiques", "vessel"),  # the hepatic veins, French: "sus-" is no Boolean minus
+        ("veine he\u0301patique", "vessel"),  # the accent as its own code point (NFD)
+        ("Leberarterie", "vessel"),
+        ("arteria hepática", "vessel"),
+        ("untere Hohlvene", "vessel"),
+        ("Vena cava superior", None),  # the superior vena cava is no hepatic vessel
+        ("obere Hohlvene", None),
+        ("Leber-Pfortader", None),  # TG-263 Boolean: liver minus portal vein
+        ("Leber_ohne_Lebervenen", None),
         ("간정맥", "vessel"),
         ("浮腫", None),
         ("간호", None),  # nursing: 간 inside a word is not the liver
@@ -131,6 +145,42 @@ def _study(ct, tmp_path, rois, charset=None):
 def test_role_of_a_name(name, role):
     decision = decide_role(name, None, parse_label_spec(None))
     assert decision.role == role, decision.note
+
+
+@pytest.mark.parametrize(
+    ("name", "vessel"),
+    [
+        ("Pfortader", "portal vein"),
+        ("V. portae", "portal vein"),
+        ("veine porte", "portal vein"),
+        ("veia porta", "portal vein"),
+        ("poortader", "portal vein"),
+        ("porta hepatis", None),  # the hilum, not the vein
+        ("Lebervenen", "hepatic vein"),
+        ("veines sus-hépatiques", "hepatic vein"),
+        ("venas hepáticas", "hepatic vein"),
+        ("vene sovraepatiche", "hepatic vein"),
+        ("leverader", "hepatic vein"),
+        ("печеночные вены", "hepatic vein"),
+        ("Arteria hepatica propria", "hepatic artery"),
+        ("artère hépatique", "hepatic artery"),
+        ("arteria epatica", "hepatic artery"),
+        ("artéria hepática", "hepatic artery"),
+        ("leverslagader", "hepatic artery"),
+        ("печёночная артерия", "hepatic artery"),
+        ("Vena cava inferior", "inferior vena cava"),
+        ("veine cave inférieure", "inferior vena cava"),
+        ("untere Hohlvene", "inferior vena cava"),
+        ("onderste holle ader", "inferior vena cava"),
+        ("Vena cava superior", None),
+        ("veine cave supérieure", None),
+        ("верхняя полая вена", None),
+        ("reporter", None),
+    ],
+)
+def test_the_vessel_a_name_names_in_its_language(name, vessel):
+    # the vessel the report names beside each lesion's gap (vascular_contact): which it is, not only "a vessel"
+    assert vessel_name(name) == vessel
 
 
 @pytest.mark.parametrize(

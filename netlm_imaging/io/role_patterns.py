@@ -194,6 +194,9 @@ COMPOUND_WORDS = re.compile(
 #: ``V_Hepatic``, ``LN_Hepatic``).
 NOT_THE_ORGAN = re.compile(
     rf"(vessel|vein|vena|cava|{_W0}(ivc|art|pv|hv|[lmr]hv|ha){_W1}|arter|portal|duct|bile|biliar|flexure|ligament|"
+    # the vessels in German, Dutch, French, Italian, Portuguese (Pfortader, Lebervene, Hohlvene, leverader,
+    # veine, artère, vene, veia)
+    rf"pfortader|leberven|hohlvene|(lever|poort|slag|holle[\s_-]*)ader|veines?|art[eè]re|{_W0}vene{_W1}|veias?|"
     rf"lymph|{_W0}nodes?{_W1}|^(a|v|ln)_|"
     # Japanese / Chinese (静脈 动脉 門脈: 脈 / 脉, 胆 / 膽 bile, 血管 vessel), Russian (вена, артерия, воротная,
     # желчный, проток, сосуд), Korean (정맥 동맥 문맥: 맥, 담관 bile duct, 혈관 vessel)
@@ -238,12 +241,13 @@ def names_another_structure(text: str, role: str) -> bool:
 def _vessel_by_name(text: str, roles: Sequence[str], patterns: Sequence[tuple[str, str]]) -> str | None:
     """The hepatic vessel a name names (:func:`~netlm_imaging.segmentation.vessel_name`), unless it also names a
     lesion (``Tumor near portal vein``) or is a derived structure (``Liver-IVC``, ``IVC_ring``, ``non-PV``)."""
+    text = unicodedata.normalize("NFC", text)
     vessel = vessel_name(text)
     if vessel is None or "lesion" in roles or NEGATED.search(text):
         return None
     if COMPOUND_WORDS.search(re.sub(r"(?<![a-z0-9])and(?![a-z0-9])", " ", text, flags=re.IGNORECASE)):
         return None  # portal_vein_and_splenic_vein is one structure (TotalSegmentator), Liver_minus_PV is not
-    if roles and BOOLEAN_MINUS.search(text):
+    if roles and BOOLEAN_MINUS.search(re.sub(r"(?i)(?<![a-z])sus-(?=h)", "sus", text)):  # veines sus-hépatiques
         return None
     if (
         roles
