@@ -7,7 +7,7 @@ the pool's worker initialiser and by each Dask task, the way they cap BLAS), so 
 start more threads than cores.
 
 * :class:`PendingTasks` shares independent tasks between background threads and the caller (the
-  DICOM series' pixel read, :mod:`netlm_imaging.io.dicom_series`: ``readinto`` from the page cache,
+  DICOM series' pixel read, :mod:`netlm_imaging.io.dicom_series_pixels`: ``readinto`` from the page cache,
   the fresh buffer's page faults and the in-place rescale release the GIL).
 * :func:`in_background` runs one memory-bound pass beside the caller's GIL-bound work (the liver's
   box copy and masked sums, :mod:`netlm_imaging.measure.burden`).

@@ -24,7 +24,8 @@ from test_faults_messages import netlm, one_line
 
 from netlm_imaging.errors import UnsupportedError
 from netlm_imaging.io._dicom_common import scan_dicom_folder
-from netlm_imaging.io.dicom_series import read_series_from_index, series_grid
+from netlm_imaging.io.dicom_series import read_series_from_index
+from netlm_imaging.io.dicom_series_plan import series_grid
 from netlm_imaging.io.discover import discover_study
 
 SPACING = (0.8, 0.9, 2.5)

@@ -5,7 +5,7 @@
   shared/data and on generated SEGs, and declines everything else;
 * ``dicom_seg.read_dicom_seg`` given that raw header returns the layers, warnings and role
   decisions of the pydicom reader, and falls back to it for what it cannot place;
-* ``dicom_series._fast_header_facts`` (the series' non-identifying header facts) equals the
+* ``dicom_series_header._fast_header_facts`` (the series' non-identifying header facts) equals the
   pydicom parse;
 * an analysis of a CT + SEG folder gives the same report whichever path read it.
 
@@ -30,7 +30,7 @@ from conftest import oblique_affine, shared_path
 from dicom_factory import write_image_series
 from seg_factory import SegmentSpec, write_seg
 
-from netlm_imaging.io import _dicom_common, dicom_seg, dicom_series
+from netlm_imaging.io import _dicom_common, dicom_seg, dicom_series, dicom_series_header, dicom_series_pixels
 from netlm_imaging.io._dicom_common import scan_dicom_folder
 from netlm_imaging.io._dicom_fast import _plain_seg_header
 from netlm_imaging.io._dicom_header import _read_header_pydicom
@@ -216,10 +216,10 @@ def test_header_facts_without_pydicom_equal_pydicom_on_real_files():
     fast = 0
     for p in _real_dicom_files():
         try:
-            expected = dicom_series._header_facts_pydicom(p)
+            expected = dicom_series_header._header_facts_pydicom(p)
         except Exception:  # files pydicom cannot read are not series files
             continue
-        got = dicom_series._fast_header_facts(p)
+        got = dicom_series_header._fast_header_facts(p)
         if got is None:
             continue
         fast += 1
@@ -241,9 +241,9 @@ def test_header_facts_without_pydicom_equal_pydicom_on_real_files():
 )
 def test_header_facts_without_pydicom_equal_pydicom(tmp_path, extra):
     files = write_image_series(tmp_path / "ct", np.zeros((6, 5, 2)), oblique_affine(), extra_tags=extra)
-    got = dicom_series._fast_header_facts(files[0])
+    got = dicom_series_header._fast_header_facts(files[0])
     assert got is not None
-    assert got == dicom_series._header_facts_pydicom(files[0])
+    assert got == dicom_series_header._header_facts_pydicom(files[0])
 
 
 @pytest.mark.parametrize(
@@ -256,8 +256,8 @@ def test_header_facts_without_pydicom_equal_pydicom(tmp_path, extra):
 )
 def test_header_facts_decline_what_pydicom_must_read(tmp_path, extra):
     files = write_image_series(tmp_path / "ct", np.zeros((6, 5, 2)), oblique_affine(), extra_tags=extra)
-    assert dicom_series._fast_header_facts(files[0]) is None
-    assert isinstance(dicom_series.series_header_facts(files[0]), dict)
+    assert dicom_series_header._fast_header_facts(files[0]) is None
+    assert isinstance(dicom_series_header.series_header_facts(files[0]), dict)
 
 
 def test_scan_of_a_ct_seg_folder_equals_the_pydicom_scan(tmp_path, monkeypatch):
@@ -275,7 +275,7 @@ def test_analysis_report_is_the_same_whichever_path_read_the_study(tmp_path, mon
     _study(tmp_path)
     assert main(["analyze", str(tmp_path / "study"), "--out", str(tmp_path / "raw"), "--quiet"]) == 0
     monkeypatch.setattr(_dicom_common, "_plain_seg_header", lambda path: None)
-    monkeypatch.setattr(dicom_series, "_fast_header_facts", lambda path: None)
+    monkeypatch.setattr(dicom_series_header, "_fast_header_facts", lambda path: None)
     assert main(["analyze", str(tmp_path / "study"), "--out", str(tmp_path / "pydicom"), "--quiet"]) == 0
     raw = json.loads((tmp_path / "raw" / "report.json").read_text())
     slow = json.loads((tmp_path / "pydicom" / "report.json").read_text())
@@ -321,10 +321,12 @@ def test_pixels_read_into_the_volume_equal_pydicom(
             stored = stored + (rng.integers(0, 2, size=shape) << 14) * (1 if not signed else 0)
         outs.append(_with_encoding(f, tmp_path / f"{n}.dcm", stored, bits_stored, signed, slope, intercept))
     used = []  # what the direct reads answered: per file, or per run of plain slices (BitsStored 16, slope 1)
-    real = dicom_series.read_native_into
-    monkeypatch.setattr(dicom_series, "read_native_into", lambda *a, **k: used.append(real(*a, **k)) or used[-1])
-    real_plain = dicom_series.read_plain_into
-    monkeypatch.setattr(dicom_series, "read_plain_into", lambda *a, **k: used.append(real_plain(*a, **k)) or used[-1])
+    real = dicom_series_pixels.read_native_into
+    monkeypatch.setattr(dicom_series_pixels, "read_native_into", lambda *a, **k: used.append(real(*a, **k)) or used[-1])
+    real_plain = dicom_series_pixels.read_plain_into
+    monkeypatch.setattr(
+        dicom_series_pixels, "read_plain_into", lambda *a, **k: used.append(real_plain(*a, **k)) or used[-1]
+    )
     vol = dicom_series.read_dicom_series(outs)
     fits = -32768 <= low * slope + intercept and high * slope + intercept <= 32767
     assert vol.array.dtype == (np.int16 if fits else np.int32)

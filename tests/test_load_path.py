@@ -26,7 +26,8 @@ from seg_factory import SegmentSpec, write_seg
 
 from netlm_imaging import threads
 from netlm_imaging.errors import DicomError
-from netlm_imaging.io import _dicom_pixels, dicom_series
+from netlm_imaging.io import _dicom_pixels, dicom_series, dicom_series_pixels
+from netlm_imaging.io._dicom_common import scan_dicom_folder
 from netlm_imaging.threads import PendingTasks
 
 INT16 = np.iinfo(np.int16)
@@ -94,13 +95,13 @@ def test_two_thread_series_read_equals_one_thread_and_pydicom(
     files = _series(tmp_path, 40, big_slice=big_slice, bits_stored=bits_stored)
     calls: list[str] = []
     spied = "read_plain_into" if bits_stored == 16 else "_fill_slices"  # the plain loop, or the general reader
-    real = getattr(dicom_series, spied)
+    real = getattr(dicom_series_pixels, spied)
 
     def spy(*args, **kwargs):
         calls.append(threading.current_thread().name)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(dicom_series, spied, spy)
+    monkeypatch.setattr(dicom_series_pixels, spied, spy)
     read_threads(1)
     one = dicom_series.read_dicom_series(files)
     assert set(calls) == {"MainThread"}
@@ -116,7 +117,7 @@ def test_two_thread_series_read_equals_one_thread_and_pydicom(
 
 def test_two_thread_read_of_a_truncated_file_gives_the_one_thread_message(tmp_path, read_threads):
     files = _series(tmp_path, 40)
-    index = dicom_series.scan_dicom_folder(tmp_path / "ct")
+    index = scan_dicom_folder(tmp_path / "ct")
     files[29].write_bytes(files[29].read_bytes()[:-100])  # cut after the scan: the pixel read finds it
     messages = []
     for n in (1, 2):

@@ -530,7 +530,7 @@ def test_three_odd_slices_of_ten_are_still_another_reconstruction(tmp_path):
     import pydicom
 
     from netlm_imaging.io._dicom_common import scan_dicom_folder
-    from netlm_imaging.io.dicom_series import group_image_series
+    from netlm_imaging.io.dicom_series_groups import group_image_series
 
     files = write_image_series(
         tmp_path / "ct", np.zeros(RECON_SHAPE), RECON_AFF, seed=25, extra_tags={"ConvolutionKernel": "B30f"}
@@ -550,7 +550,7 @@ def test_three_odd_slices_of_ten_are_still_another_reconstruction(tmp_path):
 def test_acquisitions_that_follow_each_other_stay_one_stack(tmp_path):
     """Two AcquisitionNumbers covering consecutive slabs are one series, not two reconstructions."""
     from netlm_imaging.io._dicom_common import scan_dicom_folder
-    from netlm_imaging.io.dicom_series import group_image_series
+    from netlm_imaging.io.dicom_series_groups import group_image_series
 
     files = write_image_series(tmp_path / "ct", np.zeros(RECON_SHAPE), RECON_AFF, seed=23)
     import pydicom

@@ -10,7 +10,7 @@ every byte. A process that analyses study after study (a PACS script calling ``a
 * a released buffer is marked ``MADV_FREE``: the kernel takes its pages back under memory
   pressure (they then come back zeroed), and otherwise leaves them where the next read finds
   them without a page fault;
-* the buffer is only for a read that writes every byte of it (:func:`~.dicom_series.start_native_read`:
+* the buffer is only for a read that writes every byte of it (:func:`~.dicom_series_pixels.start_native_read`:
   every slice of the series is read whole into its own rows, or the buffer is dropped), so
   nothing of an earlier study can remain in a new one.
 

@@ -6,7 +6,7 @@ split by TriggerTime (:func:`split_by_trigger_time`) only when every TriggerTime
 slice position of the series exactly once (a complete stack at the same positions); otherwise
 the acquisition-time reading below is tried, and when that fails too the series reader's refusal
 says what TriggerTime left ambiguous (:func:`trigger_time_reason`). TemporalPositionIdentifier,
-where a scanner writes it, splits the series before either (``dicom_series.RECONSTRUCTION_KEYS``).
+where a scanner writes it, splits the series before either (``dicom_series_groups.RECONSTRUCTION_KEYS``).
 
 What TriggerTime means in such a series is not documented: DICOM defines it for cardiac gating (R wave
 to echo, PS3.3 C.8.3.1), GE's fMRI ``epi`` multiphase writes slice timing in it (dcm2niix, GE/README.md)
@@ -77,7 +77,7 @@ def split_by_acquisition_time(
     files : sequence of DicomFileInfo
         Single-frame image files of one SeriesInstanceUID.
     positions_mm : numpy.ndarray
-        Their slice positions along the normal (as :func:`dicom_series._positions_mm` gives them).
+        Their slice positions along the normal (as :func:`.dicom_series_groups._positions_mm` gives them).
 
     Returns
     -------
@@ -208,7 +208,7 @@ def trigger_time_phases(
     Parameters
     ----------
     stacks : sequence of sequence of DicomFileInfo
-        The stacks split off one SeriesInstanceUID (``dicom_series.split_reconstructions``).
+        The stacks split off one SeriesInstanceUID (``dicom_series_groups.split_reconstructions``).
 
     Returns
     -------

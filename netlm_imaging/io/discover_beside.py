@@ -8,7 +8,7 @@ belong to is the one whose grid they lie on: their voxels are the series' voxels
 :meth:`netlm_imaging.volume.Volume.same_grid`, or a crop of that grid as Slicer writes it, or either
 with its axes in another order or direction as dcm2niix writes them), both from their headers
 alone, by the code that gives the grids of the readers the analysis uses
-(:func:`~netlm_imaging.io.dicom_series.series_grid`, :func:`~netlm_imaging.io.loader.volume_grid`), so
+(:func:`~netlm_imaging.io.dicom_series_plan.series_grid`, :func:`~netlm_imaging.io.loader.volume_grid`), so
 both are in patient LPS and no pixel is read twice. A volume on no series'
 grid is refused, naming both and how the grids differ: a file named like a segmentation and not
 on the image's grid was drawn on another image. DICOM SEG / RTSTRUCT objects in the folder are
@@ -26,7 +26,8 @@ from ..errors import DicomError, InputError
 from ..placement import voxels_box
 from ..volume import DIRECTION_TOLERANCE, SPACING_TOLERANCE_MM, Volume
 from ._dicom_info import RTSTRUCT, SEG, DicomFileInfo
-from .dicom_series import SeriesGroup, group_image_series, series_grid
+from .dicom_series_groups import SeriesGroup, group_image_series
+from .dicom_series_plan import series_grid
 from .discover_choice import SEG_OPTION, SERIES_OPTION, DiscoveredStudy, SegmentationCandidate, choose_segmentations
 from .discover_dicom import dicom_candidates, dicom_study, from_dicom, is_scout
 from .loader import volume_grid
@@ -67,7 +68,7 @@ def _on_grid(
     """The one series all ``files`` lie on; refused naming the difference when none or several.
 
     Headers alone decide (:func:`~netlm_imaging.io.loader.volume_grid`,
-    :func:`~netlm_imaging.io.dicom_series.series_grid`): the pixels are read once, by the analysis.
+    :func:`~netlm_imaging.io.dicom_series_plan.series_grid`): the pixels are read once, by the analysis.
     """
     vols = [(c, volume_grid(c.path)) for c in files]
     grids = [(g, series_grid(index, series_uid=g.uid, nonuniform="resample", where=str(folder))) for g in series]

@@ -15,7 +15,7 @@ from typing import Any
 from ..creator import is_own_output
 from ..errors import DicomError
 from ._dicom_info import RTSTRUCT, SEG, DicomFileInfo
-from .dicom_series import SeriesGroup, group_image_series
+from .dicom_series_groups import SeriesGroup, group_image_series
 from .discover_choice import SEG_OPTION, SERIES_OPTION, DiscoveredStudy, SegmentationCandidate, choose_segmentations
 
 __all__ = ["dicom_candidates", "dicom_study", "from_dicom", "is_scout", "pet_for", "seg_candidate"]

@@ -10,7 +10,7 @@ from typing import Any
 from ..errors import InputError
 from ._dicom_common import scan_dicom_folder
 from ._dicom_info import DicomFileInfo
-from .dicom_series import SeriesGroup, group_image_series
+from .dicom_series_groups import SeriesGroup, group_image_series
 from .discover_choice import DiscoveredStudy, SegmentationCandidate, file_kind
 
 __all__ = ["MANIFEST_NAMES", "from_manifest", "load_manifest"]

@@ -41,7 +41,7 @@ def other_mr_series(img: Volume, index: Sequence[Any]) -> list[MrSeries]:
     named ``UID#n`` as ``--image-series`` takes it; the stack ``img`` was read from is left out.
     One header pair (first and last file by path) is read per stack.
     """
-    from .dicom_series import group_image_series
+    from .dicom_series_groups import group_image_series
 
     mine = {str(Path(f)) for f in img.meta.get("files") or []}
     my_frames = set(img.meta.get("frame_numbers") or [])

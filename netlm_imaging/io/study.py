@@ -102,7 +102,8 @@ def read_study_image(
     nonuniform = "resample" if (allow_resample or (bool(index) and _is_pet_series(index, series_uid))) else "error"
     if not index:
         return load_image(image, max_voxels=max_voxels, nonuniform=nonuniform, series_uid=series_uid)
-    from .dicom_series import read_series_from_index, series_referenced_by
+    from .dicom_series import read_series_from_index
+    from .dicom_series_header import series_referenced_by
 
     return read_series_from_index(
         index,
