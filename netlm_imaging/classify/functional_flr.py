@@ -118,8 +118,9 @@ def functional_remnant(
                 "removed_segments": list(plan.get("resected_segments") or []),
                 "functional_flr_percent": round_or_none(pct),
                 "volumetric_flr_percent_of_non_tumorous": plan.get("flr_percent_of_non_tumorous"),
-                "parenchyma_sparing_charge": "the union of the enucleation/wedge/ablation zones (overlaps once), "
-                "charged in each segment at that segment's HUI per mL",
+                "parenchyma_sparing_charge": "the union of the enucleation/wedge/ablation zones and of the zones "
+                "of the resected lesions' boundary spills into kept segments (overlaps once), charged in each "
+                "segment at that segment's HUI per mL",
                 "reason": why,
             }
     notes: list[str] = []

@@ -19,7 +19,9 @@ __all__ = ["PARENCHYMA_COST_MODEL", "plan_block"]
 PARENCHYMA_COST_MODEL = (
     "measured on the masks: enucleation/wedge zone = lesion dilated by margin_mm within the liver mask, ablation "
     "zone = lesion dilated by ablation_margin_mm within the liver mask; cost = non-tumorous liver of the zone in the "
-    "kept segments; remnant_ml counts overlapping zones once"
+    "kept segments; a resected lesion's part over a boundary into a kept segment (ignored_segment_overlaps) takes "
+    "its zone, that part dilated by margin_mm within the liver mask, from the kept segments; remnant_ml counts "
+    "overlapping zones once"
 )
 
 
@@ -75,7 +77,7 @@ def plan_block(
         "remnant_anatomy_check": plan.remnant_check,
         "lesion_treatments": treatments,
         # lesion parts over a segment boundary below planner.segment_involvement_min_ml / _min_fraction
-        "ignored_segment_overlaps": spill_entries(plan.segment_spills, plan.resected_segments),
+        "ignored_segment_overlaps": spill_entries(plan.segment_spills, plan.resected_segments, plan.spill_taken_ml),
         "segment_involvement_min_ml": float(rules["planner"]["segment_involvement_min_ml"]),
         "segment_involvement_min_fraction": float(rules["planner"]["segment_involvement_min_fraction"]),
         "treated_tumor_ml": plan.treated_ml,
@@ -89,7 +91,8 @@ def plan_block(
         if primary is None
         else meets(primary, deb["threshold_percent"], deb["comparator"]),
         "remnant_ml": plan.remnant_ml,
-        # segment -> non-tumorous mL of the union of the chosen sparing zones (what remnant_ml subtracts)
+        # segment -> non-tumorous mL of the union of the chosen sparing zones and of the zones of the resected
+        # lesions' spills into kept segments (what remnant_ml subtracts)
         "zone_union_ml_by_segment": {str(k): v for k, v in sorted(plan.zone_union_ml_by_label.items())},
         "flr_percent_of_non_tumorous": 100.0 * plan.remnant_ml / non_tumorous_ml if non_tumorous_ml > 0 else None,
         "standardized_flr_percent": 100.0 * plan.remnant_ml / telv if telv else None,

@@ -23,7 +23,11 @@ A plan combines
   counted on the masks (:mod:`netlm_imaging.classify.zones`).
 
 The FLR after a plan is the non-tumorous liver in the kept segments minus the
-zones of the sparing treatments (untreated tumour is never FLR). A plan is
+zones of the sparing treatments (untreated tumour is never FLR) and minus the zones of
+the spills the resection takes: a lesion it takes may lie over a boundary into a kept
+segment by less than the involvement tolerance, and the transection plane takes that
+part with the wedges' ``margin_mm`` around it (:func:`~netlm_imaging.classify.involvement.spill_zones`).
+Those zones are charged to the resection before the sparing choices (its FLR). A plan is
 feasible when that FLR, as a percentage of the deciding denominator, passes
 the threshold of the liver condition with the rules' comparator.
 
@@ -48,13 +52,15 @@ resected segments.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+import numpy as np
 
 from ..measure.context import MeasurementContext
 from ..measure.segments import N_SEGMENTS, SegmentTable
 from .anatomy import candidate_resections, remnant_check, resection_name
-from .involvement import spill_notes
+from .involvement import SegmentSpill, spill_notes, spill_zones
 from .planner_model import DebulkingPlan, LesionOption, kept_label_mask, lesion_options, remnant_after_zones_ml
 from .planner_model import covered as _covered
 from .planner_search import optimise_plan
@@ -72,6 +78,30 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+
+def _taken_spills(options: Sequence[LesionOption], s: frozenset[int]) -> list[tuple[int, int]]:
+    """The spills resection ``s`` takes into segments it keeps: (lesion id, segment) of each lesion it takes."""
+    return [(sp.lesion_id, sp.segment) for o in options if _covered(o, s) for sp in o.spills if sp.segment not in s]
+
+
+def _spill_unions(
+    ctx: MeasurementContext, options: Sequence[LesionOption], resections: Sequence[frozenset[int]], margin_mm: float
+) -> tuple[dict[tuple[int, int], LesionZones], dict[frozenset[int], list[tuple[int, int]]], dict[frozenset[int], Any]]:
+    """The zones of the spills the resections take, each resection's spills, and the voxels of their union per
+    segment label (counted once where they overlap, :func:`union_voxels_by_label`)."""
+    taken = {s: _taken_spills(options, s) for s in resections}
+    spills: dict[tuple[int, int], SegmentSpill] = {(sp.lesion_id, sp.segment): sp for o in options for sp in o.spills}
+    needed = sorted({k for t in taken.values() for k in t})
+    zones = spill_zones(ctx, [spills[k] for k in needed], margin_mm) if needed else {}
+    cache: dict[frozenset[tuple[int, int]], np.ndarray] = {}
+    unions = {}
+    for s, t in taken.items():
+        key = frozenset(k for k in t if k in zones)
+        if key not in cache:
+            cache[key] = union_voxels_by_label(ctx, [(zones[k], "enucleation") for k in sorted(key)])
+        unions[s] = cache[key]
+    return zones, taken, unions
 
 
 def plan_debulking(
@@ -150,6 +180,13 @@ def plan_debulking(
         notes[0] = f"resection given by the user (remnant: {checks[fixed_resection]})"  # not the candidates' count
     if require_resection:  # a resection that takes at least one lesion
         flr_by = {k: v for k, v in flr_by.items() if any(_covered(o, k) for o in options)}
+    raw_flr = dict(flr_by)
+    # the spills a resection takes into kept segments take their zones from its FLR, before the sparing choices
+    sz, taken, unions = _spill_unions(ctx, options, list(flr_by), float(planner["margin_mm"]))
+    for k, u in unions.items():
+        if u.any():
+            kept_k = [x for x in range(1, N_SEGMENTS + 1) if x not in k]
+            flr_by[k] = remnant_after_zones_ml(raw_flr[k], float(u[kept_k].sum()), ctx.voxel_volume_ml)
     plan = optimise_plan(
         options,
         flr_by,
@@ -166,12 +203,27 @@ def plan_debulking(
         chosen = [
             (zones[lid], kind) for lid, (kind, _) in plan.treatments.items() if kind in ("enucleation", "ablation")
         ]
+        chosen += [(sz[k], "enucleation") for k in taken.get(s, []) if k in sz]
         union = union_voxels_by_label(ctx, chosen)  # overlapping zones counted once
-        plan.remnant_ml = remnant_after_zones_ml(flr_by[s], float(union[kept].sum()), ctx.voxel_volume_ml)
+        plan.remnant_ml = remnant_after_zones_ml(raw_flr[s], float(union[kept].sum()), ctx.voxel_volume_ml)
         plan.zone_union_ml_by_label = {k: float(union[k]) * ctx.voxel_volume_ml for k in kept}
         plan.remnant_check = checks.get(s, "")
         plan.resection_name = resection_name(s, rules["anatomy"], rules["resections"])
+    elif fixed_resection is not None and fixed_resection in flr_by:  # the resection alone, its spills' zones taken
+        s = fixed_resection
+        plan.remnant_ml = flr_by[s]
+        kept = [k for k in range(1, N_SEGMENTS + 1) if k not in s]
+    if plan.feasible or (fixed_resection is not None and fixed_resection in flr_by):
+        plan.spill_taken_ml = {
+            k: float(np.asarray(sz[k].enucleation_ml_by_label)[kept].sum()) for k in taken.get(s, []) if k in sz
+        }
+        plan.spill_zone_ml = float(unions[s][kept].sum()) * ctx.voxel_volume_ml if s in unions else 0.0
     plan.segment_spills = [sp for o in options for sp in o.spills]
-    notes += spill_notes(plan.segment_spills, plan.treatments, plan.resected_segments) if plan.feasible else []
+    margin = float(planner["margin_mm"])
+    notes += (
+        spill_notes(plan.segment_spills, plan.treatments, plan.resected_segments, plan.spill_taken_ml, margin)
+        if plan.feasible
+        else []
+    )
     plan.notes = notes + plan.notes
     return plan

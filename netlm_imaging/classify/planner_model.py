@@ -144,9 +144,16 @@ class DebulkingPlan:
         The anatomy test's verdict on the remnant.
     zone_union_ml_by_label : dict
         Kept segment label (0 = no segment) -> non-tumorous liver (mL) in the union of the
-        chosen enucleation/ablation zones there (overlaps counted once; empty when infeasible).
+        chosen enucleation/ablation zones and of the zones of the resected lesions' spills into kept
+        segments there (overlaps counted once; empty when infeasible): what ``remnant_ml`` subtracts.
     segment_spills : list of SegmentSpill
         The lesions' parts in segments below the involvement tolerance (set by :func:`plan_debulking`).
+    spill_zone_ml : float
+        Non-tumorous liver of the kept segments in the union of the zones of the spills the resection
+        takes (a spill of a lesion it takes into a segment it keeps): what the optimiser charged the
+        resection before the sparing choices.
+    spill_taken_ml : dict
+        (lesion id, segment) -> that mL of each such spill's own zone.
     """
 
     feasible: bool
@@ -164,6 +171,8 @@ class DebulkingPlan:
     remnant_check: str = ""
     zone_union_ml_by_label: dict[int, float] = field(default_factory=dict)
     segment_spills: list[SegmentSpill] = field(default_factory=list)
+    spill_zone_ml: float = 0.0
+    spill_taken_ml: dict[tuple[int, int], float] = field(default_factory=dict)
 
     @property
     def debulking_percent_volume(self) -> float | None:

@@ -75,10 +75,12 @@ def planner_zones(
     dict
         Lesion id -> :class:`~netlm_imaging.classify.zones.LesionZones`.
     """
+    ids = zone_lesion_ids(lesions, planner)
     return compute_zones(
         ctx,
         [les.id for les in lesions],
         float(planner["margin_mm"]),
         float(planner["ablation_margin_mm"]),
-        **zone_lesion_ids(lesions, planner),
+        enucleation_ids=ids["enucleation_ids"],
+        ablation_ids=ids["ablation_ids"],
     )

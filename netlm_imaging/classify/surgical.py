@@ -252,7 +252,8 @@ def _plan_meets(planned: _Plan, basis: FlrBasis, rules: Rules) -> bool:
     flr_kept = plan.remnant_ml + sum(plan.zone_union_ml_by_label.values())  # remnant_after_zones_ml undone
     sparing = [cost for kind, cost in plan.treatments.values() if kind in ("enucleation", "ablation")]
     step = float(rules["planner"]["cost_resolution_ml"])
-    counted = flr_kept - sum(sparing) - step * len(sparing)
+    # the resection's FLR the optimiser read already had its spills' zones taken (planner.plan_debulking)
+    counted = flr_kept - plan.spill_zone_ml - sum(sparing) - step * len(sparing)
     return meets(counted, basis.threshold_percent / 100.0 * basis.denominator_ml, rules["flr"]["comparator"])
 
 

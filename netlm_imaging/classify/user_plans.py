@@ -71,9 +71,15 @@ def _plan(
     if not plan.feasible:  # nothing is planned: state the resection and the FLR it leaves
         plan.resected_segments = sorted(s)
         plan.resection_name = resection_name(s, rules["anatomy"], rules["resections"])
-        plan.remnant_ml = table.non_tumorous_ml([k for k in range(1, 9) if k not in s])
+        # plan_debulking left the resection's own FLR: the kept segments' non-tumorous liver minus the zones
+        # of the boundary spills of the lesions it takes (planner.margin_mm around each)
         thr = f"{fb.threshold_percent:g}% of {fb.basis}"
         plan.notes = [f"the resection alone leaves less FLR than the threshold ({thr})"]
+        if plan.spill_zone_ml > 0:
+            plan.notes.append(
+                f"the transection planes around the lesions' parts over the boundary into kept segments "
+                f"(ignored_segment_overlaps) take {plan.spill_zone_ml:.2f} mL of non-tumorous liver from that FLR"
+            )
         plan.untreated_reasons = dict.fromkeys(plan.treatments, "the resection alone leaves an inadequate FLR")
     return plan
 

@@ -1,6 +1,6 @@
 """Parenchyma lost to wedge resection / enucleation and ablation, measured on the masks.
 
-Why one module (~610 lines): the zones and their costs are one table for the planner, computed
+Why one module (~630 lines): the zones and their costs are one table for the planner, computed
 by three linear passes on orthogonal grids and by the exact point test on a gantry-tilted (sheared)
 one (:func:`_zones_sheared`), from the same lesion boxes and with the same costs.
 
@@ -385,6 +385,7 @@ def compute_zones(
     *,
     enucleation_ids: Collection[int] | None = None,
     ablation_ids: Collection[int] | None = None,
+    part_segment: Mapping[int, int] | None = None,
 ) -> dict[int, LesionZones]:
     """Enucleation (``margin_mm``) and ablation (``ablation_margin_mm``) zones of the given lesions.
 
@@ -396,6 +397,9 @@ def compute_zones(
     margin_mm, ablation_margin_mm : float
     enucleation_ids, ablation_ids : collection of int, optional
         Only these lesions get that zone (the others' fields are ``None``); default: all of ``lesion_ids``.
+    part_segment : Mapping, optional
+        Lesion id -> a segment label: dilate only the lesion's voxels in that segment (its part over a
+        boundary, :mod:`netlm_imaging.classify.involvement`); needs the segment map.
 
     Returns
     -------
@@ -407,7 +411,7 @@ def compute_zones(
     liver = np.asarray(ctx.liver, dtype=bool) if ctx.liver is not None else np.ones(labels.shape, bool)
     margins = (margin_mm, ablation_margin_mm)
     if ctx.image.sheared:  # gantry tilt: the passes need orthogonal axes; the exact point test instead
-        return _zones_sheared(ctx, labels, liver, lesion_ids, margins, (enucleation_ids, ablation_ids))
+        return _zones_sheared(ctx, labels, liver, lesion_ids, margins, (enucleation_ids, ablation_ids), part_segment)
     passes = [_Passes.plan(m, spacing, labels) for m in margins]
     cap = max(ps.flat_cap for ps in passes)
     passes = [ps.widened(cap) for ps in passes]  # one flat pass serves both margins
@@ -419,7 +423,9 @@ def compute_zones(
     pads = [[r[a] for a in perm] for r in reach]
     known = _lesion_boxes(ctx, labels)
     boxes = [
-        _lesion_box(ctx, labels, liver, int(lid), known[int(lid)], pad, perm) for lid in lesion_ids if int(lid) in known
+        _lesion_box(ctx, labels, liver, int(lid), known[int(lid)], pad, perm, (part_segment or {}).get(int(lid)))
+        for lid in lesion_ids
+        if int(lid) in known
     ]
     if not boxes:
         return {}
@@ -455,6 +461,7 @@ def _zones_sheared(
     lesion_ids: Iterable[int],
     margins: tuple[float, float],
     only: tuple[Collection[int] | None, Collection[int] | None],
+    part_segment: Mapping[int, int] | None = None,
 ) -> dict[int, LesionZones]:
     """:func:`compute_zones` on a sheared grid (gantry tilt), voxel for voxel by the same rule.
 
@@ -478,6 +485,8 @@ def _zones_sheared(
         lesion = lab == lid
         in_liver = np.asarray(liver[box3], dtype=bool)
         seg = _labels(ctx, box3) if ctx.segment_labels is not None else None
+        if part_segment is not None and lid in part_segment:
+            lesion &= _labels(ctx, box3) == part_segment[lid]
         points = np.argwhere(np.ones(lab.shape, dtype=bool))
         found: list[tuple[np.ndarray | None, np.ndarray | None]] = []
         for m, ids in zip(margins, only):
@@ -505,8 +514,10 @@ def _lesion_box(
     tight_box: tuple[slice, slice, slice],
     pad: Sequence[int],
     perm: tuple[int, int, int],
+    part: int | None = None,
 ) -> _Box:
-    """The masks of lesion ``lid`` on its box padded by ``pad``, in the frame ``perm``."""
+    """The masks of lesion ``lid`` (only its voxels in segment ``part`` when given) on its box padded by ``pad``,
+    in the frame ``perm``."""
     box3 = _padded(tight_box, pad, labels.shape)
     lab = np.ascontiguousarray(labels[box3].transpose(perm))  # one strided read; the comparisons run on it
     tc, tm, tf = (slice(tight_box[a].start - box3[a].start, tight_box[a].stop - box3[a].start) for a in perm)
@@ -514,6 +525,8 @@ def _lesion_box(
     non_tumour = lab == 0
     in_liver = liver[box3].transpose(perm)  # a view, read by _on_liver: no copy pass per box
     seg = _labels(ctx, box3).transpose(perm) if ctx.segment_labels is not None else None
+    if part is not None:  # the lesion's part in one segment (its lesion box still holds it)
+        lesion_rows &= _labels(ctx, box3).transpose(perm)[tc, tm, :] == part
     shape = (lab.shape[0], lab.shape[1], lab.shape[2])
     return _Box(lid, box3, shape, lesion_rows, non_tumour, in_liver, seg, (tc, tm, tf))
 
