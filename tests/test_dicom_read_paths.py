@@ -30,7 +30,14 @@ from conftest import oblique_affine, shared_path
 from dicom_factory import write_image_series
 from seg_factory import SegmentSpec, write_seg
 
-from netlm_imaging.io import _dicom_common, dicom_seg, dicom_series, dicom_series_header, dicom_series_pixels
+from netlm_imaging.io import (
+    _dicom_common,
+    dicom_seg,
+    dicom_seg_header,
+    dicom_series,
+    dicom_series_header,
+    dicom_series_pixels,
+)
 from netlm_imaging.io._dicom_common import scan_dicom_folder
 from netlm_imaging.io._dicom_fast import _plain_seg_header
 from netlm_imaging.io._dicom_header import _read_header_pydicom
@@ -170,8 +177,8 @@ def _same_layers(fast, general):
 def test_plain_seg_reader_equals_the_pydicom_reader_on_generated_segs(tmp_path, monkeypatch, empty_segment):
     _files, seg, ref, truth = _study(tmp_path, omit_empty=not empty_segment, empty_segment=empty_segment)
     imported = []
-    real = dicom_seg.bounded_dcmread
-    monkeypatch.setattr(dicom_seg, "bounded_dcmread", lambda *a, **k: imported.append(a) or real(*a, **k))
+    real = dicom_seg_header.bounded_dcmread
+    monkeypatch.setattr(dicom_seg_header, "bounded_dcmread", lambda *a, **k: imported.append(a) or real(*a, **k))
     fast, general, log_plain, log_pydicom = _read_both(seg, ref)
     assert len(imported) == 1  # only the pydicom side parsed the file
     _same_layers(fast, general)

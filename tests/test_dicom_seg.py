@@ -19,7 +19,8 @@ from pydicom.sr.codedict import codes
 
 from netlm_imaging.api import analyze
 from netlm_imaging.errors import DicomError, LabelError, ResourceLimitError, UnsupportedError
-from netlm_imaging.io.dicom_seg import read_dicom_seg, read_seg_segments
+from netlm_imaging.io.dicom_seg import read_dicom_seg
+from netlm_imaging.io.dicom_seg_header import read_seg_segments
 from netlm_imaging.io.dicom_series import read_dicom_series
 from netlm_imaging.io.label_spec import parse_label_spec
 from netlm_imaging.volume import Volume

@@ -28,7 +28,7 @@ def test_one_pass_seg_reader_records_each_segments_box(tmp_path, monkeypatch, co
     from dicom_factory import write_image_series
     from seg_factory import SegmentSpec, write_seg
 
-    from netlm_imaging.io import dicom_seg
+    from netlm_imaging.io import dicom_seg, dicom_seg_decode
     from netlm_imaging.io.label_spec import parse_label_spec
     from netlm_imaging.volume import Volume
 
@@ -52,8 +52,8 @@ def test_one_pass_seg_reader_records_each_segments_box(tmp_path, monkeypatch, co
     specs.append(SegmentSpec("L2", lesion_b, property_type=neo))
     seg = write_seg(tmp_path / "seg.dcm", paths, specs)
     used = []
-    real = dicom_seg.decode_binary
-    monkeypatch.setattr(dicom_seg, "decode_binary", lambda *a, **k: used.append(1) or real(*a, **k))
+    real = dicom_seg_decode.decode_binary
+    monkeypatch.setattr(dicom_seg_decode, "decode_binary", lambda *a, **k: used.append(1) or real(*a, **k))
     layers = dicom_seg.read_dicom_seg(seg, ref, parse_label_spec(None))
     assert used  # the one-pass decoder placed the frames
     assert len(layers) == 3

@@ -639,18 +639,18 @@ def test_seg_out_from_label_maps_equals_highdicom_from_stacked_masks(tmp_path, w
 
 def _read_both_ways(monkeypatch, seg_path, reference, labels=None):
     """read_dicom_seg with the one-pass reader (if it applies) and forced down the frame-by-frame path."""
-    from netlm_imaging.io import _seg_fast, dicom_seg
+    from netlm_imaging.io import _seg_fast, dicom_seg, dicom_seg_decode
     from netlm_imaging.io.label_spec import parse_label_spec
 
     used = []
-    real = dicom_seg.decode_binary
+    real = dicom_seg_decode.decode_binary
 
     def spy(*a, **k):
         out = real(*a, **k)
         used.append(out is not None)
         return out
 
-    monkeypatch.setattr(dicom_seg, "decode_binary", spy)
+    monkeypatch.setattr(dicom_seg_decode, "decode_binary", spy)
     fast = dicom_seg.read_dicom_seg(seg_path, reference, parse_label_spec(labels))
     monkeypatch.setattr(dicom_seg, "read_frame_table", lambda ds, path: None)
     general = dicom_seg.read_dicom_seg(seg_path, reference, parse_label_spec(labels))
