@@ -20,7 +20,8 @@ import pytest
 
 from netlm_imaging.api import analyze_with_context
 from netlm_imaging.report.dicom_seg_out import write_seg_with_header
-from netlm_imaging.report.dicom_sr import _SCT, read_sr_measurements, write_sr
+from netlm_imaging.report.dicom_sr import read_sr_measurements, write_sr
+from netlm_imaging.report.sr_template import SCT
 from tests.dicom_tools import assert_dciodvfy_clean, tid1500_measurements
 from tests.test_seg_writer import IDENTITY_TAGS, PLAIN_IDENTITY_TAGS, _unexpected
 from tests.test_sr import write_phantom_study
@@ -101,6 +102,6 @@ def test_the_comparison_sees_a_changed_value(study, tmp_path: Path) -> None:
 def test_codes_are_pydicoms() -> None:
     from pydicom.sr.codedict import codes
 
-    for name, (value, scheme, meaning) in _SCT.items():
+    for name, (value, scheme, meaning) in SCT.items():
         c = getattr(codes.SCT, name)
         assert (c.value, c.scheme_designator, c.meaning) == (value, scheme, meaning)

@@ -1,6 +1,6 @@
 """The TID 1500 SR written directly: the document highdicom builds, encoded without highdicom.
 
-:func:`netlm_imaging.report.dicom_sr.write_sr` describes the report as
+:func:`netlm_imaging.report.sr_groups.measurement_groups` describes the report as
 :class:`Group` items (codes as ``(value, scheme, meaning)`` tuples); this module
 encodes them as highdicom's ``MeasurementReport`` / ``Comprehensive3DSR`` do
 (the same content items in the same order, the same evidence and modules;

@@ -74,7 +74,7 @@ def write_dicom_outputs(
     """
     from ..errors import UnsupportedError
     from .dicom_seg_out import write_seg_with_header
-    from .dicom_sr import write_sr
+    from .sr_write import write_sr
 
     if not has_dicom_source(ctx):
         raise UnsupportedError(

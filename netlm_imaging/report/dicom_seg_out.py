@@ -8,7 +8,7 @@ of the files does not matter. Frame ``k`` of the SEG is ``mask[:, :, k].T``
 :mod:`netlm_imaging.io.dicom_series`).
 
 Segments (the numbering the SR references, see
-:func:`netlm_imaging.report.dicom_sr.derived_segment_references`): 1 ``Liver``
+:func:`netlm_imaging.report.sr_segment_refs.derived_segment_references`): 1 ``Liver``
 (the total liver: liver mask UNION intrahepatic lesions, the region of the
 report's ``liver.volume_ml``), then ``Spleen`` when present, then one segment
 ``Lesion <id> (<location>)`` per lesion instance in report order.

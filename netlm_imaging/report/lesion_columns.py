@@ -4,7 +4,7 @@ Every per-lesion output reads its columns from :data:`LESION_COLUMNS`:
 the report's ``lesions[]`` items (rounding), the HTML lesion table
 (:mod:`netlm_imaging.report.html`), lesions.csv / ``lesions_frame()``
 (:func:`netlm_imaging.report.tables.lesion_rows`) and the SCT-coded
-measurements of the DICOM SR's lesion groups (:mod:`netlm_imaging.report.dicom_sr`).
+measurements of the DICOM SR's lesion groups (:mod:`netlm_imaging.report.sr_groups`).
 
 How to add a per-lesion measurement
 -----------------------------------

@@ -476,7 +476,7 @@ def check_sr(
     Parameters
     ----------
     sr_path : path-like
-        SR file; read with :func:`netlm_imaging.report.dicom_sr.read_sr_measurements`.
+        SR file; read with :func:`netlm_imaging.report.sr_read.read_sr_measurements`.
     study : path-like
         The study folder the SR describes.
     abs_tol, rel_tol, analyze, **analyze_kwargs
@@ -492,7 +492,7 @@ def check_sr(
         An unreadable SR, an SR without checkable quantities, or an SR whose StudyInstanceUID is
         not the study's (both known).
     """
-    from ..report.dicom_sr import read_sr_measurements
+    from ..report.sr_read import read_sr_measurements
 
     rules = _loaded_rules(analyze_kwargs)
     _tolerances(abs_tol, rel_tol, rules)
